@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# bench/compare.sh <suite> - run a benchmark suite of tern against its anchor.
+#
+#   bench/compare.sh runtime    spawn+join, yield switch, parked RSS, wake latency vs Go
+#   bench/compare.sh all        every suite this script knows
+#
+# Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
+# then ROUNDS rounds alternating tern and the anchor (A B A B ...); the
+# median of each side and the ratio tern/anchor (lower is better for every
+# figure here) go to stdout, one tab-separated line per metric:
+#   metric<TAB>tern<TAB>anchor<TAB>ratio<TAB>unit<TAB>anchor-name
+# Everything else (build output, progress, per-run notes) goes to stderr.
+#
+# Environment:
+#   ROUNDS=5          measured rounds per metric (>= 5 for a figure you quote)
+#   BUILD_DIR=build   the CMake build directory (configured as Release if absent)
+#   NO_BUILD=1        skip building, use what is in BUILD_DIR
+#   RUN_TIMEOUT=300   seconds before one run is killed and counted as NA
+#
+# The runtime suite takes about 2-3 minutes on 2 cores.  Nothing is pinned;
+# tern and Go both use all CPUs unless a metric says otherwise (yield: one
+# P / GOMAXPROCS=1; wake: two Ps / GOMAXPROCS=2).
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+ROUNDS=${ROUNDS:-5}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+CBIN=$BUILD_DIR/bench
+GOBIN=$BUILD_DIR/bench-go
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "compare.sh: $*"; exit 1; }
+
+usage() {
+    log "usage: bench/compare.sh runtime|all"
+    exit 2
+}
+
+# ---- building --------------------------------------------------------------
+
+C_BUILT=0
+build_c() {
+    [ "${NO_BUILD:-0}" = 1 ] && return 0
+    [ "$C_BUILT" = 1 ] && return 0
+    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+        log "== configuring $BUILD_DIR (Release)"
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2 ||
+            die "cmake configure failed"
+    fi
+    local bt
+    bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
+    case $bt in
+        Release | RelWithDebInfo) ;;
+        *) log "warning: $BUILD_DIR has CMAKE_BUILD_TYPE='$bt'; figures from an unoptimised build mean little" ;;
+    esac
+    log "== building C benchmarks (target tern_bench)"
+    cmake --build "$BUILD_DIR" --target tern_bench -j "$(nproc)" >&2 ||
+        die "building tern_bench failed"
+    C_BUILT=1
+}
+
+build_go() { # build_go <dir under bench/go>
+    [ "${NO_BUILD:-0}" = 1 ] && return 0
+    command -v go >/dev/null || die "go not found"
+    mkdir -p "$GOBIN"
+    log "== building bench/go/$1"
+    (cd "$ROOT/bench/go/$1" && go build -o "$GOBIN/$1" .) >&2 ||
+        die "go build bench/go/$1 failed"
+}
+
+go_name() { go version 2>/dev/null | awk '{print $3}'; }
+
+# ---- running and summarising ----------------------------------------------
+
+# run_one <cmd...>: run once, print its one number or NA.
+run_one() {
+    local out rc
+    out=$(timeout "$RUN_TIMEOUT" "$@")
+    rc=$?
+    out=$(printf '%s' "$out" | tr -d '[:space:]')
+    if [ $rc -ne 0 ]; then
+        log "  ! '$*' exited with status $rc"
+        echo NA
+    elif ! [[ $out =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then
+        log "  ! '$*' printed '$out', not a number"
+        echo NA
+    else
+        echo "$out"
+    fi
+}
+
+declare -A RES   # key -> space-separated results
+
+# measure <label> <key1> <fn1> [<key2> <fn2> ...]
+# One warm-up of every fn, then ROUNDS rounds calling them in the given
+# order (tern, anchor, tern, anchor, ...); results collect in RES[key].
+measure() {
+    local label=$1
+    shift
+    local -a keys=() fns=()
+    while [ $# -gt 0 ]; do
+        keys+=("$1")
+        fns+=("$2")
+        shift 2
+    done
+    local i r v
+    log "== $label: warm-up"
+    for i in "${!fns[@]}"; do
+        v=$(${fns[$i]})
+        log "  warm-up ${keys[$i]}: $v"
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for i in "${!fns[@]}"; do
+            v=$(${fns[$i]})
+            RES[${keys[$i]}]="${RES[${keys[$i]}]:-} $v"
+            log "  round $r/$ROUNDS ${keys[$i]}: $v"
+        done
+    done
+}
+
+median() { # median of the numbers in $*, ignoring NA; NA if none
+    printf '%s\n' "$@" | grep -v '^NA$' | grep -v '^$' | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "NA"; exit }
+            if (NR % 2) print v[(NR + 1) / 2]
+            else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+
+# emit <metric> <unit> <tern key> <anchor key> <anchor name>
+emit() {
+    local mt ma ratio
+    # shellcheck disable=SC2086
+    mt=$(median ${RES[$3]:-})
+    # shellcheck disable=SC2086
+    ma=$(median ${RES[$4]:-})
+    ratio=$(awk -v t="$mt" -v a="$ma" 'BEGIN {
+        if (t == "NA" || a == "NA" || a + 0 == 0) print "NA"
+        else if (t / a >= 0.1) printf "%.2f\n", t / a
+        else printf "%.3g\n", t / a }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$mt" "$ma" "$ratio" "$2" "$5"
+    log "   -> $1: tern [${RES[$3]:-} ] anchor [${RES[$4]:-} ]"
+}
+
+# ---- suite: runtime --------------------------------------------------------
+# Go anchor: bench/go/runtime (one binary, a subcommand per figure).
+#   spawn_join_ns        start+join 1M empty coroutines in waves of 10,000
+#                        (never more than 10k alive), ns each; default procs.
+#                        Go: sync.WaitGroup per wave.
+#   spawn_join_all_ns    the same with all 1M started before any is joined
+#                        (Go's figure is then dominated by GC scanning 1M stacks).
+#   yield_switch_ns      two coroutines yielding to each other on one P, 10M
+#                        yields; ns per switch.  Go: GOMAXPROCS=1, Gosched.
+#   parked_rss_bytes     1M coroutines parked at once, TERN_STACK_SHARED, each
+#                        in tern_sleep(60 s); (peak RSS - RSS before) / 1M.
+#                        Go: 1M goroutines blocked on a channel receive (Go's
+#                        cheapest parking), same formula.
+#   parked_rss_bytes_own the same with tern's default stack mode (TERN_STACK_OWN);
+#                        the Go figure is the same runs'.
+#   wake_cross_thread_ns A wakes parked B and busy-spins 200 us so B must run
+#                        on the other P; median of t(B runs) - t(wake), 2000
+#                        rounds, 2 Ps.  Go: cap-1 channel, GOMAXPROCS=2.
+
+t_spawn_waves() { run_one "$CBIN/rt_spawn_join" waves 1000000 10000; }
+g_spawn_waves() { run_one "$GOBIN/runtime" spawn-waves 1000000 10000; }
+t_spawn_all() { run_one "$CBIN/rt_spawn_join" all 1000000; }
+g_spawn_all() { run_one "$GOBIN/runtime" spawn-all 1000000; }
+t_yield() { run_one "$CBIN/rt_yield" 10000000; }
+g_yield() { run_one "$GOBIN/runtime" yield 10000000; }
+t_parked_shared() { run_one "$CBIN/rt_parked_rss" shared 1000000; }
+t_parked_own() { run_one "$CBIN/rt_parked_rss" own 1000000; }
+g_parked() { run_one "$GOBIN/runtime" parked 1000000; }
+t_wake() { run_one "$CBIN/rt_wake" 2000; }
+g_wake() { run_one "$GOBIN/runtime" wake 2000; }
+
+suite_runtime() {
+    build_c
+    build_go runtime
+    local b
+    for b in rt_spawn_join rt_yield rt_parked_rss rt_wake; do
+        [ -x "$CBIN/$b" ] || die "$CBIN/$b missing (build target tern_bench)"
+    done
+    [ -x "$GOBIN/runtime" ] || die "$GOBIN/runtime missing"
+    local anchor
+    anchor=$(go_name)
+    [ -n "$anchor" ] || anchor=go
+    log "== runtime suite: $ROUNDS rounds, anchor $anchor, $(nproc) CPUs"
+
+    measure spawn_join tern.spawn t_spawn_waves go.spawn g_spawn_waves
+    measure spawn_join_all tern.spawn_all t_spawn_all go.spawn_all g_spawn_all
+    measure yield_switch tern.yield t_yield go.yield g_yield
+    measure parked_rss tern.parked_shared t_parked_shared go.parked g_parked \
+        tern.parked_own t_parked_own
+    measure wake_cross_thread tern.wake t_wake go.wake g_wake
+
+    emit spawn_join_ns ns/op tern.spawn go.spawn "$anchor"
+    emit spawn_join_all_ns ns/op tern.spawn_all go.spawn_all "$anchor"
+    emit yield_switch_ns ns/switch tern.yield go.yield "$anchor"
+    emit parked_rss_bytes B/coroutine tern.parked_shared go.parked "$anchor"
+    emit parked_rss_bytes_own B/coroutine tern.parked_own go.parked "$anchor"
+    emit wake_cross_thread_ns ns tern.wake go.wake "$anchor"
+}
+
+# ---- main ------------------------------------------------------------------
+
+[ $# -eq 1 ] || usage
+if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || [ "$ROUNDS" -lt 1 ]; then
+    die "ROUNDS must be a positive integer"
+fi
+[ "$ROUNDS" -ge 5 ] || log "note: ROUNDS=$ROUNDS; BENCH.md asks for at least 5"
+start=$(date +%s)
+case $1 in
+    runtime) suite_runtime ;;
+    all)
+        # Suites are added here as they are written (csp, http, startup).
+        suite_runtime
+        ;;
+    *) usage ;;
+esac
+log "== done in $(($(date +%s) - start)) s"

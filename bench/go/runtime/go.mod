@@ -1,0 +1,3 @@
+module tern.bench/runtime
+
+go 1.19

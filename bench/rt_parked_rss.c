@@ -1,0 +1,85 @@
+/*
+ * rt_parked_rss - memory per parked coroutine.
+ *
+ *   rt_parked_rss own|shared [n=1000000]
+ *
+ * The entry reads VmRSS, starts n coroutines (stack mode TERN_STACK_OWN,
+ * the default, or TERN_STACK_SHARED), each of which counts itself and
+ * then sleeps 60 s (tern_sleep).  Once all have counted themselves the
+ * entry sleeps a little more so that the last ones park too, reads VmHWM
+ * (peak RSS) and prints (VmHWM - VmRSS before) / n in bytes.  Then it
+ * returns without waiting for the sleepers (they are abandoned).
+ * compare.sh reports `shared` as parked_rss_bytes and `own` as
+ * parked_rss_bytes_own.  Go anchor: bench/go/runtime parked (goroutines
+ * blocked on a channel receive, Go's cheapest way to park).
+ */
+#include "bench_common.h"
+
+#include <stdatomic.h>
+
+static long g_n;
+static tern_stack_mode g_mode;
+static atomic_long g_ready;
+
+static int sleeper(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add_explicit(&g_ready, 1, memory_order_relaxed);
+    tern_sleep(60 * TERN_SEC);
+    return 0;
+}
+
+static int entry(void *arg)
+{
+    (void)arg;
+    long before = bench_status_kb("VmRSS");
+    int64_t t0 = tern_now();
+    tern_go_options go = {0};
+    go.stack_mode = g_mode;
+    for (long i = 0; i < g_n; i++) {
+        int r = tern_go_opts(sleeper, NULL, &go, NULL);
+        if (r < 0)
+            bench_fail("tern_go_opts", r);
+    }
+    while (atomic_load_explicit(&g_ready, memory_order_relaxed) < g_n)
+        tern_sleep(TERN_MS);
+    tern_sleep(50 * TERN_MS);
+    int64_t t1 = tern_now();
+    long hwm = bench_status_kb("VmHWM");
+    long rss = bench_status_kb("VmRSS");
+    if (before < 0 || hwm < 0) {
+        fprintf(stderr, "cannot read /proc/self/status\n");
+        exit(1);
+    }
+    tern_stats st;
+    if (tern_stats_get(&st, NULL, 0) > 0)
+        fprintf(stderr, "tern parked %s: alive %llu parked %llu timers %llu stacks_mapped %llu\n",
+                g_mode == TERN_STACK_SHARED ? "shared" : "own",
+                (unsigned long long)st.alive, (unsigned long long)st.parked,
+                (unsigned long long)st.timers, (unsigned long long)st.stacks_mapped);
+    fprintf(stderr, "tern parked %s: %ld coroutines asleep, rss before %ld kB, hwm %ld kB, "
+            "rss now %ld kB, %.0f ms to park all, %d procs\n",
+            g_mode == TERN_STACK_SHARED ? "shared" : "own", g_n, before, hwm, rss,
+            (double)(t1 - t0) / 1e6, tern_procs());
+    printf("%.0f\n", (double)(hwm - before) * 1024.0 / (double)g_n);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "own";
+    if (strcmp(mode, "own") == 0)
+        g_mode = TERN_STACK_OWN;
+    else if (strcmp(mode, "shared") == 0)
+        g_mode = TERN_STACK_SHARED;
+    else {
+        fprintf(stderr, "usage: rt_parked_rss own|shared [n]\n");
+        return 2;
+    }
+    g_n = bench_arg(argc, argv, 2, 1000000);
+    int r = tern_run(entry, NULL);
+    if (r != 0)
+        bench_fail("tern_run", r);
+    return 0;
+}

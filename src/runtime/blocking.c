@@ -1,0 +1,143 @@
+/*
+ * blocking.c - tern_blocking(): run a blocking call on a bounded pool of
+ * plain threads while the calling coroutine parks.
+ *
+ * Threads are started on demand up to the bound and exit after 10 s idle.
+ * The job lives in the caller's control block (never on its stack, which
+ * may be copied out in shared-stack mode).  `inflight` counts queued and
+ * running jobs and drops only after the wake, so deadlock detection never
+ * sees zero while a wake is still on its way.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work;                /* jobs queued or stopping */
+    pthread_cond_t gone;                /* a thread exited */
+    tern_co *head, *tail;
+    int max, threads, idle;
+    long queued, running;
+    atomic_long inflight;
+    bool stopping;
+} pool;
+
+int tern__blocking_init(int max_threads)
+{
+    memset(&pool, 0, sizeof pool);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool.work, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&pool.gone, NULL);
+    pool.max = max_threads;
+    return 0;
+}
+
+void tern__blocking_fini(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    pthread_cond_broadcast(&pool.work);
+    while (pool.threads > 0)
+        pthread_cond_wait(&pool.gone, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_cond_destroy(&pool.work);
+    pthread_cond_destroy(&pool.gone);
+    pthread_mutex_destroy(&pool.lock);
+}
+
+long tern__blocking_inflight(void)
+{
+    return atomic_load(&pool.inflight);
+}
+
+void tern__blocking_stats(tern_stats *st)
+{
+    pthread_mutex_lock(&pool.lock);
+    st->blocking_threads = (uint64_t)pool.threads;
+    st->blocking_queued = (uint64_t)pool.queued;
+    st->blocking_running = (uint64_t)pool.running;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+static void *pool_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (!pool.head && !pool.stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 10;
+            pool.idle++;
+            int r = pthread_cond_timedwait(&pool.work, &pool.lock, &ts);
+            pool.idle--;
+            if (r == ETIMEDOUT && !pool.head)
+                goto out;
+        }
+        /* Queued jobs still run when stopping: their coroutines are freed
+         * only after the pool is gone. */
+        tern_co *co = pool.head;
+        if (!co)
+            goto out;
+        pool.head = co->next;
+        if (!pool.head)
+            pool.tail = NULL;
+        pool.queued--;
+        pool.running++;
+        pthread_mutex_unlock(&pool.lock);
+        int r = co->off_fn(co->off_arg);
+        tern_wake(co, co->off_ticket, r);
+        pthread_mutex_lock(&pool.lock);
+        pool.running--;
+        atomic_fetch_sub(&pool.inflight, 1);
+    }
+out:
+    pool.threads--;
+    pthread_cond_broadcast(&pool.gone);
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+int tern_blocking(tern_fn *fn, void *arg)
+{
+    tern_co *co = tern__self_checked("tern_blocking");
+    if (!fn)
+        return -EINVAL;
+    co->off_fn = fn;
+    co->off_arg = arg;
+    co->off_ticket = tern_wait_prepare();
+    co->next = NULL;
+    pthread_mutex_lock(&pool.lock);
+    if (pool.idle == 0 && pool.threads < pool.max) {
+        pthread_t th;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &a, pool_thread, NULL) == 0)
+            pool.threads++;
+        pthread_attr_destroy(&a);
+        if (pool.threads == 0) {
+            pthread_mutex_unlock(&pool.lock);
+            tern_wait_cancel(co->off_ticket);
+            return -EAGAIN;
+        }
+    }
+    if (pool.tail)
+        pool.tail->next = co;
+    else
+        pool.head = co;
+    pool.tail = co;
+    pool.queued++;
+    atomic_fetch_add(&pool.inflight, 1);
+    pthread_cond_signal(&pool.work);
+    pthread_mutex_unlock(&pool.lock);
+    return tern_wait(co->off_ticket, "blocking call", TERN_FOREVER);
+}

@@ -1,0 +1,232 @@
+/*
+ * internal.h - the runtime's private structures, shared by its files and by
+ * the layers above (src/csp, src/net) that build on park/wake.  See
+ * sched.c for the scheduler's model and invariants.
+ */
+#ifndef TERN_RUNTIME_INTERNAL_H
+#define TERN_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tern/runtime.h"
+#include "spin.h"
+
+#define TERN_RUNQ_SIZE 256          /* per-P local queue; power of two */
+#define TERN_CO_CACHE_MAX 128       /* free coroutines kept per P */
+#define TERN_NAME_MAX 32
+
+/* Relaxed counters: written by one thread, read racily by stats. */
+#define STAT_ADD(field, n) \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+#define STAT_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+typedef struct tern_p tern_p;
+
+/* Coroutine states.  PARKING and NOTIFIED exist because a waker may run
+ * while the parker is still on its stack: see sched.c. */
+enum {
+    CO_FREE = 0,    /* in a cache, not a live coroutine */
+    CO_RUNNABLE,    /* in a run queue */
+    CO_RUNNING,     /* on a worker */
+    CO_PARKING,     /* switching out to wait */
+    CO_WAITING,     /* parked; tern_wake makes it RUNNABLE */
+    CO_NOTIFIED,    /* woken before it finished switching out */
+    CO_DEAD,        /* returned; its successor recycles it */
+};
+
+/* A deadline timer.  One lives in each coroutine: a coroutine waits on one
+ * thing at a time, so its wait never allocates. */
+typedef struct tern_timer {
+    int64_t when;
+    tern_co *co;
+    tern_ticket ticket;
+    _Atomic(tern_p *) p;        /* heap it is in, or NULL */
+    int32_t idx;                /* index in that heap; -1 if none */
+    atomic_int firing;          /* callback running outside the heap lock */
+} tern_timer;
+
+typedef struct tern_stack {
+    char *lo;                   /* lowest usable byte (guard page is below) */
+    size_t size;                /* usable bytes */
+    int cls;                    /* size class, or -1 for a private mapping */
+    unsigned vg_id;             /* valgrind registration */
+} tern_stack;
+
+struct tern_co {
+    void *sp;                   /* saved stack pointer while switched out */
+    tern_co *next;              /* run queue / free list / offload queue */
+    _Atomic uint32_t status;
+    uint8_t stack_mode;
+    bool is_main;               /* the tern_run entry */
+    bool stack_released;        /* stack pages given back while cached */
+    uint64_t id;
+    tern_fn *fn;
+    void *arg;
+    tern_p *home;               /* registry it is listed in */
+    tern_co *all_prev, *all_next;
+
+    /* wait protocol: ticket << 1 | claimed */
+    _Atomic uint64_t wait_word;
+    int wait_result;
+    const char *_Atomic wait_reason;
+    _Atomic int64_t state_since; /* coarse ns, for tern_dump */
+    tern_timer timer;
+
+    tern_stack stack;
+
+    /* TERN_STACK_SHARED: pinned to one P, stack copied out when evicted */
+    tern_p *pinned;
+    char *save_buf;
+    size_t save_len, save_cap;
+
+    /* tern_blocking */
+    tern_fn *off_fn;
+    void *off_arg;
+    tern_ticket off_ticket;
+
+    void *asan_fake;
+    void *tsan_fiber;
+    char name[TERN_NAME_MAX];
+};
+
+/* Post-switch work the next context does for the one that left. */
+enum { SW_NONE = 0, SW_YIELD, SW_PARK, SW_EXIT };
+
+struct tern_p {
+    int id;
+    pthread_t thread;
+
+    /* run queue: the owner pushes at tail; owner and thieves CAS head */
+    _Atomic uint32_t runq_head;
+    _Atomic uint32_t runq_tail;
+    _Atomic(tern_co *) runq[TERN_RUNQ_SIZE];
+    _Atomic(tern_co *) runnext;
+
+    /* pinned (shared-stack) coroutines readied by other threads */
+    tern_spin inbox_lock;
+    tern_co *inbox;
+    atomic_int ninbox;
+
+    tern_co *cur;               /* running coroutine; NULL on the scheduler */
+    void *g0_sp;                /* the worker thread's own context */
+    void *g0_asan_fake;
+    void *g0_tsan_fiber;
+    const void *g0_stack_lo;
+    size_t g0_stack_size;
+    tern_co *prev;              /* context that just switched out... */
+    int prev_action;            /* ...and what to do with it */
+    tern_co *g0_next;           /* shared-stack target handed to g0 */
+
+    /* timers */
+    tern_spin timer_lock;
+    tern_timer **heap;
+    _Atomic int32_t nheap;
+    int32_t capheap;
+    _Atomic int64_t timer_next;  /* earliest when, INT64_MAX if none */
+
+    /* caches */
+    tern_co *free_co;
+    int nfree;
+    uint64_t id_next, id_end;   /* batch of coroutine ids */
+
+    /* registry of coroutines started here, for tern_dump */
+    tern_spin all_lock;
+    tern_co *all;
+
+    /* idle and wake-up */
+    tern_p *idle_next;
+    bool is_idle;               /* in the idle list (sched lock) */
+    bool spinning;              /* looking for work, counted in nspinning */
+    atomic_bool wake_spinning;  /* set by wakep: start out spinning */
+    atomic_uint wake_word;      /* futex */
+    atomic_bool in_netpoll;
+
+    /* shared stack for TERN_STACK_SHARED coroutines */
+    tern_stack shared;
+    tern_co *shared_owner;
+
+    uint32_t rand;
+    uint32_t tick;              /* local scheduling decisions */
+
+    /* statistics (see tern_proc_stats) */
+    _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
+    _Atomic uint64_t st_running;   /* 1 while a coroutine is on this P */
+};
+
+typedef struct tern_sched {
+    int nprocs;
+    tern_p *ps;
+    pthread_mutex_t lock;       /* global queue and idle list */
+    tern_co *gq_head, *gq_tail;
+    atomic_long ngq;
+    tern_p *idle;
+    atomic_int npidle;
+    atomic_int nspinning;
+    atomic_bool stopping;
+    atomic_bool netpoll_blocked; /* a worker is blocked in epoll_wait */
+    _Atomic int64_t last_poll;
+    tern_run_options opts;
+    size_t stack_default;
+    int main_result;
+    tern_co *main_co;
+    atomic_uint_fast64_t id_gen;
+    atomic_long fd_waiters;
+    _Atomic uint64_t long_runs;
+} tern_sched;
+
+extern tern_sched *tern__sched;
+
+/* ---- sched.c ---- */
+tern_p *tern__cur_p(void);
+tern_co *tern__self_checked(const char *fn);
+void tern__ready(tern_co *co);
+void tern__wakep(void);
+void tern__inject(tern_co *list);       /* readied from a foreign thread */
+void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- timer.c ---- */
+int tern__timers_init(tern_p *p);
+void tern__timers_free(tern_p *p);
+void tern__timer_add(tern_p *p, tern_timer *t, int64_t when);
+void tern__timer_del(tern_timer *t);
+int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
+int64_t tern__coarse_now(void);
+
+/* ---- stack.c ---- */
+int tern__stacks_init(void);
+void tern__stacks_fini(void);
+int tern__stack_get(tern_stack *s, size_t size);
+void tern__stack_put(tern_stack *s);
+void tern__stack_release(tern_stack *s);        /* give pages back, keep slot */
+void tern__stack_canary_set(const tern_stack *s);
+bool tern__stack_canary_ok(const tern_stack *s);
+bool tern__stack_guarded(void);
+int tern__stack_sig_install(void);              /* per worker: altstack */
+void tern__stack_sig_remove(void);
+uint64_t tern__stacks_mapped(void);
+
+/* ---- netpoll_epoll.c ---- */
+int tern__netpoll_init(void);
+void tern__netpoll_fini(void);
+int tern__netpoll(int64_t timeout_ns);          /* coroutines woken, or -errno */
+void tern__netpoll_break(void);
+
+/* ---- blocking.c ---- */
+int tern__blocking_init(int max_threads);
+void tern__blocking_fini(void);
+long tern__blocking_inflight(void);
+void tern__blocking_stats(tern_stats *st);
+
+/* ---- monitor.c ---- */
+int tern__monitor_start(void);
+void tern__monitor_stop(void);
+
+/* ---- procs.c ---- */
+int tern__default_procs(void);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * netpoll_epoll.c - socket readiness on edge-triggered epoll.
+ *
+ * Each fd gets a descriptor on first tern_fd_wait() and one epoll
+ * registration (IN|OUT|RDHUP|ET) for its lifetime, as in Go's netpoller.
+ * A descriptor holds, per direction, either the waiting coroutine and its
+ * ticket or a "ready" bit that an edge left behind when nobody waited, so
+ * an edge between a caller's EAGAIN and its wait is never lost.  Epoll
+ * events carry the fd and the descriptor's generation, so an event for a
+ * closed-and-reused fd number is dropped.
+ *
+ * Descriptors live in a two-level table indexed by fd: blocks are
+ * allocated on demand and never move, so lookups take no lock.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BLOCK 1024
+#define NBLOCKS 4096                    /* fds up to 4M */
+
+typedef struct pdir {
+    tern_co *co;                        /* waiter, or NULL */
+    tern_ticket ticket;
+    bool ready;                         /* an edge nobody consumed yet */
+} pdir;
+
+typedef struct pdesc {
+    tern_spin lock;
+    uint32_t gen;
+    bool registered;
+    pdir dir[2];                        /* read, write */
+} pdesc;
+
+static _Atomic(pdesc *) table[NBLOCKS];
+static int epfd = -1, evfd = -1;
+
+static pdesc *desc_of(int fd, bool create)
+{
+    if (fd < 0 || fd >= BLOCK * NBLOCKS)
+        return NULL;
+    pdesc *b = atomic_load_explicit(&table[fd / BLOCK], memory_order_acquire);
+    if (!b) {
+        if (!create)
+            return NULL;
+        pdesc *nb = calloc(BLOCK, sizeof *nb);
+        if (!nb)
+            return NULL;
+        if (!atomic_compare_exchange_strong(&table[fd / BLOCK], &b, nb))
+            free(nb);
+        else
+            b = nb;
+    }
+    return &b[fd % BLOCK];
+}
+
+int tern__netpoll_init(void)
+{
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0)
+        return -errno;
+    evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (evfd < 0) {
+        int e = -errno;
+        close(epfd);
+        return e;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = UINT64_MAX};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) < 0) {
+        int e = -errno;
+        close(evfd);
+        close(epfd);
+        return e;
+    }
+    return 0;
+}
+
+void tern__netpoll_fini(void)
+{
+    for (int i = 0; i < NBLOCKS; i++) {
+        pdesc *b = atomic_exchange(&table[i], NULL);
+        free(b);
+    }
+    if (evfd >= 0)
+        close(evfd);
+    if (epfd >= 0)
+        close(epfd);
+    evfd = epfd = -1;
+}
+
+void tern__netpoll_break(void)
+{
+    uint64_t one = 1;
+    if (write(evfd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is already non-zero, the poller will wake */
+    }
+}
+
+int tern_fd_wait(int fd, int events, int64_t deadline)
+{
+    tern_co *self = tern__self_checked("tern_fd_wait");
+    if (!(events & (TERN_FD_READ | TERN_FD_WRITE)) || (events & ~(TERN_FD_READ | TERN_FD_WRITE)))
+        return -EINVAL;
+    pdesc *d = desc_of(fd, true);
+    if (!d)
+        return fd < 0 ? -EBADF : -ENOMEM;
+    tern_spin_lock(&d->lock);
+    if (!d->registered) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.u64 = (uint64_t)d->gen << 32 | (uint32_t)fd};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            int e = errno;
+            tern_spin_unlock(&d->lock);
+            /* Regular files and the like are always ready. */
+            return e == EPERM ? 0 : -e;
+        }
+        d->registered = true;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!(events & (1 << i)))
+            continue;
+        if (d->dir[i].ready) {
+            d->dir[i].ready = false;
+            tern_spin_unlock(&d->lock);
+            return 0;
+        }
+        if (d->dir[i].co) {
+            tern_spin_unlock(&d->lock);
+            return -EBUSY;
+        }
+    }
+    tern_ticket t = tern_wait_prepare();
+    for (int i = 0; i < 2; i++)
+        if (events & (1 << i)) {
+            d->dir[i].co = self;
+            d->dir[i].ticket = t;
+        }
+    atomic_fetch_add(&tern__sched->fd_waiters, 1);
+    tern_spin_unlock(&d->lock);
+
+    int r = tern_wait(t, (events & TERN_FD_READ) ? "fd read" : "fd write", deadline);
+
+    tern_spin_lock(&d->lock);
+    for (int i = 0; i < 2; i++)
+        if (d->dir[i].co == self && d->dir[i].ticket == t)
+            d->dir[i].co = NULL;
+    atomic_fetch_sub(&tern__sched->fd_waiters, 1);
+    tern_spin_unlock(&d->lock);
+    return r;
+}
+
+int tern_fd_close(int fd)
+{
+    pdesc *d = desc_of(fd, false);
+    if (d) {
+        tern_co *w[2] = {NULL, NULL};
+        tern_ticket t[2] = {0, 0};
+        tern_spin_lock(&d->lock);
+        if (d->registered && epfd >= 0)
+            epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+        d->registered = false;
+        d->gen++;
+        for (int i = 0; i < 2; i++) {
+            w[i] = d->dir[i].co;
+            t[i] = d->dir[i].ticket;
+            d->dir[i] = (pdir){0};
+        }
+        tern_spin_unlock(&d->lock);
+        for (int i = 0; i < 2; i++)
+            if (w[i])
+                tern_wake(w[i], t[i], -EBADF);
+    }
+    return close(fd) == 0 ? 0 : -errno;
+}
+
+/* Wake waiters for ready fds; returns how many coroutines it readied. */
+int tern__netpoll(int64_t timeout_ns)
+{
+    struct epoll_event evs[128];
+    int n;
+    if (timeout_ns == 0) {
+        n = epoll_wait(epfd, evs, 128, 0);
+    } else {
+        struct timespec ts, *tp = NULL;
+        if (timeout_ns > 0) {
+            ts.tv_sec = timeout_ns / TERN_SEC;
+            ts.tv_nsec = timeout_ns % TERN_SEC;
+            tp = &ts;
+        }
+        n = epoll_pwait2(epfd, evs, 128, tp, NULL);
+        if (n < 0 && errno == ENOSYS) {
+            int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + TERN_MS - 1) / TERN_MS);
+            n = epoll_wait(epfd, evs, 128, ms);
+        }
+    }
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    int woken = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t data = evs[i].data.u64;
+        if (data == UINT64_MAX) {
+            uint64_t v;
+            if (read(evfd, &v, sizeof v) < 0) {
+                /* already drained by another poller */
+            }
+            continue;
+        }
+        int fd = (int)(uint32_t)data;
+        pdesc *d = desc_of(fd, false);
+        if (!d)
+            continue;
+        uint32_t e = evs[i].events;
+        bool dirs[2] = {(e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+                        (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
+        tern_co *w[2] = {NULL, NULL};
+        tern_ticket t[2] = {0, 0};
+        tern_spin_lock(&d->lock);
+        if (d->gen == (uint32_t)(data >> 32) && d->registered) {
+            for (int k = 0; k < 2; k++) {
+                if (!dirs[k])
+                    continue;
+                if (d->dir[k].co) {
+                    w[k] = d->dir[k].co;
+                    t[k] = d->dir[k].ticket;
+                    /* a waiter on both directions is one wait: clear both */
+                    for (int j = 0; j < 2; j++)
+                        if (d->dir[j].co == w[k] && d->dir[j].ticket == t[k])
+                            d->dir[j].co = NULL;
+                } else {
+                    d->dir[k].ready = true;
+                }
+            }
+        }
+        tern_spin_unlock(&d->lock);
+        for (int k = 0; k < 2; k++)
+            if (w[k])
+                woken += tern_wake(w[k], t[k], 0);
+    }
+    return woken;
+}

@@ -1,0 +1,1302 @@
+/*
+ * sched.c - the M:N scheduler: Ps, run queues, work stealing, park/wake.
+ *
+ * Model.  A P is a logical processor with its own worker thread (1:1: tern
+ * never blocks a worker in a syscall, blocking calls go to the offload pool,
+ * so Go's M/P split buys nothing here).  Each P owns a local run queue
+ * (runq.h), a timer heap (timer.c) and caches of free coroutines.  A global
+ * queue takes overflow and coroutines readied by foreign threads.
+ *
+ * Switching.  A coroutine that yields or parks picks its successor from its
+ * P's queues and switches to it directly; only when there is none does it
+ * switch to the worker's own context ("g0"), which runs find_runnable():
+ * timers, global queue, netpoll, stealing, then sleep.  The context that
+ * just left cannot be published (queued, marked parked) before its
+ * registers are saved, or another P could resume a half-saved context; so
+ * each switch records (prev, action) in the P and the context that resumes
+ * finishes the job in after_switch().
+ *
+ * Parking.  tern_wait() moves RUNNING -> PARKING, switches out, and
+ * after_switch() moves PARKING -> WAITING.  tern_wake() claims the ticket
+ * (exactly one claim per ticket succeeds) and readies: WAITING -> RUNNABLE
+ * plus enqueue, or RUNNING/PARKING -> NOTIFIED, in which case the parker
+ * sees NOTIFIED and stays runnable.  Every ticket is claimed at most once
+ * and every wait consumes exactly one readying, so a late waker can never
+ * wake a later wait.
+ *
+ * Idle workers.  A P that finds nothing spins (steals) if fewer than half
+ * of the busy Ps spin, else sleeps: the first sleeper with fd waiters
+ * blocks in epoll_wait, the others on a futex, each with its nearest timer
+ * as timeout.  wakep() wakes one idle P only if nobody spins; a spinner
+ * that finds work wakes the next (Go's rule), so work never strands and
+ * idle Ps are not woken in herds.  When the last P goes idle with no timer,
+ * fd waiter or offloaded call left to wake anyone, the program is
+ * deadlocked and says so.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "runq.h"
+#include "sanitizer.h"
+
+tern_sched *tern__sched;
+#define S tern__sched
+
+static __thread tern_p *tls_p;
+
+/* Not inlined, so that a coroutine which migrated to another thread reads
+ * that thread's TLS: compilers may cache a TLS address across a call. */
+__attribute__((noinline)) tern_p *tern__cur_p(void)
+{
+    __asm__ __volatile__("" ::: "memory");
+    return tls_p;
+}
+
+/* ---- reports ----------------------------------------------------------- */
+
+static tern_report_fn *_Atomic report_fn;
+static void *_Atomic report_ctx;
+
+void tern_set_report_hook(tern_report_fn *fn, void *ctx)
+{
+    atomic_store(&report_ctx, ctx);
+    atomic_store(&report_fn, fn);
+}
+
+static void vreport(const char *fmt, va_list ap)
+{
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    tern_report_fn *fn = atomic_load(&report_fn);
+    if (fn)
+        fn(buf, atomic_load(&report_ctx));
+    else
+        fprintf(stderr, "tern: %s\n", buf);
+}
+
+void tern__report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+}
+
+void tern__fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+/* ---- futex ------------------------------------------------------------- */
+
+static void futex_wait(atomic_uint *w, unsigned val, int64_t timeout_ns)
+{
+    struct timespec ts, *tp = NULL;
+    if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / TERN_SEC;
+        ts.tv_nsec = timeout_ns % TERN_SEC;
+        tp = &ts;
+    }
+    syscall(SYS_futex, (unsigned *)w, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
+}
+
+static void futex_wake(atomic_uint *w)
+{
+    syscall(SYS_futex, (unsigned *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* ---- global queue (S->lock) ------------------------------------------- */
+
+static void gq_push_locked(tern_co *head, tern_co *tail, long n)
+{
+    tail->next = NULL;
+    if (S->gq_tail)
+        S->gq_tail->next = head;
+    else
+        S->gq_head = head;
+    S->gq_tail = tail;
+    atomic_fetch_add(&S->ngq, n);
+}
+
+/* Take a fair share of the global queue: return one, queue the rest. */
+static tern_co *gq_get_locked(tern_p *p)
+{
+    long n = atomic_load(&S->ngq);
+    if (n == 0)
+        return NULL;
+    long want = n / S->nprocs + 1;
+    if (want > TERN_RUNQ_SIZE / 2)
+        want = TERN_RUNQ_SIZE / 2;
+    tern_co *first = S->gq_head;
+    S->gq_head = first->next;
+    long got = 1;
+    while (got < want && S->gq_head) {
+        tern_co *co = S->gq_head;
+        S->gq_head = co->next;
+        if (!runq_push_tail(p, co)) {
+            S->gq_head = co;
+            break;
+        }
+        got++;
+    }
+    if (!S->gq_head)
+        S->gq_tail = NULL;
+    atomic_fetch_sub(&S->ngq, got);
+    return first;
+}
+
+static tern_co *gq_get(tern_p *p)
+{
+    if (atomic_load_explicit(&S->ngq, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&S->lock);
+    tern_co *co = gq_get_locked(p);
+    pthread_mutex_unlock(&S->lock);
+    return co;
+}
+
+/* ---- local queues ------------------------------------------------------ */
+
+/* Ring full: move half of it plus co to the global queue. */
+static void runq_spill(tern_p *p, tern_co *co)
+{
+    tern_co *batch[TERN_RUNQ_SIZE / 2 + 1];
+    uint32_t n = runq_grab(p, batch, true);
+    batch[n++] = co;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        batch[i]->next = batch[i + 1];
+    pthread_mutex_lock(&S->lock);
+    gq_push_locked(batch[0], batch[n - 1], n);
+    pthread_mutex_unlock(&S->lock);
+}
+
+static void runq_put(tern_p *p, tern_co *co, bool next)
+{
+    if (next) {
+        co = atomic_exchange_explicit(&p->runnext, co, memory_order_acq_rel);
+        if (!co)
+            return;
+    }
+    if (!runq_push_tail(p, co))
+        runq_spill(p, co);
+}
+
+/* Pinned (shared-stack) coroutines never enter the stealable ring; they
+ * wait in the inbox, which other threads push to as well. */
+static void inbox_push(tern_p *p, tern_co *co)
+{
+    tern_spin_lock(&p->inbox_lock);
+    co->next = NULL;
+    tern_co **pp = &p->inbox;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = co;
+    tern_spin_unlock(&p->inbox_lock);
+    atomic_fetch_add(&p->ninbox, 1);
+}
+
+static tern_co *inbox_pop(tern_p *p)
+{
+    if (atomic_load_explicit(&p->ninbox, memory_order_relaxed) == 0)
+        return NULL;
+    tern_spin_lock(&p->inbox_lock);
+    tern_co *co = p->inbox;
+    if (co)
+        p->inbox = co->next;
+    tern_spin_unlock(&p->inbox_lock);
+    if (co)
+        atomic_fetch_sub(&p->ninbox, 1);
+    return co;
+}
+
+static tern_co *pick_local(tern_p *p)
+{
+    p->tick++;
+    /* Now and then look past the local queue so that the global queue
+     * and the inbox cannot starve behind a busy ring. */
+    if (p->tick % 61 == 0) {
+        tern_co *co = gq_get(p);
+        if (co)
+            return co;
+    }
+    if (p->tick & 1) {
+        tern_co *co = inbox_pop(p);
+        if (co)
+            return co;
+    }
+    tern_co *co = atomic_exchange_explicit(&p->runnext, NULL, memory_order_acquire);
+    if (co)
+        return co;
+    co = runq_pop(p);
+    if (co)
+        return co;
+    return inbox_pop(p);
+}
+
+static void enqueue_local(tern_p *p, tern_co *co, bool next)
+{
+    if (co->pinned)
+        inbox_push(p, co);
+    else
+        runq_put(p, co, next);
+}
+
+/* ---- idle Ps and wake-ups --------------------------------------------- */
+
+static void idle_remove_locked(tern_p *p)
+{
+    for (tern_p **pp = &S->idle; *pp; pp = &(*pp)->idle_next) {
+        if (*pp == p) {
+            *pp = p->idle_next;
+            p->is_idle = false;
+            atomic_fetch_sub(&S->npidle, 1);
+            return;
+        }
+    }
+}
+
+static void p_signal(tern_p *p)
+{
+    atomic_store(&p->wake_word, 1);
+    if (atomic_load(&p->in_netpoll))
+        tern__netpoll_break();
+    futex_wake(&p->wake_word);
+}
+
+/* Wake an idle P to look for work, unless one is already looking. */
+void tern__wakep(void)
+{
+    if (atomic_load_explicit(&S->npidle, memory_order_relaxed) == 0)
+        return;
+    int zero = 0;
+    if (atomic_load_explicit(&S->nspinning, memory_order_relaxed) != 0 ||
+        !atomic_compare_exchange_strong(&S->nspinning, &zero, 1))
+        return;
+    pthread_mutex_lock(&S->lock);
+    tern_p *p = S->idle;
+    if (p) {
+        S->idle = p->idle_next;
+        p->is_idle = false;
+        atomic_fetch_sub(&S->npidle, 1);
+        atomic_store(&p->wake_spinning, true);
+    }
+    pthread_mutex_unlock(&S->lock);
+    if (p)
+        p_signal(p);
+    else
+        atomic_fetch_sub(&S->nspinning, 1);
+}
+
+/* Wake p itself if it sleeps (for its inbox). */
+static void wake_p(tern_p *p)
+{
+    pthread_mutex_lock(&S->lock);
+    bool idle = p->is_idle;
+    if (idle)
+        idle_remove_locked(p);
+    pthread_mutex_unlock(&S->lock);
+    if (idle)
+        p_signal(p);
+}
+
+void tern__inject(tern_co *co)
+{
+    pthread_mutex_lock(&S->lock);
+    gq_push_locked(co, co, 1);
+    pthread_mutex_unlock(&S->lock);
+    tern__wakep();
+}
+
+void tern__ready(tern_co *co)
+{
+    for (;;) {
+        uint32_t s = atomic_load(&co->status);
+        if (s == CO_WAITING) {
+            if (!atomic_compare_exchange_weak(&co->status, &s, CO_RUNNABLE))
+                continue;
+            tern_p *p = tern__cur_p();
+            if (co->pinned) {
+                inbox_push(co->pinned, co);
+                if (co->pinned != p)
+                    wake_p(co->pinned);
+            } else if (p) {
+                runq_put(p, co, true);
+                tern__wakep();
+            } else {
+                tern__inject(co);
+            }
+            return;
+        }
+        if (s == CO_RUNNING || s == CO_PARKING) {
+            if (atomic_compare_exchange_weak(&co->status, &s, CO_NOTIFIED))
+                return;
+            continue;
+        }
+        tern__fatal("readying coroutine %llu '%s' in state %u: a wake without a wait",
+                    (unsigned long long)co->id, co->name, s);
+    }
+}
+
+/* ---- switching --------------------------------------------------------- */
+
+static void shared_load(tern_p *p, tern_co *co);
+static void co_recycle(tern_p *p, tern_co *co);
+
+static void stack_overflow(tern_co *co)
+{
+    tern__fatal("stack overflow in coroutine %llu '%s' (stack %zu bytes): the canary below "
+                "its stack was overwritten; raise tern_go_options.stack_size",
+                (unsigned long long)co->id, co->name, co->stack.size);
+}
+
+/* The one place contexts change.  from_fake: where this context keeps its
+ * ASan fake stack; NULL when it is dying. */
+static inline void ctx_switch(void **from_sp, void **from_fake, void *to_sp, const void *to_lo,
+                              size_t to_size, void *to_tsan)
+{
+#ifdef TERN_ASAN
+    __sanitizer_start_switch_fiber(from_fake, to_lo, to_size);
+#else
+    (void)from_fake, (void)to_lo, (void)to_size;
+#endif
+#ifdef TERN_TSAN
+    __tsan_switch_to_fiber(to_tsan, 0);
+#else
+    (void)to_tsan;
+#endif
+    tern_ctx_switch(from_sp, to_sp);
+#ifdef TERN_ASAN
+    if (from_fake)
+        __sanitizer_finish_switch_fiber(*from_fake, NULL, NULL);
+#endif
+}
+
+static inline void co_stack_bounds(tern_co *co, const void **lo, size_t *size)
+{
+    if (co->pinned) {
+        *lo = co->pinned->shared.lo;
+        *size = co->pinned->shared.size;
+    } else {
+        *lo = co->stack.lo;
+        *size = co->stack.size;
+    }
+}
+
+/* Finish the switch for the context that left (see the top comment). */
+static void after_switch(tern_p *p)
+{
+    tern_co *prev = p->prev;
+    if (!prev)
+        return;
+    p->prev = NULL;
+    switch (p->prev_action) {
+    case SW_YIELD:
+        atomic_store(&prev->status, CO_RUNNABLE);
+        enqueue_local(p, prev, false);
+        break;
+    case SW_PARK: {
+        uint32_t s = CO_PARKING;
+        if (!atomic_compare_exchange_strong(&prev->status, &s, CO_WAITING)) {
+            atomic_store(&prev->status, CO_RUNNABLE);   /* NOTIFIED */
+            enqueue_local(p, prev, true);
+        }
+        break;
+    }
+    case SW_EXIT:
+        co_recycle(p, prev);
+        break;
+    }
+}
+
+static tern_co *pick_next(tern_p *p)
+{
+    if (atomic_load_explicit(&S->stopping, memory_order_relaxed))
+        return NULL;
+    if ((p->tick & 7) == 0 &&
+        atomic_load_explicit(&p->timer_next, memory_order_relaxed) != INT64_MAX)
+        tern__timers_run(p, tern_now());
+    return pick_local(p);
+}
+
+/* Called by the running coroutine: leave the CPU with `action`. */
+static void co_leave(tern_p *p, tern_co *self, int action)
+{
+    if (!tern__stack_guarded() && !self->pinned && !tern__stack_canary_ok(&self->stack))
+        stack_overflow(self);
+    tern_co *next = pick_next(p);
+    p->prev = self;
+    p->prev_action = action;
+    STAT_ADD(p->st_switches, 1);
+    void **fake = action == SW_EXIT ? NULL : &self->asan_fake;
+    if (next && next->pinned && p->shared_owner != next) {
+        p->g0_next = next;      /* stack copies happen on the worker's stack */
+        next = NULL;
+    }
+    if (next) {
+        atomic_store_explicit(&next->status, CO_RUNNING, memory_order_relaxed);
+        __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
+        const void *lo;
+        size_t size;
+        co_stack_bounds(next, &lo, &size);
+        ctx_switch(&self->sp, fake, next->sp, lo, size, next->tsan_fiber);
+    } else {
+        __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
+        ctx_switch(&self->sp, fake, p->g0_sp, p->g0_stack_lo, p->g0_stack_size, p->g0_tsan_fiber);
+    }
+    /* resumed, perhaps on another P */
+    after_switch(tern__cur_p());
+}
+
+/* g0: run co until the P comes back to the scheduler. */
+static void g0_run(tern_p *p, tern_co *co)
+{
+    while (co) {
+        if (co->pinned && p->shared_owner != co)
+            shared_load(p, co);
+        atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
+        __atomic_store_n(&p->cur, co, __ATOMIC_RELAXED);
+        atomic_store_explicit(&p->st_running, 1, memory_order_relaxed);
+        const void *lo;
+        size_t size;
+        co_stack_bounds(co, &lo, &size);
+        ctx_switch(&p->g0_sp, &p->g0_asan_fake, co->sp, lo, size, co->tsan_fiber);
+        atomic_store_explicit(&p->st_running, 0, memory_order_relaxed);
+        __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
+        after_switch(p);
+        co = p->g0_next;
+        p->g0_next = NULL;
+    }
+}
+
+/* ---- shared stacks ----------------------------------------------------- */
+
+__attribute__((no_sanitize("address", "thread"))) static void stack_copy(char *dst, const char *src,
+                                                                       size_t n)
+{
+    /* A plain loop: the bytes are another context's frames, poisoned
+     * redzones included, which memcpy's interceptor would flag. */
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
+static void shared_load(tern_p *p, tern_co *co)
+{
+    char *top = p->shared.lo + p->shared.size;
+    tern_co *owner = p->shared_owner;
+    if (owner && owner != co) {
+        size_t len = (size_t)(top - (char *)owner->sp);
+        if (len > owner->save_cap) {
+            size_t cap = (len + 255) & ~(size_t)255;
+            char *buf = realloc(owner->save_buf, cap);
+            if (!buf)
+                tern__fatal("out of memory saving the stack of coroutine %llu '%s' (%zu bytes)",
+                            (unsigned long long)owner->id, owner->name, len);
+            owner->save_buf = buf;
+            owner->save_cap = cap;
+        }
+        stack_copy(owner->save_buf, owner->sp, len);
+        owner->save_len = len;
+    }
+    stack_copy(top - co->save_len, co->save_buf, co->save_len);
+    p->shared_owner = co;
+}
+
+/* ---- coroutine lifecycle ---------------------------------------------- */
+
+static void co_main(void *arg)
+{
+    tern_co *co = arg;
+#ifdef TERN_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    after_switch(tern__cur_p());
+    int r = co->fn(co->arg);
+    tern_p *p = tern__cur_p();
+    if (co->is_main) {
+        S->main_result = r;
+        atomic_store(&S->stopping, true);
+        for (int i = 0; i < S->nprocs; i++)
+            p_signal(&S->ps[i]);
+    }
+    atomic_store(&co->status, CO_DEAD);
+    co_leave(p, co, SW_EXIT);
+    tern__fatal("dead coroutine %llu resumed", (unsigned long long)co->id);
+}
+
+static void registry_add(tern_p *p, tern_co *co)
+{
+    co->home = p;
+    tern_spin_lock(&p->all_lock);
+    co->all_prev = NULL;
+    co->all_next = p->all;
+    if (p->all)
+        p->all->all_prev = co;
+    p->all = co;
+    tern_spin_unlock(&p->all_lock);
+}
+
+static void registry_del(tern_co *co)
+{
+    tern_p *h = co->home;
+    tern_spin_lock(&h->all_lock);
+    if (co->all_prev)
+        co->all_prev->all_next = co->all_next;
+    else
+        h->all = co->all_next;
+    if (co->all_next)
+        co->all_next->all_prev = co->all_prev;
+    tern_spin_unlock(&h->all_lock);
+}
+
+/* Spare coroutines with default stacks, beyond the per-P caches.  The
+ * monitor gives back the stack pages of those beyond a watermark. */
+static tern_spin free_lock = TERN_SPIN_INIT;
+static tern_co *free_hot, *free_cold;
+static long nfree_hot;
+#define FREE_HOT_MAX 1024
+
+static void co_free_mem(tern_co *co)
+{
+    if (co->stack.lo)
+        tern__stack_put(&co->stack);
+    free(co->save_buf);
+    free(co);
+}
+
+static void co_recycle(tern_p *p, tern_co *co)
+{
+#ifdef TERN_TSAN
+    __tsan_destroy_fiber(co->tsan_fiber);
+    co->tsan_fiber = NULL;
+#endif
+    registry_del(co);
+    STAT_ADD(p->st_exited, 1);
+    atomic_store(&co->status, CO_FREE);
+    if (co->pinned) {
+        if (co->pinned->shared_owner == co)
+            co->pinned->shared_owner = NULL;
+        co_free_mem(co);
+        return;
+    }
+    if (co->stack.size != S->stack_default) {
+        co_free_mem(co);
+        return;
+    }
+    co->next = p->free_co;
+    p->free_co = co;
+    if (++p->nfree <= TERN_CO_CACHE_MAX)
+        return;
+    /* Move half of the cache to the global list. */
+    tern_co *head = p->free_co, *tail = head;
+    int n = 1;
+    while (n < TERN_CO_CACHE_MAX / 2) {
+        tail = tail->next;
+        n++;
+    }
+    p->free_co = tail->next;
+    p->nfree -= n;
+    tern_spin_lock(&free_lock);
+    tail->next = free_hot;
+    free_hot = head;
+    nfree_hot += n;
+    tern_spin_unlock(&free_lock);
+}
+
+/* Called by the monitor: give back stack pages of spares over the mark. */
+void tern__scavenge_stacks(void)
+{
+    for (;;) {
+        tern_spin_lock(&free_lock);
+        tern_co *co = NULL;
+        if (nfree_hot > FREE_HOT_MAX) {
+            co = free_hot;
+            free_hot = co->next;
+            nfree_hot--;
+        }
+        tern_spin_unlock(&free_lock);
+        if (!co)
+            return;
+        tern__stack_release(&co->stack);
+        tern_spin_lock(&free_lock);
+        co->next = free_cold;
+        free_cold = co;
+        tern_spin_unlock(&free_lock);
+    }
+}
+
+static tern_co *co_alloc(tern_p *p, size_t stack_size, bool shared)
+{
+    tern_co *co = NULL;
+    if (!shared && stack_size == S->stack_default) {
+        co = p->free_co;
+        if (co) {
+            p->free_co = co->next;
+            p->nfree--;
+            return co;
+        }
+        tern_spin_lock(&free_lock);
+        /* refill the local cache in one go */
+        for (int i = 0; i < TERN_CO_CACHE_MAX / 2; i++) {
+            tern_co **from = free_hot ? &free_hot : &free_cold;
+            tern_co *c = *from;
+            if (!c)
+                break;
+            *from = c->next;
+            if (from == &free_hot)
+                nfree_hot--;
+            c->next = p->free_co;
+            p->free_co = c;
+            p->nfree++;
+        }
+        tern_spin_unlock(&free_lock);
+        co = p->free_co;
+        if (co) {
+            p->free_co = co->next;
+            p->nfree--;
+            return co;
+        }
+    }
+    co = calloc(1, sizeof *co);
+    if (!co)
+        return NULL;
+    if (!shared && tern__stack_get(&co->stack, stack_size) < 0) {
+        free(co);
+        return NULL;
+    }
+    return co;
+}
+
+static uint64_t next_id(tern_p *p)
+{
+    if (p->id_next == p->id_end) {
+        p->id_next = atomic_fetch_add(&S->id_gen, 64);
+        p->id_end = p->id_next + 64;
+    }
+    return p->id_next++;
+}
+
+static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opts, tern_co **out)
+{
+    size_t size = opts && opts->stack_size ? opts->stack_size : S->stack_default;
+    tern_stack_mode mode = opts ? opts->stack_mode : TERN_STACK_OWN;
+    if (size > TERN_STACK_MAX || (mode != TERN_STACK_OWN && mode != TERN_STACK_SHARED))
+        return -EINVAL;
+#ifdef TERN_ASAN
+    mode = TERN_STACK_OWN;      /* ASan's shadow cannot follow copied frames */
+#endif
+    if (size < TERN_STACK_MIN)
+        size = TERN_STACK_MIN;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size = (size + pg - 1) & ~(pg - 1);
+    bool shared = mode == TERN_STACK_SHARED;
+    tern_co *co = co_alloc(p, size, shared);
+    if (!co)
+        return -ENOMEM;
+    co->id = next_id(p);
+    co->fn = fn;
+    co->arg = arg;
+    co->is_main = false;
+    co->stack_mode = (uint8_t)mode;
+    atomic_store_explicit(&co->wait_word, 0, memory_order_relaxed);
+    atomic_store_explicit(&co->wait_reason, NULL, memory_order_relaxed);
+    atomic_store_explicit(&co->timer.p, NULL, memory_order_relaxed);
+    co->timer.idx = -1;
+    co->name[0] = 0;
+    if (opts && opts->name)
+        snprintf(co->name, sizeof co->name, "%s", opts->name);
+    if (shared) {
+        /* Build the first frame off-stack; it holds no self-pointers, so
+         * it is valid anywhere with the same 16-byte alignment. */
+        _Alignas(16) char tmp[256];
+        char *sp = tern_ctx_make(tmp + sizeof tmp, co_main, co);
+        co->save_len = (size_t)(tmp + sizeof tmp - sp);
+        co->save_buf = malloc(256);
+        if (!co->save_buf) {
+            free(co);
+            return -ENOMEM;
+        }
+        co->save_cap = 256;
+        memcpy(co->save_buf, sp, co->save_len);
+        co->pinned = p;
+        co->sp = p->shared.lo + p->shared.size - co->save_len;
+    } else {
+        co->pinned = NULL;
+        tern__stack_canary_set(&co->stack);
+        co->sp = tern_ctx_make(co->stack.lo + co->stack.size, co_main, co);
+    }
+#ifdef TERN_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    atomic_store_explicit(&co->state_since, tern__coarse_now(), memory_order_relaxed);
+    atomic_store(&co->status, CO_RUNNABLE);
+    registry_add(p, co);
+    STAT_ADD(p->st_spawned, 1);
+    if (out)
+        *out = co;
+    if (co->pinned) {
+        inbox_push(p, co);
+    } else {
+        runq_put(p, co, true);
+        tern__wakep();
+    }
+    return 0;
+}
+
+/* ---- public: coroutines ----------------------------------------------- */
+
+tern_co *tern__self_checked(const char *fn)
+{
+    tern_p *p = tern__cur_p();
+    if (!p || !p->cur)
+        tern__fatal("%s called outside a coroutine (call it from code started by tern_run or "
+                    "tern_go)", fn);
+    return p->cur;
+}
+
+int tern_go(tern_fn *fn, void *arg)
+{
+    return tern_go_opts(fn, arg, NULL, NULL);
+}
+
+int tern_go_opts(tern_fn *fn, void *arg, const tern_go_options *opts, tern_co **out)
+{
+    tern__self_checked("tern_go");
+    if (!fn)
+        return -EINVAL;
+    return co_start(tern__cur_p(), fn, arg, opts, out);
+}
+
+void tern_yield(void)
+{
+    tern_co *self = tern__self_checked("tern_yield");
+    co_leave(tern__cur_p(), self, SW_YIELD);
+}
+
+tern_co *tern_self(void)
+{
+    tern_p *p = tern__cur_p();
+    return p ? p->cur : NULL;
+}
+
+uint64_t tern_id(void)
+{
+    tern_co *co = tern_self();
+    return co ? co->id : 0;
+}
+
+uint64_t tern_co_id(const tern_co *co)
+{
+    return co->id;
+}
+
+const char *tern_co_name(const tern_co *co)
+{
+    return co->name;
+}
+
+int tern_procs(void)
+{
+    tern_sched *s = S;
+    return s ? s->nprocs : 0;
+}
+
+/* ---- public: parking ---------------------------------------------------- */
+
+tern_ticket tern_wait_prepare(void)
+{
+    tern_co *co = tern__self_checked("tern_wait_prepare");
+    if (atomic_load(&co->status) == CO_NOTIFIED)
+        tern__fatal("tern_wait_prepare in coroutine %llu '%s': the previous ticket was woken "
+                    "but never collected with tern_wait",
+                    (unsigned long long)co->id, co->name);
+    uint64_t t = (atomic_load_explicit(&co->wait_word, memory_order_relaxed) >> 1) + 1;
+    atomic_store(&co->wait_word, t << 1);
+    return t;
+}
+
+bool tern_wait_cancel(tern_ticket t)
+{
+    tern_co *co = tern__self_checked("tern_wait_cancel");
+    uint64_t w = t << 1;
+    return atomic_compare_exchange_strong(&co->wait_word, &w, w | 1);
+}
+
+bool tern_wake(tern_co *co, tern_ticket t, int result)
+{
+    uint64_t w = t << 1;
+    if (!atomic_compare_exchange_strong(&co->wait_word, &w, w | 1))
+        return false;
+    co->wait_result = result;
+    tern__ready(co);
+    return true;
+}
+
+int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
+{
+    tern_co *co = tern__self_checked("tern_wait");
+    tern_p *p = tern__cur_p();
+    uint64_t w = atomic_load(&co->wait_word);
+    if (w >> 1 != t)
+        tern__fatal("tern_wait in coroutine %llu '%s': ticket %llu is stale (current %llu)",
+                    (unsigned long long)co->id, co->name, (unsigned long long)t,
+                    (unsigned long long)(w >> 1));
+    bool timed = false;
+    if (deadline != TERN_FOREVER && !(w & 1)) {
+        if (deadline <= tern_now()) {
+            if (tern_wait_cancel(t))
+                return -ETIMEDOUT;
+        } else {
+            co->timer.co = co;
+            co->timer.ticket = t;
+            tern__timer_add(p, &co->timer, deadline);
+            timed = true;
+        }
+    }
+    atomic_store_explicit(&co->wait_reason, reason, memory_order_relaxed);
+    atomic_store_explicit(&co->state_since, tern__coarse_now(), memory_order_relaxed);
+    uint32_t s = CO_RUNNING;
+    if (atomic_compare_exchange_strong(&co->status, &s, CO_PARKING))
+        co_leave(p, co, SW_PARK);
+    else
+        atomic_store(&co->status, CO_RUNNING);     /* woken before we left */
+    if (timed)
+        tern__timer_del(&co->timer);
+    atomic_store_explicit(&co->wait_reason, NULL, memory_order_relaxed);
+    return co->wait_result;
+}
+
+int tern_sleep_until(int64_t deadline)
+{
+    tern__self_checked("tern_sleep_until");
+    if (deadline == TERN_FOREVER)
+        tern__fatal("tern_sleep_until(TERN_FOREVER): a sleep must end");
+    tern_ticket t = tern_wait_prepare();
+    tern_wait(t, "sleep", deadline);
+    return 0;
+}
+
+int tern_sleep(int64_t ns)
+{
+    if (ns <= 0) {
+        tern_yield();
+        return 0;
+    }
+    return tern_sleep_until(tern_now() + ns);
+}
+
+/* ---- finding work ------------------------------------------------------- */
+
+static uint32_t fastrand(tern_p *p)
+{
+    uint32_t x = p->rand;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return p->rand = x;
+}
+
+static tern_co *steal_from(tern_p *p, tern_p *v, bool take_next)
+{
+    tern_co *batch[TERN_RUNQ_SIZE / 2];
+    uint32_t n = runq_grab(v, batch, false);
+    if (n == 0) {
+        if (!take_next)
+            return NULL;
+        tern_co *co = atomic_load(&v->runnext);
+        if (co && atomic_compare_exchange_strong(&v->runnext, &co, NULL)) {
+            STAT_ADD(p->st_steals, 1);
+            STAT_ADD(p->st_stolen, 1);
+            return co;
+        }
+        return NULL;
+    }
+    for (uint32_t i = 1; i < n; i++)
+        runq_put(p, batch[i], false);
+    STAT_ADD(p->st_steals, 1);
+    STAT_ADD(p->st_stolen, n);
+    return batch[0];
+}
+
+static tern_co *steal_work(tern_p *p)
+{
+    int np = S->nprocs;
+    for (int round = 0; round < 4; round++) {
+        int start = (int)(fastrand(p) % (uint32_t)np);
+        for (int i = 0; i < np; i++) {
+            tern_p *v = &S->ps[(start + i) % np];
+            if (v == p)
+                continue;
+            /* A busy P's due timers would wait for its next switch. */
+            int64_t tn = atomic_load_explicit(&v->timer_next, memory_order_relaxed);
+            if (tn != INT64_MAX && tn <= tern_now() && tern__timers_run(v, tern_now()) > 0) {
+                tern_co *co = pick_local(p);
+                if (co)
+                    return co;
+            }
+            tern_co *co = steal_from(p, v, round == 3);
+            if (co)
+                return co;
+        }
+    }
+    return NULL;
+}
+
+static bool any_work(void)
+{
+    if (atomic_load(&S->ngq))
+        return true;
+    for (int i = 0; i < S->nprocs; i++)
+        if (runq_len(&S->ps[i]))
+            return true;
+    return false;
+}
+
+static uint64_t alive_count(void)
+{
+    uint64_t sp = 0, ex = 0;
+    for (int i = 0; i < S->nprocs; i++) {
+        sp += STAT_GET(S->ps[i].st_spawned);
+        ex += STAT_GET(S->ps[i].st_exited);
+    }
+    return sp - ex;
+}
+
+/* Every P idle (S->lock held): can anything still wake a coroutine? */
+static void deadlock_check_locked(void)
+{
+    if (atomic_load(&S->stopping) || atomic_load(&S->ngq) || atomic_load(&S->fd_waiters) ||
+        tern__blocking_inflight())
+        return;
+    for (int i = 0; i < S->nprocs; i++)
+        if (atomic_load(&S->ps[i].nheap) || atomic_load(&S->ps[i].ninbox) ||
+            runq_len(&S->ps[i]))
+            return;
+    if (alive_count() == 0)
+        return;
+    pthread_mutex_unlock(&S->lock);
+    tern__report("all coroutines are asleep - deadlock!");
+    tern_dump(stderr);
+    fflush(stderr);
+    exit(2);
+}
+
+static void p_sleep(tern_p *p)
+{
+    int64_t tn = atomic_load(&p->timer_next);
+    int64_t timeout = -1;
+    if (tn != INT64_MAX) {
+        timeout = tn - tern_now();
+        if (timeout < 0)
+            timeout = 0;
+    }
+    bool was = false;
+    if (atomic_load(&S->fd_waiters) > 0 &&
+        atomic_compare_exchange_strong(&S->netpoll_blocked, &was, true)) {
+        atomic_store(&p->in_netpoll, true);
+        if (atomic_load(&p->wake_word) == 0)
+            tern__netpoll(timeout);
+        atomic_store(&p->in_netpoll, false);
+        atomic_store(&S->last_poll, tern_now());
+        atomic_store(&S->netpoll_blocked, false);
+    } else {
+        futex_wait(&p->wake_word, 0, timeout);
+    }
+}
+
+static tern_co *find_runnable(tern_p *p)
+{
+    for (;;) {
+        if (atomic_load(&S->stopping))
+            return NULL;
+        int64_t tn = atomic_load_explicit(&p->timer_next, memory_order_relaxed);
+        if (tn != INT64_MAX && tn <= tern_now())
+            tern__timers_run(p, tern_now());
+        tern_co *co = pick_local(p);
+        if (co)
+            return co;
+        if ((co = gq_get(p)))
+            return co;
+        if (atomic_load(&S->fd_waiters) > 0 && !atomic_load(&S->netpoll_blocked) &&
+            tern__netpoll(0) > 0) {
+            atomic_store(&S->last_poll, tern_now());
+            if ((co = pick_local(p)))
+                return co;
+        }
+        int busy = S->nprocs - atomic_load(&S->npidle);
+        if (!p->spinning && 2 * atomic_load(&S->nspinning) < busy) {
+            p->spinning = true;
+            atomic_fetch_add(&S->nspinning, 1);
+        }
+        if (p->spinning && S->nprocs > 1 && (co = steal_work(p)))
+            return co;
+
+        pthread_mutex_lock(&S->lock);
+        if (atomic_load(&S->stopping)) {
+            pthread_mutex_unlock(&S->lock);
+            return NULL;
+        }
+        if ((co = gq_get_locked(p))) {
+            pthread_mutex_unlock(&S->lock);
+            return co;
+        }
+        if (atomic_load(&p->ninbox)) {
+            pthread_mutex_unlock(&S->lock);
+            continue;
+        }
+        atomic_store(&p->wake_word, 0);
+        p->idle_next = S->idle;
+        S->idle = p;
+        p->is_idle = true;
+        if (atomic_fetch_add(&S->npidle, 1) + 1 == S->nprocs)
+            deadlock_check_locked();
+        pthread_mutex_unlock(&S->lock);
+
+        if (p->spinning) {
+            p->spinning = false;
+            atomic_fetch_sub(&S->nspinning, 1);
+            /* A P that queued work while we spun did not wake anyone;
+             * look once more before sleeping. */
+            if (any_work()) {
+                pthread_mutex_lock(&S->lock);
+                bool mine = p->is_idle;
+                if (mine)
+                    idle_remove_locked(p);
+                pthread_mutex_unlock(&S->lock);
+                if (mine) {
+                    p->spinning = true;
+                    atomic_fetch_add(&S->nspinning, 1);
+                    continue;
+                }
+            }
+        }
+        p_sleep(p);
+        STAT_ADD(p->st_wakeups, 1);
+        pthread_mutex_lock(&S->lock);
+        if (p->is_idle)
+            idle_remove_locked(p);
+        pthread_mutex_unlock(&S->lock);
+        if (atomic_exchange(&p->wake_spinning, false))
+            p->spinning = true;     /* counted by wakep */
+    }
+}
+
+static void sched_loop(tern_p *p)
+{
+    for (;;) {
+        tern_co *co = find_runnable(p);
+        if (p->spinning) {
+            p->spinning = false;
+            if (atomic_fetch_sub(&S->nspinning, 1) == 1)
+                tern__wakep();
+        }
+        if (!co)
+            return;     /* stopping */
+        g0_run(p, co);
+    }
+}
+
+/* ---- workers and tern_run ---------------------------------------------- */
+
+static void p_thread_init(tern_p *p)
+{
+    tls_p = p;
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *lo;
+        size_t sz;
+        pthread_attr_getstack(&a, &lo, &sz);
+        p->g0_stack_lo = lo;
+        p->g0_stack_size = sz;
+        pthread_attr_destroy(&a);
+    }
+#ifdef TERN_TSAN
+    p->g0_tsan_fiber = __tsan_get_current_fiber();
+#endif
+    tern__stack_sig_install();
+}
+
+static void *worker_main(void *arg)
+{
+    tern_p *p = arg;
+    p_thread_init(p);
+    sched_loop(p);
+    tern__stack_sig_remove();
+    tls_p = NULL;
+    return NULL;
+}
+
+static int procs_from_env(void)
+{
+    const char *e = getenv("TERN_PROCS");
+    if (!e || !*e)
+        return 0;
+    char *end;
+    long n = strtol(e, &end, 10);
+    if (*end || n < 1 || n > 1024) {
+        tern__report("ignoring TERN_PROCS=\"%s\": want a whole number from 1 to 1024", e);
+        return 0;
+    }
+    return (int)n;
+}
+
+static void free_all_coroutines(void)
+{
+    for (int i = 0; S->ps && i < S->nprocs; i++) {
+        tern_p *p = &S->ps[i];
+        tern_co *co;
+        while ((co = p->all)) {
+            p->all = co->all_next;
+            co_free_mem(co);
+        }
+        while ((co = p->free_co)) {
+            p->free_co = co->next;
+            co_free_mem(co);
+        }
+    }
+    tern_co *lists[2] = {free_hot, free_cold};
+    for (int i = 0; i < 2; i++)
+        for (tern_co *co = lists[i], *n; co; co = n) {
+            n = co->next;
+            co_free_mem(co);
+        }
+    free_hot = free_cold = NULL;
+    nfree_hot = 0;
+}
+
+/* Before tern__stacks_fini, which unmaps what these were carved from. */
+static void ps_release(void)
+{
+    for (int i = 0; S->ps && i < S->nprocs; i++) {
+        tern__timers_free(&S->ps[i]);
+        if (S->ps[i].shared.lo)
+            tern__stack_put(&S->ps[i].shared);
+    }
+}
+
+static void sched_free(void)
+{
+    pthread_mutex_destroy(&S->lock);
+    free(S->ps);
+    free(S);
+    S = NULL;
+}
+
+int tern_run(tern_fn *entry, void *arg)
+{
+    return tern_run_opts(entry, arg, NULL);
+}
+
+static tern_sched *_Atomic running_sched;
+
+int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
+{
+    if (!entry)
+        return -EINVAL;
+    if (tls_p)
+        tern__fatal("tern_run called from inside a coroutine; start coroutines with tern_go");
+    tern_sched *none = NULL, *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    if (!atomic_compare_exchange_strong(&running_sched, &none, s)) {
+        free(s);
+        return -EBUSY;
+    }
+    S = s;
+    if (opts)
+        S->opts = *opts;
+    int np = S->opts.procs > 0 ? S->opts.procs : procs_from_env();
+    if (np <= 0)
+        np = tern__default_procs();
+    S->nprocs = np;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t sd = S->opts.stack_size ? S->opts.stack_size : TERN_STACK_DEFAULT;
+    if (sd < TERN_STACK_MIN)
+        sd = TERN_STACK_MIN;
+    S->stack_default = (sd + pg - 1) & ~(pg - 1);
+    atomic_store(&S->id_gen, 1);
+    pthread_mutex_init(&S->lock, NULL);
+    int err = -ENOMEM;
+    S->ps = calloc((size_t)np, sizeof *S->ps);
+    if (!S->ps)
+        goto fail_ps;
+    if ((err = tern__stacks_init()) < 0)
+        goto fail_ps;
+    for (int i = 0; i < np; i++) {
+        tern_p *p = &S->ps[i];
+        p->id = i;
+        p->rand = 0x9E3779B9u * (uint32_t)(i + 1);
+        if ((err = tern__timers_init(p)) < 0 ||
+            (err = tern__stack_get(&p->shared, S->stack_default)) < 0)
+            goto fail_stacks;
+    }
+    if ((err = tern__netpoll_init()) < 0)
+        goto fail_stacks;
+    if ((err = tern__blocking_init(S->opts.blocking_threads > 0 ? S->opts.blocking_threads : 64)) < 0)
+        goto fail_netpoll;
+    tern_p *p0 = &S->ps[0];
+    tls_p = p0;
+    err = co_start(p0, entry, arg, &(tern_go_options){.name = "main"}, &S->main_co);
+    tls_p = NULL;
+    if (err < 0)
+        goto fail_blocking;
+    S->main_co->is_main = true;
+    int started = 1;
+    for (; started < np; started++) {
+        if ((err = -pthread_create(&S->ps[started].thread, NULL, worker_main, &S->ps[started])))
+            break;
+    }
+    if (started < np) {
+        tern__report("could not start worker thread %d: %s; stopping", started, strerror(-err));
+        atomic_store(&S->stopping, true);
+        for (int i = 1; i < started; i++)
+            p_signal(&S->ps[i]);
+    } else if (S->opts.monitor_threshold >= 0) {
+        tern__monitor_start();
+    }
+    p_thread_init(p0);
+    if (started == np)
+        sched_loop(p0);
+    tern__stack_sig_remove();
+    tls_p = NULL;
+    for (int i = 1; i < started; i++)
+        pthread_join(S->ps[i].thread, NULL);
+    tern__monitor_stop();
+    tern__blocking_fini();
+    int result = started == np ? S->main_result : err;
+    free_all_coroutines();
+    ps_release();
+    tern__netpoll_fini();
+    tern__stacks_fini();
+    sched_free();
+    atomic_store(&running_sched, NULL);
+    return result;
+
+fail_blocking:
+    tern__blocking_fini();
+fail_netpoll:
+    tern__netpoll_fini();
+fail_stacks:
+    free_all_coroutines();
+    ps_release();
+    tern__stacks_fini();
+fail_ps:
+    sched_free();
+    atomic_store(&running_sched, NULL);
+    return err;
+}

@@ -1,0 +1,45 @@
+/*
+ * spin.h - a tiny test-and-test-and-set lock for the runtime's short
+ * critical sections (timer heaps, fd descriptors, coroutine registries).
+ * pthread mutexes cost twice as much uncontended and may sleep the worker;
+ * these sections are a few dozen instructions, so spinning (with a
+ * sched_yield after a while, for oversubscribed machines) is cheaper.
+ */
+#ifndef TERN_SPIN_H
+#define TERN_SPIN_H
+
+#include <sched.h>
+#include <stdatomic.h>
+
+typedef struct { atomic_int v; } tern_spin;
+
+#define TERN_SPIN_INIT {0}
+
+static inline void tern_cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static inline void tern_spin_lock(tern_spin *s)
+{
+    for (unsigned n = 0;; n++) {
+        if (!atomic_load_explicit(&s->v, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&s->v, 1, memory_order_acquire))
+            return;
+        if (n < 64)
+            tern_cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+static inline void tern_spin_unlock(tern_spin *s)
+{
+    atomic_store_explicit(&s->v, 0, memory_order_release);
+}
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * stack.c - coroutine stacks: size classes carved from a few large
+ * mappings, guard pages that do not split them, caches, overflow reports.
+ *
+ * Why regions: a guard page made with mprotect splits a mapping in two, and
+ * vm.max_map_count (65530 by default) then stops a process near 32,700
+ * stacks.  Stacks here are slots of 64 MiB regions (mmap'd with
+ * MAP_NORESERVE: only touched pages cost memory), so a million stacks take
+ * about a thousand mappings.  Each slot's lowest page is the guard:
+ *   - "guard-install": MADV_GUARD_INSTALL (Linux 6.13+) marks it so that any
+ *     access faults, without splitting the mapping;
+ *   - "canary": on older kernels, a canary word at the bottom of the stack
+ *     is checked each time the coroutine switches out.
+ * A fault in a guard page is reported with the coroutine's id and name.
+ * Stacks over 1 MiB get a mapping of their own with an mprotect guard.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "sanitizer.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+#define NCLASS 7                        /* 16 KiB << 0..6: up to 1 MiB */
+#define REGION_BYTES ((size_t)64 << 20)
+#define CANARY 0x7465726e5f636e79ull    /* "tern_cny" */
+
+typedef struct region {
+    struct region *next;
+    char *base;
+    size_t len;
+} region;
+
+typedef struct stack_class {
+    tern_spin lock;
+    size_t size;                        /* usable bytes */
+    char **free;                        /* free slots (their guard page) */
+    size_t nfree, capfree;
+    char *carve, *carve_end;            /* unused part of the newest region */
+} stack_class;
+
+static stack_class classes[NCLASS];
+static region *regions;
+static tern_spin regions_lock = TERN_SPIN_INIT;
+static size_t page;
+static bool guarded;
+static atomic_ulong mapped;
+static struct sigaction old_segv;
+
+bool tern__stack_guarded(void)
+{
+    return guarded;
+}
+
+uint64_t tern__stacks_mapped(void)
+{
+    return atomic_load(&mapped);
+}
+
+static bool probe_guard_install(void)
+{
+    const char *e = getenv("TERN_STACK_GUARD");
+    if (e && strcmp(e, "canary") == 0)
+        return false;
+    char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    bool ok = madvise(m, page, MADV_GUARD_INSTALL) == 0;
+    munmap(m, 2 * page);
+    return ok;
+}
+
+int tern__stacks_init(void)
+{
+    page = (size_t)sysconf(_SC_PAGESIZE);
+    guarded = probe_guard_install();
+    for (int i = 0; i < NCLASS; i++) {
+        classes[i] = (stack_class){.size = (size_t)(16 << 10) << i};
+    }
+    return 0;
+}
+
+void tern__stacks_fini(void)
+{
+    for (int i = 0; i < NCLASS; i++)
+        free(classes[i].free);
+    memset(classes, 0, sizeof classes);
+    region *r = regions;
+    while (r) {
+        region *n = r->next;
+        munmap(r->base, r->len);
+        free(r);
+        r = n;
+    }
+    regions = NULL;
+    atomic_store(&mapped, 0);
+}
+
+static int class_of(size_t size)
+{
+    for (int i = 0; i < NCLASS; i++)
+        if (size <= ((size_t)(16 << 10) << i))
+            return i;
+    return -1;
+}
+
+/* Slot (guard page first) from class c, or NULL. */
+static char *slot_get(stack_class *c)
+{
+    size_t slot = c->size + page;
+    tern_spin_lock(&c->lock);
+    char *s = NULL;
+    if (c->nfree) {
+        s = c->free[--c->nfree];
+        tern_spin_unlock(&c->lock);
+        return s;
+    }
+    if (c->carve == c->carve_end) {
+        size_t n = REGION_BYTES / slot;
+        if (n < 8)
+            n = 8;
+        size_t len = n * slot;
+        region *r = malloc(sizeof *r);
+        char *m = r ? mmap(NULL, len, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                    : MAP_FAILED;
+        if (m == MAP_FAILED) {
+            free(r);
+            tern_spin_unlock(&c->lock);
+            return NULL;
+        }
+        r->base = m;
+        r->len = len;
+        tern_spin_lock(&regions_lock);
+        r->next = regions;
+        regions = r;
+        tern_spin_unlock(&regions_lock);
+        c->carve = m;
+        c->carve_end = m + len;
+    }
+    s = c->carve;
+    c->carve += slot;
+    tern_spin_unlock(&c->lock);
+    if (guarded && madvise(s, page, MADV_GUARD_INSTALL) != 0)
+        tern__fatal("MADV_GUARD_INSTALL failed on a stack slot: %s", strerror(errno));
+    atomic_fetch_add(&mapped, 1);
+    return s;
+}
+
+int tern__stack_get(tern_stack *st, size_t size)
+{
+    int ci = class_of(size);
+    char *slot;
+    if (ci >= 0) {
+        slot = slot_get(&classes[ci]);
+        if (!slot)
+            return -ENOMEM;
+        st->size = classes[ci].size;
+    } else {
+        size = (size + page - 1) & ~(page - 1);
+        slot = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (slot == MAP_FAILED)
+            return -ENOMEM;
+        if (mprotect(slot, page, PROT_NONE) != 0) {
+            munmap(slot, size + page);
+            return -ENOMEM;
+        }
+        st->size = size;
+    }
+    st->lo = slot + page;
+    st->cls = ci;
+    st->vg_id = tern_vg_stack_register(st->lo, st->lo + st->size);
+    return 0;
+}
+
+void tern__stack_put(tern_stack *st)
+{
+    tern_vg_stack_deregister(st->vg_id);
+    char *slot = st->lo - page;
+    if (st->cls < 0) {
+        munmap(slot, st->size + page);
+    } else {
+        stack_class *c = &classes[st->cls];
+        tern_spin_lock(&c->lock);
+        if (c->nfree == c->capfree) {
+            size_t cap = c->capfree ? c->capfree * 2 : 256;
+            char **f = realloc(c->free, cap * sizeof *f);
+            if (!f) {
+                /* Keep the slot out of use rather than fail: it stays mapped. */
+                tern_spin_unlock(&c->lock);
+                madvise(st->lo, st->size, MADV_DONTNEED);
+                st->lo = NULL;
+                return;
+            }
+            c->free = f;
+            c->capfree = cap;
+        }
+        c->free[c->nfree++] = slot;
+        tern_spin_unlock(&c->lock);
+    }
+    st->lo = NULL;
+}
+
+void tern__stack_release(tern_stack *st)
+{
+    madvise(st->lo, st->size, MADV_DONTNEED);
+}
+
+void tern__stack_canary_set(const tern_stack *st)
+{
+    if (!guarded)
+        memcpy(st->lo, &(uint64_t){CANARY}, sizeof(uint64_t));
+}
+
+bool tern__stack_canary_ok(const tern_stack *st)
+{
+    uint64_t v;
+    memcpy(&v, st->lo, sizeof v);
+    return v == CANARY;
+}
+
+/* ---- overflow reports -------------------------------------------------- */
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    tern_p *p = tern__cur_p();
+    tern_co *co = p ? p->cur : NULL;
+    if (co) {
+        const char *lo = co->pinned ? co->pinned->shared.lo : co->stack.lo;
+        size_t size = co->pinned ? co->pinned->shared.size : co->stack.size;
+        const char *a = si->si_addr;
+        if (a >= lo - page && a < lo) {
+            char msg[256];
+            int n = snprintf(msg, sizeof msg,
+                             "tern: stack overflow in coroutine %llu '%s' (stack %zu bytes): it "
+                             "touched the guard page; raise tern_go_options.stack_size\n",
+                             (unsigned long long)co->id, co->name, size);
+            if (n > 0 && write(2, msg, (size_t)n) < 0)
+                n = 0;
+            signal(SIGABRT, SIG_DFL);
+            abort();
+        }
+    }
+    /* Not ours: let the previous handler (or the default) see it again. */
+    sigaction(sig, &old_segv, NULL);
+}
+
+static __thread void *altstack_mem;
+
+int tern__stack_sig_install(void)
+{
+    static tern_spin once = TERN_SPIN_INIT;
+    static bool installed;
+    stack_t ss = {.ss_size = 64 << 10};
+    ss.ss_sp = malloc(ss.ss_size);
+    if (!ss.ss_sp || sigaltstack(&ss, NULL) != 0) {
+        free(ss.ss_sp);
+        return -ENOMEM;
+    }
+    altstack_mem = ss.ss_sp;
+    tern_spin_lock(&once);
+    if (!installed) {
+        struct sigaction sa = {.sa_sigaction = segv_handler, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, &old_segv);
+        installed = true;
+    }
+    tern_spin_unlock(&once);
+    return 0;
+}
+
+void tern__stack_sig_remove(void)
+{
+    if (!altstack_mem)
+        return;
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    free(altstack_mem);
+    altstack_mem = NULL;
+}

@@ -1,0 +1,99 @@
+/*
+ * stats.c - tern_stats_get() and tern_dump(): racy but safe snapshots of
+ * the scheduler, readable from any thread (counters are relaxed atomics,
+ * coroutine lists are walked under their registry locks).
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "runq.h"
+
+#define S tern__sched
+
+int tern_stats_get(tern_stats *st, tern_proc_stats *procs, int max_procs)
+{
+    if (!S)
+        return -ESRCH;
+    memset(st, 0, sizeof *st);
+    st->procs = S->nprocs;
+    uint64_t spawned = 0, exited = 0;
+    for (int i = 0; i < S->nprocs; i++) {
+        tern_p *p = &S->ps[i];
+        tern_proc_stats ps = {
+            .switches = STAT_GET(p->st_switches),
+            .spawned = STAT_GET(p->st_spawned),
+            .steals = STAT_GET(p->st_steals),
+            .stolen = STAT_GET(p->st_stolen),
+            .wakeups = STAT_GET(p->st_wakeups),
+            .runq = runq_len(p) + (uint32_t)atomic_load(&p->ninbox),
+            .timers = (uint32_t)atomic_load(&p->nheap),
+        };
+        if (procs && i < max_procs)
+            procs[i] = ps;
+        spawned += ps.spawned;
+        exited += STAT_GET(p->st_exited);
+        st->switches += ps.switches;
+        st->steals += ps.steals;
+        st->wakeups += ps.wakeups;
+        st->runnable += ps.runq;
+        st->timers += ps.timers;
+        st->running += STAT_GET(p->st_running);
+    }
+    st->global_runq = (uint64_t)atomic_load(&S->ngq);
+    st->runnable += st->global_runq;
+    st->spawned_total = spawned;
+    st->alive = spawned - exited;
+    uint64_t busy = st->running + st->runnable;
+    st->parked = st->alive > busy ? st->alive - busy : 0;
+    st->fd_waiters = (uint64_t)atomic_load(&S->fd_waiters);
+    tern__blocking_stats(st);
+    st->stacks_mapped = tern__stacks_mapped();
+    st->stack_guard = tern__stack_guarded() ? "guard-install" : "canary";
+    st->long_runs = STAT_GET(S->long_runs);
+    return S->nprocs;
+}
+
+static const char *state_name(uint32_t s)
+{
+    switch (s) {
+    case CO_RUNNABLE: return "runnable";
+    case CO_RUNNING: return "running";
+    case CO_PARKING:
+    case CO_WAITING: return "waiting";
+    case CO_NOTIFIED: return "runnable";
+    case CO_DEAD: return "dead";
+    default: return "free";
+    }
+}
+
+void tern_dump(FILE *out)
+{
+    if (!S) {
+        fprintf(out, "tern: no runtime running\n");
+        return;
+    }
+    int64_t now = tern__coarse_now();
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    fprintf(out, "tern: %llu coroutines (%llu running, %llu runnable, %llu waiting) on %d Ps\n",
+            (unsigned long long)st.alive, (unsigned long long)st.running,
+            (unsigned long long)st.runnable, (unsigned long long)st.parked, st.procs);
+    for (int i = 0; i < S->nprocs; i++) {
+        tern_p *p = &S->ps[i];
+        tern_spin_lock(&p->all_lock);
+        for (tern_co *co = p->all; co; co = co->all_next) {
+            uint32_t s = atomic_load(&co->status);
+            const char *why = atomic_load_explicit(&co->wait_reason, memory_order_relaxed);
+            fprintf(out, "coroutine %llu [%s", (unsigned long long)co->id, state_name(s));
+            if ((s == CO_WAITING || s == CO_PARKING) && why) {
+                int64_t since = atomic_load_explicit(&co->state_since, memory_order_relaxed);
+                fprintf(out, ", %s, %lld ms", why, (long long)((now - since) / TERN_MS));
+            }
+            fprintf(out, "]%s%s%s\n", co->name[0] ? " '" : "", co->name, co->name[0] ? "'" : "");
+        }
+        tern_spin_unlock(&p->all_lock);
+    }
+}

@@ -1,0 +1,176 @@
+/*
+ * timer.c - per-P deadline timers: a 4-ary min-heap of the tern_timer
+ * embedded in each waiting coroutine, under a per-P spinlock so that a
+ * coroutine woken on another P can delete its timer.
+ *
+ * Firing claims the waiter's ticket with tern_wake(-ETIMEDOUT); whoever
+ * claims first (timer or real waker) wins.  A timer is popped under the
+ * lock but fired outside it, with `firing` set, so tern__timer_del() can
+ * wait for a running callback to finish before the coroutine reuses the
+ * timer for its next wait.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+int64_t tern_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
+}
+
+int64_t tern__coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
+}
+
+int64_t tern_deadline_after(int64_t ns)
+{
+    if (ns < 0)
+        return TERN_FOREVER;
+    int64_t now = tern_now();
+    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+}
+
+int tern__timers_init(tern_p *p)
+{
+    p->capheap = 64;
+    p->heap = malloc((size_t)p->capheap * sizeof *p->heap);
+    if (!p->heap)
+        return -ENOMEM;
+    atomic_store(&p->nheap, 0);
+    atomic_store(&p->timer_next, INT64_MAX);
+    return 0;
+}
+
+void tern__timers_free(tern_p *p)
+{
+    free(p->heap);
+    p->heap = NULL;
+}
+
+static void heap_set(tern_p *p, int32_t i, tern_timer *t)
+{
+    p->heap[i] = t;
+    t->idx = i;
+}
+
+static void sift_up(tern_p *p, int32_t i)
+{
+    tern_timer *t = p->heap[i];
+    while (i > 0) {
+        int32_t parent = (i - 1) / 4;
+        if (p->heap[parent]->when <= t->when)
+            break;
+        heap_set(p, i, p->heap[parent]);
+        i = parent;
+    }
+    heap_set(p, i, t);
+}
+
+static void sift_down(tern_p *p, int32_t i)
+{
+    int32_t n = atomic_load_explicit(&p->nheap, memory_order_relaxed);
+    tern_timer *t = p->heap[i];
+    for (;;) {
+        int32_t c = 4 * i + 1, best = -1;
+        int64_t bw = t->when;
+        for (int32_t k = c; k < c + 4 && k < n; k++)
+            if (p->heap[k]->when < bw) {
+                bw = p->heap[k]->when;
+                best = k;
+            }
+        if (best < 0)
+            break;
+        heap_set(p, i, p->heap[best]);
+        i = best;
+    }
+    heap_set(p, i, t);
+}
+
+static void heap_remove_at(tern_p *p, int32_t i)
+{
+    int32_t n = atomic_load_explicit(&p->nheap, memory_order_relaxed) - 1;
+    tern_timer *t = p->heap[i];
+    atomic_store_explicit(&p->nheap, n, memory_order_relaxed);
+    if (i != n) {
+        heap_set(p, i, p->heap[n]);
+        sift_down(p, i);
+        sift_up(p, p->heap[i]->idx);
+    }
+    t->idx = -1;
+    atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+}
+
+static void publish_next(tern_p *p)
+{
+    int64_t w = atomic_load_explicit(&p->nheap, memory_order_relaxed) ? p->heap[0]->when : INT64_MAX;
+    atomic_store(&p->timer_next, w);
+}
+
+void tern__timer_add(tern_p *p, tern_timer *t, int64_t when)
+{
+    tern_spin_lock(&p->timer_lock);
+    int32_t n = atomic_load_explicit(&p->nheap, memory_order_relaxed);
+    if (n == p->capheap) {
+        tern_timer **h = realloc(p->heap, (size_t)p->capheap * 2 * sizeof *h);
+        if (!h)
+            tern__fatal("out of memory growing the timer heap of P %d to %d timers", p->id,
+                        p->capheap * 2);
+        p->heap = h;
+        p->capheap *= 2;
+    }
+    t->when = when;
+    atomic_store_explicit(&t->p, p, memory_order_relaxed);
+    p->heap[n] = t;
+    atomic_store_explicit(&p->nheap, n + 1, memory_order_relaxed);
+    sift_up(p, n);
+    publish_next(p);
+    tern_spin_unlock(&p->timer_lock);
+}
+
+void tern__timer_del(tern_timer *t)
+{
+    for (;;) {
+        tern_p *p = atomic_load(&t->p);
+        if (!p)
+            break;
+        tern_spin_lock(&p->timer_lock);
+        if (atomic_load_explicit(&t->p, memory_order_relaxed) == p) {
+            heap_remove_at(p, t->idx);
+            publish_next(p);
+            tern_spin_unlock(&p->timer_lock);
+            break;
+        }
+        tern_spin_unlock(&p->timer_lock);
+    }
+    while (atomic_load(&t->firing))
+        tern_cpu_relax();
+}
+
+int tern__timers_run(tern_p *p, int64_t now)
+{
+    int woken = 0;
+    for (;;) {
+        tern_spin_lock(&p->timer_lock);
+        if (atomic_load_explicit(&p->nheap, memory_order_relaxed) == 0 || p->heap[0]->when > now) {
+            publish_next(p);
+            tern_spin_unlock(&p->timer_lock);
+            return woken;
+        }
+        tern_timer *t = p->heap[0];
+        atomic_store(&t->firing, 1);
+        heap_remove_at(p, 0);
+        tern_co *co = t->co;
+        tern_ticket tk = t->ticket;
+        tern_spin_unlock(&p->timer_lock);
+        woken += tern_wake(co, tk, -ETIMEDOUT);
+        atomic_store(&t->firing, 0);
+    }
+}
