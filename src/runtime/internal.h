@@ -108,7 +108,7 @@ struct tern_p {
 
     /* pinned (shared-stack) coroutines readied by other threads */
     tern_spin inbox_lock;
-    tern_co *inbox;
+    tern_co *inbox, *inbox_tail;
     atomic_int ninbox;
 
     tern_co *cur;               /* running coroutine; NULL on the scheduler */

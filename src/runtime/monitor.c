@@ -64,6 +64,8 @@ static void *monitor_main(void *arg)
     if (!w)
         return NULL;
     int64_t delay = TERN_MS;
+    for (int i = 0; i < S->nprocs; i++)
+        w[i].since = tern_now();
     pthread_mutex_lock(&mon_lock);
     while (!mon_stop) {
         struct timespec ts;

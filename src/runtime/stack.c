@@ -11,7 +11,11 @@
  *     access faults, without splitting the mapping;
  *   - "canary": on older kernels, a canary word at the bottom of the stack
  *     is checked each time the coroutine switches out.
- * A fault in a guard page is reported with the coroutine's id and name.
+ * In canary mode the page below each stack grows into a 64 KiB dead zone
+ * that nothing uses, so a moderate overflow lands there (address space
+ * only) instead of in the neighbouring stack, and the canary reports it.
+ * A fault in a guard page or dead zone is reported with the coroutine's id
+ * and name.
  * Stacks over 1 MiB get a mapping of their own with an mprotect guard.
  */
 #define _GNU_SOURCE
@@ -53,6 +57,7 @@ static stack_class classes[NCLASS];
 static region *regions;
 static tern_spin regions_lock = TERN_SPIN_INIT;
 static size_t page;
+static size_t guard;                    /* bytes below each stack */
 static bool guarded;
 static atomic_ulong mapped;
 static struct sigaction old_segv;
@@ -84,6 +89,7 @@ int tern__stacks_init(void)
 {
     page = (size_t)sysconf(_SC_PAGESIZE);
     guarded = probe_guard_install();
+    guard = guarded ? page : (size_t)64 << 10;
     for (int i = 0; i < NCLASS; i++) {
         classes[i] = (stack_class){.size = (size_t)(16 << 10) << i};
     }
@@ -117,7 +123,7 @@ static int class_of(size_t size)
 /* Slot (guard page first) from class c, or NULL. */
 static char *slot_get(stack_class *c)
 {
-    size_t slot = c->size + page;
+    size_t slot = c->size + guard;
     tern_spin_lock(&c->lock);
     char *s = NULL;
     if (c->nfree) {
@@ -168,17 +174,17 @@ int tern__stack_get(tern_stack *st, size_t size)
         st->size = classes[ci].size;
     } else {
         size = (size + page - 1) & ~(page - 1);
-        slot = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+        slot = mmap(NULL, size + guard, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (slot == MAP_FAILED)
             return -ENOMEM;
-        if (mprotect(slot, page, PROT_NONE) != 0) {
-            munmap(slot, size + page);
+        if (mprotect(slot, guard, PROT_NONE) != 0) {
+            munmap(slot, size + guard);
             return -ENOMEM;
         }
         st->size = size;
     }
-    st->lo = slot + page;
+    st->lo = slot + guard;
     st->cls = ci;
     st->vg_id = tern_vg_stack_register(st->lo, st->lo + st->size);
     return 0;
@@ -187,9 +193,9 @@ int tern__stack_get(tern_stack *st, size_t size)
 void tern__stack_put(tern_stack *st)
 {
     tern_vg_stack_deregister(st->vg_id);
-    char *slot = st->lo - page;
+    char *slot = st->lo - guard;
     if (st->cls < 0) {
-        munmap(slot, st->size + page);
+        munmap(slot, st->size + guard);
     } else {
         stack_class *c = &classes[st->cls];
         tern_spin_lock(&c->lock);
@@ -241,11 +247,11 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
         const char *lo = co->pinned ? co->pinned->shared.lo : co->stack.lo;
         size_t size = co->pinned ? co->pinned->shared.size : co->stack.size;
         const char *a = si->si_addr;
-        if (a >= lo - page && a < lo) {
+        if (a >= lo - guard && a < lo) {
             char msg[256];
             int n = snprintf(msg, sizeof msg,
                              "tern: stack overflow in coroutine %llu '%s' (stack %zu bytes): it "
-                             "touched the guard page; raise tern_go_options.stack_size\n",
+                             "ran into the guard below its stack; raise tern_go_options.stack_size\n",
                              (unsigned long long)co->id, co->name, size);
             if (n > 0 && write(2, msg, (size_t)n) < 0)
                 n = 0;

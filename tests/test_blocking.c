@@ -1,0 +1,98 @@
+/* test_blocking.c - tern_blocking: runs off the workers, bounded, counted. */
+#include "check.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+static pthread_t worker_thread;
+
+static int on_pool(void *arg)
+{
+    *(pthread_t *)arg = pthread_self();
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return 11;
+}
+
+static atomic_int ticks;
+static int ticker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++) {
+        atomic_fetch_add(&ticks, 1);
+        tern_sleep(TERN_MS);
+    }
+    return 0;
+}
+
+static int offload_main(void *arg)
+{
+    (void)arg;
+    worker_thread = pthread_self();
+    atomic_store(&ticks, 0);
+    tern_go(ticker, NULL);
+    pthread_t ran_on;
+    CHECK_EQ(tern_blocking(on_pool, &ran_on), 11);
+    CHECK(!pthread_equal(ran_on, worker_thread));
+    /* with one P, the ticker could only tick while we were parked */
+    CHECK(atomic_load(&ticks) >= 5);
+    CHECK_EQ(tern_blocking(NULL, NULL), -EINVAL);
+    return 0;
+}
+
+static void blocking_call_parks_only_the_coroutine(void)
+{
+    run_ok(offload_main, NULL, 1);
+}
+
+static atomic_int running_now, running_max, finished;
+
+static int slow(void *arg)
+{
+    (void)arg;
+    int n = atomic_fetch_add(&running_now, 1) + 1;
+    int m = atomic_load(&running_max);
+    while (n > m && !atomic_compare_exchange_weak(&running_max, &m, n))
+        ;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_fetch_sub(&running_now, 1);
+    return 0;
+}
+
+static int caller(void *arg)
+{
+    (void)arg;
+    tern_blocking(slow, NULL);
+    atomic_fetch_add(&finished, 1);
+    return 0;
+}
+
+static int bound_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 12; i++)
+        tern_go(caller, NULL);
+    tern_sleep(3 * TERN_MS);
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    CHECK_EQ(st.blocking_threads, 3);
+    CHECK_EQ(st.blocking_running, 3);
+    CHECK_EQ(st.blocking_queued, 9);
+    int64_t give_up = tern_now() + 10 * TERN_SEC;
+    while (atomic_load(&finished) < 12 && tern_now() < give_up)
+        tern_sleep(TERN_MS);
+    CHECK_EQ(atomic_load(&finished), 12);
+    CHECK_EQ(atomic_load(&running_max), 3);
+    return 0;
+}
+
+static void pool_is_bounded_and_queue_observable(void)
+{
+    tern_run_options o = {.procs = 2, .blocking_threads = 3};
+    CHECK_EQ(tern_run_opts(bound_main, NULL, &o), 0);
+}
+
+TESTS(T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))

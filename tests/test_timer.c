@@ -1,0 +1,126 @@
+/* test_timer.c - sleeps: ordering, accuracy, timers in bulk across Ps. */
+#include "check.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+static int sleep_main(void *arg)
+{
+    (void)arg;
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_sleep(15 * TERN_MS), 0);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 15 * TERN_MS);
+    CHECK(took < 200 * TERN_MS);
+    int64_t dl = tern_now() + 5 * TERN_MS;
+    CHECK_EQ(tern_sleep_until(dl), 0);
+    CHECK(tern_now() >= dl);
+    CHECK_EQ(tern_sleep(0), 0);         /* a yield */
+    CHECK_EQ(tern_sleep(-5), 0);
+    return 0;
+}
+
+static void sleep_lasts_at_least_its_duration(void)
+{
+    run_ok(sleep_main, NULL, 2);
+}
+
+static void deadline_helpers(void)
+{
+    int64_t a = tern_now(), b = tern_now();
+    CHECK(b >= a);
+    CHECK_EQ(tern_deadline_after(-1), TERN_FOREVER);
+    int64_t d = tern_deadline_after(TERN_SEC);
+    CHECK(d >= b + TERN_SEC);
+    CHECK(d < tern_now() + 2 * TERN_SEC);
+    CHECK_EQ(tern_deadline_after(INT64_MAX), INT64_MAX);
+}
+
+#define NB 20000
+static int64_t due[NB], woke[NB];
+static atomic_int done;
+static tern_co *main_co;
+static tern_ticket main_t;
+
+static int bulk_sleeper(void *arg)
+{
+    long i = (long)arg;
+    tern_sleep_until(due[i]);
+    woke[i] = tern_now();
+    if (atomic_fetch_add(&done, 1) + 1 == (int)scaled(NB))
+        tern_wake(main_co, main_t, 0);
+    return 0;
+}
+
+static int bulk_main(void *arg)
+{
+    (void)arg;
+    int n = (int)scaled(NB);
+    /* far enough ahead that spawning them all (first-touch of fresh stacks)
+     * cannot make them start late */
+    int64_t base = tern_now() + 300 * TERN_MS;
+    uint32_t x = 12345;
+    for (int i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        due[i] = base + (int64_t)(x % 200) * TERN_MS;   /* within 200 ms */
+    }
+    main_co = tern_self();
+    main_t = tern_wait_prepare();
+    atomic_store(&done, 0);
+    for (long i = 0; i < n; i++)
+        CHECK_EQ(tern_go(bulk_sleeper, (void *)i), 0);
+    CHECK_EQ(tern_wait(main_t, "bulk", tern_now() + 30 * TERN_SEC), 0);
+    int64_t worst = 0, sum = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t late = woke[i] - due[i];
+        CHECK(late >= 0);           /* never early */
+        if (late > worst)
+            worst = late;
+        sum += late;
+    }
+    fprintf(stderr, "   %d timers: mean lateness %lld us, worst %lld us\n", n,
+            (long long)(sum / n / 1000), (long long)(worst / 1000));
+    CHECK(sum / n < 20 * TERN_MS);  /* generous: shared CI machines, sanitizers */
+    return 0;
+}
+
+static void bulk_timers_fire_in_time(void)
+{
+    run_ok(bulk_main, NULL, 0);
+}
+
+/* Wake before the deadline: the timer must be removed, not fire later into
+ * the coroutine's next wait. */
+static int early_waker(void *arg)
+{
+    tern_co *co = ((void **)arg)[0];
+    tern_ticket t = (tern_ticket)(uintptr_t)((void **)arg)[1];
+    tern_wake(co, t, 1);
+    return 0;
+}
+
+static int cancel_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 500; i++) {
+        tern_ticket t = tern_wait_prepare();
+        void *a[2] = {tern_self(), (void *)(uintptr_t)t};
+        tern_go(early_waker, a);
+        CHECK_EQ(tern_wait(t, "early", tern_now() + 2 * TERN_MS), 1);
+    }
+    /* old timers (2 ms) are gone: a long untimed wait is not disturbed */
+    tern_ticket t = tern_wait_prepare();
+    CHECK_EQ(tern_wait(t, "quiet", tern_now() + 10 * TERN_MS), -ETIMEDOUT);
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    CHECK_EQ(st.timers, 0);
+    return 0;
+}
+
+static void early_wake_removes_timer(void)
+{
+    run_ok(cancel_main, NULL, 2);
+}
+
+TESTS(T(sleep_lasts_at_least_its_duration), T(deadline_helpers), T(bulk_timers_fire_in_time),
+      T(early_wake_removes_timer))
