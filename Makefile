@@ -1,0 +1,57 @@
+# Thin wrapper over CMake + CTest.  Every target installs what is missing
+# first (scripts/deps.sh), so these work on a fresh Debian 12 machine.
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+PREFIX  ?= /usr/local
+CMAKE_FLAGS ?=
+
+.PHONY: all build deps test run bench asan tsan test-aarch64 install clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j 1
+
+run: build
+	@$(BUILD)/examples/coroutines
+
+bench: deps
+	@scripts/deps.sh bench
+	@cmake -S . -B $(BUILD) >/dev/null && cmake --build $(BUILD) -j $(JOBS)
+	@bench/compare.sh all
+
+# Sanitizer builds run the whole suite; the heaviest tests run at a tenth
+# of their size there (TERN_TEST_SCALE).
+asan: deps
+	@cmake -S . -B build-asan -DTERN_SANITIZE=address -DTERN_WERROR=ON -DTERN_BENCH=OFF >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && TERN_TEST_SCALE=0.1 ASAN_OPTIONS=detect_leaks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
+
+# TSan maps its shadow at fixed addresses; with the high mmap randomisation
+# of recent kernels that can collide, so the tests run without ASLR.
+tsan: deps
+	@cmake -S . -B build-tsan -DTERN_SANITIZE=thread -DTERN_WERROR=ON -DTERN_BENCH=OFF >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+	@cd build-tsan && TERN_TEST_SCALE=0.05 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  setarch $$(uname -m) -R ctest --output-on-failure -j 1
+
+test-aarch64: deps
+	@scripts/deps.sh cross
+	@cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+	  -DTERN_WERROR=ON -DTERN_BENCH=OFF >/dev/null
+	@cmake --build build-aarch64 -j $(JOBS)
+	@cd build-aarch64 && TERN_TEST_SCALE=0.05 ctest --output-on-failure -j 1
+
+install: build
+	@cmake --install $(BUILD)
+
+clean:
+	@rm -rf $(BUILD) build-asan build-tsan build-aarch64

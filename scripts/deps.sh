@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages tern needs to build, test and benchmark.
+# Idempotent: installs only what is missing.  Needs root or sudo.
+#   scripts/deps.sh          build + test
+#   scripts/deps.sh bench    also the benchmark anchors (Go)
+#   scripts/deps.sh cross    also the aarch64 cross toolchain and qemu-user
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind)
+for what in "$@"; do
+  case "$what" in
+    bench) pkgs+=(golang-go) ;;
+    cross) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
+    *) echo "deps.sh: unknown group '$what' (bench, cross)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq || true
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

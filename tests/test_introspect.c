@@ -1,0 +1,178 @@
+/* test_introspect.c - stats, dump, the long-run monitor, deadlock detection. */
+#include "check.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+static int parked_forever(void *arg)
+{
+    (void)arg;
+    tern_ticket t = tern_wait_prepare();
+    tern_wait(t, "test-reason", TERN_FOREVER);
+    return 0;
+}
+
+static int sleepy(void *arg)
+{
+    (void)arg;
+    tern_sleep(10 * TERN_SEC);
+    return 0;
+}
+
+static int stats_main(void *arg)
+{
+    (void)arg;
+    tern_stats st;
+    tern_proc_stats ps[4];
+    CHECK_EQ(tern_stats_get(&st, ps, 4), 2);
+    CHECK_EQ(st.procs, 2);
+    CHECK_EQ(st.alive, 1);
+    CHECK_EQ(st.running, 1);
+    for (int i = 0; i < 10; i++)
+        tern_go_opts(sleepy, NULL, &(tern_go_options){.name = "sleepy"}, NULL);
+    tern_go_opts(parked_forever, NULL, &(tern_go_options){.name = "stuck"}, NULL);
+    tern_sleep(20 * TERN_MS);
+    CHECK_EQ(tern_stats_get(&st, ps, 4), 2);
+    CHECK_EQ(st.alive, 12);
+    CHECK_EQ(st.spawned_total, 12);
+    CHECK_EQ(st.parked, 11);
+    CHECK_EQ(st.timers, 10);
+    CHECK_EQ(ps[0].timers + ps[1].timers, 10);
+    CHECK(st.switches >= 11);
+    CHECK_EQ(st.switches, ps[0].switches + ps[1].switches);
+    CHECK(strcmp(st.stack_guard, "guard-install") == 0 || strcmp(st.stack_guard, "canary") == 0);
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    tern_dump(f);
+    fclose(f);
+    CHECK(strstr(buf, "12 coroutines") != NULL);
+    CHECK(strstr(buf, "[running] 'main'") != NULL);
+    CHECK(strstr(buf, "[waiting, test-reason, ") != NULL);
+    CHECK(strstr(buf, "'stuck'") != NULL);
+    CHECK(strstr(buf, "[waiting, sleep, ") != NULL);
+    CHECK(strstr(buf, "'sleepy'") != NULL);
+    free(buf);
+    return 0;
+}
+
+static void stats_and_dump_describe_every_coroutine(void)
+{
+    tern_stats st;
+    CHECK_EQ(tern_stats_get(&st, NULL, 0), -ESRCH);
+    run_ok(stats_main, NULL, 2);
+}
+
+static char reported[1024];
+static atomic_int nreports;
+
+static void hook(const char *msg, void *ctx)
+{
+    CHECK(ctx == (void *)&nreports);
+    if (atomic_fetch_add(&nreports, 1) == 0)
+        snprintf(reported, sizeof reported, "%s", msg);
+}
+
+static int hog(void *arg)
+{
+    (void)arg;
+    int64_t end = tern_now() + 60 * TERN_MS;
+    while (tern_now() < end)
+        ;       /* computes without yielding */
+    return 0;
+}
+
+static int monitor_main(void *arg)
+{
+    (void)arg;
+    tern_go_opts(hog, NULL, &(tern_go_options){.name = "hog"}, NULL);
+    tern_sleep(150 * TERN_MS);
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    CHECK_EQ(st.long_runs, 1);
+    return 0;
+}
+
+static void monitor_reports_coroutine_hogging_a_worker(void)
+{
+    atomic_store(&nreports, 0);
+    tern_set_report_hook(hook, &nreports);
+    tern_run_options o = {.procs = 2, .monitor_threshold = 20 * TERN_MS};
+    CHECK_EQ(tern_run_opts(monitor_main, NULL, &o), 0);
+    tern_set_report_hook(NULL, NULL);
+    CHECK_EQ(atomic_load(&nreports), 1);
+    CHECK(strstr(reported, "'hog'") != NULL);
+    CHECK(strstr(reported, "without yielding") != NULL);
+}
+
+static int polite(void *arg)
+{
+    (void)arg;
+    int64_t end = tern_now() + 60 * TERN_MS;
+    while (tern_now() < end)
+        tern_yield();
+    return 0;
+}
+
+static int quiet_main(void *arg)
+{
+    (void)arg;
+    tern_go(polite, NULL);
+    tern_go(polite, NULL);
+    tern_sleep(100 * TERN_MS);
+    return 0;
+}
+
+static void monitor_quiet_when_coroutines_yield(void)
+{
+    atomic_store(&nreports, 0);
+    tern_set_report_hook(hook, &nreports);
+    tern_run_options o = {.procs = 2, .monitor_threshold = 20 * TERN_MS};
+    CHECK_EQ(tern_run_opts(quiet_main, NULL, &o), 0);
+    tern_set_report_hook(NULL, NULL);
+    CHECK_EQ(atomic_load(&nreports), 0);
+}
+
+static int deadlock_main(void *arg)
+{
+    (void)arg;
+    tern_go_opts(parked_forever, NULL, &(tern_go_options){.name = "orphan"}, NULL);
+    tern_ticket t = tern_wait_prepare();
+    tern_wait(t, "nobody-will-wake", TERN_FOREVER);
+    return 0;
+}
+
+static void deadlock_child(void)
+{
+    tern_run_options o = {.procs = 2};
+    tern_run_opts(deadlock_main, NULL, &o);
+}
+
+static void deadlock_is_detected_and_exits_2(void)
+{
+    child_result r = run_child(deadlock_child);
+    CHECK(r.exited);
+    CHECK_EQ(r.code, 2);
+    CHECK(strstr(r.err, "all coroutines are asleep - deadlock!") != NULL);
+    CHECK(strstr(r.err, "nobody-will-wake") != NULL);   /* the dump follows */
+    CHECK(strstr(r.err, "'orphan'") != NULL);
+}
+
+static int not_deadlocked_main(void *arg)
+{
+    (void)arg;
+    /* all parked, but a timer will wake one: not a deadlock */
+    tern_go(parked_forever, NULL);
+    tern_sleep(50 * TERN_MS);
+    return 0;
+}
+
+static void timers_pending_is_not_deadlock(void)
+{
+    run_ok(not_deadlocked_main, NULL, 2);
+}
+
+TESTS(T(stats_and_dump_describe_every_coroutine), T(monitor_reports_coroutine_hogging_a_worker),
+      T(monitor_quiet_when_coroutines_yield), T(deadlock_is_detected_and_exits_2),
+      T(timers_pending_is_not_deadlock))

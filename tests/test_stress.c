@@ -1,0 +1,139 @@
+/* test_stress.c - a million spawns, random yields across Ps, a wake ring. */
+#include "check.h"
+
+#include <stdatomic.h>
+
+static atomic_long ran;
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add_explicit(&ran, 1, memory_order_relaxed);
+    return 0;
+}
+
+static int million_main(void *arg)
+{
+    (void)arg;
+    long n = scaled(1000000);
+    atomic_store(&ran, 0);
+    for (long i = 0; i < n; i++) {
+        CHECK_EQ(tern_go(nothing, NULL), 0);
+        if (i % 10000 == 9999)
+            while (atomic_load(&ran) < i - 20000)
+                tern_yield();
+    }
+    while (atomic_load(&ran) < n)
+        tern_sleep(TERN_MS);
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    CHECK_EQ(st.spawned_total, n + 1);
+    CHECK_EQ(st.alive, 1);
+    return 0;
+}
+
+static void million_spawns_all_run(void)
+{
+    run_ok(million_main, NULL, 0);
+}
+
+#define NY 1000
+static atomic_long counts[NY];
+static atomic_int finished;
+
+static int random_yielder(void *arg)
+{
+    long id = (long)arg;
+    uint32_t x = (uint32_t)id * 2654435761u + 1;
+    for (int i = 0; i < 300; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        atomic_fetch_add(&counts[id], 1);
+        switch (x % 4) {
+        case 0: tern_yield(); break;
+        case 1: tern_sleep((x >> 8) % 50 * TERN_US); break;
+        default: break;
+        }
+    }
+    atomic_fetch_add(&finished, 1);
+    return 0;
+}
+
+static int yields_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&finished, 0);
+    int n = (int)scaled(NY);
+    for (long i = 0; i < n; i++)
+        tern_go(random_yielder, (void *)i);
+    while (atomic_load(&finished) < n)
+        tern_sleep(TERN_MS);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(atomic_load(&counts[i]), 300);
+    tern_stats st;
+    tern_proc_stats ps[2];
+    tern_stats_get(&st, ps, 2);
+    if (st.procs >= 2)
+        CHECK(ps[0].switches > 0 && ps[1].switches > 0);   /* both Ps worked */
+    return 0;
+}
+
+static void random_yields_across_ps(void)
+{
+    run_ok(yields_main, NULL, 0);
+}
+
+/* A ring of coroutines: each waits for the token, passes it on. */
+#define RING 64
+typedef struct ring_node {
+    tern_co *_Atomic co;
+    _Atomic tern_ticket t;
+    atomic_bool armed;
+} ring_node;
+static ring_node ring[RING];
+static atomic_long passes;
+static long rounds;
+
+static int ring_member(void *arg)
+{
+    long i = (long)arg;
+    ring_node *me = &ring[i], *next = &ring[(i + 1) % RING];
+    for (long r = 0; r < rounds; r++) {
+        tern_ticket t = tern_wait_prepare();
+        atomic_store(&me->t, t);
+        atomic_store(&me->co, tern_self());
+        atomic_store(&me->armed, true);
+        CHECK_EQ(tern_wait(t, "ring", TERN_FOREVER), 1);
+        atomic_fetch_add(&passes, 1);
+        if (i == RING - 1 && r == rounds - 1)
+            break;      /* the token's last hop */
+        /* pass it on once the next one is armed */
+        while (!atomic_exchange(&next->armed, false))
+            tern_yield();
+        CHECK(tern_wake(atomic_load(&next->co), atomic_load(&next->t), 1));
+    }
+    return 0;
+}
+
+static int ring_main(void *arg)
+{
+    (void)arg;
+    rounds = scaled(2000);
+    atomic_store(&passes, 0);
+    for (long i = 0; i < RING; i++)
+        tern_go(ring_member, (void *)i);
+    while (!atomic_exchange(&ring[0].armed, false))
+        tern_yield();
+    CHECK(tern_wake(atomic_load(&ring[0].co), atomic_load(&ring[0].t), 1));
+    while (atomic_load(&passes) < rounds * RING)
+        tern_sleep(TERN_MS);
+    return 0;
+}
+
+static void wake_ring_across_ps(void)
+{
+    run_ok(ring_main, NULL, 0);
+}
+
+TESTS(T(million_spawns_all_run), T(random_yields_across_ps), T(wake_ring_across_ps))
