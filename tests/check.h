@@ -106,6 +106,8 @@ static inline child_result run_child(void (*fn)(void))
     r.exited = WIFEXITED(st);
     r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
     r.sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    fprintf(stderr, "   child %s %d; its stderr:\n%s", r.exited ? "exited" : "killed by signal",
+            r.exited ? r.code : r.sig, r.err);
     return r;
 }
 

@@ -148,8 +148,8 @@ static int bouncer(void *arg)
             CHECK(r < 0 && errno == EAGAIN);
             CHECK_EQ(tern_fd_wait(fd, TERN_FD_READ, TERN_FOREVER), 0);
         }
+        atomic_fetch_add(&bounced, 1);     /* before the echo main waits for */
         CHECK_EQ(write(fd, &c, 1), 1);
-        atomic_fetch_add(&bounced, 1);
     }
     return 0;
 }

@@ -742,6 +742,11 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
         co->sp = p->shared.lo + p->shared.size - co->save_len;
     } else {
         co->pinned = NULL;
+#ifdef TERN_ASAN
+        /* A reused stack still carries the poisoned redzones of frames
+         * that never returned (the previous coroutine's last switch). */
+        __asan_unpoison_memory_region(co->stack.lo, co->stack.size);
+#endif
         tern__stack_canary_set(&co->stack);
         co->sp = tern_ctx_make(co->stack.lo + co->stack.size, co_main, co);
     }

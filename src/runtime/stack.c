@@ -147,6 +147,11 @@ static char *slot_get(stack_class *c)
         }
         r->base = m;
         r->len = len;
+#ifdef TERN_ASAN
+        /* ASan keeps shadow across munmap: a region mapped where earlier
+         * stacks were would inherit their frames' redzones. */
+        __asan_unpoison_memory_region(m, len);
+#endif
         tern_spin_lock(&regions_lock);
         r->next = regions;
         regions = r;
@@ -223,17 +228,26 @@ void tern__stack_release(tern_stack *st)
     madvise(st->lo, st->size, MADV_DONTNEED);
 }
 
+/* 128 bytes, not one word: an overflowing frame may write only part of
+ * what it spans (padding, sanitizer redzones), but not 128 bytes of it. */
+#define CANARY_WORDS 16
+
 void tern__stack_canary_set(const tern_stack *st)
 {
-    if (!guarded)
-        memcpy(st->lo, &(uint64_t){CANARY}, sizeof(uint64_t));
+    if (guarded)
+        return;
+    uint64_t *w = (uint64_t *)(void *)st->lo;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        w[i] = CANARY;
 }
 
 bool tern__stack_canary_ok(const tern_stack *st)
 {
-    uint64_t v;
-    memcpy(&v, st->lo, sizeof v);
-    return v == CANARY;
+    const uint64_t *w = (const uint64_t *)(const void *)st->lo;
+    uint64_t bad = 0;
+    for (int i = 0; i < CANARY_WORDS; i++)
+        bad |= w[i] ^ CANARY;
+    return bad == 0;
 }
 
 /* ---- overflow reports -------------------------------------------------- */
