@@ -17,6 +17,7 @@
 #endif
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,38 @@ static inline int bench_cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
+}
+
+/* The runtime's monitor reports a coroutine that holds a worker for more
+ * than 10 ms (a spawning loop does).  A benchmark counts those reports
+ * instead of printing each: call bench_count_reports() first thing in the
+ * entry coroutine and bench_report_summary() before it returns. */
+static atomic_long bench_reports;
+static char bench_first_report[200];
+
+static inline void bench_report_hook(const char *msg, void *ctx)
+{
+    (void)ctx;
+    if (atomic_fetch_add(&bench_reports, 1) == 0)
+        snprintf(bench_first_report, sizeof bench_first_report, "%s", msg);
+}
+
+static inline void bench_count_reports(void)
+{
+    tern_set_report_hook(bench_report_hook, NULL);
+}
+
+static inline void bench_report_summary(const char *who)
+{
+    tern_set_report_hook(NULL, NULL);
+    long n = atomic_load(&bench_reports);
+    if (n) {
+        size_t len = strlen(bench_first_report);
+        while (len && bench_first_report[len - 1] == '\n')
+            bench_first_report[--len] = 0;
+        fprintf(stderr, "%s: %ld runtime report(s), the first: %s\n", who, n,
+                bench_first_report);
+    }
 }
 
 #endif

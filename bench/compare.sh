@@ -13,7 +13,8 @@
 #
 # Environment:
 #   ROUNDS=5          measured rounds per metric (>= 5 for a figure you quote)
-#   BUILD_DIR=build   the CMake build directory (configured as Release if absent)
+#   BUILD_DIR=build   the CMake build directory (configured as Release if absent;
+#                     TERN_BENCH is switched on there if it is off)
 #   NO_BUILD=1        skip building, use what is in BUILD_DIR
 #   RUN_TIMEOUT=300   seconds before one run is killed and counted as NA
 #
@@ -46,18 +47,24 @@ build_c() {
     [ "$C_BUILT" = 1 ] && return 0
     if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
         log "== configuring $BUILD_DIR (Release)"
-        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2 ||
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTERN_BENCH=ON >&2 ||
             die "cmake configure failed"
+    elif grep -q '^TERN_BENCH:BOOL=OFF' "$BUILD_DIR/CMakeCache.txt"; then
+        # The bench targets are EXCLUDE_FROM_ALL: turning them on costs the
+        # normal build nothing.
+        log "== $BUILD_DIR has TERN_BENCH=OFF: reconfiguring with -DTERN_BENCH=ON"
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DTERN_BENCH=ON >&2 || die "cmake configure failed"
     fi
-    local bt
-    bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
-    case $bt in
-        Release | RelWithDebInfo) ;;
-        *) log "warning: $BUILD_DIR has CMAKE_BUILD_TYPE='$bt'; figures from an unoptimised build mean little" ;;
-    esac
+    if grep -q '^TERN_SANITIZE:STRING=..*' "$BUILD_DIR/CMakeCache.txt"; then
+        log "warning: $BUILD_DIR is a sanitizer build; its figures mean little"
+    fi
     log "== building C benchmarks (target tern_bench)"
     cmake --build "$BUILD_DIR" --target tern_bench -j "$(nproc)" >&2 ||
         die "building tern_bench failed"
+    local flags=$BUILD_DIR/bench/CMakeFiles/rt_yield.dir/flags.make
+    if [ -f "$flags" ] && ! grep -Eq '^C_FLAGS = .*-O[23s]' "$flags"; then
+        log "warning: the benchmarks in $BUILD_DIR are built without -O2/-O3 ($(grep '^C_FLAGS' "$flags")); figures from an unoptimised build mean little"
+    fi
     C_BUILT=1
 }
 

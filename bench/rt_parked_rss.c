@@ -32,6 +32,7 @@ static int sleeper(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
+    bench_count_reports();
     long before = bench_status_kb("VmRSS");
     int64_t t0 = tern_now();
     tern_go_options go = {0};
@@ -63,6 +64,7 @@ static int entry(void *arg)
             (double)(t1 - t0) / 1e6, tern_procs());
     printf("%.0f\n", (double)(hwm - before) * 1024.0 / (double)g_n);
     fflush(stdout);
+    bench_report_summary("tern parked");
     return 0;
 }
 

@@ -36,6 +36,7 @@ static int worker(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
+    bench_count_reports();
     g_main = tern_self();
     int64_t t0 = tern_now();
     for (long done = 0; done < g_n;) {
@@ -58,6 +59,7 @@ static int entry(void *arg)
             (double)(t1 - t0) / 1e6);
     printf("%.1f\n", (double)(t1 - t0) / (double)g_n);
     fflush(stdout);
+    bench_report_summary("tern spawn_join");
     return 0;
 }
 

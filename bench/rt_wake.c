@@ -47,6 +47,7 @@ static int b_main(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
+    bench_count_reports();
     int r = tern_go(b_main, NULL);
     if (r < 0)
         bench_fail("tern_go", r);
@@ -78,6 +79,7 @@ static int entry(void *arg)
             (long long)g_lat[g_rounds - 1]);
     printf("%lld\n", (long long)g_lat[g_rounds / 2]);
     fflush(stdout);
+    bench_report_summary("tern wake");
     return 0;
 }
 

@@ -30,6 +30,7 @@ static int yielder(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
+    bench_count_reports();
     g_main = tern_self();
     g_ticket = tern_wait_prepare();
     atomic_store(&g_left, 2);
@@ -47,6 +48,7 @@ static int entry(void *arg)
             tern_procs(), (double)(t1 - t0) / 1e6);
     printf("%.1f\n", (double)(t1 - t0) / (double)(2 * g_per));
     fflush(stdout);
+    bench_report_summary("tern yield");
     return 0;
 }
 

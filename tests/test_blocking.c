@@ -56,7 +56,7 @@ static int slow(void *arg)
     int m = atomic_load(&running_max);
     while (n > m && !atomic_compare_exchange_weak(&running_max, &m, n))
         ;
-    struct timespec ts = {0, 10 * 1000 * 1000};
+    struct timespec ts = {0, 100 * 1000 * 1000};
     nanosleep(&ts, NULL);
     atomic_fetch_sub(&running_now, 1);
     return 0;
@@ -75,7 +75,7 @@ static int bound_main(void *arg)
     (void)arg;
     for (int i = 0; i < 12; i++)
         tern_go(caller, NULL);
-    tern_sleep(3 * TERN_MS);
+    tern_sleep(30 * TERN_MS);   /* well inside the first 100 ms batch */
     tern_stats st;
     tern_stats_get(&st, NULL, 0);
     CHECK_EQ(st.blocking_threads, 3);

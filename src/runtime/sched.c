@@ -575,6 +575,10 @@ static long nfree_hot;
 
 static void co_free_mem(tern_co *co)
 {
+#ifdef TERN_TSAN
+    if (co->tsan_fiber)         /* abandoned at tern_run's return */
+        __tsan_destroy_fiber(co->tsan_fiber);
+#endif
     if (co->stack.lo)
         tern__stack_put(&co->stack);
     free(co->save_buf);
