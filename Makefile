@@ -49,7 +49,7 @@ test-aarch64: deps
 	@cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
 	  -DTERN_WERROR=ON -DTERN_BENCH=OFF >/dev/null
 	@cmake --build build-aarch64 -j $(JOBS)
-	@cd build-aarch64 && TERN_TEST_SCALE=0.05 ctest --output-on-failure -j 1
+	@cd build-aarch64 && TERN_TEST_SCALE=0.05 TERN_TEST_UNDER_QEMU=1 ctest --output-on-failure -j 1
 
 install: build
 	@cmake --install $(BUILD)

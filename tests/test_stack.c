@@ -203,6 +203,13 @@ static void overflow_canary_child(void)
 
 static void overflow_is_reported_with_name_and_id(void)
 {
+    if (getenv("TERN_TEST_UNDER_QEMU")) {
+        /* qemu-user passes MADV_GUARD_INSTALL to the host but does not
+         * know the page is a guard, so it dies on the host fault instead
+         * of raising the guest's SIGSEGV: nothing to test there. */
+        fprintf(stderr, "   skipped under qemu-user\n");
+        return;
+    }
     child_result r = run_child(overflow_child);
     CHECK(!r.exited);
     CHECK(strstr(r.err, "stack overflow in coroutine") != NULL);
