@@ -111,6 +111,12 @@ struct tern_p {
     tern_co *inbox, *inbox_tail;
     atomic_int ninbox;
 
+    /* coroutines that yielded while no P was idle: owner-only, no atomics,
+     * run after the ring (Go sends Gosched to the back of the line too);
+     * spilled to the ring as soon as a P idles, so they can be stolen */
+    tern_co *yq_head, *yq_tail;
+    _Atomic uint32_t nyq;
+
     tern_co *cur;               /* running coroutine; NULL on the scheduler */
     void *g0_sp;                /* the worker thread's own context */
     void *g0_asan_fake;
@@ -151,6 +157,7 @@ struct tern_p {
 
     uint32_t rand;
     uint32_t tick;              /* local scheduling decisions */
+    uint32_t gq_countdown;      /* picks until the global queue's turn */
 
     /* statistics (see tern_proc_stats) */
     _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
@@ -206,6 +213,7 @@ void tern__stack_release(tern_stack *s);        /* give pages back, keep slot */
 void tern__stack_canary_set(const tern_stack *s);
 bool tern__stack_canary_ok(const tern_stack *s);
 bool tern__stack_guarded(void);
+extern bool tern__stack_guard_on;               /* same, for the switch path */
 int tern__stack_sig_install(void);              /* per worker: altstack */
 void tern__stack_sig_remove(void);
 uint64_t tern__stacks_mapped(void);

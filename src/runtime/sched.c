@@ -226,12 +226,38 @@ static tern_co *inbox_pop(tern_p *p)
     return co;
 }
 
+/* A P went idle: make yielded coroutines stealable. */
+static void yq_spill(tern_p *p)
+{
+    tern_co *co;
+    while ((co = p->yq_head)) {
+        p->yq_head = co->next;
+        runq_put(p, co, false);
+    }
+    atomic_store_explicit(&p->nyq, 0, memory_order_relaxed);
+    tern__wakep();
+}
+
+static void yq_push(tern_p *p, tern_co *co)
+{
+    co->next = NULL;
+    if (p->yq_head)
+        p->yq_tail->next = co;
+    else
+        p->yq_head = co;
+    p->yq_tail = co;
+    atomic_store_explicit(&p->nyq, atomic_load_explicit(&p->nyq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static tern_co *pick_local(tern_p *p)
 {
     p->tick++;
     /* Now and then look past the local queue so that the global queue
-     * and the inbox cannot starve behind a busy ring. */
-    if (p->tick % 61 == 0) {
+     * and the inbox cannot starve behind a busy ring.  (A countdown, not
+     * tick % 61: a division costs more than the rest of the pick.) */
+    if (--p->gq_countdown == 0) {
+        p->gq_countdown = 61;
         tern_co *co = gq_get(p);
         if (co)
             return co;
@@ -241,12 +267,23 @@ static tern_co *pick_local(tern_p *p)
         if (co)
             return co;
     }
-    tern_co *co = atomic_exchange_explicit(&p->runnext, NULL, memory_order_acquire);
-    if (co)
+    if (p->yq_head && atomic_load_explicit(&S->npidle, memory_order_relaxed) > 0)
+        yq_spill(p);
+    /* Plain load first: an exchange is a locked instruction even when the
+     * slot is empty, and this is every switch's path. */
+    tern_co *co = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (co && atomic_compare_exchange_strong_explicit(&p->runnext, &co, NULL, memory_order_acquire,
+                                                      memory_order_relaxed))
         return co;
     co = runq_pop(p);
     if (co)
         return co;
+    if ((co = p->yq_head)) {
+        p->yq_head = co->next;
+        atomic_store_explicit(&p->nyq, atomic_load_explicit(&p->nyq, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        return co;
+    }
     return inbox_pop(p);
 }
 
@@ -408,8 +445,15 @@ static void after_switch(tern_p *p)
     p->prev = NULL;
     switch (p->prev_action) {
     case SW_YIELD:
-        atomic_store(&prev->status, CO_RUNNABLE);
-        enqueue_local(p, prev, false);
+        atomic_store_explicit(&prev->status, CO_RUNNABLE, memory_order_release);
+        if (prev->pinned) {
+            inbox_push(p, prev);
+        } else if (atomic_load_explicit(&S->npidle, memory_order_relaxed) > 0) {
+            runq_put(p, prev, false);
+            tern__wakep();
+        } else {
+            yq_push(p, prev);
+        }
         break;
     case SW_PARK: {
         uint32_t s = CO_PARKING;
@@ -438,7 +482,7 @@ static tern_co *pick_next(tern_p *p)
 /* Called by the running coroutine: leave the CPU with `action`. */
 static void co_leave(tern_p *p, tern_co *self, int action)
 {
-    if (!tern__stack_guarded() && !self->pinned &&
+    if (!tern__stack_guard_on && !self->pinned &&
         (!tern__stack_canary_ok(&self->stack) || (char *)__builtin_frame_address(0) < self->stack.lo))
         stack_overflow(self);
     tern_co *next = pick_next(p);
@@ -798,8 +842,10 @@ int tern_go_opts(tern_fn *fn, void *arg, const tern_go_options *opts, tern_co **
 
 void tern_yield(void)
 {
-    tern_co *self = tern__self_checked("tern_yield");
-    co_leave(tern__cur_p(), self, SW_YIELD);
+    tern_p *p = tern__cur_p();
+    if (!p || !p->cur)
+        tern__self_checked("tern_yield");   /* reports and aborts */
+    co_leave(p, p->cur, SW_YIELD);
 }
 
 tern_co *tern_self(void)
@@ -999,7 +1045,7 @@ static void deadlock_check_locked(void)
         return;
     for (int i = 0; i < S->nprocs; i++)
         if (atomic_load(&S->ps[i].nheap) || atomic_load(&S->ps[i].ninbox) ||
-            runq_len(&S->ps[i]))
+            runq_len(&S->ps[i]) || atomic_load(&S->ps[i].nyq))
             return;
     if (alive_count() == 0)
         return;
@@ -1255,6 +1301,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
         tern_p *p = &S->ps[i];
         p->id = i;
         p->rand = 0x9E3779B9u * (uint32_t)(i + 1);
+        p->gq_countdown = 61;
         if ((err = tern__timers_init(p)) < 0 ||
             (err = tern__stack_get(&p->shared, S->stack_default)) < 0)
             goto fail_stacks;

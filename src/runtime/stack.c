@@ -58,7 +58,8 @@ static region *regions;
 static tern_spin regions_lock = TERN_SPIN_INIT;
 static size_t page;
 static size_t guard;                    /* bytes below each stack */
-static bool guarded;
+bool tern__stack_guard_on;
+#define guarded tern__stack_guard_on
 static atomic_ulong mapped;
 static struct sigaction old_segv;
 

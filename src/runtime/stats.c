@@ -28,7 +28,8 @@ int tern_stats_get(tern_stats *st, tern_proc_stats *procs, int max_procs)
             .steals = STAT_GET(p->st_steals),
             .stolen = STAT_GET(p->st_stolen),
             .wakeups = STAT_GET(p->st_wakeups),
-            .runq = runq_len(p) + (uint32_t)atomic_load(&p->ninbox),
+            .runq = runq_len(p) + (uint32_t)atomic_load(&p->ninbox) +
+                    atomic_load_explicit(&p->nyq, memory_order_relaxed),
             .timers = (uint32_t)atomic_load(&p->nheap),
         };
         if (procs && i < max_procs)
