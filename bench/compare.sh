@@ -167,9 +167,13 @@ emit() {
 #                        cheapest parking), same formula.
 #   parked_rss_bytes_own the same with tern's default stack mode (TERN_STACK_OWN);
 #                        the Go figure is the same runs'.
-#   wake_cross_thread_ns A wakes parked B and busy-spins 200 us so B must run
-#                        on the other P; median of t(B runs) - t(wake), 2000
-#                        rounds, 2 Ps.  Go: cap-1 channel, GOMAXPROCS=2.
+#   wake_cross_thread_ns A sleeps 50 us (both workers asleep), wakes parked B
+#                        and busy-spins 200 us so B must run on the other P;
+#                        median of t(B runs) - t(wake), 2000 rounds, 2 Ps.
+#                        Go: cap-1 channel, GOMAXPROCS=2, time.Sleep.  Other
+#                        load on the machine shows up here first: a woken
+#                        worker that gets no CPU makes a round cost the whole
+#                        200 us (the programs count rounds over 150 us on stderr).
 
 t_spawn_waves() { run_one "$CBIN/rt_spawn_join" waves 1000000 10000; }
 g_spawn_waves() { run_one "$GOBIN/runtime" spawn-waves 1000000 10000; }
@@ -180,8 +184,8 @@ g_yield() { run_one "$GOBIN/runtime" yield 10000000; }
 t_parked_shared() { run_one "$CBIN/rt_parked_rss" shared 1000000; }
 t_parked_own() { run_one "$CBIN/rt_parked_rss" own 1000000; }
 g_parked() { run_one "$GOBIN/runtime" parked 1000000; }
-t_wake() { run_one "$CBIN/rt_wake" 2000; }
-g_wake() { run_one "$GOBIN/runtime" wake 2000; }
+t_wake() { run_one "$CBIN/rt_wake" 2000 sleep; }
+g_wake() { run_one "$GOBIN/runtime" wake 2000 sleep; }
 
 suite_runtime() {
     build_c

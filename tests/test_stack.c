@@ -155,22 +155,31 @@ static void custom_stack_sizes_hold_deep_frames(void)
     run_ok(sizes_main, NULL, 1);
 }
 
+static atomic_int churned;
+
 static int churn_one(void *arg)
 {
     (void)arg;
+    atomic_fetch_add(&churned, 1);
     return 0;
 }
 
 static int reuse_main(void *arg)
 {
     (void)arg;
+    atomic_store(&churned, 0);
     for (int wave = 0; wave < 50; wave++) {
         for (int i = 0; i < 1000; i++)
             tern_go(churn_one, NULL);
-        tern_sleep(TERN_MS);
+        while (atomic_load(&churned) < (wave + 1) * 1000)
+            tern_sleep(TERN_MS);
     }
     tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    int64_t give_up = tern_now() + TERN_SEC;    /* the last ones finish exiting */
+    do {
+        tern_sleep(TERN_MS);
+        tern_stats_get(&st, NULL, 0);
+    } while (st.alive != 1 && tern_now() < give_up);
     CHECK_EQ(st.alive, 1);
     /* 50,000 coroutines ran; their stacks came from caches, not new slots */
     CHECK(st.stacks_mapped < 5000);

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-void tern__scavenge_stacks(void);
+void tern__scavenge_stacks(int64_t now);
 
 #define S tern__sched
 
@@ -50,7 +50,7 @@ static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
             tern__report("coroutine %llu '%s' has held worker %d for %lld ms without yielding; "
                          "other coroutines on it wait (call tern_yield in long loops, or "
                          "tern_blocking for blocking calls)",
-                         co ? (unsigned long long)co->id : 0ULL, co ? co->name : "?", i,
+                         co ? (unsigned long long)co->id : 0ULL, co ? tern__co_name(co) : "?", i,
                          (long long)((now - w[i].since) / TERN_MS));
         }
     }
@@ -89,7 +89,7 @@ static void *monitor_main(void *arg)
         }
         if (atomic_load(&S->ngq) && atomic_load(&S->npidle) > 0)
             tern__wakep();
-        tern__scavenge_stacks();
+        tern__scavenge_stacks(now);
         pthread_mutex_lock(&mon_lock);
     }
     pthread_mutex_unlock(&mon_lock);

@@ -387,7 +387,7 @@ void tern__ready(tern_co *co)
             continue;
         }
         tern__fatal("readying coroutine %llu '%s' in state %u: a wake without a wait",
-                    (unsigned long long)co->id, co->name, s);
+                    (unsigned long long)co->id, tern__co_name(co), s);
     }
 }
 
@@ -400,7 +400,7 @@ static void stack_overflow(tern_co *co)
 {
     tern__fatal("stack overflow in coroutine %llu '%s' (stack %zu bytes): the canary below "
                 "its stack was overwritten; raise tern_go_options.stack_size",
-                (unsigned long long)co->id, co->name, co->stack.size);
+                (unsigned long long)co->id, tern__co_name(co), co->stack.size);
 }
 
 /* The one place contexts change.  from_fake: where this context keeps its
@@ -552,7 +552,7 @@ static void shared_load(tern_p *p, tern_co *co)
             char *buf = realloc(owner->save_buf, cap);
             if (!buf)
                 tern__fatal("out of memory saving the stack of coroutine %llu '%s' (%zu bytes)",
-                            (unsigned long long)owner->id, owner->name, len);
+                            (unsigned long long)owner->id, tern__co_name(owner), len);
             owner->save_buf = buf;
             owner->save_cap = cap;
         }
@@ -585,28 +585,41 @@ static void co_main(void *arg)
     tern__fatal("dead coroutine %llu resumed", (unsigned long long)co->id);
 }
 
-static void registry_add(tern_p *p, tern_co *co)
+static int registry_add(tern_p *p, tern_co *co)
 {
     co->home = p;
     tern_spin_lock(&p->all_lock);
-    co->all_prev = NULL;
-    co->all_next = p->all;
-    if (p->all)
-        p->all->all_prev = co;
-    p->all = co;
+    uint32_t idx;
+    if (p->nreg_free) {
+        idx = p->reg_free[--p->nreg_free];
+    } else {
+        if (p->nreg == p->capreg) {
+            uint32_t cap = p->capreg ? p->capreg * 2 : 1024;
+            tern_co **reg = realloc(p->reg, cap * sizeof *reg);
+            if (reg)
+                p->reg = reg;
+            uint32_t *fr = reg ? realloc(p->reg_free, cap * sizeof *fr) : NULL;
+            if (!fr) {
+                tern_spin_unlock(&p->all_lock);
+                return -ENOMEM;
+            }
+            p->reg_free = fr;
+            p->capreg = cap;
+        }
+        idx = p->nreg++;
+    }
+    p->reg[idx] = co;
+    co->reg_idx = idx;
     tern_spin_unlock(&p->all_lock);
+    return 0;
 }
 
 static void registry_del(tern_co *co)
 {
     tern_p *h = co->home;
     tern_spin_lock(&h->all_lock);
-    if (co->all_prev)
-        co->all_prev->all_next = co->all_next;
-    else
-        h->all = co->all_next;
-    if (co->all_next)
-        co->all_next->all_prev = co->all_prev;
+    h->reg[co->reg_idx] = NULL;
+    h->reg_free[h->nreg_free++] = co->reg_idx;
     tern_spin_unlock(&h->all_lock);
 }
 
@@ -668,17 +681,32 @@ static void co_recycle(tern_p *p, tern_co *co)
     tern_spin_unlock(&free_lock);
 }
 
-/* Called by the monitor each tick: give back the stack pages of spares
- * over the mark, a few at a time, because each madvise shoots down TLB
- * entries on every worker (releasing 20,000 at once was measured to delay
- * timers by 12 ms at p99). */
-void tern__scavenge_stacks(void)
+/* Called by the monitor each tick.  Spares that stayed unused for a whole
+ * second (the low-water mark of the spare count over that second, above
+ * FREE_HOT_MAX) get their stack pages back to the kernel, at most 16 per
+ * tick: each madvise shoots down TLB entries on every worker, and
+ * releasing 20,000 at once was measured to delay timers by 12 ms at p99.
+ * Spares that are reused within the second (waves of spawns) keep their
+ * pages, so they are not faulted in again. */
+void tern__scavenge_stacks(int64_t now)
 {
-    for (int i = 0; i < 16; i++) {
+    static long lowmark = -1, budget;
+    static int64_t window_end;
+    tern_spin_lock(&free_lock);
+    long n = nfree_hot;
+    tern_spin_unlock(&free_lock);
+    if (lowmark < 0 || n < lowmark)
+        lowmark = n;
+    if (now >= window_end) {
+        budget = lowmark > FREE_HOT_MAX ? lowmark - FREE_HOT_MAX : 0;
+        lowmark = n;
+        window_end = now + TERN_SEC;
+    }
+    for (int i = 0; i < 16 && budget > 0; i++, budget--) {
         tern_spin_lock(&free_lock);
         tern_co *co = NULL;
         if (nfree_hot > FREE_HOT_MAX) {
-            co = free_hot;
+            co = free_hot;      /* which ones is immaterial: n were idle */
             free_hot = co->next;
             nfree_hot--;
         }
@@ -755,8 +783,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
 #endif
     if (size < TERN_STACK_MIN)
         size = TERN_STACK_MIN;
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    size = (size + pg - 1) & ~(pg - 1);
+    size = (size + S->page - 1) & ~(S->page - 1);
     bool shared = mode == TERN_STACK_SHARED;
     tern_co *co = co_alloc(p, size, shared);
     if (!co)
@@ -766,12 +793,10 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
     co->arg = arg;
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
-    atomic_store_explicit(&co->wait_word, 0, memory_order_relaxed);
-    atomic_store_explicit(&co->wait_reason, NULL, memory_order_relaxed);
-    atomic_store_explicit(&co->timer.p, NULL, memory_order_relaxed);
-    co->timer.idx = -1;
-    co->name[0] = 0;
-    if (opts && opts->name)
+    /* wait_word, wait_reason and the timer are at rest in a recycled block
+     * (every wait ends with them so) and zero in a fresh one */
+    co->has_name = opts && opts->name;
+    if (co->has_name)
         snprintf(co->name, sizeof co->name, "%s", opts->name);
     if (shared) {
         /* Build the first frame off-stack; it holds no self-pointers, so
@@ -801,9 +826,12 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
 #ifdef TERN_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    atomic_store_explicit(&co->state_since, tern__coarse_now(), memory_order_relaxed);
-    atomic_store(&co->status, CO_RUNNABLE);
-    registry_add(p, co);
+    if (registry_add(p, co) < 0) {
+        co->pinned = NULL;
+        co_free_mem(co);
+        return -ENOMEM;
+    }
+    atomic_store_explicit(&co->status, CO_RUNNABLE, memory_order_relaxed);
     STAT_ADD(p->st_spawned, 1);
     if (out)
         *out = co;
@@ -867,7 +895,7 @@ uint64_t tern_co_id(const tern_co *co)
 
 const char *tern_co_name(const tern_co *co)
 {
-    return co->name;
+    return tern__co_name(co);
 }
 
 int tern_procs(void)
@@ -884,7 +912,7 @@ tern_ticket tern_wait_prepare(void)
     if (atomic_load(&co->status) == CO_NOTIFIED)
         tern__fatal("tern_wait_prepare in coroutine %llu '%s': the previous ticket was woken "
                     "but never collected with tern_wait",
-                    (unsigned long long)co->id, co->name);
+                    (unsigned long long)co->id, tern__co_name(co));
     uint64_t t = (atomic_load_explicit(&co->wait_word, memory_order_relaxed) >> 1) + 1;
     atomic_store(&co->wait_word, t << 1);
     return t;
@@ -914,7 +942,7 @@ int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
     uint64_t w = atomic_load(&co->wait_word);
     if (w >> 1 != t)
         tern__fatal("tern_wait in coroutine %llu '%s': ticket %llu is stale (current %llu)",
-                    (unsigned long long)co->id, co->name, (unsigned long long)t,
+                    (unsigned long long)co->id, tern__co_name(co), (unsigned long long)t,
                     (unsigned long long)(w >> 1));
     bool timed = false;
     if (deadline != TERN_FOREVER && !(w & 1)) {
@@ -1220,10 +1248,14 @@ static void free_all_coroutines(void)
     for (int i = 0; S->ps && i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
         tern_co *co;
-        while ((co = p->all)) {
-            p->all = co->all_next;
-            co_free_mem(co);
-        }
+        for (uint32_t k = 0; k < p->nreg; k++)
+            if (p->reg[k])
+                co_free_mem(p->reg[k]);
+        free(p->reg);
+        free(p->reg_free);
+        p->reg = NULL;
+        p->reg_free = NULL;
+        p->nreg = p->nreg_free = p->capreg = 0;
         while ((co = p->free_co)) {
             p->free_co = co->next;
             co_free_mem(co);
@@ -1284,7 +1316,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     if (np <= 0)
         np = tern__default_procs();
     S->nprocs = np;
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t pg = S->page = (size_t)sysconf(_SC_PAGESIZE);
     size_t sd = S->opts.stack_size ? S->opts.stack_size : TERN_STACK_DEFAULT;
     if (sd < TERN_STACK_MIN)
         sd = TERN_STACK_MIN;

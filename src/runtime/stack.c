@@ -267,7 +267,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
             int n = snprintf(msg, sizeof msg,
                              "tern: stack overflow in coroutine %llu '%s' (stack %zu bytes): it "
                              "ran into the guard below its stack; raise tern_go_options.stack_size\n",
-                             (unsigned long long)co->id, co->name, size);
+                             (unsigned long long)co->id, tern__co_name(co), size);
             if (n > 0 && write(2, msg, (size_t)n) < 0)
                 n = 0;
             signal(SIGABRT, SIG_DFL);

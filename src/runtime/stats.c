@@ -85,7 +85,10 @@ void tern_dump(FILE *out)
     for (int i = 0; i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
         tern_spin_lock(&p->all_lock);
-        for (tern_co *co = p->all; co; co = co->all_next) {
+        for (uint32_t k = 0; k < p->nreg; k++) {
+            tern_co *co = p->reg[k];
+            if (!co)
+                continue;
             uint32_t s = atomic_load(&co->status);
             const char *why = atomic_load_explicit(&co->wait_reason, memory_order_relaxed);
             fprintf(out, "coroutine %llu [%s", (unsigned long long)co->id, state_name(s));
@@ -93,7 +96,10 @@ void tern_dump(FILE *out)
                 int64_t since = atomic_load_explicit(&co->state_since, memory_order_relaxed);
                 fprintf(out, ", %s, %lld ms", why, (long long)((now - since) / TERN_MS));
             }
-            fprintf(out, "]%s%s%s\n", co->name[0] ? " '" : "", co->name, co->name[0] ? "'" : "");
+            if (co->has_name)
+                fprintf(out, "] '%s'\n", co->name);
+            else
+                fprintf(out, "]\n");
         }
         tern_spin_unlock(&p->all_lock);
     }

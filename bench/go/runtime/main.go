@@ -7,7 +7,8 @@
 //	spawn-all [n]            start n empty goroutines all at once, then join; ns each
 //	yield [n]                two goroutines Gosched to each other, GOMAXPROCS=1; ns per switch
 //	parked [n]               n goroutines parked on a channel receive; peak RSS bytes each
-//	wake [rounds]            cross-thread wake latency through a cap-1 channel,
+//	wake [rounds] [sleep|yield]
+//	                         cross-thread wake latency through a cap-1 channel,
 //	                         GOMAXPROCS=2; median ns
 //
 // Only the standard library is used.
@@ -129,10 +130,13 @@ func parked(n int) {
 	os.Exit(0)
 }
 
-// wake: A (this goroutine) waits until B is parked on <-ch, notes t0, sends
-// on a cap-1 channel and then busy-spins 200 us without yielding, so B has
-// to be run by the other P.  B notes t1 as soon as it runs.  Median t1-t0.
-func wake(rounds int) float64 {
+// wake: A (this goroutine) waits until B is parked on <-ch, lets 50 us pass
+// (time.Sleep, or with "yield" a Gosched loop), notes t0, sends on a cap-1
+// channel and then busy-spins 200 us without yielding, so B has to be run
+// by the other P.  B notes t1 as soon as it runs.  Median t1-t0.
+// (Go puts the woken B in A's P's runnext; the other P steals a runnext
+// only after usleep(3), which Linux timer slack stretches to ~50 us.)
+func wake(rounds int, settleYield bool) float64 {
 	runtime.GOMAXPROCS(2)
 	const spin = 200 * time.Microsecond
 	const settle = 50 * time.Microsecond
@@ -156,9 +160,13 @@ func wake(rounds int) float64 {
 			runtime.Gosched()
 		}
 		// B said it is about to park; give it time to get there (and its
-		// P time to go idle) while staying polite.
-		for s := now(); now()-s < int64(settle); {
-			runtime.Gosched()
+		// P time to go idle).
+		if settleYield {
+			for s := now(); now()-s < int64(settle); {
+				runtime.Gosched()
+			}
+		} else {
+			time.Sleep(settle)
 		}
 		t := now()
 		atomic.StoreInt64(&t0, t)
@@ -169,9 +177,19 @@ func wake(rounds int) float64 {
 	for atomic.LoadInt64(&ready) != int64(rounds) {
 		runtime.Gosched()
 	}
+	slow := 0
+	for _, l := range lat {
+		if l > int64(150*time.Microsecond) {
+			slow++
+		}
+	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	fmt.Fprintf(os.Stderr, "go wake: %d rounds, p10 %d ns, p50 %d ns, p90 %d ns, max %d ns\n",
-		rounds, lat[rounds/10], lat[rounds/2], lat[rounds*9/10], lat[rounds-1])
+	mode := "sleep"
+	if settleYield {
+		mode = "yield"
+	}
+	fmt.Fprintf(os.Stderr, "go wake (%s settle): %d rounds, %d over 150 us, p10 %d ns, p50 %d ns, p90 %d ns, max %d ns\n",
+		mode, rounds, slow, lat[rounds/10], lat[rounds/2], lat[rounds*9/10], lat[rounds-1])
 	return float64(lat[rounds/2])
 }
 
@@ -192,7 +210,18 @@ func main() {
 	case "parked":
 		parked(argInt(2, 1000000))
 	case "wake":
-		fmt.Printf("%.0f\n", wake(argInt(2, 2000)))
+		yieldMode := false
+		if len(os.Args) > 3 {
+			switch os.Args[3] {
+			case "yield":
+				yieldMode = true
+			case "sleep":
+			default:
+				fmt.Fprintln(os.Stderr, "usage: runtime wake [rounds] [sleep|yield]")
+				os.Exit(2)
+			}
+		}
+		fmt.Printf("%.0f\n", wake(argInt(2, 2000), yieldMode))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown subcommand %q\n", os.Args[1])
 		os.Exit(2)
