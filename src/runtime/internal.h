@@ -17,6 +17,8 @@
 #define TERN_RUNQ_SIZE 256          /* per-P local queue; power of two */
 #define TERN_CO_CACHE_MAX 128       /* free coroutines kept per P */
 #define TERN_NAME_MAX 32
+#define TERN_REG_CHUNK 4096         /* registry slots per chunk */
+#define TERN_REG_CHUNKS 4096        /* chunks per P: 16M coroutines */
 
 /* Relaxed counters: written by one thread, read racily by stats. */
 #define STAT_ADD(field, n) \
@@ -145,12 +147,11 @@ struct tern_p {
     int nfree;
     uint64_t id_next, id_end;   /* batch of coroutine ids */
 
-    /* registry of coroutines started here, for tern_dump: a slot array, so
-     * that adding and removing never touch another coroutine's memory */
-    tern_spin all_lock;
-    tern_co **reg;
-    uint32_t *reg_free;         /* free slot indices */
-    uint32_t nreg, nreg_free, capreg;
+    /* registry of coroutines started here (registry.c) */
+    _Atomic uintptr_t *reg_chunks[TERN_REG_CHUNKS];
+    _Atomic uint32_t reg_len;   /* slots ever used */
+    uint32_t reg_free_head;     /* owner's free list: index + 1, 0 = empty */
+    _Atomic uint32_t reg_remote; /* slots returned by other Ps */
 
     /* idle and wake-up */
     tern_p *idle_next;
@@ -192,6 +193,8 @@ typedef struct tern_sched {
     tern_co *main_co;
     atomic_uint_fast64_t id_gen;
     atomic_long fd_waiters;
+    tern_spin dump_lock;        /* tern_dump and the monitor vs. free() of a
+                                   coroutine's control block */
     _Atomic uint64_t long_runs;
 } tern_sched;
 
@@ -205,6 +208,13 @@ void tern__wakep(void);
 void tern__inject(tern_co *list);       /* readied from a foreign thread */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- registry.c ---- */
+int tern__reg_add(tern_p *p, tern_co *co);     /* on p's own thread */
+void tern__reg_del(tern_p *cur, tern_co *co);
+uint32_t tern__reg_len(tern_p *p);
+tern_co *tern__reg_get(tern_p *p, uint32_t idx);
+void tern__reg_free(tern_p *p);
 
 /* ---- timer.c ---- */
 int tern__timers_init(tern_p *p);

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -46,11 +47,16 @@ static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
             STAT_ADD(S->long_runs, 1);
             /* p->cur may change under us; read the id and name racily but
              * from one coroutine (control blocks are never unmapped). */
+            tern_spin_lock(&S->dump_lock);
             tern_co *co = __atomic_load_n(&p->cur, __ATOMIC_RELAXED);
+            char name[TERN_NAME_MAX];
+            snprintf(name, sizeof name, "%s", co ? tern__co_name(co) : "?");
+            unsigned long long id = co ? (unsigned long long)co->id : 0ULL;
+            tern_spin_unlock(&S->dump_lock);
             tern__report("coroutine %llu '%s' has held worker %d for %lld ms without yielding; "
                          "other coroutines on it wait (call tern_yield in long loops, or "
                          "tern_blocking for blocking calls)",
-                         co ? (unsigned long long)co->id : 0ULL, co ? tern__co_name(co) : "?", i,
+                         id, name, i,
                          (long long)((now - w[i].since) / TERN_MS));
         }
     }

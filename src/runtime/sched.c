@@ -585,44 +585,6 @@ static void co_main(void *arg)
     tern__fatal("dead coroutine %llu resumed", (unsigned long long)co->id);
 }
 
-static int registry_add(tern_p *p, tern_co *co)
-{
-    co->home = p;
-    tern_spin_lock(&p->all_lock);
-    uint32_t idx;
-    if (p->nreg_free) {
-        idx = p->reg_free[--p->nreg_free];
-    } else {
-        if (p->nreg == p->capreg) {
-            uint32_t cap = p->capreg ? p->capreg * 2 : 1024;
-            tern_co **reg = realloc(p->reg, cap * sizeof *reg);
-            if (reg)
-                p->reg = reg;
-            uint32_t *fr = reg ? realloc(p->reg_free, cap * sizeof *fr) : NULL;
-            if (!fr) {
-                tern_spin_unlock(&p->all_lock);
-                return -ENOMEM;
-            }
-            p->reg_free = fr;
-            p->capreg = cap;
-        }
-        idx = p->nreg++;
-    }
-    p->reg[idx] = co;
-    co->reg_idx = idx;
-    tern_spin_unlock(&p->all_lock);
-    return 0;
-}
-
-static void registry_del(tern_co *co)
-{
-    tern_p *h = co->home;
-    tern_spin_lock(&h->all_lock);
-    h->reg[co->reg_idx] = NULL;
-    h->reg_free[h->nreg_free++] = co->reg_idx;
-    tern_spin_unlock(&h->all_lock);
-}
-
 /* Spare coroutines with default stacks, beyond the per-P caches.  The
  * monitor gives back the stack pages of those beyond a watermark. */
 static tern_spin free_lock = TERN_SPIN_INIT;
@@ -630,6 +592,8 @@ static tern_co *free_hot, *free_cold;
 static long nfree_hot;
 #define FREE_HOT_MAX 1024
 
+/* Only for coroutines no one else can see: not listed in the registry,
+ * or with every worker stopped.  Live ones go through co_release(). */
 static void co_free_mem(tern_co *co)
 {
 #ifdef TERN_TSAN
@@ -648,16 +612,15 @@ static void co_recycle(tern_p *p, tern_co *co)
     __tsan_destroy_fiber(co->tsan_fiber);
     co->tsan_fiber = NULL;
 #endif
-    registry_del(co);
+    tern__reg_del(p, co);
     STAT_ADD(p->st_exited, 1);
     atomic_store(&co->status, CO_FREE);
-    if (co->pinned) {
-        if (co->pinned->shared_owner == co)
-            co->pinned->shared_owner = NULL;
-        co_free_mem(co);
-        return;
-    }
-    if (co->stack.size != S->stack_default) {
+    if (co->pinned && co->pinned->shared_owner == co)
+        co->pinned->shared_owner = NULL;
+    if (co->pinned || co->stack.size != S->stack_default) {
+        /* tern_dump or the monitor may hold a pointer read a moment ago */
+        tern_spin_lock(&S->dump_lock);
+        tern_spin_unlock(&S->dump_lock);
         co_free_mem(co);
         return;
     }
@@ -826,7 +789,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
 #ifdef TERN_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    if (registry_add(p, co) < 0) {
+    if (tern__reg_add(p, co) < 0) {
         co->pinned = NULL;
         co_free_mem(co);
         return -ENOMEM;
@@ -1045,6 +1008,20 @@ static tern_co *steal_work(tern_p *p)
     return NULL;
 }
 
+#define IDLE_SPIN_NS (20 * TERN_US)
+
+static tern_co *spin_for_work(tern_p *p)
+{
+    int64_t until = tern_now() + IDLE_SPIN_NS;
+    do {
+        tern_cpu_relax();
+        tern_co *co;
+        if ((co = pick_local(p)) || (co = gq_get(p)) || (co = steal_work(p)))
+            return co;
+    } while (!atomic_load_explicit(&S->stopping, memory_order_relaxed) && tern_now() < until);
+    return NULL;
+}
+
 static bool any_work(void)
 {
     if (atomic_load(&S->ngq))
@@ -1132,6 +1109,11 @@ static tern_co *find_runnable(tern_p *p)
             atomic_fetch_add(&S->nspinning, 1);
         }
         if (p->spinning && S->nprocs > 1 && (co = steal_work(p)))
+            return co;
+        /* Before sleeping, keep looking for a few microseconds: waking a
+         * sleeping worker costs a futex round trip (measured 10-15 us on
+         * this kind of VM), while a spinner picks new work up at once. */
+        if (p->spinning && S->nprocs > 1 && (co = spin_for_work(p)))
             return co;
 
         pthread_mutex_lock(&S->lock);
@@ -1248,14 +1230,10 @@ static void free_all_coroutines(void)
     for (int i = 0; S->ps && i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
         tern_co *co;
-        for (uint32_t k = 0; k < p->nreg; k++)
-            if (p->reg[k])
-                co_free_mem(p->reg[k]);
-        free(p->reg);
-        free(p->reg_free);
-        p->reg = NULL;
-        p->reg_free = NULL;
-        p->nreg = p->nreg_free = p->capreg = 0;
+        for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++)
+            if ((co = tern__reg_get(p, k)))
+                co_free_mem(co);
+        tern__reg_free(p);
         while ((co = p->free_co)) {
             p->free_co = co->next;
             co_free_mem(co);

@@ -84,9 +84,9 @@ void tern_dump(FILE *out)
             (unsigned long long)st.runnable, (unsigned long long)st.parked, st.procs);
     for (int i = 0; i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
-        tern_spin_lock(&p->all_lock);
-        for (uint32_t k = 0; k < p->nreg; k++) {
-            tern_co *co = p->reg[k];
+        tern_spin_lock(&S->dump_lock);
+        for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++) {
+            tern_co *co = tern__reg_get(p, k);
             if (!co)
                 continue;
             uint32_t s = atomic_load(&co->status);
@@ -101,6 +101,6 @@ void tern_dump(FILE *out)
             else
                 fprintf(out, "]\n");
         }
-        tern_spin_unlock(&p->all_lock);
+        tern_spin_unlock(&S->dump_lock);
     }
 }
