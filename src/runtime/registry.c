@@ -1,10 +1,12 @@
 /*
- * registry.c - every live coroutine, per P, for tern_dump and shutdown.
+ * registry.c - every coroutine control block, per P, for tern_dump and for
+ * freeing them all when tern_run returns.
  *
- * A coroutine is listed in the P that started it and usually dies on
- * another, so removal must not take the home P's lock: under a spawn
- * storm on two Ps that lock was measured as the hottest spot (a third of
- * spawn+join time).  Slots live in fixed chunks that never move.  A slot
+ * Blocks are listed when first allocated and stay listed while they are
+ * reused, so starting and ending a coroutine never touch the registry
+ * (listing each life cost a third of spawn+join time on two Ps, measured).
+ * A block is unlisted only when freed, perhaps by another P, so removal
+ * takes no lock.  Slots live in fixed chunks that never move.  A slot
  * holds a coroutine pointer, or (next_free + 1) << 1 | 1 while free.  The
  * owner reuses slots from a private free list; other Ps return slots by
  * pushing them on an atomic stack that the owner takes whole.

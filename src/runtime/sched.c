@@ -592,8 +592,10 @@ static tern_co *free_hot, *free_cold;
 static long nfree_hot;
 #define FREE_HOT_MAX 1024
 
-/* Only for coroutines no one else can see: not listed in the registry,
- * or with every worker stopped.  Live ones go through co_release(). */
+static void co_discard(tern_p *p, tern_co *co);
+
+/* Only for blocks no one else can see: unlisted (co_discard), or with
+ * every worker stopped. */
 static void co_free_mem(tern_co *co)
 {
 #ifdef TERN_TSAN
@@ -612,16 +614,12 @@ static void co_recycle(tern_p *p, tern_co *co)
     __tsan_destroy_fiber(co->tsan_fiber);
     co->tsan_fiber = NULL;
 #endif
-    tern__reg_del(p, co);
     STAT_ADD(p->st_exited, 1);
     atomic_store(&co->status, CO_FREE);
     if (co->pinned && co->pinned->shared_owner == co)
         co->pinned->shared_owner = NULL;
     if (co->pinned || co->stack.size != S->stack_default) {
-        /* tern_dump or the monitor may hold a pointer read a moment ago */
-        tern_spin_lock(&S->dump_lock);
-        tern_spin_unlock(&S->dump_lock);
-        co_free_mem(co);
+        co_discard(p, co);
         return;
     }
     co->next = p->free_co;
@@ -723,7 +721,24 @@ static tern_co *co_alloc(tern_p *p, size_t stack_size, bool shared)
         free(co);
         return NULL;
     }
+    /* The registry lists control blocks, not lives: a block is listed
+     * once, here, and stays listed through every reuse, so spawning and
+     * exiting never touch it (tern_dump skips free blocks). */
+    if (tern__reg_add(p, co) < 0) {
+        co_free_mem(co);
+        return NULL;
+    }
     return co;
+}
+
+/* Unlist and free a block that is not cached for reuse. */
+static void co_discard(tern_p *p, tern_co *co)
+{
+    tern__reg_del(p, co);
+    /* tern_dump or the monitor may hold a pointer read a moment ago */
+    tern_spin_lock(&S->dump_lock);
+    tern_spin_unlock(&S->dump_lock);
+    co_free_mem(co);
 }
 
 static uint64_t next_id(tern_p *p)
@@ -769,7 +784,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
         co->save_len = (size_t)(tmp + sizeof tmp - sp);
         co->save_buf = malloc(256);
         if (!co->save_buf) {
-            free(co);
+            co_discard(p, co);
             return -ENOMEM;
         }
         co->save_cap = 256;
@@ -789,11 +804,6 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
 #ifdef TERN_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);
 #endif
-    if (tern__reg_add(p, co) < 0) {
-        co->pinned = NULL;
-        co_free_mem(co);
-        return -ENOMEM;
-    }
     atomic_store_explicit(&co->status, CO_RUNNABLE, memory_order_relaxed);
     STAT_ADD(p->st_spawned, 1);
     if (out)
@@ -1232,19 +1242,11 @@ static void free_all_coroutines(void)
         tern_co *co;
         for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++)
             if ((co = tern__reg_get(p, k)))
-                co_free_mem(co);
+                co_free_mem(co);        /* every block, cached ones too */
         tern__reg_free(p);
-        while ((co = p->free_co)) {
-            p->free_co = co->next;
-            co_free_mem(co);
-        }
+        p->free_co = NULL;
+        p->nfree = 0;
     }
-    tern_co *lists[2] = {free_hot, free_cold};
-    for (int i = 0; i < 2; i++)
-        for (tern_co *co = lists[i], *n; co; co = n) {
-            n = co->next;
-            co_free_mem(co);
-        }
     free_hot = free_cold = NULL;
     nfree_hot = 0;
 }

@@ -87,9 +87,9 @@ void tern_dump(FILE *out)
         tern_spin_lock(&S->dump_lock);
         for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++) {
             tern_co *co = tern__reg_get(p, k);
-            if (!co)
+            uint32_t s = co ? atomic_load(&co->status) : CO_FREE;
+            if (s == CO_FREE)
                 continue;
-            uint32_t s = atomic_load(&co->status);
             const char *why = atomic_load_explicit(&co->wait_reason, memory_order_relaxed);
             fprintf(out, "coroutine %llu [%s", (unsigned long long)co->id, state_name(s));
             if ((s == CO_WAITING || s == CO_PARKING) && why) {
