@@ -86,6 +86,8 @@ struct tern_co {
 
     /* colder: deadlines, shared stacks, offload, tools, name */
     tern_timer timer;
+    tern_co *batch_next;        /* free batches (sched.c) */
+    int batch_n;
     char *save_buf;
     size_t save_len, save_cap;
     tern_fn *off_fn;
