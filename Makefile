@@ -41,7 +41,7 @@ asan: deps
 tsan: deps
 	@cmake -S . -B build-tsan -DTERN_SANITIZE=thread -DTERN_WERROR=ON -DTERN_BENCH=OFF >/dev/null
 	@cmake --build build-tsan -j $(JOBS)
-	@cd build-tsan && TERN_TEST_SCALE=0.005 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 \
+	@cd build-tsan && TERN_TEST_SCALE=0.005 TERN_TEST_NO_RSS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:die_after_fork=0 \
 	  setarch $$(uname -m) -R ctest --output-on-failure -j 1
 
 test-aarch64: deps

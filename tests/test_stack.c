@@ -191,6 +191,56 @@ static void stacks_are_reused(void)
     run_ok(reuse_main, NULL, 2);
 }
 
+/* Spare stacks idle for a second give their pages back. */
+static atomic_int toucher_done;
+
+static int toucher(void *arg)
+{
+    (void)arg;
+    volatile char buf[32 * 1024];
+    for (size_t i = 0; i < sizeof buf; i += 512)
+        buf[i] = 1;
+    atomic_fetch_add(&toucher_done, 1);
+    return buf[0] - 1;
+}
+
+static int scavenge_main(void *arg)
+{
+    (void)arg;
+    /* Not scaled: the pool keeps 1024 spares (plus the per-P caches) and
+     * releases the rest; 6000 stays under TSan's 8128-fiber limit. */
+    int n = 6000;
+    atomic_store(&toucher_done, 0);
+    long rss0 = vm_rss_kb("VmRSS:");
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(tern_go(toucher, NULL), 0);
+    while (atomic_load(&toucher_done) < n)
+        tern_sleep(TERN_MS);
+    long peak = vm_rss_kb("VmRSS:") - rss0;
+    /* the scavenger looks back over a second, then releases 16 a tick */
+    int64_t give_up = tern_now() + 20 * TERN_SEC;
+    long now;
+    do {
+        tern_sleep(100 * TERN_MS);
+        now = vm_rss_kb("VmRSS:") - rss0;
+    } while (now > peak / 2 && tern_now() < give_up);
+    fprintf(stderr, "   %d stacks of 32 KiB used: RSS +%ld KiB at peak, +%ld KiB after\n", n, peak,
+            now);
+    CHECK(peak > (long)n * 32 * 3 / 4);     /* the pages were really used */
+    CHECK(now <= peak / 2);                 /* and most came back */
+    return 0;
+}
+
+static void idle_spare_stacks_return_memory(void)
+{
+    if (getenv("TERN_TEST_NO_RSS")) {
+        /* TSan's shadow memory makes RSS say nothing about our stacks */
+        fprintf(stderr, "   skipped: RSS is not meaningful in this build\n");
+        return;
+    }
+    run_ok(scavenge_main, NULL, 2);
+}
+
 static int overflow_main(void *arg)
 {
     (void)arg;
@@ -266,5 +316,5 @@ static void overflow_detected_in_canary_mode(void)
 }
 
 TESTS(T(million_parked_own_stacks), T(million_parked_shared_stacks), T(shared_stacks_preserve_frames),
-      T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused),
+      T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused), T(idle_spare_stacks_return_memory),
       T(overflow_is_reported_with_name_and_id), T(overflow_detected_in_canary_mode))

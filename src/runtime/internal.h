@@ -211,6 +211,8 @@ void tern__inject(tern_co *list);       /* readied from a foreign thread */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+void tern__scavenge_stacks(int64_t now, bool all_idle);  /* monitor tick */
+
 /* ---- registry.c ---- */
 int tern__reg_add(tern_p *p, tern_co *co);     /* on p's own thread */
 void tern__reg_del(tern_p *cur, tern_co *co);

@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-void tern__scavenge_stacks(int64_t now);
-
 #define S tern__sched
 
 static pthread_t mon_thread;
@@ -95,7 +93,7 @@ static void *monitor_main(void *arg)
         }
         if (atomic_load(&S->ngq) && atomic_load(&S->npidle) > 0)
             tern__wakep();
-        tern__scavenge_stacks(now);
+        tern__scavenge_stacks(now, all_idle);
         pthread_mutex_lock(&mon_lock);
     }
     pthread_mutex_unlock(&mon_lock);

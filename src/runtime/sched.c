@@ -449,8 +449,9 @@ static void after_switch(tern_p *p)
         if (prev->pinned) {
             inbox_push(p, prev);
         } else if (atomic_load_explicit(&S->npidle, memory_order_relaxed) > 0) {
+            /* Stealable, but no wakep: waking a P per yield would be a
+             * futex storm, and Go's Gosched does not wake one either. */
             runq_put(p, prev, false);
-            tern__wakep();
         } else {
             yq_push(p, prev);
         }
@@ -653,12 +654,15 @@ static void co_recycle(tern_p *p, tern_co *co)
 /* Called by the monitor each tick.  Spares that stayed unused for a whole
  * second (the low-water mark of the spare count over that second, above
  * FREE_HOT_MAX) get their stack pages back to the kernel, at most 16 per
- * tick: each madvise shoots down TLB entries on every worker, and
+ * tick while workers run: each madvise shoots down TLB entries on every
+ * worker, and
  * releasing 20,000 at once was measured to delay timers by 12 ms at p99.
  * Spares reused within the second (waves of spawns) keep their pages and
  * are not faulted in again. */
-void tern__scavenge_stacks(int64_t now)
+void tern__scavenge_stacks(int64_t now, bool all_idle)
 {
+    /* with every worker asleep, TLB shootdowns disturb no one */
+    int per_tick = all_idle ? 256 : 16;
     tern_spin_lock(&free_lock);
     long n = nfree_hot;
     tern_spin_unlock(&free_lock);
@@ -669,7 +673,7 @@ void tern__scavenge_stacks(int64_t now)
         lowmark = n;
         window_end = now + TERN_SEC;
     }
-    for (int i = 0; i < 16 && (cursor || budget > 0); i++) {
+    for (int i = 0; i < per_tick && (cursor || budget > 0); i++) {
         if (!cursor) {
             tern_spin_lock(&free_lock);
             batch = nfree_hot > FREE_HOT_MAX ? free_hot : NULL;
