@@ -2,6 +2,7 @@
 # bench/compare.sh <suite> - run a benchmark suite of tern against its anchor.
 #
 #   bench/compare.sh runtime    spawn+join, yield switch, parked RSS, wake latency vs Go
+#   bench/compare.sh csp        channels, select, contended mutex, WaitGroup vs Go
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -18,7 +19,8 @@
 #   NO_BUILD=1        skip building, use what is in BUILD_DIR
 #   RUN_TIMEOUT=300   seconds before one run is killed and counted as NA
 #
-# The runtime suite takes about 2-3 minutes on 2 cores.  Nothing is pinned;
+# The runtime suite takes about 2-3 minutes on 2 cores, the csp suite about
+# as long.  Nothing is pinned;
 # tern and Go both use all CPUs unless a metric says otherwise (yield: one
 # P / GOMAXPROCS=1; wake: two Ps / GOMAXPROCS=2).
 set -u -o pipefail
@@ -35,7 +37,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|all"
+    log "usage: bench/compare.sh runtime|csp|all"
     exit 2
 }
 
@@ -98,7 +100,56 @@ run_one() {
     fi
 }
 
+# run_two <side file> <cmd...>: for a program that prints two numbers on
+# stdout: print the first like run_one and append the second (or NA) to the
+# side file, one line per call.  measure() runs each function in a subshell,
+# so the second figure cannot go to RES directly; the caller reads the side
+# file afterwards with load_side (which drops the warm-up line).
+run_two() {
+    local side=$1
+    shift
+    local out rc a b rest
+    out=$(timeout "$RUN_TIMEOUT" "$@")
+    rc=$?
+    read -r a b rest <<<"$out"
+    local num='^-?[0-9]+(\.[0-9]+)?$'
+    if [ $rc -ne 0 ]; then
+        log "  ! '$*' exited with status $rc"
+        echo NA
+        echo NA >>"$side"
+    elif ! [[ ${a:-} =~ $num && ${b:-} =~ $num && -z ${rest:-} ]]; then
+        log "  ! '$*' printed '$(printf '%s' "$out" | tr '\n' ' ')', not two numbers"
+        echo NA
+        echo NA >>"$side"
+    else
+        echo "$a"
+        echo "$b" >>"$side"
+    fi
+}
+
 declare -A RES   # key -> space-separated results
+
+# load_side <key> <side file>: RES[key] = the side file's figures without
+# its first line (the warm-up run: measure() calls every function once to
+# warm up before the rounds).
+load_side() {
+    RES[$1]=" $(tail -n +2 "$2" 2>/dev/null | tr '\n' ' ')"
+}
+
+TMPD=
+tmpdir() {
+    [ -n "$TMPD" ] && return 0
+    TMPD=$(mktemp -d "${TMPDIR:-/tmp}/tern-bench.XXXXXX") || die "mktemp failed"
+    trap 'rm -rf "$TMPD"' EXIT
+}
+
+# A note (stderr) when the lead's test suites run: figures are then noisy.
+noise_note() {
+    local p
+    p=$(pgrep -f '(^|/)ctest( |$)' | tr '\n' ' ')
+    [ -n "$p" ] && log "note: ctest is running (pid $p): figures will be noisy"
+    log "note: load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+}
 
 # measure <label> <key1> <fn1> [<key2> <fn2> ...]
 # One warm-up of every fn, then ROUNDS rounds calling them in the given
@@ -215,6 +266,91 @@ suite_runtime() {
     emit wake_cross_thread_ns ns tern.wake go.wake "$anchor"
 }
 
+# ---- suite: csp ------------------------------------------------------------
+# C: bench/csp_bench.c (one program, a subcommand per figure); Go anchor:
+# bench/go/csp (same subcommands).  Each run checks what it received.
+#   chan_pingpong_1p_ns  unbuffered ping-pong between two coroutines, one P
+#                        (procs=1 / GOMAXPROCS=1), 2M one-way messages; ns
+#                        per one-way message.
+#   chan_pingpong_ns     the same with the default Ps (tern: the CPUs it may
+#                        use; Go: default GOMAXPROCS).
+#   chan_buffered_ns     cap-1024 channel, one producer, one consumer, 10M
+#                        ints (long / int), producer closes; ns per item;
+#                        default Ps.
+#   select4_ns           4 producers each feeding its own cap-64 channel with
+#                        500k values; the consumer selects over the 4 receives
+#                        2M times (which are ready at a select is up to the
+#                        scheduler); ns per select; default Ps.
+#   mutex_contended_ns   two coroutines, 2 Ps (procs=2 / GOMAXPROCS=2), 10M
+#                        lock/unlock pairs in total on one tern_mutex /
+#                        sync.Mutex, started together; ns per pair.  tern has
+#                        no pinning API: the scheduler decides where the two
+#                        run, as Go's does (csp_bench says on stderr how often
+#                        it saw both on one worker thread).
+#   mutex_handoffs_pct   INFORMATIONAL, from the same runs: the percentage of
+#                        acquisitions that changed hands (the lock passed
+#                        from one contender to the other).  Neither lower nor
+#                        higher is "better": few hand-offs means barging
+#                        (throughput), many means fairness.  Ratio tern/go.
+#   waitgroup_fanout_ns  start 100k coroutines that each call Done on a
+#                        WaitGroup (tern_waitgroup / sync.WaitGroup), then
+#                        Wait; one untimed wave, then 10 timed waves per run;
+#                        mean ns per worker; default Ps.
+
+CSP_PP=2000000
+CSP_BUF=10000000
+CSP_SEL=2000000
+CSP_MUTEX=10000000
+CSP_WG=100000
+CSP_WG_REPS=10
+
+t_pp1() { run_one "$CBIN/csp_bench" pingpong-1p $CSP_PP; }
+g_pp1() { run_one "$GOBIN/csp" pingpong-1p $CSP_PP; }
+t_pp() { run_one "$CBIN/csp_bench" pingpong $CSP_PP; }
+g_pp() { run_one "$GOBIN/csp" pingpong $CSP_PP; }
+t_buf() { run_one "$CBIN/csp_bench" buffered $CSP_BUF; }
+g_buf() { run_one "$GOBIN/csp" buffered $CSP_BUF; }
+t_sel() { run_one "$CBIN/csp_bench" select4 $CSP_SEL; }
+g_sel() { run_one "$GOBIN/csp" select4 $CSP_SEL; }
+t_mutex() { run_two "$TMPD/tern.handoffs" "$CBIN/csp_bench" mutex $CSP_MUTEX; }
+g_mutex() { run_two "$TMPD/go.handoffs" "$GOBIN/csp" mutex $CSP_MUTEX; }
+t_wg() { run_one "$CBIN/csp_bench" waitgroup $CSP_WG $CSP_WG_REPS; }
+g_wg() { run_one "$GOBIN/csp" waitgroup $CSP_WG $CSP_WG_REPS; }
+
+suite_csp() {
+    build_c
+    build_go csp
+    [ -x "$CBIN/csp_bench" ] ||
+        die "$CBIN/csp_bench missing (build target tern_bench; it is only built once the tern library has its src/csp sources)"
+    [ -x "$GOBIN/csp" ] || die "$GOBIN/csp missing"
+    tmpdir
+    : >"$TMPD/tern.handoffs"
+    : >"$TMPD/go.handoffs"
+    local anchor
+    anchor=$(go_name)
+    [ -n "$anchor" ] || anchor=go
+    log "== csp suite: $ROUNDS rounds, anchor $anchor, $(nproc) CPUs"
+    noise_note
+
+    measure chan_pingpong_1p tern.pp1 t_pp1 go.pp1 g_pp1
+    measure chan_pingpong tern.pp t_pp go.pp g_pp
+    measure chan_buffered tern.buf t_buf go.buf g_buf
+    measure select4 tern.sel t_sel go.sel g_sel
+    measure mutex_contended tern.mutex t_mutex go.mutex g_mutex
+    load_side tern.handoffs "$TMPD/tern.handoffs"
+    load_side go.handoffs "$TMPD/go.handoffs"
+    measure waitgroup_fanout tern.wg t_wg go.wg g_wg
+
+    emit chan_pingpong_1p_ns ns/msg tern.pp1 go.pp1 "$anchor"
+    emit chan_pingpong_ns ns/msg tern.pp go.pp "$anchor"
+    emit chan_buffered_ns ns/item tern.buf go.buf "$anchor"
+    emit select4_ns ns/select tern.sel go.sel "$anchor"
+    emit mutex_contended_ns ns/pair tern.mutex go.mutex "$anchor"
+    # Informational (see above): not a lower-is-better figure.
+    emit mutex_handoffs_pct % tern.handoffs go.handoffs "$anchor"
+    emit waitgroup_fanout_ns ns/worker tern.wg go.wg "$anchor"
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -225,9 +361,11 @@ fi
 start=$(date +%s)
 case $1 in
     runtime) suite_runtime ;;
+    csp) suite_csp ;;
     all)
-        # Suites are added here as they are written (csp, http, startup).
+        # Suites are added here as they are written (http, startup).
         suite_runtime
+        suite_csp
         ;;
     *) usage ;;
 esac

@@ -4,7 +4,11 @@
 #ifndef TERN_TERN_H
 #define TERN_TERN_H
 
+#include "tern/chan.h"
+#include "tern/context.h"
 #include "tern/error.h"
+#include "tern/group.h"
 #include "tern/runtime.h"
+#include "tern/sync.h"
 
 #endif

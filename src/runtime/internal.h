@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "tern/runtime.h"
+#include "tern/sync.h"
 #include "spin.h"
 
 #define TERN_RUNQ_SIZE 256          /* per-P local queue; power of two */
@@ -41,11 +42,14 @@ enum {
 };
 
 /* A deadline timer.  One lives in each coroutine: a coroutine waits on one
- * thing at a time, so its wait never allocates. */
+ * thing at a time, so its wait never allocates.  Other layers embed their
+ * own with a callback (fn), which runs on a worker, outside any lock, and
+ * must not park (context deadlines). */
 typedef struct tern_timer {
     int64_t when;
     tern_co *co;
     tern_ticket ticket;
+    void (*fn)(struct tern_timer *t);   /* NULL: wake co's ticket */
     _Atomic(tern_p *) p;        /* heap it is in, or NULL */
     int32_t idx;                /* index in that heap; -1 if none */
     atomic_int firing;          /* callback running outside the heap lock */
@@ -57,6 +61,23 @@ typedef struct tern_stack {
     int cls;                    /* size class, or -1 for a private mapping */
     unsigned vg_id;             /* valgrind registration */
 } tern_stack;
+
+/* A parked coroutine's entry in some wait queue (channels, mutexes, ...).
+ * Never on the coroutine's stack (see TERN_STACK_SHARED): each coroutine
+ * embeds two (its wait and a context watch), select takes more from a
+ * per-P cache. */
+struct tern_waitq_node {
+    tern_waitq_node *next, *prev;
+    tern_co *co;
+    tern_ticket ticket;
+    void *elem;                 /* value to send / where to receive */
+    void *queue;                /* the queue it is linked in, or NULL */
+    int64_t n;                  /* semaphore units wanted */
+    int32_t case_idx;           /* select case */
+    bool ok;                    /* out: value received / send done */
+    bool bounced;               /* elem is bounce (shared-stack coroutine) */
+    char bounce[64];
+};
 
 /* Laid out so that starting and switching a coroutine touch the first two
  * cache lines only: with thousands alive, every other line is a miss. */
@@ -90,6 +111,7 @@ struct tern_co {
     int batch_n;
     char *save_buf;
     size_t save_len, save_cap;
+    tern_waitq_node node, ctx_node;
     tern_fn *off_fn;
     void *off_arg;
     tern_ticket off_ticket;
@@ -102,6 +124,7 @@ static inline const char *tern__co_name(const tern_co *co)
 {
     return co->has_name ? co->name : "";
 }
+
 
 /* Post-switch work the next context does for the one that left. */
 enum { SW_NONE = 0, SW_YIELD, SW_PARK, SW_EXIT };
@@ -145,6 +168,8 @@ struct tern_p {
     _Atomic int64_t timer_next;  /* earliest when, INT64_MAX if none */
 
     /* caches */
+    tern_waitq_node *free_nodes;
+    int nfree_nodes;
     tern_co *free_co;
     int nfree;
     uint64_t id_next, id_end;   /* batch of coroutine ids */
@@ -206,8 +231,17 @@ extern tern_sched *tern__sched;
 tern_p *tern__cur_p(void);
 tern_co *tern__self_checked(const char *fn);
 void tern__ready(tern_co *co);
+/* tern_wake in two steps, for wakers that must move data between winning
+ * the claim and readying the waiter (channels, select). */
+bool tern__wake_claim(tern_co *co, tern_ticket t);
+void tern__wake_finish(tern_co *co, int result);
+uint32_t tern__rand(void);                      /* per-P xorshift */
+tern_waitq_node *tern__node_get(void);          /* per-P cache; NULL: ENOMEM */
+void tern__node_put(tern_waitq_node *n);
+bool tern__co_shared(const tern_co *co);
 void tern__wakep(void);
 void tern__inject(tern_co *list);       /* readied from a foreign thread */
+void tern__p_kick(tern_p *p);           /* wake p if it sleeps */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -225,6 +259,9 @@ int tern__timers_init(tern_p *p);
 void tern__timers_free(tern_p *p);
 void tern__timer_add(tern_p *p, tern_timer *t, int64_t when);
 void tern__timer_del(tern_timer *t);
+/* Arm a callback timer from anywhere (a foreign thread uses P 0 and wakes
+ * it).  -ESRCH if no runtime runs. */
+int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));
 int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
 int64_t tern__coarse_now(void);
 

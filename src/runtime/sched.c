@@ -341,8 +341,9 @@ void tern__wakep(void)
         atomic_fetch_sub(&S->nspinning, 1);
 }
 
-/* Wake p itself if it sleeps (for its inbox). */
-static void wake_p(tern_p *p)
+/* Wake p itself if it sleeps (for its inbox, or a timer armed from
+ * elsewhere). */
+void tern__p_kick(tern_p *p)
 {
     pthread_mutex_lock(&S->lock);
     bool idle = p->is_idle;
@@ -372,7 +373,7 @@ void tern__ready(tern_co *co)
             if (co->pinned) {
                 inbox_push(co->pinned, co);
                 if (co->pinned != p)
-                    wake_p(co->pinned);
+                    tern__p_kick(co->pinned);
             } else if (p) {
                 runq_put(p, co, true);
                 tern__wakep();
@@ -897,6 +898,15 @@ int tern_procs(void)
     return s ? s->nprocs : 0;
 }
 
+static uint32_t fastrand(tern_p *p)
+{
+    uint32_t x = p->rand;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return p->rand = x;
+}
+
 /* ---- public: parking ---------------------------------------------------- */
 
 tern_ticket tern_wait_prepare(void)
@@ -918,14 +928,61 @@ bool tern_wait_cancel(tern_ticket t)
     return atomic_compare_exchange_strong(&co->wait_word, &w, w | 1);
 }
 
-bool tern_wake(tern_co *co, tern_ticket t, int result)
+bool tern__wake_claim(tern_co *co, tern_ticket t)
 {
     uint64_t w = t << 1;
-    if (!atomic_compare_exchange_strong(&co->wait_word, &w, w | 1))
-        return false;
+    return atomic_compare_exchange_strong(&co->wait_word, &w, w | 1);
+}
+
+void tern__wake_finish(tern_co *co, int result)
+{
     co->wait_result = result;
     tern__ready(co);
+}
+
+bool tern_wake(tern_co *co, tern_ticket t, int result)
+{
+    if (!tern__wake_claim(co, t))
+        return false;
+    tern__wake_finish(co, result);
     return true;
+}
+
+uint32_t tern__rand(void)
+{
+    tern_p *p = tern__cur_p();
+    return p ? fastrand(p) : (uint32_t)tern_now() * 2654435761u;
+}
+
+bool tern__co_shared(const tern_co *co)
+{
+    return co->pinned != NULL;
+}
+
+#define NODE_CACHE_MAX 256
+
+tern_waitq_node *tern__node_get(void)
+{
+    tern_p *p = tern__cur_p();
+    tern_waitq_node *n = p ? p->free_nodes : NULL;
+    if (n) {
+        p->free_nodes = n->next;
+        p->nfree_nodes--;
+        return n;
+    }
+    return malloc(sizeof *n);
+}
+
+void tern__node_put(tern_waitq_node *n)
+{
+    tern_p *p = tern__cur_p();
+    if (p && p->nfree_nodes < NODE_CACHE_MAX) {
+        n->next = p->free_nodes;
+        p->free_nodes = n;
+        p->nfree_nodes++;
+    } else {
+        free(n);
+    }
 }
 
 int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
@@ -983,14 +1040,6 @@ int tern_sleep(int64_t ns)
 
 /* ---- finding work ------------------------------------------------------- */
 
-static uint32_t fastrand(tern_p *p)
-{
-    uint32_t x = p->rand;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return p->rand = x;
-}
 
 static tern_co *steal_from(tern_p *p, tern_p *v, bool take_next)
 {
@@ -1274,6 +1323,11 @@ static void free_all_coroutines(void)
 static void ps_release(void)
 {
     for (int i = 0; S->ps && i < S->nprocs; i++) {
+        for (tern_waitq_node *n = S->ps[i].free_nodes, *nx; n; n = nx) {
+            nx = n->next;
+            free(n);
+        }
+        S->ps[i].free_nodes = NULL;
         tern__timers_free(&S->ps[i]);
         if (S->ps[i].shared.lo)
             tern__stack_put(&S->ps[i].shared);

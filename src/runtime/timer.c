@@ -169,8 +169,26 @@ int tern__timers_run(tern_p *p, int64_t now)
         heap_remove_at(p, 0);
         tern_co *co = t->co;
         tern_ticket tk = t->ticket;
+        void (*fn)(tern_timer *) = t->fn;
         tern_spin_unlock(&p->timer_lock);
-        woken += tern_wake(co, tk, -ETIMEDOUT);
+        if (fn)
+            fn(t);
+        else
+            woken += tern_wake(co, tk, -ETIMEDOUT);
         atomic_store(&t->firing, 0);
     }
+}
+
+int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *))
+{
+    tern_sched *s = tern__sched;
+    if (!s)
+        return -ESRCH;
+    tern_p *cur = tern__cur_p(), *p = cur ? cur : &s->ps[0];
+    t->fn = fn;
+    t->co = NULL;
+    tern__timer_add(p, t, when);
+    if (p != cur)
+        tern__p_kick(p);    /* it may sleep past the new deadline */
+    return 0;
 }

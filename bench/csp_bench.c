@@ -1,0 +1,371 @@
+/*
+ * csp_bench - tern's channels, select, Mutex and WaitGroup, one subcommand
+ * per figure of the "csp" suite (bench/compare.sh csp).  Go anchor: the
+ * same subcommands in bench/go/csp.
+ *
+ *   csp_bench pingpong-1p [n=2000000]
+ *       unbuffered ping-pong between two coroutines on one P (procs=1):
+ *       the entry sends i on `ping`, B receives it and sends it back on
+ *       `pong`; n/2 round trips = n one-way messages.  ns per message.
+ *   csp_bench pingpong [n=2000000]
+ *       the same with the default number of Ps.
+ *   csp_bench buffered [n=10000000]
+ *       a cap-1024 channel of longs; one producer sends 0..n-1 and closes,
+ *       the entry receives until closed.  Default Ps.  ns per item.
+ *   csp_bench select4 [n=2000000]
+ *       four producers, each sending n/4 values into its own cap-64
+ *       channel; the entry does n tern_select()s over the four receives
+ *       (which channels are ready at a given select depends on how the
+ *       producers happen to run).  Default Ps.  ns per select.
+ *   csp_bench mutex [n=10000000]
+ *       two coroutines, procs=2, each doing n/2 lock/unlock pairs on one
+ *       tern_mutex; inside the critical section each notes whether the
+ *       previous holder was the other one (a hand-off).  Prints TWO numbers
+ *       on stdout: ns per pair and the percentage of acquisitions that
+ *       changed hands.  tern has no pinning API: with procs=2 the scheduler
+ *       decides where the two run (as Go's does with GOMAXPROCS=2); stderr
+ *       says how often both were seen on the same worker thread.
+ *   csp_bench waitgroup [n=100000] [reps=10]
+ *       start n coroutines that each call tern_waitgroup_done(), then
+ *       tern_waitgroup_wait(); one untimed wave, then reps timed waves.
+ *       Default Ps.  Mean ns per coroutine (spawn + Done + its share of Wait).
+ *
+ * Every subcommand checks what it received (sums, counts) and exits 1 with
+ * a message if the result is wrong.  Only tern's public API is used.
+ */
+#include <tern/tern.h>
+
+#include "bench_common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+static const char *g_cmd;
+static long g_n;
+static long g_reps;
+
+static void check(const char *what, int r)
+{
+    if (r < 0)
+        bench_fail(what, r);
+}
+
+static tern_chan *make_chan(size_t cap)
+{
+    tern_chan *ch = tern_chan_make(sizeof(long), cap);
+    if (!ch)
+        bench_fail("tern_chan_make", -errno);
+    return ch;
+}
+
+/* ---- pingpong ------------------------------------------------------------ */
+
+static tern_chan *g_ping, *g_pong;
+static tern_waitgroup g_join = TERN_WAITGROUP_INIT;
+
+static int pp_echo(void *arg)
+{
+    long rounds = (long)(intptr_t)arg;
+    for (long i = 0; i < rounds; i++) {
+        long v;
+        bool ok;
+        check("tern_chan_recv", tern_chan_recv(g_ping, &v, &ok));
+        if (!ok) {
+            fprintf(stderr, "csp_bench pingpong: ping closed\n");
+            exit(1);
+        }
+        check("tern_chan_send", tern_chan_send(g_pong, &v));
+    }
+    tern_waitgroup_done(&g_join);
+    return 0;
+}
+
+static double do_pingpong(void)
+{
+    long rounds = g_n / 2 > 0 ? g_n / 2 : 1;
+    g_ping = make_chan(0);
+    g_pong = make_chan(0);
+    tern_waitgroup_add(&g_join, 1);
+    int64_t t0 = tern_now();
+    check("tern_go", tern_go(pp_echo, (void *)(intptr_t)rounds));
+    for (long i = 0; i < rounds; i++) {
+        long v = i;
+        bool ok;
+        check("tern_chan_send", tern_chan_send(g_ping, &v));
+        check("tern_chan_recv", tern_chan_recv(g_pong, &v, &ok));
+        if (!ok || v != i) {
+            fprintf(stderr, "csp_bench pingpong: sent %ld, got back %ld (ok %d)\n", i, v, ok);
+            exit(1);
+        }
+    }
+    int64_t t1 = tern_now();
+    tern_waitgroup_wait(&g_join);
+    tern_chan_free(g_ping);
+    tern_chan_free(g_pong);
+    fprintf(stderr, "tern %s: %ld messages, %d proc(s), %.1f ms\n", g_cmd, 2 * rounds,
+            tern_procs(), (double)(t1 - t0) / 1e6);
+    return (double)(t1 - t0) / (double)(2 * rounds);
+}
+
+/* ---- buffered ------------------------------------------------------------ */
+
+static tern_chan *g_buf;
+
+static int buf_producer(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (long i = 0; i < n; i++)
+        check("tern_chan_send", tern_chan_send(g_buf, &i));
+    check("tern_chan_close", tern_chan_close(g_buf));
+    tern_waitgroup_done(&g_join);
+    return 0;
+}
+
+static double do_buffered(void)
+{
+    long n = g_n;
+    g_buf = make_chan(1024);
+    tern_waitgroup_add(&g_join, 1);
+    int64_t t0 = tern_now();
+    check("tern_go", tern_go(buf_producer, (void *)(intptr_t)n));
+    long long sum = 0;
+    long cnt = 0;
+    for (;;) {
+        long v;
+        bool ok;
+        check("tern_chan_recv", tern_chan_recv(g_buf, &v, &ok));
+        if (!ok)
+            break;
+        sum += v;
+        cnt++;
+    }
+    int64_t t1 = tern_now();
+    tern_waitgroup_wait(&g_join);
+    tern_chan_free(g_buf);
+    long long want = (long long)n * (n - 1) / 2;
+    if (cnt != n || sum != want) {
+        fprintf(stderr, "csp_bench buffered: received %ld items summing to %lld, want %ld summing to %lld\n",
+                cnt, sum, n, want);
+        exit(1);
+    }
+    fprintf(stderr, "tern buffered: %ld items, cap 1024, %d procs, %.1f ms\n", n, tern_procs(),
+            (double)(t1 - t0) / 1e6);
+    return (double)(t1 - t0) / (double)n;
+}
+
+/* ---- select4 ------------------------------------------------------------- */
+
+static tern_chan *g_sel[4];
+
+static int sel_producer(void *arg)
+{
+    tern_chan *ch = arg;
+    long per = g_n / 4 > 0 ? g_n / 4 : 1;
+    for (long i = 0; i < per; i++)
+        check("tern_chan_send", tern_chan_send(ch, &i));
+    tern_waitgroup_done(&g_join);
+    return 0;
+}
+
+static double do_select4(void)
+{
+    long per = g_n / 4 > 0 ? g_n / 4 : 1;
+    long total = 4 * per;
+    long v = 0;
+    tern_select_case cases[4];
+    for (int k = 0; k < 4; k++) {
+        g_sel[k] = make_chan(64);
+        cases[k] = (tern_select_case){.ch = g_sel[k], .op = TERN_SELECT_RECV, .elem = &v};
+    }
+    tern_waitgroup_add(&g_join, 4);
+    int64_t t0 = tern_now();
+    for (int k = 0; k < 4; k++)
+        check("tern_go", tern_go(sel_producer, g_sel[k]));
+    long hits[4] = {0};
+    long long sum = 0;
+    for (long i = 0; i < total; i++) {
+        int idx = tern_select(cases, 4, NULL);
+        if (idx < 0 || idx > 3 || !cases[idx].ok) {
+            fprintf(stderr, "csp_bench select4: select %ld returned %d (ok %d)\n", i, idx,
+                    idx >= 0 && idx < 4 ? cases[idx].ok : -1);
+            exit(1);
+        }
+        hits[idx]++;
+        sum += v;
+    }
+    int64_t t1 = tern_now();
+    tern_waitgroup_wait(&g_join);
+    for (int k = 0; k < 4; k++)
+        tern_chan_free(g_sel[k]);
+    long long want = 4LL * per * (per - 1) / 2;
+    if (sum != want) {
+        fprintf(stderr, "csp_bench select4: values sum to %lld, want %lld\n", sum, want);
+        exit(1);
+    }
+    fprintf(stderr, "tern select4: %ld selects, %d procs, %.1f ms, cases fired %ld/%ld/%ld/%ld\n",
+            total, tern_procs(), (double)(t1 - t0) / 1e6, hits[0], hits[1], hits[2], hits[3]);
+    return (double)(t1 - t0) / (double)total;
+}
+
+/* ---- mutex --------------------------------------------------------------- */
+
+static tern_mutex g_mu = TERN_MUTEX_INIT;
+static int g_owner;                 /* 1 or 2 once taken; guarded by g_mu */
+static long g_handoffs, g_count;    /* guarded by g_mu */
+static atomic_int g_arrived;
+/* Where each contender runs now (its worker thread), sampled every 4096
+ * pairs, to tell whether the scheduler put the two on one worker. */
+static _Atomic(uintptr_t) g_where[3];
+static atomic_long g_samples, g_same;
+
+static int mu_contender(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    long per = g_n / 2 > 0 ? g_n / 2 : 1;
+    /* Start together so that the two really contend. */
+    atomic_fetch_add(&g_arrived, 1);
+    while (atomic_load(&g_arrived) < 2)
+        tern_yield();
+    long samples = 0, same = 0;
+    for (long i = 0; i < per; i++) {
+        tern_mutex_lock(&g_mu);
+        if (g_owner != me) {
+            if (g_owner != 0)
+                g_handoffs++;
+            g_owner = me;
+        }
+        g_count++;
+        tern_mutex_unlock(&g_mu);
+        if ((i & 4095) == 0) {
+            uintptr_t here = (uintptr_t)pthread_self();
+            atomic_store_explicit(&g_where[me], here, memory_order_relaxed);
+            samples++;
+            same += atomic_load_explicit(&g_where[3 - me], memory_order_relaxed) == here;
+        }
+    }
+    atomic_fetch_add(&g_samples, samples);
+    atomic_fetch_add(&g_same, same);
+    tern_waitgroup_done(&g_join);
+    return 0;
+}
+
+static double do_mutex(double *pct)
+{
+    long per = g_n / 2 > 0 ? g_n / 2 : 1;
+    tern_waitgroup_add(&g_join, 2);
+    int64_t t0 = tern_now();
+    for (int id = 1; id <= 2; id++)
+        check("tern_go", tern_go(mu_contender, (void *)(intptr_t)id));
+    tern_waitgroup_wait(&g_join);
+    int64_t t1 = tern_now();
+    if (g_count != 2 * per) {
+        fprintf(stderr, "csp_bench mutex: counter %ld, want %ld\n", g_count, 2 * per);
+        exit(1);
+    }
+    *pct = 100.0 * (double)g_handoffs / (double)g_count;
+    fprintf(stderr, "tern mutex: %ld lock/unlock pairs, %d procs, %.1f ms, %ld hand-offs "
+            "(%.2f%% of acquisitions changed hands); placement samples: %ld of %ld saw both "
+            "contenders on one worker thread\n",
+            g_count, tern_procs(), (double)(t1 - t0) / 1e6, g_handoffs, *pct,
+            atomic_load(&g_same), atomic_load(&g_samples));
+    return (double)(t1 - t0) / (double)g_count;
+}
+
+/* ---- waitgroup ----------------------------------------------------------- */
+
+static int wg_worker(void *arg)
+{
+    tern_waitgroup_done(arg);
+    return 0;
+}
+
+static int64_t wg_wave(tern_waitgroup *wg, long n)
+{
+    int64_t t0 = tern_now();
+    tern_waitgroup_add(wg, n);
+    for (long i = 0; i < n; i++)
+        check("tern_go", tern_go(wg_worker, wg));
+    tern_waitgroup_wait(wg);
+    return tern_now() - t0;
+}
+
+static double do_waitgroup(void)
+{
+    static tern_waitgroup wg = TERN_WAITGROUP_INIT;
+    long n = g_n;
+    wg_wave(&wg, n);
+    int64_t total = 0, best = INT64_MAX;
+    for (long r = 0; r < g_reps; r++) {
+        int64_t d = wg_wave(&wg, n);
+        total += d;
+        if (d < best)
+            best = d;
+    }
+    fprintf(stderr, "tern waitgroup: %ld waves of %ld coroutines, %d procs, mean %.1f ms, "
+            "best %.1f ms per wave\n",
+            g_reps, n, tern_procs(), (double)total / 1e6 / (double)g_reps, (double)best / 1e6);
+    return (double)total / (double)(n * g_reps);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int entry(void *arg)
+{
+    (void)arg;
+    bench_count_reports();
+    if (strcmp(g_cmd, "mutex") == 0) {
+        double pct;
+        double ns = do_mutex(&pct);
+        printf("%.1f %.2f\n", ns, pct);
+    } else {
+        double ns;
+        if (strncmp(g_cmd, "pingpong", 8) == 0)
+            ns = do_pingpong();
+        else if (strcmp(g_cmd, "buffered") == 0)
+            ns = do_buffered();
+        else if (strcmp(g_cmd, "select4") == 0)
+            ns = do_select4();
+        else
+            ns = do_waitgroup();
+        printf("%.1f\n", ns);
+    }
+    fflush(stdout);
+    bench_report_summary("tern csp");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *usage =
+        "usage: csp_bench pingpong-1p|pingpong|buffered|select4|mutex|waitgroup [n] [reps]\n";
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    g_cmd = argv[1];
+    tern_run_options o = {0};
+    if (strcmp(g_cmd, "pingpong-1p") == 0) {
+        o.procs = 1;
+        g_n = bench_arg(argc, argv, 2, 2000000);
+    } else if (strcmp(g_cmd, "pingpong") == 0) {
+        g_n = bench_arg(argc, argv, 2, 2000000);
+    } else if (strcmp(g_cmd, "buffered") == 0) {
+        g_n = bench_arg(argc, argv, 2, 10000000);
+    } else if (strcmp(g_cmd, "select4") == 0) {
+        g_n = bench_arg(argc, argv, 2, 2000000);
+    } else if (strcmp(g_cmd, "mutex") == 0) {
+        o.procs = 2;
+        g_n = bench_arg(argc, argv, 2, 10000000);
+    } else if (strcmp(g_cmd, "waitgroup") == 0) {
+        g_n = bench_arg(argc, argv, 2, 100000);
+        g_reps = bench_arg(argc, argv, 3, 10);
+    } else {
+        fprintf(stderr, "unknown subcommand '%s'\n%s", g_cmd, usage);
+        return 2;
+    }
+    int r = tern_run_opts(entry, NULL, &o);
+    if (r != 0)
+        bench_fail("tern_run_opts", r);
+    return 0;
+}

@@ -1,0 +1,3 @@
+module tern.bench/csp
+
+go 1.19

@@ -1,0 +1,115 @@
+/*
+ * pipeline_cancel.c - Go's pipeline with explicit cancellation ("Go
+ * Concurrency Patterns: Pipelines and cancellation"):
+ *
+ *     gen(ctx) -> sq(ctx, in) -> sink
+ *     select { case out <- v: case <-ctx.Done(): return }
+ *
+ * The generator is endless and the sink wants only K squares, then cancels
+ * the context.  Stages blocked in a send would leak forever in a naive
+ * pipeline; here each stage sends with the context in the select, so
+ * cancelling unblocks and ends them all.  tern_stats proves nothing leaked:
+ * afterwards only the main coroutine is alive.
+ */
+#include <stdio.h>
+
+#include <tern/tern.h>
+
+#define K 5
+
+typedef struct stage {
+    tern_ctx *ctx;
+    tern_chan *in, *out;
+} stage;
+
+static int gen(void *arg)
+{
+    stage *s = arg;
+    long n = 0;
+    for (long v = 1;; v++) {
+        /* Spelled out as Go would; square() uses the tern_chan_send_ctx
+         * shorthand for the same select. */
+        tern_select_case c[] = {
+            {.ch = s->out, .op = TERN_SELECT_SEND, .elem = &v},
+            {.ch = tern_ctx_done(s->ctx), .op = TERN_SELECT_RECV},
+        };
+        if (tern_select(c, 2, NULL) != 0)
+            break;
+        n++;
+    }
+    printf("  gen:    stopped after sending %ld values\n", n);
+    tern_chan_close(s->out);            /* defer close(out) */
+    return 0;
+}
+
+static int square(void *arg)
+{
+    stage *s = arg;
+    long v;
+    bool ok;
+    int e = 0;
+    while ((e = tern_chan_recv_ctx(s->in, &v, &ok, s->ctx)) == 0 && ok) {
+        long sq = v * v;
+        if ((e = tern_chan_send_ctx(s->out, &sq, s->ctx)) != 0)
+            break;
+    }
+    printf("  square: stopped: %s\n", e ? tern_strerror(e) : "input closed");
+    tern_chan_close(s->out);
+    return 0;
+}
+
+static uint64_t alive(void)
+{
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    return st.alive;
+}
+
+static int entry(void *arg)
+{
+    (void)arg;
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    tern_chan *nums = tern_chan_make(sizeof(long), 0), *squares = tern_chan_make(sizeof(long), 0);
+    if (!ctx || !nums || !squares) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    stage g = {ctx, NULL, nums}, sq = {ctx, nums, squares};
+    tern_go(gen, &g);
+    tern_go(square, &sq);
+
+    long sum = 0;
+    printf("sink: taking %d squares from an endless generator:", K);
+    for (int i = 0; i < K; i++) {
+        long v = 0;
+        bool ok = false;
+        tern_chan_recv(squares, &v, &ok);
+        printf(" %ld", ok ? v : -1L);
+        sum += v;
+    }
+    printf("\nsink: done, cancelling (coroutines alive: %llu)\n", (unsigned long long)alive());
+    tern_ctx_cancel(ctx);
+
+    int64_t deadline = tern_deadline_after(TERN_SEC);
+    while (alive() > 1 && tern_now() < deadline)
+        tern_sleep(TERN_MS);
+    uint64_t left = alive();
+    printf("after cancel: %llu coroutine(s) alive, sum of squares %ld\n", (unsigned long long)left, sum);
+    if (left != 1 || sum != 55) {
+        fprintf(stderr, "want 1 coroutine alive and sum 55\n");
+        tern_dump(stderr);
+        return 1;
+    }
+    tern_ctx_free(ctx);
+    tern_chan_free(nums);
+    tern_chan_free(squares);
+    return 0;
+}
+
+int main(void)
+{
+    int r = tern_run(entry, NULL);
+    if (r < 0)
+        fprintf(stderr, "tern_run: %s\n", tern_strerror(r));
+    return r != 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * tern/chan.h - Go channels and select for coroutines.
+ *
+ * Semantics are Go's: an unbuffered channel hands each value from sender to
+ * receiver directly; a buffered one holds up to `cap` values; receivers
+ * drain the buffer after close() and then get ok = false; a NULL channel
+ * blocks forever (so a select case on NULL never fires).  Where Go panics,
+ * tern returns an error: send on a closed channel gives -EPIPE, closing a
+ * closed channel -EALREADY.
+ *
+ * Elements are copied by value (elem_size bytes); pass pointers to share.
+ *
+ * Freeing: tern_chan_free() is explicit.  Call it only when no coroutine
+ * is blocked on the channel or will use it again, typically after the
+ * last sender closed it and the receivers saw ok = false.  Values still
+ * buffered are dropped (if they are pointers, drain them first).
+ *
+ * All functions are safe from any coroutine on any P.  Blocking functions
+ * must be called from a coroutine; the try_ forms from anywhere.
+ */
+#ifndef TERN_CHAN_H
+#define TERN_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_chan tern_chan;
+typedef struct tern_ctx tern_ctx;
+
+/* A channel of elem_size-byte values (1..65536) buffering cap of them
+ * (0: unbuffered).  NULL with errno EINVAL or ENOMEM. */
+tern_chan *tern_chan_make(size_t elem_size, size_t cap);
+
+/* See the header comment for when this is allowed.  NULL is a no-op. */
+void tern_chan_free(tern_chan *ch);
+
+/* Send a copy of *elem, blocking until a receiver or buffer space takes it.
+ * 0, or -EPIPE if the channel is (or becomes, while we wait) closed. */
+int tern_chan_send(tern_chan *ch, const void *elem);
+
+/* Receive into *elem (may be NULL to discard).  0 with *ok = true for a
+ * value; 0 with *ok = false (and *elem zeroed) once the channel is closed
+ * and drained.  ok may be NULL. */
+int tern_chan_recv(tern_chan *ch, void *elem, bool *ok);
+
+/* Non-blocking forms: -EAGAIN instead of waiting. */
+int tern_chan_try_send(tern_chan *ch, const void *elem);
+int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok);
+
+/* Blocking forms bounded by a context: -ECANCELED or -ETIMEDOUT when ctx
+ * is done first (nothing is sent or received then).  ctx NULL: unbounded. */
+int tern_chan_send_ctx(tern_chan *ch, const void *elem, tern_ctx *ctx);
+int tern_chan_recv_ctx(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx);
+
+/* Close: pending and future receivers drain the buffer, then get
+ * ok = false; blocked senders get -EPIPE.  0, -EALREADY if already closed,
+ * -EINVAL for NULL. */
+int tern_chan_close(tern_chan *ch);
+
+size_t tern_chan_len(tern_chan *ch);   /* values buffered now */
+size_t tern_chan_cap(tern_chan *ch);
+
+/* ---- select ------------------------------------------------------------ */
+
+typedef enum tern_select_op {
+    TERN_SELECT_RECV = 0,
+    TERN_SELECT_SEND = 1,
+} tern_select_op;
+
+#define TERN_SELECT_MAX 256
+
+typedef struct tern_select_case {
+    tern_chan *ch;              /* NULL: this case never fires */
+    tern_select_op op;
+    void *elem;                 /* SEND: value to send; RECV: where to
+                                   receive (NULL: discard) */
+    bool ok;                    /* out: RECV: false if closed and drained;
+                                   SEND: false if the channel was closed
+                                   (where Go would panic), true if sent */
+} tern_select_case;
+
+/* Wait until one case can proceed, perform it and return its index.
+ * Among several ready cases one is chosen uniformly at random (Go's
+ * fairness).  ctx (may be NULL) bounds the wait: -ECANCELED or
+ * -ETIMEDOUT when it is done first.  A SEND case on a closed channel is
+ * ready: it fires with its `ok` false.  n may be 0 (then it waits for ctx
+ * only).  -EINVAL for n < 0 or n > TERN_SELECT_MAX. */
+int tern_select(tern_select_case *cases, int n, tern_ctx *ctx);
+
+/* Go's select with `default`: perform a ready case and return its index,
+ * or return -EAGAIN at once if none is ready. */
+int tern_select_try(tern_select_case *cases, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,121 @@
+/*
+ * tern/sync.h - Go's sync package for coroutines: Mutex, RWMutex, Cond,
+ * Once, WaitGroup, and x/sync's weighted Semaphore.
+ *
+ * Waiting parks the coroutine, never the worker thread, and every type
+ * works across Ps.  All are plain structs: initialise with the _INIT macro
+ * or zero them (zero is the unlocked / empty state, as in Go), and do not
+ * copy one after first use.  None needs freeing.
+ */
+#ifndef TERN_SYNC_H
+#define TERN_SYNC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_ctx tern_ctx;
+typedef struct tern_waitq_node tern_waitq_node;
+
+/* A FIFO of parked coroutines (internal; shown for sizing only). */
+typedef struct tern_waitq {
+    atomic_int lock;
+    tern_waitq_node *head, *tail;
+} tern_waitq;
+
+/* ---- Mutex ---------------------------------------------------------------
+ * Fast path: one CAS.  Contended: a short spin, then park in FIFO order.
+ * Like Go 1.9+, a newly arriving coroutine may take the lock ahead of a
+ * woken waiter (barging, for throughput) until some waiter has waited over
+ * 1 ms; then the mutex switches to handoff mode and passes ownership
+ * directly to the head waiter until the queue drains. */
+typedef struct tern_mutex {
+    atomic_uint state;          /* locked, woken, starving, waiters << 3 */
+    atomic_uint sema;           /* wake-up tokens for parked waiters */
+    tern_waitq q;
+} tern_mutex;
+#define TERN_MUTEX_INIT {0}
+
+void tern_mutex_lock(tern_mutex *m);
+bool tern_mutex_trylock(tern_mutex *m);
+/* Unlocking a mutex that is not locked aborts (a programmer error). */
+void tern_mutex_unlock(tern_mutex *m);
+
+/* ---- RWMutex --------------------------------------------------------------
+ * Many readers or one writer.  A waiting writer blocks new readers, so
+ * writers cannot starve (Go's rule). */
+typedef struct tern_rwmutex {
+    atomic_int lock;
+    int readers;                /* active readers; -1 while a writer holds it */
+    int writers_waiting;
+    tern_waitq rq, wq;
+} tern_rwmutex;
+#define TERN_RWMUTEX_INIT {0}
+
+void tern_rwmutex_rlock(tern_rwmutex *rw);
+void tern_rwmutex_runlock(tern_rwmutex *rw);
+void tern_rwmutex_lock(tern_rwmutex *rw);
+void tern_rwmutex_unlock(tern_rwmutex *rw);
+
+/* ---- Cond ------------------------------------------------------------------ */
+typedef struct tern_cond {
+    tern_waitq q;
+} tern_cond;
+#define TERN_COND_INIT {0}
+
+/* Unlock m, park until signalled, lock m again.  As in Go, re-check the
+ * condition in a loop. */
+void tern_cond_wait(tern_cond *c, tern_mutex *m);
+void tern_cond_signal(tern_cond *c);        /* wake one waiter */
+void tern_cond_broadcast(tern_cond *c);     /* wake all */
+
+/* ---- Once ------------------------------------------------------------------ */
+typedef struct tern_once {
+    atomic_uint done;
+    tern_mutex m;
+} tern_once;
+#define TERN_ONCE_INIT {0}
+
+/* Run fn(arg) exactly once across all callers; every caller returns only
+ * after that run finished. */
+void tern_once_do(tern_once *o, void (*fn)(void *), void *arg);
+
+/* ---- WaitGroup ------------------------------------------------------------- */
+typedef struct tern_waitgroup {
+    atomic_long count;
+    tern_waitq q;
+} tern_waitgroup;
+#define TERN_WAITGROUP_INIT {0}
+
+/* Add delta (may be negative).  Going below zero aborts (programmer error,
+ * Go panics too). */
+void tern_waitgroup_add(tern_waitgroup *wg, long delta);
+void tern_waitgroup_done(tern_waitgroup *wg);
+/* Park until the counter is zero. */
+void tern_waitgroup_wait(tern_waitgroup *wg);
+
+/* ---- Weighted semaphore (golang.org/x/sync/semaphore) -----------------------
+ * Acquire is FIFO: a large request at the head is not overtaken by small
+ * ones (no starvation). */
+typedef struct tern_sem {
+    tern_waitq q;               /* its lock guards the counts too */
+    int64_t size, cur;
+} tern_sem;
+#define TERN_SEM_INIT(n) {.size = (n)}
+
+/* Acquire n units, parking until available or ctx is done (NULL: never).
+ * 0, -ECANCELED / -ETIMEDOUT, or -EINVAL if n exceeds the size. */
+int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx);
+/* 0 if acquired at once, -EAGAIN otherwise. */
+int tern_sem_try_acquire(tern_sem *s, int64_t n);
+/* Releasing more than held aborts (programmer error). */
+void tern_sem_release(tern_sem *s, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

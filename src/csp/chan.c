@@ -1,0 +1,460 @@
+/*
+ * chan.c - channels and select.
+ *
+ * A channel is a ring buffer plus two queues of parked coroutines, sendq
+ * and recvq, under one spinlock.  Invariants (as in Go's chan.c):
+ *   - at least one of sendq and recvq is empty (a waiting sender and a
+ *     waiting receiver would have met);
+ *   - sendq is non-empty only if the buffer is full (or cap is 0);
+ *   - recvq is non-empty only if the buffer is empty.
+ * A sender that finds a waiting receiver copies its value straight into
+ * the receiver's destination (no trip through the buffer), and vice versa
+ * for an unbuffered channel.  A coroutine in TERN_STACK_SHARED mode may
+ * have its stack copied out while it waits, so its waits point the waker
+ * at a bounce buffer in its wait node instead of at its stack.
+ *
+ * select locks every channel involved in address order (so two selects
+ * cannot deadlock), looks for a ready case in random order, and else
+ * queues one node per case, all with the same ticket: the first waker to
+ * claim the ticket fires its case; the others find the claim taken and
+ * drop their node.
+ */
+#define _GNU_SOURCE
+#include "csp/csp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tern_chan {
+    tern_spin lock;
+    bool closed;
+    size_t elem_size, cap, len;
+    size_t head, tail;          /* ring indexes: next to receive, next free */
+    tern_waitq sendq, recvq;    /* their own locks are unused */
+    _Alignas(16) char buf[];
+};
+
+tern_chan *tern_chan_make(size_t elem_size, size_t cap)
+{
+    if (elem_size == 0 || elem_size > 65536 || cap > ((size_t)1 << 40) / elem_size) {
+        errno = EINVAL;
+        return NULL;
+    }
+    tern_chan *ch = calloc(1, sizeof *ch + elem_size * cap);
+    if (!ch) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ch->elem_size = elem_size;
+    ch->cap = cap;
+    return ch;
+}
+
+void tern_chan_free(tern_chan *ch)
+{
+    if (!ch)
+        return;
+    if (ch->sendq.head || ch->recvq.head)
+        tern__fatal("tern_chan_free: coroutines are still blocked on channel %p", (void *)ch);
+    free(ch);
+}
+
+size_t tern_chan_len(tern_chan *ch)
+{
+    if (!ch)
+        return 0;
+    tern_spin_lock(&ch->lock);
+    size_t n = ch->len;
+    tern_spin_unlock(&ch->lock);
+    return n;
+}
+
+size_t tern_chan_cap(tern_chan *ch)
+{
+    return ch ? ch->cap : 0;
+}
+
+static char *slot(tern_chan *ch, size_t i)
+{
+    return ch->buf + (i % ch->cap) * ch->elem_size;
+}
+
+static void copy_out(tern_chan *ch, void *dst, const void *src)
+{
+    if (dst)
+        memcpy(dst, src, ch->elem_size);
+}
+
+/* Complete a send now if possible (lock held): 1 done, 0 would block,
+ * -EPIPE closed. */
+static int send_locked(tern_chan *ch, const void *elem)
+{
+    if (ch->closed)
+        return -EPIPE;
+    tern_waitq_node *w = waitq_pop_claimed(&ch->recvq);
+    if (w) {
+        copy_out(ch, w->elem, elem);
+        w->ok = true;
+        tern__wake_finish(w->co, w->case_idx);
+        return 1;
+    }
+    if (ch->len < ch->cap) {
+        memcpy(slot(ch, ch->tail++), elem, ch->elem_size);
+        ch->len++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Complete a receive now if possible (lock held): 1 done (*ok says if a
+ * value came), 0 would block. */
+static int recv_locked(tern_chan *ch, void *elem, bool *ok)
+{
+    tern_waitq_node *w = waitq_pop_claimed(&ch->sendq);
+    if (w) {
+        if (ch->cap == 0) {
+            copy_out(ch, elem, w->elem);
+        } else {
+            /* full buffer: take its head, the sender's value goes to the
+             * tail, which is the same slot */
+            copy_out(ch, elem, slot(ch, ch->head++));
+            memcpy(slot(ch, ch->tail++), w->elem, ch->elem_size);
+        }
+        w->ok = true;
+        tern__wake_finish(w->co, w->case_idx);
+        *ok = true;
+        return 1;
+    }
+    if (ch->len > 0) {
+        copy_out(ch, elem, slot(ch, ch->head++));
+        ch->len--;
+        *ok = true;
+        return 1;
+    }
+    if (ch->closed) {
+        if (elem)
+            memset(elem, 0, ch->elem_size);
+        *ok = false;
+        return 1;
+    }
+    return 0;
+}
+
+/* Point the waker at the caller's buffer, or at a bounce buffer for a
+ * shared-stack coroutine.  -ENOMEM if a large bounce cannot be had. */
+static int node_bind(tern_waitq_node *n, tern_co *self, void *elem, size_t size, bool sending)
+{
+    n->bounced = false;
+    n->elem = elem;
+    if (!elem || !tern__co_shared(self))
+        return 0;
+    void *buf = size <= sizeof n->bounce ? n->bounce : malloc(size);
+    if (!buf)
+        return -ENOMEM;
+    if (sending)
+        memcpy(buf, elem, size);
+    n->elem = buf;
+    n->bounced = true;
+    return 0;
+}
+
+static void node_unbind(tern_waitq_node *n, void *elem, size_t size, bool received)
+{
+    if (!n->bounced)
+        return;
+    if (received && elem)
+        memcpy(elem, n->elem, size);
+    if (n->elem != n->bounce)
+        free(n->elem);
+    n->bounced = false;
+}
+
+static _Noreturn void block_forever(const char *why)
+{
+    tern_ticket t = tern_wait_prepare();
+    tern_wait(t, why, TERN_FOREVER);
+    tern__fatal("%s: a nil channel woke up", why);
+}
+
+int tern_chan_send(tern_chan *ch, const void *elem)
+{
+    tern_co *self = tern__self_checked("tern_chan_send");
+    if (!ch)
+        block_forever("chan send (nil chan)");
+    tern_spin_lock(&ch->lock);
+    int r = send_locked(ch, elem);
+    if (r) {
+        tern_spin_unlock(&ch->lock);
+        return r < 0 ? r : 0;
+    }
+    tern_waitq_node *n = waitq_self_node(self);
+    if ((r = node_bind(n, self, (void *)elem, ch->elem_size, true)) < 0) {
+        tern_spin_unlock(&ch->lock);
+        tern_wait_cancel(n->ticket);
+        return r;
+    }
+    n->case_idx = 0;
+    n->ok = false;
+    waitq_push(&ch->sendq, n);
+    tern_spin_unlock(&ch->lock);
+    tern_wait(n->ticket, "chan send", TERN_FOREVER);
+    node_unbind(n, NULL, 0, false);
+    return n->ok ? 0 : -EPIPE;
+}
+
+int tern_chan_recv(tern_chan *ch, void *elem, bool *ok)
+{
+    tern_co *self = tern__self_checked("tern_chan_recv");
+    if (!ch)
+        block_forever("chan receive (nil chan)");
+    bool got;
+    tern_spin_lock(&ch->lock);
+    if (recv_locked(ch, elem, &got)) {
+        tern_spin_unlock(&ch->lock);
+        if (ok)
+            *ok = got;
+        return 0;
+    }
+    tern_waitq_node *n = waitq_self_node(self);
+    int r = node_bind(n, self, elem, ch->elem_size, false);
+    if (r < 0) {
+        tern_spin_unlock(&ch->lock);
+        tern_wait_cancel(n->ticket);
+        return r;
+    }
+    n->case_idx = 0;
+    n->ok = false;
+    waitq_push(&ch->recvq, n);
+    tern_spin_unlock(&ch->lock);
+    tern_wait(n->ticket, "chan receive", TERN_FOREVER);
+    node_unbind(n, elem, ch->elem_size, true);  /* a value, or zeroes from close */
+    if (ok)
+        *ok = n->ok;
+    return 0;
+}
+
+int tern_chan_try_send(tern_chan *ch, const void *elem)
+{
+    if (!ch)
+        return -EAGAIN;
+    tern_spin_lock(&ch->lock);
+    int r = send_locked(ch, elem);
+    tern_spin_unlock(&ch->lock);
+    return r < 0 ? r : r ? 0 : -EAGAIN;
+}
+
+int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok)
+{
+    if (!ch)
+        return -EAGAIN;
+    bool got;
+    tern_spin_lock(&ch->lock);
+    int r = recv_locked(ch, elem, &got);
+    tern_spin_unlock(&ch->lock);
+    if (!r)
+        return -EAGAIN;
+    if (ok)
+        *ok = got;
+    return 0;
+}
+
+int tern_chan_close(tern_chan *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    tern_spin_lock(&ch->lock);
+    if (ch->closed) {
+        tern_spin_unlock(&ch->lock);
+        return -EALREADY;
+    }
+    ch->closed = true;
+    tern_waitq_node *w;
+    while ((w = waitq_pop_claimed(&ch->recvq))) {
+        if (w->elem)
+            memset(w->elem, 0, ch->elem_size);
+        w->ok = false;
+        tern__wake_finish(w->co, w->case_idx);
+    }
+    while ((w = waitq_pop_claimed(&ch->sendq))) {
+        w->ok = false;
+        tern__wake_finish(w->co, w->case_idx);
+    }
+    tern_spin_unlock(&ch->lock);
+    return 0;
+}
+
+int tern_chan_send_ctx(tern_chan *ch, const void *elem, tern_ctx *ctx)
+{
+    tern_select_case c = {.ch = ch, .op = TERN_SELECT_SEND, .elem = (void *)elem};
+    int r = tern_select(&c, 1, ctx);
+    if (r < 0)
+        return r;
+    return c.ok ? 0 : -EPIPE;
+}
+
+int tern_chan_recv_ctx(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
+{
+    tern_select_case c = {.ch = ch, .op = TERN_SELECT_RECV, .elem = elem};
+    int r = tern_select(&c, 1, ctx);
+    if (r < 0)
+        return r;
+    if (ok)
+        *ok = c.ok;
+    return 0;
+}
+
+/* ---- select -------------------------------------------------------------- */
+
+static int ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (tern_chan *const *)a, y = (uintptr_t) * (tern_chan *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct sel_locks {
+    tern_chan *ch[TERN_SELECT_MAX];
+    int n;
+} sel_locks;
+
+static void sel_lock(sel_locks *l, tern_select_case *cases, int n)
+{
+    l->n = 0;
+    for (int i = 0; i < n; i++)
+        if (cases[i].ch)
+            l->ch[l->n++] = cases[i].ch;
+    qsort(l->ch, (size_t)l->n, sizeof l->ch[0], ptr_cmp);
+    int u = 0;
+    for (int i = 0; i < l->n; i++)
+        if (u == 0 || l->ch[u - 1] != l->ch[i])
+            l->ch[u++] = l->ch[i];
+    l->n = u;
+    for (int i = 0; i < l->n; i++)
+        tern_spin_lock(&l->ch[i]->lock);
+}
+
+static void sel_unlock(sel_locks *l)
+{
+    for (int i = l->n - 1; i >= 0; i--)
+        tern_spin_unlock(&l->ch[i]->lock);
+}
+
+/* A ready case in random order: its index, or -1.  Locks held. */
+static int sel_ready(tern_select_case *cases, int n)
+{
+    uint16_t order[TERN_SELECT_MAX];
+    for (int i = 0; i < n; i++)
+        order[i] = (uint16_t)i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(tern__rand() % (uint32_t)(i + 1));
+        uint16_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (int k = 0; k < n; k++) {
+        tern_select_case *c = &cases[order[k]];
+        if (!c->ch)
+            continue;
+        if (c->op == TERN_SELECT_RECV) {
+            if (recv_locked(c->ch, c->elem, &c->ok))
+                return order[k];
+        } else {
+            int r = send_locked(c->ch, c->elem);
+            if (r) {
+                c->ok = r > 0;
+                return order[k];
+            }
+        }
+    }
+    return -1;
+}
+
+static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block)
+{
+    if (n < 0 || n > TERN_SELECT_MAX || (n > 0 && !cases))
+        return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (cases[i].op != TERN_SELECT_RECV && cases[i].op != TERN_SELECT_SEND)
+            return -EINVAL;
+    sel_locks locks;
+    sel_lock(&locks, cases, n);
+    int fired = sel_ready(cases, n);
+    if (fired >= 0 || !block) {
+        sel_unlock(&locks);
+        return fired >= 0 ? fired : -EAGAIN;
+    }
+    tern_co *self = tern__self_checked("tern_select");
+    int err = tern_ctx_err(ctx);
+    if (err) {
+        sel_unlock(&locks);
+        return err;
+    }
+    tern_ticket t = tern_wait_prepare();
+    tern_waitq_node *nodes[TERN_SELECT_MAX];
+    int r = 0;
+    for (int i = 0; i < n; i++) {
+        nodes[i] = NULL;
+        tern_select_case *c = &cases[i];
+        if (!c->ch || r < 0)
+            continue;
+        tern_waitq_node *nd = tern__node_get();
+        if (!nd || node_bind(nd, self, c->elem, c->ch->elem_size, c->op == TERN_SELECT_SEND) < 0) {
+            if (nd)
+                tern__node_put(nd);
+            r = -ENOMEM;
+            continue;
+        }
+        nd->co = self;
+        nd->ticket = t;
+        nd->case_idx = i;
+        nd->ok = false;
+        waitq_push(c->op == TERN_SELECT_SEND ? &c->ch->sendq : &c->ch->recvq, nd);
+        nodes[i] = nd;
+    }
+    tern_waitq_node *cn = &self->ctx_node;
+    if (r == 0 && ctx) {
+        tern__ctx_ref(ctx);
+        cn->co = self;
+        cn->ticket = t;
+        cn->case_idx = n;
+        r = tern__ctx_watch(ctx, cn);
+    }
+    sel_unlock(&locks);
+    if (r < 0 && !tern_wait_cancel(t))
+        r = 0;          /* a case fired meanwhile: collect it */
+    if (r == 0)
+        fired = tern_wait(t, "select", TERN_FOREVER);
+    sel_lock(&locks, cases, n);
+    for (int i = 0; i < n; i++)
+        if (nodes[i] && nodes[i]->queue)
+            waitq_unlink(nodes[i]->queue, nodes[i]);
+    sel_unlock(&locks);
+    if (ctx) {
+        tern__ctx_unwatch(ctx, cn);
+        if (r == 0 && fired == n)
+            r = tern_ctx_err(ctx);
+        tern__ctx_unref(ctx);
+    }
+    if (r == 0) {
+        cases[fired].ok = nodes[fired]->ok;
+        r = fired;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!nodes[i])
+            continue;
+        node_unbind(nodes[i], cases[i].elem, cases[i].ch->elem_size,
+                    r == i && cases[i].op == TERN_SELECT_RECV);
+        tern__node_put(nodes[i]);
+    }
+    return r;
+}
+
+int tern_select(tern_select_case *cases, int n, tern_ctx *ctx)
+{
+    return select_impl(cases, n, ctx, true);
+}
+
+int tern_select_try(tern_select_case *cases, int n)
+{
+    return select_impl(cases, n, NULL, false);
+}

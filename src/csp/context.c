@@ -1,0 +1,298 @@
+/*
+ * context.c - cancellation trees (Go's context package).
+ *
+ * Each cancellable context keeps its error, a lazily made done channel,
+ * the coroutines watching it (selects, semaphore acquires, I/O) and its
+ * children.  Cancelling sets the error once, closes done, wakes watchers
+ * and cancels the children: all of them, at once, with the same error.
+ * A deadline context arms a runtime timer whose callback cancels it with
+ * -ETIMEDOUT.  Value contexts are not cancellable themselves: they answer
+ * err/done/deadline from their parent.
+ *
+ * Lifetime is reference counted: the creator's reference (dropped by
+ * tern_ctx_free), one per child (a child reads its parent's values), and
+ * short ones held by waiters (tern__ctx_ref) so a done channel cannot be
+ * freed under a select.  Lock order: a parent's lock before a child's is
+ * never needed; cancellation takes each lock alone, holding references.
+ */
+#define _GNU_SOURCE
+#include "csp/csp.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+enum { K_BACKGROUND, K_CANCEL, K_VALUE };
+
+struct tern_ctx {
+    tern_spin lock;
+    int kind;
+    atomic_int refs;
+    atomic_int err;
+    tern_ctx *parent;           /* referenced */
+    tern_ctx *scope;            /* nearest cancellable ancestor we are listed in */
+    tern_ctx *children, *next_sib, *prev_sib;
+    tern_waitq watchers;        /* its own lock unused: ctx->lock guards it */
+    tern_chan *done;
+    int64_t deadline;
+    bool timer_armed;
+    tern_timer timer;
+    const void *key;
+    void *value;
+};
+
+static tern_ctx background = {.kind = K_BACKGROUND, .deadline = TERN_FOREVER};
+
+tern_ctx *tern_ctx_background(void)
+{
+    return &background;
+}
+
+/* the context whose state answers for ctx */
+static tern_ctx *state_of(tern_ctx *ctx)
+{
+    while (ctx && ctx->kind == K_VALUE)
+        ctx = ctx->parent;
+    return ctx && ctx->kind == K_CANCEL ? ctx : NULL;
+}
+
+void tern__ctx_ref(tern_ctx *ctx)
+{
+    if (ctx && ctx != &background)
+        atomic_fetch_add(&ctx->refs, 1);
+}
+
+static void ctx_destroy(tern_ctx *ctx);
+
+void tern__ctx_unref(tern_ctx *ctx)
+{
+    if (ctx && ctx != &background && atomic_fetch_sub(&ctx->refs, 1) == 1)
+        ctx_destroy(ctx);
+}
+
+static void cancel(tern_ctx *ctx, int err)
+{
+    tern_spin_lock(&ctx->lock);
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&ctx->err, &none, err)) {
+        tern_spin_unlock(&ctx->lock);
+        return;
+    }
+    /* done is closed after unlocking: select holds channel locks while it
+     * takes ours (to watch), so ours must never be held around a
+     * channel's.  A done made meanwhile sees err and is born closed. */
+    tern_chan *done = ctx->done;
+    tern_waitq_node *w;
+    while ((w = waitq_pop_claimed(&ctx->watchers)))
+        tern__wake_finish(w->co, w->case_idx);
+    /* Detach the children with a reference each, then cancel them
+     * without holding our lock (they take theirs, and may unlist). */
+    tern_ctx *kids = ctx->children;
+    ctx->children = NULL;
+    for (tern_ctx *c = kids; c; c = c->next_sib) {
+        tern__ctx_ref(c);
+        c->scope = NULL;
+    }
+    tern_spin_unlock(&ctx->lock);
+    if (done)
+        tern_chan_close(done);
+    while (kids) {
+        tern_ctx *c = kids;
+        kids = c->next_sib;
+        c->next_sib = c->prev_sib = NULL;
+        cancel(c, err);
+        tern__ctx_unref(c);
+    }
+}
+
+static void on_deadline(tern_timer *t)
+{
+    tern_ctx *ctx = (tern_ctx *)((char *)t - offsetof(tern_ctx, timer));
+    cancel(ctx, -ETIMEDOUT);
+}
+
+static void unlist(tern_ctx *ctx)
+{
+    for (;;) {
+        tern_ctx *s = ctx->scope;
+        if (!s)
+            return;
+        tern_spin_lock(&s->lock);
+        if (ctx->scope != s) {      /* the scope's cancel detached us */
+            tern_spin_unlock(&s->lock);
+            continue;
+        }
+        if (ctx->prev_sib)
+            ctx->prev_sib->next_sib = ctx->next_sib;
+        else
+            s->children = ctx->next_sib;
+        if (ctx->next_sib)
+            ctx->next_sib->prev_sib = ctx->prev_sib;
+        ctx->scope = NULL;
+        tern_spin_unlock(&s->lock);
+        return;
+    }
+}
+
+static void ctx_destroy(tern_ctx *ctx)
+{
+    if (ctx->timer_armed)
+        tern__timer_del(&ctx->timer);
+    unlist(ctx);
+    tern__ctx_unref(ctx->parent);
+    tern_chan_free(ctx->done);
+    free(ctx);
+}
+
+static tern_ctx *derive(tern_ctx *parent, int kind)
+{
+    if (!parent)
+        parent = &background;
+    tern_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ctx->kind = kind;
+    atomic_store(&ctx->refs, 1);
+    ctx->parent = parent;
+    tern__ctx_ref(parent);
+    ctx->deadline = tern_ctx_deadline(parent);
+    return ctx;
+}
+
+/* List a new cancellable ctx under its nearest cancellable ancestor, or
+ * cancel it at once if that one is already done. */
+static void attach(tern_ctx *ctx)
+{
+    tern_ctx *s = state_of(ctx->parent);
+    if (!s)
+        return;
+    tern_spin_lock(&s->lock);
+    int err = atomic_load(&s->err);
+    if (!err) {
+        ctx->scope = s;
+        ctx->next_sib = s->children;
+        if (s->children)
+            s->children->prev_sib = ctx;
+        s->children = ctx;
+    }
+    tern_spin_unlock(&s->lock);
+    if (err)
+        cancel(ctx, err);
+}
+
+tern_ctx *tern_ctx_with_cancel(tern_ctx *parent)
+{
+    tern_ctx *ctx = derive(parent, K_CANCEL);
+    if (ctx)
+        attach(ctx);
+    return ctx;
+}
+
+tern_ctx *tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline)
+{
+    tern_ctx *ctx = derive(parent, K_CANCEL);
+    if (!ctx)
+        return NULL;
+    if (deadline != TERN_FOREVER && (ctx->deadline == TERN_FOREVER || deadline < ctx->deadline))
+        ctx->deadline = deadline;
+    attach(ctx);
+    if (ctx->deadline != TERN_FOREVER && !atomic_load(&ctx->err)) {
+        if (ctx->deadline <= tern_now()) {
+            cancel(ctx, -ETIMEDOUT);
+        } else if (tern__timer_start(&ctx->timer, ctx->deadline, on_deadline) == 0) {
+            ctx->timer_armed = true;
+        } else {
+            tern_ctx_free(ctx);
+            errno = ESRCH;      /* no runtime to keep time */
+            return NULL;
+        }
+    }
+    return ctx;
+}
+
+tern_ctx *tern_ctx_with_timeout(tern_ctx *parent, int64_t ns)
+{
+    return tern_ctx_with_deadline(parent, tern_deadline_after(ns < 0 ? 0 : ns));
+}
+
+tern_ctx *tern_ctx_with_value(tern_ctx *parent, const void *key, void *value)
+{
+    tern_ctx *ctx = derive(parent, K_VALUE);
+    if (ctx) {
+        ctx->key = key;
+        ctx->value = value;
+    }
+    return ctx;
+}
+
+void tern_ctx_cancel(tern_ctx *ctx)
+{
+    if (ctx && ctx->kind == K_CANCEL)
+        cancel(ctx, -ECANCELED);
+}
+
+void tern_ctx_free(tern_ctx *ctx)
+{
+    if (!ctx || ctx == &background)
+        return;
+    tern_ctx_cancel(ctx);
+    tern__ctx_unref(ctx);
+}
+
+int tern_ctx_err(tern_ctx *ctx)
+{
+    tern_ctx *s = state_of(ctx);
+    return s ? atomic_load(&s->err) : 0;
+}
+
+tern_chan *tern_ctx_done(tern_ctx *ctx)
+{
+    tern_ctx *s = state_of(ctx);
+    if (!s)
+        return NULL;
+    tern_spin_lock(&s->lock);
+    bool made = !s->done && (s->done = tern_chan_make(1, 0));
+    tern_chan *d = s->done;
+    tern_spin_unlock(&s->lock);
+    if (made && atomic_load(&s->err))
+        tern_chan_close(d);     /* born after cancel: closed (twice is harmless) */
+    return d;
+}
+
+int64_t tern_ctx_deadline(tern_ctx *ctx)
+{
+    return ctx ? ctx->deadline : TERN_FOREVER;
+}
+
+void *tern_ctx_value(tern_ctx *ctx, const void *key)
+{
+    for (; ctx; ctx = ctx->parent)
+        if (ctx->kind == K_VALUE && ctx->key == key)
+            return ctx->value;
+    return NULL;
+}
+
+int tern__ctx_watch(tern_ctx *ctx, tern_waitq_node *n)
+{
+    tern_ctx *s = state_of(ctx);
+    if (!s)
+        return 0;
+    tern_spin_lock(&s->lock);
+    int err = atomic_load(&s->err);
+    if (!err)
+        waitq_push(&s->watchers, n);
+    tern_spin_unlock(&s->lock);
+    return err;
+}
+
+void tern__ctx_unwatch(tern_ctx *ctx, tern_waitq_node *n)
+{
+    tern_ctx *s = state_of(ctx);
+    if (!s)
+        return;
+    tern_spin_lock(&s->lock);
+    if (n->queue == &s->watchers)
+        waitq_unlink(&s->watchers, n);
+    tern_spin_unlock(&s->lock);
+}

@@ -1,0 +1,109 @@
+/*
+ * group.c - tern_group: structured concurrency (errgroup with a limit).
+ *
+ * Children run a small trampoline that records the first non-zero result
+ * (which cancels the group's context), then releases the limit and marks
+ * itself done on the group's wait group.  The group itself is only freed
+ * once that wait group is empty, so a child never outlives its group.
+ */
+#define _GNU_SOURCE
+#include "csp/csp.h"
+#include "tern/group.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct tern_group {
+    tern_ctx *ctx;
+    tern_waitgroup wg;
+    tern_sem limit;
+    bool limited;
+    atomic_int first_err;
+};
+
+typedef struct child {
+    tern_group *g;
+    tern_fn *fn;
+    void *arg;
+} child;
+
+tern_group *tern_group_new(tern_ctx *parent, int limit)
+{
+    if (limit < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    tern_group *g = calloc(1, sizeof *g);
+    if (!g || !(g->ctx = tern_ctx_with_cancel(parent))) {
+        free(g);
+        errno = ENOMEM;
+        return NULL;
+    }
+    g->limited = limit > 0;
+    g->limit.size = limit;
+    return g;
+}
+
+tern_ctx *tern_group_ctx(tern_group *g)
+{
+    return g->ctx;
+}
+
+static int child_main(void *arg)
+{
+    child c = *(child *)arg;
+    free(arg);
+    int r = c.fn(c.arg);
+    int zero = 0;
+    if (r != 0 && atomic_compare_exchange_strong(&c.g->first_err, &zero, r))
+        tern_ctx_cancel(c.g->ctx);
+    if (c.g->limited)
+        tern_sem_release(&c.g->limit, 1);
+    tern_waitgroup_done(&c.g->wg);
+    return r;
+}
+
+int tern_group_go(tern_group *g, tern_fn *fn, void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    int err = tern_ctx_err(g->ctx);
+    if (err)
+        return err;
+    if (g->limited && (err = tern_sem_acquire(&g->limit, 1, g->ctx)) < 0)
+        return err;
+    child *c = malloc(sizeof *c);
+    if (!c) {
+        if (g->limited)
+            tern_sem_release(&g->limit, 1);
+        return -ENOMEM;
+    }
+    *c = (child){g, fn, arg};
+    tern_waitgroup_add(&g->wg, 1);
+    int r = tern_go_opts(child_main, c, &(tern_go_options){.name = "group child"}, NULL);
+    if (r < 0) {
+        free(c);
+        tern_waitgroup_done(&g->wg);
+        if (g->limited)
+            tern_sem_release(&g->limit, 1);
+    }
+    return r;
+}
+
+int tern_group_wait(tern_group *g)
+{
+    tern_waitgroup_wait(&g->wg);
+    tern_ctx_cancel(g->ctx);
+    return atomic_load(&g->first_err);
+}
+
+int tern_group_free(tern_group *g)
+{
+    if (!g)
+        return 0;
+    if (atomic_load(&g->wg.count) != 0)
+        return -EBUSY;
+    tern_ctx_free(g->ctx);
+    free(g);
+    return 0;
+}

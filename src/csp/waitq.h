@@ -1,0 +1,94 @@
+/*
+ * waitq.h - the FIFO of parked coroutines under every csp primitive: a
+ * doubly linked list of tern_waitq_node under a spinlock, so a waiter
+ * that timed out or was cancelled unlinks itself in O(1).
+ *
+ * The protocol around it is always the same: under the queue's lock the
+ * waiter takes a ticket and links its node; a waker unlinks a node and
+ * claims its ticket (tern__wake_claim), and only the claimer may move data
+ * to the waiter and ready it.  A node whose claim fails belongs to a waiter
+ * already woken by something else (a timeout, a context, another select
+ * case): the waker just drops it.
+ */
+#ifndef TERN_CSP_WAITQ_H
+#define TERN_CSP_WAITQ_H
+
+#include "runtime/internal.h"
+
+static inline void waitq_lock(tern_waitq *q)
+{
+    tern_spin_lock((tern_spin *)(void *)&q->lock);
+}
+
+static inline void waitq_unlock(tern_waitq *q)
+{
+    tern_spin_unlock((tern_spin *)(void *)&q->lock);
+}
+
+static inline void waitq_push(tern_waitq *q, tern_waitq_node *n)
+{
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    n->queue = q;
+}
+
+static inline void waitq_push_front(tern_waitq *q, tern_waitq_node *n)
+{
+    n->prev = NULL;
+    n->next = q->head;
+    if (q->head)
+        q->head->prev = n;
+    else
+        q->tail = n;
+    q->head = n;
+    n->queue = q;
+}
+
+static inline void waitq_unlink(tern_waitq *q, tern_waitq_node *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->next = n->prev = NULL;
+    n->queue = NULL;
+}
+
+static inline tern_waitq_node *waitq_pop(tern_waitq *q)
+{
+    tern_waitq_node *n = q->head;
+    if (n)
+        waitq_unlink(q, n);
+    return n;
+}
+
+/* Pop nodes until one's ticket is claimed; NULL if none.  Lock held. */
+static inline tern_waitq_node *waitq_pop_claimed(tern_waitq *q)
+{
+    tern_waitq_node *n;
+    while ((n = waitq_pop(q)))
+        if (tern__wake_claim(n->co, n->ticket))
+            return n;
+    return NULL;
+}
+
+/* The calling coroutine's own node, ready to queue with a fresh ticket. */
+static inline tern_waitq_node *waitq_self_node(tern_co *self)
+{
+    tern_waitq_node *n = &self->node;
+    n->co = self;
+    n->ticket = tern_wait_prepare();
+    n->queue = NULL;
+    return n;
+}
+
+#endif
