@@ -85,12 +85,29 @@ static void cancel(tern_ctx *ctx, int err)
     while ((w = waitq_pop_claimed(&ctx->watchers)))
         tern__wake_finish(w->co, w->case_idx);
     /* Detach the children with a reference each, then cancel them
-     * without holding our lock (they take theirs, and may unlist). */
-    tern_ctx *kids = ctx->children;
+     * without holding our lock (they take theirs).  A child whose last
+     * reference is already gone is being destroyed and waits for our lock
+     * to unlist itself: leave it listed. */
+    tern_ctx *kids = NULL, *c = ctx->children;
     ctx->children = NULL;
-    for (tern_ctx *c = kids; c; c = c->next_sib) {
-        tern__ctx_ref(c);
-        c->scope = NULL;
+    while (c) {
+        tern_ctx *next = c->next_sib;
+        int r = atomic_load(&c->refs);
+        while (r > 0 && !atomic_compare_exchange_weak(&c->refs, &r, r + 1))
+            ;
+        if (r > 0) {
+            c->scope = NULL;
+            c->prev_sib = NULL;
+            c->next_sib = kids;
+            kids = c;
+        } else {
+            c->prev_sib = NULL;
+            c->next_sib = ctx->children;
+            if (ctx->children)
+                ctx->children->prev_sib = c;
+            ctx->children = c;
+        }
+        c = next;
     }
     tern_spin_unlock(&ctx->lock);
     if (done)

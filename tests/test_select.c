@@ -1,0 +1,279 @@
+/* test_select.c - select: readiness, fairness, default, nil, contexts. */
+#include "check.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+static tern_chan *mk(size_t cap)
+{
+    tern_chan *ch = tern_chan_make(sizeof(int), cap);
+    CHECK(ch != NULL);
+    return ch;
+}
+
+static int try_main(void *arg)
+{
+    (void)arg;
+    tern_chan *a = mk(1), *b = mk(1);
+    int x = 0, y = 0;
+    tern_select_case c[2] = {{a, TERN_SELECT_RECV, &x, false}, {b, TERN_SELECT_RECV, &y, false}};
+    CHECK_EQ(tern_select_try(c, 2), -EAGAIN);   /* default */
+    int v = 42;
+    tern_chan_try_send(b, &v);
+    CHECK_EQ(tern_select_try(c, 2), 1);
+    CHECK(c[1].ok);
+    CHECK_EQ(y, 42);
+    /* send case: a has room */
+    tern_select_case s[1] = {{a, TERN_SELECT_SEND, &v, false}};
+    CHECK_EQ(tern_select_try(s, 1), 0);
+    CHECK(s[0].ok);
+    CHECK_EQ(tern_select_try(s, 1), -EAGAIN);   /* now full */
+    /* nil cases never fire */
+    tern_select_case n[2] = {{NULL, TERN_SELECT_RECV, &x, false}, {NULL, TERN_SELECT_SEND, &v, false}};
+    CHECK_EQ(tern_select_try(n, 2), -EAGAIN);
+    /* a closed channel is ready: recv gets !ok, send fires with !ok */
+    tern_chan_close(b);
+    CHECK_EQ(tern_select_try(c + 1, 1), 0);
+    CHECK(!c[1].ok);
+    tern_select_case sb[1] = {{b, TERN_SELECT_SEND, &v, true}};
+    CHECK_EQ(tern_select_try(sb, 1), 0);
+    CHECK(!sb[0].ok);
+    CHECK_EQ(tern_select_try(NULL, -1), -EINVAL);
+    tern_chan_free(a);
+    tern_chan_free(b);
+    return 0;
+}
+
+static void select_try_is_go_default(void)
+{
+    run_ok(try_main, NULL, 1);
+}
+
+/* Four always-ready channels: each case should fire ~1/4 of the time. */
+static int fair_main(void *arg)
+{
+    (void)arg;
+    tern_chan *ch[4];
+    for (int i = 0; i < 4; i++) {
+        ch[i] = mk(1);
+        int v = i;
+        tern_chan_try_send(ch[i], &v);
+    }
+    int got[4] = {0}, x;
+    const int N = 40000;
+    for (int k = 0; k < N; k++) {
+        tern_select_case c[4];
+        for (int i = 0; i < 4; i++)
+            c[i] = (tern_select_case){ch[i], TERN_SELECT_RECV, &x, false};
+        int r = tern_select(c, 4, NULL);
+        CHECK(r >= 0 && r < 4);
+        CHECK_EQ(x, r);
+        got[r]++;
+        tern_chan_try_send(ch[r], &r);      /* ready again */
+    }
+    /* chi-square with 3 degrees of freedom; 16.27 is p = 0.001 */
+    double chi = 0, e = N / 4.0;
+    for (int i = 0; i < 4; i++)
+        chi += (got[i] - e) * (got[i] - e) / e;
+    fprintf(stderr, "   fired %d %d %d %d, chi-square %.2f\n", got[0], got[1], got[2], got[3], chi);
+    CHECK(chi < 16.27);
+    for (int i = 0; i < 4; i++)
+        tern_chan_free(ch[i]);
+    return 0;
+}
+
+static void select_is_fair_among_ready_cases(void)
+{
+    run_ok(fair_main, NULL, 1);
+}
+
+static tern_chan *g_a, *g_b;
+
+static int late_sender(void *arg)
+{
+    tern_sleep(5 * TERN_MS);
+    int v = (int)(long)arg;
+    CHECK_EQ(tern_chan_send(g_b, &v), 0);
+    return 0;
+}
+
+static int block_main(void *arg)
+{
+    (void)arg;
+    g_a = mk(0);
+    g_b = mk(0);
+    for (int round = 0; round < 4; round++) {
+        tern_go(late_sender, (void *)(long)round);
+        int x = -1, y = -1;
+        tern_select_case c[3] = {{g_a, TERN_SELECT_RECV, &x, false},
+                                 {NULL, TERN_SELECT_RECV, &x, false},
+                                 {g_b, TERN_SELECT_RECV, &y, false}};
+        CHECK_EQ(tern_select(c, 3, NULL), 2);
+        CHECK(c[2].ok);
+        CHECK_EQ(y, round);
+        CHECK_EQ(x, -1);
+    }
+    /* the nodes left on g_a were removed: a sender there finds nobody */
+    int v = 1;
+    CHECK_EQ(tern_chan_try_send(g_a, &v), -EAGAIN);
+    tern_chan_free(g_a);
+    tern_chan_free(g_b);
+    return 0;
+}
+
+static void blocking_select_wakes_on_one_case_and_cleans_others(void)
+{
+    run_ok(block_main, NULL, 2);
+}
+
+static int send_select_peer(void *arg)
+{
+    (void)arg;
+    int x;
+    tern_sleep(2 * TERN_MS);
+    CHECK_EQ(tern_chan_recv(g_a, &x, NULL), 0);
+    CHECK_EQ(x, 77);
+    return 0;
+}
+
+static int send_case_main(void *arg)
+{
+    (void)arg;
+    g_a = mk(0);
+    tern_go(send_select_peer, NULL);
+    int v = 77, y;
+    tern_select_case c[2] = {{g_a, TERN_SELECT_SEND, &v, false}, {NULL, TERN_SELECT_RECV, &y, false}};
+    CHECK_EQ(tern_select(c, 2, NULL), 0);
+    CHECK(c[0].ok);
+    tern_sleep(TERN_MS);
+    tern_chan_free(g_a);
+    return 0;
+}
+
+static void blocking_send_case_completes(void)
+{
+    run_ok(send_case_main, NULL, 2);
+}
+
+static int timeout_main(void *arg)
+{
+    (void)arg;
+    tern_chan *a = mk(0);
+    int x;
+    tern_select_case c[1] = {{a, TERN_SELECT_RECV, &x, false}};
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_MS);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_select(c, 1, ctx), -ETIMEDOUT);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 10 * TERN_MS && took < 500 * TERN_MS);
+    tern_ctx_free(ctx);
+    /* cancelled context, already done: returns at once */
+    ctx = tern_ctx_with_cancel(NULL);
+    tern_ctx_cancel(ctx);
+    CHECK_EQ(tern_select(c, 1, ctx), -ECANCELED);
+    tern_ctx_free(ctx);
+    /* zero cases: waits for the context only */
+    ctx = tern_ctx_with_timeout(NULL, 2 * TERN_MS);
+    CHECK_EQ(tern_select(NULL, 0, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    /* recv_ctx / send_ctx */
+    ctx = tern_ctx_with_timeout(NULL, 2 * TERN_MS);
+    CHECK_EQ(tern_chan_recv_ctx(a, &x, NULL, ctx), -ETIMEDOUT);
+    CHECK_EQ(tern_chan_send_ctx(a, &x, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    tern_chan_free(a);
+    return 0;
+}
+
+static void select_bounded_by_context(void)
+{
+    run_ok(timeout_main, NULL, 2);
+}
+
+static tern_ctx *g_ctx;
+static int canceller(void *arg)
+{
+    (void)arg;
+    tern_sleep(3 * TERN_MS);
+    tern_ctx_cancel(g_ctx);
+    return 0;
+}
+
+static int cancel_main(void *arg)
+{
+    (void)arg;
+    tern_chan *a = mk(0);
+    int x;
+    g_ctx = tern_ctx_with_cancel(NULL);
+    tern_go(canceller, NULL);
+    tern_select_case c[2] = {{a, TERN_SELECT_RECV, &x, false},
+                             {tern_ctx_done(g_ctx), TERN_SELECT_RECV, NULL, false}};
+    /* with the ctx passed too: whichever wakes us, the result is the same */
+    int r = tern_select(c, 2, g_ctx);
+    CHECK(r == 1 || r == -ECANCELED);
+    CHECK_EQ(tern_ctx_err(g_ctx), -ECANCELED);
+    tern_ctx_free(g_ctx);
+    tern_chan_free(a);
+    return 0;
+}
+
+static void cancel_wakes_a_blocked_select(void)
+{
+    run_ok(cancel_main, NULL, 2);
+}
+
+/* Selects racing on shared channels across Ps: each value goes to exactly
+ * one of them. */
+#define NSEL 4
+#define VALS 20000
+static atomic_long sel_sum, sel_n;
+static tern_waitgroup sel_wg;
+
+static int selector(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        long x, y;
+        tern_select_case c[2] = {{g_a, TERN_SELECT_RECV, &x, false}, {g_b, TERN_SELECT_RECV, &y, false}};
+        int r = tern_select(c, 2, NULL);
+        CHECK(r == 0 || r == 1);
+        if (!c[r].ok)
+            break;
+        atomic_fetch_add(&sel_sum, r == 0 ? x : y);
+        atomic_fetch_add(&sel_n, 1);
+    }
+    tern_waitgroup_done(&sel_wg);
+    return 0;
+}
+
+static int race_main(void *arg)
+{
+    (void)arg;
+    g_a = tern_chan_make(sizeof(long), 0);
+    g_b = tern_chan_make(sizeof(long), 4);
+    atomic_store(&sel_sum, 0);
+    atomic_store(&sel_n, 0);
+    tern_waitgroup_add(&sel_wg, NSEL);
+    for (int i = 0; i < NSEL; i++)
+        tern_go(selector, NULL);
+    long n = scaled(VALS);
+    for (long v = 0; v < n; v++)
+        CHECK_EQ(tern_chan_send(v % 2 ? g_a : g_b, &v), 0);
+    tern_chan_close(g_a);
+    tern_waitgroup_wait(&sel_wg);
+    CHECK_EQ(atomic_load(&sel_n), n);
+    CHECK_EQ(atomic_load(&sel_sum), n * (n - 1) / 2);
+    tern_chan_free(g_a);
+    tern_chan_free(g_b);
+    return 0;
+}
+
+static void racing_selects_take_each_value_once(void)
+{
+    run_ok(race_main, NULL, 0);
+}
+
+TESTS(T(select_try_is_go_default), T(select_is_fair_among_ready_cases),
+      T(blocking_select_wakes_on_one_case_and_cleans_others), T(blocking_send_case_completes),
+      T(select_bounded_by_context), T(cancel_wakes_a_blocked_select),
+      T(racing_selects_take_each_value_once))
