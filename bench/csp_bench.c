@@ -19,12 +19,14 @@
  *       producers happen to run).  Default Ps.  ns per select.
  *   csp_bench mutex [n=10000000]
  *       two coroutines, procs=2, each doing n/2 lock/unlock pairs on one
- *       tern_mutex; inside the critical section each notes whether the
- *       previous holder was the other one (a hand-off).  Prints TWO numbers
- *       on stdout: ns per pair and the percentage of acquisitions that
- *       changed hands.  tern has no pinning API: with procs=2 the scheduler
- *       decides where the two run (as Go's does with GOMAXPROCS=2); stderr
- *       says how often both were seen on the same worker thread.
+ *       tern_mutex, released together (both park on a channel the entry
+ *       closes; timed from the close); inside the critical section each
+ *       notes whether the previous holder was the other one (a hand-off).
+ *       Prints TWO numbers on stdout: ns per pair and the percentage of
+ *       acquisitions that changed hands.  tern has no pinning API: with
+ *       procs=2 the scheduler decides where the two run (as Go's does with
+ *       GOMAXPROCS=2); stderr says how often both were seen in their loops
+ *       at the same time, and how often on one worker thread.
  *   csp_bench waitgroup [n=100000] [reps=10]
  *       start n coroutines that each call tern_waitgroup_done(), then
  *       tern_waitgroup_wait(); one untimed wave, then reps timed waves.
@@ -213,21 +215,30 @@ static double do_select4(void)
 static tern_mutex g_mu = TERN_MUTEX_INIT;
 static int g_owner;                 /* 1 or 2 once taken; guarded by g_mu */
 static long g_handoffs, g_count;    /* guarded by g_mu */
-static atomic_int g_arrived;
-/* Where each contender runs now (its worker thread), sampled every 4096
- * pairs, to tell whether the scheduler put the two on one worker. */
+static tern_waitgroup g_mu_ready = TERN_WAITGROUP_INIT;
+static tern_chan *g_mu_start;
+/* Placement, sampled every 4096 pairs: whether the other contender is in
+ * its loop too (g_active) and on which worker thread each runs (g_where).
+ * Tells whether the scheduler ran the two at the same time on two workers,
+ * or one after the other. */
+static atomic_int g_active[3];
 static _Atomic(uintptr_t) g_where[3];
-static atomic_long g_samples, g_same;
+static atomic_long g_samples, g_overlap, g_same;
 
 static int mu_contender(void *arg)
 {
     int me = (int)(intptr_t)arg;
     long per = g_n / 2 > 0 ? g_n / 2 : 1;
-    /* Start together so that the two really contend. */
-    atomic_fetch_add(&g_arrived, 1);
-    while (atomic_load(&g_arrived) < 2)
-        tern_yield();
-    long samples = 0, same = 0;
+    /* Start together so that the two really contend: say we are here,
+     * then park until the entry closes `start` (Go: close(start)).  Not a
+     * tern_yield() spin: a yielded coroutine is queued without waking an
+     * idle P, and the one that passes the spin first then runs its whole
+     * loop without ever parking, so the two ran one after the other. */
+    tern_waitgroup_done(&g_mu_ready);
+    bool ok;
+    check("tern_chan_recv", tern_chan_recv(g_mu_start, NULL, &ok));
+    long samples = 0, overlap = 0, same = 0;
+    atomic_store(&g_active[me], 1);
     for (long i = 0; i < per; i++) {
         tern_mutex_lock(&g_mu);
         if (g_owner != me) {
@@ -241,10 +252,15 @@ static int mu_contender(void *arg)
             uintptr_t here = (uintptr_t)pthread_self();
             atomic_store_explicit(&g_where[me], here, memory_order_relaxed);
             samples++;
-            same += atomic_load_explicit(&g_where[3 - me], memory_order_relaxed) == here;
+            if (atomic_load_explicit(&g_active[3 - me], memory_order_relaxed)) {
+                overlap++;
+                same += atomic_load_explicit(&g_where[3 - me], memory_order_relaxed) == here;
+            }
         }
     }
+    atomic_store(&g_active[me], 0);
     atomic_fetch_add(&g_samples, samples);
+    atomic_fetch_add(&g_overlap, overlap);
     atomic_fetch_add(&g_same, same);
     tern_waitgroup_done(&g_join);
     return 0;
@@ -253,22 +269,28 @@ static int mu_contender(void *arg)
 static double do_mutex(double *pct)
 {
     long per = g_n / 2 > 0 ? g_n / 2 : 1;
+    g_mu_start = make_chan(0);
+    tern_waitgroup_add(&g_mu_ready, 2);
     tern_waitgroup_add(&g_join, 2);
-    int64_t t0 = tern_now();
     for (int id = 1; id <= 2; id++)
         check("tern_go", tern_go(mu_contender, (void *)(intptr_t)id));
+    tern_waitgroup_wait(&g_mu_ready);
+    int64_t t0 = tern_now();
+    check("tern_chan_close", tern_chan_close(g_mu_start));
     tern_waitgroup_wait(&g_join);
     int64_t t1 = tern_now();
+    tern_chan_free(g_mu_start);
     if (g_count != 2 * per) {
         fprintf(stderr, "csp_bench mutex: counter %ld, want %ld\n", g_count, 2 * per);
         exit(1);
     }
     *pct = 100.0 * (double)g_handoffs / (double)g_count;
     fprintf(stderr, "tern mutex: %ld lock/unlock pairs, %d procs, %.1f ms, %ld hand-offs "
-            "(%.2f%% of acquisitions changed hands); placement samples: %ld of %ld saw both "
-            "contenders on one worker thread\n",
+            "(%.4f%% of acquisitions changed hands); placement: %ld samples, %ld taken while "
+            "the other contender was in its loop too, %ld of those with both on one worker "
+            "thread\n",
             g_count, tern_procs(), (double)(t1 - t0) / 1e6, g_handoffs, *pct,
-            atomic_load(&g_same), atomic_load(&g_samples));
+            atomic_load(&g_samples), atomic_load(&g_overlap), atomic_load(&g_same));
     return (double)(t1 - t0) / (double)g_count;
 }
 
@@ -317,7 +339,7 @@ static int entry(void *arg)
     if (strcmp(g_cmd, "mutex") == 0) {
         double pct;
         double ns = do_mutex(&pct);
-        printf("%.1f %.2f\n", ns, pct);
+        printf("%.1f %.4f\n", ns, pct);
     } else {
         double ns;
         if (strncmp(g_cmd, "pingpong", 8) == 0)

@@ -14,7 +14,7 @@ static int worker(void *arg)
     int m = atomic_load(&max_running);
     while (r > m && !atomic_compare_exchange_weak(&max_running, &m, r))
         ;
-    tern_sleep(TERN_MS);
+    tern_sleep(10 * TERN_MS);   /* long enough that the limit is reached */
     atomic_fetch_sub(&running, 1);
     return id == 7 ? -EIO : 0;
 }

@@ -232,13 +232,19 @@ static tern_waitgroup sel_wg;
 static int selector(void *arg)
 {
     (void)arg;
-    for (;;) {
+    tern_chan *a = g_a, *b = g_b;
+    while (a || b) {
         long x, y;
-        tern_select_case c[2] = {{g_a, TERN_SELECT_RECV, &x, false}, {g_b, TERN_SELECT_RECV, &y, false}};
+        tern_select_case c[2] = {{a, TERN_SELECT_RECV, &x, false}, {b, TERN_SELECT_RECV, &y, false}};
         int r = tern_select(c, 2, NULL);
         CHECK(r == 0 || r == 1);
-        if (!c[r].ok)
-            break;
+        if (!c[r].ok) {         /* closed and drained: a nil channel from now (Go's idiom) */
+            if (r == 0)
+                a = NULL;
+            else
+                b = NULL;
+            continue;
+        }
         atomic_fetch_add(&sel_sum, r == 0 ? x : y);
         atomic_fetch_add(&sel_n, 1);
     }
@@ -260,6 +266,7 @@ static int race_main(void *arg)
     for (long v = 0; v < n; v++)
         CHECK_EQ(tern_chan_send(v % 2 ? g_a : g_b, &v), 0);
     tern_chan_close(g_a);
+    tern_chan_close(g_b);
     tern_waitgroup_wait(&sel_wg);
     CHECK_EQ(atomic_load(&sel_n), n);
     CHECK_EQ(atomic_load(&sel_sum), n * (n - 1) / 2);

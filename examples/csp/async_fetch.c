@@ -27,11 +27,12 @@ typedef struct fetch_result {
 typedef struct fetch_req {
     const char *url;
     tern_chan *reply;
+    tern_waitgroup done;
 } fetch_req;
 
 static int fetch(void *arg)
 {
-    const fetch_req *req = arg;
+    fetch_req *req = arg;
     tern_sleep(FETCH_MS * TERN_MS);     /* the network round trip */
     fetch_result r = {.status = 200};
     snprintf(r.body, sizeof r.body, "{\"user\": \"%s\"}", req->url);
@@ -40,6 +41,7 @@ static int fetch(void *arg)
     int e = tern_chan_send(req->reply, &r);
     if (e < 0)
         fprintf(stderr, "fetch: send: %s\n", tern_strerror(e));
+    tern_waitgroup_done(&req->done);
     return 0;
 }
 
@@ -56,8 +58,9 @@ static int entry(void *arg)
         fprintf(stderr, "tern_chan_make failed\n");
         return 1;
     }
-    fetch_req req = {.url = "/users/42", .reply = reply};
+    fetch_req req = {.url = "/users/42", .reply = reply, .done = TERN_WAITGROUP_INIT};
     int64_t t0 = tern_now();
+    tern_waitgroup_add(&req.done, 1);
     int e = tern_go(fetch, &req);
     if (e < 0) {
         fprintf(stderr, "tern_go: %s\n", tern_strerror(e));
@@ -89,6 +92,8 @@ static int entry(void *arg)
         fprintf(stderr, "result arrived after %ld ms, before the fetch could finish\n", took);
         return 1;
     }
+    /* No GC in C: free the channel only once the fetcher has returned. */
+    tern_waitgroup_wait(&req.done);
     tern_chan_free(reply);
     return 0;
 }

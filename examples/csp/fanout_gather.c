@@ -8,9 +8,9 @@
  *                                       case <-ctx.Done(): return partial } }
  *
  * Both backends run at once, so the call takes about max(latencies), not
- * their sum.  A context with a timeout bounds the whole call: in the second
- * run the orders backend is too slow, the gateway answers with what it has,
- * and the cancelled backend notices and stops instead of leaking.
+ * their sum.  A timeout context bounds the whole call: in the second run
+ * the orders backend is too slow, the gateway answers with what it has, and
+ * the backend notices the cancellation and stops instead of leaking.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,15 +30,19 @@ typedef struct reply {
     int err;
 } reply;
 
-/* Go's select { case <-time.After(d): case <-ctx.Done(): } */
+/* Go's select { case <-time.After(d): case <-ctx.Done(): }, with a timeout
+ * context of its own (not a child of ctx) standing in for time.After. */
 static int sleep_ctx(tern_ctx *ctx, int64_t ns)
 {
-    tern_ctx *t = tern_ctx_with_timeout(ctx, ns);
-    if (!t)
+    tern_ctx *timer = tern_ctx_with_timeout(NULL, ns);
+    if (!timer)
         return -ENOMEM;
-    tern_select(NULL, 0, t);
-    tern_ctx_free(t);
-    return tern_ctx_err(ctx);   /* 0: the whole latency passed */
+    tern_select_case done[] = {{.ch = tern_ctx_done(ctx), .op = TERN_SELECT_RECV}};
+    int r = tern_select(done, 1, timer);
+    tern_ctx_free(timer);
+    if (r == 0)
+        return tern_ctx_err(ctx);       /* ctx was done first */
+    return r == -ETIMEDOUT ? 0 : r;     /* 0: the whole latency passed */
 }
 
 static int call_backend(void *arg)
@@ -53,7 +57,7 @@ static int call_backend(void *arg)
 }
 
 /* Call both backends within budget_ms; 0 if the gateway answered as
- * expected: with want_n answers, the ctx error want_err, within limit_ms. */
+ * expected (want_n answers, ctx error want_err, in under limit_ms). */
 static int gateway(int64_t users_ms, int64_t orders_ms, int64_t budget_ms, int want_n, int want_err,
                    int64_t limit_ms)
 {
@@ -61,8 +65,10 @@ static int gateway(int64_t users_ms, int64_t orders_ms, int64_t budget_ms, int w
            (long long)orders_ms, (long long)budget_ms);
     tern_ctx *ctx = tern_ctx_with_timeout(NULL, budget_ms * TERN_MS);
     tern_chan *results = tern_chan_make(sizeof(reply), 2);
-    if (!ctx || !results)
-        return -ENOMEM;
+    if (!ctx || !results) {
+        fprintf(stderr, "gateway: out of memory\n");
+        return 1;
+    }
     tern_waitgroup wg = TERN_WAITGROUP_INIT;
     backend bs[2] = {{"users", users_ms, ctx, results, &wg}, {"orders", orders_ms, ctx, results, &wg}};
     int64_t t0 = tern_now();
@@ -81,8 +87,11 @@ static int gateway(int64_t users_ms, int64_t orders_ms, int64_t budget_ms, int w
     int64_t took = (tern_now() - t0) / TERN_MS;
     printf("  -> %d of 2 answers in %lld ms (sequential: %lld ms)%s%s\n", n, (long long)took,
            (long long)(users_ms + orders_ms), err ? ", partial: " : "", err ? tern_strerror(err) : "");
-    tern_ctx_free(ctx);                 /* defer cancel() */
-    tern_waitgroup_wait(&wg);           /* no backend outlives the call */
+    /* Go's `defer cancel()`; C has no GC, so free ctx and the channel only
+     * once no backend can touch them: none outlives the call. */
+    tern_ctx_cancel(ctx);
+    tern_waitgroup_wait(&wg);
+    tern_ctx_free(ctx);
     tern_chan_free(results);
     if (n != want_n || err != want_err || took >= limit_ms) {
         fprintf(stderr, "want %d answers, %s, in under %lld ms\n", want_n, tern_strerror(want_err),

@@ -53,7 +53,9 @@ static int square(void *arg)
         if ((e = tern_chan_send_ctx(s->out, &sq, s->ctx)) != 0)
             break;
     }
-    printf("  square: stopped: %s\n", e ? tern_strerror(e) : "input closed");
+    /* Either exit is clean: the cancel itself, or gen closing its output
+     * because it saw the cancel first. */
+    printf("  square: stopped: %s\n", e ? tern_strerror(e) : "input closed by gen");
     tern_chan_close(s->out);
     return 0;
 }

@@ -51,6 +51,9 @@ static int entry(void *arg)
     /* A metrics queue that must never slow the request path down: when it
      * is full, drop the event rather than wait. */
     tern_chan *q = tern_chan_make(sizeof(int), 3);
+    tern_chan *reply = tern_chan_make(sizeof(int), 0);
+    if (!q || !reply)
+        return fail("tern_chan_make", -ENOMEM);
     int sent = 0, dropped = 0, got = 0;
     for (int ev = 1; ev <= 5; ev++) {
         tern_select_case c[] = {{.ch = q, .op = TERN_SELECT_SEND, .elem = &ev}};
@@ -78,7 +81,6 @@ static int entry(void *arg)
     tern_chan_free(q);
 
     /* A slow dependency: give it 20 ms, log, then allow it more time. */
-    tern_chan *reply = tern_chan_make(sizeof(int), 0);
     tern_waitgroup_add(&service_wg, 1);
     tern_go(slow_service, reply);
     int64_t t0 = tern_now();

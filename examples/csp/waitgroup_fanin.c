@@ -18,7 +18,7 @@
 #define WORKERS 8
 #define SHARD 10000L
 
-static tern_waitgroup wg = TERN_WAITGROUP_INIT;
+static tern_waitgroup wg = TERN_WAITGROUP_INIT, closer_done = TERN_WAITGROUP_INIT;
 static tern_mutex total_mu = TERN_MUTEX_INIT;
 static long long total_locked;
 static tern_chan *results;
@@ -48,6 +48,7 @@ static int closer(void *arg)
     (void)arg;
     tern_waitgroup_wait(&wg);
     tern_chan_close(results);
+    tern_waitgroup_done(&closer_done);
     return 0;
 }
 
@@ -68,6 +69,7 @@ static int entry(void *arg)
             return 1;
         }
     }
+    tern_waitgroup_add(&closer_done, 1);
     tern_go(closer, NULL);
 
     long long total = 0;
@@ -90,6 +92,7 @@ static int entry(void *arg)
         fprintf(stderr, "totals do not match\n");
         return 1;
     }
+    tern_waitgroup_wait(&closer_done);  /* no GC: free once nobody can touch it */
     tern_chan_free(results);
     return 0;
 }

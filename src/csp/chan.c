@@ -13,6 +13,11 @@
  * have its stack copied out while it waits, so its waits point the waker
  * at a bounce buffer in its wait node instead of at its stack.
  *
+ * Waiters are claimed and given their data under the lock but readied
+ * only after it is released: a woken receiver may free the channel at
+ * once (the usual end of a producer/consumer pair), and the waker must
+ * not touch it after that.
+ *
  * select locks every channel involved in address order (so two selects
  * cannot deadlock), looks for a ready case in random order, and else
  * queues one node per case, all with the same ticket: the first waker to
@@ -86,9 +91,16 @@ static void copy_out(tern_chan *ch, void *dst, const void *src)
         memcpy(dst, src, ch->elem_size);
 }
 
+/* Ready a waiter claimed under the lock, after the lock is released. */
+static void wake(tern_waitq_node *w)
+{
+    if (w)
+        tern__wake_finish(w->co, w->case_idx);
+}
+
 /* Complete a send now if possible (lock held): 1 done, 0 would block,
- * -EPIPE closed. */
-static int send_locked(tern_chan *ch, const void *elem)
+ * -EPIPE closed.  *woken: a waiter to wake() after unlocking. */
+static int send_locked(tern_chan *ch, const void *elem, tern_waitq_node **woken)
 {
     if (ch->closed)
         return -EPIPE;
@@ -96,7 +108,7 @@ static int send_locked(tern_chan *ch, const void *elem)
     if (w) {
         copy_out(ch, w->elem, elem);
         w->ok = true;
-        tern__wake_finish(w->co, w->case_idx);
+        *woken = w;
         return 1;
     }
     if (ch->len < ch->cap) {
@@ -108,8 +120,8 @@ static int send_locked(tern_chan *ch, const void *elem)
 }
 
 /* Complete a receive now if possible (lock held): 1 done (*ok says if a
- * value came), 0 would block. */
-static int recv_locked(tern_chan *ch, void *elem, bool *ok)
+ * value came), 0 would block.  *woken as for send_locked. */
+static int recv_locked(tern_chan *ch, void *elem, bool *ok, tern_waitq_node **woken)
 {
     tern_waitq_node *w = waitq_pop_claimed(&ch->sendq);
     if (w) {
@@ -122,7 +134,7 @@ static int recv_locked(tern_chan *ch, void *elem, bool *ok)
             memcpy(slot(ch, ch->tail++), w->elem, ch->elem_size);
         }
         w->ok = true;
-        tern__wake_finish(w->co, w->case_idx);
+        *woken = w;
         *ok = true;
         return 1;
     }
@@ -182,10 +194,12 @@ int tern_chan_send(tern_chan *ch, const void *elem)
     tern_co *self = tern__self_checked("tern_chan_send");
     if (!ch)
         block_forever("chan send (nil chan)");
+    tern_waitq_node *woken = NULL;
     tern_spin_lock(&ch->lock);
-    int r = send_locked(ch, elem);
+    int r = send_locked(ch, elem, &woken);
     if (r) {
         tern_spin_unlock(&ch->lock);
+        wake(woken);
         return r < 0 ? r : 0;
     }
     tern_waitq_node *n = waitq_self_node(self);
@@ -209,9 +223,11 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok)
     if (!ch)
         block_forever("chan receive (nil chan)");
     bool got;
+    tern_waitq_node *woken = NULL;
     tern_spin_lock(&ch->lock);
-    if (recv_locked(ch, elem, &got)) {
+    if (recv_locked(ch, elem, &got, &woken)) {
         tern_spin_unlock(&ch->lock);
+        wake(woken);
         if (ok)
             *ok = got;
         return 0;
@@ -238,9 +254,11 @@ int tern_chan_try_send(tern_chan *ch, const void *elem)
 {
     if (!ch)
         return -EAGAIN;
+    tern_waitq_node *woken = NULL;
     tern_spin_lock(&ch->lock);
-    int r = send_locked(ch, elem);
+    int r = send_locked(ch, elem, &woken);
     tern_spin_unlock(&ch->lock);
+    wake(woken);
     return r < 0 ? r : r ? 0 : -EAGAIN;
 }
 
@@ -249,9 +267,11 @@ int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok)
     if (!ch)
         return -EAGAIN;
     bool got;
+    tern_waitq_node *woken = NULL;
     tern_spin_lock(&ch->lock);
-    int r = recv_locked(ch, elem, &got);
+    int r = recv_locked(ch, elem, &got, &woken);
     tern_spin_unlock(&ch->lock);
+    wake(woken);
     if (!r)
         return -EAGAIN;
     if (ok)
@@ -269,18 +289,21 @@ int tern_chan_close(tern_chan *ch)
         return -EALREADY;
     }
     ch->closed = true;
+    tern_waitq all = {0}, *qs[2] = {&ch->recvq, &ch->sendq};
     tern_waitq_node *w;
-    while ((w = waitq_pop_claimed(&ch->recvq))) {
-        if (w->elem)
-            memset(w->elem, 0, ch->elem_size);
-        w->ok = false;
-        tern__wake_finish(w->co, w->case_idx);
-    }
-    while ((w = waitq_pop_claimed(&ch->sendq))) {
-        w->ok = false;
-        tern__wake_finish(w->co, w->case_idx);
-    }
+    for (int i = 0; i < 2; i++)
+        while ((w = waitq_pop_claimed(qs[i]))) {
+            if (i == 0 && w->elem)
+                memset(w->elem, 0, ch->elem_size);
+            w->ok = false;
+            waitq_push(&all, w);
+        }
     tern_spin_unlock(&ch->lock);
+    for (tern_waitq_node *nx; (w = all.head); all.head = nx) {
+        nx = w->next;
+        w->queue = NULL;        /* `all` is ours, on our stack */
+        wake(w);
+    }
     return 0;
 }
 
@@ -340,7 +363,7 @@ static void sel_unlock(sel_locks *l)
 }
 
 /* A ready case in random order: its index, or -1.  Locks held. */
-static int sel_ready(tern_select_case *cases, int n)
+static int sel_ready(tern_select_case *cases, int n, tern_waitq_node **woken)
 {
     uint16_t order[TERN_SELECT_MAX];
     for (int i = 0; i < n; i++)
@@ -356,10 +379,10 @@ static int sel_ready(tern_select_case *cases, int n)
         if (!c->ch)
             continue;
         if (c->op == TERN_SELECT_RECV) {
-            if (recv_locked(c->ch, c->elem, &c->ok))
+            if (recv_locked(c->ch, c->elem, &c->ok, woken))
                 return order[k];
         } else {
-            int r = send_locked(c->ch, c->elem);
+            int r = send_locked(c->ch, c->elem, woken);
             if (r) {
                 c->ok = r > 0;
                 return order[k];
@@ -378,9 +401,11 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
             return -EINVAL;
     sel_locks locks;
     sel_lock(&locks, cases, n);
-    int fired = sel_ready(cases, n);
+    tern_waitq_node *woken = NULL;
+    int fired = sel_ready(cases, n, &woken);
     if (fired >= 0 || !block) {
         sel_unlock(&locks);
+        wake(woken);
         return fired >= 0 ? fired : -EAGAIN;
     }
     tern_co *self = tern__self_checked("tern_select");

@@ -88,6 +88,7 @@ void tern_rwmutex_unlock(tern_rwmutex *rw)
     rw_unlock(rw);
     for (tern_waitq_node *n = wake.head, *nx; n; n = nx) {
         nx = n->next;
+        n->queue = NULL;        /* `wake` is on our stack */
         tern_wake(n->co, n->ticket, 0);
     }
 }

@@ -35,6 +35,7 @@ static void wake_all(tern_waitq *wake)
 {
     for (tern_waitq_node *n = wake->head, *nx; n; n = nx) {
         nx = n->next;
+        n->queue = NULL;        /* `wake` is the waker's, on its stack */
         tern__wake_finish(n->co, 0);
     }
 }
