@@ -161,8 +161,8 @@ static int timeout_main(void *arg)
     tern_chan *a = mk(0);
     int x;
     tern_select_case c[1] = {{a, TERN_SELECT_RECV, &x, false}};
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_MS);
     int64_t t0 = tern_now();
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_MS);
     CHECK_EQ(tern_select(c, 1, ctx), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     CHECK(took >= 10 * TERN_MS && took < 500 * TERN_MS);

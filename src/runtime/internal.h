@@ -125,6 +125,17 @@ static inline const char *tern__co_name(const tern_co *co)
     return co->has_name ? co->name : "";
 }
 
+/* Copy a coroutine's name from another thread (the monitor, tern_dump):
+ * the block may be reused and renamed meanwhile, so read it byte by byte
+ * with relaxed atomics, which gives a possibly stale name but no race. */
+static inline void tern__co_name_copy(const tern_co *co, char out[TERN_NAME_MAX])
+{
+    bool has = __atomic_load_n(&co->has_name, __ATOMIC_RELAXED);
+    for (int i = 0; i < TERN_NAME_MAX; i++)
+        out[i] = has ? __atomic_load_n(&co->name[i], __ATOMIC_RELAXED) : 0;
+    out[TERN_NAME_MAX - 1] = 0;
+}
+
 
 /* Post-switch work the next context does for the one that left. */
 enum { SW_NONE = 0, SW_YIELD, SW_PARK, SW_EXIT };

@@ -787,16 +787,23 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
     tern_co *co = co_alloc(p, size, shared);
     if (!co)
         return -ENOMEM;
-    co->id = next_id(p);
+    __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_dump */
     co->fn = fn;
     co->arg = arg;
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
     /* wait_word, wait_reason and the timer are at rest in a recycled block
      * (every wait ends with them so) and zero in a fresh one */
-    co->has_name = opts && opts->name;
-    if (co->has_name)
-        snprintf(co->name, sizeof co->name, "%s", opts->name);
+    /* relaxed atomic stores: tern_dump and the monitor may be reading an
+     * earlier life's name from another thread (tern__co_name_copy) */
+    bool has_name = opts && opts->name;
+    if (has_name) {
+        size_t i = 0;
+        for (; i < TERN_NAME_MAX - 1 && opts->name[i]; i++)
+            __atomic_store_n(&co->name[i], opts->name[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&co->name[i], 0, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&co->has_name, has_name, __ATOMIC_RELAXED);
     if (shared) {
         /* Build the first frame off-stack; it holds no self-pointers, so
          * it is valid anywhere with the same 16-byte alignment. */

@@ -91,13 +91,16 @@ void tern_dump(FILE *out)
             if (s == CO_FREE)
                 continue;
             const char *why = atomic_load_explicit(&co->wait_reason, memory_order_relaxed);
-            fprintf(out, "coroutine %llu [%s", (unsigned long long)co->id, state_name(s));
+            fprintf(out, "coroutine %llu [%s", (unsigned long long)__atomic_load_n(&co->id, __ATOMIC_RELAXED),
+                    state_name(s));
             if ((s == CO_WAITING || s == CO_PARKING) && why) {
                 int64_t since = atomic_load_explicit(&co->state_since, memory_order_relaxed);
                 fprintf(out, ", %s, %lld ms", why, (long long)((now - since) / TERN_MS));
             }
-            if (co->has_name)
-                fprintf(out, "] '%s'\n", co->name);
+            char name[TERN_NAME_MAX];
+            tern__co_name_copy(co, name);
+            if (name[0])
+                fprintf(out, "] '%s'\n", name);
             else
                 fprintf(out, "]\n");
         }
