@@ -38,7 +38,7 @@ static int wake_from_peer_main(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 1000; i++) {
-        slot s = {0};
+        slot s = {NULL, 0};
         tern_go(waker, &s);
         tern_ticket t = tern_wait_prepare();
         atomic_store(&s.t, t);
@@ -110,7 +110,7 @@ static void *foreign_waker(void *arg)
 static int foreign_main(void *arg)
 {
     (void)arg;
-    slot s = {0};
+    slot s = {NULL, 0};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, foreign_waker, &s) == 0);
     tern_ticket t = tern_wait_prepare();

@@ -211,10 +211,15 @@ tern_ctx *tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline)
     tern_ctx *ctx = derive(parent, K_CANCEL);
     if (!ctx)
         return NULL;
-    if (deadline != TERN_FOREVER && (ctx->deadline == TERN_FOREVER || deadline < ctx->deadline))
+    /* A deadline no earlier than the parent's needs no timer of its own:
+     * the parent's expiry reaches us, and a done child must always mean
+     * a done parent (Go's rule) - two timers for one instant could fire
+     * child first. */
+    bool own = deadline != TERN_FOREVER && (ctx->deadline == TERN_FOREVER || deadline < ctx->deadline);
+    if (own)
         ctx->deadline = deadline;
     attach(ctx);
-    if (ctx->deadline != TERN_FOREVER && !atomic_load(&ctx->err)) {
+    if (own && !atomic_load(&ctx->err)) {
         if (ctx->deadline <= tern_now()) {
             cancel(ctx, -ETIMEDOUT);
         } else if (tern__timer_start(&ctx->timer, ctx->deadline, on_deadline) == 0) {

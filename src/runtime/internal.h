@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "tern/runtime.h"
 #include "tern/sync.h"
@@ -143,6 +144,8 @@ enum { SW_NONE = 0, SW_YIELD, SW_PARK, SW_EXIT };
 struct tern_p {
     int id;
     pthread_t thread;
+    clockid_t cpu_clock;        /* its worker thread's CPU clock */
+    bool cpu_clock_ok;
 
     /* run queue: the owner pushes at tail; owner and thieves CAS head */
     _Atomic uint32_t runq_head;

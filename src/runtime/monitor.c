@@ -28,8 +28,20 @@ static bool mon_stop;
 typedef struct pwatch {
     uint64_t switches;
     int64_t since;
+    int64_t cpu_since;          /* the worker thread's CPU time then */
     bool reported;
 } pwatch;
+
+/* CPU time the P's worker thread has used, or -1.  A worker the kernel
+ * preempted (a busy machine, a noisy neighbour) is not hogging: counting
+ * its CPU time, not the wall clock, keeps such stalls out of the reports. */
+static int64_t thread_cpu(tern_p *p)
+{
+    struct timespec ts;
+    if (!p->cpu_clock_ok || clock_gettime(p->cpu_clock, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
+}
 
 static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
 {
@@ -37,10 +49,13 @@ static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
         tern_p *p = &S->ps[i];
         uint64_t sw = STAT_GET(p->st_switches);
         if (sw != w[i].switches || !STAT_GET(p->st_running)) {
-            w[i] = (pwatch){.switches = sw, .since = now};
+            w[i] = (pwatch){.switches = sw, .since = now, .cpu_since = -1};
             continue;
         }
-        if (!w[i].reported && now - w[i].since > threshold) {
+        if (w[i].cpu_since < 0)
+            w[i].cpu_since = thread_cpu(p);
+        if (!w[i].reported && now - w[i].since > threshold &&
+            (w[i].cpu_since < 0 || thread_cpu(p) - w[i].cpu_since > threshold)) {
             w[i].reported = true;
             STAT_ADD(S->long_runs, 1);
             /* p->cur may change under us; read the id and name racily but
@@ -70,7 +85,7 @@ static void *monitor_main(void *arg)
         return NULL;
     int64_t delay = TERN_MS;
     for (int i = 0; i < S->nprocs; i++)
-        w[i].since = tern_now();
+        w[i] = (pwatch){.since = tern_now(), .cpu_since = -1};
     pthread_mutex_lock(&mon_lock);
     while (!mon_stop) {
         struct timespec ts;

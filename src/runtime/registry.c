@@ -11,6 +11,7 @@
  * owner reuses slots from a private free list; other Ps return slots by
  * pushing them on an atomic stack that the owner takes whole.
  */
+#define _GNU_SOURCE
 #include "internal.h"
 
 #include <errno.h>

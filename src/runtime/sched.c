@@ -1272,6 +1272,7 @@ static void sched_loop(tern_p *p)
 static void p_thread_init(tern_p *p)
 {
     tls_p = p;
+    p->cpu_clock_ok = pthread_getcpuclockid(pthread_self(), &p->cpu_clock) == 0;
     pthread_attr_t a;
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
         void *lo;
