@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test run bench asan tsan test-aarch64 install clean
+.PHONY: all build deps test run run-examples bench asan tsan test-aarch64 install clean
 
 all: build
 
@@ -21,6 +21,9 @@ test: build
 
 run: build
 	@$(BUILD)/examples/coroutines
+
+run-examples: build
+	@examples/csp/run_all.sh $(BUILD)
 
 bench: deps
 	@scripts/deps.sh bench
