@@ -143,11 +143,18 @@ tmpdir() {
     trap 'rm -rf "$TMPD"' EXIT
 }
 
-# A note (stderr) when the lead's test suites run: figures are then noisy.
-noise_note() {
+# busy_note [label]: a note (stderr) when a test suite (ctest) or a compiler
+# (cc1) runs beside us: the figures measured meanwhile are noisy.
+busy_note() {
     local p
-    p=$(pgrep -f '(^|/)ctest( |$)' | tr '\n' ' ')
-    [ -n "$p" ] && log "note: ctest is running (pid $p): figures will be noisy"
+    p=$(pgrep -x 'ctest|cc1' | tr '\n' ' ')
+    [ -n "$p" ] && log "note: ${1:+$1: }ctest or a compiler is running (pid $p): figures will be noisy"
+    return 0
+}
+
+# noise_note: busy_note plus the load average, at the start of a suite.
+noise_note() {
+    busy_note
     log "note: load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 }
 
@@ -164,6 +171,7 @@ measure() {
         shift 2
     done
     local i r v
+    busy_note "$label"
     log "== $label: warm-up"
     for i in "${!fns[@]}"; do
         v=$(${fns[$i]})

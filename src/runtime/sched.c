@@ -369,11 +369,13 @@ void tern__ready(tern_co *co)
         if (s == CO_WAITING) {
             if (!atomic_compare_exchange_weak(&co->status, &s, CO_RUNNABLE))
                 continue;
-            tern_p *p = tern__cur_p();
-            if (co->pinned) {
-                inbox_push(co->pinned, co);
-                if (co->pinned != p)
-                    tern__p_kick(co->pinned);
+            /* Once queued, co may run, exit and be freed on another P:
+             * read what we need of it first. */
+            tern_p *p = tern__cur_p(), *pin = co->pinned;
+            if (pin) {
+                inbox_push(pin, co);
+                if (pin != p)
+                    tern__p_kick(pin);
             } else if (p) {
                 runq_put(p, co, true);
                 tern__wakep();
@@ -1272,7 +1274,6 @@ static void sched_loop(tern_p *p)
 static void p_thread_init(tern_p *p)
 {
     tls_p = p;
-    p->cpu_clock_ok = pthread_getcpuclockid(pthread_self(), &p->cpu_clock) == 0;
     pthread_attr_t a;
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
         void *lo;
@@ -1421,6 +1422,10 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
         for (int i = 1; i < started; i++)
             p_signal(&S->ps[i]);
     } else if (S->opts.monitor_threshold >= 0) {
+        S->ps[0].thread = pthread_self();
+        for (int i = 0; i < np; i++)      /* before the monitor reads them */
+            S->ps[i].cpu_clock_ok =
+                pthread_getcpuclockid(S->ps[i].thread, &S->ps[i].cpu_clock) == 0;
         tern__monitor_start();
     }
     p_thread_init(p0);
