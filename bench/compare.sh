@@ -147,7 +147,7 @@ tmpdir() {
 # (cc1) runs beside us: the figures measured meanwhile are noisy.
 busy_note() {
     local p
-    p=$(pgrep -x 'ctest|cc1' | tr '\n' ' ')
+    p=$(pgrep -x 'ctest|cc1' | paste -sd' ')
     [ -n "$p" ] && log "note: ${1:+$1: }ctest or a compiler is running (pid $p): figures will be noisy"
     return 0
 }

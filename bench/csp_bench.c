@@ -332,10 +332,23 @@ static double do_waitgroup(void)
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* Scheduler counters over the whole subcommand (setup included), on stderr:
+ * per item they tell how often the work parked, woke a sleeping worker or
+ * moved between Ps. */
+static void sched_note(const tern_stats *a, const tern_stats *b)
+{
+    fprintf(stderr, "tern %s: scheduler: %llu switches, %llu worker wake-ups, %llu steals\n", g_cmd,
+            (unsigned long long)(b->switches - a->switches),
+            (unsigned long long)(b->wakeups - a->wakeups),
+            (unsigned long long)(b->steals - a->steals));
+}
+
 static int entry(void *arg)
 {
     (void)arg;
     bench_count_reports();
+    tern_stats st0, st1;
+    check("tern_stats_get", tern_stats_get(&st0, NULL, 0));
     if (strcmp(g_cmd, "mutex") == 0) {
         double pct;
         double ns = do_mutex(&pct);
@@ -353,6 +366,8 @@ static int entry(void *arg)
         printf("%.1f\n", ns);
     }
     fflush(stdout);
+    check("tern_stats_get", tern_stats_get(&st1, NULL, 0));
+    sched_note(&st0, &st1);
     bench_report_summary("tern csp");
     return 0;
 }
