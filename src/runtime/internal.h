@@ -206,6 +206,12 @@ struct tern_p {
     tern_stack shared;
     tern_co *shared_owner;
 
+    /* the other P's `next` slot this P last considered stealing */
+    tern_p *nx_victim;
+    tern_co *nx_co;
+    uint64_t nx_switches;
+    int64_t nx_seen;
+
     uint32_t rand;
     uint32_t tick;              /* local scheduling decisions */
     uint32_t gq_countdown;      /* picks until the global queue's turn */

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "runq.h"
+
 #define S tern__sched
 
 static pthread_t mon_thread;
@@ -107,8 +109,16 @@ static void *monitor_main(void *arg)
             atomic_store(&S->last_poll, now);
             tern__netpoll(0);   /* readies go to the global queue */
         }
-        if (atomic_load(&S->ngq) && atomic_load(&S->npidle) > 0)
-            tern__wakep();
+        /* Work nobody is looking at: queued globally, or waiting in a
+         * busy P's ring (a coroutine that yielded does not wake anyone)
+         * while another P sleeps. */
+        if (atomic_load(&S->npidle) > 0 && atomic_load(&S->nspinning) == 0) {
+            bool stranded = atomic_load(&S->ngq) > 0;
+            for (int i = 0; i < S->nprocs && !stranded; i++)
+                stranded = runq_len(&S->ps[i]) > 1;
+            if (stranded)
+                tern__wakep();
+        }
         tern__scavenge_stacks(now, all_idle);
         pthread_mutex_lock(&mon_lock);
     }

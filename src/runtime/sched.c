@@ -1050,6 +1050,26 @@ int tern_sleep(int64_t ns)
 /* ---- finding work ------------------------------------------------------- */
 
 
+/* How long a coroutine must sit in another P's `next` slot, with that P
+ * making no progress, before a thief takes it.  The slot holds what its P
+ * readied last and usually runs next within a switch or two (a ping-pong
+ * partner); stealing it at once moves every message across cores (it did:
+ * 2-3x slower ping-pong on 2 Ps).  Go sleeps 3 us before such a steal. */
+#define RUNNEXT_GRACE_NS (5 * TERN_US)
+
+static bool runnext_stale(tern_p *p, tern_p *v, tern_co *co)
+{
+    uint64_t sw = STAT_GET(v->st_switches);
+    if (p->nx_victim != v || p->nx_co != co || p->nx_switches != sw) {
+        p->nx_victim = v;
+        p->nx_co = co;
+        p->nx_switches = sw;
+        p->nx_seen = tern_now();
+        return false;
+    }
+    return tern_now() - p->nx_seen >= RUNNEXT_GRACE_NS;
+}
+
 static tern_co *steal_from(tern_p *p, tern_p *v, bool take_next)
 {
     tern_co *batch[TERN_RUNQ_SIZE / 2];
@@ -1058,7 +1078,8 @@ static tern_co *steal_from(tern_p *p, tern_p *v, bool take_next)
         if (!take_next)
             return NULL;
         tern_co *co = atomic_load(&v->runnext);
-        if (co && atomic_compare_exchange_strong(&v->runnext, &co, NULL)) {
+        if (co && runnext_stale(p, v, co) &&
+            atomic_compare_exchange_strong(&v->runnext, &co, NULL)) {
             STAT_ADD(p->st_steals, 1);
             STAT_ADD(p->st_stolen, 1);
             return co;
