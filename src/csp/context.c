@@ -34,7 +34,7 @@ struct tern_ctx {
     tern_waitq watchers;        /* its own lock unused: ctx->lock guards it */
     tern_chan *done;
     int64_t deadline;
-    bool timer_armed;
+    atomic_bool timer_armed;    /* the timer holds a reference while queued */
     tern_timer timer;
     const void *key;
     void *value;
@@ -112,6 +112,10 @@ static void cancel(tern_ctx *ctx, int err)
     tern_spin_unlock(&ctx->lock);
     if (done)
         tern_chan_close(done);
+    /* A deadline that can no longer matter: drop it and the reference it
+     * held (our caller holds another, so ctx lives on). */
+    if (atomic_load(&ctx->timer_armed) && tern__timer_stop(&ctx->timer))
+        tern__ctx_unref(ctx);
     while (kids) {
         tern_ctx *c = kids;
         kids = c->next_sib;
@@ -125,6 +129,7 @@ static void on_deadline(tern_timer *t)
 {
     tern_ctx *ctx = (tern_ctx *)((char *)t - offsetof(tern_ctx, timer));
     cancel(ctx, -ETIMEDOUT);
+    tern__ctx_unref(ctx);       /* the timer's; may be the last */
 }
 
 static void unlist(tern_ctx *ctx)
@@ -152,8 +157,7 @@ static void unlist(tern_ctx *ctx)
 
 static void ctx_destroy(tern_ctx *ctx)
 {
-    if (ctx->timer_armed)
-        tern__timer_del(&ctx->timer);
+    /* no timer can be queued: it would hold a reference */
     unlist(ctx);
     tern__ctx_unref(ctx->parent);
     tern_chan_free(ctx->done);
@@ -222,9 +226,13 @@ tern_ctx *tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline)
     if (own && !atomic_load(&ctx->err)) {
         if (ctx->deadline <= tern_now()) {
             cancel(ctx, -ETIMEDOUT);
-        } else if (tern__timer_start(&ctx->timer, ctx->deadline, on_deadline) == 0) {
-            ctx->timer_armed = true;
         } else {
+            atomic_fetch_add(&ctx->refs, 1);
+            atomic_store(&ctx->timer_armed, true);
+            if (tern__timer_start(&ctx->timer, ctx->deadline, on_deadline) == 0)
+                return ctx;
+            atomic_store(&ctx->timer_armed, false);
+            atomic_fetch_sub(&ctx->refs, 1);
             tern_ctx_free(ctx);
             errno = ESRCH;      /* no runtime to keep time */
             return NULL;

@@ -86,7 +86,7 @@ static inline tern_waitq_node *waitq_self_node(tern_co *self)
 {
     tern_waitq_node *n = &self->node;
     n->co = self;
-    n->ticket = tern_wait_prepare();
+    n->ticket = tern__prepare(self);
     n->queue = NULL;
     return n;
 }

@@ -44,8 +44,9 @@ enum {
 
 /* A deadline timer.  One lives in each coroutine: a coroutine waits on one
  * thing at a time, so its wait never allocates.  Other layers embed their
- * own with a callback (fn), which runs on a worker, outside any lock, and
- * must not park (context deadlines). */
+ * own with a callback (fn), which runs on a worker, outside any lock, must
+ * not park, and owns the timer's memory once called (it may free it):
+ * stop such timers with tern__timer_stop, which does not wait. */
 typedef struct tern_timer {
     int64_t when;
     tern_co *co;
@@ -253,6 +254,7 @@ tern_co *tern__self_checked(const char *fn);
 void tern__ready(tern_co *co);
 /* tern_wake in two steps, for wakers that must move data between winning
  * the claim and readying the waiter (channels, select). */
+tern_ticket tern__prepare(tern_co *self);       /* tern_wait_prepare for self */
 bool tern__wake_claim(tern_co *co, tern_ticket t);
 void tern__wake_finish(tern_co *co, int result);
 uint32_t tern__rand(void);                      /* per-P xorshift */
@@ -278,7 +280,8 @@ void tern__reg_free(tern_p *p);
 int tern__timers_init(tern_p *p);
 void tern__timers_free(tern_p *p);
 void tern__timer_add(tern_p *p, tern_timer *t, int64_t when);
-void tern__timer_del(tern_timer *t);
+void tern__timer_del(tern_timer *t);           /* waits out a firing wake */
+bool tern__timer_stop(tern_timer *t);          /* true if it was still queued */
 /* Arm a callback timer from anywhere (a foreign thread uses P 0 and wakes
  * it).  -ESRCH if no runtime runs. */
 int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));

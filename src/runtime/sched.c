@@ -462,7 +462,7 @@ static void after_switch(tern_p *p)
     case SW_PARK: {
         uint32_t s = CO_PARKING;
         if (!atomic_compare_exchange_strong(&prev->status, &s, CO_WAITING)) {
-            atomic_store(&prev->status, CO_RUNNABLE);   /* NOTIFIED */
+            atomic_store_explicit(&prev->status, CO_RUNNABLE, memory_order_release); /* NOTIFIED */
             enqueue_local(p, prev, true);
         }
         break;
@@ -920,13 +920,19 @@ static uint32_t fastrand(tern_p *p)
 
 tern_ticket tern_wait_prepare(void)
 {
-    tern_co *co = tern__self_checked("tern_wait_prepare");
-    if (atomic_load(&co->status) == CO_NOTIFIED)
+    return tern__prepare(tern__self_checked("tern_wait_prepare"));
+}
+
+tern_ticket tern__prepare(tern_co *co)
+{
+    if (atomic_load_explicit(&co->status, memory_order_relaxed) == CO_NOTIFIED)
         tern__fatal("tern_wait_prepare in coroutine %llu '%s': the previous ticket was woken "
                     "but never collected with tern_wait",
                     (unsigned long long)co->id, tern__co_name(co));
     uint64_t t = (atomic_load_explicit(&co->wait_word, memory_order_relaxed) >> 1) + 1;
-    atomic_store(&co->wait_word, t << 1);
+    /* release: wakers find the ticket through a lock or queue that orders
+     * it anyway; a seq_cst store would cost a locked instruction per wait */
+    atomic_store_explicit(&co->wait_word, t << 1, memory_order_release);
     return t;
 }
 
@@ -996,8 +1002,10 @@ void tern__node_put(tern_waitq_node *n)
 
 int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
 {
-    tern_co *co = tern__self_checked("tern_wait");
     tern_p *p = tern__cur_p();
+    if (!p || !p->cur)
+        tern__self_checked("tern_wait");    /* reports and aborts */
+    tern_co *co = p->cur;
     uint64_t w = atomic_load(&co->wait_word);
     if (w >> 1 != t)
         tern__fatal("tern_wait in coroutine %llu '%s': ticket %llu is stale (current %llu)",
@@ -1021,7 +1029,7 @@ int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
     if (atomic_compare_exchange_strong(&co->status, &s, CO_PARKING))
         co_leave(p, co, SW_PARK);
     else
-        atomic_store(&co->status, CO_RUNNING);     /* woken before we left */
+        atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed); /* woken early */
     if (timed)
         tern__timer_del(&co->timer);
     atomic_store_explicit(&co->wait_reason, NULL, memory_order_relaxed);

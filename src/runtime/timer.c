@@ -51,6 +51,13 @@ int tern__timers_init(tern_p *p)
 
 void tern__timers_free(tern_p *p)
 {
+    /* Timers still queued outlive this runtime (a context's deadline):
+     * detach them so that stopping one later touches no freed heap. */
+    for (int32_t i = 0; i < atomic_load(&p->nheap); i++) {
+        atomic_store(&p->heap[i]->p, NULL);
+        p->heap[i]->idx = -1;
+    }
+    atomic_store(&p->nheap, 0);
     free(p->heap);
     p->heap = NULL;
 }
@@ -135,21 +142,26 @@ void tern__timer_add(tern_p *p, tern_timer *t, int64_t when)
     tern_spin_unlock(&p->timer_lock);
 }
 
-void tern__timer_del(tern_timer *t)
+bool tern__timer_stop(tern_timer *t)
 {
     for (;;) {
         tern_p *p = atomic_load(&t->p);
         if (!p)
-            break;
+            return false;
         tern_spin_lock(&p->timer_lock);
         if (atomic_load_explicit(&t->p, memory_order_relaxed) == p) {
             heap_remove_at(p, t->idx);
             publish_next(p);
             tern_spin_unlock(&p->timer_lock);
-            break;
+            return true;
         }
         tern_spin_unlock(&p->timer_lock);
     }
+}
+
+void tern__timer_del(tern_timer *t)
+{
+    tern__timer_stop(t);
     while (atomic_load(&t->firing))
         tern_cpu_relax();
 }
@@ -171,11 +183,15 @@ int tern__timers_run(tern_p *p, int64_t now)
         tern_ticket tk = t->ticket;
         void (*fn)(tern_timer *) = t->fn;
         tern_spin_unlock(&p->timer_lock);
-        if (fn)
+        if (fn) {
+            /* A callback owns its timer's lifetime (it may free it): no
+             * touching t after, and nobody waits on `firing` for it. */
+            atomic_store(&t->firing, 0);
             fn(t);
-        else
+        } else {
             woken += tern_wake(co, tk, -ETIMEDOUT);
-        atomic_store(&t->firing, 0);
+            atomic_store(&t->firing, 0);
+        }
     }
 }
 
