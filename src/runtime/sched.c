@@ -1344,6 +1344,9 @@ static int procs_from_env(void)
 
 static void free_all_coroutines(void)
 {
+    /* Timer heaps first: they point into coroutines about to be freed. */
+    for (int i = 0; S->ps && i < S->nprocs; i++)
+        tern__timers_free(&S->ps[i]);
     for (int i = 0; S->ps && i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
         tern_co *co;
@@ -1366,7 +1369,6 @@ static void ps_release(void)
             free(n);
         }
         S->ps[i].free_nodes = NULL;
-        tern__timers_free(&S->ps[i]);
         if (S->ps[i].shared.lo)
             tern__stack_put(&S->ps[i].shared);
     }

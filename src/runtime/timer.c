@@ -53,7 +53,7 @@ void tern__timers_free(tern_p *p)
 {
     /* Timers still queued outlive this runtime (a context's deadline):
      * detach them so that stopping one later touches no freed heap. */
-    for (int32_t i = 0; i < atomic_load(&p->nheap); i++) {
+    for (int32_t i = 0; p->heap && i < atomic_load(&p->nheap); i++) {
         atomic_store(&p->heap[i]->p, NULL);
         p->heap[i]->idx = -1;
     }
