@@ -101,4 +101,39 @@ static void pool_is_bounded_and_queue_observable(void)
     CHECK_EQ(tern_run_opts(bound_main, NULL, &o), 0);
 }
 
-TESTS(T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))
+static int touch(void *arg)
+{
+    *(int *)arg = 42;
+    return 0;
+}
+
+static atomic_int shared_result = 1;
+
+static int shared_caller(void *arg)
+{
+    (void)arg;
+    int local = 0;
+    atomic_store(&shared_result, tern_blocking(touch, &local));
+    static int outside;
+    CHECK_EQ(tern_blocking(touch, &outside), 0);   /* not on the stack: fine */
+    CHECK_EQ(outside, 42);
+    return 0;
+}
+
+static int shared_main(void *arg)
+{
+    (void)arg;
+    tern_go_opts(shared_caller, NULL, &(tern_go_options){.stack_mode = TERN_STACK_SHARED}, NULL);
+    tern_sleep(30 * TERN_MS);
+    return 0;
+}
+
+static void shared_stack_pointer_is_refused(void)
+{
+    run_ok(shared_main, NULL, 1);
+#if !defined(__SANITIZE_ADDRESS__)
+    CHECK_EQ(atomic_load(&shared_result), -EFAULT);
+#endif
+}
+
+TESTS(T(shared_stack_pointer_is_refused), T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))

@@ -2,7 +2,9 @@
 #include "check.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 static int parked_forever(void *arg)
 {
@@ -173,6 +175,70 @@ static void timers_pending_is_not_deadlock(void)
     run_ok(not_deadlocked_main, NULL, 2);
 }
 
-TESTS(T(stats_and_dump_describe_every_coroutine), T(monitor_reports_coroutine_hogging_a_worker),
+/* A plain thread that will wake a coroutine declares itself, so waiting
+ * for it is not a deadlock. */
+static tern_chan *ext_ch;
+
+static void *ext_sender(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    int v = 5;
+    while (tern_chan_try_send(ext_ch, &v) == -EAGAIN)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    tern_external_wakers(-1);
+    return NULL;
+}
+
+static int ext_main(void *arg)
+{
+    (void)arg;
+    ext_ch = tern_chan_make(sizeof(int), 0);
+    tern_external_wakers(+1);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, ext_sender, NULL) == 0);
+    int v = 0;
+    bool ok;
+    CHECK_EQ(tern_chan_recv(ext_ch, &v, &ok), 0);  /* every P idles meanwhile */
+    CHECK(ok && v == 5);
+    pthread_join(th, NULL);
+    tern_chan_free(ext_ch);
+    return 0;
+}
+
+static void ext_child(void)
+{
+    tern_run_options o = {.procs = 2};
+    _exit(tern_run_opts(ext_main, NULL, &o) == 0 ? 0 : 1);
+}
+
+static void declared_external_waker_is_not_deadlock(void)
+{
+    child_result r = run_child(ext_child);
+    CHECK(r.exited);
+    CHECK_EQ(r.code, 0);
+    CHECK(strstr(r.err, "deadlock") == NULL);
+}
+
+static int asleep_briefly_main(void *arg)
+{
+    (void)arg;
+    tern_go(parked_forever, NULL);      /* abandoned at return */
+    tern_ticket t = tern_wait_prepare();
+    /* nothing will wake this but its deadline; with detection off, the
+     * moment all is parked is not fatal */
+    CHECK_EQ(tern_wait(t, "x", tern_now() + 5 * TERN_MS), -ETIMEDOUT);
+    return 0;
+}
+
+static void deadlock_exit_can_be_turned_off(void)
+{
+    tern_run_options o = {.procs = 2, .no_deadlock_exit = true};
+    CHECK_EQ(tern_run_opts(asleep_briefly_main, NULL, &o), 0);
+}
+
+TESTS(T(declared_external_waker_is_not_deadlock), T(deadlock_exit_can_be_turned_off),
+      T(stats_and_dump_describe_every_coroutine), T(monitor_reports_coroutine_hogging_a_worker),
       T(monitor_quiet_when_coroutines_yield), T(deadlock_is_detected_and_exits_2),
       T(timers_pending_is_not_deadlock))

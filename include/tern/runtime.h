@@ -63,6 +63,9 @@ typedef struct tern_run_options {
     int64_t monitor_threshold;  /* report a coroutine holding a worker longer
                                    than this (ns); 0: 10 ms; <0: no monitor */
     int blocking_threads;       /* tern_blocking() pool bound; 0: 64 */
+    bool no_deadlock_exit;      /* do not exit when every coroutine is
+                                   parked with nothing left to wake one
+                                   (see tern_external_wakers) */
 } tern_run_options;
 
 /* Start the runtime, run entry(arg) as the first coroutine, and return its
@@ -169,8 +172,20 @@ bool tern_wait_cancel(tern_ticket t);
 
 /* Wake co's wait `t` with `result`.  Returns true if this call woke it,
  * false if the ticket was already woken, timed out, cancelled or stale.
- * Callable from any thread, including non-tern threads. */
+ * Callable from any thread, including non-tern threads.  The caller must
+ * know co is still alive: typically co's (co, ticket) sits in a structure
+ * the waiter removes itself from under a lock, and the waker calls
+ * tern_wake while holding that lock. */
 bool tern_wake(tern_co *co, tern_ticket t, int result);
+
+/* Like Go, tern exits with "all coroutines are asleep - deadlock!" when
+ * every coroutine is parked and no timer, fd, offloaded call or runnable
+ * coroutine can wake one.  It cannot see threads of your own: a thread
+ * that will wake coroutines (tern_wake, tern_chan_try_send, a context
+ * cancel) declares itself with tern_external_wakers(+1) and withdraws
+ * with (-1); while any is declared, no deadlock is reported.  Any thread;
+ * the count is per process and survives tern_run. */
+void tern_external_wakers(int delta);
 
 /* ---- netpoller --------------------------------------------------------- */
 
@@ -198,7 +213,9 @@ int tern_fd_close(int fd);
  * parks, and return fn's result.  For calls that block the thread (file
  * I/O, getaddrinfo, a C library).  The pool is bounded
  * (tern_run_options.blocking_threads); calls beyond it queue, and the queue
- * depth is in tern_stats().  fn must not call tern functions that park. */
+ * depth is in tern_stats().  fn must not call tern functions that park.
+ * From a TERN_STACK_SHARED coroutine, arg must not point into its stack
+ * (that stack is another coroutine's while this one waits): -EFAULT. */
 int tern_blocking(tern_fn *fn, void *arg);
 
 /* ---- introspection ----------------------------------------------------- */

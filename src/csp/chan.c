@@ -437,7 +437,8 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
         nodes[i] = nd;
     }
     tern_waitq_node *cn = &self->ctx_node;
-    if (r == 0 && ctx) {
+    bool watching = r == 0 && ctx;
+    if (watching) {
         tern__ctx_ref(ctx);
         cn->co = self;
         cn->ticket = t;
@@ -454,7 +455,7 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
         if (nodes[i] && nodes[i]->queue)
             waitq_unlink(nodes[i]->queue, nodes[i]);
     sel_unlock(&locks);
-    if (ctx) {
+    if (watching) {
         tern__ctx_unwatch(ctx, cn);
         if (r == 0 && fired == n)
             r = tern_ctx_err(ctx);

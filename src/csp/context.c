@@ -81,9 +81,10 @@ static void cancel(tern_ctx *ctx, int err)
      * takes ours (to watch), so ours must never be held around a
      * channel's.  A done made meanwhile sees err and is born closed. */
     tern_chan *done = ctx->done;
+    tern_waitq woken = {0};
     tern_waitq_node *w;
     while ((w = waitq_pop_claimed(&ctx->watchers)))
-        tern__wake_finish(w->co, w->case_idx);
+        waitq_push(&woken, w);      /* readied after unlocking */
     /* Detach the children with a reference each, then cancel them
      * without holding our lock (they take theirs).  A child whose last
      * reference is already gone is being destroyed and waits for our lock
@@ -110,6 +111,11 @@ static void cancel(tern_ctx *ctx, int err)
         c = next;
     }
     tern_spin_unlock(&ctx->lock);
+    for (tern_waitq_node *nx; (w = woken.head); woken.head = nx) {
+        nx = w->next;
+        w->queue = NULL;        /* `woken` is on our stack */
+        tern__wake_finish(w->co, w->case_idx);
+    }
     if (done)
         tern_chan_close(done);
     /* A deadline that can no longer matter: drop it and the reference it
@@ -229,8 +235,14 @@ tern_ctx *tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline)
         } else {
             atomic_fetch_add(&ctx->refs, 1);
             atomic_store(&ctx->timer_armed, true);
-            if (tern__timer_start(&ctx->timer, ctx->deadline, on_deadline) == 0)
+            if (tern__timer_start(&ctx->timer, ctx->deadline, on_deadline) == 0) {
+                /* A parent cancelled us between the check and the arming:
+                 * its cancel() found no timer to stop, so stop it here
+                 * rather than keep the context alive until the deadline. */
+                if (atomic_load(&ctx->err) && tern__timer_stop(&ctx->timer))
+                    tern__ctx_unref(ctx);
                 return ctx;
+            }
             atomic_store(&ctx->timer_armed, false);
             atomic_fetch_sub(&ctx->refs, 1);
             tern_ctx_free(ctx);

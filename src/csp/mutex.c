@@ -14,7 +14,8 @@
  *
  * The semaphore counts wake-up tokens: a release with nobody parked is
  * kept for the next acquire, so a release between a waiter's decision to
- * park and its parking is never lost.
+ * park and its parking is never lost.  Tokens move only under the wait
+ * queue's lock.
  */
 #define _GNU_SOURCE
 #include "csp/waitq.h"
@@ -27,20 +28,17 @@
 
 static void sema_acquire(tern_mutex *m, bool lifo)
 {
-    unsigned v = atomic_load(&m->sema);
-    while (v > 0)
-        if (atomic_compare_exchange_weak(&m->sema, &v, v - 1))
-            return;
     tern_co *self = tern__self_checked("tern_mutex_lock");
+    /* Tokens are taken only under q's lock, never lock-free: a releaser
+     * still unlocking q must be done with the mutex before its token can
+     * let us lock, unlock and free it. */
     waitq_lock(&m->q);
-    /* Releases add tokens under q's lock, so none can be missed from here
-     * on; other acquirers may still take one lock-free, hence the CAS. */
-    v = atomic_load(&m->sema);
-    while (v > 0)
-        if (atomic_compare_exchange_weak(&m->sema, &v, v - 1)) {
-            waitq_unlock(&m->q);
-            return;
-        }
+    unsigned v = atomic_load_explicit(&m->sema, memory_order_relaxed);
+    if (v > 0) {
+        atomic_store_explicit(&m->sema, v - 1, memory_order_relaxed);
+        waitq_unlock(&m->q);
+        return;
+    }
     tern_waitq_node *n = waitq_self_node(self);
     if (lifo)
         waitq_push_front(&m->q, n);

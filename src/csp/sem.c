@@ -73,6 +73,7 @@ int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
     tern_waitq_node *cn = &self->ctx_node;
     int r = 0;
     if (ctx) {
+        tern__ctx_ref(ctx);     /* another coroutine may free it meanwhile */
         cn->co = self;
         cn->ticket = w->ticket;
         cn->case_idx = 1;       /* the wake result that means "context" */
@@ -81,8 +82,11 @@ int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
     }
     if (r == 0)
         r = tern_wait(w->ticket, "semaphore", TERN_FOREVER) == 1 ? tern_ctx_err(ctx) : 0;
-    if (ctx)
+    /* (the context is read before the unref below) */
+    if (ctx) {
         tern__ctx_unwatch(ctx, cn);
+        tern__ctx_unref(ctx);
+    }
     if (r != 0) {
         /* Not granted: leave the queue; if we were at its head, the ones
          * behind may fit now. */

@@ -111,6 +111,13 @@ int tern_blocking(tern_fn *fn, void *arg)
     tern_co *co = tern__self_checked("tern_blocking");
     if (!fn)
         return -EINVAL;
+    /* A shared-stack coroutine's stack is another's while it waits, so a
+     * pool thread must not be handed a pointer into it. */
+    if (co->pinned) {
+        const char *a = arg, *lo = co->pinned->shared.lo;
+        if (a >= lo && a < lo + co->pinned->shared.size)
+            return -EFAULT;
+    }
     co->off_fn = fn;
     co->off_arg = arg;
     co->off_ticket = tern_wait_prepare();

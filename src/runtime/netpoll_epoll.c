@@ -71,7 +71,10 @@ int tern__netpoll_init(void)
         close(epfd);
         return e;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = UINT64_MAX};
+    /* Level-triggered, drained only by the blocking poller: with an edge,
+     * a non-blocking poll on another P could take the edge meant to wake
+     * the sleeping poller, which would then sleep on. */
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) < 0) {
         int e = -errno;
         close(evfd);
@@ -160,21 +163,24 @@ int tern_fd_close(int fd)
     pdesc *d = desc_of(fd, false);
     if (d) {
         tern_co *w[2] = {NULL, NULL};
-        tern_ticket t[2] = {0, 0};
         tern_spin_lock(&d->lock);
         if (d->registered && epfd >= 0)
             epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         d->registered = false;
         d->gen++;
         for (int i = 0; i < 2; i++) {
-            w[i] = d->dir[i].co;
-            t[i] = d->dir[i].ticket;
+            /* Claim under the lock the waiter cleans up under: a waiter
+             * that lost to its timer may otherwise leave, exit and free
+             * its control block before we get to it. */
+            tern_co *co = d->dir[i].co;
+            if (co && (i == 0 || co != w[0]) && tern__wake_claim(co, d->dir[i].ticket))
+                w[i] = co;
             d->dir[i] = (pdir){0};
         }
         tern_spin_unlock(&d->lock);
         for (int i = 0; i < 2; i++)
             if (w[i])
-                tern_wake(w[i], t[i], -EBADF);
+                tern__wake_finish(w[i], -EBADF);
     }
     return close(fd) == 0 ? 0 : -errno;
 }
@@ -206,8 +212,8 @@ int tern__netpoll(int64_t timeout_ns)
         uint64_t data = evs[i].data.u64;
         if (data == UINT64_MAX) {
             uint64_t v;
-            if (read(evfd, &v, sizeof v) < 0) {
-                /* already drained by another poller */
+            if (timeout_ns != 0 && read(evfd, &v, sizeof v) < 0) {
+                /* EAGAIN: drained already */
             }
             continue;
         }
@@ -219,28 +225,32 @@ int tern__netpoll(int64_t timeout_ns)
         bool dirs[2] = {(e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
                         (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
         tern_co *w[2] = {NULL, NULL};
-        tern_ticket t[2] = {0, 0};
         tern_spin_lock(&d->lock);
         if (d->gen == (uint32_t)(data >> 32) && d->registered) {
             for (int k = 0; k < 2; k++) {
                 if (!dirs[k])
                     continue;
-                if (d->dir[k].co) {
-                    w[k] = d->dir[k].co;
-                    t[k] = d->dir[k].ticket;
-                    /* a waiter on both directions is one wait: clear both */
-                    for (int j = 0; j < 2; j++)
-                        if (d->dir[j].co == w[k] && d->dir[j].ticket == t[k])
-                            d->dir[j].co = NULL;
-                } else {
+                tern_co *co = d->dir[k].co;
+                if (!co) {
                     d->dir[k].ready = true;
+                    continue;
                 }
+                tern_ticket t = d->dir[k].ticket;
+                /* a waiter on both directions is one wait: clear both */
+                for (int j = 0; j < 2; j++)
+                    if (d->dir[j].co == co && d->dir[j].ticket == t)
+                        d->dir[j].co = NULL;
+                /* claimed under the lock, for the reason in tern_fd_close */
+                if (tern__wake_claim(co, t))
+                    w[k] = co;
             }
         }
         tern_spin_unlock(&d->lock);
         for (int k = 0; k < 2; k++)
-            if (w[k])
-                woken += tern_wake(w[k], t[k], 0);
+            if (w[k]) {
+                tern__wake_finish(w[k], 0);
+                woken++;
+            }
     }
     return woken;
 }

@@ -320,6 +320,12 @@ static void p_signal(tern_p *p)
 /* Wake an idle P to look for work, unless one is already looking. */
 void tern__wakep(void)
 {
+#if !defined(__x86_64__)
+    /* Order the caller's queue store before these loads, against an idle
+     * P's npidle store and queue re-check (Dekker).  On x86 the queue
+     * push's locked instruction or TSO already does this. */
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
     if (atomic_load_explicit(&S->npidle, memory_order_relaxed) == 0)
         return;
     int zero = 0;
@@ -1159,11 +1165,19 @@ static uint64_t alive_count(void)
     return sp - ex;
 }
 
+static atomic_long external_wakers;
+
+void tern_external_wakers(int delta)
+{
+    if (atomic_fetch_add(&external_wakers, delta) + delta < 0)
+        tern__fatal("tern_external_wakers: more withdrawn than declared");
+}
+
 /* Every P idle (S->lock held): can anything still wake a coroutine? */
 static void deadlock_check_locked(void)
 {
-    if (atomic_load(&S->stopping) || atomic_load(&S->ngq) || atomic_load(&S->fd_waiters) ||
-        tern__blocking_inflight())
+    if (S->opts.no_deadlock_exit || atomic_load(&S->stopping) || atomic_load(&S->ngq) ||
+        atomic_load(&S->fd_waiters) || tern__blocking_inflight() || atomic_load(&external_wakers))
         return;
     for (int i = 0; i < S->nprocs; i++)
         if (atomic_load(&S->ps[i].nheap) || atomic_load(&S->ps[i].ninbox) ||

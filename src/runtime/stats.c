@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runq.h"
@@ -76,6 +77,17 @@ void tern_dump(FILE *out)
         fprintf(out, "tern: no runtime running\n");
         return;
     }
+    /* Formatted into memory under the lock, written after: `out` may
+     * block (a full pipe) and workers freeing control blocks wait on the
+     * lock. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *real = out;
+    out = open_memstream(&buf, &len);
+    if (!out) {
+        fprintf(real, "tern: tern_dump: out of memory\n");
+        return;
+    }
     int64_t now = tern__coarse_now();
     tern_stats st;
     tern_stats_get(&st, NULL, 0);
@@ -106,4 +118,7 @@ void tern_dump(FILE *out)
         }
         tern_spin_unlock(&S->dump_lock);
     }
+    fclose(out);
+    fwrite(buf, 1, len, real);
+    free(buf);
 }

@@ -112,7 +112,8 @@ static void heap_remove_at(tern_p *p, int32_t i)
         sift_up(p, p->heap[i]->idx);
     }
     t->idx = -1;
-    atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+    /* release: whoever sees NULL must also see `firing` set by a popper */
+    atomic_store_explicit(&t->p, NULL, memory_order_release);
 }
 
 static void publish_next(tern_p *p)
@@ -145,7 +146,7 @@ void tern__timer_add(tern_p *p, tern_timer *t, int64_t when)
 bool tern__timer_stop(tern_timer *t)
 {
     for (;;) {
-        tern_p *p = atomic_load(&t->p);
+        tern_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
         if (!p)
             return false;
         tern_spin_lock(&p->timer_lock);
