@@ -299,11 +299,7 @@ int tern_chan_close(tern_chan *ch)
             waitq_push(&all, w);
         }
     tern_spin_unlock(&ch->lock);
-    for (tern_waitq_node *nx; (w = all.head); all.head = nx) {
-        nx = w->next;
-        w->queue = NULL;        /* `all` is ours, on our stack */
-        wake(w);
-    }
+    waitq_wake_list(all.head, true);
     return 0;
 }
 

@@ -35,11 +35,7 @@ void tern_cond_broadcast(tern_cond *c)
     tern_waitq_node *all = c->q.head;
     c->q.head = c->q.tail = NULL;
     waitq_unlock(&c->q);
-    for (tern_waitq_node *n = all, *nx; n; n = nx) {
-        nx = n->next;
-        n->queue = NULL;
-        tern_wake(n->co, n->ticket, 0);
-    }
+    waitq_wake_list(all, false);
 }
 
 void tern_once_do(tern_once *o, void (*fn)(void *), void *arg)

@@ -111,11 +111,7 @@ static void cancel(tern_ctx *ctx, int err)
         c = next;
     }
     tern_spin_unlock(&ctx->lock);
-    for (tern_waitq_node *nx; (w = woken.head); woken.head = nx) {
-        nx = w->next;
-        w->queue = NULL;        /* `woken` is on our stack */
-        tern__wake_finish(w->co, w->case_idx);
-    }
+    waitq_wake_list(woken.head, true);
     if (done)
         tern_chan_close(done);
     /* A deadline that can no longer matter: drop it and the reference it

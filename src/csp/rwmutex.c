@@ -86,9 +86,5 @@ void tern_rwmutex_unlock(tern_rwmutex *rw)
         rw->readers = 0;
     }
     rw_unlock(rw);
-    for (tern_waitq_node *n = wake.head, *nx; n; n = nx) {
-        nx = n->next;
-        n->queue = NULL;        /* `wake` is on our stack */
-        tern_wake(n->co, n->ticket, 0);
-    }
+    waitq_wake_list(wake.head, false);
 }

@@ -31,15 +31,6 @@ static void grant(tern_sem *s, tern_waitq *wake)
     }
 }
 
-static void wake_all(tern_waitq *wake)
-{
-    for (tern_waitq_node *n = wake->head, *nx; n; n = nx) {
-        nx = n->next;
-        n->queue = NULL;        /* `wake` is the waker's, on its stack */
-        tern__wake_finish(n->co, 0);
-    }
-}
-
 int tern_sem_try_acquire(tern_sem *s, int64_t n)
 {
     sem_lock(s);
@@ -96,7 +87,7 @@ int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
             waitq_unlink(Q(s), w);
         grant(s, &wake);
         sem_unlock(s);
-        wake_all(&wake);
+        waitq_wake_list(wake.head, true);
     }
     return r;
 }
@@ -110,5 +101,5 @@ void tern_sem_release(tern_sem *s, int64_t n)
     s->cur -= n;
     grant(s, &wake);
     sem_unlock(s);
-    wake_all(&wake);
+    waitq_wake_list(wake.head, true);
 }

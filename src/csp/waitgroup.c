@@ -36,11 +36,7 @@ void tern_waitgroup_add(tern_waitgroup *wg, long delta)
                     nv);
     }
     waitq_unlock(&wg->q);
-    for (tern_waitq_node *n = all, *nx; n; n = nx) {
-        nx = n->next;
-        n->queue = NULL;
-        tern_wake(n->co, n->ticket, 0);
-    }
+    waitq_wake_list(all, false);
 }
 
 void tern_waitgroup_done(tern_waitgroup *wg)

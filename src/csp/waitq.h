@@ -81,6 +81,23 @@ static inline tern_waitq_node *waitq_pop_claimed(tern_waitq *q)
     return NULL;
 }
 
+/* Wake every node of a detached list (linked through next), after the
+ * lock that guarded them is released.  The list head is usually on the
+ * waker's stack, so each node's queue link is cleared first.  Unclaimed
+ * nodes are woken with result 0; claimed ones are readied with their
+ * case_idx. */
+static inline void waitq_wake_list(tern_waitq_node *n, bool claimed)
+{
+    for (tern_waitq_node *nx; n; n = nx) {
+        nx = n->next;           /* n is the waiter's once woken */
+        n->queue = NULL;
+        if (claimed)
+            tern__wake_finish(n->co, n->case_idx);
+        else
+            tern_wake(n->co, n->ticket, 0);
+    }
+}
+
 /* The calling coroutine's own node, ready to queue with a fresh ticket. */
 static inline tern_waitq_node *waitq_self_node(tern_co *self)
 {
@@ -88,6 +105,7 @@ static inline tern_waitq_node *waitq_self_node(tern_co *self)
     n->co = self;
     n->ticket = tern__prepare(self);
     n->queue = NULL;
+    n->case_idx = 0;
     return n;
 }
 
