@@ -325,12 +325,6 @@ int tern_chan_recv_ctx(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
 
 /* ---- select -------------------------------------------------------------- */
 
-static int ptr_cmp(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t) * (tern_chan *const *)a, y = (uintptr_t) * (tern_chan *const *)b;
-    return x < y ? -1 : x > y;
-}
-
 typedef struct sel_locks {
     tern_chan *ch[TERN_SELECT_MAX];
     int n;
@@ -342,7 +336,15 @@ static void sel_lock(sel_locks *l, tern_select_case *cases, int n)
     for (int i = 0; i < n; i++)
         if (cases[i].ch)
             l->ch[l->n++] = cases[i].ch;
-    qsort(l->ch, (size_t)l->n, sizeof l->ch[0], ptr_cmp);
+    /* insertion sort: selects have a handful of cases, and qsort's
+     * indirect compares cost more than the whole sort */
+    for (int i = 1; i < l->n; i++) {
+        tern_chan *c = l->ch[i];
+        int j = i;
+        for (; j > 0 && (uintptr_t)l->ch[j - 1] > (uintptr_t)c; j--)
+            l->ch[j] = l->ch[j - 1];
+        l->ch[j] = c;
+    }
     int u = 0;
     for (int i = 0; i < l->n; i++)
         if (u == 0 || l->ch[u - 1] != l->ch[i])
@@ -364,8 +366,12 @@ static int sel_ready(tern_select_case *cases, int n, tern_waitq_node **woken)
     uint16_t order[TERN_SELECT_MAX];
     for (int i = 0; i < n; i++)
         order[i] = (uint16_t)i;
+    uint32_t x = tern__rand() | 1;      /* one draw, then a local xorshift */
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)(tern__rand() % (uint32_t)(i + 1));
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        int j = (int)(x % (uint32_t)(i + 1));
         uint16_t t = order[i];
         order[i] = order[j];
         order[j] = t;
