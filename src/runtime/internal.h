@@ -78,7 +78,7 @@ struct tern_waitq_node {
     int32_t case_idx;           /* select case */
     bool ok;                    /* out: value received / send done */
     bool bounced;               /* elem is bounce (shared-stack coroutine) */
-    char bounce[64];
+    char bounce[16];            /* small values of shared-stack waiters */
 };
 
 /* Laid out so that starting and switching a coroutine touch the first two

@@ -558,7 +558,9 @@ static void shared_load(tern_p *p, tern_co *co)
     if (owner && owner != co) {
         size_t len = (size_t)(top - (char *)owner->sp);
         if (len > owner->save_cap) {
-            size_t cap = (len + 255) & ~(size_t)255;
+            /* 64-byte steps: this buffer is most of what a parked
+             * shared-stack coroutine costs */
+            size_t cap = (len + 63) & ~(size_t)63;
             char *buf = realloc(owner->save_buf, cap);
             if (!buf)
                 tern__fatal("out of memory saving the stack of coroutine %llu '%s' (%zu bytes)",
