@@ -1139,7 +1139,10 @@ static tern_co *spin_for_work(tern_p *p)
 {
     int64_t until = tern_now() + IDLE_SPIN_NS;
     do {
-        tern_cpu_relax();
+        /* ~1 us between looks: each look reads lines the busy Ps write on
+         * every switch, and polling them harder slows those Ps down */
+        for (int i = 0; i < 24; i++)
+            tern_cpu_relax();
         tern_co *co;
         if ((co = pick_local(p)) || (co = gq_get(p)) || (co = steal_work(p)))
             return co;
