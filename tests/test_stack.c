@@ -259,12 +259,6 @@ static void overflow_child(void)
     tern_run(overflow_main, NULL);
 }
 
-static void overflow_canary_child(void)
-{
-    setenv("TERN_STACK_GUARD", "canary", 1);
-    tern_run(overflow_main, NULL);
-}
-
 static void overflow_is_reported_with_name_and_id(void)
 {
     if (getenv("TERN_TEST_UNDER_QEMU")) {
@@ -278,17 +272,6 @@ static void overflow_is_reported_with_name_and_id(void)
     CHECK(!r.exited);
     CHECK(strstr(r.err, "stack overflow in coroutine") != NULL);
     CHECK(strstr(r.err, "'deep-diver'") != NULL);
-}
-
-static int canary_main(void *arg)
-{
-    (void)arg;
-    /* Write just below the stack's frames, into the canary word, as an
-     * overflow that skipped the guard would; then switch out. */
-    volatile char big[60 * 1024];
-    big[0] = 1;
-    tern_yield();
-    return big[0];
 }
 
 static int small_overflow_main(void *arg)
@@ -309,8 +292,6 @@ static void canary_direct_child(void)
 
 static void overflow_detected_in_canary_mode(void)
 {
-    (void)canary_main;
-    (void)overflow_canary_child;
     child_result r = run_child(canary_direct_child);
     CHECK(!r.exited);
     /* without a guard page the canary catches it at the next switch, or
