@@ -267,6 +267,11 @@ void tern__p_kick(tern_p *p);           /* wake p if it sleeps */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- copool.c ---- */
+tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared);
+void tern__co_cache_put(tern_p *p, tern_co *co);    /* a finished default block */
+void tern__co_discard(tern_p *p, tern_co *co);      /* unlist and free */
+void tern__co_free_all(void);                       /* tern_run is over */
 void tern__scavenge_stacks(int64_t now, bool all_idle);  /* monitor tick */
 
 /* ---- registry.c ---- */

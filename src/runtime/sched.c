@@ -597,38 +597,6 @@ static void co_main(void *arg)
     tern__fatal("dead coroutine %llu resumed", (unsigned long long)co->id);
 }
 
-/* Spare coroutines with default stacks, beyond the per-P caches, kept as
- * a stack of batches (lists of TERN_CO_CACHE_MAX / 2 linked through
- * `next`, chained through the head's `batch_next`), so a P's cache
- * spills or refills in O(1) instead of walking cold blocks (the walk was
- * 80% of co_start under a spawn storm).  "Hot" batches keep their stack
- * pages; the monitor moves batches idle for a second to "cold", giving
- * their pages back. */
-static tern_spin free_lock = TERN_SPIN_INIT;
-static tern_co *free_hot, *free_cold;   /* batch stacks */
-static long nfree_hot;                  /* blocks in hot batches */
-#define FREE_HOT_MAX 1024
-/* the monitor's scavenging state */
-static long lowmark = -1, budget;
-static int64_t window_end;
-static tern_co *batch, *cursor;         /* batch being released */
-
-static void co_discard(tern_p *p, tern_co *co);
-
-/* Only for blocks no one else can see: unlisted (co_discard), or with
- * every worker stopped. */
-static void co_free_mem(tern_co *co)
-{
-#ifdef TERN_TSAN
-    if (co->tsan_fiber)         /* abandoned at tern_run's return */
-        __tsan_destroy_fiber(co->tsan_fiber);
-#endif
-    if (co->stack.lo)
-        tern__stack_put(&co->stack);
-    free(co->save_buf);
-    free(co);
-}
-
 static void co_recycle(tern_p *p, tern_co *co)
 {
 #ifdef TERN_TSAN
@@ -640,136 +608,10 @@ static void co_recycle(tern_p *p, tern_co *co)
     if (co->pinned && co->pinned->shared_owner == co)
         co->pinned->shared_owner = NULL;
     if (co->pinned || co->stack.size != S->stack_default) {
-        co_discard(p, co);
+        tern__co_discard(p, co);
         return;
     }
-    co->next = p->free_co;
-    p->free_co = co;
-    if (++p->nfree <= TERN_CO_CACHE_MAX)
-        return;
-    /* Hand the newest half over as one batch (these blocks are hot). */
-    tern_co *head = p->free_co, *tail = head;
-    for (int n = 1; n < TERN_CO_CACHE_MAX / 2; n++)
-        tail = tail->next;
-    p->free_co = tail->next;
-    tail->next = NULL;
-    p->nfree -= TERN_CO_CACHE_MAX / 2;
-    head->batch_n = TERN_CO_CACHE_MAX / 2;
-    tern_spin_lock(&free_lock);
-    head->batch_next = free_hot;
-    free_hot = head;
-    nfree_hot += head->batch_n;
-    tern_spin_unlock(&free_lock);
-}
-
-/* Called by the monitor each tick.  Spares that stayed unused for a whole
- * second (the low-water mark of the spare count over that second, above
- * FREE_HOT_MAX) get their stack pages back to the kernel, at most 16 per
- * tick while workers run: each madvise shoots down TLB entries on every
- * worker, and
- * releasing 20,000 at once was measured to delay timers by 12 ms at p99.
- * Spares reused within the second (waves of spawns) keep their pages and
- * are not faulted in again. */
-void tern__scavenge_stacks(int64_t now, bool all_idle)
-{
-    /* with every worker asleep, TLB shootdowns disturb no one */
-    int per_tick = all_idle ? 256 : 16;
-    tern_spin_lock(&free_lock);
-    long n = nfree_hot;
-    tern_spin_unlock(&free_lock);
-    if (lowmark < 0 || n < lowmark)
-        lowmark = n;
-    if (now >= window_end) {
-        budget = lowmark > FREE_HOT_MAX ? lowmark - FREE_HOT_MAX : 0;
-        lowmark = n;
-        window_end = now + TERN_SEC;
-    }
-    for (int i = 0; i < per_tick && (cursor || budget > 0); i++) {
-        if (!cursor) {
-            tern_spin_lock(&free_lock);
-            batch = nfree_hot > FREE_HOT_MAX ? free_hot : NULL;
-            if (batch) {
-                free_hot = batch->batch_next;
-                nfree_hot -= batch->batch_n;
-            }
-            tern_spin_unlock(&free_lock);
-            if (!batch)
-                return;
-            budget -= batch->batch_n;
-            cursor = batch;
-        }
-        tern__stack_release(&cursor->stack);
-        cursor = cursor->next;
-        if (!cursor) {
-            tern_spin_lock(&free_lock);
-            batch->batch_next = free_cold;
-            free_cold = batch;
-            tern_spin_unlock(&free_lock);
-        }
-    }
-}
-
-/* tern_run is over: the batch lists point into freed blocks. */
-static void free_lists_reset(void)
-{
-    free_hot = free_cold = NULL;
-    nfree_hot = 0;
-    lowmark = -1;
-    budget = 0;
-    window_end = 0;
-    batch = cursor = NULL;
-}
-
-static tern_co *co_alloc(tern_p *p, size_t stack_size, bool shared)
-{
-    tern_co *co = NULL;
-    if (!shared && stack_size == S->stack_default) {
-        co = p->free_co;
-        if (co) {
-            p->free_co = co->next;
-            p->nfree--;
-            return co;
-        }
-        tern_spin_lock(&free_lock);
-        tern_co *b = free_hot ? free_hot : free_cold;
-        if (b == free_hot && b) {
-            free_hot = b->batch_next;
-            nfree_hot -= b->batch_n;
-        } else if (b) {
-            free_cold = b->batch_next;
-        }
-        tern_spin_unlock(&free_lock);
-        if (b) {
-            p->free_co = b->next;
-            p->nfree = b->batch_n - 1;
-            return b;
-        }
-    }
-    co = calloc(1, sizeof *co);
-    if (!co)
-        return NULL;
-    if (!shared && tern__stack_get(&co->stack, stack_size) < 0) {
-        free(co);
-        return NULL;
-    }
-    /* The registry lists control blocks, not lives: a block is listed
-     * once, here, and stays listed through every reuse, so spawning and
-     * exiting never touch it (tern_dump skips free blocks). */
-    if (tern__reg_add(p, co) < 0) {
-        co_free_mem(co);
-        return NULL;
-    }
-    return co;
-}
-
-/* Unlist and free a block that is not cached for reuse. */
-static void co_discard(tern_p *p, tern_co *co)
-{
-    tern__reg_del(p, co);
-    /* tern_dump or the monitor may hold a pointer read a moment ago */
-    tern_spin_lock(&S->dump_lock);
-    tern_spin_unlock(&S->dump_lock);
-    co_free_mem(co);
+    tern__co_cache_put(p, co);
 }
 
 static uint64_t next_id(tern_p *p)
@@ -794,7 +636,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
         size = TERN_STACK_MIN;
     size = (size + S->page - 1) & ~(S->page - 1);
     bool shared = mode == TERN_STACK_SHARED;
-    tern_co *co = co_alloc(p, size, shared);
+    tern_co *co = tern__co_alloc(p, size, shared);
     if (!co)
         return -ENOMEM;
     __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_dump */
@@ -822,7 +664,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
         co->save_len = (size_t)(tmp + sizeof tmp - sp);
         co->save_buf = malloc(256);
         if (!co->save_buf) {
-            co_discard(p, co);
+            tern__co_discard(p, co);
             return -ENOMEM;
         }
         co->save_cap = 256;
@@ -1361,24 +1203,6 @@ static int procs_from_env(void)
     return (int)n;
 }
 
-static void free_all_coroutines(void)
-{
-    /* Timer heaps first: they point into coroutines about to be freed. */
-    for (int i = 0; S->ps && i < S->nprocs; i++)
-        tern__timers_free(&S->ps[i]);
-    for (int i = 0; S->ps && i < S->nprocs; i++) {
-        tern_p *p = &S->ps[i];
-        tern_co *co;
-        for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++)
-            if ((co = tern__reg_get(p, k)))
-                co_free_mem(co);        /* every block, cached ones too */
-        tern__reg_free(p);
-        p->free_co = NULL;
-        p->nfree = 0;
-    }
-    free_lists_reset();
-}
-
 /* Before tern__stacks_fini, which unmaps what these were carved from. */
 static void ps_release(void)
 {
@@ -1488,7 +1312,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     tern__monitor_stop();
     tern__blocking_fini();
     int result = started == np ? S->main_result : err;
-    free_all_coroutines();
+    tern__co_free_all();
     ps_release();
     tern__netpoll_fini();
     tern__stacks_fini();
@@ -1501,7 +1325,7 @@ fail_blocking:
 fail_netpoll:
     tern__netpoll_fini();
 fail_stacks:
-    free_all_coroutines();
+    tern__co_free_all();
     ps_release();
     tern__stacks_fini();
 fail_ps:

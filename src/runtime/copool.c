@@ -1,0 +1,196 @@
+/*
+ * copool.c - where coroutine control blocks (with their stacks) come from
+ * and go back to: a per-P cache, global batches, and the scavenger that
+ * gives idle stacks' pages back to the kernel.  Blocks are never freed
+ * while the runtime runs, except ones with a non-default stack or a shared
+ * stack; all are freed by tern__co_free_all when tern_run returns.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <stdlib.h>
+
+#include "sanitizer.h"
+
+#define S tern__sched
+
+/* Spare coroutines with default stacks, beyond the per-P caches, kept as
+ * a stack of batches (lists of TERN_CO_CACHE_MAX / 2 linked through
+ * `next`, chained through the head's `batch_next`), so a P's cache
+ * spills or refills in O(1) instead of walking cold blocks (the walk was
+ * 80% of co_start under a spawn storm).  "Hot" batches keep their stack
+ * pages; the monitor moves batches idle for a second to "cold", giving
+ * their pages back. */
+static tern_spin free_lock = TERN_SPIN_INIT;
+static tern_co *free_hot, *free_cold;   /* batch stacks */
+static long nfree_hot;                  /* blocks in hot batches */
+#define FREE_HOT_MAX 1024
+/* the monitor's scavenging state */
+static long lowmark = -1, budget;
+static int64_t window_end;
+static tern_co *batch, *cursor;         /* batch being released */
+
+/* Only for blocks no one else can see: unlisted (tern__co_discard), or with
+ * every worker stopped. */
+static void co_free_mem(tern_co *co)
+{
+#ifdef TERN_TSAN
+    if (co->tsan_fiber)         /* abandoned at tern_run's return */
+        __tsan_destroy_fiber(co->tsan_fiber);
+#endif
+    if (co->stack.lo)
+        tern__stack_put(&co->stack);
+    free(co->save_buf);
+    free(co);
+}
+
+/* Called by the monitor each tick.  Spares that stayed unused for a whole
+ * second (the low-water mark of the spare count over that second, above
+ * FREE_HOT_MAX) get their stack pages back to the kernel, at most 16 per
+ * tick while workers run: each madvise shoots down TLB entries on every
+ * worker, and releasing 20,000 at once was measured to delay timers by
+ * 12 ms at p99.
+ * Spares reused within the second (waves of spawns) keep their pages and
+ * are not faulted in again. */
+void tern__scavenge_stacks(int64_t now, bool all_idle)
+{
+    /* with every worker asleep, TLB shootdowns disturb no one */
+    int per_tick = all_idle ? 256 : 16;
+    tern_spin_lock(&free_lock);
+    long n = nfree_hot;
+    tern_spin_unlock(&free_lock);
+    if (lowmark < 0 || n < lowmark)
+        lowmark = n;
+    if (now >= window_end) {
+        budget = lowmark > FREE_HOT_MAX ? lowmark - FREE_HOT_MAX : 0;
+        lowmark = n;
+        window_end = now + TERN_SEC;
+    }
+    for (int i = 0; i < per_tick && (cursor || budget > 0); i++) {
+        if (!cursor) {
+            tern_spin_lock(&free_lock);
+            batch = nfree_hot > FREE_HOT_MAX ? free_hot : NULL;
+            if (batch) {
+                free_hot = batch->batch_next;
+                nfree_hot -= batch->batch_n;
+            }
+            tern_spin_unlock(&free_lock);
+            if (!batch)
+                return;
+            budget -= batch->batch_n;
+            cursor = batch;
+        }
+        tern__stack_release(&cursor->stack);
+        cursor = cursor->next;
+        if (!cursor) {
+            tern_spin_lock(&free_lock);
+            batch->batch_next = free_cold;
+            free_cold = batch;
+            tern_spin_unlock(&free_lock);
+        }
+    }
+}
+
+/* tern_run is over: the batch lists point into freed blocks. */
+static void free_lists_reset(void)
+{
+    free_hot = free_cold = NULL;
+    nfree_hot = 0;
+    lowmark = -1;
+    budget = 0;
+    window_end = 0;
+    batch = cursor = NULL;
+}
+
+tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
+{
+    tern_co *co = NULL;
+    if (!shared && stack_size == S->stack_default) {
+        co = p->free_co;
+        if (co) {
+            p->free_co = co->next;
+            p->nfree--;
+            return co;
+        }
+        tern_spin_lock(&free_lock);
+        tern_co *b = free_hot ? free_hot : free_cold;
+        if (b == free_hot && b) {
+            free_hot = b->batch_next;
+            nfree_hot -= b->batch_n;
+        } else if (b) {
+            free_cold = b->batch_next;
+        }
+        tern_spin_unlock(&free_lock);
+        if (b) {
+            p->free_co = b->next;
+            p->nfree = b->batch_n - 1;
+            return b;
+        }
+    }
+    co = calloc(1, sizeof *co);
+    if (!co)
+        return NULL;
+    if (!shared && tern__stack_get(&co->stack, stack_size) < 0) {
+        free(co);
+        return NULL;
+    }
+    /* The registry lists control blocks, not lives: a block is listed
+     * once, here, and stays listed through every reuse, so spawning and
+     * exiting never touch it (tern_dump skips free blocks). */
+    if (tern__reg_add(p, co) < 0) {
+        co_free_mem(co);
+        return NULL;
+    }
+    return co;
+}
+
+/* Unlist and free a block that is not cached for reuse. */
+void tern__co_discard(tern_p *p, tern_co *co)
+{
+    tern__reg_del(p, co);
+    /* tern_dump or the monitor may hold a pointer read a moment ago */
+    tern_spin_lock(&S->dump_lock);
+    tern_spin_unlock(&S->dump_lock);
+    co_free_mem(co);
+}
+
+void tern__co_cache_put(tern_p *p, tern_co *co)
+{
+    co->next = p->free_co;
+    p->free_co = co;
+    if (++p->nfree <= TERN_CO_CACHE_MAX)
+        return;
+    /* Hand the newest half over as one batch (these blocks are hot). */
+    tern_co *head = p->free_co, *tail = head;
+    for (int n = 1; n < TERN_CO_CACHE_MAX / 2; n++)
+        tail = tail->next;
+    p->free_co = tail->next;
+    tail->next = NULL;
+    p->nfree -= TERN_CO_CACHE_MAX / 2;
+    head->batch_n = TERN_CO_CACHE_MAX / 2;
+    tern_spin_lock(&free_lock);
+    head->batch_next = free_hot;
+    free_hot = head;
+    nfree_hot += head->batch_n;
+    tern_spin_unlock(&free_lock);
+}
+
+
+void tern__co_free_all(void)
+{
+    /* Timer heaps first: they point into coroutines about to be freed. */
+    for (int i = 0; S->ps && i < S->nprocs; i++)
+        tern__timers_free(&S->ps[i]);
+    for (int i = 0; S->ps && i < S->nprocs; i++) {
+        tern_p *p = &S->ps[i];
+        tern_co *co;
+        for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++)
+            if ((co = tern__reg_get(p, k)))
+                co_free_mem(co);        /* every block, cached ones too */
+        tern__reg_free(p);
+        p->free_co = NULL;
+        p->nfree = 0;
+    }
+    free_lists_reset();
+}
+
