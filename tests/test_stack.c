@@ -259,8 +259,26 @@ static void overflow_child(void)
     tern_run(overflow_main, NULL);
 }
 
+static char guard_mode[32];
+
+static int read_guard_mode(void *arg)
+{
+    (void)arg;
+    tern_stats st;
+    tern_stats_get(&st, NULL, 0);
+    snprintf(guard_mode, sizeof guard_mode, "%s", st.stack_guard);
+    return 0;
+}
+
 static void overflow_is_reported_with_name_and_id(void)
 {
+    run_ok(read_guard_mode, NULL, 1);
+    if (strcmp(guard_mode, "guard-install") != 0) {
+        /* Before Linux 6.13 there is no guard page: a deep overflow runs
+         * over other stacks; overflow_detected_in_canary_mode covers it. */
+        fprintf(stderr, "   skipped: this kernel gives %s, not guard pages\n", guard_mode);
+        return;
+    }
     if (getenv("TERN_TEST_UNDER_QEMU")) {
         /* qemu-user passes MADV_GUARD_INSTALL to the host but does not
          * know the page is a guard, so it dies on the host fault instead
