@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test run run-examples bench asan tsan test-aarch64 install clean
+.PHONY: all build deps test run run-examples bench asan tsan test-aarch64 fuzz install clean
 
 all: build
 
@@ -54,8 +54,19 @@ test-aarch64: deps
 	@cmake --build build-aarch64 -j $(JOBS)
 	@cd build-aarch64 && TERN_TEST_SCALE=0.05 TERN_TEST_UNDER_QEMU=1 ctest --output-on-failure -j 1
 
+# libFuzzer on the HTTP parser; FUZZ_SECONDS=30 for a short run (CI).
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DTERN_FUZZ=ON -DTERN_BENCH=OFF >/dev/null
+	@cmake --build build-fuzz --target fuzz_http_parse -j $(JOBS)
+	@mkdir -p build-fuzz/corpus && cp -n fuzz/corpus/http_parse/* build-fuzz/corpus/
+	@build-fuzz/fuzz/fuzz_http_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build-fuzz/corpus fuzz/corpus/http_parse > build-fuzz/fuzz.log 2>&1 \
+	  || { tail -40 build-fuzz/fuzz.log; exit 1; }
+	@grep -E "^Done|stat::(number_of_executed|new_units)" build-fuzz/fuzz.log
+
 install: build
 	@cmake --install $(BUILD)
 
 clean:
-	@rm -rf $(BUILD) build-asan build-tsan build-aarch64
+	@rm -rf $(BUILD) build-asan build-tsan build-aarch64 build-fuzz

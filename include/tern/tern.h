@@ -8,6 +8,7 @@
 #include "tern/context.h"
 #include "tern/error.h"
 #include "tern/group.h"
+#include "tern/http_parse.h"
 #include "tern/runtime.h"
 #include "tern/sync.h"
 
