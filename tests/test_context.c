@@ -164,7 +164,7 @@ static int churn(void *arg)
     tern_waitgroup_done(&churn_wg);
     tern_sleep(TERN_MS);        /* outlive the parent's owner */
     for (int i = 0; i < 8; i++) {
-        CHECK_EQ(tern_ctx_err(keep[i]), keep[i] ? tern_ctx_err(keep[i]) : 0);
+        CHECK(tern_ctx_err(keep[i]) != 0);  /* the parent was cancelled: all are done */
         tern_ctx_free(keep[i]);
     }
     return 0;

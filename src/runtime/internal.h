@@ -140,7 +140,7 @@ static inline void tern__co_name_copy(const tern_co *co, char out[TERN_NAME_MAX]
 
 
 /* Post-switch work the next context does for the one that left. */
-enum { SW_NONE = 0, SW_YIELD, SW_PARK, SW_EXIT };
+enum { SW_YIELD = 1, SW_PARK, SW_EXIT };
 
 struct tern_p {
     int id;
