@@ -6,11 +6,13 @@
 #   scripts/deps.sh cross    also the aarch64 cross toolchain and qemu-user
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind)
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
+      libjansson-dev zlib1g-dev curl python3)
 for what in "$@"; do
   case "$what" in
-    bench) pkgs+=(golang-go) ;;
-    cross) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
+    bench) pkgs+=(golang-go wrk nginx-light h2o) ;;
+    cross) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+                 libjansson-dev:arm64 zlib1g-dev:arm64) ;;
     *) echo "deps.sh: unknown group '$what' (bench, cross)" >&2; exit 2 ;;
   esac
 done
@@ -28,5 +30,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# arm64 libraries come from Debian's multiarch archive
+if printf '%s\n' "${missing[@]}" | grep -q ':arm64$' &&
+   ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $sudo dpkg --add-architecture arm64
+fi
 $sudo apt-get update -qq || true
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

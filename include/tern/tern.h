@@ -8,8 +8,12 @@
 #include "tern/context.h"
 #include "tern/error.h"
 #include "tern/group.h"
+#include "tern/http.h"
 #include "tern/http_parse.h"
+#include "tern/http_router.h"
+#include "tern/net.h"
 #include "tern/runtime.h"
+#include "tern/signal.h"
 #include "tern/sync.h"
 
 #endif

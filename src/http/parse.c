@@ -2,75 +2,12 @@
  * parse.c - HTTP/1.1 request heads (RFC 9112), zero-copy.
  *
  * One forward pass over the buffer: request line, then field lines up to
- * the empty line.  Running out of bytes anywhere gives "incomplete", unless
+ * the empty line (fields.c, shared with the response parser).  Running out of bytes anywhere gives "incomplete", unless
  * the part seen already breaks a limit.  Then the framing fields
  * (Content-Length, Transfer-Encoding, Connection, Host, Expect) are read
  * from the collected headers; that is where the smuggling defences live.
  */
-#include "tern/http_parse.h"
-
-#include <pthread.h>
-#include <string.h>
-
-enum { C_TCHAR = 1, C_VCHAR = 2, C_FIELD = 4 };
-
-/* token chars, visible ASCII, and field-value chars (VCHAR, SP, HTAB,
- * obs-text) */
-static unsigned char cls[256];
-
-static void cls_init(void)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    for (int c = 0; c < 256; c++) {
-        unsigned char v = 0;
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c && strchr(extra, c)))
-            v |= C_TCHAR;
-        if (c >= 0x21 && c <= 0x7e)
-            v |= C_VCHAR;
-        if ((c >= 0x20 && c != 0x7f) || c == '\t')
-            v |= C_FIELD;
-        cls[c] = v;
-    }
-}
-
-static inline bool is(unsigned char c, int k)
-{
-    return cls[c] & k;
-}
-
-static bool ieq(const char *a, size_t alen, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (alen != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = a[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != lit[i])
-            return false;
-    }
-    return true;
-}
-
-/* Next comma-separated element of a list value, trimmed; false at the end. */
-static bool list_next(const char **p, const char *end, const char **s, size_t *n)
-{
-    while (*p < end && (**p == ',' || **p == ' ' || **p == '\t'))
-        (*p)++;
-    if (*p == end)
-        return false;
-    const char *b = *p;
-    while (*p < end && **p != ',')
-        (*p)++;
-    const char *e = *p;
-    while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-        e--;
-    *s = b;
-    *n = (size_t)(e - b);
-    return true;
-}
+#include "parse_internal.h"
 
 static int bad(tern_http_request *req, int status)
 {
@@ -90,45 +27,38 @@ static int framing(tern_http_request *req)
     for (size_t i = 0; i < req->nheaders; i++) {
         const tern_http_header *h = &req->headers[i];
         const char *v = h->value, *end = h->value + h->value_len;
-        if (ieq(h->name, h->name_len, "content-length")) {
+        if (tern_http_ieq(h->name, h->name_len, "content-length")) {
             /* 1*DIGIT only; repeats must agree (RFC 9112 6.3, item 5) */
-            if (h->value_len == 0 || h->value_len > 18)
-                return bad(req, 400);
-            int64_t n = 0;
-            for (const char *q = v; q < end; q++) {
-                if (*q < '0' || *q > '9')
-                    return bad(req, 400);
-                n = n * 10 + (*q - '0');
-            }
-            if (cl_seen && n != req->content_length)
+            int64_t n = tern_http_content_length(v, h->value_len);
+            if (n < 0 || (cl_seen && n != req->content_length))
                 return bad(req, 400);
             cl_seen = true;
             req->content_length = n;
-        } else if (ieq(h->name, h->name_len, "transfer-encoding")) {
+        } else if (tern_http_ieq(h->name, h->name_len, "transfer-encoding")) {
             const char *s;
             size_t n;
-            for (const char *q = v; list_next(&q, end, &s, &n);) {
+            for (const char *q = v; tern_http_list_next(&q, end, &s, &n);) {
                 te_seen++;
                 if (req->chunked)       /* anything after chunked */
                     return bad(req, 400);
-                if (ieq(s, n, "chunked"))
+                if (tern_http_ieq(s, n, "chunked"))
                     req->chunked = true;
                 else
                     return bad(req, 501);   /* a coding we do not know */
             }
-        } else if (ieq(h->name, h->name_len, "host")) {
+        } else if (tern_http_ieq(h->name, h->name_len, "host")) {
             hosts++;
-        } else if (ieq(h->name, h->name_len, "connection")) {
+        } else if (tern_http_ieq(h->name, h->name_len, "connection")) {
             const char *s;
             size_t n;
-            for (const char *q = v; list_next(&q, end, &s, &n);) {
-                if (ieq(s, n, "close"))
+            for (const char *q = v; tern_http_list_next(&q, end, &s, &n);) {
+                if (tern_http_ieq(s, n, "close"))
                     req->keep_alive = false;
-                else if (ieq(s, n, "keep-alive") && req->minor_version == 0)
+                else if (tern_http_ieq(s, n, "keep-alive") && req->minor_version == 0)
                     req->keep_alive = true;
             }
-        } else if (ieq(h->name, h->name_len, "expect")) {
-            if (!ieq(v, h->value_len, "100-continue"))
+        } else if (tern_http_ieq(h->name, h->name_len, "expect")) {
+            if (!tern_http_ieq(v, h->value_len, "100-continue"))
                 return bad(req, 417);
             req->expect_continue = req->minor_version >= 1;
         }
@@ -147,8 +77,7 @@ static int framing(tern_http_request *req)
 int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
                             const tern_http_limits *limits)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, cls_init);
+    tern_http_chars_init();
     size_t max_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
     size_t max_head = limits && limits->max_head ? limits->max_head : 65536;
     const unsigned char *p = (const unsigned char *)buf, *end = p + len, *line = p;
@@ -182,7 +111,7 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
     line = p;
 
     const unsigned char *s = p;
-    while (p < end && is(*p, C_TCHAR))
+    while (p < end && tern_http_is(*p, TERN_HTTP_TCHAR))
         p++;
     NEED(p < end);
     if (p == s || *p != ' ')
@@ -190,7 +119,7 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
     req->method = (const char *)s;
     req->method_len = (size_t)(p - s);
     s = ++p;
-    while (p < end && is(*p, C_VCHAR))
+    while (p < end && tern_http_is(*p, TERN_HTTP_VCHAR))
         p++;
     NEED(p < end);
     if (p == s || *p != ' ')
@@ -216,46 +145,15 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
         return bad(req, 414);
     in_line = false;
 
-    for (;;) {
-        NEED(p < end);
-        if (*p == '\r' || *p == '\n') {
-            EOL();
-            break;
-        }
-        if (*p == ' ' || *p == '\t')
-            return bad(req, 400);       /* obs-fold */
-        s = p;
-        while (p < end && is(*p, C_TCHAR))
-            p++;
-        NEED(p < end);
-        if (p == s || *p != ':')
-            return bad(req, 400);       /* empty name, bad char, space before ':' */
-        const unsigned char *name = s;
-        size_t name_len = (size_t)(p - s);
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        const unsigned char *v = p, *vend = p;
-        while (p < end && *p != '\r' && *p != '\n') {
-            if (!is(*p, C_FIELD))
-                return bad(req, 400);   /* control character */
-            if (*p != ' ' && *p != '\t')
-                vend = p + 1;
-            p++;
-        }
-        EOL();
-        if ((size_t)(p - (const unsigned char *)buf) > max_head)
-            return bad(req, 431);
-        if (req->nheaders == req->max_headers)
-            return bad(req, 431);
-        req->headers[req->nheaders++] = (tern_http_header){
-            (const char *)name, name_len, (const char *)v, (size_t)(vend - v)};
-    }
-    if ((size_t)(p - (const unsigned char *)buf) > max_head)
-        return bad(req, 431);
+    int n = tern_http_parse_fields(buf, len, (size_t)(p - (const unsigned char *)buf), max_head,
+                                   req->headers, req->max_headers, &req->nheaders, &req->status);
+    if (n == TERN_HTTP_INCOMPLETE)
+        goto incomplete;
+    if (n < 0)
+        return n;
     if (framing(req) < 0)
         return TERN_HTTP_BAD;
-    return (int)(p - (const unsigned char *)buf);
+    return n;
 
 incomplete:
     /* What we have already breaks a limit: no point waiting for more. */

@@ -1,0 +1,174 @@
+/*
+ * hello - a small HTTP service on tern: plaintext, JSON, echo, a slow
+ * endpoint and a route parameter, with a graceful shutdown on SIGTERM or
+ * SIGINT.
+ *
+ *     hello --listen 127.0.0.1:8080 [--reuseport]
+ *
+ *     curl http://127.0.0.1:8080/plaintext
+ *     curl http://127.0.0.1:8080/json
+ *     curl -d 'hi there' -H 'Content-Type: text/plain' http://127.0.0.1:8080/echo
+ *     curl 'http://127.0.0.1:8080/sleep?ms=250'
+ *     curl http://127.0.0.1:8080/users/42
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tern/chan.h>
+#include <tern/error.h>
+#include <tern/http.h>
+#include <tern/http_router.h>
+#include <tern/runtime.h>
+#include <tern/signal.h>
+
+#define MAX_ECHO (8 << 20)
+#define MAX_SLEEP_MS 60000
+#define SHUTDOWN_GRACE_NS (10 * 1000000000LL)
+
+static int plaintext(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    return tern_http_resp_send(w, 200, "text/plain", "Hello, World!", 13);
+}
+
+static int json(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    json_t *v = json_pack("{s:s}", "message", "Hello, World!");
+    if (!v)
+        return -ENOMEM;
+    int rc = tern_http_resp_json(w, 200, v);
+    json_decref(v);
+    return rc;
+}
+
+static int echo(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    const char *body;
+    size_t len;
+    int rc = tern_http_req_body(r, &body, &len);
+    if (rc == -EMSGSIZE)
+        return tern_http_resp_error(w, 413, "body larger than 8 MiB\n");
+    if (rc < 0)
+        return rc;
+    const char *ct = tern_http_req_header(r, "Content-Type");
+    return tern_http_resp_send(w, 200, ct ? ct : "application/octet-stream", body, len);
+}
+
+/* Answers after ms milliseconds, or gives up when the request's context
+ * is cancelled (a forced shutdown). */
+static int sleep_ms(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    const char *s = tern_http_req_query(r, "ms");
+    char *end;
+    long ms = s ? strtol(s, &end, 10) : -1;
+    if (!s || *end || ms < 0 || ms > MAX_SLEEP_MS)
+        return tern_http_resp_error(w, 400, "ms must be an integer from 0 to 60000\n");
+    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), ms * 1000000LL);
+    if (!t)
+        return -ENOMEM;
+    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
+    int err = tern_ctx_err(tern_http_req_ctx(r));
+    tern_ctx_free(t);
+    if (err < 0)
+        return err;
+    return tern_http_resp_printf(w, "slept %ld ms\n", ms) < 0 ? -EIO : 0;
+}
+
+static int user(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    json_t *v = json_pack("{s:s}", "id", tern_http_req_param(r, "id"));
+    if (!v)
+        return -ENOMEM;
+    int rc = tern_http_resp_json(w, 200, v);
+    json_decref(v);
+    return rc;
+}
+
+typedef struct app {
+    const char *listen;
+    bool reuseport;
+    tern_http_server *srv;
+} app;
+
+static int on_signal(void *arg)
+{
+    app *a = arg;
+    int sig = tern_signal_wait(TERN_FOREVER);
+    fprintf(stderr, "hello: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    int rc = tern_http_server_shutdown(a->srv, tern_now() + SHUTDOWN_GRACE_NS);
+    if (rc < 0)
+        fprintf(stderr, "hello: shutdown: %s\n", tern_strerror(rc));
+    return 0;
+}
+
+static int run(void *arg)
+{
+    app *a = arg;
+    int sigs[] = { SIGTERM, SIGINT };
+    int rc = tern_signal_notify(sigs, 2);
+    tern_http_router *rt = tern_http_router_new();
+    if (rc < 0 || !rt) {
+        fprintf(stderr, "hello: %s\n", tern_strerror(rc < 0 ? rc : -ENOMEM));
+        return 1;
+    }
+    if ((rc = tern_http_router_handle(rt, "GET", "/plaintext", plaintext, NULL)) < 0 ||
+        (rc = tern_http_router_handle(rt, "GET", "/json", json, NULL)) < 0 ||
+        (rc = tern_http_router_handle(rt, "POST", "/echo", echo, NULL)) < 0 ||
+        (rc = tern_http_router_handle(rt, "GET", "/sleep", sleep_ms, NULL)) < 0 ||
+        (rc = tern_http_router_handle(rt, "GET", "/users/:id", user, NULL)) < 0) {
+        fprintf(stderr, "hello: routes: %s\n", tern_strerror(rc));
+        return 1;
+    }
+    tern_http_server_options o = {
+        .handler = tern_http_router_serve,
+        .arg = rt,
+        .max_body_bytes = MAX_ECHO,
+        .reuseport = a->reuseport,
+    };
+    if ((rc = tern_http_server_new(&o, &a->srv)) < 0 ||
+        (rc = tern_http_server_listen(a->srv, a->listen)) < 0) {
+        fprintf(stderr, "hello: listen on %s: %s\n", a->listen, tern_strerror(rc));
+        return 1;
+    }
+    const char *addr = tern_http_server_addr(a->srv);
+    printf("hello: listening on http://%s (Ctrl-C or SIGTERM stops it)\n"
+           "  curl http://%s/plaintext\n"
+           "  curl http://%s/json\n"
+           "  curl -d 'hi there' -H 'Content-Type: text/plain' http://%s/echo\n"
+           "  curl 'http://%s/sleep?ms=250'\n"
+           "  curl http://%s/users/42\n", addr, addr, addr, addr, addr, addr);
+    fflush(stdout);
+    tern_go(on_signal, a);
+    rc = tern_http_server_serve(a->srv);
+    tern_http_server_free(a->srv);
+    tern_http_router_free(rt);
+    if (rc < 0) {
+        fprintf(stderr, "hello: serve: %s\n", tern_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "hello: bye\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    app a = { .listen = "127.0.0.1:8080" };
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+            a.listen = argv[++i];
+        } else if (!strcmp(argv[i], "--reuseport")) {
+            a.reuseport = true;
+        } else {
+            fprintf(stderr, "usage: %s [--listen HOST:PORT] [--reuseport]\n", argv[0]);
+            return 2;
+        }
+    }
+    return tern_run(run, &a);
+}

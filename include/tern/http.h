@@ -1,0 +1,239 @@
+/*
+ * tern/http.h - the HTTP/1.1 server: requests, responses, handlers and
+ * middleware chains.
+ *
+ * One coroutine per connection, as Go's net/http: a handler reads the
+ * request and writes the response top to bottom, parking (never blocking
+ * its thread) when it waits on the network, a timer or a channel.
+ *
+ *     static int hello(tern_http_req *r, tern_http_resp *w, void *arg) {
+ *         return tern_http_resp_text(w, 200, "Hello, World!");
+ *     }
+ *     ...
+ *     tern_http_server_options o = { .handler = hello };
+ *     tern_http_server *s;
+ *     tern_http_server_new(&o, &s);
+ *     tern_http_server_listen(s, "127.0.0.1:8080");
+ *     tern_http_server_serve(s);      // until tern_http_server_shutdown()
+ *
+ * Strings handed out by a request (method, path, header values, params,
+ * query values) are NUL-terminated and live until the handler returns.
+ *
+ * A handler returns 0, or a negative errno: if nothing was sent yet the
+ * client gets a 500 and the connection carries on; if the response was
+ * already streaming, the connection is closed (the client sees a
+ * truncated body rather than a wrong one).  Other connections are never
+ * affected.
+ *
+ * The response body is buffered (up to 64 KiB) until the handler returns,
+ * so headers may change until then and the server adds Content-Length
+ * itself; past that size, or after tern_http_resp_flush(), the head is
+ * sent and the body streams (chunked for HTTP/1.1, until close for 1.0).
+ */
+#ifndef TERN_HTTP_H
+#define TERN_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "tern/context.h"
+#include "tern/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_http_server tern_http_server;
+typedef struct tern_http_req tern_http_req;
+typedef struct tern_http_resp tern_http_resp;
+
+/* A handler, and a middleware: a middleware is a handler that calls
+ * tern_http_next() to run the rest of the chain (or answers itself). */
+typedef int tern_http_handler_fn(tern_http_req *r, tern_http_resp *w, void *arg);
+
+typedef struct tern_http_link {
+    tern_http_handler_fn *fn;
+    void *arg;
+} tern_http_link;
+
+/* Run the next link of the request's chain; 0 when the chain is over.
+ * Returns what that link returned. */
+int tern_http_next(tern_http_req *r, tern_http_resp *w);
+
+/* Run chain[0..n) for this request (what a router does once it has found
+ * the route).  The previous chain resumes afterwards. */
+int tern_http_run_chain(tern_http_req *r, tern_http_resp *w, const tern_http_link *chain, size_t n);
+
+/* ---- the request -------------------------------------------------------- */
+
+const char *tern_http_req_method(const tern_http_req *r);
+/* The request target as sent: "/users/42?x=1". */
+const char *tern_http_req_target(const tern_http_req *r);
+/* The path, percent-decoded and without the query: "/users/42".  NULL is
+ * never returned; a target that does not decode gives its raw path. */
+const char *tern_http_req_path(tern_http_req *r);
+/* After '?', still escaped; "" when none. */
+const char *tern_http_req_raw_query(const tern_http_req *r);
+/* 0 for HTTP/1.0, 1 for HTTP/1.1. */
+int tern_http_req_minor_version(const tern_http_req *r);
+bool tern_http_req_is_head(const tern_http_req *r);
+
+/* The first header field with this name (case-insensitive), or NULL. */
+const char *tern_http_req_header(const tern_http_req *r, const char *name);
+size_t tern_http_req_header_count(const tern_http_req *r);
+/* The i-th field as received; -ERANGE past the end. */
+int tern_http_req_header_at(const tern_http_req *r, size_t i, const char **name, const char **value);
+
+/* A query parameter, decoded ('+' is a space), or NULL. */
+const char *tern_http_req_query(tern_http_req *r, const char *name);
+/* A route parameter (":id" or "*path" in the pattern), or NULL. */
+const char *tern_http_req_param(const tern_http_req *r, const char *name);
+/* A cookie's value from the Cookie header, or NULL. */
+const char *tern_http_req_cookie(tern_http_req *r, const char *name);
+/* A field of an application/x-www-form-urlencoded body (read on first
+ * call), decoded, or NULL (also when the body is not a form). */
+const char *tern_http_req_form(tern_http_req *r, const char *name);
+
+/* The declared body length, or -1 (chunked or none known). */
+int64_t tern_http_req_content_length(const tern_http_req *r);
+/* Stream the body: returns a count, 0 at its end, or -errno: -EMSGSIZE
+ * past the body limit (answer 413), -EBADMSG on bad chunked framing,
+ * -ETIMEDOUT, -ECONNRESET.  The first read answers "Expect: 100-continue". */
+ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n);
+/* Read the whole body into memory owned by the request (NUL-terminated
+ * for convenience); same errors as tern_http_req_read. */
+int tern_http_req_body(tern_http_req *r, const char **data, size_t *len);
+/* Parse the body as JSON.  -EBADMSG when it is not JSON (and nothing is
+ * sent: answer 400 yourself, or return the error for a 500). *out is
+ * yours to json_decref. */
+int tern_http_req_json(tern_http_req *r, json_t **out);
+/* Lower the body limit for this request (a route's own limit). */
+void tern_http_req_set_max_body(tern_http_req *r, int64_t max);
+
+/* The request's context: cancelled when the server is forced down or a
+ * middleware's deadline passes.  Created on first use; never NULL. */
+tern_ctx *tern_http_req_ctx(tern_http_req *r);
+/* Replace it with a child of it (a timeout middleware does this); the
+ * request frees ctx when it ends.  The previous context stays valid. */
+void tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx);
+
+const char *tern_http_req_remote_addr(tern_http_req *r);
+/* Memory freed with the request (8-byte aligned); NULL on ENOMEM. */
+void *tern_http_req_alloc(tern_http_req *r, size_t n);
+char *tern_http_req_strdup(tern_http_req *r, const char *s);
+/* A value for later links of the chain (a request id, a user), by key
+ * address; -ENOMEM. */
+int tern_http_req_set_value(tern_http_req *r, const void *key, void *value);
+void *tern_http_req_value(const tern_http_req *r, const void *key);
+/* When the request's head had been fully read (tern_now() clock). */
+int64_t tern_http_req_start_time(const tern_http_req *r);
+
+/* ---- the response ------------------------------------------------------- */
+
+/* Header fields.  -EINVAL for a name that is not a token or a value with
+ * CR, LF or another control character (header injection); -EALREADY
+ * once the head was sent.  Content-Length and Transfer-Encoding are the
+ * server's: -EPERM. */
+int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *value);
+int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *value);
+int tern_http_resp_del_header(tern_http_resp *w, const char *name);
+const char *tern_http_resp_header(const tern_http_resp *w, const char *name);
+
+/* The status to send (100-999 except 1xx: -EINVAL).  Default 200. */
+int tern_http_resp_set_status(tern_http_resp *w, int status);
+int tern_http_resp_status(const tern_http_resp *w);
+
+/* Append body bytes.  Returns len or -errno (the client has gone:
+ * -EPIPE/-ECONNRESET/-ETIMEDOUT).  For HEAD the bytes are counted, not
+ * sent. */
+ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len);
+int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Send the head and what is buffered now; the body streams from here. */
+int tern_http_resp_flush(tern_http_resp *w);
+bool tern_http_resp_committed(const tern_http_resp *w);
+/* Body bytes written so far (before any encoding). */
+uint64_t tern_http_resp_body_bytes(const tern_http_resp *w);
+
+/* Whole responses: status, Content-Type, body.  Return 0 or -errno. */
+int tern_http_resp_send(tern_http_resp *w, int status, const char *content_type,
+                        const void *body, size_t len);
+int tern_http_resp_text(tern_http_resp *w, int status, const char *text);
+int tern_http_resp_json(tern_http_resp *w, int status, const json_t *value);
+/* "<status> <reason>\n" or msg as text/plain. */
+int tern_http_resp_error(tern_http_resp *w, int status, const char *msg);
+
+/* The buffered, uncommitted body, for middleware that transforms it
+ * (gzip): -EALREADY once streaming. */
+int tern_http_resp_buffered(tern_http_resp *w, char **data, size_t *len);
+/* Replace the buffered body (copied); -EALREADY once streaming. */
+int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len);
+
+/* Serve a file: Content-Type by extension, Last-Modified and ETag with
+ * If-None-Match / If-Modified-Since (304), a single Range (206, or 416),
+ * HEAD, and sendfile(2) for the body.  404 when absent, 403 for a
+ * directory or unreadable file. */
+int tern_http_resp_file(tern_http_resp *w, tern_http_req *r, const char *path);
+
+/* The standard reason phrase ("Not Found"), or "Unknown". */
+const char *tern_http_status_text(int status);
+
+/* ---- the server --------------------------------------------------------- */
+
+typedef struct tern_http_server_options {
+    tern_http_handler_fn *handler;      /* required: a router, a chain, a function */
+    void *arg;
+    size_t max_request_line;            /* 0: 8 KiB; longer: 414 */
+    size_t max_header_bytes;            /* whole head; 0: 64 KiB; more: 431 */
+    size_t max_headers;                 /* fields; 0: 100; more: 431 */
+    int64_t max_body_bytes;             /* 0: 8 MiB; larger: 413 before reading; <0: none */
+    int max_conns;                      /* 0: none; at the limit accepting pauses */
+    int max_requests_per_conn;          /* 0: none; then Connection: close */
+    int64_t read_header_timeout;        /* ns; 0: 10 s; <0: none */
+    int64_t read_body_timeout;          /* ns per body, from its first read; 0: 60 s */
+    int64_t write_timeout;              /* ns per response; 0: 60 s */
+    int64_t idle_timeout;               /* ns between requests; 0: 120 s */
+    bool reuseport;                     /* one SO_REUSEPORT listener and accept loop per P */
+    const char *server_header;          /* Server: value; NULL: none */
+} tern_http_server_options;
+
+typedef struct tern_http_server_stats {
+    uint64_t accepted;                  /* connections, ever */
+    uint64_t requests;                  /* requests answered, ever */
+    uint64_t rejected;                  /* malformed or over a limit (4xx from the server itself) */
+    uint32_t conns;                     /* open now */
+    uint32_t active;                    /* open and inside a request now */
+} tern_http_server_stats;
+
+int tern_http_server_new(const tern_http_server_options *o, tern_http_server **out);
+/* Listen on a TCP address ("127.0.0.1:8080", ":0"); may be called more than
+ * once.  Errors as tern_listen. */
+int tern_http_server_listen(tern_http_server *s, const char *addr);
+/* Serve on an existing listener (Unix sockets, inherited fds); the server
+ * frees it. */
+int tern_http_server_add_listener(tern_http_server *s, tern_listener *l);
+/* The first listener's port (after listening on port 0) and address
+ * ("127.0.0.1:34567"); 0 and "" before listening. */
+int tern_http_server_port(const tern_http_server *s);
+const char *tern_http_server_addr(const tern_http_server *s);
+/* Accept and serve until shutdown; from a coroutine.  Returns 0 once
+ * shutdown has finished, or -errno if it could not start. */
+int tern_http_server_serve(tern_http_server *s);
+/* Graceful shutdown, from any coroutine: stop accepting, close idle
+ * connections, let in-flight requests finish (their responses carry
+ * Connection: close) until the deadline, then cancel the contexts of
+ * those left and close their connections.  Returns 0, or -ETIMEDOUT when
+ * the deadline forced connections closed.  Idempotent. */
+int tern_http_server_shutdown(tern_http_server *s, int64_t deadline);
+void tern_http_server_get_stats(const tern_http_server *s, tern_http_server_stats *st);
+/* After serve has returned. */
+void tern_http_server_free(tern_http_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

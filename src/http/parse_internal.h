@@ -1,0 +1,74 @@
+/*
+ * parse_internal.h - what tern's HTTP/1.1 parsers share: the character
+ * classes of RFC 9110 5.6, the field-section parser, and the small readers
+ * of list values and Content-Length.  Internal to src/http/.
+ */
+#ifndef TERN_HTTP_PARSE_INTERNAL_H
+#define TERN_HTTP_PARSE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tern/http_parse.h"
+
+enum {
+    TERN_HTTP_TCHAR = 1,        /* token character */
+    TERN_HTTP_VCHAR = 2,        /* visible ASCII */
+    TERN_HTTP_FIELD = 4,        /* field-value: VCHAR, SP, HTAB, obs-text */
+};
+
+extern unsigned char tern_http_chars_[256];
+
+/* Fill tern_http_chars_ once; every parser entry point calls it first. */
+void tern_http_chars_init(void);
+
+static inline bool tern_http_is(unsigned char c, int k)
+{
+    return tern_http_chars_[c] & k;
+}
+
+/* a[0..alen) equals the lower-case literal lit, ignoring ASCII case. */
+static inline bool tern_http_ieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (alen != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != lit[i])
+            return false;
+    }
+    return true;
+}
+
+/* The value of a hex digit, or -1. */
+static inline int tern_http_hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Next comma-separated element of a list value, trimmed; false at the end. */
+bool tern_http_list_next(const char **p, const char *end, const char **s, size_t *n);
+
+/* A Content-Length value: 1*DIGIT, at most 18 of them; -1 if malformed. */
+int64_t tern_http_content_length(const char *v, size_t n);
+
+/* Parse field lines from buf[off..len) through the empty line that ends
+ * them, into headers[0..max_headers).  Returns the offset just past that
+ * line, TERN_HTTP_INCOMPLETE, or TERN_HTTP_BAD with *status 400 (syntax)
+ * or 431 (past max_head bytes from buf, or more than max_headers). */
+int tern_http_parse_fields(const char *buf, size_t len, size_t off, size_t max_head,
+                           tern_http_header *headers, size_t max_headers, size_t *nheaders,
+                           int *status);
+
+#endif

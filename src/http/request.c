@@ -1,0 +1,442 @@
+/*
+ * request.c - what a handler asks of a request: its line, fields, query,
+ * route parameters, cookies, form, body (streamed, whole or as JSON), its
+ * context and per-request values; and the middleware chain.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/server_internal.h"
+#include "tern/runtime.h"
+
+/* ---- the chain ---------------------------------------------------------- */
+
+int tern_http_next(tern_http_req *r, tern_http_resp *w)
+{
+    if (r->chain_pos >= r->chain_len)
+        return 0;
+    const tern_http_link *l = &r->chain[r->chain_pos++];
+    return l->fn(r, w, l->arg);
+}
+
+int tern_http_run_chain(tern_http_req *r, tern_http_resp *w, const tern_http_link *chain, size_t n)
+{
+    const tern_http_link *saved = r->chain;
+    size_t saved_len = r->chain_len, saved_pos = r->chain_pos;
+    r->chain = chain;
+    r->chain_len = n;
+    r->chain_pos = 0;
+    int rc = tern_http_next(r, w);
+    r->chain = saved;
+    r->chain_len = saved_len;
+    r->chain_pos = saved_pos;
+    return rc;
+}
+
+/* ---- line and fields ---------------------------------------------------- */
+
+const char *tern_http_req_method(const tern_http_req *r) { return r->head.method; }
+const char *tern_http_req_target(const tern_http_req *r) { return r->head.target; }
+int tern_http_req_minor_version(const tern_http_req *r) { return r->head.minor_version; }
+int64_t tern_http_req_start_time(const tern_http_req *r) { return r->start; }
+
+bool tern_http_req_is_head(const tern_http_req *r)
+{
+    return r->head.method_len == 4 && !memcmp(r->head.method, "HEAD", 4);
+}
+
+const char *tern_http_req_raw_query(const tern_http_req *r)
+{
+    const char *q = memchr(r->head.target, '?', r->head.target_len);
+    return q ? q + 1 : "";
+}
+
+const char *tern_http_req_path(tern_http_req *r)
+{
+    if (r->path)
+        return r->path;
+    const char *t = r->head.target;
+    const char *q = memchr(t, '?', r->head.target_len);
+    size_t n = q ? (size_t)(q - t) : r->head.target_len;
+    char *p = arena_alloc(&r->conn->arena, n + 1);
+    if (!p)
+        return t;
+    if (!memchr(t, '%', n)) {
+        memcpy(p, t, n);
+        p[n] = '\0';
+    } else if (tern_http_unescape(t, n, p, n + 1, false) < 0) {
+        memcpy(p, t, n);        /* undecodable: keep it raw, the router will 404 */
+        p[n] = '\0';
+    }
+    r->path = p;
+    return p;
+}
+
+const char *tern_http_req_header(const tern_http_req *r, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < r->head.nheaders; i++) {
+        const tern_http_header *h = &r->head.headers[i];
+        if (h->name_len == nl && !strncasecmp(h->name, name, nl))
+            return h->value;
+    }
+    return NULL;
+}
+
+size_t tern_http_req_header_count(const tern_http_req *r) { return r->head.nheaders; }
+
+int tern_http_req_header_at(const tern_http_req *r, size_t i, const char **name, const char **value)
+{
+    if (i >= r->head.nheaders)
+        return -ERANGE;
+    *name = r->head.headers[i].name;
+    *value = r->head.headers[i].value;
+    return 0;
+}
+
+/* Decode the value of `name` in a query string or form into the arena. */
+static const char *form_lookup(tern_http_req *r, const char *s, size_t len, const char *name)
+{
+    size_t pos = 0, nl = strlen(name);
+    const char *k, *v;
+    size_t kl, vl;
+    char keybuf[256];
+    while (tern_http_form_next(s, len, &pos, &k, &kl, &v, &vl) == 1) {
+        ssize_t dk = tern_http_unescape(k, kl, keybuf, sizeof keybuf, true);
+        if (dk < 0 || (size_t)dk != nl || memcmp(keybuf, name, nl))
+            continue;
+        char *out = arena_alloc(&r->conn->arena, vl + 1);
+        if (!out || tern_http_unescape(v, vl, out, vl + 1, true) < 0)
+            return NULL;
+        return out;
+    }
+    return NULL;
+}
+
+const char *tern_http_req_query(tern_http_req *r, const char *name)
+{
+    const char *q = tern_http_req_raw_query(r);
+    return form_lookup(r, q, strlen(q), name);
+}
+
+const char *tern_http_req_param(const tern_http_req *r, const char *name)
+{
+    for (size_t i = r->nparams; i-- > 0;)
+        if (!strcmp(r->param_names[i], name))
+            return r->param_values[i];
+    return NULL;
+}
+
+int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value)
+{
+    if (r->nparams == HTTP_MAX_PARAMS)
+        return -ENOSPC;
+    r->param_names[r->nparams] = name;
+    r->param_values[r->nparams++] = value;
+    return 0;
+}
+
+const char *tern_http_req_cookie(tern_http_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->head.nheaders; i++) {
+        const tern_http_header *h = &r->head.headers[i];
+        const char *v;
+        size_t vl;
+        if (h->name_len == 6 && !strncasecmp(h->name, "Cookie", 6) &&
+            tern_http_cookie_find(h->value, h->value_len, name, &v, &vl) == 1) {
+            char *out = arena_alloc(&r->conn->arena, vl + 1);
+            if (!out)
+                return NULL;
+            memcpy(out, v, vl);
+            out[vl] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+const char *tern_http_req_form(tern_http_req *r, const char *name)
+{
+    const char *ct = tern_http_req_header(r, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)
+        return NULL;
+    const char *data;
+    size_t len;
+    if (tern_http_req_body(r, &data, &len) < 0)
+        return NULL;
+    return form_lookup(r, data, len, name);
+}
+
+/* ---- the body ----------------------------------------------------------- */
+
+int64_t tern_http_req_content_length(const tern_http_req *r) { return r->head.chunked ? -1 : r->head.content_length; }
+
+void tern_http_req_set_max_body(tern_http_req *r, int64_t max) { r->max_body = max; }
+
+static int body_start(tern_http_req *r)
+{
+    hconn *hc = r->conn;
+    r->body_started = true;
+    tern_http_server *s = hc->srv;
+    tern_conn_set_read_deadline(hc->c, s->o.read_body_timeout < 0 ? TERN_FOREVER
+                                       : tern_now() + s->o.read_body_timeout);
+    if (r->head.expect_continue && !r->continue_sent) {
+        /* earlier pipelined answers first, then the go-ahead */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (hbuf_append(&hc->out, cont, sizeof cont - 1) < 0)
+            return -ENOMEM;
+        r->continue_sent = true;
+        int rc = tern__http_flush_out(hc);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* More raw bytes into conn->in for the chunked decoder (which consumes
+ * everything it is given until the body ends). */
+static int fill_raw(hconn *hc)
+{
+    if (hc->in_pos == hc->in_len)
+        hc->in_pos = hc->in_len = 0;
+    if (hc->in_len == hc->in_cap) {
+        memmove(hc->in, hc->in + hc->in_pos, hc->in_len - hc->in_pos);
+        hc->in_len -= hc->in_pos;
+        hc->in_pos = 0;
+    }
+    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len);
+    if (n == 0)
+        return -ECONNRESET;     /* the body was cut short */
+    if (n < 0)
+        return (int)n;
+    hc->in_len += (size_t)n;
+    return 0;
+}
+
+static ssize_t read_chunked(tern_http_req *r, char *buf, size_t n)
+{
+    hconn *hc = r->conn;
+    while (r->pend_len == 0) {
+        if (r->body_done)
+            return 0;
+        if (hc->in_pos == hc->in_len) {
+            int rc = fill_raw(hc);
+            if (rc < 0)
+                return rc;
+        }
+        size_t consumed, produced;
+        int rc = tern_http_chunked_decode(&r->dec, hc->in + hc->in_pos, hc->in_len - hc->in_pos,
+                                          &consumed, &produced);
+        if (rc == TERN_HTTP_BAD)
+            return -EBADMSG;
+        r->pend_off = hc->in_pos;
+        r->pend_len = produced;
+        hc->in_pos += consumed;
+        if (rc == 1)
+            r->body_done = true;
+    }
+    size_t k = n < r->pend_len ? n : r->pend_len;
+    memcpy(buf, hc->in + r->pend_off, k);
+    r->pend_off += k;
+    r->pend_len -= k;
+    return (ssize_t)k;
+}
+
+static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
+{
+    hconn *hc = r->conn;
+    if (r->body_left == 0) {
+        r->body_done = true;
+        return 0;
+    }
+    if ((int64_t)n > r->body_left)
+        n = (size_t)r->body_left;
+    size_t have = hc->in_len - hc->in_pos;
+    ssize_t k;
+    if (have > 0) {
+        k = (ssize_t)(n < have ? n : have);
+        memcpy(buf, hc->in + hc->in_pos, (size_t)k);
+        hc->in_pos += (size_t)k;
+    } else {
+        k = tern_conn_read(hc->c, buf, n);
+        if (k == 0)
+            return -ECONNRESET;
+        if (k < 0)
+            return k;
+    }
+    r->body_left -= k;
+    if (r->body_left == 0)
+        r->body_done = true;
+    return k;
+}
+
+ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
+{
+    if (r->body_failed)
+        return -EIO;
+    if (r->body_done && r->pend_len == 0)
+        return 0;
+    if (n == 0)
+        return 0;
+    if (!r->body_started) {
+        int rc = body_start(r);
+        if (rc < 0) {
+            r->body_failed = true;
+            return rc;
+        }
+    }
+    ssize_t k = r->chunked ? read_chunked(r, buf, n) : read_length(r, buf, n);
+    if (k < 0) {
+        r->body_failed = true;
+        r->conn->closing = true;    /* the framing is lost: never reuse */
+        return k;
+    }
+    r->body_read += k;
+    if (r->max_body >= 0 && r->body_read > r->max_body) {
+        r->body_failed = true;
+        r->conn->closing = true;
+        return -EMSGSIZE;
+    }
+    return k;
+}
+
+int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
+{
+    if (r->body_loaded) {
+        *data = r->body_data;
+        *len = r->body_len;
+        return 0;
+    }
+    if (r->body_started && !r->body_done)
+        return -EALREADY;       /* partly streamed already */
+    if (r->max_body >= 0 && r->head.content_length > r->max_body)
+        return -EMSGSIZE;
+    size_t cap = r->head.content_length > 0 ? (size_t)r->head.content_length + 1 : 4096;
+    char *buf = malloc(cap);
+    size_t used = 0;
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        if (cap - used < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = tern_http_req_read(r, buf + used, cap - used - 1);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            free(buf);
+            return (int)n;
+        }
+        used += (size_t)n;
+    }
+    /* into the arena, so it goes with the request */
+    char *copy = arena_alloc(&r->conn->arena, used + 1);
+    if (!copy) {
+        free(buf);
+        return -ENOMEM;
+    }
+    memcpy(copy, buf, used);
+    copy[used] = '\0';
+    free(buf);
+    r->body_data = copy;
+    r->body_len = used;
+    r->body_loaded = true;
+    *data = copy;
+    *len = used;
+    return 0;
+}
+
+int tern_http_req_json(tern_http_req *r, json_t **out)
+{
+    const char *data;
+    size_t len;
+    *out = NULL;
+    int rc = tern_http_req_body(r, &data, &len);
+    if (rc < 0)
+        return rc;
+    json_error_t err;
+    json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &err);
+    if (!v)
+        return -EBADMSG;
+    *out = v;
+    return 0;
+}
+
+/* ---- context, values, memory -------------------------------------------- */
+
+tern_ctx *tern_http_req_ctx(tern_http_req *r)
+{
+    if (!r->ctx) {
+        tern_ctx *c = tern_ctx_with_cancel(r->conn->srv->base);
+        if (!c)
+            return r->conn->srv->base;  /* ENOMEM: still a valid context */
+        r->ctx = c;
+        r->owned_ctx[r->nowned++] = c;
+    }
+    return r->ctx;
+}
+
+void tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)
+{
+    if (r->nowned == HTTP_MAX_CTXS) {
+        fprintf(stderr, "tern: tern_http_req_set_ctx: more than %d contexts on one request\n",
+                HTTP_MAX_CTXS);
+        abort();
+    }
+    r->owned_ctx[r->nowned++] = ctx;
+    r->ctx = ctx;
+}
+
+const char *tern_http_req_remote_addr(tern_http_req *r) { return tern_conn_remote_addr(r->conn->c); }
+
+void *tern_http_req_alloc(tern_http_req *r, size_t n) { return arena_alloc(&r->conn->arena, n); }
+
+char *tern_http_req_strdup(tern_http_req *r, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = arena_alloc(&r->conn->arena, n + 1);
+    if (p)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
+int tern_http_req_set_value(tern_http_req *r, const void *key, void *value)
+{
+    for (size_t i = 0; i < r->nvalues; i++)
+        if (r->value_keys[i] == key) {
+            r->value_vals[i] = value;
+            return 0;
+        }
+    if (r->nvalues == HTTP_MAX_VALUES)
+        return -ENOMEM;
+    r->value_keys[r->nvalues] = key;
+    r->value_vals[r->nvalues++] = value;
+    return 0;
+}
+
+void *tern_http_req_value(const tern_http_req *r, const void *key)
+{
+    for (size_t i = 0; i < r->nvalues; i++)
+        if (r->value_keys[i] == key)
+            return r->value_vals[i];
+    return NULL;
+}
+
+void tern__http_req_end(tern_http_req *r)
+{
+    /* children before parents */
+    for (size_t i = r->nowned; i-- > 0;)
+        tern_ctx_free(r->owned_ctx[i]);
+    r->nowned = 0;
+    r->ctx = NULL;
+}

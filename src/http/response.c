@@ -1,0 +1,472 @@
+/*
+ * response.c - building responses: headers, buffered and streamed bodies,
+ * the head with Date and Content-Length, and the server's own errors.
+ *
+ * A response's bytes go straight into the connection's output buffer,
+ * after those of earlier pipelined responses.  The body is written first
+ * and the head slid in front of it when the response is finished (or
+ * starts streaming), which is what lets the server compute
+ * Content-Length and lets headers change until then: for the small
+ * responses that dominate, moving a few hundred bytes costs less than
+ * any bookkeeping would.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http/resp_file_internal.h"
+#include "http/server_internal.h"
+#include "tern/runtime.h"
+
+const char *tern_http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", formatted once a second per
+ * thread (a coarse clock read is a few ns; formatting is not). */
+static const char *date_line(void)
+{
+    static __thread char line[48];
+    static __thread time_t cached = -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != cached) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        cached = ts.tv_sec;
+    }
+    return line;
+}
+
+void tern__http_resp_init(tern_http_resp *w, hconn *hc, tern_http_req *r)
+{
+    memset(w, 0, sizeof *w);
+    w->conn = hc;
+    w->req = r;
+    w->status = 200;
+    w->start = hc->out.len;
+    w->head_only = r && tern_http_req_is_head(r);
+}
+
+/* ---- headers ------------------------------------------------------------ */
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int check_field(const char *name, const char *value)
+{
+    if (!name || !*name || !value)
+        return -EINVAL;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (!is_tchar(*p))
+            return -EINVAL;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return -EINVAL;     /* CR, LF and friends: header injection */
+    if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding"))
+        return -EPERM;
+    return 0;
+}
+
+int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *value)
+{
+    int rc = check_field(name, value);
+    if (rc < 0)
+        return rc;
+    if (w->committed)
+        return -EALREADY;
+    arena *a = &w->conn->arena;
+    if (w->nhdrs == w->hdrs_cap) {
+        size_t cap = w->hdrs_cap ? w->hdrs_cap * 2 : 8;
+        resp_header *h = arena_alloc(a, cap * sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        if (w->nhdrs)
+            memcpy(h, w->hdrs, w->nhdrs * sizeof *h);
+        w->hdrs = h;
+        w->hdrs_cap = cap;
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    char *p = arena_alloc(a, nl + vl + 2);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, name, nl + 1);
+    memcpy(p + nl + 1, value, vl + 1);
+    w->hdrs[w->nhdrs++] = (resp_header){ p, p + nl + 1 };
+    return 0;
+}
+
+int tern_http_resp_del_header(tern_http_resp *w, const char *name)
+{
+    if (w->committed)
+        return -EALREADY;
+    size_t j = 0;
+    for (size_t i = 0; i < w->nhdrs; i++)
+        if (strcasecmp(w->hdrs[i].name, name) != 0)
+            w->hdrs[j++] = w->hdrs[i];
+    w->nhdrs = j;
+    return 0;
+}
+
+int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *value)
+{
+    int rc = check_field(name, value);
+    if (rc < 0)
+        return rc;
+    if (w->committed)
+        return -EALREADY;
+    tern_http_resp_del_header(w, name);
+    return tern_http_resp_add_header(w, name, value);
+}
+
+const char *tern_http_resp_header(const tern_http_resp *w, const char *name)
+{
+    for (size_t i = 0; i < w->nhdrs; i++)
+        if (!strcasecmp(w->hdrs[i].name, name))
+            return w->hdrs[i].value;
+    return NULL;
+}
+
+int tern_http_resp_set_status(tern_http_resp *w, int status)
+{
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    if (w->committed)
+        return -EALREADY;
+    w->status = status;
+    return 0;
+}
+
+int tern_http_resp_status(const tern_http_resp *w) { return w->status; }
+bool tern_http_resp_committed(const tern_http_resp *w) { return w->committed; }
+uint64_t tern_http_resp_body_bytes(const tern_http_resp *w) { return w->body_bytes; }
+
+/* ---- the head ----------------------------------------------------------- */
+
+static bool bodyless_status(int status)
+{
+    return status == 204 || status == 304 || (status >= 100 && status < 200);
+}
+
+static int put(hbuf *b, const char *s, size_t n) { return hbuf_append(b, s, n); }
+static int puts_(hbuf *b, const char *s) { return hbuf_append(b, s, strlen(s)); }
+
+/* The head into scratch.  content_length < 0: none (streaming). */
+static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
+{
+    hconn *hc = w->conn;
+    hbuf *b = &hc->scratch;
+    b->len = 0;
+    const tern_http_server_options *o = &hc->srv->o;
+    int minor = w->req ? w->req->head.minor_version : 1;
+    const char *conn_hdr = tern_http_resp_header(w, "Connection");
+    if (conn_hdr && !strcasecmp(conn_hdr, "close"))
+        w->close_after = hc->closing = true;
+    if (hbuf_reserve(b, 256) < 0)
+        return -ENOMEM;
+    b->len = (size_t)snprintf(b->p, b->cap, "HTTP/1.%d %d %s\r\n", minor == 0 ? 0 : 1,
+                              w->status, tern_http_status_text(w->status));
+    int rc = 0;
+    if (o->server_header) {
+        rc |= put(b, "Server: ", 8);
+        rc |= puts_(b, o->server_header);
+        rc |= put(b, "\r\n", 2);
+    }
+    rc |= puts_(b, date_line());
+    for (size_t i = 0; i < w->nhdrs; i++) {
+        if (conn_hdr && w->hdrs[i].value == conn_hdr)
+            continue;           /* written below, once */
+        rc |= puts_(b, w->hdrs[i].name);
+        rc |= put(b, ": ", 2);
+        rc |= puts_(b, w->hdrs[i].value);
+        rc |= put(b, "\r\n", 2);
+    }
+    if (content_length >= 0 && !bodyless_status(w->status)) {
+        char num[48];
+        int n = snprintf(num, sizeof num, "Content-Length: %lld\r\n", (long long)content_length);
+        rc |= put(b, num, (size_t)n);
+    }
+    if (chunked)
+        rc |= puts_(b, "Transfer-Encoding: chunked\r\n");
+    if (w->close_after)
+        rc |= puts_(b, "Connection: close\r\n");
+    else if (minor == 0)
+        rc |= puts_(b, "Connection: keep-alive\r\n");
+    rc |= put(b, "\r\n", 2);
+    return rc ? -ENOMEM : 0;
+}
+
+/* Slide the head (in scratch) plus `extra` bytes in front of this
+ * response's buffered body. */
+static int insert_head(tern_http_resp *w, const char *extra, size_t extra_len)
+{
+    hconn *hc = w->conn;
+    size_t hl = hc->scratch.len + extra_len;
+    if (hbuf_reserve(&hc->out, hl) < 0)
+        return -ENOMEM;
+    char *body = hc->out.p + w->start;
+    size_t blen = hc->out.len - w->start;
+    memmove(body + hl, body, blen);
+    memcpy(body, hc->scratch.p, hc->scratch.len);
+    memcpy(body + hc->scratch.len, extra, extra_len);
+    hc->out.len += hl;
+    return 0;
+}
+
+int tern__http_resp_commit(tern_http_resp *w)
+{
+    if (w->committed)
+        return 0;
+    hconn *hc = w->conn;
+    bool no_body = w->head_only || bodyless_status(w->status);
+    int minor = w->req ? w->req->head.minor_version : 1;
+    if (!no_body) {
+        if (minor >= 1)
+            w->chunked = true;
+        else
+            w->close_after = hc->closing = true;    /* HTTP/1.0: the body ends at close */
+    }
+    int rc = build_head(w, -1, w->chunked);
+    if (rc < 0)
+        return rc;
+    size_t blen = hc->out.len - w->start;
+    if (w->chunked && blen > 0) {
+        char sz[24];
+        int n = snprintf(sz, sizeof sz, "%zx\r\n", blen);
+        if (insert_head(w, sz, (size_t)n) < 0 || hbuf_append(&hc->out, "\r\n", 2) < 0)
+            return -ENOMEM;
+    } else if (insert_head(w, "", 0) < 0) {
+        return -ENOMEM;
+    }
+    w->committed = true;
+    return 0;
+}
+
+int tern__http_resp_finish(tern_http_resp *w)
+{
+    hconn *hc = w->conn;
+    w->done = true;
+    if (w->committed)
+        return w->chunked ? hbuf_append(&hc->out, "0\r\n\r\n", 5) : 0;
+    int64_t len = (int64_t)w->body_bytes;
+    if (build_head(w, len, false) < 0 || insert_head(w, "", 0) < 0) {
+        hc->io_error = -ENOMEM;
+        return -ENOMEM;
+    }
+    w->committed = true;
+    return 0;
+}
+
+/* ---- the body ----------------------------------------------------------- */
+
+ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
+{
+    hconn *hc = w->conn;
+    if (hc->io_error)
+        return hc->io_error;
+    if (w->done)
+        return -EALREADY;
+    w->body_bytes += len;
+    if (w->head_only || bodyless_status(w->status) || len == 0)
+        return (ssize_t)len;
+    if (w->committed && w->chunked) {
+        char sz[24];
+        int n = snprintf(sz, sizeof sz, "%zx\r\n", len);
+        if (hbuf_append(&hc->out, sz, (size_t)n) < 0 || hbuf_append(&hc->out, data, len) < 0 ||
+            hbuf_append(&hc->out, "\r\n", 2) < 0)
+            return -ENOMEM;
+    } else if (hbuf_append(&hc->out, data, len) < 0) {
+        return -ENOMEM;
+    }
+    if (hc->out.len - (w->committed ? 0 : w->start) >= HTTP_STREAM_THRESHOLD) {
+        int rc = tern_http_resp_flush(w);
+        if (rc < 0)
+            return rc;
+    }
+    return (ssize_t)len;
+}
+
+int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof small)
+        return tern_http_resp_write(w, small, (size_t)n) < 0 ? -EIO : n;
+    char *big = arena_alloc(&w->conn->arena, (size_t)n + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    ssize_t rc = tern_http_resp_write(w, big, (size_t)n);
+    return rc < 0 ? (int)rc : n;
+}
+
+int tern_http_resp_flush(tern_http_resp *w)
+{
+    hconn *hc = w->conn;
+    if (hc->io_error)
+        return hc->io_error;
+    if (!w->committed) {
+        int rc = tern__http_resp_commit(w);
+        if (rc < 0)
+            return rc;
+    }
+    return tern__http_flush_out(hc);
+}
+
+int tern_http_resp_send(tern_http_resp *w, int status, const char *content_type,
+                        const void *body, size_t len)
+{
+    int rc = tern_http_resp_set_status(w, status);
+    if (rc < 0)
+        return rc;
+    if (content_type && (rc = tern_http_resp_set_header(w, "Content-Type", content_type)) < 0)
+        return rc;
+    ssize_t n = tern_http_resp_write(w, body, len);
+    return n < 0 ? (int)n : 0;
+}
+
+int tern_http_resp_text(tern_http_resp *w, int status, const char *text)
+{
+    return tern_http_resp_send(w, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+static int json_sink(const char *buffer, size_t size, void *data)
+{
+    return tern_http_resp_write(data, buffer, size) < 0 ? -1 : 0;
+}
+
+int tern_http_resp_json(tern_http_resp *w, int status, const json_t *value)
+{
+    if (!value)
+        return -EINVAL;
+    int rc = tern_http_resp_set_status(w, status);
+    if (rc < 0)
+        return rc;
+    if ((rc = tern_http_resp_set_header(w, "Content-Type", "application/json")) < 0)
+        return rc;
+    if (json_dump_callback(value, json_sink, w, JSON_COMPACT | JSON_ENCODE_ANY) < 0)
+        return w->conn->io_error ? w->conn->io_error : -ENOMEM;
+    return 0;
+}
+
+int tern_http_resp_error(tern_http_resp *w, int status, const char *msg)
+{
+    char line[128];
+    if (!msg) {
+        snprintf(line, sizeof line, "%d %s\n", status, tern_http_status_text(status));
+        msg = line;
+    }
+    return tern_http_resp_text(w, status, msg);
+}
+
+int tern_http_resp_buffered(tern_http_resp *w, char **data, size_t *len)
+{
+    if (w->committed)
+        return -EALREADY;
+    *data = w->conn->out.p + w->start;
+    *len = w->conn->out.len - w->start;
+    return 0;
+}
+
+int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
+{
+    if (w->committed)
+        return -EALREADY;
+    hconn *hc = w->conn;
+    hc->out.len = w->start;
+    w->body_bytes = len;
+    if (w->head_only)
+        return 0;
+    return hbuf_append(&hc->out, data, len);
+}
+
+int tern__http_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t len)
+{
+    hconn *hc = w->conn;
+    if (w->committed)
+        return -EALREADY;
+    hc->out.len = w->start;     /* nothing buffered goes with a file */
+    w->body_bytes = len;
+    int rc = build_head(w, (int64_t)len, false);
+    if (rc < 0 || (rc = insert_head(w, "", 0)) < 0)
+        return rc;
+    w->committed = w->done = true;
+    if ((rc = tern__http_flush_out(hc)) < 0)
+        return rc;
+    if (w->head_only || bodyless_status(w->status) || len == 0)
+        return 0;
+    ssize_t n = tern_conn_sendfile(hc->c, fd, &offset, len);
+    if (n < 0) {
+        hc->io_error = (int)n;
+        return (int)n;
+    }
+    return 0;
+}
+
+int tern__http_send_error(hconn *hc, int status, bool head_only)
+{
+    tern_http_resp w;
+    tern__http_resp_init(&w, hc, NULL);
+    w.head_only = head_only;
+    w.close_after = true;
+    hc->closing = true;
+    tern_http_resp_error(&w, status, NULL);
+    tern__http_resp_finish(&w);
+    return tern__http_flush_out(hc);
+}

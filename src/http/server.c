@@ -1,0 +1,269 @@
+/*
+ * server.c - the HTTP server's life: listeners, accept loops, connection
+ * bookkeeping, and graceful shutdown.
+ *
+ * Shutdown follows Go's http.Server.Shutdown: stop accepting, close the
+ * connections that are idle between requests, and let those inside a
+ * request finish (their answer says Connection: close).  At the deadline
+ * the rest are forced: their request contexts are cancelled and their
+ * sockets shut down, so parked reads and writes return.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "http/server_internal.h"
+#include "tern/runtime.h"
+
+#define SEC 1000000000LL
+
+static int64_t or_default(int64_t v, int64_t def) { return v == 0 ? def : v; }
+
+int tern_http_server_new(const tern_http_server_options *o, tern_http_server **out)
+{
+    if (!o || !o->handler || !out)
+        return -EINVAL;
+    *out = NULL;
+    tern_http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->o = *o;
+    s->o.max_request_line = s->o.max_request_line ? s->o.max_request_line : 8192;
+    s->o.max_header_bytes = s->o.max_header_bytes ? s->o.max_header_bytes : 65536;
+    s->o.max_headers = s->o.max_headers ? s->o.max_headers : 100;
+    s->o.max_body_bytes = or_default(s->o.max_body_bytes, 8 << 20);
+    s->o.read_header_timeout = or_default(s->o.read_header_timeout, 10 * SEC);
+    s->o.read_body_timeout = or_default(s->o.read_body_timeout, 60 * SEC);
+    s->o.write_timeout = or_default(s->o.write_timeout, 60 * SEC);
+    s->o.idle_timeout = or_default(s->o.idle_timeout, 120 * SEC);
+    s->base = tern_ctx_with_cancel(NULL);
+    s->accepting = tern_ctx_with_cancel(NULL);
+    s->drained = tern_chan_make(1, 0);
+    if (!s->base || !s->accepting || !s->drained) {
+        tern_ctx_free(s->base);
+        tern_ctx_free(s->accepting);
+        tern_chan_free(s->drained);
+        free(s);
+        return -ENOMEM;
+    }
+    s->conn_slots = (tern_sem)TERN_SEM_INIT(o->max_conns > 0 ? o->max_conns : 1);
+    *out = s;
+    return 0;
+}
+
+int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
+{
+    if (s->nls == HTTP_MAX_LISTENERS)
+        return -ENOSPC;
+    if (atomic_load(&s->serving))
+        return -EBUSY;
+    s->ls[s->nls++] = l;
+    return 0;
+}
+
+int tern_http_server_listen(tern_http_server *s, const char *addr)
+{
+    int n = s->o.reuseport ? tern_procs() : 1;
+    tern_listen_options lo = { .reuseport = s->o.reuseport };
+    char bound[128];
+    for (int i = 0; i < n; i++) {
+        tern_listener *l;
+        /* later listeners join the first one's port (which may have been :0) */
+        int rc = tern_listen(TERN_NET_TCP, i == 0 ? addr : bound, &lo, &l);
+        if (rc == 0 && (rc = tern_http_server_add_listener(s, l)) < 0)
+            tern_listener_free(l);
+        if (rc < 0)
+            return rc;
+        if (i == 0)
+            snprintf(bound, sizeof bound, "%s", tern_listener_addr(l));
+    }
+    return 0;
+}
+
+int tern_http_server_port(const tern_http_server *s)
+{
+    return s->nls > 0 ? tern_listener_port(s->ls[0]) : 0;
+}
+
+const char *tern_http_server_addr(const tern_http_server *s)
+{
+    return s->nls > 0 ? tern_listener_addr(s->ls[0]) : "";
+}
+
+void tern_http_server_get_stats(const tern_http_server *s, tern_http_server_stats *st)
+{
+    st->accepted = atomic_load(&s->accepted);
+    st->requests = atomic_load(&s->requests);
+    st->rejected = atomic_load(&s->rejected);
+    st->conns = atomic_load(&s->nconns);
+    st->active = atomic_load(&s->nactive);
+}
+
+static void maybe_drained(tern_http_server *s)
+{
+    /* under s->mu */
+    if (atomic_load(&s->shutting_down) && !s->conns && !s->drained_closed) {
+        s->drained_closed = true;
+        tern_chan_close(s->drained);
+    }
+}
+
+void tern__http_conn_gone(tern_http_server *s, hconn *hc)
+{
+    tern_conn_close(hc->c);
+    free(hc->in);
+    hbuf_free(&hc->out);
+    hbuf_free(&hc->scratch);
+    free(hc->hdrs);
+    arena_free(&hc->arena);
+    tern_mutex_lock(&s->mu);
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        s->conns = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    atomic_fetch_sub(&s->nconns, 1);
+    atomic_fetch_sub(&s->nactive, 1);
+    maybe_drained(s);
+    tern_mutex_unlock(&s->mu);
+    if (s->o.max_conns > 0)
+        tern_sem_release(&s->conn_slots, 1);
+    free(hc);
+}
+
+typedef struct accept_arg {
+    tern_http_server *s;
+    tern_listener *l;
+} accept_arg;
+
+static int accept_loop(void *arg)
+{
+    accept_arg *a = arg;
+    tern_http_server *s = a->s;
+    tern_listener *l = a->l;
+    free(a);
+    tern_go_options go = { .name = "http-conn" };
+    for (;;) {
+        if (s->o.max_conns > 0 && tern_sem_acquire(&s->conn_slots, 1, s->accepting) < 0)
+            break;
+        tern_conn *c;
+        int rc = tern_accept(l, &c, TERN_FOREVER);
+        if (rc < 0) {
+            if (s->o.max_conns > 0)
+                tern_sem_release(&s->conn_slots, 1);
+            if (rc == -ECANCELED || atomic_load(&s->shutting_down))
+                break;
+            continue;           /* a failed handshake; accept goes on */
+        }
+        hconn *hc = calloc(1, sizeof *hc);
+        if (!hc) {
+            tern_conn_close(c);
+            if (s->o.max_conns > 0)
+                tern_sem_release(&s->conn_slots, 1);
+            continue;
+        }
+        hc->srv = s;
+        hc->c = c;
+        atomic_store(&hc->state, CONN_ACTIVE);
+        tern_mutex_lock(&s->mu);
+        hc->next = s->conns;
+        if (s->conns)
+            s->conns->prev = hc;
+        s->conns = hc;
+        atomic_fetch_add(&s->nconns, 1);
+        atomic_fetch_add(&s->nactive, 1);
+        tern_mutex_unlock(&s->mu);
+        atomic_fetch_add_explicit(&s->accepted, 1, memory_order_relaxed);
+        if (tern_go_opts(tern__http_serve_conn, hc, &go, NULL) < 0)
+            tern__http_conn_gone(s, hc);
+    }
+    tern_waitgroup_done(&s->accepters);
+    return 0;
+}
+
+int tern_http_server_serve(tern_http_server *s)
+{
+    if (s->nls == 0)
+        return -EDESTADDRREQ;
+    if (atomic_exchange(&s->serving, true))
+        return -EBUSY;
+    tern_waitgroup_add(&s->accepters, s->nls);
+    for (int i = 0; i < s->nls; i++) {
+        accept_arg *a = malloc(sizeof *a);
+        if (a) {
+            a->s = s;
+            a->l = s->ls[i];
+        }
+        if (!a || tern_go_opts(accept_loop, a, &(tern_go_options){ .name = "http-accept" }, NULL) < 0) {
+            free(a);
+            tern_waitgroup_add(&s->accepters, -(s->nls - i));
+            tern_http_server_shutdown(s, tern_now());
+            return -ENOMEM;
+        }
+    }
+    tern_waitgroup_wait(&s->accepters);
+    /* accepting has stopped: shutdown was called; wait until it is over */
+    bool ok;
+    char c;
+    tern_chan_recv(s->drained, &c, &ok);
+    return 0;
+}
+
+/* Kick connections parked between requests; with force, every one. */
+static void kick_conns(tern_http_server *s, bool force)
+{
+    tern_mutex_lock(&s->mu);
+    for (hconn *hc = s->conns; hc; hc = hc->next)
+        if (force || atomic_load(&hc->state) == CONN_IDLE)
+            shutdown(tern_conn_fd(hc->c), force ? SHUT_RDWR : SHUT_RD);
+    maybe_drained(s);
+    tern_mutex_unlock(&s->mu);
+}
+
+int tern_http_server_shutdown(tern_http_server *s, int64_t deadline)
+{
+    if (!atomic_exchange(&s->shutting_down, true)) {
+        for (int i = 0; i < s->nls; i++)
+            tern_listener_close(s->ls[i]);
+        tern_ctx_cancel(s->accepting);  /* an accept loop waiting for a slot */
+    }
+    kick_conns(s, false);
+    /* connections idle now may have been active a moment ago: look again
+     * every few ms until they are all gone or the deadline passes */
+    tern_ctx *until = tern_ctx_with_deadline(NULL, deadline);
+    int rc = 0;
+    for (;;) {
+        tern_ctx *tick = tern_ctx_with_timeout(until, 5000000);
+        bool ok;
+        char c;
+        int r = tern_chan_recv_ctx(s->drained, &c, &ok, tick);
+        tern_ctx_free(tick);
+        if (r == 0)
+            break;
+        if (tern_ctx_err(until) != 0) {
+            rc = -ETIMEDOUT;
+            tern_ctx_cancel(s->base);
+            kick_conns(s, true);
+            tern_chan_recv(s->drained, &c, &ok);
+            break;
+        }
+        kick_conns(s, false);
+    }
+    tern_ctx_free(until);
+    return rc;
+}
+
+void tern_http_server_free(tern_http_server *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nls; i++)
+        tern_listener_free(s->ls[i]);
+    tern_ctx_free(s->base);
+    tern_ctx_free(s->accepting);
+    tern_chan_free(s->drained);
+    free(s);
+}

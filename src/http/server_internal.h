@@ -1,0 +1,148 @@
+/*
+ * server_internal.h - the HTTP server's structs, shared by the files that
+ * implement it: server.c (listeners, accept, shutdown), serve_conn.c (the
+ * per-connection loop), request.c, response.c.
+ */
+#ifndef TERN_HTTP_SERVER_INTERNAL_H
+#define TERN_HTTP_SERVER_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "tern/chan.h"
+#include "tern/http.h"
+#include "tern/http_parse.h"
+#include "tern/sync.h"
+
+#define HTTP_MAX_LISTENERS 64
+#define HTTP_MAX_PARAMS 16
+#define HTTP_MAX_VALUES 8
+#define HTTP_MAX_CTXS 4
+#define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
+#define HTTP_IN_INITIAL 4096
+#define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
+
+typedef struct hbuf {
+    char *p;
+    size_t len, cap;
+} hbuf;
+
+int hbuf_reserve(hbuf *b, size_t extra);
+int hbuf_append(hbuf *b, const void *data, size_t n);
+void hbuf_free(hbuf *b);
+
+/* Bump allocator for one request's strings; the first chunk is kept. */
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) char data[];
+} arena_chunk;
+
+typedef struct arena {
+    arena_chunk *head;
+} arena;
+
+void *arena_alloc(arena *a, size_t n);
+void arena_reset(arena *a);
+void arena_free(arena *a);
+
+typedef struct hconn hconn;
+
+struct tern_http_req {
+    hconn *conn;
+    tern_http_request head;
+    const char *path;               /* decoded, lazily */
+    const char *raw_query;
+    /* body */
+    int64_t body_left;              /* Content-Length mode: bytes still to read */
+    int64_t body_read;
+    int64_t max_body;
+    bool has_body, chunked, body_done, body_failed, continue_sent, body_started;
+    tern_http_chunked dec;
+    size_t pend_off, pend_len;      /* decoded chunked bytes waiting in conn->in */
+    const char *body_data;          /* tern_http_req_body's copy */
+    size_t body_len;
+    bool body_loaded;
+    /* chain */
+    const tern_http_link *chain;
+    size_t chain_len, chain_pos;
+    /* route parameters (set by a router) */
+    const char *param_names[HTTP_MAX_PARAMS];
+    const char *param_values[HTTP_MAX_PARAMS];
+    size_t nparams;
+    const void *value_keys[HTTP_MAX_VALUES];
+    void *value_vals[HTTP_MAX_VALUES];
+    size_t nvalues;
+    tern_ctx *ctx;
+    tern_ctx *owned_ctx[HTTP_MAX_CTXS];
+    size_t nowned;
+    int64_t start;
+};
+
+typedef struct resp_header {
+    const char *name, *value;
+} resp_header;
+
+struct tern_http_resp {
+    hconn *conn;
+    tern_http_req *req;
+    int status;
+    resp_header *hdrs;
+    size_t nhdrs, hdrs_cap;
+    size_t start;                   /* this response's bytes in conn->out begin here */
+    uint64_t body_bytes;
+    bool committed, chunked, head_only, done, close_after;
+};
+
+struct hconn {
+    tern_http_server *srv;
+    tern_conn *c;
+    char *in;
+    size_t in_cap, in_len, in_pos;
+    hbuf out;
+    hbuf scratch;                   /* response heads are built here */
+    tern_http_header *hdrs;
+    arena arena;
+    hconn *prev, *next;             /* server's list, under srv->mu */
+    _Atomic int state;              /* CONN_* */
+    unsigned nreq;
+    bool closing;                   /* answer with Connection: close and stop */
+    int io_error;                   /* a write failed: stop */
+};
+
+enum { CONN_ACTIVE, CONN_IDLE };
+
+struct tern_http_server {
+    tern_http_server_options o;
+    tern_listener *ls[HTTP_MAX_LISTENERS];
+    int nls;
+    tern_mutex mu;
+    hconn *conns;
+    atomic_bool shutting_down;
+    atomic_bool serving;
+    tern_ctx *base;                 /* parent of request contexts; cancelled when forced */
+    tern_ctx *accepting;            /* cancelled when shutdown begins */
+    tern_waitgroup accepters;
+    tern_chan *drained;             /* closed when shutting down and no conn is left */
+    bool drained_closed;
+    tern_sem conn_slots;
+    _Atomic uint64_t accepted, requests, rejected;
+    _Atomic uint32_t nconns, nactive;
+};
+
+/* serve_conn.c */
+int tern__http_serve_conn(void *arg);   /* a coroutine per hconn */
+void tern__http_conn_gone(tern_http_server *s, hconn *hc);
+int tern__http_flush_out(hconn *hc);
+
+/* response.c */
+void tern__http_resp_init(tern_http_resp *w, hconn *hc, tern_http_req *r);
+int tern__http_resp_finish(tern_http_resp *w);
+int tern__http_resp_commit(tern_http_resp *w);
+/* A response the server writes itself (400, 413, 431, ...), then close. */
+int tern__http_send_error(hconn *hc, int status, bool head_only);
+/* request.c */
+void tern__http_req_end(tern_http_req *r);
+/* router.c: route parameters */
+int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value);
+
+#endif

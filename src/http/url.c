@@ -1,0 +1,228 @@
+/*
+ * url.c - the small text formats around HTTP messages: percent-encoding
+ * (RFC 3986 2.1), query strings and urlencoded forms, Cookie header values
+ * (RFC 6265 4.2), URL path cleaning, and absolute http(s) URLs for the
+ * client.
+ *
+ * Nothing allocates and nothing copies unless asked to: spans point into
+ * the caller's strings, and unescaping and path cleaning may work in
+ * place because their output is never longer than their input.
+ */
+#include "parse_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+
+ssize_t tern_http_unescape(const char *src, size_t len, char *dst, size_t dst_size,
+                           bool plus_as_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++, o++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? tern_http_hexval((unsigned char)src[i + 1]) : -1;
+            int lo = hi >= 0 ? tern_http_hexval((unsigned char)src[i + 2]) : -1;
+            if (lo < 0)
+                return -EINVAL;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+' && plus_as_space) {
+            c = ' ';
+        }
+        if (c == 0)
+            return -EINVAL;     /* it would cut the C string short */
+        /* o <= i: writing never overtakes reading when dst is src */
+        if (o + 1 < dst_size)
+            dst[o] = (char)c;
+    }
+    if (o + 1 > dst_size)
+        return -ENOSPC;
+    dst[o] = 0;
+    return (ssize_t)o;
+}
+
+int tern_http_form_next(const char *s, size_t len, size_t *pos, const char **key,
+                        size_t *key_len, const char **val, size_t *val_len)
+{
+    size_t i = *pos;
+    while (i < len && s[i] == '&')
+        i++;
+    if (i >= len) {
+        *pos = len;
+        return 0;
+    }
+    const char *pair = s + i, *amp = memchr(pair, '&', len - i);
+    size_t n = amp ? (size_t)(amp - pair) : len - i;
+    const char *eq = memchr(pair, '=', n);
+    *key = pair;
+    *key_len = eq ? (size_t)(eq - pair) : n;
+    *val = eq ? eq + 1 : pair + n;
+    *val_len = eq ? n - *key_len - 1 : 0;
+    *pos = i + n;
+    return 1;
+}
+
+static void trim(const char **s, const char **e)
+{
+    while (*s < *e && (**s == ' ' || **s == '\t'))
+        (*s)++;
+    while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+        (*e)--;
+}
+
+int tern_http_cookie_find(const char *header, size_t len, const char *name, const char **val,
+                          size_t *val_len)
+{
+    size_t name_len = strlen(name);
+    const char *p = header, *end = header + len;
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *pe = semi ? semi : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        if (eq) {
+            const char *ns = p, *ne = eq, *vs = eq + 1, *ve = pe;
+            trim(&ns, &ne);
+            trim(&vs, &ve);
+            if (name_len > 0 && (size_t)(ne - ns) == name_len && memcmp(ns, name, name_len) == 0) {
+                if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
+                    vs++;
+                    ve--;
+                }
+                *val = vs;
+                *val_len = (size_t)(ve - vs);
+                return 1;
+            }
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return 0;
+}
+
+/*
+ * Go's path.Clean, for rooted paths only.  out[0..w) is the cleaned prefix;
+ * it is written in place over path, which is safe because every byte kept
+ * was read before it is written: each '/' written stands for at least one
+ * '/' already read.  dotdot is where ".." may not back up past: the root.
+ */
+size_t tern_http_path_clean(char *path, size_t len)
+{
+    assert(len > 0 && path[0] == '/');
+    if (len == 0 || path[0] != '/')
+        return len;
+    size_t r = 1, w = 1;
+    while (r < len) {
+        if (path[r] == '/') {
+            r++;                                        /* empty element */
+        } else if (path[r] == '.' && (r + 1 == len || path[r + 1] == '/')) {
+            r++;                                        /* "." */
+        } else if (path[r] == '.' && path[r + 1] == '.' && (r + 2 == len || path[r + 2] == '/')) {
+            r += 2;                                     /* "..": drop the last element */
+            while (w > 1 && path[--w] != '/')
+                ;
+        } else {
+            if (w != 1)
+                path[w++] = '/';
+            assert(w <= r);
+            while (r < len && path[r] != '/')
+                path[w++] = path[r++];
+        }
+    }
+    return w;
+}
+
+/* A host name's characters leave out '@' and '%': userinfo and escapes are
+ * refused with everything else.  1 for an IPv6 literal, 0, or -EINVAL. */
+static int url_host(const char *s, size_t n, tern_http_url *out)
+{
+    bool v6 = n >= 2 && s[0] == '[' && s[n - 1] == ']';
+    if (v6) {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof out->host)
+        return -EINVAL;
+    bool colon = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = tern_http_hexval((unsigned char)c) >= 0 || c == '.' || c == ':';
+        if (!v6)
+            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 c == '-' || c == '.' || c == '_' || c == '~';
+        if (!ok)
+            return -EINVAL;
+        colon |= c == ':';
+    }
+    if (v6 && !colon)
+        return -EINVAL;
+    memcpy(out->host, s, n);
+    out->host[n] = 0;
+    return v6;
+}
+
+/* 1..65535 in at most 5 digits; "h:" with none reads as 0, refused like "h:0". */
+static int url_port(const char *s, size_t n)
+{
+    if (n > 5)
+        return -EINVAL;
+    int port = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        port = port * 10 + (s[i] - '0');
+    }
+    return port >= 1 && port <= 65535 ? port : -EINVAL;
+}
+
+int tern_http_url_parse(const char *url, tern_http_url *out)
+{
+    tern_http_chars_init();
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return -EINVAL;
+    size_t slen = (size_t)(sep - url);
+    if (tern_http_ieq(url, slen, "http")) {
+        memcpy(out->scheme, "http", 5);
+        out->port = 80;
+    } else if (tern_http_ieq(url, slen, "https")) {
+        memcpy(out->scheme, "https", 6);
+        out->port = 443;
+    } else {
+        return -EINVAL;
+    }
+
+    const char *auth = sep + 3, *aend = auth + strcspn(auth, "/?#");
+    if (*aend == '?')
+        return -EINVAL;         /* a query with no path to carry it */
+    /* The port follows the last ':', unless that is inside an IPv6 literal. */
+    const char *colon = NULL;
+    for (const char *p = auth; p < aend; p++) {
+        if (*p == ':')
+            colon = p;
+        else if (*p == ']')
+            colon = NULL;
+    }
+    const char *hend = colon ? colon : aend;
+    int v6 = url_host(auth, (size_t)(hend - auth), out);
+    if (v6 < 0)
+        return -EINVAL;
+    if (colon && (out->port = url_port(colon + 1, (size_t)(aend - colon - 1))) < 0)
+        return -EINVAL;
+    int n = snprintf(out->hostport, sizeof out->hostport, v6 ? "[%s]:%d" : "%s:%d", out->host,
+                     out->port);
+    if (n < 0 || (size_t)n >= sizeof out->hostport)
+        return -EINVAL;
+
+    const char *path = aend, *pend = path + strcspn(path, "#");
+    for (const char *p = path; p < pend; p++)
+        if (!tern_http_is((unsigned char)*p, TERN_HTTP_VCHAR))
+            return -EINVAL;     /* a space or CRLF would end the request line */
+    if (path == pend) {
+        out->path = "/";
+        out->path_len = 1;
+    } else {
+        out->path = path;
+        out->path_len = (size_t)(pend - path);
+    }
+    return 0;
+}

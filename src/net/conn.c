@@ -1,0 +1,200 @@
+/*
+ * conn.c - reading and writing a connected stream socket from a coroutine.
+ *
+ * Each operation tries the system call first and parks on the netpoller
+ * only after EAGAIN: on a busy connection the data is usually there, and
+ * the fast path is one system call, as in Go's internal/poll.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include "net/net_internal.h"
+#include "tern/runtime.h"
+
+/* sendfile(2) has no MSG_NOSIGNAL; like Go, a program using tern's
+ * sockets ignores SIGPIPE unless it installed its own handler. */
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
+tern_conn *tern_conn_from_fd(int fd)
+{
+    pthread_once(&sigpipe_once, ignore_sigpipe);
+    tern_conn *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    c->fd = fd;
+    c->read_deadline = TERN_FOREVER;
+    c->write_deadline = TERN_FOREVER;
+    c->remote[0] = '\0';
+    return c;
+}
+
+ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n)
+{
+    for (;;) {
+        ssize_t r = read(c->fd, buf, n);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int tern_conn_wait_readable(tern_conn *c)
+{
+    for (;;) {
+        char b;
+        ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+            return 0;           /* data, EOF or an error: the read says which */
+        if (errno == EINTR)
+            continue;
+        int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n)
+{
+    const char *p = buf;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = send(c->fd, p, left, MSG_NOSIGNAL);
+        if (w >= 0) {
+            p += w;
+            left -= (size_t)w;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        int rc = tern_fd_wait(c->fd, TERN_FD_WRITE, c->write_deadline);
+        if (rc < 0)
+            return rc;
+    }
+    return (ssize_t)n;
+}
+
+ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    while (iovcnt > 0 && iov->iov_len == 0) {
+        iov++;
+        iovcnt--;
+    }
+    while (iovcnt > 0) {
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt) };
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            int rc = tern_fd_wait(c->fd, TERN_FD_WRITE, c->write_deadline);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        size_t done = (size_t)w;
+        while (iovcnt > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return (ssize_t)total;
+}
+
+ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len)
+{
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = sendfile(c->fd, fd, offset, left > (1u << 30) ? (1u << 30) : left);
+        if (w > 0) {
+            left -= (size_t)w;
+            continue;
+        }
+        if (w == 0)
+            return -EIO;        /* the file is shorter than promised */
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        int rc = tern_fd_wait(c->fd, TERN_FD_WRITE, c->write_deadline);
+        if (rc < 0)
+            return rc;
+    }
+    return (ssize_t)len;
+}
+
+void tern_conn_set_read_deadline(tern_conn *c, int64_t deadline) { c->read_deadline = deadline; }
+void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline) { c->write_deadline = deadline; }
+
+int tern_conn_close_write(tern_conn *c)
+{
+    return shutdown(c->fd, SHUT_WR) == 0 ? 0 : -errno;
+}
+
+int tern_conn_close(tern_conn *c)
+{
+    if (!c)
+        return 0;
+    int rc = tern_fd_close(c->fd);
+    free(c);
+    return rc;
+}
+
+int tern_conn_fd(const tern_conn *c) { return c->fd; }
+
+const char *tern_conn_remote_addr(tern_conn *c)
+{
+    if (!c->remote[0]) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
+            tern__net_format_addr((struct sockaddr *)&ss, len, c->remote, sizeof c->remote);
+        else
+            strcpy(c->remote, "?");
+    }
+    return c->remote;
+}
+
+int tern_conn_set_nodelay(tern_conn *c, bool on)
+{
+    int v = on;
+    return setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -errno;
+}

@@ -1,0 +1,385 @@
+/* test_net.c - TCP and Unix sockets from coroutines (tern/net.h) and
+ * signals as events (tern/signal.h). */
+#include "check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <tern/net.h>
+#include <tern/signal.h>
+
+static void split_host_port(void)
+{
+    char h[64], p[16];
+    CHECK_EQ(tern_net_split_host_port("127.0.0.1:80", h, sizeof h, p, sizeof p), 0);
+    CHECK(!strcmp(h, "127.0.0.1") && !strcmp(p, "80"));
+    CHECK_EQ(tern_net_split_host_port("[::1]:8080", h, sizeof h, p, sizeof p), 0);
+    CHECK(!strcmp(h, "::1") && !strcmp(p, "8080"));
+    CHECK_EQ(tern_net_split_host_port(":0", h, sizeof h, p, sizeof p), 0);
+    CHECK(!strcmp(h, "") && !strcmp(p, "0"));
+    CHECK_EQ(tern_net_split_host_port("localhost:http", h, sizeof h, p, sizeof p), 0);
+    CHECK(!strcmp(h, "localhost") && !strcmp(p, "http"));
+    CHECK_EQ(tern_net_split_host_port("::1:80", h, sizeof h, p, sizeof p), -EINVAL);
+    CHECK_EQ(tern_net_split_host_port("noport", h, sizeof h, p, sizeof p), -EINVAL);
+    CHECK_EQ(tern_net_split_host_port("host:", h, sizeof h, p, sizeof p), -EINVAL);
+    CHECK_EQ(tern_net_split_host_port("[::1]80", h, sizeof h, p, sizeof p), -EINVAL);
+    CHECK_EQ(tern_net_split_host_port("averyveryverylonghostname.example:1", h, 8, p, sizeof p), -EINVAL);
+}
+
+/* ---- echo over TCP: accept, read, write, writev, half-close ------------- */
+
+static int echo_conn(void *arg)
+{
+    tern_conn *c = arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = tern_conn_read(c, buf, sizeof buf)) > 0)
+        CHECK_EQ(tern_conn_write(c, buf, (size_t)n), n);
+    CHECK_EQ(n, 0);                     /* the peer half-closed */
+    CHECK_EQ(tern_conn_write(c, "bye", 3), 3);
+    tern_conn_close(c);
+    return 0;
+}
+
+static int echo_server(void *arg)
+{
+    tern_listener *l = arg;
+    tern_conn *c;
+    int rc;
+    while ((rc = tern_accept(l, &c, TERN_FOREVER)) == 0)
+        tern_go(echo_conn, c);
+    CHECK_EQ(rc, -ECANCELED);
+    return 0;
+}
+
+static ssize_t read_full(tern_conn *c, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = tern_conn_read(c, buf + got, n - got);
+        if (k <= 0)
+            return k < 0 ? k : (ssize_t)got;
+        got += (size_t)k;
+    }
+    return (ssize_t)got;
+}
+
+typedef struct big_job {
+    tern_conn *c;
+    const char *p;
+    size_t n;
+} big_job;
+
+static int big_writer(void *arg)
+{
+    big_job *j = arg;
+    CHECK_EQ(tern_conn_write(j->c, j->p, j->n), (ssize_t)j->n);
+    return 0;
+}
+
+static int tcp_main(void *arg)
+{
+    (void)arg;
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    int port = tern_listener_port(l);
+    CHECK(port > 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CHECK(!strcmp(tern_listener_addr(l), addr));
+    tern_go(echo_server, l);
+
+    tern_conn *c;
+    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c), 0);
+    CHECK(!strncmp(tern_conn_remote_addr(c), "127.0.0.1:", 10));
+    CHECK_EQ(tern_conn_write(c, "hello", 5), 5);
+    char buf[64];
+    CHECK_EQ(read_full(c, buf, 5), 5);
+    CHECK(!memcmp(buf, "hello", 5));
+
+    /* writev: every byte, in order */
+    struct iovec iov[3] = { { "ab", 2 }, { "", 0 }, { "cdef", 4 } };
+    CHECK_EQ(tern_conn_writev(c, iov, 3), 6);
+    CHECK_EQ(read_full(c, buf, 6), 6);
+    CHECK(!memcmp(buf, "abcdef", 6));
+
+    /* a megabyte each way: the writer parks on a full socket buffer */
+    size_t big = 1 << 20;
+    char *out = malloc(big), *in = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        out[i] = (char)(i * 7);
+    tern_conn *c2;
+    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c2), 0);
+    big_job job = { c2, out, big };
+    tern_go(big_writer, &job);          /* writes while this one reads */
+    CHECK_EQ(read_full(c2, in, big), (ssize_t)big);
+    CHECK(!memcmp(in, out, big));
+    free(out);
+    free(in);
+    tern_conn_close(c2);
+
+    /* a read deadline: -ETIMEDOUT, and the connection is still usable */
+    tern_conn_set_read_deadline(c, tern_now() + 20 * TERN_MS);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_read(c, buf, sizeof buf), -ETIMEDOUT);
+    CHECK(tern_now() - t0 >= 19 * TERN_MS);
+    tern_conn_set_read_deadline(c, TERN_FOREVER);
+    CHECK_EQ(tern_conn_write(c, "x", 1), 1);
+    CHECK_EQ(read_full(c, buf, 1), 1);
+
+    /* half-close: the server sees EOF and can still answer */
+    CHECK_EQ(tern_conn_close_write(c), 0);
+    CHECK_EQ(read_full(c, buf, 3), 3);
+    CHECK(!memcmp(buf, "bye", 3));
+    CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
+    tern_conn_close(c);
+
+    tern_listener_close(l);
+    tern_sleep(5 * TERN_MS);            /* let echo_server see -ECANCELED */
+    tern_listener_free(l);
+    return 0;
+}
+
+static void tcp_echo(void)
+{
+    run_ok(tcp_main, NULL, 2);
+}
+
+/* ---- dialing: refused, deadline, cancel --------------------------------- */
+
+static int cancel_after(void *arg)
+{
+    tern_sleep(20 * TERN_MS);
+    tern_ctx_cancel(arg);
+    return 0;
+}
+
+static int dial_main(void *arg)
+{
+    (void)arg;
+    tern_conn *c;
+    /* a port nobody listens on: find one by listening and closing */
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", tern_listener_addr(l));
+    tern_listener_free(l);
+    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c), -ECONNREFUSED);
+    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, "bad address", &c), -EINVAL);
+    /* -ENOENT, or -EAGAIN where the resolver cannot be reached (CI) */
+    int rr = tern_dial(NULL, TERN_NET_TCP, "no-such-host.invalid:80", &c);
+    CHECK(rr == -ENOENT || rr == -EAGAIN);
+
+    /* a listener that never accepts, with its backlog full: further SYNs
+     * are dropped, so a connect hangs until the context ends */
+    tern_listen_options lo = { .backlog = 1 };
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", &lo, &l), 0);
+    snprintf(addr, sizeof addr, "%s", tern_listener_addr(l));
+    tern_conn *held[8];
+    int nheld = 0;
+    int rc = 0;
+    while (nheld < 8) {
+        tern_ctx *t = tern_ctx_with_timeout(NULL, 100 * TERN_MS);
+        rc = tern_dial(t, TERN_NET_TCP, addr, &held[nheld]);
+        tern_ctx_free(t);
+        if (rc < 0)
+            break;
+        nheld++;
+    }
+    CHECK_EQ(rc, -ETIMEDOUT);           /* the backlog filled up */
+    tern_ctx *t = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_dial(t, TERN_NET_TCP, addr, &c), -ETIMEDOUT);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 29 * TERN_MS && took < 500 * TERN_MS);
+    tern_ctx_free(t);
+    tern_ctx *cc = tern_ctx_with_cancel(NULL);
+    tern_go(cancel_after, cc);
+    t0 = tern_now();
+    CHECK_EQ(tern_dial(cc, TERN_NET_TCP, addr, &c), -ECANCELED);
+    took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 500 * TERN_MS);
+    tern_ctx_free(cc);
+    /* an already-cancelled context does not even start */
+    cc = tern_ctx_with_cancel(NULL);
+    tern_ctx_cancel(cc);
+    CHECK_EQ(tern_dial(cc, TERN_NET_TCP, "127.0.0.1:1", &c), -ECANCELED);
+    tern_ctx_free(cc);
+    for (int i = 0; i < nheld; i++)
+        tern_conn_close(held[i]);
+    tern_listener_free(l);
+    return 0;
+}
+
+static void dial_errors(void)
+{
+    run_ok(dial_main, NULL, 2);
+}
+
+/* ---- Unix sockets -------------------------------------------------------- */
+
+static int unix_server(void *arg)
+{
+    tern_listener *l = arg;
+    tern_conn *c;
+    CHECK_EQ(tern_accept(l, &c, tern_now() + TERN_SEC), 0);
+    CHECK_EQ(tern_conn_write(c, "unix", 4), 4);
+    tern_conn_close(c);
+    return 0;
+}
+
+static int unix_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tern-test-%d.sock", (int)getpid());
+    const char *names[] = { path, "@tern-test-abstract" };
+    for (int i = 0; i < 2; i++) {
+        tern_listener *l;
+        tern_listen_options lo = { .unlink_existing = true };
+        CHECK_EQ(tern_listen(TERN_NET_UNIX, names[i], &lo, &l), 0);
+        CHECK(!strcmp(tern_listener_addr(l), names[i]));
+        CHECK_EQ(tern_listener_port(l), 0);
+        tern_go(unix_server, l);
+        tern_conn *c;
+        CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, names[i], &c), 0);
+        char buf[8];
+        CHECK_EQ(read_full(c, buf, 4), 4);
+        CHECK(!memcmp(buf, "unix", 4));
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
+        tern_conn_close(c);
+        tern_sleep(5 * TERN_MS);
+        tern_listener_free(l);
+    }
+    CHECK_EQ(access(path, F_OK), -1);   /* the socket file is removed */
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_UNIX, "", NULL, &l), -EINVAL);
+    return 0;
+}
+
+static void unix_sockets(void)
+{
+    run_ok(unix_main, NULL, 2);
+}
+
+/* ---- accept: deadline, close, descriptor shortage ------------------------ */
+
+static int closer(void *arg)
+{
+    tern_sleep(10 * TERN_MS);
+    tern_listener_close(arg);
+    return 0;
+}
+
+static int accept_main(void *arg)
+{
+    (void)arg;
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    tern_conn *c;
+    CHECK_EQ(tern_accept(l, &c, tern_now() + 10 * TERN_MS), -ETIMEDOUT);
+    tern_go(closer, l);
+    CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
+    CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
+    tern_listener_free(l);
+    /* the same port twice without reuseport */
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    tern_listener *l2;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, tern_listener_addr(l), NULL, &l2), -EADDRINUSE);
+    tern_listener_free(l);
+    /* with reuseport, both */
+    tern_listen_options ro = { .reuseport = true };
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", &ro, &l), 0);
+    CHECK_EQ(tern_listen(TERN_NET_TCP, tern_listener_addr(l), &ro, &l2), 0);
+    tern_listener_free(l2);
+    tern_listener_free(l);
+    return 0;
+}
+
+static void accept_deadline_and_close(void)
+{
+    run_ok(accept_main, NULL, 2);
+}
+
+static const char *shortage_report;
+
+static void on_report(const char *msg, void *ctx)
+{
+    (void)ctx;
+    if (strstr(msg, "accept"))
+        shortage_report = strdup(msg);
+}
+
+static int emfile_main(void *arg)
+{
+    (void)arg;
+    tern_set_report_hook(on_report, NULL);
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    tern_conn *c;
+    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
+    /* use up every descriptor, then free one a little later */
+    int fds[4096], n = 0;
+    while (n < 4096 && (fds[n] = dup(0)) >= 0)
+        n++;
+    CHECK(n < 4096);
+    tern_conn *a;
+    CHECK_EQ(tern_accept(l, &a, tern_now() + 30 * TERN_MS), -ETIMEDOUT);
+    CHECK(shortage_report != NULL);     /* reported, not fatal */
+    close(fds[--n]);
+    CHECK_EQ(tern_accept(l, &a, tern_now() + 2 * TERN_SEC), 0);
+    tern_conn_close(a);
+    while (n > 0)
+        close(fds[--n]);
+    tern_conn_close(c);
+    tern_listener_free(l);
+    return 0;
+}
+
+static void emfile_child(void)
+{
+    struct rlimit rl = { 64, 64 };
+    CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    run_ok(emfile_main, NULL, 1);
+}
+
+static void accept_survives_emfile(void)
+{
+    child_result r = run_child(emfile_child);
+    CHECK(r.exited && r.code == 0);
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static int signal_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(tern_signal_wait(tern_now()), -ENOENT);
+    int bad[] = { SIGKILL };
+    CHECK_EQ(tern_signal_notify(bad, 1), -EINVAL);
+    int sigs[] = { SIGUSR1, SIGUSR2 };
+    CHECK_EQ(tern_signal_notify(sigs, 2), 0);
+    CHECK_EQ(tern_signal_wait(tern_now() + 10 * TERN_MS), -ETIMEDOUT);
+    raise(SIGUSR2);                     /* before the wait: not lost */
+    CHECK_EQ(tern_signal_wait(TERN_FOREVER), SIGUSR2);
+    kill(getpid(), SIGUSR1);
+    CHECK_EQ(tern_signal_wait(tern_now() + TERN_SEC), SIGUSR1);
+    return 0;
+}
+
+static void signal_child(void)
+{
+    run_ok(signal_main, NULL, 2);
+}
+
+static void signals_as_events(void)
+{
+    child_result r = run_child(signal_child);
+    CHECK(r.exited && r.code == 0);
+}
+
+TESTS(T(split_host_port), T(tcp_echo), T(dial_errors), T(unix_sockets),
+      T(accept_deadline_and_close), T(accept_survives_emfile), T(signals_as_events))
