@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
 
 static atomic_long parked;
 
@@ -319,6 +321,60 @@ static void overflow_detected_in_canary_mode(void)
     CHECK(strstr(r.err, "'deep-diver'") != NULL);
 }
 
-TESTS(T(million_parked_own_stacks), T(million_parked_shared_stacks), T(shared_stacks_preserve_frames),
+/* ---- tern_stack_trim ----------------------------------------------------- */
+
+static __attribute__((noinline)) void touch_deep(size_t n)
+{
+    volatile char big[40 * 1024];
+    for (size_t i = 0; i < n; i += 512)
+        big[i] = (char)i;
+    (void)big[0];
+}
+
+/* Resident pages among those from lo (page aligned) for len bytes. */
+static int resident_pages(uintptr_t lo, size_t len)
+{
+    unsigned char vec[64];
+    CHECK(len / 4096 <= sizeof vec);
+    CHECK(mincore((void *)lo, len, vec) == 0);
+    int n = 0;
+    for (size_t i = 0; i < len / 4096; i++)
+        n += vec[i] & 1;
+    return n;
+}
+
+static int trim_child(void *arg)
+{
+    touch_deep(sizeof(char[40 * 1024]));
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)4095;
+    /* the pages 12 to 36 KiB below this frame were touched by touch_deep */
+    uintptr_t lo = here - 36 * 1024;
+    int before = resident_pages(lo, 24 * 1024);
+    CHECK(before >= 5);
+    tern_stack_trim();
+    CHECK_EQ(resident_pages(lo, 24 * 1024), 0);
+    /* the stack still works below, and the frame above is intact */
+    touch_deep(sizeof(char[40 * 1024]));
+    tern_waitgroup_done(arg);
+    return 0;
+}
+
+static int trim_main(void *arg)
+{
+    (void)arg;
+    tern_waitgroup wg = TERN_WAITGROUP_INIT;
+    tern_waitgroup_add(&wg, 1);
+    tern_go(trim_child, &wg);
+    tern_waitgroup_wait(&wg);
+    return 0;
+}
+
+static void trim_returns_stack_pages(void)
+{
+    tern_stack_trim();                  /* outside a coroutine: nothing */
+    run_ok(trim_main, NULL, 1);
+}
+
+TESTS(T(trim_returns_stack_pages), T(million_parked_own_stacks), T(million_parked_shared_stacks), T(shared_stacks_preserve_frames),
       T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused), T(idle_spare_stacks_return_memory),
       T(overflow_is_reported_with_name_and_id), T(overflow_detected_in_canary_mode))

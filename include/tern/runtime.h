@@ -102,6 +102,13 @@ typedef enum tern_stack_mode {
  * spawn+join time was measured flat from 16 to 64 KiB and up to 1.5x
  * slower at 256 KiB (more TLB and page-table misses). */
 #define TERN_STACK_DEFAULT ((size_t)64 * 1024)
+
+/* Give back to the system the pages of the calling coroutine's own stack
+ * that lie below its current depth: for a long-lived coroutine about to
+ * sit idle after deep work (an HTTP connection between requests), so the
+ * wait costs the pages it still uses, not the deepest it ever went.  One
+ * madvise(2); a no-op outside a coroutine and in TERN_STACK_SHARED mode. */
+void tern_stack_trim(void);
 #define TERN_STACK_MIN     ((size_t)16 * 1024)
 #define TERN_STACK_MAX     ((size_t)1024 * 1024 * 1024)
 

@@ -171,6 +171,7 @@ static int wait_next_request(hconn *hc, bool first)
             goto out;
         }
         release_buffers(hc);
+        tern_stack_trim();      /* and the stack pages the handler touched */
     }
     tern_conn_set_read_deadline(hc->c, deadline);
     rc = tern_conn_wait_readable(hc->c);
