@@ -3,12 +3,15 @@
 #
 #   bench/compare.sh runtime    spawn+join, yield switch, parked RSS, wake latency vs Go
 #   bench/compare.sh csp        channels, select, contended mutex, WaitGroup vs Go
+#   bench/compare.sh http       HTTP/1.1 req/s, CPU/request, p99, idle RSS/connection
+#                               vs Go net/http, nginx, h2o (wrk; see the suite)
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
 # then ROUNDS rounds alternating tern and the anchor (A B A B ...); the
-# median of each side and the ratio tern/anchor (lower is better for every
-# figure here) go to stdout, one tab-separated line per metric:
+# median of each side and the ratio tern/anchor (anchor/tern for a
+# throughput, so lower is better for every figure) go to stdout, one
+# tab-separated line per metric (per anchor):
 #   metric<TAB>tern<TAB>anchor<TAB>ratio<TAB>unit<TAB>anchor-name
 # Everything else (build output, progress, per-run notes) goes to stderr.
 #
@@ -18,9 +21,13 @@
 #                     TERN_BENCH is switched on there if it is off)
 #   NO_BUILD=1        skip building, use what is in BUILD_DIR
 #   RUN_TIMEOUT=300   seconds before one run is killed and counted as NA
+#   http suite only:
+#   DURATION=5        seconds per wrk run; WARMUP=2 for the warm-up runs
+#   METRICS=a,b       only these metrics (and the runs they need)
+#   IDLE_CONNS=10000  connections for idle_conn_rss_bytes
 #
 # The runtime suite takes about 2-3 minutes on 2 cores, the csp suite about
-# as long.  Nothing is pinned;
+# as long, the http suite about 7.  Nothing is pinned;
 # tern and Go both use all CPUs unless a metric says otherwise (yield: one
 # P / GOMAXPROCS=1; wake: two Ps / GOMAXPROCS=2).
 set -u -o pipefail
@@ -37,7 +44,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|all"
+    log "usage: bench/compare.sh runtime|csp|http|all"
     exit 2
 }
 
@@ -66,6 +73,16 @@ build_c() {
     local flags=$BUILD_DIR/bench/CMakeFiles/rt_yield.dir/flags.make
     if [ -f "$flags" ] && ! grep -Eq '^C_FLAGS = .*-O[23s]' "$flags"; then
         log "warning: the benchmarks in $BUILD_DIR are built without -O2/-O3 ($(grep '^C_FLAGS' "$flags")); figures from an unoptimised build mean little"
+    fi
+    # The http suite's server under test, examples/hello: built here once
+    # its target exists; a failure only costs the http suite its tern column.
+    # (Makefile generators list it under "help"; any generator makes its
+    # CMakeFiles directory.)
+    if [ -d "$BUILD_DIR/examples/CMakeFiles/hello.dir" ] ||
+        cmake --build "$BUILD_DIR" --target help 2>/dev/null | grep -q '^\.\.\. hello$'; then
+        log "== building examples/hello (target hello)"
+        cmake --build "$BUILD_DIR" --target hello -j "$(nproc)" >&2 ||
+            log "warning: building target hello failed; the http suite's tern column will be NA"
     fi
     C_BUILT=1
 }
@@ -174,7 +191,9 @@ measure() {
     busy_note "$label"
     log "== $label: warm-up"
     for i in "${!fns[@]}"; do
-        v=$(${fns[$i]})
+        # MEASURE_WARMUP=1 tells a function that this is the warm-up run
+        # (the http suite makes it shorter); the others ignore it.
+        v=$(MEASURE_WARMUP=1 ${fns[$i]})
         log "  warm-up ${keys[$i]}: $v"
     done
     for ((r = 1; r <= ROUNDS; r++)); do
@@ -196,14 +215,17 @@ median() { # median of the numbers in $*, ignoring NA; NA if none
         }'
 }
 
-# emit <metric> <unit> <tern key> <anchor key> <anchor name>
+# emit <metric> <unit> <tern key> <anchor key> <anchor name> [tp]
+# With "tp" (a throughput: higher is better) the ratio is anchor/tern, so
+# that lower is better for it too; otherwise tern/anchor.
 emit() {
     local mt ma ratio
     # shellcheck disable=SC2086
     mt=$(median ${RES[$3]:-})
     # shellcheck disable=SC2086
     ma=$(median ${RES[$4]:-})
-    ratio=$(awk -v t="$mt" -v a="$ma" 'BEGIN {
+    ratio=$(awk -v t="$mt" -v a="$ma" -v tp="${6:-}" 'BEGIN {
+        if (tp == "tp" && t != "NA" && a != "NA") { x = t; t = a; a = x }
         if (t == "NA" || a == "NA" || a + 0 == 0) print "NA"
         else if (t / a >= 0.1) printf "%.2f\n", t / a
         else printf "%.3g\n", t / a }')
@@ -359,6 +381,520 @@ suite_csp() {
     emit waitgroup_fanout_ns ns/worker tern.wg go.wg "$anchor"
 }
 
+# ---- suite: http -----------------------------------------------------------
+# Servers (all on 127.0.0.1, each on a free port, started when a group of
+# metrics first needs it, checked with curl, stopped with SIGTERM (then
+# SIGKILL) after the last group that uses it):
+#   tern   $BUILD_DIR/examples/hello --listen 127.0.0.1:PORT (target hello;
+#          if it is absent the tern column is NA and the anchors still run)
+#   go     bench/go/http (net/http, the same endpoints), default GOMAXPROCS
+#   nginx  bench/http/nginx.conf.in: return 200 "Hello, World!" text/plain,
+#          worker_processes = CPUs, keepalive_requests 1e8, access_log off
+#   h2o    bench/http/h2o.conf.in: a 13-byte file for /plaintext (Debian's
+#          h2o 2.2 has no fixed body without mruby), etag off, num-threads = CPUs
+# nginx and h2o run from a temporary prefix directory, as the current user.
+#
+# Load: wrk -t2 (HTTP_THREADS), DURATION=5 s per run (WARMUP=2 s for the
+# warm-up run of each server), --latency.  Nothing is pinned: the 2 CPUs
+# are shared by wrk and the server, so every figure is "server + wrk on the
+# same 2 cores"; wrk's own CPU is noted on stderr.  Per group of metrics,
+# one warm-up run per server, then ROUNDS rounds alternating tern, go,
+# nginx, h2o; medians.
+#   plaintext_c64_rps        GET /plaintext, keep-alive, 64 connections; req/s
+#                            (anchors go, nginx; ratio anchor/tern)
+#   plaintext_cpu_ns_per_req the same runs: server CPU (utime+stime from
+#                            /proc/PID/stat of the server and its child
+#                            processes, e.g. all nginx workers, before and
+#                            after the wrk run) / requests served; ns
+#                            (anchors nginx, go)
+#   plaintext_c256_rps       the same with 256 connections (go, nginx)
+#   p99_c256_us              the same runs: wrk's p99 latency; us (go)
+#   plaintext_pipelined_rps  64 connections, 16 requests pipelined per
+#                            connection (bench/http/pipeline.lua); req/s
+#                            (nginx, h2o, and go for information)
+#   pipelined_cpu_ns_per_req the same runs, CPU per request (h2o, nginx)
+#   json_c64_rps             GET /json, 64 connections; req/s (go)
+#   idle_conn_rss_bytes      a fresh server per run: VmRSS, then
+#                            bench/http_idle opens IDLE_CONNS=10000
+#                            connections that each make one request and
+#                            stay open; VmRSS IDLE_SETTLE=3 s after they
+#                            are all idle (servers may return an idle
+#                            connection's buffers after a while: nginx at
+#                            once, tern after 1 s; Go keeps them);
+#                            (after - before) / N; bytes per connection (go)
+# METRICS=name,name,... runs a subset (the groups that contain them).
+# Response sizes differ between servers (curl -si | wc -c, on stderr).
+# About 7 minutes with the defaults.
+
+HTTP_THREADS=2
+HTTP_PIPE_CONNS=64
+HTTP_PIPE_DEPTH=16
+HTTP_METRICS="plaintext_c64_rps plaintext_c256_rps plaintext_pipelined_rps json_c64_rps
+plaintext_cpu_ns_per_req pipelined_cpu_ns_per_req p99_c256_us idle_conn_rss_bytes"
+HTTP_BODY='Hello, World!'
+HTTP_JSON='{"message":"Hello, World!"}'
+
+declare -A SRV_PID SRV_PORT
+TERN_HELLO=
+TERN_OK=0
+
+want() { # want <metric>: is it in METRICS (or is METRICS unset)?
+    [ -z "${METRICS:-}" ] && return 0
+    [[ ,$METRICS, == *,$1,* ]]
+}
+
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# child_pids <pid>: the pid's descendants (nginx workers, h2o's helper).
+child_pids() {
+    local c
+    for c in $(pgrep -P "$1"); do
+        echo "$c"
+        child_pids "$c"
+    done
+}
+
+# cpu_ticks <pid>: utime+stime of the pid and its descendants, clock ticks.
+cpu_ticks() {
+    local p st total=0
+    local -a f
+    for p in "$1" $(child_pids "$1"); do
+        st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        read -r -a f <<<"${st##*) }" # f[0] is field 3 (state)
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+vmrss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# start_server <name>: start it on a free port, wait until /plaintext
+# answers 200 (10 s at most); sets SRV_PID[name] and SRV_PORT[name].
+# Returns 1 (after a note) if it does not come up.
+start_server() {
+    local name=$1 port dir pid i code user_line=
+    port=$(free_port) || return 1
+    dir=$(mktemp -d "$TMPD/$name.XXXXXX") || return 1
+    [ "$(id -u)" = 0 ] && user_line=1
+    case $name in
+        tern) "$TERN_HELLO" --listen "127.0.0.1:$port" </dev/null >"$dir/out.log" 2>&1 & ;;
+        go) "$GOBIN/http" --listen "127.0.0.1:$port" </dev/null >"$dir/out.log" 2>&1 & ;;
+        nginx)
+            sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$(nproc)|g" \
+                -e "s|@USER_LINE@|${user_line:+user root;}|" \
+                "$ROOT/bench/http/nginx.conf.in" >"$dir/nginx.conf"
+            /usr/sbin/nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" \
+                </dev/null >"$dir/out.log" 2>&1 &
+            ;;
+        h2o)
+            printf '%s' "$HTTP_BODY" >"$dir/plaintext.txt"
+            sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$(nproc)|g" \
+                -e "s|@USER_LINE@|${user_line:+user: root}|" \
+                "$ROOT/bench/http/h2o.conf.in" >"$dir/h2o.conf"
+            /usr/bin/h2o -c "$dir/h2o.conf" </dev/null >"$dir/out.log" 2>&1 &
+            ;;
+        *) die "start_server: unknown server $name" ;;
+    esac
+    pid=$!
+    echo "$pid" >>"$TMPD/http.pids"
+    SRV_PID[$name]=$pid
+    SRV_PORT[$name]=$port
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null
+            log "  ! $name exited with status $? during start-up; its output:"
+            tail -n 5 "$dir"/*.log >&2
+            unset 'SRV_PID[$name]'
+            return 1
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+            "http://127.0.0.1:$port/plaintext" 2>/dev/null)
+        [ "$code" = 200 ] && return 0
+        sleep 0.1
+    done
+    log "  ! $name did not answer 200 on /plaintext within 10 s (last status '$code')"
+    stop_server "$name"
+    return 1
+}
+
+# stop_server <name>: SIGTERM, up to 5 s, then SIGKILL (the pid and its
+# descendants: nginx's workers must not outlive a killed master).
+stop_server() {
+    local name=$1 pid kids i rc
+    pid=${SRV_PID[$name]:-}
+    [ -n "$pid" ] || return 0
+    kids=$(child_pids "$pid")
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "  ! $name (pid $pid) still running 5 s after SIGTERM: SIGKILL"
+        kill -KILL "$pid" $kids 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    [ "$name" = tern ] && [ $rc -ne 0 ] && log "  note: tern's server exited with status $rc after SIGTERM"
+    for i in $kids; do
+        kill -0 "$i" 2>/dev/null && kill -KILL "$i" 2>/dev/null
+    done
+    unset 'SRV_PID[$name]'
+    return 0
+}
+
+# http_cleanup: at exit, end every server this script started and that
+# still runs (including those started inside measure()'s subshells).
+http_cleanup() {
+    local name p
+    for name in "${!SRV_PID[@]}"; do
+        stop_server "$name"
+    done
+    [ -f "$TMPD/http.pids" ] || return 0
+    for p in $(cat "$TMPD/http.pids"); do
+        if kill -0 "$p" 2>/dev/null; then
+            # shellcheck disable=SC2046
+            kill -KILL "$p" $(child_pids "$p") 2>/dev/null
+        fi
+    done
+}
+
+# check_server <name>: is /plaintext (and /json for tern and go) what it
+# must be?  Notes the response sizes.  Returns 1 if not.
+check_server() {
+    local name=$1 u="http://127.0.0.1:${SRV_PORT[$1]}" ok=0 got ct size
+    got=$(curl -s --max-time 5 "$u/plaintext")
+    ct=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{content_type}' "$u/plaintext")
+    if [ "$got" != "$HTTP_BODY" ] || [[ $ct != "200 text/plain"* ]]; then
+        log "  ! $name: GET /plaintext answered '$ct' '$got'"
+        ok=1
+    fi
+    size=$(curl -si --max-time 5 "$u/plaintext" | wc -c)
+    log "  $name: GET /plaintext response is $size bytes (status line, headers and body)"
+    [ "$name" = tern ] || [ "$name" = go ] || return $ok
+    got=$(curl -s --max-time 5 "$u/json")
+    ct=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{content_type}' "$u/json")
+    if [ "$got" != "$HTTP_JSON" ] || [[ $ct != "200 application/json"* ]]; then
+        log "  ! $name: GET /json answered '$ct' '$got'"
+        ok=1
+    fi
+    size=$(curl -si --max-time 5 "$u/json" | wc -c)
+    log "  $name: GET /json response is $size bytes"
+    # The other endpoints: notes only (no metric uses them).
+    got=$(curl -s --max-time 5 -w ' %{http_code} %{content_type}' -H 'Content-Type: text/x-bench' \
+        --data-binary 'ping' "$u/echo")
+    [ "$got" = "ping 200 text/x-bench" ] || log "  note: $name: POST /echo answered '$got'"
+    got=$(head -c $((8 << 20)) /dev/zero | curl -s -o /dev/null --max-time 20 \
+        -w '%{http_code} %{size_download}' --data-binary @- "$u/echo")
+    [ "$got" = "200 $((8 << 20))" ] || log "  note: $name: POST /echo with 8 MiB answered '$got'"
+    got=$(head -c $(((8 << 20) + 1)) /dev/zero | curl -s -o /dev/null --max-time 20 \
+        -w '%{http_code}' --data-binary @- "$u/echo")
+    [ "$got" = 413 ] || log "  note: $name: POST /echo with 8 MiB + 1 answered '$got', not 413"
+    got=$(curl -s -o /dev/null --max-time 5 -w '%{http_code} %{time_total}' "$u/sleep?ms=100")
+    awk -v g="$got" 'BEGIN { split(g, a, " "); exit !(a[1] == 200 && a[2] >= 0.1) }' ||
+        log "  note: $name: GET /sleep?ms=100 answered '$got' (status, seconds)"
+    got=$(curl -s --max-time 5 "$u/users/42")
+    [ "$got" = '{"id":"42"}' ] || log "  note: $name: GET /users/42 answered '$got'"
+    return $ok
+}
+
+# ensure_server <name>: start and check it unless it runs; for tern a
+# failure only turns its column to NA, for an anchor it is fatal.
+ensure_server() {
+    local name=$1
+    [ "$name" = tern ] && [ "$TERN_OK" != 1 ] && return 0
+    [ -n "${SRV_PID[$name]:-}" ] && return 0
+    log "== starting $name"
+    if start_server "$name" && check_server "$name"; then
+        log "  $name: pid ${SRV_PID[$name]}, port ${SRV_PORT[$name]}"
+        return 0
+    fi
+    stop_server "$name"
+    if [ "$name" = tern ]; then
+        log "warning: tern's server did not come up right: its column is NA"
+        TERN_OK=0
+        return 0
+    fi
+    die "the $name anchor did not come up right (see above)"
+}
+
+# lat_us <wrk latency, e.g. 1.23ms>: microseconds.
+lat_us() {
+    awk -v v="$1" 'BEGIN {
+        if (match(v, /^[0-9.]+/)) { n = substr(v, 1, RLENGTH); u = substr(v, RLENGTH + 1) }
+        else { print "NA"; exit }
+        if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1e6;
+        else if (u == "m") f = 6e7; else { print "NA"; exit }
+        printf "%.1f\n", n * f }'
+}
+
+# http_run <server> <group>: one wrk run; prints req/s (or NA); appends
+# one line each (a figure or NA) to $TMPD/http.<server>.<group>.cpu (server
+# CPU ns per request) and .p99 (us).
+http_run() {
+    local s=$1 g=$2 conns path=/plaintext dur=$DURATION
+    local cpuf=$TMPD/http.$s.$g.cpu p99f=$TMPD/http.$s.$g.p99
+    local -a extra=()
+    case $g in
+        c64) conns=64 ;;
+        c256) conns=256 ;;
+        json) conns=64 path=/json ;;
+        pipe)
+            conns=$HTTP_PIPE_CONNS
+            extra=(-s "$ROOT/bench/http/pipeline.lua")
+            ;;
+    esac
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    local pid=${SRV_PID[$s]:-}
+    if [ "$s" = tern ] && [ "$TERN_OK" != 1 ] || [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+        [ "$s" = tern ] && [ "$TERN_OK" != 1 ] || log "  ! $s is not running"
+        echo NA
+        echo NA >>"$cpuf"
+        echo NA >>"$p99f"
+        return
+    fi
+    local out=$TMPD/wrk.$s.$g.out c0 c1 rc
+    local -a args=(-t"$HTTP_THREADS" -c"$conns" -d"${dur}s" --latency "${extra[@]}"
+        "http://127.0.0.1:${SRV_PORT[$s]}$path")
+    [ "$g" = pipe ] && args+=(-- "$HTTP_PIPE_DEPTH")
+    c0=$(cpu_ticks "$pid")
+    # wrk under a shell that notes its own CPU after waiting for it (the
+    # shell's cutime+cstime in /proc/PID/stat are then wrk's).
+    timeout $((dur + 60)) bash -c 'wrk "$@" >"$0"; rc=$?; cat /proc/$$/stat >"$0.stat"; exit $rc' \
+        "$out" "${args[@]}" 2>"$out.err"
+    rc=$?
+    c1=$(cpu_ticks "$pid")
+    local rps reqs non2xx sockerr p50 p90 p99 wcpu
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/ requests in / {print $1}' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+    sockerr=$(grep 'Socket errors:' "$out" | sed 's/^ *//')
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p90=$(awk '$1 == "90%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    wcpu=$(awk -v tck="$(getconf CLK_TCK)" -v d="$dur" '{ sub(/^.*\) /, "");
+        printf "%.0f", ($14 + $15) / tck / d * 100 }' "$out.stat" 2>/dev/null)
+    if [ $rc -ne 0 ] || ! [[ ${rps:-} =~ ^[0-9.]+$ && ${reqs:-} =~ ^[0-9]+$ ]] || [ "$reqs" = 0 ]; then
+        log "  ! wrk against $s ($g) exited with status $rc: $(tr '\n' ' ' <"$out.err") $(tr '\n' ' ' <"$out" | tail -c 300)"
+        echo NA
+        echo NA >>"$cpuf"
+        echo NA >>"$p99f"
+        return
+    fi
+    if [ -n "$non2xx" ] && [ "$non2xx" != 0 ]; then
+        log "  ! $s ($g): $non2xx responses were not 2xx/3xx: run counted as NA"
+        echo NA
+        echo NA >>"$cpuf"
+        echo NA >>"$p99f"
+        return
+    fi
+    [ -n "$sockerr" ] && log "  note: $s ($g): $sockerr"
+    local cpu_ns
+    cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$reqs" \
+        'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
+    echo "$cpu_ns" >>"$cpuf"
+    # wrk 4.1 can print a 0.00us percentile in pipelined runs: missing.
+    local p99us
+    p99us=$(lat_us "${p99:-}")
+    [[ ${p99:-} == 0.00* ]] && p99us=NA
+    echo "$p99us" >>"$p99f"
+    log "    $s $g: $rps req/s, $reqs requests; p50 ${p50:-?} p90 ${p90:-?} p99 ${p99:-?};" \
+        "server CPU $cpu_ns ns/req ($(awk -v d=$((c1 - c0)) -v t="$(getconf CLK_TCK)" -v s="$dur" \
+            'BEGIN { printf "%.0f", d / t / s * 100 }')% of a core), wrk CPU ${wcpu:-?}% of a core"
+    echo "$rps"
+}
+
+# http_idle_run <server>: a fresh server; prints bytes per idle connection.
+http_idle_run() {
+    local s=$1 n=$IDLE_CONNS
+    if [ "$s" = tern ] && [ "$TERN_OK" != 1 ]; then
+        echo NA
+        return
+    fi
+    if ! start_server "$s"; then
+        log "  ! $s did not start for the idle-connection run"
+        echo NA
+        return
+    fi
+    local pid=${SRV_PID[$s]} port=${SRV_PORT[$s]}
+    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/plaintext"
+    sleep 0.5
+    local before after fifo=$TMPD/idle.$BASHPID.fifo out=$TMPD/idle.$BASHPID.out ip i rc
+    before=$(vmrss_kb "$pid")
+    rm -f "$fifo"
+    mkfifo "$fifo" || die "mkfifo failed"
+    "$CBIN/http_idle" 127.0.0.1 "$port" "$n" <"$fifo" >"$out" &
+    ip=$!
+    exec 9>"$fifo"
+    for ((i = 0; i < 600; i++)); do
+        grep -q '^ready$' "$out" 2>/dev/null && break
+        kill -0 "$ip" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -q '^ready$' "$out" 2>/dev/null; then
+        log "  ! http_idle against $s did not get ready"
+        exec 9>&-
+        kill "$ip" 2>/dev/null
+        wait "$ip" 2>/dev/null
+        stop_server "$s"
+        echo NA
+        return
+    fi
+    sleep "${IDLE_SETTLE:-3}"
+    after=$(vmrss_kb "$pid")
+    exec 9>&-
+    wait "$ip"
+    rc=$?
+    rm -f "$fifo" "$out"
+    stop_server "$s"
+    if [ $rc -ne 0 ] || [ -z "$before" ] || [ -z "$after" ]; then
+        log "  ! $s idle run: http_idle status $rc, VmRSS before '$before' after '$after' kB"
+        echo NA
+        return
+    fi
+    log "    $s idle: VmRSS $before kB -> $after kB with $n idle connections"
+    awk -v b="$before" -v a="$after" -v n="$n" 'BEGIN { printf "%.0f\n", (a - b) * 1024 / n }'
+}
+
+for _s in tern go nginx h2o; do
+    for _g in c64 c256 pipe json; do
+        eval "hr_${_g}_$_s() { http_run $_s $_g; }"
+    done
+    eval "hi_$_s() { http_idle_run $_s; }"
+done
+unset _s _g
+
+# http_group <group> <servers...>: run the group's wrk runs (measure), with
+# the servers started before and, if this is their last group, stopped after.
+http_group() {
+    local g=$1 s
+    shift
+    local -a args=()
+    for s in "$@"; do
+        ensure_server "$s"
+        args+=("$s.$g" "hr_${g}_$s")
+    done
+    measure "http $g ($*)" "${args[@]}"
+    for s in "$@"; do
+        load_side "$s.$g.cpu" "$TMPD/http.$s.$g.cpu"
+        load_side "$s.$g.p99" "$TMPD/http.$s.$g.p99"
+    done
+}
+
+suite_http() {
+    local m s
+    if [ -n "${METRICS:-}" ]; then
+        for m in ${METRICS//,/ }; do
+            [[ " ${HTTP_METRICS//$'\n'/ } " == *" $m "* ]] || die "METRICS: unknown http metric '$m' (known: $(echo $HTTP_METRICS))"
+        done
+    fi
+    DURATION=${DURATION:-5}
+    WARMUP=${WARMUP:-2}
+    IDLE_CONNS=${IDLE_CONNS:-10000}
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive number of seconds"
+    [[ $WARMUP =~ ^[1-9][0-9]*$ ]] || die "WARMUP must be a positive number of seconds"
+    [ "$WARMUP" -gt "$DURATION" ] && WARMUP=$DURATION
+    command -v wrk >/dev/null || die "wrk not found"
+    command -v curl >/dev/null || die "curl not found"
+    command -v python3 >/dev/null || die "python3 not found (free ports)"
+    build_c
+    build_go http
+    [ -x "$GOBIN/http" ] || die "$GOBIN/http missing"
+    TERN_HELLO=$BUILD_DIR/examples/hello
+    if [ -x "$TERN_HELLO" ]; then
+        TERN_OK=1
+    else
+        log "note: $TERN_HELLO does not exist (target hello): the tern column is NA"
+        TERN_OK=0
+    fi
+    tmpdir
+    trap 'http_cleanup; rm -rf "$TMPD"' EXIT
+    trap 'exit 130' INT TERM
+
+    # Every process started from here (servers included) may open this many.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null
+    if want idle_conn_rss_bytes; then
+        [ -x "$CBIN/http_idle" ] || die "$CBIN/http_idle missing (build target tern_bench)"
+        [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ] &&
+            die "ulimit -n is $(ulimit -n) (hard limit $(ulimit -Hn)); idle_conn_rss_bytes needs IDLE_CONNS+100 = $((IDLE_CONNS + 100))"
+    fi
+    local ago ang ah2o
+    ago=$(go_name)
+    [ -n "$ago" ] || ago=go
+    ang=nginx$(/usr/sbin/nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+    ah2o=h2o$(/usr/bin/h2o --version 2>/dev/null | awk 'NR == 1 {print $3}')
+    log "== http suite: $ROUNDS rounds, wrk -t$HTTP_THREADS, ${DURATION} s per run (${WARMUP} s warm-up), $(nproc) CPUs shared by wrk and the servers, nothing pinned"
+    log "   anchors $ago, $ang, $ah2o; tern: $([ "$TERN_OK" = 1 ] && echo "$TERN_HELLO" || echo NA)"
+    noise_note
+
+    # Which servers each group needs, for the metrics wanted (read through
+    # the nameref grp below).
+    # shellcheck disable=SC2034
+    local -a c64=() c256=() pipe=() json=()
+    # shellcheck disable=SC2034
+    want plaintext_c64_rps || want plaintext_cpu_ns_per_req && c64=(tern go nginx)
+    want plaintext_c256_rps && c256=(tern go nginx)
+    want p99_c256_us && [ ${#c256[@]} -eq 0 ] && c256=(tern go)
+    want plaintext_pipelined_rps && pipe=(tern go nginx h2o)
+    want pipelined_cpu_ns_per_req && [ ${#pipe[@]} -eq 0 ] && pipe=(tern nginx h2o)
+    # shellcheck disable=SC2034
+    want json_c64_rps && json=(tern go)
+
+    # A server stops after the last group that needs it.
+    local -A last=()
+    local g
+    for g in c64 c256 json pipe; do
+        local -n grp=$g
+        for s in "${grp[@]}"; do last[$s]=$g; done
+        unset -n grp
+    done
+    for g in c64 c256 json pipe; do
+        local -n grp=$g
+        if [ ${#grp[@]} -gt 0 ]; then
+            http_group "$g" "${grp[@]}"
+            for s in "${grp[@]}"; do
+                [ "${last[$s]}" = "$g" ] && stop_server "$s"
+            done
+        fi
+        unset -n grp
+    done
+    if want idle_conn_rss_bytes; then
+        measure "idle_conn_rss ($IDLE_CONNS connections, a fresh server per run)" \
+            tern.idle hi_tern go.idle hi_go
+    fi
+
+    want plaintext_c64_rps && {
+        emit plaintext_c64_rps req/s tern.c64 go.c64 "$ago" tp
+        emit plaintext_c64_rps req/s tern.c64 nginx.c64 "$ang" tp
+    }
+    want plaintext_c256_rps && {
+        emit plaintext_c256_rps req/s tern.c256 go.c256 "$ago" tp
+        emit plaintext_c256_rps req/s tern.c256 nginx.c256 "$ang" tp
+    }
+    want plaintext_pipelined_rps && {
+        emit plaintext_pipelined_rps req/s tern.pipe nginx.pipe "$ang" tp
+        emit plaintext_pipelined_rps req/s tern.pipe h2o.pipe "$ah2o" tp
+        emit plaintext_pipelined_rps req/s tern.pipe go.pipe "$ago" tp
+    }
+    want json_c64_rps && emit json_c64_rps req/s tern.json go.json "$ago" tp
+    want plaintext_cpu_ns_per_req && {
+        emit plaintext_cpu_ns_per_req ns/req tern.c64.cpu nginx.c64.cpu "$ang"
+        emit plaintext_cpu_ns_per_req ns/req tern.c64.cpu go.c64.cpu "$ago"
+    }
+    want pipelined_cpu_ns_per_req && {
+        emit pipelined_cpu_ns_per_req ns/req tern.pipe.cpu h2o.pipe.cpu "$ah2o"
+        emit pipelined_cpu_ns_per_req ns/req tern.pipe.cpu nginx.pipe.cpu "$ang"
+    }
+    want p99_c256_us && emit p99_c256_us us tern.c256.p99 go.c256.p99 "$ago"
+    want idle_conn_rss_bytes && emit idle_conn_rss_bytes B/conn tern.idle go.idle "$ago"
+    return 0
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -370,10 +906,12 @@ start=$(date +%s)
 case $1 in
     runtime) suite_runtime ;;
     csp) suite_csp ;;
+    http) suite_http ;;
     all)
-        # Suites are added here as they are written (http, startup).
+        # Suites are added here as they are written (startup).
         suite_runtime
         suite_csp
+        suite_http
         ;;
     *) usage ;;
 esac

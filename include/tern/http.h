@@ -20,7 +20,9 @@
  * query values) are NUL-terminated and live until the handler returns.
  *
  * A handler returns 0, or a negative errno: if nothing was sent yet the
- * client gets a 500 and the connection carries on; if the response was
+ * client gets tern_http_error_status(err) (500, or 413 / 400 for the body
+ * errors -EMSGSIZE / -EBADMSG that tern_http_req_read returns) and the
+ * connection carries on; if the response was
  * already streaming, the connection is closed (the client sees a
  * truncated body rather than a wrong one).  Other connections are never
  * affected.
@@ -111,15 +113,18 @@ int tern_http_req_body(tern_http_req *r, const char **data, size_t *len);
  * sent: answer 400 yourself, or return the error for a 500). *out is
  * yours to json_decref. */
 int tern_http_req_json(tern_http_req *r, json_t **out);
-/* Lower the body limit for this request (a route's own limit). */
+/* Lower the body limit for this request (a route's own limit); a value
+ * above the current limit, or negative, is ignored. */
 void tern_http_req_set_max_body(tern_http_req *r, int64_t max);
 
 /* The request's context: cancelled when the server is forced down or a
  * middleware's deadline passes.  Created on first use; never NULL. */
 tern_ctx *tern_http_req_ctx(tern_http_req *r);
 /* Replace it with a child of it (a timeout middleware does this); the
- * request frees ctx when it ends.  The previous context stays valid. */
-void tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx);
+ * request frees ctx when it ends.  The previous context stays valid.
+ * -ENOSPC after 7 replacements on one request (ctx is then yours),
+ * -EINVAL for NULL. */
+int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx);
 
 const char *tern_http_req_remote_addr(tern_http_req *r);
 /* Memory freed with the request (8-byte aligned); NULL on ENOMEM. */
@@ -179,6 +184,10 @@ int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
  * directory or unreadable file. */
 int tern_http_resp_file(tern_http_resp *w, tern_http_req *r, const char *path);
 
+/* The status the server answers when a handler fails with err before
+ * sending anything: 413 for -EMSGSIZE, 400 for -EBADMSG, else 500. */
+int tern_http_error_status(int err);
+
 /* The standard reason phrase ("Not Found"), or "Unknown". */
 const char *tern_http_status_text(int status);
 
@@ -220,8 +229,10 @@ int tern_http_server_add_listener(tern_http_server *s, tern_listener *l);
  * ("127.0.0.1:34567"); 0 and "" before listening. */
 int tern_http_server_port(const tern_http_server *s);
 const char *tern_http_server_addr(const tern_http_server *s);
-/* Accept and serve until shutdown; from a coroutine.  Returns 0 once
- * shutdown has finished, or -errno if it could not start. */
+/* Accept and serve until shutdown; from a coroutine.  Returns 0 once the
+ * first tern_http_server_shutdown call has returned (the server may then
+ * be freed, once no other shutdown call is running), or -errno if it
+ * could not start. */
 int tern_http_server_serve(tern_http_server *s);
 /* Graceful shutdown, from any coroutine: stop accepting, close idle
  * connections, let in-flight requests finish (their responses carry

@@ -175,7 +175,11 @@ const char *tern_http_req_form(tern_http_req *r, const char *name)
 
 int64_t tern_http_req_content_length(const tern_http_req *r) { return r->head.chunked ? -1 : r->head.content_length; }
 
-void tern_http_req_set_max_body(tern_http_req *r, int64_t max) { r->max_body = max; }
+void tern_http_req_set_max_body(tern_http_req *r, int64_t max)
+{
+    if (max >= 0 && (r->max_body < 0 || max < r->max_body))
+        r->max_body = max;
+}
 
 static int body_start(tern_http_req *r)
 {
@@ -386,15 +390,15 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
     return r->ctx;
 }
 
-void tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)
+int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)
 {
-    if (r->nowned == HTTP_MAX_CTXS) {
-        fprintf(stderr, "tern: tern_http_req_set_ctx: more than %d contexts on one request\n",
-                HTTP_MAX_CTXS);
-        abort();
-    }
+    if (!ctx)
+        return -EINVAL;
+    if (r->nowned == HTTP_MAX_CTXS)
+        return -ENOSPC;
     r->owned_ctx[r->nowned++] = ctx;
     r->ctx = ctx;
+    return 0;
 }
 
 const char *tern_http_req_remote_addr(tern_http_req *r) { return tern_conn_remote_addr(r->conn->c); }

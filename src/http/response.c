@@ -22,6 +22,15 @@
 #include "http/server_internal.h"
 #include "tern/runtime.h"
 
+int tern_http_error_status(int err)
+{
+    switch (err) {
+    case -EMSGSIZE: return 413;
+    case -EBADMSG: return 400;
+    default: return 500;
+    }
+}
+
 const char *tern_http_status_text(int status)
 {
     switch (status) {
@@ -68,9 +77,13 @@ const char *tern_http_status_text(int status)
 }
 
 /* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", formatted once a second per
- * thread (a coarse clock read is a few ns; formatting is not). */
+ * thread (a coarse clock read is a few ns; formatting is not), in English
+ * whatever the program's locale. */
 static const char *date_line(void)
 {
+    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
     static __thread char line[48];
     static __thread time_t cached = -1;
     struct timespec ts;
@@ -78,7 +91,9 @@ static const char *date_line(void)
     if (ts.tv_sec != cached) {
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
-        strftime(line, sizeof line, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        snprintf(line, sizeof line, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached = ts.tv_sec;
     }
     return line;
@@ -209,8 +224,8 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
     const tern_http_server_options *o = &hc->srv->o;
     int minor = w->req ? w->req->head.minor_version : 1;
     const char *conn_hdr = tern_http_resp_header(w, "Connection");
-    if (conn_hdr && !strcasecmp(conn_hdr, "close"))
-        w->close_after = hc->closing = true;
+    if ((conn_hdr && !strcasecmp(conn_hdr, "close")) || atomic_load(&hc->srv->shutting_down))
+        w->close_after = hc->closing = true;    /* asked, or the server is going down */
     if (hbuf_reserve(b, 256) < 0)
         return -ENOMEM;
     b->len = (size_t)snprintf(b->p, b->cap, "HTTP/1.%d %d %s\r\n", minor == 0 ? 0 : 1,

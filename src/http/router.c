@@ -21,8 +21,9 @@
 typedef struct route {
     char *method;               /* NULL: any */
     char *pattern;
-    tern_http_link *chain;
+    tern_http_link *chain;      /* the route's part: group middleware + handler */
     size_t chain_len;
+    tern_http_link *chain_mem;  /* the allocation (root links first) */
 } route;
 
 typedef struct node {
@@ -92,7 +93,7 @@ static void node_free(node *n, bool self)
     for (size_t i = 0; i < n->nroutes; i++) {
         free(n->routes[i].method);
         free(n->routes[i].pattern);
-        free(n->routes[i].chain);
+        free(n->routes[i].chain_mem);
     }
     free(n->routes);
     free(n->label);
@@ -250,6 +251,7 @@ static int build_chain(tern_http_group *g, tern_http_handler_fn *h, void *arg, r
         for (size_t j = x->nmws; j-- > 0;)
             c[--i] = x->mws[j];
     /* the root's middleware runs around the whole router, not per route */
+    r->chain_mem = c;
     r->chain = c + g->rt->rootg.nmws;
     r->chain_len = n - g->rt->rootg.nmws;
     return 0;
@@ -326,7 +328,7 @@ int tern_http_group_handle(tern_http_group *g, const char *method, const char *p
     route *rs = realloc(n->routes, (n->nroutes + 1) * sizeof *rs);
     if (!rs) {
         free(r.method);
-        free(r.chain - g->rt->rootg.nmws);
+        free(r.chain_mem);
         rc = -ENOMEM;
         goto fail;
     }

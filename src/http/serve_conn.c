@@ -6,10 +6,14 @@
  * connection's output buffer while complete requests are already
  * buffered, and go out together just before the loop would read again.
  *
- * An idle connection holds almost nothing: after a second without a
- * request it returns its buffers (the next request allocates them again),
- * so 10,000 idle keep-alive connections cost their coroutines and little
- * more.
+ * An idle connection holds almost nothing.  Its buffers (input, output,
+ * header array, the first arena chunk: ~14 KiB) live in the frame of
+ * serve_burst(), which returns after a second without a request; the
+ * connection then waits in the small outer frame and gives the stack
+ * pages below it back (tern_stack_trim).  Heap buffers would not do:
+ * freed, they stay resident in malloc's free lists, fragmented among the
+ * live connections.  So 10,000 idle keep-alive connections cost a page or
+ * two of stack each and a few hundred bytes of heap.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,9 +34,15 @@ int hbuf_reserve(hbuf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 4096;
     while (cap - b->len < extra)
         cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
+    char *p;
+    if (b->fixed) {
+        if (!(p = malloc(cap)))
+            return -ENOMEM;
+        memcpy(p, b->p, b->len);
+        b->fixed = false;
+    } else if (!(p = realloc(b->p, cap))) {
         return -ENOMEM;
+    }
     b->p = p;
     b->cap = cap;
     return 0;
@@ -49,9 +59,11 @@ int hbuf_append(hbuf *b, const void *data, size_t n)
 
 void hbuf_free(hbuf *b)
 {
-    free(b->p);
+    if (!b->fixed)
+        free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+    b->fixed = false;
 }
 
 void *arena_alloc(arena *a, size_t n)
@@ -91,9 +103,10 @@ void arena_free(arena *a)
 {
     for (arena_chunk *c = a->head, *n; c; c = n) {
         n = c->next;
-        free(c);
+        if (c != a->fixed)
+            free(c);
     }
-    a->head = NULL;
+    a->head = a->fixed = NULL;
 }
 
 int tern__http_flush_out(hconn *hc)
@@ -109,77 +122,58 @@ int tern__http_flush_out(hconn *hc)
     return 0;
 }
 
-static void release_buffers(hconn *hc)
-{
-    free(hc->in);
-    hc->in = NULL;
-    hc->in_cap = hc->in_len = hc->in_pos = 0;
-    hbuf_free(&hc->out);
-    hbuf_free(&hc->scratch);
-    free(hc->hdrs);
-    hc->hdrs = NULL;
-    arena_free(&hc->arena);
-}
-
-static int ensure_buffers(hconn *hc)
-{
-    if (!hc->in) {
-        hc->in = malloc(HTTP_IN_INITIAL);
-        if (!hc->in)
-            return -ENOMEM;
-        hc->in_cap = HTTP_IN_INITIAL;
-    }
-    if (!hc->hdrs) {
-        hc->hdrs = malloc(hc->srv->o.max_headers * sizeof *hc->hdrs);
-        if (!hc->hdrs)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-/* Wait for the next request's first bytes, or give up at the idle
- * deadline.  A connection that is busy keeps its buffer and reads straight
- * into it (one system call when a request is already there); one idle
- * for a second gives its buffers back and waits without any.  Returns 1
- * when bytes were read into hc->in, 0 when the socket is readable (and
- * nothing read yet), or <0 to close: -errno, or -1 at end of stream. */
-static int wait_next_request(hconn *hc, bool first)
+/* Between bursts: park until the connection has something to read (no
+ * buffer held), or the idle deadline.  0, or <0 to close. */
+static int wait_idle(hconn *hc, bool first)
 {
     tern_http_server *s = hc->srv;
     int64_t timeout = first ? s->o.read_header_timeout : s->o.idle_timeout;
+    int64_t deadline = hc->idle_until ? hc->idle_until
+                       : timeout < 0 ? TERN_FOREVER : tern_now() + timeout;
+    tern_conn_set_read_deadline(hc->c, deadline);
+    atomic_store(&hc->state, CONN_IDLE);
+    atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
+    int rc = atomic_load(&s->shutting_down) ? -ECANCELED : tern_conn_wait_readable(hc->c);
+    atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
+    atomic_store(&hc->state, CONN_ACTIVE);
+    if (rc == 0 && atomic_load(&s->shutting_down))
+        hc->closing = true;     /* answer this one, then close */
+    return rc;
+}
+
+/* Within a burst: read the next request's first bytes straight into the
+ * buffer (one system call when a request is already there).  1 when bytes
+ * were read, 0 after IDLE_RELEASE_NS with nothing (time to give the
+ * buffers back), <0 to close: -errno, or -1 at end of stream. */
+static int wait_hot(hconn *hc, int64_t *idle_deadline)
+{
+    tern_http_server *s = hc->srv;
     int64_t now = tern_now();
-    int64_t deadline = timeout < 0 ? TERN_FOREVER : now + timeout;
+    if (*idle_deadline == 0)
+        *idle_deadline = s->o.idle_timeout < 0 ? TERN_FOREVER : now + s->o.idle_timeout;
+    int64_t release_at = now + IDLE_RELEASE_NS;
+    bool may_release = *idle_deadline == TERN_FOREVER || release_at < *idle_deadline;
+    tern_conn_set_read_deadline(hc->c, may_release ? release_at : *idle_deadline);
     atomic_store(&hc->state, CONN_IDLE);
     atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
     int rc;
     if (atomic_load(&s->shutting_down)) {
         rc = -ECANCELED;
-        goto out;
-    }
-    int64_t release_at = now + IDLE_RELEASE_NS;
-    if (hc->in) {
-        bool may_release = deadline == TERN_FOREVER || release_at < deadline;
-        tern_conn_set_read_deadline(hc->c, may_release ? release_at : deadline);
+    } else {
         ssize_t n = tern_conn_read(hc->c, hc->in, hc->in_cap);
         if (n > 0) {
             hc->in_len = (size_t)n;
             rc = 1;
-            goto out;
-        }
-        if (n == 0 || n != -ETIMEDOUT || !may_release) {
+        } else if (n == -ETIMEDOUT && may_release) {
+            rc = 0;
+        } else {
             rc = n == 0 ? -1 : (int)n;
-            goto out;
         }
-        release_buffers(hc);
-        tern_stack_trim();      /* and the stack pages the handler touched */
     }
-    tern_conn_set_read_deadline(hc->c, deadline);
-    rc = tern_conn_wait_readable(hc->c);
-out:
     atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
     atomic_store(&hc->state, CONN_ACTIVE);
-    if (rc >= 0 && atomic_load(&s->shutting_down))
-        hc->closing = true;     /* answer this one, then close */
+    if (rc > 0 && atomic_load(&s->shutting_down))
+        hc->closing = true;
     return rc;
 }
 
@@ -197,9 +191,12 @@ static int read_more(hconn *hc, size_t max_head)
             cap = max_head + 1024;
         if (cap <= hc->in_cap)
             return -EMSGSIZE;
-        char *p = realloc(hc->in, cap);
+        char *p = hc->in_fixed ? malloc(cap) : realloc(hc->in, cap);
         if (!p)
             return -ENOMEM;
+        if (hc->in_fixed)
+            memcpy(p, hc->in, hc->in_len);
+        hc->in_fixed = false;
         hc->in = p;
         hc->in_cap = cap;
     }
@@ -208,16 +205,6 @@ static int read_more(hconn *hc, size_t max_head)
         return n == 0 ? -1 : (int)n;
     hc->in_len += (size_t)n;
     return 0;
-}
-
-static int status_for_error(int err)
-{
-    switch (err) {
-    case -EMSGSIZE: return 413;
-    case -EBADMSG: return 400;
-    case -ETIMEDOUT: return 408;
-    default: return 500;
-    }
 }
 
 /* NUL-terminate the head's strings in place: each is followed by a
@@ -232,28 +219,29 @@ static void terminate_strings(tern_http_request *h)
     }
 }
 
-/* Throw away what the handler did not read of the body, so the next
- * request starts at the right byte; false if it is too much to be worth it. */
-static bool drain_body(tern_http_req *r)
+/* Whether what the handler left unread of the body is small enough to
+ * read and throw away so the connection can serve the next request (as Go,
+ * up to 256 KiB); otherwise the answer says Connection: close. */
+static bool can_drain(const tern_http_req *r)
 {
     if (!r->has_body || r->body_done)
         return true;
-    if (r->body_failed)
-        return false;
+    if (r->body_failed || r->chunked || (r->head.expect_continue && !r->continue_sent))
+        return false;   /* chunked: unknown size; no 100 sent: the client never sends it */
+    return r->body_left <= HTTP_DRAIN_MAX;
+}
+
+static bool drain_body(tern_http_req *r)
+{
     char tmp[4096];
-    size_t drained = 0;
-    r->max_body = -1;           /* the limit is the drain budget now */
-    if (!r->continue_sent && r->head.expect_continue)
-        return false;           /* the client waits for 100: never sent, so close */
-    while (drained < HTTP_DRAIN_MAX) {
+    r->max_body = -1;
+    for (;;) {
         ssize_t n = tern_http_req_read(r, tmp, sizeof tmp);
         if (n == 0)
             return true;
         if (n < 0)
             return false;
-        drained += (size_t)n;
     }
-    return false;
 }
 
 static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
@@ -296,19 +284,24 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
                 hc->out.len = w.start;
                 w.nhdrs = 0;
                 w.body_bytes = 0;
-                tern_http_resp_error(&w, status_for_error(rc), NULL);
+                tern_http_resp_error(&w, tern_http_error_status(rc), NULL);
             } else {
                 hc->closing = true;     /* mid-stream: a truncated body, never a wrong one */
                 w.done = true;
             }
         }
     }
-    if (!drain_body(&r))
+    if (!can_drain(&r))
         hc->closing = true;
     if (hc->closing)
         w.close_after = true;
     if (!w.done)
         tern__http_resp_finish(&w);
+    if (!hc->closing && !r.body_done) {
+        /* the answer goes first: a client may wait for it before sending more */
+        if (tern__http_flush_out(hc) < 0 || !drain_body(&r))
+            hc->closing = true;
+    }
     tern__http_req_end(&r);
     arena_reset(&hc->arena);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
@@ -316,59 +309,116 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
         tern__http_flush_out(hc);
 }
 
-int tern__http_serve_conn(void *arg)
+#define BURST_OUT 4096
+#define BURST_SCRATCH 512
+#define BURST_HDRS 128
+#define BURST_ARENA 2048
+
+/* Serve requests while they keep coming, with every buffer in this frame.
+ * Returns 0 when the connection has been quiet for IDLE_RELEASE_NS (all
+ * answers sent), <0 when it is to be closed. */
+static int serve_burst(hconn *hc, bool have_bytes)
 {
-    hconn *hc = arg;
     tern_http_server *s = hc->srv;
+    char in[HTTP_IN_INITIAL];
+    char out[BURST_OUT];
+    char scratch[BURST_SCRATCH];
+    tern_http_header hdrs[BURST_HDRS];
+    _Alignas(16) char arena_mem[sizeof(arena_chunk) + BURST_ARENA];
+    hc->in = in;
+    hc->in_cap = sizeof in;
+    hc->in_len = hc->in_pos = 0;
+    hc->in_fixed = true;
+    hc->out = (hbuf){ out, 0, sizeof out, true };
+    hc->scratch = (hbuf){ scratch, 0, sizeof scratch, true };
+    hc->hdrs_fixed = s->o.max_headers <= BURST_HDRS;
+    hc->hdrs = hc->hdrs_fixed ? hdrs : malloc(s->o.max_headers * sizeof *hc->hdrs);
+    arena_chunk *ac = (arena_chunk *)(void *)arena_mem;
+    *ac = (arena_chunk){ .next = NULL, .used = 0, .cap = BURST_ARENA };
+    hc->arena = (arena){ ac, ac };
     tern_http_limits lim = { .max_request_line = s->o.max_request_line,
                              .max_head = s->o.max_header_bytes };
-    bool first = true;
-    for (;;) {
-        if (hc->io_error)
+    int64_t idle_deadline = 0;
+    int rc = hc->hdrs ? 0 : -ENOMEM;
+    while (rc == 0) {
+        if (hc->io_error) {
+            rc = hc->io_error;
             break;
+        }
         if (hc->in_pos == hc->in_len) {
             hc->in_pos = hc->in_len = 0;
-            if (tern__http_flush_out(hc) < 0 || hc->closing)
+            if (tern__http_flush_out(hc) < 0 || hc->closing) {
+                rc = -1;
                 break;
-            int got = wait_next_request(hc, first);
-            if (got < 0)
-                break;
-            first = false;
-            if (ensure_buffers(hc) < 0)
-                break;
+            }
+            if (have_bytes) {
+                have_bytes = false;
+                if ((rc = read_more(hc, s->o.max_header_bytes)) < 0)
+                    break;
+            } else {
+                int got = wait_hot(hc, &idle_deadline);
+                if (got <= 0) {
+                    rc = got;   /* 0: quiet, go idle; <0: close */
+                    hc->idle_until = idle_deadline;
+                    break;
+                }
+            }
+            idle_deadline = 0;
             /* the rest of the head must come within read_header_timeout */
             tern_conn_set_read_deadline(hc->c, s->o.read_header_timeout < 0
                                         ? TERN_FOREVER : tern_now() + s->o.read_header_timeout);
-            if (got == 0 && read_more(hc, s->o.max_header_bytes) < 0)
-                break;
         }
         tern_http_request head, *h = &head;
         h->headers = hc->hdrs;
         h->max_headers = s->o.max_headers;
         int n = tern_http_parse_request(hc->in + hc->in_pos, hc->in_len - hc->in_pos, h, &lim);
         if (n == TERN_HTTP_INCOMPLETE) {
-            if (tern__http_flush_out(hc) < 0)
+            if ((rc = tern__http_flush_out(hc)) < 0)
                 break;
-            int rc = read_more(hc, s->o.max_header_bytes);
+            rc = read_more(hc, s->o.max_header_bytes);
             if (rc == -EMSGSIZE) {
                 tern__http_send_error(hc, 431, false);
-                break;
-            }
-            if (rc < 0) {
-                if (rc == -ETIMEDOUT && hc->in_len > hc->in_pos)
-                    tern__http_send_error(hc, 408, false);
-                break;
+            } else if (rc == -ETIMEDOUT && hc->in_len > hc->in_pos) {
+                tern__http_send_error(hc, 408, false);
             }
             continue;
         }
         if (n == TERN_HTTP_BAD) {
             atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
             tern__http_send_error(hc, h->status ? h->status : 400, false);
+            rc = -1;
             break;
         }
         serve_one(hc, h, (size_t)n);
+        if (hc->closing)
+            rc = -1;    /* nothing after a closing answer, even if pipelined */
     }
     tern__http_flush_out(hc);
-    tern__http_conn_gone(s, hc);
+    if (!hc->in_fixed)
+        free(hc->in);
+    hc->in = NULL;
+    hc->in_cap = hc->in_len = hc->in_pos = 0;
+    hbuf_free(&hc->out);
+    hbuf_free(&hc->scratch);
+    if (!hc->hdrs_fixed)
+        free(hc->hdrs);
+    hc->hdrs = NULL;
+    arena_free(&hc->arena);
+    return rc;
+}
+
+int tern__http_serve_conn(void *arg)
+{
+    hconn *hc = arg;
+    bool first = true;
+    for (;;) {
+        if (wait_idle(hc, first) < 0)
+            break;
+        first = false;
+        if (serve_burst(hc, true) < 0)
+            break;
+        tern_stack_trim();      /* the burst's buffers and the handlers' frames */
+    }
+    tern__http_conn_gone(hc->srv, hc);
     return 0;
 }

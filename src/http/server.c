@@ -41,7 +41,9 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     s->base = tern_ctx_with_cancel(NULL);
     s->accepting = tern_ctx_with_cancel(NULL);
     s->drained = tern_chan_make(1, 0);
-    if (!s->base || !s->accepting || !s->drained) {
+    s->finished = tern_chan_make(1, 0);
+    if (!s->base || !s->accepting || !s->drained || !s->finished) {
+        tern_chan_free(s->finished);
         tern_ctx_free(s->base);
         tern_ctx_free(s->accepting);
         tern_chan_free(s->drained);
@@ -101,23 +103,24 @@ void tern_http_server_get_stats(const tern_http_server *s, tern_http_server_stat
     st->active = atomic_load(&s->nactive);
 }
 
-static void maybe_drained(tern_http_server *s)
+/* Under s->mu: true (once) when shutdown has begun and no connection is
+ * left; the caller then closes s->drained after its last touch of s,
+ * because serve() may return and the server be freed at once. */
+static bool take_drained(tern_http_server *s)
 {
-    /* under s->mu */
     if (atomic_load(&s->shutting_down) && !s->conns && !s->drained_closed) {
         s->drained_closed = true;
-        tern_chan_close(s->drained);
+        return true;
     }
+    return false;
 }
 
 void tern__http_conn_gone(tern_http_server *s, hconn *hc)
 {
-    tern_conn_close(hc->c);
-    free(hc->in);
-    hbuf_free(&hc->out);
-    hbuf_free(&hc->scratch);
-    free(hc->hdrs);
-    arena_free(&hc->arena);
+    tern_conn_close(hc->c);     /* its buffers went with its serving frame */
+    if (s->o.max_conns > 0)
+        tern_sem_release(&s->conn_slots, 1);
+    tern_chan *drained = s->drained;
     tern_mutex_lock(&s->mu);
     if (hc->prev)
         hc->prev->next = hc->next;
@@ -127,11 +130,11 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
         hc->next->prev = hc->prev;
     atomic_fetch_sub(&s->nconns, 1);
     atomic_fetch_sub(&s->nactive, 1);
-    maybe_drained(s);
+    bool last = take_drained(s);
     tern_mutex_unlock(&s->mu);
-    if (s->o.max_conns > 0)
-        tern_sem_release(&s->conn_slots, 1);
     free(hc);
+    if (last)
+        tern_chan_close(drained);       /* s may be gone from here on */
 }
 
 typedef struct accept_arg {
@@ -205,10 +208,11 @@ int tern_http_server_serve(tern_http_server *s)
         }
     }
     tern_waitgroup_wait(&s->accepters);
-    /* accepting has stopped: shutdown was called; wait until it is over */
+    /* accepting has stopped: shutdown was called; wait until it is over,
+     * so that our caller may free the server as soon as we return */
     bool ok;
     char c;
-    tern_chan_recv(s->drained, &c, &ok);
+    tern_chan_recv(s->finished, &c, &ok);
     return 0;
 }
 
@@ -219,13 +223,17 @@ static void kick_conns(tern_http_server *s, bool force)
     for (hconn *hc = s->conns; hc; hc = hc->next)
         if (force || atomic_load(&hc->state) == CONN_IDLE)
             shutdown(tern_conn_fd(hc->c), force ? SHUT_RDWR : SHUT_RD);
-    maybe_drained(s);
+    bool last = take_drained(s);
     tern_mutex_unlock(&s->mu);
+    if (last)
+        tern_chan_close(s->drained);    /* our caller holds the server */
 }
 
 int tern_http_server_shutdown(tern_http_server *s, int64_t deadline)
 {
-    if (!atomic_exchange(&s->shutting_down, true)) {
+    bool first = !atomic_exchange(&s->shutting_down, true);
+    tern_chan *finished = s->finished;
+    if (first) {
         for (int i = 0; i < s->nls; i++)
             tern_listener_close(s->ls[i]);
         tern_ctx_cancel(s->accepting);  /* an accept loop waiting for a slot */
@@ -253,6 +261,8 @@ int tern_http_server_shutdown(tern_http_server *s, int64_t deadline)
         kick_conns(s, false);
     }
     tern_ctx_free(until);
+    if (first)
+        tern_chan_close(finished);      /* serve() returns; s may be freed now */
     return rc;
 }
 
@@ -265,5 +275,6 @@ void tern_http_server_free(tern_http_server *s)
     tern_ctx_free(s->base);
     tern_ctx_free(s->accepting);
     tern_chan_free(s->drained);
+    tern_chan_free(s->finished);
     free(s);
 }

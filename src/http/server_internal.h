@@ -16,14 +16,17 @@
 #define HTTP_MAX_LISTENERS 64
 #define HTTP_MAX_PARAMS 16
 #define HTTP_MAX_VALUES 8
-#define HTTP_MAX_CTXS 4
+#define HTTP_MAX_CTXS 8
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
 
+/* A growable byte buffer; it may start in caller-provided memory (a
+ * connection's stack frame) and moves to the heap when it must grow. */
 typedef struct hbuf {
     char *p;
     size_t len, cap;
+    bool fixed;                 /* p is not from malloc */
 } hbuf;
 
 int hbuf_reserve(hbuf *b, size_t extra);
@@ -39,6 +42,7 @@ typedef struct arena_chunk {
 
 typedef struct arena {
     arena_chunk *head;
+    arena_chunk *fixed;         /* the oldest chunk, not from malloc; never freed */
 } arena;
 
 void *arena_alloc(arena *a, size_t n);
@@ -96,15 +100,18 @@ struct tern_http_resp {
 struct hconn {
     tern_http_server *srv;
     tern_conn *c;
-    char *in;
+    char *in;                       /* in the serving frame, or the heap once grown */
     size_t in_cap, in_len, in_pos;
+    bool in_fixed;
     hbuf out;
     hbuf scratch;                   /* response heads are built here */
     tern_http_header *hdrs;
+    bool hdrs_fixed;
     arena arena;
     hconn *prev, *next;             /* server's list, under srv->mu */
     _Atomic int state;              /* CONN_* */
     unsigned nreq;
+    int64_t idle_until;             /* set when a burst ends quiet: the idle deadline */
     bool closing;                   /* answer with Connection: close and stop */
     int io_error;                   /* a write failed: stop */
 };
@@ -124,6 +131,7 @@ struct tern_http_server {
     tern_waitgroup accepters;
     tern_chan *drained;             /* closed when shutting down and no conn is left */
     bool drained_closed;
+    tern_chan *finished;            /* closed as the first shutdown call's last act */
     tern_sem conn_slots;
     _Atomic uint64_t accepted, requests, rejected;
     _Atomic uint32_t nconns, nactive;

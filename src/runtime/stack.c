@@ -229,11 +229,11 @@ void tern_stack_trim(void)
     tern_co *co = tern_self();
     if (!co || co->is_main || co->stack_mode == TERN_STACK_SHARED || !co->stack.lo)
         return;
-    /* keep a margin under the current frame for this call's own needs
-     * (and the signal frame that may land there); in canary mode the
+    /* everything below this frame is dead except what this call and the
+     * madvise wrapper push (well under 512 bytes); in canary mode the
      * lowest page holds the canary */
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    uintptr_t top = (here - 4096) & ~(uintptr_t)4095;
+    uintptr_t top = (here - 512) & ~(uintptr_t)4095;
     uintptr_t lo = (uintptr_t)co->stack.lo + (guarded ? 0 : 4096);
     if (top > lo)
         madvise((void *)lo, top - lo, MADV_DONTNEED);

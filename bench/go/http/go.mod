@@ -1,0 +1,3 @@
+module tern.bench/http
+
+go 1.19
