@@ -148,6 +148,47 @@ static void tcp_echo(void)
     run_ok(tcp_main, NULL, 2);
 }
 
+/* ---- a short read followed by end of stream ------------------------------ */
+
+static int say_and_close(void *arg)
+{
+    tern_listener *l = arg;
+    tern_conn *c;
+    CHECK_EQ(tern_accept(l, &c, tern_now() + TERN_SEC), 0);
+    /* wait for the client to park in its read, then data and FIN together */
+    tern_sleep(20 * TERN_MS);
+    CHECK_EQ(tern_conn_write(c, "last words", 10), 10);
+    tern_conn_close(c);
+    return 0;
+}
+
+static int eof_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 20; round++) {
+        tern_listener *l;
+        CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+        tern_go(say_and_close, l);
+        tern_conn *c;
+        CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
+        tern_conn_set_read_deadline(c, tern_now() + 2 * TERN_SEC);
+        char buf[64];
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 10);   /* short: the socket is empty */
+        /* the FIN came with the data, in the same edge: the next read
+         * must see it at once, not wait for an edge that never comes */
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
+        tern_conn_close(c);
+        tern_listener_free(l);
+    }
+    return 0;
+}
+
+static void short_read_then_eof(void)
+{
+    run_ok(eof_main, NULL, 2);
+}
+
 /* ---- dialing: refused, deadline, cancel --------------------------------- */
 
 static int cancel_after(void *arg)
@@ -381,5 +422,5 @@ static void signals_as_events(void)
     CHECK(r.exited && r.code == 0);
 }
 
-TESTS(T(split_host_port), T(tcp_echo), T(dial_errors), T(unix_sockets),
+TESTS(T(split_host_port), T(tcp_echo), T(short_read_then_eof), T(dial_errors), T(unix_sockets),
       T(accept_deadline_and_close), T(accept_survives_emfile), T(signals_as_events))

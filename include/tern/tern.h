@@ -9,6 +9,8 @@
 #include "tern/error.h"
 #include "tern/group.h"
 #include "tern/http.h"
+#include "tern/http_client.h"
+#include "tern/http_mw.h"
 #include "tern/http_parse.h"
 #include "tern/http_router.h"
 #include "tern/net.h"

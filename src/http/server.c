@@ -117,9 +117,7 @@ static bool take_drained(tern_http_server *s)
 
 void tern__http_conn_gone(tern_http_server *s, hconn *hc)
 {
-    tern_conn_close(hc->c);     /* its buffers went with its serving frame */
-    if (s->o.max_conns > 0)
-        tern_sem_release(&s->conn_slots, 1);
+    /* unlink first: kick_conns walks the list and uses each conn's fd */
     tern_chan *drained = s->drained;
     tern_mutex_lock(&s->mu);
     if (hc->prev)
@@ -132,6 +130,9 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
     atomic_fetch_sub(&s->nactive, 1);
     bool last = take_drained(s);
     tern_mutex_unlock(&s->mu);
+    tern_conn_close(hc->c);     /* its buffers went with its serving frame */
+    if (s->o.max_conns > 0)
+        tern_sem_release(&s->conn_slots, 1);
     free(hc);
     if (last)
         tern_chan_close(drained);       /* s may be gone from here on */

@@ -44,6 +44,7 @@ tern_conn *tern_conn_from_fd(int fd)
     if (fl >= 0 && !(fl & O_NONBLOCK))
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     c->fd = fd;
+    c->drained = false;
     c->read_deadline = TERN_FOREVER;
     c->write_deadline = TERN_FOREVER;
     c->remote[0] = '\0';
@@ -52,10 +53,22 @@ tern_conn *tern_conn_from_fd(int fd)
 
 ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n)
 {
+    if (c->drained && n > 0) {
+        /* The last read emptied the socket, so a read now would most
+         * likely say EAGAIN: wait first (as nginx does).  The netpoller
+         * keeps an edge that came meanwhile, so nothing is missed; a stale
+         * edge costs the read we would have made anyway. */
+        c->drained = false;
+        int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
+        if (rc < 0)
+            return rc;
+    }
     for (;;) {
         ssize_t r = read(c->fd, buf, n);
-        if (r >= 0)
+        if (r >= 0) {
+            c->drained = r > 0 && (size_t)r < n;
             return r;
+        }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN)

@@ -15,6 +15,7 @@ struct tern_conn {
     int fd;
     int64_t read_deadline;
     int64_t write_deadline;
+    bool drained;               /* the last read came up short: the socket was empty */
     char remote[64];            /* filled on first ask */
 };
 

@@ -5,7 +5,10 @@
  * registration (IN|OUT|RDHUP|ET) for its lifetime, as in Go's netpoller.
  * A descriptor holds, per direction, either the waiting coroutine and its
  * ticket or a "ready" bit that an edge left behind when nobody waited, so
- * an edge between a caller's EAGAIN and its wait is never lost.  Epoll
+ * an edge between a caller's EAGAIN and its wait is never lost.  Once the
+ * peer has closed (RDHUP, HUP, ERR) a read wait returns at once, however
+ * many times it is asked: a reader that has not seen the EOF yet may wait
+ * before reading (see tern_conn_read) and must not sleep on it.  Epoll
  * events carry the fd and the descriptor's generation, so an event for a
  * closed-and-reused fd number is dropped.
  *
@@ -35,6 +38,7 @@ typedef struct pdesc {
     tern_spin lock;
     uint32_t gen;
     bool registered;
+    bool hup;                           /* peer closed / error: reads never block again */
     pdir dir[2];                        /* read, write */
 } pdesc;
 
@@ -128,7 +132,7 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     for (int i = 0; i < 2; i++) {
         if (!(events & (1 << i)))
             continue;
-        if (d->dir[i].ready) {
+        if (d->dir[i].ready || (i == 0 && d->hup)) {
             d->dir[i].ready = false;
             tern_spin_unlock(&d->lock);
             return 0;
@@ -167,6 +171,7 @@ int tern_fd_close(int fd)
         if (d->registered && epfd >= 0)
             epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         d->registered = false;
+        d->hup = false;
         d->gen++;
         for (int i = 0; i < 2; i++) {
             /* Claim under the lock the waiter cleans up under: a waiter
@@ -227,6 +232,8 @@ int tern__netpoll(int64_t timeout_ns)
         tern_co *w[2] = {NULL, NULL};
         tern_spin_lock(&d->lock);
         if (d->gen == (uint32_t)(data >> 32) && d->registered) {
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                d->hup = true;
             for (int k = 0; k < 2; k++) {
                 if (!dirs[k])
                     continue;

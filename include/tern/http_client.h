@@ -1,0 +1,195 @@
+/*
+ * tern/http_client.h - an HTTP/1.1 client for coroutines, with a pool of
+ * keep-alive connections per host.
+ *
+ *     tern_http_client *c;
+ *     tern_http_client_new(NULL, &c);
+ *     tern_http_client_response *r;
+ *     int rc = tern_http_client_get(c, ctx, "http://127.0.0.1:8080/x", &r);
+ *     if (rc == 0) {
+ *         const char *body; size_t len;
+ *         if (tern_http_client_response_status(r) == 200 &&
+ *             tern_http_client_response_body(r, 1 << 20, &body, &len) == 0)
+ *             use(body, len);
+ *         tern_http_client_response_free(r);   // the connection goes back to the pool
+ *     }
+ *     tern_http_client_free(c);
+ *
+ * A request waits on the network by parking its coroutine.  Its context
+ * (tern/context.h) bounds all of it, including reading the body: the
+ * deadline becomes the connection's read and write deadlines, and a
+ * cancellation is noticed within 10 ms even while a read or write is
+ * parked (as tern_dial does).  The context must outlive the response.
+ *
+ * The pool: connections are kept per "host:port" and reused newest first.
+ * A response gives its connection back when it is freed, and only if its
+ * body was read to the end and both sides allow keep-alive; a response
+ * freed early closes its connection (the unread rest could be anything).
+ * An idle connection is dropped when it has been idle longer than
+ * idle_timeout, when its server closed it or sent unasked-for bytes (both
+ * looked at when it is taken from the pool), and by tern_http_client_free.
+ *
+ * The classic keep-alive race: a server may close an idle connection just
+ * as a request is written to it.  A request that fails on a reused
+ * connection before any byte of the response arrived is sent once more on
+ * a new connection, if its method is idempotent (GET, HEAD, PUT, DELETE,
+ * OPTIONS, TRACE); other methods get the error.
+ *
+ * Errors (negative errno; tern_strerror explains them), for each way a
+ * request can go wrong:
+ *   -EINVAL          the caller's: a bad URL, method (not a token), header
+ *                    name (not a token) or value (CR, LF or another
+ *                    control character but tab), a name without a value,
+ *                    a Content-Length or Transfer-Encoding header (the
+ *                    framing is the client's), body NULL with body_len > 0
+ *   -EPROTONOSUPPORT an https:// URL (no TLS yet)
+ *   -ECONNREFUSED, -ENOENT, -ENETUNREACH, ...   from tern_dial
+ *   -EPIPE or -ECONNRESET  the server went away while the request was
+ *                    being written (whichever the kernel reports)
+ *   -ECONNRESET      the server closed the connection before the response
+ *                    ended: before its head was complete, or inside its
+ *                    body (shorter than its Content-Length, or a chunked
+ *                    body cut before its last chunk); also a reset
+ *   -EBADMSG         a malformed status line, header field or framing
+ *                    (what tern_http_parse_response refuses: see
+ *                    http_parse.h), more than TERN_HTTP_CLIENT_MAX_HEADERS
+ *                    fields, bad chunked framing, or a redirect's Location
+ *                    that is not a URL
+ *   -EPROTO          a 101 Switching Protocols nobody asked for
+ *   -EMSGSIZE        a response head (1xx heads included) longer than
+ *                    max_response_header; a body longer than the max given
+ *                    to tern_http_client_response_body
+ *   -ELOOP           more redirects than max_redirects
+ *   -ETIMEDOUT       the context's deadline (or options.timeout) passed
+ *   -ECANCELED       the context was cancelled
+ *   -ENOMEM
+ * Bytes where no more may be (a body after a HEAD answer, anything after
+ * the end of a body) are not an error for the response at hand; its
+ * connection is just not reused.
+ * A status of 4xx or 5xx is not an error: it is a response.
+ *
+ * Threads: a client is shared freely by any number of coroutines; a
+ * response belongs to one coroutine at a time.  Functions that may do I/O
+ * or wait (do, get, response_read/body/free, client_free) must be called
+ * from a coroutine (inside tern_run); the others from anywhere.
+ */
+#ifndef TERN_HTTP_CLIENT_H
+#define TERN_HTTP_CLIENT_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "tern/context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Header fields a response may have; more is -EBADMSG. */
+#define TERN_HTTP_CLIENT_MAX_HEADERS 128
+
+typedef struct tern_http_client tern_http_client;
+typedef struct tern_http_client_response tern_http_client_response;
+
+typedef struct tern_http_client_options {
+    int max_idle_per_host;      /* idle connections kept per host; 0: 16;
+                                   < 0: none (every request sends
+                                   "Connection: close") */
+    int max_conns_per_host;     /* connections per host, idle or in use;
+                                   0: no limit.  Beyond it a request waits
+                                   for one, bounded by its context */
+    int64_t idle_timeout;       /* ns an idle connection is kept; 0: 90 s */
+    int64_t timeout;            /* ns for each request, body reading
+                                   included; 0: none.  With a context
+                                   deadline too, the earlier one wins */
+    int max_redirects;          /* 0: 3xx responses are returned, not
+                                   followed (redirects are opt-in) */
+    size_t max_response_header; /* bytes of response head; 0: 64 KiB */
+    const char *user_agent;     /* copied; NULL: "tern" */
+} tern_http_client_options;
+
+/* A client; o may be NULL for the defaults.  0, -EINVAL (a negative
+ * timeout or limit), -ENOMEM.  Callable from any thread. */
+int tern_http_client_new(const tern_http_client_options *o, tern_http_client **out);
+
+/* Close the idle connections and release the client.  Every response must
+ * have been freed before (a programmer error otherwise: aborts). */
+void tern_http_client_free(tern_http_client *c);
+
+typedef struct tern_http_client_request {
+    const char *method;         /* NULL: GET, or POST when there is a body */
+    const char *url;            /* "http://host[:port]/path?query" */
+    const char *const *headers; /* NULL or NULL-terminated: name, value,
+                                   name, value, ...  "Host" and
+                                   "User-Agent" replace tern's own */
+    const void *body;           /* sent with Content-Length (also when
+                                   body_len is 0 and body is not NULL;
+                                   POST, PUT and PATCH without a body send
+                                   "Content-Length: 0") */
+    size_t body_len;
+    tern_ctx *ctx;              /* deadline and cancellation; NULL: none */
+} tern_http_client_request;
+
+/* Send a request and read the response head; the body is left to read.
+ * 1xx interim responses are skipped.  With max_redirects > 0, 301, 302,
+ * 303, 307 and 308 with a Location are followed: 303, and 301/302 after a
+ * POST, become a GET without body (HEAD stays HEAD); 307/308 repeat the
+ * method and body.  Location may be an absolute URL, "//host/..", an
+ * absolute path or a relative one.  Authorization, Proxy-Authorization
+ * and Cookie headers are not sent to another host:port.
+ * On success *out is the final response, to be freed. */
+int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req,
+                        tern_http_client_response **out);
+
+/* A GET of url. */
+int tern_http_client_get(tern_http_client *c, tern_ctx *ctx, const char *url,
+                         tern_http_client_response **out);
+
+int tern_http_client_response_status(const tern_http_client_response *r);
+
+/* The first field called name (any case), NUL-terminated, or NULL.  Valid
+ * until the response is freed. */
+const char *tern_http_client_response_header(const tern_http_client_response *r,
+                                             const char *name);
+
+/* The i-th field (in the order sent): 0, or -ENOENT past the last. */
+int tern_http_client_response_header_at(const tern_http_client_response *r, size_t i,
+                                        const char **name, const char **value);
+
+/* Content-Length, or -1 when the body is chunked or ends at close; 0 for
+ * 204 and 304.  For HEAD, what the header says (the body a GET would
+ * have had; none follows). */
+int64_t tern_http_client_response_content_length(const tern_http_client_response *r);
+
+/* Read up to n body bytes (chunked framing undone).  Returns the count,
+ * 0 at the end of the body, or -errno (see above).  An error is sticky:
+ * later reads return it again. */
+ssize_t tern_http_client_response_read(tern_http_client_response *r, void *buf, size_t n);
+
+/* Read the rest of the body into memory owned by r (valid until it is
+ * freed; NUL-terminated for convenience).  -EMSGSIZE if it is longer
+ * than max; other errors as tern_http_client_response_read. */
+int tern_http_client_response_body(tern_http_client_response *r, size_t max, const char **data,
+                                   size_t *len);
+
+/* Release r: its connection goes back to the pool if the body was read to
+ * the end and keep-alive holds; otherwise it is closed.  NULL is a no-op. */
+void tern_http_client_response_free(tern_http_client_response *r);
+
+typedef struct tern_http_client_stats {
+    uint64_t dials;             /* connections made */
+    uint64_t reuses;            /* requests sent on a pooled connection */
+    uint64_t requests;          /* requests written (redirects and the
+                                   retry of a stale connection count) */
+    uint32_t idle;              /* connections in the pool now */
+    uint32_t active;            /* connections lent to requests now */
+} tern_http_client_stats;
+
+/* Counters so far; a racy snapshot while requests run.  Any thread. */
+void tern_http_client_stats_get(tern_http_client *c, tern_http_client_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

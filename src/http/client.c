@@ -1,0 +1,413 @@
+/*
+ * client.c - the HTTP/1.1 client's face: options, writing a request,
+ * the retry of a request that met a stale pooled connection, and
+ * redirects.
+ *
+ * One exchange (request out, response head in) runs on a leased
+ * connection (client_pool.c); the response then owns the lease until it
+ * is freed (client_response.c).  Following a redirect drains the 3xx body
+ * (if small) so its connection can serve the next hop, then starts over
+ * with the resolved Location, reusing the response object.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/client_internal.h"
+#include "tern/runtime.h"
+
+/* A redirect body up to this size is read and dropped to keep the
+ * connection; a larger one costs a new connection instead. */
+#define HC_REDIRECT_DRAIN (64 * 1024)
+
+int tern_http_client_new(const tern_http_client_options *o, tern_http_client **out)
+{
+    static const tern_http_client_options defaults = {0};
+    if (!o)
+        o = &defaults;
+    *out = NULL;
+    if (o->max_conns_per_host < 0 || o->idle_timeout < 0 || o->timeout < 0 ||
+        o->max_redirects < 0)
+        return -EINVAL;
+    const char *ua = o->user_agent ? o->user_agent : "tern";
+    for (const char *p = ua; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return -EINVAL;
+    tern_http_client *c = calloc(1, sizeof *c);
+    if (!c || !(c->user_agent = strdup(ua))) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->max_idle = o->max_idle_per_host ? o->max_idle_per_host : 16;
+    c->max_conns = o->max_conns_per_host;
+    c->idle_timeout = o->idle_timeout ? o->idle_timeout : 90 * TERN_SEC;
+    c->timeout = o->timeout;
+    c->max_redirects = o->max_redirects;
+    c->max_header = o->max_response_header ? o->max_response_header : 64 * 1024;
+    *out = c;
+    return 0;
+}
+
+void tern_http_client_free(tern_http_client *c)
+{
+    if (!c)
+        return;
+    if (atomic_load(&c->active) != 0) {
+        fprintf(stderr, "tern: tern_http_client_free with %u responses not freed\n",
+                atomic_load(&c->active));
+        abort();
+    }
+    tern__hc_pool_free(c);
+    free(c->user_agent);
+    free(c);
+}
+
+void tern_http_client_stats_get(tern_http_client *c, tern_http_client_stats *st)
+{
+    st->dials = atomic_load(&c->dials);
+    st->reuses = atomic_load(&c->reuses);
+    st->requests = atomic_load(&c->requests);
+    st->idle = atomic_load(&c->idle);
+    st->active = atomic_load(&c->active);
+}
+
+/* ---- the request head ---------------------------------------------------- */
+
+static bool is_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch && strchr("!#$%&'*+-.^_`|~", ch))))
+            return false;
+    }
+    return true;
+}
+
+/* A field value may not end the line early (CR, LF) or hold other
+ * control characters; tabs are allowed. */
+static bool is_field_value(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static int check_request(const tern_http_client_request *req, bool *close)
+{
+    if (!req->url || (req->method && !is_token(req->method)) || (!req->body && req->body_len))
+        return -EINVAL;
+    *close = false;
+    for (const char *const *h = req->headers; h && h[0]; h += 2) {
+        if (!h[1] || !is_token(h[0]) || !is_field_value(h[1]) ||
+            strcasecmp(h[0], "Content-Length") == 0 || strcasecmp(h[0], "Transfer-Encoding") == 0)
+            return -EINVAL;
+        if (strcasecmp(h[0], "Connection") == 0 && strcasestr(h[1], "close"))
+            *close = true;
+    }
+    return 0;
+}
+
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} strbuf;
+
+static void put(strbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->cap - b->len < n) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void puts3(strbuf *b, const char *a, const char *sep, const char *v)
+{
+    put(b, a, strlen(a));
+    put(b, sep, strlen(sep));
+    put(b, v, strlen(v));
+    put(b, "\r\n", 2);
+}
+
+static bool has_header(const char *const *h, const char *name)
+{
+    for (; h && h[0]; h += 2)
+        if (strcasecmp(h[0], name) == 0)
+            return true;
+    return false;
+}
+
+/* Credentials meant for one origin are not handed to another. */
+static bool origin_bound(const char *name)
+{
+    return strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Proxy-Authorization") == 0 ||
+           strcasecmp(name, "Cookie") == 0;
+}
+
+/* One hop of a request: what to send, where. */
+typedef struct hc_hop {
+    const char *method;
+    const char *const *headers;
+    const void *body;
+    size_t body_len;
+    bool has_body;
+    bool close;                 /* ask the server to close after it */
+    bool cross_origin;          /* a redirect left the first host:port */
+    tern_http_url u;
+} hc_hop;
+
+static int build_head(tern_http_client *c, const hc_hop *hop, strbuf *b)
+{
+    put(b, hop->method, strlen(hop->method));
+    put(b, " ", 1);
+    put(b, hop->u.path, hop->u.path_len);
+    put(b, " HTTP/1.1\r\n", 11);
+    if (!has_header(hop->headers, "Host")) {
+        /* RFC 9110 7.2: the port may be left out when it is the default */
+        bool v6 = strchr(hop->u.host, ':') != NULL;
+        put(b, "Host: ", 6);
+        if (hop->u.port == 80) {
+            put(b, "[", v6);
+            put(b, hop->u.host, strlen(hop->u.host));
+            put(b, "]", v6);
+        } else {
+            put(b, hop->u.hostport, strlen(hop->u.hostport));
+        }
+        put(b, "\r\n", 2);
+    }
+    if (!has_header(hop->headers, "User-Agent"))
+        puts3(b, "User-Agent", ": ", c->user_agent);
+    bool wants_length = strcmp(hop->method, "POST") == 0 || strcmp(hop->method, "PUT") == 0 ||
+                        strcmp(hop->method, "PATCH") == 0;
+    if (hop->has_body || wants_length) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", hop->has_body ? hop->body_len : 0);
+        puts3(b, "Content-Length", ": ", n);
+    }
+    if (c->max_idle < 0 && !hop->close)
+        put(b, "Connection: close\r\n", 19);
+    for (const char *const *h = hop->headers; h && h[0]; h += 2)
+        if (!(hop->cross_origin && origin_bound(h[0])))
+            puts3(b, h[0], ": ", h[1]);
+    put(b, "\r\n", 2);
+    return b->oom ? -ENOMEM : 0;
+}
+
+/* ---- one exchange -------------------------------------------------------- */
+
+static bool idempotent(const char *m)
+{
+    static const char *const ms[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        if (strcmp(m, ms[i]) == 0)
+            return true;
+    return false;
+}
+
+/* What a server that closed an idle connection under us looks like: the
+ * write fails, or the read meets EOF or a reset before any response byte. */
+static bool stale_conn_error(int rc)
+{
+    return rc == -EPIPE || rc == -ECONNRESET || rc == -ECONNABORTED;
+}
+
+static int send_request(tern_http_client_response *r, const strbuf *head, const hc_hop *hop)
+{
+    struct iovec iov[2] = {
+        {.iov_base = head->p, .iov_len = head->len},
+        {.iov_base = (void *)hop->body, .iov_len = hop->has_body ? hop->body_len : 0},
+    };
+    atomic_fetch_add(&r->client->requests, 1);
+    return tern__hc_writev(r->lease.conn, r->ctx, iov, 2);
+}
+
+/* Lease a connection, send the hop, read the response head.  On failure
+ * the lease is given up. */
+static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_hop *hop)
+{
+    strbuf head = {0};
+    int rc = build_head(c, hop, &head);
+    if (rc == 0)
+        rc = tern_ctx_err(r->ctx);
+    if (rc == 0)
+        rc = tern__hc_checkout(c, hop->u.hostport, r->ctx, &r->lease);
+    for (int attempt = 0; rc == 0; attempt++) {
+        tern__hc_response_reset(r);
+        r->head_request = strcmp(hop->method, "HEAD") == 0;
+        r->keep_alive = c->max_idle > 0 && !hop->close;
+        rc = send_request(r, &head, hop);
+        if (rc == 0)
+            rc = tern__hc_read_head(r);
+        if (rc == 0)
+            break;
+        if (attempt == 0 && r->lease.reused && !r->got_byte && stale_conn_error(rc) &&
+            idempotent(hop->method)) {
+            rc = tern__hc_redial(c, &r->lease, r->ctx);
+            continue;           /* on failure the lease is gone: out */
+        }
+        tern__hc_checkin(c, &r->lease, false);
+    }
+    free(head.p);
+    return rc;
+}
+
+/* ---- redirects ------------------------------------------------------------ */
+
+static bool is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* "scheme:" at the start of s (RFC 3986 3.1)? */
+static bool has_scheme(const char *s)
+{
+    const char *p = s;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+           (p > s && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')))
+        p++;
+    return p > s && *p == ':';
+}
+
+/* The URL that loc (a Location value) names, seen from the request's URL:
+ * absolute, scheme-relative "//host/p", absolute-path "/p", query "?q",
+ * or relative to the request path's directory (no dot-segment removal).
+ * NULL on ENOMEM. */
+static char *resolve_location(const tern_http_url *u, const char *loc)
+{
+    char *out = NULL;
+    int n;
+    if (has_scheme(loc)) {
+        out = strdup(loc);
+        n = out ? 0 : -1;
+    } else if (loc[0] == '/' && loc[1] == '/') {
+        n = asprintf(&out, "%s:%s", u->scheme, loc);
+    } else if (loc[0] == '/') {
+        n = asprintf(&out, "%s://%s%s", u->scheme, u->hostport, loc);
+    } else {
+        size_t dir = strcspn(u->path, "?");
+        if (dir > u->path_len)
+            dir = u->path_len;
+        if (loc[0] != '?')
+            while (dir > 0 && u->path[dir - 1] != '/')
+                dir--;
+        n = asprintf(&out, "%s://%s%.*s%s", u->scheme, u->hostport, (int)dir, u->path, loc);
+    }
+    return n < 0 ? NULL : out;
+}
+
+/* Turn hop into the one that follows r's redirect. */
+static void redirect_hop(hc_hop *hop, int status)
+{
+    bool to_get = status == 303 ||
+                  ((status == 301 || status == 302) && strcmp(hop->method, "POST") == 0);
+    if (to_get) {
+        if (strcmp(hop->method, "HEAD") != 0)
+            hop->method = "GET";
+        hop->body = NULL;
+        hop->body_len = 0;
+        hop->has_body = false;
+    }
+}
+
+static int parse_url(const char *url, tern_http_url *u, bool from_server)
+{
+    if (tern_http_url_parse(url, u) < 0)
+        return from_server ? -EBADMSG : -EINVAL;
+    if (strcasecmp(u->scheme, "http") != 0)
+        return -EPROTONOSUPPORT;
+    return 0;
+}
+
+int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req,
+                        tern_http_client_response **out)
+{
+    *out = NULL;
+    hc_hop hop = {
+        .method = req->method ? req->method : req->body ? "POST" : "GET",
+        .headers = req->headers,
+        .body = req->body,
+        .body_len = req->body_len,
+        .has_body = req->body != NULL,
+    };
+    int rc = check_request(req, &hop.close);
+    if (rc < 0)
+        return rc;
+    char first[sizeof hop.u.hostport];
+    char *url = strdup(req->url);
+    tern_http_client_response *r = calloc(1, sizeof *r);
+    if (!url || !r) {
+        free(url);
+        free(r);
+        return -ENOMEM;
+    }
+    r->client = c;
+    r->ctx = req->ctx;
+    if (c->timeout > 0) {
+        if (!(r->own_ctx = tern_ctx_with_timeout(req->ctx, c->timeout))) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        r->ctx = r->own_ctx;
+    }
+    for (int hops = 0;; hops++) {
+        if ((rc = parse_url(url, &hop.u, hops > 0)) < 0)
+            goto fail;
+        if (hops == 0)
+            strcpy(first, hop.u.hostport);
+        hop.cross_origin = strcmp(first, hop.u.hostport) != 0;
+        if ((rc = exchange(c, r, &hop)) < 0)
+            goto fail;
+        const char *loc = tern_http_client_response_header(r, "Location");
+        if (c->max_redirects == 0 || !is_redirect(r->status) || !loc)
+            break;
+        if (hops == c->max_redirects) {
+            rc = -ELOOP;
+            goto fail;
+        }
+        char *next = resolve_location(&hop.u, loc);
+        if (!next) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        redirect_hop(&hop, r->status);
+        bool drained = tern__hc_discard_body(r, HC_REDIRECT_DRAIN);
+        tern__hc_checkin(c, &r->lease, drained && tern__hc_reusable(r));
+        free(url);
+        url = next;             /* hop.u.path pointed into the old one: parsed again above */
+    }
+    free(url);
+    *out = r;
+    return 0;
+fail:
+    free(url);
+    tern_http_client_response_free(r);
+    return rc;
+}
+
+int tern_http_client_get(tern_http_client *c, tern_ctx *ctx, const char *url,
+                         tern_http_client_response **out)
+{
+    tern_http_client_request req = {.url = url, .ctx = ctx};
+    return tern_http_client_do(c, &req, out);
+}

@@ -1,0 +1,127 @@
+/*
+ * client_internal.h - what the HTTP client's files share: the client and
+ * its per-host pools (client_pool.c), context-bounded I/O (client_io.c),
+ * and the response with its body reader (client_response.c).  client.c
+ * writes requests and follows redirects on top of them.
+ */
+#ifndef TERN_HTTP_CLIENT_INTERNAL_H
+#define TERN_HTTP_CLIENT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "tern/http_client.h"
+#include "tern/http_parse.h"
+#include "tern/net.h"
+#include "tern/sync.h"
+
+/* One pooled connection resting in a host's idle stack. */
+typedef struct tern__hc_idle {
+    tern_conn *conn;
+    int64_t since;              /* when it went idle */
+} tern__hc_idle;
+
+/* The pool of one "host:port".  Created on first use, kept until the
+ * client is freed (so leases may point at it without a reference). */
+typedef struct tern__hc_host {
+    struct tern__hc_host *next;
+    char key[262];
+    tern__hc_idle *idle;        /* oldest first; taken from the end (LIFO) */
+    int nidle;
+    /* Bounds dialling + lent connections when max_conns_per_host > 0.  A
+     * lease holds one unit; an idle connection holds none, and a new one
+     * is dialled only when the idle stack is empty, so lent + idle never
+     * exceeds the bound. */
+    tern_sem sem;
+} tern__hc_host;
+
+struct tern_http_client {
+    int max_idle;               /* < 0: none */
+    int max_conns;              /* 0: no bound */
+    int64_t idle_timeout;
+    int64_t timeout;
+    int max_redirects;
+    size_t max_header;
+    char *user_agent;
+    tern_mutex mu;              /* guards hosts and their idle stacks */
+    tern__hc_host *hosts;
+    atomic_uint_least64_t dials, reuses, requests;
+    atomic_uint idle, active;   /* written under mu, read anywhere */
+};
+
+/* A connection lent to one request. */
+typedef struct tern__hc_lease {
+    tern__hc_host *host;
+    tern_conn *conn;
+    bool reused;                /* came from the idle stack */
+} tern__hc_lease;
+
+/* Lend a connection to hostport: a pooled one if a live one is idle, else
+ * a new one, waiting for a free slot under max_conns_per_host.  0 or the
+ * -errno of the wait or the dial; nothing is held on failure. */
+int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
+                      tern__hc_lease *l);
+/* Replace the lease's connection with a new one (the stale-connection
+ * retry), keeping its slot.  On failure the lease is given up. */
+int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx);
+/* End the lease: back to the idle stack if reusable, else closed. */
+void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable);
+/* Close every idle connection and free the hosts. */
+void tern__hc_pool_free(tern_http_client *c);
+
+/* Read / write on conn bounded by ctx (NULL: none): its deadline is the
+ * connection's, its cancellation is polled every 10 ms while parked.
+ * Reads return the count, 0 at EOF, or -errno; writev writes everything
+ * (iov is consumed) and returns 0 or -errno. */
+ssize_t tern__hc_read(tern_conn *conn, tern_ctx *ctx, void *buf, size_t n);
+int tern__hc_writev(tern_conn *conn, tern_ctx *ctx, struct iovec *iov, int iovcnt);
+
+/* How a body is delimited. */
+enum { HC_BODY_NONE, HC_BODY_LENGTH, HC_BODY_CHUNKED, HC_BODY_CLOSE };
+
+struct tern_http_client_response {
+    tern_http_client *client;
+    tern__hc_lease lease;       /* conn NULL once given back */
+    tern_ctx *ctx;              /* the request's (not owned) */
+    tern_ctx *own_ctx;          /* options.timeout's child of it, or NULL */
+    int status;
+    int64_t content_length;
+    /* the head: fields copied out, NUL-terminated */
+    char *fields;               /* name\0value\0 ... */
+    size_t nfields;
+    const char *names[TERN_HTTP_CLIENT_MAX_HEADERS];
+    const char *values[TERN_HTTP_CLIENT_MAX_HEADERS];
+    tern_http_header parsed[TERN_HTTP_CLIENT_MAX_HEADERS]; /* the parser's scratch */
+    /* what was read past the head: buf[pos..end) raw bytes; for chunked
+     * bodies, buf[dpos..dend) bytes already decoded */
+    char *buf;
+    size_t cap, pos, end, dpos, dend;
+    int framing;                /* HC_BODY_* */
+    uint64_t remaining;         /* HC_BODY_LENGTH: bytes still to come */
+    tern_http_chunked chunked;
+    bool last_chunk;            /* the decoder has seen the end */
+    bool keep_alive;            /* both sides allow reuse */
+    bool head_request;
+    bool got_byte;              /* a response byte arrived on this conn */
+    bool done;                  /* the body was read to its end */
+    int err;                    /* sticky read error */
+    char *body;                 /* tern_http_client_response_body's copy */
+};
+
+/* Read the response head from r->lease.conn into r, skipping 1xx heads.
+ * r->head_request says no body follows; r->keep_alive is false when the
+ * request asked to close. */
+int tern__hc_read_head(tern_http_client_response *r);
+/* Read and drop the rest of the body if it is at most max bytes; true if
+ * it was read to its end (so the connection may be reused). */
+bool tern__hc_discard_body(tern_http_client_response *r, size_t max);
+/* May the connection go back to the pool now? */
+bool tern__hc_reusable(const tern_http_client_response *r);
+/* Forget the current head and body state (keeps the buffer), before the
+ * next attempt or redirect hop. */
+void tern__hc_response_reset(tern_http_client_response *r);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * client_pool.c - the HTTP client's keep-alive connections, per host:port.
+ *
+ * Each host keeps a stack of idle connections, oldest first.  A request
+ * takes the newest (LIFO: the one least likely to have been closed by its
+ * server, and it lets the oldest age out), after dropping the ones idle
+ * longer than idle_timeout; a connection whose server has closed it (or
+ * has sent bytes nobody asked for) is found by a non-blocking peek and
+ * dropped too.  What the peek cannot see, a close racing with the next
+ * request, is left to the caller's retry (client.c).
+ *
+ * max_conns_per_host is a semaphore per host: a lease holds one unit from
+ * checkout to checkin.  Idle connections hold none, and a connection is
+ * dialled only when the idle stack is empty, so lent + idle stays within
+ * the bound, and a connection going idle wakes a waiter that will take it.
+ *
+ * The client's mutex guards the host list and the stacks; nothing parks
+ * while holding it (closing a socket does not park).
+ */
+#define _GNU_SOURCE
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "http/client_internal.h"
+#include "tern/runtime.h"
+
+/* Find or make the host (mu held). */
+static tern__hc_host *host_get(tern_http_client *c, const char *hostport)
+{
+    for (tern__hc_host *h = c->hosts; h; h = h->next)
+        if (strcmp(h->key, hostport) == 0)
+            return h;
+    if (strlen(hostport) >= sizeof c->hosts->key)
+        return NULL;
+    tern__hc_host *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    if (c->max_idle > 0 && !(h->idle = calloc((size_t)c->max_idle, sizeof *h->idle))) {
+        free(h);
+        return NULL;
+    }
+    strcpy(h->key, hostport);
+    h->sem.size = c->max_conns;
+    h->next = c->hosts;
+    c->hosts = h;
+    return h;
+}
+
+/* Close the connections idle for idle_timeout or more (mu held). */
+static void drop_expired(tern_http_client *c, tern__hc_host *h, int64_t now)
+{
+    int n = 0;
+    while (n < h->nidle && now - h->idle[n].since >= c->idle_timeout)
+        tern_conn_close(h->idle[n++].conn);
+    if (n == 0)
+        return;
+    memmove(h->idle, h->idle + n, (size_t)(h->nidle - n) * sizeof *h->idle);
+    h->nidle -= n;
+    atomic_fetch_sub(&c->idle, (unsigned)n);
+}
+
+/* An idle connection is usable when reading it would block: no EOF, no
+ * error, no stray bytes. */
+static bool idle_conn_alive(tern_conn *conn)
+{
+    char b;
+    ssize_t r = recv(tern_conn_fd(conn), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static tern_conn *take_idle(tern_http_client *c, tern__hc_host *h)
+{
+    tern_mutex_lock(&c->mu);
+    drop_expired(c, h, tern_now());
+    tern_conn *conn = NULL;
+    if (h->nidle > 0) {
+        conn = h->idle[--h->nidle].conn;
+        atomic_fetch_sub(&c->idle, 1);
+    }
+    tern_mutex_unlock(&c->mu);
+    return conn;
+}
+
+static void release_slot(tern_http_client *c, tern__hc_host *h)
+{
+    if (c->max_conns > 0)
+        tern_sem_release(&h->sem, 1);
+}
+
+int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
+                      tern__hc_lease *l)
+{
+    tern_mutex_lock(&c->mu);
+    tern__hc_host *h = host_get(c, hostport);
+    tern_mutex_unlock(&c->mu);
+    if (!h)
+        return -ENOMEM;
+    if (c->max_conns > 0) {
+        int rc = tern_sem_acquire(&h->sem, 1, ctx);
+        if (rc < 0)
+            return rc;
+    }
+    *l = (tern__hc_lease){.host = h};
+    tern_conn *conn;
+    while ((conn = take_idle(c, h))) {
+        if (idle_conn_alive(conn)) {
+            l->conn = conn;
+            l->reused = true;
+            atomic_fetch_add(&c->reuses, 1);
+            atomic_fetch_add(&c->active, 1);
+            return 0;
+        }
+        tern_conn_close(conn);
+    }
+    int rc = tern_dial(ctx, TERN_NET_TCP, hostport, &l->conn);
+    if (rc < 0) {
+        release_slot(c, h);
+        return rc;
+    }
+    atomic_fetch_add(&c->dials, 1);
+    atomic_fetch_add(&c->active, 1);
+    return 0;
+}
+
+int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx)
+{
+    tern_conn_close(l->conn);
+    l->reused = false;
+    int rc = tern_dial(ctx, TERN_NET_TCP, l->host->key, &l->conn);
+    if (rc < 0) {
+        l->conn = NULL;
+        atomic_fetch_sub(&c->active, 1);
+        release_slot(c, l->host);
+        return rc;
+    }
+    atomic_fetch_add(&c->dials, 1);
+    return 0;
+}
+
+void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable)
+{
+    tern__hc_host *h = l->host;
+    tern_conn *conn = l->conn;
+    l->conn = NULL;
+    if (!conn)
+        return;
+    if (reusable && c->max_idle > 0) {
+        tern_mutex_lock(&c->mu);
+        drop_expired(c, h, tern_now());
+        if (h->nidle == c->max_idle) {
+            /* full: the oldest goes, the one just used is likelier alive */
+            tern_conn_close(h->idle[0].conn);
+            memmove(h->idle, h->idle + 1, (size_t)(h->nidle - 1) * sizeof *h->idle);
+            h->nidle--;
+            atomic_fetch_sub(&c->idle, 1);
+        }
+        tern_conn_set_read_deadline(conn, TERN_FOREVER);
+        tern_conn_set_write_deadline(conn, TERN_FOREVER);
+        h->idle[h->nidle++] = (tern__hc_idle){.conn = conn, .since = tern_now()};
+        atomic_fetch_add(&c->idle, 1);
+        tern_mutex_unlock(&c->mu);
+    } else {
+        tern_conn_close(conn);
+    }
+    atomic_fetch_sub(&c->active, 1);
+    release_slot(c, h);
+}
+
+void tern__hc_pool_free(tern_http_client *c)
+{
+    tern__hc_host *h = c->hosts;
+    while (h) {
+        tern__hc_host *next = h->next;
+        assert(h->sem.cur == 0);
+        for (int i = 0; i < h->nidle; i++)
+            tern_conn_close(h->idle[i].conn);
+        free(h->idle);
+        free(h);
+        h = next;
+    }
+    c->hosts = NULL;
+    atomic_store(&c->idle, 0);
+}
