@@ -117,8 +117,12 @@ static bool take_drained(tern_http_server *s)
 
 void tern__http_conn_gone(tern_http_server *s, hconn *hc)
 {
-    /* unlink first: kick_conns walks the list and uses each conn's fd */
+    /* While this conn is listed the server cannot finish shutting down, so
+     * s is alive: touch it only before unlinking.  Unlink before closing
+     * the fd: kick_conns walks the list and shuts each conn's fd down. */
     tern_chan *drained = s->drained;
+    if (s->o.max_conns > 0)
+        tern_sem_release(&s->conn_slots, 1);
     tern_mutex_lock(&s->mu);
     if (hc->prev)
         hc->prev->next = hc->next;
@@ -131,8 +135,6 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
     bool last = take_drained(s);
     tern_mutex_unlock(&s->mu);
     tern_conn_close(hc->c);     /* its buffers went with its serving frame */
-    if (s->o.max_conns > 0)
-        tern_sem_release(&s->conn_slots, 1);
     free(hc);
     if (last)
         tern_chan_close(drained);       /* s may be gone from here on */
