@@ -31,6 +31,21 @@ static void split_host_port(void)
 
 /* ---- echo over TCP: accept, read, write, writev, half-close ------------- */
 
+/* What a listening coroutine gets: the listener may be freed only once
+ * it has said it is done with it. */
+typedef struct served {
+    tern_listener *l;
+    tern_waitgroup done;
+} served;
+
+static void go_served(tern_fn *fn, served *sv, tern_listener *l)
+{
+    sv->l = l;
+    sv->done = (tern_waitgroup)TERN_WAITGROUP_INIT;
+    tern_waitgroup_add(&sv->done, 1);
+    tern_go(fn, sv);
+}
+
 static int echo_conn(void *arg)
 {
     tern_conn *c = arg;
@@ -46,12 +61,13 @@ static int echo_conn(void *arg)
 
 static int echo_server(void *arg)
 {
-    tern_listener *l = arg;
+    served *sv = arg;
     tern_conn *c;
     int rc;
-    while ((rc = tern_accept(l, &c, TERN_FOREVER)) == 0)
+    while ((rc = tern_accept(sv->l, &c, TERN_FOREVER)) == 0)
         tern_go(echo_conn, c);
     CHECK_EQ(rc, -ECANCELED);
+    tern_waitgroup_done(&sv->done);
     return 0;
 }
 
@@ -90,7 +106,8 @@ static int tcp_main(void *arg)
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     CHECK(!strcmp(tern_listener_addr(l), addr));
-    tern_go(echo_server, l);
+    served sv;
+    go_served(echo_server, &sv, l);
 
     tern_conn *c;
     CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c), 0);
@@ -138,7 +155,7 @@ static int tcp_main(void *arg)
     tern_conn_close(c);
 
     tern_listener_close(l);
-    tern_sleep(5 * TERN_MS);            /* let echo_server see -ECANCELED */
+    tern_waitgroup_wait(&sv.done);      /* echo_server saw -ECANCELED */
     tern_listener_free(l);
     return 0;
 }
@@ -152,13 +169,14 @@ static void tcp_echo(void)
 
 static int say_and_close(void *arg)
 {
-    tern_listener *l = arg;
+    served *sv = arg;
     tern_conn *c;
-    CHECK_EQ(tern_accept(l, &c, tern_now() + TERN_SEC), 0);
+    CHECK_EQ(tern_accept(sv->l, &c, tern_now() + TERN_SEC), 0);
     /* wait for the client to park in its read, then data and FIN together */
     tern_sleep(20 * TERN_MS);
     CHECK_EQ(tern_conn_write(c, "last words", 10), 10);
     tern_conn_close(c);
+    tern_waitgroup_done(&sv->done);
     return 0;
 }
 
@@ -168,7 +186,8 @@ static int eof_main(void *arg)
     for (int round = 0; round < 20; round++) {
         tern_listener *l;
         CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
-        tern_go(say_and_close, l);
+        served sv;
+        go_served(say_and_close, &sv, l);
         tern_conn *c;
         CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
         tern_conn_set_read_deadline(c, tern_now() + 2 * TERN_SEC);
@@ -179,6 +198,7 @@ static int eof_main(void *arg)
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
         tern_conn_close(c);
+        tern_waitgroup_wait(&sv.done);
         tern_listener_free(l);
     }
     return 0;
@@ -191,10 +211,17 @@ static void short_read_then_eof(void)
 
 /* ---- dialing: refused, deadline, cancel --------------------------------- */
 
+typedef struct canceller {
+    tern_ctx *ctx;
+    tern_waitgroup done;        /* the ctx may be freed only after this */
+} canceller;
+
 static int cancel_after(void *arg)
 {
+    canceller *c = arg;
     tern_sleep(20 * TERN_MS);
-    tern_ctx_cancel(arg);
+    tern_ctx_cancel(c->ctx);
+    tern_waitgroup_done(&c->done);
     return 0;
 }
 
@@ -237,13 +264,16 @@ static int dial_main(void *arg)
     int64_t took = tern_now() - t0;
     CHECK(took >= 29 * TERN_MS && took < 500 * TERN_MS);
     tern_ctx_free(t);
-    tern_ctx *cc = tern_ctx_with_cancel(NULL);
-    tern_go(cancel_after, cc);
+    canceller can = { .ctx = tern_ctx_with_cancel(NULL), .done = TERN_WAITGROUP_INIT };
+    tern_waitgroup_add(&can.done, 1);
+    tern_go(cancel_after, &can);
     t0 = tern_now();
-    CHECK_EQ(tern_dial(cc, TERN_NET_TCP, addr, &c), -ECANCELED);
+    CHECK_EQ(tern_dial(can.ctx, TERN_NET_TCP, addr, &c), -ECANCELED);
     took = tern_now() - t0;
     CHECK(took >= 19 * TERN_MS && took < 500 * TERN_MS);
-    tern_ctx_free(cc);
+    tern_waitgroup_wait(&can.done);
+    tern_ctx_free(can.ctx);
+    tern_ctx *cc;
     /* an already-cancelled context does not even start */
     cc = tern_ctx_with_cancel(NULL);
     tern_ctx_cancel(cc);
@@ -264,11 +294,12 @@ static void dial_errors(void)
 
 static int unix_server(void *arg)
 {
-    tern_listener *l = arg;
+    served *sv = arg;
     tern_conn *c;
-    CHECK_EQ(tern_accept(l, &c, tern_now() + TERN_SEC), 0);
+    CHECK_EQ(tern_accept(sv->l, &c, tern_now() + TERN_SEC), 0);
     CHECK_EQ(tern_conn_write(c, "unix", 4), 4);
     tern_conn_close(c);
+    tern_waitgroup_done(&sv->done);
     return 0;
 }
 
@@ -284,7 +315,8 @@ static int unix_main(void *arg)
         CHECK_EQ(tern_listen(TERN_NET_UNIX, names[i], &lo, &l), 0);
         CHECK(!strcmp(tern_listener_addr(l), names[i]));
         CHECK_EQ(tern_listener_port(l), 0);
-        tern_go(unix_server, l);
+        served sv;
+        go_served(unix_server, &sv, l);
         tern_conn *c;
         CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, names[i], &c), 0);
         char buf[8];
@@ -292,7 +324,7 @@ static int unix_main(void *arg)
         CHECK(!memcmp(buf, "unix", 4));
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
         tern_conn_close(c);
-        tern_sleep(5 * TERN_MS);
+        tern_waitgroup_wait(&sv.done);
         tern_listener_free(l);
     }
     CHECK_EQ(access(path, F_OK), -1);   /* the socket file is removed */
@@ -310,8 +342,10 @@ static void unix_sockets(void)
 
 static int closer(void *arg)
 {
+    served *sv = arg;
     tern_sleep(10 * TERN_MS);
-    tern_listener_close(arg);
+    tern_listener_close(sv->l);
+    tern_waitgroup_done(&sv->done);
     return 0;
 }
 
@@ -322,9 +356,11 @@ static int accept_main(void *arg)
     CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     tern_conn *c;
     CHECK_EQ(tern_accept(l, &c, tern_now() + 10 * TERN_MS), -ETIMEDOUT);
-    tern_go(closer, l);
+    served sv;
+    go_served(closer, &sv, l);
     CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
     CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
+    tern_waitgroup_wait(&sv.done);
     tern_listener_free(l);
     /* the same port twice without reuseport */
     CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
