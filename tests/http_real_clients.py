@@ -61,7 +61,9 @@ class Hello:
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
-        self.proc = subprocess.Popen([self.exe, "--listen", f"127.0.0.1:{self.port}"],
+        # TERN_TEST_WRAP: a command to run it under (qemu-user for aarch64)
+        wrap = os.environ.get("TERN_TEST_WRAP", "").split()
+        self.proc = subprocess.Popen(wrap + [self.exe, "--listen", f"127.0.0.1:{self.port}"],
                                      stdout=subprocess.PIPE, stderr=self.err)
         line = self.proc.stdout.readline().decode(errors="replace")
         expect("listening on" in line,
