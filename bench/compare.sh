@@ -5,6 +5,7 @@
 #   bench/compare.sh csp        channels, select, contended mutex, WaitGroup vs Go
 #   bench/compare.sh http       HTTP/1.1 req/s, CPU/request, p99, idle RSS/connection
 #                               vs Go net/http, nginx, h2o (wrk; see the suite)
+#   bench/compare.sh kit        kit hot paths (metrics counter increment) vs their goals
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -44,7 +45,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|all"
     exit 2
 }
 
@@ -895,6 +896,55 @@ suite_http() {
     return 0
 }
 
+# ---- suite: kit ------------------------------------------------------------
+# C: bench/kit_bench.c (one program, a subcommand per figure).  Nothing
+# outside measures these, so the anchor column holds the goal and the
+# anchor name is `goal` (BENCH.md): a ratio at or under 1 meets it.
+# Each metric is a self-contained block in suite_kit: a measure, a goal,
+# an emit.
+#   counter_inc_ns   2 Ps, two coroutines each adding 1 KIT_COUNTER_N=50M
+#                    times to the same labelled counter (tern/metrics.h,
+#                    tern_counter_inc on a cached handle); ns per increment
+#                    in CPU time of the worker running each loop (the wall
+#                    figure, stretched by whatever else runs on the 2
+#                    cores, is on stderr).  Goal: 10 ns.
+#   log_line_ns      one coroutine (procs=1) logs KIT_LOG_N=500k lines of five
+#                    typed fields (tern/log.h, tern_log_info: 2 strings, 2 ints,
+#                    1 double) into the log ring, the writer thread draining
+#                    to /dev/null; ns per line in CPU time of the logging
+#                    worker (wall on stderr, with lines dropped, which must
+#                    be 0).  Goal: 200 ns.
+
+KIT_COUNTER_N=50000000
+KIT_LOG_N=500000
+
+t_counter_inc() { run_one "$CBIN/kit_bench" counter_inc $KIT_COUNTER_N; }
+t_log_line() { run_one "$CBIN/kit_log_bench" $KIT_LOG_N; }
+
+# kit_goal <key> <goal>: the anchor column of a goal metric.
+kit_goal() { RES[$1]=" $2"; }
+
+suite_kit() {
+    build_c
+    log "== kit suite: $ROUNDS rounds, $(nproc) CPUs, anchors are goals"
+    noise_note
+
+    # counter_inc_ns: metrics (tern/metrics.h)
+    [ -x "$CBIN/kit_bench" ] || die "$CBIN/kit_bench missing (build target tern_bench)"
+    measure counter_inc tern.counter_inc t_counter_inc
+    kit_goal goal.counter_inc 10
+    emit counter_inc_ns ns/op tern.counter_inc goal.counter_inc goal
+
+    # log_line_ns: structured logs (tern/log.h)
+    [ -x "$CBIN/kit_log_bench" ] || die "$CBIN/kit_log_bench missing (build target tern_bench)"
+    measure log_line tern.log_line t_log_line
+    kit_goal goal.log_line 200
+    emit log_line_ns ns/line tern.log_line goal.log_line goal
+
+    # More kit metrics go here, each a block as above.
+    return 0
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -907,11 +957,13 @@ case $1 in
     runtime) suite_runtime ;;
     csp) suite_csp ;;
     http) suite_http ;;
+    kit) suite_kit ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
         suite_csp
         suite_http
+        suite_kit
         ;;
     *) usage ;;
 esac

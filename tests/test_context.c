@@ -192,6 +192,40 @@ static void children_and_cancellation_race_safely(void)
     run_ok(churn_main, NULL, 0);
 }
 
-TESTS(T(background_is_never_done), T(cancel_reaches_every_descendant),
+/* The owner frees the context the moment it sees the cancellation, while
+ * the cancelling coroutine is still inside tern_ctx_cancel (closing the
+ * done channel, walking children): under ASan a use after free shows. */
+static int cancel_then_drop(void *arg)
+{
+    tern_ctx_cancel(arg);
+    return 0;
+}
+
+static int free_while_cancelling_main(void *arg)
+{
+    (void)arg;
+    long rounds = scaled(3000);
+    tern_chan *never = tern_chan_make(sizeof(int), 0);
+    for (long i = 0; i < rounds; i++) {
+        tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+        tern_ctx *kid = tern_ctx_with_cancel(ctx);     /* more for cancel to walk */
+        tern_go(cancel_then_drop, ctx);
+        /* a context-bound wait is woken first thing in the cancel, before
+         * the done channel is closed and the children are walked */
+        int x;
+        CHECK_EQ(tern_chan_recv_ctx(never, &x, NULL, ctx), -ECANCELED);
+        tern_ctx_free(kid);
+        tern_ctx_free(ctx);
+    }
+    tern_chan_free(never);
+    return 0;
+}
+
+static void owner_frees_while_another_cancels(void)
+{
+    run_ok(free_while_cancelling_main, NULL, 2);
+}
+
+TESTS(T(owner_frees_while_another_cancels), T(background_is_never_done), T(cancel_reaches_every_descendant),
       T(deadlines_expire_with_etimedout), T(deadline_without_runtime_is_refused),
       T(root_cancel_wakes_all_waiters_in_tree), T(children_and_cancellation_race_safely))

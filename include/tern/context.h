@@ -40,7 +40,9 @@ tern_ctx *tern_ctx_with_timeout(tern_ctx *parent, int64_t ns);
 /* key is compared by address (use the address of a static variable). */
 tern_ctx *tern_ctx_with_value(tern_ctx *parent, const void *key, void *value);
 
-/* Cancel ctx and its descendants (-ECANCELED).  Idempotent. */
+/* Cancel ctx and its descendants (-ECANCELED).  Idempotent.  The owner
+ * may free ctx as soon as it sees the cancellation (a woken waiter), even
+ * while another thread is still inside this call. */
 void tern_ctx_cancel(tern_ctx *ctx);
 
 /* Cancel and release.  NULL and background are no-ops. */

@@ -5,6 +5,7 @@
 #define TERN_TERN_H
 
 #include "tern/chan.h"
+#include "tern/config.h"
 #include "tern/context.h"
 #include "tern/error.h"
 #include "tern/group.h"
@@ -13,7 +14,10 @@
 #include "tern/http_mw.h"
 #include "tern/http_parse.h"
 #include "tern/http_router.h"
+#include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/net.h"
+#include "tern/resilience.h"
 #include "tern/runtime.h"
 #include "tern/signal.h"
 #include "tern/sync.h"

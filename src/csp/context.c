@@ -266,8 +266,15 @@ tern_ctx *tern_ctx_with_value(tern_ctx *parent, const void *key, void *value)
 
 void tern_ctx_cancel(tern_ctx *ctx)
 {
-    if (ctx && ctx->kind == K_CANCEL)
+    if (ctx && ctx->kind == K_CANCEL) {
+        /* Hold a reference while cancelling: the first thing cancel does
+         * is wake the waiters, and one of them may free the context (its
+         * owner, done waiting) while we still close the done channel and
+         * walk the children.  Go's GC gives this for free. */
+        tern__ctx_ref(ctx);
         cancel(ctx, -ECANCELED);
+        tern__ctx_unref(ctx);
+    }
 }
 
 void tern_ctx_free(tern_ctx *ctx)

@@ -1,0 +1,184 @@
+/*
+ * tern/config.h - typed configuration from layered sources, reloadable.
+ *
+ * A service declares its keys (name, type, default, help, limits) once;
+ * values then come from, lowest to highest precedence:
+ *
+ *     defaults  <  a JSON file  <  the environment  <  command-line flags
+ *
+ *     static const tern_config_key keys[] = {
+ *         TERN_CONFIG_KEY("http.listen", TERN_CONFIG_STRING, .def = "127.0.0.1:8080",
+ *                         .help = "listen address"),
+ *         TERN_CONFIG_KEY("http.port", TERN_CONFIG_INT, .def = "8080", .help = "port",
+ *                         .min = "1", .max = "65535"),
+ *         TERN_CONFIG_KEY("http.timeout", TERN_CONFIG_DURATION, .def = "5s"),
+ *     };
+ *     tern_config_options o = {.keys = keys, .nkeys = 3, .env_prefix = "SVC",
+ *                              .file = "/etc/svc/config.json"};
+ *     tern_config *cfg;
+ *     tern_config_error err;
+ *     int r = tern_config_new(&o, argc, argv, &cfg, &err);
+ *     if (r < 0) {
+ *         fprintf(stderr, "%s\n", err.msg);  // config: http.port: "abc" is not
+ *         exit(2);                           // an integer (from env SVC_HTTP_PORT)
+ *     }
+ *     if (r == 1) { ... print tern_config_help(cfg, ...); exit(0); }
+ *     int64_t port = tern_config_int(cfg, "http.port");
+ *
+ * File: a JSON object; nested objects map to dotted keys, so
+ * {"http": {"port": 8080}} sets http.port (a Kubernetes ConfigMap mounted
+ * as a file is the intended use).  Keys the declarations do not know are
+ * errors.  Env: env_prefix, '_', the key upper-cased with '.' and '-' as
+ * '_': SVC_HTTP_PORT.  Flags: --http.port=8080 or --http.port 8080; a bool
+ * flag alone (--verbose) means true and never takes the next argument.
+ * "--" ends the flags (what follows is left to the program); any other
+ * argument that is not a flag is an error.
+ *
+ * Values are text in every source (the default too) and parsed by type:
+ * int (decimal int64), double, bool (true/false, 1/0, yes/no, on/off),
+ * duration (Go's syntax: "250ms", "1m30s", "1.5h"; units ns us ms s m h),
+ * list (comma-separated; a JSON array of strings in the file).  In the
+ * file a JSON number or boolean stands for its text, but a string key
+ * wants a JSON string.  Limits (min, max: text of the key's type; one_of
+ * for strings) are checked on the value that wins, naming its source.
+ *
+ * Reading: getters are lock-free and safe from any thread or coroutine,
+ * even while a reload swaps in new values: they read an immutable
+ * snapshot.  A reload keeps the snapshots it replaces until
+ * tern_config_free, so strings and lists from getters stay valid for the
+ * config's lifetime (reloads are rare; each keeps one copy of the values).
+ * Each getter reads the snapshot current at its call: two getters in a row
+ * may straddle a reload.
+ * Asking for a key that was not declared, or with the wrong type's getter,
+ * is a programmer error and aborts with a message saying so.
+ */
+#ifndef TERN_CONFIG_H
+#define TERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tern_config_type {
+    TERN_CONFIG_STRING = 1,
+    TERN_CONFIG_INT,
+    TERN_CONFIG_DOUBLE,
+    TERN_CONFIG_BOOL,
+    TERN_CONFIG_DURATION,       /* int64 ns */
+    TERN_CONFIG_LIST,           /* of strings */
+} tern_config_type;
+
+typedef struct tern_config_key {
+    const char *name;           /* dotted, [a-z0-9_.-]: "http.listen" */
+    tern_config_type type;
+    const char *def;            /* default as text; NULL: "", 0, false, empty */
+    const char *help;           /* one line, for tern_config_help */
+    const char *min, *max;      /* int, double, duration: limits as text; NULL: none */
+    const char *const *one_of;  /* string: the allowed values, NULL-terminated */
+} tern_config_key;
+
+/* A declaration with designated fields (so -Wextra does not ask for the
+ * ones left out): TERN_CONFIG_KEY("n", TERN_CONFIG_INT, .def = "1", .min = "0"). */
+#define TERN_CONFIG_KEY(key, t, ...) {.name = (key), .type = (t), __VA_ARGS__}
+
+typedef struct tern_config tern_config;
+
+typedef struct tern_config_error {
+    int count;                  /* problems found (0: none) */
+    char msg[1024];             /* one line per problem, '\n' between them,
+                                   each "config: <key>: <what> (from <source>)";
+                                   cut if longer */
+} tern_config_error;
+
+typedef struct tern_config_options {
+    const tern_config_key *keys;        /* borrowed: must outlive the config */
+    size_t nkeys;
+    const char *env_prefix;             /* "SVC"; NULL: no environment layer */
+    const char *file;                   /* JSON file; NULL: no file layer */
+    bool file_optional;                 /* a missing file is not an error */
+} tern_config_options;
+
+/* Declare the keys and load every layer; argv[0] is skipped (argc 0: no
+ * flags).  0 and *out set; 1 and *out set when --help was given (print
+ * tern_config_help); -EINVAL with *err filled when a value is bad (or a
+ * declaration: duplicate or unnamed key, bad type, a default that does not
+ * parse), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
+ * (reloads re-apply the same flags).  Any thread. */
+int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern_config **out,
+                    tern_config_error *err);
+
+/* Stop the SIGHUP watcher if any (from a coroutine then) and free
+ * everything.  No getter may run concurrently. */
+void tern_config_free(tern_config *cfg);
+
+/* ---- getters: any thread, lock-free ---------------------------------------- */
+
+const char *tern_config_str(tern_config *cfg, const char *key);
+int64_t tern_config_int(tern_config *cfg, const char *key);
+double tern_config_double(tern_config *cfg, const char *key);
+bool tern_config_bool(tern_config *cfg, const char *key);
+int64_t tern_config_duration(tern_config *cfg, const char *key);   /* ns */
+/* NULL-terminated; *n (if not NULL) gets the count. */
+const char *const *tern_config_list(tern_config *cfg, const char *key, size_t *n);
+
+/* Where key's value came from: "default", "file", "env" or "flag". */
+const char *tern_config_source(tern_config *cfg, const char *key);
+
+/* How many reloads succeeded so far (0 after tern_config_new). */
+uint64_t tern_config_generation(tern_config *cfg);
+
+/* ---- reloading ------------------------------------------------------------- */
+
+typedef struct tern_config_change {
+    const char *key;
+    const char *old_value, *new_value;  /* as their sources wrote them */
+} tern_config_change;
+
+/* Called after a reload swapped in new values, with the keys whose value
+ * changed (by value: "5s" to "5000ms" is no change), in declaration
+ * order.  Runs on the reloading coroutine or thread; the strings live
+ * until tern_config_free. */
+typedef void tern_config_change_fn(tern_config *cfg, const tern_config_change *changes, size_t n,
+                                   void *arg);
+
+/* Register a callback (at most 16).  Before any reload can run: not
+ * synchronised with one.  0 or -ENOSPC. */
+int tern_config_on_change(tern_config *cfg, tern_config_change_fn *fn, void *arg);
+
+/* Re-read the file and the environment (the flags stay as given), check
+ * everything, and on success swap the values in and call the callbacks.
+ * On failure nothing changes.  0 (also when nothing changed), -EINVAL with
+ * *err filled (err may be NULL), -EBUSY if a reload is under way. */
+int tern_config_reload(tern_config *cfg, tern_config_error *err);
+
+/* Called with the message when a reload started by the SIGHUP watcher
+ * fails (the old values stay).  The default logs it with tern_log at
+ * error level (tern/log.h), msg "config reload failed", field "error". */
+typedef void tern_config_error_fn(tern_config *cfg, const char *msg, void *arg);
+void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg);
+
+/* Start a coroutine that reloads on every SIGHUP (tern_signal_notify,
+ * tern_signal_wait: so no other coroutine may wait for signals).  From a
+ * coroutine.  0, -EALREADY, or what tern_signal_notify / tern_go return. */
+int tern_config_watch_sighup(tern_config *cfg);
+
+/* Stop the watcher and wait until it is gone (about 50 ms, more if a
+ * reload is under way).  From a coroutine; a no-op if none runs. */
+void tern_config_watch_stop(tern_config *cfg);
+
+/* ---- help ------------------------------------------------------------------- */
+
+/* "--help" text from the declarations: a heading, then one key per line:
+ *   --http.port int  port (default 8080, env SVC_HTTP_PORT, 1..65535)
+ * Writes at most len bytes (NUL included) and returns the full length, as
+ * snprintf does. */
+size_t tern_config_help(const tern_config *cfg, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

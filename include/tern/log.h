@@ -1,0 +1,188 @@
+/*
+ * tern/log.h - structured logs: one JSON object per line, for the ELK stack.
+ *
+ *     tern_log_info("request done", TERN_LOG_STR("path", path),
+ *                   TERN_LOG_INT("status", 200), TERN_LOG_DOUBLE("ms", 1.5));
+ *
+ * writes (the time is UTC, millisecond precision)
+ *
+ *     {"time":"2026-11-22T00:10:00.123Z","level":"info","msg":"request done",
+ *      "path":"/x","status":200,"ms":1.5}
+ *
+ * The caller formats the line (strings JSON-escaped; invalid UTF-8 becomes
+ * U+FFFD) and copies it into a bounded ring; a background thread drains the
+ * ring to the log fd, one writev(2) per batch.  Logging therefore never
+ * parks a coroutine nor blocks a worker thread: when the ring is full the
+ * line is dropped and counted, and once the writer catches up it writes
+ *
+ *     {"time":"...","level":"warn","msg":"log lines dropped","dropped":N}
+ *
+ * Lines longer than TERN_LOG_LINE_MAX are cut at a field boundary (a string
+ * of which more than 64 bytes fit is cut inside it) and end with
+ * "truncated":true.
+ *
+ * Trace context: tern_log_ctx() adds "trace_id" and "span_id" from a
+ * context made by tern_log_ctx_with_ids(); otherwise, if a hook is set
+ * (tern_log_set_context_hook, meant for the tracing module), the hook is
+ * asked for the current coroutine's ids.
+ *
+ * Lines still in the ring when the process exits are lost: call
+ * tern_log_flush or tern_log_shutdown before exit.  A forked child has no
+ * writer thread: it must tern_log_shutdown and tern_log_init again.
+ *
+ * Threads: every function may be called from any thread or coroutine.
+ * tern_log_init / tern_log_shutdown must not race with each other nor with
+ * logging; without tern_log_init the first line starts a default logger
+ * (stderr, level from TERN_LOG_LEVEL, else info).
+ */
+#ifndef TERN_LOG_H
+#define TERN_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_ctx tern_ctx;
+
+typedef enum tern_log_level {
+    TERN_LOG_DEBUG = 1,
+    TERN_LOG_INFO = 2,
+    TERN_LOG_WARN = 3,
+    TERN_LOG_ERROR = 4,
+    TERN_LOG_OFF = 5,           /* as a threshold: log nothing */
+} tern_log_level;
+
+/* The longest line, newline included; a line is formatted on the caller's
+ * stack, so this also bounds the stack it needs. */
+#define TERN_LOG_LINE_MAX 2048
+
+/* ---- fields ---------------------------------------------------------------- */
+
+typedef enum tern_log_kind {
+    TERN_LOG_KIND_STR = 1,
+    TERN_LOG_KIND_INT,
+    TERN_LOG_KIND_DOUBLE,       /* NaN and infinities are written as null */
+    TERN_LOG_KIND_BOOL,
+} tern_log_kind;
+
+typedef struct tern_log_field {
+    const char *key;
+    tern_log_kind kind;
+    union {
+        const char *s;          /* NULL is written as null */
+        int64_t i;
+        double d;
+        bool b;
+    } v;
+} tern_log_field;
+
+#define TERN_LOG_STR(k, x)    ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_STR, .v.s = (x)})
+#define TERN_LOG_INT(k, x)    ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_INT, .v.i = (x)})
+#define TERN_LOG_DOUBLE(k, x)                                                            \
+    ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_DOUBLE, .v.d = (x)})
+#define TERN_LOG_BOOL(k, x)   ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_BOOL, .v.b = (x)})
+
+/* ---- writing lines --------------------------------------------------------- */
+
+/* Log msg with n fields at level.  Nothing is formatted when the level is
+ * filtered out.  Fields named time, level, msg, trace_id or span_id are not
+ * checked for: do not use them. */
+void tern_log_fields(tern_log_level level, const char *msg, const tern_log_field *fields, size_t n);
+
+/* The same with the trace and span ids of ctx (see tern_log_ctx_with_ids);
+ * NULL ctx, or one without ids, behaves as tern_log_fields. */
+void tern_log_ctx_fields(tern_ctx *ctx, tern_log_level level, const char *msg,
+                         const tern_log_field *fields, size_t n);
+
+/* Variadic forms: tern_log(TERN_LOG_INFO, "msg", TERN_LOG_INT("n", 1), ...).
+ * The leading empty field only lets the list be empty. */
+#define TERN_LOG_ARRAY_(...) ((const tern_log_field[]){{0}, __VA_ARGS__})
+#define TERN_LOG_COUNT_(...) (sizeof TERN_LOG_ARRAY_(__VA_ARGS__) / sizeof(tern_log_field) - 1)
+#define tern_log(level, msg, ...)                                                        \
+    tern_log_fields((level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1, TERN_LOG_COUNT_(__VA_ARGS__))
+#define tern_log_ctx(ctx, level, msg, ...)                                               \
+    tern_log_ctx_fields((ctx), (level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1,        \
+                        TERN_LOG_COUNT_(__VA_ARGS__))
+#define tern_log_debug(msg, ...) tern_log(TERN_LOG_DEBUG, (msg), __VA_ARGS__)
+#define tern_log_info(msg, ...)  tern_log(TERN_LOG_INFO, (msg), __VA_ARGS__)
+#define tern_log_warn(msg, ...)  tern_log(TERN_LOG_WARN, (msg), __VA_ARGS__)
+#define tern_log_error(msg, ...) tern_log(TERN_LOG_ERROR, (msg), __VA_ARGS__)
+
+/* ---- levels ---------------------------------------------------------------- */
+
+/* Lines below level are skipped from now on (one atomic store). */
+void tern_log_set_level(tern_log_level level);
+tern_log_level tern_log_get_level(void);
+bool tern_log_enabled(tern_log_level level);
+
+/* "debug", "info", "warn" (or "warning"), "error", "off", any case:
+ * the level, or -EINVAL. */
+int tern_log_level_parse(const char *name);
+/* "debug" ... "off"; "?" for anything else. */
+const char *tern_log_level_name(tern_log_level level);
+
+/* ---- trace context --------------------------------------------------------- */
+
+typedef struct tern_log_ids {
+    const char *trace_id;       /* NULL: not written */
+    const char *span_id;
+} tern_log_ids;
+
+/* A child of parent (NULL: background) carrying ids, for tern_log_ctx.
+ * ids and its strings are borrowed: they must outlive the context (keep
+ * them in the request's arena, tern_http_req_alloc).  Free the result with
+ * tern_ctx_free.  NULL on ENOMEM. */
+tern_ctx *tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids);
+
+/* Fill *ids for the calling coroutine and return true, or return false.
+ * The strings must stay valid until the calling coroutine next parks.
+ * Called on the logging thread for each line logged without context ids;
+ * it must not park. */
+typedef bool tern_log_context_fn(tern_log_ids *ids);
+
+/* Set (NULL: remove) the hook.  Any thread, any time. */
+void tern_log_set_context_hook(tern_log_context_fn *fn);
+
+/* ---- the writer -------------------------------------------------------------- */
+
+typedef struct tern_log_options {
+    int fd;                     /* where lines go; 0: stderr (or path) */
+    const char *path;           /* when fd is 0: append to this file
+                                   (created 0644); NULL: stderr */
+    size_t ring_bytes;          /* ring size; 0: 1 MiB; at least 4096 */
+    tern_log_level level;       /* 0: TERN_LOG_LEVEL env, else info */
+} tern_log_options;
+
+/* Start the logger: the ring and its writer thread.  NULL options: the
+ * defaults.  -EALREADY if one runs (tern_log_shutdown first), -EINVAL for a
+ * bad level, ring size or TERN_LOG_LEVEL value, -errno from open or
+ * pthread_create.  fd is not closed by tern_log_shutdown; path's is. */
+int tern_log_init(const tern_log_options *opts);
+
+/* Flush (up to 1 s), stop the writer and free the ring.  Lines logged
+ * after this start a default logger again. */
+void tern_log_shutdown(void);
+
+/* Wait until every line logged before the call, and the report of lines
+ * dropped before it, has been handed to write(2), or until timeout_ns
+ * passes.  Parks when called from a coroutine, sleeps otherwise.  0,
+ * -ETIMEDOUT, or -ESRCH if no logger runs. */
+int tern_log_flush(int64_t timeout_ns);
+
+typedef struct tern_log_stats {
+    uint64_t lines;             /* accepted into the ring */
+    uint64_t dropped;           /* dropped because the ring was full */
+    uint64_t write_errors;      /* batches write(2) failed on (lost) */
+} tern_log_stats;
+
+/* Counters since tern_log_init.  Any thread. */
+void tern_log_stats_get(tern_log_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

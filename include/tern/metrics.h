@@ -1,0 +1,233 @@
+/*
+ * tern/metrics.h - counters, gauges and histograms with labels, exposed in
+ * the Prometheus text format (0.0.4), plus built-in runtime, process and
+ * HTTP metrics.
+ *
+ *     tern_metric_family *reqs;
+ *     const char *labels[] = {"method", "code", NULL};
+ *     tern_metrics_counter_new(NULL, "app_requests_total", "Requests handled.",
+ *                              labels, &reqs);
+ *     tern_counter *ok = tern_metric_counter_with(reqs, "GET", "200");  // once
+ *     ...
+ *     tern_counter_inc(ok);                                            // hot path
+ *
+ *     tern_http_router_handle(rt, "GET", "/metrics", tern_metrics_handler, NULL);
+ *
+ * A family has a name, help text, a type and label names; each distinct
+ * tuple of label values is a child, made on first lookup and kept until
+ * the registry is freed.  Look a child up once and keep its handle: the
+ * lookup hashes the values and, the first time, allocates.  The handle's
+ * operations are the hot path: no lock, no allocation.
+ *
+ * Counters and histograms are sharded: each thread (tern runs one worker
+ * thread per P) adds to its own cache-line-padded slot, and a scrape sums
+ * the slots, so increments from different Ps never contend on a line.  A
+ * scrape taken while increments run sees each one either wholly or not at
+ * all, but not a single instant: a histogram's _count always equals its
+ * +Inf bucket (both come from the same reads), its _sum may be a few
+ * observations ahead or behind.  Gauges are one shared value (set must
+ * replace it), so a gauge changed on every request on every P costs a
+ * contended cache line; prefer counters on hot paths.
+ *
+ * Names: metric names match [a-zA-Z_:][a-zA-Z0-9_:]*, label names
+ * [a-zA-Z_][a-zA-Z0-9_]* and may not start with "__" (reserved) nor, for
+ * a histogram, be "le".  Label values are any NUL-terminated bytes; they
+ * are escaped on output (\\, \", \n).  Keep their number small: every
+ * distinct value is a child kept for the registry's life (never label by
+ * a raw path, a user id or an error message).
+ *
+ * Output is deterministic: families by name, children by their label
+ * values (byte order, first label first).  An unlabelled family always
+ * shows its one sample; a labelled one shows nothing until it has a child.
+ *
+ * Threads: everything here may be called from any thread, coroutine or
+ * not, except the HTTP parts, which run inside a server or a client.
+ */
+#ifndef TERN_METRICS_H
+#define TERN_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tern/http.h"
+#include "tern/http_client.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_metrics_registry tern_metrics_registry;
+typedef struct tern_metric_family tern_metric_family;
+typedef struct tern_counter tern_counter;
+typedef struct tern_gauge tern_gauge;
+typedef struct tern_histogram tern_histogram;
+
+/* Labels a family may have. */
+#define TERN_METRICS_MAX_LABELS 8
+/* Bucket bounds a histogram may have (the +Inf bucket not counted). */
+#define TERN_METRICS_MAX_BUCKETS 64
+
+/* ---- registries ----------------------------------------------------------- */
+
+/* A registry of its own (tests, a separate endpoint).  0 or -ENOMEM. */
+int tern_metrics_registry_new(tern_metrics_registry **out);
+/* Free r, its families and their children: no handle of them may be used
+ * after.  Runs the release functions given to tern_metrics_on_scrape. */
+void tern_metrics_registry_free(tern_metrics_registry *r);
+/* The process-wide registry, made on first use, never freed.  Every
+ * function below that takes a registry takes NULL to mean this one. */
+tern_metrics_registry *tern_metrics_default(void);
+
+/* ---- families --------------------------------------------------------------
+ *
+ * labels: NULL or a NULL-terminated array of label names (copied).
+ * Returns 0 and *out, -EINVAL for a bad name, bad label name, more than
+ * TERN_METRICS_MAX_LABELS labels, a repeated label or NULL help; -EEXIST
+ * when r already has a family of that name; -ENOMEM. */
+int tern_metrics_counter_new(tern_metrics_registry *r, const char *name, const char *help,
+                             const char *const *labels, tern_metric_family **out);
+int tern_metrics_gauge_new(tern_metrics_registry *r, const char *name, const char *help,
+                           const char *const *labels, tern_metric_family **out);
+
+/* The Prometheus client default: 5 ms to 10 s, for request durations. */
+#define TERN_METRICS_DEFAULT_BUCKETS \
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+
+/* bounds: the buckets' upper bounds (inclusive, as `le` says), strictly
+ * increasing and finite, at most TERN_METRICS_MAX_BUCKETS; NULL (and
+ * nbounds 0) for TERN_METRICS_DEFAULT_BUCKETS.  A +Inf bucket is always
+ * added.  -EINVAL also for bad bounds or a label called "le". */
+int tern_metrics_histogram_new(tern_metrics_registry *r, const char *name, const char *help,
+                               const char *const *labels, const double *bounds, size_t nbounds,
+                               tern_metric_family **out);
+
+/* Unlabelled metrics whose value fn(arg) computes at each scrape (a queue
+ * length, a count kept elsewhere).  fn runs inside the scrape and must not
+ * park; a counter's fn must never go down.  Errors as above. */
+typedef double tern_metrics_value_fn(void *arg);
+int tern_metrics_gauge_func(tern_metrics_registry *r, const char *name, const char *help,
+                            tern_metrics_value_fn *fn, void *arg);
+int tern_metrics_counter_func(tern_metrics_registry *r, const char *name, const char *help,
+                              tern_metrics_value_fn *fn, void *arg);
+
+/* Run fn(arg) at the start of every scrape of r, before any value is
+ * read (to take one snapshot that several gauges show); scrapes of one
+ * registry run one at a time, so fn never runs twice at once.  fn must not
+ * park nor scrape r itself (it runs under r's scrape lock).
+ * release(arg), if not NULL, runs when r is freed.  0 or -ENOMEM. */
+int tern_metrics_on_scrape(tern_metrics_registry *r, void (*fn)(void *arg),
+                           void (*release)(void *arg), void *arg);
+
+/* ---- children: look up once, keep the handle -------------------------------
+ *
+ * Pass exactly one value per label of the family, in its order (none for
+ * an unlabelled family).  NULL when the family is of another type, a
+ * value is NULL, or on ENOMEM.  The same values always give the same
+ * handle. */
+tern_counter *tern_metric_counter_with(tern_metric_family *f, ...);
+tern_gauge *tern_metric_gauge_with(tern_metric_family *f, ...);
+tern_histogram *tern_metric_histogram_with(tern_metric_family *f, ...);
+/* The same with the values in an array of the family's label count. */
+tern_counter *tern_metric_counter_with_values(tern_metric_family *f, const char *const *values);
+tern_gauge *tern_metric_gauge_with_values(tern_metric_family *f, const char *const *values);
+tern_histogram *tern_metric_histogram_with_values(tern_metric_family *f,
+                                                  const char *const *values);
+
+/* ---- the hot path ------------------------------------------------------------ */
+
+void tern_counter_inc(tern_counter *c);
+void tern_counter_add(tern_counter *c, uint64_t n);
+/* The sum over every shard now. */
+uint64_t tern_counter_value(const tern_counter *c);
+
+void tern_gauge_set(tern_gauge *g, double v);
+void tern_gauge_add(tern_gauge *g, double delta);     /* negative to subtract */
+double tern_gauge_value(const tern_gauge *g);
+
+/* Count v in the first bucket whose bound is >= v (le is inclusive) and
+ * add it to the sum.  NaN counts in +Inf and makes the sum NaN. */
+void tern_histogram_observe(tern_histogram *h, double v);
+/* Totals now: the observation count and sum (either may be NULL). */
+void tern_histogram_totals(const tern_histogram *h, uint64_t *count, double *sum);
+
+/* ---- exposition -------------------------------------------------------------- */
+
+/* Write r in the text format 0.0.4.  0, -EIO when out fails, -ENOMEM. */
+int tern_metrics_write(tern_metrics_registry *r, FILE *out);
+/* The same into a malloc'd, NUL-terminated buffer (yours to free).
+ * 0 or -ENOMEM. */
+int tern_metrics_format(tern_metrics_registry *r, char **out, size_t *len);
+
+/* An HTTP handler serving arg's registry (NULL: the default) with
+ * Content-Type "text/plain; version=0.0.4; charset=utf-8". */
+int tern_metrics_handler(tern_http_req *req, tern_http_resp *w, void *registry);
+
+/* ---- runtime and process metrics ----------------------------------------------
+ *
+ * Registers, in r, gauges and counters read at scrape time from
+ * tern_stats_get and /proc (0 while no runtime runs):
+ *   tern_coroutines                     coroutines alive
+ *   tern_coroutines_runnable            in a run queue
+ *   tern_sched_procs                    Ps
+ *   tern_sched_runqueue_length{p}       each P's local run queue
+ *   tern_sched_global_runqueue_length
+ *   tern_sched_steals_total             successful steals
+ *   tern_sched_switches_total           coroutine switches
+ *   tern_blocking_threads, tern_blocking_queued, tern_blocking_running
+ *                                       the tern_blocking() pool
+ * and the standard process metrics: process_cpu_seconds_total,
+ * process_start_time_seconds, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds.
+ * 0, -EEXIST if r already has one of these names, -ENOMEM. */
+int tern_metrics_runtime_register(tern_metrics_registry *r);
+
+/* ---- HTTP server and client metrics ---------------------------------------------
+ *
+ * Server (tern_http_mw_metrics, outermost in the chain so that it sees the
+ * final status and times the whole chain):
+ *   http_server_requests_total{route,method,code}         counter
+ *   http_server_request_duration_seconds{route,method}    histogram, from
+ *                      the request's head being read to the chain's end
+ *   http_server_requests_in_flight                        gauge
+ * route is the router's pattern (tern_http_req_route: "/users/:id"), or
+ * "unmatched" when no route matched (404s, chains without a router):
+ * never the raw path, whose values are unbounded.  For the same reason a
+ * method outside the standard nine is counted as "OTHER".  The router
+ * sets the route while it runs, so put the middleware around the router
+ * (in the server's chain or as the router's root middleware).
+ *
+ * Client (tern_http_metrics_client_do):
+ *   http_client_requests_total{host,method,code}          counter; code
+ *                      "error" when no response came (the -errno)
+ *   http_client_request_duration_seconds{host,method}     histogram, until
+ *                      the response head (the body is read later) */
+typedef struct tern_http_metrics tern_http_metrics;
+
+typedef struct tern_http_metrics_options {
+    tern_metrics_registry *registry;    /* NULL: the default */
+    const double *buckets;              /* durations in seconds; NULL: defaults */
+    size_t nbuckets;
+} tern_http_metrics_options;
+
+/* Register the families above in the registry.  o may be NULL.  Errors as
+ * the family constructors (-EEXIST: a second set in one registry).  The
+ * set lives as long as its registry; tern_http_metrics_free only frees
+ * the handle's own memory (after the server and clients are done). */
+int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics **out);
+void tern_http_metrics_free(tern_http_metrics *m);
+
+/* The middleware: arg is a tern_http_metrics, or NULL for a set in the
+ * default registry made on first use. */
+int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics);
+
+/* tern_http_client_do, counted and timed in m (NULL: the default set).
+ * Returns what tern_http_client_do returns. */
+int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
+                                const tern_http_client_request *req,
+                                tern_http_client_response **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

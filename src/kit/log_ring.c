@@ -1,0 +1,293 @@
+/*
+ * log_ring.c - the log's bounded ring and the thread that drains it.
+ *
+ * Model: many producers (any thread, usually coroutines on the workers)
+ * copy whole lines into a byte ring under a spinlock held only for the
+ * memcpy; one writer thread hands everything between `tail` and `head` to
+ * the fd with one writev(2) and then moves `tail`.  Producers never wait
+ * for the writer: a line that does not fit is dropped and counted.
+ *
+ * Invariants: head and tail count bytes ever put / ever written, so
+ * 0 <= head - tail <= cap; bytes in [tail, head) are complete lines (head
+ * moves after the copy, under the lock); only the writer moves tail, and
+ * only after write(2) returned, so producers never overwrite unwritten
+ * bytes.  dropped_reported <= dropped.
+ *
+ * Waking the writer costs a futex syscall, too much for every line; so
+ * once caught up the writer lingers LINGER_NS before it declares itself
+ * asleep (`sleeping`), and producers wake it only then: under steady load
+ * the writer drains every LINGER_NS and producers make no syscall.  The
+ * handshake is Dekker's (store own flag, load the other's, both seq_cst):
+ * the writer stores sleeping=1 then re-reads head; a producer stores head
+ * then reads sleeping.  A futex timeout backs it up anyway.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kit/log_internal.h"
+#include "runtime/spin.h"
+#include "tern/runtime.h"
+
+#define LINGER_NS (1000 * 1000)
+#define SLEEP_MAX_S 1
+
+typedef struct ring {
+    alignas(64) tern_spin lock;         /* producers' line */
+    _Atomic uint64_t head;
+    _Atomic uint64_t lines;
+    _Atomic uint64_t dropped;
+    alignas(64) _Atomic uint64_t tail;  /* the writer's line */
+    _Atomic uint64_t dropped_reported;
+    _Atomic uint64_t write_errors;
+    atomic_int sleeping;                /* futex word: 1 while the writer sleeps */
+    atomic_bool stop;
+    atomic_int refs;                    /* the writer's and the owner's */
+    int fd;
+    size_t cap;                         /* a power of two */
+    char *buf;
+    pthread_t thread;
+} ring;
+
+static _Atomic(ring *) cur;
+
+static void ring_unref(ring *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) == 1) {
+        free(r->buf);
+        free(r);
+    }
+}
+
+static void futex_wake(atomic_int *w)
+{
+    syscall(SYS_futex, (int *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void wake(ring *r)
+{
+    if (atomic_load(&r->sleeping) && atomic_exchange(&r->sleeping, 0))
+        futex_wake(&r->sleeping);
+}
+
+static void sleep_ns(long ns)
+{
+    struct timespec ts = {0, ns};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Write all of iov or give up on an error other than EINTR. */
+static void write_all(ring *r, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(r->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            atomic_fetch_add(&r->write_errors, 1);
+            return;
+        }
+        while (n > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+}
+
+static void write_span(ring *r, uint64_t t, uint64_t h)
+{
+    size_t off = (size_t)(t & (r->cap - 1)), len = (size_t)(h - t);
+    size_t first = len < r->cap - off ? len : r->cap - off;
+    struct iovec iov[2] = {{r->buf + off, first}, {r->buf, len - first}};
+    write_all(r, iov, len > first ? 2 : 1);
+}
+
+static void write_drop_report(ring *r, uint64_t n)
+{
+    char line[TERN_LOG_LINE_MAX];
+    tern_log_field f = TERN_LOG_INT("dropped", (int64_t)n);
+    size_t len = tern_log_format(line, tern_log_unix_ns(), TERN_LOG_WARN, "log lines dropped",
+                                 NULL, &f, 1);
+    struct iovec iov = {line, len};
+    write_all(r, &iov, 1);
+}
+
+/* Write what is there; false if there was nothing. */
+static bool drain(ring *r)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (h != t) {
+        write_span(r, t, h);
+        atomic_store_explicit(&r->tail, h, memory_order_release);
+        return true;
+    }
+    /* Caught up: now say what was lost meanwhile. */
+    uint64_t rep = atomic_load_explicit(&r->dropped_reported, memory_order_relaxed);
+    uint64_t d = atomic_load(&r->dropped);
+    if (d != rep) {
+        write_drop_report(r, d - rep);
+        atomic_store_explicit(&r->dropped_reported, d, memory_order_release);
+        return true;
+    }
+    return false;
+}
+
+static bool idle(ring *r)
+{
+    return atomic_load(&r->head) == atomic_load_explicit(&r->tail, memory_order_relaxed) &&
+           atomic_load(&r->dropped) == atomic_load(&r->dropped_reported);
+}
+
+static void *writer_main(void *arg)
+{
+    ring *r = arg;
+    for (;;) {
+        if (drain(r))
+            continue;
+        if (atomic_load(&r->stop))
+            break;
+        sleep_ns(LINGER_NS);
+        if (!idle(r))
+            continue;
+        atomic_store(&r->sleeping, 1);
+        if (!idle(r) || atomic_load(&r->stop)) {
+            atomic_store(&r->sleeping, 0);
+            continue;
+        }
+        struct timespec ts = {SLEEP_MAX_S, 0};
+        syscall(SYS_futex, (int *)&r->sleeping, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
+        atomic_store(&r->sleeping, 0);
+    }
+    ring_unref(r);
+    return NULL;
+}
+
+int tern_log_ring_start(int fd, size_t bytes)
+{
+    if (atomic_load(&cur))
+        return -EALREADY;
+    size_t cap = 4096;
+    while (cap < bytes)
+        cap <<= 1;
+    ring *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->buf = malloc(cap);
+    if (!r->buf) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->cap = cap;
+    r->fd = fd;
+    atomic_init(&r->refs, 2);
+    /* The writer must not take the process's signals (SIGHUP, SIGTERM are
+     * waited for elsewhere), and EPIPE beats SIGPIPE for a closed reader. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&r->thread, NULL, writer_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        free(r->buf);
+        free(r);
+        return -e;
+    }
+    atomic_store(&cur, r);
+    return 0;
+}
+
+bool tern_log_ring_running(void)
+{
+    return atomic_load_explicit(&cur, memory_order_acquire) != NULL;
+}
+
+void tern_log_ring_stop(void)
+{
+    ring *r = atomic_exchange(&cur, NULL);
+    if (!r)
+        return;
+    atomic_store(&r->stop, true);
+    atomic_store(&r->sleeping, 0);
+    futex_wake(&r->sleeping);
+    /* A writer stuck in write(2) (a reader that never reads) keeps the
+     * ring alive and frees it when it gets out. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    if (pthread_timedjoin_np(r->thread, NULL, &ts) != 0)
+        pthread_detach(r->thread);
+    ring_unref(r);
+}
+
+bool tern_log_ring_put(const char *line, size_t len)
+{
+    ring *r = atomic_load_explicit(&cur, memory_order_acquire);
+    tern_spin_lock(&r->lock);
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (len > r->cap - (size_t)(h - t)) {
+        tern_spin_unlock(&r->lock);
+        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+        wake(r);
+        return false;
+    }
+    size_t off = (size_t)(h & (r->cap - 1));
+    size_t first = len < r->cap - off ? len : r->cap - off;
+    memcpy(r->buf + off, line, first);
+    memcpy(r->buf, line + first, len - first);
+    atomic_store_explicit(&r->lines, atomic_load_explicit(&r->lines, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store(&r->head, h + len);    /* seq_cst: see the handshake above */
+    tern_spin_unlock(&r->lock);
+    wake(r);
+    return true;
+}
+
+int tern_log_ring_flush(int64_t timeout_ns)
+{
+    ring *r = atomic_load_explicit(&cur, memory_order_acquire);
+    if (!r)
+        return -ESRCH;
+    uint64_t target = atomic_load(&r->head), drops = atomic_load(&r->dropped);
+    int64_t deadline = tern_now() + timeout_ns;
+    for (;;) {
+        if (atomic_load(&r->tail) >= target && atomic_load(&r->dropped_reported) >= drops)
+            return 0;
+        if (tern_now() >= deadline)
+            return -ETIMEDOUT;
+        wake(r);
+        if (tern_id())
+            tern_sleep(100 * TERN_US);
+        else
+            sleep_ns(100 * 1000);
+    }
+}
+
+void tern_log_ring_stats(tern_log_stats *st)
+{
+    ring *r = atomic_load_explicit(&cur, memory_order_acquire);
+    *st = (tern_log_stats){0};
+    if (!r)
+        return;
+    st->lines = atomic_load_explicit(&r->lines, memory_order_relaxed);
+    st->dropped = atomic_load_explicit(&r->dropped, memory_order_relaxed);
+    st->write_errors = atomic_load_explicit(&r->write_errors, memory_order_relaxed);
+}

@@ -1,0 +1,173 @@
+/*
+ * metrics_http.c - HTTP server and client metrics: a middleware that
+ * counts and times requests by route, method and status, and a wrapper
+ * around tern_http_client_do that does the same by host.
+ *
+ * Every label value here comes from a bounded set (route patterns, the
+ * nine standard methods or "OTHER", three-digit codes, hosts the program
+ * chose to call), never from what a client may send freely, so a scan of
+ * random paths or methods cannot grow the registry without bound.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kit/metrics_internal.h"
+#include "tern/http_router.h"
+#include "tern/runtime.h"
+
+struct tern_http_metrics {
+    tern_metric_family *srv_total, *srv_duration, *cli_total, *cli_duration;
+    tern_gauge *in_flight;
+};
+
+int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics **out)
+{
+    static const tern_http_metrics_options defaults = {0};
+    static const char *const srv_code[] = {"route", "method", "code", NULL};
+    static const char *const srv_time[] = {"route", "method", NULL};
+    static const char *const cli_code[] = {"host", "method", "code", NULL};
+    static const char *const cli_time[] = {"host", "method", NULL};
+    if (!o)
+        o = &defaults;
+    tern_http_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    tern_metrics_registry *r = o->registry;
+    tern_metric_family *inf = NULL;
+    int rc = tern_metrics_counter_new(r, "http_server_requests_total",
+                                      "HTTP requests answered, by route, method and status.",
+                                      srv_code, &m->srv_total);
+    if (rc == 0)
+        rc = tern_metrics_histogram_new(
+            r, "http_server_request_duration_seconds",
+            "Time from a request's head being read to its handler chain returning.", srv_time,
+            o->buckets, o->nbuckets, &m->srv_duration);
+    if (rc == 0)
+        rc = tern_metrics_gauge_new(r, "http_server_requests_in_flight",
+                                    "HTTP requests being handled now.", NULL, &inf);
+    if (rc == 0)
+        rc = tern_metrics_counter_new(r, "http_client_requests_total",
+                                      "HTTP client requests, by host, method and status "
+                                      "(\"error\" when no response came).",
+                                      cli_code, &m->cli_total);
+    if (rc == 0)
+        rc = tern_metrics_histogram_new(r, "http_client_request_duration_seconds",
+                                        "Time from sending an HTTP client request to its "
+                                        "response head.",
+                                        cli_time, o->buckets, o->nbuckets, &m->cli_duration);
+    if (rc == 0 && !(m->in_flight = tern_metric_gauge_with(inf)))
+        rc = -ENOMEM;
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void tern_http_metrics_free(tern_http_metrics *m)
+{
+    free(m);
+}
+
+static tern_http_metrics *default_set;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+
+static void default_make(void)
+{
+    if (tern_http_metrics_new(NULL, &default_set) != 0)
+        default_set = NULL;     /* -EEXIST: the caller registered its own */
+}
+
+static tern_http_metrics *metrics_or_default(tern_http_metrics *m)
+{
+    if (m)
+        return m;
+    pthread_once(&default_once, default_make);
+    return default_set;
+}
+
+/* The method as a label: one of the standard nine, or "OTHER". */
+static const char *method_label(const char *m)
+{
+    static const char *const known[] = {"GET",     "HEAD",    "POST",  "PUT",    "PATCH",
+                                        "DELETE", "OPTIONS", "TRACE", "CONNECT"};
+    for (size_t i = 0; m && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(m, known[i]) == 0)
+            return known[i];
+    return "OTHER";
+}
+
+static void count(tern_metric_family *total, tern_metric_family *duration, const char *who,
+                  const char *method, const char *code, double seconds)
+{
+    tern_counter *c = tern_metric_counter_with(total, who, method, code);
+    if (c)
+        tern_counter_inc(c);
+    tern_histogram *h = tern_metric_histogram_with(duration, who, method);
+    if (h)
+        tern_histogram_observe(h, seconds);
+}
+
+int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
+{
+    tern_http_metrics *m = metrics_or_default(metrics);
+    if (!m)
+        return tern_http_next(r, w);
+    tern_gauge_add(m->in_flight, 1);
+    int rc = tern_http_next(r, w);
+    double took = (double)(tern_now() - tern_http_req_start_time(r)) / 1e9;
+    tern_gauge_add(m->in_flight, -1);
+    /* As the access log: a failed handler that sent nothing is answered
+     * by the server with the error's status once we return. */
+    int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
+                                                        : tern_http_resp_status(w);
+    const char *route = tern_http_req_route(r);
+    char code[16];
+    snprintf(code, sizeof code, "%d", status);
+    count(m->srv_total, m->srv_duration, route ? route : "unmatched",
+          method_label(tern_http_req_method(r)), code, took);
+    return rc;
+}
+
+/* "host[:port]" of an http:// URL, into buf; "" when there is none. */
+static void url_host(const char *url, char *buf, size_t n)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    p = p ? p + 3 : "";
+    size_t len = strcspn(p, "/?#");
+    const char *at = memchr(p, '@', len);   /* userinfo is not part of the host */
+    if (at) {
+        len -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    if (len >= n)
+        len = n - 1;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+}
+
+int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
+                                const tern_http_client_request *req,
+                                tern_http_client_response **out)
+{
+    m = metrics_or_default(m);
+    int64_t t0 = tern_now();
+    int rc = tern_http_client_do(c, req, out);
+    if (!m || !req)
+        return rc;
+    double took = (double)(tern_now() - t0) / 1e9;
+    /* The method the client sends when none is given. */
+    const char *method = req->method ? req->method : req->body ? "POST" : "GET";
+    char host[256], code[16];
+    url_host(req->url, host, sizeof host);
+    if (rc == 0)
+        snprintf(code, sizeof code, "%d", tern_http_client_response_status(*out));
+    else
+        snprintf(code, sizeof code, "error");
+    count(m->cli_total, m->cli_duration, host, method_label(method), code, took);
+    return rc;
+}

@@ -1,0 +1,669 @@
+/* test_kit_config.c - layered configuration: precedence, types and their
+ * errors, limits, nested JSON, unknown keys, flags, --help, reloads by API
+ * and by SIGHUP, and readers racing reloads. */
+#include "check.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include <tern/config.h>
+
+#define CHECK_STR(a, b)                                                                  \
+    do {                                                                                 \
+        const char *a_ = (a), *b_ = (b);                                                 \
+        if (!a_ || strcmp(a_, b_) != 0) {                                                \
+            fprintf(stderr, "%s:%d: got      [%s]\n    expected [%s]\n", __FILE__,       \
+                    __LINE__, a_ ? a_ : "(null)", b_);                                   \
+            abort();                                                                     \
+        }                                                                                \
+    } while (0)
+
+static char path[64];
+
+static void write_file(const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    CHECK(fclose(f) == 0);
+}
+
+static void new_path(void)
+{
+    if (path[0])
+        unlink(path);
+    strcpy(path, "/tmp/tern_cfg_test_XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+}
+
+/* A config from keys, the file text (NULL: no file) and flags. */
+static int make(const tern_config_key *keys, size_t n, const char *prefix, const char *file,
+                int argc, char **argv, tern_config **cfg, tern_config_error *err)
+{
+    new_path();
+    if (file)
+        write_file(file);
+    tern_config_options o = {.keys = keys, .nkeys = n, .env_prefix = prefix,
+                             .file = file ? path : NULL};
+    return tern_config_new(&o, argc, argv, cfg, err);
+}
+
+static char ebuf[1024];
+static const char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static const char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(ebuf, sizeof ebuf, f, ap);
+    va_end(ap);
+    return ebuf;
+}
+
+/* ---- precedence ---------------------------------------------------------------- */
+
+static const tern_config_key layer_keys[] = {
+    TERN_CONFIG_KEY("a", TERN_CONFIG_STRING, .def = "def-a", .help = "only a default"),
+    TERN_CONFIG_KEY("b", TERN_CONFIG_STRING, .def = "def-b", .help = "file wins"),
+    TERN_CONFIG_KEY("c", TERN_CONFIG_STRING, .def = "def-c", .help = "env wins"),
+    TERN_CONFIG_KEY("d", TERN_CONFIG_STRING, .def = "def-d", .help = "flag wins"),
+    TERN_CONFIG_KEY("e", TERN_CONFIG_INT, .def = NULL, .help = "no default"),
+};
+
+static void config_each_layer_overrides_the_one_below(void)
+{
+    setenv("L1_C", "env-c", 1);
+    setenv("L1_D", "env-d", 1);
+    char *argv[] = {"prog", "--d=flag-d", NULL};
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(layer_keys, 5, "L1", "{\"b\":\"file-b\",\"c\":\"file-c\",\"d\":\"file-d\"}", 2,
+                  argv, &cfg, &err), 0);
+    CHECK_EQ(err.count, 0);
+    CHECK_STR(err.msg, "");
+    CHECK_STR(tern_config_str(cfg, "a"), "def-a");
+    CHECK_STR(tern_config_str(cfg, "b"), "file-b");
+    CHECK_STR(tern_config_str(cfg, "c"), "env-c");
+    CHECK_STR(tern_config_str(cfg, "d"), "flag-d");
+    CHECK_EQ(tern_config_int(cfg, "e"), 0);
+    CHECK_STR(tern_config_source(cfg, "a"), "default");
+    CHECK_STR(tern_config_source(cfg, "b"), "file");
+    CHECK_STR(tern_config_source(cfg, "c"), "env");
+    CHECK_STR(tern_config_source(cfg, "d"), "flag");
+    CHECK_EQ(tern_config_generation(cfg), 0);
+    tern_config_free(cfg);
+    /* Without a prefix there is no env layer; a missing optional file is fine. */
+    tern_config_options o = {.keys = layer_keys, .nkeys = 5, .file = "/nonexistent/x.json",
+                             .file_optional = true};
+    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), 0);
+    CHECK_STR(tern_config_str(cfg, "c"), "def-c");
+    tern_config_free(cfg);
+    o.file_optional = false;
+    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), -EINVAL);
+    CHECK(cfg == NULL);
+    CHECK_STR(err.msg, "config: cannot read file /nonexistent/x.json: No such file or directory");
+    unsetenv("L1_C");
+    unsetenv("L1_D");
+}
+
+/* ---- types ---------------------------------------------------------------------- */
+
+static const tern_config_key type_keys[] = {
+    TERN_CONFIG_KEY("s", TERN_CONFIG_STRING),
+    TERN_CONFIG_KEY("i", TERN_CONFIG_INT),
+    TERN_CONFIG_KEY("f", TERN_CONFIG_DOUBLE),
+    TERN_CONFIG_KEY("b", TERN_CONFIG_BOOL),
+    TERN_CONFIG_KEY("t", TERN_CONFIG_DURATION),
+    TERN_CONFIG_KEY("l", TERN_CONFIG_LIST),
+};
+
+static tern_config *with_flag(const char *flag)
+{
+    char *argv[] = {"prog", (char *)flag, NULL};
+    tern_config *cfg;
+    tern_config_error err;
+    int r = make(type_keys, 6, NULL, NULL, 2, argv, &cfg, &err);
+    if (r != 0)
+        fprintf(stderr, "%s: %s\n", flag, err.msg);
+    CHECK_EQ(r, 0);
+    return cfg;
+}
+
+static int64_t dur(const char *text)
+{
+    char flag[64];
+    snprintf(flag, sizeof flag, "--t=%s", text);
+    tern_config *cfg = with_flag(flag);
+    int64_t v = tern_config_duration(cfg, "t");
+    tern_config_free(cfg);
+    return v;
+}
+
+static void config_parses_every_type(void)
+{
+    tern_config *cfg = with_flag("--i=-42");
+    CHECK_EQ(tern_config_int(cfg, "i"), -42);
+    CHECK_STR(tern_config_str(cfg, "s"), "");           /* zero defaults */
+    CHECK(tern_config_double(cfg, "f") == 0);
+    CHECK(!tern_config_bool(cfg, "b"));
+    CHECK_EQ(tern_config_duration(cfg, "t"), 0);
+    size_t n = 9;
+    const char *const *l = tern_config_list(cfg, "l", &n);
+    CHECK_EQ(n, 0);
+    CHECK(l[0] == NULL);
+    tern_config_free(cfg);
+
+    cfg = with_flag("--i=9223372036854775807");
+    CHECK_EQ(tern_config_int(cfg, "i"), INT64_MAX);
+    tern_config_free(cfg);
+    cfg = with_flag("--f=2.5e-3");
+    CHECK(tern_config_double(cfg, "f") == 2.5e-3);
+    tern_config_free(cfg);
+    const char *yes[] = {"--b", "--b=true", "--b=1", "--b=YES", "--b=on"};
+    for (int i = 0; i < 5; i++) {
+        cfg = with_flag(yes[i]);
+        CHECK(tern_config_bool(cfg, "b"));
+        tern_config_free(cfg);
+    }
+    const char *no[] = {"--b=false", "--b=0", "--b=No", "--b=off"};
+    for (int i = 0; i < 4; i++) {
+        cfg = with_flag(no[i]);
+        CHECK(!tern_config_bool(cfg, "b"));
+        tern_config_free(cfg);
+    }
+    CHECK_EQ(dur("250ms"), 250 * TERN_MS);
+    CHECK_EQ(dur("5s"), 5 * TERN_SEC);
+    CHECK_EQ(dur("1m30s"), 90 * TERN_SEC);
+    CHECK_EQ(dur("1.5h"), 5400 * TERN_SEC);
+    CHECK_EQ(dur("1h2m3.5s"), 3723 * TERN_SEC + 500 * TERN_MS);
+    CHECK_EQ(dur("100us"), 100 * TERN_US);
+    CHECK_EQ(dur("7\xc2\xb5s"), 7 * TERN_US);
+    CHECK_EQ(dur("10ns"), 10);
+    CHECK_EQ(dur("-2s"), -2 * TERN_SEC);
+    CHECK_EQ(dur(".5s"), 500 * TERN_MS);
+    CHECK_EQ(dur("0"), 0);
+    CHECK_EQ(dur("2562047h"), 2562047LL * 3600 * TERN_SEC);
+
+    cfg = with_flag("--l= a, b ,c,, d");
+    l = tern_config_list(cfg, "l", &n);
+    CHECK_EQ(n, 5);
+    CHECK_STR(l[0], "a");
+    CHECK_STR(l[1], "b");
+    CHECK_STR(l[2], "c");
+    CHECK_STR(l[3], "");
+    CHECK_STR(l[4], "d");
+    CHECK(l[5] == NULL);
+    tern_config_free(cfg);
+}
+
+static void parse_error(const char *flag, const char *want)
+{
+    char *argv[] = {"prog", (char *)flag, NULL};
+    tern_config *cfg = (tern_config *)1;
+    tern_config_error err;
+    CHECK_EQ(make(type_keys, 6, NULL, NULL, 2, argv, &cfg, &err), -EINVAL);
+    CHECK(cfg == NULL);
+    CHECK_EQ(err.count, 1);
+    CHECK_STR(err.msg, want);
+}
+
+static void config_parse_errors_name_the_key_and_the_source(void)
+{
+    parse_error("--i=abc", "config: i: \"abc\" is not an integer (from flag --i)");
+    parse_error("--i=12x", "config: i: \"12x\" is not an integer (from flag --i)");
+    parse_error("--i=", "config: i: \"\" is not an integer (from flag --i)");
+    parse_error("--i= 1", "config: i: \" 1\" is not an integer (from flag --i)");
+    parse_error("--i=9223372036854775808",
+                "config: i: \"9223372036854775808\" is out of the int64 range (from flag --i)");
+    parse_error("--f=1.2.3", "config: f: \"1.2.3\" is not a number (from flag --f)");
+    parse_error("--f=inf", "config: f: \"inf\" is not a number (from flag --f)");
+    parse_error("--b=maybe", "config: b: \"maybe\" is not a boolean (true or false) (from flag --b)");
+    const char *bad_durations[] = {"5", "5 s", "s", "1x", "1.s5", "", "-", "1h-2m"};
+    for (int i = 0; i < 8; i++) {
+        char flag[32];
+        snprintf(flag, sizeof flag, "--t=%s", bad_durations[i]);
+        char want[160];
+        snprintf(want, sizeof want,
+                 "config: t: \"%s\" is not a duration (like 250ms or 1m30s) (from flag --t)",
+                 bad_durations[i]);
+        parse_error(flag, want);
+    }
+    parse_error("--t=3000000h", "config: t: \"3000000h\" is out of the duration range (from flag --t)");
+
+    /* From the environment, several at once: every problem is reported. */
+    setenv("P2_I", "abc", 1);
+    setenv("P2_T", "5 s", 1);
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(type_keys, 6, "P2", NULL, 0, NULL, &cfg, &err), -EINVAL);
+    CHECK_EQ(err.count, 2);
+    CHECK_STR(err.msg, "config: i: \"abc\" is not an integer (from env P2_I)\n"
+                       "config: t: \"5 s\" is not a duration (like 250ms or 1m30s) (from env P2_T)");
+    unsetenv("P2_I");
+    unsetenv("P2_T");
+}
+
+/* ---- limits ------------------------------------------------------------------------- */
+
+static const char *const levels[] = {"debug", "info", "warn", NULL};
+static const tern_config_key limit_keys[] = {
+    TERN_CONFIG_KEY("http.port", TERN_CONFIG_INT, .def = "8080", .help = "port", .min = "1",
+                    .max = "65535"),
+    TERN_CONFIG_KEY("timeout", TERN_CONFIG_DURATION, .def = "5s", .help = "timeout", .min = "100ms",
+                    .max = "1m"),
+    TERN_CONFIG_KEY("ratio", TERN_CONFIG_DOUBLE, .def = "0.5", .help = "ratio", .min = "0",
+                    .max = "1"),
+    TERN_CONFIG_KEY("level", TERN_CONFIG_STRING, .def = "info", .help = "log level",
+                    .one_of = levels),
+};
+
+static void config_limits_are_checked_on_the_winning_value(void)
+{
+    setenv("SVC_HTTP_PORT", "70000", 1);
+    char *argv[] = {"prog", "--timeout", "50ms", "--level=loud", NULL};
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(limit_keys, 4, "SVC", "{\"ratio\": 1.5}", 4, argv, &cfg, &err), -EINVAL);
+    CHECK_EQ(err.count, 4);
+    CHECK_STR(err.msg,
+              fmt("config: http.port: \"70000\" is above the maximum 65535 (from env SVC_HTTP_PORT)\n"
+                  "config: timeout: \"50ms\" is below the minimum 100ms (from flag --timeout)\n"
+                  "config: ratio: \"1.5\" is above the maximum 1 (from file %s)\n"
+                  "config: level: \"loud\" is not one of debug, info, warn (from flag --level)",
+                  path));
+    /* A bad file value overridden by a good env value is fine. */
+    setenv("SVC_HTTP_PORT", "443", 1);
+    char *argv2[] = {"prog", "--timeout=1m", NULL};
+    CHECK_EQ(make(limit_keys, 4, "SVC", "{\"http\": {\"port\": 0}}", 2, argv2, &cfg, &err), 0);
+    CHECK_EQ(tern_config_int(cfg, "http.port"), 443);
+    CHECK_EQ(tern_config_duration(cfg, "timeout"), 60 * TERN_SEC);
+    CHECK(tern_config_double(cfg, "ratio") == 0.5);
+    CHECK_STR(tern_config_str(cfg, "level"), "info");
+    tern_config_free(cfg);
+    unsetenv("SVC_HTTP_PORT");
+    /* A default out of its own limits is reported as such. */
+    static const tern_config_key bad_def[] = {TERN_CONFIG_KEY("n", TERN_CONFIG_INT, .def = "0",
+                                                              .help = "", .min = "1")};
+    CHECK_EQ(make(bad_def, 1, NULL, NULL, 0, NULL, &cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, "config: n: \"0\" is below the minimum 1 (from default)");
+}
+
+/* ---- the file ------------------------------------------------------------------------- */
+
+static const tern_config_key nested_keys[] = {
+    TERN_CONFIG_KEY("http.listen", TERN_CONFIG_STRING, .def = ":80"),
+    TERN_CONFIG_KEY("http.port", TERN_CONFIG_INT, .def = "80"),
+    TERN_CONFIG_KEY("http.tls.on", TERN_CONFIG_BOOL),
+    TERN_CONFIG_KEY("http.timeout", TERN_CONFIG_DURATION, .def = "1s"),
+    TERN_CONFIG_KEY("name", TERN_CONFIG_STRING),
+    TERN_CONFIG_KEY("hosts", TERN_CONFIG_LIST),
+    TERN_CONFIG_KEY("ratio", TERN_CONFIG_DOUBLE),
+};
+
+static void config_reads_nested_json(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(nested_keys, 7, NULL,
+                  "{\"http\": {\"listen\": \"0.0.0.0:8080\", \"port\": 8080,\n"
+                  "          \"tls\": {\"on\": true}, \"timeout\": \"250ms\"},\n"
+                  " \"name\": \"svc\", \"hosts\": [\"a\", \"b\"], \"ratio\": 0.25}",
+                  0, NULL, &cfg, &err), 0);
+    CHECK_STR(tern_config_str(cfg, "http.listen"), "0.0.0.0:8080");
+    CHECK_EQ(tern_config_int(cfg, "http.port"), 8080);
+    CHECK(tern_config_bool(cfg, "http.tls.on"));
+    CHECK_EQ(tern_config_duration(cfg, "http.timeout"), 250 * TERN_MS);
+    CHECK_STR(tern_config_str(cfg, "name"), "svc");
+    size_t n;
+    const char *const *l = tern_config_list(cfg, "hosts", &n);
+    CHECK_EQ(n, 2);
+    CHECK_STR(l[0], "a");
+    CHECK_STR(l[1], "b");
+    CHECK(tern_config_double(cfg, "ratio") == 0.25);
+    tern_config_free(cfg);
+    /* Dotted names in the file work too, strings stand for numbers, null
+     * means "not set", and a list may be one comma-separated string. */
+    CHECK_EQ(make(nested_keys, 7, NULL,
+                  "{\"http.port\": \"81\", \"http\": {\"tls.on\": \"yes\"}, \"name\": null,"
+                  " \"hosts\": \"x,y\"}",
+                  0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_int(cfg, "http.port"), 81);
+    CHECK(tern_config_bool(cfg, "http.tls.on"));
+    CHECK_STR(tern_config_source(cfg, "name"), "default");
+    l = tern_config_list(cfg, "hosts", &n);
+    CHECK_EQ(n, 2);
+    CHECK_STR(l[1], "y");
+    tern_config_free(cfg);
+}
+
+static void config_file_errors_are_reported(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(nested_keys, 7, NULL,
+                  "{\"http\": {\"prot\": 1, \"tls\": {\"of\": true}}, \"typo\": 1, \"name\": 42,"
+                  " \"hosts\": [\"a\", 1], \"http.port\": [1], \"ratio\": {\"x\": 1}}",
+                  0, NULL, &cfg, &err), -EINVAL);
+    CHECK_EQ(err.count, 7);
+    CHECK_STR(err.msg, fmt("config: http.prot: unknown key (from file %s)\n"
+                           "config: http.tls.of: unknown key (from file %s)\n"
+                           "config: typo: unknown key (from file %s)\n"
+                           "config: name: 42 is not a string (from file %s)\n"
+                           "config: hosts: [\"a\",1] is not a list of strings (from file %s)\n"
+                           "config: http.port: [1] is not an integer (from file %s)\n"
+                           "config: ratio: {\"x\":1} is not a number (from file %s)",
+                           path, path, path, path, path, path, path));
+    CHECK_EQ(make(nested_keys, 7, NULL, "{\"http\": {\"port\": 1,}}", 0, NULL, &cfg, &err),
+             -EINVAL);
+    CHECK_EQ(err.count, 1);
+    CHECK_STR(err.msg, fmt("config: file %s: line 1 column 21: string or '}' expected near '}'", path));
+    CHECK_EQ(make(nested_keys, 7, NULL, "[1]", 0, NULL, &cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: file %s: not a JSON object", path));
+    CHECK_EQ(make(nested_keys, 7, NULL, "{\"http.port\": \"x\", \"http.port\": 2}", 0, NULL, &cfg,
+                  &err), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: file %s: line 1 column 30: duplicate object key near '\"http.port\"'", path));
+}
+
+/* ---- flags, declarations, help ------------------------------------------------------------ */
+
+static const tern_config_key flag_keys[] = {
+    TERN_CONFIG_KEY("name", TERN_CONFIG_STRING, .def = "x", .help = "the name"),
+    TERN_CONFIG_KEY("verbose", TERN_CONFIG_BOOL, .def = NULL, .help = "say more"),
+    TERN_CONFIG_KEY("n", TERN_CONFIG_INT, .def = "1", .help = "how many", .min = "1"),
+};
+
+static void config_flags_forms_and_errors(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    char *a1[] = {"prog", "--name", "spaced", "--verbose", "--n=3", "--", "--name=ignored", "pos"};
+    CHECK_EQ(make(flag_keys, 3, NULL, NULL, 8, a1, &cfg, &err), 0);
+    CHECK_STR(tern_config_str(cfg, "name"), "spaced");
+    CHECK(tern_config_bool(cfg, "verbose"));
+    CHECK_EQ(tern_config_int(cfg, "n"), 3);
+    tern_config_free(cfg);
+    /* Later flags win; a bool flag never takes the next argument. */
+    char *a2[] = {"prog", "--name=a", "--name=b", "--verbose=false", "--verbose"};
+    CHECK_EQ(make(flag_keys, 3, NULL, NULL, 5, a2, &cfg, &err), 0);
+    CHECK_STR(tern_config_str(cfg, "name"), "b");
+    CHECK(tern_config_bool(cfg, "verbose"));
+    tern_config_free(cfg);
+    char *a3[] = {"prog", "--nme=a", "pos", "-v", "--verbose", "--n"};
+    CHECK_EQ(make(flag_keys, 3, NULL, NULL, 6, a3, &cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, "config: nme: unknown flag (from flag --nme)\n"
+                       "config: pos: unexpected argument (from flags)\n"
+                       "config: -v: unexpected argument (from flags)\n"
+                       "config: n: no value (from flag --n)");
+    char *a4[] = {"prog", "--help"};
+    CHECK_EQ(make(flag_keys, 3, "APP", NULL, 2, a4, &cfg, &err), 1);
+    char help[1024];
+    size_t len = tern_config_help(cfg, help, sizeof help);
+    const char *want =
+        "Options (a flag beats env, env beats the file, the file beats the default):\n"
+        "  --name string  the name (default x, env APP_NAME)\n"
+        "  --verbose bool  say more (env APP_VERBOSE)\n"
+        "  --n int  how many (default 1, env APP_N, 1..)\n";
+    CHECK_STR(help, want);
+    CHECK_EQ(len, strlen(want));
+    char small[10];
+    CHECK_EQ(tern_config_help(cfg, small, sizeof small), strlen(want));
+    CHECK_STR(small, "Options (");
+    tern_config_free(cfg);
+    tern_config_options o = {.keys = limit_keys, .nkeys = 4, .env_prefix = "SVC"};
+    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), 0);
+    tern_config_help(cfg, help, sizeof help);
+    CHECK_STR(strchr(help, '\n') + 1,
+              "  --http.port int  port (default 8080, env SVC_HTTP_PORT, 1..65535)\n"
+              "  --timeout duration  timeout (default 5s, env SVC_TIMEOUT, 100ms..1m)\n"
+              "  --ratio double  ratio (default 0.5, env SVC_RATIO, 0..1)\n"
+              "  --level string  log level (default info, env SVC_LEVEL, one of debug|info|warn)\n");
+    tern_config_free(cfg);
+}
+
+static void config_bad_declarations_are_reported(void)
+{
+    static const tern_config_key bad[] = {
+        TERN_CONFIG_KEY("dup", TERN_CONFIG_INT),
+        TERN_CONFIG_KEY("Bad Name", TERN_CONFIG_INT),
+        TERN_CONFIG_KEY("t", (tern_config_type)42),
+        TERN_CONFIG_KEY("lim", TERN_CONFIG_INT, .def = "5", .help = "", .min = "x"),
+        TERN_CONFIG_KEY("slim", TERN_CONFIG_STRING, .def = "", .help = "", .max = "z"),
+        TERN_CONFIG_KEY("dup", TERN_CONFIG_INT),
+    };
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(bad, 6, NULL, NULL, 0, NULL, &cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, "config: Bad Name: bad key name (use a-z 0-9 _ - and dots)\n"
+                       "config: t: unknown type 42\n"
+                       "config: lim: min \"x\" is not an integer (in the declaration)\n"
+                       "config: slim: max \"z\" is a limit on a type without order (in the declaration)\n"
+                       "config: dup: declared twice");
+    static const tern_config_key bad_default[] = {TERN_CONFIG_KEY("n", TERN_CONFIG_INT,
+                                                                  .def = "ten")};
+    CHECK_EQ(make(bad_default, 1, NULL, NULL, 0, NULL, &cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, "config: n: \"ten\" is not an integer (from default)");
+}
+
+static void unknown_key_getter(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(flag_keys, 3, NULL, NULL, 0, NULL, &cfg, &err), 0);
+    tern_config_int(cfg, "nope");
+}
+
+static void wrong_type_getter(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(flag_keys, 3, NULL, NULL, 0, NULL, &cfg, &err), 0);
+    tern_config_int(cfg, "name");
+}
+
+static void config_getter_misuse_aborts_with_a_message(void)
+{
+    child_result r = run_child(unknown_key_getter);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern_config: no key \"nope\" was declared\n") != NULL);
+    r = run_child(wrong_type_getter);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern_config: key \"name\" is a string, not an integer\n") != NULL);
+}
+
+/* ---- reloading ---------------------------------------------------------------------------- */
+
+static const tern_config_key reload_keys[] = {
+    TERN_CONFIG_KEY("port", TERN_CONFIG_INT, .def = "1"),
+    TERN_CONFIG_KEY("timeout", TERN_CONFIG_DURATION, .def = "5s"),
+    TERN_CONFIG_KEY("name", TERN_CONFIG_STRING, .def = "a"),
+    TERN_CONFIG_KEY("flagged", TERN_CONFIG_STRING, .def = "d"),
+};
+
+static char changes[512];
+static int change_calls;
+
+static void on_change(tern_config *cfg, const tern_config_change *ch, size_t n, void *arg)
+{
+    (void)cfg;
+    CHECK(arg == &changes);
+    change_calls++;
+    changes[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(changes);
+        snprintf(changes + l, sizeof changes - l, "%s:%s->%s;", ch[i].key, ch[i].old_value,
+                 ch[i].new_value);
+    }
+}
+
+static void config_reload_swaps_and_reports_changes(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    char *argv[] = {"prog", "--flagged=f"};
+    CHECK_EQ(make(reload_keys, 4, NULL, "{\"port\": 80, \"timeout\": \"5s\"}", 2, argv, &cfg, &err),
+             0);
+    CHECK_EQ(tern_config_on_change(cfg, on_change, &changes), 0);
+    const char *old_name = tern_config_str(cfg, "name");
+    change_calls = 0;
+    /* timeout: same value in other words, not a change; flags stay. */
+    write_file("{\"port\": 81, \"timeout\": \"5000ms\", \"name\": \"b\", \"flagged\": \"file\"}");
+    CHECK_EQ(tern_config_reload(cfg, &err), 0);
+    CHECK_EQ(change_calls, 1);
+    CHECK_STR(changes, "port:80->81;name:a->b;");
+    CHECK_EQ(tern_config_int(cfg, "port"), 81);
+    CHECK_STR(tern_config_str(cfg, "flagged"), "f");
+    CHECK_STR(old_name, "a");                   /* old strings stay valid */
+    CHECK_EQ(tern_config_generation(cfg), 1);
+    /* No change: no call. */
+    CHECK_EQ(tern_config_reload(cfg, NULL), 0);
+    CHECK_EQ(change_calls, 1);
+    CHECK_EQ(tern_config_generation(cfg), 2);
+    /* A bad file keeps everything as it was. */
+    write_file("{\"port\": \"eighty\"}");
+    CHECK_EQ(tern_config_reload(cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: port: \"eighty\" is not an integer (from file %s)", path));
+    CHECK_EQ(tern_config_int(cfg, "port"), 81);
+    CHECK_STR(tern_config_str(cfg, "name"), "b");
+    CHECK_EQ(tern_config_generation(cfg), 2);
+    CHECK_EQ(change_calls, 1);
+    for (int i = 0; i < 16 - 1; i++)
+        CHECK_EQ(tern_config_on_change(cfg, on_change, &changes), 0);
+    CHECK_EQ(tern_config_on_change(cfg, on_change, &changes), -ENOSPC);
+    tern_config_free(cfg);
+}
+
+static char reload_error[1024];
+static atomic_int errors_seen;
+
+static void on_error(tern_config *cfg, const char *msg, void *arg)
+{
+    (void)cfg;
+    (void)arg;
+    snprintf(reload_error, sizeof reload_error, "%s", msg);
+    atomic_fetch_add(&errors_seen, 1);
+}
+
+static int sighup_main(void *arg)
+{
+    tern_config *cfg = arg;
+    CHECK_EQ(tern_config_watch_sighup(cfg), 0);
+    CHECK_EQ(tern_config_watch_sighup(cfg), -EALREADY);
+    write_file("{\"port\": 8080, \"name\": \"new\"}");
+    raise(SIGHUP);
+    int64_t deadline = tern_now() + 5 * TERN_SEC;
+    while (tern_config_generation(cfg) < 1 && tern_now() < deadline)
+        tern_sleep(TERN_MS);
+    CHECK_EQ(tern_config_generation(cfg), 1);
+    CHECK_EQ(change_calls, 1);
+    CHECK_STR(changes, "port:80->8080;name:a->new;");
+    CHECK_EQ(tern_config_int(cfg, "port"), 8080);
+    /* A bad file: reported, old values kept. */
+    write_file("{\"port\": 8080, \"nmae\": \"typo\"}");
+    raise(SIGHUP);
+    while (atomic_load(&errors_seen) < 1 && tern_now() < deadline)
+        tern_sleep(TERN_MS);
+    CHECK_EQ(atomic_load(&errors_seen), 1);
+    CHECK_STR(reload_error, fmt("config: nmae: unknown key (from file %s)", path));
+    CHECK_STR(tern_config_str(cfg, "name"), "new");
+    CHECK_EQ(tern_config_generation(cfg), 1);
+    tern_config_watch_stop(cfg);
+    tern_config_watch_stop(cfg);                /* a no-op */
+    CHECK_EQ(tern_config_watch_sighup(cfg), 0); /* may start again */
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_sighup_reloads_and_keeps_old_values_on_error(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(reload_keys, 4, NULL, "{\"port\": 80}", 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_on_change(cfg, on_change, &changes), 0);
+    tern_config_on_error(cfg, on_error, NULL);
+    change_calls = 0;
+    run_ok(sighup_main, cfg, 2);
+    tern_config_free(cfg);
+}
+
+/* ---- readers racing reloads ----------------------------------------------------------------- */
+
+static const tern_config_key race_keys[] = {
+    TERN_CONFIG_KEY("n", TERN_CONFIG_INT, .def = "0"),
+    TERN_CONFIG_KEY("s", TERN_CONFIG_STRING, .def = "v0-v0"),
+    TERN_CONFIG_KEY("l", TERN_CONFIG_LIST, .def = "0,0,0"),
+    TERN_CONFIG_KEY("t", TERN_CONFIG_DURATION, .def = "0s"),
+};
+
+enum { READERS = 8, RELOADS = 200 };
+static atomic_bool race_done;
+static tern_waitgroup race_wg;
+static atomic_long reads;
+
+static int race_reader(void *arg)
+{
+    tern_config *cfg = arg;
+    while (!atomic_load(&race_done)) {
+        for (int k = 0; k < 50; k++) {
+            int64_t n = tern_config_int(cfg, "n");
+            CHECK(n >= 0 && n <= RELOADS);
+            const char *s = tern_config_str(cfg, "s");
+            int a, b;
+            CHECK(sscanf(s, "v%d-v%d", &a, &b) == 2 && a == b);
+            size_t ln;
+            const char *const *l = tern_config_list(cfg, "l", &ln);
+            CHECK_EQ(ln, 3);
+            CHECK(strcmp(l[0], l[1]) == 0 && strcmp(l[1], l[2]) == 0);
+            CHECK_EQ(tern_config_duration(cfg, "t") % TERN_SEC, 0);
+            atomic_fetch_add_explicit(&reads, 1, memory_order_relaxed);
+        }
+        tern_yield();
+    }
+    tern_waitgroup_done(&race_wg);
+    return 0;
+}
+
+static int race_main(void *arg)
+{
+    tern_config *cfg = arg;
+    tern_waitgroup_add(&race_wg, READERS);
+    for (int i = 0; i < READERS; i++)
+        CHECK_EQ(tern_go(race_reader, cfg), 0);
+    for (int i = 1; i <= RELOADS; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{\"n\": %d, \"s\": \"v%d-v%d\", \"l\": [\"%d\", \"%d\", \"%d\"], \"t\": \"%ds\"}",
+                 i, i, i, i, i, i, i);
+        write_file(text);
+        tern_config_error err;
+        CHECK_EQ(tern_config_reload(cfg, &err), 0);
+        tern_yield();
+    }
+    atomic_store(&race_done, true);
+    tern_waitgroup_wait(&race_wg);
+    CHECK_EQ(tern_config_int(cfg, "n"), RELOADS);
+    CHECK_EQ(tern_config_generation(cfg), RELOADS);
+    return 0;
+}
+
+static void config_readers_never_see_torn_values_during_reloads(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(make(race_keys, 4, NULL, "{}", 0, NULL, &cfg, &err), 0);
+    run_ok(race_main, cfg, 4);
+    fprintf(stderr, "   %ld reads during %d reloads\n", atomic_load(&reads), RELOADS);
+    CHECK(atomic_load(&reads) > 0);
+    tern_config_free(cfg);
+}
+
+TESTS(T(config_each_layer_overrides_the_one_below), T(config_parses_every_type),
+      T(config_parse_errors_name_the_key_and_the_source),
+      T(config_limits_are_checked_on_the_winning_value), T(config_reads_nested_json),
+      T(config_file_errors_are_reported), T(config_flags_forms_and_errors),
+      T(config_bad_declarations_are_reported), T(config_getter_misuse_aborts_with_a_message),
+      T(config_reload_swaps_and_reports_changes),
+      T(config_sighup_reloads_and_keeps_old_values_on_error),
+      T(config_readers_never_see_torn_values_during_reloads))

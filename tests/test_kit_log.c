@@ -1,0 +1,557 @@
+/* test_kit_log.c - structured JSON log lines: exact output, escaping, levels,
+ * trace ids, truncation, the drop policy and its report, flush. */
+#include "check.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+#include <tern/log.h>
+
+static int pfd[2];
+static char got[1 << 20];
+static size_t got_len;
+
+/* A logger writing into a pipe that the test reads. */
+static void start(size_t ring, tern_log_level level)
+{
+    CHECK(pipe(pfd) == 0);
+    CHECK(fcntl(pfd[0], F_SETFL, O_NONBLOCK) == 0);
+    tern_log_options o = {.fd = pfd[1], .ring_bytes = ring, .level = level};
+    CHECK_EQ(tern_log_init(&o), 0);
+    got_len = 0;
+    got[0] = 0;
+}
+
+static void stop(void)
+{
+    tern_log_shutdown();
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+/* Everything logged so far: read while flushing, as the pipe may fill. */
+static const char *collect(void)
+{
+    int64_t deadline = tern_now() + 5 * TERN_SEC;
+    int r;
+    do {
+        r = tern_log_flush(10 * TERN_MS);
+        ssize_t n;
+        while ((n = read(pfd[0], got + got_len, sizeof got - 1 - got_len)) > 0)
+            got_len += (size_t)n;
+    } while (r == -ETIMEDOUT && tern_now() < deadline);
+    CHECK_EQ(r, 0);
+    got[got_len] = 0;
+    return got;
+}
+
+/* Check line i's time field and return what follows it (after the comma),
+ * up to and including the newline, in a static buffer. */
+static const char *after_time(const char *text, int i)
+{
+    static char rest[4096];
+    const char *p = text;
+    for (; i > 0; i--) {
+        p = strchr(p, '\n');
+        CHECK(p != NULL);
+        p++;
+    }
+    CHECK(strncmp(p, "{\"time\":\"", 9) == 0);
+    const char *t = p + 9;
+    const char *pat = "dddd-dd-ddTdd:dd:dd.dddZ";
+    for (size_t k = 0; pat[k]; k++) {
+        if (pat[k] == 'd')
+            CHECK(isdigit((unsigned char)t[k]));
+        else
+            CHECK(t[k] == pat[k]);
+    }
+    CHECK(strncmp(t + 24, "\",", 2) == 0);
+    const char *end = strchr(t, '\n');
+    CHECK(end != NULL);
+    size_t n = (size_t)(end + 1 - (t + 26));
+    CHECK(n < sizeof rest);
+    memcpy(rest, t + 26, n);
+    rest[n] = 0;
+    return rest;
+}
+
+#define CHECK_STR(a, b)                                                                  \
+    do {                                                                                 \
+        const char *a_ = (a), *b_ = (b);                                                 \
+        if (strcmp(a_, b_) != 0) {                                                       \
+            fprintf(stderr, "%s:%d: got      %s\n%*s expected %s\n", __FILE__, __LINE__, \
+                    a_, (int)strlen(__FILE__) + 6, "", b_);                              \
+            abort();                                                                     \
+        }                                                                                \
+    } while (0)
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void log_exact_line_for_typed_fields(void)
+{
+    start(0, TERN_LOG_DEBUG);
+    tern_log_info("request done", TERN_LOG_STR("path", "/users/42"), TERN_LOG_INT("status", 200),
+                  TERN_LOG_INT("neg", INT64_MIN), TERN_LOG_DOUBLE("ms", 1.5),
+                  TERN_LOG_DOUBLE("third", 1.0 / 3), TERN_LOG_DOUBLE("big", 1e300),
+                  TERN_LOG_DOUBLE("whole", -42.0), TERN_LOG_DOUBLE("nan", 0.0 / 0.0),
+                  TERN_LOG_BOOL("cached", true), TERN_LOG_BOOL("hit", false),
+                  TERN_LOG_STR("none", NULL));
+    tern_log_error("no fields");
+    tern_log_field f[2] = {TERN_LOG_INT("a", 1), TERN_LOG_STR("b", "x")};
+    tern_log_fields(TERN_LOG_DEBUG, "array", f, 2);
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 3);
+    CHECK_STR(after_time(out, 0),
+              "\"level\":\"info\",\"msg\":\"request done\",\"path\":\"/users/42\",\"status\":200,"
+              "\"neg\":-9223372036854775808,\"ms\":1.5,\"third\":0.33333333333333331,"
+              "\"big\":1e+300,\"whole\":-42,\"nan\":null,\"cached\":true,\"hit\":false,"
+              "\"none\":null}\n");
+    CHECK_STR(after_time(out, 1), "\"level\":\"error\",\"msg\":\"no fields\"}\n");
+    CHECK_STR(after_time(out, 2), "\"level\":\"debug\",\"msg\":\"array\",\"a\":1,\"b\":\"x\"}\n");
+    /* Every line is JSON that reads back. */
+    json_error_t je;
+    json_t *j = json_loadb(out, strchr(out, '\n') - out, 0, &je);
+    CHECK(j != NULL);
+    CHECK(json_real_value(json_object_get(j, "third")) == 1.0 / 3);
+    CHECK_EQ(json_integer_value(json_object_get(j, "neg")), INT64_MIN);
+    json_decref(j);
+    stop();
+}
+
+static void log_double_reads_back_exactly(void)
+{
+    start(0, TERN_LOG_DEBUG);
+    tern_log_info("d", TERN_LOG_DOUBLE("x", 0.1), TERN_LOG_DOUBLE("y", 0.1 + 0.2),
+                  TERN_LOG_DOUBLE("negz", -0.0), TERN_LOG_DOUBLE("e9", 1e9),
+                  TERN_LOG_DOUBLE("mixed", 123456.789), TERN_LOG_DOUBLE("tiny", 1e-7),
+                  TERN_LOG_DOUBLE("neg", -2.5), TERN_LOG_DOUBLE("inf", 1.0 / 0.0));
+    const char *out = collect();
+    CHECK_STR(after_time(out, 0),
+              "\"level\":\"info\",\"msg\":\"d\",\"x\":0.1,\"y\":0.30000000000000004,"
+              "\"negz\":-0,\"e9\":1000000000,\"mixed\":123456.789,\"tiny\":1e-07,"
+              "\"neg\":-2.5,\"inf\":null}\n");
+    /* Each reads back as the same double. */
+    json_error_t je;
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, &je);
+    CHECK(j != NULL);
+    CHECK(json_number_value(json_object_get(j, "y")) == 0.1 + 0.2);
+    CHECK(json_number_value(json_object_get(j, "mixed")) == 123456.789);
+    CHECK(json_number_value(json_object_get(j, "tiny")) == 1e-7);
+    json_decref(j);
+    stop();
+}
+
+static void log_escapes_json_and_replaces_bad_utf8(void)
+{
+    start(0, TERN_LOG_DEBUG);
+    tern_log_info("q\"b\\n\nt\tc\x01\x1f\r\b\f",
+                  TERN_LOG_STR("utf8", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
+                  TERN_LOG_STR("bad", "a\xff" "b"),
+                  TERN_LOG_STR("cut3", "\xe2\x82" "A"),
+                  TERN_LOG_STR("overlong", "\xc0\xaf"),
+                  TERN_LOG_STR("surrogate", "\xed\xa0\x80"),
+                  TERN_LOG_STR("too_big", "\xf4\x90\x80\x80"),
+                  TERN_LOG_STR("end", "x\xf0\x9f"),
+                  TERN_LOG_STR("k\"ey", "del\x7f"));
+    const char *out = collect();
+    CHECK_STR(after_time(out, 0),
+              "\"level\":\"info\",\"msg\":\"q\\\"b\\\\n\\nt\\tc\\u0001\\u001f\\r\\b\\f\","
+              "\"utf8\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\","
+              "\"bad\":\"a\xef\xbf\xbd" "b\","
+              "\"cut3\":\"\xef\xbf\xbd" "A\","
+              "\"overlong\":\"\xef\xbf\xbd\xef\xbf\xbd\","
+              "\"surrogate\":\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\","
+              "\"too_big\":\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\","
+              "\"end\":\"x\xef\xbf\xbd\","
+              "\"k\\\"ey\":\"del\x7f\"}\n");
+    json_error_t je;
+    json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, &je);
+    CHECK(j != NULL);
+    CHECK_STR(json_string_value(json_object_get(j, "msg")), "q\"b\\n\nt\tc\x01\x1f\r\b\f");
+    json_decref(j);
+    stop();
+}
+
+/* The word-at-a-time scan must find a special byte at any position and
+ * any alignment: every string of 0..24 plain bytes with one special byte
+ * put anywhere reads back as itself. */
+static void log_escaping_finds_special_bytes_at_every_position(void)
+{
+    static const char *special[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\x7f"};
+    start(1 << 20, TERN_LOG_INFO);
+    char s[40];
+    int lines = 0;
+    for (size_t len = 0; len <= 24; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+                memset(s, 'a', len);
+                size_t sl = strlen(special[k]);
+                memmove(s + at + sl, s + at, len - at);
+                memcpy(s + at, special[k], sl);
+                s[len + sl] = 0;
+                tern_log_info(s);
+                lines++;
+            }
+        }
+    }
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), lines);
+    const char *p = out;
+    json_error_t je;
+    for (size_t len = 0; len <= 24; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+                memset(s, 'a', len);
+                size_t sl = strlen(special[k]);
+                memmove(s + at + sl, s + at, len - at);
+                memcpy(s + at, special[k], sl);
+                s[len + sl] = 0;
+                json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+                CHECK(j != NULL);
+                CHECK_STR(json_string_value(json_object_get(j, "msg")), s);
+                json_decref(j);
+                p = strchr(p, '\n') + 1;
+            }
+        }
+    }
+    stop();
+}
+
+static void log_levels_filter_and_change_at_run_time(void)
+{
+    start(0, TERN_LOG_WARN);
+    CHECK_EQ(tern_log_get_level(), TERN_LOG_WARN);
+    CHECK(!tern_log_enabled(TERN_LOG_INFO));
+    CHECK(tern_log_enabled(TERN_LOG_ERROR));
+    tern_log_debug("d");
+    tern_log_info("i");
+    tern_log_warn("w");
+    tern_log_error("e");
+    tern_log_set_level(TERN_LOG_DEBUG);
+    tern_log_debug("d2");
+    tern_log_set_level(TERN_LOG_OFF);
+    tern_log_error("never");
+    CHECK(!tern_log_enabled(TERN_LOG_OFF));
+    tern_log_set_level((tern_log_level)99);        /* ignored */
+    CHECK_EQ(tern_log_get_level(), TERN_LOG_OFF);
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 3);
+    CHECK_STR(after_time(out, 0), "\"level\":\"warn\",\"msg\":\"w\"}\n");
+    CHECK_STR(after_time(out, 1), "\"level\":\"error\",\"msg\":\"e\"}\n");
+    CHECK_STR(after_time(out, 2), "\"level\":\"debug\",\"msg\":\"d2\"}\n");
+    tern_log_stats st;
+    tern_log_stats_get(&st);
+    CHECK_EQ(st.lines, 3);
+    CHECK_EQ(st.dropped, 0);
+    stop();
+
+    CHECK_EQ(tern_log_level_parse("DEBUG"), TERN_LOG_DEBUG);
+    CHECK_EQ(tern_log_level_parse("Warning"), TERN_LOG_WARN);
+    CHECK_EQ(tern_log_level_parse("off"), TERN_LOG_OFF);
+    CHECK_EQ(tern_log_level_parse("loud"), -EINVAL);
+    CHECK_EQ(tern_log_level_parse(NULL), -EINVAL);
+    CHECK_STR(tern_log_level_name(TERN_LOG_ERROR), "error");
+    CHECK_STR(tern_log_level_name((tern_log_level)0), "?");
+}
+
+static void log_level_from_env(void)
+{
+    setenv("TERN_LOG_LEVEL", "error", 1);
+    start(0, 0);
+    CHECK_EQ(tern_log_get_level(), TERN_LOG_ERROR);
+    stop();
+    setenv("TERN_LOG_LEVEL", "chatty", 1);
+    tern_log_options o = {.fd = 2};
+    CHECK_EQ(tern_log_init(&o), -EINVAL);
+    unsetenv("TERN_LOG_LEVEL");
+    CHECK_EQ(tern_log_init(&o), 0);
+    CHECK_EQ(tern_log_get_level(), TERN_LOG_INFO);
+    CHECK_EQ(tern_log_init(&o), -EALREADY);
+    tern_log_shutdown();
+    o.ring_bytes = 100;
+    CHECK_EQ(tern_log_init(&o), -EINVAL);
+    CHECK_EQ(tern_log_flush(0), -ESRCH);
+}
+
+static void log_appends_to_a_file(void)
+{
+    char path[] = "/tmp/tern_log_test_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "old\n", 4) == 4);
+    close(fd);
+    tern_log_options o = {.path = path, .level = TERN_LOG_INFO};
+    CHECK_EQ(tern_log_init(&o), 0);
+    tern_log_info("to file", TERN_LOG_INT("n", 7));
+    tern_log_shutdown();        /* flushes */
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    unlink(path);
+    CHECK(strncmp(buf, "old\n", 4) == 0);
+    CHECK_STR(after_time(buf, 1), "\"level\":\"info\",\"msg\":\"to file\",\"n\":7}\n");
+    o.path = "/nonexistent-dir/x.log";
+    CHECK_EQ(tern_log_init(&o), -ENOENT);
+}
+
+static bool hook_ids(tern_log_ids *ids)
+{
+    ids->trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    ids->span_id = "00f067aa0ba902b7";
+    return true;
+}
+
+static void log_adds_trace_ids_from_context_and_hook(void)
+{
+    start(0, TERN_LOG_INFO);
+    tern_log_ids ids = {.trace_id = "t1", .span_id = "s1"};
+    tern_ctx *ctx = tern_log_ctx_with_ids(NULL, &ids);
+    CHECK(ctx != NULL);
+    tern_ctx *child = tern_ctx_with_cancel(ctx);
+    tern_log_ctx(child, TERN_LOG_INFO, "from ctx", TERN_LOG_INT("n", 1));
+    tern_log_ctx(NULL, TERN_LOG_INFO, "no ctx");
+    tern_log_ids only_trace = {.trace_id = "t2"};
+    tern_ctx *c2 = tern_log_ctx_with_ids(NULL, &only_trace);
+    tern_log_ctx(c2, TERN_LOG_INFO, "trace only");
+    tern_log_ctx(ctx, TERN_LOG_DEBUG, "filtered");
+    tern_log_set_context_hook(hook_ids);
+    tern_log_info("hooked");
+    tern_log_ctx(ctx, TERN_LOG_INFO, "ctx wins");
+    tern_log_set_context_hook(NULL);
+    tern_log_info("unhooked");
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 6);
+    CHECK_STR(after_time(out, 0), "\"level\":\"info\",\"msg\":\"from ctx\",\"trace_id\":\"t1\","
+                                  "\"span_id\":\"s1\",\"n\":1}\n");
+    CHECK_STR(after_time(out, 1), "\"level\":\"info\",\"msg\":\"no ctx\"}\n");
+    CHECK_STR(after_time(out, 2), "\"level\":\"info\",\"msg\":\"trace only\",\"trace_id\":\"t2\"}\n");
+    CHECK_STR(after_time(out, 3),
+              "\"level\":\"info\",\"msg\":\"hooked\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+              "\"span_id\":\"00f067aa0ba902b7\"}\n");
+    CHECK_STR(after_time(out, 4), "\"level\":\"info\",\"msg\":\"ctx wins\",\"trace_id\":\"t1\","
+                                  "\"span_id\":\"s1\"}\n");
+    CHECK_STR(after_time(out, 5), "\"level\":\"info\",\"msg\":\"unhooked\"}\n");
+    tern_ctx_free(child);
+    tern_ctx_free(ctx);
+    tern_ctx_free(c2);
+    stop();
+}
+
+static void log_truncates_long_lines_at_the_limit(void)
+{
+    start(0, TERN_LOG_INFO);
+    static char big[3000];
+    memset(big, 'a', sizeof big - 1);
+    tern_log_info(big, TERN_LOG_INT("lost", 1));
+    static char mid[1900];
+    memset(mid, 'b', sizeof mid - 1);
+    /* The second field does not fit: it goes whole, the first stays. */
+    tern_log_info("m", TERN_LOG_STR("keep", mid), TERN_LOG_STR("drop", mid));
+    /* An escaped string cut inside never splits an escape or a character. */
+    static char esc[1500];
+    for (size_t i = 0; i + 1 < sizeof esc; i++)
+        esc[i] = i % 2 ? '"' : 'x';
+    tern_log_info("e", TERN_LOG_STR("s", esc));
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 3);
+    const char *l0 = after_time(out, 0);
+    const char *tail = "\",\"truncated\":true}\n";
+    CHECK(strlen(l0) + 35 <= TERN_LOG_LINE_MAX);
+    CHECK(strlen(l0) + 35 > TERN_LOG_LINE_MAX - 40);
+    CHECK_STR(l0 + strlen(l0) - strlen(tail), tail);
+    CHECK(strstr(l0, "lost") == NULL);
+    const char *l1 = after_time(out, 1);
+    CHECK(strstr(l1, "\"keep\":\"bbbb") != NULL);
+    CHECK(strstr(l1, "drop") == NULL);
+    CHECK_STR(l1 + strlen(l1) - strlen(tail), tail);
+    json_error_t je;
+    const char *p = out;
+    for (int i = 0; i < 3; i++) {
+        json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+        CHECK(j != NULL);
+        CHECK(json_is_true(json_object_get(j, "truncated")));
+        json_decref(j);
+        p = strchr(p, '\n') + 1;
+    }
+    stop();
+}
+
+/* ---- the drop policy ------------------------------------------------------- */
+
+static void log_drops_when_full_and_reports_the_count(void)
+{
+    /* The smallest ring, and a one-page pipe nobody reads yet: the writer
+     * soon blocks in write(2) and the ring fills. */
+    CHECK(pipe(pfd) == 0);
+    CHECK(fcntl(pfd[1], F_SETPIPE_SZ, 4096) >= 0);
+    CHECK(fcntl(pfd[0], F_SETFL, O_NONBLOCK) == 0);
+    tern_log_options o = {.fd = pfd[1], .ring_bytes = 4096, .level = TERN_LOG_INFO};
+    CHECK_EQ(tern_log_init(&o), 0);
+    got_len = 0;
+    got[0] = 0;
+    enum { N = 2000 };
+    for (int i = 0; i < N; i++)
+        tern_log_info("filler line to fill the ring quickly", TERN_LOG_INT("i", i));
+    tern_log_stats st;
+    tern_log_stats_get(&st);
+    CHECK_EQ(st.lines + st.dropped, N);
+    CHECK(st.dropped > N / 2);
+    /* Blocked writer: a flush cannot finish. */
+    CHECK_EQ(tern_log_flush(20 * TERN_MS), -ETIMEDOUT);
+    /* Now read: the writer catches up and reports. */
+    int64_t deadline = tern_now() + 5 * TERN_SEC;
+    while (!strstr(got, "log lines dropped") && tern_now() < deadline) {
+        ssize_t n = read(pfd[0], got + got_len, sizeof got - 1 - got_len);
+        if (n > 0)
+            got_len += (size_t)n;
+        got[got_len] = 0;
+        usleep(1000);
+    }
+    const char *out = collect();
+    int lines = count_lines(out);
+    /* The lines that made it are whole and in order; the reports (one, or
+     * more if the writer caught up for a moment before the pipe filled)
+     * add up to the drops, and the last line is one. */
+    long prev = -1, reported = 0;
+    int reports = 0;
+    for (int i = 0; i < lines; i++) {
+        const char *l = after_time(out, i);
+        long v;
+        if (sscanf(l, "\"level\":\"info\",\"msg\":\"filler line to fill the ring quickly\","
+                      "\"i\":%ld", &v) == 1) {
+            char want[128];
+            snprintf(want, sizeof want,
+                     "\"level\":\"info\",\"msg\":\"filler line to fill the ring quickly\","
+                     "\"i\":%ld}\n", v);
+            CHECK_STR(l, want);
+            CHECK(v > prev);
+            prev = v;
+        } else {
+            CHECK(sscanf(l, "\"level\":\"warn\",\"msg\":\"log lines dropped\",\"dropped\":%ld",
+                         &v) == 1);
+            char want[128];
+            snprintf(want, sizeof want,
+                     "\"level\":\"warn\",\"msg\":\"log lines dropped\",\"dropped\":%ld}\n", v);
+            CHECK_STR(l, want);
+            CHECK(v > 0);
+            reported += v;
+            reports++;
+        }
+    }
+    CHECK_EQ(lines, (int)st.lines + reports);
+    CHECK_EQ(reported, (long)st.dropped);
+    CHECK(reports >= 1);
+    CHECK(strstr(after_time(out, lines - 1), "\"msg\":\"log lines dropped\"") != NULL);
+    /* Later lines go through again, with no second report. */
+    tern_log_info("after");
+    out = collect();
+    CHECK_STR(after_time(out, lines), "\"level\":\"info\",\"msg\":\"after\"}\n");
+    tern_log_stats_get(&st);
+    CHECK_EQ(st.write_errors, 0);
+    stop();
+}
+
+/* ---- from coroutines --------------------------------------------------------- */
+
+enum { CO = 8, PER = 400 };
+static tern_waitgroup wg;
+
+static int logger_co(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < PER; i++) {
+        tern_log_info("from a coroutine", TERN_LOG_INT("co", id), TERN_LOG_INT("i", i),
+                      TERN_LOG_STR("pad", "some text to make the line longer"));
+        if (i % 50 == 0)
+            tern_yield();
+    }
+    tern_waitgroup_done(&wg);
+    return 0;
+}
+
+static int many_main(void *arg)
+{
+    (void)arg;
+    tern_waitgroup_add(&wg, CO);
+    for (long c = 0; c < CO; c++)
+        CHECK_EQ(tern_go(logger_co, (void *)c), 0);
+    tern_waitgroup_wait(&wg);
+    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);      /* parks */
+    return 0;
+}
+
+static void *pipe_reader(void *arg)
+{
+    (void)arg;
+    int fl = fcntl(pfd[0], F_GETFL);
+    fcntl(pfd[0], F_SETFL, fl & ~O_NONBLOCK);
+    ssize_t n;
+    while ((n = read(pfd[0], got + got_len, sizeof got - 1 - got_len)) > 0)
+        got_len += (size_t)n;
+    got[got_len] = 0;
+    return NULL;
+}
+
+static void log_from_many_coroutines_keeps_lines_whole(void)
+{
+    start(0, TERN_LOG_INFO);
+    pthread_t rd;
+    CHECK(pthread_create(&rd, NULL, pipe_reader, NULL) == 0);
+    run_ok(many_main, NULL, 4);
+    tern_log_stats st;
+    tern_log_stats_get(&st);
+    tern_log_shutdown();
+    close(pfd[1]);
+    pthread_join(rd, NULL);
+    close(pfd[0]);
+    CHECK_EQ(st.lines + st.dropped, CO * PER);
+    int seen[CO] = {0}, reports = 0;
+    long reported = 0;
+    const char *p = got;
+    json_error_t je;
+    int lines = count_lines(got);
+    for (int i = 0; i < lines; i++) {
+        json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+        CHECK(j != NULL);
+        json_t *co = json_object_get(j, "co");
+        if (co) {
+            CHECK(json_integer_value(co) >= 0 && json_integer_value(co) < CO);
+            seen[json_integer_value(co)]++;
+        } else {
+            CHECK_STR(json_string_value(json_object_get(j, "msg")), "log lines dropped");
+            reported += (long)json_integer_value(json_object_get(j, "dropped"));
+            reports++;
+        }
+        json_decref(j);
+        p = strchr(p, '\n') + 1;
+    }
+    int total = 0;
+    for (int c = 0; c < CO; c++)
+        total += seen[c];
+    CHECK_EQ(total, (int)st.lines);
+    CHECK_EQ(reported, (long)st.dropped);
+    CHECK_EQ(lines, total + reports);
+    fprintf(stderr, "   %llu lines, %llu dropped\n", (unsigned long long)st.lines,
+            (unsigned long long)st.dropped);
+}
+
+TESTS(T(log_exact_line_for_typed_fields), T(log_double_reads_back_exactly),
+      T(log_escapes_json_and_replaces_bad_utf8),
+      T(log_escaping_finds_special_bytes_at_every_position),
+      T(log_levels_filter_and_change_at_run_time),
+      T(log_level_from_env), T(log_appends_to_a_file), T(log_adds_trace_ids_from_context_and_hook),
+      T(log_truncates_long_lines_at_the_limit), T(log_drops_when_full_and_reports_the_count),
+      T(log_from_many_coroutines_keeps_lines_whole))

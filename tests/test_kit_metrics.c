@@ -1,0 +1,703 @@
+/*
+ * test_kit_metrics.c - metrics: the exact exposition text of a small
+ * registry, escaping, name checks, histogram bucket placement at the
+ * bounds, exact totals under concurrent increments on 2 Ps, the runtime
+ * collector, and the HTTP middleware and client wrapper through a real
+ * server, read back from its /metrics endpoint.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <tern/http.h>
+#include <tern/http_client.h>
+#include <tern/http_router.h>
+#include <tern/metrics.h>
+#include <tern/net.h>
+
+/* The scrape of r as a string (caller frees). */
+static char *scrape(tern_metrics_registry *r)
+{
+    char *s;
+    size_t len;
+    CHECK_EQ(tern_metrics_format(r, &s, &len), 0);
+    CHECK_EQ(strlen(s), len);
+    return s;
+}
+
+/* The value on the line "<series> <value>" of text; aborts when absent. */
+static double value_of(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    fprintf(stderr, "no line for %s in:\n%s\n", series, text);
+    abort();
+}
+
+static bool has_line(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return true;
+    return false;
+}
+
+/* ---- exposition ----------------------------------------------------------- */
+
+static double forty_two(void *arg)
+{
+    (void)arg;
+    return 42.5;
+}
+
+static void exposition_is_exact_and_ordered(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *mc[] = {"method", "code", NULL};
+    const char *route[] = {"route", NULL};
+    tern_metric_family *reqs, *temp, *lat, *idle;
+    /* Registered out of order: output is by name. */
+    CHECK_EQ(tern_metrics_histogram_new(r, "b_latency_seconds", "Latency.", route,
+                                        (const double[]){0.1, 1}, 2, &lat),
+             0);
+    CHECK_EQ(tern_metrics_counter_new(r, "a_requests_total", "Requests.", mc, &reqs), 0);
+    CHECK_EQ(tern_metrics_gauge_new(r, "c_temperature", "Temperature.", NULL, &temp), 0);
+    CHECK_EQ(tern_metrics_counter_new(r, "d_idle_total", "Never touched.", mc, &idle), 0);
+    CHECK_EQ(tern_metrics_gauge_func(r, "e_answer", "From a function.", forty_two, NULL), 0);
+
+    tern_counter_add(tern_metric_counter_with(reqs, "POST", "500"), 3);
+    tern_counter_inc(tern_metric_counter_with(reqs, "GET", "200"));
+    tern_counter_inc(tern_metric_counter_with(reqs, "GET", "200"));
+    tern_counter_inc(tern_metric_counter_with(reqs, "GET", "404"));
+    tern_gauge_set(tern_metric_gauge_with(temp), 21.5);
+    tern_gauge_add(tern_metric_gauge_with(temp), -1);
+    tern_histogram *h = tern_metric_histogram_with(lat, "/x");
+    tern_histogram_observe(h, 0.05);
+    tern_histogram_observe(h, 0.5);
+    tern_histogram_observe(h, 3);
+    tern_histogram_observe(tern_metric_histogram_with(lat, "/a"), 0.1);
+
+    char *s = scrape(r);
+    const char *want =
+        "# HELP a_requests_total Requests.\n"
+        "# TYPE a_requests_total counter\n"
+        "a_requests_total{method=\"GET\",code=\"200\"} 2\n"
+        "a_requests_total{method=\"GET\",code=\"404\"} 1\n"
+        "a_requests_total{method=\"POST\",code=\"500\"} 3\n"
+        "# HELP b_latency_seconds Latency.\n"
+        "# TYPE b_latency_seconds histogram\n"
+        "b_latency_seconds_bucket{route=\"/a\",le=\"0.1\"} 1\n"
+        "b_latency_seconds_bucket{route=\"/a\",le=\"1\"} 1\n"
+        "b_latency_seconds_bucket{route=\"/a\",le=\"+Inf\"} 1\n"
+        "b_latency_seconds_sum{route=\"/a\"} 0.1\n"
+        "b_latency_seconds_count{route=\"/a\"} 1\n"
+        "b_latency_seconds_bucket{route=\"/x\",le=\"0.1\"} 1\n"
+        "b_latency_seconds_bucket{route=\"/x\",le=\"1\"} 2\n"
+        "b_latency_seconds_bucket{route=\"/x\",le=\"+Inf\"} 3\n"
+        "b_latency_seconds_sum{route=\"/x\"} 3.55\n"
+        "b_latency_seconds_count{route=\"/x\"} 3\n"
+        "# HELP c_temperature Temperature.\n"
+        "# TYPE c_temperature gauge\n"
+        "c_temperature 20.5\n"
+        "# HELP e_answer From a function.\n"
+        "# TYPE e_answer gauge\n"
+        "e_answer 42.5\n";
+    if (strcmp(s, want) != 0)
+        fprintf(stderr, "got:\n%s\nwant:\n%s", s, want);
+    CHECK(strcmp(s, want) == 0);
+    /* A second scrape of the same state is the same bytes. */
+    char *again = scrape(r);
+    CHECK(strcmp(s, again) == 0);
+    free(again);
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+static void unlabelled_metrics_show_zero_from_the_start(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    CHECK_EQ(tern_metrics_counter_new(r, "jobs_total", "Jobs.", NULL, NULL), 0);
+    CHECK_EQ(tern_metrics_histogram_new(r, "wait_seconds", "Wait.", NULL,
+                                        (const double[]){1}, 1, NULL),
+             0);
+    char *s = scrape(r);
+    CHECK(strcmp(s, "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 0\n"
+                    "# HELP wait_seconds Wait.\n# TYPE wait_seconds histogram\n"
+                    "wait_seconds_bucket{le=\"1\"} 0\nwait_seconds_bucket{le=\"+Inf\"} 0\n"
+                    "wait_seconds_sum 0\nwait_seconds_count 0\n") == 0);
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+static void label_values_and_help_are_escaped(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *l[] = {"path", NULL};
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_counter_new(r, "x_total", "A \\ back\nslash \"quoted\".", l, &f), 0);
+    tern_counter_inc(tern_metric_counter_with(f, "a\\b\"c\nd"));
+    char *s = scrape(r);
+    /* HELP escapes \ and newline only; label values also the quote. */
+    const char *want = "# HELP x_total A \\\\ back\\nslash \"quoted\".\n"
+                       "# TYPE x_total counter\n"
+                       "x_total{path=\"a\\\\b\\\"c\\nd\"} 1\n";
+    if (strcmp(s, want) != 0)
+        fprintf(stderr, "got:\n%s\nwant:\n%s", s, want);
+    CHECK(strcmp(s, want) == 0);
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+static void special_values_use_the_format_spellings(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *l[] = {"k", NULL};
+    tern_metric_family *g;
+    CHECK_EQ(tern_metrics_gauge_new(r, "g", "G.", l, &g), 0);
+    tern_gauge_set(tern_metric_gauge_with(g, "inf"), INFINITY);
+    tern_gauge_set(tern_metric_gauge_with(g, "minf"), -INFINITY);
+    tern_gauge_set(tern_metric_gauge_with(g, "nan"), NAN);
+    tern_gauge_set(tern_metric_gauge_with(g, "big"), 1e21);
+    tern_gauge_set(tern_metric_gauge_with(g, "tiny"), 0.1 + 0.2);
+    char *s = scrape(r);
+    CHECK(strstr(s, "g{k=\"inf\"} +Inf\n"));
+    CHECK(strstr(s, "g{k=\"minf\"} -Inf\n"));
+    CHECK(strstr(s, "g{k=\"nan\"} NaN\n"));
+    CHECK(strstr(s, "g{k=\"big\"} 1e+21\n"));
+    CHECK(strstr(s, "g{k=\"tiny\"} 0.30000000000000004\n"));    /* round-trips */
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+/* ---- names and handles ---------------------------------------------------- */
+
+static void invalid_names_are_refused(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *bad_names[] = {"", "1abc", "a-b", "a b", "é", "a.b"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++)
+        CHECK_EQ(tern_metrics_counter_new(r, bad_names[i], "h", NULL, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, NULL, "h", NULL, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "ok_name", NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "ns:sub_name_2", "colons are fine", NULL, NULL), 0);
+
+    const char *reserved[] = {"__name", NULL}, *colon[] = {"a:b", NULL}, *digit[] = {"1x", NULL};
+    const char *dup[] = {"a", "a", NULL}, *empty[] = {"", NULL}, *le[] = {"le", NULL};
+    const char *nine[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", NULL};
+    CHECK_EQ(tern_metrics_counter_new(r, "l1", "h", reserved, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "l2", "h", colon, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "l3", "h", digit, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "l4", "h", dup, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "l5", "h", empty, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "l6", "h", nine, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_histogram_new(r, "l7", "h", le, NULL, 0, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_new(r, "l7", "h", le, NULL), 0);   /* only histograms */
+
+    CHECK_EQ(tern_metrics_histogram_new(r, "h1", "h", NULL, (const double[]){1, 1}, 2, NULL),
+             -EINVAL);
+    CHECK_EQ(tern_metrics_histogram_new(r, "h2", "h", NULL, (const double[]){2, 1}, 2, NULL),
+             -EINVAL);
+    CHECK_EQ(tern_metrics_histogram_new(r, "h3", "h", NULL, (const double[]){1, NAN}, 2, NULL),
+             -EINVAL);
+    CHECK_EQ(tern_metrics_histogram_new(r, "h4", "h", NULL, (const double[]){INFINITY}, 1, NULL),
+             -EINVAL);
+    CHECK_EQ(tern_metrics_histogram_new(r, "h5", "h", NULL, NULL, 3, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_gauge_func(r, "f1", "h", NULL, NULL), -EINVAL);
+
+    CHECK_EQ(tern_metrics_gauge_new(r, "ok_name", "h", NULL, NULL), 0);
+    CHECK_EQ(tern_metrics_counter_new(r, "ok_name", "h", NULL, NULL), -EEXIST);
+    CHECK_EQ(tern_metrics_gauge_func(r, "ok_name", "h", forty_two, NULL), -EEXIST);
+    tern_metrics_registry_free(r);
+}
+
+static void children_are_found_again_and_typed(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *l[] = {"a", "b", NULL};
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_counter_new(r, "c_total", "C.", l, &f), 0);
+    tern_counter *x = tern_metric_counter_with(f, "a", "b");
+    CHECK(x != NULL);
+    CHECK(tern_metric_counter_with(f, "a", "b") == x);
+    CHECK(tern_metric_counter_with_values(f, (const char *const[]){"a", "b"}) == x);
+    /* The hash separates values: ("ab", "") is another child. */
+    tern_counter *y = tern_metric_counter_with(f, "ab", "");
+    CHECK(y != NULL && y != x);
+    CHECK(tern_metric_counter_with(f, "a", NULL) == NULL);
+    CHECK(tern_metric_gauge_with(f, "a", "b") == NULL);
+    CHECK(tern_metric_histogram_with(f, "a", "b") == NULL);
+    /* Many children: past the table size, every one is found again. */
+    tern_counter *kids[300];
+    char v[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        kids[i] = tern_metric_counter_with(f, v, "k");
+        tern_counter_add(kids[i], (uint64_t)i);
+    }
+    for (int i = 0; i < 300; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        CHECK(tern_metric_counter_with(f, v, "k") == kids[i]);
+        CHECK_EQ(tern_counter_value(kids[i]), i);
+    }
+    tern_metrics_registry_free(r);
+}
+
+/* ---- histograms ------------------------------------------------------------ */
+
+static void histogram_bounds_are_inclusive(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_histogram_new(r, "h", "H.", NULL, (const double[]){1, 2, 5}, 3, &f), 0);
+    tern_histogram *h = tern_metric_histogram_with(f);
+    const double obs[] = {-3, 0, 1, nextafter(1, 2), 2, 5, nextafter(5, 6), 1e300};
+    for (size_t i = 0; i < sizeof obs / sizeof *obs; i++)
+        tern_histogram_observe(h, obs[i]);
+    char *s = scrape(r);
+    CHECK_EQ(value_of(s, "h_bucket{le=\"1\"}"), 3);         /* -3, 0, 1 */
+    CHECK_EQ(value_of(s, "h_bucket{le=\"2\"}"), 5);         /* + 1.0000000000000002, 2 */
+    CHECK_EQ(value_of(s, "h_bucket{le=\"5\"}"), 6);         /* + 5 */
+    CHECK_EQ(value_of(s, "h_bucket{le=\"+Inf\"}"), 8);
+    CHECK_EQ(value_of(s, "h_count"), 8);
+    free(s);
+    uint64_t n;
+    double sum;
+    tern_histogram_totals(h, &n, &sum);
+    CHECK_EQ(n, 8);
+    CHECK(sum > 9.9e299);
+    tern_metrics_registry_free(r);
+}
+
+static void histogram_default_buckets(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_histogram_new(r, "d_seconds", "D.", NULL, NULL, 0, &f), 0);
+    tern_histogram_observe(tern_metric_histogram_with(f), 0.005);
+    char *s = scrape(r);
+    const char *les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                         "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
+    char series[64];
+    for (size_t i = 0; i < sizeof les / sizeof *les; i++) {
+        snprintf(series, sizeof series, "d_seconds_bucket{le=\"%s\"}", les[i]);
+        CHECK_EQ(value_of(s, series), 1);
+    }
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+/* ---- concurrency ------------------------------------------------------------- */
+
+#define INC_COROS 64
+
+typedef struct inc_run {
+    tern_metric_family *fam, *hist;
+    long per_co;
+    tern_waitgroup wg;
+    atomic_int started;
+} inc_run;
+
+static int inc_co(void *arg)
+{
+    inc_run *ir = arg;
+    /* Each looks its handles up itself: concurrent first lookups too. */
+    tern_counter *c = tern_metric_counter_with(ir->fam, "GET", "200");
+    tern_histogram *h = tern_metric_histogram_with(ir->hist, "GET");
+    CHECK(c && h);
+    for (long i = 0; i < ir->per_co; i++) {
+        tern_counter_inc(c);
+        if (i % 16 == 0)
+            tern_histogram_observe(h, (double)(i % 3));
+        if (i % 1000 == 0)
+            tern_yield();           /* move between Ps mid-count */
+    }
+    tern_waitgroup_done(&ir->wg);
+    return 0;
+}
+
+static int inc_entry(void *arg)
+{
+    inc_run *ir = arg;
+    tern_waitgroup_add(&ir->wg, INC_COROS);
+    for (int i = 0; i < INC_COROS; i++)
+        CHECK_EQ(tern_go(inc_co, ir), 0);
+    tern_waitgroup_wait(&ir->wg);
+    return 0;
+}
+
+static void concurrent_increments_are_exact(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *l[] = {"method", "code", NULL}, *m[] = {"method", NULL};
+    inc_run ir = {.per_co = scaled(20000)};
+    CHECK_EQ(tern_metrics_counter_new(r, "n_total", "N.", l, &ir.fam), 0);
+    CHECK_EQ(tern_metrics_histogram_new(r, "v", "V.", m, (const double[]){0, 1}, 2, &ir.hist), 0);
+    run_ok(inc_entry, &ir, 2);
+    long total = INC_COROS * ir.per_co;
+    long obs = INC_COROS * ((ir.per_co + 15) / 16);
+    CHECK_EQ(tern_counter_value(tern_metric_counter_with(ir.fam, "GET", "200")), total);
+    char *s = scrape(r);
+    CHECK_EQ(value_of(s, "n_total{method=\"GET\",code=\"200\"}"), total);
+    CHECK_EQ(value_of(s, "v_count{method=\"GET\"}"), obs);
+    CHECK_EQ(value_of(s, "v_bucket{method=\"GET\",le=\"+Inf\"}"), obs);
+    /* Sum of i % 3 over i = 0, 16, 32, ...: small integers, exact in a double. */
+    long sum = 0;
+    for (long i = 0; i < ir.per_co; i += 16)
+        sum += i % 3;
+    CHECK_EQ(value_of(s, "v_sum{method=\"GET\"}"), (double)(sum * INC_COROS));
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+/* More threads than shards: the first ones own a shard each, the rest
+ * share the last one; threads that exit hand their shards on with the
+ * counts in them. */
+#define WAVE_THREADS 24
+
+typedef struct wave {
+    tern_counter *c;
+    tern_histogram *h;
+    pthread_barrier_t all_alive;
+    long n;
+} wave;
+
+static void *wave_thread(void *arg)
+{
+    wave *w = arg;
+    pthread_barrier_wait(&w->all_alive);    /* every thread holds its shard at once */
+    for (long i = 0; i < w->n; i++) {
+        tern_counter_inc(w->c);
+        tern_histogram_observe(w->h, 1);
+    }
+    return NULL;
+}
+
+static void threads_beyond_the_shards_count_exactly(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    tern_metric_family *f, *hf;
+    CHECK_EQ(tern_metrics_counter_new(r, "t_total", "T.", NULL, &f), 0);
+    CHECK_EQ(tern_metrics_histogram_new(r, "t_hist", "T.", NULL, (const double[]){1}, 1, &hf), 0);
+    wave w = {.c = tern_metric_counter_with(f), .h = tern_metric_histogram_with(hf),
+              .n = scaled(20000)};
+    for (int round = 0; round < 3; round++) {
+        pthread_t t[WAVE_THREADS];
+        CHECK_EQ(pthread_barrier_init(&w.all_alive, NULL, WAVE_THREADS), 0);
+        for (int i = 0; i < WAVE_THREADS; i++)
+            CHECK_EQ(pthread_create(&t[i], NULL, wave_thread, &w), 0);
+        for (int i = 0; i < WAVE_THREADS; i++)
+            CHECK_EQ(pthread_join(t[i], NULL), 0);
+        pthread_barrier_destroy(&w.all_alive);
+        long want = (round + 1) * WAVE_THREADS * w.n;
+        CHECK_EQ(tern_counter_value(w.c), want);
+        uint64_t n;
+        double sum;
+        tern_histogram_totals(w.h, &n, &sum);
+        CHECK_EQ(n, want);
+        CHECK_EQ(sum, want);
+    }
+    tern_metrics_registry_free(r);
+}
+
+static void default_registry_is_one_and_serves_null(void)
+{
+    tern_metrics_registry *d = tern_metrics_default();
+    CHECK(d != NULL && tern_metrics_default() == d);
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_counter_new(NULL, "default_test_total", "In the default.", NULL, &f), 0);
+    CHECK_EQ(tern_metrics_counter_new(d, "default_test_total", "Again.", NULL, NULL), -EEXIST);
+    tern_counter_add(tern_metric_counter_with(f), 7);
+    char *s = scrape(NULL);
+    CHECK_EQ(value_of(s, "default_test_total"), 7);
+    free(s);
+}
+
+/* ---- runtime collector -------------------------------------------------------- */
+
+typedef struct rt_run {
+    tern_metrics_registry *r;
+    tern_chan *park;
+    tern_waitgroup wg;
+} rt_run;
+
+static int parked_co(void *arg)
+{
+    rt_run *rr = arg;
+    long v;
+    tern_chan_recv(rr->park, &v, NULL);
+    tern_waitgroup_done(&rr->wg);
+    return 0;
+}
+
+static int rt_entry(void *arg)
+{
+    rt_run *rr = arg;
+    CHECK((rr->park = tern_chan_make(sizeof(long), 0)) != NULL);
+    tern_waitgroup_add(&rr->wg, 10);
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(tern_go(parked_co, rr), 0);
+    tern_sleep(10 * TERN_MS);
+    char *s = scrape(rr->r);
+    CHECK(value_of(s, "tern_coroutines") >= 11);
+    CHECK_EQ(value_of(s, "tern_sched_procs"), 2);
+    CHECK(has_line(s, "tern_sched_runqueue_length{p=\"0\"}"));
+    CHECK(has_line(s, "tern_sched_runqueue_length{p=\"1\"}"));
+    CHECK(value_of(s, "tern_sched_switches_total") > 0);
+    CHECK(value_of(s, "tern_sched_steals_total") >= 0);
+    CHECK(value_of(s, "tern_blocking_queued") >= 0);
+    CHECK(value_of(s, "process_resident_memory_bytes") > 1 << 20);
+    CHECK(value_of(s, "process_virtual_memory_bytes") >=
+          value_of(s, "process_resident_memory_bytes"));
+    CHECK(value_of(s, "process_max_fds") >= 64);
+    CHECK(value_of(s, "process_cpu_seconds_total") > 0);
+    double start = value_of(s, "process_start_time_seconds");
+    double now = (double)time(NULL);
+    CHECK(start > now - 3600 && start <= now + 1);
+    double fds = value_of(s, "process_open_fds");
+    free(s);
+    /* Two more fds show as two more. */
+    int p[2];
+    CHECK(pipe(p) == 0);
+    s = scrape(rr->r);
+    CHECK_EQ(value_of(s, "process_open_fds"), fds + 2);
+    free(s);
+    close(p[0]);
+    close(p[1]);
+    tern_chan_close(rr->park);
+    tern_waitgroup_wait(&rr->wg);
+    tern_chan_free(rr->park);
+    return 0;
+}
+
+static void runtime_metrics_are_present_and_plausible(void)
+{
+    rt_run rr = {0};
+    CHECK_EQ(tern_metrics_registry_new(&rr.r), 0);
+    CHECK_EQ(tern_metrics_runtime_register(rr.r), 0);
+    CHECK_EQ(tern_metrics_runtime_register(rr.r), -EEXIST);
+    run_ok(rt_entry, &rr, 2);
+    /* No runtime now: the runtime figures read 0, the process ones not. */
+    char *s = scrape(rr.r);
+    CHECK_EQ(value_of(s, "tern_coroutines"), 0);
+    CHECK(value_of(s, "process_resident_memory_bytes") > 0);
+    free(s);
+    tern_metrics_registry_free(rr.r);
+}
+
+/* ---- HTTP: the middleware and the client wrapper, through a real server ---- */
+
+/* A test body holds responses in its frames; under ASan those are larger,
+ * so it gets a roomy stack of its own (as in test_http_mw.c). */
+typedef struct body_run {
+    tern_fn *fn;
+    void *arg;
+    tern_waitgroup wg;
+} body_run;
+
+static int body_co(void *arg)
+{
+    body_run *b = arg;
+    CHECK_EQ(b->fn(b->arg), 0);
+    tern_waitgroup_done(&b->wg);
+    return 0;
+}
+
+static int body_entry(void *arg)
+{
+    body_run *b = arg;
+    tern_waitgroup_add(&b->wg, 1);
+    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
+                          NULL),
+             0);
+    tern_waitgroup_wait(&b->wg);
+    return 0;
+}
+
+typedef struct http_fx {
+    tern_metrics_registry *r;
+    tern_http_metrics *m;
+    tern_http_router *rt;
+    tern_http_server *s;
+    tern_http_client *c;
+    tern_waitgroup done;
+    char base[64];
+} http_fx;
+
+static int user_handler(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    return tern_http_resp_printf(w, "user %s\n", tern_http_req_param(r, "id")) < 0 ? -EIO : 0;
+}
+
+static int fail_handler(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)w, (void)arg;
+    return -EIO;            /* the server answers 500 */
+}
+
+static int serve_co(void *arg)
+{
+    http_fx *fx = arg;
+    CHECK_EQ(tern_http_server_serve(fx->s), 0);
+    tern_waitgroup_done(&fx->done);
+    return 0;
+}
+
+/* GET or another method through the metrics wrapper; returns the status
+ * (the body, if wanted, is malloc'd into *body), or the -errno. */
+static int request(http_fx *fx, const char *method, const char *path, char **body)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s%s", fx->base, path);
+    tern_http_client_request req = {.method = method, .url = url};
+    tern_http_client_response *resp;
+    int rc = tern_http_metrics_client_do(fx->m, fx->c, &req, &resp);
+    if (rc < 0)
+        return rc;
+    const char *data;
+    size_t len;
+    CHECK_EQ(tern_http_client_response_body(resp, 1 << 20, &data, &len), 0);
+    if (body)
+        *body = strdup(data);
+    int status = tern_http_client_response_status(resp);
+    if (strcmp(path, "/metrics") == 0)
+        CHECK(strcmp(tern_http_client_response_header(resp, "Content-Type"),
+                     "text/plain; version=0.0.4; charset=utf-8") == 0);
+    tern_http_client_response_free(resp);
+    return status;
+}
+
+static int http_body(void *arg)
+{
+    http_fx *fx = arg;
+    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = fx->rt};
+    CHECK_EQ(tern_http_server_new(&o, &fx->s), 0);
+    CHECK_EQ(tern_http_server_listen(fx->s, "127.0.0.1:0"), 0);
+    snprintf(fx->base, sizeof fx->base, "http://127.0.0.1:%d", tern_http_server_port(fx->s));
+    tern_waitgroup_add(&fx->done, 1);
+    CHECK_EQ(tern_go(serve_co, fx), 0);
+    CHECK_EQ(tern_http_client_new(NULL, &fx->c), 0);
+
+    CHECK_EQ(request(fx, "GET", "/users/1", NULL), 200);
+    CHECK_EQ(request(fx, "GET", "/users/2?x=1", NULL), 200);
+    CHECK_EQ(request(fx, "POST", "/users/3", NULL), 200);
+    CHECK_EQ(request(fx, "GET", "/no/such/path", NULL), 404);
+    CHECK_EQ(request(fx, "GET", "/another/missing", NULL), 404);
+    CHECK_EQ(request(fx, "GET", "/fail", NULL), 500);
+    CHECK_EQ(request(fx, "BREW", "/fail", NULL), 405);
+    char *s = NULL;
+    CHECK_EQ(request(fx, "GET", "/metrics", &s), 200);
+
+    CHECK_EQ(value_of(s, "http_server_requests_total{route=\"/users/:id\",method=\"GET\",code=\"200\"}"), 2);
+    CHECK_EQ(value_of(s, "http_server_requests_total{route=\"/users/:id\",method=\"POST\",code=\"200\"}"), 1);
+    CHECK_EQ(value_of(s, "http_server_requests_total{route=\"unmatched\",method=\"GET\",code=\"404\"}"), 2);
+    CHECK_EQ(value_of(s, "http_server_requests_total{route=\"/fail\",method=\"GET\",code=\"500\"}"), 1);
+    /* An unknown method is "OTHER", never the raw token. */
+    CHECK(strstr(s, "BREW") == NULL);
+    CHECK(strstr(s, "method=\"OTHER\",code=\"405\"} 1\n"));
+    /* No raw path ever becomes a label. */
+    CHECK(strstr(s, "/no/such/path") == NULL && strstr(s, "/users/1") == NULL);
+    CHECK_EQ(value_of(s, "http_server_request_duration_seconds_count{route=\"/users/:id\",method=\"GET\"}"), 2);
+    CHECK(has_line(s, "http_server_request_duration_seconds_bucket{route=\"/users/:id\",method=\"GET\",le=\"0.005\"}"));
+    CHECK(value_of(s, "http_server_request_duration_seconds_sum{route=\"/users/:id\",method=\"GET\"}") >= 0);
+    /* The scrape itself is the one request in flight. */
+    CHECK_EQ(value_of(s, "http_server_requests_in_flight"), 1);
+    /* The client side, by host; the /metrics request is not counted yet. */
+    char series[256], url[128];
+    snprintf(series, sizeof series,
+             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"200\"}", fx->base + 7);
+    CHECK_EQ(value_of(s, series), 2);
+    snprintf(series, sizeof series,
+             "http_client_request_duration_seconds_count{host=\"%s\",method=\"GET\"}", fx->base + 7);
+    CHECK_EQ(value_of(s, series), 5);
+    free(s);
+
+    /* NULL: the default set, in the default registry. */
+    snprintf(url, sizeof url, "%s/users/9", fx->base);
+    tern_http_client_response *resp;
+    CHECK_EQ(tern_http_metrics_client_do(NULL, fx->c, &(tern_http_client_request){.url = url},
+                                         &resp),
+             0);
+    tern_http_client_response_free(resp);
+    s = scrape(NULL);
+    snprintf(series, sizeof series,
+             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"200\"}", fx->base + 7);
+    CHECK_EQ(value_of(s, series), 1);
+    free(s);
+
+    /* A request that gets no response is counted as "error". */
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    char closed[64];
+    snprintf(closed, sizeof closed, "%s", tern_listener_addr(l));
+    tern_listener_free(l);
+    snprintf(url, sizeof url, "http://%s/x", closed);
+    CHECK(tern_http_metrics_client_do(fx->m, fx->c, &(tern_http_client_request){.url = url},
+                                      &resp) < 0);
+    s = scrape(fx->r);
+    snprintf(series, sizeof series,
+             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"error\"}", closed);
+    CHECK_EQ(value_of(s, series), 1);
+    CHECK_EQ(value_of(s, "http_server_requests_in_flight"), 0);
+    /* tests/kit_metrics_promtool.sh lints this scrape with promtool. */
+    const char *keep = getenv("TERN_METRICS_SCRAPE");
+    if (keep) {
+        FILE *f = fopen(keep, "w");
+        CHECK(f && fputs(s, f) >= 0 && fclose(f) == 0);
+    }
+    free(s);
+
+    tern_http_client_free(fx->c);
+    CHECK_EQ(tern_http_server_shutdown(fx->s, tern_deadline_after(2 * TERN_SEC)), 0);
+    tern_waitgroup_wait(&fx->done);
+    tern_http_server_free(fx->s);
+    return 0;
+}
+
+static void http_middleware_and_client_through_a_real_server(void)
+{
+    http_fx fx = {0};
+    CHECK_EQ(tern_metrics_registry_new(&fx.r), 0);
+    tern_http_metrics_options mo = {.registry = fx.r};
+    CHECK_EQ(tern_http_metrics_new(&mo, &fx.m), 0);
+    tern_http_metrics *again;
+    CHECK_EQ(tern_http_metrics_new(&mo, &again), -EEXIST);
+    CHECK_EQ(tern_metrics_runtime_register(fx.r), 0);
+    fx.rt = tern_http_router_new();
+    CHECK(fx.rt);
+    /* As the router's root middleware: it sees 404s and 405s too. */
+    CHECK_EQ(tern_http_router_use(fx.rt, tern_http_mw_metrics, fx.m), 0);
+    CHECK_EQ(tern_http_router_handle(fx.rt, NULL, "/users/:id", user_handler, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(fx.rt, "GET", "/fail", fail_handler, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(fx.rt, "GET", "/metrics", tern_metrics_handler, fx.r), 0);
+    body_run b = {.fn = http_body, .arg = &fx};
+    run_ok(body_entry, &b, 2);
+    tern_http_router_free(fx.rt);
+    tern_http_metrics_free(fx.m);
+    tern_metrics_registry_free(fx.r);
+}
+
+TESTS(T(exposition_is_exact_and_ordered), T(unlabelled_metrics_show_zero_from_the_start),
+      T(label_values_and_help_are_escaped), T(special_values_use_the_format_spellings),
+      T(invalid_names_are_refused), T(children_are_found_again_and_typed),
+      T(histogram_bounds_are_inclusive), T(histogram_default_buckets),
+      T(concurrent_increments_are_exact), T(threads_beyond_the_shards_count_exactly),
+      T(default_registry_is_one_and_serves_null), T(runtime_metrics_are_present_and_plausible),
+      T(http_middleware_and_client_through_a_real_server))
