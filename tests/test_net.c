@@ -258,11 +258,13 @@ static int dial_main(void *arg)
         nheld++;
     }
     CHECK_EQ(rc, -ETIMEDOUT);           /* the backlog filled up */
-    tern_ctx *t = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
     int64_t t0 = tern_now();
+    tern_ctx *t = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
     CHECK_EQ(tern_dial(t, TERN_NET_TCP, addr, &c), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
-    CHECK(took >= 29 * TERN_MS && took < 500 * TERN_MS);
+    if (took < 30 * TERN_MS || took > 2 * TERN_SEC)
+        fprintf(stderr, "dial with a 30 ms deadline took %lld us\n", (long long)(took / 1000));
+    CHECK(took >= 30 * TERN_MS && took < 2 * TERN_SEC);
     tern_ctx_free(t);
     canceller can = { .ctx = tern_ctx_with_cancel(NULL), .done = TERN_WAITGROUP_INIT };
     tern_waitgroup_add(&can.done, 1);
@@ -270,7 +272,9 @@ static int dial_main(void *arg)
     t0 = tern_now();
     CHECK_EQ(tern_dial(can.ctx, TERN_NET_TCP, addr, &c), -ECANCELED);
     took = tern_now() - t0;
-    CHECK(took >= 19 * TERN_MS && took < 500 * TERN_MS);
+    if (took < 19 * TERN_MS || took > 2 * TERN_SEC)
+        fprintf(stderr, "dial cancelled after 20 ms took %lld us\n", (long long)(took / 1000));
+    CHECK(took >= 19 * TERN_MS && took < 2 * TERN_SEC);
     tern_waitgroup_wait(&can.done);
     tern_ctx_free(can.ctx);
     tern_ctx *cc;
