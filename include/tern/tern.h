@@ -21,5 +21,6 @@
 #include "tern/runtime.h"
 #include "tern/signal.h"
 #include "tern/sync.h"
+#include "tern/trace.h"
 
 #endif

@@ -1,0 +1,64 @@
+/*
+ * trace_internal.h - what the tracing files share: the span's layout (the
+ * exporter reads ended spans directly), the exporter's entry points used
+ * by span_end and init, and the sampler in force.
+ */
+#ifndef TERN_KIT_TRACE_INTERNAL_H
+#define TERN_KIT_TRACE_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "tern/trace.h"
+
+typedef struct tern__trace_event {
+    char *name;
+    int64_t time_ns;            /* Unix ns */
+    tern_trace_attr attrs[TERN_TRACE_MAX_EVENT_ATTRS];
+    size_t nattrs;
+    uint32_t dropped_attrs;
+} tern__trace_event;
+
+/* Mutable until `ended`; afterwards read-only, so the exporter coroutine
+ * may read it while the owner still holds its reference. */
+struct tern_trace_span {
+    atomic_int refs;
+    bool ended;
+    bool recording;
+    bool has_parent;
+    tern_trace_kind kind;
+    tern_trace_span_context sc;
+    uint8_t parent_id[8];
+    char trace_hex[33], span_hex[17];
+    char *name;
+    int64_t start_ns, end_ns;   /* Unix ns */
+    tern_trace_attr attrs[TERN_TRACE_MAX_ATTRS];   /* strings owned */
+    size_t nattrs;
+    uint32_t dropped_attrs;
+    tern__trace_event *events;
+    size_t nevents, events_cap;
+    uint32_t dropped_events;
+    tern_trace_status status;
+    char *status_msg;
+};
+
+/* Hand an ended, recorded span to the exporter (which takes a reference
+ * when it queues it).  Never parks. */
+void tern__trace_export_submit(tern_trace_span *s);
+
+/* The sampler tern_trace_span_start consults. */
+void tern__trace_set_sampler(const tern_trace_sampler *s);
+
+/* A child of parent whose tern_trace_span_from_ctx is *holder (when no
+ * span was put there with tern_trace_ctx_with_span). */
+tern_ctx *tern__trace_ctx_with_holder(tern_ctx *parent, tern_trace_span **holder);
+
+/* Unix time in ns (spans carry wall-clock times; OTLP wants them). */
+int64_t tern__trace_unix_ns(void);
+
+/* The OTLP JSON of one batch: an ExportTraceServiceRequest.  Caller
+ * json_decrefs. */
+struct json_t;
+struct json_t *tern__trace_otlp_json(const char *service_name, tern_trace_span *const *spans,
+                                     size_t n);
+
+#endif
