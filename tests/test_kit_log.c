@@ -424,7 +424,9 @@ static void log_drops_when_full_and_reports_the_count(void)
     int lines = count_lines(out);
     /* The lines that made it are whole and in order; the reports (one, or
      * more if the writer caught up for a moment before the pipe filled)
-     * add up to the drops, and the last line is one. */
+     * add up to the drops.  Which line is last depends on when the writer
+     * last found the ring empty (timing: slow under qemu), so it is not
+     * checked. */
     long prev = -1, reported = 0;
     int reports = 0;
     for (int i = 0; i < lines; i++) {
@@ -454,7 +456,6 @@ static void log_drops_when_full_and_reports_the_count(void)
     CHECK_EQ(lines, (int)st.lines + reports);
     CHECK_EQ(reported, (long)st.dropped);
     CHECK(reports >= 1);
-    CHECK(strstr(after_time(out, lines - 1), "\"msg\":\"log lines dropped\"") != NULL);
     /* Later lines go through again, with no second report. */
     tern_log_info("after");
     out = collect();
