@@ -1,0 +1,576 @@
+/*
+ * test_kit_health.c - health probes and the service lifecycle, against a
+ * real server on 127.0.0.1:0: check timeouts, the exact verbose lines,
+ * readiness before start-up and during the pre-stop delay, hook order and
+ * timeouts, and a SIGTERM to a child process with a request in flight.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include <tern/health.h>
+
+/* ---- running a test body and a client -------------------------------------- */
+
+typedef struct body_run {
+    tern_fn *fn;
+    void *arg;
+    tern_waitgroup wg;
+} body_run;
+
+static int body_co(void *arg)
+{
+    body_run *b = arg;
+    CHECK_EQ(b->fn(b->arg), 0);
+    tern_waitgroup_done(&b->wg);
+    return 0;
+}
+
+static int body_entry(void *arg)
+{
+    body_run *b = arg;
+    tern_waitgroup_add(&b->wg, 1);
+    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
+                          NULL),
+             0);
+    tern_waitgroup_wait(&b->wg);
+    return 0;
+}
+
+static void run_test(tern_fn *fn, void *arg)
+{
+    body_run b = {.fn = fn, .arg = arg};
+    run_ok(body_entry, &b, 2);
+}
+
+typedef struct reply {
+    int status;
+    char body[1024];
+} reply;
+
+/* GET http://127.0.0.1:port/path into *out; returns 0 or the client's error. */
+static int get(int port, const char *path, reply *out)
+{
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(&(tern_http_client_options){.max_idle_per_host = -1}, &c), 0);
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    tern_http_client_response *r;
+    int rc = tern_http_client_get(c, ctx, url, &r);
+    if (rc == 0) {
+        const char *body;
+        size_t len;
+        out->status = tern_http_client_response_status(r);
+        rc = tern_http_client_response_body(r, sizeof out->body - 1, &body, &len);
+        if (rc == 0) {
+            memcpy(out->body, body, len);
+            out->body[len] = '\0';
+        }
+        tern_http_client_response_free(r);
+    }
+    tern_ctx_free(ctx);
+    tern_http_client_free(c);
+    return rc;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+static int check_ok(tern_ctx *ctx, void *arg, char *msg, size_t len)
+{
+    (void)ctx, (void)arg, (void)msg, (void)len;
+    return 0;
+}
+
+/* Ignores its context: sleeps for *(int64_t *)arg. */
+static int check_sleepy(tern_ctx *ctx, void *arg, char *msg, size_t len)
+{
+    (void)ctx, (void)msg, (void)len;
+    tern_sleep(*(int64_t *)arg);
+    return 0;
+}
+
+static int check_refused_msg(tern_ctx *ctx, void *arg, char *msg, size_t len)
+{
+    (void)ctx, (void)arg;
+    snprintf(msg, len, "connection refused by 10.0.0.7:6379");
+    return -ECONNREFUSED;
+}
+
+static int check_errno_only(tern_ctx *ctx, void *arg, char *msg, size_t len)
+{
+    (void)ctx, (void)arg, (void)msg, (void)len;
+    return -EIO;
+}
+
+/* A server with the health routes mounted on a router. */
+typedef struct hserver {
+    tern_http_router *rt;
+    tern_http_server *s;
+    tern_waitgroup done;
+    int port;
+} hserver;
+
+static int hserve_co(void *arg)
+{
+    hserver *hs = arg;
+    CHECK_EQ(tern_http_server_serve(hs->s), 0);
+    tern_waitgroup_done(&hs->done);
+    return 0;
+}
+
+static void hserver_start(hserver *hs, tern_health *h)
+{
+    CHECK(hs->rt = tern_http_router_new());
+    CHECK_EQ(tern_health_mount(hs->rt, h), 0);
+    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = hs->rt};
+    CHECK_EQ(tern_http_server_new(&o, &hs->s), 0);
+    CHECK_EQ(tern_http_server_listen(hs->s, "127.0.0.1:0"), 0);
+    hs->port = tern_http_server_port(hs->s);
+    tern_waitgroup_add(&hs->done, 1);
+    CHECK_EQ(tern_go(hserve_co, hs), 0);
+}
+
+static void hserver_stop(hserver *hs)
+{
+    CHECK_EQ(tern_http_server_shutdown(hs->s, tern_deadline_after(2 * TERN_SEC)), 0);
+    tern_waitgroup_wait(&hs->done);
+    tern_http_server_free(hs->s);
+    tern_http_router_free(hs->rt);
+}
+
+static int64_t sleepy_for = 2 * TERN_SEC;
+
+static int check_timeout_body(void *arg)
+{
+    (void)arg;
+    tern_health *h;
+    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
+    CHECK_EQ(tern_health_add(h, "slow", TERN_HEALTH_READINESS, 200 * TERN_MS, check_sleepy,
+                             &sleepy_for),
+             0);
+    tern_health_set_ready(h, true);
+    hserver hs = {0};
+    hserver_start(&hs, h);
+    reply rp;
+
+    int64_t t0 = tern_now();
+    CHECK_EQ(get(hs.port, "/readyz?verbose", &rp), 0);
+    int64_t took = tern_now() - t0;
+    CHECK_EQ(rp.status, 503);
+    CHECK(!strcmp(rp.body, "[+]ready ok\n[+]db ok\n[-]slow failed: timeout\nreadyz check failed\n"));
+    CHECK(took >= 190 * TERN_MS);
+    CHECK(took < 1000 * TERN_MS);
+
+    /* "slow" is not a liveness check: /livez does not wait for it. */
+    t0 = tern_now();
+    CHECK_EQ(get(hs.port, "/livez", &rp), 0);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(rp.body, "ok"));
+    CHECK(tern_now() - t0 < 150 * TERN_MS);
+    CHECK_EQ(get(hs.port, "/livez?verbose", &rp), 0);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(rp.body, "[+]db ok\nlivez check passed\n"));
+
+    /* The failing answer lists the checks even without ?verbose. */
+    CHECK_EQ(get(hs.port, "/healthz", &rp), 0);
+    CHECK_EQ(rp.status, 503);
+    CHECK(!strcmp(rp.body, "[+]ready ok\n[+]db ok\n[-]slow failed: timeout\nhealthz check failed\n"));
+
+    hserver_stop(&hs);
+    tern_health_free(h);
+    /* The abandoned checks are still asleep: they own their state and free
+     * it when they return, after the health object is gone. */
+    tern_sleep(sleepy_for + 100 * TERN_MS);
+    return 0;
+}
+
+static void health_check_past_timeout_reports_timeout_in_time(void)
+{
+    run_test(check_timeout_body, NULL);
+}
+
+static int verbose_body(void *arg)
+{
+    (void)arg;
+    tern_health *h;
+    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, check_ok, NULL), 0);
+    CHECK_EQ(tern_health_add(h, "cache", TERN_HEALTH_READINESS, 0, check_refused_msg, NULL), 0);
+    CHECK_EQ(tern_health_add(h, "disk", TERN_HEALTH_LIVENESS, 0, check_errno_only, NULL), 0);
+    CHECK_EQ(tern_health_add(h, "ping", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
+    hserver hs = {0};
+    hserver_start(&hs, h);
+    reply rp;
+
+    CHECK(!tern_health_ready(h));
+    CHECK_EQ(get(hs.port, "/readyz?verbose", &rp), 0);
+    CHECK_EQ(rp.status, 503);
+    CHECK(!strcmp(rp.body, "[-]ready failed: not ready\n"
+                           "[+]db ok\n"
+                           "[-]cache failed: connection refused by 10.0.0.7:6379\n"
+                           "[+]ping ok\n"
+                           "readyz check failed\n"));
+    char want[512];
+    snprintf(want, sizeof want, "[-]disk failed: %s\n[+]ping ok\nlivez check failed\n",
+             tern_strerror(-EIO));
+    CHECK_EQ(get(hs.port, "/livez?verbose=1", &rp), 0);
+    CHECK_EQ(rp.status, 503);
+    CHECK(!strcmp(rp.body, want));
+    tern_health_set_ready(h, true);
+    snprintf(want, sizeof want,
+             "[+]ready ok\n[+]db ok\n[-]cache failed: connection refused by 10.0.0.7:6379\n"
+             "[-]disk failed: %s\n[+]ping ok\nhealthz check failed\n",
+             tern_strerror(-EIO));
+    CHECK_EQ(get(hs.port, "/healthz?verbose", &rp), 0);
+    CHECK_EQ(rp.status, 503);
+    CHECK(!strcmp(rp.body, want));
+
+    hserver_stop(&hs);
+    tern_health_free(h);
+    return 0;
+}
+
+static void health_verbose_lists_each_check_like_kubernetes(void)
+{
+    run_test(verbose_body, NULL);
+}
+
+static int no_checks_body(void *arg)
+{
+    (void)arg;
+    tern_health *h;
+    CHECK_EQ(tern_health_new(&h), 0);
+    hserver hs = {0};
+    hserver_start(&hs, h);
+    reply rp;
+    CHECK_EQ(get(hs.port, "/livez", &rp), 0);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(rp.body, "ok"));
+    CHECK_EQ(get(hs.port, "/readyz", &rp), 0);
+    CHECK_EQ(rp.status, 503);
+    CHECK(!strcmp(rp.body, "[-]ready failed: not ready\nreadyz check failed\n"));
+    tern_health_set_ready(h, true);
+    CHECK_EQ(get(hs.port, "/readyz", &rp), 0);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(rp.body, "ok"));
+    CHECK_EQ(get(hs.port, "/readyz?verbose", &rp), 0);
+    CHECK(!strcmp(rp.body, "[+]ready ok\nreadyz check passed\n"));
+    hserver_stop(&hs);
+    tern_health_free(h);
+    return 0;
+}
+
+static void health_without_checks_follows_the_ready_flag(void)
+{
+    run_test(no_checks_body, NULL);
+}
+
+static void health_add_rejects_bad_and_duplicate_checks(void)
+{
+    tern_health *h;
+    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
+    CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_LIVENESS, 0, check_ok, NULL), -EEXIST);
+    CHECK_EQ(tern_health_add(h, "", TERN_HEALTH_BOTH, 0, check_ok, NULL), -EINVAL);
+    CHECK_EQ(tern_health_add(h, "a\nb", TERN_HEALTH_BOTH, 0, check_ok, NULL), -EINVAL);
+    CHECK_EQ(tern_health_add(h, "x", (tern_health_kind)0, 0, check_ok, NULL), -EINVAL);
+    CHECK_EQ(tern_health_add(h, "x", (tern_health_kind)4, 0, check_ok, NULL), -EINVAL);
+    CHECK_EQ(tern_health_add(h, "x", TERN_HEALTH_BOTH, 0, NULL, NULL), -EINVAL);
+    tern_health_free(h);
+}
+
+/* ---- the service lifecycle ----------------------------------------------------- */
+
+static int ok_handler(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    return tern_http_resp_text(w, 200, "hello");
+}
+
+typedef struct life {
+    tern_service *svc;
+    int port;
+    atomic_int started;         /* the start function has begun */
+    char order[16];             /* hook names as they ran */
+    atomic_int nran;
+    int run_rc;
+    tern_waitgroup ran;
+} life;
+
+static int slow_start(void *arg)
+{
+    life *l = arg;
+    atomic_store(&l->started, 1);
+    tern_sleep(300 * TERN_MS);
+    return 0;
+}
+
+static int hook_a(tern_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    life *l = arg;
+    l->order[atomic_fetch_add(&l->nran, 1)] = 'A';
+    return 0;
+}
+
+static int hook_b(tern_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    life *l = arg;
+    l->order[atomic_fetch_add(&l->nran, 1)] = 'B';
+    return -EIO;    /* a failing hook does not stop the others */
+}
+
+/* Overstays its timeout: the next hook runs anyway, in time. */
+static int hook_stuck(tern_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    life *l = arg;
+    l->order[atomic_fetch_add(&l->nran, 1)] = 'S';
+    tern_sleep(1 * TERN_SEC);
+    return 0;
+}
+
+static int hook_c(tern_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    life *l = arg;
+    l->order[atomic_fetch_add(&l->nran, 1)] = 'C';
+    return 0;
+}
+
+static int service_co(void *arg)
+{
+    life *l = arg;
+    l->run_rc = tern_service_run(l->svc);
+    tern_waitgroup_done(&l->ran);
+    return 0;
+}
+
+static int lifecycle_body(void *arg)
+{
+    (void)arg;
+    life *l = calloc(1, sizeof *l);
+    CHECK(l);
+    tern_http_router *rt = tern_http_router_new();
+    CHECK(rt);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/", ok_handler, NULL), 0);
+    tern_service_options o = {
+        .http = {.handler = tern_http_router_serve, .arg = rt},
+        .addr = "127.0.0.1:0",
+        .start = slow_start,
+        .start_arg = l,
+        .pre_stop_delay = 400 * TERN_MS,
+        .drain_timeout = 2 * TERN_SEC,
+        .hook_timeout = 150 * TERN_MS,
+        .no_signals = true,
+    };
+    CHECK_EQ(tern_service_new(&o, &l->svc), 0);
+    CHECK_EQ(tern_health_mount(rt, tern_service_health(l->svc)), 0);
+    CHECK_EQ(tern_service_on_shutdown(l->svc, "a", hook_a, l), 0);
+    CHECK_EQ(tern_service_on_shutdown(l->svc, "b", hook_b, l), 0);
+    CHECK_EQ(tern_service_on_shutdown(l->svc, "stuck", hook_stuck, l), 0);
+    CHECK_EQ(tern_service_on_shutdown(l->svc, "c", hook_c, l), 0);
+    l->port = tern_service_port(l->svc);
+    CHECK(l->port > 0);
+    tern_waitgroup_add(&l->ran, 1);
+    CHECK_EQ(tern_go(service_co, l), 0);
+
+    /* During start-up: serving, alive, not ready. */
+    while (!atomic_load(&l->started))
+        tern_sleep(TERN_MS);
+    reply rp;
+    CHECK_EQ(get(l->port, "/readyz", &rp), 0);
+    CHECK_EQ(rp.status, 503);
+    CHECK_EQ(get(l->port, "/livez", &rp), 0);
+    CHECK_EQ(rp.status, 200);
+    CHECK_EQ(get(l->port, "/", &rp), 0);
+    CHECK_EQ(rp.status, 200);
+
+    /* Start-up done: ready. */
+    int64_t until = tern_now() + 5 * TERN_SEC;
+    do {
+        CHECK_EQ(get(l->port, "/readyz", &rp), 0);
+        CHECK(tern_now() < until);
+        if (rp.status != 200)
+            tern_sleep(20 * TERN_MS);
+    } while (rp.status != 200);
+    CHECK(!strcmp(rp.body, "ok"));
+
+    /* Stop: within the pre-stop delay the server still answers, not ready
+     * but alive, and the hooks have not run. */
+    int64_t stop_at = tern_now();
+    tern_service_stop(l->svc);
+    tern_sleep(120 * TERN_MS);      /* the runner polls for a stop every 50 ms */
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(get(l->port, "/readyz", &rp), 0);
+        CHECK_EQ(rp.status, 503);
+        CHECK_EQ(get(l->port, "/livez", &rp), 0);
+        CHECK_EQ(rp.status, 200);
+        CHECK_EQ(get(l->port, "/", &rp), 0);
+        CHECK_EQ(rp.status, 200);
+        CHECK_EQ(atomic_load(&l->nran), 0);
+        tern_sleep(30 * TERN_MS);
+    }
+    CHECK(tern_now() - stop_at < 400 * TERN_MS);
+
+    tern_waitgroup_wait(&l->ran);
+    int64_t took = tern_now() - stop_at;
+    CHECK_EQ(l->run_rc, 0);
+    CHECK_EQ(atomic_load(&l->nran), 4);
+    CHECK(!memcmp(l->order, "CSBA", 4));
+    /* delay 400 ms + the stuck hook's 150 ms, not its full second */
+    CHECK(took >= 550 * TERN_MS);
+    CHECK(took < 950 * TERN_MS);
+    /* After shutdown nothing accepts. */
+    CHECK(get(l->port, "/livez", &rp) < 0);
+
+    tern_service_free(l->svc);
+    tern_http_router_free(rt);
+    tern_sleep(1 * TERN_SEC);       /* let the stuck hook return before l goes */
+    free(l);
+    return 0;
+}
+
+static void service_stops_in_order_ready_delay_drain_hooks(void)
+{
+    run_test(lifecycle_body, NULL);
+}
+
+static int failing_start(void *arg)
+{
+    (void)arg;
+    return -ECONNREFUSED;
+}
+
+static int start_fail_body(void *arg)
+{
+    (void)arg;
+    tern_http_router *rt = tern_http_router_new();
+    CHECK(rt);
+    tern_service_options o = {
+        .http = {.handler = tern_http_router_serve, .arg = rt},
+        .addr = "127.0.0.1:0",
+        .start = failing_start,
+        .pre_stop_delay = 5 * TERN_SEC,     /* skipped: never was ready */
+        .no_signals = true,
+    };
+    tern_service *svc;
+    CHECK_EQ(tern_service_new(&o, &svc), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_service_run(svc), -ECONNREFUSED);
+    CHECK(tern_now() - t0 < 1 * TERN_SEC);
+    CHECK(!tern_health_ready(tern_service_health(svc)));
+    CHECK_EQ(tern_service_run(svc), -EALREADY);
+    tern_service_free(svc);
+    tern_http_router_free(rt);
+
+    CHECK_EQ(tern_service_new(&(tern_service_options){.addr = "127.0.0.1:0"}, &svc), -EINVAL);
+    return 0;
+}
+
+static void service_failed_start_up_returns_its_error(void)
+{
+    run_test(start_fail_body, NULL);
+}
+
+/* ---- SIGTERM in a child ----------------------------------------------------------- */
+
+static atomic_int slow_entered;
+
+static int slow_handler(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    atomic_store(&slow_entered, 1);
+    tern_sleep(500 * TERN_MS);
+    return tern_http_resp_text(w, 200, "finished");
+}
+
+typedef struct sig_run {
+    tern_service *svc;
+    int port;
+    int status;
+    char body[1024];
+    tern_waitgroup wg;
+} sig_run;
+
+static int slow_client_co(void *arg)
+{
+    sig_run *sr = arg;
+    reply rp;
+    CHECK_EQ(get(sr->port, "/slow", &rp), 0);
+    sr->status = rp.status;
+    snprintf(sr->body, sizeof sr->body, "%s", rp.body);
+    tern_waitgroup_done(&sr->wg);
+    return 0;
+}
+
+static int killer_co(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&slow_entered))
+        tern_sleep(TERN_MS);
+    CHECK_EQ(kill(getpid(), SIGTERM), 0);
+    return 0;
+}
+
+static int sigterm_entry(void *arg)
+{
+    (void)arg;
+    sig_run *sr = calloc(1, sizeof *sr);
+    CHECK(sr);
+    tern_http_router *rt = tern_http_router_new();
+    CHECK(rt);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/slow", slow_handler, NULL), 0);
+    tern_service_options o = {
+        .http = {.handler = tern_http_router_serve, .arg = rt},
+        .addr = "127.0.0.1:0",
+        .pre_stop_delay = 100 * TERN_MS,
+        .drain_timeout = 5 * TERN_SEC,
+    };
+    CHECK_EQ(tern_service_new(&o, &sr->svc), 0);
+    CHECK_EQ(tern_health_mount(rt, tern_service_health(sr->svc)), 0);
+    sr->port = tern_service_port(sr->svc);
+    tern_waitgroup_add(&sr->wg, 1);
+    CHECK_EQ(tern_go_opts(slow_client_co, sr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
+    CHECK_EQ(tern_go(killer_co, NULL), 0);
+    int rc = tern_service_run(sr->svc);
+    tern_waitgroup_wait(&sr->wg);
+    fprintf(stderr, "run %d, in-flight request %d %s\n", rc, sr->status, sr->body);
+    if (rc != 0 || sr->status != 200 || strcmp(sr->body, "finished") != 0)
+        return 1;
+    tern_service_free(sr->svc);
+    tern_http_router_free(rt);
+    free(sr);
+    return 0;
+}
+
+static void sigterm_child(void)
+{
+    tern_run_options o = {.procs = 2};
+    exit(tern_run_opts(sigterm_entry, NULL, &o));
+}
+
+static void service_sigterm_finishes_in_flight_request_and_exits_0(void)
+{
+    /* A logger's writer thread does not survive fork: stop the parent's so
+     * that the child's first line starts a logger of its own. */
+    tern_log_shutdown();
+    child_result r = run_child(sigterm_child);
+    CHECK(r.exited);
+    CHECK_EQ(r.code, 0);
+    CHECK(strstr(r.err, "run 0, in-flight request 200 finished"));
+    CHECK(strstr(r.err, "\"msg\":\"service stopping\",\"signal\":\"TERM\""));
+}
+
+TESTS(T(health_check_past_timeout_reports_timeout_in_time),
+      T(health_verbose_lists_each_check_like_kubernetes),
+      T(health_without_checks_follows_the_ready_flag),
+      T(health_add_rejects_bad_and_duplicate_checks),
+      T(service_stops_in_order_ready_delay_drain_hooks),
+      T(service_failed_start_up_returns_its_error),
+      T(service_sigterm_finishes_in_flight_request_and_exits_0))
