@@ -435,19 +435,51 @@ static void accept_survives_emfile(void)
 
 /* ---- signals ------------------------------------------------------------- */
 
+typedef struct sig_waiter {
+    int sig;                    /* the one it waits for */
+    int got;
+    tern_waitgroup done;
+} sig_waiter;
+
+static int wait_one(void *arg)
+{
+    sig_waiter *w = arg;
+    w->got = tern_signal_wait(&w->sig, 1, tern_now() + 2 * TERN_SEC);
+    tern_waitgroup_done(&w->done);
+    return 0;
+}
+
 static int signal_main(void *arg)
 {
     (void)arg;
-    CHECK_EQ(tern_signal_wait(tern_now()), -ENOENT);
+    int usr1 = SIGUSR1;
+    CHECK_EQ(tern_signal_wait(&usr1, 1, tern_now()), -ENOENT);   /* not notified */
     int bad[] = { SIGKILL };
     CHECK_EQ(tern_signal_notify(bad, 1), -EINVAL);
+    CHECK_EQ(tern_signal_wait(bad, 1, tern_now()), -EINVAL);
     int sigs[] = { SIGUSR1, SIGUSR2 };
     CHECK_EQ(tern_signal_notify(sigs, 2), 0);
-    CHECK_EQ(tern_signal_wait(tern_now() + 10 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(tern_signal_wait(sigs, 2, tern_now() + 10 * TERN_MS), -ETIMEDOUT);
     raise(SIGUSR2);                     /* before the wait: not lost */
-    CHECK_EQ(tern_signal_wait(TERN_FOREVER), SIGUSR2);
+    CHECK_EQ(tern_signal_wait(sigs, 2, TERN_FOREVER), SIGUSR2);
     kill(getpid(), SIGUSR1);
-    CHECK_EQ(tern_signal_wait(tern_now() + TERN_SEC), SIGUSR1);
+    CHECK_EQ(tern_signal_wait(sigs, 2, tern_now() + TERN_SEC), SIGUSR1);
+    /* two waiters for different signals: each gets its own, none is lost
+     * to the other (a service's SIGTERM and its config's SIGHUP) */
+    sig_waiter a = { .sig = SIGUSR1, .done = TERN_WAITGROUP_INIT };
+    sig_waiter b = { .sig = SIGUSR2, .done = TERN_WAITGROUP_INIT };
+    tern_waitgroup_add(&a.done, 1);
+    tern_waitgroup_add(&b.done, 1);
+    tern_go(wait_one, &a);
+    tern_go(wait_one, &b);
+    tern_sleep(20 * TERN_MS);           /* both waiting */
+    raise(SIGUSR2);
+    tern_sleep(30 * TERN_MS);
+    raise(SIGUSR1);
+    tern_waitgroup_wait(&a.done);
+    tern_waitgroup_wait(&b.done);
+    CHECK_EQ(a.got, SIGUSR1);
+    CHECK_EQ(b.got, SIGUSR2);
     return 0;
 }
 

@@ -100,7 +100,8 @@ typedef struct app {
 static int on_signal(void *arg)
 {
     app *a = arg;
-    int sig = tern_signal_wait(TERN_FOREVER);
+    static const int sigs[] = { SIGTERM, SIGINT };
+    int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);
     fprintf(stderr, "hello: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     int rc = tern_http_server_shutdown(a->srv, tern_now() + SHUTDOWN_GRACE_NS);
     if (rc < 0)

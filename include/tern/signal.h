@@ -4,7 +4,7 @@
  *
  *     int sigs[] = { SIGTERM, SIGINT };
  *     tern_signal_notify(sigs, 2);
- *     int sig = tern_signal_wait(TERN_FOREVER);     // parks, not blocks
+ *     int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);    // parks, not blocks
  */
 #ifndef TERN_SIGNAL_H
 #define TERN_SIGNAL_H
@@ -21,11 +21,14 @@ extern "C" {
  * number; -errno from the system otherwise. */
 int tern_signal_notify(const int *sigs, int n);
 
-/* Park until a notified signal arrives (one that came before the call
- * counts) or the deadline passes.  Returns the signal number, -ETIMEDOUT,
- * -ENOENT if nothing was notified, -EBUSY if another coroutine is already
- * waiting.  From a coroutine. */
-int tern_signal_wait(int64_t deadline);
+/* Park until one of sigs[0..n) arrives (one that came before the call
+ * counts) or the deadline passes, and take it: returns its number,
+ * -ETIMEDOUT, -ENOENT if one of them was never notified, -EINVAL for a bad
+ * set.  Several coroutines may wait at once, for the same or other
+ * signals (the SIGTERM waiter of a service and the SIGHUP waiter of its
+ * config); each signal is taken by one of them; all but the first waiter
+ * notice theirs within 10 ms.  From a coroutine. */
+int tern_signal_wait(const int *sigs, int n, int64_t deadline);
 
 #ifdef __cplusplus
 }

@@ -37,7 +37,8 @@ static int watch_main(void *arg)
 {
     tern_config *cfg = arg;
     while (!atomic_load(&cfg->watch_stop)) {
-        int sig = tern_signal_wait(tern_now() + WATCH_POLL);
+        static const int hup[] = { SIGHUP };
+        int sig = tern_signal_wait(hup, 1, tern_now() + WATCH_POLL);
         if (sig != SIGHUP)
             continue;
         tern_config_error err;

@@ -204,7 +204,8 @@ static void wait_for_stop(tern_service *svc)
             tern_sleep(STOP_POLL);
             continue;
         }
-        int sig = tern_signal_wait(tern_deadline_after(STOP_POLL));
+        static const int stop_sigs[] = { SIGTERM, SIGINT };
+        int sig = tern_signal_wait(stop_sigs, 2, tern_deadline_after(STOP_POLL));
         if (sig > 0) {
             tern_log_info("service stopping", TERN_LOG_STR("signal", sigabbrev_np(sig)));
             return;

@@ -19,8 +19,10 @@
 #include "tern/signal.h"
 
 static atomic_int sig_fd = -1;
-static _Atomic uint64_t pending;        /* bit n: signal n arrived */
-static atomic_bool any_notified;
+static _Atomic uint64_t pending;        /* bit n: signal n arrived, not yet taken */
+static _Atomic uint64_t notified;       /* bit n: signal n is delivered here */
+
+#define SHARE_POLL_NS (10 * TERN_MS)
 
 static void on_signal(int sig)
 {
@@ -32,14 +34,19 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+static bool bad_signal(int s)
+{
+    return s <= 0 || s >= 64 || s == SIGKILL || s == SIGSTOP || s == SIGSEGV ||
+           s == SIGBUS || s == SIGFPE || s == SIGILL;
+}
+
 int tern_signal_notify(const int *sigs, int n)
 {
-    for (int i = 0; i < n; i++) {
-        int s = sigs[i];
-        if (s <= 0 || s >= 64 || s == SIGKILL || s == SIGSTOP || s == SIGSEGV ||
-            s == SIGBUS || s == SIGFPE || s == SIGILL)
+    if (!sigs || n <= 0)
+        return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (bad_signal(sigs[i]))
             return -EINVAL;
-    }
     if (atomic_load(&sig_fd) < 0) {
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fd < 0)
@@ -56,28 +63,62 @@ int tern_signal_notify(const int *sigs, int n)
         sigfillset(&sa.sa_mask);
         if (sigaction(sigs[i], &sa, NULL) < 0)
             return -errno;
+        atomic_fetch_or(&notified, 1ull << sigs[i]);
     }
-    atomic_store(&any_notified, true);
     return 0;
 }
 
-int tern_signal_wait(int64_t deadline)
+/* Take one of the signals in mask that has arrived: its number, or 0. */
+static int take(uint64_t mask)
 {
-    if (!atomic_load(&any_notified))
+    uint64_t p = atomic_load(&pending);
+    while (p & mask) {
+        int sig = __builtin_ctzll(p & mask);
+        if (atomic_compare_exchange_weak(&pending, &p, p & ~(1ull << sig)))
+            return sig;
+    }
+    return 0;
+}
+
+/* Several coroutines may wait, for different signals: the first parks on
+ * the eventfd and the others look at the pending bits every
+ * SHARE_POLL_NS (the netpoller lets one coroutine wait on an fd).  Each
+ * takes only its own signals and leaves the others' bits alone. */
+int tern_signal_wait(const int *sigs, int n, int64_t deadline)
+{
+    if (!sigs || n <= 0)
+        return -EINVAL;
+    uint64_t mask = 0;
+    for (int i = 0; i < n; i++) {
+        if (bad_signal(sigs[i]))
+            return -EINVAL;
+        mask |= 1ull << sigs[i];
+    }
+    if ((atomic_load(&notified) & mask) != mask)
         return -ENOENT;
     int fd = atomic_load(&sig_fd);
     for (;;) {
-        uint64_t p = atomic_load(&pending);
-        while (p) {
-            int sig = __builtin_ctzll(p);
-            if (atomic_compare_exchange_weak(&pending, &p, p & ~(1ull << sig)))
-                return sig;
-        }
+        int sig = take(mask);
+        if (sig)
+            return sig;
         uint64_t v;
         if (read(fd, &v, sizeof v) == sizeof v)
             continue;
         int rc = tern_fd_wait(fd, TERN_FD_READ, deadline);
-        if (rc < 0)
-            return rc;
+        if (rc == -EBUSY) {
+            int64_t until = tern_now() + SHARE_POLL_NS;
+            if (deadline != TERN_FOREVER && deadline < until)
+                until = deadline;
+            tern_sleep_until(until);
+            if (deadline != TERN_FOREVER && tern_now() >= deadline) {
+                int late = take(mask);
+                return late ? late : -ETIMEDOUT;
+            }
+            continue;
+        }
+        if (rc < 0) {
+            int late = take(mask);
+            return late ? late : rc;
+        }
     }
 }

@@ -1,0 +1,206 @@
+/*
+ * svc - a small service with the whole kit on: config, structured logs,
+ * metrics, tracing, health probes, graceful shutdown, a resilient
+ * downstream call and debug endpoints.
+ *
+ *     svc --listen 127.0.0.1:8081 [--config svc.json] [--downstream http://127.0.0.1:8080/plaintext]
+ *
+ * Every key can also come from the JSON file or the environment (SVC_...):
+ * `svc --help` lists them.  See the README's "A service" section for the
+ * curl commands and what each endpoint answers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tern/tern.h>
+
+static const tern_config_key keys[] = {
+    TERN_CONFIG_KEY("listen", TERN_CONFIG_STRING, .def = "127.0.0.1:8081",
+                    .help = "address to serve on"),
+    TERN_CONFIG_KEY("downstream", TERN_CONFIG_STRING, .def = "",
+                    .help = "URL that GET /call calls (empty: /call answers 503)"),
+    TERN_CONFIG_KEY("call.timeout", TERN_CONFIG_DURATION, .def = "2s", .min = "1ms",
+                    .help = "budget of a /call, retries and hedges included"),
+    TERN_CONFIG_KEY("call.hedge_delay", TERN_CONFIG_DURATION, .def = "100ms",
+                    .help = "send a backup request after this long (0: never)"),
+    TERN_CONFIG_KEY("log.level", TERN_CONFIG_STRING, .def = "info",
+                    .help = "debug, info, warn or error; reloaded on SIGHUP"),
+    TERN_CONFIG_KEY("shutdown.pre_stop", TERN_CONFIG_DURATION, .def = "0s",
+                    .help = "not-ready time before accepting stops (load balancers)"),
+};
+
+typedef struct svc {
+    tern_config *cfg;
+    tern_http_client *client;
+    tern_resilient_client *rc;
+} svc;
+
+static int hello(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    tern_log_ctx(tern_http_req_ctx(r), TERN_LOG_DEBUG, "hello",
+                 TERN_LOG_STR("remote", tern_http_req_remote_addr(r)));
+    return tern_http_resp_send(w, 200, "text/plain", "Hello, World!", 13);
+}
+
+/* The downstream call: the request's remaining budget bounds every
+ * attempt; retries (with a budget), a breaker and hedging come from the
+ * resilient client; the trace continues downstream. */
+static int call(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    svc *s = arg;
+    const char *url = tern_config_str(s->cfg, "downstream");
+    if (!*url)
+        return tern_http_resp_error(w, 503, "no downstream configured (--downstream URL)\n");
+    tern_ctx *ctx = tern_ctx_with_timeout(tern_http_req_ctx(r), tern_config_duration(s->cfg, "call.timeout"));
+    if (!ctx)
+        return -ENOMEM;
+    char traceparent[64] = "";
+    const tern_trace_span_context *sc =
+        tern_trace_span_context_of(tern_trace_span_from_ctx(tern_http_req_ctx(r)));
+    if (sc)
+        tern_trace_format_traceparent(sc, traceparent, sizeof traceparent);
+    const char *headers[] = { "traceparent", traceparent, NULL };
+    tern_http_client_request req = { .url = url, .ctx = ctx, .headers = sc ? headers : NULL };
+    tern_http_client_response *resp;
+    int rc = tern_resilient_http_do(s->rc, &req, &resp);
+    if (rc < 0) {
+        tern_log_ctx(tern_http_req_ctx(r), TERN_LOG_WARN, "downstream failed",
+                     TERN_LOG_STR("url", url), TERN_LOG_STR("error", tern_strerror(rc)));
+        tern_ctx_free(ctx);
+        return tern_http_resp_printf(w, "downstream: %s\n", tern_strerror(rc)) < 0 ? -EIO
+               : tern_http_resp_set_status(w, rc == -EAGAIN ? 503 : 502);
+    }
+    const char *body;
+    size_t len;
+    int status = tern_http_client_response_status(resp);
+    rc = tern_http_client_response_body(resp, 1 << 20, &body, &len);
+    if (rc == 0) {
+        tern_http_resp_set_status(w, status < 500 ? 200 : 502);
+        tern_http_resp_printf(w, "downstream answered %d: %.*s\n", status, (int)len, body);
+    }
+    tern_resilient_response_free(s->rc, resp);
+    tern_ctx_free(ctx);
+    return rc;
+}
+
+static void on_config_change(tern_config *cfg, const tern_config_change *changes, size_t n, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++) {
+        tern_log_info("config changed", TERN_LOG_STR("key", changes[i].key),
+                      TERN_LOG_STR("old", changes[i].old_value), TERN_LOG_STR("new", changes[i].new_value));
+        if (!strcmp(changes[i].key, "log.level"))
+            tern_log_set_level(tern_log_level_parse(tern_config_str(cfg, "log.level")));
+    }
+}
+
+static json_t *published_config(void *arg)
+{
+    tern_config *cfg = arg;
+    return json_pack("{s:s, s:s, s:s}", "listen", tern_config_str(cfg, "listen"),
+                     "downstream", tern_config_str(cfg, "downstream"),
+                     "log.level", tern_config_str(cfg, "log.level"));
+}
+
+static int stop_tracing(tern_ctx *ctx, void *arg)
+{
+    (void)arg;
+    return tern_trace_shutdown(tern_ctx_deadline(ctx));
+}
+
+static int run(void *arg)
+{
+    svc *s = arg;
+    int level = tern_log_level_parse(tern_config_str(s->cfg, "log.level"));
+    tern_log_init(&(tern_log_options){ .level = level > 0 ? level : TERN_LOG_INFO });
+    tern_trace_init(NULL);                      /* OTEL_* from the environment */
+    tern_metrics_runtime_register(NULL);
+    tern_config_on_change(s->cfg, on_config_change, NULL);
+    tern_config_watch_sighup(s->cfg);
+    tern_debug_publish("config", published_config, s->cfg);
+
+    tern_http_client_options co = { .max_idle_per_host = 16 };
+    if (tern_http_client_new(&co, &s->client) < 0)
+        return 1;
+    tern_breaker_options bo = { .min_requests = 10, .open_duration = 5 * TERN_SEC };
+    tern_retry_budget_options budget = { .ratio = 0.2 };
+    tern_resilient_client_options ro = { .client = s->client, .max_attempts = 3, .breaker = &bo,
+                                         .budget = &budget,
+                                         .hedge_delay = tern_config_duration(s->cfg, "call.hedge_delay") };
+    if (tern_resilient_client_new(&ro, &s->rc) < 0)
+        return 1;
+
+    tern_http_router *rt = tern_http_router_new();
+    tern_http_router_use(rt, tern_http_mw_request_id, NULL);
+    tern_http_router_use(rt, tern_http_mw_trace, NULL);
+    tern_http_router_use(rt, tern_http_mw_metrics, NULL);
+    tern_http_router_use(rt, tern_http_mw_access_log, NULL);
+    tern_http_router_handle(rt, "GET", "/hello", hello, s);
+    tern_http_router_handle(rt, "GET", "/call", call, s);
+    tern_http_router_handle(rt, "GET", "/metrics", tern_metrics_handler, NULL);
+    tern_debug_mount(rt, "/debug");
+
+    tern_service_options so = {
+        .http = { .handler = tern_http_router_serve, .arg = rt },
+        .addr = tern_config_str(s->cfg, "listen"),
+        .pre_stop_delay = tern_config_duration(s->cfg, "shutdown.pre_stop"),
+    };
+    tern_service *service;
+    int rc = tern_service_new(&so, &service);
+    if (rc < 0) {
+        fprintf(stderr, "svc: listen on %s: %s\n", so.addr, tern_strerror(rc));
+        return 1;
+    }
+    tern_health_mount(rt, tern_service_health(service));
+    tern_service_on_shutdown(service, "tracing", stop_tracing, NULL);
+    printf("svc: listening on http://%s/ (try /hello /call /metrics /healthz?verbose /debug/vars)\n",
+           tern_http_server_addr(tern_service_server(service)));
+    fflush(stdout);
+    rc = tern_service_run(service);             /* until SIGTERM or SIGINT */
+    tern_service_free(service);
+    tern_config_watch_stop(s->cfg);
+    tern_resilient_client_free(s->rc);
+    tern_http_client_free(s->client);
+    tern_http_router_free(rt);
+    tern_log_shutdown();
+    return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* --config FILE picks the file layer; every other flag is a key */
+    const char *file = NULL;
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && !strcmp(argv[i], "--config") && i + 1 < argc)
+            file = argv[++i];
+        else
+            args[n++] = argv[i];
+    }
+    tern_config_options o = { .keys = keys, .nkeys = sizeof keys / sizeof keys[0],
+                              .env_prefix = "SVC", .file = file };
+    tern_config_error err = {0};
+    svc s = {0};
+    int rc = tern_config_new(&o, n, args, &s.cfg, &err);
+    if (rc == 1) {
+        char help[4096];
+        tern_config_help(s.cfg, help, sizeof help);
+        printf("usage: svc [--config FILE] [--key value ...]\n%s", help);
+        tern_config_free(s.cfg);
+        free(args);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "svc: %s", err.msg);
+        free(args);
+        return 2;
+    }
+    rc = tern_run(run, &s);
+    tern_config_free(s.cfg);
+    free(args);
+    return rc;
+}

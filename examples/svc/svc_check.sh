@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# svc_check.sh HELLO SVC - the example service end to end: every endpoint
+# answers as the README says, a SIGHUP reloads the config file, SIGTERM
+# drains and exits 0.  TERN_TEST_WRAP runs the binaries under an emulator.
+set -u
+HELLO=$1 SVC=$2
+WRAP=${TERN_TEST_WRAP:-}
+tmp=$(mktemp -d)
+fail() { echo "FAIL: $*"; echo "--- svc stderr:"; tail -20 "$tmp/svc.err"; kill -9 $hp $sp 2>/dev/null; rm -rf "$tmp"; exit 1; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/$2" && return 0; sleep 0.1; done; return 1; }
+
+hport=$(port) sport=$(port)
+$WRAP "$HELLO" --listen 127.0.0.1:$hport > "$tmp/hello.out" 2>&1 & hp=$!
+echo '{"log": {"level": "info"}, "call": {"timeout": "2s"}}' > "$tmp/svc.json"
+$WRAP "$SVC" --config "$tmp/svc.json" --listen 127.0.0.1:$sport \
+    --downstream http://127.0.0.1:$hport/plaintext > "$tmp/svc.out" 2> "$tmp/svc.err" & sp=$!
+wait_up $hport plaintext || fail "hello did not start"
+wait_up $sport livez || fail "svc did not start"
+base=http://127.0.0.1:$sport
+
+check() {   # check PATH STATUS [TEXT]: the status, and TEXT in the body
+    local code
+    code=$(curl -s -o "$tmp/body" -w '%{http_code}' --max-time 10 "$base$1")
+    [ "$code" = "$2" ] || fail "GET $1: status $code, expected $2"
+    [ -z "${3:-}" ] || grep -q -- "$3" "$tmp/body" || fail "GET $1: no '$3' in: $(head -c 300 "$tmp/body")"
+    echo "ok  GET $1 -> $2${3:+ ($3)}"
+}
+check /hello 200 "Hello, World!"
+check /call 200 "downstream answered 200: Hello, World!"
+check /livez 200 ok
+check /readyz 200 ok
+check "/healthz?verbose" 200 "\[+\]ready ok"
+check /nope 404
+check /metrics 200 'http_server_requests_total{route="/hello",method="GET",code="200"} 1'
+check /metrics 200 "tern_coroutines"
+check /debug/vars 200 '"config"'
+check /debug/coroutines 200 "http-accept"
+curl -s --max-time 10 -o "$tmp/prof" "$base/debug/pprof/profile?seconds=1"
+[ "$(od -An -tx1 -N2 "$tmp/prof" | tr -d ' ')" = "1f8b" ] || fail "profile is not gzip"
+echo "ok  GET /debug/pprof/profile?seconds=1 -> gzip"
+grep -q '"request_id"' "$tmp/svc.err" || fail "no access log line with a request id"
+echo "ok  access log with request ids"
+
+# the downstream goes away: /call fails fast with a clear error, svc stays up
+kill -TERM $hp; wait $hp
+check /call 502 "downstream:"
+check /hello 200
+
+# SIGHUP reloads the file
+echo '{"log": {"level": "debug"}, "call": {"timeout": "2s"}}' > "$tmp/svc.json"
+kill -HUP $sp
+for _ in $(seq 1 50); do grep -q '"msg":"config changed","key":"log.level"' "$tmp/svc.err" && break; sleep 0.1; done
+grep -q '"msg":"config changed","key":"log.level"' "$tmp/svc.err" || fail "SIGHUP did not reload log.level"
+echo "ok  SIGHUP reloads the config"
+
+# SIGTERM: not ready, drain, exit 0
+kill -TERM $sp
+wait $sp; rc=$?
+[ $rc -eq 0 ] || fail "svc exited $rc after SIGTERM"
+grep -q '"msg":"service stopped"' "$tmp/svc.err" || fail "no 'service stopped' line"
+echo "ok  SIGTERM: exit 0"
+rm -rf "$tmp"
