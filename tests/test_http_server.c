@@ -2313,6 +2313,207 @@ static void router_free_with_root_middleware(void)
     tern_http_router_free(rt);
 }
 
+/* ===================================================================== */
+/* regressions from review                                               */
+/* ===================================================================== */
+
+/* writes before reading the body */
+static int h_pre_echo(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    tern_http_resp_write(w, "pre:", 4);
+    const char *body;
+    size_t len;
+    int rc = tern_http_req_body(r, &body, &len);
+    if (rc < 0)
+        return rc;
+    tern_http_resp_write(w, body, len);
+    return 0;
+}
+
+/* streams, then reads an Expect: 100-continue body */
+static int h_commit_then_read(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    tern_http_resp_write(w, "abc", 3);
+    tern_http_resp_flush(w);
+    const char *body;
+    size_t len;
+    int rc = tern_http_req_body(r, &body, &len);
+    if (rc < 0)
+        return rc;
+    tern_http_resp_write(w, body, len);
+    return 0;
+}
+
+static int h_304_after_write(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    tern_http_resp_write(w, "SMUGGLED", 8);
+    return tern_http_resp_set_status(w, 304);
+}
+
+/* reads a chunked body, then answers with what the head said */
+static int h_head_after_body(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    const char *body;
+    size_t len;
+    int rc = tern_http_req_body(r, &body, &len);
+    if (rc < 0)
+        return rc;
+    tern_http_resp_printf(w, "%s %s tag=%s path=%s body=%.*s", tern_http_req_method(r),
+                          tern_http_req_target(r), tern_http_req_header(r, "X-Tag"),
+                          tern_http_req_path(r), (int)len, body);
+    return 0;
+}
+
+static int h_sleep300(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    tern_sleep(300 * TERN_MS);
+    return tern_http_resp_text(w, 200, "late");
+}
+
+static tsrv *review_start(int64_t read_header_timeout)
+{
+    tern_http_router *rt = tern_http_router_new();
+    CHECK(rt);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/plaintext", h_plaintext, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "POST", "/pre", h_pre_echo, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "POST", "/commit", h_commit_then_read, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/304", h_304_after_write, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "POST", "/headafter/:x", h_head_after_body, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/sleep300", h_sleep300, NULL), 0);
+    tern_http_server_options o = { .read_header_timeout = read_header_timeout };
+    return srv_start(&o, rt);
+}
+
+/* A pipelined answer is buffered when the next request asks for 100
+ * Continue, and that request's handler has already written: the 100 goes
+ * between the two answers, and no byte of the second precedes its head. */
+SERVER_TEST(continue_after_buffered_answers)
+{
+    (void)arg;
+    tsrv *t = review_start(0);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n"
+               "POST /pre HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+               "Expect: 100-continue\r\n\r\n");
+    resp r;
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 200);
+    CHECK(r.body_len == 13 && !memcmp(r.body, "Hello, World!", 13));
+    resp_free(&r);
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 100);
+    resp_free(&r);
+    cl_send(k, "hello");
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 200);
+    CHECK(r.body_len == 9 && !memcmp(r.body, "pre:hello", 9));
+    resp_free(&r);
+    get(k, "/plaintext", &r);           /* still in step */
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* Once the head is out, no 100 Continue lands inside the chunked body. */
+SERVER_TEST(no_continue_after_commit)
+{
+    (void)arg;
+    tsrv *t = review_start(0);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "POST /commit HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+               "Expect: 100-continue\r\n\r\n");
+    tern_sleep(50 * TERN_MS);           /* the head and "abc" are out */
+    cl_send(k, "hello");
+    resp r;
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 200);
+    CHECK(r.chunked);
+    CHECK(r.body_len == 8 && !memcmp(r.body, "abchello", 8));
+    resp_free(&r);
+    get(k, "/plaintext", &r);
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* Body bytes written before a 304 never reach the wire. */
+SERVER_TEST(no_body_bytes_after_304)
+{
+    (void)arg;
+    tsrv *t = review_start(0);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "GET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    resp r;
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 304);
+    CHECK_EQ(r.body_len, 0);
+    resp_free(&r);
+    CHECK_R(cl_response(k, &r, false));    /* not "SMUGGLEDHTTP/1.1 200" */
+    CHECK_EQ(r.status, 200);
+    CHECK(r.body_len == 13 && !memcmp(r.body, "Hello, World!", 13));
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* The head's strings survive reading a chunked body that arrives later
+ * (the body is decoded in the buffer the head was read into). */
+SERVER_TEST(head_survives_chunked_body)
+{
+    (void)arg;
+    tsrv *t = review_start(0);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "POST /headafter/x%20y?q=1 HTTP/1.1\r\nHost: a\r\nX-Tag: kept\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n");
+    tern_sleep(30 * TERN_MS);
+    cl_send(k, "5\r\nhello\r\n");
+    tern_sleep(10 * TERN_MS);
+    cl_send(k, "0\r\n\r\n");
+    resp r;
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 200);
+    const char *want = "POST /headafter/x%20y?q=1 tag=kept path=/headafter/x y body=hello";
+    if (r.body_len != strlen(want) || memcmp(r.body, want, r.body_len))
+        fprintf(stderr, "got: %.*s\n", (int)r.body_len, r.body);
+    CHECK(r.body_len == strlen(want) && !memcmp(r.body, want, r.body_len));
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* A pipelined head that is only partly there when the slow handler before
+ * it finishes gets a full read_header_timeout of its own. */
+SERVER_TEST(pipelined_head_gets_its_own_timeout)
+{
+    (void)arg;
+    tsrv *t = review_start(200 * TERN_MS);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "GET /sleep300 HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHo");
+    resp r;
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+    tern_sleep(50 * TERN_MS);           /* well within a fresh 200 ms */
+    cl_send(k, "st: a\r\n\r\n");
+    CHECK_R(cl_response(k, &r, false));
+    CHECK_EQ(r.status, 200);            /* not 408 */
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
 TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(max_conns), T(chunked_request_body), T(streamed_response), T(large_response),
       T(expect_continue), T(chunked_body_over_limit), T(head_request), T(too_long_and_too_big),
@@ -2324,4 +2525,7 @@ TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(connection_close), T(bad_chunked_framing_closes),
       T(router_free_with_root_middleware), T(router_groups),
       T(body_over_limit_refused_before_read), T(shutdown_inflight_gets_connection_close),
-      T(free_right_after_serve), T(free_after_shutdown_and_serve))
+      T(free_right_after_serve), T(free_after_shutdown_and_serve),
+      /* found in review */
+      T(continue_after_buffered_answers), T(no_continue_after_commit), T(no_body_bytes_after_304),
+      T(head_survives_chunked_body), T(pipelined_head_gets_its_own_timeout))

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 
 #include "http/server_internal.h"
 #include "tern/runtime.h"
@@ -188,21 +189,33 @@ static int body_start(tern_http_req *r)
     tern_http_server *s = hc->srv;
     tern_conn_set_read_deadline(hc->c, s->o.read_body_timeout < 0 ? TERN_FOREVER
                                        : tern_now() + s->o.read_body_timeout);
-    if (r->head.expect_continue && !r->continue_sent) {
-        /* earlier pipelined answers first, then the go-ahead */
+    tern_http_resp *w = hc->cur;
+    if (r->head.expect_continue && !r->continue_sent && w && !w->committed) {
+        /* Earlier pipelined answers, then the go-ahead; what this
+         * response has buffered so far stays buffered (it belongs after
+         * its head, which is not written yet).  Once the head is out, no
+         * 100 is sent at all (as Go): the client stops waiting for it. */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (hbuf_append(&hc->out, cont, sizeof cont - 1) < 0)
-            return -ENOMEM;
+        struct iovec iov[2] = { { hc->out.p, w->start }, { (void *)cont, sizeof cont - 1 } };
         r->continue_sent = true;
-        int rc = tern__http_flush_out(hc);
-        if (rc < 0)
-            return rc;
+        if (hc->io_error)
+            return hc->io_error;
+        ssize_t n = tern_conn_writev(hc->c, iov, 2);
+        if (n < 0) {
+            hc->io_error = (int)n;
+            return (int)n;
+        }
+        size_t body = hc->out.len - w->start;
+        memmove(hc->out.p, hc->out.p + w->start, body);
+        hc->out.len = body;
+        w->start = 0;
     }
     return 0;
 }
 
 /* More raw bytes into conn->in for the chunked decoder (which consumes
- * everything it is given until the body ends). */
+ * everything it is given until the body ends).  The buffer is reused from
+ * its start: serve_one has moved this request's head out of it. */
 static int fill_raw(hconn *hc)
 {
     if (hc->in_pos == hc->in_len)

@@ -293,6 +293,8 @@ int tern__http_resp_commit(tern_http_resp *w)
     int rc = build_head(w, -1, w->chunked);
     if (rc < 0)
         return rc;
+    if (no_body)
+        hc->out.len = w->start;     /* written before the status said "no body" */
     size_t blen = hc->out.len - w->start;
     if (w->chunked && blen > 0) {
         char sz[24];
@@ -313,6 +315,8 @@ int tern__http_resp_finish(tern_http_resp *w)
     if (w->committed)
         return w->chunked ? hbuf_append(&hc->out, "0\r\n\r\n", 5) : 0;
     int64_t len = (int64_t)w->body_bytes;
+    if (bodyless_status(w->status) || w->head_only)
+        hc->out.len = w->start;     /* a 204/304 (or HEAD) carries no body bytes */
     if (build_head(w, len, false) < 0 || insert_head(w, "", 0) < 0) {
         hc->io_error = -ENOMEM;
         return -ENOMEM;

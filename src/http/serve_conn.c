@@ -244,6 +244,28 @@ static bool drain_body(tern_http_req *r)
     }
 }
 
+/* A chunked body is decoded in place, reusing the input buffer from its
+ * start, where the head's strings live: copy the head into the request's
+ * arena first and point the request at the copy (rare enough to pay a
+ * copy; Content-Length bodies are read past the head and need none). */
+static int relocate_head(hconn *hc, tern_http_request *h, size_t head_len)
+{
+    const char *from = hc->in + hc->in_pos;
+    char *to = arena_alloc(&hc->arena, head_len);
+    if (!to)
+        return -ENOMEM;
+    memcpy(to, from, head_len);
+#define MOVE(p) ((p) = to + ((const char *)(p) - from))
+    MOVE(h->method);
+    MOVE(h->target);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        MOVE(h->headers[i].name);
+        MOVE(h->headers[i].value);
+    }
+#undef MOVE
+    return 0;
+}
+
 static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
 {
     tern_http_server *s = hc->srv;
@@ -256,6 +278,11 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     r.conn = hc;
     r.head = *head;
     terminate_strings(&r.head);
+    if (r.head.chunked && relocate_head(hc, &r.head, head_len) < 0) {
+        hc->in_pos += head_len;
+        tern__http_send_error(hc, 500, false);
+        return;
+    }
     r.start = tern_now();
     r.max_body = s->o.max_body_bytes;
     r.has_body = r.head.chunked || r.head.content_length > 0;
@@ -270,6 +297,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
         hc->closing = true;
 
     tern__http_resp_init(&w, hc, &r);
+    hc->cur = &w;
     tern_conn_set_write_deadline(hc->c, s->o.write_timeout < 0 ? TERN_FOREVER : r.start + s->o.write_timeout);
 
     if (r.max_body >= 0 && r.head.content_length > r.max_body) {
@@ -304,6 +332,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
         if (tern__http_flush_out(hc) < 0 || !drain_body(&r))
             hc->closing = true;
     }
+    hc->cur = NULL;
     tern__http_req_end(&r);
     arena_reset(&hc->arena);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
@@ -394,6 +423,9 @@ static int serve_burst(hconn *hc, bool have_bytes)
         serve_one(hc, h, (size_t)n);
         if (hc->closing)
             rc = -1;    /* nothing after a closing answer, even if pipelined */
+        else if (hc->in_pos < hc->in_len)   /* a pipelined head: its own timeout */
+            tern_conn_set_read_deadline(hc->c, s->o.read_header_timeout < 0
+                                        ? TERN_FOREVER : tern_now() + s->o.read_header_timeout);
     }
     tern__http_flush_out(hc);
     if (!hc->in_fixed)

@@ -175,6 +175,16 @@ static int accept_loop(void *arg)
         hc->c = c;
         atomic_store(&hc->state, CONN_ACTIVE);
         tern_mutex_lock(&s->mu);
+        if (atomic_load(&s->shutting_down)) {
+            /* shutdown may already have found the list empty and be
+             * returning: this conn must never touch the server */
+            tern_mutex_unlock(&s->mu);
+            tern_conn_close(c);
+            free(hc);
+            if (s->o.max_conns > 0)
+                tern_sem_release(&s->conn_slots, 1);
+            break;
+        }
         hc->next = s->conns;
         if (s->conns)
             s->conns->prev = hc;

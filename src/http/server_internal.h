@@ -111,6 +111,7 @@ struct hconn {
     hconn *prev, *next;             /* server's list, under srv->mu */
     _Atomic int state;              /* CONN_* */
     unsigned nreq;
+    tern_http_resp *cur;            /* the response being built, during serve_one */
     int64_t idle_until;             /* set when a burst ends quiet: the idle deadline */
     bool closing;                   /* answer with Connection: close and stop */
     int io_error;                   /* a write failed: stop */
