@@ -128,6 +128,15 @@ static int reader(void *arg)
     return 0;
 }
 
+static int reader_once(void *arg)
+{
+    (void)arg;
+    tern_rwmutex_rlock(&rw);
+    tern_rwmutex_runlock(&rw);
+    tern_waitgroup_done(&wg);
+    return 0;
+}
+
 static int writer(void *arg)
 {
     (void)arg;
@@ -155,7 +164,16 @@ static int rw_main(void *arg)
     tern_go(writer, NULL);
     tern_waitgroup_wait(&wg);
     CHECK_EQ(shared_value, 200);
-    CHECK(atomic_load(&max_readers) > 1);   /* readers did share it */
+    /* Readers share it: a second reader gets in while this one holds it
+     * (if it could not, both would wait forever: a deadlock, exit 2).
+     * How much the readers above overlapped depends on scheduling (little
+     * under TSan), so that is only reported. */
+    fprintf(stderr, "   readers inside at once, at most: %d\n", atomic_load(&max_readers));
+    tern_rwmutex_rlock(&rw);
+    tern_waitgroup_add(&wg, 1);
+    tern_go(reader_once, NULL);
+    tern_waitgroup_wait(&wg);
+    tern_rwmutex_runlock(&rw);
     return 0;
 }
 
