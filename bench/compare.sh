@@ -82,8 +82,8 @@ build_c() {
     if [ -d "$BUILD_DIR/examples/CMakeFiles/hello.dir" ] ||
         cmake --build "$BUILD_DIR" --target help 2>/dev/null | grep -q '^\.\.\. hello$'; then
         log "== building examples/hello (target hello)"
-        cmake --build "$BUILD_DIR" --target hello -j "$(nproc)" >&2 ||
-            log "warning: building target hello failed; the http suite's tern column will be NA"
+        cmake --build "$BUILD_DIR" --target hello svc -j "$(nproc)" >&2 ||
+            log "warning: building targets hello and svc failed; the http suite's tern column will be NA"
     fi
     C_BUILT=1
 }
@@ -914,12 +914,57 @@ suite_http() {
 #                    to /dev/null; ns per line in CPU time of the logging
 #                    worker (wall on stderr, with lines dropped, which must
 #                    be 0).  Goal: 200 ns.
+#   kit_overhead_rps examples/svc, GET /hello, wrk -t2 -c64 for KIT_DURATION=5 s:
+#                    the kit on (request id, tracing sampled at 1% and exported
+#                    to a port that refuses, metrics, the access log to a file,
+#                    health and debug routes mounted) against the same server
+#                    with --kit false (anchor "all-off"); the ratio is
+#                    all-off/all-on req/s.  Goal: 1.11.  2 cores shared with wrk.
 
 KIT_COUNTER_N=50000000
 KIT_LOG_N=500000
 
 t_counter_inc() { run_one "$CBIN/kit_bench" counter_inc $KIT_COUNTER_N; }
 t_log_line() { run_one "$CBIN/kit_log_bench" $KIT_LOG_N; }
+
+# kit_svc <on|off>: start examples/svc with the kit on or off; sets
+# KIT_PID[<on|off>] and KIT_PORT[<on|off>].
+declare -A KIT_PID KIT_PORT
+kit_svc() {
+    local mode=$1 port i
+    port=$(free_port) || die "no free port"
+    local flag=true
+    [ "$mode" = off ] && flag=false
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
+        OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 OTEL_SERVICE_NAME=bench \
+        "$BUILD_DIR/examples/svc" --listen "127.0.0.1:$port" --kit "$flag" \
+        </dev/null >"$TMPD/svc.$mode.out" 2>"$TMPD/svc.$mode.log" &
+    KIT_PID[$mode]=$!
+    KIT_PORT[$mode]=$port
+    for ((i = 0; i < 100; i++)); do
+        [ "$(curl -s --max-time 1 "http://127.0.0.1:$port/hello")" = "Hello, World!" ] && return 0
+        sleep 0.1
+    done
+    die "examples/svc --kit $flag did not answer GET /hello"
+}
+
+kit_stop() {
+    local m
+    for m in "${!KIT_PID[@]}"; do
+        kill -TERM "${KIT_PID[$m]}" 2>/dev/null
+        wait "${KIT_PID[$m]}" 2>/dev/null
+    done
+}
+
+# kit_rps <on|off>: one wrk run against /hello; req/s.
+kit_rps() {
+    local dur=${KIT_DURATION:-5}
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=2
+    wrk -t2 -c64 -d"${dur}s" "http://127.0.0.1:${KIT_PORT[$1]}/hello" 2>/dev/null |
+        awk '/^Requests\/sec:/ {print $2; found = 1} END { if (!found) print "NA" }'
+}
+t_kit_on() { kit_rps on; }
+t_kit_off() { kit_rps off; }
 
 # kit_goal <key> <goal>: the anchor column of a goal metric.
 kit_goal() { RES[$1]=" $2"; }
@@ -940,6 +985,21 @@ suite_kit() {
     measure log_line tern.log_line t_log_line
     kit_goal goal.log_line 200
     emit log_line_ns ns/line tern.log_line goal.log_line goal
+
+    # kit_overhead_rps: the whole kit on a request path (examples/svc)
+    if [ -x "$BUILD_DIR/examples/svc" ] && command -v wrk >/dev/null; then
+        tmpdir
+        trap 'kit_stop; rm -rf "$TMPD"' EXIT
+        kit_svc on
+        kit_svc off
+        measure kit_overhead tern.kit_on t_kit_on anchor.kit_off t_kit_off
+        emit kit_overhead_rps req/s tern.kit_on anchor.kit_off all-off tp
+        log "   (goal: all-off/all-on <= 1.11)"
+        log "   svc --kit true wrote $(wc -l <"$TMPD/svc.on.log") log lines; its /metrics counted $(curl -s "http://127.0.0.1:${KIT_PORT[on]}/metrics" | awk '/^http_server_requests_total\{route="\/hello"/ {s += $2} END {print s + 0}') /hello requests"
+        kit_stop
+    else
+        log "note: $BUILD_DIR/examples/svc or wrk missing: kit_overhead_rps skipped"
+    fi
 
     # More kit metrics go here, each a block as above.
     return 0

@@ -29,6 +29,9 @@ static const tern_config_key keys[] = {
                     .help = "debug, info, warn or error; reloaded on SIGHUP"),
     TERN_CONFIG_KEY("shutdown.pre_stop", TERN_CONFIG_DURATION, .def = "0s",
                     .help = "not-ready time before accepting stops (load balancers)"),
+    TERN_CONFIG_KEY("kit", TERN_CONFIG_BOOL, .def = "true",
+                    .help = "request id, tracing, metrics and access log on every route "
+                            "(false: bench/compare.sh kit's all-off anchor)"),
 };
 
 typedef struct svc {
@@ -134,10 +137,12 @@ static int run(void *arg)
         return 1;
 
     tern_http_router *rt = tern_http_router_new();
-    tern_http_router_use(rt, tern_http_mw_request_id, NULL);
-    tern_http_router_use(rt, tern_http_mw_trace, NULL);
-    tern_http_router_use(rt, tern_http_mw_metrics, NULL);
-    tern_http_router_use(rt, tern_http_mw_access_log, NULL);
+    if (tern_config_bool(s->cfg, "kit")) {
+        tern_http_router_use(rt, tern_http_mw_request_id, NULL);
+        tern_http_router_use(rt, tern_http_mw_trace, NULL);
+        tern_http_router_use(rt, tern_http_mw_metrics, NULL);
+        tern_http_router_use(rt, tern_http_mw_access_log, NULL);
+    }
     tern_http_router_handle(rt, "GET", "/hello", hello, s);
     tern_http_router_handle(rt, "GET", "/call", call, s);
     tern_http_router_handle(rt, "GET", "/metrics", tern_metrics_handler, NULL);
