@@ -918,7 +918,7 @@ suite_http() {
 #                    the kit on (request id, tracing sampled at 1% and exported
 #                    to a port that refuses, metrics, the access log to a file,
 #                    health and debug routes mounted) against the same server
-#                    with --kit false (anchor "all-off"); the ratio is
+#                    with --kit=false (anchor "all-off"); the ratio is
 #                    all-off/all-on req/s.  Goal: 1.11.  2 cores shared with wrk.
 
 KIT_COUNTER_N=50000000
@@ -937,7 +937,7 @@ kit_svc() {
     [ "$mode" = off ] && flag=false
     OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
         OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 OTEL_SERVICE_NAME=bench \
-        "$BUILD_DIR/examples/svc" --listen "127.0.0.1:$port" --kit "$flag" \
+        "$BUILD_DIR/examples/svc" --listen "127.0.0.1:$port" --kit="$flag" \
         </dev/null >"$TMPD/svc.$mode.out" 2>"$TMPD/svc.$mode.log" &
     KIT_PID[$mode]=$!
     KIT_PORT[$mode]=$port
@@ -945,7 +945,7 @@ kit_svc() {
         [ "$(curl -s --max-time 1 "http://127.0.0.1:$port/hello")" = "Hello, World!" ] && return 0
         sleep 0.1
     done
-    die "examples/svc --kit $flag did not answer GET /hello"
+    die "examples/svc --kit=$flag did not answer GET /hello"
 }
 
 kit_stop() {
