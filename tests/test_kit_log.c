@@ -307,6 +307,25 @@ static void log_appends_to_a_file(void)
     CHECK_EQ(tern_log_init(&o), -ENOENT);
 }
 
+/* A preformatted line goes through the same ring, as it is. */
+static void log_write_line_passes_lines_through(void)
+{
+    CHECK_EQ(tern_log_write_line("{\"x\":1}\n", 8), -ESRCH);     /* no logger yet */
+    start(0, TERN_LOG_INFO);
+    CHECK_EQ(tern_log_write_line("{\"a\":\"b\"}\n", 10), 0);
+    CHECK_EQ(tern_log_write_line("no newline", 10), -EINVAL);
+    CHECK_EQ(tern_log_write_line("\n", 0), -EINVAL);
+    static char big[TERN_LOG_LINE_MAX + 2];
+    memset(big, 'x', sizeof big);
+    big[sizeof big - 1] = '\n';
+    CHECK_EQ(tern_log_write_line(big, sizeof big), -EINVAL);
+    tern_log_info("after");
+    const char *out = collect();
+    CHECK(strncmp(out, "{\"a\":\"b\"}\n", 10) == 0);
+    CHECK_STR(after_time(out, 1), "\"level\":\"info\",\"msg\":\"after\"}\n");
+    stop();
+}
+
 static bool hook_ids(tern_log_ids *ids)
 {
     ids->trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -549,7 +568,7 @@ static void log_from_many_coroutines_keeps_lines_whole(void)
             (unsigned long long)st.dropped);
 }
 
-TESTS(T(log_exact_line_for_typed_fields), T(log_double_reads_back_exactly),
+TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields), T(log_double_reads_back_exactly),
       T(log_escapes_json_and_replaces_bad_utf8),
       T(log_escaping_finds_special_bytes_at_every_position),
       T(log_levels_filter_and_change_at_run_time),

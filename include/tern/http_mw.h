@@ -84,7 +84,10 @@ const char *tern_http_request_id(const tern_http_req *r);
 typedef void tern_http_log_fn(const char *line, size_t len, void *arg);
 
 typedef struct tern_http_access_log_options {
-    FILE *out;                  /* NULL (and no fn): stderr */
+    FILE *out;                  /* NULL (and no fn): the tern_log writer
+                                   (tern/log.h: a ring drained by a thread,
+                                   never blocking) once tern_log_init has
+                                   run, else stderr */
     tern_http_log_fn *fn;       /* if set, called instead (line ends in '\n') */
     void *fn_arg;
 } tern_http_access_log_options;

@@ -167,6 +167,13 @@ int tern_log_init(const tern_log_options *opts);
  * after this start a default logger again. */
 void tern_log_shutdown(void);
 
+/* Hand a line already formatted (JSON, ending in '\n', at most
+ * TERN_LOG_LINE_MAX bytes) to the writer as it is: for producers with
+ * their own format, such as the HTTP access log.  Never blocks.  0,
+ * -EAGAIN when the ring is full (the line is dropped and counted, as any
+ * other), -ESRCH if no logger runs, -EINVAL for an empty or too long line. */
+int tern_log_write_line(const char *line, size_t len);
+
 /* Wait until every line logged before the call, and the report of lines
  * dropped before it, has been handed to write(2), or until timeout_ns
  * passes.  Parks when called from a coroutine, sleeps otherwise.  0,

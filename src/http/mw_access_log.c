@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "tern/error.h"
+#include "tern/log.h"
 #include "tern/runtime.h"
 
 #define LINE_MAX_BYTES 4096
@@ -155,7 +156,9 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
 
     if (o && o->fn)
         o->fn(l.b, l.n, o->fn_arg);
-    else
-        fwrite(l.b, 1, l.n, o && o->out ? o->out : stderr);
+    else if (o && o->out)
+        fwrite(l.b, 1, l.n, o->out);
+    else if (tern_log_write_line(l.b, l.n) == -ESRCH)
+        fwrite(l.b, 1, l.n, stderr);    /* no logger: straight to stderr */
     return rc;
 }

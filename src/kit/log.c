@@ -168,6 +168,15 @@ static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
     tern_log_ring_put(line, len);
 }
 
+int tern_log_write_line(const char *line, size_t len)
+{
+    if (!line || len == 0 || len > TERN_LOG_LINE_MAX || line[len - 1] != '\n')
+        return -EINVAL;
+    if (!tern_log_ring_running())
+        return -ESRCH;
+    return tern_log_ring_put(line, len) ? 0 : -EAGAIN;
+}
+
 void tern_log_fields(tern_log_level level, const char *msg, const tern_log_field *fields, size_t n)
 {
     if (tern_log_enabled(level))
