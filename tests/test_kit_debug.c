@@ -556,7 +556,10 @@ static void debug_profile_is_pprof_readable_and_sees_the_spinner(void)
         int st = pclose(p);
         fprintf(stderr, "   go tool pprof -top (exit %d):\n%.2000s\n", st, out);
         CHECK_EQ(st, 0);
-        CHECK(strstr(out, "spin_here"));
+        /* our code named from the binary (which of the two functions
+         * takes the samples depends on the compiler: clang makes
+         * spin_here's loop cheap enough to vanish from -top) */
+        CHECK(strstr(out, "spin_here") || strstr(out, "spinner"));
         CHECK(strstr(out, "rand_r"));
         free(out);
         unlink(path);
