@@ -7,6 +7,7 @@
 #ifndef TERN_KIT_RESIL_INTERNAL_H
 #define TERN_KIT_RESIL_INTERNAL_H
 
+#include "base/rand.h"
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -30,10 +31,6 @@ static inline uint64_t tern__load(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-/* Uniform 64 bits from a per-thread xoshiro256** seeded by getrandom. */
-uint64_t tern__resil_rand64(void);
-/* Uniform in [0, 1). */
-double tern__resil_rand01(void);
 
 /* A rolling window of n buckets of span `width` ns each, two counters per
  * bucket.  A bucket is reused when time moves past it (its epoch, the

@@ -30,7 +30,7 @@ int64_t tern_backoff_delay(int64_t base, int64_t cap, int attempt)
 {
     int64_t ceil = tern_backoff_ceiling(base, cap, attempt);
     /* modulo bias is below 2^-40 for any ceiling under an hour */
-    return (int64_t)(tern__resil_rand64() % ((uint64_t)ceil + 1));
+    return (int64_t)(tern__rand64() % ((uint64_t)ceil + 1));
 }
 
 bool tern_retry_default_retryable(int rc, void *arg)

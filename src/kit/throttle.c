@@ -64,7 +64,7 @@ static double probability(tern_throttle *t, int64_t now)
 int tern_throttle_allow(tern_throttle *t)
 {
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
-    double r = t->o.random ? t->o.random(t->o.random_arg) : tern__resil_rand01();
+    double r = t->o.random ? t->o.random(t->o.random_arg) : tern__rand01();
     tern_spin_lock(&t->lock);
     bool refuse = r < probability(t, now);
     tern__window_add(&t->win, now, 1, 0);

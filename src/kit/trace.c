@@ -52,7 +52,7 @@ static void random_id(uint8_t *id, size_t n)
     for (;;) {
         uint64_t any = 0;
         for (size_t i = 0; i < n; i += 8) {
-            uint64_t r = tern__resil_rand64();
+            uint64_t r = tern__rand64();
             memcpy(id + i, &r, n - i < 8 ? n - i : 8);
             any |= r;
         }

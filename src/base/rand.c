@@ -1,0 +1,71 @@
+/*
+ * rand.c - one per-thread xoshiro256** generator behind every random
+ * number the library needs (request ids, jitter, throttling, trace ids):
+ * a syscall per draw would cost more than the request it serves, and
+ * 128 bits of a good PRNG make id collisions across a fleet vanishingly
+ * unlikely, which is all those uses need (none needs secrecy).  The
+ * generator never parks, so a coroutine that moves between threads just
+ * draws from another thread's stream; the state is reached only inside
+ * this (never inlined) function, so no caller caches a thread-local
+ * address across a park.
+ */
+#define _GNU_SOURCE
+#include "base/rand.h"
+
+#include <stdbool.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Thread_local uint64_t s[4];
+static _Thread_local bool seeded;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* splitmix64 spreads a weak fallback seed over the whole state */
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static void seed(void)
+{
+    if (getrandom(s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
+        /* no entropy yet (early boot) or no getrandom: streams must still
+         * differ between threads and processes, not be unguessable */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        x ^= (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&s;
+        for (int i = 0; i < 4; i++)
+            s[i] = splitmix(&x);
+    }
+    if ((s[0] | s[1] | s[2] | s[3]) == 0)
+        s[0] = 1;               /* the one state xoshiro never leaves */
+    seeded = true;
+}
+
+__attribute__((noinline)) uint64_t tern__rand64(void)
+{
+    if (!seeded)
+        seed();
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double tern__rand01(void)
+{
+    return (double)(tern__rand64() >> 11) * 0x1.0p-53;
+}

@@ -1,0 +1,16 @@
+/*
+ * rand.h - fast non-cryptographic random numbers for ids, jitter and
+ * sampling (request ids, backoff, throttling, trace ids).
+ */
+#ifndef TERN_BASE_RAND_H
+#define TERN_BASE_RAND_H
+
+#include <stdint.h>
+
+/* Uniform 64 bits from a per-thread xoshiro256** seeded once from
+ * getrandom(2).  Never parks; any thread. */
+uint64_t tern__rand64(void);
+/* Uniform in [0, 1). */
+double tern__rand01(void);
+
+#endif
