@@ -253,6 +253,9 @@ static int access_log_entry(void *arg)
     CHECK(strcmp(jstr(j, "request_id"), hdr(&p, "X-Request-Id")) == 0);
     CHECK(strcmp(jstr(j, "user_agent"), "curl/8.0") == 0);
     CHECK(json_object_get(j, "error") == NULL);
+    /* a tern_log line like any other */
+    CHECK(strcmp(jstr(j, "level"), "info") == 0);
+    CHECK(strcmp(jstr(j, "msg"), "request") == 0);
     regex_t re;
     CHECK_EQ(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
                      REG_EXTENDED | REG_NOSUB),
@@ -321,14 +324,24 @@ static int access_log_escape_entry(void *arg)
     json_decref(j);
     resp_free(&p);
 
-    /* a cut never splits an escape: 200 quotes would be 400 escaped
-     * bytes; 128 of them fit in 256 */
-    memset(ua, '"', 200);
-    ua[200] = '\0';
+    /* the bound is on the client's bytes, before escaping: 300 quotes
+     * keep 256, escaped as 512 bytes, and the line stays whole JSON */
+    memset(ua, '"', 300);
+    ua[300] = '\0';
     snprintf(req, sizeof req, "User-Agent: %s\r\n", ua);
     get(sv.addr, "/", req, &p);
     j = log_line(2);
-    CHECK_EQ(strlen(jstr(j, "user_agent")), 128);
+    CHECK_EQ(strlen(jstr(j, "user_agent")), 256);
+    json_decref(j);
+    resp_free(&p);
+
+    /* a cut never splits a character: 255 bytes and a 2-byte one keep 255 */
+    memset(ua, 'u', 255);
+    memcpy(ua + 255, "\xc3\xa9tail", 7);
+    snprintf(req, sizeof req, "User-Agent: %s\r\n", ua);
+    get(sv.addr, "/", req, &p);
+    j = log_line(3);
+    CHECK_EQ(strlen(jstr(j, "user_agent")), 255);
     json_decref(j);
     resp_free(&p);
     server_stop(&sv);

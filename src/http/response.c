@@ -215,6 +215,20 @@ static bool bodyless_status(int status)
 static int put(hbuf *b, const char *s, size_t n) { return hbuf_append(b, s, n); }
 static int puts_(hbuf *b, const char *s) { return hbuf_append(b, s, strlen(s)); }
 
+/* v in decimal at p (at most 20 bytes); returns the length. */
+static size_t put_decimal(char *p, uint64_t v)
+{
+    char t[20];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = t[n - 1 - i];
+    return n;
+}
+
 /* The head into scratch.  content_length < 0: none (streaming). */
 static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
 {
@@ -228,9 +242,13 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         w->close_after = hc->closing = true;    /* asked, or the server is going down */
     if (hbuf_reserve(b, 256) < 0)
         return -ENOMEM;
-    b->len = (size_t)snprintf(b->p, b->cap, "HTTP/1.%d %d %s\r\n", minor == 0 ? 0 : 1,
-                              w->status, tern_http_status_text(w->status));
-    int rc = 0;
+    /* By hand, not snprintf: this runs once per response (the status is
+     * 200..999, checked when it was set). */
+    memcpy(b->p, minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ", 9);
+    b->len = 9 + put_decimal(b->p + 9, (uint64_t)w->status);
+    b->p[b->len++] = ' ';
+    int rc = puts_(b, tern_http_status_text(w->status));
+    rc |= put(b, "\r\n", 2);
     if (o->server_header) {
         rc |= put(b, "Server: ", 8);
         rc |= puts_(b, o->server_header);
@@ -247,8 +265,10 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
     }
     if (content_length >= 0 && !bodyless_status(w->status)) {
         char num[48];
-        int n = snprintf(num, sizeof num, "Content-Length: %lld\r\n", (long long)content_length);
-        rc |= put(b, num, (size_t)n);
+        memcpy(num, "Content-Length: ", 16);
+        size_t n = 16 + put_decimal(num + 16, (uint64_t)content_length);
+        memcpy(num + n, "\r\n", 2);
+        rc |= put(b, num, n + 2);
     }
     if (chunked)
         rc |= puts_(b, "Transfer-Encoding: chunked\r\n");

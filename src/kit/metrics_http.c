@@ -101,6 +101,20 @@ static const char *method_label(const char *m)
     return "OTHER";
 }
 
+/* The status code as a label: three digits without snprintf's cost on
+ * every request; anything else (never sent by the server) in full. */
+static void status_text(int status, char code[16])
+{
+    if (status >= 100 && status <= 999) {
+        code[0] = (char)('0' + status / 100);
+        code[1] = (char)('0' + status / 10 % 10);
+        code[2] = (char)('0' + status % 10);
+        code[3] = '\0';
+    } else {
+        snprintf(code, 16, "%d", status);
+    }
+}
+
 static void count(tern_metric_family *total, tern_metric_family *duration, const char *who,
                   const char *method, const char *code, double seconds)
 {
@@ -127,7 +141,7 @@ int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
                                                         : tern_http_resp_status(w);
     const char *route = tern_http_req_route(r);
     char code[16];
-    snprintf(code, sizeof code, "%d", status);
+    status_text(status, code);
     count(m->srv_total, m->srv_duration, route ? route : "unmatched",
           method_label(tern_http_req_method(r)), code, took);
     return rc;
@@ -165,7 +179,7 @@ int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
     char host[256], code[16];
     url_host(req->url, host, sizeof host);
     if (rc == 0)
-        snprintf(code, sizeof code, "%d", tern_http_client_response_status(*out));
+        status_text(tern_http_client_response_status(*out), code);
     else
         snprintf(code, sizeof code, "error");
     count(m->cli_total, m->cli_duration, host, method_label(method), code, took);

@@ -44,8 +44,8 @@ static void read_tracestate(tern_http_req *r, tern_trace_span_context *sc)
 static void name_span(tern_trace_span *s, tern_http_req *r, const char *method)
 {
     const char *route = tern_http_req_route(r);
-    if (!route)
-        return;
+    if (!route || !tern_trace_span_recording(s))
+        return;         /* an unsampled span keeps nothing: skip the work */
     char name[512];
     snprintf(name, sizeof name, "%s %s", method, route);
     tern_trace_span_set_name(s, name);
