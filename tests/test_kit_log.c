@@ -6,13 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdatomic.h>
 
 #include <jansson.h>
 #include <tern/log.h>
 
 static int pfd[2];
-static char got[1 << 20];
+static char got[4 << 20];
 static size_t got_len;
 
 /* A logger writing into a pipe that the test reads. */
@@ -184,47 +186,82 @@ static void log_escapes_json_and_replaces_bad_utf8(void)
 
 /* The word-at-a-time scan must find a special byte at any position and
  * any alignment: every string of 0..24 plain bytes with one special byte
- * put anywhere reads back as itself. */
+ * put anywhere, starting at each of 8 offsets in a word, reads back as
+ * itself. */
+static void make_case(char *s, size_t len, size_t at, const char *special)
+{
+    memset(s, 'a', len);
+    size_t sl = strlen(special);
+    memmove(s + at + sl, s + at, len - at);
+    memcpy(s + at, special, sl);
+    s[len + sl] = 0;
+}
+
 static void log_escaping_finds_special_bytes_at_every_position(void)
 {
-    static const char *special[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\x7f"};
-    start(1 << 20, TERN_LOG_INFO);
-    char s[40];
+    static const char *special[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\x7f", "\xff"};
+    static const char *decoded[] = {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\x7f", "\xef\xbf\xbd"};
+    start(4 << 20, TERN_LOG_INFO);
+    _Alignas(8) char buf[48];
     int lines = 0;
-    for (size_t len = 0; len <= 24; len++) {
-        for (size_t at = 0; at <= len; at++) {
-            for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
-                memset(s, 'a', len);
-                size_t sl = strlen(special[k]);
-                memmove(s + at + sl, s + at, len - at);
-                memcpy(s + at, special[k], sl);
-                s[len + sl] = 0;
-                tern_log_info(s);
-                lines++;
-            }
-        }
-    }
+    for (size_t shift = 0; shift < 8; shift++)
+        for (size_t len = 0; len <= 24; len++)
+            for (size_t at = 0; at <= len; at++)
+                for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+                    make_case(buf + shift, len, at, special[k]);
+                    tern_log_info(buf + shift);
+                    lines++;
+                }
     const char *out = collect();
     CHECK_EQ(count_lines(out), lines);
     const char *p = out;
     json_error_t je;
-    for (size_t len = 0; len <= 24; len++) {
-        for (size_t at = 0; at <= len; at++) {
-            for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
-                memset(s, 'a', len);
-                size_t sl = strlen(special[k]);
-                memmove(s + at + sl, s + at, len - at);
-                memcpy(s + at, special[k], sl);
-                s[len + sl] = 0;
-                json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
-                CHECK(j != NULL);
-                CHECK_STR(json_string_value(json_object_get(j, "msg")), s);
-                json_decref(j);
-                p = strchr(p, '\n') + 1;
-            }
-        }
+    char want[48];
+    for (size_t shift = 0; shift < 8; shift++)
+        for (size_t len = 0; len <= 24; len++)
+            for (size_t at = 0; at <= len; at++)
+                for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) {
+                    make_case(want, len, at, decoded[k]);
+                    json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+                    CHECK(j != NULL);
+                    CHECK_STR(json_string_value(json_object_get(j, "msg")), want);
+                    json_decref(j);
+                    p = strchr(p, '\n') + 1;
+                }
+    stop();
+}
+
+/* A string that ends at the end of a page, before one that cannot be
+ * read: the scan reads whole words, and must never cross into it. */
+static void log_scan_stops_at_the_end_of_a_page(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    CHECK_EQ(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+    start(1 << 20, TERN_LOG_INFO);
+    for (size_t len = 0; len <= 17; len++) {
+        char *s = m + page - 1 - len;
+        memset(s, 'p', len);
+        s[len] = 0;
+        tern_log_info("page", TERN_LOG_STR(s, s));
+    }
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 18);
+    const char *p = out;
+    json_error_t je;
+    for (size_t len = 0; len <= 17; len++) {
+        json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+        CHECK(j != NULL);
+        char want[20];
+        memset(want, 'p', len);
+        want[len] = 0;
+        CHECK_STR(json_string_value(json_object_get(j, want)), want);
+        json_decref(j);
+        p = strchr(p, '\n') + 1;
     }
     stop();
+    munmap(m, 2 * (size_t)page);
 }
 
 static void log_levels_filter_and_change_at_run_time(void)
@@ -408,6 +445,36 @@ static void log_truncates_long_lines_at_the_limit(void)
     stop();
 }
 
+/* Wherever the limit falls (inside a string, on its closing quote, on
+ * the field after it) the line stays one JSON object. */
+static void log_line_is_json_wherever_the_limit_falls(void)
+{
+    start(4 << 20, TERN_LOG_INFO);
+    static char v[TERN_LOG_LINE_MAX];
+    int lines = 0;
+    for (size_t n = TERN_LOG_LINE_MAX - 140; n < TERN_LOG_LINE_MAX - 20; n++) {
+        memset(v, n % 3 ? 'v' : '"', n);
+        v[n] = 0;
+        tern_log_info("m", TERN_LOG_STR("s", v), TERN_LOG_INT("after", 1));
+        lines++;
+    }
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), lines);
+    const char *p = out;
+    json_error_t je;
+    for (int i = 0; i < lines; i++) {
+        const char *nl = strchr(p, '\n');
+        CHECK(nl && nl - p < TERN_LOG_LINE_MAX);
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, &je);
+        if (!j)
+            fprintf(stderr, "line %d is not JSON (%s): %.*s\n", i, je.text, (int)(nl - p), p);
+        CHECK(j != NULL);
+        json_decref(j);
+        p = nl + 1;
+    }
+    stop();
+}
+
 /* ---- the drop policy ------------------------------------------------------- */
 
 static void log_drops_when_full_and_reports_the_count(void)
@@ -571,6 +638,7 @@ static void log_from_many_coroutines_keeps_lines_whole(void)
 TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields), T(log_double_reads_back_exactly),
       T(log_escapes_json_and_replaces_bad_utf8),
       T(log_escaping_finds_special_bytes_at_every_position),
+      T(log_scan_stops_at_the_end_of_a_page), T(log_line_is_json_wherever_the_limit_falls),
       T(log_levels_filter_and_change_at_run_time),
       T(log_level_from_env), T(log_appends_to_a_file), T(log_adds_trace_ids_from_context_and_hook),
       T(log_truncates_long_lines_at_the_limit), T(log_drops_when_full_and_reports_the_count),

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "http/parse_internal.h"
 #include "http/resp_file_internal.h"
 #include "http/server_internal.h"
 #include "tern/runtime.h"
@@ -111,32 +112,39 @@ void tern__http_resp_init(tern_http_resp *w, hconn *hc, tern_http_req *r)
 
 /* ---- headers ------------------------------------------------------------ */
 
-static bool is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
+/* A field the server can send as it is: a token name, a value without
+ * control characters (CR, LF and friends would be header injection), and
+ * not one of the framing fields the server writes itself.  Once per
+ * header set on every response: the parsers' character table, no
+ * strchr per byte. */
 static int check_field(const char *name, const char *value)
 {
     if (!name || !*name || !value)
         return -EINVAL;
+    tern_http_chars_init();
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (!is_tchar(*p))
+        if (!tern_http_is(*p, TERN_HTTP_TCHAR))
             return -EINVAL;
     for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return -EINVAL;     /* CR, LF and friends: header injection */
-    if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding"))
-        return -EPERM;
+        if (!tern_http_is(*p, TERN_HTTP_FIELD))
+            return -EINVAL;
+    if ((name[0] | 0x20) == 'c' || (name[0] | 0x20) == 't')
+        if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding"))
+            return -EPERM;
     return 0;
 }
+
+/* add_header after check_field. */
+static int add_checked(tern_http_resp *w, const char *name, const char *value);
 
 int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *value)
 {
     int rc = check_field(name, value);
-    if (rc < 0)
-        return rc;
+    return rc < 0 ? rc : add_checked(w, name, value);
+}
+
+static int add_checked(tern_http_resp *w, const char *name, const char *value)
+{
     if (w->committed)
         return -EALREADY;
     arena *a = &w->conn->arena;
@@ -180,7 +188,7 @@ int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *v
     if (w->committed)
         return -EALREADY;
     tern_http_resp_del_header(w, name);
-    return tern_http_resp_add_header(w, name, value);
+    return add_checked(w, name, value);
 }
 
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name)

@@ -81,110 +81,103 @@ static int utf8_seq(const unsigned char *s, size_t n)
 static const uint64_t plain_bits[4] = {0xFFFFFFFB00000000u, 0xFFFFFFFFEFFFFFFFu, 0, 0};
 #define PLAIN(c) ((plain_bits[(c) >> 6] >> ((c) & 63)) & 1)
 
-/* Whether the 8 bytes in w are all plain, a word at a time: a byte below
- * 0x20, with the high bit, or equal to '"' or '\\' sets a high bit in the
- * result (the borrows can only add false alarms, which take the byte path). */
-static inline bool word_plain(uint64_t w)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* Bit 7 of each byte of the result is set where w has a byte that is not
+ * plain: NUL or another control character, '"', '\\', or one with the high
+ * bit (UTF-8, checked the slow way).  The lowest flagged byte is exact:
+ * a borrow only travels up from a flagged byte, so it can only add false
+ * alarms above the first one. */
+static inline uint64_t special_bytes(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
     uint64_t ctl = (w - ones * 0x20) & ~w;
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
     q = (q - ones) & ~q;
     b = (b - ones) & ~b;
-    return ((ctl | q | b | w) & high) == 0;
+    return (ctl | q | b | w) & high;
 }
 
-/* If the r < 8 bytes at s are plain, copy them to d and return true.  Two
- * overlapping loads cover any length from 2 to 7 (as memcpy does for small
- * sizes), padded to a word with a plain byte; constant-size copies, so no
- * library call for the short keys a line is made of. */
-static inline bool tail_plain_copy(char *d, const unsigned char *s, size_t r)
+/* Copy the plain bytes at the start of s to d, which has room for `room`
+ * bytes; returns how many.  Stops at the first byte that is not plain (the
+ * terminating NUL included: no strlen first) or when room runs out.
+ *
+ * A word at a time with aligned loads, as glibc's strlen does: the first
+ * load starts at the word holding s[0] and its bytes before s are shifted
+ * out; an aligned load never crosses a page, so reading up to 7 bytes past
+ * the NUL is safe, but it is out of bounds for ASan (and may share a word
+ * with another thread's data, for TSan): both are told so.  Each word is
+ * stored whole while 8 bytes of room remain; the length returned says
+ * which bytes count. */
+typedef uint64_t __attribute__((may_alias)) word_alias;
+
+__attribute__((no_sanitize("address", "thread"))) static inline size_t
+copy_plain(char *d, const char *s, size_t room)
 {
-    const uint64_t pad = 0x6161616161616161u;       /* 'a' */
-    if (r >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + r - 4, 4);
-        if (!word_plain(a | (uint64_t)b << 32))
-            return false;
-        memcpy(d, &a, 4);
-        memcpy(d + r - 4, &b, 4);
-    } else if (r >= 2) {
-        uint16_t a, b;
-        memcpy(&a, s, 2);
-        memcpy(&b, s + r - 2, 2);
-        if (!word_plain(a | (uint64_t)b << 16 | (pad << 32)))
-            return false;
-        memcpy(d, &a, 2);
-        memcpy(d + r - 2, &b, 2);
-    } else if (r == 1) {
-        if (!PLAIN(s[0]))
-            return false;
-        d[0] = (char)s[0];
+    const uint64_t high = 0x8080808080808080u;
+    uintptr_t at = (uintptr_t)s;
+    size_t off = at & 7;
+    /* plain loads, not memcpy: a sanitizer would check a memcpy */
+    uint64_t w = *(const word_alias *)(at - off);
+    w >>= 8 * off;
+    /* the shifted-in zeros would read as NUL: only 8 - off bytes count */
+    uint64_t m = special_bytes(w) & (high >> (8 * off));
+    size_t n = 8 - off;
+    if (room < 8)
+        goto bytewise;
+    memcpy(d, &w, 8);
+    if (m)
+        return (size_t)__builtin_ctzll(m) >> 3;
+    while (n + 8 <= room) {
+        w = *(const word_alias *)(s + n);       /* aligned */
+        m = special_bytes(w);
+        memcpy(d + n, &w, 8);
+        if (m)
+            return n + ((size_t)__builtin_ctzll(m) >> 3);
+        n += 8;
     }
-    return true;
+bytewise:
+    if (room < 8)
+        n = 0;
+    while (n < room && PLAIN((unsigned char)s[n])) {
+        d[n] = s[n];
+        n++;
+    }
+    return n;
 }
+#else
+static inline size_t copy_plain(char *d, const char *s, size_t room)
+{
+    size_t n = 0;
+    while (n < room && PLAIN((unsigned char)s[n])) {
+        d[n] = s[n];
+        n++;
+    }
+    return n;
+}
+#endif
 
-/* s as a JSON string, quotes included.  Returns false if it was cut (the
- * closing quote is still written: RESERVE keeps room for it).  Inlined
- * into its few callers: a line has about eight strings, keys included,
- * and the calls cost 13% of a line's instructions (callgrind on
- * bench/kit_log_bench). */
-static inline __attribute__((always_inline)) bool put_str(out *o, const char *str)
+/* s as a JSON string between open (which holds its opening quote) and
+ * close (its closing one).  Returns false if it was cut (a closing quote
+ * is still written: RESERVE keeps room for it).  Inlined
+ * into its few callers: a line has about eight strings, keys included.
+ * Plain runs go through copy_plain; what stops it (the end, an escape, a
+ * UTF-8 sequence, the limit) is looked at here, one character at a time. */
+static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *open, size_t on,
+                                                            const char *str, const char *close,
+                                                            size_t cn)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str);
-    if (!PUT_LIT(o, "\""))
+    if (!put(o, open, on))
         return false;
     size_t i = 0;
-    if (o->len + n + 1 <= o->lim) {
-        /* The usual case, a plain string that fits: a word at a time, then
-         * the last bytes one by one (no memcpy calls for short keys). */
-        char *d = o->p + o->len;
-        uint64_t w;
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&w, s + i, 8);
-            if (!word_plain(w))
-                break;
-            memcpy(d + i, &w, 8);
-        }
-        if (n - i < 8 && tail_plain_copy(d + i, s + i, n - i))
-            i = n;
-        for (; i < n && PLAIN(s[i]); i++)
-            d[i] = (char)s[i];
-        o->len += i;
-        if (i == n) {
-            o->p[o->len++] = '"';
-            return true;
-        }
-    }
-    while (i < n) {
-        while (i + 8 <= n && o->lim - o->len >= 8) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (!word_plain(w))
-                break;
-            memcpy(o->p + o->len, &w, 8);
-            o->len += 8;
-            i += 8;
-        }
-        if (i == n)
-            break;
-        size_t run = i, end = n - i > 8 ? i + 8 : n;
-        while (run < end && PLAIN(s[run]))
-            run++;
-        if (run > i) {
-            size_t room = o->lim - o->len;
-            size_t take = run - i < room ? run - i : room;
-            memcpy(o->p + o->len, s + i, take);
-            o->len += take;
-            i += take;
-            if (i < run)
-                goto cut;
-            continue;
-        }
+    for (;;) {
+        size_t k = copy_plain(o->p + o->len, (const char *)s + i, o->lim - o->len);
+        o->len += k;
+        i += k;
         unsigned c = s[i];
+        if (c == 0)
+            break;
         char esc[6];
         const char *w = esc;
         size_t wn = 2;
@@ -206,8 +199,9 @@ static inline __attribute__((always_inline)) bool put_str(out *o, const char *st
                 esc[5] = hex[c & 15];
                 wn = 6;
             }
-        } else {
-            int sl = utf8_seq(s + i, n - i);
+        } else if (c >= 0x80) {
+            /* utf8_seq stops at the NUL: it is not a continuation byte */
+            int sl = utf8_seq(s + i, 4);
             if (sl > 0) {
                 w = (const char *)s + i;
                 wn = (size_t)sl;
@@ -217,30 +211,53 @@ static inline __attribute__((always_inline)) bool put_str(out *o, const char *st
                 wn = 3;
                 adv = -sl;
             }
+        } else {
+            goto cut;           /* a plain byte copy_plain left: out of room */
         }
         if (!put(o, w, wn))
             goto cut;
         i += (size_t)adv;
     }
-    return PUT_LIT(o, "\"");
+    if (put(o, close, cn))
+        return true;
 cut:
     o->cut = true;
     o->p[o->len++] = '"';       /* within RESERVE */
     return false;
 }
 
+/* A string value: "s" */
+#define put_str(o, s) put_qstr((o), "\"", 1, (s), "\"", 1)
+/* A field's key, after the field before it: ,"key": */
+#define put_key(o, s) put_qstr((o), ",\"", 2, (s), "\":", 2)
+
+/* The number of decimal digits of u. */
+static inline size_t digits(uint64_t u)
+{
+    size_t n = 1;
+    for (; u >= 10000; u /= 10000)
+        n += 4;
+    return n + (u >= 10) + (u >= 100) + (u >= 1000);
+}
+
+/* Written in place, right to left, once the length is known: no copy. */
 static bool put_int(out *o, int64_t v)
 {
-    char b[24];
-    char *e = b + sizeof b, *q = e;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    size_t n = digits(u) + (v < 0);
+    if (o->len + n > o->lim) {
+        o->cut = true;
+        return false;
+    }
+    char *q = o->p + o->len + n;
     do {
         *--q = (char)('0' + u % 10);
         u /= 10;
     } while (u);
     if (v < 0)
         *--q = '-';
-    return put(o, q, (size_t)(e - q));
+    o->len += n;
+    return true;
 }
 
 /* d with at most 6 decimals, if that reads back as d: most logged doubles
@@ -300,43 +317,66 @@ static void two(char *p, int v)
     p[1] = (char)('0' + v % 10);
 }
 
-/* "2026-11-22T00:10:00.123Z" */
-static bool put_time(out *o, int64_t unix_ns)
+/* The line's head, up to the message's opening: always fits, so written
+ * with fixed-size copies and no checks.
+ *   {"time":"2026-11-22T00:10:00.123Z","level":"info","msg":
+ * The part up to the seconds is cached per thread and rebuilt only when
+ * the second changes; each level's tail is a constant. */
+#define HEAD_PREFIX 28          /* {"time":"YYYY-MM-DDTHH:MM:SS */
+#define HEAD_TAIL 32
+
+static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
 {
     static _Thread_local struct {
         int64_t sec;
-        char text[20];          /* "YYYY-MM-DDTHH:MM:SS" */
+        char text[32];
     } cache = {.sec = -1};
+    static const struct {
+        char s[HEAD_TAIL];
+        size_t n;
+    } tails[] = {
+#define TAIL(name) {"Z\",\"level\":\"" name "\",\"msg\":", sizeof("Z\",\"level\":\"" name "\",\"msg\":") - 1}
+        TAIL("debug"), TAIL("info"), TAIL("warn"), TAIL("error"), TAIL("off"), TAIL("?"),
+#undef TAIL
+    };
     int64_t sec = unix_ns / 1000000000;
     if (sec != cache.sec) {
         struct tm tm;
         time_t t = (time_t)sec;
         gmtime_r(&t, &tm);
+        char *c = cache.text;
+        memcpy(c, "{\"time\":\"", 9);
         int y = tm.tm_year + 1900;
-        two(cache.text, y / 100);
-        two(cache.text + 2, y % 100);
-        cache.text[4] = '-';
-        two(cache.text + 5, tm.tm_mon + 1);
-        cache.text[7] = '-';
-        two(cache.text + 8, tm.tm_mday);
-        cache.text[10] = 'T';
-        two(cache.text + 11, tm.tm_hour);
-        cache.text[13] = ':';
-        two(cache.text + 14, tm.tm_min);
-        cache.text[16] = ':';
-        two(cache.text + 17, tm.tm_sec);
+        two(c + 9, y / 100);
+        two(c + 11, y % 100);
+        c[13] = '-';
+        two(c + 14, tm.tm_mon + 1);
+        c[16] = '-';
+        two(c + 17, tm.tm_mday);
+        c[19] = 'T';
+        two(c + 20, tm.tm_hour);
+        c[22] = ':';
+        two(c + 23, tm.tm_min);
+        c[25] = ':';
+        two(c + 26, tm.tm_sec);
         cache.sec = sec;
     }
+    memcpy(p, cache.text, sizeof cache.text);   /* the 4 bytes past it are overwritten */
     int ms = (int)(unix_ns / 1000000 % 1000);
-    char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10),
-                    (char)('0' + ms % 10), 'Z', '"'};
-    return put(o, cache.text, 19) && put(o, frac, sizeof frac);
+    p[HEAD_PREFIX] = '.';
+    p[HEAD_PREFIX + 1] = (char)('0' + ms / 100);
+    p[HEAD_PREFIX + 2] = (char)('0' + ms / 10 % 10);
+    p[HEAD_PREFIX + 3] = (char)('0' + ms % 10);
+    size_t i = level == TERN_LOG_DEBUG ? 0 : level == TERN_LOG_INFO ? 1 : level == TERN_LOG_WARN ? 2
+             : level == TERN_LOG_ERROR ? 3 : level == TERN_LOG_OFF ? 4 : 5;
+    memcpy(p + HEAD_PREFIX + 4, tails[i].s, HEAD_TAIL);
+    return HEAD_PREFIX + 4 + tails[i].n;
 }
 
 static void put_field(out *o, const tern_log_field *f)
 {
     size_t start = o->len;
-    bool ok = PUT_LIT(o, ",") && put_str(o, f->key ? f->key : "") && PUT_LIT(o, ":");
+    bool ok = put_key(o, f->key ? f->key : "");
     if (!ok) {
         o->len = start;         /* a key alone is no use: drop the field */
         return;
@@ -371,12 +411,7 @@ size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const c
                        const tern_log_ids *ids, const tern_log_field *fields, size_t n)
 {
     out o = {.p = buf, .len = 0, .lim = TERN_LOG_LINE_MAX - RESERVE};
-    PUT_LIT(&o, "{\"time\":\"");
-    put_time(&o, unix_ns);
-    PUT_LIT(&o, ",\"level\":\"");
-    const char *ln = tern_log_level_name(level);
-    put(&o, ln, strlen(ln));
-    PUT_LIT(&o, "\",\"msg\":");
+    o.len = put_head(buf, unix_ns, level);
     put_str(&o, msg ? msg : "");
     if (ids && ids->trace_id && !o.cut) {
         PUT_LIT(&o, ",\"trace_id\":");

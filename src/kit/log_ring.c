@@ -13,13 +13,18 @@
  * only after write(2) returned, so producers never overwrite unwritten
  * bytes.  dropped_reported <= dropped.
  *
- * Waking the writer costs a futex syscall, too much for every line; so
- * once caught up the writer lingers LINGER_NS before it declares itself
- * asleep (`sleeping`), and producers wake it only then: under steady load
- * the writer drains every LINGER_NS and producers make no syscall.  The
- * handshake is Dekker's (store own flag, load the other's, both seq_cst):
- * the writer stores sleeping=1 then re-reads head; a producer stores head
- * then reads sleeping.  A futex timeout backs it up anyway.
+ * The writer paces itself: after a pass that wrote something it waits
+ * PACE_NS before the next, so one writev carries every line of that
+ * interval and the producers' cache line (head) is read once per pass
+ * rather than once per line; a producer that fills the ring past half
+ * cuts the wait short.  Once caught up the writer lingers LINGER_NS more
+ * before it declares itself asleep, and producers wake it only then:
+ * under steady load producers make no syscall.  `sleeping` says what
+ * wakes the writer: 0 nothing (it is running), SLEEP_PACING a ring past
+ * half full (a missed wake costs at most PACE_NS), SLEEP_IDLE any line.
+ * The idle handshake is Dekker's (store own flag, load the other's, both
+ * seq_cst): the writer stores SLEEP_IDLE then re-reads head; a producer
+ * stores head then reads sleeping.  A futex timeout backs it up anyway.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,8 +45,11 @@
 #include "runtime/spin.h"
 #include "tern/runtime.h"
 
+#define PACE_NS (1000 * 1000)
 #define LINGER_NS (1000 * 1000)
 #define SLEEP_MAX_S 1
+#define SLEEP_PACING 2
+#define SLEEP_IDLE 1
 
 typedef struct ring {
     alignas(64) tern_spin lock;         /* producers' line */
@@ -51,7 +59,7 @@ typedef struct ring {
     alignas(64) _Atomic uint64_t tail;  /* the writer's line */
     _Atomic uint64_t dropped_reported;
     _Atomic uint64_t write_errors;
-    atomic_int sleeping;                /* futex word: 1 while the writer sleeps */
+    atomic_int sleeping;                /* futex word: 0, SLEEP_PACING or SLEEP_IDLE */
     atomic_bool stop;
     atomic_int refs;                    /* the writer's and the owner's */
     int fd;
@@ -75,10 +83,29 @@ static void futex_wake(atomic_int *w)
     syscall(SYS_futex, (int *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void wake(ring *r)
+/* Wake the writer whatever it waits for (flush, a full ring, stop). */
+static void kick(ring *r)
 {
     if (atomic_load(&r->sleeping) && atomic_exchange(&r->sleeping, 0))
         futex_wake(&r->sleeping);
+}
+
+/* After a put that left `used` bytes in the ring: wake the writer if it
+ * sleeps for want of lines, or paces while the ring fills up. */
+static void wake(ring *r, size_t used)
+{
+    int s = atomic_load(&r->sleeping);
+    if ((s == SLEEP_IDLE || (s == SLEEP_PACING && used > r->cap / 2)) &&
+        atomic_exchange(&r->sleeping, 0))
+        futex_wake(&r->sleeping);
+}
+
+/* Sleep on `sleeping` (set to `why` by the caller) for at most ns. */
+static void futex_sleep(ring *r, int why, long ns)
+{
+    struct timespec ts = {ns / 1000000000, ns % 1000000000};
+    syscall(SYS_futex, (int *)&r->sleeping, FUTEX_WAIT_PRIVATE, why, &ts, NULL, 0);
+    atomic_store(&r->sleeping, 0);
 }
 
 static void sleep_ns(long ns)
@@ -160,21 +187,24 @@ static void *writer_main(void *arg)
 {
     ring *r = arg;
     for (;;) {
-        if (drain(r))
+        if (drain(r)) {
+            if (atomic_load(&r->stop))
+                continue;       /* stopping: write the rest now */
+            atomic_store(&r->sleeping, SLEEP_PACING);
+            futex_sleep(r, SLEEP_PACING, PACE_NS);
             continue;
+        }
         if (atomic_load(&r->stop))
             break;
         sleep_ns(LINGER_NS);
         if (!idle(r))
             continue;
-        atomic_store(&r->sleeping, 1);
+        atomic_store(&r->sleeping, SLEEP_IDLE);
         if (!idle(r) || atomic_load(&r->stop)) {
             atomic_store(&r->sleeping, 0);
             continue;
         }
-        struct timespec ts = {SLEEP_MAX_S, 0};
-        syscall(SYS_futex, (int *)&r->sleeping, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
-        atomic_store(&r->sleeping, 0);
+        futex_sleep(r, SLEEP_IDLE, (long)SLEEP_MAX_S * 1000000000);
     }
     ring_unref(r);
     return NULL;
@@ -246,7 +276,7 @@ bool tern_log_ring_put(const char *line, size_t len)
     if (len > r->cap - (size_t)(h - t)) {
         tern_spin_unlock(&r->lock);
         atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
-        wake(r);
+        kick(r);
         return false;
     }
     size_t off = (size_t)(h & (r->cap - 1));
@@ -257,7 +287,7 @@ bool tern_log_ring_put(const char *line, size_t len)
                           memory_order_relaxed);
     atomic_store(&r->head, h + len);    /* seq_cst: see the handshake above */
     tern_spin_unlock(&r->lock);
-    wake(r);
+    wake(r, (size_t)(h + len - t));
     return true;
 }
 
@@ -273,7 +303,7 @@ int tern_log_ring_flush(int64_t timeout_ns)
             return 0;
         if (tern_now() >= deadline)
             return -ETIMEDOUT;
-        wake(r);
+        kick(r);
         if (tern_id())
             tern_sleep(100 * TERN_US);
         else

@@ -31,7 +31,6 @@ struct tern_trace_span {
     char trace_hex[33], span_hex[17];
     char *name;
     int64_t start_ns, end_ns;   /* Unix ns */
-    tern_trace_attr attrs[TERN_TRACE_MAX_ATTRS];   /* strings owned */
     size_t nattrs;
     uint32_t dropped_attrs;
     tern__trace_event *events;
@@ -39,6 +38,9 @@ struct tern_trace_span {
     uint32_t dropped_events;
     tern_trace_status status;
     char *status_msg;
+    /* Last: a new span zeroes everything before it, not this kilobyte
+     * that nattrs says is empty. */
+    tern_trace_attr attrs[TERN_TRACE_MAX_ATTRS];   /* strings owned */
 };
 
 /* Hand an ended, recorded span to the exporter (which takes a reference
