@@ -22,9 +22,10 @@
  * under steady load producers make no syscall.  `sleeping` says what
  * wakes the writer: 0 nothing (it is running), SLEEP_PACING a ring past
  * half full (a missed wake costs at most PACE_NS), SLEEP_IDLE any line.
- * The idle handshake is Dekker's (store own flag, load the other's, both
- * seq_cst): the writer stores SLEEP_IDLE then re-reads head; a producer
- * stores head then reads sleeping.  A futex timeout backs it up anyway.
+ * The idle handshake goes through the producers' lock: the writer stores
+ * SLEEP_IDLE and re-reads head under it, a producer stores head and reads
+ * sleeping under it, so one of them sees the other (no seq_cst store on
+ * every line).  A futex timeout backs it up anyway.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -90,11 +91,11 @@ static void kick(ring *r)
         futex_wake(&r->sleeping);
 }
 
-/* After a put that left `used` bytes in the ring: wake the writer if it
- * sleeps for want of lines, or paces while the ring fills up. */
-static void wake(ring *r, size_t used)
+/* After a put that left `used` bytes in the ring, with `s` the value of
+ * sleeping read under the lock: wake the writer if it sleeps for want of
+ * lines, or paces while the ring fills up. */
+static void wake(ring *r, int s, size_t used)
 {
-    int s = atomic_load(&r->sleeping);
     if ((s == SLEEP_IDLE || (s == SLEEP_PACING && used > r->cap / 2)) &&
         atomic_exchange(&r->sleeping, 0))
         futex_wake(&r->sleeping);
@@ -199,8 +200,11 @@ static void *writer_main(void *arg)
         sleep_ns(LINGER_NS);
         if (!idle(r))
             continue;
-        atomic_store(&r->sleeping, SLEEP_IDLE);
-        if (!idle(r) || atomic_load(&r->stop)) {
+        tern_spin_lock(&r->lock);
+        atomic_store_explicit(&r->sleeping, SLEEP_IDLE, memory_order_relaxed);
+        bool still = idle(r);
+        tern_spin_unlock(&r->lock);
+        if (!still || atomic_load(&r->stop)) {
             atomic_store(&r->sleeping, 0);
             continue;
         }
@@ -274,8 +278,11 @@ bool tern_log_ring_put(const char *line, size_t len)
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
     if (len > r->cap - (size_t)(h - t)) {
+        /* counted under the lock, so that the writer's idle check sees it */
+        atomic_store_explicit(&r->dropped,
+                              atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         tern_spin_unlock(&r->lock);
-        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
         kick(r);
         return false;
     }
@@ -285,9 +292,10 @@ bool tern_log_ring_put(const char *line, size_t len)
     memcpy(r->buf, line + first, len - first);
     atomic_store_explicit(&r->lines, atomic_load_explicit(&r->lines, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_store(&r->head, h + len);    /* seq_cst: see the handshake above */
+    atomic_store_explicit(&r->head, h + len, memory_order_release);
+    int sl = atomic_load_explicit(&r->sleeping, memory_order_relaxed);   /* the handshake */
     tern_spin_unlock(&r->lock);
-    wake(r, (size_t)(h + len - t));
+    wake(r, sl, (size_t)(h + len - t));
     return true;
 }
 

@@ -18,9 +18,38 @@
 #include "tern/http_router.h"
 #include "tern/runtime.h"
 
+/* Requests in flight: +1 when one starts and -1 when it ends, in the
+ * calling thread's shard (a plain add, as counters do), summed at scrape.
+ * A shared gauge would be a compare-and-swap on one cache line that both
+ * workers pull back and forth twice a request.  A request may end on
+ * another thread than it began, so one shard can go below zero; the sum
+ * cannot, except for an instant while a scrape reads the shards one by
+ * one, which the clamp hides.  The registry owns it (its gauge function
+ * reads it): a scrape hook's release frees it with the registry. */
+typedef struct in_flight {
+    tern_metrics_slot shards[TERN_METRICS_SHARDS];
+} in_flight;
+
+static double in_flight_value(void *arg)
+{
+    in_flight *f = arg;
+    int64_t sum = 0;
+    for (int i = 0; i < TERN_METRICS_SHARDS; i++)
+        sum += (int64_t)atomic_load_explicit(&f->shards[i].v, memory_order_relaxed);
+    return sum > 0 ? (double)sum : 0;
+}
+
+static void scrape_nothing(void *arg) { (void)arg; }
+
+static void in_flight_add(in_flight *f, int64_t d)
+{
+    int sh = tern__metrics_shard();
+    tern__metrics_slot_add(&f->shards[sh].v, (uint64_t)d, sh);
+}
+
 struct tern_http_metrics {
     tern_metric_family *srv_total, *srv_duration, *cli_total, *cli_duration;
-    tern_gauge *in_flight;
+    in_flight *in_flight;
 };
 
 int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics **out)
@@ -36,7 +65,17 @@ int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics 
     if (!m)
         return -ENOMEM;
     tern_metrics_registry *r = o->registry;
-    tern_metric_family *inf = NULL;
+    m->in_flight = aligned_alloc(TERN_METRICS_LINE, sizeof *m->in_flight);
+    if (!m->in_flight) {
+        free(m);
+        return -ENOMEM;
+    }
+    memset(m->in_flight, 0, sizeof *m->in_flight);
+    if (tern_metrics_on_scrape(r, scrape_nothing, free, m->in_flight) != 0) {
+        free(m->in_flight);
+        free(m);
+        return -ENOMEM;
+    }
     int rc = tern_metrics_counter_new(r, "http_server_requests_total",
                                       "HTTP requests answered, by route, method and status.",
                                       srv_code, &m->srv_total);
@@ -46,8 +85,9 @@ int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics 
             "Time from a request's head being read to its handler chain returning.", srv_time,
             o->buckets, o->nbuckets, &m->srv_duration);
     if (rc == 0)
-        rc = tern_metrics_gauge_new(r, "http_server_requests_in_flight",
-                                    "HTTP requests being handled now.", NULL, &inf);
+        rc = tern_metrics_gauge_func(r, "http_server_requests_in_flight",
+                                     "HTTP requests being handled now.", in_flight_value,
+                                     m->in_flight);
     if (rc == 0)
         rc = tern_metrics_counter_new(r, "http_client_requests_total",
                                       "HTTP client requests, by host, method and status "
@@ -58,10 +98,8 @@ int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics 
                                         "Time from sending an HTTP client request to its "
                                         "response head.",
                                         cli_time, o->buckets, o->nbuckets, &m->cli_duration);
-    if (rc == 0 && !(m->in_flight = tern_metric_gauge_with(inf)))
-        rc = -ENOMEM;
     if (rc) {
-        free(m);
+        free(m);                /* in_flight goes with the registry */
         return rc;
     }
     *out = m;
@@ -131,10 +169,10 @@ int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
     tern_http_metrics *m = metrics_or_default(metrics);
     if (!m)
         return tern_http_next(r, w);
-    tern_gauge_add(m->in_flight, 1);
+    in_flight_add(m->in_flight, 1);
     int rc = tern_http_next(r, w);
     double took = (double)(tern_now() - tern_http_req_start_time(r)) / 1e9;
-    tern_gauge_add(m->in_flight, -1);
+    in_flight_add(m->in_flight, -1);
     /* As the access log: a failed handler that sent nothing is answered
      * by the server with the error's status once we return. */
     int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
