@@ -82,10 +82,27 @@ static const uint64_t plain_bits[4] = {0xFFFFFFFB00000000u, 0xFFFFFFFFEFFFFFFFu,
 #define PLAIN(c) ((plain_bits[(c) >> 6] >> ((c) & 63)) & 1)
 
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* Bit 7 of each byte of the result is set where w has a byte that is not
- * plain: NUL or another control character, '"', '\\', or one with the high
- * bit (UTF-8, checked the slow way).  The lowest flagged byte is exact:
- * a borrow only travels up from a flagged byte, so it can only add false
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Bit i of the result is set where byte i of w is not plain: NUL or another
+ * control character, '"', '\\', or one with the high bit (UTF-8, checked
+ * the slow way).  Three byte compares (the signed "below 0x20" takes the
+ * high-bit bytes too) and a movemask. */
+static inline unsigned special_bytes(uint64_t w)
+{
+    __m128i v = _mm_cvtsi64_si128((long long)w);
+    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return (unsigned)_mm_movemask_epi8(m) & 0xFF;
+}
+#define SPECIAL_FROM(off) (0xFFu >> (off))
+#define SPECIAL_INDEX(m) ((size_t)__builtin_ctz(m))
+#else
+/* Bit 7 of byte i of the result is set where byte i of w is not plain:
+ * NUL or another control character, '"', '\\', or one with the high bit
+ * (UTF-8, checked the slow way).  The lowest flagged byte is exact: a
+ * borrow only travels up from a flagged byte, so it can only add false
  * alarms above the first one. */
 static inline uint64_t special_bytes(uint64_t w)
 {
@@ -96,6 +113,9 @@ static inline uint64_t special_bytes(uint64_t w)
     b = (b - ones) & ~b;
     return (ctl | q | b | w) & high;
 }
+#define SPECIAL_FROM(off) (0x8080808080808080u >> (8 * (off)))
+#define SPECIAL_INDEX(m) ((size_t)__builtin_ctzll(m) >> 3)
+#endif
 
 /* Copy the plain bytes at the start of s to d, which has room for `room`
  * bytes; returns how many.  Stops at the first byte that is not plain (the
@@ -113,26 +133,25 @@ typedef uint64_t __attribute__((may_alias)) word_alias;
 __attribute__((no_sanitize("address", "thread"))) static inline size_t
 copy_plain(char *d, const char *s, size_t room)
 {
-    const uint64_t high = 0x8080808080808080u;
     uintptr_t at = (uintptr_t)s;
     size_t off = at & 7;
     /* plain loads, not memcpy: a sanitizer would check a memcpy */
     uint64_t w = *(const word_alias *)(at - off);
     w >>= 8 * off;
     /* the shifted-in zeros would read as NUL: only 8 - off bytes count */
-    uint64_t m = special_bytes(w) & (high >> (8 * off));
+    __typeof__(special_bytes(0)) m = special_bytes(w) & SPECIAL_FROM(off);
     size_t n = 8 - off;
     if (room < 8)
         goto bytewise;
     memcpy(d, &w, 8);
     if (m)
-        return (size_t)__builtin_ctzll(m) >> 3;
+        return SPECIAL_INDEX(m);
     while (n + 8 <= room) {
         w = *(const word_alias *)(s + n);       /* aligned */
         m = special_bytes(w);
         memcpy(d + n, &w, 8);
         if (m)
-            return n + ((size_t)__builtin_ctzll(m) >> 3);
+            return n + SPECIAL_INDEX(m);
         n += 8;
     }
 bytewise:
