@@ -88,12 +88,20 @@ static const uint64_t plain_bits[4] = {0xFFFFFFFB00000000u, 0xFFFFFFFFEFFFFFFFu,
  * control character, '"', '\\', or one with the high bit (UTF-8, checked
  * the slow way).  Three byte compares (the signed "below 0x20" takes the
  * high-bit bytes too) and a movemask. */
+#define X16(c) {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c}
+static const _Alignas(16) char vec_space[16] = X16(0x20);
+static const _Alignas(16) char vec_quote[16] = X16('"');
+static const _Alignas(16) char vec_bslash[16] = X16('\\');
+#undef X16
+
 static inline unsigned special_bytes(uint64_t w)
 {
+    /* the constants are loads (SSE2 has no byte broadcast to build them) */
     __m128i v = _mm_cvtsi64_si128((long long)w);
-    __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    __m128i m = _mm_or_si128(
+        _mm_cmplt_epi8(v, _mm_load_si128((const __m128i *)vec_space)),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_load_si128((const __m128i *)vec_quote)),
+                     _mm_cmpeq_epi8(v, _mm_load_si128((const __m128i *)vec_bslash))));
     return (unsigned)_mm_movemask_epi8(m) & 0xFF;
 }
 #define SPECIAL_FROM(off) (0xFFu >> (off))
@@ -285,17 +293,20 @@ static bool put_int(out *o, int64_t v)
  * the decimal x/scale (both exact integers, one correctly rounded
  * division), which is what a JSON reader gets.  (No libm: the library
  * does not link it.) */
-static size_t fmt_decimal(char b[32], double d)
+/* Writes the text right-aligned to end at b + 32 (b has 64 bytes, so a
+ * fixed 32-byte copy from the start of the text stays inside it) and
+ * returns where it starts, or NULL. */
+static const char *fmt_decimal(char b[64], double d)
 {
     static const double scales[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     if (!(d > -1e9 && d < 1e9))
-        return 0;
+        return NULL;
     for (int k = 0; k < 7; k++) {
         double x = d * scales[k];
         if (x != (double)(int64_t)x || x / scales[k] != d)
             continue;
         uint64_t u = (uint64_t)(x < 0 ? -x : x);
-        char *e = b + 32, *q = e;
+        char *q = b + 32;
         for (int i = 0; i < k; i++) {
             *--q = (char)('0' + u % 10);
             u /= 10;
@@ -308,11 +319,9 @@ static size_t fmt_decimal(char b[32], double d)
         } while (u);
         if (signbit(d))
             *--q = '-';
-        size_t n = (size_t)(e - q);
-        memmove(b, q, n);
-        return n;
+        return q;
     }
-    return 0;
+    return NULL;
 }
 
 /* The shortest of %.15g / %.17g that reads back as d. */
@@ -320,10 +329,16 @@ static bool put_double(out *o, double d)
 {
     if (!isfinite(d))
         return PUT_LIT(o, "null");
-    char b[32];
-    size_t dn = fmt_decimal(b, d);
-    if (dn)
-        return put(o, b, dn);
+    char b[64];
+    const char *q = fmt_decimal(b, d);
+    if (q) {
+        size_t n = (size_t)(b + 32 - q);
+        if (o->lim - o->len < 32)
+            return put(o, q, n);
+        memcpy(o->p + o->len, q, 32);   /* fixed size: no call; n counts */
+        o->len += n;
+        return true;
+    }
     int n = snprintf(b, sizeof b, "%.15g", d);
     if (strtod(b, NULL) != d)
         n = snprintf(b, sizeof b, "%.17g", d);
