@@ -353,6 +353,45 @@ static void access_log_escapes_and_bounds_client_strings(void)
     run_test(access_log_escape_entry, NULL);
 }
 
+/* With a context hook (the tracing module's, in a service) the access
+ * line carries the current trace and span ids; without one it has none. */
+static bool fake_ids(tern_log_ids *ids)
+{
+    ids->trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    ids->span_id = "00f067aa0ba902b7";
+    return true;
+}
+
+static int access_log_ids_entry(void *arg)
+{
+    (void)arg;
+    static const tern_http_access_log_options lo = {.fn = log_sink, .fn_arg = log_lines};
+    server sv = {0};
+    server_start(&sv, (tern_http_link[]){{tern_http_mw_access_log, (void *)&lo}, {hello, NULL}}, 2);
+    nlog = 0;
+    resp p;
+    get(sv.addr, "/", NULL, &p);
+    resp_free(&p);
+    tern_log_set_context_hook(fake_ids);
+    get(sv.addr, "/", NULL, &p);
+    resp_free(&p);
+    tern_log_set_context_hook(NULL);
+    json_t *j = log_line(0);
+    CHECK(json_object_get(j, "trace_id") == NULL);
+    json_decref(j);
+    j = log_line(1);
+    CHECK(strcmp(jstr(j, "trace_id"), "4bf92f3577b34da6a3ce929d0e0e4736") == 0);
+    CHECK(strcmp(jstr(j, "span_id"), "00f067aa0ba902b7") == 0);
+    json_decref(j);
+    server_stop(&sv);
+    return 0;
+}
+
+static void access_log_carries_trace_ids_from_the_hook(void)
+{
+    run_test(access_log_ids_entry, NULL);
+}
+
 static int access_log_file_entry(void *arg)
 {
     FILE *f = arg;
@@ -1019,6 +1058,7 @@ TESTS(T(request_id_generated_is_128_bit_hex_and_seen_by_handler), T(request_id_m
       T(request_id_reuses_only_safe_incoming_ids),
       T(access_log_writes_one_json_line_with_every_field),
       T(access_log_escapes_and_bounds_client_strings), T(access_log_writes_to_a_file),
+      T(access_log_carries_trace_ids_from_the_hook),
       T(cors_allowed_origins_preflight_and_strangers),
       T(cors_any_origin_is_star_unless_credentials),
       T(gzip_compresses_by_accept_encoding_type_and_size), T(gzip_options_set_min_size_and_level),

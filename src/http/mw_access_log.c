@@ -15,6 +15,10 @@
  * is still too long after that (a path of 1 KiB of control characters
  * escapes to 6 KiB) the formatter drops the trailing fields, and status,
  * bytes and duration are never among them.
+ *
+ * Placed inside the tracing middleware (tern_http_mw_trace), the line
+ * carries the request's trace and span ids, as any line logged from the
+ * handler does: an access line leads to its trace.
  */
 #define _GNU_SOURCE
 #include "tern/http_mw.h"
@@ -92,8 +96,12 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     if ((s = tern_http_req_header(r, "User-Agent")))
         f[n++] = TERN_LOG_STR("user_agent", bounded(s, UA_MAX_BYTES, ua));
 
+    /* inside the tracing middleware, the request's span is current */
+    tern_log_ids ids;
+    bool traced = tern__log_hook_ids(&ids);
     char line[TERN_LOG_LINE_MAX];
-    size_t len = tern_log_format(line, wall_now() - took, TERN_LOG_INFO, "request", NULL, f, n);
+    size_t len = tern_log_format(line, wall_now() - took, TERN_LOG_INFO, "request",
+                                 traced ? &ids : NULL, f, n);
     if (o && o->fn)
         o->fn(line, len, o->fn_arg);
     else if (o && o->out)

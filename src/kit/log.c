@@ -150,12 +150,17 @@ void tern_log_stats_get(tern_log_stats *st)
     tern_log_ring_stats(st);
 }
 
+bool tern__log_hook_ids(tern_log_ids *out)
+{
+    tern_log_context_fn *hook = atomic_load_explicit(&hook_, memory_order_acquire);
+    return hook && hook(out);
+}
+
 static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
                  const tern_log_field *fields, size_t n)
 {
     tern_log_ids hooked;
-    tern_log_context_fn *hook;
-    if (!ids && (hook = atomic_load_explicit(&hook_, memory_order_acquire)) && hook(&hooked))
+    if (!ids && tern__log_hook_ids(&hooked))
         ids = &hooked;
     char line[TERN_LOG_LINE_MAX];
     size_t len = tern_log_format(line, tern_log_unix_ns(), level, msg, ids, fields, n);

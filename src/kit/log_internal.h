@@ -15,6 +15,10 @@
 size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
                        const tern_log_ids *ids, const tern_log_field *fields, size_t n);
 
+/* The calling coroutine's trace ids from the context hook, if one is set
+ * and has them (tern_log_set_context_hook). */
+bool tern__log_hook_ids(tern_log_ids *out);
+
 /* Wall-clock time in ns since the epoch. */
 int64_t tern_log_unix_ns(void);
 
