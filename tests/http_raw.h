@@ -1,9 +1,11 @@
 /*
- * http_raw.h - what the HTTP middleware and file tests share: a test body
- * on a roomy stack, a server on 127.0.0.1:0 running a chain of links, and
- * a raw client that sends bytes and reads one response exactly (status,
- * fields, Content-Length / chunked / until-close bodies).  Include after
- * check.h; every function is static and may go unused in one test file.
+ * http_raw.h - what the HTTP and kit tests share: a test body on a roomy
+ * stack, a server on 127.0.0.1:0 running a chain of links, and a raw
+ * client that sends bytes and reads one response exactly (status, fields,
+ * Content-Length / chunked / until-close bodies).  Tests of tern's own
+ * HTTP client keep their client calls and use only the first two.
+ * Include after check.h; every function is static and may go unused in
+ * one test file.
  */
 #ifndef TERN_TEST_HTTP_RAW_H
 #define TERN_TEST_HTTP_RAW_H
@@ -47,10 +49,18 @@ static int body_entry(void *arg)
     return 0;
 }
 
+/* Run fn(arg) in a roomy coroutine on a fresh 2-thread runtime; fn returns 0. */
 static void run_test(tern_fn *fn, void *arg)
 {
     body_run b = {.fn = fn, .arg = arg};
     run_ok(body_entry, &b, 2);
+}
+
+/* run_test on a runtime with these options (e.g. the long-run monitor off). */
+static void run_test_opts(tern_fn *fn, void *arg, const tern_run_options *o)
+{
+    body_run b = {.fn = fn, .arg = arg};
+    CHECK_EQ(tern_run_opts(body_entry, &b, o), 0);
 }
 
 /* ---- a server and a raw client -------------------------------------------- */
@@ -61,7 +71,8 @@ typedef struct server {
     tern_http_server *s;
     tern_http_link links[MAX_LINKS];
     size_t n;
-    char addr[32];
+    char addr[32];              /* "127.0.0.1:port", for the raw client */
+    char url[48];               /* "http://127.0.0.1:port", no slash: + a path */
     tern_waitgroup done;
 } server;
 
@@ -79,7 +90,7 @@ static int serve_co(void *arg)
     return 0;
 }
 
-/* Serve links[0..n) (a chain ending in a handler) on a fresh port. */
+/* Serve links[0..n) (a chain ending in a handler, a router say) on a fresh port. */
 static void server_start(server *sv, const tern_http_link *links, size_t n)
 {
     CHECK(n <= MAX_LINKS);
@@ -89,15 +100,14 @@ static void server_start(server *sv, const tern_http_link *links, size_t n)
     CHECK_EQ(tern_http_server_new(&o, &sv->s), 0);
     CHECK_EQ(tern_http_server_listen(sv->s, "127.0.0.1:0"), 0);
     snprintf(sv->addr, sizeof sv->addr, "127.0.0.1:%d", tern_http_server_port(sv->s));
+    snprintf(sv->url, sizeof sv->url, "http://%s", sv->addr);
     tern_waitgroup_add(&sv->done, 1);
     CHECK_EQ(tern_go(serve_co, sv), 0);
 }
 
-/* Every client has closed by now.  Shutdown starts only once the server
- * has seen each connection go, plus a moment: the last connection to go
- * during a shutdown closes the server's `drained` channel before it
- * unlocks the server's mutex (tern__http_conn_gone), so serve() could
- * return and the server be freed under that unlock (seen by ASan). */
+/* Shut the server down (idle connections are closed), wait for serve() to
+ * return and free it.  No pause is needed first: serve() returns only once
+ * shutdown has, and the server may be freed then (tern/http.h). */
 static void server_stop(server *sv)
 {
     CHECK_EQ(tern_http_server_shutdown(sv->s, tern_deadline_after(2 * TERN_SEC)), 0);
@@ -119,6 +129,7 @@ typedef struct resp {
     bool eof;                   /* the server closed the connection */
 } resp;
 
+/* Free what read_resp allocated; p may be read into again. */
 static void resp_free(resp *p)
 {
     free(p->head);
@@ -161,6 +172,7 @@ typedef struct client {
     size_t len, cap;
 } client;
 
+/* A connection to addr with a 10 s read deadline. */
 static client *client_dial(const char *addr)
 {
     client *cl = calloc(1, sizeof *cl);
@@ -172,6 +184,7 @@ static client *client_dial(const char *addr)
     return cl;
 }
 
+/* Close and free cl. */
 static void client_close(client *cl)
 {
     tern_conn_close(cl->c);
@@ -194,12 +207,14 @@ static bool fill(client *cl)
     return n > 0;
 }
 
+/* Drop the first n received bytes. */
 static void consume(client *cl, size_t n)
 {
     memmove(cl->buf, cl->buf + n, cl->len - n);
     cl->len -= n;
 }
 
+/* Append n bytes to p's body, keeping it NUL-terminated. */
 static void body_append(resp *p, const char *data, size_t n)
 {
     p->body = realloc(p->body, p->body_len + n + 1);
@@ -280,6 +295,7 @@ static void read_resp(client *cl, resp *p, bool head_only)
     consume(cl, (size_t)pr.content_length);
 }
 
+/* Write the whole of req. */
 static void send_raw(client *cl, const char *req)
 {
     CHECK_EQ(tern_conn_write(cl->c, req, strlen(req)), (ssize_t)strlen(req));
@@ -300,6 +316,15 @@ static void get(const char *addr, const char *path, const char *extra, resp *p)
     char req[8192];
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, extra ? extra : "");
     fetch(addr, req, p);
+}
+
+/* "GET path" and only its status (the response is freed). */
+static int get_status(const char *addr, const char *path)
+{
+    resp p;
+    get(addr, path, NULL, &p);
+    resp_free(&p);
+    return p.status;
 }
 
 #pragma GCC diagnostic pop
