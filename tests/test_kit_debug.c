@@ -6,6 +6,7 @@
  * installed, read by `go tool pprof`.
  */
 #include "check.h"
+#include "http_raw.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -25,41 +26,16 @@
 #endif
 #endif
 
-/* ---- a server and a client ------------------------------------------------------ */
+/* ---- a server, a client and a test body ---------------------------------------- */
 
-typedef struct server {
-    tern_http_router *rt;
-    tern_http_server *s;
-    tern_waitgroup done;
-    int port;
-} server;
-
-static int serve_co(void *arg)
+/* Serve the /debug routes on sv; the router returned is the caller's to free. */
+static tern_http_router *debug_serve(server *sv)
 {
-    server *sv = arg;
-    CHECK_EQ(tern_http_server_serve(sv->s), 0);
-    tern_waitgroup_done(&sv->done);
-    return 0;
-}
-
-static void server_start(server *sv)
-{
-    CHECK(sv->rt = tern_http_router_new());
-    CHECK_EQ(tern_debug_mount(sv->rt, NULL), 0);
-    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = sv->rt};
-    CHECK_EQ(tern_http_server_new(&o, &sv->s), 0);
-    CHECK_EQ(tern_http_server_listen(sv->s, "127.0.0.1:0"), 0);
-    sv->port = tern_http_server_port(sv->s);
-    tern_waitgroup_add(&sv->done, 1);
-    CHECK_EQ(tern_go(serve_co, sv), 0);
-}
-
-static void server_stop(server *sv)
-{
-    CHECK_EQ(tern_http_server_shutdown(sv->s, tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_waitgroup_wait(&sv->done);
-    tern_http_server_free(sv->s);
-    tern_http_router_free(sv->rt);
+    tern_http_router *rt = tern_http_router_new();
+    CHECK(rt);
+    CHECK_EQ(tern_debug_mount(rt, NULL), 0);
+    server_start(sv, &(tern_http_link){tern_http_router_serve, rt}, 1);
+    return rt;
 }
 
 typedef struct reply {
@@ -69,12 +45,17 @@ typedef struct reply {
     size_t len;
 } reply;
 
-static void get(int port, const char *path, reply *out)
+/* GET base+path with tern's client, not http_raw.h's: parked, it wakes
+ * every 10 ms (its context can be cancelled), and those wake-ups let the
+ * idle P run the due timers of the P the spinner holds (no monitor here).
+ * Parked on its socket alone, the raw client lets the second profile's
+ * 200 ms sleep run over until the first profile is done. */
+static void debug_get(const char *base, const char *path, reply *out)
 {
     tern_http_client *c;
     CHECK_EQ(tern_http_client_new(&(tern_http_client_options){.max_idle_per_host = -1}, &c), 0);
     char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof url, "%s%s", base, path);
     tern_ctx *ctx = tern_ctx_with_timeout(NULL, 30 * TERN_SEC);
     tern_http_client_response *r;
     CHECK_EQ(tern_http_client_get(c, ctx, url, &r), 0);
@@ -91,38 +72,10 @@ static void get(int port, const char *path, reply *out)
     tern_http_client_free(c);
 }
 
-/* Run a test body in a roomy coroutine, without the long-run monitor (the
- * profile test spins on purpose). */
-typedef struct body_run {
-    tern_fn *fn;
-    void *arg;
-    tern_waitgroup wg;
-} body_run;
-
-static int body_co(void *arg)
+/* A test body without the long-run monitor (the profile test spins on purpose). */
+static void run_debug_test(tern_fn *fn, void *arg)
 {
-    body_run *b = arg;
-    CHECK_EQ(b->fn(b->arg), 0);
-    tern_waitgroup_done(&b->wg);
-    return 0;
-}
-
-static int body_entry(void *arg)
-{
-    body_run *b = arg;
-    tern_waitgroup_add(&b->wg, 1);
-    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
-                          NULL),
-             0);
-    tern_waitgroup_wait(&b->wg);
-    return 0;
-}
-
-static void run_test(tern_fn *fn, void *arg)
-{
-    body_run b = {.fn = fn, .arg = arg};
-    tern_run_options o = {.procs = 2, .monitor_threshold = -1};
-    CHECK_EQ(tern_run_opts(body_entry, &b, &o), 0);
+    run_test_opts(fn, arg, &(tern_run_options){.procs = 2, .monitor_threshold = -1});
 }
 
 /* ---- /coroutines ----------------------------------------------------------------- */
@@ -145,9 +98,9 @@ static int coroutines_body(void *arg)
     CHECK_EQ(tern_go_opts(sleeper, NULL, &(tern_go_options){.name = "sleeper-7f3a"}, NULL), 0);
     tern_sleep(10 * TERN_MS);
     server sv = {0};
-    server_start(&sv);
+    tern_http_router *router = debug_serve(&sv);
     reply rp;
-    get(sv.port, "/debug/coroutines", &rp);
+    debug_get(sv.url, "/debug/coroutines", &rp);
     CHECK_EQ(rp.status, 200);
     CHECK(!strncmp(rp.type, "text/plain", 10));
     CHECK(strstr(rp.body, "sleeper-7f3a"));
@@ -155,6 +108,7 @@ static int coroutines_body(void *arg)
     free(rp.body);
     tern_chan_close(hold);
     server_stop(&sv);
+    tern_http_router_free(router);
     tern_sleep(10 * TERN_MS);
     tern_chan_free(hold);
     return 0;
@@ -162,7 +116,7 @@ static int coroutines_body(void *arg)
 
 static void debug_coroutines_dumps_every_coroutine(void)
 {
-    run_test(coroutines_body, NULL);
+    run_debug_test(coroutines_body, NULL);
 }
 
 /* ---- /vars ----------------------------------------------------------------------------- */
@@ -186,9 +140,9 @@ static int vars_body(void *arg)
     CHECK_EQ(tern_debug_publish("answer", var_answer, &answer), 0);
     CHECK_EQ(tern_debug_publish("absent", var_absent, NULL), 0);
     server sv = {0};
-    server_start(&sv);
+    tern_http_router *router = debug_serve(&sv);
     reply rp;
-    get(sv.port, "/debug/vars", &rp);
+    debug_get(sv.url, "/debug/vars", &rp);
     CHECK_EQ(rp.status, 200);
     CHECK(!strncmp(rp.type, "application/json", 16));
     json_error_t err;
@@ -210,22 +164,23 @@ static int vars_body(void *arg)
 
     /* Values are read at each request. */
     answer = 43;
-    get(sv.port, "/debug/vars", &rp);
+    debug_get(sv.url, "/debug/vars", &rp);
     CHECK(strstr(rp.body, "\"answer\": 43") || strstr(rp.body, "\"answer\":43"));
     free(rp.body);
 
     CHECK_EQ(tern_debug_unpublish("answer"), 0);
     CHECK_EQ(tern_debug_unpublish("absent"), 0);
-    get(sv.port, "/debug/vars", &rp);
+    debug_get(sv.url, "/debug/vars", &rp);
     CHECK(!strstr(rp.body, "\"answer\""));
     free(rp.body);
     server_stop(&sv);
+    tern_http_router_free(router);
     return 0;
 }
 
 static void debug_vars_shows_runtime_and_published_variables(void)
 {
-    run_test(vars_body, NULL);
+    run_debug_test(vars_body, NULL);
 }
 
 static void debug_publish_rejects_duplicates_and_reserved_names(void)
@@ -286,7 +241,7 @@ static int spinner(void *arg)
 
 typedef struct prof_run {
     reply main, second, bad;
-    int port;
+    const char *url;
     tern_waitgroup wg;
 } prof_run;
 
@@ -294,7 +249,7 @@ static int second_profile(void *arg)
 {
     prof_run *pr = arg;
     tern_sleep(200 * TERN_MS);
-    get(pr->port, "/debug/pprof/profile?seconds=1", &pr->second);
+    debug_get(pr->url, "/debug/pprof/profile?seconds=1", &pr->second);
     tern_waitgroup_done(&pr->wg);
     return 0;
 }
@@ -303,12 +258,12 @@ static int profile_body(void *arg)
 {
     prof_run *pr = arg;
     server sv = {0};
-    server_start(&sv);
-    pr->port = sv.port;
-    get(sv.port, "/debug/pprof/profile?seconds=0", &pr->bad);
+    tern_http_router *router = debug_serve(&sv);
+    pr->url = sv.url;
+    debug_get(sv.url, "/debug/pprof/profile?seconds=0", &pr->bad);
     CHECK_EQ(pr->bad.status, 400);
     free(pr->bad.body);
-    get(sv.port, "/debug/pprof/profile?seconds=x", &pr->bad);
+    debug_get(sv.url, "/debug/pprof/profile?seconds=x", &pr->bad);
     CHECK_EQ(pr->bad.status, 400);
     free(pr->bad.body);
 
@@ -316,10 +271,11 @@ static int profile_body(void *arg)
     CHECK_EQ(tern_go_opts(spinner, NULL, &(tern_go_options){.name = "spinner"}, NULL), 0);
     tern_waitgroup_add(&pr->wg, 1);
     CHECK_EQ(tern_go_opts(second_profile, pr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
-    get(sv.port, "/debug/pprof/profile?seconds=1", &pr->main);
+    debug_get(sv.url, "/debug/pprof/profile?seconds=1", &pr->main);
     atomic_store(&spin_stop, true);
     tern_waitgroup_wait(&pr->wg);
     server_stop(&sv);
+    tern_http_router_free(router);
     return 0;
 }
 
@@ -490,7 +446,7 @@ static void debug_profile_is_pprof_readable_and_sees_the_spinner(void)
 #else
     prof_run *pr = calloc(1, sizeof *pr);
     CHECK(pr);
-    run_test(profile_body, pr);
+    run_debug_test(profile_body, pr);
     CHECK_EQ(pr->second.status, 409);
     free(pr->second.body);
     CHECK_EQ(pr->main.status, 200);

@@ -5,76 +5,13 @@
  * timeouts, and a SIGTERM to a child process with a request in flight.
  */
 #include "check.h"
+#include "http_raw.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 
 #include <tern/health.h>
-
-/* ---- running a test body and a client -------------------------------------- */
-
-typedef struct body_run {
-    tern_fn *fn;
-    void *arg;
-    tern_waitgroup wg;
-} body_run;
-
-static int body_co(void *arg)
-{
-    body_run *b = arg;
-    CHECK_EQ(b->fn(b->arg), 0);
-    tern_waitgroup_done(&b->wg);
-    return 0;
-}
-
-static int body_entry(void *arg)
-{
-    body_run *b = arg;
-    tern_waitgroup_add(&b->wg, 1);
-    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
-                          NULL),
-             0);
-    tern_waitgroup_wait(&b->wg);
-    return 0;
-}
-
-static void run_test(tern_fn *fn, void *arg)
-{
-    body_run b = {.fn = fn, .arg = arg};
-    run_ok(body_entry, &b, 2);
-}
-
-typedef struct reply {
-    int status;
-    char body[1024];
-} reply;
-
-/* GET http://127.0.0.1:port/path into *out; returns 0 or the client's error. */
-static int get(int port, const char *path, reply *out)
-{
-    tern_http_client *c;
-    CHECK_EQ(tern_http_client_new(&(tern_http_client_options){.max_idle_per_host = -1}, &c), 0);
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
-    tern_http_client_response *r;
-    int rc = tern_http_client_get(c, ctx, url, &r);
-    if (rc == 0) {
-        const char *body;
-        size_t len;
-        out->status = tern_http_client_response_status(r);
-        rc = tern_http_client_response_body(r, sizeof out->body - 1, &body, &len);
-        if (rc == 0) {
-            memcpy(out->body, body, len);
-            out->body[len] = '\0';
-        }
-        tern_http_client_response_free(r);
-    }
-    tern_ctx_free(ctx);
-    tern_http_client_free(c);
-    return rc;
-}
 
 /* ---- checks ------------------------------------------------------------------ */
 
@@ -105,40 +42,14 @@ static int check_errno_only(tern_ctx *ctx, void *arg, char *msg, size_t len)
     return -EIO;
 }
 
-/* A server with the health routes mounted on a router. */
-typedef struct hserver {
-    tern_http_router *rt;
-    tern_http_server *s;
-    tern_waitgroup done;
-    int port;
-} hserver;
-
-static int hserve_co(void *arg)
+/* Serve h's routes on sv; the router returned is the caller's to free. */
+static tern_http_router *health_serve(server *sv, tern_health *h)
 {
-    hserver *hs = arg;
-    CHECK_EQ(tern_http_server_serve(hs->s), 0);
-    tern_waitgroup_done(&hs->done);
-    return 0;
-}
-
-static void hserver_start(hserver *hs, tern_health *h)
-{
-    CHECK(hs->rt = tern_http_router_new());
-    CHECK_EQ(tern_health_mount(hs->rt, h), 0);
-    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = hs->rt};
-    CHECK_EQ(tern_http_server_new(&o, &hs->s), 0);
-    CHECK_EQ(tern_http_server_listen(hs->s, "127.0.0.1:0"), 0);
-    hs->port = tern_http_server_port(hs->s);
-    tern_waitgroup_add(&hs->done, 1);
-    CHECK_EQ(tern_go(hserve_co, hs), 0);
-}
-
-static void hserver_stop(hserver *hs)
-{
-    CHECK_EQ(tern_http_server_shutdown(hs->s, tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_waitgroup_wait(&hs->done);
-    tern_http_server_free(hs->s);
-    tern_http_router_free(hs->rt);
+    tern_http_router *rt = tern_http_router_new();
+    CHECK(rt);
+    CHECK_EQ(tern_health_mount(rt, h), 0);
+    server_start(sv, &(tern_http_link){tern_http_router_serve, rt}, 1);
+    return rt;
 }
 
 static int64_t sleepy_for = 2 * TERN_SEC;
@@ -153,34 +64,39 @@ static int check_timeout_body(void *arg)
                              &sleepy_for),
              0);
     tern_health_set_ready(h, true);
-    hserver hs = {0};
-    hserver_start(&hs, h);
-    reply rp;
+    server sv = {0};
+    tern_http_router *rt = health_serve(&sv, h);
+    resp rp;
 
     int64_t t0 = tern_now();
-    CHECK_EQ(get(hs.port, "/readyz?verbose", &rp), 0);
+    get(sv.addr, "/readyz?verbose", NULL, &rp);
     int64_t took = tern_now() - t0;
     CHECK_EQ(rp.status, 503);
     CHECK(!strcmp(rp.body, "[+]ready ok\n[+]db ok\n[-]slow failed: timeout\nreadyz check failed\n"));
     CHECK(took >= 190 * TERN_MS);
     CHECK(took < 1000 * TERN_MS);
+    resp_free(&rp);
 
     /* "slow" is not a liveness check: /livez does not wait for it. */
     t0 = tern_now();
-    CHECK_EQ(get(hs.port, "/livez", &rp), 0);
+    get(sv.addr, "/livez", NULL, &rp);
     CHECK_EQ(rp.status, 200);
     CHECK(!strcmp(rp.body, "ok"));
     CHECK(tern_now() - t0 < 150 * TERN_MS);
-    CHECK_EQ(get(hs.port, "/livez?verbose", &rp), 0);
+    resp_free(&rp);
+    get(sv.addr, "/livez?verbose", NULL, &rp);
     CHECK_EQ(rp.status, 200);
     CHECK(!strcmp(rp.body, "[+]db ok\nlivez check passed\n"));
+    resp_free(&rp);
 
     /* The failing answer lists the checks even without ?verbose. */
-    CHECK_EQ(get(hs.port, "/healthz", &rp), 0);
+    get(sv.addr, "/healthz", NULL, &rp);
     CHECK_EQ(rp.status, 503);
     CHECK(!strcmp(rp.body, "[+]ready ok\n[+]db ok\n[-]slow failed: timeout\nhealthz check failed\n"));
+    resp_free(&rp);
 
-    hserver_stop(&hs);
+    server_stop(&sv);
+    tern_http_router_free(rt);
     tern_health_free(h);
     /* The abandoned checks are still asleep: they own their state and free
      * it when they return, after the health object is gone. */
@@ -202,34 +118,38 @@ static int verbose_body(void *arg)
     CHECK_EQ(tern_health_add(h, "cache", TERN_HEALTH_READINESS, 0, check_refused_msg, NULL), 0);
     CHECK_EQ(tern_health_add(h, "disk", TERN_HEALTH_LIVENESS, 0, check_errno_only, NULL), 0);
     CHECK_EQ(tern_health_add(h, "ping", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
-    hserver hs = {0};
-    hserver_start(&hs, h);
-    reply rp;
+    server sv = {0};
+    tern_http_router *rt = health_serve(&sv, h);
+    resp rp;
 
     CHECK(!tern_health_ready(h));
-    CHECK_EQ(get(hs.port, "/readyz?verbose", &rp), 0);
+    get(sv.addr, "/readyz?verbose", NULL, &rp);
     CHECK_EQ(rp.status, 503);
     CHECK(!strcmp(rp.body, "[-]ready failed: not ready\n"
                            "[+]db ok\n"
                            "[-]cache failed: connection refused by 10.0.0.7:6379\n"
                            "[+]ping ok\n"
                            "readyz check failed\n"));
+    resp_free(&rp);
     char want[512];
     snprintf(want, sizeof want, "[-]disk failed: %s\n[+]ping ok\nlivez check failed\n",
              tern_strerror(-EIO));
-    CHECK_EQ(get(hs.port, "/livez?verbose=1", &rp), 0);
+    get(sv.addr, "/livez?verbose=1", NULL, &rp);
     CHECK_EQ(rp.status, 503);
     CHECK(!strcmp(rp.body, want));
+    resp_free(&rp);
     tern_health_set_ready(h, true);
     snprintf(want, sizeof want,
              "[+]ready ok\n[+]db ok\n[-]cache failed: connection refused by 10.0.0.7:6379\n"
              "[-]disk failed: %s\n[+]ping ok\nhealthz check failed\n",
              tern_strerror(-EIO));
-    CHECK_EQ(get(hs.port, "/healthz?verbose", &rp), 0);
+    get(sv.addr, "/healthz?verbose", NULL, &rp);
     CHECK_EQ(rp.status, 503);
     CHECK(!strcmp(rp.body, want));
+    resp_free(&rp);
 
-    hserver_stop(&hs);
+    server_stop(&sv);
+    tern_http_router_free(rt);
     tern_health_free(h);
     return 0;
 }
@@ -244,22 +164,27 @@ static int no_checks_body(void *arg)
     (void)arg;
     tern_health *h;
     CHECK_EQ(tern_health_new(&h), 0);
-    hserver hs = {0};
-    hserver_start(&hs, h);
-    reply rp;
-    CHECK_EQ(get(hs.port, "/livez", &rp), 0);
+    server sv = {0};
+    tern_http_router *rt = health_serve(&sv, h);
+    resp rp;
+    get(sv.addr, "/livez", NULL, &rp);
     CHECK_EQ(rp.status, 200);
     CHECK(!strcmp(rp.body, "ok"));
-    CHECK_EQ(get(hs.port, "/readyz", &rp), 0);
+    resp_free(&rp);
+    get(sv.addr, "/readyz", NULL, &rp);
     CHECK_EQ(rp.status, 503);
     CHECK(!strcmp(rp.body, "[-]ready failed: not ready\nreadyz check failed\n"));
+    resp_free(&rp);
     tern_health_set_ready(h, true);
-    CHECK_EQ(get(hs.port, "/readyz", &rp), 0);
+    get(sv.addr, "/readyz", NULL, &rp);
     CHECK_EQ(rp.status, 200);
     CHECK(!strcmp(rp.body, "ok"));
-    CHECK_EQ(get(hs.port, "/readyz?verbose", &rp), 0);
+    resp_free(&rp);
+    get(sv.addr, "/readyz?verbose", NULL, &rp);
     CHECK(!strcmp(rp.body, "[+]ready ok\nreadyz check passed\n"));
-    hserver_stop(&hs);
+    resp_free(&rp);
+    server_stop(&sv);
+    tern_http_router_free(rt);
     tern_health_free(h);
     return 0;
 }
@@ -293,7 +218,7 @@ static int ok_handler(tern_http_req *r, tern_http_resp *w, void *arg)
 
 typedef struct life {
     tern_service *svc;
-    int port;
+    char addr[32];
     atomic_int started;         /* the start function has begun */
     char order[16];             /* hook names as they ran */
     atomic_int nran;
@@ -375,31 +300,31 @@ static int lifecycle_body(void *arg)
     CHECK_EQ(tern_service_on_shutdown(l->svc, "b", hook_b, l), 0);
     CHECK_EQ(tern_service_on_shutdown(l->svc, "stuck", hook_stuck, l), 0);
     CHECK_EQ(tern_service_on_shutdown(l->svc, "c", hook_c, l), 0);
-    l->port = tern_service_port(l->svc);
-    CHECK(l->port > 0);
+    int port = tern_service_port(l->svc);
+    CHECK(port > 0);
+    snprintf(l->addr, sizeof l->addr, "127.0.0.1:%d", port);
     tern_waitgroup_add(&l->ran, 1);
     CHECK_EQ(tern_go(service_co, l), 0);
 
     /* During start-up: serving, alive, not ready. */
     while (!atomic_load(&l->started))
         tern_sleep(TERN_MS);
-    reply rp;
-    CHECK_EQ(get(l->port, "/readyz", &rp), 0);
-    CHECK_EQ(rp.status, 503);
-    CHECK_EQ(get(l->port, "/livez", &rp), 0);
-    CHECK_EQ(rp.status, 200);
-    CHECK_EQ(get(l->port, "/", &rp), 0);
-    CHECK_EQ(rp.status, 200);
+    CHECK_EQ(get_status(l->addr, "/readyz"), 503);
+    CHECK_EQ(get_status(l->addr, "/livez"), 200);
+    CHECK_EQ(get_status(l->addr, "/"), 200);
 
     /* Start-up done: ready. */
+    resp rp = {0};
     int64_t until = tern_now() + 5 * TERN_SEC;
     do {
-        CHECK_EQ(get(l->port, "/readyz", &rp), 0);
+        resp_free(&rp);
+        get(l->addr, "/readyz", NULL, &rp);
         CHECK(tern_now() < until);
         if (rp.status != 200)
             tern_sleep(20 * TERN_MS);
     } while (rp.status != 200);
     CHECK(!strcmp(rp.body, "ok"));
+    resp_free(&rp);
 
     /* Stop: within the pre-stop delay the server still answers, not ready
      * but alive, and the hooks have not run. */
@@ -407,12 +332,9 @@ static int lifecycle_body(void *arg)
     tern_service_stop(l->svc);
     tern_sleep(120 * TERN_MS);      /* the runner polls for a stop every 50 ms */
     for (int i = 0; i < 3; i++) {
-        CHECK_EQ(get(l->port, "/readyz", &rp), 0);
-        CHECK_EQ(rp.status, 503);
-        CHECK_EQ(get(l->port, "/livez", &rp), 0);
-        CHECK_EQ(rp.status, 200);
-        CHECK_EQ(get(l->port, "/", &rp), 0);
-        CHECK_EQ(rp.status, 200);
+        CHECK_EQ(get_status(l->addr, "/readyz"), 503);
+        CHECK_EQ(get_status(l->addr, "/livez"), 200);
+        CHECK_EQ(get_status(l->addr, "/"), 200);
         CHECK_EQ(atomic_load(&l->nran), 0);
         tern_sleep(30 * TERN_MS);
     }
@@ -427,7 +349,8 @@ static int lifecycle_body(void *arg)
     CHECK(took >= 550 * TERN_MS);
     CHECK(took < 950 * TERN_MS);
     /* After shutdown nothing accepts. */
-    CHECK(get(l->port, "/livez", &rp) < 0);
+    tern_conn *refused;
+    CHECK(tern_dial(NULL, TERN_NET_TCP, l->addr, &refused) < 0);
 
     tern_service_free(l->svc);
     tern_http_router_free(rt);
@@ -492,7 +415,7 @@ static int slow_handler(tern_http_req *r, tern_http_resp *w, void *arg)
 
 typedef struct sig_run {
     tern_service *svc;
-    int port;
+    char addr[32];
     int status;
     char body[1024];
     tern_waitgroup wg;
@@ -501,10 +424,11 @@ typedef struct sig_run {
 static int slow_client_co(void *arg)
 {
     sig_run *sr = arg;
-    reply rp;
-    CHECK_EQ(get(sr->port, "/slow", &rp), 0);
+    resp rp;
+    get(sr->addr, "/slow", NULL, &rp);
     sr->status = rp.status;
     snprintf(sr->body, sizeof sr->body, "%s", rp.body);
+    resp_free(&rp);
     tern_waitgroup_done(&sr->wg);
     return 0;
 }
@@ -534,7 +458,7 @@ static int sigterm_entry(void *arg)
     };
     CHECK_EQ(tern_service_new(&o, &sr->svc), 0);
     CHECK_EQ(tern_health_mount(rt, tern_service_health(sr->svc)), 0);
-    sr->port = tern_service_port(sr->svc);
+    snprintf(sr->addr, sizeof sr->addr, "127.0.0.1:%d", tern_service_port(sr->svc));
     tern_waitgroup_add(&sr->wg, 1);
     CHECK_EQ(tern_go_opts(slow_client_co, sr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
     CHECK_EQ(tern_go(killer_co, NULL), 0);

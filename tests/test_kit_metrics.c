@@ -6,6 +6,7 @@
  * server, read back from its /metrics endpoint.
  */
 #include "check.h"
+#include "http_raw.h"
 
 #include <errno.h>
 #include <math.h>
@@ -503,41 +504,12 @@ static void runtime_metrics_are_present_and_plausible(void)
 
 /* ---- HTTP: the middleware and the client wrapper, through a real server ---- */
 
-/* A test body holds responses in its frames; under ASan those are larger,
- * so it gets a roomy stack of its own (as in test_http_mw.c). */
-typedef struct body_run {
-    tern_fn *fn;
-    void *arg;
-    tern_waitgroup wg;
-} body_run;
-
-static int body_co(void *arg)
-{
-    body_run *b = arg;
-    CHECK_EQ(b->fn(b->arg), 0);
-    tern_waitgroup_done(&b->wg);
-    return 0;
-}
-
-static int body_entry(void *arg)
-{
-    body_run *b = arg;
-    tern_waitgroup_add(&b->wg, 1);
-    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
-                          NULL),
-             0);
-    tern_waitgroup_wait(&b->wg);
-    return 0;
-}
-
 typedef struct http_fx {
     tern_metrics_registry *r;
     tern_http_metrics *m;
     tern_http_router *rt;
-    tern_http_server *s;
+    server sv;
     tern_http_client *c;
-    tern_waitgroup done;
-    char base[64];
 } http_fx;
 
 static int user_handler(tern_http_req *r, tern_http_resp *w, void *arg)
@@ -552,20 +524,12 @@ static int fail_handler(tern_http_req *r, tern_http_resp *w, void *arg)
     return -EIO;            /* the server answers 500 */
 }
 
-static int serve_co(void *arg)
-{
-    http_fx *fx = arg;
-    CHECK_EQ(tern_http_server_serve(fx->s), 0);
-    tern_waitgroup_done(&fx->done);
-    return 0;
-}
-
 /* GET or another method through the metrics wrapper; returns the status
  * (the body, if wanted, is malloc'd into *body), or the -errno. */
 static int request(http_fx *fx, const char *method, const char *path, char **body)
 {
     char url[128];
-    snprintf(url, sizeof url, "%s%s", fx->base, path);
+    snprintf(url, sizeof url, "%s%s", fx->sv.url, path);
     tern_http_client_request req = {.method = method, .url = url};
     tern_http_client_response *resp;
     int rc = tern_http_metrics_client_do(fx->m, fx->c, &req, &resp);
@@ -587,12 +551,7 @@ static int request(http_fx *fx, const char *method, const char *path, char **bod
 static int http_body(void *arg)
 {
     http_fx *fx = arg;
-    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = fx->rt};
-    CHECK_EQ(tern_http_server_new(&o, &fx->s), 0);
-    CHECK_EQ(tern_http_server_listen(fx->s, "127.0.0.1:0"), 0);
-    snprintf(fx->base, sizeof fx->base, "http://127.0.0.1:%d", tern_http_server_port(fx->s));
-    tern_waitgroup_add(&fx->done, 1);
-    CHECK_EQ(tern_go(serve_co, fx), 0);
+    server_start(&fx->sv, &(tern_http_link){tern_http_router_serve, fx->rt}, 1);
     CHECK_EQ(tern_http_client_new(NULL, &fx->c), 0);
 
     CHECK_EQ(request(fx, "GET", "/users/1", NULL), 200);
@@ -622,15 +581,15 @@ static int http_body(void *arg)
     /* The client side, by host; the /metrics request is not counted yet. */
     char series[256], url[128];
     snprintf(series, sizeof series,
-             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"200\"}", fx->base + 7);
+             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"200\"}", fx->sv.addr);
     CHECK_EQ(value_of(s, series), 2);
     snprintf(series, sizeof series,
-             "http_client_request_duration_seconds_count{host=\"%s\",method=\"GET\"}", fx->base + 7);
+             "http_client_request_duration_seconds_count{host=\"%s\",method=\"GET\"}", fx->sv.addr);
     CHECK_EQ(value_of(s, series), 5);
     free(s);
 
     /* NULL: the default set, in the default registry. */
-    snprintf(url, sizeof url, "%s/users/9", fx->base);
+    snprintf(url, sizeof url, "%s/users/9", fx->sv.url);
     tern_http_client_response *resp;
     CHECK_EQ(tern_http_metrics_client_do(NULL, fx->c, &(tern_http_client_request){.url = url},
                                          &resp),
@@ -638,7 +597,7 @@ static int http_body(void *arg)
     tern_http_client_response_free(resp);
     s = scrape(NULL);
     snprintf(series, sizeof series,
-             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"200\"}", fx->base + 7);
+             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"200\"}", fx->sv.addr);
     CHECK_EQ(value_of(s, series), 1);
     free(s);
 
@@ -665,9 +624,7 @@ static int http_body(void *arg)
     free(s);
 
     tern_http_client_free(fx->c);
-    CHECK_EQ(tern_http_server_shutdown(fx->s, tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_waitgroup_wait(&fx->done);
-    tern_http_server_free(fx->s);
+    server_stop(&fx->sv);
     return 0;
 }
 
@@ -687,8 +644,7 @@ static void http_middleware_and_client_through_a_real_server(void)
     CHECK_EQ(tern_http_router_handle(fx.rt, NULL, "/users/:id", user_handler, NULL), 0);
     CHECK_EQ(tern_http_router_handle(fx.rt, "GET", "/fail", fail_handler, NULL), 0);
     CHECK_EQ(tern_http_router_handle(fx.rt, "GET", "/metrics", tern_metrics_handler, fx.r), 0);
-    body_run b = {.fn = http_body, .arg = &fx};
-    run_ok(body_entry, &b, 2);
+    run_test(http_body, &fx);
     tern_http_router_free(fx.rt);
     tern_http_metrics_free(fx.m);
     tern_metrics_registry_free(fx.r);

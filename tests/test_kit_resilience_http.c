@@ -5,92 +5,18 @@
  * breaker and hedging, counting what reached the server.
  */
 #include "check.h"
+#include "http_raw.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 
 #include <tern/resilience.h>
 
-/* ---- running a test body with a roomy stack (ASan frames are large) ----- */
-
-typedef struct body_run {
-    tern_fn *fn;
-    tern_waitgroup wg;
-} body_run;
-
-static int body_co(void *arg)
-{
-    body_run *b = arg;
-    CHECK_EQ(b->fn(NULL), 0);
-    tern_waitgroup_done(&b->wg);
-    return 0;
-}
-
-static int body_entry(void *arg)
-{
-    body_run *b = arg;
-    tern_waitgroup_add(&b->wg, 1);
-    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
-                          NULL),
-             0);
-    tern_waitgroup_wait(&b->wg);
-    return 0;
-}
-
-static void run_test(tern_fn *fn)
-{
-    body_run b = {.fn = fn};
-    run_ok(body_entry, &b, 2);
-}
-
-/* ---- a server ---------------------------------------------------------------- */
-
-typedef struct server {
-    tern_http_server *s;
-    tern_http_link links[4];
-    size_t n;
-    char url[64];
-    char hostport[32];
-    tern_waitgroup done;
-} server;
-
-static int run_links(tern_http_req *r, tern_http_resp *w, void *arg)
-{
-    server *sv = arg;
-    return tern_http_run_chain(r, w, sv->links, sv->n);
-}
-
-static int serve_co(void *arg)
-{
-    server *sv = arg;
-    CHECK_EQ(tern_http_server_serve(sv->s), 0);
-    tern_waitgroup_done(&sv->done);
-    return 0;
-}
-
-static void server_start(server *sv, const tern_http_link *links, size_t n)
-{
-    memcpy(sv->links, links, n * sizeof *links);
-    sv->n = n;
-    tern_http_server_options o = {.handler = run_links, .arg = sv};
-    CHECK_EQ(tern_http_server_new(&o, &sv->s), 0);
-    CHECK_EQ(tern_http_server_listen(sv->s, "127.0.0.1:0"), 0);
-    snprintf(sv->hostport, sizeof sv->hostport, "127.0.0.1:%d", tern_http_server_port(sv->s));
-    snprintf(sv->url, sizeof sv->url, "http://%s/", sv->hostport);
-    tern_waitgroup_add(&sv->done, 1);
-    CHECK_EQ(tern_go(serve_co, sv), 0);
-}
-
-static void server_stop(server *sv)
-{
-    CHECK_EQ(tern_http_server_shutdown(sv->s, tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_waitgroup_wait(&sv->done);
-    tern_http_server_free(sv->s);
-}
+/* ---- a client ---------------------------------------------------------------- */
 
 /* A plain GET with the plain client: status, and a header's value copied. */
-static int fetch(tern_http_client *c, const char *url, const char *const *headers,
-                 const char *want_header, char *value, size_t size)
+static int plain_fetch(tern_http_client *c, const char *url, const char *const *headers,
+                       const char *want_header, char *value, size_t size)
 {
     tern_http_client_response *r;
     tern_http_client_request req = {.url = url, .headers = headers};
@@ -151,18 +77,18 @@ static int ratelimit_entry(void *arg)
     tern_http_client *c;
     CHECK_EQ(tern_http_client_new(NULL, &c), 0);
     char ra[32];
-    CHECK_EQ(fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
-    CHECK_EQ(fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
-    CHECK_EQ(fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 429);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 429);
     CHECK(strcmp(ra, "2") == 0);                /* exactly 2 s to the next token */
     atomic_fetch_add(&fake_t, 500 * TERN_MS);
-    CHECK_EQ(fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 429);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 429);
     CHECK(strcmp(ra, "2") == 0);                /* 1.5 s rounds up */
     atomic_fetch_add(&fake_t, 1400 * TERN_MS);
-    CHECK_EQ(fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 429);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 429);
     CHECK(strcmp(ra, "1") == 0);                /* 0.1 s rounds up to 1, never 0 */
     atomic_fetch_add(&fake_t, 100 * TERN_MS);
-    CHECK_EQ(fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
     CHECK_EQ(atomic_load(&calls), 3);           /* refused requests never reached it */
     tern_ratelimit_stats st;
     tern_ratelimit_stats_get(rl, &st);
@@ -177,12 +103,12 @@ static int ratelimit_entry(void *arg)
     mo = (tern_http_ratelimit_options){.limiter = rl, .key = key_header};
     server_start(&sv, (tern_http_link[]){{tern_http_mw_ratelimit, &mo}, {hello, NULL}}, 2);
     const char *const alice[] = {"X-Key", "alice", NULL}, *const bob[] = {"X-Key", "bob", NULL};
-    CHECK_EQ(fetch(c, sv.url, alice, NULL, NULL, 0), 200);
-    CHECK_EQ(fetch(c, sv.url, alice, NULL, NULL, 0), 200);
-    CHECK_EQ(fetch(c, sv.url, alice, NULL, NULL, 0), 429);
-    CHECK_EQ(fetch(c, sv.url, bob, NULL, NULL, 0), 200);
+    CHECK_EQ(plain_fetch(c, sv.url, alice, NULL, NULL, 0), 200);
+    CHECK_EQ(plain_fetch(c, sv.url, alice, NULL, NULL, 0), 200);
+    CHECK_EQ(plain_fetch(c, sv.url, alice, NULL, NULL, 0), 429);
+    CHECK_EQ(plain_fetch(c, sv.url, bob, NULL, NULL, 0), 200);
     for (int i = 0; i < 5; i++)
-        CHECK_EQ(fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
+        CHECK_EQ(plain_fetch(c, sv.url, NULL, NULL, NULL, 0), 200);
     server_stop(&sv);
     tern_http_client_free(c);
     tern_ratelimit_free(rl);
@@ -191,7 +117,7 @@ static int ratelimit_entry(void *arg)
 
 static void mw_ratelimit_answers_429_with_retry_after_rounded_up(void)
 {
-    run_test(ratelimit_entry);
+    run_test(ratelimit_entry, NULL);
 }
 
 /* ---- concurrency ----------------------------------------------------------- */
@@ -218,7 +144,7 @@ typedef struct bg_get {
 static int bg_get_co(void *arg)
 {
     bg_get *g = arg;
-    atomic_store(&g->status, fetch(g->c, g->url, NULL, NULL, NULL, 0));
+    atomic_store(&g->status, plain_fetch(g->c, g->url, NULL, NULL, NULL, 0));
     tern_waitgroup_done(&g->wg);
     return 0;
 }
@@ -238,7 +164,7 @@ static void concurrency_case(tern_http_concurrency_options *mo, const char *want
         tern_sleep(TERN_MS);
     CHECK_EQ(atomic_load(&inside), 1);
     char ra[32];
-    CHECK_EQ(fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 503);
+    CHECK_EQ(plain_fetch(c, sv.url, NULL, "Retry-After", ra, sizeof ra), 503);
     CHECK(strcmp(ra, want_retry_after) == 0);
     CHECK_EQ(atomic_load(&inside), 1);          /* the shed one never ran */
     char one = 1;
@@ -285,7 +211,7 @@ static int concurrency_entry(void *arg)
 
 static void mw_concurrency_sheds_with_503_and_retry_after(void)
 {
-    run_test(concurrency_entry);
+    run_test(concurrency_entry, NULL);
 }
 
 /* ---- resilient client: retries --------------------------------------------- */
@@ -400,7 +326,7 @@ static int retries_entry(void *arg)
 
 static void resilient_client_retries_a_flaky_handler(void)
 {
-    run_test(retries_entry);
+    run_test(retries_entry, NULL);
 }
 
 /* ---- resilient client: breaker ---------------------------------------------- */
@@ -422,9 +348,9 @@ static int breaker_entry(void *arg)
     reset_flaky(100, 500);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(rcall(rc, "GET", sv.url, NULL), 500);
-    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.hostport), TERN_BREAKER_CLOSED);
+    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.addr), TERN_BREAKER_CLOSED);
     CHECK_EQ(rcall(rc, "GET", sv.url, NULL), 500);
-    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.hostport), TERN_BREAKER_OPEN);
+    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.addr), TERN_BREAKER_OPEN);
     /* open: refused without reaching the server */
     CHECK_EQ(rcall(rc, "GET", sv.url, NULL), -EAGAIN);
     CHECK_EQ(rcall(rc, "GET", sv.url, NULL), -EAGAIN);
@@ -432,9 +358,9 @@ static int breaker_entry(void *arg)
     /* the server recovers; after the open duration one trial closes it */
     reset_flaky(0, 500);
     atomic_fetch_add(&fake_t, 5 * TERN_SEC);
-    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.hostport), TERN_BREAKER_HALF_OPEN);
+    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.addr), TERN_BREAKER_HALF_OPEN);
     CHECK_EQ(rcall(rc, "GET", sv.url, NULL), 200);
-    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.hostport), TERN_BREAKER_CLOSED);
+    CHECK_EQ(tern_resilient_client_breaker_state(rc, sv.addr), TERN_BREAKER_CLOSED);
     CHECK_EQ(rcall(rc, "GET", sv.url, NULL), 200);
     CHECK_EQ(atomic_load(&calls), 2);
     tern_resilient_client_stats st;
@@ -450,7 +376,7 @@ static int breaker_entry(void *arg)
 
 static void resilient_client_breaker_opens_on_a_failing_server_and_recovers(void)
 {
-    run_test(breaker_entry);
+    run_test(breaker_entry, NULL);
 }
 
 static int throttle_entry(void *arg)
@@ -498,7 +424,7 @@ static int throttle_entry(void *arg)
 
 static void resilient_client_throttle_refuses_locally_while_the_server_refuses(void)
 {
-    run_test(throttle_entry);
+    run_test(throttle_entry, NULL);
 }
 
 /* ---- resilient client: hedging ---------------------------------------------- */
@@ -578,7 +504,7 @@ static int hedge_entry(void *arg)
 
 static void resilient_client_hedge_answers_first_and_the_slow_one_is_cancelled(void)
 {
-    run_test(hedge_entry);
+    run_test(hedge_entry, NULL);
 }
 
 TESTS(T(mw_ratelimit_answers_429_with_retry_after_rounded_up),

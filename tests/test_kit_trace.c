@@ -5,6 +5,7 @@
  * that parses what it gets and checks it field by field.
  */
 #include "check.h"
+#include "http_raw.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,38 +19,6 @@
 #include <tern/trace.h>
 
 #define TP "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-/* ---- running a test body ---------------------------------------------------- */
-
-typedef struct body_run {
-    tern_fn *fn;
-    tern_waitgroup wg;
-} body_run;
-
-static int body_co(void *arg)
-{
-    body_run *b = arg;
-    CHECK_EQ(b->fn(NULL), 0);
-    tern_waitgroup_done(&b->wg);
-    return 0;
-}
-
-static int body_entry(void *arg)
-{
-    body_run *b = arg;
-    tern_waitgroup_add(&b->wg, 1);
-    CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
-                          NULL),
-             0);
-    tern_waitgroup_wait(&b->wg);
-    return 0;
-}
-
-static void run_test(tern_fn *fn)
-{
-    body_run b = {.fn = fn};
-    run_ok(body_entry, &b, 2);
-}
 
 /* ---- traceparent / tracestate ------------------------------------------------- */
 
@@ -397,43 +366,7 @@ static int current_span_body(void *arg)
     return 0;
 }
 
-static void current_span_is_per_coroutine(void) { run_test(current_span_body); }
-
-/* ---- servers ------------------------------------------------------------------------------ */
-
-typedef struct server {
-    tern_http_server *s;
-    char url[64];
-    tern_waitgroup done;
-} server;
-
-static int serve_co(void *arg)
-{
-    server *sv = arg;
-    CHECK_EQ(tern_http_server_serve(sv->s), 0);
-    tern_waitgroup_done(&sv->done);
-    return 0;
-}
-
-static void server_start(server *sv, tern_http_handler_fn *h, void *arg)
-{
-    tern_http_server_options o = {.handler = h, .arg = arg};
-    CHECK_EQ(tern_http_server_new(&o, &sv->s), 0);
-    CHECK_EQ(tern_http_server_listen(sv->s, "127.0.0.1:0"), 0);
-    snprintf(sv->url, sizeof sv->url, "http://127.0.0.1:%d", tern_http_server_port(sv->s));
-    tern_waitgroup_add(&sv->done, 1);
-    CHECK_EQ(tern_go(serve_co, sv), 0);
-}
-
-/* Every client of sv has been freed by now; the pause lets the server see
- * each connection go before it shuts down (as in test_http_mw.c). */
-static void server_stop(server *sv)
-{
-    tern_sleep(20 * TERN_MS);
-    CHECK_EQ(tern_http_server_shutdown(sv->s, tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_waitgroup_wait(&sv->done);
-    tern_http_server_free(sv->s);
-}
+static void current_span_is_per_coroutine(void) { run_test(current_span_body, NULL); }
 
 /* ---- the traced application ---------------------------------------------------------------- */
 
@@ -507,15 +440,8 @@ static int outer_h(tern_http_req *r, tern_http_resp *w, void *router)
 
 typedef struct app {
     tern_http_router *rt;
-    tern_http_link chain[2];
     server sv;
 } app;
-
-static int app_h(tern_http_req *r, tern_http_resp *w, void *arg)
-{
-    app *a = arg;
-    return tern_http_run_chain(r, w, a->chain, 2);
-}
 
 static void app_start(app *a)
 {
@@ -524,9 +450,8 @@ static void app_start(app *a)
     CHECK_EQ(tern_http_router_handle(a->rt, "GET", "/users/:id", users_h, NULL), 0);
     CHECK_EQ(tern_http_router_handle(a->rt, "GET", "/fail", fail_h, NULL), 0);
     CHECK_EQ(tern_http_router_handle(a->rt, "GET", "/echo", echo_h, NULL), 0);
-    a->chain[0] = (tern_http_link){outer_h, NULL};
-    a->chain[1] = (tern_http_link){tern_http_router_serve, a->rt};
-    server_start(&a->sv, app_h, a);
+    server_start(&a->sv, (tern_http_link[]){{outer_h, NULL}, {tern_http_router_serve, a->rt}},
+                 2);
 }
 
 static void app_stop(app *a)
@@ -536,8 +461,8 @@ static void app_stop(app *a)
 }
 
 /* GET base+path with optional extra headers; the status, the body in buf. */
-static int get(tern_http_client *c, const char *base, const char *path, const char *const *hdrs,
-               char *buf, size_t len, bool *has_traceresponse)
+static int app_get(tern_http_client *c, const char *base, const char *path,
+                   const char *const *hdrs, char *buf, size_t len, bool *has_traceresponse)
 {
     char url[128];
     snprintf(url, sizeof url, "%s%s", base, path);
@@ -575,7 +500,7 @@ static int server_middleware_body(void *arg)
     static const char *const with_tp[] = {"traceparent", TP, "tracestate", "congo=t61", NULL};
     memset(&seen, 0, sizeof seen);
     seen.log_line = true;
-    CHECK_EQ(get(c, a.sv.url, "/users/42", with_tp, body, sizeof body, &tr), 200);
+    CHECK_EQ(app_get(c, a.sv.url, "/users/42", with_tp, body, sizeof body, &tr), 200);
     seen.log_line = false;
     tern_log_info("outside", TERN_LOG_INT("n", 2));
     CHECK_EQ(tern_log_flush(TERN_SEC), 0);
@@ -609,12 +534,12 @@ static int server_middleware_body(void *arg)
     /* an unsampled caller: ids continue, nothing recorded */
     static const char *const unsampled[] = {
         "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", NULL};
-    CHECK_EQ(get(c, a.sv.url, "/users/1", unsampled, body, sizeof body, NULL), 200);
+    CHECK_EQ(app_get(c, a.sv.url, "/users/1", unsampled, body, sizeof body, NULL), 200);
     CHECK(strcmp(seen.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736") == 0);
     CHECK(!seen.recording);
 
     /* no traceparent, then a malformed one: a new trace each time */
-    CHECK_EQ(get(c, a.sv.url, "/users/42", NULL, body, sizeof body, NULL), 200);
+    CHECK_EQ(app_get(c, a.sv.url, "/users/42", NULL, body, sizeof body, NULL), 200);
     CHECK(!seen.has_parent);
     CHECK(is_hex(seen.trace_id, 32));
     CHECK(strcmp(seen.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736") != 0);
@@ -622,7 +547,7 @@ static int server_middleware_body(void *arg)
     strcpy(first, seen.trace_id);
     static const char *const bad_tp[] = {
         "traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", NULL};
-    CHECK_EQ(get(c, a.sv.url, "/users/42", bad_tp, body, sizeof body, NULL), 200);
+    CHECK_EQ(app_get(c, a.sv.url, "/users/42", bad_tp, body, sizeof body, NULL), 200);
     CHECK(!seen.has_parent);
     CHECK(strcmp(seen.trace_id, first) != 0);
     CHECK(seen.recording);
@@ -633,7 +558,7 @@ static int server_middleware_body(void *arg)
     return 0;
 }
 
-static void server_middleware_extracts(void) { run_test(server_middleware_body); }
+static void server_middleware_extracts(void) { run_test(server_middleware_body, NULL); }
 
 static int client_injection_body(void *arg)
 {
@@ -689,7 +614,7 @@ static int client_injection_body(void *arg)
     return 0;
 }
 
-static void client_injects_traceparent(void) { run_test(client_injection_body); }
+static void client_injects_traceparent(void) { run_test(client_injection_body, NULL); }
 
 /* ---- the OTLP receiver ---------------------------------------------------------------------- */
 
@@ -729,7 +654,7 @@ static void receiver_start(receiver *rv, int64_t delay)
     rx.delay = delay;
     CHECK(rv->rt = tern_http_router_new());
     CHECK_EQ(tern_http_router_handle(rv->rt, "POST", "/v1/traces", traces_h, NULL), 0);
-    server_start(&rv->sv, tern_http_router_serve, rv->rt);
+    server_start(&rv->sv, &(tern_http_link){tern_http_router_serve, rv->rt}, 1);
 }
 
 static void receiver_stop(receiver *rv)
@@ -858,9 +783,9 @@ static int exporter_body(void *arg)
     CHECK_EQ(tern_http_client_new(NULL, &c), 0);
     char body[64];
     static const char *const with_tp[] = {"traceparent", TP, "tracestate", "congo=t61", NULL};
-    CHECK_EQ(get(c, a.sv.url, "/users/42", with_tp, body, sizeof body, NULL), 200);
-    CHECK_EQ(get(c, a.sv.url, "/fail", with_tp, body, sizeof body, NULL), 503);
-    CHECK_EQ(get(c, a.sv.url, "/users/7", NULL, body, sizeof body, NULL), 200);   /* root: off */
+    CHECK_EQ(app_get(c, a.sv.url, "/users/42", with_tp, body, sizeof body, NULL), 200);
+    CHECK_EQ(app_get(c, a.sv.url, "/fail", with_tp, body, sizeof body, NULL), 503);
+    CHECK_EQ(app_get(c, a.sv.url, "/users/7", NULL, body, sizeof body, NULL), 200);   /* root: off */
 
     /* a traced call: caller -> CLIENT span -> the server's span */
     tern_trace_span_context remote;
@@ -957,7 +882,7 @@ static int exporter_body(void *arg)
     return 0;
 }
 
-static void exporter_sends_otlp_json(void) { run_test(exporter_body); }
+static void exporter_sends_otlp_json(void) { run_test(exporter_body, NULL); }
 
 static int queue_full_body(void *arg)
 {
@@ -993,7 +918,7 @@ static int queue_full_body(void *arg)
     return 0;
 }
 
-static void exporter_queue_full_drops_counted(void) { run_test(queue_full_body); }
+static void exporter_queue_full_drops_counted(void) { run_test(queue_full_body, NULL); }
 
 static int traces_endpoint_body(void *arg)
 {
@@ -1046,7 +971,7 @@ static int traces_endpoint_body(void *arg)
     return 0;
 }
 
-static void exporter_env_traces_endpoint_and_sampler(void) { run_test(traces_endpoint_body); }
+static void exporter_env_traces_endpoint_and_sampler(void) { run_test(traces_endpoint_body, NULL); }
 
 static int slow_receiver_body(void *arg)
 {
@@ -1070,7 +995,7 @@ static int slow_receiver_body(void *arg)
     int64_t t0 = tern_now(), worst = 0;
     for (int i = 0; i < 20; i++) {
         int64_t t = tern_now();
-        CHECK_EQ(get(c, a.sv.url, "/users/1", NULL, body, sizeof body, NULL), 200);
+        CHECK_EQ(app_get(c, a.sv.url, "/users/1", NULL, body, sizeof body, NULL), 200);
         if (tern_now() - t > worst)
             worst = tern_now() - t;
     }
@@ -1096,7 +1021,7 @@ static int slow_receiver_body(void *arg)
     return 0;
 }
 
-static void export_never_blocks_requests(void) { run_test(slow_receiver_body); }
+static void export_never_blocks_requests(void) { run_test(slow_receiver_body, NULL); }
 
 TESTS(T(traceparent_valid), T(traceparent_invalid_each_form), T(tracestate_bounds),
       T(sampler_parse_names), T(sampler_ratio_boundary_on_low_bytes),
