@@ -650,10 +650,57 @@ static void http_middleware_and_client_through_a_real_server(void)
     tern_metrics_registry_free(fx.r);
 }
 
+/* The middleware memoises children per thread, keyed by the route's and
+ * the metrics set's addresses: a registry freed and a new one made in its
+ * place (malloc hands the same addresses back) behind the same router
+ * must count afresh, never into the freed registry's children. */
+static tern_http_metrics *current_set;
+
+static int metrics_of_the_round(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    return tern_http_mw_metrics(r, w, current_set);
+}
+
+static int registries_body(void *arg)
+{
+    http_fx *fx = arg;
+    server_start(&fx->sv, &(tern_http_link){tern_http_router_serve, fx->rt}, 1);
+    CHECK_EQ(tern_http_client_new(NULL, &fx->c), 0);
+    for (int round = 1; round <= 8; round++) {
+        CHECK_EQ(tern_metrics_registry_new(&fx->r), 0);
+        CHECK_EQ(tern_http_metrics_new(&(tern_http_metrics_options){.registry = fx->r}, &fx->m), 0);
+        current_set = fx->m;
+        for (int i = 0; i < round; i++)
+            CHECK_EQ(request(fx, "GET", "/users/1", NULL), 200);
+        char *s = scrape(fx->r);
+        CHECK_EQ(value_of(s, "http_server_requests_total{route=\"/users/:id\",method=\"GET\",code=\"200\"}"), round);
+        free(s);
+        current_set = NULL;
+        tern_http_metrics_free(fx->m);
+        tern_metrics_registry_free(fx->r);
+    }
+    tern_http_client_free(fx->c);
+    server_stop(&fx->sv);
+    return 0;
+}
+
+static void a_new_registry_counts_afresh(void)
+{
+    http_fx fx = {0};
+    fx.rt = tern_http_router_new();
+    CHECK(fx.rt);
+    CHECK_EQ(tern_http_router_use(fx.rt, metrics_of_the_round, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(fx.rt, NULL, "/users/:id", user_handler, NULL), 0);
+    /* one P: every request is memoised on the same thread */
+    run_test_opts(registries_body, &fx, &(tern_run_options){.procs = 1});
+    tern_http_router_free(fx.rt);
+}
+
 TESTS(T(exposition_is_exact_and_ordered), T(unlabelled_metrics_show_zero_from_the_start),
       T(label_values_and_help_are_escaped), T(special_values_use_the_format_spellings),
       T(invalid_names_are_refused), T(children_are_found_again_and_typed),
       T(histogram_bounds_are_inclusive), T(histogram_default_buckets),
       T(concurrent_increments_are_exact), T(threads_beyond_the_shards_count_exactly),
       T(default_registry_is_one_and_serves_null), T(runtime_metrics_are_present_and_plausible),
-      T(http_middleware_and_client_through_a_real_server))
+      T(http_middleware_and_client_through_a_real_server), T(a_new_registry_counts_afresh))

@@ -164,6 +164,51 @@ static void count(tern_metric_family *total, tern_metric_family *duration, const
         tern_histogram_observe(h, seconds);
 }
 
+/* The children a server request counts into, memoised per thread.  The
+ * label strings come back as the same pointers request after request (the
+ * router's route patterns, method_label's table) so they key the memo
+ * with the status; a hit is confirmed by comparing the route's text with
+ * the child's own label (a router freed and another allocated in its
+ * place could reuse the address) and by the registry epoch (the children
+ * die with their registry).  A miss does the full lookup: hashing three
+ * strings and comparing them, twice. */
+#define MEMO_SLOTS 16
+
+typedef struct memo {
+    const tern_http_metrics *m;
+    const char *route, *method;
+    int status;
+    uint64_t epoch;
+    tern_counter *total;
+    tern_histogram *duration;
+} memo;
+
+static _Thread_local memo memos[MEMO_SLOTS];
+
+static void count_server(const tern_http_metrics *m, const char *route, const char *method,
+                         int status, double seconds)
+{
+    uintptr_t k = (uintptr_t)route ^ (uintptr_t)method * 31 ^ (uintptr_t)m * 7 ^
+                  (uintptr_t)status * 0x9E3779B1u;
+    memo *e = &memos[(k ^ k >> 7 ^ k >> 13) % MEMO_SLOTS];
+    uint64_t epoch = atomic_load_explicit(&tern__metrics_epoch, memory_order_relaxed);
+    if (!(e->m == m && e->route == route && e->method == method && e->status == status &&
+          e->epoch == epoch && e->total && e->duration &&
+          ((tern_metric_child *)e->total)->family == m->srv_total &&
+          ((tern_metric_child *)e->duration)->family == m->srv_duration &&
+          strcmp(((tern_metric_child *)e->total)->values[0], route) == 0)) {
+        char code[16];
+        status_text(status, code);
+        *e = (memo){.m = m, .route = route, .method = method, .status = status, .epoch = epoch,
+                    .total = tern_metric_counter_with(m->srv_total, route, method, code),
+                    .duration = tern_metric_histogram_with(m->srv_duration, route, method)};
+    }
+    if (e->total)
+        tern_counter_inc(e->total);
+    if (e->duration)
+        tern_histogram_observe(e->duration, seconds);
+}
+
 int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
 {
     tern_http_metrics *m = metrics_or_default(metrics);
@@ -178,10 +223,8 @@ int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
     int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
                                                         : tern_http_resp_status(w);
     const char *route = tern_http_req_route(r);
-    char code[16];
-    status_text(status, code);
-    count(m->srv_total, m->srv_duration, route ? route : "unmatched",
-          method_label(tern_http_req_method(r)), code, took);
+    count_server(m, route ? route : "unmatched", method_label(tern_http_req_method(r)), status,
+                 took);
     return rc;
 }
 

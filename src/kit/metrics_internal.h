@@ -114,6 +114,10 @@ tern_metrics_registry *tern__metrics_reg(tern_metrics_registry *r);
  * the thread-local's address) across anything that may switch coroutines:
  * the coroutine may resume on another thread.  That is why the hot-path
  * functions are out of line in the library rather than inline here. */
+/* Bumped when a registry is freed: a cache of children (pointers that
+ * live as long as their registry) compares it to know it is stale. */
+extern _Atomic uint64_t tern__metrics_epoch;
+
 #define TERN_METRICS_SHARED (TERN_METRICS_SHARDS - 1)
 extern _Thread_local int tern__metrics_shard_idx;
 int tern__metrics_shard_take(void);

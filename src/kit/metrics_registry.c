@@ -64,10 +64,13 @@ static void family_free(tern_metric_family *f)
     free(f);
 }
 
+_Atomic uint64_t tern__metrics_epoch;
+
 void tern_metrics_registry_free(tern_metrics_registry *r)
 {
     if (!r)
         return;
+    atomic_fetch_add(&tern__metrics_epoch, 1);  /* memoised children go stale */
     for (size_t i = 0; i < r->nhooks; i++)
         if (r->hooks[i].release)
             r->hooks[i].release(r->hooks[i].arg);
