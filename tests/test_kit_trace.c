@@ -1023,7 +1023,38 @@ static int slow_receiver_body(void *arg)
 
 static void export_never_blocks_requests(void) { run_test(slow_receiver_body, NULL); }
 
-TESTS(T(traceparent_valid), T(traceparent_invalid_each_form), T(tracestate_bounds),
+/* tern_trace_hex against snprintf for every byte value, at every length
+ * and offset the eight-at-a-time path and its tail can meet. */
+static void hex_matches_printf(void)
+{
+    uint8_t in[40];
+    for (size_t start = 0; start < 256; start += 37) {
+        for (size_t i = 0; i < sizeof in; i++)
+            in[i] = (uint8_t)(start + i * 7);
+        for (size_t off = 0; off < 4; off++)
+            for (size_t n = 0; n + off <= 36; n++) {
+                char got[80], want[80];
+                memset(got, 'X', sizeof got);
+                tern_trace_hex(in + off, n, got);
+                for (size_t i = 0; i < n; i++)
+                    snprintf(want + 2 * i, 3, "%02x", in[off + i]);
+                want[2 * n] = 0;
+                CHECK(strcmp(got, want) == 0);
+                CHECK(got[2 * n + 1] == 'X');   /* nothing written past the NUL */
+            }
+    }
+    for (int b = 0; b < 256; b++) {
+        uint8_t one[8] = {(uint8_t)b, (uint8_t)b, (uint8_t)b, (uint8_t)b,
+                          (uint8_t)b, (uint8_t)b, (uint8_t)b, (uint8_t)b};
+        char got[17], want[3];
+        tern_trace_hex(one, 8, got);
+        snprintf(want, sizeof want, "%02x", b);
+        for (int i = 0; i < 8; i++)
+            CHECK(got[2 * i] == want[0] && got[2 * i + 1] == want[1]);
+    }
+}
+
+TESTS(T(hex_matches_printf), T(traceparent_valid), T(traceparent_invalid_each_form), T(tracestate_bounds),
       T(sampler_parse_names), T(sampler_ratio_boundary_on_low_bytes),
       T(sampler_parent_based_honours_flag), T(span_lifecycle), T(span_unsampled_parent_propagates),
       T(current_span_is_per_coroutine), T(server_middleware_extracts),

@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "tern/http_mw.h"
 
+#include "base/hex.h"
 #include "base/rand.h"
 
 #include <errno.h>
@@ -22,11 +23,8 @@ const char tern_http_request_id_key = 0;
 
 static void make_id(char out[33])
 {
-    static const char hex[] = "0123456789abcdef";
     uint64_t v[2] = {tern__rand64(), tern__rand64()};
-    for (int i = 0; i < 32; i++)
-        out[i] = hex[(v[i / 16] >> (60 - 4 * (i % 16))) & 0xf];
-    out[32] = '\0';
+    tern__hex((const uint8_t *)v, sizeof v, out);
 }
 
 /* Harmless in a header, a log line and a shell: no quotes, spaces or

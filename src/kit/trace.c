@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/hex.h"
 #include "kit/resil_internal.h"
 #include "kit/trace_internal.h"
 #include "runtime/spin.h"
@@ -39,12 +40,7 @@ int64_t tern__trace_unix_ns(void)
 
 void tern_trace_hex(const uint8_t *id, size_t n, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[id[i] >> 4];
-        out[2 * i + 1] = digits[id[i] & 15];
-    }
-    out[2 * n] = 0;
+    tern__hex(id, n, out);
 }
 
 /* Random non-zero bytes: all-zero ids are invalid in W3C Trace Context. */
