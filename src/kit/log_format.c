@@ -2,11 +2,14 @@
  * log_format.c - one log record as one JSON line.
  *
  * Runs on the logging coroutine's stack for every line, so it avoids
- * snprintf where it can (integers, the time): the time's date-and-seconds
- * part is cached per thread and rebuilt only when the second changes.
+ * snprintf where it can (integers, doubles of a few decimals, the time),
+ * never measures a string before copying it, and writes the line's head
+ * from a per-thread cache of the time up to the second plus a constant
+ * per level.
  *
- * The output never exceeds TERN_LOG_LINE_MAX: every append checks against
- * `lim`, which leaves RESERVE bytes for the closing `,"truncated":true}\n`.
+ * The output never exceeds TERN_LOG_LINE_MAX: the head (64 bytes at most)
+ * always fits; every later append checks against `lim`, which leaves
+ * RESERVE bytes for the closing `,"truncated":true}\n`.
  * A field that does not fit is rolled back whole, except a string value
  * of which more than CUT_KEEP bytes fit: that is cut (at a character
  * boundary, never inside an escape) and closed.
@@ -292,10 +295,9 @@ static bool put_int(out *o, int64_t v)
  * cost more than the rest of the line.  x / scale is the double nearest
  * the decimal x/scale (both exact integers, one correctly rounded
  * division), which is what a JSON reader gets.  (No libm: the library
- * does not link it.) */
-/* Writes the text right-aligned to end at b + 32 (b has 64 bytes, so a
- * fixed 32-byte copy from the start of the text stays inside it) and
- * returns where it starts, or NULL. */
+ * does not link it.)  The text is written right-aligned to end at b + 32
+ * (b has 64 bytes, so a fixed 32-byte copy from its start stays inside
+ * b); returns where it starts, or NULL when d is not such a number. */
 static const char *fmt_decimal(char b[64], double d)
 {
     static const double scales[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
