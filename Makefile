@@ -58,16 +58,17 @@ test-aarch64: deps
 	@cd build-aarch64 && TERN_TEST_SCALE=0.05 TERN_TEST_UNDER_QEMU=1 ctest --output-on-failure -j 1
 
 # libFuzzer on the HTTP parsers (request heads, response heads, chunked
-# bodies), one after another, each for a third of FUZZ_SECONDS (at least
-# 1 s), so the whole run takes about FUZZ_SECONDS; CI uses FUZZ_SECONDS=20.
+# bodies) and the log line formatter, one after another, each for a quarter
+# of FUZZ_SECONDS (at least 1 s), so the whole run takes about
+# FUZZ_SECONDS; CI uses FUZZ_SECONDS=20.
 # Each keeps what it finds in $(FUZZ_BUILD)/corpus/<name>.
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS := http_parse http_response http_chunked
+FUZZ_TARGETS := http_parse http_response http_chunked log_format
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DTERN_FUZZ=ON -DTERN_BENCH=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) --target $(addprefix fuzz_,$(FUZZ_TARGETS)) -j $(JOBS)
-	@secs=$$(( $(FUZZ_SECONDS) / 3 )); [ $$secs -gt 0 ] || secs=1; \
+	@secs=$$(( $(FUZZ_SECONDS) / 4 )); [ $$secs -gt 0 ] || secs=1; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t && cp -n fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/; \
 	  echo "fuzz_$$t: $$secs s"; \
