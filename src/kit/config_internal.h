@@ -1,8 +1,9 @@
 /*
  * config_internal.h - what the parts of tern_config share: values and
  * snapshots (config.c), parsing text by type (config_parse.c), building a
- * snapshot from the layers (config_load.c), SIGHUP (config_watch.c) and
- * --help (config_help.c).
+ * snapshot from the layers (config_load.c), the SIGHUP watcher
+ * (config_watch.c), the file watcher (config_watch_file.c) and --help
+ * (config_help.c).
  */
 #ifndef TERN_KIT_CONFIG_INTERNAL_H
 #define TERN_KIT_CONFIG_INTERNAL_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "tern/config.h"
+#include "tern/runtime.h"
 
 enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_FLAG };
 
@@ -55,8 +57,17 @@ struct tern_config {
     int ncb;
     tern_config_error_fn *on_error;
     void *on_error_arg;
-    atomic_bool watching, watch_stop;
+    /* A watcher coroutine runs while `on` and leaves when it sees `stop`. */
+    struct {
+        atomic_bool on, stop;
+    } sighup, file;
+    /* tern_cfg_sum of the file as the last build read it (0: it could not
+     * be read): the file watcher reloads only when the bytes differ. */
+    _Atomic uint64_t file_sum;
 };
+
+/* How often a watcher looks at its stop flag: the longest a stop takes. */
+#define CFG_WATCH_POLL (50 * TERN_MS)
 
 /* Parse text as type into *v (text not copied); NULL, or why it failed:
  * "is not an integer" and the like. */
@@ -81,5 +92,14 @@ void tern_cfg_errorf(tern_config_error *err, const char *fmt, ...)
  * *help set when --help was among the flags. */
 cfg_snap *tern_cfg_build(tern_config *cfg, tern_config_error *err, bool *help);
 void tern_cfg_snap_free(cfg_snap *s, size_t n);
+
+/* The whole file into *buf (malloc'd, not NUL-terminated; free it) and
+ * *len: 0, or -errno with *buf NULL. */
+int tern_cfg_read_file(const char *path, char **buf, size_t *len);
+/* A 64-bit hash of the bytes (FNV-1a), never 0. */
+uint64_t tern_cfg_sum(const char *buf, size_t len);
+
+/* A reload a watcher started failed: on_error, or the error log. */
+void tern_cfg_report(tern_config *cfg, const char *msg);
 
 #endif

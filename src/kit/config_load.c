@@ -11,10 +11,12 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -185,18 +187,71 @@ static void walk(tern_config *cfg, cfg_snap *s, json_t *obj, const char *prefix,
     }
 }
 
+int tern_cfg_read_file(const char *path, char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t cap = 0, n = 0;
+    char *b = NULL;
+    for (;;) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 4096;
+            char *nb = realloc(b, ncap);
+            if (!nb) {
+                free(b);
+                close(fd);
+                return -ENOMEM;
+            }
+            b = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = -errno;
+            free(b);
+            close(fd);
+            return e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+uint64_t tern_cfg_sum(const char *buf, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;     /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)buf[i]) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
+/* Read whole, so that the sum the file watcher compares with is that of
+ * exactly the bytes parsed here. */
 static void load_file(tern_config *cfg, cfg_snap *s, tern_config_error *err)
 {
     const char *path = cfg->o.file;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (!(errno == ENOENT && cfg->o.file_optional))
-            tern_cfg_errorf(err, "config: cannot read file %s: %s", path, strerror(errno));
+    char *buf;
+    size_t len;
+    int r = tern_cfg_read_file(path, &buf, &len);
+    atomic_store(&cfg->file_sum, r == 0 ? tern_cfg_sum(buf, len) : 0);
+    if (r < 0) {
+        if (!(r == -ENOENT && cfg->o.file_optional))
+            tern_cfg_errorf(err, "config: cannot read file %s: %s", path, strerror(-r));
         return;
     }
     json_error_t je;
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    fclose(f);
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    free(buf);
     if (!root) {
         tern_cfg_errorf(err, "config: file %s: line %d column %d: %s", path, je.line, je.column,
                         je.text);

@@ -7,6 +7,8 @@
  * wakes every WATCH_POLL to look at its stop flag: tern_signal_wait has no
  * way to be interrupted, and a stop that takes 50 ms is fine for a
  * shutdown.  A failed reload keeps the old values and reports the error.
+ * tern_config_watch_stop stops this watcher and the file watcher
+ * (config_watch_file.c) alike.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,15 +19,13 @@
 #include "tern/runtime.h"
 #include "tern/signal.h"
 
-#define WATCH_POLL (50 * TERN_MS)
-
 void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg)
 {
     cfg->on_error = fn;
     cfg->on_error_arg = arg;
 }
 
-static void report(tern_config *cfg, const char *msg)
+void tern_cfg_report(tern_config *cfg, const char *msg)
 {
     if (cfg->on_error)
         cfg->on_error(cfg, msg, cfg->on_error_arg);
@@ -36,24 +36,24 @@ static void report(tern_config *cfg, const char *msg)
 static int watch_main(void *arg)
 {
     tern_config *cfg = arg;
-    while (!atomic_load(&cfg->watch_stop)) {
+    while (!atomic_load(&cfg->sighup.stop)) {
         static const int hup[] = { SIGHUP };
-        int sig = tern_signal_wait(hup, 1, tern_now() + WATCH_POLL);
+        int sig = tern_signal_wait(hup, 1, tern_now() + CFG_WATCH_POLL);
         if (sig != SIGHUP)
             continue;
         tern_config_error err;
         if (tern_config_reload(cfg, &err) == -EINVAL)
-            report(cfg, err.msg);
+            tern_cfg_report(cfg, err.msg);
     }
-    atomic_store(&cfg->watching, false);
+    atomic_store(&cfg->sighup.on, false);
     return 0;
 }
 
 int tern_config_watch_sighup(tern_config *cfg)
 {
-    if (atomic_exchange(&cfg->watching, true))
+    if (atomic_exchange(&cfg->sighup.on, true))
         return -EALREADY;
-    atomic_store(&cfg->watch_stop, false);
+    atomic_store(&cfg->sighup.stop, false);
     int sigs[] = {SIGHUP};
     int r = tern_signal_notify(sigs, 1);
     if (r == 0) {
@@ -61,15 +61,15 @@ int tern_config_watch_sighup(tern_config *cfg)
         r = tern_go_opts(watch_main, cfg, &o, NULL);
     }
     if (r != 0)
-        atomic_store(&cfg->watching, false);
+        atomic_store(&cfg->sighup.on, false);
     return r;
 }
 
 void tern_config_watch_stop(tern_config *cfg)
 {
-    if (!atomic_load(&cfg->watching))
-        return;
-    atomic_store(&cfg->watch_stop, true);
-    while (atomic_load(&cfg->watching))
-        tern_sleep(WATCH_POLL / 10);
+    /* Both flags even if one watcher is off: starting one clears its own. */
+    atomic_store(&cfg->sighup.stop, true);
+    atomic_store(&cfg->file.stop, true);
+    while (atomic_load(&cfg->sighup.on) || atomic_load(&cfg->file.on))
+        tern_sleep(CFG_WATCH_POLL / 10);
 }
