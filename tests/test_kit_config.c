@@ -1,12 +1,17 @@
 /* test_kit_config.c - layered configuration: precedence, types and their
- * errors, limits, nested JSON, unknown keys, flags, --help, reloads by API
- * and by SIGHUP, and readers racing reloads. */
+ * errors, limits, nested JSON, unknown keys, flags, --help, reloads by API,
+ * by SIGHUP and by watching the file (in place, rename, a Kubernetes
+ * ConfigMap swap, bad writes, touch, a directory that comes back, a
+ * symlink elsewhere), and readers racing reloads. */
 #include "check.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include <tern/config.h>
 
@@ -588,6 +593,353 @@ static void config_sighup_reloads_and_keeps_old_values_on_error(void)
     tern_config_free(cfg);
 }
 
+/* ---- watching the file ----------------------------------------------------------------------- */
+
+#define SETTLE_MS 100           /* the watcher's debounce */
+
+/* Poll cond every millisecond for up to ms: a regression fails, never hangs. */
+#define WAIT_FOR(cond, ms)                                                               \
+    do {                                                                                 \
+        int64_t dl_ = tern_now() + (ms) * TERN_MS;                                       \
+        while (!(cond) && tern_now() < dl_)                                              \
+            tern_sleep(TERN_MS);                                                         \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "%s:%d: not within %d ms: %s\n", __FILE__, __LINE__, (ms),   \
+                    #cond);                                                              \
+            abort();                                                                     \
+        }                                                                                \
+    } while (0)
+
+static char wdir[64], wfile[128];
+
+/* Write in place (truncate and write, as `cp` and most programs do). */
+static void put(const char *file, const char *text)
+{
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    CHECK(fclose(f) == 0);
+}
+
+static const char *in_wdir(const char *name)
+{
+    static char p[4][192];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(p[i], sizeof p[i], "%s/%s", wdir, name);
+    return p[i];
+}
+
+static void new_wdir(void)
+{
+    strcpy(wdir, "/tmp/tern_cfgw_XXXXXX");
+    CHECK(mkdtemp(wdir) != NULL);
+    snprintf(wfile, sizeof wfile, "%s/config.json", wdir);
+}
+
+static int rm_one(const char *p, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    remove(p);
+    return 0;
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A config over reload_keys from wfile (made by the caller), with the
+ * callbacks counting; run body on a runtime with it, then clean up. */
+static void with_watched(tern_fn *body)
+{
+    tern_config_options o = {.keys = reload_keys, .nkeys = 4, .file = wfile};
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_on_change(cfg, on_change, &changes), 0);
+    tern_config_on_error(cfg, on_error, NULL);
+    change_calls = 0;
+    changes[0] = 0;
+    atomic_store(&errors_seen, 0);
+    reload_error[0] = 0;
+    run_ok(body, cfg, 2);
+    tern_config_free(cfg);
+    rm_tree(wdir);
+}
+
+/* Start the watcher and let the check it makes at start pass, so that
+ * what a test changes next is seen through events. */
+static void start_watch(tern_config *cfg)
+{
+    CHECK_EQ(tern_config_watch_file(cfg), 0);
+    tern_sleep(2 * SETTLE_MS * TERN_MS);
+}
+
+static int rewrite_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    CHECK_EQ(tern_config_watch_file(cfg), -EALREADY);
+    put(wfile, "{\"port\": 81, \"name\": \"a\"}");
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_EQ(change_calls, 1);
+    CHECK_STR(changes, "port:80->81;");
+    CHECK_EQ(tern_config_int(cfg, "port"), 81);
+    tern_sleep(3 * SETTLE_MS * TERN_MS);        /* one save, one reload */
+    CHECK_EQ(tern_config_generation(cfg), 1);
+    CHECK_EQ(change_calls, 1);
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_reloads_a_file_rewritten_in_place(void)
+{
+    tern_config_options none = {.keys = reload_keys, .nkeys = 4};
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(tern_config_new(&none, 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_watch_file(cfg), -EINVAL);    /* no file to watch */
+    tern_config_free(cfg);
+    new_wdir();
+    put(wfile, "{\"port\": 80, \"name\": \"a\"}");
+    with_watched(rewrite_main);
+}
+
+static int rename_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    put(in_wdir(".config.json.swp"), "{\"port\": 82}");
+    CHECK(rename(in_wdir(".config.json.swp"), wfile) == 0);
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_EQ(change_calls, 1);
+    CHECK_STR(changes, "port:80->82;");
+    /* Deleted, then written anew within the settle time: one reload, and
+     * no error for the moment the file was missing. */
+    CHECK(unlink(wfile) == 0);
+    tern_sleep(SETTLE_MS / 4 * TERN_MS);
+    put(wfile, "{\"port\": 83}");
+    WAIT_FOR(tern_config_generation(cfg) == 2, 3000);
+    CHECK_STR(changes, "port:82->83;");
+    CHECK_EQ(atomic_load(&errors_seen), 0);
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_sees_a_temp_file_renamed_over_it(void)
+{
+    new_wdir();
+    put(wfile, "{\"port\": 80}");
+    with_watched(rename_main);
+}
+
+/* The kubelet's layout for a ConfigMap volume, and its update: a new
+ * timestamped directory, ..data swapped to it by a rename, then the old
+ * one removed.  config.json itself never changes. */
+static void k8s_version(const char *version, const char *text)
+{
+    CHECK(mkdir(in_wdir(version), 0755) == 0);
+    char file[256];
+    snprintf(file, sizeof file, "%s/config.json", in_wdir(version));
+    put(file, text);
+}
+
+static void k8s_swap(const char *to)
+{
+    CHECK(symlink(to, in_wdir("..data_tmp")) == 0);
+    CHECK(rename(in_wdir("..data_tmp"), in_wdir("..data")) == 0);
+}
+
+static void k8s_remove(const char *version)
+{
+    char file[256];
+    snprintf(file, sizeof file, "%s/config.json", in_wdir(version));
+    CHECK(unlink(file) == 0);
+    CHECK(rmdir(in_wdir(version)) == 0);
+}
+
+static int k8s_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    k8s_version("..2026_01", "{\"port\": 90, \"name\": \"k8s\"}");
+    k8s_swap("..2026_01");                      /* seen as ..data replaced, alone */
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_EQ(change_calls, 1);
+    CHECK_STR(changes, "port:80->90;name:a->k8s;");
+    k8s_remove("..2026_00");
+    /* Again: the watch follows the new target. */
+    k8s_version("..2026_02", "{\"port\": 91, \"name\": \"k8s\"}");
+    k8s_swap("..2026_02");
+    k8s_remove("..2026_01");                    /* as the kubelet does, at once */
+    WAIT_FOR(tern_config_generation(cfg) == 2, 3000);
+    CHECK_EQ(change_calls, 2);
+    CHECK_STR(changes, "port:90->91;");
+    tern_sleep(3 * SETTLE_MS * TERN_MS);
+    CHECK_EQ(tern_config_generation(cfg), 2);   /* one update, one reload */
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_sees_a_kubernetes_configmap_update(void)
+{
+    new_wdir();
+    k8s_version("..2026_00", "{\"port\": 80}");
+    CHECK(symlink("..2026_00", in_wdir("..data")) == 0);
+    CHECK(symlink("..data/config.json", wfile) == 0);
+    with_watched(k8s_main);
+}
+
+static int invalid_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    put(wfile, "{\"port\": 8");                /* half written */
+    WAIT_FOR(atomic_load(&errors_seen) == 1, 3000);
+    CHECK_STR(reload_error,
+              fmt("config: file %s: line 1 column 10: '}' expected near end of file", wfile));
+    CHECK_EQ(tern_config_int(cfg, "port"), 80);
+    CHECK_EQ(tern_config_generation(cfg), 0);
+    /* The same broken bytes again (a touch) are not reported again. */
+    CHECK(utimensat(AT_FDCWD, wfile, NULL, 0) == 0);
+    put(wfile, "{\"port\": 81, \"nmae\": \"typo\"}");   /* valid JSON, bad config */
+    WAIT_FOR(atomic_load(&errors_seen) == 2, 3000);
+    CHECK_STR(reload_error, fmt("config: nmae: unknown key (from file %s)", wfile));
+    CHECK_EQ(tern_config_int(cfg, "port"), 80);
+    put(wfile, "{\"port\": 81}");
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_EQ(tern_config_int(cfg, "port"), 81);
+    CHECK_EQ(change_calls, 1);
+    CHECK_STR(changes, "port:80->81;");
+    CHECK_EQ(atomic_load(&errors_seen), 2);
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_keeps_old_values_on_a_bad_write(void)
+{
+    new_wdir();
+    put(wfile, "{\"port\": 80}");
+    with_watched(invalid_main);
+}
+
+static int touch_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    CHECK(utimensat(AT_FDCWD, wfile, NULL, 0) == 0);
+    put(wfile, "{\"port\": 80}");               /* saved without changes */
+    tern_sleep(4 * SETTLE_MS * TERN_MS);
+    CHECK_EQ(tern_config_generation(cfg), 0);   /* not even a reload that changes nothing */
+    CHECK_EQ(change_calls, 0);
+    put(wfile, "{\"port\": 85}");               /* and it still watches */
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_STR(changes, "port:80->85;");
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_ignores_a_touch(void)
+{
+    new_wdir();
+    put(wfile, "{\"port\": 80}");
+    with_watched(touch_main);
+}
+
+static int stop_main(void *arg)
+{
+    tern_config *cfg = arg;
+    CHECK_EQ(tern_config_watch_sighup(cfg), 0);
+    CHECK_EQ(tern_config_watch_file(cfg), 0);
+    int64_t t0 = tern_now();
+    tern_config_watch_stop(cfg);                /* both */
+    int64_t took = tern_now() - t0;
+    fprintf(stderr, "   stop took %.1f ms\n", (double)took / TERN_MS);
+    CHECK(took < 500 * TERN_MS);
+    put(wfile, "{\"port\": 86}");
+    tern_sleep(3 * SETTLE_MS * TERN_MS);
+    CHECK_EQ(tern_config_generation(cfg), 0);   /* really gone */
+    CHECK_EQ(tern_config_watch_file(cfg), 0);   /* may start again, and checks at once */
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_EQ(tern_config_int(cfg, "port"), 86);
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_stop_returns_promptly(void)
+{
+    new_wdir();
+    put(wfile, "{\"port\": 80}");
+    with_watched(stop_main);
+}
+
+static int rearm_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    CHECK(unlink(wfile) == 0);
+    CHECK(rmdir(wdir) == 0);
+    WAIT_FOR(atomic_load(&errors_seen) == 1, 3000);
+    CHECK_STR(reload_error, fmt("config: cannot read file %s: No such file or directory", wfile));
+    CHECK(mkdir(wdir, 0700) == 0);
+    put(wfile, "{\"port\": 87}");
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_STR(changes, "port:80->87;");
+    put(wfile, "{\"port\": 88}");               /* watched again */
+    WAIT_FOR(tern_config_generation(cfg) == 2, 3000);
+    CHECK_EQ(atomic_load(&errors_seen), 1);
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_rearms_when_the_directory_comes_back(void)
+{
+    new_wdir();
+    put(wfile, "{\"port\": 80}");
+    with_watched(rearm_main);
+}
+
+static char other[64];
+
+static int target_main(void *arg)
+{
+    tern_config *cfg = arg;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a.json", other);
+    snprintf(b, sizeof b, "%s/b.json", other);
+    start_watch(cfg);
+    put(a, "{\"port\": 81}");                   /* the target, edited in place */
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_STR(changes, "port:80->81;");
+    put(b, "{\"port\": 82}");                   /* repointed */
+    CHECK(symlink(b, in_wdir("config.json.new")) == 0);
+    CHECK(rename(in_wdir("config.json.new"), wfile) == 0);
+    WAIT_FOR(tern_config_generation(cfg) == 2, 3000);
+    CHECK_STR(changes, "port:81->82;");
+    put(a, "{\"port\": 1}");                    /* not the file any more */
+    put(b, "{\"port\": 83}");
+    WAIT_FOR(tern_config_generation(cfg) == 3, 3000);
+    CHECK_STR(changes, "port:82->83;");
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_follows_a_symlink_to_another_directory(void)
+{
+    new_wdir();
+    strcpy(other, "/tmp/tern_cfgw_XXXXXX");
+    CHECK(mkdtemp(other) != NULL);
+    char a[128];
+    snprintf(a, sizeof a, "%s/a.json", other);
+    put(a, "{\"port\": 80}");
+    CHECK(symlink(a, wfile) == 0);
+    with_watched(target_main);
+    rm_tree(other);
+}
+
 /* ---- readers racing reloads ----------------------------------------------------------------- */
 
 static const tern_config_key race_keys[] = {
@@ -666,4 +1018,11 @@ TESTS(T(config_each_layer_overrides_the_one_below), T(config_parses_every_type),
       T(config_bad_declarations_are_reported), T(config_getter_misuse_aborts_with_a_message),
       T(config_reload_swaps_and_reports_changes),
       T(config_sighup_reloads_and_keeps_old_values_on_error),
+      T(config_watch_file_reloads_a_file_rewritten_in_place),
+      T(config_watch_file_sees_a_temp_file_renamed_over_it),
+      T(config_watch_file_sees_a_kubernetes_configmap_update),
+      T(config_watch_file_keeps_old_values_on_a_bad_write), T(config_watch_file_ignores_a_touch),
+      T(config_watch_stop_returns_promptly),
+      T(config_watch_file_rearms_when_the_directory_comes_back),
+      T(config_watch_file_follows_a_symlink_to_another_directory),
       T(config_readers_never_see_torn_values_during_reloads))

@@ -51,6 +51,10 @@
  * may straddle a reload.
  * Asking for a key that was not declared, or with the wrong type's getter,
  * is a programmer error and aborts with a message saying so.
+ *
+ * Reloads: tern_config_reload, or a watcher coroutine that calls it:
+ * tern_config_watch_sighup, tern_config_watch_file (a ConfigMap's updates
+ * send no signal; their files change).
  */
 #ifndef TERN_CONFIG_H
 #define TERN_CONFIG_H
@@ -111,7 +115,7 @@ typedef struct tern_config_options {
 int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern_config **out,
                     tern_config_error *err);
 
-/* Stop the SIGHUP watcher if any (from a coroutine then) and free
+/* Stop the watchers if any run (from a coroutine then) and free
  * everything.  No getter may run concurrently. */
 void tern_config_free(tern_config *cfg);
 
@@ -155,8 +159,8 @@ int tern_config_on_change(tern_config *cfg, tern_config_change_fn *fn, void *arg
  * *err filled (err may be NULL), -EBUSY if a reload is under way. */
 int tern_config_reload(tern_config *cfg, tern_config_error *err);
 
-/* Called with the message when a reload started by the SIGHUP watcher
- * fails (the old values stay).  The default logs it with tern_log at
+/* Called with the message when a reload started by a watcher (SIGHUP or
+ * file) fails (the old values stay).  The default logs it with tern_log at
  * error level (tern/log.h), msg "config reload failed", field "error". */
 typedef void tern_config_error_fn(tern_config *cfg, const char *msg, void *arg);
 void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg);
@@ -166,8 +170,27 @@ void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg)
  * coroutine.  0, -EALREADY, or what tern_signal_notify / tern_go return. */
 int tern_config_watch_sighup(tern_config *cfg);
 
-/* Stop the watcher and wait until it is gone (about 50 ms, more if a
- * reload is under way).  From a coroutine; a no-op if none runs. */
+/* Start a coroutine that reloads when the file (options.file) changes,
+ * with inotify through the netpoller (no thread spent).  It watches the
+ * file's directory, so a rewrite in place, an editor's write-then-rename,
+ * `cp`, and a Kubernetes ConfigMap update (the kubelet swaps the `..data`
+ * symlink that config.json points through; a symlinked file's target is
+ * followed) are all seen.  The events of one save are debounced: the
+ * reload runs once they have settled for 100 ms (at most 1 s after the
+ * first), and only if the bytes differ from those last loaded, so a
+ * `touch` or a reload SIGHUP already did changes nothing.  A failed
+ * reload (a half-written file) keeps the old values and goes to
+ * tern_config_on_error, once per content; the next write is loaded.  If
+ * the directory goes away the watch is re-added with a backoff (100 ms up
+ * to 5 s), and the file checked once it is back.  May run with the SIGHUP
+ * watcher.  From a coroutine.  0, -EINVAL if the config has no file,
+ * -EALREADY, or -errno from inotify (-ENOSPC: the inotify watch limit) or
+ * tern_go; a directory that does not exist yet is not an error. */
+int tern_config_watch_file(tern_config *cfg);
+
+/* Stop the watchers (SIGHUP and file) and wait until they are gone (about
+ * 50 ms, more if a reload is under way).  From a coroutine; a no-op if
+ * none runs. */
 void tern_config_watch_stop(tern_config *cfg);
 
 /* ---- help ------------------------------------------------------------------- */

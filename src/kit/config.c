@@ -6,7 +6,8 @@
  * reference count.  That is safe because a snapshot is never freed while
  * the config lives: a reload links the one it replaces onto the new one's
  * `older` chain, and tern_config_free frees the chain.  Reloads are rare
- * (a person sends SIGHUP), so the memory kept is small; in exchange a
+ * (a person sends SIGHUP or edits the file; the file watcher reloads only
+ * for new bytes), so the memory kept is small; in exchange a
  * getter is a binary search and a load, and a string it returns never
  * dangles.  One reload at a time (`reloading`), so the chain and the
  * callbacks need no other lock.
