@@ -6,8 +6,9 @@
  *     svc --listen 127.0.0.1:8081 [--config svc.json] [--downstream http://127.0.0.1:8080/plaintext]
  *
  * Every key can also come from the JSON file or the environment (SVC_...):
- * `svc --help` lists them.  See the README's "A service" section for the
- * curl commands and what each endpoint answers.
+ * `svc --help` lists them.  The --config file is reloaded when it changes
+ * (a Kubernetes ConfigMap update included) and on SIGHUP.  See the README's
+ * "A service" section for the curl commands and what each endpoint answers.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ static const tern_config_key keys[] = {
     TERN_CONFIG_KEY("call.hedge_delay", TERN_CONFIG_DURATION, .def = "100ms",
                     .help = "send a backup request after this long (0: never)"),
     TERN_CONFIG_KEY("log.level", TERN_CONFIG_STRING, .def = "info",
-                    .help = "debug, info, warn or error; reloaded on SIGHUP"),
+                    .help = "debug, info, warn or error; reloaded on SIGHUP or a --config change"),
     TERN_CONFIG_KEY("shutdown.pre_stop", TERN_CONFIG_DURATION, .def = "0s",
                     .help = "not-ready time before accepting stops (load balancers)"),
     TERN_CONFIG_KEY("kit", TERN_CONFIG_BOOL, .def = "true",
@@ -36,6 +37,7 @@ static const tern_config_key keys[] = {
 
 typedef struct svc {
     tern_config *cfg;
+    const char *config_file;            /* --config, or NULL */
     tern_http_client *client;
     tern_resilient_client *rc;
 } svc;
@@ -123,6 +125,11 @@ static int run(void *arg)
     tern_metrics_runtime_register(NULL);
     tern_config_on_change(s->cfg, on_config_change, NULL);
     tern_config_watch_sighup(s->cfg);
+    /* A ConfigMap update sends no SIGHUP: watch the file as well. */
+    int wr = s->config_file ? tern_config_watch_file(s->cfg) : 0;
+    if (wr < 0)
+        tern_log_warn("config file not watched (SIGHUP still reloads)",
+                      TERN_LOG_STR("file", s->config_file), TERN_LOG_STR("error", tern_strerror(wr)));
     tern_debug_publish("config", published_config, s->cfg);
 
     tern_http_client_options co = { .max_idle_per_host = 16 };
@@ -189,7 +196,7 @@ int main(int argc, char **argv)
     tern_config_options o = { .keys = keys, .nkeys = sizeof keys / sizeof keys[0],
                               .env_prefix = "SVC", .file = file };
     tern_config_error err = {0};
-    svc s = {0};
+    svc s = {.config_file = file};
     int rc = tern_config_new(&o, n, args, &s.cfg, &err);
     if (rc == 1) {
         char help[4096];

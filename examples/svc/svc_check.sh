@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # svc_check.sh HELLO SVC - the example service end to end: every endpoint
-# answers as the README says, a SIGHUP reloads the config file, SIGTERM
-# drains and exits 0.  TERN_TEST_WRAP runs the binaries under an emulator.
+# answers as the README says, a change of the config file and a SIGHUP
+# reload it, SIGTERM drains and exits 0.  TERN_TEST_WRAP runs the binaries under an emulator.
 set -u
 HELLO=$1 SVC=$2
 WRAP=${TERN_TEST_WRAP:-}
@@ -47,8 +47,15 @@ kill -TERM $hp; wait $hp
 check /call 502 "downstream:"
 check /hello 200
 
-# SIGHUP reloads the file
-echo '{"log": {"level": "debug"}, "call": {"timeout": "2s"}}' > "$tmp/svc.json"
+# a change of the file is seen without a signal (as a ConfigMap update is)
+echo '{"log": {"level": "info"}, "call": {"timeout": "3s"}}' > "$tmp/svc.json.tmp"
+mv "$tmp/svc.json.tmp" "$tmp/svc.json"
+for _ in $(seq 1 50); do grep -q '"msg":"config changed","key":"call.timeout"' "$tmp/svc.err" && break; sleep 0.1; done
+grep -q '"msg":"config changed","key":"call.timeout"' "$tmp/svc.err" || fail "the file watcher did not reload call.timeout"
+echo "ok  a change of --config FILE reloads it"
+
+# SIGHUP reloads the file (the watcher sees the write too; one of them applies it)
+echo '{"log": {"level": "debug"}, "call": {"timeout": "3s"}}' > "$tmp/svc.json"
 kill -HUP $sp
 for _ in $(seq 1 50); do grep -q '"msg":"config changed","key":"log.level"' "$tmp/svc.err" && break; sleep 0.1; done
 grep -q '"msg":"config changed","key":"log.level"' "$tmp/svc.err" || fail "SIGHUP did not reload log.level"
