@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -442,6 +444,371 @@ static void accept_survives_emfile(void)
     CHECK(r.exited && r.code == 0);
 }
 
+
+/* ---- the conn's own calls: fds, nodelay, deadlines, sendfile ------------- */
+
+/* Wrap both ends of a blocking Unix socketpair; the sending end's buffer
+ * is small, so a writer parks soon when the other end does not read. */
+static void conn_pair(tern_conn **a, tern_conn **b)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK_EQ(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+    int small = 4096;
+    CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    CHECK(*a = tern_conn_from_fd(sv[0]));
+    CHECK(*b = tern_conn_from_fd(sv[1]));
+    CHECK_EQ(tern_conn_fd(*a), sv[0]);
+    CHECK_EQ(tern_conn_fd(*b), sv[1]);
+    /* made non-blocking: a read of an empty socket parks, never blocks */
+    CHECK(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+    CHECK(fcntl(sv[1], F_GETFL) & O_NONBLOCK);
+}
+
+static int tcp_nodelay_of(tern_conn *c)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    CHECK_EQ(getsockopt(tern_conn_fd(c), IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    return v != 0;
+}
+
+static int accept_one(void *arg)
+{
+    served *sv = arg;
+    tern_conn *c;
+    CHECK_EQ(tern_accept(sv->l, &c, tern_now() + 2 * TERN_SEC), 0);
+    CHECK_EQ(tcp_nodelay_of(c), 1);     /* accepted conns too */
+    char b;
+    CHECK_EQ(tern_conn_read(c, &b, 1), 0);
+    tern_conn_close(c);
+    tern_waitgroup_done(&sv->done);
+    return 0;
+}
+
+static int fds_and_nodelay_main(void *arg)
+{
+    (void)arg;
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    /* the listener's fd is the listening socket on its port */
+    int lfd = tern_listener_fd(l);
+    CHECK(lfd >= 0);
+    int on = 0;
+    socklen_t ol = sizeof on;
+    CHECK_EQ(getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol), 0);
+    CHECK_EQ(on, 1);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+    CHECK_EQ(ntohs(sin.sin_port), tern_listener_port(l));
+    served sv;
+    go_served(accept_one, &sv, l);
+
+    tern_conn *c;
+    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
+    /* the conn's fd is the connected socket: its peer is the listener */
+    int fd = tern_conn_fd(c);
+    CHECK(fd >= 0 && fd != lfd);
+    sl = sizeof sin;
+    CHECK_EQ(getpeername(fd, (struct sockaddr *)&sin, &sl), 0);
+    CHECK_EQ(ntohs(sin.sin_port), tern_listener_port(l));
+    /* TCP_NODELAY: on by default, and set both ways */
+    CHECK_EQ(tcp_nodelay_of(c), 1);
+    CHECK_EQ(tern_conn_set_nodelay(c, false), 0);
+    CHECK_EQ(tcp_nodelay_of(c), 0);
+    CHECK_EQ(tern_conn_set_nodelay(c, true), 0);
+    CHECK_EQ(tcp_nodelay_of(c), 1);
+    tern_conn_close(c);
+    tern_waitgroup_wait(&sv.done);
+    tern_listener_free(l);
+
+    /* a Unix socket has no TCP_NODELAY: an error, not a crash or a 0 */
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    CHECK_EQ(tern_conn_set_nodelay(a, true), -EOPNOTSUPP);
+    /* an fd that was non-blocking already stays so, and works */
+    CHECK_EQ(tern_conn_write(a, "ok", 2), 2);
+    char buf[4];
+    CHECK_EQ(read_full(b, buf, 2), 2);
+    CHECK(!memcmp(buf, "ok", 2));
+    /* closing one wrapped end closes its fd: the peer sees end of stream */
+    tern_conn_close(a);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 0);
+    tern_conn_close(b);
+    return 0;
+}
+
+static void conn_fds_and_nodelay(void)
+{
+    run_ok(fds_and_nodelay_main, NULL, 2);
+}
+
+typedef struct later {
+    tern_conn *c;
+    int rc;
+    int64_t delay;
+    tern_waitgroup done;
+} later;
+
+static int write_later(void *arg)
+{
+    later *w = arg;
+    tern_sleep(w->delay);
+    CHECK_EQ(tern_conn_write(w->c, "y", 1), 1);
+    tern_waitgroup_done(&w->done);
+    return 0;
+}
+
+static int wait_then_note(void *arg)
+{
+    later *w = arg;
+    w->rc = tern_conn_wait_readable(w->c);
+    tern_waitgroup_done(&w->done);
+    return 0;
+}
+
+/* Until some coroutine is parked on the netpoller (bounded). */
+static void until_fd_waiter(void)
+{
+    tern_stats st;
+    int64_t end = tern_now() + 2 * TERN_SEC;
+    while (tern_stats_get(&st, NULL, 0) >= 0 && st.fd_waiters == 0 && tern_now() < end)
+        tern_sleep(TERN_MS);
+    CHECK(st.fd_waiters > 0);
+}
+
+static int wait_readable_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    char buf[8];
+
+    /* nothing to read: parks until the read deadline */
+    tern_conn_set_read_deadline(b, tern_now() + 20 * TERN_MS);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_wait_readable(b), -ETIMEDOUT);
+    CHECK(tern_now() - t0 >= 19 * TERN_MS);
+    /* a deadline already past: at once */
+    tern_conn_set_read_deadline(b, tern_now() - TERN_MS);
+    CHECK_EQ(tern_conn_wait_readable(b), -ETIMEDOUT);
+    tern_conn_set_read_deadline(b, TERN_FOREVER);
+
+    /* bytes present: 0 at once, and they are still there to read */
+    CHECK_EQ(tern_conn_write(a, "x", 1), 1);
+    CHECK_EQ(tern_conn_wait_readable(b), 0);
+    CHECK_EQ(tern_conn_wait_readable(b), 0);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 1);
+    CHECK_EQ(buf[0], 'x');
+
+    /* parks until bytes come (the write deadline has no say over it),
+     * and the read after it gets them at once: the last read came up
+     * short, but the edge that woke the wait must not be waited for again */
+    tern_conn_set_write_deadline(b, tern_now() - TERN_MS);
+    later w = {.c = a, .delay = 10 * TERN_MS, .done = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&w.done, 1);
+    CHECK_EQ(tern_go(write_later, &w), 0);
+    tern_conn_set_read_deadline(b, tern_now() + 2 * TERN_SEC);
+    CHECK_EQ(tern_conn_wait_readable(b), 0);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 1);
+    CHECK_EQ(buf[0], 'y');
+    tern_conn_set_read_deadline(b, TERN_FOREVER);
+    tern_waitgroup_wait(&w.done);
+
+    /* end of stream is readable too: the read then says 0 */
+    tern_conn_close(a);
+    CHECK_EQ(tern_conn_wait_readable(b), 0);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 0);
+    tern_conn_close(b);
+
+    /* a waiter parked on a conn that is closed gets -EBADF */
+    conn_pair(&a, &b);
+    later p = {.c = b, .rc = 1, .done = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&p.done, 1);
+    CHECK_EQ(tern_go(wait_then_note, &p), 0);
+    until_fd_waiter();
+    tern_conn_close(b);
+    tern_waitgroup_wait(&p.done);
+    CHECK_EQ(p.rc, -EBADF);
+    tern_conn_close(a);
+    return 0;
+}
+
+static void conn_wait_readable(void)
+{
+    run_ok(wait_readable_main, NULL, 2);
+}
+
+typedef struct drain {
+    tern_conn *c;
+    size_t got;
+    char last;
+    tern_waitgroup done;
+} drain;
+
+/* Read to end of stream, counting. */
+static int drain_co(void *arg)
+{
+    drain *d = arg;
+    char buf[8192];
+    ssize_t k;
+    while ((k = tern_conn_read(d->c, buf, sizeof buf)) > 0) {
+        d->got += (size_t)k;
+        d->last = buf[k - 1];
+    }
+    CHECK_EQ(k, 0);
+    tern_waitgroup_done(&d->done);
+    return 0;
+}
+
+static int write_deadline_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    size_t big = 1 << 20;               /* far more than both socket buffers */
+    char *out = calloc(1, big);
+    CHECK(out);
+
+    /* nobody reads: the write parks until its deadline, then -ETIMEDOUT */
+    tern_conn_set_write_deadline(a, tern_now() + 20 * TERN_MS);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_write(a, out, big), -ETIMEDOUT);
+    CHECK(tern_now() - t0 >= 19 * TERN_MS);
+    /* the read deadline is separate: reads are not cut short by it */
+    CHECK_EQ(tern_conn_write(b, "r", 1), 1);
+    char c;
+    CHECK_EQ(tern_conn_read(a, &c, 1), 1);
+    /* writev, with a deadline already past: at once */
+    tern_conn_set_write_deadline(a, tern_now() - TERN_MS);
+    struct iovec iov = {out, big};
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_writev(a, &iov, 1), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < TERN_SEC);
+
+    /* cleared, the conn is usable again: a whole write completes once
+     * the peer reads (what the timed-out writes left, then this) */
+    tern_conn_set_write_deadline(a, TERN_FOREVER);
+    drain d = {.c = b, .done = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&d.done, 1);
+    CHECK_EQ(tern_go(drain_co, &d), 0);
+    memset(out, 'z', big);
+    CHECK_EQ(tern_conn_write(a, out, big), (ssize_t)big);
+    CHECK_EQ(tern_conn_close_write(a), 0);
+    tern_waitgroup_wait(&d.done);
+    CHECK(d.got > big);                 /* the timed-out writes had sent a little */
+    CHECK_EQ(d.last, 'z');
+    free(out);
+    tern_conn_close(a);
+    tern_conn_close(b);
+    return 0;
+}
+
+static void conn_write_deadline(void)
+{
+    run_ok(write_deadline_main, NULL, 2);
+}
+
+/* A file of n patterned bytes, unlinked already; its fd. */
+static int temp_file(size_t n)
+{
+    char path[] = "/tmp/tern-sendfile-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    char *p = malloc(n);
+    CHECK(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)(i * 13 + i / 251);
+    CHECK_EQ(write(fd, p, n), (ssize_t)n);
+    free(p);
+    return fd;
+}
+
+typedef struct collect {
+    tern_conn *c;
+    char *buf;
+    size_t want;
+    tern_waitgroup done;
+} collect;
+
+static int collect_co(void *arg)
+{
+    collect *k = arg;
+    CHECK_EQ(read_full(k->c, k->buf, k->want), (ssize_t)k->want);
+    tern_waitgroup_done(&k->done);
+    return 0;
+}
+
+static int sendfile_main(void *arg)
+{
+    (void)arg;
+    size_t n = 300 * 1000;              /* more than the socket buffers: it parks */
+    int fd = temp_file(n);
+    char *file = malloc(n), *got = malloc(n);
+    CHECK(file && got);
+    CHECK_EQ(pread(fd, file, n, 0), (ssize_t)n);
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+
+    /* the whole file; *offset ends at its end, the file position is untouched */
+    collect k = {.c = b, .buf = got, .want = n, .done = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&k.done, 1);
+    CHECK_EQ(tern_go(collect_co, &k), 0);
+    off_t off = 0;
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, n), (ssize_t)n);
+    CHECK_EQ(off, (off_t)n);
+    tern_waitgroup_wait(&k.done);
+    CHECK(!memcmp(got, file, n));
+    CHECK_EQ(lseek(fd, 0, SEEK_CUR), (off_t)n);     /* from write(): sendfile left it */
+
+    /* a range from the middle */
+    off = 1000;
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 5000), 5000);
+    CHECK_EQ(off, 6000);
+    CHECK_EQ(read_full(b, got, 5000), 5000);
+    CHECK(!memcmp(got, file + 1000, 5000));
+    /* nothing to send */
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 0), 0);
+    CHECK_EQ(off, 6000);
+
+    /* a file shorter than promised: the bytes it has, then an error */
+    off = (off_t)n - 10;
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 100), -EIO);
+    CHECK_EQ(off, (off_t)n);
+    CHECK_EQ(read_full(b, got, 10), 10);
+    CHECK(!memcmp(got, file + n - 10, 10));
+    /* not a file */
+    off = 0;
+    CHECK_EQ(tern_conn_sendfile(a, -1, &off, 10), -EBADF);
+
+    /* the write deadline bounds it: nobody reads */
+    tern_conn_set_write_deadline(a, tern_now() + 20 * TERN_MS);
+    off = 0;
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, n), -ETIMEDOUT);
+    CHECK(tern_now() - t0 >= 19 * TERN_MS);
+    CHECK(off > 0 && off < (off_t)n);   /* some went, and *offset says how much */
+    tern_conn_set_write_deadline(a, TERN_FOREVER);
+
+    /* the peer gone: -EPIPE (or -ECONNRESET), and no SIGPIPE kills us */
+    tern_conn_close(b);
+    off = 0;
+    ssize_t rc = tern_conn_sendfile(a, fd, &off, n);
+    CHECK(rc == -EPIPE || rc == -ECONNRESET);
+    tern_conn_close(a);
+    close(fd);
+    free(file);
+    free(got);
+    return 0;
+}
+
+static void conn_sendfile(void)
+{
+    run_ok(sendfile_main, NULL, 2);
+}
+
 /* ---- signals ------------------------------------------------------------- */
 
 typedef struct sig_waiter {
@@ -511,4 +878,5 @@ static void signals_as_events(void)
 }
 
 TESTS(T(split_host_port), T(tcp_echo), T(short_read_then_eof), T(dial_errors), T(unix_sockets),
-      T(accept_deadline_and_close), T(accept_survives_emfile), T(signals_as_events))
+      T(accept_deadline_and_close), T(accept_survives_emfile), T(conn_fds_and_nodelay),
+      T(conn_wait_readable), T(conn_write_deadline), T(conn_sendfile), T(signals_as_events))

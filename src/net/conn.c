@@ -84,8 +84,13 @@ int tern_conn_wait_readable(tern_conn *c)
     for (;;) {
         char b;
         ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r >= 0 || (errno != EAGAIN && errno != EINTR))
+        if (r >= 0 || (errno != EAGAIN && errno != EINTR)) {
+            /* The next read must try the socket first: after a short read
+             * it would wait for an edge, and the one that brought these
+             * bytes may have been consumed by this wait. */
+            c->drained = false;
             return 0;           /* data, EOF or an error: the read says which */
+        }
         if (errno == EINTR)
             continue;
         int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
