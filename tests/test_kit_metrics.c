@@ -256,6 +256,226 @@ static void children_are_found_again_and_typed(void)
     tern_metrics_registry_free(r);
 }
 
+
+static void gauge_value_reads_back_sets_and_adds(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_gauge_new(r, "g", "G.", NULL, &f), 0);
+    tern_gauge *g = tern_metric_gauge_with(f);
+    CHECK(g);
+    CHECK(tern_gauge_value(g) == 0);
+    tern_gauge_set(g, 21.5);
+    CHECK(tern_gauge_value(g) == 21.5);
+    tern_gauge_add(g, -1);
+    CHECK(tern_gauge_value(g) == 20.5);
+    tern_gauge_set(g, -0.25);
+    CHECK(tern_gauge_value(g) == -0.25);
+    tern_gauge_set(g, 1e300);
+    tern_gauge_add(g, 1e300);
+    CHECK(tern_gauge_value(g) == 2e300);
+    tern_gauge_set(g, INFINITY);
+    CHECK(isinf(tern_gauge_value(g)) && tern_gauge_value(g) > 0);
+    tern_gauge_set(g, NAN);
+    CHECK(isnan(tern_gauge_value(g)));
+    /* what a scrape shows is what the value says */
+    tern_gauge_set(g, 0.1 + 0.2);
+    CHECK(tern_gauge_value(g) == 0.1 + 0.2);
+    char *text = scrape(r);
+    CHECK_EQ(value_of(text, "g"), tern_gauge_value(g));
+    free(text);
+    tern_metrics_registry_free(r);
+}
+
+static void children_with_values_arrays(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    const char *l[] = {"a", "b", NULL};
+    tern_metric_family *g, *h, *c, *g0, *h0;
+    CHECK_EQ(tern_metrics_gauge_new(r, "g", "G.", l, &g), 0);
+    CHECK_EQ(tern_metrics_histogram_new(r, "h", "H.", l, (const double[]){1}, 1, &h), 0);
+    CHECK_EQ(tern_metrics_counter_new(r, "c_total", "C.", l, &c), 0);
+    CHECK_EQ(tern_metrics_gauge_new(r, "g0", "G0.", NULL, &g0), 0);
+    CHECK_EQ(tern_metrics_histogram_new(r, "h0", "H0.", NULL, NULL, 0, &h0), 0);
+
+    /* the same child as the variadic lookup, and distinct per tuple */
+    const char *xy[] = {"x", "y"}, *yx[] = {"y", "x"};
+    tern_gauge *gx = tern_metric_gauge_with_values(g, xy);
+    CHECK(gx && gx == tern_metric_gauge_with(g, "x", "y"));
+    CHECK(tern_metric_gauge_with_values(g, xy) == gx);
+    tern_gauge *gy = tern_metric_gauge_with_values(g, yx);
+    CHECK(gy && gy != gx);
+    tern_histogram *hx = tern_metric_histogram_with_values(h, xy);
+    CHECK(hx && hx == tern_metric_histogram_with(h, "x", "y"));
+    CHECK(tern_metric_histogram_with_values(h, yx) != hx);
+    /* the values are copied: the caller's array may change after */
+    char v[2] = "x";
+    const char *mutable[] = {v, "y"};
+    CHECK(tern_metric_gauge_with_values(g, mutable) == gx);
+    v[0] = 'z';
+    CHECK(tern_metric_gauge_with_values(g, xy) == gx);
+
+    /* NULL for the wrong type, a NULL value, a NULL array or family */
+    CHECK(tern_metric_gauge_with_values(h, xy) == NULL);
+    CHECK(tern_metric_gauge_with_values(c, xy) == NULL);
+    CHECK(tern_metric_histogram_with_values(g, xy) == NULL);
+    CHECK(tern_metric_histogram_with_values(c, xy) == NULL);
+    CHECK(tern_metric_gauge_with_values(g, (const char *const[]){"x", NULL}) == NULL);
+    CHECK(tern_metric_histogram_with_values(h, (const char *const[]){NULL, "y"}) == NULL);
+    CHECK(tern_metric_gauge_with_values(g, NULL) == NULL);
+    CHECK(tern_metric_histogram_with_values(h, NULL) == NULL);
+    CHECK(tern_metric_gauge_with_values(NULL, xy) == NULL);
+    CHECK(tern_metric_histogram_with_values(NULL, xy) == NULL);
+
+    /* an unlabelled family: no values, its one child */
+    CHECK(tern_metric_gauge_with_values(g0, NULL) == tern_metric_gauge_with(g0));
+    CHECK(tern_metric_histogram_with_values(h0, NULL) == tern_metric_histogram_with(h0));
+
+    /* and they are the series a scrape shows */
+    tern_gauge_set(gx, 3);
+    tern_histogram_observe(hx, 0.5);
+    tern_histogram_observe(tern_metric_histogram_with_values(h0, NULL), 7);
+    char *text = scrape(r);
+    CHECK_EQ(value_of(text, "g{a=\"x\",b=\"y\"}"), 3);
+    CHECK_EQ(value_of(text, "g{a=\"y\",b=\"x\"}"), 0);
+    CHECK(!has_line(text, "g{a=\"z\",b=\"y\"}"));
+    CHECK_EQ(value_of(text, "h_bucket{a=\"x\",b=\"y\",le=\"1\"}"), 1);
+    CHECK_EQ(value_of(text, "h0_count"), 1);
+    CHECK_EQ(value_of(text, "h0_sum"), 7);
+    free(text);
+    tern_metrics_registry_free(r);
+}
+
+static double counted;
+
+static double read_counted(void *arg)
+{
+    (void)arg;
+    return counted;
+}
+
+static void counter_func_is_read_at_each_scrape(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    counted = 5;
+    CHECK_EQ(tern_metrics_counter_func(r, "jobs_done_total", "Done.", read_counted, NULL), 0);
+    char *text = scrape(r);
+    CHECK(strcmp(text, "# HELP jobs_done_total Done.\n# TYPE jobs_done_total counter\n"
+                       "jobs_done_total 5\n") == 0);
+    free(text);
+    counted = 1e6 + 0.5;
+    text = scrape(r);
+    CHECK_EQ(value_of(text, "jobs_done_total"), 1e6 + 0.5);
+    free(text);
+    CHECK_EQ(tern_metrics_counter_func(r, "f_total", "h", NULL, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_func(r, "bad-name", "h", read_counted, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_func(r, "f_total", NULL, read_counted, NULL), -EINVAL);
+    CHECK_EQ(tern_metrics_counter_func(r, "jobs_done_total", "h", read_counted, NULL), -EEXIST);
+    CHECK_EQ(tern_metrics_gauge_new(r, "jobs_done_total", "h", NULL, NULL), -EEXIST);
+    tern_metrics_registry_free(r);
+}
+
+typedef struct hook_state {
+    int runs, releases;
+    double snapshot;
+} hook_state;
+
+static void take_snapshot(void *arg)
+{
+    hook_state *st = arg;
+    st->runs++;
+    st->snapshot = st->runs * 10;
+}
+
+static void release_state(void *arg)
+{
+    ((hook_state *)arg)->releases++;
+}
+
+static double read_snapshot(void *arg)
+{
+    return ((hook_state *)arg)->snapshot;
+}
+
+static void on_scrape_runs_before_values_and_releases_at_free(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    hook_state st = {0}, other = {0};
+    CHECK_EQ(tern_metrics_gauge_func(r, "snap", "From the hook.", read_snapshot, &st), 0);
+    CHECK_EQ(tern_metrics_on_scrape(r, take_snapshot, release_state, &st), 0);
+    CHECK_EQ(tern_metrics_on_scrape(r, take_snapshot, NULL, &other), 0);   /* no release */
+    CHECK_EQ(tern_metrics_on_scrape(r, NULL, release_state, &st), -EINVAL);
+    CHECK_EQ(st.runs, 0);
+    /* once per scrape, before the values are read */
+    char *text = scrape(r);
+    CHECK_EQ(st.runs, 1);
+    CHECK_EQ(other.runs, 1);
+    CHECK_EQ(value_of(text, "snap"), 10);
+    free(text);
+    text = scrape(r);
+    CHECK_EQ(st.runs, 2);
+    CHECK_EQ(value_of(text, "snap"), 20);
+    free(text);
+    CHECK_EQ(st.releases, 0);
+    tern_metrics_registry_free(r);
+    CHECK_EQ(st.releases, 1);
+    CHECK_EQ(other.releases, 0);
+    CHECK_EQ(st.runs, 2);
+}
+
+static void write_to_a_file_and_to_a_failing_one(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    hook_state st = {0};
+    CHECK_EQ(tern_metrics_gauge_func(r, "snap", "From the hook.", read_snapshot, &st), 0);
+    CHECK_EQ(tern_metrics_on_scrape(r, take_snapshot, NULL, &st), 0);
+    tern_metric_family *f;
+    CHECK_EQ(tern_metrics_counter_new(r, "a_total", "A.", NULL, &f), 0);
+    tern_counter_add(tern_metric_counter_with(f), 3);
+
+    /* the same bytes tern_metrics_format gives (each scrape runs the hook) */
+    FILE *tmp = tmpfile();
+    CHECK(tmp);
+    CHECK_EQ(tern_metrics_write(r, tmp), 0);
+    CHECK_EQ(st.runs, 1);
+    long n = ftell(tmp);
+    CHECK(n > 0);
+    char *got = calloc(1, (size_t)n + 1);
+    CHECK(got);
+    rewind(tmp);
+    CHECK_EQ(fread(got, 1, (size_t)n, tmp), (size_t)n);
+    fclose(tmp);
+    const char *want = "# HELP a_total A.\n# TYPE a_total counter\na_total 3\n"
+                       "# HELP snap From the hook.\n# TYPE snap gauge\nsnap 10\n";
+    CHECK(strcmp(got, want) == 0);
+    free(got);
+    st.runs = 0;
+    char *text = scrape(r);
+    CHECK(strcmp(text, want) == 0);
+    free(text);
+
+    /* a stream that fails: -EIO (every write into /dev/full does) */
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        CHECK_EQ(tern_metrics_write(r, full), -EIO);
+        fclose(full);
+    }
+    FILE *ro = fopen("/dev/null", "r");
+    CHECK(ro);
+    CHECK_EQ(tern_metrics_write(r, ro), -EIO);
+    fclose(ro);
+    /* and the registry still scrapes after */
+    text = scrape(r);
+    CHECK_EQ(value_of(text, "a_total"), 3);
+    free(text);
+    tern_metrics_registry_free(r);
+}
+
 /* ---- histograms ------------------------------------------------------------ */
 
 static void histogram_bounds_are_inclusive(void)
@@ -703,4 +923,7 @@ TESTS(T(exposition_is_exact_and_ordered), T(unlabelled_metrics_show_zero_from_th
       T(histogram_bounds_are_inclusive), T(histogram_default_buckets),
       T(concurrent_increments_are_exact), T(threads_beyond_the_shards_count_exactly),
       T(default_registry_is_one_and_serves_null), T(runtime_metrics_are_present_and_plausible),
-      T(http_middleware_and_client_through_a_real_server), T(a_new_registry_counts_afresh))
+      T(http_middleware_and_client_through_a_real_server), T(a_new_registry_counts_afresh),
+      T(gauge_value_reads_back_sets_and_adds), T(children_with_values_arrays),
+      T(counter_func_is_read_at_each_scrape), T(on_scrape_runs_before_values_and_releases_at_free),
+      T(write_to_a_file_and_to_a_failing_one))
