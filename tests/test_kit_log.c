@@ -406,6 +406,46 @@ static void log_adds_trace_ids_from_context_and_hook(void)
     stop();
 }
 
+/* tern_log_ctx_fields itself, not through the macro: exactly n fields of
+ * the array, the ctx's ids, and a ctx without ids as tern_log_fields. */
+static void log_ctx_fields_takes_n_fields_and_the_ctx_ids(void)
+{
+    start(0, TERN_LOG_INFO);
+    tern_log_ids ids = {.trace_id = "t9", .span_id = "s9"};
+    tern_ctx *with = tern_log_ctx_with_ids(NULL, &ids);
+    CHECK(with != NULL);
+    tern_ctx *plain = tern_ctx_with_cancel(NULL);
+    CHECK(plain != NULL);
+    const tern_log_field f[] = {TERN_LOG_STR("a", "x"), TERN_LOG_INT("b", -2),
+                                TERN_LOG_BOOL("c", true)};
+    tern_log_ctx_fields(with, TERN_LOG_WARN, "two of three", f, 2);
+    tern_log_ctx_fields(with, TERN_LOG_ERROR, "none", NULL, 0);
+    tern_log_ctx_fields(NULL, TERN_LOG_INFO, "null ctx", f + 2, 1);
+    tern_log_ctx_fields(with, TERN_LOG_DEBUG, "filtered", f, 3);
+    tern_log_ctx_fields(plain, TERN_LOG_INFO, "plain ctx", f, 1);
+    /* a ctx without ids leaves the hook its say, as tern_log_fields does */
+    tern_log_set_context_hook(hook_ids);
+    tern_log_ctx_fields(plain, TERN_LOG_INFO, "plain hooked", NULL, 0);
+    tern_log_ctx_fields(with, TERN_LOG_INFO, "ids win", NULL, 0);
+    tern_log_set_context_hook(NULL);
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 6);
+    CHECK_STR(after_time(out, 0), "\"level\":\"warn\",\"msg\":\"two of three\",\"trace_id\":\"t9\","
+                                  "\"span_id\":\"s9\",\"a\":\"x\",\"b\":-2}\n");
+    CHECK_STR(after_time(out, 1), "\"level\":\"error\",\"msg\":\"none\",\"trace_id\":\"t9\","
+                                  "\"span_id\":\"s9\"}\n");
+    CHECK_STR(after_time(out, 2), "\"level\":\"info\",\"msg\":\"null ctx\",\"c\":true}\n");
+    CHECK_STR(after_time(out, 3), "\"level\":\"info\",\"msg\":\"plain ctx\",\"a\":\"x\"}\n");
+    CHECK_STR(after_time(out, 4),
+              "\"level\":\"info\",\"msg\":\"plain hooked\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+              "\"span_id\":\"00f067aa0ba902b7\"}\n");
+    CHECK_STR(after_time(out, 5), "\"level\":\"info\",\"msg\":\"ids win\",\"trace_id\":\"t9\","
+                                  "\"span_id\":\"s9\"}\n");
+    tern_ctx_free(plain);
+    tern_ctx_free(with);
+    stop();
+}
+
 static void log_truncates_long_lines_at_the_limit(void)
 {
     start(0, TERN_LOG_INFO);
@@ -641,5 +681,6 @@ TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields)
       T(log_scan_stops_at_the_end_of_a_page), T(log_line_is_json_wherever_the_limit_falls),
       T(log_levels_filter_and_change_at_run_time),
       T(log_level_from_env), T(log_appends_to_a_file), T(log_adds_trace_ids_from_context_and_hook),
+      T(log_ctx_fields_takes_n_fields_and_the_ctx_ids),
       T(log_truncates_long_lines_at_the_limit), T(log_drops_when_full_and_reports_the_count),
       T(log_from_many_coroutines_keeps_lines_whole))
