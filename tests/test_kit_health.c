@@ -194,6 +194,101 @@ static void health_without_checks_follows_the_ready_flag(void)
     run_test(no_checks_body, NULL);
 }
 
+/* The three handlers called directly from a handler of our own (no
+ * mount, no router): each reads only its own kind of check, and every
+ * answer is plain text that no cache keeps. */
+static int by_path(tern_http_req *r, tern_http_resp *w, void *h)
+{
+    const char *p = tern_http_req_path(r);
+    if (!strcmp(p, "/l"))
+        return tern_health_livez(r, w, h);
+    if (!strcmp(p, "/r"))
+        return tern_health_readyz(r, w, h);
+    if (!strcmp(p, "/h"))
+        return tern_health_healthz(r, w, h);
+    return tern_http_resp_error(w, 404, NULL);
+}
+
+static void expect_probe(const char *addr, const char *path, int status, const char *body)
+{
+    resp rp;
+    get(addr, path, NULL, &rp);
+    if (rp.status != status || strcmp(rp.body, body) != 0)
+        fprintf(stderr, "%s: %d \"%s\", expected %d \"%s\"\n", path, rp.status, rp.body, status,
+                body);
+    CHECK_EQ(rp.status, status);
+    CHECK(!strcmp(rp.body, body));
+    CHECK(!strcmp(must(&rp, "Content-Type"), "text/plain; charset=utf-8"));
+    CHECK(!strcmp(must(&rp, "Cache-Control"), "no-store"));
+    resp_free(&rp);
+}
+
+static int direct_body(void *arg)
+{
+    (void)arg;
+    tern_health *h;
+    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_add(h, "disk", TERN_HEALTH_LIVENESS, 0, check_errno_only, NULL), 0);
+    CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, check_ok, NULL), 0);
+    server sv = {0};
+    server_start(&sv, &(tern_http_link){by_path, h}, 1);
+    char disk[256], want[512];
+    snprintf(disk, sizeof disk, "[-]disk failed: %s\n", tern_strerror(-EIO));
+
+    /* not ready: readiness fails on the flag; liveness on disk alone */
+    snprintf(want, sizeof want, "%slivez check failed\n", disk);
+    expect_probe(sv.addr, "/l", 503, want);
+    expect_probe(sv.addr, "/r", 503, "[-]ready failed: not ready\n[+]db ok\nreadyz check failed\n");
+    snprintf(want, sizeof want, "[-]ready failed: not ready\n%s[+]db ok\nhealthz check failed\n",
+             disk);
+    expect_probe(sv.addr, "/h", 503, want);
+
+    /* ready: /readyz passes (the failing liveness check is not its
+     * business), /livez and /healthz still fail on disk */
+    tern_health_set_ready(h, true);
+    expect_probe(sv.addr, "/r", 200, "ok");
+    expect_probe(sv.addr, "/r?verbose", 200, "[+]ready ok\n[+]db ok\nreadyz check passed\n");
+    snprintf(want, sizeof want, "%slivez check failed\n", disk);
+    expect_probe(sv.addr, "/l", 503, want);
+    snprintf(want, sizeof want, "[+]ready ok\n%s[+]db ok\nhealthz check failed\n", disk);
+    expect_probe(sv.addr, "/h", 503, want);
+
+    /* HEAD: the status and length, no body */
+    resp rp;
+    fetch(sv.addr, "HEAD /r HTTP/1.1\r\nHost: t\r\n\r\n", &rp);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(must(&rp, "Content-Length"), "2"));
+    CHECK_EQ(rp.body_len, 0);
+    resp_free(&rp);
+    server_stop(&sv);
+    tern_health_free(h);
+
+    /* a health object with passing checks of both kinds: all three pass */
+    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_add(h, "ping", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
+    tern_health_set_ready(h, true);
+    server sv2 = {0};
+    server_start(&sv2, &(tern_http_link){by_path, h}, 1);
+    expect_probe(sv2.addr, "/l", 200, "ok");
+    expect_probe(sv2.addr, "/r", 200, "ok");
+    expect_probe(sv2.addr, "/h", 200, "ok");
+    expect_probe(sv2.addr, "/l?verbose", 200, "[+]ping ok\nlivez check passed\n");
+    expect_probe(sv2.addr, "/h?verbose", 200, "[+]ready ok\n[+]ping ok\nhealthz check passed\n");
+    /* not ready: liveness still passes, readiness and health do not */
+    tern_health_set_ready(h, false);
+    expect_probe(sv2.addr, "/l", 200, "ok");
+    expect_probe(sv2.addr, "/r", 503, "[-]ready failed: not ready\n[+]ping ok\nreadyz check failed\n");
+    expect_probe(sv2.addr, "/h", 503, "[-]ready failed: not ready\n[+]ping ok\nhealthz check failed\n");
+    server_stop(&sv2);
+    tern_health_free(h);
+    return 0;
+}
+
+static void health_handlers_called_directly_read_their_own_kind(void)
+{
+    run_test(direct_body, NULL);
+}
+
 static void health_add_rejects_bad_and_duplicate_checks(void)
 {
     tern_health *h;
@@ -494,6 +589,7 @@ static void service_sigterm_finishes_in_flight_request_and_exits_0(void)
 TESTS(T(health_check_past_timeout_reports_timeout_in_time),
       T(health_verbose_lists_each_check_like_kubernetes),
       T(health_without_checks_follows_the_ready_flag),
+      T(health_handlers_called_directly_read_their_own_kind),
       T(health_add_rejects_bad_and_duplicate_checks),
       T(service_stops_in_order_ready_delay_drain_hooks),
       T(service_failed_start_up_returns_its_error),
