@@ -531,8 +531,147 @@ static void debug_profile_is_pprof_readable_and_sees_the_spinner(void)
 #endif
 }
 
+/* ---- the handlers and the profiler called directly ------------------------------- */
+
+static int debug_by_path(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    const char *p = tern_http_req_path(r);
+    if (!strcmp(p, "/c"))
+        return tern_debug_coroutines(r, w, arg);
+    if (!strcmp(p, "/v"))
+        return tern_debug_vars(r, w, arg);
+    if (!strcmp(p, "/p"))
+        return tern_debug_pprof_profile(r, w, arg);
+    return tern_http_resp_error(w, 404, NULL);
+}
+
+typedef struct holder {
+    int rc;
+    void *data;
+    size_t len;
+    tern_waitgroup wg;
+} holder;
+
+/* Hold the profiler for 500 ms (retrying while the prober's own tiny
+ * profiles hold it). */
+static int hold_profiler(void *arg)
+{
+    holder *h = arg;
+    while ((h->rc = tern_debug_cpu_profile(500 * TERN_MS, &h->data, &h->len)) == -EBUSY)
+        tern_sleep(TERN_MS);
+    tern_waitgroup_done(&h->wg);
+    return 0;
+}
+
+static int direct_body(void *arg)
+{
+    (void)arg;
+    server sv = {0};
+    server_start(&sv, &(tern_http_link){debug_by_path, NULL}, 1);
+    resp rp;
+
+    get(sv.addr, "/c", NULL, &rp);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(must(&rp, "Content-Type"), "text/plain; charset=utf-8"));
+    CHECK(!strcmp(must(&rp, "Cache-Control"), "no-store"));
+    CHECK(strstr(rp.body, "test"));         /* the body's own coroutine */
+    resp_free(&rp);
+
+    CHECK_EQ(tern_debug_publish("direct", var_answer, &answer), 0);
+    get(sv.addr, "/v", NULL, &rp);
+    CHECK_EQ(rp.status, 200);
+    CHECK(!strcmp(must(&rp, "Content-Type"), "application/json"));
+    CHECK(!strcmp(must(&rp, "Cache-Control"), "no-store"));
+    json_error_t err;
+    json_t *v = json_loads(rp.body, 0, &err);
+    CHECK(v && json_is_object(v));
+    CHECK_EQ(json_integer_value(json_object_get(v, "direct")), answer);
+    CHECK_EQ(json_integer_value(json_object_get(json_object_get(v, "runtime"), "procs")), 2);
+    json_decref(v);
+    resp_free(&rp);
+    CHECK_EQ(tern_debug_unpublish("direct"), 0);
+    fetch(sv.addr, "HEAD /v HTTP/1.1\r\nHost: t\r\n\r\n", &rp);
+    CHECK_EQ(rp.status, 200);
+    CHECK(atoi(must(&rp, "Content-Length")) > 2);
+    CHECK_EQ(rp.body_len, 0);
+    resp_free(&rp);
+
+    /* ?seconds: an integer 1..3600, nothing else (answered before any profiling) */
+    const char *bad[] = {"/p?seconds=0", "/p?seconds=3601", "/p?seconds=-1", "/p?seconds=",
+                         "/p?seconds=1x", "/p?seconds=%201", "/p?seconds=+1",
+                         "/p?seconds=99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        get(sv.addr, bad[i], NULL, &rp);
+        if (rp.status != 400)
+            fprintf(stderr, "%s: %d\n", bad[i], rp.status);
+        CHECK_EQ(rp.status, 400);
+        CHECK(!strcmp(rp.body, "seconds must be an integer from 1 to 3600\n"));
+        resp_free(&rp);
+    }
+
+    /* tern_debug_cpu_profile: bad durations, and nothing is left running */
+    void *data = (void *)1;
+    size_t len = 7;
+    CHECK_EQ(tern_debug_cpu_profile(0, &data, &len), -EINVAL);
+    CHECK_EQ(tern_debug_cpu_profile(-TERN_SEC, &data, &len), -EINVAL);
+    CHECK(data == (void *)1 && len == 7);
+#ifndef UNDER_TSAN
+    /* a short profile: gzipped profile.proto with pprof's fields */
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_debug_cpu_profile(50 * TERN_MS, &data, &len), 0);
+    CHECK(tern_now() - t0 >= 50 * TERN_MS);
+    CHECK(data && len > 2 && ((uint8_t *)data)[0] == 0x1f && ((uint8_t *)data)[1] == 0x8b);
+    size_t raw_len;
+    uint8_t *raw = gunzip(data, len, &raw_len);
+    decoded *d = calloc(1, sizeof *d);
+    CHECK(d);
+    decode(raw, raw_len, d);
+    CHECK_EQ(d->nsample_types, 2);
+    CHECK(!strcmp(d->strings[d->sample_type[1][0]], "cpu"));
+    CHECK_EQ(d->period, TERN_SEC / TERN_DEBUG_PROFILE_HZ);
+    CHECK(d->duration >= 50 * TERN_MS && d->duration < 50 * TERN_MS + 5 * TERN_SEC);
+    CHECK_EQ(d->cpu_ns, (int64_t)d->nsamples * 10 * TERN_MS);
+    for (size_t i = 0; i < d->nstrings; i++)
+        free(d->strings[i]);
+    free(d);
+    free(raw);
+    free(data);
+
+    /* one at a time: -EBUSY to a second caller, 409 from the handler */
+    holder h = {.wg = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&h.wg, 1);
+    CHECK_EQ(tern_go(hold_profiler, &h), 0);
+    int rc;
+    int64_t until = tern_now() + 2 * TERN_SEC;
+    while ((rc = tern_debug_cpu_profile(1, &data, &len)) == 0 && tern_now() < until) {
+        free(data);                     /* ours ran first: try again */
+        tern_sleep(TERN_MS);
+    }
+    CHECK_EQ(rc, -EBUSY);               /* the holder's is running now */
+    get(sv.addr, "/p?seconds=1", NULL, &rp);
+    CHECK_EQ(rp.status, 409);
+    CHECK(!strcmp(rp.body, "a CPU profile is already running\n"));
+    resp_free(&rp);
+    tern_waitgroup_wait(&h.wg);
+    CHECK_EQ(h.rc, 0);
+    CHECK(h.len > 2 && ((uint8_t *)h.data)[0] == 0x1f);
+    free(h.data);
+    /* and free again once it is done */
+    CHECK_EQ(tern_debug_cpu_profile(1, &data, &len), 0);
+    free(data);
+#endif
+    server_stop(&sv);
+    return 0;
+}
+
+static void debug_handlers_and_profiler_called_directly(void)
+{
+    run_debug_test(direct_body, NULL);
+}
+
 TESTS(T(debug_coroutines_dumps_every_coroutine),
       T(debug_vars_shows_runtime_and_published_variables),
       T(debug_publish_rejects_duplicates_and_reserved_names),
       T(debug_mount_rejects_bad_prefixes),
-      T(debug_profile_is_pprof_readable_and_sees_the_spinner))
+      T(debug_profile_is_pprof_readable_and_sees_the_spinner),
+      T(debug_handlers_and_profiler_called_directly))

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "kit/debug_internal.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -421,7 +422,8 @@ int tern_debug_pprof_profile(tern_http_req *r, tern_http_resp *w, void *arg)
         char *end;
         errno = 0;
         secs = strtol(q, &end, 10);
-        if (errno || end == q || *end || secs < 1 || secs > 3600)
+        /* digits only: strtol alone would also take " 5" and "+5" */
+        if (errno || !isdigit((unsigned char)*q) || *end || secs < 1 || secs > 3600)
             return tern_http_resp_error(w, 400, "seconds must be an integer from 1 to 3600\n");
     }
     void *data;
