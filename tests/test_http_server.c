@@ -2514,6 +2514,456 @@ SERVER_TEST(pipelined_head_gets_its_own_timeout)
     return 0;
 }
 
+/* ===================================================================== */
+/* the request and response calls, each checked directly                 */
+/* ===================================================================== */
+
+static void error_status_maps_body_errors(void)
+{
+    CHECK_EQ(tern_http_error_status(-EMSGSIZE), 413);
+    CHECK_EQ(tern_http_error_status(-EBADMSG), 400);
+    const int others[] = {-ENOMEM, -EIO, -ETIMEDOUT, -ECONNRESET, -EINVAL, -1, EMSGSIZE, EBADMSG};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+        CHECK_EQ(tern_http_error_status(others[i]), 500);
+}
+
+/* Status, headers and the buffered body, from inside a handler. */
+static int h_resp_api(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    const char *p = tern_http_req_path(r);
+    char *d;
+    size_t n;
+    if (!strcmp(p, "/resp")) {
+        CHECK_EQ(tern_http_resp_status(w), 200);            /* the default */
+        CHECK_EQ(tern_http_resp_set_status(w, 199), -EINVAL);
+        CHECK_EQ(tern_http_resp_set_status(w, 1000), -EINVAL);
+        CHECK_EQ(tern_http_resp_status(w), 200);            /* refused: unchanged */
+        CHECK_EQ(tern_http_resp_set_status(w, 299), 0);
+        CHECK_EQ(tern_http_resp_status(w), 299);
+        CHECK_EQ(tern_http_resp_set_status(w, 201), 0);
+        CHECK_EQ(tern_http_resp_status(w), 201);
+
+        CHECK_EQ(tern_http_resp_set_header(w, "X-Keep", "k"), 0);
+        CHECK_EQ(tern_http_resp_add_header(w, "X-Dup", "1"), 0);
+        CHECK_EQ(tern_http_resp_add_header(w, "x-dup", "2"), 0);
+        CHECK_EQ(tern_http_resp_add_header(w, "X-Other", "o"), 0);
+        CHECK_EQ(tern_http_resp_add_header(w, "X-Dup", "3"), 0);
+        CHECK_EQ(tern_http_resp_del_header(w, "X-DUP"), 0);     /* every one, any case */
+        CHECK(tern_http_resp_header(w, "X-Dup") == NULL);
+        CHECK_STR(tern_http_resp_header(w, "X-Keep"), "k");
+        CHECK_STR(tern_http_resp_header(w, "X-Other"), "o");
+        CHECK_EQ(tern_http_resp_del_header(w, "X-Absent"), 0);
+        CHECK_EQ(tern_http_resp_del_header(w, "X-Other"), 0);
+        CHECK(tern_http_resp_header(w, "X-Other") == NULL);
+        /* as set and add: a name must be a token, and the framing
+         * fields are the server's */
+        CHECK_EQ(tern_http_resp_del_header(w, NULL), -EINVAL);
+        CHECK_EQ(tern_http_resp_del_header(w, ""), -EINVAL);
+        CHECK_EQ(tern_http_resp_del_header(w, "X Keep"), -EINVAL);
+        CHECK_EQ(tern_http_resp_del_header(w, "X-Keep\r\n"), -EINVAL);
+        CHECK_EQ(tern_http_resp_del_header(w, "Content-Length"), -EPERM);
+        CHECK_EQ(tern_http_resp_del_header(w, "transfer-encoding"), -EPERM);
+        CHECK_STR(tern_http_resp_header(w, "X-Keep"), "k");
+
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_EQ(n, 0);
+        CHECK_EQ(tern_http_resp_write(w, "hello, world", 12), 12);
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_MEM(d, n, "hello, world");
+        /* replaced by a part of itself (the buffers overlap) */
+        CHECK_EQ(tern_http_resp_replace_body(w, d + 2, n - 2), 0);
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_MEM(d, n, "llo, world");
+        CHECK_EQ(tern_http_resp_body_bytes(w), 10);
+        /* replaced, then written to: the writes follow the new body */
+        CHECK_EQ(tern_http_resp_replace_body(w, "abc", 3), 0);
+        CHECK_EQ(tern_http_resp_write(w, "def", 3), 3);
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_MEM(d, n, "abcdef");
+        CHECK_EQ(tern_http_resp_body_bytes(w), 6);
+        return 0;
+    }
+    if (!strcmp(p, "/empty")) {
+        CHECK_EQ(tern_http_resp_write(w, "junk", 4), 4);
+        CHECK_EQ(tern_http_resp_replace_body(w, NULL, 0), 0);
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_EQ(n, 0);
+        return 0;
+    }
+    if (!strcmp(p, "/head")) {
+        /* HEAD: the bytes are counted, not kept; the length is the new one */
+        CHECK_EQ(tern_http_resp_write(w, "abc", 3), 3);
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_EQ(n, tern_http_req_is_head(r) ? 0 : 3);
+        CHECK_EQ(tern_http_resp_replace_body(w, "0123456789", 10), 0);
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), 0);
+        CHECK_EQ(n, tern_http_req_is_head(r) ? 0 : 10);
+        CHECK_EQ(tern_http_resp_body_bytes(w), 10);
+        return 0;
+    }
+    if (!strcmp(p, "/streamed")) {
+        CHECK_EQ(tern_http_resp_set_header(w, "X-Gone", "g"), 0);
+        CHECK_EQ(tern_http_resp_write(w, "x", 1), 1);
+        CHECK_EQ(tern_http_resp_flush(w), 0);
+        /* once streaming: nothing buffered to hand out or replace */
+        CHECK_EQ(tern_http_resp_buffered(w, &d, &n), -EALREADY);
+        CHECK_EQ(tern_http_resp_replace_body(w, "no", 2), -EALREADY);
+        CHECK_EQ(tern_http_resp_del_header(w, "X-Gone"), -EALREADY);
+        CHECK_EQ(tern_http_resp_status(w), 200);
+        CHECK_EQ(tern_http_resp_write(w, "y", 1), 1);
+        return 0;
+    }
+    if (!strcmp(p, "/method")) {
+        CHECK_EQ(tern_http_resp_set_header(w, "X-Is-Head", tern_http_req_is_head(r) ? "1" : "0"), 0);
+        return tern_http_resp_printf(w, "%s", tern_http_req_method(r)) < 0 ? -EIO : 0;
+    }
+    return tern_http_resp_error(w, 404, NULL);
+}
+
+SERVER_TEST(resp_status_headers_and_buffered_body)
+{
+    (void)arg;
+    tern_http_server_options o = {.handler = h_resp_api};
+    tsrv *t = srv_start(&o, NULL);
+    cl *k = cl_dial(t->addr);
+    resp r;
+    get(k, "/resp", &r);
+    CHECK_EQ(r.status, 201);
+    CHECK_STR(hdr(&r, "X-Keep"), "k");
+    CHECK_EQ(hdr_count(&r, "X-Dup"), 0);
+    CHECK_EQ(hdr_count(&r, "X-Other"), 0);
+    CHECK_STR(hdr(&r, "Content-Length"), "6");
+    CHECK_MEM(r.body, r.body_len, "abcdef");
+    resp_free(&r);
+
+    get(k, "/empty", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(hdr(&r, "Content-Length"), "0");
+    CHECK_EQ(r.body_len, 0);
+    resp_free(&r);
+
+    get(k, "/head", &r);
+    CHECK_STR(hdr(&r, "Content-Length"), "10");
+    CHECK_MEM(r.body, r.body_len, "0123456789");
+    resp_free(&r);
+    roundtrip(k, "HEAD /head HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(hdr(&r, "Content-Length"), "10");
+    CHECK_EQ(r.body_len, 0);
+    resp_free(&r);
+
+    get(k, "/streamed", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(r.chunked);
+    CHECK_STR(hdr(&r, "X-Gone"), "g");
+    CHECK_MEM(r.body, r.body_len, "xy");
+    resp_free(&r);
+
+    /* the connection served them all */
+    get(k, "/method", &r);
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+SERVER_TEST(req_is_head_only_for_head)
+{
+    (void)arg;
+    tern_http_server_options o = {.handler = h_resp_api};
+    tsrv *t = srv_start(&o, NULL);
+    cl *k = cl_dial(t->addr);
+    static const struct {
+        const char *method;
+        const char *is_head;
+    } cases[] = {{"GET", "0"}, {"HEAD", "1"}, {"POST", "0"}, {"HEADX", "0"},
+                 {"HEA", "0"}, {"head", "0"}, {"XHEAD", "0"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char req[128];
+        snprintf(req, sizeof req, "%s /method HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+                 cases[i].method);
+        resp r;
+        roundtrip(k, req, &r);
+        CHECK_EQ(r.status, 200);
+        CHECK_STR(hdr(&r, "X-Is-Head"), cases[i].is_head);
+        if (cases[i].is_head[0] == '1') {
+            CHECK_EQ(r.body_len, 0);
+            CHECK_STR(hdr(&r, "Content-Length"), "4");
+        } else {
+            CHECK_MEM(r.body, r.body_len, cases[i].method);
+        }
+        resp_free(&r);
+    }
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* Read the body in pieces of ?n= bytes (after lowering the limit to ?max=,
+ * then ?max2=, if given) and answer "<each return>|<the bytes>"; with
+ * ?ret=1, return the first error instead. */
+static int h_read(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    const char *q;
+    size_t n = (q = tern_http_req_query(r, "n")) ? (size_t)atoi(q) : 3;
+    if ((q = tern_http_req_query(r, "max")))
+        tern_http_req_set_max_body(r, atoll(q));
+    if ((q = tern_http_req_query(r, "max2")))
+        tern_http_req_set_max_body(r, atoll(q));
+    if (tern_http_req_query(r, "whole")) {
+        const char *body;
+        size_t len;
+        int rc = tern_http_req_body(r, &body, &len);
+        return rc < 0 ? rc : tern_http_resp_send(w, 200, "text/plain", body, len);
+    }
+    bool ret = tern_http_req_query(r, "ret") != NULL;
+    char trace[512] = "", data[4096];
+    size_t tl = 0, dl = 0;
+    /* a zero-byte read: 0, and nothing is consumed */
+    CHECK_EQ(tern_http_req_read(r, data, 0), 0);
+    for (int i = 0; i < 64; i++) {
+        ssize_t k = tern_http_req_read(r, data + dl, n);
+        tl += (size_t)snprintf(trace + tl, sizeof trace - tl, "%s%zd", i ? "," : "", k);
+        if (k < 0) {
+            if (ret)
+                return (int)k;
+            CHECK(tern_http_req_read(r, data + dl, n) < 0);    /* failed for good */
+            break;
+        }
+        if (k == 0) {                       /* the end, and it stays the end */
+            k = tern_http_req_read(r, data + dl, n);
+            tl += (size_t)snprintf(trace + tl, sizeof trace - tl, ",%zd", k);
+            break;
+        }
+        CHECK((size_t)k <= n);
+        dl += (size_t)k;
+    }
+    tern_http_resp_printf(w, "%s|", trace);
+    return tern_http_resp_write(w, data, dl) < 0 ? -EIO : 0;
+}
+
+/* One request on a new connection, with the body sent in two parts and
+ * then (if cut) a half-close; the whole response, its body as a string. */
+static void read_case(const char *addr, const char *head, const char *body, bool cut, resp *r)
+{
+    cl *k = cl_dial(addr);
+    cl_send(k, head);
+    if (body)
+        cl_send(k, body);
+    if (cut)
+        CHECK_EQ(tern_conn_close_write(k->c), 0);
+    CHECK_R(cl_response(k, r, false));
+    cl_close(k);
+}
+
+#define CHECK_BODY(r, want) CHECK_MEM((r)->body, (r)->body_len, want)
+
+SERVER_TEST(req_read_streams_the_body_and_its_errors)
+{
+    (void)arg;
+    /* no server limit, so that only tern_http_req_set_max_body sets one */
+    tern_http_server_options o = {.handler = h_read, .max_body_bytes = -1,
+                                  .read_body_timeout = 100 * TERN_MS};
+    tsrv *t = srv_start(&o, NULL);
+    resp r;
+    const char *cl10 = "POST /?n=3 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n";
+
+    /* Content-Length: pieces of at most n, then 0, and 0 again */
+    read_case(t->addr, cl10, "0123456789", false, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_BODY(&r, "3,3,3,1,0,0|0123456789");
+    resp_free(&r);
+    /* no body at all: 0 at once */
+    read_case(t->addr, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", NULL, false, &r);
+    CHECK_BODY(&r, "0,0|");
+    resp_free(&r);
+    /* chunked: the chunks' bytes, in pieces of at most n */
+    read_case(t->addr, "POST /?n=4 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+              "3\r\nabc\r\n6\r\ndefghi\r\n0\r\n\r\n", false, &r);
+    CHECK_EQ(r.status, 200);
+    const char *bar = memchr(r.body, '|', r.body_len);
+    CHECK(bar);
+    CHECK_MEM(bar + 1, r.body_len - (size_t)(bar + 1 - r.body), "abcdefghi");
+    CHECK(bar - r.body >= 4 && !memcmp(bar - 4, ",0,0", 4));
+    for (const char *c = r.body; c < bar - 4; c++)
+        CHECK(*c == ',' || (*c >= '1' && *c <= '4'));
+    resp_free(&r);
+
+    /* bad chunked framing: -EBADMSG, then errors only; the conn is not reused */
+    read_case(t->addr, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+              "zz\r\nabc\r\n0\r\n\r\n", false, &r);
+    CHECK_BODY(&r, "-74|");
+    CHECK_STR(hdr(&r, "Connection"), "close");
+    resp_free(&r);
+    /* the body cut short by the client: what came, then -ECONNRESET */
+    read_case(t->addr, cl10, "0123", true, &r);
+    CHECK_BODY(&r, "3,1,-104|0123");
+    resp_free(&r);
+    /* the rest never comes: -ETIMEDOUT at the body's read deadline */
+    int64_t t0 = tern_now();
+    read_case(t->addr, cl10, "01", false, &r);
+    CHECK(tern_now() - t0 >= 99 * TERN_MS);
+    CHECK_BODY(&r, "2,-110|01");
+    CHECK_STR(hdr(&r, "Connection"), "close");
+    resp_free(&r);
+
+    /* tern_http_req_set_max_body: a limit where there was none */
+    read_case(t->addr, "POST /?n=3&max=5 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_BODY(&r, "3,-90|012");
+    resp_free(&r);
+    /* exactly at the limit is fine */
+    read_case(t->addr, "POST /?n=3&max=10 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_BODY(&r, "3,3,3,1,0,0|0123456789");
+    resp_free(&r);
+    /* a higher value later is ignored, and so is a negative one */
+    read_case(t->addr, "POST /?n=3&max=5&max2=100 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_BODY(&r, "3,-90|012");
+    resp_free(&r);
+    read_case(t->addr, "POST /?n=3&max=5&max2=-1 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_BODY(&r, "3,-90|012");
+    resp_free(&r);
+    /* a lower one later wins */
+    read_case(t->addr, "POST /?n=3&max=8&max2=6 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_BODY(&r, "3,3,-90|012345");
+    resp_free(&r);
+    /* chunked bodies are held to it too */
+    read_case(t->addr, "POST /?n=3&max=4 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+              "a\r\n0123456789\r\n0\r\n\r\n", false, &r);
+    CHECK_BODY(&r, "3,-90|012");
+    resp_free(&r);
+    /* the whole body over the lowered limit: refused before reading */
+    read_case(t->addr, "POST /?whole=1&max=9 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_EQ(r.status, 413);
+    resp_free(&r);
+    read_case(t->addr, "POST /?whole=1&max=10 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_BODY(&r, "0123456789");
+    resp_free(&r);
+
+    /* a handler returning the read's error: tern_http_error_status's answer */
+    read_case(t->addr, "POST /?n=3&max=5&ret=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n",
+              "0123456789", false, &r);
+    CHECK_EQ(r.status, 413);
+    resp_free(&r);
+    read_case(t->addr, "POST /?ret=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+              "zz\r\n", false, &r);
+    CHECK_EQ(r.status, 400);
+    resp_free(&r);
+    read_case(t->addr, "POST /?ret=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n", "01",
+              true, &r);
+    CHECK_EQ(r.status, 500);
+    resp_free(&r);
+    srv_stop(t);
+    return 0;
+}
+
+/* Replace the request's context seven times (each a child of the one
+ * before), then once too often. */
+static int h_ctx(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    CHECK_EQ(tern_http_req_set_ctx(r, NULL), -EINVAL);
+    tern_ctx *base = tern_http_req_ctx(r);
+    CHECK(base && tern_http_req_ctx(r) == base);
+    tern_ctx *chain[7];
+    for (int i = 0; i < 7; i++) {
+        chain[i] = tern_ctx_with_cancel(tern_http_req_ctx(r));
+        CHECK(chain[i]);
+        CHECK_EQ(tern_http_req_set_ctx(r, chain[i]), 0);
+        CHECK(tern_http_req_ctx(r) == chain[i]);
+    }
+    tern_ctx *extra = tern_ctx_with_cancel(tern_http_req_ctx(r));
+    CHECK_EQ(tern_http_req_set_ctx(r, extra), -ENOSPC);
+    CHECK(tern_http_req_ctx(r) == chain[6]);
+    tern_ctx_free(extra);                   /* refused: still ours */
+    /* the earlier ones stay valid; cancelling one ends its descendants */
+    tern_ctx_cancel(chain[3]);
+    CHECK_EQ(tern_ctx_err(tern_http_req_ctx(r)), -ECANCELED);
+    CHECK_EQ(tern_ctx_err(chain[2]), 0);
+    CHECK_EQ(tern_ctx_err(base), 0);
+    return tern_http_resp_text(w, 200, "ok");
+}
+
+SERVER_TEST(req_set_ctx_replaces_and_counts_per_request)
+{
+    (void)arg;
+    tern_http_server_options o = {.handler = h_ctx};
+    tsrv *t = srv_start(&o, NULL);
+    cl *k = cl_dial(t->addr);
+    /* twice on one connection: the count and the contexts are per request
+     * (the request frees them: ASan's leak check would see otherwise) */
+    for (int i = 0; i < 2; i++) {
+        resp r;
+        get(k, "/", &r);
+        CHECK_EQ(r.status, 200);
+        CHECK_MEM(r.body, r.body_len, "ok");
+        resp_free(&r);
+    }
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+SERVER_TEST(server_add_listener_serves_a_unix_socket)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "@tern-http-add-listener-%d", (int)getpid());
+    tern_listener *l;
+    CHECK_EQ(tern_listen(TERN_NET_UNIX, path, NULL, &l), 0);
+    tern_http_server_options o = {.handler = h_plaintext};
+    tsrv *t = calloc(1, sizeof *t);
+    CHECK(t);
+    CHECK_EQ(tern_http_server_new(&o, &t->s), 0);
+    CHECK_EQ(tern_http_server_add_listener(t->s, l), 0);
+    CHECK_EQ(tern_http_server_port(t->s), 0);           /* a Unix socket has none */
+    CHECK_STR(tern_http_server_addr(t->s), path);
+    CHECK(t->done = tern_chan_make(sizeof(int), 1));
+    CHECK_EQ(tern_go(serve_co, t), 0);
+    tern_conn *c;
+    CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, path, &c), 0);
+    cl *k = cl_wrap(c);
+    resp r;
+    get(k, "/", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_MEM(r.body, r.body_len, "Hello, World!");
+    resp_free(&r);
+    cl_close(k);
+    /* not once serving: the listener stays the caller's */
+    tern_listener *l2;
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l2), 0);
+    int64_t until = tern_now() + 2 * TERN_SEC;
+    int rc;
+    while ((rc = tern_http_server_add_listener(t->s, l2)) == 0 && tern_now() < until)
+        CHECK(!"added while serving");
+    CHECK_EQ(rc, -EBUSY);
+    tern_listener_free(l2);
+    srv_stop(t);                            /* frees l */
+
+    /* at most 64 listeners: the 65th is refused and stays the caller's */
+    tern_http_server *s;
+    CHECK_EQ(tern_http_server_new(&o, &s), 0);
+    for (int i = 0; i < 64; i++) {
+        CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+        CHECK_EQ(tern_http_server_add_listener(s, l), 0);
+    }
+    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_http_server_add_listener(s, l), -ENOSPC);
+    tern_listener_free(l);
+    tern_http_server_free(s);               /* never served: frees its 64 */
+    return 0;
+}
+
 TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(max_conns), T(chunked_request_body), T(streamed_response), T(large_response),
       T(expect_continue), T(chunked_body_over_limit), T(head_request), T(too_long_and_too_big),
@@ -2528,4 +2978,7 @@ TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(free_right_after_serve), T(free_after_shutdown_and_serve),
       /* found in review */
       T(continue_after_buffered_answers), T(no_continue_after_commit), T(no_body_bytes_after_304),
-      T(head_survives_chunked_body), T(pipelined_head_gets_its_own_timeout))
+      T(head_survives_chunked_body), T(pipelined_head_gets_its_own_timeout),
+      T(error_status_maps_body_errors), T(resp_status_headers_and_buffered_body),
+      T(req_is_head_only_for_head), T(req_read_streams_the_body_and_its_errors),
+      T(req_set_ctx_replaces_and_counts_per_request), T(server_add_listener_serves_a_unix_socket))

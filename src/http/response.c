@@ -168,15 +168,23 @@ static int add_checked(tern_http_resp *w, const char *name, const char *value)
     return 0;
 }
 
-int tern_http_resp_del_header(tern_http_resp *w, const char *name)
+static void del_checked(tern_http_resp *w, const char *name)
 {
-    if (w->committed)
-        return -EALREADY;
     size_t j = 0;
     for (size_t i = 0; i < w->nhdrs; i++)
         if (strcasecmp(w->hdrs[i].name, name) != 0)
             w->hdrs[j++] = w->hdrs[i];
     w->nhdrs = j;
+}
+
+int tern_http_resp_del_header(tern_http_resp *w, const char *name)
+{
+    int rc = check_field(name, "");
+    if (rc < 0)
+        return rc;
+    if (w->committed)
+        return -EALREADY;
+    del_checked(w, name);
     return 0;
 }
 
@@ -187,7 +195,7 @@ int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *v
         return rc;
     if (w->committed)
         return -EALREADY;
-    tern_http_resp_del_header(w, name);
+    del_checked(w, name);
     return add_checked(w, name, value);
 }
 
@@ -478,9 +486,16 @@ int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
     hconn *hc = w->conn;
     hc->out.len = w->start;
     w->body_bytes = len;
-    if (w->head_only)
+    if (w->head_only || len == 0)
         return 0;
-    return hbuf_append(&hc->out, data, len);
+    /* data may be a part of the buffered body itself (from
+     * tern_http_resp_buffered): then it fits without growing the buffer,
+     * and may overlap where it goes. */
+    if (hbuf_reserve(&hc->out, len) < 0)
+        return -ENOMEM;
+    memmove(hc->out.p + hc->out.len, data, len);
+    hc->out.len += len;
+    return 0;
 }
 
 int tern__http_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t len)
