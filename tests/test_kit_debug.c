@@ -545,6 +545,7 @@ static int debug_by_path(tern_http_req *r, tern_http_resp *w, void *arg)
     return tern_http_resp_error(w, 404, NULL);
 }
 
+#ifndef UNDER_TSAN
 typedef struct holder {
     int rc;
     void *data;
@@ -562,6 +563,7 @@ static int hold_profiler(void *arg)
     tern_waitgroup_done(&h->wg);
     return 0;
 }
+#endif
 
 static int direct_body(void *arg)
 {
