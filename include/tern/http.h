@@ -102,9 +102,10 @@ const char *tern_http_req_form(tern_http_req *r, const char *name);
 
 /* The declared body length, or -1 (chunked or none known). */
 int64_t tern_http_req_content_length(const tern_http_req *r);
-/* Stream the body: returns a count, 0 at its end, or -errno: -EMSGSIZE
- * past the body limit (answer 413), -EBADMSG on bad chunked framing,
- * -ETIMEDOUT, -ECONNRESET.  The first read answers "Expect: 100-continue". */
+/* Stream the body: returns a count, 0 at its end (or when n is 0), or
+ * -errno: -EMSGSIZE past the body limit (answer 413), -EBADMSG on bad
+ * chunked framing, -ETIMEDOUT, -ECONNRESET; after an error every later
+ * read returns -EIO.  The first read answers "Expect: 100-continue". */
 ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n);
 /* Read the whole body into memory owned by the request (NUL-terminated
  * for convenience); same errors as tern_http_req_read. */
@@ -222,8 +223,10 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
 /* Listen on a TCP address ("127.0.0.1:8080", ":0"); may be called more than
  * once.  Errors as tern_listen. */
 int tern_http_server_listen(tern_http_server *s, const char *addr);
-/* Serve on an existing listener (Unix sockets, inherited fds); the server
- * frees it. */
+/* Serve on an existing listener (Unix sockets, inherited fds); once this
+ * returns 0 the server frees it.  -EINVAL for a NULL listener, -ENOSPC
+ * past 64 listeners, -EBUSY once serving: on an error the caller keeps
+ * (and frees) l. */
 int tern_http_server_add_listener(tern_http_server *s, tern_listener *l);
 /* The first listener's port (after listening on port 0) and address
  * ("127.0.0.1:34567"); 0 and "" before listening. */

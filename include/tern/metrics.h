@@ -115,7 +115,8 @@ int tern_metrics_counter_func(tern_metrics_registry *r, const char *name, const 
  * read (to take one snapshot that several gauges show); scrapes of one
  * registry run one at a time, so fn never runs twice at once.  fn must not
  * park nor scrape r itself (it runs under r's scrape lock).
- * release(arg), if not NULL, runs when r is freed.  0 or -ENOMEM. */
+ * release(arg), if not NULL, runs when r is freed.  0, -EINVAL for a NULL
+ * fn, or -ENOMEM. */
 int tern_metrics_on_scrape(tern_metrics_registry *r, void (*fn)(void *arg),
                            void (*release)(void *arg), void *arg);
 

@@ -95,12 +95,14 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n);
 ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt);
 
 /* Send len bytes of file fd from *offset with sendfile(2), advancing
- * *offset.  Returns len or -errno as tern_conn_write. */
+ * *offset.  Returns len or -errno as tern_conn_write; -EIO if the file
+ * ends before len bytes were sent. */
 ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len);
 
 /* Park until the connection has bytes (or EOF/error) to read, without
- * reading them, or the read deadline passes: 0 or -ETIMEDOUT.  Lets an
- * idle connection hold no buffer. */
+ * reading them, or the read deadline passes: 0 or -ETIMEDOUT (-EBADF if
+ * the connection is closed meanwhile).  Lets an idle connection hold no
+ * buffer. */
 int tern_conn_wait_readable(tern_conn *c);
 
 /* Absolute deadlines for later reads / writes; TERN_FOREVER clears. */

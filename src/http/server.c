@@ -57,6 +57,8 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
 
 int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 {
+    if (!l)
+        return -EINVAL;
     if (s->nls == HTTP_MAX_LISTENERS)
         return -ENOSPC;
     if (atomic_load(&s->serving))
