@@ -288,6 +288,68 @@ static void span_lifecycle(void)
     tern_trace_span_free(child);    /* freed unended: fine */
 }
 
+/* The ids of a fresh root span: trace id, '-', span id. */
+static void fresh_ids(char out[50])
+{
+    tern_trace_span *s;
+    CHECK_EQ(tern_trace_span_start("ids", TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
+    snprintf(out, 50, "%s-%s", tern_trace_span_trace_id(s), tern_trace_span_span_id(s));
+    tern_trace_span_free(s);
+}
+
+/* A forked child's thread inherits its parent's PRNG state; it must
+ * reseed, or parent and children hand out the same trace ids.  Two
+ * children, so that siblings differ too; one of them forks a grandchild
+ * after drawing, whose first ids must differ from the child's next ones. */
+static void span_ids_differ_after_fork(void)
+{
+    enum { N = 4 };             /* child 0, child 1 twice, the grandchild */
+    char ids[N + 2][50];
+    fresh_ids(ids[N]);          /* this thread's state is seeded */
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t pids[2];
+    for (int k = 0; k < 2; k++) {
+        fflush(NULL);
+        pids[k] = fork();
+        CHECK(pids[k] >= 0);
+        if (pids[k] == 0) {
+            alarm(10);
+            char mine[50];
+            fresh_ids(mine);
+            if (write(pfd[1], mine, 50) != 50)
+                _exit(1);
+            if (k == 1) {
+                pid_t g = fork();
+                if (g == 0) {
+                    fresh_ids(mine);
+                    _exit(write(pfd[1], mine, 50) == 50 ? 0 : 1);
+                }
+                int st;
+                if (g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st))
+                    _exit(2);
+                fresh_ids(mine);
+                if (write(pfd[1], mine, 50) != 50)
+                    _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    fresh_ids(ids[N + 1]);
+    close(pfd[1]);
+    for (int k = 0; k < N; k++)
+        CHECK(read(pfd[0], ids[k], 50) == 50);
+    close(pfd[0]);
+    for (int k = 0; k < 2; k++) {
+        int st;
+        CHECK(waitpid(pids[k], &st, 0) == pids[k]);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    for (int k = 0; k < N + 2; k++)
+        for (int j = 0; j < k; j++)
+            CHECK(strcmp(ids[k], ids[j]) != 0);
+}
+
 static void span_unsampled_parent_propagates(void)
 {
     tern_trace_span_context parent;
@@ -1056,7 +1118,8 @@ static void hex_matches_printf(void)
 
 TESTS(T(hex_matches_printf), T(traceparent_valid), T(traceparent_invalid_each_form), T(tracestate_bounds),
       T(sampler_parse_names), T(sampler_ratio_boundary_on_low_bytes),
-      T(sampler_parent_based_honours_flag), T(span_lifecycle), T(span_unsampled_parent_propagates),
+      T(sampler_parent_based_honours_flag), T(span_lifecycle), T(span_ids_differ_after_fork),
+      T(span_unsampled_parent_propagates),
       T(current_span_is_per_coroutine), T(server_middleware_extracts),
       T(client_injects_traceparent), T(exporter_sends_otlp_json),
       T(exporter_queue_full_drops_counted), T(exporter_env_traces_endpoint_and_sampler),

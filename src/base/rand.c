@@ -8,17 +8,43 @@
  * draws from another thread's stream; the state is reached only inside
  * this (never inlined) function, so no caller caches a thread-local
  * address across a park.
+ *
+ * fork(2): the child's thread inherits the parent's state and would draw
+ * the parent's numbers (the same request and trace ids).  A pthread_atfork
+ * child handler bumps `generation`; a thread's state is good only for the
+ * generation it was seeded in, so the first draw after a fork reseeds.  The
+ * draw pays one relaxed load and one predictable branch for it.  The
+ * handler is registered before the first state is seeded, so no seeded
+ * state can cross a fork unnoticed.
  */
 #define _GNU_SOURCE
 #include "base/rand.h"
 
-#include <stdbool.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+/* Starts at 1 so that a thread's seeded_in of 0 means never seeded; 64
+ * bits never wrap. */
+static _Atomic uint64_t generation = 1;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static _Thread_local uint64_t s[4];
-static _Thread_local bool seeded;
+static _Thread_local uint64_t seeded_in;
+
+static void forked_child(void)
+{
+    atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+}
+
+/* Without the handler (ENOMEM) a child's forking thread would go on with
+ * its parent's stream; nothing here can report that, and it only makes id
+ * collisions likelier, so it is not fatal. */
+static void register_atfork(void)
+{
+    (void)pthread_atfork(NULL, NULL, forked_child);
+}
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -34,8 +60,9 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static void seed(void)
+static void seed(uint64_t gen)
 {
+    pthread_once(&atfork_once, register_atfork);
     if (getrandom(s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
         /* no entropy yet (early boot) or no getrandom: streams must still
          * differ between threads and processes, not be unguessable */
@@ -48,13 +75,14 @@ static void seed(void)
     }
     if ((s[0] | s[1] | s[2] | s[3]) == 0)
         s[0] = 1;               /* the one state xoshiro never leaves */
-    seeded = true;
+    seeded_in = gen;
 }
 
 __attribute__((noinline)) uint64_t tern__rand64(void)
 {
-    if (!seeded)
-        seed();
+    uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed);
+    if (__builtin_expect(gen != seeded_in, 0))
+        seed(gen);
     uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];

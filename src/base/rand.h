@@ -7,8 +7,9 @@
 
 #include <stdint.h>
 
-/* Uniform 64 bits from a per-thread xoshiro256** seeded once from
- * getrandom(2).  Never parks; any thread. */
+/* Uniform 64 bits from a per-thread xoshiro256** seeded from getrandom(2)
+ * on first use, and again after fork(2) so that a child never repeats its
+ * parent's numbers.  Never parks; any thread. */
 uint64_t tern__rand64(void);
 /* Uniform in [0, 1). */
 double tern__rand01(void);
