@@ -27,8 +27,21 @@
  * asked for the current coroutine's ids.
  *
  * Lines still in the ring when the process exits are lost: call
- * tern_log_flush or tern_log_shutdown before exit.  A forked child has no
- * writer thread: it must tern_log_shutdown and tern_log_init again.
+ * tern_log_flush or tern_log_shutdown before exit.
+ *
+ * fork(2): the child keeps the logger's fd, ring size and level, but not
+ * its writer thread nor the lines still in its ring (the parent writes
+ * those, once).  The child's first line (tern_log_write_line too) starts
+ * a fresh ring and writer on the same fd, so a child just logs; its
+ * tern_log_stats start from zero, and until it logs tern_log_flush has
+ * nothing to wait for.  Parent and child then write to one fd: on a pipe,
+ * as for any two writers, writes longer than PIPE_BUF (batches of lines)
+ * may interleave mid-line.  To log elsewhere, tern_log_shutdown then
+ * tern_log_init in the child.  The inherited ring is never touched in the
+ * child; it is freed when the child starts or shuts down its logger (a
+ * child that does neither keeps it, ring_bytes, until it exits).  A fork
+ * waits for a tern_log_init or tern_log_shutdown in progress on another
+ * thread.
  *
  * Threads: every function may be called from any thread or coroutine.
  * tern_log_init / tern_log_shutdown must not race with each other nor with
@@ -158,7 +171,8 @@ typedef struct tern_log_options {
 } tern_log_options;
 
 /* Start the logger: the ring and its writer thread.  NULL options: the
- * defaults.  -EALREADY if one runs (tern_log_shutdown first), -EINVAL for a
+ * defaults.  -EALREADY if one runs, in a forked child also the one it
+ * inherited (tern_log_shutdown first), -EINVAL for a
  * bad level, ring size or TERN_LOG_LEVEL value, -errno from open or
  * pthread_create.  fd is not closed by tern_log_shutdown; path's is. */
 int tern_log_init(const tern_log_options *opts);

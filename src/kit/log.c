@@ -2,6 +2,17 @@
  * log.c - the logger's face: levels, trace context, starting and stopping,
  * and the path of one line (filter, format on the caller's stack, copy into
  * the ring).  Formatting is in log_format.c, the ring in log_ring.c.
+ *
+ * fork(2): one pthread_atfork registration, made before start_mu is first
+ * taken.  The prepare handler takes start_mu, so a fork never copies a
+ * start or stop half done (the child would find the lock held by a thread
+ * it does not have, or `run` not matching the ring); the parent and child
+ * handlers release it.  In the child, if a ring ran, the handler abandons
+ * it (log_ring.c) and sets `inherited`: the child's next line starts a
+ * fresh ring and writer on the same fd with the same ring size (the level
+ * is a global the child already has), as the first line of a process
+ * starts the defaults.  The parent's lines still in the inherited ring are
+ * written once, by the parent.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,8 +32,19 @@
 static atomic_int level_;
 static _Atomic(tern_log_context_fn *) hook_;
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
-static int owned_fd = -1;       /* opened from options.path; closed at shutdown */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_err;
 static int ids_key;             /* context value key for tern_log_ctx_with_ids */
+
+/* The logger started last, under start_mu. */
+static struct {
+    int fd;
+    bool owned;                 /* opened from options.path; closed at shutdown */
+    size_t ring_bytes;
+} run = {.fd = -1};
+/* A forked child whose parent ran a logger: `run` is it, but no ring runs
+ * yet.  Read without the lock on the paths where no ring runs. */
+static atomic_bool inherited;
 
 int64_t tern_log_unix_ns(void)
 {
@@ -97,6 +119,60 @@ tern_ctx *tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids)
     return tern_ctx_with_value(parent, &ids_key, (void *)ids);
 }
 
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&start_mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&start_mu);
+}
+
+static void fork_child(void)
+{
+    if (tern_log_ring_abandon())
+        atomic_store(&inherited, true);
+    pthread_mutex_unlock(&start_mu);
+}
+
+static void register_atfork(void)
+{
+    atfork_err = pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Take start_mu, once the fork handlers are in place; -errno if they
+ * could not be. */
+static int lock_start(void)
+{
+    pthread_once(&atfork_once, register_atfork);
+    if (atfork_err)
+        return -atfork_err;
+    pthread_mutex_lock(&start_mu);
+    return 0;
+}
+
+/* Open o's fd and start the ring; under start_mu, no ring running. */
+static int start_locked(const tern_log_options *o, int level)
+{
+    bool owned = !o->fd && o->path;
+    int fd = o->fd ? o->fd : 2;
+    if (owned && (fd = open(o->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+        return -errno;
+    size_t bytes = o->ring_bytes ? o->ring_bytes : (size_t)1 << 20;
+    int r = tern_log_ring_start(fd, bytes);
+    if (r != 0) {
+        if (owned)
+            close(fd);
+        return r;
+    }
+    atomic_store(&level_, level);
+    run.fd = fd;
+    run.owned = owned;
+    run.ring_bytes = bytes;
+    return 0;
+}
+
 int tern_log_init(const tern_log_options *opts)
 {
     tern_log_options o = opts ? *opts : (tern_log_options){0};
@@ -105,44 +181,56 @@ int tern_log_init(const tern_log_options *opts)
         return -EINVAL;
     if (o.ring_bytes && o.ring_bytes < 4096)
         return -EINVAL;
-    pthread_mutex_lock(&start_mu);
-    int r = -EALREADY;
-    if (tern_log_ring_running())
-        goto out;
-    int fd = o.fd ? o.fd : 2;
-    if (!o.fd && o.path) {
-        fd = open(o.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            r = -errno;
-            goto out;
-        }
-    }
-    r = tern_log_ring_start(fd, o.ring_bytes ? o.ring_bytes : (size_t)1 << 20);
-    if (r == 0) {
-        atomic_store(&level_, level);
-        owned_fd = fd != o.fd && fd != 2 ? fd : -1;
-    } else if (fd != o.fd && fd != 2) {
-        close(fd);
-    }
-out:
+    int r = lock_start();
+    if (r != 0)
+        return r;
+    if (tern_log_ring_running() || atomic_load(&inherited))
+        r = -EALREADY;
+    else
+        r = start_locked(&o, level);
     pthread_mutex_unlock(&start_mu);
     return r;
+}
+
+/* No ring runs: restart the logger a forked child inherited, or else, if
+ * defaults, start the default one (a first line without tern_log_init).
+ * False if none runs after all. */
+static bool start_for_line(bool defaults)
+{
+    if (!defaults && !atomic_load(&inherited))
+        return false;
+    if (lock_start() != 0)
+        return false;
+    int r = 0;
+    if (!tern_log_ring_running() && atomic_load(&inherited)) {
+        if ((r = tern_log_ring_start(run.fd, run.ring_bytes)) == 0)
+            atomic_store(&inherited, false);
+    } else if (!tern_log_ring_running()) {
+        r = defaults ? start_locked(&(tern_log_options){0}, tern_log_get_level()) : -ESRCH;
+    }
+    pthread_mutex_unlock(&start_mu);
+    return r == 0;
 }
 
 void tern_log_shutdown(void)
 {
     tern_log_ring_flush(TERN_SEC);
-    pthread_mutex_lock(&start_mu);
+    if (lock_start() != 0)
+        return;                 /* then no logger ever started */
     tern_log_ring_stop();
-    if (owned_fd >= 0)
-        close(owned_fd);
-    owned_fd = -1;
+    if (run.owned)
+        close(run.fd);
+    run.fd = -1;
+    run.owned = false;
+    atomic_store(&inherited, false);
     pthread_mutex_unlock(&start_mu);
 }
 
 int tern_log_flush(int64_t timeout_ns)
 {
-    return tern_log_ring_flush(timeout_ns);
+    int r = tern_log_ring_flush(timeout_ns);
+    /* A forked child that has not logged yet has nothing to wait for. */
+    return r == -ESRCH && atomic_load(&inherited) ? 0 : r;
 }
 
 void tern_log_stats_get(tern_log_stats *st)
@@ -164,12 +252,8 @@ static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
         ids = &hooked;
     char line[TERN_LOG_LINE_MAX];
     size_t len = tern_log_format(line, tern_log_unix_ns(), level, msg, ids, fields, n);
-    if (!tern_log_ring_running()) {
-        /* The first line without tern_log_init: start the defaults. */
-        tern_log_options o = {.level = tern_log_get_level()};
-        if (tern_log_init(&o) != 0 && !tern_log_ring_running())
-            return;
-    }
+    if (!tern_log_ring_running() && !start_for_line(true))
+        return;
     tern_log_ring_put(line, len);
 }
 
@@ -177,7 +261,7 @@ int tern_log_write_line(const char *line, size_t len)
 {
     if (!line || len == 0 || len > TERN_LOG_LINE_MAX || line[len - 1] != '\n')
         return -EINVAL;
-    if (!tern_log_ring_running())
+    if (!tern_log_ring_running() && !start_for_line(false))
         return -ESRCH;
     return tern_log_ring_put(line, len) ? 0 : -EAGAIN;
 }

@@ -26,6 +26,18 @@
  * SLEEP_IDLE and re-reads head under it, a producer stores head and reads
  * sleeping under it, so one of them sees the other (no seq_cst store on
  * every line).  A futex timeout backs it up anyway.
+ *
+ * fork(2): the child has a copy of the ring but no writer, and the copy
+ * may be in any state (its lock held by a producer that does not exist in
+ * the child, a line half copied).  Its unwritten lines are the parent's,
+ * which the parent's writer writes.  So the child never touches it again:
+ * log.c's atfork child handler calls tern_log_ring_abandon, which only
+ * moves `cur` to the `orphans` list (no lock, no malloc or free in the
+ * handler), and the child's next start or stop frees the orphans: in the
+ * child nothing else can reach them.  Taking the producers' lock in a
+ * prepare handler is not needed for that, and would make every fork wait
+ * for producers (or deadlock, forked from a signal handler that
+ * interrupted one).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,9 +79,11 @@ typedef struct ring {
     size_t cap;                         /* a power of two */
     char *buf;
     pthread_t thread;
+    struct ring *orphan_next;
 } ring;
 
 static _Atomic(ring *) cur;
+static ring *orphans;           /* inherited across fork: see above */
 
 static void ring_unref(ring *r)
 {
@@ -214,10 +228,23 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Free the rings fork(2) left behind: their writers live in another
+ * process, so no one else can reach them here. */
+static void reap_orphans(void)
+{
+    while (orphans) {
+        ring *r = orphans;
+        orphans = r->orphan_next;
+        free(r->buf);
+        free(r);
+    }
+}
+
 int tern_log_ring_start(int fd, size_t bytes)
 {
     if (atomic_load(&cur))
         return -EALREADY;
+    reap_orphans();
     size_t cap = 4096;
     while (cap < bytes)
         cap <<= 1;
@@ -253,8 +280,20 @@ bool tern_log_ring_running(void)
     return atomic_load_explicit(&cur, memory_order_acquire) != NULL;
 }
 
+bool tern_log_ring_abandon(void)
+{
+    ring *r = atomic_load_explicit(&cur, memory_order_relaxed);
+    if (!r)
+        return false;
+    r->orphan_next = orphans;
+    orphans = r;
+    atomic_store_explicit(&cur, NULL, memory_order_relaxed);
+    return true;
+}
+
 void tern_log_ring_stop(void)
 {
+    reap_orphans();
     ring *r = atomic_exchange(&cur, NULL);
     if (!r)
         return;
