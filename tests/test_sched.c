@@ -291,8 +291,49 @@ static void run_returns_with_coroutines_still_parked(void)
     CHECK(tern_now() - t0 < 5 * TERN_SEC);
 }
 
+/* tern_run's end must reach a P that is just going idle.  It did not
+ * always: the stop could land between that P's last look at `stopping` and
+ * its clearing of its wake word, the clear erased the signal, and tern_run
+ * waited forever to join a P asleep with no timer.  Here main's timer
+ * wakes both Ps (main's, and the other through wakep) and main returns a
+ * different few microseconds later each round, so the other P goes idle at
+ * every moment around the stop.  The window is a few instructions wide:
+ * before the fix about one round in 30,000 hung on 2 x86 cores, so this
+ * test failed in 6 of 90 runs; under qemu it never caught it. */
+static int stop_while_idling_main(void *arg)
+{
+    tern_sleep(100 * TERN_US);
+    int64_t end = tern_now() + (int64_t)(intptr_t)arg;
+    while (tern_now() < end)
+        ;       /* no yield: the other P finds nothing and goes idle */
+    return 0;
+}
+
+static void stop_while_idling_child(void)
+{
+    int rounds = (int)scaled(2000);
+    for (int i = 0; i < rounds; i++) {
+        alarm(5);       /* a lost stop hangs tern_run: fail instead */
+        tern_run_options o = {.procs = 2};
+        CHECK_EQ(tern_run_opts(stop_while_idling_main, (void *)(intptr_t)(i * 7919 % 100000), &o),
+                 0);
+    }
+    alarm(0);
+}
+
+static void run_returns_while_the_other_p_goes_idle(void)
+{
+    child_result r = run_child(stop_while_idling_child);
+    if (!r.exited || r.code != 0) {
+        fprintf(stderr, "the child %s %d (SIGALRM: tern_run never returned, a worker slept "
+                "through the stop)\n", r.exited ? "exited with" : "was killed by signal",
+                r.exited ? r.code : r.sig);
+        abort();
+    }
+}
+
 TESTS(T(run_returns_entry_result), T(run_rejects_null_entry), T(go_child_runs_on_yield),
       T(yield_alternates_on_one_p), T(self_id_and_name), T(go_rejects_bad_options),
       T(procs_option_and_env), T(procs_honours_affinity), T(run_inside_coroutine_aborts_with_message),
       T(yield_outside_coroutine_aborts), T(second_runtime_is_busy), T(fp_control_is_per_coroutine),
-      T(run_returns_with_coroutines_still_parked))
+      T(run_returns_with_coroutines_still_parked), T(run_returns_while_the_other_p_goes_idle))

@@ -360,6 +360,21 @@ void tern__p_kick(tern_p *p)
         p_signal(p);
 }
 
+/* Stop every worker.  `stopping` is set under S->lock because a P going
+ * idle looks at it and then clears its wake word under that lock: set
+ * without the lock, the stop and its signal could land between the look
+ * and the clear, the signal be erased, and that P sleep for good (no
+ * timer left to end it) while tern_run waited to join it.  Under the lock
+ * a P either sees the stop or has cleared its word before the signal. */
+static void stop_all(void)
+{
+    pthread_mutex_lock(&S->lock);
+    atomic_store(&S->stopping, true);
+    pthread_mutex_unlock(&S->lock);
+    for (int i = 0; i < S->nprocs; i++)
+        p_signal(&S->ps[i]);
+}
+
 void tern__inject(tern_co *co)
 {
     pthread_mutex_lock(&S->lock);
@@ -588,9 +603,7 @@ static void co_main(void *arg)
     tern_p *p = tern__cur_p();
     if (co->is_main) {
         S->main_result = r;
-        atomic_store(&S->stopping, true);
-        for (int i = 0; i < S->nprocs; i++)
-            p_signal(&S->ps[i]);
+        stop_all();
     }
     atomic_store(&co->status, CO_DEAD);
     co_leave(p, co, SW_EXIT);
@@ -1292,9 +1305,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     }
     if (started < np) {
         tern__report("could not start worker thread %d: %s; stopping", started, strerror(-err));
-        atomic_store(&S->stopping, true);
-        for (int i = 1; i < started; i++)
-            p_signal(&S->ps[i]);
+        stop_all();
     } else if (S->opts.monitor_threshold >= 0) {
         S->ps[0].thread = pthread_self();
         for (int i = 0; i < np; i++)      /* before the monitor reads them */
