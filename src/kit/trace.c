@@ -12,12 +12,13 @@
  * be found from the calling coroutine alone.  A thread-local would be
  * wrong: a handler parks (network, timers), another coroutine runs on the
  * same thread and would log with the handler's ids, and the handler may
- * resume on another thread.  So scopes are kept in a small hash table
- * keyed by the coroutine (tern_self()), each bucket a list under its own
- * spinlock; the newest scope of a coroutine is nearest the head, which
- * gives nesting for free.  The hook holds a bucket lock for a few
- * pointer comparisons, never parks, and returns strings that live in the
- * span, which outlives its scope.
+ * resume on another thread.  So each coroutine keeps its open scopes in
+ * a list hanging off its own slot of per-coroutine state (newest first,
+ * which gives nesting for free; a plain thread has a slot of its own).
+ * The hook reads the head, never parks, and returns strings that live in
+ * the span, which outlives its scope.  (It was a hash table of scopes
+ * keyed by coroutine, a spinlock per bucket: two locked operations per
+ * request and a line shared by the workers.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,7 +30,7 @@
 #include "base/hex.h"
 #include "kit/resil_internal.h"
 #include "kit/trace_internal.h"
-#include "runtime/spin.h"
+#include "runtime/co_local.h"
 
 int64_t tern__trace_unix_ns(void)
 {
@@ -372,59 +373,34 @@ tern_trace_span *tern_trace_span_from_ctx(tern_ctx *ctx)
 
 /* ---- the current span ------------------------------------------------------------ */
 
-#define SCOPE_BUCKETS 64
-
-static struct {
-    tern_spin lock;
-    tern_trace_scope *head;
-} scopes[SCOPE_BUCKETS];
-
-static size_t bucket_of(const void *co)
-{
-    uintptr_t x = (uintptr_t)co;
-    return (size_t)((x >> 6) ^ (x >> 12)) % SCOPE_BUCKETS;
-}
-
+/* The coroutine's open scopes, newest first, hang off its one slot of
+ * per-coroutine state (runtime/co_local.h): only the coroutine itself
+ * reads or changes them, so entering, leaving and asking cost a few
+ * loads and stores, with no lock and no shared line. */
 void tern_trace_span_enter(tern_trace_scope *e, tern_trace_span *s)
 {
+    tern_trace_scope **top = (tern_trace_scope **)tern__co_local();
     e->co = tern_self();
     e->span = s;
-    size_t b = bucket_of(e->co);
-    tern_spin_lock(&scopes[b].lock);
-    e->next = scopes[b].head;
-    scopes[b].head = e;
-    tern_spin_unlock(&scopes[b].lock);
+    e->next = *top;
+    *top = e;
 }
 
 void tern_trace_span_exit(tern_trace_scope *e)
 {
-    size_t b = bucket_of(e->co);
-    tern_spin_lock(&scopes[b].lock);
-    for (tern_trace_scope **p = &scopes[b].head; *p; p = &(*p)->next) {
+    /* the newest as a rule; scopes left out of order are unlinked too */
+    for (tern_trace_scope **p = (tern_trace_scope **)tern__co_local(); *p; p = &(*p)->next) {
         if (*p == e) {
             *p = e->next;
             break;
         }
     }
-    tern_spin_unlock(&scopes[b].lock);
 }
 
 tern_trace_span *tern_trace_span_current(void)
 {
-    void *co = tern_self();
-    if (!co)
-        return NULL;
-    size_t b = bucket_of(co);
-    tern_trace_span *s = NULL;
-    tern_spin_lock(&scopes[b].lock);
-    for (tern_trace_scope *e = scopes[b].head; e; e = e->next) {
-        if (e->co == co) {
-            s = e->span;
-            break;
-        }
-    }
-    tern_spin_unlock(&scopes[b].lock);
-    return s;
+    tern_trace_scope *top = *(tern_trace_scope **)tern__co_local();
+    return top ? top->span : NULL;
 }
 
 bool tern_trace_log_ids(tern_log_ids *ids)

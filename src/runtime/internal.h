@@ -119,6 +119,7 @@ struct tern_co {
     tern_ticket off_ticket;
     void *asan_fake;
     void *tsan_fiber;
+    void *local;                /* tern__co_local: NULL at every start */
     char name[TERN_NAME_MAX];
 };
 

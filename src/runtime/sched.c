@@ -655,6 +655,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
     __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_dump */
     co->fn = fn;
     co->arg = arg;
+    co->local = NULL;
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
     /* wait_word, wait_reason and the timer are at rest in a recycled block
@@ -746,6 +747,13 @@ tern_co *tern_self(void)
 {
     tern_p *p = tern__cur_p();
     return p ? p->cur : NULL;
+}
+
+void **tern__co_local(void)
+{
+    static _Thread_local void *thread_local_slot;
+    tern_p *p = tern__cur_p();
+    return p && p->cur ? &p->cur->local : &thread_local_slot;
 }
 
 uint64_t tern_id(void)
