@@ -2914,6 +2914,84 @@ SERVER_TEST(req_set_ctx_replaces_and_counts_per_request)
     return 0;
 }
 
+/* Values added before the context exists wait for it, in order (the
+ * last added is nearest); after, they wrap it at once. */
+static const char k1, k2, k3, k4, k5, k6;
+
+static int h_ctx_values(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k1, (void *)"one"), 0);
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k2, (void *)"two"), 0);
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k3, (void *)"three"), 0);
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k1, (void *)"uno"), 0);     /* shadows */
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k4, (void *)"four"), -ENOSPC);
+    tern_ctx *c = tern_http_req_ctx(r);
+    CHECK(c && tern_http_req_ctx(r) == c);
+    CHECK_STR(tern_ctx_value(c, &k1), "uno");
+    CHECK_STR(tern_ctx_value(c, &k2), "two");
+    CHECK_STR(tern_ctx_value(c, &k3), "three");
+    CHECK(tern_ctx_value(c, &k4) == NULL);
+    CHECK_EQ(tern_ctx_err(c), 0);
+    /* now the context exists: a value wraps it, and is the request's */
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k5, (void *)"five"), 0);
+    tern_ctx *c2 = tern_http_req_ctx(r);
+    CHECK(c2 != c);
+    CHECK_STR(tern_ctx_value(c2, &k5), "five");
+    CHECK_STR(tern_ctx_value(c2, &k2), "two");
+    /* the owned contexts: 1 cancel + 4 values + this = 6 of 8; two more fit */
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k6, (void *)"six"), 0);
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k6, (void *)"seven"), 0);
+    CHECK_EQ(tern_http_req_add_ctx_value(r, &k6, (void *)"eight"), -ENOSPC);
+    CHECK_STR(tern_ctx_value(tern_http_req_ctx(r), &k6), "seven");
+    return tern_http_resp_text(w, 200, "ok");
+}
+
+/* A handler that never asks for the context sees none of that cost, and
+ * the next request on the connection starts with no values. */
+static int h_ctx_values_unasked(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    const char *q = tern_http_req_query(r, "ask");
+    if (q) {
+        CHECK(tern_ctx_value(tern_http_req_ctx(r), &k1) == NULL);
+        return tern_http_resp_text(w, 200, "asked");
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(tern_http_req_add_ctx_value(r, &k1, (void *)"x"), 0);
+    return tern_http_resp_text(w, 200, "ok");
+}
+
+SERVER_TEST(req_ctx_values_wait_for_the_context)
+{
+    (void)arg;
+    tern_http_server_options o = {.handler = h_ctx_values};
+    tsrv *t = srv_start(&o, NULL);
+    cl *k = cl_dial(t->addr);
+    for (int i = 0; i < 2; i++) {
+        resp r;
+        get(k, "/", &r);
+        CHECK_EQ(r.status, 200);
+        resp_free(&r);
+    }
+    cl_close(k);
+    srv_stop(t);
+    o.handler = h_ctx_values_unasked;
+    t = srv_start(&o, NULL);
+    k = cl_dial(t->addr);
+    resp r;
+    get(k, "/", &r);
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+    get(k, "/?ask=1", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_MEM(r.body, r.body_len, "asked");
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
 SERVER_TEST(server_add_listener_serves_a_unix_socket)
 {
     (void)arg;
@@ -2981,4 +3059,5 @@ TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(head_survives_chunked_body), T(pipelined_head_gets_its_own_timeout),
       T(error_status_maps_body_errors), T(resp_status_headers_and_buffered_body),
       T(req_is_head_only_for_head), T(req_read_streams_the_body_and_its_errors),
-      T(req_set_ctx_replaces_and_counts_per_request), T(server_add_listener_serves_a_unix_socket))
+      T(req_set_ctx_replaces_and_counts_per_request), T(req_ctx_values_wait_for_the_context),
+      T(server_add_listener_serves_a_unix_socket))

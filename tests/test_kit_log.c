@@ -265,6 +265,38 @@ static void log_scan_stops_at_the_end_of_a_page(void)
     munmap(m, 2 * (size_t)page);
 }
 
+/* A filtered-out level costs the check only: the macros evaluate no
+ * other argument (the fields' values, the context). */
+static int evaluated;
+
+static const char *counted(void)
+{
+    evaluated++;
+    return "v";
+}
+
+static tern_ctx *counted_ctx(void)
+{
+    evaluated++;
+    return NULL;
+}
+
+static void log_macros_skip_arguments_below_the_level(void)
+{
+    start(0, TERN_LOG_INFO);
+    evaluated = 0;
+    tern_log_debug("d", TERN_LOG_STR("k", counted()));
+    tern_log_ctx(counted_ctx(), TERN_LOG_DEBUG, "d", TERN_LOG_STR("k", counted()));
+    CHECK_EQ(evaluated, 0);
+    tern_log_info("i", TERN_LOG_STR("k", counted()));
+    tern_log_ctx(counted_ctx(), TERN_LOG_WARN, "w", TERN_LOG_STR("k", counted()));
+    CHECK_EQ(evaluated, 3);
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 2);
+    CHECK_STR(after_time(out, 0), "\"level\":\"info\",\"msg\":\"i\",\"k\":\"v\"}\n");
+    stop();
+}
+
 static void log_levels_filter_and_change_at_run_time(void)
 {
     start(0, TERN_LOG_WARN);
@@ -982,6 +1014,7 @@ static void log_fork_while_another_thread_starts_and_stops(void)
 TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields), T(log_double_reads_back_exactly),
       T(log_escapes_json_and_replaces_bad_utf8),
       T(log_escaping_finds_special_bytes_at_every_position),
+      T(log_macros_skip_arguments_below_the_level),
       T(log_scan_stops_at_the_end_of_a_page), T(log_line_is_json_wherever_the_limit_falls),
       T(log_levels_filter_and_change_at_run_time),
       T(log_level_from_env), T(log_appends_to_a_file), T(log_adds_trace_ids_from_context_and_hook),

@@ -131,6 +131,13 @@ const char *tern_http_req_remote_addr(tern_http_req *r);
 /* Memory freed with the request (8-byte aligned); NULL on ENOMEM. */
 void *tern_http_req_alloc(tern_http_req *r, size_t n);
 char *tern_http_req_strdup(tern_http_req *r, const char *s);
+/* Give the request's context (tern_http_req_ctx) key -> value, as
+ * tern_ctx_with_value on it would, but without making the context before
+ * someone asks for it: a middleware that tags every request (tracing)
+ * costs no context on requests whose handlers never take one.  0,
+ * -ENOSPC past 4 values added before the context exists (or as
+ * tern_http_req_set_ctx after), -ENOMEM. */
+int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value);
 /* A value for later links of the chain (a request id, a user), by key
  * address; -ENOMEM. */
 int tern_http_req_set_value(tern_http_req *r, const void *key, void *value);

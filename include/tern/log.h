@@ -112,14 +112,23 @@ void tern_log_ctx_fields(tern_ctx *ctx, tern_log_level level, const char *msg,
                          const tern_log_field *fields, size_t n);
 
 /* Variadic forms: tern_log(TERN_LOG_INFO, "msg", TERN_LOG_INT("n", 1), ...).
- * The leading empty field only lets the list be empty. */
+ * The level is checked first: when it is filtered out, the other
+ * arguments (ctx, msg, the fields' values) are not evaluated at all, so
+ * a debug line costs one load where debug is off.  (level itself is
+ * evaluated twice: give a constant or a plain variable.)  The leading
+ * empty field only lets the list be empty. */
 #define TERN_LOG_ARRAY_(...) ((const tern_log_field[]){{0}, __VA_ARGS__})
 #define TERN_LOG_COUNT_(...) (sizeof TERN_LOG_ARRAY_(__VA_ARGS__) / sizeof(tern_log_field) - 1)
 #define tern_log(level, msg, ...)                                                        \
-    tern_log_fields((level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1, TERN_LOG_COUNT_(__VA_ARGS__))
+    (tern_log_enabled(level)                                                             \
+         ? tern_log_fields((level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1,             \
+                           TERN_LOG_COUNT_(__VA_ARGS__))                                 \
+         : (void)0)
 #define tern_log_ctx(ctx, level, msg, ...)                                               \
-    tern_log_ctx_fields((ctx), (level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1,        \
-                        TERN_LOG_COUNT_(__VA_ARGS__))
+    (tern_log_enabled(level)                                                             \
+         ? tern_log_ctx_fields((ctx), (level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1,  \
+                               TERN_LOG_COUNT_(__VA_ARGS__))                             \
+         : (void)0)
 #define tern_log_debug(msg, ...) tern_log(TERN_LOG_DEBUG, (msg), __VA_ARGS__)
 #define tern_log_info(msg, ...)  tern_log(TERN_LOG_INFO, (msg), __VA_ARGS__)
 #define tern_log_warn(msg, ...)  tern_log(TERN_LOG_WARN, (msg), __VA_ARGS__)

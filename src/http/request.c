@@ -399,8 +399,35 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
             return r->conn->srv->base;  /* ENOMEM: still a valid context */
         r->ctx = c;
         r->owned_ctx[r->nowned++] = c;
+        /* the values added before: the owned slots always have room for
+         * them (HTTP_MAX_CTX_VALUES < HTTP_MAX_CTXS) */
+        for (size_t i = 0; i < r->nctx_values; i++) {
+            tern_ctx *v = tern_ctx_with_value(r->ctx, r->ctx_keys[i], r->ctx_vals[i]);
+            if (!v)
+                break;          /* ENOMEM: the values are lost, the context is fine */
+            r->ctx = v;
+            r->owned_ctx[r->nowned++] = v;
+        }
     }
     return r->ctx;
+}
+
+int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value)
+{
+    if (!r->ctx) {
+        if (r->nctx_values == HTTP_MAX_CTX_VALUES)
+            return -ENOSPC;
+        r->ctx_keys[r->nctx_values] = key;
+        r->ctx_vals[r->nctx_values++] = value;
+        return 0;
+    }
+    tern_ctx *v = tern_ctx_with_value(r->ctx, key, value);
+    if (!v)
+        return -ENOMEM;
+    int rc = tern_http_req_set_ctx(r, v);
+    if (rc < 0)
+        tern_ctx_free(v);
+    return rc;
 }
 
 int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)

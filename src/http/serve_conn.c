@@ -273,7 +273,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     tern_http_resp w;
     /* everything but the parameter and value arrays, which their counts guard */
     memset(&r, 0, offsetof(tern_http_req, param_names));
-    r.nparams = r.nvalues = r.nowned = 0;
+    r.nparams = r.nvalues = r.nowned = r.nctx_values = 0;
     r.ctx = NULL;
     r.conn = hc;
     r.head = *head;

@@ -17,6 +17,7 @@
 #define HTTP_MAX_PARAMS 16
 #define HTTP_MAX_VALUES 8
 #define HTTP_MAX_CTXS 8
+#define HTTP_MAX_CTX_VALUES 4
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
@@ -79,6 +80,10 @@ struct tern_http_req {
     tern_ctx *ctx;
     tern_ctx *owned_ctx[HTTP_MAX_CTXS];
     size_t nowned;
+    /* values for the context, added before anyone asked for it */
+    const void *ctx_keys[HTTP_MAX_CTX_VALUES];
+    void *ctx_vals[HTTP_MAX_CTX_VALUES];
+    size_t nctx_values;
     int64_t start;
 };
 

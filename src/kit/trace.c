@@ -355,9 +355,9 @@ tern_ctx *tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s)
     return tern_ctx_with_value(parent, &ctx_key, s);
 }
 
-tern_ctx *tern__trace_ctx_with_holder(tern_ctx *parent, tern_trace_span **holder)
+const void *tern__trace_holder_key(void)
 {
-    return tern_ctx_with_value(parent, &holder_key, holder);
+    return &holder_key;
 }
 
 tern_trace_span *tern_trace_span_from_ctx(tern_ctx *ctx)

@@ -69,12 +69,12 @@ int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts)
     tern_trace_span_set(s, &TERN_TRACE_STR("http.request.method", method));
     tern_trace_span_set(s, &TERN_TRACE_STR("url.path", tern_http_req_path(r)));
 
+    /* the request's context leads to the span, made only if asked for */
     tern_trace_span **holder = tern_http_req_alloc(r, sizeof *holder);
     if (holder) {
         *holder = s;
-        tern_ctx *ctx = tern__trace_ctx_with_holder(tern_http_req_ctx(r), holder);
-        if (ctx && tern_http_req_set_ctx(r, ctx) != 0)
-            tern_ctx_free(ctx);
+        if (tern_http_req_add_ctx_value(r, tern__trace_holder_key(), holder) != 0)
+            holder = NULL;
     }
     /* in the arena, not on this stack: other coroutines walk the scope
      * list, and a shared-stack coroutine's stack moves while it parks */

@@ -50,9 +50,10 @@ void tern__trace_export_submit(tern_trace_span *s);
 /* The sampler tern_trace_span_start consults. */
 void tern__trace_set_sampler(const tern_trace_sampler *s);
 
-/* A child of parent whose tern_trace_span_from_ctx is *holder (when no
- * span was put there with tern_trace_ctx_with_span). */
-tern_ctx *tern__trace_ctx_with_holder(tern_ctx *parent, tern_trace_span **holder);
+/* The context value key under which a tern_trace_span ** (a holder) makes
+ * tern_trace_span_from_ctx return *holder (when no span was put there
+ * with tern_trace_ctx_with_span). */
+const void *tern__trace_holder_key(void);
 
 /* Unix time in ns (spans carry wall-clock times; OTLP wants them). */
 int64_t tern__trace_unix_ns(void);
