@@ -18,8 +18,10 @@
  * Order matters as it does in Go: once tern_http_next returns, a link sees
  * what the links after it did, and nothing of those before.  The access
  * log goes first, so that it times the whole chain, logs the request id
- * set after it and the status a later CORS or timeout link chose; the
- * timeout goes right before the handlers it bounds.
+ * set after it and the status a later CORS or timeout link chose (or
+ * right after tern_http_mw_trace, for its lines to carry the trace ids,
+ * as examples/svc does); the timeout goes right before the handlers it
+ * bounds.
  *
  * There is no recover-style error middleware: the server already turns a
  * handler's -errno into a 500 (or a closed connection once streaming)
@@ -61,22 +63,31 @@ const char *tern_http_request_id(const tern_http_req *r);
 
 /* ---- access log --------------------------------------------------------
  *
- * One JSON object per request, on one line, after the chain returns:
+ * One JSON object per request, on one line, after the chain returns: a
+ * tern_log line (tern/log.h, the same formatter and escaping) at level
+ * info with msg "request":
  *
- *   {"time":"2025-01-02T03:04:05.678Z","method":"GET","path":"/a",
- *    "status":200,"bytes":12,"duration_us":153,"remote":"127.0.0.1:5555",
- *    "request_id":"...","user_agent":"curl/8.0","error":"..."}
+ *   {"time":"2025-01-02T03:04:05.678Z","level":"info","msg":"request",
+ *    "trace_id":"...","span_id":"...","status":200,"bytes":12,
+ *    "duration_us":153,"method":"GET","remote":"127.0.0.1:5555",
+ *    "request_id":"...","error":"...","path":"/a","user_agent":"curl/8.0"}
  *
  * time is when the request's head had been read (UTC); path is decoded,
  * without the query (which often carries secrets); bytes is the body's
- * length as sent (after gzip, before chunked framing); request_id,
- * user_agent and error appear only when there is one (error: the
- * handler's -errno, as tern_strerror says it; the status is then 500
- * unless the response had already started).
- * Strings are JSON-escaped, invalid UTF-8 becomes U+FFFD, and long ones
- * are cut (path at 1 KiB, user agent at 256 bytes) so a line stays under
- * 4 KiB.
+ * length as sent (after gzip, before chunked framing); trace_id and
+ * span_id appear inside tern_http_mw_trace (the request's span is then
+ * current), request_id, user_agent and error only when there is one
+ * (error: the handler's -errno, as tern_strerror says it; the status is
+ * then 500 unless the response had already started).  Strings are
+ * JSON-escaped and invalid UTF-8 becomes U+FFFD; a client's strings are
+ * cut to a fixed number of their bytes before escaping (path 1 KiB, user
+ * agent 256, method, remote and request id 128), at a character
+ * boundary, and a line never exceeds TERN_LOG_LINE_MAX (the numbers come
+ * first, so they are never the part cut).
  *
+ * With neither out nor fn, lines go to the tern_log writer (a ring
+ * drained by a thread: the worker never blocks) once tern_log_init has
+ * run, else to stderr.
  * A FILE* gets each line with one fwrite (stdio's lock keeps lines whole
  * across threads); the write runs on the worker, so give a file that
  * does not block for long (a pipe to a collector may), or use fn to hand
