@@ -710,15 +710,22 @@ static void log_from_many_coroutines_keeps_lines_whole(void)
 
 /* ---- fork ------------------------------------------------------------------- */
 
-/* A forked child that starts a thread (its fresh writer) kills GCC 12's
- * TSan runtime: it still counts the parent's threads as live there, and
- * dies ("dup thread with used id") when glibc hands the new thread a dead
- * one's stack, hence its pthread_t.  Newer runtimes forget those ids at
+/* A forked child that starts a thread (its fresh writer) kills qemu-user
+ * (below) and GCC 12's TSan runtime: the latter still counts the parent's
+ * threads as live there, and dies ("dup thread with used id") when glibc
+ * hands the new thread a dead one's stack, hence its pthread_t.  Newer runtimes forget those ids at
  * fork (LLVM's ThreadRegistry::OnFork: in clang 14's libtsan, not in GCC
  * 12's).  TSan checks nothing in such a child anyway; clang's TSan build
  * still runs these tests for the parent's side. */
 static bool fork_untestable(void)
 {
+    /* Debian 12's qemu-user (7.2) aborts in a forked child that starts a
+     * thread (qemu_plugin_vcpu_init_hook: assertion failed): the emulator's
+     * bug, not ours; the native runs cover these tests. */
+    if (getenv("TERN_TEST_UNDER_QEMU")) {
+        fprintf(stderr, "   skipped: qemu-user aborts when a forked child starts a thread\n");
+        return true;
+    }
 #if defined(__SANITIZE_THREAD__) && !defined(__clang__) && __GNUC__ < 13
     fprintf(stderr, "   skipped: GCC %d's TSan dies when a forked child starts a thread\n",
             __GNUC__);
