@@ -20,6 +20,7 @@
 typedef struct stage {
     tern_ctx *ctx;
     tern_chan *in, *out;
+    tern_waitgroup *wg;         /* done when the stage has returned */
 } stage;
 
 static int gen(void *arg)
@@ -39,6 +40,7 @@ static int gen(void *arg)
     }
     printf("  gen:    stopped after sending %ld values\n", n);
     tern_chan_close(s->out);            /* defer close(out) */
+    tern_waitgroup_done(s->wg);
     return 0;
 }
 
@@ -57,6 +59,7 @@ static int square(void *arg)
      * because it saw the cancel first. */
     printf("  square: stopped: %s\n", e ? tern_strerror(e) : "input closed by gen");
     tern_chan_close(s->out);
+    tern_waitgroup_done(s->wg);
     return 0;
 }
 
@@ -76,7 +79,9 @@ static int entry(void *arg)
         fprintf(stderr, "out of memory\n");
         return 1;
     }
-    stage g = {ctx, NULL, nums}, sq = {ctx, nums, squares};
+    tern_waitgroup wg = {0};
+    tern_waitgroup_add(&wg, 2);
+    stage g = {ctx, NULL, nums, &wg}, sq = {ctx, nums, squares, &wg};
     tern_go(gen, &g);
     tern_go(square, &sq);
 
@@ -102,6 +107,11 @@ static int entry(void *arg)
         tern_dump(stderr);
         return 1;
     }
+    /* Freeing is C's part: only once both stages are past their last use
+     * of the channels (a stage may still be inside tern_chan_close when
+     * the sink sees the close), which the wait group says; the stats
+     * above are a census, not a synchronisation. */
+    tern_waitgroup_wait(&wg);
     tern_ctx_free(ctx);
     tern_chan_free(nums);
     tern_chan_free(squares);
