@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "kit/log_internal.h"
 #include "tern/error.h"
@@ -57,13 +56,6 @@ static const char *bounded(const char *s, size_t max, char *buf)
     memcpy(buf, s, n);
     buf[n] = '\0';
     return buf;
-}
-
-static int64_t wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
 }
 
 int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
@@ -100,7 +92,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     tern_log_ids ids;
     bool traced = tern__log_hook_ids(&ids);
     char line[TERN_LOG_LINE_MAX];
-    size_t len = tern_log_format(line, wall_now() - took, TERN_LOG_INFO, "request",
+    size_t len = tern_log_format(line, tern_log_unix_ns() - took, TERN_LOG_INFO, "request",
                                  traced ? &ids : NULL, f, n);
     if (o && o->fn)
         o->fn(line, len, o->fn_arg);
