@@ -11,7 +11,10 @@
  * not allowed would show.  Beyond "no crash, no sanitizer report", every
  * line must be at most TERN_LOG_LINE_MAX bytes, end in "}\n", be one JSON
  * object, and, when not truncated, give back the message as it was
- * whenever the message is valid UTF-8.
+ * whenever the message is valid UTF-8.  The message also goes through the
+ * access log's builder calls (tern__log_line_strn, with a bound taken
+ * from the input), which must cut it within the bound at a character
+ * boundary.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,6 +98,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
             check(json_equal(want, json_object_get(j, "msg")));
         json_decref(want);
     }
+    json_decref(j);
+
+    /* The same message through the access log's path: a bounded string
+     * under a key given as JSON.  Whatever the bound, the line is one
+     * JSON object; when the message is UTF-8, the field is the longest
+     * prefix of it within the bound that does not split a character. */
+    size_t bound = (size_t)kinds * 7 % (strlen(msg) + 3);
+    tern__log_line l;
+    tern__log_line_begin(&l, line, 1763777000123456789LL, TERN_LOG_INFO, "m", NULL);
+    tern__log_line_strn(&l, TERN__LOG_KEY("s"), msg, bound);
+    ln = tern__log_line_end(&l);
+    check(ln >= 3 && ln <= TERN_LOG_LINE_MAX);
+    j = json_loadb(line, ln - 1, JSON_ALLOW_NUL, &je);
+    check(j != NULL && json_is_object(j));
+    json_t *want = json_string(msg);
+    if (want && !json_object_get(j, "truncated")) {
+        const char *got = json_string_value(json_object_get(j, "s"));
+        check(got != NULL);
+        size_t gl = strlen(got), ml = strlen(msg);
+        check(gl <= bound && strncmp(got, msg, gl) == 0);
+        /* stopped at the bound, the end, or before a character across it */
+        check(gl == ml || gl == bound ||
+              (gl + 4 > bound && ((unsigned char)msg[gl] & 0xC0) == 0xC0));
+    }
+    json_decref(want);
     json_decref(j);
     for (size_t i = 0; i < nb; i++)
         free(blocks[i]);

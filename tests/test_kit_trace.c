@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <pthread.h>
 
@@ -464,6 +465,11 @@ static int users_h(tern_http_req *r, tern_http_resp *w, void *arg)
                                    &db), 0);
     tern_trace_span_set(db, &TERN_TRACE_DOUBLE("db.ms", 2.5));
     tern_trace_span_set(db, &TERN_TRACE_BOOL("db.cached", true));
+    /* what JSON must escape or cannot hold: a quote, a backslash, a
+     * control character, a byte that is not UTF-8, a NaN */
+    tern_trace_span_set(db, &TERN_TRACE_STR("db.stmt", "a\"b\\c\x01" "d\xff" "e\xc3\xa9"));
+    tern_trace_span_set(db, &TERN_TRACE_DOUBLE("db.nan", NAN));
+    tern_trace_span_set(db, &TERN_TRACE_DOUBLE("db.tiny", 1e-300));
     tern_trace_attr ea[] = {TERN_TRACE_INT("k", 7)};
     tern_trace_span_add_event(db, "cache miss", ea, 1);
     tern_trace_span_set_status(db, TERN_TRACE_STATUS_ERROR, "db down");
@@ -909,6 +915,10 @@ static int exporter_body(void *arg)
     json_t *d = json_object_get(attr_of(attrs, "db.ms"), "doubleValue");
     CHECK(json_is_real(d) && json_real_value(d) == 2.5);
     CHECK(json_is_true(json_object_get(attr_of(attrs, "db.cached"), "boolValue")));
+    check_str_attr(attrs, "db.stmt", "a\"b\\c\x01" "d\xef\xbf\xbd" "e\xc3\xa9");
+    CHECK(strcmp(str_field(attr_of(attrs, "db.nan"), "doubleValue"), "NaN") == 0);
+    d = json_object_get(attr_of(attrs, "db.tiny"), "doubleValue");
+    CHECK(json_is_real(d) && json_real_value(d) == 1e-300);
     json_t *ev = json_array_get(json_object_get(db, "events"), 0);
     CHECK_EQ(json_array_size(json_object_get(db, "events")), 1);
     CHECK(strcmp(str_field(ev, "name"), "cache miss") == 0);

@@ -11,7 +11,9 @@
  *
  * A client must not be able to make a line long enough to matter, so each
  * client-chosen string is cut to a fixed number of its own bytes before it
- * is escaped (at a character boundary).  The numbers go first: if a line
+ * is escaped (at a character boundary, by the formatter as it copies).
+ * The keys are fixed, so they go in as JSON already (TERN__LOG_KEY) and
+ * are not scanned for escapes on every request.  The numbers go first: if a line
  * is still too long after that (a path of 1 KiB of control characters
  * escapes to 6 KiB) the formatter drops the trailing fields, and status,
  * bytes and duration are never among them.
@@ -24,6 +26,7 @@
 #include "tern/http_mw.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kit/log_internal.h"
@@ -34,29 +37,6 @@
 #define PATH_MAX_BYTES 1024
 #define UA_MAX_BYTES 256
 #define SHORT_MAX_BYTES 128     /* method, remote address, request id */
-
-/* s, or its first bytes (at most max, not ending inside a UTF-8
- * sequence) copied into buf[max + 1]. */
-static const char *bounded(const char *s, size_t max, char *buf)
-{
-    size_t n = strnlen(s, max + 1);
-    if (n <= max)
-        return s;
-    n = max;
-    /* s[n] continues a character that began before the cut: cut before
-     * that character's lead byte instead (a stray continuation byte is
-     * left alone; the formatter replaces it anyway) */
-    if (((unsigned char)s[n] & 0xC0) == 0x80) {
-        size_t k = n;
-        while (k > 0 && n - k < 3 && ((unsigned char)s[k] & 0xC0) == 0x80)
-            k--;
-        if ((unsigned char)s[k] >= 0xC0)
-            n = k;
-    }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    return buf;
-}
 
 int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
 {
@@ -70,30 +50,27 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
                                                         : tern_http_resp_status(w);
 
-    char method[SHORT_MAX_BYTES + 1], path[PATH_MAX_BYTES + 1], remote[SHORT_MAX_BYTES + 1];
-    char rid[SHORT_MAX_BYTES + 1], ua[UA_MAX_BYTES + 1];
-    tern_log_field f[9];
-    size_t n = 0;
-    f[n++] = TERN_LOG_INT("status", status);
-    f[n++] = TERN_LOG_INT("bytes", (int64_t)tern_http_resp_body_bytes(w));
-    f[n++] = TERN_LOG_INT("duration_us", took / TERN_US);
-    f[n++] = TERN_LOG_STR("method", bounded(tern_http_req_method(r), SHORT_MAX_BYTES, method));
-    const char *s = tern_http_req_remote_addr(r);
-    f[n++] = TERN_LOG_STR("remote", s ? bounded(s, SHORT_MAX_BYTES, remote) : "");
-    if ((s = tern_http_request_id(r)))
-        f[n++] = TERN_LOG_STR("request_id", bounded(s, SHORT_MAX_BYTES, rid));
-    if (rc < 0)
-        f[n++] = TERN_LOG_STR("error", tern_strerror(rc));
-    f[n++] = TERN_LOG_STR("path", bounded(tern_http_req_path(r), PATH_MAX_BYTES, path));
-    if ((s = tern_http_req_header(r, "User-Agent")))
-        f[n++] = TERN_LOG_STR("user_agent", bounded(s, UA_MAX_BYTES, ua));
-
     /* inside the tracing middleware, the request's span is current */
     tern_log_ids ids;
     bool traced = tern__log_hook_ids(&ids);
     char line[TERN_LOG_LINE_MAX];
-    size_t len = tern_log_format(line, tern_log_unix_ns() - took, TERN_LOG_INFO, "request",
-                                 traced ? &ids : NULL, f, n);
+    tern__log_line l;
+    tern__log_line_begin(&l, line, tern_log_unix_ns() - took, TERN_LOG_INFO, "request",
+                         traced ? &ids : NULL);
+    tern__log_line_int(&l, TERN__LOG_KEY("status"), status);
+    tern__log_line_int(&l, TERN__LOG_KEY("bytes"), (int64_t)tern_http_resp_body_bytes(w));
+    tern__log_line_int(&l, TERN__LOG_KEY("duration_us"), took / TERN_US);
+    tern__log_line_strn(&l, TERN__LOG_KEY("method"), tern_http_req_method(r), SHORT_MAX_BYTES);
+    const char *s = tern_http_req_remote_addr(r);
+    tern__log_line_strn(&l, TERN__LOG_KEY("remote"), s ? s : "", SHORT_MAX_BYTES);
+    if ((s = tern_http_request_id(r)))
+        tern__log_line_strn(&l, TERN__LOG_KEY("request_id"), s, SHORT_MAX_BYTES);
+    if (rc < 0)
+        tern__log_line_strn(&l, TERN__LOG_KEY("error"), tern_strerror(rc), SIZE_MAX);
+    tern__log_line_strn(&l, TERN__LOG_KEY("path"), tern_http_req_path(r), PATH_MAX_BYTES);
+    if ((s = tern_http_req_header(r, "User-Agent")))
+        tern__log_line_strn(&l, TERN__LOG_KEY("user_agent"), s, UA_MAX_BYTES);
+    size_t len = tern__log_line_end(&l);
     if (o && o->fn)
         o->fn(line, len, o->fn_arg);
     else if (o && o->out)

@@ -27,11 +27,7 @@
 #define RESERVE 32
 #define CUT_KEEP 64
 
-typedef struct out {
-    char *p;
-    size_t len, lim;
-    bool cut;                   /* something did not fit */
-} out;
+typedef tern__log_line out;
 
 static inline bool put(out *o, const char *s, size_t n)
 {
@@ -186,15 +182,16 @@ static inline size_t copy_plain(char *d, const char *s, size_t room)
 }
 #endif
 
-/* s as a JSON string between open (which holds its opening quote) and
- * close (its closing one).  Returns false if it was cut (a closing quote
- * is still written: RESERVE keeps room for it).  Inlined
+/* s, or its first max bytes (never part of a character), as a JSON string
+ * between open (which holds its opening quote) and close (its closing
+ * one).  Returns false if the output was cut (a closing quote is still
+ * written: RESERVE keeps room for it).  Inlined
  * into its few callers: a line has about eight strings, keys included.
  * Plain runs go through copy_plain; what stops it (the end, an escape, a
  * UTF-8 sequence, the limit) is looked at here, one character at a time. */
 static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *open, size_t on,
-                                                            const char *str, const char *close,
-                                                            size_t cn)
+                                                            const char *str, size_t max,
+                                                            const char *close, size_t cn)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
@@ -202,9 +199,12 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
         return false;
     size_t i = 0;
     for (;;) {
-        size_t k = copy_plain(o->p + o->len, (const char *)s + i, o->lim - o->len);
+        size_t room = o->lim - o->len, left = max - i;
+        size_t k = copy_plain(o->p + o->len, (const char *)s + i, room < left ? room : left);
         o->len += k;
         i += k;
+        if (i >= max)
+            break;              /* the input bound: an end, not a cut */
         unsigned c = s[i];
         if (c == 0)
             break;
@@ -232,6 +232,8 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
         } else if (c >= 0x80) {
             /* utf8_seq stops at the NUL: it is not a continuation byte */
             int sl = utf8_seq(s + i, 4);
+            if (sl > 0 && (size_t)sl > max - i)
+                break;          /* a character across the input bound: end before it */
             if (sl > 0) {
                 w = (const char *)s + i;
                 wn = (size_t)sl;
@@ -239,7 +241,7 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
             } else {
                 w = "\xEF\xBF\xBD";
                 wn = 3;
-                adv = -sl;
+                adv = (size_t)-sl < max - i ? -sl : (int)(max - i);  /* stay inside max */
             }
         } else {
             goto cut;           /* a plain byte copy_plain left: out of room */
@@ -257,9 +259,9 @@ cut:
 }
 
 /* A string value: "s" */
-#define put_str(o, s) put_qstr((o), "\"", 1, (s), "\"", 1)
+#define put_str(o, s) put_qstr((o), "\"", 1, (s), SIZE_MAX, "\"", 1)
 /* A field's key, after the field before it: ,"key": */
-#define put_key(o, s) put_qstr((o), ",\"", 2, (s), "\":", 2)
+#define put_key(o, s) put_qstr((o), ",\"", 2, (s), SIZE_MAX, "\":", 2)
 
 /* The number of decimal digits of u. */
 static inline size_t digits(uint64_t u)
@@ -409,8 +411,10 @@ static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
     return HEAD_PREFIX + 4 + tails[i].n;
 }
 
-static void put_field(out *o, const tern_log_field *f)
+void tern__log_line_field(out *o, const tern_log_field *f)
 {
+    if (o->cut)
+        return;
     size_t start = o->len;
     bool ok = put_key(o, f->key ? f->key : "");
     if (!ok) {
@@ -443,26 +447,64 @@ static void put_field(out *o, const tern_log_field *f)
         o->len = start;
 }
 
+void tern__log_line_begin(out *o, char *buf, int64_t unix_ns, tern_log_level level,
+                          const char *msg, const tern_log_ids *ids)
+{
+    *o = (out){.p = buf, .lim = TERN_LOG_LINE_MAX - RESERVE};
+    o->len = put_head(buf, unix_ns, level);
+    put_str(o, msg ? msg : "");
+    if (ids && ids->trace_id && !o->cut) {
+        PUT_LIT(o, ",\"trace_id\":");
+        put_str(o, ids->trace_id);
+    }
+    if (ids && ids->span_id && !o->cut) {
+        PUT_LIT(o, ",\"span_id\":");
+        put_str(o, ids->span_id);
+    }
+}
+
+void tern__log_line_int(out *o, const char *key, size_t key_len, int64_t v)
+{
+    size_t start = o->len;
+    if (!o->cut && !(put(o, key, key_len) && put_int(o, v)))
+        o->len = start;
+}
+
+void tern__log_line_strn(out *o, const char *key, size_t key_len, const char *s, size_t max)
+{
+    size_t start = o->len;
+    if (o->cut || !put(o, key, key_len))
+        goto drop;
+    size_t vstart = o->len;
+    if (put_qstr(o, "\"", 1, s, max, "\"", 1) || o->len - vstart > CUT_KEEP)
+        return;
+drop:
+    o->len = start;
+}
+
+size_t tern__log_line_end(out *o)
+{
+    /* RESERVE holds the tail whatever happened before. */
+    o->lim = TERN_LOG_LINE_MAX;
+    if (o->cut)
+        PUT_LIT(o, ",\"truncated\":true");
+    PUT_LIT(o, "}\n");
+    return o->len;
+}
+
+size_t tern__json_quote(char *dst, const char *s)
+{
+    out o = {.p = dst, .lim = SIZE_MAX / 2};
+    put_str(&o, s);
+    return o.len;
+}
+
 size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
                        const tern_log_ids *ids, const tern_log_field *fields, size_t n)
 {
-    out o = {.p = buf, .len = 0, .lim = TERN_LOG_LINE_MAX - RESERVE};
-    o.len = put_head(buf, unix_ns, level);
-    put_str(&o, msg ? msg : "");
-    if (ids && ids->trace_id && !o.cut) {
-        PUT_LIT(&o, ",\"trace_id\":");
-        put_str(&o, ids->trace_id);
-    }
-    if (ids && ids->span_id && !o.cut) {
-        PUT_LIT(&o, ",\"span_id\":");
-        put_str(&o, ids->span_id);
-    }
+    out o;
+    tern__log_line_begin(&o, buf, unix_ns, level, msg, ids);
     for (size_t i = 0; i < n && !o.cut; i++)
-        put_field(&o, &fields[i]);
-    /* RESERVE holds the tail whatever happened above. */
-    o.lim = TERN_LOG_LINE_MAX;
-    if (o.cut)
-        PUT_LIT(&o, ",\"truncated\":true");
-    PUT_LIT(&o, "}\n");
-    return o.len;
+        tern__log_line_field(&o, &fields[i]);
+    return tern__log_line_end(&o);
 }

@@ -16,6 +16,37 @@
 size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
                        const tern_log_ids *ids, const tern_log_field *fields, size_t n);
 
+/* The same line built a field at a time, for a caller whose fields are
+ * fixed (the access log): begin (head, msg, ids), fields, end (the closing
+ * brace and newline; returns the length).  A field that does not fit is
+ * dropped, and so are all after it, as tern_log_format does. */
+typedef struct tern__log_line {
+    char *p;                    /* buf[TERN_LOG_LINE_MAX] */
+    size_t len, lim;
+    bool cut;                   /* something did not fit */
+} tern__log_line;
+
+void tern__log_line_begin(tern__log_line *l, char *buf, int64_t unix_ns, tern_log_level level,
+                          const char *msg, const tern_log_ids *ids);
+void tern__log_line_field(tern__log_line *l, const tern_log_field *f);
+/* Fields whose key is given already in JSON, quoted and with its colon
+ * and the comma before it (TERN__LOG_KEY("status")), so it is copied, not
+ * scanned for escapes.  strn logs at most max bytes of the NUL-terminated
+ * s, never part of a character: the bound is on the input, before
+ * escaping, so a client cannot make it longer by sending quotes. */
+#define TERN__LOG_KEY(name) ",\"" name "\":", sizeof(",\"" name "\":") - 1
+void tern__log_line_int(tern__log_line *l, const char *key, size_t key_len, int64_t v);
+void tern__log_line_strn(tern__log_line *l, const char *key, size_t key_len, const char *s,
+                         size_t max);
+size_t tern__log_line_end(tern__log_line *l);
+
+/* s as a quoted JSON string (escapes as in a log line; bytes that are not
+ * UTF-8 become U+FFFD) written to dst, which must have room for
+ * TERN__JSON_QUOTE_MAX(strlen(s)) bytes; returns the length written (no
+ * NUL).  The one JSON string writer: the OTLP exporter uses it too. */
+#define TERN__JSON_QUOTE_MAX(n) (6 * (n) + 2 + 8)     /* 8: copy_plain's word stores */
+size_t tern__json_quote(char *dst, const char *s);
+
 /* The calling coroutine's trace ids from the context hook, if one is set
  * and has them (tern_log_set_context_hook). */
 bool tern__log_hook_ids(tern_log_ids *out);

@@ -70,6 +70,22 @@ static char *dup_cut(const char *s)
     return d;
 }
 
+/* Give s the name (cut to TERN_TRACE_STR_MAX bytes): a short one in the
+ * span itself, a longer one allocated.  0 or -ENOMEM (the old name kept). */
+static int set_name(tern_trace_span *s, const char *name)
+{
+    size_t n = strnlen(name, TERN_TRACE_STR_MAX);
+    char *d = s->name_inline;
+    if (n >= sizeof s->name_inline && !(d = malloc(n + 1)))
+        return -ENOMEM;
+    if (s->name != s->name_inline)
+        free(s->name);
+    memcpy(d, name, n);
+    d[n] = 0;
+    s->name = d;
+    return 0;
+}
+
 /* ---- the sampler in force --------------------------------------------------- */
 
 static _Atomic int sampler_kind;       /* 0: parentbased_always_on */
@@ -98,35 +114,42 @@ int tern_trace_span_start(const char *name, tern_trace_kind kind,
 {
     if (!name || !out)
         return -EINVAL;
-    /* Zeroed up to the attribute array only (a kilobyte that nattrs says
-     * is empty): one span per request, most of them unsampled. */
-    tern_trace_span *s = malloc(sizeof *s);
+    tern_trace_span_context sc;
+    if (parent) {
+        memcpy(sc.trace_id, parent->trace_id, 16);
+    } else {
+        random_id(sc.trace_id, 16);
+    }
+    random_id(sc.span_id, 8);
+    tern_trace_sampler smp = current_sampler();
+    bool recording = tern_trace_sampler_decide(&smp, parent, sc.trace_id);
+    /* An unsampled span never holds attributes, so it is allocated without
+     * their array (a kilobyte): that keeps it under malloc's per-thread
+     * cache limit, and most spans are unsampled.  Zeroed up to the array
+     * only. */
+    tern_trace_span *s = malloc(recording ? sizeof *s : offsetof(tern_trace_span, attrs));
     if (!s)
         return -ENOMEM;
     memset(s, 0, offsetof(tern_trace_span, attrs));
-    s->name = dup_cut(name);
-    if (!s->name) {
+    atomic_init(&s->refs, 1);
+    if (set_name(s, name) != 0) {
         free(s);
         return -ENOMEM;
     }
-    atomic_init(&s->refs, 1);
     s->kind = kind;
+    memcpy(s->sc.trace_id, sc.trace_id, 16);
+    memcpy(s->sc.span_id, sc.span_id, 8);
     if (parent) {
-        memcpy(s->sc.trace_id, parent->trace_id, 16);
         memcpy(s->parent_id, parent->span_id, 8);
         s->has_parent = true;
         memcpy(s->sc.tracestate, parent->tracestate, sizeof s->sc.tracestate);
-    } else {
-        random_id(s->sc.trace_id, 16);
     }
-    random_id(s->sc.span_id, 8);
-    tern_trace_sampler smp = current_sampler();
-    s->recording = tern_trace_sampler_decide(&smp, parent, s->sc.trace_id);
-    s->sc.flags = s->recording ? TERN_TRACE_FLAG_SAMPLED : 0;
+    s->recording = recording;
+    s->sc.flags = recording ? TERN_TRACE_FLAG_SAMPLED : 0;
     tern_trace_hex(s->sc.trace_id, 16, s->trace_hex);
     tern_trace_hex(s->sc.span_id, 8, s->span_hex);
     /* Only exported spans need times: an unsampled one skips the clock. */
-    s->start_ns = s->recording ? tern__trace_unix_ns() : 0;
+    s->start_ns = recording ? tern__trace_unix_ns() : 0;
     *out = s;
     return 0;
 }
@@ -163,7 +186,8 @@ void tern_trace_span_free(tern_trace_span *s)
         free(s->events[i].name);
     }
     free(s->events);
-    free(s->name);
+    if (s->name != s->name_inline)
+        free(s->name);
     free(s->status_msg);
     free(s);
 }
@@ -217,12 +241,7 @@ int tern_trace_span_set_name(tern_trace_span *s, const char *name)
         return w;
     if (!name)
         return -EINVAL;
-    char *n = dup_cut(name);
-    if (!n)
-        return -ENOMEM;
-    free(s->name);
-    s->name = n;
-    return 0;
+    return set_name(s, name);
 }
 
 /* Copy a's value into dst (whose key is set by the caller). */

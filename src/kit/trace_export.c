@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "kit/trace_internal.h"
 #include "tern/chan.h"
 #include "tern/runtime.h"
@@ -90,15 +88,14 @@ static size_t take(tern_trace_span **out, size_t max)
 /* POST one batch; true when the collector answered 2xx. */
 static bool post(tern_trace_span *const *spans, size_t n, int64_t deadline)
 {
-    json_t *doc = tern__trace_otlp_json(ex.service, spans, n);
-    char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
+    size_t body_len = 0;
+    char *body = tern__trace_otlp_json(ex.service, spans, n, &body_len);
     tern_ctx *ctx = body ? tern_ctx_with_deadline(NULL, deadline) : NULL;
     bool ok = false;
     if (ctx) {
         static const char *const headers[] = {"Content-Type", "application/json", NULL};
         tern_http_client_request req = {.method = "POST", .url = ex.url, .headers = headers,
-                                        .body = body, .body_len = strlen(body), .ctx = ctx};
+                                        .body = body, .body_len = body_len, .ctx = ctx};
         tern_http_client_response *resp;
         count(&n_batches, 1);
         if (tern_http_client_do(ex.client, &req, &resp) == 0) {

@@ -29,7 +29,8 @@ struct tern_trace_span {
     tern_trace_span_context sc;
     uint8_t parent_id[8];
     char trace_hex[33], span_hex[17];
-    char *name;
+    char *name;                 /* name_inline, or allocated when longer */
+    char name_inline[32];
     int64_t start_ns, end_ns;   /* Unix ns */
     size_t nattrs;
     uint32_t dropped_attrs;
@@ -39,7 +40,8 @@ struct tern_trace_span {
     tern_trace_status status;
     char *status_msg;
     /* Last: a new span zeroes everything before it, not this kilobyte
-     * that nattrs says is empty. */
+     * that nattrs says is empty, and an unsampled span (which never holds
+     * attributes) is allocated without it. */
     tern_trace_attr attrs[TERN_TRACE_MAX_ATTRS];   /* strings owned */
 };
 
@@ -58,10 +60,9 @@ const void *tern__trace_holder_key(void);
 /* Unix time in ns (spans carry wall-clock times; OTLP wants them). */
 int64_t tern__trace_unix_ns(void);
 
-/* The OTLP JSON of one batch: an ExportTraceServiceRequest.  Caller
- * json_decrefs. */
-struct json_t;
-struct json_t *tern__trace_otlp_json(const char *service_name, tern_trace_span *const *spans,
-                                     size_t n);
+/* The OTLP JSON of one batch, an ExportTraceServiceRequest: malloc'd text
+ * (NUL-terminated; *len without the NUL), or NULL when out of memory. */
+char *tern__trace_otlp_json(const char *service_name, tern_trace_span *const *spans, size_t n,
+                            size_t *len);
 
 #endif
