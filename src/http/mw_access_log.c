@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/wall.h"
 #include "kit/log_internal.h"
 #include "tern/error.h"
 #include "tern/log.h"
@@ -43,7 +44,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     const tern_http_access_log_options *o = opts;
     int rc = tern_http_next(r, w);
 
-    int64_t took = tern_now() - tern_http_req_start_time(r);
+    int64_t start = tern_http_req_start_time(r), took = tern_now() - start;
     if (took < 0)
         took = 0;
     /* the server answers an error with 500 only if nothing was sent yet */
@@ -55,7 +56,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     bool traced = tern__log_hook_ids(&ids);
     char line[TERN_LOG_LINE_MAX];
     tern__log_line l;
-    tern__log_line_begin(&l, line, tern_log_unix_ns() - took, TERN_LOG_INFO, "request",
+    tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, "request",
                          traced ? &ids : NULL);
     tern__log_line_int(&l, TERN__LOG_KEY("status"), status);
     tern__log_line_int(&l, TERN__LOG_KEY("bytes"), (int64_t)tern_http_resp_body_bytes(w));

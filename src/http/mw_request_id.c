@@ -13,11 +13,14 @@
 
 #include "base/hex.h"
 #include "base/rand.h"
+#include "http/server_internal.h"
 
 #include <errno.h>
 #include <string.h>
 
 #define RID_MAX 128
+
+static const char DEFAULT_HEADER[] = "X-Request-Id";
 
 const char tern_http_request_id_key = 0;
 
@@ -45,20 +48,23 @@ static bool valid_id(const char *s)
 int tern_http_mw_request_id(tern_http_req *r, tern_http_resp *w, void *opts)
 {
     const tern_http_request_id_options *o = opts;
-    const char *header = o && o->header ? o->header : "X-Request-Id";
+    const char *header = o && o->header ? o->header : DEFAULT_HEADER;
     const char *in = o && o->ignore_incoming ? NULL : tern_http_req_header(r, header);
-    char made[33];
     char *id;
     if (in && valid_id(in)) {
         id = (char *)in;        /* lives as long as the request */
     } else {
-        make_id(made);
-        if (!(id = tern_http_req_strdup(r, made)))
+        if (!(id = tern_http_req_alloc(r, 33)))
             return -ENOMEM;
+        make_id(id);
     }
     int rc = tern_http_req_set_value(r, &tern_http_request_id_key, id);
+    /* The id is a valid field value either way (valid_id's characters, or
+     * hex), and the default name a valid one: only a caller's name needs
+     * the setter's checks. */
     if (rc == 0)
-        rc = tern_http_resp_set_header(w, header, id);
+        rc = header == DEFAULT_HEADER ? tern__http_resp_set_header_valid(w, header, id)
+                                      : tern_http_resp_set_header(w, header, id);
     if (rc < 0)
         return rc;
     return tern_http_next(r, w);

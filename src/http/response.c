@@ -199,6 +199,14 @@ int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *v
     return add_checked(w, name, value);
 }
 
+int tern__http_resp_set_header_valid(tern_http_resp *w, const char *name, const char *value)
+{
+    if (w->committed)
+        return -EALREADY;
+    del_checked(w, name);
+    return add_checked(w, name, value);
+}
+
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name)
 {
     for (size_t i = 0; i < w->nhdrs; i++)

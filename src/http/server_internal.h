@@ -152,6 +152,10 @@ int tern__http_flush_out(hconn *hc);
 void tern__http_resp_init(tern_http_resp *w, hconn *hc, tern_http_req *r);
 int tern__http_resp_finish(tern_http_resp *w);
 int tern__http_resp_commit(tern_http_resp *w);
+/* tern_http_resp_set_header for a name and value the caller knows to be
+ * valid (a token; no control characters; not a framing field): no checks
+ * but `committed`. */
+int tern__http_resp_set_header_valid(tern_http_resp *w, const char *name, const char *value);
 /* A response the server writes itself (400, 413, 431, ...), then close. */
 int tern__http_send_error(hconn *hc, int status, bool head_only);
 /* request.c */

@@ -21,9 +21,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "base/wall.h"
 #include "kit/log_internal.h"
 #include "tern/context.h"
 #include "tern/runtime.h"
@@ -45,13 +45,6 @@ static struct {
 /* A forked child whose parent ran a logger: `run` is it, but no ring runs
  * yet.  Read without the lock on the paths where no ring runs. */
 static atomic_bool inherited;
-
-int64_t tern_log_unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int tern_log_level_parse(const char *name)
 {
@@ -251,7 +244,7 @@ static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
     if (!ids && tern__log_hook_ids(&hooked))
         ids = &hooked;
     char line[TERN_LOG_LINE_MAX];
-    size_t len = tern_log_format(line, tern_log_unix_ns(), level, msg, ids, fields, n);
+    size_t len = tern_log_format(line, tern__wall_ns(), level, msg, ids, fields, n);
     if (!tern_log_ring_running() && !start_for_line(true))
         return;
     tern_log_ring_put(line, len);

@@ -29,14 +29,17 @@
 
 typedef tern__log_line out;
 
+/* len in a local: the memcpy writes chars, which may alias *o, so o->len
+ * would be read again after it. */
 static inline bool put(out *o, const char *s, size_t n)
 {
-    if (o->len + n > o->lim) {
+    size_t len = o->len;
+    if (len + n > o->lim) {
         o->cut = true;
         return false;
     }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
+    memcpy(o->p + len, s, n);
+    o->len = len + n;
     return true;
 }
 
@@ -195,15 +198,27 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    if (!put(o, open, on))
+    /* In locals, written back once: each byte stored through p may alias
+     * *o, which would send o->len back to memory after every store.  A
+     * max of SIZE_MAX (no input bound) is a constant in most callers, and
+     * the bound's tests fold away there. */
+    char *p = o->p;
+    size_t len = o->len, lim = o->lim;
+    if (len + on > lim) {
+        o->cut = true;
         return false;
+    }
+    memcpy(p + len, open, on);
+    len += on;
     size_t i = 0;
     for (;;) {
-        size_t room = o->lim - o->len, left = max - i;
-        size_t k = copy_plain(o->p + o->len, (const char *)s + i, room < left ? room : left);
-        o->len += k;
+        size_t room = lim - len;
+        if (max != SIZE_MAX && max - i < room)
+            room = max - i;
+        size_t k = copy_plain(p + len, (const char *)s + i, room);
+        len += k;
         i += k;
-        if (i >= max)
+        if (max != SIZE_MAX && i >= max)
             break;              /* the input bound: an end, not a cut */
         unsigned c = s[i];
         if (c == 0)
@@ -211,7 +226,7 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
         char esc[6];
         const char *w = esc;
         size_t wn = 2;
-        int adv = 1;
+        size_t adv = 1;
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
             esc[1] = (char)c;
@@ -237,24 +252,30 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
             if (sl > 0) {
                 w = (const char *)s + i;
                 wn = (size_t)sl;
-                adv = sl;
+                adv = (size_t)sl;
             } else {
                 w = "\xEF\xBF\xBD";
                 wn = 3;
-                adv = (size_t)-sl < max - i ? -sl : (int)(max - i);  /* stay inside max */
+                adv = (size_t)-sl < max - i ? (size_t)-sl : max - i;   /* stay inside max */
             }
         } else {
             goto cut;           /* a plain byte copy_plain left: out of room */
         }
-        if (!put(o, w, wn))
+        if (len + wn > lim)
             goto cut;
-        i += (size_t)adv;
+        memcpy(p + len, w, wn);
+        len += wn;
+        i += adv;
     }
-    if (put(o, close, cn))
+    if (len + cn <= lim) {
+        memcpy(p + len, close, cn);
+        o->len = len + cn;
         return true;
+    }
 cut:
     o->cut = true;
-    o->p[o->len++] = '"';       /* within RESERVE */
+    p[len++] = '"';             /* within RESERVE */
+    o->len = len;
     return false;
 }
 
@@ -272,23 +293,38 @@ static inline size_t digits(uint64_t u)
     return n + (u >= 10) + (u >= 100) + (u >= 1000);
 }
 
+/* "00" to "99": two digits per division. */
+static const char digit_pairs[201] =
+    "0001020304050607080910111213141516171819"
+    "2021222324252627282930313233343536373839"
+    "4041424344454647484950515253545556575859"
+    "6061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* Written in place, right to left, once the length is known: no copy. */
 static bool put_int(out *o, int64_t v)
 {
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    size_t n = digits(u) + (v < 0);
-    if (o->len + n > o->lim) {
+    size_t n = digits(u) + (v < 0), len = o->len;
+    if (len + n > o->lim) {
         o->cut = true;
         return false;
     }
-    char *q = o->p + o->len + n;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    char *q = o->p + len + n;
+    while (u >= 100) {
+        q -= 2;
+        memcpy(q, digit_pairs + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) {
+        q -= 2;
+        memcpy(q, digit_pairs + 2 * u, 2);
+    } else {
+        *--q = (char)('0' + u);
+    }
     if (v < 0)
         *--q = '-';
-    o->len += n;
+    o->len = len + n;
     return true;
 }
 
@@ -411,7 +447,7 @@ static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
     return HEAD_PREFIX + 4 + tails[i].n;
 }
 
-void tern__log_line_field(out *o, const tern_log_field *f)
+static inline __attribute__((always_inline)) void put_field(out *o, const tern_log_field *f)
 {
     if (o->cut)
         return;
@@ -445,6 +481,11 @@ void tern__log_line_field(out *o, const tern_log_field *f)
     }
     if (!ok)
         o->len = start;
+}
+
+void tern__log_line_field(out *o, const tern_log_field *f)
+{
+    put_field(o, f);
 }
 
 void tern__log_line_begin(out *o, char *buf, int64_t unix_ns, tern_log_level level,
@@ -505,6 +546,6 @@ size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const c
     out o;
     tern__log_line_begin(&o, buf, unix_ns, level, msg, ids);
     for (size_t i = 0; i < n && !o.cut; i++)
-        tern__log_line_field(&o, &fields[i]);
+        put_field(&o, &fields[i]);  /* inlined: one call per line, not per field */
     return tern__log_line_end(&o);
 }

@@ -51,9 +51,6 @@ size_t tern__json_quote(char *dst, const char *s);
  * and has them (tern_log_set_context_hook). */
 bool tern__log_hook_ids(tern_log_ids *out);
 
-/* Wall-clock time in ns since the epoch. */
-int64_t tern_log_unix_ns(void);
-
 /* The ring: start/stop the writer, copy a line in (false: dropped).
  * Start and stop (and abandon) under log.c's start lock. */
 int tern_log_ring_start(int fd, size_t bytes);

@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/wall.h"
 #include "kit/log_internal.h"
 #include "runtime/spin.h"
 #include "tern/runtime.h"
@@ -165,7 +166,7 @@ static void write_drop_report(ring *r, uint64_t n)
 {
     char line[TERN_LOG_LINE_MAX];
     tern_log_field f = TERN_LOG_INT("dropped", (int64_t)n);
-    size_t len = tern_log_format(line, tern_log_unix_ns(), TERN_LOG_WARN, "log lines dropped",
+    size_t len = tern_log_format(line, tern__wall_ns(), TERN_LOG_WARN, "log lines dropped",
                                  NULL, &f, 1);
     struct iovec iov = {line, len};
     write_all(r, &iov, 1);

@@ -25,19 +25,12 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/hex.h"
+#include "base/wall.h"
 #include "kit/resil_internal.h"
 #include "kit/trace_internal.h"
 #include "runtime/co_local.h"
-
-int64_t tern__trace_unix_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
-}
 
 void tern_trace_hex(const uint8_t *id, size_t n, char *out)
 {
@@ -149,7 +142,7 @@ int tern_trace_span_start(const char *name, tern_trace_kind kind,
     tern_trace_hex(s->sc.trace_id, 16, s->trace_hex);
     tern_trace_hex(s->sc.span_id, 8, s->span_hex);
     /* Only exported spans need times: an unsampled one skips the clock. */
-    s->start_ns = recording ? tern__trace_unix_ns() : 0;
+    s->start_ns = recording ? tern__wall_ns() : 0;
     *out = s;
     return 0;
 }
@@ -160,7 +153,7 @@ int tern_trace_span_end(tern_trace_span *s)
         return -EINVAL;
     if (s->ended)
         return -EALREADY;
-    s->end_ns = s->recording ? tern__trace_unix_ns() : 0;
+    s->end_ns = s->recording ? tern__wall_ns() : 0;
     s->ended = true;
     if (s->recording)
         tern__trace_export_submit(s);
@@ -325,7 +318,7 @@ int tern_trace_span_add_event(tern_trace_span *s, const char *name, const tern_t
         s->events_cap = cap;
     }
     tern__trace_event *e = &s->events[s->nevents];
-    *e = (tern__trace_event){.time_ns = tern__trace_unix_ns(), .name = dup_cut(name)};
+    *e = (tern__trace_event){.time_ns = tern__wall_ns(), .name = dup_cut(name)};
     if (!e->name)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {

@@ -57,9 +57,6 @@ void tern__trace_set_sampler(const tern_trace_sampler *s);
  * with tern_trace_ctx_with_span). */
 const void *tern__trace_holder_key(void);
 
-/* Unix time in ns (spans carry wall-clock times; OTLP wants them). */
-int64_t tern__trace_unix_ns(void);
-
 /* The OTLP JSON of one batch, an ExportTraceServiceRequest: malloc'd text
  * (NUL-terminated; *len without the NUL), or NULL when out of memory. */
 char *tern__trace_otlp_json(const char *service_name, tern_trace_span *const *spans, size_t n,

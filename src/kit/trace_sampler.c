@@ -10,7 +10,6 @@
  * against ratio * 2^64.
  */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,8 +59,9 @@ static bool ratio_keeps(double ratio, const uint8_t trace_id[16])
     uint64_t x = 0;
     for (int i = 8; i < 16; i++)
         x = x << 8 | trace_id[i];
-    /* ratio < 1, so the bound is below 2^64 and fits */
-    uint64_t bound = (uint64_t)ldexp(ratio, 64);
+    /* ratio < 1, so the bound is below 2^64 and fits; times 2^64 is exact
+     * (a power of two), as ldexp would be, without the libm call */
+    uint64_t bound = (uint64_t)(ratio * 18446744073709551616.0);
     return x < bound;
 }
 
