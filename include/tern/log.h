@@ -26,8 +26,10 @@
  * (tern_log_set_context_hook, meant for the tracing module), the hook is
  * asked for the current coroutine's ids.
  *
- * Lines still in the ring when the process exits are lost: call
- * tern_log_flush or tern_log_shutdown before exit.
+ * The writer batches: while lines keep coming, a line reaches the fd
+ * within about 10 ms (sooner when the ring fills past half).  Lines still
+ * in the ring when the process exits are lost: call tern_log_flush or
+ * tern_log_shutdown before exit.
  *
  * fork(2): the child keeps the logger's fd, ring size and level, but not
  * its writer thread nor the lines still in its ring (the parent writes

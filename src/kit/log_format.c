@@ -504,17 +504,31 @@ void tern__log_line_begin(out *o, char *buf, int64_t unix_ns, tern_log_level lev
     }
 }
 
+/* A TERN__LOG_KEY: one fixed-size copy when it is short and there is room
+ * for the whole copy (the literal's padding makes reading that far safe;
+ * the bytes past key_len are overwritten or past the line's end). */
+static inline bool put_key_literal(out *o, const char *key, size_t key_len)
+{
+    size_t len = o->len;
+    if (key_len <= TERN__LOG_KEY_COPY && o->lim - len >= TERN__LOG_KEY_COPY) {
+        memcpy(o->p + len, key, TERN__LOG_KEY_COPY);
+        o->len = len + key_len;
+        return true;
+    }
+    return put(o, key, key_len);
+}
+
 void tern__log_line_int(out *o, const char *key, size_t key_len, int64_t v)
 {
     size_t start = o->len;
-    if (!o->cut && !(put(o, key, key_len) && put_int(o, v)))
+    if (!o->cut && !(put_key_literal(o, key, key_len) && put_int(o, v)))
         o->len = start;
 }
 
 void tern__log_line_strn(out *o, const char *key, size_t key_len, const char *s, size_t max)
 {
     size_t start = o->len;
-    if (o->cut || !put(o, key, key_len))
+    if (o->cut || !put_key_literal(o, key, key_len))
         goto drop;
     size_t vstart = o->len;
     if (put_qstr(o, "\"", 1, s, max, "\"", 1) || o->len - vstart > CUT_KEEP)

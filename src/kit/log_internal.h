@@ -34,7 +34,14 @@ void tern__log_line_field(tern__log_line *l, const tern_log_field *f);
  * scanned for escapes.  strn logs at most max bytes of the NUL-terminated
  * s, never part of a character: the bound is on the input, before
  * escaping, so a client cannot make it longer by sending quotes. */
-#define TERN__LOG_KEY(name) ",\"" name "\":", sizeof(",\"" name "\":") - 1
+#define TERN__LOG_KEY(name) \
+    ",\"" name "\":" TERN__LOG_KEY_PAD, sizeof(",\"" name "\":") - 1
+/* A key literal is followed by this many NULs, so a key of up to that many
+ * bytes is copied with one fixed-size copy rather than a call to memcpy. */
+#define TERN__LOG_KEY_PAD "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+#define TERN__LOG_KEY_COPY 32
+/* For both, key is a TERN__LOG_KEY: readable for key_len +
+ * TERN__LOG_KEY_COPY bytes. */
 void tern__log_line_int(tern__log_line *l, const char *key, size_t key_len, int64_t v);
 void tern__log_line_strn(tern__log_line *l, const char *key, size_t key_len, const char *s,
                          size_t max);
