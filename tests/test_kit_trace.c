@@ -289,6 +289,40 @@ static void span_lifecycle(void)
     tern_trace_span_free(child);    /* freed unended: fine */
 }
 
+/* A name short enough is kept in the span, a longer one allocated, one
+ * over TERN_TRACE_STR_MAX cut; renaming moves between the two (ASan
+ * checks that nothing leaks or is freed twice); an unsampled span takes
+ * names too. */
+static void span_names_short_long_and_cut(void)
+{
+    char longname[TERN_TRACE_STR_MAX + 100];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    tern_trace_span *s;
+    CHECK_EQ(tern_trace_span_start(longname, TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
+    CHECK_EQ(strlen(tern_trace_span_name(s)), TERN_TRACE_STR_MAX);
+    CHECK_EQ(tern_trace_span_set_name(s, "short"), 0);
+    CHECK(strcmp(tern_trace_span_name(s), "short") == 0);
+    CHECK_EQ(tern_trace_span_set_name(s, "0123456789012345678901234567890"), 0);   /* 31 */
+    CHECK(strcmp(tern_trace_span_name(s), "0123456789012345678901234567890") == 0);
+    CHECK_EQ(tern_trace_span_set_name(s, "01234567890123456789012345678901"), 0);  /* 32 */
+    CHECK(strcmp(tern_trace_span_name(s), "01234567890123456789012345678901") == 0);
+    CHECK_EQ(tern_trace_span_set_name(s, longname + 900), 0);
+    CHECK_EQ(strlen(tern_trace_span_name(s)), sizeof longname - 1 - 900);
+    CHECK_EQ(tern_trace_span_set_name(s, NULL), -EINVAL);
+    tern_trace_span_free(s);
+
+    tern_trace_span_context off = {.trace_id = {1}, .span_id = {2}, .flags = 0};
+    CHECK_EQ(tern_trace_span_start("x", TERN_TRACE_KIND_SERVER, &off, &s), 0);
+    CHECK(!tern_trace_span_recording(s));
+    CHECK_EQ(tern_trace_span_set_name(s, longname), 0);
+    CHECK_EQ(strlen(tern_trace_span_name(s)), TERN_TRACE_STR_MAX);
+    CHECK_EQ(tern_trace_span_set(s, &TERN_TRACE_INT("ignored", 1)), 0);
+    CHECK_EQ(tern_trace_span_attr_count(s), 0);
+    CHECK_EQ(tern_trace_span_end(s), 0);
+    tern_trace_span_free(s);
+}
+
 /* The ids of a fresh root span: trace id, '-', span id. */
 static void fresh_ids(char out[50])
 {
@@ -1128,7 +1162,7 @@ static void hex_matches_printf(void)
 
 TESTS(T(hex_matches_printf), T(traceparent_valid), T(traceparent_invalid_each_form), T(tracestate_bounds),
       T(sampler_parse_names), T(sampler_ratio_boundary_on_low_bytes),
-      T(sampler_parent_based_honours_flag), T(span_lifecycle), T(span_ids_differ_after_fork),
+      T(sampler_parent_based_honours_flag), T(span_lifecycle), T(span_names_short_long_and_cut), T(span_ids_differ_after_fork),
       T(span_unsampled_parent_propagates),
       T(current_span_is_per_coroutine), T(server_middleware_extracts),
       T(client_injects_traceparent), T(exporter_sends_otlp_json),

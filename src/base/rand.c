@@ -21,6 +21,7 @@
 #include "base/rand.h"
 
 #include <pthread.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/random.h>
 #include <time.h>
@@ -78,11 +79,9 @@ static void seed(uint64_t gen)
     seeded_in = gen;
 }
 
-__attribute__((noinline)) uint64_t tern__rand64(void)
+/* One xoshiro256** step on this thread's state, seeded as needed. */
+static inline uint64_t next(void)
 {
-    uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed);
-    if (__builtin_expect(gen != seeded_in, 0))
-        seed(gen);
     uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];
@@ -91,6 +90,35 @@ __attribute__((noinline)) uint64_t tern__rand64(void)
     s[2] ^= t;
     s[3] = rotl(s[3], 45);
     return out;
+}
+
+static inline void ensure_seeded(void)
+{
+    uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed);
+    if (__builtin_expect(gen != seeded_in, 0))
+        seed(gen);
+}
+
+/* noinline: a coroutine may move to another thread between two calls, and
+ * an inlined call could keep the first thread's state address. */
+__attribute__((noinline)) uint64_t tern__rand64(void)
+{
+    ensure_seeded();
+    return next();
+}
+
+__attribute__((noinline)) void tern__rand_fill(void *out, size_t n)
+{
+    ensure_seeded();
+    unsigned char *p = out;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v = next();
+        memcpy(p, &v, 8);
+    }
+    if (n) {
+        uint64_t v = next();
+        memcpy(p, &v, n);
+    }
 }
 
 double tern__rand01(void)

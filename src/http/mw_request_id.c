@@ -26,8 +26,9 @@ const char tern_http_request_id_key = 0;
 
 static void make_id(char out[33])
 {
-    uint64_t v[2] = {tern__rand64(), tern__rand64()};
-    tern__hex((const uint8_t *)v, sizeof v, out);
+    uint8_t v[16];
+    tern__rand_fill(v, sizeof v);
+    tern__hex(v, sizeof v, out);
 }
 
 /* Harmless in a header, a log line and a shell: no quotes, spaces or

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "base/hex.h"
+#include "base/rand.h"
 #include "base/wall.h"
 #include "kit/resil_internal.h"
 #include "kit/trace_internal.h"
@@ -38,18 +39,24 @@ void tern_trace_hex(const uint8_t *id, size_t n, char *out)
 }
 
 /* Random non-zero bytes: all-zero ids are invalid in W3C Trace Context. */
-static void random_id(uint8_t *id, size_t n)
+static bool nonzero(const uint8_t *id, size_t n)
 {
-    for (;;) {
-        uint64_t any = 0;
-        for (size_t i = 0; i < n; i += 8) {
-            uint64_t r = tern__rand64();
-            memcpy(id + i, &r, n - i < 8 ? n - i : 8);
-            any |= r;
-        }
-        if (any)
-            return;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (id[i])
+            return true;
+    return false;
+}
+
+/* A new trace id (unless trace_id is NULL) and span id, both non-zero. */
+static void random_ids(uint8_t *trace_id, uint8_t span_id[8])
+{
+    uint8_t b[24];
+    do
+        tern__rand_fill(b, trace_id ? 24 : 8);
+    while (!nonzero(b, 8) || (trace_id && !nonzero(b + 8, 16)));
+    memcpy(span_id, b, 8);
+    if (trace_id)
+        memcpy(trace_id, b + 8, 16);
 }
 
 static char *dup_cut(const char *s)
@@ -102,31 +109,35 @@ static tern_trace_sampler current_sampler(void)
 
 /* ---- lifecycle ----------------------------------------------------------------- */
 
-int tern_trace_span_start(const char *name, tern_trace_kind kind,
-                          const tern_trace_span_context *parent, tern_trace_span **out)
+/* A span in mem when one is given and the span is unsampled, else
+ * allocated. */
+static int span_start(void *mem, const char *name, tern_trace_kind kind,
+                      const tern_trace_span_context *parent, tern_trace_span **out)
 {
     if (!name || !out)
         return -EINVAL;
     tern_trace_span_context sc;
-    if (parent) {
+    if (parent)
         memcpy(sc.trace_id, parent->trace_id, 16);
-    } else {
-        random_id(sc.trace_id, 16);
-    }
-    random_id(sc.span_id, 8);
+    random_ids(parent ? NULL : sc.trace_id, sc.span_id);
     tern_trace_sampler smp = current_sampler();
     bool recording = tern_trace_sampler_decide(&smp, parent, sc.trace_id);
-    /* An unsampled span never holds attributes, so it is allocated without
-     * their array (a kilobyte): that keeps it under malloc's per-thread
-     * cache limit, and most spans are unsampled.  Zeroed up to the array
-     * only. */
-    tern_trace_span *s = malloc(recording ? sizeof *s : offsetof(tern_trace_span, attrs));
+    /* An unsampled span never holds attributes, so it is made without
+     * their array (a kilobyte): under malloc's per-thread cache limit, or
+     * in the caller's memory. */
+    bool borrowed = mem && !recording;
+    tern_trace_span *s = borrowed ? mem : malloc(recording ? sizeof *s : TERN__TRACE_UNSAMPLED_SIZE);
     if (!s)
         return -ENOMEM;
-    memset(s, 0, offsetof(tern_trace_span, attrs));
+    /* all but tracestate, which is a string: half a kilobyte not zeroed */
+    memset(s, 0, offsetof(tern_trace_span, sc.tracestate));
+    memset(s->parent_id, 0, offsetof(tern_trace_span, attrs) - offsetof(tern_trace_span, parent_id));
+    s->sc.tracestate[0] = 0;
     atomic_init(&s->refs, 1);
+    s->borrowed = borrowed;
     if (set_name(s, name) != 0) {
-        free(s);
+        if (!borrowed)
+            free(s);
         return -ENOMEM;
     }
     s->kind = kind;
@@ -145,6 +156,18 @@ int tern_trace_span_start(const char *name, tern_trace_kind kind,
     s->start_ns = recording ? tern__wall_ns() : 0;
     *out = s;
     return 0;
+}
+
+int tern_trace_span_start(const char *name, tern_trace_kind kind,
+                          const tern_trace_span_context *parent, tern_trace_span **out)
+{
+    return span_start(NULL, name, kind, parent, out);
+}
+
+int tern__trace_span_start_in(void *mem, const char *name, tern_trace_kind kind,
+                              const tern_trace_span_context *parent, tern_trace_span **out)
+{
+    return span_start(mem, name, kind, parent, out);
 }
 
 int tern_trace_span_end(tern_trace_span *s)
@@ -182,7 +205,8 @@ void tern_trace_span_free(tern_trace_span *s)
     if (s->name != s->name_inline)
         free(s->name);
     free(s->status_msg);
-    free(s);
+    if (!s->borrowed)
+        free(s);
 }
 
 /* ---- reading ------------------------------------------------------------------- */

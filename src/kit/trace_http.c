@@ -64,10 +64,15 @@ int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts)
     }
     const char *method = tern_http_req_method(r);
     tern_trace_span *s;
-    if (tern_trace_span_start(method, TERN_TRACE_KIND_SERVER, pp, &s) != 0)
+    /* unsampled (most requests), the span lives in the request's memory */
+    if (tern__trace_span_start_in(tern_http_req_alloc(r, TERN__TRACE_UNSAMPLED_SIZE), method,
+                                  TERN_TRACE_KIND_SERVER, pp, &s) != 0)
         return tern_http_next(r, w);
-    tern_trace_span_set(s, &TERN_TRACE_STR("http.request.method", method));
-    tern_trace_span_set(s, &TERN_TRACE_STR("url.path", tern_http_req_path(r)));
+    bool recording = tern_trace_span_recording(s);
+    if (recording) {
+        tern_trace_span_set(s, &TERN_TRACE_STR("http.request.method", method));
+        tern_trace_span_set(s, &TERN_TRACE_STR("url.path", tern_http_req_path(r)));
+    }
 
     /* the request's context leads to the span, made only if asked for */
     tern_trace_span **holder = tern_http_req_alloc(r, sizeof *holder);
@@ -86,14 +91,16 @@ int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts)
 
     if (scope)
         tern_trace_span_exit(scope);
-    name_span(s, r, method);
-    int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
-                                                         : tern_http_resp_status(w);
-    tern_trace_span_set(s, &TERN_TRACE_INT("http.response.status_code", status));
-    if (rc < 0)
-        tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR, tern_strerror(rc));
-    else if (status >= 500)
-        tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR, NULL);
+    if (recording) {
+        name_span(s, r, method);
+        int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
+                                                             : tern_http_resp_status(w);
+        tern_trace_span_set(s, &TERN_TRACE_INT("http.response.status_code", status));
+        if (rc < 0)
+            tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR, tern_strerror(rc));
+        else if (status >= 500)
+            tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR, NULL);
+    }
     tern_trace_span_end(s);
     if (holder)
         *holder = NULL;

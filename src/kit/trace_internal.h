@@ -7,6 +7,7 @@
 #define TERN_KIT_TRACE_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "tern/trace.h"
 
@@ -25,6 +26,7 @@ struct tern_trace_span {
     bool ended;
     bool recording;
     bool has_parent;
+    bool borrowed;              /* in its owner's memory: freeing does not free it */
     tern_trace_kind kind;
     tern_trace_span_context sc;
     uint8_t parent_id[8];
@@ -44,6 +46,17 @@ struct tern_trace_span {
      * attributes) is allocated without it. */
     tern_trace_attr attrs[TERN_TRACE_MAX_ATTRS];   /* strings owned */
 };
+
+/* The size of an unsampled span: no attribute array. */
+#define TERN__TRACE_UNSAMPLED_SIZE offsetof(struct tern_trace_span, attrs)
+
+/* tern_trace_span_start, but an unsampled span is made in mem (at least
+ * TERN__TRACE_UNSAMPLED_SIZE bytes, 8-aligned, living until the span is
+ * freed) rather than allocated.  The server middleware passes memory of
+ * the request's, which it frees the span before: most spans are
+ * unsampled, and then a request mallocs nothing for tracing. */
+int tern__trace_span_start_in(void *mem, const char *name, tern_trace_kind kind,
+                              const tern_trace_span_context *parent, tern_trace_span **out);
 
 /* Hand an ended, recorded span to the exporter (which takes a reference
  * when it queues it).  Never parks. */
