@@ -88,7 +88,8 @@ struct tern_http_req {
 };
 
 typedef struct resp_header {
-    const char *name, *value;
+    const char *name, *value;   /* NUL-terminated, in the arena */
+    size_t name_len, value_len; /* measured once, when set */
 } resp_header;
 
 struct tern_http_resp {
