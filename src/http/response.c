@@ -170,9 +170,9 @@ static int add_checked(tern_http_resp *w, const char *name, const char *value)
 
 static void del_checked(tern_http_resp *w, const char *name)
 {
-    size_t j = 0;
+    size_t j = 0, n = strlen(name);
     for (size_t i = 0; i < w->nhdrs; i++)
-        if (strcasecmp(w->hdrs[i].name, name) != 0)
+        if (w->hdrs[i].name_len != n || strcasecmp(w->hdrs[i].name, name) != 0)
             w->hdrs[j++] = w->hdrs[i];
     w->nhdrs = j;
 }
@@ -209,8 +209,10 @@ int tern__http_resp_set_header_valid(tern_http_resp *w, const char *name, const 
 
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name)
 {
+    /* the lengths first: the server asks for Connection on every response */
+    size_t n = strlen(name);
     for (size_t i = 0; i < w->nhdrs; i++)
-        if (!strcasecmp(w->hdrs[i].name, name))
+        if (w->hdrs[i].name_len == n && !strcasecmp(w->hdrs[i].name, name))
             return w->hdrs[i].value;
     return NULL;
 }
