@@ -29,9 +29,9 @@
 #include "base/hex.h"
 #include "base/rand.h"
 #include "base/wall.h"
-#include "kit/resil_internal.h"
 #include "kit/trace_internal.h"
 #include "runtime/co_local.h"
+#include "tern/runtime.h"
 
 void tern_trace_hex(const uint8_t *id, size_t n, char *out)
 {
