@@ -504,6 +504,12 @@ static int users_h(tern_http_req *r, tern_http_resp *w, void *arg)
     tern_trace_span_set(db, &TERN_TRACE_STR("db.stmt", "a\"b\\c\x01" "d\xff" "e\xc3\xa9"));
     tern_trace_span_set(db, &TERN_TRACE_DOUBLE("db.nan", NAN));
     tern_trace_span_set(db, &TERN_TRACE_DOUBLE("db.tiny", 1e-300));
+    /* 5 above and 30 more: 3 over TERN_TRACE_MAX_ATTRS, counted as dropped */
+    for (int i = 0; i < 30; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "fill.%d", i);
+        tern_trace_span_set(db, &TERN_TRACE_INT(key, i));
+    }
     tern_trace_attr ea[] = {TERN_TRACE_INT("k", 7)};
     tern_trace_span_add_event(db, "cache miss", ea, 1);
     tern_trace_span_set_status(db, TERN_TRACE_STATUS_ERROR, "db down");
@@ -953,6 +959,9 @@ static int exporter_body(void *arg)
     CHECK(strcmp(str_field(attr_of(attrs, "db.nan"), "doubleValue"), "NaN") == 0);
     d = json_object_get(attr_of(attrs, "db.tiny"), "doubleValue");
     CHECK(json_is_real(d) && json_real_value(d) == 1e-300);
+    CHECK_EQ(json_array_size(attrs), TERN_TRACE_MAX_ATTRS);
+    CHECK_EQ(json_integer_value(json_object_get(db, "droppedAttributesCount")), 3);
+    CHECK(json_object_get(srv, "droppedAttributesCount") == NULL);  /* none dropped: absent */
     json_t *ev = json_array_get(json_object_get(db, "events"), 0);
     CHECK_EQ(json_array_size(json_object_get(db, "events")), 1);
     CHECK(strcmp(str_field(ev, "name"), "cache miss") == 0);

@@ -21,8 +21,8 @@
 #include "base/rand.h"
 
 #include <pthread.h>
-#include <string.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>

@@ -16,16 +16,16 @@ static int64_t read_ns(clockid_t id)
 }
 
 /* This thread's CLOCK_REALTIME - CLOCK_MONOTONIC, good until `until`
- * (monotonic).  Read without any lock: only this thread touches it. */
+ * (monotonic; 0 at first, so the first reading fills it).  Read without
+ * any lock: only this thread touches it. */
 static _Thread_local struct {
     int64_t offset;
     int64_t until;
-    int set;
 } cache;
 
 static int64_t offset_at(int64_t mono)
 {
-    if (!cache.set || mono >= cache.until) {
+    if (mono >= cache.until) {
         /* the realtime read between two monotonic ones: the offset is
          * exact to half the gap, tens of ns */
         int64_t m0 = read_ns(CLOCK_MONOTONIC);
@@ -33,7 +33,6 @@ static int64_t offset_at(int64_t mono)
         int64_t m1 = read_ns(CLOCK_MONOTONIC);
         cache.offset = r - (m0 + (m1 - m0) / 2);
         cache.until = m1 + REFRESH_NS;
-        cache.set = 1;
     }
     return cache.offset;
 }

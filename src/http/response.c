@@ -191,12 +191,7 @@ int tern_http_resp_del_header(tern_http_resp *w, const char *name)
 int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *value)
 {
     int rc = check_field(name, value);
-    if (rc < 0)
-        return rc;
-    if (w->committed)
-        return -EALREADY;
-    del_checked(w, name);
-    return add_checked(w, name, value);
+    return rc < 0 ? rc : tern__http_resp_set_header_valid(w, name, value);
 }
 
 int tern__http_resp_set_header_valid(tern_http_resp *w, const char *name, const char *value)

@@ -483,11 +483,6 @@ static inline __attribute__((always_inline)) void put_field(out *o, const tern_l
         o->len = start;
 }
 
-void tern__log_line_field(out *o, const tern_log_field *f)
-{
-    put_field(o, f);
-}
-
 void tern__log_line_begin(out *o, char *buf, int64_t unix_ns, tern_log_level level,
                           const char *msg, const tern_log_ids *ids)
 {

@@ -17,8 +17,8 @@ size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const c
                        const tern_log_ids *ids, const tern_log_field *fields, size_t n);
 
 /* The same line built a field at a time, for a caller whose fields are
- * fixed (the access log): begin (head, msg, ids), fields, end (the closing
- * brace and newline; returns the length).  A field that does not fit is
+ * fixed (the access log): begin (head, msg, ids), int and strn fields, end
+ * (the closing brace and newline; returns the length).  A field that does not fit is
  * dropped, and so are all after it, as tern_log_format does. */
 typedef struct tern__log_line {
     char *p;                    /* buf[TERN_LOG_LINE_MAX] */
@@ -28,7 +28,6 @@ typedef struct tern__log_line {
 
 void tern__log_line_begin(tern__log_line *l, char *buf, int64_t unix_ns, tern_log_level level,
                           const char *msg, const tern_log_ids *ids);
-void tern__log_line_field(tern__log_line *l, const tern_log_field *f);
 /* Fields whose key is given already in JSON, quoted and with its colon
  * and the comma before it (TERN__LOG_KEY("status")), so it is copied, not
  * scanned for escapes.  strn logs at most max bytes of the NUL-terminated

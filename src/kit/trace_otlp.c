@@ -117,9 +117,10 @@ static void any_value(jbuf *b, const tern_trace_attr *a)
     LIT(b, "}");
 }
 
-static void attributes(jbuf *b, const tern_trace_attr *attrs, size_t n)
+/* "attributes":[...], then their dropped count when there is one */
+static void attributes(jbuf *b, const tern_trace_attr *attrs, size_t n, uint32_t dropped)
 {
-    LIT(b, "[");
+    LIT(b, "\"attributes\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
             LIT(b, ",");
@@ -130,6 +131,10 @@ static void attributes(jbuf *b, const tern_trace_attr *attrs, size_t n)
         LIT(b, "}");
     }
     LIT(b, "]");
+    if (dropped) {
+        LIT(b, ",\"droppedAttributesCount\":");
+        num(b, dropped);
+    }
 }
 
 static void events(jbuf *b, const tern_trace_span *s)
@@ -143,12 +148,8 @@ static void events(jbuf *b, const tern_trace_span *s)
         i64(b, e->time_ns);
         LIT(b, ",\"name\":");
         str(b, e->name);
-        LIT(b, ",\"attributes\":");
-        attributes(b, e->attrs, e->nattrs);
-        if (e->dropped_attrs) {
-            LIT(b, ",\"droppedAttributesCount\":");
-            num(b, e->dropped_attrs);
-        }
+        LIT(b, ",");
+        attributes(b, e->attrs, e->nattrs, e->dropped_attrs);
         LIT(b, "}");
     }
     LIT(b, "]");
@@ -180,12 +181,8 @@ static void span(jbuf *b, const tern_trace_span *s)
     i64(b, s->start_ns);
     LIT(b, ",\"endTimeUnixNano\":");
     i64(b, s->end_ns);
-    LIT(b, ",\"attributes\":");
-    attributes(b, s->attrs, s->nattrs);
-    if (s->dropped_attrs) {
-        LIT(b, ",\"droppedAttributesCount\":");
-        num(b, s->dropped_attrs);
-    }
+    LIT(b, ",");
+    attributes(b, s->attrs, s->nattrs, s->dropped_attrs);
     LIT(b, ",\"events\":");
     events(b, s);
     if (s->dropped_events) {
@@ -205,9 +202,9 @@ char *tern__trace_otlp_json(const char *service_name, tern_trace_span *const *sp
                             size_t *len)
 {
     jbuf b = {0};
-    LIT(&b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":");
+    LIT(&b, "{\"resourceSpans\":[{\"resource\":{");
     tern_trace_attr svc = TERN_TRACE_STR("service.name", service_name);
-    attributes(&b, &svc, 1);
+    attributes(&b, &svc, 1, 0);
     LIT(&b, "},\"scopeSpans\":[{\"scope\":{\"name\":\"tern\",\"version\":\"0.1.0\"},\"spans\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
