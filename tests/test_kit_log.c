@@ -131,6 +131,51 @@ static void log_exact_line_for_typed_fields(void)
     stop();
 }
 
+/* Keys: a literal's length is known to the macros (key_len), and such a
+ * key goes in with one 16-byte copy; any other is measured.  Both ways
+ * must write the same JSON, escape what needs it, and never take bytes
+ * past the key's end. */
+static void log_keys_known_and_measured_write_the_same(void)
+{
+    /* the macros fold a literal's length, and leave 0 for a variable */
+    const char *var = getenv("TERN_TEST_NO_SUCH_VARIABLE") ? "x" : "status";
+    tern_log_field lit = TERN_LOG_INT("status", 1), dyn = TERN_LOG_INT(var, 1);
+    CHECK_EQ(lit.key_len, 6);
+    CHECK_EQ(dyn.key_len, 0);
+    CHECK_EQ(TERN_LOG_STR("", "v").key_len, 0);
+
+    start(0, TERN_LOG_DEBUG);
+    /* 1, 15, 16 (the longest copied whole) and 17 bytes; a quote and a
+     * control character (known length, but escaped the long way); a key
+     * followed in memory by bytes that would need escaping */
+    static const char k16[] = "abcdefghijklmnop", k17[] = "abcdefghijklmnopq";
+    static const char tail[] = "key\0\"\\\n\x01 more bytes after the NUL";
+    tern_log_info("keys", TERN_LOG_INT("a", 1), TERN_LOG_INT("abcdefghijklmno", 2),
+                  TERN_LOG_INT(k16, 3), TERN_LOG_INT(k17, 4), TERN_LOG_INT("q\"t", 5),
+                  TERN_LOG_INT("c\tl", 6), TERN_LOG_INT(tail, 7));
+    /* the same fields with key_len 0: measured */
+    tern_log_field f[7] = {TERN_LOG_INT("a", 1), TERN_LOG_INT("abcdefghijklmno", 2),
+                           TERN_LOG_INT(k16, 3), TERN_LOG_INT(k17, 4), TERN_LOG_INT("q\"t", 5),
+                           TERN_LOG_INT("c\tl", 6), TERN_LOG_INT(tail, 7)};
+    for (int i = 0; i < 7; i++)
+        f[i].key_len = 0;
+    tern_log_fields(TERN_LOG_INFO, "keys", f, 7);
+    /* set by hand, for a key on the heap */
+    char *heap = strdup("heap");
+    tern_log_field h = {.key = heap, .kind = TERN_LOG_KIND_INT, .key_len = 4, .v.i = 8};
+    tern_log_fields(TERN_LOG_INFO, "keys", &h, 1);
+    free(heap);
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 3);
+    const char *want = "\"level\":\"info\",\"msg\":\"keys\",\"a\":1,\"abcdefghijklmno\":2,"
+                       "\"abcdefghijklmnop\":3,\"abcdefghijklmnopq\":4,\"q\\\"t\":5,"
+                       "\"c\\tl\":6,\"key\":7}\n";
+    CHECK_STR(after_time(out, 0), want);
+    CHECK_STR(after_time(out, 1), want);
+    CHECK_STR(after_time(out, 2), "\"level\":\"info\",\"msg\":\"keys\",\"heap\":8}\n");
+    stop();
+}
+
 static void log_double_reads_back_exactly(void)
 {
     start(0, TERN_LOG_DEBUG);
@@ -1018,7 +1063,8 @@ static void log_fork_while_another_thread_starts_and_stops(void)
     close(devnull);
 }
 
-TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields), T(log_double_reads_back_exactly),
+TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields),
+      T(log_keys_known_and_measured_write_the_same), T(log_double_reads_back_exactly),
       T(log_escapes_json_and_replaces_bad_utf8),
       T(log_escaping_finds_special_bytes_at_every_position),
       T(log_macros_skip_arguments_below_the_level),

@@ -87,6 +87,11 @@ typedef enum tern_log_kind {
 typedef struct tern_log_field {
     const char *key;
     tern_log_kind kind;
+    /* strlen(key), if known when the field is made; 0: measured when
+     * formatted.  The macros below set it for a literal key (folded at
+     * compile time, so it costs nothing), which lets the formatter copy
+     * the key whole.  Set by hand, it must be right. */
+    uint32_t key_len;
     union {
         const char *s;          /* NULL is written as null */
         int64_t i;
@@ -95,11 +100,17 @@ typedef struct tern_log_field {
     } v;
 } tern_log_field;
 
-#define TERN_LOG_STR(k, x)    ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_STR, .v.s = (x)})
-#define TERN_LOG_INT(k, x)    ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_INT, .v.i = (x)})
-#define TERN_LOG_DOUBLE(k, x)                                                            \
-    ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_DOUBLE, .v.d = (x)})
-#define TERN_LOG_BOOL(k, x)   ((tern_log_field){.key = (k), .kind = TERN_LOG_KIND_BOOL, .v.b = (x)})
+/* The key's length when the compiler knows it (a literal), else 0; k is
+ * not evaluated here (__builtin_constant_p never evaluates its operand,
+ * and the other arm is taken only when it is a constant). */
+#define TERN_LOG_KEY_LEN_(k)                                                             \
+    (__builtin_constant_p(__builtin_strlen(k)) ? (uint32_t)__builtin_strlen(k) : 0u)
+#define TERN_LOG_FIELD_(k, kd, m, x)                                                     \
+    ((tern_log_field){.key = (k), .kind = (kd), .key_len = TERN_LOG_KEY_LEN_(k), .v.m = (x)})
+#define TERN_LOG_STR(k, x)    TERN_LOG_FIELD_(k, TERN_LOG_KIND_STR, s, x)
+#define TERN_LOG_INT(k, x)    TERN_LOG_FIELD_(k, TERN_LOG_KIND_INT, i, x)
+#define TERN_LOG_DOUBLE(k, x) TERN_LOG_FIELD_(k, TERN_LOG_KIND_DOUBLE, d, x)
+#define TERN_LOG_BOOL(k, x)   TERN_LOG_FIELD_(k, TERN_LOG_KIND_BOOL, b, x)
 
 /* ---- writing lines --------------------------------------------------------- */
 
