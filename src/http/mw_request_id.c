@@ -32,8 +32,8 @@ static void make_id(char out[33])
 }
 
 /* Harmless in a header, a log line and a shell: no quotes, spaces or
- * controls, bounded. */
-static bool valid_id(const char *s)
+ * controls, bounded.  Its length, or 0 if it is not such an id. */
+static size_t valid_id(const char *s)
 {
     size_t n = 0;
     for (; s[n]; n++) {
@@ -41,9 +41,9 @@ static bool valid_id(const char *s)
         bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                   (c && strchr("._:+/=-", c));
         if (!ok || n >= RID_MAX)
-            return false;
+            return 0;
     }
-    return n > 0;
+    return n;
 }
 
 int tern_http_mw_request_id(tern_http_req *r, tern_http_resp *w, void *opts)
@@ -52,20 +52,24 @@ int tern_http_mw_request_id(tern_http_req *r, tern_http_resp *w, void *opts)
     const char *header = o && o->header ? o->header : DEFAULT_HEADER;
     const char *in = o && o->ignore_incoming ? NULL : tern_http_req_header(r, header);
     char *id;
-    if (in && valid_id(in)) {
+    size_t n = in ? valid_id(in) : 0;
+    if (n) {
         id = (char *)in;        /* lives as long as the request */
     } else {
         if (!(id = tern_http_req_alloc(r, 33)))
             return -ENOMEM;
         make_id(id);
+        n = 32;
     }
     int rc = tern_http_req_set_value(r, &tern_http_request_id_key, id);
     /* The id is a valid field value either way (valid_id's characters, or
      * hex), and the default name a valid one: only a caller's name needs
-     * the setter's checks. */
+     * the setter's checks.  Both outlive the response (a literal; the
+     * request's arena or head), so they are not copied. */
     if (rc == 0)
-        rc = header == DEFAULT_HEADER ? tern__http_resp_set_header_valid(w, header, id)
-                                      : tern_http_resp_set_header(w, header, id);
+        rc = header == DEFAULT_HEADER
+                 ? tern__http_resp_set_header_ref(w, header, sizeof DEFAULT_HEADER - 1, id, n)
+                 : tern_http_resp_set_header(w, header, id);
     if (rc < 0)
         return rc;
     return tern_http_next(r, w);

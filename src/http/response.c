@@ -143,34 +143,41 @@ int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *v
     return rc < 0 ? rc : add_checked(w, name, value);
 }
 
-static int add_checked(tern_http_resp *w, const char *name, const char *value)
+/* A new slot at the end of w's fields, or NULL on ENOMEM. */
+static resp_header *push_header(tern_http_resp *w)
 {
-    if (w->committed)
-        return -EALREADY;
-    arena *a = &w->conn->arena;
     if (w->nhdrs == w->hdrs_cap) {
         size_t cap = w->hdrs_cap ? w->hdrs_cap * 2 : 8;
-        resp_header *h = arena_alloc(a, cap * sizeof *h);
+        resp_header *h = arena_alloc(&w->conn->arena, cap * sizeof *h);
         if (!h)
-            return -ENOMEM;
+            return NULL;
         if (w->nhdrs)
             memcpy(h, w->hdrs, w->nhdrs * sizeof *h);
         w->hdrs = h;
         w->hdrs_cap = cap;
     }
+    return &w->hdrs[w->nhdrs++];
+}
+
+static int add_checked(tern_http_resp *w, const char *name, const char *value)
+{
+    if (w->committed)
+        return -EALREADY;
     size_t nl = strlen(name), vl = strlen(value);
-    char *p = arena_alloc(a, nl + vl + 2);
-    if (!p)
+    char *p = arena_alloc(&w->conn->arena, nl + vl + 2);
+    resp_header *h = p ? push_header(w) : NULL;
+    if (!h)
         return -ENOMEM;
     memcpy(p, name, nl + 1);
     memcpy(p + nl + 1, value, vl + 1);
-    w->hdrs[w->nhdrs++] = (resp_header){ p, p + nl + 1, nl, vl };
+    *h = (resp_header){ p, p + nl + 1, nl, vl };
     return 0;
 }
 
-static void del_checked(tern_http_resp *w, const char *name)
+/* Drop w's fields named name (n bytes). */
+static void del_checked(tern_http_resp *w, const char *name, size_t n)
 {
-    size_t j = 0, n = strlen(name);
+    size_t j = 0;
     for (size_t i = 0; i < w->nhdrs; i++)
         if (w->hdrs[i].name_len != n || strcasecmp(w->hdrs[i].name, name) != 0)
             w->hdrs[j++] = w->hdrs[i];
@@ -184,7 +191,7 @@ int tern_http_resp_del_header(tern_http_resp *w, const char *name)
         return rc;
     if (w->committed)
         return -EALREADY;
-    del_checked(w, name);
+    del_checked(w, name, strlen(name));
     return 0;
 }
 
@@ -198,8 +205,21 @@ int tern__http_resp_set_header_valid(tern_http_resp *w, const char *name, const 
 {
     if (w->committed)
         return -EALREADY;
-    del_checked(w, name);
+    del_checked(w, name, strlen(name));
     return add_checked(w, name, value);
+}
+
+int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t name_len,
+                                   const char *value, size_t value_len)
+{
+    if (w->committed)
+        return -EALREADY;
+    del_checked(w, name, name_len);
+    resp_header *h = push_header(w);
+    if (!h)
+        return -ENOMEM;
+    *h = (resp_header){ name, value, name_len, value_len };
+    return 0;
 }
 
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name)

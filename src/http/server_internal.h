@@ -157,6 +157,11 @@ int tern__http_resp_commit(tern_http_resp *w);
  * valid (a token; no control characters; not a framing field): no checks
  * but `committed`. */
 int tern__http_resp_set_header_valid(tern_http_resp *w, const char *name, const char *value);
+/* The same without copying: name and value (of the lengths given) are
+ * kept as they are, so they must stay unchanged until the response has
+ * been sent (static, or in the request's arena). */
+int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t name_len,
+                                   const char *value, size_t value_len);
 /* A response the server writes itself (400, 413, 431, ...), then close. */
 int tern__http_send_error(hconn *hc, int status, bool head_only);
 /* request.c */
