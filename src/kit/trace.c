@@ -177,6 +177,8 @@ int tern_trace_span_end(tern_trace_span *s)
     if (s->ended)
         return -EALREADY;
     s->end_ns = s->recording ? tern__wall_ns() : 0;
+    if (s->end_ns < s->start_ns)
+        s->end_ns = s->start_ns;    /* the wall clock may step back (wall.h) */
     s->ended = true;
     if (s->recording)
         tern__trace_export_submit(s);
