@@ -77,13 +77,17 @@ static int bound_main(void *arg)
     for (int i = 0; i < 12; i++)
         tern_go(caller, NULL);
     /* threads start on demand: wait (on a busy machine, a while) until
-     * the pool is full, then every call is running, queued or done */
+     * the pool is full and every caller has made its call (under qemu the
+     * last callers may not have run yet when the pool fills); then every
+     * call is running, queued or done */
     tern_stats st;
     int64_t give_up = tern_now() + 5 * TERN_SEC;
     do {
         tern_sleep(TERN_MS);
         tern_stats_get(&st, NULL, 0);
-    } while (st.blocking_running < 3 && tern_now() < give_up);
+    } while ((st.blocking_running < 3 ||
+              st.blocking_queued + st.blocking_running + (uint64_t)atomic_load(&slow_done) < 12) &&
+             tern_now() < give_up);
     CHECK_EQ(st.blocking_threads, 3);
     CHECK_EQ(st.blocking_running, 3);
     /* every call is queued, running or done; a call may finish between
