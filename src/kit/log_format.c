@@ -327,6 +327,24 @@ static const char digit_pairs[201] =
     "6061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+/* Writes v's digits (digits(v) of them) to end just before q; returns
+ * where they start. */
+static inline char *put_digits(char *q, uint64_t v)
+{
+    while (v >= 100) {
+        q -= 2;
+        memcpy(q, digit_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        q -= 2;
+        memcpy(q, digit_pairs + 2 * v, 2);
+    } else {
+        *--q = (char)('0' + v);
+    }
+    return q;
+}
+
 /* Written in place, right to left, once the length is known: no copy. */
 static inline __attribute__((always_inline)) bool put_int(out *o, int64_t v)
 {
@@ -336,18 +354,7 @@ static inline __attribute__((always_inline)) bool put_int(out *o, int64_t v)
         o->cut = true;
         return false;
     }
-    char *q = o->p + len + n;
-    while (u >= 100) {
-        q -= 2;
-        memcpy(q, digit_pairs + 2 * (u % 100), 2);
-        u /= 100;
-    }
-    if (u >= 10) {
-        q -= 2;
-        memcpy(q, digit_pairs + 2 * u, 2);
-    } else {
-        *--q = (char)('0' + u);
-    }
+    char *q = put_digits(o->p + len + n, u);
     if (v < 0)
         *--q = '-';
     o->len = len + n;
@@ -359,35 +366,43 @@ static inline __attribute__((always_inline)) bool put_int(out *o, int64_t v)
  * cost more than the rest of the line.  x / scale is the double nearest
  * the decimal x/scale (both exact integers, one correctly rounded
  * division), which is what a JSON reader gets.  (No libm: the library
- * does not link it.)  The text is written right-aligned to end at b + 32
- * (b has 64 bytes, so a fixed 32-byte copy from its start stays inside
- * b); returns where it starts, or NULL when d is not such a number. */
-static const char *fmt_decimal(char b[64], double d)
+ * does not link it.)  Written in place, right to left once the length is
+ * known, as put_int does: built in a buffer and copied, the copy's wide
+ * load waited for the byte stores before it to drain.  -1: d is not
+ * such a number; else whether it fit. */
+static int put_decimal(out *o, double d)
 {
     static const double scales[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
     if (!(d > -1e9 && d < 1e9))
-        return NULL;
+        return -1;
     for (int k = 0; k < 7; k++) {
         double x = d * scales[k];
         if (x != (double)(int64_t)x || x / scales[k] != d)
             continue;
         uint64_t u = (uint64_t)(x < 0 ? -x : x);
-        char *q = b + 32;
-        for (int i = 0; i < k; i++) {
+        /* u's digits, the last k after the point, at least one before it
+         * (no division by scales[k]: a variable divisor is a real div) */
+        size_t nd = digits(u), ki = (size_t)k;
+        bool neg = signbit(d);
+        size_t n = (nd > ki ? nd - ki : 1) + (ki ? ki + 1 : 0) + neg, len = o->len;
+        if (len + n > o->lim) {
+            o->cut = true;
+            return 0;
+        }
+        char *q = o->p + len + n;
+        for (size_t i = 0; i < ki; i++) {
             *--q = (char)('0' + u % 10);
             u /= 10;
         }
-        if (k)
+        if (ki)
             *--q = '.';
-        do {
-            *--q = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (signbit(d))
+        q = put_digits(q, u);
+        if (neg)
             *--q = '-';
-        return q;
+        o->len = len + n;
+        return 1;
     }
-    return NULL;
+    return -1;
 }
 
 /* The shortest of %.15g / %.17g that reads back as d. */
@@ -395,16 +410,10 @@ static bool put_double(out *o, double d)
 {
     if (!isfinite(d))
         return PUT_LIT(o, "null");
+    int r = put_decimal(o, d);
+    if (r >= 0)
+        return r;
     char b[64];
-    const char *q = fmt_decimal(b, d);
-    if (q) {
-        size_t n = (size_t)(b + 32 - q);
-        if (o->lim - o->len < 32)
-            return put(o, q, n);
-        memcpy(o->p + o->len, q, 32);   /* fixed size: no call; n counts */
-        o->len += n;
-        return true;
-    }
     int n = snprintf(b, sizeof b, "%.15g", d);
     if (strtod(b, NULL) != d)
         n = snprintf(b, sizeof b, "%.17g", d);
