@@ -97,9 +97,19 @@ void tern_log_set_level(tern_log_level level)
         atomic_store_explicit(&level_, (int)level, memory_order_relaxed);
 }
 
+/* The level test every line makes, twice through the macros (theirs,
+ * then tern_log_fields'): inlined here, the level read is one load. */
+static inline bool enabled(tern_log_level level)
+{
+    int l = atomic_load_explicit(&level_, memory_order_relaxed);
+    if (__builtin_expect(l == 0, 0))
+        l = (int)tern_log_get_level();
+    return (int)level >= l && level < TERN_LOG_OFF;
+}
+
 bool tern_log_enabled(tern_log_level level)
 {
-    return level >= tern_log_get_level() && level < TERN_LOG_OFF;
+    return enabled(level);
 }
 
 void tern_log_set_context_hook(tern_log_context_fn *fn)
@@ -245,29 +255,30 @@ static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
         ids = &hooked;
     char line[TERN_LOG_LINE_MAX];
     size_t len = tern_log_format(line, tern__wall_ns(), level, msg, ids, fields, n);
-    if (!tern_log_ring_running() && !start_for_line(true))
-        return;
-    tern_log_ring_put(line, len);
+    /* one call while a ring runs; the first line starts one */
+    if (tern_log_ring_put(line, len) == -ESRCH && start_for_line(true))
+        tern_log_ring_put(line, len);
 }
 
 int tern_log_write_line(const char *line, size_t len)
 {
     if (!line || len == 0 || len > TERN_LOG_LINE_MAX || line[len - 1] != '\n')
         return -EINVAL;
-    if (!tern_log_ring_running() && !start_for_line(false))
-        return -ESRCH;
-    return tern_log_ring_put(line, len) ? 0 : -EAGAIN;
+    int r = tern_log_ring_put(line, len);
+    if (r == -ESRCH && start_for_line(false))
+        r = tern_log_ring_put(line, len);
+    return r;
 }
 
 void tern_log_fields(tern_log_level level, const char *msg, const tern_log_field *fields, size_t n)
 {
-    if (tern_log_enabled(level))
+    if (enabled(level))
         emit(NULL, level, msg, fields, n);
 }
 
 void tern_log_ctx_fields(tern_ctx *ctx, tern_log_level level, const char *msg,
                          const tern_log_field *fields, size_t n)
 {
-    if (tern_log_enabled(level))
+    if (enabled(level))
         emit(ctx ? tern_ctx_value(ctx, &ids_key) : NULL, level, msg, fields, n);
 }

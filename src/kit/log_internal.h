@@ -57,7 +57,7 @@ size_t tern__json_quote(char *dst, const char *s);
  * and has them (tern_log_set_context_hook). */
 bool tern__log_hook_ids(tern_log_ids *out);
 
-/* The ring: start/stop the writer, copy a line in (false: dropped).
+/* The ring: start/stop the writer, copy a line in.
  * Start and stop (and abandon) under log.c's start lock. */
 int tern_log_ring_start(int fd, size_t bytes);
 void tern_log_ring_stop(void);
@@ -66,7 +66,8 @@ void tern_log_ring_stop(void);
  * start or stop).  false if none ran. */
 bool tern_log_ring_abandon(void);
 bool tern_log_ring_running(void);
-bool tern_log_ring_put(const char *line, size_t len);
+/* 0, -EAGAIN (full: dropped and counted) or -ESRCH (no ring runs). */
+int tern_log_ring_put(const char *line, size_t len);
 int tern_log_ring_flush(int64_t timeout_ns);
 void tern_log_ring_stats(tern_log_stats *st);
 

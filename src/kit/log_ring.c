@@ -314,9 +314,11 @@ void tern_log_ring_stop(void)
     ring_unref(r);
 }
 
-bool tern_log_ring_put(const char *line, size_t len)
+int tern_log_ring_put(const char *line, size_t len)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
+    if (!r)
+        return -ESRCH;
     tern_spin_lock(&r->lock);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -327,7 +329,7 @@ bool tern_log_ring_put(const char *line, size_t len)
                               memory_order_relaxed);
         tern_spin_unlock(&r->lock);
         kick(r);
-        return false;
+        return -EAGAIN;
     }
     size_t off = (size_t)(h & (r->cap - 1));
     size_t first = len < r->cap - off ? len : r->cap - off;
@@ -339,7 +341,7 @@ bool tern_log_ring_put(const char *line, size_t len)
     int sl = atomic_load_explicit(&r->sleeping, memory_order_relaxed);   /* the handshake */
     tern_spin_unlock(&r->lock);
     wake(r, sl, (size_t)(h + len - t));
-    return true;
+    return 0;
 }
 
 int tern_log_ring_flush(int64_t timeout_ns)
