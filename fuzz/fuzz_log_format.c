@@ -12,7 +12,7 @@
  * line must be at most TERN_LOG_LINE_MAX bytes, end in "}\n", be one JSON
  * object, and, when not truncated, give back the message as it was
  * whenever the message is valid UTF-8.  The message also goes through the
- * access log's builder calls (tern__log_line_strn, with a bound taken
+ * access log's builder calls (tern__log_line_fields, with a bound taken
  * from the input), which must cut it within the bound at a character
  * boundary.
  */
@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     size_t bound = (size_t)kinds * 7 % (strlen(msg) + 3);
     tern__log_line l;
     tern__log_line_begin(&l, line, 1763777000123456789LL, TERN_LOG_INFO, "m", NULL);
-    tern__log_line_strn(&l, TERN__LOG_KEY("s"), msg, bound);
+    tern__log_line_fields(&l, &TERN__LOG_LSTRN("s", msg, bound), 1);
     ln = tern__log_line_end(&l);
     check(ln >= 3 && ln <= TERN_LOG_LINE_MAX);
     j = json_loadb(line, ln - 1, JSON_ALLOW_NUL, &je);

@@ -184,11 +184,21 @@ void tern_log_set_context_hook(tern_log_context_fn *fn);
 
 /* ---- the writer -------------------------------------------------------------- */
 
+/* The default ring: small enough to stay in a core's cache as producers
+ * cycle through it (with 1 MiB, svc served ~4% fewer requests a second
+ * with its access log on: every line landed on memory evicted since the
+ * ring last came round), and still about 8 ms of lines at 100k lines of
+ * 300 bytes a second, while the writer is woken once it is half full.
+ * A writer that stalls for longer (a slow disk, a pipe no one reads)
+ * drops lines, counted and reported; give more to ride out such stalls. */
+#define TERN_LOG_RING_DEFAULT ((size_t)256 << 10)
+
 typedef struct tern_log_options {
     int fd;                     /* where lines go; 0: stderr (or path) */
     const char *path;           /* when fd is 0: append to this file
                                    (created 0644); NULL: stderr */
-    size_t ring_bytes;          /* ring size; 0: 1 MiB; at least 4096 */
+    size_t ring_bytes;          /* ring size; 0: TERN_LOG_RING_DEFAULT;
+                                   at least 4096 */
     tern_log_level level;       /* 0: TERN_LOG_LEVEL env, else info */
 } tern_log_options;
 

@@ -58,19 +58,22 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     tern__log_line l;
     tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, "request",
                          traced ? &ids : NULL);
-    tern__log_line_int(&l, TERN__LOG_KEY("status"), status);
-    tern__log_line_int(&l, TERN__LOG_KEY("bytes"), (int64_t)tern_http_resp_body_bytes(w));
-    tern__log_line_int(&l, TERN__LOG_KEY("duration_us"), took / TERN_US);
-    tern__log_line_strn(&l, TERN__LOG_KEY("method"), tern_http_req_method(r), SHORT_MAX_BYTES);
+    tern__log_lfield f[8];
+    size_t n = 0;
+    f[n++] = TERN__LOG_LINT("status", status);
+    f[n++] = TERN__LOG_LINT("bytes", (int64_t)tern_http_resp_body_bytes(w));
+    f[n++] = TERN__LOG_LINT("duration_us", took / TERN_US);
+    f[n++] = TERN__LOG_LSTRN("method", tern_http_req_method(r), SHORT_MAX_BYTES);
     const char *s = tern_http_req_remote_addr(r);
-    tern__log_line_strn(&l, TERN__LOG_KEY("remote"), s ? s : "", SHORT_MAX_BYTES);
+    f[n++] = TERN__LOG_LSTRN("remote", s ? s : "", SHORT_MAX_BYTES);
     if ((s = tern_http_request_id(r)))
-        tern__log_line_strn(&l, TERN__LOG_KEY("request_id"), s, SHORT_MAX_BYTES);
+        f[n++] = TERN__LOG_LSTRN("request_id", s, SHORT_MAX_BYTES);
     if (rc < 0)
-        tern__log_line_strn(&l, TERN__LOG_KEY("error"), tern_strerror(rc), SIZE_MAX);
-    tern__log_line_strn(&l, TERN__LOG_KEY("path"), tern_http_req_path(r), PATH_MAX_BYTES);
+        f[n++] = TERN__LOG_LSTRN("error", tern_strerror(rc), SIZE_MAX);
+    f[n++] = TERN__LOG_LSTRN("path", tern_http_req_path(r), PATH_MAX_BYTES);
     if ((s = tern_http_req_header(r, "User-Agent")))
-        tern__log_line_strn(&l, TERN__LOG_KEY("user_agent"), s, UA_MAX_BYTES);
+        f[n++] = TERN__LOG_LSTRN("user_agent", s, UA_MAX_BYTES);
+    tern__log_line_fields(&l, f, n);
     size_t len = tern__log_line_end(&l);
     if (o && o->fn)
         o->fn(line, len, o->fn_arg);

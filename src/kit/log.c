@@ -162,7 +162,7 @@ static int start_locked(const tern_log_options *o, int level)
     int fd = o->fd ? o->fd : 2;
     if (owned && (fd = open(o->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
         return -errno;
-    size_t bytes = o->ring_bytes ? o->ring_bytes : (size_t)1 << 20;
+    size_t bytes = o->ring_bytes ? o->ring_bytes : TERN_LOG_RING_DEFAULT;
     int r = tern_log_ring_start(fd, bytes);
     if (r != 0) {
         if (owned)

@@ -582,23 +582,24 @@ static inline bool put_key_literal(out *o, const char *key, size_t key_len)
     return put(o, key, key_len);
 }
 
-void tern__log_line_int(out *o, const char *key, size_t key_len, int64_t v)
+void tern__log_line_fields(out *o, const tern__log_lfield *f, size_t n)
 {
-    size_t start = o->len;
-    if (!o->cut && !(put_key_literal(o, key, key_len) && put_int(o, v)))
-        o->len = start;
-}
-
-void tern__log_line_strn(out *o, const char *key, size_t key_len, const char *s, size_t max)
-{
-    size_t start = o->len;
-    if (o->cut || !put_key_literal(o, key, key_len))
-        goto drop;
-    size_t vstart = o->len;
-    if (put_qstr(o, "\"", 1, s, max, "\"", 1) || o->len - vstart > CUT_KEEP)
-        return;
+    for (size_t i = 0; i < n && !o->cut; i++, f++) {
+        size_t start = o->len;
+        if (!put_key_literal(o, f->key, f->key_len))
+            goto drop;
+        if (!f->s) {
+            if (put_int(o, f->i))
+                continue;
+        } else {
+            /* a cut string is kept if enough of it fits to say something */
+            size_t vstart = o->len;
+            if (put_qstr(o, "\"", 1, f->s, f->max, "\"", 1) || o->len - vstart > CUT_KEEP)
+                continue;
+        }
 drop:
-    o->len = start;
+        o->len = start;
+    }
 }
 
 static inline __attribute__((always_inline)) size_t line_end(out *o)

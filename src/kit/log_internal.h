@@ -16,10 +16,10 @@
 size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
                        const tern_log_ids *ids, const tern_log_field *fields, size_t n);
 
-/* The same line built a field at a time, for a caller whose fields are
- * fixed (the access log): begin (head, msg, ids), int and strn fields, end
- * (the closing brace and newline; returns the length).  A field that does not fit is
- * dropped, and so are all after it, as tern_log_format does. */
+/* The same line built in three calls, for a caller whose fields are
+ * fixed (the access log): begin (head, msg, ids), the fields, end (the
+ * closing brace and newline; returns the length).  A field that does not
+ * fit is dropped, and so are all after it, as tern_log_format does. */
 typedef struct tern__log_line {
     char *p;                    /* buf[TERN_LOG_LINE_MAX] */
     size_t len, lim;
@@ -28,22 +28,28 @@ typedef struct tern__log_line {
 
 void tern__log_line_begin(tern__log_line *l, char *buf, int64_t unix_ns, tern_log_level level,
                           const char *msg, const tern_log_ids *ids);
-/* Fields whose key is given already in JSON, quoted and with its colon
- * and the comma before it (TERN__LOG_KEY("status")), so it is copied, not
- * scanned for escapes.  strn logs at most max bytes of the NUL-terminated
- * s, never part of a character: the bound is on the input, before
- * escaping, so a client cannot make it longer by sending quotes. */
+/* A field's key is given already in JSON, quoted and with its colon and
+ * the comma before it (TERN__LOG_KEY("status")), so it is copied, not
+ * scanned for escapes.  A string field logs at most max bytes of the
+ * NUL-terminated s, never part of a character: the bound is on the input,
+ * before escaping, so a client cannot make it longer by sending quotes. */
 #define TERN__LOG_KEY(name) \
     ",\"" name "\":" TERN__LOG_KEY_PAD, sizeof(",\"" name "\":") - 1
 /* A key literal is followed by this many NULs, so a key of up to that many
  * bytes is copied with one fixed-size copy rather than a call to memcpy. */
 #define TERN__LOG_KEY_PAD "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
 #define TERN__LOG_KEY_COPY 32
-/* For both, key is a TERN__LOG_KEY: readable for key_len +
- * TERN__LOG_KEY_COPY bytes. */
-void tern__log_line_int(tern__log_line *l, const char *key, size_t key_len, int64_t v);
-void tern__log_line_strn(tern__log_line *l, const char *key, size_t key_len, const char *s,
-                         size_t max);
+typedef struct tern__log_lfield {
+    const char *key;            /* a TERN__LOG_KEY: readable for key_len + */
+    size_t key_len;             /*   TERN__LOG_KEY_COPY bytes */
+    const char *s;              /* a string, at most max bytes of it; */
+    size_t max;                 /*   NULL: the integer i */
+    int64_t i;
+} tern__log_lfield;
+#define TERN__LOG_LINT(name, v) ((tern__log_lfield){TERN__LOG_KEY(name), NULL, 0, (v)})
+#define TERN__LOG_LSTRN(name, str, max) ((tern__log_lfield){TERN__LOG_KEY(name), (str), (max), 0})
+/* The n fields, in one call: a call per field cost a tenth of the line. */
+void tern__log_line_fields(tern__log_line *l, const tern__log_lfield *f, size_t n);
 size_t tern__log_line_end(tern__log_line *l);
 
 /* s as a quoted JSON string (escapes as in a log line; bytes that are not
