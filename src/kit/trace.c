@@ -38,25 +38,26 @@ void tern_trace_hex(const uint8_t *id, size_t n, char *out)
     tern__hex(id, n, out);
 }
 
-/* Random non-zero bytes: all-zero ids are invalid in W3C Trace Context. */
-static bool nonzero(const uint8_t *id, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (id[i])
-            return true;
-    return false;
-}
-
-/* A new trace id (unless trace_id is NULL) and span id, both non-zero. */
+/* A new trace id (unless trace_id is NULL) and span id, both non-zero
+ * (all-zero ids are invalid in W3C Trace Context).  Taken as words, not
+ * filled into a byte buffer and copied out: a 16-byte load of what two
+ * 8-byte stores just wrote cannot be forwarded from them, and stalled
+ * here on every request. */
 static void random_ids(uint8_t *trace_id, uint8_t span_id[8])
 {
-    uint8_t b[24];
-    do
-        tern__rand_fill(b, trace_id ? 24 : 8);
-    while (!nonzero(b, 8) || (trace_id && !nonzero(b + 8, 16)));
-    memcpy(span_id, b, 8);
-    if (trace_id)
-        memcpy(trace_id, b + 8, 16);
+    uint64_t sp;
+    while (!(sp = tern__rand64()))
+        ;
+    memcpy(span_id, &sp, 8);
+    if (trace_id) {
+        uint64_t hi, lo;
+        do {
+            hi = tern__rand64();
+            lo = tern__rand64();
+        } while (!(hi | lo));
+        memcpy(trace_id, &hi, 8);
+        memcpy(trace_id + 8, &lo, 8);
+    }
 }
 
 static char *dup_cut(const char *s)
@@ -194,7 +195,13 @@ static void attr_clear(tern_trace_attr *a)
 
 void tern_trace_span_free(tern_trace_span *s)
 {
-    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+    if (!s)
+        return;
+    /* The last reference (every unsampled span: nothing else takes one)
+     * needs no locked decrement, which would wait for the request's
+     * stores to drain: no other holder is left to race with. */
+    if (atomic_load_explicit(&s->refs, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < s->nattrs; i++)
         attr_clear(&s->attrs[i]);
