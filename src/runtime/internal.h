@@ -105,6 +105,10 @@ struct tern_co {
     int wait_result;
     const char *_Atomic wait_reason;
     _Atomic int64_t state_since; /* coarse ns at park, for tern_dump */
+    void *local;                /* tern__co_local: NULL at every start.  Here,
+                                   not with the cold fields: tracing reads it
+                                   on every request, and a coroutine parked
+                                   between requests has this line warm */
     tern_stack stack;
 
     /* colder: deadlines, shared stacks, offload, tools, name */
@@ -119,7 +123,6 @@ struct tern_co {
     tern_ticket off_ticket;
     void *asan_fake;
     void *tsan_fiber;
-    void *local;                /* tern__co_local: NULL at every start */
     char name[TERN_NAME_MAX];
 };
 
