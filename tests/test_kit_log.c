@@ -183,11 +183,20 @@ static void log_double_reads_back_exactly(void)
                   TERN_LOG_DOUBLE("negz", -0.0), TERN_LOG_DOUBLE("e9", 1e9),
                   TERN_LOG_DOUBLE("mixed", 123456.789), TERN_LOG_DOUBLE("tiny", 1e-7),
                   TERN_LOG_DOUBLE("neg", -2.5), TERN_LOG_DOUBLE("inf", 1.0 / 0.0));
+    /* the in-place decimals: a fraction below 1 (leading 0), negative,
+     * six places, zeros inside the fraction, the largest in range */
+    tern_log_info("d", TERN_LOG_DOUBLE("a", 0.25), TERN_LOG_DOUBLE("b", -0.25),
+                  TERN_LOG_DOUBLE("c", 0.000001), TERN_LOG_DOUBLE("d", 10.05),
+                  TERN_LOG_DOUBLE("e", 999999999.5), TERN_LOG_DOUBLE("f", -1000000.000001),
+                  TERN_LOG_DOUBLE("g", 0.0));
     const char *out = collect();
     CHECK_STR(after_time(out, 0),
               "\"level\":\"info\",\"msg\":\"d\",\"x\":0.1,\"y\":0.30000000000000004,"
               "\"negz\":-0,\"e9\":1000000000,\"mixed\":123456.789,\"tiny\":1e-07,"
               "\"neg\":-2.5,\"inf\":null}\n");
+    CHECK_STR(after_time(out, 1),
+              "\"level\":\"info\",\"msg\":\"d\",\"a\":0.25,\"b\":-0.25,\"c\":0.000001,"
+              "\"d\":10.05,\"e\":999999999.5,\"f\":-1000000.000001,\"g\":0}\n");
     /* Each reads back as the same double. */
     json_error_t je;
     json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, &je);

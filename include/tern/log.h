@@ -184,14 +184,12 @@ void tern_log_set_context_hook(tern_log_context_fn *fn);
 
 /* ---- the writer -------------------------------------------------------------- */
 
-/* The default ring: small enough to stay in a core's cache as producers
- * cycle through it (with 1 MiB, svc served ~4% fewer requests a second
- * with its access log on: every line landed on memory evicted since the
- * ring last came round), and still about 8 ms of lines at 100k lines of
- * 300 bytes a second, while the writer is woken once it is half full.
- * A writer that stalls for longer (a slow disk, a pipe no one reads)
- * drops lines, counted and reported; give more to ride out such stalls. */
-#define TERN_LOG_RING_DEFAULT ((size_t)256 << 10)
+/* The default ring: about 30 ms of lines at 100k access lines a second,
+ * enough to ride out a writer kept off the CPU by a loaded machine.  (A
+ * 256 KiB ring stays warmer in cache and served 2-3% more requests a
+ * second in svc's benchmark, but dropped lines there, about 4 in 10,000,
+ * while the writer waited for a CPU: not worth it as a default.) */
+#define TERN_LOG_RING_DEFAULT ((size_t)1 << 20)
 
 typedef struct tern_log_options {
     int fd;                     /* where lines go; 0: stderr (or path) */

@@ -380,9 +380,16 @@ static int put_decimal(out *o, double d)
         if (x != (double)(int64_t)x || x / scales[k] != d)
             continue;
         uint64_t u = (uint64_t)(x < 0 ? -x : x);
-        /* u's digits, the last k after the point, at least one before it
+        size_t ki = (size_t)k;
+        /* d * 100 may miss an integer by a rounding that d * 1000 does
+         * not (10.05): the same value, written without the zeros */
+        while (ki && u % 10 == 0) {
+            u /= 10;
+            ki--;
+        }
+        /* u's digits, the last ki after the point, at least one before it
          * (no division by scales[k]: a variable divisor is a real div) */
-        size_t nd = digits(u), ki = (size_t)k;
+        size_t nd = digits(u);
         bool neg = signbit(d);
         size_t n = (nd > ki ? nd - ki : 1) + (ki ? ki + 1 : 0) + neg, len = o->len;
         if (len + n > o->lim) {
