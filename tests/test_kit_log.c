@@ -131,10 +131,10 @@ static void log_exact_line_for_typed_fields(void)
     stop();
 }
 
-/* Keys: a literal's length is known to the macros (key_len), and such a
- * key goes in with one 16-byte copy; any other is measured.  Both ways
- * must write the same JSON, escape what needs it, and never take bytes
- * past the key's end. */
+/* Keys and messages: a literal's length is known to the macros (key_len,
+ * and tern_log passes the message's), and such a string goes in with one
+ * 16-byte copy; any other is measured.  Both ways must write the same
+ * JSON, escape what needs it, and never take bytes past the string's end. */
 static void log_keys_known_and_measured_write_the_same(void)
 {
     /* the macros fold a literal's length, and leave 0 for a variable */
@@ -160,19 +160,34 @@ static void log_keys_known_and_measured_write_the_same(void)
     for (int i = 0; i < 7; i++)
         f[i].key_len = 0;
     tern_log_fields(TERN_LOG_INFO, "keys", f, 7);
+    /* messages: the macros pass a literal's length too */
+    tern_log_info("abcdefghijklmnop");
+    tern_log_info("abcdefghijklmnopq");
+    tern_log_info("q\"t\x01");
+    tern_log_fields(TERN_LOG_INFO, "abcdefghijklmnop", NULL, 0);
+    tern_log_fields(TERN_LOG_INFO, "abcdefghijklmnopq", NULL, 0);
+    tern_log_fields(TERN_LOG_INFO, "q\"t\x01", NULL, 0);
     /* set by hand, for a key on the heap */
     char *heap = strdup("heap");
     tern_log_field h = {.key = heap, .kind = TERN_LOG_KIND_INT, .key_len = 4, .v.i = 8};
     tern_log_fields(TERN_LOG_INFO, "keys", &h, 1);
     free(heap);
     const char *out = collect();
-    CHECK_EQ(count_lines(out), 3);
+    CHECK_EQ(count_lines(out), 9);
+    static const char *const msgs[] = {
+        "\"level\":\"info\",\"msg\":\"abcdefghijklmnop\"}\n",
+        "\"level\":\"info\",\"msg\":\"abcdefghijklmnopq\"}\n",
+        "\"level\":\"info\",\"msg\":\"q\\\"t\\u0001\"}\n"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_STR(after_time(out, 2 + i), msgs[i]);
+        CHECK_STR(after_time(out, 5 + i), msgs[i]);
+    }
     const char *want = "\"level\":\"info\",\"msg\":\"keys\",\"a\":1,\"abcdefghijklmno\":2,"
                        "\"abcdefghijklmnop\":3,\"abcdefghijklmnopq\":4,\"q\\\"t\":5,"
                        "\"c\\tl\":6,\"key\":7}\n";
     CHECK_STR(after_time(out, 0), want);
     CHECK_STR(after_time(out, 1), want);
-    CHECK_STR(after_time(out, 2), "\"level\":\"info\",\"msg\":\"keys\",\"heap\":8}\n");
+    CHECK_STR(after_time(out, 8), "\"level\":\"info\",\"msg\":\"keys\",\"heap\":8}\n");
     stop();
 }
 

@@ -124,6 +124,11 @@ void tern_log_fields(tern_log_level level, const char *msg, const tern_log_field
 void tern_log_ctx_fields(tern_ctx *ctx, tern_log_level level, const char *msg,
                          const tern_log_field *fields, size_t n);
 
+/* For tern_log below, not for direct use: tern_log_fields once the level
+ * has passed, with strlen(msg) when the compiler knows it (else 0). */
+void tern__log_emit(tern_log_level level, const char *msg, uint32_t msg_len,
+                    const tern_log_field *fields, size_t n);
+
 /* Variadic forms: tern_log(TERN_LOG_INFO, "msg", TERN_LOG_INT("n", 1), ...).
  * The level is checked first: when it is filtered out, the other
  * arguments (ctx, msg, the fields' values) are not evaluated at all, so
@@ -134,8 +139,8 @@ void tern_log_ctx_fields(tern_ctx *ctx, tern_log_level level, const char *msg,
 #define TERN_LOG_COUNT_(...) (sizeof TERN_LOG_ARRAY_(__VA_ARGS__) / sizeof(tern_log_field) - 1)
 #define tern_log(level, msg, ...)                                                        \
     (tern_log_enabled(level)                                                             \
-         ? tern_log_fields((level), (msg), TERN_LOG_ARRAY_(__VA_ARGS__) + 1,             \
-                           TERN_LOG_COUNT_(__VA_ARGS__))                                 \
+         ? tern__log_emit((level), (msg), TERN_LOG_KEY_LEN_(msg),                        \
+                          TERN_LOG_ARRAY_(__VA_ARGS__) + 1, TERN_LOG_COUNT_(__VA_ARGS__)) \
          : (void)0)
 #define tern_log_ctx(ctx, level, msg, ...)                                               \
     (tern_log_enabled(level)                                                             \

@@ -56,8 +56,9 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     bool traced = tern__log_hook_ids(&ids);
     char line[TERN_LOG_LINE_MAX];
     tern__log_line l;
-    tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, "request",
-                         traced ? &ids : NULL);
+    static const char msg[] = "request";
+    tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, msg,
+                         sizeof msg - 1, traced ? &ids : NULL);
     tern__log_lfield f[8];
     size_t n = 0;
     f[n++] = TERN__LOG_LINT("status", status);

@@ -247,14 +247,14 @@ bool tern__log_hook_ids(tern_log_ids *out)
     return hook && hook(out);
 }
 
-static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
+static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg, size_t msg_len,
                  const tern_log_field *fields, size_t n)
 {
     tern_log_ids hooked;
     if (!ids && tern__log_hook_ids(&hooked))
         ids = &hooked;
     char line[TERN_LOG_LINE_MAX];
-    size_t len = tern_log_format(line, tern__wall_ns(), level, msg, ids, fields, n);
+    size_t len = tern_log_format(line, tern__wall_ns(), level, msg, msg_len, ids, fields, n);
     /* one call while a ring runs; the first line starts one */
     if (tern_log_ring_put(line, len) == -ESRCH && start_for_line(true))
         tern_log_ring_put(line, len);
@@ -273,12 +273,18 @@ int tern_log_write_line(const char *line, size_t len)
 void tern_log_fields(tern_log_level level, const char *msg, const tern_log_field *fields, size_t n)
 {
     if (enabled(level))
-        emit(NULL, level, msg, fields, n);
+        emit(NULL, level, msg, 0, fields, n);
+}
+
+void tern__log_emit(tern_log_level level, const char *msg, uint32_t msg_len,
+                    const tern_log_field *fields, size_t n)
+{
+    emit(NULL, level, msg, msg_len, fields, n);     /* the macro tested the level */
 }
 
 void tern_log_ctx_fields(tern_ctx *ctx, tern_log_level level, const char *msg,
                          const tern_log_field *fields, size_t n)
 {
     if (enabled(level))
-        emit(ctx ? tern_ctx_value(ctx, &ids_key) : NULL, level, msg, fields, n);
+        emit(ctx ? tern_ctx_value(ctx, &ids_key) : NULL, level, msg, 0, fields, n);
 }

@@ -489,33 +489,36 @@ static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
     return HEAD_PREFIX + 4 + tails[i].n;
 }
 
-/* A key whose length the field gives (a literal, see TERN_LOG_KEY_LEN_)
- * and that needs no escapes, as ,"key": with one 16-byte load and store;
- * false (nothing written) for any other, which then goes the long way.
- * The load may read past the key's NUL, but never into another page: a
- * literal's neighbours in .rodata, out of bounds only for ASan and TSan,
- * which are told. */
+/* A string whose length the caller knows (a literal: TERN_LOG_KEY_LEN_)
+ * and that needs no escapes, between open and close (2 bytes each, for
+ * a key ,"key": and for a value "s" only their first counts): one 16-byte
+ * load and store.  false (nothing written) for any other, which then goes
+ * the long way.  The load may read past the string's NUL, but never into
+ * another page: a literal's neighbours in .rodata, out of bounds only for
+ * ASan and TSan, which are told. */
 #ifdef HAVE_SPECIAL16
 __attribute__((no_sanitize("address", "thread"))) static inline bool
-put_key_known(out *o, const char *key, size_t kl)
+put_known(out *o, const char *s, size_t n, const char open[2], size_t on, const char close[2],
+          size_t cn)
 {
     size_t len = o->len;
-    if (kl - 1 >= 16 || !key || o->lim - len < 20 || ((uintptr_t)key & 4095) > 4096 - 16)
+    if (n - 1 >= 16 || !s || o->lim - len < 20 || ((uintptr_t)s & 4095) > 4096 - 16)
         return false;
-    __m128i v = _mm_loadu_si128((const __m128i *)key);
-    if (special16(v) & ((1u << kl) - 1))
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    if (special16(v) & ((1u << n) - 1))
         return false;
     char *p = o->p + len;
-    memcpy(p, ",\"", 2);
-    _mm_storeu_si128((__m128i *)(p + 2), v);
-    memcpy(p + 2 + kl, "\":", 2);
-    o->len = len + kl + 4;
+    memcpy(p, open, 2);
+    _mm_storeu_si128((__m128i *)(p + on), v);
+    memcpy(p + on + n, close, 2);
+    o->len = len + on + n + cn;
     return true;
 }
 #else
-static inline bool put_key_known(out *o, const char *key, size_t kl)
+static inline bool put_known(out *o, const char *s, size_t n, const char open[2], size_t on,
+                             const char close[2], size_t cn)
 {
-    (void)o, (void)key, (void)kl;
+    (void)o, (void)s, (void)n, (void)open, (void)on, (void)close, (void)cn;
     return false;
 }
 #endif
@@ -525,7 +528,8 @@ static inline __attribute__((always_inline)) void put_field(out *o, const tern_l
     if (o->cut)
         return;
     size_t start = o->len;
-    bool ok = put_key_known(o, f->key, f->key_len) || put_key(o, f->key ? f->key : "");
+    bool ok = put_known(o, f->key, f->key_len, ",\"", 2, "\":", 2) ||
+              put_key(o, f->key ? f->key : "");
     if (!ok) {
         o->len = start;         /* a key alone is no use: drop the field */
         return;
@@ -560,11 +564,13 @@ static inline __attribute__((always_inline)) void put_field(out *o, const tern_l
  * of a short line) and wrapped below for the access log */
 static inline __attribute__((always_inline)) void line_begin(out *o, char *buf, int64_t unix_ns,
                                                              tern_log_level level, const char *msg,
+                                                             size_t msg_len,
                                                              const tern_log_ids *ids)
 {
     *o = (out){.p = buf, .lim = TERN_LOG_LINE_MAX - RESERVE};
     o->len = put_head(buf, unix_ns, level);
-    put_str(o, msg ? msg : "");
+    if (!put_known(o, msg, msg_len, "\"\"", 1, "\"\"", 1))
+        put_str(o, msg ? msg : "");
     if (ids && ids->trace_id && !o->cut) {
         PUT_LIT(o, ",\"trace_id\":");
         put_str(o, ids->trace_id);
@@ -620,9 +626,9 @@ static inline __attribute__((always_inline)) size_t line_end(out *o)
 }
 
 void tern__log_line_begin(out *o, char *buf, int64_t unix_ns, tern_log_level level,
-                          const char *msg, const tern_log_ids *ids)
+                          const char *msg, size_t msg_len, const tern_log_ids *ids)
 {
-    line_begin(o, buf, unix_ns, level, msg, ids);
+    line_begin(o, buf, unix_ns, level, msg, msg_len, ids);
 }
 
 size_t tern__log_line_end(out *o)
@@ -638,10 +644,11 @@ size_t tern__json_quote(char *dst, const char *s)
 }
 
 size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
-                       const tern_log_ids *ids, const tern_log_field *fields, size_t n)
+                       size_t msg_len, const tern_log_ids *ids, const tern_log_field *fields,
+                       size_t n)
 {
     out o;
-    line_begin(&o, buf, unix_ns, level, msg, ids);
+    line_begin(&o, buf, unix_ns, level, msg, msg_len, ids);
     for (size_t i = 0; i < n && !o.cut; i++)
         put_field(&o, &fields[i]);  /* inlined: one call per line, not per field */
     return line_end(&o);

@@ -12,9 +12,11 @@
 #include "tern/log.h"
 
 /* Format one line, newline included, into buf[TERN_LOG_LINE_MAX]; returns
- * its length.  ids may be NULL. */
+ * its length.  msg_len is strlen(msg) when known (a literal), else 0;
+ * ids may be NULL. */
 size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
-                       const tern_log_ids *ids, const tern_log_field *fields, size_t n);
+                       size_t msg_len, const tern_log_ids *ids, const tern_log_field *fields,
+                       size_t n);
 
 /* The same line built in three calls, for a caller whose fields are
  * fixed (the access log): begin (head, msg, ids), the fields, end (the
@@ -27,7 +29,7 @@ typedef struct tern__log_line {
 } tern__log_line;
 
 void tern__log_line_begin(tern__log_line *l, char *buf, int64_t unix_ns, tern_log_level level,
-                          const char *msg, const tern_log_ids *ids);
+                          const char *msg, size_t msg_len, const tern_log_ids *ids);
 /* A field's key is given already in JSON, quoted and with its colon and
  * the comma before it (TERN__LOG_KEY("status")), so it is copied, not
  * scanned for escapes.  A string field logs at most max bytes of the

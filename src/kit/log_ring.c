@@ -169,8 +169,9 @@ static void write_drop_report(ring *r, uint64_t n)
 {
     char line[TERN_LOG_LINE_MAX];
     tern_log_field f = TERN_LOG_INT("dropped", (int64_t)n);
-    size_t len = tern_log_format(line, tern__wall_ns(), TERN_LOG_WARN, "log lines dropped",
-                                 NULL, &f, 1);
+    static const char msg[] = "log lines dropped";
+    size_t len = tern_log_format(line, tern__wall_ns(), TERN_LOG_WARN, msg, sizeof msg - 1, NULL,
+                                 &f, 1);
     struct iovec iov = {line, len};
     write_all(r, &iov, 1);
 }
