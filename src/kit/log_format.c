@@ -494,7 +494,8 @@ static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
  * a key ,"key": and for a value "s" only their first counts): one 16-byte
  * load and store.  false (nothing written) for any other, which then goes
  * the long way.  The load may read past the string's NUL, but never into
- * another page: a literal's neighbours in .rodata, out of bounds only for
+ * another page: a literal's neighbours in .rodata (or, for a key_len set
+ * by hand, whatever follows the key in its page), out of bounds only for
  * ASan and TSan, which are told. */
 #ifdef HAVE_SPECIAL16
 __attribute__((no_sanitize("address", "thread"))) static inline bool
