@@ -152,8 +152,9 @@ static int64_t wall_calibrate(void)
         }
     }
     /* A rate measured over a short span is good for a window a few times
-     * as long: the first (10 ms) is used for 80 ms, the next for 720,
-     * then every window is REFRESH_NS and measures the next. */
+     * as long: the first (over 10 ms) is used for 80 ms, the next (over
+     * those 80) for 640, then every window is REFRESH_NS and measures the
+     * rate for the next. */
     int64_t window = REFRESH_NS;
     uint64_t mult = rate_to(t, m);
     if (mult) {
