@@ -9,6 +9,8 @@
  * some), so those are compared, as an unsigned big-endian integer,
  * against ratio * 2^64.
  */
+#define _GNU_SOURCE
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +58,9 @@ static bool ratio_keeps(double ratio, const uint8_t trace_id[16])
         return true;
     if (!(ratio > 0.0))
         return false;
-    uint64_t x = 0;
-    for (int i = 8; i < 16; i++)
-        x = x << 8 | trace_id[i];
+    uint64_t x;                 /* the id's last 8 bytes, big-endian */
+    memcpy(&x, trace_id + 8, 8);
+    x = be64toh(x);
     /* ratio < 1, so the bound is below 2^64 and fits; times 2^64 is exact
      * (a power of two), as ldexp would be, without the libm call */
     uint64_t bound = (uint64_t)(ratio * 18446744073709551616.0);
