@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/buf.h"
 #include "http/client_internal.h"
 #include "tern/runtime.h"
 
@@ -116,31 +117,9 @@ static int check_request(const tern_http_client_request *req, bool *close)
     return 0;
 }
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} strbuf;
+typedef tern__buf strbuf;
 
-static void put(strbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
+static void put(strbuf *b, const char *s, size_t n) { tern__buf_put(b, s, n); }
 
 static void puts3(strbuf *b, const char *a, const char *sep, const char *v)
 {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/buf.h"
 #include "tern/debug.h"
 #include "tern/runtime.h"
 
@@ -34,31 +35,10 @@
 
 /* ---- a protobuf writer ------------------------------------------------------------ */
 
-typedef struct pbuf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;                   /* sticky: checked once at the end */
-} pbuf;
+typedef tern__buf pbuf;
 
-static void pb_put(pbuf *b, const void *data, size_t n)
-{
-    if (b->oom || n == 0)       /* an empty message may have no buffer yet */
-        return;
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-}
+/* an empty message may have no buffer yet: tern__buf_put takes n == 0 */
+static void pb_put(pbuf *b, const void *data, size_t n) { tern__buf_put(b, data, n); }
 
 static void pb_varint(pbuf *b, uint64_t v)
 {
@@ -382,7 +362,7 @@ int tern__pprof_encode(const tern__prof_buf *b, int64_t period, int64_t time_nan
     pbuf raw = {0};
     int rc = encode(b, period, time_nanos, duration_nanos, &raw);
     if (rc == 0)
-        rc = gzip_bytes(raw.p, raw.len, out, len);
+        rc = gzip_bytes((const uint8_t *)raw.p, raw.len, out, len);
     free(raw.p);
     return rc;
 }

@@ -24,42 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "kit/log_internal.h"
 #include "kit/trace_internal.h"
 
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} jbuf;
+typedef tern__buf jbuf;
 
-/* Room for n more bytes; false (and oom set) if there is none. */
-static bool room(jbuf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    if (b->cap - b->len >= n)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < n)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static void raw(jbuf *b, const char *s, size_t n)
-{
-    if (room(b, n)) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-    }
-}
+static void raw(jbuf *b, const char *s, size_t n) { tern__buf_put(b, s, n); }
 
 #define LIT(b, s) raw((b), (s), sizeof(s) - 1)
 
@@ -67,7 +38,7 @@ static void str(jbuf *b, const char *s)
 {
     if (!s)
         s = "";
-    if (room(b, TERN__JSON_QUOTE_MAX(strlen(s))))
+    if (tern__buf_room(b, TERN__JSON_QUOTE_MAX(strlen(s))))
         b->len += tern__json_quote(b->p + b->len, s);
 }
 
