@@ -230,12 +230,16 @@ static int access_log_entry(void *arg)
 {
     (void)arg;
     static const tern_http_access_log_options lo = {.fn = log_sink, .fn_arg = log_lines};
-    server sv = {0}, bad = {0};
+    server sv = {0}, bad = {0}, plain = {0};
     server_start(&sv, (tern_http_link[]){{tern_http_mw_access_log, (void *)&lo},
                                          {tern_http_mw_request_id, NULL},
                                          {sized, NULL}},
                  3);
-    server_start(&bad, (tern_http_link[]){{tern_http_mw_access_log, (void *)&lo}, {fail_eio, NULL}},
+    server_start(&bad, (tern_http_link[]){{tern_http_mw_access_log, (void *)&lo},
+                                          {tern_http_mw_request_id, NULL},
+                                          {fail_eio, NULL}},
+                 3);
+    server_start(&plain, (tern_http_link[]){{tern_http_mw_access_log, (void *)&lo}, {fail_eio, NULL}},
                  2);
     nlog = 0;
     resp p;
@@ -271,11 +275,23 @@ static int access_log_entry(void *arg)
     json_decref(j);
     resp_free(&p);
 
-    /* a handler's error: logged as the 500 the client gets, with why */
-    get(bad.addr, "/x", NULL, &p);
+    /* a handler's error: logged as the 500 the client gets, with why;
+     * with a request id and a user agent too, every field is there */
+    get(bad.addr, "/x", "User-Agent: curl/8.0\r\n", &p);
     CHECK_EQ(p.status, 500);
     j = log_line(1);
     CHECK_EQ(jint(j, "status"), 500);
+    CHECK(strcmp(jstr(j, "error"), tern_strerror(-EIO)) == 0);
+    CHECK(strcmp(jstr(j, "user_agent"), "curl/8.0") == 0);
+    CHECK_EQ(strlen(jstr(j, "request_id")), 32);
+    CHECK(strcmp(jstr(j, "path"), "/x") == 0);
+    json_decref(j);
+    resp_free(&p);
+
+    /* without a request id middleware or a user agent, neither is written */
+    get(plain.addr, "/x", NULL, &p);
+    CHECK_EQ(p.status, 500);
+    j = log_line(2);
     CHECK(strcmp(jstr(j, "error"), tern_strerror(-EIO)) == 0);
     CHECK(json_object_get(j, "user_agent") == NULL);
     CHECK(json_object_get(j, "request_id") == NULL);
@@ -284,6 +300,7 @@ static int access_log_entry(void *arg)
 
     server_stop(&sv);
     server_stop(&bad);
+    server_stop(&plain);
     return 0;
 }
 

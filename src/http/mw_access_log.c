@@ -59,7 +59,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     static const char msg[] = "request";
     tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, msg,
                          sizeof msg - 1, traced ? &ids : NULL);
-    tern__log_lfield f[8];
+    tern__log_lfield f[9];      /* every field below, optional ones included */
     size_t n = 0;
     f[n++] = TERN__LOG_LINT("status", status);
     f[n++] = TERN__LOG_LINT("bytes", (int64_t)tern_http_resp_body_bytes(w));
