@@ -697,6 +697,7 @@ static void log_drops_when_full_and_reports_the_count(void)
 
 enum { CO = 8, PER = 400 };
 static tern_waitgroup wg;
+static bool pace_logging;       /* sleep now and then: a small ring keeps up */
 
 static int logger_co(void *arg)
 {
@@ -704,8 +705,10 @@ static int logger_co(void *arg)
     for (int i = 0; i < PER; i++) {
         tern_log_info("from a coroutine", TERN_LOG_INT("co", id), TERN_LOG_INT("i", i),
                       TERN_LOG_STR("pad", "some text to make the line longer"));
-        if (i % 50 == 0)
-            tern_yield();
+        if (pace_logging && i % 16 == 0)
+            tern_sleep(50 * TERN_US);
+        else if (i % 2 == 0)
+            tern_yield();       /* and maybe move to another P */
     }
     tern_waitgroup_done(&wg);
     return 0;
@@ -734,9 +737,11 @@ static void *pipe_reader(void *arg)
     return NULL;
 }
 
-static void log_from_many_coroutines_keeps_lines_whole(void)
+/* Lines whole, counted, and each coroutine's in order, with a ring of
+ * `ring` bytes (0: the default). */
+static void many_coroutines(size_t ring)
 {
-    start(0, TERN_LOG_INFO);
+    start(ring, TERN_LOG_INFO);
     pthread_t rd;
     CHECK(pthread_create(&rd, NULL, pipe_reader, NULL) == 0);
     run_ok(many_main, NULL, 4);
@@ -748,6 +753,9 @@ static void log_from_many_coroutines_keeps_lines_whole(void)
     close(pfd[0]);
     CHECK_EQ(st.lines + st.dropped, CO * PER);
     int seen[CO] = {0}, reports = 0;
+    long last[CO];
+    for (int c = 0; c < CO; c++)
+        last[c] = -1;
     long reported = 0;
     const char *p = got;
     json_error_t je;
@@ -757,8 +765,14 @@ static void log_from_many_coroutines_keeps_lines_whole(void)
         CHECK(j != NULL);
         json_t *co = json_object_get(j, "co");
         if (co) {
-            CHECK(json_integer_value(co) >= 0 && json_integer_value(co) < CO);
-            seen[json_integer_value(co)]++;
+            long c = (long)json_integer_value(co);
+            long n = (long)json_integer_value(json_object_get(j, "i"));
+            CHECK(c >= 0 && c < CO);
+            /* each coroutine's lines in the order it logged them, though
+             * it moved between Ps */
+            CHECK(n > last[c]);
+            last[c] = n;
+            seen[c]++;
         } else {
             CHECK_STR(json_string_value(json_object_get(j, "msg")), "log lines dropped");
             reported += (long)json_integer_value(json_object_get(j, "dropped"));
@@ -775,6 +789,15 @@ static void log_from_many_coroutines_keeps_lines_whole(void)
     CHECK_EQ(lines, total + reports);
     fprintf(stderr, "   %llu lines, %llu dropped\n", (unsigned long long)st.lines,
             (unsigned long long)st.dropped);
+}
+
+static void log_from_many_coroutines_keeps_lines_whole(void)
+{
+    many_coroutines(0);
+    /* a small ring: lines dropped, the rest still whole and in order */
+    pace_logging = true;
+    many_coroutines(48 << 10);
+    pace_logging = false;
 }
 
 /* ---- fork ------------------------------------------------------------------- */
