@@ -1,6 +1,7 @@
 /*
- * debug_internal.h - between the CPU sampler (debug_prof.c) and the
- * profile.proto encoder (debug_pprof.c).
+ * debug_internal.h - between the CPU sampler (debug_prof.c), the
+ * profile.proto encoder (debug_pprof.c) and the ELF symbol reader that
+ * names the executable's functions for it (debug_symtab.c).
  */
 #ifndef TERN_KIT_DEBUG_INTERNAL_H
 #define TERN_KIT_DEBUG_INTERNAL_H
@@ -38,5 +39,28 @@ tern__prof_buf *tern__prof_stop(void);
  * start in ns since the epoch, duration in ns).  0 or -ENOMEM. */
 int tern__pprof_encode(const tern__prof_buf *b, int64_t period, int64_t time_nanos,
                        int64_t duration_nanos, void **out, size_t *len);
+
+/* An ELF file's functions, sorted by address: each [lo, hi) in the
+ * file's addresses, which are the process's minus bias. */
+typedef struct tern__sym {
+    uintptr_t lo, hi;
+    const char *name;           /* in names */
+} tern__sym;
+
+typedef struct tern__symtab {
+    uintptr_t bias;
+    tern__sym *syms;
+    size_t n;
+    char *names;
+} tern__symtab;
+
+/* Read path's function symbols (.symtab, else .dynsym).  0, -ENOEXEC
+ * for a file that is not a well-formed 64-bit ELF, -ENOENT when it has
+ * no function symbols, -ENOMEM, -errno from open.  On error *t is empty
+ * (and tern__symtab_find finds nothing in it). */
+int tern__symtab_load(tern__symtab *t, const char *path, uintptr_t bias);
+/* The function holding the process address addr, or NULL. */
+const char *tern__symtab_find(const tern__symtab *t, uintptr_t addr);
+void tern__symtab_free(tern__symtab *t);
 
 #endif

@@ -5,9 +5,10 @@
  *
  * Locations are the unique sampled addresses.  Each carries the mapping
  * (from /proc/self/maps) it falls in, so `go tool pprof` can symbolize it
- * from the binary on disk, and, when dladdr knows the symbol (shared
- * libraries, or a binary linked with -rdynamic), a Function with its name
- * too.  Each sample is written as it was taken (values: 1 sample, period
+ * from the binary on disk, and a Function with its name when one is known
+ * here: from dladdr (what shared libraries export), else from the
+ * executable's own symbol table (debug_symtab.c), so that the profile
+ * names our functions even where pprof's symbolizer cannot.  Each sample is written as it was taken (values: 1 sample, period
  * ns); pprof merges equal stacks itself.
  */
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 
 #include <ctype.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -111,6 +113,7 @@ static uint64_t str_index(strtab *t, const char *s)
 typedef struct mapping {
     uintptr_t start, limit, offset;
     uint64_t file;              /* string index */
+    bool named;                 /* its functions named from the executable's symbols */
 } mapping;
 
 /* The executable mappings of files, in address order (as the kernel lists
@@ -194,11 +197,19 @@ enum {
     P_PERIOD = 12,
 };
 
+/* dl_iterate_phdr lists the executable first: its load bias. */
+static int exe_bias(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    *(uintptr_t *)arg = (uintptr_t)info->dlpi_addr;
+    return 1;
+}
+
 /* The Location of each unique address (ids 1..n in address order) and a
- * Function for each symbol name dladdr finds, written after them: each
- * function once, however many locations lie in it. */
+ * Function for each symbol name found (dladdr, else exe), written after
+ * them: each function once, however many locations lie in it. */
 static void locations(pbuf *out, strtab *t, const uintptr_t *addrs, size_t nu,
-                      const mapping *maps, size_t nmaps)
+                      mapping *maps, size_t nmaps, const tern__symtab *exe)
 {
     pbuf tmp = {0}, tmp2 = {0};
     /* Functions get ids in the order first seen, remembered per name. */
@@ -213,8 +224,15 @@ static void locations(pbuf *out, strtab *t, const uintptr_t *addrs, size_t nu,
             pb_uint(&tmp, 2, m);
         pb_uint(&tmp, 3, addrs[i]);
         Dl_info info;
+        const char *sym = NULL, *file = NULL;
         if (dladdr((void *)addrs[i], &info) && info.dli_sname) {
-            uint64_t name = str_index(t, info.dli_sname);
+            sym = info.dli_sname;
+            file = info.dli_fname;
+        } else if ((sym = tern__symtab_find(exe, addrs[i])) && m) {
+            maps[m - 1].named = true;
+        }
+        if (sym) {
+            uint64_t name = str_index(t, sym);
             if (name >= fid_cap) {
                 size_t cap = fid_cap ? fid_cap : 64;
                 while (cap <= name)
@@ -233,8 +251,8 @@ static void locations(pbuf *out, strtab *t, const uintptr_t *addrs, size_t nu,
                 pb_uint(&tmp2, 1, nfuncs);  /* Function.id */
                 pb_uint(&tmp2, 2, name);    /* name */
                 pb_uint(&tmp2, 3, name);    /* system_name */
-                if (info.dli_fname)
-                    pb_uint(&tmp2, 4, str_index(t, info.dli_fname));
+                if (file)
+                    pb_uint(&tmp2, 4, str_index(t, file));
                 pb_msg(&funcs, P_FUNCTION, &tmp2);
             }
             pb_uint(&tmp2, 1, fid_of_str[name]);    /* Line.function_id */
@@ -299,16 +317,31 @@ static int encode(const tern__prof_buf *b, int64_t period, int64_t time_nanos,
         pb_msg(out, P_SAMPLE, &tmp);
     }
 
+    /* the executable's functions, for what dladdr cannot name; none if
+     * its file cannot be read (pprof may still symbolize from disk) */
+    uintptr_t bias = 0;
+    dl_iterate_phdr(exe_bias, &bias);
+    tern__symtab exe;
+    (void)tern__symtab_load(&exe, "/proc/self/exe", bias);
+    locations(out, &t, addrs, nu, maps, nmaps, &exe);
+    tern__symtab_free(&exe);
+
+    /* After the locations (protobuf fields may come in any order): a
+     * mapping whose functions this profile names says so, and pprof then
+     * keeps those names rather than symbolizing it again from the binary,
+     * which with gcc's link-time optimization yields no names at all with
+     * Debian's llvm-symbolizer.  The price is source lines for it: `go
+     * tool pprof -symbolize=force` asks for them from the binary. */
     for (size_t i = 0; i < nmaps; i++) {
         pb_uint(&tmp, 1, i + 1);            /* id */
         pb_uint(&tmp, 2, maps[i].start);
         pb_uint(&tmp, 3, maps[i].limit);
         pb_uint(&tmp, 4, maps[i].offset);
         pb_uint(&tmp, 5, maps[i].file);
+        if (maps[i].named)
+            pb_uint(&tmp, 7, 1);            /* has_functions */
         pb_msg(out, P_MAPPING, &tmp);
     }
-
-    locations(out, &t, addrs, nu, maps, nmaps);
 
     for (size_t i = 0; i < t.n; i++)
         pb_bytes(out, P_STRING_TABLE, t.s[i], strlen(t.s[i]));
