@@ -8,17 +8,18 @@
  * from the binary on disk, and a Function with its name when one is known
  * here: from dladdr (what shared libraries export), else from the
  * executable's own symbol table (debug_symtab.c), so that the profile
- * names our functions even where pprof's symbolizer cannot.  Each sample is written as it was taken (values: 1 sample, period
- * ns); pprof merges equal stacks itself.
+ * names our functions even where pprof's symbolizer cannot.  Each sample
+ * is written as it was taken (values: 1 sample, period ns); pprof merges
+ * equal stacks itself.
  */
 #define _GNU_SOURCE
 #include "kit/debug_internal.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
-#include <link.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <link.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
