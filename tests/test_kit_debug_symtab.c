@@ -103,6 +103,11 @@ static void debug_symtab_names_functions_and_refuses_bad_files(void)
     write_file(path, exe, n);
     CHECK_EQ(tern__symtab_load(&t, path, 0), -ENOEXEC);
     eh->e_shoff = shoff;
+    /* section headers at an odd offset (read in place, so refused) */
+    eh->e_shoff = shoff + 1;
+    write_file(path, exe, n);
+    CHECK_EQ(tern__symtab_load(&t, path, 0), -ENOEXEC);
+    eh->e_shoff = shoff;
     /* a symbol table and its strings said to lie beyond the file */
     Elf64_Shdr *sh = (Elf64_Shdr *)(exe + shoff);
     for (size_t i = 0; i < eh->e_shnum; i++)

@@ -10,10 +10,10 @@
  * prefers) finds no function names in the DWARF of a gcc build with
  * link-time optimization, and a stripped-of-DWARF binary has none at all.
  *
- * The file is untrusted input as far as this code goes (it may be
- * replaced on disk while the process runs): every offset and size is
- * checked against the file's length before it is used, and a file that
- * does not add up is an error, never a crash.  Names are copied out, so
+ * The file is untrusted input as far as this code goes (another program
+ * may have been put at the path): every offset and size is checked
+ * against the file's length, and every table's alignment, before it is
+ * used, and a file that does not add up is an error, never a crash.  Names are copied out, so
  * the table outlives the mapping of the file.
  */
 #define _GNU_SOURCE
@@ -44,7 +44,7 @@ static int cmp_sym(const void *a, const void *b)
 static int take_symbols(tern__symtab *t, const unsigned char *f, uint64_t size,
                         const Elf64_Shdr *symtab, const Elf64_Shdr *strtab)
 {
-    if (symtab->sh_entsize != sizeof(Elf64_Sym) ||
+    if (symtab->sh_entsize != sizeof(Elf64_Sym) || symtab->sh_offset % 8 != 0 ||
         !in_file(symtab->sh_offset, symtab->sh_size, size) ||
         !in_file(strtab->sh_offset, strtab->sh_size, size) || strtab->sh_size == 0)
         return -ENOEXEC;
@@ -89,6 +89,7 @@ static int parse(tern__symtab *t, const unsigned char *f, uint64_t size)
         return -ENOEXEC;
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
     if (eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_shentsize != sizeof(Elf64_Shdr) ||
+        eh->e_shoff % 8 != 0 ||     /* the tables are read in place: aligned */
         !in_file(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr), size))
         return -ENOEXEC;
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(f + eh->e_shoff);
