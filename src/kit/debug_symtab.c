@@ -22,6 +22,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -40,6 +41,13 @@ static int cmp_sym(const void *a, const void *b)
     return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* A defined function with a size and a name inside the string table. */
+static bool is_function(const Elf64_Sym *s, uint64_t names_size)
+{
+    return ELF64_ST_TYPE(s->st_info) == STT_FUNC && s->st_shndx != SHN_UNDEF && s->st_size > 0 &&
+           s->st_name < names_size;
+}
+
 /* The function symbols of one symbol table section into t. */
 static int take_symbols(tern__symtab *t, const unsigned char *f, uint64_t size,
                         const Elf64_Shdr *symtab, const Elf64_Shdr *strtab)
@@ -55,8 +63,7 @@ static int take_symbols(tern__symtab *t, const unsigned char *f, uint64_t size,
     const Elf64_Sym *syms = (const Elf64_Sym *)(f + symtab->sh_offset);
     for (size_t i = 0; i < nsyms; i++) {
         const Elf64_Sym *s = &syms[i];
-        if (ELF64_ST_TYPE(s->st_info) != STT_FUNC || s->st_shndx == SHN_UNDEF ||
-            s->st_size == 0 || s->st_name >= strtab->sh_size)
+        if (!is_function(s, strtab->sh_size))
             continue;
         nfunc++;
         bytes += strlen(names + s->st_name) + 1;
@@ -70,8 +77,7 @@ static int take_symbols(tern__symtab *t, const unsigned char *f, uint64_t size,
     char *p = t->names;
     for (size_t i = 0; i < nsyms; i++) {
         const Elf64_Sym *s = &syms[i];
-        if (ELF64_ST_TYPE(s->st_info) != STT_FUNC || s->st_shndx == SHN_UNDEF ||
-            s->st_size == 0 || s->st_name >= strtab->sh_size)
+        if (!is_function(s, strtab->sh_size))
             continue;
         size_t len = strlen(names + s->st_name) + 1;
         memcpy(p, names + s->st_name, len);
