@@ -1012,10 +1012,14 @@ suite_kit() {
             measure kit_overhead tern.kit_on t_kit_on anchor.kit_off t_kit_off
         emit kit_overhead_rps req/s tern.kit_on anchor.kit_off all-off tp
         log "   (goal: all-off/all-on <= 1.11)"
+        local -a cpu_on cpu_off
+        mapfile -t cpu_on <"$TMPD/cpu.on"
+        mapfile -t cpu_off <"$TMPD/cpu.off"
         local on off
-        on=$(median $(cat "$TMPD/cpu.on"))
-        off=$(median $(cat "$TMPD/cpu.off"))
+        on=$(median "${cpu_on[@]}")
+        off=$(median "${cpu_off[@]}")
         log "   svc CPU per request (user + system, median of the rounds): kit on $on ns, off $off ns ($(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')x)"
+        log "   -> svc CPU ns/request: on [ ${cpu_on[*]} ] off [ ${cpu_off[*]} ]"
         log "   svc --kit true wrote $(wc -l <"$TMPD/svc.on.log") log lines; its /metrics counted $(curl -s "http://127.0.0.1:${KIT_PORT[on]}/metrics" | awk '/^http_server_requests_total\{route="\/hello"/ {s += $2} END {print s + 0}') /hello requests"
         kit_stop
     else
