@@ -122,5 +122,59 @@ static void early_wake_removes_timer(void)
     run_ok(cancel_main, NULL, 2);
 }
 
+/* A timer whose P is held by a coroutine that never yields still fires:
+ * the idle P sleeps only until that timer (plus a little slack), wakes
+ * and fires it.  Here the held P's timer is a context's deadline (armed
+ * where the context is made), and the coroutine waiting for it runs on
+ * the other P. */
+#define HOLD (500 * TERN_MS)
+
+typedef struct held {
+    tern_ctx *ctx;
+    int64_t woke;
+    tern_co *main;
+    tern_ticket t;
+} held;
+
+static int wait_deadline(void *arg)
+{
+    held *h = arg;
+    bool ok = true;
+    CHECK_EQ(tern_chan_recv(tern_ctx_done(h->ctx), NULL, &ok), 0);
+    CHECK(!ok);                 /* closed by the deadline */
+    h->woke = tern_now();
+    tern_wake(h->main, h->t, 0);
+    return 0;
+}
+
+static int held_main(void *arg)
+{
+    (void)arg;
+    held h = {.main = tern_self(), .t = tern_wait_prepare()};
+    int64_t t0 = tern_now();
+    CHECK(h.ctx = tern_ctx_with_timeout(NULL, 5 * TERN_MS));   /* a timer on this P */
+    CHECK_EQ(tern_go(wait_deadline, &h), 0);
+    while (tern_now() - t0 < HOLD)
+        ;                       /* hold this P: no yield */
+    CHECK_EQ(tern_wait(h.t, "deadline seen", tern_now() + 10 * TERN_SEC), 0);
+    fprintf(stderr, "   deadline 5 ms, seen after %lld ms while its P was held %lld ms\n",
+            (long long)((h.woke - t0) / TERN_MS), (long long)(HOLD / TERN_MS));
+    CHECK(h.woke - t0 >= 5 * TERN_MS);
+    CHECK(h.woke - t0 < HOLD / 2);  /* fired by the idle P, not after the hold */
+    CHECK_EQ(tern_ctx_err(h.ctx), -ETIMEDOUT);
+    tern_ctx_free(h.ctx);
+    return 0;
+}
+
+static void held_p_timer_fires(void)
+{
+    /* without the monitor, the idle P's own deadline does it; with it
+     * (its threshold past the hold: no report), either may */
+    tern_run_options o = {.procs = 2, .monitor_threshold = -1};
+    CHECK_EQ(tern_run_opts(held_main, NULL, &o), 0);
+    o.monitor_threshold = 10 * TERN_SEC;
+    CHECK_EQ(tern_run_opts(held_main, NULL, &o), 0);
+}
+
 TESTS(T(sleep_lasts_at_least_its_duration), T(deadline_helpers), T(bulk_timers_fire_in_time),
-      T(early_wake_removes_timer))
+      T(early_wake_removes_timer), T(held_p_timer_fires))

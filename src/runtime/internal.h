@@ -206,6 +206,10 @@ struct tern_p {
     atomic_bool wake_spinning;  /* set by wakep: start out spinning */
     atomic_uint wake_word;      /* futex */
     atomic_bool in_netpoll;
+    /* While in p_sleep: the latest it will wake by itself (INT64_MAX:
+     * never); INT64_MIN while awake, when other Ps watch its timers
+     * (sleep_deadline in sched.c, the monitor). */
+    _Atomic int64_t sleep_until;
 
     /* shared stack for TERN_STACK_SHARED coroutines */
     tern_stack shared;
@@ -295,6 +299,10 @@ bool tern__timer_stop(tern_timer *t);          /* true if it was still queued */
  * it).  -ESRCH if no runtime runs. */
 int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));
 int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
+/* How late past its deadline an awake P's timer may fire before an idle
+ * P steps in (sched.c, monitor.c): a P that switches fires its own on
+ * time, so the others stay asleep unless a coroutine holds it. */
+#define TERN__TIMER_SLACK (1000 * 1000)
 int64_t tern__coarse_now(void);
 
 /* ---- stack.c ---- */

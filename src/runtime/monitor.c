@@ -5,8 +5,9 @@
  * holds its worker.  The monitor notices a P whose switch count has not
  * moved for longer than the threshold while a coroutine runs, and reports
  * it once per stall (it does not preempt).  It also wakes an idle P when
- * work is stranded, polls the network if no worker has for 10 ms, and
- * gives back the stack pages of spare coroutines over the watermark.
+ * work or a due timer is stranded, polls the network if no worker has for
+ * 10 ms, and gives back the stack pages of spare coroutines over the
+ * watermark.
  * It sleeps 1 ms while Ps are busy and backs off to 10 ms when all idle.
  */
 #define _GNU_SOURCE
@@ -78,6 +79,12 @@ static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
     }
 }
 
+static bool timer_held(tern_p *p, int64_t now)
+{
+    return atomic_load(&p->sleep_until) == INT64_MIN &&
+           atomic_load(&p->timer_next) < now - TERN__TIMER_SLACK;
+}
+
 static void *monitor_main(void *arg)
 {
     (void)arg;
@@ -109,13 +116,15 @@ static void *monitor_main(void *arg)
             atomic_store(&S->last_poll, now);
             tern__netpoll(0);   /* readies go to the global queue */
         }
-        /* Work nobody is looking at: queued globally, or waiting in a
-         * busy P's ring (a coroutine that yielded does not wake anyone)
-         * while another P sleeps. */
+        /* Work nobody is looking at: queued globally, waiting in a busy
+         * P's ring (a coroutine that yielded does not wake anyone), or a
+         * timer overdue on an awake P (one a coroutine holds: it fires
+         * its own timers as it switches), while another P sleeps.  The
+         * woken P, spinning, fires the timers (steal_work). */
         if (atomic_load(&S->npidle) > 0 && atomic_load(&S->nspinning) == 0) {
             bool stranded = atomic_load(&S->ngq) > 0;
             for (int i = 0; i < S->nprocs && !stranded; i++)
-                stranded = runq_len(&S->ps[i]) > 1;
+                stranded = runq_len(&S->ps[i]) > 1 || timer_held(&S->ps[i], now);
             if (stranded)
                 tern__wakep();
         }

@@ -1073,9 +1073,49 @@ static void deadlock_check_locked(void)
     exit(2);
 }
 
+/* The latest p may sleep until: its own next timer, or an awake P's next
+ * timer plus the slack.  That P is busy, and a coroutine that never yields
+ * may hold it past its timer; then p fires it (fire_others_timers).  Ps
+ * asleep wake for their own.  A timer armed after these reads, on a P
+ * then held, is the monitor's to notice. */
+static int64_t sleep_deadline(tern_p *p)
+{
+    int64_t d = atomic_load(&p->timer_next);
+    for (int i = 0; i < S->nprocs; i++) {
+        tern_p *v = &S->ps[i];
+        if (v == p || atomic_load(&v->sleep_until) != INT64_MIN)
+            continue;
+        int64_t tn = atomic_load(&v->timer_next);
+        if (tn < d - TERN__TIMER_SLACK)
+            d = tn + TERN__TIMER_SLACK;
+    }
+    return d;
+}
+
+/* Fire the other Ps' due timers here; true if any was due. */
+static bool fire_others_timers(tern_p *p)
+{
+    int64_t now = INT64_MIN;    /* read once, if a timer is pending */
+    bool any = false;
+    for (int i = 0; i < S->nprocs; i++) {
+        tern_p *v = &S->ps[i];
+        int64_t tn = atomic_load_explicit(&v->timer_next, memory_order_relaxed);
+        if (v == p || tn == INT64_MAX)
+            continue;
+        if (now == INT64_MIN)
+            now = tern_now();
+        if (tn <= now) {
+            tern__timers_run(v, now);
+            any = true;
+        }
+    }
+    return any;
+}
+
 static void p_sleep(tern_p *p)
 {
-    int64_t tn = atomic_load(&p->timer_next);
+    int64_t tn = sleep_deadline(p);
+    atomic_store(&p->sleep_until, tn);
     int64_t timeout = -1;
     if (tn != INT64_MAX) {
         timeout = tn - tern_now();
@@ -1094,6 +1134,7 @@ static void p_sleep(tern_p *p)
     } else {
         futex_wait(&p->wake_word, 0, timeout);
     }
+    atomic_store(&p->sleep_until, INT64_MIN);
 }
 
 static tern_co *find_runnable(tern_p *p)
@@ -1126,6 +1167,10 @@ static tern_co *find_runnable(tern_p *p)
          * sleeping worker costs a futex round trip (measured 10-15 us on
          * this kind of VM), while a spinner picks new work up at once. */
         if (p->spinning && S->nprocs > 1 && (co = spin_for_work(p)))
+            return co;
+        /* A busy P's due timers (a spinner fires them in steal_work): this
+         * P may have woken for them (sleep_deadline). */
+        if (S->nprocs > 1 && fire_others_timers(p) && (co = pick_local(p)))
             return co;
 
         pthread_mutex_lock(&S->lock);
