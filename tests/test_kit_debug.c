@@ -45,11 +45,9 @@ typedef struct reply {
     size_t len;
 } reply;
 
-/* GET base+path with tern's client, not http_raw.h's: parked, it wakes
- * every 10 ms (its context can be cancelled), and those wake-ups let the
- * idle P run the due timers of the P the spinner holds (no monitor here).
- * Parked on its socket alone, the raw client lets the second profile's
- * 200 ms sleep run over until the first profile is done. */
+/* GET base+path with tern's client.  The second profile's 200 ms sleep
+ * may sit on the P the spinner holds: an idle P fires it (sched.c's
+ * sleep_deadline), so it does not wait for the first profile to end. */
 static void debug_get(const char *base, const char *path, reply *out)
 {
     tern_http_client *c;
