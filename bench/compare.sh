@@ -925,9 +925,11 @@ suite_http() {
 #                    KIT_ROUNDS=3*ROUNDS rounds, not ROUNDS: one run's req/s
 #                    varies by 10-13% (coefficient of variation of 60 runs of
 #                    one server here), so 9 rounds of 5 s put the same binary's
-#                    ratio anywhere in 1.02-1.17, and 27 rounds of 2 s (about
-#                    as long in all) in 1.06-1.09.  svc's CPU per request, on
-#                    and off (BENCH.md: the server's CPU), goes to stderr.
+#                    ratio anywhere in 1.02-1.17.  27 rounds of 2 s (about as
+#                    long in all) narrow that; the machine's drift between
+#                    runs remains (such runs read 1.04-1.16, bench/RESULTS.md).
+#                    svc's CPU per request, on and off (BENCH.md: the server's
+#                    CPU), goes to stderr.
 
 KIT_COUNTER_N=50000000
 KIT_LOG_N=500000
