@@ -985,18 +985,33 @@ static tern_co *steal_from(tern_p *p, tern_p *v, bool take_next)
     return batch[0];
 }
 
+/* Fire another P's timers here if one is due: a busy P fires its own only
+ * as it switches, and a coroutine that never yields may hold it.  True if
+ * one was due.  *now is read once, and only if a timer is pending. */
+static bool fire_due_timers(tern_p *v, int64_t *now)
+{
+    int64_t tn = atomic_load_explicit(&v->timer_next, memory_order_relaxed);
+    if (tn == INT64_MAX)
+        return false;
+    if (*now == INT64_MIN)
+        *now = tern_now();
+    if (tn > *now)
+        return false;
+    tern__timers_run(v, *now);
+    return true;
+}
+
 static tern_co *steal_work(tern_p *p)
 {
     int np = S->nprocs;
+    int64_t now = INT64_MIN;
     for (int round = 0; round < 4; round++) {
         int start = (int)(fastrand(p) % (uint32_t)np);
         for (int i = 0; i < np; i++) {
             tern_p *v = &S->ps[(start + i) % np];
             if (v == p)
                 continue;
-            /* A busy P's due timers would wait for its next switch. */
-            int64_t tn = atomic_load_explicit(&v->timer_next, memory_order_relaxed);
-            if (tn != INT64_MAX && tn <= tern_now() && tern__timers_run(v, tern_now()) > 0) {
+            if (fire_due_timers(v, &now)) {
                 tern_co *co = pick_local(p);
                 if (co)
                     return co;
@@ -1095,20 +1110,11 @@ static int64_t sleep_deadline(tern_p *p)
 /* Fire the other Ps' due timers here; true if any was due. */
 static bool fire_others_timers(tern_p *p)
 {
-    int64_t now = INT64_MIN;    /* read once, if a timer is pending */
+    int64_t now = INT64_MIN;
     bool any = false;
-    for (int i = 0; i < S->nprocs; i++) {
-        tern_p *v = &S->ps[i];
-        int64_t tn = atomic_load_explicit(&v->timer_next, memory_order_relaxed);
-        if (v == p || tn == INT64_MAX)
-            continue;
-        if (now == INT64_MIN)
-            now = tern_now();
-        if (tn <= now) {
-            tern__timers_run(v, now);
-            any = true;
-        }
-    }
+    for (int i = 0; i < S->nprocs; i++)
+        if (&S->ps[i] != p)
+            any |= fire_due_timers(&S->ps[i], &now);
     return any;
 }
 
@@ -1347,6 +1353,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     for (int i = 0; i < np; i++) {
         tern_p *p = &S->ps[i];
         p->id = i;
+        atomic_store(&p->sleep_until, INT64_MIN);      /* awake */
         p->rand = 0x9E3779B9u * (uint32_t)(i + 1);
         p->gq_countdown = 61;
         if ((err = tern__timers_init(p)) < 0 ||

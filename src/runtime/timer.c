@@ -40,7 +40,6 @@ int64_t tern_deadline_after(int64_t ns)
 
 int tern__timers_init(tern_p *p)
 {
-    atomic_store(&p->sleep_until, INT64_MIN);
     p->capheap = 64;
     p->heap = malloc((size_t)p->capheap * sizeof *p->heap);
     if (!p->heap)
