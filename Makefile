@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test run run-examples bench asan tsan test-aarch64 fuzz install clean
+.PHONY: all build deps test run run-examples bench asan tsan test-aarch64 fuzz install docs clean
 
 all: build
 
@@ -77,6 +77,11 @@ fuzz: deps
 	    || { tail -40 $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; }; \
 	  grep -E "^Done|stat::(number_of_executed|new_units)" $(FUZZ_BUILD)/fuzz_$$t.log; \
 	done
+
+# The API reference from include/tern/ (Doxygen), in $(BUILD)/docs/html;
+# fails if a public function is undocumented.
+docs: deps
+	@scripts/check-docs.sh $(BUILD)/docs
 
 install: build
 	@cmake --install $(BUILD)

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
-      libjansson-dev zlib1g-dev curl python3 prometheus)
+      libjansson-dev zlib1g-dev curl python3 prometheus doxygen)
 for what in "$@"; do
   case "$what" in
     bench) pkgs+=(golang-go wrk nginx-light h2o) ;;
