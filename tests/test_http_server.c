@@ -1,7 +1,7 @@
 /*
  * test_http_server.c - the HTTP/1.1 server end to end, through real
  * sockets: a server on 127.0.0.1:0 inside tern_run, and clients that are
- * coroutines speaking raw bytes (tern_dial / tern_conn_write /
+ * coroutines speaking raw bytes (tern_conn_dial / tern_conn_write /
  * tern_conn_read) and parsing the answers with a small, strict reader of
  * their own (not the library's parser).
  *
@@ -86,7 +86,7 @@ static cl *cl_wrap(tern_conn *c)
 static cl *cl_dial(const char *addr)
 {
     tern_conn *c;
-    int rc = tern_dial(NULL, TERN_NET_TCP, addr, &c);
+    int rc = tern_conn_dial(TERN_NET_TCP, addr, &c, NULL);
     if (rc != 0) {
         fprintf(stderr, "dial %s: %s\n", addr, tern_strerror(rc));
         abort();
@@ -96,14 +96,14 @@ static cl *cl_dial(const char *addr)
 
 static void cl_close(cl *k)
 {
-    tern_conn_close(k->c);
+    tern_conn_free(k->c);
     free(k->buf);
     free(k);
 }
 
 static void cl_sendn(cl *k, const void *s, size_t n)
 {
-    ssize_t w = tern_conn_write(k->c, s, n);
+    ssize_t w = tern_conn_write(k->c, s, n, NULL);
     if (w != (ssize_t)n) {
         fprintf(stderr, "client write: %zd (%s)\n", w, w < 0 ? tern_strerror((int)w) : "short");
         abort();
@@ -113,7 +113,7 @@ static void cl_sendn(cl *k, const void *s, size_t n)
 static void cl_send(cl *k, const char *s) { cl_sendn(k, s, strlen(s)); }
 
 /* For requests the server may refuse before reading them all. */
-static void cl_send_any(cl *k, const void *s, size_t n) { (void)tern_conn_write(k->c, s, n); }
+static void cl_send_any(cl *k, const void *s, size_t n) { (void)tern_conn_write(k->c, s, n, NULL); }
 
 /* More bytes into the buffer: >0, 0 at EOF, -errno. */
 static ssize_t cl_fill(cl *k)
@@ -131,7 +131,7 @@ static ssize_t cl_fill(cl *k)
         CHECK(k->buf);
     }
     tern_conn_set_read_deadline(k->c, tern_now() + k->timeout);
-    ssize_t n = tern_conn_read(k->c, k->buf + k->len, k->cap - k->len);
+    ssize_t n = tern_conn_read(k->c, k->buf + k->len, k->cap - k->len, NULL);
     if (n > 0)
         k->len += (size_t)n;
     return n;
@@ -450,7 +450,7 @@ typedef struct tsrv {
 static int serve_co(void *arg)
 {
     tsrv *t = arg;
-    int rc = tern_http_server_serve(t->s);
+    int rc = tern_http_server_serve(t->s, NULL);
     tern_chan_send(t->done, &rc);
     return 0;
 }
@@ -496,17 +496,27 @@ static void srv_free(tsrv *t)
 }
 
 /* Graceful shutdown with nothing in flight: 0, and serve() returns 0. */
+/* tern_http_server_shutdown with its drain bounded by a timeout of ns */
+static int shutdown_within(tern_http_server *s, int64_t ns)
+{
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
+    CHECK(ctx != NULL);
+    int rc = tern_http_server_shutdown(s, ctx);
+    tern_ctx_free(ctx);
+    return rc;
+}
+
 static void srv_stop(tsrv *t)
 {
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 2 * TERN_SEC), 0);
+    CHECK_EQ(shutdown_within(t->s, 2 * TERN_SEC), 0);
     CHECK_EQ(srv_wait(t), 0);
     srv_free(t);
 }
 
-static tern_http_server_stats srv_stats(tsrv *t)
+static struct tern_http_server_stats srv_stats(tsrv *t)
 {
-    tern_http_server_stats st;
-    tern_http_server_get_stats(t->s, &st);
+    struct tern_http_server_stats st;
+    tern_http_server_stats(t->s, &st);
     return st;
 }
 
@@ -739,8 +749,8 @@ static int h_json(tern_http_req *r, tern_http_resp *w, void *arg)
 
 static tern_http_router *app_router(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/plaintext", h_plaintext, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/echo", h_echo, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/stream", h_stream, NULL), 0);
@@ -817,7 +827,7 @@ SERVER_TEST(keep_alive)
     get(k, "/plaintext", &r);
     CHECK_MEM(r.body, r.body_len, "Hello, World!");
     resp_free(&r);
-    tern_http_server_stats st = srv_stats(t);
+    struct tern_http_server_stats st = srv_stats(t);
     CHECK_EQ(st.accepted, 1);
     CHECK_EQ(st.requests, 9);
     CHECK_EQ(st.conns, 1);
@@ -876,7 +886,7 @@ SERVER_TEST(pipelining)
     CHECK_EQ(k->pos, k->len);       /* nothing more */
     k->frozen = false;
     CHECK(cl_quiet(k, 20 * TERN_MS));
-    tern_http_server_stats st = srv_stats(t);
+    struct tern_http_server_stats st = srv_stats(t);
     CHECK_EQ(st.accepted, 1);
     CHECK_EQ(st.requests, 16);
     /* a pipeline that ends mid-request: the complete ones are answered */
@@ -1441,7 +1451,7 @@ static int slow_write(void *arg)
     static const char req[] = "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Slow: "
                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (size_t i = 0; i < sizeof req - 1 && !atomic_load(&s->stop); i++) {
-        if (tern_conn_write(s->k->c, req + i, 1) != 1)
+        if (tern_conn_write(s->k->c, req + i, 1, NULL) != 1)
             break;
         s->sent++;
         tern_sleep(50 * TERN_MS);
@@ -1675,7 +1685,7 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     CHECK_EQ(srv_stats(t).active, 1);
     CHECK_EQ(srv_stats(t).conns, 2);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 100 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(shutdown_within(t->s, 100 * TERN_MS), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     CHECK(took >= 90 * TERN_MS && took < TERN_SEC);
     CHECK_EQ(srv_wait(t), 0);
@@ -1687,9 +1697,9 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     CHECK_EQ(srv_stats(t).conns, 0);
     /* new connections are refused */
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, t->addr, &c), -ECONNREFUSED);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, t->addr, &c, NULL), -ECONNREFUSED);
     /* idempotent */
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 100 * TERN_MS), 0);
+    CHECK_EQ(shutdown_within(t->s, 100 * TERN_MS), 0);
     cl_close(idle);
     cl_close(k);
     srv_free(t);
@@ -1717,7 +1727,7 @@ static int load_client(void *arg)
     load_st *L = a->L;
     for (;;) {
         tern_conn *c;
-        int rc = tern_dial(NULL, TERN_NET_TCP, L->addr, &c);
+        int rc = tern_conn_dial(TERN_NET_TCP, L->addr, &c, NULL);
         if (rc < 0) {
             if (!atomic_load(&L->shutting)) {
                 fprintf(stderr, "load: dial before shutdown: %s\n", tern_strerror(rc));
@@ -1730,7 +1740,7 @@ static int load_client(void *arg)
             char req[128];
             int ms = (int)(rand_r(&a->seed) % 21);
             int n = snprintf(req, sizeof req, "GET /sleep?ms=%d HTTP/1.1\r\nHost: t\r\n\r\n", ms);
-            if (tern_conn_write(k->c, req, (size_t)n) != n)
+            if (tern_conn_write(k->c, req, (size_t)n, NULL) != n)
                 break;          /* closed by the server before it read anything */
             atomic_fetch_add(&L->sent, 1);
             resp r;
@@ -1788,11 +1798,11 @@ SERVER_TEST(shutdown_under_load)
     CHECK(before > CLIENTS);
     atomic_store(&L->shutting, true);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 5 * TERN_SEC), 0);
+    CHECK_EQ(shutdown_within(t->s, 5 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
     tern_waitgroup_wait(&L->wg);
     CHECK_EQ(srv_wait(t), 0);
-    tern_http_server_stats st = srv_stats(t);
+    struct tern_http_server_stats st = srv_stats(t);
     fprintf(stderr, "   %ld answered (%ld before shutdown), %ld closed unanswered, %ld sent; "
             "server: %llu requests, %llu conns; shutdown took %lld ms\n",
             atomic_load(&L->ok200), before, atomic_load(&L->closed), atomic_load(&L->sent),
@@ -1862,8 +1872,8 @@ static void expect_405(cl *k, const char *method, const char *path, const char *
 SERVER_TEST(router_routes)
 {
     (void)arg;
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     /* parameters registered before the static routes they compete with */
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/users/:id", h_tag, "user"), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/users/new", h_tag, "new"), 0);
@@ -1998,23 +2008,25 @@ static void expect_order(cl *k, const char *method, const char *path, int status
 SERVER_TEST(router_groups)
 {
     (void)arg;
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     tern_http_group *root = tern_http_router_root(rt);
     CHECK(root);
     CHECK_EQ(tern_http_router_use(rt, mw_order, "root"), 0);
-    CHECK(tern_http_group_new(root, "api") == NULL);
-    CHECK(tern_http_group_new(root, "/api/") == NULL);
-    tern_http_group *api = tern_http_group_new(root, "/api");
-    CHECK(api);
+    tern_http_group *bad = root;
+    CHECK_EQ(tern_http_group_new(root, "api", &bad), -EINVAL);
+    CHECK(bad == NULL);
+    CHECK_EQ(tern_http_group_new(root, "/api/", &bad), -EINVAL);
+    tern_http_group *api;
+    CHECK_EQ(tern_http_group_new(root, "/api", &api), 0);
     CHECK_EQ(tern_http_group_use(api, mw_order, "g1"), 0);
     CHECK_EQ(tern_http_group_use(api, NULL, NULL), -EINVAL);
-    tern_http_group *v1 = tern_http_group_new(api, "/v1");
-    CHECK(v1);
+    tern_http_group *v1;
+    CHECK_EQ(tern_http_group_new(api, "/v1", &v1), 0);
     CHECK_EQ(tern_http_group_use(v1, mw_order, "g2a"), 0);
     CHECK_EQ(tern_http_group_use(v1, mw_order, "g2b"), 0);
-    tern_http_group *other = tern_http_group_new(root, "/other");
-    CHECK(other);
+    tern_http_group *other;
+    CHECK_EQ(tern_http_group_new(root, "/other", &other), 0);
     CHECK_EQ(tern_http_group_use(other, mw_order, "o"), 0);
     CHECK_EQ(tern_http_group_handle(v1, "GET", "/ping/:n", h_order, NULL), 0);
     CHECK_EQ(tern_http_group_handle(api, "GET", "/info", h_order, NULL), 0);
@@ -2040,10 +2052,9 @@ SERVER_TEST(router_groups)
     cl_close(k);
     srv_stop(t);        /* frees the router too */
 
-    /* a custom 404 */
-    rt = tern_http_router_new();
+    /* a custom 404, from the router's options */
+    CHECK_EQ(tern_http_router_new(&(tern_http_router_options){.not_found = my_404}, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a", h_order, NULL), 0);
-    tern_http_router_not_found(rt, my_404, NULL);
     t = srv_start(&o, rt);
     k = cl_dial(t->addr);
     expect_body(k, "GET", "/zz%21", 404, "custom 404 for /zz!");
@@ -2055,8 +2066,8 @@ SERVER_TEST(router_groups)
 /* No runtime needed: registration only. */
 static void router_registration_errors(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a/:id", h_tag, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a/:id", h_tag, NULL), -EEXIST);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/a/:id", h_tag, NULL), 0);
@@ -2190,7 +2201,7 @@ SERVER_TEST(shutdown_inflight_gets_connection_close)
     int one;
     tern_chan_recv(entered, &one, NULL);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 2 * TERN_SEC), 0);
+    CHECK_EQ(shutdown_within(t->s, 2 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
     CHECK(took >= 50 * TERN_MS && took < TERN_SEC);     /* it waited for the handler */
     resp r;
@@ -2232,7 +2243,7 @@ static int race_driver(void *arg)
     get(k, "/plaintext", &r);
     resp_free(&r);
     cl_close(k);        /* its conn coroutine ends while shutdown runs */
-    tern_http_server_shutdown(x->s, tern_now() + 2 * TERN_SEC);
+    shutdown_within(x->s, 2 * TERN_SEC);
     return 0;
 }
 
@@ -2270,7 +2281,7 @@ static int free_right_after_serve_main(void *arg)
         CHECK_EQ(tern_http_server_listen(x->s, "127.0.0.1:0"), 0);
         snprintf(x->addr, sizeof x->addr, "%s", tern_http_server_addr(x->s));
         CHECK_EQ(tern_go(race_driver, x), 0);
-        CHECK_EQ(tern_http_server_serve(x->s), 0);
+        CHECK_EQ(tern_http_server_serve(x->s, NULL), 0);
         tern_http_server_free(x->s);
         /* poison what a late access would read (a plain build has no ASan) */
         tern_http_router_free(rt);
@@ -2306,8 +2317,8 @@ SERVER_TEST(free_after_shutdown_and_serve)
  * allocation and freed that pointer (free(): invalid pointer). */
 static void router_free_with_root_middleware(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_use(rt, mw_order, "root"), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a", h_order, NULL), 0);
     tern_http_router_free(rt);
@@ -2377,8 +2388,8 @@ static int h_sleep300(tern_http_req *r, tern_http_resp *w, void *arg)
 
 static tsrv *review_start(int64_t read_header_timeout)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/plaintext", h_plaintext, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/pre", h_pre_echo, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/commit", h_commit_then_read, NULL), 0);
@@ -2998,7 +3009,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     char path[64];
     snprintf(path, sizeof path, "@tern-http-add-listener-%d", (int)getpid());
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_UNIX, path, NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_UNIX, path, NULL, &l), 0);
     tern_http_server_options o = {.handler = h_plaintext};
     tsrv *t = calloc(1, sizeof *t);
     CHECK(t);
@@ -3009,7 +3020,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     CHECK(t->done = tern_chan_make(sizeof(int), 1));
     CHECK_EQ(tern_go(serve_co, t), 0);
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, path, &c), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_UNIX, path, &c, NULL), 0);
     cl *k = cl_wrap(c);
     resp r;
     get(k, "/", &r);
@@ -3019,7 +3030,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     cl_close(k);
     /* not once serving: the listener stays the caller's */
     tern_listener *l2;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l2), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l2), 0);
     int64_t until = tern_now() + 2 * TERN_SEC;
     int rc;
     while ((rc = tern_http_server_add_listener(t->s, l2)) == 0 && tern_now() < until)
@@ -3032,10 +3043,10 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     tern_http_server *s;
     CHECK_EQ(tern_http_server_new(&o, &s), 0);
     for (int i = 0; i < 64; i++) {
-        CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+        CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
         CHECK_EQ(tern_http_server_add_listener(s, l), 0);
     }
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     CHECK_EQ(tern_http_server_add_listener(s, l), -ENOSPC);
     tern_listener_free(l);
     tern_http_server_free(s);               /* never served: frees its 64 */

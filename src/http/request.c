@@ -200,7 +200,7 @@ static int body_start(tern_http_req *r)
         r->continue_sent = true;
         if (hc->io_error)
             return hc->io_error;
-        ssize_t n = tern_conn_writev(hc->c, iov, 2);
+        ssize_t n = tern_conn_writev(hc->c, iov, 2, NULL);
         if (n < 0) {
             hc->io_error = (int)n;
             return (int)n;
@@ -225,7 +225,7 @@ static int fill_raw(hconn *hc)
         hc->in_len -= hc->in_pos;
         hc->in_pos = 0;
     }
-    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len);
+    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len, NULL);
     if (n == 0)
         return -ECONNRESET;     /* the body was cut short */
     if (n < 0)
@@ -279,7 +279,7 @@ static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
         memcpy(buf, hc->in + hc->in_pos, (size_t)k);
         hc->in_pos += (size_t)k;
     } else {
-        k = tern_conn_read(hc->c, buf, n);
+        k = tern_conn_read(hc->c, buf, n, NULL);
         if (k == 0)
             return -ECONNRESET;
         if (k < 0)

@@ -304,10 +304,13 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         fields += w->hdrs[i].name_len + w->hdrs[i].value_len + 4;
     if (hbuf_reserve(b, fields) < 0)
         return -ENOMEM;
+    bool has_type = false;
     for (size_t i = 0; i < w->nhdrs; i++) {
         const resp_header *h = &w->hdrs[i];
         if (conn_hdr && h->value == conn_hdr)
             continue;           /* written below, once */
+        if (h->name_len == 12 && !strcasecmp(h->name, "Content-Type"))
+            has_type = true;
         char *d = b->p + b->len;
         memcpy(d, h->name, h->name_len);
         d += h->name_len;
@@ -317,6 +320,11 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         memcpy(d, "\r\n", 2);
         b->len = (size_t)(d + 2 - b->p);
     }
+    /* A body nobody typed is sent as text, as Go's net/http does (it
+     * sniffs; the common untyped body is text a handler printed), so a
+     * browser does not guess.  HEAD counts the body a GET would send. */
+    if (!has_type && w->body_bytes > 0 && !bodyless_status(w->status))
+        rc |= puts_(b, "Content-Type: text/plain; charset=utf-8\r\n");
     if (content_length >= 0 && !bodyless_status(w->status)) {
         char num[48];
         memcpy(num, "Content-Length: ", 16);
@@ -551,7 +559,7 @@ int tern__http_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t le
         return rc;
     if (w->head_only || bodyless_status(w->status) || len == 0)
         return 0;
-    ssize_t n = tern_conn_sendfile(hc->c, fd, &offset, len);
+    ssize_t n = tern_conn_sendfile(hc->c, fd, &offset, len, NULL);
     if (n < 0) {
         hc->io_error = (int)n;
         return (int)n;
