@@ -819,6 +819,211 @@ static void conn_sendfile(void)
     run_ok(sendfile_main, NULL, 2);
 }
 
+/* ---- a ctx bounds a parked call: cancellation and deadline ---------------- */
+
+typedef struct cancel_job {
+    tern_ctx *ctx;
+    int64_t after;
+} cancel_job;
+
+static int cancel_later(void *arg)
+{
+    cancel_job *k = arg;
+    tern_sleep(k->after);
+    tern_ctx_cancel(k->ctx);
+    return 0;
+}
+
+/* A cancellation is looked at every 10 ms while parked: well within this. */
+#define PROMPT (500 * TERN_MS)
+
+static int ctx_read_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    char buf[16];
+
+    /* nothing arrives: a cancel from another coroutine ends the read */
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    cancel_job k = {ctx, 20 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ECANCELED);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    /* a done ctx fails the call even with bytes waiting; they stay */
+    CHECK_EQ(tern_conn_write(b, "x", 1, NULL), 1);
+    CHECK_EQ(tern_conn_read(a, buf, 1, ctx), -ECANCELED);
+    CHECK_EQ(tern_conn_wait_readable(a, ctx), -ECANCELED);
+    tern_ctx_free(ctx);
+    CHECK_EQ(tern_conn_read(a, buf, 1, NULL), 1);
+    CHECK_EQ(buf[0], 'x');
+
+    /* the ctx's deadline: -ETIMEDOUT, and the conn is still usable */
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK(ctx);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ETIMEDOUT);
+    took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+
+    /* the earlier of the stored deadline and the ctx's wins, either way */
+    ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    tern_conn_set_read_deadline(a, tern_now() + 20 * TERN_MS);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    tern_conn_set_read_deadline(a, tern_now() + 10 * TERN_SEC);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_wait_readable(a, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    tern_conn_set_read_deadline(a, TERN_FOREVER);
+
+    /* a live ctx lets data through */
+    ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    CHECK_EQ(tern_conn_write(b, "yz", 2, ctx), 2);
+    CHECK_EQ(tern_conn_wait_readable(a, ctx), 0);
+    CHECK_EQ(read_full(a, buf, 2), 2);
+    CHECK(!memcmp(buf, "yz", 2));
+    tern_ctx_free(ctx);
+    tern_conn_free(a);
+    tern_conn_free(b);
+    return 0;
+}
+
+static void conn_read_ends_with_its_ctx(void)
+{
+    run_ok(ctx_read_main, NULL, 2);
+}
+
+static int ctx_write_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    size_t big = 1 << 20;               /* far more than both socket buffers */
+    char *out = calloc(1, big);
+    CHECK(out);
+
+    /* nobody reads: a cancel ends the parked write */
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    cancel_job k = {ctx, 20 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_write(a, out, big, ctx), -ECANCELED);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+
+    /* the ctx's deadline, for write, writev and sendfile */
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK(ctx);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_write(a, out, big, ctx), -ETIMEDOUT);
+    took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    struct iovec iov = {out, big};
+    CHECK_EQ(tern_conn_writev(a, &iov, 1, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    int fd = temp_file(big);
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    off_t off = 0;
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, big, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    close(fd);
+
+    /* a cancel during a writev ends it too */
+    ctx = tern_ctx_with_cancel(NULL);
+    k.ctx = ctx;
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    iov = (struct iovec){out, big};
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_writev(a, &iov, 1, ctx), -ECANCELED);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    free(out);
+    tern_conn_free(a);
+    tern_conn_free(b);
+    return 0;
+}
+
+static void conn_write_ends_with_its_ctx(void)
+{
+    run_ok(ctx_write_main, NULL, 2);
+}
+
+static int ctx_accept_main(void *arg)
+{
+    (void)arg;
+    tern_listener *l;
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    cancel_job k = {ctx, 20 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    tern_conn *c = (tern_conn *)1;
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_listener_accept(l, &c, ctx), -ECANCELED);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    CHECK(c == NULL);
+    tern_ctx_free(ctx);
+    /* and a dial bounded by a done ctx does not start */
+    ctx = tern_ctx_with_cancel(NULL);
+    tern_ctx_cancel(ctx);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, tern_listener_addr(l), &c, ctx), -ECANCELED);
+    CHECK(c == NULL);
+    tern_ctx_free(ctx);
+    tern_listener_free(l);
+    return 0;
+}
+
+static void accept_ends_with_its_ctx(void)
+{
+    run_ok(ctx_accept_main, NULL, 2);
+}
+
+/* ---- NULL objects: a message naming the function, not a SIGSEGV ---------- */
+
+static int null_case;
+
+static void null_child(void)
+{
+    char b[4] = "";
+    tern_conn *c = NULL;
+    switch (null_case) {
+    case 0: (void)tern_conn_read(NULL, b, 1, NULL); break;
+    case 1: (void)tern_conn_write(NULL, b, 1, NULL); break;
+    case 2: (void)tern_listener_accept(NULL, &c, NULL); break;
+    case 3: (void)tern_conn_remote_addr(NULL); break;
+    case 4: (void)tern_listener_port(NULL); break;
+    }
+}
+
+static void null_objects_abort_naming_the_function(void)
+{
+    static const char *const want[] = {
+        "tern: tern_conn_read: c is NULL", "tern: tern_conn_write: c is NULL",
+        "tern: tern_listener_accept: l is NULL", "tern: tern_conn_remote_addr: c is NULL",
+        "tern: tern_listener_port: l is NULL",
+    };
+    for (null_case = 0; null_case < 5; null_case++) {
+        child_result r = run_child(null_child);
+        CHECK(!r.exited && r.sig == SIGABRT);
+        CHECK(strstr(r.err, want[null_case]) != NULL);
+    }
+    /* freeing NULL is no error */
+    tern_conn_free(NULL);
+    tern_listener_free(NULL);
+}
+
 /* ---- signals ------------------------------------------------------------- */
 
 typedef struct sig_waiter {
@@ -889,4 +1094,6 @@ static void signals_as_events(void)
 
 TESTS(T(split_host_port), T(tcp_echo), T(short_read_then_eof), T(dial_errors), T(unix_sockets),
       T(accept_deadline_and_close), T(accept_survives_emfile), T(conn_fds_and_nodelay),
-      T(conn_wait_readable), T(conn_write_deadline), T(conn_sendfile), T(signals_as_events))
+      T(conn_wait_readable), T(conn_write_deadline), T(conn_sendfile),
+      T(conn_read_ends_with_its_ctx), T(conn_write_ends_with_its_ctx), T(accept_ends_with_its_ctx),
+      T(null_objects_abort_naming_the_function), T(signals_as_events))
