@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include <tern/http.h>
+#include <tern/http_client.h>
 #include <tern/http_router.h>
 #include <tern/net.h>
 
@@ -443,6 +444,7 @@ static void once(const char *addr, const char *req, resp *r)
 typedef struct tsrv {
     tern_http_server *s;
     tern_http_router *rt;
+    tern_ctx *ctx;              /* serve()'s */
     tern_chan *done;            /* serve()'s result */
     char addr[64];
 } tsrv;
@@ -450,16 +452,18 @@ typedef struct tsrv {
 static int serve_co(void *arg)
 {
     tsrv *t = arg;
-    int rc = tern_http_server_serve(t->s, NULL);
+    int rc = tern_http_server_serve(t->s, t->ctx);
     tern_chan_send(t->done, &rc);
     return 0;
 }
 
-static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
+/* Serve on 127.0.0.1:0 until shutdown or until ctx (may be NULL) ends. */
+static tsrv *srv_start_ctx(tern_http_server_options *o, tern_http_router *rt, tern_ctx *ctx)
 {
     tsrv *t = calloc(1, sizeof *t);
     CHECK(t);
     t->rt = rt;
+    t->ctx = ctx;
     if (rt) {
         o->handler = tern_http_router_serve;
         o->arg = rt;
@@ -476,6 +480,11 @@ static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
     CHECK(t->done);
     CHECK_EQ(tern_go(serve_co, t), 0);
     return t;
+}
+
+static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
+{
+    return srv_start_ctx(o, rt, NULL);
 }
 
 static int srv_wait(tsrv *t)
@@ -495,7 +504,6 @@ static void srv_free(tsrv *t)
     free(t);
 }
 
-/* Graceful shutdown with nothing in flight: 0, and serve() returns 0. */
 /* tern_http_server_shutdown with its drain bounded by a timeout of ns */
 static int shutdown_within(tern_http_server *s, int64_t ns)
 {
@@ -506,6 +514,7 @@ static int shutdown_within(tern_http_server *s, int64_t ns)
     return rc;
 }
 
+/* Graceful shutdown with nothing in flight: 0, and serve() returns 0. */
 static void srv_stop(tsrv *t)
 {
     CHECK_EQ(shutdown_within(t->s, 2 * TERN_SEC), 0);
@@ -1708,6 +1717,106 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     return 0;
 }
 
+typedef struct cancel_job {
+    tern_ctx *ctx;
+    int64_t after;
+} cancel_job;
+
+static int cancel_later(void *arg)
+{
+    cancel_job *j = arg;
+    tern_sleep(j->after);
+    tern_ctx_cancel(j->ctx);
+    return 0;
+}
+
+/* A request in flight and an idle connection, as forced_shutdown_cancels_ctx
+ * sets them up; returns the busy client, *idle the other. */
+static cl *busy_and_idle(tsrv *t, cl **idle)
+{
+    *idle = cl_dial(t->addr);
+    resp r;
+    get(*idle, "/plaintext", &r);
+    resp_free(&r);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+    int one;
+    tern_chan_recv(entered, &one, NULL);
+    int64_t until = tern_now() + TERN_SEC;
+    while (srv_stats(t).active != 1 && tern_now() < until)
+        tern_sleep(TERN_MS);
+    CHECK_EQ(srv_stats(t).active, 1);
+    return k;
+}
+
+SERVER_TEST(shutdown_drain_ends_when_its_ctx_is_cancelled)
+{
+    (void)arg;
+    entered = tern_chan_make(sizeof(int), 16);
+    atomic_store(&wait_err, 1);
+    tsrv *t = app_start(NULL);
+    cl *idle, *k = busy_and_idle(t, &idle);
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    cancel_job j = {ctx, 50 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &j), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_http_server_shutdown(t->s, ctx), -ECANCELED);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 45 * TERN_MS && took < TERN_SEC);
+    CHECK_EQ(srv_wait(t), 0);           /* ended by shutdown, not by its own ctx */
+    CHECK_EQ(atomic_load(&wait_err), -ECANCELED);
+    expect_eof(idle);
+    resp r;
+    CHECK(cl_response(k, &r, false) == RS_CLOSED);
+    CHECK_EQ(srv_stats(t).conns, 0);
+    tern_ctx_free(ctx);
+    cl_close(idle);
+    cl_close(k);
+    srv_free(t);
+    tern_chan_free(entered);
+    entered = NULL;
+    return 0;
+}
+
+SERVER_TEST(serve_ends_with_its_ctx_closing_every_connection)
+{
+    (void)arg;
+    entered = tern_chan_make(sizeof(int), 16);
+    atomic_store(&wait_err, 1);
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    tern_http_server_options o = { .read_body_timeout = 3 * TERN_SEC };
+    tsrv *t = srv_start_ctx(&o, app_router(), ctx);
+    cl *idle, *k = busy_and_idle(t, &idle);
+    int64_t t0 = tern_now();
+    tern_ctx_cancel(ctx);
+    CHECK_EQ(srv_wait(t), -ECANCELED);
+    CHECK(tern_now() - t0 < TERN_SEC);  /* at once: no drain */
+    CHECK_EQ(atomic_load(&wait_err), -ECANCELED);
+    expect_eof(idle);
+    resp r;
+    CHECK(cl_response(k, &r, false) == RS_CLOSED);
+    CHECK_EQ(srv_stats(t).conns, 0);
+    tern_conn *c;
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, t->addr, &c, NULL), -ECONNREFUSED);
+    /* a later shutdown has nothing left to do */
+    CHECK_EQ(tern_http_server_shutdown(t->s, NULL), 0);
+    /* and a deadline ends it the same way */
+    tern_ctx_free(ctx);
+    ctx = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    tsrv *t2 = srv_start_ctx(&o, app_router(), ctx);
+    CHECK_EQ(srv_wait(t2), -ETIMEDOUT);
+    srv_free(t2);
+    tern_ctx_free(ctx);
+    cl_close(idle);
+    cl_close(k);
+    srv_free(t);
+    tern_chan_free(entered);
+    entered = NULL;
+    return 0;
+}
+
 typedef struct load_st {
     const char *addr;
     atomic_long ok200, closed, bad, sent;
@@ -2061,6 +2170,124 @@ SERVER_TEST(router_groups)
     cl_close(k);
     srv_stop(t);
     return 0;
+}
+
+SERVER_TEST(group_serves_its_own_prefix)
+{
+    (void)arg;
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    tern_http_group *notes;
+    CHECK_EQ(tern_http_group_new(tern_http_router_root(rt), "/notes", &notes), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "POST", "", h_tag, "create"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "GET", "", h_tag, "list"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "GET", "/", h_tag, "slash"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "GET", "/:id", h_tag, "one"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "POST", "", h_tag, "again"), -EEXIST);
+    /* the root has no prefix to serve: "" is as malformed there as "x" */
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "", h_tag, "root"), -EINVAL);
+    tern_http_server_options o = {0};
+    tsrv *t = srv_start(&o, rt);
+    cl *k = cl_dial(t->addr);
+    expect_body(k, "POST", "/notes", 200, "create route=/notes");
+    expect_body(k, "GET", "/notes", 200, "list route=/notes");
+    expect_body(k, "GET", "/notes/", 200, "slash route=/notes/");
+    expect_body(k, "GET", "/notes/7", 200, "one id=7 route=/notes/:id");
+    expect_body(k, "GET", "/notesx", 404, "404 Not Found\n");
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+static int h_untyped(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r;
+    const char *what = arg;
+    if (!strcmp(what, "typed"))
+        CHECK_EQ(tern_http_resp_set_header(w, "content-type", "application/x-thing"), 0);
+    if (!strcmp(what, "empty"))
+        return 0;
+    if (!strcmp(what, "204"))
+        return tern_http_resp_set_status(w, 204);
+    return tern_http_resp_write(w, "body", 4) == 4 ? 0 : -EIO;
+}
+
+SERVER_TEST(untyped_body_is_sent_as_text)
+{
+    (void)arg;
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/untyped", h_untyped, "untyped"), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/typed", h_untyped, "typed"), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/empty", h_untyped, "empty"), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/204", h_untyped, "204"), 0);
+    tern_http_server_options o = {0};
+    tsrv *t = srv_start(&o, rt);
+    cl *k = cl_dial(t->addr);
+    resp r;
+    get(k, "/untyped", &r);
+    CHECK_STR(hdr(&r, "Content-Type"), "text/plain; charset=utf-8");
+    CHECK_EQ(hdr_count(&r, "Content-Type"), 1);
+    resp_free(&r);
+    get(k, "/typed", &r);                /* the handler's own, in any case, alone */
+    CHECK_STR(hdr(&r, "Content-Type"), "application/x-thing");
+    CHECK_EQ(hdr_count(&r, "Content-Type"), 1);
+    resp_free(&r);
+    get(k, "/empty", &r);                /* no body: nothing to type */
+    CHECK(hdr(&r, "Content-Type") == NULL);
+    resp_free(&r);
+    get(k, "/204", &r);
+    CHECK(hdr(&r, "Content-Type") == NULL);
+    resp_free(&r);
+    roundtrip(k, "HEAD /untyped HTTP/1.1\r\nHost: t\r\n\r\n", &r);   /* as GET would */
+    CHECK_STR(hdr(&r, "Content-Type"), "text/plain; charset=utf-8");
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* ---- NULL objects: a message naming the function, not a SIGSEGV ---------- */
+
+static int null_case;
+
+static void null_child(void)
+{
+    struct tern_http_server_stats st;
+    tern_http_client_response *resp = NULL;
+    tern_http_client_request req = {.url = "http://127.0.0.1:1/"};
+    switch (null_case) {
+    case 0: (void)tern_http_server_serve(NULL, NULL); break;
+    case 1: (void)tern_http_server_shutdown(NULL, NULL); break;
+    case 2: (void)tern_http_server_stats(NULL, &st); break;
+    case 3: (void)tern_http_router_handle(NULL, "GET", "/", h_tag, NULL); break;
+    case 4: (void)tern_http_group_handle(NULL, "GET", "/", h_tag, NULL); break;
+    case 5: (void)tern_http_client_do(NULL, &req, &resp, NULL); break;
+    case 6: (void)tern_http_client_response_status(NULL); break;
+    }
+}
+
+static void http_null_objects_abort_naming_the_function(void)
+{
+    static const char *const want[] = {
+        "tern: tern_http_server_serve: s is NULL",
+        "tern: tern_http_server_shutdown: s is NULL",
+        "tern: tern_http_server_stats: s is NULL",
+        "tern: tern_http_router_handle: rt is NULL",
+        "tern: tern_http_group_handle: g is NULL",
+        "tern: tern_http_client_do: c is NULL",
+        "tern: tern_http_client_response_status: r is NULL",
+    };
+    for (null_case = 0; null_case < 7; null_case++) {
+        child_result r = run_child(null_child);
+        CHECK(!r.exited && r.sig == SIGABRT);
+        CHECK(strstr(r.err, want[null_case]) != NULL);
+    }
+    /* freeing NULL is no error */
+    tern_http_server_free(NULL);
+    tern_http_router_free(NULL);
+    tern_http_client_free(NULL);
+    tern_http_client_response_free(NULL);
 }
 
 /* No runtime needed: registration only. */
@@ -3071,4 +3298,8 @@ TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(error_status_maps_body_errors), T(resp_status_headers_and_buffered_body),
       T(req_is_head_only_for_head), T(req_read_streams_the_body_and_its_errors),
       T(req_set_ctx_replaces_and_counts_per_request), T(req_ctx_values_wait_for_the_context),
-      T(server_add_listener_serves_a_unix_socket))
+      T(server_add_listener_serves_a_unix_socket),
+      /* the API grammar */
+      T(shutdown_drain_ends_when_its_ctx_is_cancelled),
+      T(serve_ends_with_its_ctx_closing_every_connection), T(group_serves_its_own_prefix),
+      T(untyped_body_is_sent_as_text), T(http_null_objects_abort_naming_the_function))
