@@ -23,7 +23,7 @@
  * Ownership: the server is the caller's (tern_http_server_free, once
  * serve has returned); it owns its listeners.  Options are copied, but
  * options.handler's arg (a router, say) must outlive the server.  A NULL
- * server aborts with a message naming the function.
+ * server, request or response aborts with a message naming the function.
  *
  * Calls on a request or response (tern_http_req_*, tern_http_resp_*) take
  * no ctx: as in Go, they are bounded by the request's own context and the

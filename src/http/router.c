@@ -517,5 +517,6 @@ int tern_http_router_serve(tern_http_req *r, tern_http_resp *w, void *router)
 
 const char *tern_http_req_route(const tern_http_req *r)
 {
+    TERN_CHECK_ARG(r);
     return tern_http_req_value(r, &route_key);
 }
