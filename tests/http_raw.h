@@ -85,7 +85,7 @@ static int run_links(tern_http_req *r, tern_http_resp *w, void *arg)
 static int serve_co(void *arg)
 {
     server *sv = arg;
-    CHECK_EQ(tern_http_server_serve(sv->s), 0);
+    CHECK_EQ(tern_http_server_serve(sv->s, NULL), 0);
     tern_waitgroup_done(&sv->done);
     return 0;
 }
@@ -110,7 +110,10 @@ static void server_start(server *sv, const tern_http_link *links, size_t n)
  * shutdown has, and the server may be freed then (tern/http.h). */
 static void server_stop(server *sv)
 {
-    CHECK_EQ(tern_http_server_shutdown(sv->s, tern_deadline_after(2 * TERN_SEC)), 0);
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 2 * TERN_SEC);
+    CHECK(ctx != NULL);
+    CHECK_EQ(tern_http_server_shutdown(sv->s, ctx), 0);
+    tern_ctx_free(ctx);
     tern_waitgroup_wait(&sv->done);
     tern_http_server_free(sv->s);
 }
@@ -179,7 +182,7 @@ static client *client_dial(const char *addr)
     CHECK(cl);
     cl->cap = 65536;
     CHECK(cl->buf = malloc(cl->cap));
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &cl->c), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &cl->c, NULL), 0);
     tern_conn_set_read_deadline(cl->c, tern_deadline_after(10 * TERN_SEC));
     return cl;
 }
@@ -187,7 +190,7 @@ static client *client_dial(const char *addr)
 /* Close and free cl. */
 static void client_close(client *cl)
 {
-    tern_conn_close(cl->c);
+    tern_conn_free(cl->c);
     free(cl->buf);
     free(cl);
 }
@@ -199,7 +202,7 @@ static bool fill(client *cl)
         cl->cap *= 2;
         CHECK(cl->buf = realloc(cl->buf, cl->cap));
     }
-    ssize_t n = tern_conn_read(cl->c, cl->buf + cl->len, cl->cap - cl->len);
+    ssize_t n = tern_conn_read(cl->c, cl->buf + cl->len, cl->cap - cl->len, NULL);
     if (n < 0)
         fprintf(stderr, "read: %s\n", tern_strerror((int)n));
     CHECK(n >= 0);
@@ -298,7 +301,7 @@ static void read_resp(client *cl, resp *p, bool head_only)
 /* Write the whole of req. */
 static void send_raw(client *cl, const char *req)
 {
-    CHECK_EQ(tern_conn_write(cl->c, req, strlen(req)), (ssize_t)strlen(req));
+    CHECK_EQ(tern_conn_write(cl->c, req, strlen(req), NULL), (ssize_t)strlen(req));
 }
 
 /* One request on a new connection. */

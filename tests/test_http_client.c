@@ -46,7 +46,7 @@ struct peer {
  * of several tests) makes the server's writes fail, which is fine. */
 static void say(peer *p, const char *s)
 {
-    tern_conn_write(p->c, s, strlen(s));
+    tern_conn_write(p->c, s, strlen(s), NULL);
 }
 
 /* Read the next request; 1, or 0 when the client closed (or reset). */
@@ -54,7 +54,7 @@ static int next_req(peer *p)
 {
     char *end;
     while (!(end = memmem(p->buf, p->len, "\r\n\r\n", 4))) {
-        ssize_t n = tern_conn_read(p->c, p->buf + p->len, sizeof p->buf - p->len);
+        ssize_t n = tern_conn_read(p->c, p->buf + p->len, sizeof p->buf - p->len, NULL);
         if (n <= 0)
             return 0;
         p->len += (size_t)n;
@@ -68,7 +68,7 @@ static int next_req(peer *p)
     p->body_len = cl ? strtoul(cl + 18, NULL, 10) : 0;
     CHECK(p->body_len < sizeof p->body);
     while (p->len < hlen + p->body_len) {
-        ssize_t n = tern_conn_read(p->c, p->buf + p->len, sizeof p->buf - p->len);
+        ssize_t n = tern_conn_read(p->c, p->buf + p->len, sizeof p->buf - p->len, NULL);
         if (n <= 0)
             return 0;
         p->len += (size_t)n;
@@ -90,7 +90,7 @@ static int next_req(peer *p)
 static void until_eof(peer *p)
 {
     char b[4096];
-    while (tern_conn_read(p->c, b, sizeof b) > 0) {
+    while (tern_conn_read(p->c, b, sizeof b, NULL) > 0) {
     }
 }
 
@@ -104,7 +104,7 @@ static int conn_main(void *arg)
     }
     s->serve(p);
     atomic_fetch_sub(&s->active, 1);
-    tern_conn_close(p->c);
+    tern_conn_free(p->c);
     free(p);
     tern_waitgroup_done(&s->wg);
     return 0;
@@ -114,7 +114,7 @@ static int accept_main(void *arg)
 {
     srv *s = arg;
     tern_conn *c;
-    while (tern_accept(s->l, &c, TERN_FOREVER) == 0) {
+    while (tern_listener_accept(s->l, &c, NULL) == 0) {
         peer *p = calloc(1, sizeof *p);
         CHECK(p);
         p->s = s;
@@ -131,7 +131,7 @@ static void srv_start(srv *s, serve_fn *fn)
 {
     memset(s, 0, sizeof *s);
     s->serve = fn;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &s->l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &s->l), 0);
     s->port = tern_listener_port(s->l);
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
     tern_waitgroup_add(&s->wg, 1);
@@ -168,7 +168,7 @@ static tern_http_client *client(const tern_http_client_options *o)
 static int get_text(tern_http_client *c, const char *url, char *out, size_t cap)
 {
     tern_http_client_response *r;
-    int rc = tern_http_client_get(c, NULL, url, &r);
+    int rc = tern_http_client_get(c, url, &r, NULL);
     if (rc < 0)
         return rc;
     const char *b;
@@ -202,10 +202,10 @@ static const char *last_body(srv *s)
     return b;
 }
 
-static tern_http_client_stats stats(tern_http_client *c)
+static struct tern_http_client_stats stats(tern_http_client *c)
 {
-    tern_http_client_stats st;
-    tern_http_client_stats_get(c, &st);
+    struct tern_http_client_stats st;
+    tern_http_client_stats(c, &st);
     return st;
 }
 
@@ -233,7 +233,7 @@ static int keepalive_main(void *arg)
              s.port);
     CHECK(strcmp(last_head(&s), want) == 0);
     CHECK_EQ(atomic_load(&s.accepts), 1);
-    tern_http_client_stats st = stats(c);
+    struct tern_http_client_stats st = stats(c);
     CHECK_EQ(st.dials, 1);
     CHECK_EQ(st.reuses, 2);
     CHECK_EQ(st.requests, 3);
@@ -289,14 +289,14 @@ static int max_conns_main(void *arg)
     tern_sleep(5 * TERN_MS);
     tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_MS);
     tern_http_client_response *r;
-    CHECK_EQ(tern_http_client_get(c, ctx, a.url, &r), -ETIMEDOUT);
+    CHECK_EQ(tern_http_client_get(c, a.url, &r, ctx), -ETIMEDOUT);
     tern_ctx_free(ctx);
     tern_waitgroup_wait(&wg);
     /* 5 requests, 2 at a time, 40 ms each: three rounds */
     CHECK(tern_now() - t0 >= 120 * TERN_MS);
     CHECK_EQ(atomic_load(&s.accepts), 2);
     CHECK_EQ(atomic_load(&s.max_active), 2);
-    tern_http_client_stats st = stats(c);
+    struct tern_http_client_stats st = stats(c);
     CHECK_EQ(st.dials, 2);
     CHECK_EQ(st.reuses, 3);
     CHECK_EQ(st.idle, 2);
@@ -346,7 +346,7 @@ static int idle_timeout_main(void *arg)
     CHECK_EQ(stats(c).dials, 1);
     tern_sleep(50 * TERN_MS);
     CHECK_EQ(get_text(c, url_of(&s, "/"), body, sizeof body), 200);
-    tern_http_client_stats st = stats(c);
+    struct tern_http_client_stats st = stats(c);
     CHECK_EQ(st.dials, 2);
     CHECK_EQ(st.reuses, 1);
     CHECK_EQ(st.idle, 1);
@@ -368,7 +368,7 @@ static void serve_big(peer *p)
     while (next_req(p)) {
         say(p, "HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n");
         tern_sleep(2 * TERN_MS);    /* the head arrives alone */
-        if (tern_conn_write(p->c, big_body, sizeof big_body) < 0)
+        if (tern_conn_write(p->c, big_body, sizeof big_body, NULL) < 0)
             return;
     }
 }
@@ -382,7 +382,7 @@ static int pool_after_body_main(void *arg)
     tern_http_client *c = client(NULL);
     tern_http_client_response *r;
     static char b[64 * 1024];
-    CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_content_length(r), 102400);
     CHECK_EQ(tern_http_client_response_read(r, b, 10), 10);
     CHECK_EQ(stats(c).active, 1);
@@ -398,10 +398,10 @@ static int pool_after_body_main(void *arg)
     CHECK_EQ(stats(c).active, 0);
 
     /* freed with the body unread, or half read: the connection is closed */
-    CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), 0);
     tern_http_client_response_free(r);
     CHECK_EQ(stats(c).idle, 0);
-    CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_read(r, b, 100), 100);
     tern_http_client_response_free(r);
     CHECK_EQ(stats(c).idle, 0);
@@ -410,7 +410,7 @@ static int pool_after_body_main(void *arg)
     /* a body over the caller's bound */
     const char *data;
     size_t len;
-    CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_body(r, 1000, &data, &len), -EMSGSIZE);
     tern_http_client_response_free(r);
     CHECK_EQ(stats(c).idle, 0);
@@ -453,7 +453,7 @@ static int chunked_main(void *arg)
     tern_http_client *c = client(NULL);
     for (int i = 0; i < 2; i++) {
         tern_http_client_response *r;
-        CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), 0);
+        CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), 0);
         CHECK_EQ(tern_http_client_response_content_length(r), -1);
         CHECK(strcmp(tern_http_client_response_header(r, "transfer-encoding"), "chunked") == 0);
         const char *b;
@@ -492,7 +492,7 @@ static int until_close_main(void *arg)
     char body[64];
     for (int i = 0; i < 2; i++) {
         tern_http_client_response *r;
-        CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), 0);
+        CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), 0);
         CHECK_EQ(tern_http_client_response_content_length(r), -1);
         const char *b;
         size_t n;
@@ -534,7 +534,7 @@ static int head_main(void *arg)
     tern_http_client *c = client(NULL);
     tern_http_client_response *r;
     tern_http_client_request req = {.method = "HEAD", .url = url_of(&s, "/h")};
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_status(r), 200);
     CHECK_EQ(tern_http_client_response_content_length(r), 1000);
     char b[16];
@@ -573,7 +573,7 @@ static int continue_main(void *arg)
     const char *const hdrs[] = {"Content-Type", "text/plain", "X-Tab", "a\tb", NULL};
     tern_http_client_request req = {.url = url_of(&s, "/p"), .headers = hdrs, .body = "abc", .body_len = 3};
     tern_http_client_response *r;
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_status(r), 201);
     const char *b;
     size_t n;
@@ -646,7 +646,7 @@ static int redirect_main(void *arg)
     /* not followed unless asked for */
     tern_http_client *c = client(NULL);
     tern_http_client_response *r;
-    CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/r1"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/r1"), &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_status(r), 302);
     CHECK(strcmp(tern_http_client_response_header(r, "location"), "/r2") == 0);
     tern_http_client_response_free(r);
@@ -663,7 +663,7 @@ static int redirect_main(void *arg)
 
     /* 303 turns a POST into a GET without body; 307 keeps both */
     tern_http_client_request req = {.url = url_of(&s, "/see-other"), .body = "abc", .body_len = 3};
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     const char *b;
     size_t n;
     CHECK_EQ(tern_http_client_response_body(r, 100, &b, &n), 0);
@@ -671,7 +671,7 @@ static int redirect_main(void *arg)
     tern_http_client_response_free(r);
     CHECK(strstr(last_head(&s), "Content-Length") == NULL);
     req.url = url_of(&s, "/temp");
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_body(r, 100, &b, &n), 0);
     CHECK(strcmp(b, "POST /echo abc") == 0);
     tern_http_client_response_free(r);
@@ -682,11 +682,11 @@ static int redirect_main(void *arg)
     snprintf(away_url, sizeof away_url, "%s/echo", s2.base);
     const char *const auth[] = {"Authorization", "Bearer x", "Cookie", "a=1", "X-Keep", "1", NULL};
     req = (tern_http_client_request){.url = url_of(&s, "/r1"), .headers = auth};
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     tern_http_client_response_free(r);
     CHECK(strstr(last_head(&s), "\r\nAuthorization: Bearer x\r\nCookie: a=1\r\nX-Keep: 1\r\n"));
     req.url = url_of(&s, "/away");
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     CHECK_EQ(tern_http_client_response_status(r), 200);
     tern_http_client_response_free(r);
     CHECK(strstr(last_head(&s2), "GET /echo HTTP/1.1\r\n") == last_head(&s2));
@@ -754,7 +754,7 @@ static int fetch(tern_http_client *c, const char *method, const char *url)
 {
     tern_http_client_request req = {.method = method, .url = url};
     tern_http_client_response *r;
-    int rc = tern_http_client_do(c, &req, &r);
+    int rc = tern_http_client_do(c, &req, &r, NULL);
     if (rc < 0)
         return rc;
     const char *b;
@@ -811,7 +811,7 @@ static int refused_main(void *arg)
     tern_http_client *c = client(NULL);
     /* a port nobody listens on */
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", tern_listener_port(l));
     tern_listener_free(l);
@@ -825,7 +825,7 @@ static int refused_main(void *arg)
     char *body = calloc(1, big);
     tern_http_client_request req = {.url = url_of(&s, "/"), .body = body, .body_len = big};
     tern_http_client_response *r;
-    int rc = tern_http_client_do(c, &req, &r);
+    int rc = tern_http_client_do(c, &req, &r, NULL);
     CHECK(rc == -EPIPE || rc == -ECONNRESET);
     free(body);
 
@@ -835,18 +835,18 @@ static int refused_main(void *arg)
     const char *const framing[] = {"content-length", "1", NULL};
     const char *const odd[] = {"X-A", NULL};
     req = (tern_http_client_request){.url = url_of(&s, "/"), .headers = crlf};
-    CHECK_EQ(tern_http_client_do(c, &req, &r), -EINVAL);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
     req.headers = badname;
-    CHECK_EQ(tern_http_client_do(c, &req, &r), -EINVAL);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
     req.headers = framing;
-    CHECK_EQ(tern_http_client_do(c, &req, &r), -EINVAL);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
     req.headers = odd;
-    CHECK_EQ(tern_http_client_do(c, &req, &r), -EINVAL);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
     req = (tern_http_client_request){.url = url_of(&s, "/"), .method = "GE T"};
-    CHECK_EQ(tern_http_client_do(c, &req, &r), -EINVAL);
-    CHECK_EQ(tern_http_client_get(c, NULL, "https://127.0.0.1/", &r), -EPROTONOSUPPORT);
-    CHECK_EQ(tern_http_client_get(c, NULL, "http://127.0.0.1/a b", &r), -EINVAL);
-    CHECK_EQ(tern_http_client_get(c, NULL, "127.0.0.1/", &r), -EINVAL);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
+    CHECK_EQ(tern_http_client_get(c, "https://127.0.0.1/", &r, NULL), -EPROTONOSUPPORT);
+    CHECK_EQ(tern_http_client_get(c, "http://127.0.0.1/a b", &r, NULL), -EINVAL);
+    CHECK_EQ(tern_http_client_get(c, "127.0.0.1/", &r, NULL), -EINVAL);
     CHECK(r == NULL);
     CHECK_EQ(atomic_load(&s.accepts), 1);
     tern_http_client_free(c);
@@ -908,14 +908,14 @@ static int deadline_main(void *arg)
     /* the context's deadline, while waiting for the head */
     tern_ctx *ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_client_get(c, ctx, url_of(&s, "/"), &r), -ETIMEDOUT);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, ctx), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     CHECK(took >= 50 * TERN_MS && took < 500 * TERN_MS);
     tern_ctx_free(ctx);
 
     /* ... and while reading the body */
     ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
-    CHECK_EQ(tern_http_client_get(c, ctx, url_of(&s, "/partial"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/partial"), &r, ctx), 0);
     char b[128];
     CHECK_EQ(tern_http_client_response_read(r, b, sizeof b), 4);
     t0 = tern_now();
@@ -929,13 +929,13 @@ static int deadline_main(void *arg)
     ctx = tern_ctx_with_cancel(NULL);
     cancel_later(&k, ctx);
     t0 = tern_now();
-    CHECK_EQ(tern_http_client_get(c, ctx, url_of(&s, "/"), &r), -ECANCELED);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, ctx), -ECANCELED);
     took = tern_now() - t0;
     CHECK(took >= 30 * TERN_MS && took < 500 * TERN_MS);
     tern_waitgroup_wait(&k.wg);
     tern_ctx_free(ctx);
     ctx = tern_ctx_with_cancel(NULL);
-    CHECK_EQ(tern_http_client_get(c, ctx, url_of(&s, "/partial"), &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/partial"), &r, ctx), 0);
     cancel_later(&k, ctx);
     CHECK_EQ(tern_http_client_response_read(r, b, sizeof b), 4);
     CHECK_EQ(tern_http_client_response_read(r, b, sizeof b), -ECANCELED);
@@ -948,7 +948,7 @@ static int deadline_main(void *arg)
     /* options.timeout without a context deadline */
     c = client(&(tern_http_client_options){.timeout = 40 * TERN_MS});
     t0 = tern_now();
-    CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, "/"), &r), -ETIMEDOUT);
+    CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, NULL), -ETIMEDOUT);
     took = tern_now() - t0;
     CHECK(took >= 40 * TERN_MS && took < 500 * TERN_MS);
     tern_http_client_free(c);
@@ -987,7 +987,7 @@ static int stale_main(void *arg)
     CHECK_EQ(get_text(c, url_of(&s, "/"), body, sizeof body), 200);
     CHECK_EQ(get_text(c, url_of(&s, "/"), body, sizeof body), 200);
     CHECK(strcmp(body, "hello") == 0);
-    tern_http_client_stats st = stats(c);
+    struct tern_http_client_stats st = stats(c);
     CHECK_EQ(st.dials, 2);
     CHECK_EQ(st.reuses, 1);
     CHECK_EQ(st.requests, 3);       /* the retry */
@@ -1029,7 +1029,7 @@ static int closed_idle_main(void *arg)
     CHECK_EQ(stats(c).idle, 1);
     tern_sleep(20 * TERN_MS);       /* the server's FIN arrives */
     CHECK_EQ(get_text(c, url_of(&s, "/"), body, sizeof body), 200);
-    tern_http_client_stats st = stats(c);
+    struct tern_http_client_stats st = stats(c);
     CHECK_EQ(st.dials, 2);
     CHECK_EQ(st.reuses, 0);
     CHECK_EQ(st.requests, 2);       /* found closed before use, no retry needed */
@@ -1069,11 +1069,11 @@ static void serve_stream(peer *p)
                     char hdr[16];
                     snprintf(hdr, sizeof hdr, "%zx\r\n", n);
                     say(p, hdr);
-                    CHECK_EQ(tern_conn_write(p->c, piece + i, n), (long)n);
+                    CHECK_EQ(tern_conn_write(p->c, piece + i, n, NULL), (long)n);
                     say(p, "\r\n");
                 }
             } else {
-                CHECK_EQ(tern_conn_write(p->c, piece, 64 * 1024), 64 * 1024);
+                CHECK_EQ(tern_conn_write(p->c, piece, 64 * 1024, NULL), 64 * 1024);
             }
         }
         if (chunked)
@@ -1092,7 +1092,7 @@ static int stream_main(void *arg)
     const char *paths[] = {"/plain", "/chunked"};
     for (int k = 0; k < 2; k++) {
         tern_http_client_response *r;
-        CHECK_EQ(tern_http_client_get(c, NULL, url_of(&s, paths[k]), &r), 0);
+        CHECK_EQ(tern_http_client_get(c, url_of(&s, paths[k]), &r, NULL), 0);
         size_t total = 0, reads = 0;
         ssize_t n;
         /* odd read sizes, 1 to 7000 bytes */

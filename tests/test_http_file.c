@@ -136,13 +136,13 @@ static const tern_http_gzip_options gz_all = {.min_size = 1};
 static tern_http_router *routes(void)
 {
     static_opts = (tern_http_static_options){.root = root};
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/f", file_handler, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "*", "/static/*path", tern_http_static_dir, &static_opts),
              0);
-    tern_http_group *g = tern_http_group_new(tern_http_router_root(rt), "/gz");
-    CHECK(g);
+    tern_http_group *g;
+    CHECK_EQ(tern_http_group_new(tern_http_router_root(rt), "/gz", &g), 0);
     CHECK_EQ(tern_http_group_use(g, tern_http_mw_gzip, (void *)&gz_all), 0);
     CHECK_EQ(tern_http_group_handle(g, "GET", "/*path", tern_http_static_dir, &static_opts), 0);
     return rt;

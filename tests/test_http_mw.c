@@ -458,7 +458,7 @@ static int cors_list_entry(void *arg)
         .methods = "GET, PUT",
         .expose_headers = "X-Total",
         .credentials = true,
-        .max_age = 600,
+        .max_age = 600 * TERN_SEC,
     };
     server sv = {0};
     server_start(&sv, (tern_http_link[]){{tern_http_mw_cors, (void *)&o}, {hello, NULL}}, 2);

@@ -1,7 +1,7 @@
 /*
  * test_http_server.c - the HTTP/1.1 server end to end, through real
  * sockets: a server on 127.0.0.1:0 inside tern_run, and clients that are
- * coroutines speaking raw bytes (tern_dial / tern_conn_write /
+ * coroutines speaking raw bytes (tern_conn_dial / tern_conn_write /
  * tern_conn_read) and parsing the answers with a small, strict reader of
  * their own (not the library's parser).
  *
@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include <tern/http.h>
+#include <tern/http_client.h>
 #include <tern/http_router.h>
 #include <tern/net.h>
 
@@ -86,7 +87,7 @@ static cl *cl_wrap(tern_conn *c)
 static cl *cl_dial(const char *addr)
 {
     tern_conn *c;
-    int rc = tern_dial(NULL, TERN_NET_TCP, addr, &c);
+    int rc = tern_conn_dial(TERN_NET_TCP, addr, &c, NULL);
     if (rc != 0) {
         fprintf(stderr, "dial %s: %s\n", addr, tern_strerror(rc));
         abort();
@@ -96,14 +97,14 @@ static cl *cl_dial(const char *addr)
 
 static void cl_close(cl *k)
 {
-    tern_conn_close(k->c);
+    tern_conn_free(k->c);
     free(k->buf);
     free(k);
 }
 
 static void cl_sendn(cl *k, const void *s, size_t n)
 {
-    ssize_t w = tern_conn_write(k->c, s, n);
+    ssize_t w = tern_conn_write(k->c, s, n, NULL);
     if (w != (ssize_t)n) {
         fprintf(stderr, "client write: %zd (%s)\n", w, w < 0 ? tern_strerror((int)w) : "short");
         abort();
@@ -113,7 +114,7 @@ static void cl_sendn(cl *k, const void *s, size_t n)
 static void cl_send(cl *k, const char *s) { cl_sendn(k, s, strlen(s)); }
 
 /* For requests the server may refuse before reading them all. */
-static void cl_send_any(cl *k, const void *s, size_t n) { (void)tern_conn_write(k->c, s, n); }
+static void cl_send_any(cl *k, const void *s, size_t n) { (void)tern_conn_write(k->c, s, n, NULL); }
 
 /* More bytes into the buffer: >0, 0 at EOF, -errno. */
 static ssize_t cl_fill(cl *k)
@@ -131,7 +132,7 @@ static ssize_t cl_fill(cl *k)
         CHECK(k->buf);
     }
     tern_conn_set_read_deadline(k->c, tern_now() + k->timeout);
-    ssize_t n = tern_conn_read(k->c, k->buf + k->len, k->cap - k->len);
+    ssize_t n = tern_conn_read(k->c, k->buf + k->len, k->cap - k->len, NULL);
     if (n > 0)
         k->len += (size_t)n;
     return n;
@@ -443,6 +444,7 @@ static void once(const char *addr, const char *req, resp *r)
 typedef struct tsrv {
     tern_http_server *s;
     tern_http_router *rt;
+    tern_ctx *ctx;              /* serve()'s */
     tern_chan *done;            /* serve()'s result */
     char addr[64];
 } tsrv;
@@ -450,16 +452,18 @@ typedef struct tsrv {
 static int serve_co(void *arg)
 {
     tsrv *t = arg;
-    int rc = tern_http_server_serve(t->s);
+    int rc = tern_http_server_serve(t->s, t->ctx);
     tern_chan_send(t->done, &rc);
     return 0;
 }
 
-static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
+/* Serve on 127.0.0.1:0 until shutdown or until ctx (may be NULL) ends. */
+static tsrv *srv_start_ctx(tern_http_server_options *o, tern_http_router *rt, tern_ctx *ctx)
 {
     tsrv *t = calloc(1, sizeof *t);
     CHECK(t);
     t->rt = rt;
+    t->ctx = ctx;
     if (rt) {
         o->handler = tern_http_router_serve;
         o->arg = rt;
@@ -476,6 +480,11 @@ static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
     CHECK(t->done);
     CHECK_EQ(tern_go(serve_co, t), 0);
     return t;
+}
+
+static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
+{
+    return srv_start_ctx(o, rt, NULL);
 }
 
 static int srv_wait(tsrv *t)
@@ -495,18 +504,28 @@ static void srv_free(tsrv *t)
     free(t);
 }
 
+/* tern_http_server_shutdown with its drain bounded by a timeout of ns */
+static int shutdown_within(tern_http_server *s, int64_t ns)
+{
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
+    CHECK(ctx != NULL);
+    int rc = tern_http_server_shutdown(s, ctx);
+    tern_ctx_free(ctx);
+    return rc;
+}
+
 /* Graceful shutdown with nothing in flight: 0, and serve() returns 0. */
 static void srv_stop(tsrv *t)
 {
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 2 * TERN_SEC), 0);
+    CHECK_EQ(shutdown_within(t->s, 2 * TERN_SEC), 0);
     CHECK_EQ(srv_wait(t), 0);
     srv_free(t);
 }
 
-static tern_http_server_stats srv_stats(tsrv *t)
+static struct tern_http_server_stats srv_stats(tsrv *t)
 {
-    tern_http_server_stats st;
-    tern_http_server_get_stats(t->s, &st);
+    struct tern_http_server_stats st;
+    tern_http_server_stats(t->s, &st);
     return st;
 }
 
@@ -739,8 +758,8 @@ static int h_json(tern_http_req *r, tern_http_resp *w, void *arg)
 
 static tern_http_router *app_router(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/plaintext", h_plaintext, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/echo", h_echo, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/stream", h_stream, NULL), 0);
@@ -817,7 +836,7 @@ SERVER_TEST(keep_alive)
     get(k, "/plaintext", &r);
     CHECK_MEM(r.body, r.body_len, "Hello, World!");
     resp_free(&r);
-    tern_http_server_stats st = srv_stats(t);
+    struct tern_http_server_stats st = srv_stats(t);
     CHECK_EQ(st.accepted, 1);
     CHECK_EQ(st.requests, 9);
     CHECK_EQ(st.conns, 1);
@@ -876,7 +895,7 @@ SERVER_TEST(pipelining)
     CHECK_EQ(k->pos, k->len);       /* nothing more */
     k->frozen = false;
     CHECK(cl_quiet(k, 20 * TERN_MS));
-    tern_http_server_stats st = srv_stats(t);
+    struct tern_http_server_stats st = srv_stats(t);
     CHECK_EQ(st.accepted, 1);
     CHECK_EQ(st.requests, 16);
     /* a pipeline that ends mid-request: the complete ones are answered */
@@ -1441,7 +1460,7 @@ static int slow_write(void *arg)
     static const char req[] = "GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Slow: "
                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for (size_t i = 0; i < sizeof req - 1 && !atomic_load(&s->stop); i++) {
-        if (tern_conn_write(s->k->c, req + i, 1) != 1)
+        if (tern_conn_write(s->k->c, req + i, 1, NULL) != 1)
             break;
         s->sent++;
         tern_sleep(50 * TERN_MS);
@@ -1675,7 +1694,7 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     CHECK_EQ(srv_stats(t).active, 1);
     CHECK_EQ(srv_stats(t).conns, 2);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 100 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(shutdown_within(t->s, 100 * TERN_MS), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     CHECK(took >= 90 * TERN_MS && took < TERN_SEC);
     CHECK_EQ(srv_wait(t), 0);
@@ -1687,9 +1706,109 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     CHECK_EQ(srv_stats(t).conns, 0);
     /* new connections are refused */
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, t->addr, &c), -ECONNREFUSED);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, t->addr, &c, NULL), -ECONNREFUSED);
     /* idempotent */
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 100 * TERN_MS), 0);
+    CHECK_EQ(shutdown_within(t->s, 100 * TERN_MS), 0);
+    cl_close(idle);
+    cl_close(k);
+    srv_free(t);
+    tern_chan_free(entered);
+    entered = NULL;
+    return 0;
+}
+
+typedef struct cancel_job {
+    tern_ctx *ctx;
+    int64_t after;
+} cancel_job;
+
+static int cancel_later(void *arg)
+{
+    cancel_job *j = arg;
+    tern_sleep(j->after);
+    tern_ctx_cancel(j->ctx);
+    return 0;
+}
+
+/* A request in flight and an idle connection, as forced_shutdown_cancels_ctx
+ * sets them up; returns the busy client, *idle the other. */
+static cl *busy_and_idle(tsrv *t, cl **idle)
+{
+    *idle = cl_dial(t->addr);
+    resp r;
+    get(*idle, "/plaintext", &r);
+    resp_free(&r);
+    cl *k = cl_dial(t->addr);
+    cl_send(k, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+    int one;
+    tern_chan_recv(entered, &one, NULL);
+    int64_t until = tern_now() + TERN_SEC;
+    while (srv_stats(t).active != 1 && tern_now() < until)
+        tern_sleep(TERN_MS);
+    CHECK_EQ(srv_stats(t).active, 1);
+    return k;
+}
+
+SERVER_TEST(shutdown_drain_ends_when_its_ctx_is_cancelled)
+{
+    (void)arg;
+    entered = tern_chan_make(sizeof(int), 16);
+    atomic_store(&wait_err, 1);
+    tsrv *t = app_start(NULL);
+    cl *idle, *k = busy_and_idle(t, &idle);
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    cancel_job j = {ctx, 50 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &j), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_http_server_shutdown(t->s, ctx), -ECANCELED);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 45 * TERN_MS && took < TERN_SEC);
+    CHECK_EQ(srv_wait(t), 0);           /* ended by shutdown, not by its own ctx */
+    CHECK_EQ(atomic_load(&wait_err), -ECANCELED);
+    expect_eof(idle);
+    resp r;
+    CHECK(cl_response(k, &r, false) == RS_CLOSED);
+    CHECK_EQ(srv_stats(t).conns, 0);
+    tern_ctx_free(ctx);
+    cl_close(idle);
+    cl_close(k);
+    srv_free(t);
+    tern_chan_free(entered);
+    entered = NULL;
+    return 0;
+}
+
+SERVER_TEST(serve_ends_with_its_ctx_closing_every_connection)
+{
+    (void)arg;
+    entered = tern_chan_make(sizeof(int), 16);
+    atomic_store(&wait_err, 1);
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    tern_http_server_options o = { .read_body_timeout = 3 * TERN_SEC };
+    tsrv *t = srv_start_ctx(&o, app_router(), ctx);
+    cl *idle, *k = busy_and_idle(t, &idle);
+    int64_t t0 = tern_now();
+    tern_ctx_cancel(ctx);
+    CHECK_EQ(srv_wait(t), -ECANCELED);
+    CHECK(tern_now() - t0 < TERN_SEC);  /* at once: no drain */
+    CHECK_EQ(atomic_load(&wait_err), -ECANCELED);
+    expect_eof(idle);
+    resp r;
+    CHECK(cl_response(k, &r, false) == RS_CLOSED);
+    CHECK_EQ(srv_stats(t).conns, 0);
+    tern_conn *c;
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, t->addr, &c, NULL), -ECONNREFUSED);
+    /* a later shutdown has nothing left to do */
+    CHECK_EQ(tern_http_server_shutdown(t->s, NULL), 0);
+    /* and a deadline ends it the same way */
+    tern_ctx_free(ctx);
+    ctx = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    tsrv *t2 = srv_start_ctx(&o, app_router(), ctx);
+    CHECK_EQ(srv_wait(t2), -ETIMEDOUT);
+    srv_free(t2);
+    tern_ctx_free(ctx);
     cl_close(idle);
     cl_close(k);
     srv_free(t);
@@ -1717,7 +1836,7 @@ static int load_client(void *arg)
     load_st *L = a->L;
     for (;;) {
         tern_conn *c;
-        int rc = tern_dial(NULL, TERN_NET_TCP, L->addr, &c);
+        int rc = tern_conn_dial(TERN_NET_TCP, L->addr, &c, NULL);
         if (rc < 0) {
             if (!atomic_load(&L->shutting)) {
                 fprintf(stderr, "load: dial before shutdown: %s\n", tern_strerror(rc));
@@ -1730,7 +1849,7 @@ static int load_client(void *arg)
             char req[128];
             int ms = (int)(rand_r(&a->seed) % 21);
             int n = snprintf(req, sizeof req, "GET /sleep?ms=%d HTTP/1.1\r\nHost: t\r\n\r\n", ms);
-            if (tern_conn_write(k->c, req, (size_t)n) != n)
+            if (tern_conn_write(k->c, req, (size_t)n, NULL) != n)
                 break;          /* closed by the server before it read anything */
             atomic_fetch_add(&L->sent, 1);
             resp r;
@@ -1788,11 +1907,11 @@ SERVER_TEST(shutdown_under_load)
     CHECK(before > CLIENTS);
     atomic_store(&L->shutting, true);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 5 * TERN_SEC), 0);
+    CHECK_EQ(shutdown_within(t->s, 5 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
     tern_waitgroup_wait(&L->wg);
     CHECK_EQ(srv_wait(t), 0);
-    tern_http_server_stats st = srv_stats(t);
+    struct tern_http_server_stats st = srv_stats(t);
     fprintf(stderr, "   %ld answered (%ld before shutdown), %ld closed unanswered, %ld sent; "
             "server: %llu requests, %llu conns; shutdown took %lld ms\n",
             atomic_load(&L->ok200), before, atomic_load(&L->closed), atomic_load(&L->sent),
@@ -1862,8 +1981,8 @@ static void expect_405(cl *k, const char *method, const char *path, const char *
 SERVER_TEST(router_routes)
 {
     (void)arg;
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     /* parameters registered before the static routes they compete with */
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/users/:id", h_tag, "user"), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/users/new", h_tag, "new"), 0);
@@ -1998,23 +2117,25 @@ static void expect_order(cl *k, const char *method, const char *path, int status
 SERVER_TEST(router_groups)
 {
     (void)arg;
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     tern_http_group *root = tern_http_router_root(rt);
     CHECK(root);
     CHECK_EQ(tern_http_router_use(rt, mw_order, "root"), 0);
-    CHECK(tern_http_group_new(root, "api") == NULL);
-    CHECK(tern_http_group_new(root, "/api/") == NULL);
-    tern_http_group *api = tern_http_group_new(root, "/api");
-    CHECK(api);
+    tern_http_group *bad = root;
+    CHECK_EQ(tern_http_group_new(root, "api", &bad), -EINVAL);
+    CHECK(bad == NULL);
+    CHECK_EQ(tern_http_group_new(root, "/api/", &bad), -EINVAL);
+    tern_http_group *api;
+    CHECK_EQ(tern_http_group_new(root, "/api", &api), 0);
     CHECK_EQ(tern_http_group_use(api, mw_order, "g1"), 0);
     CHECK_EQ(tern_http_group_use(api, NULL, NULL), -EINVAL);
-    tern_http_group *v1 = tern_http_group_new(api, "/v1");
-    CHECK(v1);
+    tern_http_group *v1;
+    CHECK_EQ(tern_http_group_new(api, "/v1", &v1), 0);
     CHECK_EQ(tern_http_group_use(v1, mw_order, "g2a"), 0);
     CHECK_EQ(tern_http_group_use(v1, mw_order, "g2b"), 0);
-    tern_http_group *other = tern_http_group_new(root, "/other");
-    CHECK(other);
+    tern_http_group *other;
+    CHECK_EQ(tern_http_group_new(root, "/other", &other), 0);
     CHECK_EQ(tern_http_group_use(other, mw_order, "o"), 0);
     CHECK_EQ(tern_http_group_handle(v1, "GET", "/ping/:n", h_order, NULL), 0);
     CHECK_EQ(tern_http_group_handle(api, "GET", "/info", h_order, NULL), 0);
@@ -2040,10 +2161,9 @@ SERVER_TEST(router_groups)
     cl_close(k);
     srv_stop(t);        /* frees the router too */
 
-    /* a custom 404 */
-    rt = tern_http_router_new();
+    /* a custom 404, from the router's options */
+    CHECK_EQ(tern_http_router_new(&(tern_http_router_options){.not_found = my_404}, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a", h_order, NULL), 0);
-    tern_http_router_not_found(rt, my_404, NULL);
     t = srv_start(&o, rt);
     k = cl_dial(t->addr);
     expect_body(k, "GET", "/zz%21", 404, "custom 404 for /zz!");
@@ -2052,11 +2172,129 @@ SERVER_TEST(router_groups)
     return 0;
 }
 
+SERVER_TEST(group_serves_its_own_prefix)
+{
+    (void)arg;
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    tern_http_group *notes;
+    CHECK_EQ(tern_http_group_new(tern_http_router_root(rt), "/notes", &notes), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "POST", "", h_tag, "create"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "GET", "", h_tag, "list"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "GET", "/", h_tag, "slash"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "GET", "/:id", h_tag, "one"), 0);
+    CHECK_EQ(tern_http_group_handle(notes, "POST", "", h_tag, "again"), -EEXIST);
+    /* the root has no prefix to serve: "" is as malformed there as "x" */
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "", h_tag, "root"), -EINVAL);
+    tern_http_server_options o = {0};
+    tsrv *t = srv_start(&o, rt);
+    cl *k = cl_dial(t->addr);
+    expect_body(k, "POST", "/notes", 200, "create route=/notes");
+    expect_body(k, "GET", "/notes", 200, "list route=/notes");
+    expect_body(k, "GET", "/notes/", 200, "slash route=/notes/");
+    expect_body(k, "GET", "/notes/7", 200, "one id=7 route=/notes/:id");
+    expect_body(k, "GET", "/notesx", 404, "404 Not Found\n");
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+static int h_untyped(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r;
+    const char *what = arg;
+    if (!strcmp(what, "typed"))
+        CHECK_EQ(tern_http_resp_set_header(w, "content-type", "application/x-thing"), 0);
+    if (!strcmp(what, "empty"))
+        return 0;
+    if (!strcmp(what, "204"))
+        return tern_http_resp_set_status(w, 204);
+    return tern_http_resp_write(w, "body", 4) == 4 ? 0 : -EIO;
+}
+
+SERVER_TEST(untyped_body_is_sent_as_text)
+{
+    (void)arg;
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/untyped", h_untyped, "untyped"), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/typed", h_untyped, "typed"), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/empty", h_untyped, "empty"), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/204", h_untyped, "204"), 0);
+    tern_http_server_options o = {0};
+    tsrv *t = srv_start(&o, rt);
+    cl *k = cl_dial(t->addr);
+    resp r;
+    get(k, "/untyped", &r);
+    CHECK_STR(hdr(&r, "Content-Type"), "text/plain; charset=utf-8");
+    CHECK_EQ(hdr_count(&r, "Content-Type"), 1);
+    resp_free(&r);
+    get(k, "/typed", &r);                /* the handler's own, in any case, alone */
+    CHECK_STR(hdr(&r, "Content-Type"), "application/x-thing");
+    CHECK_EQ(hdr_count(&r, "Content-Type"), 1);
+    resp_free(&r);
+    get(k, "/empty", &r);                /* no body: nothing to type */
+    CHECK(hdr(&r, "Content-Type") == NULL);
+    resp_free(&r);
+    get(k, "/204", &r);
+    CHECK(hdr(&r, "Content-Type") == NULL);
+    resp_free(&r);
+    roundtrip(k, "HEAD /untyped HTTP/1.1\r\nHost: t\r\n\r\n", &r);   /* as GET would */
+    CHECK_STR(hdr(&r, "Content-Type"), "text/plain; charset=utf-8");
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
+/* ---- NULL objects: a message naming the function, not a SIGSEGV ---------- */
+
+static int null_case;
+
+static void null_child(void)
+{
+    struct tern_http_server_stats st;
+    tern_http_client_response *resp = NULL;
+    tern_http_client_request req = {.url = "http://127.0.0.1:1/"};
+    switch (null_case) {
+    case 0: (void)tern_http_server_serve(NULL, NULL); break;
+    case 1: (void)tern_http_server_shutdown(NULL, NULL); break;
+    case 2: (void)tern_http_server_stats(NULL, &st); break;
+    case 3: (void)tern_http_router_handle(NULL, "GET", "/", h_tag, NULL); break;
+    case 4: (void)tern_http_group_handle(NULL, "GET", "/", h_tag, NULL); break;
+    case 5: (void)tern_http_client_do(NULL, &req, &resp, NULL); break;
+    case 6: (void)tern_http_client_response_status(NULL); break;
+    }
+}
+
+static void http_null_objects_abort_naming_the_function(void)
+{
+    static const char *const want[] = {
+        "tern: tern_http_server_serve: s is NULL",
+        "tern: tern_http_server_shutdown: s is NULL",
+        "tern: tern_http_server_stats: s is NULL",
+        "tern: tern_http_router_handle: rt is NULL",
+        "tern: tern_http_group_handle: g is NULL",
+        "tern: tern_http_client_do: c is NULL",
+        "tern: tern_http_client_response_status: r is NULL",
+    };
+    for (null_case = 0; null_case < 7; null_case++) {
+        child_result r = run_child(null_child);
+        CHECK(!r.exited && r.sig == SIGABRT);
+        CHECK(strstr(r.err, want[null_case]) != NULL);
+    }
+    /* freeing NULL is no error */
+    tern_http_server_free(NULL);
+    tern_http_router_free(NULL);
+    tern_http_client_free(NULL);
+    tern_http_client_response_free(NULL);
+}
+
 /* No runtime needed: registration only. */
 static void router_registration_errors(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a/:id", h_tag, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a/:id", h_tag, NULL), -EEXIST);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/a/:id", h_tag, NULL), 0);
@@ -2190,7 +2428,7 @@ SERVER_TEST(shutdown_inflight_gets_connection_close)
     int one;
     tern_chan_recv(entered, &one, NULL);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 2 * TERN_SEC), 0);
+    CHECK_EQ(shutdown_within(t->s, 2 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
     CHECK(took >= 50 * TERN_MS && took < TERN_SEC);     /* it waited for the handler */
     resp r;
@@ -2232,7 +2470,7 @@ static int race_driver(void *arg)
     get(k, "/plaintext", &r);
     resp_free(&r);
     cl_close(k);        /* its conn coroutine ends while shutdown runs */
-    tern_http_server_shutdown(x->s, tern_now() + 2 * TERN_SEC);
+    shutdown_within(x->s, 2 * TERN_SEC);
     return 0;
 }
 
@@ -2270,7 +2508,7 @@ static int free_right_after_serve_main(void *arg)
         CHECK_EQ(tern_http_server_listen(x->s, "127.0.0.1:0"), 0);
         snprintf(x->addr, sizeof x->addr, "%s", tern_http_server_addr(x->s));
         CHECK_EQ(tern_go(race_driver, x), 0);
-        CHECK_EQ(tern_http_server_serve(x->s), 0);
+        CHECK_EQ(tern_http_server_serve(x->s, NULL), 0);
         tern_http_server_free(x->s);
         /* poison what a late access would read (a plain build has no ASan) */
         tern_http_router_free(rt);
@@ -2306,8 +2544,8 @@ SERVER_TEST(free_after_shutdown_and_serve)
  * allocation and freed that pointer (free(): invalid pointer). */
 static void router_free_with_root_middleware(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_use(rt, mw_order, "root"), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/a", h_order, NULL), 0);
     tern_http_router_free(rt);
@@ -2377,8 +2615,8 @@ static int h_sleep300(tern_http_req *r, tern_http_resp *w, void *arg)
 
 static tsrv *review_start(int64_t read_header_timeout)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/plaintext", h_plaintext, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/pre", h_pre_echo, NULL), 0);
     CHECK_EQ(tern_http_router_handle(rt, "POST", "/commit", h_commit_then_read, NULL), 0);
@@ -2998,7 +3236,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     char path[64];
     snprintf(path, sizeof path, "@tern-http-add-listener-%d", (int)getpid());
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_UNIX, path, NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_UNIX, path, NULL, &l), 0);
     tern_http_server_options o = {.handler = h_plaintext};
     tsrv *t = calloc(1, sizeof *t);
     CHECK(t);
@@ -3009,7 +3247,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     CHECK(t->done = tern_chan_make(sizeof(int), 1));
     CHECK_EQ(tern_go(serve_co, t), 0);
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, path, &c), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_UNIX, path, &c, NULL), 0);
     cl *k = cl_wrap(c);
     resp r;
     get(k, "/", &r);
@@ -3019,7 +3257,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     cl_close(k);
     /* not once serving: the listener stays the caller's */
     tern_listener *l2;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l2), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l2), 0);
     int64_t until = tern_now() + 2 * TERN_SEC;
     int rc;
     while ((rc = tern_http_server_add_listener(t->s, l2)) == 0 && tern_now() < until)
@@ -3032,10 +3270,10 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     tern_http_server *s;
     CHECK_EQ(tern_http_server_new(&o, &s), 0);
     for (int i = 0; i < 64; i++) {
-        CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+        CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
         CHECK_EQ(tern_http_server_add_listener(s, l), 0);
     }
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     CHECK_EQ(tern_http_server_add_listener(s, l), -ENOSPC);
     tern_listener_free(l);
     tern_http_server_free(s);               /* never served: frees its 64 */
@@ -3060,4 +3298,8 @@ TESTS(T(keep_alive), T(pipelining), T(http10), T(max_requests_per_conn),
       T(error_status_maps_body_errors), T(resp_status_headers_and_buffered_body),
       T(req_is_head_only_for_head), T(req_read_streams_the_body_and_its_errors),
       T(req_set_ctx_replaces_and_counts_per_request), T(req_ctx_values_wait_for_the_context),
-      T(server_add_listener_serves_a_unix_socket))
+      T(server_add_listener_serves_a_unix_socket),
+      /* the API grammar */
+      T(shutdown_drain_ends_when_its_ctx_is_cancelled),
+      T(serve_ends_with_its_ctx_closing_every_connection), T(group_serves_its_own_prefix),
+      T(untyped_body_is_sent_as_text), T(http_null_objects_abort_naming_the_function))

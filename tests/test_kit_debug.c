@@ -31,8 +31,8 @@
 /* Serve the /debug routes on sv; the router returned is the caller's to free. */
 static tern_http_router *debug_serve(server *sv)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_debug_mount(rt, NULL), 0);
     server_start(sv, &(tern_http_link){tern_http_router_serve, rt}, 1);
     return rt;
@@ -56,7 +56,7 @@ static void debug_get(const char *base, const char *path, reply *out)
     snprintf(url, sizeof url, "%s%s", base, path);
     tern_ctx *ctx = tern_ctx_with_timeout(NULL, 30 * TERN_SEC);
     tern_http_client_response *r;
-    CHECK_EQ(tern_http_client_get(c, ctx, url, &r), 0);
+    CHECK_EQ(tern_http_client_get(c, url, &r, ctx), 0);
     out->status = tern_http_client_response_status(r);
     const char *t = tern_http_client_response_header(r, "Content-Type");
     snprintf(out->type, sizeof out->type, "%s", t ? t : "");
@@ -199,8 +199,8 @@ static void debug_publish_rejects_duplicates_and_reserved_names(void)
 
 static void debug_mount_rejects_bad_prefixes(void)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_debug_mount(rt, "debug"), -EINVAL);
     CHECK_EQ(tern_debug_mount(rt, "/debug/"), -EINVAL);
     CHECK_EQ(tern_debug_mount(rt, "/internal/debug"), 0);

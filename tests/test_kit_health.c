@@ -45,8 +45,8 @@ static int check_errno_only(tern_ctx *ctx, void *arg, char *msg, size_t len)
 /* Serve h's routes on sv; the router returned is the caller's to free. */
 static tern_http_router *health_serve(server *sv, tern_health *h)
 {
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_health_mount(rt, h), 0);
     server_start(sv, &(tern_http_link){tern_http_router_serve, rt}, 1);
     return rt;
@@ -376,8 +376,8 @@ static int lifecycle_body(void *arg)
     (void)arg;
     life *l = calloc(1, sizeof *l);
     CHECK(l);
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/", ok_handler, NULL), 0);
     tern_service_options o = {
         .http = {.handler = tern_http_router_serve, .arg = rt},
@@ -445,7 +445,7 @@ static int lifecycle_body(void *arg)
     CHECK(took < 950 * TERN_MS);
     /* After shutdown nothing accepts. */
     tern_conn *refused;
-    CHECK(tern_dial(NULL, TERN_NET_TCP, l->addr, &refused) < 0);
+    CHECK(tern_conn_dial(TERN_NET_TCP, l->addr, &refused, NULL) < 0);
 
     tern_service_free(l->svc);
     tern_http_router_free(rt);
@@ -468,8 +468,8 @@ static int failing_start(void *arg)
 static int start_fail_body(void *arg)
 {
     (void)arg;
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     tern_service_options o = {
         .http = {.handler = tern_http_router_serve, .arg = rt},
         .addr = "127.0.0.1:0",
@@ -542,8 +542,8 @@ static int sigterm_entry(void *arg)
     (void)arg;
     sig_run *sr = calloc(1, sizeof *sr);
     CHECK(sr);
-    tern_http_router *rt = tern_http_router_new();
-    CHECK(rt);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
     CHECK_EQ(tern_http_router_handle(rt, "GET", "/slow", slow_handler, NULL), 0);
     tern_service_options o = {
         .http = {.handler = tern_http_router_serve, .arg = rt},

@@ -752,7 +752,7 @@ static int request(http_fx *fx, const char *method, const char *path, char **bod
     snprintf(url, sizeof url, "%s%s", fx->sv.url, path);
     tern_http_client_request req = {.method = method, .url = url};
     tern_http_client_response *resp;
-    int rc = tern_http_metrics_client_do(fx->m, fx->c, &req, &resp);
+    int rc = tern_http_metrics_client_do(fx->m, fx->c, &req, &resp, NULL);
     if (rc < 0)
         return rc;
     const char *data;
@@ -812,7 +812,7 @@ static int http_body(void *arg)
     snprintf(url, sizeof url, "%s/users/9", fx->sv.url);
     tern_http_client_response *resp;
     CHECK_EQ(tern_http_metrics_client_do(NULL, fx->c, &(tern_http_client_request){.url = url},
-                                         &resp),
+                                         &resp, NULL),
              0);
     tern_http_client_response_free(resp);
     s = scrape(NULL);
@@ -823,13 +823,13 @@ static int http_body(void *arg)
 
     /* A request that gets no response is counted as "error". */
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     char closed[64];
     snprintf(closed, sizeof closed, "%s", tern_listener_addr(l));
     tern_listener_free(l);
     snprintf(url, sizeof url, "http://%s/x", closed);
     CHECK(tern_http_metrics_client_do(fx->m, fx->c, &(tern_http_client_request){.url = url},
-                                      &resp) < 0);
+                                      &resp, NULL) < 0);
     s = scrape(fx->r);
     snprintf(series, sizeof series,
              "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"error\"}", closed);
@@ -857,8 +857,7 @@ static void http_middleware_and_client_through_a_real_server(void)
     tern_http_metrics *again;
     CHECK_EQ(tern_http_metrics_new(&mo, &again), -EEXIST);
     CHECK_EQ(tern_metrics_runtime_register(fx.r), 0);
-    fx.rt = tern_http_router_new();
-    CHECK(fx.rt);
+    CHECK_EQ(tern_http_router_new(NULL, &fx.rt), 0);
     /* As the router's root middleware: it sees 404s and 405s too. */
     CHECK_EQ(tern_http_router_use(fx.rt, tern_http_mw_metrics, fx.m), 0);
     CHECK_EQ(tern_http_router_handle(fx.rt, NULL, "/users/:id", user_handler, NULL), 0);
@@ -908,8 +907,7 @@ static int registries_body(void *arg)
 static void a_new_registry_counts_afresh(void)
 {
     http_fx fx = {0};
-    fx.rt = tern_http_router_new();
-    CHECK(fx.rt);
+    CHECK_EQ(tern_http_router_new(NULL, &fx.rt), 0);
     CHECK_EQ(tern_http_router_use(fx.rt, metrics_of_the_round, NULL), 0);
     CHECK_EQ(tern_http_router_handle(fx.rt, NULL, "/users/:id", user_handler, NULL), 0);
     /* one P: every request is memoised on the same thread */

@@ -20,7 +20,7 @@ static int plain_fetch(tern_http_client *c, const char *url, const char *const *
 {
     tern_http_client_response *r;
     tern_http_client_request req = {.url = url, .headers = headers};
-    CHECK_EQ(tern_http_client_do(c, &req, &r), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     int status = tern_http_client_response_status(r);
     if (want_header) {
         const char *v = tern_http_client_response_header(r, want_header);
@@ -238,9 +238,9 @@ static void reset_flaky(int n, int status)
 /* A call's status (or -errno), its response released. */
 static int rcall(tern_resilient_client *rc, const char *method, const char *url, tern_ctx *ctx)
 {
-    tern_http_client_request req = {.method = method, .url = url, .ctx = ctx};
+    tern_http_client_request req = {.method = method, .url = url};
     tern_http_client_response *r = NULL;
-    int e = tern_resilient_http_do(rc, &req, &r);
+    int e = tern_resilient_http_do(rc, &req, &r, ctx);
     if (e < 0)
         return e;
     int status = tern_http_client_response_status(r);
@@ -452,10 +452,10 @@ static int hedge_entry(void *arg)
     tern_resilient_client_options o = {.client = c, .hedge_delay = 50 * TERN_MS};
     CHECK_EQ(tern_resilient_client_new(&o, &rc), 0);
     tern_ctx *ctx = tern_ctx_with_timeout(NULL, 5 * TERN_SEC);
-    tern_http_client_request req = {.url = sv.url, .ctx = ctx};
+    tern_http_client_request req = {.url = sv.url};
     tern_http_client_response *r;
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_resilient_http_do(rc, &req, &r), 0);
+    CHECK_EQ(tern_resilient_http_do(rc, &req, &r, ctx), 0);
     int64_t took = tern_now() - t0;
     CHECK_EQ(tern_http_client_response_status(r), 200);
     const char *body;
@@ -473,9 +473,9 @@ static int hedge_entry(void *arg)
     tern_resilient_response_free(rc, r);
     /* the slow request was cancelled: its connection is given up well
      * before the server's 300 ms are over */
-    tern_http_client_stats cs;
+    struct tern_http_client_stats cs;
     for (int i = 0; i < 100; i++) {
-        tern_http_client_stats_get(c, &cs);
+        tern_http_client_stats(c, &cs);
         if (cs.active == 0)
             break;
         tern_sleep(TERN_MS);

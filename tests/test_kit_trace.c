@@ -553,7 +553,7 @@ typedef struct app {
 
 static void app_start(app *a)
 {
-    CHECK(a->rt = tern_http_router_new());
+    CHECK_EQ(tern_http_router_new(NULL, &a->rt), 0);
     CHECK_EQ(tern_http_router_use(a->rt, tern_http_mw_trace, NULL), 0);
     CHECK_EQ(tern_http_router_handle(a->rt, "GET", "/users/:id", users_h, NULL), 0);
     CHECK_EQ(tern_http_router_handle(a->rt, "GET", "/fail", fail_h, NULL), 0);
@@ -576,7 +576,7 @@ static int app_get(tern_http_client *c, const char *base, const char *path,
     snprintf(url, sizeof url, "%s%s", base, path);
     tern_http_client_request req = {.url = url, .headers = hdrs};
     tern_http_client_response *resp;
-    CHECK_EQ(tern_http_client_do(c, &req, &resp), 0);
+    CHECK_EQ(tern_http_client_do(c, &req, &resp, NULL), 0);
     int st = tern_http_client_response_status(resp);
     const char *body;
     size_t n;
@@ -687,9 +687,9 @@ static int client_injection_body(void *arg)
     /* a stale traceparent of the caller's is replaced, not duplicated */
     static const char *const hdrs[] = {"X-A", "1", "traceparent", "junk", NULL};
     tern_ctx *ctx = tern_trace_ctx_with_span(NULL, parent);
-    tern_http_client_request req = {.url = url, .headers = hdrs, .ctx = ctx};
+    tern_http_client_request req = {.url = url, .headers = hdrs};
     tern_http_client_response *resp;
-    CHECK_EQ(tern_trace_http_client_do(c, NULL, &req, &resp), 0);   /* parent from ctx */
+    CHECK_EQ(tern_trace_http_client_do(c, NULL, &req, &resp, ctx), 0);   /* parent from ctx */
     CHECK_EQ(tern_http_client_response_status(resp), 200);
     const char *body;
     size_t n;
@@ -760,7 +760,7 @@ static void receiver_start(receiver *rv, int64_t delay)
     rx.docs = json_array();
     rx.bad_content_type = 0;
     rx.delay = delay;
-    CHECK(rv->rt = tern_http_router_new());
+    CHECK_EQ(tern_http_router_new(NULL, &rv->rt), 0);
     CHECK_EQ(tern_http_router_handle(rv->rt, "POST", "/v1/traces", traces_h, NULL), 0);
     server_start(&rv->sv, &(tern_http_link){tern_http_router_serve, rv->rt}, 1);
 }
@@ -904,14 +904,14 @@ static int exporter_body(void *arg)
     snprintf(url, sizeof url, "%s/echo", a.sv.url);
     tern_http_client_request req = {.url = url};
     tern_http_client_response *resp;
-    CHECK_EQ(tern_trace_http_client_do(c, caller, &req, &resp), 0);
+    CHECK_EQ(tern_trace_http_client_do(c, caller, &req, &resp, NULL), 0);
     const char *rb;
     size_t rn;
     CHECK_EQ(tern_http_client_response_body(resp, 4096, &rb, &rn), 0);
     tern_http_client_response_free(resp);
     /* and one that fails: the CLIENT span says so */
     tern_http_client_request refused = {.method = "DELETE", .url = "http://127.0.0.1:1/x"};
-    CHECK(tern_trace_http_client_do(c, caller, &refused, &resp) < 0);
+    CHECK(tern_trace_http_client_do(c, caller, &refused, &resp, NULL) < 0);
     tern_trace_span_end(caller);
     tern_trace_span_free(caller);
     tern_http_client_free(c);

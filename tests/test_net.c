@@ -57,16 +57,26 @@ static void go_served(tern_fn *fn, served *sv, tern_listener *l)
     tern_go(fn, sv);
 }
 
+/* tern_listener_accept bounded by a timeout of ns */
+static int accept_within(tern_listener *l, tern_conn **c, int64_t ns)
+{
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
+    CHECK(ctx != NULL);
+    int rc = tern_listener_accept(l, c, ctx);
+    tern_ctx_free(ctx);
+    return rc;
+}
+
 static int echo_conn(void *arg)
 {
     tern_conn *c = arg;
     char buf[4096];
     ssize_t n;
-    while ((n = tern_conn_read(c, buf, sizeof buf)) > 0)
-        CHECK_EQ(tern_conn_write(c, buf, (size_t)n), n);
+    while ((n = tern_conn_read(c, buf, sizeof buf, NULL)) > 0)
+        CHECK_EQ(tern_conn_write(c, buf, (size_t)n, NULL), n);
     CHECK_EQ(n, 0);                     /* the peer half-closed */
-    CHECK_EQ(tern_conn_write(c, "bye", 3), 3);
-    tern_conn_close(c);
+    CHECK_EQ(tern_conn_write(c, "bye", 3, NULL), 3);
+    tern_conn_free(c);
     return 0;
 }
 
@@ -75,7 +85,7 @@ static int echo_server(void *arg)
     served *sv = arg;
     tern_conn *c;
     int rc;
-    while ((rc = tern_accept(sv->l, &c, TERN_FOREVER)) == 0)
+    while ((rc = tern_listener_accept(sv->l, &c, NULL)) == 0)
         tern_go(echo_conn, c);
     CHECK_EQ(rc, -ECANCELED);
     tern_waitgroup_done(&sv->done);
@@ -86,7 +96,7 @@ static ssize_t read_full(tern_conn *c, char *buf, size_t n)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t k = tern_conn_read(c, buf + got, n - got);
+        ssize_t k = tern_conn_read(c, buf + got, n - got, NULL);
         if (k <= 0)
             return k < 0 ? k : (ssize_t)got;
         got += (size_t)k;
@@ -103,7 +113,7 @@ typedef struct big_job {
 static int big_writer(void *arg)
 {
     big_job *j = arg;
-    CHECK_EQ(tern_conn_write(j->c, j->p, j->n), (ssize_t)j->n);
+    CHECK_EQ(tern_conn_write(j->c, j->p, j->n, NULL), (ssize_t)j->n);
     return 0;
 }
 
@@ -111,7 +121,7 @@ static int tcp_main(void *arg)
 {
     (void)arg;
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     int port = tern_listener_port(l);
     CHECK(port > 0);
     char addr[64];
@@ -121,16 +131,16 @@ static int tcp_main(void *arg)
     go_served(echo_server, &sv, l);
 
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c, NULL), 0);
     CHECK(!strncmp(tern_conn_remote_addr(c), "127.0.0.1:", 10));
-    CHECK_EQ(tern_conn_write(c, "hello", 5), 5);
+    CHECK_EQ(tern_conn_write(c, "hello", 5, NULL), 5);
     char buf[64];
     CHECK_EQ(read_full(c, buf, 5), 5);
     CHECK(!memcmp(buf, "hello", 5));
 
     /* writev: every byte, in order */
     struct iovec iov[3] = { { "ab", 2 }, { "", 0 }, { "cdef", 4 } };
-    CHECK_EQ(tern_conn_writev(c, iov, 3), 6);
+    CHECK_EQ(tern_conn_writev(c, iov, 3, NULL), 6);
     CHECK_EQ(read_full(c, buf, 6), 6);
     CHECK(!memcmp(buf, "abcdef", 6));
 
@@ -140,30 +150,30 @@ static int tcp_main(void *arg)
     for (size_t i = 0; i < big; i++)
         out[i] = (char)(i * 7);
     tern_conn *c2;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c2), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c2, NULL), 0);
     big_job job = { c2, out, big };
     tern_go(big_writer, &job);          /* writes while this one reads */
     CHECK_EQ(read_full(c2, in, big), (ssize_t)big);
     CHECK(!memcmp(in, out, big));
     free(out);
     free(in);
-    tern_conn_close(c2);
+    tern_conn_free(c2);
 
     /* a read deadline: -ETIMEDOUT, and the connection is still usable */
     tern_conn_set_read_deadline(c, tern_now() + 20 * TERN_MS);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_conn_read(c, buf, sizeof buf), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 19 * TERN_MS);
     tern_conn_set_read_deadline(c, TERN_FOREVER);
-    CHECK_EQ(tern_conn_write(c, "x", 1), 1);
+    CHECK_EQ(tern_conn_write(c, "x", 1, NULL), 1);
     CHECK_EQ(read_full(c, buf, 1), 1);
 
     /* half-close: the server sees EOF and can still answer */
     CHECK_EQ(tern_conn_close_write(c), 0);
     CHECK_EQ(read_full(c, buf, 3), 3);
     CHECK(!memcmp(buf, "bye", 3));
-    CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
-    tern_conn_close(c);
+    CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
+    tern_conn_free(c);
 
     tern_listener_close(l);
     tern_waitgroup_wait(&sv.done);      /* echo_server saw -ECANCELED */
@@ -182,11 +192,11 @@ static int say_and_close(void *arg)
 {
     served *sv = arg;
     tern_conn *c;
-    CHECK_EQ(tern_accept(sv->l, &c, tern_now() + TERN_SEC), 0);
+    CHECK_EQ(accept_within(sv->l, &c, TERN_SEC), 0);
     /* wait for the client to park in its read, then data and FIN together */
     tern_sleep(20 * TERN_MS);
-    CHECK_EQ(tern_conn_write(c, "last words", 10), 10);
-    tern_conn_close(c);
+    CHECK_EQ(tern_conn_write(c, "last words", 10, NULL), 10);
+    tern_conn_free(c);
     tern_waitgroup_done(&sv->done);
     return 0;
 }
@@ -196,19 +206,19 @@ static int eof_main(void *arg)
     (void)arg;
     for (int round = 0; round < 20; round++) {
         tern_listener *l;
-        CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+        CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
         served sv;
         go_served(say_and_close, &sv, l);
         tern_conn *c;
-        CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
+        CHECK_EQ(tern_conn_dial(TERN_NET_TCP, tern_listener_addr(l), &c, NULL), 0);
         tern_conn_set_read_deadline(c, tern_now() + 2 * TERN_SEC);
         char buf[64];
-        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 10);   /* short: the socket is empty */
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 10);   /* short: the socket is empty */
         /* the FIN came with the data, in the same edge: the next read
          * must see it at once, not wait for an edge that never comes */
-        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
-        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
-        tern_conn_close(c);
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
+        tern_conn_free(c);
         tern_waitgroup_wait(&sv.done);
         tern_listener_free(l);
     }
@@ -242,27 +252,27 @@ static int dial_main(void *arg)
     tern_conn *c;
     /* a port nobody listens on: find one by listening and closing */
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     char addr[64];
     snprintf(addr, sizeof addr, "%s", tern_listener_addr(l));
     tern_listener_free(l);
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, addr, &c), -ECONNREFUSED);
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, "bad address", &c), -EINVAL);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c, NULL), -ECONNREFUSED);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, "bad address", &c, NULL), -EINVAL);
     /* -ENOENT, or -EAGAIN where the resolver cannot be reached (CI) */
-    int rr = tern_dial(NULL, TERN_NET_TCP, "no-such-host.invalid:80", &c);
+    int rr = tern_conn_dial(TERN_NET_TCP, "no-such-host.invalid:80", &c, NULL);
     CHECK(rr == -ENOENT || rr == -EAGAIN);
 
     /* a listener that never accepts, with its backlog full: further SYNs
      * are dropped, so a connect hangs until the context ends */
-    tern_listen_options lo = { .backlog = 1 };
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", &lo, &l), 0);
+    tern_listener_options lo = { .backlog = 1 };
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", &lo, &l), 0);
     snprintf(addr, sizeof addr, "%s", tern_listener_addr(l));
     tern_conn *held[8];
     int nheld = 0;
     int rc = 0;
     while (nheld < 8) {
         tern_ctx *t = tern_ctx_with_timeout(NULL, 100 * TERN_MS);
-        rc = tern_dial(t, TERN_NET_TCP, addr, &held[nheld]);
+        rc = tern_conn_dial(TERN_NET_TCP, addr, &held[nheld], t);
         tern_ctx_free(t);
         if (rc < 0)
             break;
@@ -271,7 +281,7 @@ static int dial_main(void *arg)
     CHECK_EQ(rc, -ETIMEDOUT);           /* the backlog filled up */
     int64_t t0 = tern_now();
     tern_ctx *t = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
-    CHECK_EQ(tern_dial(t, TERN_NET_TCP, addr, &c), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c, t), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     if (took < 30 * TERN_MS || took > 2 * TERN_SEC)
         fprintf(stderr, "dial with a 30 ms deadline took %lld us\n", (long long)(took / 1000));
@@ -281,7 +291,7 @@ static int dial_main(void *arg)
     tern_waitgroup_add(&can.done, 1);
     tern_go(cancel_after, &can);
     t0 = tern_now();
-    CHECK_EQ(tern_dial(can.ctx, TERN_NET_TCP, addr, &c), -ECANCELED);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c, can.ctx), -ECANCELED);
     took = tern_now() - t0;
     if (took < 19 * TERN_MS || took > 2 * TERN_SEC)
         fprintf(stderr, "dial cancelled after 20 ms took %lld us\n", (long long)(took / 1000));
@@ -292,10 +302,10 @@ static int dial_main(void *arg)
     /* an already-cancelled context does not even start */
     cc = tern_ctx_with_cancel(NULL);
     tern_ctx_cancel(cc);
-    CHECK_EQ(tern_dial(cc, TERN_NET_TCP, "127.0.0.1:1", &c), -ECANCELED);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, "127.0.0.1:1", &c, cc), -ECANCELED);
     tern_ctx_free(cc);
     for (int i = 0; i < nheld; i++)
-        tern_conn_close(held[i]);
+        tern_conn_free(held[i]);
     tern_listener_free(l);
     return 0;
 }
@@ -311,9 +321,9 @@ static int unix_server(void *arg)
 {
     served *sv = arg;
     tern_conn *c;
-    CHECK_EQ(tern_accept(sv->l, &c, tern_now() + TERN_SEC), 0);
-    CHECK_EQ(tern_conn_write(c, "unix", 4), 4);
-    tern_conn_close(c);
+    CHECK_EQ(accept_within(sv->l, &c, TERN_SEC), 0);
+    CHECK_EQ(tern_conn_write(c, "unix", 4, NULL), 4);
+    tern_conn_free(c);
     tern_waitgroup_done(&sv->done);
     return 0;
 }
@@ -326,25 +336,25 @@ static int unix_main(void *arg)
     const char *names[] = { path, "@tern-test-abstract" };
     for (int i = 0; i < 2; i++) {
         tern_listener *l;
-        tern_listen_options lo = { .unlink_existing = true };
-        CHECK_EQ(tern_listen(TERN_NET_UNIX, names[i], &lo, &l), 0);
+        tern_listener_options lo = { .unlink_existing = true };
+        CHECK_EQ(tern_listener_new(TERN_NET_UNIX, names[i], &lo, &l), 0);
         CHECK(!strcmp(tern_listener_addr(l), names[i]));
         CHECK_EQ(tern_listener_port(l), 0);
         served sv;
         go_served(unix_server, &sv, l);
         tern_conn *c;
-        CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, names[i], &c), 0);
+        CHECK_EQ(tern_conn_dial(TERN_NET_UNIX, names[i], &c, NULL), 0);
         char buf[8];
         CHECK_EQ(read_full(c, buf, 4), 4);
         CHECK(!memcmp(buf, "unix", 4));
-        CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
-        tern_conn_close(c);
+        CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
+        tern_conn_free(c);
         tern_waitgroup_wait(&sv.done);
         tern_listener_free(l);
     }
     CHECK_EQ(access(path, F_OK), -1);   /* the socket file is removed */
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_UNIX, "", NULL, &l), -EINVAL);
+    CHECK_EQ(tern_listener_new(TERN_NET_UNIX, "", NULL, &l), -EINVAL);
     return 0;
 }
 
@@ -368,24 +378,24 @@ static int accept_main(void *arg)
 {
     (void)arg;
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     tern_conn *c;
-    CHECK_EQ(tern_accept(l, &c, tern_now() + 10 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(accept_within(l, &c, 10 * TERN_MS), -ETIMEDOUT);
     served sv;
     go_served(closer, &sv, l);
-    CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
-    CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
+    CHECK_EQ(tern_listener_accept(l, &c, NULL), -ECANCELED);
+    CHECK_EQ(tern_listener_accept(l, &c, NULL), -ECANCELED);
     tern_waitgroup_wait(&sv.done);
     tern_listener_free(l);
     /* the same port twice without reuseport */
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     tern_listener *l2;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, tern_listener_addr(l), NULL, &l2), -EADDRINUSE);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, tern_listener_addr(l), NULL, &l2), -EADDRINUSE);
     tern_listener_free(l);
     /* with reuseport, both */
-    tern_listen_options ro = { .reuseport = true };
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", &ro, &l), 0);
-    CHECK_EQ(tern_listen(TERN_NET_TCP, tern_listener_addr(l), &ro, &l2), 0);
+    tern_listener_options ro = { .reuseport = true };
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", &ro, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, tern_listener_addr(l), &ro, &l2), 0);
     tern_listener_free(l2);
     tern_listener_free(l);
     return 0;
@@ -410,23 +420,23 @@ static int emfile_main(void *arg)
     (void)arg;
     tern_set_report_hook(on_report, NULL);
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, tern_listener_addr(l), &c, NULL), 0);
     /* use up every descriptor, then free one a little later */
     int fds[4096], n = 0;
     while (n < 4096 && (fds[n] = dup(0)) >= 0)
         n++;
     CHECK(n < 4096);
     tern_conn *a;
-    CHECK_EQ(tern_accept(l, &a, tern_now() + 30 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(accept_within(l, &a, 30 * TERN_MS), -ETIMEDOUT);
     CHECK(shortage_report != NULL);     /* reported, not fatal */
     close(fds[--n]);
-    CHECK_EQ(tern_accept(l, &a, tern_now() + 2 * TERN_SEC), 0);
-    tern_conn_close(a);
+    CHECK_EQ(accept_within(l, &a, 2 * TERN_SEC), 0);
+    tern_conn_free(a);
     while (n > 0)
         close(fds[--n]);
-    tern_conn_close(c);
+    tern_conn_free(c);
     tern_listener_free(l);
     return 0;
 }
@@ -456,8 +466,8 @@ static void conn_pair(tern_conn **a, tern_conn **b)
     CHECK_EQ(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
     int small = 4096;
     CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-    CHECK(*a = tern_conn_from_fd(sv[0]));
-    CHECK(*b = tern_conn_from_fd(sv[1]));
+    CHECK_EQ(tern_conn_from_fd(sv[0], a), 0);
+    CHECK_EQ(tern_conn_from_fd(sv[1], b), 0);
     CHECK_EQ(tern_conn_fd(*a), sv[0]);
     CHECK_EQ(tern_conn_fd(*b), sv[1]);
     /* made non-blocking: a read of an empty socket parks, never blocks */
@@ -477,11 +487,11 @@ static int accept_one(void *arg)
 {
     served *sv = arg;
     tern_conn *c;
-    CHECK_EQ(tern_accept(sv->l, &c, tern_now() + 2 * TERN_SEC), 0);
+    CHECK_EQ(accept_within(sv->l, &c, 2 * TERN_SEC), 0);
     CHECK_EQ(tcp_nodelay_of(c), 1);     /* accepted conns too */
     char b;
-    CHECK_EQ(tern_conn_read(c, &b, 1), 0);
-    tern_conn_close(c);
+    CHECK_EQ(tern_conn_read(c, &b, 1, NULL), 0);
+    tern_conn_free(c);
     tern_waitgroup_done(&sv->done);
     return 0;
 }
@@ -490,7 +500,7 @@ static int fds_and_nodelay_main(void *arg)
 {
     (void)arg;
     tern_listener *l;
-    CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     /* the listener's fd is the listening socket on its port */
     int lfd = tern_listener_fd(l);
     CHECK(lfd >= 0);
@@ -506,7 +516,7 @@ static int fds_and_nodelay_main(void *arg)
     go_served(accept_one, &sv, l);
 
     tern_conn *c;
-    CHECK_EQ(tern_dial(NULL, TERN_NET_TCP, tern_listener_addr(l), &c), 0);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, tern_listener_addr(l), &c, NULL), 0);
     /* the conn's fd is the connected socket: its peer is the listener */
     int fd = tern_conn_fd(c);
     CHECK(fd >= 0 && fd != lfd);
@@ -519,7 +529,7 @@ static int fds_and_nodelay_main(void *arg)
     CHECK_EQ(tcp_nodelay_of(c), 0);
     CHECK_EQ(tern_conn_set_nodelay(c, true), 0);
     CHECK_EQ(tcp_nodelay_of(c), 1);
-    tern_conn_close(c);
+    tern_conn_free(c);
     tern_waitgroup_wait(&sv.done);
     tern_listener_free(l);
 
@@ -528,14 +538,14 @@ static int fds_and_nodelay_main(void *arg)
     conn_pair(&a, &b);
     CHECK_EQ(tern_conn_set_nodelay(a, true), -EOPNOTSUPP);
     /* an fd that was non-blocking already stays so, and works */
-    CHECK_EQ(tern_conn_write(a, "ok", 2), 2);
+    CHECK_EQ(tern_conn_write(a, "ok", 2, NULL), 2);
     char buf[4];
     CHECK_EQ(read_full(b, buf, 2), 2);
     CHECK(!memcmp(buf, "ok", 2));
     /* closing one wrapped end closes its fd: the peer sees end of stream */
-    tern_conn_close(a);
-    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 0);
-    tern_conn_close(b);
+    tern_conn_free(a);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf, NULL), 0);
+    tern_conn_free(b);
     return 0;
 }
 
@@ -555,7 +565,7 @@ static int write_later(void *arg)
 {
     later *w = arg;
     tern_sleep(w->delay);
-    CHECK_EQ(tern_conn_write(w->c, "y", 1), 1);
+    CHECK_EQ(tern_conn_write(w->c, "y", 1, NULL), 1);
     tern_waitgroup_done(&w->done);
     return 0;
 }
@@ -563,7 +573,7 @@ static int write_later(void *arg)
 static int wait_then_note(void *arg)
 {
     later *w = arg;
-    w->rc = tern_conn_wait_readable(w->c);
+    w->rc = tern_conn_wait_readable(w->c, NULL);
     tern_waitgroup_done(&w->done);
     return 0;
 }
@@ -588,18 +598,18 @@ static int wait_readable_main(void *arg)
     /* nothing to read: parks until the read deadline */
     tern_conn_set_read_deadline(b, tern_now() + 20 * TERN_MS);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_conn_wait_readable(b), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_wait_readable(b, NULL), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 19 * TERN_MS);
     /* a deadline already past: at once */
     tern_conn_set_read_deadline(b, tern_now() - TERN_MS);
-    CHECK_EQ(tern_conn_wait_readable(b), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_wait_readable(b, NULL), -ETIMEDOUT);
     tern_conn_set_read_deadline(b, TERN_FOREVER);
 
     /* bytes present: 0 at once, and they are still there to read */
-    CHECK_EQ(tern_conn_write(a, "x", 1), 1);
-    CHECK_EQ(tern_conn_wait_readable(b), 0);
-    CHECK_EQ(tern_conn_wait_readable(b), 0);
-    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 1);
+    CHECK_EQ(tern_conn_write(a, "x", 1, NULL), 1);
+    CHECK_EQ(tern_conn_wait_readable(b, NULL), 0);
+    CHECK_EQ(tern_conn_wait_readable(b, NULL), 0);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf, NULL), 1);
     CHECK_EQ(buf[0], 'x');
 
     /* parks until bytes come (the write deadline has no say over it),
@@ -610,17 +620,17 @@ static int wait_readable_main(void *arg)
     tern_waitgroup_add(&w.done, 1);
     CHECK_EQ(tern_go(write_later, &w), 0);
     tern_conn_set_read_deadline(b, tern_now() + 2 * TERN_SEC);
-    CHECK_EQ(tern_conn_wait_readable(b), 0);
-    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 1);
+    CHECK_EQ(tern_conn_wait_readable(b, NULL), 0);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf, NULL), 1);
     CHECK_EQ(buf[0], 'y');
     tern_conn_set_read_deadline(b, TERN_FOREVER);
     tern_waitgroup_wait(&w.done);
 
     /* end of stream is readable too: the read then says 0 */
-    tern_conn_close(a);
-    CHECK_EQ(tern_conn_wait_readable(b), 0);
-    CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 0);
-    tern_conn_close(b);
+    tern_conn_free(a);
+    CHECK_EQ(tern_conn_wait_readable(b, NULL), 0);
+    CHECK_EQ(tern_conn_read(b, buf, sizeof buf, NULL), 0);
+    tern_conn_free(b);
 
     /* a waiter parked on a conn that is closed gets -EBADF */
     conn_pair(&a, &b);
@@ -628,10 +638,10 @@ static int wait_readable_main(void *arg)
     tern_waitgroup_add(&p.done, 1);
     CHECK_EQ(tern_go(wait_then_note, &p), 0);
     until_fd_waiter();
-    tern_conn_close(b);
+    tern_conn_free(b);
     tern_waitgroup_wait(&p.done);
     CHECK_EQ(p.rc, -EBADF);
-    tern_conn_close(a);
+    tern_conn_free(a);
     return 0;
 }
 
@@ -653,7 +663,7 @@ static int drain_co(void *arg)
     drain *d = arg;
     char buf[8192];
     ssize_t k;
-    while ((k = tern_conn_read(d->c, buf, sizeof buf)) > 0) {
+    while ((k = tern_conn_read(d->c, buf, sizeof buf, NULL)) > 0) {
         d->got += (size_t)k;
         d->last = buf[k - 1];
     }
@@ -674,17 +684,17 @@ static int write_deadline_main(void *arg)
     /* nobody reads: the write parks until its deadline, then -ETIMEDOUT */
     tern_conn_set_write_deadline(a, tern_now() + 20 * TERN_MS);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_conn_write(a, out, big), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_write(a, out, big, NULL), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 19 * TERN_MS);
     /* the read deadline is separate: reads are not cut short by it */
-    CHECK_EQ(tern_conn_write(b, "r", 1), 1);
+    CHECK_EQ(tern_conn_write(b, "r", 1, NULL), 1);
     char c;
-    CHECK_EQ(tern_conn_read(a, &c, 1), 1);
+    CHECK_EQ(tern_conn_read(a, &c, 1, NULL), 1);
     /* writev, with a deadline already past: at once */
     tern_conn_set_write_deadline(a, tern_now() - TERN_MS);
     struct iovec iov = {out, big};
     t0 = tern_now();
-    CHECK_EQ(tern_conn_writev(a, &iov, 1), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_writev(a, &iov, 1, NULL), -ETIMEDOUT);
     CHECK(tern_now() - t0 < TERN_SEC);
 
     /* cleared, the conn is usable again: a whole write completes once
@@ -694,14 +704,14 @@ static int write_deadline_main(void *arg)
     tern_waitgroup_add(&d.done, 1);
     CHECK_EQ(tern_go(drain_co, &d), 0);
     memset(out, 'z', big);
-    CHECK_EQ(tern_conn_write(a, out, big), (ssize_t)big);
+    CHECK_EQ(tern_conn_write(a, out, big, NULL), (ssize_t)big);
     CHECK_EQ(tern_conn_close_write(a), 0);
     tern_waitgroup_wait(&d.done);
     CHECK(d.got > big);                 /* the timed-out writes had sent a little */
     CHECK_EQ(d.last, 'z');
     free(out);
-    tern_conn_close(a);
-    tern_conn_close(b);
+    tern_conn_free(a);
+    tern_conn_free(b);
     return 0;
 }
 
@@ -757,7 +767,7 @@ static int sendfile_main(void *arg)
     tern_waitgroup_add(&k.done, 1);
     CHECK_EQ(tern_go(collect_co, &k), 0);
     off_t off = 0;
-    CHECK_EQ(tern_conn_sendfile(a, fd, &off, n), (ssize_t)n);
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, n, NULL), (ssize_t)n);
     CHECK_EQ(off, (off_t)n);
     tern_waitgroup_wait(&k.done);
     CHECK(!memcmp(got, file, n));
@@ -765,39 +775,39 @@ static int sendfile_main(void *arg)
 
     /* a range from the middle */
     off = 1000;
-    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 5000), 5000);
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 5000, NULL), 5000);
     CHECK_EQ(off, 6000);
     CHECK_EQ(read_full(b, got, 5000), 5000);
     CHECK(!memcmp(got, file + 1000, 5000));
     /* nothing to send */
-    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 0), 0);
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 0, NULL), 0);
     CHECK_EQ(off, 6000);
 
     /* a file shorter than promised: the bytes it has, then an error */
     off = (off_t)n - 10;
-    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 100), -EIO);
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, 100, NULL), -EIO);
     CHECK_EQ(off, (off_t)n);
     CHECK_EQ(read_full(b, got, 10), 10);
     CHECK(!memcmp(got, file + n - 10, 10));
     /* not a file */
     off = 0;
-    CHECK_EQ(tern_conn_sendfile(a, -1, &off, 10), -EBADF);
+    CHECK_EQ(tern_conn_sendfile(a, -1, &off, 10, NULL), -EBADF);
 
     /* the write deadline bounds it: nobody reads */
     tern_conn_set_write_deadline(a, tern_now() + 20 * TERN_MS);
     off = 0;
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_conn_sendfile(a, fd, &off, n), -ETIMEDOUT);
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, n, NULL), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 19 * TERN_MS);
     CHECK(off > 0 && off < (off_t)n);   /* some went, and *offset says how much */
     tern_conn_set_write_deadline(a, TERN_FOREVER);
 
     /* the peer gone: -EPIPE (or -ECONNRESET), and no SIGPIPE kills us */
-    tern_conn_close(b);
+    tern_conn_free(b);
     off = 0;
-    ssize_t rc = tern_conn_sendfile(a, fd, &off, n);
+    ssize_t rc = tern_conn_sendfile(a, fd, &off, n, NULL);
     CHECK(rc == -EPIPE || rc == -ECONNRESET);
-    tern_conn_close(a);
+    tern_conn_free(a);
     close(fd);
     free(file);
     free(got);
@@ -807,6 +817,211 @@ static int sendfile_main(void *arg)
 static void conn_sendfile(void)
 {
     run_ok(sendfile_main, NULL, 2);
+}
+
+/* ---- a ctx bounds a parked call: cancellation and deadline ---------------- */
+
+typedef struct cancel_job {
+    tern_ctx *ctx;
+    int64_t after;
+} cancel_job;
+
+static int cancel_later(void *arg)
+{
+    cancel_job *k = arg;
+    tern_sleep(k->after);
+    tern_ctx_cancel(k->ctx);
+    return 0;
+}
+
+/* A cancellation is looked at every 10 ms while parked: well within this. */
+#define PROMPT (500 * TERN_MS)
+
+static int ctx_read_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    char buf[16];
+
+    /* nothing arrives: a cancel from another coroutine ends the read */
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    cancel_job k = {ctx, 20 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ECANCELED);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    /* a done ctx fails the call even with bytes waiting; they stay */
+    CHECK_EQ(tern_conn_write(b, "x", 1, NULL), 1);
+    CHECK_EQ(tern_conn_read(a, buf, 1, ctx), -ECANCELED);
+    CHECK_EQ(tern_conn_wait_readable(a, ctx), -ECANCELED);
+    tern_ctx_free(ctx);
+    CHECK_EQ(tern_conn_read(a, buf, 1, NULL), 1);
+    CHECK_EQ(buf[0], 'x');
+
+    /* the ctx's deadline: -ETIMEDOUT, and the conn is still usable */
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK(ctx);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ETIMEDOUT);
+    took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+
+    /* the earlier of the stored deadline and the ctx's wins, either way */
+    ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    tern_conn_set_read_deadline(a, tern_now() + 20 * TERN_MS);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    tern_conn_set_read_deadline(a, tern_now() + 10 * TERN_SEC);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_wait_readable(a, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    tern_conn_set_read_deadline(a, TERN_FOREVER);
+
+    /* a live ctx lets data through */
+    ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    CHECK_EQ(tern_conn_write(b, "yz", 2, ctx), 2);
+    CHECK_EQ(tern_conn_wait_readable(a, ctx), 0);
+    CHECK_EQ(read_full(a, buf, 2), 2);
+    CHECK(!memcmp(buf, "yz", 2));
+    tern_ctx_free(ctx);
+    tern_conn_free(a);
+    tern_conn_free(b);
+    return 0;
+}
+
+static void conn_read_ends_with_its_ctx(void)
+{
+    run_ok(ctx_read_main, NULL, 2);
+}
+
+static int ctx_write_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b;
+    conn_pair(&a, &b);
+    size_t big = 1 << 20;               /* far more than both socket buffers */
+    char *out = calloc(1, big);
+    CHECK(out);
+
+    /* nobody reads: a cancel ends the parked write */
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    CHECK(ctx);
+    cancel_job k = {ctx, 20 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_conn_write(a, out, big, ctx), -ECANCELED);
+    int64_t took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+
+    /* the ctx's deadline, for write, writev and sendfile */
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK(ctx);
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_write(a, out, big, ctx), -ETIMEDOUT);
+    took = tern_now() - t0;
+    CHECK(took >= 19 * TERN_MS && took < 20 * TERN_MS + PROMPT);
+    struct iovec iov = {out, big};
+    CHECK_EQ(tern_conn_writev(a, &iov, 1, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    int fd = temp_file(big);
+    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    off_t off = 0;
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_sendfile(a, fd, &off, big, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    close(fd);
+
+    /* a cancel during a writev ends it too */
+    ctx = tern_ctx_with_cancel(NULL);
+    k.ctx = ctx;
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    iov = (struct iovec){out, big};
+    t0 = tern_now();
+    CHECK_EQ(tern_conn_writev(a, &iov, 1, ctx), -ECANCELED);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    tern_ctx_free(ctx);
+    free(out);
+    tern_conn_free(a);
+    tern_conn_free(b);
+    return 0;
+}
+
+static void conn_write_ends_with_its_ctx(void)
+{
+    run_ok(ctx_write_main, NULL, 2);
+}
+
+static int ctx_accept_main(void *arg)
+{
+    (void)arg;
+    tern_listener *l;
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    cancel_job k = {ctx, 20 * TERN_MS};
+    CHECK_EQ(tern_go(cancel_later, &k), 0);
+    tern_conn *c = (tern_conn *)1;
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_listener_accept(l, &c, ctx), -ECANCELED);
+    CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
+    CHECK(c == NULL);
+    tern_ctx_free(ctx);
+    /* and a dial bounded by a done ctx does not start */
+    ctx = tern_ctx_with_cancel(NULL);
+    tern_ctx_cancel(ctx);
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, tern_listener_addr(l), &c, ctx), -ECANCELED);
+    CHECK(c == NULL);
+    tern_ctx_free(ctx);
+    tern_listener_free(l);
+    return 0;
+}
+
+static void accept_ends_with_its_ctx(void)
+{
+    run_ok(ctx_accept_main, NULL, 2);
+}
+
+/* ---- NULL objects: a message naming the function, not a SIGSEGV ---------- */
+
+static int null_case;
+
+static void null_child(void)
+{
+    char b[4] = "";
+    tern_conn *c = NULL;
+    switch (null_case) {
+    case 0: (void)tern_conn_read(NULL, b, 1, NULL); break;
+    case 1: (void)tern_conn_write(NULL, b, 1, NULL); break;
+    case 2: (void)tern_listener_accept(NULL, &c, NULL); break;
+    case 3: (void)tern_conn_remote_addr(NULL); break;
+    case 4: (void)tern_listener_port(NULL); break;
+    }
+}
+
+static void null_objects_abort_naming_the_function(void)
+{
+    static const char *const want[] = {
+        "tern: tern_conn_read: c is NULL", "tern: tern_conn_write: c is NULL",
+        "tern: tern_listener_accept: l is NULL", "tern: tern_conn_remote_addr: c is NULL",
+        "tern: tern_listener_port: l is NULL",
+    };
+    for (null_case = 0; null_case < 5; null_case++) {
+        child_result r = run_child(null_child);
+        CHECK(!r.exited && r.sig == SIGABRT);
+        CHECK(strstr(r.err, want[null_case]) != NULL);
+    }
+    /* freeing NULL is no error */
+    tern_conn_free(NULL);
+    tern_listener_free(NULL);
 }
 
 /* ---- signals ------------------------------------------------------------- */
@@ -879,4 +1094,6 @@ static void signals_as_events(void)
 
 TESTS(T(split_host_port), T(tcp_echo), T(short_read_then_eof), T(dial_errors), T(unix_sockets),
       T(accept_deadline_and_close), T(accept_survives_emfile), T(conn_fds_and_nodelay),
-      T(conn_wait_readable), T(conn_write_deadline), T(conn_sendfile), T(signals_as_events))
+      T(conn_wait_readable), T(conn_write_deadline), T(conn_sendfile),
+      T(conn_read_ends_with_its_ctx), T(conn_write_ends_with_its_ctx), T(accept_ends_with_its_ctx),
+      T(null_objects_abort_naming_the_function), T(signals_as_events))

@@ -103,7 +103,10 @@ static int on_signal(void *arg)
     static const int sigs[] = { SIGTERM, SIGINT };
     int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);
     fprintf(stderr, "hello: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    int rc = tern_http_server_shutdown(a->srv, tern_now() + SHUTDOWN_GRACE_NS);
+    tern_ctx *grace = tern_ctx_with_timeout(NULL, SHUTDOWN_GRACE_NS);
+    /* without memory for the bound, wait for every request */
+    int rc = tern_http_server_shutdown(a->srv, grace);
+    tern_ctx_free(grace);
     if (rc < 0)
         fprintf(stderr, "hello: shutdown: %s\n", tern_strerror(rc));
     return 0;
@@ -114,9 +117,9 @@ static int run(void *arg)
     app *a = arg;
     int sigs[] = { SIGTERM, SIGINT };
     int rc = tern_signal_notify(sigs, 2);
-    tern_http_router *rt = tern_http_router_new();
-    if (rc < 0 || !rt) {
-        fprintf(stderr, "hello: %s\n", tern_strerror(rc < 0 ? rc : -ENOMEM));
+    tern_http_router *rt = NULL;
+    if (rc < 0 || (rc = tern_http_router_new(NULL, &rt)) < 0) {
+        fprintf(stderr, "hello: %s\n", tern_strerror(rc));
         return 1;
     }
     if ((rc = tern_http_router_handle(rt, "GET", "/plaintext", plaintext, NULL)) < 0 ||
@@ -147,7 +150,7 @@ static int run(void *arg)
            "  curl http://%s/users/42\n", addr, addr, addr, addr, addr, addr);
     fflush(stdout);
     tern_go(on_signal, a);
-    rc = tern_http_server_serve(a->srv);
+    rc = tern_http_server_serve(a->srv, NULL);
     tern_http_server_free(a->srv);
     tern_http_router_free(rt);
     if (rc < 0) {

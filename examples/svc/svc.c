@@ -68,9 +68,9 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
     if (sc)
         tern_trace_format_traceparent(sc, traceparent, sizeof traceparent);
     const char *headers[] = { "traceparent", traceparent, NULL };
-    tern_http_client_request req = { .url = url, .ctx = ctx, .headers = sc ? headers : NULL };
+    tern_http_client_request req = { .url = url, .headers = sc ? headers : NULL };
     tern_http_client_response *resp;
-    int rc = tern_resilient_http_do(s->rc, &req, &resp);
+    int rc = tern_resilient_http_do(s->rc, &req, &resp, ctx);
     if (rc < 0) {
         tern_log_ctx(tern_http_req_ctx(r), TERN_LOG_WARN, "downstream failed",
                      TERN_LOG_STR("url", url), TERN_LOG_STR("error", tern_strerror(rc)));
@@ -143,7 +143,9 @@ static int run(void *arg)
     if (tern_resilient_client_new(&ro, &s->rc) < 0)
         return 1;
 
-    tern_http_router *rt = tern_http_router_new();
+    tern_http_router *rt;
+    if (tern_http_router_new(NULL, &rt) < 0)
+        return 1;
     if (tern_config_bool(s->cfg, "kit")) {
         tern_http_router_use(rt, tern_http_mw_request_id, NULL);
         tern_http_router_use(rt, tern_http_mw_trace, NULL);

@@ -13,8 +13,21 @@
  *     tern_http_server_options o = { .handler = hello };
  *     tern_http_server *s;
  *     tern_http_server_new(&o, &s);
- *     tern_http_server_listen(s, "127.0.0.1:8080");
- *     tern_http_server_serve(s);      // until tern_http_server_shutdown()
+ *     int rc = tern_http_server_listen(s, "127.0.0.1:8080");
+ *     if (rc < 0)
+ *         fprintf(stderr, "listen 127.0.0.1:8080: %s\n", tern_strerror(rc));
+ *     else
+ *         tern_http_server_serve(s, NULL);   // until tern_http_server_shutdown()
+ *     tern_http_server_free(s);
+ *
+ * Ownership: the server is the caller's (tern_http_server_free, once
+ * serve has returned); it owns its listeners.  Options are copied, but
+ * options.handler's arg (a router, say) must outlive the server.  A NULL
+ * server, request or response aborts with a message naming the function.
+ *
+ * Calls on a request or response (tern_http_req_*, tern_http_resp_*) take
+ * no ctx: as in Go, they are bounded by the request's own context and the
+ * server's timeouts (read_body_timeout, write_timeout).
  *
  * Strings handed out by a request (method, path, header values, params,
  * query values) are NUL-terminated and live until the handler returns.
@@ -31,6 +44,8 @@
  * so headers may change until then and the server adds Content-Length
  * itself; past that size, or after tern_http_resp_flush(), the head is
  * sent and the body streams (chunked for HTTP/1.1, until close for 1.0).
+ * A response with a body and no Content-Type is sent with
+ * "text/plain; charset=utf-8", as Go's is.
  */
 #ifndef TERN_HTTP_H
 #define TERN_HTTP_H
@@ -218,17 +233,22 @@ typedef struct tern_http_server_options {
     const char *server_header;          /* Server: value; NULL: none */
 } tern_http_server_options;
 
-typedef struct tern_http_server_stats {
+/* A struct tag with no typedef: the name is also the function that fills
+ * it, as with POSIX's struct stat and stat(). */
+struct tern_http_server_stats {
     uint64_t accepted;                  /* connections, ever */
     uint64_t requests;                  /* requests answered, ever */
     uint64_t rejected;                  /* malformed or over a limit (4xx from the server itself) */
     uint32_t conns;                     /* open now */
     uint32_t active;                    /* open and inside a request now */
-} tern_http_server_stats;
+};
 
+/* A server with options o (copied; handler required: -EINVAL).  *out is
+ * the caller's to tern_http_server_free; NULL on failure (-ENOMEM). */
 int tern_http_server_new(const tern_http_server_options *o, tern_http_server **out);
 /* Listen on a TCP address ("127.0.0.1:8080", ":0"); may be called more than
- * once.  Errors as tern_listen. */
+ * once.  Errors as tern_listener_new: print them with tern_strerror and
+ * the address, as the example above does. */
 int tern_http_server_listen(tern_http_server *s, const char *addr);
 /* Serve on an existing listener (Unix sockets, inherited fds); once this
  * returns 0 the server frees it.  -EINVAL for a NULL listener, -ENOSPC
@@ -239,19 +259,26 @@ int tern_http_server_add_listener(tern_http_server *s, tern_listener *l);
  * ("127.0.0.1:34567"); 0 and "" before listening. */
 int tern_http_server_port(const tern_http_server *s);
 const char *tern_http_server_addr(const tern_http_server *s);
-/* Accept and serve until shutdown; from a coroutine.  Returns 0 once the
- * first tern_http_server_shutdown call has returned (the server may then
- * be freed, once no other shutdown call is running), or -errno if it
- * could not start. */
-int tern_http_server_serve(tern_http_server *s);
+/* Accept and serve until shutdown, or until ctx ends (NULL: until
+ * shutdown); from a coroutine.  When ctx ends, accepting stops and every
+ * connection is closed at once (request contexts cancelled), as a
+ * shutdown whose ctx has already ended.  Returns 0 once the first
+ * tern_http_server_shutdown call has returned, ctx's error (-ECANCELED,
+ * -ETIMEDOUT) when ctx ended it, or -errno if it could not start
+ * (-EDESTADDRREQ: nothing to listen on; -EBUSY: already serving).  Once it
+ * returns the server may be freed (when no other shutdown call is
+ * running). */
+int tern_http_server_serve(tern_http_server *s, tern_ctx *ctx);
 /* Graceful shutdown, from any coroutine: stop accepting, close idle
  * connections, let in-flight requests finish (their responses carry
- * Connection: close) until the deadline, then cancel the contexts of
- * those left and close their connections.  Returns 0, or -ETIMEDOUT when
- * the deadline forced connections closed.  Idempotent. */
-int tern_http_server_shutdown(tern_http_server *s, int64_t deadline);
-void tern_http_server_get_stats(const tern_http_server *s, tern_http_server_stats *st);
-/* After serve has returned. */
+ * Connection: close) until ctx ends (NULL: wait for every request), then
+ * cancel the contexts of those left and close their connections.  Returns
+ * 0, or ctx's error (-ETIMEDOUT, -ECANCELED) when it forced connections
+ * closed.  Idempotent; several may run at once. */
+int tern_http_server_shutdown(tern_http_server *s, tern_ctx *ctx);
+/* Counters; a racy snapshot while serving.  Any thread.  Returns 0. */
+int tern_http_server_stats(const tern_http_server *s, struct tern_http_server_stats *st);
+/* After serve has returned (or if it never ran).  NULL is a no-op. */
 void tern_http_server_free(tern_http_server *s);
 
 #ifdef __cplusplus

@@ -5,7 +5,7 @@
  *     tern_http_client *c;
  *     tern_http_client_new(NULL, &c);
  *     tern_http_client_response *r;
- *     int rc = tern_http_client_get(c, ctx, "http://127.0.0.1:8080/x", &r);
+ *     int rc = tern_http_client_get(c, "http://127.0.0.1:8080/x", &r, ctx);
  *     if (rc == 0) {
  *         const char *body; size_t len;
  *         if (tern_http_client_response_status(r) == 200 &&
@@ -15,11 +15,20 @@
  *     }
  *     tern_http_client_free(c);
  *
- * A request waits on the network by parking its coroutine.  Its context
- * (tern/context.h) bounds all of it, including reading the body: the
- * deadline becomes the connection's read and write deadlines, and a
- * cancellation is noticed within 10 ms even while a read or write is
- * parked (as tern_dial does).  The context must outlive the response.
+ * A request waits on the network by parking its coroutine.  The context
+ * given to tern_http_client_do / _get (tern/context.h; NULL: unbounded)
+ * bounds all of it, including reading the body later with
+ * tern_http_client_response_read / _body (the documented exception to
+ * "ctx last": those calls are bounded by the ctx of the call that made
+ * the response).  So that ctx must outlive the response.  Its deadline
+ * bounds every parked read and write, and a cancellation is noticed
+ * within 10 ms even while one is parked (see tern/net.h).
+ *
+ * Ownership: the client is the caller's (tern_http_client_free, after
+ * every response); a response is the caller's (tern_http_client_response_
+ * free), and strings it hands out live until then.  The request struct and
+ * what it points to are only read during the call.  A NULL client or
+ * response aborts with a message naming the function.
  *
  * The pool: connections are kept per "host:port" and reused newest first.
  * A response gives its connection back when it is freed, and only if its
@@ -43,7 +52,7 @@
  *                    a Content-Length or Transfer-Encoding header (the
  *                    framing is the client's), body NULL with body_len > 0
  *   -EPROTONOSUPPORT an https:// URL (no TLS yet)
- *   -ECONNREFUSED, -ENOENT, -ENETUNREACH, ...   from tern_dial
+ *   -ECONNREFUSED, -ENOENT, -ENETUNREACH, ...   from tern_conn_dial
  *   -EPIPE or -ECONNRESET  the server went away while the request was
  *                    being written (whichever the kernel reports)
  *   -ECONNRESET      the server closed the connection before the response
@@ -60,7 +69,7 @@
  *                    max_response_header; a body longer than the max given
  *                    to tern_http_client_response_body
  *   -ELOOP           more redirects than max_redirects
- *   -ETIMEDOUT       the context's deadline (or options.timeout) passed
+ *   -ETIMEDOUT       the ctx's deadline (or options.timeout) passed
  *   -ECANCELED       the context was cancelled
  *   -ENOMEM
  * Bytes where no more may be (a body after a HEAD answer, anything after
@@ -128,7 +137,6 @@ typedef struct tern_http_client_request {
                                    POST, PUT and PATCH without a body send
                                    "Content-Length: 0") */
     size_t body_len;
-    tern_ctx *ctx;              /* deadline and cancellation; NULL: none */
 } tern_http_client_request;
 
 /* Send a request and read the response head; the body is left to read.
@@ -138,13 +146,15 @@ typedef struct tern_http_client_request {
  * method and body.  Location may be an absolute URL, "//host/..", an
  * absolute path or a relative one.  Authorization, Proxy-Authorization
  * and Cookie headers are not sent to another host:port.
- * On success *out is the final response, to be freed. */
+ * Bounded by ctx (NULL: none), which must outlive the response: reading
+ * its body stays bounded by it.  On success *out is the final response,
+ * the caller's to free; on failure NULL. */
 int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req,
-                        tern_http_client_response **out);
+                        tern_http_client_response **out, tern_ctx *ctx);
 
-/* A GET of url. */
-int tern_http_client_get(tern_http_client *c, tern_ctx *ctx, const char *url,
-                         tern_http_client_response **out);
+/* A GET of url, as tern_http_client_do. */
+int tern_http_client_get(tern_http_client *c, const char *url, tern_http_client_response **out,
+                         tern_ctx *ctx);
 
 int tern_http_client_response_status(const tern_http_client_response *r);
 
@@ -162,9 +172,10 @@ int tern_http_client_response_header_at(const tern_http_client_response *r, size
  * have had; none follows). */
 int64_t tern_http_client_response_content_length(const tern_http_client_response *r);
 
-/* Read up to n body bytes (chunked framing undone).  Returns the count,
- * 0 at the end of the body, or -errno (see above).  An error is sticky:
- * later reads return it again. */
+/* Read up to n body bytes (chunked framing undone), bounded by the ctx
+ * given to tern_http_client_do.  Returns the count, 0 at the end of the
+ * body, or -errno (see above).  An error is sticky: later reads return it
+ * again. */
 ssize_t tern_http_client_response_read(tern_http_client_response *r, void *buf, size_t n);
 
 /* Read the rest of the body into memory owned by r (valid until it is
@@ -177,17 +188,20 @@ int tern_http_client_response_body(tern_http_client_response *r, size_t max, con
  * the end and keep-alive holds; otherwise it is closed.  NULL is a no-op. */
 void tern_http_client_response_free(tern_http_client_response *r);
 
-typedef struct tern_http_client_stats {
+/* A struct tag with no typedef: the name is also the function that fills
+ * it, as with POSIX's struct stat and stat(). */
+struct tern_http_client_stats {
     uint64_t dials;             /* connections made */
     uint64_t reuses;            /* requests sent on a pooled connection */
     uint64_t requests;          /* requests written (redirects and the
                                    retry of a stale connection count) */
     uint32_t idle;              /* connections in the pool now */
     uint32_t active;            /* connections lent to requests now */
-} tern_http_client_stats;
+};
 
-/* Counters so far; a racy snapshot while requests run.  Any thread. */
-void tern_http_client_stats_get(tern_http_client *c, tern_http_client_stats *st);
+/* Counters so far; a racy snapshot while requests run.  Any thread.
+ * Returns 0. */
+int tern_http_client_stats(const tern_http_client *c, struct tern_http_client_stats *st);
 
 #ifdef __cplusplus
 }

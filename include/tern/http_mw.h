@@ -124,7 +124,8 @@ typedef struct tern_http_cors_options {
     const char *headers;        /* NULL: echo Access-Control-Request-Headers */
     const char *expose_headers; /* NULL: none */
     bool credentials;           /* cookies allowed: the origin is echoed, never "*" */
-    int max_age;                /* preflight cache, seconds; 0: not sent */
+    int64_t max_age;            /* preflight cache, ns (sent rounded down to
+                                   whole seconds); 0: not sent */
 } tern_http_cors_options;
 
 int tern_http_mw_cors(tern_http_req *r, tern_http_resp *w, void *opts);
@@ -170,7 +171,7 @@ int tern_http_mw_body_limit(tern_http_req *r, tern_http_resp *w, void *opts);
  * the handler's buffered body is dropped (headers it set stay).
  *
  * Cooperative: tern cannot stop a running handler, so the deadline acts
- * only through calls that take the context (tern_dial, tern_select on
+ * only through calls that take the context (tern_conn_dial, tern_select on
  * tern_ctx_done, a client request, ...).  A handler that ignores it and
  * succeeds late still sends its own response.  When the deadline of an
  * outer context (an outer timeout, or the server being forced down) is

@@ -176,7 +176,7 @@ typedef struct tern_http_url {
     char scheme[8];             /* "http" or "https" */
     char host[256];             /* without brackets for IPv6 */
     int port;                   /* explicit or scheme default */
-    char hostport[262];         /* "host:port" as tern_dial wants it ("[v6]:port") */
+    char hostport[262];         /* "host:port" as tern_conn_dial wants it ("[v6]:port") */
     const char *path;           /* points into the input: "/..." incl. query, "/" if empty */
     size_t path_len;
 } tern_http_url;

@@ -226,7 +226,7 @@ int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics);
  * Returns what tern_http_client_do returns. */
 int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
                                 const tern_http_client_request *req,
-                                tern_http_client_response **out);
+                                tern_http_client_response **out, tern_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -11,12 +11,26 @@
  * resolved with getaddrinfo() on the blocking-call pool
  * (tern_blocking), so resolution never stalls a worker.
  *
- * Deadlines are absolute monotonic nanoseconds (tern_now() based;
- * TERN_FOREVER for none), as everywhere in tern.  An operation past its
- * deadline returns -ETIMEDOUT and leaves the connection usable.
+ * Bounding a call: every call that can park takes a tern_ctx * last (NULL:
+ * unbounded) and returns -ETIMEDOUT when its deadline passes or
+ * -ECANCELED when it is cancelled.  A connection also keeps a read and a
+ * write deadline of its own (absolute monotonic ns, tern_now() based;
+ * TERN_FOREVER for none), set beforehand as a convenience: the earlier of
+ * the two bounds a call.  An operation past its deadline returns
+ * -ETIMEDOUT and leaves the connection usable.  The netpoller waits on
+ * one fd, not on a channel, so while a call is parked a cancellable ctx
+ * is looked at every 10 ms: a cancellation ends it within about that.  A
+ * NULL ctx costs nothing (the HTTP server's reads and writes pass NULL).
+ *
+ * Ownership: tern_listener_new and tern_listener_accept / tern_conn_dial /
+ * tern_conn_from_fd hand out objects the caller frees with
+ * tern_listener_free and tern_conn_free.  Strings they return (addresses)
+ * live as long as the object.
  *
  * A tern_conn is used by one reader and one writer at a time (two
  * coroutines may read and write concurrently; two readers may not).
+ * Passing NULL for a conn or listener is a programmer error: it aborts
+ * with a message naming the function.
  */
 #ifndef TERN_NET_H
 #define TERN_NET_H
@@ -41,29 +55,33 @@ typedef enum tern_net {
     TERN_NET_UNIX = 1,
 } tern_net;
 
-typedef struct tern_listen_options {
+typedef struct tern_listener_options {
     int backlog;                /* 0: 4096 (the kernel caps it at somaxconn) */
     bool reuseport;             /* SO_REUSEPORT, so several listeners share a port */
     bool unlink_existing;       /* Unix: remove a stale socket file first */
-} tern_listen_options;
+} tern_listener_options;
 
-/* Listen on addr.  opts may be NULL.  -EADDRINUSE, -EACCES, -EINVAL (a
- * malformed address), -ENOENT (host unknown) and other -errno. */
-int tern_listen(tern_net net, const char *addr, const tern_listen_options *opts,
-                tern_listener **out);
+/* Listen on addr.  opts may be NULL.  On success *out is the listener,
+ * the caller's to tern_listener_free; on failure *out is NULL.
+ * -EADDRINUSE, -EACCES, -EINVAL (a malformed address), -ENOENT (host
+ * unknown) and other -errno. */
+int tern_listener_new(tern_net net, const char *addr, const tern_listener_options *opts,
+                      tern_listener **out);
 
-/* Accept one connection, parking until one arrives.  Survives running out
- * of descriptors: on EMFILE/ENFILE/ENOBUFS/ENOMEM it reports once a second
+/* Accept one connection, parking until one arrives; *out is then the
+ * caller's to tern_conn_free (NULL on failure).  Survives running out of
+ * descriptors: on EMFILE/ENFILE/ENOBUFS/ENOMEM it reports once a second
  * through the runtime's report hook, backs off (5 ms doubling to 1 s) and
  * tries again, so the server keeps serving the connections it has.
- * Returns 0, -ETIMEDOUT at the deadline, -ECANCELED once the listener is
- * closed, or another -errno. */
-int tern_accept(tern_listener *l, tern_conn **out, int64_t deadline);
+ * Returns 0, -ETIMEDOUT / -ECANCELED when ctx ends, -ECANCELED once the
+ * listener is closed, or another -errno. */
+int tern_listener_accept(tern_listener *l, tern_conn **out, tern_ctx *ctx);
 
-/* Stop accepting: a coroutine parked in tern_accept returns -ECANCELED.
- * Idempotent; the listener stays allocated until tern_listener_free. */
+/* Stop accepting: a coroutine parked in tern_listener_accept returns
+ * -ECANCELED.  Idempotent; the listener stays allocated until
+ * tern_listener_free. */
 int tern_listener_close(tern_listener *l);
-/* Close (if open) and release. */
+/* Close (if open) and release.  NULL is a no-op. */
 void tern_listener_free(tern_listener *l);
 
 /* The bound address, "127.0.0.1:34567" (useful after listening on port 0),
@@ -72,49 +90,56 @@ const char *tern_listener_addr(const tern_listener *l);
 int tern_listener_port(const tern_listener *l);
 int tern_listener_fd(const tern_listener *l);
 
-/* Connect to addr, trying each resolved address in turn.  Bounded by ctx
- * (NULL: background): its deadline, and its cancellation, which is checked
- * between steps and ends a connect in progress within 10 ms.  -ECONNREFUSED,
- * -ETIMEDOUT, -ECANCELED, -ENOENT (name not found), -ENETUNREACH, ... */
-int tern_dial(tern_ctx *ctx, tern_net net, const char *addr, tern_conn **out);
+/* Connect to addr, trying each resolved address in turn, bounded by ctx
+ * (its deadline, and its cancellation, checked between steps and every
+ * 10 ms while a connect is in progress).  On success *out is the
+ * connection, the caller's to tern_conn_free; on failure NULL.
+ * -ECONNREFUSED, -ETIMEDOUT, -ECANCELED, -ENOENT (name not found),
+ * -ENETUNREACH, ... */
+int tern_conn_dial(tern_net net, const char *addr, tern_conn **out, tern_ctx *ctx);
 
-/* Wrap a connected, stream socket fd (made non-blocking here); the conn
- * owns it from now on.  NULL on ENOMEM (fd then still yours). */
-tern_conn *tern_conn_from_fd(int fd);
+/* Wrap a connected, stream socket fd (made non-blocking here).  0: the
+ * conn owns fd from now on (tern_conn_free closes it).  -ENOMEM: *out is
+ * NULL and fd is still yours. */
+int tern_conn_from_fd(int fd, tern_conn **out);
 
 /* Read up to n bytes.  Returns the count (>0), 0 at end of stream, or
- * -ETIMEDOUT (read deadline), -ECONNRESET, -EBADF (closed), ... */
-ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n);
+ * -ETIMEDOUT (read deadline or ctx's), -ECANCELED, -ECONNRESET, -EBADF
+ * (freed meanwhile), ...  With a ctx that is already done, its error,
+ * even when bytes are waiting. */
+ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx);
 
 /* Write all n bytes (parking as the socket buffer fills).  Returns n, or
- * -errno: -ETIMEDOUT at the write deadline (some bytes may have gone),
- * -EPIPE / -ECONNRESET when the peer has gone.  Never raises SIGPIPE. */
-ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n);
+ * -errno: -ETIMEDOUT at the write deadline or ctx's, -ECANCELED (some
+ * bytes may have gone in either case), -EPIPE / -ECONNRESET when the peer
+ * has gone.  Never raises SIGPIPE. */
+ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx);
 /* Write every byte of iov[0..iovcnt) (iov is modified).  Returns the total
  * or -errno as tern_conn_write. */
-ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt);
+ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *ctx);
 
 /* Send len bytes of file fd from *offset with sendfile(2), advancing
  * *offset.  Returns len or -errno as tern_conn_write; -EIO if the file
  * ends before len bytes were sent. */
-ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len);
+ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern_ctx *ctx);
 
 /* Park until the connection has bytes (or EOF/error) to read, without
- * reading them, or the read deadline passes: 0 or -ETIMEDOUT (-EBADF if
- * the connection is closed meanwhile).  Lets an idle connection hold no
- * buffer. */
-int tern_conn_wait_readable(tern_conn *c);
+ * reading them, or the read deadline or ctx ends it: 0, -ETIMEDOUT,
+ * -ECANCELED (-EBADF if the connection is freed meanwhile).  Lets an idle
+ * connection hold no buffer. */
+int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx);
 
-/* Absolute deadlines for later reads / writes; TERN_FOREVER clears. */
+/* Absolute deadlines for later reads / writes; TERN_FOREVER clears.  A
+ * call's ctx deadline, when earlier, wins. */
 void tern_conn_set_read_deadline(tern_conn *c, int64_t deadline);
 void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline);
 
 /* Half-close: send FIN, keep reading. */
 int tern_conn_close_write(tern_conn *c);
 
-/* Close and release (parked readers and writers get -EBADF).  Returns
- * close()'s result. */
-int tern_conn_close(tern_conn *c);
+/* Close and release: a reader or writer parked on c (in another
+ * coroutine) gets -EBADF.  NULL is a no-op. */
+void tern_conn_free(tern_conn *c);
 
 int tern_conn_fd(const tern_conn *c);
 /* The peer's address as text ("127.0.0.1:51234", "[::1]:80", "@" for an

@@ -421,7 +421,7 @@ void tern_resilient_client_free(tern_resilient_client *rc);
  * refused the call.  A retryable status on the last attempt is returned
  * as the response it is. */
 int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_request *req,
-                           tern_http_client_response **out);
+                           tern_http_client_response **out, tern_ctx *ctx);
 void tern_resilient_response_free(tern_resilient_client *rc, tern_http_client_response *r);
 void tern_resilient_client_stats_get(tern_resilient_client *rc,
                                      tern_resilient_client_stats *st);

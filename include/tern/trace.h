@@ -318,7 +318,7 @@ void tern_trace_stats_get(tern_trace_stats *st);
 int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* tern_http_client_do inside a CLIENT span, named after the method, child
- * of parent (NULL: the span in req->ctx, else the current span, else a
+ * of parent (NULL: the span in ctx, else the current span, else a
  * new trace), with traceparent (and tracestate) added to the request's
  * headers, http.request.method, url.full, http.response.status_code, and
  * status ERROR for a failure or a status of 400 and above (OTel's rule
@@ -326,7 +326,7 @@ int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts);
  * arrived.  Returns what tern_http_client_do returns; -ENOMEM. */
 int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
                               const tern_http_client_request *req,
-                              tern_http_client_response **out);
+                              tern_http_client_response **out, tern_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 
 int tern_http_client_new(const tern_http_client_options *o, tern_http_client **out)
 {
+    TERN_CHECK_ARG(out);
     static const tern_http_client_options defaults = {0};
     if (!o)
         o = &defaults;
@@ -66,13 +67,16 @@ void tern_http_client_free(tern_http_client *c)
     free(c);
 }
 
-void tern_http_client_stats_get(tern_http_client *c, tern_http_client_stats *st)
+int tern_http_client_stats(const tern_http_client *c, struct tern_http_client_stats *st)
 {
+    TERN_CHECK_ARG(c);
+    TERN_CHECK_ARG(st);
     st->dials = atomic_load(&c->dials);
     st->reuses = atomic_load(&c->reuses);
     st->requests = atomic_load(&c->requests);
     st->idle = atomic_load(&c->idle);
     st->active = atomic_load(&c->active);
+    return 0;
 }
 
 /* ---- the request head ---------------------------------------------------- */
@@ -319,8 +323,11 @@ static int parse_url(const char *url, tern_http_url *u, bool from_server)
 }
 
 int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req,
-                        tern_http_client_response **out)
+                        tern_http_client_response **out, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(c);
+    TERN_CHECK_ARG(req);
+    TERN_CHECK_ARG(out);
     *out = NULL;
     hc_hop hop = {
         .method = req->method ? req->method : req->body ? "POST" : "GET",
@@ -341,9 +348,9 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
         return -ENOMEM;
     }
     r->client = c;
-    r->ctx = req->ctx;
+    r->ctx = ctx;
     if (c->timeout > 0) {
-        if (!(r->own_ctx = tern_ctx_with_timeout(req->ctx, c->timeout))) {
+        if (!(r->own_ctx = tern_ctx_with_timeout(ctx, c->timeout))) {
             rc = -ENOMEM;
             goto fail;
         }
@@ -384,9 +391,9 @@ fail:
     return rc;
 }
 
-int tern_http_client_get(tern_http_client *c, tern_ctx *ctx, const char *url,
-                         tern_http_client_response **out)
+int tern_http_client_get(tern_http_client *c, const char *url, tern_http_client_response **out,
+                         tern_ctx *ctx)
 {
-    tern_http_client_request req = {.url = url, .ctx = ctx};
-    return tern_http_client_do(c, &req, out);
+    tern_http_client_request req = {.url = url};
+    return tern_http_client_do(c, &req, out, ctx);
 }

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "base/check.h"
 #include "tern/http_client.h"
 #include "tern/http_parse.h"
 #include "tern/net.h"
@@ -72,8 +73,8 @@ void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable);
 /* Close every idle connection and free the hosts. */
 void tern__hc_pool_free(tern_http_client *c);
 
-/* Read / write on conn bounded by ctx (NULL: none): its deadline is the
- * connection's, its cancellation is polled every 10 ms while parked.
+/* Read / write on conn bounded by ctx (NULL: none), as tern_conn_read and
+ * tern_conn_writev bound them.
  * Reads return the count, 0 at EOF, or -errno; writev writes everything
  * (iov is consumed) and returns 0 or -errno. */
 ssize_t tern__hc_read(tern_conn *conn, tern_ctx *ctx, void *buf, size_t n);

@@ -54,7 +54,7 @@ static void drop_expired(tern_http_client *c, tern__hc_host *h, int64_t now)
 {
     int n = 0;
     while (n < h->nidle && now - h->idle[n].since >= c->idle_timeout)
-        tern_conn_close(h->idle[n++].conn);
+        tern_conn_free(h->idle[n++].conn);
     if (n == 0)
         return;
     memmove(h->idle, h->idle + n, (size_t)(h->nidle - n) * sizeof *h->idle);
@@ -113,9 +113,9 @@ int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
             atomic_fetch_add(&c->active, 1);
             return 0;
         }
-        tern_conn_close(conn);
+        tern_conn_free(conn);
     }
-    int rc = tern_dial(ctx, TERN_NET_TCP, hostport, &l->conn);
+    int rc = tern_conn_dial(TERN_NET_TCP, hostport, &l->conn, ctx);
     if (rc < 0) {
         release_slot(c, h);
         return rc;
@@ -127,9 +127,9 @@ int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
 
 int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx)
 {
-    tern_conn_close(l->conn);
+    tern_conn_free(l->conn);
     l->reused = false;
-    int rc = tern_dial(ctx, TERN_NET_TCP, l->host->key, &l->conn);
+    int rc = tern_conn_dial(TERN_NET_TCP, l->host->key, &l->conn, ctx);
     if (rc < 0) {
         l->conn = NULL;
         atomic_fetch_sub(&c->active, 1);
@@ -152,7 +152,7 @@ void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable)
         drop_expired(c, h, tern_now());
         if (h->nidle == c->max_idle) {
             /* full: the oldest goes, the one just used is likelier alive */
-            tern_conn_close(h->idle[0].conn);
+            tern_conn_free(h->idle[0].conn);
             memmove(h->idle, h->idle + 1, (size_t)(h->nidle - 1) * sizeof *h->idle);
             h->nidle--;
             atomic_fetch_sub(&c->idle, 1);
@@ -163,7 +163,7 @@ void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable)
         atomic_fetch_add(&c->idle, 1);
         tern_mutex_unlock(&c->mu);
     } else {
-        tern_conn_close(conn);
+        tern_conn_free(conn);
     }
     atomic_fetch_sub(&c->active, 1);
     release_slot(c, h);
@@ -176,7 +176,7 @@ void tern__hc_pool_free(tern_http_client *c)
         tern__hc_host *next = h->next;
         assert(h->sem.cur == 0);
         for (int i = 0; i < h->nidle; i++)
-            tern_conn_close(h->idle[i].conn);
+            tern_conn_free(h->idle[i].conn);
         free(h->idle);
         free(h);
         h = next;

@@ -223,6 +223,7 @@ static ssize_t read_chunked(tern_http_client_response *r, char *out, size_t n)
 
 ssize_t tern_http_client_response_read(tern_http_client_response *r, void *buf, size_t n)
 {
+    TERN_CHECK_ARG(r);
     if (r->err)
         return r->err;
     if (r->done || n == 0)
@@ -239,6 +240,7 @@ ssize_t tern_http_client_response_read(tern_http_client_response *r, void *buf, 
 int tern_http_client_response_body(tern_http_client_response *r, size_t max, const char **data,
                                    size_t *len)
 {
+    TERN_CHECK_ARG(r);
     size_t have = 0, cap = 0;
     if (max > SIZE_MAX - 2)
         max = SIZE_MAX - 2;
@@ -292,17 +294,20 @@ bool tern__hc_reusable(const tern_http_client_response *r)
 
 int tern_http_client_response_status(const tern_http_client_response *r)
 {
+    TERN_CHECK_ARG(r);
     return r->status;
 }
 
 int64_t tern_http_client_response_content_length(const tern_http_client_response *r)
 {
+    TERN_CHECK_ARG(r);
     return r->content_length;
 }
 
 const char *tern_http_client_response_header(const tern_http_client_response *r,
                                              const char *name)
 {
+    TERN_CHECK_ARG(r);
     for (size_t i = 0; i < r->nfields; i++)
         if (strcasecmp(r->names[i], name) == 0)
             return r->values[i];
@@ -312,6 +317,7 @@ const char *tern_http_client_response_header(const tern_http_client_response *r,
 int tern_http_client_response_header_at(const tern_http_client_response *r, size_t i,
                                         const char **name, const char **value)
 {
+    TERN_CHECK_ARG(r);
     if (i >= r->nfields)
         return -ENOENT;
     *name = r->names[i];

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "resp_file_internal.h"
 #include "tern/http_parse.h"
 #include "tern/runtime.h"
@@ -437,6 +438,7 @@ static int serve_job(tern_http_resp *w, tern_http_req *r, open_job *j, const cha
 
 int tern_http_resp_file(tern_http_resp *w, tern_http_req *r, const char *path)
 {
+    TERN_CHECK_ARG(w);
     if (tern_http_resp_committed(w))
         return -EALREADY;
     /* on the request's heap: a shared-stack coroutine may not lend its

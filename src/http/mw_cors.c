@@ -50,8 +50,9 @@ static int preflight(tern_http_req *r, tern_http_resp *w, const tern_http_cors_o
         if (rc == 0 && hdrs && *hdrs)
             rc = tern_http_resp_set_header(w, "Access-Control-Allow-Headers", hdrs);
         if (rc == 0 && o->max_age > 0) {
-            char age[16];
-            snprintf(age, sizeof age, "%d", o->max_age);
+            char age[24];
+            /* the header counts whole seconds: round down */
+            snprintf(age, sizeof age, "%lld", (long long)(o->max_age / 1000000000));
             rc = tern_http_resp_set_header(w, "Access-Control-Max-Age", age);
         }
     }

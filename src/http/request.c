@@ -40,24 +40,46 @@ int tern_http_run_chain(tern_http_req *r, tern_http_resp *w, const tern_http_lin
 
 /* ---- line and fields ---------------------------------------------------- */
 
-const char *tern_http_req_method(const tern_http_req *r) { return r->head.method; }
-const char *tern_http_req_target(const tern_http_req *r) { return r->head.target; }
-int tern_http_req_minor_version(const tern_http_req *r) { return r->head.minor_version; }
-int64_t tern_http_req_start_time(const tern_http_req *r) { return r->start; }
+const char *tern_http_req_method(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->head.method;
+}
+
+const char *tern_http_req_target(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->head.target;
+}
+
+int tern_http_req_minor_version(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->head.minor_version;
+}
+
+int64_t tern_http_req_start_time(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->start;
+}
 
 bool tern_http_req_is_head(const tern_http_req *r)
 {
+    TERN_CHECK_ARG(r);
     return r->head.method_len == 4 && !memcmp(r->head.method, "HEAD", 4);
 }
 
 const char *tern_http_req_raw_query(const tern_http_req *r)
 {
+    TERN_CHECK_ARG(r);
     const char *q = memchr(r->head.target, '?', r->head.target_len);
     return q ? q + 1 : "";
 }
 
 const char *tern_http_req_path(tern_http_req *r)
 {
+    TERN_CHECK_ARG(r);
     if (r->path)
         return r->path;
     const char *t = r->head.target;
@@ -79,6 +101,7 @@ const char *tern_http_req_path(tern_http_req *r)
 
 const char *tern_http_req_header(const tern_http_req *r, const char *name)
 {
+    TERN_CHECK_ARG(r);
     size_t nl = strlen(name);
     for (size_t i = 0; i < r->head.nheaders; i++) {
         const tern_http_header *h = &r->head.headers[i];
@@ -88,10 +111,15 @@ const char *tern_http_req_header(const tern_http_req *r, const char *name)
     return NULL;
 }
 
-size_t tern_http_req_header_count(const tern_http_req *r) { return r->head.nheaders; }
+size_t tern_http_req_header_count(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->head.nheaders;
+}
 
 int tern_http_req_header_at(const tern_http_req *r, size_t i, const char **name, const char **value)
 {
+    TERN_CHECK_ARG(r);
     if (i >= r->head.nheaders)
         return -ERANGE;
     *name = r->head.headers[i].name;
@@ -120,12 +148,14 @@ static const char *form_lookup(tern_http_req *r, const char *s, size_t len, cons
 
 const char *tern_http_req_query(tern_http_req *r, const char *name)
 {
+    TERN_CHECK_ARG(r);
     const char *q = tern_http_req_raw_query(r);
     return form_lookup(r, q, strlen(q), name);
 }
 
 const char *tern_http_req_param(const tern_http_req *r, const char *name)
 {
+    TERN_CHECK_ARG(r);
     for (size_t i = r->nparams; i-- > 0;)
         if (!strcmp(r->param_names[i], name))
             return r->param_values[i];
@@ -143,6 +173,7 @@ int tern__http_req_add_param(tern_http_req *r, const char *name, const char *val
 
 const char *tern_http_req_cookie(tern_http_req *r, const char *name)
 {
+    TERN_CHECK_ARG(r);
     for (size_t i = 0; i < r->head.nheaders; i++) {
         const tern_http_header *h = &r->head.headers[i];
         const char *v;
@@ -162,6 +193,7 @@ const char *tern_http_req_cookie(tern_http_req *r, const char *name)
 
 const char *tern_http_req_form(tern_http_req *r, const char *name)
 {
+    TERN_CHECK_ARG(r);
     const char *ct = tern_http_req_header(r, "Content-Type");
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)
         return NULL;
@@ -174,10 +206,15 @@ const char *tern_http_req_form(tern_http_req *r, const char *name)
 
 /* ---- the body ----------------------------------------------------------- */
 
-int64_t tern_http_req_content_length(const tern_http_req *r) { return r->head.chunked ? -1 : r->head.content_length; }
+int64_t tern_http_req_content_length(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->head.chunked ? -1 : r->head.content_length;
+}
 
 void tern_http_req_set_max_body(tern_http_req *r, int64_t max)
 {
+    TERN_CHECK_ARG(r);
     if (max >= 0 && (r->max_body < 0 || max < r->max_body))
         r->max_body = max;
 }
@@ -200,7 +237,7 @@ static int body_start(tern_http_req *r)
         r->continue_sent = true;
         if (hc->io_error)
             return hc->io_error;
-        ssize_t n = tern_conn_writev(hc->c, iov, 2);
+        ssize_t n = tern_conn_writev(hc->c, iov, 2, NULL);
         if (n < 0) {
             hc->io_error = (int)n;
             return (int)n;
@@ -225,7 +262,7 @@ static int fill_raw(hconn *hc)
         hc->in_len -= hc->in_pos;
         hc->in_pos = 0;
     }
-    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len);
+    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len, NULL);
     if (n == 0)
         return -ECONNRESET;     /* the body was cut short */
     if (n < 0)
@@ -279,7 +316,7 @@ static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
         memcpy(buf, hc->in + hc->in_pos, (size_t)k);
         hc->in_pos += (size_t)k;
     } else {
-        k = tern_conn_read(hc->c, buf, n);
+        k = tern_conn_read(hc->c, buf, n, NULL);
         if (k == 0)
             return -ECONNRESET;
         if (k < 0)
@@ -293,6 +330,7 @@ static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
 
 ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
 {
+    TERN_CHECK_ARG(r);
     if (r->body_failed)
         return -EIO;
     if (r->body_done && r->pend_len == 0)
@@ -323,6 +361,7 @@ ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
 
 int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
 {
+    TERN_CHECK_ARG(r);
     if (r->body_loaded) {
         *data = r->body_data;
         *len = r->body_len;
@@ -375,6 +414,7 @@ int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
 
 int tern_http_req_json(tern_http_req *r, json_t **out)
 {
+    TERN_CHECK_ARG(r);
     const char *data;
     size_t len;
     *out = NULL;
@@ -393,6 +433,7 @@ int tern_http_req_json(tern_http_req *r, json_t **out)
 
 tern_ctx *tern_http_req_ctx(tern_http_req *r)
 {
+    TERN_CHECK_ARG(r);
     if (!r->ctx) {
         tern_ctx *c = tern_ctx_with_cancel(r->conn->srv->base);
         if (!c)
@@ -414,6 +455,7 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
 
 int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value)
 {
+    TERN_CHECK_ARG(r);
     if (!r->ctx) {
         if (r->nctx_values == HTTP_MAX_CTX_VALUES)
             return -ENOSPC;
@@ -432,6 +474,7 @@ int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value)
 
 int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(r);
     if (!ctx)
         return -EINVAL;
     if (r->nowned == HTTP_MAX_CTXS)
@@ -441,12 +484,21 @@ int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)
     return 0;
 }
 
-const char *tern_http_req_remote_addr(tern_http_req *r) { return tern_conn_remote_addr(r->conn->c); }
+const char *tern_http_req_remote_addr(tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    return tern_conn_remote_addr(r->conn->c);
+}
 
-void *tern_http_req_alloc(tern_http_req *r, size_t n) { return arena_alloc(&r->conn->arena, n); }
+void *tern_http_req_alloc(tern_http_req *r, size_t n)
+{
+    TERN_CHECK_ARG(r);
+    return arena_alloc(&r->conn->arena, n);
+}
 
 char *tern_http_req_strdup(tern_http_req *r, const char *s)
 {
+    TERN_CHECK_ARG(r);
     size_t n = strlen(s);
     char *p = arena_alloc(&r->conn->arena, n + 1);
     if (p)
@@ -456,6 +508,7 @@ char *tern_http_req_strdup(tern_http_req *r, const char *s)
 
 int tern_http_req_set_value(tern_http_req *r, const void *key, void *value)
 {
+    TERN_CHECK_ARG(r);
     for (size_t i = 0; i < r->nvalues; i++)
         if (r->value_keys[i] == key) {
             r->value_vals[i] = value;
@@ -470,6 +523,7 @@ int tern_http_req_set_value(tern_http_req *r, const void *key, void *value)
 
 void *tern_http_req_value(const tern_http_req *r, const void *key)
 {
+    TERN_CHECK_ARG(r);
     for (size_t i = 0; i < r->nvalues; i++)
         if (r->value_keys[i] == key)
             return r->value_vals[i];

@@ -139,6 +139,7 @@ static int add_checked(tern_http_resp *w, const char *name, const char *value);
 
 int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *value)
 {
+    TERN_CHECK_ARG(w);
     int rc = check_field(name, value);
     return rc < 0 ? rc : add_checked(w, name, value);
 }
@@ -186,6 +187,7 @@ static void del_checked(tern_http_resp *w, const char *name, size_t n)
 
 int tern_http_resp_del_header(tern_http_resp *w, const char *name)
 {
+    TERN_CHECK_ARG(w);
     int rc = check_field(name, "");
     if (rc < 0)
         return rc;
@@ -197,6 +199,7 @@ int tern_http_resp_del_header(tern_http_resp *w, const char *name)
 
 int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *value)
 {
+    TERN_CHECK_ARG(w);
     int rc = check_field(name, value);
     return rc < 0 ? rc : tern__http_resp_set_header_valid(w, name, value);
 }
@@ -224,6 +227,7 @@ int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t n
 
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name)
 {
+    TERN_CHECK_ARG(w);
     /* the lengths first: the server asks for Connection on every response */
     size_t n = strlen(name);
     for (size_t i = 0; i < w->nhdrs; i++)
@@ -234,6 +238,7 @@ const char *tern_http_resp_header(const tern_http_resp *w, const char *name)
 
 int tern_http_resp_set_status(tern_http_resp *w, int status)
 {
+    TERN_CHECK_ARG(w);
     if (status < 200 || status > 999)
         return -EINVAL;
     if (w->committed)
@@ -242,9 +247,23 @@ int tern_http_resp_set_status(tern_http_resp *w, int status)
     return 0;
 }
 
-int tern_http_resp_status(const tern_http_resp *w) { return w->status; }
-bool tern_http_resp_committed(const tern_http_resp *w) { return w->committed; }
-uint64_t tern_http_resp_body_bytes(const tern_http_resp *w) { return w->body_bytes; }
+int tern_http_resp_status(const tern_http_resp *w)
+{
+    TERN_CHECK_ARG(w);
+    return w->status;
+}
+
+bool tern_http_resp_committed(const tern_http_resp *w)
+{
+    TERN_CHECK_ARG(w);
+    return w->committed;
+}
+
+uint64_t tern_http_resp_body_bytes(const tern_http_resp *w)
+{
+    TERN_CHECK_ARG(w);
+    return w->body_bytes;
+}
 
 /* ---- the head ----------------------------------------------------------- */
 
@@ -304,10 +323,13 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         fields += w->hdrs[i].name_len + w->hdrs[i].value_len + 4;
     if (hbuf_reserve(b, fields) < 0)
         return -ENOMEM;
+    bool has_type = false;
     for (size_t i = 0; i < w->nhdrs; i++) {
         const resp_header *h = &w->hdrs[i];
         if (conn_hdr && h->value == conn_hdr)
             continue;           /* written below, once */
+        if (h->name_len == 12 && !strcasecmp(h->name, "Content-Type"))
+            has_type = true;
         char *d = b->p + b->len;
         memcpy(d, h->name, h->name_len);
         d += h->name_len;
@@ -317,6 +339,11 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         memcpy(d, "\r\n", 2);
         b->len = (size_t)(d + 2 - b->p);
     }
+    /* A body nobody typed is sent as text, as Go's net/http does (it
+     * sniffs; the common untyped body is text a handler printed), so a
+     * browser does not guess.  HEAD counts the body a GET would send. */
+    if (!has_type && w->body_bytes > 0 && !bodyless_status(w->status))
+        rc |= puts_(b, "Content-Type: text/plain; charset=utf-8\r\n");
     if (content_length >= 0 && !bodyless_status(w->status)) {
         char num[48];
         memcpy(num, "Content-Length: ", 16);
@@ -403,6 +430,7 @@ int tern__http_resp_finish(tern_http_resp *w)
 
 ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
 {
+    TERN_CHECK_ARG(w);
     hconn *hc = w->conn;
     if (hc->io_error)
         return hc->io_error;
@@ -430,6 +458,7 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
 
 int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
 {
+    TERN_CHECK_ARG(w);
     char small[512];
     va_list ap;
     va_start(ap, fmt);
@@ -451,6 +480,7 @@ int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
 
 int tern_http_resp_flush(tern_http_resp *w)
 {
+    TERN_CHECK_ARG(w);
     hconn *hc = w->conn;
     if (hc->io_error)
         return hc->io_error;
@@ -465,6 +495,7 @@ int tern_http_resp_flush(tern_http_resp *w)
 int tern_http_resp_send(tern_http_resp *w, int status, const char *content_type,
                         const void *body, size_t len)
 {
+    TERN_CHECK_ARG(w);
     int rc = tern_http_resp_set_status(w, status);
     if (rc < 0)
         return rc;
@@ -476,6 +507,7 @@ int tern_http_resp_send(tern_http_resp *w, int status, const char *content_type,
 
 int tern_http_resp_text(tern_http_resp *w, int status, const char *text)
 {
+    TERN_CHECK_ARG(w);
     return tern_http_resp_send(w, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
@@ -486,6 +518,7 @@ static int json_sink(const char *buffer, size_t size, void *data)
 
 int tern_http_resp_json(tern_http_resp *w, int status, const json_t *value)
 {
+    TERN_CHECK_ARG(w);
     if (!value)
         return -EINVAL;
     int rc = tern_http_resp_set_status(w, status);
@@ -500,6 +533,7 @@ int tern_http_resp_json(tern_http_resp *w, int status, const json_t *value)
 
 int tern_http_resp_error(tern_http_resp *w, int status, const char *msg)
 {
+    TERN_CHECK_ARG(w);
     char line[128];
     if (!msg) {
         snprintf(line, sizeof line, "%d %s\n", status, tern_http_status_text(status));
@@ -510,6 +544,7 @@ int tern_http_resp_error(tern_http_resp *w, int status, const char *msg)
 
 int tern_http_resp_buffered(tern_http_resp *w, char **data, size_t *len)
 {
+    TERN_CHECK_ARG(w);
     if (w->committed)
         return -EALREADY;
     *data = w->conn->out.p + w->start;
@@ -519,6 +554,7 @@ int tern_http_resp_buffered(tern_http_resp *w, char **data, size_t *len)
 
 int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
 {
+    TERN_CHECK_ARG(w);
     if (w->committed)
         return -EALREADY;
     hconn *hc = w->conn;
@@ -551,7 +587,7 @@ int tern__http_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t le
         return rc;
     if (w->head_only || bodyless_status(w->status) || len == 0)
         return 0;
-    ssize_t n = tern_conn_sendfile(hc->c, fd, &offset, len);
+    ssize_t n = tern_conn_sendfile(hc->c, fd, &offset, len, NULL);
     if (n < 0) {
         hc->io_error = (int)n;
         return (int)n;

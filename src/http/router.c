@@ -64,19 +64,25 @@ static int default_not_found(tern_http_req *r, tern_http_resp *w, void *arg)
     return tern_http_resp_error(w, 404, NULL);
 }
 
-tern_http_router *tern_http_router_new(void)
+int tern_http_router_new(const tern_http_router_options *opts, tern_http_router **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     tern_http_router *rt = calloc(1, sizeof *rt);
     if (!rt)
-        return NULL;
+        return -ENOMEM;
     rt->rootg.rt = rt;
     rt->rootg.prefix = strdup("");
     if (!rt->rootg.prefix) {
         free(rt);
-        return NULL;
+        return -ENOMEM;
     }
-    rt->not_found = (tern_http_link){ default_not_found, NULL };
-    return rt;
+    if (opts && opts->not_found)
+        rt->not_found = (tern_http_link){ opts->not_found, opts->not_found_arg };
+    else
+        rt->not_found = (tern_http_link){ default_not_found, NULL };
+    *out = rt;
+    return 0;
 }
 
 static void node_free(node *n, bool self)
@@ -117,21 +123,28 @@ void tern_http_router_free(tern_http_router *rt)
     free(rt);
 }
 
-tern_http_group *tern_http_router_root(tern_http_router *rt) { return &rt->rootg; }
-
-tern_http_group *tern_http_group_new(tern_http_group *parent, const char *prefix)
+tern_http_group *tern_http_router_root(tern_http_router *rt)
 {
+    TERN_CHECK_ARG(rt);
+    return &rt->rootg;
+}
+
+int tern_http_group_new(tern_http_group *parent, const char *prefix, tern_http_group **out)
+{
+    TERN_CHECK_ARG(parent);
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     size_t pl = prefix ? strlen(prefix) : 0;
-    if (!parent || (pl && (prefix[0] != '/' || prefix[pl - 1] == '/')))
-        return NULL;
+    if (pl && (prefix[0] != '/' || prefix[pl - 1] == '/'))
+        return -EINVAL;
     tern_http_group *g = calloc(1, sizeof *g);
     if (!g)
-        return NULL;
+        return -ENOMEM;
     size_t ppl = strlen(parent->prefix);
     g->prefix = malloc(ppl + pl + 1);
     if (!g->prefix) {
         free(g);
-        return NULL;
+        return -ENOMEM;
     }
     memcpy(g->prefix, parent->prefix, ppl);
     memcpy(g->prefix + ppl, prefix ? prefix : "", pl + 1);
@@ -139,11 +152,13 @@ tern_http_group *tern_http_group_new(tern_http_group *parent, const char *prefix
     g->parent = parent;
     g->all_next = g->rt->groups;
     g->rt->groups = g;
-    return g;
+    *out = g;
+    return 0;
 }
 
 int tern_http_group_use(tern_http_group *g, tern_http_handler_fn *mw, void *arg)
 {
+    TERN_CHECK_ARG(g);
     if (!mw)
         return -EINVAL;
     if (g->has_routes)
@@ -260,7 +275,11 @@ static int build_chain(tern_http_group *g, tern_http_handler_fn *h, void *arg, r
 int tern_http_group_handle(tern_http_group *g, const char *method, const char *pattern,
                            tern_http_handler_fn *handler, void *arg)
 {
-    if (!pattern || pattern[0] != '/' || !handler)
+    TERN_CHECK_ARG(g);
+    /* "" names the group's own prefix ("/notes" in group "/notes"); the
+     * root has none, so there it is malformed like any pattern without
+     * its leading '/' */
+    if (!pattern || !handler || (pattern[0] != '/' && (pattern[0] || !g->prefix[0])))
         return -EINVAL;
     if (method && !strcmp(method, "*"))
         method = NULL;
@@ -344,18 +363,15 @@ fail:
 
 int tern_http_router_use(tern_http_router *rt, tern_http_handler_fn *mw, void *arg)
 {
+    TERN_CHECK_ARG(rt);
     return tern_http_group_use(&rt->rootg, mw, arg);
 }
 
 int tern_http_router_handle(tern_http_router *rt, const char *method, const char *pattern,
                             tern_http_handler_fn *handler, void *arg)
 {
+    TERN_CHECK_ARG(rt);
     return tern_http_group_handle(&rt->rootg, method, pattern, handler, arg);
-}
-
-void tern_http_router_not_found(tern_http_router *rt, tern_http_handler_fn *handler, void *arg)
-{
-    rt->not_found = (tern_http_link){ handler ? handler : default_not_found, arg };
 }
 
 /* ---- lookup ------------------------------------------------------------- */
@@ -487,6 +503,7 @@ static int dispatch(tern_http_req *r, tern_http_resp *w, void *arg)
 
 int tern_http_router_serve(tern_http_req *r, tern_http_resp *w, void *router)
 {
+    TERN_CHECK_ARG(router);
     tern_http_router *rt = router;
     if (rt->rootg.nmws == 0)
         return dispatch(r, w, rt);
@@ -500,5 +517,6 @@ int tern_http_router_serve(tern_http_req *r, tern_http_resp *w, void *router)
 
 const char *tern_http_req_route(const tern_http_req *r)
 {
+    TERN_CHECK_ARG(r);
     return tern_http_req_value(r, &route_key);
 }

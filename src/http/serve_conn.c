@@ -113,7 +113,7 @@ int tern__http_flush_out(hconn *hc)
 {
     if (hc->out.len == 0 || hc->io_error)
         return hc->io_error;
-    ssize_t n = tern_conn_write(hc->c, hc->out.p, hc->out.len);
+    ssize_t n = tern_conn_write(hc->c, hc->out.p, hc->out.len, NULL);
     hc->out.len = 0;
     if (n < 0) {
         hc->io_error = (int)n;
@@ -133,7 +133,7 @@ static int wait_idle(hconn *hc, bool first)
     tern_conn_set_read_deadline(hc->c, deadline);
     atomic_store(&hc->state, CONN_IDLE);
     atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
-    int rc = atomic_load(&s->shutting_down) ? -ECANCELED : tern_conn_wait_readable(hc->c);
+    int rc = atomic_load(&s->shutting_down) ? -ECANCELED : tern_conn_wait_readable(hc->c, NULL);
     atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
     atomic_store(&hc->state, CONN_ACTIVE);
     if (rc == 0 && atomic_load(&s->shutting_down))
@@ -160,7 +160,7 @@ static int wait_hot(hconn *hc, int64_t *idle_deadline)
     if (atomic_load(&s->shutting_down)) {
         rc = -ECANCELED;
     } else {
-        ssize_t n = tern_conn_read(hc->c, hc->in, hc->in_cap);
+        ssize_t n = tern_conn_read(hc->c, hc->in, hc->in_cap, NULL);
         if (n > 0) {
             hc->in_len = (size_t)n;
             rc = 1;
@@ -200,7 +200,7 @@ static int read_more(hconn *hc, size_t max_head)
         hc->in = p;
         hc->in_cap = cap;
     }
-    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len);
+    ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len, NULL);
     if (n <= 0)
         return n == 0 ? -1 : (int)n;
     hc->in_len += (size_t)n;

@@ -4,9 +4,10 @@
  *
  * Shutdown follows Go's http.Server.Shutdown: stop accepting, close the
  * connections that are idle between requests, and let those inside a
- * request finish (their answer says Connection: close).  At the deadline
- * the rest are forced: their request contexts are cancelled and their
- * sockets shut down, so parked reads and writes return.
+ * request finish (their answer says Connection: close).  When the
+ * shutdown's ctx ends the rest are forced: their request contexts are
+ * cancelled and their sockets shut down, so parked reads and writes
+ * return.  serve's own ctx ending forces the same at once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,9 +24,10 @@ static int64_t or_default(int64_t v, int64_t def) { return v == 0 ? def : v; }
 
 int tern_http_server_new(const tern_http_server_options *o, tern_http_server **out)
 {
-    if (!o || !o->handler || !out)
-        return -EINVAL;
+    TERN_CHECK_ARG(out);
     *out = NULL;
+    if (!o || !o->handler)
+        return -EINVAL;
     tern_http_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
@@ -57,6 +59,7 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
 
 int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 {
+    TERN_CHECK_ARG(s);
     if (!l)
         return -EINVAL;
     if (s->nls == HTTP_MAX_LISTENERS)
@@ -69,13 +72,14 @@ int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 
 int tern_http_server_listen(tern_http_server *s, const char *addr)
 {
+    TERN_CHECK_ARG(s);
     int n = s->o.reuseport ? tern_procs() : 1;
-    tern_listen_options lo = { .reuseport = s->o.reuseport };
+    tern_listener_options lo = { .reuseport = s->o.reuseport };
     char bound[128];
     for (int i = 0; i < n; i++) {
         tern_listener *l;
         /* later listeners join the first one's port (which may have been :0) */
-        int rc = tern_listen(TERN_NET_TCP, i == 0 ? addr : bound, &lo, &l);
+        int rc = tern_listener_new(TERN_NET_TCP, i == 0 ? addr : bound, &lo, &l);
         if (rc == 0 && (rc = tern_http_server_add_listener(s, l)) < 0)
             tern_listener_free(l);
         if (rc < 0)
@@ -88,21 +92,26 @@ int tern_http_server_listen(tern_http_server *s, const char *addr)
 
 int tern_http_server_port(const tern_http_server *s)
 {
+    TERN_CHECK_ARG(s);
     return s->nls > 0 ? tern_listener_port(s->ls[0]) : 0;
 }
 
 const char *tern_http_server_addr(const tern_http_server *s)
 {
+    TERN_CHECK_ARG(s);
     return s->nls > 0 ? tern_listener_addr(s->ls[0]) : "";
 }
 
-void tern_http_server_get_stats(const tern_http_server *s, tern_http_server_stats *st)
+int tern_http_server_stats(const tern_http_server *s, struct tern_http_server_stats *st)
 {
+    TERN_CHECK_ARG(s);
+    TERN_CHECK_ARG(st);
     st->accepted = atomic_load(&s->accepted);
     st->requests = atomic_load(&s->requests);
     st->rejected = atomic_load(&s->rejected);
     st->conns = atomic_load(&s->nconns);
     st->active = atomic_load(&s->nactive);
+    return 0;
 }
 
 /* Under s->mu: true (once) when shutdown has begun and no connection is
@@ -136,7 +145,7 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
     atomic_fetch_sub(&s->nactive, 1);
     bool last = take_drained(s);
     tern_mutex_unlock(&s->mu);
-    tern_conn_close(hc->c);     /* its buffers went with its serving frame */
+    tern_conn_free(hc->c);     /* its buffers went with its serving frame */
     free(hc);
     if (last)
         tern_chan_close(drained);       /* s may be gone from here on */
@@ -158,7 +167,7 @@ static int accept_loop(void *arg)
         if (s->o.max_conns > 0 && tern_sem_acquire(&s->conn_slots, 1, s->accepting) < 0)
             break;
         tern_conn *c;
-        int rc = tern_accept(l, &c, TERN_FOREVER);
+        int rc = tern_listener_accept(l, &c, NULL);
         if (rc < 0) {
             if (s->o.max_conns > 0)
                 tern_sem_release(&s->conn_slots, 1);
@@ -168,7 +177,7 @@ static int accept_loop(void *arg)
         }
         hconn *hc = calloc(1, sizeof *hc);
         if (!hc) {
-            tern_conn_close(c);
+            tern_conn_free(c);
             if (s->o.max_conns > 0)
                 tern_sem_release(&s->conn_slots, 1);
             continue;
@@ -181,7 +190,7 @@ static int accept_loop(void *arg)
             /* shutdown may already have found the list empty and be
              * returning: this conn must never touch the server */
             tern_mutex_unlock(&s->mu);
-            tern_conn_close(c);
+            tern_conn_free(c);
             free(hc);
             if (s->o.max_conns > 0)
                 tern_sem_release(&s->conn_slots, 1);
@@ -202,8 +211,11 @@ static int accept_loop(void *arg)
     return 0;
 }
 
-int tern_http_server_serve(tern_http_server *s)
+static int stop(tern_http_server *s, tern_ctx *ctx, bool force);
+
+int tern_http_server_serve(tern_http_server *s, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(s);
     if (s->nls == 0)
         return -EDESTADDRREQ;
     if (atomic_exchange(&s->serving, true))
@@ -218,17 +230,22 @@ int tern_http_server_serve(tern_http_server *s)
         if (!a || tern_go_opts(accept_loop, a, &(tern_go_options){ .name = "http-accept" }, NULL) < 0) {
             free(a);
             tern_waitgroup_add(&s->accepters, -(s->nls - i));
-            tern_http_server_shutdown(s, tern_now());
+            stop(s, NULL, true);
             return -ENOMEM;
         }
     }
-    tern_waitgroup_wait(&s->accepters);
-    /* accepting has stopped: shutdown was called; wait until it is over,
-     * so that our caller may free the server as soon as we return */
+    /* until the first shutdown call is over (it closes finished), or ctx
+     * ends: then everything stops at once */
     bool ok;
     char c;
+    int rc = tern_chan_recv_ctx(s->finished, &c, &ok, ctx);
+    if (rc < 0)
+        stop(s, ctx, true);
+    tern_waitgroup_wait(&s->accepters);
+    /* accepting has stopped; wait until the first shutdown call is over,
+     * so that our caller may free the server as soon as we return */
     tern_chan_recv(s->finished, &c, &ok);
-    return 0;
+    return rc;
 }
 
 /* Kick connections parked between requests; with force, every one. */
@@ -244,7 +261,40 @@ static void kick_conns(tern_http_server *s, bool force)
         tern_chan_close(s->drained);    /* our caller holds the server */
 }
 
-int tern_http_server_shutdown(tern_http_server *s, int64_t deadline)
+/* Wait (bounded by ctx) for the connections to drain, kicking those that
+ * turn idle; force, or ctx ending first, cancels the requests left and
+ * closes every connection.  0, or ctx's error when it forced them. */
+static int drain(tern_http_server *s, tern_ctx *ctx, bool force)
+{
+    bool ok;
+    char c;
+    kick_conns(s, false);
+    for (;;) {
+        int err = ctx ? tern_ctx_err(ctx) : 0;
+        if (force || err < 0) {
+            tern_ctx_cancel(s->base);
+            kick_conns(s, true);
+            tern_chan_recv(s->drained, &c, &ok);
+            return err;
+        }
+        /* connections idle now may have been active a moment ago: look
+         * again every few ms until they are all gone or ctx ends */
+        tern_ctx *tick = tern_ctx_with_timeout(ctx, 5 * TERN_MS);
+        int r;
+        if (tick) {
+            r = tern_chan_recv_ctx(s->drained, &c, &ok, tick);
+            tern_ctx_free(tick);
+        } else {
+            tern_sleep(5 * TERN_MS);    /* ENOMEM: poll the same */
+            r = tern_chan_try_recv(s->drained, &c, &ok);
+        }
+        if (r == 0)
+            return 0;
+        kick_conns(s, false);
+    }
+}
+
+static int stop(tern_http_server *s, tern_ctx *ctx, bool force)
 {
     bool first = !atomic_exchange(&s->shutting_down, true);
     tern_chan *finished = s->finished;
@@ -253,32 +303,16 @@ int tern_http_server_shutdown(tern_http_server *s, int64_t deadline)
             tern_listener_close(s->ls[i]);
         tern_ctx_cancel(s->accepting);  /* an accept loop waiting for a slot */
     }
-    kick_conns(s, false);
-    /* connections idle now may have been active a moment ago: look again
-     * every few ms until they are all gone or the deadline passes */
-    tern_ctx *until = tern_ctx_with_deadline(NULL, deadline);
-    int rc = 0;
-    for (;;) {
-        tern_ctx *tick = tern_ctx_with_timeout(until, 5000000);
-        bool ok;
-        char c;
-        int r = tern_chan_recv_ctx(s->drained, &c, &ok, tick);
-        tern_ctx_free(tick);
-        if (r == 0)
-            break;
-        if (tern_ctx_err(until) != 0) {
-            rc = -ETIMEDOUT;
-            tern_ctx_cancel(s->base);
-            kick_conns(s, true);
-            tern_chan_recv(s->drained, &c, &ok);
-            break;
-        }
-        kick_conns(s, false);
-    }
-    tern_ctx_free(until);
+    int rc = drain(s, ctx, force);
     if (first)
         tern_chan_close(finished);      /* serve() returns; s may be freed now */
     return rc;
+}
+
+int tern_http_server_shutdown(tern_http_server *s, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(s);
+    return stop(s, ctx, false);
 }
 
 void tern_http_server_free(tern_http_server *s)

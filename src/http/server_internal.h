@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 
+#include "base/check.h"
 #include "tern/chan.h"
 #include "tern/http.h"
 #include "tern/http_parse.h"

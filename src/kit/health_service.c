@@ -135,7 +135,7 @@ void tern_service_stop(tern_service *svc)
 static int serve_co(void *arg)
 {
     tern_service *svc = arg;
-    int rc = tern_http_server_serve(svc->server);
+    int rc = tern_http_server_serve(svc->server, NULL);
     if (rc < 0) {
         svc->serve_rc = rc;     /* read after the waitgroup */
         tern_service_stop(svc);
@@ -248,7 +248,11 @@ int tern_service_run(tern_service *svc)
     /* Load balancers only need time to notice if they were sending. */
     if (was_ready && svc->o.pre_stop_delay > 0)
         tern_sleep(svc->o.pre_stop_delay);
-    int drain = tern_http_server_shutdown(svc->server, tern_deadline_after(svc->o.drain_timeout));
+    tern_ctx *drain_ctx = tern_ctx_with_timeout(NULL, svc->o.drain_timeout);
+    if (!drain_ctx)
+        tern_log_warn("service drain unbounded", TERN_LOG_STR("error", tern_strerror(-ENOMEM)));
+    int drain = tern_http_server_shutdown(svc->server, drain_ctx);
+    tern_ctx_free(drain_ctx);
     if (drain < 0)
         tern_log_warn("service drain deadline passed", TERN_LOG_STR("error", tern_strerror(drain)));
     tern_waitgroup_wait(&svc->served);

@@ -247,11 +247,11 @@ static void url_host(const char *url, char *buf, size_t n)
 
 int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
                                 const tern_http_client_request *req,
-                                tern_http_client_response **out)
+                                tern_http_client_response **out, tern_ctx *ctx)
 {
     m = metrics_or_default(m);
     int64_t t0 = tern_now();
-    int rc = tern_http_client_do(c, req, out);
+    int rc = tern_http_client_do(c, req, out, ctx);
     if (!m || !req)
         return rc;
     double took = (double)(tern_now() - t0) / 1e9;

@@ -69,12 +69,12 @@ typedef struct tern__hedge_outcome {
     bool cancelled;             /* a losing request was cancelled */
 } tern__hedge_outcome;
 
-/* Send req; if no response head came within delay, send it once more and
+/* Send req bounded by ctx; if no response head came within delay, send it once more and
  * take the first success (rc 0 and a status pred does not call
  * retryable), else the first failure once both failed.  `legs` counts
  * the request coroutines alive (a loser outlives the call briefly). */
 void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, int64_t delay,
                      tern_retry_pred_fn *pred, void *pred_arg, tern_waitgroup *legs,
-                     tern__hedge_outcome *out);
+                     tern__hedge_outcome *out, tern_ctx *ctx);
 
 #endif

@@ -224,24 +224,24 @@ static void attempt_drain(attempt *a)
 }
 
 static void attempt_run(tern_resilient_client *rc, const tern_http_client_request *req,
-                        bool hedge, attempt *a)
+                        bool hedge, attempt *a, tern_ctx *ctx)
 {
     memset(a, 0, sizeof *a);
-    tern_http_client_request r = *req;
+    tern_ctx *actx = ctx;
     if (rc->o.attempt_timeout > 0) {
-        if (!(a->ctx[1] = tern_ctx_with_timeout(req->ctx, rc->o.attempt_timeout))) {
+        if (!(a->ctx[1] = tern_ctx_with_timeout(ctx, rc->o.attempt_timeout))) {
             a->rc = -ENOMEM;
             return;
         }
-        r.ctx = a->ctx[1];
+        actx = a->ctx[1];
     }
     tern__count(&rc->attempts);
     if (!hedge) {
-        a->rc = tern_http_client_do(rc->o.client, &r, &a->resp);
+        a->rc = tern_http_client_do(rc->o.client, req, &a->resp, actx);
     } else {
         tern__hedge_outcome h;
-        tern__hedged_do(rc->o.client, &r, rc->o.hedge_delay, rc->o.retryable,
-                        rc->o.retryable_arg, &rc->legs, &h);
+        tern__hedged_do(rc->o.client, req, rc->o.hedge_delay, rc->o.retryable,
+                        rc->o.retryable_arg, &rc->legs, &h, actx);
         a->rc = h.rc;
         a->resp = h.resp;
         a->ctx[0] = h.ctx;
@@ -304,7 +304,7 @@ static int deliver(tern_resilient_client *rc, attempt *a, tern_http_client_respo
 }
 
 int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_request *req,
-                           tern_http_client_response **out)
+                           tern_http_client_response **out, tern_ctx *ctx)
 {
     if (!req || !req->url)
         return -EINVAL;
@@ -317,7 +317,7 @@ int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_req
     if (rc->budget)
         tern_retry_budget_deposit(rc->budget);
     for (int n = 0;; n++) {
-        int e = req->ctx ? tern_ctx_err(req->ctx) : 0;
+        int e = ctx ? tern_ctx_err(ctx) : 0;
         if (e < 0)
             return e;
         tern_breaker_ticket ticket = 0;
@@ -326,18 +326,18 @@ int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_req
             return -EAGAIN;
         }
         attempt a;
-        attempt_run(rc, req, hedge, &a);
+        attempt_run(rc, req, hedge, &a, ctx);
         guard_record(h, ticket, &a);
         int result = a.rc < 0 ? a.rc : tern_http_client_response_status(a.resp);
         if (!retry_ok || n + 1 >= rc->o.max_attempts ||
             !rc->o.retryable(result, rc->o.retryable_arg))
             return deliver(rc, &a, out);
         /* an attempt ended by the caller's own deadline is not retried */
-        if (req->ctx && tern_ctx_err(req->ctx) < 0)
+        if (ctx && tern_ctx_err(ctx) < 0)
             return deliver(rc, &a, out);
         /* backoff sleeps for real, so it is measured on the deadline's clock */
         int64_t wake = tern_now() + tern_backoff_delay(rc->o.backoff_base, rc->o.backoff_cap, n);
-        int64_t deadline = req->ctx ? tern_ctx_deadline(req->ctx) : TERN_FOREVER;
+        int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
         if (deadline != TERN_FOREVER && wake >= deadline)
             return deliver(rc, &a, out);
         if (rc->budget && !tern_retry_budget_withdraw(rc->budget)) {
@@ -345,7 +345,7 @@ int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_req
             return deliver(rc, &a, out);
         }
         attempt_drain(&a);
-        if ((e = tern__resil_sleep_until(req->ctx, wake, NULL)) < 0)
+        if ((e = tern__resil_sleep_until(ctx, wake, NULL)) < 0)
             return e;
         tern__count(&rc->retried);
     }

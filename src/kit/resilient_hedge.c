@@ -97,10 +97,8 @@ static int leg_co(void *arg)
 {
     leg *l = arg;
     race *r = l->race;
-    tern_http_client_request req = r->req;
-    req.ctx = l->ctx;
     tern_http_client_response *resp = NULL;
-    int rc = tern_http_client_do(r->client, &req, &resp);
+    int rc = tern_http_client_do(r->client, &r->req, &resp, l->ctx);
     tern_mutex_lock(&r->lock);
     bool orphan = r->decided;
     if (!orphan) {
@@ -178,7 +176,7 @@ static bool good(const leg *l, tern_retry_pred_fn *pred, void *pred_arg)
 
 void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, int64_t delay,
                      tern_retry_pred_fn *pred, void *pred_arg, tern_waitgroup *legs,
-                     tern__hedge_outcome *out)
+                     tern__hedge_outcome *out, tern_ctx *ctx)
 {
     memset(out, 0, sizeof *out);
     race *r = calloc(1, sizeof *r);
@@ -192,14 +190,14 @@ void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, i
     atomic_init(&r->refs, 1);
     r->client = c;
     r->legs_alive = legs;
-    if ((out->rc = leg_start(r, 0, req->ctx)) < 0) {
+    if ((out->rc = leg_start(r, 0, ctx)) < 0) {
         race_put(r);
         return;
     }
     /* wait for the first leg, at most `delay` */
     int i = -1, failed = -1, running = 1;
     bool ok;
-    tern_ctx *timer = tern_ctx_with_timeout(req->ctx, delay);
+    tern_ctx *timer = tern_ctx_with_timeout(ctx, delay);
     int rc = timer ? tern_chan_recv_ctx(r->done, &i, &ok, timer) : -ENOMEM;
     tern_ctx_free(timer);
     if (rc == 0) {
@@ -207,14 +205,14 @@ void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, i
         race_put(r);
         return;
     }
-    if (req->ctx && (rc = tern_ctx_err(req->ctx)) < 0)
+    if (ctx && (rc = tern_ctx_err(ctx)) < 0)
         goto abandon;
-    if (leg_start(r, 1, req->ctx) == 0) {
+    if (leg_start(r, 1, ctx) == 0) {
         out->hedged = true;
         running++;
     }
     while (running > 0) {
-        if ((rc = tern_chan_recv_ctx(r->done, &i, &ok, req->ctx)) < 0)
+        if ((rc = tern_chan_recv_ctx(r->done, &i, &ok, ctx)) < 0)
             goto abandon;
         running--;
         if (good(&r->legs[i], pred, pred_arg)) {

@@ -95,10 +95,10 @@ static bool post(tern_trace_span *const *spans, size_t n, int64_t deadline)
     if (ctx) {
         static const char *const headers[] = {"Content-Type", "application/json", NULL};
         tern_http_client_request req = {.method = "POST", .url = ex.url, .headers = headers,
-                                        .body = body, .body_len = body_len, .ctx = ctx};
+                                        .body = body, .body_len = body_len};
         tern_http_client_response *resp;
         count(&n_batches, 1);
-        if (tern_http_client_do(ex.client, &req, &resp) == 0) {
+        if (tern_http_client_do(ex.client, &req, &resp, ctx) == 0) {
             int st = tern_http_client_response_status(resp);
             const char *data;
             size_t len;

@@ -142,10 +142,10 @@ static const char **inject(const char *const *given, const char *traceparent,
 
 int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
                               const tern_http_client_request *req,
-                              tern_http_client_response **out)
+                              tern_http_client_response **out, tern_ctx *ctx)
 {
     if (!parent)
-        parent = tern_trace_span_from_ctx(req->ctx);
+        parent = tern_trace_span_from_ctx(ctx);
     if (!parent)
         parent = tern_trace_span_current();
     const char *method = req->method ? req->method : req->body ? "POST" : "GET";
@@ -165,7 +165,7 @@ int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
     tern_trace_span_set(s, &TERN_TRACE_STR("url.full", req->url ? req->url : ""));
     tern_http_client_request traced = *req;
     traced.headers = headers;
-    rc = tern_http_client_do(c, &traced, out);
+    rc = tern_http_client_do(c, &traced, out, ctx);
     if (rc == 0) {
         int status = tern_http_client_response_status(*out);
         tern_trace_span_set(s, &TERN_TRACE_INT("http.response.status_code", status));

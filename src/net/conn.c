@@ -4,6 +4,13 @@
  * Each operation tries the system call first and parks on the netpoller
  * only after EAGAIN: on a busy connection the data is usually there, and
  * the fast path is one system call, as in Go's internal/poll.
+ *
+ * A ctx bounds a call on top of the conn's stored deadline (the earlier
+ * wins).  With ctx NULL, the common case and the HTTP server's, a call
+ * costs one predicted branch more than a bare deadline; a ctx that is
+ * already done fails the call before any system call, and one that can
+ * be cancelled is looked at every 10 ms while the call is parked
+ * (tern__net_wait_ctx).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,12 +41,54 @@ static void ignore_sigpipe(void)
     }
 }
 
-tern_conn *tern_conn_from_fd(int fd)
+int64_t tern__net_deadline(int64_t deadline, tern_ctx *ctx)
 {
+    int64_t d = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+    if (d == TERN_FOREVER || (deadline != TERN_FOREVER && deadline < d))
+        return deadline;
+    return d;
+}
+
+int tern__net_wait_ctx(int fd, int ev, int64_t deadline, tern_ctx *ctx)
+{
+    deadline = tern__net_deadline(deadline, ctx);
+    /* A ctx that can never be done (background, or values over it) has
+     * no done channel and needs no looking at. */
+    bool poll = tern_ctx_done(ctx) != NULL;
+    for (;;) {
+        int rc = tern_ctx_err(ctx);
+        if (rc < 0)
+            return rc;
+        int64_t until = deadline;
+        if (poll) {
+            int64_t p = tern_now() + TERN__NET_CANCEL_POLL_NS;
+            if (until == TERN_FOREVER || p < until)
+                until = p;
+        }
+        rc = tern_fd_wait(fd, ev, until);
+        if (rc != -ETIMEDOUT)
+            return rc;
+        if (deadline != TERN_FOREVER && tern_now() >= deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+/* A ctx already done fails the call even when it would not have to wait
+ * (a cancelled request should not go on sending); a NULL ctx pays one
+ * predicted branch. */
+static int ctx_err(tern_ctx *ctx)
+{
+    return __builtin_expect(ctx == NULL, 1) ? 0 : tern_ctx_err(ctx);
+}
+
+int tern_conn_from_fd(int fd, tern_conn **out)
+{
+    TERN_CHECK_ARG(out);
     pthread_once(&sigpipe_once, ignore_sigpipe);
     tern_conn *c = malloc(sizeof *c);
+    *out = c;
     if (!c)
-        return NULL;
+        return -ENOMEM;
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK))
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -48,18 +97,22 @@ tern_conn *tern_conn_from_fd(int fd)
     c->read_deadline = TERN_FOREVER;
     c->write_deadline = TERN_FOREVER;
     c->remote[0] = '\0';
-    return c;
+    return 0;
 }
 
-ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n)
+ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(c);
+    int err = ctx_err(ctx);
+    if (err < 0)
+        return err;
     if (c->drained && n > 0) {
         /* The last read emptied the socket, so a read now would most
          * likely say EAGAIN: wait first (as nginx does).  The netpoller
          * keeps an edge that came meanwhile, so nothing is missed; a stale
          * edge costs the read we would have made anyway. */
         c->drained = false;
-        int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
+        int rc = tern__net_wait(c->fd, TERN_FD_READ, c->read_deadline, ctx);
         if (rc < 0)
             return rc;
     }
@@ -73,14 +126,18 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n)
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
+        int rc = tern__net_wait(c->fd, TERN_FD_READ, c->read_deadline, ctx);
         if (rc < 0)
             return rc;
     }
 }
 
-int tern_conn_wait_readable(tern_conn *c)
+int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(c);
+    int err = ctx_err(ctx);
+    if (err < 0)
+        return err;
     for (;;) {
         char b;
         ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -93,14 +150,18 @@ int tern_conn_wait_readable(tern_conn *c)
         }
         if (errno == EINTR)
             continue;
-        int rc = tern_fd_wait(c->fd, TERN_FD_READ, c->read_deadline);
+        int rc = tern__net_wait(c->fd, TERN_FD_READ, c->read_deadline, ctx);
         if (rc < 0)
             return rc;
     }
 }
 
-ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n)
+ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(c);
+    int err = ctx_err(ctx);
+    if (err < 0)
+        return err;
     const char *p = buf;
     size_t left = n;
     while (left > 0) {
@@ -114,15 +175,19 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n)
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = tern_fd_wait(c->fd, TERN_FD_WRITE, c->write_deadline);
+        int rc = tern__net_wait(c->fd, TERN_FD_WRITE, c->write_deadline, ctx);
         if (rc < 0)
             return rc;
     }
     return (ssize_t)n;
 }
 
-ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt)
+ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(c);
+    int err = ctx_err(ctx);
+    if (err < 0)
+        return err;
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -138,7 +203,7 @@ ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt)
                 continue;
             if (errno != EAGAIN)
                 return -errno;
-            int rc = tern_fd_wait(c->fd, TERN_FD_WRITE, c->write_deadline);
+            int rc = tern__net_wait(c->fd, TERN_FD_WRITE, c->write_deadline, ctx);
             if (rc < 0)
                 return rc;
             continue;
@@ -157,8 +222,12 @@ ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt)
     return (ssize_t)total;
 }
 
-ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len)
+ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(c);
+    int err = ctx_err(ctx);
+    if (err < 0)
+        return err;
     size_t left = len;
     while (left > 0) {
         ssize_t w = sendfile(c->fd, fd, offset, left > (1u << 30) ? (1u << 30) : left);
@@ -172,34 +241,48 @@ ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len)
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = tern_fd_wait(c->fd, TERN_FD_WRITE, c->write_deadline);
+        int rc = tern__net_wait(c->fd, TERN_FD_WRITE, c->write_deadline, ctx);
         if (rc < 0)
             return rc;
     }
     return (ssize_t)len;
 }
 
-void tern_conn_set_read_deadline(tern_conn *c, int64_t deadline) { c->read_deadline = deadline; }
-void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline) { c->write_deadline = deadline; }
+void tern_conn_set_read_deadline(tern_conn *c, int64_t deadline)
+{
+    TERN_CHECK_ARG(c);
+    c->read_deadline = deadline;
+}
+
+void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline)
+{
+    TERN_CHECK_ARG(c);
+    c->write_deadline = deadline;
+}
 
 int tern_conn_close_write(tern_conn *c)
 {
+    TERN_CHECK_ARG(c);
     return shutdown(c->fd, SHUT_WR) == 0 ? 0 : -errno;
 }
 
-int tern_conn_close(tern_conn *c)
+void tern_conn_free(tern_conn *c)
 {
     if (!c)
-        return 0;
-    int rc = tern_fd_close(c->fd);
+        return;
+    tern_fd_close(c->fd);
     free(c);
-    return rc;
 }
 
-int tern_conn_fd(const tern_conn *c) { return c->fd; }
+int tern_conn_fd(const tern_conn *c)
+{
+    TERN_CHECK_ARG(c);
+    return c->fd;
+}
 
 const char *tern_conn_remote_addr(tern_conn *c)
 {
+    TERN_CHECK_ARG(c);
     if (!c->remote[0]) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -213,6 +296,7 @@ const char *tern_conn_remote_addr(tern_conn *c)
 
 int tern_conn_set_nodelay(tern_conn *c, bool on)
 {
+    TERN_CHECK_ARG(c);
     int v = on;
     return setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -errno;
 }

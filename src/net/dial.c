@@ -1,10 +1,11 @@
 /*
  * dial.c - outgoing connections bounded by a context.
  *
- * A non-blocking connect() is waited for on the netpoller.  The context's
- * deadline bounds the wait directly; its cancellation is looked at every
- * 10 ms while a connect is in progress (the netpoller waits on one fd, not
- * on a channel), so a cancelled dial returns within about that.
+ * A non-blocking connect() is waited for on the netpoller with
+ * tern__net_wait: the context's deadline bounds the wait directly; its
+ * cancellation is looked at every 10 ms while a connect is in progress
+ * (the netpoller waits on one fd, not on a channel), so a cancelled dial
+ * returns within about that.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,8 +16,6 @@
 
 #include "net/net_internal.h"
 #include "tern/runtime.h"
-
-#define DIAL_CANCEL_POLL_NS 10000000
 
 static int connect_one(tern_ctx *ctx, const struct sockaddr *sa, socklen_t len, int *out)
 {
@@ -31,23 +30,9 @@ static int connect_one(tern_ctx *ctx, const struct sockaddr *sa, socklen_t len, 
             rc = -errno;
             goto fail;
         }
-        int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
-        for (;;) {
-            rc = ctx ? tern_ctx_err(ctx) : 0;
-            if (rc < 0)
-                goto fail;
-            int64_t until = deadline;
-            if (ctx && ctx != tern_ctx_background()) {
-                int64_t poll = tern_now() + DIAL_CANCEL_POLL_NS;
-                if (until == TERN_FOREVER || poll < until)
-                    until = poll;
-            }
-            rc = tern_fd_wait(fd, TERN_FD_WRITE, until);
-            if (rc == 0)
-                break;
-            if (rc != -ETIMEDOUT || (deadline != TERN_FOREVER && tern_now() >= deadline))
-                goto fail;
-        }
+        rc = tern__net_wait(fd, TERN_FD_WRITE, TERN_FOREVER, ctx);
+        if (rc < 0)
+            goto fail;
         int err = 0;
         socklen_t elen = sizeof err;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
@@ -64,11 +49,12 @@ fail:
     return rc;
 }
 
-int tern_dial(tern_ctx *ctx, tern_net net, const char *addr, tern_conn **out)
+int tern_conn_dial(tern_net net, const char *addr, tern_conn **out, tern_ctx *ctx)
 {
-    if (!addr || !out)
-        return -EINVAL;
+    TERN_CHECK_ARG(out);
     *out = NULL;
+    if (!addr)
+        return -EINVAL;
     int rc = ctx ? tern_ctx_err(ctx) : 0;
     if (rc < 0)
         return rc;
@@ -96,8 +82,8 @@ int tern_dial(tern_ctx *ctx, tern_net net, const char *addr, tern_conn **out)
     }
     if (rc < 0)
         return rc;
-    tern_conn *c = tern_conn_from_fd(fd);
-    if (!c) {
+    tern_conn *c;
+    if (tern_conn_from_fd(fd, &c) < 0) {
         tern_fd_close(fd);
         return -ENOMEM;
     }

@@ -21,7 +21,7 @@
 #include "runtime/internal.h"
 #include "tern/runtime.h"
 
-static int listen_fd(const struct sockaddr *sa, socklen_t len, const tern_listen_options *o,
+static int listen_fd(const struct sockaddr *sa, socklen_t len, const tern_listener_options *o,
                      bool dual_stack)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -57,7 +57,7 @@ static void fill_name(tern_listener *l)
     }
 }
 
-static int listen_tcp(const char *addr, const tern_listen_options *o)
+static int listen_tcp(const char *addr, const tern_listener_options *o)
 {
     char host[256], port[32];
     int rc = tern_net_split_host_port(addr, host, sizeof host, port, sizeof port);
@@ -93,14 +93,15 @@ static int listen_tcp(const char *addr, const tern_listen_options *o)
     return fd;
 }
 
-int tern_listen(tern_net net, const char *addr, const tern_listen_options *opts,
-                tern_listener **out)
+int tern_listener_new(tern_net net, const char *addr, const tern_listener_options *opts,
+                      tern_listener **out)
 {
-    static const tern_listen_options defaults;
-    const tern_listen_options *o = opts ? opts : &defaults;
-    if (!addr || !out)
-        return -EINVAL;
+    static const tern_listener_options defaults;
+    const tern_listener_options *o = opts ? opts : &defaults;
+    TERN_CHECK_ARG(out);
     *out = NULL;
+    if (!addr)
+        return -EINVAL;
     tern_listener *l = calloc(1, sizeof *l);
     if (!l)
         return -ENOMEM;
@@ -148,16 +149,22 @@ static void report_shortage(int err)
         tern__report("accept: %s; backing off and retrying (raise `ulimit -n`?)", strerror(err));
 }
 
-int tern_accept(tern_listener *l, tern_conn **out, int64_t deadline)
+int tern_listener_accept(tern_listener *l, tern_conn **out, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(l);
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     int64_t backoff = 5000000;
     for (;;) {
         if (atomic_load_explicit(&l->closed, memory_order_acquire))
             return -ECANCELED;
+        int rc = ctx ? tern_ctx_err(ctx) : 0;
+        if (rc < 0)
+            return rc;
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            tern_conn *c = tern_conn_from_fd(fd);
-            if (!c) {
+            tern_conn *c;
+            if (tern_conn_from_fd(fd, &c) < 0) {
                 close(fd);
                 return -ENOMEM;
             }
@@ -170,7 +177,7 @@ int tern_accept(tern_listener *l, tern_conn **out, int64_t deadline)
         if (err == EINTR || err == ECONNABORTED)
             continue;
         if (err == EAGAIN) {
-            int rc = tern_fd_wait(l->fd, TERN_FD_READ, deadline);
+            rc = tern__net_wait(l->fd, TERN_FD_READ, TERN_FOREVER, ctx);
             if (rc < 0)
                 return atomic_load(&l->closed) ? -ECANCELED : rc;
             continue;
@@ -180,6 +187,9 @@ int tern_accept(tern_listener *l, tern_conn **out, int64_t deadline)
         if (!is_shortage(err))
             return -err;
         report_shortage(err);
+        /* the back-off sleep is bounded by ctx's deadline; a cancellation
+         * is seen when it ends (at most 1 s later) */
+        int64_t deadline = tern__net_deadline(TERN_FOREVER, ctx);
         int64_t until = tern_now() + backoff;
         if (deadline != TERN_FOREVER && until > deadline)
             until = deadline;
@@ -194,7 +204,7 @@ int tern_listener_close(tern_listener *l)
 {
     if (!l || atomic_exchange(&l->closed, true))
         return 0;
-    /* shutdown, not close: a coroutine inside tern_accept still uses the fd
+    /* shutdown, not close: a coroutine inside tern_listener_accept still uses the fd
      * number, which must not be reused until tern_listener_free */
     shutdown(l->fd, SHUT_RDWR);
     return 0;
@@ -211,6 +221,20 @@ void tern_listener_free(tern_listener *l)
     free(l);
 }
 
-const char *tern_listener_addr(const tern_listener *l) { return l->addr; }
-int tern_listener_port(const tern_listener *l) { return l->port; }
-int tern_listener_fd(const tern_listener *l) { return l->fd; }
+const char *tern_listener_addr(const tern_listener *l)
+{
+    TERN_CHECK_ARG(l);
+    return l->addr;
+}
+
+int tern_listener_port(const tern_listener *l)
+{
+    TERN_CHECK_ARG(l);
+    return l->port;
+}
+
+int tern_listener_fd(const tern_listener *l)
+{
+    TERN_CHECK_ARG(l);
+    return l->fd;
+}

@@ -9,7 +9,9 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "base/check.h"
 #include "tern/net.h"
+#include "tern/runtime.h"
 
 struct tern_conn {
     int fd;
@@ -37,5 +39,22 @@ int tern__net_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *le
 void tern__net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 /* gai error -> -errno */
 int tern__net_gai_errno(int rc);
+
+/* Park until fd is ready for ev (TERN_FD_READ / TERN_FD_WRITE), the
+ * absolute deadline passes (-ETIMEDOUT) or ctx ends (its error).  ctx NULL
+ * is a plain tern_fd_wait; a cancellable ctx is looked at every
+ * TERN__NET_CANCEL_POLL_NS while parked, since the netpoller watches one
+ * fd and no channel.  Touches nothing but fd, so a conn freed meanwhile
+ * (-EBADF) is never read again. */
+#define TERN__NET_CANCEL_POLL_NS 10000000
+int tern__net_wait_ctx(int fd, int ev, int64_t deadline, tern_ctx *ctx);
+static inline int tern__net_wait(int fd, int ev, int64_t deadline, tern_ctx *ctx)
+{
+    if (__builtin_expect(ctx == NULL, 1))
+        return tern_fd_wait(fd, ev, deadline);
+    return tern__net_wait_ctx(fd, ev, deadline, ctx);
+}
+/* The earlier of deadline and ctx's (ctx may be NULL). */
+int64_t tern__net_deadline(int64_t deadline, tern_ctx *ctx);
 
 #endif
