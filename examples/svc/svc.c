@@ -68,9 +68,9 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
     if (sc)
         tern_trace_format_traceparent(sc, traceparent, sizeof traceparent);
     const char *headers[] = { "traceparent", traceparent, NULL };
-    tern_http_client_request req = { .url = url, .ctx = ctx, .headers = sc ? headers : NULL };
+    tern_http_client_request req = { .url = url, .headers = sc ? headers : NULL };
     tern_http_client_response *resp;
-    int rc = tern_resilient_http_do(s->rc, &req, &resp);
+    int rc = tern_resilient_client_do(s->rc, &req, &resp, ctx);
     if (rc < 0) {
         tern_log_ctx(tern_http_req_ctx(r), TERN_LOG_WARN, "downstream failed",
                      TERN_LOG_STR("url", url), TERN_LOG_STR("error", tern_strerror(rc)));
@@ -86,7 +86,7 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
         tern_http_resp_set_status(w, status < 500 ? 200 : 502);
         tern_http_resp_printf(w, "downstream answered %d: %.*s\n", status, (int)len, body);
     }
-    tern_resilient_response_free(s->rc, resp);
+    tern_resilient_client_response_free(s->rc, resp);
     tern_ctx_free(ctx);
     return rc;
 }
