@@ -37,7 +37,6 @@ static const tern_config_key keys[] = {
 
 typedef struct svc {
     tern_config *cfg;
-    const char *config_file;            /* --config, or NULL */
     tern_http_client *client;
     tern_resilient_client *rc;
 } svc;
@@ -126,10 +125,11 @@ static int run(void *arg)
     tern_config_on_change(s->cfg, on_config_change, NULL);
     tern_config_watch_sighup(s->cfg);
     /* A ConfigMap update sends no SIGHUP: watch the file as well. */
-    int wr = s->config_file ? tern_config_watch_file(s->cfg) : 0;
+    const char *file = tern_config_file(s->cfg);
+    int wr = file ? tern_config_watch_file(s->cfg) : 0;
     if (wr < 0)
         tern_log_warn("config file not watched (SIGHUP still reloads)",
-                      TERN_LOG_STR("file", s->config_file), TERN_LOG_STR("error", tern_strerror(wr)));
+                      TERN_LOG_STR("file", file), TERN_LOG_STR("error", tern_strerror(wr)));
     tern_debug_publish("config", published_config, s->cfg);
 
     tern_http_client_options co = { .max_idle_per_host = 16 };
@@ -183,36 +183,24 @@ static int run(void *arg)
 
 int main(int argc, char **argv)
 {
-    /* --config FILE picks the file layer; every other flag is a key */
-    const char *file = NULL;
-    char **args = calloc((size_t)argc + 1, sizeof *args);
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && !strcmp(argv[i], "--config") && i + 1 < argc)
-            file = argv[++i];
-        else
-            args[n++] = argv[i];
-    }
+    /* tern_config takes --config FILE itself: the file layer */
     tern_config_options o = { .keys = keys, .nkeys = sizeof keys / sizeof keys[0],
-                              .env_prefix = "SVC", .file = file };
+                              .env_prefix = "SVC" };
     tern_config_error err = {0};
-    svc s = {.config_file = file};
-    int rc = tern_config_new(&o, n, args, &s.cfg, &err);
+    svc s = {0};
+    int rc = tern_config_new(argc, argv, &err, &o, &s.cfg);
     if (rc == 1) {
         char help[4096];
         tern_config_help(s.cfg, help, sizeof help);
         printf("usage: svc [--config FILE] [--key value ...]\n%s", help);
         tern_config_free(s.cfg);
-        free(args);
         return 0;
     }
     if (rc < 0) {
         fprintf(stderr, "svc: %s", err.msg);
-        free(args);
         return 2;
     }
     rc = tern_run(run, &s);
     tern_config_free(s.cfg);
-    free(args);
     return rc;
 }
