@@ -112,7 +112,7 @@ static json_t *published_config(void *arg)
 static int stop_tracing(tern_ctx *ctx, void *arg)
 {
     (void)arg;
-    return tern_trace_shutdown(tern_ctx_deadline(ctx));
+    return tern_trace_shutdown(ctx);
 }
 
 static int run(void *arg)
@@ -171,7 +171,7 @@ static int run(void *arg)
     printf("svc: listening on http://%s/ (try /hello /call /metrics /healthz?verbose /debug/vars)\n",
            tern_http_server_addr(tern_service_server(service)));
     fflush(stdout);
-    rc = tern_service_run(service);             /* until SIGTERM or SIGINT */
+    rc = tern_service_run(service, NULL);       /* until SIGTERM or SIGINT */
     tern_service_free(service);
     tern_config_watch_stop(s->cfg);
     tern_resilient_client_free(s->rc);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/check.h"
 #include "kit/trace_internal.h"
 #include "tern/error.h"
 #include "tern/http_router.h"
@@ -142,10 +143,11 @@ static const char **inject(const char *const *given, const char *traceparent,
 
 int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
                               const tern_http_client_request *req,
-                              tern_http_client_response **out)
+                              tern_http_client_response **out, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(req);
     if (!parent)
-        parent = tern_trace_span_from_ctx(req->ctx);
+        parent = tern_trace_span_from_ctx(ctx);
     if (!parent)
         parent = tern_trace_span_current();
     const char *method = req->method ? req->method : req->body ? "POST" : "GET";
@@ -165,6 +167,7 @@ int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
     tern_trace_span_set(s, &TERN_TRACE_STR("url.full", req->url ? req->url : ""));
     tern_http_client_request traced = *req;
     traced.headers = headers;
+    traced.ctx = ctx;           /* today's client reads its bound from the request */
     rc = tern_http_client_do(c, &traced, out);
     if (rc == 0) {
         int status = tern_http_client_response_status(*out);
