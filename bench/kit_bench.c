@@ -4,7 +4,7 @@
  *
  *   counter_inc [n]   2 Ps; two coroutines, started together, each add 1
  *                     n times (default 50M) to the same labelled counter
- *                     (tern_counter_inc on a handle looked up once); ns per
+ *                     (tern_metrics_counter_inc on a handle looked up once); ns per
  *                     increment = the CPU time of the worker thread that
  *                     ran each loop (CLOCK_THREAD_CPUTIME_ID; a loop never
  *                     yields, so nothing else runs on that thread
@@ -46,7 +46,7 @@ static int64_t thread_cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static tern_counter *g_counter;
+static tern_metrics_counter *g_counter;
 static inc_side g_sides[2];
 static tern_waitgroup g_arrived, g_start, g_done;
 
@@ -60,9 +60,9 @@ static int inc_co(void *arg)
     s->thread = (uintptr_t)pthread_self();
     s->t0 = tern_now();
     s->c0 = thread_cpu_ns();
-    tern_counter *c = g_counter;
+    tern_metrics_counter *c = g_counter;
     for (long i = 0; i < g_n; i++)
-        tern_counter_inc(c);
+        tern_metrics_counter_inc(c);
     s->c1 = thread_cpu_ns();
     s->t1 = tern_now();
     tern_waitgroup_done(&g_done);
@@ -89,13 +89,17 @@ static int inc_attempt(void)
 static int counter_inc(void)
 {
     static const char *const labels[] = {"method", "code", NULL};
-    tern_metric_family *f;
-    int rc = tern_metrics_counter_new(NULL, "bench_requests_total", "Bench.", labels, &f);
+    tern_metrics_family *f;
+    tern_metrics_family_options o = {.type = TERN_METRICS_COUNTER,
+                                     .name = "bench_requests_total",
+                                     .help = "Bench.",
+                                     .labels = labels};
+    int rc = tern_metrics_family_new(NULL, &o, &f);
     if (rc)
-        bench_fail("tern_metrics_counter_new", rc);
-    g_counter = tern_metric_counter_with(f, "GET", "200");
-    if (!g_counter)
-        bench_fail("tern_metric_counter_with", -ENOMEM);
+        bench_fail("tern_metrics_family_new", rc);
+    rc = tern_metrics_counter_with(f, &g_counter, "GET", "200");
+    if (rc)
+        bench_fail("tern_metrics_counter_with", rc);
     /* The scheduler places the two; run again (up to 5 times in all)
      * while it puts both on one worker thread. */
     int shared = 1, attempts = 0;
@@ -103,7 +107,7 @@ static int counter_inc(void)
         shared = inc_attempt();
         attempts++;
     }
-    uint64_t got = tern_counter_value(g_counter);
+    uint64_t got = tern_metrics_counter_value(g_counter);
     if (got != (uint64_t)(2 * g_n * attempts)) {
         fprintf(stderr, "counter_inc: counted %llu, expected %ld\n", (unsigned long long)got,
                 2 * g_n * attempts);

@@ -48,17 +48,17 @@ static int entry(void *arg)
     (void)arg;
     bench_count_reports();
     log_lines(g_n / 10);
-    int r = tern_log_flush(10 * TERN_SEC);
+    int r = tern_log_flush(NULL);
     if (r < 0)
         bench_fail("tern_log_flush", r);
-    tern_log_stats before;
-    tern_log_stats_get(&before);
+    struct tern_log_stats before;
+    tern_log_stats(&before);
     int64_t c0 = thread_cpu_ns(), t0 = tern_now();
     log_lines(g_n);
     int64_t t1 = tern_now(), c1 = thread_cpu_ns();
-    tern_log_stats after;
-    tern_log_stats_get(&after);
-    r = tern_log_flush(10 * TERN_SEC);
+    struct tern_log_stats after;
+    tern_log_stats(&after);
+    r = tern_log_flush(NULL);
     if (r < 0)
         bench_fail("tern_log_flush", r);
     uint64_t dropped = after.dropped - before.dropped;

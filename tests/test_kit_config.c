@@ -54,7 +54,7 @@ static int make(const tern_config_key *keys, size_t n, const char *prefix, const
         write_file(file);
     tern_config_options o = {.keys = keys, .nkeys = n, .env_prefix = prefix,
                              .file = file ? path : NULL};
-    return tern_config_new(&o, argc, argv, cfg, err);
+    return tern_config_new(argc, argv, err, &o, cfg);
 }
 
 static char ebuf[1024];
@@ -103,11 +103,11 @@ static void config_each_layer_overrides_the_one_below(void)
     /* Without a prefix there is no env layer; a missing optional file is fine. */
     tern_config_options o = {.keys = layer_keys, .nkeys = 5, .file = "/nonexistent/x.json",
                              .file_optional = true};
-    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
     CHECK_STR(tern_config_str(cfg, "c"), "def-c");
     tern_config_free(cfg);
     o.file_optional = false;
-    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), -EINVAL);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), -EINVAL);
     CHECK(cfg == NULL);
     CHECK_STR(err.msg, "config: cannot read file /nonexistent/x.json: No such file or directory");
     unsetenv("L1_C");
@@ -408,6 +408,7 @@ static void config_flags_forms_and_errors(void)
     size_t len = tern_config_help(cfg, help, sizeof help);
     const char *want =
         "Options (a flag beats env, env beats the file, the file beats the default):\n"
+        "  --config FILE  read the file layer (JSON) from FILE\n"
         "  --name string  the name (default x, env APP_NAME)\n"
         "  --verbose bool  say more (env APP_VERBOSE)\n"
         "  --n int  how many (default 1, env APP_N, 1..)\n";
@@ -418,9 +419,10 @@ static void config_flags_forms_and_errors(void)
     CHECK_STR(small, "Options (");
     tern_config_free(cfg);
     tern_config_options o = {.keys = limit_keys, .nkeys = 4, .env_prefix = "SVC"};
-    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
     tern_config_help(cfg, help, sizeof help);
     CHECK_STR(strchr(help, '\n') + 1,
+              "  --config FILE  read the file layer (JSON) from FILE\n"
               "  --http.port int  port (default 8080, env SVC_HTTP_PORT, 1..65535)\n"
               "  --timeout duration  timeout (default 5s, env SVC_TIMEOUT, 100ms..1m)\n"
               "  --ratio double  ratio (default 0.5, env SVC_RATIO, 0..1)\n"
@@ -658,7 +660,7 @@ static void with_watched(tern_fn *body)
     tern_config_options o = {.keys = reload_keys, .nkeys = 4, .file = wfile};
     tern_config *cfg;
     tern_config_error err;
-    CHECK_EQ(tern_config_new(&o, 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
     CHECK_EQ(tern_config_on_change(cfg, on_change, &changes), 0);
     tern_config_on_error(cfg, on_error, NULL);
     change_calls = 0;
@@ -700,7 +702,7 @@ static void config_watch_file_reloads_a_file_rewritten_in_place(void)
     tern_config_options none = {.keys = reload_keys, .nkeys = 4};
     tern_config *cfg;
     tern_config_error err;
-    CHECK_EQ(tern_config_new(&none, 0, NULL, &cfg, &err), 0);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &none, &cfg), 0);
     CHECK_EQ(tern_config_watch_file(cfg), -EINVAL);    /* no file to watch */
     tern_config_free(cfg);
     new_wdir();
@@ -1011,6 +1013,111 @@ static void config_readers_never_see_torn_values_during_reloads(void)
     tern_config_free(cfg);
 }
 
+/* --config FILE and --config=FILE name the file layer, over options.file,
+ * without the program's help: every program used to copy that argv loop. */
+static void config_flag_config_names_the_file_layer(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    new_path();
+    write_file("{\"name\": \"from-file\", \"n\": 7}");
+    tern_config_options o = {.keys = flag_keys, .nkeys = 3, .file = "/nonexistent/default.json"};
+    char *a1[] = {"prog", "--n", "2", "--config", path};
+    CHECK_EQ(tern_config_new(5, a1, &err, &o, &cfg), 0);
+    CHECK_STR(tern_config_str(cfg, "name"), "from-file");
+    CHECK_STR(tern_config_source(cfg, "name"), "file");
+    CHECK_EQ(tern_config_int(cfg, "n"), 2);             /* a flag still beats the file */
+    CHECK_STR(tern_config_file(cfg), path);
+    /* A reload reads the same file again. */
+    write_file("{\"name\": \"rewritten\"}");
+    CHECK_EQ(tern_config_reload(cfg, &err), 0);
+    CHECK_STR(tern_config_str(cfg, "name"), "rewritten");
+    tern_config_free(cfg);
+
+    char eq[96];
+    snprintf(eq, sizeof eq, "--config=%s", path);
+    char *a2[] = {"prog", eq, "--verbose"};
+    CHECK_EQ(tern_config_new(3, a2, &err, &o, &cfg), 0);
+    CHECK_STR(tern_config_str(cfg, "name"), "rewritten");
+    CHECK(tern_config_bool(cfg, "verbose"));
+    CHECK_STR(tern_config_file(cfg), path);
+    tern_config_free(cfg);
+
+    /* Without the flag, options.file; without either, none. */
+    o.file = path;
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
+    CHECK_STR(tern_config_file(cfg), path);
+    tern_config_free(cfg);
+    o.file = NULL;
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
+    CHECK(tern_config_file(cfg) == NULL);
+    tern_config_free(cfg);
+
+    /* A key's value that reads "--config" is the key's; after "--" it is
+     * the program's. */
+    char *a3[] = {"prog", "--name", "--config", "--", "--config", "/nonexistent/y.json"};
+    CHECK_EQ(tern_config_new(6, a3, &err, &o, &cfg), 0);
+    CHECK_STR(tern_config_str(cfg, "name"), "--config");
+    CHECK(tern_config_file(cfg) == NULL);
+    tern_config_free(cfg);
+
+    /* --config with no file, or an empty one, is an error. */
+    char *a4[] = {"prog", "--config"};
+    CHECK_EQ(tern_config_new(2, a4, &err, &o, &cfg), -EINVAL);
+    CHECK(cfg == NULL);
+    CHECK_STR(err.msg, "config: --config: no file given (from flags)");
+    char *a5[] = {"prog", "--config="};
+    CHECK_EQ(tern_config_new(2, a5, &err, &o, &cfg), -EINVAL);
+    CHECK_STR(err.msg, "config: --config: empty file name (from flags)");
+    /* The flag's file must exist (file_optional is for options.file's). */
+    char *a6[] = {"prog", "--config", "/nonexistent/z.json"};
+    CHECK_EQ(tern_config_new(3, a6, &err, &o, &cfg), -EINVAL);
+    CHECK_STR(err.msg, "config: cannot read file /nonexistent/z.json: No such file or directory");
+
+    /* "config" cannot be declared: it is the flag's. */
+    static const tern_config_key taken[] = {TERN_CONFIG_KEY("config", TERN_CONFIG_STRING)};
+    tern_config_options t = {.keys = taken, .nkeys = 1};
+    CHECK_EQ(tern_config_new(0, NULL, &err, &t, &cfg), -EINVAL);
+    CHECK_STR(err.msg, "config: config: the name is --config FILE's (declare another)");
+}
+
+static void config_help_lists_the_config_flag_with_its_default(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    tern_config_options o = {.keys = flag_keys, .nkeys = 1, .file = "/etc/app/config.json",
+                             .file_optional = true};
+    char *a[] = {"prog", "--help"};
+    CHECK_EQ(tern_config_new(2, a, &err, &o, &cfg), 1);
+    char help[512];
+    tern_config_help(cfg, help, sizeof help);
+    CHECK_STR(help, "Options (a flag beats env, env beats the file, the file beats the default):\n"
+                    "  --config FILE  read the file layer (JSON) from FILE (default "
+                    "/etc/app/config.json)\n"
+                    "  --name string  the name (default x)\n");
+    tern_config_free(cfg);
+}
+
+static void null_config_getter(void)
+{
+    tern_config_int(NULL, "n");
+}
+
+static void null_config_reload(void)
+{
+    tern_config_reload(NULL, NULL);
+}
+
+static void config_null_config_aborts_naming_the_function(void)
+{
+    child_result r = run_child(null_config_getter);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern: tern_config_int: cfg is NULL") != NULL);
+    r = run_child(null_config_reload);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern: tern_config_reload: cfg is NULL") != NULL);
+}
+
 TESTS(T(config_each_layer_overrides_the_one_below), T(config_parses_every_type),
       T(config_parse_errors_name_the_key_and_the_source),
       T(config_limits_are_checked_on_the_winning_value), T(config_reads_nested_json),
@@ -1025,4 +1132,7 @@ TESTS(T(config_each_layer_overrides_the_one_below), T(config_parses_every_type),
       T(config_watch_stop_returns_promptly),
       T(config_watch_file_rearms_when_the_directory_comes_back),
       T(config_watch_file_follows_a_symlink_to_another_directory),
-      T(config_readers_never_see_torn_values_during_reloads))
+      T(config_readers_never_see_torn_values_during_reloads),
+      T(config_flag_config_names_the_file_layer),
+      T(config_help_lists_the_config_flag_with_its_default),
+      T(config_null_config_aborts_naming_the_function))

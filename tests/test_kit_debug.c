@@ -191,7 +191,8 @@ static void debug_publish_rejects_duplicates_and_reserved_names(void)
     CHECK_EQ(tern_debug_unpublish("x"), 0);
     CHECK_EQ(tern_debug_unpublish("x"), -ENOENT);
     /* Outside a runtime "runtime" is empty, not an error. */
-    json_t *v = tern_debug_vars_json();
+    json_t *v;
+    CHECK_EQ(tern_debug_vars_json(&v), 0);
     CHECK(v);
     CHECK_EQ(json_object_size(json_object_get(v, "runtime")), 0);
     json_decref(v);
@@ -562,7 +563,7 @@ typedef struct holder {
 static int hold_profiler(void *arg)
 {
     holder *h = arg;
-    while ((h->rc = tern_debug_cpu_profile(500 * TERN_MS, &h->data, &h->len)) == -EBUSY)
+    while ((h->rc = tern_debug_cpu_profile(500 * TERN_MS, &h->data, &h->len, NULL)) == -EBUSY)
         tern_sleep(TERN_MS);
     tern_waitgroup_done(&h->wg);
     return 0;
@@ -618,13 +619,13 @@ static int direct_body(void *arg)
     /* tern_debug_cpu_profile: bad durations, and nothing is left running */
     void *data = (void *)1;
     size_t len = 7;
-    CHECK_EQ(tern_debug_cpu_profile(0, &data, &len), -EINVAL);
-    CHECK_EQ(tern_debug_cpu_profile(-TERN_SEC, &data, &len), -EINVAL);
-    CHECK(data == (void *)1 && len == 7);
+    CHECK_EQ(tern_debug_cpu_profile(0, &data, &len, NULL), -EINVAL);
+    CHECK_EQ(tern_debug_cpu_profile(-TERN_SEC, &data, &len, NULL), -EINVAL);
+    CHECK(data == NULL && len == 0);
 #ifndef UNDER_TSAN
     /* a short profile: gzipped profile.proto with pprof's fields */
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_debug_cpu_profile(50 * TERN_MS, &data, &len), 0);
+    CHECK_EQ(tern_debug_cpu_profile(50 * TERN_MS, &data, &len, NULL), 0);
     CHECK(tern_now() - t0 >= 50 * TERN_MS);
     CHECK(data && len > 2 && ((uint8_t *)data)[0] == 0x1f && ((uint8_t *)data)[1] == 0x8b);
     size_t raw_len;
@@ -649,7 +650,7 @@ static int direct_body(void *arg)
     CHECK_EQ(tern_go(hold_profiler, &h), 0);
     int rc;
     int64_t until = tern_now() + 2 * TERN_SEC;
-    while ((rc = tern_debug_cpu_profile(1, &data, &len)) == 0 && tern_now() < until) {
+    while ((rc = tern_debug_cpu_profile(1, &data, &len, NULL)) == 0 && tern_now() < until) {
         free(data);                     /* ours ran first: try again */
         tern_sleep(TERN_MS);
     }
@@ -663,7 +664,26 @@ static int direct_body(void *arg)
     CHECK(h.len > 2 && ((uint8_t *)h.data)[0] == 0x1f);
     free(h.data);
     /* and free again once it is done */
-    CHECK_EQ(tern_debug_cpu_profile(1, &data, &len), 0);
+    CHECK_EQ(tern_debug_cpu_profile(1, &data, &len, NULL), 0);
+    free(data);
+
+    /* A ctx that ends first ends the profile at once, with its error and
+     * no profile, and frees the profiler for the next. */
+    tern_ctx *soon = tern_ctx_with_timeout(NULL, 100 * TERN_MS);
+    CHECK(soon);
+    t0 = tern_now();
+    data = (void *)1;
+    CHECK_EQ(tern_debug_cpu_profile(10 * TERN_SEC, &data, &len, soon), -ETIMEDOUT);
+    CHECK(tern_now() - t0 >= 90 * TERN_MS);
+    CHECK(tern_now() - t0 < 2 * TERN_SEC);
+    CHECK(data == NULL && len == 0);
+    tern_ctx_free(soon);
+    tern_ctx *gone = tern_ctx_with_cancel(NULL);
+    CHECK(gone);
+    tern_ctx_cancel(gone);
+    CHECK_EQ(tern_debug_cpu_profile(10 * TERN_SEC, &data, &len, gone), -ECANCELED);
+    tern_ctx_free(gone);
+    CHECK_EQ(tern_debug_cpu_profile(1, &data, &len, NULL), 0);
     free(data);
 #endif
     server_stop(&sv);

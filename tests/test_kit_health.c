@@ -12,31 +12,32 @@
 #include <stdatomic.h>
 
 #include <tern/health.h>
+#include <tern/service.h>
 
 /* ---- checks ------------------------------------------------------------------ */
 
-static int check_ok(tern_ctx *ctx, void *arg, char *msg, size_t len)
+static int check_ok(char *msg, size_t len, tern_ctx *ctx, void *arg)
 {
     (void)ctx, (void)arg, (void)msg, (void)len;
     return 0;
 }
 
 /* Ignores its context: sleeps for *(int64_t *)arg. */
-static int check_sleepy(tern_ctx *ctx, void *arg, char *msg, size_t len)
+static int check_sleepy(char *msg, size_t len, tern_ctx *ctx, void *arg)
 {
     (void)ctx, (void)msg, (void)len;
     tern_sleep(*(int64_t *)arg);
     return 0;
 }
 
-static int check_refused_msg(tern_ctx *ctx, void *arg, char *msg, size_t len)
+static int check_refused_msg(char *msg, size_t len, tern_ctx *ctx, void *arg)
 {
     (void)ctx, (void)arg;
     snprintf(msg, len, "connection refused by 10.0.0.7:6379");
     return -ECONNREFUSED;
 }
 
-static int check_errno_only(tern_ctx *ctx, void *arg, char *msg, size_t len)
+static int check_errno_only(char *msg, size_t len, tern_ctx *ctx, void *arg)
 {
     (void)ctx, (void)arg, (void)msg, (void)len;
     return -EIO;
@@ -58,7 +59,7 @@ static int check_timeout_body(void *arg)
 {
     (void)arg;
     tern_health *h;
-    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_new(NULL, &h), 0);
     CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
     CHECK_EQ(tern_health_add(h, "slow", TERN_HEALTH_READINESS, 200 * TERN_MS, check_sleepy,
                              &sleepy_for),
@@ -113,7 +114,7 @@ static int verbose_body(void *arg)
 {
     (void)arg;
     tern_health *h;
-    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_new(NULL, &h), 0);
     CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, check_ok, NULL), 0);
     CHECK_EQ(tern_health_add(h, "cache", TERN_HEALTH_READINESS, 0, check_refused_msg, NULL), 0);
     CHECK_EQ(tern_health_add(h, "disk", TERN_HEALTH_LIVENESS, 0, check_errno_only, NULL), 0);
@@ -163,7 +164,7 @@ static int no_checks_body(void *arg)
 {
     (void)arg;
     tern_health *h;
-    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_new(NULL, &h), 0);
     server sv = {0};
     tern_http_router *rt = health_serve(&sv, h);
     resp rp;
@@ -227,7 +228,7 @@ static int direct_body(void *arg)
 {
     (void)arg;
     tern_health *h;
-    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_new(NULL, &h), 0);
     CHECK_EQ(tern_health_add(h, "disk", TERN_HEALTH_LIVENESS, 0, check_errno_only, NULL), 0);
     CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, check_ok, NULL), 0);
     server sv = {0};
@@ -264,7 +265,7 @@ static int direct_body(void *arg)
     tern_health_free(h);
 
     /* a health object with passing checks of both kinds: all three pass */
-    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_new(NULL, &h), 0);
     CHECK_EQ(tern_health_add(h, "ping", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
     tern_health_set_ready(h, true);
     server sv2 = {0};
@@ -292,7 +293,7 @@ static void health_handlers_called_directly_read_their_own_kind(void)
 static void health_add_rejects_bad_and_duplicate_checks(void)
 {
     tern_health *h;
-    CHECK_EQ(tern_health_new(&h), 0);
+    CHECK_EQ(tern_health_new(NULL, &h), 0);
     CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_BOTH, 0, check_ok, NULL), 0);
     CHECK_EQ(tern_health_add(h, "db", TERN_HEALTH_LIVENESS, 0, check_ok, NULL), -EEXIST);
     CHECK_EQ(tern_health_add(h, "", TERN_HEALTH_BOTH, 0, check_ok, NULL), -EINVAL);
@@ -366,7 +367,7 @@ static int hook_c(tern_ctx *ctx, void *arg)
 static int service_co(void *arg)
 {
     life *l = arg;
-    l->run_rc = tern_service_run(l->svc);
+    l->run_rc = tern_service_run(l->svc, NULL);
     tern_waitgroup_done(&l->ran);
     return 0;
 }
@@ -480,10 +481,10 @@ static int start_fail_body(void *arg)
     tern_service *svc;
     CHECK_EQ(tern_service_new(&o, &svc), 0);
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_service_run(svc), -ECONNREFUSED);
+    CHECK_EQ(tern_service_run(svc, NULL), -ECONNREFUSED);
     CHECK(tern_now() - t0 < 1 * TERN_SEC);
     CHECK(!tern_health_ready(tern_service_health(svc)));
-    CHECK_EQ(tern_service_run(svc), -EALREADY);
+    CHECK_EQ(tern_service_run(svc, NULL), -EALREADY);
     tern_service_free(svc);
     tern_http_router_free(rt);
 
@@ -557,7 +558,7 @@ static int sigterm_entry(void *arg)
     tern_waitgroup_add(&sr->wg, 1);
     CHECK_EQ(tern_go_opts(slow_client_co, sr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
     CHECK_EQ(tern_go(killer_co, NULL), 0);
-    int rc = tern_service_run(sr->svc);
+    int rc = tern_service_run(sr->svc, NULL);
     tern_waitgroup_wait(&sr->wg);
     fprintf(stderr, "run %d, in-flight request %d %s\n", rc, sr->status, sr->body);
     if (rc != 0 || sr->status != 200 || strcmp(sr->body, "finished") != 0)
@@ -586,6 +587,113 @@ static void service_sigterm_finishes_in_flight_request_and_exits_0(void)
     CHECK(strstr(r.err, "\"msg\":\"service stopping\",\"signal\":\"TERM\""));
 }
 
+/* ---- options, the run's ctx, NULL objects --------------------------------------- */
+
+static int64_t sleepy_short = 300 * TERN_MS;
+
+static int default_timeout_body(void *arg)
+{
+    (void)arg;
+    tern_health *h = (tern_health *)1;
+    CHECK_EQ(tern_health_new(&(tern_health_options){.default_timeout = -1}, &h), -EINVAL);
+    CHECK(h == NULL);
+    CHECK_EQ(tern_health_new(&(tern_health_options){.default_timeout = 50 * TERN_MS}, &h), 0);
+    CHECK_EQ(tern_health_add(h, "slow", TERN_HEALTH_LIVENESS, 0, check_sleepy, &sleepy_short),
+             0);
+    server sv = {0};
+    tern_http_router *rt = health_serve(&sv, h);
+    resp rp;
+    int64_t t0 = tern_now();
+    get(sv.addr, "/livez", NULL, &rp);
+    CHECK_EQ(rp.status, 503);
+    CHECK(tern_now() - t0 < 250 * TERN_MS);     /* the options' 50 ms, not 1 s */
+    resp_free(&rp);
+    server_stop(&sv);
+    tern_http_router_free(rt);
+    tern_health_free(h);
+    tern_sleep(sleepy_short + 100 * TERN_MS);
+    return 0;
+}
+
+static void health_options_default_timeout_bounds_checks_added_without_one(void)
+{
+    run_test(default_timeout_body, NULL);
+}
+
+static int service_hook_mark(tern_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    atomic_store((atomic_int *)arg, 1);
+    return 0;
+}
+
+static int ctx_run_body(void *arg)
+{
+    (void)arg;
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    tern_service_options o = {
+        .http = {.handler = tern_http_router_serve, .arg = rt},
+        .addr = "127.0.0.1:0",
+        .no_signals = true,
+    };
+    tern_service *svc;
+    CHECK_EQ(tern_service_new(&o, &svc), 0);
+    static atomic_int hooked;
+    CHECK_EQ(tern_service_on_shutdown(svc, "mark", service_hook_mark, &hooked), 0);
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 200 * TERN_MS);
+    CHECK(ctx);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_service_run(svc, ctx), 0);
+    int64_t took = tern_now() - t0;
+    /* Stopped as SIGTERM stops it: gracefully, hooks run, not ready. */
+    CHECK(took >= 190 * TERN_MS);
+    CHECK(took < 1000 * TERN_MS);
+    CHECK_EQ(atomic_load(&hooked), 1);
+    CHECK(!tern_health_ready(tern_service_health(svc)));
+    tern_ctx_free(ctx);
+    tern_service_free(svc);
+    tern_http_router_free(rt);
+    return 0;
+}
+
+static void service_run_stops_gracefully_when_its_ctx_ends(void)
+{
+    run_test(ctx_run_body, NULL);
+}
+
+static void null_health_add(void)
+{
+    tern_health_add(NULL, "x", TERN_HEALTH_BOTH, 0, check_ok, NULL);
+}
+
+static void null_service_stop(void)
+{
+    tern_service_stop(NULL);
+}
+
+static void null_service_run(void)
+{
+    tern_service_run(NULL, NULL);
+}
+
+static void health_and_service_null_objects_abort_naming_the_function(void)
+{
+    tern_log_shutdown();        /* no writer thread across fork */
+    child_result r = run_child(null_health_add);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern: tern_health_add: h is NULL"));
+    r = run_child(null_service_stop);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern: tern_service_stop: svc is NULL"));
+    r = run_child(null_service_run);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern: tern_service_run: svc is NULL"));
+    /* Free functions take NULL. */
+    tern_health_free(NULL);
+    tern_service_free(NULL);
+}
+
 TESTS(T(health_check_past_timeout_reports_timeout_in_time),
       T(health_verbose_lists_each_check_like_kubernetes),
       T(health_without_checks_follows_the_ready_flag),
@@ -593,4 +701,7 @@ TESTS(T(health_check_past_timeout_reports_timeout_in_time),
       T(health_add_rejects_bad_and_duplicate_checks),
       T(service_stops_in_order_ready_delay_drain_hooks),
       T(service_failed_start_up_returns_its_error),
-      T(service_sigterm_finishes_in_flight_request_and_exits_0))
+      T(service_sigterm_finishes_in_flight_request_and_exits_0),
+      T(health_options_default_timeout_bounds_checks_added_without_one),
+      T(service_run_stops_gracefully_when_its_ctx_ends),
+      T(health_and_service_null_objects_abort_naming_the_function))

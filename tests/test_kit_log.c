@@ -36,13 +36,29 @@ static void stop(void)
     close(pfd[1]);
 }
 
+/* tern_log_flush bounded by ns from a thread with no runtime, where no
+ * timer can end a context: an ended one makes each flush check once, and
+ * this polls until ns have passed. */
+static int flush_within(int64_t ns)
+{
+    tern_ctx *ended = tern_ctx_with_cancel(NULL);
+    CHECK(ended != NULL);
+    tern_ctx_cancel(ended);
+    int64_t deadline = tern_now() + ns;
+    int r;
+    while ((r = tern_log_flush(ended)) == -ECANCELED && tern_now() < deadline)
+        usleep(100);
+    tern_ctx_free(ended);
+    return r == -ECANCELED ? -ETIMEDOUT : r;
+}
+
 /* Everything logged so far: read while flushing, as the pipe may fill. */
 static const char *collect(void)
 {
     int64_t deadline = tern_now() + 5 * TERN_SEC;
     int r;
     do {
-        r = tern_log_flush(10 * TERN_MS);
+        r = flush_within(10 * TERN_MS);
         ssize_t n;
         while ((n = read(pfd[0], got + got_len, sizeof got - 1 - got_len)) > 0)
             got_len += (size_t)n;
@@ -388,8 +404,8 @@ static void log_levels_filter_and_change_at_run_time(void)
     CHECK_STR(after_time(out, 0), "\"level\":\"warn\",\"msg\":\"w\"}\n");
     CHECK_STR(after_time(out, 1), "\"level\":\"error\",\"msg\":\"e\"}\n");
     CHECK_STR(after_time(out, 2), "\"level\":\"debug\",\"msg\":\"d2\"}\n");
-    tern_log_stats st;
-    tern_log_stats_get(&st);
+    struct tern_log_stats st;
+    CHECK_EQ(tern_log_stats(&st), 0);
     CHECK_EQ(st.lines, 3);
     CHECK_EQ(st.dropped, 0);
     stop();
@@ -419,7 +435,7 @@ static void log_level_from_env(void)
     tern_log_shutdown();
     o.ring_bytes = 100;
     CHECK_EQ(tern_log_init(&o), -EINVAL);
-    CHECK_EQ(tern_log_flush(0), -ESRCH);
+    CHECK_EQ(tern_log_flush(NULL), -ESRCH);
 }
 
 static void log_appends_to_a_file(void)
@@ -476,13 +492,15 @@ static void log_adds_trace_ids_from_context_and_hook(void)
 {
     start(0, TERN_LOG_INFO);
     tern_log_ids ids = {.trace_id = "t1", .span_id = "s1"};
-    tern_ctx *ctx = tern_log_ctx_with_ids(NULL, &ids);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_log_ctx_with_ids(NULL, &ids, &ctx), 0);
     CHECK(ctx != NULL);
     tern_ctx *child = tern_ctx_with_cancel(ctx);
     tern_log_ctx(child, TERN_LOG_INFO, "from ctx", TERN_LOG_INT("n", 1));
     tern_log_ctx(NULL, TERN_LOG_INFO, "no ctx");
     tern_log_ids only_trace = {.trace_id = "t2"};
-    tern_ctx *c2 = tern_log_ctx_with_ids(NULL, &only_trace);
+    tern_ctx *c2;
+    CHECK_EQ(tern_log_ctx_with_ids(NULL, &only_trace, &c2), 0);
     tern_log_ctx(c2, TERN_LOG_INFO, "trace only");
     tern_log_ctx(ctx, TERN_LOG_DEBUG, "filtered");
     tern_log_set_context_hook(hook_ids);
@@ -514,7 +532,8 @@ static void log_ctx_fields_takes_n_fields_and_the_ctx_ids(void)
 {
     start(0, TERN_LOG_INFO);
     tern_log_ids ids = {.trace_id = "t9", .span_id = "s9"};
-    tern_ctx *with = tern_log_ctx_with_ids(NULL, &ids);
+    tern_ctx *with;
+    CHECK_EQ(tern_log_ctx_with_ids(NULL, &ids, &with), 0);
     CHECK(with != NULL);
     tern_ctx *plain = tern_ctx_with_cancel(NULL);
     CHECK(plain != NULL);
@@ -633,12 +652,12 @@ static void log_drops_when_full_and_reports_the_count(void)
     enum { N = 2000 };
     for (int i = 0; i < N; i++)
         tern_log_info("filler line to fill the ring quickly", TERN_LOG_INT("i", i));
-    tern_log_stats st;
-    tern_log_stats_get(&st);
+    struct tern_log_stats st;
+    CHECK_EQ(tern_log_stats(&st), 0);
     CHECK_EQ(st.lines + st.dropped, N);
     CHECK(st.dropped > N / 2);
     /* Blocked writer: a flush cannot finish. */
-    CHECK_EQ(tern_log_flush(20 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(flush_within(20 * TERN_MS), -ETIMEDOUT);
     /* Now read: the writer catches up and reports. */
     int64_t deadline = tern_now() + 5 * TERN_SEC;
     while (!strstr(got, "log lines dropped") && tern_now() < deadline) {
@@ -688,7 +707,7 @@ static void log_drops_when_full_and_reports_the_count(void)
     tern_log_info("after");
     out = collect();
     CHECK_STR(after_time(out, lines), "\"level\":\"info\",\"msg\":\"after\"}\n");
-    tern_log_stats_get(&st);
+    CHECK_EQ(tern_log_stats(&st), 0);
     CHECK_EQ(st.write_errors, 0);
     stop();
 }
@@ -721,7 +740,7 @@ static int many_main(void *arg)
     for (long c = 0; c < CO; c++)
         CHECK_EQ(tern_go(logger_co, (void *)c), 0);
     tern_waitgroup_wait(&wg);
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);      /* parks */
+    CHECK_EQ(tern_log_flush(NULL), 0);      /* parks */
     return 0;
 }
 
@@ -745,8 +764,8 @@ static void many_coroutines(size_t ring)
     pthread_t rd;
     CHECK(pthread_create(&rd, NULL, pipe_reader, NULL) == 0);
     run_ok(many_main, NULL, 4);
-    tern_log_stats st;
-    tern_log_stats_get(&st);
+    struct tern_log_stats st;
+    CHECK_EQ(tern_log_stats(&st), 0);
     tern_log_shutdown();
     close(pfd[1]);
     pthread_join(rd, NULL);
@@ -895,9 +914,9 @@ static void child_logs(void)
     for (int i = 0; i < FORK_CHILD_LINES; i++)
         tern_log_info("child", TERN_LOG_INT("i", i));
     CHECK_EQ(tern_log_write_line("{\"raw\":\"child\"}\n", 16), 0);
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);
-    tern_log_stats st;
-    tern_log_stats_get(&st);
+    CHECK_EQ(tern_log_flush(NULL), 0);
+    struct tern_log_stats st;
+    CHECK_EQ(tern_log_stats(&st), 0);
     CHECK_EQ(st.lines, FORK_CHILD_LINES + 1);      /* its own only */
     CHECK_EQ(st.dropped, 0);
 }
@@ -945,7 +964,7 @@ static void log_forked_child_logs_its_lines_once(void)
     got_len = 0;
     got[0] = 0;
     tern_log_info("parent", TERN_LOG_INT("i", 0));
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);     /* the writer is past its start */
+    CHECK_EQ(tern_log_flush(NULL), 0);     /* the writer is past its start */
     /* Fill the rest of the pipe with whole lines (short writes never
      * split), then the writer blocks on the next lines. */
     CHECK(fcntl(pfd[1], F_SETFL, O_NONBLOCK) == 0);
@@ -956,7 +975,7 @@ static void log_forked_child_logs_its_lines_once(void)
     CHECK(fcntl(pfd[1], F_SETFL, 0) == 0);
     for (int i = 1; i < FORK_PARENT_LINES; i++)
         tern_log_info("parent", TERN_LOG_INT("i", i));
-    CHECK_EQ(tern_log_flush(20 * TERN_MS), -ETIMEDOUT);   /* lines wait in the ring */
+    CHECK_EQ(flush_within(20 * TERN_MS), -ETIMEDOUT);   /* lines wait in the ring */
     in_child(child_logs, true);
     const char *out = collect();
     int parent[FORK_PARENT_LINES] = {0}, child[FORK_CHILD_LINES] = {0}, raw = 0, fill = 0;
@@ -968,8 +987,8 @@ static void log_forked_child_logs_its_lines_once(void)
     CHECK_EQ(raw, 1);
     CHECK_EQ(fill, fills);
     CHECK_EQ(count_lines(out), fills + FORK_PARENT_LINES + FORK_CHILD_LINES + 1);
-    tern_log_stats st;
-    tern_log_stats_get(&st);
+    struct tern_log_stats st;
+    CHECK_EQ(tern_log_stats(&st), 0);
     CHECK_EQ(st.lines, FORK_PARENT_LINES);
     CHECK_EQ(st.dropped, 0);
     stop();
@@ -983,9 +1002,9 @@ static void child_restarts(void)
 {
     tern_log_options o = {.path = fork_path, .level = TERN_LOG_INFO};
     CHECK_EQ(tern_log_init(&o), -EALREADY);        /* the inherited one counts */
-    CHECK_EQ(tern_log_flush(TERN_SEC), 0);        /* nothing of the child's waits */
+    CHECK_EQ(tern_log_flush(NULL), 0);        /* nothing of the child's waits */
     tern_log_shutdown();
-    CHECK_EQ(tern_log_flush(0), -ESRCH);
+    CHECK_EQ(tern_log_flush(NULL), -ESRCH);
     CHECK_EQ(tern_log_init(&o), 0);
     tern_log_info("child", TERN_LOG_INT("i", 0));
     tern_log_shutdown();
@@ -1002,7 +1021,7 @@ static void log_forked_child_can_shut_down_and_init_again(void)
     CHECK_EQ(tern_log_init(&o), 0);
     for (int i = 0; i < FORK_PARENT_LINES / 2; i++)
         tern_log_info("parent", TERN_LOG_INT("i", i));
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);     /* the writer is past its start */
+    CHECK_EQ(tern_log_flush(NULL), 0);     /* the writer is past its start */
     in_child(child_restarts, false);
     /* The child closed its copy of the file's fd, not ours. */
     for (int i = FORK_PARENT_LINES / 2; i < FORK_PARENT_LINES; i++)
@@ -1035,9 +1054,9 @@ static void *busy_logger(void *arg)
 static void child_logs_one(void)
 {
     CHECK_EQ(tern_log_write_line("{\"x\":1}\n", 8), 0);
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);
-    tern_log_stats st;
-    tern_log_stats_get(&st);
+    CHECK_EQ(tern_log_flush(NULL), 0);
+    struct tern_log_stats st;
+    CHECK_EQ(tern_log_stats(&st), 0);
     CHECK_EQ(st.lines, 1);
 }
 
@@ -1054,14 +1073,14 @@ static void log_fork_while_another_thread_logs(void)
     tern_log_options o = {.fd = devnull, .ring_bytes = 4096, .level = TERN_LOG_INFO};
     CHECK_EQ(tern_log_init(&o), 0);
     tern_log_info("first");
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);     /* the writer is past its start */
+    CHECK_EQ(tern_log_flush(NULL), 0);     /* the writer is past its start */
     atomic_store(&busy_stop, false);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, busy_logger, NULL) == 0);
-    tern_log_stats st;
+    struct tern_log_stats st;
     do {                                            /* and so is the busy thread */
         usleep(100);
-        tern_log_stats_get(&st);
+        CHECK_EQ(tern_log_stats(&st), 0);
     } while (st.lines + st.dropped < 2);
     for (int k = 0; k < BUSY_FORKS; k++)
         in_child(child_logs_one, false);
@@ -1087,7 +1106,7 @@ static void child_logs_one_if_any(void)
 {
     int r = tern_log_write_line("{\"x\":1}\n", 8);
     CHECK(r == 0 || r == -ESRCH);
-    CHECK_EQ(tern_log_flush(5 * TERN_SEC), r);
+    CHECK_EQ(tern_log_flush(NULL), r);
     tern_log_shutdown();
 }
 
@@ -1110,6 +1129,70 @@ static void log_fork_while_another_thread_starts_and_stops(void)
     close(devnull);
 }
 
+/* ---- flush bounded by a ctx, on and off a coroutine ------------------------- */
+
+typedef struct flush_off {
+    int rc;
+    int64_t took;
+} flush_off;
+
+static void *flush_thread(void *arg)
+{
+    flush_off *f = arg;
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
+    CHECK(ctx != NULL);
+    int64_t t0 = tern_now();
+    f->rc = tern_log_flush(ctx);
+    f->took = tern_now() - t0;
+    tern_ctx_free(ctx);
+    return NULL;
+}
+
+static int flush_ctx_entry(void *arg)
+{
+    (void)arg;
+    /* A plain thread (no coroutine): the ctx's deadline ends its wait. */
+    flush_off f = {0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, flush_thread, &f) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK_EQ(f.rc, -ETIMEDOUT);
+    CHECK(f.took >= 45 * TERN_MS);
+    CHECK(f.took < TERN_SEC);
+    /* A coroutine: parks until its ctx ends, with the ctx's error. */
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
+    CHECK(ctx != NULL);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_log_flush(ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 >= 45 * TERN_MS);
+    tern_ctx_free(ctx);
+    tern_ctx *gone = tern_ctx_with_cancel(NULL);
+    CHECK(gone != NULL);
+    tern_ctx_cancel(gone);
+    CHECK_EQ(tern_log_flush(gone), -ECANCELED);
+    tern_ctx_free(gone);
+    return 0;
+}
+
+static void log_flush_is_bounded_by_its_ctx_on_and_off_a_coroutine(void)
+{
+    /* A one-page pipe nobody reads: the writer blocks and lines wait. */
+    CHECK(pipe(pfd) == 0);
+    CHECK(fcntl(pfd[1], F_SETPIPE_SZ, 4096) >= 0);
+    CHECK(fcntl(pfd[0], F_SETFL, O_NONBLOCK) == 0);
+    tern_log_options o = {.fd = pfd[1], .ring_bytes = 64 << 10, .level = TERN_LOG_INFO};
+    CHECK_EQ(tern_log_init(&o), 0);
+    got_len = 0;
+    got[0] = 0;
+    for (int i = 0; i < 200; i++)
+        tern_log_info("a line long enough to fill a one-page pipe soon", TERN_LOG_INT("i", i));
+    run_ok(flush_ctx_entry, NULL, 2);
+    /* Once read, the lines go out and an unbounded flush returns. */
+    const char *out = collect();
+    CHECK_EQ(count_lines(out), 200);
+    stop();
+}
+
 TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields),
       T(log_keys_known_and_measured_write_the_same), T(log_double_reads_back_exactly),
       T(log_escapes_json_and_replaces_bad_utf8),
@@ -1122,4 +1205,5 @@ TESTS(T(log_write_line_passes_lines_through), T(log_exact_line_for_typed_fields)
       T(log_truncates_long_lines_at_the_limit), T(log_drops_when_full_and_reports_the_count),
       T(log_from_many_coroutines_keeps_lines_whole), T(log_forked_child_logs_its_lines_once),
       T(log_forked_child_can_shut_down_and_init_again), T(log_fork_while_another_thread_logs),
-      T(log_fork_while_another_thread_starts_and_stops))
+      T(log_fork_while_another_thread_starts_and_stops),
+      T(log_flush_is_bounded_by_its_ctx_on_and_off_a_coroutine))

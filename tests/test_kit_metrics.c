@@ -50,6 +50,64 @@ static bool has_line(const char *text, const char *series)
     return false;
 }
 
+/* ---- the families and children the tests make ------------------------------
+ *
+ * Shorthands over tern_metrics_family_new and tern_metrics_*_with that read
+ * as the old constructors did: out may be NULL, and a child is NULL when
+ * the lookup failed (the -errno itself is checked in children_results). */
+static int family_new(tern_metrics_registry *r, tern_metrics_type type, const char *name,
+                      const char *help, const char *const *labels, const double *bounds,
+                      size_t nbounds, tern_metrics_family **out)
+{
+    tern_metrics_family_options o = {.type = type, .name = name, .help = help,
+                                     .labels = labels, .bounds = bounds, .nbounds = nbounds};
+    tern_metrics_family *f;
+    int rc = tern_metrics_family_new(r, &o, &f);
+    CHECK(rc == 0 ? f != NULL : f == NULL);
+    if (out)
+        *out = f;
+    return rc;
+}
+
+static int counter_new(tern_metrics_registry *r, const char *name, const char *help,
+                       const char *const *labels, tern_metrics_family **out)
+{
+    return family_new(r, TERN_METRICS_COUNTER, name, help, labels, NULL, 0, out);
+}
+
+static int gauge_new(tern_metrics_registry *r, const char *name, const char *help,
+                     const char *const *labels, tern_metrics_family **out)
+{
+    return family_new(r, TERN_METRICS_GAUGE, name, help, labels, NULL, 0, out);
+}
+
+static int histogram_new(tern_metrics_registry *r, const char *name, const char *help,
+                         const char *const *labels, const double *bounds, size_t nbounds,
+                         tern_metrics_family **out)
+{
+    return family_new(r, TERN_METRICS_HISTOGRAM, name, help, labels, bounds, nbounds, out);
+}
+
+#define CHILD_OR_NULL_(type, call, ...)                                                   \
+    __extension__({                                                                      \
+        type *c_ = (type *)1;                                                            \
+        int rc_ = call(__VA_ARGS__);                                                     \
+        CHECK(rc_ == 0 ? c_ != NULL : c_ == NULL);                                       \
+        c_;                                                                              \
+    })
+#define COUNTER_WITH(f, ...)                                                             \
+    CHILD_OR_NULL_(tern_metrics_counter, tern_metrics_counter_with, (f), &c_, ##__VA_ARGS__)
+#define GAUGE_WITH(f, ...)                                                               \
+    CHILD_OR_NULL_(tern_metrics_gauge, tern_metrics_gauge_with, (f), &c_, ##__VA_ARGS__)
+#define HISTOGRAM_WITH(f, ...)                                                           \
+    CHILD_OR_NULL_(tern_metrics_histogram, tern_metrics_histogram_with, (f), &c_, ##__VA_ARGS__)
+#define COUNTER_WITH_VALUES(f, ...)                                                        \
+    CHILD_OR_NULL_(tern_metrics_counter, tern_metrics_counter_with_values, (f), (__VA_ARGS__), &c_)
+#define GAUGE_WITH_VALUES(f, ...)                                                          \
+    CHILD_OR_NULL_(tern_metrics_gauge, tern_metrics_gauge_with_values, (f), (__VA_ARGS__), &c_)
+#define HISTOGRAM_WITH_VALUES(f, ...)                                                      \
+    CHILD_OR_NULL_(tern_metrics_histogram, tern_metrics_histogram_with_values, (f), (__VA_ARGS__), &c_)
+
 /* ---- exposition ----------------------------------------------------------- */
 
 static double forty_two(void *arg)
@@ -64,27 +122,27 @@ static void exposition_is_exact_and_ordered(void)
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *mc[] = {"method", "code", NULL};
     const char *route[] = {"route", NULL};
-    tern_metric_family *reqs, *temp, *lat, *idle;
+    tern_metrics_family *reqs, *temp, *lat, *idle;
     /* Registered out of order: output is by name. */
-    CHECK_EQ(tern_metrics_histogram_new(r, "b_latency_seconds", "Latency.", route,
+    CHECK_EQ(histogram_new(r, "b_latency_seconds", "Latency.", route,
                                         (const double[]){0.1, 1}, 2, &lat),
              0);
-    CHECK_EQ(tern_metrics_counter_new(r, "a_requests_total", "Requests.", mc, &reqs), 0);
-    CHECK_EQ(tern_metrics_gauge_new(r, "c_temperature", "Temperature.", NULL, &temp), 0);
-    CHECK_EQ(tern_metrics_counter_new(r, "d_idle_total", "Never touched.", mc, &idle), 0);
+    CHECK_EQ(counter_new(r, "a_requests_total", "Requests.", mc, &reqs), 0);
+    CHECK_EQ(gauge_new(r, "c_temperature", "Temperature.", NULL, &temp), 0);
+    CHECK_EQ(counter_new(r, "d_idle_total", "Never touched.", mc, &idle), 0);
     CHECK_EQ(tern_metrics_gauge_func(r, "e_answer", "From a function.", forty_two, NULL), 0);
 
-    tern_counter_add(tern_metric_counter_with(reqs, "POST", "500"), 3);
-    tern_counter_inc(tern_metric_counter_with(reqs, "GET", "200"));
-    tern_counter_inc(tern_metric_counter_with(reqs, "GET", "200"));
-    tern_counter_inc(tern_metric_counter_with(reqs, "GET", "404"));
-    tern_gauge_set(tern_metric_gauge_with(temp), 21.5);
-    tern_gauge_add(tern_metric_gauge_with(temp), -1);
-    tern_histogram *h = tern_metric_histogram_with(lat, "/x");
-    tern_histogram_observe(h, 0.05);
-    tern_histogram_observe(h, 0.5);
-    tern_histogram_observe(h, 3);
-    tern_histogram_observe(tern_metric_histogram_with(lat, "/a"), 0.1);
+    tern_metrics_counter_add(COUNTER_WITH(reqs, "POST", "500"), 3);
+    tern_metrics_counter_inc(COUNTER_WITH(reqs, "GET", "200"));
+    tern_metrics_counter_inc(COUNTER_WITH(reqs, "GET", "200"));
+    tern_metrics_counter_inc(COUNTER_WITH(reqs, "GET", "404"));
+    tern_metrics_gauge_set(GAUGE_WITH(temp), 21.5);
+    tern_metrics_gauge_add(GAUGE_WITH(temp), -1);
+    tern_metrics_histogram *h = HISTOGRAM_WITH(lat, "/x");
+    tern_metrics_histogram_observe(h, 0.05);
+    tern_metrics_histogram_observe(h, 0.5);
+    tern_metrics_histogram_observe(h, 3);
+    tern_metrics_histogram_observe(HISTOGRAM_WITH(lat, "/a"), 0.1);
 
     char *s = scrape(r);
     const char *want =
@@ -126,8 +184,8 @@ static void unlabelled_metrics_show_zero_from_the_start(void)
 {
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
-    CHECK_EQ(tern_metrics_counter_new(r, "jobs_total", "Jobs.", NULL, NULL), 0);
-    CHECK_EQ(tern_metrics_histogram_new(r, "wait_seconds", "Wait.", NULL,
+    CHECK_EQ(counter_new(r, "jobs_total", "Jobs.", NULL, NULL), 0);
+    CHECK_EQ(histogram_new(r, "wait_seconds", "Wait.", NULL,
                                         (const double[]){1}, 1, NULL),
              0);
     char *s = scrape(r);
@@ -144,9 +202,9 @@ static void label_values_and_help_are_escaped(void)
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *l[] = {"path", NULL};
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_counter_new(r, "x_total", "A \\ back\nslash \"quoted\".", l, &f), 0);
-    tern_counter_inc(tern_metric_counter_with(f, "a\\b\"c\nd"));
+    tern_metrics_family *f;
+    CHECK_EQ(counter_new(r, "x_total", "A \\ back\nslash \"quoted\".", l, &f), 0);
+    tern_metrics_counter_inc(COUNTER_WITH(f, "a\\b\"c\nd"));
     char *s = scrape(r);
     /* HELP escapes \ and newline only; label values also the quote. */
     const char *want = "# HELP x_total A \\\\ back\\nslash \"quoted\".\n"
@@ -164,13 +222,13 @@ static void special_values_use_the_format_spellings(void)
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *l[] = {"k", NULL};
-    tern_metric_family *g;
-    CHECK_EQ(tern_metrics_gauge_new(r, "g", "G.", l, &g), 0);
-    tern_gauge_set(tern_metric_gauge_with(g, "inf"), INFINITY);
-    tern_gauge_set(tern_metric_gauge_with(g, "minf"), -INFINITY);
-    tern_gauge_set(tern_metric_gauge_with(g, "nan"), NAN);
-    tern_gauge_set(tern_metric_gauge_with(g, "big"), 1e21);
-    tern_gauge_set(tern_metric_gauge_with(g, "tiny"), 0.1 + 0.2);
+    tern_metrics_family *g;
+    CHECK_EQ(gauge_new(r, "g", "G.", l, &g), 0);
+    tern_metrics_gauge_set(GAUGE_WITH(g, "inf"), INFINITY);
+    tern_metrics_gauge_set(GAUGE_WITH(g, "minf"), -INFINITY);
+    tern_metrics_gauge_set(GAUGE_WITH(g, "nan"), NAN);
+    tern_metrics_gauge_set(GAUGE_WITH(g, "big"), 1e21);
+    tern_metrics_gauge_set(GAUGE_WITH(g, "tiny"), 0.1 + 0.2);
     char *s = scrape(r);
     CHECK(strstr(s, "g{k=\"inf\"} +Inf\n"));
     CHECK(strstr(s, "g{k=\"minf\"} -Inf\n"));
@@ -189,36 +247,36 @@ static void invalid_names_are_refused(void)
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *bad_names[] = {"", "1abc", "a-b", "a b", "é", "a.b"};
     for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++)
-        CHECK_EQ(tern_metrics_counter_new(r, bad_names[i], "h", NULL, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, NULL, "h", NULL, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "ok_name", NULL, NULL, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "ns:sub_name_2", "colons are fine", NULL, NULL), 0);
+        CHECK_EQ(counter_new(r, bad_names[i], "h", NULL, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, NULL, "h", NULL, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "ok_name", NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "ns:sub_name_2", "colons are fine", NULL, NULL), 0);
 
     const char *reserved[] = {"__name", NULL}, *colon[] = {"a:b", NULL}, *digit[] = {"1x", NULL};
     const char *dup[] = {"a", "a", NULL}, *empty[] = {"", NULL}, *le[] = {"le", NULL};
     const char *nine[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", NULL};
-    CHECK_EQ(tern_metrics_counter_new(r, "l1", "h", reserved, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "l2", "h", colon, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "l3", "h", digit, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "l4", "h", dup, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "l5", "h", empty, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "l6", "h", nine, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_histogram_new(r, "l7", "h", le, NULL, 0, NULL), -EINVAL);
-    CHECK_EQ(tern_metrics_counter_new(r, "l7", "h", le, NULL), 0);   /* only histograms */
+    CHECK_EQ(counter_new(r, "l1", "h", reserved, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "l2", "h", colon, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "l3", "h", digit, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "l4", "h", dup, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "l5", "h", empty, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "l6", "h", nine, NULL), -EINVAL);
+    CHECK_EQ(histogram_new(r, "l7", "h", le, NULL, 0, NULL), -EINVAL);
+    CHECK_EQ(counter_new(r, "l7", "h", le, NULL), 0);   /* only histograms */
 
-    CHECK_EQ(tern_metrics_histogram_new(r, "h1", "h", NULL, (const double[]){1, 1}, 2, NULL),
+    CHECK_EQ(histogram_new(r, "h1", "h", NULL, (const double[]){1, 1}, 2, NULL),
              -EINVAL);
-    CHECK_EQ(tern_metrics_histogram_new(r, "h2", "h", NULL, (const double[]){2, 1}, 2, NULL),
+    CHECK_EQ(histogram_new(r, "h2", "h", NULL, (const double[]){2, 1}, 2, NULL),
              -EINVAL);
-    CHECK_EQ(tern_metrics_histogram_new(r, "h3", "h", NULL, (const double[]){1, NAN}, 2, NULL),
+    CHECK_EQ(histogram_new(r, "h3", "h", NULL, (const double[]){1, NAN}, 2, NULL),
              -EINVAL);
-    CHECK_EQ(tern_metrics_histogram_new(r, "h4", "h", NULL, (const double[]){INFINITY}, 1, NULL),
+    CHECK_EQ(histogram_new(r, "h4", "h", NULL, (const double[]){INFINITY}, 1, NULL),
              -EINVAL);
-    CHECK_EQ(tern_metrics_histogram_new(r, "h5", "h", NULL, NULL, 3, NULL), -EINVAL);
+    CHECK_EQ(histogram_new(r, "h5", "h", NULL, NULL, 3, NULL), -EINVAL);
     CHECK_EQ(tern_metrics_gauge_func(r, "f1", "h", NULL, NULL), -EINVAL);
 
-    CHECK_EQ(tern_metrics_gauge_new(r, "ok_name", "h", NULL, NULL), 0);
-    CHECK_EQ(tern_metrics_counter_new(r, "ok_name", "h", NULL, NULL), -EEXIST);
+    CHECK_EQ(gauge_new(r, "ok_name", "h", NULL, NULL), 0);
+    CHECK_EQ(counter_new(r, "ok_name", "h", NULL, NULL), -EEXIST);
     CHECK_EQ(tern_metrics_gauge_func(r, "ok_name", "h", forty_two, NULL), -EEXIST);
     tern_metrics_registry_free(r);
 }
@@ -228,30 +286,39 @@ static void children_are_found_again_and_typed(void)
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *l[] = {"a", "b", NULL};
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_counter_new(r, "c_total", "C.", l, &f), 0);
-    tern_counter *x = tern_metric_counter_with(f, "a", "b");
+    tern_metrics_family *f;
+    CHECK_EQ(counter_new(r, "c_total", "C.", l, &f), 0);
+    tern_metrics_counter *x = COUNTER_WITH(f, "a", "b");
     CHECK(x != NULL);
-    CHECK(tern_metric_counter_with(f, "a", "b") == x);
-    CHECK(tern_metric_counter_with_values(f, (const char *const[]){"a", "b"}) == x);
+    CHECK(COUNTER_WITH(f, "a", "b") == x);
+    CHECK(COUNTER_WITH_VALUES(f, (const char *const[]){"a", "b"}) == x);
     /* The hash separates values: ("ab", "") is another child. */
-    tern_counter *y = tern_metric_counter_with(f, "ab", "");
+    tern_metrics_counter *y = COUNTER_WITH(f, "ab", "");
     CHECK(y != NULL && y != x);
-    CHECK(tern_metric_counter_with(f, "a", NULL) == NULL);
-    CHECK(tern_metric_gauge_with(f, "a", "b") == NULL);
-    CHECK(tern_metric_histogram_with(f, "a", "b") == NULL);
+    CHECK(COUNTER_WITH(f, "a", NULL) == NULL);
+    CHECK(GAUGE_WITH(f, "a", "b") == NULL);
+    CHECK(HISTOGRAM_WITH(f, "a", "b") == NULL);
+    /* Why: -EINVAL for a NULL value or the wrong type, and *out NULL. */
+    tern_metrics_counter *cc = x;
+    CHECK_EQ(tern_metrics_counter_with(f, &cc, "a", NULL), -EINVAL);
+    CHECK(cc == NULL);
+    tern_metrics_gauge *gg = (tern_metrics_gauge *)x;
+    CHECK_EQ(tern_metrics_gauge_with(f, &gg, "a", "b"), -EINVAL);
+    CHECK(gg == NULL);
+    CHECK_EQ(tern_metrics_counter_with(f, &cc, "a", "b"), 0);
+    CHECK(cc == x);
     /* Many children: past the table size, every one is found again. */
-    tern_counter *kids[300];
+    tern_metrics_counter *kids[300];
     char v[16];
     for (int i = 0; i < 300; i++) {
         snprintf(v, sizeof v, "%d", i);
-        kids[i] = tern_metric_counter_with(f, v, "k");
-        tern_counter_add(kids[i], (uint64_t)i);
+        kids[i] = COUNTER_WITH(f, v, "k");
+        tern_metrics_counter_add(kids[i], (uint64_t)i);
     }
     for (int i = 0; i < 300; i++) {
         snprintf(v, sizeof v, "%d", i);
-        CHECK(tern_metric_counter_with(f, v, "k") == kids[i]);
-        CHECK_EQ(tern_counter_value(kids[i]), i);
+        CHECK(COUNTER_WITH(f, v, "k") == kids[i]);
+        CHECK_EQ(tern_metrics_counter_value(kids[i]), i);
     }
     tern_metrics_registry_free(r);
 }
@@ -261,29 +328,29 @@ static void gauge_value_reads_back_sets_and_adds(void)
 {
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_gauge_new(r, "g", "G.", NULL, &f), 0);
-    tern_gauge *g = tern_metric_gauge_with(f);
+    tern_metrics_family *f;
+    CHECK_EQ(gauge_new(r, "g", "G.", NULL, &f), 0);
+    tern_metrics_gauge *g = GAUGE_WITH(f);
     CHECK(g);
-    CHECK(tern_gauge_value(g) == 0);
-    tern_gauge_set(g, 21.5);
-    CHECK(tern_gauge_value(g) == 21.5);
-    tern_gauge_add(g, -1);
-    CHECK(tern_gauge_value(g) == 20.5);
-    tern_gauge_set(g, -0.25);
-    CHECK(tern_gauge_value(g) == -0.25);
-    tern_gauge_set(g, 1e300);
-    tern_gauge_add(g, 1e300);
-    CHECK(tern_gauge_value(g) == 2e300);
-    tern_gauge_set(g, INFINITY);
-    CHECK(isinf(tern_gauge_value(g)) && tern_gauge_value(g) > 0);
-    tern_gauge_set(g, NAN);
-    CHECK(isnan(tern_gauge_value(g)));
+    CHECK(tern_metrics_gauge_value(g) == 0);
+    tern_metrics_gauge_set(g, 21.5);
+    CHECK(tern_metrics_gauge_value(g) == 21.5);
+    tern_metrics_gauge_add(g, -1);
+    CHECK(tern_metrics_gauge_value(g) == 20.5);
+    tern_metrics_gauge_set(g, -0.25);
+    CHECK(tern_metrics_gauge_value(g) == -0.25);
+    tern_metrics_gauge_set(g, 1e300);
+    tern_metrics_gauge_add(g, 1e300);
+    CHECK(tern_metrics_gauge_value(g) == 2e300);
+    tern_metrics_gauge_set(g, INFINITY);
+    CHECK(isinf(tern_metrics_gauge_value(g)) && tern_metrics_gauge_value(g) > 0);
+    tern_metrics_gauge_set(g, NAN);
+    CHECK(isnan(tern_metrics_gauge_value(g)));
     /* what a scrape shows is what the value says */
-    tern_gauge_set(g, 0.1 + 0.2);
-    CHECK(tern_gauge_value(g) == 0.1 + 0.2);
+    tern_metrics_gauge_set(g, 0.1 + 0.2);
+    CHECK(tern_metrics_gauge_value(g) == 0.1 + 0.2);
     char *text = scrape(r);
-    CHECK_EQ(value_of(text, "g"), tern_gauge_value(g));
+    CHECK_EQ(value_of(text, "g"), tern_metrics_gauge_value(g));
     free(text);
     tern_metrics_registry_free(r);
 }
@@ -293,50 +360,48 @@ static void children_with_values_arrays(void)
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *l[] = {"a", "b", NULL};
-    tern_metric_family *g, *h, *c, *g0, *h0;
-    CHECK_EQ(tern_metrics_gauge_new(r, "g", "G.", l, &g), 0);
-    CHECK_EQ(tern_metrics_histogram_new(r, "h", "H.", l, (const double[]){1}, 1, &h), 0);
-    CHECK_EQ(tern_metrics_counter_new(r, "c_total", "C.", l, &c), 0);
-    CHECK_EQ(tern_metrics_gauge_new(r, "g0", "G0.", NULL, &g0), 0);
-    CHECK_EQ(tern_metrics_histogram_new(r, "h0", "H0.", NULL, NULL, 0, &h0), 0);
+    tern_metrics_family *g, *h, *c, *g0, *h0;
+    CHECK_EQ(gauge_new(r, "g", "G.", l, &g), 0);
+    CHECK_EQ(histogram_new(r, "h", "H.", l, (const double[]){1}, 1, &h), 0);
+    CHECK_EQ(counter_new(r, "c_total", "C.", l, &c), 0);
+    CHECK_EQ(gauge_new(r, "g0", "G0.", NULL, &g0), 0);
+    CHECK_EQ(histogram_new(r, "h0", "H0.", NULL, NULL, 0, &h0), 0);
 
     /* the same child as the variadic lookup, and distinct per tuple */
     const char *xy[] = {"x", "y"}, *yx[] = {"y", "x"};
-    tern_gauge *gx = tern_metric_gauge_with_values(g, xy);
-    CHECK(gx && gx == tern_metric_gauge_with(g, "x", "y"));
-    CHECK(tern_metric_gauge_with_values(g, xy) == gx);
-    tern_gauge *gy = tern_metric_gauge_with_values(g, yx);
+    tern_metrics_gauge *gx = GAUGE_WITH_VALUES(g, xy);
+    CHECK(gx && gx == GAUGE_WITH(g, "x", "y"));
+    CHECK(GAUGE_WITH_VALUES(g, xy) == gx);
+    tern_metrics_gauge *gy = GAUGE_WITH_VALUES(g, yx);
     CHECK(gy && gy != gx);
-    tern_histogram *hx = tern_metric_histogram_with_values(h, xy);
-    CHECK(hx && hx == tern_metric_histogram_with(h, "x", "y"));
-    CHECK(tern_metric_histogram_with_values(h, yx) != hx);
+    tern_metrics_histogram *hx = HISTOGRAM_WITH_VALUES(h, xy);
+    CHECK(hx && hx == HISTOGRAM_WITH(h, "x", "y"));
+    CHECK(HISTOGRAM_WITH_VALUES(h, yx) != hx);
     /* the values are copied: the caller's array may change after */
     char v[2] = "x";
     const char *mutable[] = {v, "y"};
-    CHECK(tern_metric_gauge_with_values(g, mutable) == gx);
+    CHECK(GAUGE_WITH_VALUES(g, mutable) == gx);
     v[0] = 'z';
-    CHECK(tern_metric_gauge_with_values(g, xy) == gx);
+    CHECK(GAUGE_WITH_VALUES(g, xy) == gx);
 
     /* NULL for the wrong type, a NULL value, a NULL array or family */
-    CHECK(tern_metric_gauge_with_values(h, xy) == NULL);
-    CHECK(tern_metric_gauge_with_values(c, xy) == NULL);
-    CHECK(tern_metric_histogram_with_values(g, xy) == NULL);
-    CHECK(tern_metric_histogram_with_values(c, xy) == NULL);
-    CHECK(tern_metric_gauge_with_values(g, (const char *const[]){"x", NULL}) == NULL);
-    CHECK(tern_metric_histogram_with_values(h, (const char *const[]){NULL, "y"}) == NULL);
-    CHECK(tern_metric_gauge_with_values(g, NULL) == NULL);
-    CHECK(tern_metric_histogram_with_values(h, NULL) == NULL);
-    CHECK(tern_metric_gauge_with_values(NULL, xy) == NULL);
-    CHECK(tern_metric_histogram_with_values(NULL, xy) == NULL);
+    CHECK(GAUGE_WITH_VALUES(h, xy) == NULL);
+    CHECK(GAUGE_WITH_VALUES(c, xy) == NULL);
+    CHECK(HISTOGRAM_WITH_VALUES(g, xy) == NULL);
+    CHECK(HISTOGRAM_WITH_VALUES(c, xy) == NULL);
+    CHECK(GAUGE_WITH_VALUES(g, (const char *const[]){"x", NULL}) == NULL);
+    CHECK(HISTOGRAM_WITH_VALUES(h, (const char *const[]){NULL, "y"}) == NULL);
+    CHECK(GAUGE_WITH_VALUES(g, NULL) == NULL);
+    CHECK(HISTOGRAM_WITH_VALUES(h, NULL) == NULL);
 
     /* an unlabelled family: no values, its one child */
-    CHECK(tern_metric_gauge_with_values(g0, NULL) == tern_metric_gauge_with(g0));
-    CHECK(tern_metric_histogram_with_values(h0, NULL) == tern_metric_histogram_with(h0));
+    CHECK(GAUGE_WITH_VALUES(g0, NULL) == GAUGE_WITH(g0));
+    CHECK(HISTOGRAM_WITH_VALUES(h0, NULL) == HISTOGRAM_WITH(h0));
 
     /* and they are the series a scrape shows */
-    tern_gauge_set(gx, 3);
-    tern_histogram_observe(hx, 0.5);
-    tern_histogram_observe(tern_metric_histogram_with_values(h0, NULL), 7);
+    tern_metrics_gauge_set(gx, 3);
+    tern_metrics_histogram_observe(hx, 0.5);
+    tern_metrics_histogram_observe(HISTOGRAM_WITH_VALUES(h0, NULL), 7);
     char *text = scrape(r);
     CHECK_EQ(value_of(text, "g{a=\"x\",b=\"y\"}"), 3);
     CHECK_EQ(value_of(text, "g{a=\"y\",b=\"x\"}"), 0);
@@ -374,7 +439,7 @@ static void counter_func_is_read_at_each_scrape(void)
     CHECK_EQ(tern_metrics_counter_func(r, "bad-name", "h", read_counted, NULL), -EINVAL);
     CHECK_EQ(tern_metrics_counter_func(r, "f_total", NULL, read_counted, NULL), -EINVAL);
     CHECK_EQ(tern_metrics_counter_func(r, "jobs_done_total", "h", read_counted, NULL), -EEXIST);
-    CHECK_EQ(tern_metrics_gauge_new(r, "jobs_done_total", "h", NULL, NULL), -EEXIST);
+    CHECK_EQ(gauge_new(r, "jobs_done_total", "h", NULL, NULL), -EEXIST);
     tern_metrics_registry_free(r);
 }
 
@@ -434,9 +499,9 @@ static void write_to_a_file_and_to_a_failing_one(void)
     hook_state st = {0};
     CHECK_EQ(tern_metrics_gauge_func(r, "snap", "From the hook.", read_snapshot, &st), 0);
     CHECK_EQ(tern_metrics_on_scrape(r, take_snapshot, NULL, &st), 0);
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_counter_new(r, "a_total", "A.", NULL, &f), 0);
-    tern_counter_add(tern_metric_counter_with(f), 3);
+    tern_metrics_family *f;
+    CHECK_EQ(counter_new(r, "a_total", "A.", NULL, &f), 0);
+    tern_metrics_counter_add(COUNTER_WITH(f), 3);
 
     /* the same bytes tern_metrics_format gives (each scrape runs the hook) */
     FILE *tmp = tmpfile();
@@ -478,16 +543,70 @@ static void write_to_a_file_and_to_a_failing_one(void)
 
 /* ---- histograms ------------------------------------------------------------ */
 
+static void family_options_are_checked(void)
+{
+    tern_metrics_registry *r;
+    CHECK_EQ(tern_metrics_registry_new(&r), 0);
+    tern_metrics_family *f = (tern_metrics_family *)1;
+    /* No options, no type, an unknown type: -EINVAL with *out NULL. */
+    CHECK_EQ(tern_metrics_family_new(r, NULL, &f), -EINVAL);
+    CHECK(f == NULL);
+    tern_metrics_family_options o = {.name = "t_total", .help = "T."};
+    f = (tern_metrics_family *)1;
+    CHECK_EQ(tern_metrics_family_new(r, &o, &f), -EINVAL);
+    CHECK(f == NULL);
+    o.type = (tern_metrics_type)42;
+    CHECK_EQ(tern_metrics_family_new(r, &o, &f), -EINVAL);
+    /* Bounds belong to histograms only. */
+    o.type = TERN_METRICS_COUNTER;
+    o.bounds = (const double[]){1};
+    o.nbounds = 1;
+    CHECK_EQ(tern_metrics_family_new(r, &o, &f), -EINVAL);
+    o.type = TERN_METRICS_GAUGE;
+    CHECK_EQ(tern_metrics_family_new(r, &o, &f), -EINVAL);
+    o.type = TERN_METRICS_HISTOGRAM;
+    CHECK_EQ(tern_metrics_family_new(r, &o, &f), 0);
+    tern_metrics_histogram *h;
+    CHECK_EQ(tern_metrics_histogram_with(f, &h), 0);
+    tern_metrics_histogram_observe(h, 1);
+    char *s = scrape(r);
+    CHECK(strstr(s, "t_total_bucket{le=\"1\"} 1\n"));
+    free(s);
+    tern_metrics_registry_free(r);
+}
+
+static void null_family_child(void)
+{
+    tern_metrics_counter *c;
+    tern_metrics_counter_with(NULL, &c, "x");
+}
+
+static void null_family_values_child(void)
+{
+    tern_metrics_gauge *g;
+    tern_metrics_gauge_with_values(NULL, NULL, &g);
+}
+
+static void a_null_family_aborts_naming_the_function(void)
+{
+    child_result r = run_child(null_family_child);
+    CHECK(!r.exited);
+    CHECK(strstr(r.err, "tern_metrics_counter_with: f is NULL"));
+    r = run_child(null_family_values_child);
+    CHECK(!r.exited);
+    CHECK(strstr(r.err, "tern_metrics_gauge_with_values: f is NULL"));
+}
+
 static void histogram_bounds_are_inclusive(void)
 {
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_histogram_new(r, "h", "H.", NULL, (const double[]){1, 2, 5}, 3, &f), 0);
-    tern_histogram *h = tern_metric_histogram_with(f);
+    tern_metrics_family *f;
+    CHECK_EQ(histogram_new(r, "h", "H.", NULL, (const double[]){1, 2, 5}, 3, &f), 0);
+    tern_metrics_histogram *h = HISTOGRAM_WITH(f);
     const double obs[] = {-3, 0, 1, nextafter(1, 2), 2, 5, nextafter(5, 6), 1e300};
     for (size_t i = 0; i < sizeof obs / sizeof *obs; i++)
-        tern_histogram_observe(h, obs[i]);
+        tern_metrics_histogram_observe(h, obs[i]);
     char *s = scrape(r);
     CHECK_EQ(value_of(s, "h_bucket{le=\"1\"}"), 3);         /* -3, 0, 1 */
     CHECK_EQ(value_of(s, "h_bucket{le=\"2\"}"), 5);         /* + 1.0000000000000002, 2 */
@@ -497,7 +616,7 @@ static void histogram_bounds_are_inclusive(void)
     free(s);
     uint64_t n;
     double sum;
-    tern_histogram_totals(h, &n, &sum);
+    tern_metrics_histogram_totals(h, &n, &sum);
     CHECK_EQ(n, 8);
     CHECK(sum > 9.9e299);
     tern_metrics_registry_free(r);
@@ -507,9 +626,9 @@ static void histogram_default_buckets(void)
 {
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_histogram_new(r, "d_seconds", "D.", NULL, NULL, 0, &f), 0);
-    tern_histogram_observe(tern_metric_histogram_with(f), 0.005);
+    tern_metrics_family *f;
+    CHECK_EQ(histogram_new(r, "d_seconds", "D.", NULL, NULL, 0, &f), 0);
+    tern_metrics_histogram_observe(HISTOGRAM_WITH(f), 0.005);
     char *s = scrape(r);
     const char *les[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
                          "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
@@ -527,7 +646,7 @@ static void histogram_default_buckets(void)
 #define INC_COROS 64
 
 typedef struct inc_run {
-    tern_metric_family *fam, *hist;
+    tern_metrics_family *fam, *hist;
     long per_co;
     tern_waitgroup wg;
     atomic_int started;
@@ -537,13 +656,13 @@ static int inc_co(void *arg)
 {
     inc_run *ir = arg;
     /* Each looks its handles up itself: concurrent first lookups too. */
-    tern_counter *c = tern_metric_counter_with(ir->fam, "GET", "200");
-    tern_histogram *h = tern_metric_histogram_with(ir->hist, "GET");
+    tern_metrics_counter *c = COUNTER_WITH(ir->fam, "GET", "200");
+    tern_metrics_histogram *h = HISTOGRAM_WITH(ir->hist, "GET");
     CHECK(c && h);
     for (long i = 0; i < ir->per_co; i++) {
-        tern_counter_inc(c);
+        tern_metrics_counter_inc(c);
         if (i % 16 == 0)
-            tern_histogram_observe(h, (double)(i % 3));
+            tern_metrics_histogram_observe(h, (double)(i % 3));
         if (i % 1000 == 0)
             tern_yield();           /* move between Ps mid-count */
     }
@@ -567,12 +686,12 @@ static void concurrent_increments_are_exact(void)
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
     const char *l[] = {"method", "code", NULL}, *m[] = {"method", NULL};
     inc_run ir = {.per_co = scaled(20000)};
-    CHECK_EQ(tern_metrics_counter_new(r, "n_total", "N.", l, &ir.fam), 0);
-    CHECK_EQ(tern_metrics_histogram_new(r, "v", "V.", m, (const double[]){0, 1}, 2, &ir.hist), 0);
+    CHECK_EQ(counter_new(r, "n_total", "N.", l, &ir.fam), 0);
+    CHECK_EQ(histogram_new(r, "v", "V.", m, (const double[]){0, 1}, 2, &ir.hist), 0);
     run_ok(inc_entry, &ir, 2);
     long total = INC_COROS * ir.per_co;
     long obs = INC_COROS * ((ir.per_co + 15) / 16);
-    CHECK_EQ(tern_counter_value(tern_metric_counter_with(ir.fam, "GET", "200")), total);
+    CHECK_EQ(tern_metrics_counter_value(COUNTER_WITH(ir.fam, "GET", "200")), total);
     char *s = scrape(r);
     CHECK_EQ(value_of(s, "n_total{method=\"GET\",code=\"200\"}"), total);
     CHECK_EQ(value_of(s, "v_count{method=\"GET\"}"), obs);
@@ -592,8 +711,8 @@ static void concurrent_increments_are_exact(void)
 #define WAVE_THREADS 24
 
 typedef struct wave {
-    tern_counter *c;
-    tern_histogram *h;
+    tern_metrics_counter *c;
+    tern_metrics_histogram *h;
     pthread_barrier_t all_alive;
     long n;
 } wave;
@@ -603,8 +722,8 @@ static void *wave_thread(void *arg)
     wave *w = arg;
     pthread_barrier_wait(&w->all_alive);    /* every thread holds its shard at once */
     for (long i = 0; i < w->n; i++) {
-        tern_counter_inc(w->c);
-        tern_histogram_observe(w->h, 1);
+        tern_metrics_counter_inc(w->c);
+        tern_metrics_histogram_observe(w->h, 1);
     }
     return NULL;
 }
@@ -613,10 +732,10 @@ static void threads_beyond_the_shards_count_exactly(void)
 {
     tern_metrics_registry *r;
     CHECK_EQ(tern_metrics_registry_new(&r), 0);
-    tern_metric_family *f, *hf;
-    CHECK_EQ(tern_metrics_counter_new(r, "t_total", "T.", NULL, &f), 0);
-    CHECK_EQ(tern_metrics_histogram_new(r, "t_hist", "T.", NULL, (const double[]){1}, 1, &hf), 0);
-    wave w = {.c = tern_metric_counter_with(f), .h = tern_metric_histogram_with(hf),
+    tern_metrics_family *f, *hf;
+    CHECK_EQ(counter_new(r, "t_total", "T.", NULL, &f), 0);
+    CHECK_EQ(histogram_new(r, "t_hist", "T.", NULL, (const double[]){1}, 1, &hf), 0);
+    wave w = {.c = COUNTER_WITH(f), .h = HISTOGRAM_WITH(hf),
               .n = scaled(20000)};
     for (int round = 0; round < 3; round++) {
         pthread_t t[WAVE_THREADS];
@@ -627,10 +746,10 @@ static void threads_beyond_the_shards_count_exactly(void)
             CHECK_EQ(pthread_join(t[i], NULL), 0);
         pthread_barrier_destroy(&w.all_alive);
         long want = (round + 1) * WAVE_THREADS * w.n;
-        CHECK_EQ(tern_counter_value(w.c), want);
+        CHECK_EQ(tern_metrics_counter_value(w.c), want);
         uint64_t n;
         double sum;
-        tern_histogram_totals(w.h, &n, &sum);
+        tern_metrics_histogram_totals(w.h, &n, &sum);
         CHECK_EQ(n, want);
         CHECK_EQ(sum, want);
     }
@@ -641,10 +760,10 @@ static void default_registry_is_one_and_serves_null(void)
 {
     tern_metrics_registry *d = tern_metrics_default();
     CHECK(d != NULL && tern_metrics_default() == d);
-    tern_metric_family *f;
-    CHECK_EQ(tern_metrics_counter_new(NULL, "default_test_total", "In the default.", NULL, &f), 0);
-    CHECK_EQ(tern_metrics_counter_new(d, "default_test_total", "Again.", NULL, NULL), -EEXIST);
-    tern_counter_add(tern_metric_counter_with(f), 7);
+    tern_metrics_family *f;
+    CHECK_EQ(counter_new(NULL, "default_test_total", "In the default.", NULL, &f), 0);
+    CHECK_EQ(counter_new(d, "default_test_total", "Again.", NULL, NULL), -EEXIST);
+    tern_metrics_counter_add(COUNTER_WITH(f), 7);
     char *s = scrape(NULL);
     CHECK_EQ(value_of(s, "default_test_total"), 7);
     free(s);
@@ -830,9 +949,21 @@ static int http_body(void *arg)
     snprintf(url, sizeof url, "http://%s/x", closed);
     CHECK(tern_http_metrics_client_do(fx->m, fx->c, &(tern_http_client_request){.url = url},
                                       &resp, NULL) < 0);
+    /* The ctx bounds the call: an ended one fails it without a response. */
+    tern_ctx *done = tern_ctx_with_cancel(NULL);
+    CHECK(done != NULL);
+    tern_ctx_cancel(done);
+    snprintf(url, sizeof url, "%s/users/4", fx->sv.url);
+    CHECK_EQ(tern_http_metrics_client_do(fx->m, fx->c, &(tern_http_client_request){.url = url},
+                                         &resp, done),
+             -ECANCELED);
+    tern_ctx_free(done);
     s = scrape(fx->r);
     snprintf(series, sizeof series,
              "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"error\"}", closed);
+    CHECK_EQ(value_of(s, series), 1);
+    snprintf(series, sizeof series,
+             "http_client_requests_total{host=\"%s\",method=\"GET\",code=\"error\"}", fx->sv.addr);
     CHECK_EQ(value_of(s, series), 1);
     CHECK_EQ(value_of(s, "http_server_requests_in_flight"), 0);
     /* tests/kit_metrics_promtool.sh lints this scrape with promtool. */
@@ -924,4 +1055,5 @@ TESTS(T(exposition_is_exact_and_ordered), T(unlabelled_metrics_show_zero_from_th
       T(http_middleware_and_client_through_a_real_server), T(a_new_registry_counts_afresh),
       T(gauge_value_reads_back_sets_and_adds), T(children_with_values_arrays),
       T(counter_func_is_read_at_each_scrape), T(on_scrape_runs_before_values_and_releases_at_free),
-      T(write_to_a_file_and_to_a_failing_one))
+      T(write_to_a_file_and_to_a_failing_one), T(family_options_are_checked),
+      T(a_null_family_aborts_naming_the_function))

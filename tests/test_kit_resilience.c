@@ -28,7 +28,7 @@ static int64_t fake_now(void *arg)
 }
 
 /* The retry loop's sleep on fake time: jump to the wake-up time. */
-static int fake_sleep_until(tern_ctx *ctx, int64_t deadline, void *arg)
+static int fake_sleep_until(int64_t deadline, tern_ctx *ctx, void *arg)
 {
     fake_clock *c = arg;
     if (c->sleeps < 64)
@@ -88,7 +88,7 @@ typedef struct flaky {
     int attempts;
 } flaky;
 
-static int flaky_op(void *arg, int attempt)
+static int flaky_op(int attempt, void *arg)
 {
     flaky *f = arg;
     CHECK_EQ(attempt, f->attempts);
@@ -103,7 +103,7 @@ static void retry_retries_transient_failures_within_backoff_bounds(void)
                             .stats = &st, .now = fake_now, .clock_arg = &c,
                             .sleep_until = fake_sleep_until};
     flaky f = {.fail_first = 3, .err = -ECONNREFUSED};
-    CHECK_EQ(tern_retry_do(&o, NULL, flaky_op, &f), 0);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &f, NULL), 0);
     CHECK_EQ(f.attempts, 4);
     CHECK_EQ(c.sleeps, 3);
     for (int n = 0; n < 3; n++)
@@ -122,16 +122,16 @@ static void retry_gives_up_after_max_attempts_and_on_permanent_errors(void)
     tern_retry_options o = {.max_attempts = 3, .stats = &st, .now = fake_now, .clock_arg = &c,
                             .sleep_until = fake_sleep_until};
     flaky f = {.fail_first = 100, .err = -ECONNRESET};
-    CHECK_EQ(tern_retry_do(&o, NULL, flaky_op, &f), -ECONNRESET);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &f, NULL), -ECONNRESET);
     CHECK_EQ(f.attempts, 3);
     CHECK_EQ(st.gave_up, 1);
 
     flaky g = {.fail_first = 100, .err = -EINVAL};
-    CHECK_EQ(tern_retry_do(&o, NULL, flaky_op, &g), -EINVAL);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &g, NULL), -EINVAL);
     CHECK_EQ(g.attempts, 1);
 
     flaky h = {.fail_first = 100, .err = 503};      /* a status */
-    CHECK_EQ(tern_retry_do(&o, NULL, flaky_op, &h), 503);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &h, NULL), 503);
     CHECK_EQ(h.attempts, 3);
 }
 
@@ -143,18 +143,18 @@ static void retry_budget_counts_deposits_reserve_and_cap(void)
     tern_retry_budget_options o = {.ratio = 0.1, .min_per_sec = -1, .max_tokens = 2,
                                    .now = fake_now, .clock_arg = &c};
     CHECK_EQ(tern_retry_budget_new(&o, &b), 0);
-    CHECK(!tern_retry_budget_withdraw(b));
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), -EAGAIN);
     for (int i = 0; i < 10; i++)
         tern_retry_budget_deposit(b);
-    CHECK(tern_retry_budget_withdraw(b));
-    CHECK(!tern_retry_budget_withdraw(b));
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), 0);
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), -EAGAIN);
     for (int i = 0; i < 100; i++)   /* 10 tokens' worth, capped at 2 */
         tern_retry_budget_deposit(b);
-    CHECK(tern_retry_budget_withdraw(b));
-    CHECK(tern_retry_budget_withdraw(b));
-    CHECK(!tern_retry_budget_withdraw(b));
-    tern_retry_budget_stats st;
-    tern_retry_budget_stats_get(b, &st);
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), 0);
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), 0);
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), -EAGAIN);
+    struct tern_retry_budget_stats st;
+    CHECK_EQ(tern_retry_budget_stats(b, &st), 0);
     CHECK_EQ(st.deposits, 110);
     CHECK_EQ(st.withdrawals, 3);
     CHECK_EQ(st.exhausted, 3);
@@ -165,11 +165,11 @@ static void retry_budget_counts_deposits_reserve_and_cap(void)
                                     .clock_arg = &c};
     CHECK_EQ(tern_retry_budget_new(&o, &b), 0);
     for (int i = 0; i < 4; i++)
-        CHECK(tern_retry_budget_withdraw(b));
-    CHECK(!tern_retry_budget_withdraw(b));
+        CHECK_EQ(tern_retry_budget_try_withdraw(b), 0);
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), -EAGAIN);
     c.t += 250 * TERN_MS;
-    CHECK(tern_retry_budget_withdraw(b));
-    CHECK(!tern_retry_budget_withdraw(b));
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), 0);
+    CHECK_EQ(tern_retry_budget_try_withdraw(b), -EAGAIN);
     c.t += 10 * TERN_SEC;
     CHECK(fabs(tern_retry_budget_balance(b) - 4) < 1e-9);
     tern_retry_budget_free(b);
@@ -187,11 +187,11 @@ static void retry_stops_when_the_budget_is_exhausted(void)
                             .clock_arg = &c, .sleep_until = fake_sleep_until};
     /* first call: 0.5 deposited, no whole token: no retry */
     flaky f = {.fail_first = 100, .err = -ECONNREFUSED};
-    CHECK_EQ(tern_retry_do(&o, NULL, flaky_op, &f), -ECONNREFUSED);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &f, NULL), -ECONNREFUSED);
     CHECK_EQ(f.attempts, 1);
     /* second: 1.0 in the pot pays for one retry, then it is empty again */
     flaky g = {.fail_first = 100, .err = -ECONNREFUSED};
-    CHECK_EQ(tern_retry_do(&o, NULL, flaky_op, &g), -ECONNREFUSED);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &g, NULL), -ECONNREFUSED);
     CHECK_EQ(g.attempts, 2);
     CHECK_EQ(st.calls, 2);
     CHECK_EQ(st.retried, 1);
@@ -211,7 +211,7 @@ static int retry_deadline_entry(void *arg)
                             .stats = &st, .now = fake_now, .clock_arg = &c,
                             .sleep_until = fake_sleep_until};
     flaky f = {.fail_first = 1000, .err = -ECONNRESET};
-    CHECK_EQ(tern_retry_do(&o, ctx, flaky_op, &f), -ECONNRESET);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &f, ctx), -ECONNRESET);
     /* never slept to or past the deadline, and stopped because of it */
     CHECK(c.max_seen_wake < deadline);
     CHECK(c.t < deadline);
@@ -224,7 +224,7 @@ static int retry_deadline_entry(void *arg)
     tern_ctx *dead = tern_ctx_with_cancel(NULL);
     tern_ctx_cancel(dead);
     flaky g = {.fail_first = 1, .err = -ECONNRESET};
-    CHECK_EQ(tern_retry_do(&o, dead, flaky_op, &g), -ECANCELED);
+    CHECK_EQ(tern_retry_do(&o, flaky_op, &g, dead), -ECANCELED);
     CHECK_EQ(g.attempts, 0);
     tern_ctx_free(dead);
 
@@ -232,7 +232,7 @@ static int retry_deadline_entry(void *arg)
     tern_retry_options r = {.max_attempts = 3, .base = TERN_MS, .cap = TERN_MS};
     flaky h = {.fail_first = 2, .err = -ETIMEDOUT};
     int64_t t0 = tern_now();
-    CHECK_EQ(tern_retry_do(&r, NULL, flaky_op, &h), 0);
+    CHECK_EQ(tern_retry_do(&r, flaky_op, &h, NULL), 0);
     CHECK_EQ(h.attempts, 3);
     CHECK(tern_now() - t0 < TERN_SEC);
 
@@ -241,7 +241,7 @@ static int retry_deadline_entry(void *arg)
     tern_retry_options l = {.max_attempts = 3, .base = 10 * TERN_SEC, .cap = 10 * TERN_SEC};
     flaky k = {.fail_first = 5, .err = -ECONNRESET};
     t0 = tern_now();
-    int rc = tern_retry_do(&l, soon, flaky_op, &k);
+    int rc = tern_retry_do(&l, flaky_op, &k, soon);
     /* either the backoff drew past the deadline (no sleep) or the sleep
      * ended with the context: never a 10 s nap */
     CHECK(rc == -ECONNRESET || rc == -ETIMEDOUT);
@@ -363,8 +363,8 @@ static void breaker_half_opens_after_the_duration_and_closes_on_success(void)
     CHECK_EQ(ch.to[0], TERN_BREAKER_OPEN);
     CHECK_EQ(ch.to[1], TERN_BREAKER_HALF_OPEN);
     CHECK_EQ(ch.to[2], TERN_BREAKER_CLOSED);
-    tern_breaker_stats st;
-    tern_breaker_stats_get(b, &st);
+    struct tern_breaker_stats st;
+    CHECK_EQ(tern_breaker_stats(b, &st), 0);
     CHECK_EQ(st.opened, 1);
     CHECK_EQ(st.half_opened, 1);
     CHECK_EQ(st.closed, 1);
@@ -453,8 +453,8 @@ static void throttle_probability_follows_requests_and_accepts(void)
     CHECK(fabs(tern_throttle_probability(t) - 11.0 / 32) < 1e-12);
     rnd = 0.35;
     CHECK_EQ(tern_throttle_allow(t), 0);
-    tern_throttle_stats st;
-    tern_throttle_stats_get(t, &st);
+    struct tern_throttle_stats st;
+    CHECK_EQ(tern_throttle_stats(t, &st), 0);
     CHECK_EQ(st.requests, 32);
     CHECK_EQ(st.accepts, 10);
     CHECK_EQ(st.throttled, 1);
@@ -488,25 +488,44 @@ static tern_ratelimit *limiter(fake_clock *c, double rate, double burst, size_t 
     return rl;
 }
 
+/* tern_ratelimit_take as one number: 0 when taken, the retry_after it set
+ * (always > 0) with -EAGAIN, else its -errno (retry_after then 0). */
+static int64_t take(tern_ratelimit *rl, const char *key, int n)
+{
+    int64_t wait = -1;
+    int rc = tern_ratelimit_take(rl, key, n, &wait);
+    if (rc == -EAGAIN) {
+        CHECK(wait > 0);
+        return wait;
+    }
+    CHECK_EQ(wait, 0);
+    return rc;
+}
+
 static void ratelimit_bucket_holds_burst_and_refills_at_rate(void)
 {
     fake_clock c = {.t = 5 * TERN_SEC};
     tern_ratelimit *rl = limiter(&c, 10, 5, 0);
     CHECK_EQ(tern_ratelimit_tokens(rl, NULL), 5);
     for (int i = 0; i < 5; i++)
-        CHECK_EQ(tern_ratelimit_take(rl, NULL, 1), 0);
+        CHECK_EQ(take(rl, NULL, 1), 0);
     CHECK_EQ(tern_ratelimit_tokens(rl, NULL), 0);
-    CHECK_EQ(tern_ratelimit_take(rl, NULL, 1), 100 * TERN_MS);  /* the next token */
+    CHECK_EQ(take(rl, NULL, 1), 100 * TERN_MS);  /* the next token */
+    int64_t wait = 0;
+    CHECK_EQ(tern_ratelimit_take(rl, NULL, 1, &wait), -EAGAIN);
+    CHECK_EQ(wait, 100 * TERN_MS);
+    CHECK_EQ(tern_ratelimit_take(rl, NULL, 1, NULL), -EAGAIN);   /* the wait not wanted */
+    CHECK_EQ(tern_ratelimit_take(rl, NULL, 0, &wait), -EINVAL);
     c.t += 40 * TERN_MS;
-    CHECK_EQ(tern_ratelimit_take(rl, NULL, 1), 60 * TERN_MS);
-    CHECK_EQ(tern_ratelimit_take(rl, NULL, 2), 160 * TERN_MS);
+    CHECK_EQ(take(rl, NULL, 1), 60 * TERN_MS);
+    CHECK_EQ(take(rl, NULL, 2), 160 * TERN_MS);
     c.t += 60 * TERN_MS;
-    CHECK_EQ(tern_ratelimit_take(rl, NULL, 1), 0);
+    CHECK_EQ(take(rl, NULL, 1), 0);
     c.t += 10 * TERN_SEC;       /* refills to the burst, no further */
     CHECK_EQ(tern_ratelimit_tokens(rl, NULL), 5);
-    CHECK_EQ(tern_ratelimit_take(rl, NULL, 6), -EINVAL);
-    CHECK_EQ(tern_ratelimit_take(rl, NULL, 5), 0);
-    CHECK(tern_ratelimit_take(rl, NULL, 1) > 0);
+    CHECK_EQ(take(rl, NULL, 6), -EINVAL);
+    CHECK_EQ(take(rl, NULL, 5), 0);
+    CHECK(take(rl, NULL, 1) > 0);
     tern_ratelimit_free(rl);
 }
 
@@ -517,11 +536,11 @@ static void ratelimit_allows_exactly_burst_plus_rate_times_time(void)
     int allowed = 0;
     /* 10 s of fake time, asking every 1 ms as fast as allowed */
     for (int ms = 0; ms <= 10000; ms++, c.t += TERN_MS)
-        while (tern_ratelimit_take(rl, "k", 1) == 0)
+        while (take(rl, "k", 1) == 0)
             allowed++;
     CHECK_EQ(allowed, 20 + 100 * 10);
-    tern_ratelimit_stats st;
-    tern_ratelimit_stats_get(rl, &st);
+    struct tern_ratelimit_stats st;
+    CHECK_EQ(tern_ratelimit_stats(rl, &st), 0);
     CHECK_EQ(st.allowed, (uint64_t)allowed);
     CHECK_EQ(st.limited, 10001);
     tern_ratelimit_free(rl);
@@ -532,10 +551,10 @@ static void ratelimit_keys_are_isolated(void)
     fake_clock c = {0};
     tern_ratelimit *rl = limiter(&c, 1, 3, 0);
     for (int i = 0; i < 3; i++)
-        CHECK_EQ(tern_ratelimit_take(rl, "10.0.0.1", 1), 0);
-    CHECK_EQ(tern_ratelimit_take(rl, "10.0.0.1", 1), TERN_SEC);
+        CHECK_EQ(take(rl, "10.0.0.1", 1), 0);
+    CHECK_EQ(take(rl, "10.0.0.1", 1), TERN_SEC);
     CHECK_EQ(tern_ratelimit_tokens(rl, "10.0.0.2"), 3);
-    CHECK_EQ(tern_ratelimit_take(rl, "10.0.0.2", 1), 0);
+    CHECK_EQ(take(rl, "10.0.0.2", 1), 0);
     CHECK_EQ(tern_ratelimit_tokens(rl, NULL), 3);   /* the global bucket is its own */
     tern_ratelimit_free(rl);
 }
@@ -544,12 +563,12 @@ static void ratelimit_evicts_the_least_recently_used_key_at_the_bound(void)
 {
     fake_clock c = {0};
     tern_ratelimit *rl = limiter(&c, 1, 2, 2);
-    CHECK_EQ(tern_ratelimit_take(rl, "a", 2), 0);
-    CHECK_EQ(tern_ratelimit_take(rl, "b", 2), 0);
-    CHECK(tern_ratelimit_take(rl, "a", 1) > 0);     /* a is now the most recent */
-    CHECK_EQ(tern_ratelimit_take(rl, "c", 1), 0);   /* evicts b */
-    tern_ratelimit_stats st;
-    tern_ratelimit_stats_get(rl, &st);
+    CHECK_EQ(take(rl, "a", 2), 0);
+    CHECK_EQ(take(rl, "b", 2), 0);
+    CHECK(take(rl, "a", 1) > 0);     /* a is now the most recent */
+    CHECK_EQ(take(rl, "c", 1), 0);   /* evicts b */
+    struct tern_ratelimit_stats st;
+    CHECK_EQ(tern_ratelimit_stats(rl, &st), 0);
     CHECK_EQ(st.evicted, 1);
     CHECK_EQ(st.keys, 2);
     CHECK_EQ(tern_ratelimit_tokens(rl, "a"), 0);    /* kept, still empty */
@@ -558,9 +577,9 @@ static void ratelimit_evicts_the_least_recently_used_key_at_the_bound(void)
     char key[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(key, sizeof key, "k%d", i);
-        CHECK_EQ(tern_ratelimit_take(rl, key, 1), 0);
+        CHECK_EQ(take(rl, key, 1), 0);
     }
-    tern_ratelimit_stats_get(rl, &st);
+    CHECK_EQ(tern_ratelimit_stats(rl, &st), 0);
     CHECK_EQ(st.keys, 2);
     CHECK_EQ(st.evicted, 1001);
     tern_ratelimit_free(rl);
@@ -593,8 +612,8 @@ static int bulkhead_entry(void *arg)
     waiter w = {.b = b, .rc = 1};
     CHECK_EQ(tern_go(waiter_co, &w), 0);
     for (int i = 0; i < 100; i++) {
-        tern_bulkhead_stats st;
-        tern_bulkhead_stats_get(b, &st);
+        struct tern_bulkhead_stats st;
+        CHECK_EQ(tern_bulkhead_stats(b, &st), 0);
         if (st.queued == 1)
             break;
         tern_sleep(TERN_MS);
@@ -605,8 +624,8 @@ static int bulkhead_entry(void *arg)
     for (int i = 0; i < 1000 && !atomic_load(&w.done); i++)
         tern_sleep(TERN_MS);
     CHECK_EQ(atomic_load(&w.rc), 0);
-    tern_bulkhead_stats st;
-    tern_bulkhead_stats_get(b, &st);
+    struct tern_bulkhead_stats st;
+    CHECK_EQ(tern_bulkhead_stats(b, &st), 0);
     CHECK_EQ(st.acquired, 3);
     CHECK_EQ(st.queued, 1);
     CHECK_EQ(st.shed, 1);
@@ -629,7 +648,7 @@ static int bulkhead_entry(void *arg)
     int64_t t0 = tern_now();
     CHECK_EQ(tern_bulkhead_acquire(b, NULL), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 20 * TERN_MS);
-    tern_bulkhead_stats_get(b, &st);
+    CHECK_EQ(tern_bulkhead_stats(b, &st), 0);
     CHECK_EQ(st.timeouts, 1);
     tern_bulkhead_release(b);
     tern_bulkhead_free(b);
@@ -683,8 +702,8 @@ static void adaptive_limit_grows_under_low_latency_and_shrinks_under_high(void)
     while (n < 1000 && tern_adaptive_acquire(a, &s[n]) == 0)
         n++;
     CHECK_EQ(n, tern_adaptive_limit(a));
-    tern_adaptive_stats st;
-    tern_adaptive_stats_get(a, &st);
+    struct tern_adaptive_stats st;
+    CHECK_EQ(tern_adaptive_stats(a, &st), 0);
     CHECK(st.shed >= 1);
     CHECK_EQ(st.in_flight, (uint64_t)n);
     /* a drop cuts it by 10% */
@@ -692,7 +711,7 @@ static void adaptive_limit_grows_under_low_latency_and_shrinks_under_high(void)
     for (int i = 0; i < n; i++)
         tern_adaptive_release(a, s[i], i == 0);
     (void)before;
-    tern_adaptive_stats_get(a, &st);
+    CHECK_EQ(tern_adaptive_stats(a, &st), 0);
     CHECK_EQ(st.dropped, 1);
     CHECK_EQ(st.in_flight, 0);
     tern_adaptive_free(a);
@@ -738,7 +757,7 @@ static int hammer_co(void *arg)
     for (int i = 0; i < HAMMER_OPS; i++) {
         if (i % 128 == 0)
             tern_yield();       /* keep the monitor quiet under TSan */
-        if (tern_ratelimit_take(h->rl, (i & 1) ? "shared" : NULL, 1) == 0)
+        if (tern_ratelimit_take(h->rl, (i & 1) ? "shared" : NULL, 1, NULL) == 0)
             atomic_fetch_add(&h->allowed, 1);
         tern_breaker_ticket t;
         if (tern_breaker_allow(h->br, &t) == 0)
@@ -776,20 +795,20 @@ static int hammer_entry(void *arg)
     tern_waitgroup_wait(&h.wg);
     /* exactly the two bursts, whatever the interleaving */
     CHECK_EQ(atomic_load(&h.allowed), 200);
-    tern_ratelimit_stats rs;
-    tern_ratelimit_stats_get(h.rl, &rs);
+    struct tern_ratelimit_stats rs;
+    CHECK_EQ(tern_ratelimit_stats(h.rl, &rs), 0);
     CHECK_EQ(rs.allowed + rs.limited, HAMMER_COS * HAMMER_OPS);
-    tern_breaker_stats bs;
-    tern_breaker_stats_get(h.br, &bs);
+    struct tern_breaker_stats bs;
+    CHECK_EQ(tern_breaker_stats(h.br, &bs), 0);
     CHECK_EQ(bs.allowed, HAMMER_COS * HAMMER_OPS);
     CHECK_EQ(bs.successes + bs.failures, HAMMER_COS * HAMMER_OPS);
-    tern_adaptive_stats as;
-    tern_adaptive_stats_get(h.ad, &as);
+    struct tern_adaptive_stats as;
+    CHECK_EQ(tern_adaptive_stats(h.ad, &as), 0);
     CHECK_EQ(as.acquired, (uint64_t)atomic_load(&h.adaptive_ok));
     CHECK_EQ(as.acquired + as.shed, HAMMER_COS * HAMMER_OPS);
     CHECK_EQ(as.in_flight, 0);
-    tern_bulkhead_stats ks;
-    tern_bulkhead_stats_get(h.bh, &ks);
+    struct tern_bulkhead_stats ks;
+    CHECK_EQ(tern_bulkhead_stats(h.bh, &ks), 0);
     CHECK_EQ(ks.acquired, (uint64_t)atomic_load(&h.bulk_ok));
     CHECK_EQ(ks.acquired + ks.shed, HAMMER_COS * HAMMER_OPS);
     CHECK_EQ(ks.in_flight, 0);
@@ -803,6 +822,43 @@ static int hammer_entry(void *arg)
 static void guards_stay_consistent_under_concurrent_use(void)
 {
     run_ok(hammer_entry, NULL, 2);
+}
+
+/* ---- a NULL object names the function ------------------------------------- */
+
+static void null_breaker(void) { tern_breaker_allow(NULL, NULL); }
+static void null_throttle(void) { tern_throttle_record(NULL, true); }
+static void null_ratelimit(void) { tern_ratelimit_take(NULL, "k", 1, NULL); }
+static void null_bulkhead(void) { tern_bulkhead_release(NULL); }
+static void null_adaptive(void) { tern_adaptive_limit(NULL); }
+static void null_budget(void) { tern_retry_budget_try_withdraw(NULL); }
+static void null_client(void) { tern_resilient_client_do(NULL, NULL, NULL, NULL); }
+static void null_stats(void)
+{
+    struct tern_breaker_stats st;
+    tern_breaker_stats(NULL, &st);
+}
+
+static void a_null_object_aborts_naming_the_function(void)
+{
+    static const struct {
+        void (*fn)(void);
+        const char *says;
+    } cases[] = {
+        {null_breaker, "tern: tern_breaker_allow: b is NULL"},
+        {null_throttle, "tern: tern_throttle_record: t is NULL"},
+        {null_ratelimit, "tern: tern_ratelimit_take: rl is NULL"},
+        {null_bulkhead, "tern: tern_bulkhead_release: b is NULL"},
+        {null_adaptive, "tern: tern_adaptive_limit: a is NULL"},
+        {null_budget, "tern: tern_retry_budget_try_withdraw: b is NULL"},
+        {null_client, "tern: tern_resilient_client_do: rc is NULL"},
+        {null_stats, "tern: tern_breaker_stats: b is NULL"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        child_result r = run_child(cases[i].fn);
+        CHECK(!r.exited && r.sig == SIGABRT);
+        CHECK(strstr(r.err, cases[i].says) != NULL);
+    }
 }
 
 TESTS(T(backoff_ceiling_doubles_up_to_the_cap),
@@ -824,4 +880,5 @@ TESTS(T(backoff_ceiling_doubles_up_to_the_cap),
       T(ratelimit_evicts_the_least_recently_used_key_at_the_bound),
       T(bulkhead_limits_in_flight_queues_and_sheds),
       T(adaptive_limit_grows_under_low_latency_and_shrinks_under_high),
-      T(adaptive_drop_cuts_the_limit_by_a_tenth), T(guards_stay_consistent_under_concurrent_use))
+      T(adaptive_drop_cuts_the_limit_by_a_tenth), T(guards_stay_consistent_under_concurrent_use),
+      T(a_null_object_aborts_naming_the_function))

@@ -588,6 +588,16 @@ static int app_get(tern_http_client *c, const char *base, const char *path,
     return st;
 }
 
+/* tern_trace_shutdown bounded by a ctx that ends ns from now. */
+static int trace_shutdown_within(int64_t ns)
+{
+    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
+    CHECK(ctx != NULL);
+    int rc = tern_trace_shutdown(ctx);
+    tern_ctx_free(ctx);
+    return rc;
+}
+
 static int server_middleware_body(void *arg)
 {
     (void)arg;
@@ -611,7 +621,7 @@ static int server_middleware_body(void *arg)
     CHECK_EQ(app_get(c, a.sv.url, "/users/42", with_tp, body, sizeof body, &tr), 200);
     seen.log_line = false;
     tern_log_info("outside", TERN_LOG_INT("n", 2));
-    CHECK_EQ(tern_log_flush(TERN_SEC), 0);
+    CHECK_EQ(tern_log_flush(NULL), 0);
     char logs[4096];
     ssize_t ln = read(pfd[0], logs, sizeof logs - 1);
     CHECK(ln > 0);
@@ -624,7 +634,7 @@ static int server_middleware_body(void *arg)
     CHECK(strstr(logs, want));
     char *outside = strstr(logs, "\"outside\"");
     CHECK(outside && !strstr(outside, "trace_id"));
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(TERN_SEC)), 0);
+    CHECK_EQ(trace_shutdown_within(TERN_SEC), 0);
     tern_log_shutdown();
     close(pfd[0]);
     close(pfd[1]);
@@ -686,7 +696,8 @@ static int client_injection_body(void *arg)
     snprintf(url, sizeof url, "%s/echo", a.sv.url);
     /* a stale traceparent of the caller's is replaced, not duplicated */
     static const char *const hdrs[] = {"X-A", "1", "traceparent", "junk", NULL};
-    tern_ctx *ctx = tern_trace_ctx_with_span(NULL, parent);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_trace_ctx_with_span(NULL, parent, &ctx), 0);
     tern_http_client_request req = {.url = url, .headers = hdrs};
     tern_http_client_response *resp;
     CHECK_EQ(tern_trace_http_client_do(c, NULL, &req, &resp, ctx), 0);   /* parent from ctx */
@@ -880,8 +891,8 @@ static int exporter_body(void *arg)
     setenv("OTEL_EXPORTER_OTLP_ENDPOINT", ep, 1);
     unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off", 1);   /* roots off, parents rule */
-    tern_trace_stats before, after;
-    tern_trace_stats_get(&before);
+    struct tern_trace_stats before, after;
+    CHECK_EQ(tern_trace_stats(&before), 0);
     CHECK_EQ(tern_trace_init(&(tern_trace_options){.batch_delay = 20 * TERN_MS}), 0);
     CHECK_EQ(tern_trace_init(NULL), -EALREADY);
 
@@ -916,9 +927,9 @@ static int exporter_body(void *arg)
     tern_trace_span_free(caller);
     tern_http_client_free(c);
     app_stop(&a);
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(2 * TERN_SEC)), 0);
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(TERN_SEC)), -ESRCH);
-    tern_trace_stats_get(&after);
+    CHECK_EQ(trace_shutdown_within(2 * TERN_SEC), 0);
+    CHECK_EQ(trace_shutdown_within(TERN_SEC), -ESRCH);
+    CHECK_EQ(tern_trace_stats(&after), 0);
     CHECK_EQ(after.exported - before.exported, 7);
     CHECK_EQ(after.dropped - before.dropped, 0);
     CHECK_EQ(after.failed - before.failed, 0);
@@ -1012,19 +1023,19 @@ static int queue_full_body(void *arg)
     CHECK_EQ(tern_trace_init(&(tern_trace_options){.endpoint = ep, .sampler = &on, .queue_size = 4,
                                                    .batch_size = 100, .batch_delay = 10 * TERN_SEC}),
              0);
-    tern_trace_stats before, mid, after;
-    tern_trace_stats_get(&before);
+    struct tern_trace_stats before, mid, after;
+    CHECK_EQ(tern_trace_stats(&before), 0);
     for (int i = 0; i < 10; i++) {
         tern_trace_span *s;
         CHECK_EQ(tern_trace_span_start("s", TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
         CHECK_EQ(tern_trace_span_end(s), 0);
         tern_trace_span_free(s);
     }
-    tern_trace_stats_get(&mid);
+    CHECK_EQ(tern_trace_stats(&mid), 0);
     CHECK_EQ(mid.dropped - before.dropped, 6);
     CHECK_EQ(mid.queued, 4);
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(2 * TERN_SEC)), 0);   /* flushes */
-    tern_trace_stats_get(&after);
+    CHECK_EQ(trace_shutdown_within(2 * TERN_SEC), 0);   /* flushes */
+    CHECK_EQ(tern_trace_stats(&after), 0);
     CHECK_EQ(after.exported - before.exported, 4);
     CHECK_EQ(after.dropped - before.dropped, 6);
     json_t *all[8];
@@ -1049,8 +1060,8 @@ static int traces_endpoint_body(void *arg)
     setenv("OTEL_TRACES_SAMPLER", "traceidratio", 1);
     setenv("OTEL_TRACES_SAMPLER_ARG", "0", 1);
     CHECK_EQ(tern_trace_init(&(tern_trace_options){.batch_delay = 10 * TERN_MS}), 0);
-    tern_trace_stats before, after;
-    tern_trace_stats_get(&before);
+    struct tern_trace_stats before, after;
+    CHECK_EQ(tern_trace_stats(&before), 0);
     tern_trace_span *s;
     CHECK_EQ(tern_trace_span_start("never", TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
     CHECK(!tern_trace_span_recording(s));      /* ratio 0 from the environment */
@@ -1064,14 +1075,14 @@ static int traces_endpoint_body(void *arg)
     tern_trace_span_end(s);
     tern_trace_span_free(s);
     setenv("OTEL_TRACES_SAMPLER_ARG", "1", 1);
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(TERN_SEC)), 0);
+    CHECK_EQ(trace_shutdown_within(TERN_SEC), 0);
     CHECK_EQ(tern_trace_init(&(tern_trace_options){.batch_delay = 10 * TERN_MS}), 0);
     CHECK_EQ(tern_trace_span_start("kept", TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
     CHECK(tern_trace_span_recording(s));
     tern_trace_span_end(s);
     tern_trace_span_free(s);
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_trace_stats_get(&after);
+    CHECK_EQ(trace_shutdown_within(2 * TERN_SEC), 0);
+    CHECK_EQ(tern_trace_stats(&after), 0);
     CHECK_EQ(after.exported - before.exported, 1);
     json_t *all[4];
     CHECK_EQ(received_spans(all, 4), 1);
@@ -1100,8 +1111,8 @@ static int slow_receiver_body(void *arg)
                                                    .batch_size = 1, .batch_delay = 5 * TERN_MS,
                                                    .export_timeout = 2 * TERN_SEC}),
              0);
-    tern_trace_stats before, after;
-    tern_trace_stats_get(&before);
+    struct tern_trace_stats before, after;
+    CHECK_EQ(tern_trace_stats(&before), 0);
     app a = {0};
     app_start(&a);
     tern_http_client *c;
@@ -1122,12 +1133,12 @@ static int slow_receiver_body(void *arg)
     CHECK(total < 450 * TERN_MS);
     tern_http_client_free(c);
     app_stop(&a);
-    tern_trace_stats mid;
-    tern_trace_stats_get(&mid);
+    struct tern_trace_stats mid;
+    CHECK_EQ(tern_trace_stats(&mid), 0);
     CHECK(mid.dropped > before.dropped);
     /* the POST in flight finishes; what waits behind it misses the deadline */
-    CHECK_EQ(tern_trace_shutdown(tern_deadline_after(100 * TERN_MS)), -ETIMEDOUT);
-    tern_trace_stats_get(&after);
+    CHECK_EQ(trace_shutdown_within(100 * TERN_MS), -ETIMEDOUT);
+    CHECK_EQ(tern_trace_stats(&after), 0);
     /* every recorded span is accounted for: 20 server spans + 20 "db" */
     CHECK_EQ((after.exported - before.exported) + (after.failed - before.failed) +
                  (after.dropped - before.dropped),

@@ -37,7 +37,6 @@ static const tern_config_key keys[] = {
 
 typedef struct svc {
     tern_config *cfg;
-    const char *config_file;            /* --config, or NULL */
     tern_http_client *client;
     tern_resilient_client *rc;
 } svc;
@@ -70,7 +69,7 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
     const char *headers[] = { "traceparent", traceparent, NULL };
     tern_http_client_request req = { .url = url, .headers = sc ? headers : NULL };
     tern_http_client_response *resp;
-    int rc = tern_resilient_http_do(s->rc, &req, &resp, ctx);
+    int rc = tern_resilient_client_do(s->rc, &req, &resp, ctx);
     if (rc < 0) {
         tern_log_ctx(tern_http_req_ctx(r), TERN_LOG_WARN, "downstream failed",
                      TERN_LOG_STR("url", url), TERN_LOG_STR("error", tern_strerror(rc)));
@@ -86,7 +85,7 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
         tern_http_resp_set_status(w, status < 500 ? 200 : 502);
         tern_http_resp_printf(w, "downstream answered %d: %.*s\n", status, (int)len, body);
     }
-    tern_resilient_response_free(s->rc, resp);
+    tern_resilient_client_response_free(s->rc, resp);
     tern_ctx_free(ctx);
     return rc;
 }
@@ -113,7 +112,7 @@ static json_t *published_config(void *arg)
 static int stop_tracing(tern_ctx *ctx, void *arg)
 {
     (void)arg;
-    return tern_trace_shutdown(tern_ctx_deadline(ctx));
+    return tern_trace_shutdown(ctx);
 }
 
 static int run(void *arg)
@@ -126,10 +125,11 @@ static int run(void *arg)
     tern_config_on_change(s->cfg, on_config_change, NULL);
     tern_config_watch_sighup(s->cfg);
     /* A ConfigMap update sends no SIGHUP: watch the file as well. */
-    int wr = s->config_file ? tern_config_watch_file(s->cfg) : 0;
+    const char *file = tern_config_file(s->cfg);
+    int wr = file ? tern_config_watch_file(s->cfg) : 0;
     if (wr < 0)
         tern_log_warn("config file not watched (SIGHUP still reloads)",
-                      TERN_LOG_STR("file", s->config_file), TERN_LOG_STR("error", tern_strerror(wr)));
+                      TERN_LOG_STR("file", file), TERN_LOG_STR("error", tern_strerror(wr)));
     tern_debug_publish("config", published_config, s->cfg);
 
     tern_http_client_options co = { .max_idle_per_host = 16 };
@@ -173,7 +173,7 @@ static int run(void *arg)
     printf("svc: listening on http://%s/ (try /hello /call /metrics /healthz?verbose /debug/vars)\n",
            tern_http_server_addr(tern_service_server(service)));
     fflush(stdout);
-    rc = tern_service_run(service);             /* until SIGTERM or SIGINT */
+    rc = tern_service_run(service, NULL);       /* until SIGTERM or SIGINT */
     tern_service_free(service);
     tern_config_watch_stop(s->cfg);
     tern_resilient_client_free(s->rc);
@@ -185,36 +185,24 @@ static int run(void *arg)
 
 int main(int argc, char **argv)
 {
-    /* --config FILE picks the file layer; every other flag is a key */
-    const char *file = NULL;
-    char **args = calloc((size_t)argc + 1, sizeof *args);
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && !strcmp(argv[i], "--config") && i + 1 < argc)
-            file = argv[++i];
-        else
-            args[n++] = argv[i];
-    }
+    /* tern_config takes --config FILE itself: the file layer */
     tern_config_options o = { .keys = keys, .nkeys = sizeof keys / sizeof keys[0],
-                              .env_prefix = "SVC", .file = file };
+                              .env_prefix = "SVC" };
     tern_config_error err = {0};
-    svc s = {.config_file = file};
-    int rc = tern_config_new(&o, n, args, &s.cfg, &err);
+    svc s = {0};
+    int rc = tern_config_new(argc, argv, &err, &o, &s.cfg);
     if (rc == 1) {
         char help[4096];
         tern_config_help(s.cfg, help, sizeof help);
         printf("usage: svc [--config FILE] [--key value ...]\n%s", help);
         tern_config_free(s.cfg);
-        free(args);
         return 0;
     }
     if (rc < 0) {
         fprintf(stderr, "svc: %s", err.msg);
-        free(args);
         return 2;
     }
     rc = tern_run(run, &s);
     tern_config_free(s.cfg);
-    free(args);
     return rc;
 }

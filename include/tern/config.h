@@ -17,7 +17,7 @@
  *                              .file = "/etc/svc/config.json"};
  *     tern_config *cfg;
  *     tern_config_error err;
- *     int r = tern_config_new(&o, argc, argv, &cfg, &err);
+ *     int r = tern_config_new(argc, argv, &err, &o, &cfg);
  *     if (r < 0) {
  *         fprintf(stderr, "%s\n", err.msg);  // config: http.port: "abc" is not
  *         exit(2);                           // an integer (from env SVC_HTTP_PORT)
@@ -25,7 +25,10 @@
  *     if (r == 1) { ... print tern_config_help(cfg, ...); exit(0); }
  *     int64_t port = tern_config_int(cfg, "http.port");
  *
- * File: a JSON object; nested objects map to dotted keys, so
+ * File: options.file, or the one the flag `--config FILE` (or
+ * `--config=FILE`) names, which overrides it (so no program needs its own
+ * argv loop for it; the name "config" cannot be declared as a key).  A
+ * JSON object; nested objects map to dotted keys, so
  * {"http": {"port": 8080}} sets http.port (a Kubernetes ConfigMap mounted
  * as a file is the intended use).  Keys the declarations do not know are
  * errors.  Env: env_prefix, '_', the key upper-cased with '.' and '-' as
@@ -50,7 +53,8 @@
  * Each getter reads the snapshot current at its call: two getters in a row
  * may straddle a reload.
  * Asking for a key that was not declared, or with the wrong type's getter,
- * is a programmer error and aborts with a message saying so.
+ * is a programmer error and aborts with a message saying so; so is a NULL
+ * config passed to any function but tern_config_free.
  *
  * Reloads: tern_config_reload, or a watcher coroutine that calls it:
  * tern_config_watch_sighup, tern_config_watch_file (a ConfigMap's updates
@@ -108,15 +112,17 @@ typedef struct tern_config_options {
 
 /* Declare the keys and load every layer; argv[0] is skipped (argc 0: no
  * flags).  0 and *out set; 1 and *out set when --help was given (print
- * tern_config_help); -EINVAL with *err filled when a value is bad (or a
- * declaration: duplicate or unnamed key, bad type, a default that does not
- * parse), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
- * (reloads re-apply the same flags).  Any thread. */
-int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern_config **out,
-                    tern_config_error *err);
+ * tern_config_help); -EINVAL with *err filled (err may be NULL) when a
+ * value is bad (or a declaration: duplicate or unnamed key, bad type, a
+ * default that does not parse, a key named "config"; or --config without
+ * a file), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
+ * (reloads re-apply the same flags); opts is copied, its keys borrowed.
+ * The config is the caller's, freed with tern_config_free.  Any thread. */
+int tern_config_new(int argc, char **argv, tern_config_error *err,
+                    const tern_config_options *opts, tern_config **out);
 
 /* Stop the watchers if any run (from a coroutine then) and free
- * everything.  No getter may run concurrently. */
+ * everything (NULL: a no-op).  No getter may run concurrently. */
 void tern_config_free(tern_config *cfg);
 
 /* ---- getters: any thread, lock-free ---------------------------------------- */
@@ -131,6 +137,10 @@ const char *const *tern_config_list(tern_config *cfg, const char *key, size_t *n
 
 /* Where key's value came from: "default", "file", "env" or "flag". */
 const char *tern_config_source(tern_config *cfg, const char *key);
+
+/* The file layer's path: --config's, else options.file; NULL: none.
+ * Valid until tern_config_free. */
+const char *tern_config_file(const tern_config *cfg);
 
 /* How many reloads succeeded so far (0 after tern_config_new). */
 uint64_t tern_config_generation(tern_config *cfg);
@@ -166,11 +176,13 @@ typedef void tern_config_error_fn(tern_config *cfg, const char *msg, void *arg);
 void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg);
 
 /* Start a coroutine that reloads on every SIGHUP (tern_signal_notify,
- * tern_signal_wait: so no other coroutine may wait for signals).  From a
- * coroutine.  0, -EALREADY, or what tern_signal_notify / tern_go return. */
+ * tern_signal_wait).  Other coroutines may wait for signals too (a
+ * service's SIGTERM waiter does): each signal goes to one waiter, so do
+ * not wait for SIGHUP elsewhere while this runs.  From a coroutine.  0,
+ * -EALREADY, or what tern_signal_notify / tern_go return. */
 int tern_config_watch_sighup(tern_config *cfg);
 
-/* Start a coroutine that reloads when the file (options.file) changes,
+/* Start a coroutine that reloads when the file (tern_config_file) changes,
  * with inotify through the netpoller (no thread spent).  It watches the
  * file's directory, so a rewrite in place, an editor's write-then-rename,
  * `cp`, and a Kubernetes ConfigMap update (the kubelet swaps the `..data`
@@ -195,7 +207,9 @@ void tern_config_watch_stop(tern_config *cfg);
 
 /* ---- help ------------------------------------------------------------------- */
 
-/* "--help" text from the declarations: a heading, then one key per line:
+/* "--help" text from the declarations: a heading, the --config line, then
+ * one key per line:
+ *   --config FILE  read the file layer (JSON) from FILE (default /etc/svc/config.json)
  *   --http.port int  port (default 8080, env SVC_HTTP_PORT, 1..65535)
  * Writes at most len bytes (NUL included) and returns the full length, as
  * snprintf does. */

@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "tern/context.h"
 #include "tern/http.h"
 #include "tern/http_router.h"
 
@@ -46,8 +47,9 @@ int tern_debug_publish(const char *name, tern_debug_var_fn *fn, void *arg);
 int tern_debug_unpublish(const char *name);
 
 /* Every variable and "runtime" (tern_stats_get: totals and "per_proc"),
- * as one object; a new reference, NULL on ENOMEM. */
-json_t *tern_debug_vars_json(void);
+ * as one object in *out: a new reference, the caller's to json_decref.
+ * 0, or -ENOMEM (*out NULL). */
+int tern_debug_vars_json(json_t **out);
 
 /* ---- CPU profiles --------------------------------------------------------------- */
 
@@ -56,9 +58,12 @@ json_t *tern_debug_vars_json(void);
 
 /* Profile the process's CPU use for `ns` (the calling coroutine sleeps
  * meanwhile) and return the gzipped profile.proto in *out (malloc'd, *len
- * bytes; yours to free).  -EBUSY if a profile is running, -EINVAL for
+ * bytes; yours to free).  When ctx (NULL: none) ends first the profile
+ * stops at once and is thrown away: -ETIMEDOUT or -ECANCELED, *out NULL
+ * (the pprof handler passes the request's context, so a client that goes
+ * away ends its profile).  -EBUSY if a profile is running, -EINVAL for
  * ns <= 0, -ENOMEM, -errno from setitimer/sigaction.  From a coroutine. */
-int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len);
+int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len, tern_ctx *ctx);
 
 /* ---- handlers --------------------------------------------------------------------- */
 

@@ -174,9 +174,9 @@ typedef struct tern_log_ids {
 
 /* A child of parent (NULL: background) carrying ids, for tern_log_ctx.
  * ids and its strings are borrowed: they must outlive the context (keep
- * them in the request's arena, tern_http_req_alloc).  Free the result with
- * tern_ctx_free.  NULL on ENOMEM. */
-tern_ctx *tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids);
+ * them in the request's arena, tern_http_req_alloc).  0 and *out, the
+ * caller's to free with tern_ctx_free; -ENOMEM (*out NULL). */
+int tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids, tern_ctx **out);
 
 /* Fill *ids for the calling coroutine and return true, or return false.
  * The strings must stay valid until the calling coroutine next parks.
@@ -224,19 +224,24 @@ void tern_log_shutdown(void);
 int tern_log_write_line(const char *line, size_t len);
 
 /* Wait until every line logged before the call, and the report of lines
- * dropped before it, has been handed to write(2), or until timeout_ns
- * passes.  Parks when called from a coroutine, sleeps otherwise.  0,
- * -ETIMEDOUT, or -ESRCH if no logger runs. */
-int tern_log_flush(int64_t timeout_ns);
+ * dropped before it, has been handed to write(2), or until ctx ends (NULL:
+ * no bound).  Parks when called from a coroutine, sleeps otherwise; on a
+ * thread outside the runtime too, where it compares ctx's deadline with
+ * the clock itself (no timer needs to end ctx).  Lines already written
+ * count even when ctx has ended: an ended ctx makes it check once.  0,
+ * -ETIMEDOUT or -ECANCELED as ctx ends, or -ESRCH if no logger runs. */
+int tern_log_flush(tern_ctx *ctx);
 
-typedef struct tern_log_stats {
+/* The struct shares the function's name (as POSIX's struct stat and
+ * stat() do): name it with its tag. */
+struct tern_log_stats {
     uint64_t lines;             /* accepted into the ring */
     uint64_t dropped;           /* dropped because the ring was full */
     uint64_t write_errors;      /* batches write(2) failed on (lost) */
-} tern_log_stats;
+};
 
-/* Counters since tern_log_init.  Any thread. */
-void tern_log_stats_get(tern_log_stats *st);
+/* Counters since tern_log_init into *out; 0.  Any thread. */
+int tern_log_stats(struct tern_log_stats *out);
 
 #ifdef __cplusplus
 }

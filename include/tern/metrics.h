@@ -3,13 +3,15 @@
  * the Prometheus text format (0.0.4), plus built-in runtime, process and
  * HTTP metrics.
  *
- *     tern_metric_family *reqs;
+ *     tern_metrics_family *reqs;
  *     const char *labels[] = {"method", "code", NULL};
- *     tern_metrics_counter_new(NULL, "app_requests_total", "Requests handled.",
- *                              labels, &reqs);
- *     tern_counter *ok = tern_metric_counter_with(reqs, "GET", "200");  // once
+ *     tern_metrics_family_options o = {.type = TERN_METRICS_COUNTER,
+ *         .name = "app_requests_total", .help = "Requests handled.", .labels = labels};
+ *     tern_metrics_family_new(NULL, &o, &reqs);
+ *     tern_metrics_counter *ok;
+ *     tern_metrics_counter_with(reqs, &ok, "GET", "200");   // once
  *     ...
- *     tern_counter_inc(ok);                                            // hot path
+ *     tern_metrics_counter_inc(ok);                         // hot path
  *
  *     tern_http_router_handle(rt, "GET", "/metrics", tern_metrics_handler, NULL);
  *
@@ -58,10 +60,10 @@ extern "C" {
 #endif
 
 typedef struct tern_metrics_registry tern_metrics_registry;
-typedef struct tern_metric_family tern_metric_family;
-typedef struct tern_counter tern_counter;
-typedef struct tern_gauge tern_gauge;
-typedef struct tern_histogram tern_histogram;
+typedef struct tern_metrics_family tern_metrics_family;
+typedef struct tern_metrics_counter tern_metrics_counter;
+typedef struct tern_metrics_gauge tern_metrics_gauge;
+typedef struct tern_metrics_histogram tern_metrics_histogram;
 
 /* Labels a family may have. */
 #define TERN_METRICS_MAX_LABELS 8
@@ -79,28 +81,40 @@ void tern_metrics_registry_free(tern_metrics_registry *r);
  * function below that takes a registry takes NULL to mean this one. */
 tern_metrics_registry *tern_metrics_default(void);
 
-/* ---- families --------------------------------------------------------------
- *
- * labels: NULL or a NULL-terminated array of label names (copied).
- * Returns 0 and *out, -EINVAL for a bad name, bad label name, more than
- * TERN_METRICS_MAX_LABELS labels, a repeated label or NULL help; -EEXIST
- * when r already has a family of that name; -ENOMEM. */
-int tern_metrics_counter_new(tern_metrics_registry *r, const char *name, const char *help,
-                             const char *const *labels, tern_metric_family **out);
-int tern_metrics_gauge_new(tern_metrics_registry *r, const char *name, const char *help,
-                           const char *const *labels, tern_metric_family **out);
+/* ---- families --------------------------------------------------------------- */
+
+typedef enum tern_metrics_type {
+    TERN_METRICS_COUNTER = 1,           /* 0 is no type: -EINVAL */
+    TERN_METRICS_GAUGE,
+    TERN_METRICS_HISTOGRAM,
+} tern_metrics_type;
 
 /* The Prometheus client default: 5 ms to 10 s, for request durations. */
 #define TERN_METRICS_DEFAULT_BUCKETS \
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
-/* bounds: the buckets' upper bounds (inclusive, as `le` says), strictly
- * increasing and finite, at most TERN_METRICS_MAX_BUCKETS; NULL (and
- * nbounds 0) for TERN_METRICS_DEFAULT_BUCKETS.  A +Inf bucket is always
- * added.  -EINVAL also for bad bounds or a label called "le". */
-int tern_metrics_histogram_new(tern_metrics_registry *r, const char *name, const char *help,
-                               const char *const *labels, const double *bounds, size_t nbounds,
-                               tern_metric_family **out);
+typedef struct tern_metrics_family_options {
+    tern_metrics_type type;             /* required */
+    const char *name;                   /* required */
+    const char *help;                   /* required */
+    /* NULL or a NULL-terminated array of label names (copied). */
+    const char *const *labels;
+    /* Histograms: the buckets' upper bounds (inclusive, as `le` says),
+     * strictly increasing and finite, at most TERN_METRICS_MAX_BUCKETS;
+     * NULL (and nbounds 0) for TERN_METRICS_DEFAULT_BUCKETS.  A +Inf
+     * bucket is always added.  Must be NULL / 0 for other types. */
+    const double *bounds;
+    size_t nbounds;
+} tern_metrics_family_options;
+
+/* A family in r (NULL: the default registry), owned by r: it lives until
+ * tern_metrics_registry_free.  0 and *out; -EINVAL (*out NULL) for NULL
+ * opts, no or a bad type, a bad name, bad label name, more than
+ * TERN_METRICS_MAX_LABELS labels, a repeated label, NULL help, bad bounds,
+ * bounds on a non-histogram, or a histogram label called "le"; -EEXIST
+ * when r already has a family of that name; -ENOMEM. */
+int tern_metrics_family_new(tern_metrics_registry *r, const tern_metrics_family_options *opts,
+                            tern_metrics_family **out);
 
 /* Unlabelled metrics whose value fn(arg) computes at each scrape (a queue
  * length, a count kept elsewhere).  fn runs inside the scrape and must not
@@ -123,34 +137,41 @@ int tern_metrics_on_scrape(tern_metrics_registry *r, void (*fn)(void *arg),
 /* ---- children: look up once, keep the handle -------------------------------
  *
  * Pass exactly one value per label of the family, in its order (none for
- * an unlabelled family).  NULL when the family is of another type, a
- * value is NULL, or on ENOMEM.  The same values always give the same
- * handle. */
-tern_counter *tern_metric_counter_with(tern_metric_family *f, ...);
-tern_gauge *tern_metric_gauge_with(tern_metric_family *f, ...);
-tern_histogram *tern_metric_histogram_with(tern_metric_family *f, ...);
-/* The same with the values in an array of the family's label count. */
-tern_counter *tern_metric_counter_with_values(tern_metric_family *f, const char *const *values);
-tern_gauge *tern_metric_gauge_with_values(tern_metric_family *f, const char *const *values);
-tern_histogram *tern_metric_histogram_with_values(tern_metric_family *f,
-                                                  const char *const *values);
+ * an unlabelled family; the variadic forms read exactly that many).  0 and
+ * *out, a handle owned by the family (valid until its registry is freed);
+ * -EINVAL (*out NULL) when the family is of another type or a value is
+ * NULL; -ENOMEM.  The same values always give the same handle. */
+int tern_metrics_counter_with(tern_metrics_family *f, tern_metrics_counter **out, ...);
+int tern_metrics_gauge_with(tern_metrics_family *f, tern_metrics_gauge **out, ...);
+int tern_metrics_histogram_with(tern_metrics_family *f, tern_metrics_histogram **out, ...);
+/* The same with the values in an array of the family's label count (NULL
+ * for an unlabelled family). */
+int tern_metrics_counter_with_values(tern_metrics_family *f, const char *const *values,
+                                     tern_metrics_counter **out);
+int tern_metrics_gauge_with_values(tern_metrics_family *f, const char *const *values,
+                                   tern_metrics_gauge **out);
+int tern_metrics_histogram_with_values(tern_metrics_family *f, const char *const *values,
+                                       tern_metrics_histogram **out);
 
-/* ---- the hot path ------------------------------------------------------------ */
+/* ---- the hot path ------------------------------------------------------------
+ *
+ * No NULL check here (each is a few ns; a NULL handle faults at once on
+ * its first access, inside the function that names it in a backtrace). */
 
-void tern_counter_inc(tern_counter *c);
-void tern_counter_add(tern_counter *c, uint64_t n);
+void tern_metrics_counter_inc(tern_metrics_counter *c);
+void tern_metrics_counter_add(tern_metrics_counter *c, uint64_t n);
 /* The sum over every shard now. */
-uint64_t tern_counter_value(const tern_counter *c);
+uint64_t tern_metrics_counter_value(const tern_metrics_counter *c);
 
-void tern_gauge_set(tern_gauge *g, double v);
-void tern_gauge_add(tern_gauge *g, double delta);     /* negative to subtract */
-double tern_gauge_value(const tern_gauge *g);
+void tern_metrics_gauge_set(tern_metrics_gauge *g, double v);
+void tern_metrics_gauge_add(tern_metrics_gauge *g, double delta);     /* negative to subtract */
+double tern_metrics_gauge_value(const tern_metrics_gauge *g);
 
 /* Count v in the first bucket whose bound is >= v (le is inclusive) and
  * add it to the sum.  NaN counts in +Inf and makes the sum NaN. */
-void tern_histogram_observe(tern_histogram *h, double v);
+void tern_metrics_histogram_observe(tern_metrics_histogram *h, double v);
 /* Totals now: the observation count and sum (either may be NULL). */
-void tern_histogram_totals(const tern_histogram *h, uint64_t *count, double *sum);
+void tern_metrics_histogram_totals(const tern_metrics_histogram *h, uint64_t *count, double *sum);
 
 /* ---- exposition -------------------------------------------------------------- */
 
@@ -222,8 +243,10 @@ void tern_http_metrics_free(tern_http_metrics *m);
  * default registry made on first use. */
 int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics);
 
-/* tern_http_client_do, counted and timed in m (NULL: the default set).
- * Returns what tern_http_client_do returns. */
+/* tern_http_client_do bounded by ctx (NULL: unbounded), counted and
+ * timed in m (NULL: the default set).  Returns what tern_http_client_do
+ * returns; *out is the caller's, released with
+ * tern_http_client_response_free. */
 int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
                                 const tern_http_client_request *req,
                                 tern_http_client_response **out, tern_ctx *ctx);

@@ -16,7 +16,16 @@
  *
  * Counters: each object keeps a stats struct of its decisions, read at any
  * time with its *_stats function (a racy but consistent-enough snapshot
- * of relaxed atomic counters).
+ * of relaxed atomic counters; each returns 0).  The struct shares the
+ * function's name, as POSIX's struct stat and stat() do, so it is named
+ * with its tag:
+ *     struct tern_breaker_stats st;
+ *     tern_breaker_stats(b, &st);
+ *
+ * Ownership: each *_new returns an object the caller frees with its
+ * *_free (NULL is a no-op there); options are copied unless a field says
+ * it is borrowed.  Passing NULL for the object to any other function is a
+ * programmer error: it aborts naming the function.
  *
  * Errors: 0 or -errno as everywhere in tern.  A refusal by a guard is
  * -EAGAIN (breaker open, throttled, budget spent) or -EBUSY (a concurrency
@@ -81,29 +90,29 @@ typedef struct tern_retry_budget_options {
 
 typedef struct tern_retry_budget tern_retry_budget;
 
-typedef struct tern_retry_budget_stats {
+struct tern_retry_budget_stats {
     uint64_t deposits;          /* requests seen */
     uint64_t withdrawals;       /* retries allowed */
     uint64_t exhausted;         /* retries refused */
-} tern_retry_budget_stats;
+};
 
 /* o may be NULL.  0, -EINVAL, -ENOMEM. */
 int tern_retry_budget_new(const tern_retry_budget_options *o, tern_retry_budget **out);
 void tern_retry_budget_free(tern_retry_budget *b);
 /* A request is being made (first attempts only). */
 void tern_retry_budget_deposit(tern_retry_budget *b);
-/* Take one retry: true if allowed. */
-bool tern_retry_budget_withdraw(tern_retry_budget *b);
+/* Take one retry: 0 if allowed, -EAGAIN if the budget is spent. */
+int tern_retry_budget_try_withdraw(tern_retry_budget *b);
 /* Whole retries available now (reserve plus deposits), for tests and
  * dashboards. */
 double tern_retry_budget_balance(tern_retry_budget *b);
-void tern_retry_budget_stats_get(tern_retry_budget *b, tern_retry_budget_stats *st);
+int tern_retry_budget_stats(const tern_retry_budget *b, struct tern_retry_budget_stats *out);
 
 /* ---- the retry loop ------------------------------------------------------ */
 
 /* One attempt (attempt = 0 first).  Returns 0 for success, a -errno, or a
  * positive value (an HTTP status) that the predicate judges. */
-typedef int tern_retry_op_fn(void *arg, int attempt);
+typedef int tern_retry_op_fn(int attempt, void *arg);
 
 typedef struct tern_retry_stats {
     uint64_t calls;             /* tern_retry_do calls */
@@ -126,7 +135,7 @@ typedef struct tern_retry_options {
     /* Wait until `deadline` (monotonic ns) or ctx is done; returns 0 or
      * ctx's error.  NULL: a real timer.  Tests pass one that advances
      * their fake clock. */
-    int (*sleep_until)(tern_ctx *ctx, int64_t deadline, void *clock_arg);
+    int (*sleep_until)(int64_t deadline, tern_ctx *ctx, void *clock_arg);
 } tern_retry_options;
 
 /* Run op until it succeeds, fails for good, or retrying must stop: the
@@ -134,8 +143,10 @@ typedef struct tern_retry_options {
  * ctx is done, or the backoff would end at or past ctx's deadline (the
  * remaining time is spent on nothing, never overslept).  Returns op's last
  * result (0, -errno or a status), or ctx's error when ctx ended a wait.
- * ctx may be NULL.  From a coroutine. */
-int tern_retry_do(const tern_retry_options *o, tern_ctx *ctx, tern_retry_op_fn *op, void *arg);
+ * o may be NULL (the defaults); ctx may be NULL (unbounded).  From a
+ * coroutine. */
+int tern_retry_do(const tern_retry_options *o, tern_retry_op_fn *op, void *arg, tern_ctx *ctx);
+/* A snapshot of the counters that tern_retry_do updates in options.stats. */
 void tern_retry_stats_read(const tern_retry_stats *src, tern_retry_stats *dst);
 
 /* ---- circuit breaker ------------------------------------------------------
@@ -175,14 +186,14 @@ typedef struct tern_breaker_options {
 typedef struct tern_breaker tern_breaker;
 typedef uint64_t tern_breaker_ticket;
 
-typedef struct tern_breaker_stats {
+struct tern_breaker_stats {
     uint64_t allowed;
     uint64_t rejected;          /* refused while open or half-open full */
     uint64_t successes, failures;
     uint64_t opened;            /* transitions to OPEN */
     uint64_t half_opened;
     uint64_t closed;            /* transitions back to CLOSED */
-} tern_breaker_stats;
+};
 
 int tern_breaker_new(const tern_breaker_options *o, tern_breaker **out);
 void tern_breaker_free(tern_breaker *b);
@@ -191,7 +202,7 @@ int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket);
 /* The outcome of a call that allow let through. */
 void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool success);
 tern_breaker_state tern_breaker_get_state(tern_breaker *b);
-void tern_breaker_stats_get(tern_breaker *b, tern_breaker_stats *st);
+int tern_breaker_stats(const tern_breaker *b, struct tern_breaker_stats *out);
 
 /* ---- adaptive throttling (Google SRE book, "Handling Overload") ----------
  *
@@ -212,11 +223,11 @@ typedef struct tern_throttle_options {
 
 typedef struct tern_throttle tern_throttle;
 
-typedef struct tern_throttle_stats {
+struct tern_throttle_stats {
     uint64_t requests;
     uint64_t accepts;
     uint64_t throttled;         /* refused locally */
-} tern_throttle_stats;
+};
 
 int tern_throttle_new(const tern_throttle_options *o, tern_throttle **out);
 void tern_throttle_free(tern_throttle *t);
@@ -226,7 +237,7 @@ int tern_throttle_allow(tern_throttle *t);
 void tern_throttle_record(tern_throttle *t, bool accepted);
 /* The rejection probability now. */
 double tern_throttle_probability(tern_throttle *t);
-void tern_throttle_stats_get(tern_throttle *t, tern_throttle_stats *st);
+int tern_throttle_stats(const tern_throttle *t, struct tern_throttle_stats *out);
 
 /* ---- token-bucket rate limiter --------------------------------------------
  *
@@ -246,22 +257,23 @@ typedef struct tern_ratelimit_options {
 
 typedef struct tern_ratelimit tern_ratelimit;
 
-typedef struct tern_ratelimit_stats {
+struct tern_ratelimit_stats {
     uint64_t allowed;
     uint64_t limited;
     uint64_t evicted;           /* keys dropped for room */
     uint64_t keys;              /* keys held now */
-} tern_ratelimit_stats;
+};
 
 int tern_ratelimit_new(const tern_ratelimit_options *o, tern_ratelimit **out);
 void tern_ratelimit_free(tern_ratelimit *rl);
-/* Take n (>= 1) tokens from key's bucket (NULL: the global one).  Returns
- * 0 if taken, a positive count of ns until they could be (nothing is
- * taken then), -EINVAL for n above the burst, -ENOMEM. */
-int64_t tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n);
+/* Take n (>= 1) tokens from key's bucket (NULL: the global one); never
+ * waits.  0 if taken; -EAGAIN if not yet (nothing is taken), with
+ * *retry_after set to the ns until they could be (retry_after may be
+ * NULL); -EINVAL for n < 1 or above the burst, -ENOMEM. */
+int tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n, int64_t *retry_after);
 /* Whole tokens in key's bucket now. */
 int64_t tern_ratelimit_tokens(tern_ratelimit *rl, const char *key);
-void tern_ratelimit_stats_get(tern_ratelimit *rl, tern_ratelimit_stats *st);
+int tern_ratelimit_stats(const tern_ratelimit *rl, struct tern_ratelimit_stats *out);
 
 /* ---- bulkhead: a fixed concurrency limit ----------------------------------
  *
@@ -276,13 +288,13 @@ typedef struct tern_bulkhead_options {
 
 typedef struct tern_bulkhead tern_bulkhead;
 
-typedef struct tern_bulkhead_stats {
+struct tern_bulkhead_stats {
     uint64_t acquired;
     uint64_t queued;            /* acquisitions that had to wait */
     uint64_t shed;              /* refused: full and the queue full */
     uint64_t timeouts;          /* waiters whose ctx or max_wait ended first */
     uint64_t in_flight;         /* now */
-} tern_bulkhead_stats;
+};
 
 int tern_bulkhead_new(const tern_bulkhead_options *o, tern_bulkhead **out);
 void tern_bulkhead_free(tern_bulkhead *b);
@@ -290,7 +302,7 @@ void tern_bulkhead_free(tern_bulkhead *b);
  * for max_wait).  From a coroutine when it may wait. */
 int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx);
 void tern_bulkhead_release(tern_bulkhead *b);
-void tern_bulkhead_stats_get(tern_bulkhead *b, tern_bulkhead_stats *st);
+int tern_bulkhead_stats(const tern_bulkhead *b, struct tern_bulkhead_stats *out);
 
 /* ---- adaptive concurrency limit (Netflix concurrency-limits, Gradient2) ---
  *
@@ -315,13 +327,13 @@ typedef struct tern_adaptive_options {
 
 typedef struct tern_adaptive tern_adaptive;
 
-typedef struct tern_adaptive_stats {
+struct tern_adaptive_stats {
     uint64_t acquired;
     uint64_t shed;
     uint64_t dropped;           /* releases that reported a drop */
     uint64_t in_flight;         /* now */
     uint64_t limit;             /* now */
-} tern_adaptive_stats;
+};
 
 int tern_adaptive_new(const tern_adaptive_options *o, tern_adaptive **out);
 void tern_adaptive_free(tern_adaptive *a);
@@ -331,7 +343,7 @@ int tern_adaptive_acquire(tern_adaptive *a, int64_t *start);
  * or was refused downstream (its RTT says nothing). */
 void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped);
 int tern_adaptive_limit(tern_adaptive *a);
-void tern_adaptive_stats_get(tern_adaptive *a, tern_adaptive_stats *st);
+int tern_adaptive_stats(const tern_adaptive *a, struct tern_adaptive_stats *out);
 
 /* ---- server middleware ---------------------------------------------------- */
 
@@ -350,11 +362,12 @@ int tern_http_mw_ratelimit(tern_http_req *r, tern_http_resp *w, void *opts);
 /* A concurrency limit for the rest of the chain, a bulkhead (queued
  * waiters bounded by the request's context) or an adaptive limit (a
  * handler error, 503 or 504 counts as a drop).  Shed requests get 503
- * with Retry-After: retry_after_sec. */
+ * with Retry-After: retry_after in whole seconds, rounded up (at least
+ * 1).  Options must outlive the server. */
 typedef struct tern_http_concurrency_options {
     tern_bulkhead *bulkhead;    /* exactly one of the two */
     tern_adaptive *adaptive;
-    int retry_after_sec;        /* 0: 1 */
+    int64_t retry_after;        /* ns; 0: 1 s */
 } tern_http_concurrency_options;
 
 int tern_http_mw_concurrency(tern_http_req *r, tern_http_resp *w, void *opts);
@@ -362,7 +375,7 @@ int tern_http_mw_concurrency(tern_http_req *r, tern_http_resp *w, void *opts);
 /* ---- resilient HTTP client call -------------------------------------------
  *
  * tern_http_client_do with, per call:
- *  - the request context's deadline bounding every attempt and backoff
+ *  - the call's ctx bounding every attempt and backoff
  *    (plus attempt_timeout per attempt, within what remains);
  *  - retries (full-jitter backoff, the budget) for idempotent methods
  *    (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) when the predicate says the
@@ -376,9 +389,9 @@ int tern_http_mw_concurrency(tern_http_req *r, tern_http_resp *w, void *opts);
  *    success (a status the predicate does not call retryable) wins, the
  *    other's context is cancelled and its response freed.
  *
- * A response from tern_resilient_http_do must be released with
- * tern_resilient_response_free (it may own the context that its body
- * reads use), never tern_http_client_response_free. */
+ * A response from tern_resilient_client_do must be released with
+ * tern_resilient_client_response_free (it may own the context that its
+ * body reads use), never tern_http_client_response_free. */
 typedef struct tern_resilient_client_options {
     tern_http_client *client;   /* required; borrowed, must outlive rc */
     int max_attempts;           /* 0: 3; 1: no retries */
@@ -398,7 +411,7 @@ typedef struct tern_resilient_client_options {
 
 typedef struct tern_resilient_client tern_resilient_client;
 
-typedef struct tern_resilient_client_stats {
+struct tern_resilient_client_stats {
     uint64_t calls;
     uint64_t attempts;          /* requests sent, hedges included */
     uint64_t retried;
@@ -407,7 +420,7 @@ typedef struct tern_resilient_client_stats {
     uint64_t hedged;            /* hedge requests sent */
     uint64_t hedge_wins;        /* calls the hedge answered first */
     uint64_t cancelled;         /* losing requests cancelled */
-} tern_resilient_client_stats;
+};
 
 /* 0, -EINVAL (no client, a breaker and a throttle both), -ENOMEM. */
 int tern_resilient_client_new(const tern_resilient_client_options *o,
@@ -417,14 +430,19 @@ int tern_resilient_client_new(const tern_resilient_client_options *o,
  * cancellation), so that the borrowed client may be freed right after;
  * from a coroutine when hedging was used. */
 void tern_resilient_client_free(tern_resilient_client *rc);
-/* As tern_http_client_do; also -EAGAIN when a breaker or throttle
- * refused the call.  A retryable status on the last attempt is returned
- * as the response it is. */
-int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_request *req,
-                           tern_http_client_response **out, tern_ctx *ctx);
-void tern_resilient_response_free(tern_resilient_client *rc, tern_http_client_response *r);
-void tern_resilient_client_stats_get(tern_resilient_client *rc,
-                                     tern_resilient_client_stats *st);
+/* As tern_http_client_do, the whole call (every attempt and backoff)
+ * bounded by ctx (NULL: unbounded; attempt_timeout still bounds each
+ * attempt); also -EAGAIN when a breaker or throttle refused the call.  A
+ * retryable status on the last attempt is returned as the response it
+ * is.  Reads of the response's body are bounded by ctx too.  From a
+ * coroutine. */
+int tern_resilient_client_do(tern_resilient_client *rc, const tern_http_client_request *req,
+                             tern_http_client_response **out, tern_ctx *ctx);
+/* Release a response of tern_resilient_client_do (NULL: a no-op). */
+void tern_resilient_client_response_free(tern_resilient_client *rc,
+                                         tern_http_client_response *r);
+int tern_resilient_client_stats(const tern_resilient_client *rc,
+                                struct tern_resilient_client_stats *out);
 /* The state of host's breaker ("127.0.0.1:8080"); CLOSED when none. */
 tern_breaker_state tern_resilient_client_breaker_state(tern_resilient_client *rc,
                                                        const char *hostport);

@@ -21,6 +21,7 @@
 #include "tern/net.h"
 #include "tern/resilience.h"
 #include "tern/runtime.h"
+#include "tern/service.h"
 #include "tern/signal.h"
 #include "tern/sync.h"
 #include "tern/trace.h"

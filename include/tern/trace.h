@@ -16,7 +16,7 @@
  *     tern_trace_span_end(child);
  *     tern_trace_span_free(child);
  *     ...
- *     tern_trace_shutdown(tern_deadline_after(2 * TERN_SEC));   // flush
+ *     tern_trace_shutdown(ctx);      // flush, bounded by ctx (2 s, say)
  *
  * Configuration (tern_trace_init with NULL fields) follows OpenTelemetry's
  * environment variables: OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER
@@ -228,9 +228,9 @@ const char *tern_trace_span_name(const tern_trace_span *s);
 /* ---- context: the span of a request -------------------------------------- */
 
 /* A child of parent (NULL: background) whose tern_trace_span_from_ctx is
- * s (borrowed: s must outlive its use through the context).  NULL on
- * ENOMEM. */
-tern_ctx *tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s);
+ * s (borrowed: s must outlive its use through the context).  0 and *out,
+ * the caller's to free with tern_ctx_free; -ENOMEM (*out NULL). */
+int tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s, tern_ctx **out);
 /* The span put in ctx's chain by tern_trace_ctx_with_span, else the
  * request's span set by tern_http_mw_trace (only while that middleware
  * runs: NULL once it has returned and freed the span), else NULL. */
@@ -280,25 +280,28 @@ typedef struct tern_trace_options {
  * later runtime's tern_trace_init gets -EALREADY. */
 int tern_trace_init(const tern_trace_options *o);
 
-/* Export what is queued (spans ended before the call) until deadline,
- * then stop the exporter and return to the uninitialised state.  A POST
- * already in flight when it is called keeps its own export_timeout, so
- * the call may return up to that much past deadline.  From a
- * coroutine.  0, -ETIMEDOUT (spans left unsent are counted as dropped),
- * -ESRCH when not initialised. */
-int tern_trace_shutdown(int64_t deadline);
+/* Export what is queued (spans ended before the call) until ctx ends
+ * (NULL: until all is sent, each POST within export_timeout), then stop
+ * the exporter and return to the uninitialised state.  A POST already in
+ * flight when it is called keeps its own export_timeout, so the call may
+ * return up to that much past ctx's end.  From a coroutine.  0,
+ * -ETIMEDOUT or -ECANCELED as ctx ended with spans left unsent (counted
+ * as dropped), -ESRCH when not initialised. */
+int tern_trace_shutdown(tern_ctx *ctx);
 
-typedef struct tern_trace_stats {
+/* The struct shares the function's name (as POSIX's struct stat and
+ * stat() do): name it with its tag. */
+struct tern_trace_stats {
     uint64_t exported;          /* spans the collector accepted (2xx) */
     uint64_t dropped;           /* spans lost: queue full, or unsent at shutdown */
     uint64_t failed;            /* spans in POSTs that failed or got non-2xx */
     uint64_t batches;           /* POSTs sent */
     uint64_t queued;            /* waiting now */
-} tern_trace_stats;
+};
 
-/* Counters since the first tern_trace_init (they survive shutdown).
- * Any thread. */
-void tern_trace_stats_get(tern_trace_stats *st);
+/* Counters since the first tern_trace_init (they survive shutdown) into
+ * *out; 0.  Any thread. */
+int tern_trace_stats(struct tern_trace_stats *out);
 
 /* ---- HTTP --------------------------------------------------------------------
  *
@@ -317,9 +320,9 @@ void tern_trace_stats_get(tern_trace_stats *st);
  * decision.  opts is unused (NULL). */
 int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts);
 
-/* tern_http_client_do inside a CLIENT span, named after the method, child
- * of parent (NULL: the span in ctx, else the current span, else a
- * new trace), with traceparent (and tracestate) added to the request's
+/* tern_http_client_do bounded by ctx (NULL: unbounded) inside a CLIENT
+ * span, named after the method, child of parent (NULL: the span in ctx,
+ * else the current span, else a new trace), with traceparent (and tracestate) added to the request's
  * headers, http.request.method, url.full, http.response.status_code, and
  * status ERROR for a failure or a status of 400 and above (OTel's rule
  * for client spans; a server span leaves 4xx unset).  The span ends when the head has

@@ -12,6 +12,8 @@
  */
 #include "kit/resil_internal.h"
 
+#include "base/check.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -97,6 +99,7 @@ static void notify(tern_breaker *b, tern_breaker_state from, tern_breaker_state 
 
 int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket)
 {
+    TERN_CHECK_ARG(b);
     int64_t now = tern__resil_now(b->o.now, b->o.clock_arg);
     tern_breaker_state from = TERN_BREAKER_CLOSED, to = TERN_BREAKER_CLOSED;
     int rc = 0;
@@ -127,6 +130,7 @@ int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket)
 
 void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool success)
 {
+    TERN_CHECK_ARG(b);
     int64_t now = tern__resil_now(b->o.now, b->o.clock_arg);
     tern_breaker_state from = TERN_BREAKER_CLOSED, to = TERN_BREAKER_CLOSED;
     tern__count(success ? &b->successes : &b->failures);
@@ -159,6 +163,7 @@ void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool succe
 
 tern_breaker_state tern_breaker_get_state(tern_breaker *b)
 {
+    TERN_CHECK_ARG(b);
     int64_t now = tern__resil_now(b->o.now, b->o.clock_arg);
     tern_spin_lock(&b->lock);
     tern_breaker_state s = b->state;
@@ -168,13 +173,16 @@ tern_breaker_state tern_breaker_get_state(tern_breaker *b)
     return s;
 }
 
-void tern_breaker_stats_get(tern_breaker *b, tern_breaker_stats *st)
+int tern_breaker_stats(const tern_breaker *b, struct tern_breaker_stats *out)
 {
-    st->allowed = tern__load(&b->allowed);
-    st->rejected = tern__load(&b->rejected);
-    st->successes = tern__load(&b->successes);
-    st->failures = tern__load(&b->failures);
-    st->opened = tern__load(&b->opened);
-    st->half_opened = tern__load(&b->half_opened);
-    st->closed = tern__load(&b->closed);
+    TERN_CHECK_ARG(b);
+    TERN_CHECK_ARG(out);
+    out->allowed = tern__load(&b->allowed);
+    out->rejected = tern__load(&b->rejected);
+    out->successes = tern__load(&b->successes);
+    out->failures = tern__load(&b->failures);
+    out->opened = tern__load(&b->opened);
+    out->half_opened = tern__load(&b->half_opened);
+    out->closed = tern__load(&b->closed);
+    return 0;
 }

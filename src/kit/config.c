@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "kit/config_internal.h"
 
 long tern_cfg_find(const tern_config *cfg, const char *key)
@@ -111,15 +112,61 @@ void tern_config_free(tern_config *cfg)
     for (int i = 0; i < cfg->argc; i++)
         free(cfg->argv[i]);
     free(cfg->argv);
+    free(cfg->flag_file);
     free(cfg->by_name);
     free(cfg->min);
     free(cfg->max);
     free(cfg);
 }
 
-int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern_config **out,
-                    tern_config_error *err)
+/* Find --config FILE / --config=FILE among the flags, walking them as
+ * load_flags does (so a key's value that happens to read "--config" is
+ * that key's), and make it the file layer.  The last one wins.  0,
+ * -EINVAL (err filled), -ENOMEM. */
+static int config_flag(tern_config *cfg, tern_config_error *err)
 {
+    if (tern_cfg_find(cfg, "config") >= 0) {
+        tern_cfg_errorf(err, "config: config: the name is --config FILE's (declare another)");
+        return -EINVAL;
+    }
+    for (int i = 1; i < cfg->argc; i++) {
+        const char *a = cfg->argv[i], *file = NULL;
+        if (strcmp(a, "--") == 0)
+            break;
+        if (strcmp(a, "--config") == 0) {
+            if (i + 1 >= cfg->argc) {
+                tern_cfg_errorf(err, "config: --config: no file given (from flags)");
+                return -EINVAL;
+            }
+            file = cfg->argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            file = a + 9;
+        } else if (strncmp(a, "--", 2) == 0 && !strchr(a, '=')) {
+            long idx = tern_cfg_find(cfg, a + 2);
+            if (idx >= 0 && cfg->o.keys[idx].type != TERN_CONFIG_BOOL)
+                i++;            /* its value */
+            continue;
+        } else {
+            continue;
+        }
+        if (!*file) {
+            tern_cfg_errorf(err, "config: --config: empty file name (from flags)");
+            return -EINVAL;
+        }
+        free(cfg->flag_file);
+        if (!(cfg->flag_file = strdup(file)))
+            return -ENOMEM;
+    }
+    if (cfg->flag_file)
+        cfg->o.file = cfg->flag_file;
+    return 0;
+}
+
+int tern_config_new(int argc, char **argv, tern_config_error *err,
+                    const tern_config_options *opts, tern_config **out)
+{
+    TERN_CHECK_ARG(opts);
+    TERN_CHECK_ARG(out);
     tern_config_error local;
     if (!err)
         err = &local;
@@ -129,6 +176,7 @@ int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern
     if (!cfg)
         return -ENOMEM;
     cfg->o = *opts;
+    cfg->opts_file = opts->file;
     cfg->n = opts->nkeys;
     cfg->by_name = calloc(cfg->n + 1, sizeof *cfg->by_name);
     cfg->min = calloc(cfg->n + 1, sizeof *cfg->min);
@@ -147,6 +195,11 @@ int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern
     if (declare(cfg, err) < 0) {
         tern_config_free(cfg);
         return -EINVAL;
+    }
+    int rc = config_flag(cfg, err);
+    if (rc < 0) {
+        tern_config_free(cfg);
+        return rc;
     }
     bool help = false;
     cfg_snap *s = tern_cfg_build(cfg, err, &help);
@@ -178,31 +231,37 @@ static const cfg_val *get(tern_config *cfg, const char *key, tern_config_type wa
 
 const char *tern_config_str(tern_config *cfg, const char *key)
 {
+    TERN_CHECK_ARG(cfg);
     return get(cfg, key, TERN_CONFIG_STRING)->text;
 }
 
 int64_t tern_config_int(tern_config *cfg, const char *key)
 {
+    TERN_CHECK_ARG(cfg);
     return get(cfg, key, TERN_CONFIG_INT)->v.i;
 }
 
 double tern_config_double(tern_config *cfg, const char *key)
 {
+    TERN_CHECK_ARG(cfg);
     return get(cfg, key, TERN_CONFIG_DOUBLE)->v.d;
 }
 
 bool tern_config_bool(tern_config *cfg, const char *key)
 {
+    TERN_CHECK_ARG(cfg);
     return get(cfg, key, TERN_CONFIG_BOOL)->v.b;
 }
 
 int64_t tern_config_duration(tern_config *cfg, const char *key)
 {
+    TERN_CHECK_ARG(cfg);
     return get(cfg, key, TERN_CONFIG_DURATION)->v.i;
 }
 
 const char *const *tern_config_list(tern_config *cfg, const char *key, size_t *n)
 {
+    TERN_CHECK_ARG(cfg);
     const cfg_val *v = get(cfg, key, TERN_CONFIG_LIST);
     if (n)
         *n = v->nlist;
@@ -211,12 +270,20 @@ const char *const *tern_config_list(tern_config *cfg, const char *key, size_t *n
 
 const char *tern_config_source(tern_config *cfg, const char *key)
 {
+    TERN_CHECK_ARG(cfg);
     static const char *names[] = {"default", "file", "env", "flag"};
     return names[get(cfg, key, 0)->src];
 }
 
+const char *tern_config_file(const tern_config *cfg)
+{
+    TERN_CHECK_ARG(cfg);
+    return cfg->o.file;
+}
+
 uint64_t tern_config_generation(tern_config *cfg)
 {
+    TERN_CHECK_ARG(cfg);
     return atomic_load(&cfg->generation);
 }
 
@@ -224,6 +291,7 @@ uint64_t tern_config_generation(tern_config *cfg)
 
 int tern_config_on_change(tern_config *cfg, tern_config_change_fn *fn, void *arg)
 {
+    TERN_CHECK_ARG(cfg);
     if (cfg->ncb == CFG_MAX_CALLBACKS)
         return -ENOSPC;
     cfg->cb[cfg->ncb].fn = fn;
@@ -234,6 +302,7 @@ int tern_config_on_change(tern_config *cfg, tern_config_change_fn *fn, void *arg
 
 int tern_config_reload(tern_config *cfg, tern_config_error *err)
 {
+    TERN_CHECK_ARG(cfg);
     if (atomic_exchange(&cfg->reloading, true))
         return -EBUSY;
     bool help = false;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "kit/config_internal.h"
 
 typedef struct sink {
@@ -59,10 +60,16 @@ static void key_line(const tern_config *cfg, size_t i, sink *s)
 
 size_t tern_config_help(const tern_config *cfg, char *buf, size_t len)
 {
+    TERN_CHECK_ARG(cfg);
     sink s = {buf, len, 0};
     if (len)
         buf[0] = 0;
     add(&s, "Options (a flag beats env, env beats the file, the file beats the default):\n");
+    if (cfg->opts_file)
+        add(&s, "  --config FILE  read the file layer (JSON) from FILE (default %s)\n",
+            cfg->opts_file);
+    else
+        add(&s, "  --config FILE  read the file layer (JSON) from FILE\n");
     for (size_t i = 0; i < cfg->n; i++)
         key_line(cfg, i, &s);
     return s.used;

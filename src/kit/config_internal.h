@@ -47,6 +47,10 @@ struct tern_config {
     cfg_val *min, *max;         /* parsed limits; text NULL when none */
     int argc;
     char **argv;                /* copy of the flags, re-applied on reload */
+    /* --config FILE's path (owned), which o.file then points to; the
+     * options' own file is kept for --help. */
+    char *flag_file;
+    const char *opts_file;
     _Atomic(cfg_snap *) cur;
     atomic_bool reloading;
     _Atomic uint64_t generation;

@@ -287,6 +287,13 @@ static void load_flags(tern_config *cfg, cfg_snap *s, tern_config_error *err, bo
             *help = true;
             continue;
         }
+        /* The file layer's, taken by tern_config_new (config_flag). */
+        if (strcmp(a, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0)
+            continue;
         if (strncmp(a, "--", 2) != 0 || !a[2]) {
             tern_cfg_errorf(err, "config: %s: unexpected argument (from flags)", a);
             continue;

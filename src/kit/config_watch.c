@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <signal.h>
 
+#include "base/check.h"
 #include "kit/config_internal.h"
 #include "tern/log.h"
 #include "tern/runtime.h"
@@ -21,6 +22,7 @@
 
 void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg)
 {
+    TERN_CHECK_ARG(cfg);
     cfg->on_error = fn;
     cfg->on_error_arg = arg;
 }
@@ -51,6 +53,7 @@ static int watch_main(void *arg)
 
 int tern_config_watch_sighup(tern_config *cfg)
 {
+    TERN_CHECK_ARG(cfg);
     if (atomic_exchange(&cfg->sighup.on, true))
         return -EALREADY;
     atomic_store(&cfg->sighup.stop, false);
@@ -67,6 +70,7 @@ int tern_config_watch_sighup(tern_config *cfg)
 
 void tern_config_watch_stop(tern_config *cfg)
 {
+    TERN_CHECK_ARG(cfg);
     /* Both flags even if one watcher is off: starting one clears its own. */
     atomic_store(&cfg->sighup.stop, true);
     atomic_store(&cfg->file.stop, true);

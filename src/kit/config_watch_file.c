@@ -54,6 +54,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "kit/config_internal.h"
 
 #define SETTLE    (100 * TERN_MS)
@@ -279,6 +280,7 @@ static int setup(fwatch *w, tern_config *cfg)
 
 int tern_config_watch_file(tern_config *cfg)
 {
+    TERN_CHECK_ARG(cfg);
     if (!cfg->o.file)
         return -EINVAL;
     if (atomic_exchange(&cfg->file.on, true))

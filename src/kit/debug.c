@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include "tern/debug.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -123,13 +125,15 @@ static json_t *runtime_json(void)
     return o;
 }
 
-json_t *tern_debug_vars_json(void)
+int tern_debug_vars_json(json_t **result)
 {
+    TERN_CHECK_ARG(result);
+    *result = NULL;
     json_t *out = json_object();
     json_t *rt = runtime_json();
     if (!out || !rt || json_object_set_new(out, "runtime", rt) < 0) {
         json_decref(out);
-        return NULL;
+        return -ENOMEM;
     }
     pthread_mutex_lock(&vars_lock);
     size_t n = nvars;
@@ -142,7 +146,7 @@ json_t *tern_debug_vars_json(void)
     pthread_mutex_unlock(&vars_lock);
     if (!copy) {
         json_decref(out);
-        return NULL;
+        return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
         json_t *v = copy[i].fn(copy[i].arg);
@@ -151,17 +155,19 @@ json_t *tern_debug_vars_json(void)
         free(copy[i].name);
     }
     free(copy);
-    return out;
+    *result = out;
+    return 0;
 }
 
 int tern_debug_vars(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     (void)r, (void)arg;
-    json_t *v = tern_debug_vars_json();
-    if (!v)
-        return -ENOMEM;
+    json_t *v;
+    int rc = tern_debug_vars_json(&v);
+    if (rc < 0)
+        return rc;
     tern_http_resp_set_header(w, "Cache-Control", "no-store");
-    int rc = tern_http_resp_json(w, 200, v);
+    rc = tern_http_resp_json(w, 200, v);
     json_decref(v);
     return rc;
 }

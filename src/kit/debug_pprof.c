@@ -29,6 +29,9 @@
 #include <zlib.h>
 
 #include "base/buf.h"
+#include "base/check.h"
+#include "tern/chan.h"
+#include "tern/context.h"
 #include "tern/debug.h"
 #include "tern/runtime.h"
 
@@ -403,8 +406,27 @@ int tern__pprof_encode(const tern__prof_buf *b, int64_t period, int64_t time_nan
 
 /* ---- profiling for a while --------------------------------------------------------- */
 
-int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len)
+/* Sleep for ns or until ctx (may be NULL) ends: 0 or ctx's error. */
+static int sleep_bounded(int64_t ns, tern_ctx *ctx)
 {
+    if (!ctx) {
+        tern_sleep(ns);
+        return 0;
+    }
+    tern_ctx *t = tern_ctx_with_timeout(ctx, ns);
+    if (!t)
+        return -ENOMEM;
+    tern_select(NULL, 0, t);    /* waits for t: its timeout or ctx */
+    tern_ctx_free(t);
+    return tern_ctx_err(ctx);
+}
+
+int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(out);
+    TERN_CHECK_ARG(len);
+    *out = NULL;
+    *len = 0;
     if (ns <= 0)
         return -EINVAL;
     /* ITIMER_PROF counts the process's CPU time, so samples come at most at
@@ -418,8 +440,12 @@ int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len)
     int rc = tern__prof_start(cap);
     if (rc < 0)
         return rc;
-    tern_sleep(ns);
+    int slept = sleep_bounded(ns, ctx);
     tern__prof_buf *b = tern__prof_stop();
+    if (slept < 0) {
+        free(b);
+        return slept;           /* nobody wants a cut-short profile */
+    }
     int64_t dur = tern_now() - t0;
     rc = tern__pprof_encode(b, TERN_SEC / TERN_DEBUG_PROFILE_HZ,
                             (int64_t)wall.tv_sec * TERN_SEC + wall.tv_nsec, dur, out, len);
@@ -442,7 +468,7 @@ int tern_debug_pprof_profile(tern_http_req *r, tern_http_resp *w, void *arg)
     }
     void *data;
     size_t len;
-    int rc = tern_debug_cpu_profile(secs * TERN_SEC, &data, &len);
+    int rc = tern_debug_cpu_profile(secs * TERN_SEC, &data, &len, tern_http_req_ctx(r));
     if (rc == -EBUSY)
         return tern_http_resp_error(w, 409, "a CPU profile is already running\n");
     if (rc < 0)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "tern/chan.h"
 #include "tern/error.h"
 #include "tern/runtime.h"
@@ -35,6 +36,7 @@ typedef struct check {
 } check;
 
 struct tern_health {
+    int64_t default_timeout;    /* for checks added with timeout <= 0 */
     check *checks;
     size_t n, cap;
     atomic_bool ready;
@@ -58,11 +60,16 @@ struct probe_run {
     probe_slot slots[];
 };
 
-int tern_health_new(tern_health **out)
+int tern_health_new(const tern_health_options *opts, tern_health **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
+    if (opts && opts->default_timeout < 0)
+        return -EINVAL;
     tern_health *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;
+    h->default_timeout = opts && opts->default_timeout ? opts->default_timeout : DEFAULT_TIMEOUT;
     atomic_init(&h->ready, false);
     *out = h;
     return 0;
@@ -91,7 +98,8 @@ static bool name_ok(const char *name)
 int tern_health_add(tern_health *h, const char *name, tern_health_kind kind, int64_t timeout,
                     tern_health_check_fn *fn, void *arg)
 {
-    if (!h || !name_ok(name) || !fn || kind < TERN_HEALTH_LIVENESS || kind > TERN_HEALTH_BOTH)
+    TERN_CHECK_ARG(h);
+    if (!name_ok(name) || !fn || kind < TERN_HEALTH_LIVENESS || kind > TERN_HEALTH_BOTH)
         return -EINVAL;
     for (size_t i = 0; i < h->n; i++)
         if (!strcmp(h->checks[i].name, name))
@@ -110,7 +118,7 @@ int tern_health_add(tern_health *h, const char *name, tern_health_kind kind, int
     h->checks[h->n++] = (check){
         .name = copy,
         .kind = kind,
-        .timeout = timeout > 0 ? timeout : DEFAULT_TIMEOUT,
+        .timeout = timeout > 0 ? timeout : h->default_timeout,
         .fn = fn,
         .arg = arg,
     };
@@ -119,11 +127,13 @@ int tern_health_add(tern_health *h, const char *name, tern_health_kind kind, int
 
 void tern_health_set_ready(tern_health *h, bool ready)
 {
+    TERN_CHECK_ARG(h);
     atomic_store(&h->ready, ready);
 }
 
 bool tern_health_ready(const tern_health *h)
 {
+    TERN_CHECK_ARG(h);
     return atomic_load(&((tern_health *)h)->ready);
 }
 
@@ -144,7 +154,7 @@ static int check_co(void *arg)
     tern_ctx *ctx = tern_ctx_with_deadline(NULL, s->deadline);
     int rc = -ENOMEM;
     if (ctx) {
-        rc = s->fn(ctx, s->arg, msg, sizeof msg);
+        rc = s->fn(msg, sizeof msg, ctx, s->arg);
         /* A check that finished only after its time is a timeout whatever
          * it returned: the probe may already have answered so. */
         if (tern_ctx_err(ctx) == -ETIMEDOUT)
@@ -303,6 +313,8 @@ int tern_health_healthz(tern_http_req *r, tern_http_resp *w, void *health)
 
 int tern_health_mount(tern_http_router *rt, tern_health *h)
 {
+    TERN_CHECK_ARG(rt);
+    TERN_CHECK_ARG(h);
     int rc = tern_http_router_handle(rt, "GET", "/livez", tern_health_livez, h);
     if (rc == 0)
         rc = tern_http_router_handle(rt, "GET", "/readyz", tern_health_readyz, h);

@@ -3,17 +3,18 @@
  * for a stop, then stop in the order that loses no request (readiness off,
  * pre-stop delay, drain, hooks in reverse order).
  *
- * Waiting for "a signal or tern_service_stop": tern_signal_wait has one
- * waiter and nothing can interrupt it, so the runner waits for signals in
- * slices of STOP_POLL and looks at the stop flag between them; a
- * programmatic stop is therefore seen within STOP_POLL, a signal at once.
+ * Waiting for "a signal, tern_service_stop or the run's ctx ending":
+ * tern_signal_wait takes a deadline and nothing else can interrupt it, so
+ * the runner waits for signals in slices of STOP_POLL and looks at the
+ * stop flag and the ctx between them; a programmatic stop or an ended ctx
+ * is therefore seen within STOP_POLL, a signal at once.
  *
  * Hooks run one at a time, each in its own coroutine so that one past its
  * timeout can be abandoned; the state it shares with the runner (a
  * hook_run) is reference counted so that whichever finishes last frees it.
  */
 #define _GNU_SOURCE
-#include "tern/health.h"
+#include "tern/service.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "tern/chan.h"
 #include "tern/error.h"
 #include "tern/log.h"
@@ -52,6 +54,8 @@ struct tern_service {
 
 int tern_service_new(const tern_service_options *o, tern_service **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     if (!o || !o->http.handler || !o->addr)
         return -EINVAL;
     tern_service *svc = calloc(1, sizeof *svc);
@@ -64,7 +68,7 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
     if (svc->o.hook_timeout <= 0)
         svc->o.hook_timeout = DEFAULT_HOOK_TIMEOUT;
     atomic_init(&svc->stop, false);
-    int rc = tern_health_new(&svc->health);
+    int rc = tern_health_new(NULL, &svc->health);
     if (rc == 0)
         rc = tern_http_server_new(&svc->o.http, &svc->server);
     if (rc == 0)
@@ -92,23 +96,27 @@ void tern_service_free(tern_service *svc)
 
 tern_health *tern_service_health(tern_service *svc)
 {
+    TERN_CHECK_ARG(svc);
     return svc->health;
 }
 
 tern_http_server *tern_service_server(tern_service *svc)
 {
+    TERN_CHECK_ARG(svc);
     return svc->server;
 }
 
 int tern_service_port(const tern_service *svc)
 {
+    TERN_CHECK_ARG(svc);
     return tern_http_server_port(svc->server);
 }
 
 int tern_service_on_shutdown(tern_service *svc, const char *name, tern_service_hook_fn *fn,
                              void *arg)
 {
-    if (!svc || !name || !fn)
+    TERN_CHECK_ARG(svc);
+    if (!name || !fn)
         return -EINVAL;
     if (svc->nhooks == svc->cap) {
         size_t cap = svc->cap ? svc->cap * 2 : 4;
@@ -127,6 +135,7 @@ int tern_service_on_shutdown(tern_service *svc, const char *name, tern_service_h
 
 void tern_service_stop(tern_service *svc)
 {
+    TERN_CHECK_ARG(svc);
     atomic_store(&svc->stop, true);
 }
 
@@ -195,11 +204,15 @@ static int run_hook(const hook *h, int64_t timeout)
     return rc < 0 ? rc : result;
 }
 
-/* Until a notified signal comes or tern_service_stop is called. */
-static void wait_for_stop(tern_service *svc)
+/* Until a notified signal comes, tern_service_stop is called or ctx ends. */
+static void wait_for_stop(tern_service *svc, tern_ctx *ctx)
 {
     bool signals = !svc->o.no_signals;
     while (!atomic_load(&svc->stop)) {
+        if (ctx && tern_ctx_err(ctx) < 0) {
+            tern_log_info("service stopping", TERN_LOG_STR("reason", "context ended"));
+            return;
+        }
         if (!signals) {
             tern_sleep(STOP_POLL);
             continue;
@@ -216,8 +229,9 @@ static void wait_for_stop(tern_service *svc)
     tern_log_info("service stopping", TERN_LOG_STR("reason", "stop requested"));
 }
 
-int tern_service_run(tern_service *svc)
+int tern_service_run(tern_service *svc, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(svc);
     if (svc->ran)
         return -EALREADY;
     svc->ran = true;
@@ -235,11 +249,11 @@ int tern_service_run(tern_service *svc)
     }
     if (svc->o.start)
         rc = svc->o.start(svc->o.start_arg);
-    bool was_ready = rc == 0 && !atomic_load(&svc->stop);
+    bool was_ready = rc == 0 && !atomic_load(&svc->stop) && !(ctx && tern_ctx_err(ctx) < 0);
     if (was_ready) {
         tern_health_set_ready(svc->health, true);
         tern_log_info("service ready", TERN_LOG_STR("addr", tern_http_server_addr(svc->server)));
-        wait_for_stop(svc);
+        wait_for_stop(svc, ctx);
     } else if (rc < 0) {
         tern_log_error("service start-up failed", TERN_LOG_STR("error", tern_strerror(rc)));
     }
@@ -265,7 +279,11 @@ int tern_service_run(tern_service *svc)
     tern_log_info("service stopped");
     /* The caller is about to exit, and lines still in the ring would be
      * lost with the process. */
-    tern_log_flush(TERN_SEC);
+    tern_ctx *flush = tern_ctx_with_timeout(NULL, TERN_SEC);
+    if (flush) {
+        tern_log_flush(flush);
+        tern_ctx_free(flush);
+    }
     if (rc == 0)
         rc = svc->serve_rc;
     return rc;

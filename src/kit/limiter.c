@@ -8,6 +8,8 @@
  */
 #include "kit/resil_internal.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -60,6 +62,7 @@ static int admitted(tern_bulkhead *b)
 
 int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(b);
     if (tern_sem_try_acquire(&b->sem, 1) == 0)
         return admitted(b);
     if (!enqueue(b)) {
@@ -85,15 +88,19 @@ int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx)
 
 void tern_bulkhead_release(tern_bulkhead *b)
 {
+    TERN_CHECK_ARG(b);
     atomic_fetch_sub_explicit(&b->in_flight, 1, memory_order_relaxed);
     tern_sem_release(&b->sem, 1);
 }
 
-void tern_bulkhead_stats_get(tern_bulkhead *b, tern_bulkhead_stats *st)
+int tern_bulkhead_stats(const tern_bulkhead *b, struct tern_bulkhead_stats *out)
 {
-    st->acquired = tern__load(&b->acquired);
-    st->queued = tern__load(&b->queued);
-    st->shed = tern__load(&b->shed);
-    st->timeouts = tern__load(&b->timeouts);
-    st->in_flight = tern__load(&b->in_flight);
+    TERN_CHECK_ARG(b);
+    TERN_CHECK_ARG(out);
+    out->acquired = tern__load(&b->acquired);
+    out->queued = tern__load(&b->queued);
+    out->shed = tern__load(&b->shed);
+    out->timeouts = tern__load(&b->timeouts);
+    out->in_flight = tern__load(&b->in_flight);
+    return 0;
 }

@@ -19,6 +19,8 @@
  */
 #include "kit/resil_internal.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -69,6 +71,7 @@ void tern_adaptive_free(tern_adaptive *a)
 
 int tern_adaptive_acquire(tern_adaptive *a, int64_t *start)
 {
+    TERN_CHECK_ARG(a);
     int64_t now = tern__resil_now(a->o.now, a->o.clock_arg);
     tern_spin_lock(&a->lock);
     bool ok = a->in_flight < (int)a->limit;
@@ -110,6 +113,7 @@ static void sample(tern_adaptive *a, double rtt, int in_flight)
 
 void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped)
 {
+    TERN_CHECK_ARG(a);
     int64_t now = tern__resil_now(a->o.now, a->o.clock_arg);
     if (dropped)
         tern__count(&a->dropped);
@@ -124,19 +128,25 @@ void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped)
 
 int tern_adaptive_limit(tern_adaptive *a)
 {
+    TERN_CHECK_ARG(a);
     tern_spin_lock(&a->lock);
     int v = (int)a->limit;
     tern_spin_unlock(&a->lock);
     return v;
 }
 
-void tern_adaptive_stats_get(tern_adaptive *a, tern_adaptive_stats *st)
+int tern_adaptive_stats(const tern_adaptive *a, struct tern_adaptive_stats *out)
 {
-    st->acquired = tern__load(&a->acquired);
-    st->shed = tern__load(&a->shed);
-    st->dropped = tern__load(&a->dropped);
-    tern_spin_lock(&a->lock);
-    st->in_flight = (uint64_t)a->in_flight;
-    st->limit = (uint64_t)a->limit;
-    tern_spin_unlock(&a->lock);
+    TERN_CHECK_ARG(a);
+    TERN_CHECK_ARG(out);
+    /* The lock guards the fields read, not a value the reader changes. */
+    tern_adaptive *lock_owner = (tern_adaptive *)a;
+    out->acquired = tern__load(&a->acquired);
+    out->shed = tern__load(&a->shed);
+    out->dropped = tern__load(&a->dropped);
+    tern_spin_lock(&lock_owner->lock);
+    out->in_flight = (uint64_t)a->in_flight;
+    out->limit = (uint64_t)a->limit;
+    tern_spin_unlock(&lock_owner->lock);
+    return 0;
 }

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "base/wall.h"
 #include "kit/log_internal.h"
 #include "tern/context.h"
@@ -117,9 +118,11 @@ void tern_log_set_context_hook(tern_log_context_fn *fn)
     atomic_store(&hook_, fn);
 }
 
-tern_ctx *tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids)
+int tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids, tern_ctx **out)
 {
-    return tern_ctx_with_value(parent, &ids_key, (void *)ids);
+    TERN_CHECK_ARG(out);
+    *out = tern_ctx_with_value(parent, &ids_key, (void *)ids);
+    return *out ? 0 : -ENOMEM;
 }
 
 static void fork_prepare(void)
@@ -217,7 +220,7 @@ static bool start_for_line(bool defaults)
 
 void tern_log_shutdown(void)
 {
-    tern_log_ring_flush(TERN_SEC);
+    tern_log_ring_flush(tern_now() + TERN_SEC, NULL);
     if (lock_start() != 0)
         return;                 /* then no logger ever started */
     tern_log_ring_stop();
@@ -229,16 +232,18 @@ void tern_log_shutdown(void)
     pthread_mutex_unlock(&start_mu);
 }
 
-int tern_log_flush(int64_t timeout_ns)
+int tern_log_flush(tern_ctx *ctx)
 {
-    int r = tern_log_ring_flush(timeout_ns);
+    int r = tern_log_ring_flush(ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER, ctx);
     /* A forked child that has not logged yet has nothing to wait for. */
     return r == -ESRCH && atomic_load(&inherited) ? 0 : r;
 }
 
-void tern_log_stats_get(tern_log_stats *st)
+int tern_log_stats(struct tern_log_stats *out)
 {
-    tern_log_ring_stats(st);
+    TERN_CHECK_ARG(out);
+    tern_log_ring_stats(out);
+    return 0;
 }
 
 bool tern__log_hook_ids(tern_log_ids *out)

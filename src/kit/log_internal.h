@@ -76,7 +76,11 @@ bool tern_log_ring_abandon(void);
 bool tern_log_ring_running(void);
 /* 0, -EAGAIN (full: dropped and counted) or -ESRCH (no ring runs). */
 int tern_log_ring_put(const char *line, size_t len);
-int tern_log_ring_flush(int64_t timeout_ns);
-void tern_log_ring_stats(tern_log_stats *st);
+/* Until the lines put before the call are written, deadline (monotonic
+ * ns, TERN_FOREVER: none) passes, or ctx (may be NULL) ends: 0,
+ * -ETIMEDOUT or ctx's error.  The deadline is compared with the clock
+ * here, so it holds on a thread where no timer ends ctx. */
+int tern_log_ring_flush(int64_t deadline, tern_ctx *ctx);
+void tern_log_ring_stats(struct tern_log_stats *st);
 
 #endif

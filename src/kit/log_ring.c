@@ -60,6 +60,7 @@
 #include "base/wall.h"
 #include "kit/log_internal.h"
 #include "runtime/spin.h"
+#include "tern/context.h"
 #include "tern/runtime.h"
 
 #define PACE_NS (10 * 1000 * 1000)
@@ -345,18 +346,20 @@ int tern_log_ring_put(const char *line, size_t len)
     return 0;
 }
 
-int tern_log_ring_flush(int64_t timeout_ns)
+int tern_log_ring_flush(int64_t deadline, tern_ctx *ctx)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
     if (!r)
         return -ESRCH;
     uint64_t target = atomic_load(&r->head), drops = atomic_load(&r->dropped);
-    int64_t deadline = tern_now() + timeout_ns;
     for (;;) {
         if (atomic_load(&r->tail) >= target && atomic_load(&r->dropped_reported) >= drops)
             return 0;
-        if (tern_now() >= deadline)
+        if (deadline != TERN_FOREVER && tern_now() >= deadline)
             return -ETIMEDOUT;
+        int e = ctx ? tern_ctx_err(ctx) : 0;
+        if (e < 0)
+            return e;
         kick(r);
         if (tern_id())
             tern_sleep(100 * TERN_US);
@@ -365,10 +368,10 @@ int tern_log_ring_flush(int64_t timeout_ns)
     }
 }
 
-void tern_log_ring_stats(tern_log_stats *st)
+void tern_log_ring_stats(struct tern_log_stats *st)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
-    *st = (tern_log_stats){0};
+    *st = (struct tern_log_stats){0};
     if (!r)
         return;
     st->lines = atomic_load_explicit(&r->lines, memory_order_relaxed);

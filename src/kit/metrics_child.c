@@ -14,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "kit/metrics_internal.h"
 
-static uint64_t values_hash(const tern_metric_family *f, const char *const *v)
+static uint64_t values_hash(const tern_metrics_family *f, const char *const *v)
 {
     uint64_t h = 1469598103934665603ull;                 /* FNV-1a */
     for (size_t i = 0; i < f->nlabels; i++) {
@@ -27,7 +28,7 @@ static uint64_t values_hash(const tern_metric_family *f, const char *const *v)
     return h;
 }
 
-static bool values_equal(const tern_metric_family *f, char *const *a, const char *const *b)
+static bool values_equal(const tern_metrics_family *f, char *const *a, const char *const *b)
 {
     for (size_t i = 0; i < f->nlabels; i++)
         if (strcmp(a[i], b[i]) != 0)
@@ -35,7 +36,7 @@ static bool values_equal(const tern_metric_family *f, char *const *a, const char
     return true;
 }
 
-static tern_metric_child *find(tern_metric_family *f, uint64_t h, const char *const *v)
+static tern_metric_child *find(tern_metrics_family *f, uint64_t h, const char *const *v)
 {
     tern_metric_child *c =
         atomic_load_explicit(&f->table[h % TERN_METRICS_TABLE], memory_order_acquire);
@@ -46,7 +47,7 @@ static tern_metric_child *find(tern_metric_family *f, uint64_t h, const char *co
 }
 
 /* The values' pointer array and their bytes in one block. */
-static char **values_copy(const tern_metric_family *f, const char *const *v)
+static char **values_copy(const tern_metrics_family *f, const char *const *v)
 {
     size_t bytes = f->nlabels * sizeof(char *);
     for (size_t i = 0; i < f->nlabels; i++)
@@ -63,7 +64,7 @@ static char **values_copy(const tern_metric_family *f, const char *const *v)
     return out;
 }
 
-tern_metric_child *tern__metric_child(tern_metric_family *f, const char *const *v)
+tern_metric_child *tern__metric_child(tern_metrics_family *f, const char *const *v)
 {
     for (size_t i = 0; i < f->nlabels; i++)
         if (!v[i])
@@ -95,21 +96,21 @@ tern_metric_child *tern__metric_child(tern_metric_family *f, const char *const *
     return c;
 }
 
-tern_metric_child *tern__metric_child_alloc(tern_metric_family *f)
+tern_metric_child *tern__metric_child_alloc(tern_metrics_family *f)
 {
     switch (f->kind) {
     case TERN_METRIC_COUNTER: {
-        tern_counter *c = aligned_alloc(TERN_METRICS_LINE, sizeof *c);
+        tern_metrics_counter *c = aligned_alloc(TERN_METRICS_LINE, sizeof *c);
         if (c)
             memset(c, 0, sizeof *c);
         return c ? &c->h : NULL;
     }
     case TERN_METRIC_GAUGE: {
-        tern_gauge *g = calloc(1, sizeof *g);
+        tern_metrics_gauge *g = calloc(1, sizeof *g);
         return g ? &g->h : NULL;
     }
     case TERN_METRIC_HISTOGRAM: {
-        tern_histogram *hg = calloc(1, sizeof *hg);
+        tern_metrics_histogram *hg = calloc(1, sizeof *hg);
         if (!hg)
             return NULL;
         size_t words = f->nbounds + 2;                  /* counts, +Inf, sum */
@@ -133,67 +134,115 @@ void tern__metric_child_free(tern_metric_child *c)
 {
     free(c->values);
     if (c->family->kind == TERN_METRIC_HISTOGRAM)
-        free(((tern_histogram *)c)->shards);
+        free(((tern_metrics_histogram *)c)->shards);
     free(c);
 }
 
-static tern_metric_child *with_va(tern_metric_family *f, tern_metric_kind kind, va_list ap)
+/* The child for values, telling a NULL value (-EINVAL) from a failed
+ * allocation (-ENOMEM). */
+static int with_values_checked(tern_metrics_family *f, const char *const *v,
+                               tern_metric_child **out)
 {
-    if (!f || f->kind != kind)
-        return NULL;
+    for (size_t i = 0; i < f->nlabels; i++)
+        if (!v[i])
+            return -EINVAL;
+    tern_metric_child *c = tern__metric_child(f, v);
+    if (!c)
+        return -ENOMEM;
+    *out = c;
+    return 0;
+}
+
+/* The family's values from ap (exactly its label count), then the child. */
+static int with_va(tern_metrics_family *f, tern_metric_kind kind, tern_metric_child **out,
+                   va_list ap)
+{
+    *out = NULL;
+    if (f->kind != kind)
+        return -EINVAL;
     const char *v[TERN_METRICS_MAX_LABELS];
     for (size_t i = 0; i < f->nlabels; i++)
         v[i] = va_arg(ap, const char *);
-    return tern__metric_child(f, v);
+    return with_values_checked(f, v, out);
 }
 
-tern_counter *tern_metric_counter_with(tern_metric_family *f, ...)
+int tern_metrics_counter_with(tern_metrics_family *f, tern_metrics_counter **out, ...)
 {
     va_list ap;
-    va_start(ap, f);
-    tern_metric_child *c = with_va(f, TERN_METRIC_COUNTER, ap);
+    TERN_CHECK_ARG(f);
+    TERN_CHECK_ARG(out);
+    tern_metric_child *c;
+    va_start(ap, out);
+    int rc = with_va(f, TERN_METRIC_COUNTER, &c, ap);
     va_end(ap);
-    return (tern_counter *)c;
+    *out = (tern_metrics_counter *)c;
+    return rc;
 }
 
-tern_gauge *tern_metric_gauge_with(tern_metric_family *f, ...)
+int tern_metrics_gauge_with(tern_metrics_family *f, tern_metrics_gauge **out, ...)
 {
     va_list ap;
-    va_start(ap, f);
-    tern_metric_child *c = with_va(f, TERN_METRIC_GAUGE, ap);
+    TERN_CHECK_ARG(f);
+    TERN_CHECK_ARG(out);
+    tern_metric_child *c;
+    va_start(ap, out);
+    int rc = with_va(f, TERN_METRIC_GAUGE, &c, ap);
     va_end(ap);
-    return (tern_gauge *)c;
+    *out = (tern_metrics_gauge *)c;
+    return rc;
 }
 
-tern_histogram *tern_metric_histogram_with(tern_metric_family *f, ...)
+int tern_metrics_histogram_with(tern_metrics_family *f, tern_metrics_histogram **out, ...)
 {
     va_list ap;
-    va_start(ap, f);
-    tern_metric_child *c = with_va(f, TERN_METRIC_HISTOGRAM, ap);
+    TERN_CHECK_ARG(f);
+    TERN_CHECK_ARG(out);
+    tern_metric_child *c;
+    va_start(ap, out);
+    int rc = with_va(f, TERN_METRIC_HISTOGRAM, &c, ap);
     va_end(ap);
-    return (tern_histogram *)c;
+    *out = (tern_metrics_histogram *)c;
+    return rc;
 }
 
-static tern_metric_child *with_values(tern_metric_family *f, tern_metric_kind kind,
-                                      const char *const *values)
+static int with_values(tern_metrics_family *f, tern_metric_kind kind, const char *const *values,
+                       tern_metric_child **out)
 {
-    if (!f || f->kind != kind || (f->nlabels && !values))
-        return NULL;
-    return tern__metric_child(f, values);
+    *out = NULL;
+    if (f->kind != kind || (f->nlabels && !values))
+        return -EINVAL;
+    return with_values_checked(f, values, out);
 }
 
-tern_counter *tern_metric_counter_with_values(tern_metric_family *f, const char *const *values)
+int tern_metrics_counter_with_values(tern_metrics_family *f, const char *const *values,
+                                     tern_metrics_counter **out)
 {
-    return (tern_counter *)with_values(f, TERN_METRIC_COUNTER, values);
+    TERN_CHECK_ARG(f);
+    TERN_CHECK_ARG(out);
+    tern_metric_child *c;
+    int rc = with_values(f, TERN_METRIC_COUNTER, values, &c);
+    *out = (tern_metrics_counter *)c;
+    return rc;
 }
 
-tern_gauge *tern_metric_gauge_with_values(tern_metric_family *f, const char *const *values)
+int tern_metrics_gauge_with_values(tern_metrics_family *f, const char *const *values,
+                                   tern_metrics_gauge **out)
 {
-    return (tern_gauge *)with_values(f, TERN_METRIC_GAUGE, values);
+    TERN_CHECK_ARG(f);
+    TERN_CHECK_ARG(out);
+    tern_metric_child *c;
+    int rc = with_values(f, TERN_METRIC_GAUGE, values, &c);
+    *out = (tern_metrics_gauge *)c;
+    return rc;
 }
 
-tern_histogram *tern_metric_histogram_with_values(tern_metric_family *f,
-                                                  const char *const *values)
+int tern_metrics_histogram_with_values(tern_metrics_family *f, const char *const *values,
+                                       tern_metrics_histogram **out)
 {
-    return (tern_histogram *)with_values(f, TERN_METRIC_HISTOGRAM, values);
+    TERN_CHECK_ARG(f);
+    TERN_CHECK_ARG(out);
+    tern_metric_child *c;
+    int rc = with_values(f, TERN_METRIC_HISTOGRAM, values, &c);
+    *out = (tern_metrics_histogram *)c;
+    return rc;
 }

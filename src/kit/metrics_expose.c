@@ -60,7 +60,7 @@ static void put_escaped(FILE *out, const char *s, bool quote)
 }
 
 /* {a="x",b="y"[,le="..."]}, or nothing without labels. */
-static void put_labels(FILE *out, const tern_metric_family *f, char *const *values,
+static void put_labels(FILE *out, const tern_metrics_family *f, char *const *values,
                        const char *le)
 {
     if (!f->nlabels && !le)
@@ -89,7 +89,7 @@ static const char *type_name(tern_metric_kind k)
     }
 }
 
-static void put_histogram(FILE *out, const tern_metric_family *f, const tern_histogram *h)
+static void put_histogram(FILE *out, const tern_metrics_family *f, const tern_metrics_histogram *h)
 {
     /* Per bucket over all shards first, so that the cumulative counts and
      * _count come from one read of each slot and always agree. */
@@ -122,23 +122,23 @@ static void put_histogram(FILE *out, const tern_metric_family *f, const tern_his
     fprintf(out, " %" PRIu64 "\n", cum);
 }
 
-static void put_child(FILE *out, const tern_metric_family *f, const tern_metric_child *c)
+static void put_child(FILE *out, const tern_metrics_family *f, const tern_metric_child *c)
 {
     char num[40];
     switch (f->kind) {
     case TERN_METRIC_COUNTER:
         fputs(f->name, out);
         put_labels(out, f, c->values, NULL);
-        fprintf(out, " %" PRIu64 "\n", tern_counter_value((const tern_counter *)c));
+        fprintf(out, " %" PRIu64 "\n", tern_metrics_counter_value((const tern_metrics_counter *)c));
         break;
     case TERN_METRIC_GAUGE:
-        fmt_double(num, sizeof num, tern_gauge_value((const tern_gauge *)c));
+        fmt_double(num, sizeof num, tern_metrics_gauge_value((const tern_metrics_gauge *)c));
         fputs(f->name, out);
         put_labels(out, f, c->values, NULL);
         fprintf(out, " %s\n", num);
         break;
     case TERN_METRIC_HISTOGRAM:
-        put_histogram(out, f, (const tern_histogram *)c);
+        put_histogram(out, f, (const tern_metrics_histogram *)c);
         break;
     default:
         break;
@@ -147,7 +147,7 @@ static void put_child(FILE *out, const tern_metric_family *f, const tern_metric_
 
 static int child_cmp(const void *a, const void *b, void *family)
 {
-    const tern_metric_family *f = family;
+    const tern_metrics_family *f = family;
     const tern_metric_child *x = *(tern_metric_child *const *)a;
     const tern_metric_child *y = *(tern_metric_child *const *)b;
     for (size_t i = 0; i < f->nlabels; i++) {
@@ -160,11 +160,11 @@ static int child_cmp(const void *a, const void *b, void *family)
 
 static int family_cmp(const void *a, const void *b)
 {
-    return strcmp((*(tern_metric_family *const *)a)->name, (*(tern_metric_family *const *)b)->name);
+    return strcmp((*(tern_metrics_family *const *)a)->name, (*(tern_metrics_family *const *)b)->name);
 }
 
 /* Called with the registry's scrape mutex held. */
-static int put_family(FILE *out, tern_metric_family *f)
+static int put_family(FILE *out, tern_metrics_family *f)
 {
     if (f->kind == TERN_METRIC_COUNTER_FUNC || f->kind == TERN_METRIC_GAUGE_FUNC) {
         char num[40];
@@ -203,7 +203,7 @@ int tern_metrics_write(tern_metrics_registry *r, FILE *out)
     pthread_mutex_lock(&r->lock);
     size_t nh = r->nhooks, nf = r->nfams;
     tern_metrics_hook *hooks = malloc((nh ? nh : 1) * sizeof *hooks);
-    tern_metric_family **fams = malloc((nf ? nf : 1) * sizeof *fams);
+    tern_metrics_family **fams = malloc((nf ? nf : 1) * sizeof *fams);
     if (hooks && nh)
         memcpy(hooks, r->hooks, nh * sizeof *hooks);
     if (fams && nf)

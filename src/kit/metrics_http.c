@@ -48,7 +48,7 @@ static void in_flight_add(in_flight *f, int64_t d)
 }
 
 struct tern_http_metrics {
-    tern_metric_family *srv_total, *srv_duration, *cli_total, *cli_duration;
+    tern_metrics_family *srv_total, *srv_duration, *cli_total, *cli_duration;
     in_flight *in_flight;
 };
 
@@ -76,28 +76,41 @@ int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics 
         free(m);
         return -ENOMEM;
     }
-    int rc = tern_metrics_counter_new(r, "http_server_requests_total",
-                                      "HTTP requests answered, by route, method and status.",
-                                      srv_code, &m->srv_total);
+    int rc = tern_metrics_family_new(
+        r,
+        &(tern_metrics_family_options){
+            .type = TERN_METRICS_COUNTER, .name = "http_server_requests_total",
+            .help = "HTTP requests answered, by route, method and status.", .labels = srv_code},
+        &m->srv_total);
     if (rc == 0)
-        rc = tern_metrics_histogram_new(
-            r, "http_server_request_duration_seconds",
-            "Time from a request's head being read to its handler chain returning.", srv_time,
-            o->buckets, o->nbuckets, &m->srv_duration);
+        rc = tern_metrics_family_new(
+            r,
+            &(tern_metrics_family_options){
+                .type = TERN_METRICS_HISTOGRAM, .name = "http_server_request_duration_seconds",
+                .help = "Time from a request's head being read to its handler chain returning.",
+                .labels = srv_time, .bounds = o->buckets, .nbounds = o->nbuckets},
+            &m->srv_duration);
     if (rc == 0)
         rc = tern_metrics_gauge_func(r, "http_server_requests_in_flight",
                                      "HTTP requests being handled now.", in_flight_value,
                                      m->in_flight);
     if (rc == 0)
-        rc = tern_metrics_counter_new(r, "http_client_requests_total",
-                                      "HTTP client requests, by host, method and status "
-                                      "(\"error\" when no response came).",
-                                      cli_code, &m->cli_total);
+        rc = tern_metrics_family_new(
+            r,
+            &(tern_metrics_family_options){
+                .type = TERN_METRICS_COUNTER, .name = "http_client_requests_total",
+                .help = "HTTP client requests, by host, method and status "
+                        "(\"error\" when no response came).",
+                .labels = cli_code},
+            &m->cli_total);
     if (rc == 0)
-        rc = tern_metrics_histogram_new(r, "http_client_request_duration_seconds",
-                                        "Time from sending an HTTP client request to its "
-                                        "response head.",
-                                        cli_time, o->buckets, o->nbuckets, &m->cli_duration);
+        rc = tern_metrics_family_new(
+            r,
+            &(tern_metrics_family_options){
+                .type = TERN_METRICS_HISTOGRAM, .name = "http_client_request_duration_seconds",
+                .help = "Time from sending an HTTP client request to its response head.",
+                .labels = cli_time, .bounds = o->buckets, .nbounds = o->nbuckets},
+            &m->cli_duration);
     if (rc) {
         free(m);                /* in_flight goes with the registry */
         return rc;
@@ -153,15 +166,15 @@ static void status_text(int status, char code[16])
     }
 }
 
-static void count(tern_metric_family *total, tern_metric_family *duration, const char *who,
+static void count(tern_metrics_family *total, tern_metrics_family *duration, const char *who,
                   const char *method, const char *code, double seconds)
 {
-    tern_counter *c = tern_metric_counter_with(total, who, method, code);
-    if (c)
-        tern_counter_inc(c);
-    tern_histogram *h = tern_metric_histogram_with(duration, who, method);
-    if (h)
-        tern_histogram_observe(h, seconds);
+    tern_metrics_counter *c;
+    if (tern_metrics_counter_with(total, &c, who, method, code) == 0)
+        tern_metrics_counter_inc(c);
+    tern_metrics_histogram *h;
+    if (tern_metrics_histogram_with(duration, &h, who, method) == 0)
+        tern_metrics_histogram_observe(h, seconds);
 }
 
 /* The children a server request counts into, memoised per thread.  The
@@ -179,8 +192,8 @@ typedef struct memo {
     const char *route, *method;
     int status;
     uint64_t epoch;
-    tern_counter *total;
-    tern_histogram *duration;
+    tern_metrics_counter *total;
+    tern_metrics_histogram *duration;
 } memo;
 
 static _Thread_local memo memos[MEMO_SLOTS];
@@ -199,14 +212,16 @@ static void count_server(const tern_http_metrics *m, const char *route, const ch
           strcmp(((tern_metric_child *)e->total)->values[0], route) == 0)) {
         char code[16];
         status_text(status, code);
-        *e = (memo){.m = m, .route = route, .method = method, .status = status, .epoch = epoch,
-                    .total = tern_metric_counter_with(m->srv_total, route, method, code),
-                    .duration = tern_metric_histogram_with(m->srv_duration, route, method)};
+        *e = (memo){.m = m, .route = route, .method = method, .status = status, .epoch = epoch};
+        /* On failure each leaves its handle NULL: not counted, and a miss
+         * next time. */
+        (void)tern_metrics_counter_with(m->srv_total, &e->total, route, method, code);
+        (void)tern_metrics_histogram_with(m->srv_duration, &e->duration, route, method);
     }
     if (e->total)
-        tern_counter_inc(e->total);
+        tern_metrics_counter_inc(e->total);
     if (e->duration)
-        tern_histogram_observe(e->duration, seconds);
+        tern_metrics_histogram_observe(e->duration, seconds);
 }
 
 int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)

@@ -46,7 +46,7 @@ typedef enum tern_metric_kind {
 typedef struct tern_metric_child tern_metric_child;
 struct tern_metric_child {
     _Atomic(tern_metric_child *) next;  /* hash chain */
-    tern_metric_family *family;
+    tern_metrics_family *family;
     uint64_t hash;
     char **values;                      /* family->nlabels strings, one malloc */
 };
@@ -55,12 +55,12 @@ typedef struct tern_metrics_slot {
     _Alignas(TERN_METRICS_LINE) _Atomic uint64_t v;
 } tern_metrics_slot;
 
-struct tern_counter {
+struct tern_metrics_counter {
     tern_metric_child h;
     tern_metrics_slot shards[TERN_METRICS_SHARDS];
 };
 
-struct tern_gauge {
+struct tern_metrics_gauge {
     tern_metric_child h;
     _Atomic uint64_t bits;              /* a double's bits: set must replace it */
 };
@@ -68,7 +68,7 @@ struct tern_gauge {
 /* Each shard's block: counts[nbounds + 1] (the last is +Inf, not
  * cumulative), then the sum's double bits; stride bytes apart, a multiple
  * of a cache line. */
-struct tern_histogram {
+struct tern_metrics_histogram {
     tern_metric_child h;
     const double *bounds;               /* the family's */
     size_t nbounds;
@@ -76,7 +76,7 @@ struct tern_histogram {
     unsigned char *shards;
 };
 
-struct tern_metric_family {
+struct tern_metrics_family {
     tern_metrics_registry *reg;
     char *name, *help;
     tern_metric_kind kind;
@@ -99,7 +99,7 @@ typedef struct tern_metrics_hook {
 
 struct tern_metrics_registry {
     pthread_mutex_t lock;               /* fams, hooks */
-    tern_metric_family **fams;
+    tern_metrics_family **fams;
     size_t nfams, capfams;
     tern_metrics_hook *hooks;
     size_t nhooks;
@@ -139,9 +139,9 @@ static inline void tern__metrics_slot_add(_Atomic uint64_t *p, uint64_t n, int s
 }
 
 /* Find or make the child for values (family->nlabels of them). */
-tern_metric_child *tern__metric_child(tern_metric_family *f, const char *const *values);
+tern_metric_child *tern__metric_child(tern_metrics_family *f, const char *const *values);
 /* Make the storage of a child of f's kind (header left to the caller). */
-tern_metric_child *tern__metric_child_alloc(tern_metric_family *f);
+tern_metric_child *tern__metric_child_alloc(tern_metrics_family *f);
 void tern__metric_child_free(tern_metric_child *c);
 
 /* Names, as the text format allows them. */

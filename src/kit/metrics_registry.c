@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "kit/metrics_internal.h"
 
 static tern_metrics_registry *default_reg;
@@ -45,7 +46,7 @@ int tern_metrics_registry_new(tern_metrics_registry **out)
     return 0;
 }
 
-static void family_free(tern_metric_family *f)
+static void family_free(tern_metrics_family *f)
 {
     for (size_t i = 0; i < TERN_METRICS_TABLE; i++) {
         tern_metric_child *c = atomic_load_explicit(&f->table[i], memory_order_relaxed);
@@ -139,7 +140,7 @@ static int check_bounds(const double *b, size_t n)
 }
 
 /* Add f to r unless the name is taken; f is r's from here. */
-static int add_family(tern_metrics_registry *r, tern_metric_family *f)
+static int add_family(tern_metrics_registry *r, tern_metrics_family *f)
 {
     int rc = 0;
     pthread_mutex_lock(&r->lock);
@@ -148,7 +149,7 @@ static int add_family(tern_metrics_registry *r, tern_metric_family *f)
             rc = -EEXIST;
     if (rc == 0 && r->nfams == r->capfams) {
         size_t cap = r->capfams ? 2 * r->capfams : 16;
-        tern_metric_family **a = realloc(r->fams, cap * sizeof *a);
+        tern_metrics_family **a = realloc(r->fams, cap * sizeof *a);
         if (a) {
             r->fams = a;
             r->capfams = cap;
@@ -167,7 +168,7 @@ static const double default_bounds[] = {TERN_METRICS_DEFAULT_BUCKETS};
 static int family_new(tern_metrics_registry *r, tern_metric_kind kind, const char *name,
                       const char *help, const char *const *labels, const double *bounds,
                       size_t nbounds, tern_metrics_value_fn *fn, void *fn_arg,
-                      tern_metric_family **out)
+                      tern_metrics_family **out)
 {
     r = tern__metrics_reg(r);
     size_t nl;
@@ -183,7 +184,7 @@ static int family_new(tern_metrics_registry *r, tern_metric_kind kind, const cha
     }
     if (rc)
         return rc;
-    tern_metric_family *f = calloc(1, sizeof *f);
+    tern_metrics_family *f = calloc(1, sizeof *f);
     if (!f)
         return -ENOMEM;
     f->reg = r;
@@ -219,23 +220,24 @@ static int family_new(tern_metrics_registry *r, tern_metric_kind kind, const cha
     return 0;
 }
 
-int tern_metrics_counter_new(tern_metrics_registry *r, const char *name, const char *help,
-                             const char *const *labels, tern_metric_family **out)
+int tern_metrics_family_new(tern_metrics_registry *r, const tern_metrics_family_options *opts,
+                            tern_metrics_family **out)
 {
-    return family_new(r, TERN_METRIC_COUNTER, name, help, labels, NULL, 0, NULL, NULL, out);
-}
-
-int tern_metrics_gauge_new(tern_metrics_registry *r, const char *name, const char *help,
-                           const char *const *labels, tern_metric_family **out)
-{
-    return family_new(r, TERN_METRIC_GAUGE, name, help, labels, NULL, 0, NULL, NULL, out);
-}
-
-int tern_metrics_histogram_new(tern_metrics_registry *r, const char *name, const char *help,
-                               const char *const *labels, const double *bounds, size_t nbounds,
-                               tern_metric_family **out)
-{
-    return family_new(r, TERN_METRIC_HISTOGRAM, name, help, labels, bounds, nbounds, NULL, NULL, out);
+    TERN_CHECK_ARG(out);
+    *out = NULL;
+    if (!opts)
+        return -EINVAL;
+    tern_metric_kind kind;
+    switch (opts->type) {
+    case TERN_METRICS_COUNTER: kind = TERN_METRIC_COUNTER; break;
+    case TERN_METRICS_GAUGE: kind = TERN_METRIC_GAUGE; break;
+    case TERN_METRICS_HISTOGRAM: kind = TERN_METRIC_HISTOGRAM; break;
+    default: return -EINVAL;
+    }
+    if (kind != TERN_METRIC_HISTOGRAM && (opts->bounds || opts->nbounds))
+        return -EINVAL;
+    return family_new(r, kind, opts->name, opts->help, opts->labels, opts->bounds, opts->nbounds,
+                      NULL, NULL, out);
 }
 
 static int func_new(tern_metrics_registry *r, tern_metric_kind kind, const char *name,

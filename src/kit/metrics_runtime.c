@@ -28,7 +28,7 @@ typedef struct rt_state {
      * coroutine's stack.  Scrapes of a registry run one at a time. */
     tern_proc_stats ps[RT_MAX_PROCS];
     double rss, vms, fds, max_fds, cpu, start;
-    tern_metric_family *runq;
+    tern_metrics_family *runq;
 } rt_state;
 
 static void read_statm(rt_state *s)
@@ -101,9 +101,9 @@ static void rt_scrape(void *arg)
     for (int i = 0; i < n && i < RT_MAX_PROCS; i++) {
         char p[16];
         snprintf(p, sizeof p, "%d", i);
-        tern_gauge *g = tern_metric_gauge_with(s->runq, p);
-        if (g)
-            tern_gauge_set(g, ps[i].runq);
+        tern_metrics_gauge *g;
+        if (tern_metrics_gauge_with(s->runq, &g, p) == 0)
+            tern_metrics_gauge_set(g, ps[i].runq);
     }
     read_statm(s);
     s->fds = count_fds();
@@ -175,8 +175,13 @@ int tern_metrics_runtime_register(tern_metrics_registry *r)
         return -ENOMEM;
     s->start = start_time();
     static const char *const p_label[] = {"p", NULL};
-    int rc = tern_metrics_gauge_new(r, "tern_sched_runqueue_length",
-                                    "Coroutines in each P's local run queue.", p_label, &s->runq);
+    int rc = tern_metrics_family_new(
+        r,
+        &(tern_metrics_family_options){.type = TERN_METRICS_GAUGE,
+                                       .name = "tern_sched_runqueue_length",
+                                       .help = "Coroutines in each P's local run queue.",
+                                       .labels = p_label},
+        &s->runq);
     if (rc) {
         free(s);
         return rc;

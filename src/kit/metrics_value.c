@@ -56,7 +56,7 @@ int tern__metrics_shard_take(void)
     return i;
 }
 
-static inline void counter_add(tern_counter *c, uint64_t n)
+static inline void counter_add(tern_metrics_counter *c, uint64_t n)
 {
     int i = tern__metrics_shard();
     tern__metrics_slot_add(&c->shards[i].v, n, i);
@@ -64,46 +64,46 @@ static inline void counter_add(tern_counter *c, uint64_t n)
 
 /* Two bodies rather than one calling the other: a call is a measurable
  * part of a 5 ns increment. */
-void tern_counter_add(tern_counter *c, uint64_t n)
+void tern_metrics_counter_add(tern_metrics_counter *c, uint64_t n)
 {
     counter_add(c, n);
 }
 
-void tern_counter_inc(tern_counter *c)
+void tern_metrics_counter_inc(tern_metrics_counter *c)
 {
     counter_add(c, 1);
 }
 
-uint64_t tern_counter_value(const tern_counter *c)
+uint64_t tern_metrics_counter_value(const tern_metrics_counter *c)
 {
     uint64_t sum = 0;
     for (int i = 0; i < TERN_METRICS_SHARDS; i++)
-        sum += atomic_load_explicit(&((tern_counter *)c)->shards[i].v, memory_order_relaxed);
+        sum += atomic_load_explicit(&((tern_metrics_counter *)c)->shards[i].v, memory_order_relaxed);
     return sum;
 }
 
-void tern_gauge_set(tern_gauge *g, double v)
+void tern_metrics_gauge_set(tern_metrics_gauge *g, double v)
 {
     atomic_store_explicit(&g->bits, tern__metrics_dbits(v), memory_order_relaxed);
 }
 
-void tern_gauge_add(tern_gauge *g, double delta)
+void tern_metrics_gauge_add(tern_metrics_gauge *g, double delta)
 {
     tern__metrics_dadd(&g->bits, delta);
 }
 
-double tern_gauge_value(const tern_gauge *g)
+double tern_metrics_gauge_value(const tern_metrics_gauge *g)
 {
     return tern__metrics_bitsd(
-        atomic_load_explicit(&((tern_gauge *)g)->bits, memory_order_relaxed));
+        atomic_load_explicit(&((tern_metrics_gauge *)g)->bits, memory_order_relaxed));
 }
 
-static _Atomic uint64_t *hist_words(const tern_histogram *h, int shard)
+static _Atomic uint64_t *hist_words(const tern_metrics_histogram *h, int shard)
 {
     return (_Atomic uint64_t *)(h->shards + (size_t)shard * h->stride);
 }
 
-void tern_histogram_observe(tern_histogram *h, double v)
+void tern_metrics_histogram_observe(tern_metrics_histogram *h, double v)
 {
     /* A linear scan: bounds are few and the early ones are the hot ones
      * for latencies.  `v <= bound` is false for NaN, which lands in +Inf. */
@@ -123,7 +123,7 @@ void tern_histogram_observe(tern_histogram *h, double v)
         tern__metrics_dadd(sum, v);
 }
 
-void tern_histogram_totals(const tern_histogram *h, uint64_t *count, double *sum)
+void tern_metrics_histogram_totals(const tern_metrics_histogram *h, uint64_t *count, double *sum)
 {
     uint64_t n = 0;
     double s = 0;

@@ -11,10 +11,13 @@
 
 #include "tern/http_mw.h"
 
-static int shed(tern_http_resp *w, int retry_after)
+/* Retry-After carries whole seconds (RFC 9110 allows no fraction): ns
+ * rounded up, at least 1. */
+static int shed(tern_http_resp *w, int64_t retry_after)
 {
-    char v[16];
-    snprintf(v, sizeof v, "%d", retry_after > 0 ? retry_after : 1);
+    int64_t sec = retry_after > 0 ? (retry_after - 1) / TERN_SEC + 1 : 1;
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)sec);
     int rc = tern_http_resp_set_header(w, "Retry-After", v);
     return rc < 0 ? rc : tern_http_resp_error(w, 503, NULL);
 }
@@ -27,7 +30,7 @@ int tern_http_mw_concurrency(tern_http_req *r, tern_http_resp *w, void *opts)
     if (o->bulkhead) {
         int rc = tern_bulkhead_acquire(o->bulkhead, tern_http_req_ctx(r));
         if (rc == -EBUSY || rc == -ETIMEDOUT)
-            return shed(w, o->retry_after_sec);
+            return shed(w, o->retry_after);
         if (rc < 0)
             return rc;
         rc = tern_http_next(r, w);
@@ -36,7 +39,7 @@ int tern_http_mw_concurrency(tern_http_req *r, tern_http_resp *w, void *opts)
     }
     int64_t start;
     if (tern_adaptive_acquire(o->adaptive, &start) < 0)
-        return shed(w, o->retry_after_sec);
+        return shed(w, o->retry_after);
     int rc = tern_http_next(r, w);
     int status = tern_http_resp_status(w);
     tern_adaptive_release(o->adaptive, start, rc < 0 || status == 503 || status == 504);

@@ -42,11 +42,12 @@ int tern_http_mw_ratelimit(tern_http_req *r, tern_http_resp *w, void *opts)
     const char *key = o->key ? o->key(r, o->key_arg) : client_ip(r, ip, sizeof ip);
     if (!key)
         return tern_http_next(r, w);
-    int64_t wait = tern_ratelimit_take(o->limiter, key, 1);
-    if (wait < 0)
-        return (int)wait;
-    if (wait == 0)
+    int64_t wait;
+    int taken = tern_ratelimit_take(o->limiter, key, 1, &wait);
+    if (taken == 0)
         return tern_http_next(r, w);
+    if (taken != -EAGAIN)
+        return taken;
     int64_t secs = (wait + TERN_SEC - 1) / TERN_SEC;
     char v[24];
     snprintf(v, sizeof v, "%lld", (long long)(secs > 0 ? secs : 1));

@@ -15,6 +15,8 @@
  */
 #include "kit/resil_internal.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -158,8 +160,11 @@ static entry *lookup(tern_ratelimit *rl, const char *key, int64_t now, bool crea
     return e;
 }
 
-int64_t tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n)
+int tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n, int64_t *retry_after)
 {
+    TERN_CHECK_ARG(rl);
+    if (retry_after)
+        *retry_after = 0;
     if (n < 1 || n > rl->burst)
         return -EINVAL;
     int64_t now = tern__resil_now(rl->now, rl->clock_arg);
@@ -184,11 +189,16 @@ int64_t tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n)
         *tat = t;
     tern_spin_unlock(&rl->lock);
     tern__count(wait ? &rl->limited : &rl->allowed);
-    return wait;
+    if (!wait)
+        return 0;
+    if (retry_after)
+        *retry_after = wait;
+    return -EAGAIN;
 }
 
 int64_t tern_ratelimit_tokens(tern_ratelimit *rl, const char *key)
 {
+    TERN_CHECK_ARG(rl);
     int64_t now = tern__resil_now(rl->now, rl->clock_arg);
     tern_spin_lock(&rl->lock);
     int64_t tat = now;
@@ -205,12 +215,17 @@ int64_t tern_ratelimit_tokens(tern_ratelimit *rl, const char *key)
     return (now + rl->burst_ns - tat) / rl->interval;
 }
 
-void tern_ratelimit_stats_get(tern_ratelimit *rl, tern_ratelimit_stats *st)
+int tern_ratelimit_stats(const tern_ratelimit *rl, struct tern_ratelimit_stats *out)
 {
-    st->allowed = tern__load(&rl->allowed);
-    st->limited = tern__load(&rl->limited);
-    st->evicted = tern__load(&rl->evicted);
-    tern_spin_lock(&rl->lock);
-    st->keys = rl->nkeys;
-    tern_spin_unlock(&rl->lock);
+    TERN_CHECK_ARG(rl);
+    TERN_CHECK_ARG(out);
+    /* The lock guards the fields read, not a value the reader changes. */
+    tern_ratelimit *lock_owner = (tern_ratelimit *)rl;
+    out->allowed = tern__load(&rl->allowed);
+    out->limited = tern__load(&rl->limited);
+    out->evicted = tern__load(&rl->evicted);
+    tern_spin_lock(&lock_owner->lock);
+    out->keys = rl->nkeys;
+    tern_spin_unlock(&lock_owner->lock);
+    return 0;
 }

@@ -26,7 +26,7 @@ static inline void tern__count(_Atomic uint64_t *c)
 {
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
-static inline uint64_t tern__load(_Atomic uint64_t *c)
+static inline uint64_t tern__load(const _Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
@@ -55,7 +55,7 @@ void tern__window_clear(tern__window *w);
 
 /* Sleep until deadline (tern_now clock) or until ctx is done: 0 or ctx's
  * error.  ctx may be NULL. */
-int tern__resil_sleep_until(tern_ctx *ctx, int64_t deadline, void *unused);
+int tern__resil_sleep_until(int64_t deadline, tern_ctx *ctx, void *unused);
 
 /* One attempt of a resilient call, possibly raced against a hedge.  The
  * outcome owns `ctx` (the winning request's context, NULL when the

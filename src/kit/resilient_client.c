@@ -1,5 +1,5 @@
 /*
- * resilient_client.c - tern_resilient_http_do: one HTTP call made to
+ * resilient_client.c - tern_resilient_client_do: one HTTP call made to
  * survive a flaky network and a struggling server.
  *
  * Order of the guards on each attempt: the context (done: stop), the
@@ -10,9 +10,11 @@
  *
  * Responses are handed out with the context their body reads depend on
  * (a hedge leg's or a per-attempt timeout's); `owned` maps each such
- * response to those contexts until tern_resilient_response_free.
+ * response to those contexts until tern_resilient_client_response_free.
  */
 #include "kit/resil_internal.h"
+
+#include "base/check.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -224,7 +226,7 @@ static void attempt_drain(attempt *a)
 }
 
 static void attempt_run(tern_resilient_client *rc, const tern_http_client_request *req,
-                        bool hedge, attempt *a, tern_ctx *ctx)
+                        bool hedge, tern_ctx *ctx, attempt *a)
 {
     memset(a, 0, sizeof *a);
     tern_ctx *actx = ctx;
@@ -303,9 +305,10 @@ static int deliver(tern_resilient_client *rc, attempt *a, tern_http_client_respo
     return 0;
 }
 
-int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_request *req,
-                           tern_http_client_response **out, tern_ctx *ctx)
+int tern_resilient_client_do(tern_resilient_client *rc, const tern_http_client_request *req,
+                             tern_http_client_response **out, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(rc);
     if (!req || !req->url)
         return -EINVAL;
     tern__count(&rc->calls);
@@ -326,7 +329,7 @@ int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_req
             return -EAGAIN;
         }
         attempt a;
-        attempt_run(rc, req, hedge, &a, ctx);
+        attempt_run(rc, req, hedge, ctx, &a);
         guard_record(h, ticket, &a);
         int result = a.rc < 0 ? a.rc : tern_http_client_response_status(a.resp);
         if (!retry_ok || n + 1 >= rc->o.max_attempts ||
@@ -340,21 +343,23 @@ int tern_resilient_http_do(tern_resilient_client *rc, const tern_http_client_req
         int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
         if (deadline != TERN_FOREVER && wake >= deadline)
             return deliver(rc, &a, out);
-        if (rc->budget && !tern_retry_budget_withdraw(rc->budget)) {
+        if (rc->budget && tern_retry_budget_try_withdraw(rc->budget) < 0) {
             tern__count(&rc->budget_exhausted);
             return deliver(rc, &a, out);
         }
         attempt_drain(&a);
-        if ((e = tern__resil_sleep_until(ctx, wake, NULL)) < 0)
+        if ((e = tern__resil_sleep_until(wake, ctx, NULL)) < 0)
             return e;
         tern__count(&rc->retried);
     }
 }
 
-void tern_resilient_response_free(tern_resilient_client *rc, tern_http_client_response *r)
+void tern_resilient_client_response_free(tern_resilient_client *rc,
+                                         tern_http_client_response *r)
 {
     if (!r)
         return;
+    TERN_CHECK_ARG(rc);
     tern_spin_lock(&rc->lock);
     owned **p = &rc->owned, *w = NULL;
     while (*p && (*p)->resp != r)
@@ -373,21 +378,25 @@ void tern_resilient_response_free(tern_resilient_client *rc, tern_http_client_re
     attempt_release(&a);
 }
 
-void tern_resilient_client_stats_get(tern_resilient_client *rc, tern_resilient_client_stats *st)
+int tern_resilient_client_stats(const tern_resilient_client *rc, struct tern_resilient_client_stats *out)
 {
-    st->calls = tern__load(&rc->calls);
-    st->attempts = tern__load(&rc->attempts);
-    st->retried = tern__load(&rc->retried);
-    st->budget_exhausted = tern__load(&rc->budget_exhausted);
-    st->rejected = tern__load(&rc->rejected);
-    st->hedged = tern__load(&rc->hedged);
-    st->hedge_wins = tern__load(&rc->hedge_wins);
-    st->cancelled = tern__load(&rc->cancelled);
+    TERN_CHECK_ARG(rc);
+    TERN_CHECK_ARG(out);
+    out->calls = tern__load(&rc->calls);
+    out->attempts = tern__load(&rc->attempts);
+    out->retried = tern__load(&rc->retried);
+    out->budget_exhausted = tern__load(&rc->budget_exhausted);
+    out->rejected = tern__load(&rc->rejected);
+    out->hedged = tern__load(&rc->hedged);
+    out->hedge_wins = tern__load(&rc->hedge_wins);
+    out->cancelled = tern__load(&rc->cancelled);
+    return 0;
 }
 
 tern_breaker_state tern_resilient_client_breaker_state(tern_resilient_client *rc,
                                                        const char *hostport)
 {
+    TERN_CHECK_ARG(rc);
     host *h = host_get(rc, hostport, false);
     return h && h->breaker ? tern_breaker_get_state(h->breaker) : TERN_BREAKER_CLOSED;
 }

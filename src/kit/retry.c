@@ -12,6 +12,7 @@
 
 #include <errno.h>
 
+#include "base/check.h"
 #include "tern/chan.h"
 
 int64_t tern_backoff_ceiling(int64_t base, int64_t cap, int attempt)
@@ -54,7 +55,7 @@ bool tern_retry_default_retryable(int rc, void *arg)
     }
 }
 
-int tern__resil_sleep_until(tern_ctx *ctx, int64_t deadline, void *unused)
+int tern__resil_sleep_until(int64_t deadline, tern_ctx *ctx, void *unused)
 {
     (void)unused;
     if (!ctx)
@@ -74,8 +75,9 @@ int tern__resil_sleep_until(tern_ctx *ctx, int64_t deadline, void *unused)
             __atomic_fetch_add(&(st)->field, 1, __ATOMIC_RELAXED);     \
     } while (0)
 
-int tern_retry_do(const tern_retry_options *o, tern_ctx *ctx, tern_retry_op_fn *op, void *arg)
+int tern_retry_do(const tern_retry_options *o, tern_retry_op_fn *op, void *arg, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(op);
     static const tern_retry_options defaults = {0};
     if (!o)
         o = &defaults;
@@ -83,7 +85,7 @@ int tern_retry_do(const tern_retry_options *o, tern_ctx *ctx, tern_retry_op_fn *
     int64_t base = o->base > 0 ? o->base : 10 * TERN_MS;
     int64_t cap = o->cap > 0 ? o->cap : TERN_SEC;
     tern_retry_pred_fn *pred = o->retryable ? o->retryable : tern_retry_default_retryable;
-    int (*sleep_until)(tern_ctx *, int64_t, void *) =
+    int (*sleep_until)(int64_t, tern_ctx *, void *) =
         o->sleep_until ? o->sleep_until : tern__resil_sleep_until;
     tern_retry_stats *st = o->stats;
 
@@ -94,7 +96,7 @@ int tern_retry_do(const tern_retry_options *o, tern_ctx *ctx, tern_retry_op_fn *
     for (int attempt = 0;; attempt++) {
         if (ctx && (rc = tern_ctx_err(ctx)) < 0)
             return rc;
-        rc = op(arg, attempt);
+        rc = op(attempt, arg);
         if (rc == 0 || !pred(rc, o->retryable_arg))
             return rc;
         if (attempt + 1 >= max) {
@@ -108,11 +110,11 @@ int tern_retry_do(const tern_retry_options *o, tern_ctx *ctx, tern_retry_op_fn *
             BUMP(st, deadline_stops);
             return rc;
         }
-        if (o->budget && !tern_retry_budget_withdraw(o->budget)) {
+        if (o->budget && tern_retry_budget_try_withdraw(o->budget) < 0) {
             BUMP(st, budget_exhausted);
             return rc;
         }
-        int e = sleep_until(ctx, wake, o->clock_arg);
+        int e = sleep_until(wake, ctx, o->clock_arg);
         if (e < 0)
             return e;
         BUMP(st, retried);

@@ -9,6 +9,8 @@
  */
 #include "kit/resil_internal.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -62,6 +64,7 @@ static void refill(tern_retry_budget *b)
 
 void tern_retry_budget_deposit(tern_retry_budget *b)
 {
+    TERN_CHECK_ARG(b);
     tern__count(&b->deposits);
     tern_spin_lock(&b->lock);
     b->tokens += b->ratio;
@@ -74,8 +77,9 @@ void tern_retry_budget_deposit(tern_retry_budget *b)
  * 0.1 has no exact binary form. */
 #define WHOLE (1.0 - 1e-9)
 
-bool tern_retry_budget_withdraw(tern_retry_budget *b)
+int tern_retry_budget_try_withdraw(tern_retry_budget *b)
 {
+    TERN_CHECK_ARG(b);
     bool ok = true;
     tern_spin_lock(&b->lock);
     refill(b);
@@ -87,11 +91,12 @@ bool tern_retry_budget_withdraw(tern_retry_budget *b)
         ok = false;
     tern_spin_unlock(&b->lock);
     tern__count(ok ? &b->withdrawals : &b->exhausted);
-    return ok;
+    return ok ? 0 : -EAGAIN;
 }
 
 double tern_retry_budget_balance(tern_retry_budget *b)
 {
+    TERN_CHECK_ARG(b);
     tern_spin_lock(&b->lock);
     refill(b);
     double v = b->reserve + b->tokens;
@@ -99,9 +104,12 @@ double tern_retry_budget_balance(tern_retry_budget *b)
     return v;
 }
 
-void tern_retry_budget_stats_get(tern_retry_budget *b, tern_retry_budget_stats *st)
+int tern_retry_budget_stats(const tern_retry_budget *b, struct tern_retry_budget_stats *out)
 {
-    st->deposits = tern__load(&b->deposits);
-    st->withdrawals = tern__load(&b->withdrawals);
-    st->exhausted = tern__load(&b->exhausted);
+    TERN_CHECK_ARG(b);
+    TERN_CHECK_ARG(out);
+    out->deposits = tern__load(&b->deposits);
+    out->withdrawals = tern__load(&b->withdrawals);
+    out->exhausted = tern__load(&b->exhausted);
+    return 0;
 }

@@ -11,6 +11,8 @@
  */
 #include "kit/resil_internal.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -63,6 +65,7 @@ static double probability(tern_throttle *t, int64_t now)
 
 int tern_throttle_allow(tern_throttle *t)
 {
+    TERN_CHECK_ARG(t);
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
     double r = t->o.random ? t->o.random(t->o.random_arg) : tern__rand01();
     tern_spin_lock(&t->lock);
@@ -79,6 +82,7 @@ int tern_throttle_allow(tern_throttle *t)
 
 void tern_throttle_record(tern_throttle *t, bool accepted)
 {
+    TERN_CHECK_ARG(t);
     if (!accepted)
         return;
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
@@ -90,6 +94,7 @@ void tern_throttle_record(tern_throttle *t, bool accepted)
 
 double tern_throttle_probability(tern_throttle *t)
 {
+    TERN_CHECK_ARG(t);
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
     tern_spin_lock(&t->lock);
     double p = probability(t, now);
@@ -97,9 +102,12 @@ double tern_throttle_probability(tern_throttle *t)
     return p;
 }
 
-void tern_throttle_stats_get(tern_throttle *t, tern_throttle_stats *st)
+int tern_throttle_stats(const tern_throttle *t, struct tern_throttle_stats *out)
 {
-    st->requests = tern__load(&t->requests);
-    st->accepts = tern__load(&t->accepts);
-    st->throttled = tern__load(&t->throttled);
+    TERN_CHECK_ARG(t);
+    TERN_CHECK_ARG(out);
+    out->requests = tern__load(&t->requests);
+    out->accepts = tern__load(&t->accepts);
+    out->throttled = tern__load(&t->throttled);
+    return 0;
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "base/hex.h"
 #include "base/rand.h"
 #include "base/wall.h"
@@ -225,15 +226,40 @@ const tern_trace_span_context *tern_trace_span_context_of(const tern_trace_span 
     return s ? &s->sc : NULL;
 }
 bool tern_trace_span_recording(const tern_trace_span *s) { return s && s->recording; }
-const char *tern_trace_span_trace_id(const tern_trace_span *s) { return s->trace_hex; }
-const char *tern_trace_span_span_id(const tern_trace_span *s) { return s->span_hex; }
-const char *tern_trace_span_name(const tern_trace_span *s) { return s->name; }
-tern_trace_status tern_trace_span_status(const tern_trace_span *s) { return s->status; }
-size_t tern_trace_span_attr_count(const tern_trace_span *s) { return s->nattrs; }
-size_t tern_trace_span_event_count(const tern_trace_span *s) { return s->nevents; }
+const char *tern_trace_span_trace_id(const tern_trace_span *s)
+{
+    TERN_CHECK_ARG(s);
+    return s->trace_hex;
+}
+const char *tern_trace_span_span_id(const tern_trace_span *s)
+{
+    TERN_CHECK_ARG(s);
+    return s->span_hex;
+}
+const char *tern_trace_span_name(const tern_trace_span *s)
+{
+    TERN_CHECK_ARG(s);
+    return s->name;
+}
+tern_trace_status tern_trace_span_status(const tern_trace_span *s)
+{
+    TERN_CHECK_ARG(s);
+    return s->status;
+}
+size_t tern_trace_span_attr_count(const tern_trace_span *s)
+{
+    TERN_CHECK_ARG(s);
+    return s->nattrs;
+}
+size_t tern_trace_span_event_count(const tern_trace_span *s)
+{
+    TERN_CHECK_ARG(s);
+    return s->nevents;
+}
 
 const tern_trace_attr *tern_trace_span_attr(const tern_trace_span *s, const char *key)
 {
+    TERN_CHECK_ARG(s);
     for (size_t i = 0; i < s->nattrs; i++)
         if (strcmp(s->attrs[i].key, key) == 0)
             return &s->attrs[i];
@@ -242,6 +268,7 @@ const tern_trace_attr *tern_trace_span_attr(const tern_trace_span *s, const char
 
 bool tern_trace_span_parent_id(const tern_trace_span *s, uint8_t out[8])
 {
+    TERN_CHECK_ARG(s);
     if (s->has_parent)
         memcpy(out, s->parent_id, 8);
     return s->has_parent;
@@ -395,9 +422,11 @@ int tern_trace_span_set_status(tern_trace_span *s, tern_trace_status code, const
  * at a freed span for any link outside the middleware. */
 static const char ctx_key, holder_key;
 
-tern_ctx *tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s)
+int tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s, tern_ctx **out)
 {
-    return tern_ctx_with_value(parent, &ctx_key, s);
+    TERN_CHECK_ARG(out);
+    *out = tern_ctx_with_value(parent, &ctx_key, s);
+    return *out ? 0 : -ENOMEM;
 }
 
 const void *tern__trace_holder_key(void)

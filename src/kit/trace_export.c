@@ -25,6 +25,7 @@
 
 #include "kit/trace_internal.h"
 #include "tern/chan.h"
+#include "base/check.h"
 #include "tern/runtime.h"
 
 static struct {
@@ -33,6 +34,7 @@ static struct {
     bool accepting;             /* span_end may queue */
     bool stopping;
     int64_t stop_deadline;
+    tern_ctx *stop_ctx;         /* the shutdown's (may be NULL): its end ends POSTs */
     bool left_behind;           /* the coroutine dropped spans at the deadline */
     tern_trace_span **q;        /* ring */
     size_t cap, head, len;
@@ -86,11 +88,11 @@ static size_t take(tern_trace_span **out, size_t max)
 }
 
 /* POST one batch; true when the collector answered 2xx. */
-static bool post(tern_trace_span *const *spans, size_t n, int64_t deadline)
+static bool post(tern_trace_span *const *spans, size_t n, int64_t deadline, tern_ctx *parent)
 {
     size_t body_len = 0;
     char *body = tern__trace_otlp_json(ex.service, spans, n, &body_len);
-    tern_ctx *ctx = body ? tern_ctx_with_deadline(NULL, deadline) : NULL;
+    tern_ctx *ctx = body ? tern_ctx_with_deadline(parent, deadline) : NULL;
     bool ok = false;
     if (ctx) {
         static const char *const headers[] = {"Content-Type", "application/json", NULL};
@@ -125,15 +127,17 @@ static void drain(void)
         pthread_mutex_lock(&ex.mu);
         bool stopping = ex.stopping;
         int64_t stop_deadline = ex.stop_deadline;
+        tern_ctx *stop_ctx = ex.stop_ctx;
         pthread_mutex_unlock(&ex.mu);
         int64_t deadline = tern_deadline_after(ex.timeout);
         if (stopping && deadline > stop_deadline)
             deadline = stop_deadline;
         if (ex.no_export)
             ;   /* sampled for the ids' sake, nowhere to go */
-        else if (stopping && tern_now() >= stop_deadline)
+        else if (stopping && (tern_now() >= stop_deadline ||
+                              (stop_ctx && tern_ctx_err(stop_ctx) < 0)))
             count(&n_dropped, n), ex.left_behind = true;
-        else if (post(batch, n, deadline))
+        else if (post(batch, n, deadline, stopping ? stop_ctx : NULL))
             count(&n_exported, n);
         else
             count(&n_failed, n);
@@ -265,8 +269,9 @@ int tern_trace_init(const tern_trace_options *o)
     return 0;
 }
 
-int tern_trace_shutdown(int64_t deadline)
+int tern_trace_shutdown(tern_ctx *ctx)
 {
+    int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
     pthread_mutex_lock(&ex.mu);
     if (!ex.inited || ex.stopping) {
         pthread_mutex_unlock(&ex.mu);
@@ -275,13 +280,16 @@ int tern_trace_shutdown(int64_t deadline)
     ex.accepting = false;
     ex.stopping = true;
     ex.stop_deadline = deadline;
+    ex.stop_ctx = ctx;
     tern_chan_try_send(ex.wake, &(char){1});
     pthread_mutex_unlock(&ex.mu);
     /* Each POST is bounded by the deadline, so this wait is too. */
     char c;
     bool ok;
     tern_chan_recv(ex.done, &c, &ok);
-    bool late = ex.left_behind || tern_now() >= deadline;
+    bool late = ex.left_behind;
+    int cause = ctx && tern_ctx_err(ctx) < 0 ? tern_ctx_err(ctx) : -ETIMEDOUT;
+    ex.stop_ctx = NULL;
     tern_log_set_context_hook(NULL);
     release_state();
     tern__trace_set_sampler(&(tern_trace_sampler){TERN_TRACE_SAMPLER_PARENTBASED_ALWAYS_ON, 1.0});
@@ -289,16 +297,18 @@ int tern_trace_shutdown(int64_t deadline)
     ex.inited = false;
     ex.stopping = false;
     pthread_mutex_unlock(&ex.mu);
-    return late ? -ETIMEDOUT : 0;
+    return late ? cause : 0;
 }
 
-void tern_trace_stats_get(tern_trace_stats *st)
+int tern_trace_stats(struct tern_trace_stats *out)
 {
+    TERN_CHECK_ARG(out);
     pthread_mutex_lock(&ex.mu);
-    st->queued = ex.len;
+    out->queued = ex.len;
     pthread_mutex_unlock(&ex.mu);
-    st->exported = atomic_load_explicit(&n_exported, memory_order_relaxed);
-    st->dropped = atomic_load_explicit(&n_dropped, memory_order_relaxed);
-    st->failed = atomic_load_explicit(&n_failed, memory_order_relaxed);
-    st->batches = atomic_load_explicit(&n_batches, memory_order_relaxed);
+    out->exported = atomic_load_explicit(&n_exported, memory_order_relaxed);
+    out->dropped = atomic_load_explicit(&n_dropped, memory_order_relaxed);
+    out->failed = atomic_load_explicit(&n_failed, memory_order_relaxed);
+    out->batches = atomic_load_explicit(&n_batches, memory_order_relaxed);
+    return 0;
 }

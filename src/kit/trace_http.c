@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/check.h"
 #include "kit/trace_internal.h"
 #include "tern/error.h"
 #include "tern/http_router.h"
@@ -144,6 +145,7 @@ int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
                               const tern_http_client_request *req,
                               tern_http_client_response **out, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(req);
     if (!parent)
         parent = tern_trace_span_from_ctx(ctx);
     if (!parent)

@@ -1,0 +1,104 @@
+/*
+ * tern/service.h - a service's life, as Kubernetes expects it.
+ *
+ * A tern_service runs an HTTP server with a health object (tern/health.h)
+ * through its life: start-up, then readiness, then on SIGTERM/SIGINT,
+ * tern_service_stop or the end of the ctx given to tern_service_run, a
+ * graceful stop in the order that loses no request:
+ *   1. readiness goes false (/readyz answers 503, /livez still 200);
+ *   2. the pre-stop delay passes, so load balancers notice and stop
+ *      sending new requests while the server still accepts them;
+ *   3. the server stops accepting and in-flight requests finish, up to
+ *      the drain deadline (tern_http_server_shutdown);
+ *   4. shutdown hooks run, last registered first, each bounded;
+ *   5. the log is flushed (up to 1 s), tern_service_run returns 0 and the
+ *      program exits 0.
+ *
+ *     tern_service *svc;
+ *     tern_service_options o = {.http = {.handler = ...}, .addr = ":8080"};
+ *     int rc = tern_service_new(&o, &svc);
+ *     if (rc == 0)
+ *         rc = tern_service_run(svc, NULL);   // until SIGTERM
+ *     tern_service_free(svc);
+ *
+ * Errors are negative errno.  A service is set up from one coroutine
+ * before running; tern_service_stop is safe from any coroutine or thread.
+ * A NULL service passed to any function but tern_service_free aborts
+ * naming the function.
+ */
+#ifndef TERN_SERVICE_H
+#define TERN_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tern/context.h"
+#include "tern/health.h"
+#include "tern/http.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tern_service tern_service;
+
+/* Work done in tern_service_run before the service is ready (warming a
+ * cache, connecting a database), while the server already answers probes:
+ * 0, or -errno to abort the run (it then stops as on a signal and returns
+ * the error). */
+typedef int tern_service_start_fn(void *arg);
+
+/* A shutdown hook: close a pool, flush logs.  ctx carries the hook's
+ * timeout; a hook past it is abandoned (it keeps running, nobody waits). */
+typedef int tern_service_hook_fn(tern_ctx *ctx, void *arg);
+
+typedef struct tern_service_options {
+    tern_http_server_options http;  /* the server's; http.handler required */
+    const char *addr;               /* listen here; required ("127.0.0.1:0") */
+    tern_service_start_fn *start;   /* NULL: ready as soon as serving */
+    void *start_arg;
+    int64_t pre_stop_delay;         /* ns between not-ready and not-accepting; 0:
+                                       none; skipped if never ready */
+    int64_t drain_timeout;          /* ns in-flight requests get; 0: 10 s */
+    int64_t hook_timeout;           /* ns per shutdown hook; 0: 5 s */
+    bool no_signals;                /* stop only through tern_service_stop */
+} tern_service_options;
+
+/* Create the server, its health object and listen on o->addr (so the port
+ * is known before running).  0, -EINVAL (no handler or addr), -ENOMEM, or
+ * tern_http_server_listen's error; on failure *out is NULL.  The service
+ * is the caller's, freed with tern_service_free.  From a coroutine. */
+int tern_service_new(const tern_service_options *o, tern_service **out);
+/* After tern_service_run has returned (or instead of running it).  NULL:
+ * a no-op. */
+void tern_service_free(tern_service *svc);
+
+/* The service's health object (owned by the service) and server. */
+tern_health *tern_service_health(tern_service *svc);
+tern_http_server *tern_service_server(tern_service *svc);
+int tern_service_port(const tern_service *svc);
+
+/* Add a shutdown hook; hooks run in reverse order of registration.  name
+ * is copied (for the log line of a failed hook).  -EINVAL, -ENOMEM. */
+int tern_service_on_shutdown(tern_service *svc, const char *name, tern_service_hook_fn *fn,
+                             void *arg);
+
+/* Serve, run start-up, become ready, wait for SIGTERM or SIGINT (unless
+ * no_signals), tern_service_stop or ctx's end (NULL: no ctx), then stop
+ * gracefully as above: an ended ctx stops the service as SIGTERM does (it
+ * is seen within 50 ms); it does not cut the stop itself short, which
+ * drain_timeout and hook_timeout bound.  Returns 0 (also when the drain
+ * deadline forced connections closed or a hook failed: both are logged,
+ * and when ctx ended it), the start function's error, or -errno if the
+ * server could not serve.  From a coroutine; once per service
+ * (-EALREADY). */
+int tern_service_run(tern_service *svc, tern_ctx *ctx);
+
+/* Ask a running (or about to run) service to stop, as a signal would.
+ * Any coroutine or thread; idempotent. */
+void tern_service_stop(tern_service *svc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
