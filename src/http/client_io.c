@@ -41,7 +41,8 @@ static int slice_over(tern_ctx *ctx, int64_t deadline)
 
 ssize_t tern__hc_read(tern_conn *conn, tern_ctx *ctx, void *buf, size_t n)
 {
-    int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+    int64_t deadline;
+    tern_ctx_deadline(ctx, &deadline);
     for (;;) {
         int rc = slice_over(ctx, deadline);
         if (rc < 0)
@@ -57,7 +58,8 @@ ssize_t tern__hc_read(tern_conn *conn, tern_ctx *ctx, void *buf, size_t n)
  * entries went, and the write must carry on exactly where it stopped. */
 int tern__hc_writev(tern_conn *conn, tern_ctx *ctx, struct iovec *iov, int iovcnt)
 {
-    int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+    int64_t deadline;
+    tern_ctx_deadline(ctx, &deadline);
     int fd = tern_conn_fd(conn);
     int rc = slice_over(ctx, deadline);
     if (rc < 0)

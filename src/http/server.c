@@ -38,17 +38,20 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     s->o.read_body_timeout = or_default(s->o.read_body_timeout, 60 * SEC);
     s->o.write_timeout = or_default(s->o.write_timeout, 60 * SEC);
     s->o.idle_timeout = or_default(s->o.idle_timeout, 120 * SEC);
-    s->base = tern_ctx_with_cancel(NULL);
-    s->accepting = tern_ctx_with_cancel(NULL);
-    s->drained = tern_chan_make(1, 0);
-    s->finished = tern_chan_make(1, 0);
-    if (!s->base || !s->accepting || !s->drained || !s->finished) {
+    int rc = tern_ctx_with_cancel(NULL, &s->base);
+    if (rc == 0)
+        rc = tern_ctx_with_cancel(NULL, &s->accepting);
+    if (rc == 0)
+        rc = tern_chan_new(1, 0, &s->drained);
+    if (rc == 0)
+        rc = tern_chan_new(1, 0, &s->finished);
+    if (rc < 0) {
         tern_chan_free(s->finished);
         tern_ctx_free(s->base);
         tern_ctx_free(s->accepting);
         tern_chan_free(s->drained);
         free(s);
-        return -ENOMEM;
+        return rc;
     }
     s->conn_slots = (tern_sem)TERN_SEM_INIT(o->max_conns > 0 ? o->max_conns : 1);
     *out = s;
@@ -69,7 +72,7 @@ int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 
 int tern_http_server_listen(tern_http_server *s, const char *addr)
 {
-    int n = s->o.reuseport ? tern_procs() : 1;
+    int n = s->o.reuseport ? tern_runtime_procs() : 1;
     tern_listen_options lo = { .reuseport = s->o.reuseport };
     char bound[128];
     for (int i = 0; i < n; i++) {
@@ -222,12 +225,12 @@ int tern_http_server_serve(tern_http_server *s)
             return -ENOMEM;
         }
     }
-    tern_waitgroup_wait(&s->accepters);
+    tern_waitgroup_wait(&s->accepters, NULL);
     /* accepting has stopped: shutdown was called; wait until it is over,
      * so that our caller may free the server as soon as we return */
     bool ok;
     char c;
-    tern_chan_recv(s->finished, &c, &ok);
+    tern_chan_recv(s->finished, &c, &ok, NULL);
     return 0;
 }
 
@@ -256,24 +259,29 @@ int tern_http_server_shutdown(tern_http_server *s, int64_t deadline)
     kick_conns(s, false);
     /* connections idle now may have been active a moment ago: look again
      * every few ms until they are all gone or the deadline passes */
-    tern_ctx *until = tern_ctx_with_deadline(NULL, deadline);
-    int rc = 0;
-    for (;;) {
-        tern_ctx *tick = tern_ctx_with_timeout(until, 5000000);
-        bool ok;
-        char c;
-        int r = tern_chan_recv_ctx(s->drained, &c, &ok, tick);
+    tern_ctx *until = NULL;
+    bool ok;
+    char c;
+    int rc = tern_ctx_with_deadline(NULL, deadline, &until);
+    while (rc == 0) {
+        tern_ctx *tick;
+        if ((rc = tern_ctx_with_timeout(until, 5000000, &tick)) < 0)
+            break;
+        int r = tern_chan_recv(s->drained, &c, &ok, tick);
         tern_ctx_free(tick);
         if (r == 0)
             break;
-        if (tern_ctx_err(until) != 0) {
+        if (tern_ctx_err(until) != 0)
             rc = -ETIMEDOUT;
-            tern_ctx_cancel(s->base);
-            kick_conns(s, true);
-            tern_chan_recv(s->drained, &c, &ok);
-            break;
-        }
-        kick_conns(s, false);
+        else
+            kick_conns(s, false);
+    }
+    if (rc < 0) {
+        /* past the deadline, or no context to wait with (an error, never
+         * an unbounded wait): close every connection now */
+        tern_ctx_cancel(s->base);
+        kick_conns(s, true);
+        tern_chan_recv(s->drained, &c, &ok, NULL);
     }
     tern_ctx_free(until);
     if (first)

@@ -119,7 +119,9 @@ void tern_log_set_context_hook(tern_log_context_fn *fn)
 
 tern_ctx *tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids)
 {
-    return tern_ctx_with_value(parent, &ids_key, (void *)ids);
+    tern_ctx *c;
+    tern_ctx_with_value(parent, &ids_key, (void *)ids, &c);
+    return c;                   /* NULL on ENOMEM, as documented */
 }
 
 static void fork_prepare(void)

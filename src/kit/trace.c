@@ -397,7 +397,9 @@ static const char ctx_key, holder_key;
 
 tern_ctx *tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s)
 {
-    return tern_ctx_with_value(parent, &ctx_key, s);
+    tern_ctx *c;
+    tern_ctx_with_value(parent, &ctx_key, s, &c);
+    return c;                   /* NULL on ENOMEM, as documented */
 }
 
 const void *tern__trace_holder_key(void)

@@ -31,7 +31,8 @@ static int connect_one(tern_ctx *ctx, const struct sockaddr *sa, socklen_t len, 
             rc = -errno;
             goto fail;
         }
-        int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+        int64_t deadline;
+        tern_ctx_deadline(ctx, &deadline);
         for (;;) {
             rc = ctx ? tern_ctx_err(ctx) : 0;
             if (rc < 0)
