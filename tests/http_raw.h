@@ -45,7 +45,7 @@ static int body_entry(void *arg)
     CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
                           NULL),
              0);
-    tern_waitgroup_wait(&b->wg);
+    tern_waitgroup_wait(&b->wg, NULL);
     return 0;
 }
 
@@ -111,7 +111,7 @@ static void server_start(server *sv, const tern_http_link *links, size_t n)
 static void server_stop(server *sv)
 {
     CHECK_EQ(tern_http_server_shutdown(sv->s, tern_deadline_after(2 * TERN_SEC)), 0);
-    tern_waitgroup_wait(&sv->done);
+    tern_waitgroup_wait(&sv->done, NULL);
     tern_http_server_free(sv->s);
 }
 

@@ -195,7 +195,7 @@ static void expect_eof_at(cl *k, int line)
     if (n != 0 && n != -ECONNRESET) {
         fprintf(stderr, "line %d: expected EOF, read returned %zd%s%.*s\n", line, n, n > 0 ? ": " : "",
                 n > 0 ? (int)n : 0, k->buf + k->pos);
-        tern_dump(stderr);
+        tern_runtime_dump(stderr);
         abort();
     }
 }
@@ -451,7 +451,7 @@ static int serve_co(void *arg)
 {
     tsrv *t = arg;
     int rc = tern_http_server_serve(t->s);
-    tern_chan_send(t->done, &rc);
+    tern_chan_send(t->done, &rc, NULL);
     return 0;
 }
 
@@ -472,7 +472,7 @@ static tsrv *srv_start(tern_http_server_options *o, tern_http_router *rt)
     char want[64];
     snprintf(want, sizeof want, "127.0.0.1:%d", tern_http_server_port(t->s));
     CHECK_STR(t->addr, want);
-    t->done = tern_chan_make(sizeof(int), 1);
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &t->done), 0);
     CHECK(t->done);
     CHECK_EQ(tern_go(serve_co, t), 0);
     return t;
@@ -482,7 +482,7 @@ static int srv_wait(tsrv *t)
 {
     int rc = -1;
     bool ok = false;
-    CHECK_EQ(tern_chan_recv(t->done, &rc, &ok), 0);
+    CHECK_EQ(tern_chan_recv(t->done, &rc, &ok, NULL), 0);
     CHECK(ok);
     return rc;
 }
@@ -565,7 +565,7 @@ static int h_stream(tern_http_req *r, tern_http_resp *w, void *arg)
             CHECK_EQ(tern_http_resp_set_header(w, "X-Late", "1"), -EALREADY);
             int go;
             bool ok;
-            tern_chan_recv(stream_go, &go, &ok);
+            tern_chan_recv(stream_go, &go, &ok, NULL);
         }
     }
     CHECK_EQ(tern_http_resp_body_bytes(w), 14);
@@ -626,9 +626,10 @@ static int h_sleep(tern_http_req *r, tern_http_resp *w, void *arg)
     const char *s = tern_http_req_query(r, "ms");
     long ms = s ? atol(s) : 0;
     atomic_fetch_add(&sleep_calls, 1);
-    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), ms * TERN_MS);
+    tern_ctx *t;
+    CHECK_EQ(tern_ctx_with_timeout(tern_http_req_ctx(r), ms * TERN_MS, &t), 0);
     CHECK(t);
-    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
+    tern_chan_recv(tern_ctx_done(t), NULL, NULL, NULL);
     int err = tern_ctx_err(tern_http_req_ctx(r));
     tern_ctx_free(t);
     if (err < 0)
@@ -641,9 +642,10 @@ static int h_wait(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     (void)arg;
     announce();
-    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), 5 * TERN_SEC);
+    tern_ctx *t;
+    CHECK_EQ(tern_ctx_with_timeout(tern_http_req_ctx(r), 5 * TERN_SEC, &t), 0);
     CHECK(t);
-    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
+    tern_chan_recv(tern_ctx_done(t), NULL, NULL, NULL);
     int err = tern_ctx_err(tern_http_req_ctx(r));
     tern_ctx_free(t);
     atomic_store(&wait_err, err);
@@ -1052,7 +1054,7 @@ SERVER_TEST(chunked_request_body)
 SERVER_TEST(streamed_response)
 {
     (void)arg;
-    stream_go = tern_chan_make(sizeof(int), 0);
+    CHECK_EQ(tern_chan_new(sizeof(int), 0, &stream_go), 0);
     tsrv *t = app_start(NULL);
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -1072,7 +1074,7 @@ SERVER_TEST(streamed_response)
         CHECK(cl_quiet(k, 30 * TERN_MS));
         if (i < 2) {
             int go = 1;
-            CHECK_EQ(tern_chan_send(stream_go, &go), 0);
+            CHECK_EQ(tern_chan_send(stream_go, &go, NULL), 0);
         }
     }
     resp_free(&r);
@@ -1086,7 +1088,7 @@ SERVER_TEST(streamed_response)
     CHECK_EQ(r.status, 200);
     for (int i = 0; i < 2; i++) {
         int go = 1;
-        CHECK_EQ(tern_chan_send(stream_go, &go), 0);
+        CHECK_EQ(tern_chan_send(stream_go, &go, NULL), 0);
     }
     resp_free(&r);
     get(k, "/plaintext", &r);
@@ -1447,7 +1449,7 @@ static int slow_write(void *arg)
         tern_sleep(50 * TERN_MS);
     }
     int one = 1;
-    tern_chan_send(s->done, &one);
+    tern_chan_send(s->done, &one, NULL);
     return 0;
 }
 
@@ -1460,7 +1462,7 @@ SERVER_TEST(slowloris)
     /* one byte every 50 ms: cut off at the header timeout, with a 408 */
     slow_writer *s = calloc(1, sizeof *s);
     s->k = cl_dial(t->addr);
-    s->done = tern_chan_make(sizeof(int), 1);
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &s->done), 0);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_go(slow_write, s), 0);
     resp r;
@@ -1477,7 +1479,7 @@ SERVER_TEST(slowloris)
     CHECK(took < 700 * TERN_MS);
     atomic_store(&s->stop, true);
     int one;
-    tern_chan_recv(s->done, &one, NULL);
+    tern_chan_recv(s->done, &one, NULL, NULL);
     CHECK(s->sent < 20);
     cl_close(s->k);
     tern_chan_free(s->done);
@@ -1657,7 +1659,7 @@ SERVER_TEST(date_header)
 SERVER_TEST(forced_shutdown_cancels_ctx)
 {
     (void)arg;
-    entered = tern_chan_make(sizeof(int), 16);
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
     atomic_store(&wait_err, 1);
     tsrv *t = app_start(NULL);
     cl *idle = cl_dial(t->addr);
@@ -1667,7 +1669,7 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
     int one;
-    tern_chan_recv(entered, &one, NULL);
+    tern_chan_recv(entered, &one, NULL, NULL);
     /* the idle one's coroutine goes idle just after its answer was sent */
     int64_t until = tern_now() + TERN_SEC;
     while (srv_stats(t).active != 1 && tern_now() < until)
@@ -1790,7 +1792,7 @@ SERVER_TEST(shutdown_under_load)
     int64_t t0 = tern_now();
     CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 5 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
-    tern_waitgroup_wait(&L->wg);
+    tern_waitgroup_wait(&L->wg, NULL);
     CHECK_EQ(srv_wait(t), 0);
     tern_http_server_stats st = srv_stats(t);
     fprintf(stderr, "   %ld answered (%ld before shutdown), %ld closed unanswered, %ld sent; "
@@ -2183,12 +2185,12 @@ SERVER_TEST(body_over_limit_refused_before_read)
 SERVER_TEST(shutdown_inflight_gets_connection_close)
 {
     (void)arg;
-    entered = tern_chan_make(sizeof(int), 16);
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
     tsrv *t = app_start(NULL);
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
     int one;
-    tern_chan_recv(entered, &one, NULL);
+    tern_chan_recv(entered, &one, NULL, NULL);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_http_server_shutdown(t->s, tern_now() + 2 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
@@ -2877,12 +2879,13 @@ static int h_ctx(tern_http_req *r, tern_http_resp *w, void *arg)
     CHECK(base && tern_http_req_ctx(r) == base);
     tern_ctx *chain[7];
     for (int i = 0; i < 7; i++) {
-        chain[i] = tern_ctx_with_cancel(tern_http_req_ctx(r));
+        CHECK_EQ(tern_ctx_with_cancel(tern_http_req_ctx(r), &chain[i]), 0);
         CHECK(chain[i]);
         CHECK_EQ(tern_http_req_set_ctx(r, chain[i]), 0);
         CHECK(tern_http_req_ctx(r) == chain[i]);
     }
-    tern_ctx *extra = tern_ctx_with_cancel(tern_http_req_ctx(r));
+    tern_ctx *extra;
+    CHECK_EQ(tern_ctx_with_cancel(tern_http_req_ctx(r), &extra), 0);
     CHECK_EQ(tern_http_req_set_ctx(r, extra), -ENOSPC);
     CHECK(tern_http_req_ctx(r) == chain[6]);
     tern_ctx_free(extra);                   /* refused: still ours */
@@ -3006,7 +3009,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     CHECK_EQ(tern_http_server_add_listener(t->s, l), 0);
     CHECK_EQ(tern_http_server_port(t->s), 0);           /* a Unix socket has none */
     CHECK_STR(tern_http_server_addr(t->s), path);
-    CHECK(t->done = tern_chan_make(sizeof(int), 1));
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &t->done), 0);
     CHECK_EQ(tern_go(serve_co, t), 0);
     tern_conn *c;
     CHECK_EQ(tern_dial(NULL, TERN_NET_UNIX, path, &c), 0);

@@ -54,7 +54,8 @@ static void debug_get(const char *base, const char *path, reply *out)
     CHECK_EQ(tern_http_client_new(&(tern_http_client_options){.max_idle_per_host = -1}, &c), 0);
     char url[256];
     snprintf(url, sizeof url, "%s%s", base, path);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 30 * TERN_SEC);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_SEC, &ctx), 0);
     tern_http_client_response *r;
     CHECK_EQ(tern_http_client_get(c, ctx, url, &r), 0);
     out->status = tern_http_client_response_status(r);
@@ -85,14 +86,14 @@ static int sleeper(void *arg)
     (void)arg;
     int v;
     bool ok;
-    tern_chan_recv(hold, &v, &ok);
+    tern_chan_recv(hold, &v, &ok, NULL);
     return 0;
 }
 
 static int coroutines_body(void *arg)
 {
     (void)arg;
-    CHECK(hold = tern_chan_make(sizeof(int), 0));
+    CHECK_EQ(tern_chan_new(sizeof(int), 0, &hold), 0);
     CHECK_EQ(tern_go_opts(sleeper, NULL, &(tern_go_options){.name = "sleeper-7f3a"}, NULL), 0);
     tern_sleep(10 * TERN_MS);
     server sv = {0};
@@ -271,7 +272,7 @@ static int profile_body(void *arg)
     CHECK_EQ(tern_go_opts(second_profile, pr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
     debug_get(sv.url, "/debug/pprof/profile?seconds=1", &pr->main);
     atomic_store(&spin_stop, true);
-    tern_waitgroup_wait(&pr->wg);
+    tern_waitgroup_wait(&pr->wg, NULL);
     server_stop(&sv);
     tern_http_router_free(router);
     return 0;
@@ -658,7 +659,7 @@ static int direct_body(void *arg)
     CHECK_EQ(rp.status, 409);
     CHECK(!strcmp(rp.body, "a CPU profile is already running\n"));
     resp_free(&rp);
-    tern_waitgroup_wait(&h.wg);
+    tern_waitgroup_wait(&h.wg, NULL);
     CHECK_EQ(h.rc, 0);
     CHECK(h.len > 2 && ((uint8_t *)h.data)[0] == 0x1f);
     free(h.data);

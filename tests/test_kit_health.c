@@ -435,7 +435,7 @@ static int lifecycle_body(void *arg)
     }
     CHECK(tern_now() - stop_at < 400 * TERN_MS);
 
-    tern_waitgroup_wait(&l->ran);
+    tern_waitgroup_wait(&l->ran, NULL);
     int64_t took = tern_now() - stop_at;
     CHECK_EQ(l->run_rc, 0);
     CHECK_EQ(atomic_load(&l->nran), 4);
@@ -558,7 +558,7 @@ static int sigterm_entry(void *arg)
     CHECK_EQ(tern_go_opts(slow_client_co, sr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
     CHECK_EQ(tern_go(killer_co, NULL), 0);
     int rc = tern_service_run(sr->svc);
-    tern_waitgroup_wait(&sr->wg);
+    tern_waitgroup_wait(&sr->wg, NULL);
     fprintf(stderr, "run %d, in-flight request %d %s\n", rc, sr->status, sr->body);
     if (rc != 0 || sr->status != 200 || strcmp(sr->body, "finished") != 0)
         return 1;

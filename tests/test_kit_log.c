@@ -478,7 +478,8 @@ static void log_adds_trace_ids_from_context_and_hook(void)
     tern_log_ids ids = {.trace_id = "t1", .span_id = "s1"};
     tern_ctx *ctx = tern_log_ctx_with_ids(NULL, &ids);
     CHECK(ctx != NULL);
-    tern_ctx *child = tern_ctx_with_cancel(ctx);
+    tern_ctx *child;
+    CHECK_EQ(tern_ctx_with_cancel(ctx, &child), 0);
     tern_log_ctx(child, TERN_LOG_INFO, "from ctx", TERN_LOG_INT("n", 1));
     tern_log_ctx(NULL, TERN_LOG_INFO, "no ctx");
     tern_log_ids only_trace = {.trace_id = "t2"};
@@ -516,7 +517,8 @@ static void log_ctx_fields_takes_n_fields_and_the_ctx_ids(void)
     tern_log_ids ids = {.trace_id = "t9", .span_id = "s9"};
     tern_ctx *with = tern_log_ctx_with_ids(NULL, &ids);
     CHECK(with != NULL);
-    tern_ctx *plain = tern_ctx_with_cancel(NULL);
+    tern_ctx *plain;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &plain), 0);
     CHECK(plain != NULL);
     const tern_log_field f[] = {TERN_LOG_STR("a", "x"), TERN_LOG_INT("b", -2),
                                 TERN_LOG_BOOL("c", true)};
@@ -720,7 +722,7 @@ static int many_main(void *arg)
     tern_waitgroup_add(&wg, CO);
     for (long c = 0; c < CO; c++)
         CHECK_EQ(tern_go(logger_co, (void *)c), 0);
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     CHECK_EQ(tern_log_flush(5 * TERN_SEC), 0);      /* parks */
     return 0;
 }

@@ -557,7 +557,7 @@ static int inc_entry(void *arg)
     tern_waitgroup_add(&ir->wg, INC_COROS);
     for (int i = 0; i < INC_COROS; i++)
         CHECK_EQ(tern_go(inc_co, ir), 0);
-    tern_waitgroup_wait(&ir->wg);
+    tern_waitgroup_wait(&ir->wg, NULL);
     return 0;
 }
 
@@ -662,7 +662,7 @@ static int parked_co(void *arg)
 {
     rt_run *rr = arg;
     long v;
-    tern_chan_recv(rr->park, &v, NULL);
+    tern_chan_recv(rr->park, &v, NULL, NULL);
     tern_waitgroup_done(&rr->wg);
     return 0;
 }
@@ -670,7 +670,7 @@ static int parked_co(void *arg)
 static int rt_entry(void *arg)
 {
     rt_run *rr = arg;
-    CHECK((rr->park = tern_chan_make(sizeof(long), 0)) != NULL);
+    CHECK_EQ(tern_chan_new(sizeof(long), 0, &rr->park), 0);
     tern_waitgroup_add(&rr->wg, 10);
     for (int i = 0; i < 10; i++)
         CHECK_EQ(tern_go(parked_co, rr), 0);
@@ -702,7 +702,7 @@ static int rt_entry(void *arg)
     close(p[0]);
     close(p[1]);
     tern_chan_close(rr->park);
-    tern_waitgroup_wait(&rr->wg);
+    tern_waitgroup_wait(&rr->wg, NULL);
     tern_chan_free(rr->park);
     return 0;
 }

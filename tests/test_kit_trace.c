@@ -414,11 +414,11 @@ static int peek_co(void *arg)
     peek *p = arg;
     char c;
     bool ok;
-    tern_chan_recv(p->go, &c, &ok);
+    tern_chan_recv(p->go, &c, &ok, NULL);
     p->seen = tern_trace_span_current();
     tern_log_ids ids;
     CHECK(!tern_trace_log_ids(&ids));
-    tern_chan_send(p->done, &c);
+    tern_chan_send(p->done, &c, NULL);
     return 0;
 }
 
@@ -435,12 +435,14 @@ static int current_span_body(void *arg)
     tern_trace_span_enter(sb, b);
     CHECK(tern_trace_span_current() == b);
 
-    peek p = {.seen = a, .go = tern_chan_make(1, 0), .done = tern_chan_make(1, 0)};
+    peek p = {.seen = a};
+    CHECK_EQ(tern_chan_new(1, 0, &p.go), 0);
+    CHECK_EQ(tern_chan_new(1, 0, &p.done), 0);
     CHECK_EQ(tern_go(peek_co, &p), 0);
     char c = 1;
     bool ok;
-    tern_chan_send(p.go, &c);
-    tern_chan_recv(p.done, &c, &ok);
+    tern_chan_send(p.go, &c, NULL);
+    tern_chan_recv(p.done, &c, &ok, NULL);
     CHECK(p.seen == NULL);                  /* another coroutine sees none */
     tern_sleep(TERN_MS);                    /* park; may resume on another thread */
     CHECK(tern_trace_span_current() == b);

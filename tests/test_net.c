@@ -166,7 +166,7 @@ static int tcp_main(void *arg)
     tern_conn_close(c);
 
     tern_listener_close(l);
-    tern_waitgroup_wait(&sv.done);      /* echo_server saw -ECANCELED */
+    tern_waitgroup_wait(&sv.done, NULL);      /* echo_server saw -ECANCELED */
     tern_listener_free(l);
     return 0;
 }
@@ -209,7 +209,7 @@ static int eof_main(void *arg)
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
         tern_conn_close(c);
-        tern_waitgroup_wait(&sv.done);
+        tern_waitgroup_wait(&sv.done, NULL);
         tern_listener_free(l);
     }
     return 0;
@@ -261,7 +261,8 @@ static int dial_main(void *arg)
     int nheld = 0;
     int rc = 0;
     while (nheld < 8) {
-        tern_ctx *t = tern_ctx_with_timeout(NULL, 100 * TERN_MS);
+        tern_ctx *t;
+        CHECK_EQ(tern_ctx_with_timeout(NULL, 100 * TERN_MS, &t), 0);
         rc = tern_dial(t, TERN_NET_TCP, addr, &held[nheld]);
         tern_ctx_free(t);
         if (rc < 0)
@@ -270,14 +271,16 @@ static int dial_main(void *arg)
     }
     CHECK_EQ(rc, -ETIMEDOUT);           /* the backlog filled up */
     int64_t t0 = tern_now();
-    tern_ctx *t = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    tern_ctx *t;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_MS, &t), 0);
     CHECK_EQ(tern_dial(t, TERN_NET_TCP, addr, &c), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     if (took < 30 * TERN_MS || took > 2 * TERN_SEC)
         fprintf(stderr, "dial with a 30 ms deadline took %lld us\n", (long long)(took / 1000));
     CHECK(took >= 30 * TERN_MS && took < 2 * TERN_SEC);
     tern_ctx_free(t);
-    canceller can = { .ctx = tern_ctx_with_cancel(NULL), .done = TERN_WAITGROUP_INIT };
+    canceller can = { .done = TERN_WAITGROUP_INIT };
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &can.ctx), 0);
     tern_waitgroup_add(&can.done, 1);
     tern_go(cancel_after, &can);
     t0 = tern_now();
@@ -286,11 +289,11 @@ static int dial_main(void *arg)
     if (took < 19 * TERN_MS || took > 2 * TERN_SEC)
         fprintf(stderr, "dial cancelled after 20 ms took %lld us\n", (long long)(took / 1000));
     CHECK(took >= 19 * TERN_MS && took < 2 * TERN_SEC);
-    tern_waitgroup_wait(&can.done);
+    tern_waitgroup_wait(&can.done, NULL);
     tern_ctx_free(can.ctx);
     tern_ctx *cc;
     /* an already-cancelled context does not even start */
-    cc = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &cc), 0);
     tern_ctx_cancel(cc);
     CHECK_EQ(tern_dial(cc, TERN_NET_TCP, "127.0.0.1:1", &c), -ECANCELED);
     tern_ctx_free(cc);
@@ -339,7 +342,7 @@ static int unix_main(void *arg)
         CHECK(!memcmp(buf, "unix", 4));
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf), 0);
         tern_conn_close(c);
-        tern_waitgroup_wait(&sv.done);
+        tern_waitgroup_wait(&sv.done, NULL);
         tern_listener_free(l);
     }
     CHECK_EQ(access(path, F_OK), -1);   /* the socket file is removed */
@@ -375,7 +378,7 @@ static int accept_main(void *arg)
     go_served(closer, &sv, l);
     CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
     CHECK_EQ(tern_accept(l, &c, TERN_FOREVER), -ECANCELED);
-    tern_waitgroup_wait(&sv.done);
+    tern_waitgroup_wait(&sv.done, NULL);
     tern_listener_free(l);
     /* the same port twice without reuseport */
     CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
@@ -408,7 +411,7 @@ static void on_report(const char *msg, void *ctx)
 static int emfile_main(void *arg)
 {
     (void)arg;
-    tern_set_report_hook(on_report, NULL);
+    tern_runtime_set_report_hook(on_report, NULL);
     tern_listener *l;
     CHECK_EQ(tern_listen(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     tern_conn *c;
@@ -520,7 +523,7 @@ static int fds_and_nodelay_main(void *arg)
     CHECK_EQ(tern_conn_set_nodelay(c, true), 0);
     CHECK_EQ(tcp_nodelay_of(c), 1);
     tern_conn_close(c);
-    tern_waitgroup_wait(&sv.done);
+    tern_waitgroup_wait(&sv.done, NULL);
     tern_listener_free(l);
 
     /* a Unix socket has no TCP_NODELAY: an error, not a crash or a 0 */
@@ -571,9 +574,9 @@ static int wait_then_note(void *arg)
 /* Until some coroutine is parked on the netpoller (bounded). */
 static void until_fd_waiter(void)
 {
-    tern_stats st;
+    struct tern_runtime_stats st;
     int64_t end = tern_now() + 2 * TERN_SEC;
-    while (tern_stats_get(&st, NULL, 0) >= 0 && st.fd_waiters == 0 && tern_now() < end)
+    while (tern_runtime_stats(&st, NULL, 0) >= 0 && st.fd_waiters == 0 && tern_now() < end)
         tern_sleep(TERN_MS);
     CHECK(st.fd_waiters > 0);
 }
@@ -614,7 +617,7 @@ static int wait_readable_main(void *arg)
     CHECK_EQ(tern_conn_read(b, buf, sizeof buf), 1);
     CHECK_EQ(buf[0], 'y');
     tern_conn_set_read_deadline(b, TERN_FOREVER);
-    tern_waitgroup_wait(&w.done);
+    tern_waitgroup_wait(&w.done, NULL);
 
     /* end of stream is readable too: the read then says 0 */
     tern_conn_close(a);
@@ -629,7 +632,7 @@ static int wait_readable_main(void *arg)
     CHECK_EQ(tern_go(wait_then_note, &p), 0);
     until_fd_waiter();
     tern_conn_close(b);
-    tern_waitgroup_wait(&p.done);
+    tern_waitgroup_wait(&p.done, NULL);
     CHECK_EQ(p.rc, -EBADF);
     tern_conn_close(a);
     return 0;
@@ -696,7 +699,7 @@ static int write_deadline_main(void *arg)
     memset(out, 'z', big);
     CHECK_EQ(tern_conn_write(a, out, big), (ssize_t)big);
     CHECK_EQ(tern_conn_close_write(a), 0);
-    tern_waitgroup_wait(&d.done);
+    tern_waitgroup_wait(&d.done, NULL);
     CHECK(d.got > big);                 /* the timed-out writes had sent a little */
     CHECK_EQ(d.last, 'z');
     free(out);
@@ -759,7 +762,7 @@ static int sendfile_main(void *arg)
     off_t off = 0;
     CHECK_EQ(tern_conn_sendfile(a, fd, &off, n), (ssize_t)n);
     CHECK_EQ(off, (off_t)n);
-    tern_waitgroup_wait(&k.done);
+    tern_waitgroup_wait(&k.done, NULL);
     CHECK(!memcmp(got, file, n));
     CHECK_EQ(lseek(fd, 0, SEEK_CUR), (off_t)n);     /* from write(): sendfile left it */
 
@@ -859,8 +862,8 @@ static int signal_main(void *arg)
     raise(SIGUSR2);
     tern_sleep(30 * TERN_MS);
     raise(SIGUSR1);
-    tern_waitgroup_wait(&a.done);
-    tern_waitgroup_wait(&b.done);
+    tern_waitgroup_wait(&a.done, NULL);
+    tern_waitgroup_wait(&b.done, NULL);
     CHECK_EQ(a.got, SIGUSR1);
     CHECK_EQ(b.got, SIGUSR2);
     return 0;

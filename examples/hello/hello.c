@@ -69,12 +69,7 @@ static int sleep_ms(tern_http_req *r, tern_http_resp *w, void *arg)
     long ms = s ? strtol(s, &end, 10) : -1;
     if (!s || *end || ms < 0 || ms > MAX_SLEEP_MS)
         return tern_http_resp_error(w, 400, "ms must be an integer from 0 to 60000\n");
-    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), ms * 1000000LL);
-    if (!t)
-        return -ENOMEM;
-    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
-    int err = tern_ctx_err(tern_http_req_ctx(r));
-    tern_ctx_free(t);
+    int err = tern_ctx_sleep(ms * TERN_MS, tern_http_req_ctx(r));
     if (err < 0)
         return err;
     return tern_http_resp_printf(w, "slept %ld ms\n", ms) < 0 ? -EIO : 0;

@@ -59,9 +59,11 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
     const char *url = tern_config_str(s->cfg, "downstream");
     if (!*url)
         return tern_http_resp_error(w, 503, "no downstream configured (--downstream URL)\n");
-    tern_ctx *ctx = tern_ctx_with_timeout(tern_http_req_ctx(r), tern_config_duration(s->cfg, "call.timeout"));
-    if (!ctx)
-        return -ENOMEM;
+    tern_ctx *ctx;
+    int err = tern_ctx_with_timeout(tern_http_req_ctx(r), tern_config_duration(s->cfg, "call.timeout"),
+                                    &ctx);
+    if (err < 0)
+        return err;
     char traceparent[64] = "";
     const tern_trace_span_context *sc =
         tern_trace_span_context_of(tern_trace_span_from_ctx(tern_http_req_ctx(r)));
@@ -113,7 +115,9 @@ static json_t *published_config(void *arg)
 static int stop_tracing(tern_ctx *ctx, void *arg)
 {
     (void)arg;
-    return tern_trace_shutdown(tern_ctx_deadline(ctx));
+    int64_t deadline;
+    tern_ctx_deadline(ctx, &deadline);
+    return tern_trace_shutdown(deadline);
 }
 
 static int run(void *arg)
