@@ -347,7 +347,7 @@ static int entry(void *arg)
     (void)arg;
     bench_count_reports();
     struct tern_runtime_stats st0, st1;
-    check("tern_stats_get", tern_runtime_stats(&st0, NULL, 0));
+    check("tern_runtime_stats", tern_runtime_stats(&st0, NULL, 0));
     if (strcmp(g_cmd, "mutex") == 0) {
         double pct;
         double ns = do_mutex(&pct);
@@ -365,7 +365,7 @@ static int entry(void *arg)
         printf("%.1f\n", ns);
     }
     fflush(stdout);
-    check("tern_stats_get", tern_runtime_stats(&st1, NULL, 0));
+    check("tern_runtime_stats", tern_runtime_stats(&st1, NULL, 0));
     sched_note(&st0, &st1);
     bench_report_summary("tern csp");
     return 0;

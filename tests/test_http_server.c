@@ -2218,7 +2218,7 @@ SERVER_TEST(shutdown_inflight_gets_connection_close)
 /* tern_http_server_free() right after serve() returns, as hello.c does
  * ("After serve has returned"): no coroutine of the server may touch it
  * any more.  Found: serve() returned when `drained` closed, while
- * shutdown() was still inside tern_chan_recv_ctx on it (a use after free
+ * shutdown() was still inside tern_chan_recv (with a ctx) on it (a use after free
  * of the channel; in a plain build a worker spun on the freed lock).
  * Repeated to hit the window. */
 typedef struct race {

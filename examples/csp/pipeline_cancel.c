@@ -28,8 +28,8 @@ static int gen(void *arg)
     stage *s = arg;
     long n = 0;
     for (long v = 1;; v++) {
-        /* Spelled out as Go would; square() uses the tern_chan_send_ctx
-         * shorthand for the same select. */
+        /* Spelled out as Go would; square() passes the ctx to tern_chan_send,
+         * the shorthand for the same select. */
         tern_chan_case c[] = {
             {.ch = s->out, .op = TERN_CHAN_SEND, .elem = &v},
             {.ch = tern_ctx_done(s->ctx), .op = TERN_CHAN_RECV},

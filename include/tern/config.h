@@ -166,8 +166,10 @@ typedef void tern_config_error_fn(tern_config *cfg, const char *msg, void *arg);
 void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg);
 
 /* Start a coroutine that reloads on every SIGHUP (tern_signal_notify,
- * tern_signal_wait: so no other coroutine may wait for signals).  From a
- * coroutine.  0, -EALREADY, or what tern_signal_notify / tern_go return. */
+ * tern_signal_wait; other coroutines may wait for other signals at the
+ * same time, as a service's SIGTERM waiter does, but a second SIGHUP
+ * waiter would take some of the SIGHUPs).  From a coroutine.  0,
+ * -EALREADY, or what tern_signal_notify / tern_go return. */
 int tern_config_watch_sighup(tern_config *cfg);
 
 /* Start a coroutine that reloads when the file (options.file) changes,

@@ -6,7 +6,7 @@
  * passes, or when its parent is; cancelling one cancels all its
  * descendants at once.  tern_ctx_err() then says why: -ECANCELED or
  * -ETIMEDOUT (Go's Canceled and DeadlineExceeded).  tern_ctx_done() is a
- * channel closed at that moment, usable in tern_select; every blocking
+ * channel closed at that moment, usable in tern_chan_select; every blocking
  * call in tern that takes a context returns -ECANCELED / -ETIMEDOUT.
  *
  * Ownership: each tern_ctx_with_* writes to *out a context the caller must

@@ -14,7 +14,17 @@
  *
  * Threads: every function below must be called from a coroutine (inside
  * tern_run) unless its comment says otherwise.  Calling one from elsewhere
- * is a programmer error and aborts with a message saying so.
+ * is a programmer error and aborts with a message saying so, as does a
+ * NULL object (the message names the function).
+ *
+ * Bounding: the runtime sits below tern/context.h, so its own waits
+ * (tern_sleep_until, tern_wait, tern_fd_wait, tern_signal_wait) take an
+ * absolute monotonic deadline in ns (TERN_FOREVER: none), not a tern_ctx;
+ * every blocking call above the runtime takes a ctx last instead.
+ *
+ * Ownership: the runtime owns every coroutine and its control block; a
+ * tern_co handle is borrowed (see tern_co below).  Strings passed in
+ * (names, wait reasons) are copied or must be static, as each says.
  */
 #ifndef TERN_RUNTIME_H
 #define TERN_RUNTIME_H

@@ -5,6 +5,9 @@
  * (which cancels the group's context), then releases the limit and marks
  * itself done on the group's wait group.  The group itself is only freed
  * once that wait group is empty, so a child never outlives its group.
+ * A go that finds the group full waits for a slot of the limit until the
+ * caller's ctx or the group's own context ends, whichever first: one
+ * semaphore wait watching both (tern__sem_acquire).
  */
 #define _GNU_SOURCE
 #include "base/check.h"
