@@ -85,12 +85,12 @@ static inline void bench_report_hook(const char *msg, void *ctx)
 
 static inline void bench_count_reports(void)
 {
-    tern_set_report_hook(bench_report_hook, NULL);
+    tern_runtime_set_report_hook(bench_report_hook, NULL);
 }
 
 static inline void bench_report_summary(const char *who)
 {
-    tern_set_report_hook(NULL, NULL);
+    tern_runtime_set_report_hook(NULL, NULL);
     long n = atomic_load(&bench_reports);
     if (n) {
         size_t len = strlen(bench_first_report);

@@ -14,7 +14,7 @@
  *       the entry receives until closed.  Default Ps.  ns per item.
  *   csp_bench select4 [n=2000000]
  *       four producers, each sending n/4 values into its own cap-64
- *       channel; the entry does n tern_select()s over the four receives
+ *       channel; the entry does n tern_chan_select()s over the four receives
  *       (which channels are ready at a given select depends on how the
  *       producers happen to run).  Default Ps.  ns per select.
  *   csp_bench mutex [n=10000000]
@@ -55,9 +55,8 @@ static void check(const char *what, int r)
 
 static tern_chan *make_chan(size_t cap)
 {
-    tern_chan *ch = tern_chan_make(sizeof(long), cap);
-    if (!ch)
-        bench_fail("tern_chan_make", -errno);
+    tern_chan *ch;
+    check("tern_chan_new", tern_chan_new(sizeof(long), cap, &ch));
     return ch;
 }
 
@@ -72,12 +71,12 @@ static int pp_echo(void *arg)
     for (long i = 0; i < rounds; i++) {
         long v;
         bool ok;
-        check("tern_chan_recv", tern_chan_recv(g_ping, &v, &ok));
+        check("tern_chan_recv", tern_chan_recv(g_ping, &v, &ok, NULL));
         if (!ok) {
             fprintf(stderr, "csp_bench pingpong: ping closed\n");
             exit(1);
         }
-        check("tern_chan_send", tern_chan_send(g_pong, &v));
+        check("tern_chan_send", tern_chan_send(g_pong, &v, NULL));
     }
     tern_waitgroup_done(&g_join);
     return 0;
@@ -94,19 +93,19 @@ static double do_pingpong(void)
     for (long i = 0; i < rounds; i++) {
         long v = i;
         bool ok;
-        check("tern_chan_send", tern_chan_send(g_ping, &v));
-        check("tern_chan_recv", tern_chan_recv(g_pong, &v, &ok));
+        check("tern_chan_send", tern_chan_send(g_ping, &v, NULL));
+        check("tern_chan_recv", tern_chan_recv(g_pong, &v, &ok, NULL));
         if (!ok || v != i) {
             fprintf(stderr, "csp_bench pingpong: sent %ld, got back %ld (ok %d)\n", i, v, ok);
             exit(1);
         }
     }
     int64_t t1 = tern_now();
-    tern_waitgroup_wait(&g_join);
+    tern_waitgroup_wait(&g_join, NULL);
     tern_chan_free(g_ping);
     tern_chan_free(g_pong);
     fprintf(stderr, "tern %s: %ld messages, %d proc(s), %.1f ms\n", g_cmd, 2 * rounds,
-            tern_procs(), (double)(t1 - t0) / 1e6);
+            tern_runtime_procs(), (double)(t1 - t0) / 1e6);
     return (double)(t1 - t0) / (double)(2 * rounds);
 }
 
@@ -118,7 +117,7 @@ static int buf_producer(void *arg)
 {
     long n = (long)(intptr_t)arg;
     for (long i = 0; i < n; i++)
-        check("tern_chan_send", tern_chan_send(g_buf, &i));
+        check("tern_chan_send", tern_chan_send(g_buf, &i, NULL));
     check("tern_chan_close", tern_chan_close(g_buf));
     tern_waitgroup_done(&g_join);
     return 0;
@@ -136,14 +135,14 @@ static double do_buffered(void)
     for (;;) {
         long v;
         bool ok;
-        check("tern_chan_recv", tern_chan_recv(g_buf, &v, &ok));
+        check("tern_chan_recv", tern_chan_recv(g_buf, &v, &ok, NULL));
         if (!ok)
             break;
         sum += v;
         cnt++;
     }
     int64_t t1 = tern_now();
-    tern_waitgroup_wait(&g_join);
+    tern_waitgroup_wait(&g_join, NULL);
     tern_chan_free(g_buf);
     long long want = (long long)n * (n - 1) / 2;
     if (cnt != n || sum != want) {
@@ -151,7 +150,7 @@ static double do_buffered(void)
                 cnt, sum, n, want);
         exit(1);
     }
-    fprintf(stderr, "tern buffered: %ld items, cap 1024, %d procs, %.1f ms\n", n, tern_procs(),
+    fprintf(stderr, "tern buffered: %ld items, cap 1024, %d procs, %.1f ms\n", n, tern_runtime_procs(),
             (double)(t1 - t0) / 1e6);
     return (double)(t1 - t0) / (double)n;
 }
@@ -165,7 +164,7 @@ static int sel_producer(void *arg)
     tern_chan *ch = arg;
     long per = g_n / 4 > 0 ? g_n / 4 : 1;
     for (long i = 0; i < per; i++)
-        check("tern_chan_send", tern_chan_send(ch, &i));
+        check("tern_chan_send", tern_chan_send(ch, &i, NULL));
     tern_waitgroup_done(&g_join);
     return 0;
 }
@@ -175,10 +174,10 @@ static double do_select4(void)
     long per = g_n / 4 > 0 ? g_n / 4 : 1;
     long total = 4 * per;
     long v = 0;
-    tern_select_case cases[4];
+    tern_chan_case cases[4];
     for (int k = 0; k < 4; k++) {
         g_sel[k] = make_chan(64);
-        cases[k] = (tern_select_case){.ch = g_sel[k], .op = TERN_SELECT_RECV, .elem = &v};
+        cases[k] = (tern_chan_case){.ch = g_sel[k], .op = TERN_CHAN_RECV, .elem = &v};
     }
     tern_waitgroup_add(&g_join, 4);
     int64_t t0 = tern_now();
@@ -187,7 +186,7 @@ static double do_select4(void)
     long hits[4] = {0};
     long long sum = 0;
     for (long i = 0; i < total; i++) {
-        int idx = tern_select(cases, 4, NULL);
+        int idx = tern_chan_select(cases, 4, NULL);
         if (idx < 0 || idx > 3 || !cases[idx].ok) {
             fprintf(stderr, "csp_bench select4: select %ld returned %d (ok %d)\n", i, idx,
                     idx >= 0 && idx < 4 ? cases[idx].ok : -1);
@@ -197,7 +196,7 @@ static double do_select4(void)
         sum += v;
     }
     int64_t t1 = tern_now();
-    tern_waitgroup_wait(&g_join);
+    tern_waitgroup_wait(&g_join, NULL);
     for (int k = 0; k < 4; k++)
         tern_chan_free(g_sel[k]);
     long long want = 4LL * per * (per - 1) / 2;
@@ -206,7 +205,7 @@ static double do_select4(void)
         exit(1);
     }
     fprintf(stderr, "tern select4: %ld selects, %d procs, %.1f ms, cases fired %ld/%ld/%ld/%ld\n",
-            total, tern_procs(), (double)(t1 - t0) / 1e6, hits[0], hits[1], hits[2], hits[3]);
+            total, tern_runtime_procs(), (double)(t1 - t0) / 1e6, hits[0], hits[1], hits[2], hits[3]);
     return (double)(t1 - t0) / (double)total;
 }
 
@@ -236,7 +235,7 @@ static int mu_contender(void *arg)
      * loop without ever parking, so the two ran one after the other. */
     tern_waitgroup_done(&g_mu_ready);
     bool ok;
-    check("tern_chan_recv", tern_chan_recv(g_mu_start, NULL, &ok));
+    check("tern_chan_recv", tern_chan_recv(g_mu_start, NULL, &ok, NULL));
     long samples = 0, overlap = 0, same = 0;
     atomic_store(&g_active[me], 1);
     for (long i = 0; i < per; i++) {
@@ -274,10 +273,10 @@ static double do_mutex(double *pct)
     tern_waitgroup_add(&g_join, 2);
     for (int id = 1; id <= 2; id++)
         check("tern_go", tern_go(mu_contender, (void *)(intptr_t)id));
-    tern_waitgroup_wait(&g_mu_ready);
+    tern_waitgroup_wait(&g_mu_ready, NULL);
     int64_t t0 = tern_now();
     check("tern_chan_close", tern_chan_close(g_mu_start));
-    tern_waitgroup_wait(&g_join);
+    tern_waitgroup_wait(&g_join, NULL);
     int64_t t1 = tern_now();
     tern_chan_free(g_mu_start);
     if (g_count != 2 * per) {
@@ -289,7 +288,7 @@ static double do_mutex(double *pct)
             "(%.4f%% of acquisitions changed hands); placement: %ld samples, %ld taken while "
             "the other contender was in its loop too, %ld of those with both on one worker "
             "thread\n",
-            g_count, tern_procs(), (double)(t1 - t0) / 1e6, g_handoffs, *pct,
+            g_count, tern_runtime_procs(), (double)(t1 - t0) / 1e6, g_handoffs, *pct,
             atomic_load(&g_samples), atomic_load(&g_overlap), atomic_load(&g_same));
     return (double)(t1 - t0) / (double)g_count;
 }
@@ -308,7 +307,7 @@ static int64_t wg_wave(tern_waitgroup *wg, long n)
     tern_waitgroup_add(wg, n);
     for (long i = 0; i < n; i++)
         check("tern_go", tern_go(wg_worker, wg));
-    tern_waitgroup_wait(wg);
+    tern_waitgroup_wait(wg, NULL);
     return tern_now() - t0;
 }
 
@@ -326,7 +325,7 @@ static double do_waitgroup(void)
     }
     fprintf(stderr, "tern waitgroup: %ld waves of %ld coroutines, %d procs, mean %.1f ms, "
             "best %.1f ms per wave\n",
-            g_reps, n, tern_procs(), (double)total / 1e6 / (double)g_reps, (double)best / 1e6);
+            g_reps, n, tern_runtime_procs(), (double)total / 1e6 / (double)g_reps, (double)best / 1e6);
     return (double)total / (double)(n * g_reps);
 }
 
@@ -335,7 +334,7 @@ static double do_waitgroup(void)
 /* Scheduler counters over the whole subcommand (setup included), on stderr:
  * per item they tell how often the work parked, woke a sleeping worker or
  * moved between Ps. */
-static void sched_note(const tern_stats *a, const tern_stats *b)
+static void sched_note(const struct tern_runtime_stats *a, const struct tern_runtime_stats *b)
 {
     fprintf(stderr, "tern %s: scheduler: %llu switches, %llu worker wake-ups, %llu steals\n", g_cmd,
             (unsigned long long)(b->switches - a->switches),
@@ -347,8 +346,8 @@ static int entry(void *arg)
 {
     (void)arg;
     bench_count_reports();
-    tern_stats st0, st1;
-    check("tern_stats_get", tern_stats_get(&st0, NULL, 0));
+    struct tern_runtime_stats st0, st1;
+    check("tern_runtime_stats", tern_runtime_stats(&st0, NULL, 0));
     if (strcmp(g_cmd, "mutex") == 0) {
         double pct;
         double ns = do_mutex(&pct);
@@ -366,7 +365,7 @@ static int entry(void *arg)
         printf("%.1f\n", ns);
     }
     fflush(stdout);
-    check("tern_stats_get", tern_stats_get(&st1, NULL, 0));
+    check("tern_runtime_stats", tern_runtime_stats(&st1, NULL, 0));
     sched_note(&st0, &st1);
     bench_report_summary("tern csp");
     return 0;

@@ -56,7 +56,7 @@ static int inc_co(void *arg)
     /* Parked, not spinning, until both are here: woken together, one runs
      * on this P and the other is left for the idle P to steal. */
     tern_waitgroup_done(&g_arrived);
-    tern_waitgroup_wait(&g_start);
+    tern_waitgroup_wait(&g_start, NULL);
     s->thread = (uintptr_t)pthread_self();
     s->t0 = tern_now();
     s->c0 = thread_cpu_ns();
@@ -80,9 +80,9 @@ static int inc_attempt(void)
     for (int i = 0; i < 2; i++)
         if ((rc = tern_go(inc_co, &g_sides[i])) != 0)
             bench_fail("tern_go", rc);
-    tern_waitgroup_wait(&g_arrived);
+    tern_waitgroup_wait(&g_arrived, NULL);
     tern_waitgroup_done(&g_start);
-    tern_waitgroup_wait(&g_done);
+    tern_waitgroup_wait(&g_done, NULL);
     return g_sides[0].thread == g_sides[1].thread;
 }
 

@@ -52,8 +52,8 @@ static int entry(void *arg)
         fprintf(stderr, "cannot read /proc/self/status\n");
         exit(1);
     }
-    tern_stats st;
-    if (tern_stats_get(&st, NULL, 0) > 0)
+    struct tern_runtime_stats st;
+    if (tern_runtime_stats(&st, NULL, 0) > 0)
         fprintf(stderr, "tern parked %s: alive %llu parked %llu timers %llu stacks_mapped %llu\n",
                 g_mode == TERN_STACK_SHARED ? "shared" : "own",
                 (unsigned long long)st.alive, (unsigned long long)st.parked,
@@ -61,7 +61,7 @@ static int entry(void *arg)
     fprintf(stderr, "tern parked %s: %ld coroutines asleep, rss before %ld kB, hwm %ld kB, "
             "rss now %ld kB, %.0f ms to park all, %d procs\n",
             g_mode == TERN_STACK_SHARED ? "shared" : "own", g_n, before, hwm, rss,
-            (double)(t1 - t0) / 1e6, tern_procs());
+            (double)(t1 - t0) / 1e6, tern_runtime_procs());
     printf("%.0f\n", (double)(hwm - before) * 1024.0 / (double)g_n);
     fflush(stdout);
     bench_report_summary("tern parked");

@@ -55,7 +55,7 @@ static int entry(void *arg)
     }
     int64_t t1 = tern_now();
     fprintf(stderr, "tern spawn_join %s: %ld coroutines, %ld per wave, %d procs, %.1f ms\n",
-            g_wave == g_n ? "all-at-once" : "waves", g_n, g_wave, tern_procs(),
+            g_wave == g_n ? "all-at-once" : "waves", g_n, g_wave, tern_runtime_procs(),
             (double)(t1 - t0) / 1e6);
     printf("%.1f\n", (double)(t1 - t0) / (double)g_n);
     fflush(stdout);

@@ -91,7 +91,7 @@ static int entry(void *arg)
     qsort(g_lat, (size_t)g_rounds, sizeof *g_lat, bench_cmp_i64);
     fprintf(stderr, "tern wake (%s settle): %ld rounds, %d procs, %ld over 150 us, p10 %lld ns, "
             "p50 %lld ns, p90 %lld ns, max %lld ns\n",
-            g_settle_yield ? "yield" : "sleep", g_rounds, tern_procs(), slow,
+            g_settle_yield ? "yield" : "sleep", g_rounds, tern_runtime_procs(), slow,
             (long long)g_lat[g_rounds / 10],
             (long long)g_lat[g_rounds / 2], (long long)g_lat[g_rounds * 9 / 10],
             (long long)g_lat[g_rounds - 1]);

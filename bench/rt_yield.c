@@ -45,7 +45,7 @@ static int entry(void *arg)
         bench_fail("tern_wait", r);
     int64_t t1 = tern_now();
     fprintf(stderr, "tern yield: %ld switches on %d proc(s), %.1f ms\n", 2 * g_per,
-            tern_procs(), (double)(t1 - t0) / 1e6);
+            tern_runtime_procs(), (double)(t1 - t0) / 1e6);
     printf("%.1f\n", (double)(t1 - t0) / (double)(2 * g_per));
     fflush(stdout);
     bench_report_summary("tern yield");

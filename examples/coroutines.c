@@ -59,7 +59,7 @@ static int slow_syscall(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
-    printf("tern runtime: %d Ps (worker threads)\n", tern_procs());
+    printf("tern runtime: %d Ps (worker threads)\n", tern_runtime_procs());
 
     printf("sleepers started in the order 30, 10, 20 ms:\n");
     tern_go(sleeper, (void *)30L);
@@ -82,9 +82,9 @@ static int entry(void *arg)
     printf("blocking call on the offload pool returned %d after %lld ms\n", r,
            (long long)((tern_now() - t0) / TERN_MS));
 
-    tern_stats st;
-    tern_proc_stats ps[64];
-    int np = tern_stats_get(&st, ps, 64);
+    struct tern_runtime_stats st;
+    tern_runtime_proc_stats ps[64];
+    int np = tern_runtime_stats(&st, ps, 64);
     printf("scheduler: %llu coroutines started, %llu switches, %llu steals, stack guard: %s\n",
            (unsigned long long)st.spawned_total, (unsigned long long)st.switches,
            (unsigned long long)st.steals, st.stack_guard);

@@ -45,7 +45,7 @@ static int body_entry(void *arg)
     CHECK_EQ(tern_go_opts(body_co, b, &(tern_go_options){.name = "test", .stack_size = 1 << 20},
                           NULL),
              0);
-    tern_waitgroup_wait(&b->wg);
+    tern_waitgroup_wait(&b->wg, NULL);
     return 0;
 }
 
@@ -110,11 +110,11 @@ static void server_start(server *sv, const tern_http_link *links, size_t n)
  * shutdown has, and the server may be freed then (tern/http.h). */
 static void server_stop(server *sv)
 {
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 2 * TERN_SEC);
-    CHECK(ctx != NULL);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * TERN_SEC, &ctx), 0);
     CHECK_EQ(tern_http_server_shutdown(sv->s, ctx), 0);
     tern_ctx_free(ctx);
-    tern_waitgroup_wait(&sv->done);
+    tern_waitgroup_wait(&sv->done, NULL);
     tern_http_server_free(sv->s);
 }
 

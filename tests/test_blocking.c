@@ -80,11 +80,11 @@ static int bound_main(void *arg)
      * the pool is full and every caller has made its call (under qemu the
      * last callers may not have run yet when the pool fills); then every
      * call is running, queued or done */
-    tern_stats st;
+    struct tern_runtime_stats st;
     int64_t give_up = tern_now() + 5 * TERN_SEC;
     do {
         tern_sleep(TERN_MS);
-        tern_stats_get(&st, NULL, 0);
+        tern_runtime_stats(&st, NULL, 0);
     } while ((st.blocking_running < 3 ||
               st.blocking_queued + st.blocking_running + (uint64_t)atomic_load(&slow_done) < 12) &&
              tern_now() < give_up);

@@ -143,7 +143,7 @@ static void srv_start(srv *s, serve_fn *fn)
 static void srv_stop(srv *s)
 {
     tern_listener_close(s->l);
-    tern_waitgroup_wait(&s->wg);
+    tern_waitgroup_wait(&s->wg, NULL);
     tern_listener_free(s->l);
 }
 
@@ -287,11 +287,12 @@ static int max_conns_main(void *arg)
         CHECK_EQ(tern_go(par_get, &a), 0);
     /* while both slots are busy, a request waits, bounded by its context */
     tern_sleep(5 * TERN_MS);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_MS);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * TERN_MS, &ctx), 0);
     tern_http_client_response *r;
     CHECK_EQ(tern_http_client_get(c, a.url, &r, ctx), -ETIMEDOUT);
     tern_ctx_free(ctx);
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     /* 5 requests, 2 at a time, 40 ms each: three rounds */
     CHECK(tern_now() - t0 >= 120 * TERN_MS);
     CHECK_EQ(atomic_load(&s.accepts), 2);
@@ -321,7 +322,7 @@ static int max_idle_main(void *arg)
     tern_waitgroup_add(&wg, 3);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(tern_go(par_get, &a), 0);
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     CHECK_EQ(atomic_load(&s.accepts), 3);
     CHECK_EQ(stats(c).idle, 1);     /* two of the three were closed */
     tern_http_client_free(c);
@@ -906,7 +907,8 @@ static int deadline_main(void *arg)
     tern_http_client_response *r;
 
     /* the context's deadline, while waiting for the head */
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 50 * TERN_MS, &ctx), 0);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, ctx), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
@@ -914,7 +916,7 @@ static int deadline_main(void *arg)
     tern_ctx_free(ctx);
 
     /* ... and while reading the body */
-    ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 50 * TERN_MS, &ctx), 0);
     CHECK_EQ(tern_http_client_get(c, url_of(&s, "/partial"), &r, ctx), 0);
     char b[128];
     CHECK_EQ(tern_http_client_response_read(r, b, sizeof b), 4);
@@ -926,21 +928,21 @@ static int deadline_main(void *arg)
 
     /* cancellation, while waiting for the head and for the body */
     canceller k = {0};
-    ctx = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     cancel_later(&k, ctx);
     t0 = tern_now();
     CHECK_EQ(tern_http_client_get(c, url_of(&s, "/"), &r, ctx), -ECANCELED);
     took = tern_now() - t0;
     CHECK(took >= 30 * TERN_MS && took < 500 * TERN_MS);
-    tern_waitgroup_wait(&k.wg);
+    tern_waitgroup_wait(&k.wg, NULL);
     tern_ctx_free(ctx);
-    ctx = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     CHECK_EQ(tern_http_client_get(c, url_of(&s, "/partial"), &r, ctx), 0);
     cancel_later(&k, ctx);
     CHECK_EQ(tern_http_client_response_read(r, b, sizeof b), 4);
     CHECK_EQ(tern_http_client_response_read(r, b, sizeof b), -ECANCELED);
     tern_http_client_response_free(r);
-    tern_waitgroup_wait(&k.wg);
+    tern_waitgroup_wait(&k.wg, NULL);
     tern_ctx_free(ctx);
     CHECK_EQ(stats(c).idle, 0);
     tern_http_client_free(c);

@@ -948,7 +948,9 @@ static int slow(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     (void)arg;
     tern_ctx *ctx = tern_http_req_ctx(r);
-    atomic_store(&seen_deadline, tern_ctx_deadline(ctx));
+    int64_t deadline;
+    tern_ctx_deadline(ctx, &deadline);
+    atomic_store(&seen_deadline, deadline);
     const char *q = tern_http_req_raw_query(r);
     if (strcmp(q, "self") == 0)
         return -ETIMEDOUT;
@@ -958,10 +960,11 @@ static int slow(tern_http_req *r, tern_http_resp *w, void *arg)
     tern_http_resp_write(w, "partial", 7);
     if (strcmp(q, "flush") == 0)
         tern_http_resp_flush(w);
-    tern_chan *never = tern_chan_make(1, 0);
+    tern_chan *never;
+    CHECK_EQ(tern_chan_new(1, 0, &never), 0);
     char c;
     bool ok;
-    int rc = tern_chan_recv_ctx(never, &c, &ok, ctx);
+    int rc = tern_chan_recv(never, &c, &ok, ctx);
     tern_chan_free(never);
     CHECK(rc == -ETIMEDOUT);
     return rc;

@@ -196,7 +196,7 @@ static void expect_eof_at(cl *k, int line)
     if (n != 0 && n != -ECONNRESET) {
         fprintf(stderr, "line %d: expected EOF, read returned %zd%s%.*s\n", line, n, n > 0 ? ": " : "",
                 n > 0 ? (int)n : 0, k->buf + k->pos);
-        tern_dump(stderr);
+        tern_runtime_dump(stderr);
         abort();
     }
 }
@@ -453,7 +453,7 @@ static int serve_co(void *arg)
 {
     tsrv *t = arg;
     int rc = tern_http_server_serve(t->s, t->ctx);
-    tern_chan_send(t->done, &rc);
+    tern_chan_send(t->done, &rc, NULL);
     return 0;
 }
 
@@ -476,7 +476,7 @@ static tsrv *srv_start_ctx(tern_http_server_options *o, tern_http_router *rt, te
     char want[64];
     snprintf(want, sizeof want, "127.0.0.1:%d", tern_http_server_port(t->s));
     CHECK_STR(t->addr, want);
-    t->done = tern_chan_make(sizeof(int), 1);
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &t->done), 0);
     CHECK(t->done);
     CHECK_EQ(tern_go(serve_co, t), 0);
     return t;
@@ -491,7 +491,7 @@ static int srv_wait(tsrv *t)
 {
     int rc = -1;
     bool ok = false;
-    CHECK_EQ(tern_chan_recv(t->done, &rc, &ok), 0);
+    CHECK_EQ(tern_chan_recv(t->done, &rc, &ok, NULL), 0);
     CHECK(ok);
     return rc;
 }
@@ -507,8 +507,8 @@ static void srv_free(tsrv *t)
 /* tern_http_server_shutdown with its drain bounded by a timeout of ns */
 static int shutdown_within(tern_http_server *s, int64_t ns)
 {
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
-    CHECK(ctx != NULL);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, ns, &ctx), 0);
     int rc = tern_http_server_shutdown(s, ctx);
     tern_ctx_free(ctx);
     return rc;
@@ -584,7 +584,7 @@ static int h_stream(tern_http_req *r, tern_http_resp *w, void *arg)
             CHECK_EQ(tern_http_resp_set_header(w, "X-Late", "1"), -EALREADY);
             int go;
             bool ok;
-            tern_chan_recv(stream_go, &go, &ok);
+            tern_chan_recv(stream_go, &go, &ok, NULL);
         }
     }
     CHECK_EQ(tern_http_resp_body_bytes(w), 14);
@@ -645,9 +645,10 @@ static int h_sleep(tern_http_req *r, tern_http_resp *w, void *arg)
     const char *s = tern_http_req_query(r, "ms");
     long ms = s ? atol(s) : 0;
     atomic_fetch_add(&sleep_calls, 1);
-    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), ms * TERN_MS);
+    tern_ctx *t;
+    CHECK_EQ(tern_ctx_with_timeout(tern_http_req_ctx(r), ms * TERN_MS, &t), 0);
     CHECK(t);
-    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
+    tern_chan_recv(tern_ctx_done(t), NULL, NULL, NULL);
     int err = tern_ctx_err(tern_http_req_ctx(r));
     tern_ctx_free(t);
     if (err < 0)
@@ -660,9 +661,10 @@ static int h_wait(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     (void)arg;
     announce();
-    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), 5 * TERN_SEC);
+    tern_ctx *t;
+    CHECK_EQ(tern_ctx_with_timeout(tern_http_req_ctx(r), 5 * TERN_SEC, &t), 0);
     CHECK(t);
-    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
+    tern_chan_recv(tern_ctx_done(t), NULL, NULL, NULL);
     int err = tern_ctx_err(tern_http_req_ctx(r));
     tern_ctx_free(t);
     atomic_store(&wait_err, err);
@@ -1071,7 +1073,7 @@ SERVER_TEST(chunked_request_body)
 SERVER_TEST(streamed_response)
 {
     (void)arg;
-    stream_go = tern_chan_make(sizeof(int), 0);
+    CHECK_EQ(tern_chan_new(sizeof(int), 0, &stream_go), 0);
     tsrv *t = app_start(NULL);
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -1091,7 +1093,7 @@ SERVER_TEST(streamed_response)
         CHECK(cl_quiet(k, 30 * TERN_MS));
         if (i < 2) {
             int go = 1;
-            CHECK_EQ(tern_chan_send(stream_go, &go), 0);
+            CHECK_EQ(tern_chan_send(stream_go, &go, NULL), 0);
         }
     }
     resp_free(&r);
@@ -1105,7 +1107,7 @@ SERVER_TEST(streamed_response)
     CHECK_EQ(r.status, 200);
     for (int i = 0; i < 2; i++) {
         int go = 1;
-        CHECK_EQ(tern_chan_send(stream_go, &go), 0);
+        CHECK_EQ(tern_chan_send(stream_go, &go, NULL), 0);
     }
     resp_free(&r);
     get(k, "/plaintext", &r);
@@ -1466,7 +1468,7 @@ static int slow_write(void *arg)
         tern_sleep(50 * TERN_MS);
     }
     int one = 1;
-    tern_chan_send(s->done, &one);
+    tern_chan_send(s->done, &one, NULL);
     return 0;
 }
 
@@ -1479,7 +1481,7 @@ SERVER_TEST(slowloris)
     /* one byte every 50 ms: cut off at the header timeout, with a 408 */
     slow_writer *s = calloc(1, sizeof *s);
     s->k = cl_dial(t->addr);
-    s->done = tern_chan_make(sizeof(int), 1);
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &s->done), 0);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_go(slow_write, s), 0);
     resp r;
@@ -1496,7 +1498,7 @@ SERVER_TEST(slowloris)
     CHECK(took < 700 * TERN_MS);
     atomic_store(&s->stop, true);
     int one;
-    tern_chan_recv(s->done, &one, NULL);
+    tern_chan_recv(s->done, &one, NULL, NULL);
     CHECK(s->sent < 20);
     cl_close(s->k);
     tern_chan_free(s->done);
@@ -1676,7 +1678,7 @@ SERVER_TEST(date_header)
 SERVER_TEST(forced_shutdown_cancels_ctx)
 {
     (void)arg;
-    entered = tern_chan_make(sizeof(int), 16);
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
     atomic_store(&wait_err, 1);
     tsrv *t = app_start(NULL);
     cl *idle = cl_dial(t->addr);
@@ -1686,7 +1688,7 @@ SERVER_TEST(forced_shutdown_cancels_ctx)
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
     int one;
-    tern_chan_recv(entered, &one, NULL);
+    tern_chan_recv(entered, &one, NULL, NULL);
     /* the idle one's coroutine goes idle just after its answer was sent */
     int64_t until = tern_now() + TERN_SEC;
     while (srv_stats(t).active != 1 && tern_now() < until)
@@ -1741,7 +1743,7 @@ static cl *busy_and_idle(tsrv *t, cl **idle)
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
     int one;
-    tern_chan_recv(entered, &one, NULL);
+    tern_chan_recv(entered, &one, NULL, NULL);
     int64_t until = tern_now() + TERN_SEC;
     while (srv_stats(t).active != 1 && tern_now() < until)
         tern_sleep(TERN_MS);
@@ -1752,12 +1754,12 @@ static cl *busy_and_idle(tsrv *t, cl **idle)
 SERVER_TEST(shutdown_drain_ends_when_its_ctx_is_cancelled)
 {
     (void)arg;
-    entered = tern_chan_make(sizeof(int), 16);
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
     atomic_store(&wait_err, 1);
     tsrv *t = app_start(NULL);
     cl *idle, *k = busy_and_idle(t, &idle);
-    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
-    CHECK(ctx);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     cancel_job j = {ctx, 50 * TERN_MS};
     CHECK_EQ(tern_go(cancel_later, &j), 0);
     int64_t t0 = tern_now();
@@ -1782,10 +1784,10 @@ SERVER_TEST(shutdown_drain_ends_when_its_ctx_is_cancelled)
 SERVER_TEST(serve_ends_with_its_ctx_closing_every_connection)
 {
     (void)arg;
-    entered = tern_chan_make(sizeof(int), 16);
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
     atomic_store(&wait_err, 1);
-    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
-    CHECK(ctx);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     tern_http_server_options o = { .read_body_timeout = 3 * TERN_SEC };
     tsrv *t = srv_start_ctx(&o, app_router(), ctx);
     cl *idle, *k = busy_and_idle(t, &idle);
@@ -1804,7 +1806,7 @@ SERVER_TEST(serve_ends_with_its_ctx_closing_every_connection)
     CHECK_EQ(tern_http_server_shutdown(t->s, NULL), 0);
     /* and a deadline ends it the same way */
     tern_ctx_free(ctx);
-    ctx = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_MS, &ctx), 0);
     tsrv *t2 = srv_start_ctx(&o, app_router(), ctx);
     CHECK_EQ(srv_wait(t2), -ETIMEDOUT);
     srv_free(t2);
@@ -1909,7 +1911,7 @@ SERVER_TEST(shutdown_under_load)
     int64_t t0 = tern_now();
     CHECK_EQ(shutdown_within(t->s, 5 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
-    tern_waitgroup_wait(&L->wg);
+    tern_waitgroup_wait(&L->wg, NULL);
     CHECK_EQ(srv_wait(t), 0);
     struct tern_http_server_stats st = srv_stats(t);
     fprintf(stderr, "   %ld answered (%ld before shutdown), %ld closed unanswered, %ld sent; "
@@ -2421,12 +2423,12 @@ SERVER_TEST(body_over_limit_refused_before_read)
 SERVER_TEST(shutdown_inflight_gets_connection_close)
 {
     (void)arg;
-    entered = tern_chan_make(sizeof(int), 16);
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
     tsrv *t = app_start(NULL);
     cl *k = cl_dial(t->addr);
     cl_send(k, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
     int one;
-    tern_chan_recv(entered, &one, NULL);
+    tern_chan_recv(entered, &one, NULL, NULL);
     int64_t t0 = tern_now();
     CHECK_EQ(shutdown_within(t->s, 2 * TERN_SEC), 0);
     int64_t took = tern_now() - t0;
@@ -2454,7 +2456,7 @@ SERVER_TEST(shutdown_inflight_gets_connection_close)
 /* tern_http_server_free() right after serve() returns, as hello.c does
  * ("After serve has returned"): no coroutine of the server may touch it
  * any more.  Found: serve() returned when `drained` closed, while
- * shutdown() was still inside tern_chan_recv_ctx on it (a use after free
+ * shutdown() was still inside tern_chan_recv (with a ctx) on it (a use after free
  * of the channel; in a plain build a worker spun on the freed lock).
  * Repeated to hit the window. */
 typedef struct race {
@@ -3115,12 +3117,13 @@ static int h_ctx(tern_http_req *r, tern_http_resp *w, void *arg)
     CHECK(base && tern_http_req_ctx(r) == base);
     tern_ctx *chain[7];
     for (int i = 0; i < 7; i++) {
-        chain[i] = tern_ctx_with_cancel(tern_http_req_ctx(r));
+        CHECK_EQ(tern_ctx_with_cancel(tern_http_req_ctx(r), &chain[i]), 0);
         CHECK(chain[i]);
         CHECK_EQ(tern_http_req_set_ctx(r, chain[i]), 0);
         CHECK(tern_http_req_ctx(r) == chain[i]);
     }
-    tern_ctx *extra = tern_ctx_with_cancel(tern_http_req_ctx(r));
+    tern_ctx *extra;
+    CHECK_EQ(tern_ctx_with_cancel(tern_http_req_ctx(r), &extra), 0);
     CHECK_EQ(tern_http_req_set_ctx(r, extra), -ENOSPC);
     CHECK(tern_http_req_ctx(r) == chain[6]);
     tern_ctx_free(extra);                   /* refused: still ours */
@@ -3244,7 +3247,7 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     CHECK_EQ(tern_http_server_add_listener(t->s, l), 0);
     CHECK_EQ(tern_http_server_port(t->s), 0);           /* a Unix socket has none */
     CHECK_STR(tern_http_server_addr(t->s), path);
-    CHECK(t->done = tern_chan_make(sizeof(int), 1));
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &t->done), 0);
     CHECK_EQ(tern_go(serve_co, t), 0);
     tern_conn *c;
     CHECK_EQ(tern_conn_dial(TERN_NET_UNIX, path, &c, NULL), 0);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -24,9 +25,9 @@ static int sleepy(void *arg)
 static int stats_main(void *arg)
 {
     (void)arg;
-    tern_stats st;
-    tern_proc_stats ps[4];
-    CHECK_EQ(tern_stats_get(&st, ps, 4), 2);
+    struct tern_runtime_stats st;
+    tern_runtime_proc_stats ps[4];
+    CHECK_EQ(tern_runtime_stats(&st, ps, 4), 2);
     CHECK_EQ(st.procs, 2);
     CHECK_EQ(st.alive, 1);
     CHECK_EQ(st.running, 1);
@@ -34,7 +35,7 @@ static int stats_main(void *arg)
         tern_go_opts(sleepy, NULL, &(tern_go_options){.name = "sleepy"}, NULL);
     tern_go_opts(parked_forever, NULL, &(tern_go_options){.name = "stuck"}, NULL);
     tern_sleep(20 * TERN_MS);
-    CHECK_EQ(tern_stats_get(&st, ps, 4), 2);
+    CHECK_EQ(tern_runtime_stats(&st, ps, 4), 2);
     CHECK_EQ(st.alive, 12);
     CHECK_EQ(st.spawned_total, 12);
     CHECK_EQ(st.parked, 11);
@@ -47,7 +48,7 @@ static int stats_main(void *arg)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    tern_dump(f);
+    tern_runtime_dump(f);
     fclose(f);
     CHECK(strstr(buf, "12 coroutines") != NULL);
     CHECK(strstr(buf, "[running] 'main'") != NULL);
@@ -61,17 +62,17 @@ static int stats_main(void *arg)
 
 static void stats_and_dump_describe_every_coroutine(void)
 {
-    tern_stats st;
-    CHECK_EQ(tern_stats_get(&st, NULL, 0), -ESRCH);
+    struct tern_runtime_stats st;
+    CHECK_EQ(tern_runtime_stats(&st, NULL, 0), -ESRCH);
     run_ok(stats_main, NULL, 2);
 }
 
 static char reported[1024];
 static atomic_int nreports;
 
-static void hook(const char *msg, void *ctx)
+static void hook(const char *msg, void *arg)
 {
-    CHECK(ctx == (void *)&nreports);
+    CHECK(arg == (void *)&nreports);    /* the datum given with the hook */
     if (atomic_fetch_add(&nreports, 1) == 0)
         snprintf(reported, sizeof reported, "%s", msg);
 }
@@ -90,8 +91,8 @@ static int monitor_main(void *arg)
     (void)arg;
     tern_go_opts(hog, NULL, &(tern_go_options){.name = "hog"}, NULL);
     tern_sleep(150 * TERN_MS);
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     CHECK_EQ(st.long_runs, 1);
     return 0;
 }
@@ -99,10 +100,10 @@ static int monitor_main(void *arg)
 static void monitor_reports_coroutine_hogging_a_worker(void)
 {
     atomic_store(&nreports, 0);
-    tern_set_report_hook(hook, &nreports);
+    tern_runtime_set_report_hook(hook, &nreports);
     tern_run_options o = {.procs = 2, .monitor_threshold = 20 * TERN_MS};
     CHECK_EQ(tern_run_opts(monitor_main, NULL, &o), 0);
-    tern_set_report_hook(NULL, NULL);
+    tern_runtime_set_report_hook(NULL, NULL);
     CHECK_EQ(atomic_load(&nreports), 1);
     CHECK(strstr(reported, "'hog'") != NULL);
     CHECK(strstr(reported, "without yielding") != NULL);
@@ -129,10 +130,10 @@ static int quiet_main(void *arg)
 static void monitor_quiet_when_coroutines_yield(void)
 {
     atomic_store(&nreports, 0);
-    tern_set_report_hook(hook, &nreports);
+    tern_runtime_set_report_hook(hook, &nreports);
     tern_run_options o = {.procs = 2, .monitor_threshold = 20 * TERN_MS};
     CHECK_EQ(tern_run_opts(quiet_main, NULL, &o), 0);
-    tern_set_report_hook(NULL, NULL);
+    tern_runtime_set_report_hook(NULL, NULL);
     CHECK_EQ(atomic_load(&nreports), 0);
 }
 
@@ -187,20 +188,20 @@ static void *ext_sender(void *arg)
     int v = 5;
     while (tern_chan_try_send(ext_ch, &v) == -EAGAIN)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
-    tern_external_wakers(-1);
+    tern_runtime_external_wakers(-1);
     return NULL;
 }
 
 static int ext_main(void *arg)
 {
     (void)arg;
-    ext_ch = tern_chan_make(sizeof(int), 0);
-    tern_external_wakers(+1);
+    CHECK_EQ(tern_chan_new(sizeof(int), 0, &ext_ch), 0);
+    tern_runtime_external_wakers(+1);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, ext_sender, NULL) == 0);
     int v = 0;
     bool ok;
-    CHECK_EQ(tern_chan_recv(ext_ch, &v, &ok), 0);  /* every P idles meanwhile */
+    CHECK_EQ(tern_chan_recv(ext_ch, &v, &ok, NULL), 0);  /* every P idles meanwhile */
     CHECK(ok && v == 5);
     pthread_join(th, NULL);
     tern_chan_free(ext_ch);
@@ -238,7 +239,35 @@ static void deadlock_exit_can_be_turned_off(void)
     CHECK_EQ(tern_run_opts(asleep_briefly_main, NULL, &o), 0);
 }
 
+static void id_of_null_coroutine(void)
+{
+    tern_co_id(NULL);
+}
+
+static void name_of_null_coroutine(void)
+{
+    tern_co_name(NULL);
+}
+
+static void stats_into_null(void)
+{
+    tern_runtime_stats(NULL, NULL, 0);
+}
+
+static void null_coroutine_aborts_naming_the_function(void)
+{
+    child_result r = run_child(id_of_null_coroutine);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern_co_id: co is NULL") != NULL);
+    r = run_child(name_of_null_coroutine);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern_co_name: co is NULL") != NULL);
+    r = run_child(stats_into_null);
+    CHECK(!r.exited && r.sig == SIGABRT);
+    CHECK(strstr(r.err, "tern_runtime_stats: st is NULL") != NULL);
+}
+
 TESTS(T(declared_external_waker_is_not_deadlock), T(deadlock_exit_can_be_turned_off),
       T(stats_and_dump_describe_every_coroutine), T(monitor_reports_coroutine_hogging_a_worker),
       T(monitor_quiet_when_coroutines_yield), T(deadlock_is_detected_and_exits_2),
-      T(timers_pending_is_not_deadlock))
+      T(timers_pending_is_not_deadlock), T(null_coroutine_aborts_naming_the_function))

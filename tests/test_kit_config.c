@@ -996,7 +996,7 @@ static int race_main(void *arg)
         tern_yield();
     }
     atomic_store(&race_done, true);
-    tern_waitgroup_wait(&race_wg);
+    tern_waitgroup_wait(&race_wg, NULL);
     CHECK_EQ(tern_config_int(cfg, "n"), RELOADS);
     CHECK_EQ(tern_config_generation(cfg), RELOADS);
     return 0;

@@ -54,7 +54,8 @@ static void debug_get(const char *base, const char *path, reply *out)
     CHECK_EQ(tern_http_client_new(&(tern_http_client_options){.max_idle_per_host = -1}, &c), 0);
     char url[256];
     snprintf(url, sizeof url, "%s%s", base, path);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 30 * TERN_SEC);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_SEC, &ctx), 0);
     tern_http_client_response *r;
     CHECK_EQ(tern_http_client_get(c, url, &r, ctx), 0);
     out->status = tern_http_client_response_status(r);
@@ -85,14 +86,14 @@ static int sleeper(void *arg)
     (void)arg;
     int v;
     bool ok;
-    tern_chan_recv(hold, &v, &ok);
+    tern_chan_recv(hold, &v, &ok, NULL);
     return 0;
 }
 
 static int coroutines_body(void *arg)
 {
     (void)arg;
-    CHECK(hold = tern_chan_make(sizeof(int), 0));
+    CHECK_EQ(tern_chan_new(sizeof(int), 0, &hold), 0);
     CHECK_EQ(tern_go_opts(sleeper, NULL, &(tern_go_options){.name = "sleeper-7f3a"}, NULL), 0);
     tern_sleep(10 * TERN_MS);
     server sv = {0};
@@ -272,7 +273,7 @@ static int profile_body(void *arg)
     CHECK_EQ(tern_go_opts(second_profile, pr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
     debug_get(sv.url, "/debug/pprof/profile?seconds=1", &pr->main);
     atomic_store(&spin_stop, true);
-    tern_waitgroup_wait(&pr->wg);
+    tern_waitgroup_wait(&pr->wg, NULL);
     server_stop(&sv);
     tern_http_router_free(router);
     return 0;
@@ -659,7 +660,7 @@ static int direct_body(void *arg)
     CHECK_EQ(rp.status, 409);
     CHECK(!strcmp(rp.body, "a CPU profile is already running\n"));
     resp_free(&rp);
-    tern_waitgroup_wait(&h.wg);
+    tern_waitgroup_wait(&h.wg, NULL);
     CHECK_EQ(h.rc, 0);
     CHECK(h.len > 2 && ((uint8_t *)h.data)[0] == 0x1f);
     free(h.data);
@@ -669,8 +670,8 @@ static int direct_body(void *arg)
 
     /* A ctx that ends first ends the profile at once, with its error and
      * no profile, and frees the profiler for the next. */
-    tern_ctx *soon = tern_ctx_with_timeout(NULL, 100 * TERN_MS);
-    CHECK(soon);
+    tern_ctx *soon;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 100 * TERN_MS, &soon), 0);
     t0 = tern_now();
     data = (void *)1;
     CHECK_EQ(tern_debug_cpu_profile(10 * TERN_SEC, &data, &len, soon), -ETIMEDOUT);
@@ -678,8 +679,8 @@ static int direct_body(void *arg)
     CHECK(tern_now() - t0 < 2 * TERN_SEC);
     CHECK(data == NULL && len == 0);
     tern_ctx_free(soon);
-    tern_ctx *gone = tern_ctx_with_cancel(NULL);
-    CHECK(gone);
+    tern_ctx *gone;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &gone), 0);
     tern_ctx_cancel(gone);
     CHECK_EQ(tern_debug_cpu_profile(10 * TERN_SEC, &data, &len, gone), -ECANCELED);
     tern_ctx_free(gone);

@@ -436,7 +436,7 @@ static int lifecycle_body(void *arg)
     }
     CHECK(tern_now() - stop_at < 400 * TERN_MS);
 
-    tern_waitgroup_wait(&l->ran);
+    tern_waitgroup_wait(&l->ran, NULL);
     int64_t took = tern_now() - stop_at;
     CHECK_EQ(l->run_rc, 0);
     CHECK_EQ(atomic_load(&l->nran), 4);
@@ -559,7 +559,7 @@ static int sigterm_entry(void *arg)
     CHECK_EQ(tern_go_opts(slow_client_co, sr, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
     CHECK_EQ(tern_go(killer_co, NULL), 0);
     int rc = tern_service_run(sr->svc, NULL);
-    tern_waitgroup_wait(&sr->wg);
+    tern_waitgroup_wait(&sr->wg, NULL);
     fprintf(stderr, "run %d, in-flight request %d %s\n", rc, sr->status, sr->body);
     if (rc != 0 || sr->status != 200 || strcmp(sr->body, "finished") != 0)
         return 1;
@@ -641,8 +641,8 @@ static int ctx_run_body(void *arg)
     CHECK_EQ(tern_service_new(&o, &svc), 0);
     static atomic_int hooked;
     CHECK_EQ(tern_service_on_shutdown(svc, "mark", service_hook_mark, &hooked), 0);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 200 * TERN_MS);
-    CHECK(ctx);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 200 * TERN_MS, &ctx), 0);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_service_run(svc, ctx), 0);
     int64_t took = tern_now() - t0;

@@ -41,8 +41,8 @@ static void stop(void)
  * this polls until ns have passed. */
 static int flush_within(int64_t ns)
 {
-    tern_ctx *ended = tern_ctx_with_cancel(NULL);
-    CHECK(ended != NULL);
+    tern_ctx *ended;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ended), 0);
     tern_ctx_cancel(ended);
     int64_t deadline = tern_now() + ns;
     int r;
@@ -495,7 +495,8 @@ static void log_adds_trace_ids_from_context_and_hook(void)
     tern_ctx *ctx;
     CHECK_EQ(tern_log_ctx_with_ids(NULL, &ids, &ctx), 0);
     CHECK(ctx != NULL);
-    tern_ctx *child = tern_ctx_with_cancel(ctx);
+    tern_ctx *child;
+    CHECK_EQ(tern_ctx_with_cancel(ctx, &child), 0);
     tern_log_ctx(child, TERN_LOG_INFO, "from ctx", TERN_LOG_INT("n", 1));
     tern_log_ctx(NULL, TERN_LOG_INFO, "no ctx");
     tern_log_ids only_trace = {.trace_id = "t2"};
@@ -535,7 +536,8 @@ static void log_ctx_fields_takes_n_fields_and_the_ctx_ids(void)
     tern_ctx *with;
     CHECK_EQ(tern_log_ctx_with_ids(NULL, &ids, &with), 0);
     CHECK(with != NULL);
-    tern_ctx *plain = tern_ctx_with_cancel(NULL);
+    tern_ctx *plain;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &plain), 0);
     CHECK(plain != NULL);
     const tern_log_field f[] = {TERN_LOG_STR("a", "x"), TERN_LOG_INT("b", -2),
                                 TERN_LOG_BOOL("c", true)};
@@ -739,7 +741,7 @@ static int many_main(void *arg)
     tern_waitgroup_add(&wg, CO);
     for (long c = 0; c < CO; c++)
         CHECK_EQ(tern_go(logger_co, (void *)c), 0);
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     CHECK_EQ(tern_log_flush(NULL), 0);      /* parks */
     return 0;
 }
@@ -1139,8 +1141,8 @@ typedef struct flush_off {
 static void *flush_thread(void *arg)
 {
     flush_off *f = arg;
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
-    CHECK(ctx != NULL);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 50 * TERN_MS, &ctx), 0);
     int64_t t0 = tern_now();
     f->rc = tern_log_flush(ctx);
     f->took = tern_now() - t0;
@@ -1160,14 +1162,14 @@ static int flush_ctx_entry(void *arg)
     CHECK(f.took >= 45 * TERN_MS);
     CHECK(f.took < TERN_SEC);
     /* A coroutine: parks until its ctx ends, with the ctx's error. */
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 50 * TERN_MS);
-    CHECK(ctx != NULL);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 50 * TERN_MS, &ctx), 0);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_log_flush(ctx), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 45 * TERN_MS);
     tern_ctx_free(ctx);
-    tern_ctx *gone = tern_ctx_with_cancel(NULL);
-    CHECK(gone != NULL);
+    tern_ctx *gone;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &gone), 0);
     tern_ctx_cancel(gone);
     CHECK_EQ(tern_log_flush(gone), -ECANCELED);
     tern_ctx_free(gone);

@@ -676,7 +676,7 @@ static int inc_entry(void *arg)
     tern_waitgroup_add(&ir->wg, INC_COROS);
     for (int i = 0; i < INC_COROS; i++)
         CHECK_EQ(tern_go(inc_co, ir), 0);
-    tern_waitgroup_wait(&ir->wg);
+    tern_waitgroup_wait(&ir->wg, NULL);
     return 0;
 }
 
@@ -781,7 +781,7 @@ static int parked_co(void *arg)
 {
     rt_run *rr = arg;
     long v;
-    tern_chan_recv(rr->park, &v, NULL);
+    tern_chan_recv(rr->park, &v, NULL, NULL);
     tern_waitgroup_done(&rr->wg);
     return 0;
 }
@@ -789,7 +789,7 @@ static int parked_co(void *arg)
 static int rt_entry(void *arg)
 {
     rt_run *rr = arg;
-    CHECK((rr->park = tern_chan_make(sizeof(long), 0)) != NULL);
+    CHECK_EQ(tern_chan_new(sizeof(long), 0, &rr->park), 0);
     tern_waitgroup_add(&rr->wg, 10);
     for (int i = 0; i < 10; i++)
         CHECK_EQ(tern_go(parked_co, rr), 0);
@@ -821,7 +821,7 @@ static int rt_entry(void *arg)
     close(p[0]);
     close(p[1]);
     tern_chan_close(rr->park);
-    tern_waitgroup_wait(&rr->wg);
+    tern_waitgroup_wait(&rr->wg, NULL);
     tern_chan_free(rr->park);
     return 0;
 }
@@ -950,8 +950,8 @@ static int http_body(void *arg)
     CHECK(tern_http_metrics_client_do(fx->m, fx->c, &(tern_http_client_request){.url = url},
                                       &resp, NULL) < 0);
     /* The ctx bounds the call: an ended one fails it without a response. */
-    tern_ctx *done = tern_ctx_with_cancel(NULL);
-    CHECK(done != NULL);
+    tern_ctx *done;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &done), 0);
     tern_ctx_cancel(done);
     snprintf(url, sizeof url, "%s/users/4", fx->sv.url);
     CHECK_EQ(tern_http_metrics_client_do(fx->m, fx->c, &(tern_http_client_request){.url = url},

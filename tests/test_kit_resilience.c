@@ -204,7 +204,8 @@ static int retry_deadline_entry(void *arg)
     (void)arg;
     fake_clock c = {.t = tern_now()};
     int64_t deadline = c.t + 100 * TERN_MS;
-    tern_ctx *ctx = tern_ctx_with_deadline(NULL, deadline);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_deadline(NULL, deadline, &ctx), 0);
     CHECK(ctx);
     tern_retry_stats st = {0};
     tern_retry_options o = {.max_attempts = 1000, .base = 20 * TERN_MS, .cap = 40 * TERN_MS,
@@ -221,7 +222,8 @@ static int retry_deadline_entry(void *arg)
     tern_ctx_free(ctx);
 
     /* a context already done: no attempt at all */
-    tern_ctx *dead = tern_ctx_with_cancel(NULL);
+    tern_ctx *dead;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &dead), 0);
     tern_ctx_cancel(dead);
     flaky g = {.fail_first = 1, .err = -ECONNRESET};
     CHECK_EQ(tern_retry_do(&o, flaky_op, &g, dead), -ECANCELED);
@@ -237,7 +239,8 @@ static int retry_deadline_entry(void *arg)
     CHECK(tern_now() - t0 < TERN_SEC);
 
     /* the real timer cut short by the context's cancellation */
-    tern_ctx *soon = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    tern_ctx *soon;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_MS, &soon), 0);
     tern_retry_options l = {.max_attempts = 3, .base = 10 * TERN_SEC, .cap = 10 * TERN_SEC};
     flaky k = {.fail_first = 5, .err = -ECONNRESET};
     t0 = tern_now();
@@ -632,7 +635,8 @@ static int bulkhead_entry(void *arg)
     CHECK_EQ(st.in_flight, 2);
 
     /* a waiter's context ends its wait */
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_MS, &ctx), 0);
     CHECK_EQ(tern_bulkhead_acquire(b, ctx), -ETIMEDOUT);
     tern_ctx_free(ctx);
     tern_bulkhead_release(b);
@@ -792,7 +796,7 @@ static int hammer_entry(void *arg)
     tern_waitgroup_add(&h.wg, HAMMER_COS);
     for (int i = 0; i < HAMMER_COS; i++)
         CHECK_EQ(tern_go(hammer_co, &h), 0);
-    tern_waitgroup_wait(&h.wg);
+    tern_waitgroup_wait(&h.wg, NULL);
     /* exactly the two bursts, whatever the interleaving */
     CHECK_EQ(atomic_load(&h.allowed), 200);
     struct tern_ratelimit_stats rs;

@@ -130,7 +130,7 @@ static int hold(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     (void)r, (void)arg;
     atomic_fetch_add(&inside, 1);
-    CHECK_EQ(tern_chan_recv(release_ch, NULL, NULL), 0);
+    CHECK_EQ(tern_chan_recv(release_ch, NULL, NULL, NULL), 0);
     return tern_http_resp_text(w, 200, "held");
 }
 
@@ -152,7 +152,7 @@ static int bg_get_co(void *arg)
 static void concurrency_case(tern_http_concurrency_options *mo, const char *want_retry_after)
 {
     atomic_store(&inside, 0);
-    CHECK(release_ch = tern_chan_make(1, 0));
+    CHECK_EQ(tern_chan_new(1, 0, &release_ch), 0);
     server sv = {0};
     server_start(&sv, (tern_http_link[]){{tern_http_mw_concurrency, mo}, {hold, NULL}}, 2);
     tern_http_client *c;
@@ -168,14 +168,14 @@ static void concurrency_case(tern_http_concurrency_options *mo, const char *want
     CHECK(strcmp(ra, want_retry_after) == 0);
     CHECK_EQ(atomic_load(&inside), 1);          /* the shed one never ran */
     char one = 1;
-    CHECK_EQ(tern_chan_send(release_ch, &one), 0);
-    tern_waitgroup_wait(&g.wg);
+    CHECK_EQ(tern_chan_send(release_ch, &one, NULL), 0);
+    tern_waitgroup_wait(&g.wg, NULL);
     CHECK_EQ(atomic_load(&g.status), 200);
     /* the slot is free again */
     tern_waitgroup_add(&g.wg, 1);
     CHECK_EQ(tern_go(bg_get_co, &g), 0);
-    CHECK_EQ(tern_chan_send(release_ch, &one), 0);
-    tern_waitgroup_wait(&g.wg);
+    CHECK_EQ(tern_chan_send(release_ch, &one, NULL), 0);
+    tern_waitgroup_wait(&g.wg, NULL);
     CHECK_EQ(atomic_load(&g.status), 200);
     tern_http_client_free(c);
     server_stop(&sv);
@@ -289,7 +289,8 @@ static int retries_entry(void *arg)
                                         .backoff_cap = 10 * TERN_SEC};
     CHECK_EQ(tern_resilient_client_new(&so, &slow), 0);
     reset_flaky(100, 503);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 200 * TERN_MS);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 200 * TERN_MS, &ctx), 0);
     int64_t t0 = tern_now();
     int got = rcall(slow, "GET", sv.url, ctx);
     /* either the drawn backoff passed the deadline (503 at once) or it fit
@@ -452,7 +453,8 @@ static int hedge_entry(void *arg)
     tern_resilient_client *rc;
     tern_resilient_client_options o = {.client = c, .hedge_delay = 50 * TERN_MS};
     CHECK_EQ(tern_resilient_client_new(&o, &rc), 0);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 5 * TERN_SEC);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 5 * TERN_SEC, &ctx), 0);
     tern_http_client_request req = {.url = sv.url};
     tern_http_client_response *r;
     int64_t t0 = tern_now();

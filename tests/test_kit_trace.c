@@ -414,11 +414,11 @@ static int peek_co(void *arg)
     peek *p = arg;
     char c;
     bool ok;
-    tern_chan_recv(p->go, &c, &ok);
+    tern_chan_recv(p->go, &c, &ok, NULL);
     p->seen = tern_trace_span_current();
     tern_log_ids ids;
     CHECK(!tern_trace_log_ids(&ids));
-    tern_chan_send(p->done, &c);
+    tern_chan_send(p->done, &c, NULL);
     return 0;
 }
 
@@ -435,12 +435,14 @@ static int current_span_body(void *arg)
     tern_trace_span_enter(sb, b);
     CHECK(tern_trace_span_current() == b);
 
-    peek p = {.seen = a, .go = tern_chan_make(1, 0), .done = tern_chan_make(1, 0)};
+    peek p = {.seen = a};
+    CHECK_EQ(tern_chan_new(1, 0, &p.go), 0);
+    CHECK_EQ(tern_chan_new(1, 0, &p.done), 0);
     CHECK_EQ(tern_go(peek_co, &p), 0);
     char c = 1;
     bool ok;
-    tern_chan_send(p.go, &c);
-    tern_chan_recv(p.done, &c, &ok);
+    tern_chan_send(p.go, &c, NULL);
+    tern_chan_recv(p.done, &c, &ok, NULL);
     CHECK(p.seen == NULL);                  /* another coroutine sees none */
     tern_sleep(TERN_MS);                    /* park; may resume on another thread */
     CHECK(tern_trace_span_current() == b);
@@ -591,8 +593,8 @@ static int app_get(tern_http_client *c, const char *base, const char *path,
 /* tern_trace_shutdown bounded by a ctx that ends ns from now. */
 static int trace_shutdown_within(int64_t ns)
 {
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
-    CHECK(ctx != NULL);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, ns, &ctx), 0);
     int rc = tern_trace_shutdown(ctx);
     tern_ctx_free(ctx);
     return rc;

@@ -60,8 +60,8 @@ static void go_served(tern_fn *fn, served *sv, tern_listener *l)
 /* tern_listener_accept bounded by a timeout of ns */
 static int accept_within(tern_listener *l, tern_conn **c, int64_t ns)
 {
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ns);
-    CHECK(ctx != NULL);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, ns, &ctx), 0);
     int rc = tern_listener_accept(l, c, ctx);
     tern_ctx_free(ctx);
     return rc;
@@ -176,7 +176,7 @@ static int tcp_main(void *arg)
     tern_conn_free(c);
 
     tern_listener_close(l);
-    tern_waitgroup_wait(&sv.done);      /* echo_server saw -ECANCELED */
+    tern_waitgroup_wait(&sv.done, NULL);      /* echo_server saw -ECANCELED */
     tern_listener_free(l);
     return 0;
 }
@@ -219,7 +219,7 @@ static int eof_main(void *arg)
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
         tern_conn_free(c);
-        tern_waitgroup_wait(&sv.done);
+        tern_waitgroup_wait(&sv.done, NULL);
         tern_listener_free(l);
     }
     return 0;
@@ -271,7 +271,8 @@ static int dial_main(void *arg)
     int nheld = 0;
     int rc = 0;
     while (nheld < 8) {
-        tern_ctx *t = tern_ctx_with_timeout(NULL, 100 * TERN_MS);
+        tern_ctx *t;
+        CHECK_EQ(tern_ctx_with_timeout(NULL, 100 * TERN_MS, &t), 0);
         rc = tern_conn_dial(TERN_NET_TCP, addr, &held[nheld], t);
         tern_ctx_free(t);
         if (rc < 0)
@@ -280,14 +281,16 @@ static int dial_main(void *arg)
     }
     CHECK_EQ(rc, -ETIMEDOUT);           /* the backlog filled up */
     int64_t t0 = tern_now();
-    tern_ctx *t = tern_ctx_with_timeout(NULL, 30 * TERN_MS);
+    tern_ctx *t;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_MS, &t), 0);
     CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c, t), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     if (took < 30 * TERN_MS || took > 2 * TERN_SEC)
         fprintf(stderr, "dial with a 30 ms deadline took %lld us\n", (long long)(took / 1000));
     CHECK(took >= 30 * TERN_MS && took < 2 * TERN_SEC);
     tern_ctx_free(t);
-    canceller can = { .ctx = tern_ctx_with_cancel(NULL), .done = TERN_WAITGROUP_INIT };
+    canceller can = { .done = TERN_WAITGROUP_INIT };
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &can.ctx), 0);
     tern_waitgroup_add(&can.done, 1);
     tern_go(cancel_after, &can);
     t0 = tern_now();
@@ -296,11 +299,11 @@ static int dial_main(void *arg)
     if (took < 19 * TERN_MS || took > 2 * TERN_SEC)
         fprintf(stderr, "dial cancelled after 20 ms took %lld us\n", (long long)(took / 1000));
     CHECK(took >= 19 * TERN_MS && took < 2 * TERN_SEC);
-    tern_waitgroup_wait(&can.done);
+    tern_waitgroup_wait(&can.done, NULL);
     tern_ctx_free(can.ctx);
     tern_ctx *cc;
     /* an already-cancelled context does not even start */
-    cc = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &cc), 0);
     tern_ctx_cancel(cc);
     CHECK_EQ(tern_conn_dial(TERN_NET_TCP, "127.0.0.1:1", &c, cc), -ECANCELED);
     tern_ctx_free(cc);
@@ -349,7 +352,7 @@ static int unix_main(void *arg)
         CHECK(!memcmp(buf, "unix", 4));
         CHECK_EQ(tern_conn_read(c, buf, sizeof buf, NULL), 0);
         tern_conn_free(c);
-        tern_waitgroup_wait(&sv.done);
+        tern_waitgroup_wait(&sv.done, NULL);
         tern_listener_free(l);
     }
     CHECK_EQ(access(path, F_OK), -1);   /* the socket file is removed */
@@ -385,7 +388,7 @@ static int accept_main(void *arg)
     go_served(closer, &sv, l);
     CHECK_EQ(tern_listener_accept(l, &c, NULL), -ECANCELED);
     CHECK_EQ(tern_listener_accept(l, &c, NULL), -ECANCELED);
-    tern_waitgroup_wait(&sv.done);
+    tern_waitgroup_wait(&sv.done, NULL);
     tern_listener_free(l);
     /* the same port twice without reuseport */
     CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
@@ -418,7 +421,7 @@ static void on_report(const char *msg, void *ctx)
 static int emfile_main(void *arg)
 {
     (void)arg;
-    tern_set_report_hook(on_report, NULL);
+    tern_runtime_set_report_hook(on_report, NULL);
     tern_listener *l;
     CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     tern_conn *c;
@@ -530,7 +533,7 @@ static int fds_and_nodelay_main(void *arg)
     CHECK_EQ(tern_conn_set_nodelay(c, true), 0);
     CHECK_EQ(tcp_nodelay_of(c), 1);
     tern_conn_free(c);
-    tern_waitgroup_wait(&sv.done);
+    tern_waitgroup_wait(&sv.done, NULL);
     tern_listener_free(l);
 
     /* a Unix socket has no TCP_NODELAY: an error, not a crash or a 0 */
@@ -581,9 +584,9 @@ static int wait_then_note(void *arg)
 /* Until some coroutine is parked on the netpoller (bounded). */
 static void until_fd_waiter(void)
 {
-    tern_stats st;
+    struct tern_runtime_stats st;
     int64_t end = tern_now() + 2 * TERN_SEC;
-    while (tern_stats_get(&st, NULL, 0) >= 0 && st.fd_waiters == 0 && tern_now() < end)
+    while (tern_runtime_stats(&st, NULL, 0) >= 0 && st.fd_waiters == 0 && tern_now() < end)
         tern_sleep(TERN_MS);
     CHECK(st.fd_waiters > 0);
 }
@@ -624,7 +627,7 @@ static int wait_readable_main(void *arg)
     CHECK_EQ(tern_conn_read(b, buf, sizeof buf, NULL), 1);
     CHECK_EQ(buf[0], 'y');
     tern_conn_set_read_deadline(b, TERN_FOREVER);
-    tern_waitgroup_wait(&w.done);
+    tern_waitgroup_wait(&w.done, NULL);
 
     /* end of stream is readable too: the read then says 0 */
     tern_conn_free(a);
@@ -639,7 +642,7 @@ static int wait_readable_main(void *arg)
     CHECK_EQ(tern_go(wait_then_note, &p), 0);
     until_fd_waiter();
     tern_conn_free(b);
-    tern_waitgroup_wait(&p.done);
+    tern_waitgroup_wait(&p.done, NULL);
     CHECK_EQ(p.rc, -EBADF);
     tern_conn_free(a);
     return 0;
@@ -706,7 +709,7 @@ static int write_deadline_main(void *arg)
     memset(out, 'z', big);
     CHECK_EQ(tern_conn_write(a, out, big, NULL), (ssize_t)big);
     CHECK_EQ(tern_conn_close_write(a), 0);
-    tern_waitgroup_wait(&d.done);
+    tern_waitgroup_wait(&d.done, NULL);
     CHECK(d.got > big);                 /* the timed-out writes had sent a little */
     CHECK_EQ(d.last, 'z');
     free(out);
@@ -769,7 +772,7 @@ static int sendfile_main(void *arg)
     off_t off = 0;
     CHECK_EQ(tern_conn_sendfile(a, fd, &off, n, NULL), (ssize_t)n);
     CHECK_EQ(off, (off_t)n);
-    tern_waitgroup_wait(&k.done);
+    tern_waitgroup_wait(&k.done, NULL);
     CHECK(!memcmp(got, file, n));
     CHECK_EQ(lseek(fd, 0, SEEK_CUR), (off_t)n);     /* from write(): sendfile left it */
 
@@ -845,8 +848,8 @@ static int ctx_read_main(void *arg)
     char buf[16];
 
     /* nothing arrives: a cancel from another coroutine ends the read */
-    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
-    CHECK(ctx);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     cancel_job k = {ctx, 20 * TERN_MS};
     CHECK_EQ(tern_go(cancel_later, &k), 0);
     int64_t t0 = tern_now();
@@ -862,7 +865,7 @@ static int ctx_read_main(void *arg)
     CHECK_EQ(buf[0], 'x');
 
     /* the ctx's deadline: -ETIMEDOUT, and the conn is still usable */
-    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_MS, &ctx), 0);
     CHECK(ctx);
     t0 = tern_now();
     CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ETIMEDOUT);
@@ -871,13 +874,13 @@ static int ctx_read_main(void *arg)
     tern_ctx_free(ctx);
 
     /* the earlier of the stored deadline and the ctx's wins, either way */
-    ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * TERN_SEC, &ctx), 0);
     tern_conn_set_read_deadline(a, tern_now() + 20 * TERN_MS);
     t0 = tern_now();
     CHECK_EQ(tern_conn_read(a, buf, sizeof buf, ctx), -ETIMEDOUT);
     CHECK(tern_now() - t0 < 20 * TERN_MS + PROMPT);
     tern_ctx_free(ctx);
-    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_MS, &ctx), 0);
     tern_conn_set_read_deadline(a, tern_now() + 10 * TERN_SEC);
     t0 = tern_now();
     CHECK_EQ(tern_conn_wait_readable(a, ctx), -ETIMEDOUT);
@@ -886,7 +889,7 @@ static int ctx_read_main(void *arg)
     tern_conn_set_read_deadline(a, TERN_FOREVER);
 
     /* a live ctx lets data through */
-    ctx = tern_ctx_with_timeout(NULL, 10 * TERN_SEC);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * TERN_SEC, &ctx), 0);
     CHECK_EQ(tern_conn_write(b, "yz", 2, ctx), 2);
     CHECK_EQ(tern_conn_wait_readable(a, ctx), 0);
     CHECK_EQ(read_full(a, buf, 2), 2);
@@ -912,8 +915,8 @@ static int ctx_write_main(void *arg)
     CHECK(out);
 
     /* nobody reads: a cancel ends the parked write */
-    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
-    CHECK(ctx);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     cancel_job k = {ctx, 20 * TERN_MS};
     CHECK_EQ(tern_go(cancel_later, &k), 0);
     int64_t t0 = tern_now();
@@ -923,7 +926,7 @@ static int ctx_write_main(void *arg)
     tern_ctx_free(ctx);
 
     /* the ctx's deadline, for write, writev and sendfile */
-    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_MS, &ctx), 0);
     CHECK(ctx);
     t0 = tern_now();
     CHECK_EQ(tern_conn_write(a, out, big, ctx), -ETIMEDOUT);
@@ -933,7 +936,7 @@ static int ctx_write_main(void *arg)
     CHECK_EQ(tern_conn_writev(a, &iov, 1, ctx), -ETIMEDOUT);
     tern_ctx_free(ctx);
     int fd = temp_file(big);
-    ctx = tern_ctx_with_timeout(NULL, 20 * TERN_MS);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_MS, &ctx), 0);
     off_t off = 0;
     t0 = tern_now();
     CHECK_EQ(tern_conn_sendfile(a, fd, &off, big, ctx), -ETIMEDOUT);
@@ -942,7 +945,7 @@ static int ctx_write_main(void *arg)
     close(fd);
 
     /* a cancel during a writev ends it too */
-    ctx = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     k.ctx = ctx;
     CHECK_EQ(tern_go(cancel_later, &k), 0);
     iov = (struct iovec){out, big};
@@ -966,7 +969,7 @@ static int ctx_accept_main(void *arg)
     (void)arg;
     tern_listener *l;
     CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
-    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
+    tern_ctx *ctx; CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     cancel_job k = {ctx, 20 * TERN_MS};
     CHECK_EQ(tern_go(cancel_later, &k), 0);
     tern_conn *c = (tern_conn *)1;
@@ -976,7 +979,7 @@ static int ctx_accept_main(void *arg)
     CHECK(c == NULL);
     tern_ctx_free(ctx);
     /* and a dial bounded by a done ctx does not start */
-    ctx = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     tern_ctx_cancel(ctx);
     CHECK_EQ(tern_conn_dial(TERN_NET_TCP, tern_listener_addr(l), &c, ctx), -ECANCELED);
     CHECK(c == NULL);
@@ -1074,8 +1077,8 @@ static int signal_main(void *arg)
     raise(SIGUSR2);
     tern_sleep(30 * TERN_MS);
     raise(SIGUSR1);
-    tern_waitgroup_wait(&a.done);
-    tern_waitgroup_wait(&b.done);
+    tern_waitgroup_wait(&a.done, NULL);
+    tern_waitgroup_wait(&b.done, NULL);
     CHECK_EQ(a.got, SIGUSR1);
     CHECK_EQ(b.got, SIGUSR2);
     return 0;

@@ -141,7 +141,7 @@ static int procs_seen;
 static int get_procs(void *arg)
 {
     (void)arg;
-    procs_seen = tern_procs();
+    procs_seen = tern_runtime_procs();
     return 0;
 }
 
@@ -156,7 +156,7 @@ static void procs_option_and_env(void)
     CHECK_EQ(tern_run(get_procs, NULL), 0);
     CHECK(procs_seen >= 1);
     unsetenv("TERN_PROCS");
-    CHECK_EQ(tern_procs(), 0);
+    CHECK_EQ(tern_runtime_procs(), 0);
 }
 
 static void procs_honours_affinity(void)

@@ -6,7 +6,8 @@
 
 static tern_chan *mk(size_t cap)
 {
-    tern_chan *ch = tern_chan_make(sizeof(int), cap);
+    tern_chan *ch;
+    CHECK_EQ(tern_chan_new(sizeof(int), cap, &ch), 0);
     CHECK(ch != NULL);
     return ch;
 }
@@ -16,29 +17,29 @@ static int try_main(void *arg)
     (void)arg;
     tern_chan *a = mk(1), *b = mk(1);
     int x = 0, y = 0;
-    tern_select_case c[2] = {{a, TERN_SELECT_RECV, &x, false}, {b, TERN_SELECT_RECV, &y, false}};
-    CHECK_EQ(tern_select_try(c, 2), -EAGAIN);   /* default */
+    tern_chan_case c[2] = {{a, TERN_CHAN_RECV, &x, false}, {b, TERN_CHAN_RECV, &y, false}};
+    CHECK_EQ(tern_chan_try_select(c, 2), -EAGAIN);   /* default */
     int v = 42;
     tern_chan_try_send(b, &v);
-    CHECK_EQ(tern_select_try(c, 2), 1);
+    CHECK_EQ(tern_chan_try_select(c, 2), 1);
     CHECK(c[1].ok);
     CHECK_EQ(y, 42);
     /* send case: a has room */
-    tern_select_case s[1] = {{a, TERN_SELECT_SEND, &v, false}};
-    CHECK_EQ(tern_select_try(s, 1), 0);
+    tern_chan_case s[1] = {{a, TERN_CHAN_SEND, &v, false}};
+    CHECK_EQ(tern_chan_try_select(s, 1), 0);
     CHECK(s[0].ok);
-    CHECK_EQ(tern_select_try(s, 1), -EAGAIN);   /* now full */
+    CHECK_EQ(tern_chan_try_select(s, 1), -EAGAIN);   /* now full */
     /* nil cases never fire */
-    tern_select_case n[2] = {{NULL, TERN_SELECT_RECV, &x, false}, {NULL, TERN_SELECT_SEND, &v, false}};
-    CHECK_EQ(tern_select_try(n, 2), -EAGAIN);
+    tern_chan_case n[2] = {{NULL, TERN_CHAN_RECV, &x, false}, {NULL, TERN_CHAN_SEND, &v, false}};
+    CHECK_EQ(tern_chan_try_select(n, 2), -EAGAIN);
     /* a closed channel is ready: recv gets !ok, send fires with !ok */
     tern_chan_close(b);
-    CHECK_EQ(tern_select_try(c + 1, 1), 0);
+    CHECK_EQ(tern_chan_try_select(c + 1, 1), 0);
     CHECK(!c[1].ok);
-    tern_select_case sb[1] = {{b, TERN_SELECT_SEND, &v, true}};
-    CHECK_EQ(tern_select_try(sb, 1), 0);
+    tern_chan_case sb[1] = {{b, TERN_CHAN_SEND, &v, true}};
+    CHECK_EQ(tern_chan_try_select(sb, 1), 0);
     CHECK(!sb[0].ok);
-    CHECK_EQ(tern_select_try(NULL, -1), -EINVAL);
+    CHECK_EQ(tern_chan_try_select(NULL, -1), -EINVAL);
     tern_chan_free(a);
     tern_chan_free(b);
     return 0;
@@ -62,10 +63,10 @@ static int fair_main(void *arg)
     int got[4] = {0}, x;
     const int N = 40000;
     for (int k = 0; k < N; k++) {
-        tern_select_case c[4];
+        tern_chan_case c[4];
         for (int i = 0; i < 4; i++)
-            c[i] = (tern_select_case){ch[i], TERN_SELECT_RECV, &x, false};
-        int r = tern_select(c, 4, NULL);
+            c[i] = (tern_chan_case){ch[i], TERN_CHAN_RECV, &x, false};
+        int r = tern_chan_select(c, 4, NULL);
         CHECK(r >= 0 && r < 4);
         CHECK_EQ(x, r);
         got[r]++;
@@ -93,7 +94,7 @@ static int late_sender(void *arg)
 {
     tern_sleep(5 * TERN_MS);
     int v = (int)(long)arg;
-    CHECK_EQ(tern_chan_send(g_b, &v), 0);
+    CHECK_EQ(tern_chan_send(g_b, &v, NULL), 0);
     return 0;
 }
 
@@ -105,10 +106,10 @@ static int block_main(void *arg)
     for (int round = 0; round < 4; round++) {
         tern_go(late_sender, (void *)(long)round);
         int x = -1, y = -1;
-        tern_select_case c[3] = {{g_a, TERN_SELECT_RECV, &x, false},
-                                 {NULL, TERN_SELECT_RECV, &x, false},
-                                 {g_b, TERN_SELECT_RECV, &y, false}};
-        CHECK_EQ(tern_select(c, 3, NULL), 2);
+        tern_chan_case c[3] = {{g_a, TERN_CHAN_RECV, &x, false},
+                                 {NULL, TERN_CHAN_RECV, &x, false},
+                                 {g_b, TERN_CHAN_RECV, &y, false}};
+        CHECK_EQ(tern_chan_select(c, 3, NULL), 2);
         CHECK(c[2].ok);
         CHECK_EQ(y, round);
         CHECK_EQ(x, -1);
@@ -131,7 +132,7 @@ static int send_select_peer(void *arg)
     (void)arg;
     int x;
     tern_sleep(2 * TERN_MS);
-    CHECK_EQ(tern_chan_recv(g_a, &x, NULL), 0);
+    CHECK_EQ(tern_chan_recv(g_a, &x, NULL, NULL), 0);
     CHECK_EQ(x, 77);
     return 0;
 }
@@ -142,8 +143,8 @@ static int send_case_main(void *arg)
     g_a = mk(0);
     tern_go(send_select_peer, NULL);
     int v = 77, y;
-    tern_select_case c[2] = {{g_a, TERN_SELECT_SEND, &v, false}, {NULL, TERN_SELECT_RECV, &y, false}};
-    CHECK_EQ(tern_select(c, 2, NULL), 0);
+    tern_chan_case c[2] = {{g_a, TERN_CHAN_SEND, &v, false}, {NULL, TERN_CHAN_RECV, &y, false}};
+    CHECK_EQ(tern_chan_select(c, 2, NULL), 0);
     CHECK(c[0].ok);
     tern_sleep(TERN_MS);
     tern_chan_free(g_a);
@@ -160,26 +161,27 @@ static int timeout_main(void *arg)
     (void)arg;
     tern_chan *a = mk(0);
     int x;
-    tern_select_case c[1] = {{a, TERN_SELECT_RECV, &x, false}};
+    tern_chan_case c[1] = {{a, TERN_CHAN_RECV, &x, false}};
     int64_t t0 = tern_now();
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, 10 * TERN_MS);
-    CHECK_EQ(tern_select(c, 1, ctx), -ETIMEDOUT);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * TERN_MS, &ctx), 0);
+    CHECK_EQ(tern_chan_select(c, 1, ctx), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     CHECK(took >= 10 * TERN_MS && took < 500 * TERN_MS);
     tern_ctx_free(ctx);
     /* cancelled context, already done: returns at once */
-    ctx = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &ctx), 0);
     tern_ctx_cancel(ctx);
-    CHECK_EQ(tern_select(c, 1, ctx), -ECANCELED);
+    CHECK_EQ(tern_chan_select(c, 1, ctx), -ECANCELED);
     tern_ctx_free(ctx);
     /* zero cases: waits for the context only */
-    ctx = tern_ctx_with_timeout(NULL, 2 * TERN_MS);
-    CHECK_EQ(tern_select(NULL, 0, ctx), -ETIMEDOUT);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * TERN_MS, &ctx), 0);
+    CHECK_EQ(tern_chan_select(NULL, 0, ctx), -ETIMEDOUT);
     tern_ctx_free(ctx);
     /* recv_ctx / send_ctx */
-    ctx = tern_ctx_with_timeout(NULL, 2 * TERN_MS);
-    CHECK_EQ(tern_chan_recv_ctx(a, &x, NULL, ctx), -ETIMEDOUT);
-    CHECK_EQ(tern_chan_send_ctx(a, &x, ctx), -ETIMEDOUT);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * TERN_MS, &ctx), 0);
+    CHECK_EQ(tern_chan_recv(a, &x, NULL, ctx), -ETIMEDOUT);
+    CHECK_EQ(tern_chan_send(a, &x, ctx), -ETIMEDOUT);
     tern_ctx_free(ctx);
     tern_chan_free(a);
     return 0;
@@ -204,12 +206,12 @@ static int cancel_main(void *arg)
     (void)arg;
     tern_chan *a = mk(0);
     int x;
-    g_ctx = tern_ctx_with_cancel(NULL);
+    CHECK_EQ(tern_ctx_with_cancel(NULL, &g_ctx), 0);
     tern_go(canceller, NULL);
-    tern_select_case c[2] = {{a, TERN_SELECT_RECV, &x, false},
-                             {tern_ctx_done(g_ctx), TERN_SELECT_RECV, NULL, false}};
+    tern_chan_case c[2] = {{a, TERN_CHAN_RECV, &x, false},
+                             {tern_ctx_done(g_ctx), TERN_CHAN_RECV, NULL, false}};
     /* with the ctx passed too: whichever wakes us, the result is the same */
-    int r = tern_select(c, 2, g_ctx);
+    int r = tern_chan_select(c, 2, g_ctx);
     CHECK(r == 1 || r == -ECANCELED);
     CHECK_EQ(tern_ctx_err(g_ctx), -ECANCELED);
     tern_ctx_free(g_ctx);
@@ -235,8 +237,8 @@ static int selector(void *arg)
     tern_chan *a = g_a, *b = g_b;
     while (a || b) {
         long x, y;
-        tern_select_case c[2] = {{a, TERN_SELECT_RECV, &x, false}, {b, TERN_SELECT_RECV, &y, false}};
-        int r = tern_select(c, 2, NULL);
+        tern_chan_case c[2] = {{a, TERN_CHAN_RECV, &x, false}, {b, TERN_CHAN_RECV, &y, false}};
+        int r = tern_chan_select(c, 2, NULL);
         CHECK(r == 0 || r == 1);
         if (!c[r].ok) {         /* closed and drained: a nil channel from now (Go's idiom) */
             if (r == 0)
@@ -255,8 +257,8 @@ static int selector(void *arg)
 static int race_main(void *arg)
 {
     (void)arg;
-    g_a = tern_chan_make(sizeof(long), 0);
-    g_b = tern_chan_make(sizeof(long), 4);
+    CHECK_EQ(tern_chan_new(sizeof(long), 0, &g_a), 0);
+    CHECK_EQ(tern_chan_new(sizeof(long), 4, &g_b), 0);
     atomic_store(&sel_sum, 0);
     atomic_store(&sel_n, 0);
     tern_waitgroup_add(&sel_wg, NSEL);
@@ -264,10 +266,10 @@ static int race_main(void *arg)
         tern_go(selector, NULL);
     long n = scaled(VALS);
     for (long v = 0; v < n; v++)
-        CHECK_EQ(tern_chan_send(v % 2 ? g_a : g_b, &v), 0);
+        CHECK_EQ(tern_chan_send(v % 2 ? g_a : g_b, &v, NULL), 0);
     tern_chan_close(g_a);
     tern_chan_close(g_b);
-    tern_waitgroup_wait(&sel_wg);
+    tern_waitgroup_wait(&sel_wg, NULL);
     CHECK_EQ(atomic_load(&sel_n), n);
     CHECK_EQ(atomic_load(&sel_sum), n * (n - 1) / 2);
     tern_chan_free(g_a);

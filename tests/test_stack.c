@@ -58,8 +58,8 @@ static int million_main(void *arg)
     while (atomic_load(&parked) < n)
         tern_sleep(TERN_MS);
     tern_sleep(10 * TERN_MS);
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     CHECK_EQ(st.alive, n + 1);
     CHECK(st.parked >= (uint64_t)n);
     CHECK_EQ(st.timers, n);
@@ -176,11 +176,11 @@ static int reuse_main(void *arg)
         while (atomic_load(&churned) < (wave + 1) * 1000)
             tern_sleep(TERN_MS);
     }
-    tern_stats st;
+    struct tern_runtime_stats st;
     int64_t give_up = tern_now() + TERN_SEC;    /* the last ones finish exiting */
     do {
         tern_sleep(TERN_MS);
-        tern_stats_get(&st, NULL, 0);
+        tern_runtime_stats(&st, NULL, 0);
     } while (st.alive != 1 && tern_now() < give_up);
     CHECK_EQ(st.alive, 1);
     /* 50,000 coroutines ran; their stacks came from caches, not new slots */
@@ -204,7 +204,7 @@ static int toucher(void *arg)
     for (size_t i = 0; i < sizeof buf; i += 512)
         buf[i] = 1;
     atomic_fetch_add(&toucher_done, 1);
-    tern_chan_recv(release, NULL, NULL);    /* stay alive until measured */
+    tern_chan_recv(release, NULL, NULL, NULL);    /* stay alive until measured */
     return buf[0] - 1;
 }
 
@@ -215,7 +215,7 @@ static int scavenge_main(void *arg)
      * releases the rest; 6000 stays under TSan's 8128-fiber limit. */
     int n = 6000;
     atomic_store(&toucher_done, 0);
-    release = tern_chan_make(1, 0);
+    CHECK_EQ(tern_chan_new(1, 0, &release), 0);
     long rss0 = vm_rss_kb("VmRSS:");
     for (int i = 0; i < n; i++)
         CHECK_EQ(tern_go(toucher, NULL), 0);
@@ -266,8 +266,8 @@ static char guard_mode[32];
 static int read_guard_mode(void *arg)
 {
     (void)arg;
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     snprintf(guard_mode, sizeof guard_mode, "%s", st.stack_guard);
     return 0;
 }
@@ -365,7 +365,7 @@ static int trim_main(void *arg)
     tern_waitgroup wg = TERN_WAITGROUP_INIT;
     tern_waitgroup_add(&wg, 1);
     tern_go(trim_child, &wg);
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     return 0;
 }
 

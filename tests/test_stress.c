@@ -27,11 +27,11 @@ static int million_main(void *arg)
         tern_sleep(TERN_MS);
     /* the last ones have counted but may not have exited yet (seen under
      * TSan: alive 2): wait for them, boundedly */
-    tern_stats st;
+    struct tern_runtime_stats st;
     int64_t deadline = tern_now() + 10 * TERN_SEC;
     do {
         tern_sleep(TERN_MS);
-        tern_stats_get(&st, NULL, 0);
+        tern_runtime_stats(&st, NULL, 0);
     } while (st.alive != 1 && tern_now() < deadline);
     CHECK_EQ(st.spawned_total, n + 1);
     CHECK_EQ(st.alive, 1);
@@ -77,9 +77,9 @@ static int yields_main(void *arg)
         tern_sleep(TERN_MS);
     for (int i = 0; i < n; i++)
         CHECK_EQ(atomic_load(&counts[i]), 300);
-    tern_stats st;
-    tern_proc_stats ps[2];
-    tern_stats_get(&st, ps, 2);
+    struct tern_runtime_stats st;
+    tern_runtime_proc_stats ps[2];
+    tern_runtime_stats(&st, ps, 2);
     if (st.procs >= 2)
         CHECK(ps[0].switches > 0 && ps[1].switches > 0);   /* both Ps worked */
     return 0;

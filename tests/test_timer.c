@@ -111,8 +111,8 @@ static int cancel_main(void *arg)
     /* old timers (2 ms) are gone: a long untimed wait is not disturbed */
     tern_ticket t = tern_wait_prepare();
     CHECK_EQ(tern_wait(t, "quiet", tern_now() + 10 * TERN_MS), -ETIMEDOUT);
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     CHECK_EQ(st.timers, 0);
     return 0;
 }
@@ -140,7 +140,7 @@ static int wait_deadline(void *arg)
 {
     held *h = arg;
     bool ok = true;
-    CHECK_EQ(tern_chan_recv(tern_ctx_done(h->ctx), NULL, &ok), 0);
+    CHECK_EQ(tern_chan_recv(tern_ctx_done(h->ctx), NULL, &ok, NULL), 0);
     CHECK(!ok);                 /* closed by the deadline */
     h->woke = tern_now();
     tern_wake(h->main, h->t, 0);
@@ -152,7 +152,7 @@ static int held_main(void *arg)
     (void)arg;
     held h = {.main = tern_self(), .t = tern_wait_prepare()};
     int64_t t0 = tern_now();
-    CHECK(h.ctx = tern_ctx_with_timeout(NULL, 5 * TERN_MS));   /* a timer on this P */
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 5 * TERN_MS, &h.ctx), 0);   /* a timer on this P */
     CHECK_EQ(tern_go(wait_deadline, &h), 0);
     while (tern_now() - t0 < HOLD)
         ;                       /* hold this P: no yield */

@@ -38,7 +38,7 @@ static int fetch(void *arg)
     snprintf(r.body, sizeof r.body, "{\"user\": \"%s\"}", req->url);
     /* Buffer of 1: the send never blocks, so the fetcher exits even if the
      * caller has given up on it (Go's usual guard against a leak). */
-    int e = tern_chan_send(req->reply, &r);
+    int e = tern_chan_send(req->reply, &r, NULL);
     if (e < 0)
         fprintf(stderr, "fetch: send: %s\n", tern_strerror(e));
     tern_waitgroup_done(&req->done);
@@ -53,9 +53,10 @@ static long ms_since(int64_t t0)
 static int entry(void *arg)
 {
     (void)arg;
-    tern_chan *reply = tern_chan_make(sizeof(fetch_result), 1);
-    if (!reply) {
-        fprintf(stderr, "tern_chan_make failed\n");
+    tern_chan *reply;
+    int err = tern_chan_new(sizeof(fetch_result), 1, &reply);
+    if (err < 0) {
+        fprintf(stderr, "tern_chan_new: %s\n", tern_strerror(err));
         return 1;
     }
     fetch_req req = {.url = "/users/42", .reply = reply, .done = TERN_WAITGROUP_INIT};
@@ -75,7 +76,7 @@ static int entry(void *arg)
 
     fetch_result r;
     bool ok = false;
-    e = tern_chan_recv(reply, &r, &ok);
+    e = tern_chan_recv(reply, &r, &ok, NULL);
     long took = ms_since(t0);
     if (e < 0 || !ok) {
         fprintf(stderr, "recv: %s (ok=%d)\n", tern_strerror(e), ok);
@@ -93,7 +94,7 @@ static int entry(void *arg)
         return 1;
     }
     /* No GC in C: free the channel only once the fetcher has returned. */
-    tern_waitgroup_wait(&req.done);
+    tern_waitgroup_wait(&req.done, NULL);
     tern_chan_free(reply);
     return 0;
 }

@@ -30,28 +30,15 @@ typedef struct reply {
     int err;
 } reply;
 
-/* Go's select { case <-time.After(d): case <-ctx.Done(): }, with a timeout
- * context of its own (not a child of ctx) standing in for time.After. */
-static int sleep_ctx(tern_ctx *ctx, int64_t ns)
-{
-    tern_ctx *timer = tern_ctx_with_timeout(NULL, ns);
-    if (!timer)
-        return -ENOMEM;
-    tern_select_case done[] = {{.ch = tern_ctx_done(ctx), .op = TERN_SELECT_RECV}};
-    int r = tern_select(done, 1, timer);
-    tern_ctx_free(timer);
-    if (r == 0)
-        return tern_ctx_err(ctx);       /* ctx was done first */
-    return r == -ETIMEDOUT ? 0 : r;     /* 0: the whole latency passed */
-}
-
 static int call_backend(void *arg)
 {
     backend *b = arg;
-    reply r = {.name = b->name, .err = sleep_ctx(b->ctx, b->latency_ms * TERN_MS)};
+    /* Go's select { case <-time.After(d): case <-ctx.Done(): }: 0 when
+     * the whole latency passed, else ctx's error */
+    reply r = {.name = b->name, .err = tern_ctx_sleep(b->latency_ms * TERN_MS, b->ctx)};
     if (r.err < 0)
         printf("    %s backend: abandoned its request (%s)\n", b->name, tern_strerror(r.err));
-    tern_chan_send(b->results, &r);     /* buffered for both: never blocks */
+    tern_chan_send(b->results, &r, NULL);     /* buffered for both: never blocks */
     tern_waitgroup_done(b->wg);
     return 0;
 }
@@ -63,10 +50,16 @@ static int gateway(int64_t users_ms, int64_t orders_ms, int64_t budget_ms, int w
 {
     printf("gateway: users %lld ms, orders %lld ms, budget %lld ms\n", (long long)users_ms,
            (long long)orders_ms, (long long)budget_ms);
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, budget_ms * TERN_MS);
-    tern_chan *results = tern_chan_make(sizeof(reply), 2);
-    if (!ctx || !results) {
-        fprintf(stderr, "gateway: out of memory\n");
+    tern_ctx *ctx;
+    int e = tern_ctx_with_timeout(NULL, budget_ms * TERN_MS, &ctx);
+    if (e < 0) {
+        fprintf(stderr, "gateway: %s\n", tern_strerror(e));
+        return 1;
+    }
+    tern_chan *results;
+    if ((e = tern_chan_new(sizeof(reply), 2, &results)) < 0) {
+        fprintf(stderr, "gateway: %s\n", tern_strerror(e));
+        tern_ctx_free(ctx);
         return 1;
     }
     tern_waitgroup wg = TERN_WAITGROUP_INIT;
@@ -79,7 +72,7 @@ static int gateway(int64_t users_ms, int64_t orders_ms, int64_t budget_ms, int w
     }
     while (n < 2) {
         reply r;
-        if ((err = tern_chan_recv_ctx(results, &r, NULL, ctx)) < 0)
+        if ((err = tern_chan_recv(results, &r, NULL, ctx)) < 0)
             break;                      /* out of budget: answer with what we have */
         printf("    %s answered at %lld ms\n", r.name, (long long)((tern_now() - t0) / TERN_MS));
         n++;
@@ -90,7 +83,7 @@ static int gateway(int64_t users_ms, int64_t orders_ms, int64_t budget_ms, int w
     /* Go's `defer cancel()`; C has no GC, so free ctx and the channel only
      * once no backend can touch them: none outlives the call. */
     tern_ctx_cancel(ctx);
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     tern_ctx_free(ctx);
     tern_chan_free(results);
     if (n != want_n || err != want_err || took >= limit_ms) {

@@ -37,10 +37,10 @@ static int incrementer(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
-    int workers = 2 * tern_procs();
+    int workers = 2 * tern_runtime_procs();
     if (workers < 4)
         workers = 4;
-    printf("%d coroutines on %d Ps, %ld locked increments each\n", workers, tern_procs(), INCREMENTS);
+    printf("%d coroutines on %d Ps, %ld locked increments each\n", workers, tern_runtime_procs(), INCREMENTS);
 
     int64_t t0 = tern_now();
     for (int i = 0; i < workers; i++) {
@@ -51,11 +51,11 @@ static int entry(void *arg)
             return 1;
         }
     }
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     int64_t ns = tern_now() - t0;
 
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     long want = workers * INCREMENTS;
     tern_mutex_lock(&mu);
     long got = counter;

@@ -58,7 +58,7 @@ static int handler(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
-    printf("%d handlers on %d Ps all ask for the config at once\n", HANDLERS, tern_procs());
+    printf("%d handlers on %d Ps all ask for the config at once\n", HANDLERS, tern_runtime_procs());
     for (int i = 0; i < HANDLERS; i++) {
         tern_waitgroup_add(&wg, 1);
         int e = tern_go(handler, NULL);
@@ -67,7 +67,7 @@ static int entry(void *arg)
             return 1;
         }
     }
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     /* A late caller takes the fast path: the load is not repeated. */
     const config *c = get_config();
     printf("config loaded %d time(s); %d of %d handlers saw it complete\n", atomic_load(&loads),

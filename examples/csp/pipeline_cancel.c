@@ -8,7 +8,7 @@
  * The generator is endless and the sink wants only K squares, then cancels
  * the context.  Stages blocked in a send would leak forever in a naive
  * pipeline; here each stage sends with the context in the select, so
- * cancelling unblocks and ends them all.  tern_stats proves nothing leaked:
+ * cancelling unblocks and ends them all.  struct tern_runtime_stats proves nothing leaked:
  * afterwards only the main coroutine is alive.
  */
 #include <stdio.h>
@@ -28,13 +28,13 @@ static int gen(void *arg)
     stage *s = arg;
     long n = 0;
     for (long v = 1;; v++) {
-        /* Spelled out as Go would; square() uses the tern_chan_send_ctx
-         * shorthand for the same select. */
-        tern_select_case c[] = {
-            {.ch = s->out, .op = TERN_SELECT_SEND, .elem = &v},
-            {.ch = tern_ctx_done(s->ctx), .op = TERN_SELECT_RECV},
+        /* Spelled out as Go would; square() passes the ctx to tern_chan_send,
+         * the shorthand for the same select. */
+        tern_chan_case c[] = {
+            {.ch = s->out, .op = TERN_CHAN_SEND, .elem = &v},
+            {.ch = tern_ctx_done(s->ctx), .op = TERN_CHAN_RECV},
         };
-        if (tern_select(c, 2, NULL) != 0)
+        if (tern_chan_select(c, 2, NULL) != 0)
             break;
         n++;
     }
@@ -50,9 +50,9 @@ static int square(void *arg)
     long v;
     bool ok;
     int e = 0;
-    while ((e = tern_chan_recv_ctx(s->in, &v, &ok, s->ctx)) == 0 && ok) {
+    while ((e = tern_chan_recv(s->in, &v, &ok, s->ctx)) == 0 && ok) {
         long sq = v * v;
-        if ((e = tern_chan_send_ctx(s->out, &sq, s->ctx)) != 0)
+        if ((e = tern_chan_send(s->out, &sq, s->ctx)) != 0)
             break;
     }
     /* Either exit is clean: the cancel itself, or gen closing its output
@@ -65,18 +65,23 @@ static int square(void *arg)
 
 static uint64_t alive(void)
 {
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     return st.alive;
 }
 
 static int entry(void *arg)
 {
     (void)arg;
-    tern_ctx *ctx = tern_ctx_with_cancel(NULL);
-    tern_chan *nums = tern_chan_make(sizeof(long), 0), *squares = tern_chan_make(sizeof(long), 0);
-    if (!ctx || !nums || !squares) {
-        fprintf(stderr, "out of memory\n");
+    tern_ctx *ctx = NULL;
+    tern_chan *nums = NULL, *squares = NULL;
+    int e = tern_ctx_with_cancel(NULL, &ctx);
+    if (e == 0)
+        e = tern_chan_new(sizeof(long), 0, &nums);
+    if (e == 0)
+        e = tern_chan_new(sizeof(long), 0, &squares);
+    if (e < 0) {
+        fprintf(stderr, "setting up: %s\n", tern_strerror(e));
         return 1;
     }
     tern_waitgroup wg = {0};
@@ -90,7 +95,7 @@ static int entry(void *arg)
     for (int i = 0; i < K; i++) {
         long v = 0;
         bool ok = false;
-        tern_chan_recv(squares, &v, &ok);
+        tern_chan_recv(squares, &v, &ok, NULL);
         printf(" %ld", ok ? v : -1L);
         sum += v;
     }
@@ -104,14 +109,14 @@ static int entry(void *arg)
     printf("after cancel: %llu coroutine(s) alive, sum of squares %ld\n", (unsigned long long)left, sum);
     if (left != 1 || sum != 55) {
         fprintf(stderr, "want 1 coroutine alive and sum 55\n");
-        tern_dump(stderr);
+        tern_runtime_dump(stderr);
         return 1;
     }
     /* Freeing is C's part: only once both stages are past their last use
      * of the channels (a stage may still be inside tern_chan_close when
      * the sink sees the close), which the wait group says; the stats
      * above are a census, not a synchronisation. */
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     tern_ctx_free(ctx);
     tern_chan_free(nums);
     tern_chan_free(squares);

@@ -38,7 +38,7 @@ static int subscribe_loop(void *arg)
     subscriber *s = arg;
     event ev;
     bool ok;
-    while (tern_chan_recv(s->inbox, &ev, &ok) == 0 && ok) {
+    while (tern_chan_recv(s->inbox, &ev, &ok, NULL) == 0 && ok) {
         s->count[ev.kind]++;
         if (ev.kind == ORDER_PLACED)
             s->cents += ev.order.cents;
@@ -54,7 +54,7 @@ static int publish(subscriber *subs, const event *ev)
 {
     int e = 0;
     for (int i = 0; i < SUBS && e == 0; i++)
-        e = tern_chan_send(subs[i].inbox, ev);
+        e = tern_chan_send(subs[i].inbox, ev, NULL);
     return e;
 }
 
@@ -64,9 +64,9 @@ static int entry(void *arg)
     subscriber subs[SUBS] = {{.name = "mailer"}, {.name = "billing", .delay_us = 200},
                              {.name = "audit", .delay_us = 1000}};
     for (int i = 0; i < SUBS; i++) {
-        subs[i].inbox = tern_chan_make(sizeof(event), 8);
-        if (!subs[i].inbox) {
-            fprintf(stderr, "tern_chan_make failed\n");
+        int e = tern_chan_new(sizeof(event), 8, &subs[i].inbox);
+        if (e < 0) {
+            fprintf(stderr, "tern_chan_new: %s\n", tern_strerror(e));
             return 1;
         }
         tern_waitgroup_add(&wg, 1);
@@ -95,7 +95,7 @@ static int entry(void *arg)
            want[USER_CREATED], want[ORDER_PLACED], SUBS);
     for (int i = 0; i < SUBS; i++)
         tern_chan_close(subs[i].inbox);  /* buffered events are still delivered */
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
 
     int bad = 0;
     for (subscriber *s = subs; s < subs + SUBS; s++) {

@@ -4,8 +4,8 @@
  *     select { case q <- ev: default: dropped++ }           // never block
  *     select { case r := <-reply: case <-ctx.Done(): }      // block, bounded
  *
- * tern_select_try() is select with `default`: it returns -EAGAIN when no case
- * is ready.  tern_select() with a ctx from tern_ctx_with_timeout() returns
+ * tern_chan_try_select() is select with `default`: it returns -EAGAIN when no case
+ * is ready.  tern_chan_select() with a ctx from tern_ctx_with_timeout() returns
  * -ETIMEDOUT when the deadline passes first.
  */
 #include <errno.h>
@@ -28,7 +28,7 @@ static int slow_service(void *arg)
     tern_chan *reply = arg;
     tern_sleep(SLOW_MS * TERN_MS);
     int answer = 42;
-    tern_chan_send(reply, &answer);
+    tern_chan_send(reply, &answer, NULL);
     tern_waitgroup_done(&service_wg);
     return 0;
 }
@@ -36,11 +36,12 @@ static int slow_service(void *arg)
 /* Wait for one value on ch for at most ms; return the select's result. */
 static int recv_within(tern_chan *ch, int *v, int64_t ms)
 {
-    tern_ctx *ctx = tern_ctx_with_timeout(NULL, ms * TERN_MS);
-    if (!ctx)
-        return -ENOMEM;
-    tern_select_case c[] = {{.ch = ch, .op = TERN_SELECT_RECV, .elem = v}};
-    int r = tern_select(c, 1, ctx);
+    tern_ctx *ctx;
+    int e = tern_ctx_with_timeout(NULL, ms * TERN_MS, &ctx);
+    if (e < 0)
+        return e;
+    tern_chan_case c[] = {{.ch = ch, .op = TERN_CHAN_RECV, .elem = v}};
+    int r = tern_chan_select(c, 1, ctx);
     tern_ctx_free(ctx);
     return r;
 }
@@ -50,14 +51,14 @@ static int entry(void *arg)
     (void)arg;
     /* A metrics queue that must never slow the request path down: when it
      * is full, drop the event rather than wait. */
-    tern_chan *q = tern_chan_make(sizeof(int), 3);
-    tern_chan *reply = tern_chan_make(sizeof(int), 0);
-    if (!q || !reply)
-        return fail("tern_chan_make", -ENOMEM);
+    tern_chan *q, *reply;
+    int e = tern_chan_new(sizeof(int), 3, &q);
+    if (e < 0 || (e = tern_chan_new(sizeof(int), 0, &reply)) < 0)
+        return fail("tern_chan_new", e);
     int sent = 0, dropped = 0, got = 0;
     for (int ev = 1; ev <= 5; ev++) {
-        tern_select_case c[] = {{.ch = q, .op = TERN_SELECT_SEND, .elem = &ev}};
-        int r = tern_select_try(c, 1);
+        tern_chan_case c[] = {{.ch = q, .op = TERN_CHAN_SEND, .elem = &ev}};
+        int r = tern_chan_try_select(c, 1);
         if (r == 0)
             sent++;
         else if (r == -EAGAIN)
@@ -72,8 +73,8 @@ static int entry(void *arg)
     }
 
     int v, r;
-    tern_select_case c[] = {{.ch = q, .op = TERN_SELECT_RECV, .elem = &v}};
-    while ((r = tern_select_try(c, 1)) == 0)
+    tern_chan_case c[] = {{.ch = q, .op = TERN_CHAN_RECV, .elem = &v}};
+    while ((r = tern_chan_try_select(c, 1)) == 0)
         got++;
     printf("non-blocking receive drained %d events, then: %s\n", got, tern_strerror(r));
     if (got != 3 || r != -EAGAIN)
@@ -95,7 +96,7 @@ static int entry(void *arg)
     printf("second wait (1000 ms budget): case %d fired, value %d at %lld ms\n", r, v, ms);
     if (r != 0 || v != 42 || ms < SLOW_MS)
         return fail("second wait should get 42", r);
-    tern_waitgroup_wait(&service_wg);   /* the service is done with reply */
+    tern_waitgroup_wait(&service_wg, NULL);   /* the service is done with reply */
     tern_chan_free(reply);
     return 0;
 }

@@ -34,7 +34,7 @@ static int worker(void *arg)
     total_locked += sum;
     tern_mutex_unlock(&total_mu);
 
-    int e = tern_chan_send(results, &sum);
+    int e = tern_chan_send(results, &sum, NULL);
     if (e < 0)
         fprintf(stderr, "worker %ld: send: %s\n", shard, tern_strerror(e));
     tern_waitgroup_done(&wg);
@@ -46,7 +46,7 @@ static int worker(void *arg)
 static int closer(void *arg)
 {
     (void)arg;
-    tern_waitgroup_wait(&wg);
+    tern_waitgroup_wait(&wg, NULL);
     tern_chan_close(results);
     tern_waitgroup_done(&closer_done);
     return 0;
@@ -55,12 +55,12 @@ static int closer(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
-    results = tern_chan_make(sizeof(long long), 0);
-    if (!results) {
-        fprintf(stderr, "tern_chan_make failed\n");
+    int e = tern_chan_new(sizeof(long long), 0, &results);
+    if (e < 0) {
+        fprintf(stderr, "tern_chan_new: %s\n", tern_strerror(e));
         return 1;
     }
-    printf("%d workers on %d Ps, each summing i*i over %ld numbers\n", WORKERS, tern_procs(), SHARD);
+    printf("%d workers on %d Ps, each summing i*i over %ld numbers\n", WORKERS, tern_runtime_procs(), SHARD);
     for (long i = 0; i < WORKERS; i++) {
         tern_waitgroup_add(&wg, 1);
         int e = tern_go(worker, (void *)(intptr_t)i);
@@ -77,7 +77,7 @@ static int entry(void *arg)
     for (;;) {
         long long part;
         bool ok;
-        tern_chan_recv(results, &part, &ok);
+        tern_chan_recv(results, &part, &ok, NULL);
         if (!ok)
             break;                      /* closed: every worker reported */
         total += part;
@@ -92,7 +92,7 @@ static int entry(void *arg)
         fprintf(stderr, "totals do not match\n");
         return 1;
     }
-    tern_waitgroup_wait(&closer_done);  /* no GC: free once nobody can touch it */
+    tern_waitgroup_wait(&closer_done, NULL);  /* no GC: free once nobody can touch it */
     tern_chan_free(results);
     return 0;
 }

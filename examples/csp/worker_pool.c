@@ -57,22 +57,22 @@ static int job(void *arg)
 static int entry(void *arg)
 {
     (void)arg;
-    g = tern_group_new(NULL, LIMIT);
-    if (!g) {
-        fprintf(stderr, "tern_group_new failed\n");
+    int ne = tern_group_new(NULL, &(tern_group_options){.limit = LIMIT}, &g);
+    if (ne < 0) {
+        fprintf(stderr, "tern_group_new: %s\n", tern_strerror(ne));
         return 1;
     }
     printf("%d jobs, at most %d at a time; job %d will fail\n", JOBS, LIMIT, FAILING_JOB);
     int submitted = 0;
     for (int i = 0; i < JOBS; i++) {
-        int e = tern_group_go(g, job, (void *)(intptr_t)i);
+        int e = tern_group_go(g, job, (void *)(intptr_t)i, NULL);
         if (e < 0) {
             printf("  job %2d and later: not started: %s\n", i, tern_strerror(e));
             break;
         }
         submitted++;
     }
-    int err = tern_group_wait(g);
+    int err = tern_group_wait(g, NULL);
     int e = tern_group_free(g);
     printf("group: first error: %s\n", tern_strerror(err));
     printf("submitted %d, started %d, completed %d, cancelled %d, never started %d\n", submitted,

@@ -69,12 +69,7 @@ static int sleep_ms(tern_http_req *r, tern_http_resp *w, void *arg)
     long ms = s ? strtol(s, &end, 10) : -1;
     if (!s || *end || ms < 0 || ms > MAX_SLEEP_MS)
         return tern_http_resp_error(w, 400, "ms must be an integer from 0 to 60000\n");
-    tern_ctx *t = tern_ctx_with_timeout(tern_http_req_ctx(r), ms * 1000000LL);
-    if (!t)
-        return -ENOMEM;
-    tern_chan_recv(tern_ctx_done(t), NULL, NULL);
-    int err = tern_ctx_err(tern_http_req_ctx(r));
-    tern_ctx_free(t);
+    int err = tern_ctx_sleep(ms * TERN_MS, tern_http_req_ctx(r));
     if (err < 0)
         return err;
     return tern_http_resp_printf(w, "slept %ld ms\n", ms) < 0 ? -EIO : 0;
@@ -103,9 +98,13 @@ static int on_signal(void *arg)
     static const int sigs[] = { SIGTERM, SIGINT };
     int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);
     fprintf(stderr, "hello: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    tern_ctx *grace = tern_ctx_with_timeout(NULL, SHUTDOWN_GRACE_NS);
-    /* without memory for the bound, wait for every request */
-    int rc = tern_http_server_shutdown(a->srv, grace);
+    /* without memory for the bound, wait for every request (said below) */
+    tern_ctx *grace = NULL;
+    int rc = tern_ctx_with_timeout(NULL, SHUTDOWN_GRACE_NS, &grace);
+    if (rc < 0)
+        fprintf(stderr, "hello: shutdown grace: %s; waiting for every request\n",
+                tern_strerror(rc));
+    rc = tern_http_server_shutdown(a->srv, grace);
     tern_ctx_free(grace);
     if (rc < 0)
         fprintf(stderr, "hello: shutdown: %s\n", tern_strerror(rc));

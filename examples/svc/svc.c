@@ -58,9 +58,11 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
     const char *url = tern_config_str(s->cfg, "downstream");
     if (!*url)
         return tern_http_resp_error(w, 503, "no downstream configured (--downstream URL)\n");
-    tern_ctx *ctx = tern_ctx_with_timeout(tern_http_req_ctx(r), tern_config_duration(s->cfg, "call.timeout"));
-    if (!ctx)
-        return -ENOMEM;
+    tern_ctx *ctx;
+    int err = tern_ctx_with_timeout(tern_http_req_ctx(r), tern_config_duration(s->cfg, "call.timeout"),
+                                    &ctx);
+    if (err < 0)
+        return err;
     char traceparent[64] = "";
     const tern_trace_span_context *sc =
         tern_trace_span_context_of(tern_trace_span_from_ctx(tern_http_req_ctx(r)));

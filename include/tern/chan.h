@@ -4,13 +4,18 @@
  * Semantics are Go's: an unbuffered channel hands each value from sender to
  * receiver directly; a buffered one holds up to `cap` values; receivers
  * drain the buffer after close() and then get ok = false; a NULL channel
- * blocks forever (so a select case on NULL never fires).  Where Go panics,
- * tern returns an error: send on a closed channel gives -EPIPE, closing a
- * closed channel -EALREADY.
+ * (Go's nil channel) blocks until the call's context ends, forever without
+ * one (so a select case on NULL never fires).  Where Go panics, tern
+ * returns an error: send on a closed channel gives -EPIPE, closing a
+ * closed channel -EALREADY; closing a NULL channel aborts.
  *
  * Elements are copied by value (elem_size bytes); pass pointers to share.
  *
- * Freeing: tern_chan_free() is explicit.  Call it only when no coroutine
+ * Blocking calls take a tern_ctx last (NULL: unbounded) and return
+ * -ECANCELED or -ETIMEDOUT when it ends first.
+ *
+ * Ownership: tern_chan_new() gives the caller the channel; tern_chan_free()
+ * is explicit.  Call it only when no coroutine
  * is blocked on the channel or will use it again, typically after the
  * last sender closed it and the receivers saw ok = false.  Values still
  * buffered are dropped (if they are pointers, drain them first).
@@ -33,68 +38,78 @@ typedef struct tern_chan tern_chan;
 typedef struct tern_ctx tern_ctx;
 
 /* A channel of elem_size-byte values (1..65536) buffering cap of them
- * (0: unbuffered).  NULL with errno EINVAL or ENOMEM. */
-tern_chan *tern_chan_make(size_t elem_size, size_t cap);
+ * (0: unbuffered).  0 with *out set, or -EINVAL / -ENOMEM with *out NULL.
+ * The caller owns the channel and frees it with tern_chan_free().  (A
+ * failed make is never a nil channel by accident: check the result.) */
+int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out);
 
 /* See the header comment for when this is allowed.  NULL is a no-op. */
 void tern_chan_free(tern_chan *ch);
 
-/* Send a copy of *elem, blocking until a receiver or buffer space takes it.
- * 0, or -EPIPE if the channel is (or becomes, while we wait) closed. */
-int tern_chan_send(tern_chan *ch, const void *elem);
+/* Send a copy of *elem, blocking until a receiver or buffer space takes it
+ * or ctx (NULL: unbounded) is done.  0; -EPIPE if the channel is (or
+ * becomes, while we wait) closed; -ECANCELED or -ETIMEDOUT when ctx is
+ * done first (nothing is sent then).  ch NULL: blocks until ctx is done
+ * (forever without one), as Go's nil channel. */
+int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx);
 
 /* Receive into *elem (may be NULL to discard).  0 with *ok = true for a
  * value; 0 with *ok = false (and *elem zeroed) once the channel is closed
- * and drained.  ok may be NULL. */
-int tern_chan_recv(tern_chan *ch, void *elem, bool *ok);
+ * and drained; -ECANCELED or -ETIMEDOUT when ctx (NULL: unbounded) is done
+ * first (nothing is received then).  ok may be NULL.  ch NULL: as for
+ * tern_chan_send. */
+int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx);
 
-/* Non-blocking forms: -EAGAIN instead of waiting. */
+/* Non-blocking forms: -EAGAIN instead of waiting (a NULL channel: always
+ * -EAGAIN). */
 int tern_chan_try_send(tern_chan *ch, const void *elem);
 int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok);
 
-/* Blocking forms bounded by a context: -ECANCELED or -ETIMEDOUT when ctx
- * is done first (nothing is sent or received then).  ctx NULL: unbounded. */
-int tern_chan_send_ctx(tern_chan *ch, const void *elem, tern_ctx *ctx);
-int tern_chan_recv_ctx(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx);
-
 /* Close: pending and future receivers drain the buffer, then get
- * ok = false; blocked senders get -EPIPE.  0, -EALREADY if already closed,
- * -EINVAL for NULL. */
+ * ok = false; blocked senders get -EPIPE.  0, -EALREADY if already closed.
+ * ch NULL aborts (Go panics closing a nil channel). */
 int tern_chan_close(tern_chan *ch);
 
-size_t tern_chan_len(tern_chan *ch);   /* values buffered now */
-size_t tern_chan_cap(tern_chan *ch);
+size_t tern_chan_len(tern_chan *ch);   /* values buffered now (NULL: 0) */
+size_t tern_chan_cap(tern_chan *ch);   /* NULL: 0 */
 
 /* ---- select ------------------------------------------------------------ */
 
-typedef enum tern_select_op {
-    TERN_SELECT_RECV = 0,
-    TERN_SELECT_SEND = 1,
-} tern_select_op;
+typedef enum tern_chan_op {
+    TERN_CHAN_RECV = 0,
+    TERN_CHAN_SEND = 1,
+} tern_chan_op;
 
-#define TERN_SELECT_MAX 256
+#define TERN_CHAN_SELECT_MAX 256
 
-typedef struct tern_select_case {
+typedef struct tern_chan_case {
     tern_chan *ch;              /* NULL: this case never fires */
-    tern_select_op op;
+    tern_chan_op op;
     void *elem;                 /* SEND: value to send; RECV: where to
                                    receive (NULL: discard) */
     bool ok;                    /* out: RECV: false if closed and drained;
                                    SEND: false if the channel was closed
                                    (where Go would panic), true if sent */
-} tern_select_case;
+} tern_chan_case;
 
 /* Wait until one case can proceed, perform it and return its index.
  * Among several ready cases one is chosen uniformly at random (Go's
- * fairness).  ctx (may be NULL) bounds the wait: -ECANCELED or
+ * fairness).  ctx (NULL: unbounded) bounds the wait: -ECANCELED or
  * -ETIMEDOUT when it is done first.  A SEND case on a closed channel is
  * ready: it fires with its `ok` false.  n may be 0 (then it waits for ctx
- * only).  -EINVAL for n < 0 or n > TERN_SELECT_MAX. */
-int tern_select(tern_select_case *cases, int n, tern_ctx *ctx);
+ * only).  -EINVAL for n < 0 or n > TERN_CHAN_SELECT_MAX.
+ *
+ *     tern_chan_case cs[] = {
+ *         {.ch = jobs, .op = TERN_CHAN_RECV, .elem = &job},
+ *         {.ch = tern_ctx_done(ctx), .op = TERN_CHAN_RECV},
+ *     };
+ *     int i = tern_chan_select(cs, 2, NULL);
+ */
+int tern_chan_select(tern_chan_case *cases, int n, tern_ctx *ctx);
 
 /* Go's select with `default`: perform a ready case and return its index,
  * or return -EAGAIN at once if none is ready. */
-int tern_select_try(tern_select_case *cases, int n);
+int tern_chan_try_select(tern_chan_case *cases, int n);
 
 #ifdef __cplusplus
 }

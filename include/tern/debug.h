@@ -1,6 +1,6 @@
 /*
  * tern/debug.h - debug endpoints, as Go's net/http/pprof and expvar:
- *     <prefix>/coroutines      every coroutine (tern_dump), text/plain
+ *     <prefix>/coroutines      every coroutine (tern_runtime_dump), text/plain
  *     <prefix>/vars            runtime statistics and application variables,
  *                              one JSON object
  *     <prefix>/pprof/profile   a CPU profile over ?seconds=N (default 30),
@@ -46,7 +46,7 @@ int tern_debug_publish(const char *name, tern_debug_var_fn *fn, void *arg);
 /* Withdraw a variable: 0, or -ENOENT. */
 int tern_debug_unpublish(const char *name);
 
-/* Every variable and "runtime" (tern_stats_get: totals and "per_proc"),
+/* Every variable and "runtime" (tern_runtime_stats: totals and "per_proc"),
  * as one object in *out: a new reference, the caller's to json_decref.
  * 0, or -ENOMEM (*out NULL). */
 int tern_debug_vars_json(json_t **out);

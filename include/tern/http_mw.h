@@ -171,7 +171,7 @@ int tern_http_mw_body_limit(tern_http_req *r, tern_http_resp *w, void *opts);
  * the handler's buffered body is dropped (headers it set stay).
  *
  * Cooperative: tern cannot stop a running handler, so the deadline acts
- * only through calls that take the context (tern_conn_dial, tern_select on
+ * only through calls that take the context (tern_conn_dial, tern_chan_select on
  * tern_ctx_done, a client request, ...).  A handler that ignores it and
  * succeeds late still sends its own response.  When the deadline of an
  * outer context (an outer timeout, or the server being forced down) is

@@ -188,7 +188,7 @@ int tern_metrics_handler(tern_http_req *req, tern_http_resp *w, void *registry);
 /* ---- runtime and process metrics ----------------------------------------------
  *
  * Registers, in r, gauges and counters read at scrape time from
- * tern_stats_get and /proc (0 while no runtime runs):
+ * tern_runtime_stats and /proc (0 while no runtime runs):
  *   tern_coroutines                     coroutines alive
  *   tern_coroutines_runnable            in a run queue
  *   tern_sched_procs                    Ps

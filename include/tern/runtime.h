@@ -14,7 +14,17 @@
  *
  * Threads: every function below must be called from a coroutine (inside
  * tern_run) unless its comment says otherwise.  Calling one from elsewhere
- * is a programmer error and aborts with a message saying so.
+ * is a programmer error and aborts with a message saying so, as does a
+ * NULL object (the message names the function).
+ *
+ * Bounding: the runtime sits below tern/context.h, so its own waits
+ * (tern_sleep_until, tern_wait, tern_fd_wait, tern_signal_wait) take an
+ * absolute monotonic deadline in ns (TERN_FOREVER: none), not a tern_ctx;
+ * every blocking call above the runtime takes a ctx last instead.
+ *
+ * Ownership: the runtime owns every coroutine and its control block; a
+ * tern_co handle is borrowed (see tern_co below).  Strings passed in
+ * (names, wait reasons) are copied or must be static, as each says.
  */
 #ifndef TERN_RUNTIME_H
 #define TERN_RUNTIME_H
@@ -65,7 +75,7 @@ typedef struct tern_run_options {
     int blocking_threads;       /* tern_blocking() pool bound; 0: 64 */
     bool no_deadlock_exit;      /* do not exit when every coroutine is
                                    parked with nothing left to wake one
-                                   (see tern_external_wakers) */
+                                   (see tern_runtime_external_wakers) */
 } tern_run_options;
 
 /* Start the runtime, run entry(arg) as the first coroutine, and return its
@@ -113,7 +123,7 @@ void tern_stack_trim(void);
 #define TERN_STACK_MAX     ((size_t)1024 * 1024 * 1024)
 
 typedef struct tern_go_options {
-    const char *name;           /* shown by tern_dump() and in reports; copied
+    const char *name;           /* shown by tern_runtime_dump() and in reports; copied
                                    (first 31 bytes); NULL: no name */
     size_t stack_size;          /* 0: the run's default; rounded up to a page
                                    and to TERN_STACK_MIN */
@@ -134,18 +144,22 @@ int tern_go_opts(tern_fn *fn, void *arg, const tern_go_options *opts, tern_co **
 void tern_yield(void);
 
 /* The calling coroutine, its id (unique in the process, starting at 1) and
- * name ("" if none).  tern_id() returns 0 outside a coroutine. */
+ * name ("" if none).  tern_id() returns 0 outside a coroutine.  The name
+ * returned by tern_co_name() is owned by the coroutine and valid while it
+ * lives.  A NULL co aborts, naming the function (programmer error). */
 tern_co *tern_self(void);
 uint64_t tern_id(void);
 uint64_t tern_co_id(const tern_co *co);
 const char *tern_co_name(const tern_co *co);
 
 /* The number of Ps of the running runtime (0 when none runs).  Any thread. */
-int tern_procs(void);
+int tern_runtime_procs(void);
 
 /* ---- timers ------------------------------------------------------------ */
 
-/* Sleep for ns (<= 0: just yield) or until a monotonic deadline.  0. */
+/* Sleep for ns (<= 0: just yield) or until a monotonic deadline.  0.
+ * These are the runtime's primitives and cannot be cancelled; a sleep that
+ * a context should end is tern_ctx_sleep() (tern/context.h). */
 int tern_sleep(int64_t ns);
 int tern_sleep_until(int64_t deadline);
 
@@ -169,7 +183,7 @@ tern_ticket tern_wait_prepare(void);
 
 /* Park until the ticket is woken or the deadline (TERN_FOREVER: none)
  * passes.  Returns the waker's `result`, or -ETIMEDOUT.  `reason` is a
- * static string shown by tern_dump(). */
+ * static string shown by tern_runtime_dump(). */
 int tern_wait(tern_ticket t, const char *reason, int64_t deadline);
 
 /* Withdraw a prepared ticket without waiting.  Returns true if withdrawn;
@@ -189,10 +203,10 @@ bool tern_wake(tern_co *co, tern_ticket t, int result);
  * every coroutine is parked and no timer, fd, offloaded call or runnable
  * coroutine can wake one.  It cannot see threads of your own: a thread
  * that will wake coroutines (tern_wake, tern_chan_try_send, a context
- * cancel) declares itself with tern_external_wakers(+1) and withdraws
+ * cancel) declares itself with tern_runtime_external_wakers(+1) and withdraws
  * with (-1); while any is declared, no deadlock is reported.  Any thread;
  * the count is per process and survives tern_run. */
-void tern_external_wakers(int delta);
+void tern_runtime_external_wakers(int delta);
 
 /* ---- netpoller --------------------------------------------------------- */
 
@@ -220,14 +234,14 @@ int tern_fd_close(int fd);
  * parks, and return fn's result.  For calls that block the thread (file
  * I/O, getaddrinfo, a C library).  The pool is bounded
  * (tern_run_options.blocking_threads); calls beyond it queue, and the queue
- * depth is in tern_stats().  fn must not call tern functions that park.
+ * depth is in tern_runtime_stats().  fn must not call tern functions that park.
  * From a TERN_STACK_SHARED coroutine, arg must not point into its stack
  * (that stack is another coroutine's while this one waits): -EFAULT. */
 int tern_blocking(tern_fn *fn, void *arg);
 
 /* ---- introspection ----------------------------------------------------- */
 
-typedef struct tern_proc_stats {
+typedef struct tern_runtime_proc_stats {
     uint64_t switches;          /* coroutine switches on this P */
     uint64_t spawned;           /* coroutines started on this P */
     uint64_t steals;            /* successful steals by this P */
@@ -235,9 +249,11 @@ typedef struct tern_proc_stats {
     uint64_t wakeups;           /* times its worker was woken from sleep */
     uint32_t runq;              /* coroutines in its local run queue now */
     uint32_t timers;            /* timers in its heap now */
-} tern_proc_stats;
+} tern_runtime_proc_stats;
 
-typedef struct tern_stats {
+/* A struct tag without a typedef, as POSIX's struct stat beside stat():
+ * the function tern_runtime_stats() owns the ordinary name. */
+struct tern_runtime_stats {
     int procs;
     uint64_t alive;             /* started and not yet returned */
     uint64_t running;           /* on a worker now */
@@ -258,22 +274,24 @@ typedef struct tern_stats {
     const char *stack_guard;    /* "guard-install" (MADV_GUARD_INSTALL, Linux
                                    6.13+), or "canary" (checked on switch) */
     uint64_t long_runs;         /* monitor reports so far */
-} tern_stats;
+};
 
 /* Fill *st and, if procs != NULL, up to max_procs per-P records.  Returns
  * the number of Ps (which may exceed max_procs), or -ESRCH if no runtime
  * runs.  Any thread; figures from other threads are a racy snapshot. */
-int tern_stats_get(tern_stats *st, tern_proc_stats *procs, int max_procs);
+int tern_runtime_stats(struct tern_runtime_stats *st, tern_runtime_proc_stats *procs, int max_procs);
 
 /* Print every coroutine: id, name, state, wait reason and time in that
  * state.  Any thread. */
-void tern_dump(FILE *out);
+void tern_runtime_dump(FILE *out);
 
 /* Where the runtime's reports go (long-running coroutine, deadlock, stack
  * overflow).  Default: stderr.  NULL restores the default.  The hook is
- * called from the monitor thread or a failing worker; it must not park. */
-typedef void tern_report_fn(const char *msg, void *ctx);
-void tern_set_report_hook(tern_report_fn *fn, void *ctx);
+ * called from the monitor thread or a failing worker with arg as its last
+ * argument; it must not park.  msg is valid only during the call.  Any
+ * thread. */
+typedef void tern_runtime_report_fn(const char *msg, void *arg);
+void tern_runtime_set_report_hook(tern_runtime_report_fn *fn, void *arg);
 
 #ifdef __cplusplus
 }

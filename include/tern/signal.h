@@ -5,6 +5,11 @@
  *     int sigs[] = { SIGTERM, SIGINT };
  *     tern_signal_notify(sigs, 2);
  *     int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);    // parks, not blocks
+ *
+ * tern_signal_wait is one of the runtime's own primitives (as tern_wait
+ * and tern_fd_wait): it takes an absolute monotonic deadline in ns
+ * (TERN_FOREVER: none) instead of a tern_ctx.  Both functions only read
+ * sigs during the call.
  */
 #ifndef TERN_SIGNAL_H
 #define TERN_SIGNAL_H

@@ -3,9 +3,15 @@
  * Once, WaitGroup, and x/sync's weighted Semaphore.
  *
  * Waiting parks the coroutine, never the worker thread, and every type
- * works across Ps.  All are plain structs: initialise with the _INIT macro
- * or zero them (zero is the unlocked / empty state, as in Go), and do not
- * copy one after first use.  None needs freeing.
+ * works across Ps.  All are plain structs owned by the caller: initialise
+ * with the _INIT macro or zero them (zero is the unlocked / empty state, as
+ * in Go), and do not copy one after first use.  None needs freeing.
+ *
+ * Waits (cond, waitgroup, semaphore) take a tern_ctx last (NULL:
+ * unbounded) and return -ECANCELED / -ETIMEDOUT when it ends first.  Lock
+ * operations (mutex, rwmutex, once) take none: they guard critical
+ * sections, not waits, as in Go's sync; their try_ forms return 0 or
+ * -EAGAIN.  A NULL object aborts, naming the function (programmer error).
  */
 #ifndef TERN_SYNC_H
 #define TERN_SYNC_H
@@ -41,7 +47,8 @@ typedef struct tern_mutex {
 #define TERN_MUTEX_INIT {0}
 
 void tern_mutex_lock(tern_mutex *m);
-bool tern_mutex_trylock(tern_mutex *m);
+/* 0 if locked at once, -EAGAIN if it is held (or handed off to a waiter). */
+int tern_mutex_try_lock(tern_mutex *m);
 /* Unlocking a mutex that is not locked aborts (a programmer error). */
 void tern_mutex_unlock(tern_mutex *m);
 
@@ -60,6 +67,10 @@ void tern_rwmutex_rlock(tern_rwmutex *rw);
 void tern_rwmutex_runlock(tern_rwmutex *rw);
 void tern_rwmutex_lock(tern_rwmutex *rw);
 void tern_rwmutex_unlock(tern_rwmutex *rw);
+/* 0 if taken at once; -EAGAIN if a writer holds it or waits for it
+ * (try_rlock), or if anyone holds it (try_lock). */
+int tern_rwmutex_try_rlock(tern_rwmutex *rw);
+int tern_rwmutex_try_lock(tern_rwmutex *rw);
 
 /* ---- Cond ------------------------------------------------------------------ */
 typedef struct tern_cond {
@@ -67,9 +78,12 @@ typedef struct tern_cond {
 } tern_cond;
 #define TERN_COND_INIT {0}
 
-/* Unlock m, park until signalled, lock m again.  As in Go, re-check the
- * condition in a loop. */
-void tern_cond_wait(tern_cond *c, tern_mutex *m);
+/* Unlock m, park until signalled or ctx (NULL: unbounded) is done, lock m
+ * again.  m is locked again on return whatever the result.  0 when
+ * signalled; -ECANCELED / -ETIMEDOUT when ctx ended first (at once, after
+ * re-locking, if it already had).  As in Go, re-check the condition in a
+ * loop. */
+int tern_cond_wait(tern_cond *c, tern_mutex *m, tern_ctx *ctx);
 void tern_cond_signal(tern_cond *c);        /* wake one waiter */
 void tern_cond_broadcast(tern_cond *c);     /* wake all */
 
@@ -95,8 +109,10 @@ typedef struct tern_waitgroup {
  * Go panics too). */
 void tern_waitgroup_add(tern_waitgroup *wg, long delta);
 void tern_waitgroup_done(tern_waitgroup *wg);
-/* Park until the counter is zero. */
-void tern_waitgroup_wait(tern_waitgroup *wg);
+/* Park until the counter is zero or ctx (NULL: unbounded) is done.  0
+ * when zero (at once if it already is); -ECANCELED / -ETIMEDOUT when ctx
+ * ended first (the counter is untouched; the coroutines still run). */
+int tern_waitgroup_wait(tern_waitgroup *wg, tern_ctx *ctx);
 
 /* ---- Weighted semaphore (golang.org/x/sync/semaphore) -----------------------
  * Acquire is FIFO: a large request at the head is not overtaken by small

@@ -25,6 +25,7 @@
  * drop their node.
  */
 #define _GNU_SOURCE
+#include "base/check.h"
 #include "csp/csp.h"
 
 #include <errno.h>
@@ -40,20 +41,19 @@ struct tern_chan {
     _Alignas(16) char buf[];
 };
 
-tern_chan *tern_chan_make(size_t elem_size, size_t cap)
+int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out)
 {
-    if (elem_size == 0 || elem_size > 65536 || cap > ((size_t)1 << 40) / elem_size) {
-        errno = EINVAL;
-        return NULL;
-    }
+    TERN_CHECK_ARG(out);
+    *out = NULL;
+    if (elem_size == 0 || elem_size > 65536 || cap > ((size_t)1 << 40) / elem_size)
+        return -EINVAL;
     tern_chan *ch = calloc(1, sizeof *ch + elem_size * cap);
-    if (!ch) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!ch)
+        return -ENOMEM;
     ch->elem_size = elem_size;
     ch->cap = cap;
-    return ch;
+    *out = ch;
+    return 0;
 }
 
 void tern_chan_free(tern_chan *ch)
@@ -189,8 +189,36 @@ static _Noreturn void block_forever(const char *why)
     tern__fatal("%s: a nil channel woke up", why);
 }
 
-int tern_chan_send(tern_chan *ch, const void *elem)
+static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block);
+
+/* A send or receive bounded by a context is a one-case select (whose
+ * wait also watches the context); the unbounded forms below keep their
+ * own shorter path, the common case on hot channels. */
+static int send_ctx(tern_chan *ch, const void *elem, tern_ctx *ctx)
 {
+    tern_chan_case c = {.ch = ch, .op = TERN_CHAN_SEND, .elem = (void *)elem};
+    int r = select_impl(&c, 1, ctx, true);
+    if (r < 0)
+        return r;
+    return c.ok ? 0 : -EPIPE;
+}
+
+static int recv_ctx(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
+{
+    tern_chan_case c = {.ch = ch, .op = TERN_CHAN_RECV, .elem = elem};
+    int r = select_impl(&c, 1, ctx, true);
+    if (r < 0)
+        return r;
+    if (ok)
+        *ok = c.ok;
+    return 0;
+}
+
+int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(elem);
+    if (ctx)
+        return send_ctx(ch, elem, ctx);
     tern_co *self = tern__self_checked("tern_chan_send");
     if (!ch)
         block_forever("chan send (nil chan)");
@@ -217,8 +245,10 @@ int tern_chan_send(tern_chan *ch, const void *elem)
     return n->ok ? 0 : -EPIPE;
 }
 
-int tern_chan_recv(tern_chan *ch, void *elem, bool *ok)
+int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
 {
+    if (ctx)
+        return recv_ctx(ch, elem, ok, ctx);
     tern_co *self = tern__self_checked("tern_chan_recv");
     if (!ch)
         block_forever("chan receive (nil chan)");
@@ -252,6 +282,7 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok)
 
 int tern_chan_try_send(tern_chan *ch, const void *elem)
 {
+    TERN_CHECK_ARG(elem);
     if (!ch)
         return -EAGAIN;
     tern_waitq_node *woken = NULL;
@@ -281,8 +312,7 @@ int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok)
 
 int tern_chan_close(tern_chan *ch)
 {
-    if (!ch)
-        return -EINVAL;
+    TERN_CHECK_ARG(ch);
     tern_spin_lock(&ch->lock);
     if (ch->closed) {
         tern_spin_unlock(&ch->lock);
@@ -303,34 +333,14 @@ int tern_chan_close(tern_chan *ch)
     return 0;
 }
 
-int tern_chan_send_ctx(tern_chan *ch, const void *elem, tern_ctx *ctx)
-{
-    tern_select_case c = {.ch = ch, .op = TERN_SELECT_SEND, .elem = (void *)elem};
-    int r = tern_select(&c, 1, ctx);
-    if (r < 0)
-        return r;
-    return c.ok ? 0 : -EPIPE;
-}
-
-int tern_chan_recv_ctx(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
-{
-    tern_select_case c = {.ch = ch, .op = TERN_SELECT_RECV, .elem = elem};
-    int r = tern_select(&c, 1, ctx);
-    if (r < 0)
-        return r;
-    if (ok)
-        *ok = c.ok;
-    return 0;
-}
-
 /* ---- select -------------------------------------------------------------- */
 
 typedef struct sel_locks {
-    tern_chan *ch[TERN_SELECT_MAX];
+    tern_chan *ch[TERN_CHAN_SELECT_MAX];
     int n;
 } sel_locks;
 
-static void sel_lock(sel_locks *l, tern_select_case *cases, int n)
+static void sel_lock(sel_locks *l, tern_chan_case *cases, int n)
 {
     l->n = 0;
     for (int i = 0; i < n; i++)
@@ -361,9 +371,9 @@ static void sel_unlock(sel_locks *l)
 }
 
 /* A ready case in random order: its index, or -1.  Locks held. */
-static int sel_ready(tern_select_case *cases, int n, tern_waitq_node **woken)
+static int sel_ready(tern_chan_case *cases, int n, tern_waitq_node **woken)
 {
-    uint16_t order[TERN_SELECT_MAX];
+    uint16_t order[TERN_CHAN_SELECT_MAX];
     for (int i = 0; i < n; i++)
         order[i] = (uint16_t)i;
     uint32_t x = tern__rand() | 1;      /* one draw, then a local xorshift */
@@ -377,10 +387,10 @@ static int sel_ready(tern_select_case *cases, int n, tern_waitq_node **woken)
         order[j] = t;
     }
     for (int k = 0; k < n; k++) {
-        tern_select_case *c = &cases[order[k]];
+        tern_chan_case *c = &cases[order[k]];
         if (!c->ch)
             continue;
-        if (c->op == TERN_SELECT_RECV) {
+        if (c->op == TERN_CHAN_RECV) {
             if (recv_locked(c->ch, c->elem, &c->ok, woken))
                 return order[k];
         } else {
@@ -394,12 +404,12 @@ static int sel_ready(tern_select_case *cases, int n, tern_waitq_node **woken)
     return -1;
 }
 
-static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block)
+static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
 {
-    if (n < 0 || n > TERN_SELECT_MAX || (n > 0 && !cases))
+    if (n < 0 || n > TERN_CHAN_SELECT_MAX || (n > 0 && !cases))
         return -EINVAL;
     for (int i = 0; i < n; i++)
-        if (cases[i].op != TERN_SELECT_RECV && cases[i].op != TERN_SELECT_SEND)
+        if (cases[i].op != TERN_CHAN_RECV && cases[i].op != TERN_CHAN_SEND)
             return -EINVAL;
     sel_locks locks;
     sel_lock(&locks, cases, n);
@@ -410,22 +420,22 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
         wake(woken);
         return fired >= 0 ? fired : -EAGAIN;
     }
-    tern_co *self = tern__self_checked("tern_select");
+    tern_co *self = tern__self_checked("tern_chan_select");
     int err = tern_ctx_err(ctx);
     if (err) {
         sel_unlock(&locks);
         return err;
     }
     tern_ticket t = tern_wait_prepare();
-    tern_waitq_node *nodes[TERN_SELECT_MAX];
+    tern_waitq_node *nodes[TERN_CHAN_SELECT_MAX];
     int r = 0;
     for (int i = 0; i < n; i++) {
         nodes[i] = NULL;
-        tern_select_case *c = &cases[i];
+        tern_chan_case *c = &cases[i];
         if (!c->ch || r < 0)
             continue;
         tern_waitq_node *nd = tern__node_get();
-        if (!nd || node_bind(nd, self, c->elem, c->ch->elem_size, c->op == TERN_SELECT_SEND) < 0) {
+        if (!nd || node_bind(nd, self, c->elem, c->ch->elem_size, c->op == TERN_CHAN_SEND) < 0) {
             if (nd)
                 tern__node_put(nd);
             r = -ENOMEM;
@@ -435,7 +445,7 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
         nd->ticket = t;
         nd->case_idx = i;
         nd->ok = false;
-        waitq_push(c->op == TERN_SELECT_SEND ? &c->ch->sendq : &c->ch->recvq, nd);
+        waitq_push(c->op == TERN_CHAN_SEND ? &c->ch->sendq : &c->ch->recvq, nd);
         nodes[i] = nd;
     }
     tern_waitq_node *cn = &self->ctx_node;
@@ -471,18 +481,18 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
         if (!nodes[i])
             continue;
         node_unbind(nodes[i], cases[i].elem, cases[i].ch->elem_size,
-                    r == i && cases[i].op == TERN_SELECT_RECV);
+                    r == i && cases[i].op == TERN_CHAN_RECV);
         tern__node_put(nodes[i]);
     }
     return r;
 }
 
-int tern_select(tern_select_case *cases, int n, tern_ctx *ctx)
+int tern_chan_select(tern_chan_case *cases, int n, tern_ctx *ctx)
 {
     return select_impl(cases, n, ctx, true);
 }
 
-int tern_select_try(tern_select_case *cases, int n)
+int tern_chan_try_select(tern_chan_case *cases, int n)
 {
     return select_impl(cases, n, NULL, false);
 }

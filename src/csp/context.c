@@ -16,9 +16,11 @@
  * never needed; cancellation takes each lock alone, holding references.
  */
 #define _GNU_SOURCE
+#include "base/check.h"
 #include "csp/csp.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 enum { K_BACKGROUND, K_CANCEL, K_VALUE };
@@ -171,15 +173,13 @@ static tern_ctx *derive(tern_ctx *parent, int kind)
     if (!parent)
         parent = &background;
     tern_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        errno = ENOMEM;
+    if (!ctx)
         return NULL;
-    }
     ctx->kind = kind;
     atomic_store(&ctx->refs, 1);
     ctx->parent = parent;
     tern__ctx_ref(parent);
-    ctx->deadline = tern_ctx_deadline(parent);
+    ctx->deadline = parent->deadline;
     return ctx;
 }
 
@@ -204,19 +204,22 @@ static void attach(tern_ctx *ctx)
         cancel(ctx, err);
 }
 
-tern_ctx *tern_ctx_with_cancel(tern_ctx *parent)
+int tern_ctx_with_cancel(tern_ctx *parent, tern_ctx **out)
 {
-    tern_ctx *ctx = derive(parent, K_CANCEL);
-    if (ctx)
-        attach(ctx);
-    return ctx;
+    TERN_CHECK_ARG(out);
+    tern_ctx *ctx = *out = derive(parent, K_CANCEL);
+    if (!ctx)
+        return -ENOMEM;
+    attach(ctx);
+    return 0;
 }
 
-tern_ctx *tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline)
+int tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline, tern_ctx **out)
 {
-    tern_ctx *ctx = derive(parent, K_CANCEL);
+    TERN_CHECK_ARG(out);
+    tern_ctx *ctx = *out = derive(parent, K_CANCEL);
     if (!ctx)
-        return NULL;
+        return -ENOMEM;
     /* A deadline no earlier than the parent's needs no timer of its own:
      * the parent's expiry reaches us, and a done child must always mean
      * a done parent (Go's rule) - two timers for one instant could fire
@@ -237,31 +240,32 @@ tern_ctx *tern_ctx_with_deadline(tern_ctx *parent, int64_t deadline)
                  * rather than keep the context alive until the deadline. */
                 if (atomic_load(&ctx->err) && tern__timer_stop(&ctx->timer))
                     tern__ctx_unref(ctx);
-                return ctx;
+                return 0;
             }
             atomic_store(&ctx->timer_armed, false);
             atomic_fetch_sub(&ctx->refs, 1);
             tern_ctx_free(ctx);
-            errno = ESRCH;      /* no runtime to keep time */
-            return NULL;
+            *out = NULL;
+            return -ESRCH;      /* no runtime to keep time */
         }
     }
-    return ctx;
+    return 0;
 }
 
-tern_ctx *tern_ctx_with_timeout(tern_ctx *parent, int64_t ns)
+int tern_ctx_with_timeout(tern_ctx *parent, int64_t ns, tern_ctx **out)
 {
-    return tern_ctx_with_deadline(parent, tern_deadline_after(ns < 0 ? 0 : ns));
+    return tern_ctx_with_deadline(parent, tern_deadline_after(ns < 0 ? 0 : ns), out);
 }
 
-tern_ctx *tern_ctx_with_value(tern_ctx *parent, const void *key, void *value)
+int tern_ctx_with_value(tern_ctx *parent, const void *key, void *value, tern_ctx **out)
 {
-    tern_ctx *ctx = derive(parent, K_VALUE);
-    if (ctx) {
-        ctx->key = key;
-        ctx->value = value;
-    }
-    return ctx;
+    TERN_CHECK_ARG(out);
+    tern_ctx *ctx = *out = derive(parent, K_VALUE);
+    if (!ctx)
+        return -ENOMEM;
+    ctx->key = key;
+    ctx->value = value;
+    return 0;
 }
 
 void tern_ctx_cancel(tern_ctx *ctx)
@@ -297,17 +301,60 @@ tern_chan *tern_ctx_done(tern_ctx *ctx)
     if (!s)
         return NULL;
     tern_spin_lock(&s->lock);
-    bool made = !s->done && (s->done = tern_chan_make(1, 0));
+    bool made = !s->done && tern_chan_new(1, 0, &s->done) == 0;
     tern_chan *d = s->done;
     tern_spin_unlock(&s->lock);
+    /* NULL would be a channel that never fires: a silent hang for the
+     * caller's select, so out of memory here is fatal, as it is in Go. */
+    if (!d)
+        tern__fatal("tern_ctx_done: out of memory for the done channel");
     if (made && atomic_load(&s->err))
         tern_chan_close(d);     /* born after cancel: closed (twice is harmless) */
     return d;
 }
 
-int64_t tern_ctx_deadline(tern_ctx *ctx)
+bool tern_ctx_deadline(tern_ctx *ctx, int64_t *deadline)
 {
-    return ctx ? ctx->deadline : TERN_FOREVER;
+    int64_t d = ctx ? ctx->deadline : TERN_FOREVER;
+    if (deadline)
+        *deadline = d;
+    return d != TERN_FOREVER;
+}
+
+int64_t tern_ctx_remaining(tern_ctx *ctx)
+{
+    if (tern_ctx_err(ctx))
+        return 0;
+    int64_t d = ctx ? ctx->deadline : TERN_FOREVER;
+    if (d == TERN_FOREVER)
+        return INT64_MAX;
+    int64_t left = d - tern_now();
+    return left > 0 ? left : 0;
+}
+
+int tern_ctx_sleep(int64_t ns, tern_ctx *ctx)
+{
+    int err = tern_ctx_err(ctx);
+    if (err)
+        return err;
+    if (ns <= 0 || !state_of(ctx))
+        return tern_sleep(ns);      /* nothing can end it early */
+    /* As tern_sem_acquire waits: the context's watch and the runtime's
+     * deadline race for one ticket, and the wake result says who won. */
+    tern_co *self = tern__self_checked("tern_ctx_sleep");
+    tern_ticket t = tern_wait_prepare();
+    tern_waitq_node *cn = &self->ctx_node;
+    cn->co = self;
+    cn->ticket = t;
+    cn->case_idx = 1;           /* the wake result that means "context" */
+    tern__ctx_ref(ctx);         /* another coroutine may free it meanwhile */
+    if ((err = tern__ctx_watch(ctx, cn)) != 0)
+        tern_wait_cancel(t);    /* nothing else holds the ticket */
+    else if (tern_wait(t, "ctx sleep", tern_deadline_after(ns)) == 1)
+        err = tern_ctx_err(ctx);
+    tern__ctx_unwatch(ctx, cn);
+    tern__ctx_unref(ctx);
+    return err;
 }
 
 void *tern_ctx_value(tern_ctx *ctx, const void *key)
@@ -316,6 +363,49 @@ void *tern_ctx_value(tern_ctx *ctx, const void *key)
         if (ctx->kind == K_VALUE && ctx->key == key)
             return ctx->value;
     return NULL;
+}
+
+int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *ctx2)
+{
+    if (!state_of(ctx) || state_of(ctx) == state_of(ctx2)) {
+        ctx = ctx2;             /* one of them can never end the wait */
+        ctx2 = NULL;
+    }
+    if (!state_of(ctx2))
+        ctx2 = NULL;
+    if (!state_of(ctx))
+        return tern_wait(t, reason, TERN_FOREVER);
+    tern_co *self = tern_self();
+    tern_waitq_node *cn = &self->ctx_node, *cn2 = NULL;
+    if (ctx2 && !(cn2 = tern__node_get()))
+        return tern_wait_cancel(t) ? -ENOMEM : tern_wait(t, reason, TERN_FOREVER);
+    /* the wake results that mean "context" */
+    *cn = (tern_waitq_node){.co = self, .ticket = t, .case_idx = INT32_MIN};
+    tern__ctx_ref(ctx);         /* another coroutine may free it meanwhile */
+    int r = tern__ctx_watch(ctx, cn);
+    if (cn2) {
+        *cn2 = (tern_waitq_node){.co = self, .ticket = t, .case_idx = INT32_MIN + 1};
+        tern__ctx_ref(ctx2);
+        if (r == 0)
+            r = tern__ctx_watch(ctx2, cn2);
+    }
+    if (r != 0 && !tern_wait_cancel(t))
+        r = 0;                  /* woken meanwhile: collect it */
+    if (r == 0) {
+        r = tern_wait(t, reason, TERN_FOREVER);
+        if (r == INT32_MIN)
+            r = tern_ctx_err(ctx);      /* read before the unrefs below */
+        else if (r == INT32_MIN + 1)
+            r = tern_ctx_err(ctx2);
+    }
+    tern__ctx_unwatch(ctx, cn);
+    tern__ctx_unref(ctx);
+    if (cn2) {
+        tern__ctx_unwatch(ctx2, cn2);
+        tern__ctx_unref(ctx2);
+        tern__node_put(cn2);
+    }
+    return r;
 }
 
 int tern__ctx_watch(tern_ctx *ctx, tern_waitq_node *n)

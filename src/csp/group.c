@@ -5,8 +5,12 @@
  * (which cancels the group's context), then releases the limit and marks
  * itself done on the group's wait group.  The group itself is only freed
  * once that wait group is empty, so a child never outlives its group.
+ * A go that finds the group full waits for a slot of the limit until the
+ * caller's ctx or the group's own context ends, whichever first: one
+ * semaphore wait watching both (tern__sem_acquire).
  */
 #define _GNU_SOURCE
+#include "base/check.h"
 #include "csp/csp.h"
 #include "tern/group.h"
 
@@ -27,25 +31,30 @@ typedef struct child {
     void *arg;
 } child;
 
-tern_group *tern_group_new(tern_ctx *parent, int limit)
+int tern_group_new(tern_ctx *parent, const tern_group_options *opts, tern_group **out)
 {
-    if (limit < 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    TERN_CHECK_ARG(out);
+    *out = NULL;
+    int limit = opts ? opts->limit : 0;
+    if (limit < 0)
+        return -EINVAL;
     tern_group *g = calloc(1, sizeof *g);
-    if (!g || !(g->ctx = tern_ctx_with_cancel(parent))) {
+    if (!g)
+        return -ENOMEM;
+    int err = tern_ctx_with_cancel(parent, &g->ctx);
+    if (err) {
         free(g);
-        errno = ENOMEM;
-        return NULL;
+        return err;
     }
     g->limited = limit > 0;
     g->limit.size = limit;
-    return g;
+    *out = g;
+    return 0;
 }
 
 tern_ctx *tern_group_ctx(tern_group *g)
 {
+    TERN_CHECK_ARG(g);
     return g->ctx;
 }
 
@@ -63,14 +72,15 @@ static int child_main(void *arg)
     return r;
 }
 
-int tern_group_go(tern_group *g, tern_fn *fn, void *arg)
+int tern_group_go(tern_group *g, tern_fn *fn, void *arg, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(g);
     if (!fn)
         return -EINVAL;
     int err = tern_ctx_err(g->ctx);
     if (err)
         return err;
-    if (g->limited && (err = tern_sem_acquire(&g->limit, 1, g->ctx)) < 0)
+    if (g->limited && (err = tern__sem_acquire(&g->limit, 1, g->ctx, ctx)) < 0)
         return err;
     child *c = malloc(sizeof *c);
     if (!c) {
@@ -90,9 +100,12 @@ int tern_group_go(tern_group *g, tern_fn *fn, void *arg)
     return r;
 }
 
-int tern_group_wait(tern_group *g)
+int tern_group_wait(tern_group *g, tern_ctx *ctx)
 {
-    tern_waitgroup_wait(&g->wg);
+    TERN_CHECK_ARG(g);
+    int err = tern_waitgroup_wait(&g->wg, ctx);
+    if (err)
+        return err;
     tern_ctx_cancel(g->ctx);
     return atomic_load(&g->first_err);
 }

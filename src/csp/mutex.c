@@ -18,7 +18,10 @@
  * queue's lock.
  */
 #define _GNU_SOURCE
+#include "base/check.h"
 #include "csp/waitq.h"
+
+#include <errno.h>
 
 #define M_LOCKED 1u
 #define M_WOKEN 2u
@@ -59,13 +62,16 @@ static void sema_release(tern_mutex *m)
         tern_wake(n->co, n->ticket, 0);
 }
 
-bool tern_mutex_trylock(tern_mutex *m)
+int tern_mutex_try_lock(tern_mutex *m)
 {
+    TERN_CHECK_ARG(m);
     unsigned old = atomic_load_explicit(&m->state, memory_order_relaxed);
     if (old & (M_LOCKED | M_STARVING))
-        return false;
+        return -EAGAIN;
     return atomic_compare_exchange_strong_explicit(&m->state, &old, old | M_LOCKED,
-                                                   memory_order_acquire, memory_order_relaxed);
+                                                   memory_order_acquire, memory_order_relaxed)
+               ? 0
+               : -EAGAIN;
 }
 
 static void lock_slow(tern_mutex *m)
@@ -77,7 +83,7 @@ static void lock_slow(tern_mutex *m)
     for (;;) {
         /* Spin only in normal mode, while locked, a few times, with more
          * than one P: the holder may be about to release. */
-        if ((old & (M_LOCKED | M_STARVING)) == M_LOCKED && spins < 4 && tern_procs() > 1) {
+        if ((old & (M_LOCKED | M_STARVING)) == M_LOCKED && spins < 4 && tern_runtime_procs() > 1) {
             if (!awoke && !(old & M_WOKEN) && old >> 3 &&
                 atomic_compare_exchange_weak(&m->state, &old, old | M_WOKEN))
                 awoke = true;
@@ -126,6 +132,7 @@ static void lock_slow(tern_mutex *m)
 
 void tern_mutex_lock(tern_mutex *m)
 {
+    TERN_CHECK_ARG(m);
     unsigned zero = 0;
     if (atomic_compare_exchange_strong_explicit(&m->state, &zero, M_LOCKED, memory_order_acquire,
                                                 memory_order_relaxed))
@@ -156,6 +163,7 @@ static void unlock_slow(tern_mutex *m, unsigned new)
 
 void tern_mutex_unlock(tern_mutex *m)
 {
+    TERN_CHECK_ARG(m);
     unsigned new = atomic_fetch_sub_explicit(&m->state, M_LOCKED, memory_order_release) - M_LOCKED;
     if (new != 0)
         unlock_slow(m, new);

@@ -10,7 +10,10 @@
  * writers cannot starve readers either), else to the next writer.
  */
 #define _GNU_SOURCE
+#include "base/check.h"
 #include "csp/waitq.h"
+
+#include <errno.h>
 
 static void rw_lock(tern_rwmutex *rw)
 {
@@ -24,6 +27,7 @@ static void rw_unlock(tern_rwmutex *rw)
 
 void tern_rwmutex_rlock(tern_rwmutex *rw)
 {
+    TERN_CHECK_ARG(rw);
     rw_lock(rw);
     if (rw->readers >= 0 && rw->writers_waiting == 0) {
         rw->readers++;
@@ -36,8 +40,20 @@ void tern_rwmutex_rlock(tern_rwmutex *rw)
     tern_wait(n->ticket, "rwmutex read", TERN_FOREVER);   /* counted in for us */
 }
 
+int tern_rwmutex_try_rlock(tern_rwmutex *rw)
+{
+    TERN_CHECK_ARG(rw);
+    rw_lock(rw);
+    bool ok = rw->readers >= 0 && rw->writers_waiting == 0;
+    if (ok)
+        rw->readers++;
+    rw_unlock(rw);
+    return ok ? 0 : -EAGAIN;
+}
+
 void tern_rwmutex_runlock(tern_rwmutex *rw)
 {
+    TERN_CHECK_ARG(rw);
     rw_lock(rw);
     if (rw->readers <= 0)
         tern__fatal("tern_rwmutex_runlock of rwmutex %p not read-locked", (void *)rw);
@@ -53,6 +69,7 @@ void tern_rwmutex_runlock(tern_rwmutex *rw)
 
 void tern_rwmutex_lock(tern_rwmutex *rw)
 {
+    TERN_CHECK_ARG(rw);
     rw_lock(rw);
     if (rw->readers == 0) {
         rw->readers = -1;
@@ -66,8 +83,20 @@ void tern_rwmutex_lock(tern_rwmutex *rw)
     tern_wait(n->ticket, "rwmutex write", TERN_FOREVER);  /* handed to us */
 }
 
+int tern_rwmutex_try_lock(tern_rwmutex *rw)
+{
+    TERN_CHECK_ARG(rw);
+    rw_lock(rw);
+    bool ok = rw->readers == 0;     /* then no one queues either */
+    if (ok)
+        rw->readers = -1;
+    rw_unlock(rw);
+    return ok ? 0 : -EAGAIN;
+}
+
 void tern_rwmutex_unlock(tern_rwmutex *rw)
 {
+    TERN_CHECK_ARG(rw);
     rw_lock(rw);
     if (rw->readers != -1)
         tern__fatal("tern_rwmutex_unlock of rwmutex %p not write-locked", (void *)rw);

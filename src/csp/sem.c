@@ -9,6 +9,7 @@
  * the head, may let the next ones through.
  */
 #define _GNU_SOURCE
+#include "base/check.h"
 #include "csp/csp.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@ static void grant(tern_sem *s, tern_waitq *wake)
 
 int tern_sem_try_acquire(tern_sem *s, int64_t n)
 {
+    TERN_CHECK_ARG(s);
     sem_lock(s);
     bool ok = n >= 0 && s->size - s->cur >= n && !Q(s)->head;
     if (ok)
@@ -43,6 +45,12 @@ int tern_sem_try_acquire(tern_sem *s, int64_t n)
 
 int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(s);
+    return tern__sem_acquire(s, n, ctx, NULL);
+}
+
+int tern__sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx, tern_ctx *ctx2)
+{
     if (n < 0 || n > s->size)
         return -EINVAL;
     sem_lock(s);
@@ -52,32 +60,15 @@ int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
         return 0;
     }
     int err = tern_ctx_err(ctx);
-    if (err) {
+    if (err || (err = tern_ctx_err(ctx2))) {
         sem_unlock(s);
         return err;
     }
-    tern_co *self = tern__self_checked("tern_sem_acquire");
-    tern_waitq_node *w = waitq_self_node(self);
+    tern_waitq_node *w = waitq_self_node(tern__self_checked("tern_sem_acquire"));
     w->n = n;
     waitq_push(Q(s), w);
     sem_unlock(s);
-    tern_waitq_node *cn = &self->ctx_node;
-    int r = 0;
-    if (ctx) {
-        tern__ctx_ref(ctx);     /* another coroutine may free it meanwhile */
-        cn->co = self;
-        cn->ticket = w->ticket;
-        cn->case_idx = 1;       /* the wake result that means "context" */
-        if ((r = tern__ctx_watch(ctx, cn)) != 0 && !tern_wait_cancel(w->ticket))
-            r = 0;              /* granted meanwhile: collect it */
-    }
-    if (r == 0)
-        r = tern_wait(w->ticket, "semaphore", TERN_FOREVER) == 1 ? tern_ctx_err(ctx) : 0;
-    /* (the context is read before the unref below) */
-    if (ctx) {
-        tern__ctx_unwatch(ctx, cn);
-        tern__ctx_unref(ctx);
-    }
+    int r = tern__ctx_park(w->ticket, "semaphore", ctx, ctx2);
     if (r != 0) {
         /* Not granted: leave the queue; if we were at its head, the ones
          * behind may fit now. */
@@ -94,6 +85,7 @@ int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
 
 void tern_sem_release(tern_sem *s, int64_t n)
 {
+    TERN_CHECK_ARG(s);
     tern_waitq wake = {0};
     sem_lock(s);
     if (n < 0 || n > s->cur)

@@ -7,13 +7,18 @@
  * only under the queue's lock (every other decrement is a lock-free CAS),
  * and a waiter that finds zero takes and drops that lock before returning:
  * by then the last done() has finished with the wait group, and it wakes
- * the queued waiters through their own nodes only.
+ * the queued waiters through their own nodes only.  A wait bounded by a
+ * context races it for the ticket (tern__ctx_park), so the step to zero
+ * claims each waiter under the lock: one that already left through its
+ * context is dropped, and one claimed cannot leave before it is woken.
  */
 #define _GNU_SOURCE
-#include "csp/waitq.h"
+#include "base/check.h"
+#include "csp/csp.h"
 
 void tern_waitgroup_add(tern_waitgroup *wg, long delta)
 {
+    TERN_CHECK_ARG(wg);
     long v = atomic_load(&wg->count);
     for (;;) {
         long nv = v + delta;
@@ -27,32 +32,42 @@ void tern_waitgroup_add(tern_waitgroup *wg, long delta)
     }
     waitq_lock(&wg->q);
     long nv = atomic_fetch_add(&wg->count, delta) + delta;
-    tern_waitq_node *all = NULL;
+    tern_waitq woken = {0};
+    tern_waitq_node *n;
     if (nv == 0) {
-        all = wg->q.head;
-        wg->q.head = wg->q.tail = NULL;
+        while ((n = waitq_pop_claimed(&wg->q)))
+            waitq_push(&woken, n);
     } else if (nv < 0) {
         tern__fatal("tern_waitgroup %p: negative counter (%ld): more done than added", (void *)wg,
                     nv);
     }
     waitq_unlock(&wg->q);
-    waitq_wake_list(all, false);
+    waitq_wake_list(woken.head, true);
 }
 
 void tern_waitgroup_done(tern_waitgroup *wg)
 {
+    TERN_CHECK_ARG(wg);
     tern_waitgroup_add(wg, -1);
 }
 
-void tern_waitgroup_wait(tern_waitgroup *wg)
+int tern_waitgroup_wait(tern_waitgroup *wg, tern_ctx *ctx)
 {
+    TERN_CHECK_ARG(wg);
     waitq_lock(&wg->q);
     if (atomic_load(&wg->count) == 0) {
         waitq_unlock(&wg->q);
-        return;
+        return 0;
     }
     tern_waitq_node *n = waitq_self_node(tern__self_checked("tern_waitgroup_wait"));
     waitq_push(&wg->q, n);
     waitq_unlock(&wg->q);
-    tern_wait(n->ticket, "waitgroup", TERN_FOREVER);
+    int r = tern__ctx_park(n->ticket, "waitgroup", ctx, NULL);
+    if (r != 0) {
+        waitq_lock(&wg->q);
+        if (n->queue == &wg->q)
+            waitq_unlink(&wg->q, n);
+        waitq_unlock(&wg->q);
+    }
+    return r;
 }

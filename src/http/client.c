@@ -350,10 +350,8 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
     r->client = c;
     r->ctx = ctx;
     if (c->timeout > 0) {
-        if (!(r->own_ctx = tern_ctx_with_timeout(ctx, c->timeout))) {
-            rc = -ENOMEM;
+        if ((rc = tern_ctx_with_timeout(ctx, c->timeout, &r->own_ctx)) < 0)
             goto fail;
-        }
         r->ctx = r->own_ctx;
     }
     for (int hops = 0;; hops++) {

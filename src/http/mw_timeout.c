@@ -21,9 +21,10 @@ int tern_http_mw_timeout(tern_http_req *r, tern_http_resp *w, void *opts)
     if (!o || o->timeout <= 0)
         return -EINVAL;
     tern_ctx *parent = tern_http_req_ctx(r);
-    tern_ctx *ctx = tern_ctx_with_timeout(parent, o->timeout);
-    if (!ctx)
-        return -ENOMEM;
+    tern_ctx *ctx;
+    int err = tern_ctx_with_timeout(parent, o->timeout, &ctx);
+    if (err < 0)
+        return err;
     /* the request owns ctx from here and frees it when it ends */
     int rc = tern_http_req_set_ctx(r, ctx);
     if (rc < 0) {

@@ -435,16 +435,16 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
 {
     TERN_CHECK_ARG(r);
     if (!r->ctx) {
-        tern_ctx *c = tern_ctx_with_cancel(r->conn->srv->base);
-        if (!c)
+        tern_ctx *c;
+        if (tern_ctx_with_cancel(r->conn->srv->base, &c) < 0)
             return r->conn->srv->base;  /* ENOMEM: still a valid context */
         r->ctx = c;
         r->owned_ctx[r->nowned++] = c;
         /* the values added before: the owned slots always have room for
          * them (HTTP_MAX_CTX_VALUES < HTTP_MAX_CTXS) */
         for (size_t i = 0; i < r->nctx_values; i++) {
-            tern_ctx *v = tern_ctx_with_value(r->ctx, r->ctx_keys[i], r->ctx_vals[i]);
-            if (!v)
+            tern_ctx *v;
+            if (tern_ctx_with_value(r->ctx, r->ctx_keys[i], r->ctx_vals[i], &v) < 0)
                 break;          /* ENOMEM: the values are lost, the context is fine */
             r->ctx = v;
             r->owned_ctx[r->nowned++] = v;
@@ -463,10 +463,11 @@ int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value)
         r->ctx_vals[r->nctx_values++] = value;
         return 0;
     }
-    tern_ctx *v = tern_ctx_with_value(r->ctx, key, value);
-    if (!v)
-        return -ENOMEM;
-    int rc = tern_http_req_set_ctx(r, v);
+    tern_ctx *v;
+    int rc = tern_ctx_with_value(r->ctx, key, value, &v);
+    if (rc < 0)
+        return rc;
+    rc = tern_http_req_set_ctx(r, v);
     if (rc < 0)
         tern_ctx_free(v);
     return rc;

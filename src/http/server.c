@@ -40,17 +40,20 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     s->o.read_body_timeout = or_default(s->o.read_body_timeout, 60 * SEC);
     s->o.write_timeout = or_default(s->o.write_timeout, 60 * SEC);
     s->o.idle_timeout = or_default(s->o.idle_timeout, 120 * SEC);
-    s->base = tern_ctx_with_cancel(NULL);
-    s->accepting = tern_ctx_with_cancel(NULL);
-    s->drained = tern_chan_make(1, 0);
-    s->finished = tern_chan_make(1, 0);
-    if (!s->base || !s->accepting || !s->drained || !s->finished) {
+    int rc = tern_ctx_with_cancel(NULL, &s->base);
+    if (rc == 0)
+        rc = tern_ctx_with_cancel(NULL, &s->accepting);
+    if (rc == 0)
+        rc = tern_chan_new(1, 0, &s->drained);
+    if (rc == 0)
+        rc = tern_chan_new(1, 0, &s->finished);
+    if (rc < 0) {
         tern_chan_free(s->finished);
         tern_ctx_free(s->base);
         tern_ctx_free(s->accepting);
         tern_chan_free(s->drained);
         free(s);
-        return -ENOMEM;
+        return rc;
     }
     s->conn_slots = (tern_sem)TERN_SEM_INIT(o->max_conns > 0 ? o->max_conns : 1);
     *out = s;
@@ -73,7 +76,7 @@ int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 int tern_http_server_listen(tern_http_server *s, const char *addr)
 {
     TERN_CHECK_ARG(s);
-    int n = s->o.reuseport ? tern_procs() : 1;
+    int n = s->o.reuseport ? tern_runtime_procs() : 1;
     tern_listener_options lo = { .reuseport = s->o.reuseport };
     char bound[128];
     for (int i = 0; i < n; i++) {
@@ -238,13 +241,13 @@ int tern_http_server_serve(tern_http_server *s, tern_ctx *ctx)
      * ends: then everything stops at once */
     bool ok;
     char c;
-    int rc = tern_chan_recv_ctx(s->finished, &c, &ok, ctx);
+    int rc = tern_chan_recv(s->finished, &c, &ok, ctx);
     if (rc < 0)
         stop(s, ctx, true);
-    tern_waitgroup_wait(&s->accepters);
+    tern_waitgroup_wait(&s->accepters, NULL);
     /* accepting has stopped; wait until the first shutdown call is over,
      * so that our caller may free the server as soon as we return */
-    tern_chan_recv(s->finished, &c, &ok);
+    tern_chan_recv(s->finished, &c, &ok, NULL);
     return rc;
 }
 
@@ -274,18 +277,18 @@ static int drain(tern_http_server *s, tern_ctx *ctx, bool force)
         if (force || err < 0) {
             tern_ctx_cancel(s->base);
             kick_conns(s, true);
-            tern_chan_recv(s->drained, &c, &ok);
+            tern_chan_recv(s->drained, &c, &ok, NULL);
             return err;
         }
         /* connections idle now may have been active a moment ago: look
          * again every few ms until they are all gone or ctx ends */
-        tern_ctx *tick = tern_ctx_with_timeout(ctx, 5 * TERN_MS);
+        tern_ctx *tick;
         int r;
-        if (tick) {
-            r = tern_chan_recv_ctx(s->drained, &c, &ok, tick);
+        if (tern_ctx_with_timeout(ctx, 5 * TERN_MS, &tick) == 0) {
+            r = tern_chan_recv(s->drained, &c, &ok, tick);
             tern_ctx_free(tick);
         } else {
-            tern_sleep(5 * TERN_MS);    /* ENOMEM: poll the same */
+            tern_ctx_sleep(5 * TERN_MS, ctx);   /* ENOMEM: poll the same */
             r = tern_chan_try_recv(s->drained, &c, &ok);
         }
         if (r == 0)

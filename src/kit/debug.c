@@ -85,11 +85,11 @@ int tern_debug_unpublish(const char *name)
 
 static json_t *runtime_json(void)
 {
-    tern_stats st;
-    tern_proc_stats *ps = calloc(MAX_PROCS, sizeof *ps);
+    struct tern_runtime_stats st;
+    tern_runtime_proc_stats *ps = calloc(MAX_PROCS, sizeof *ps);
     if (!ps)
         return NULL;
-    int n = tern_stats_get(&st, ps, MAX_PROCS);
+    int n = tern_runtime_stats(&st, ps, MAX_PROCS);
     if (n < 0) {
         free(ps);
         return json_object();   /* no runtime: nothing to say */
@@ -182,7 +182,7 @@ int tern_debug_coroutines(tern_http_req *r, tern_http_resp *w, void *arg)
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return -errno;
-    tern_dump(f);
+    tern_runtime_dump(f);
     if (fclose(f) != 0) {
         free(text);
         return -ENOMEM;

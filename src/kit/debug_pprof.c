@@ -406,21 +406,6 @@ int tern__pprof_encode(const tern__prof_buf *b, int64_t period, int64_t time_nan
 
 /* ---- profiling for a while --------------------------------------------------------- */
 
-/* Sleep for ns or until ctx (may be NULL) ends: 0 or ctx's error. */
-static int sleep_bounded(int64_t ns, tern_ctx *ctx)
-{
-    if (!ctx) {
-        tern_sleep(ns);
-        return 0;
-    }
-    tern_ctx *t = tern_ctx_with_timeout(ctx, ns);
-    if (!t)
-        return -ENOMEM;
-    tern_select(NULL, 0, t);    /* waits for t: its timeout or ctx */
-    tern_ctx_free(t);
-    return tern_ctx_err(ctx);
-}
-
 int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(out);
@@ -440,7 +425,7 @@ int tern_debug_cpu_profile(int64_t ns, void **out, size_t *len, tern_ctx *ctx)
     int rc = tern__prof_start(cap);
     if (rc < 0)
         return rc;
-    int slept = sleep_bounded(ns, ctx);
+    int slept = tern_ctx_sleep(ns, ctx);
     tern__prof_buf *b = tern__prof_stop();
     if (slept < 0) {
         free(b);

@@ -151,9 +151,9 @@ static int check_co(void *arg)
 {
     probe_slot *s = arg;
     char msg[TERN_HEALTH_MSG_MAX] = "";
-    tern_ctx *ctx = tern_ctx_with_deadline(NULL, s->deadline);
-    int rc = -ENOMEM;
-    if (ctx) {
+    tern_ctx *ctx;
+    int rc = tern_ctx_with_deadline(NULL, s->deadline, &ctx);
+    if (rc == 0) {
         rc = s->fn(msg, sizeof msg, ctx, s->arg);
         /* A check that finished only after its time is a timeout whatever
          * it returned: the probe may already have answered so. */
@@ -201,9 +201,10 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
     if (!run)
         return -ENOMEM;
     atomic_init(&run->refs, 1);
-    if (!(run->results = tern_chan_make(sizeof(size_t), n))) {
+    int err = tern_chan_new(sizeof(size_t), n, &run->results);
+    if (err < 0) {
         free(run);
-        return -ENOMEM;
+        return err;
     }
     int64_t start = tern_now();
     size_t k = 0;
@@ -235,12 +236,12 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
                 until = out[i].deadline;
         if (until <= tern_now())
             break;
-        tern_ctx *wait = tern_ctx_with_deadline(parent, until);
-        if (!wait)
-            break;
+        tern_ctx *wait;
+        if ((err = tern_ctx_with_deadline(parent, until, &wait)) < 0)
+            break;              /* reported: not "every check timed out" */
         size_t idx;
         bool ok;
-        int rc = tern_chan_recv_ctx(run->results, &idx, &ok, wait);
+        int rc = tern_chan_recv(run->results, &idx, &ok, wait);
         tern_ctx_free(wait);
         if (rc < 0 || !ok)
             break;
@@ -249,7 +250,7 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
         memcpy(out[idx].msg, run->slots[idx].msg, sizeof out[idx].msg);
     }
     run_unref(run);
-    return 0;
+    return err;
 }
 
 /* ---- the probes ------------------------------------------------------------------ */

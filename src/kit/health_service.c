@@ -188,18 +188,20 @@ static int run_hook(const hook *h, int64_t timeout)
     atomic_init(&hr->refs, 2);
     hr->fn = h->fn;
     hr->arg = h->arg;
-    hr->ctx = tern_ctx_with_timeout(NULL, timeout);
-    hr->done = tern_chan_make(sizeof(int), 1);
-    if (!hr->ctx || !hr->done ||
-        tern_go_opts(hook_co, hr, &(tern_go_options){.name = "shutdown-hook"}, NULL) < 0) {
+    int rc = tern_ctx_with_timeout(NULL, timeout, &hr->ctx);
+    if (rc == 0)
+        rc = tern_chan_new(sizeof(int), 1, &hr->done);
+    if (rc == 0)
+        rc = tern_go_opts(hook_co, hr, &(tern_go_options){.name = "shutdown-hook"}, NULL);
+    if (rc < 0) {
         tern_ctx_free(hr->ctx);
         tern_chan_free(hr->done);
         free(hr);
-        return -ENOMEM;
+        return rc;
     }
     int result;
     bool ok;
-    int rc = tern_chan_recv_ctx(hr->done, &result, &ok, hr->ctx);
+    rc = tern_chan_recv(hr->done, &result, &ok, hr->ctx);
     hook_run_unref(hr);
     return rc < 0 ? rc : result;
 }
@@ -262,14 +264,14 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
     /* Load balancers only need time to notice if they were sending. */
     if (was_ready && svc->o.pre_stop_delay > 0)
         tern_sleep(svc->o.pre_stop_delay);
-    tern_ctx *drain_ctx = tern_ctx_with_timeout(NULL, svc->o.drain_timeout);
-    if (!drain_ctx)
+    tern_ctx *drain_ctx;
+    if (tern_ctx_with_timeout(NULL, svc->o.drain_timeout, &drain_ctx) < 0)
         tern_log_warn("service drain unbounded", TERN_LOG_STR("error", tern_strerror(-ENOMEM)));
     int drain = tern_http_server_shutdown(svc->server, drain_ctx);
     tern_ctx_free(drain_ctx);
     if (drain < 0)
         tern_log_warn("service drain deadline passed", TERN_LOG_STR("error", tern_strerror(drain)));
-    tern_waitgroup_wait(&svc->served);
+    tern_waitgroup_wait(&svc->served, NULL);
     for (size_t i = svc->nhooks; i-- > 0;) {
         int hr = run_hook(&svc->hooks[i], svc->o.hook_timeout);
         if (hr < 0)
@@ -279,8 +281,8 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
     tern_log_info("service stopped");
     /* The caller is about to exit, and lines still in the ring would be
      * lost with the process. */
-    tern_ctx *flush = tern_ctx_with_timeout(NULL, TERN_SEC);
-    if (flush) {
+    tern_ctx *flush;
+    if (tern_ctx_with_timeout(NULL, TERN_SEC, &flush) == 0) {
         tern_log_flush(flush);
         tern_ctx_free(flush);
     }

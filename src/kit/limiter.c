@@ -71,9 +71,10 @@ int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx)
     }
     tern__count(&b->queued);
     tern_ctx *wait_ctx = ctx;
-    if (b->max_wait > 0 && !(wait_ctx = tern_ctx_with_timeout(ctx, b->max_wait))) {
+    int err = b->max_wait > 0 ? tern_ctx_with_timeout(ctx, b->max_wait, &wait_ctx) : 0;
+    if (err < 0) {
         atomic_fetch_sub(&b->waiting, 1);
-        return -ENOMEM;
+        return err;
     }
     int rc = tern_sem_acquire(&b->sem, 1, wait_ctx);
     if (wait_ctx != ctx)

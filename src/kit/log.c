@@ -121,8 +121,7 @@ void tern_log_set_context_hook(tern_log_context_fn *fn)
 int tern_log_ctx_with_ids(tern_ctx *parent, const tern_log_ids *ids, tern_ctx **out)
 {
     TERN_CHECK_ARG(out);
-    *out = tern_ctx_with_value(parent, &ids_key, (void *)ids);
-    return *out ? 0 : -ENOMEM;
+    return tern_ctx_with_value(parent, &ids_key, (void *)ids, out);
 }
 
 static void fork_prepare(void)
@@ -234,7 +233,10 @@ void tern_log_shutdown(void)
 
 int tern_log_flush(tern_ctx *ctx)
 {
-    int r = tern_log_ring_flush(ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER, ctx);
+    int64_t deadline = TERN_FOREVER;
+    if (ctx)
+        tern_ctx_deadline(ctx, &deadline);
+    int r = tern_log_ring_flush(deadline, ctx);
     /* A forked child that has not logged yet has nothing to wait for. */
     return r == -ESRCH && atomic_load(&inherited) ? 0 : r;
 }

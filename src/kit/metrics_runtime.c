@@ -2,7 +2,7 @@
  * metrics_runtime.c - the runtime's and the process's own metrics, read at
  * scrape time.
  *
- * One scrape hook takes a single tern_stats_get snapshot and reads /proc
+ * One scrape hook takes a single tern_runtime_stats snapshot and reads /proc
  * once; the function-valued metrics then show fields of that snapshot, so
  * the figures of one scrape belong together.  The /proc reads are short
  * reads of kernel-generated files that never wait on a device, so they
@@ -23,10 +23,10 @@
 #define RT_MAX_PROCS 256
 
 typedef struct rt_state {
-    tern_stats st;                      /* zero while no runtime runs */
+    struct tern_runtime_stats st;       /* zero while no runtime runs */
     /* Here, not on the stack: 12 KiB would be a fifth of a connection
      * coroutine's stack.  Scrapes of a registry run one at a time. */
-    tern_proc_stats ps[RT_MAX_PROCS];
+    tern_runtime_proc_stats ps[RT_MAX_PROCS];
     double rss, vms, fds, max_fds, cpu, start;
     tern_metrics_family *runq;
 } rt_state;
@@ -92,8 +92,8 @@ static double start_time(void)
 static void rt_scrape(void *arg)
 {
     rt_state *s = arg;
-    tern_proc_stats *ps = s->ps;
-    int n = tern_stats_get(&s->st, ps, RT_MAX_PROCS);
+    tern_runtime_proc_stats *ps = s->ps;
+    int n = tern_runtime_stats(&s->st, ps, RT_MAX_PROCS);
     if (n < 0) {
         memset(&s->st, 0, sizeof s->st);
         n = 0;

@@ -118,7 +118,7 @@ void tern_resilient_client_free(tern_resilient_client *rc)
     }
     /* a losing hedge request ends soon after its cancellation; its
      * response belongs to the borrowed client, which may be freed next */
-    tern_waitgroup_wait(&rc->legs);
+    tern_waitgroup_wait(&rc->legs, NULL);
     for (host *h = rc->hosts, *n; h; h = n) {
         n = h->next;
         tern_breaker_free(h->breaker);
@@ -231,10 +231,8 @@ static void attempt_run(tern_resilient_client *rc, const tern_http_client_reques
     memset(a, 0, sizeof *a);
     tern_ctx *actx = ctx;
     if (rc->o.attempt_timeout > 0) {
-        if (!(a->ctx[1] = tern_ctx_with_timeout(ctx, rc->o.attempt_timeout))) {
-            a->rc = -ENOMEM;
+        if ((a->rc = tern_ctx_with_timeout(ctx, rc->o.attempt_timeout, &a->ctx[1])) < 0)
             return;
-        }
         actx = a->ctx[1];
     }
     tern__count(&rc->attempts);
@@ -338,11 +336,12 @@ int tern_resilient_client_do(tern_resilient_client *rc, const tern_http_client_r
         /* an attempt ended by the caller's own deadline is not retried */
         if (ctx && tern_ctx_err(ctx) < 0)
             return deliver(rc, &a, out);
-        /* backoff sleeps for real, so it is measured on the deadline's clock */
-        int64_t wake = tern_now() + tern_backoff_delay(rc->o.backoff_base, rc->o.backoff_cap, n);
-        int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
-        if (deadline != TERN_FOREVER && wake >= deadline)
+        /* backoff sleeps for real, so it is measured against the budget
+         * left (INT64_MAX with no deadline) */
+        int64_t delay = tern_backoff_delay(rc->o.backoff_base, rc->o.backoff_cap, n);
+        if (delay >= tern_ctx_remaining(ctx))
             return deliver(rc, &a, out);
+        int64_t wake = tern_now() + delay;
         if (rc->budget && tern_retry_budget_try_withdraw(rc->budget) < 0) {
             tern__count(&rc->budget_exhausted);
             return deliver(rc, &a, out);

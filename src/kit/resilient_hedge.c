@@ -122,8 +122,9 @@ static int leg_co(void *arg)
 static int leg_start(race *r, int i, tern_ctx *parent)
 {
     leg *l = &r->legs[i];
-    if (!(l->ctx = tern_ctx_with_cancel(parent)))
-        return -ENOMEM;
+    int err = tern_ctx_with_cancel(parent, &l->ctx);
+    if (err < 0)
+        return err;
     l->race = r;
     l->index = i;
     l->state = LEG_RUNNING;
@@ -180,7 +181,7 @@ void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, i
 {
     memset(out, 0, sizeof *out);
     race *r = calloc(1, sizeof *r);
-    if (!r || !(r->done = tern_chan_make(sizeof(int), 2)) || copy_request(r, req) < 0) {
+    if (!r || tern_chan_new(sizeof(int), 2, &r->done) < 0 || copy_request(r, req) < 0) {
         if (r)
             tern_chan_free(r->done);
         free(r);
@@ -197,8 +198,11 @@ void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, i
     /* wait for the first leg, at most `delay` */
     int i = -1, failed = -1, running = 1;
     bool ok;
-    tern_ctx *timer = tern_ctx_with_timeout(ctx, delay);
-    int rc = timer ? tern_chan_recv_ctx(r->done, &i, &ok, timer) : -ENOMEM;
+    tern_ctx *timer;
+    int rc = tern_ctx_with_timeout(ctx, delay, &timer);
+    if (rc < 0)
+        goto abandon;           /* no timer: an error, never an unbounded wait */
+    rc = tern_chan_recv(r->done, &i, &ok, timer);
     tern_ctx_free(timer);
     if (rc == 0) {
         decide(r, i, out);      /* answered in time: no hedge, good or bad */
@@ -212,7 +216,7 @@ void tern__hedged_do(tern_http_client *c, const tern_http_client_request *req, i
         running++;
     }
     while (running > 0) {
-        if ((rc = tern_chan_recv_ctx(r->done, &i, &ok, ctx)) < 0)
+        if ((rc = tern_chan_recv(r->done, &i, &ok, ctx)) < 0)
             goto abandon;
         running--;
         if (good(&r->legs[i], pred, pred_arg)) {

@@ -60,12 +60,8 @@ int tern__resil_sleep_until(int64_t deadline, tern_ctx *ctx, void *unused)
     (void)unused;
     if (!ctx)
         return tern_sleep_until(deadline);
-    tern_ctx *t = tern_ctx_with_deadline(ctx, deadline);
-    if (!t)
-        return -ENOMEM;
-    tern_select(NULL, 0, t);    /* waits for t: its deadline or ctx */
-    tern_ctx_free(t);
-    return tern_ctx_err(ctx);
+    int64_t now = tern_now();
+    return tern_ctx_sleep(deadline > now ? deadline - now : 0, ctx);
 }
 
 /* Count into the caller's stats, if any. */
@@ -105,7 +101,8 @@ int tern_retry_do(const tern_retry_options *o, tern_retry_op_fn *op, void *arg, 
         }
         int64_t wake = tern__resil_now(o->now, o->clock_arg) +
                        tern_backoff_delay(base, cap, attempt);
-        int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+        int64_t deadline;
+        tern_ctx_deadline(ctx, &deadline);
         if (deadline != TERN_FOREVER && wake >= deadline) {
             BUMP(st, deadline_stops);
             return rc;

@@ -425,8 +425,7 @@ static const char ctx_key, holder_key;
 int tern_trace_ctx_with_span(tern_ctx *parent, tern_trace_span *s, tern_ctx **out)
 {
     TERN_CHECK_ARG(out);
-    *out = tern_ctx_with_value(parent, &ctx_key, s);
-    return *out ? 0 : -ENOMEM;
+    return tern_ctx_with_value(parent, &ctx_key, s, out);
 }
 
 const void *tern__trace_holder_key(void)

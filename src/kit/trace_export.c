@@ -92,7 +92,9 @@ static bool post(tern_trace_span *const *spans, size_t n, int64_t deadline, tern
 {
     size_t body_len = 0;
     char *body = tern__trace_otlp_json(ex.service, spans, n, &body_len);
-    tern_ctx *ctx = body ? tern_ctx_with_deadline(parent, deadline) : NULL;
+    tern_ctx *ctx = NULL;
+    if (body)
+        tern_ctx_with_deadline(parent, deadline, &ctx);   /* NULL on failure: not posted */
     bool ok = false;
     if (ctx) {
         static const char *const headers[] = {"Content-Type", "application/json", NULL};
@@ -151,11 +153,11 @@ static int exporter_co(void *arg)
 {
     (void)arg;
     for (;;) {
-        tern_ctx *tick = tern_ctx_with_timeout(NULL, ex.batch_delay);
+        tern_ctx *tick;
         char c;
         bool ok;
-        if (tick)
-            tern_chan_recv_ctx(ex.wake, &c, &ok, tick);
+        if (tern_ctx_with_timeout(NULL, ex.batch_delay, &tick) == 0)
+            tern_chan_recv(ex.wake, &c, &ok, tick);
         else
             tern_sleep(ex.batch_delay);
         tern_ctx_free(tick);
@@ -222,10 +224,9 @@ static int setup(const tern_trace_options *o)
     ex.service = strdup(svc && *svc ? svc : "unknown_service");
     ex.url = traces_url(o->endpoint);
     ex.q = malloc(ex.cap * sizeof *ex.q);
-    ex.wake = tern_chan_make(1, 1);
-    ex.done = tern_chan_make(1, 0);
     tern_http_client_options co = {.user_agent = "tern-otlp"};
-    if (!ex.service || !ex.url || !ex.q || !ex.wake || !ex.done ||
+    if (!ex.service || !ex.url || !ex.q || tern_chan_new(1, 1, &ex.wake) != 0 ||
+        tern_chan_new(1, 0, &ex.done) != 0 ||
         tern_http_client_new(&co, &ex.client) != 0)
         return -ENOMEM;
     if (strncmp(ex.url, "http://", 7) != 0 && strncmp(ex.url, "https://", 8) != 0)
@@ -271,7 +272,9 @@ int tern_trace_init(const tern_trace_options *o)
 
 int tern_trace_shutdown(tern_ctx *ctx)
 {
-    int64_t deadline = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+    int64_t deadline = TERN_FOREVER;
+    if (ctx)
+        tern_ctx_deadline(ctx, &deadline);
     pthread_mutex_lock(&ex.mu);
     if (!ex.inited || ex.stopping) {
         pthread_mutex_unlock(&ex.mu);
@@ -286,7 +289,7 @@ int tern_trace_shutdown(tern_ctx *ctx)
     /* Each POST is bounded by the deadline, so this wait is too. */
     char c;
     bool ok;
-    tern_chan_recv(ex.done, &c, &ok);
+    tern_chan_recv(ex.done, &c, &ok, NULL);
     bool late = ex.left_behind;
     int cause = ctx && tern_ctx_err(ctx) < 0 ? tern_ctx_err(ctx) : -ETIMEDOUT;
     ex.stop_ctx = NULL;

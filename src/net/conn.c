@@ -43,7 +43,9 @@ static void ignore_sigpipe(void)
 
 int64_t tern__net_deadline(int64_t deadline, tern_ctx *ctx)
 {
-    int64_t d = ctx ? tern_ctx_deadline(ctx) : TERN_FOREVER;
+    int64_t d = TERN_FOREVER;
+    if (ctx)
+        tern_ctx_deadline(ctx, &d);
     if (d == TERN_FOREVER || (deadline != TERN_FOREVER && deadline < d))
         return deadline;
     return d;

@@ -58,7 +58,7 @@ long tern__blocking_inflight(void)
     return atomic_load(&pool.inflight);
 }
 
-void tern__blocking_stats(tern_stats *st)
+void tern__blocking_stats(struct tern_runtime_stats *st)
 {
     pthread_mutex_lock(&pool.lock);
     st->blocking_threads = (uint64_t)pool.threads;

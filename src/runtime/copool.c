@@ -136,7 +136,7 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
     }
     /* The registry lists control blocks, not lives: a block is listed
      * once, here, and stays listed through every reuse, so spawning and
-     * exiting never touch it (tern_dump skips free blocks). */
+     * exiting never touch it (tern_runtime_dump skips free blocks). */
     if (tern__reg_add(p, co) < 0) {
         co_free_mem(co);
         return NULL;
@@ -148,7 +148,7 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
 void tern__co_discard(tern_p *p, tern_co *co)
 {
     tern__reg_del(p, co);
-    /* tern_dump or the monitor may hold a pointer read a moment ago */
+    /* tern_runtime_dump or the monitor may hold a pointer read a moment ago */
     tern_spin_lock(&S->dump_lock);
     tern_spin_unlock(&S->dump_lock);
     co_free_mem(co);

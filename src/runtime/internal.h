@@ -104,7 +104,7 @@ struct tern_co {
     _Atomic uint64_t wait_word;
     int wait_result;
     const char *_Atomic wait_reason;
-    _Atomic int64_t state_since; /* coarse ns at park, for tern_dump */
+    _Atomic int64_t state_since; /* coarse ns at park, for tern_runtime_dump */
     void *local;                /* tern__co_local: NULL at every start.  Here,
                                    not with the cold fields: tracing reads it
                                    on every request, and a coroutine parked
@@ -131,7 +131,7 @@ static inline const char *tern__co_name(const tern_co *co)
     return co->has_name ? co->name : "";
 }
 
-/* Copy a coroutine's name from another thread (the monitor, tern_dump):
+/* Copy a coroutine's name from another thread (the monitor, tern_runtime_dump):
  * the block may be reused and renamed meanwhile, so read it byte by byte
  * with relaxed atomics, which gives a possibly stale name but no race. */
 static inline void tern__co_name_copy(const tern_co *co, char out[TERN_NAME_MAX])
@@ -225,7 +225,7 @@ struct tern_p {
     uint32_t tick;              /* local scheduling decisions */
     uint32_t gq_countdown;      /* picks until the global queue's turn */
 
-    /* statistics (see tern_proc_stats) */
+    /* statistics (see tern_runtime_proc_stats) */
     _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
     _Atomic uint64_t st_running;   /* 1 while a coroutine is on this P */
 };
@@ -249,7 +249,7 @@ typedef struct tern_sched {
     tern_co *main_co;
     atomic_uint_fast64_t id_gen;
     atomic_long fd_waiters;
-    tern_spin dump_lock;        /* tern_dump and the monitor vs. free() of a
+    tern_spin dump_lock;        /* tern_runtime_dump and the monitor vs. free() of a
                                    coroutine's control block */
     _Atomic uint64_t long_runs;
 } tern_sched;
@@ -329,7 +329,7 @@ void tern__netpoll_break(void);
 int tern__blocking_init(int max_threads);
 void tern__blocking_fini(void);
 long tern__blocking_inflight(void);
-void tern__blocking_stats(tern_stats *st);
+void tern__blocking_stats(struct tern_runtime_stats *st);
 
 /* ---- monitor.c ---- */
 int tern__monitor_start(void);

@@ -1,5 +1,5 @@
 /*
- * registry.c - every coroutine control block, per P, for tern_dump and for
+ * registry.c - every coroutine control block, per P, for tern_runtime_dump and for
  * freeing them all when tern_run returns.
  *
  * Blocks are listed when first allocated and stay listed while they are

@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "ctx.h"
 #include "runq.h"
 #include "sanitizer.h"
@@ -66,12 +67,12 @@ __attribute__((noinline)) tern_p *tern__cur_p(void)
 
 /* ---- reports ----------------------------------------------------------- */
 
-static tern_report_fn *_Atomic report_fn;
-static void *_Atomic report_ctx;
+static tern_runtime_report_fn *_Atomic report_fn;
+static void *_Atomic report_arg;
 
-void tern_set_report_hook(tern_report_fn *fn, void *ctx)
+void tern_runtime_set_report_hook(tern_runtime_report_fn *fn, void *arg)
 {
-    atomic_store(&report_ctx, ctx);
+    atomic_store(&report_arg, arg);
     atomic_store(&report_fn, fn);
 }
 
@@ -79,9 +80,9 @@ static void vreport(const char *fmt, va_list ap)
 {
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
-    tern_report_fn *fn = atomic_load(&report_fn);
+    tern_runtime_report_fn *fn = atomic_load(&report_fn);
     if (fn)
-        fn(buf, atomic_load(&report_ctx));
+        fn(buf, atomic_load(&report_arg));
     else
         fprintf(stderr, "tern: %s\n", buf);
 }
@@ -665,7 +666,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
     tern_co *co = tern__co_alloc(p, size, shared);
     if (!co)
         return -ENOMEM;
-    __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_dump */
+    __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_runtime_dump */
     co->fn = fn;
     co->arg = arg;
     co->local = NULL;
@@ -673,7 +674,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
     co->stack_mode = (uint8_t)mode;
     /* wait_word, wait_reason and the timer are at rest in a recycled block
      * (every wait ends with them so) and zero in a fresh one */
-    /* relaxed atomic stores: tern_dump and the monitor may be reading an
+    /* relaxed atomic stores: tern_runtime_dump and the monitor may be reading an
      * earlier life's name from another thread (tern__co_name_copy) */
     bool has_name = opts && opts->name;
     if (has_name) {
@@ -777,15 +778,17 @@ uint64_t tern_id(void)
 
 uint64_t tern_co_id(const tern_co *co)
 {
+    TERN_CHECK_ARG(co);
     return co->id;
 }
 
 const char *tern_co_name(const tern_co *co)
 {
+    TERN_CHECK_ARG(co);
     return tern__co_name(co);
 }
 
-int tern_procs(void)
+int tern_runtime_procs(void)
 {
     tern_sched *s = S;
     return s ? s->nprocs : 0;
@@ -841,6 +844,7 @@ void tern__wake_finish(tern_co *co, int result)
 
 bool tern_wake(tern_co *co, tern_ticket t, int result)
 {
+    TERN_CHECK_ARG(co);
     if (!tern__wake_claim(co, t))
         return false;
     tern__wake_finish(co, result);
@@ -1063,10 +1067,10 @@ static uint64_t alive_count(void)
 
 static atomic_long external_wakers;
 
-void tern_external_wakers(int delta)
+void tern_runtime_external_wakers(int delta)
 {
     if (atomic_fetch_add(&external_wakers, delta) + delta < 0)
-        tern__fatal("tern_external_wakers: more withdrawn than declared");
+        tern__fatal("tern_runtime_external_wakers: more withdrawn than declared");
 }
 
 /* Every P idle (S->lock held): can anything still wake a coroutine? */
@@ -1083,7 +1087,7 @@ static void deadlock_check_locked(void)
         return;
     pthread_mutex_unlock(&S->lock);
     tern__report("all coroutines are asleep - deadlock!");
-    tern_dump(stderr);
+    tern_runtime_dump(stderr);
     fflush(stderr);
     exit(2);
 }

@@ -1,5 +1,5 @@
 /*
- * stats.c - tern_stats_get() and tern_dump(): racy but safe snapshots of
+ * stats.c - tern_runtime_stats() and tern_runtime_dump(): racy but safe snapshots of
  * the scheduler, readable from any thread (counters are relaxed atomics,
  * coroutine lists are walked under their registry locks).
  */
@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "runq.h"
 
 #define S tern__sched
 
-int tern_stats_get(tern_stats *st, tern_proc_stats *procs, int max_procs)
+int tern_runtime_stats(struct tern_runtime_stats *st, tern_runtime_proc_stats *procs, int max_procs)
 {
+    TERN_CHECK_ARG(st);
     if (!S)
         return -ESRCH;
     memset(st, 0, sizeof *st);
@@ -23,7 +25,7 @@ int tern_stats_get(tern_stats *st, tern_proc_stats *procs, int max_procs)
     uint64_t spawned = 0, exited = 0;
     for (int i = 0; i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
-        tern_proc_stats ps = {
+        tern_runtime_proc_stats ps = {
             .switches = STAT_GET(p->st_switches),
             .spawned = STAT_GET(p->st_spawned),
             .steals = STAT_GET(p->st_steals),
@@ -71,8 +73,9 @@ static const char *state_name(uint32_t s)
     }
 }
 
-void tern_dump(FILE *out)
+void tern_runtime_dump(FILE *out)
 {
+    TERN_CHECK_ARG(out);
     if (!S) {
         fprintf(out, "tern: no runtime running\n");
         return;
@@ -85,12 +88,12 @@ void tern_dump(FILE *out)
     FILE *real = out;
     out = open_memstream(&buf, &len);
     if (!out) {
-        fprintf(real, "tern: tern_dump: out of memory\n");
+        fprintf(real, "tern: tern_runtime_dump: out of memory\n");
         return;
     }
     int64_t now = tern__coarse_now();
-    tern_stats st;
-    tern_stats_get(&st, NULL, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
     fprintf(out, "tern: %llu coroutines (%llu running, %llu runnable, %llu waiting) on %d Ps\n",
             (unsigned long long)st.alive, (unsigned long long)st.running,
             (unsigned long long)st.runnable, (unsigned long long)st.parked, st.procs);
