@@ -1,6 +1,6 @@
 /*
  * fuzz_log_format.c - libFuzzer target for the log line formatter
- * (src/kit/log_format.c), which reads strings a word at a time without
+ * (src/kit/log/format.c), which reads strings a word at a time without
  * measuring them first and escapes whatever a caller hands it.
  *
  * Input: byte 0 picks the number of fields (0-7) and the strings' offset
@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "kit/log_internal.h"
+#include "kit/log/internal.h"
 
 static void check(int cond)
 {

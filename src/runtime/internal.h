@@ -14,7 +14,7 @@
 
 #include "tern/runtime.h"
 #include "tern/sync.h"
-#include "spin.h"
+#include "base/spin.h"
 
 #define TERN_RUNQ_SIZE 256          /* per-P local queue; power of two */
 #define TERN_CO_CACHE_MAX 128       /* free coroutines kept per P */
