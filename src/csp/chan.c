@@ -438,7 +438,7 @@ static int select_impl(tern_select_case *cases, int n, tern_ctx *ctx, bool block
         waitq_push(c->op == TERN_SELECT_SEND ? &c->ch->sendq : &c->ch->recvq, nd);
         nodes[i] = nd;
     }
-    tern_waitq_node *cn = &self->ctx_node;
+    tern_waitq_node *cn = tern__co_ctx_node(self);
     bool watching = r == 0 && ctx;
     if (watching) {
         tern__ctx_ref(ctx);

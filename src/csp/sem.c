@@ -61,7 +61,7 @@ int tern_sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx)
     w->n = n;
     waitq_push(Q(s), w);
     sem_unlock(s);
-    tern_waitq_node *cn = &self->ctx_node;
+    tern_waitq_node *cn = tern__co_ctx_node(self);
     int r = 0;
     if (ctx) {
         tern__ctx_ref(ctx);     /* another coroutine may free it meanwhile */

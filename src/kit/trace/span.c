@@ -30,7 +30,7 @@
 #include "base/rand.h"
 #include "base/wall.h"
 #include "kit/trace/internal.h"
-#include "runtime/co_local.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 void tern_trace_hex(const uint8_t *id, size_t n, char *out)
@@ -419,7 +419,7 @@ tern_trace_span *tern_trace_span_from_ctx(tern_ctx *ctx)
 /* ---- the current span ------------------------------------------------------------ */
 
 /* The coroutine's open scopes, newest first, hang off its one slot of
- * per-coroutine state (runtime/co_local.h): only the coroutine itself
+ * per-coroutine state (runtime/export.h): only the coroutine itself
  * reads or changes them, so entering, leaving and asking cost a few
  * loads and stores, with no lock and no shared line. */
 void tern_trace_span_enter(tern_trace_scope *e, tern_trace_span *s)
