@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
+#include <jansson.h>
 
 #include "http/server_internal.h"
 #include "tern/runtime.h"

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <jansson.h>
 
 #include "http/parse_internal.h"
 #include "http/resp_file_internal.h"
@@ -121,7 +122,7 @@ static int check_field(const char *name, const char *value)
 {
     if (!name || !*name || !value)
         return -EINVAL;
-    tern_http_chars_init();
+    tern__http_chars_init();
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (!tern_http_is(*p, TERN_HTTP_TCHAR))
             return -EINVAL;

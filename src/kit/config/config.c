@@ -20,7 +20,7 @@
 
 #include "kit/config/internal.h"
 
-long tern_cfg_find(const tern_config *cfg, const char *key)
+long tern__cfg_find(const tern_config *cfg, const char *key)
 {
     size_t lo = 0, hi = cfg->n;
     while (lo < hi) {
@@ -61,12 +61,12 @@ static int declare(tern_config *cfg, tern_config_error *err)
     for (size_t i = 0; i < cfg->n; i++) {
         const tern_config_key *k = &keys[i];
         if (!valid_name(k->name)) {
-            tern_cfg_errorf(err, "config: %s: bad key name (use a-z 0-9 _ - and dots)",
+            tern__cfg_errorf(err, "config: %s: bad key name (use a-z 0-9 _ - and dots)",
                             k->name ? k->name : "(null)");
             continue;
         }
         if (k->type < TERN_CONFIG_STRING || k->type > TERN_CONFIG_LIST) {
-            tern_cfg_errorf(err, "config: %s: unknown type %d", k->name, (int)k->type);
+            tern__cfg_errorf(err, "config: %s: unknown type %d", k->name, (int)k->type);
             continue;
         }
         const char *lim[2] = {k->min, k->max};
@@ -76,10 +76,10 @@ static int declare(tern_config *cfg, tern_config_error *err)
                 continue;
             bool numeric = k->type == TERN_CONFIG_INT || k->type == TERN_CONFIG_DOUBLE ||
                            k->type == TERN_CONFIG_DURATION;
-            const char *why = numeric ? tern_cfg_parse(k->type, lim[j], out[j])
+            const char *why = numeric ? tern__cfg_parse(k->type, lim[j], out[j])
                                       : "is a limit on a type without order";
             if (why) {
-                tern_cfg_errorf(err, "config: %s: %s \"%s\" %s (in the declaration)", k->name,
+                tern__cfg_errorf(err, "config: %s: %s \"%s\" %s (in the declaration)", k->name,
                                 j ? "max" : "min", lim[j], why);
                 continue;
             }
@@ -92,7 +92,7 @@ static int declare(tern_config *cfg, tern_config_error *err)
     for (size_t i = 1; i < cfg->n; i++) {
         const char *a = keys[cfg->by_name[i - 1]].name, *b = keys[cfg->by_name[i]].name;
         if (a && b && strcmp(a, b) == 0)
-            tern_cfg_errorf(err, "config: %s: declared twice", a);
+            tern__cfg_errorf(err, "config: %s: declared twice", a);
     }
     return err->count ? -EINVAL : 0;
 }
@@ -105,7 +105,7 @@ void tern_config_free(tern_config *cfg)
     cfg_snap *s = atomic_load(&cfg->cur);
     while (s) {
         cfg_snap *older = s->older;
-        tern_cfg_snap_free(s, cfg->n);
+        tern__cfg_snap_free(s, cfg->n);
         s = older;
     }
     for (int i = 0; i < cfg->argc; i++)
@@ -149,7 +149,7 @@ int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern
         return -EINVAL;
     }
     bool help = false;
-    cfg_snap *s = tern_cfg_build(cfg, err, &help);
+    cfg_snap *s = tern__cfg_build(cfg, err, &help);
     if (!s) {
         tern_config_free(cfg);
         return -EINVAL;
@@ -163,14 +163,14 @@ int tern_config_new(const tern_config_options *opts, int argc, char **argv, tern
 
 static const cfg_val *get(tern_config *cfg, const char *key, tern_config_type want)
 {
-    long i = tern_cfg_find(cfg, key);
+    long i = tern__cfg_find(cfg, key);
     if (i < 0) {
         fprintf(stderr, "tern_config: no key \"%s\" was declared\n", key);
         abort();
     }
     if (want && cfg->o.keys[i].type != want) {
         fprintf(stderr, "tern_config: key \"%s\" is %s, not %s\n", key,
-                tern_cfg_type_noun(cfg->o.keys[i].type), tern_cfg_type_noun(want));
+                tern__cfg_type_noun(cfg->o.keys[i].type), tern__cfg_type_noun(want));
         abort();
     }
     return &atomic_load_explicit(&cfg->cur, memory_order_acquire)->vals[i];
@@ -237,7 +237,7 @@ int tern_config_reload(tern_config *cfg, tern_config_error *err)
     if (atomic_exchange(&cfg->reloading, true))
         return -EBUSY;
     bool help = false;
-    cfg_snap *s = tern_cfg_build(cfg, err, &help);
+    cfg_snap *s = tern__cfg_build(cfg, err, &help);
     if (!s) {
         atomic_store(&cfg->reloading, false);
         return -EINVAL;
@@ -246,7 +246,7 @@ int tern_config_reload(tern_config *cfg, tern_config_error *err)
     tern_config_change *ch = calloc(cfg->n + 1, sizeof *ch);
     size_t nch = 0;
     for (size_t i = 0; ch && i < cfg->n; i++) {
-        if (!tern_cfg_equal(cfg->o.keys[i].type, &old->vals[i], &s->vals[i]))
+        if (!tern__cfg_equal(cfg->o.keys[i].type, &old->vals[i], &s->vals[i]))
             ch[nch++] = (tern_config_change){cfg->o.keys[i].name, old->vals[i].text,
                                              s->vals[i].text};
     }

@@ -30,7 +30,7 @@ __attribute__((format(printf, 2, 3))) static void add(sink *s, const char *fmt, 
 static void key_line(const tern_config *cfg, size_t i, sink *s)
 {
     const tern_config_key *k = &cfg->o.keys[i];
-    add(s, "  --%s %s", k->name, tern_cfg_type_name(k->type));
+    add(s, "  --%s %s", k->name, tern__cfg_type_name(k->type));
     if (k->help && *k->help)
         add(s, "  %s", k->help);
     const char *sep = " (";
@@ -39,7 +39,7 @@ static void key_line(const tern_config *cfg, size_t i, sink *s)
         sep = ", ";
     }
     char env[256];
-    tern_cfg_env_name(cfg, i, env, sizeof env);
+    tern__cfg_env_name(cfg, i, env, sizeof env);
     if (*env) {
         add(s, "%senv %s", sep, env);
         sep = ", ";

@@ -61,7 +61,7 @@ struct tern_config {
     struct {
         atomic_bool on, stop;
     } sighup, file;
-    /* tern_cfg_sum of the file as the last build read it (0: it could not
+    /* tern__cfg_sum of the file as the last build read it (0: it could not
      * be read): the file watcher reloads only when the bytes differ. */
     _Atomic uint64_t file_sum;
 };
@@ -71,35 +71,35 @@ struct tern_config {
 
 /* Parse text as type into *v (text not copied); NULL, or why it failed:
  * "is not an integer" and the like. */
-const char *tern_cfg_parse(tern_config_type type, const char *text, cfg_val *v);
+const char *tern__cfg_parse(tern_config_type type, const char *text, cfg_val *v);
 /* Values equal by meaning. */
-bool tern_cfg_equal(tern_config_type type, const cfg_val *a, const cfg_val *b);
-void tern_cfg_val_free(cfg_val *v);
+bool tern__cfg_equal(tern_config_type type, const cfg_val *a, const cfg_val *b);
+void tern__cfg_val_free(cfg_val *v);
 /* "a string", "an integer", ... for messages; "string", "int", ... for help. */
-const char *tern_cfg_type_noun(tern_config_type type);
-const char *tern_cfg_type_name(tern_config_type type);
+const char *tern__cfg_type_noun(tern_config_type type);
+const char *tern__cfg_type_name(tern_config_type type);
 
 /* Index of key, or -1. */
-long tern_cfg_find(const tern_config *cfg, const char *key);
+long tern__cfg_find(const tern_config *cfg, const char *key);
 /* The environment variable of key idx into buf ("" without a prefix). */
-void tern_cfg_env_name(const tern_config *cfg, size_t idx, char *buf, size_t len);
+void tern__cfg_env_name(const tern_config *cfg, size_t idx, char *buf, size_t len);
 
 /* Append "config: <key>: <what> (from <source>)" to err. */
-void tern_cfg_errorf(tern_config_error *err, const char *fmt, ...)
+void tern__cfg_errorf(tern_config_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Build a snapshot from every layer; NULL with err filled on failure.
  * *help set when --help was among the flags. */
-cfg_snap *tern_cfg_build(tern_config *cfg, tern_config_error *err, bool *help);
-void tern_cfg_snap_free(cfg_snap *s, size_t n);
+cfg_snap *tern__cfg_build(tern_config *cfg, tern_config_error *err, bool *help);
+void tern__cfg_snap_free(cfg_snap *s, size_t n);
 
 /* The whole file into *buf (malloc'd, not NUL-terminated; free it) and
  * *len: 0, or -errno with *buf NULL. */
-int tern_cfg_read_file(const char *path, char **buf, size_t *len);
+int tern__cfg_read_file(const char *path, char **buf, size_t *len);
 /* A 64-bit hash of the bytes (FNV-1a), never 0. */
-uint64_t tern_cfg_sum(const char *buf, size_t len);
+uint64_t tern__cfg_sum(const char *buf, size_t len);
 
 /* A reload a watcher started failed: on_error, or the error log. */
-void tern_cfg_report(tern_config *cfg, const char *msg);
+void tern__cfg_report(tern_config *cfg, const char *msg);
 
 #endif

@@ -22,7 +22,7 @@
 
 #include "kit/config/internal.h"
 
-void tern_cfg_errorf(tern_config_error *err, const char *fmt, ...)
+void tern__cfg_errorf(tern_config_error *err, const char *fmt, ...)
 {
     if (!err)
         return;
@@ -39,7 +39,7 @@ void tern_cfg_errorf(tern_config_error *err, const char *fmt, ...)
     err->count++;
 }
 
-void tern_cfg_env_name(const tern_config *cfg, size_t idx, char *buf, size_t len)
+void tern__cfg_env_name(const tern_config *cfg, size_t idx, char *buf, size_t len)
 {
     const char *prefix = cfg->o.env_prefix;
     const char *name = cfg->o.keys[idx].name;
@@ -62,7 +62,7 @@ static void source_desc(const tern_config *cfg, size_t idx, int src, char *buf, 
         snprintf(buf, len, "file %s", cfg->o.file);
         break;
     case SRC_ENV:
-        tern_cfg_env_name(cfg, idx, env, sizeof env);
+        tern__cfg_env_name(cfg, idx, env, sizeof env);
         snprintf(buf, len, "env %s", env);
         break;
     case SRC_FLAG:
@@ -80,17 +80,17 @@ static void set_val(tern_config *cfg, cfg_snap *s, size_t idx, const char *text,
 {
     const tern_config_key *k = &cfg->o.keys[idx];
     cfg_val v = {.src = src, .list = list, .nlist = nlist};
-    const char *why = list ? NULL : tern_cfg_parse(k->type, text, &v);
+    const char *why = list ? NULL : tern__cfg_parse(k->type, text, &v);
     if (!why && !(v.text = strdup(text)))
         why = "cannot be stored (out of memory)";
     if (why) {
         char desc[300];
         source_desc(cfg, idx, src, desc, sizeof desc);
-        tern_cfg_errorf(err, "config: %s: \"%s\" %s (from %s)", k->name, text, why, desc);
-        tern_cfg_val_free(&v);
+        tern__cfg_errorf(err, "config: %s: \"%s\" %s (from %s)", k->name, text, why, desc);
+        tern__cfg_val_free(&v);
         return;
     }
-    tern_cfg_val_free(&s->vals[idx]);
+    tern__cfg_val_free(&s->vals[idx]);
     s->vals[idx] = v;
 }
 
@@ -148,7 +148,7 @@ static void file_value(tern_config *cfg, cfg_snap *s, size_t idx, json_t *v, ter
             return;
         }
         cfg_val tmp = {.list = list};
-        tern_cfg_val_free(&tmp);
+        tern__cfg_val_free(&tmp);
         free(joined);
     } else if (k->type != TERN_CONFIG_STRING && k->type != TERN_CONFIG_LIST) {
         if (json_is_integer(v))
@@ -164,8 +164,8 @@ static void file_value(tern_config *cfg, cfg_snap *s, size_t idx, json_t *v, ter
         return;
     }
     char *dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    tern_cfg_errorf(err, "config: %s: %s is not %s (from file %s)", k->name, dump ? dump : "?",
-                    tern_cfg_type_noun(k->type), cfg->o.file);
+    tern__cfg_errorf(err, "config: %s: %s is not %s (from file %s)", k->name, dump ? dump : "?",
+                    tern__cfg_type_noun(k->type), cfg->o.file);
     free(dump);
 }
 
@@ -177,17 +177,17 @@ static void walk(tern_config *cfg, cfg_snap *s, json_t *obj, const char *prefix,
     json_object_foreach(obj, k, v) {
         char full[512];
         snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", k);
-        long idx = tern_cfg_find(cfg, full);
+        long idx = tern__cfg_find(cfg, full);
         if (idx >= 0)
             file_value(cfg, s, (size_t)idx, v, err);
         else if (json_is_object(v) && is_section(cfg, full))
             walk(cfg, s, v, full, err);
         else
-            tern_cfg_errorf(err, "config: %s: unknown key (from file %s)", full, cfg->o.file);
+            tern__cfg_errorf(err, "config: %s: unknown key (from file %s)", full, cfg->o.file);
     }
 }
 
-int tern_cfg_read_file(const char *path, char **buf, size_t *len)
+int tern__cfg_read_file(const char *path, char **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
@@ -227,7 +227,7 @@ int tern_cfg_read_file(const char *path, char **buf, size_t *len)
     return 0;
 }
 
-uint64_t tern_cfg_sum(const char *buf, size_t len)
+uint64_t tern__cfg_sum(const char *buf, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325ull;     /* FNV-1a */
     for (size_t i = 0; i < len; i++)
@@ -242,23 +242,23 @@ static void load_file(tern_config *cfg, cfg_snap *s, tern_config_error *err)
     const char *path = cfg->o.file;
     char *buf;
     size_t len;
-    int r = tern_cfg_read_file(path, &buf, &len);
-    atomic_store(&cfg->file_sum, r == 0 ? tern_cfg_sum(buf, len) : 0);
+    int r = tern__cfg_read_file(path, &buf, &len);
+    atomic_store(&cfg->file_sum, r == 0 ? tern__cfg_sum(buf, len) : 0);
     if (r < 0) {
         if (!(r == -ENOENT && cfg->o.file_optional))
-            tern_cfg_errorf(err, "config: cannot read file %s: %s", path, strerror(-r));
+            tern__cfg_errorf(err, "config: cannot read file %s: %s", path, strerror(-r));
         return;
     }
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     free(buf);
     if (!root) {
-        tern_cfg_errorf(err, "config: file %s: line %d column %d: %s", path, je.line, je.column,
+        tern__cfg_errorf(err, "config: file %s: line %d column %d: %s", path, je.line, je.column,
                         je.text);
         return;
     }
     if (!json_is_object(root))
-        tern_cfg_errorf(err, "config: file %s: not a JSON object", path);
+        tern__cfg_errorf(err, "config: file %s: not a JSON object", path);
     else
         walk(cfg, s, root, "", err);
     json_decref(root);
@@ -270,7 +270,7 @@ static void load_env(tern_config *cfg, cfg_snap *s, tern_config_error *err)
 {
     for (size_t i = 0; i < cfg->n; i++) {
         char name[256];
-        tern_cfg_env_name(cfg, i, name, sizeof name);
+        tern__cfg_env_name(cfg, i, name, sizeof name);
         const char *v = getenv(name);
         if (v)
             set_val(cfg, s, i, v, SRC_ENV, NULL, 0, err);
@@ -288,15 +288,15 @@ static void load_flags(tern_config *cfg, cfg_snap *s, tern_config_error *err, bo
             continue;
         }
         if (strncmp(a, "--", 2) != 0 || !a[2]) {
-            tern_cfg_errorf(err, "config: %s: unexpected argument (from flags)", a);
+            tern__cfg_errorf(err, "config: %s: unexpected argument (from flags)", a);
             continue;
         }
         const char *eq = strchr(a + 2, '=');
         char key[256];
         snprintf(key, sizeof key, "%.*s", (int)(eq ? (size_t)(eq - a - 2) : strlen(a + 2)), a + 2);
-        long idx = tern_cfg_find(cfg, key);
+        long idx = tern__cfg_find(cfg, key);
         if (idx < 0) {
-            tern_cfg_errorf(err, "config: %s: unknown flag (from flag --%s)", key, key);
+            tern__cfg_errorf(err, "config: %s: unknown flag (from flag --%s)", key, key);
             if (!eq && i + 1 < cfg->argc && strncmp(cfg->argv[i + 1], "--", 2) != 0)
                 i++;            /* its value, most likely */
             continue;
@@ -309,7 +309,7 @@ static void load_flags(tern_config *cfg, cfg_snap *s, tern_config_error *err, bo
         else if (i + 1 < cfg->argc)
             val = cfg->argv[++i];
         else {
-            tern_cfg_errorf(err, "config: %s: no value (from flag --%s)", key, key);
+            tern__cfg_errorf(err, "config: %s: no value (from flag --%s)", key, key);
             continue;
         }
         set_val(cfg, s, (size_t)idx, val, SRC_FLAG, NULL, 0, err);
@@ -345,7 +345,7 @@ static void check_limits(tern_config *cfg, cfg_snap *s, size_t i, tern_config_er
                 snprintf(allowed + l, sizeof allowed - l, "%s%s", l ? ", " : "", *p);
             }
             if (!ok)
-                tern_cfg_errorf(err, "config: %s: \"%s\" is not one of %s (from %s)", k->name,
+                tern__cfg_errorf(err, "config: %s: \"%s\" is not one of %s (from %s)", k->name,
                                 v->text, allowed, desc);
         }
         break;
@@ -353,25 +353,25 @@ static void check_limits(tern_config *cfg, cfg_snap *s, size_t i, tern_config_er
         break;
     }
     if (below)
-        tern_cfg_errorf(err, "config: %s: \"%s\" is below the minimum %s (from %s)", k->name,
+        tern__cfg_errorf(err, "config: %s: \"%s\" is below the minimum %s (from %s)", k->name,
                         v->text, lo->text, desc);
     if (above)
-        tern_cfg_errorf(err, "config: %s: \"%s\" is above the maximum %s (from %s)", k->name,
+        tern__cfg_errorf(err, "config: %s: \"%s\" is above the maximum %s (from %s)", k->name,
                         v->text, hi->text, desc);
 }
 
 /* ---- the snapshot ---------------------------------------------------------------------- */
 
-void tern_cfg_snap_free(cfg_snap *s, size_t n)
+void tern__cfg_snap_free(cfg_snap *s, size_t n)
 {
     if (!s)
         return;
     for (size_t i = 0; i < n; i++)
-        tern_cfg_val_free(&s->vals[i]);
+        tern__cfg_val_free(&s->vals[i]);
     free(s);
 }
 
-cfg_snap *tern_cfg_build(tern_config *cfg, tern_config_error *err, bool *help)
+cfg_snap *tern__cfg_build(tern_config *cfg, tern_config_error *err, bool *help)
 {
     tern_config_error local;
     if (!err)
@@ -379,7 +379,7 @@ cfg_snap *tern_cfg_build(tern_config *cfg, tern_config_error *err, bool *help)
     *err = (tern_config_error){0};
     cfg_snap *s = calloc(1, sizeof *s + cfg->n * sizeof s->vals[0]);
     if (!s) {
-        tern_cfg_errorf(err, "config: out of memory");
+        tern__cfg_errorf(err, "config: out of memory");
         return NULL;
     }
     for (size_t i = 0; i < cfg->n; i++) {
@@ -401,7 +401,7 @@ cfg_snap *tern_cfg_build(tern_config *cfg, tern_config_error *err, bool *help)
     for (size_t i = 0; i < cfg->n && parsed; i++)
         check_limits(cfg, s, i, err);
     if (err->count) {
-        tern_cfg_snap_free(s, cfg->n);
+        tern__cfg_snap_free(s, cfg->n);
         return NULL;
     }
     return s;

@@ -16,7 +16,7 @@
 
 #include "kit/config/internal.h"
 
-const char *tern_cfg_type_noun(tern_config_type type)
+const char *tern__cfg_type_noun(tern_config_type type)
 {
     switch (type) {
     case TERN_CONFIG_STRING: return "a string";
@@ -29,7 +29,7 @@ const char *tern_cfg_type_noun(tern_config_type type)
     return "?";
 }
 
-const char *tern_cfg_type_name(tern_config_type type)
+const char *tern__cfg_type_name(tern_config_type type)
 {
     switch (type) {
     case TERN_CONFIG_STRING: return "string";
@@ -166,7 +166,7 @@ static const char *parse_list(const char *t, cfg_val *v)
         list[i] = strndup(a, (size_t)(b - a));
         if (!list[i]) {
             v->list = list;
-            tern_cfg_val_free(v);
+            tern__cfg_val_free(v);
             return "cannot be stored (out of memory)";
         }
         p = *e ? e + 1 : e;
@@ -176,7 +176,7 @@ static const char *parse_list(const char *t, cfg_val *v)
     return NULL;
 }
 
-const char *tern_cfg_parse(tern_config_type type, const char *text, cfg_val *v)
+const char *tern__cfg_parse(tern_config_type type, const char *text, cfg_val *v)
 {
     switch (type) {
     case TERN_CONFIG_STRING: return NULL;
@@ -189,7 +189,7 @@ const char *tern_cfg_parse(tern_config_type type, const char *text, cfg_val *v)
     return "has an unknown type";
 }
 
-bool tern_cfg_equal(tern_config_type type, const cfg_val *a, const cfg_val *b)
+bool tern__cfg_equal(tern_config_type type, const cfg_val *a, const cfg_val *b)
 {
     switch (type) {
     case TERN_CONFIG_STRING: return strcmp(a->text, b->text) == 0;
@@ -208,7 +208,7 @@ bool tern_cfg_equal(tern_config_type type, const cfg_val *a, const cfg_val *b)
     return false;
 }
 
-void tern_cfg_val_free(cfg_val *v)
+void tern__cfg_val_free(cfg_val *v)
 {
     free(v->text);
     if (v->list)

@@ -25,7 +25,7 @@ void tern_config_on_error(tern_config *cfg, tern_config_error_fn *fn, void *arg)
     cfg->on_error_arg = arg;
 }
 
-void tern_cfg_report(tern_config *cfg, const char *msg)
+void tern__cfg_report(tern_config *cfg, const char *msg)
 {
     if (cfg->on_error)
         cfg->on_error(cfg, msg, cfg->on_error_arg);
@@ -43,7 +43,7 @@ static int watch_main(void *arg)
             continue;
         tern_config_error err;
         if (tern_config_reload(cfg, &err) == -EINVAL)
-            tern_cfg_report(cfg, err.msg);
+            tern__cfg_report(cfg, err.msg);
     }
     atomic_store(&cfg->sighup.on, false);
     return 0;

@@ -25,7 +25,7 @@
  * check waits until SETTLE has passed without a kept event (and no longer
  * than MAX_DELAY after the first).  A check reads the file and compares
  * its hash with that of the bytes the last load parsed (file_sum,
- * recorded by tern_cfg_build, so the first load and SIGHUP reloads count):
+ * recorded by tern__cfg_build, so the first load and SIGHUP reloads count):
  * the same bytes (a `touch`, a save without changes, a SIGHUP reload that
  * came first) reload nothing, and neither does a file that is still
  * unreadable (hash 0).  A failed reload keeps the old values and is
@@ -209,7 +209,7 @@ static void check(fwatch *w)
     resolve(w);
     char *buf;
     size_t len;
-    uint64_t sum = tern_cfg_read_file(cfg->o.file, &buf, &len) == 0 ? tern_cfg_sum(buf, len) : 0;
+    uint64_t sum = tern__cfg_read_file(cfg->o.file, &buf, &len) == 0 ? tern__cfg_sum(buf, len) : 0;
     free(buf);
     if (sum == atomic_load(&cfg->file_sum))
         return;                         /* also: still unreadable, already reported */
@@ -218,7 +218,7 @@ static void check(fwatch *w)
     if (r == -EBUSY)
         schedule_check(w, tern_now());  /* another reload runs: look again after it */
     else if (r == -EINVAL)
-        tern_cfg_report(cfg, err.msg);
+        tern__cfg_report(cfg, err.msg);
 }
 
 static void rearm(fwatch *w, int64_t now)

@@ -561,7 +561,7 @@ static inline __attribute__((always_inline)) void put_field(out *o, const tern_l
         o->len = start;
 }
 
-/* begin and end, inlined into tern_log_format (a call each is a tenth
+/* begin and end, inlined into tern__log_format (a call each is a tenth
  * of a short line) and wrapped below for the access log */
 static inline __attribute__((always_inline)) void line_begin(out *o, char *buf, int64_t unix_ns,
                                                              tern_log_level level, const char *msg,
@@ -644,7 +644,7 @@ size_t tern__json_quote(char *dst, const char *s)
     return o.len;
 }
 
-size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
+size_t tern__log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
                        size_t msg_len, const tern_log_ids *ids, const tern_log_field *fields,
                        size_t n)
 {

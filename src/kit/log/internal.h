@@ -14,14 +14,14 @@
 /* Format one line, newline included, into buf[TERN_LOG_LINE_MAX]; returns
  * its length.  msg_len is strlen(msg) when known (a literal), else 0;
  * ids may be NULL. */
-size_t tern_log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
+size_t tern__log_format(char *buf, int64_t unix_ns, tern_log_level level, const char *msg,
                        size_t msg_len, const tern_log_ids *ids, const tern_log_field *fields,
                        size_t n);
 
 /* The same line built in three calls, for a caller whose fields are
  * fixed (the access log): begin (head, msg, ids), the fields, end (the
  * closing brace and newline; returns the length).  A field that does not
- * fit is dropped, and so are all after it, as tern_log_format does. */
+ * fit is dropped, and so are all after it, as tern__log_format does. */
 typedef struct tern__log_line {
     char *p;                    /* buf[TERN_LOG_LINE_MAX] */
     size_t len, lim;
@@ -67,16 +67,16 @@ bool tern__log_hook_ids(tern_log_ids *out);
 
 /* The ring: start/stop the writer, copy a line in.
  * Start and stop (and abandon) under log.c's start lock. */
-int tern_log_ring_start(int fd, size_t bytes);
-void tern_log_ring_stop(void);
+int tern__log_ring_start(int fd, size_t bytes);
+void tern__log_ring_stop(void);
 /* In a forked child, from the atfork handler: forget the ring inherited
  * from the parent without touching its lock or lines (freed at the next
  * start or stop).  false if none ran. */
-bool tern_log_ring_abandon(void);
-bool tern_log_ring_running(void);
+bool tern__log_ring_abandon(void);
+bool tern__log_ring_running(void);
 /* 0, -EAGAIN (full: dropped and counted) or -ESRCH (no ring runs). */
-int tern_log_ring_put(const char *line, size_t len);
-int tern_log_ring_flush(int64_t timeout_ns);
-void tern_log_ring_stats(tern_log_stats *st);
+int tern__log_ring_put(const char *line, size_t len);
+int tern__log_ring_flush(int64_t timeout_ns);
+void tern__log_ring_stats(tern_log_stats *st);
 
 #endif

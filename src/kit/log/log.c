@@ -134,7 +134,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    if (tern_log_ring_abandon())
+    if (tern__log_ring_abandon())
         atomic_store(&inherited, true);
     pthread_mutex_unlock(&start_mu);
 }
@@ -163,7 +163,7 @@ static int start_locked(const tern_log_options *o, int level)
     if (owned && (fd = open(o->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
         return -errno;
     size_t bytes = o->ring_bytes ? o->ring_bytes : TERN_LOG_RING_DEFAULT;
-    int r = tern_log_ring_start(fd, bytes);
+    int r = tern__log_ring_start(fd, bytes);
     if (r != 0) {
         if (owned)
             close(fd);
@@ -187,7 +187,7 @@ int tern_log_init(const tern_log_options *opts)
     int r = lock_start();
     if (r != 0)
         return r;
-    if (tern_log_ring_running() || atomic_load(&inherited))
+    if (tern__log_ring_running() || atomic_load(&inherited))
         r = -EALREADY;
     else
         r = start_locked(&o, level);
@@ -205,10 +205,10 @@ static bool start_for_line(bool defaults)
     if (lock_start() != 0)
         return false;
     int r = 0;
-    if (!tern_log_ring_running() && atomic_load(&inherited)) {
-        if ((r = tern_log_ring_start(run.fd, run.ring_bytes)) == 0)
+    if (!tern__log_ring_running() && atomic_load(&inherited)) {
+        if ((r = tern__log_ring_start(run.fd, run.ring_bytes)) == 0)
             atomic_store(&inherited, false);
-    } else if (!tern_log_ring_running()) {
+    } else if (!tern__log_ring_running()) {
         r = defaults ? start_locked(&(tern_log_options){0}, tern_log_get_level()) : -ESRCH;
     }
     pthread_mutex_unlock(&start_mu);
@@ -217,10 +217,10 @@ static bool start_for_line(bool defaults)
 
 void tern_log_shutdown(void)
 {
-    tern_log_ring_flush(TERN_SEC);
+    tern__log_ring_flush(TERN_SEC);
     if (lock_start() != 0)
         return;                 /* then no logger ever started */
-    tern_log_ring_stop();
+    tern__log_ring_stop();
     if (run.owned)
         close(run.fd);
     run.fd = -1;
@@ -231,14 +231,14 @@ void tern_log_shutdown(void)
 
 int tern_log_flush(int64_t timeout_ns)
 {
-    int r = tern_log_ring_flush(timeout_ns);
+    int r = tern__log_ring_flush(timeout_ns);
     /* A forked child that has not logged yet has nothing to wait for. */
     return r == -ESRCH && atomic_load(&inherited) ? 0 : r;
 }
 
 void tern_log_stats_get(tern_log_stats *st)
 {
-    tern_log_ring_stats(st);
+    tern__log_ring_stats(st);
 }
 
 bool tern__log_hook_ids(tern_log_ids *out)
@@ -254,19 +254,19 @@ static void emit(const tern_log_ids *ids, tern_log_level level, const char *msg,
     if (!ids && tern__log_hook_ids(&hooked))
         ids = &hooked;
     char line[TERN_LOG_LINE_MAX];
-    size_t len = tern_log_format(line, tern__wall_ns(), level, msg, msg_len, ids, fields, n);
+    size_t len = tern__log_format(line, tern__wall_ns(), level, msg, msg_len, ids, fields, n);
     /* one call while a ring runs; the first line starts one */
-    if (tern_log_ring_put(line, len) == -ESRCH && start_for_line(true))
-        tern_log_ring_put(line, len);
+    if (tern__log_ring_put(line, len) == -ESRCH && start_for_line(true))
+        tern__log_ring_put(line, len);
 }
 
 int tern_log_write_line(const char *line, size_t len)
 {
     if (!line || len == 0 || len > TERN_LOG_LINE_MAX || line[len - 1] != '\n')
         return -EINVAL;
-    int r = tern_log_ring_put(line, len);
+    int r = tern__log_ring_put(line, len);
     if (r == -ESRCH && start_for_line(false))
-        r = tern_log_ring_put(line, len);
+        r = tern__log_ring_put(line, len);
     return r;
 }
 

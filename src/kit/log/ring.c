@@ -34,7 +34,7 @@
  * may be in any state (its lock held by a producer that does not exist in
  * the child, a line half copied).  Its unwritten lines are the parent's,
  * which the parent's writer writes.  So the child never touches it again:
- * log.c's atfork child handler calls tern_log_ring_abandon, which only
+ * log.c's atfork child handler calls tern__log_ring_abandon, which only
  * moves `cur` to the `orphans` list (no lock, no malloc or free in the
  * handler), and the child's next start or stop frees the orphans: in the
  * child nothing else can reach them.  Taking the producers' lock in a
@@ -170,7 +170,7 @@ static void write_drop_report(ring *r, uint64_t n)
     char line[TERN_LOG_LINE_MAX];
     tern_log_field f = TERN_LOG_INT("dropped", (int64_t)n);
     static const char msg[] = "log lines dropped";
-    size_t len = tern_log_format(line, tern__wall_ns(), TERN_LOG_WARN, msg, sizeof msg - 1, NULL,
+    size_t len = tern__log_format(line, tern__wall_ns(), TERN_LOG_WARN, msg, sizeof msg - 1, NULL,
                                  &f, 1);
     struct iovec iov = {line, len};
     write_all(r, &iov, 1);
@@ -245,7 +245,7 @@ static void reap_orphans(void)
     }
 }
 
-int tern_log_ring_start(int fd, size_t bytes)
+int tern__log_ring_start(int fd, size_t bytes)
 {
     if (atomic_load(&cur))
         return -EALREADY;
@@ -280,12 +280,12 @@ int tern_log_ring_start(int fd, size_t bytes)
     return 0;
 }
 
-bool tern_log_ring_running(void)
+bool tern__log_ring_running(void)
 {
     return atomic_load_explicit(&cur, memory_order_acquire) != NULL;
 }
 
-bool tern_log_ring_abandon(void)
+bool tern__log_ring_abandon(void)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_relaxed);
     if (!r)
@@ -296,7 +296,7 @@ bool tern_log_ring_abandon(void)
     return true;
 }
 
-void tern_log_ring_stop(void)
+void tern__log_ring_stop(void)
 {
     reap_orphans();
     ring *r = atomic_exchange(&cur, NULL);
@@ -315,7 +315,7 @@ void tern_log_ring_stop(void)
     ring_unref(r);
 }
 
-int tern_log_ring_put(const char *line, size_t len)
+int tern__log_ring_put(const char *line, size_t len)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
     if (!r)
@@ -345,7 +345,7 @@ int tern_log_ring_put(const char *line, size_t len)
     return 0;
 }
 
-int tern_log_ring_flush(int64_t timeout_ns)
+int tern__log_ring_flush(int64_t timeout_ns)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
     if (!r)
@@ -365,7 +365,7 @@ int tern_log_ring_flush(int64_t timeout_ns)
     }
 }
 
-void tern_log_ring_stats(tern_log_stats *st)
+void tern__log_ring_stats(tern_log_stats *st)
 {
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
     *st = (tern_log_stats){0};

@@ -144,10 +144,6 @@ tern_metric_child *tern__metric_child(tern_metric_family *f, const char *const *
 tern_metric_child *tern__metric_child_alloc(tern_metric_family *f);
 void tern__metric_child_free(tern_metric_child *c);
 
-/* Names, as the text format allows them. */
-bool tern__metrics_valid_name(const char *s);
-bool tern__metrics_valid_label(const char *s);
-
 static inline uint64_t tern__metrics_dbits(double v)
 {
     union { double d; uint64_t u; } x = {.d = v};

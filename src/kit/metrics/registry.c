@@ -92,7 +92,8 @@ static bool name_char(char c, bool first, bool colon)
     return !first && c >= '0' && c <= '9';
 }
 
-bool tern__metrics_valid_name(const char *s)
+/* Names, as the text format allows them. */
+static bool valid_name(const char *s)
 {
     if (!s || !*s)
         return false;
@@ -102,7 +103,7 @@ bool tern__metrics_valid_name(const char *s)
     return true;
 }
 
-bool tern__metrics_valid_label(const char *s)
+static bool valid_label(const char *s)
 {
     if (!s || !*s || (s[0] == '_' && s[1] == '_'))
         return false;
@@ -116,7 +117,7 @@ static int check_labels(const char *const *labels, bool histogram, size_t *n)
 {
     size_t k = 0;
     for (; labels && labels[k]; k++) {
-        if (k == TERN_METRICS_MAX_LABELS || !tern__metrics_valid_label(labels[k]))
+        if (k == TERN_METRICS_MAX_LABELS || !valid_label(labels[k]))
             return -EINVAL;
         if (histogram && strcmp(labels[k], "le") == 0)
             return -EINVAL;
@@ -171,7 +172,7 @@ static int family_new(tern_metrics_registry *r, tern_metric_kind kind, const cha
 {
     r = tern__metrics_reg(r);
     size_t nl;
-    if (!tern__metrics_valid_name(name) || !help)
+    if (!valid_name(name) || !help)
         return -EINVAL;
     int rc = check_labels(labels, kind == TERN_METRIC_HISTOGRAM, &nl);
     if (rc == 0 && kind == TERN_METRIC_HISTOGRAM) {
