@@ -1,24 +1,13 @@
 /*
- * csp.h - what the csp files share: context watches, so that anything
- * parked (a select, a semaphore acquire, later network I/O) can be woken
- * by a context's cancellation without a channel.
+ * csp.h - what the csp files share: wait queues (waitq.h) and context
+ * watches (export.h, which the layers above see too).
  */
 #ifndef TERN_CSP_H
 #define TERN_CSP_H
 
+#include "csp/export.h"
+#include "csp/waitq.h"
 #include "tern/chan.h"
 #include "tern/context.h"
-#include "csp/waitq.h"
-
-/* Link n (co, ticket set) into ctx's watchers: on cancellation the ticket
- * is woken with n->case_idx as result.  Returns 0, or ctx's error if it is
- * already done (then nothing is linked).  A NULL or never-done ctx links
- * nothing and returns 0. */
-int tern__ctx_watch(tern_ctx *ctx, tern_waitq_node *n);
-void tern__ctx_unwatch(tern_ctx *ctx, tern_waitq_node *n);
-
-/* Keep ctx (and its done channel) alive across a wait. */
-void tern__ctx_ref(tern_ctx *ctx);
-void tern__ctx_unref(tern_ctx *ctx);
 
 #endif
