@@ -1,6 +1,6 @@
 /*
  * fuzz_log_format.c - libFuzzer target for the log line formatter
- * (src/kit/log_format.c), which reads strings a word at a time without
+ * (src/kit/log/format.c), which reads strings a word at a time without
  * measuring them first and escapes whatever a caller hands it.
  *
  * Input: byte 0 picks the number of fields (0-7) and the strings' offset
@@ -22,7 +22,7 @@
 
 #include <jansson.h>
 
-#include "kit/log_internal.h"
+#include "kit/log/internal.h"
 
 static void check(int cond)
 {
@@ -93,10 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         if ((off + i) & 1)
             f[i].key_len = (uint32_t)strlen(f[i].key);
     size_t ml = off & 1 ? strlen(msg) : 0;     /* the message's length known, or measured */
-    size_t ln = tern_log_format(line, 1763777000123456789LL, TERN_LOG_INFO, msg, ml, NULL, f, nf);
+    size_t ln = tern__log_format(line, 1763777000123456789LL, TERN_LOG_INFO, msg, ml, NULL, f, nf);
     for (size_t i = 0; i < nf; i++)
         f[i].key_len = 0;
-    check(tern_log_format(again, 1763777000123456789LL, TERN_LOG_INFO, msg, ml ? 0 : strlen(msg),
+    check(tern__log_format(again, 1763777000123456789LL, TERN_LOG_INFO, msg, ml ? 0 : strlen(msg),
                           NULL, f, nf) == ln);
     check(memcmp(line, again, ln) == 0);
     check(ln >= 3 && ln <= TERN_LOG_LINE_MAX);

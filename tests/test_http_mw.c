@@ -15,6 +15,7 @@
 
 #include <tern/http.h>
 #include <tern/http_mw.h>
+#include <tern/log.h>
 #include <tern/net.h>
 
 #include "http_raw.h"

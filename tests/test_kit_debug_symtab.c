@@ -1,6 +1,6 @@
 /*
  * test_kit_debug_symtab.c - the ELF symbol reader behind the profiler's
- * function names (src/kit/debug_symtab.c): it names this binary's static
+ * function names (src/kit/debug/symtab.c): it names this binary's static
  * functions at their addresses, and a file that is not a well-formed ELF
  * (empty, a script, cut short, with offsets past its end) is an error,
  * never a crash or a read past the end (ASan checks that in CI).
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kit/debug_internal.h"
+#include "kit/debug/internal.h"
 
 /* A function only this file's symbol table names (its address is taken
  * below, so it stays a function of its own). */

@@ -23,8 +23,6 @@
 #ifndef TERN_DEBUG_H
 #define TERN_DEBUG_H
 
-#include <jansson.h>
-
 #include "tern/context.h"
 #include "tern/http.h"
 #include "tern/http_router.h"

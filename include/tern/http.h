@@ -55,14 +55,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <jansson.h>
-
 #include "tern/context.h"
 #include "tern/net.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* jansson's JSON value (jansson.h: `typedef struct json_t {...} json_t;`,
+ * which this declaration agrees with in C and C++): only pointers pass
+ * through this header, so a program that does not build JSON need not
+ * compile against jansson.  Include <jansson.h> to make or read values. */
+typedef struct json_t json_t;
 
 typedef struct tern_http_server tern_http_server;
 typedef struct tern_http_req tern_http_req;

@@ -6,7 +6,7 @@
  *
  *     static const tern_http_gzip_options gz = {.min_size = 512};
  *     static const tern_http_link chain[] = {
- *         {tern_http_mw_access_log, NULL},     // outermost: sees the final status
+ *         {tern_http_mw_access_log, NULL},     // tern/log.h; outermost: sees the final status
  *         {tern_http_mw_request_id, NULL},
  *         {tern_http_mw_gzip, (void *)&gz},
  *         {handler, NULL},
@@ -14,6 +14,9 @@
  *
  * Options are read, never written, by the middleware: one struct may
  * serve every request on every thread, and must outlive the server.
+ *
+ * The access log middleware (tern_http_mw_access_log) is the logger's, in
+ * tern/log.h: it writes tern_log lines.
  *
  * Order matters as it does in Go: once tern_http_next returns, a link sees
  * what the links after it did, and nothing of those before.  The access
@@ -34,7 +37,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "tern/http.h"
 
@@ -60,50 +62,6 @@ extern const char tern_http_request_id_key;
 int tern_http_mw_request_id(tern_http_req *r, tern_http_resp *w, void *opts);
 /* The id set by tern_http_mw_request_id earlier in the chain, or NULL. */
 const char *tern_http_request_id(const tern_http_req *r);
-
-/* ---- access log --------------------------------------------------------
- *
- * One JSON object per request, on one line, after the chain returns: a
- * tern_log line (tern/log.h, the same formatter and escaping) at level
- * info with msg "request":
- *
- *   {"time":"2025-01-02T03:04:05.678Z","level":"info","msg":"request",
- *    "trace_id":"...","span_id":"...","status":200,"bytes":12,
- *    "duration_us":153,"method":"GET","remote":"127.0.0.1:5555",
- *    "request_id":"...","error":"...","path":"/a","user_agent":"curl/8.0"}
- *
- * time is when the request's head had been read (UTC); path is decoded,
- * without the query (which often carries secrets); bytes is the body's
- * length as sent (after gzip, before chunked framing); trace_id and
- * span_id appear inside tern_http_mw_trace (the request's span is then
- * current), request_id, user_agent and error only when there is one
- * (error: the handler's -errno, as tern_strerror says it; the status is
- * then 500 unless the response had already started).  Strings are
- * JSON-escaped and invalid UTF-8 becomes U+FFFD; a client's strings are
- * cut to a fixed number of their bytes before escaping (path 1 KiB, user
- * agent 256, method, remote and request id 128), at a character
- * boundary, and a line never exceeds TERN_LOG_LINE_MAX (the numbers come
- * first, so they are never the part cut).
- *
- * With neither out nor fn, lines go to the tern_log writer (a ring
- * drained by a thread: the worker never blocks) once tern_log_init has
- * run, else to stderr.
- * A FILE* gets each line with one fwrite (stdio's lock keeps lines whole
- * across threads); the write runs on the worker, so give a file that
- * does not block for long (a pipe to a collector may), or use fn to hand
- * lines to a channel. */
-typedef void tern_http_log_fn(const char *line, size_t len, void *arg);
-
-typedef struct tern_http_access_log_options {
-    FILE *out;                  /* NULL (and no fn): the tern_log writer
-                                   (tern/log.h: a ring drained by a thread,
-                                   never blocking) once tern_log_init has
-                                   run, else stderr */
-    tern_http_log_fn *fn;       /* if set, called instead (line ends in '\n') */
-    void *fn_arg;
-} tern_http_access_log_options;
-
-int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* ---- CORS (the Fetch standard's CORS protocol) --------------------------
  *

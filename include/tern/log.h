@@ -56,12 +56,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct tern_ctx tern_ctx;
+typedef struct tern_http_req tern_http_req;     /* tern/http.h */
+typedef struct tern_http_resp tern_http_resp;
 
 typedef enum tern_log_level {
     TERN_LOG_DEBUG = 1,
@@ -242,6 +245,50 @@ struct tern_log_stats {
 
 /* Counters since tern_log_init into *out; 0.  Any thread. */
 int tern_log_stats(struct tern_log_stats *out);
+
+/* ---- the HTTP access log ------------------------------------------------
+ *
+ * A middleware (tern/http_mw.h's chains): one JSON object per request, on
+ * one line, after the chain returns: a tern_log line (the same formatter
+ * and escaping) at level info with msg "request":
+ *
+ *   {"time":"2025-01-02T03:04:05.678Z","level":"info","msg":"request",
+ *    "trace_id":"...","span_id":"...","status":200,"bytes":12,
+ *    "duration_us":153,"method":"GET","remote":"127.0.0.1:5555",
+ *    "request_id":"...","error":"...","path":"/a","user_agent":"curl/8.0"}
+ *
+ * time is when the request's head had been read (UTC); path is decoded,
+ * without the query (which often carries secrets); bytes is the body's
+ * length as sent (after gzip, before chunked framing); trace_id and
+ * span_id appear inside tern_http_mw_trace (the request's span is then
+ * current), request_id, user_agent and error only when there is one
+ * (error: the handler's -errno, as tern_strerror says it; the status is
+ * then 500 unless the response had already started).  Strings are
+ * JSON-escaped and invalid UTF-8 becomes U+FFFD; a client's strings are
+ * cut to a fixed number of their bytes before escaping (path 1 KiB, user
+ * agent 256, method, remote and request id 128), at a character
+ * boundary, and a line never exceeds TERN_LOG_LINE_MAX (the numbers come
+ * first, so they are never the part cut).
+ *
+ * With neither out nor fn, lines go to the tern_log writer (a ring
+ * drained by a thread: the worker never blocks) once tern_log_init has
+ * run, else to stderr.
+ * A FILE* gets each line with one fwrite (stdio's lock keeps lines whole
+ * across threads); the write runs on the worker, so give a file that
+ * does not block for long (a pipe to a collector may), or use fn to hand
+ * lines to a channel. */
+typedef void tern_http_log_fn(const char *line, size_t len, void *arg);
+
+typedef struct tern_http_access_log_options {
+    FILE *out;                  /* NULL (and no fn): the tern_log writer
+                                   (a ring drained by a thread, never
+                                   blocking) once tern_log_init has run,
+                                   else stderr */
+    tern_http_log_fn *fn;       /* if set, called instead (line ends in '\n') */
+    void *fn_arg;
+} tern_http_access_log_options;
+
+int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts);
 
 #ifdef __cplusplus
 }

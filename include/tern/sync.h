@@ -16,9 +16,19 @@
 #ifndef TERN_SYNC_H
 #define TERN_SYNC_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* The structs below are laid out here for sizing.  C++ before C++23 has
+ * no _Atomic: there the same fields are std::atomic, which GCC and Clang
+ * lay out as the plain type, so C and C++ agree on sizes and offsets. */
+#ifdef __cplusplus
+#include <atomic>
+#define TERN__ATOMIC(T) std::atomic<T>
+#else
+#include <stdatomic.h>
+#define TERN__ATOMIC(T) _Atomic(T)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,7 +39,7 @@ typedef struct tern_waitq_node tern_waitq_node;
 
 /* A FIFO of parked coroutines (internal; shown for sizing only). */
 typedef struct tern_waitq {
-    atomic_int lock;
+    TERN__ATOMIC(int) lock;
     tern_waitq_node *head, *tail;
 } tern_waitq;
 
@@ -40,8 +50,8 @@ typedef struct tern_waitq {
  * 1 ms; then the mutex switches to handoff mode and passes ownership
  * directly to the head waiter until the queue drains. */
 typedef struct tern_mutex {
-    atomic_uint state;          /* locked, woken, starving, waiters << 3 */
-    atomic_uint sema;           /* wake-up tokens for parked waiters */
+    TERN__ATOMIC(unsigned) state; /* locked, woken, starving, waiters << 3 */
+    TERN__ATOMIC(unsigned) sema;  /* wake-up tokens for parked waiters */
     tern_waitq q;
 } tern_mutex;
 #define TERN_MUTEX_INIT {0}
@@ -56,7 +66,7 @@ void tern_mutex_unlock(tern_mutex *m);
  * Many readers or one writer.  A waiting writer blocks new readers, so
  * writers cannot starve (Go's rule). */
 typedef struct tern_rwmutex {
-    atomic_int lock;
+    TERN__ATOMIC(int) lock;
     int readers;                /* active readers; -1 while a writer holds it */
     int writers_waiting;
     tern_waitq rq, wq;
@@ -89,7 +99,7 @@ void tern_cond_broadcast(tern_cond *c);     /* wake all */
 
 /* ---- Once ------------------------------------------------------------------ */
 typedef struct tern_once {
-    atomic_uint done;
+    TERN__ATOMIC(unsigned) done;
     tern_mutex m;
 } tern_once;
 #define TERN_ONCE_INIT {0}
@@ -100,7 +110,7 @@ void tern_once_do(tern_once *o, void (*fn)(void *), void *arg);
 
 /* ---- WaitGroup ------------------------------------------------------------- */
 typedef struct tern_waitgroup {
-    atomic_long count;
+    TERN__ATOMIC(long) count;
     tern_waitq q;
 } tern_waitgroup;
 #define TERN_WAITGROUP_INIT {0}

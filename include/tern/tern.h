@@ -1,8 +1,13 @@
 /*
- * tern/tern.h - everything tern offers, one include.
+ * tern/tern.h - everything tern offers, one include, with jansson's
+ * <jansson.h> for the JSON values the HTTP and debug APIs pass (the
+ * module headers only declare json_t, so that a program using, say, the
+ * counters alone does not compile against jansson).
  */
 #ifndef TERN_TERN_H
 #define TERN_TERN_H
+
+#include <jansson.h>
 
 #include "tern/chan.h"
 #include "tern/config.h"

@@ -2,7 +2,7 @@
  * buf.h - a growing byte buffer whose allocation failure is sticky:
  * writers append without checking, and the owner checks `oom` once at the
  * end.  For documents built in one go: the OTLP batch, an HTTP client
- * request head, a pprof profile.  (The server's output buffer, hbuf,
+ * request head, a pprof profile.  (The server's output buffer, growbuf.h,
  * reports ENOMEM on each append and lives with its connection.)
  *
  * Zero-initialised it is empty; free(b.p) when done.

@@ -448,7 +448,7 @@ static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
         waitq_push(c->op == TERN_CHAN_SEND ? &c->ch->sendq : &c->ch->recvq, nd);
         nodes[i] = nd;
     }
-    tern_waitq_node *cn = &self->ctx_node;
+    tern_waitq_node *cn = tern__co_ctx_node(self);
     bool watching = r == 0 && ctx;
     if (watching) {
         tern__ctx_ref(ctx);

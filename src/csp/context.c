@@ -343,7 +343,7 @@ int tern_ctx_sleep(int64_t ns, tern_ctx *ctx)
      * deadline race for one ticket, and the wake result says who won. */
     tern_co *self = tern__self_checked("tern_ctx_sleep");
     tern_ticket t = tern_wait_prepare();
-    tern_waitq_node *cn = &self->ctx_node;
+    tern_waitq_node *cn = tern__co_ctx_node(self);
     cn->co = self;
     cn->ticket = t;
     cn->case_idx = 1;           /* the wake result that means "context" */
@@ -376,7 +376,7 @@ int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *c
     if (!state_of(ctx))
         return tern_wait(t, reason, TERN_FOREVER);
     tern_co *self = tern_self();
-    tern_waitq_node *cn = &self->ctx_node, *cn2 = NULL;
+    tern_waitq_node *cn = tern__co_ctx_node(self), *cn2 = NULL;
     if (ctx2 && !(cn2 = tern__node_get()))
         return tern_wait_cancel(t) ? -ENOMEM : tern_wait(t, reason, TERN_FOREVER);
     /* the wake results that mean "context" */

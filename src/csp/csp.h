@@ -1,21 +1,15 @@
 /*
- * csp.h - what the csp files share: context watches, so that anything
- * parked (a select, a semaphore acquire, later network I/O) can be woken
- * by a context's cancellation without a channel.
+ * csp.h - what the csp files share: wait queues (waitq.h) and context
+ * watches (export.h, which the layers above see too).
  */
 #ifndef TERN_CSP_H
 #define TERN_CSP_H
 
+#include "csp/export.h"
+#include "csp/waitq.h"
 #include "tern/chan.h"
 #include "tern/context.h"
-#include "csp/waitq.h"
-
-/* Link n (co, ticket set) into ctx's watchers: on cancellation the ticket
- * is woken with n->case_idx as result.  Returns 0, or ctx's error if it is
- * already done (then nothing is linked).  A NULL or never-done ctx links
- * nothing and returns 0. */
-int tern__ctx_watch(tern_ctx *ctx, tern_waitq_node *n);
-void tern__ctx_unwatch(tern_ctx *ctx, tern_waitq_node *n);
+#include "tern/sync.h"
 
 /* Park on ticket t (its node already published where a waker will look)
  * until a waker wakes it or ctx or ctx2 (NULL: never) is done: the
@@ -31,9 +25,5 @@ int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *c
 /* tern_sem_acquire ended by either of two contexts (tern_group_go: the
  * caller's and the group's). */
 int tern__sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx, tern_ctx *ctx2);
-
-/* Keep ctx (and its done channel) alive across a wait. */
-void tern__ctx_ref(tern_ctx *ctx);
-void tern__ctx_unref(tern_ctx *ctx);
 
 #endif

@@ -13,7 +13,9 @@
 #ifndef TERN_CSP_WAITQ_H
 #define TERN_CSP_WAITQ_H
 
-#include "runtime/internal.h"
+#include "base/spin.h"
+#include "runtime/export.h"
+#include "tern/sync.h"
 
 static inline void waitq_lock(tern_waitq *q)
 {
@@ -101,12 +103,7 @@ static inline void waitq_wake_list(tern_waitq_node *n, bool claimed)
 /* The calling coroutine's own node, ready to queue with a fresh ticket. */
 static inline tern_waitq_node *waitq_self_node(tern_co *self)
 {
-    tern_waitq_node *n = &self->node;
-    n->co = self;
-    n->ticket = tern__prepare(self);
-    n->queue = NULL;
-    n->case_idx = 0;
-    return n;
+    return tern__co_wait_node(self);
 }
 
 #endif

@@ -253,7 +253,7 @@ static void step(tern_http_chunked *d, unsigned char c)
 
 void tern_http_chunked_init(tern_http_chunked *d, size_t max_trailer)
 {
-    tern_http_chars_init();
+    tern__http_chars_init();
     *d = (tern_http_chunked){
         .state = SIZE_FIRST,
         .max_trailer = max_trailer ? max_trailer : TRAILER_MAX_DEFAULT,

@@ -13,7 +13,7 @@
 
 #include <pthread.h>
 
-unsigned char tern_http_chars_[256];
+unsigned char tern__http_chars[256];
 
 static void chars_fill(void)
 {
@@ -27,17 +27,17 @@ static void chars_fill(void)
             v |= TERN_HTTP_VCHAR;
         if ((c >= 0x20 && c != 0x7f) || c == '\t')
             v |= TERN_HTTP_FIELD;
-        tern_http_chars_[c] = v;
+        tern__http_chars[c] = v;
     }
 }
 
-void tern_http_chars_init(void)
+void tern__http_chars_init(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, chars_fill);
 }
 
-bool tern_http_list_next(const char **p, const char *end, const char **s, size_t *n)
+bool tern__http_list_next(const char **p, const char *end, const char **s, size_t *n)
 {
     while (*p < end && (**p == ',' || **p == ' ' || **p == '\t'))
         (*p)++;
@@ -54,7 +54,7 @@ bool tern_http_list_next(const char **p, const char *end, const char **s, size_t
     return true;
 }
 
-int64_t tern_http_content_length(const char *v, size_t n)
+int64_t tern__http_content_length(const char *v, size_t n)
 {
     /* 18 digits cannot overflow int64_t; nobody sends an exabyte */
     if (n == 0 || n > 18)
@@ -93,7 +93,7 @@ static int eol(const unsigned char **p, const unsigned char *end)
     return 0;
 }
 
-int tern_http_parse_fields(const char *buf, size_t len, size_t off, size_t max_head,
+int tern__http_parse_fields(const char *buf, size_t len, size_t off, size_t max_head,
                            tern_http_header *headers, size_t max_headers, size_t *nheaders,
                            int *status)
 {

@@ -87,7 +87,7 @@ static bool accepts_gzip(const tern_http_req *r)
             continue;
         const char *p = value, *end = value + strlen(value), *el;
         size_t el_len;
-        while (tern_http_list_next(&p, end, &el, &el_len)) {
+        while (tern__http_list_next(&p, end, &el, &el_len)) {
             const char *c;
             size_t cn;
             int ok = element(el, el_len, &c, &cn);

@@ -29,7 +29,7 @@ static int framing(tern_http_request *req)
         const char *v = h->value, *end = h->value + h->value_len;
         if (tern_http_ieq(h->name, h->name_len, "content-length")) {
             /* 1*DIGIT only; repeats must agree (RFC 9112 6.3, item 5) */
-            int64_t n = tern_http_content_length(v, h->value_len);
+            int64_t n = tern__http_content_length(v, h->value_len);
             if (n < 0 || (cl_seen && n != req->content_length))
                 return bad(req, 400);
             cl_seen = true;
@@ -37,7 +37,7 @@ static int framing(tern_http_request *req)
         } else if (tern_http_ieq(h->name, h->name_len, "transfer-encoding")) {
             const char *s;
             size_t n;
-            for (const char *q = v; tern_http_list_next(&q, end, &s, &n);) {
+            for (const char *q = v; tern__http_list_next(&q, end, &s, &n);) {
                 te_seen++;
                 if (req->chunked)       /* anything after chunked */
                     return bad(req, 400);
@@ -51,7 +51,7 @@ static int framing(tern_http_request *req)
         } else if (tern_http_ieq(h->name, h->name_len, "connection")) {
             const char *s;
             size_t n;
-            for (const char *q = v; tern_http_list_next(&q, end, &s, &n);) {
+            for (const char *q = v; tern__http_list_next(&q, end, &s, &n);) {
                 if (tern_http_ieq(s, n, "close"))
                     req->keep_alive = false;
                 else if (tern_http_ieq(s, n, "keep-alive") && req->minor_version == 0)
@@ -77,7 +77,7 @@ static int framing(tern_http_request *req)
 int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
                             const tern_http_limits *limits)
 {
-    tern_http_chars_init();
+    tern__http_chars_init();
     size_t max_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
     size_t max_head = limits && limits->max_head ? limits->max_head : 65536;
     const unsigned char *p = (const unsigned char *)buf, *end = p + len, *line = p;
@@ -145,7 +145,7 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
         return bad(req, 414);
     in_line = false;
 
-    int n = tern_http_parse_fields(buf, len, (size_t)(p - (const unsigned char *)buf), max_head,
+    int n = tern__http_parse_fields(buf, len, (size_t)(p - (const unsigned char *)buf), max_head,
                                    req->headers, req->max_headers, &req->nheaders, &req->status);
     if (n == TERN_HTTP_INCOMPLETE)
         goto incomplete;

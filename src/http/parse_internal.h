@@ -19,14 +19,14 @@ enum {
     TERN_HTTP_FIELD = 4,        /* field-value: VCHAR, SP, HTAB, obs-text */
 };
 
-extern unsigned char tern_http_chars_[256];
+extern unsigned char tern__http_chars[256];
 
-/* Fill tern_http_chars_ once; every parser entry point calls it first. */
-void tern_http_chars_init(void);
+/* Fill tern__http_chars once; every parser entry point calls it first. */
+void tern__http_chars_init(void);
 
 static inline bool tern_http_is(unsigned char c, int k)
 {
-    return tern_http_chars_[c] & k;
+    return tern__http_chars[c] & k;
 }
 
 /* a[0..alen) equals the lower-case literal lit, ignoring ASCII case. */
@@ -58,16 +58,16 @@ static inline int tern_http_hexval(unsigned char c)
 }
 
 /* Next comma-separated element of a list value, trimmed; false at the end. */
-bool tern_http_list_next(const char **p, const char *end, const char **s, size_t *n);
+bool tern__http_list_next(const char **p, const char *end, const char **s, size_t *n);
 
 /* A Content-Length value: 1*DIGIT, at most 18 of them; -1 if malformed. */
-int64_t tern_http_content_length(const char *v, size_t n);
+int64_t tern__http_content_length(const char *v, size_t n);
 
 /* Parse field lines from buf[off..len) through the empty line that ends
  * them, into headers[0..max_headers).  Returns the offset just past that
  * line, TERN_HTTP_INCOMPLETE, or TERN_HTTP_BAD with *status 400 (syntax)
  * or 431 (past max_head bytes from buf, or more than max_headers). */
-int tern_http_parse_fields(const char *buf, size_t len, size_t off, size_t max_head,
+int tern__http_parse_fields(const char *buf, size_t len, size_t off, size_t max_head,
                            tern_http_header *headers, size_t max_headers, size_t *nheaders,
                            int *status);
 

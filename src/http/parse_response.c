@@ -52,7 +52,7 @@ static int framing(tern_http_response *resp)
         const char *v = h->value, *end = h->value + h->value_len, *s;
         size_t n;
         if (tern_http_ieq(h->name, h->name_len, "content-length")) {
-            int64_t l = tern_http_content_length(v, h->value_len);
+            int64_t l = tern__http_content_length(v, h->value_len);
             if (l < 0 || (cl_seen && l != length))
                 return TERN_HTTP_BAD;
             cl_seen = true;
@@ -60,13 +60,13 @@ static int framing(tern_http_response *resp)
         } else if (tern_http_ieq(h->name, h->name_len, "transfer-encoding")) {
             /* exactly one coding, chunked: we cannot undo any other */
             te_seen = true;
-            for (const char *q = v; tern_http_list_next(&q, end, &s, &n);) {
+            for (const char *q = v; tern__http_list_next(&q, end, &s, &n);) {
                 if (resp->chunked || !tern_http_ieq(s, n, "chunked"))
                     return TERN_HTTP_BAD;
                 resp->chunked = true;
             }
         } else if (tern_http_ieq(h->name, h->name_len, "connection")) {
-            for (const char *q = v; tern_http_list_next(&q, end, &s, &n);) {
+            for (const char *q = v; tern__http_list_next(&q, end, &s, &n);) {
                 close |= tern_http_ieq(s, n, "close");
                 keep_alive |= tern_http_ieq(s, n, "keep-alive");
             }
@@ -95,7 +95,7 @@ static int framing(tern_http_response *resp)
 int tern_http_parse_response(const char *buf, size_t len, tern_http_response *resp,
                              const tern_http_limits *limits)
 {
-    tern_http_chars_init();
+    tern__http_chars_init();
     size_t max_line = limits && limits->max_request_line ? limits->max_request_line : 8192;
     size_t max_head = limits && limits->max_head ? limits->max_head : 65536;
     resp->nheaders = 0;
@@ -112,7 +112,7 @@ int tern_http_parse_response(const char *buf, size_t len, tern_http_response *re
         return TERN_HTTP_BAD;
 
     int status;
-    int head = tern_http_parse_fields(buf, len, line_len, max_head, resp->headers,
+    int head = tern__http_parse_fields(buf, len, line_len, max_head, resp->headers,
                                       resp->max_headers, &resp->nheaders, &status);
     if (head == TERN_HTTP_INCOMPLETE)
         return len > max_head ? TERN_HTTP_BAD : TERN_HTTP_INCOMPLETE;

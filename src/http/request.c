@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
+#include <jansson.h>
 
 #include "http/server_internal.h"
 #include "tern/runtime.h"
@@ -85,7 +86,7 @@ const char *tern_http_req_path(tern_http_req *r)
     const char *t = r->head.target;
     const char *q = memchr(t, '?', r->head.target_len);
     size_t n = q ? (size_t)(q - t) : r->head.target_len;
-    char *p = arena_alloc(&r->conn->arena, n + 1);
+    char *p = tern__arena_alloc(&r->conn->arena, n + 1);
     if (!p)
         return t;
     if (!memchr(t, '%', n)) {
@@ -138,7 +139,7 @@ static const char *form_lookup(tern_http_req *r, const char *s, size_t len, cons
         ssize_t dk = tern_http_unescape(k, kl, keybuf, sizeof keybuf, true);
         if (dk < 0 || (size_t)dk != nl || memcmp(keybuf, name, nl))
             continue;
-        char *out = arena_alloc(&r->conn->arena, vl + 1);
+        char *out = tern__arena_alloc(&r->conn->arena, vl + 1);
         if (!out || tern_http_unescape(v, vl, out, vl + 1, true) < 0)
             return NULL;
         return out;
@@ -180,7 +181,7 @@ const char *tern_http_req_cookie(tern_http_req *r, const char *name)
         size_t vl;
         if (h->name_len == 6 && !strncasecmp(h->name, "Cookie", 6) &&
             tern_http_cookie_find(h->value, h->value_len, name, &v, &vl) == 1) {
-            char *out = arena_alloc(&r->conn->arena, vl + 1);
+            char *out = tern__arena_alloc(&r->conn->arena, vl + 1);
             if (!out)
                 return NULL;
             memcpy(out, v, vl);
@@ -396,7 +397,7 @@ int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
         used += (size_t)n;
     }
     /* into the arena, so it goes with the request */
-    char *copy = arena_alloc(&r->conn->arena, used + 1);
+    char *copy = tern__arena_alloc(&r->conn->arena, used + 1);
     if (!copy) {
         free(buf);
         return -ENOMEM;
@@ -494,14 +495,14 @@ const char *tern_http_req_remote_addr(tern_http_req *r)
 void *tern_http_req_alloc(tern_http_req *r, size_t n)
 {
     TERN_CHECK_ARG(r);
-    return arena_alloc(&r->conn->arena, n);
+    return tern__arena_alloc(&r->conn->arena, n);
 }
 
 char *tern_http_req_strdup(tern_http_req *r, const char *s)
 {
     TERN_CHECK_ARG(r);
     size_t n = strlen(s);
-    char *p = arena_alloc(&r->conn->arena, n + 1);
+    char *p = tern__arena_alloc(&r->conn->arena, n + 1);
     if (p)
         memcpy(p, s, n + 1);
     return p;

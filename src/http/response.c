@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <jansson.h>
 
 #include "http/parse_internal.h"
 #include "http/resp_file_internal.h"
@@ -121,7 +122,7 @@ static int check_field(const char *name, const char *value)
 {
     if (!name || !*name || !value)
         return -EINVAL;
-    tern_http_chars_init();
+    tern__http_chars_init();
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (!tern_http_is(*p, TERN_HTTP_TCHAR))
             return -EINVAL;
@@ -149,7 +150,7 @@ static resp_header *push_header(tern_http_resp *w)
 {
     if (w->nhdrs == w->hdrs_cap) {
         size_t cap = w->hdrs_cap ? w->hdrs_cap * 2 : 8;
-        resp_header *h = arena_alloc(&w->conn->arena, cap * sizeof *h);
+        resp_header *h = tern__arena_alloc(&w->conn->arena, cap * sizeof *h);
         if (!h)
             return NULL;
         if (w->nhdrs)
@@ -165,7 +166,7 @@ static int add_checked(tern_http_resp *w, const char *name, const char *value)
     if (w->committed)
         return -EALREADY;
     size_t nl = strlen(name), vl = strlen(value);
-    char *p = arena_alloc(&w->conn->arena, nl + vl + 2);
+    char *p = tern__arena_alloc(&w->conn->arena, nl + vl + 2);
     resp_header *h = p ? push_header(w) : NULL;
     if (!h)
         return -ENOMEM;
@@ -272,8 +273,8 @@ static bool bodyless_status(int status)
     return status == 204 || status == 304 || (status >= 100 && status < 200);
 }
 
-static int put(hbuf *b, const char *s, size_t n) { return hbuf_append(b, s, n); }
-static int puts_(hbuf *b, const char *s) { return hbuf_append(b, s, strlen(s)); }
+static int put(tern__growbuf *b, const char *s, size_t n) { return tern__growbuf_append(b, s, n); }
+static int puts_(tern__growbuf *b, const char *s) { return tern__growbuf_append(b, s, strlen(s)); }
 
 /* v in decimal at p (at most 20 bytes); returns the length. */
 static size_t put_decimal(char *p, uint64_t v)
@@ -293,14 +294,14 @@ static size_t put_decimal(char *p, uint64_t v)
 static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
 {
     hconn *hc = w->conn;
-    hbuf *b = &hc->scratch;
+    tern__growbuf *b = &hc->scratch;
     b->len = 0;
     const tern_http_server_options *o = &hc->srv->o;
     int minor = w->req ? w->req->head.minor_version : 1;
     const char *conn_hdr = tern_http_resp_header(w, "Connection");
     if ((conn_hdr && !strcasecmp(conn_hdr, "close")) || atomic_load(&hc->srv->shutting_down))
         w->close_after = hc->closing = true;    /* asked, or the server is going down */
-    if (hbuf_reserve(b, 256) < 0)
+    if (tern__growbuf_reserve(b, 256) < 0)
         return -ENOMEM;
     /* By hand, not snprintf: this runs once per response (the status is
      * 200..999, checked when it was set). */
@@ -321,7 +322,7 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
     size_t fields = 0;
     for (size_t i = 0; i < w->nhdrs; i++)
         fields += w->hdrs[i].name_len + w->hdrs[i].value_len + 4;
-    if (hbuf_reserve(b, fields) < 0)
+    if (tern__growbuf_reserve(b, fields) < 0)
         return -ENOMEM;
     bool has_type = false;
     for (size_t i = 0; i < w->nhdrs; i++) {
@@ -367,7 +368,7 @@ static int insert_head(tern_http_resp *w, const char *extra, size_t extra_len)
 {
     hconn *hc = w->conn;
     size_t hl = hc->scratch.len + extra_len;
-    if (hbuf_reserve(&hc->out, hl) < 0)
+    if (tern__growbuf_reserve(&hc->out, hl) < 0)
         return -ENOMEM;
     char *body = hc->out.p + w->start;
     size_t blen = hc->out.len - w->start;
@@ -400,7 +401,7 @@ int tern__http_resp_commit(tern_http_resp *w)
     if (w->chunked && blen > 0) {
         char sz[24];
         int n = snprintf(sz, sizeof sz, "%zx\r\n", blen);
-        if (insert_head(w, sz, (size_t)n) < 0 || hbuf_append(&hc->out, "\r\n", 2) < 0)
+        if (insert_head(w, sz, (size_t)n) < 0 || tern__growbuf_append(&hc->out, "\r\n", 2) < 0)
             return -ENOMEM;
     } else if (insert_head(w, "", 0) < 0) {
         return -ENOMEM;
@@ -414,7 +415,7 @@ int tern__http_resp_finish(tern_http_resp *w)
     hconn *hc = w->conn;
     w->done = true;
     if (w->committed)
-        return w->chunked ? hbuf_append(&hc->out, "0\r\n\r\n", 5) : 0;
+        return w->chunked ? tern__growbuf_append(&hc->out, "0\r\n\r\n", 5) : 0;
     int64_t len = (int64_t)w->body_bytes;
     if (bodyless_status(w->status) || w->head_only)
         hc->out.len = w->start;     /* a 204/304 (or HEAD) carries no body bytes */
@@ -442,10 +443,11 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
     if (w->committed && w->chunked) {
         char sz[24];
         int n = snprintf(sz, sizeof sz, "%zx\r\n", len);
-        if (hbuf_append(&hc->out, sz, (size_t)n) < 0 || hbuf_append(&hc->out, data, len) < 0 ||
-            hbuf_append(&hc->out, "\r\n", 2) < 0)
+        if (tern__growbuf_append(&hc->out, sz, (size_t)n) < 0 ||
+            tern__growbuf_append(&hc->out, data, len) < 0 ||
+            tern__growbuf_append(&hc->out, "\r\n", 2) < 0)
             return -ENOMEM;
-    } else if (hbuf_append(&hc->out, data, len) < 0) {
+    } else if (tern__growbuf_append(&hc->out, data, len) < 0) {
         return -ENOMEM;
     }
     if (hc->out.len - (w->committed ? 0 : w->start) >= HTTP_STREAM_THRESHOLD) {
@@ -468,7 +470,7 @@ int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
         return -EINVAL;
     if ((size_t)n < sizeof small)
         return tern_http_resp_write(w, small, (size_t)n) < 0 ? -EIO : n;
-    char *big = arena_alloc(&w->conn->arena, (size_t)n + 1);
+    char *big = tern__arena_alloc(&w->conn->arena, (size_t)n + 1);
     if (!big)
         return -ENOMEM;
     va_start(ap, fmt);
@@ -565,7 +567,7 @@ int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
     /* data may be a part of the buffered body itself (from
      * tern_http_resp_buffered): then it fits without growing the buffer,
      * and may overlap where it goes. */
-    if (hbuf_reserve(&hc->out, len) < 0)
+    if (tern__growbuf_reserve(&hc->out, len) < 0)
         return -ENOMEM;
     memmove(hc->out.p + hc->out.len, data, len);
     hc->out.len += len;

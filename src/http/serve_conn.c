@@ -27,88 +27,6 @@
 
 #define IDLE_RELEASE_NS 1000000000      /* idle this long: give the buffers back */
 
-int hbuf_reserve(hbuf *b, size_t extra)
-{
-    if (b->cap - b->len >= extra)
-        return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < extra)
-        cap *= 2;
-    char *p;
-    if (b->fixed) {
-        if (!(p = malloc(cap)))
-            return -ENOMEM;
-        memcpy(p, b->p, b->len);
-        b->fixed = false;
-    } else if (!(p = realloc(b->p, cap))) {
-        return -ENOMEM;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-int hbuf_append(hbuf *b, const void *data, size_t n)
-{
-    if (hbuf_reserve(b, n) < 0)
-        return -ENOMEM;
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-void hbuf_free(hbuf *b)
-{
-    if (!b->fixed)
-        free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->fixed = false;
-}
-
-void *arena_alloc(arena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    arena_chunk *c = a->head;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = n > 2048 ? n : 2048;
-        arena_chunk *nc = malloc(sizeof *nc + cap);
-        if (!nc)
-            return NULL;
-        nc->used = 0;
-        nc->cap = cap;
-        nc->next = c;
-        a->head = c = nc;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    return p;
-}
-
-void arena_reset(arena *a)
-{
-    arena_chunk *c = a->head;
-    if (!c)
-        return;
-    while (c->next) {           /* keep the oldest (first) chunk only */
-        arena_chunk *n = c->next;
-        free(c);
-        c = n;
-    }
-    c->used = 0;
-    a->head = c;
-}
-
-void arena_free(arena *a)
-{
-    for (arena_chunk *c = a->head, *n; c; c = n) {
-        n = c->next;
-        if (c != a->fixed)
-            free(c);
-    }
-    a->head = a->fixed = NULL;
-}
-
 int tern__http_flush_out(hconn *hc)
 {
     if (hc->out.len == 0 || hc->io_error)
@@ -251,7 +169,7 @@ static bool drain_body(tern_http_req *r)
 static int relocate_head(hconn *hc, tern_http_request *h, size_t head_len)
 {
     const char *from = hc->in + hc->in_pos;
-    char *to = arena_alloc(&hc->arena, head_len);
+    char *to = tern__arena_alloc(&hc->arena, head_len);
     if (!to)
         return -ENOMEM;
     memcpy(to, from, head_len);
@@ -334,7 +252,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     }
     hc->cur = NULL;
     tern__http_req_end(&r);
-    arena_reset(&hc->arena);
+    tern__arena_reset(&hc->arena);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
     if (hc->out.len >= HTTP_STREAM_THRESHOLD)
         tern__http_flush_out(hc);
@@ -355,18 +273,18 @@ static int serve_burst(hconn *hc, bool have_bytes)
     char out[BURST_OUT];
     char scratch[BURST_SCRATCH];
     tern_http_header hdrs[BURST_HDRS];
-    _Alignas(16) char arena_mem[sizeof(arena_chunk) + BURST_ARENA];
+    _Alignas(16) char arena_mem[sizeof(tern__arena_chunk) + BURST_ARENA];
     hc->in = in;
     hc->in_cap = sizeof in;
     hc->in_len = hc->in_pos = 0;
     hc->in_fixed = true;
-    hc->out = (hbuf){ out, 0, sizeof out, true };
-    hc->scratch = (hbuf){ scratch, 0, sizeof scratch, true };
+    hc->out = (tern__growbuf){ out, 0, sizeof out, true };
+    hc->scratch = (tern__growbuf){ scratch, 0, sizeof scratch, true };
     hc->hdrs_fixed = s->o.max_headers <= BURST_HDRS;
     hc->hdrs = hc->hdrs_fixed ? hdrs : malloc(s->o.max_headers * sizeof *hc->hdrs);
-    arena_chunk *ac = (arena_chunk *)(void *)arena_mem;
-    *ac = (arena_chunk){ .next = NULL, .used = 0, .cap = BURST_ARENA };
-    hc->arena = (arena){ ac, ac };
+    tern__arena_chunk *ac = (tern__arena_chunk *)(void *)arena_mem;
+    *ac = (tern__arena_chunk){ .next = NULL, .used = 0, .cap = BURST_ARENA };
+    hc->arena = (tern__arena){ ac, ac };
     tern_http_limits lim = { .max_request_line = s->o.max_request_line,
                              .max_head = s->o.max_header_bytes };
     int64_t idle_deadline = 0;
@@ -432,12 +350,12 @@ static int serve_burst(hconn *hc, bool have_bytes)
         free(hc->in);
     hc->in = NULL;
     hc->in_cap = hc->in_len = hc->in_pos = 0;
-    hbuf_free(&hc->out);
-    hbuf_free(&hc->scratch);
+    tern__growbuf_free(&hc->out);
+    tern__growbuf_free(&hc->scratch);
     if (!hc->hdrs_fixed)
         free(hc->hdrs);
     hc->hdrs = NULL;
-    arena_free(&hc->arena);
+    tern__arena_free(&hc->arena);
     return rc;
 }
 

@@ -8,7 +8,9 @@
 
 #include <stdatomic.h>
 
+#include "base/arena.h"
 #include "base/check.h"
+#include "base/growbuf.h"
 #include "tern/chan.h"
 #include "tern/http.h"
 #include "tern/http_parse.h"
@@ -22,34 +24,6 @@
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
-
-/* A growable byte buffer; it may start in caller-provided memory (a
- * connection's stack frame) and moves to the heap when it must grow. */
-typedef struct hbuf {
-    char *p;
-    size_t len, cap;
-    bool fixed;                 /* p is not from malloc */
-} hbuf;
-
-int hbuf_reserve(hbuf *b, size_t extra);
-int hbuf_append(hbuf *b, const void *data, size_t n);
-void hbuf_free(hbuf *b);
-
-/* Bump allocator for one request's strings; the first chunk is kept. */
-typedef struct arena_chunk {
-    struct arena_chunk *next;
-    size_t used, cap;
-    _Alignas(16) char data[];
-} arena_chunk;
-
-typedef struct arena {
-    arena_chunk *head;
-    arena_chunk *fixed;         /* the oldest chunk, not from malloc; never freed */
-} arena;
-
-void *arena_alloc(arena *a, size_t n);
-void arena_reset(arena *a);
-void arena_free(arena *a);
 
 typedef struct hconn hconn;
 
@@ -110,11 +84,11 @@ struct hconn {
     char *in;                       /* in the serving frame, or the heap once grown */
     size_t in_cap, in_len, in_pos;
     bool in_fixed;
-    hbuf out;
-    hbuf scratch;                   /* response heads are built here */
+    tern__growbuf out;
+    tern__growbuf scratch;          /* response heads are built here */
     tern_http_header *hdrs;
     bool hdrs_fixed;
-    arena arena;
+    tern__arena arena;
     hconn *prev, *next;             /* server's list, under srv->mu */
     _Atomic int state;              /* CONN_* */
     unsigned nreq;

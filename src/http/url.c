@@ -176,7 +176,7 @@ static int url_port(const char *s, size_t n)
 
 int tern_http_url_parse(const char *url, tern_http_url *out)
 {
-    tern_http_chars_init();
+    tern__http_chars_init();
     const char *sep = strstr(url, "://");
     if (!sep)
         return -EINVAL;

@@ -45,7 +45,8 @@ int tern_net_split_host_port(const char *addr, char *host, size_t host_size,
     return 0;
 }
 
-int tern__net_gai_errno(int rc)
+/* gai error -> -errno */
+static int gai_errno(int rc)
 {
     switch (rc) {
     case 0: return 0;
@@ -70,7 +71,7 @@ static int gai_run(void *arg)
     struct gai_call *g = arg;
     errno = 0;
     int rc = getaddrinfo(g->host, g->port, &g->hints, &g->res);
-    g->err = tern__net_gai_errno(rc);
+    g->err = gai_errno(rc);
     return 0;
 }
 

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "net/net_internal.h"
-#include "runtime/internal.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 static int listen_fd(const struct sockaddr *sa, socklen_t len, const tern_listener_options *o,

@@ -37,8 +37,6 @@ int tern__net_resolve(tern_net net, const char *addr, bool passive, struct addri
 int tern__net_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len);
 /* "1.2.3.4:80" / "[::1]:80" / the Unix path, into buf. */
 void tern__net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
-/* gai error -> -errno */
-int tern__net_gai_errno(int rc);
 
 /* Park until fd is ready for ev (TERN_FD_READ / TERN_FD_WRITE), the
  * absolute deadline passes (-ETIMEDOUT) or ctx ends (its error).  ctx NULL

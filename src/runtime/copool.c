@@ -194,3 +194,15 @@ void tern__co_free_all(void)
     free_lists_reset();
 }
 
+
+tern_waitq_node *tern__co_wait_node(tern_co *self)
+{
+    tern_waitq_node *n = &self->node;
+    n->co = self;
+    n->ticket = tern__prepare(self);
+    n->queue = NULL;
+    n->case_idx = 0;
+    return n;
+}
+
+tern_waitq_node *tern__co_ctx_node(tern_co *self) { return &self->ctx_node; }

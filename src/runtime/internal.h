@@ -1,7 +1,7 @@
 /*
- * internal.h - the runtime's private structures, shared by its files and by
- * the layers above (src/csp, src/net) that build on park/wake.  See
- * sched.c for the scheduler's model and invariants.
+ * internal.h - the runtime's private structures, shared by its files only
+ * (what the layers above may use is in export.h).  See sched.c for the
+ * scheduler's model and invariants.
  */
 #ifndef TERN_RUNTIME_INTERNAL_H
 #define TERN_RUNTIME_INTERNAL_H
@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/spin.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
-#include "tern/sync.h"
-#include "spin.h"
 
 #define TERN_RUNQ_SIZE 256          /* per-P local queue; power of two */
 #define TERN_CO_CACHE_MAX 128       /* free coroutines kept per P */
@@ -42,20 +42,6 @@ enum {
     CO_DEAD,        /* returned; its successor recycles it */
 };
 
-/* A deadline timer.  One lives in each coroutine: a coroutine waits on one
- * thing at a time, so its wait never allocates.  Other layers embed their
- * own with a callback (fn), which runs on a worker, outside any lock, must
- * not park, and owns the timer's memory once called (it may free it):
- * stop such timers with tern__timer_stop, which does not wait. */
-typedef struct tern_timer {
-    int64_t when;
-    tern_co *co;
-    tern_ticket ticket;
-    void (*fn)(struct tern_timer *t);   /* NULL: wake co's ticket */
-    _Atomic(tern_p *) p;        /* heap it is in, or NULL */
-    int32_t idx;                /* index in that heap; -1 if none */
-    atomic_int firing;          /* callback running outside the heap lock */
-} tern_timer;
 
 typedef struct tern_stack {
     char *lo;                   /* lowest usable byte (guard page is below) */
@@ -64,22 +50,6 @@ typedef struct tern_stack {
     unsigned vg_id;             /* valgrind registration */
 } tern_stack;
 
-/* A parked coroutine's entry in some wait queue (channels, mutexes, ...).
- * Never on the coroutine's stack (see TERN_STACK_SHARED): each coroutine
- * embeds two (its wait and a context watch), select takes more from a
- * per-P cache. */
-struct tern_waitq_node {
-    tern_waitq_node *next, *prev;
-    tern_co *co;
-    tern_ticket ticket;
-    void *elem;                 /* value to send / where to receive */
-    void *queue;                /* the queue it is linked in, or NULL */
-    int64_t n;                  /* semaphore units wanted */
-    int32_t case_idx;           /* select case */
-    bool ok;                    /* out: value received / send done */
-    bool bounced;               /* elem is bounce (shared-stack coroutine) */
-    char bounce[16];            /* small values of shared-stack waiters */
-};
 
 /* Laid out so that starting and switching a coroutine touch the first two
  * cache lines only: with thousands alive, every other line is a miss. */
@@ -258,22 +228,11 @@ extern tern_sched *tern__sched;
 
 /* ---- sched.c ---- */
 tern_p *tern__cur_p(void);
-tern_co *tern__self_checked(const char *fn);
 void tern__ready(tern_co *co);
-/* tern_wake in two steps, for wakers that must move data between winning
- * the claim and readying the waiter (channels, select). */
 tern_ticket tern__prepare(tern_co *self);       /* tern_wait_prepare for self */
-bool tern__wake_claim(tern_co *co, tern_ticket t);
-void tern__wake_finish(tern_co *co, int result);
-uint32_t tern__rand(void);                      /* per-P xorshift */
-tern_waitq_node *tern__node_get(void);          /* per-P cache; NULL: ENOMEM */
-void tern__node_put(tern_waitq_node *n);
-bool tern__co_shared(const tern_co *co);
 void tern__wakep(void);
 void tern__inject(tern_co *list);       /* readied from a foreign thread */
 void tern__p_kick(tern_p *p);           /* wake p if it sleeps */
-void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-_Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- copool.c ---- */
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared);
@@ -294,10 +253,6 @@ int tern__timers_init(tern_p *p);
 void tern__timers_free(tern_p *p);
 void tern__timer_add(tern_p *p, tern_timer *t, int64_t when);
 void tern__timer_del(tern_timer *t);           /* waits out a firing wake */
-bool tern__timer_stop(tern_timer *t);          /* true if it was still queued */
-/* Arm a callback timer from anywhere (a foreign thread uses P 0 and wakes
- * it).  -ESRCH if no runtime runs. */
-int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));
 int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
 /* How late past its deadline an awake P's timer may fire before an idle
  * P steps in (sched.c, monitor.c): a P that switches fires its own on

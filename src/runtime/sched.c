@@ -48,7 +48,7 @@
 #include <unistd.h>
 
 #include "base/check.h"
-#include "ctx.h"
+#include "mctx.h"
 #include "runq.h"
 #include "sanitizer.h"
 
@@ -443,7 +443,7 @@ static void stack_overflow(tern_co *co)
 
 /* The one place contexts change.  from_fake: where this context keeps its
  * ASan fake stack; NULL when it is dying. */
-static inline void ctx_switch(void **from_sp, void **from_fake, void *to_sp, const void *to_lo,
+static inline void mctx_switch(void **from_sp, void **from_fake, void *to_sp, const void *to_lo,
                               size_t to_size, void *to_tsan)
 {
 #ifdef TERN_ASAN
@@ -456,7 +456,7 @@ static inline void ctx_switch(void **from_sp, void **from_fake, void *to_sp, con
 #else
     (void)to_tsan;
 #endif
-    tern_ctx_switch(from_sp, to_sp);
+    tern__mctx_switch(from_sp, to_sp);
 #ifdef TERN_ASAN
     if (from_fake)
         __sanitizer_finish_switch_fiber(*from_fake, NULL, NULL);
@@ -539,10 +539,10 @@ static void co_leave(tern_p *p, tern_co *self, int action)
         const void *lo;
         size_t size;
         co_stack_bounds(next, &lo, &size);
-        ctx_switch(&self->sp, fake, next->sp, lo, size, next->tsan_fiber);
+        mctx_switch(&self->sp, fake, next->sp, lo, size, next->tsan_fiber);
     } else {
         __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
-        ctx_switch(&self->sp, fake, p->g0_sp, p->g0_stack_lo, p->g0_stack_size, p->g0_tsan_fiber);
+        mctx_switch(&self->sp, fake, p->g0_sp, p->g0_stack_lo, p->g0_stack_size, p->g0_tsan_fiber);
     }
     /* resumed, perhaps on another P */
     after_switch(tern__cur_p());
@@ -560,7 +560,7 @@ static void g0_run(tern_p *p, tern_co *co)
         const void *lo;
         size_t size;
         co_stack_bounds(co, &lo, &size);
-        ctx_switch(&p->g0_sp, &p->g0_asan_fake, co->sp, lo, size, co->tsan_fiber);
+        mctx_switch(&p->g0_sp, &p->g0_asan_fake, co->sp, lo, size, co->tsan_fiber);
         atomic_store_explicit(&p->st_running, 0, memory_order_relaxed);
         __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
         after_switch(p);
@@ -688,7 +688,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
         /* Build the first frame off-stack; it holds no self-pointers, so
          * it is valid anywhere with the same 16-byte alignment. */
         _Alignas(16) char tmp[256];
-        char *sp = tern_ctx_make(tmp + sizeof tmp, co_main, co);
+        char *sp = tern__mctx_make(tmp + sizeof tmp, co_main, co);
         co->save_len = (size_t)(tmp + sizeof tmp - sp);
         co->save_buf = malloc(256);
         if (!co->save_buf) {
@@ -707,7 +707,7 @@ static int co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *op
         __asan_unpoison_memory_region(co->stack.lo, co->stack.size);
 #endif
         tern__stack_canary_set(&co->stack);
-        co->sp = tern_ctx_make(co->stack.lo + co->stack.size, co_main, co);
+        co->sp = tern__mctx_make(co->stack.lo + co->stack.size, co_main, co);
     }
 #ifdef TERN_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);

@@ -1,0 +1,94 @@
+/*
+ * export.h - the runtime's interface to csp and the layers above it: what
+ * they need to park a coroutine on their own queues and wake it (wait
+ * nodes, two-step wakes), to arm callback timers, and the runtime's
+ * reporting.  Nothing else of the runtime is visible above it: the build
+ * gives upper layers this header only (CMakeLists.txt, the layer views),
+ * so the coroutine's and the P's layout, the run queues and the scheduler
+ * state stay private to src/runtime (internal.h).
+ */
+#ifndef TERN_RUNTIME_EXPORT_H
+#define TERN_RUNTIME_EXPORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/spin.h"
+#include "tern/runtime.h"
+
+struct tern_p;
+/* Also declared by tern/sync.h, whose wait queues link these nodes. */
+typedef struct tern_waitq_node tern_waitq_node;
+
+/* A deadline timer.  One lives in each coroutine: a coroutine waits on one
+ * thing at a time, so its wait never allocates.  Other layers embed their
+ * own with a callback (fn), which runs on a worker, outside any lock, must
+ * not park, and owns the timer's memory once called (it may free it):
+ * stop such timers with tern__timer_stop, which does not wait. */
+typedef struct tern_timer {
+    int64_t when;
+    tern_co *co;
+    tern_ticket ticket;
+    void (*fn)(struct tern_timer *t);   /* NULL: wake co's ticket */
+    _Atomic(struct tern_p *) p; /* heap it is in, or NULL */
+    int32_t idx;                /* index in that heap; -1 if none */
+    atomic_int firing;          /* callback running outside the heap lock */
+} tern_timer;
+
+/* A parked coroutine's entry in some wait queue (channels, mutexes, ...).
+ * Never on the coroutine's stack (see TERN_STACK_SHARED): each coroutine
+ * embeds two (its wait and a context watch), select takes more from a
+ * per-P cache. */
+struct tern_waitq_node {
+    tern_waitq_node *next, *prev;
+    tern_co *co;
+    tern_ticket ticket;
+    void *elem;                 /* value to send / where to receive */
+    void *queue;                /* the queue it is linked in, or NULL */
+    int64_t n;                  /* semaphore units wanted */
+    int32_t case_idx;           /* select case */
+    bool ok;                    /* out: value received / send done */
+    bool bounced;               /* elem is bounce (shared-stack coroutine) */
+    char bounce[16];            /* small values of shared-stack waiters */
+};
+
+/* The calling coroutine, or a fatal error naming fn outside coroutines. */
+tern_co *tern__self_checked(const char *fn);
+/* tern_wake in two steps, for wakers that must move data between winning
+ * the claim and readying the waiter (channels, select). */
+bool tern__wake_claim(tern_co *co, tern_ticket t);
+void tern__wake_finish(tern_co *co, int result);
+/* The coroutine's own wait node, ready to queue: co and a fresh ticket
+ * (tern_wait_prepare) set, unlinked, case_idx 0. */
+tern_waitq_node *tern__co_wait_node(tern_co *self);
+/* The coroutine's node for watching a context while it waits (csp's
+ * tern__ctx_watch); the caller sets co, ticket and case_idx. */
+tern_waitq_node *tern__co_ctx_node(tern_co *self);
+/* Extra nodes (select): a per-P cache; NULL when out of memory. */
+tern_waitq_node *tern__node_get(void);
+void tern__node_put(tern_waitq_node *n);
+/* A TERN_STACK_SHARED coroutine: its stack is copied out while it is
+ * switched out, so wakers must not write into it (bounce instead). */
+bool tern__co_shared(const tern_co *co);
+uint32_t tern__rand(void);                      /* per-P xorshift */
+
+/* Arm a callback timer from anywhere (a foreign thread uses P 0 and wakes
+ * it).  -ESRCH if no runtime runs. */
+int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));
+bool tern__timer_stop(tern_timer *t);          /* true if it was still queued */
+
+/* One pointer of state per coroutine, for the library's own modules (the
+ * trace module keeps the coroutine's stack of current spans there).  Not
+ * public: a coroutine-local API for users would want keys and destructors;
+ * this is a single slot with one owner.  The calling coroutine's slot
+ * (NULL when the coroutine starts, reset on every reuse of its control
+ * block), or a per-thread slot outside coroutines.  Only the coroutine
+ * itself may use it: no locking. */
+void **tern__co_local(void);
+
+/* Through the report hook (tern_set_report_hook), else stderr. */
+void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
