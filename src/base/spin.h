@@ -11,7 +11,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
-typedef struct { atomic_int v; } tern_spin;
+typedef struct { atomic_int v; } tern__spin;
 
 #define TERN_SPIN_INIT {0}
 
@@ -27,7 +27,7 @@ static inline void tern_cpu_relax(void)
 /* Backs off exponentially between looks: a waiter that polls the line
  * non-stop steals it from the holder, who then takes longer to release
  * (a producer/consumer pair on two cores ran 3x slower that way). */
-static inline void tern_spin_lock(tern_spin *s)
+static inline void tern__spin_lock(tern__spin *s)
 {
     for (unsigned n = 0;; n++) {
         if (!atomic_load_explicit(&s->v, memory_order_relaxed) &&
@@ -42,7 +42,7 @@ static inline void tern_spin_lock(tern_spin *s)
     }
 }
 
-static inline void tern_spin_unlock(tern_spin *s)
+static inline void tern__spin_unlock(tern__spin *s)
 {
     atomic_store_explicit(&s->v, 0, memory_order_release);
 }

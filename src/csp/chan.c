@@ -33,7 +33,7 @@
 #include <string.h>
 
 struct tern_chan {
-    tern_spin lock;
+    tern__spin lock;
     bool closed;
     size_t elem_size, cap, len;
     size_t head, tail;          /* ring indexes: next to receive, next free */
@@ -69,9 +69,9 @@ size_t tern_chan_len(tern_chan *ch)
 {
     if (!ch)
         return 0;
-    tern_spin_lock(&ch->lock);
+    tern__spin_lock(&ch->lock);
     size_t n = ch->len;
-    tern_spin_unlock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
     return n;
 }
 
@@ -223,23 +223,23 @@ int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx)
     if (!ch)
         block_forever("chan send (nil chan)");
     tern_waitq_node *woken = NULL;
-    tern_spin_lock(&ch->lock);
+    tern__spin_lock(&ch->lock);
     int r = send_locked(ch, elem, &woken);
     if (r) {
-        tern_spin_unlock(&ch->lock);
+        tern__spin_unlock(&ch->lock);
         wake(woken);
         return r < 0 ? r : 0;
     }
     tern_waitq_node *n = waitq_self_node(self);
     if ((r = node_bind(n, self, (void *)elem, ch->elem_size, true)) < 0) {
-        tern_spin_unlock(&ch->lock);
+        tern__spin_unlock(&ch->lock);
         tern_wait_cancel(n->ticket);
         return r;
     }
     n->case_idx = 0;
     n->ok = false;
     waitq_push(&ch->sendq, n);
-    tern_spin_unlock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
     tern_wait(n->ticket, "chan send", TERN_FOREVER);
     node_unbind(n, NULL, 0, false);
     return n->ok ? 0 : -EPIPE;
@@ -254,9 +254,9 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
         block_forever("chan receive (nil chan)");
     bool got;
     tern_waitq_node *woken = NULL;
-    tern_spin_lock(&ch->lock);
+    tern__spin_lock(&ch->lock);
     if (recv_locked(ch, elem, &got, &woken)) {
-        tern_spin_unlock(&ch->lock);
+        tern__spin_unlock(&ch->lock);
         wake(woken);
         if (ok)
             *ok = got;
@@ -265,14 +265,14 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
     tern_waitq_node *n = waitq_self_node(self);
     int r = node_bind(n, self, elem, ch->elem_size, false);
     if (r < 0) {
-        tern_spin_unlock(&ch->lock);
+        tern__spin_unlock(&ch->lock);
         tern_wait_cancel(n->ticket);
         return r;
     }
     n->case_idx = 0;
     n->ok = false;
     waitq_push(&ch->recvq, n);
-    tern_spin_unlock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
     tern_wait(n->ticket, "chan receive", TERN_FOREVER);
     node_unbind(n, elem, ch->elem_size, true);  /* a value, or zeroes from close */
     if (ok)
@@ -286,9 +286,9 @@ int tern_chan_try_send(tern_chan *ch, const void *elem)
     if (!ch)
         return -EAGAIN;
     tern_waitq_node *woken = NULL;
-    tern_spin_lock(&ch->lock);
+    tern__spin_lock(&ch->lock);
     int r = send_locked(ch, elem, &woken);
-    tern_spin_unlock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
     wake(woken);
     return r < 0 ? r : r ? 0 : -EAGAIN;
 }
@@ -299,9 +299,9 @@ int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok)
         return -EAGAIN;
     bool got;
     tern_waitq_node *woken = NULL;
-    tern_spin_lock(&ch->lock);
+    tern__spin_lock(&ch->lock);
     int r = recv_locked(ch, elem, &got, &woken);
-    tern_spin_unlock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
     wake(woken);
     if (!r)
         return -EAGAIN;
@@ -313,9 +313,9 @@ int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok)
 int tern_chan_close(tern_chan *ch)
 {
     TERN_CHECK_ARG(ch);
-    tern_spin_lock(&ch->lock);
+    tern__spin_lock(&ch->lock);
     if (ch->closed) {
-        tern_spin_unlock(&ch->lock);
+        tern__spin_unlock(&ch->lock);
         return -EALREADY;
     }
     ch->closed = true;
@@ -328,7 +328,7 @@ int tern_chan_close(tern_chan *ch)
             w->ok = false;
             waitq_push(&all, w);
         }
-    tern_spin_unlock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
     waitq_wake_list(all.head, true);
     return 0;
 }
@@ -361,13 +361,13 @@ static void sel_lock(sel_locks *l, tern_chan_case *cases, int n)
             l->ch[u++] = l->ch[i];
     l->n = u;
     for (int i = 0; i < l->n; i++)
-        tern_spin_lock(&l->ch[i]->lock);
+        tern__spin_lock(&l->ch[i]->lock);
 }
 
 static void sel_unlock(sel_locks *l)
 {
     for (int i = l->n - 1; i >= 0; i--)
-        tern_spin_unlock(&l->ch[i]->lock);
+        tern__spin_unlock(&l->ch[i]->lock);
 }
 
 /* A ready case in random order: its index, or -1.  Locks held. */

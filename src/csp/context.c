@@ -26,7 +26,7 @@
 enum { K_BACKGROUND, K_CANCEL, K_VALUE };
 
 struct tern_ctx {
-    tern_spin lock;
+    tern__spin lock;
     int kind;
     atomic_int refs;
     atomic_int err;
@@ -73,10 +73,10 @@ void tern__ctx_unref(tern_ctx *ctx)
 
 static void cancel(tern_ctx *ctx, int err)
 {
-    tern_spin_lock(&ctx->lock);
+    tern__spin_lock(&ctx->lock);
     int none = 0;
     if (!atomic_compare_exchange_strong(&ctx->err, &none, err)) {
-        tern_spin_unlock(&ctx->lock);
+        tern__spin_unlock(&ctx->lock);
         return;
     }
     /* done is closed after unlocking: select holds channel locks while it
@@ -112,7 +112,7 @@ static void cancel(tern_ctx *ctx, int err)
         }
         c = next;
     }
-    tern_spin_unlock(&ctx->lock);
+    tern__spin_unlock(&ctx->lock);
     waitq_wake_list(woken.head, true);
     if (done)
         tern_chan_close(done);
@@ -142,9 +142,9 @@ static void unlist(tern_ctx *ctx)
         tern_ctx *s = ctx->scope;
         if (!s)
             return;
-        tern_spin_lock(&s->lock);
+        tern__spin_lock(&s->lock);
         if (ctx->scope != s) {      /* the scope's cancel detached us */
-            tern_spin_unlock(&s->lock);
+            tern__spin_unlock(&s->lock);
             continue;
         }
         if (ctx->prev_sib)
@@ -154,7 +154,7 @@ static void unlist(tern_ctx *ctx)
         if (ctx->next_sib)
             ctx->next_sib->prev_sib = ctx->prev_sib;
         ctx->scope = NULL;
-        tern_spin_unlock(&s->lock);
+        tern__spin_unlock(&s->lock);
         return;
     }
 }
@@ -190,7 +190,7 @@ static void attach(tern_ctx *ctx)
     tern_ctx *s = state_of(ctx->parent);
     if (!s)
         return;
-    tern_spin_lock(&s->lock);
+    tern__spin_lock(&s->lock);
     int err = atomic_load(&s->err);
     if (!err) {
         ctx->scope = s;
@@ -199,7 +199,7 @@ static void attach(tern_ctx *ctx)
             s->children->prev_sib = ctx;
         s->children = ctx;
     }
-    tern_spin_unlock(&s->lock);
+    tern__spin_unlock(&s->lock);
     if (err)
         cancel(ctx, err);
 }
@@ -300,10 +300,10 @@ tern_chan *tern_ctx_done(tern_ctx *ctx)
     tern_ctx *s = state_of(ctx);
     if (!s)
         return NULL;
-    tern_spin_lock(&s->lock);
+    tern__spin_lock(&s->lock);
     bool made = !s->done && tern_chan_new(1, 0, &s->done) == 0;
     tern_chan *d = s->done;
-    tern_spin_unlock(&s->lock);
+    tern__spin_unlock(&s->lock);
     /* NULL would be a channel that never fires: a silent hang for the
      * caller's select, so out of memory here is fatal, as it is in Go. */
     if (!d)
@@ -413,11 +413,11 @@ int tern__ctx_watch(tern_ctx *ctx, tern_waitq_node *n)
     tern_ctx *s = state_of(ctx);
     if (!s)
         return 0;
-    tern_spin_lock(&s->lock);
+    tern__spin_lock(&s->lock);
     int err = atomic_load(&s->err);
     if (!err)
         waitq_push(&s->watchers, n);
-    tern_spin_unlock(&s->lock);
+    tern__spin_unlock(&s->lock);
     return err;
 }
 
@@ -426,8 +426,8 @@ void tern__ctx_unwatch(tern_ctx *ctx, tern_waitq_node *n)
     tern_ctx *s = state_of(ctx);
     if (!s)
         return;
-    tern_spin_lock(&s->lock);
+    tern__spin_lock(&s->lock);
     if (n->queue == &s->watchers)
         waitq_unlink(&s->watchers, n);
-    tern_spin_unlock(&s->lock);
+    tern__spin_unlock(&s->lock);
 }

@@ -17,12 +17,12 @@
 
 static void rw_lock(tern_rwmutex *rw)
 {
-    tern_spin_lock((tern_spin *)(void *)&rw->lock);
+    tern__spin_lock((tern__spin *)(void *)&rw->lock);
 }
 
 static void rw_unlock(tern_rwmutex *rw)
 {
-    tern_spin_unlock((tern_spin *)(void *)&rw->lock);
+    tern__spin_unlock((tern__spin *)(void *)&rw->lock);
 }
 
 void tern_rwmutex_rlock(tern_rwmutex *rw)

@@ -19,12 +19,12 @@
 
 static inline void waitq_lock(tern_waitq *q)
 {
-    tern_spin_lock((tern_spin *)(void *)&q->lock);
+    tern__spin_lock((tern__spin *)(void *)&q->lock);
 }
 
 static inline void waitq_unlock(tern_waitq *q)
 {
-    tern_spin_unlock((tern_spin *)(void *)&q->lock);
+    tern__spin_unlock((tern__spin *)(void *)&q->lock);
 }
 
 static inline void waitq_push(tern_waitq *q, tern_waitq_node *n)

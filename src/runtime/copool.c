@@ -21,7 +21,7 @@
  * 80% of co_start under a spawn storm).  "Hot" batches keep their stack
  * pages; the monitor moves batches idle for a second to "cold", giving
  * their pages back. */
-static tern_spin free_lock = TERN_SPIN_INIT;
+static tern__spin free_lock = TERN_SPIN_INIT;
 static tern_co *free_hot, *free_cold;   /* batch stacks */
 static long nfree_hot;                  /* blocks in hot batches */
 #define FREE_HOT_MAX 1024
@@ -56,9 +56,9 @@ void tern__scavenge_stacks(int64_t now, bool all_idle)
 {
     /* with every worker asleep, TLB shootdowns disturb no one */
     int per_tick = all_idle ? 256 : 16;
-    tern_spin_lock(&free_lock);
+    tern__spin_lock(&free_lock);
     long n = nfree_hot;
-    tern_spin_unlock(&free_lock);
+    tern__spin_unlock(&free_lock);
     if (lowmark < 0 || n < lowmark)
         lowmark = n;
     if (now >= window_end) {
@@ -68,13 +68,13 @@ void tern__scavenge_stacks(int64_t now, bool all_idle)
     }
     for (int i = 0; i < per_tick && (cursor || budget > 0); i++) {
         if (!cursor) {
-            tern_spin_lock(&free_lock);
+            tern__spin_lock(&free_lock);
             batch = nfree_hot > FREE_HOT_MAX ? free_hot : NULL;
             if (batch) {
                 free_hot = batch->batch_next;
                 nfree_hot -= batch->batch_n;
             }
-            tern_spin_unlock(&free_lock);
+            tern__spin_unlock(&free_lock);
             if (!batch)
                 return;
             budget -= batch->batch_n;
@@ -83,10 +83,10 @@ void tern__scavenge_stacks(int64_t now, bool all_idle)
         tern__stack_release(&cursor->stack);
         cursor = cursor->next;
         if (!cursor) {
-            tern_spin_lock(&free_lock);
+            tern__spin_lock(&free_lock);
             batch->batch_next = free_cold;
             free_cold = batch;
-            tern_spin_unlock(&free_lock);
+            tern__spin_unlock(&free_lock);
         }
     }
 }
@@ -112,7 +112,7 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
             p->nfree--;
             return co;
         }
-        tern_spin_lock(&free_lock);
+        tern__spin_lock(&free_lock);
         tern_co *b = free_hot ? free_hot : free_cold;
         if (b == free_hot && b) {
             free_hot = b->batch_next;
@@ -120,7 +120,7 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
         } else if (b) {
             free_cold = b->batch_next;
         }
-        tern_spin_unlock(&free_lock);
+        tern__spin_unlock(&free_lock);
         if (b) {
             p->free_co = b->next;
             p->nfree = b->batch_n - 1;
@@ -149,8 +149,8 @@ void tern__co_discard(tern_p *p, tern_co *co)
 {
     tern__reg_del(p, co);
     /* tern_runtime_dump or the monitor may hold a pointer read a moment ago */
-    tern_spin_lock(&S->dump_lock);
-    tern_spin_unlock(&S->dump_lock);
+    tern__spin_lock(&S->dump_lock);
+    tern__spin_unlock(&S->dump_lock);
     co_free_mem(co);
 }
 
@@ -168,11 +168,11 @@ void tern__co_cache_put(tern_p *p, tern_co *co)
     tail->next = NULL;
     p->nfree -= TERN_CO_CACHE_MAX / 2;
     head->batch_n = TERN_CO_CACHE_MAX / 2;
-    tern_spin_lock(&free_lock);
+    tern__spin_lock(&free_lock);
     head->batch_next = free_hot;
     free_hot = head;
     nfree_hot += head->batch_n;
-    tern_spin_unlock(&free_lock);
+    tern__spin_unlock(&free_lock);
 }
 
 

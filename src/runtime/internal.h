@@ -129,7 +129,7 @@ struct tern_p {
     _Atomic(tern_co *) runnext;
 
     /* pinned (shared-stack) coroutines readied by other threads */
-    tern_spin inbox_lock;
+    tern__spin inbox_lock;
     tern_co *inbox, *inbox_tail;
     atomic_int ninbox;
 
@@ -150,7 +150,7 @@ struct tern_p {
     tern_co *g0_next;           /* shared-stack target handed to g0 */
 
     /* timers */
-    tern_spin timer_lock;
+    tern__spin timer_lock;
     tern_timer **heap;
     _Atomic int32_t nheap;
     int32_t capheap;
@@ -219,7 +219,7 @@ typedef struct tern_sched {
     tern_co *main_co;
     atomic_uint_fast64_t id_gen;
     atomic_long fd_waiters;
-    tern_spin dump_lock;        /* tern_runtime_dump and the monitor vs. free() of a
+    tern__spin dump_lock;        /* tern_runtime_dump and the monitor vs. free() of a
                                    coroutine's control block */
     _Atomic uint64_t long_runs;
 } tern_sched;

@@ -63,13 +63,13 @@ static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
             STAT_ADD(S->long_runs, 1);
             /* p->cur may change under us; read the id and name racily but
              * from one coroutine (control blocks are never unmapped). */
-            tern_spin_lock(&S->dump_lock);
+            tern__spin_lock(&S->dump_lock);
             tern_co *co = __atomic_load_n(&p->cur, __ATOMIC_RELAXED);
             char name[TERN_NAME_MAX] = "?";
             if (co)
                 tern__co_name_copy(co, name);
             unsigned long long id = co ? __atomic_load_n(&co->id, __ATOMIC_RELAXED) : 0ULL;
-            tern_spin_unlock(&S->dump_lock);
+            tern__spin_unlock(&S->dump_lock);
             tern__report("coroutine %llu '%s' has held worker %d for %lld ms without yielding; "
                          "other coroutines on it wait (call tern_yield in long loops, or "
                          "tern_blocking for blocking calls)",

@@ -36,7 +36,7 @@ typedef struct pdir {
 } pdir;
 
 typedef struct pdesc {
-    tern_spin lock;
+    tern__spin lock;
     uint32_t gen;
     bool registered;
     bool hup;                           /* peer closed / error: reads never block again */
@@ -118,13 +118,13 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     pdesc *d = desc_of(fd, true);
     if (!d)
         return fd < 0 ? -EBADF : -ENOMEM;
-    tern_spin_lock(&d->lock);
+    tern__spin_lock(&d->lock);
     if (!d->registered) {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.u64 = (uint64_t)d->gen << 32 | (uint32_t)fd};
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             int e = errno;
-            tern_spin_unlock(&d->lock);
+            tern__spin_unlock(&d->lock);
             /* Regular files and the like are always ready. */
             return e == EPERM ? 0 : -e;
         }
@@ -135,11 +135,11 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
             continue;
         if (d->dir[i].ready || (i == 0 && d->hup)) {
             d->dir[i].ready = false;
-            tern_spin_unlock(&d->lock);
+            tern__spin_unlock(&d->lock);
             return 0;
         }
         if (d->dir[i].co) {
-            tern_spin_unlock(&d->lock);
+            tern__spin_unlock(&d->lock);
             return -EBUSY;
         }
     }
@@ -150,16 +150,16 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
             d->dir[i].ticket = t;
         }
     atomic_fetch_add(&tern__sched->fd_waiters, 1);
-    tern_spin_unlock(&d->lock);
+    tern__spin_unlock(&d->lock);
 
     int r = tern_wait(t, (events & TERN_FD_READ) ? "fd read" : "fd write", deadline);
 
-    tern_spin_lock(&d->lock);
+    tern__spin_lock(&d->lock);
     for (int i = 0; i < 2; i++)
         if (d->dir[i].co == self && d->dir[i].ticket == t)
             d->dir[i].co = NULL;
     atomic_fetch_sub(&tern__sched->fd_waiters, 1);
-    tern_spin_unlock(&d->lock);
+    tern__spin_unlock(&d->lock);
     return r;
 }
 
@@ -168,7 +168,7 @@ int tern_fd_close(int fd)
     pdesc *d = desc_of(fd, false);
     if (d) {
         tern_co *w[2] = {NULL, NULL};
-        tern_spin_lock(&d->lock);
+        tern__spin_lock(&d->lock);
         if (d->registered && epfd >= 0)
             epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         d->registered = false;
@@ -183,7 +183,7 @@ int tern_fd_close(int fd)
                 w[i] = co;
             d->dir[i] = (pdir){0};
         }
-        tern_spin_unlock(&d->lock);
+        tern__spin_unlock(&d->lock);
         for (int i = 0; i < 2; i++)
             if (w[i])
                 tern__wake_finish(w[i], -EBADF);
@@ -241,7 +241,7 @@ int tern__netpoll(int64_t timeout_ns)
         bool dirs[2] = {(e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
                         (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0};
         tern_co *w[2] = {NULL, NULL};
-        tern_spin_lock(&d->lock);
+        tern__spin_lock(&d->lock);
         if (d->gen == (uint32_t)(data >> 32) && d->registered) {
             if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 d->hup = true;
@@ -263,7 +263,7 @@ int tern__netpoll(int64_t timeout_ns)
                     w[k] = co;
             }
         }
-        tern_spin_unlock(&d->lock);
+        tern__spin_unlock(&d->lock);
         for (int k = 0; k < 2; k++)
             if (w[k]) {
                 tern__wake_finish(w[k], 0);

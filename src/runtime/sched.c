@@ -215,14 +215,14 @@ static void runq_put(tern_p *p, tern_co *co, bool next)
  * wait in the inbox, which other threads push to as well. */
 static void inbox_push(tern_p *p, tern_co *co)
 {
-    tern_spin_lock(&p->inbox_lock);
+    tern__spin_lock(&p->inbox_lock);
     co->next = NULL;
     if (p->inbox)
         p->inbox_tail->next = co;
     else
         p->inbox = co;
     p->inbox_tail = co;
-    tern_spin_unlock(&p->inbox_lock);
+    tern__spin_unlock(&p->inbox_lock);
     atomic_fetch_add(&p->ninbox, 1);
 }
 
@@ -230,11 +230,11 @@ static tern_co *inbox_pop(tern_p *p)
 {
     if (atomic_load_explicit(&p->ninbox, memory_order_relaxed) == 0)
         return NULL;
-    tern_spin_lock(&p->inbox_lock);
+    tern__spin_lock(&p->inbox_lock);
     tern_co *co = p->inbox;
     if (co)
         p->inbox = co->next;
-    tern_spin_unlock(&p->inbox_lock);
+    tern__spin_unlock(&p->inbox_lock);
     if (co)
         atomic_fetch_sub(&p->ninbox, 1);
     return co;

@@ -46,7 +46,7 @@ typedef struct region {
 } region;
 
 typedef struct stack_class {
-    tern_spin lock;
+    tern__spin lock;
     size_t size;                        /* usable bytes */
     char **free;                        /* free slots (their guard page) */
     size_t nfree, capfree;
@@ -55,7 +55,7 @@ typedef struct stack_class {
 
 static stack_class classes[NCLASS];
 static region *regions;
-static tern_spin regions_lock = TERN_SPIN_INIT;
+static tern__spin regions_lock = TERN_SPIN_INIT;
 static size_t page;
 static size_t guard;                    /* bytes below each stack */
 bool tern__stack_guard_on;
@@ -125,11 +125,11 @@ static int class_of(size_t size)
 static char *slot_get(stack_class *c)
 {
     size_t slot = c->size + guard;
-    tern_spin_lock(&c->lock);
+    tern__spin_lock(&c->lock);
     char *s = NULL;
     if (c->nfree) {
         s = c->free[--c->nfree];
-        tern_spin_unlock(&c->lock);
+        tern__spin_unlock(&c->lock);
         return s;
     }
     if (c->carve == c->carve_end) {
@@ -143,7 +143,7 @@ static char *slot_get(stack_class *c)
                     : MAP_FAILED;
         if (m == MAP_FAILED) {
             free(r);
-            tern_spin_unlock(&c->lock);
+            tern__spin_unlock(&c->lock);
             return NULL;
         }
         r->base = m;
@@ -153,16 +153,16 @@ static char *slot_get(stack_class *c)
          * stacks were would inherit their frames' redzones. */
         __asan_unpoison_memory_region(m, len);
 #endif
-        tern_spin_lock(&regions_lock);
+        tern__spin_lock(&regions_lock);
         r->next = regions;
         regions = r;
-        tern_spin_unlock(&regions_lock);
+        tern__spin_unlock(&regions_lock);
         c->carve = m;
         c->carve_end = m + len;
     }
     s = c->carve;
     c->carve += slot;
-    tern_spin_unlock(&c->lock);
+    tern__spin_unlock(&c->lock);
     if (guarded && madvise(s, page, MADV_GUARD_INSTALL) != 0)
         tern__fatal("MADV_GUARD_INSTALL failed on a stack slot: %s", strerror(errno));
     atomic_fetch_add(&mapped, 1);
@@ -204,13 +204,13 @@ void tern__stack_put(tern_stack *st)
         munmap(slot, st->size + guard);
     } else {
         stack_class *c = &classes[st->cls];
-        tern_spin_lock(&c->lock);
+        tern__spin_lock(&c->lock);
         if (c->nfree == c->capfree) {
             size_t cap = c->capfree ? c->capfree * 2 : 256;
             char **f = realloc(c->free, cap * sizeof *f);
             if (!f) {
                 /* Keep the slot out of use rather than fail: it stays mapped. */
-                tern_spin_unlock(&c->lock);
+                tern__spin_unlock(&c->lock);
                 madvise(st->lo, st->size, MADV_DONTNEED);
                 st->lo = NULL;
                 return;
@@ -219,7 +219,7 @@ void tern__stack_put(tern_stack *st)
             c->capfree = cap;
         }
         c->free[c->nfree++] = slot;
-        tern_spin_unlock(&c->lock);
+        tern__spin_unlock(&c->lock);
     }
     st->lo = NULL;
 }
@@ -297,7 +297,7 @@ static __thread void *altstack_mem;
 
 int tern__stack_sig_install(void)
 {
-    static tern_spin once = TERN_SPIN_INIT;
+    static tern__spin once = TERN_SPIN_INIT;
     static bool installed;
     stack_t ss = {.ss_size = 64 << 10};
     ss.ss_sp = malloc(ss.ss_size);
@@ -306,14 +306,14 @@ int tern__stack_sig_install(void)
         return -ENOMEM;
     }
     altstack_mem = ss.ss_sp;
-    tern_spin_lock(&once);
+    tern__spin_lock(&once);
     if (!installed) {
         struct sigaction sa = {.sa_sigaction = segv_handler, .sa_flags = SA_SIGINFO | SA_ONSTACK};
         sigemptyset(&sa.sa_mask);
         sigaction(SIGSEGV, &sa, &old_segv);
         installed = true;
     }
-    tern_spin_unlock(&once);
+    tern__spin_unlock(&once);
     return 0;
 }
 

@@ -99,7 +99,7 @@ void tern_runtime_dump(FILE *out)
             (unsigned long long)st.runnable, (unsigned long long)st.parked, st.procs);
     for (int i = 0; i < S->nprocs; i++) {
         tern_p *p = &S->ps[i];
-        tern_spin_lock(&S->dump_lock);
+        tern__spin_lock(&S->dump_lock);
         for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++) {
             tern_co *co = tern__reg_get(p, k);
             uint32_t s = co ? atomic_load(&co->status) : CO_FREE;
@@ -119,7 +119,7 @@ void tern_runtime_dump(FILE *out)
             else
                 fprintf(out, "]\n");
         }
-        tern_spin_unlock(&S->dump_lock);
+        tern__spin_unlock(&S->dump_lock);
     }
     fclose(out);
     fwrite(buf, 1, len, real);

@@ -124,7 +124,7 @@ static void publish_next(tern_p *p)
 
 void tern__timer_add(tern_p *p, tern_timer *t, int64_t when)
 {
-    tern_spin_lock(&p->timer_lock);
+    tern__spin_lock(&p->timer_lock);
     int32_t n = atomic_load_explicit(&p->nheap, memory_order_relaxed);
     if (n == p->capheap) {
         tern_timer **h = realloc(p->heap, (size_t)p->capheap * 2 * sizeof *h);
@@ -140,7 +140,7 @@ void tern__timer_add(tern_p *p, tern_timer *t, int64_t when)
     atomic_store_explicit(&p->nheap, n + 1, memory_order_relaxed);
     sift_up(p, n);
     publish_next(p);
-    tern_spin_unlock(&p->timer_lock);
+    tern__spin_unlock(&p->timer_lock);
 }
 
 bool tern__timer_stop(tern_timer *t)
@@ -149,14 +149,14 @@ bool tern__timer_stop(tern_timer *t)
         tern_p *p = atomic_load_explicit(&t->p, memory_order_acquire);
         if (!p)
             return false;
-        tern_spin_lock(&p->timer_lock);
+        tern__spin_lock(&p->timer_lock);
         if (atomic_load_explicit(&t->p, memory_order_relaxed) == p) {
             heap_remove_at(p, t->idx);
             publish_next(p);
-            tern_spin_unlock(&p->timer_lock);
+            tern__spin_unlock(&p->timer_lock);
             return true;
         }
-        tern_spin_unlock(&p->timer_lock);
+        tern__spin_unlock(&p->timer_lock);
     }
 }
 
@@ -171,10 +171,10 @@ int tern__timers_run(tern_p *p, int64_t now)
 {
     int woken = 0;
     for (;;) {
-        tern_spin_lock(&p->timer_lock);
+        tern__spin_lock(&p->timer_lock);
         if (atomic_load_explicit(&p->nheap, memory_order_relaxed) == 0 || p->heap[0]->when > now) {
             publish_next(p);
-            tern_spin_unlock(&p->timer_lock);
+            tern__spin_unlock(&p->timer_lock);
             return woken;
         }
         tern_timer *t = p->heap[0];
@@ -183,7 +183,7 @@ int tern__timers_run(tern_p *p, int64_t now)
         tern_co *co = t->co;
         tern_ticket tk = t->ticket;
         void (*fn)(tern_timer *) = t->fn;
-        tern_spin_unlock(&p->timer_lock);
+        tern__spin_unlock(&p->timer_lock);
         if (fn) {
             /* A callback owns its timer's lifetime (it may free it): no
              * touching t after, and nobody waits on `firing` for it. */

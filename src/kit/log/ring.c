@@ -70,7 +70,7 @@
 #define SLEEP_IDLE 1
 
 typedef struct ring {
-    alignas(64) tern_spin lock;         /* producers' line */
+    alignas(64) tern__spin lock;         /* producers' line */
     _Atomic uint64_t head;
     _Atomic uint64_t lines;
     _Atomic uint64_t dropped;
@@ -220,10 +220,10 @@ static void *writer_main(void *arg)
         sleep_ns(LINGER_NS);
         if (!idle(r))
             continue;
-        tern_spin_lock(&r->lock);
+        tern__spin_lock(&r->lock);
         atomic_store_explicit(&r->sleeping, SLEEP_IDLE, memory_order_relaxed);
         bool still = idle(r);
-        tern_spin_unlock(&r->lock);
+        tern__spin_unlock(&r->lock);
         if (!still || atomic_load(&r->stop)) {
             atomic_store(&r->sleeping, 0);
             continue;
@@ -321,7 +321,7 @@ int tern__log_ring_put(const char *line, size_t len)
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
     if (!r)
         return -ESRCH;
-    tern_spin_lock(&r->lock);
+    tern__spin_lock(&r->lock);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
     if (len > r->cap - (size_t)(h - t)) {
@@ -329,7 +329,7 @@ int tern__log_ring_put(const char *line, size_t len)
         atomic_store_explicit(&r->dropped,
                               atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        tern_spin_unlock(&r->lock);
+        tern__spin_unlock(&r->lock);
         kick(r);
         return -EAGAIN;
     }
@@ -341,7 +341,7 @@ int tern__log_ring_put(const char *line, size_t len)
                           memory_order_relaxed);
     atomic_store_explicit(&r->head, h + len, memory_order_release);
     int sl = atomic_load_explicit(&r->sleeping, memory_order_relaxed);   /* the handshake */
-    tern_spin_unlock(&r->lock);
+    tern__spin_unlock(&r->lock);
     wake(r, sl, (size_t)(h + len - t));
     return 0;
 }

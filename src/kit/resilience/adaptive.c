@@ -26,7 +26,7 @@
 #include <stdlib.h>
 
 struct tern_adaptive {
-    tern_spin lock;
+    tern__spin lock;
     tern_adaptive_options o;
     double limit;
     double long_rtt;            /* ns; 0 before the first sample */
@@ -73,11 +73,11 @@ int tern_adaptive_acquire(tern_adaptive *a, int64_t *start)
 {
     TERN_CHECK_ARG(a);
     int64_t now = tern__resil_now(a->o.now, a->o.clock_arg);
-    tern_spin_lock(&a->lock);
+    tern__spin_lock(&a->lock);
     bool ok = a->in_flight < (int)a->limit;
     if (ok)
         a->in_flight++;
-    tern_spin_unlock(&a->lock);
+    tern__spin_unlock(&a->lock);
     if (!ok) {
         tern__count(&a->shed);
         return -EBUSY;
@@ -117,21 +117,21 @@ void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped)
     int64_t now = tern__resil_now(a->o.now, a->o.clock_arg);
     if (dropped)
         tern__count(&a->dropped);
-    tern_spin_lock(&a->lock);
+    tern__spin_lock(&a->lock);
     int in_flight = a->in_flight--;
     if (dropped)
         a->limit = clamp(a->limit * 0.9, a->o.min, a->o.max);
     else
         sample(a, (double)(now - start), in_flight);
-    tern_spin_unlock(&a->lock);
+    tern__spin_unlock(&a->lock);
 }
 
 int tern_adaptive_limit(tern_adaptive *a)
 {
     TERN_CHECK_ARG(a);
-    tern_spin_lock(&a->lock);
+    tern__spin_lock(&a->lock);
     int v = (int)a->limit;
-    tern_spin_unlock(&a->lock);
+    tern__spin_unlock(&a->lock);
     return v;
 }
 
@@ -144,9 +144,9 @@ int tern_adaptive_stats(const tern_adaptive *a, struct tern_adaptive_stats *out)
     out->acquired = tern__load(&a->acquired);
     out->shed = tern__load(&a->shed);
     out->dropped = tern__load(&a->dropped);
-    tern_spin_lock(&lock_owner->lock);
+    tern__spin_lock(&lock_owner->lock);
     out->in_flight = (uint64_t)a->in_flight;
     out->limit = (uint64_t)a->limit;
-    tern_spin_unlock(&lock_owner->lock);
+    tern__spin_unlock(&lock_owner->lock);
     return 0;
 }

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 struct tern_breaker {
-    tern_spin lock;
+    tern__spin lock;
     tern_breaker_options o;
     tern_breaker_state state;
     uint64_t gen;
@@ -103,7 +103,7 @@ int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket)
     int64_t now = tern__resil_now(b->o.now, b->o.clock_arg);
     tern_breaker_state from = TERN_BREAKER_CLOSED, to = TERN_BREAKER_CLOSED;
     int rc = 0;
-    tern_spin_lock(&b->lock);
+    tern__spin_lock(&b->lock);
     if (b->state == TERN_BREAKER_OPEN && now >= b->open_until) {
         from = move(b, TERN_BREAKER_HALF_OPEN, now);
         to = TERN_BREAKER_HALF_OPEN;
@@ -122,7 +122,7 @@ int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket)
         break;
     }
     *ticket = b->gen;
-    tern_spin_unlock(&b->lock);
+    tern__spin_unlock(&b->lock);
     tern__count(rc == 0 ? &b->allowed : &b->rejected);
     notify(b, from, to);
     return rc;
@@ -134,7 +134,7 @@ void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool succe
     int64_t now = tern__resil_now(b->o.now, b->o.clock_arg);
     tern_breaker_state from = TERN_BREAKER_CLOSED, to = TERN_BREAKER_CLOSED;
     tern__count(success ? &b->successes : &b->failures);
-    tern_spin_lock(&b->lock);
+    tern__spin_lock(&b->lock);
     if (ticket != b->gen) {
         /* admitted in an earlier state: stale evidence */
     } else if (b->state == TERN_BREAKER_CLOSED) {
@@ -157,7 +157,7 @@ void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool succe
             to = TERN_BREAKER_CLOSED;
         }
     }
-    tern_spin_unlock(&b->lock);
+    tern__spin_unlock(&b->lock);
     notify(b, from, to);
 }
 
@@ -165,11 +165,11 @@ tern_breaker_state tern_breaker_get_state(tern_breaker *b)
 {
     TERN_CHECK_ARG(b);
     int64_t now = tern__resil_now(b->o.now, b->o.clock_arg);
-    tern_spin_lock(&b->lock);
+    tern__spin_lock(&b->lock);
     tern_breaker_state s = b->state;
     if (s == TERN_BREAKER_OPEN && now >= b->open_until)
         s = TERN_BREAKER_HALF_OPEN;     /* what the next allow will see */
-    tern_spin_unlock(&b->lock);
+    tern__spin_unlock(&b->lock);
     return s;
 }
 

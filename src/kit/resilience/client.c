@@ -40,7 +40,7 @@ struct tern_resilient_client {
     tern_throttle_options to;
     tern_retry_budget *budget;
     tern_waitgroup legs;        /* hedge request coroutines alive */
-    tern_spin lock;             /* hosts and owned */
+    tern__spin lock;             /* hosts and owned */
     host *hosts;
     owned *owned;
     _Atomic uint64_t calls, attempts, retried, budget_exhausted, rejected, hedged, hedge_wins,
@@ -153,11 +153,11 @@ static host *host_get(tern_resilient_client *rc, const char *name, bool create)
 {
     if (!rc->o.breaker && !rc->o.throttle)
         return NULL;
-    tern_spin_lock(&rc->lock);
+    tern__spin_lock(&rc->lock);
     host *h = rc->hosts;
     while (h && strcmp(h->name, name) != 0)
         h = h->next;
-    tern_spin_unlock(&rc->lock);
+    tern__spin_unlock(&rc->lock);
     if (h || !create)
         return h;
     size_t len = strlen(name);
@@ -169,7 +169,7 @@ static host *host_get(tern_resilient_client *rc, const char *name, bool create)
         free(h);
         return NULL;
     }
-    tern_spin_lock(&rc->lock);
+    tern__spin_lock(&rc->lock);
     host *other = rc->hosts;
     while (other && strcmp(other->name, name) != 0)
         other = other->next;
@@ -177,7 +177,7 @@ static host *host_get(tern_resilient_client *rc, const char *name, bool create)
         h->next = rc->hosts;
         rc->hosts = h;
     }
-    tern_spin_unlock(&rc->lock);
+    tern__spin_unlock(&rc->lock);
     if (other) {                /* another call made it meanwhile */
         tern_breaker_free(h->breaker);
         tern_throttle_free(h->throttle);
@@ -294,10 +294,10 @@ static int deliver(tern_resilient_client *rc, attempt *a, tern_http_client_respo
         w->resp = a->resp;
         w->ctx[0] = a->ctx[0];
         w->ctx[1] = a->ctx[1];
-        tern_spin_lock(&rc->lock);
+        tern__spin_lock(&rc->lock);
         w->next = rc->owned;
         rc->owned = w;
-        tern_spin_unlock(&rc->lock);
+        tern__spin_unlock(&rc->lock);
     }
     *out = a->resp;
     return 0;
@@ -359,7 +359,7 @@ void tern_resilient_client_response_free(tern_resilient_client *rc,
     if (!r)
         return;
     TERN_CHECK_ARG(rc);
-    tern_spin_lock(&rc->lock);
+    tern__spin_lock(&rc->lock);
     owned **p = &rc->owned, *w = NULL;
     while (*p && (*p)->resp != r)
         p = &(*p)->next;
@@ -367,7 +367,7 @@ void tern_resilient_client_response_free(tern_resilient_client *rc,
         w = *p;
         *p = w->next;
     }
-    tern_spin_unlock(&rc->lock);
+    tern__spin_unlock(&rc->lock);
     attempt a = {.resp = r};
     if (w) {
         a.ctx[0] = w->ctx[0];

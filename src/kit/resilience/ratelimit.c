@@ -31,7 +31,7 @@ typedef struct entry {
 } entry;
 
 struct tern_ratelimit {
-    tern_spin lock;
+    tern__spin lock;
     int64_t interval;           /* T, ns per token */
     int64_t burst_ns;           /* burst * T */
     int64_t burst;
@@ -169,12 +169,12 @@ int tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n, int64_t *ret
         return -EINVAL;
     int64_t now = tern__resil_now(rl->now, rl->clock_arg);
     int64_t wait = 0;
-    tern_spin_lock(&rl->lock);
+    tern__spin_lock(&rl->lock);
     int64_t *tat = &rl->global_tat;
     if (key) {
         entry *e = lookup(rl, key, now, true);
         if (!e) {
-            tern_spin_unlock(&rl->lock);
+            tern__spin_unlock(&rl->lock);
             return -ENOMEM;
         }
         tat = &e->tat;
@@ -187,7 +187,7 @@ int tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n, int64_t *ret
         wait = t - rl->burst_ns - now;
     else
         *tat = t;
-    tern_spin_unlock(&rl->lock);
+    tern__spin_unlock(&rl->lock);
     tern__count(wait ? &rl->limited : &rl->allowed);
     if (!wait)
         return 0;
@@ -200,7 +200,7 @@ int64_t tern_ratelimit_tokens(tern_ratelimit *rl, const char *key)
 {
     TERN_CHECK_ARG(rl);
     int64_t now = tern__resil_now(rl->now, rl->clock_arg);
-    tern_spin_lock(&rl->lock);
+    tern__spin_lock(&rl->lock);
     int64_t tat = now;
     if (key) {
         entry *e = lookup(rl, key, now, false);
@@ -209,7 +209,7 @@ int64_t tern_ratelimit_tokens(tern_ratelimit *rl, const char *key)
     } else if (rl->global_used) {
         tat = rl->global_tat;
     }
-    tern_spin_unlock(&rl->lock);
+    tern__spin_unlock(&rl->lock);
     if (tat < now)
         tat = now;
     return (now + rl->burst_ns - tat) / rl->interval;
@@ -224,8 +224,8 @@ int tern_ratelimit_stats(const tern_ratelimit *rl, struct tern_ratelimit_stats *
     out->allowed = tern__load(&rl->allowed);
     out->limited = tern__load(&rl->limited);
     out->evicted = tern__load(&rl->evicted);
-    tern_spin_lock(&lock_owner->lock);
+    tern__spin_lock(&lock_owner->lock);
     out->keys = rl->nkeys;
-    tern_spin_unlock(&lock_owner->lock);
+    tern__spin_unlock(&lock_owner->lock);
     return 0;
 }

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 
 struct tern_retry_budget {
-    tern_spin lock;
+    tern__spin lock;
     double ratio, min_per_sec, max_tokens;
     double tokens, reserve;
     int64_t refilled;           /* when reserve was last refilled */
@@ -66,11 +66,11 @@ void tern_retry_budget_deposit(tern_retry_budget *b)
 {
     TERN_CHECK_ARG(b);
     tern__count(&b->deposits);
-    tern_spin_lock(&b->lock);
+    tern__spin_lock(&b->lock);
     b->tokens += b->ratio;
     if (b->tokens > b->max_tokens)
         b->tokens = b->max_tokens;
-    tern_spin_unlock(&b->lock);
+    tern__spin_unlock(&b->lock);
 }
 
 /* A tiny slack: ten deposits of 0.1 must make one whole token although
@@ -81,7 +81,7 @@ int tern_retry_budget_try_withdraw(tern_retry_budget *b)
 {
     TERN_CHECK_ARG(b);
     bool ok = true;
-    tern_spin_lock(&b->lock);
+    tern__spin_lock(&b->lock);
     refill(b);
     if (b->reserve >= WHOLE)
         b->reserve -= 1;
@@ -89,7 +89,7 @@ int tern_retry_budget_try_withdraw(tern_retry_budget *b)
         b->tokens -= 1;
     else
         ok = false;
-    tern_spin_unlock(&b->lock);
+    tern__spin_unlock(&b->lock);
     tern__count(ok ? &b->withdrawals : &b->exhausted);
     return ok ? 0 : -EAGAIN;
 }
@@ -97,10 +97,10 @@ int tern_retry_budget_try_withdraw(tern_retry_budget *b)
 double tern_retry_budget_balance(tern_retry_budget *b)
 {
     TERN_CHECK_ARG(b);
-    tern_spin_lock(&b->lock);
+    tern__spin_lock(&b->lock);
     refill(b);
     double v = b->reserve + b->tokens;
-    tern_spin_unlock(&b->lock);
+    tern__spin_unlock(&b->lock);
     return v;
 }
 

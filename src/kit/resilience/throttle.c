@@ -17,7 +17,7 @@
 #include <stdlib.h>
 
 struct tern_throttle {
-    tern_spin lock;
+    tern__spin lock;
     tern_throttle_options o;
     tern__window win;           /* a: requests, b: accepts */
     _Atomic uint64_t requests, accepts, throttled;
@@ -68,10 +68,10 @@ int tern_throttle_allow(tern_throttle *t)
     TERN_CHECK_ARG(t);
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
     double r = t->o.random ? t->o.random(t->o.random_arg) : tern__rand01();
-    tern_spin_lock(&t->lock);
+    tern__spin_lock(&t->lock);
     bool refuse = r < probability(t, now);
     tern__window_add(&t->win, now, 1, 0);
-    tern_spin_unlock(&t->lock);
+    tern__spin_unlock(&t->lock);
     tern__count(&t->requests);
     if (refuse) {
         tern__count(&t->throttled);
@@ -86,9 +86,9 @@ void tern_throttle_record(tern_throttle *t, bool accepted)
     if (!accepted)
         return;
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
-    tern_spin_lock(&t->lock);
+    tern__spin_lock(&t->lock);
     tern__window_add(&t->win, now, 0, 1);
-    tern_spin_unlock(&t->lock);
+    tern__spin_unlock(&t->lock);
     tern__count(&t->accepts);
 }
 
@@ -96,9 +96,9 @@ double tern_throttle_probability(tern_throttle *t)
 {
     TERN_CHECK_ARG(t);
     int64_t now = tern__resil_now(t->o.now, t->o.clock_arg);
-    tern_spin_lock(&t->lock);
+    tern__spin_lock(&t->lock);
     double p = probability(t, now);
-    tern_spin_unlock(&t->lock);
+    tern__spin_unlock(&t->lock);
     return p;
 }
 
