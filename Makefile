@@ -21,8 +21,12 @@ test: build
 
 # The example HTTP service (examples/hello): prints the URLs to try; Ctrl-C
 # stops it gracefully.  LISTEN=127.0.0.1:9000 make run for another port.
+# Builds only hello, quietly (warnings and errors still show).
 LISTEN ?= 127.0.0.1:8080
-run: build
+run: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@echo "building examples/hello in $(BUILD)/ (quietly; a first build takes a minute)"
+	@scripts/quiet_build.sh $(BUILD) -j $(JOBS) --target hello
 	@$(BUILD)/examples/hello --listen $(LISTEN)
 
 run-examples: build

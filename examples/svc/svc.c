@@ -117,6 +117,15 @@ static int stop_tracing(tern_ctx *ctx, void *arg)
     return tern_trace_shutdown(ctx);
 }
 
+/* Before run returns early: the config watchers must stop inside the
+ * runtime (tern_config_free outside it cannot wait for them). */
+static int give_up(svc *s)
+{
+    tern_config_watch_stop(s->cfg);
+    tern_log_shutdown();
+    return 1;
+}
+
 static int run(void *arg)
 {
     svc *s = arg;
@@ -136,14 +145,14 @@ static int run(void *arg)
 
     tern_http_client_options co = { .max_idle_per_host = 16 };
     if (tern_http_client_new(&co, &s->client) < 0)
-        return 1;
+        return give_up(s);
     tern_breaker_options bo = { .min_requests = 10, .open_duration = 5 * TERN_SEC };
     tern_retry_budget_options budget = { .ratio = 0.2 };
     tern_resilient_client_options ro = { .client = s->client, .max_attempts = 3, .breaker = &bo,
                                          .budget = &budget,
                                          .hedge_delay = tern_config_duration(s->cfg, "call.hedge_delay") };
     if (tern_resilient_client_new(&ro, &s->rc) < 0)
-        return 1;
+        return give_up(s);
 
     tern_http_router *rt;
     if (tern_http_router_new(NULL, &rt) < 0)
@@ -168,7 +177,7 @@ static int run(void *arg)
     int rc = tern_service_new(&so, &service);
     if (rc < 0) {
         fprintf(stderr, "svc: listen on %s: %s\n", so.addr, tern_strerror(rc));
-        return 1;
+        return give_up(s);
     }
     tern_health_mount(rt, tern_service_health(service));
     tern_service_on_shutdown(service, "tracing", stop_tracing, NULL);
