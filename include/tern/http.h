@@ -91,6 +91,7 @@ int tern_http_run_chain(tern_http_req *r, tern_http_resp *w, const tern_http_lin
 
 /* ---- the request -------------------------------------------------------- */
 
+/* The method as sent ("GET", "POST", any token; case-sensitive). */
 const char *tern_http_req_method(const tern_http_req *r);
 /* The request target as sent: "/users/42?x=1". */
 const char *tern_http_req_target(const tern_http_req *r);
@@ -101,10 +102,12 @@ const char *tern_http_req_path(tern_http_req *r);
 const char *tern_http_req_raw_query(const tern_http_req *r);
 /* 0 for HTTP/1.0, 1 for HTTP/1.1. */
 int tern_http_req_minor_version(const tern_http_req *r);
+/* Whether the method is HEAD (the body written is counted, not sent). */
 bool tern_http_req_is_head(const tern_http_req *r);
 
 /* The first header field with this name (case-insensitive), or NULL. */
 const char *tern_http_req_header(const tern_http_req *r, const char *name);
+/* How many header fields the request has (repeated names counted). */
 size_t tern_http_req_header_count(const tern_http_req *r);
 /* The i-th field as received; -ERANGE past the end. */
 int tern_http_req_header_at(const tern_http_req *r, size_t i, const char **name, const char **value);
@@ -146,6 +149,7 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r);
  * -EINVAL for NULL. */
 int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx);
 
+/* The client's address, as tern_conn_remote_addr ("127.0.0.1:51234"). */
 const char *tern_http_req_remote_addr(tern_http_req *r);
 /* Memory freed with the request (8-byte aligned); NULL on ENOMEM. */
 void *tern_http_req_alloc(tern_http_req *r, size_t n);
@@ -160,6 +164,7 @@ int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value);
 /* A value for later links of the chain (a request id, a user), by key
  * address; -ENOMEM. */
 int tern_http_req_set_value(tern_http_req *r, const void *key, void *value);
+/* The value set under key by tern_http_req_set_value, or NULL. */
 void *tern_http_req_value(const tern_http_req *r, const void *key);
 /* When the request's head had been fully read (tern_now() clock). */
 int64_t tern_http_req_start_time(const tern_http_req *r);
@@ -187,6 +192,8 @@ int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Send the head and what is buffered now; the body streams from here. */
 int tern_http_resp_flush(tern_http_resp *w);
+/* Whether the head has been sent (after a flush, or once the body
+ * outgrew the buffer): status and headers can no longer change. */
 bool tern_http_resp_committed(const tern_http_resp *w);
 /* Body bytes written so far (before any encoding). */
 uint64_t tern_http_resp_body_bytes(const tern_http_resp *w);
