@@ -130,7 +130,8 @@ int64_t tern_http_req_content_length(const tern_http_req *r);
  * read returns -EIO.  The first read answers "Expect: 100-continue". */
 ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n);
 /* Read the whole body into memory owned by the request (NUL-terminated
- * for convenience); same errors as tern_http_req_read. */
+ * for convenience); same errors as tern_http_req_read, -ENOMEM, and
+ * -EALREADY if tern_http_req_read already consumed part of it. */
 int tern_http_req_body(tern_http_req *r, const char **data, size_t *len);
 /* Parse the body as JSON.  -EBADMSG when it is not JSON (and nothing is
  * sent: answer 400 yourself, or return the error for a 500). *out is
@@ -180,13 +181,15 @@ int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *v
 int tern_http_resp_del_header(tern_http_resp *w, const char *name);
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name);
 
-/* The status to send (100-999 except 1xx: -EINVAL).  Default 200. */
+/* The status to send (100-999 except 1xx: -EINVAL; -EALREADY once the
+ * head was sent).  Default 200. */
 int tern_http_resp_set_status(tern_http_resp *w, int status);
 int tern_http_resp_status(const tern_http_resp *w);
 
 /* Append body bytes.  Returns len or -errno (the client has gone:
- * -EPIPE/-ECONNRESET/-ETIMEDOUT).  For HEAD the bytes are counted, not
- * sent. */
+ * -EPIPE/-ECONNRESET/-ETIMEDOUT; -ENOMEM; -EALREADY once the response
+ * is complete, as after tern_http_resp_file).  For HEAD the bytes are
+ * counted, not sent. */
 ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len);
 int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -198,7 +201,8 @@ bool tern_http_resp_committed(const tern_http_resp *w);
 /* Body bytes written so far (before any encoding). */
 uint64_t tern_http_resp_body_bytes(const tern_http_resp *w);
 
-/* Whole responses: status, Content-Type, body.  Return 0 or -errno. */
+/* Whole responses: status, Content-Type, body.  Return 0 or -errno (as
+ * set_status, set_header and write; -EINVAL for a NULL JSON value). */
 int tern_http_resp_send(tern_http_resp *w, int status, const char *content_type,
                         const void *body, size_t len);
 int tern_http_resp_text(tern_http_resp *w, int status, const char *text);

@@ -2,7 +2,9 @@
  * tern/http_mw.h - the built-in middleware and the static-file handler.
  *
  * Each middleware is a tern_http_handler_fn whose arg is its options
- * struct (NULL: the defaults); put it in a chain before the handler:
+ * struct (NULL: the defaults, for those that have defaults; body limit,
+ * timeout and static files need theirs, and answer 500 through -EINVAL
+ * without them); put it in a chain before the handler:
  *
  *     static const tern_http_gzip_options gz = {.min_size = 512};
  *     static const tern_http_link chain[] = {

@@ -324,7 +324,8 @@ struct tern_bulkhead_stats {
 int tern_bulkhead_new(const tern_bulkhead_options *o, tern_bulkhead **out);
 void tern_bulkhead_free(tern_bulkhead *b);
 /* 0, -EBUSY (shed), or ctx's -ECANCELED / -ETIMEDOUT (also -ETIMEDOUT
- * for max_wait).  From a coroutine when it may wait. */
+ * for max_wait); -ENOMEM when a waiter's max_wait context cannot be
+ * made.  From a coroutine when it may wait. */
 int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx);
 /* Give back the slot an acquire returned 0 for (to the first waiter, if
  * any).  Any coroutine. */
