@@ -906,7 +906,7 @@ suite_http() {
 # an emit.
 #   counter_inc_ns   2 Ps, two coroutines each adding 1 KIT_COUNTER_N=50M
 #                    times to the same labelled counter (tern/metrics.h,
-#                    tern_counter_inc on a cached handle); ns per increment
+#                    tern_metrics_counter_inc on a cached handle); ns per increment
 #                    in CPU time of the worker running each loop (the wall
 #                    figure, stretched by whatever else runs on the 2
 #                    cores, is on stderr).  Goal: 10 ns.

@@ -48,7 +48,18 @@ def main(path):
                 # for the reader, not any one declaration's documentation
                 i = j + 1
                 continue
-            out[i] = line.replace("/*", "/**", 1)
+            divider = re.match(r"\s*/\*\s*-{3,}.*-{3,}", line)
+            if divider:
+                # "/* ---- title ---- */" names a section: not documentation
+                # (and Doxygen's markdown would make its dashes em dashes);
+                # the prose under it, if any, documents what follows
+                if j == i:
+                    i = j + 1
+                    continue
+                text = re.sub(r"^-{3,}.*?-{3,}\s*", "", text)
+                out[i] = line[:line.index("/*")] + "/**"
+            else:
+                out[i] = line.replace("/*", "/**", 1)
             # declarations that follow without a blank line share this comment
             k = j + 1
             seen_first = False
@@ -72,7 +83,10 @@ def main(path):
         # a trailing member comment
         m = re.match(r"^(\s*\S.*?;\s*)/\*(?!\*)(.*)$", line)
         if m:
-            out[i] = m.group(1) + "/**<" + m.group(2)
+            # keep a group comment repeated onto this line (out[i] ends with
+            # the line itself): the declaration gets both, not the trailing
+            # note alone
+            out[i] = out[i][:len(out[i]) - len(line)] + m.group(1) + "/**<" + m.group(2)
             # a trailing comment continued on the next lines stays as it is
         i += 1
     sys.stdout.write("\n".join(out))

@@ -49,15 +49,17 @@ void tern_chan_free(tern_chan *ch);
 /* Send a copy of *elem, blocking until a receiver or buffer space takes it
  * or ctx (NULL: unbounded) is done.  0; -EPIPE if the channel is (or
  * becomes, while we wait) closed; -ECANCELED or -ETIMEDOUT when ctx is
- * done first (nothing is sent then).  ch NULL: blocks until ctx is done
- * (forever without one), as Go's nil channel. */
+ * done first (nothing is sent then); -ENOMEM only in a TERN_STACK_SHARED
+ * coroutine whose element is too large for the waiter's own buffer.  ch
+ * NULL: blocks until ctx is done (forever without one), as Go's nil
+ * channel. */
 int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx);
 
 /* Receive into *elem (may be NULL to discard).  0 with *ok = true for a
  * value; 0 with *ok = false (and *elem zeroed) once the channel is closed
  * and drained; -ECANCELED or -ETIMEDOUT when ctx (NULL: unbounded) is done
- * first (nothing is received then).  ok may be NULL.  ch NULL: as for
- * tern_chan_send. */
+ * first (nothing is received then); -ENOMEM as for tern_chan_send.  ok
+ * may be NULL.  ch NULL: as for tern_chan_send. */
 int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx);
 
 /* Non-blocking forms: -EAGAIN instead of waiting (a NULL channel: always
@@ -97,7 +99,8 @@ typedef struct tern_chan_case {
  * fairness).  ctx (NULL: unbounded) bounds the wait: -ECANCELED or
  * -ETIMEDOUT when it is done first.  A SEND case on a closed channel is
  * ready: it fires with its `ok` false.  n may be 0 (then it waits for ctx
- * only).  -EINVAL for n < 0 or n > TERN_CHAN_SELECT_MAX.
+ * only).  -EINVAL for n < 0 or n > TERN_CHAN_SELECT_MAX; -ENOMEM when
+ * its wait records cannot be had (nothing was done).
  *
  *     tern_chan_case cs[] = {
  *         {.ch = jobs, .op = TERN_CHAN_RECV, .elem = &job},

@@ -127,6 +127,10 @@ void tern_config_free(tern_config *cfg);
 
 /* ---- getters: any thread, lock-free ---------------------------------------- */
 
+/* The value of a declared key, read from the snapshot current at the
+ * call: a string is owned by the config (valid until tern_config_free,
+ * never NULL: "" when unset), a duration is in ns.  A key that was not
+ * declared, or was declared with another type, aborts naming the key. */
 const char *tern_config_str(tern_config *cfg, const char *key);
 int64_t tern_config_int(tern_config *cfg, const char *key);
 double tern_config_double(tern_config *cfg, const char *key);

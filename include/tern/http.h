@@ -91,6 +91,7 @@ int tern_http_run_chain(tern_http_req *r, tern_http_resp *w, const tern_http_lin
 
 /* ---- the request -------------------------------------------------------- */
 
+/* The method as sent ("GET", "POST", any token; case-sensitive). */
 const char *tern_http_req_method(const tern_http_req *r);
 /* The request target as sent: "/users/42?x=1". */
 const char *tern_http_req_target(const tern_http_req *r);
@@ -101,10 +102,12 @@ const char *tern_http_req_path(tern_http_req *r);
 const char *tern_http_req_raw_query(const tern_http_req *r);
 /* 0 for HTTP/1.0, 1 for HTTP/1.1. */
 int tern_http_req_minor_version(const tern_http_req *r);
+/* Whether the method is HEAD (the body written is counted, not sent). */
 bool tern_http_req_is_head(const tern_http_req *r);
 
 /* The first header field with this name (case-insensitive), or NULL. */
 const char *tern_http_req_header(const tern_http_req *r, const char *name);
+/* How many header fields the request has (repeated names counted). */
 size_t tern_http_req_header_count(const tern_http_req *r);
 /* The i-th field as received; -ERANGE past the end. */
 int tern_http_req_header_at(const tern_http_req *r, size_t i, const char **name, const char **value);
@@ -127,7 +130,8 @@ int64_t tern_http_req_content_length(const tern_http_req *r);
  * read returns -EIO.  The first read answers "Expect: 100-continue". */
 ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n);
 /* Read the whole body into memory owned by the request (NUL-terminated
- * for convenience); same errors as tern_http_req_read. */
+ * for convenience); same errors as tern_http_req_read, -ENOMEM, and
+ * -EALREADY if tern_http_req_read already consumed part of it. */
 int tern_http_req_body(tern_http_req *r, const char **data, size_t *len);
 /* Parse the body as JSON.  -EBADMSG when it is not JSON (and nothing is
  * sent: answer 400 yourself, or return the error for a 500). *out is
@@ -146,6 +150,7 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r);
  * -EINVAL for NULL. */
 int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx);
 
+/* The client's address, as tern_conn_remote_addr ("127.0.0.1:51234"). */
 const char *tern_http_req_remote_addr(tern_http_req *r);
 /* Memory freed with the request (8-byte aligned); NULL on ENOMEM. */
 void *tern_http_req_alloc(tern_http_req *r, size_t n);
@@ -160,6 +165,7 @@ int tern_http_req_add_ctx_value(tern_http_req *r, const void *key, void *value);
 /* A value for later links of the chain (a request id, a user), by key
  * address; -ENOMEM. */
 int tern_http_req_set_value(tern_http_req *r, const void *key, void *value);
+/* The value set under key by tern_http_req_set_value, or NULL. */
 void *tern_http_req_value(const tern_http_req *r, const void *key);
 /* When the request's head had been fully read (tern_now() clock). */
 int64_t tern_http_req_start_time(const tern_http_req *r);
@@ -175,23 +181,28 @@ int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *v
 int tern_http_resp_del_header(tern_http_resp *w, const char *name);
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name);
 
-/* The status to send (100-999 except 1xx: -EINVAL).  Default 200. */
+/* The status to send (100-999 except 1xx: -EINVAL; -EALREADY once the
+ * head was sent).  Default 200. */
 int tern_http_resp_set_status(tern_http_resp *w, int status);
 int tern_http_resp_status(const tern_http_resp *w);
 
 /* Append body bytes.  Returns len or -errno (the client has gone:
- * -EPIPE/-ECONNRESET/-ETIMEDOUT).  For HEAD the bytes are counted, not
- * sent. */
+ * -EPIPE/-ECONNRESET/-ETIMEDOUT; -ENOMEM; -EALREADY once the response
+ * is complete, as after tern_http_resp_file).  For HEAD the bytes are
+ * counted, not sent. */
 ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len);
 int tern_http_resp_printf(tern_http_resp *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Send the head and what is buffered now; the body streams from here. */
 int tern_http_resp_flush(tern_http_resp *w);
+/* Whether the head has been sent (after a flush, or once the body
+ * outgrew the buffer): status and headers can no longer change. */
 bool tern_http_resp_committed(const tern_http_resp *w);
 /* Body bytes written so far (before any encoding). */
 uint64_t tern_http_resp_body_bytes(const tern_http_resp *w);
 
-/* Whole responses: status, Content-Type, body.  Return 0 or -errno. */
+/* Whole responses: status, Content-Type, body.  Return 0 or -errno (as
+ * set_status, set_header and write; -EINVAL for a NULL JSON value). */
 int tern_http_resp_send(tern_http_resp *w, int status, const char *content_type,
                         const void *body, size_t len);
 int tern_http_resp_text(tern_http_resp *w, int status, const char *text);

@@ -156,6 +156,8 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
 int tern_http_client_get(tern_http_client *c, const char *url, tern_http_client_response **out,
                          tern_ctx *ctx);
 
+/* The status code of the final response: never 1xx (interim responses
+ * are skipped); after redirects, the last hop's. */
 int tern_http_client_response_status(const tern_http_client_response *r);
 
 /* The first field called name (any case), NUL-terminated, or NULL.  Valid

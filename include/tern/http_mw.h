@@ -2,7 +2,9 @@
  * tern/http_mw.h - the built-in middleware and the static-file handler.
  *
  * Each middleware is a tern_http_handler_fn whose arg is its options
- * struct (NULL: the defaults); put it in a chain before the handler:
+ * struct (NULL: the defaults, for those that have defaults; body limit,
+ * timeout and static files need theirs, and answer 500 through -EINVAL
+ * without them); put it in a chain before the handler:
  *
  *     static const tern_http_gzip_options gz = {.min_size = 512};
  *     static const tern_http_link chain[] = {
@@ -59,6 +61,9 @@ typedef struct tern_http_request_id_options {
 
 extern const char tern_http_request_id_key;
 
+/* The middleware; opts is a tern_http_request_id_options or NULL.  Returns
+ * what the rest of the chain returns, or -ENOMEM (no id could be made) or
+ * a header error without running it. */
 int tern_http_mw_request_id(tern_http_req *r, tern_http_resp *w, void *opts);
 /* The id set by tern_http_mw_request_id earlier in the chain, or NULL. */
 const char *tern_http_request_id(const tern_http_req *r);
@@ -86,6 +91,10 @@ typedef struct tern_http_cors_options {
                                    whole seconds); 0: not sent */
 } tern_http_cors_options;
 
+/* The middleware; opts is a tern_http_cors_options or NULL (any origin,
+ * no credentials).  Returns what the rest of the chain returns, 0 after
+ * answering a preflight, or a header error (-EINVAL for a configured list
+ * that is not a valid field value). */
 int tern_http_mw_cors(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* ---- gzip ---------------------------------------------------------------
@@ -105,6 +114,9 @@ typedef struct tern_http_gzip_options {
     int level;                  /* 1..9; 0: 6 */
 } tern_http_gzip_options;
 
+/* The middleware; opts is a tern_http_gzip_options or NULL.  Returns what
+ * the rest of the chain returns (an error there leaves the response
+ * alone), or -ENOMEM / a header error from compressing. */
 int tern_http_mw_gzip(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* ---- body size limit ----------------------------------------------------
@@ -118,6 +130,9 @@ typedef struct tern_http_body_limit_options {
     int64_t max;                /* bytes, >= 0 */
 } tern_http_body_limit_options;
 
+/* The middleware; opts is a tern_http_body_limit_options, required (NULL
+ * or a negative max: -EINVAL, a 500).  Returns what the rest of the chain
+ * returns, or 0 after answering 413. */
 int tern_http_mw_body_limit(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* ---- timeout --------------------------------------------------------------
@@ -139,6 +154,10 @@ typedef struct tern_http_timeout_options {
     const char *message;        /* 503 body; NULL: "503 Service Unavailable\n" */
 } tern_http_timeout_options;
 
+/* The middleware; opts is a tern_http_timeout_options, required (NULL or
+ * a timeout <= 0: -EINVAL, a 500).  Returns what the rest of the chain
+ * returns, 0 after answering 503, or -ENOMEM / -ENOSPC (from
+ * tern_http_req_set_ctx) without running it. */
 int tern_http_mw_timeout(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* ---- static files ---------------------------------------------------------
@@ -169,6 +188,10 @@ typedef struct tern_http_static_options {
     const char *index;          /* NULL: "index.html"; "": directories are 404 */
 } tern_http_static_options;
 
+/* The handler; opts is a tern_http_static_options with root set, required
+ * (NULL or no root: -EINVAL, a 500).  0 once it answered (files and the
+ * 301/400/403/404/405 above alike), or -errno: -ENOMEM, or the client
+ * gone while sending. */
 int tern_http_static_dir(tern_http_req *r, tern_http_resp *w, void *opts);
 
 #ifdef __cplusplus

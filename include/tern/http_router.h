@@ -64,6 +64,9 @@ tern_http_group *tern_http_router_root(tern_http_router *rt);
  * the router.  0, -EINVAL for a malformed prefix, -ENOMEM; *out is NULL
  * on failure. */
 int tern_http_group_new(tern_http_group *parent, const char *prefix, tern_http_group **out);
+/* Add middleware mw (with arg) to g, run in the order added.  0,
+ * -EINVAL for a NULL mw, -EBUSY once g (or a group under it) has routes,
+ * -ENOMEM. */
 int tern_http_group_use(tern_http_group *g, tern_http_handler_fn *mw, void *arg);
 /* Register a route.  method NULL or "*": any method.  -EINVAL for a
  * malformed pattern (not starting with '/' and not "" in a group with a

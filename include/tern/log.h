@@ -159,6 +159,7 @@ void tern__log_emit(tern_log_level level, const char *msg, uint32_t msg_len,
 
 /* Lines below level are skipped from now on (one atomic store). */
 void tern_log_set_level(tern_log_level level);
+/* The threshold now, and whether a line at level would be written. */
 tern_log_level tern_log_get_level(void);
 bool tern_log_enabled(tern_log_level level);
 
@@ -288,6 +289,10 @@ typedef struct tern_http_access_log_options {
     void *fn_arg;
 } tern_http_access_log_options;
 
+/* The middleware; opts is a tern_http_access_log_options or NULL.  Runs
+ * the rest of the chain, logs its line and returns what the chain
+ * returned (the line never fails the request: a full ring drops it and
+ * counts it in tern_log_stats). */
 int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts);
 
 #ifdef __cplusplus

@@ -158,11 +158,15 @@ int tern_metrics_histogram_with_values(tern_metrics_family *f, const char *const
  * No NULL check here (each is a few ns; a NULL handle faults at once on
  * its first access, inside the function that names it in a backtrace). */
 
+/* Add 1, or n, to the counter: one relaxed atomic add on the calling
+ * thread's shard.  Any thread. */
 void tern_metrics_counter_inc(tern_metrics_counter *c);
 void tern_metrics_counter_add(tern_metrics_counter *c, uint64_t n);
 /* The sum over every shard now. */
 uint64_t tern_metrics_counter_value(const tern_metrics_counter *c);
 
+/* Replace the gauge's value, add to it, or read it (one shared atomic
+ * value: the last set wins).  Any thread. */
 void tern_metrics_gauge_set(tern_metrics_gauge *g, double v);
 void tern_metrics_gauge_add(tern_metrics_gauge *g, double delta);     /* negative to subtract */
 double tern_metrics_gauge_value(const tern_metrics_gauge *g);

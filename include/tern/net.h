@@ -88,6 +88,7 @@ void tern_listener_free(tern_listener *l);
  * or the Unix path; and the port (0 for Unix). */
 const char *tern_listener_addr(const tern_listener *l);
 int tern_listener_port(const tern_listener *l);
+/* The listening socket, still owned by l (tern_listener_free closes it). */
 int tern_listener_fd(const tern_listener *l);
 
 /* Connect to addr, trying each resolved address in turn, bounded by ctx
@@ -141,6 +142,8 @@ int tern_conn_close_write(tern_conn *c);
  * coroutine) gets -EBADF.  NULL is a no-op. */
 void tern_conn_free(tern_conn *c);
 
+/* The socket, still owned by c: for setsockopt and the like, never for
+ * close (tern_conn_free closes it). */
 int tern_conn_fd(const tern_conn *c);
 /* The peer's address as text ("127.0.0.1:51234", "[::1]:80", "@" for an
  * unnamed Unix peer); stable for the conn's life. */

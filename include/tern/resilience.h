@@ -96,7 +96,9 @@ struct tern_retry_budget_stats {
     uint64_t exhausted;         /* retries refused */
 };
 
-/* o may be NULL.  0, -EINVAL, -ENOMEM. */
+/* A retry budget; o may be NULL (the defaults) and is copied.  0, -EINVAL,
+ * -ENOMEM.  The caller's, freed with tern_retry_budget_free (NULL: a
+ * no-op).  Any thread. */
 int tern_retry_budget_new(const tern_retry_budget_options *o, tern_retry_budget **out);
 void tern_retry_budget_free(tern_retry_budget *b);
 /* A request is being made (first attempts only). */
@@ -106,6 +108,7 @@ int tern_retry_budget_try_withdraw(tern_retry_budget *b);
 /* Whole retries available now (reserve plus deposits), for tests and
  * dashboards. */
 double tern_retry_budget_balance(tern_retry_budget *b);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_retry_budget_stats(const tern_retry_budget *b, struct tern_retry_budget_stats *out);
 
 /* ---- the retry loop ------------------------------------------------------ */
@@ -195,13 +198,21 @@ struct tern_breaker_stats {
     uint64_t closed;            /* transitions back to CLOSED */
 };
 
+/* A closed breaker; o may be NULL (the defaults) and is copied.  0, or
+ * -EINVAL (a negative duration, a ratio outside [0, 1], more than 64
+ * buckets or a window shorter than its bucket count in ns), -ENOMEM.  The
+ * breaker is the caller's, freed with tern_breaker_free (NULL: a no-op)
+ * once no call uses it.  Any thread. */
 int tern_breaker_new(const tern_breaker_options *o, tern_breaker **out);
 void tern_breaker_free(tern_breaker *b);
 /* May a call go?  0 with *ticket set (hand it to record), or -EAGAIN. */
 int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket);
 /* The outcome of a call that allow let through. */
 void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool success);
+/* The state now (an OPEN breaker whose open_duration has passed reads
+ * HALF_OPEN). */
 tern_breaker_state tern_breaker_get_state(tern_breaker *b);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_breaker_stats(const tern_breaker *b, struct tern_breaker_stats *out);
 
 /* ---- adaptive throttling (Google SRE book, "Handling Overload") ----------
@@ -229,6 +240,10 @@ struct tern_throttle_stats {
     uint64_t throttled;         /* refused locally */
 };
 
+/* A throttle; o may be NULL (the defaults) and is copied.  0, or -EINVAL
+ * (a negative k or window, more than 64 buckets, a window shorter than
+ * its bucket count in ns), -ENOMEM.  The caller's, freed with
+ * tern_throttle_free (NULL: a no-op).  Any thread. */
 int tern_throttle_new(const tern_throttle_options *o, tern_throttle **out);
 void tern_throttle_free(tern_throttle *t);
 /* Count a request; 0 to send it, -EAGAIN if throttled. */
@@ -237,6 +252,7 @@ int tern_throttle_allow(tern_throttle *t);
 void tern_throttle_record(tern_throttle *t, bool accepted);
 /* The rejection probability now. */
 double tern_throttle_probability(tern_throttle *t);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_throttle_stats(const tern_throttle *t, struct tern_throttle_stats *out);
 
 /* ---- token-bucket rate limiter --------------------------------------------
@@ -264,6 +280,10 @@ struct tern_ratelimit_stats {
     uint64_t keys;              /* keys held now */
 };
 
+/* A rate limiter; o is required (rate has no default) and copied.  0, or
+ * -EINVAL (NULL o, rate not in (0, 1e9], burst negative or in (0, 1)),
+ * -ENOMEM.  The caller's, freed with tern_ratelimit_free (NULL: a no-op)
+ * with its buckets.  Any thread. */
 int tern_ratelimit_new(const tern_ratelimit_options *o, tern_ratelimit **out);
 void tern_ratelimit_free(tern_ratelimit *rl);
 /* Take n (>= 1) tokens from key's bucket (NULL: the global one); never
@@ -273,6 +293,7 @@ void tern_ratelimit_free(tern_ratelimit *rl);
 int tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n, int64_t *retry_after);
 /* Whole tokens in key's bucket now. */
 int64_t tern_ratelimit_tokens(tern_ratelimit *rl, const char *key);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_ratelimit_stats(const tern_ratelimit *rl, struct tern_ratelimit_stats *out);
 
 /* ---- bulkhead: a fixed concurrency limit ----------------------------------
@@ -296,12 +317,20 @@ struct tern_bulkhead_stats {
     uint64_t in_flight;         /* now */
 };
 
+/* A bulkhead; o is required (max has no default) and copied.  0, or
+ * -EINVAL (NULL o, max <= 0, a negative queue or max_wait), -ENOMEM.  The
+ * caller's, freed with tern_bulkhead_free (NULL: a no-op) once nobody is
+ * inside or waiting. */
 int tern_bulkhead_new(const tern_bulkhead_options *o, tern_bulkhead **out);
 void tern_bulkhead_free(tern_bulkhead *b);
 /* 0, -EBUSY (shed), or ctx's -ECANCELED / -ETIMEDOUT (also -ETIMEDOUT
- * for max_wait).  From a coroutine when it may wait. */
+ * for max_wait); -ENOMEM when a waiter's max_wait context cannot be
+ * made.  From a coroutine when it may wait. */
 int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx);
+/* Give back the slot an acquire returned 0 for (to the first waiter, if
+ * any).  Any coroutine. */
 void tern_bulkhead_release(tern_bulkhead *b);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_bulkhead_stats(const tern_bulkhead *b, struct tern_bulkhead_stats *out);
 
 /* ---- adaptive concurrency limit (Netflix concurrency-limits, Gradient2) ---
@@ -335,6 +364,11 @@ struct tern_adaptive_stats {
     uint64_t limit;             /* now */
 };
 
+/* An adaptive limit; o may be NULL (the defaults) and is copied.  0, or
+ * -EINVAL (min < 1, max < min, initial outside [min, max], smoothing
+ * outside [0, 1], tolerance < 1, long_window < 1, after the defaults are
+ * applied), -ENOMEM.  The caller's, freed with tern_adaptive_free (NULL:
+ * a no-op).  Any thread. */
 int tern_adaptive_new(const tern_adaptive_options *o, tern_adaptive **out);
 void tern_adaptive_free(tern_adaptive *a);
 /* 0 with *start set (hand it to release), or -EBUSY (shed). */
@@ -342,7 +376,9 @@ int tern_adaptive_acquire(tern_adaptive *a, int64_t *start);
 /* The call that acquire admitted at *start is over; dropped: it timed out
  * or was refused downstream (its RTT says nothing). */
 void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped);
+/* The limit now. */
 int tern_adaptive_limit(tern_adaptive *a);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_adaptive_stats(const tern_adaptive *a, struct tern_adaptive_stats *out);
 
 /* ---- server middleware ---------------------------------------------------- */
@@ -357,6 +393,9 @@ typedef struct tern_http_ratelimit_options {
     void *key_arg;
 } tern_http_ratelimit_options;
 
+/* The middleware; opts is a tern_http_ratelimit_options, required (NULL
+ * or no limiter: -EINVAL, a 500).  Returns what the rest of the chain
+ * returns, 0 after answering 429, or -ENOMEM from the limiter. */
 int tern_http_mw_ratelimit(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* A concurrency limit for the rest of the chain, a bulkhead (queued
@@ -370,6 +409,10 @@ typedef struct tern_http_concurrency_options {
     int64_t retry_after;        /* ns; 0: 1 s */
 } tern_http_concurrency_options;
 
+/* The middleware; opts is a tern_http_concurrency_options, required (NULL,
+ * or both or neither limit set: -EINVAL, a 500).  Returns what the rest
+ * of the chain returns, 0 after answering 503 (shed, or a bulkhead wait
+ * that timed out), or the request context's -ECANCELED. */
 int tern_http_mw_concurrency(tern_http_req *r, tern_http_resp *w, void *opts);
 
 /* ---- resilient HTTP client call -------------------------------------------
@@ -422,7 +465,11 @@ struct tern_resilient_client_stats {
     uint64_t cancelled;         /* losing requests cancelled */
 };
 
-/* 0, -EINVAL (no client, a breaker and a throttle both), -ENOMEM. */
+/* A resilient client over o->client; o is required and copied (the
+ * breaker, throttle and budget options it points to too).  0, -EINVAL (NULL
+ * o, no client, a breaker and a throttle both, a negative count or
+ * duration), -ENOMEM.  The caller's, freed
+ * with tern_resilient_client_free. */
 int tern_resilient_client_new(const tern_resilient_client_options *o,
                               tern_resilient_client **out);
 /* Every response must have been released first.  Waits for losing hedge
@@ -441,6 +488,7 @@ int tern_resilient_client_do(tern_resilient_client *rc, const tern_http_client_r
 /* Release a response of tern_resilient_client_do (NULL: a no-op). */
 void tern_resilient_client_response_free(tern_resilient_client *rc,
                                          tern_http_client_response *r);
+/* Its counters into *out (see "Counters" above); 0.  Any thread. */
 int tern_resilient_client_stats(const tern_resilient_client *rc,
                                 struct tern_resilient_client_stats *out);
 /* The state of host's breaker ("127.0.0.1:8080"); CLOSED when none. */

@@ -131,7 +131,8 @@ typedef struct tern_go_options {
 } tern_go_options;
 
 /* Start fn(arg) in a new coroutine (Go's `go fn(arg)`).  Returns 0, or
- * -ENOMEM when no control block or stack can be had (nothing is started).
+ * -ENOMEM when no control block or stack can be had, -EINVAL for a NULL
+ * fn (nothing is started either way).
  * The new coroutine runs soon, usually on this P right after the caller
  * next blocks or yields. */
 int tern_go(tern_fn *fn, void *arg);
@@ -220,7 +221,8 @@ void tern_runtime_external_wakers(int delta);
  * at EOF or in error: the next read/write says), -ETIMEDOUT, -EBADF if the
  * fd was closed with tern_fd_close() while waiting or is invalid, -EBUSY if
  * another coroutine already waits on the same fd in the same direction,
- * -EINVAL for bad events. */
+ * -EINVAL for bad events, -ENOMEM, or epoll_ctl's -errno when the fd
+ * cannot be registered (a regular file counts as always ready: 0). */
 int tern_fd_wait(int fd, int events, int64_t deadline);
 
 /* Wake the fd's waiters with -EBADF, drop its registration and close it.
@@ -236,7 +238,9 @@ int tern_fd_close(int fd);
  * (tern_run_options.blocking_threads); calls beyond it queue, and the queue
  * depth is in tern_runtime_stats().  fn must not call tern functions that park.
  * From a TERN_STACK_SHARED coroutine, arg must not point into its stack
- * (that stack is another coroutine's while this one waits): -EFAULT. */
+ * (that stack is another coroutine's while this one waits): -EFAULT.
+ * -EINVAL for a NULL fn; -EAGAIN when the pool has no thread and none can
+ * be started (fn did not run). */
 int tern_blocking(tern_fn *fn, void *arg);
 
 /* ---- introspection ----------------------------------------------------- */

@@ -76,6 +76,7 @@ void tern_service_free(tern_service *svc);
 /* The service's health object (owned by the service) and server. */
 tern_health *tern_service_health(tern_service *svc);
 tern_http_server *tern_service_server(tern_service *svc);
+/* The port the service listens on (known once tern_service_new returned). */
 int tern_service_port(const tern_service *svc);
 
 /* Add a shutdown hook; hooks run in reverse order of registration.  name

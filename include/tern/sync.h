@@ -56,6 +56,8 @@ typedef struct tern_mutex {
 } tern_mutex;
 #define TERN_MUTEX_INIT {0}
 
+/* Lock m, parking while another coroutine holds it.  Not reentrant:
+ * locking a mutex the caller holds parks it for ever.  From a coroutine. */
 void tern_mutex_lock(tern_mutex *m);
 /* 0 if locked at once, -EAGAIN if it is held (or handed off to a waiter). */
 int tern_mutex_try_lock(tern_mutex *m);
@@ -73,6 +75,9 @@ typedef struct tern_rwmutex {
 } tern_rwmutex;
 #define TERN_RWMUTEX_INIT {0}
 
+/* Take rw shared (rlock / runlock) or exclusive (lock / unlock), parking
+ * while it cannot be had.  Unlocking what is not held aborts (a
+ * programmer error).  The locks from a coroutine; the unlocks anywhere. */
 void tern_rwmutex_rlock(tern_rwmutex *rw);
 void tern_rwmutex_runlock(tern_rwmutex *rw);
 void tern_rwmutex_lock(tern_rwmutex *rw);
@@ -94,6 +99,8 @@ typedef struct tern_cond {
  * re-locking, if it already had).  As in Go, re-check the condition in a
  * loop. */
 int tern_cond_wait(tern_cond *c, tern_mutex *m, tern_ctx *ctx);
+/* Wake one waiter (signal) or every waiter (broadcast); none waiting: a
+ * no-op.  Holding m is allowed, not required.  Any coroutine. */
 void tern_cond_signal(tern_cond *c);        /* wake one waiter */
 void tern_cond_broadcast(tern_cond *c);     /* wake all */
 
@@ -118,6 +125,7 @@ typedef struct tern_waitgroup {
 /* Add delta (may be negative).  Going below zero aborts (programmer error,
  * Go panics too). */
 void tern_waitgroup_add(tern_waitgroup *wg, long delta);
+/* tern_waitgroup_add(wg, -1): one coroutine of the group is done. */
 void tern_waitgroup_done(tern_waitgroup *wg);
 /* Park until the counter is zero or ctx (NULL: unbounded) is done.  0
  * when zero (at once if it already is); -ECANCELED / -ETIMEDOUT when ctx

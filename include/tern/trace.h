@@ -189,6 +189,8 @@ int tern_trace_span_start(const char *name, tern_trace_kind kind,
  * tern_trace_span_context_of(tern_trace_span_from_ctx(ctx)) is a valid
  * parent argument either way). */
 const tern_trace_span_context *tern_trace_span_context_of(const tern_trace_span *s);
+/* Whether s is recorded (sampled): false for an unrecorded or NULL span,
+ * whose setters do nothing. */
 bool tern_trace_span_recording(const tern_trace_span *s);
 /* The span's lowercase hex ids (valid until it is freed). */
 const char *tern_trace_span_trace_id(const tern_trace_span *s);

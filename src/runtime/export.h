@@ -87,7 +87,7 @@ bool tern__timer_stop(tern_timer *t);          /* true if it was still queued */
  * itself may use it: no locking. */
 void **tern__co_local(void);
 
-/* Through the report hook (tern_set_report_hook), else stderr. */
+/* Through the report hook (tern_runtime_set_report_hook), else stderr. */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

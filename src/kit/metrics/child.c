@@ -36,9 +36,9 @@ static bool values_equal(const tern_metrics_family *f, char *const *a, const cha
     return true;
 }
 
-static tern_metric_child *find(tern_metrics_family *f, uint64_t h, const char *const *v)
+static tern__metrics_child *find(tern_metrics_family *f, uint64_t h, const char *const *v)
 {
-    tern_metric_child *c =
+    tern__metrics_child *c =
         atomic_load_explicit(&f->table[h % TERN_METRICS_TABLE], memory_order_acquire);
     for (; c; c = atomic_load_explicit(&c->next, memory_order_acquire))
         if (c->hash == h && values_equal(f, c->values, v))
@@ -64,13 +64,13 @@ static char **values_copy(const tern_metrics_family *f, const char *const *v)
     return out;
 }
 
-tern_metric_child *tern__metric_child(tern_metrics_family *f, const char *const *v)
+tern__metrics_child *tern__metric_child(tern_metrics_family *f, const char *const *v)
 {
     for (size_t i = 0; i < f->nlabels; i++)
         if (!v[i])
             return NULL;
     uint64_t h = values_hash(f, v);
-    tern_metric_child *c = find(f, h, v);
+    tern__metrics_child *c = find(f, h, v);
     if (c)
         return c;
     pthread_mutex_lock(&f->lock);
@@ -82,7 +82,7 @@ tern_metric_child *tern__metric_child(tern_metrics_family *f, const char *const 
             c->family = f;
             c->hash = h;
             c->values = copy;
-            _Atomic(tern_metric_child *) *head = &f->table[h % TERN_METRICS_TABLE];
+            _Atomic(tern__metrics_child *) *head = &f->table[h % TERN_METRICS_TABLE];
             atomic_store_explicit(&c->next, atomic_load_explicit(head, memory_order_relaxed),
                                   memory_order_relaxed);
             atomic_store_explicit(head, c, memory_order_release);
@@ -96,7 +96,7 @@ tern_metric_child *tern__metric_child(tern_metrics_family *f, const char *const 
     return c;
 }
 
-tern_metric_child *tern__metric_child_alloc(tern_metrics_family *f)
+tern__metrics_child *tern__metric_child_alloc(tern_metrics_family *f)
 {
     switch (f->kind) {
     case TERN_METRIC_COUNTER: {
@@ -130,7 +130,7 @@ tern_metric_child *tern__metric_child_alloc(tern_metrics_family *f)
     }
 }
 
-void tern__metric_child_free(tern_metric_child *c)
+void tern__metric_child_free(tern__metrics_child *c)
 {
     free(c->values);
     if (c->family->kind == TERN_METRIC_HISTOGRAM)
@@ -141,12 +141,12 @@ void tern__metric_child_free(tern_metric_child *c)
 /* The child for values, telling a NULL value (-EINVAL) from a failed
  * allocation (-ENOMEM). */
 static int with_values_checked(tern_metrics_family *f, const char *const *v,
-                               tern_metric_child **out)
+                               tern__metrics_child **out)
 {
     for (size_t i = 0; i < f->nlabels; i++)
         if (!v[i])
             return -EINVAL;
-    tern_metric_child *c = tern__metric_child(f, v);
+    tern__metrics_child *c = tern__metric_child(f, v);
     if (!c)
         return -ENOMEM;
     *out = c;
@@ -154,7 +154,7 @@ static int with_values_checked(tern_metrics_family *f, const char *const *v,
 }
 
 /* The family's values from ap (exactly its label count), then the child. */
-static int with_va(tern_metrics_family *f, tern_metric_kind kind, tern_metric_child **out,
+static int with_va(tern_metrics_family *f, tern__metrics_kind kind, tern__metrics_child **out,
                    va_list ap)
 {
     *out = NULL;
@@ -171,7 +171,7 @@ int tern_metrics_counter_with(tern_metrics_family *f, tern_metrics_counter **out
     va_list ap;
     TERN_CHECK_ARG(f);
     TERN_CHECK_ARG(out);
-    tern_metric_child *c;
+    tern__metrics_child *c;
     va_start(ap, out);
     int rc = with_va(f, TERN_METRIC_COUNTER, &c, ap);
     va_end(ap);
@@ -184,7 +184,7 @@ int tern_metrics_gauge_with(tern_metrics_family *f, tern_metrics_gauge **out, ..
     va_list ap;
     TERN_CHECK_ARG(f);
     TERN_CHECK_ARG(out);
-    tern_metric_child *c;
+    tern__metrics_child *c;
     va_start(ap, out);
     int rc = with_va(f, TERN_METRIC_GAUGE, &c, ap);
     va_end(ap);
@@ -197,7 +197,7 @@ int tern_metrics_histogram_with(tern_metrics_family *f, tern_metrics_histogram *
     va_list ap;
     TERN_CHECK_ARG(f);
     TERN_CHECK_ARG(out);
-    tern_metric_child *c;
+    tern__metrics_child *c;
     va_start(ap, out);
     int rc = with_va(f, TERN_METRIC_HISTOGRAM, &c, ap);
     va_end(ap);
@@ -205,8 +205,8 @@ int tern_metrics_histogram_with(tern_metrics_family *f, tern_metrics_histogram *
     return rc;
 }
 
-static int with_values(tern_metrics_family *f, tern_metric_kind kind, const char *const *values,
-                       tern_metric_child **out)
+static int with_values(tern_metrics_family *f, tern__metrics_kind kind, const char *const *values,
+                       tern__metrics_child **out)
 {
     *out = NULL;
     if (f->kind != kind || (f->nlabels && !values))
@@ -219,7 +219,7 @@ int tern_metrics_counter_with_values(tern_metrics_family *f, const char *const *
 {
     TERN_CHECK_ARG(f);
     TERN_CHECK_ARG(out);
-    tern_metric_child *c;
+    tern__metrics_child *c;
     int rc = with_values(f, TERN_METRIC_COUNTER, values, &c);
     *out = (tern_metrics_counter *)c;
     return rc;
@@ -230,7 +230,7 @@ int tern_metrics_gauge_with_values(tern_metrics_family *f, const char *const *va
 {
     TERN_CHECK_ARG(f);
     TERN_CHECK_ARG(out);
-    tern_metric_child *c;
+    tern__metrics_child *c;
     int rc = with_values(f, TERN_METRIC_GAUGE, values, &c);
     *out = (tern_metrics_gauge *)c;
     return rc;
@@ -241,7 +241,7 @@ int tern_metrics_histogram_with_values(tern_metrics_family *f, const char *const
 {
     TERN_CHECK_ARG(f);
     TERN_CHECK_ARG(out);
-    tern_metric_child *c;
+    tern__metrics_child *c;
     int rc = with_values(f, TERN_METRIC_HISTOGRAM, values, &c);
     *out = (tern_metrics_histogram *)c;
     return rc;

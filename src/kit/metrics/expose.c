@@ -76,7 +76,7 @@ static void put_labels(FILE *out, const tern_metrics_family *f, char *const *val
     fputc('}', out);
 }
 
-static const char *type_name(tern_metric_kind k)
+static const char *type_name(tern__metrics_kind k)
 {
     switch (k) {
     case TERN_METRIC_COUNTER:
@@ -122,7 +122,7 @@ static void put_histogram(FILE *out, const tern_metrics_family *f, const tern_me
     fprintf(out, " %" PRIu64 "\n", cum);
 }
 
-static void put_child(FILE *out, const tern_metrics_family *f, const tern_metric_child *c)
+static void put_child(FILE *out, const tern_metrics_family *f, const tern__metrics_child *c)
 {
     char num[40];
     switch (f->kind) {
@@ -148,8 +148,8 @@ static void put_child(FILE *out, const tern_metrics_family *f, const tern_metric
 static int child_cmp(const void *a, const void *b, void *family)
 {
     const tern_metrics_family *f = family;
-    const tern_metric_child *x = *(tern_metric_child *const *)a;
-    const tern_metric_child *y = *(tern_metric_child *const *)b;
+    const tern__metrics_child *x = *(tern__metrics_child *const *)a;
+    const tern__metrics_child *y = *(tern__metrics_child *const *)b;
     for (size_t i = 0; i < f->nlabels; i++) {
         int c = strcmp(x->values[i], y->values[i]);
         if (c)
@@ -176,9 +176,9 @@ static int put_family(FILE *out, tern_metrics_family *f)
     }
     pthread_mutex_lock(&f->lock);
     size_t n = f->nchildren, k = 0;
-    tern_metric_child **kids = malloc((n ? n : 1) * sizeof *kids);
+    tern__metrics_child **kids = malloc((n ? n : 1) * sizeof *kids);
     for (size_t i = 0; kids && i < TERN_METRICS_TABLE; i++)
-        for (tern_metric_child *c = atomic_load_explicit(&f->table[i], memory_order_relaxed); c;
+        for (tern__metrics_child *c = atomic_load_explicit(&f->table[i], memory_order_relaxed); c;
              c = atomic_load_explicit(&c->next, memory_order_relaxed))
             kids[k++] = c;
     pthread_mutex_unlock(&f->lock);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "kit/metrics/internal.h"
 #include "tern/http_router.h"
 #include "tern/runtime.h"
@@ -54,6 +55,8 @@ struct tern_http_metrics {
 
 int tern_http_metrics_new(const tern_http_metrics_options *o, tern_http_metrics **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     static const tern_http_metrics_options defaults = {0};
     static const char *const srv_code[] = {"route", "method", "code", NULL};
     static const char *const srv_time[] = {"route", "method", NULL};
@@ -207,9 +210,9 @@ static void count_server(const tern_http_metrics *m, const char *route, const ch
     uint64_t epoch = atomic_load_explicit(&tern__metrics_epoch, memory_order_relaxed);
     if (!(e->m == m && e->route == route && e->method == method && e->status == status &&
           e->epoch == epoch && e->total && e->duration &&
-          ((tern_metric_child *)e->total)->family == m->srv_total &&
-          ((tern_metric_child *)e->duration)->family == m->srv_duration &&
-          strcmp(((tern_metric_child *)e->total)->values[0], route) == 0)) {
+          ((tern__metrics_child *)e->total)->family == m->srv_total &&
+          ((tern__metrics_child *)e->duration)->family == m->srv_duration &&
+          strcmp(((tern__metrics_child *)e->total)->values[0], route) == 0)) {
         char code[16];
         status_text(status, code);
         *e = (memo){.m = m, .route = route, .method = method, .status = status, .epoch = epoch};

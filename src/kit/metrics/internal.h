@@ -35,17 +35,17 @@
 /* Chains stay short for the few hundred children a sane family has. */
 #define TERN_METRICS_TABLE 64
 
-typedef enum tern_metric_kind {
+typedef enum tern__metrics_kind {
     TERN_METRIC_COUNTER,
     TERN_METRIC_GAUGE,
     TERN_METRIC_HISTOGRAM,
     TERN_METRIC_COUNTER_FUNC,
     TERN_METRIC_GAUGE_FUNC,
-} tern_metric_kind;
+} tern__metrics_kind;
 
-typedef struct tern_metric_child tern_metric_child;
-struct tern_metric_child {
-    _Atomic(tern_metric_child *) next;  /* hash chain */
+typedef struct tern__metrics_child tern__metrics_child;
+struct tern__metrics_child {
+    _Atomic(tern__metrics_child *) next;  /* hash chain */
     tern_metrics_family *family;
     uint64_t hash;
     char **values;                      /* family->nlabels strings, one malloc */
@@ -56,12 +56,12 @@ typedef struct tern_metrics_slot {
 } tern_metrics_slot;
 
 struct tern_metrics_counter {
-    tern_metric_child h;
+    tern__metrics_child h;
     tern_metrics_slot shards[TERN_METRICS_SHARDS];
 };
 
 struct tern_metrics_gauge {
-    tern_metric_child h;
+    tern__metrics_child h;
     _Atomic uint64_t bits;              /* a double's bits: set must replace it */
 };
 
@@ -69,7 +69,7 @@ struct tern_metrics_gauge {
  * cumulative), then the sum's double bits; stride bytes apart, a multiple
  * of a cache line. */
 struct tern_metrics_histogram {
-    tern_metric_child h;
+    tern__metrics_child h;
     const double *bounds;               /* the family's */
     size_t nbounds;
     size_t stride;
@@ -79,7 +79,7 @@ struct tern_metrics_histogram {
 struct tern_metrics_family {
     tern_metrics_registry *reg;
     char *name, *help;
-    tern_metric_kind kind;
+    tern__metrics_kind kind;
     size_t nlabels;
     char *labels[TERN_METRICS_MAX_LABELS];
     double *bounds;                     /* histograms */
@@ -88,7 +88,7 @@ struct tern_metrics_family {
     void *fn_arg;
     pthread_mutex_t lock;               /* inserts */
     size_t nchildren;                   /* under lock */
-    _Atomic(tern_metric_child *) table[TERN_METRICS_TABLE];
+    _Atomic(tern__metrics_child *) table[TERN_METRICS_TABLE];
 };
 
 typedef struct tern_metrics_hook {
@@ -139,10 +139,10 @@ static inline void tern__metrics_slot_add(_Atomic uint64_t *p, uint64_t n, int s
 }
 
 /* Find or make the child for values (family->nlabels of them). */
-tern_metric_child *tern__metric_child(tern_metrics_family *f, const char *const *values);
+tern__metrics_child *tern__metric_child(tern_metrics_family *f, const char *const *values);
 /* Make the storage of a child of f's kind (header left to the caller). */
-tern_metric_child *tern__metric_child_alloc(tern_metrics_family *f);
-void tern__metric_child_free(tern_metric_child *c);
+tern__metrics_child *tern__metric_child_alloc(tern_metrics_family *f);
+void tern__metric_child_free(tern__metrics_child *c);
 
 static inline uint64_t tern__metrics_dbits(double v)
 {

@@ -37,6 +37,8 @@ tern_metrics_registry *tern__metrics_reg(tern_metrics_registry *r)
 
 int tern_metrics_registry_new(tern_metrics_registry **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     tern_metrics_registry *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
@@ -49,9 +51,9 @@ int tern_metrics_registry_new(tern_metrics_registry **out)
 static void family_free(tern_metrics_family *f)
 {
     for (size_t i = 0; i < TERN_METRICS_TABLE; i++) {
-        tern_metric_child *c = atomic_load_explicit(&f->table[i], memory_order_relaxed);
+        tern__metrics_child *c = atomic_load_explicit(&f->table[i], memory_order_relaxed);
         while (c) {
-            tern_metric_child *next = atomic_load_explicit(&c->next, memory_order_relaxed);
+            tern__metrics_child *next = atomic_load_explicit(&c->next, memory_order_relaxed);
             tern__metric_child_free(c);
             c = next;
         }
@@ -166,7 +168,7 @@ static int add_family(tern_metrics_registry *r, tern_metrics_family *f)
 
 static const double default_bounds[] = {TERN_METRICS_DEFAULT_BUCKETS};
 
-static int family_new(tern_metrics_registry *r, tern_metric_kind kind, const char *name,
+static int family_new(tern_metrics_registry *r, tern__metrics_kind kind, const char *name,
                       const char *help, const char *const *labels, const double *bounds,
                       size_t nbounds, tern_metrics_value_fn *fn, void *fn_arg,
                       tern_metrics_family **out)
@@ -228,7 +230,7 @@ int tern_metrics_family_new(tern_metrics_registry *r, const tern_metrics_family_
     *out = NULL;
     if (!opts)
         return -EINVAL;
-    tern_metric_kind kind;
+    tern__metrics_kind kind;
     switch (opts->type) {
     case TERN_METRICS_COUNTER: kind = TERN_METRIC_COUNTER; break;
     case TERN_METRICS_GAUGE: kind = TERN_METRIC_GAUGE; break;
@@ -241,7 +243,7 @@ int tern_metrics_family_new(tern_metrics_registry *r, const tern_metrics_family_
                       NULL, NULL, out);
 }
 
-static int func_new(tern_metrics_registry *r, tern_metric_kind kind, const char *name,
+static int func_new(tern_metrics_registry *r, tern__metrics_kind kind, const char *name,
                     const char *help, tern_metrics_value_fn *fn, void *arg)
 {
     if (!fn)

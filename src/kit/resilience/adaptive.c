@@ -36,6 +36,8 @@ struct tern_adaptive {
 
 int tern_adaptive_new(const tern_adaptive_options *o, tern_adaptive **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     static const tern_adaptive_options defaults = {0};
     if (!o)
         o = &defaults;

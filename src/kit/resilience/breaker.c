@@ -31,6 +31,8 @@ struct tern_breaker {
 
 int tern_breaker_new(const tern_breaker_options *o, tern_breaker **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     static const tern_breaker_options defaults = {0};
     if (!o)
         o = &defaults;

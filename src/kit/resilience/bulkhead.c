@@ -25,6 +25,8 @@ struct tern_bulkhead {
 
 int tern_bulkhead_new(const tern_bulkhead_options *o, tern_bulkhead **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     if (!o || o->max <= 0 || o->queue < 0 || o->max_wait < 0)
         return -EINVAL;
     tern_bulkhead *b = calloc(1, sizeof *b);

@@ -50,6 +50,8 @@ struct tern_resilient_client {
 int tern_resilient_client_new(const tern_resilient_client_options *o,
                               tern_resilient_client **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     if (!o || !o->client || (o->breaker && o->throttle) || o->max_attempts < 0 ||
         o->backoff_base < 0 || o->backoff_cap < 0 || o->attempt_timeout < 0 ||
         o->hedge_delay < 0)

@@ -48,6 +48,8 @@ struct tern_ratelimit {
 
 int tern_ratelimit_new(const tern_ratelimit_options *o, tern_ratelimit **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     if (!o || !(o->rate > 0) || o->rate > 1e9 || o->burst < 0 || (o->burst > 0 && o->burst < 1))
         return -EINVAL;
     tern_ratelimit *rl = calloc(1, sizeof *rl);

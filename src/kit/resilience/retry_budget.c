@@ -26,6 +26,8 @@ struct tern_retry_budget {
 
 int tern_retry_budget_new(const tern_retry_budget_options *o, tern_retry_budget **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     static const tern_retry_budget_options defaults = {0};
     if (!o)
         o = &defaults;

@@ -25,6 +25,8 @@ struct tern_throttle {
 
 int tern_throttle_new(const tern_throttle_options *o, tern_throttle **out)
 {
+    TERN_CHECK_ARG(out);
+    *out = NULL;
     static const tern_throttle_options defaults = {0};
     if (!o)
         o = &defaults;
