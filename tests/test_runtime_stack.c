@@ -1,4 +1,4 @@
-/* test_stack.c - stacks: a million parked, sizes, shared mode, overflow. */
+/* test_runtime_stack.c - stacks: a million parked, sizes, shared mode, overflow. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_sched.c - coroutine lifecycle, yield, ids and names, tern_run. */
+/* test_runtime_sched.c - coroutine lifecycle, yield, ids and names, tern_run. */
 #include "check.h"
 
 #include <errno.h>

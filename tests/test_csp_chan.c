@@ -1,4 +1,4 @@
-/* test_chan.c - channel semantics: Go's rules, one by one. */
+/* test_csp_chan.c - channel semantics: Go's rules, one by one. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_stress.c - a million spawns, random yields across Ps, a wake ring. */
+/* test_runtime_stress.c - a million spawns, random yields across Ps, a wake ring. */
 #include "check.h"
 
 #include <stdatomic.h>

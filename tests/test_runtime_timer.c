@@ -1,4 +1,4 @@
-/* test_timer.c - sleeps: ordering, accuracy, timers in bulk across Ps. */
+/* test_runtime_timer.c - sleeps: ordering, accuracy, timers in bulk across Ps. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_netpoll.c - tern_fd_wait / tern_fd_close on sockets and pipes. */
+/* test_runtime_netpoll.c - tern_fd_wait / tern_fd_close on sockets and pipes. */
 #include "check.h"
 
 #include <errno.h>
