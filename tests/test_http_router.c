@@ -39,7 +39,7 @@ static void expect_405(cl *k, const char *method, const char *path, const char *
     resp_free(&r);
 }
 
-SERVER_TEST(router_routes)
+SERVER_TEST(router_prefers_static_then_param_then_catch_all_with_404_and_405)
 {
     (void)arg;
     tern_http_router *rt;
@@ -113,7 +113,7 @@ SERVER_TEST(router_routes)
 }
 
 /* No runtime needed: registration only. */
-static void router_registration_errors(void)
+static void router_refuses_duplicate_and_malformed_patterns(void)
 {
     tern_http_router *rt;
     CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
@@ -209,7 +209,7 @@ static void expect_order(cl *k, const char *method, const char *path, int status
     resp_free(&r);
 }
 
-SERVER_TEST(router_groups)
+SERVER_TEST(router_groups_run_their_middleware_outermost_first)
 {
     (void)arg;
     tern_http_router *rt;
@@ -297,7 +297,7 @@ SERVER_TEST(group_serves_its_own_prefix)
 /* The root group's middleware with routes: freeing the router must work.
  * Found: each route kept a pointer past the root's links into its chain's
  * allocation and freed that pointer (free(): invalid pointer). */
-static void router_free_with_root_middleware(void)
+static void router_with_root_middleware_frees_cleanly(void)
 {
     tern_http_router *rt;
     CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
@@ -306,5 +306,7 @@ static void router_free_with_root_middleware(void)
     tern_http_router_free(rt);
 }
 
-TESTS(T(router_routes), T(router_registration_errors), T(router_groups),
-      T(group_serves_its_own_prefix), T(router_free_with_root_middleware))
+TESTS(T(router_prefers_static_then_param_then_catch_all_with_404_and_405),
+      T(router_refuses_duplicate_and_malformed_patterns),
+      T(router_groups_run_their_middleware_outermost_first), T(group_serves_its_own_prefix),
+      T(router_with_root_middleware_frees_cleanly))

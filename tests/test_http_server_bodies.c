@@ -8,7 +8,7 @@
 
 #include "http_server_fixture.h"
 
-SERVER_TEST(chunked_request_body)
+SERVER_TEST(chunked_request_body_is_decoded_with_extensions_and_trailers)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -59,7 +59,7 @@ SERVER_TEST(chunked_request_body)
  * here answered 400 by the server), the connection closes, and the rest of
  * the bad body is never parsed as a request.  Found: a second 400 came,
  * from parsing the body's remains as a request. */
-SERVER_TEST(bad_chunked_framing_closes)
+SERVER_TEST(bad_chunked_framing_answers_400_and_closes_the_conn)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -103,7 +103,7 @@ SERVER_TEST(head_survives_chunked_body)
     return 0;
 }
 
-SERVER_TEST(expect_continue)
+SERVER_TEST(expect_continue_sends_100_only_when_the_body_is_wanted)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -378,6 +378,7 @@ SERVER_TEST(req_read_streams_the_body_and_its_errors)
     return 0;
 }
 
-TESTS(T(chunked_request_body), T(bad_chunked_framing_closes), T(head_survives_chunked_body),
-      T(expect_continue), T(continue_after_buffered_answers), T(no_continue_after_commit),
-      T(req_read_streams_the_body_and_its_errors))
+TESTS(T(chunked_request_body_is_decoded_with_extensions_and_trailers),
+      T(bad_chunked_framing_answers_400_and_closes_the_conn), T(head_survives_chunked_body),
+      T(expect_continue_sends_100_only_when_the_body_is_wanted), T(continue_after_buffered_answers),
+      T(no_continue_after_commit), T(req_read_streams_the_body_and_its_errors))

@@ -8,7 +8,7 @@
 
 #include "http_server_fixture.h"
 
-SERVER_TEST(keep_alive)
+SERVER_TEST(keep_alive_serves_many_requests_on_one_conn)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -56,7 +56,7 @@ SERVER_TEST(keep_alive)
     return 0;
 }
 
-SERVER_TEST(pipelining)
+SERVER_TEST(pipelined_requests_are_answered_in_order_in_one_batch)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -122,7 +122,7 @@ SERVER_TEST(pipelining)
     return 0;
 }
 
-SERVER_TEST(http10)
+SERVER_TEST(http10_closes_after_each_response_unless_keep_alive_is_asked)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -168,7 +168,7 @@ SERVER_TEST(http10)
  * that request is processed (RFC 9112 9.6: "MUST NOT process any further
  * requests received on that connection"), even when already buffered.
  * Found: the serve loop checked `closing` only with an empty input buffer. */
-SERVER_TEST(connection_close)
+SERVER_TEST(connection_close_ends_the_conn_even_with_a_request_buffered)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -247,5 +247,8 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     return 0;
 }
 
-TESTS(T(keep_alive), T(pipelining), T(http10), T(connection_close),
+TESTS(T(keep_alive_serves_many_requests_on_one_conn),
+      T(pipelined_requests_are_answered_in_order_in_one_batch),
+      T(http10_closes_after_each_response_unless_keep_alive_is_asked),
+      T(connection_close_ends_the_conn_even_with_a_request_buffered),
       T(server_add_listener_serves_a_unix_socket))

@@ -10,7 +10,7 @@
 
 #include "http_server_fixture.h"
 
-SERVER_TEST(handler_error_500_keeps_conn)
+SERVER_TEST(handler_error_before_writing_answers_500_and_keeps_the_conn)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -36,7 +36,7 @@ SERVER_TEST(handler_error_500_keeps_conn)
     return 0;
 }
 
-SERVER_TEST(handler_error_after_streaming)
+SERVER_TEST(handler_error_after_streaming_cuts_the_chunked_body)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -111,5 +111,6 @@ static void http_null_objects_abort_naming_the_function(void)
     tern_http_client_response_free(NULL);
 }
 
-TESTS(T(handler_error_500_keeps_conn), T(handler_error_after_streaming),
-      T(error_status_maps_body_errors), T(http_null_objects_abort_naming_the_function))
+TESTS(T(handler_error_before_writing_answers_500_and_keeps_the_conn),
+      T(handler_error_after_streaming_cuts_the_chunked_body), T(error_status_maps_body_errors),
+      T(http_null_objects_abort_naming_the_function))

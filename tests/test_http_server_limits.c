@@ -30,7 +30,7 @@ static void expect_refusal(const char *addr, const void *req, size_t len, int st
     cl_close(k);
 }
 
-SERVER_TEST(too_long_and_too_big)
+SERVER_TEST(long_request_line_is_414_and_big_or_many_fields_431)
 {
     (void)arg;
     tern_http_server_options o = { .max_header_bytes = 8192, .max_headers = 20 };
@@ -70,7 +70,7 @@ SERVER_TEST(too_long_and_too_big)
     return 0;
 }
 
-SERVER_TEST(bad_requests)
+SERVER_TEST(malformed_requests_are_refused_with_400_501_or_505)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -104,7 +104,7 @@ SERVER_TEST(bad_requests)
     return 0;
 }
 
-SERVER_TEST(max_requests_per_conn)
+SERVER_TEST(max_requests_per_conn_closes_the_conn_after_the_last)
 {
     (void)arg;
     tern_http_server_options o = { .max_requests_per_conn = 3 };
@@ -132,7 +132,7 @@ SERVER_TEST(max_requests_per_conn)
     return 0;
 }
 
-SERVER_TEST(max_conns)
+SERVER_TEST(max_conns_holds_new_conns_until_one_closes)
 {
     (void)arg;
     tern_http_server_options o = { .max_conns = 2 };
@@ -198,7 +198,7 @@ SERVER_TEST(body_over_limit_refused_before_read)
     return 0;
 }
 
-SERVER_TEST(chunked_body_over_limit)
+SERVER_TEST(chunked_body_over_max_body_is_refused_with_413)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -265,7 +265,7 @@ static int slow_write(void *arg)
     return 0;
 }
 
-SERVER_TEST(slowloris)
+SERVER_TEST(slow_silent_and_idle_clients_are_cut_off_at_their_timeouts)
 {
     (void)arg;
     tern_http_server_options o = { .read_header_timeout = 200 * TERN_MS,
@@ -351,6 +351,10 @@ SERVER_TEST(pipelined_head_gets_its_own_timeout)
     return 0;
 }
 
-TESTS(T(too_long_and_too_big), T(bad_requests), T(max_requests_per_conn), T(max_conns),
-      T(body_over_limit_refused_before_read), T(chunked_body_over_limit), T(slowloris),
+TESTS(T(long_request_line_is_414_and_big_or_many_fields_431),
+      T(malformed_requests_are_refused_with_400_501_or_505),
+      T(max_requests_per_conn_closes_the_conn_after_the_last),
+      T(max_conns_holds_new_conns_until_one_closes), T(body_over_limit_refused_before_read),
+      T(chunked_body_over_max_body_is_refused_with_413),
+      T(slow_silent_and_idle_clients_are_cut_off_at_their_timeouts),
       T(pipelined_head_gets_its_own_timeout))

@@ -15,7 +15,7 @@ static const char *jstr(json_t *o, const char *k)
     return json_is_null(v) ? NULL : json_string_value(v);
 }
 
-SERVER_TEST(accessors)
+SERVER_TEST(req_accessors_read_path_query_cookies_headers_forms_and_json)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -221,5 +221,5 @@ SERVER_TEST(req_ctx_values_wait_for_the_context)
     return 0;
 }
 
-TESTS(T(accessors), T(req_set_ctx_replaces_and_counts_per_request),
-      T(req_ctx_values_wait_for_the_context))
+TESTS(T(req_accessors_read_path_query_cookies_headers_forms_and_json),
+      T(req_set_ctx_replaces_and_counts_per_request), T(req_ctx_values_wait_for_the_context))

@@ -11,7 +11,7 @@
 
 #include "http_server_fixture.h"
 
-SERVER_TEST(streamed_response)
+SERVER_TEST(streamed_response_sends_each_flushed_piece_as_a_chunk)
 {
     (void)arg;
     CHECK_EQ(tern_chan_new(sizeof(int), 0, &stream_go), 0);
@@ -61,7 +61,7 @@ SERVER_TEST(streamed_response)
     return 0;
 }
 
-SERVER_TEST(large_response)
+SERVER_TEST(large_response_is_streamed_chunked_and_intact)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -87,7 +87,7 @@ SERVER_TEST(large_response)
     return 0;
 }
 
-SERVER_TEST(head_request)
+SERVER_TEST(head_sends_the_full_length_and_no_body)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -117,7 +117,7 @@ SERVER_TEST(head_request)
     return 0;
 }
 
-SERVER_TEST(header_injection)
+SERVER_TEST(header_injection_is_refused_by_set_and_add_header)
 {
     (void)arg;
     tsrv *t = app_start(NULL);
@@ -137,7 +137,7 @@ SERVER_TEST(header_injection)
     return 0;
 }
 
-SERVER_TEST(date_header)
+SERVER_TEST(date_is_an_imf_fixdate_of_now_and_server_is_as_configured)
 {
     (void)arg;
     tern_http_server_options o = { .server_header = "tern-test" };
@@ -424,6 +424,9 @@ SERVER_TEST(req_is_head_only_for_head)
     return 0;
 }
 
-TESTS(T(streamed_response), T(large_response), T(head_request), T(header_injection), T(date_header),
-      T(no_body_bytes_after_304), T(untyped_body_is_sent_as_text),
-      T(resp_status_headers_and_buffered_body), T(req_is_head_only_for_head))
+TESTS(T(streamed_response_sends_each_flushed_piece_as_a_chunk),
+      T(large_response_is_streamed_chunked_and_intact), T(head_sends_the_full_length_and_no_body),
+      T(header_injection_is_refused_by_set_and_add_header),
+      T(date_is_an_imf_fixdate_of_now_and_server_is_as_configured), T(no_body_bytes_after_304),
+      T(untyped_body_is_sent_as_text), T(resp_status_headers_and_buffered_body),
+      T(req_is_head_only_for_head))

@@ -8,7 +8,7 @@
 
 #include "http_server_fixture.h"
 
-SERVER_TEST(forced_shutdown_cancels_ctx)
+SERVER_TEST(shutdown_past_its_deadline_cancels_handlers_and_closes_conns)
 {
     (void)arg;
     CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
@@ -65,8 +65,9 @@ static int cancel_later(void *arg)
     return 0;
 }
 
-/* A request in flight and an idle connection, as forced_shutdown_cancels_ctx
- * sets them up; returns the busy client, *idle the other. */
+/* A request in flight and an idle connection, as
+ * shutdown_past_its_deadline_cancels_handlers_and_closes_conns sets them
+ * up; returns the busy client, *idle the other. */
 static cl *busy_and_idle(tsrv *t, cl **idle)
 {
     *idle = cl_dial(t->addr);
@@ -222,7 +223,7 @@ static int load_client(void *arg)
     return 0;
 }
 
-SERVER_TEST(shutdown_under_load)
+SERVER_TEST(shutdown_under_load_answers_or_closes_every_request)
 {
     (void)arg;
     atomic_store(&sleep_calls, 0);
@@ -332,7 +333,7 @@ static void free_right_after_serve_child(void)
     run_ok(free_right_after_serve_main, NULL, 2);
 }
 
-static void free_right_after_serve(void)
+static void server_can_be_freed_right_after_serve_returns(void)
 {
     child_result cr = run_child(free_right_after_serve_child);
     if (!cr.exited || cr.code != 0) {
@@ -370,7 +371,7 @@ static int free_right_after_serve_main(void *arg)
  * safest order there is).  Found: a connection closed by its client just
  * before shutdown was still inside tern__http_conn_gone() after `drained`
  * was closed, unlocking s->mu of a freed (or already reused) server. */
-SERVER_TEST(free_after_shutdown_and_serve)
+SERVER_TEST(server_can_be_freed_after_shutdown_and_serve_return)
 {
     (void)arg;
     int rounds = (int)scaled(300);
@@ -387,7 +388,9 @@ SERVER_TEST(free_after_shutdown_and_serve)
     return 0;
 }
 
-TESTS(T(forced_shutdown_cancels_ctx), T(shutdown_drain_ends_when_its_ctx_is_cancelled),
-      T(serve_ends_with_its_ctx_closing_every_connection), T(shutdown_under_load),
-      T(shutdown_inflight_gets_connection_close), T(free_right_after_serve),
-      T(free_after_shutdown_and_serve))
+TESTS(T(shutdown_past_its_deadline_cancels_handlers_and_closes_conns),
+      T(shutdown_drain_ends_when_its_ctx_is_cancelled),
+      T(serve_ends_with_its_ctx_closing_every_connection),
+      T(shutdown_under_load_answers_or_closes_every_request),
+      T(shutdown_inflight_gets_connection_close), T(server_can_be_freed_right_after_serve_returns),
+      T(server_can_be_freed_after_shutdown_and_serve_return))
