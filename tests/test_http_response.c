@@ -46,7 +46,7 @@ static void parses_a_simple_response(void)
     CHECK(!r.body_until_close);
 }
 
-static void status_lines(void)
+static void status_line_keeps_any_reason_and_allows_none(void)
 {
     tern_http_response r;
     CHECK(parse("HTTP/1.1 404 Not  Found \t\r\nContent-Length: 0\r\n\r\n", &r) > 0);
@@ -95,7 +95,7 @@ static void every_prefix_is_incomplete(void)
     CHECK_EQ(parse(s, &r), (int)len);
 }
 
-static void fields_are_checked(void)
+static void malformed_fields_are_refused(void)
 {
     expect_bad("HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n");   /* obs-fold */
     expect_bad("HTTP/1.1 200 OK\r\nX : a\r\nContent-Length: 0\r\n\r\n");
@@ -169,7 +169,7 @@ static void framing_per_rfc9112_6_3(void)
     CHECK(r.body_until_close);
 }
 
-static void keep_alive_rules(void)
+static void keep_alive_follows_the_version_and_connection_tokens(void)
 {
     tern_http_response r;
     const char *cl = "Content-Length: 0\r\n";
@@ -239,6 +239,8 @@ static void pipelined_responses_parse_one_at_a_time(void)
     CHECK_EQ(n1 + n2 + 2 + n3, (int)strlen(s));
 }
 
-TESTS(T(parses_a_simple_response), T(status_lines), T(every_prefix_is_incomplete),
-      T(fields_are_checked), T(framing_is_refused_when_ambiguous), T(framing_per_rfc9112_6_3),
-      T(keep_alive_rules), T(limits_are_enforced), T(pipelined_responses_parse_one_at_a_time))
+TESTS(T(parses_a_simple_response), T(status_line_keeps_any_reason_and_allows_none),
+      T(every_prefix_is_incomplete), T(malformed_fields_are_refused),
+      T(framing_is_refused_when_ambiguous), T(framing_per_rfc9112_6_3),
+      T(keep_alive_follows_the_version_and_connection_tokens), T(limits_are_enforced),
+      T(pipelined_responses_parse_one_at_a_time))

@@ -10,7 +10,7 @@ static ssize_t unescape(const char *s, char *dst, size_t size, bool plus)
     return tern_http_unescape(s, strlen(s), dst, size, plus);
 }
 
-static void unescape_decodes(void)
+static void unescape_decodes_percent_escapes_and_plus_in_forms(void)
 {
     char d[64];
     CHECK_EQ(unescape("a%20b", d, sizeof d, false), 3);
@@ -81,7 +81,7 @@ static void check_form(const char *s, const pair *want, size_t n)
     CHECK_EQ(tern_http_form_next(s, strlen(s), &pos, &k, &kl, &v, &vl), 0);   /* stays at the end */
 }
 
-static void form_pairs(void)
+static void form_pairs_split_on_ampersand_and_stay_raw(void)
 {
     check_form("a=1&b=2", (pair[]){{"a", "1"}, {"b", "2"}}, 2);
     check_form("a=1&&b", (pair[]){{"a", "1"}, {"b", ""}}, 2);
@@ -107,7 +107,7 @@ static void cookie(const char *h, const char *name, const char *want)
     }
 }
 
-static void cookies_by_name(void)
+static void cookie_lookup_matches_whole_case_sensitive_names_first_wins(void)
 {
     cookie("a=1; b=2", "a", "1");
     cookie("a=1; b=2", "b", "2");
@@ -178,7 +178,7 @@ static tern_http_url parse_ok(const char *s)
     return u;
 }
 
-static void url_parses(void)
+static void url_parse_splits_scheme_host_port_and_path(void)
 {
     tern_http_url u = parse_ok("http://example.com/a/b?c=d&e");
     CHECK(strcmp(u.scheme, "http") == 0);
@@ -227,7 +227,7 @@ static void url_parses(void)
     CHECK_EQ(strlen(u.hostport), 261);
 }
 
-static void url_refuses(void)
+static void url_parse_refuses_malformed_urls(void)
 {
     const char *bad[] = {
         "", "example.com/", "ftp://h/", "httpx://h/", "http:/h/", "://h/", "http:", "http://",
@@ -254,5 +254,7 @@ static void url_refuses(void)
     CHECK_EQ(tern_http_url_parse(toolong, &u), -EINVAL);
 }
 
-TESTS(T(unescape_decodes), T(unescape_refuses_malformed_and_nul), T(unescape_checks_the_room),
-      T(form_pairs), T(cookies_by_name), T(path_clean_like_go), T(url_parses), T(url_refuses))
+TESTS(T(unescape_decodes_percent_escapes_and_plus_in_forms), T(unescape_refuses_malformed_and_nul),
+      T(unescape_checks_the_room), T(form_pairs_split_on_ampersand_and_stay_raw),
+      T(cookie_lookup_matches_whole_case_sensitive_names_first_wins), T(path_clean_like_go),
+      T(url_parse_splits_scheme_host_port_and_path), T(url_parse_refuses_malformed_urls))

@@ -22,7 +22,7 @@
 #define TERN_TEST_CLANG_TSAN 0
 #endif
 
-static void split_host_port(void)
+static void split_host_port_handles_brackets_and_refuses_malformed(void)
 {
     char h[64], p[16];
     CHECK_EQ(tern_net_split_host_port("127.0.0.1:80", h, sizeof h, p, sizeof p), 0);
@@ -181,7 +181,7 @@ static int tcp_main(void *arg)
     return 0;
 }
 
-static void tcp_echo(void)
+static void tcp_conn_echoes_every_byte_with_deadlines_and_half_close(void)
 {
     run_ok(tcp_main, NULL, 2);
 }
@@ -225,7 +225,7 @@ static int eof_main(void *arg)
     return 0;
 }
 
-static void short_read_then_eof(void)
+static void read_is_short_then_eof_when_the_fin_comes_with_data(void)
 {
     run_ok(eof_main, NULL, 2);
 }
@@ -313,7 +313,7 @@ static int dial_main(void *arg)
     return 0;
 }
 
-static void dial_errors(void)
+static void dial_reports_refused_bad_address_timeout_and_cancel(void)
 {
     run_ok(dial_main, NULL, 2);
 }
@@ -361,7 +361,7 @@ static int unix_main(void *arg)
     return 0;
 }
 
-static void unix_sockets(void)
+static void unix_listener_serves_path_and_abstract_names_and_removes_its_file(void)
 {
     run_ok(unix_main, NULL, 2);
 }
@@ -404,7 +404,7 @@ static int accept_main(void *arg)
     return 0;
 }
 
-static void accept_deadline_and_close(void)
+static void accept_ends_at_its_deadline_and_on_close_and_reuseport_shares_a_port(void)
 {
     run_ok(accept_main, NULL, 2);
 }
@@ -552,7 +552,7 @@ static int fds_and_nodelay_main(void *arg)
     return 0;
 }
 
-static void conn_fds_and_nodelay(void)
+static void conn_fds_are_the_sockets_and_nodelay_is_on_by_default(void)
 {
     run_ok(fds_and_nodelay_main, NULL, 2);
 }
@@ -648,7 +648,7 @@ static int wait_readable_main(void *arg)
     return 0;
 }
 
-static void conn_wait_readable(void)
+static void conn_wait_readable_parks_until_bytes_eof_or_close(void)
 {
     run_ok(wait_readable_main, NULL, 2);
 }
@@ -718,7 +718,7 @@ static int write_deadline_main(void *arg)
     return 0;
 }
 
-static void conn_write_deadline(void)
+static void conn_write_parks_until_its_deadline_then_etimedout(void)
 {
     run_ok(write_deadline_main, NULL, 2);
 }
@@ -817,7 +817,7 @@ static int sendfile_main(void *arg)
     return 0;
 }
 
-static void conn_sendfile(void)
+static void conn_sendfile_sends_ranges_and_reports_a_short_file(void)
 {
     run_ok(sendfile_main, NULL, 2);
 }
@@ -1089,14 +1089,21 @@ static void signal_child(void)
     run_ok(signal_main, NULL, 2);
 }
 
-static void signals_as_events(void)
+static void signal_wait_returns_each_notified_signal_once(void)
 {
     child_result r = run_child(signal_child);
     CHECK(r.exited && r.code == 0);
 }
 
-TESTS(T(split_host_port), T(tcp_echo), T(short_read_then_eof), T(dial_errors), T(unix_sockets),
-      T(accept_deadline_and_close), T(accept_survives_emfile), T(conn_fds_and_nodelay),
-      T(conn_wait_readable), T(conn_write_deadline), T(conn_sendfile),
-      T(conn_read_ends_with_its_ctx), T(conn_write_ends_with_its_ctx), T(accept_ends_with_its_ctx),
-      T(null_objects_abort_naming_the_function), T(signals_as_events))
+TESTS(T(split_host_port_handles_brackets_and_refuses_malformed),
+      T(tcp_conn_echoes_every_byte_with_deadlines_and_half_close),
+      T(read_is_short_then_eof_when_the_fin_comes_with_data),
+      T(dial_reports_refused_bad_address_timeout_and_cancel),
+      T(unix_listener_serves_path_and_abstract_names_and_removes_its_file),
+      T(accept_ends_at_its_deadline_and_on_close_and_reuseport_shares_a_port),
+      T(accept_survives_emfile), T(conn_fds_are_the_sockets_and_nodelay_is_on_by_default),
+      T(conn_wait_readable_parks_until_bytes_eof_or_close),
+      T(conn_write_parks_until_its_deadline_then_etimedout),
+      T(conn_sendfile_sends_ranges_and_reports_a_short_file), T(conn_read_ends_with_its_ctx),
+      T(conn_write_ends_with_its_ctx), T(accept_ends_with_its_ctx),
+      T(null_objects_abort_naming_the_function), T(signal_wait_returns_each_notified_signal_once))

@@ -1,4 +1,4 @@
-/* test_chan.c - channel semantics: Go's rules, one by one. */
+/* test_csp_chan.c - channel semantics: Go's rules, one by one. */
 #include "check.h"
 
 #include <errno.h>
@@ -47,7 +47,7 @@ static void buffered_is_fifo_and_counts(void)
     tern_chan_free(ch);
 }
 
-static void close_rules(void)
+static void close_drains_buffered_values_then_gives_zero_and_refuses_sends(void)
 {
     tern_chan *ch = mk(2);
     int a = 1, b = 2, x = 7;
@@ -413,10 +413,10 @@ static void many_producers_consumers_lose_nothing(void)
     run_ok(mpmc_main, (void *)16L, 0);
 }
 
-TESTS(T(new_rejects_bad_sizes_and_clears_out), T(buffered_is_fifo_and_counts), T(close_rules),
+TESTS(T(new_rejects_bad_sizes_and_clears_out), T(buffered_is_fifo_and_counts),
+      T(close_drains_buffered_values_then_gives_zero_and_refuses_sends),
       T(unbuffered_hands_over_directly), T(chan_close_wakes_all_receivers_and_senders),
       T(nil_channel_blocks_forever), T(channel_deadlock_is_detected),
       T(large_elements_copy_by_value), T(shared_stack_coroutines_exchange_values),
-      T(many_producers_consumers_lose_nothing),
-      T(closing_a_nil_channel_aborts_naming_the_function), T(nil_channel_blocks_until_its_ctx_ends),
-      T(send_and_recv_end_with_their_ctx))
+      T(many_producers_consumers_lose_nothing), T(closing_a_nil_channel_aborts_naming_the_function),
+      T(nil_channel_blocks_until_its_ctx_ends), T(send_and_recv_end_with_their_ctx))

@@ -1,4 +1,4 @@
-/* test_netpoll.c - tern_fd_wait / tern_fd_close on sockets and pipes. */
+/* test_runtime_netpoll.c - tern_fd_wait / tern_fd_close on sockets and pipes. */
 #include "check.h"
 
 #include <errno.h>
@@ -125,7 +125,7 @@ static int bad_main(void *arg)
     return 0;
 }
 
-static void bad_arguments_and_plain_files(void)
+static void fd_wait_refuses_bad_arguments_and_files_are_always_ready(void)
 {
     run_ok(bad_main, NULL, 1);
 }
@@ -179,10 +179,11 @@ static int echo_main(void *arg)
     return 0;
 }
 
-static void many_sockets_across_ps(void)
+static void many_sockets_bounce_across_ps_without_a_lost_wake(void)
 {
     run_ok(echo_main, NULL, 0);
 }
 
 TESTS(T(wait_wakes_when_readable), T(wait_times_out), T(close_wakes_waiters_with_ebadf),
-      T(bad_arguments_and_plain_files), T(many_sockets_across_ps))
+      T(fd_wait_refuses_bad_arguments_and_files_are_always_ready),
+      T(many_sockets_bounce_across_ps_without_a_lost_wake))

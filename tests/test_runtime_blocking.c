@@ -1,4 +1,4 @@
-/* test_blocking.c - tern_blocking: runs off the workers, bounded, counted. */
+/* test_runtime_blocking.c - tern_blocking: runs off the workers, bounded, counted. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_sync.c - mutex, rwmutex, cond, once, waitgroup, semaphore. */
+/* test_csp_sync.c - mutex, rwmutex, cond, once, waitgroup, semaphore. */
 #include "check.h"
 
 #include <errno.h>

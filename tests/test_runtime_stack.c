@@ -1,4 +1,4 @@
-/* test_stack.c - stacks: a million parked, sizes, shared mode, overflow. */
+/* test_runtime_stack.c - stacks: a million parked, sizes, shared mode, overflow. */
 #include "check.h"
 
 #include <errno.h>
@@ -72,12 +72,12 @@ static int million_main(void *arg)
     return 0;
 }
 
-static void million_parked_own_stacks(void)
+static void million_parked_coroutines_fit_with_own_stacks(void)
 {
     run_ok(million_main, (void *)(long)TERN_STACK_OWN, 0);
 }
 
-static void million_parked_shared_stacks(void)
+static void million_parked_coroutines_fit_with_shared_stacks(void)
 {
     run_ok(million_main, (void *)(long)TERN_STACK_SHARED, 0);
 }
@@ -375,6 +375,8 @@ static void trim_returns_stack_pages(void)
     run_ok(trim_main, NULL, 1);
 }
 
-TESTS(T(trim_returns_stack_pages), T(million_parked_own_stacks), T(million_parked_shared_stacks), T(shared_stacks_preserve_frames),
-      T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused), T(idle_spare_stacks_return_memory),
-      T(overflow_is_reported_with_name_and_id), T(overflow_detected_in_canary_mode))
+TESTS(T(trim_returns_stack_pages), T(million_parked_coroutines_fit_with_own_stacks),
+      T(million_parked_coroutines_fit_with_shared_stacks), T(shared_stacks_preserve_frames),
+      T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused),
+      T(idle_spare_stacks_return_memory), T(overflow_is_reported_with_name_and_id),
+      T(overflow_detected_in_canary_mode))

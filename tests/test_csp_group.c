@@ -1,4 +1,4 @@
-/* test_group.c - task groups: first error, cancellation, limits, free. */
+/* test_csp_group.c - task groups: first error, cancellation, limits, free. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_wait.c - the park/wake protocol: tickets, races, timeouts. */
+/* test_runtime_wait.c - the park/wake protocol: tickets, races, timeouts. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_introspect.c - stats, dump, the long-run monitor, deadlock detection. */
+/* test_runtime_introspect.c - stats, dump, the long-run monitor, deadlock detection. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_stress.c - a million spawns, random yields across Ps, a wake ring. */
+/* test_runtime_stress.c - a million spawns, random yields across Ps, a wake ring. */
 #include "check.h"
 
 #include <stdatomic.h>
@@ -85,7 +85,7 @@ static int yields_main(void *arg)
     return 0;
 }
 
-static void random_yields_across_ps(void)
+static void random_yields_and_sleeps_lose_no_step_across_ps(void)
 {
     run_ok(yields_main, NULL, 0);
 }
@@ -137,9 +137,10 @@ static int ring_main(void *arg)
     return 0;
 }
 
-static void wake_ring_across_ps(void)
+static void wake_ring_passes_the_token_without_a_lost_wake(void)
 {
     run_ok(ring_main, NULL, 0);
 }
 
-TESTS(T(million_spawns_all_run), T(random_yields_across_ps), T(wake_ring_across_ps))
+TESTS(T(million_spawns_all_run), T(random_yields_and_sleeps_lose_no_step_across_ps),
+      T(wake_ring_passes_the_token_without_a_lost_wake))

@@ -1,4 +1,4 @@
-/* test_sched.c - coroutine lifecycle, yield, ids and names, tern_run. */
+/* test_runtime_sched.c - coroutine lifecycle, yield, ids and names, tern_run. */
 #include "check.h"
 
 #include <errno.h>
@@ -115,7 +115,7 @@ static int ids_and_names(void *arg)
     return 0;
 }
 
-static void self_id_and_name(void)
+static void coroutines_see_their_own_id_and_a_name_cut_to_fit(void)
 {
     CHECK(tern_self() == NULL);
     CHECK_EQ(tern_id(), 0);
@@ -145,7 +145,7 @@ static int get_procs(void *arg)
     return 0;
 }
 
-static void procs_option_and_env(void)
+static void procs_come_from_the_option_then_the_tern_procs_env(void)
 {
     run_ok(get_procs, NULL, 3);
     CHECK_EQ(procs_seen, 3);
@@ -230,7 +230,7 @@ static int hold_runtime(void *arg)
     return 0;
 }
 
-static void second_runtime_is_busy(void)
+static void second_runtime_in_the_process_is_refused_with_ebusy(void)
 {
     run_ok(hold_runtime, NULL, 1);
 }
@@ -333,7 +333,9 @@ static void run_returns_while_the_other_p_goes_idle(void)
 }
 
 TESTS(T(run_returns_entry_result), T(run_rejects_null_entry), T(go_child_runs_on_yield),
-      T(yield_alternates_on_one_p), T(self_id_and_name), T(go_rejects_bad_options),
-      T(procs_option_and_env), T(procs_honours_affinity), T(run_inside_coroutine_aborts_with_message),
-      T(yield_outside_coroutine_aborts), T(second_runtime_is_busy), T(fp_control_is_per_coroutine),
-      T(run_returns_with_coroutines_still_parked), T(run_returns_while_the_other_p_goes_idle))
+      T(yield_alternates_on_one_p), T(coroutines_see_their_own_id_and_a_name_cut_to_fit),
+      T(go_rejects_bad_options), T(procs_come_from_the_option_then_the_tern_procs_env),
+      T(procs_honours_affinity), T(run_inside_coroutine_aborts_with_message),
+      T(yield_outside_coroutine_aborts), T(second_runtime_in_the_process_is_refused_with_ebusy),
+      T(fp_control_is_per_coroutine), T(run_returns_with_coroutines_still_parked),
+      T(run_returns_while_the_other_p_goes_idle))

@@ -1,4 +1,4 @@
-/* test_context.c - cancellation trees, deadlines, values, done channels. */
+/* test_csp_context.c - cancellation trees, deadlines, values, done channels. */
 #include "check.h"
 
 #include <errno.h>

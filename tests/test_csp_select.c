@@ -1,4 +1,4 @@
-/* test_select.c - select: readiness, fairness, default, nil, contexts. */
+/* test_csp_select.c - select: readiness, fairness, default, nil, contexts. */
 #include "check.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_timer.c - sleeps: ordering, accuracy, timers in bulk across Ps. */
+/* test_runtime_timer.c - sleeps: ordering, accuracy, timers in bulk across Ps. */
 #include "check.h"
 
 #include <errno.h>
@@ -25,7 +25,7 @@ static void sleep_lasts_at_least_its_duration(void)
     run_ok(sleep_main, NULL, 2);
 }
 
-static void deadline_helpers(void)
+static void deadline_after_is_forever_when_negative_and_saturates(void)
 {
     int64_t a = tern_now(), b = tern_now();
     CHECK(b >= a);
@@ -166,7 +166,7 @@ static int held_main(void *arg)
     return 0;
 }
 
-static void held_p_timer_fires(void)
+static void timer_fires_while_its_p_is_held_by_a_spinning_coroutine(void)
 {
     /* without the monitor, the idle P's own deadline does it; with it
      * (its threshold past the hold: no report), either may */
@@ -176,5 +176,6 @@ static void held_p_timer_fires(void)
     CHECK_EQ(tern_run_opts(held_main, NULL, &o), 0);
 }
 
-TESTS(T(sleep_lasts_at_least_its_duration), T(deadline_helpers), T(bulk_timers_fire_in_time),
-      T(early_wake_removes_timer), T(held_p_timer_fires))
+TESTS(T(sleep_lasts_at_least_its_duration),
+      T(deadline_after_is_forever_when_negative_and_saturates), T(bulk_timers_fire_in_time),
+      T(early_wake_removes_timer), T(timer_fires_while_its_p_is_held_by_a_spinning_coroutine))
