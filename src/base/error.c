@@ -17,7 +17,8 @@ const char *tern_strerror(int err)
     case 0: return "success";
     case ETIMEDOUT: return "deadline exceeded";
     case ECANCELED: return "canceled";
-    case ESRCH: return "no tern runtime is running";
+    /* the runtime, or for their own calls the logger or the tracer */
+    case ESRCH: return "not running (no tern runtime, or no logger or tracer started)";
     default: break;
     }
     const char *s = strerrordesc_np(err);

@@ -1,4 +1,4 @@
-/* test_net.c - TCP and Unix sockets from coroutines (tern/net.h) and
+/* test_net_sockets.c - TCP and Unix sockets from coroutines (tern/net.h) and
  * signals as events (tern/signal.h). */
 #include "check.h"
 
