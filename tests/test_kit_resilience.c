@@ -865,6 +865,31 @@ static void a_null_object_aborts_naming_the_function(void)
     }
 }
 
+/* Rule 3 of the grammar: a constructor that fails leaves *out NULL, so a
+ * caller that frees on every path frees nothing twice. */
+static void constructors_that_fail_leave_out_null(void)
+{
+    void *junk = (void *)&junk;
+    tern_breaker *b = junk;
+    CHECK_EQ(tern_breaker_new(&(tern_breaker_options){.window = -1}, &b), -EINVAL);
+    CHECK(b == NULL);
+    tern_throttle *t = junk;
+    CHECK_EQ(tern_throttle_new(&(tern_throttle_options){.k = -1}, &t), -EINVAL);
+    CHECK(t == NULL);
+    tern_ratelimit *rl = junk;
+    CHECK_EQ(tern_ratelimit_new(&(tern_ratelimit_options){.rate = 0}, &rl), -EINVAL);
+    CHECK(rl == NULL);
+    tern_bulkhead *bh = junk;
+    CHECK_EQ(tern_bulkhead_new(&(tern_bulkhead_options){.max = 0}, &bh), -EINVAL);
+    CHECK(bh == NULL);
+    tern_retry_budget *rb = junk;
+    CHECK_EQ(tern_retry_budget_new(&(tern_retry_budget_options){.max_tokens = -1}, &rb), -EINVAL);
+    CHECK(rb == NULL);
+    tern_resilient_client *rc = junk;
+    CHECK_EQ(tern_resilient_client_new(&(tern_resilient_client_options){0}, &rc), -EINVAL);
+    CHECK(rc == NULL);
+}
+
 TESTS(T(backoff_ceiling_doubles_up_to_the_cap),
       T(backoff_full_jitter_stays_in_bounds_and_covers_the_range),
       T(retry_default_predicate_knows_transient_failures),
@@ -885,4 +910,4 @@ TESTS(T(backoff_ceiling_doubles_up_to_the_cap),
       T(bulkhead_limits_in_flight_queues_and_sheds),
       T(adaptive_limit_grows_under_low_latency_and_shrinks_under_high),
       T(adaptive_drop_cuts_the_limit_by_a_tenth), T(guards_stay_consistent_under_concurrent_use),
-      T(a_null_object_aborts_naming_the_function))
+      T(constructors_that_fail_leave_out_null), T(a_null_object_aborts_naming_the_function))
