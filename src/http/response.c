@@ -456,7 +456,10 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
     if (w->done)
         return -EALREADY;
     w->body_bytes += len;
-    if (w->head_only || bodyless_status(w->status) || len == 0)
+    /* Under a bodyless status the bytes are still kept until the head is
+     * out: the status may yet change, and Content-Length must count what
+     * is sent (commit and finish drop them if it stays bodyless). */
+    if (w->head_only || (w->committed && bodyless_status(w->status)) || len == 0)
         return (ssize_t)len;
     if (w->committed && w->chunked) {
         char sz[24];
