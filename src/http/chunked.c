@@ -23,7 +23,7 @@
  */
 #include "parse_internal.h"
 
-#include <assert.h>
+#include "base/check.h"
 
 /* A size line with its extensions; real ones are a few bytes. */
 #define SIZE_LINE_MAX 4096
@@ -93,6 +93,7 @@ static void after_item(tern_http_chunked *d, unsigned char c)
 
 static void size_byte(tern_http_chunked *d, unsigned char c)
 {
+    TERN_ASSERT(d->state >= SIZE_FIRST && d->state <= SIZE_LF);
     int h = tern_http_hexval(c);
     if (++d->line_bytes > SIZE_LINE_MAX) {
         fail(d);
@@ -114,6 +115,7 @@ static void size_byte(tern_http_chunked *d, unsigned char c)
             fail(d);            /* the size would not fit 63 bits */
         else
             d->remaining = d->remaining << 4 | (uint64_t)h;
+        TERN_ASSERT(d->state == FAILED || d->remaining <= (uint64_t)INT64_MAX);
         return;
     case EXT_WS:
         if (c == ';')
@@ -185,6 +187,7 @@ static void size_byte(tern_http_chunked *d, unsigned char c)
  * dropped: nothing in tern reads them, and none may change the framing. */
 static void trailer_byte(tern_http_chunked *d, unsigned char c)
 {
+    TERN_ASSERT(d->state >= TRAILER && d->state <= END_LF);
     bool empty_line = d->state == END_LF || (d->state == TRAILER && (c == '\r' || c == '\n'));
     if (!empty_line && ++d->trailer_bytes > d->max_trailer) {
         fail(d);
@@ -232,6 +235,8 @@ static void trailer_byte(tern_http_chunked *d, unsigned char c)
 
 static void step(tern_http_chunked *d, unsigned char c)
 {
+    /* DATA is copied in runs by the caller; DONE and FAILED take no bytes */
+    TERN_ASSERT(d->state != DATA && d->state != DONE && d->state != FAILED);
     if (d->state == DATA_CR) {
         if (c == '\r')
             d->state = DATA_LF;
@@ -264,6 +269,8 @@ int tern_http_chunked_decode(tern_http_chunked *d, char *buf, size_t len, size_t
                              size_t *produced)
 {
     size_t r = 0, w = 0;
+    TERN_ASSERT(d->state >= SIZE_FIRST && d->state <= FAILED);
+    TERN_ASSERT(d->state != FAILED || d->status == 400);      /* sticky */
     while (r < len && d->state != DONE && d->state != FAILED) {
         if (d->state != DATA) {
             step(d, (unsigned char)buf[r++]);
@@ -279,8 +286,14 @@ int tern_http_chunked_decode(tern_http_chunked *d, char *buf, size_t len, size_t
         d->remaining -= n;
         if (d->remaining == 0)
             d->state = DATA_CR;
-        assert(w <= r);
+        TERN_ASSERT(w <= r && r <= len);
     }
+    TERN_ASSERT(w <= r && r <= len);
+    /* limits hold unless they failed the body */
+    TERN_ASSERT(d->state == FAILED ||
+                (d->line_bytes <= SIZE_LINE_MAX && d->trailer_bytes <= d->max_trailer));
+    /* short of the end, every byte was consumed */
+    TERN_ASSERT(d->state == DONE || d->state == FAILED || r == len);
     *consumed = r;
     *produced = w;
     if (d->state == FAILED)

@@ -229,6 +229,7 @@ static int send_request(tern_http_client_response *r, const strbuf *head, const 
  * the lease is given up. */
 static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_hop *hop)
 {
+    TERN_ASSERT(r->lease.conn == NULL);     /* the last hop's lease is back */
     strbuf head = {0};
     int rc = build_head(c, hop, &head);
     if (rc == 0)
@@ -236,6 +237,7 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
     if (rc == 0)
         rc = tern__hc_checkout(c, hop->u.hostport, r->ctx, &r->lease);
     for (int attempt = 0; rc == 0; attempt++) {
+        TERN_ASSERT(attempt <= 1 && r->lease.conn != NULL);   /* one retry at most */
         tern__hc_response_reset(r);
         r->head_request = strcmp(hop->method, "HEAD") == 0;
         r->keep_alive = c->max_idle > 0 && !hop->close;
@@ -251,6 +253,8 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
         }
         tern__hc_checkin(c, &r->lease, false);
     }
+    /* success holds the lease; failure has given it up */
+    TERN_ASSERT((rc == 0) == (r->lease.conn != NULL));
     free(head.p);
     return rc;
 }
@@ -355,6 +359,7 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
         r->ctx = r->own_ctx;
     }
     for (int hops = 0;; hops++) {
+        TERN_ASSERT(hops <= c->max_redirects);
         if ((rc = parse_url(url, &hop.u, hops > 0)) < 0)
             goto fail;
         if (hops == 0)

@@ -18,7 +18,6 @@
  * while holding it (closing a socket does not park).
  */
 #define _GNU_SOURCE
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +51,7 @@ static tern__hc_host *host_get(tern_http_client *c, const char *hostport)
 /* Close the connections idle for idle_timeout or more (mu held). */
 static void drop_expired(tern_http_client *c, tern__hc_host *h, int64_t now)
 {
+    TERN_ASSERT(h->nidle >= 0 && h->nidle <= (c->max_idle > 0 ? c->max_idle : 0));
     int n = 0;
     while (n < h->nidle && now - h->idle[n].since >= c->idle_timeout)
         tern_conn_free(h->idle[n++].conn);
@@ -59,7 +59,8 @@ static void drop_expired(tern_http_client *c, tern__hc_host *h, int64_t now)
         return;
     memmove(h->idle, h->idle + n, (size_t)(h->nidle - n) * sizeof *h->idle);
     h->nidle -= n;
-    atomic_fetch_sub(&c->idle, (unsigned)n);
+    unsigned idle = atomic_fetch_sub(&c->idle, (unsigned)n);
+    TERN_ASSERT(idle >= (unsigned)n);     /* the count covers every host's stack */
 }
 
 /* An idle connection is usable when reading it would block: no EOF, no
@@ -78,7 +79,8 @@ static tern_conn *take_idle(tern_http_client *c, tern__hc_host *h)
     tern_conn *conn = NULL;
     if (h->nidle > 0) {
         conn = h->idle[--h->nidle].conn;
-        atomic_fetch_sub(&c->idle, 1);
+        unsigned idle = atomic_fetch_sub(&c->idle, 1);
+        TERN_ASSERT(idle > 0 && conn != NULL);
     }
     tern_mutex_unlock(&c->mu);
     return conn;
@@ -120,6 +122,7 @@ int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
         release_slot(c, h);
         return rc;
     }
+    TERN_ASSERT(l->conn != NULL && !l->reused);
     atomic_fetch_add(&c->dials, 1);
     atomic_fetch_add(&c->active, 1);
     return 0;
@@ -127,12 +130,14 @@ int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
 
 int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx)
 {
+    TERN_ASSERT(l->conn != NULL);   /* a lease in force */
     tern_conn_free(l->conn);
     l->reused = false;
     int rc = tern_conn_dial(TERN_NET_TCP, l->host->key, &l->conn, ctx);
     if (rc < 0) {
         l->conn = NULL;
-        atomic_fetch_sub(&c->active, 1);
+        unsigned active = atomic_fetch_sub(&c->active, 1);
+        TERN_ASSERT(active > 0);
         release_slot(c, l->host);
         return rc;
     }
@@ -155,8 +160,10 @@ void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable)
             tern_conn_free(h->idle[0].conn);
             memmove(h->idle, h->idle + 1, (size_t)(h->nidle - 1) * sizeof *h->idle);
             h->nidle--;
-            atomic_fetch_sub(&c->idle, 1);
+            unsigned idle = atomic_fetch_sub(&c->idle, 1);
+            TERN_ASSERT(idle > 0);
         }
+        TERN_ASSERT(h->nidle >= 0 && h->nidle < c->max_idle);
         tern_conn_set_read_deadline(conn, TERN_FOREVER);
         tern_conn_set_write_deadline(conn, TERN_FOREVER);
         h->idle[h->nidle++] = (tern__hc_idle){.conn = conn, .since = tern_now()};
@@ -165,7 +172,8 @@ void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable)
     } else {
         tern_conn_free(conn);
     }
-    atomic_fetch_sub(&c->active, 1);
+    unsigned active = atomic_fetch_sub(&c->active, 1);
+    TERN_ASSERT(active > 0);    /* every lease counted once, on checkout */
     release_slot(c, h);
 }
 
@@ -174,7 +182,8 @@ void tern__hc_pool_free(tern_http_client *c)
     tern__hc_host *h = c->hosts;
     while (h) {
         tern__hc_host *next = h->next;
-        assert(h->sem.cur == 0);
+        TERN_ASSERT(h->sem.cur == 0);   /* no lease outlives the client */
+        TERN_ASSERT(h->nidle >= 0);
         for (int i = 0; i < h->nidle; i++)
             tern_conn_free(h->idle[i].conn);
         free(h->idle);
@@ -182,5 +191,6 @@ void tern__hc_pool_free(tern_http_client *c)
         h = next;
     }
     c->hosts = NULL;
+    TERN_ASSERT(atomic_load(&c->active) == 0);
     atomic_store(&c->idle, 0);
 }

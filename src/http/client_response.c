@@ -64,6 +64,9 @@ static int read_more_head(tern_http_client_response *r, size_t limit)
         r->buf = b;
         r->cap = cap;
     }
+    /* read_head asks for more only below the limit, so the capped growth
+     * still leaves room */
+    TERN_ASSERT(r->pos == 0 && r->end < r->cap);
     ssize_t got = tern__hc_read(r->lease.conn, r->ctx, r->buf + r->end, r->cap - r->end);
     if (got == 0)
         return -ECONNRESET;     /* closed before the head was complete */
@@ -71,6 +74,7 @@ static int read_more_head(tern_http_client_response *r, size_t limit)
         return (int)got;
     r->got_byte = true;
     r->end += (size_t)got;
+    TERN_ASSERT(r->end <= r->cap);
     return 0;
 }
 
@@ -78,6 +82,7 @@ static int read_more_head(tern_http_client_response *r, size_t limit)
  * reused for the body. */
 static int keep_fields(tern_http_client_response *r, const tern_http_response *h)
 {
+    TERN_ASSERT(h->nheaders <= TERN_HTTP_CLIENT_MAX_HEADERS);
     size_t size = 0;
     for (size_t i = 0; i < h->nheaders; i++)
         size += h->headers[i].name_len + h->headers[i].value_len + 2;
@@ -95,6 +100,7 @@ static int keep_fields(tern_http_client_response *r, const tern_http_response *h
         p += f->value_len;
         *p++ = '\0';
     }
+    TERN_ASSERT((size_t)(p - r->fields) == size);
     r->nfields = h->nheaders;
     return 0;
 }
@@ -118,6 +124,8 @@ static void set_framing(tern_http_client_response *r, const tern_http_response *
         r->keep_alive = false;
     }
     r->done = r->framing == HC_BODY_NONE || (r->framing == HC_BODY_LENGTH && r->remaining == 0);
+    /* a body read to close can never leave the conn reusable */
+    TERN_ASSERT(r->framing != HC_BODY_CLOSE || !r->keep_alive);
 }
 
 int tern__hc_read_head(tern_http_client_response *r)
@@ -128,6 +136,7 @@ int tern__hc_read_head(tern_http_client_response *r)
     tern_http_limits lim = {.max_request_line = SIZE_MAX / 2, .max_head = SIZE_MAX / 2};
     size_t seen = 0;            /* bytes of 1xx heads already skipped */
     for (;;) {
+        TERN_ASSERT(r->pos <= r->end && r->end <= r->cap);
         if (r->end > r->pos) {
             tern_http_response h = {.headers = r->parsed, .max_headers = TERN_HTTP_CLIENT_MAX_HEADERS};
             int n = tern_http_parse_response(r->buf + r->pos, r->end - r->pos, &h, &lim);
@@ -169,6 +178,9 @@ static ssize_t fill(tern_http_client_response *r)
  * then from the connection. */
 static ssize_t read_plain(tern_http_client_response *r, char *out, size_t n)
 {
+    TERN_ASSERT(r->framing == HC_BODY_LENGTH || r->framing == HC_BODY_CLOSE);
+    TERN_ASSERT(r->framing != HC_BODY_LENGTH || r->remaining > 0);   /* else done */
+    TERN_ASSERT(r->pos <= r->end);
     if (r->framing == HC_BODY_LENGTH && n > r->remaining)
         n = (size_t)r->remaining;
     ssize_t k;
@@ -186,6 +198,7 @@ eof_or_err:
         r->done = true;
     else if (k == 0)
         return -ECONNRESET;     /* shorter than its Content-Length */
+    TERN_ASSERT(k < 0 || (size_t)k <= n);
     if (k > 0 && r->framing == HC_BODY_LENGTH && (r->remaining -= (uint64_t)k) == 0)
         r->done = true;
     return k;
@@ -210,11 +223,14 @@ static ssize_t read_chunked(tern_http_client_response *r, char *out, size_t n)
                                           &consumed, &produced);
         if (rc == TERN_HTTP_BAD)
             return -EBADMSG;
+        TERN_ASSERT(consumed <= r->end - r->pos && produced <= consumed);
         r->dpos = r->pos;
         r->dend = r->pos + produced;
         r->pos += consumed;
         r->last_chunk = rc == 1;
     }
+    /* decoded bytes sit in front of the raw ones they came from */
+    TERN_ASSERT(r->dpos < r->dend && r->dend <= r->pos && r->pos <= r->end);
     size_t k = r->dend - r->dpos < n ? r->dend - r->dpos : n;
     memcpy(out, r->buf + r->dpos, k);
     r->dpos += k;

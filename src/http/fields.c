@@ -11,7 +11,10 @@
  */
 #include "parse_internal.h"
 
+#include <limits.h>
 #include <pthread.h>
+
+#include "base/check.h"
 
 unsigned char tern__http_chars[256];
 
@@ -41,6 +44,7 @@ bool tern__http_list_next(const char **p, const char *end, const char **s, size_
 {
     while (*p < end && (**p == ',' || **p == ' ' || **p == '\t'))
         (*p)++;
+    TERN_ASSERT(*p <= end);
     if (*p == end)
         return false;
     const char *b = *p;
@@ -49,6 +53,7 @@ bool tern__http_list_next(const char **p, const char *end, const char **s, size_
     const char *e = *p;
     while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
         e--;
+    TERN_ASSERT(b <= e && e <= *p && *p <= end);
     *s = b;
     *n = (size_t)(e - b);
     return true;
@@ -65,6 +70,7 @@ int64_t tern__http_content_length(const char *v, size_t n)
             return -1;
         len = len * 10 + (v[i] - '0');
     }
+    TERN_ASSERT(len >= 0 && len <= 999999999999999999);
     return len;
 }
 
@@ -77,6 +83,7 @@ static int bad(int *status, int code)
 /* Step over the line end at *p: 0, TERN_HTTP_INCOMPLETE or TERN_HTTP_BAD. */
 static int eol(const unsigned char **p, const unsigned char *end)
 {
+    TERN_ASSERT(*p <= end);
     if (*p == end)
         return TERN_HTTP_INCOMPLETE;
     if (**p == '\n') {
@@ -98,10 +105,12 @@ int tern__http_parse_fields(const char *buf, size_t len, size_t off, size_t max_
                            int *status)
 {
     const unsigned char *start = (const unsigned char *)buf, *end = start + len;
+    TERN_ASSERT(off <= len);
     const unsigned char *p = start + off;
     int r;
     *nheaders = 0;
     for (;;) {
+        TERN_ASSERT(p <= end && *nheaders <= max_headers);
         if (p == end)
             return TERN_HTTP_INCOMPLETE;
         if (*p == '\r' || *p == '\n') {
@@ -134,10 +143,12 @@ int tern__http_parse_fields(const char *buf, size_t len, size_t off, size_t max_
             return r == TERN_HTTP_BAD ? bad(status, 400) : r;
         if ((size_t)(p - start) > max_head || *nheaders == max_headers)
             return bad(status, 431);
+        TERN_ASSERT(p <= end && v <= vend && vend <= p);
         headers[(*nheaders)++] = (tern_http_header){
             (const char *)name, name_len, (const char *)v, (size_t)(vend - v)};
     }
     if ((size_t)(p - start) > max_head)
         return bad(status, 431);
+    TERN_ASSERT(p > start + off && p <= end && (size_t)(p - start) <= INT_MAX);
     return (int)(p - start);
 }

@@ -203,6 +203,7 @@ static int parse_range(const char *v, uint64_t size, uint64_t *off, uint64_t *le
             return RANGE_UNSATISFIABLE;
         *len = last < size ? last : size;
         *off = size - *len;
+        TERN_ASSERT(*len > 0 && *off + *len == size);
         return RANGE_ONE;
     }
     if (first >= size)
@@ -211,6 +212,8 @@ static int parse_range(const char *v, uint64_t size, uint64_t *off, uint64_t *le
         last = size - 1;
     *off = first;
     *len = last - first + 1;
+    /* a served range is never empty and never past the end */
+    TERN_ASSERT(*len > 0 && *off < size && *len <= size - *off);
     return RANGE_ONE;
 }
 

@@ -9,8 +9,11 @@
  */
 #include "parse_internal.h"
 
+#include "base/check.h"
+
 static int bad(tern_http_request *req, int status)
 {
+    TERN_ASSERT(status >= 400 && status <= 505);
     req->status = status;
     return TERN_HTTP_BAD;
 }
@@ -67,6 +70,9 @@ static int framing(tern_http_request *req)
         return bad(req, 400);       /* both framings, or TE in HTTP/1.0 */
     if (te_seen && !req->chunked)
         return bad(req, 400);
+    /* one framing at most: smuggling needs two */
+    TERN_ASSERT(!req->chunked || req->content_length == -1);
+    TERN_ASSERT(!req->expect_continue || req->minor_version >= 1);
     if (req->minor_version >= 1 && hosts != 1)
         return bad(req, 400);
     if (req->minor_version == 0 && hosts > 1)
@@ -141,6 +147,7 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
     req->minor_version = p[2] == '0' ? 0 : 1;   /* 1.x, x > 1: served as 1.1 */
     p += 3;
     EOL();
+    TERN_ASSERT(p <= end && req->method_len > 0 && req->target_len > 0);
     if ((size_t)(p - line) > max_line)
         return bad(req, 414);
     in_line = false;
@@ -151,11 +158,13 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
         goto incomplete;
     if (n < 0)
         return n;
+    TERN_ASSERT(n > 0 && (size_t)n <= len && req->nheaders <= req->max_headers);
     if (framing(req) < 0)
         return TERN_HTTP_BAD;
     return n;
 
 incomplete:
+    TERN_ASSERT(p <= end);
     /* What we have already breaks a limit: no point waiting for more. */
     if (in_line && (size_t)(end - line) > max_line)
         return bad(req, 414);

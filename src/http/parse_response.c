@@ -11,6 +11,8 @@
  */
 #include "parse_internal.h"
 
+#include "base/check.h"
+
 /* "HTTP/1.x ddd[ reason]" without its line end; 0 or TERN_HTTP_BAD. */
 static int status_line(const char *s, size_t n, tern_http_response *resp)
 {
@@ -75,6 +77,7 @@ static int framing(tern_http_response *resp)
     /* both framings, TE in HTTP/1.0, or TE without a coding (RFC 9112 6.1, 6.3) */
     if (te_seen && (cl_seen || resp->minor_version == 0 || !resp->chunked))
         return TERN_HTTP_BAD;
+    TERN_ASSERT(!resp->chunked || !cl_seen);
     resp->keep_alive = !close && (resp->minor_version >= 1 || keep_alive);
     resp->body_until_close = false;
     if (resp->status < 200 || resp->status == 204 || resp->status == 304) {
@@ -89,6 +92,9 @@ static int framing(tern_http_response *resp)
         resp->body_until_close = true;
         resp->keep_alive = false;
     }
+    /* one way to find the body's end, and a body read to close ends the conn */
+    TERN_ASSERT(!resp->chunked || resp->content_length == -1);
+    TERN_ASSERT(!resp->body_until_close || (!resp->keep_alive && !resp->chunked));
     return 0;
 }
 
@@ -118,5 +124,7 @@ int tern_http_parse_response(const char *buf, size_t len, tern_http_response *re
         return len > max_head ? TERN_HTTP_BAD : TERN_HTTP_INCOMPLETE;
     if (head < 0 || framing(resp) < 0)
         return TERN_HTTP_BAD;
+    TERN_ASSERT((size_t)head > line_len - 1 && (size_t)head <= len);
+    TERN_ASSERT(resp->status >= 100 && resp->status <= 599);
     return head;
 }

@@ -15,10 +15,15 @@
 #include "http/server_internal.h"
 #include "tern/runtime.h"
 
+/* the owned context slots always have room for the values added before
+ * the context was made, plus the context itself (tern_http_req_ctx) */
+_Static_assert(HTTP_MAX_CTX_VALUES < HTTP_MAX_CTXS, "owned ctx slots hold the early values");
+
 /* ---- the chain ---------------------------------------------------------- */
 
 int tern_http_next(tern_http_req *r, tern_http_resp *w)
 {
+    TERN_ASSERT(r->chain_pos <= r->chain_len);
     if (r->chain_pos >= r->chain_len)
         return 0;
     const tern_http_link *l = &r->chain[r->chain_pos++];
@@ -165,6 +170,7 @@ const char *tern_http_req_param(const tern_http_req *r, const char *name)
 
 int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value)
 {
+    TERN_ASSERT(r->nparams <= HTTP_MAX_PARAMS);
     if (r->nparams == HTTP_MAX_PARAMS)
         return -ENOSPC;
     r->param_names[r->nparams] = name;
@@ -243,6 +249,7 @@ static int body_start(tern_http_req *r)
             hc->io_error = (int)n;
             return (int)n;
         }
+        TERN_ASSERT(w->start <= hc->out.len);
         size_t body = hc->out.len - w->start;
         memmove(hc->out.p, hc->out.p + w->start, body);
         hc->out.len = body;
@@ -263,6 +270,8 @@ static int fill_raw(hconn *hc)
         hc->in_len -= hc->in_pos;
         hc->in_pos = 0;
     }
+    /* a read of 0 bytes would look like the end of the stream */
+    TERN_ASSERT(hc->in_pos <= hc->in_len && hc->in_len < hc->in_cap);
     ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len, NULL);
     if (n == 0)
         return -ECONNRESET;     /* the body was cut short */
@@ -288,12 +297,15 @@ static ssize_t read_chunked(tern_http_req *r, char *buf, size_t n)
                                           &consumed, &produced);
         if (rc == TERN_HTTP_BAD)
             return -EBADMSG;
+        /* decoded in place: the data never outgrows what it came from */
+        TERN_ASSERT(consumed <= hc->in_len - hc->in_pos && produced <= consumed);
         r->pend_off = hc->in_pos;
         r->pend_len = produced;
         hc->in_pos += consumed;
         if (rc == 1)
             r->body_done = true;
     }
+    TERN_ASSERT(r->pend_off + r->pend_len <= hc->in_len);
     size_t k = n < r->pend_len ? n : r->pend_len;
     memcpy(buf, hc->in + r->pend_off, k);
     r->pend_off += k;
@@ -308,6 +320,7 @@ static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
         r->body_done = true;
         return 0;
     }
+    TERN_ASSERT(r->body_left > 0 && hc->in_pos <= hc->in_len);
     if ((int64_t)n > r->body_left)
         n = (size_t)r->body_left;
     size_t have = hc->in_len - hc->in_pos;
@@ -323,6 +336,7 @@ static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
         if (k < 0)
             return k;
     }
+    TERN_ASSERT((size_t)k <= n);
     r->body_left -= k;
     if (r->body_left == 0)
         r->body_done = true;
@@ -345,6 +359,7 @@ ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
             return rc;
         }
     }
+    TERN_ASSERT(r->chunked || r->pend_len == 0);   /* pending bytes are chunked's */
     ssize_t k = r->chunked ? read_chunked(r, buf, n) : read_length(r, buf, n);
     if (k < 0) {
         r->body_failed = true;
@@ -387,6 +402,7 @@ int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
             buf = nb;
             cap *= 2;
         }
+        TERN_ASSERT(cap - used >= 2);   /* room for a byte and the NUL */
         ssize_t n = tern_http_req_read(r, buf + used, cap - used - 1);
         if (n == 0)
             break;
@@ -436,6 +452,7 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
 {
     TERN_CHECK_ARG(r);
     if (!r->ctx) {
+        TERN_ASSERT(r->nowned == 0);    /* tern_http_req_set_ctx sets r->ctx too */
         tern_ctx *c;
         if (tern_ctx_with_cancel(r->conn->srv->base, &c) < 0)
             return r->conn->srv->base;  /* ENOMEM: still a valid context */
@@ -450,6 +467,7 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
             r->ctx = v;
             r->owned_ctx[r->nowned++] = v;
         }
+        TERN_ASSERT(r->nowned <= HTTP_MAX_CTXS);
     }
     return r->ctx;
 }
@@ -479,6 +497,7 @@ int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx)
     TERN_CHECK_ARG(r);
     if (!ctx)
         return -EINVAL;
+    TERN_ASSERT(r->nowned <= HTTP_MAX_CTXS);
     if (r->nowned == HTTP_MAX_CTXS)
         return -ENOSPC;
     r->owned_ctx[r->nowned++] = ctx;
@@ -534,6 +553,7 @@ void *tern_http_req_value(const tern_http_req *r, const void *key)
 
 void tern__http_req_end(tern_http_req *r)
 {
+    TERN_ASSERT(r->nowned <= HTTP_MAX_CTXS);
     /* children before parents */
     for (size_t i = r->nowned; i-- > 0;)
         tern_ctx_free(r->owned_ctx[i]);

@@ -285,6 +285,7 @@ static size_t put_decimal(char *p, uint64_t v)
         t[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
+    TERN_ASSERT(n <= sizeof t);
     for (size_t i = 0; i < n; i++)
         p[i] = t[n - 1 - i];
     return n;
@@ -295,6 +296,9 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
 {
     hconn *hc = w->conn;
     tern__growbuf *b = &hc->scratch;
+    TERN_ASSERT(!w->committed);         /* one head per response */
+    TERN_ASSERT(w->status >= 200 && w->status <= 999);
+    TERN_ASSERT(w->nhdrs <= w->hdrs_cap);
     b->len = 0;
     const tern_http_server_options *o = &hc->srv->o;
     int minor = w->req ? w->req->head.minor_version : 1;
@@ -339,6 +343,7 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         d += 2 + h->value_len;
         memcpy(d, "\r\n", 2);
         b->len = (size_t)(d + 2 - b->p);
+        TERN_ASSERT(b->len <= b->cap);  /* within the one reserve above */
     }
     /* A body nobody typed is sent as text, as Go's net/http does (it
      * sniffs; the common untyped body is text a handler printed), so a
@@ -367,6 +372,7 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
 static int insert_head(tern_http_resp *w, const char *extra, size_t extra_len)
 {
     hconn *hc = w->conn;
+    TERN_ASSERT(!w->committed && w->start <= hc->out.len);
     size_t hl = hc->scratch.len + extra_len;
     if (tern__growbuf_reserve(&hc->out, hl) < 0)
         return -ENOMEM;
@@ -376,6 +382,7 @@ static int insert_head(tern_http_resp *w, const char *extra, size_t extra_len)
     memcpy(body, hc->scratch.p, hc->scratch.len);
     memcpy(body + hc->scratch.len, extra, extra_len);
     hc->out.len += hl;
+    TERN_ASSERT(hc->out.len <= hc->out.cap);
     return 0;
 }
 
@@ -384,6 +391,8 @@ int tern__http_resp_commit(tern_http_resp *w)
     if (w->committed)
         return 0;
     hconn *hc = w->conn;
+    TERN_ASSERT(!w->done);              /* a finished response is committed or failed */
+    TERN_ASSERT(w->start <= hc->out.len);
     bool no_body = w->head_only || bodyless_status(w->status);
     int minor = w->req ? w->req->head.minor_version : 1;
     if (!no_body) {
@@ -407,15 +416,24 @@ int tern__http_resp_commit(tern_http_resp *w)
         return -ENOMEM;
     }
     w->committed = true;
+    /* chunked framing only for HTTP/1.1; a 1.0 body ends at close */
+    TERN_ASSERT(!w->chunked || minor >= 1);
+    TERN_ASSERT(no_body || w->chunked || w->close_after);
     return 0;
 }
 
 int tern__http_resp_finish(tern_http_resp *w)
 {
     hconn *hc = w->conn;
+    TERN_ASSERT(!w->done);              /* finished once */
     w->done = true;
     if (w->committed)
         return w->chunked ? tern__growbuf_append(&hc->out, "0\r\n\r\n", 5) : 0;
+    /* not committed, so the body is all still buffered, after start */
+    TERN_ASSERT(w->start <= hc->out.len);
+    /* what Content-Length will say is what is buffered */
+    TERN_ASSERT(w->head_only || bodyless_status(w->status) ||
+                hc->out.len - w->start == w->body_bytes);
     int64_t len = (int64_t)w->body_bytes;
     if (bodyless_status(w->status) || w->head_only)
         hc->out.len = w->start;     /* a 204/304 (or HEAD) carries no body bytes */
@@ -438,7 +456,10 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
     if (w->done)
         return -EALREADY;
     w->body_bytes += len;
-    if (w->head_only || bodyless_status(w->status) || len == 0)
+    /* Under a bodyless status the bytes are still kept until the head is
+     * out: the status may yet change, and Content-Length must count what
+     * is sent (commit and finish drop them if it stays bodyless). */
+    if (w->head_only || (w->committed && bodyless_status(w->status)) || len == 0)
         return (ssize_t)len;
     if (w->committed && w->chunked) {
         char sz[24];
@@ -450,6 +471,7 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
     } else if (tern__growbuf_append(&hc->out, data, len) < 0) {
         return -ENOMEM;
     }
+    TERN_ASSERT(w->committed || w->start <= hc->out.len);
     if (hc->out.len - (w->committed ? 0 : w->start) >= HTTP_STREAM_THRESHOLD) {
         int rc = tern_http_resp_flush(w);
         if (rc < 0)
@@ -549,6 +571,7 @@ int tern_http_resp_buffered(tern_http_resp *w, char **data, size_t *len)
     TERN_CHECK_ARG(w);
     if (w->committed)
         return -EALREADY;
+    TERN_ASSERT(w->start <= w->conn->out.len);
     *data = w->conn->out.p + w->start;
     *len = w->conn->out.len - w->start;
     return 0;
@@ -569,6 +592,7 @@ int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
      * and may overlap where it goes. */
     if (tern__growbuf_reserve(&hc->out, len) < 0)
         return -ENOMEM;
+    TERN_ASSERT(len <= hc->out.cap - hc->out.len);
     memmove(hc->out.p + hc->out.len, data, len);
     hc->out.len += len;
     return 0;

@@ -186,6 +186,11 @@ static node *new_node(const char *label, size_t len)
 
 static int add_kid(node *parent, node *kid)
 {
+    /* lookup takes the first kid whose first byte matches and never tries
+     * another: static kids have a label, each starting with its own byte */
+    TERN_ASSERT(kid->label_len > 0 && kid->label[0] != '\0');
+    for (size_t i = 0; i < parent->nkids; i++)
+        TERN_ASSERT(parent->kids[i]->label[0] != kid->label[0]);
     node **k = realloc(parent->kids, (parent->nkids + 1) * sizeof *k);
     if (!k)
         return -ENOMEM;
@@ -215,6 +220,7 @@ static node *insert_static(node *n, const char *s, size_t len)
         size_t l = 0;
         while (l < len && l < kid->label_len && s[l] == kid->label[l])
             l++;
+        TERN_ASSERT(l > 0);     /* the first byte matched */
         if (l < kid->label_len) {
             /* split: kid keeps its tail under a new node holding the common part */
             node *tail = new_node(kid->label + l, kid->label_len - l);
@@ -265,6 +271,7 @@ static int build_chain(tern_http_group *g, tern_http_handler_fn *h, void *arg, r
     for (tern_http_group *x = g; x; x = x->parent)
         for (size_t j = x->nmws; j-- > 0;)
             c[--i] = x->mws[j];
+    TERN_ASSERT(i == 0 && g->rt->rootg.nmws < n);
     /* the root's middleware runs around the whole router, not per route */
     r->chain_mem = c;
     r->chain = c + g->rt->rootg.nmws;
@@ -325,6 +332,7 @@ int tern_http_group_handle(tern_http_group *g, const char *method, const char *p
                 goto fail;
             }
         }
+        TERN_ASSERT(*namep && (*kidp)->label_len == 0);
         n = *kidp;
         p += 1 + nl;
     }
@@ -409,6 +417,8 @@ static const route *pick(const node *n, match *m)
 
 static bool lookup(const node *n, const char *p, match *m)
 {
+    TERN_ASSERT(m->n <= HTTP_MAX_PARAMS);
+    TERN_ASSERT(!n->param == !n->param_name && !n->wild == !n->wild_name);
     if (*p == '\0') {
         const route *r = pick(n, m);
         if (r) {
@@ -462,6 +472,7 @@ static int method_not_allowed(tern_http_req *r, tern_http_resp *w, void *arg)
     allow[0] = '\0';
     for (size_t i = 0; i < n->nroutes && len < sizeof allow - 16; i++) {
         const char *m = n->routes[i].method;
+        TERN_ASSERT(m != NULL);     /* an any-method route would have matched */
         get |= !strcmp(m, "GET");
         head |= !strcmp(m, "HEAD");
         len += (size_t)snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", m);
@@ -489,6 +500,7 @@ static int dispatch(tern_http_req *r, tern_http_resp *w, void *arg)
             return tern_http_run_chain(r, w, &(tern_http_link){ method_not_allowed, (void *)m.found_node }, 1);
         return tern_http_run_chain(r, w, &rt->not_found, 1);
     }
+    TERN_ASSERT(m.found && m.n <= HTTP_MAX_PARAMS);
     for (size_t i = 0; i < m.n; i++) {
         char *v = tern_http_req_alloc(r, m.lens[i] + 1);
         if (!v)

@@ -29,6 +29,7 @@
 
 int tern__http_flush_out(hconn *hc)
 {
+    TERN_ASSERT(hc->io_error <= 0);
     if (hc->out.len == 0 || hc->io_error)
         return hc->io_error;
     ssize_t n = tern_conn_write(hc->c, hc->out.p, hc->out.len, NULL);
@@ -48,6 +49,9 @@ static int wait_idle(hconn *hc, bool first)
     int64_t timeout = first ? s->o.read_header_timeout : s->o.idle_timeout;
     int64_t deadline = hc->idle_until ? hc->idle_until
                        : timeout < 0 ? TERN_FOREVER : tern_now() + timeout;
+    /* between bursts the conn holds no buffer and no request */
+    TERN_ASSERT(hc->in == NULL && hc->hdrs == NULL && hc->cur == NULL);
+    TERN_ASSERT(atomic_load(&hc->state) == CONN_ACTIVE);
     tern_conn_set_read_deadline(hc->c, deadline);
     atomic_store(&hc->state, CONN_IDLE);
     atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
@@ -71,6 +75,9 @@ static int wait_hot(hconn *hc, int64_t *idle_deadline)
         *idle_deadline = s->o.idle_timeout < 0 ? TERN_FOREVER : now + s->o.idle_timeout;
     int64_t release_at = now + IDLE_RELEASE_NS;
     bool may_release = *idle_deadline == TERN_FOREVER || release_at < *idle_deadline;
+    /* the buffer is empty and every answer went out before waiting */
+    TERN_ASSERT(hc->in_len == 0 && hc->in_pos == 0 && hc->out.len == 0 && hc->cur == NULL);
+    TERN_ASSERT(atomic_load(&hc->state) == CONN_ACTIVE);
     tern_conn_set_read_deadline(hc->c, may_release ? release_at : *idle_deadline);
     atomic_store(&hc->state, CONN_IDLE);
     atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
@@ -80,6 +87,7 @@ static int wait_hot(hconn *hc, int64_t *idle_deadline)
     } else {
         ssize_t n = tern_conn_read(hc->c, hc->in, hc->in_cap, NULL);
         if (n > 0) {
+            TERN_ASSERT((size_t)n <= hc->in_cap);
             hc->in_len = (size_t)n;
             rc = 1;
         } else if (n == -ETIMEDOUT && may_release) {
@@ -98,6 +106,7 @@ static int wait_hot(hconn *hc, int64_t *idle_deadline)
 /* Read more bytes of a head into hc->in (after in_len).  0, or -errno / -1 at EOF. */
 static int read_more(hconn *hc, size_t max_head)
 {
+    TERN_ASSERT(hc->in_pos <= hc->in_len && hc->in_len <= hc->in_cap);
     if (hc->in_pos > 0) {
         memmove(hc->in, hc->in + hc->in_pos, hc->in_len - hc->in_pos);
         hc->in_len -= hc->in_pos;
@@ -118,10 +127,12 @@ static int read_more(hconn *hc, size_t max_head)
         hc->in = p;
         hc->in_cap = cap;
     }
+    TERN_ASSERT(hc->in_pos == 0 && hc->in_len < hc->in_cap);
     ssize_t n = tern_conn_read(hc->c, hc->in + hc->in_len, hc->in_cap - hc->in_len, NULL);
     if (n <= 0)
         return n == 0 ? -1 : (int)n;
     hc->in_len += (size_t)n;
+    TERN_ASSERT(hc->in_len <= hc->in_cap);
     return 0;
 }
 
@@ -168,6 +179,7 @@ static bool drain_body(tern_http_req *r)
  * copy; Content-Length bodies are read past the head and need none). */
 static int relocate_head(hconn *hc, tern_http_request *h, size_t head_len)
 {
+    TERN_ASSERT(head_len <= hc->in_len - hc->in_pos);
     const char *from = hc->in + hc->in_pos;
     char *to = tern__arena_alloc(&hc->arena, head_len);
     if (!to)
@@ -189,6 +201,8 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     tern_http_server *s = hc->srv;
     tern_http_req r;
     tern_http_resp w;
+    TERN_ASSERT(hc->cur == NULL);       /* one request at a time per conn */
+    TERN_ASSERT(head_len > 0 && head_len <= hc->in_len - hc->in_pos);
     /* everything but the parameter and value arrays, which their counts guard */
     memset(&r, 0, offsetof(tern_http_req, param_names));
     r.nparams = r.nvalues = r.nowned = r.nctx_values = 0;
@@ -250,6 +264,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
         if (tern__http_flush_out(hc) < 0 || !drain_body(&r))
             hc->closing = true;
     }
+    TERN_ASSERT(hc->cur == &w);
     hc->cur = NULL;
     tern__http_req_end(&r);
     tern__arena_reset(&hc->arena);
@@ -320,7 +335,10 @@ static int serve_burst(hconn *hc, bool have_bytes)
         tern_http_request head, *h = &head;
         h->headers = hc->hdrs;
         h->max_headers = s->o.max_headers;
+        TERN_ASSERT(hc->in_pos < hc->in_len && hc->in_len <= hc->in_cap);
         int n = tern_http_parse_request(hc->in + hc->in_pos, hc->in_len - hc->in_pos, h, &lim);
+        TERN_ASSERT(n == TERN_HTTP_INCOMPLETE || n == TERN_HTTP_BAD ||
+                    (n > 0 && (size_t)n <= hc->in_len - hc->in_pos));
         if (n == TERN_HTTP_INCOMPLETE) {
             if ((rc = tern__http_flush_out(hc)) < 0)
                 break;
@@ -339,6 +357,7 @@ static int serve_burst(hconn *hc, bool have_bytes)
             break;
         }
         serve_one(hc, h, (size_t)n);
+        TERN_ASSERT(hc->in_pos <= hc->in_len && hc->cur == NULL);
         if (hc->closing)
             rc = -1;    /* nothing after a closing answer, even if pipelined */
         else if (hc->in_pos < hc->in_len)   /* a pipelined head: its own timeout */

@@ -123,6 +123,7 @@ int tern_http_server_stats(const tern_http_server *s, struct tern_http_server_st
 static bool take_drained(tern_http_server *s)
 {
     if (atomic_load(&s->shutting_down) && !s->conns && !s->drained_closed) {
+        TERN_ASSERT(atomic_load(&s->nconns) == 0);
         s->drained_closed = true;
         return true;
     }
@@ -135,17 +136,23 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
      * s is alive: touch it only before unlinking.  Unlink before closing
      * the fd: kick_conns walks the list and shuts each conn's fd down. */
     tern_chan *drained = s->drained;
+    TERN_ASSERT(atomic_load(&hc->state) == CONN_ACTIVE);   /* idle conns are woken, not gone */
+    TERN_ASSERT(hc->cur == NULL && hc->in == NULL);           /* no request, no burst frame */
     if (s->o.max_conns > 0)
         tern_sem_release(&s->conn_slots, 1);
     tern_mutex_lock(&s->mu);
+    TERN_ASSERT(!s->drained_closed);    /* this conn is still listed */
+    TERN_ASSERT(hc->prev ? hc->prev->next == hc : s->conns == hc);
+    TERN_ASSERT(!hc->next || hc->next->prev == hc);
     if (hc->prev)
         hc->prev->next = hc->next;
     else
         s->conns = hc->next;
     if (hc->next)
         hc->next->prev = hc->prev;
-    atomic_fetch_sub(&s->nconns, 1);
-    atomic_fetch_sub(&s->nactive, 1);
+    uint32_t nconns = atomic_fetch_sub(&s->nconns, 1);
+    uint32_t nactive = atomic_fetch_sub(&s->nactive, 1);
+    TERN_ASSERT(nconns > 0 && nactive > 0);
     bool last = take_drained(s);
     tern_mutex_unlock(&s->mu);
     tern_conn_free(hc->c);     /* its buffers went with its serving frame */
@@ -199,7 +206,9 @@ static int accept_loop(void *arg)
                 tern_sem_release(&s->conn_slots, 1);
             break;
         }
+        TERN_ASSERT(!s->drained_closed);
         hc->next = s->conns;
+        TERN_ASSERT(!s->conns || s->conns->prev == NULL);
         if (s->conns)
             s->conns->prev = hc;
         s->conns = hc;
@@ -307,6 +316,9 @@ static int stop(tern_http_server *s, tern_ctx *ctx, bool force)
         tern_ctx_cancel(s->accepting);  /* an accept loop waiting for a slot */
     }
     int rc = drain(s, ctx, force);
+    /* drain returns only once the drained channel is closed, or ctx's
+     * error when a forced drain is over: either way no conn is left */
+    TERN_ASSERT(s->drained_closed);
     if (first)
         tern_chan_close(finished);      /* serve() returns; s may be freed now */
     return rc;
@@ -322,6 +334,14 @@ void tern_http_server_free(tern_http_server *s)
 {
     if (!s)
         return;
+    /* Freed with no connection left and no serve running: a server that
+     * ever served was shut down (drained), and serve has returned, which
+     * it does only after its accept loops are done. */
+    TERN_ASSERT(s->conns == NULL && atomic_load(&s->nconns) == 0);
+    TERN_ASSERT(!atomic_load(&s->serving) ||
+                (atomic_load(&s->shutting_down) && s->drained_closed &&
+                 atomic_load(&s->accepters.count) == 0));
+    TERN_ASSERT(s->nls >= 0 && s->nls <= HTTP_MAX_LISTENERS);
     for (int i = 0; i < s->nls; i++)
         tern_listener_free(s->ls[i]);
     tern_ctx_free(s->base);

@@ -10,9 +10,10 @@
  */
 #include "parse_internal.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
+
+#include "base/check.h"
 
 ssize_t tern_http_unescape(const char *src, size_t len, char *dst, size_t dst_size,
                            bool plus_as_space)
@@ -33,6 +34,7 @@ ssize_t tern_http_unescape(const char *src, size_t len, char *dst, size_t dst_si
         if (c == 0)
             return -EINVAL;     /* it would cut the C string short */
         /* o <= i: writing never overtakes reading when dst is src */
+        TERN_ASSERT(o <= i);
         if (o + 1 < dst_size)
             dst[o] = (char)c;
     }
@@ -107,7 +109,7 @@ int tern_http_cookie_find(const char *header, size_t len, const char *name, cons
  */
 size_t tern_http_path_clean(char *path, size_t len)
 {
-    assert(len > 0 && path[0] == '/');
+    TERN_ASSERT(len > 0 && path[0] == '/');     /* the caller's promise */
     if (len == 0 || path[0] != '/')
         return len;
     size_t r = 1, w = 1;
@@ -123,11 +125,13 @@ size_t tern_http_path_clean(char *path, size_t len)
         } else {
             if (w != 1)
                 path[w++] = '/';
-            assert(w <= r);
+            TERN_ASSERT(w <= r);    /* a '/' written stands for one already read */
             while (r < len && path[r] != '/')
                 path[w++] = path[r++];
         }
+        TERN_ASSERT(w >= 1 && w <= r);
     }
+    TERN_ASSERT(w >= 1 && w <= len && path[0] == '/');
     return w;
 }
 
@@ -171,6 +175,7 @@ static int url_port(const char *s, size_t n)
             return -EINVAL;
         port = port * 10 + (s[i] - '0');
     }
+    TERN_ASSERT(port >= 0 && port <= 99999);
     return port >= 1 && port <= 65535 ? port : -EINVAL;
 }
 

@@ -36,6 +36,7 @@ int tern_net_split_host_port(const char *addr, char *host, size_t host_size,
             return -EINVAL;
         p = he + 1;
     }
+    TERN_ASSERT(he >= h && p > he);
     size_t hl = (size_t)(he - h), pl = strlen(p);
     if (pl == 0 || hl >= host_size || pl >= port_size)
         return -EINVAL;
@@ -117,6 +118,7 @@ int tern__net_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *le
     if (path[0] == '@')
         sun->sun_path[0] = '\0';        /* abstract namespace */
     *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '@' ? 0 : 1));
+    TERN_ASSERT(*len <= sizeof *sun);
     return 0;
 }
 

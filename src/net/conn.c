@@ -48,6 +48,7 @@ int64_t tern__net_deadline(int64_t deadline, tern_ctx *ctx)
         tern_ctx_deadline(ctx, &d);
     if (d == TERN_FOREVER || (deadline != TERN_FOREVER && deadline < d))
         return deadline;
+    TERN_ASSERT(deadline == TERN_FOREVER || d <= deadline);
     return d;
 }
 
@@ -121,6 +122,7 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
     for (;;) {
         ssize_t r = read(c->fd, buf, n);
         if (r >= 0) {
+            TERN_ASSERT((size_t)r <= n);
             c->drained = r > 0 && (size_t)r < n;
             return r;
         }
@@ -169,6 +171,7 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
     while (left > 0) {
         ssize_t w = send(c->fd, p, left, MSG_NOSIGNAL);
         if (w >= 0) {
+            TERN_ASSERT((size_t)w <= left);
             p += w;
             left -= (size_t)w;
             continue;
@@ -211,11 +214,15 @@ ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *
             continue;
         }
         size_t done = (size_t)w;
+        TERN_ASSERT(done <= total);
         while (iovcnt > 0 && done >= iov->iov_len) {
             done -= iov->iov_len;
             iov++;
             iovcnt--;
         }
+        /* sendmsg never sends more than it was given: what is left of
+         * done lies inside the first unsent iov. */
+        TERN_ASSERT(iovcnt > 0 ? done < iov->iov_len : done == 0);
         if (iovcnt > 0) {
             iov->iov_base = (char *)iov->iov_base + done;
             iov->iov_len -= done;
@@ -234,6 +241,7 @@ ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern
     while (left > 0) {
         ssize_t w = sendfile(c->fd, fd, offset, left > (1u << 30) ? (1u << 30) : left);
         if (w > 0) {
+            TERN_ASSERT((size_t)w <= left);
             left -= (size_t)w;
             continue;
         }

@@ -42,6 +42,7 @@ static int connect_one(tern_ctx *ctx, const struct sockaddr *sa, socklen_t len, 
         }
         break;
     }
+    TERN_ASSERT(fd >= 0);
     *out = fd;
     return 0;
 fail:
@@ -82,6 +83,7 @@ int tern_conn_dial(tern_net net, const char *addr, tern_conn **out, tern_ctx *ct
     }
     if (rc < 0)
         return rc;
+    TERN_ASSERT(fd >= 0);       /* rc 0 came from a connect_one that set it */
     tern_conn *c;
     if (tern_conn_from_fd(fd, &c) < 0) {
         tern_fd_close(fd);

@@ -128,6 +128,7 @@ int tern_listener_new(tern_net net, const char *addr, const tern_listener_option
         free(l);
         return fd;
     }
+    TERN_ASSERT(fd >= 0);
     l->fd = fd;
     if (net == TERN_NET_TCP)
         fill_name(l);
@@ -197,6 +198,7 @@ int tern_listener_accept(tern_listener *l, tern_conn **out, tern_ctx *ctx)
         if (deadline != TERN_FOREVER && tern_now() >= deadline)
             return -ETIMEDOUT;
         backoff = backoff * 2 > 1000000000 ? 1000000000 : backoff * 2;
+        TERN_ASSERT(backoff > 0 && backoff <= 1000000000);  /* "at most 1 s later" */
     }
 }
 
@@ -215,6 +217,7 @@ void tern_listener_free(tern_listener *l)
     if (!l)
         return;
     tern_listener_close(l);
+    TERN_ASSERT(atomic_load(&l->closed));
     tern_fd_close(l->fd);
     if (l->path[0])
         unlink(l->path);

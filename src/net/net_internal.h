@@ -6,6 +6,8 @@
 #define TERN_NET_INTERNAL_H
 
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/un.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -29,6 +31,18 @@ struct tern_listener {
     char addr[112];
     char path[108];             /* Unix: to unlink on free */
 };
+
+/* A Unix listener keeps its path to unlink, and shows it as its address:
+ * both must hold any path tern__net_unix_addr accepts.  A remote address
+ * must hold the longest "[v6]:port". */
+_Static_assert(sizeof ((struct tern_listener *)0)->path ==
+                   sizeof ((struct sockaddr_un *)0)->sun_path,
+               "listener path holds a sun_path");
+_Static_assert(sizeof ((struct tern_listener *)0)->addr >=
+                   sizeof ((struct sockaddr_un *)0)->sun_path + 1,
+               "listener addr holds a Unix path and its '@'");
+_Static_assert(sizeof ((struct tern_conn *)0)->remote >= INET6_ADDRSTRLEN + sizeof "[]:65535",
+               "conn remote holds an IPv6 address and port");
 
 /* Resolve addr for net into a getaddrinfo list (freeaddrinfo it), off the
  * worker thread.  passive: for listening (empty host = any). */

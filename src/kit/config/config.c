@@ -26,6 +26,10 @@ long tern__cfg_find(const tern_config *cfg, const char *key)
     size_t lo = 0, hi = cfg->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
+        TERN_ASSERT(cfg->by_name[mid] < cfg->n);
+        /* the binary search relies on by_name being sorted */
+        TERN_ASSERT(mid == 0 || strcmp(cfg->o.keys[cfg->by_name[mid - 1]].name,
+                                       cfg->o.keys[cfg->by_name[mid]].name) <= 0);
         int c = strcmp(cfg->o.keys[cfg->by_name[mid]].name, key);
         if (c == 0)
             return (long)cfg->by_name[mid];
@@ -312,6 +316,8 @@ int tern_config_reload(tern_config *cfg, tern_config_error *err)
         return -EINVAL;
     }
     cfg_snap *old = atomic_load(&cfg->cur);
+    /* a config always has a snapshot; a new one is linked to nothing yet */
+    TERN_ASSERT(old != NULL && s != old && s->older == NULL);
     tern_config_change *ch = calloc(cfg->n + 1, sizeof *ch);
     size_t nch = 0;
     for (size_t i = 0; ch && i < cfg->n; i++) {
@@ -319,12 +325,16 @@ int tern_config_reload(tern_config *cfg, tern_config_error *err)
             ch[nch++] = (tern_config_change){cfg->o.keys[i].name, old->vals[i].text,
                                              s->vals[i].text};
     }
+    TERN_ASSERT(nch <= cfg->n);
+    TERN_ASSERT(cfg->ncb >= 0 && cfg->ncb <= CFG_MAX_CALLBACKS);
     s->older = old;
     atomic_store_explicit(&cfg->cur, s, memory_order_release);
     for (int i = 0; nch && i < cfg->ncb; i++)
         cfg->cb[i].fn(cfg, ch, nch, cfg->cb[i].arg);
     free(ch);
     atomic_fetch_add(&cfg->generation, 1);      /* after the callbacks: tests wait on it */
-    atomic_store(&cfg->reloading, false);
+    bool was = atomic_exchange(&cfg->reloading, false);
+    TERN_ASSERT(was);           /* one reload at a time, this one */
+    (void)was;
     return 0;
 }

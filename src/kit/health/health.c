@@ -141,7 +141,9 @@ bool tern_health_ready(const tern_health *h)
 
 static void run_unref(probe_run *run)
 {
-    if (atomic_fetch_sub(&run->refs, 1) == 1) {
+    int refs = atomic_fetch_sub(&run->refs, 1);
+    TERN_ASSERT(refs >= 1);
+    if (refs == 1) {
         tern_chan_free(run->results);
         free(run);
     }
@@ -170,7 +172,9 @@ static int check_co(void *arg)
         memcpy(s->msg, msg, sizeof msg);
     s->msg[sizeof s->msg - 1] = '\0';
     probe_run *run = s->run;
-    tern_chan_try_send(run->results, &s->index);
+    int sent = tern_chan_try_send(run->results, &s->index);
+    TERN_ASSERT(sent == 0);     /* one slot per check: never full */
+    (void)sent;
     run_unref(run);
     return 0;
 }
@@ -226,6 +230,7 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
         }
         k++;
     }
+    TERN_ASSERT(k == n);        /* count_checks and this loop select alike */
     /* Wait while some check is both outstanding and within its timeout:
      * a quick check with a long timeout must not hold up the answer once
      * it is in, so the deadline is recomputed after every result. */
@@ -245,6 +250,8 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
         tern_ctx_free(wait);
         if (rc < 0 || !ok)
             break;
+        /* each check sends its own index, once */
+        TERN_ASSERT(idx < n && out[idx].deadline != 0);
         out[idx].rc = run->slots[idx].rc;
         out[idx].deadline = 0;
         memcpy(out[idx].msg, run->slots[idx].msg, sizeof out[idx].msg);

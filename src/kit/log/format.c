@@ -22,10 +22,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "kit/log/internal.h"
 
 #define RESERVE 32
 #define CUT_KEEP 64
+
+/* what RESERVE keeps back holds a cut string's closing quote (written
+ * past lim) and then the closing tail */
+_Static_assert(1 + sizeof ",\"truncated\":true}\n" - 1 <= RESERVE, "RESERVE holds the tail");
 
 typedef tern__log_line out;
 
@@ -34,6 +39,7 @@ typedef tern__log_line out;
 static inline bool put(out *o, const char *s, size_t n)
 {
     size_t len = o->len;
+    TERN_ASSERT(len <= o->lim + 1);     /* + a cut string's closing quote */
     if (len + n > o->lim) {
         o->cut = true;
         return false;
@@ -300,6 +306,7 @@ static inline __attribute__((always_inline)) bool put_qstr(out *o, const char *o
     }
 cut:
     o->cut = true;
+    TERN_ASSERT(len <= lim);
     p[len++] = '"';             /* within RESERVE */
     o->len = len;
     return false;
@@ -440,6 +447,9 @@ static void two(char *p, int v)
  * the second changes; each level's tail is a constant. */
 #define HEAD_PREFIX 28          /* {"time":"YYYY-MM-DDTHH:MM:SS */
 #define HEAD_TAIL 32
+/* "the head (64 bytes at most) always fits", with room for the rest */
+_Static_assert(HEAD_PREFIX + 4 + HEAD_TAIL <= 64, "a line's head is at most 64 bytes");
+_Static_assert(64 + RESERVE < TERN_LOG_LINE_MAX, "the head and the tail fit a line");
 
 static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
 {
@@ -477,6 +487,7 @@ static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
         two(c + 26, tm.tm_sec);
         cache.sec = sec;
     }
+    _Static_assert(sizeof cache.text == HEAD_PREFIX + 4, "the cached text covers the ms");
     memcpy(p, cache.text, sizeof cache.text);   /* the 4 bytes past it are overwritten */
     int ms = (int)(unix_ns / 1000000 % 1000);
     p[HEAD_PREFIX] = '.';
@@ -486,6 +497,7 @@ static size_t put_head(char *p, int64_t unix_ns, tern_log_level level)
     size_t i = level == TERN_LOG_DEBUG ? 0 : level == TERN_LOG_INFO ? 1 : level == TERN_LOG_WARN ? 2
              : level == TERN_LOG_ERROR ? 3 : level == TERN_LOG_OFF ? 4 : 5;
     memcpy(p + HEAD_PREFIX + 4, tails[i].s, HEAD_TAIL);
+    TERN_ASSERT(tails[i].n < HEAD_TAIL);
     return HEAD_PREFIX + 4 + tails[i].n;
 }
 
@@ -570,6 +582,7 @@ static inline __attribute__((always_inline)) void line_begin(out *o, char *buf, 
 {
     *o = (out){.p = buf, .lim = TERN_LOG_LINE_MAX - RESERVE};
     o->len = put_head(buf, unix_ns, level);
+    TERN_ASSERT(o->len <= 64 && o->len < o->lim);
     if (!put_known(o, msg, msg_len, "\"\"", 1, "\"\"", 1))
         put_str(o, msg ? msg : "");
     if (ids && ids->trace_id && !o->cut) {
@@ -619,10 +632,12 @@ drop:
 static inline __attribute__((always_inline)) size_t line_end(out *o)
 {
     /* RESERVE holds the tail whatever happened before. */
+    TERN_ASSERT(o->len <= TERN_LOG_LINE_MAX - RESERVE + 1);  /* + a cut string's '"' */
     o->lim = TERN_LOG_LINE_MAX;
     if (o->cut)
         PUT_LIT(o, ",\"truncated\":true");
     PUT_LIT(o, "}\n");
+    TERN_ASSERT(o->len <= TERN_LOG_LINE_MAX && o->p[o->len - 1] == '\n');
     return o->len;
 }
 

@@ -41,6 +41,8 @@ void tern__log_line_begin(tern__log_line *l, char *buf, int64_t unix_ns, tern_lo
  * bytes is copied with one fixed-size copy rather than a call to memcpy. */
 #define TERN__LOG_KEY_PAD "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
 #define TERN__LOG_KEY_COPY 32
+_Static_assert(sizeof TERN__LOG_KEY_PAD - 1 >= TERN__LOG_KEY_COPY,
+               "a key literal is readable for TERN__LOG_KEY_COPY bytes past its end");
 typedef struct tern__log_lfield {
     const char *key;            /* a TERN__LOG_KEY: readable for key_len + */
     size_t key_len;             /*   TERN__LOG_KEY_COPY bytes */

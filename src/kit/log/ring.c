@@ -59,6 +59,7 @@
 
 #include "base/wall.h"
 #include "base/spin.h"
+#include "base/check.h"
 #include "kit/log/internal.h"
 #include "tern/context.h"
 #include "tern/runtime.h"
@@ -87,12 +88,22 @@ typedef struct ring {
     struct ring *orphan_next;
 } ring;
 
+/* producers and the writer each dirty their own cache line */
+_Static_assert(offsetof(ring, tail) / 64 != offsetof(ring, dropped) / 64,
+               "head and tail on separate lines");
+/* the smallest ring holds the longest line */
+_Static_assert(TERN_LOG_LINE_MAX <= 4096, "a line fits the smallest ring");
+_Static_assert(SLEEP_IDLE != 0 && SLEEP_PACING != 0 && SLEEP_IDLE != SLEEP_PACING,
+               "sleeping's states are distinct and nonzero");
+
 static _Atomic(ring *) cur;
 static ring *orphans;           /* inherited across fork: see above */
 
 static void ring_unref(ring *r)
 {
-    if (atomic_fetch_sub(&r->refs, 1) == 1) {
+    int refs = atomic_fetch_sub(&r->refs, 1);
+    TERN_ASSERT(refs >= 1 && refs <= 2);    /* the writer's and the owner's */
+    if (refs == 1) {
         free(r->buf);
         free(r);
     }
@@ -151,6 +162,7 @@ static void write_all(ring *r, struct iovec *iov, int n)
             iov++;
             n--;
         }
+        TERN_ASSERT(n > 0 ? (size_t)w < iov->iov_len : w == 0);
         if (n > 0) {
             iov->iov_base = (char *)iov->iov_base + w;
             iov->iov_len -= (size_t)w;
@@ -160,8 +172,10 @@ static void write_all(ring *r, struct iovec *iov, int n)
 
 static void write_span(ring *r, uint64_t t, uint64_t h)
 {
+    TERN_ASSERT(h - t <= r->cap);
     size_t off = (size_t)(t & (r->cap - 1)), len = (size_t)(h - t);
     size_t first = len < r->cap - off ? len : r->cap - off;
+    TERN_ASSERT(first <= len && len - first <= off);  /* the wrapped part ends before off */
     struct iovec iov[2] = {{r->buf + off, first}, {r->buf, len - first}};
     write_all(r, iov, len > first ? 2 : 1);
 }
@@ -182,6 +196,7 @@ static bool drain(ring *r)
 {
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    TERN_ASSERT(h - t <= r->cap);       /* 0 <= head - tail <= cap */
     if (h != t) {
         write_span(r, t, h);
         atomic_store_explicit(&r->tail, h, memory_order_release);
@@ -190,6 +205,7 @@ static bool drain(ring *r)
     /* Caught up: now say what was lost meanwhile. */
     uint64_t rep = atomic_load_explicit(&r->dropped_reported, memory_order_relaxed);
     uint64_t d = atomic_load(&r->dropped);
+    TERN_ASSERT(rep <= d);              /* dropped_reported <= dropped */
     if (d != rep) {
         write_drop_report(r, d - rep);
         atomic_store_explicit(&r->dropped_reported, d, memory_order_release);
@@ -262,6 +278,7 @@ int tern__log_ring_start(int fd, size_t bytes)
         free(r);
         return -ENOMEM;
     }
+    TERN_ASSERT(cap >= bytes && (cap & (cap - 1)) == 0);  /* a power of two */
     r->cap = cap;
     r->fd = fd;
     atomic_init(&r->refs, 2);
@@ -321,9 +338,12 @@ int tern__log_ring_put(const char *line, size_t len)
     ring *r = atomic_load_explicit(&cur, memory_order_acquire);
     if (!r)
         return -ESRCH;
+    /* only whole lines go in: [tail, head) is complete lines */
+    TERN_ASSERT(len > 0 && len <= TERN_LOG_LINE_MAX && line[len - 1] == '\n');
     tern__spin_lock(&r->lock);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    TERN_ASSERT(h - t <= r->cap);
     if (len > r->cap - (size_t)(h - t)) {
         /* counted under the lock, so that the writer's idle check sees it */
         atomic_store_explicit(&r->dropped,
@@ -337,6 +357,7 @@ int tern__log_ring_put(const char *line, size_t len)
     size_t first = len < r->cap - off ? len : r->cap - off;
     memcpy(r->buf + off, line, first);
     memcpy(r->buf, line + first, len - first);
+    TERN_ASSERT(h + len - t <= r->cap);   /* never over unwritten bytes */
     atomic_store_explicit(&r->lines, atomic_load_explicit(&r->lines, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     atomic_store_explicit(&r->head, h + len, memory_order_release);

@@ -40,9 +40,12 @@ static tern__metrics_child *find(tern_metrics_family *f, uint64_t h, const char 
 {
     tern__metrics_child *c =
         atomic_load_explicit(&f->table[h % TERN_METRICS_TABLE], memory_order_acquire);
-    for (; c; c = atomic_load_explicit(&c->next, memory_order_acquire))
+    for (; c; c = atomic_load_explicit(&c->next, memory_order_acquire)) {
+        /* children are published fully built, in the chain of their hash */
+        TERN_ASSERT(c->family == f && c->hash % TERN_METRICS_TABLE == h % TERN_METRICS_TABLE);
         if (c->hash == h && values_equal(f, c->values, v))
             return c;
+    }
     return NULL;
 }
 
@@ -87,6 +90,7 @@ tern__metrics_child *tern__metric_child(tern_metrics_family *f, const char *cons
                                   memory_order_relaxed);
             atomic_store_explicit(head, c, memory_order_release);
             f->nchildren++;
+            TERN_ASSERT(find(f, h, v) == c);
         } else if (c) {
             tern__metric_child_free(c);
             c = NULL;
@@ -115,6 +119,8 @@ tern__metrics_child *tern__metric_child_alloc(tern_metrics_family *f)
             return NULL;
         size_t words = f->nbounds + 2;                  /* counts, +Inf, sum */
         hg->stride = (words * 8 + TERN_METRICS_LINE - 1) / TERN_METRICS_LINE * TERN_METRICS_LINE;
+        /* a shard's block holds every word and starts on its own line */
+        TERN_ASSERT(hg->stride >= words * 8 && hg->stride % TERN_METRICS_LINE == 0);
         hg->shards = aligned_alloc(TERN_METRICS_LINE, hg->stride * TERN_METRICS_SHARDS);
         if (!hg->shards) {
             free(hg);

@@ -95,6 +95,7 @@ static void put_histogram(FILE *out, const tern_metrics_family *f, const tern_me
      * _count come from one read of each slot and always agree. */
     uint64_t counts[TERN_METRICS_MAX_BUCKETS + 1] = {0};
     double sum = 0;
+    TERN_ASSERT(h->nbounds <= TERN_METRICS_MAX_BUCKETS && h->nbounds == f->nbounds);
     for (int sh = 0; sh < TERN_METRICS_SHARDS; sh++) {
         _Atomic uint64_t *w = (_Atomic uint64_t *)(h->shards + (size_t)sh * h->stride);
         for (size_t i = 0; i <= h->nbounds; i++)

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/check.h"
 #include "tern/metrics.h"
 
 #define TERN_METRICS_SHARDS 16
@@ -54,6 +55,12 @@ struct tern__metrics_child {
 typedef struct tern_metrics_slot {
     _Alignas(TERN_METRICS_LINE) _Atomic uint64_t v;
 } tern_metrics_slot;
+/* each shard's slot on a line only its owner writes */
+_Static_assert(sizeof(tern_metrics_slot) == TERN_METRICS_LINE, "one slot per cache line");
+/* shards_owned has a bit per owned shard */
+_Static_assert(TERN_METRICS_SHARDS >= 2 && TERN_METRICS_SHARDS <= 32, "a bit per shard");
+/* a double is kept as its bits in a 64-bit word */
+_Static_assert(sizeof(double) == sizeof(uint64_t), "double bits fit a word");
 
 struct tern_metrics_counter {
     tern__metrics_child h;
@@ -131,6 +138,7 @@ static inline int tern__metrics_shard(void)
  * the shared shard. */
 static inline void tern__metrics_slot_add(_Atomic uint64_t *p, uint64_t n, int shard)
 {
+    TERN_ASSERT(shard >= 0 && shard < TERN_METRICS_SHARDS);
     if (shard != TERN_METRICS_SHARED)
         atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + n,
                               memory_order_relaxed);

@@ -24,7 +24,9 @@ static bool shard_key_ok;
 static void shard_give_back(void *v)
 {
     unsigned i = (unsigned)((uintptr_t)v - 1);
-    atomic_fetch_and_explicit(&shards_owned, ~(1u << i), memory_order_release);
+    TERN_ASSERT(i < TERN_METRICS_SHARED);
+    unsigned was = atomic_fetch_and_explicit(&shards_owned, ~(1u << i), memory_order_release);
+    TERN_ASSERT(was & (1u << i));       /* given back by its one owner, once */
 }
 
 static void shard_key_make(void)
@@ -52,6 +54,7 @@ int tern__metrics_shard_take(void)
             break;
         }
     }
+    TERN_ASSERT(i >= 0 && i <= TERN_METRICS_SHARED);
     tern__metrics_shard_idx = i;
     return i;
 }
@@ -110,6 +113,7 @@ void tern_metrics_histogram_observe(tern_metrics_histogram *h, double v)
     size_t i = 0;
     while (i < h->nbounds && !(v <= h->bounds[i]))
         i++;
+    TERN_ASSERT(i <= h->nbounds);       /* nbounds: the +Inf bucket */
     int sh = tern__metrics_shard();
     _Atomic uint64_t *w = hist_words(h, sh);
     tern__metrics_slot_add(&w[i], 1, sh);

@@ -76,6 +76,7 @@ int tern_adaptive_acquire(tern_adaptive *a, int64_t *start)
     TERN_CHECK_ARG(a);
     int64_t now = tern__resil_now(a->o.now, a->o.clock_arg);
     tern__spin_lock(&a->lock);
+    TERN_ASSERT(a->in_flight >= 0 && a->limit >= a->o.min && a->limit <= a->o.max);
     bool ok = a->in_flight < (int)a->limit;
     if (ok)
         a->in_flight++;
@@ -107,10 +108,12 @@ static void sample(tern_adaptive *a, double rtt, int in_flight)
         a->long_rtt *= 0.95;
     if (in_flight < a->limit / 2)
         return;
+    TERN_ASSERT(a->long_rtt > 0 && rtt >= 1);
     double grad = clamp(a->o.tolerance * a->long_rtt / rtt, 0.5, 1.0);
     double next = a->limit * grad + sqrt(a->limit);
     a->limit = clamp(a->limit * (1 - a->o.smoothing) + next * a->o.smoothing, a->o.min,
                      a->o.max);
+    TERN_ASSERT(a->limit >= a->o.min && a->limit <= a->o.max);
 }
 
 void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped)
@@ -121,6 +124,7 @@ void tern_adaptive_release(tern_adaptive *a, int64_t start, bool dropped)
         tern__count(&a->dropped);
     tern__spin_lock(&a->lock);
     int in_flight = a->in_flight--;
+    TERN_ASSERT(in_flight > 0);         /* never negative: a release per acquire */
     if (dropped)
         a->limit = clamp(a->limit * 0.9, a->o.min, a->o.max);
     else

@@ -14,7 +14,6 @@
 
 #include "base/check.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -71,9 +70,34 @@ void tern_breaker_free(tern_breaker *b)
 }
 
 /* Under the lock: switch state, returning the old one for the callback. */
+/* The only moves: CLOSED -> OPEN, OPEN -> HALF_OPEN, HALF_OPEN -> CLOSED
+ * or OPEN. */
+static bool legal_move(tern_breaker_state from, tern_breaker_state to)
+{
+    return (from == TERN_BREAKER_CLOSED && to == TERN_BREAKER_OPEN) ||
+           (from == TERN_BREAKER_OPEN && to == TERN_BREAKER_HALF_OPEN) ||
+           (from == TERN_BREAKER_HALF_OPEN &&
+            (to == TERN_BREAKER_CLOSED || to == TERN_BREAKER_OPEN));
+}
+
+/* Under the lock: what holds in each state. */
+static bool state_ok(const tern_breaker *b)
+{
+    switch (b->state) {
+    case TERN_BREAKER_CLOSED:
+    case TERN_BREAKER_OPEN:
+        return b->trials_out == 0 && b->trials_ok == 0;
+    case TERN_BREAKER_HALF_OPEN:
+        return b->trials_ok <= b->trials_out && b->trials_out <= b->o.half_open_max;
+    }
+    return false;
+}
+
 static tern_breaker_state move(tern_breaker *b, tern_breaker_state to, int64_t now)
 {
     tern_breaker_state from = b->state;
+    TERN_ASSERT(legal_move(from, to));
+    TERN_ASSERT(state_ok(b));
     b->state = to;
     b->gen++;
     b->trials_out = b->trials_ok = 0;
@@ -106,6 +130,7 @@ int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket)
     tern_breaker_state from = TERN_BREAKER_CLOSED, to = TERN_BREAKER_CLOSED;
     int rc = 0;
     tern__spin_lock(&b->lock);
+    TERN_ASSERT(state_ok(b) && b->gen != 0);
     if (b->state == TERN_BREAKER_OPEN && now >= b->open_until) {
         from = move(b, TERN_BREAKER_HALF_OPEN, now);
         to = TERN_BREAKER_HALF_OPEN;
@@ -123,6 +148,7 @@ int tern_breaker_allow(tern_breaker *b, tern_breaker_ticket *ticket)
             rc = -EAGAIN;
         break;
     }
+    TERN_ASSERT(state_ok(b));
     *ticket = b->gen;
     tern__spin_unlock(&b->lock);
     tern__count(rc == 0 ? &b->allowed : &b->rejected);
@@ -150,7 +176,7 @@ void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool succe
             to = TERN_BREAKER_OPEN;
         }
     } else if (b->state == TERN_BREAKER_HALF_OPEN) {
-        assert(b->trials_ok < b->trials_out);
+        TERN_ASSERT(b->trials_ok < b->trials_out);     /* this outcome's trial is out */
         if (!success) {
             from = move(b, TERN_BREAKER_OPEN, now);
             to = TERN_BREAKER_OPEN;
@@ -159,6 +185,7 @@ void tern_breaker_record(tern_breaker *b, tern_breaker_ticket ticket, bool succe
             to = TERN_BREAKER_CLOSED;
         }
     }
+    TERN_ASSERT(state_ok(b));
     tern__spin_unlock(&b->lock);
     notify(b, from, to);
 }

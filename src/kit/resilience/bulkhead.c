@@ -52,6 +52,7 @@ static bool enqueue(tern_bulkhead *b)
         if (w >= b->queue)
             return false;
     } while (!atomic_compare_exchange_weak(&b->waiting, &w, w + 1));
+    TERN_ASSERT(w >= 0 && w < b->queue);      /* the bound is never overshot */
     return true;
 }
 
@@ -75,13 +76,15 @@ int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx)
     tern_ctx *wait_ctx = ctx;
     int err = b->max_wait > 0 ? tern_ctx_with_timeout(ctx, b->max_wait, &wait_ctx) : 0;
     if (err < 0) {
-        atomic_fetch_sub(&b->waiting, 1);
+        int was = atomic_fetch_sub(&b->waiting, 1);
+        TERN_ASSERT(was > 0);
         return err;
     }
     int rc = tern_sem_acquire(&b->sem, 1, wait_ctx);
     if (wait_ctx != ctx)
         tern_ctx_free(wait_ctx);
-    atomic_fetch_sub(&b->waiting, 1);
+    int was = atomic_fetch_sub(&b->waiting, 1);
+    TERN_ASSERT(was > 0);               /* our own place in the queue */
     if (rc < 0) {
         tern__count(&b->timeouts);
         return rc;
@@ -92,7 +95,8 @@ int tern_bulkhead_acquire(tern_bulkhead *b, tern_ctx *ctx)
 void tern_bulkhead_release(tern_bulkhead *b)
 {
     TERN_CHECK_ARG(b);
-    atomic_fetch_sub_explicit(&b->in_flight, 1, memory_order_relaxed);
+    uint64_t was = atomic_fetch_sub_explicit(&b->in_flight, 1, memory_order_relaxed);
+    TERN_ASSERT(was > 0);               /* released more than acquired */
     tern_sem_release(&b->sem, 1);
 }
 

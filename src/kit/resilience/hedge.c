@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "tern/chan.h"
 #include "tern/sync.h"
 
@@ -106,7 +107,9 @@ static int leg_co(void *arg)
         l->rc = rc;
         l->resp = resp;
         int i = l->index;
-        tern_chan_try_send(r->done, &i);
+        int sent = tern_chan_try_send(r->done, &i);
+        TERN_ASSERT(sent == 0);         /* capacity 2, one per leg: never full */
+        (void)sent;
     }
     tern_mutex_unlock(&r->lock);
     if (orphan) {

@@ -59,10 +59,13 @@ int tern_ratelimit_new(const tern_ratelimit_options *o, tern_ratelimit **out)
     rl->interval = llround(1e9 / o->rate);
     rl->burst = (int64_t)burst;
     rl->burst_ns = llround(burst * 1e9 / o->rate);
+    /* rate <= 1e9 and burst >= 1: at least a ns per token, a token per burst */
+    TERN_ASSERT(rl->interval >= 1 && rl->burst >= 1 && rl->burst_ns >= rl->interval / 2);
     rl->max_keys = o->max_keys ? o->max_keys : 10000;
     size_t size = 16;
     while (size < rl->max_keys && size < ((size_t)1 << 24))
         size <<= 1;
+    TERN_ASSERT((size & (size - 1)) == 0);
     rl->mask = size - 1;
     rl->table = calloc(size, sizeof *rl->table);
     if (!rl->table) {
@@ -121,8 +124,10 @@ static void lru_push(tern_ratelimit *rl, entry *e)
 static void table_remove(tern_ratelimit *rl, entry *e)
 {
     entry **p = &rl->table[e->hash & rl->mask];
-    while (*p != e)
+    while (*p != e) {
+        TERN_ASSERT(*p != NULL);        /* every listed entry is in its chain */
         p = &(*p)->chain;
+    }
     *p = e->chain;
 }
 
@@ -147,8 +152,10 @@ static entry *lookup(tern_ratelimit *rl, const char *key, int64_t now, bool crea
     memcpy(e->key, key, len + 1);
     e->hash = h;
     e->tat = now;
+    TERN_ASSERT(rl->nkeys <= rl->max_keys);
     if (rl->nkeys >= rl->max_keys) {
         entry *old = rl->tail;
+        TERN_ASSERT(old != NULL && old->next == NULL);
         lru_unlink(rl, old);
         table_remove(rl, old);
         free(old);
@@ -159,6 +166,7 @@ static entry *lookup(tern_ratelimit *rl, const char *key, int64_t now, bool crea
     rl->table[h & rl->mask] = e;
     lru_push(rl, e);
     rl->nkeys++;
+    TERN_ASSERT(rl->nkeys <= rl->max_keys && rl->head == e);
     return e;
 }
 
@@ -189,6 +197,10 @@ int tern_ratelimit_take(tern_ratelimit *rl, const char *key, int n, int64_t *ret
         wait = t - rl->burst_ns - now;
     else
         *tat = t;
+    /* a take never leaves more than a burst of debt; a refusal says how
+     * long until it would not */
+    TERN_ASSERT(wait > 0 || *tat - now <= rl->burst_ns);
+    TERN_ASSERT(wait >= 0 && wait <= (int64_t)n * rl->interval);
     tern__spin_unlock(&rl->lock);
     tern__count(wait ? &rl->limited : &rl->allowed);
     if (!wait)

@@ -91,6 +91,8 @@ int tern_retry_budget_try_withdraw(tern_retry_budget *b)
         b->tokens -= 1;
     else
         ok = false;
+    TERN_ASSERT(b->reserve >= -1e-9 && b->reserve <= b->min_per_sec);
+    TERN_ASSERT(b->tokens >= -1e-9 && b->tokens <= b->max_tokens);
     tern__spin_unlock(&b->lock);
     tern__count(ok ? &b->withdrawals : &b->exhausted);
     return ok ? 0 : -EAGAIN;

@@ -62,6 +62,7 @@ static double probability(tern_throttle *t, int64_t now)
     uint64_t req, acc;
     tern__window_sum(&t->win, now, &req, &acc);
     double p = ((double)req - t->o.k * (double)acc) / ((double)req + 1);
+    TERN_ASSERT(p < 1);                 /* some traffic always gets through */
     return p > 0 ? p : 0;
 }
 

@@ -8,14 +8,16 @@
  */
 #include "kit/resilience/internal.h"
 
-#include <assert.h>
 #include <string.h>
+
+#include "base/check.h"
 
 void tern__window_init(tern__window *w, int64_t span, int n)
 {
-    assert(n > 0 && n <= TERN_WINDOW_MAX && span >= n);
+    TERN_ASSERT(n > 0 && n <= TERN_WINDOW_MAX && span >= n);
     w->n = n;
     w->width = span / n;
+    TERN_ASSERT(w->width > 0);
     tern__window_clear(w);
 }
 
@@ -30,6 +32,7 @@ void tern__window_clear(tern__window *w)
 static int64_t slot_of(const tern__window *w, int64_t now)
 {
     /* floor division: a fake clock may start below zero */
+    TERN_ASSERT(w->width > 0);
     int64_t q = now / w->width;
     return (now % w->width < 0) ? q - 1 : q;
 }
@@ -38,6 +41,10 @@ void tern__window_add(tern__window *w, int64_t now, uint64_t a, uint64_t b)
 {
     int64_t slot = slot_of(w, now);
     int i = (int)(((slot % w->n) + w->n) % w->n);
+    TERN_ASSERT(i >= 0 && i < w->n && w->n <= TERN_WINDOW_MAX);
+    /* a bucket only ever counts its own slots: k in bucket k % n */
+    TERN_ASSERT(w->bucket[i].epoch == INT64_MIN ||
+                ((w->bucket[i].epoch % w->n) + w->n) % w->n == i);
     if (w->bucket[i].epoch != slot) {
         w->bucket[i].epoch = slot;
         w->bucket[i].a = w->bucket[i].b = 0;
@@ -50,6 +57,7 @@ void tern__window_sum(const tern__window *w, int64_t now, uint64_t *a, uint64_t 
 {
     int64_t slot = slot_of(w, now);
     uint64_t sa = 0, sb = 0;
+    TERN_ASSERT(w->n > 0 && w->n <= TERN_WINDOW_MAX);
     for (int i = 0; i < w->n; i++) {
         int64_t e = w->bucket[i].epoch;
         if (e != INT64_MIN && e <= slot && e > slot - w->n) {

@@ -50,6 +50,21 @@ struct tern_trace_span {
 /* The size of an unsampled span: no attribute array. */
 #define TERN__TRACE_UNSAMPLED_SIZE offsetof(struct tern_trace_span, attrs)
 
+/* The attributes are last (an unsampled span is allocated without them),
+ * the unsampled size is 8-aligned (made in the caller's memory), and the
+ * span context ends with tracestate, right before parent_id (span_start
+ * zeroes everything but tracestate with two memsets). */
+_Static_assert(offsetof(struct tern_trace_span, attrs) +
+                   sizeof ((struct tern_trace_span *)0)->attrs == sizeof(struct tern_trace_span),
+               "attrs is the span's last field");
+_Static_assert(TERN__TRACE_UNSAMPLED_SIZE % 8 == 0, "an unsampled span is 8-aligned");
+_Static_assert(offsetof(struct tern_trace_span, sc.tracestate) +
+                   sizeof ((tern_trace_span_context *)0)->tracestate ==
+                   offsetof(struct tern_trace_span, sc) + sizeof(tern_trace_span_context) &&
+               offsetof(struct tern_trace_span, sc) + sizeof(tern_trace_span_context) ==
+                   offsetof(struct tern_trace_span, parent_id),
+               "tracestate ends the span context, which parent_id follows");
+
 /* tern_trace_span_start, but an unsampled span is made in mem (at least
  * TERN__TRACE_UNSAMPLED_SIZE bytes, 8-aligned, living until the span is
  * freed) rather than allocated.  The server middleware passes memory of

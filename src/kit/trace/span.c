@@ -182,6 +182,8 @@ int tern_trace_span_end(tern_trace_span *s)
     if (s->end_ns < s->start_ns)
         s->end_ns = s->start_ns;    /* the wall clock may step back (wall.h) */
     s->ended = true;
+    TERN_ASSERT(s->end_ns >= s->start_ns);
+    TERN_ASSERT(atomic_load(&s->refs) >= 1);  /* ended by a holder */
     if (s->recording)
         tern__trace_export_submit(s);
     return 0;
@@ -198,12 +200,16 @@ void tern_trace_span_free(tern_trace_span *s)
 {
     if (!s)
         return;
+    TERN_ASSERT(atomic_load_explicit(&s->refs, memory_order_relaxed) >= 1);
+    /* an unsampled span never holds attributes or events (nor their array) */
+    TERN_ASSERT(s->recording || (s->nattrs == 0 && s->nevents == 0));
     /* The last reference (every unsampled span: nothing else takes one)
      * needs no locked decrement, which would wait for the request's
      * stores to drain: no other holder is left to race with. */
     if (atomic_load_explicit(&s->refs, memory_order_acquire) != 1 &&
         atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    TERN_ASSERT(s->nattrs <= TERN_TRACE_MAX_ATTRS && s->nevents <= s->events_cap);
     for (size_t i = 0; i < s->nattrs; i++)
         attr_clear(&s->attrs[i]);
     for (size_t i = 0; i < s->nevents; i++) {
@@ -377,6 +383,7 @@ int tern_trace_span_add_event(tern_trace_span *s, const char *name, const tern_t
         s->events = e;
         s->events_cap = cap;
     }
+    TERN_ASSERT(s->nevents < s->events_cap && s->nevents < TERN_TRACE_MAX_EVENTS);
     tern__trace_event *e = &s->events[s->nevents];
     *e = (tern__trace_event){.time_ns = tern__wall_ns(), .name = dup_cut(name)};
     if (!e->name)
@@ -453,6 +460,7 @@ tern_trace_span *tern_trace_span_from_ctx(tern_ctx *ctx)
 void tern_trace_span_enter(tern_trace_scope *e, tern_trace_span *s)
 {
     tern_trace_scope **top = (tern_trace_scope **)tern__co_local();
+    TERN_ASSERT(*top != e);             /* a scope is entered once */
     e->co = tern_self();
     e->span = s;
     e->next = *top;
@@ -461,6 +469,8 @@ void tern_trace_span_enter(tern_trace_scope *e, tern_trace_span *s)
 
 void tern_trace_span_exit(tern_trace_scope *e)
 {
+    /* only the coroutine that entered the scope leaves it */
+    TERN_ASSERT(e->co == tern_self());
     /* the newest as a rule; scopes left out of order are unlinked too */
     for (tern_trace_scope **p = (tern_trace_scope **)tern__co_local(); *p; p = &(*p)->next) {
         if (*p == e) {
