@@ -108,12 +108,14 @@ typedef struct big_job {
     tern_conn *c;
     const char *p;
     size_t n;
+    tern_waitgroup done;        /* the writer has returned from its write */
 } big_job;
 
 static int big_writer(void *arg)
 {
     big_job *j = arg;
     CHECK_EQ(tern_conn_write(j->c, j->p, j->n, NULL), (ssize_t)j->n);
+    tern_waitgroup_done(&j->done);
     return 0;
 }
 
@@ -151,10 +153,14 @@ static int tcp_main(void *arg)
         out[i] = (char)(i * 7);
     tern_conn *c2;
     CHECK_EQ(tern_conn_dial(TERN_NET_TCP, addr, &c2, NULL), 0);
-    big_job job = { c2, out, big };
-    tern_go(big_writer, &job);          /* writes while this one reads */
+    big_job job = { c2, out, big, TERN_WAITGROUP_INIT };
+    tern_waitgroup_add(&job.done, 1);
+    CHECK_EQ(tern_go(big_writer, &job), 0);     /* writes while this one reads */
     CHECK_EQ(read_full(c2, in, big), (ssize_t)big);
     CHECK(!memcmp(in, out, big));
+    /* the last bytes can arrive before the writer's send returns: the
+     * buffer and the job must outlive its write */
+    tern_waitgroup_wait(&job.done, NULL);
     free(out);
     free(in);
     tern_conn_free(c2);
