@@ -268,6 +268,23 @@ uint64_t tern_http_resp_body_bytes(const tern_http_resp *w)
 
 /* ---- the head ----------------------------------------------------------- */
 
+/* Whether a 12-byte field name is Content-Type, in any case: two loads
+ * folded to lower case.  Or-ing 0x20 folds letters and leaves '-' alone;
+ * no other token character (names were checked to be tokens) folds onto
+ * one of these bytes.  Per response, so not a strcasecmp call. */
+static bool is_content_type(const char *name)
+{
+    uint64_t a;
+    uint32_t b;
+    memcpy(&a, name, 8);
+    memcpy(&b, name + 8, 4);
+    uint64_t want_a;
+    uint32_t want_b;
+    memcpy(&want_a, "content-", 8);
+    memcpy(&want_b, "type", 4);
+    return (a | 0x2020202020202020ull) == want_a && (b | 0x20202020u) == want_b;
+}
+
 static bool bodyless_status(int status)
 {
     return status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -333,7 +350,7 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         const resp_header *h = &w->hdrs[i];
         if (conn_hdr && h->value == conn_hdr)
             continue;           /* written below, once */
-        if (h->name_len == 12 && !strcasecmp(h->name, "Content-Type"))
+        if (h->name_len == 12 && is_content_type(h->name))
             has_type = true;
         char *d = b->p + b->len;
         memcpy(d, h->name, h->name_len);
