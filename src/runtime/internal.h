@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "base/spin.h"
 #include "runtime/export.h"
 #include "tern/runtime.h"

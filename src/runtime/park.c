@@ -88,6 +88,8 @@ bool tern__wake_claim(tern_co *co, tern_ticket t)
 
 void tern__wake_finish(tern_co *co, int result)
 {
+    /* only the ticket's claimer readies */
+    TERN_ASSERT(atomic_load_explicit(&co->wait_word, memory_order_relaxed) & 1);
     co->wait_result = result;
     tern__ready(co);
 }
@@ -134,6 +136,8 @@ int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
         tern__self_checked("tern_wait");    /* reports and aborts */
     tern_co *co = p->cur;
     uint64_t w = atomic_load(&co->wait_word);
+    TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNING ||
+                atomic_load_explicit(&co->status, memory_order_relaxed) == CO_NOTIFIED);
     if (w >> 1 != t)
         tern__fatal("tern_wait in coroutine %llu '%s': ticket %llu is stale (current %llu)",
                     (unsigned long long)co->id, tern__co_name(co), (unsigned long long)t,
@@ -153,10 +157,15 @@ int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
     atomic_store_explicit(&co->wait_reason, reason, memory_order_relaxed);
     atomic_store_explicit(&co->state_since, tern__coarse_now(), memory_order_relaxed);
     uint32_t s = CO_RUNNING;
-    if (atomic_compare_exchange_strong(&co->status, &s, CO_PARKING))
+    if (atomic_compare_exchange_strong(&co->status, &s, CO_PARKING)) {
         tern__co_leave(p, co, SW_PARK);
-    else
+    } else {
+        TERN_ASSERT(s == CO_NOTIFIED);
         atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed); /* woken early */
+    }
+    /* one readying per wait, by whoever claimed this ticket */
+    TERN_ASSERT(atomic_load_explicit(&co->wait_word, memory_order_relaxed) == (t << 1 | 1));
+    TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNING);
     if (timed)
         tern__timer_del(&co->timer);
     atomic_store_explicit(&co->wait_reason, NULL, memory_order_relaxed);

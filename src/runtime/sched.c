@@ -53,6 +53,7 @@
 
 static void yq_push(tern_p *p, tern_co *co)
 {
+    TERN_ASSERT(!co->pinned);
     co->next = NULL;
     if (p->yq_head)
         p->yq_tail->next = co;
@@ -125,6 +126,9 @@ static void after_switch(tern_p *p)
     p->prev = NULL;
     switch (p->prev_action) {
     case SW_YIELD:
+        /* RUNNING -> RUNNABLE.  A NOTIFIED here would be lost: a coroutine
+         * yields only between waits, with no ticket out. */
+        TERN_ASSERT(atomic_load_explicit(&prev->status, memory_order_relaxed) == CO_RUNNING);
         atomic_store_explicit(&prev->status, CO_RUNNABLE, memory_order_release);
         if (prev->pinned) {
             inbox_push(p, prev);
@@ -139,14 +143,18 @@ static void after_switch(tern_p *p)
     case SW_PARK: {
         uint32_t s = CO_PARKING;
         if (!atomic_compare_exchange_strong(&prev->status, &s, CO_WAITING)) {
+            TERN_ASSERT(s == CO_NOTIFIED);  /* PARKING -> NOTIFIED by a waker, only */
             atomic_store_explicit(&prev->status, CO_RUNNABLE, memory_order_release); /* NOTIFIED */
             enqueue_local(p, prev, true);
         }
         break;
     }
     case SW_EXIT:
+        TERN_ASSERT(atomic_load_explicit(&prev->status, memory_order_relaxed) == CO_DEAD);
         co_recycle(p, prev);
         break;
+    default:
+        TERN_ASSERT(!"after_switch: unknown action");
     }
 }
 
@@ -176,6 +184,8 @@ void tern__co_leave(tern_p *p, tern_co *self, int action)
         next = NULL;
     }
     if (next) {
+        /* every queue holds RUNNABLE coroutines only */
+        TERN_ASSERT(atomic_load_explicit(&next->status, memory_order_relaxed) == CO_RUNNABLE);
         atomic_store_explicit(&next->status, CO_RUNNING, memory_order_relaxed);
         __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
         const void *lo;
@@ -196,6 +206,7 @@ void tern__g0_run(tern_p *p, tern_co *co)
     while (co) {
         if (co->pinned && p->shared_owner != co)
             shared_load(p, co);
+        TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNABLE);
         atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
         __atomic_store_n(&p->cur, co, __ATOMIC_RELAXED);
         atomic_store_explicit(&p->st_running, 1, memory_order_relaxed);
@@ -226,6 +237,8 @@ static void shared_load(tern_p *p, tern_co *co)
 {
     char *top = p->shared.lo + p->shared.size;
     tern_co *owner = p->shared_owner;
+    TERN_ASSERT(co->pinned == p && (!owner || owner->pinned == p));
+    TERN_ASSERT(co->save_len <= p->shared.size && co->save_len <= co->save_cap);
     if (owner && owner != co) {
         size_t len = (size_t)(top - (char *)owner->sp);
         if (len > owner->save_cap) {
@@ -273,6 +286,7 @@ static void co_recycle(tern_p *p, tern_co *co)
     co->tsan_fiber = NULL;
 #endif
     STAT_ADD(p->st_exited, 1);
+    TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_DEAD);
     atomic_store(&co->status, CO_FREE);
     if (co->pinned && co->pinned->shared_owner == co)
         co->pinned->shared_owner = NULL;
@@ -308,6 +322,8 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
     tern_co *co = tern__co_alloc(p, size, shared);
     if (!co)
         return -ENOMEM;
+    TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_FREE);
+    TERN_ASSERT(shared || (co->stack.size >= size && ((uintptr_t)co->stack.lo & (S->page - 1)) == 0));
     __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_runtime_dump */
     co->fn = fn;
     co->arg = arg;

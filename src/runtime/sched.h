@@ -33,6 +33,8 @@ void tern__stop_all(void);
 
 static inline void gq_push_locked(tern_co *head, tern_co *tail, long n)
 {
+    TERN_ASSERT(n > 0 && head && tail && !head->pinned);
+    TERN_ASSERT(!S->gq_tail == !S->gq_head);
     tail->next = NULL;
     if (S->gq_tail)
         S->gq_tail->next = head;
@@ -52,6 +54,7 @@ static inline tern_co *gq_get_locked(tern_p *p)
     if (want > TERN_RUNQ_SIZE / 2)
         want = TERN_RUNQ_SIZE / 2;
     tern_co *first = S->gq_head;
+    TERN_ASSERT(first && n > 0);     /* ngq counts the list, under S->lock */
     S->gq_head = first->next;
     long got = 1;
     while (got < want && S->gq_head) {
@@ -96,6 +99,7 @@ static inline void runq_spill(tern_p *p, tern_co *co)
 
 static inline void runq_put(tern_p *p, tern_co *co, bool next)
 {
+    TERN_ASSERT(!co->pinned);      /* pinned ones never enter the stealable ring */
     if (next) {
         co = atomic_exchange_explicit(&p->runnext, co, memory_order_acq_rel);
         if (!co)
@@ -109,6 +113,7 @@ static inline void runq_put(tern_p *p, tern_co *co, bool next)
  * wait in the inbox, which other threads push to as well. */
 static inline void inbox_push(tern_p *p, tern_co *co)
 {
+    TERN_ASSERT(co->pinned == p);
     tern__spin_lock(&p->inbox_lock);
     co->next = NULL;
     if (p->inbox)
