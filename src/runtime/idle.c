@@ -87,6 +87,7 @@ void tern__wakep(void)
     pthread_mutex_lock(&S->lock);
     tern_p *p = S->idle;
     if (p) {
+        TERN_ASSERT(p->is_idle);    /* the idle list holds exactly the idle Ps */
         S->idle = p->idle_next;
         p->is_idle = false;
         atomic_fetch_sub(&S->npidle, 1);
@@ -381,6 +382,7 @@ tern_co *tern__find_runnable(tern_p *p)
             continue;
         }
         atomic_store(&p->wake_word, 0);
+        TERN_ASSERT(!p->is_idle && atomic_load(&S->npidle) < S->nprocs);
         p->idle_next = S->idle;
         S->idle = p;
         p->is_idle = true;

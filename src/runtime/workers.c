@@ -32,6 +32,7 @@ static void sched_loop(tern_p *p)
     for (;;) {
         tern_co *co = tern__find_runnable(p);
         if (p->spinning) {
+            TERN_ASSERT(atomic_load(&S->nspinning) > 0);    /* p is counted there */
             p->spinning = false;
             if (atomic_fetch_sub(&S->nspinning, 1) == 1)
                 tern__wakep();
