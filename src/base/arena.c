@@ -3,6 +3,8 @@
  */
 #include "base/arena.h"
 
+#include "base/check.h"
+
 #include <stdlib.h>
 
 void *tern__arena_alloc(tern__arena *a, size_t n)
@@ -21,6 +23,7 @@ void *tern__arena_alloc(tern__arena *a, size_t n)
     }
     void *p = c->data + c->used;
     c->used += n;
+    TERN_ASSERT(c->used <= c->cap && (c->used & 15) == 0);   /* 16-aligned bumps */
     return p;
 }
 
@@ -34,6 +37,7 @@ void tern__arena_reset(tern__arena *a)
         free(c);
         c = n;
     }
+    TERN_ASSERT(!a->fixed || c == a->fixed);   /* the fixed chunk is the oldest */
     c->used = 0;
     a->head = c;
 }

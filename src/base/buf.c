@@ -3,12 +3,15 @@
  */
 #include "base/buf.h"
 
+#include "base/check.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 bool tern__buf_room(tern__buf *b, size_t n)
 {
+    TERN_ASSERT(b->len <= b->cap && (b->p || b->cap == 0));
     if (b->oom)
         return false;
     if (b->cap - b->len >= n)

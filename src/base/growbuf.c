@@ -3,12 +3,15 @@
  */
 #include "base/growbuf.h"
 
+#include "base/check.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 int tern__growbuf_reserve(tern__growbuf *b, size_t extra)
 {
+    TERN_ASSERT(b->len <= b->cap && (b->p || b->cap == 0));
     if (b->cap - b->len >= extra)
         return 0;
     size_t cap = b->cap ? b->cap : 4096;

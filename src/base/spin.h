@@ -11,6 +11,8 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include "base/check.h"
+
 typedef struct { atomic_int v; } tern__spin;
 
 #define TERN_SPIN_INIT {0}
@@ -44,6 +46,7 @@ static inline void tern__spin_lock(tern__spin *s)
 
 static inline void tern__spin_unlock(tern__spin *s)
 {
+    TERN_ASSERT(atomic_load_explicit(&s->v, memory_order_relaxed) != 0);  /* held */
     atomic_store_explicit(&s->v, 0, memory_order_release);
 }
 

@@ -4,7 +4,9 @@
  * A channel is a ring buffer plus two queues of parked coroutines, sendq
  * and recvq, under one spinlock.  Invariants (as in Go's chan.c):
  *   - at least one of sendq and recvq is empty (a waiting sender and a
- *     waiting receiver would have met);
+ *     waiting receiver would have met), except when one select waits to
+ *     both send on and receive from the same unbuffered channel (Go has
+ *     the same exception);
  *   - sendq is non-empty only if the buffer is full (or cap is 0);
  *   - recvq is non-empty only if the buffer is empty.
  * A sender that finds a waiting receiver copies its value straight into
@@ -40,6 +42,10 @@ struct tern_chan {
     tern_waitq sendq, recvq;    /* their own locks are unused */
     _Alignas(16) char buf[];
 };
+
+/* The ring (lock held): head and tail run free, len counts what lies
+ * between them. */
+#define CHAN_RING_OK(ch) ((ch)->len <= (ch)->cap && (ch)->tail - (ch)->head == (ch)->len)
 
 int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out)
 {
@@ -102,10 +108,12 @@ static void wake(tern_waitq_node *w)
  * -EPIPE closed.  *woken: a waiter to wake() after unlocking. */
 static int send_locked(tern_chan *ch, const void *elem, tern_waitq_node **woken)
 {
+    TERN_ASSERT(CHAN_RING_OK(ch));
     if (ch->closed)
         return -EPIPE;
     tern_waitq_node *w = waitq_pop_claimed(&ch->recvq);
     if (w) {
+        TERN_ASSERT(ch->len == 0);  /* receivers wait only on an empty buffer */
         copy_out(ch, w->elem, elem);
         w->ok = true;
         *woken = w;
@@ -116,6 +124,7 @@ static int send_locked(tern_chan *ch, const void *elem, tern_waitq_node **woken)
         ch->len++;
         return 1;
     }
+    TERN_ASSERT(!ch->recvq.head && ch->len == ch->cap);
     return 0;
 }
 
@@ -123,8 +132,11 @@ static int send_locked(tern_chan *ch, const void *elem, tern_waitq_node **woken)
  * value came), 0 would block.  *woken as for send_locked. */
 static int recv_locked(tern_chan *ch, void *elem, bool *ok, tern_waitq_node **woken)
 {
+    TERN_ASSERT(CHAN_RING_OK(ch));
     tern_waitq_node *w = waitq_pop_claimed(&ch->sendq);
     if (w) {
+        /* senders wait only on a full buffer, and close wakes them all */
+        TERN_ASSERT(ch->len == ch->cap && !ch->closed);
         if (ch->cap == 0) {
             copy_out(ch, elem, w->elem);
         } else {
@@ -150,6 +162,7 @@ static int recv_locked(tern_chan *ch, void *elem, bool *ok, tern_waitq_node **wo
         *ok = false;
         return 1;
     }
+    TERN_ASSERT(!ch->sendq.head && ch->len == 0);
     return 0;
 }
 
@@ -238,6 +251,7 @@ int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx)
     }
     n->case_idx = 0;
     n->ok = false;
+    TERN_ASSERT(!ch->closed && !ch->recvq.head);
     waitq_push(&ch->sendq, n);
     tern__spin_unlock(&ch->lock);
     tern_wait(n->ticket, "chan send", TERN_FOREVER);
@@ -271,6 +285,7 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
     }
     n->case_idx = 0;
     n->ok = false;
+    TERN_ASSERT(!ch->closed && !ch->sendq.head);
     waitq_push(&ch->recvq, n);
     tern__spin_unlock(&ch->lock);
     tern_wait(n->ticket, "chan receive", TERN_FOREVER);
@@ -328,6 +343,7 @@ int tern_chan_close(tern_chan *ch)
             w->ok = false;
             waitq_push(&all, w);
         }
+    TERN_ASSERT(!ch->recvq.head && !ch->sendq.head);  /* none can queue once closed */
     tern__spin_unlock(&ch->lock);
     waitq_wake_list(all.head, true);
     return 0;
@@ -360,8 +376,11 @@ static void sel_lock(sel_locks *l, tern_chan_case *cases, int n)
         if (u == 0 || l->ch[u - 1] != l->ch[i])
             l->ch[u++] = l->ch[i];
     l->n = u;
-    for (int i = 0; i < l->n; i++)
+    for (int i = 0; i < l->n; i++) {
+        /* strictly ascending: two selects cannot deadlock, none locks twice */
+        TERN_ASSERT(i == 0 || (uintptr_t)l->ch[i - 1] < (uintptr_t)l->ch[i]);
         tern__spin_lock(&l->ch[i]->lock);
+    }
 }
 
 static void sel_unlock(sel_locks *l)
@@ -474,6 +493,8 @@ static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
         tern__ctx_unref(ctx);
     }
     if (r == 0) {
+        /* the context's wake (case n) always leaves its error in r */
+        TERN_ASSERT(fired >= 0 && fired < n && nodes[fired]);
         cases[fired].ok = nodes[fired]->ok;
         r = fired;
     }

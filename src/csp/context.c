@@ -59,20 +59,27 @@ static tern_ctx *state_of(tern_ctx *ctx)
 
 void tern__ctx_ref(tern_ctx *ctx)
 {
-    if (ctx && ctx != &background)
-        atomic_fetch_add(&ctx->refs, 1);
+    if (ctx && ctx != &background) {
+        int old = atomic_fetch_add(&ctx->refs, 1);
+        TERN_ASSERT(old > 0);       /* a reference is taken from a live one */
+    }
 }
 
 static void ctx_destroy(tern_ctx *ctx);
 
 void tern__ctx_unref(tern_ctx *ctx)
 {
-    if (ctx && ctx != &background && atomic_fetch_sub(&ctx->refs, 1) == 1)
+    if (!ctx || ctx == &background)
+        return;
+    int old = atomic_fetch_sub(&ctx->refs, 1);
+    TERN_ASSERT(old > 0);
+    if (old == 1)
         ctx_destroy(ctx);
 }
 
 static void cancel(tern_ctx *ctx, int err)
 {
+    TERN_ASSERT(err < 0 && ctx->kind == K_CANCEL);
     tern__spin_lock(&ctx->lock);
     int none = 0;
     if (!atomic_compare_exchange_strong(&ctx->err, &none, err)) {
@@ -147,6 +154,8 @@ static void unlist(tern_ctx *ctx)
             tern__spin_unlock(&s->lock);
             continue;
         }
+        TERN_ASSERT(ctx->prev_sib ? ctx->prev_sib->next_sib == ctx : s->children == ctx);
+        TERN_ASSERT(!ctx->next_sib || ctx->next_sib->prev_sib == ctx);
         if (ctx->prev_sib)
             ctx->prev_sib->next_sib = ctx->next_sib;
         else
@@ -161,7 +170,10 @@ static void unlist(tern_ctx *ctx)
 
 static void ctx_destroy(tern_ctx *ctx)
 {
-    /* no timer can be queued: it would hold a reference */
+    /* no timer can be queued: it would hold a reference; nor a watcher
+     * or a child, which hold one too */
+    TERN_ASSERT(atomic_load_explicit(&ctx->timer.p, memory_order_relaxed) == NULL);
+    TERN_ASSERT(!ctx->watchers.head && !ctx->children);
     unlist(ctx);
     tern__ctx_unref(ctx->parent);
     tern_chan_free(ctx->done);

@@ -55,6 +55,8 @@ static void sema_release(tern_mutex *m)
 {
     waitq_lock(&m->q);
     tern_waitq_node *n = waitq_pop(&m->q);
+    /* tokens are kept only while nobody is parked */
+    TERN_ASSERT(!n || atomic_load_explicit(&m->sema, memory_order_relaxed) == 0);
     if (!n)
         atomic_fetch_add(&m->sema, 1);
     waitq_unlock(&m->q);
@@ -119,6 +121,7 @@ static void lock_slow(tern_mutex *m)
             /* Ownership was handed to us; the state still says unlocked
              * with us counted as a waiter.  Fix both, and leave starvation
              * mode if we are the last waiter or did not wait long. */
+            TERN_ASSERT(!(old & (M_LOCKED | M_WOKEN)) && old >> 3 > 0);
             unsigned delta = M_LOCKED - M_WAITER;
             if (!starving || old >> 3 == 1)
                 delta -= M_STARVING;
@@ -153,6 +156,7 @@ static void unlock_slow(tern_mutex *m, unsigned new)
         /* Nobody to wake, or someone already awake / holding / handed. */
         if (old >> 3 == 0 || (old & (M_LOCKED | M_WOKEN | M_STARVING)))
             return;
+        TERN_ASSERT(old >> 3 > 0);  /* a waiter to take off the count */
         new = (old - M_WAITER) | M_WOKEN;
         if (atomic_compare_exchange_weak(&m->state, &old, new)) {
             sema_release(m);

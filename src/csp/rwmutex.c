@@ -35,6 +35,7 @@ void tern_rwmutex_rlock(tern_rwmutex *rw)
         return;
     }
     tern_waitq_node *n = waitq_self_node(tern__self_checked("tern_rwmutex_rlock"));
+    TERN_ASSERT(rw->readers == -1 || rw->writers_waiting > 0);
     waitq_push(&rw->rq, n);
     rw_unlock(rw);
     tern_wait(n->ticket, "rwmutex read", TERN_FOREVER);   /* counted in for us */
@@ -59,6 +60,7 @@ void tern_rwmutex_runlock(tern_rwmutex *rw)
         tern__fatal("tern_rwmutex_runlock of rwmutex %p not read-locked", (void *)rw);
     tern_waitq_node *w = NULL;
     if (--rw->readers == 0 && (w = waitq_pop(&rw->wq))) {
+        TERN_ASSERT(rw->writers_waiting > 0);
         rw->readers = -1;
         rw->writers_waiting--;
     }
@@ -109,9 +111,11 @@ void tern_rwmutex_unlock(tern_rwmutex *rw)
             waitq_push(&wake, n);
         }
     } else if ((wake.head = waitq_pop(&rw->wq))) {
+        TERN_ASSERT(rw->writers_waiting > 0);
         rw->writers_waiting--;          /* readers stays -1: handed over */
         wake.head->next = NULL;
     } else {
+        TERN_ASSERT(rw->writers_waiting == 0);  /* each waiting writer is queued */
         rw->readers = 0;
     }
     rw_unlock(rw);

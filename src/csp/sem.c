@@ -22,6 +22,7 @@
  * granted are collected in *wake. */
 static void grant(tern_sem *s, tern_waitq *wake)
 {
+    TERN_ASSERT(0 <= s->cur && s->cur <= s->size);
     tern_waitq_node *n;
     while ((n = Q(s)->head) && s->size - s->cur >= n->n) {
         waitq_unlink(Q(s), n);
@@ -30,6 +31,7 @@ static void grant(tern_sem *s, tern_waitq *wake)
         s->cur += n->n;
         waitq_push(wake, n);
     }
+    TERN_ASSERT(s->cur <= s->size);
 }
 
 int tern_sem_try_acquire(tern_sem *s, int64_t n)
@@ -65,6 +67,7 @@ int tern__sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx, tern_ctx *ctx2)
         return err;
     }
     tern_waitq_node *w = waitq_self_node(tern__self_checked("tern_sem_acquire"));
+    TERN_ASSERT(0 <= n && n <= s->size);    /* so a release can always grant it */
     w->n = n;
     waitq_push(Q(s), w);
     sem_unlock(s);

@@ -60,6 +60,7 @@ int tern_waitgroup_wait(tern_waitgroup *wg, tern_ctx *ctx)
         return 0;
     }
     tern_waitq_node *n = waitq_self_node(tern__self_checked("tern_waitgroup_wait"));
+    TERN_ASSERT(atomic_load(&wg->count) > 0);
     waitq_push(&wg->q, n);
     waitq_unlock(&wg->q);
     int r = tern__ctx_park(n->ticket, "waitgroup", ctx, NULL);

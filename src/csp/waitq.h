@@ -13,9 +13,18 @@
 #ifndef TERN_CSP_WAITQ_H
 #define TERN_CSP_WAITQ_H
 
+#include "base/check.h"
 #include "base/spin.h"
 #include "runtime/export.h"
 #include "tern/sync.h"
+
+/* The public headers show each queue's lock as a bare atomic int (they
+ * cannot include base/); it is used as a tern__spin through a cast. */
+_Static_assert(sizeof(tern__spin) == sizeof(((tern_waitq *)0)->lock) &&
+                   _Alignof(tern__spin) == _Alignof(atomic_int),
+               "tern_waitq.lock is a tern__spin");
+_Static_assert(sizeof(tern__spin) == sizeof(((tern_rwmutex *)0)->lock),
+               "tern_rwmutex.lock is a tern__spin");
 
 static inline void waitq_lock(tern_waitq *q)
 {
@@ -29,6 +38,7 @@ static inline void waitq_unlock(tern_waitq *q)
 
 static inline void waitq_push(tern_waitq *q, tern_waitq_node *n)
 {
+    TERN_ASSERT(!q->head == !q->tail && (!q->tail || !q->tail->next));
     n->next = NULL;
     n->prev = q->tail;
     if (q->tail)
@@ -41,6 +51,7 @@ static inline void waitq_push(tern_waitq *q, tern_waitq_node *n)
 
 static inline void waitq_push_front(tern_waitq *q, tern_waitq_node *n)
 {
+    TERN_ASSERT(!q->head == !q->tail && (!q->head || !q->head->prev));
     n->prev = NULL;
     n->next = q->head;
     if (q->head)
@@ -53,6 +64,9 @@ static inline void waitq_push_front(tern_waitq *q, tern_waitq_node *n)
 
 static inline void waitq_unlink(tern_waitq *q, tern_waitq_node *n)
 {
+    TERN_ASSERT(n->queue == q);
+    TERN_ASSERT(n->prev ? n->prev->next == n : q->head == n);
+    TERN_ASSERT(n->next ? n->next->prev == n : q->tail == n);
     if (n->prev)
         n->prev->next = n->next;
     else

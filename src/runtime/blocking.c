@@ -87,6 +87,7 @@ static void *pool_thread(void *arg)
         tern_co *co = pool.head;
         if (!co)
             goto out;
+        TERN_ASSERT(pool.queued > 0 && pool.tail);
         pool.head = co->next;
         if (!pool.head)
             pool.tail = NULL;
@@ -98,6 +99,9 @@ static void *pool_thread(void *arg)
         pthread_mutex_lock(&pool.lock);
         pool.running--;
         atomic_fetch_sub(&pool.inflight, 1);
+        /* queued and running jobs are in flight; nothing else is (lock held) */
+        TERN_ASSERT(pool.running >= 0 &&
+                    atomic_load(&pool.inflight) == pool.queued + pool.running);
     }
 out:
     pool.threads--;
@@ -137,6 +141,7 @@ int tern_blocking(tern_fn *fn, void *arg)
             return -EAGAIN;
         }
     }
+    TERN_ASSERT(!pool.head == !pool.tail);
     if (pool.tail)
         pool.tail->next = co;
     else

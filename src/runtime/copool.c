@@ -198,6 +198,7 @@ void tern__co_free_all(void)
 tern_waitq_node *tern__co_wait_node(tern_co *self)
 {
     tern_waitq_node *n = &self->node;
+    TERN_ASSERT(!n->queue);        /* every wait ends with its node unlinked */
     n->co = self;
     n->ticket = tern__prepare(self);
     n->queue = NULL;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "base/spin.h"
 #include "runtime/export.h"
 #include "tern/runtime.h"
@@ -83,7 +84,7 @@ struct tern_co {
 
     /* colder: deadlines, shared stacks, offload, tools, name */
     tern_timer timer;
-    tern_co *batch_next;        /* free batches (sched.c) */
+    tern_co *batch_next;        /* free batches (copool.c) */
     int batch_n;
     char *save_buf;
     size_t save_len, save_cap;
@@ -178,7 +179,7 @@ struct tern_p {
     atomic_bool in_netpoll;
     /* While in p_sleep: the latest it will wake by itself (INT64_MAX:
      * never); INT64_MIN while awake, when other Ps watch its timers
-     * (sleep_deadline in sched.c, the monitor). */
+     * (sleep_deadline in idle.c, the monitor). */
     _Atomic int64_t sleep_until;
 
     /* shared stack for TERN_STACK_SHARED coroutines */
@@ -226,13 +227,13 @@ typedef struct tern_sched {
 
 extern tern_sched *tern__sched;
 
-/* ---- sched.c ---- */
-tern_p *tern__cur_p(void);
-void tern__ready(tern_co *co);
-tern_ticket tern__prepare(tern_co *self);       /* tern_wait_prepare for self */
-void tern__wakep(void);
-void tern__inject(tern_co *list);       /* readied from a foreign thread */
-void tern__p_kick(tern_p *p);           /* wake p if it sleeps */
+/* ---- the scheduler (sched.h lists its files) ---- */
+tern_p *tern__cur_p(void);                      /* workers.c */
+void tern__ready(tern_co *co);                  /* park.c */
+tern_ticket tern__prepare(tern_co *self);       /* park.c: tern_wait_prepare for self */
+void tern__inject(tern_co *list);       /* park.c: readied from a foreign thread */
+void tern__wakep(void);                 /* idle.c */
+void tern__p_kick(tern_p *p);           /* idle.c: wake p if it sleeps */
 
 /* ---- copool.c ---- */
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared);
@@ -255,7 +256,7 @@ void tern__timer_add(tern_p *p, tern_timer *t, int64_t when);
 void tern__timer_del(tern_timer *t);           /* waits out a firing wake */
 int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
 /* How late past its deadline an awake P's timer may fire before an idle
- * P steps in (sched.c, monitor.c): a P that switches fires its own on
+ * P steps in (idle.c, monitor.c): a P that switches fires its own on
  * time, so the others stay asleep unless a coroutine holds it. */
 #define TERN__TIMER_SLACK (1000 * 1000)
 int64_t tern__coarse_now(void);

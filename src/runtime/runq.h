@@ -19,9 +19,14 @@
 #define RQ_ACQ memory_order_acquire
 #define RQ_REL memory_order_release
 
+/* Indexes run free and wrap at 2^32, so the ring's slot (i % size) stays
+ * continuous across the wrap only if the size divides 2^32. */
+_Static_assert((TERN_RUNQ_SIZE & (TERN_RUNQ_SIZE - 1)) == 0, "TERN_RUNQ_SIZE is a power of two");
+
 /* Push at tail; false if the ring is full (the caller spills). */
 static inline bool runq_push_tail(tern_p *p, tern_co *co)
 {
+    TERN_ASSERT(co && tern__cur_p() == p);      /* only the owner pushes */
     uint32_t h = atomic_load_explicit(&p->runq_head, RQ_ACQ);
     uint32_t t = atomic_load_explicit(&p->runq_tail, RQ_RELAXED);
     if (t - h >= TERN_RUNQ_SIZE)
@@ -49,8 +54,10 @@ static inline uint32_t runq_grab(tern_p *p, tern_co **batch, bool owner)
         }
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(&p->runq[(h + i) % TERN_RUNQ_SIZE], RQ_RELAXED);
-        if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + n, RQ_REL, RQ_RELAXED))
+        if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + n, RQ_REL, RQ_RELAXED)) {
+            TERN_ASSERT(n <= TERN_RUNQ_SIZE / 2 && batch[0] && batch[n - 1]);
             return n;
+        }
     }
 }
 
@@ -62,9 +69,12 @@ static inline tern_co *runq_pop(tern_p *p)
         uint32_t t = atomic_load_explicit(&p->runq_tail, RQ_RELAXED);
         if (t == h)
             return NULL;
+        TERN_ASSERT(t - h <= TERN_RUNQ_SIZE);  /* t is ours; h only grows */
         tern_co *co = atomic_load_explicit(&p->runq[h % TERN_RUNQ_SIZE], RQ_RELAXED);
-        if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + 1, RQ_REL, RQ_RELAXED))
+        if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + 1, RQ_REL, RQ_RELAXED)) {
+            TERN_ASSERT(co);
             return co;
+        }
     }
 }
 

@@ -192,6 +192,9 @@ int tern__stack_get(tern_stack *st, size_t size)
     }
     st->lo = slot + guard;
     st->cls = ci;
+    /* whole pages: the guard below and madvise over the whole stack need it */
+    TERN_ASSERT(st->size >= size && (st->size & (page - 1)) == 0 &&
+                ((uintptr_t)st->lo & (page - 1)) == 0);
     st->vg_id = tern_vg_stack_register(st->lo, st->lo + st->size);
     return 0;
 }
@@ -250,6 +253,7 @@ void tern__stack_release(tern_stack *st)
 
 void tern__stack_canary_set(const tern_stack *st)
 {
+    TERN_ASSERT(st->size > CANARY_WORDS * sizeof(uint64_t) && ((uintptr_t)st->lo & 7) == 0);
     if (guarded)
         return;
     uint64_t *w = (uint64_t *)(void *)st->lo;

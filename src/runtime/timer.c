@@ -79,6 +79,7 @@ static void sift_up(tern_p *p, int32_t i)
         i = parent;
     }
     heap_set(p, i, t);
+    TERN_ASSERT(i == 0 || p->heap[(i - 1) / 4]->when <= t->when);   /* heap order */
 }
 
 static void sift_down(tern_p *p, int32_t i)
@@ -104,7 +105,9 @@ static void sift_down(tern_p *p, int32_t i)
 static void heap_remove_at(tern_p *p, int32_t i)
 {
     int32_t n = atomic_load_explicit(&p->nheap, memory_order_relaxed) - 1;
+    TERN_ASSERT(i >= 0 && i <= n);
     tern_timer *t = p->heap[i];
+    TERN_ASSERT(t->idx == i && atomic_load_explicit(&t->p, memory_order_relaxed) == p);
     atomic_store_explicit(&p->nheap, n, memory_order_relaxed);
     if (i != n) {
         heap_set(p, i, p->heap[n]);
@@ -124,8 +127,11 @@ static void publish_next(tern_p *p)
 
 void tern__timer_add(tern_p *p, tern_timer *t, int64_t when)
 {
+    /* a timer is in one heap at most, once */
+    TERN_ASSERT(atomic_load_explicit(&t->p, memory_order_relaxed) == NULL);
     tern__spin_lock(&p->timer_lock);
     int32_t n = atomic_load_explicit(&p->nheap, memory_order_relaxed);
+    TERN_ASSERT(n <= p->capheap);
     if (n == p->capheap) {
         tern_timer **h = realloc(p->heap, (size_t)p->capheap * 2 * sizeof *h);
         if (!h)
