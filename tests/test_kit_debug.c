@@ -46,7 +46,7 @@ typedef struct reply {
 } reply;
 
 /* GET base+path with tern's client.  The second profile's 200 ms sleep
- * may sit on the P the spinner holds: an idle P fires it (sched.c's
+ * may sit on the P the spinner holds: an idle P fires it (idle.c's
  * sleep_deadline), so it does not wait for the first profile to end. */
 static void debug_get(const char *base, const char *path, reply *out)
 {
