@@ -61,18 +61,20 @@ test-aarch64: deps
 	@cmake --build build-aarch64 -j $(JOBS)
 	@cd build-aarch64 && TERN_TEST_SCALE=0.05 TERN_TEST_UNDER_QEMU=1 ctest --output-on-failure -j 1
 
-# libFuzzer on the HTTP parsers (request heads, response heads, chunked
-# bodies) and the log line formatter, one after another, each for a quarter
-# of FUZZ_SECONDS (at least 1 s), so the whole run takes about
-# FUZZ_SECONDS; CI uses FUZZ_SECONDS=20.
+# libFuzzer on every input tern takes from outside: the HTTP parsers
+# (request heads, response heads, chunked bodies), URLs/queries/forms/
+# cookies/paths, JSON request bodies, configuration files, and the log line
+# formatter, one after another, each for an equal share of FUZZ_SECONDS (at
+# least 1 s), so the whole run takes about FUZZ_SECONDS; CI uses
+# FUZZ_SECONDS=20.
 # Each keeps what it finds in $(FUZZ_BUILD)/corpus/<name>.
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS := http_parse http_response http_chunked log_format
+FUZZ_TARGETS := http_parse http_response http_chunked http_url http_json config_json log_format
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DTERN_FUZZ=ON -DTERN_BENCH=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) --target $(addprefix fuzz_,$(FUZZ_TARGETS)) -j $(JOBS)
-	@secs=$$(( $(FUZZ_SECONDS) / 4 )); [ $$secs -gt 0 ] || secs=1; \
+	@secs=$$(( $(FUZZ_SECONDS) / $(words $(FUZZ_TARGETS)) )); [ $$secs -gt 0 ] || secs=1; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$t && cp -n fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/; \
 	  echo "fuzz_$$t: $$secs s"; \

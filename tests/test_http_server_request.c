@@ -95,6 +95,58 @@ SERVER_TEST(req_accessors_read_path_query_cookies_headers_forms_and_json)
     return 0;
 }
 
+/* A JSON body nested n deep: n '[' then n ']' (closed), or n '[' alone. */
+static char *deep_json_request(size_t n, bool closed)
+{
+    size_t body = closed ? 2 * n : n;
+    char *req = malloc(body + 256);
+    CHECK(req);
+    int h = snprintf(req, 256, "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                               "Content-Length: %zu\r\n\r\n", body);
+    memset(req + h, '[', n);
+    if (closed)
+        memset(req + h + n, ']', n);
+    req[(size_t)h + body] = '\0';
+    return req;
+}
+
+/* jansson recurses per level: a deep body used to overflow the
+ * connection's 64 KiB stack (~550 levels were enough) and abort the whole
+ * process.  Refused with 400 before parsing; the limit itself parses. */
+SERVER_TEST(req_json_refuses_deep_nesting_and_the_server_survives)
+{
+    (void)arg;
+    tern_http_server_options o = {.max_body_bytes = 1024 * 1024};
+    tsrv *t = app_start(&o);
+    cl *k = cl_dial(t->addr);
+    resp r;
+    struct {
+        size_t n;
+        bool closed;
+        int status;
+    } cases[] = {
+        {100000, false, 400},
+        {100000, true, 400},
+        {TERN_HTTP_JSON_MAX_DEPTH + 1, true, 400},
+        {TERN_HTTP_JSON_MAX_DEPTH, true, 201},     /* exactly at the limit: parsed */
+        {1000, true, 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *req = deep_json_request(cases[i].n, cases[i].closed);
+        roundtrip(k, req, &r);
+        free(req);
+        CHECK_EQ(r.status, cases[i].status);
+        resp_free(&r);
+    }
+    /* the connection and the server are still there */
+    roundtrip(k, "POST /json HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n{\"n\": 1}", &r);
+    CHECK_EQ(r.status, 201);
+    resp_free(&r);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
 /* Replace the request's context seven times (each a child of the one
  * before), then once too often. */
 static int h_ctx(tern_http_req *r, tern_http_resp *w, void *arg)
@@ -222,4 +274,5 @@ SERVER_TEST(req_ctx_values_wait_for_the_context)
 }
 
 TESTS(T(req_accessors_read_path_query_cookies_headers_forms_and_json),
+      T(req_json_refuses_deep_nesting_and_the_server_survives),
       T(req_set_ctx_replaces_and_counts_per_request), T(req_ctx_values_wait_for_the_context))

@@ -372,6 +372,67 @@ static void config_file_errors_are_reported(void)
     CHECK_STR(err.msg, fmt("config: file %s: line 1 column 30: duplicate object key near '\"http.port\"'", path));
 }
 
+/* {"ratio": [[...]]}: the object and n-1 arrays, n levels in all. */
+static char *deep_file(size_t n)
+{
+    char *t = malloc(2 * n + 64);
+    CHECK(t != NULL);
+    size_t len = (size_t)sprintf(t, "{\"ratio\": ");
+    memset(t + len, '[', n - 1);
+    memset(t + len + n - 1, ']', n - 1);
+    len += 2 * (n - 1);
+    strcpy(t + len, "}");
+    return t;
+}
+
+static int deep_reload_main(void *arg)
+{
+    tern_config *cfg = arg;
+    tern_config_error err;
+    /* a reload runs on a coroutine's stack (64 KiB by default), as the
+     * watchers' do: 800 levels used to overflow it inside jansson */
+    char *t = deep_file(800);
+    write_file(t);
+    free(t);
+    CHECK_EQ(tern_config_reload(cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: file %s: nested deeper than %d", path, TERN_CONFIG_MAX_DEPTH));
+    CHECK(tern_config_double(cfg, "ratio") == 0.5);     /* the old values stay */
+    return 0;
+}
+
+static void config_file_nested_too_deep_is_refused(void)
+{
+    tern_config *cfg;
+    tern_config_error err;
+    char *t = deep_file(100000);
+    CHECK_EQ(make(nested_keys, 7, NULL, t, 0, NULL, &cfg, &err), -EINVAL);
+    free(t);
+    CHECK_EQ(err.count, 1);
+    CHECK_STR(err.msg, fmt("config: file %s: nested deeper than %d", path, TERN_CONFIG_MAX_DEPTH));
+    /* exactly at the limit: parsed (and refused for what it holds) */
+    t = deep_file(TERN_CONFIG_MAX_DEPTH);
+    CHECK_EQ(make(nested_keys, 7, NULL, t, 0, NULL, &cfg, &err), -EINVAL);
+    free(t);
+    CHECK(strstr(err.msg, "config: ratio: [[[") == err.msg);
+    CHECK(strstr(err.msg, "is not a number (from file"));
+    /* one more: refused before parsing */
+    t = deep_file(TERN_CONFIG_MAX_DEPTH + 1);
+    CHECK_EQ(make(nested_keys, 7, NULL, t, 0, NULL, &cfg, &err), -EINVAL);
+    free(t);
+    CHECK_STR(err.msg, fmt("config: file %s: nested deeper than %d", path, TERN_CONFIG_MAX_DEPTH));
+    /* brackets in strings do not count */
+    t = malloc(1000);
+    CHECK(t != NULL);
+    strcpy(t, "{\"name\": \"");
+    memset(t + strlen(t), '[', 500);
+    strcpy(t + 10 + 500, "\", \"ratio\": 0.5}");
+    CHECK_EQ(make(nested_keys, 7, NULL, t, 0, NULL, &cfg, &err), 0);
+    free(t);
+    CHECK_EQ(strlen(tern_config_str(cfg, "name")), 500);
+    run_ok(deep_reload_main, cfg, 1);
+    tern_config_free(cfg);
+}
+
 /* ---- flags, declarations, help ------------------------------------------------------------ */
 
 static const tern_config_key flag_keys[] = {
@@ -1121,7 +1182,8 @@ static void config_null_config_aborts_naming_the_function(void)
 TESTS(T(config_each_layer_overrides_the_one_below), T(config_parses_every_type),
       T(config_parse_errors_name_the_key_and_the_source),
       T(config_limits_are_checked_on_the_winning_value), T(config_reads_nested_json),
-      T(config_file_errors_are_reported), T(config_flags_forms_and_errors),
+      T(config_file_errors_are_reported), T(config_file_nested_too_deep_is_refused),
+      T(config_flags_forms_and_errors),
       T(config_bad_declarations_are_reported), T(config_getter_misuse_aborts_with_a_message),
       T(config_reload_swaps_and_reports_changes),
       T(config_sighup_reloads_and_keeps_old_values_on_error),

@@ -102,6 +102,13 @@ typedef struct tern_config_error {
                                    cut if longer */
 } tern_config_error;
 
+/* How deep the JSON file may nest ([ and { levels).  A deeper file is
+ * refused before it is parsed ("config: file PATH: nested deeper than
+ * 128"), whatever its size: the parser recurses per level (~80 bytes of
+ * stack each, so 128 levels take ~10 KiB), and a reload may run on a
+ * coroutine's 64 KiB stack.  Real configuration files nest a few levels. */
+#define TERN_CONFIG_MAX_DEPTH 128
+
 typedef struct tern_config_options {
     const tern_config_key *keys;        /* borrowed: must outlive the config */
     size_t nkeys;

@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <jansson.h>
 
+#include "http/json_body.h"
 #include "http/server_internal.h"
 #include "tern/runtime.h"
 
@@ -438,12 +439,7 @@ int tern_http_req_json(tern_http_req *r, json_t **out)
     int rc = tern_http_req_body(r, &data, &len);
     if (rc < 0)
         return rc;
-    json_error_t err;
-    json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &err);
-    if (!v)
-        return -EBADMSG;
-    *out = v;
-    return 0;
+    return tern__http_json_parse(data, len, out);
 }
 
 /* ---- context, values, memory -------------------------------------------- */

@@ -100,6 +100,11 @@ void tern__cfg_snap_free(cfg_snap *s, size_t n);
 /* The whole file into *buf (malloc'd, not NUL-terminated; free it) and
  * *len: 0, or -errno with *buf NULL. */
 int tern__cfg_read_file(const char *path, char **buf, size_t *len);
+/* Parse buf[0..len), the file at path, into s's file layer: its values
+ * and errors, as tern__cfg_build's file layer does with the bytes it read
+ * (and fuzz/fuzz_config_json.c with its input). */
+void tern__cfg_load_json(tern_config *cfg, cfg_snap *s, const char *path, const char *buf,
+                         size_t len, tern_config_error *err);
 /* A 64-bit hash of the bytes (FNV-1a), never 0. */
 uint64_t tern__cfg_sum(const char *buf, size_t len);
 

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "base/json_depth.h"
 #include "kit/config/internal.h"
 
 void tern__cfg_errorf(tern_config_error *err, const char *fmt, ...)
@@ -249,9 +250,21 @@ static void load_file(tern_config *cfg, cfg_snap *s, tern_config_error *err)
             tern__cfg_errorf(err, "config: cannot read file %s: %s", path, strerror(-r));
         return;
     }
+    tern__cfg_load_json(cfg, s, path, buf, len, err);
+    free(buf);
+}
+
+void tern__cfg_load_json(tern_config *cfg, cfg_snap *s, const char *path, const char *buf,
+                         size_t len, tern_config_error *err)
+{
+    /* Before jansson, which recurses per level: a file nested a few
+     * hundred deep would overflow the stack of the coroutine reloading it. */
+    if (!tern__json_depth_ok(buf, len, TERN_CONFIG_MAX_DEPTH)) {
+        tern__cfg_errorf(err, "config: file %s: nested deeper than %d", path, TERN_CONFIG_MAX_DEPTH);
+        return;
+    }
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    free(buf);
     if (!root) {
         tern__cfg_errorf(err, "config: file %s: line %d column %d: %s", path, je.line, je.column,
                         je.text);
