@@ -6,6 +6,8 @@
  */
 #include "check.h"
 
+#include <time.h>
+
 #include "http_server_fixture.h"
 
 SERVER_TEST(shutdown_past_its_deadline_cancels_handlers_and_closes_conns)
@@ -388,9 +390,113 @@ SERVER_TEST(server_can_be_freed_after_shutdown_and_serve_return)
     return 0;
 }
 
+/* ---- handlers that ignore their context ------------------------------------------ */
+
+static atomic_bool spin_release;    /* the spinning handler may return */
+static atomic_int spin_returned;    /* it has */
+
+/* Ignores its request's ctx: a CPU loop that yields but never looks at
+ * it (or a blocking C call), as /debug/pprof/profile?seconds=3600 did. */
+static int h_spin(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    announce();
+    while (!atomic_load(&spin_release))
+        tern_yield();
+    atomic_store(&spin_returned, 1);
+    return tern_http_resp_text(w, 200, "late");
+}
+
+static int sleep_blocking(void *arg)
+{
+    (void)arg;
+    struct timespec ts = { 1, 500000000 };
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* Blocks its thread for 1.5 s through tern_blocking: no ctx can end it. */
+static int h_block(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r, (void)arg;
+    announce();
+    tern_blocking(sleep_blocking, NULL);
+    atomic_store(&spin_returned, 1);
+    return tern_http_resp_text(w, 200, "late");
+}
+
+/* Shutdown with a 100 ms drain while a handler never returns: it forces
+ * the connection, waits the grace (300 ms here), gives up on the handler
+ * and returns -ETIMEDOUT; serve returns too.  The server, freed while the
+ * handler still runs, is freed for real by its connection once the handler
+ * returns (ASan would see a use after free, LSan a leak).  Before: shutdown
+ * waited for the handler without bound. */
+static void shutdown_abandons_a_handler_that_ignores_its_ctx(const char *path)
+{
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &entered), 0);
+    atomic_store(&spin_release, false);
+    atomic_store(&spin_returned, 0);
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/spin", h_spin, NULL), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/block", h_block, NULL), 0);
+    tern_http_server_options o = { .shutdown_grace = 300 * TERN_MS };
+    tsrv *t = srv_start(&o, rt);
+    cl *k = cl_dial(t->addr);
+    char req[128];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    cl_send(k, req);
+    int one;
+    tern_chan_recv(entered, &one, NULL, NULL);
+    int64_t t0 = tern_now();
+    CHECK_EQ(shutdown_within(t->s, 100 * TERN_MS), -ETIMEDOUT);
+    int64_t took = tern_now() - t0;
+    fprintf(stderr, "   %s: shutdown took %lld ms\n", path, (long long)(took / TERN_MS));
+    CHECK(took >= 390 * TERN_MS && took < 900 * TERN_MS);
+    CHECK_EQ(srv_wait(t), 0);
+    CHECK(tern_now() - t0 < 900 * TERN_MS);
+    CHECK_EQ(atomic_load(&spin_returned), 0);
+    CHECK_EQ(srv_stats(t).conns, 1);        /* abandoned, still counted */
+    resp r;
+    CHECK(cl_response(k, &r, false) == RS_CLOSED);  /* its socket was shut down */
+    /* a later shutdown does not wait for it either */
+    t0 = tern_now();
+    CHECK_EQ(shutdown_within(t->s, 10 * TERN_MS), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 900 * TERN_MS);
+    /* freed with the handler still running: the connection frees it */
+    tern_http_server_free(t->s);
+    t->s = NULL;
+    atomic_store(&spin_release, true);
+    int64_t until = tern_now() + 5 * TERN_SEC;
+    while (!atomic_load(&spin_returned) && tern_now() < until)
+        tern_sleep(TERN_MS);
+    CHECK_EQ(atomic_load(&spin_returned), 1);
+    tern_sleep(100 * TERN_MS);              /* its connection leaves, freeing the server */
+    cl_close(k);
+    srv_free(t);
+    tern_chan_free(entered);
+    entered = NULL;
+}
+
+SERVER_TEST(shutdown_abandons_a_spinning_handler_after_the_grace)
+{
+    (void)arg;
+    shutdown_abandons_a_handler_that_ignores_its_ctx("/spin");
+    return 0;
+}
+
+SERVER_TEST(shutdown_abandons_a_blocked_handler_after_the_grace)
+{
+    (void)arg;
+    shutdown_abandons_a_handler_that_ignores_its_ctx("/block");
+    return 0;
+}
+
 TESTS(T(shutdown_past_its_deadline_cancels_handlers_and_closes_conns),
       T(shutdown_drain_ends_when_its_ctx_is_cancelled),
       T(serve_ends_with_its_ctx_closing_every_connection),
       T(shutdown_under_load_answers_or_closes_every_request),
       T(shutdown_inflight_gets_connection_close), T(server_can_be_freed_right_after_serve_returns),
-      T(server_can_be_freed_after_shutdown_and_serve_return))
+      T(server_can_be_freed_after_shutdown_and_serve_return),
+      T(shutdown_abandons_a_spinning_handler_after_the_grace),
+      T(shutdown_abandons_a_blocked_handler_after_the_grace))

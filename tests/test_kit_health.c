@@ -662,6 +662,195 @@ static void service_run_stops_gracefully_when_its_ctx_ends(void)
     run_test(ctx_run_body, NULL);
 }
 
+/* ---- a stop bounded whatever handlers do; a second stop request ---------------- */
+
+typedef struct stuck {
+    tern_service *svc;
+    char addr[32];
+    atomic_int entered;         /* the handler has begun */
+    atomic_bool release;        /* the spinning handler may return */
+    atomic_int returned;        /* it has */
+    atomic_int hooked;
+    int64_t took;               /* tern_service_run, from the stop */
+    tern_waitgroup client;
+} stuck;
+
+/* Ignores its request's ctx (a CPU loop that yields, as a 1-hour CPU
+ * profile did): only release ends it. */
+static int spin_handler(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r;
+    stuck *st = arg;
+    atomic_store(&st->entered, 1);
+    while (!atomic_load(&st->release))
+        tern_yield();
+    atomic_store(&st->returned, 1);
+    return tern_http_resp_text(w, 200, "late");
+}
+
+/* Honours its ctx, but wants 20 s: only a forced drain ends it early. */
+static int long_handler(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    stuck *st = arg;
+    atomic_store(&st->entered, 1);
+    tern_ctx_sleep(20 * TERN_SEC, tern_http_req_ctx(r));
+    atomic_store(&st->returned, 1);
+    return tern_http_resp_text(w, 200, "late");
+}
+
+static int stuck_client_co(void *arg)
+{
+    stuck *st = arg;
+    tern_conn *c;
+    CHECK_EQ(tern_conn_dial(TERN_NET_TCP, st->addr, &c, NULL), 0);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK_EQ(tern_conn_write(c, req, sizeof req - 1, NULL), (ssize_t)(sizeof req - 1));
+    char buf[512];
+    while (tern_conn_read(c, buf, sizeof buf, NULL) > 0)
+        ;       /* until the server closes it (EOF, or an error: either will do) */
+    tern_conn_free(c);
+    tern_waitgroup_done(&st->client);
+    return 0;
+}
+
+static int stuck_hook(tern_ctx *ctx, void *arg)
+{
+    (void)ctx;
+    atomic_store(&((stuck *)arg)->hooked, 1);
+    return 0;
+}
+
+static void stuck_start(stuck *st, tern_http_handler_fn *handler, int64_t drain, bool signals)
+{
+    tern_service_options o = {
+        .http = {.handler = handler, .arg = st},
+        .addr = "127.0.0.1:0",
+        .drain_timeout = drain,
+        .no_signals = !signals,
+    };
+    CHECK_EQ(tern_service_new(&o, &st->svc), 0);
+    CHECK_EQ(tern_service_on_shutdown(st->svc, "mark", stuck_hook, st), 0);
+    snprintf(st->addr, sizeof st->addr, "127.0.0.1:%d", tern_service_port(st->svc));
+    tern_waitgroup_add(&st->client, 1);
+    CHECK_EQ(tern_go_opts(stuck_client_co, st, &(tern_go_options){.stack_size = 1 << 20}, NULL), 0);
+}
+
+static int stopper_co(void *arg)
+{
+    stuck *st = arg;
+    while (!atomic_load(&st->entered))
+        tern_sleep(TERN_MS);
+    st->took = tern_now();
+    tern_service_stop(st->svc);
+    return 0;
+}
+
+/* A handler spinning without looking at its ctx and a 200 ms drain: the
+ * run ends about 200 ms + the server's 1 s grace after the stop, hooks
+ * run, and the service can be freed while the handler still spins (the
+ * server goes with its last connection).  Before: the run waited for the
+ * handler forever. */
+static int spin_stop_body(void *arg)
+{
+    (void)arg;
+    stuck *st = calloc(1, sizeof *st);
+    CHECK(st);
+    stuck_start(st, spin_handler, 200 * TERN_MS, false);
+    CHECK_EQ(tern_go(stopper_co, st), 0);
+    CHECK_EQ(tern_service_run(st->svc, NULL), 0);
+    int64_t took = tern_now() - st->took;
+    fprintf(stderr, "   run returned %lld ms after the stop (200 ms drain + 1 s grace)\n",
+            (long long)(took / TERN_MS));
+    CHECK(took >= 1150 * TERN_MS && took < 2 * TERN_SEC);
+    tern_waitgroup_wait(&st->client, NULL);     /* its connection was closed */
+    CHECK_EQ(atomic_load(&st->hooked), 1);
+    CHECK_EQ(atomic_load(&st->returned), 0);    /* still spinning */
+    tern_service_free(st->svc);
+    atomic_store(&st->release, true);
+    while (!atomic_load(&st->returned))
+        tern_sleep(TERN_MS);
+    tern_sleep(100 * TERN_MS);                  /* its connection leaves and frees the server */
+    free(st);
+    return 0;
+}
+
+static void service_stop_is_bounded_when_a_handler_ignores_its_ctx(void)
+{
+    run_test(spin_stop_body, NULL);
+}
+
+/* The first stop request when the handler has begun, the second (a stop
+ * request, or SIGTERM again in signal mode) 300 ms later, while the drain
+ * waits; st->took starts then. */
+static atomic_bool by_signal;
+
+static int stop_twice_co(void *arg)
+{
+    stuck *st = arg;
+    while (!atomic_load(&st->entered))
+        tern_sleep(TERN_MS);
+    if (atomic_load(&by_signal))
+        CHECK_EQ(kill(getpid(), SIGTERM), 0);
+    else
+        tern_service_stop(st->svc);
+    tern_sleep(300 * TERN_MS);      /* stopping (seen within 50 ms), draining */
+    st->took = tern_now();
+    if (atomic_load(&by_signal))
+        CHECK_EQ(kill(getpid(), SIGTERM), 0);
+    else
+        tern_service_stop(st->svc);
+    return 0;
+}
+
+/* A second stop while the drain waits (10 s) for a handler that wants
+ * 20 s: the drain is forced at once, the handler's ctx ends, the hooks are
+ * skipped, and the run returns promptly.  Before: after the 10 s drain. */
+static int second_stop_body(void *arg)
+{
+    (void)arg;
+    stuck *st = calloc(1, sizeof *st);
+    CHECK(st);
+    bool signals = atomic_load(&by_signal);
+    stuck_start(st, long_handler, 10 * TERN_SEC, signals);
+    CHECK_EQ(tern_go(stop_twice_co, st), 0);
+    int rc = tern_service_run(st->svc, NULL);
+    int64_t took = tern_now() - st->took;
+    tern_waitgroup_wait(&st->client, NULL);
+    fprintf(stderr, "run %d, %lld ms after the second stop, handler returned %d, hook ran %d\n", rc,
+            (long long)(took / TERN_MS), atomic_load(&st->returned), atomic_load(&st->hooked));
+    CHECK_EQ(rc, 0);
+    CHECK(took < 500 * TERN_MS);
+    CHECK_EQ(atomic_load(&st->returned), 1);    /* its ctx ended: it returned in the grace */
+    CHECK_EQ(atomic_load(&st->hooked), 0);      /* skipped */
+    tern_service_free(st->svc);
+    free(st);
+    return 0;
+}
+
+static void service_second_stop_request_ends_the_drain_at_once(void)
+{
+    atomic_store(&by_signal, false);
+    run_test(second_stop_body, NULL);
+}
+
+static void second_sigterm_child(void)
+{
+    atomic_store(&by_signal, true);
+    tern_run_options o = {.procs = 2};
+    exit(tern_run_opts(second_stop_body, NULL, &o));
+}
+
+static void service_second_sigterm_ends_the_drain_at_once(void)
+{
+    tern_log_shutdown();    /* as service_sigterm_finishes_in_flight_request_and_exits_0 */
+    child_result r = run_child(second_sigterm_child);
+    CHECK(r.exited);
+    CHECK_EQ(r.code, 0);
+    CHECK(strstr(r.err, "\"msg\":\"service stopping\",\"signal\":\"TERM\""));
+    CHECK(strstr(r.err, "\"msg\":\"service stopping at once\",\"signal\":\"TERM\""));
+    CHECK(strstr(r.err, "\"msg\":\"shutdown hooks skipped\""));
+}
+
 static void null_health_add(void)
 {
     tern_health_add(NULL, "x", TERN_HEALTH_BOTH, 0, check_ok, NULL);
@@ -704,4 +893,7 @@ TESTS(T(health_check_past_timeout_reports_timeout_in_time),
       T(service_sigterm_finishes_in_flight_request_and_exits_0),
       T(health_options_default_timeout_bounds_checks_added_without_one),
       T(service_run_stops_gracefully_when_its_ctx_ends),
+      T(service_stop_is_bounded_when_a_handler_ignores_its_ctx),
+      T(service_second_stop_request_ends_the_drain_at_once),
+      T(service_second_sigterm_ends_the_drain_at_once),
       T(health_and_service_null_objects_abort_naming_the_function))

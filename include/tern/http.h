@@ -254,6 +254,8 @@ typedef struct tern_http_server_options {
     int64_t idle_timeout;               /* ns between requests; 0: 120 s */
     bool reuseport;                     /* one SO_REUSEPORT listener and accept loop per P */
     const char *server_header;          /* Server: value; NULL: none */
+    int64_t shutdown_grace;             /* ns a forced shutdown waits for handlers
+                                           to return; 0: 1 s; <0: no bound */
 } tern_http_server_options;
 
 /* A struct tag with no typedef: the name is also the function that fills
@@ -295,13 +297,25 @@ int tern_http_server_serve(tern_http_server *s, tern_ctx *ctx);
 /* Graceful shutdown, from any coroutine: stop accepting, close idle
  * connections, let in-flight requests finish (their responses carry
  * Connection: close) until ctx ends (NULL: wait for every request), then
- * cancel the contexts of those left and close their connections.  Returns
- * 0, or ctx's error (-ETIMEDOUT, -ECANCELED) when it forced connections
- * closed.  Idempotent; several may run at once. */
+ * force the rest: cancel their requests' contexts and shut their sockets
+ * down, and wait at most shutdown_grace (1 s by default) for their
+ * handlers to return.  A handler that ignores its context (a CPU loop, a
+ * blocking call) is then abandoned, still running: shutdown returns
+ * anyway, so the drain deadline bounds it whatever handlers do.  Returns
+ * 0; ctx's error (-ETIMEDOUT, -ECANCELED) when it forced connections
+ * closed and every handler returned in the grace; -ETIMEDOUT when some
+ * were abandoned (tern_http_server_stats' conns counts them).  Idempotent;
+ * several may run at once. */
 int tern_http_server_shutdown(tern_http_server *s, tern_ctx *ctx);
 /* Counters; a racy snapshot while serving.  Any thread.  Returns 0. */
 int tern_http_server_stats(const tern_http_server *s, struct tern_http_server_stats *st);
-/* After serve has returned (or if it never ran).  NULL is a no-op. */
+/* After serve has returned (or if it never ran).  NULL is a no-op.  After
+ * a shutdown that abandoned handlers (-ETIMEDOUT, conns > 0) this is still
+ * safe: it reports the connections left, and the server is freed by the
+ * last of them when its handler returns (never, a leak, if it never
+ * does), instead of under their feet.  Until then those handlers still
+ * run with options.handler's arg: the caller must not free what they use
+ * (the router, its handlers' state) unless the process is exiting. */
 void tern_http_server_free(tern_http_server *s);
 
 #ifdef __cplusplus

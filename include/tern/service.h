@@ -9,10 +9,22 @@
  *   2. the pre-stop delay passes, so load balancers notice and stop
  *      sending new requests while the server still accepts them;
  *   3. the server stops accepting and in-flight requests finish, up to
- *      the drain deadline (tern_http_server_shutdown);
+ *      the drain deadline (tern_http_server_shutdown); then those left are
+ *      forced closed and their handlers get http.shutdown_grace (1 s) to
+ *      return; a handler that ignores its request's ctx (a CPU loop, a
+ *      blocking call) is abandoned, still running, and logged;
  *   4. shutdown hooks run, last registered first, each bounded;
  *   5. the log is flushed (up to 1 s), tern_service_run returns 0 and the
  *      program exits 0.
+ * So a stop takes at most pre_stop_delay + drain_timeout + shutdown_grace
+ * + hook_timeout per hook + 1 s, whatever handlers do.
+ *
+ * A second SIGTERM or SIGINT (or tern_service_stop call) while stopping
+ * means "now": it is logged, the rest of the pre-stop delay and of the
+ * drain is skipped (connections are forced closed at once, handlers still
+ * get the grace), a running hook's ctx is cancelled and it is abandoned,
+ * and the hooks not yet run are skipped (logged): whoever asks twice
+ * wants the process gone, and a hook must not be able to hold it.
  *
  *     tern_service *svc;
  *     tern_service_options o = {.http = {.handler = ...}, .addr = ":8080"};
@@ -49,7 +61,8 @@ typedef struct tern_service tern_service;
 typedef int tern_service_start_fn(void *arg);
 
 /* A shutdown hook: close a pool, flush logs.  ctx carries the hook's
- * timeout; a hook past it is abandoned (it keeps running, nobody waits). */
+ * timeout and ends early on a second stop request; a hook past it is
+ * abandoned (it keeps running, nobody waits). */
 typedef int tern_service_hook_fn(tern_ctx *ctx, void *arg);
 
 typedef struct tern_service_options {
@@ -59,7 +72,8 @@ typedef struct tern_service_options {
     void *start_arg;
     int64_t pre_stop_delay;         /* ns between not-ready and not-accepting; 0:
                                        none; skipped if never ready */
-    int64_t drain_timeout;          /* ns in-flight requests get; 0: 10 s */
+    int64_t drain_timeout;          /* ns in-flight requests get; 0: 10 s; then
+                                       http.shutdown_grace for stragglers */
     int64_t hook_timeout;           /* ns per shutdown hook; 0: 5 s */
     bool no_signals;                /* stop only through tern_service_stop */
 } tern_service_options;
@@ -90,13 +104,18 @@ int tern_service_on_shutdown(tern_service *svc, const char *name, tern_service_h
  * is seen within 50 ms); it does not cut the stop itself short, which
  * drain_timeout and hook_timeout bound.  Returns 0 (also when the drain
  * deadline forced connections closed or a hook failed: both are logged,
- * and when ctx ended it), the start function's error, or -errno if the
- * server could not serve.  From a coroutine; once per service
- * (-EALREADY). */
+ * and when ctx ended it, and when handlers were abandoned or the stop was
+ * hurried by a second request), the start function's error, or -errno if
+ * the server could not serve.  From a coroutine; once per service
+ * (-EALREADY).  After handlers were abandoned, tern_service_free is still
+ * safe (see tern_http_server_free), but they keep running with what they
+ * use (the router, http.arg): free that only if they cannot touch it,
+ * typically not at all, as the process is about to exit. */
 int tern_service_run(tern_service *svc, tern_ctx *ctx);
 
-/* Ask a running (or about to run) service to stop, as a signal would.
- * Any coroutine or thread; idempotent. */
+/* Ask a running (or about to run) service to stop, as a signal would.  A
+ * second call, as a second signal, makes a stop under way immediate (see
+ * above).  Any coroutine or thread. */
 void tern_service_stop(tern_service *svc);
 
 #ifdef __cplusplus

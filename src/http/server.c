@@ -8,6 +8,13 @@
  * shutdown's ctx ends the rest are forced: their request contexts are
  * cancelled and their sockets shut down, so parked reads and writes
  * return.  serve's own ctx ending forces the same at once.
+ *
+ * A forced shutdown then waits only shutdown_grace for the connection
+ * coroutines to leave: a handler that ignores its context (a CPU loop, a
+ * blocking call) would otherwise hold shutdown, and the program, as long
+ * as it runs.  Such connections are abandoned, still listed; they keep the
+ * server alive, so tern_http_server_free on a server with connections left
+ * marks it orphaned and the last connection to leave frees it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +23,7 @@
 #include <sys/socket.h>
 
 #include "http/server_internal.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 #define SEC 1000000000LL
@@ -40,6 +48,7 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     s->o.read_body_timeout = or_default(s->o.read_body_timeout, 60 * SEC);
     s->o.write_timeout = or_default(s->o.write_timeout, 60 * SEC);
     s->o.idle_timeout = or_default(s->o.idle_timeout, 120 * SEC);
+    s->o.shutdown_grace = or_default(s->o.shutdown_grace, 1 * SEC);
     int rc = tern_ctx_with_cancel(NULL, &s->base);
     if (rc == 0)
         rc = tern_ctx_with_cancel(NULL, &s->accepting);
@@ -130,6 +139,8 @@ static bool take_drained(tern_http_server *s)
     return false;
 }
 
+static void server_release(tern_http_server *s);
+
 void tern__http_conn_gone(tern_http_server *s, hconn *hc)
 {
     /* While this conn is listed the server cannot finish shutting down, so
@@ -154,11 +165,18 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
     uint32_t nactive = atomic_fetch_sub(&s->nactive, 1);
     TERN_ASSERT(nconns > 0 && nactive > 0);
     bool last = take_drained(s);
+    /* the owner freed the server after abandoning us: the last one out
+     * frees it, nobody else holds it any more */
+    bool release = s->orphaned && !s->conns;
     tern_mutex_unlock(&s->mu);
     tern_conn_free(hc->c);     /* its buffers went with its serving frame */
     free(hc);
     if (last)
         tern_chan_close(drained);       /* s may be gone from here on */
+    if (release) {
+        tern__report("http server: the last abandoned connection has left; server freed");
+        server_release(s);
+    }
 }
 
 typedef struct accept_arg {
@@ -273,6 +291,34 @@ static void kick_conns(tern_http_server *s, bool force)
         tern_chan_close(s->drained);    /* our caller holds the server */
 }
 
+/* After forcing: wait up to shutdown_grace for the connection coroutines
+ * to leave (a handler must return before its coroutine can).  0 when all
+ * have, -ETIMEDOUT when some are abandoned. */
+static int wait_grace(tern_http_server *s)
+{
+    bool ok;
+    char c;
+    if (s->o.shutdown_grace < 0)
+        return tern_chan_recv(s->drained, &c, &ok, NULL) < 0 ? -ETIMEDOUT : 0;
+    int64_t until = tern_now() + s->o.shutdown_grace;
+    tern_ctx *grace;
+    int r;
+    if (tern_ctx_with_timeout(NULL, s->o.shutdown_grace, &grace) == 0) {
+        r = tern_chan_recv(s->drained, &c, &ok, grace);
+        tern_ctx_free(grace);
+    } else {
+        /* ENOMEM: poll, still bounded */
+        while ((r = tern_chan_try_recv(s->drained, &c, &ok)) < 0 && tern_now() < until)
+            tern_sleep(5 * TERN_MS);
+    }
+    if (r == 0)
+        return 0;
+    tern__report("http server: %u connection(s) still in handlers that ignore their context "
+                 "%lld ms after being forced closed; abandoned",
+                 (unsigned)atomic_load(&s->nconns), (long long)(s->o.shutdown_grace / TERN_MS));
+    return -ETIMEDOUT;
+}
+
 /* Wait (bounded by ctx) for the connections to drain, kicking those that
  * turn idle; force, or ctx ending first, cancels the requests left and
  * closes every connection.  0, or ctx's error when it forced them. */
@@ -286,8 +332,7 @@ static int drain(tern_http_server *s, tern_ctx *ctx, bool force)
         if (force || err < 0) {
             tern_ctx_cancel(s->base);
             kick_conns(s, true);
-            tern_chan_recv(s->drained, &c, &ok, NULL);
-            return err;
+            return wait_grace(s) < 0 ? -ETIMEDOUT : err;
         }
         /* connections idle now may have been active a moment ago: look
          * again every few ms until they are all gone or ctx ends */
@@ -316,9 +361,9 @@ static int stop(tern_http_server *s, tern_ctx *ctx, bool force)
         tern_ctx_cancel(s->accepting);  /* an accept loop waiting for a slot */
     }
     int rc = drain(s, ctx, force);
-    /* drain returns only once the drained channel is closed, or ctx's
-     * error when a forced drain is over: either way no conn is left */
-    TERN_ASSERT(s->drained_closed);
+    /* drain returns 0 or ctx's error only once the drained channel is
+     * closed; -ETIMEDOUT may also mean connections were abandoned */
+    TERN_ASSERT(rc == -ETIMEDOUT || s->drained_closed);
     if (first)
         tern_chan_close(finished);      /* serve() returns; s may be freed now */
     return rc;
@@ -330,17 +375,10 @@ int tern_http_server_shutdown(tern_http_server *s, tern_ctx *ctx)
     return stop(s, ctx, false);
 }
 
-void tern_http_server_free(tern_http_server *s)
+/* Free everything: nobody holds the server any more. */
+static void server_release(tern_http_server *s)
 {
-    if (!s)
-        return;
-    /* Freed with no connection left and no serve running: a server that
-     * ever served was shut down (drained), and serve has returned, which
-     * it does only after its accept loops are done. */
     TERN_ASSERT(s->conns == NULL && atomic_load(&s->nconns) == 0);
-    TERN_ASSERT(!atomic_load(&s->serving) ||
-                (atomic_load(&s->shutting_down) && s->drained_closed &&
-                 atomic_load(&s->accepters.count) == 0));
     TERN_ASSERT(s->nls >= 0 && s->nls <= HTTP_MAX_LISTENERS);
     for (int i = 0; i < s->nls; i++)
         tern_listener_free(s->ls[i]);
@@ -349,4 +387,36 @@ void tern_http_server_free(tern_http_server *s)
     tern_chan_free(s->drained);
     tern_chan_free(s->finished);
     free(s);
+}
+
+void tern_http_server_free(tern_http_server *s)
+{
+    if (!s)
+        return;
+    /* Freed with no serve running: a server that ever served was shut
+     * down, and serve has returned, which it does only after its accept
+     * loops are done.  Connections may be left, abandoned by a forced
+     * shutdown whose grace ran out. */
+    TERN_ASSERT(!atomic_load(&s->serving) ||
+                (atomic_load(&s->shutting_down) && atomic_load(&s->accepters.count) == 0));
+    tern_mutex_lock(&s->mu);
+    TERN_ASSERT(!s->orphaned);          /* freed once */
+    uint32_t left = atomic_load(&s->nconns);
+    s->orphaned = s->conns != NULL;
+    bool orphaned = s->orphaned;
+    tern_mutex_unlock(&s->mu);
+    if (orphaned) {
+        /* from here on s belongs to its last connection */
+        tern__report("http server freed with %u connection(s) whose handlers have not returned; "
+                     "the last to return frees it", (unsigned)left);
+        return;
+    }
+    if (atomic_load(&s->shutting_down)) {
+        /* the last connection to leave may still be closing drained: its
+         * close is over once a receive sees it closed */
+        bool ok;
+        char c;
+        tern_chan_recv(s->drained, &c, &ok, NULL);
+    }
+    server_release(s);
 }

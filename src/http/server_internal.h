@@ -113,6 +113,8 @@ struct tern_http_server {
     tern_waitgroup accepters;
     tern_chan *drained;             /* closed when shutting down and no conn is left */
     bool drained_closed;
+    bool orphaned;                  /* freed by its owner while abandoned conns live:
+                                       the last of them frees it (under mu) */
     tern_chan *finished;            /* closed as the first shutdown call's last act */
     tern_sem conn_slots;
     _Atomic uint64_t accepted, requests, rejected;

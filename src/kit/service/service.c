@@ -12,6 +12,13 @@
  * Hooks run one at a time, each in its own coroutine so that one past its
  * timeout can be abandoned; the state it shares with the runner (a
  * hook_run) is reference counted so that whichever finishes last frees it.
+ *
+ * While stopping, a watcher coroutine waits for a second SIGTERM/SIGINT
+ * (or a second stop request) and cancels `hurry`, the parent of every wait
+ * of the stop (the pre-stop delay, the drain, the hooks' contexts): an
+ * operator who asks twice gets out at once, as a Go program usually does.
+ * The runner waits for the watcher before returning, so it waits for
+ * signals in short slices (WATCH_POLL) to bound that.
  */
 #define _GNU_SOURCE
 #include "tern/service.h"
@@ -31,6 +38,7 @@
 #include "tern/sync.h"
 
 #define STOP_POLL (50 * TERN_MS)
+#define WATCH_POLL (10 * TERN_MS)
 #define DEFAULT_DRAIN (10 * TERN_SEC)
 #define DEFAULT_HOOK_TIMEOUT (5 * TERN_SEC)
 
@@ -46,10 +54,14 @@ struct tern_service {
     tern_health *health;
     hook *hooks;
     size_t nhooks, cap;
-    atomic_bool stop;
+    atomic_int stops;           /* stop requests: the first stops, a second hurries */
+    tern_ctx *hurry;            /* cancelled by a second request: stop at once */
+    atomic_bool stopped;        /* the runner is done: the watcher leaves */
+    bool signals;               /* the runner takes SIGTERM/SIGINT */
     bool ran;
     int serve_rc;
     tern_waitgroup served;
+    tern_waitgroup watching;
 };
 
 int tern_service_new(const tern_service_options *o, tern_service **out)
@@ -67,8 +79,11 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
         svc->o.drain_timeout = DEFAULT_DRAIN;
     if (svc->o.hook_timeout <= 0)
         svc->o.hook_timeout = DEFAULT_HOOK_TIMEOUT;
-    atomic_init(&svc->stop, false);
-    int rc = tern_health_new(NULL, &svc->health);
+    atomic_init(&svc->stops, 0);
+    atomic_init(&svc->stopped, false);
+    int rc = tern_ctx_with_cancel(NULL, &svc->hurry);
+    if (rc == 0)
+        rc = tern_health_new(NULL, &svc->health);
     if (rc == 0)
         rc = tern_http_server_new(&svc->o.http, &svc->server);
     if (rc == 0)
@@ -88,6 +103,7 @@ void tern_service_free(tern_service *svc)
     if (svc->server)
         tern_http_server_free(svc->server);
     tern_health_free(svc->health);
+    tern_ctx_free(svc->hurry);
     for (size_t i = 0; i < svc->nhooks; i++)
         free(svc->hooks[i].name);
     free(svc->hooks);
@@ -136,7 +152,15 @@ int tern_service_on_shutdown(tern_service *svc, const char *name, tern_service_h
 void tern_service_stop(tern_service *svc)
 {
     TERN_CHECK_ARG(svc);
-    atomic_store(&svc->stop, true);
+    atomic_fetch_add(&svc->stops, 1);   /* the watcher sees a second one */
+}
+
+/* A stop from within (serve failed, the run's ctx ended): it never counts
+ * as a second request. */
+static void stop_once(tern_service *svc)
+{
+    int none = 0;
+    atomic_compare_exchange_strong(&svc->stops, &none, 1);
 }
 
 /* ---- running -------------------------------------------------------------------- */
@@ -147,7 +171,7 @@ static int serve_co(void *arg)
     int rc = tern_http_server_serve(svc->server, NULL);
     if (rc < 0) {
         svc->serve_rc = rc;     /* read after the waitgroup */
-        tern_service_stop(svc);
+        stop_once(svc);
     }
     tern_waitgroup_done(&svc->served);
     return 0;
@@ -179,8 +203,9 @@ static int hook_co(void *arg)
     return 0;
 }
 
-/* Run one hook, waiting for it no longer than timeout. */
-static int run_hook(const hook *h, int64_t timeout)
+/* Run one hook, waiting for it no longer than timeout or until hurry
+ * ends (its ctx ends with either). */
+static int run_hook(const hook *h, int64_t timeout, tern_ctx *hurry)
 {
     hook_run *hr = calloc(1, sizeof *hr);
     if (!hr)
@@ -188,7 +213,7 @@ static int run_hook(const hook *h, int64_t timeout)
     atomic_init(&hr->refs, 2);
     hr->fn = h->fn;
     hr->arg = h->arg;
-    int rc = tern_ctx_with_timeout(NULL, timeout, &hr->ctx);
+    int rc = tern_ctx_with_timeout(hurry, timeout, &hr->ctx);
     if (rc == 0)
         rc = tern_chan_new(sizeof(int), 1, &hr->done);
     if (rc == 0)
@@ -206,29 +231,59 @@ static int run_hook(const hook *h, int64_t timeout)
     return rc < 0 ? rc : result;
 }
 
+static const int stop_sigs[] = { SIGTERM, SIGINT };
+
 /* Until a notified signal comes, tern_service_stop is called or ctx ends. */
 static void wait_for_stop(tern_service *svc, tern_ctx *ctx)
 {
-    bool signals = !svc->o.no_signals;
-    while (!atomic_load(&svc->stop)) {
+    while (atomic_load(&svc->stops) == 0) {
         if (ctx && tern_ctx_err(ctx) < 0) {
+            stop_once(svc);
             tern_log_info("service stopping", TERN_LOG_STR("reason", "context ended"));
             return;
         }
-        if (!signals) {
+        if (!svc->signals) {
             tern_sleep(STOP_POLL);
             continue;
         }
-        static const int stop_sigs[] = { SIGTERM, SIGINT };
         int sig = tern_signal_wait(stop_sigs, 2, tern_deadline_after(STOP_POLL));
         if (sig > 0) {
+            atomic_fetch_add(&svc->stops, 1);
             tern_log_info("service stopping", TERN_LOG_STR("signal", sigabbrev_np(sig)));
             return;
         }
         if (sig != -ETIMEDOUT)
-            signals = false;    /* another coroutine owns the signals: poll */
+            svc->signals = false;   /* another coroutine owns the signals: poll */
     }
     tern_log_info("service stopping", TERN_LOG_STR("reason", "stop requested"));
+}
+
+/* While the runner stops: a second signal or stop request cancels hurry. */
+static int watch_co(void *arg)
+{
+    tern_service *svc = arg;
+    bool signals = svc->signals;
+    while (!atomic_load(&svc->stopped)) {
+        if (atomic_load(&svc->stops) >= 2) {
+            tern_log_warn("service stopping at once", TERN_LOG_STR("reason", "stop requested again"));
+            tern_ctx_cancel(svc->hurry);
+            break;
+        }
+        if (!signals) {
+            tern_sleep(WATCH_POLL);
+            continue;
+        }
+        int sig = tern_signal_wait(stop_sigs, 2, tern_deadline_after(WATCH_POLL));
+        if (sig > 0) {
+            tern_log_warn("service stopping at once", TERN_LOG_STR("signal", sigabbrev_np(sig)));
+            tern_ctx_cancel(svc->hurry);
+            break;
+        }
+        if (sig != -ETIMEDOUT)
+            signals = false;
+    }
+    tern_waitgroup_done(&svc->watching);
+    return 0;
 }
 
 int tern_service_run(tern_service *svc, tern_ctx *ctx)
@@ -238,10 +293,10 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
         return -EALREADY;
     svc->ran = true;
     if (!svc->o.no_signals) {
-        static const int sigs[] = {SIGTERM, SIGINT};
-        int rc = tern_signal_notify(sigs, 2);
+        int rc = tern_signal_notify(stop_sigs, 2);
         if (rc < 0)
             return rc;
+        svc->signals = true;
     }
     tern_waitgroup_add(&svc->served, 1);
     int rc = tern_go_opts(serve_co, svc, &(tern_go_options){.name = "service-serve"}, NULL);
@@ -251,7 +306,7 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
     }
     if (svc->o.start)
         rc = svc->o.start(svc->o.start_arg);
-    bool was_ready = rc == 0 && !atomic_load(&svc->stop) && !(ctx && tern_ctx_err(ctx) < 0);
+    bool was_ready = rc == 0 && atomic_load(&svc->stops) == 0 && !(ctx && tern_ctx_err(ctx) < 0);
     if (was_ready) {
         tern_health_set_ready(svc->health, true);
         tern_log_info("service ready", TERN_LOG_STR("addr", tern_http_server_addr(svc->server)));
@@ -260,24 +315,46 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
         tern_log_error("service start-up failed", TERN_LOG_STR("error", tern_strerror(rc)));
     }
 
+    /* From here on a second signal or stop request cuts every wait short. */
+    tern_waitgroup_add(&svc->watching, 1);
+    if (tern_go_opts(watch_co, svc, &(tern_go_options){.name = "service-stop-watch"}, NULL) < 0)
+        tern_waitgroup_done(&svc->watching);    /* ENOMEM: the stop stays bounded anyway */
     tern_health_set_ready(svc->health, false);
     /* Load balancers only need time to notice if they were sending. */
     if (was_ready && svc->o.pre_stop_delay > 0)
-        tern_sleep(svc->o.pre_stop_delay);
+        tern_ctx_sleep(svc->o.pre_stop_delay, svc->hurry);
+    /* The drain ends at its deadline or at once when hurried; the server
+     * then waits at most its shutdown_grace for handlers that ignore
+     * their request's ctx, and abandons them. */
     tern_ctx *drain_ctx;
-    if (tern_ctx_with_timeout(NULL, svc->o.drain_timeout, &drain_ctx) < 0)
-        tern_log_warn("service drain unbounded", TERN_LOG_STR("error", tern_strerror(-ENOMEM)));
-    int drain = tern_http_server_shutdown(svc->server, drain_ctx);
+    if (tern_ctx_with_timeout(svc->hurry, svc->o.drain_timeout, &drain_ctx) < 0) {
+        tern_log_warn("service drain bounded by a second signal only",
+                      TERN_LOG_STR("error", tern_strerror(-ENOMEM)));
+        drain_ctx = NULL;
+    }
+    int drain = tern_http_server_shutdown(svc->server, drain_ctx ? drain_ctx : svc->hurry);
     tern_ctx_free(drain_ctx);
+    bool hurried = tern_ctx_err(svc->hurry) < 0;
     if (drain < 0)
-        tern_log_warn("service drain deadline passed", TERN_LOG_STR("error", tern_strerror(drain)));
+        tern_log_warn(hurried ? "service drain cut short" : "service drain deadline passed",
+                      TERN_LOG_STR("error", tern_strerror(drain)));
+    struct tern_http_server_stats st;
+    if (tern_http_server_stats(svc->server, &st) == 0 && st.conns > 0)
+        tern_log_warn("service abandoned requests whose handlers ignore their context",
+                      TERN_LOG_INT("conns", (int64_t)st.conns));
     tern_waitgroup_wait(&svc->served, NULL);
     for (size_t i = svc->nhooks; i-- > 0;) {
-        int hr = run_hook(&svc->hooks[i], svc->o.hook_timeout);
+        if (tern_ctx_err(svc->hurry) < 0) {
+            tern_log_warn("shutdown hooks skipped", TERN_LOG_INT("hooks", (int64_t)i + 1));
+            break;
+        }
+        int hr = run_hook(&svc->hooks[i], svc->o.hook_timeout, svc->hurry);
         if (hr < 0)
             tern_log_warn("shutdown hook failed", TERN_LOG_STR("hook", svc->hooks[i].name),
                           TERN_LOG_STR("error", tern_strerror(hr)));
     }
+    atomic_store(&svc->stopped, true);
+    tern_waitgroup_wait(&svc->watching, NULL);     /* within WATCH_POLL */
     tern_log_info("service stopped");
     /* The caller is about to exit, and lines still in the ring would be
      * lost with the process. */
