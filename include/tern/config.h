@@ -127,7 +127,8 @@ typedef struct tern_config_options {
  * tern_config_help); -EINVAL with *err filled (err may be NULL) when a
  * value is bad (or a declaration: duplicate or unnamed key, bad type, a
  * default that does not parse, a key named "config"; or --config without
- * a file), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
+ * a file; or a file that cannot be read, is not a regular file, or is over
+ * max_file_bytes), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
  * (reloads re-apply the same flags); opts is copied, its keys borrowed.
  * The config is the caller's, freed with tern_config_free.  Any thread. */
 int tern_config_new(int argc, char **argv, tern_config_error *err,
