@@ -2,7 +2,9 @@
  * errors, limits, nested JSON, unknown keys, flags, --help, reloads by API,
  * by SIGHUP and by watching the file (in place, rename, a Kubernetes
  * ConfigMap swap, bad writes, touch, a directory that comes back, a
- * symlink elsewhere), and readers racing reloads. */
+ * symlink elsewhere), readers racing reloads, and files never to read:
+ * a FIFO (at load, and swapped in under the watcher, which must block no
+ * worker), a directory, one over the size limit. */
 #include "check.h"
 
 #include <errno.h>
@@ -1218,8 +1220,9 @@ static int fifo_main(void *arg)
     WAIT_FOR(atomic_load(&errors_seen) >= 1, 5000);
     CHECK(!atomic_load(&worker_stuck));
     CHECK_STR(reload_error, fmt("config: %s: not a regular file (a FIFO)", wfile));
-    /* The settle time passed between: the ticker ran through it. */
-    CHECK(atomic_load(&ticks) - before >= SETTLE_MS / 4);
+    /* The settle time (100 ms) passed between: the ticker ran through it
+     * (a loose bound: a loaded machine sleeps longer than asked). */
+    CHECK(atomic_load(&ticks) - before >= 5);
     CHECK_EQ(tern_config_int(cfg, "port"), 80);
     CHECK_EQ(tern_config_generation(cfg), 0);
     /* A reload by hand (SIGHUP's path) on a coroutine: the same error. */
