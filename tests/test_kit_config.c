@@ -2,7 +2,9 @@
  * errors, limits, nested JSON, unknown keys, flags, --help, reloads by API,
  * by SIGHUP and by watching the file (in place, rename, a Kubernetes
  * ConfigMap swap, bad writes, touch, a directory that comes back, a
- * symlink elsewhere), and readers racing reloads. */
+ * symlink elsewhere), readers racing reloads, and files never to read:
+ * a FIFO (at load, and swapped in under the watcher, which must block no
+ * worker), a directory, one over the size limit. */
 #include "check.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 
@@ -1159,6 +1162,163 @@ static void config_help_lists_the_config_flag_with_its_default(void)
     tern_config_free(cfg);
 }
 
+/* ---- files that must not be read: FIFOs, huge ones (issue 15) ------------------------------ */
+
+/* Aborts the test (SIGALRM's default) instead of letting a regression hang it. */
+#define WITHIN_SECONDS(n) alarm(n)
+
+static void config_a_fifo_or_a_directory_is_refused_without_blocking(void)
+{
+    /* Before the fix: open(2) waited for a writer forever. */
+    new_path();
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0);
+    tern_config_options o = {.keys = reload_keys, .nkeys = 4, .file = path};
+    tern_config *cfg;
+    tern_config_error err;
+    WITHIN_SECONDS(10);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), -EINVAL);
+    alarm(0);
+    CHECK(cfg == NULL);
+    CHECK_STR(err.msg, fmt("config: %s: not a regular file (a FIFO)", path));
+    /* file_optional excuses a missing file, not a wrong one. */
+    o.file_optional = true;
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), -EINVAL);
+    unlink(path);
+    path[0] = 0;
+    o.file = "/tmp";
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), -EINVAL);
+    CHECK_STR(err.msg, "config: /tmp: not a regular file (a directory)");
+}
+
+/* {"name": "xxx..."} of exactly size bytes. */
+static void write_sized(size_t size)
+{
+    const char *head = "{\"name\": \"", *tail = "\"}";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(head, f);
+    for (size_t i = strlen(head) + strlen(tail); i < size; i++)
+        fputc('x', f);
+    fputs(tail, f);
+    CHECK(fclose(f) == 0);
+}
+
+static void config_a_file_over_the_size_limit_is_refused(void)
+{
+    /* Before the fix: a 200 MB file was read whole. */
+    tern_config *cfg;
+    tern_config_error err;
+    new_path();
+    write_sized(TERN_CONFIG_MAX_FILE_BYTES + 1);
+    tern_config_options o = {.keys = reload_keys, .nkeys = 4, .file = path};
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: %s: 1048577 bytes, over the limit of 1048576 (max_file_bytes)",
+                           path));
+    write_sized(TERN_CONFIG_MAX_FILE_BYTES);                /* the limit itself is fine */
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
+    CHECK_EQ(strlen(tern_config_str(cfg, "name")), TERN_CONFIG_MAX_FILE_BYTES - 12);
+    /* An option sets the limit; a reload is held to it too. */
+    write_sized(100);
+    o.max_file_bytes = 100;
+    tern_config_free(cfg);
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
+    write_sized(101);
+    CHECK_EQ(tern_config_reload(cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: %s: 101 bytes, over the limit of 100 (max_file_bytes)", path));
+    CHECK_EQ(strlen(tern_config_str(cfg, "name")), 100 - 12);
+    tern_config_free(cfg);
+}
+
+static atomic_long ticks;
+static atomic_bool fifo_done, worker_stuck;
+
+/* Some other work of the service: it must keep running while the file
+ * watcher meets the FIFO. */
+static int ticker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&fifo_done)) {
+        atomic_fetch_add(&ticks, 1);
+        tern_sleep(TERN_MS);
+    }
+    return 0;
+}
+
+/* The test's own guard, a plain thread: if nothing was reported after
+ * 3 s, a worker is stuck in open(2) on the FIFO; open its other end to
+ * release it (so the test fails instead of hanging) and say so. */
+static void *fifo_guard(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3000 && !atomic_load(&fifo_done) && !atomic_load(&errors_seen); i++)
+        usleep(1000);
+    while (!atomic_load(&fifo_done) && !atomic_load(&errors_seen)) {
+        int fd = open(wfile, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) {
+            atomic_store(&worker_stuck, true);
+            close(fd);
+        }
+        usleep(10000);
+    }
+    return NULL;
+}
+
+static int fifo_main(void *arg)
+{
+    tern_config *cfg = arg;
+    start_watch(cfg);
+    atomic_store(&fifo_done, false);
+    atomic_store(&worker_stuck, false);
+    atomic_store(&ticks, 0);
+    CHECK_EQ(tern_go(ticker, NULL), 0);
+    pthread_t guard;
+    CHECK(pthread_create(&guard, NULL, fifo_guard, NULL) == 0);
+    tern_sleep(20 * TERN_MS);
+    CHECK(unlink(wfile) == 0);
+    CHECK(mkfifo(wfile, 0600) == 0);
+    long before = atomic_load(&ticks);
+    WAIT_FOR(atomic_load(&errors_seen) >= 1, 5000);
+    CHECK(!atomic_load(&worker_stuck));
+    CHECK_STR(reload_error, fmt("config: %s: not a regular file (a FIFO)", wfile));
+    /* The settle time (100 ms) passed between: the ticker ran through it
+     * (a loose bound: a loaded machine sleeps longer than asked). */
+    CHECK(atomic_load(&ticks) - before >= 5);
+    CHECK_EQ(tern_config_int(cfg, "port"), 80);
+    CHECK_EQ(tern_config_generation(cfg), 0);
+    /* A reload by hand (SIGHUP's path) on a coroutine: the same error. */
+    tern_config_error err;
+    CHECK_EQ(tern_config_reload(cfg, &err), -EINVAL);
+    CHECK_STR(err.msg, fmt("config: %s: not a regular file (a FIFO)", wfile));
+    /* A regular file back: loaded. */
+    CHECK(unlink(wfile) == 0);
+    put(wfile, "{\"port\": 81}");
+    WAIT_FOR(tern_config_generation(cfg) == 1, 3000);
+    CHECK_EQ(tern_config_int(cfg, "port"), 81);
+    atomic_store(&fifo_done, true);
+    pthread_join(guard, NULL);
+    tern_config_watch_stop(cfg);
+    return 0;
+}
+
+static void config_watch_file_refuses_a_fifo_swapped_in_and_keeps_running(void)
+{
+    /* Before the fix: the watcher's open(2) blocked its worker thread, and
+     * with it every coroutine of that P (one P here: all of them). */
+    new_wdir();
+    put(wfile, "{\"port\": 80}");
+    tern_config_options o = {.keys = reload_keys, .nkeys = 4, .file = wfile};
+    tern_config *cfg;
+    tern_config_error err;
+    CHECK_EQ(tern_config_new(0, NULL, &err, &o, &cfg), 0);
+    tern_config_on_error(cfg, on_error, NULL);
+    atomic_store(&errors_seen, 0);
+    reload_error[0] = 0;
+    run_ok(fifo_main, cfg, 1);
+    tern_config_free(cfg);
+    rm_tree(wdir);
+}
+
 static void null_config_getter(void)
 {
     tern_config_int(NULL, "n");
@@ -1197,4 +1357,7 @@ TESTS(T(config_each_layer_overrides_the_one_below), T(config_parses_every_type),
       T(config_readers_never_see_torn_values_during_reloads),
       T(config_flag_config_names_the_file_layer),
       T(config_help_lists_the_config_flag_with_its_default),
-      T(config_null_config_aborts_naming_the_function))
+      T(config_null_config_aborts_naming_the_function),
+      T(config_a_fifo_or_a_directory_is_refused_without_blocking),
+      T(config_a_file_over_the_size_limit_is_refused),
+      T(config_watch_file_refuses_a_fifo_swapped_in_and_keeps_running))

@@ -17,6 +17,11 @@
 
 #include <tern/tern.h>
 
+/* The levels tern_log_level_parse knows (lower case): any other value was
+ * once taken silently ("shouting" logged at info); the config refuses it,
+ * naming these. */
+static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
+
 static const tern_config_key keys[] = {
     TERN_CONFIG_KEY("listen", TERN_CONFIG_STRING, .def = "127.0.0.1:8081",
                     .help = "address to serve on"),
@@ -26,8 +31,8 @@ static const tern_config_key keys[] = {
                     .help = "budget of a /call, retries and hedges included"),
     TERN_CONFIG_KEY("call.hedge_delay", TERN_CONFIG_DURATION, .def = "100ms",
                     .help = "send a backup request after this long (0: never)"),
-    TERN_CONFIG_KEY("log.level", TERN_CONFIG_STRING, .def = "info",
-                    .help = "debug, info, warn or error; reloaded on SIGHUP or a --config change"),
+    TERN_CONFIG_KEY("log.level", TERN_CONFIG_STRING, .def = "info", .one_of = log_levels,
+                    .help = "debug, info, warn, error or off; reloaded on SIGHUP or a --config change"),
     TERN_CONFIG_KEY("shutdown.pre_stop", TERN_CONFIG_DURATION, .def = "0s",
                     .help = "not-ready time before accepting stops (load balancers)"),
     TERN_CONFIG_KEY("kit", TERN_CONFIG_BOOL, .def = "true",
@@ -210,7 +215,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rc < 0) {
-        fprintf(stderr, "svc: %s", err.msg);
+        fprintf(stderr, "svc: %s\n", err.msg);
         return 2;
     }
     rc = tern_run(run, &s);

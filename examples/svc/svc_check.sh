@@ -5,10 +5,18 @@
 set -u
 HELLO=$1 SVC=$2
 WRAP=${TERN_TEST_WRAP:-}
-tmp=$(mktemp -d)
+tmp=$(mktemp -d) hp= sp=
 fail() { echo "FAIL: $*"; echo "--- svc stderr:"; tail -20 "$tmp/svc.err"; kill -9 $hp $sp 2>/dev/null; rm -rf "$tmp"; exit 1; }
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$1/$2" && return 0; sleep 0.1; done; return 1; }
+
+# an enumeration is validated: a bad log.level is a config error naming the allowed values
+# (issue 15: "shouting" was accepted and logged at info)
+timeout 10 $WRAP "$SVC" --log.level shouting --listen 127.0.0.1:0 > "$tmp/bad.out" 2> "$tmp/svc.err"; rc=$?
+[ $rc = 2 ] || fail "--log.level shouting: exit status $rc, expected 2"
+grep -q 'config: log.level: "shouting" is not one of debug, info, warn, error, off (from flag --log.level)' \
+    "$tmp/svc.err" || fail "--log.level shouting: no error naming the levels"
+echo "ok  --log.level shouting -> exit 2, the levels named"
 
 hport=$(port) sport=$(port)
 $WRAP "$HELLO" --listen 127.0.0.1:$hport > "$tmp/hello.out" 2>&1 & hp=$!

@@ -35,7 +35,12 @@
  * '_': SVC_HTTP_PORT.  Flags: --http.port=8080 or --http.port 8080; a bool
  * flag alone (--verbose) means true and never takes the next argument.
  * "--" ends the flags (what follows is left to the program); any other
- * argument that is not a flag is an error.
+ * argument that is not a flag is an error.  The file must be a regular
+ * file (a symlink to one is fine) of at most max_file_bytes: anything else
+ * (a FIFO, a device, a directory) is an error, "config: /path: not a
+ * regular file (a FIFO)", never a read that blocks.  It is opened
+ * non-blocking and, on a coroutine, read on the tern_blocking pool, so a
+ * slow filesystem stalls no worker.
  *
  * Values are text in every source (the default too) and parsed by type:
  * int (decimal int64), double, bool (true/false, 1/0, yes/no, on/off),
@@ -115,14 +120,22 @@ typedef struct tern_config_options {
     const char *env_prefix;             /* "SVC"; NULL: no environment layer */
     const char *file;                   /* JSON file; NULL: no file layer */
     bool file_optional;                 /* a missing file is not an error */
+    /* The largest file accepted, in bytes; 0: TERN_CONFIG_MAX_FILE_BYTES.
+     * A bigger one is an error naming both sizes (a configuration is
+     * small; a huge one is a mistake or an attack on memory). */
+    size_t max_file_bytes;
 } tern_config_options;
+
+/* max_file_bytes' default: 1 MiB. */
+#define TERN_CONFIG_MAX_FILE_BYTES ((size_t)1 << 20)
 
 /* Declare the keys and load every layer; argv[0] is skipped (argc 0: no
  * flags).  0 and *out set; 1 and *out set when --help was given (print
  * tern_config_help); -EINVAL with *err filled (err may be NULL) when a
  * value is bad (or a declaration: duplicate or unnamed key, bad type, a
  * default that does not parse, a key named "config"; or --config without
- * a file), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
+ * a file; or a file that cannot be read, is not a regular file, or is over
+ * max_file_bytes), -ENOMEM.  On failure *out is NULL.  Copies what it needs of argv
  * (reloads re-apply the same flags); opts is copied, its keys borrowed.
  * The config is the caller's, freed with tern_config_free.  Any thread. */
 int tern_config_new(int argc, char **argv, tern_config_error *err,

@@ -98,8 +98,12 @@ cfg_snap *tern__cfg_build(tern_config *cfg, tern_config_error *err, bool *help);
 void tern__cfg_snap_free(cfg_snap *s, size_t n);
 
 /* The whole file into *buf (malloc'd, not NUL-terminated; free it) and
- * *len: 0, or -errno with *buf NULL. */
-int tern__cfg_read_file(const char *path, char **buf, size_t *len);
+ * *len: 0, or -errno with *buf NULL and why (if not NULL) saying what is
+ * wrong: -EINVAL not a regular file, -EFBIG over max bytes (0: the
+ * default), else open's or read's error.  Never blocks a worker: opened
+ * O_NONBLOCK, read on the tern_blocking pool when called on a coroutine. */
+int tern__cfg_read_file(const char *path, size_t max, char **buf, size_t *len, char *why,
+                        size_t whylen);
 /* Parse buf[0..len), the file at path, into s's file layer: its values
  * and errors, as tern__cfg_build's file layer does with the bytes it read
  * (and fuzz/fuzz_config_json.c with its input). */

@@ -12,10 +12,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -188,22 +190,75 @@ static void walk(tern_config *cfg, cfg_snap *s, json_t *obj, const char *prefix,
     }
 }
 
-int tern__cfg_read_file(const char *path, char **buf, size_t *len)
+/* What kind of file a non-regular mode is, for the message. */
+static const char *file_kind(mode_t m)
 {
-    *buf = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t cap = 0, n = 0;
-    char *b = NULL;
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a file";
+}
+
+typedef struct read_job {
+    const char *path;
+    size_t max;
+    char *buf;
+    size_t len;
+    char *why;
+    size_t whylen;
+    bool ran;
+} read_job;
+
+/* The file into j->buf, refusing what could block or grow without
+ * bound.  O_NONBLOCK: open(2) of a FIFO waits for a writer otherwise, and
+ * a worker thread stuck there stops every coroutine of its P (and a
+ * SIGHUP's reload stuck the next).  It has no effect on a regular
+ * file's reads.  The size is checked twice: fstat's before reading, and
+ * the bytes read (a file that grows meanwhile), never reading more than
+ * max + 1. */
+static int read_run(void *arg)
+{
+    read_job *j = arg;
+    j->ran = true;
+    int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(j->why, j->whylen, "%s", strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        snprintf(j->why, j->whylen, "%s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(j->why, j->whylen, "not a regular file (%s)", file_kind(st.st_mode));
+        close(fd);
+        return -EINVAL;
+    }
+    if ((uintmax_t)st.st_size > j->max) {
+        snprintf(j->why, j->whylen, "%jd bytes, over the limit of %zu (max_file_bytes)",
+                 (intmax_t)st.st_size, j->max);
+        close(fd);
+        return -EFBIG;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;     /* +1: sees growth */
+    char *b = malloc(cap);
+    if (!b) {
+        close(fd);
+        snprintf(j->why, j->whylen, "%s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
     for (;;) {
         if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4096;
+            if (cap > j->max)
+                break;
+            size_t ncap = cap * 2 > j->max + 1 ? j->max + 1 : cap * 2;
             char *nb = realloc(b, ncap);
             if (!nb) {
                 free(b);
                 close(fd);
+                snprintf(j->why, j->whylen, "%s", strerror(ENOMEM));
                 return -ENOMEM;
             }
             b = nb;
@@ -213,19 +268,46 @@ int tern__cfg_read_file(const char *path, char **buf, size_t *len)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            int e = -errno;
+            int e = errno;
+            snprintf(j->why, j->whylen, "%s", strerror(e));
             free(b);
             close(fd);
-            return e;
+            return -e;
         }
         if (r == 0)
             break;
         n += (size_t)r;
     }
     close(fd);
-    *buf = b;
-    *len = n;
+    if (n > j->max) {
+        snprintf(j->why, j->whylen, "over %zu bytes, the limit (max_file_bytes)", j->max);
+        free(b);
+        return -EFBIG;
+    }
+    j->buf = b;
+    j->len = n;
     return 0;
+}
+
+int tern__cfg_read_file(const char *path, size_t max, char **buf, size_t *len, char *why,
+                        size_t whylen)
+{
+    char spare[8];
+    read_job *j = malloc(sizeof *j);       /* not on the stack: a shared-stack caller's moves */
+    if (!j)
+        return -ENOMEM;
+    *j = (read_job){.path = path, .max = max ? max : TERN_CONFIG_MAX_FILE_BYTES,
+                    .why = why ? why : spare, .whylen = why ? whylen : sizeof spare};
+    /* On a coroutine the blocking pool does the I/O (an NFS or FUSE
+     * mount can stall any call); before the runtime runs, a plain call. */
+    int r = tern_self() ? tern_blocking(read_run, j) : read_run(j);
+    if (!j->ran) {
+        snprintf(j->why, j->whylen, "%s", strerror(-r));
+    }
+    *buf = j->buf;
+    *len = j->len;
+    free(j);
+    return r;
 }
 
 uint64_t tern__cfg_sum(const char *buf, size_t len)
@@ -243,11 +325,16 @@ static void load_file(tern_config *cfg, cfg_snap *s, tern_config_error *err)
     const char *path = cfg->o.file;
     char *buf;
     size_t len;
-    int r = tern__cfg_read_file(path, &buf, &len);
+    char why[200];
+    int r = tern__cfg_read_file(path, cfg->o.max_file_bytes, &buf, &len, why, sizeof why);
     atomic_store(&cfg->file_sum, r == 0 ? tern__cfg_sum(buf, len) : 0);
+    if (r == -EINVAL || r == -EFBIG) {
+        tern__cfg_errorf(err, "config: %s: %s", path, why);    /* the file is the problem */
+        return;
+    }
     if (r < 0) {
         if (!(r == -ENOENT && cfg->o.file_optional))
-            tern__cfg_errorf(err, "config: cannot read file %s: %s", path, strerror(-r));
+            tern__cfg_errorf(err, "config: cannot read file %s: %s", path, why);
         return;
     }
     tern__cfg_load_json(cfg, s, path, buf, len, err);

@@ -31,8 +31,9 @@
  * unreadable (hash 0).  A failed reload keeps the old values and is
  * reported like SIGHUP's; its bytes count as seen, so a broken file is
  * reported once, and the next write that changes it is loaded.  The file
- * is read on the coroutine, as tern_config_reload reads it: a small file,
- * read once per settled change.
+ * is read as tern_config_reload reads it (tern__cfg_read_file: opened
+ * non-blocking, only a regular file, bounded in size, on the blocking
+ * pool), so a FIFO or a stalled mount swapped in stalls no worker.
  *
  * Re-arming: when the directory goes away (deleted, moved, unmounted:
  * IN_IGNORED and friends), the watch is added again by path, with a
@@ -210,7 +211,9 @@ static void check(fwatch *w)
     resolve(w);
     char *buf;
     size_t len;
-    uint64_t sum = tern__cfg_read_file(cfg->o.file, &buf, &len) == 0 ? tern__cfg_sum(buf, len) : 0;
+    uint64_t sum = tern__cfg_read_file(cfg->o.file, cfg->o.max_file_bytes, &buf, &len, NULL, 0) == 0
+                       ? tern__cfg_sum(buf, len)
+                       : 0;
     free(buf);
     if (sum == atomic_load(&cfg->file_sum))
         return;                         /* also: still unreadable, already reported */
