@@ -254,7 +254,55 @@ static void url_parse_refuses_malformed_urls(void)
     CHECK_EQ(tern_http_url_parse(toolong, &u), -EINVAL);
 }
 
+static void redacted(const char *url, const char *want)
+{
+    char buf[256];
+    int r = tern_http_url_redact(url, buf, sizeof buf);
+    if (r != 0 || strcmp(buf, want) != 0) {
+        fprintf(stderr, "url_redact(%s) = %d \"%s\", expected \"%s\"\n", url, r, buf, want);
+        abort();
+    }
+}
+
+/* Issue 15: svc logged and published "http://admin:s3cret@host/..." as is. */
+static void url_redact_hides_the_password_only(void)
+{
+    redacted("http://h:8080/x?q=1", "http://h:8080/x?q=1");
+    redacted("http://admin:s3cret@host/x", "http://admin:xxxxx@host/x");
+    redacted("https://admin:s3cret@host:8443", "https://admin:xxxxx@host:8443");
+    redacted("http://admin@host/x", "http://admin@host/x");              /* user only */
+    redacted("http://admin:@host/", "http://admin:xxxxx@host/");         /* empty password */
+    redacted("http://:pw@host/", "http://:xxxxx@host/");
+    redacted("http://u:p@ss:w@rd@host/p", "http://u:xxxxx@host/p");      /* '@' in the password */
+    redacted("http://host/a@b:c", "http://host/a@b:c");                  /* '@' in the path */
+    redacted("http://host/?u=a:b@c", "http://host/?u=a:b@c");            /* ... and the query */
+    redacted("http://host#a:b@c", "http://host#a:b@c");
+    redacted("http://u:p@[::1]:80/x", "http://u:xxxxx@[::1]:80/x");      /* IPv6 */
+    redacted("http://[::1]:80/a@b", "http://[::1]:80/a@b");
+    redacted("u:p@host:80/x", "u:xxxxx@host:80/x");                      /* no scheme */
+    redacted("//u:p@host/x", "//u:xxxxx@host/x");
+    redacted("host/x://u:p@y", "host/x://u:p@y");     /* "://" in the path is not a scheme's */
+    redacted("127.0.0.1:8081", "127.0.0.1:8081");
+    redacted("", "");
+    redacted(NULL, "");
+    redacted("http://", "http://");
+    redacted("http://@", "http://@");
+    redacted("http://:@", "http://:xxxxx@");
+    /* too small: cut short, NUL-terminated, never any of the password */
+    char small[16];
+    CHECK_EQ(tern_http_url_redact("http://admin:s3cret@host/x", small, sizeof small), -ENOSPC);
+    CHECK(strcmp(small, "http://admin:xx") == 0);
+    char tiny[10];
+    CHECK_EQ(tern_http_url_redact("http://admin:s3cret@host/x", tiny, sizeof tiny), -ENOSPC);
+    CHECK(strcmp(tiny, "http://ad") == 0);
+    CHECK_EQ(tern_http_url_redact("http://h/", NULL, 0), -ENOSPC);
+    char exact[10];
+    CHECK_EQ(tern_http_url_redact("http://h/", exact, sizeof exact), 0);
+    CHECK_EQ(tern_http_url_redact("http://h/x", exact, sizeof exact), -ENOSPC);
+}
+
 TESTS(T(unescape_decodes_percent_escapes_and_plus_in_forms), T(unescape_refuses_malformed_and_nul),
       T(unescape_checks_the_room), T(form_pairs_split_on_ampersand_and_stay_raw),
       T(cookie_lookup_matches_whole_case_sensitive_names_first_wins), T(path_clean_like_go),
-      T(url_parse_splits_scheme_host_port_and_path), T(url_parse_refuses_malformed_urls))
+      T(url_parse_splits_scheme_host_port_and_path), T(url_parse_refuses_malformed_urls),
+      T(url_redact_hides_the_password_only))

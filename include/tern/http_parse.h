@@ -190,6 +190,20 @@ typedef struct tern_http_url {
  * "http://h?q"); a "#fragment" is dropped. */
 int tern_http_url_parse(const char *url, tern_http_url *out);
 
+/* Copy url into buf (len bytes, NUL included) with the password of its
+ * userinfo replaced by "xxxxx", as Go's url.URL.Redacted does:
+ * "http://admin:s3cret@h/x" -> "http://admin:xxxxx@h/x".  For logs, trace
+ * attributes and published configuration, which must never show a
+ * credential.  The authority is what follows "scheme://" (or "//", or, with
+ * neither, the start of url) up to the first '/', '?' or '#'; its userinfo
+ * runs to the last '@' in it, and the password from the first ':' in that.
+ * A user without a password, and an '@' after the authority (in the path
+ * or query), are left as they are; any other text is copied unchanged.
+ * 0, or -ENOSPC when buf was too small: buf then holds as much of the
+ * redacted text as fits (never any of the password), NUL-terminated if
+ * len > 0.  url NULL is copied as "". */
+int tern_http_url_redact(const char *url, char *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -231,3 +231,46 @@ int tern_http_url_parse(const char *url, tern_http_url *out)
     }
     return 0;
 }
+
+/* Append n bytes of s at *o, keeping the NUL; false once buf is full. */
+static bool redact_put(char *buf, size_t len, size_t *o, const char *s, size_t n)
+{
+    size_t room = len - 1 - *o;
+    size_t k = n < room ? n : room;
+    memcpy(buf + *o, s, k);
+    *o += k;
+    buf[*o] = 0;
+    return k == n;
+}
+
+int tern_http_url_redact(const char *url, char *buf, size_t len)
+{
+    if (len == 0)
+        return -ENOSPC;
+    TERN_CHECK_ARG(buf);
+    size_t o = 0;
+    buf[0] = 0;
+    if (!url)
+        return 0;
+    /* The authority starts after "scheme://" when "://" comes before any
+     * '/', '?' or '#' (so a "://" inside the path is not taken for it),
+     * after a leading "//", or at the start (no scheme: "u:p@host/x"). */
+    const char *auth = url;
+    size_t first = strcspn(url, "/?#");
+    const char *sep = strstr(url, "://");
+    if (sep && (size_t)(sep - url) <= first && sep > url)
+        auth = sep + 3;
+    else if (url[0] == '/' && url[1] == '/')
+        auth = url + 2;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            at = p;                 /* the last one: a password may hold '@' */
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return redact_put(buf, len, &o, url, strlen(url)) ? 0 : -ENOSPC;
+    bool ok = redact_put(buf, len, &o, url, (size_t)(colon + 1 - url)) &&
+              redact_put(buf, len, &o, "xxxxx", 5) && redact_put(buf, len, &o, at, strlen(at));
+    return ok ? 0 : -ENOSPC;
+}
