@@ -923,7 +923,8 @@ static int exporter_body(void *arg)
     CHECK_EQ(tern_http_client_response_body(resp, 4096, &rb, &rn), 0);
     tern_http_client_response_free(resp);
     /* and one that fails: the CLIENT span says so */
-    tern_http_client_request refused = {.method = "DELETE", .url = "http://127.0.0.1:1/x"};
+    /* with a password, which url.full must not show (issue 15) */
+    tern_http_client_request refused = {.method = "DELETE", .url = "http://admin:s3cret@127.0.0.1:1/x"};
     CHECK(tern_trace_http_client_do(c, caller, &refused, &resp, NULL) < 0);
     tern_trace_span_end(caller);
     tern_trace_span_free(caller);
@@ -1004,6 +1005,12 @@ static int exporter_body(void *arg)
     st = json_object_get(del, "status");
     CHECK_EQ(json_integer_value(json_object_get(st, "code")), 2);
     CHECK(strlen(str_field(st, "message")) > 0);
+    check_str_attr(json_object_get(del, "attributes"), "url.full", "http://admin:xxxxx@127.0.0.1:1/x");
+    for (size_t i = 0; i < json_array_size(rx.docs); i++) {
+        char *text = json_dumps(json_array_get(rx.docs, i), 0);
+        CHECK(text && !strstr(text, "s3cret"));
+        free(text);
+    }
 
     receiver_stop(&rv);
     unsetenv("OTEL_TRACES_SAMPLER");

@@ -16,6 +16,7 @@
 #include "base/check.h"
 #include "kit/trace/internal.h"
 #include "tern/error.h"
+#include "tern/http_parse.h"
 #include "tern/http_router.h"
 
 /* The request's tracestate: its fields joined with ',' (a list may be
@@ -164,7 +165,11 @@ int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
         return -ENOMEM;
     }
     tern_trace_span_set(s, &TERN_TRACE_STR("http.request.method", method));
-    tern_trace_span_set(s, &TERN_TRACE_STR("url.full", req->url ? req->url : ""));
+    /* OTel's url.full must not carry credentials (issue 15: a downstream
+     * URL's password reached the exporter); a longer value is cut anyway. */
+    char full[TERN_TRACE_STR_MAX + 1];
+    tern_http_url_redact(req->url, full, sizeof full);
+    tern_trace_span_set(s, &TERN_TRACE_STR("url.full", full));
     tern_http_client_request traced = *req;
     traced.headers = headers;
     rc = tern_http_client_do(c, &traced, out, ctx);
