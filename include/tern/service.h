@@ -17,7 +17,20 @@
  *   5. the log is flushed (up to 1 s), tern_service_run returns 0 and the
  *      program exits 0.
  * So a stop takes at most pre_stop_delay + drain_timeout + shutdown_grace
- * + hook_timeout per hook + 1 s, whatever handlers do.
+ * + hook_timeout per hook + 1 s (+ 2 s with an admin listener), whatever
+ * handlers do.
+ *
+ * The admin listener (admin_addr): a second HTTP server, for operators
+ * only, serving GET /debug/coroutines, /debug/vars and
+ * /debug/pprof/profile (tern/debug.h) and the probes; add routes to it
+ * with tern_service_admin_router (/metrics, say, if the scraper reaches
+ * it).  The debug endpoints reveal the program's internals and the
+ * profiler costs CPU: give admin_addr a loopback or cluster-internal
+ * address and never mount them on the public router.  It serves from the
+ * start, stays up through the drain (to look at a stuck one), then gets
+ * 1 s to finish and its own shutdown grace (1 s) after the main server's
+ * drain, before the hooks run.  Failing to serve stops the service as the
+ * main server's failure does.
  *
  * A second SIGTERM or SIGINT (or tern_service_stop call) while stopping
  * means "now": it is logged, the rest of the pre-stop delay and of the
@@ -47,6 +60,7 @@
 #include "tern/context.h"
 #include "tern/health.h"
 #include "tern/http.h"
+#include "tern/http_router.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,6 +82,8 @@ typedef int tern_service_hook_fn(tern_ctx *ctx, void *arg);
 typedef struct tern_service_options {
     tern_http_server_options http;  /* the server's; http.handler required */
     const char *addr;               /* listen here; required ("127.0.0.1:0") */
+    const char *admin_addr;         /* the admin listener's address (above); NULL
+                                       or "": none */
     tern_service_start_fn *start;   /* NULL: ready as soon as serving */
     void *start_arg;
     int64_t pre_stop_delay;         /* ns between not-ready and not-accepting; 0:
@@ -79,8 +95,9 @@ typedef struct tern_service_options {
 } tern_service_options;
 
 /* Create the server, its health object and listen on o->addr (so the port
- * is known before running).  0, -EINVAL (no handler or addr), -ENOMEM, or
- * tern_http_server_listen's error; on failure *out is NULL.  The service
+ * is known before running), and on o->admin_addr if given.  0, -EINVAL (no
+ * handler or addr), -ENOMEM, or tern_http_server_listen's error (either
+ * address); on failure *out is NULL.  The service
  * is the caller's, freed with tern_service_free.  From a coroutine. */
 int tern_service_new(const tern_service_options *o, tern_service **out);
 /* After tern_service_run has returned (or instead of running it).  NULL:
@@ -92,6 +109,11 @@ tern_health *tern_service_health(tern_service *svc);
 tern_http_server *tern_service_server(tern_service *svc);
 /* The port the service listens on (known once tern_service_new returned). */
 int tern_service_port(const tern_service *svc);
+/* The admin listener's server (its port: tern_http_server_port) and
+ * router, owned by the service; NULL without an admin_addr.  Routes are
+ * added before tern_service_run. */
+tern_http_server *tern_service_admin_server(tern_service *svc);
+tern_http_router *tern_service_admin_router(tern_service *svc);
 
 /* Add a shutdown hook; hooks run in reverse order of registration.  name
  * is copied (for the log line of a failed hook).  -EINVAL, -ENOMEM. */

@@ -19,6 +19,12 @@
  * operator who asks twice gets out at once, as a Go program usually does.
  * The runner waits for the watcher before returning, so it waits for
  * signals in short slices (WATCH_POLL) to bound that.
+ *
+ * The admin listener (admin_addr) is a second server with its own router,
+ * the /debug endpoints and the probes mounted: the debug endpoints reveal the
+ * program's internals and cost CPU, so they do not belong on the public
+ * port (issue 15).  It serves from the start and through the main drain
+ * (a stuck drain is what /debug/coroutines is for), then gets ADMIN_DRAIN.
  */
 #define _GNU_SOURCE
 #include "tern/service.h"
@@ -31,7 +37,9 @@
 
 #include "base/check.h"
 #include "tern/chan.h"
+#include "tern/debug.h"
 #include "tern/error.h"
+#include "tern/http_router.h"
 #include "tern/log.h"
 #include "tern/runtime.h"
 #include "tern/signal.h"
@@ -41,6 +49,7 @@
 #define WATCH_POLL (10 * TERN_MS)
 #define DEFAULT_DRAIN (10 * TERN_SEC)
 #define DEFAULT_HOOK_TIMEOUT (5 * TERN_SEC)
+#define ADMIN_DRAIN TERN_SEC
 
 typedef struct hook {
     char *name;
@@ -51,6 +60,8 @@ typedef struct hook {
 struct tern_service {
     tern_service_options o;
     tern_http_server *server;
+    tern_http_server *admin;    /* NULL: no admin listener */
+    tern_http_router *admin_rt;
     tern_health *health;
     hook *hooks;
     size_t nhooks, cap;
@@ -60,9 +71,27 @@ struct tern_service {
     bool signals;               /* the runner takes SIGTERM/SIGINT */
     bool ran;
     int serve_rc;
-    tern_waitgroup served;
+    int admin_serve_rc;
+    tern_waitgroup served;      /* the main and the admin server's serve_co */
     tern_waitgroup watching;
 };
+
+/* The admin server: its router has the /debug endpoints and the probes; the caller
+ * may add more (tern_service_admin_router). */
+static int admin_new(tern_service *svc, const char *addr)
+{
+    int rc = tern_http_router_new(NULL, &svc->admin_rt);
+    if (rc == 0)
+        rc = tern_debug_mount(svc->admin_rt, "/debug");
+    if (rc == 0)
+        rc = tern_health_mount(svc->admin_rt, svc->health);
+    tern_http_server_options ao = {.handler = tern_http_router_serve, .arg = svc->admin_rt};
+    if (rc == 0)
+        rc = tern_http_server_new(&ao, &svc->admin);
+    if (rc == 0)
+        rc = tern_http_server_listen(svc->admin, addr);
+    return rc;
+}
 
 int tern_service_new(const tern_service_options *o, tern_service **out)
 {
@@ -74,7 +103,8 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
     if (!svc)
         return -ENOMEM;
     svc->o = *o;
-    svc->o.addr = NULL;     /* the caller's string: used only here */
+    svc->o.addr = NULL;     /* the caller's strings: used only here */
+    svc->o.admin_addr = NULL;
     if (svc->o.drain_timeout <= 0)
         svc->o.drain_timeout = DEFAULT_DRAIN;
     if (svc->o.hook_timeout <= 0)
@@ -88,6 +118,8 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
         rc = tern_http_server_new(&svc->o.http, &svc->server);
     if (rc == 0)
         rc = tern_http_server_listen(svc->server, o->addr);
+    if (rc == 0 && o->admin_addr && *o->admin_addr)
+        rc = admin_new(svc, o->admin_addr);
     if (rc < 0) {
         tern_service_free(svc);
         return rc;
@@ -102,6 +134,9 @@ void tern_service_free(tern_service *svc)
         return;
     if (svc->server)
         tern_http_server_free(svc->server);
+    if (svc->admin)
+        tern_http_server_free(svc->admin);
+    tern_http_router_free(svc->admin_rt);
     tern_health_free(svc->health);
     tern_ctx_free(svc->hurry);
     for (size_t i = 0; i < svc->nhooks; i++)
@@ -126,6 +161,18 @@ int tern_service_port(const tern_service *svc)
 {
     TERN_CHECK_ARG(svc);
     return tern_http_server_port(svc->server);
+}
+
+tern_http_server *tern_service_admin_server(tern_service *svc)
+{
+    TERN_CHECK_ARG(svc);
+    return svc->admin;
+}
+
+tern_http_router *tern_service_admin_router(tern_service *svc)
+{
+    TERN_CHECK_ARG(svc);
+    return svc->admin_rt;
 }
 
 int tern_service_on_shutdown(tern_service *svc, const char *name, tern_service_hook_fn *fn,
@@ -171,6 +218,20 @@ static int serve_co(void *arg)
     int rc = tern_http_server_serve(svc->server, NULL);
     if (rc < 0) {
         svc->serve_rc = rc;     /* read after the waitgroup */
+        stop_once(svc);
+    }
+    tern_waitgroup_done(&svc->served);
+    return 0;
+}
+
+/* The admin server failing to serve stops the service too: an operator
+ * counts on it being there. */
+static int admin_serve_co(void *arg)
+{
+    tern_service *svc = arg;
+    int rc = tern_http_server_serve(svc->admin, NULL);
+    if (rc < 0) {
+        svc->admin_serve_rc = rc;
         stop_once(svc);
     }
     tern_waitgroup_done(&svc->served);
@@ -304,12 +365,26 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
         tern_waitgroup_done(&svc->served);
         return rc;
     }
+    if (svc->admin) {
+        tern_waitgroup_add(&svc->served, 1);
+        rc = tern_go_opts(admin_serve_co, svc, &(tern_go_options){.name = "service-admin-serve"},
+                          NULL);
+        if (rc < 0) {
+            tern_waitgroup_done(&svc->served);
+            /* the main server serves already: stop it as a failed start-up */
+            tern_log_error("service admin listener failed", TERN_LOG_STR("error", tern_strerror(rc)));
+            svc->admin_serve_rc = rc;
+            stop_once(svc);
+            rc = 0;
+        }
+    }
     if (svc->o.start)
         rc = svc->o.start(svc->o.start_arg);
     bool was_ready = rc == 0 && atomic_load(&svc->stops) == 0 && !(ctx && tern_ctx_err(ctx) < 0);
     if (was_ready) {
         tern_health_set_ready(svc->health, true);
-        tern_log_info("service ready", TERN_LOG_STR("addr", tern_http_server_addr(svc->server)));
+        tern_log_info("service ready", TERN_LOG_STR("addr", tern_http_server_addr(svc->server)),
+                      TERN_LOG_STR("admin_addr", svc->admin ? tern_http_server_addr(svc->admin) : ""));
         wait_for_stop(svc, ctx);
     } else if (rc < 0) {
         tern_log_error("service start-up failed", TERN_LOG_STR("error", tern_strerror(rc)));
@@ -342,6 +417,15 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
     if (tern_http_server_stats(svc->server, &st) == 0 && st.conns > 0)
         tern_log_warn("service abandoned requests whose handlers ignore their context",
                       TERN_LOG_INT("conns", (int64_t)st.conns));
+    if (svc->admin) {
+        /* Last to go: it showed the drain; a profile running on it ends. */
+        tern_ctx *admin_ctx = NULL;
+        tern_ctx_with_timeout(svc->hurry, ADMIN_DRAIN, &admin_ctx);
+        int ad = tern_http_server_shutdown(svc->admin, admin_ctx ? admin_ctx : svc->hurry);
+        tern_ctx_free(admin_ctx);
+        if (ad < 0)
+            tern_log_warn("service admin drain cut short", TERN_LOG_STR("error", tern_strerror(ad)));
+    }
     tern_waitgroup_wait(&svc->served, NULL);
     for (size_t i = svc->nhooks; i-- > 0;) {
         if (tern_ctx_err(svc->hurry) < 0) {
@@ -364,6 +448,6 @@ int tern_service_run(tern_service *svc, tern_ctx *ctx)
         tern_ctx_free(flush);
     }
     if (rc == 0)
-        rc = svc->serve_rc;
+        rc = svc->serve_rc ? svc->serve_rc : svc->admin_serve_rc;
     return rc;
 }
