@@ -883,7 +883,102 @@ static void health_and_service_null_objects_abort_naming_the_function(void)
     tern_service_free(NULL);
 }
 
+/* ---- the admin listener ---------------------------------------------------------- */
+
+typedef struct admin_run {
+    tern_service *svc;
+    int rc;
+    tern_waitgroup ran;
+} admin_run;
+
+static int admin_service_co(void *arg)
+{
+    admin_run *ar = arg;
+    ar->rc = tern_service_run(ar->svc, NULL);
+    tern_waitgroup_done(&ar->ran);
+    return 0;
+}
+
+/* Issue 15: /debug (coroutine dump, vars, CPU profile) was reachable only
+ * by mounting it on the public router.  With admin_addr it is served on
+ * the admin port, never on the main one, and stops with the service. */
+static int admin_body(void *arg)
+{
+    (void)arg;
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/", ok_handler, NULL), 0);
+    tern_service_options o = {
+        .http = {.handler = tern_http_router_serve, .arg = rt},
+        .addr = "127.0.0.1:0",
+        .admin_addr = "127.0.0.1:0",
+        .no_signals = true,
+    };
+    admin_run ar = {0};
+    CHECK_EQ(tern_service_new(&o, &ar.svc), 0);
+    CHECK_EQ(tern_health_mount(rt, tern_service_health(ar.svc)), 0);
+    tern_http_server *admin = tern_service_admin_server(ar.svc);
+    CHECK(admin && tern_service_admin_router(ar.svc));
+    CHECK(tern_http_server_port(admin) > 0);
+    CHECK(tern_http_server_port(admin) != tern_service_port(ar.svc));
+    CHECK_EQ(tern_http_router_handle(tern_service_admin_router(ar.svc), "GET", "/extra", ok_handler,
+                                     NULL), 0);
+    char main_addr[32], admin_addr[32];
+    snprintf(main_addr, sizeof main_addr, "127.0.0.1:%d", tern_service_port(ar.svc));
+    snprintf(admin_addr, sizeof admin_addr, "127.0.0.1:%d", tern_http_server_port(admin));
+
+    /* the admin port is taken: the next service fails to start */
+    tern_service *taken;
+    o.admin_addr = admin_addr;
+    CHECK_EQ(tern_service_new(&o, &taken), -EADDRINUSE);
+    CHECK(taken == NULL);
+    /* and "" means none */
+    o.admin_addr = "";
+    CHECK_EQ(tern_service_new(&o, &taken), 0);
+    CHECK(tern_service_admin_server(taken) == NULL && tern_service_admin_router(taken) == NULL);
+    tern_service_free(taken);
+
+    tern_waitgroup_add(&ar.ran, 1);
+    CHECK_EQ(tern_go(admin_service_co, &ar), 0);
+    int64_t until = tern_now() + 5 * TERN_SEC;
+    while (get_status(main_addr, "/readyz") != 200) {
+        CHECK(tern_now() < until);
+        tern_sleep(10 * TERN_MS);
+    }
+    CHECK_EQ(get_status(main_addr, "/debug/vars"), 404);
+    CHECK_EQ(get_status(main_addr, "/debug/coroutines"), 404);
+    CHECK_EQ(get_status(main_addr, "/"), 200);
+    resp rp;
+    get(admin_addr, "/debug/vars", NULL, &rp);
+    CHECK_EQ(rp.status, 200);
+    CHECK(strstr(rp.body, "\"runtime\""));
+    resp_free(&rp);
+    get(admin_addr, "/debug/coroutines", NULL, &rp);
+    CHECK_EQ(rp.status, 200);
+    CHECK(strstr(rp.body, "service-admin-serve"));
+    resp_free(&rp);
+    CHECK_EQ(get_status(admin_addr, "/readyz"), 200);
+    CHECK_EQ(get_status(admin_addr, "/extra"), 200);
+    CHECK_EQ(get_status(admin_addr, "/"), 404);    /* the application's routes are not there */
+
+    tern_service_stop(ar.svc);
+    tern_waitgroup_wait(&ar.ran, NULL);
+    CHECK_EQ(ar.rc, 0);
+    tern_conn *refused;
+    CHECK(tern_conn_dial(TERN_NET_TCP, admin_addr, &refused, NULL) < 0);
+    CHECK(tern_conn_dial(TERN_NET_TCP, main_addr, &refused, NULL) < 0);
+    tern_service_free(ar.svc);
+    tern_http_router_free(rt);
+    return 0;
+}
+
+static void service_admin_listener_serves_debug_off_the_public_port(void)
+{
+    run_test(admin_body, NULL);
+}
+
 TESTS(T(health_check_past_timeout_reports_timeout_in_time),
+      T(service_admin_listener_serves_debug_off_the_public_port),
       T(health_verbose_lists_each_check_like_kubernetes),
       T(health_without_checks_follows_the_ready_flag),
       T(health_handlers_called_directly_read_their_own_kind),
