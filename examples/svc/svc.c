@@ -4,6 +4,14 @@
  * downstream call and debug endpoints.
  *
  *     svc --listen 127.0.0.1:8081 [--config svc.json] [--downstream http://127.0.0.1:8080/plaintext]
+ *         [--admin.listen 127.0.0.1:8082]
+ *
+ * The debug endpoints (/debug/vars, /debug/coroutines, the CPU profile)
+ * are served only on the admin listener, 127.0.0.1:8082 by default:
+ * loopback, so reachable from the host or a `kubectl port-forward`, never
+ * from outside; "" turns it off.  The public port keeps the probes and
+ * /metrics, where Kubernetes and Prometheus look.  A URL's password never
+ * reaches the logs or /debug/vars (tern_http_url_redact).
  *
  * Every key can also come from the JSON file or the environment (SVC_...):
  * `svc --help` lists them.  The --config file is reloaded when it changes
@@ -25,6 +33,9 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", "off"
 static const tern_config_key keys[] = {
     TERN_CONFIG_KEY("listen", TERN_CONFIG_STRING, .def = "127.0.0.1:8081",
                     .help = "address to serve on"),
+    TERN_CONFIG_KEY("admin.listen", TERN_CONFIG_STRING, .def = "127.0.0.1:8082",
+                    .help = "address of the admin listener serving /debug (keep it loopback or "
+                            "internal; empty: none)"),
     TERN_CONFIG_KEY("downstream", TERN_CONFIG_STRING, .def = "",
                     .help = "URL that GET /call calls (empty: /call answers 503)"),
     TERN_CONFIG_KEY("call.timeout", TERN_CONFIG_DURATION, .def = "2s", .min = "1ms",
@@ -78,8 +89,10 @@ static int call(tern_http_req *r, tern_http_resp *w, void *arg)
     tern_http_client_response *resp;
     int rc = tern_resilient_client_do(s->rc, &req, &resp, ctx);
     if (rc < 0) {
+        char shown[512];
+        tern_http_url_redact(url, shown, sizeof shown);     /* no password in the log */
         tern_log_ctx(tern_http_req_ctx(r), TERN_LOG_WARN, "downstream failed",
-                     TERN_LOG_STR("url", url), TERN_LOG_STR("error", tern_strerror(rc)));
+                     TERN_LOG_STR("url", shown), TERN_LOG_STR("error", tern_strerror(rc)));
         tern_ctx_free(ctx);
         return tern_http_resp_printf(w, "downstream: %s\n", tern_strerror(rc)) < 0 ? -EIO
                : tern_http_resp_set_status(w, rc == -EAGAIN ? 503 : 502);
@@ -101,19 +114,32 @@ static void on_config_change(tern_config *cfg, const tern_config_change *changes
 {
     (void)arg;
     for (size_t i = 0; i < n; i++) {
+        /* Any value may be a URL with credentials (downstream is): shown
+         * redacted; a value without one is unchanged. */
+        char old[512], new[512];
+        tern_http_url_redact(changes[i].old_value, old, sizeof old);
+        tern_http_url_redact(changes[i].new_value, new, sizeof new);
         tern_log_info("config changed", TERN_LOG_STR("key", changes[i].key),
-                      TERN_LOG_STR("old", changes[i].old_value), TERN_LOG_STR("new", changes[i].new_value));
+                      TERN_LOG_STR("old", old), TERN_LOG_STR("new", new));
         if (!strcmp(changes[i].key, "log.level"))
             tern_log_set_level(tern_log_level_parse(tern_config_str(cfg, "log.level")));
     }
 }
 
+/* /debug/vars "config": every string key, each through the redactor (a
+ * URL's password becomes xxxxx), so a key added later cannot leak one. */
 static json_t *published_config(void *arg)
 {
     tern_config *cfg = arg;
-    return json_pack("{s:s, s:s, s:s}", "listen", tern_config_str(cfg, "listen"),
-                     "downstream", tern_config_str(cfg, "downstream"),
-                     "log.level", tern_config_str(cfg, "log.level"));
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < sizeof keys / sizeof keys[0]; i++) {
+        if (keys[i].type != TERN_CONFIG_STRING)
+            continue;
+        char shown[512];
+        tern_http_url_redact(tern_config_str(cfg, keys[i].name), shown, sizeof shown);
+        json_object_set_new(o, keys[i].name, json_string(shown));
+    }
+    return o;
 }
 
 static int stop_tracing(tern_ctx *ctx, void *arg)
@@ -171,23 +197,29 @@ static int run(void *arg)
     tern_http_router_handle(rt, "GET", "/hello", hello, s);
     tern_http_router_handle(rt, "GET", "/call", call, s);
     tern_http_router_handle(rt, "GET", "/metrics", tern_metrics_handler, NULL);
-    tern_debug_mount(rt, "/debug");
+    /* no /debug here: the service mounts it on the admin listener only */
 
     tern_service_options so = {
         .http = { .handler = tern_http_router_serve, .arg = rt },
         .addr = tern_config_str(s->cfg, "listen"),
+        .admin_addr = tern_config_str(s->cfg, "admin.listen"),
         .pre_stop_delay = tern_config_duration(s->cfg, "shutdown.pre_stop"),
     };
     tern_service *service;
     int rc = tern_service_new(&so, &service);
     if (rc < 0) {
-        fprintf(stderr, "svc: listen on %s: %s\n", so.addr, tern_strerror(rc));
+        fprintf(stderr, "svc: listen on %s: %s (or on admin.listen %s)\n", so.addr,
+                tern_strerror(rc), so.admin_addr);
         return give_up(s);
     }
     tern_health_mount(rt, tern_service_health(service));
     tern_service_on_shutdown(service, "tracing", stop_tracing, NULL);
-    printf("svc: listening on http://%s/ (try /hello /call /metrics /healthz?verbose /debug/vars)\n",
+    printf("svc: listening on http://%s/ (try /hello /call /metrics /healthz?verbose)\n",
            tern_http_server_addr(tern_service_server(service)));
+    tern_http_server *admin = tern_service_admin_server(service);
+    if (admin)
+        printf("svc: admin on http://%s/ (/debug/vars /debug/coroutines /debug/pprof/profile)\n",
+               tern_http_server_addr(admin));
     fflush(stdout);
     rc = tern_service_run(service, NULL);       /* until SIGTERM or SIGINT */
     tern_service_free(service);
