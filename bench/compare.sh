@@ -947,7 +947,7 @@ kit_svc() {
     [ "$mode" = off ] && flag=false
     OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 \
         OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 OTEL_SERVICE_NAME=bench \
-        "$BUILD_DIR/examples/svc" --listen "127.0.0.1:$port" --kit="$flag" \
+        "$BUILD_DIR/examples/svc" --listen "127.0.0.1:$port" --admin.listen 127.0.0.1:0 --kit="$flag" \
         </dev/null >"$TMPD/svc.$mode.out" 2>"$TMPD/svc.$mode.log" &
     KIT_PID[$mode]=$!
     KIT_PORT[$mode]=$port

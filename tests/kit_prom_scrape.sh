@@ -42,7 +42,7 @@ deadline=$((SECONDS + 30))  # the bound on every wait below
 in_time() { [ "$SECONDS" -lt "$deadline" ]; }
 
 # svc on a port of its choosing, which it prints
-"$SVC" --listen 127.0.0.1:0 >"$tmp/svc.out" 2>"$tmp/svc.err" & sp=$!
+"$SVC" --listen 127.0.0.1:0 --admin.listen 127.0.0.1:0 >"$tmp/svc.out" 2>"$tmp/svc.err" & sp=$!
 saddr=''
 while [ -z "$saddr" ] && in_time; do
     kill -0 "$sp" 2>/dev/null || fail "svc exited: $(cat "$tmp/svc.out")"

@@ -11,7 +11,9 @@
  *     tern_debug_mount(rt, "/debug");
  *
  * These endpoints reveal the program's internals and the profiler costs
- * CPU: mount them on an internal listener, or behind authentication.
+ * CPU: mount them on an internal listener (tern_service's admin_addr
+ * does), or behind authentication.  A published variable must not hold
+ * secrets: pass URLs through tern_http_url_redact (tern/http_parse.h).
  *
  * The CPU profile samples with setitimer(ITIMER_PROF) at 100 Hz: each
  * SIGPROF records the interrupted thread's stack by walking frame
