@@ -24,11 +24,35 @@
 #include "http/server_internal.h"
 #include "tern/runtime.h"
 
-int tern_http_error_status(int err)
+/* The one place where a handler's error becomes a status (see http.h).
+ * The same code means different things by where it came from: -EMSGSIZE
+ * from the request's body is the client's (413), from a downstream's
+ * response body the downstream's (502).  The request remembers what its
+ * body calls returned, which is what tells them apart. */
+int tern_http_error_status(const tern_http_req *r, int err)
 {
+    if (r && r->body_err < 0 && (err == r->body_err || err == -EIO)) {
+        /* the client's body: too large, malformed, too slow, or gone */
+        switch (r->body_err) {
+        case -EMSGSIZE: return 413;
+        case -ETIMEDOUT: return 408;
+        default: return 400;
+        }
+    }
     switch (err) {
-    case -EMSGSIZE: return 413;
-    case -EBADMSG: return 400;
+    case -ETIMEDOUT: return 504;    /* a deadline: something downstream was slow */
+    case -EAGAIN: return 503;       /* refused by a breaker, throttle or limit */
+    case -EMSGSIZE:                 /* not the request's body: a downstream's */
+    case -EBADMSG:
+    case -EPROTO:
+    case -ECONNRESET:
+    case -ECONNREFUSED:
+    case -ECONNABORTED:
+    case -EPIPE:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -ELOOP:
+        return 502;
     default: return 500;
     }
 }

@@ -232,7 +232,12 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     hc->cur = &w;
     tern_conn_set_write_deadline(hc->c, s->o.write_timeout < 0 ? TERN_FOREVER : r.start + s->o.write_timeout);
 
-    if (r.max_body >= 0 && r.head.content_length > r.max_body) {
+    if (!tern__http_req_path_ok(&r)) {
+        /* a bad escape, a NUL or bytes that are not UTF-8: no handler
+         * could use it (nor should fail on it with a 500) */
+        tern_http_resp_error(&w, 400, NULL);     /* an unread body is drained below */
+        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+    } else if (r.max_body >= 0 && r.head.content_length > r.max_body) {
         /* refuse before reading a byte of it */
         hc->closing = true;
         w.close_after = true;
@@ -246,7 +251,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
                 hc->out.len = w.start;
                 w.nhdrs = 0;
                 w.body_bytes = 0;
-                tern_http_resp_error(&w, tern_http_error_status(rc), NULL);
+                tern_http_resp_error(&w, tern_http_error_status(&r, rc), NULL);
             } else {
                 hc->closing = true;     /* mid-stream: a truncated body, never a wrong one */
                 w.done = true;

@@ -37,6 +37,9 @@ struct tern_http_req {
     int64_t body_read;
     int64_t max_body;
     bool has_body, chunked, body_done, body_failed, continue_sent, body_started;
+    int body_err;                   /* the first error a body call returned:
+                                       tern_http_error_status tells the
+                                       client's faults from a downstream's */
     tern_http_chunked dec;
     size_t pend_off, pend_len;      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
@@ -145,5 +148,9 @@ int tern__http_send_error(hconn *hc, int status, bool head_only);
 void tern__http_req_end(tern_http_req *r);
 /* router.c: route parameters */
 int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value);
+/* Whether r's path is well-formed: valid percent-escapes and, decoded, no
+ * NUL and valid UTF-8 (what handlers get as C strings, route parameters
+ * included).  The server answers 400 to the others. */
+bool tern__http_req_path_ok(tern_http_req *r);
 
 #endif
