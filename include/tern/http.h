@@ -41,6 +41,15 @@
  * truncated body rather than a wrong one).  Other connections are never
  * affected.
  *
+ * Request targets (RFC 9112 3.2): origin-form ("/p?q"); "OPTIONS *",
+ * answered by the server itself (200, Allow); absolute-form
+ * ("http://host/p?q"), served as its path when its authority equals the
+ * Host field (RFC 9112 3.2.2 would have the target's authority win; tern
+ * is no proxy and refuses the mismatch with 400, so that one request
+ * never names two hosts).  Anything else, a Host that is not
+ * host[:port], and a path with a bad percent-escape, an escaped NUL or
+ * bytes that are not UTF-8 are answered 400 before any handler runs.
+ *
  * The response body is buffered (up to 64 KiB) until the handler returns,
  * so headers may change until then and the server adds Content-Length
  * itself; past that size, or after tern_http_resp_flush(), the head is

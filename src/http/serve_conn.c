@@ -232,7 +232,12 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     hc->cur = &w;
     tern_conn_set_write_deadline(hc->c, s->o.write_timeout < 0 ? TERN_FOREVER : r.start + s->o.write_timeout);
 
-    if (!tern__http_req_path_ok(&r)) {
+    if (r.head.target_len == 1 && r.head.target[0] == '*') {
+        /* OPTIONS * (the parser lets no other method through): about the
+         * server, not a resource; as Go, 200 with no handler involved */
+        tern_http_resp_set_header(&w, "Allow", "OPTIONS, GET, HEAD, POST, PUT, PATCH, DELETE");
+        tern_http_resp_set_status(&w, 200);
+    } else if (!tern__http_req_path_ok(&r)) {
         /* a bad escape, a NUL or bytes that are not UTF-8: no handler
          * could use it (nor should fail on it with a 500) */
         tern_http_resp_error(&w, 400, NULL);     /* an unread body is drained below */
