@@ -669,6 +669,8 @@ int tern__http_send_error(hconn *hc, int status, bool head_only)
     w.head_only = head_only;
     w.close_after = true;
     hc->closing = true;
+    /* an oversized head: the client is likely still sending it */
+    hc->linger |= status == 413 || status == 414 || status == 431;
     tern_http_resp_error(&w, status, NULL);
     tern__http_resp_finish(&w);
     return tern__http_flush_out(hc);

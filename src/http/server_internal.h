@@ -24,6 +24,11 @@
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
+/* A lingering close (413, 414, 431) reads and drops at most this much, for
+ * at most this long: enough for the client to see the answer instead of a
+ * reset, too little to be a way to hold the server. */
+#define HTTP_LINGER_MAX (256 * 1024)
+#define HTTP_LINGER_NS (1000 * 1000 * 1000LL)
 
 typedef struct hconn hconn;
 
@@ -98,6 +103,8 @@ struct hconn {
     tern_http_resp *cur;            /* the response being built, during serve_one */
     int64_t idle_until;             /* set when a burst ends quiet: the idle deadline */
     bool closing;                   /* answer with Connection: close and stop */
+    bool linger;                    /* refused while the client may still send:
+                                       read and drop a while before closing */
     int io_error;                   /* a write failed: stop */
 };
 
