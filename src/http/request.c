@@ -146,6 +146,8 @@ bool tern__http_req_path_ok(tern_http_req *r)
     const char *t = r->head.target;
     const char *q = memchr(t, '?', r->head.target_len);
     size_t n = q ? (size_t)(q - t) : r->head.target_len;
+    /* the parser lets only visible ASCII into a target: without escapes
+     * there is nothing to check */
     if (memchr(t, '%', n)) {
         /* decode into scratch (the arena: a target may be KiBs, the stack
          * is small); tern_http_req_path keeps the raw form on error */
@@ -155,7 +157,7 @@ bool tern__http_req_path_ok(tern_http_req *r)
         ssize_t k = tern_http_unescape(t, n, tmp, n + 1, false);
         return k >= 0 && utf8_valid((const unsigned char *)tmp, (size_t)k);
     }
-    return utf8_valid((const unsigned char *)t, n);
+    return true;
 }
 
 const char *tern_http_req_header(const tern_http_req *r, const char *name)
