@@ -598,8 +598,8 @@ static const struct {
     {"/static/a.txt/..", 400},
     {"/static/%2e%2e%5c%2e%2e%5cetc%5cpasswd", 404},  /* backslashes are just bytes */
     {"/static/%252e%252e/secret.txt", 404},            /* decoded once only */
-    {"/static/a.txt%00", 404},
-    {"/static/a.txt%00.png", 404},
+    {"/static/a.txt%00", 400},                          /* a NUL: the server refuses the path */
+    {"/static/a.txt%00.png", 400},
     {"/static/%00/../../etc/passwd", 400},            /* undecodable, kept raw: ".." still seen */
     {"/static//etc/passwd", 404},
     {"/static/%2fetc%2fpasswd", 404},

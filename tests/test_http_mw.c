@@ -320,11 +320,13 @@ static int access_log_escape_entry(void *arg)
     resp p;
     /* quote, backslash, tab, an invalid byte, a valid 2-byte character, an
      * overlong '/' (C0 AF) and a UTF-16 surrogate (ED A0 80) */
-    get(sv.addr, "/p%0a%22%5c%ff",
+    /* (a path that decodes to invalid UTF-8 is refused with 400 before
+     * any middleware runs; the header carries the invalid bytes) */
+    get(sv.addr, "/p%0a%22%5c%c3%a9",
         "User-Agent: a\"b\\c\td\xff\xc3\xa9\xc0\xaf\xed\xa0\x80z\r\n", &p);
     CHECK_EQ(p.status, 200);
     json_t *j = log_line(0);
-    CHECK(strcmp(jstr(j, "path"), "/p\n\"\\\xef\xbf\xbd") == 0);
+    CHECK(strcmp(jstr(j, "path"), "/p\n\"\\\xc3\xa9") == 0);
     CHECK(strcmp(jstr(j, "user_agent"),
                  "a\"b\\c\td\xef\xbf\xbd\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd"
                  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz") == 0);

@@ -165,7 +165,49 @@ static void limits_give_414_and_431(void)
     CHECK_EQ(r.status, 431);
 }
 
-TESTS(T(parses_a_simple_get), T(every_prefix_is_incomplete),
+/* Host must be uri-host[:port] (RFC 9110 7.2), as Go and nginx check. */
+static void host_values_are_checked(void)
+{
+    expect_bad("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+    expect_bad("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400);
+    expect_bad("GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", 400);
+    expect_bad("GET / HTTP/1.1\r\nHost: h:8x\r\n\r\n", 400);
+    expect_bad("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400);
+    expect_bad("GET / HTTP/1.1\r\nHost: h\"\r\n\r\n", 400);
+    expect_bad("GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400);
+    tern_http_request r;
+    const char *good[] = {"h", "h:80", "a.b-c_d~e", "127.0.0.1:8080", "[::1]", "[::1]:80",
+                          "xn--caf-dma.example", "h:", ""};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char req[128];
+        snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+        CHECK(parse(req, &r) > 0);
+    }
+}
+
+/* RFC 9112 3.2: origin-form, asterisk-form for OPTIONS only, and
+ * absolute-form served as its path when its authority is the Host's. */
+static void target_forms(void)
+{
+    tern_http_request r;
+    CHECK(parse("GET http://h:8/p/q?x=1 HTTP/1.1\r\nHost: h:8\r\n\r\n", &r) > 0);
+    CHECK_STR(r.target, r.target_len, "/p/q?x=1");
+    CHECK(parse("GET HTTPS://H/p HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+    CHECK_STR(r.target, r.target_len, "/p");
+    /* the target names another host than Host: one request, two hosts */
+    expect_bad("GET http://other/p HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_bad("GET http://h/p HTTP/1.0\r\n\r\n", 400);
+    expect_bad("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_bad("GET http://h?q/ HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_bad("GET ftp://h/p HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_bad("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 400);
+    expect_bad("GET p HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_bad("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    CHECK(parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &r) > 0);
+    CHECK_STR(r.target, r.target_len, "*");
+}
+
+TESTS(T(parses_a_simple_get), T(host_values_are_checked), T(target_forms), T(every_prefix_is_incomplete),
       T(pipelined_requests_parse_one_at_a_time), T(smuggling_shapes_are_refused),
       T(lenient_where_it_is_safe), T(framing_fields_set_chunked_keep_alive_and_expect),
       T(limits_give_414_and_431))

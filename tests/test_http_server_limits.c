@@ -351,7 +351,41 @@ SERVER_TEST(pipelined_head_gets_its_own_timeout)
     return 0;
 }
 
-TESTS(T(long_request_line_is_414_and_big_or_many_fields_431),
+/* A client still sending a refused body must see the 413, not a reset:
+ * the server lingers (reads and drops, bounded) before closing.  Found:
+ * it closed with the body unread, the kernel answered the client's next
+ * bytes with RST, and the client's writes failed before it could read. */
+SERVER_TEST(refused_body_gets_a_lingering_close)
+{
+    (void)arg;
+    tsrv *t = app_start(NULL);
+    for (int round = 0; round < 3; round++) {
+        cl *k = cl_dial(t->addr);
+        cl_send(k, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n");
+        /* the 413 is on its way; let the server close (or linger) first */
+        tern_sleep(20 * TERN_MS);
+        static char chunk[16 * 1024];
+        memset(chunk, 'x', sizeof chunk);
+        for (int i = 0; i < 12; i++) {     /* 192 KiB, within the linger's bound */
+            ssize_t w = tern_conn_write(k->c, chunk, sizeof chunk, NULL);
+            if (w != (ssize_t)sizeof chunk) {
+                fprintf(stderr, "write %d of the refused body: %s (a reset, no lingering close)\n",
+                        i, w < 0 ? tern_strerror((int)w) : "short");
+                abort();
+            }
+            tern_sleep(TERN_MS);
+        }
+        resp r;
+        CHECK_R(cl_response(k, &r, false));
+        CHECK_EQ(r.status, 413);
+        resp_free(&r);
+        cl_close(k);
+    }
+    srv_stop(t);
+    return 0;
+}
+
+TESTS(T(long_request_line_is_414_and_big_or_many_fields_431), T(refused_body_gets_a_lingering_close),
       T(malformed_requests_are_refused_with_400_501_or_505),
       T(max_requests_per_conn_closes_the_conn_after_the_last),
       T(max_conns_holds_new_conns_until_one_closes), T(body_over_limit_refused_before_read),

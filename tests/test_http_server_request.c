@@ -273,6 +273,38 @@ SERVER_TEST(req_ctx_values_wait_for_the_context)
     return 0;
 }
 
-TESTS(T(req_accessors_read_path_query_cookies_headers_forms_and_json),
+/* RFC 9112 3.2: OPTIONS * is about the server (200 and Allow, as Go, no
+ * handler); an absolute-form target is served as its path when it names
+ * the Host; Host must be a host[:port]. */
+SERVER_TEST(target_forms_and_host_values)
+{
+    (void)arg;
+    tsrv *t = app_start(NULL);
+    cl *k = cl_dial(t->addr);
+    resp r;
+    roundtrip(k, "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK(hdr(&r, "Allow") && strstr(hdr(&r, "Allow"), "GET"));
+    CHECK_EQ(r.body_len, 0);
+    resp_free(&r);
+    roundtrip(k, "GET http://t/plaintext HTTP/1.1\r\nHost: t\r\n\r\n", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_MEM(r.body, r.body_len, "Hello, World!");
+    resp_free(&r);
+    cl_close(k);
+    /* refused by the parser: the connection closes after the 400 */
+    const char *bad[] = {"GET http://other/plaintext HTTP/1.1\r\nHost: t\r\n\r\n",
+                         "GET /plaintext HTTP/1.1\r\nHost: a b\r\n\r\n",
+                         "GET * HTTP/1.1\r\nHost: t\r\n\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        once(t->addr, bad[i], &r);
+        CHECK_EQ(r.status, 400);
+        resp_free(&r);
+    }
+    srv_stop(t);
+    return 0;
+}
+
+TESTS(T(target_forms_and_host_values), T(req_accessors_read_path_query_cookies_headers_forms_and_json),
       T(req_json_refuses_deep_nesting_and_the_server_survives),
       T(req_set_ctx_replaces_and_counts_per_request), T(req_ctx_values_wait_for_the_context))

@@ -33,12 +33,22 @@
  * query values) are NUL-terminated and live until the handler returns.
  *
  * A handler returns 0, or a negative errno: if nothing was sent yet the
- * client gets tern_http_error_status(err) (500, or 413 / 400 for the body
- * errors -EMSGSIZE / -EBADMSG that tern_http_req_read returns) and the
- * connection carries on; if the response was
+ * client gets tern_http_error_status(r, err) (400 / 408 / 413 for the
+ * request body's errors, 502 / 504 for a downstream's, else 500) and the
+ * connection carries on (unless the body's framing was lost); if the
+ * response was
  * already streaming, the connection is closed (the client sees a
  * truncated body rather than a wrong one).  Other connections are never
  * affected.
+ *
+ * Request targets (RFC 9112 3.2): origin-form ("/p?q"); "OPTIONS *",
+ * answered by the server itself (200, Allow); absolute-form
+ * ("http://host/p?q"), served as its path when its authority equals the
+ * Host field (RFC 9112 3.2.2 would have the target's authority win; tern
+ * is no proxy and refuses the mismatch with 400, so that one request
+ * never names two hosts).  Anything else, a Host that is not
+ * host[:port], and a path with a bad percent-escape, an escaped NUL or
+ * bytes that are not UTF-8 are answered 400 before any handler runs.
  *
  * The response body is buffered (up to 64 KiB) until the handler returns,
  * so headers may change until then and the server adds Content-Length
@@ -230,9 +240,25 @@ int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
  * directory or unreadable file. */
 int tern_http_resp_file(tern_http_resp *w, tern_http_req *r, const char *path);
 
-/* The status the server answers when a handler fails with err before
- * sending anything: 413 for -EMSGSIZE, 400 for -EBADMSG, else 500. */
-int tern_http_error_status(int err);
+/* The status the server answers when a handler on r fails with err before
+ * sending anything: the one mapping from tern's errors to statuses (the
+ * access log, metrics and tracing middleware use it too).  A code means
+ * the client's fault only when r's own body calls (tern_http_req_read,
+ * _body, _json) returned it; the same code from anywhere else, say the
+ * body of a downstream's response read with the HTTP client, is the
+ * downstream's:
+ *   from r's body:  -EMSGSIZE 413, -ETIMEDOUT (read_body_timeout) 408,
+ *                   -EBADMSG and the rest (-ECONNRESET ...) 400; a later
+ *                   -EIO from the failed body counts as the first error;
+ *   otherwise:      -ETIMEDOUT 504 (a deadline passed: a slow downstream),
+ *                   -EAGAIN 503 (a breaker, throttle or limit refused),
+ *                   -EMSGSIZE, -EBADMSG, -EPROTO, -ECONNRESET,
+ *                   -ECONNREFUSED, -ECONNABORTED, -EPIPE, -EHOSTUNREACH,
+ *                   -ENETUNREACH, -ELOOP 502 (a downstream failed, sent
+ *                   too much, truncated or malformed), anything else 500.
+ * r may be NULL (no request: the second list).  Answer a status yourself
+ * (tern_http_resp_error) when you want another one. */
+int tern_http_error_status(const tern_http_req *r, int err);
 
 /* The standard reason phrase ("Not Found"), or "Unknown". */
 const char *tern_http_status_text(int status);

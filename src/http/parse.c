@@ -9,6 +9,10 @@
  */
 #include "parse_internal.h"
 
+#include <string.h>
+#include <strings.h>
+
+
 #include "base/check.h"
 
 static int bad(tern_http_request *req, int status)
@@ -18,8 +22,63 @@ static int bad(tern_http_request *req, int status)
     return TERN_HTTP_BAD;
 }
 
+/* Whether v[0..n) is a Host value: uri-host [":" port] (RFC 9110 7.2),
+ * or empty.  The characters of a reg-name, an IP literal in brackets and
+ * percent-escapes; no spaces, no "@" (userinfo), no "/" (a path). */
+static bool host_ok(const char *v, size_t n)
+{
+    size_t colon = n;       /* the last ':' outside brackets: the port's */
+    bool bracket = n > 0 && v[0] == '[';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (c == ':' && (!bracket || (i > 0 && v[i - 1] == ']')))
+            colon = i;
+        else if (c == ']' && bracket)
+            bracket = false;
+        else if (!strchr("-._~!$&'()*+,;=%[:", c) || c == '\0')
+            return false;
+    }
+    if (bracket)
+        return false;       /* "[" never closed */
+    for (size_t i = colon + 1; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    return true;
+}
+
+/* The request target's form (RFC 9112 3.2): origin-form ("/p?q"),
+ * asterisk-form ("*", OPTIONS only) or absolute-form ("http://a/p?q").
+ * An absolute-form target is served as its path; its authority must be
+ * the Host field's (checked in framing).  0 or TERN_HTTP_BAD. */
+static int target_form(tern_http_request *req, const char **authority, size_t *authority_len)
+{
+    const char *t = req->target;
+    size_t n = req->target_len;
+    *authority = NULL;
+    if (t[0] == '/')
+        return 0;
+    if (n == 1 && t[0] == '*')
+        return req->method_len == 7 && !memcmp(req->method, "OPTIONS", 7) ? 0 : bad(req, 400);
+    size_t skip = n > 7 && tern_http_ieq(t, 7, "http://") ? 7 : n > 8 && tern_http_ieq(t, 8, "https://") ? 8 : 0;
+    if (!skip)
+        return bad(req, 400);   /* authority-form (CONNECT) or nonsense: no proxy here */
+    const char *a = t + skip, *end = t + n;
+    const char *slash = memchr(a, '/', (size_t)(end - a));
+    if (!slash)
+        return bad(req, 400);   /* no path to serve ("http://a" or "http://a?q") */
+    if (memchr(a, '?', (size_t)(slash - a)))
+        return bad(req, 400);
+    *authority = a;
+    *authority_len = (size_t)(slash - a);
+    req->target = slash;
+    req->target_len = (size_t)(end - slash);
+    return 0;
+}
+
 /* Read the framing fields; 0 or TERN_HTTP_BAD. */
-static int framing(tern_http_request *req)
+static int framing(tern_http_request *req, const char *authority, size_t authority_len)
 {
     int hosts = 0, te_seen = 0;
     bool cl_seen = false;
@@ -51,6 +110,13 @@ static int framing(tern_http_request *req)
             }
         } else if (tern_http_ieq(h->name, h->name_len, "host")) {
             hosts++;
+            if (!host_ok(v, h->value_len))
+                return bad(req, 400);
+            /* RFC 9112 3.2.2 would take the target's authority over Host;
+             * tern is no proxy and refuses the ambiguity instead: one
+             * request never names two hosts */
+            if (authority && (h->value_len != authority_len || strncasecmp(v, authority, authority_len)))
+                return bad(req, 400);
         } else if (tern_http_ieq(h->name, h->name_len, "connection")) {
             const char *s;
             size_t n;
@@ -77,6 +143,8 @@ static int framing(tern_http_request *req)
         return bad(req, 400);
     if (req->minor_version == 0 && hosts > 1)
         return bad(req, 400);
+    if (authority && hosts == 0)
+        return bad(req, 400);   /* HTTP/1.0 absolute-form: the same rule */
     return 0;
 }
 
@@ -159,7 +227,9 @@ int tern_http_parse_request(const char *buf, size_t len, tern_http_request *req,
     if (n < 0)
         return n;
     TERN_ASSERT(n > 0 && (size_t)n <= len && req->nheaders <= req->max_headers);
-    if (framing(req) < 0)
+    const char *authority;
+    size_t authority_len = 0;
+    if (target_form(req, &authority, &authority_len) < 0 || framing(req, authority, authority_len) < 0)
         return TERN_HTTP_BAD;
     return n;
 

@@ -99,11 +99,65 @@ const char *tern_http_req_path(tern_http_req *r)
         memcpy(p, t, n);
         p[n] = '\0';
     } else if (tern_http_unescape(t, n, p, n + 1, false) < 0) {
-        memcpy(p, t, n);        /* undecodable: keep it raw, the router will 404 */
+        memcpy(p, t, n);        /* undecodable: keep it raw (the server refuses it first) */
         p[n] = '\0';
     }
     r->path = p;
     return p;
+}
+
+/* Whether s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
+ * points past U+10FFFF). */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned min, cp;
+        if ((c & 0xE0) == 0xC0)
+            len = 2, min = 0x80, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            len = 3, min = 0x800, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            len = 4, min = 0x10000, cp = c & 0x07;
+        else
+            return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+bool tern__http_req_path_ok(tern_http_req *r)
+{
+    const char *t = r->head.target;
+    const char *q = memchr(t, '?', r->head.target_len);
+    size_t n = q ? (size_t)(q - t) : r->head.target_len;
+    /* the parser lets only visible ASCII into a target: without escapes
+     * there is nothing to check */
+    if (memchr(t, '%', n)) {
+        /* decode into scratch (the arena: a target may be KiBs, the stack
+         * is small); tern_http_req_path keeps the raw form on error */
+        char *tmp = tern__arena_alloc(&r->conn->arena, n + 1);
+        if (!tmp)
+            return true;        /* no memory to check: the handler will tell */
+        ssize_t k = tern_http_unescape(t, n, tmp, n + 1, false);
+        return k >= 0 && utf8_valid((const unsigned char *)tmp, (size_t)k);
+    }
+    return true;
 }
 
 const char *tern_http_req_header(const tern_http_req *r, const char *name)
@@ -344,6 +398,16 @@ static ssize_t read_length(tern_http_req *r, char *buf, size_t n)
     return k;
 }
 
+/* Remember the first error the request's body gave its handler, so that
+ * a handler returning it gets the client's status (413, 400, 408), and an
+ * equal code from elsewhere (a downstream's body) does not. */
+static int body_error(tern_http_req *r, int err)
+{
+    if (err < 0 && r->body_err == 0)
+        r->body_err = err;
+    return err;
+}
+
 ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
 {
     TERN_CHECK_ARG(r);
@@ -357,7 +421,7 @@ ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
         int rc = body_start(r);
         if (rc < 0) {
             r->body_failed = true;
-            return rc;
+            return body_error(r, rc);
         }
     }
     TERN_ASSERT(r->chunked || r->pend_len == 0);   /* pending bytes are chunked's */
@@ -365,13 +429,13 @@ ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
     if (k < 0) {
         r->body_failed = true;
         r->conn->closing = true;    /* the framing is lost: never reuse */
-        return k;
+        return body_error(r, (int)k);
     }
     r->body_read += k;
     if (r->max_body >= 0 && r->body_read > r->max_body) {
         r->body_failed = true;
         r->conn->closing = true;
-        return -EMSGSIZE;
+        return body_error(r, -EMSGSIZE);
     }
     return k;
 }
@@ -387,7 +451,7 @@ int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
     if (r->body_started && !r->body_done)
         return -EALREADY;       /* partly streamed already */
     if (r->max_body >= 0 && r->head.content_length > r->max_body)
-        return -EMSGSIZE;
+        return body_error(r, -EMSGSIZE);
     size_t cap = r->head.content_length > 0 ? (size_t)r->head.content_length + 1 : 4096;
     char *buf = malloc(cap);
     size_t used = 0;
@@ -439,7 +503,7 @@ int tern_http_req_json(tern_http_req *r, json_t **out)
     int rc = tern_http_req_body(r, &data, &len);
     if (rc < 0)
         return rc;
-    return tern__http_json_parse(data, len, out);
+    return body_error(r, tern__http_json_parse(data, len, out));
 }
 
 /* ---- context, values, memory -------------------------------------------- */

@@ -24,11 +24,35 @@
 #include "http/server_internal.h"
 #include "tern/runtime.h"
 
-int tern_http_error_status(int err)
+/* The one place where a handler's error becomes a status (see http.h).
+ * The same code means different things by where it came from: -EMSGSIZE
+ * from the request's body is the client's (413), from a downstream's
+ * response body the downstream's (502).  The request remembers what its
+ * body calls returned, which is what tells them apart. */
+int tern_http_error_status(const tern_http_req *r, int err)
 {
+    if (r && r->body_err < 0 && (err == r->body_err || err == -EIO)) {
+        /* the client's body: too large, malformed, too slow, or gone */
+        switch (r->body_err) {
+        case -EMSGSIZE: return 413;
+        case -ETIMEDOUT: return 408;
+        default: return 400;
+        }
+    }
     switch (err) {
-    case -EMSGSIZE: return 413;
-    case -EBADMSG: return 400;
+    case -ETIMEDOUT: return 504;    /* a deadline: something downstream was slow */
+    case -EAGAIN: return 503;       /* refused by a breaker, throttle or limit */
+    case -EMSGSIZE:                 /* not the request's body: a downstream's */
+    case -EBADMSG:
+    case -EPROTO:
+    case -ECONNRESET:
+    case -ECONNREFUSED:
+    case -ECONNABORTED:
+    case -EPIPE:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -ELOOP:
+        return 502;
     default: return 500;
     }
 }
@@ -645,6 +669,8 @@ int tern__http_send_error(hconn *hc, int status, bool head_only)
     w.head_only = head_only;
     w.close_after = true;
     hc->closing = true;
+    /* an oversized head: the client is likely still sending it */
+    hc->linger |= status == 413 || status == 414 || status == 431;
     tern_http_resp_error(&w, status, NULL);
     tern__http_resp_finish(&w);
     return tern__http_flush_out(hc);

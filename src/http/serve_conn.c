@@ -232,9 +232,20 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     hc->cur = &w;
     tern_conn_set_write_deadline(hc->c, s->o.write_timeout < 0 ? TERN_FOREVER : r.start + s->o.write_timeout);
 
-    if (r.max_body >= 0 && r.head.content_length > r.max_body) {
+    if (r.head.target_len == 1 && r.head.target[0] == '*') {
+        /* OPTIONS * (the parser lets no other method through): about the
+         * server, not a resource; as Go, 200 with no handler involved */
+        tern_http_resp_set_header(&w, "Allow", "OPTIONS, GET, HEAD, POST, PUT, PATCH, DELETE");
+        tern_http_resp_set_status(&w, 200);
+    } else if (!tern__http_req_path_ok(&r)) {
+        /* a bad escape, a NUL or bytes that are not UTF-8: no handler
+         * could use it (nor should fail on it with a 500) */
+        tern_http_resp_error(&w, 400, NULL);     /* an unread body is drained below */
+        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+    } else if (r.max_body >= 0 && r.head.content_length > r.max_body) {
         /* refuse before reading a byte of it */
         hc->closing = true;
+        hc->linger = true;
         w.close_after = true;
         tern_http_resp_error(&w, 413, NULL);
         atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
@@ -246,7 +257,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
                 hc->out.len = w.start;
                 w.nhdrs = 0;
                 w.body_bytes = 0;
-                tern_http_resp_error(&w, tern_http_error_status(rc), NULL);
+                tern_http_resp_error(&w, tern_http_error_status(&r, rc), NULL);
             } else {
                 hc->closing = true;     /* mid-stream: a truncated body, never a wrong one */
                 w.done = true;
@@ -378,6 +389,26 @@ static int serve_burst(hconn *hc, bool have_bytes)
     return rc;
 }
 
+/* After a refusal the client may still be sending (a body over the limit,
+ * an endless head): closing with its bytes unread makes the kernel send a
+ * reset, which can destroy our answer in the client's receive buffer
+ * before it is read.  So, as nginx does, end our side, then read and drop
+ * what comes, bounded in bytes and time, before closing. */
+static void linger_close(hconn *hc)
+{
+    if (hc->io_error || tern_conn_close_write(hc->c) < 0)
+        return;
+    tern_conn_set_read_deadline(hc->c, tern_now() + HTTP_LINGER_NS);
+    char buf[4096];
+    size_t total = 0;
+    while (total < HTTP_LINGER_MAX) {
+        ssize_t n = tern_conn_read(hc->c, buf, sizeof buf, NULL);
+        if (n <= 0)
+            break;      /* the client's end, a reset, the deadline, or shutdown */
+        total += (size_t)n;
+    }
+}
+
 int tern__http_serve_conn(void *arg)
 {
     hconn *hc = arg;
@@ -390,6 +421,8 @@ int tern__http_serve_conn(void *arg)
             break;
         tern_stack_trim();      /* the burst's buffers and the handlers' frames */
     }
+    if (hc->linger)
+        linger_close(hc);
     tern__http_conn_gone(hc->srv, hc);
     return 0;
 }

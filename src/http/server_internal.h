@@ -24,6 +24,11 @@
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
+/* A lingering close (413, 414, 431) reads and drops at most this much, for
+ * at most this long: enough for the client to see the answer instead of a
+ * reset, too little to be a way to hold the server. */
+#define HTTP_LINGER_MAX (256 * 1024)
+#define HTTP_LINGER_NS (1000 * 1000 * 1000LL)
 
 typedef struct hconn hconn;
 
@@ -37,6 +42,9 @@ struct tern_http_req {
     int64_t body_read;
     int64_t max_body;
     bool has_body, chunked, body_done, body_failed, continue_sent, body_started;
+    int body_err;                   /* the first error a body call returned:
+                                       tern_http_error_status tells the
+                                       client's faults from a downstream's */
     tern_http_chunked dec;
     size_t pend_off, pend_len;      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
@@ -95,6 +103,8 @@ struct hconn {
     tern_http_resp *cur;            /* the response being built, during serve_one */
     int64_t idle_until;             /* set when a burst ends quiet: the idle deadline */
     bool closing;                   /* answer with Connection: close and stop */
+    bool linger;                    /* refused while the client may still send:
+                                       read and drop a while before closing */
     int io_error;                   /* a write failed: stop */
 };
 
@@ -145,5 +155,9 @@ int tern__http_send_error(hconn *hc, int status, bool head_only);
 void tern__http_req_end(tern_http_req *r);
 /* router.c: route parameters */
 int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value);
+/* Whether r's path is well-formed: valid percent-escapes and, decoded, no
+ * NUL and valid UTF-8 (what handlers get as C strings, route parameters
+ * included).  The server answers 400 to the others. */
+bool tern__http_req_path_ok(tern_http_req *r);
 
 #endif

@@ -48,7 +48,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     if (took < 0)
         took = 0;
     /* the server answers an error with 500 only if nothing was sent yet */
-    int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
+    int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(r, rc)
                                                         : tern_http_resp_status(w);
 
     /* inside the tracing middleware, the request's span is current */

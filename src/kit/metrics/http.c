@@ -238,7 +238,7 @@ int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
     in_flight_add(m->in_flight, -1);
     /* As the access log: a failed handler that sent nothing is answered
      * by the server with the error's status once we return. */
-    int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
+    int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(r, rc)
                                                         : tern_http_resp_status(w);
     const char *route = tern_http_req_route(r);
     count_server(m, route ? route : "unmatched", method_label(tern_http_req_method(r)), status,

@@ -95,7 +95,7 @@ int tern_http_mw_trace(tern_http_req *r, tern_http_resp *w, void *opts)
         tern_trace_span_exit(scope);
     if (recording) {
         name_span(s, r, method);
-        int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(rc)
+        int status = rc < 0 && !tern_http_resp_committed(w) ? tern_http_error_status(r, rc)
                                                              : tern_http_resp_status(w);
         tern_trace_span_set(s, &TERN_TRACE_INT("http.response.status_code", status));
         if (rc < 0)
