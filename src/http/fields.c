@@ -30,6 +30,11 @@ static void chars_fill(void)
             v |= TERN_HTTP_VCHAR;
         if ((c >= 0x20 && c != 0x7f) || c == '\t')
             v |= TERN_HTTP_FIELD;
+        /* RFC 3986's unreserved, sub-delims and pct-encoded, and the
+         * brackets and colons of an IP literal and a port */
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c && strchr("-._~!$&'()*+,;=%[]:", c)))
+            v |= TERN_HTTP_HOST;
         tern__http_chars[c] = v;
     }
 }

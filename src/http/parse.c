@@ -31,14 +31,16 @@ static bool host_ok(const char *v, size_t n)
     bool bracket = n > 0 && v[0] == '[';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-            continue;
+        /* one table load a byte: this runs on every request */
+        if (!tern_http_is(c, TERN_HTTP_HOST))
+            return false;
         if (c == ':' && (!bracket || (i > 0 && v[i - 1] == ']')))
             colon = i;
-        else if (c == ']' && bracket)
+        else if (c == ']') {
+            if (!bracket)
+                return false;   /* a "]" that opened nothing */
             bracket = false;
-        else if (!strchr("-._~!$&'()*+,;=%[:", c) || c == '\0')
-            return false;
+        }
     }
     if (bracket)
         return false;       /* "[" never closed */

@@ -17,6 +17,7 @@ enum {
     TERN_HTTP_TCHAR = 1,        /* token character */
     TERN_HTTP_VCHAR = 2,        /* visible ASCII */
     TERN_HTTP_FIELD = 4,        /* field-value: VCHAR, SP, HTAB, obs-text */
+    TERN_HTTP_HOST = 8,         /* in a Host value: reg-name, IP literal, escapes, ':' */
 };
 
 extern unsigned char tern__http_chars[256];
