@@ -84,6 +84,8 @@ const char *tern_http_req_raw_query(const tern_http_req *r)
     return q ? q + 1 : "";
 }
 
+static bool utf8_valid(const unsigned char *s, size_t n);
+
 const char *tern_http_req_path(tern_http_req *r)
 {
     TERN_CHECK_ARG(r);
@@ -93,14 +95,22 @@ const char *tern_http_req_path(tern_http_req *r)
     const char *q = memchr(t, '?', r->head.target_len);
     size_t n = q ? (size_t)(q - t) : r->head.target_len;
     char *p = tern__arena_alloc(&r->conn->arena, n + 1);
-    if (!p)
+    if (!p) {
+        r->path_valid = true;   /* nothing to check with: the handler will tell */
         return t;
+    }
+    ssize_t k;
     if (!memchr(t, '%', n)) {
+        /* the parser lets only visible ASCII into a target */
         memcpy(p, t, n);
         p[n] = '\0';
-    } else if (tern_http_unescape(t, n, p, n + 1, false) < 0) {
+        r->path_valid = true;
+    } else if ((k = tern_http_unescape(t, n, p, n + 1, false)) < 0) {
         memcpy(p, t, n);        /* undecodable: keep it raw (the server refuses it first) */
         p[n] = '\0';
+        r->path_valid = false;
+    } else {
+        r->path_valid = utf8_valid((const unsigned char *)p, (size_t)k);
     }
     r->path = p;
     return p;
@@ -143,21 +153,9 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 
 bool tern__http_req_path_ok(tern_http_req *r)
 {
-    const char *t = r->head.target;
-    const char *q = memchr(t, '?', r->head.target_len);
-    size_t n = q ? (size_t)(q - t) : r->head.target_len;
-    /* the parser lets only visible ASCII into a target: without escapes
-     * there is nothing to check */
-    if (memchr(t, '%', n)) {
-        /* decode into scratch (the arena: a target may be KiBs, the stack
-         * is small); tern_http_req_path keeps the raw form on error */
-        char *tmp = tern__arena_alloc(&r->conn->arena, n + 1);
-        if (!tmp)
-            return true;        /* no memory to check: the handler will tell */
-        ssize_t k = tern_http_unescape(t, n, tmp, n + 1, false);
-        return k >= 0 && utf8_valid((const unsigned char *)tmp, (size_t)k);
-    }
-    return true;
+    /* decoded once, here, for the router and the handlers after it */
+    tern_http_req_path(r);
+    return r->path_valid;
 }
 
 const char *tern_http_req_header(const tern_http_req *r, const char *name)

@@ -36,6 +36,7 @@ struct tern_http_req {
     hconn *conn;
     tern_http_request head;
     const char *path;               /* decoded, lazily */
+    bool path_valid;                /* path's escapes decoded to UTF-8 without NUL */
     const char *raw_query;
     /* body */
     int64_t body_left;              /* Content-Length mode: bytes still to read */
