@@ -6,6 +6,7 @@
  * good.  The rules these follow are in sched.c's opening comment.
  */
 #define _GNU_SOURCE
+#include "sanitizer.h"
 #include "sched.h"
 
 #include <limits.h>
