@@ -6,6 +6,10 @@
 #   bench/compare.sh http       HTTP/1.1 req/s, CPU/request, p99, idle RSS/connection
 #                               vs Go net/http, nginx, h2o (wrk; see the suite)
 #   bench/compare.sh kit        kit hot paths (metrics counter increment) vs their goals
+#   bench/compare.sh h2         HTTP/2 req/s and CPU/request (h2c and over TLS, h2load
+#                               -c64 -m32), idle RSS/connection vs h2o, Go, nginx
+#   bench/compare.sh tls        HTTPS keep-alive req/s and CPU/request (wrk), full and
+#                               resumed handshakes/s and CPU/handshake vs nginx, Go
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -22,15 +26,19 @@
 #                     TERN_BENCH is switched on there if it is off)
 #   NO_BUILD=1        skip building, use what is in BUILD_DIR
 #   RUN_TIMEOUT=300   seconds before one run is killed and counted as NA
-#   http suite only:
-#   DURATION=5        seconds per wrk run; WARMUP=2 for the warm-up runs
+#   http, h2 and tls suites:
+#   DURATION=5        seconds per wrk/h2load/tls_hs run; WARMUP=2 for the warm-up runs
 #   METRICS=a,b       only these metrics (and the runs they need)
-#   IDLE_CONNS=10000  connections for idle_conn_rss_bytes
+#   IDLE_CONNS=10000  connections for idle_conn_rss_bytes, h2_idle_conn_rss_bytes
+#   TERN_TLS_ARGS     h2, tls: the flags that make examples/hello serve HTTPS
+#                     (default "--tls-cert @CERT@ --tls-key @KEY@")
 #   kit suite only:
 #   KIT_ROUNDS=3*ROUNDS  rounds for kit_overhead_rps; KIT_DURATION=2 s per wrk run
 #
 # The runtime suite takes about 2-3 minutes on 2 cores, the csp suite about
-# as long, the http suite about 7.  Nothing is pinned;
+# as long, the http suite about 7, the h2 suite about 6, the tls suite
+# about 5 (ROUNDS=5, DURATION=5; each round more adds about a minute to
+# h2 and to tls).  Nothing is pinned;
 # tern and Go both use all CPUs unless a metric says otherwise (yield: one
 # P / GOMAXPROCS=1; wake: two Ps / GOMAXPROCS=2).
 set -u -o pipefail
@@ -1024,7 +1032,8 @@ curl_h2() {
 }
 
 # start_tserver <name>.<h2c|tls>: start it on a free port, wait until
-# /plaintext answers 200 over HTTP/2 (10 s at most); sets SRV_PID[key] and
+# /plaintext answers 200 (h2c: over HTTP/2; tls: over HTTP/2 or HTTP/1.1,
+# ensure_tserver checks which) within 10 s; sets SRV_PID[key] and
 # SRV_PORT[key].  Returns 1 (after a note) if it does not come up.
 start_tserver() {
     local key=$1 name=${1%%.*} mode=${1##*.} port dir pid i code user_line=
@@ -1082,29 +1091,35 @@ start_tserver() {
         fi
         code=$(curl_h2 "$key" -o /dev/null -w '%{http_code} %{http_version}' 2>/dev/null)
         [ "$code" = "200 2" ] && return 0
+        [ "$mode" = tls ] && [[ $code == "200 1"* ]] && return 0
         sleep 0.1
     done
-    log "  ! $key did not answer 200 over HTTP/2 on /plaintext within 10 s (last: '$code')"
+    log "  ! $key did not answer 200 on /plaintext within 10 s (last status and HTTP version: '$code')"
     stop_server "$key"
     return 1
 }
 
-# ensure_tserver <name>.<mode>: start and check it unless it runs; for
-# tern a failure only turns that mode's column to NA, for an anchor it is
-# fatal.
+# ensure_tserver <name>.<mode> [h2]: start and check it unless it runs
+# (with "h2": it must answer over HTTP/2, as the h2 suite needs; the tls
+# suite takes HTTPS over HTTP/1.1 too); for tern a failure only turns that
+# mode's column to NA, for an anchor it is fatal.
 ensure_tserver() {
-    local key=$1 got
+    local key=$1 need=${2:-} got ver
     tern_down "$key" && return 0
     [ -n "${SRV_PID[$key]:-}" ] && return 0
     log "== starting $key"
     if start_tserver "$key"; then
         got=$(curl_h2 "$key")
-        if [ "$got" = "$HTTP_BODY" ]; then
-            log "  $key: pid ${SRV_PID[$key]}, port ${SRV_PORT[$key]}; response headers:" \
+        ver=$(curl_h2 "$key" -o /dev/null -w '%{http_version}')
+        if [ "$need" = h2 ] && [ "$ver" != 2 ]; then
+            log "  ! $key: GET /plaintext was answered over HTTP/$ver, not HTTP/2"
+        elif [ "$got" = "$HTTP_BODY" ]; then
+            log "  $key: pid ${SRV_PID[$key]}, port ${SRV_PORT[$key]}; HTTP/$ver; response headers:" \
                 "$(curl_h2 "$key" -o /dev/null -D - | tr -d '\r' | sed 1d | awk 'NF' | paste -sd'|')"
             return 0
+        else
+            log "  ! $key: GET /plaintext answered '$got'"
         fi
-        log "  ! $key: GET /plaintext answered '$got'"
     fi
     stop_server "$key"
     if [ "${key%%.*}" = tern ]; then
@@ -1250,14 +1265,15 @@ tserver_setup() {
     noise_note
 }
 
-# tgroup <label> <fn prefix> <key suffix> <servers...>: start the servers'
-# keys (<server>.<suffix>) and measure the group; results in RES[<server>.<prefix>].
+# tgroup <label> <fn prefix> <key suffix> <need> <servers...>: start the
+# servers' keys (<server>.<suffix>; need: "h2" or "") and measure the group;
+# results in RES[<server>.<prefix>].
 tgroup() {
-    local label=$1 fp=$2 suf=$3 s
-    shift 3
+    local label=$1 fp=$2 suf=$3 need=$4 s
+    shift 4
     local -a args=()
     for s in "$@"; do
-        ensure_tserver "$s.$suf"
+        ensure_tserver "$s.$suf" "$need"
         args+=("$s.$fp" "${fp}_$s")
     done
     measure "$label ($*)" "${args[@]}"
@@ -1270,14 +1286,14 @@ suite_h2() {
     tserver_setup h2
     local s
     if want h2_rps || want h2_cpu_ns_per_req; then
-        tgroup "h2 h2c" h2c h2c tern h2o go nginx
+        tgroup "h2 h2c" h2c h2c h2 tern h2o go nginx
         for s in tern h2o go nginx; do
             load_side "$s.h2c.cpu" "$TMPD/h2.$s.h2c.cpu"
             stop_server "$s.h2c"
         done
     fi
     if want h2_tls_rps || want h2_tls_cpu_ns_per_req; then
-        tgroup "h2 over TLS" h2tls tls tern h2o go nginx
+        tgroup "h2 over TLS" h2tls tls h2 tern h2o go nginx
         for s in tern h2o go nginx; do
             load_side "$s.h2tls.cpu" "$TMPD/h2.$s.tls.cpu"
             stop_server "$s.tls"
@@ -1287,6 +1303,9 @@ suite_h2() {
         [ -x "$CBIN/h2_idle" ] || die "$CBIN/h2_idle missing (build target tern_bench)"
         [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ] &&
             die "ulimit -n is $(ulimit -n); h2_idle_conn_rss_bytes needs IDLE_CONNS+100"
+        # A tern without h2c would cost every run a 10 s start-up wait: try once.
+        ensure_tserver tern.h2c h2
+        stop_server tern.h2c
         measure "h2_idle_conn_rss ($IDLE_CONNS h2c connections, a fresh server per run)" \
             tern.h2i h2i_tern go.h2i h2i_go
     fi
@@ -1319,15 +1338,15 @@ suite_tls() {
     local -a srv=(tern nginx go)
     # The servers run through all three groups.
     if want tls_rps_c64 || want tls_cpu_ns_per_req; then
-        tgroup "tls keep-alive wrk -c$TLS_CONNS" tw tls "${srv[@]}"
+        tgroup "tls keep-alive wrk -c$TLS_CONNS" tw tls "" "${srv[@]}"
         for s in "${srv[@]}"; do load_side "$s.tw.cpu" "$TMPD/http.$s.tls.tls.cpu"; done
     fi
     if want tls_handshakes_per_s || want tls_handshake_cpu_ns; then
-        tgroup "tls full handshakes, $HS_CONNS concurrent" hsf tls "${srv[@]}"
+        tgroup "tls full handshakes, $HS_CONNS concurrent" hsf tls "" "${srv[@]}"
         for s in "${srv[@]}"; do load_side "$s.hsf.cpu" "$TMPD/hs.$s.full.cpu"; done
     fi
     if want tls_resumed_handshakes_per_s || want tls_resumed_cpu_ns; then
-        tgroup "tls resumed handshakes, $HS_CONNS concurrent" hsr tls "${srv[@]}"
+        tgroup "tls resumed handshakes, $HS_CONNS concurrent" hsr tls "" "${srv[@]}"
         for s in "${srv[@]}"; do load_side "$s.hsr.cpu" "$TMPD/hs.$s.resumed.cpu"; done
     fi
     for s in "${srv[@]}"; do stop_server "$s.tls"; done
