@@ -32,6 +32,8 @@
 #   IDLE_CONNS=10000  connections for idle_conn_rss_bytes, h2_idle_conn_rss_bytes
 #   TERN_TLS_ARGS     h2, tls: the flags that make examples/hello serve HTTPS
 #                     (default "--tls-cert @CERT@ --tls-key @KEY@")
+#   HELLO_BIN         h2, tls: tern's server (default BUILD_DIR/examples/hello),
+#                     e.g. another branch's build
 #   kit suite only:
 #   KIT_ROUNDS=3*ROUNDS  rounds for kit_overhead_rps; KIT_DURATION=2 s per wrk run
 #
@@ -1244,7 +1246,7 @@ tserver_setup() {
     build_c
     build_go h2
     [ -x "$GOBIN/h2" ] || die "$GOBIN/h2 missing"
-    TERN_HELLO=$BUILD_DIR/examples/hello
+    TERN_HELLO=${HELLO_BIN:-$BUILD_DIR/examples/hello}
     if [ -x "$TERN_HELLO" ]; then
         TERN_OK=1
     else
