@@ -560,7 +560,7 @@ stop_server() {
     fi
     wait "$pid" 2>/dev/null
     rc=$?
-    [ "$name" = tern ] && [ $rc -ne 0 ] && log "  note: tern's server exited with status $rc after SIGTERM"
+    [ "${name%%.*}" = tern ] && [ $rc -ne 0 ] && log "  note: tern's server ($name) exited with status $rc after SIGTERM"
     for i in $kids; do
         kill -0 "$i" 2>/dev/null && kill -KILL "$i" 2>/dev/null
     done
