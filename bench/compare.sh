@@ -30,8 +30,9 @@
 #   DURATION=5        seconds per wrk/h2load/tls_hs run; WARMUP=2 for the warm-up runs
 #   METRICS=a,b       only these metrics (and the runs they need)
 #   IDLE_CONNS=10000  connections for idle_conn_rss_bytes, h2_idle_conn_rss_bytes
-#   TERN_TLS_ARGS     h2, tls: the flags that make examples/hello serve HTTPS
-#                     (default "--tls-cert @CERT@ --tls-key @KEY@")
+#   TERN_TLS_ARGS     h2, tls: the flags that make examples/hello serve HTTPS on
+#                     @PORT@ (default "--listen 127.0.0.1:@PORT2@ --tls-cert @CERT@
+#                     --tls-key @KEY@ --tls-addr 127.0.0.1:@PORT@")
 #   HELLO_BIN         h2, tls: tern's server (default BUILD_DIR/examples/hello),
 #                     e.g. another branch's build
 #   kit suite only:
@@ -933,11 +934,13 @@ suite_http() {
 # A certificate for both suites is made at run time in the temporary
 # directory: `openssl req -x509`, ECDSA P-256, SAN IP:127.0.0.1 and
 # DNS:localhost, the same for every server.
-#   tern   $BUILD_DIR/examples/hello --listen 127.0.0.1:PORT, which serves
-#          HTTP/1.1 and h2c on one port; with --tls-cert C --tls-key K it
-#          serves HTTPS (h2 and http/1.1) there instead (TERN_TLS_ARGS
-#          overrides those two flags).  A mode that does not come up (no h2c
-#          or TLS in this tern yet) is NA; the anchors still run.
+#   tern   $BUILD_DIR/examples/hello (or HELLO_BIN): h2c: --listen
+#          127.0.0.1:PORT, which serves HTTP/1.1 and h2c on one port; tls:
+#          --listen 127.0.0.1:PORT2 --tls-cert C --tls-key K --tls-addr
+#          127.0.0.1:PORT, HTTPS (ALPN h2 and http/1.1) on PORT, the
+#          cleartext PORT2 idle (TERN_TLS_ARGS overrides these flags).  A
+#          mode that does not come up (no h2c or TLS in this tern yet) is NA;
+#          the anchors still run.
 #   go     bench/go/h2: net/http, h2c through http.Server.Protocols (the
 #          documented way since Go 1.24; x/net's h2c package is deprecated),
 #          HTTPS through ListenAndServeTLS; defaults otherwise
@@ -1000,6 +1003,7 @@ TLS_METRICS="tls_rps_c64 tls_cpu_ns_per_req tls_handshakes_per_s tls_handshake_c
 tls_resumed_handshakes_per_s tls_resumed_cpu_ns"
 TLS_CERT=
 TLS_KEY=
+: "${TERN_TLS_ARGS:=--listen 127.0.0.1:@PORT2@ --tls-cert @CERT@ --tls-key @KEY@ --tls-addr 127.0.0.1:@PORT@}"
 
 # check_metrics <known list>: every name in METRICS must be known.
 check_metrics() {
@@ -1042,21 +1046,25 @@ start_tserver() {
     port=$(free_port) || return 1
     dir=$(mktemp -d "$TMPD/$key.XXXXXX") || return 1
     [ "$(id -u)" = 0 ] && user_line=1
-    local -a targs=()
-    if [ "$mode" = tls ]; then
-        if [ -n "${TERN_TLS_ARGS:-}" ]; then
-            read -r -a targs <<<"${TERN_TLS_ARGS//@CERT@/$TLS_CERT}"
-            targs=("${targs[@]//@KEY@/$TLS_KEY}")
-        else
-            targs=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
-        fi
+    local -a targs=(--listen "127.0.0.1:$port")
+    if [ "$name" = tern ] && [ "$mode" = tls ]; then
+        # hello serves HTTPS on --tls-addr beside its cleartext --listen
+        # port (which gets a free port of its own and idles).
+        local port2 a
+        port2=$(free_port) || return 1
+        read -r -a targs <<<"$TERN_TLS_ARGS"
+        for a in "${!targs[@]}"; do
+            targs[a]=${targs[a]//@CERT@/$TLS_CERT}
+            targs[a]=${targs[a]//@KEY@/$TLS_KEY}
+            targs[a]=${targs[a]//@PORT2@/$port2}
+            targs[a]=${targs[a]//@PORT@/$port}
+        done
+    elif [ "$mode" = tls ]; then
+        targs+=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
     fi
     case $name in
-        tern) "$TERN_HELLO" --listen "127.0.0.1:$port" "${targs[@]}" </dev/null >"$dir/out.log" 2>&1 & ;;
-        go)
-            [ "$mode" = tls ] && targs=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
-            "$GOBIN/h2" --listen "127.0.0.1:$port" "${targs[@]}" </dev/null >"$dir/out.log" 2>&1 &
-            ;;
+        tern) "$TERN_HELLO" "${targs[@]}" </dev/null >"$dir/out.log" 2>&1 & ;;
+        go) "$GOBIN/h2" "${targs[@]}" </dev/null >"$dir/out.log" 2>&1 & ;;
         nginx)
             local lo=http2
             [ "$mode" = tls ] && lo='ssl http2'
