@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdatomic.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 
 #include <tern/http_client.h>
-
-extern char **environ;
 
 #define PY "/usr/bin/python3"
 #define NGHTTPD "/usr/sbin/nghttpd"
@@ -38,12 +36,20 @@ static peer peer_start(char *const argv[], int port_known)
     peer p = {0};
     int fd[2];
     CHECK(pipe(fd) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fd[0]);
-    CHECK(posix_spawn(&p.pid, argv[0], &fa, NULL, argv, environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t parent = getpid();
+    p.pid = fork();
+    CHECK(p.pid >= 0);
+    if (p.pid == 0) {
+        /* a test that aborts takes its peers with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
     close(fd[1]);
     if (port_known) {
         p.port = port_known;
@@ -86,11 +92,12 @@ static int free_port(void)
     return port;
 }
 
-static char docroot[] = "/tmp/tern_h2_docroot_XXXXXX";
+static char docroot[64];
 static char big_file[1 << 20];
 
 static peer nghttpd_peer(void)
 {
+    strcpy(docroot, "/tmp/tern_h2_docroot_XXXXXX");
     CHECK(mkdtemp(docroot) != NULL);
     char path[256];
     snprintf(path, sizeof path, "%s/hello.txt", docroot);
@@ -148,10 +155,12 @@ static tern_http_client *h2_client(void)
     return c;
 }
 
-static char *url(const peer *p, const char *path)
+/* p's URL of path, in a buffer of the calling block (not a static one: a
+ * coroutine may move between threads, so no _Thread_local either). */
+#define url(p, path) url_in((char[256]){0}, p, path)
+static char *url_in(char *u, const peer *p, const char *path)
 {
-    static _Thread_local char u[256];
-    snprintf(u, sizeof u, "%s%s", p->base, path);
+    snprintf(u, 256, "%s%s", p->base, path);
     return u;
 }
 

@@ -329,7 +329,7 @@ void tern__h2c_release(tern_http_client_response *r)
 const char *tern__h2c_trailer(const tern_http_client_response *r, const char *name)
 {
     tern__h2c_stream *s = r->h2;
-    if (!s)
+    if (!s || !r->done)
         return NULL;
     const char *found = NULL;
     tern_mutex_lock(&s->conn->mu);
