@@ -217,7 +217,8 @@ static int fill_response(tern_http_client_response *r, const tern__hc_hop *hop,
     r->fields = malloc(s->head.len ? s->head.len : 1);
     if (!r->fields)
         return -ENOMEM;
-    memcpy(r->fields, s->head.p, s->head.len);
+    if (s->head.len)
+        memcpy(r->fields, s->head.p, s->head.len);
     const char *p = r->fields;
     for (size_t i = 0; i < s->nhead; i++) {
         r->names[i] = p;
