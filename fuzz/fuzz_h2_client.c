@@ -12,6 +12,7 @@
  * its output, as the connection's coroutines would.  Checked: no crash,
  * no leak, and the invariants the request side relies on.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

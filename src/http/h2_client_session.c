@@ -74,9 +74,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (!s || frame->hd.type != NGHTTP2_HEADERS || s->err)
         return 0;
     if (!s->got_head && nlen == 7 && memcmp(name, ":status", 7) == 0) {
-        /* nghttp2 checked it is three digits (HTTP messaging rules) */
-        s->status = vlen == 3 ? (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0')
-                              : 0;
+        /* three digits, 100 to 599 (RFC 9110 15); nghttp2's own check
+         * lets other forms reach us */
+        if (vlen != 3 || value[0] < '1' || value[0] > '5' || value[1] < '0' || value[1] > '9' ||
+            value[2] < '0' || value[2] > '9') {
+            s->err = -EBADMSG;
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        s->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
         return 0;
     }
     return keep_field(ud, s, name, nlen, value, vlen);
