@@ -21,15 +21,6 @@
 
 static uint8_t post_body[40 * 1024];
 
-static void link_stream(tern__h2c_conn *h, tern__h2c_stream *s)
-{
-    s->conn = h;
-    s->next = h->streams;
-    if (h->streams)
-        h->streams->prev = s;
-    h->streams = s;
-}
-
 static int32_t submit(tern__h2c_conn *h, tern__h2c_stream *s, const char *method, bool body)
 {
     nghttp2_nv nva[] = {
@@ -46,7 +37,7 @@ static int32_t submit(tern__h2c_conn *h, tern__h2c_stream *s, const char *method
     int32_t id = nghttp2_submit_request(h->session, NULL, nva, 4, body ? &prd : NULL, NULL);
     if (id > 0) {
         s->id = id;
-        link_stream(h, s);
+        tern__h2c_link(h, s);
     }
     return id;
 }
@@ -109,8 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(s->head.p);
         free(s->trailers.p);
         free(s->data);
+        if (s->id > 0)
+            tern__h2c_unlink(&h, s);
     }
-    h.streams = NULL;
     tern__h2c_session_fini(&h);
     free(out.p);
     return 0;

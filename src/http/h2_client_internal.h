@@ -54,11 +54,16 @@
 /* A request the peer did not process is tried this many times in all. */
 #define TERN__H2C_ATTEMPTS 3
 
+/* Buckets of the stream-by-id table: a connection holds about as many
+ * streams as its peer allows (100 is common). */
+#define TERN__H2C_BUCKETS 64
+
 typedef struct tern__h2c_stream tern__h2c_stream;
 typedef struct tern__h2c_conn tern__h2c_conn;
 
 struct tern__h2c_stream {
     tern__h2c_stream *prev, *next;  /* in conn->streams (mu) */
+    tern__h2c_stream *hnext;        /* in conn->bucket[] (mu) */
     tern__h2c_conn *conn;
     int32_t id;                 /* 0 until submitted */
     tern_cond cond;             /* broadcast on every change below (mu) */
@@ -90,6 +95,8 @@ struct tern__h2c_conn {
     nghttp2_session *session;
     tern_cond wcond;            /* the writer waits for output here */
     tern__h2c_stream *streams;  /* every stream a response still holds */
+    /* the same streams by id: every frame looks its stream up */
+    tern__h2c_stream *bucket[TERN__H2C_BUCKETS];
     int err;                    /* why it died */
     bool pool_news;             /* ready / goaway changed: wake the origin's waiters */
     /* read by the pool under client->mu, written under mu */
@@ -125,6 +132,9 @@ void tern__h2c_kill(tern__h2c_conn *h, int err);
  * reset rather than read). */
 ssize_t tern__h2c_read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                             uint32_t *flags, nghttp2_data_source *source, void *ud);
+/* Add s (its id set) to h->streams and the table; take it off. */
+void tern__h2c_link(tern__h2c_conn *h, tern__h2c_stream *s);
+void tern__h2c_unlink(tern__h2c_conn *h, tern__h2c_stream *s);
 /* The stream with this id among h->streams, or NULL. */
 tern__h2c_stream *tern__h2c_find(tern__h2c_conn *h, int32_t id);
 

@@ -26,9 +26,43 @@
 #include "http/h2_client_internal.h"
 #include "http/h2_common.h"
 
+static tern__h2c_stream **bucket_of(tern__h2c_conn *h, int32_t id)
+{
+    /* our stream ids are odd: the bit above the lowest spreads them */
+    return &h->bucket[((uint32_t)id >> 1) % TERN__H2C_BUCKETS];
+}
+
+void tern__h2c_link(tern__h2c_conn *h, tern__h2c_stream *s)
+{
+    TERN_ASSERT(s->id > 0 && tern__h2c_find(h, s->id) == NULL);
+    s->conn = h;
+    s->prev = NULL;
+    s->next = h->streams;
+    if (h->streams)
+        h->streams->prev = s;
+    h->streams = s;
+    tern__h2c_stream **b = bucket_of(h, s->id);
+    s->hnext = *b;
+    *b = s;
+}
+
+void tern__h2c_unlink(tern__h2c_conn *h, tern__h2c_stream *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    tern__h2c_stream **pp = bucket_of(h, s->id);
+    while (*pp != s)
+        pp = &(*pp)->hnext;
+    *pp = s->hnext;
+}
+
 tern__h2c_stream *tern__h2c_find(tern__h2c_conn *h, int32_t id)
 {
-    for (tern__h2c_stream *s = h->streams; s; s = s->next)
+    for (tern__h2c_stream *s = *bucket_of(h, id); s; s = s->hnext)
         if (s->id == id)
             return s;
     return NULL;

@@ -136,11 +136,7 @@ static int submit_and_wait(tern__h2c_conn *h, tern__h2c_stream *s, const h2c_hea
         return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EAGAIN : -ENOMEM;
     }
     s->id = id;
-    s->conn = h;
-    s->next = h->streams;
-    if (h->streams)
-        h->streams->prev = s;
-    h->streams = s;
+    tern__h2c_link(h, s);
     tern_cond_signal(&h->wcond);
     int rc = 0;
     while (!s->got_head && !s->err && !s->closed && !s->eof)
@@ -186,12 +182,7 @@ static void stream_end(tern__h2c_conn *h, tern__h2c_stream *s)
             else if (tern__h2c_session_done(h))
                 tern__h2c_kill(h, -ECONNRESET);
         }
-        if (s->prev)
-            s->prev->next = s->next;
-        else
-            h->streams = s->next;
-        if (s->next)
-            s->next->prev = s->prev;
+        tern__h2c_unlink(h, s);
     }
     bool news = h->pool_news;
     h->pool_news = false;
