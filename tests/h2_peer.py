@@ -10,7 +10,8 @@ Connection-level behaviour comes from the arguments:
                     streams up to N, ignore the others, then close
 Paths:
   /hello[?ms=D]     200 "hello <path>" after D ms
-  /echo             the request body back
+  /echo             the request body back; x-method, x-authority and
+                    x-trace say what came
   /big/N            N bytes (byte i is i % 251), as flow control allows
   /sent             how many bytes of the last /big are sent so far
   /trailers         "body", then trailers x-checksum: abc, x-count: 2
@@ -19,6 +20,9 @@ Paths:
   /garbage          bytes that are no HTTP/2 frame
   /refuse-once      RST_STREAM REFUSED_STREAM the first time, 200 after
   /reset            RST_STREAM INTERNAL_ERROR
+  /redirect         302 to /hello?from=redirect
+  /sink-noack       a request body never acknowledged (windows stay shut),
+                    and no answer
   /conns            how many connections were accepted
 """
 import argparse
@@ -103,7 +107,8 @@ class Conn:
         elif isinstance(ev, h2.events.DataReceived):
             if ev.stream_id in self.bodies:
                 self.bodies[ev.stream_id] += ev.data
-            self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            if self.heads.get(ev.stream_id, {}).get(":path") != "/sink-noack":
+                self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
         elif isinstance(ev, h2.events.StreamEnded):
             self.dispatch(ev.stream_id)     # also after a RequestReceived with END_STREAM
         elif isinstance(ev, h2.events.WindowUpdated):
@@ -166,7 +171,8 @@ class Conn:
         elif route == "/echo":
             self.head(sid, extra=[("content-length", str(len(body))),
                                   ("x-method", h[":method"]),
-                                  ("x-authority", h.get(":authority", ""))])
+                                  ("x-authority", h.get(":authority", "")),
+                                  ("x-trace", h.get("x-trace", "-"))])
             await self.send_body(sid, body)
         elif route.startswith("/big/"):
             n = int(route[5:])
@@ -208,6 +214,9 @@ class Conn:
             else:
                 self.head(sid)
                 await self.send_body(sid, b"second time")
+        elif route == "/redirect":
+            self.head(sid, 302, extra=[("location", "/hello?from=redirect")])
+            await self.send_body(sid, b"moved")
         elif route == "/reset":
             self.c.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
             self.flush()

@@ -228,17 +228,56 @@ static int get_post_main(void *arg)
     char auth[64];
     snprintf(auth, sizeof auth, "127.0.0.1:%d", py.port);
     CHECK(strcmp(tern_http_client_response_header(r, "x-authority"), auth) == 0);
+    CHECK(strcmp(tern_http_client_response_header(r, "x-trace"), "t1") == 0);
     CHECK_EQ(tern_http_client_response_content_length(r), 4);
     CHECK_EQ(tern_http_client_response_body(r, 100, &data, &len), 0);
     CHECK(len == 4 && memcmp(data, "ping", 4) == 0);
     tern_http_client_response_free(r);
     CHECK_EQ(stats(c).h2_conns, 2);
 
+    /* a Host field becomes :authority */
+    const char *host[] = {"Host", "example.test", NULL};
+    req = (tern_http_client_request){.url = url(&py, "/echo"), .headers = host};
+    CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
+    CHECK(strcmp(tern_http_client_response_header(r, "x-method"), "GET") == 0);
+    CHECK(strcmp(tern_http_client_response_header(r, "x-authority"), "example.test") == 0);
+    tern_http_client_response_free(r);
+
     tern_http_client_free(c);
     peer_stop(&ng);
     peer_stop(&py);
     nghttpd_cleanup();
     return 0;
+}
+
+static int redirect_main(void *arg)
+{
+    (void)arg;
+    peer py = py_peer("--max-streams", "100");
+    tern_http_client_options o = {.h2c_prior_knowledge = true, .max_redirects = 3};
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(&o, &c), 0);
+    tern_http_client_response *r;
+    CHECK_EQ(tern_http_client_get(c, url(&py, "/redirect"), &r, NULL), 0);
+    CHECK_EQ(tern_http_client_response_status(r), 200);
+    CHECK(strcmp(tern_http_client_response_proto(r), "HTTP/2") == 0);
+    const char *data;
+    size_t len;
+    CHECK_EQ(tern_http_client_response_body(r, 100, &data, &len), 0);
+    CHECK(strcmp(data, "hello /hello?from=redirect") == 0);
+    tern_http_client_response_free(r);
+    struct tern_http_client_stats st = stats(c);
+    CHECK_EQ(st.dials, 1);
+    CHECK_EQ(st.requests, 2);
+    CHECK_EQ(st.active, 0);
+    tern_http_client_free(c);
+    peer_stop(&py);
+    return 0;
+}
+
+static void redirect_followed_on_the_same_connection(void)
+{
+    run_h2(redirect_main);
 }
 
 static void get_and_post_over_h2c(void)
@@ -440,6 +479,16 @@ static int cancel_main(void *arg)
     tern_http_client_response_free(r);
     tern_ctx_free(ctx);
 
+    /* a request body the peer never takes (its windows stay shut) */
+    static char blob[1 << 20];
+    tern_http_client_request req = {.method = "POST", .url = url(&py, "/sink-noack"),
+                                    .body = blob, .body_len = sizeof blob};
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 200 * TERN_MS, &ctx), 0);
+    t0 = tern_now();
+    CHECK_EQ(tern_http_client_do(c, &req, &r, ctx), -ETIMEDOUT);
+    CHECK(tern_now() - t0 < 2 * TERN_SEC);
+    tern_ctx_free(ctx);
+
     /* the connection kept serving: one dial, one connection at the peer */
     CHECK_EQ(get_text(c, url(&py, "/hello"), body, sizeof body, NULL), 200);
     CHECK_EQ(stats(c).dials, 1);
@@ -577,5 +626,6 @@ TESTS(T(get_and_post_over_h2c), T(hundred_concurrent_requests_share_one_connecti
       T(second_connection_when_peer_stream_limit_reached),
       T(goaway_unprocessed_requests_retried_on_new_connection),
       T(refused_stream_retried_reset_stream_fails), T(ctx_cancels_stream_connection_survives),
+      T(redirect_followed_on_the_same_connection),
       T(large_bodies_both_ways_with_flow_control), T(trailers_after_the_body),
       T(peer_cutting_or_garbling_connection_fails_clearly))

@@ -171,7 +171,10 @@ static tern__h2c_conn *conn_new(tern_http_client *c, tern__hc_host *host)
 }
 
 /* Give h its connected socket and start its coroutines; on failure h is
- * killed and taken off the list. */
+ * killed and taken off the list.  Over TLS (the tls branch), this is
+ * where a connection whose ALPN said "h2" comes in: dialled and
+ * handshaken by the HTTP/1.1 pool, given to a new listed h by the
+ * origin's first request, which marks the origin as HTTP/2. */
 static int conn_start(tern__h2c_conn *h, tern_conn *conn)
 {
     h->conn = conn;
@@ -190,26 +193,6 @@ static int conn_start(tern__h2c_conn *h, tern_conn *conn)
         leave_pool(h);
     }
     return rc;
-}
-
-int tern__h2c_adopt(tern_http_client *c, tern__hc_host *host, tern_conn *conn,
-                    tern__h2c_conn **out)
-{
-    tern_mutex_lock(&c->mu);
-    tern__h2c_conn *h = conn_new(c, host);
-    tern_mutex_unlock(&c->mu);
-    if (!h) {
-        tern_conn_free(conn);
-        return -ENOMEM;
-    }
-    atomic_fetch_add(&h->refs, 1);      /* the caller's */
-    int rc = conn_start(h, conn);
-    if (rc < 0) {
-        tern__h2c_unref(h);
-        return rc;
-    }
-    *out = h;
-    return 0;
 }
 
 /* A ready connection of host with a free slot (client->mu held); takes

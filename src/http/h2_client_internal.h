@@ -2,7 +2,8 @@
  * h2_client_internal.h - the HTTP/2 side of tern_http_client.
  *
  * An origin that speaks HTTP/2 (h2c with prior knowledge today; "h2" by
- * ALPN once TLS is in) keeps a list of connections (tern__hc_host.h2).
+ * ALPN once TLS is in: see conn_start in h2_client_conn.c) keeps a list
+ * of connections (tern__hc_host.h2).
  * Each connection multiplexes requests up to the peer's
  * SETTINGS_MAX_CONCURRENT_STREAMS; when every one is full another is
  * dialled.  The files:
@@ -147,11 +148,6 @@ int tern__h2c_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
                        tern__h2c_conn **out);
 /* Give back the slot and the reference checkout handed out. */
 void tern__h2c_checkin(tern__h2c_conn *h);
-/* Take conn, already connected (and handshaken, ALPN "h2"), as a new
- * HTTP/2 connection of host: starts its reader and writer.  0, or -errno
- * with conn freed. */
-int tern__h2c_adopt(tern_http_client *c, tern__hc_host *host, tern_conn *conn,
-                    tern__h2c_conn **out);
 void tern__h2c_unref(tern__h2c_conn *h);
 /* tern_http_client_free: close every HTTP/2 connection and wait for their
  * coroutines to end. */
