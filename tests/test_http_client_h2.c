@@ -275,6 +275,35 @@ static int redirect_main(void *arg)
     return 0;
 }
 
+static int idle_main(void *arg)
+{
+    (void)arg;
+    peer py = py_peer("--max-streams", "100");
+    tern_http_client_options o = {.h2c_prior_knowledge = true, .idle_timeout = 150 * TERN_MS};
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(&o, &c), 0);
+    char body[64];
+    CHECK_EQ(get_text(c, url(&py, "/hello"), body, sizeof body, NULL), 200);
+    tern_sleep(50 * TERN_MS);
+    CHECK_EQ(get_text(c, url(&py, "/hello"), body, sizeof body, NULL), 200);
+    CHECK_EQ(stats(c).dials, 1);
+    tern_sleep(300 * TERN_MS);
+    CHECK_EQ(get_text(c, url(&py, "/hello"), body, sizeof body, NULL), 200);
+    CHECK_EQ(stats(c).dials, 2);
+    /* the idle one went: its reader saw the shutdown */
+    for (int i = 0; i < 100 && stats(c).h2_conns != 1; i++)
+        tern_sleep(10 * TERN_MS);
+    CHECK_EQ(stats(c).h2_conns, 1);
+    tern_http_client_free(c);
+    peer_stop(&py);
+    return 0;
+}
+
+static void connection_idle_past_timeout_is_closed(void)
+{
+    run_h2(idle_main);
+}
+
 static void redirect_followed_on_the_same_connection(void)
 {
     run_h2(redirect_main);
@@ -626,6 +655,6 @@ TESTS(T(get_and_post_over_h2c), T(hundred_concurrent_requests_share_one_connecti
       T(second_connection_when_peer_stream_limit_reached),
       T(goaway_unprocessed_requests_retried_on_new_connection),
       T(refused_stream_retried_reset_stream_fails), T(ctx_cancels_stream_connection_survives),
-      T(redirect_followed_on_the_same_connection),
+      T(redirect_followed_on_the_same_connection), T(connection_idle_past_timeout_is_closed),
       T(large_bodies_both_ways_with_flow_control), T(trailers_after_the_body),
       T(peer_cutting_or_garbling_connection_fails_clearly))

@@ -92,9 +92,9 @@
  * reading: the server may send 256 KiB per stream ahead of the reader.
  * A request the server did not process (above a GOAWAY's last stream,
  * or refused with REFUSED_STREAM) is sent again on a new connection,
- * whatever its method, up to three times in all.  HTTP/2 connections
- * are not bounded by idle_timeout or max_idle_per_host: they close when
- * the server closes them, or at tern_http_client_free.  Errors particular
+ * whatever its method, up to three times in all.  An HTTP/2 connection
+ * without streams for idle_timeout is closed by the next request to its
+ * host (max_idle_per_host does not apply).  Errors particular
  * to HTTP/2: -EPROTO for a protocol error (the peer's frames or a GOAWAY
  * or RST_STREAM with PROTOCOL_ERROR and the like), -ECONNRESET when the
  * connection ended or the stream was reset (INTERNAL_ERROR, or cut short

@@ -11,7 +11,8 @@
  * requests makes one connection, not one each, and a peer that allows
  * two streams gets a second connection at the third concurrent request.
  * max_conns_per_host, when set, bounds the connections per origin; beyond
- * it requests wait for a slot.  Slots, the list and the counts are under
+ * it requests wait for a slot.  A connection without streams for
+ * idle_timeout is shut down by the next request that looks at the list.  Slots, the list and the counts are under
  * the client's mu.
  *
  * The reader coroutine parks in tern_conn_read and feeds what comes to
@@ -162,6 +163,7 @@ static tern__h2c_conn *conn_new(tern_http_client *c, tern__hc_host *host)
     h->host = host;
     atomic_init(&h->refs, 1);   /* the list's */
     h->in_pool = true;
+    h->idle_since = tern_now();
     h->next = host->h2;
     host->h2 = h;
     host->nh2++;
@@ -197,12 +199,19 @@ static int conn_start(tern__h2c_conn *h, tern_conn *conn)
 
 /* A ready connection of host with a free slot (client->mu held); takes
  * the slot and a reference.  *connecting: one is on its way. */
-static tern__h2c_conn *take_slot(tern__hc_host *host, bool *connecting)
+static tern__h2c_conn *take_slot(tern_http_client *c, tern__hc_host *host, bool *connecting)
 {
     *connecting = false;
+    int64_t now = tern_now();
     for (tern__h2c_conn *h = host->h2; h; h = h->next) {
         if (atomic_load(&h->dead) || atomic_load(&h->goaway))
             continue;
+        if (h->nreq == 0 && h->conn && now - h->idle_since >= c->idle_timeout) {
+            /* idle too long: its reader sees EOF and takes it off the list */
+            atomic_store(&h->goaway, true);
+            shutdown(tern_conn_fd(h->conn), SHUT_RDWR);
+            continue;
+        }
         if (!atomic_load(&h->ready) || atomic_load(&h->max_streams) == 0) {
             *connecting = true;     /* its limit is not known (or is 0 for now) */
             continue;
@@ -225,7 +234,7 @@ int tern__h2c_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
     bool dialled = false;
     while (rc == 0) {
         bool connecting;
-        tern__h2c_conn *h = take_slot(host, &connecting);
+        tern__h2c_conn *h = take_slot(c, host, &connecting);
         if (h) {
             tern_mutex_unlock(&c->mu);
             if (!dialled)
@@ -263,7 +272,8 @@ void tern__h2c_checkin(tern__h2c_conn *h)
     tern_http_client *c = h->client;
     tern_mutex_lock(&c->mu);
     TERN_ASSERT(h->nreq > 0);   /* the slot checkout took */
-    h->nreq--;
+    if (--h->nreq == 0)
+        h->idle_since = tern_now();
     tern_cond_broadcast(&h->host->h2_cond);
     tern_mutex_unlock(&c->mu);
     unsigned active = atomic_fetch_sub(&c->active, 1);

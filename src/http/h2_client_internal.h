@@ -107,6 +107,7 @@ struct tern__h2c_conn {
     atomic_uint max_streams;    /* the peer's SETTINGS_MAX_CONCURRENT_STREAMS */
     atomic_int refs;            /* the pool's, each driver's, each stream's */
     int nreq;                   /* slots reserved by requests (client->mu) */
+    int64_t idle_since;         /* when nreq last fell to 0 (client->mu) */
     bool in_pool;               /* on host->h2 (client->mu) */
 };
 
