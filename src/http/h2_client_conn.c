@@ -172,14 +172,13 @@ static tern__h2c_conn *conn_new(tern_http_client *c, tern__hc_host *host)
     return h;
 }
 
-/* Give h its connected socket and start its coroutines; on failure h is
+/* Start the coroutines of h, its socket connected; on failure h is
  * killed and taken off the list.  Over TLS (the tls branch), this is
  * where a connection whose ALPN said "h2" comes in: dialled and
  * handshaken by the HTTP/1.1 pool, given to a new listed h by the
  * origin's first request, which marks the origin as HTTP/2. */
-static int conn_start(tern__h2c_conn *h, tern_conn *conn)
+static int conn_start(tern__h2c_conn *h)
 {
-    h->conn = conn;
     int rc = tern__h2c_session_init(h, h->client->max_header);
     if (rc == 0) {
         atomic_fetch_add(&h->refs, 2);  /* the drivers' */
@@ -257,7 +256,10 @@ int tern__h2c_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
         if (rc == 0) {
             atomic_fetch_add(&c->dials, 1);
             dialled = true;
-            rc = conn_start(h, conn);
+            tern_mutex_lock(&c->mu);
+            h->conn = conn;     /* the list's readers look at it under mu */
+            tern_mutex_unlock(&c->mu);
+            rc = conn_start(h);
         } else {
             leave_pool(h);
         }

@@ -91,7 +91,8 @@ struct tern__h2c_conn {
     tern__h2c_conn *next;       /* in host->h2 (client->mu) */
     tern_http_client *client;
     tern__hc_host *host;
-    tern_conn *conn;            /* NULL in the fuzz harness */
+    tern_conn *conn;            /* set under client->mu; NULL while dialling
+                                   and in the fuzz harness */
     tern_mutex mu;              /* guards everything below up to the atomics */
     nghttp2_session *session;
     tern_cond wcond;            /* the writer waits for output here */
