@@ -212,10 +212,18 @@ static int get_post_main(void *arg)
     CHECK_EQ(len, sizeof big_file);
     CHECK(memcmp(data, big_file, len) == 0);
     tern_http_client_response_free(r);
+    /* HEAD: the length a GET would have, no body */
+    tern_http_client_request head = {.method = "HEAD", .url = url(&ng, "/big.bin")};
+    CHECK_EQ(tern_http_client_do(c, &head, &r, NULL), 0);
+    CHECK_EQ(tern_http_client_response_status(r), 200);
+    CHECK_EQ(tern_http_client_response_content_length(r), sizeof big_file);
+    char one[16];
+    CHECK_EQ(tern_http_client_response_read(r, one, sizeof one), 0);
+    tern_http_client_response_free(r);
     struct tern_http_client_stats st = stats(c);
     CHECK_EQ(st.dials, 1);
-    CHECK_EQ(st.reuses, 2);
-    CHECK_EQ(st.requests, 3);
+    CHECK_EQ(st.reuses, 3);
+    CHECK_EQ(st.requests, 4);
     CHECK_EQ(st.h2_conns, 1);
     CHECK_EQ(st.active, 0);
 
@@ -413,6 +421,29 @@ static int limit_main(void *arg)
     tern_http_client_free(c);
     peer_stop(&py);
     return 0;
+}
+
+static int max_conns_main(void *arg)
+{
+    (void)arg;
+    peer py = py_peer("--max-streams", "2");
+    tern_http_client_options o = {.h2c_prior_knowledge = true, .max_conns_per_host = 1};
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(&o, &c), 0);
+    /* one connection, two streams: six requests go two by two */
+    int64_t t0 = tern_now();
+    CHECK_EQ(fan_out(c, &py, "/hello?ms=150", 6), 6);
+    CHECK(tern_now() - t0 >= 3 * 150 * TERN_MS);
+    CHECK_EQ(stats(c).dials, 1);
+    CHECK_EQ(peer_conns(c, &py), 1);
+    tern_http_client_free(c);
+    peer_stop(&py);
+    return 0;
+}
+
+static void max_conns_per_host_makes_streams_wait(void)
+{
+    run_h2(max_conns_main);
 }
 
 static void second_connection_when_peer_stream_limit_reached(void)
@@ -652,7 +683,7 @@ static void peer_cutting_or_garbling_connection_fails_clearly(void)
 }
 
 TESTS(T(get_and_post_over_h2c), T(hundred_concurrent_requests_share_one_connection),
-      T(second_connection_when_peer_stream_limit_reached),
+      T(second_connection_when_peer_stream_limit_reached), T(max_conns_per_host_makes_streams_wait),
       T(goaway_unprocessed_requests_retried_on_new_connection),
       T(refused_stream_retried_reset_stream_fails), T(ctx_cancels_stream_connection_survives),
       T(redirect_followed_on_the_same_connection), T(connection_idle_past_timeout_is_closed),
