@@ -337,7 +337,8 @@ static int par_get(void *arg)
 {
     par *a = arg;
     char u[256], body[256], want[256];
-    snprintf(u, sizeof u, "%s%s%si=%d", a->p->base, a->path, strchr(a->path, '?') ? "&" : "?", a->i);
+    snprintf(u, sizeof u, "%s%s%si=%d", a->p->base, a->path, strchr(a->path, '?') ? "&" : "?",
+             a->i);
     tern_ctx *ctx;
     CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_SEC, &ctx), 0);
     int rc = get_text(a->c, u, body, sizeof body, ctx);
@@ -346,8 +347,8 @@ static int par_get(void *arg)
     if (rc == 200 && (strncmp(a->path, "/hello?", 7) != 0 || strcmp(body, want) == 0))
         atomic_fetch_add(a->ok, 1);
     else
-        fprintf(stderr, "request %d: %d (%s) body '%s'\n", a->i, rc, rc < 0 ? tern_strerror(rc) : "",
-                body);
+        fprintf(stderr, "request %d: %d (%s) body '%s'\n", a->i, rc,
+                rc < 0 ? tern_strerror(rc) : "", body);
     tern_waitgroup_done(a->wg);
     return 0;
 }

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,26 @@ static int parse_url(const char *url, tern_http_url *u, bool from_server)
     return 0;
 }
 
+/* A zeroed response but for its field tables (names, values and the
+ * parser's scratch: about 7 KiB, written before they are read), whose
+ * clearing by calloc was 40% of the instructions of a request. */
+static tern_http_client_response *response_new(void)
+{
+    tern_http_client_response *r = malloc(sizeof *r);
+    if (!r)
+        return NULL;
+    size_t skip = offsetof(tern_http_client_response, names);
+    size_t rest = offsetof(tern_http_client_response, buf);
+    _Static_assert(offsetof(tern_http_client_response, values) >
+                           offsetof(tern_http_client_response, names) &&
+                       offsetof(tern_http_client_response, parsed) <
+                           offsetof(tern_http_client_response, buf),
+                   "the field tables sit together between nfields and buf");
+    memset(r, 0, skip);
+    memset((char *)r + rest, 0, sizeof *r - rest);
+    return r;
+}
+
 int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req,
                         tern_http_client_response **out, tern_ctx *ctx)
 {
@@ -342,7 +363,7 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
         return rc;
     char first[sizeof hop.u.hostport];
     char *url = strdup(req->url);
-    tern_http_client_response *r = calloc(1, sizeof *r);
+    tern_http_client_response *r = response_new();
     if (!url || !r) {
         free(url);
         free(r);

@@ -12,8 +12,8 @@
  * two streams gets a second connection at the third concurrent request.
  * max_conns_per_host, when set, bounds the connections per origin; beyond
  * it requests wait for a slot.  A connection without streams for
- * idle_timeout is shut down by the next request that looks at the list.  Slots, the list and the counts are under
- * the client's mu.
+ * idle_timeout is shut down by the next request that looks at the list.
+ * Slots, the list and the counts are under the client's mu.
  *
  * The reader coroutine parks in tern_conn_read and feeds what comes to
  * the session; the writer parks on wcond until nghttp2 has output, takes
