@@ -435,6 +435,8 @@ ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
         r->conn->closing = true;
         return body_error(r, -EMSGSIZE);
     }
+    if (r->body_done && r->cancel_ctx)
+        tern__http_req_watch_peer(r);   /* the body is in: from now on a FIN means gone */
     return k;
 }
 
@@ -515,7 +517,9 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
         if (tern_ctx_with_cancel(r->conn->srv->base, &c) < 0)
             return r->conn->srv->base;  /* ENOMEM: still a valid context */
         r->ctx = c;
+        r->cancel_ctx = c;
         r->owned_ctx[r->nowned++] = c;
+        tern__http_req_watch_peer(r);
         /* the values added before: the owned slots always have room for
          * them (HTTP_MAX_CTX_VALUES < HTTP_MAX_CTXS) */
         for (size_t i = 0; i < r->nctx_values; i++) {
@@ -612,9 +616,11 @@ void *tern_http_req_value(const tern_http_req *r, const void *key)
 void tern__http_req_end(tern_http_req *r)
 {
     TERN_ASSERT(r->nowned <= HTTP_MAX_CTXS);
+    tern__http_req_unwatch_peer(r);     /* before its context goes */
     /* children before parents */
     for (size_t i = r->nowned; i-- > 0;)
         tern_ctx_free(r->owned_ctx[i]);
     r->nowned = 0;
     r->ctx = NULL;
+    r->cancel_ctx = NULL;
 }

@@ -47,7 +47,9 @@ struct tern_http_req {
                                        tern_http_error_status tells the
                                        client's faults from a downstream's */
     tern_http_chunked dec;
-    size_t pend_off, pend_len;      /* decoded chunked bytes waiting in conn->in */
+    size_t pend_off, pend_len;
+    tern_ctx *cancel_ctx;           /* tern_http_req_ctx's own, once made */
+    bool peer_watched;              /* cancel_ctx ends if the client goes */      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
     size_t body_len;
     bool body_loaded;
@@ -154,6 +156,10 @@ int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t n
 int tern__http_send_error(hconn *hc, int status, bool head_only);
 /* request.c */
 void tern__http_req_end(tern_http_req *r);
+/* peer_gone.c: once r's context exists and its body is read, the client's
+ * FIN or reset cancels the context; unwatch before freeing it. */
+void tern__http_req_watch_peer(tern_http_req *r);
+void tern__http_req_unwatch_peer(tern_http_req *r);
 /* router.c: route parameters */
 int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value);
 /* Whether r's path is well-formed: valid percent-escapes and, decoded, no
