@@ -272,7 +272,9 @@ typedef struct tern_http_server_options {
     size_t max_header_bytes;            /* whole head; 0: 64 KiB; more: 431 */
     size_t max_headers;                 /* fields; 0: 100; more: 431 */
     int64_t max_body_bytes;             /* 0: 8 MiB; larger: 413 before reading; <0: none */
-    int max_conns;                      /* 0: none; at the limit accepting pauses */
+    int max_conns;                      /* open at once; at the limit accepting pauses
+                                           (counted, reported); 0: three quarters of
+                                           RLIMIT_NOFILE (64 .. 1M); <0: none */
     int max_requests_per_conn;          /* 0: none; then Connection: close */
     int64_t read_header_timeout;        /* ns; 0: 10 s; <0: none */
     int64_t read_body_timeout;          /* ns per body, from its first read; 0: 60 s */
@@ -292,6 +294,8 @@ struct tern_http_server_stats {
     uint64_t rejected;                  /* malformed or over a limit (4xx from the server itself) */
     uint32_t conns;                     /* open now */
     uint32_t active;                    /* open and inside a request now */
+    uint64_t conn_limit_hits;           /* times accepting paused at max_conns */
+    uint32_t max_conns;                 /* the limit in force; 0: none */
 };
 
 /* A server with options o (copied; handler required: -EINVAL).  *out is

@@ -452,20 +452,29 @@ int tern_http_req_body(tern_http_req *r, const char **data, size_t *len)
         return -EALREADY;       /* partly streamed already */
     if (r->max_body >= 0 && r->head.content_length > r->max_body)
         return body_error(r, -EMSGSIZE);
-    size_t cap = r->head.content_length > 0 ? (size_t)r->head.content_length + 1 : 4096;
+    /* Reserve as the bytes arrive, never the whole Content-Length up
+     * front: a client announcing 8 MiB and sending nothing would pin it
+     * (issue 15).  Doubling, capped at the announced size, stays linear. */
+    size_t want = r->head.content_length > 0 ? (size_t)r->head.content_length + 1 : 0;
+    size_t cap = want && want < HTTP_BODY_INITIAL ? want : HTTP_BODY_INITIAL;
     char *buf = malloc(cap);
     size_t used = 0;
     if (!buf)
         return -ENOMEM;
     for (;;) {
+        if (r->body_done && r->pend_len == 0 && !r->body_failed)
+            break;      /* all in: no growing for a read that would say so */
         if (cap - used < 2) {
-            char *nb = realloc(buf, cap * 2);
+            size_t ncap = cap * 2;
+            if (want > cap && ncap > want)
+                ncap = want;    /* exactly the rest, and its NUL */
+            char *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
                 return -ENOMEM;
             }
             buf = nb;
-            cap *= 2;
+            cap = ncap;
         }
         TERN_ASSERT(cap - used >= 2);   /* room for a byte and the NUL */
         ssize_t n = tern_http_req_read(r, buf + used, cap - used - 1);

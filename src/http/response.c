@@ -488,6 +488,32 @@ int tern__http_resp_finish(tern_http_resp *w)
 
 /* ---- the body ----------------------------------------------------------- */
 
+/* A large piece goes to the socket from the caller's memory, right behind
+ * what is buffered, instead of through the output buffer: copied, it was
+ * held twice while a slow client read (an 8 MiB /echo pinned 16 MiB per
+ * client, issue 15), and the buffer kept its size until the burst ended.
+ * So a connection buffers at most about HTTP_STREAM_THRESHOLD. */
+static ssize_t write_through(tern_http_resp *w, const void *data, size_t len)
+{
+    hconn *hc = w->conn;
+    int rc = tern__http_resp_commit(w);
+    if (rc < 0)
+        return rc;
+    if (bodyless_status(w->status))
+        return (ssize_t)len;    /* the head said no body: commit dropped it */
+    char sz[24];
+    int n = w->chunked ? snprintf(sz, sizeof sz, "%zx\r\n", len) : 0;
+    struct iovec iov[4] = { { hc->out.p, hc->out.len }, { sz, (size_t)n },
+                            { (void *)data, len }, { (void *)"\r\n", w->chunked ? 2 : 0 } };
+    ssize_t wr = tern_conn_writev(hc->c, iov, 4, NULL);
+    hc->out.len = 0;
+    if (wr < 0) {
+        hc->io_error = (int)wr;
+        return wr;
+    }
+    return (ssize_t)len;
+}
+
 ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
 {
     TERN_CHECK_ARG(w);
@@ -502,6 +528,8 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
      * is sent (commit and finish drop them if it stays bodyless). */
     if (w->head_only || (w->committed && bodyless_status(w->status)) || len == 0)
         return (ssize_t)len;
+    if (len >= HTTP_STREAM_THRESHOLD)
+        return write_through(w, data, len);
     if (w->committed && w->chunked) {
         char sz[24];
         int n = snprintf(sz, sizeof sz, "%zx\r\n", len);

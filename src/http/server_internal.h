@@ -23,12 +23,17 @@
 #define HTTP_MAX_CTX_VALUES 4
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
+#define HTTP_BODY_INITIAL (16 * 1024)       /* tern_http_req_body's first reservation */
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
 /* A lingering close (413, 414, 431) reads and drops at most this much, for
  * at most this long: enough for the client to see the answer instead of a
  * reset, too little to be a way to hold the server. */
 #define HTTP_LINGER_MAX (256 * 1024)
 #define HTTP_LINGER_NS (1000 * 1000 * 1000LL)
+/* max_conns 0: three quarters of RLIMIT_NOFILE, within these bounds */
+#define HTTP_MIN_CONNS 64
+#define HTTP_MAX_CONNS_CAP (1 << 20)
+#define HTTP_LIMIT_REPORT_NS (10 * 1000 * 1000 * 1000LL)  /* one report per 10 s at most */
 
 typedef struct hconn hconn;
 
@@ -130,7 +135,8 @@ struct tern_http_server {
                                        the last of them frees it (under mu) */
     tern_chan *finished;            /* closed as the first shutdown call's last act */
     tern_sem conn_slots;
-    _Atomic uint64_t accepted, requests, rejected;
+    _Atomic uint64_t accepted, requests, rejected, conn_limit_hits;
+    _Atomic int64_t limit_reported;     /* when max_conns was last reported */
     _Atomic uint32_t nconns, nactive;
 };
 
