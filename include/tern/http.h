@@ -265,6 +265,25 @@ const char *tern_http_status_text(int status);
 
 /* ---- the server --------------------------------------------------------- */
 
+/* A request the server answered itself, without running the handler: a
+ * malformed head or an invalid path (400), a head too slow (408), a body
+ * over max_body_bytes (413), a request line or head too large (414, 431),
+ * a transfer coding it does not know (501), an HTTP version it does not
+ * speak (505).  What the server knew of it when it refused; the strings
+ * are valid during the call only. */
+typedef struct tern_http_refusal {
+    int status;                 /* the status the server answered with */
+    const char *method;         /* "" when the request line was not read */
+    const char *target;         /* as sent (cut to 256 bytes); "" likewise */
+    const char *remote_addr;
+    int64_t start;              /* tern_now() when its head began to arrive */
+} tern_http_refusal;
+
+/* Told of each refusal, in the connection's coroutine, before the answer
+ * is sent: for access logs and metrics (tern_http_access_log_refused,
+ * tern_http_metrics_refused), which a handler's middleware never sees. */
+typedef void tern_http_refused_fn(const tern_http_refusal *rf, void *arg);
+
 typedef struct tern_http_server_options {
     tern_http_handler_fn *handler;      /* required: a router, a chain, a function */
     void *arg;
@@ -284,6 +303,8 @@ typedef struct tern_http_server_options {
     const char *server_header;          /* Server: value; NULL: none */
     int64_t shutdown_grace;             /* ns a forced shutdown waits for handlers
                                            to return; 0: 1 s; <0: no bound */
+    tern_http_refused_fn *on_refused;   /* NULL: refusals are only counted (rejected) */
+    void *on_refused_arg;
 } tern_http_server_options;
 
 /* A struct tag with no typedef: the name is also the function that fills

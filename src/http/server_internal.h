@@ -110,6 +110,7 @@ struct hconn {
     unsigned nreq;
     tern_http_resp *cur;            /* the response being built, during serve_one */
     int64_t idle_until;             /* set when a burst ends quiet: the idle deadline */
+    int64_t head_start;             /* when the current head began to arrive */
     bool closing;                   /* answer with Connection: close and stop */
     bool linger;                    /* refused while the client may still send:
                                        read and drop a while before closing */
@@ -160,6 +161,9 @@ int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t n
                                    const char *value, size_t value_len);
 /* A response the server writes itself (400, 413, 431, ...), then close. */
 int tern__http_send_error(hconn *hc, int status, bool head_only);
+/* refused.c: tell on_refused about a request the server answers itself
+ * with status; h is what was parsed of it (NULL: nothing usable). */
+void tern__http_refused(hconn *hc, int status, const tern_http_request *h);
 /* request.c */
 void tern__http_req_end(tern_http_req *r);
 /* peer_gone.c: once r's context exists and its body is read, the client's

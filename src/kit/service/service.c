@@ -41,6 +41,7 @@
 #include "tern/error.h"
 #include "tern/http_router.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/runtime.h"
 #include "tern/signal.h"
 #include "tern/sync.h"
@@ -93,6 +94,17 @@ static int admin_new(tern_service *svc, const char *addr)
     return rc;
 }
 
+/* Requests the server refuses itself (malformed, too large, too slow)
+ * never reach the handler's access log and metrics middleware: the
+ * service logs and counts them where those do (the logger's writer, the
+ * default registry), so a flood of bad requests shows (issue 15). */
+static void log_and_count_refusal(const tern_http_refusal *rf, void *arg)
+{
+    (void)arg;
+    tern_http_access_log_refused(rf, NULL);
+    tern_http_metrics_refused(rf, NULL);
+}
+
 int tern_service_new(const tern_service_options *o, tern_service **out)
 {
     TERN_CHECK_ARG(out);
@@ -109,6 +121,8 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
         svc->o.drain_timeout = DEFAULT_DRAIN;
     if (svc->o.hook_timeout <= 0)
         svc->o.hook_timeout = DEFAULT_HOOK_TIMEOUT;
+    if (!svc->o.http.on_refused)
+        svc->o.http.on_refused = log_and_count_refusal;
     atomic_init(&svc->stops, 0);
     atomic_init(&svc->stopped, false);
     int rc = tern_ctx_with_cancel(NULL, &svc->hurry);
