@@ -4,7 +4,7 @@
  * keeps its copy (the same string, however many reloads), a changed one's
  * old copy stays readable for options.retain and is freed at a reload
  * after that, and retain < 0 keeps the old behaviour.  Heap use is glibc's
- * mallinfo2.  Real files, tern_config_reload. */
+ * mallinfo2.  Real files, tern_config_reload from a coroutine. */
 #include "check.h"
 
 #include <malloc.h>
@@ -55,8 +55,9 @@ static tern_config *make(int64_t retain)
 }
 
 /* Found: 100 SIGHUPs with a 512 KiB value kept 100 copies of it. */
-static void reloads_that_change_nothing_cost_nothing(void)
+static int reloads_that_change_nothing_cost_nothing_main(void *arg)
 {
+    (void)arg;
     tern_config *cfg = make(0);
     const char *big = tern_config_str(cfg, "big");
     size_t before = heap_in_use();
@@ -70,12 +71,19 @@ static void reloads_that_change_nothing_cost_nothing(void)
     CHECK_EQ(strlen(big), VALUE_BYTES);
     tern_config_free(cfg);
     unlink(path);
+    return 0;
+}
+
+static void reloads_that_change_nothing_cost_nothing(void)
+{
+    run_ok(reloads_that_change_nothing_cost_nothing_main, NULL, 1);
 }
 
 /* Each reload changes a small key; the big one keeps its copy and the
  * replaced snapshots go once retain has passed. */
-static void replaced_values_are_freed_after_retain(void)
+static int replaced_values_are_freed_after_retain_main(void *arg)
 {
+    (void)arg;
     tern_config *cfg = make(50 * TERN_MS);
     size_t before = heap_in_use();
     for (int i = 1; i <= 100; i++) {
@@ -93,7 +101,7 @@ static void replaced_values_are_freed_after_retain(void)
     CHECK(tern_config_str(cfg, "big")[0] == 'b');
     size_t two = heap_in_use();     /* the 'a' copy and the 'b' copy */
     CHECK(two > before + VALUE_BYTES / 2);
-    usleep(100 * 1000);
+    tern_sleep(100 * TERN_MS);
     write_file(1, 'b');
     CHECK_EQ(tern_config_reload(cfg, NULL), 0);     /* frees the 'a' copy */
     size_t one = heap_in_use();
@@ -101,11 +109,18 @@ static void replaced_values_are_freed_after_retain(void)
     CHECK(one + VALUE_BYTES / 2 < two);
     tern_config_free(cfg);
     unlink(path);
+    return 0;
+}
+
+static void replaced_values_are_freed_after_retain(void)
+{
+    run_ok(replaced_values_are_freed_after_retain_main, NULL, 1);
 }
 
 /* retain < 0: every replaced snapshot stays until tern_config_free. */
-static void negative_retain_keeps_every_replaced_value(void)
+static int negative_retain_keeps_every_replaced_value_main(void *arg)
 {
+    (void)arg;
     tern_config *cfg = make(-1);
     size_t before = heap_in_use();
     for (int i = 1; i <= 4; i++) {
@@ -115,6 +130,12 @@ static void negative_retain_keeps_every_replaced_value(void)
     CHECK(heap_in_use() > before + 3 * VALUE_BYTES);
     tern_config_free(cfg);
     unlink(path);
+    return 0;
+}
+
+static void negative_retain_keeps_every_replaced_value(void)
+{
+    run_ok(negative_retain_keeps_every_replaced_value_main, NULL, 1);
 }
 
 TESTS(T(reloads_that_change_nothing_cost_nothing),

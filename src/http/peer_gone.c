@@ -19,6 +19,11 @@
  * bytes buffered it is not armed: a client that sent its next request
  * and closed its end is waiting for both answers.
  *
+ * Once the server is shutting down, a hup is not taken for the client's:
+ * the server itself shuts the read side of connections it finds idle
+ * (kick_conns), and one may turn active just then, with a request whose
+ * answer the drain owes.  A forced shutdown cancels every request anyway.
+ *
  * The watch never reads, so it is indifferent to TLS: the FIN under a TLS
  * session is as final as under plain TCP (a close_notify alone, without
  * FIN, goes unnoticed until the next read).
@@ -32,7 +37,8 @@
 static void on_peer_gone(void *arg)
 {
     tern_http_req *r = arg;
-    tern_ctx_cancel(r->cancel_ctx);
+    if (!atomic_load(&r->conn->srv->shutting_down))
+        tern_ctx_cancel(r->cancel_ctx);
 }
 
 void tern__http_req_watch_peer(tern_http_req *r)
@@ -45,7 +51,7 @@ void tern__http_req_watch_peer(tern_http_req *r)
     if (rc == 0)
         r->peer_watched = true;
     else if (rc == 1)
-        tern_ctx_cancel(r->cancel_ctx);     /* gone already */
+        on_peer_gone(r);                    /* gone already */
 }
 
 void tern__http_req_unwatch_peer(tern_http_req *r)

@@ -56,6 +56,7 @@ struct tern_http_req {
     tern_ctx *cancel_ctx;           /* tern_http_req_ctx's own, once made */
     bool peer_watched;              /* cancel_ctx ends if the client goes */      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
+    char *body_heap;                /* the same, freed at the request's end */
     size_t body_len;
     bool body_loaded;
     /* chain */
