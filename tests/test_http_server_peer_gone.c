@@ -37,7 +37,10 @@ static int h_wait_ctx(tern_http_req *r, tern_http_resp *w, void *arg)
     int64_t t0 = tern_now();
     int rc = tern_ctx_sleep(WAIT_NS, ctx);
     int64_t took = tern_now() - t0;
+    /* cancelled well before WAIT_NS, and a status that blames nobody */
     int res = rc == -ECANCELED && took < 2 * TERN_SEC ? 1 : rc;
+    if (res == 1 && tern_http_error_status(r, rc) != 499)
+        res = -tern_http_error_status(r, rc);
     CHECK_EQ(tern_chan_send(ended, &res, NULL), 0);
     atomic_fetch_add(&served, 1);
     return tern_http_resp_send(w, 200, "text/plain", "late", 4);

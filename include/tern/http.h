@@ -159,8 +159,12 @@ int tern_http_req_json(tern_http_req *r, json_t **out);
  * above the current limit, or negative, is ignored. */
 void tern_http_req_set_max_body(tern_http_req *r, int64_t max);
 
-/* The request's context: cancelled when the server is forced down or a
- * middleware's deadline passes.  Created on first use; never NULL. */
+/* The request's context: cancelled when the server is forced down, a
+ * middleware's deadline passes, or the client goes away (its FIN or a
+ * reset, seen once the body has been read, as Go; not during a graceful
+ * shutdown, nor with pipelined requests buffered).  Created on first use;
+ * never NULL.  Watching the client costs no system call, and nothing for
+ * a handler that never asks for its context. */
 tern_ctx *tern_http_req_ctx(tern_http_req *r);
 /* Replace it with a child of it (a timeout middleware does this); the
  * request frees ctx when it ends.  The previous context stays valid.
@@ -255,7 +259,9 @@ int tern_http_resp_file(tern_http_resp *w, tern_http_req *r, const char *path);
  *                   -EMSGSIZE, -EBADMSG, -EPROTO, -ECONNRESET,
  *                   -ECONNREFUSED, -ECONNABORTED, -EPIPE, -EHOSTUNREACH,
  *                   -ENETUNREACH, -ELOOP 502 (a downstream failed, sent
- *                   too much, truncated or malformed), anything else 500.
+ *                   too much, truncated or malformed), anything else 500;
+ *   -ECANCELED after the client went away (tern_http_req_ctx): 499, nginx's
+ *                   "client closed request", so it is nobody's 5xx.
  * r may be NULL (no request: the second list).  Answer a status yourself
  * (tern_http_resp_error) when you want another one. */
 int tern_http_error_status(const tern_http_req *r, int err);

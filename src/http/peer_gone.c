@@ -37,8 +37,10 @@
 static void on_peer_gone(void *arg)
 {
     tern_http_req *r = arg;
-    if (!atomic_load(&r->conn->srv->shutting_down))
+    if (!atomic_load(&r->conn->srv->shutting_down)) {
+        atomic_store(&r->peer_gone, true);      /* tern_http_error_status: 499 */
         tern_ctx_cancel(r->cancel_ctx);
+    }
 }
 
 void tern__http_req_watch_peer(tern_http_req *r)

@@ -39,6 +39,8 @@ int tern_http_error_status(const tern_http_req *r, int err)
         default: return 400;
         }
     }
+    if (r && err == -ECANCELED && atomic_load(&r->peer_gone))
+        return 499;     /* nginx's "client closed request": nobody's fault here */
     switch (err) {
     case -ETIMEDOUT: return 504;    /* a deadline: something downstream was slow */
     case -EAGAIN: return 503;       /* refused by a breaker, throttle or limit */
@@ -92,6 +94,7 @@ const char *tern_http_status_text(int status)
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";

@@ -54,7 +54,8 @@ struct tern_http_req {
     tern_http_chunked dec;
     size_t pend_off, pend_len;
     tern_ctx *cancel_ctx;           /* tern_http_req_ctx's own, once made */
-    bool peer_watched;              /* cancel_ctx ends if the client goes */      /* decoded chunked bytes waiting in conn->in */
+    bool peer_watched;              /* cancel_ctx ends if the client goes */
+    atomic_bool peer_gone;          /* ... and it went (set by the netpoller) */      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
     char *body_heap;                /* the same, freed at the request's end */
     size_t body_len;
