@@ -4,13 +4,13 @@
  * copied into the connection's output buffer too; a body is reserved as
  * it arrives, not by its Content-Length up front; and servers limit their
  * connections by default (three quarters of RLIMIT_NOFILE), count each
- * time the limit pauses accepting and report it.  Heap use is glibc's
- * mallinfo2 (small blocks plus mmapped ones), measured around the one
+ * time the limit pauses accepting and report it.  Heap use (heap_use.h) is
+ * measured around the one
  * request in flight.  The fixture is http_server_fixture.h.
  */
 #include "check.h"
+#include "heap_use.h"
 
-#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -19,12 +19,6 @@
 #define BIG (12u << 20)             /* well past what loopback buffers absorb */
 
 static tern_chan *began;
-
-static size_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-}
 
 /* /echo: the body back, the way a handler naturally writes it */
 static int h_echo_all(tern_http_req *r, tern_http_resp *w, void *arg)

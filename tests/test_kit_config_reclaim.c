@@ -3,11 +3,11 @@
  * SIGHUP, +934 KB with a 1 MB value): a value a reload leaves unchanged
  * keeps its copy (the same string, however many reloads), a changed one's
  * old copy stays readable for options.retain and is freed at a reload
- * after that, and retain < 0 keeps the old behaviour.  Heap use is glibc's
- * mallinfo2.  Real files, tern_config_reload from a coroutine. */
+ * after that, and retain < 0 keeps the old behaviour.  Heap use is
+ * heap_use.h's.  Real files, tern_config_reload from a coroutine. */
 #include "check.h"
+#include "heap_use.h"
 
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,12 +32,6 @@ static void write_file(int n, char fill)
         fputc(fill, f);
     fputs("\"}", f);
     CHECK(fclose(f) == 0);
-}
-
-static size_t heap_in_use(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
 }
 
 static tern_config *make(int64_t retain)
