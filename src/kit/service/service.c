@@ -20,6 +20,9 @@
  * The runner waits for the watcher before returning, so it waits for
  * signals in short slices (WATCH_POLL) to bound that.
  *
+ * While it waits, the runner also copies the server's connection counts
+ * into metrics (conn_metrics.c).
+ *
  * The admin listener (admin_addr) is a second server with its own router,
  * the /debug endpoints and the probes mounted: the debug endpoints reveal the
  * program's internals and cost CPU, so they do not belong on the public
@@ -36,6 +39,7 @@
 #include <string.h>
 
 #include "base/check.h"
+#include "kit/service/internal.h"
 #include "tern/chan.h"
 #include "tern/debug.h"
 #include "tern/error.h"
@@ -311,7 +315,9 @@ static const int stop_sigs[] = { SIGTERM, SIGINT };
 /* Until a notified signal comes, tern_service_stop is called or ctx ends. */
 static void wait_for_stop(tern_service *svc, tern_ctx *ctx)
 {
+    uint64_t pauses_seen = 0;
     while (atomic_load(&svc->stops) == 0) {
+        tern__service_conn_metrics(svc->server, &pauses_seen);
         if (ctx && tern_ctx_err(ctx) < 0) {
             stop_once(svc);
             tern_log_info("service stopping", TERN_LOG_STR("reason", "context ended"));
