@@ -137,7 +137,8 @@ static int build_server(tern_tls_config *cfg, tern__tls_ctx *g)
         if (!names)
             return -EBADMSG;
         SSL_CTX_set_client_CA_list(g->ssl, names);
-        SSL_CTX_set_verify(g->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        SSL_CTX_set_verify(g->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                           tern__tls_verify_cb);
     }
     /* resumption: a cache of sessions by id, and tickets */
     SSL_CTX_set_session_cache_mode(g->ssl, SSL_SESS_CACHE_SERVER);
@@ -165,7 +166,7 @@ static int build_client(tern_tls_config *cfg, tern__tls_ctx *g)
     g->verify = !cfg->skip_verify;
     g->handshake_timeout = cfg->handshake_timeout;
     if (g->verify) {
-        SSL_CTX_set_verify(g->ssl, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify(g->ssl, SSL_VERIFY_PEER, tern__tls_verify_cb);
         if (cfg->ca_file)
             rc = load_cas(g->ssl, cfg->ca_file);
         else if (SSL_CTX_set_default_verify_paths(g->ssl) != 1)

@@ -37,14 +37,10 @@ void tern__tls_err_string(char *buf, size_t size)
     }
 }
 
-/* The peer certificate's subject, for the sentence. */
-static void peer_subject(SSL *ssl, char *buf, size_t size)
+static void name_text(X509 *x, char *buf, size_t size)
 {
     buf[0] = '\0';
-    X509 *x = SSL_get0_peer_certificate(ssl);
-    if (!x)
-        return;
-    BIO *b = BIO_new(BIO_s_mem());
+    BIO *b = x ? BIO_new(BIO_s_mem()) : NULL;
     if (!b)
         return;
     X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
@@ -53,12 +49,35 @@ static void peer_subject(SSL *ssl, char *buf, size_t size)
     BIO_free(b);
 }
 
+/* OpenSSL keeps no peer certificate after a failed verification, so the
+ * subject of the certificate that failed is noted as it fails. */
+int tern__tls_verify_cb(int ok, X509_STORE_CTX *xs)
+{
+    if (ok)
+        return 1;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tern__tls *t = ssl ? SSL_get_app_data(ssl) : NULL;
+    if (t && !t->failed_subject[0])
+        name_text(X509_STORE_CTX_get_current_cert(xs), t->failed_subject,
+                  sizeof t->failed_subject);
+    return 0;
+}
+
+/* The subject of the peer certificate, or of the one that failed. */
+static void peer_subject(struct tern__tls *t, char *buf, size_t size)
+{
+    if (t->failed_subject[0])
+        snprintf(buf, size, "%s", t->failed_subject);
+    else
+        name_text(SSL_get0_peer_certificate(t->ssl), buf, size);
+}
+
 /* A certificate that failed verification: expired, untrusted or naming
  * another host. */
 static int verify_failure(struct tern__tls *t, long v)
 {
     char subj[128];
-    peer_subject(t->ssl, subj, sizeof subj);
+    peer_subject(t, subj, sizeof subj);
     const char *what = X509_verify_cert_error_string(v);
     const char *side = t->server ? "client" : "server";
     int rc;
@@ -69,9 +88,7 @@ static int verify_failure(struct tern__tls *t, long v)
         break;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH: {
-        const char *want = SSL_get0_peername(t->ssl);
-        if (!want)
-            want = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+        const char *want = t->name;     /* the name tern_tls_connect was given */
         snprintf(t->err, sizeof t->err,
                  "%s certificate verify failed: name mismatch: it is not valid for \"%s\"%s%s%s",
                  side, want ? want : "?", subj[0] ? " (subject " : "", subj, subj[0] ? ")" : "");

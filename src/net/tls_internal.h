@@ -83,6 +83,7 @@ struct tern__tls {
     char **sans;
     size_t nsans;
     char err[TLS_ERR_MAX];
+    char failed_subject[96];    /* the certificate that failed verification */
 };
 
 /* tls_config.c */
@@ -132,6 +133,8 @@ size_t tern__tls_config_files(const tern_tls_config *cfg, const char **out, size
  * code e, the errno saved right after the call) as -errno, with a sentence in
  * t->err.  Call with t->lock held, right after the failing call. */
 int tern__tls_fail(struct tern__tls *t, int e, int saved_errno);
+/* The verify callback: notes the subject of a certificate that fails. */
+int tern__tls_verify_cb(int ok, X509_STORE_CTX *xs);
 /* Clear and format OpenSSL's error queue into buf. */
 void tern__tls_err_string(char *buf, size_t size);
 

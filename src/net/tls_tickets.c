@@ -115,7 +115,8 @@ static int init_ctx(const tkey *k, unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_
 /* OpenSSL's ticket key callback.  enc: fill name and iv, set up the
  * cipher and MAC; 1.  Else find the key by name: 1 (current), 2 (the
  * previous: valid, but issue a new ticket), 0 (unknown: full handshake),
- * -1 on an internal error. */
+ * -1 on an internal error.  2 also for TLS 1.3, whose tickets are
+ * single-use. */
 static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
                      EVP_MAC_CTX *hctx, int enc)
 {
@@ -129,6 +130,9 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
         k = t->cur;
     } else if (memcmp(name, t->cur.name, 16) == 0) {
         k = t->cur;
+        /* TLS 1.3 clients use a ticket once (RFC 8446 C.4): without a
+         * new one a resumed connection would leave them none */
+        rc = SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
     } else if (t->have_prev && memcmp(name, t->prev.name, 16) == 0) {
         k = t->prev;
         rc = 2;
