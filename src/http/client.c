@@ -49,6 +49,7 @@ int tern_http_client_new(const tern_http_client_options *o, tern_http_client **o
     c->timeout = o->timeout;
     c->max_redirects = o->max_redirects;
     c->max_header = o->max_response_header ? o->max_response_header : 64 * 1024;
+    c->tls = o->tls;
     *out = c;
     return 0;
 }
@@ -63,6 +64,7 @@ void tern_http_client_free(tern_http_client *c)
         abort();
     }
     tern__hc_pool_free(c);
+    tern_tls_config_free(c->own_tls);
     free(c->user_agent);
     free(c);
 }
@@ -235,7 +237,7 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
     if (rc == 0)
         rc = tern_ctx_err(r->ctx);
     if (rc == 0)
-        rc = tern__hc_checkout(c, hop->u.hostport, r->ctx, &r->lease);
+        rc = tern__hc_checkout(c, &hop->u, r->ctx, &r->lease);
     for (int attempt = 0; rc == 0; attempt++) {
         TERN_ASSERT(attempt <= 1 && r->lease.conn != NULL);   /* one retry at most */
         tern__hc_response_reset(r);
@@ -317,12 +319,11 @@ static void redirect_hop(hc_hop *hop, int status)
     }
 }
 
+/* http or https: the parser takes no other scheme. */
 static int parse_url(const char *url, tern_http_url *u, bool from_server)
 {
     if (tern_http_url_parse(url, u) < 0)
         return from_server ? -EBADMSG : -EINVAL;
-    if (strcasecmp(u->scheme, "http") != 0)
-        return -EPROTONOSUPPORT;
     return 0;
 }
 
