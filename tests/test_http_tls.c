@@ -21,7 +21,7 @@ typedef struct srv {
 } srv;
 
 static srv *the_srv;
-static char big_path[64];
+static char big_path[96];
 
 static int app(tern_http_req *r, tern_http_resp *w, void *arg)
 {
@@ -340,6 +340,21 @@ static int interop_body(void *arg)
     fprintf(stderr, "   python: %s", e.out);
     CHECK_EQ(e.status, 0);
     CHECK(!strcmp(e.out, "200 TLSv1.3 http/1.1 tls=1 subject=O=tern,CN=client-1 san=client-1.test\n"));
+    /* sslscan: no SSL, no TLS 1.0 or 1.1; no CBC suite, no finite-field DH */
+    if (system("command -v sslscan >/dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd,
+                 "sslscan --no-colour --no-heartbleed 127.0.0.1:%d 2>&1 | "
+                 "grep -E '^(SSLv|TLSv1\\.[0-3] +(en|dis)abled)|^(Accepted|Preferred)|ffdhe|CBC'",
+                 v.port);
+        run_ext(&e);
+        fprintf(stderr, "   sslscan:\n%s", e.out);
+        check_contains(e.out, "TLSv1.0   disabled");
+        check_contains(e.out, "TLSv1.1   disabled");
+        check_contains(e.out, "TLSv1.3   enabled");
+        CHECK(!strstr(e.out, "SSLv3     enabled") && !strstr(e.out, "CBC") && !strstr(e.out, "ffdhe"));
+    } else {
+        fprintf(stderr, "   sslscan not installed: skipped\n");
+    }
     srv_stop(&v);
     return 0;
 }

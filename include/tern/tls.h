@@ -114,8 +114,9 @@ int tern_tls_config_reload(tern_tls_config *cfg);
  * successful reload (by call or by the watch). */
 uint64_t tern_tls_config_generation(const tern_tls_config *cfg);
 
-/* Release the caller's reference (and stop its watch).  Connections
- * that handshook with it keep working.  NULL is a no-op. */
+/* Release the config (with a watch: stop it, waiting in the calling
+ * coroutine for the watcher to leave).  Connections that handshook with
+ * it keep working.  NULL is a no-op. */
 void tern_tls_config_free(tern_tls_config *cfg);
 
 /* The server side of a handshake on c, bounded by ctx and c's read

@@ -14,6 +14,7 @@
  * The settings every generation shares: TLS 1.2 at least (1.3 is
  * negotiated whenever the peer has it), TLS 1.2 cipher suites with ECDHE
  * and AEAD only (forward secrecy, no CBC), TLS 1.3's defaults (all AEAD),
+ * key exchange on X25519, P-256 or P-384,
  * no renegotiation, no compression, kTLS when the kernel has it, and
  * buffers released while a connection is idle (an idle keep-alive
  * connection then holds ~0 of OpenSSL's 2 x 16 KiB record buffers).
@@ -33,7 +34,6 @@ static const char tls12_ciphers[] =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 struct tern_tls_config {
-    atomic_int refs;                /* the caller's, and a watch's */
     bool server;
     tern__spin lock;                /* guards cur */
     tern__tls_ctx *cur;
@@ -82,8 +82,11 @@ static int common(tern__tls_ctx *g, const tern_tls_config *cfg)
 {
     SSL_CTX *c = g->ssl;
     SSL_CTX_set_app_data(c, g);
+    /* elliptic curves only: finite-field groups cost the server a slow
+     * exponentiation per handshake, for no client that lacks these */
     if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1 ||
-        SSL_CTX_set_cipher_list(c, tls12_ciphers) != 1)
+        SSL_CTX_set_cipher_list(c, tls12_ciphers) != 1 ||
+        SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384") != 1)
         return -EIO;
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
@@ -245,7 +248,6 @@ static int finish(tern_tls_config *cfg, bool oom, tern_tls_config **out)
         return rc;
     }
     atomic_init(&cfg->generation, 1);
-    atomic_init(&cfg->refs, 1);
     *out = cfg;
     return 0;
 }
@@ -289,7 +291,7 @@ int tern_tls_server_config_new(const tern_tls_server_options *o, tern_tls_config
     int rc = finish(cfg, oom, out);
     if (rc == 0 && o->watch_interval > 0 &&
         (rc = tern__tls_watch_start(cfg, o->watch_interval, &cfg->watch)) < 0) {
-        tern__tls_config_unref(cfg);
+        config_release(cfg);
         *out = NULL;
     }
     return rc;
@@ -356,21 +358,10 @@ size_t tern__tls_config_files(const tern_tls_config *cfg, const char **out, size
     return n;
 }
 
-void tern__tls_config_ref(tern_tls_config *cfg)
-{
-    atomic_fetch_add(&cfg->refs, 1);
-}
-
-void tern__tls_config_unref(tern_tls_config *cfg)
-{
-    if (atomic_fetch_sub(&cfg->refs, 1) == 1)
-        config_release(cfg);
-}
-
 void tern_tls_config_free(tern_tls_config *cfg)
 {
     if (!cfg)
         return;
     tern__tls_watch_stop(cfg->watch);
-    tern__tls_config_unref(cfg);
+    config_release(cfg);
 }

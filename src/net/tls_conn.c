@@ -133,13 +133,13 @@ static int handshake(tern_conn *c, int64_t deadline, tern_ctx *ctx)
             return 0;
         }
         if (rc < 0) {
-            t->dead = true;
+            atomic_store_explicit(&t->dead, true, memory_order_relaxed);
             return rc;
         }
         rc = tern__net_wait(c->fd, e == SSL_ERROR_WANT_READ ? TERN_FD_READ : TERN_FD_WRITE,
                             deadline, ctx);
         if (rc < 0) {
-            t->dead = true;
+            atomic_store_explicit(&t->dead, true, memory_order_relaxed);
             snprintf(t->err, sizeof t->err, "tls handshake: %s", tern_strerror(rc));
             return rc;
         }
@@ -208,7 +208,7 @@ int tern_tls_connect(tern_conn *c, tern_tls_config *cfg, const char *server_name
     struct tern__tls *t = c->tls;
     SSL_set_connect_state(t->ssl);
     if ((rc = prepare_client(t, server_name)) < 0) {
-        t->dead = true;
+        atomic_store_explicit(&t->dead, true, memory_order_relaxed);
         return rc;
     }
     int64_t deadline = c->read_deadline;

@@ -74,7 +74,8 @@ struct tern__tls {
     tern__spin lock;            /* around each SSL_* call on ssl */
     bool server;
     bool up;                    /* the handshake succeeded */
-    bool dead;                  /* a fatal error: no close_notify, no more I/O */
+    atomic_bool dead;           /* a fatal error: no close_notify, no more I/O (read
+                                   by the reader and the writer without the lock) */
     bool resumed, ktls_send;    /* settled after the handshake, as are: */
     const char *version, *cipher;   /* OpenSSL's static strings */
     char alpn[64];
@@ -118,11 +119,8 @@ void tern__tls_sessions_install(SSL_CTX *ctx);
 /* Offer the remembered session for name on ssl, if any. */
 void tern__tls_sessions_offer(tern__tls_sessions *s, SSL *ssl, const char *name);
 
-/* tls_config.c: the config's own count (the caller's handle and a watch). */
-void tern__tls_config_ref(tern_tls_config *cfg);
-void tern__tls_config_unref(tern_tls_config *cfg);
-
-/* tls_watch.c: a coroutine that reloads cfg when its files change. */
+/* tls_watch.c: a coroutine that reloads cfg when its files change;
+ * stop cancels it and waits for it to leave (from a coroutine). */
 typedef struct tern__tls_watch tern__tls_watch;
 int tern__tls_watch_start(tern_tls_config *cfg, int64_t interval, tern__tls_watch **out);
 void tern__tls_watch_stop(tern__tls_watch *w);

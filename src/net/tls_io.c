@@ -62,7 +62,7 @@ static step one_step(struct tern__tls *t, int op, void *buf, size_t n, int fd, o
     s.e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
     if (s.e == SSL_ERROR_SSL || s.e == SSL_ERROR_SYSCALL) {
         s.rc = tern__tls_fail(t, s.e, saved);
-        t->dead = true;
+        atomic_store_explicit(&t->dead, true, memory_order_relaxed);
     } else if (s.e == SSL_ERROR_ZERO_RETURN) {
         s.rc = op == OP_READ ? 0 : -EPIPE;
     } else if (s.e != SSL_ERROR_NONE && s.e != SSL_ERROR_WANT_READ && s.e != SSL_ERROR_WANT_WRITE) {
@@ -86,7 +86,7 @@ static bool wants(const step *s)
 
 static int usable(struct tern__tls *t, tern_ctx *ctx)
 {
-    if (!t->up || t->dead)
+    if (!t->up || atomic_load_explicit(&t->dead, memory_order_relaxed))
         return -EPROTO;     /* the handshake failed, or an earlier call did */
     return ctx ? tern_ctx_err(ctx) : 0;
 }
@@ -226,7 +226,7 @@ ssize_t tern__tls_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern
 bool tern__tls_pending(tern_conn *c)
 {
     struct tern__tls *t = c->tls;
-    if (!t->up || t->dead)
+    if (!t->up || atomic_load_explicit(&t->dead, memory_order_relaxed))
         return true;            /* a read will say what is wrong at once */
     tern__spin_lock(&t->lock);
     bool p = SSL_has_pending(t->ssl) == 1;
@@ -238,7 +238,8 @@ void tern__tls_close_notify(tern_conn *c)
 {
     struct tern__tls *t = c->tls;
     tern__spin_lock(&t->lock);
-    if (t->up && !t->dead && !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
+    if (t->up && !atomic_load_explicit(&t->dead, memory_order_relaxed) &&
+        !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
         ERR_clear_error();
         SSL_shutdown(t->ssl);   /* one try: a full socket buffer loses it */
         ERR_clear_error();

@@ -11,9 +11,9 @@
  * reload that succeeded.
  *
  * Polling, not inotify as the kit's config watch: certificates change
- * rarely, a look is a few stat() calls, and it needs no descriptor.  The
- * watcher holds a reference on the config; tern_tls_config_free cancels
- * it and the last one out frees the config, so free never waits.
+ * rarely, a look is a few stat() calls, and it needs no descriptor.
+ * tern_tls_config_free cancels the watcher and waits for it to leave
+ * (a sleep that ends at once) before the config goes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +23,7 @@
 
 #include "net/tls_internal.h"
 #include "tern/runtime.h"
+#include "tern/sync.h"
 
 #define WATCH_MAX_FILES 34
 
@@ -37,6 +38,7 @@ struct tern__tls_watch {
     tern_tls_config *cfg;
     int64_t interval;
     tern_ctx *stop;
+    tern_waitgroup done;
     ident ids[WATCH_MAX_FILES];
 };
 
@@ -61,9 +63,7 @@ static int watch_loop(void *arg)
         if (memcmp(now, w->ids, sizeof now) != 0 && tern_tls_config_reload(w->cfg) == 0)
             memcpy(w->ids, now, sizeof now);
     }
-    tern_ctx_free(w->stop);
-    tern__tls_config_unref(w->cfg);
-    free(w);
+    tern_waitgroup_done(&w->done);      /* the last touch of w */
     return 0;
 }
 
@@ -81,10 +81,9 @@ int tern__tls_watch_start(tern_tls_config *cfg, int64_t interval, tern__tls_watc
         free(w);
         return rc;
     }
-    tern__tls_config_ref(cfg);
+    tern_waitgroup_add(&w->done, 1);
     rc = tern_go_opts(watch_loop, w, &(tern_go_options){.name = "tls-watch"}, NULL);
     if (rc < 0) {
-        tern__tls_config_unref(cfg);
         tern_ctx_free(w->stop);
         free(w);
         return rc;
@@ -95,6 +94,10 @@ int tern__tls_watch_start(tern_tls_config *cfg, int64_t interval, tern__tls_watc
 
 void tern__tls_watch_stop(tern__tls_watch *w)
 {
-    if (w)
-        tern_ctx_cancel(w->stop);   /* the watcher frees w and its reference */
+    if (!w)
+        return;
+    tern_ctx_cancel(w->stop);
+    tern_waitgroup_wait(&w->done, NULL);
+    tern_ctx_free(w->stop);
+    free(w);
 }
