@@ -14,7 +14,7 @@
 typedef struct srv {
     tern_http_server *s;
     tern_tls_config *cfg;
-    int port, plain_port;
+    int port, plain_port, added_port;
     char logline[2048];
     atomic_int logged;
     tern_waitgroup done;
@@ -76,6 +76,11 @@ static void srv_start(srv *v, const char *client_ca, int64_t read_header_timeout
     CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
     v->plain_port = tern_listener_port(l);
     CHECK_EQ(tern_http_server_add_listener(v->s, l), 0);
+    /* HTTPS on a listener made by the caller */
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l), 0);
+    v->added_port = tern_listener_port(l);
+    CHECK_EQ(tern_http_server_add_listener_tls(v->s, l, NULL), -EINVAL);
+    CHECK_EQ(tern_http_server_add_listener_tls(v->s, l, v->cfg), 0);
     tern_waitgroup_add(&v->done, 1);
     CHECK_EQ(tern_go(serve_co, v), 0);
 }
@@ -118,6 +123,9 @@ static int https_body(void *arg)
     CHECK_EQ(get(c, url, body, sizeof body), 200);
     CHECK(!strcmp(body, "tls=1 subject=- san=-"));
     CHECK_EQ(get(c, url, body, sizeof body), 200);
+    snprintf(url, sizeof url, "https://localhost:%d/x", v.added_port);
+    CHECK_EQ(get(c, url, body, sizeof body), 200);
+    CHECK(!strcmp(body, "tls=1 subject=- san=-"));
     /* the plain port of the same server, and the same port number's
      * pool entries kept apart by scheme */
     snprintf(url, sizeof url, "http://localhost:%d/x", v.plain_port);
@@ -127,7 +135,7 @@ static int https_body(void *arg)
     CHECK(get(c, url, body, sizeof body) < 0);    /* plain HTTP to the TLS port */
     struct tern_http_client_stats st;
     tern_http_client_stats(c, &st);
-    CHECK_EQ(st.dials, 3);      /* https once (kept alive), http once, the failed one */
+    CHECK_EQ(st.dials, 4);      /* https twice (kept alive), http once, the failed one */
     CHECK_EQ(st.reuses, 1);
     /* a file over TLS: sendfile's fallback */
     snprintf(url, sizeof url, "https://127.0.0.1:%d/big", v.port);

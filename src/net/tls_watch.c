@@ -46,9 +46,9 @@ static void look(tern_tls_config *cfg, ident *ids)
 {
     const char *files[WATCH_MAX_FILES];
     size_t n = tern__tls_config_files(cfg, files, WATCH_MAX_FILES);
+    memset(ids, 0, WATCH_MAX_FILES * sizeof *ids);     /* compared whole */
     for (size_t i = 0; i < n; i++) {
         struct stat st;
-        memset(&ids[i], 0, sizeof ids[i]);
         if (stat(files[i], &st) == 0)
             ids[i] = (ident){st.st_dev, st.st_ino, st.st_size, st.st_mtim};
     }
