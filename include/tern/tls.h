@@ -97,7 +97,8 @@ typedef struct tern_tls_client_options {
  * 0; -EINVAL (no certificate, an empty or too long ALPN name); -ENOENT /
  * -EACCES (a file); -EBADMSG (a file that is not PEM, a key that does not
  * match its certificate); -ENOMEM.  *out is NULL on failure.  Call
- * tern_tls_config_free when done. */
+ * tern_tls_config_free when done.  From a coroutine the files are read on
+ * the blocking pool (tern_blocking) while it parks; any thread may call. */
 int tern_tls_server_config_new(const tern_tls_server_options *o, tern_tls_config **out);
 
 /* A client config; o may be NULL (verify against the system store, no

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "net/tls_internal.h"
+#include "tern/runtime.h"
 
 static const char tls12_ciphers[] =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -194,7 +195,7 @@ static int build_client(tern_tls_config *cfg, tern__tls_ctx *g)
     return 0;
 }
 
-static int build(tern_tls_config *cfg, tern__tls_ctx **out)
+static int build_here(tern_tls_config *cfg, tern__tls_ctx **out)
 {
     *out = NULL;
     tern__tls_ctx *g = calloc(1, sizeof *g);
@@ -210,6 +211,37 @@ static int build(tern_tls_config *cfg, tern__tls_ctx **out)
     }
     *out = g;
     return 0;
+}
+
+typedef struct build_job {
+    tern_tls_config *cfg;
+    tern__tls_ctx *g;
+} build_job;
+
+static int build_job_run(void *arg)
+{
+    build_job *j = arg;
+    return build_here(j->cfg, &j->g);
+}
+
+/* A generation reads files (PEM, and the system's CA bundle: ~15 ms):
+ * from a coroutine that happens on the blocking pool, so a reload on a
+ * busy server stalls no worker.  Outside the runtime, or where the pool
+ * cannot take it, here. */
+static int build(tern_tls_config *cfg, tern__tls_ctx **out)
+{
+    if (tern_id() != 0) {
+        build_job *j = calloc(1, sizeof *j);    /* not on a stack another coroutine may borrow */
+        if (!j)
+            return -ENOMEM;
+        j->cfg = cfg;
+        int rc = tern_blocking(build_job_run, j);
+        *out = j->g;
+        free(j);
+        if (rc != -EAGAIN && rc != -EFAULT)
+            return rc;
+    }
+    return build_here(cfg, out);
 }
 
 static char *dup_opt(const char *s, bool *oom)
