@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,10 +219,15 @@ typedef struct build_job {
     tern__tls_ctx *g;
 } build_job;
 
+/* On a pool thread, which does other work afterwards: OpenSSL's state
+ * for this thread (its random generators, its error queue) goes with the
+ * job instead of lingering until the thread ends. */
 static int build_job_run(void *arg)
 {
     build_job *j = arg;
-    return build_here(j->cfg, &j->g);
+    int rc = build_here(j->cfg, &j->g);
+    OPENSSL_thread_stop();
+    return rc;
 }
 
 /* A generation reads files (PEM, and the system's CA bundle: ~15 ms):
