@@ -117,7 +117,7 @@ static int handshake(tern_conn *c, int64_t deadline, tern_ctx *ctx)
     struct tern__tls *t = c->tls;
     for (;;) {
         tern__spin_lock(&t->lock);
-        ERR_clear_error();
+        tern__tls_clear_errors();
         errno = 0;
         int r = SSL_do_handshake(t->ssl);
         int saved = errno;

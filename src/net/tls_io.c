@@ -46,7 +46,7 @@ static step one_step(struct tern__tls *t, int op, void *buf, size_t n, int fd, o
 {
     step s = {0};
     tern__spin_lock(&t->lock);
-    ERR_clear_error();
+    tern__tls_clear_errors();
     errno = 0;
     int r;
     if (op == OP_READ) {
