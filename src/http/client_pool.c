@@ -28,8 +28,7 @@
 #include "http/client_internal.h"
 #include "tern/runtime.h"
 
-/* Find or make the host (mu held). */
-static tern__hc_host *host_get(tern_http_client *c, const tern_http_url *u)
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u)
 {
     bool tls = strcasecmp(u->scheme, "https") == 0;
     char key[sizeof c->hosts->key];
@@ -102,7 +101,7 @@ int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx
                       tern__hc_lease *l)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *h = host_get(c, u);
+    tern__hc_host *h = tern__hc_host_get(c, u);
     tern_mutex_unlock(&c->mu);
     if (!h)
         return -ENOMEM;
