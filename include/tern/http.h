@@ -67,6 +67,7 @@
 
 #include "tern/context.h"
 #include "tern/net.h"
+#include "tern/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -174,6 +175,15 @@ int tern_http_req_set_ctx(tern_http_req *r, tern_ctx *ctx);
 
 /* The client's address, as tern_conn_remote_addr ("127.0.0.1:51234"). */
 const char *tern_http_req_remote_addr(tern_http_req *r);
+/* Whether the request came over TLS (a tern_http_server_listen_tls port). */
+bool tern_http_req_tls(const tern_http_req *r);
+/* The client certificate's subject ("CN=client-1,O=tern"; mTLS, the
+ * server's config has a client_ca_file), as tern_tls_peer_subject; NULL
+ * without TLS or certificate.  Lives as long as the connection. */
+const char *tern_http_req_tls_peer_subject(const tern_http_req *r);
+/* The client certificate's i-th subject alternative name, as
+ * tern_tls_peer_san; NULL past the last. */
+const char *tern_http_req_tls_peer_san(const tern_http_req *r, size_t i);
 /* Memory freed with the request (8-byte aligned); NULL on ENOMEM. */
 void *tern_http_req_alloc(tern_http_req *r, size_t n);
 char *tern_http_req_strdup(tern_http_req *r, const char *s);
@@ -337,6 +347,16 @@ int tern_http_server_listen(tern_http_server *s, const char *addr);
  * past 64 listeners, -EBUSY once serving: on an error the caller keeps
  * (and frees) l. */
 int tern_http_server_add_listener(tern_http_server *s, tern_listener *l);
+/* HTTPS: as tern_http_server_listen, and every connection accepted there
+ * first completes a TLS handshake with cfg (a server config), bounded by
+ * read_header_timeout; a failed handshake closes the connection (the
+ * server goes on).  cfg is borrowed: keep it until the server is freed
+ * (reloading it meanwhile is fine).  -EINVAL for a NULL cfg; errors as
+ * tern_http_server_listen. */
+int tern_http_server_listen_tls(tern_http_server *s, const char *addr, tern_tls_config *cfg);
+/* HTTPS on an existing listener: as tern_http_server_add_listener, with
+ * connections upgraded by cfg as tern_http_server_listen_tls says. */
+int tern_http_server_add_listener_tls(tern_http_server *s, tern_listener *l, tern_tls_config *cfg);
 /* The first listener's port (after listening on port 0) and address
  * ("127.0.0.1:34567"); 0 and "" before listening. */
 int tern_http_server_port(const tern_http_server *s);

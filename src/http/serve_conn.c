@@ -419,10 +419,32 @@ static void linger_close(hconn *hc)
     }
 }
 
+/* HTTPS: the handshake comes first, within read_header_timeout.  It
+ * counts as idle, as the wait for a first request does: a graceful
+ * shutdown closes a connection still shaking hands. */
+static int tls_handshake(hconn *hc)
+{
+    tern_http_server *s = hc->srv;
+    int64_t t = s->o.read_header_timeout;
+    tern_conn_set_read_deadline(hc->c, t < 0 ? TERN_FOREVER : tern_now() + t);
+    atomic_store(&hc->state, CONN_IDLE);
+    atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
+    int rc = atomic_load(&s->shutting_down) ? -ECANCELED : tern_tls_accept(hc->c, hc->tls, NULL);
+    atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
+    atomic_store(&hc->state, CONN_ACTIVE);
+    return rc;
+}
+
 int tern__http_serve_conn(void *arg)
 {
     hconn *hc = arg;
     bool first = true;
+    if (hc->tls && tls_handshake(hc) < 0) {
+        tern__http_conn_gone(hc->srv, hc);
+        return 0;
+    }
+    /* HTTP/2 by ALPN: when tern_tls_alpn(hc->c) is "h2", the h2 branch
+     * hands the connection to tern__h2_serve_conn here. */
     for (;;) {
         if (wait_idle(hc, first) < 0)
             break;

@@ -86,22 +86,33 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     return 0;
 }
 
-int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
+static int add_listener(tern_http_server *s, tern_listener *l, tern_tls_config *tls)
 {
-    TERN_CHECK_ARG(s);
     if (!l)
         return -EINVAL;
     if (s->nls == HTTP_MAX_LISTENERS)
         return -ENOSPC;
     if (atomic_load(&s->serving))
         return -EBUSY;
+    s->ls_tls[s->nls] = tls;
     s->ls[s->nls++] = l;
     return 0;
 }
 
-int tern_http_server_listen(tern_http_server *s, const char *addr)
+int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 {
     TERN_CHECK_ARG(s);
+    return add_listener(s, l, NULL);
+}
+
+int tern_http_server_add_listener_tls(tern_http_server *s, tern_listener *l, tern_tls_config *cfg)
+{
+    TERN_CHECK_ARG(s);
+    return cfg ? add_listener(s, l, cfg) : -EINVAL;
+}
+
+static int listen_on(tern_http_server *s, const char *addr, tern_tls_config *tls)
+{
     int n = s->o.reuseport ? tern_runtime_procs() : 1;
     tern_listener_options lo = { .reuseport = s->o.reuseport };
     char bound[128];
@@ -109,7 +120,7 @@ int tern_http_server_listen(tern_http_server *s, const char *addr)
         tern_listener *l;
         /* later listeners join the first one's port (which may have been :0) */
         int rc = tern_listener_new(TERN_NET_TCP, i == 0 ? addr : bound, &lo, &l);
-        if (rc == 0 && (rc = tern_http_server_add_listener(s, l)) < 0)
+        if (rc == 0 && (rc = add_listener(s, l, tls)) < 0)
             tern_listener_free(l);
         if (rc < 0)
             return rc;
@@ -117,6 +128,18 @@ int tern_http_server_listen(tern_http_server *s, const char *addr)
             snprintf(bound, sizeof bound, "%s", tern_listener_addr(l));
     }
     return 0;
+}
+
+int tern_http_server_listen(tern_http_server *s, const char *addr)
+{
+    TERN_CHECK_ARG(s);
+    return listen_on(s, addr, NULL);
+}
+
+int tern_http_server_listen_tls(tern_http_server *s, const char *addr, tern_tls_config *cfg)
+{
+    TERN_CHECK_ARG(s);
+    return cfg ? listen_on(s, addr, cfg) : -EINVAL;
 }
 
 int tern_http_server_port(const tern_http_server *s)
@@ -201,6 +224,7 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
 typedef struct accept_arg {
     tern_http_server *s;
     tern_listener *l;
+    tern_tls_config *tls;
 } accept_arg;
 
 /* A slot for the next connection: at max_conns, accepting pauses until a
@@ -226,6 +250,7 @@ static int accept_loop(void *arg)
     accept_arg *a = arg;
     tern_http_server *s = a->s;
     tern_listener *l = a->l;
+    tern_tls_config *tls = a->tls;
     free(a);
     tern_go_options go = { .name = "http-conn" };
     for (;;) {
@@ -249,6 +274,7 @@ static int accept_loop(void *arg)
         }
         hc->srv = s;
         hc->c = c;
+        hc->tls = tls;
         atomic_store(&hc->state, CONN_ACTIVE);
         tern_mutex_lock(&s->mu);
         if (atomic_load(&s->shutting_down)) {
@@ -293,6 +319,7 @@ int tern_http_server_serve(tern_http_server *s, tern_ctx *ctx)
         if (a) {
             a->s = s;
             a->l = s->ls[i];
+            a->tls = s->ls_tls[i];
         }
         if (!a || tern_go_opts(accept_loop, a, &(tern_go_options){ .name = "http-accept" }, NULL) < 0) {
             free(a);

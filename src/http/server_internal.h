@@ -99,6 +99,7 @@ struct tern_http_resp {
 struct hconn {
     tern_http_server *srv;
     tern_conn *c;
+    tern_tls_config *tls;           /* HTTPS: handshake first (borrowed from the server) */
     char *in;                       /* in the serving frame, or the heap once grown */
     size_t in_cap, in_len, in_pos;
     bool in_fixed;
@@ -124,6 +125,7 @@ enum { CONN_ACTIVE, CONN_IDLE };
 struct tern_http_server {
     tern_http_server_options o;
     tern_listener *ls[HTTP_MAX_LISTENERS];
+    tern_tls_config *ls_tls[HTTP_MAX_LISTENERS];   /* NULL: plain HTTP */
     int nls;
     tern_mutex mu;
     hconn *conns;

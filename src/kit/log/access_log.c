@@ -71,7 +71,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     static const char msg[] = "request";
     tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, msg,
                          sizeof msg - 1, traced ? &ids : NULL);
-    tern__log_lfield f[9];      /* every field below, optional ones included */
+    tern__log_lfield f[10];     /* every field below, optional ones included */
     size_t n = 0;
     f[n++] = TERN__LOG_LINT("status", status);
     f[n++] = TERN__LOG_LINT("bytes", (int64_t)tern_http_resp_body_bytes(w));
@@ -79,6 +79,9 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     f[n++] = TERN__LOG_LSTRN("method", tern_http_req_method(r), SHORT_MAX_BYTES);
     const char *s = tern_http_req_remote_addr(r);
     f[n++] = TERN__LOG_LSTRN("remote", s ? s : "", SHORT_MAX_BYTES);
+    /* mTLS: who the client certificate says the client is */
+    if ((s = tern_http_req_tls_peer_subject(r)))
+        f[n++] = TERN__LOG_LSTRN("tls_peer", s, SHORT_MAX_BYTES);
     if ((s = tern_http_request_id(r)))
         f[n++] = TERN__LOG_LSTRN("request_id", s, SHORT_MAX_BYTES);
     if (rc < 0)
