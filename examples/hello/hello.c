@@ -4,6 +4,11 @@
  * SIGINT.
  *
  *     hello --listen 127.0.0.1:8080 [--reuseport]
+ *           [--tls-cert CERT.pem --tls-key KEY.pem [--tls-addr 127.0.0.1:8443]]
+ *
+ * With a certificate and key it serves HTTPS on --tls-addr as well (the
+ * same routes); SIGHUP reads the certificate files again (new
+ * connections get the new certificate, open ones keep theirs).
  *
  *     curl http://127.0.0.1:8080/plaintext
  *     curl http://127.0.0.1:8080/json
@@ -24,6 +29,7 @@
 #include <tern/http_router.h>
 #include <tern/runtime.h>
 #include <tern/signal.h>
+#include <tern/tls.h>
 
 #define MAX_ECHO (8 << 20)
 #define MAX_SLEEP_MS 60000
@@ -90,14 +96,21 @@ static int user(tern_http_req *r, tern_http_resp *w, void *arg)
 typedef struct app {
     const char *listen;
     bool reuseport;
+    const char *tls_cert, *tls_key, *tls_addr;
+    tern_tls_config *tls;
     tern_http_server *srv;
 } app;
 
 static int on_signal(void *arg)
 {
     app *a = arg;
-    static const int sigs[] = { SIGTERM, SIGINT };
-    int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);
+    static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    int sig;
+    while ((sig = tern_signal_wait(sigs, 3, TERN_FOREVER)) == SIGHUP) {
+        int rc = a->tls ? tern_tls_config_reload(a->tls) : 0;
+        fprintf(stderr, "hello: SIGHUP: %s\n",
+                !a->tls ? "no certificate to reload" : rc < 0 ? tern_strerror(rc) : "certificate reloaded");
+    }
     fprintf(stderr, "hello: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* without memory for the bound, wait for every request (said below) */
     tern_ctx *grace = NULL;
@@ -115,8 +128,8 @@ static int on_signal(void *arg)
 static int run(void *arg)
 {
     app *a = arg;
-    int sigs[] = { SIGTERM, SIGINT };
-    int rc = tern_signal_notify(sigs, 2);
+    int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+    int rc = tern_signal_notify(sigs, 3);
     tern_http_router *rt = NULL;
     if (rc < 0 || (rc = tern_http_router_new(NULL, &rt)) < 0) {
         fprintf(stderr, "hello: %s\n", tern_strerror(rc));
@@ -141,6 +154,23 @@ static int run(void *arg)
         fprintf(stderr, "hello: listen on %s: %s\n", a->listen, tern_strerror(rc));
         return 1;
     }
+    if (a->tls_cert) {
+        /* HTTP/1.1 only for now: {"h2", "http/1.1"} once HTTP/2 lands */
+        static const char *const alpn[] = { "http/1.1", NULL };
+        tern_tls_cert cert = { a->tls_cert, a->tls_key };
+        tern_tls_server_options to = { .certs = &cert, .ncerts = 1, .alpn = alpn };
+        if ((rc = tern_tls_server_config_new(&to, &a->tls)) < 0) {
+            fprintf(stderr, "hello: certificate %s, key %s: %s\n", a->tls_cert, a->tls_key,
+                    tern_strerror(rc));
+            return 1;
+        }
+        if ((rc = tern_http_server_listen_tls(a->srv, a->tls_addr, a->tls)) < 0) {
+            fprintf(stderr, "hello: listen on %s: %s\n", a->tls_addr, tern_strerror(rc));
+            return 1;
+        }
+        printf("hello: listening on https://%s too\n"
+               "  curl -k https://%s/plaintext\n", a->tls_addr, a->tls_addr);
+    }
     const char *addr = tern_http_server_addr(a->srv);
     printf("hello: listening on http://%s (Ctrl-C or SIGTERM stops it)\n"
            "  curl http://%s/plaintext\n"
@@ -152,6 +182,7 @@ static int run(void *arg)
     tern_go(on_signal, a);
     rc = tern_http_server_serve(a->srv, NULL);
     tern_http_server_free(a->srv);
+    tern_tls_config_free(a->tls);
     tern_http_router_free(rt);
     if (rc < 0) {
         fprintf(stderr, "hello: serve: %s\n", tern_strerror(rc));
@@ -163,16 +194,26 @@ static int run(void *arg)
 
 int main(int argc, char **argv)
 {
-    app a = { .listen = "127.0.0.1:8080" };
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+    app a = { .listen = "127.0.0.1:8080", .tls_addr = "127.0.0.1:8443" };
+    bool bad = false;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (!strcmp(argv[i], "--listen") && i + 1 < argc)
             a.listen = argv[++i];
-        } else if (!strcmp(argv[i], "--reuseport")) {
+        else if (!strcmp(argv[i], "--reuseport"))
             a.reuseport = true;
-        } else {
-            fprintf(stderr, "usage: %s [--listen HOST:PORT] [--reuseport]\n", argv[0]);
-            return 2;
-        }
+        else if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+            a.tls_cert = argv[++i];
+        else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+            a.tls_key = argv[++i];
+        else if (!strcmp(argv[i], "--tls-addr") && i + 1 < argc)
+            a.tls_addr = argv[++i];
+        else
+            bad = true;
+    }
+    if (bad || !a.tls_cert != !a.tls_key) {
+        fprintf(stderr, "usage: %s [--listen HOST:PORT] [--reuseport] "
+                        "[--tls-cert CERT.pem --tls-key KEY.pem [--tls-addr HOST:PORT]]\n", argv[0]);
+        return 2;
     }
     return tern_run(run, &a);
 }

@@ -51,7 +51,10 @@
  *                    control character but tab), a name without a value,
  *                    a Content-Length or Transfer-Encoding header (the
  *                    framing is the client's), body NULL with body_len > 0
- *   -EPROTONOSUPPORT an https:// URL (no TLS yet)
+ *   -EKEYREJECTED, -EKEYEXPIRED, -EPROTO, ...   an https:// server failed
+ *                    the TLS handshake or its verification (tern/tls.h
+ *                    lists the codes); tern_http_client_last_tls_error
+ *                    says what failed ("name mismatch", "unknown issuer")
  *   -ECONNREFUSED, -ENOENT, -ENETUNREACH, ...   from tern_conn_dial
  *   -EPIPE or -ECONNRESET  the server went away while the request was
  *                    being written (whichever the kernel reports)
@@ -116,6 +119,7 @@
 #include <sys/types.h>
 
 #include "tern/context.h"
+#include "tern/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -142,6 +146,14 @@ typedef struct tern_http_client_options {
                                    followed (redirects are opt-in) */
     size_t max_response_header; /* bytes of response head; 0: 64 KiB */
     const char *user_agent;     /* copied; NULL: "tern" */
+    tern_tls_config *tls;       /* https:// URLs: a client config (trust,
+                                   client certificate, ALPN), borrowed: keep
+                                   it until the client is freed.  NULL: one
+                                   that verifies against the system's store,
+                                   made on the first https:// request.  SNI
+                                   and verification use the URL's host.
+                                   Connections are pooled by scheme, host
+                                   and port. */
     bool h2c_prior_knowledge;   /* http:// requests speak HTTP/2 (h2c),
                                    without Upgrade or fallback */
 } tern_http_client_options;
@@ -179,6 +191,12 @@ typedef struct tern_http_client_request {
  * the caller's to free; on failure NULL. */
 int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req,
                         tern_http_client_response **out, tern_ctx *ctx);
+
+/* The sentence that explains the client's latest TLS handshake failure
+ * (any request's: "server certificate verify failed: certificate has
+ * expired (subject CN=localhost)"), copied into buf (size bytes, NUL
+ * included; cut if longer).  0, or -ENOENT when no handshake failed yet. */
+int tern_http_client_last_tls_error(tern_http_client *c, char *buf, size_t size);
 
 /* A GET of url, as tern_http_client_do. */
 int tern_http_client_get(tern_http_client *c, const char *url, tern_http_client_response **out,

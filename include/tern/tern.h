@@ -29,6 +29,7 @@
 #include "tern/service.h"
 #include "tern/signal.h"
 #include "tern/sync.h"
+#include "tern/tls.h"
 #include "tern/trace.h"
 
 #endif

@@ -51,6 +51,7 @@ int tern_http_client_new(const tern_http_client_options *o, tern_http_client **o
     c->timeout = o->timeout;
     c->max_redirects = o->max_redirects;
     c->max_header = o->max_response_header ? o->max_response_header : 64 * 1024;
+    c->tls = o->tls;
     c->h2c = o->h2c_prior_knowledge;
     *out = c;
     return 0;
@@ -67,6 +68,7 @@ void tern_http_client_free(tern_http_client *c)
     }
     tern__h2c_pool_free(c);
     tern__hc_pool_free(c);
+    tern_tls_config_free(c->own_tls);
     free(c->user_agent);
     free(c);
 }
@@ -226,14 +228,14 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
 {
     TERN_ASSERT(r->lease.conn == NULL && r->h2 == NULL);    /* the last hop's lease is back */
     r->is_h2 = false;
-    if (c->h2c)
+    if (c->h2c && strcasecmp(hop->u.scheme, "http") == 0)   /* h2c: cleartext only */
         return tern__h2c_exchange(c, r, hop);
     strbuf head = {0};
     int rc = build_head(c, hop, &head);
     if (rc == 0)
         rc = tern_ctx_err(r->ctx);
     if (rc == 0)
-        rc = tern__hc_checkout(c, hop->u.hostport, r->ctx, &r->lease);
+        rc = tern__hc_checkout(c, &hop->u, r->ctx, &r->lease);
     for (int attempt = 0; rc == 0; attempt++) {
         TERN_ASSERT(attempt <= 1 && r->lease.conn != NULL);   /* one retry at most */
         tern__hc_response_reset(r);
@@ -315,12 +317,11 @@ static void redirect_hop(hc_hop *hop, int status)
     }
 }
 
+/* http or https: the parser takes no other scheme. */
 static int parse_url(const char *url, tern_http_url *u, bool from_server)
 {
     if (tern_http_url_parse(url, u) < 0)
         return from_server ? -EBADMSG : -EINVAL;
-    if (strcasecmp(u->scheme, "http") != 0)
-        return -EPROTONOSUPPORT;
     return 0;
 }
 

@@ -17,8 +17,10 @@
 #include "base/check.h"
 #include "tern/http_client.h"
 #include "tern/http_parse.h"
+#include "tern/http_parse.h"
 #include "tern/net.h"
 #include "tern/sync.h"
+#include "tern/tls.h"
 
 /* One pooled connection resting in a host's idle stack. */
 typedef struct tern__hc_idle {
@@ -26,11 +28,16 @@ typedef struct tern__hc_idle {
     int64_t since;              /* when it went idle */
 } tern__hc_idle;
 
-/* The pool of one "host:port".  Created on first use, kept until the
- * client is freed (so leases may point at it without a reference). */
+/* The pool of one "scheme://host:port" (an https and an http connection
+ * to the same port are not interchangeable).  Created on first use, kept
+ * until the client is freed (so leases may point at it without a
+ * reference). */
 typedef struct tern__hc_host {
     struct tern__hc_host *next;
-    char key[262];
+    char key[272];              /* "https://" + hostport */
+    char hostport[262];         /* what tern_conn_dial wants */
+    char name[256];             /* https: the host for SNI and verification */
+    bool tls;
     tern__hc_idle *idle;        /* oldest first; taken from the end (LIFO) */
     int nidle;
     /* Bounds dialling + lent connections when max_conns_per_host > 0.  A
@@ -52,8 +59,11 @@ struct tern_http_client {
     int max_redirects;
     size_t max_header;
     char *user_agent;
+    tern_tls_config *tls;       /* https: the caller's, or own_tls once made */
+    tern_tls_config *own_tls;   /* the default one, made on first use */
+    char tls_error[600];        /* the latest handshake failure (under mu) */
     bool h2c;                   /* options.h2c_prior_knowledge */
-    tern_mutex mu;              /* guards hosts and their idle stacks */
+    tern_mutex mu;              /* guards hosts and their idle stacks, own_tls, tls_error */
     tern__hc_host *hosts;
     atomic_uint_least64_t dials, reuses, requests;
     atomic_uint idle, active;   /* written under mu, read anywhere */
@@ -68,12 +78,14 @@ typedef struct tern__hc_lease {
     bool reused;                /* came from the idle stack */
 } tern__hc_lease;
 
-/* The pool of hostport, made on first use (mu held); NULL on ENOMEM. */
-tern__hc_host *tern__hc_host_get(tern_http_client *c, const char *hostport);
-/* Lend a connection to hostport: a pooled one if a live one is idle, else
- * a new one, waiting for a free slot under max_conns_per_host.  0 or the
- * -errno of the wait or the dial; nothing is held on failure. */
-int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
+/* The pool of u's origin (scheme, host, port), made on first use (mu
+ * held); NULL on ENOMEM. */
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u);
+/* Lend a connection to u's origin: a pooled one if a live one is idle,
+ * else a new one (dialled, and for https handshaken), waiting for a free
+ * slot under max_conns_per_host.  0 or the -errno of the wait, the dial
+ * or the handshake; nothing is held on failure. */
+int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
                       tern__hc_lease *l);
 /* Replace the lease's connection with a new one (the stale-connection
  * retry), keeping its slot.  On failure the lease is given up. */
@@ -82,6 +94,12 @@ int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx);
 void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable);
 /* Close every idle connection and free the hosts. */
 void tern__hc_pool_free(tern_http_client *c);
+
+/* client_tls.c: dial h, and for https run the handshake (the client's
+ * config, made on first use when the caller gave none).  On a handshake
+ * failure the conn is freed and its sentence kept for
+ * tern_http_client_last_tls_error. */
+int tern__hc_dial(tern_http_client *c, const tern__hc_host *h, tern_conn **out, tern_ctx *ctx);
 
 /* Read / write on conn bounded by ctx (NULL: none), as tern_conn_read and
  * tern_conn_writev bound them.

@@ -20,19 +20,22 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "http/client_internal.h"
 #include "tern/runtime.h"
 
-tern__hc_host *tern__hc_host_get(tern_http_client *c, const char *hostport)
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u)
 {
+    bool tls = strcasecmp(u->scheme, "https") == 0;
+    char key[sizeof c->hosts->key];
+    snprintf(key, sizeof key, "%s://%s", tls ? "https" : "http", u->hostport);
     for (tern__hc_host *h = c->hosts; h; h = h->next)
-        if (strcmp(h->key, hostport) == 0)
+        if (strcmp(h->key, key) == 0)
             return h;
-    if (strlen(hostport) >= sizeof c->hosts->key)
-        return NULL;
     tern__hc_host *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
@@ -40,7 +43,10 @@ tern__hc_host *tern__hc_host_get(tern_http_client *c, const char *hostport)
         free(h);
         return NULL;
     }
-    strcpy(h->key, hostport);
+    strcpy(h->key, key);
+    strcpy(h->hostport, u->hostport);
+    strcpy(h->name, u->host);
+    h->tls = tls;
     h->sem.size = c->max_conns;
     h->next = c->hosts;
     c->hosts = h;
@@ -91,11 +97,11 @@ static void release_slot(tern_http_client *c, tern__hc_host *h)
         tern_sem_release(&h->sem, 1);
 }
 
-int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
+int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
                       tern__hc_lease *l)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *h = tern__hc_host_get(c, hostport);
+    tern__hc_host *h = tern__hc_host_get(c, u);
     tern_mutex_unlock(&c->mu);
     if (!h)
         return -ENOMEM;
@@ -116,7 +122,7 @@ int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
         }
         tern_conn_free(conn);
     }
-    int rc = tern_conn_dial(TERN_NET_TCP, hostport, &l->conn, ctx);
+    int rc = tern__hc_dial(c, h, &l->conn, ctx);
     if (rc < 0) {
         release_slot(c, h);
         return rc;
@@ -132,7 +138,7 @@ int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx)
     TERN_ASSERT(l->conn != NULL);   /* a lease in force */
     tern_conn_free(l->conn);
     l->reused = false;
-    int rc = tern_conn_dial(TERN_NET_TCP, l->host->key, &l->conn, ctx);
+    int rc = tern__hc_dial(c, l->host, &l->conn, ctx);
     if (rc < 0) {
         l->conn = NULL;
         unsigned active = atomic_fetch_sub(&c->active, 1);

@@ -224,11 +224,11 @@ static tern__h2c_conn *take_slot(tern_http_client *c, tern__hc_host *host, bool 
     return NULL;
 }
 
-int tern__h2c_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
+int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
                        tern__h2c_conn **out)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *host = tern__hc_host_get(c, hostport);
+    tern__hc_host *host = tern__hc_host_get(c, u);
     int rc = host ? 0 : -ENOMEM;
     bool dialled = false;
     while (rc == 0) {
@@ -252,7 +252,7 @@ int tern__h2c_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
         }
         tern_mutex_unlock(&c->mu);
         tern_conn *conn;
-        rc = tern_conn_dial(TERN_NET_TCP, hostport, &conn, ctx);
+        rc = tern_conn_dial(TERN_NET_TCP, u->hostport, &conn, ctx);
         if (rc == 0) {
             atomic_fetch_add(&c->dials, 1);
             dialled = true;

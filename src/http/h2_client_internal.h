@@ -146,7 +146,7 @@ tern__h2c_stream *tern__h2c_find(tern__h2c_conn *h, int32_t id);
 /* A slot on a ready connection to the lease's origin: an existing one
  * with room, or a new one dialled (and, over TLS, handshaken) here.  0
  * (*out holds a reference and a slot) or -errno. */
-int tern__h2c_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
+int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
                        tern__h2c_conn **out);
 /* Give back the slot and the reference checkout handed out. */
 void tern__h2c_checkin(tern__h2c_conn *h);

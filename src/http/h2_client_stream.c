@@ -243,7 +243,7 @@ int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, const 
         tern__hc_response_reset(r);
         r->is_h2 = true;
         tern__h2c_conn *h;
-        if ((rc = tern__h2c_checkout(c, hop->u.hostport, r->ctx, &h)) < 0)
+        if ((rc = tern__h2c_checkout(c, &hop->u, r->ctx, &h)) < 0)
             break;
         tern__h2c_stream *s = calloc(1, sizeof *s);
         if (!s) {

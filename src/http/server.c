@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "http/server_internal.h"
@@ -29,6 +30,21 @@
 #define SEC 1000000000LL
 
 static int64_t or_default(int64_t v, int64_t def) { return v == 0 ? def : v; }
+
+/* The default connection limit: three quarters of the open-file limit,
+ * so a flood of clients pauses accepting (clients wait in the listen
+ * backlog) before the process runs out of descriptors for its files,
+ * downstream connections and listeners.  Without it 50 slow clients took
+ * hello to 839 MB (issue 15). */
+static int default_max_conns(void)
+{
+    struct rlimit rl;
+    rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (n == RLIM_INFINITY || n / 4 * 3 > HTTP_MAX_CONNS_CAP)
+        return HTTP_MAX_CONNS_CAP;
+    n = n / 4 * 3;
+    return n < HTTP_MIN_CONNS ? HTTP_MIN_CONNS : (int)n;
+}
 
 int tern_http_server_new(const tern_http_server_options *o, tern_http_server **out)
 {
@@ -49,6 +65,7 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     s->o.write_timeout = or_default(s->o.write_timeout, 60 * SEC);
     s->o.idle_timeout = or_default(s->o.idle_timeout, 120 * SEC);
     s->o.shutdown_grace = or_default(s->o.shutdown_grace, 1 * SEC);
+    s->o.max_conns = s->o.max_conns ? s->o.max_conns : default_max_conns();
     int rc = tern_ctx_with_cancel(NULL, &s->base);
     if (rc == 0)
         rc = tern_ctx_with_cancel(NULL, &s->accepting);
@@ -64,27 +81,38 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
         free(s);
         return rc;
     }
-    s->conn_slots = (tern_sem)TERN_SEM_INIT(o->max_conns > 0 ? o->max_conns : 1);
+    s->conn_slots = (tern_sem)TERN_SEM_INIT(s->o.max_conns > 0 ? s->o.max_conns : 1);
     *out = s;
     return 0;
 }
 
-int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
+static int add_listener(tern_http_server *s, tern_listener *l, tern_tls_config *tls)
 {
-    TERN_CHECK_ARG(s);
     if (!l)
         return -EINVAL;
     if (s->nls == HTTP_MAX_LISTENERS)
         return -ENOSPC;
     if (atomic_load(&s->serving))
         return -EBUSY;
+    s->ls_tls[s->nls] = tls;
     s->ls[s->nls++] = l;
     return 0;
 }
 
-int tern_http_server_listen(tern_http_server *s, const char *addr)
+int tern_http_server_add_listener(tern_http_server *s, tern_listener *l)
 {
     TERN_CHECK_ARG(s);
+    return add_listener(s, l, NULL);
+}
+
+int tern_http_server_add_listener_tls(tern_http_server *s, tern_listener *l, tern_tls_config *cfg)
+{
+    TERN_CHECK_ARG(s);
+    return cfg ? add_listener(s, l, cfg) : -EINVAL;
+}
+
+static int listen_on(tern_http_server *s, const char *addr, tern_tls_config *tls)
+{
     int n = s->o.reuseport ? tern_runtime_procs() : 1;
     tern_listener_options lo = { .reuseport = s->o.reuseport };
     char bound[128];
@@ -92,7 +120,7 @@ int tern_http_server_listen(tern_http_server *s, const char *addr)
         tern_listener *l;
         /* later listeners join the first one's port (which may have been :0) */
         int rc = tern_listener_new(TERN_NET_TCP, i == 0 ? addr : bound, &lo, &l);
-        if (rc == 0 && (rc = tern_http_server_add_listener(s, l)) < 0)
+        if (rc == 0 && (rc = add_listener(s, l, tls)) < 0)
             tern_listener_free(l);
         if (rc < 0)
             return rc;
@@ -100,6 +128,18 @@ int tern_http_server_listen(tern_http_server *s, const char *addr)
             snprintf(bound, sizeof bound, "%s", tern_listener_addr(l));
     }
     return 0;
+}
+
+int tern_http_server_listen(tern_http_server *s, const char *addr)
+{
+    TERN_CHECK_ARG(s);
+    return listen_on(s, addr, NULL);
+}
+
+int tern_http_server_listen_tls(tern_http_server *s, const char *addr, tern_tls_config *cfg)
+{
+    TERN_CHECK_ARG(s);
+    return cfg ? listen_on(s, addr, cfg) : -EINVAL;
 }
 
 int tern_http_server_port(const tern_http_server *s)
@@ -123,6 +163,8 @@ int tern_http_server_stats(const tern_http_server *s, struct tern_http_server_st
     st->rejected = atomic_load(&s->rejected);
     st->conns = atomic_load(&s->nconns);
     st->active = atomic_load(&s->nactive);
+    st->conn_limit_hits = atomic_load(&s->conn_limit_hits);
+    st->max_conns = s->o.max_conns > 0 ? (uint32_t)s->o.max_conns : 0;
     return 0;
 }
 
@@ -182,17 +224,37 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc)
 typedef struct accept_arg {
     tern_http_server *s;
     tern_listener *l;
+    tern_tls_config *tls;
 } accept_arg;
+
+/* A slot for the next connection: at max_conns, accepting pauses until a
+ * connection leaves.  Each pause is counted (stats: conn_limit_hits) and
+ * reported, at most once per HTTP_LIMIT_REPORT_NS, so an operator sees
+ * why clients queue without a flood of lines. */
+static int conn_slot(tern_http_server *s)
+{
+    if (tern_sem_try_acquire(&s->conn_slots, 1) == 0)
+        return 0;
+    atomic_fetch_add_explicit(&s->conn_limit_hits, 1, memory_order_relaxed);
+    int64_t now = tern_now(), last = atomic_load(&s->limit_reported);
+    if ((last == 0 || now - last >= HTTP_LIMIT_REPORT_NS) &&
+        atomic_compare_exchange_strong(&s->limit_reported, &last, now))
+        tern__report("http server: %d connections open, at max_conns: accepting paused "
+                     "(%llu times so far)", s->o.max_conns,
+                     (unsigned long long)atomic_load(&s->conn_limit_hits));
+    return tern_sem_acquire(&s->conn_slots, 1, s->accepting);
+}
 
 static int accept_loop(void *arg)
 {
     accept_arg *a = arg;
     tern_http_server *s = a->s;
     tern_listener *l = a->l;
+    tern_tls_config *tls = a->tls;
     free(a);
     tern_go_options go = { .name = "http-conn" };
     for (;;) {
-        if (s->o.max_conns > 0 && tern_sem_acquire(&s->conn_slots, 1, s->accepting) < 0)
+        if (s->o.max_conns > 0 && conn_slot(s) < 0)
             break;
         tern_conn *c;
         int rc = tern_listener_accept(l, &c, NULL);
@@ -212,6 +274,7 @@ static int accept_loop(void *arg)
         }
         hc->srv = s;
         hc->c = c;
+        hc->tls = tls;
         atomic_store(&hc->state, CONN_ACTIVE);
         tern_mutex_lock(&s->mu);
         if (atomic_load(&s->shutting_down)) {
@@ -256,6 +319,7 @@ int tern_http_server_serve(tern_http_server *s, tern_ctx *ctx)
         if (a) {
             a->s = s;
             a->l = s->ls[i];
+            a->tls = s->ls_tls[i];
         }
         if (!a || tern_go_opts(accept_loop, a, &(tern_go_options){ .name = "http-accept" }, NULL) < 0) {
             free(a);

@@ -11,6 +11,10 @@
  * already done fails the call before any system call, and one that can
  * be cancelled is looked at every 10 ms while the call is parked
  * (tern__net_wait_ctx).
+ *
+ * A conn that a TLS handshake upgraded (c->tls set, tls_conn.c) diverts
+ * each operation to tls_io.c: one branch, predicted not taken, is all a
+ * plain TCP conn pays for TLS.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +30,7 @@
 #include <unistd.h>
 
 #include "net/net_internal.h"
+#include "net/tls_internal.h"
 #include "tern/runtime.h"
 
 /* sendfile(2) has no MSG_NOSIGNAL; like Go, a program using tern's
@@ -96,6 +101,7 @@ int tern_conn_from_fd(int fd, tern_conn **out)
     if (fl >= 0 && !(fl & O_NONBLOCK))
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     c->fd = fd;
+    c->tls = NULL;
     c->drained = false;
     c->read_deadline = TERN_FOREVER;
     c->write_deadline = TERN_FOREVER;
@@ -106,6 +112,8 @@ int tern_conn_from_fd(int fd, tern_conn **out)
 ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(c);
+    if (__builtin_expect(c->tls != NULL, 0))
+        return tern__tls_read(c, buf, n, ctx);
     int err = ctx_err(ctx);
     if (err < 0)
         return err;
@@ -142,6 +150,9 @@ int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx)
     int err = ctx_err(ctx);
     if (err < 0)
         return err;
+    /* TLS: a record already decrypted is readable with a quiet socket */
+    if (__builtin_expect(c->tls != NULL, 0) && tern__tls_pending(c))
+        return 0;
     for (;;) {
         char b;
         ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -163,6 +174,8 @@ int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx)
 ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(c);
+    if (__builtin_expect(c->tls != NULL, 0))
+        return tern__tls_write(c, buf, n, ctx);
     int err = ctx_err(ctx);
     if (err < 0)
         return err;
@@ -190,6 +203,8 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
 ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(c);
+    if (__builtin_expect(c->tls != NULL, 0))
+        return tern__tls_writev(c, iov, iovcnt, ctx);
     int err = ctx_err(ctx);
     if (err < 0)
         return err;
@@ -234,6 +249,8 @@ ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *
 ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(c);
+    if (__builtin_expect(c->tls != NULL, 0))
+        return tern__tls_sendfile(c, fd, offset, len, ctx);
     int err = ctx_err(ctx);
     if (err < 0)
         return err;
@@ -273,6 +290,8 @@ void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline)
 int tern_conn_close_write(tern_conn *c)
 {
     TERN_CHECK_ARG(c);
+    if (c->tls)
+        tern__tls_close_notify(c);
     return shutdown(c->fd, SHUT_WR) == 0 ? 0 : -errno;
 }
 
@@ -280,6 +299,10 @@ void tern_conn_free(tern_conn *c)
 {
     if (!c)
         return;
+    if (c->tls) {
+        tern__tls_close_notify(c);  /* the peer can tell our end from a cut */
+        tern__tls_free(c->tls);
+    }
     tern_fd_close(c->fd);
     free(c);
 }

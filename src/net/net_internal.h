@@ -15,8 +15,11 @@
 #include "tern/net.h"
 #include "tern/runtime.h"
 
+struct tern__tls;               /* tls_internal.h */
+
 struct tern_conn {
     int fd;
+    struct tern__tls *tls;      /* NULL: plain TCP; set by a TLS handshake */
     int64_t read_deadline;
     int64_t write_deadline;
     bool drained;               /* the last read came up short: the socket was empty */
