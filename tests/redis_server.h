@@ -8,7 +8,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -18,6 +17,19 @@ typedef struct redis_server {
     char sock[128];
     pid_t pid;
 } redis_server;
+
+/* A failed CHECK aborts: take the server down with us.  (PR_SET_PDEATHSIG
+ * would not do: it follows the thread that forked, and a restarted server
+ * is forked by a worker thread that ends with its tern_run.) */
+static volatile pid_t redis_server_pid_;
+
+static void redis_server_on_abort_(int sig)
+{
+    if (redis_server_pid_ > 0)
+        kill(redis_server_pid_, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static inline void redis_server_start(redis_server *s)
 {
@@ -38,15 +50,14 @@ static inline void redis_server_start(redis_server *s)
         abort();
     }
     if (s->pid == 0) {
-        /* Dies with the thread that started it: a test that aborts leaves
-         * no server behind (redis_server_up starts a new one if so). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         dup2(null, 2);
         execvp("redis-server", argv);
         _exit(127);
     }
+    redis_server_pid_ = s->pid;
+    signal(SIGABRT, redis_server_on_abort_);
     /* Ready when the socket accepts a connection (bounded: 10 s). */
     for (int i = 0; i < 1000; i++) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -77,6 +88,7 @@ static inline void redis_server_kill(redis_server *s)
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
         s->pid = 0;
+        redis_server_pid_ = 0;
     }
 }
 

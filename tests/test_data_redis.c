@@ -19,8 +19,6 @@ static void stop_server(void)
     redis_server_stop(&srv);
 }
 
-/* Every test starts here: a server (again, if the worker thread of an
- * earlier test that started it has ended). */
 static tern_redis_client *client(int pool)
 {
     static bool once;
