@@ -272,6 +272,111 @@ int tern_redis_limit_allow(tern_redis_client *cl, const char *key,
                            const tern_redis_limit *lim, bool *allowed, int64_t *retry_after,
                            tern_ctx *ctx);
 
+/* ---- streams ------------------------------------------------------------------
+ * At-least-once consumers with Redis Streams and consumer groups: a
+ * message read by a consumer stays pending in the group until it is
+ * acknowledged; one whose consumer died is taken over by another with
+ * XAUTOCLAIM once it has been idle long enough.  Replies keep Redis's
+ * shape (documented per call) and are read with the reply accessors. */
+
+/** Stream ids ("1700000000000-0") fit in this many bytes with the NUL. */
+#define TERN_REDIS_ID_MAX 48
+
+/**
+ * XADD stream * field value ...: append an entry of nfields (name, value)
+ * pairs, kv[2i] the name and kv[2i+1] the value (C strings).  0 with the
+ * new entry's id in id (TERN_REDIS_ID_MAX bytes; may be NULL), -EINVAL
+ * for nfields < 1, or as tern_redis_command.
+ */
+int tern_redis_xadd(tern_redis_client *cl, const char *stream, int nfields,
+                    const char *const *kv, char *id, tern_ctx *ctx);
+
+/**
+ * XGROUP CREATE stream group start MKSTREAM (start: "$" for new entries
+ * only, "0" for the whole stream): 0, -EEXIST when the group exists, or
+ * as tern_redis_command.
+ */
+int tern_redis_xgroup_create(tern_redis_client *cl, const char *stream, const char *group,
+                             const char *start, tern_ctx *ctx);
+
+/**
+ * XREADGROUP GROUP group consumer COUNT count BLOCK block STREAMS stream >:
+ * up to count new entries for this consumer, waiting up to block ns
+ * (rounded up to a millisecond; 0: do not wait) for the first.  It runs on
+ * a dedicated connection (tern_redis_blocking_command), so the wait holds
+ * up no other caller.  0 with *out (the caller's) in XREADGROUP's shape:
+ * [[stream, [[id, [field, value, ...]], ...]]]; -ENOENT (and *out NULL)
+ * when none came within block; or as tern_redis_command.
+ */
+int tern_redis_xreadgroup(tern_redis_client *cl, const char *stream, const char *group,
+                          const char *consumer, int count, int64_t block,
+                          tern_redis_reply **out, tern_ctx *ctx);
+
+/** XACK stream group id: 0 when it was pending, -ENOENT when not, or as
+ *  tern_redis_command. */
+int tern_redis_xack(tern_redis_client *cl, const char *stream, const char *group,
+                    const char *id, tern_ctx *ctx);
+
+/**
+ * XAUTOCLAIM stream group consumer min_idle start COUNT count: give
+ * consumer up to count pending entries idle for at least min_idle ns
+ * (rounded down to a millisecond), scanning from start ("0-0" at first,
+ * then the cursor returned).  0 with *out (the caller's) in Redis 7's
+ * shape: [next-cursor, [[id, [field, value, ...]], ...], [deleted ids]];
+ * or as tern_redis_command.
+ */
+int tern_redis_xautoclaim(tern_redis_client *cl, const char *stream, const char *group,
+                          const char *consumer, int64_t min_idle, const char *start,
+                          int count, tern_redis_reply **out, tern_ctx *ctx);
+
+/* ---- pub/sub ------------------------------------------------------------------
+ * A subscription holds a connection of its own (a subscribed connection
+ * takes no other commands) and a coroutine that reads it and sends each
+ * message, as a tern_redis_msg *, to a tern channel.  The channel is
+ * closed when the connection ends (the server went away, or
+ * tern_redis_sub_free): receivers then see ok = false.  A subscription is
+ * not re-made after a lost connection: subscribe again.  A consumer slower
+ * than the publishers fills the channel, and then the socket: the server
+ * disconnects it at its client-output-buffer-limit. */
+
+typedef struct tern_redis_sub tern_redis_sub;
+
+/** A message received; the receiver's, freed with tern_redis_msg_free. */
+typedef struct tern_redis_msg {
+    char *channel;              /* NUL-terminated */
+    char *data;                 /* data[len] is a NUL, for text payloads */
+    size_t len;
+} tern_redis_msg;
+
+/**
+ * SUBSCRIBE to channels[0..n) on a new connection, bounded by ctx, and
+ * deliver messages to a channel buffering `buffer` of them.  0 with *out
+ * the caller's (tern_redis_sub_free) once the server confirmed every
+ * subscription; -EINVAL for n < 1; or as tern_redis_command.
+ */
+int tern_redis_subscribe(tern_redis_client *cl, const char *const *channels, int n,
+                         size_t buffer, tern_redis_sub **out, tern_ctx *ctx);
+
+/** The channel of messages (elements: tern_redis_msg *), owned by s. */
+tern_chan *tern_redis_sub_chan(tern_redis_sub *s);
+
+/**
+ * Close the connection, wait for the reading coroutine to end, free the
+ * messages still buffered and release s (and its channel: no coroutine may
+ * be receiving from it).  NULL is a no-op.  From a coroutine.
+ */
+void tern_redis_sub_free(tern_redis_sub *s);
+
+/** Free a message.  NULL is a no-op. */
+void tern_redis_msg_free(tern_redis_msg *m);
+
+/**
+ * PUBLISH channel data[0..len): 0 with *receivers (may be NULL) the number
+ * of subscribers that got it, or as tern_redis_command.
+ */
+int tern_redis_publish(tern_redis_client *cl, const char *channel, const void *data,
+                       size_t len, int64_t *receivers, tern_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

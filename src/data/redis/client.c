@@ -217,13 +217,9 @@ int tern_redis_commandf(tern_redis_client *cl, tern_redis_reply **out, tern_ctx 
 
 /* ---- blocking commands on dedicated connections ---- */
 
-static int take_conn(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ctx)
+int tern__redis_dial(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ctx)
 {
-    tern_mutex_lock(&cl->bmu);
-    *out = cl->nidle ? cl->idle[--cl->nidle] : NULL;
-    tern_mutex_unlock(&cl->bmu);
-    if (*out)
-        return 0;
+    *out = NULL;
     tern_ctx *cctx;
     int err = tern_ctx_with_timeout(ctx, cl->opts.connect_timeout, &cctx);
     if (err)
@@ -231,6 +227,14 @@ static int take_conn(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ct
     err = tern__redis_conn_open(&cl->opts, out, cctx);
     tern_ctx_free(cctx);
     return err;
+}
+
+static int take_conn(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ctx)
+{
+    tern_mutex_lock(&cl->bmu);
+    *out = cl->nidle ? cl->idle[--cl->nidle] : NULL;
+    tern_mutex_unlock(&cl->bmu);
+    return *out ? 0 : tern__redis_dial(cl, out, ctx);
 }
 
 static void give_conn(tern_redis_client *cl, tern__redis_conn *rc)

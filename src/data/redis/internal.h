@@ -9,6 +9,9 @@
  * client.c   the pool of pipelines and the public command calls
  * reply.c    replies (hiredis's redisReply behind tern_redis_reply)
  * strings.c  GET / SET / DEL conveniences
+ * stream.c   XADD, XGROUP, XREADGROUP (on a dedicated connection), XACK,
+ *            XAUTOCLAIM
+ * pubsub.c   SUBSCRIBE on a dedicated connection, messages to a tern_chan
  * script.c   EVALSHA with SCRIPT LOAD / EVAL fallback, for lock.c, limit.c
  */
 #ifndef TERN_DATA_REDIS_INTERNAL_H
@@ -76,6 +79,9 @@ void tern__redis_pipe_free(tern__redis_pipe *p);
  * Maps an error reply to -EREMOTEIO, keeping it in *out. */
 int tern__redis_run(tern_redis_client *cl, char *cmd, int len, tern_redis_reply **out,
                     tern_ctx *ctx);
+/* A new connection to cl's server, AUTH and SELECT done, bounded by ctx
+ * and connect_timeout. */
+int tern__redis_dial(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ctx);
 /* hiredis's formatting returns -1 for a bad format and -2 for no memory. */
 int tern__redis_format_err(int len);
 
