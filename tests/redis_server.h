@@ -14,7 +14,7 @@
 
 typedef struct redis_server {
     char dir[64];
-    char sock[128];
+    char sock[100];             /* fits sun_path */
     pid_t pid;
 } redis_server;
 
