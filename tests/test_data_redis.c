@@ -113,6 +113,36 @@ static int basics_main(void *arg)
     return 0;
 }
 
+static int metrics_main(void *arg)
+{
+    (void)arg;
+    tern_redis_client *cl = client(1);
+    tern_metrics_registry *reg;
+    CHECK_EQ(tern_metrics_registry_new(&reg), 0);
+    CHECK_EQ(tern_redis_metrics_register(cl, reg), 0);
+    CHECK_EQ(tern_redis_metrics_register(cl, reg), -EEXIST);
+    for (int i = 0; i < 7; i++)
+        CHECK_EQ(tern_redis_commandf(cl, NULL, NULL, "PING"), 0);
+    CHECK_EQ(tern_redis_commandf(cl, NULL, NULL, "NOSUCHCOMMAND"), -EREMOTEIO);
+    char *text;
+    size_t len;
+    CHECK_EQ(tern_metrics_format(reg, &text, &len), 0);
+    CHECK(strstr(text, "\ntern_redis_commands_total 8\n") != NULL);
+    CHECK(strstr(text, "\ntern_redis_error_replies_total 1\n") != NULL);
+    CHECK(strstr(text, "\ntern_redis_connections 1\n") != NULL);
+    CHECK(strstr(text, "\ntern_redis_inflight 0\n") != NULL);
+    CHECK(strstr(text, "\ntern_redis_batched_commands_total 8\n") != NULL);
+    free(text);
+    tern_metrics_registry_free(reg);
+    tern_redis_client_free(cl);
+    return 0;
+}
+
+static void metrics_count_commands_and_batches(void)
+{
+    run_ok(metrics_main, NULL, 2);
+}
+
 static void commands_and_reply_types(void)
 {
     run_ok(basics_main, NULL, 2);
@@ -372,7 +402,7 @@ static void server_restarted_under_load_recovers(void)
     run_ok(restart_main, NULL, 2);
 }
 
-TESTS(T(commands_and_reply_types), T(error_replies_are_eremoteio_with_the_message),
+TESTS(T(commands_and_reply_types), T(metrics_count_commands_and_batches), T(error_replies_are_eremoteio_with_the_message),
       T(first_call_waits_for_the_connection), T(thousand_coroutines_share_one_connection),
       T(ctx_deadline_while_server_paused_keeps_replies_matched),
       T(server_restarted_under_load_recovers))

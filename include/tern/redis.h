@@ -112,8 +112,23 @@ struct tern_redis_stats {
     int inflight;               /* commands sent or queued, not yet answered */
 };
 
-/** Fill *out with cl's counters.  0.  Any coroutine. */
+/** Fill *out with cl's counters: 0.  Never parks; any thread (figures
+ *  read while calls run are a racy snapshot). */
 int tern_redis_stats(const tern_redis_client *cl, struct tern_redis_stats *out);
+
+typedef struct tern_metrics_registry tern_metrics_registry;
+
+/**
+ * Publish cl's counters in the metrics registry r (tern/metrics.h), read
+ * at each scrape: tern_redis_commands_total, tern_redis_errors_total,
+ * tern_redis_error_replies_total, tern_redis_batches_total,
+ * tern_redis_batched_commands_total (over batches: the mean pipeline
+ * batch), tern_redis_dropped_replies_total, tern_redis_reconnects_total,
+ * and the gauges tern_redis_connections and tern_redis_inflight.  One
+ * client per registry (a second gives -EEXIST).  r keeps a pointer to cl:
+ * free r (or stop scraping it) before freeing cl.  0, -EEXIST, -ENOMEM.
+ */
+int tern_redis_metrics_register(tern_redis_client *cl, tern_metrics_registry *r);
 
 /* ---- commands ------------------------------------------------------------ */
 

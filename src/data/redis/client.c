@@ -117,7 +117,6 @@ int tern_redis_stats(const tern_redis_client *cl, struct tern_redis_stats *out)
 {
     TERN_CHECK_ARG(cl);
     TERN_CHECK_ARG(out);
-    tern_redis_client *m = (tern_redis_client *)cl;    /* the pipes' locks */
     const tern__redis_counters *c = &cl->cnt;
     *out = (struct tern_redis_stats){
         .commands = atomic_load(&c->commands),
@@ -129,8 +128,8 @@ int tern_redis_stats(const tern_redis_client *cl, struct tern_redis_stats *out)
         .reconnects = atomic_load(&c->reconnects),
     };
     for (int i = 0; i < cl->npipes; i++) {
-        out->connected += tern__redis_pipe_up(m->pipes[i]);
-        out->inflight += tern__redis_pipe_inflight(m->pipes[i]);
+        out->connected += tern__redis_pipe_up(cl->pipes[i]);
+        out->inflight += tern__redis_pipe_inflight(cl->pipes[i]);
     }
     return 0;
 }

@@ -67,8 +67,9 @@ int tern__redis_pipe_new(const tern_redis_client_options *opts, tern__redis_coun
  * for its reply.  -ENOTCONN at once when the pipe is down. */
 int tern__redis_pipe_call(tern__redis_pipe *p, char *cmd, size_t len, redisReply **out,
                           tern_ctx *ctx);
-bool tern__redis_pipe_up(tern__redis_pipe *p);
-int tern__redis_pipe_inflight(tern__redis_pipe *p);
+/* Lock-free snapshots (stats, metrics scrapes: they must not park). */
+bool tern__redis_pipe_up(const tern__redis_pipe *p);
+int tern__redis_pipe_inflight(const tern__redis_pipe *p);
 /* Stop: fail queued calls, break the connection; the pipe's coroutines
  * leave (wg) and free what they own; the pipe itself is freed after. */
 void tern__redis_pipe_stop(tern__redis_pipe *p);

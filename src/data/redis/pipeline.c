@@ -68,7 +68,8 @@ struct tern__redis_pipe {
     int broken_err;
     req *sq_head, *sq_tail;     /* queued, not sent */
     req *fq_head, *fq_tail;     /* sent, awaiting replies */
-    int inflight;               /* requests in sq and fq */
+    _Atomic int inflight;       /* requests in sq and fq (read without mu by stats) */
+    _Atomic bool up;            /* state == UP && !broken, for lock-free readers */
     tern_cond wcond;            /* the writer waits here for work */
     tern__redis_conn *rc;       /* while UP */
 
@@ -107,6 +108,12 @@ static void req_free(req *r)
     free(r);
 }
 
+/* Under p->mu, after state or broken changed. */
+static void publish(tern__redis_pipe *p)
+{
+    atomic_store_explicit(&p->up, p->state == UP && !p->broken, memory_order_relaxed);
+}
+
 /* Hand r its outcome, or free it if its caller has gone.  Under p->mu. */
 static void finish(tern__redis_pipe *p, req *r, redisReply *reply, int err)
 {
@@ -140,6 +147,7 @@ static void mark_broken(tern__redis_pipe *p, int err)
         return;
     p->broken = true;
     p->broken_err = err;
+    publish(p);
     if (p->rc)
         shutdown(tern_conn_fd(p->rc->c), SHUT_RDWR);
     tern_cond_broadcast(&p->wcond);
@@ -235,6 +243,7 @@ static int64_t serve(tern__redis_pipe *p, tern__redis_conn *rc)
     p->rc = rc;
     p->broken = false;
     p->state = UP;
+    publish(p);
     bool stopped = p->stopped;
     if (stopped)
         mark_broken(p, -ECANCELED);
@@ -253,6 +262,7 @@ static int64_t serve(tern__redis_pipe *p, tern__redis_conn *rc)
     fail_queue(p, &p->fq_head, &p->fq_tail, p->broken_err);
     p->rc = NULL;
     p->state = CONNECTING;
+    publish(p);
     if (p->stopped)
         fail_queue(p, &p->sq_head, &p->sq_tail, -ECANCELED);
     tern_mutex_unlock(&p->mu);
@@ -269,8 +279,10 @@ static int manager_main(void *arg)
     for (;;) {
         tern_mutex_lock(&p->mu);
         bool stopped = p->stopped;
-        if (!stopped)
+        if (!stopped) {
             p->state = CONNECTING;
+            publish(p);
+        }
         tern_mutex_unlock(&p->mu);
         if (stopped)
             break;
@@ -296,6 +308,7 @@ static int manager_main(void *arg)
         }
         tern_mutex_lock(&p->mu);
         p->state = DOWN;
+        publish(p);
         fail_queue(p, &p->sq_head, &p->sq_tail, p->stopped ? -ECANCELED : err);
         tern_mutex_unlock(&p->mu);
         if (tern_ctx_sleep(backoff, p->life) != 0)
@@ -374,20 +387,14 @@ int tern__redis_pipe_call(tern__redis_pipe *p, char *cmd, size_t len, redisReply
     return err;
 }
 
-bool tern__redis_pipe_up(tern__redis_pipe *p)
+bool tern__redis_pipe_up(const tern__redis_pipe *p)
 {
-    tern_mutex_lock(&p->mu);
-    bool up = p->state == UP && !p->broken;
-    tern_mutex_unlock(&p->mu);
-    return up;
+    return atomic_load_explicit(&p->up, memory_order_relaxed);
 }
 
-int tern__redis_pipe_inflight(tern__redis_pipe *p)
+int tern__redis_pipe_inflight(const tern__redis_pipe *p)
 {
-    tern_mutex_lock(&p->mu);
-    int n = p->inflight;
-    tern_mutex_unlock(&p->mu);
-    return n;
+    return atomic_load_explicit(&p->inflight, memory_order_relaxed);
 }
 
 void tern__redis_pipe_stop(tern__redis_pipe *p)
