@@ -17,6 +17,6 @@ for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 echo "== tern (256 coroutines, pool 2)"
 "$build/bench/data_redis_get" "$sock" 256 "$secs" 2
 echo "== redis-benchmark GET (256 connections, one command in flight each)"
-redis-benchmark -s "$sock" -c 256 -n 400000 -t get -d 32 -r 1000 -q
+redis-benchmark -s "$sock" -c 256 -n 400000 -t get -d 32 -r 1000 -q | tr "\r" "\n" | grep "requests per second"
 echo "== redis-benchmark GET (256 connections, -P 16)"
-redis-benchmark -s "$sock" -c 256 -n 2000000 -t get -d 32 -r 1000 -P 16 -q
+redis-benchmark -s "$sock" -c 256 -n 2000000 -t get -d 32 -r 1000 -P 16 -q | tr "\r" "\n" | grep "requests per second"

@@ -206,6 +206,15 @@ static void writer_loop(tern__redis_pipe *p)
             tern_cond_wait(&p->wcond, &p->mu, NULL);
         if (p->broken || p->stopped)
             break;
+        /* Woken by the first caller of a burst, the writer would run next
+         * on that P and send one command per writev.  Going once to the
+         * back of the run queue lets the callers already runnable (those
+         * the reader just woke) queue theirs first: one write for all. */
+        tern_mutex_unlock(&p->mu);
+        tern_yield();
+        tern_mutex_lock(&p->mu);
+        if (p->broken || p->stopped)
+            break;
         int n = 0;
         req *r;
         while (n < BATCH_MAX && (r = pop(&p->sq_head, &p->sq_tail))) {
