@@ -1,6 +1,7 @@
 /*
  * test_data_redis_helpers.c - the shop's helpers against a real
- * redis-server: the lease lock with fencing tokens, the GCRA rate limit.
+ * redis-server: sessions with a sliding TTL, the lease lock with fencing
+ * tokens, the GCRA rate limit.
  */
 #include "check.h"
 
@@ -189,5 +190,36 @@ static void gcra_limit_allows_the_burst_then_refuses_then_refills(void)
     run_ok(limit_main, NULL, 2);
 }
 
-TESTS(T(lock_excludes_other_coroutines), T(lock_renewed_and_released_only_by_its_owner),
+/* ---- sessions ---- */
+
+static int session_main(void *arg)
+{
+    (void)arg;
+    tern_redis_client *cl = client();
+    CHECK_EQ(tern_redis_session_put(cl, "sess:1", "{\"user\":7}", 10, 150 * TERN_MS, NULL), 0);
+    /* Read every 100 ms for 500 ms: each read slides the 150 ms expiry. */
+    for (int i = 0; i < 5; i++) {
+        tern_sleep(100 * TERN_MS);
+        char *v;
+        size_t n;
+        CHECK_EQ(tern_redis_session_get(cl, "sess:1", 150 * TERN_MS, &v, &n, NULL), 0);
+        CHECK(n == 10 && strcmp(v, "{\"user\":7}") == 0);
+        free(v);
+    }
+    /* Left alone, it ends. */
+    tern_sleep(250 * TERN_MS);
+    char *v;
+    CHECK_EQ(tern_redis_session_get(cl, "sess:1", 150 * TERN_MS, &v, NULL, NULL), -ENOENT);
+    CHECK(v == NULL);
+    CHECK_EQ(tern_redis_session_put(cl, "sess:2", "x", 1, 0, NULL), -EINVAL);
+    tern_redis_client_free(cl);
+    return 0;
+}
+
+static void session_expiry_slides_with_each_read(void)
+{
+    run_ok(session_main, NULL, 2);
+}
+
+TESTS(T(session_expiry_slides_with_each_read), T(lock_excludes_other_coroutines), T(lock_renewed_and_released_only_by_its_owner),
       T(gcra_limit_allows_the_burst_then_refuses_then_refills))

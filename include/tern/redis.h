@@ -222,6 +222,21 @@ int tern_redis_set(tern_redis_client *cl, const char *key, const void *val, size
 /** DEL key: 0 when it existed, -ENOENT when not, or as tern_redis_command. */
 int tern_redis_del(tern_redis_client *cl, const char *key, tern_ctx *ctx);
 
+/* ---- sessions ----------------------------------------------------------------
+ * A session is a value under a key with a sliding expiry: every read
+ * pushes the expiry ttl ahead (GETEX ... PX, one round trip), so an active
+ * session lives on and an idle one ends by itself, with nothing to sweep. */
+
+/** Store a session: SET key data PX ttl (ttl >= 1 ms, else -EINVAL); as
+ *  tern_redis_set. */
+int tern_redis_session_put(tern_redis_client *cl, const char *key, const void *data,
+                           size_t len, int64_t ttl, tern_ctx *ctx);
+
+/** Read a session and extend it to ttl ns from now (ttl >= 1 ms): results
+ *  and ownership as tern_redis_get (-ENOENT: absent or expired). */
+int tern_redis_session_get(tern_redis_client *cl, const char *key, int64_t ttl, char **data,
+                           size_t *len, tern_ctx *ctx);
+
 /* ---- lock ---------------------------------------------------------------------
  * A lease lock on one key: SET key token NX PX ttl with a random token;
  * renew and release check the token in a Lua script (compare-and-expire,
