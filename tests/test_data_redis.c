@@ -183,6 +183,55 @@ static void error_replies_are_eremoteio_with_the_message(void)
     run_ok(errors_main, NULL, 1);
 }
 
+/* ---- AUTH and SELECT on connect ---- */
+
+static int auth_main(void *arg)
+{
+    (void)arg;
+    tern_redis_client *admin = client(1);
+    tern_redis_client_options o = {.addr = srv.sock, .pool_size = 1, .db = 3};
+    tern_redis_client *db3;
+    CHECK_EQ(tern_redis_client_new(&o, &db3), 0);
+    CHECK_EQ(tern_redis_set(db3, "where", "db3", 3, 0, NULL), 0);
+    char *v;
+    CHECK_EQ(tern_redis_get(admin, "where", &v, NULL, NULL), -ENOENT);   /* db 0 */
+    CHECK_EQ(tern_redis_get(db3, "where", &v, NULL, NULL), 0);
+    CHECK(strcmp(v, "db3") == 0);
+    free(v);
+    tern_redis_client_free(db3);
+
+    CHECK_EQ(tern_redis_commandf(admin, NULL, NULL, "CONFIG SET requirepass s3cret"), 0);
+    o = (tern_redis_client_options){.addr = srv.sock, .pool_size = 1, .password = "s3cret"};
+    tern_redis_client *good, *bad, *none;
+    CHECK_EQ(tern_redis_client_new(&o, &good), 0);
+    CHECK_EQ(tern_redis_commandf(good, NULL, NULL, "PING"), 0);
+    /* A refused AUTH fails the connection attempt: the call waiting for it
+     * gets the error reply's code, the next ones -ENOTCONN while down. */
+    o.password = "wrong";
+    o.backoff_min = 5 * TERN_SEC;   /* stays down for the rest of the test */
+    CHECK_EQ(tern_redis_client_new(&o, &bad), 0);
+    CHECK_EQ(tern_redis_commandf(bad, NULL, NULL, "PING"), -EREMOTEIO);
+    CHECK_EQ(tern_redis_commandf(bad, NULL, NULL, "PING"), -ENOTCONN);
+    o.password = NULL;
+    o.backoff_min = 0;
+    CHECK_EQ(tern_redis_client_new(&o, &none), 0);
+    tern_redis_reply *r;
+    CHECK_EQ(tern_redis_commandf(none, &r, NULL, "PING"), -EREMOTEIO);
+    CHECK(strncmp(tern_redis_reply_str(r, NULL), "NOAUTH", 6) == 0);
+    tern_redis_reply_free(r);
+    CHECK_EQ(tern_redis_commandf(good, NULL, NULL, "CONFIG SET requirepass %s", ""), 0);
+    tern_redis_client_free(none);
+    tern_redis_client_free(bad);
+    tern_redis_client_free(good);
+    tern_redis_client_free(admin);
+    return 0;
+}
+
+static void auth_and_select_on_connect(void)
+{
+    run_ok(auth_main, NULL, 2);
+}
+
 /* ---- pipelining ---- */
 
 typedef struct many {
@@ -410,6 +459,6 @@ static void server_restarted_under_load_recovers(void)
 }
 
 TESTS(T(commands_and_reply_types), T(metrics_count_commands_and_batches), T(error_replies_are_eremoteio_with_the_message),
-      T(first_call_waits_for_the_connection), T(thousand_coroutines_share_one_connection),
+      T(first_call_waits_for_the_connection), T(auth_and_select_on_connect), T(thousand_coroutines_share_one_connection),
       T(ctx_deadline_while_server_paused_keeps_replies_matched),
       T(server_restarted_under_load_recovers))
