@@ -228,14 +228,16 @@ static void writer_loop(tern__redis_pipe *p)
             r->cmd = NULL;
             push(&p->fq_head, &p->fq_tail, r);
         }
-        tern_mutex_unlock(&p->mu);
-        ssize_t w = n ? tern_conn_writev(rc->c, p->iov, n, NULL) : 0;
-        for (int i = 0; i < n; i++)
-            redisFreeCommand(p->cmds[i]);
+        /* Counted before the write: a reply may reach its caller (who may
+         * read the stats) before writev returns. */
         if (n) {
             atomic_fetch_add_explicit(&p->cnt->batches, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&p->cnt->batched, (uint64_t)n, memory_order_relaxed);
         }
+        tern_mutex_unlock(&p->mu);
+        ssize_t w = n ? tern_conn_writev(rc->c, p->iov, n, NULL) : 0;
+        for (int i = 0; i < n; i++)
+            redisFreeCommand(p->cmds[i]);
         tern_mutex_lock(&p->mu);
         if (w < 0)
             mark_broken(p, (int)w);
