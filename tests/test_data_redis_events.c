@@ -1,6 +1,6 @@
 /*
- * test_data_redis_events.c - Streams with a consumer group and pub/sub
- * against a real redis-server.
+ * test_data_redis_events.c - blocking commands on their own connections,
+ * Streams with a consumer group, and pub/sub, against a real redis-server.
  */
 #include "check.h"
 
@@ -117,6 +117,87 @@ static void stream_entry_not_acked_is_reclaimed_by_xautoclaim(void)
     run_ok(streams_main, NULL, 2);
 }
 
+/* ---- blocking commands beside the pipeline ---- */
+
+typedef struct popper {
+    tern_redis_client *cl;
+    tern_chan *done;
+} popper;
+
+static int pop_one(void *arg)
+{
+    popper *p = arg;
+    const char *argv[] = {"BLPOP", "jobs", "5"};
+    tern_redis_reply *r;
+    int err = tern_redis_blocking_command(p->cl, 3, argv, NULL, &r, NULL);
+    CHECK_EQ(err, 0);
+    CHECK(strcmp(str(tern_redis_reply_at(r, 1)), "job-1") == 0);
+    tern_redis_reply_free(r);
+    CHECK_EQ(tern_chan_send(p->done, &err, NULL), 0);
+    return 0;
+}
+
+static int connected_clients(tern_redis_client *cl)
+{
+    tern_redis_reply *r;
+    CHECK_EQ(tern_redis_commandf(cl, &r, NULL, "INFO clients"), 0);
+    const char *s = strstr(str(r), "connected_clients:");
+    CHECK(s != NULL);
+    int n = atoi(s + strlen("connected_clients:"));
+    tern_redis_reply_free(r);
+    return n;
+}
+
+static int blocking_main(void *arg)
+{
+    (void)arg;
+    popper p = {.cl = client()};
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &p.done), 0);
+    CHECK_EQ(tern_redis_commandf(p.cl, NULL, NULL, "DEL jobs"), 0);
+    CHECK_EQ(tern_go(pop_one, &p), 0);
+    tern_sleep(50 * TERN_MS);   /* BLPOP is waiting on the server now */
+    /* The pipeline is not held up behind it. */
+    int64_t t0 = tern_now();
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ(tern_redis_commandf(p.cl, NULL, NULL, "PING"), 0);
+    CHECK(tern_now() - t0 < 200 * TERN_MS);
+    CHECK_EQ(tern_redis_commandf(p.cl, NULL, NULL, "RPUSH jobs job-1"), 0);
+    int v;
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * TERN_SEC, &ctx), 0);
+    CHECK_EQ(tern_chan_recv(p.done, &v, NULL, ctx), 0);
+    tern_ctx_free(ctx);
+    /* Its connection went back to the idle set and serves the next one
+     * (no connection is added). */
+    int before = connected_clients(p.cl);
+    const char *argv[] = {"BLPOP", "jobs", "0.05"};
+    tern_redis_reply *r;
+    CHECK_EQ(tern_redis_blocking_command(p.cl, 3, argv, NULL, &r, NULL), 0);
+    CHECK_EQ(tern_redis_reply_type(r), TERN_REDIS_NIL);
+    tern_redis_reply_free(r);
+    CHECK_EQ(connected_clients(p.cl), before);
+    /* One ended by its ctx is closed, not reused: its reply may still come. */
+    tern_ctx *short_ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 30 * TERN_MS, &short_ctx), 0);
+    const char *slow[] = {"BLPOP", "jobs", "1"};
+    CHECK_EQ(tern_redis_blocking_command(p.cl, 3, slow, NULL, &r, short_ctx), -ETIMEDOUT);
+    tern_ctx_free(short_ctx);
+    int now = before;
+    for (int i = 0; i < 100 && now != before - 1; i++) {   /* the server sees the close soon */
+        tern_sleep(10 * TERN_MS);
+        now = connected_clients(p.cl);
+    }
+    CHECK_EQ(now, before - 1);
+    tern_chan_free(p.done);
+    tern_redis_client_free(p.cl);
+    return 0;
+}
+
+static void blocking_command_does_not_hold_up_the_pipeline(void)
+{
+    run_ok(blocking_main, NULL, 2);
+}
+
 static int pubsub_main(void *arg)
 {
     (void)arg;
@@ -182,4 +263,5 @@ static void pubsub_delivers_messages_to_a_channel(void)
     run_ok(pubsub_main, NULL, 2);
 }
 
-TESTS(T(stream_entry_not_acked_is_reclaimed_by_xautoclaim), T(pubsub_delivers_messages_to_a_channel))
+TESTS(T(blocking_command_does_not_hold_up_the_pipeline),
+      T(stream_entry_not_acked_is_reclaimed_by_xautoclaim), T(pubsub_delivers_messages_to_a_channel))

@@ -19,8 +19,9 @@
 #include "base/check.h"
 #include "data/redis/internal.h"
 
-/* Bytes asked of the socket per read: a typical GET reply many times over. */
-enum { READ_CHUNK = 16 * 1024 };
+/* Bytes asked of the socket per read, on the caller's stack (a coroutine
+ * has 64 KiB by default): a typical reply many times over. */
+enum { READ_CHUNK = 4 * 1024 };
 
 int tern__redis_reader_next(redisReader *rd, redisReply **out)
 {
