@@ -350,6 +350,53 @@ static void ctx_deadline_while_server_paused_keeps_replies_matched(void)
     run_ok(paused_main, NULL, 2);
 }
 
+/* A server that stops answering without closing (SIGSTOP: as a network
+ * gone quiet) is detected by read_timeout: calls without a ctx fail
+ * instead of hanging, and the pool recovers once the server answers. */
+static int stopped_main(void *arg)
+{
+    (void)arg;
+    redis_server_up(&srv);
+    tern_redis_client_options o = {.addr = srv.sock, .pool_size = 1,
+                                   .read_timeout = 100 * TERN_MS,
+                                   .backoff_min = 5 * TERN_MS, .backoff_max = 20 * TERN_MS};
+    tern_redis_client *cl;
+    CHECK_EQ(tern_redis_client_new(&o, &cl), 0);
+    CHECK_EQ(tern_redis_set(cl, "q", "1", 1, 0, NULL), 0);
+    kill(srv.pid, SIGSTOP);
+    int64_t t0 = tern_now();
+    int err = tern_redis_set(cl, "q", "2", 1, 0, NULL);
+    int64_t took = tern_now() - t0;
+    CHECK_EQ(err, -ETIMEDOUT);
+    CHECK(took >= 100 * TERN_MS && took < 600 * TERN_MS);
+    kill(srv.pid, SIGCONT);
+    /* Back: calls succeed again on a new connection. */
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 5 * TERN_SEC, &ctx), 0);
+    for (;;) {
+        err = tern_redis_set(cl, "q3", "3", 1, 0, ctx);   /* the old connection's "2" may land late */
+        if (err == 0 || tern_ctx_err(ctx))
+            break;
+        tern_sleep(10 * TERN_MS);
+    }
+    tern_ctx_free(ctx);
+    CHECK_EQ(err, 0);
+    char *v;
+    CHECK_EQ(tern_redis_get(cl, "q3", &v, NULL, NULL), 0);
+    CHECK(strcmp(v, "3") == 0);
+    free(v);
+    struct tern_redis_stats st;
+    tern_redis_stats(cl, &st);
+    CHECK(st.reconnects >= 1);
+    tern_redis_client_free(cl);
+    return 0;
+}
+
+static void server_gone_quiet_is_detected_by_read_timeout(void)
+{
+    run_ok(stopped_main, NULL, 2);
+}
+
 /* A command queued while the connection is still being made waits for it. */
 static int queued_main(void *arg)
 {
@@ -466,4 +513,4 @@ static void server_restarted_under_load_recovers(void)
 TESTS(T(commands_and_reply_types), T(metrics_count_commands_and_batches), T(error_replies_are_eremoteio_with_the_message),
       T(first_call_waits_for_the_connection), T(auth_and_select_on_connect), T(thousand_coroutines_share_one_connection),
       T(ctx_deadline_while_server_paused_keeps_replies_matched),
-      T(server_restarted_under_load_recovers))
+      T(server_gone_quiet_is_detected_by_read_timeout), T(server_restarted_under_load_recovers))

@@ -17,8 +17,9 @@
  * later callers stay matched.  A command not yet sent when its caller
  * gave up is not sent.  (A command that timed out may still have run.)
  *
- * Failures: a broken connection fails every command sent or queued on it
- * (-ECONNRESET, -EPIPE, -EPROTO for a reply hiredis cannot parse), then
+ * Failures: a broken connection fails every command sent on it
+ * (-ECONNRESET, -EPIPE, -EPROTO for a reply hiredis cannot parse,
+ * -ETIMEDOUT when no reply came within opts.read_timeout), then
  * reconnects in the background with exponential backoff; while a
  * connection is down, calls routed to it go to another connection of the
  * pool, and when none is up they fail at once with -ENOTCONN (a call made
@@ -70,6 +71,14 @@ typedef struct tern_redis_client_options {
     int64_t backoff_max;        /* ns, the delay doubles up to this; 0: 1 s */
     int blocking_pool;          /* idle dedicated connections kept for blocking
                                    commands (XREADGROUP BLOCK ...); 0: 2 */
+    int64_t read_timeout;       /* ns a pipelined connection may leave a sent
+                                   command unanswered before it is taken for
+                                   dead (noticed within twice this; a
+                                   server stopped, a network gone
+                                   quiet without a reset): its calls fail with
+                                   -ETIMEDOUT and it is re-made.  0: 5 s;
+                                   < 0: never.  Keep it above the slowest
+                                   command sent through the pipeline. */
 } tern_redis_client_options;
 
 /** Reply types, as RESP2 has them. */

@@ -65,6 +65,8 @@ int tern_redis_client_new(const tern_redis_client_options *opts, tern_redis_clie
         o.backoff_min = 10 * TERN_MS;
     if (!o.backoff_max)
         o.backoff_max = TERN_SEC;
+    if (!o.read_timeout)
+        o.read_timeout = 5 * TERN_SEC;
     if (o.backoff_max < o.backoff_min)
         o.backoff_max = o.backoff_min;
 

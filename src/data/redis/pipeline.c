@@ -49,6 +49,7 @@ typedef struct req {
     struct req *next;
     char *cmd;
     size_t len;
+    int64_t sent;               /* when its batch was taken for writing */
     redisReply *reply;
     int err;
     bool done, abandoned;
@@ -153,14 +154,32 @@ static void mark_broken(tern__redis_pipe *p, int err)
     tern_cond_broadcast(&p->wcond);
 }
 
+/* The oldest sent command has waited past read_timeout: the server (or
+ * the path to it) is gone quiet. */
+static bool overdue(tern__redis_pipe *p)
+{
+    tern_mutex_lock(&p->mu);
+    bool late = p->fq_head && tern_now() - p->fq_head->sent >= p->opts->read_timeout;
+    tern_mutex_unlock(&p->mu);
+    return late;
+}
+
 static int reader_main(void *arg)
 {
     tern__redis_pipe *p = arg;
     tern__redis_conn *rc = p->rc;
+    int64_t rt = p->opts->read_timeout;
     char *buf = malloc(READ_BUF);
     int err = buf ? 0 : -ENOMEM;
     while (!err) {
+        /* A parked read does not see deadlines set later, so the reader
+         * wakes at least every read_timeout and looks at the oldest
+         * command in flight; an idle connection just reads again. */
+        if (rt > 0)
+            tern_conn_set_read_deadline(rc->c, tern_deadline_after(rt));
         ssize_t n = tern_conn_read(rc->c, buf, READ_BUF, NULL);
+        if (n == -ETIMEDOUT && !overdue(p))
+            continue;
         if (n <= 0) {
             err = n == 0 ? -ECONNRESET : (int)n;
             break;
@@ -217,6 +236,7 @@ static void writer_loop(tern__redis_pipe *p)
             break;
         int n = 0;
         req *r;
+        int64_t now = tern_now();
         while (n < BATCH_MAX && (r = pop(&p->sq_head, &p->sq_tail))) {
             if (r->abandoned) { /* its caller left before it was sent */
                 p->inflight--;
@@ -226,6 +246,7 @@ static void writer_loop(tern__redis_pipe *p)
             p->iov[n] = (struct iovec){.iov_base = r->cmd, .iov_len = r->len};
             p->cmds[n++] = r->cmd;
             r->cmd = NULL;
+            r->sent = now;
             push(&p->fq_head, &p->fq_tail, r);
         }
         /* Counted before the write: a reply may reach its caller (who may
