@@ -130,22 +130,30 @@ int tern_redis_stats(const tern_redis_client *cl, struct tern_redis_stats *out)
         .reconnects = atomic_load(&c->reconnects),
     };
     for (int i = 0; i < cl->npipes; i++) {
-        out->connected += tern__redis_pipe_up(cl->pipes[i]);
+        out->connected += tern__redis_pipe_status(cl->pipes[i]) == TERN__REDIS_PIPE_UP;
         out->inflight += tern__redis_pipe_inflight(cl->pipes[i]);
     }
     return 0;
 }
 
+/* The next pipe round-robin that is up; else one that is connecting (the
+ * call waits for it); else any (it fails the call with -ENOTCONN). */
 static tern__redis_pipe *pick(tern_redis_client *cl)
 {
     unsigned start = atomic_fetch_add_explicit(&cl->rr, 1, memory_order_relaxed);
+    tern__redis_pipe *best = cl->pipes[start % (unsigned)cl->npipes];
+    int best_st = TERN__REDIS_PIPE_DOWN;
     for (int i = 0; i < cl->npipes; i++) {
         tern__redis_pipe *p = cl->pipes[(start + (unsigned)i) % (unsigned)cl->npipes];
-        if (tern__redis_pipe_up(p))
+        int st = tern__redis_pipe_status(p);
+        if (st == TERN__REDIS_PIPE_UP)
             return p;
+        if (st > best_st) {
+            best = p;
+            best_st = st;
+        }
     }
-    /* None up: the chosen one decides (waits if connecting, else -ENOTCONN). */
-    return cl->pipes[start % (unsigned)cl->npipes];
+    return best;
 }
 
 int tern__redis_format_err(int len)

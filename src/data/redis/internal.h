@@ -68,7 +68,8 @@ int tern__redis_pipe_new(const tern_redis_client_options *opts, tern__redis_coun
 int tern__redis_pipe_call(tern__redis_pipe *p, char *cmd, size_t len, redisReply **out,
                           tern_ctx *ctx);
 /* Lock-free snapshots (stats, metrics scrapes: they must not park). */
-bool tern__redis_pipe_up(const tern__redis_pipe *p);
+enum { TERN__REDIS_PIPE_DOWN, TERN__REDIS_PIPE_CONNECTING, TERN__REDIS_PIPE_UP };
+int tern__redis_pipe_status(const tern__redis_pipe *p);
 int tern__redis_pipe_inflight(const tern__redis_pipe *p);
 /* Stop: fail queued calls, break the connection; the pipe's coroutines
  * leave (wg) and free what they own; the pipe itself is freed after. */

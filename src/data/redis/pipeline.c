@@ -70,7 +70,7 @@ struct tern__redis_pipe {
     req *sq_head, *sq_tail;     /* queued, not sent */
     req *fq_head, *fq_tail;     /* sent, awaiting replies */
     _Atomic int inflight;       /* requests in sq and fq (read without mu by stats) */
-    _Atomic bool up;            /* state == UP && !broken, for lock-free readers */
+    _Atomic int status;         /* TERN__REDIS_PIPE_*, for lock-free readers */
     tern_cond wcond;            /* the writer waits here for work */
     tern__redis_conn *rc;       /* while UP */
 
@@ -112,7 +112,12 @@ static void req_free(req *r)
 /* Under p->mu, after state or broken changed. */
 static void publish(tern__redis_pipe *p)
 {
-    atomic_store_explicit(&p->up, p->state == UP && !p->broken, memory_order_relaxed);
+    /* A broken connection's queued calls wait for the next one: that is
+     * "connecting" to a caller choosing a pipe. */
+    int st = p->state == DOWN                 ? TERN__REDIS_PIPE_DOWN
+             : p->state == UP && !p->broken   ? TERN__REDIS_PIPE_UP
+                                              : TERN__REDIS_PIPE_CONNECTING;
+    atomic_store_explicit(&p->status, st, memory_order_relaxed);
 }
 
 /* Hand r its outcome, or free it if its caller has gone.  Under p->mu. */
@@ -369,6 +374,7 @@ int tern__redis_pipe_new(const tern_redis_client_options *opts, tern__redis_coun
     p->life = life;
     p->wg = wg;
     p->state = CONNECTING;
+    publish(p);
     tern_waitgroup_add(wg, 1);
     int err = tern_go(manager_main, p);
     if (err) {
@@ -419,9 +425,9 @@ int tern__redis_pipe_call(tern__redis_pipe *p, char *cmd, size_t len, redisReply
     return err;
 }
 
-bool tern__redis_pipe_up(const tern__redis_pipe *p)
+int tern__redis_pipe_status(const tern__redis_pipe *p)
 {
-    return atomic_load_explicit(&p->up, memory_order_relaxed);
+    return atomic_load_explicit(&p->status, memory_order_relaxed);
 }
 
 int tern__redis_pipe_inflight(const tern__redis_pipe *p)
