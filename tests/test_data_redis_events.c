@@ -241,11 +241,19 @@ static int pubsub_main(void *arg)
         CHECK(ok && atoi(m->data) == j);
         tern_redis_msg_free(m);
     }
-    /* The server drops the subscriber: the channel closes. */
+    /* The server drops the subscriber: it subscribes again by itself, on
+     * the same tern channel. */
+    CHECK_EQ(tern_redis_sub_resubscribed(sub), 0);
     CHECK_EQ(tern_redis_commandf(cl, NULL, NULL, "CLIENT KILL TYPE pubsub"), 0);
+    for (int i = 0; i < 200 && tern_redis_sub_resubscribed(sub) == 0; i++)
+        tern_sleep(10 * TERN_MS);
+    CHECK_EQ(tern_redis_sub_resubscribed(sub), 1);
+    CHECK_EQ(tern_redis_publish(cl, "alerts", "again", 5, &n, NULL), 0);
+    CHECK_EQ(n, 1);
     CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * TERN_SEC, &ctx), 0);
     CHECK_EQ(tern_chan_recv(ch, &m, &ok, ctx), 0);
-    CHECK(!ok);
+    CHECK(ok && strcmp(m->channel, "alerts") == 0 && strcmp(m->data, "again") == 0);
+    tern_redis_msg_free(m);
     tern_ctx_free(ctx);
     tern_redis_sub_free(sub);
     /* Freeing a live subscription with messages still buffered. */
@@ -254,6 +262,13 @@ static int pubsub_main(void *arg)
         CHECK_EQ(tern_redis_publish(cl, "news", "z", 1, NULL, NULL), 0);
     tern_sleep(20 * TERN_MS);
     tern_redis_sub_free(sub);
+    /* Freeing one that is trying to reconnect to a server that is gone. */
+    CHECK_EQ(tern_redis_subscribe(cl, chans, 1, 4, &sub, NULL), 0);
+    redis_server_kill(&srv);
+    tern_sleep(50 * TERN_MS);
+    int64_t t0 = tern_now();
+    tern_redis_sub_free(sub);
+    CHECK(tern_now() - t0 < 200 * TERN_MS);
     tern_redis_client_free(cl);
     return 0;
 }

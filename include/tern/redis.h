@@ -371,10 +371,12 @@ int tern_redis_xautoclaim(tern_redis_client *cl, const char *stream, const char 
 /* ---- pub/sub ------------------------------------------------------------------
  * A subscription holds a connection of its own (a subscribed connection
  * takes no other commands) and a coroutine that reads it and sends each
- * message, as a tern_redis_msg *, to a tern channel.  The channel is
- * closed when the connection ends (the server went away, or
- * tern_redis_sub_free): receivers then see ok = false.  A subscription is
- * not re-made after a lost connection: subscribe again.  A consumer slower
+ * message, as a tern_redis_msg *, to a tern channel.  A lost connection
+ * is re-made and the channels subscribed again, with the client's backoff;
+ * messages published in between are missed (pub/sub is at most once: use
+ * a stream where that matters).  The channel is closed by
+ * tern_redis_sub_free only.  The client must outlive its subscriptions.
+ * A consumer slower
  * than the publishers fills the channel, and then the socket: the server
  * disconnects it at its client-output-buffer-limit. */
 
@@ -405,6 +407,9 @@ tern_chan *tern_redis_sub_chan(tern_redis_sub *s);
  * be receiving from it).  NULL is a no-op.  From a coroutine.
  */
 void tern_redis_sub_free(tern_redis_sub *s);
+
+/** How many times s lost its connection and subscribed again. */
+uint64_t tern_redis_sub_resubscribed(const tern_redis_sub *s);
 
 /** Free a message.  NULL is a no-op. */
 void tern_redis_msg_free(tern_redis_msg *m);

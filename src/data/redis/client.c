@@ -226,6 +226,11 @@ int tern_redis_commandf(tern_redis_client *cl, tern_redis_reply **out, tern_ctx 
 
 /* ---- blocking commands on dedicated connections ---- */
 
+const tern_redis_client_options *tern__redis_opts(const tern_redis_client *cl)
+{
+    return &cl->opts;
+}
+
 int tern__redis_dial(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ctx)
 {
     *out = NULL;

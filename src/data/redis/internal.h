@@ -81,6 +81,8 @@ void tern__redis_pipe_free(tern__redis_pipe *p);
  * Maps an error reply to -EREMOTEIO, keeping it in *out. */
 int tern__redis_run(tern_redis_client *cl, char *cmd, int len, tern_redis_reply **out,
                     tern_ctx *ctx);
+/* cl's options, defaults filled in. */
+const tern_redis_client_options *tern__redis_opts(const tern_redis_client *cl);
 /* A new connection to cl's server, AUTH and SELECT done, bounded by ctx
  * and connect_timeout. */
 int tern__redis_dial(tern_redis_client *cl, tern__redis_conn **out, tern_ctx *ctx);
