@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <tern/redis.h>
 
 #include "redis_server.h"
@@ -235,6 +237,48 @@ static int auth_main(void *arg)
 static void auth_and_select_on_connect(void)
 {
     run_ok(auth_main, NULL, 2);
+}
+
+/* ---- TCP ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &n) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int tcp_main(void *arg)
+{
+    (void)arg;
+    tern_redis_client *admin = client(1);
+    int port = free_port();
+    /* Redis 7 opens a TCP listener at run time. */
+    CHECK_EQ(tern_redis_commandf(admin, NULL, NULL, "CONFIG SET bind 127.0.0.1"), 0);
+    CHECK_EQ(tern_redis_commandf(admin, NULL, NULL, "CONFIG SET port %d", port), 0);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    tern_redis_client_options o = {.addr = addr};
+    tern_redis_client *cl;
+    CHECK_EQ(tern_redis_client_new(&o, &cl), 0);
+    CHECK_EQ(tern_redis_set(cl, "tcp", "yes", 3, 0, NULL), 0);
+    char *v;
+    CHECK_EQ(tern_redis_get(admin, "tcp", &v, NULL, NULL), 0);   /* same server */
+    CHECK(strcmp(v, "yes") == 0);
+    free(v);
+    tern_redis_client_free(cl);
+    CHECK_EQ(tern_redis_commandf(admin, NULL, NULL, "CONFIG SET port 0"), 0);
+    tern_redis_client_free(admin);
+    return 0;
+}
+
+static void tcp_address_reaches_the_server(void)
+{
+    run_ok(tcp_main, NULL, 2);
 }
 
 /* ---- pipelining ---- */
@@ -511,6 +555,6 @@ static void server_restarted_under_load_recovers(void)
 }
 
 TESTS(T(commands_and_reply_types), T(metrics_count_commands_and_batches), T(error_replies_are_eremoteio_with_the_message),
-      T(first_call_waits_for_the_connection), T(auth_and_select_on_connect), T(thousand_coroutines_share_one_connection),
+      T(first_call_waits_for_the_connection), T(auth_and_select_on_connect), T(tcp_address_reaches_the_server), T(thousand_coroutines_share_one_connection),
       T(ctx_deadline_while_server_paused_keeps_replies_matched),
       T(server_gone_quiet_is_detected_by_read_timeout), T(server_restarted_under_load_recovers))
