@@ -52,9 +52,12 @@
  *
  * Reading: getters are lock-free and safe from any thread or coroutine,
  * even while a reload swaps in new values: they read an immutable
- * snapshot.  A reload keeps the snapshots it replaces until
- * tern_config_free, so strings and lists from getters stay valid for the
- * config's lifetime (reloads are rare; each keeps one copy of the values).
+ * snapshot.  A string or list from a getter stays valid while its key's
+ * value is unchanged (reloads that leave it alone keep the same copy),
+ * and for `retain` (1 min by default) after a reload that changes it;
+ * then the copy is freed, at a later reload.  Copy what you keep longer,
+ * or get it again from a change callback.  So reloads cost no memory in
+ * the long run (before, each kept a copy of every value forever).
  * Each getter reads the snapshot current at its call: two getters in a row
  * may straddle a reload.
  * Asking for a key that was not declared, or with the wrong type's getter,
@@ -124,7 +127,14 @@ typedef struct tern_config_options {
      * A bigger one is an error naming both sizes (a configuration is
      * small; a huge one is a mistake or an attack on memory). */
     size_t max_file_bytes;
+    /* How long a value replaced by a reload stays readable (strings and
+     * lists got before it); 0: TERN_CONFIG_RETAIN; <0: until
+     * tern_config_free (every reload then keeps its copy). */
+    int64_t retain;
 } tern_config_options;
+
+/* retain's default: 1 minute. */
+#define TERN_CONFIG_RETAIN ((int64_t)60 * 1000 * 1000 * 1000)
 
 /* max_file_bytes' default: 1 MiB. */
 #define TERN_CONFIG_MAX_FILE_BYTES ((size_t)1 << 20)
@@ -148,15 +158,16 @@ void tern_config_free(tern_config *cfg);
 /* ---- getters: any thread, lock-free ---------------------------------------- */
 
 /* The value of a declared key, read from the snapshot current at the
- * call: a string is owned by the config (valid until tern_config_free,
- * never NULL: "" when unset), a duration is in ns.  A key that was not
+ * call: a string is owned by the config (valid while the value is
+ * unchanged and `retain` after a reload changes it, as above; never NULL:
+ * "" when unset), a duration is in ns.  A key that was not
  * declared, or was declared with another type, aborts naming the key. */
 const char *tern_config_str(tern_config *cfg, const char *key);
 int64_t tern_config_int(tern_config *cfg, const char *key);
 double tern_config_double(tern_config *cfg, const char *key);
 bool tern_config_bool(tern_config *cfg, const char *key);
 int64_t tern_config_duration(tern_config *cfg, const char *key);   /* ns */
-/* NULL-terminated; *n (if not NULL) gets the count. */
+/* NULL-terminated; *n (if not NULL) gets the count; valid as strings are. */
 const char *const *tern_config_list(tern_config *cfg, const char *key, size_t *n);
 
 /* Where key's value came from: "default", "file", "env" or "flag". */
@@ -178,8 +189,8 @@ typedef struct tern_config_change {
 
 /* Called after a reload swapped in new values, with the keys whose value
  * changed (by value: "5s" to "5000ms" is no change), in declaration
- * order.  Runs on the reloading coroutine or thread; the strings live
- * until tern_config_free. */
+ * order.  Runs on the reloading coroutine or thread; new_value lives as
+ * a getter's string, old_value for `retain` after the reload. */
 typedef void tern_config_change_fn(tern_config *cfg, const tern_config_change *changes, size_t n,
                                    void *arg);
 

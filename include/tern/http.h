@@ -159,8 +159,12 @@ int tern_http_req_json(tern_http_req *r, json_t **out);
  * above the current limit, or negative, is ignored. */
 void tern_http_req_set_max_body(tern_http_req *r, int64_t max);
 
-/* The request's context: cancelled when the server is forced down or a
- * middleware's deadline passes.  Created on first use; never NULL. */
+/* The request's context: cancelled when the server is forced down, a
+ * middleware's deadline passes, or the client goes away (its FIN or a
+ * reset, seen once the body has been read, as Go; not during a graceful
+ * shutdown, nor with pipelined requests buffered).  Created on first use;
+ * never NULL.  Watching the client costs no system call, and nothing for
+ * a handler that never asks for its context. */
 tern_ctx *tern_http_req_ctx(tern_http_req *r);
 /* Replace it with a child of it (a timeout middleware does this); the
  * request frees ctx when it ends.  The previous context stays valid.
@@ -255,7 +259,9 @@ int tern_http_resp_file(tern_http_resp *w, tern_http_req *r, const char *path);
  *                   -EMSGSIZE, -EBADMSG, -EPROTO, -ECONNRESET,
  *                   -ECONNREFUSED, -ECONNABORTED, -EPIPE, -EHOSTUNREACH,
  *                   -ENETUNREACH, -ELOOP 502 (a downstream failed, sent
- *                   too much, truncated or malformed), anything else 500.
+ *                   too much, truncated or malformed), anything else 500;
+ *   -ECANCELED after the client went away (tern_http_req_ctx): 499, nginx's
+ *                   "client closed request", so it is nobody's 5xx.
  * r may be NULL (no request: the second list).  Answer a status yourself
  * (tern_http_resp_error) when you want another one. */
 int tern_http_error_status(const tern_http_req *r, int err);
@@ -265,6 +271,25 @@ const char *tern_http_status_text(int status);
 
 /* ---- the server --------------------------------------------------------- */
 
+/* A request the server answered itself, without running the handler: a
+ * malformed head or an invalid path (400), a head too slow (408), a body
+ * over max_body_bytes (413), a request line or head too large (414, 431),
+ * a transfer coding it does not know (501), an HTTP version it does not
+ * speak (505).  What the server knew of it when it refused; the strings
+ * are valid during the call only. */
+typedef struct tern_http_refusal {
+    int status;                 /* the status the server answered with */
+    const char *method;         /* "" when the request line was not read */
+    const char *target;         /* as sent (cut to 256 bytes); "" likewise */
+    const char *remote_addr;
+    int64_t start;              /* tern_now() when its head began to arrive */
+} tern_http_refusal;
+
+/* Told of each refusal, in the connection's coroutine, before the answer
+ * is sent: for access logs and metrics (tern_http_access_log_refused,
+ * tern_http_metrics_refused), which a handler's middleware never sees. */
+typedef void tern_http_refused_fn(const tern_http_refusal *rf, void *arg);
+
 typedef struct tern_http_server_options {
     tern_http_handler_fn *handler;      /* required: a router, a chain, a function */
     void *arg;
@@ -272,7 +297,9 @@ typedef struct tern_http_server_options {
     size_t max_header_bytes;            /* whole head; 0: 64 KiB; more: 431 */
     size_t max_headers;                 /* fields; 0: 100; more: 431 */
     int64_t max_body_bytes;             /* 0: 8 MiB; larger: 413 before reading; <0: none */
-    int max_conns;                      /* 0: none; at the limit accepting pauses */
+    int max_conns;                      /* open at once; at the limit accepting pauses
+                                           (counted, reported); 0: three quarters of
+                                           RLIMIT_NOFILE (64 .. 1M); <0: none */
     int max_requests_per_conn;          /* 0: none; then Connection: close */
     int64_t read_header_timeout;        /* ns; 0: 10 s; <0: none */
     int64_t read_body_timeout;          /* ns per body, from its first read; 0: 60 s */
@@ -282,6 +309,8 @@ typedef struct tern_http_server_options {
     const char *server_header;          /* Server: value; NULL: none */
     int64_t shutdown_grace;             /* ns a forced shutdown waits for handlers
                                            to return; 0: 1 s; <0: no bound */
+    tern_http_refused_fn *on_refused;   /* NULL: refusals are only counted (rejected) */
+    void *on_refused_arg;
 } tern_http_server_options;
 
 /* A struct tag with no typedef: the name is also the function that fills
@@ -292,6 +321,8 @@ struct tern_http_server_stats {
     uint64_t rejected;                  /* malformed or over a limit (4xx from the server itself) */
     uint32_t conns;                     /* open now */
     uint32_t active;                    /* open and inside a request now */
+    uint64_t conn_limit_hits;           /* times accepting paused at max_conns */
+    uint32_t max_conns;                 /* the limit in force; 0: none */
 };
 
 /* A server with options o (copied; handler required: -EINVAL).  *out is

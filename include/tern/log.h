@@ -64,6 +64,7 @@ extern "C" {
 
 typedef struct tern_ctx tern_ctx;
 typedef struct tern_http_req tern_http_req;     /* tern/http.h */
+typedef struct tern_http_refusal tern_http_refusal;     /* tern/http.h */
 typedef struct tern_http_resp tern_http_resp;
 
 typedef enum tern_log_level {
@@ -294,6 +295,13 @@ typedef struct tern_http_access_log_options {
  * returned (the line never fails the request: a full ring drops it and
  * counts it in tern_log_stats). */
 int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts);
+
+/* The access line of a request the server refused itself (no handler, so
+ * no middleware, saw it): a tern_http_refused_fn for
+ * tern_http_server_options.on_refused, opts as the middleware's.  The same
+ * fields (bytes 0, path the target as sent) and "error": "refused by the
+ * server".  tern_service wires it (with tern_http_metrics_refused). */
+void tern_http_access_log_refused(const tern_http_refusal *rf, void *opts);
 
 #ifdef __cplusplus
 }

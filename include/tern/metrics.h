@@ -217,7 +217,8 @@ int tern_metrics_runtime_register(tern_metrics_registry *r);
  *                      the request's head being read to the chain's end
  *   http_server_requests_in_flight                        gauge
  * route is the router's pattern (tern_http_req_route: "/users/:id"), or
- * "unmatched" when no route matched (404s, chains without a router):
+ * "unmatched" when no route matched (404s, chains without a router),
+ * "refused" for requests the server answered itself (below):
  * never the raw path, whose values are unbounded.  For the same reason a
  * method outside the standard nine is counted as "OTHER".  The router
  * sets the route while it runs, so put the middleware around the router
@@ -246,6 +247,12 @@ void tern_http_metrics_free(tern_http_metrics *m);
 /* The middleware: arg is a tern_http_metrics, or NULL for a set in the
  * default registry made on first use. */
 int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics);
+
+/* Count a request the server refused itself (tern_http_server_options.
+ * on_refused; arg as the middleware's) in the same families, with route
+ * "refused": a flood of malformed requests shows in the 4xx rates.  The
+ * duration runs from the head's first byte to the refusal. */
+void tern_http_metrics_refused(const tern_http_refusal *rf, void *metrics);
 
 /* tern_http_client_do bounded by ctx (NULL: unbounded), counted and
  * timed in m (NULL: the default set).  Returns what tern_http_client_do

@@ -80,7 +80,12 @@ typedef int tern_service_start_fn(void *arg);
 typedef int tern_service_hook_fn(tern_ctx *ctx, void *arg);
 
 typedef struct tern_service_options {
-    tern_http_server_options http;  /* the server's; http.handler required */
+    tern_http_server_options http;  /* the server's; http.handler required;
+                                       http.on_refused NULL: requests the server
+                                       refuses are logged and counted as the
+                                       access log and metrics middleware do
+                                       (tern_http_access_log_refused,
+                                       tern_http_metrics_refused) */
     const char *addr;               /* listen here; required ("127.0.0.1:0") */
     const char *admin_addr;         /* the admin listener's address (above); NULL
                                        or "": none */

@@ -39,6 +39,8 @@ int tern_http_error_status(const tern_http_req *r, int err)
         default: return 400;
         }
     }
+    if (r && err == -ECANCELED && atomic_load(&r->peer_gone))
+        return 499;     /* nginx's "client closed request": nobody's fault here */
     switch (err) {
     case -ETIMEDOUT: return 504;    /* a deadline: something downstream was slow */
     case -EAGAIN: return 503;       /* refused by a breaker, throttle or limit */
@@ -92,6 +94,7 @@ const char *tern_http_status_text(int status)
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
@@ -488,6 +491,32 @@ int tern__http_resp_finish(tern_http_resp *w)
 
 /* ---- the body ----------------------------------------------------------- */
 
+/* A large piece goes to the socket from the caller's memory, right behind
+ * what is buffered, instead of through the output buffer: copied, it was
+ * held twice while a slow client read (an 8 MiB /echo pinned 16 MiB per
+ * client, issue 15), and the buffer kept its size until the burst ended.
+ * So a connection buffers at most about HTTP_STREAM_THRESHOLD. */
+static ssize_t write_through(tern_http_resp *w, const void *data, size_t len)
+{
+    hconn *hc = w->conn;
+    int rc = tern__http_resp_commit(w);
+    if (rc < 0)
+        return rc;
+    if (bodyless_status(w->status))
+        return (ssize_t)len;    /* the head said no body: commit dropped it */
+    char sz[24];
+    int n = w->chunked ? snprintf(sz, sizeof sz, "%zx\r\n", len) : 0;
+    struct iovec iov[4] = { { hc->out.p, hc->out.len }, { sz, (size_t)n },
+                            { (void *)data, len }, { (void *)"\r\n", w->chunked ? 2 : 0 } };
+    ssize_t wr = tern_conn_writev(hc->c, iov, 4, NULL);
+    hc->out.len = 0;
+    if (wr < 0) {
+        hc->io_error = (int)wr;
+        return wr;
+    }
+    return (ssize_t)len;
+}
+
 ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
 {
     TERN_CHECK_ARG(w);
@@ -502,6 +531,8 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
      * is sent (commit and finish drop them if it stays bodyless). */
     if (w->head_only || (w->committed && bodyless_status(w->status)) || len == 0)
         return (ssize_t)len;
+    if (len >= HTTP_STREAM_THRESHOLD)
+        return write_through(w, data, len);
     if (w->committed && w->chunked) {
         char sz[24];
         int n = snprintf(sz, sizeof sz, "%zx\r\n", len);

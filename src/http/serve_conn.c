@@ -240,6 +240,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
     } else if (!tern__http_req_path_ok(&r)) {
         /* a bad escape, a NUL or bytes that are not UTF-8: no handler
          * could use it (nor should fail on it with a 500) */
+        tern__http_refused(hc, 400, &r.head);
         tern_http_resp_error(&w, 400, NULL);     /* an unread body is drained below */
         atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
     } else if (r.max_body >= 0 && r.head.content_length > r.max_body) {
@@ -247,6 +248,7 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
         hc->closing = true;
         hc->linger = true;
         w.close_after = true;
+        tern__http_refused(hc, 413, &r.head);
         tern_http_resp_error(&w, 413, NULL);
         atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
     } else {
@@ -340,12 +342,14 @@ static int serve_burst(hconn *hc, bool have_bytes)
             }
             idle_deadline = 0;
             /* the rest of the head must come within read_header_timeout */
+            hc->head_start = tern_now();
             tern_conn_set_read_deadline(hc->c, s->o.read_header_timeout < 0
-                                        ? TERN_FOREVER : tern_now() + s->o.read_header_timeout);
+                                        ? TERN_FOREVER : hc->head_start + s->o.read_header_timeout);
         }
         tern_http_request head, *h = &head;
         h->headers = hc->hdrs;
         h->max_headers = s->o.max_headers;
+        h->method_len = h->target_len = 0;  /* what a refusal reports when unparsed */
         TERN_ASSERT(hc->in_pos < hc->in_len && hc->in_len <= hc->in_cap);
         int n = tern_http_parse_request(hc->in + hc->in_pos, hc->in_len - hc->in_pos, h, &lim);
         TERN_ASSERT(n == TERN_HTTP_INCOMPLETE || n == TERN_HTTP_BAD ||
@@ -354,15 +358,19 @@ static int serve_burst(hconn *hc, bool have_bytes)
             if ((rc = tern__http_flush_out(hc)) < 0)
                 break;
             rc = read_more(hc, s->o.max_header_bytes);
+            /* (read_more may have moved the buffer: h points into the old one) */
             if (rc == -EMSGSIZE) {
+                tern__http_refused(hc, 431, NULL);
                 tern__http_send_error(hc, 431, false);
             } else if (rc == -ETIMEDOUT && hc->in_len > hc->in_pos) {
+                tern__http_refused(hc, 408, NULL);
                 tern__http_send_error(hc, 408, false);
             }
             continue;
         }
         if (n == TERN_HTTP_BAD) {
             atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+            tern__http_refused(hc, h->status ? h->status : 400, h);
             tern__http_send_error(hc, h->status ? h->status : 400, false);
             rc = -1;
             break;
@@ -371,9 +379,11 @@ static int serve_burst(hconn *hc, bool have_bytes)
         TERN_ASSERT(hc->in_pos <= hc->in_len && hc->cur == NULL);
         if (hc->closing)
             rc = -1;    /* nothing after a closing answer, even if pipelined */
-        else if (hc->in_pos < hc->in_len)   /* a pipelined head: its own timeout */
+        else if (hc->in_pos < hc->in_len) { /* a pipelined head: its own timeout */
+            hc->head_start = tern_now();
             tern_conn_set_read_deadline(hc->c, s->o.read_header_timeout < 0
-                                        ? TERN_FOREVER : tern_now() + s->o.read_header_timeout);
+                                        ? TERN_FOREVER : hc->head_start + s->o.read_header_timeout);
+        }
     }
     tern__http_flush_out(hc);
     if (!hc->in_fixed)

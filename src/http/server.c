@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "http/server_internal.h"
@@ -29,6 +30,21 @@
 #define SEC 1000000000LL
 
 static int64_t or_default(int64_t v, int64_t def) { return v == 0 ? def : v; }
+
+/* The default connection limit: three quarters of the open-file limit,
+ * so a flood of clients pauses accepting (clients wait in the listen
+ * backlog) before the process runs out of descriptors for its files,
+ * downstream connections and listeners.  Without it 50 slow clients took
+ * hello to 839 MB (issue 15). */
+static int default_max_conns(void)
+{
+    struct rlimit rl;
+    rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (n == RLIM_INFINITY || n / 4 * 3 > HTTP_MAX_CONNS_CAP)
+        return HTTP_MAX_CONNS_CAP;
+    n = n / 4 * 3;
+    return n < HTTP_MIN_CONNS ? HTTP_MIN_CONNS : (int)n;
+}
 
 int tern_http_server_new(const tern_http_server_options *o, tern_http_server **out)
 {
@@ -49,6 +65,7 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
     s->o.write_timeout = or_default(s->o.write_timeout, 60 * SEC);
     s->o.idle_timeout = or_default(s->o.idle_timeout, 120 * SEC);
     s->o.shutdown_grace = or_default(s->o.shutdown_grace, 1 * SEC);
+    s->o.max_conns = s->o.max_conns ? s->o.max_conns : default_max_conns();
     int rc = tern_ctx_with_cancel(NULL, &s->base);
     if (rc == 0)
         rc = tern_ctx_with_cancel(NULL, &s->accepting);
@@ -64,7 +81,7 @@ int tern_http_server_new(const tern_http_server_options *o, tern_http_server **o
         free(s);
         return rc;
     }
-    s->conn_slots = (tern_sem)TERN_SEM_INIT(o->max_conns > 0 ? o->max_conns : 1);
+    s->conn_slots = (tern_sem)TERN_SEM_INIT(s->o.max_conns > 0 ? s->o.max_conns : 1);
     *out = s;
     return 0;
 }
@@ -123,6 +140,8 @@ int tern_http_server_stats(const tern_http_server *s, struct tern_http_server_st
     st->rejected = atomic_load(&s->rejected);
     st->conns = atomic_load(&s->nconns);
     st->active = atomic_load(&s->nactive);
+    st->conn_limit_hits = atomic_load(&s->conn_limit_hits);
+    st->max_conns = s->o.max_conns > 0 ? (uint32_t)s->o.max_conns : 0;
     return 0;
 }
 
@@ -184,6 +203,24 @@ typedef struct accept_arg {
     tern_listener *l;
 } accept_arg;
 
+/* A slot for the next connection: at max_conns, accepting pauses until a
+ * connection leaves.  Each pause is counted (stats: conn_limit_hits) and
+ * reported, at most once per HTTP_LIMIT_REPORT_NS, so an operator sees
+ * why clients queue without a flood of lines. */
+static int conn_slot(tern_http_server *s)
+{
+    if (tern_sem_try_acquire(&s->conn_slots, 1) == 0)
+        return 0;
+    atomic_fetch_add_explicit(&s->conn_limit_hits, 1, memory_order_relaxed);
+    int64_t now = tern_now(), last = atomic_load(&s->limit_reported);
+    if ((last == 0 || now - last >= HTTP_LIMIT_REPORT_NS) &&
+        atomic_compare_exchange_strong(&s->limit_reported, &last, now))
+        tern__report("http server: %d connections open, at max_conns: accepting paused "
+                     "(%llu times so far)", s->o.max_conns,
+                     (unsigned long long)atomic_load(&s->conn_limit_hits));
+    return tern_sem_acquire(&s->conn_slots, 1, s->accepting);
+}
+
 static int accept_loop(void *arg)
 {
     accept_arg *a = arg;
@@ -192,7 +229,7 @@ static int accept_loop(void *arg)
     free(a);
     tern_go_options go = { .name = "http-conn" };
     for (;;) {
-        if (s->o.max_conns > 0 && tern_sem_acquire(&s->conn_slots, 1, s->accepting) < 0)
+        if (s->o.max_conns > 0 && conn_slot(s) < 0)
             break;
         tern_conn *c;
         int rc = tern_listener_accept(l, &c, NULL);

@@ -23,12 +23,17 @@
 #define HTTP_MAX_CTX_VALUES 4
 #define HTTP_STREAM_THRESHOLD (64 * 1024)   /* buffered body before streaming */
 #define HTTP_IN_INITIAL 4096
+#define HTTP_BODY_INITIAL (16 * 1024)       /* tern_http_req_body's first reservation */
 #define HTTP_DRAIN_MAX (256 * 1024)         /* unread body we discard to keep a conn */
 /* A lingering close (413, 414, 431) reads and drops at most this much, for
  * at most this long: enough for the client to see the answer instead of a
  * reset, too little to be a way to hold the server. */
 #define HTTP_LINGER_MAX (256 * 1024)
 #define HTTP_LINGER_NS (1000 * 1000 * 1000LL)
+/* max_conns 0: three quarters of RLIMIT_NOFILE, within these bounds */
+#define HTTP_MIN_CONNS 64
+#define HTTP_MAX_CONNS_CAP (1 << 20)
+#define HTTP_LIMIT_REPORT_NS (10 * 1000 * 1000 * 1000LL)  /* one report per 10 s at most */
 
 typedef struct hconn hconn;
 
@@ -47,8 +52,12 @@ struct tern_http_req {
                                        tern_http_error_status tells the
                                        client's faults from a downstream's */
     tern_http_chunked dec;
-    size_t pend_off, pend_len;      /* decoded chunked bytes waiting in conn->in */
+    size_t pend_off, pend_len;
+    tern_ctx *cancel_ctx;           /* tern_http_req_ctx's own, once made */
+    bool peer_watched;              /* cancel_ctx ends if the client goes */
+    atomic_bool peer_gone;          /* ... and it went (set by the netpoller) */      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
+    char *body_heap;                /* the same, freed at the request's end */
     size_t body_len;
     bool body_loaded;
     /* chain */
@@ -103,6 +112,7 @@ struct hconn {
     unsigned nreq;
     tern_http_resp *cur;            /* the response being built, during serve_one */
     int64_t idle_until;             /* set when a burst ends quiet: the idle deadline */
+    int64_t head_start;             /* when the current head began to arrive */
     bool closing;                   /* answer with Connection: close and stop */
     bool linger;                    /* refused while the client may still send:
                                        read and drop a while before closing */
@@ -128,7 +138,8 @@ struct tern_http_server {
                                        the last of them frees it (under mu) */
     tern_chan *finished;            /* closed as the first shutdown call's last act */
     tern_sem conn_slots;
-    _Atomic uint64_t accepted, requests, rejected;
+    _Atomic uint64_t accepted, requests, rejected, conn_limit_hits;
+    _Atomic int64_t limit_reported;     /* when max_conns was last reported */
     _Atomic uint32_t nconns, nactive;
 };
 
@@ -152,8 +163,15 @@ int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t n
                                    const char *value, size_t value_len);
 /* A response the server writes itself (400, 413, 431, ...), then close. */
 int tern__http_send_error(hconn *hc, int status, bool head_only);
+/* refused.c: tell on_refused about a request the server answers itself
+ * with status; h is what was parsed of it (NULL: nothing usable). */
+void tern__http_refused(hconn *hc, int status, const tern_http_request *h);
 /* request.c */
 void tern__http_req_end(tern_http_req *r);
+/* peer_gone.c: once r's context exists and its body is read, the client's
+ * FIN or reset cancels the context; unwatch before freeing it. */
+void tern__http_req_watch_peer(tern_http_req *r);
+void tern__http_req_unwatch_peer(tern_http_req *r);
 /* router.c: route parameters */
 int tern__http_req_add_param(tern_http_req *r, const char *name, const char *value);
 /* Whether r's path is well-formed: valid percent-escapes and, decoded, no

@@ -78,6 +78,21 @@ uint32_t tern__rand(void);                      /* per-P xorshift */
 int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));
 bool tern__timer_stop(tern_timer *t);          /* true if it was still queued */
 
+/* Run fn(arg) once when the netpoller sees fd's peer go (its FIN, a reset
+ * or an error: RDHUP, HUP or ERR), whoever waits on fd or not: how the
+ * HTTP server ends a request's context when its client disconnects,
+ * without a coroutine or a system call per request.  fn runs on whichever
+ * thread polls, with fd's netpoller lock held, so it must not park nor
+ * touch fd's netpoller state; it is disarmed as it fires.  One watch per
+ * fd.  Registers fd with the netpoller if no wait did yet (one epoll_ctl
+ * in the fd's life).  Returns 0 (armed), 1 if the peer has gone already
+ * (nothing armed: the caller acts), -EBUSY if fd has a watch, or -errno
+ * when fd cannot be registered (-EPERM: not a socket). */
+int tern__fd_on_hup(int fd, void (*fn)(void *arg), void *arg);
+/* Disarm fd's watch, if any: once this returns, its fn is not running and
+ * will not run.  tern_fd_close disarms too. */
+void tern__fd_on_hup_clear(int fd);
+
 /* One pointer of state per coroutine, for the library's own modules (the
  * trace module keeps the coroutine's stack of current spans there).  Not
  * public: a coroutine-local API for users would want keys and destructors;

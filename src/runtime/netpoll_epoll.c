@@ -12,6 +12,10 @@
  * events carry the fd and the descriptor's generation, so an event for a
  * closed-and-reused fd number is dropped.
  *
+ * A descriptor may also hold one hup watch (tern__fd_on_hup): a callback
+ * run under the descriptor's lock when the peer goes, so disarming it
+ * under the same lock is a clean handshake with no waiting.
+ *
  * Descriptors live in a two-level table indexed by fd: blocks are
  * allocated on demand and never move, so lookups take no lock.
  */
@@ -41,6 +45,8 @@ typedef struct pdesc {
     bool registered;
     bool hup;                           /* peer closed / error: reads never block again */
     pdir dir[2];                        /* read, write */
+    void (*hup_fn)(void *);             /* tern__fd_on_hup's watch, or NULL */
+    void *hup_arg;
 } pdesc;
 
 static _Atomic(pdesc *) table[NBLOCKS];
@@ -110,6 +116,20 @@ void tern__netpoll_break(void)
     }
 }
 
+/* Register fd with epoll, once per descriptor generation; under d->lock.
+ * 0 or epoll_ctl's -errno. */
+static int enroll(pdesc *d, int fd)
+{
+    if (d->registered)
+        return 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = (uint64_t)d->gen << 32 | (uint32_t)fd};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    d->registered = true;
+    return 0;
+}
+
 int tern_fd_wait(int fd, int events, int64_t deadline)
 {
     tern_co *self = tern__self_checked("tern_fd_wait");
@@ -119,16 +139,11 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     if (!d)
         return fd < 0 ? -EBADF : -ENOMEM;
     tern__spin_lock(&d->lock);
-    if (!d->registered) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.u64 = (uint64_t)d->gen << 32 | (uint32_t)fd};
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            int e = errno;
-            tern__spin_unlock(&d->lock);
-            /* Regular files and the like are always ready. */
-            return e == EPERM ? 0 : -e;
-        }
-        d->registered = true;
+    int e = enroll(d, fd);
+    if (e < 0) {
+        tern__spin_unlock(&d->lock);
+        /* Regular files and the like are always ready. */
+        return e == -EPERM ? 0 : e;
     }
     for (int i = 0; i < 2; i++) {
         if (!(events & (1 << i)))
@@ -173,6 +188,7 @@ int tern_fd_close(int fd)
             epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
         d->registered = false;
         d->hup = false;
+        d->hup_fn = NULL;
         d->gen++;
         for (int i = 0; i < 2; i++) {
             /* Claim under the lock the waiter cleans up under: a waiter
@@ -189,6 +205,38 @@ int tern_fd_close(int fd)
                 tern__wake_finish(w[i], -EBADF);
     }
     return close(fd) == 0 ? 0 : -errno;
+}
+
+int tern__fd_on_hup(int fd, void (*fn)(void *arg), void *arg)
+{
+    TERN_ASSERT(fn);
+    pdesc *d = desc_of(fd, true);
+    if (!d)
+        return fd < 0 ? -EBADF : -ENOMEM;
+    tern__spin_lock(&d->lock);
+    int rc = enroll(d, fd);     /* a conn whose reads never had to wait */
+    if (rc == 0) {
+        if (d->hup) {
+            rc = 1;
+        } else if (d->hup_fn) {
+            rc = -EBUSY;
+        } else {
+            d->hup_fn = fn;
+            d->hup_arg = arg;
+        }
+    }
+    tern__spin_unlock(&d->lock);
+    return rc;
+}
+
+void tern__fd_on_hup_clear(int fd)
+{
+    pdesc *d = desc_of(fd, false);
+    if (!d)
+        return;
+    tern__spin_lock(&d->lock);
+    d->hup_fn = NULL;
+    tern__spin_unlock(&d->lock);
 }
 
 /* Wake waiters for ready fds; returns how many coroutines it readied. */
@@ -243,8 +291,14 @@ int tern__netpoll(int64_t timeout_ns)
         tern_co *w[2] = {NULL, NULL};
         tern__spin_lock(&d->lock);
         if (d->gen == (uint32_t)(data >> 32) && d->registered) {
-            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 d->hup = true;
+                if (d->hup_fn) {
+                    void (*fn)(void *) = d->hup_fn;
+                    d->hup_fn = NULL;
+                    fn(d->hup_arg);
+                }
+            }
             for (int k = 0; k < 2; k++) {
                 if (!dirs[k])
                     continue;

@@ -3,14 +3,20 @@
  * snapshot published through one atomic pointer, getters, and reloads.
  *
  * Readers load `cur` (acquire) and read an immutable snapshot: no lock, no
- * reference count.  That is safe because a snapshot is never freed while
- * the config lives: a reload links the one it replaces onto the new one's
- * `older` chain, and tern_config_free frees the chain.  Reloads are rare
- * (a person sends SIGHUP or edits the file; the file watcher reloads only
- * for new bytes), so the memory kept is small; in exchange a
- * getter is a binary search and a load, and a string it returns never
- * dangles.  One reload at a time (`reloading`), so the chain and the
- * callbacks need no other lock.
+ * reference count, so a getter is a binary search and a load.  A reload
+ * links the snapshot it replaces onto the new one's `older` chain and
+ * frees those replaced more than `retain` ago (a grace period, as in
+ * epoch-based reclamation with time for the epoch): a reader that loaded
+ * an old snapshot, or holds a string from it, has that long to finish.
+ * Keeping every snapshot forever (as before) grew a service by a copy of
+ * its values per SIGHUP (issue 15: +934 KB each with a 1 MB value).
+ *
+ * A value a reload leaves unchanged (same text, same source) is handed on:
+ * the new snapshot takes the old one's allocation instead of its fresh
+ * copy, so strings and lists of keys that do not change stay valid for as
+ * long as they do not, however many reloads pass, and an unchanged 1 MB
+ * value costs nothing per reload.  One reload at a time (`reloading`), so
+ * the chain, the hand-over marks and the callbacks need no other lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -304,6 +310,50 @@ int tern_config_on_change(tern_config *cfg, tern_config_change_fn *fn, void *arg
     return 0;
 }
 
+static bool same_text(const cfg_val *a, const cfg_val *b)
+{
+    return a->src == b->src &&
+           (a->text == b->text || (a->text && b->text && strcmp(a->text, b->text) == 0));
+}
+
+/* Give the new snapshot the old one's copy of every value that did not
+ * change (see the top).  Without memory for the marks, nothing is handed
+ * on: correct, only less frugal. */
+static void hand_on(tern_config *cfg, cfg_snap *old, cfg_snap *s)
+{
+    TERN_ASSERT(old->gave == NULL);     /* replaced once */
+    old->gave = calloc(cfg->n ? cfg->n : 1, sizeof *old->gave);
+    for (size_t i = 0; old->gave && i < cfg->n; i++) {
+        if (!same_text(&old->vals[i], &s->vals[i]))
+            continue;
+        tern__cfg_val_free(&s->vals[i]);
+        s->vals[i] = old->vals[i];
+        old->gave[i] = true;
+    }
+}
+
+/* Free the snapshots replaced more than retain ago.  The chain runs newest
+ * first, so they are its tail. */
+static void reclaim(tern_config *cfg, cfg_snap *cur)
+{
+    int64_t retain = cfg->o.retain ? cfg->o.retain : TERN_CONFIG_RETAIN;
+    if (retain < 0)
+        return;
+    int64_t now = tern_now();
+    cfg_snap **link = &cur->older;
+    while (*link && now - (*link)->retired_at < retain) {
+        TERN_ASSERT(!(*link)->older || (*link)->older->retired_at <= (*link)->retired_at);
+        link = &(*link)->older;
+    }
+    cfg_snap *s = *link;
+    *link = NULL;
+    while (s) {
+        cfg_snap *older = s->older;
+        tern__cfg_snap_free(s, cfg->n);
+        s = older;
+    }
+}
+
 int tern_config_reload(tern_config *cfg, tern_config_error *err)
 {
     TERN_CHECK_ARG(cfg);
@@ -327,11 +377,14 @@ int tern_config_reload(tern_config *cfg, tern_config_error *err)
     }
     TERN_ASSERT(nch <= cfg->n);
     TERN_ASSERT(cfg->ncb >= 0 && cfg->ncb <= CFG_MAX_CALLBACKS);
+    hand_on(cfg, old, s);
     s->older = old;
     atomic_store_explicit(&cfg->cur, s, memory_order_release);
+    old->retired_at = tern_now();
     for (int i = 0; nch && i < cfg->ncb; i++)
         cfg->cb[i].fn(cfg, ch, nch, cfg->cb[i].arg);
     free(ch);
+    reclaim(cfg, s);
     atomic_fetch_add(&cfg->generation, 1);      /* after the callbacks: tests wait on it */
     bool was = atomic_exchange(&cfg->reloading, false);
     TERN_ASSERT(was);           /* one reload at a time, this one */

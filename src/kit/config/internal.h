@@ -31,10 +31,15 @@ typedef struct cfg_val {
     size_t nlist;
 } cfg_val;
 
-/* An immutable set of values.  Replaced snapshots are kept on `older`
- * until the config is freed, so readers never need a reference count. */
+/* An immutable set of values (to readers: the fields below vals' are the
+ * reloader's, never read by a getter).  Replaced snapshots wait on
+ * `older`, newest first, for the retain period (config.c), so readers
+ * never need a reference count. */
 typedef struct cfg_snap {
     struct cfg_snap *older;
+    int64_t retired_at;         /* tern_now() when a reload replaced it */
+    bool *gave;                 /* [n]: values handed on to the newer snapshot
+                                   (unchanged ones): not this one's to free */
     cfg_val vals[];
 } cfg_snap;
 

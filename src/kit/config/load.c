@@ -474,7 +474,9 @@ void tern__cfg_snap_free(cfg_snap *s, size_t n)
     if (!s)
         return;
     for (size_t i = 0; i < n; i++)
-        tern__cfg_val_free(&s->vals[i]);
+        if (!s->gave || !s->gave[i])
+            tern__cfg_val_free(&s->vals[i]);
+    free(s->gave);
     free(s);
 }
 

@@ -39,6 +39,18 @@
 #define UA_MAX_BYTES 256
 #define SHORT_MAX_BYTES 128     /* method, remote address, request id */
 
+/* Where a finished line goes: the options' fn or FILE, the logger's
+ * ring, or stderr when no logger runs. */
+static void emit(const tern_http_access_log_options *o, const char *line, size_t len)
+{
+    if (o && o->fn)
+        o->fn(line, len, o->fn_arg);
+    else if (o && o->out)
+        fwrite(line, 1, len, o->out);
+    else if (tern_log_write_line(line, len) == -ESRCH)
+        fwrite(line, 1, len, stderr);   /* no logger: straight to stderr */
+}
+
 int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
 {
     const tern_http_access_log_options *o = opts;
@@ -76,11 +88,30 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
         f[n++] = TERN__LOG_LSTRN("user_agent", s, UA_MAX_BYTES);
     tern__log_line_fields(&l, f, n);
     size_t len = tern__log_line_end(&l);
-    if (o && o->fn)
-        o->fn(line, len, o->fn_arg);
-    else if (o && o->out)
-        fwrite(line, 1, len, o->out);
-    else if (tern_log_write_line(line, len) == -ESRCH)
-        fwrite(line, 1, len, stderr);   /* no logger: straight to stderr */
+    emit(o, line, len);
     return rc;
+}
+
+void tern_http_access_log_refused(const tern_http_refusal *rf, void *opts)
+{
+    if (!rf)
+        return;
+    int64_t took = tern_now() - rf->start;
+    char line[TERN_LOG_LINE_MAX];
+    tern__log_line l;
+    static const char msg[] = "request";
+    tern__log_line_begin(&l, line, tern__wall_from_mono(rf->start), TERN_LOG_INFO, msg,
+                         sizeof msg - 1, NULL);
+    tern__log_lfield f[7];
+    size_t n = 0;
+    f[n++] = TERN__LOG_LINT("status", rf->status);
+    f[n++] = TERN__LOG_LINT("bytes", 0);
+    f[n++] = TERN__LOG_LINT("duration_us", took > 0 ? took / TERN_US : 0);
+    f[n++] = TERN__LOG_LSTRN("method", rf->method ? rf->method : "", SHORT_MAX_BYTES);
+    f[n++] = TERN__LOG_LSTRN("remote", rf->remote_addr ? rf->remote_addr : "", SHORT_MAX_BYTES);
+    f[n++] = TERN__LOG_LSTRN("error", "refused by the server", SIZE_MAX);
+    f[n++] = TERN__LOG_LSTRN("path", rf->target ? rf->target : "", PATH_MAX_BYTES);
+    tern__log_line_fields(&l, f, n);
+    size_t len = tern__log_line_end(&l);
+    emit(opts, line, len);
 }

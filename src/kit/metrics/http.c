@@ -246,6 +246,16 @@ int tern_http_mw_metrics(tern_http_req *r, tern_http_resp *w, void *metrics)
     return rc;
 }
 
+void tern_http_metrics_refused(const tern_http_refusal *rf, void *metrics)
+{
+    tern_http_metrics *m = metrics_or_default(metrics);
+    if (!m || !rf)
+        return;
+    int64_t took = tern_now() - rf->start;
+    count_server(m, "refused", method_label(rf->method), rf->status,
+                 took > 0 ? (double)took / 1e9 : 0);
+}
+
 /* "host[:port]" of an http:// URL, into buf; "" when there is none. */
 static void url_host(const char *url, char *buf, size_t n)
 {

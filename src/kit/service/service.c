@@ -20,6 +20,9 @@
  * The runner waits for the watcher before returning, so it waits for
  * signals in short slices (WATCH_POLL) to bound that.
  *
+ * While it waits, the runner also copies the server's connection counts
+ * into metrics (conn_metrics.c).
+ *
  * The admin listener (admin_addr) is a second server with its own router,
  * the /debug endpoints and the probes mounted: the debug endpoints reveal the
  * program's internals and cost CPU, so they do not belong on the public
@@ -36,11 +39,13 @@
 #include <string.h>
 
 #include "base/check.h"
+#include "kit/service/internal.h"
 #include "tern/chan.h"
 #include "tern/debug.h"
 #include "tern/error.h"
 #include "tern/http_router.h"
 #include "tern/log.h"
+#include "tern/metrics.h"
 #include "tern/runtime.h"
 #include "tern/signal.h"
 #include "tern/sync.h"
@@ -93,6 +98,17 @@ static int admin_new(tern_service *svc, const char *addr)
     return rc;
 }
 
+/* Requests the server refuses itself (malformed, too large, too slow)
+ * never reach the handler's access log and metrics middleware: the
+ * service logs and counts them where those do (the logger's writer, the
+ * default registry), so a flood of bad requests shows (issue 15). */
+static void log_and_count_refusal(const tern_http_refusal *rf, void *arg)
+{
+    (void)arg;
+    tern_http_access_log_refused(rf, NULL);
+    tern_http_metrics_refused(rf, NULL);
+}
+
 int tern_service_new(const tern_service_options *o, tern_service **out)
 {
     TERN_CHECK_ARG(out);
@@ -109,6 +125,8 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
         svc->o.drain_timeout = DEFAULT_DRAIN;
     if (svc->o.hook_timeout <= 0)
         svc->o.hook_timeout = DEFAULT_HOOK_TIMEOUT;
+    if (!svc->o.http.on_refused)
+        svc->o.http.on_refused = log_and_count_refusal;
     atomic_init(&svc->stops, 0);
     atomic_init(&svc->stopped, false);
     int rc = tern_ctx_with_cancel(NULL, &svc->hurry);
@@ -297,7 +315,9 @@ static const int stop_sigs[] = { SIGTERM, SIGINT };
 /* Until a notified signal comes, tern_service_stop is called or ctx ends. */
 static void wait_for_stop(tern_service *svc, tern_ctx *ctx)
 {
+    uint64_t pauses_seen = 0;
     while (atomic_load(&svc->stops) == 0) {
+        tern__service_conn_metrics(svc->server, &pauses_seen);
         if (ctx && tern_ctx_err(ctx) < 0) {
             stop_once(svc);
             tern_log_info("service stopping", TERN_LOG_STR("reason", "context ended"));
