@@ -20,11 +20,12 @@
  * Failures: a broken connection fails every command sent on it
  * (-ECONNRESET, -EPIPE, -EPROTO for a reply hiredis cannot parse,
  * -ETIMEDOUT when no reply came within opts.read_timeout), then
- * reconnects in the background with exponential backoff; while a
- * connection is down, calls routed to it go to another connection of the
- * pool, and when none is up they fail at once with -ENOTCONN (a call made
- * while the first connection is still being made waits for it, bounded by
- * its ctx).  A Redis error reply ("-ERR ...", "-WRONGTYPE ...") is not a
+ * reconnects in the background (at once, then with exponential backoff
+ * while attempts fail).  Calls go to a connection that is up; with none
+ * up, to one being made (the call waits for it, bounded by its ctx; a
+ * command queued but not yet sent when a connection broke waits for the
+ * next one too); and when every one is down, backing off after a failed
+ * attempt, they fail at once with -ENOTCONN.  A Redis error reply ("-ERR ...", "-WRONGTYPE ...") is not a
  * transport error: the call returns -EREMOTEIO and the reply's message is
  * available (tern_redis_command hands the error reply out).
  *
