@@ -151,6 +151,13 @@ int tern_redis_metrics_register(tern_redis_client *cl, tern_metrics_registry *r)
  * -ECONNRESET / -EPIPE / -EPROTO (the connection broke while the command
  * was queued or sent), -EINVAL (argc < 1), -ENOMEM.  out may be NULL to
  * discard the reply (an error reply still gives -EREMOTEIO).
+ *
+ * The connection is shared, so a command that changes its state would
+ * change it for every caller and is not for this call: SELECT and AUTH
+ * (use the options), SUBSCRIBE (tern_redis_subscribe), MULTI / EXEC /
+ * WATCH (other callers' commands would land inside the transaction: use a
+ * Lua script, which runs atomically), CLIENT REPLY, blocking commands
+ * (tern_redis_blocking_command).
  */
 int tern_redis_command(tern_redis_client *cl, int argc, const char *const *argv,
                        const size_t *argvlen, tern_redis_reply **out, tern_ctx *ctx);
