@@ -163,7 +163,7 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     return r;
 }
 
-int tern_fd_close(int fd)
+void tern__fd_forget(int fd)
 {
     pdesc *d = desc_of(fd, false);
     if (d) {
@@ -188,6 +188,11 @@ int tern_fd_close(int fd)
             if (w[i])
                 tern__wake_finish(w[i], -EBADF);
     }
+}
+
+int tern_fd_close(int fd)
+{
+    tern__fd_forget(fd);
     return close(fd) == 0 ? 0 : -errno;
 }
 

@@ -1,0 +1,344 @@
+/*
+ * test_data_pg_conn.c - one PostgreSQL connection against a real server
+ * (tests/pg_fixture.h): connecting (TCP, Unix socket, a host name, refused,
+ * bounded by a ctx), parameterized queries and the typed accessors, server
+ * errors with their SQLSTATE, the prepared-statement cache, and a query
+ * cancelled by its deadline that leaves the connection usable.
+ */
+#include "check.h"
+#include "pg_fixture.h"
+
+#include <errno.h>
+#include <math.h>
+#include <tern/pg.h>
+
+#define MS 1000000LL
+
+static int64_t elapsed_ms(int64_t t0)
+{
+    return (tern_now() - t0) / MS;
+}
+
+static tern_pg_conn *connect_tcp(void)
+{
+    tern_pg_conn *c;
+    tern_pg_error err;
+    int rc = tern_pg_conn_new(pg_fixture_start()->tcp, NULL, &c, &err, NULL);
+    if (rc != 0)
+        fprintf(stderr, "connect: %s: %s\n", tern_strerror(rc), err.message);
+    CHECK_EQ(rc, 0);
+    CHECK(tern_pg_conn_ok(c));
+    return c;
+}
+
+static tern_ctx *timeout_ctx(int64_t ns)
+{
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(tern_ctx_background(), ns, &ctx), 0);
+    return ctx;
+}
+
+static int params_and_types_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c = connect_tcp();
+    const char *vals[] = {"42", "héllo", NULL, "t", "2.5"};
+    tern_pg_params p = {.n = 5, .values = vals};
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(c, "SELECT $1::int8 + 1 AS n, $2::text AS s, $3::text AS z, $4::bool AS b,"
+                              " $5::float8 * 2 AS d, '\\x00ff10'::bytea AS y, 'NaN'::float8 AS nan",
+                           &p, &r, NULL), 0);
+    CHECK_EQ(tern_pg_result_rows(r), 1);
+    CHECK_EQ(tern_pg_result_cols(r), 7);
+    CHECK(strcmp(tern_pg_result_col_name(r, 1), "s") == 0);
+    CHECK_EQ(tern_pg_result_col_index(r, "d"), 4);
+    CHECK_EQ(tern_pg_result_col_index(r, "nope"), -ENOENT);
+    int64_t n = 0;
+    CHECK_EQ(tern_pg_result_int64(r, 0, 0, &n), 0);
+    CHECK_EQ(n, 43);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 1), "héllo") == 0);
+    CHECK(tern_pg_result_is_null(r, 0, 2));
+    CHECK(!tern_pg_result_is_null(r, 0, 1));
+    CHECK_EQ(tern_pg_result_int64(r, 0, 2, &n), -ENODATA);
+    CHECK_EQ(tern_pg_result_int64(r, 0, 1, &n), -EINVAL);
+    CHECK_EQ(tern_pg_result_int64(r, 1, 0, &n), -ERANGE);
+    bool b = false;
+    CHECK_EQ(tern_pg_result_bool(r, 0, 3, &b), 0);
+    CHECK(b);
+    double d = 0;
+    CHECK_EQ(tern_pg_result_double(r, 0, 4, &d), 0);
+    CHECK(d == 5.0);
+    CHECK_EQ(tern_pg_result_double(r, 0, 6, &d), 0);
+    CHECK(isnan(d));
+    const uint8_t *y;
+    size_t ny;
+    CHECK_EQ(tern_pg_result_bytea(r, 0, 5, &y, &ny), 0);
+    CHECK_EQ(ny, 3);
+    CHECK(y[0] == 0x00 && y[1] == 0xff && y[2] == 0x10);
+    CHECK(strcmp(tern_pg_result_cmd_tag(r), "SELECT 1") == 0);
+    tern_pg_result_free(r);
+
+    /* A binary parameter: bytea with a NUL inside goes through intact. */
+    const char raw[] = {'a', 0, 'b'};
+    const char *bv[] = {raw};
+    int len[] = {3}, fmt[] = {1};
+    uint32_t types[] = {17};    /* bytea */
+    tern_pg_params bp = {.n = 1, .values = bv, .lengths = len, .formats = fmt, .types = types};
+    CHECK_EQ(tern_pg_query(c, "SELECT length($1), $1", &bp, &r, NULL), 0);
+    CHECK_EQ(tern_pg_result_int64(r, 0, 0, &n), 0);
+    CHECK_EQ(n, 3);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 1), "\\x610062") == 0);
+    tern_pg_result_free(r);
+
+    /* Commands: rows affected. */
+    CHECK_EQ(tern_pg_exec(c, "CREATE TEMP TABLE t (id int PRIMARY KEY, v text)", NULL, NULL, NULL), 0);
+    int64_t aff = -1;
+    CHECK_EQ(tern_pg_exec(c, "INSERT INTO t VALUES (1,'a'),(2,'b'),(3,NULL)", NULL, &aff, NULL), 0);
+    CHECK_EQ(aff, 3);
+    const char *id[] = {"2"};
+    tern_pg_params ip = {.n = 1, .values = id};
+    CHECK_EQ(tern_pg_exec(c, "UPDATE t SET v = 'x' WHERE id >= $1", &ip, &aff, NULL), 0);
+    CHECK_EQ(aff, 2);
+    CHECK_EQ(tern_pg_query(c, "SELECT id, v FROM t ORDER BY id", NULL, &r, NULL), 0);
+    CHECK_EQ(tern_pg_result_rows(r), 3);
+    CHECK(strcmp(tern_pg_result_text(r, 2, 1), "x") == 0);
+    tern_pg_result_free(r);
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void params_and_typed_accessors(void)
+{
+    CHECK_EQ(tern_run(params_and_types_co, NULL), 0);
+}
+
+static int sqlstate_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c = connect_tcp();
+    tern_pg_result *r = (tern_pg_result *)1;
+    CHECK_EQ(tern_pg_query(c, "SELEC 1", NULL, &r, NULL), -EREMOTEIO);
+    CHECK(r == NULL);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "42601") == 0);
+    CHECK(strstr(tern_pg_conn_last_error(c)->message, "syntax error") != NULL);
+    /* With parameters the error comes from the prepare. */
+    const char *v[] = {"1"};
+    tern_pg_params p = {.n = 1, .values = v};
+    CHECK_EQ(tern_pg_query(c, "SELECT $1::int / 0", &p, &r, NULL), -EREMOTEIO);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "22012") == 0);
+    CHECK_EQ(tern_pg_query(c, "SELECT * FROM no_such_table WHERE id = $1", &p, &r, NULL), -EREMOTEIO);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "42P01") == 0);
+    /* The connection is fine after, and a success clears the error. */
+    CHECK_EQ(tern_pg_ping(c, NULL), 0);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "") == 0);
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void bad_query_reports_sqlstate(void)
+{
+    CHECK_EQ(tern_run(sqlstate_co, NULL), 0);
+}
+
+static int ways_co(void *arg)
+{
+    (void)arg;
+    const pg_fixture *f = pg_fixture_start();
+    tern_pg_conn *c;
+    tern_pg_error err;
+    CHECK_EQ(tern_pg_conn_new(f->unix_sock, NULL, &c, &err, NULL), 0);
+    CHECK_EQ(tern_pg_ping(c, NULL), 0);
+    tern_pg_conn_free(c);
+    /* A host name: resolved by tern; "localhost" may give ::1 first, where
+     * nothing listens, and the next address is tried. */
+    char byname[200];
+    snprintf(byname, sizeof byname, "host=localhost port=%d user=postgres dbname=postgres", f->port);
+    CHECK_EQ(tern_pg_conn_new(byname, NULL, &c, &err, NULL), 0);
+    CHECK_EQ(tern_pg_ping(c, NULL), 0);
+    tern_pg_conn_free(c);
+    /* A URI. */
+    snprintf(byname, sizeof byname, "postgresql://postgres@127.0.0.1:%d/postgres", f->port);
+    CHECK_EQ(tern_pg_conn_new(byname, NULL, &c, &err, NULL), 0);
+    tern_pg_conn_free(c);
+    /* The server refuses an unknown database. */
+    snprintf(byname, sizeof byname, "host=127.0.0.1 port=%d user=postgres dbname=nope", f->port);
+    CHECK_EQ(tern_pg_conn_new(byname, NULL, &c, &err, NULL), -EREMOTEIO);
+    CHECK(c == NULL);
+    CHECK(strstr(err.message, "nope") != NULL);
+    CHECK_EQ(tern_pg_conn_new("host=127.0.0.1 port=x= =", NULL, &c, &err, NULL), -EINVAL);
+    return 0;
+}
+
+static void connects_by_unix_socket_host_name_and_uri(void)
+{
+    CHECK_EQ(tern_run(ways_co, NULL), 0);
+}
+
+static int refused_co(void *arg)
+{
+    (void)arg;
+    char ci[120];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres", pg_fx_free_port());
+    tern_pg_conn *c;
+    tern_pg_error err;
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_pg_conn_new(ci, NULL, &c, &err, NULL), -ECONNREFUSED);
+    CHECK(elapsed_ms(t0) < 1000);
+    CHECK(strstr(err.message, "refused") != NULL);
+    return 0;
+}
+
+static void connect_refused(void)
+{
+    CHECK_EQ(tern_run(refused_co, NULL), 0);
+}
+
+static int connect_timeout_co(void *arg)
+{
+    (void)arg;
+    /* A listener that never accepts: the TCP handshake completes in the
+     * backlog and the startup packet is never answered. */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0 && listen(s, 8) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    char ci[120];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres sslmode=disable", ntohs(a.sin_port));
+    tern_ctx *ctx = timeout_ctx(200 * MS);
+    tern_pg_conn *c;
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_pg_conn_new(ci, NULL, &c, NULL, ctx), -ETIMEDOUT);
+    int64_t ms = elapsed_ms(t0);
+    CHECK(ms >= 190 && ms < 1000);
+    tern_ctx_free(ctx);
+    /* Cancelled rather than timed out. */
+    CHECK_EQ(tern_ctx_with_cancel(tern_ctx_background(), &ctx), 0);
+    tern_ctx_cancel(ctx);
+    CHECK_EQ(tern_pg_conn_new(ci, NULL, &c, NULL, ctx), -ECANCELED);
+    tern_ctx_free(ctx);
+    close(s);
+    return 0;
+}
+
+static void connect_bounded_by_ctx(void)
+{
+    CHECK_EQ(tern_run(connect_timeout_co, NULL), 0);
+}
+
+static int64_t server_prepared(tern_pg_conn *c)
+{
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(c, "SELECT count(*) FROM pg_prepared_statements", NULL, &r, NULL), 0);
+    int64_t n = -1;
+    CHECK_EQ(tern_pg_result_int64(r, 0, 0, &n), 0);
+    tern_pg_result_free(r);
+    return n;
+}
+
+static int cache_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c;
+    tern_pg_conn_options o = {.stmt_cache = 2};
+    CHECK_EQ(tern_pg_conn_new(pg_fixture_start()->tcp, &o, &c, NULL, NULL), 0);
+    const char *sql[] = {"SELECT $1::int + 1", "SELECT $1::int + 2", "SELECT $1::int + 3"};
+    const char *v[] = {"10"};
+    tern_pg_params p = {.n = 1, .values = v};
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 3; i++) {
+            tern_pg_result *r;
+            CHECK_EQ(tern_pg_query(c, sql[i], &p, &r, NULL), 0);
+            int64_t n;
+            CHECK_EQ(tern_pg_result_int64(r, 0, 0, &n), 0);
+            CHECK_EQ(n, 11 + i);
+            tern_pg_result_free(r);
+            CHECK(tern_pg_conn_cached_statements(c) <= 2);
+        }
+    CHECK_EQ(tern_pg_conn_cached_statements(c), 2);
+    /* The evicted ones were deallocated on the server too. */
+    CHECK_EQ(server_prepared(c), 2);
+    /* Behind the cache's back: the next use prepares again. */
+    CHECK_EQ(tern_pg_exec(c, "DEALLOCATE ALL", NULL, NULL, NULL), 0);
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(c, sql[2], &p, &r, NULL), 0);
+    tern_pg_result_free(r);
+    CHECK_EQ(server_prepared(c), 1);
+    tern_pg_conn_free(c);
+
+    /* Off: nothing is prepared. */
+    o.no_stmt_cache = true;
+    CHECK_EQ(tern_pg_conn_new(pg_fixture_start()->tcp, &o, &c, NULL, NULL), 0);
+    CHECK_EQ(tern_pg_query(c, sql[0], &p, &r, NULL), 0);
+    tern_pg_result_free(r);
+    CHECK_EQ(tern_pg_conn_cached_statements(c), 0);
+    CHECK_EQ(server_prepared(c), 0);
+    /* Named statements. */
+    CHECK_EQ(tern_pg_prepare(c, "add", "SELECT $1::int + $2::int", 0, NULL, NULL), 0);
+    const char *two[] = {"20", "22"};
+    tern_pg_params p2 = {.n = 2, .values = two};
+    CHECK_EQ(tern_pg_query_prepared(c, "add", &p2, &r, NULL), 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 0), "42") == 0);
+    tern_pg_result_free(r);
+    CHECK_EQ(tern_pg_query_prepared(c, "nope", &p2, &r, NULL), -EREMOTEIO);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "26000") == 0);
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void prepared_statement_cache(void)
+{
+    CHECK_EQ(tern_run(cache_co, NULL), 0);
+}
+
+static int cancel_later(void *ctx)
+{
+    tern_sleep(100 * MS);
+    tern_ctx_cancel(ctx);
+    return 0;
+}
+
+static int cancel_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c = connect_tcp();
+    tern_ctx *ctx = timeout_ctx(200 * MS);
+    int64_t t0 = tern_now();
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(c, "SELECT pg_sleep(10)", NULL, &r, ctx), -ETIMEDOUT);
+    int64_t ms = elapsed_ms(t0);
+    CHECK(ms >= 190 && ms < 2000);
+    tern_ctx_free(ctx);
+    /* The server ended the query because we asked it to. */
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "57014") == 0);
+    CHECK(tern_pg_conn_ok(c));
+    CHECK_EQ(tern_pg_query(c, "SELECT 7", NULL, &r, NULL), 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 0), "7") == 0);
+    tern_pg_result_free(r);
+    /* With parameters (a prepared statement), by cancellation. */
+    CHECK_EQ(tern_ctx_with_cancel(tern_ctx_background(), &ctx), 0);
+    const char *v[] = {"10"};
+    tern_pg_params p = {.n = 1, .values = v};
+    CHECK_EQ(tern_go(cancel_later, ctx), 0);
+    t0 = tern_now();
+    CHECK_EQ(tern_pg_query(c, "SELECT pg_sleep($1::float8)", &p, &r, ctx), -ECANCELED);
+    CHECK(elapsed_ms(t0) < 2000);
+    tern_ctx_free(ctx);
+    CHECK(tern_pg_conn_ok(c));
+    CHECK_EQ(tern_pg_ping(c, NULL), 0);
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void cancel_by_deadline_leaves_conn_usable(void)
+{
+    CHECK_EQ(tern_run(cancel_co, NULL), 0);
+}
+
+TESTS({"params_and_typed_accessors", params_and_typed_accessors},
+      {"bad_query_reports_sqlstate", bad_query_reports_sqlstate},
+      {"connects_by_unix_socket_host_name_and_uri", connects_by_unix_socket_host_name_and_uri},
+      {"connect_refused", connect_refused},
+      {"connect_bounded_by_ctx", connect_bounded_by_ctx},
+      {"prepared_statement_cache", prepared_statement_cache},
+      {"cancel_by_deadline_leaves_conn_usable", cancel_by_deadline_leaves_conn_usable})
