@@ -87,9 +87,9 @@ static int pg_fx_ctl(const char *what)
 
 static void pg_fixture_stop(void)
 {
-    if (!pg_fx.up)
+    /* Once, whoever gets here first: exit, or an abort on any thread. */
+    if (!__atomic_exchange_n(&pg_fx.up, false, __ATOMIC_ACQ_REL))
         return;
-    pg_fx.up = false;
     const char *stop[] = {TERN_PG_BINDIR "/pg_ctl", "-D", pg_fx.data, "-w", "-m", "immediate", "stop", NULL};
     pg_fx_run(stop, true);
     const char *rm[] = {"rm", "-rf", pg_fx.dir, NULL};
@@ -146,10 +146,17 @@ static const pg_fixture *pg_fixture_start(void)
     return &pg_fx;
 }
 
-/* Stop and start the server again, as a failover or a deploy would. */
+static int pg_fx_restart_run(void *arg)
+{
+    (void)arg;
+    return pg_fx_ctl("restart");
+}
+
+/* Stop and start the server again, as a failover or a deploy would; from a
+ * coroutine on the blocking pool, so that the wait does not hold a worker. */
 __attribute__((unused)) static int pg_fixture_restart(void)
 {
-    return pg_fx_ctl("restart");
+    return tern_self() ? tern_blocking(pg_fx_restart_run, NULL) : pg_fx_restart_run(NULL);
 }
 
 #endif
