@@ -383,9 +383,82 @@ static void tx_run_retries_serialization_failure(void)
     CHECK_EQ(tern_run_opts(tx_co, NULL, &o), 0);
 }
 
+/* ---- metrics and spans ---- */
+
+static int metrics_co(void *arg)
+{
+    (void)arg;
+    tern_metrics_registry *reg;
+    CHECK_EQ(tern_metrics_registry_new(&reg), 0);
+    tern_pg_metrics *m, *m2;
+    CHECK_EQ(tern_pg_metrics_new(reg, &m), 0);
+    CHECK_EQ(tern_pg_metrics_new(reg, &m2), -EEXIST);
+    tern_pg_pool *p;
+    tern_pg_pool_options o = {.max_conns = 1, .metrics = m, .name = "main"};
+    CHECK_EQ(tern_pg_pool_new(pg_fixture_start()->tcp, &o, &p), 0);
+    /* A traced request: the queries become its children. */
+    tern_trace_span *root;
+    CHECK_EQ(tern_trace_span_start("request", TERN_TRACE_KIND_SERVER, NULL, &root), 0);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_trace_ctx_with_span(tern_ctx_background(), root, &ctx), 0);
+    const char *v[] = {"5"};
+    tern_pg_params params = {.n = 1, .values = v};
+    tern_pg_result *r;
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(tern_pg_pool_query(p, "SELECT $1::int, 'secret'", &params, &r, NULL, ctx), 0);
+        tern_pg_result_free(r);
+    }
+    CHECK_EQ(tern_pg_pool_query(p, "  insert into nowhere values (1)", NULL, &r, NULL, ctx), -EREMOTEIO);
+    tern_pg_conn *c;
+    CHECK_EQ(tern_pg_pool_acquire(p, &c, NULL), 0);
+    CHECK_EQ(tern_pg_prepare(c, "by_id", "SELECT $1::int", 0, NULL, NULL), 0);
+    CHECK_EQ(tern_pg_query_prepared(c, "by_id", &params, &r, ctx), 0);
+    tern_pg_result_free(r);
+    /* One more acquirer has to wait for c. */
+    tern_ctx *short_ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * MS, &short_ctx), 0);
+    tern_pg_conn *x;
+    CHECK_EQ(tern_pg_pool_acquire(p, &x, short_ctx), -ETIMEDOUT);
+    tern_ctx_free(short_ctx);
+    char *text;
+    size_t len;
+    CHECK_EQ(tern_metrics_format(reg, &text, &len), 0);
+    const char *want[] = {
+        "tern_pg_query_duration_seconds_count{pool=\"main\",statement=\"select\"} 3",
+        "tern_pg_query_duration_seconds_count{pool=\"main\",statement=\"insert\"} 1",
+        "tern_pg_query_duration_seconds_count{pool=\"main\",statement=\"by_id\"} 1",
+        "tern_pg_pool_connections{pool=\"main\",state=\"in_use\"} 1",
+        "tern_pg_pool_connections{pool=\"main\",state=\"idle\"} 0",
+        "tern_pg_pool_waits_total{pool=\"main\"} 1",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(text, want[i])) {
+            fprintf(stderr, "missing: %s\nin:\n%s\n", want[i], text);
+            CHECK(0);
+        }
+    free(text);
+    tern_pg_pool_release(p, c);
+    CHECK_EQ(tern_metrics_format(reg, &text, &len), 0);
+    CHECK(strstr(text, "tern_pg_pool_connections{pool=\"main\",state=\"idle\"} 1"));
+    free(text);
+    tern_ctx_free(ctx);
+    tern_trace_span_end(root);
+    tern_trace_span_free(root);
+    tern_pg_pool_free(p);
+    tern_pg_metrics_free(m);
+    tern_metrics_registry_free(reg);
+    return 0;
+}
+
+static void metrics_by_pool_and_statement(void)
+{
+    CHECK_EQ(tern_run(metrics_co, NULL), 0);
+}
+
 TESTS({"pool_limit_with_fifo_waiters", pool_limit_with_fifo_waiters},
       {"cancelled_query_conn_reused", cancelled_query_conn_reused},
       {"health_check_replaces_dead_idle_conn", health_check_replaces_dead_idle_conn},
       {"many_coroutines_on_two_procs", many_coroutines_on_two_procs},
       {"server_restart_under_load", server_restart_under_load},
-      {"tx_run_retries_serialization_failure", tx_run_retries_serialization_failure})
+      {"tx_run_retries_serialization_failure", tx_run_retries_serialization_failure},
+      {"metrics_by_pool_and_statement", metrics_by_pool_and_statement})

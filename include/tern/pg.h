@@ -19,6 +19,11 @@
  * its SQLSTATE and message are in tern_pg_conn_last_error() (and in the
  * tern_pg_error a pool call fills).  docs/errors.md lists the codes.
  *
+ * Tracing: when the ctx of a query carries a span (tern/trace.h,
+ * tern_trace_span_from_ctx) a CLIENT child span "pg <statement>" records
+ * it, with db.system=postgresql, db.statement (the SQL with its string and
+ * number literals replaced by '?') and, on failure, db.sqlstate.
+ *
  * Ownership: a tern_pg_result belongs to the caller, who frees it with
  * tern_pg_result_free; strings it returns live as long as it.  A conn from
  * tern_pg_pool_acquire goes back with tern_pg_pool_release, never
@@ -32,6 +37,7 @@
 #include <stdint.h>
 
 #include "tern/context.h"
+#include "tern/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -143,14 +149,34 @@ int64_t tern_pg_result_affected(const tern_pg_result *r);
 /** Free r (NULL: no-op). */
 void tern_pg_result_free(tern_pg_result *r);
 
+/**
+ * Metrics for pools (tern_pg_pool_options.metrics), as families in a
+ * registry:
+ *   tern_pg_pool_connections{pool,state="in_use"|"idle"}   gauge
+ *   tern_pg_pool_waits_total{pool}                         counter
+ *   tern_pg_pool_wait_seconds{pool}                        histogram
+ *   tern_pg_query_duration_seconds{pool,statement}         histogram
+ * `statement` is the name given to tern_pg_query_prepared, else the SQL's
+ * first keyword in lower case ("select", "insert", ...): bounded, never
+ * the text.  The families live as long as the registry; the handle must
+ * outlive the pools that report into it.
+ */
+typedef struct tern_pg_metrics tern_pg_metrics;
+/** Register the families in r (NULL: the default registry).  -EEXIST: a
+ *  second set in one registry (share the first); -ENOMEM. */
+int tern_pg_metrics_new(tern_metrics_registry *r, tern_pg_metrics **out);
+/** Free the handle (the families stay with their registry).  NULL: no-op. */
+void tern_pg_metrics_free(tern_pg_metrics *m);
+
 /** Pool options; zero means the default. */
 typedef struct tern_pg_pool_options {
     int max_conns;                  /**< open connections at most; 0: 16 */
-    int min_idle;                   /**< idle connections kept open by a reaper coroutine; 0: none */
     int64_t max_lifetime_ns;        /**< a connection older is closed when idle; 0: 1 h (minus up to 10% jitter) */
     int64_t idle_timeout_ns;        /**< an idle connection unused this long is closed; 0: 10 min */
     int64_t health_check_idle_ns;   /**< reused after idling this long: pinged first; 0: 1 s */
     tern_pg_conn_options conn;      /**< for each connection */
+    tern_pg_metrics *metrics;       /**< where to report (borrowed); NULL: nowhere */
+    const char *name;               /**< the `pool` label (copied); NULL: "default" */
 } tern_pg_pool_options;
 
 /** Pool counters (tern_pg_pool_stats).  A struct tag without a typedef,
@@ -171,7 +197,7 @@ struct tern_pg_pool_stats {
 /** A pool for conninfo (copied).  Opens nothing yet. */
 int tern_pg_pool_new(const char *conninfo, const tern_pg_pool_options *opts, tern_pg_pool **out);
 /** Close the idle connections and free p.  Every acquired connection must
- *  have been released.  Parks while its reaper (min_idle) stops. */
+ *  have been released.  Does not park. */
 void tern_pg_pool_free(tern_pg_pool *p);
 /**
  * A connection from p: an idle one (pinged first when idle longer than

@@ -14,12 +14,22 @@
 #include "base/check.h"
 #include "tern/pg.h"
 
+/* A pool's metric children (observe.c); m NULL: none. */
+typedef struct pg_obs {
+    tern_pg_metrics *m;
+    const char *pool;
+    tern_metrics_gauge *in_use, *idle;
+    tern_metrics_counter *waits;
+    tern_metrics_histogram *wait_s;
+} pg_obs;
+
 /* One prepared statement, named "tern_s<seq>", keyed by its SQL text. */
 typedef struct pg_stmt {
     struct pg_stmt *prev, *next;    /* LRU list: head most recent */
     uint64_t hash;
     char *sql;
     char name[24];
+    tern_metrics_histogram *hist;   /* its query duration, when observed */
 } pg_stmt;
 
 struct tern_pg_conn {
@@ -30,6 +40,7 @@ struct tern_pg_conn {
     bool broken;
     tern_pg_conn_options opts;
     tern_pg_error err;
+    const pg_obs *obs;              /* the pool's, or NULL */
     /* statement cache */
     pg_stmt *lru_head, *lru_tail;
     int nstmts;
@@ -59,6 +70,13 @@ void tern__pg_copy_error(tern_pg_error *dst, const char *sqlstate, const char *m
 void tern__pg_stmt_cache_free(tern_pg_conn *c);
 /* Wrap res in a tern_pg_result (takes res). */
 int tern__pg_result_wrap(PGresult *res, tern_pg_result **out);
+
+/* Metrics and spans (observe.c). */
+struct tern_trace_span;
+int tern__pg_obs_init(pg_obs *o, tern_pg_metrics *m, const char *pool);
+tern_metrics_histogram *tern__pg_obs_query_hist(const pg_obs *o, const char *name, const char *sql);
+struct tern_trace_span *tern__pg_span_start(const char *name, const char *sql, tern_ctx *ctx);
+void tern__pg_span_end(struct tern_trace_span *s, const tern_pg_conn *c, int rc);
 
 /* tern_pg_pool_acquire, with the connect error for callers that want it. */
 int tern__pg_pool_acquire(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *err, tern_ctx *ctx);

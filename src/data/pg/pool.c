@@ -47,7 +47,18 @@ struct tern_pg_pool {
     waiter *whead, *wtail;
     int64_t next_sweep;
     struct tern_pg_pool_stats s;    /* open, in_use, idle, waiting: now */
+    char *name;                     /* the metrics' pool label */
+    pg_obs obs;
 };
+
+/* Under the lock, after in_use or idle changed. */
+static void gauges(tern_pg_pool *p)
+{
+    if (p->obs.m) {
+        tern_metrics_gauge_set(p->obs.in_use, p->s.in_use);
+        tern_metrics_gauge_set(p->obs.idle, p->s.idle);
+    }
+}
 
 int tern_pg_pool_new(const char *conninfo, const tern_pg_pool_options *opts, tern_pg_pool **out)
 {
@@ -69,6 +80,15 @@ int tern_pg_pool_new(const char *conninfo, const tern_pg_pool_options *opts, ter
         p->o.idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
     if (p->o.health_check_idle_ns <= 0)
         p->o.health_check_idle_ns = DEFAULT_HEALTH_IDLE_NS;
+    p->name = strdup(p->o.name ? p->o.name : "default");
+    int rc = p->name ? tern__pg_obs_init(&p->obs, p->o.metrics, p->name) : -ENOMEM;
+    if (rc < 0) {
+        free(p->name);
+        free(p->conninfo);
+        free(p);
+        return rc;
+    }
+    p->o.name = NULL;               /* the caller's string: ours is p->name */
     *out = p;
     return 0;
 }
@@ -85,6 +105,7 @@ void tern_pg_pool_free(tern_pg_pool *p)
         tern_pg_conn_free(c);
     }
     free(p->conninfo);
+    free(p->name);
     free(p);
 }
 
@@ -161,6 +182,7 @@ static void slot_lost(tern_pg_pool *p)
         p->s.open--;
         p->s.in_use--;
     }
+    gauges(p);
     tern__spin_unlock(&p->lock);
     if (w)
         hand(w, NULL);
@@ -174,6 +196,8 @@ static int open_conn(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *err, te
         return rc;
     }
     tern_pg_conn *c = *out;
+    if (p->obs.m)
+        c->obs = &p->obs;
     int64_t life = p->o.max_lifetime_ns;
     /* Up to 10% earlier, so that connections opened together (at start,
      * after a failover) are not all closed together. */
@@ -220,8 +244,11 @@ static int wait_turn(tern_pg_pool *p, waiter *w, tern_pg_conn **got, tern_ctx *c
         return rc;
     }
     tern__spin_lock(&p->lock);
-    p->s.wait_ns += tern_now() - t0;
+    int64_t waited = tern_now() - t0;
+    p->s.wait_ns += waited;
     p->s.acquired++;
+    if (p->obs.m)
+        tern_metrics_histogram_observe(p->obs.wait_s, (double)waited / 1e9);
     tern__spin_unlock(&p->lock);
     waiter_put(w);
     return 0;
@@ -257,12 +284,15 @@ int tern__pg_pool_acquire(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *er
             p->wtail = w;
             p->s.waiting++;
             p->s.waits++;
+            if (p->obs.m)
+                tern_metrics_counter_inc(p->obs.waits);
         } else {
             tern__spin_unlock(&p->lock);
             free(w);
             free_list(dead);
             return -ENOMEM;
         }
+        gauges(p);
         tern__spin_unlock(&p->lock);
         free_list(dead);
         if (w) {
@@ -330,6 +360,7 @@ void tern_pg_pool_release(tern_pg_pool *p, tern_pg_conn *c)
             p->s.in_use--;
         }
     }
+    gauges(p);
     tern__spin_unlock(&p->lock);
     if (w)
         hand(w, keep ? c : NULL);

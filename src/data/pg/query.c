@@ -26,6 +26,7 @@
 
 #include "data/pg/pg_internal.h"
 #include "tern/runtime.h"
+#include "tern/trace.h"
 
 static int broken(tern_pg_conn *c)
 {
@@ -296,13 +297,14 @@ static int prepare_cached(tern_pg_conn *c, const char *sql, const tern_pg_params
 
 /* ---- queries ------------------------------------------------------------ */
 
-int tern_pg_query(tern_pg_conn *c, const char *sql, const tern_pg_params *p,
-                  tern_pg_result **out, tern_ctx *ctx)
+static int query_prepared(tern_pg_conn *c, const char *name, const tern_pg_params *p,
+                          tern_pg_result **out, tern_ctx *ctx);
+
+/* tern_pg_query unobserved; *stmt is the cached statement it ran, if any. */
+static int query(tern_pg_conn *c, const char *sql, const tern_pg_params *p, tern_pg_result **out,
+                 pg_stmt **stmt, tern_ctx *ctx)
 {
-    TERN_CHECK_ARG(c);
-    TERN_CHECK_ARG(sql);
-    if (out)
-        *out = NULL;
+    *stmt = NULL;
     int rc = ready(c, ctx);
     if (rc < 0)
         return rc;
@@ -320,7 +322,7 @@ int tern_pg_query(tern_pg_conn *c, const char *sql, const tern_pg_params *p,
         rc = prepare_cached(c, sql, p, &s, ctx);
         if (rc < 0)
             return rc;
-        rc = tern_pg_query_prepared(c, s->name, p, out, ctx);
+        rc = query_prepared(c, s->name, p, out, ctx);
         /* Someone ran DEALLOCATE ALL or DISCARD ALL behind the cache's
          * back: forget the statement and prepare it again, once.  (Inside
          * a transaction the error has aborted it; the caller sees it.) */
@@ -328,9 +330,37 @@ int tern_pg_query(tern_pg_conn *c, const char *sql, const tern_pg_params *p,
             stmt_drop(c, s);
             if (tries == 0 && PQtransactionStatus(c->pg) == PQTRANS_IDLE)
                 continue;
+            return rc;
         }
+        *stmt = s;
         return rc;
     }
+}
+
+static void observe(tern_metrics_histogram *h, int64_t t0)
+{
+    if (h)
+        tern_metrics_histogram_observe(h, (double)(tern_now() - t0) / 1e9);
+}
+
+int tern_pg_query(tern_pg_conn *c, const char *sql, const tern_pg_params *p,
+                  tern_pg_result **out, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(c);
+    TERN_CHECK_ARG(sql);
+    if (out)
+        *out = NULL;
+    struct tern_trace_span *span = ctx ? tern__pg_span_start(NULL, sql, ctx) : NULL;
+    int64_t t0 = c->obs ? tern_now() : 0;
+    pg_stmt *s;
+    int rc = query(c, sql, p, out, &s, ctx);
+    if (c->obs) {
+        if (s && !s->hist)
+            s->hist = tern__pg_obs_query_hist(c->obs, NULL, sql);
+        observe(s ? s->hist : tern__pg_obs_query_hist(c->obs, NULL, sql), t0);
+    }
+    tern__pg_span_end(span, c, rc);
+    return rc;
 }
 
 int tern_pg_exec(tern_pg_conn *c, const char *sql, const tern_pg_params *params,
@@ -359,13 +389,9 @@ int tern_pg_prepare(tern_pg_conn *c, const char *name, const char *sql, int ntyp
     return rc < 0 ? rc : finish(c, NULL, ctx);
 }
 
-int tern_pg_query_prepared(tern_pg_conn *c, const char *name, const tern_pg_params *p,
-                           tern_pg_result **out, tern_ctx *ctx)
+static int query_prepared(tern_pg_conn *c, const char *name, const tern_pg_params *p,
+                          tern_pg_result **out, tern_ctx *ctx)
 {
-    TERN_CHECK_ARG(c);
-    TERN_CHECK_ARG(name);
-    if (out)
-        *out = NULL;
     int rc = ready(c, ctx);
     if (rc < 0)
         return rc;
@@ -374,6 +400,22 @@ int tern_pg_query_prepared(tern_pg_conn *c, const char *name, const tern_pg_para
         p = &none;
     rc = sent(c, PQsendQueryPrepared(c->pg, name, p->n, p->values, p->lengths, p->formats, 0));
     return rc < 0 ? rc : finish(c, out, ctx);
+}
+
+int tern_pg_query_prepared(tern_pg_conn *c, const char *name, const tern_pg_params *p,
+                           tern_pg_result **out, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(c);
+    TERN_CHECK_ARG(name);
+    if (out)
+        *out = NULL;
+    struct tern_trace_span *span = ctx ? tern__pg_span_start(name, NULL, ctx) : NULL;
+    int64_t t0 = c->obs ? tern_now() : 0;
+    int rc = query_prepared(c, name, p, out, ctx);
+    if (c->obs)
+        observe(tern__pg_obs_query_hist(c->obs, name, NULL), t0);
+    tern__pg_span_end(span, c, rc);
+    return rc;
 }
 
 int tern_pg_ping(tern_pg_conn *c, tern_ctx *ctx)
