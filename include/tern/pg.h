@@ -171,6 +171,7 @@ void tern_pg_metrics_free(tern_pg_metrics *m);
 /** Pool options; zero means the default. */
 typedef struct tern_pg_pool_options {
     int max_conns;                  /**< open connections at most; 0: 16 */
+    int min_idle;                   /**< idle connections kept open by a maintainer coroutine (started by the first acquire); 0: none */
     int64_t max_lifetime_ns;        /**< a connection older is closed when idle; 0: 1 h (minus up to 10% jitter) */
     int64_t idle_timeout_ns;        /**< an idle connection unused this long is closed; 0: 10 min */
     int64_t health_check_idle_ns;   /**< reused after idling this long: pinged first; 0: 1 s */
@@ -197,7 +198,8 @@ struct tern_pg_pool_stats {
 /** A pool for conninfo (copied).  Opens nothing yet. */
 int tern_pg_pool_new(const char *conninfo, const tern_pg_pool_options *opts, tern_pg_pool **out);
 /** Close the idle connections and free p.  Every acquired connection must
- *  have been released.  Does not park. */
+ *  have been released.  With min_idle, parks while the maintainer stops:
+ *  call it from a coroutine of the runtime that used the pool. */
 void tern_pg_pool_free(tern_pg_pool *p);
 /**
  * A connection from p: an idle one (pinged first when idle longer than

@@ -25,12 +25,14 @@
 #include "data/pg/pg_internal.h"
 #include "tern/chan.h"
 #include "tern/runtime.h"
+#include "tern/sync.h"
 
 #define DEFAULT_MAX_CONNS 16
 #define DEFAULT_LIFETIME_NS (3600 * 1000000000LL)
 #define DEFAULT_IDLE_TIMEOUT_NS (600 * 1000000000LL)
 #define DEFAULT_HEALTH_IDLE_NS 1000000000LL
 #define SWEEP_EVERY_NS 1000000000LL
+#define MAINTAIN_EVERY_NS 1000000000LL
 
 typedef struct waiter {
     struct waiter *next;
@@ -49,6 +51,10 @@ struct tern_pg_pool {
     struct tern_pg_pool_stats s;    /* open, in_use, idle, waiting: now */
     char *name;                     /* the metrics' pool label */
     pg_obs obs;
+    /* The maintainer (min_idle): started by the first acquire. */
+    atomic_bool maint_started;
+    tern_ctx *maint_ctx;
+    tern_waitgroup maint_done;
 };
 
 /* Under the lock, after in_use or idle changed. */
@@ -97,6 +103,11 @@ void tern_pg_pool_free(tern_pg_pool *p)
 {
     if (!p)
         return;
+    if (atomic_load(&p->maint_started) && p->maint_ctx) {
+        tern_ctx_cancel(p->maint_ctx);
+        tern_waitgroup_wait(&p->maint_done, NULL);
+        tern_ctx_free(p->maint_ctx);
+    }
     /* Freeing a pool with connections out is a use-after-free to come. */
     TERN_ASSERT(p->s.in_use == 0 && p->whead == NULL);
     while (p->idle) {
@@ -254,8 +265,53 @@ static int wait_turn(tern_pg_pool *p, waiter *w, tern_pg_conn **got, tern_ctx *c
     return 0;
 }
 
+/* Keep min_idle connections open (opened ahead of demand, so that a burst
+ * does not pay for connects) and close the idle ones past their time even
+ * when nobody acquires.  One pass at start, then every second. */
+static int maintain(void *arg)
+{
+    tern_pg_pool *p = arg;
+    do {
+        for (;;) {
+            int64_t now = tern_now();
+            tern__spin_lock(&p->lock);
+            p->next_sweep = 0;
+            tern_pg_conn *dead = sweep(p, now);
+            bool grow = p->s.idle < p->o.min_idle && p->s.open < p->o.max_conns && !p->whead;
+            if (grow) {
+                p->s.open++;            /* a slot, as an acquirer takes */
+                p->s.in_use++;
+            }
+            gauges(p);
+            tern__spin_unlock(&p->lock);
+            free_list(dead);
+            if (!grow)
+                break;
+            tern_pg_conn *c;
+            if (open_conn(p, &c, NULL, p->maint_ctx) < 0)
+                break;              /* the server is away: try next round */
+            tern_pg_pool_release(p, c);
+        }
+    } while (tern_ctx_sleep(MAINTAIN_EVERY_NS, p->maint_ctx) == 0);
+    tern_waitgroup_done(&p->maint_done);
+    return 0;
+}
+
+static void start_maintainer(tern_pg_pool *p)
+{
+    if (atomic_exchange(&p->maint_started, true))
+        return;
+    if (tern_ctx_with_cancel(tern_ctx_background(), &p->maint_ctx) < 0)
+        return;                     /* no memory: the pool works, only lazily */
+    tern_waitgroup_add(&p->maint_done, 1);
+    if (tern_go(maintain, p) < 0)
+        tern_waitgroup_done(&p->maint_done);
+}
+
 int tern__pg_pool_acquire(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *err, tern_ctx *ctx)
 {
+    if (p->o.min_idle > 0 && !atomic_load_explicit(&p->maint_started, memory_order_relaxed))
+        start_maintainer(p);
     for (;;) {
         int rc = ctx ? tern_ctx_err(ctx) : 0;
         if (rc < 0)
