@@ -335,10 +335,70 @@ static void cancel_by_deadline_leaves_conn_usable(void)
     CHECK_EQ(tern_run(cancel_co, NULL), 0);
 }
 
+typedef struct notify_arg {
+    tern_pg_conn *listener;
+    tern_pg_notification *got;
+    int rc;
+    tern_waitgroup wg;
+} notify_arg;
+
+static int notify_waiter(void *arg)
+{
+    notify_arg *a = arg;
+    tern_ctx *ctx = timeout_ctx(3000 * MS);
+    a->rc = tern_pg_notify_wait(a->listener, &a->got, ctx);
+    tern_ctx_free(ctx);
+    tern_waitgroup_done(&a->wg);
+    return 0;
+}
+
+static int notify_co(void *arg)
+{
+    (void)arg;
+    notify_arg a = {.listener = connect_tcp()};
+    tern_pg_conn *sender = connect_tcp();
+    CHECK_EQ(tern_pg_listen(a.listener, "Jobs", NULL), 0);
+    /* Nothing yet: the wait ends with its ctx, and the connection is fine. */
+    tern_ctx *ctx = timeout_ctx(50 * MS);
+    tern_pg_notification *n;
+    CHECK_EQ(tern_pg_notify_wait(a.listener, &n, ctx), -ETIMEDOUT);
+    CHECK(n == NULL);
+    tern_ctx_free(ctx);
+    /* Parked when it arrives. */
+    tern_waitgroup_add(&a.wg, 1);
+    CHECK_EQ(tern_go(notify_waiter, &a), 0);
+    tern_sleep(50 * MS);
+    CHECK_EQ(tern_pg_notify(sender, "Jobs", "hello", NULL), 0);
+    CHECK_EQ(tern_waitgroup_wait(&a.wg, NULL), 0);
+    CHECK_EQ(a.rc, 0);
+    CHECK(strcmp(a.got->channel, "Jobs") == 0);
+    CHECK(strcmp(a.got->payload, "hello") == 0);
+    CHECK(a.got->sender_pid > 0);
+    tern_pg_notification_free(a.got);
+    /* The channel name is case-sensitive (quoted): "jobs" is another. */
+    CHECK_EQ(tern_pg_notify(sender, "jobs", "other", NULL), 0);
+    CHECK_EQ(tern_pg_notify(sender, "Jobs", "second", NULL), 0);
+    ctx = timeout_ctx(3000 * MS);
+    CHECK_EQ(tern_pg_notify_wait(a.listener, &n, ctx), 0);
+    CHECK(strcmp(n->payload, "second") == 0);
+    tern_pg_notification_free(n);
+    tern_ctx_free(ctx);
+    CHECK_EQ(tern_pg_unlisten(a.listener, NULL, NULL), 0);
+    tern_pg_conn_free(sender);
+    tern_pg_conn_free(a.listener);
+    return 0;
+}
+
+static void listen_notify(void)
+{
+    CHECK_EQ(tern_run(notify_co, NULL), 0);
+}
+
 TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"bad_query_reports_sqlstate", bad_query_reports_sqlstate},
       {"connects_by_unix_socket_host_name_and_uri", connects_by_unix_socket_host_name_and_uri},
       {"connect_refused", connect_refused},
       {"connect_bounded_by_ctx", connect_bounded_by_ctx},
       {"prepared_statement_cache", prepared_statement_cache},
-      {"cancel_by_deadline_leaves_conn_usable", cancel_by_deadline_leaves_conn_usable})
+      {"cancel_by_deadline_leaves_conn_usable", cancel_by_deadline_leaves_conn_usable},
+      {"listen_notify", listen_notify})

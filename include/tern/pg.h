@@ -120,6 +120,33 @@ int tern_pg_query_prepared(tern_pg_conn *c, const char *name, const tern_pg_para
 /** An empty query: 0 when the server answers, else as tern_pg_query. */
 int tern_pg_ping(tern_pg_conn *c, tern_ctx *ctx);
 
+/** A notification from NOTIFY or pg_notify (tern_pg_notify_wait); one
+ *  allocation, freed with tern_pg_notification_free. */
+typedef struct tern_pg_notification {
+    const char *channel;            /**< the channel it was sent on */
+    const char *payload;            /**< "" when none */
+    int sender_pid;                 /**< the sending backend's process id */
+} tern_pg_notification;
+
+/** LISTEN on channel (quoted: the name is taken as written).  Listen on a
+ *  connection of your own (tern_pg_conn_new), not a pooled one: a pool
+ *  would hand it to others with the subscription still on. */
+int tern_pg_listen(tern_pg_conn *c, const char *channel, tern_ctx *ctx);
+/** UNLISTEN channel (NULL: all). */
+int tern_pg_unlisten(tern_pg_conn *c, const char *channel, tern_ctx *ctx);
+/** pg_notify(channel, payload) (payload NULL: ""). */
+int tern_pg_notify(tern_pg_conn *c, const char *channel, const char *payload, tern_ctx *ctx);
+/**
+ * The next notification for c's LISTENs: one already received (during a
+ * query, say) at once, else park until one arrives or ctx ends.  *out is
+ * the caller's (tern_pg_notification_free).  0, -ETIMEDOUT / -ECANCELED
+ * (nothing is lost: a later call gets what arrives meanwhile), -EPIPE.
+ * To feed a tern channel, loop on it in a coroutine and send *out on.
+ */
+int tern_pg_notify_wait(tern_pg_conn *c, tern_pg_notification **out, tern_ctx *ctx);
+/** Free n (NULL: no-op). */
+void tern_pg_notification_free(tern_pg_notification *n);
+
 /** Rows in r. */
 int tern_pg_result_rows(const tern_pg_result *r);
 /** Columns in r. */
