@@ -394,6 +394,59 @@ static void listen_notify(void)
     CHECK_EQ(tern_run(notify_co, NULL), 0);
 }
 
+static int batch_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c = connect_tcp();
+    CHECK_EQ(tern_pg_exec(c, "CREATE TEMP TABLE b (id int PRIMARY KEY, v text)", NULL, NULL, NULL), 0);
+    enum { N = 2000 };
+    static char ids[N][12];
+    static const char *vals[N][2];
+    static tern_pg_batch_item items[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "%d", i);
+        vals[i][0] = ids[i];
+        vals[i][1] = "some payload text to make the batch larger than a socket buffer ..........";
+        items[i] = (tern_pg_batch_item){"INSERT INTO b VALUES ($1::int, $2)", {.n = 2, .values = vals[i]}};
+    }
+    static int64_t affected[N];
+    CHECK_EQ(tern_pg_batch(c, items, N, affected, NULL), 0);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(affected[i], 1);
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(c, "SELECT count(*) FROM b", NULL, &r, NULL), 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 0), "2000") == 0);
+    tern_pg_result_free(r);
+    /* All or nothing: a duplicate key in the middle rolls back the rest. */
+    const char *dup[] = {"5000", "x"}, *again[] = {"7", "x"}, *after[] = {"5001", "x"};
+    tern_pg_batch_item bad[] = {
+        {"INSERT INTO b VALUES ($1::int, $2)", {.n = 2, .values = dup}},
+        {"INSERT INTO b VALUES ($1::int, $2)", {.n = 2, .values = again}},
+        {"INSERT INTO b VALUES ($1::int, $2)", {.n = 2, .values = after}},
+    };
+    CHECK_EQ(tern_pg_batch(c, bad, 3, NULL, NULL), -EREMOTEIO);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "23505") == 0);
+    CHECK_EQ(tern_pg_query(c, "SELECT count(*) FROM b WHERE id >= 5000", NULL, &r, NULL), 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 0), "0") == 0);
+    tern_pg_result_free(r);
+    /* Cancelled by its deadline; the connection is usable after. */
+    tern_pg_batch_item slow[] = {{"SELECT 1", {0}}, {"SELECT pg_sleep(10)", {0}}, {"SELECT 2", {0}}};
+    tern_ctx *ctx = timeout_ctx(150 * MS);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_pg_batch(c, slow, 3, NULL, ctx), -ETIMEDOUT);
+    CHECK(elapsed_ms(t0) < 2000);
+    tern_ctx_free(ctx);
+    CHECK(tern_pg_conn_ok(c));
+    CHECK_EQ(tern_pg_ping(c, NULL), 0);
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void batch_in_one_round_trip(void)
+{
+    CHECK_EQ(tern_run(batch_co, NULL), 0);
+}
+
 TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"bad_query_reports_sqlstate", bad_query_reports_sqlstate},
       {"connects_by_unix_socket_host_name_and_uri", connects_by_unix_socket_host_name_and_uri},
@@ -401,4 +454,5 @@ TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"connect_bounded_by_ctx", connect_bounded_by_ctx},
       {"prepared_statement_cache", prepared_statement_cache},
       {"cancel_by_deadline_leaves_conn_usable", cancel_by_deadline_leaves_conn_usable},
-      {"listen_notify", listen_notify})
+      {"listen_notify", listen_notify},
+      {"batch_in_one_round_trip", batch_in_one_round_trip})

@@ -117,6 +117,23 @@ int tern_pg_prepare(tern_pg_conn *c, const char *name, const char *sql, int ntyp
 /** Run the statement prepared as name; as tern_pg_query otherwise. */
 int tern_pg_query_prepared(tern_pg_conn *c, const char *name, const tern_pg_params *params,
                            tern_pg_result **out, tern_ctx *ctx);
+/** One statement of a batch (tern_pg_batch). */
+typedef struct tern_pg_batch_item {
+    const char *sql;                /**< one statement */
+    tern_pg_params params;          /**< n 0: none */
+} tern_pg_batch_item;
+
+/**
+ * Run n statements in one round trip (libpq's pipeline mode): all are
+ * sent, then one Sync, then every result is read.  Outside an explicit
+ * transaction they form one implicit transaction: the first failure rolls
+ * all of them back, and -EREMOTEIO reports it (tern_pg_conn_last_error).
+ * affected (NULL: not wanted) receives each statement's row count.  When
+ * the ctx ends the batch is cancelled and drained as a query is.
+ */
+int tern_pg_batch(tern_pg_conn *c, const tern_pg_batch_item *items, size_t n, int64_t *affected,
+                  tern_ctx *ctx);
+
 /** An empty query: 0 when the server answers, else as tern_pg_query. */
 int tern_pg_ping(tern_pg_conn *c, tern_ctx *ctx);
 
