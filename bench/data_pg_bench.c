@@ -8,7 +8,9 @@
  *
  * The server is the caller's (bench/compare.sh data will start one).
  * Prints "pg_select_pk_qps N" and "pg_client_cpu_ns_per_query N" on stdout
- * (client process CPU, user + system, over the queries), details on stderr.
+ * (client process CPU, user + system, over the queries), then
+ * "pg_pipeline_rows_per_s N": 16 coroutines inserting batches of 500 rows
+ * (tern_pg_batch) for the same time; details on stderr.
  */
 #include "bench_common.h"
 
@@ -47,6 +49,72 @@ static int worker(void *arg)
     }
     tern_waitgroup_done(&b->wg);
     return 0;
+}
+
+#define BATCH 500
+
+typedef struct batcher {
+    tern_pg_pool *pool;
+    int64_t until;
+    atomic_long rows, errors;
+    atomic_int next_id;
+    tern_waitgroup wg;
+} batcher;
+
+static int batch_worker(void *arg)
+{
+    batcher *b = arg;
+    char (*ids)[12] = malloc(BATCH * sizeof *ids);
+    const char *(*vals)[2] = malloc(BATCH * sizeof *vals);
+    tern_pg_batch_item *items = malloc(BATCH * sizeof *items);
+    while (tern_now() < b->until) {
+        int base = atomic_fetch_add(&b->next_id, BATCH);
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(ids[i], sizeof ids[i], "%d", base + i);
+            vals[i][0] = ids[i];
+            vals[i][1] = "0123456789abcdef0123456789abcdef";
+            items[i] = (tern_pg_batch_item){"INSERT INTO bench_rows VALUES ($1::int, $2)", {.n = 2, .values = vals[i]}};
+        }
+        tern_pg_conn *c;
+        if (tern_pg_pool_acquire(b->pool, &c, NULL) != 0) {
+            atomic_fetch_add(&b->errors, 1);
+            continue;
+        }
+        if (tern_pg_batch(c, items, BATCH, NULL, NULL) == 0)
+            atomic_fetch_add(&b->rows, BATCH);
+        else
+            atomic_fetch_add(&b->errors, 1);
+        tern_pg_pool_release(b->pool, c);
+    }
+    free(ids);
+    free(vals);
+    free(items);
+    tern_waitgroup_done(&b->wg);
+    return 0;
+}
+
+static long run_batches(tern_pg_pool *pool, long seconds)
+{
+    tern_pg_result *r;
+    if (tern_pg_pool_query(pool, "DROP TABLE IF EXISTS bench_rows; CREATE UNLOGGED TABLE bench_rows (id int, v text)",
+                           NULL, &r, NULL, NULL) != 0)
+        return 1;
+    tern_pg_result_free(r);
+    batcher *b = calloc(1, sizeof *b);
+    b->pool = pool;
+    int64_t t0 = tern_now();
+    b->until = t0 + seconds * 1000000000LL;
+    tern_waitgroup_add(&b->wg, 16);
+    for (int i = 0; i < 16; i++)
+        tern_go(batch_worker, b);
+    tern_waitgroup_wait(&b->wg, NULL);
+    double secs = (double)(tern_now() - t0) / 1e9;
+    long rows = atomic_load(&b->rows), errors = atomic_load(&b->errors);
+    fprintf(stderr, "tern pg batch: %ld rows in %.2f s (batches of %d, 16 coroutines), %ld errors\n", rows, secs,
+            BATCH, errors);
+    printf("pg_pipeline_rows_per_s %.0f\n", rows / secs);
+    free(b);
+    return errors;
 }
 
 typedef struct args {
@@ -104,6 +172,7 @@ static int run(void *arg)
     printf("pg_select_pk_qps %.0f\n", q / secs);
     printf("pg_client_cpu_ns_per_query %.0f\n", q ? cpu / q : 0);
     long errors = atomic_load(&b->errors);
+    errors += run_batches(b->pool, a->seconds);
     tern_pg_pool_free(b->pool);
     free(b);
     return errors ? 1 : 0;
