@@ -447,6 +447,94 @@ static void batch_in_one_round_trip(void)
     CHECK_EQ(tern_run(batch_co, NULL), 0);
 }
 
+typedef struct chunks {
+    const char *const *parts;
+    int i, fail_at;
+} chunks;
+
+static int next_chunk(const void **data, size_t *len, void *arg)
+{
+    chunks *k = arg;
+    if (k->fail_at && k->i == k->fail_at)
+        return -EINTR;
+    const char *p = k->parts[k->i];
+    if (!p)
+        return 0;
+    k->i++;
+    *data = p;
+    *len = strlen(p);
+    return 1;
+}
+
+typedef struct sink {
+    long rows, bytes, stop_after;
+} sink;
+
+static int take_row(const char *row, size_t len, void *arg)
+{
+    sink *k = arg;
+    CHECK(len > 0 && row[len - 1] == '\n');
+    k->rows++;
+    k->bytes += (long)len;
+    return k->stop_after && k->rows >= k->stop_after ? -ECANCELED : 0;
+}
+
+static int copy_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c = connect_tcp();
+    CHECK_EQ(tern_pg_exec(c, "CREATE TEMP TABLE cp (id int, v text)", NULL, NULL, NULL), 0);
+    /* Pieces split anywhere, even inside a row. */
+    const char *parts[] = {"1\ta\n2\t", "b\n3\t\\N\n", "4\td\n", NULL};
+    chunks k = {parts, 0, 0};
+    int64_t rows = -1;
+    CHECK_EQ(tern_pg_copy_in(c, "COPY cp FROM STDIN", next_chunk, &k, &rows, NULL), 0);
+    CHECK_EQ(rows, 4);
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(c, "SELECT count(*), count(v) FROM cp", NULL, &r, NULL), 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 0), "4") == 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 1), "3") == 0);
+    tern_pg_result_free(r);
+    /* Bad data: the server's error, nothing copied, the connection fine. */
+    const char *bad[] = {"5\te\nnot a number\tf\n", NULL};
+    k = (chunks){bad, 0, 0};
+    CHECK_EQ(tern_pg_copy_in(c, "COPY cp FROM STDIN", next_chunk, &k, NULL, NULL), -EREMOTEIO);
+    CHECK(strcmp(tern_pg_conn_last_error(c)->sqlstate, "22P02") == 0);
+    /* The source gives up: aborted, nothing copied. */
+    k = (chunks){parts, 0, 2};
+    CHECK_EQ(tern_pg_copy_in(c, "COPY cp FROM STDIN", next_chunk, &k, NULL, NULL), -EINTR);
+    CHECK(tern_pg_conn_ok(c));
+    CHECK_EQ(tern_pg_query(c, "SELECT count(*) FROM cp", NULL, &r, NULL), 0);
+    CHECK(strcmp(tern_pg_result_text(r, 0, 0), "4") == 0);
+    tern_pg_result_free(r);
+    /* Out. */
+    sink s = {0};
+    CHECK_EQ(tern_pg_copy_out(c, "COPY (SELECT g FROM generate_series(1, 20000) g) TO STDOUT", take_row, &s,
+                              &rows, NULL), 0);
+    CHECK_EQ(rows, 20000);
+    CHECK_EQ(s.rows, 20000);
+    CHECK_EQ(s.bytes, 9 * 2 + 90 * 3 + 900 * 4 + 9000 * 5 + 10001 * 6);
+    /* The sink stops early: the COPY is cancelled, the connection fine. */
+    s = (sink){.stop_after = 10};
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_pg_copy_out(c, "COPY (SELECT g FROM generate_series(1, 2000000) g) TO STDOUT", take_row,
+                              &s, NULL, NULL), -ECANCELED);
+    CHECK(elapsed_ms(t0) < 3000);
+    CHECK_EQ(s.rows, 10);               /* not called once it said stop */
+    CHECK(tern_pg_conn_ok(c));
+    CHECK_EQ(tern_pg_ping(c, NULL), 0);
+    /* The wrong direction, or no COPY at all. */
+    CHECK_EQ(tern_pg_copy_out(c, "SELECT 1", take_row, &s, NULL, NULL), -EINVAL);
+    CHECK(tern_pg_conn_ok(c));
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void copy_in_and_out(void)
+{
+    CHECK_EQ(tern_run(copy_co, NULL), 0);
+}
+
 TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"bad_query_reports_sqlstate", bad_query_reports_sqlstate},
       {"connects_by_unix_socket_host_name_and_uri", connects_by_unix_socket_host_name_and_uri},
@@ -455,4 +543,5 @@ TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"prepared_statement_cache", prepared_statement_cache},
       {"cancel_by_deadline_leaves_conn_usable", cancel_by_deadline_leaves_conn_usable},
       {"listen_notify", listen_notify},
-      {"batch_in_one_round_trip", batch_in_one_round_trip})
+      {"batch_in_one_round_trip", batch_in_one_round_trip},
+      {"copy_in_and_out", copy_in_and_out})

@@ -134,6 +134,30 @@ typedef struct tern_pg_batch_item {
 int tern_pg_batch(tern_pg_conn *c, const tern_pg_batch_item *items, size_t n, int64_t *affected,
                   tern_ctx *ctx);
 
+/** tern_pg_copy_in's source: set *data and *len to the next piece of the
+ *  COPY data (any split; the memory needs to last until the next call) and
+ *  return 1, or return 0 at the end, or a negative errno to abort the COPY. */
+typedef int tern_pg_copy_in_fn(const void **data, size_t *len, void *arg);
+/** tern_pg_copy_out's sink: one row of COPY data (with its newline in the
+ *  text format); non-zero stops the COPY (cancelled) and is returned. */
+typedef int tern_pg_copy_out_fn(const char *row, size_t len, void *arg);
+
+/**
+ * Run sql, a `COPY ... FROM STDIN`, with the data fn gives (in the COPY
+ * format the statement names).  rows (NULL: not wanted) receives the rows
+ * copied.  0; fn's error (the COPY is aborted and nothing is copied);
+ * -EREMOTEIO (bad data: SQLSTATE in the error); ctx's error (aborted).
+ */
+int tern_pg_copy_in(tern_pg_conn *c, const char *sql, tern_pg_copy_in_fn *fn, void *arg, int64_t *rows,
+                    tern_ctx *ctx);
+/**
+ * Run sql, a `COPY ... TO STDOUT`, handing each row to fn.  rows (NULL:
+ * not wanted) receives the count.  0, fn's non-zero result (the COPY was
+ * cancelled), -EREMOTEIO, ctx's error (cancelled).
+ */
+int tern_pg_copy_out(tern_pg_conn *c, const char *sql, tern_pg_copy_out_fn *fn, void *arg, int64_t *rows,
+                     tern_ctx *ctx);
+
 /** An empty query: 0 when the server answers, else as tern_pg_query. */
 int tern_pg_ping(tern_pg_conn *c, tern_ctx *ctx);
 

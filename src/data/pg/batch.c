@@ -28,22 +28,6 @@ static int broken(tern_pg_conn *c)
     return -EPIPE;
 }
 
-static int flush_all(tern_pg_conn *c, int64_t deadline, tern_ctx *ctx)
-{
-    for (;;) {
-        int r = PQflush(c->pg);
-        if (r == 0)
-            return 0;
-        if (r < 0)
-            return broken(c);
-        int rc = tern__pg_wait(c, TERN_FD_READ | TERN_FD_WRITE, deadline, ctx);
-        if (rc < 0)
-            return rc;
-        if (!PQconsumeInput(c->pg))
-            return broken(c);
-    }
-}
-
 /* The next result, parking while libpq has none. */
 static int next_result(tern_pg_conn *c, PGresult **out, int64_t deadline, tern_ctx *ctx)
 {
@@ -89,29 +73,12 @@ static int read_to_sync(tern_pg_conn *c, size_t n, int64_t *affected, int64_t de
     }
 }
 
-typedef struct cancel_job {
-    PGcancel *cancel;
-    char msg[256];
-} cancel_job;
-
-static int cancel_run(void *arg)
-{
-    cancel_job *j = arg;
-    return PQcancel(j->cancel, j->msg, sizeof j->msg) ? 0 : -EIO;
-}
-
 static int cancel_batch(tern_pg_conn *c, size_t n, int cause)
 {
-    cancel_job *j = malloc(sizeof *j);
-    int rc = -ENOMEM;
-    if (j) {
-        j->cancel = c->cancel;
-        rc = tern_blocking(cancel_run, j);
-        free(j);
-    }
+    int rc = tern__pg_cancel_request(c);
     int64_t deadline = tern_now() + c->opts.cancel_drain_ns;
     if (rc == 0)
-        rc = flush_all(c, deadline, NULL);
+        rc = tern__pg_flush(c, deadline, NULL);
     if (rc == 0)
         rc = read_to_sync(c, n, NULL, deadline, NULL);
     if ((rc < 0 && rc != -EREMOTEIO) || PQexitPipelineMode(c->pg) != 1)
@@ -151,7 +118,7 @@ int tern_pg_batch(tern_pg_conn *c, const tern_pg_batch_item *items, size_t n, in
     }
     if (!PQpipelineSync(c->pg))
         return broken(c);
-    int frc = flush_all(c, TERN_FOREVER, ctx);
+    int frc = tern__pg_flush(c, TERN_FOREVER, ctx);
     if (frc == 0) {
         tern_pg_error keep = c->err;
         frc = read_to_sync(c, n, affected, TERN_FOREVER, ctx);

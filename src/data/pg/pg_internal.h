@@ -71,6 +71,19 @@ void tern__pg_stmt_cache_free(tern_pg_conn *c);
 /* Wrap res in a tern_pg_result (takes res). */
 int tern__pg_result_wrap(PGresult *res, tern_pg_result **out);
 
+/* The round trip's steps (query.c), for batch.c and copy.c.  ready: c is
+ * usable and ctx not done (clears c->err); sent: PQsend*'s result as
+ * 0/-errno; flush: until libpq's output is on the wire; read_results:
+ * to the command's end (copy: or to its COPY IN/OUT result, in *last);
+ * cancel_request: PQcancel on the blocking pool; cancel_and_drain: that,
+ * then read to the command's end, or mark c broken; returns cause. */
+int tern__pg_ready(tern_pg_conn *c, tern_ctx *ctx);
+int tern__pg_sent(tern_pg_conn *c, int ok);
+int tern__pg_flush(tern_pg_conn *c, int64_t deadline, tern_ctx *ctx);
+int tern__pg_read_results(tern_pg_conn *c, PGresult **last, bool copy, int64_t deadline, tern_ctx *ctx);
+int tern__pg_cancel_request(tern_pg_conn *c);
+int tern__pg_cancel_and_drain(tern_pg_conn *c, int cause);
+
 /* Metrics and spans (observe.c). */
 struct tern_trace_span;
 int tern__pg_obs_init(pg_obs *o, tern_pg_metrics *m, const char *pool);

@@ -28,32 +28,32 @@
 #include "tern/runtime.h"
 #include "tern/trace.h"
 
-static int broken(tern_pg_conn *c)
+static int pg_broken(tern_pg_conn *c)
 {
     tern__pg_set_error(c, NULL);
     c->broken = true;
     return -EPIPE;
 }
 
-static int flush_out(tern_pg_conn *c, int64_t deadline, tern_ctx *ctx)
+int tern__pg_flush(tern_pg_conn *c, int64_t deadline, tern_ctx *ctx)
 {
     for (;;) {
         int r = PQflush(c->pg);
         if (r == 0)
             return 0;
         if (r < 0)
-            return broken(c);
+            return pg_broken(c);
         int rc = tern__pg_wait(c, TERN_FD_READ | TERN_FD_WRITE, deadline, ctx);
         if (rc < 0)
             return rc;
         if (!PQconsumeInput(c->pg))
-            return broken(c);
+            return pg_broken(c);
     }
 }
 
 /* Every result of the command: *last is the last successful one (the
  * caller's), and the first error, if any, is recorded and wins. */
-static int read_results(tern_pg_conn *c, PGresult **last, int64_t deadline, tern_ctx *ctx)
+int tern__pg_read_results(tern_pg_conn *c, PGresult **last, bool copy, int64_t deadline, tern_ctx *ctx)
 {
     PGresult *keep = NULL, *error = NULL;
     int rc = 0;
@@ -63,7 +63,7 @@ static int read_results(tern_pg_conn *c, PGresult **last, int64_t deadline, tern
             if (rc < 0)
                 goto fail;
             if (!PQconsumeInput(c->pg)) {
-                rc = broken(c);
+                rc = pg_broken(c);
                 goto fail;
             }
         }
@@ -79,10 +79,18 @@ static int read_results(tern_pg_conn *c, PGresult **last, int64_t deadline, tern
             break;
         case PGRES_COPY_IN:
         case PGRES_COPY_OUT:
+            if (copy && !error) {
+                /* The caller moves the data (copy.c); the command's end
+                 * comes after. */
+                PQclear(keep);
+                *last = r;
+                return 0;
+            }
+            /* fall through */
         case PGRES_COPY_BOTH:
-            /* COPY is not supported yet: the protocol would stall here. */
+            /* COPY outside tern_pg_copy_*: the protocol would stall here. */
             PQclear(r);
-            tern__pg_copy_error(&c->err, "", "tern_pg: COPY is not supported");
+            tern__pg_copy_error(&c->err, "", "tern_pg: COPY needs tern_pg_copy_in / _out");
             c->broken = true;
             rc = -ENOTSUP;
             goto fail;
@@ -116,28 +124,33 @@ static int cancel_run(void *arg)
     return PQcancel(j->cancel, j->msg, sizeof j->msg) ? 0 : -EIO;
 }
 
-/* The ctx ended (cause) with a command in flight: cancel it and read to
- * its end so that the connection can be used again. */
-static int cancel_and_drain(tern_pg_conn *c, int cause)
+int tern__pg_cancel_request(tern_pg_conn *c)
 {
     /* Not on our stack: a shared-stack coroutine's is someone else's
      * while we wait for the pool. */
     cancel_job *j = malloc(sizeof *j);
-    int rc = -ENOMEM;
-    if (j) {
-        j->cancel = c->cancel;
-        rc = tern_blocking(cancel_run, j);
-        free(j);
-    }
+    if (!j)
+        return -ENOMEM;
+    j->cancel = c->cancel;
+    int rc = tern_blocking(cancel_run, j);
+    free(j);
+    return rc;
+}
+
+/* The ctx ended (cause) with a command in flight: cancel it and read to
+ * its end so that the connection can be used again. */
+int tern__pg_cancel_and_drain(tern_pg_conn *c, int cause)
+{
+    int rc = tern__pg_cancel_request(c);
     if (rc < 0) {
         c->broken = true;
         return cause;
     }
     int64_t deadline = tern_now() + c->opts.cancel_drain_ns;
     PGresult *res = NULL;
-    rc = flush_out(c, deadline, NULL);
+    rc = tern__pg_flush(c, deadline, NULL);
     if (rc == 0)
-        rc = read_results(c, &res, deadline, NULL);
+        rc = tern__pg_read_results(c, &res, false, deadline, NULL);
     PQclear(res);
     /* A server error here is the cancel's own (57014), or the query's: the
      * command has ended either way. */
@@ -149,11 +162,11 @@ static int cancel_and_drain(tern_pg_conn *c, int cause)
 static int finish(tern_pg_conn *c, tern_pg_result **out, tern_ctx *ctx)
 {
     PGresult *res = NULL;
-    int rc = flush_out(c, TERN_FOREVER, ctx);
+    int rc = tern__pg_flush(c, TERN_FOREVER, ctx);
     if (rc == 0)
-        rc = read_results(c, &res, TERN_FOREVER, ctx);
+        rc = tern__pg_read_results(c, &res, false, TERN_FOREVER, ctx);
     if (rc == -ETIMEDOUT || rc == -ECANCELED)
-        return cancel_and_drain(c, rc);
+        return tern__pg_cancel_and_drain(c, rc);
     if (rc < 0)
         return rc;
     if (!out) {
@@ -168,7 +181,7 @@ static int finish(tern_pg_conn *c, tern_pg_result **out, tern_ctx *ctx)
 }
 
 /* Before a call: the connection is usable and the ctx not done. */
-static int ready(tern_pg_conn *c, tern_ctx *ctx)
+int tern__pg_ready(tern_pg_conn *c, tern_ctx *ctx)
 {
     c->err.sqlstate[0] = '\0';
     c->err.message[0] = '\0';
@@ -177,13 +190,13 @@ static int ready(tern_pg_conn *c, tern_ctx *ctx)
     return ctx ? tern_ctx_err(ctx) : 0;
 }
 
-static int sent(tern_pg_conn *c, int ok)
+int tern__pg_sent(tern_pg_conn *c, int ok)
 {
     if (ok)
         return 0;
     tern__pg_set_error(c, NULL);
     if (PQstatus(c->pg) != CONNECTION_OK)
-        return broken(c);
+        return pg_broken(c);
     return -EIO;
 }
 
@@ -256,7 +269,7 @@ static int evict(tern_pg_conn *c, tern_ctx *ctx)
     char sql[48];
     snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
     stmt_drop(c, s);
-    int rc = sent(c, PQsendQuery(c->pg, sql));
+    int rc = tern__pg_sent(c, PQsendQuery(c->pg, sql));
     return rc < 0 ? rc : finish(c, NULL, ctx);
 }
 
@@ -281,7 +294,7 @@ static int prepare_cached(tern_pg_conn *c, const char *sql, const tern_pg_params
     }
     s->hash = h;
     snprintf(s->name, sizeof s->name, "tern_s%llu", (unsigned long long)++c->stmt_seq);
-    int rc = sent(c, PQsendPrepare(c->pg, s->name, sql, p->n, (const Oid *)p->types));
+    int rc = tern__pg_sent(c, PQsendPrepare(c->pg, s->name, sql, p->n, (const Oid *)p->types));
     if (rc == 0)
         rc = finish(c, NULL, ctx);
     if (rc < 0) {
@@ -305,15 +318,15 @@ static int query(tern_pg_conn *c, const char *sql, const tern_pg_params *p, tern
                  pg_stmt **stmt, tern_ctx *ctx)
 {
     *stmt = NULL;
-    int rc = ready(c, ctx);
+    int rc = tern__pg_ready(c, ctx);
     if (rc < 0)
         return rc;
     if (!p || p->n == 0) {
-        rc = sent(c, PQsendQuery(c->pg, sql));
+        rc = tern__pg_sent(c, PQsendQuery(c->pg, sql));
         return rc < 0 ? rc : finish(c, out, ctx);
     }
     if (c->opts.no_stmt_cache) {
-        rc = sent(c, PQsendQueryParams(c->pg, sql, p->n, (const Oid *)p->types, p->values,
+        rc = tern__pg_sent(c, PQsendQueryParams(c->pg, sql, p->n, (const Oid *)p->types, p->values,
                                        p->lengths, p->formats, 0));
         return rc < 0 ? rc : finish(c, out, ctx);
     }
@@ -382,23 +395,23 @@ int tern_pg_prepare(tern_pg_conn *c, const char *name, const char *sql, int ntyp
     TERN_CHECK_ARG(c);
     TERN_CHECK_ARG(name);
     TERN_CHECK_ARG(sql);
-    int rc = ready(c, ctx);
+    int rc = tern__pg_ready(c, ctx);
     if (rc < 0)
         return rc;
-    rc = sent(c, PQsendPrepare(c->pg, name, sql, ntypes, (const Oid *)types));
+    rc = tern__pg_sent(c, PQsendPrepare(c->pg, name, sql, ntypes, (const Oid *)types));
     return rc < 0 ? rc : finish(c, NULL, ctx);
 }
 
 static int query_prepared(tern_pg_conn *c, const char *name, const tern_pg_params *p,
                           tern_pg_result **out, tern_ctx *ctx)
 {
-    int rc = ready(c, ctx);
+    int rc = tern__pg_ready(c, ctx);
     if (rc < 0)
         return rc;
     static const tern_pg_params none = {0};
     if (!p)
         p = &none;
-    rc = sent(c, PQsendQueryPrepared(c->pg, name, p->n, p->values, p->lengths, p->formats, 0));
+    rc = tern__pg_sent(c, PQsendQueryPrepared(c->pg, name, p->n, p->values, p->lengths, p->formats, 0));
     return rc < 0 ? rc : finish(c, out, ctx);
 }
 
