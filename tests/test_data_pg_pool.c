@@ -275,9 +275,10 @@ static int restart_co(void *arg)
     fprintf(stderr, "restart under load: %ld ok before, %ld after, %ld failed, worst overrun %lld ms\n",
             before, after, atomic_load(&l.failed), atomic_load(&l.worst_over_ns) / MS);
     CHECK(after > scaled(100));         /* the pool recovered */
-    /* No call outlived its ctx by more than scheduling slack (more in the
-     * sanitizer builds, which run everything several times slower). */
-    CHECK(atomic_load(&l.worst_over_ns) < (getenv("TERN_TEST_SCALE") ? 500 : 100) * MS);
+    /* No call outlived its ctx by more than scheduling slack: a call
+     * stuck in a drain (5 s) or a dead socket would.  The slack is wide
+     * because the machine may be busy (and the sanitizer builds slow). */
+    CHECK(atomic_load(&l.worst_over_ns) < (getenv("TERN_TEST_SCALE") ? 750 : 250) * MS);
     CHECK_EQ(stats(l.p).in_use, 0);
     CHECK(stats(l.p).open <= 8);
     tern_pg_pool_free(l.p);
