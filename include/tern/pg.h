@@ -22,7 +22,8 @@
  * Tracing: when the ctx of a query carries a span (tern/trace.h,
  * tern_trace_span_from_ctx) a CLIENT child span "pg <statement>" records
  * it, with db.system=postgresql, db.statement (the SQL with its string and
- * number literals replaced by '?') and, on failure, db.sqlstate.
+ * number literals replaced by '?') and, on failure, db.sqlstate and the
+ * status message "SQLSTATE xxxxx" (the server's message may quote values).
  *
  * Ownership: a tern_pg_result belongs to the caller, who frees it with
  * tern_pg_result_free; strings it returns live as long as it.  A conn from

@@ -177,10 +177,16 @@ void tern__pg_span_end(tern_trace_span *s, const tern_pg_conn *c, int rc)
     if (!s)
         return;
     if (rc < 0) {
-        if (c->err.sqlstate[0])
+        /* Not the server's message: it quotes values ("LINE 1: ... 'x'",
+         * "invalid input syntax ...: \"x\""), which db.statement hides. */
+        char msg[48];
+        if (c->err.sqlstate[0]) {
             tern_trace_span_set(s, &TERN_TRACE_STR("db.sqlstate", c->err.sqlstate));
-        tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR,
-                                   c->err.message[0] ? c->err.message : tern_strerror(rc));
+            snprintf(msg, sizeof msg, "SQLSTATE %s", c->err.sqlstate);
+        } else {
+            snprintf(msg, sizeof msg, "%s", tern_strerror(rc));
+        }
+        tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR, msg);
     }
     tern_trace_span_end(s);
     tern_trace_span_free(s);
