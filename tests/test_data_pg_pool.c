@@ -400,12 +400,14 @@ static int min_idle_co(void *arg)
     CHECK(stats(p).idle >= 3);          /* the maintainer may have added one */
     /* After the idle timeout the maintainer closes them all, then opens
      * connections again up to min_idle, with nobody acquiring. */
-    int64_t until = tern_now() + 5000 * MS;
+    int64_t until = tern_now() + 10000 * MS;
     struct tern_pg_pool_stats s;
     do {
         tern_sleep(20 * MS);
         s = stats(p);
     } while ((s.closed < 3 || s.idle < 2) && tern_now() < until);
+    fprintf(stderr, "min idle: open %d idle %d in_use %d opened %llu closed %llu\n", s.open, s.idle, s.in_use,
+            (unsigned long long)s.opened, (unsigned long long)s.closed);
     /* The maintainer's first pass may open one alongside our acquires, so
      * the counts are bounds, and the books balance exactly. */
     CHECK(s.closed >= 3);

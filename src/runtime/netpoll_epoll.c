@@ -266,6 +266,12 @@ int tern__netpoll(int64_t timeout_ns)
                 /* claimed under the lock, for the reason in tern_fd_close */
                 if (tern__wake_claim(co, t))
                     w[k] = co;
+                else
+                    /* Its wait ended first (deadline, or another
+                     * direction): keep the edge for its next wait, which
+                     * would otherwise park on a socket that is ready and
+                     * will not signal again. */
+                    d->dir[k].ready = true;
             }
         }
         tern__spin_unlock(&d->lock);

@@ -33,6 +33,7 @@
 #define DEFAULT_HEALTH_IDLE_NS 1000000000LL
 #define SWEEP_EVERY_NS 1000000000LL
 #define MAINTAIN_EVERY_NS 1000000000LL
+#define MAINTAIN_CONNECT_NS (5 * 1000000000LL)
 
 typedef struct waiter {
     struct waiter *next;
@@ -287,8 +288,17 @@ static int maintain(void *arg)
             free_list(dead);
             if (!grow)
                 break;
+            /* Bounded, so that a server that does not answer cannot hold
+             * the slot: the next round tries again. */
+            tern_ctx *ctx;
+            if (tern_ctx_with_timeout(p->maint_ctx, MAINTAIN_CONNECT_NS, &ctx) < 0) {
+                slot_lost(p);
+                break;
+            }
             tern_pg_conn *c;
-            if (open_conn(p, &c, NULL, p->maint_ctx) < 0)
+            int rc = open_conn(p, &c, NULL, ctx);
+            tern_ctx_free(ctx);
+            if (rc < 0)
                 break;              /* the server is away: try next round */
             tern_pg_pool_release(p, c);
         }
