@@ -106,7 +106,15 @@ static int writer_main(void *arg)
         }
         if (last)
             break;
+        if (!nghttp2_session_want_write(h2c->sess)) {
+            tern_cond_broadcast(&h2c->flushed);
+            /* a GOAWAY that ends the session (a connection error) is out:
+             * the reader may be parked in a read the client never ends */
+            if (!nghttp2_session_want_read(h2c->sess))
+                shutdown(tern_conn_fd(h2c->hc->c), SHUT_RD);
+        }
     }
+    tern_cond_broadcast(&h2c->flushed);
     tern_mutex_unlock(&h2c->mu);
     tern__growbuf_free(&buf);
     tern_waitgroup_done(&h2c->writer);
@@ -214,10 +222,17 @@ static int reader_loop(h2_conn *h2c, char *buf)
         } else if (idle && !h2c->goaway_sent) {
             deadline = TERN_FOREVER;
         }
-        bool more = nghttp2_session_want_read(h2c->sess) || nghttp2_session_want_write(h2c->sess);
-        tern_mutex_unlock(&h2c->mu);
-        if (!more)
+        bool want_read = nghttp2_session_want_read(h2c->sess);
+        if (!want_read) {
+            /* the session is over (a GOAWAY after an error, or after the
+             * last stream of a graceful end): let the writer send the
+             * rest, then close, rather than wait for the client */
+            while (!h2c->dead && nghttp2_session_want_write(h2c->sess))
+                tern_cond_wait(&h2c->flushed, &h2c->mu, NULL);
+            tern_mutex_unlock(&h2c->mu);
             return 0;
+        }
+        tern_mutex_unlock(&h2c->mu);
         tern_conn_set_read_deadline(hc->c, deadline);
         /* without streams the connection is idle: a graceful shutdown may
          * kick it (shut its reading side), as it kicks HTTP/1.1's */

@@ -26,11 +26,44 @@ static h2_stream *stream_of(nghttp2_session *sess, int32_t id)
     return id > 0 ? nghttp2_session_get_stream_user_data(sess, id) : NULL;
 }
 
+/* A new stream id: remember the ids it skipped. */
+static void note_opened(h2_conn *h2c, int32_t id)
+{
+    if (id > h2c->max_opened + 2) {
+        if (h2c->ngaps == H2_MAX_GAPS) {
+            /* full: forget the oldest gap */
+            memmove(h2c->gap_lo, h2c->gap_lo + 1, (H2_MAX_GAPS - 1) * sizeof h2c->gap_lo[0]);
+            memmove(h2c->gap_hi, h2c->gap_hi + 1, (H2_MAX_GAPS - 1) * sizeof h2c->gap_hi[0]);
+            h2c->ngaps--;
+        }
+        h2c->gap_lo[h2c->ngaps] = h2c->max_opened + 2;
+        h2c->gap_hi[h2c->ngaps++] = id - 2;
+    }
+    if (id > h2c->max_opened)
+        h2c->max_opened = id;
+}
+
+/* Before nghttp2 handles a frame: HEADERS on a stream id the client
+ * skipped over is a connection error (RFC 9113 5.1.1). */
+static int on_begin_frame(nghttp2_session *sess, const nghttp2_frame_hd *hd, void *user)
+{
+    h2_conn *h2c = user;
+    if (hd->type != NGHTTP2_HEADERS || !(hd->stream_id & 1) || hd->stream_id >= h2c->max_opened)
+        return 0;
+    for (unsigned i = 0; i < h2c->ngaps; i++)
+        if (hd->stream_id >= h2c->gap_lo[i] && hd->stream_id <= h2c->gap_hi[i]) {
+            nghttp2_session_terminate_session(sess, NGHTTP2_PROTOCOL_ERROR);
+            break;
+        }
+    return 0;
+}
+
 static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, void *user)
 {
     h2_conn *h2c = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    note_opened(h2c, frame->hd.stream_id);
     h2_stream *st = tern__h2_stream_new(h2c, frame->hd.stream_id);
     if (!st)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM; the conn goes on */
@@ -207,6 +240,7 @@ static int on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame, void
 
 void tern__h2_callbacks(nghttp2_session_callbacks *cb)
 {
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);

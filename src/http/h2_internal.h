@@ -59,6 +59,8 @@
  * shutdown (to send GOAWAY) with no frame arriving. */
 #define H2_POLL_NS (100 * 1000 * 1000LL)
 
+#define H2_MAX_GAPS 8
+
 typedef struct h2_conn h2_conn;
 
 struct h2_conn {
@@ -67,6 +69,7 @@ struct h2_conn {
     nghttp2_session *sess;
     tern_mutex mu;                  /* everything below, and every stream */
     tern_cond wcond;                /* the writer: output to send, or the end */
+    tern_cond flushed;              /* the reader: the writer has sent all there was */
     h2_stream *streams;             /* the session's and handlers' streams */
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
@@ -77,6 +80,12 @@ struct h2_conn {
     bool writer_blocked;            /* the writer is inside a socket write */
     int io_error;                   /* the first read/write error */
     int64_t last_active;            /* when the last stream ended (idle timeout) */
+    /* Stream ids a client skipped (RFC 9113 5.1.1: they can never be
+     * opened): HEADERS on one is a connection error, which nghttp2 cannot
+     * tell from HEADERS on a closed stream, which it ignores. */
+    int32_t max_opened;
+    int32_t gap_lo[H2_MAX_GAPS], gap_hi[H2_MAX_GAPS];
+    unsigned ngaps;
 };
 
 struct h2_stream {
