@@ -108,7 +108,7 @@ static int json_echo(tern_http_req *r, tern_http_resp *w, void *arg)
         return tern_http_resp_error(w, 400, "bad json\n");
     if (rc < 0)
         return rc;
-    json_t *out = json_pack("{s:O,s:s}", "got", v, "proto", tern_http_req_proto(r));
+    json_t *out = json_pack("{s:O}", "got", v);
     json_decref(v);
     if (!out)
         return -ENOMEM;
@@ -120,6 +120,7 @@ static int json_echo(tern_http_req *r, tern_http_resp *w, void *arg)
 static int compressible(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     (void)r, (void)arg;
+    tern_http_resp_set_header(w, "Content-Type", "text/plain; charset=utf-8");
     for (int i = 0; i < 2000; i++)
         if (tern_http_resp_printf(w, "line %d of a compressible body\n", i) < 0)
             return -EIO;
