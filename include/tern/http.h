@@ -291,7 +291,9 @@ const char *tern_http_status_text(int status);
 /* HTTP/2's limits (zero fields: the defaults).  The connection that
  * breaks one is closed (GOAWAY) or the stream refused; the others go on. */
 typedef struct tern_http_h2_options {
-    uint32_t max_concurrent_streams;    /* advertised; 0: 250; more: RST_STREAM REFUSED_STREAM */
+    uint32_t max_concurrent_streams;    /* advertised; 0: 100 (a stalled stream holds up to
+                                           128 KiB); more: refused (REFUSED_STREAM) while
+                                           unacknowledged, a PROTOCOL_ERROR after */
     uint32_t stream_window;             /* bytes of a request body a stream may have in
                                            flight before its handler reads; 0: 256 KiB */
     uint32_t conn_window;               /* the same for the whole connection; 0: 1 MiB */

@@ -51,6 +51,7 @@ static void conn_die(h2_conn *h2c, int err)
         tern_cond_broadcast(&st->cond);
     }
     tern_cond_broadcast(&h2c->wcond);
+    tern_cond_broadcast(&h2c->room);
 }
 
 /* The writer: frames out of the session, onto the socket, without the

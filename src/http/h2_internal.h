@@ -31,7 +31,12 @@
  * and the connection's window bounds the sum.  A stream's output queue is
  * refilled only while it holds less than H2_OUT_HIGH bytes: a client that
  * stops reading, by flow control or by not reading the socket, parks the
- * handler until write_timeout, not the server's memory.
+ * handler until write_timeout, not the server's memory.  The bytes queued
+ * on a connection are bounded too (H2_CONN_OUT_MAX): a client with 250
+ * stalled streams gets no more memory than one with a few.  Before that
+ * a response buffers in its own vhc->out: up to 64 KiB until committed
+ * (as over HTTP/1.1: Content-Length, and the gzip middleware), then
+ * H2_FLUSH_AT at a time.
  *
  * Lifetime.  A stream is referenced by the session (from its first
  * HEADERS until on_stream_close) and by its handler coroutine (from spawn
@@ -48,11 +53,13 @@
 
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define H2_PREFACE_LEN 24
-#define H2_DEFAULT_MAX_STREAMS 250
+#define H2_DEFAULT_MAX_STREAMS 100
 #define H2_DEFAULT_STREAM_WINDOW (256 * 1024)
 #define H2_DEFAULT_CONN_WINDOW (1024 * 1024)
 #define H2_DEFAULT_MAX_CONTINUATIONS 8
-#define H2_OUT_HIGH (64 * 1024)         /* a stream's queued response bytes: refill below */
+#define H2_OUT_HIGH (64 * 1024)         /* a stream's queued response bytes, at most */
+#define H2_CONN_OUT_MAX (512 * 1024)    /* the connection's, all streams together */
+#define H2_FLUSH_AT (16 * 1024)         /* a committed response's bytes per hand-over */
 #define H2_WRITE_BATCH (64 * 1024)      /* frames serialized per socket write */
 #define H2_READ_BUF (16 * 1024)
 /* While streams are open the reader wakes this often to notice a
@@ -70,6 +77,8 @@ struct h2_conn {
     tern_mutex mu;                  /* everything below, and every stream */
     tern_cond wcond;                /* the writer: output to send, or the end */
     tern_cond flushed;              /* the reader: the writer has sent all there was */
+    tern_cond room;                 /* handlers: the connection's output queue shrank */
+    size_t queued;                  /* bytes in the streams' output queues */
     h2_stream *streams;             /* the session's and handlers' streams */
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
@@ -156,6 +165,8 @@ void tern__h2_stream_release(h2_stream *st);
 /* Under mu: wait on st->cond until woken or `deadline`; 0, -ETIMEDOUT,
  * -ECANCELED (the request's context). */
 int tern__h2_stream_wait(h2_stream *st, int64_t deadline);
+/* The same on another of the connection's conds (room). */
+int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline);
 
 /* h2_body.c: the request side (divert points in request.c) */
 ssize_t tern__h2_body_read(tern_http_req *r, void *buf, size_t n);

@@ -141,6 +141,10 @@ static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
     size_t k = avail < len ? avail : len;
     memcpy(buf, st->out.p + st->out_off, k);
     st->out_off += k;
+    TERN_ASSERT(st->h2c->queued >= k);
+    st->h2c->queued -= k;
+    if (k)
+        tern_cond_broadcast(&st->h2c->room);
     if (st->out_off == st->out.len && st->out_done) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (st->ntnva && nghttp2_submit_trailer(sess, id, st->tnva, st->ntnva) == 0)
@@ -151,21 +155,53 @@ static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
     return (ssize_t)k;
 }
 
-/* Under mu: append to the output queue and wake the provider. */
-static int queue_out(h2_stream *st, const char *p, size_t n)
+static size_t pending(const h2_stream *st)
+{
+    TERN_ASSERT(st->out_off <= st->out.len);
+    return st->out.len - st->out_off;
+}
+
+/* Under mu: wait until n more bytes fit in the stream's queue and the
+ * connection's (something queued on either always leaves: the provider
+ * drains it as the client's windows allow; until write_deadline). */
+static int wait_room(h2_stream *st, size_t n)
 {
     h2_conn *h2c = st->h2c;
-    if (h2c->dead || st->closed)
-        return -ECONNRESET;
+    for (;;) {
+        if (h2c->dead || st->closed)
+            return -ECONNRESET;
+        bool stream_full = pending(st) > 0 && pending(st) + n > H2_OUT_HIGH;
+        bool conn_full = h2c->queued > 0 && h2c->queued + n > H2_CONN_OUT_MAX;
+        if (!stream_full && !conn_full)
+            return 0;
+        int rc = tern__h2_stream_wait_on(st, stream_full ? &st->cond : &h2c->room,
+                                         st->write_deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Under mu: append to the output queue (once it has room), the body's
+ * last bytes when `last`, and wake the provider.  out_done is set only
+ * after the append: waiting for room lets the provider run, and it ends
+ * the stream when it finds the queue empty and out_done. */
+static int queue_out(h2_stream *st, const char *p, size_t n, bool last)
+{
+    h2_conn *h2c = st->h2c;
+    int rc = wait_room(st, n);
+    if (rc < 0)
+        return rc;
     if (n > 0) {
         if (st->out_off > 0) {
-            memmove(st->out.p, st->out.p + st->out_off, st->out.len - st->out_off);
+            memmove(st->out.p, st->out.p + st->out_off, pending(st));
             st->out.len -= st->out_off;
             st->out_off = 0;
         }
         if (tern__growbuf_append(&st->out, p, n) < 0)
             return -ENOMEM;
+        h2c->queued += n;
     }
+    st->out_done = last;
     if (st->deferred && st->has_provider) {
         st->deferred = false;
         nghttp2_session_resume_data(h2c->sess, st->id);
@@ -219,19 +255,6 @@ int tern__h2_resp_commit(tern_http_resp *w)
     return 0;
 }
 
-/* Under mu: wait while the queue is over its high mark. */
-static int wait_room(h2_stream *st)
-{
-    while (st->out.len - st->out_off > H2_OUT_HIGH) {
-        if (st->h2c->dead || st->closed)
-            return -ECONNRESET;
-        int rc = tern__h2_stream_wait(st, st->write_deadline);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
 int tern__h2_flush(hconn *vhc)
 {
     h2_stream *st = vhc->h2;
@@ -243,11 +266,11 @@ int tern__h2_flush(hconn *vhc)
         return 0;
     }
     tern_mutex_lock(&st->h2c->mu);
-    int rc = queue_out(st, vhc->out.p, vhc->out.len);
-    if (rc == 0)
-        rc = wait_room(st);
+    int rc = queue_out(st, vhc->out.p, vhc->out.len, false);
     tern_mutex_unlock(&st->h2c->mu);
     vhc->out.len = 0;
+    if (vhc->out.cap > 2 * H2_FLUSH_AT)
+        tern__growbuf_free(&vhc->out);  /* the 64 KiB of before the commit */
     return rc < 0 ? fail(vhc->cur, rc) : 0;
 }
 
@@ -271,10 +294,8 @@ int tern__h2_resp_finish(tern_http_resp *w)
         rc = submit_head(w, (int64_t)w->body_bytes, body);
         w->committed = rc == 0;
     }
-    if (rc == 0 && st->has_provider) {
-        st->out_done = true;
-        rc = queue_out(st, vhc->out.p, vhc->out.len);
-    }
+    if (rc == 0 && st->has_provider)
+        rc = queue_out(st, vhc->out.p, vhc->out.len, true);
     tern_mutex_unlock(&st->h2c->mu);
     vhc->out.len = 0;
     return rc < 0 ? fail(w, rc) : 0;
@@ -307,10 +328,7 @@ int tern__h2_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t len)
         offset += n;
         len -= (size_t)n;
         tern_mutex_lock(&st->h2c->mu);
-        st->out_done = len == 0;
-        rc = queue_out(st, chunk, (size_t)n);
-        if (rc == 0)
-            rc = wait_room(st);
+        rc = queue_out(st, chunk, (size_t)n, len == 0);
         tern_mutex_unlock(&st->h2c->mu);
     }
     if (rc < 0) {

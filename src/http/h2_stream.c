@@ -73,6 +73,13 @@ void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
     TERN_ASSERT(!st->closed);
     st->closed = true;
     st->close_error = error_code;
+    /* what it had queued will never be sent */
+    size_t left = st->out.len - st->out_off;
+    TERN_ASSERT(st->h2c->queued >= left);
+    st->h2c->queued -= left;
+    st->out.len = st->out_off = 0;
+    if (left)
+        tern_cond_broadcast(&st->h2c->room);
     /* reset (or the connection ended) before the response was complete:
      * the request is over, as Go cancels its context */
     if (st->running && !st->eof_sent && st->ctx)
@@ -81,18 +88,23 @@ void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
     tern__h2_stream_release(st);
 }
 
-int tern__h2_stream_wait(h2_stream *st, int64_t deadline)
+int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline)
 {
     h2_conn *h2c = st->h2c;
     TERN_ASSERT(st->running && st->ctx);
     if (deadline == TERN_FOREVER)
-        return tern_cond_wait(&st->cond, &h2c->mu, st->ctx);
+        return tern_cond_wait(cond, &h2c->mu, st->ctx);
     tern_ctx *c;
     if (tern_ctx_with_deadline(st->ctx, deadline, &c) < 0)
         return -ENOMEM;
-    int rc = tern_cond_wait(&st->cond, &h2c->mu, c);
+    int rc = tern_cond_wait(cond, &h2c->mu, c);
     tern_ctx_free(c);
     return rc;
+}
+
+int tern__h2_stream_wait(h2_stream *st, int64_t deadline)
+{
+    return tern__h2_stream_wait_on(st, &st->cond, deadline);
 }
 
 /* What HTTP/1.1's parser would have refused in a target: bytes outside

@@ -567,7 +567,10 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
         return -ENOMEM;
     }
     TERN_ASSERT(w->committed || w->start <= hc->out.len);
-    if (hc->out.len - (w->committed ? 0 : w->start) >= HTTP_STREAM_THRESHOLD) {
+    /* HTTP/2 hands a streaming body over in smaller pieces: a stream's
+     * buffer is per request, and many may be stalled at once */
+    size_t flush_at = w->committed && hc->h2 ? H2_FLUSH_AT : HTTP_STREAM_THRESHOLD;
+    if (hc->out.len - (w->committed ? 0 : w->start) >= flush_at) {
         int rc = tern_http_resp_flush(w);
         if (rc < 0)
             return rc;
