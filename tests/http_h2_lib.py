@@ -34,10 +34,18 @@ def eq(got, want, what):
         raise CheckFailed(f"{what}: got {g[:300]}, expected {w[:300]}")
 
 
+def sanitized(exe):
+    """Whether exe was built with ASan or TSan (memory budgets x4)."""
+    with open(exe, "rb") as f:
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
 class Server:
     """The test server; `args` are its options (--max-streams 8 ...)."""
 
     def __init__(self, exe, *args):
+        self.exe = exe
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([exe, *map(str, args)], stdout=subprocess.PIPE,
                                      stderr=self.err, text=True)
@@ -64,6 +72,9 @@ class Server:
             self.proc.kill()
             self.proc.communicate()
             raise CheckFailed("server did not stop after SIGTERM")
+        err = self.stderr()
+        for bad in ("Sanitizer", "runtime error:", "TERN_ASSERT", "assertion"):
+            expect(bad not in err, f"server reported: {err[-3000:]}")
         return out
 
     def stderr(self):
