@@ -86,6 +86,11 @@ def same_over_both(exe):
         # and the handler can tell them apart
         eq(curl(s.port, "/proto")[2], b"HTTP/2 GET /proto\n", "proto over h2")
         eq(curl(s.port, "/proto", h2=False)[2], b"HTTP/1.1 GET /proto\n", "proto over 1.1")
+        # the access log says which
+        curl(s.port, "/logged")
+        curl(s.port, "/logged", h2=False)
+        lines = [json.loads(l) for l in s.stderr().splitlines() if '"msg":"request"' in l]
+        eq(sorted(l["proto"] for l in lines), ["HTTP/1.1", "HTTP/2"], "access log protos")
     finally:
         s.stop()
 

@@ -222,6 +222,8 @@ static int run(void *arg)
     ROUTE("GET", "/reqid", { tern_http_mw_request_id, NULL }, { reqid, NULL });
     ROUTE("GET", "/file", { file, NULL });
     ROUTE("GET", "/fail", { fail_midway, NULL });
+    /* the access log with no logger: one line per request on stderr */
+    ROUTE("GET", "/logged", { tern_http_mw_access_log, NULL }, { plaintext, NULL });
     if (rc < 0) {
         fprintf(stderr, "routes: %s\n", tern_strerror(rc));
         return 1;

@@ -59,12 +59,13 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     static const char msg[] = "request";
     tern__log_line_begin(&l, line, tern__wall_from_mono(start), TERN_LOG_INFO, msg,
                          sizeof msg - 1, traced ? &ids : NULL);
-    tern__log_lfield f[9];      /* every field below, optional ones included */
+    tern__log_lfield f[10];     /* every field below, optional ones included */
     size_t n = 0;
     f[n++] = TERN__LOG_LINT("status", status);
     f[n++] = TERN__LOG_LINT("bytes", (int64_t)tern_http_resp_body_bytes(w));
     f[n++] = TERN__LOG_LINT("duration_us", took / TERN_US);
     f[n++] = TERN__LOG_LSTRN("method", tern_http_req_method(r), SHORT_MAX_BYTES);
+    f[n++] = TERN__LOG_LSTRN("proto", tern_http_req_proto(r), SHORT_MAX_BYTES);
     const char *s = tern_http_req_remote_addr(r);
     f[n++] = TERN__LOG_LSTRN("remote", s ? s : "", SHORT_MAX_BYTES);
     if ((s = tern_http_request_id(r)))
