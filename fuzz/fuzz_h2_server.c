@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,10 +128,51 @@ static int one_input(void *arg)
     return 0;
 }
 
+/* One runtime for the whole run (starting one per input would cost more
+ * than the input): it lives on a thread of its own and takes inputs, one
+ * at a time, from libFuzzer's thread over a socketpair. */
+static int ctl[2];
+
+static int serve_inputs(void *arg)
+{
+    (void)arg;
+    tern_conn *c;
+    check(tern_conn_from_fd(ctl[1], &c) == 0);
+    for (;;) {
+        input *in;
+        if (tern_conn_read(c, &in, sizeof in, NULL) != sizeof in)
+            return 0;
+        one_input(in);
+        char ack = 1;
+        check(tern_conn_write(c, &ack, 1, NULL) == 1);
+    }
+}
+
+static void *runtime_thread(void *arg)
+{
+    (void)arg;
+    tern_run_options ro = { .procs = 1, .monitor_threshold = -1, .no_deadlock_exit = true };
+    tern_run_opts(serve_inputs, NULL, &ro);
+    return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static pthread_t rt;
+    if (!rt) {
+        check(socketpair(AF_UNIX, SOCK_STREAM, 0, ctl) == 0);
+        check(pthread_create(&rt, NULL, runtime_thread, NULL) == 0);
+    }
     input in = { .data = data, .size = size };
-    tern_run_options ro = { .procs = 1, .monitor_threshold = -1 };
-    check(tern_run_opts(one_input, &in, &ro) == 0);
+    input *p = &in;
+    ssize_t n;
+    while ((n = write(ctl[0], &p, sizeof p)) < 0 && errno == EINTR) {
+    }
+    check(n == sizeof p);
+    char ack;
+    /* libFuzzer's -timeout alarm interrupts the wait */
+    while ((n = read(ctl[0], &ack, 1)) < 0 && errno == EINTR) {
+    }
+    check(n == 1);
     return 0;
 }

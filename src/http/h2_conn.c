@@ -34,7 +34,16 @@ int tern__h2_sniff(const char *p, size_t n)
 
 void tern__h2_wake_writer(h2_conn *h2c)
 {
+    h2c->writer_idle = false;
     tern_cond_signal(&h2c->wcond);
+}
+
+/* Under mu, in the writer: nothing to send until someone wakes it. */
+static void writer_wait(h2_conn *h2c)
+{
+    h2c->writer_idle = true;
+    tern_cond_broadcast(&h2c->flushed);
+    tern_cond_wait(&h2c->wcond, &h2c->mu, NULL);
 }
 
 /* Under mu: the connection is over; wake everyone who waits on it. */
@@ -66,7 +75,7 @@ static int writer_main(void *arg)
     for (;;) {
         bool last = h2c->dead;
         if (!last && !nghttp2_session_want_write(h2c->sess)) {
-            tern_cond_wait(&h2c->wcond, &h2c->mu, NULL);
+            writer_wait(h2c);
             continue;
         }
         int err = 0;
@@ -88,7 +97,7 @@ static int writer_main(void *arg)
                 break;
             /* want_write, yet nothing to send (data blocked by flow
              * control): wait for a WINDOW_UPDATE or a handler */
-            tern_cond_wait(&h2c->wcond, &h2c->mu, NULL);
+            writer_wait(h2c);
             continue;
         }
         h2c->writer_blocked = true;
@@ -108,13 +117,13 @@ static int writer_main(void *arg)
         if (last)
             break;
         if (!nghttp2_session_want_write(h2c->sess)) {
-            tern_cond_broadcast(&h2c->flushed);
             /* a GOAWAY that ends the session (a connection error) is out:
              * the reader may be parked in a read the client never ends */
             if (!nghttp2_session_want_read(h2c->sess))
                 shutdown(tern_conn_fd(h2c->hc->c), SHUT_RD);
         }
     }
+    h2c->writer_idle = true;
     tern_cond_broadcast(&h2c->flushed);
     tern_mutex_unlock(&h2c->mu);
     tern__growbuf_free(&buf);
@@ -226,9 +235,9 @@ static int reader_loop(h2_conn *h2c, char *buf)
         bool want_read = nghttp2_session_want_read(h2c->sess);
         if (!want_read) {
             /* the session is over (a GOAWAY after an error, or after the
-             * last stream of a graceful end): let the writer send the
-             * rest, then close, rather than wait for the client */
-            while (!h2c->dead && nghttp2_session_want_write(h2c->sess))
+             * last stream of a graceful end): let the writer send what it
+             * can, then close, rather than wait for the client */
+            while (!h2c->dead && !h2c->writer_idle)
                 tern_cond_wait(&h2c->flushed, &h2c->mu, NULL);
             tern_mutex_unlock(&h2c->mu);
             return 0;

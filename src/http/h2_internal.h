@@ -87,6 +87,8 @@ struct h2_conn {
     bool dead;                      /* no more I/O: handlers give up, the writer leaves */
     bool goaway_sent;
     bool writer_blocked;            /* the writer is inside a socket write */
+    bool writer_idle;               /* the writer waits with nothing it can send;
+                                       cleared by every wake (tern__h2_wake_writer) */
     int io_error;                   /* the first read/write error */
     int64_t last_active;            /* when the last stream ended (idle timeout) */
     /* Stream ids a client skipped (RFC 9113 5.1.1: they can never be
@@ -149,6 +151,7 @@ int tern__h2_serve_conn(hconn *hc, const char *pre, size_t npre);
 /* Run a session over hc->c until it ends; the connection stays open (the
  * caller closes it).  Used by tern__h2_serve_conn and the fuzz target. */
 int tern__h2_session_run(hconn *hc, const char *pre, size_t npre);
+/* Under mu: the session may have something to send. */
 void tern__h2_wake_writer(h2_conn *h2c);
 
 /* h2_frames.c: the session's callbacks */
