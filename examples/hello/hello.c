@@ -10,6 +10,9 @@
  *     curl -d 'hi there' -H 'Content-Type: text/plain' http://127.0.0.1:8080/echo
  *     curl 'http://127.0.0.1:8080/sleep?ms=250'
  *     curl http://127.0.0.1:8080/users/42
+ *     curl --http2-prior-knowledge http://127.0.0.1:8080/plaintext
+ *
+ * The port speaks HTTP/1.1 and HTTP/2 (h2c with prior knowledge) alike.
  */
 #include <errno.h>
 #include <signal.h>
@@ -147,7 +150,9 @@ static int run(void *arg)
            "  curl http://%s/json\n"
            "  curl -d 'hi there' -H 'Content-Type: text/plain' http://%s/echo\n"
            "  curl 'http://%s/sleep?ms=250'\n"
-           "  curl http://%s/users/42\n", addr, addr, addr, addr, addr, addr);
+           "  curl http://%s/users/42\n"
+           "  curl --http2-prior-knowledge http://%s/plaintext   (HTTP/2, same port)\n",
+           addr, addr, addr, addr, addr, addr, addr);
     fflush(stdout);
     tern_go(on_signal, a);
     rc = tern_http_server_serve(a->srv, NULL);
