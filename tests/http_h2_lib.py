@@ -63,7 +63,7 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
-    def stop(self, timeout=15):
+    def stop(self, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
