@@ -32,10 +32,32 @@ int tern__h2_sniff(const char *p, size_t n)
     return n >= H2_PREFACE_LEN ? 1 : 0;
 }
 
+static int writer_main(void *arg);
+
+/* The writer runs while the connection has streams or output, and is
+ * started again when it has either: an idle connection keeps one
+ * coroutine (its reader), not two.  Once the connection is dead, one
+ * last writer sends what it can (a GOAWAY) and none starts after it. */
 void tern__h2_wake_writer(h2_conn *h2c)
 {
     h2c->writer_idle = false;
-    tern_cond_signal(&h2c->wcond);
+    if (h2c->writer_running) {
+        tern_cond_signal(&h2c->wcond);
+        return;
+    }
+    if (h2c->writer_final)
+        return;
+    h2c->writer_running = true;
+    tern_waitgroup_add(&h2c->writer, 1);
+    if (tern_go_opts(writer_main, h2c, &(tern_go_options){ .name = "http2-writer" }, NULL) < 0) {
+        h2c->writer_running = false;
+        h2c->writer_idle = true;
+        tern_waitgroup_done(&h2c->writer);
+        if (h2c->dead)
+            h2c->writer_final = true;
+        else
+            h2c->io_error = h2c->io_error ? h2c->io_error : -ENOMEM;
+    }
 }
 
 /* Under mu, in the writer: nothing to send until someone wakes it. */
@@ -59,7 +81,7 @@ static void conn_die(h2_conn *h2c, int err)
             tern_ctx_cancel(st->ctx);   /* as Go: the client is gone, so is the request */
         tern_cond_broadcast(&st->cond);
     }
-    tern_cond_broadcast(&h2c->wcond);
+    tern__h2_wake_writer(h2c);         /* a last round, for a GOAWAY */
     tern_cond_broadcast(&h2c->room);
 }
 
@@ -75,6 +97,8 @@ static int writer_main(void *arg)
     for (;;) {
         bool last = h2c->dead;
         if (!last && !nghttp2_session_want_write(h2c->sess)) {
+            if (h2c->nstreams == 0)
+                break;          /* idle: started again by the next wake */
             writer_wait(h2c);
             continue;
         }
@@ -124,10 +148,13 @@ static int writer_main(void *arg)
         }
     }
     h2c->writer_idle = true;
+    h2c->writer_running = false;
+    if (h2c->dead)
+        h2c->writer_final = true;
     tern_cond_broadcast(&h2c->flushed);
     tern_mutex_unlock(&h2c->mu);
     tern__growbuf_free(&buf);
-    tern_waitgroup_done(&h2c->writer);
+    tern_waitgroup_done(&h2c->writer);      /* h2c may be freed from here on */
     return 0;
 }
 
@@ -210,8 +237,31 @@ static void send_goaway(h2_conn *h2c)
 
 /* Read and feed until the session has nothing more to read or write,
  * the peer goes, or an error.  0 for a clean end, else <0. */
-static int reader_loop(h2_conn *h2c, char *buf)
+/* Read into *buf, allocated while the connection is busy: an idle one
+ * waits for bytes holding no buffer, its stack trimmed, as HTTP/1.1's
+ * does (idle connections are most of a server's connections). */
+static ssize_t read_some(h2_conn *h2c, char **buf, bool idle, bool *trimmed)
 {
+    tern_conn *c = h2c->hc->c;
+    if (idle) {
+        free(*buf);
+        *buf = NULL;
+        if (!*trimmed)
+            tern_stack_trim();
+        *trimmed = true;
+        int rc = tern_conn_wait_readable(c, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    *trimmed = false;
+    if (!*buf && !(*buf = malloc(H2_READ_BUF)))
+        return -ENOMEM;
+    return tern_conn_read(c, *buf, H2_READ_BUF, NULL);
+}
+
+static int reader_loop(h2_conn *h2c, char **buf)
+{
+    bool trimmed = false;
     tern_http_server *s = h2c->srv;
     hconn *hc = h2c->hc;
     for (;;) {
@@ -251,7 +301,7 @@ static int reader_loop(h2_conn *h2c, char *buf)
             atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
         }
         ssize_t n = (idle && atomic_load(&s->shutting_down)) ? 0
-                    : tern_conn_read(hc->c, buf, H2_READ_BUF, NULL);
+                    : read_some(h2c, buf, idle, &trimmed);
         if (idle) {
             atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
             atomic_store(&hc->state, CONN_ACTIVE);
@@ -270,7 +320,7 @@ static int reader_loop(h2_conn *h2c, char *buf)
             return n == 0 ? -ECONNRESET : (int)n;
         }
         tern_mutex_lock(&h2c->mu);
-        int rc = h2c->dead ? -EPIPE : feed(h2c, buf, (size_t)n);
+        int rc = h2c->dead ? -EPIPE : feed(h2c, *buf, (size_t)n);
         tern_mutex_unlock(&h2c->mu);
         if (rc < 0)
             return rc;
@@ -295,8 +345,8 @@ static void join_writer(h2_conn *h2c)
 int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
 {
     h2_conn *h2c = calloc(1, sizeof *h2c);
-    char *buf = malloc(H2_READ_BUF);
-    int rc = h2c && buf ? 0 : -ENOMEM;
+    char *buf = NULL;
+    int rc = h2c ? 0 : -ENOMEM;
     if (rc == 0) {
         h2c->hc = hc;
         h2c->srv = hc->srv;
@@ -308,19 +358,12 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
         free(h2c);
         return rc;
     }
-    tern_waitgroup_add(&h2c->writer, 1);
-    if (tern_go_opts(writer_main, h2c, &(tern_go_options){ .name = "http2-writer" }, NULL) < 0) {
-        tern_waitgroup_done(&h2c->writer);
-        nghttp2_session_del(h2c->sess);
-        free(buf);
-        free(h2c);
-        return -ENOMEM;
-    }
     tern_mutex_lock(&h2c->mu);
-    rc = npre ? feed(h2c, pre, npre) : 0;
+    tern__h2_wake_writer(h2c);         /* our SETTINGS */
+    rc = h2c->io_error ? h2c->io_error : npre ? feed(h2c, pre, npre) : 0;
     tern_mutex_unlock(&h2c->mu);
     if (rc == 0)
-        rc = reader_loop(h2c, buf);
+        rc = reader_loop(h2c, &buf);
     free(buf);
     /* A clean end has sent everything (want_write was false); otherwise
      * the writer gets one last round (a GOAWAY after a protocol error). */

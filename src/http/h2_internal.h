@@ -87,8 +87,10 @@ struct h2_conn {
     bool dead;                      /* no more I/O: handlers give up, the writer leaves */
     bool goaway_sent;
     bool writer_blocked;            /* the writer is inside a socket write */
-    bool writer_idle;               /* the writer waits with nothing it can send;
-                                       cleared by every wake (tern__h2_wake_writer) */
+    bool writer_idle;               /* the writer waits with nothing it can send, or
+                                       has left; cleared by every wake */
+    bool writer_running;            /* a writer coroutine exists */
+    bool writer_final;              /* dead, and the last writer has left */
     int io_error;                   /* the first read/write error */
     int64_t last_active;            /* when the last stream ended (idle timeout) */
     /* Stream ids a client skipped (RFC 9113 5.1.1: they can never be
