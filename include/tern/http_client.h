@@ -1,6 +1,6 @@
 /*
- * tern/http_client.h - an HTTP/1.1 client for coroutines, with a pool of
- * keep-alive connections per host.
+ * tern/http_client.h - an HTTP/1.1 and HTTP/2 client for coroutines, with
+ * a pool of keep-alive connections per host.
  *
  *     tern_http_client *c;
  *     tern_http_client_new(NULL, &c);
@@ -77,6 +77,31 @@
  * connection is just not reused.
  * A status of 4xx or 5xx is not an error: it is a response.
  *
+ * HTTP/2 (RFC 9113, through nghttp2): with options.h2c_prior_knowledge
+ * every http:// request speaks HTTP/2 in clear text without asking first
+ * (RFC 9113 3.3; a peer that only speaks HTTP/1.1 fails the request with
+ * -EPROTO or -ECONNRESET).  The same calls and the same response work;
+ * tern_http_client_response_proto tells which was spoken.  Per host:port,
+ * one connection carries concurrent requests from any number of
+ * coroutines as streams, up to the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS; a request beyond that opens another
+ * connection (within max_conns_per_host, beyond which it waits for a
+ * stream).  A request's ctx ending resets only its stream (RST_STREAM
+ * CANCEL), as does freeing a response before its body ended; the
+ * connection keeps serving the others.  The body is flow-controlled by
+ * reading: the server may send 256 KiB per stream ahead of the reader.
+ * A request the server did not process (above a GOAWAY's last stream,
+ * or refused with REFUSED_STREAM) is sent again on a new connection,
+ * whatever its method, up to three times in all.  An HTTP/2 connection
+ * without streams for idle_timeout is closed by the next request to its
+ * host (max_idle_per_host does not apply).  Errors particular
+ * to HTTP/2: -EPROTO for a protocol error (the peer's frames or a GOAWAY
+ * or RST_STREAM with PROTOCOL_ERROR and the like), -ECONNRESET when the
+ * connection ended or the stream was reset (INTERNAL_ERROR, or cut short
+ * without one), -EBUSY for ENHANCE_YOUR_CALM, -EAGAIN when every attempt
+ * was refused unprocessed.  Response trailers (HTTP/2 only) come from
+ * tern_http_client_response_trailer.
+ *
  * Threads: a client is shared freely by any number of coroutines; a
  * response belongs to one coroutine at a time.  Functions that may do I/O
  * or wait (do, get, response_read/body/free, client_free) must be called
@@ -85,6 +110,7 @@
 #ifndef TERN_HTTP_CLIENT_H
 #define TERN_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -116,6 +142,8 @@ typedef struct tern_http_client_options {
                                    followed (redirects are opt-in) */
     size_t max_response_header; /* bytes of response head; 0: 64 KiB */
     const char *user_agent;     /* copied; NULL: "tern" */
+    bool h2c_prior_knowledge;   /* http:// requests speak HTTP/2 (h2c),
+                                   without Upgrade or fallback */
 } tern_http_client_options;
 
 /* A client; o may be NULL for the defaults.  0, -EINVAL (a negative
@@ -186,6 +214,17 @@ ssize_t tern_http_client_response_read(tern_http_client_response *r, void *buf, 
 int tern_http_client_response_body(tern_http_client_response *r, size_t max, const char **data,
                                    size_t *len);
 
+/* "HTTP/2" or "HTTP/1.1": what the final response came over.  A static
+ * string. */
+const char *tern_http_client_response_proto(const tern_http_client_response *r);
+
+/* The trailer field called name (any case), once the body has been read
+ * to its end; NULL before that, when there is none, and for HTTP/1.1
+ * (whose chunked trailers are read and dropped).  Valid until the
+ * response is freed. */
+const char *tern_http_client_response_trailer(const tern_http_client_response *r,
+                                              const char *name);
+
 /* Release r: its connection goes back to the pool if the body was read to
  * the end and keep-alive holds; otherwise it is closed.  NULL is a no-op. */
 void tern_http_client_response_free(tern_http_client_response *r);
@@ -198,7 +237,11 @@ struct tern_http_client_stats {
     uint64_t requests;          /* requests written (redirects and the
                                    retry of a stale connection count) */
     uint32_t idle;              /* connections in the pool now */
-    uint32_t active;            /* connections lent to requests now */
+    uint32_t active;            /* connections lent to requests now;
+                                   HTTP/2: streams held by requests */
+    uint32_t h2_conns;          /* HTTP/2 connections open now (dials
+                                   counts them too; reuses counts requests
+                                   that took a stream on one already open) */
 };
 
 /* Counters so far; a racy snapshot while requests run.  Any thread.

@@ -2,7 +2,8 @@
  * client_internal.h - what the HTTP client's files share: the client and
  * its per-host pools (client_pool.c), context-bounded I/O (client_io.c),
  * and the response with its body reader (client_response.c).  client.c
- * writes requests and follows redirects on top of them.
+ * writes requests and follows redirects on top of them.  HTTP/2 origins
+ * go through h2_client*.c (h2_client_internal.h).
  */
 #ifndef TERN_HTTP_CLIENT_INTERNAL_H
 #define TERN_HTTP_CLIENT_INTERNAL_H
@@ -37,6 +38,10 @@ typedef struct tern__hc_host {
      * is dialled only when the idle stack is empty, so lent + idle never
      * exceeds the bound. */
     tern_sem sem;
+    /* HTTP/2 connections (h2_client_conn.c), under the client's mu */
+    struct tern__h2c_conn *h2;
+    int nh2;
+    tern_cond h2_cond;          /* a slot freed, a connection became ready or went */
 } tern__hc_host;
 
 struct tern_http_client {
@@ -47,10 +52,13 @@ struct tern_http_client {
     int max_redirects;
     size_t max_header;
     char *user_agent;
+    bool h2c;                   /* options.h2c_prior_knowledge */
     tern_mutex mu;              /* guards hosts and their idle stacks */
     tern__hc_host *hosts;
     atomic_uint_least64_t dials, reuses, requests;
     atomic_uint idle, active;   /* written under mu, read anywhere */
+    atomic_uint h2_conns;       /* HTTP/2 connections open */
+    tern_waitgroup h2_wg;       /* one per HTTP/2 connection not yet freed */
 };
 
 /* A connection lent to one request. */
@@ -60,6 +68,8 @@ typedef struct tern__hc_lease {
     bool reused;                /* came from the idle stack */
 } tern__hc_lease;
 
+/* The pool of hostport, made on first use (mu held); NULL on ENOMEM. */
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const char *hostport);
 /* Lend a connection to hostport: a pooled one if a live one is idle, else
  * a new one, waiting for a free slot under max_conns_per_host.  0 or the
  * -errno of the wait or the dial; nothing is held on failure. */
@@ -79,6 +89,18 @@ void tern__hc_pool_free(tern_http_client *c);
  * (iov is consumed) and returns 0 or -errno. */
 ssize_t tern__hc_read(tern_conn *conn, tern_ctx *ctx, void *buf, size_t n);
 int tern__hc_writev(tern_conn *conn, tern_ctx *ctx, struct iovec *iov, int iovcnt);
+
+/* One hop of a request: what to send, where (client.c builds it). */
+typedef struct tern__hc_hop {
+    const char *method;
+    const char *const *headers;
+    const void *body;
+    size_t body_len;
+    bool has_body;
+    bool close;                 /* ask the server to close after it */
+    bool cross_origin;          /* a redirect left the first host:port */
+    tern_http_url u;
+} tern__hc_hop;
 
 /* How a body is delimited. */
 enum { HC_BODY_NONE, HC_BODY_LENGTH, HC_BODY_CHUNKED, HC_BODY_CLOSE };
@@ -110,6 +132,8 @@ struct tern_http_client_response {
     bool done;                  /* the body was read to its end */
     int err;                    /* sticky read error */
     char *body;                 /* tern_http_client_response_body's copy */
+    struct tern__h2c_stream *h2;  /* an HTTP/2 response's stream, or NULL */
+    bool is_h2;                 /* the last hop spoke HTTP/2 */
 };
 
 /* Read the response head from r->lease.conn into r, skipping 1xx heads.

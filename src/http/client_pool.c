@@ -26,8 +26,7 @@
 #include "http/client_internal.h"
 #include "tern/runtime.h"
 
-/* Find or make the host (mu held). */
-static tern__hc_host *host_get(tern_http_client *c, const char *hostport)
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const char *hostport)
 {
     for (tern__hc_host *h = c->hosts; h; h = h->next)
         if (strcmp(h->key, hostport) == 0)
@@ -96,7 +95,7 @@ int tern__hc_checkout(tern_http_client *c, const char *hostport, tern_ctx *ctx,
                       tern__hc_lease *l)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *h = host_get(c, hostport);
+    tern__hc_host *h = tern__hc_host_get(c, hostport);
     tern_mutex_unlock(&c->mu);
     if (!h)
         return -ENOMEM;

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/client_internal.h"
+#include "http/h2_client_internal.h"
 #include "tern/runtime.h"
 
 #define HC_BUF_INITIAL (16 * 1024)
@@ -247,7 +247,9 @@ ssize_t tern_http_client_response_read(tern_http_client_response *r, void *buf, 
     int rc = tern_ctx_err(r->ctx);
     if (rc < 0)
         return r->err = rc;
-    ssize_t k = r->framing == HC_BODY_CHUNKED ? read_chunked(r, buf, n) : read_plain(r, buf, n);
+    ssize_t k = r->h2                          ? tern__h2c_read(r, buf, n)
+                : r->framing == HC_BODY_CHUNKED ? read_chunked(r, buf, n)
+                                                : read_plain(r, buf, n);
     if (k < 0)
         r->err = (int)k;
     return k;
@@ -260,7 +262,7 @@ int tern_http_client_response_body(tern_http_client_response *r, size_t max, con
     size_t have = 0, cap = 0;
     if (max > SIZE_MAX - 2)
         max = SIZE_MAX - 2;
-    if (r->framing == HC_BODY_LENGTH && r->remaining > max)
+    if (!r->h2 && r->framing == HC_BODY_LENGTH && r->remaining > max)
         return r->err = -EMSGSIZE;
     free(r->body);
     r->body = NULL;
@@ -295,7 +297,7 @@ bool tern__hc_discard_body(tern_http_client_response *r, size_t max)
     char scratch[1024];
     size_t total = 0;
     ssize_t k;
-    if (r->framing == HC_BODY_LENGTH && r->remaining > max)
+    if (!r->h2 && r->framing == HC_BODY_LENGTH && r->remaining > max)
         return false;
     while ((k = tern_http_client_response_read(r, scratch, sizeof scratch)) > 0)
         if ((total += (size_t)k) > max)
@@ -341,10 +343,25 @@ int tern_http_client_response_header_at(const tern_http_client_response *r, size
     return 0;
 }
 
+const char *tern_http_client_response_proto(const tern_http_client_response *r)
+{
+    TERN_CHECK_ARG(r);
+    return r->is_h2 ? "HTTP/2" : "HTTP/1.1";
+}
+
+const char *tern_http_client_response_trailer(const tern_http_client_response *r,
+                                              const char *name)
+{
+    TERN_CHECK_ARG(r);
+    return tern__h2c_trailer(r, name);
+}
+
 void tern_http_client_response_free(tern_http_client_response *r)
 {
     if (!r)
         return;
+    if (r->h2)
+        tern__h2c_release(r);
     if (r->lease.conn)
         tern__hc_checkin(r->client, &r->lease, tern__hc_reusable(r));
     tern_ctx_free(r->own_ctx);

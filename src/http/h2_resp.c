@@ -20,24 +20,13 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "http/h2_common.h"
 #include "http/h2_internal.h"
 #include "tern/runtime.h"
 
 static bool bodyless_status(int status)
 {
     return status == 204 || status == 304 || (status >= 100 && status < 200);
-}
-
-/* RFC 9113 8.2.2: fields that mean something only to HTTP/1.1's
- * connection are not sent. */
-static bool connection_specific(const char *name, size_t n)
-{
-    static const char *const names[] = { "connection", "keep-alive", "proxy-connection",
-                                         "transfer-encoding", "upgrade" };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strlen(names[i]) == n && !strcasecmp(names[i], name))
-            return true;
-    return false;
 }
 
 /* name lower-cased (HTTP/2 field names are), in the arena. */
@@ -81,8 +70,8 @@ static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out
     bool has_type = false;
     for (size_t i = 0; i < w->nhdrs; i++) {
         const resp_header *h = &w->hdrs[i];
-        if (connection_specific(h->name, h->name_len))
-            continue;
+        if (tern__h2_forbidden_field(h->name, h->value))
+            continue;   /* RFC 9113 8.2.2: HTTP/1.1's connection fields */
         char *name = lower(a, h->name, h->name_len);
         if (!name)
             return -ENOMEM;
