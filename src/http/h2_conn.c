@@ -143,7 +143,7 @@ static int writer_main(void *arg)
         if (!nghttp2_session_want_write(h2c->sess)) {
             /* a GOAWAY that ends the session (a connection error) is out:
              * the reader may be parked in a read the client never ends */
-            if (!nghttp2_session_want_read(h2c->sess))
+            if (!nghttp2_session_want_read(h2c->sess) && h2c->reader_reading)
                 shutdown(tern_conn_fd(h2c->hc->c), SHUT_RD);
         }
     }
@@ -292,6 +292,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
             tern_mutex_unlock(&h2c->mu);
             return 0;
         }
+        h2c->reader_reading = true;
         tern_mutex_unlock(&h2c->mu);
         tern_conn_set_read_deadline(hc->c, deadline);
         /* without streams the connection is idle: a graceful shutdown may
@@ -306,6 +307,9 @@ static int reader_loop(h2_conn *h2c, char **buf)
             atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
             atomic_store(&hc->state, CONN_ACTIVE);
         }
+        tern_mutex_lock(&h2c->mu);
+        h2c->reader_reading = false;
+        tern_mutex_unlock(&h2c->mu);
         if (n == -ETIMEDOUT)
             continue;
         if (n <= 0) {
@@ -395,5 +399,13 @@ int tern__h2_serve_conn(hconn *hc, const char *pre, size_t npre)
      * and writer set their own */
     tern_conn_set_read_deadline(hc->c, TERN_FOREVER);
     tern_conn_set_write_deadline(hc->c, TERN_FOREVER);
-    return tern__h2_session_run(hc, pre, npre);
+    int rc = tern__h2_session_run(hc, pre, npre);
+    /* We end the connection (a GOAWAY sent, the session over) while the
+     * client may still be sending (a PING, frames in flight): closing with
+     * bytes unread would reset the connection, and the reset can destroy
+     * the GOAWAY before the client reads it.  So the HTTP/1.1 way: our
+     * side ended, the client's bytes read and dropped for a while. */
+    if (rc == 0 || rc == -EPROTO)
+        hc->linger = true;
+    return rc;
 }

@@ -90,6 +90,7 @@ struct h2_conn {
     bool writer_idle;               /* the writer waits with nothing it can send, or
                                        has left; cleared by every wake */
     bool writer_running;            /* a writer coroutine exists */
+    bool reader_reading;            /* the reader is (about to be) parked in a read */
     bool writer_final;              /* dead, and the last writer has left */
     int io_error;                   /* the first read/write error */
     int64_t last_active;            /* when the last stream ended (idle timeout) */
