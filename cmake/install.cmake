@@ -50,6 +50,8 @@ install(CODE "
   set(CMAKE_INSTALL_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")
   set(CMAKE_INSTALL_INCLUDEDIR \"${CMAKE_INSTALL_INCLUDEDIR}\")
   set(PROJECT_VERSION \"${PROJECT_VERSION}\")
+  set(TERN_PC_REQUIRES_DATA \"${TERN_PC_REQUIRES_DATA}\")
+  set(TERN_PC_REQUIRES_PG \"${TERN_PC_REQUIRES_PG}\")
   configure_file(\"${tern_pc_in}\" \"${tern_pc_tmp}\" @ONLY)
 ")
 install(FILES ${tern_pc_tmp} DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -250,6 +250,7 @@ static int access_log_entry(void *arg)
     CHECK_EQ(p.status, 201);
     json_t *j = log_line(0);
     CHECK(strcmp(jstr(j, "method"), "GET") == 0);
+    CHECK(strcmp(jstr(j, "proto"), "HTTP/1.1") == 0);
     CHECK(strcmp(jstr(j, "path"), "/a b") == 0);   /* decoded, no query */
     CHECK_EQ(jint(j, "status"), 201);
     CHECK_EQ(jint(j, "bytes"), 1234);

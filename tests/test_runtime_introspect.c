@@ -80,9 +80,15 @@ static void hook(const char *msg, void *arg)
 static int hog(void *arg)
 {
     (void)arg;
-    int64_t end = tern_now() + 60 * TERN_MS;
-    while (tern_now() < end)
-        ;       /* computes without yielding */
+    /* 60 ms of this thread's CPU, not of the wall clock: the monitor counts
+     * CPU time (so that a worker the OS descheduled is not reported), and on
+     * a loaded machine 60 wall ms may hold only a few ms of CPU. */
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    int64_t end = (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec + 60 * TERN_MS;
+    do              /* computes without yielding */
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    while ((int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec < end);
     return 0;
 }
 
@@ -90,8 +96,16 @@ static int monitor_main(void *arg)
 {
     (void)arg;
     tern_go_opts(hog, NULL, &(tern_go_options){.name = "hog"}, NULL);
-    tern_sleep(150 * TERN_MS);
+    /* The monitor sees the hog within a tick or two; on a loaded machine
+     * the monitor thread itself may wait for a CPU, so poll (up to 5 s)
+     * instead of trusting one fixed sleep. */
     struct tern_runtime_stats st;
+    int64_t until = tern_now() + 5000 * TERN_MS;
+    do {
+        tern_sleep(20 * TERN_MS);
+        tern_runtime_stats(&st, NULL, 0);
+    } while (st.long_runs == 0 && tern_now() < until);
+    tern_sleep(100 * TERN_MS);          /* a second report would show by now */
     tern_runtime_stats(&st, NULL, 0);
     CHECK_EQ(st.long_runs, 1);
     return 0;

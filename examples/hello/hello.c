@@ -15,6 +15,9 @@
  *     curl -d 'hi there' -H 'Content-Type: text/plain' http://127.0.0.1:8080/echo
  *     curl 'http://127.0.0.1:8080/sleep?ms=250'
  *     curl http://127.0.0.1:8080/users/42
+ *     curl --http2-prior-knowledge http://127.0.0.1:8080/plaintext
+ *
+ * The port speaks HTTP/1.1 and HTTP/2 (h2c with prior knowledge) alike.
  */
 #include <errno.h>
 #include <signal.h>
@@ -155,8 +158,8 @@ static int run(void *arg)
         return 1;
     }
     if (a->tls_cert) {
-        /* HTTP/1.1 only for now: {"h2", "http/1.1"} once HTTP/2 lands */
-        static const char *const alpn[] = { "http/1.1", NULL };
+        /* HTTP/2 by ALPN, HTTP/1.1 for clients that do not offer it */
+        static const char *const alpn[] = { "h2", "http/1.1", NULL };
         tern_tls_cert cert = { a->tls_cert, a->tls_key };
         tern_tls_server_options to = { .certs = &cert, .ncerts = 1, .alpn = alpn };
         if ((rc = tern_tls_server_config_new(&to, &a->tls)) < 0) {
@@ -169,7 +172,8 @@ static int run(void *arg)
             return 1;
         }
         printf("hello: listening on https://%s too\n"
-               "  curl -k https://%s/plaintext\n", a->tls_addr, a->tls_addr);
+               "  curl -k https://%s/plaintext\n"
+               "  curl --http2 -k https://%s/plaintext\n", a->tls_addr, a->tls_addr, a->tls_addr);
     }
     const char *addr = tern_http_server_addr(a->srv);
     printf("hello: listening on http://%s (Ctrl-C or SIGTERM stops it)\n"
@@ -177,7 +181,9 @@ static int run(void *arg)
            "  curl http://%s/json\n"
            "  curl -d 'hi there' -H 'Content-Type: text/plain' http://%s/echo\n"
            "  curl 'http://%s/sleep?ms=250'\n"
-           "  curl http://%s/users/42\n", addr, addr, addr, addr, addr, addr);
+           "  curl http://%s/users/42\n"
+           "  curl --http2-prior-knowledge http://%s/plaintext   (HTTP/2, same port)\n",
+           addr, addr, addr, addr, addr, addr, addr);
     fflush(stdout);
     tern_go(on_signal, a);
     rc = tern_http_server_serve(a->srv, NULL);

@@ -1,6 +1,13 @@
 /*
- * tern/http.h - the HTTP/1.1 server: requests, responses, handlers and
- * middleware chains.
+ * tern/http.h - the HTTP/1.1 and HTTP/2 server: requests, responses,
+ * handlers and middleware chains.
+ *
+ * One port serves both: a connection that opens with HTTP/2's preface
+ * (h2c with prior knowledge, RFC 9113 3.3) is served as HTTP/2, each
+ * stream's handler in a coroutine of its own.  Handlers see the same
+ * requests and responses whatever the protocol (tern_http_req_proto tells
+ * them apart); trailers travel both ways on HTTP/2 (and on chunked
+ * HTTP/1.1 responses).
  *
  * One coroutine per connection, as Go's net/http: a handler reads the
  * request and writes the response top to bottom, parking (never blocking
@@ -111,8 +118,10 @@ const char *tern_http_req_target(const tern_http_req *r);
 const char *tern_http_req_path(tern_http_req *r);
 /* After '?', still escaped; "" when none. */
 const char *tern_http_req_raw_query(const tern_http_req *r);
-/* 0 for HTTP/1.0, 1 for HTTP/1.1. */
+/* 0 for HTTP/1.0, 1 for HTTP/1.1 and HTTP/2. */
 int tern_http_req_minor_version(const tern_http_req *r);
+/* "HTTP/1.0", "HTTP/1.1" or "HTTP/2" (static strings). */
+const char *tern_http_req_proto(const tern_http_req *r);
 /* Whether the method is HEAD (the body written is counted, not sent). */
 bool tern_http_req_is_head(const tern_http_req *r);
 
@@ -132,6 +141,13 @@ const char *tern_http_req_cookie(tern_http_req *r, const char *name);
 /* A field of an application/x-www-form-urlencoded body (read on first
  * call), decoded, or NULL (also when the body is not a form). */
 const char *tern_http_req_form(tern_http_req *r, const char *name);
+
+/* A trailer field of the request (case-insensitive), or NULL: HTTP/2
+ * only (HTTP/1.1 chunked trailers are read and dropped), and known only
+ * once the body has been read to its end (tern_http_req_read returned 0,
+ * or tern_http_req_body succeeded).  The string lives until the handler
+ * returns. */
+const char *tern_http_req_trailer(tern_http_req *r, const char *name);
 
 /* The declared body length, or -1 (chunked or none known). */
 int64_t tern_http_req_content_length(const tern_http_req *r);
@@ -212,6 +228,13 @@ int tern_http_resp_set_header(tern_http_resp *w, const char *name, const char *v
 int tern_http_resp_add_header(tern_http_resp *w, const char *name, const char *value);
 int tern_http_resp_del_header(tern_http_resp *w, const char *name);
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name);
+/* A trailer field, sent after the body: on HTTP/2 as a trailing HEADERS
+ * frame; on HTTP/1.1 in the chunked encoding's trailer section (a
+ * response with trailers is sent chunked, whatever its size).  Dropped
+ * for HTTP/1.0, HEAD and bodyless statuses, where no trailer section
+ * exists.  Checked as tern_http_resp_set_header (-EINVAL, -EPERM), and
+ * -EALREADY once the response is complete; -ENOMEM. */
+int tern_http_resp_set_trailer(tern_http_resp *w, const char *name, const char *value);
 
 /* The status to send (100-999 except 1xx: -EINVAL; -EALREADY once the
  * head was sent).  Default 200. */
@@ -299,6 +322,23 @@ typedef struct tern_http_refusal {
  * is sent: for access logs and metrics (tern_http_access_log_refused,
  * tern_http_metrics_refused), which a handler's middleware never sees. */
 typedef void tern_http_refused_fn(const tern_http_refusal *rf, void *arg);
+/* HTTP/2's limits (zero fields: the defaults).  The connection that
+ * breaks one is closed (GOAWAY) or the stream refused; the others go on. */
+typedef struct tern_http_h2_options {
+    uint32_t max_concurrent_streams;    /* advertised; 0: 100 (a stalled stream holds up to
+                                           128 KiB); more: refused (REFUSED_STREAM) while
+                                           unacknowledged, a PROTOCOL_ERROR after */
+    uint32_t stream_window;             /* bytes of a request body a stream may have in
+                                           flight before its handler reads; 0: 256 KiB */
+    uint32_t conn_window;               /* the same for the whole connection; 0: 1 MiB */
+    size_t max_continuations;           /* CONTINUATION frames per header block; 0: 8 */
+    uint64_t reset_burst;               /* RST_STREAMs from a client (rapid reset): a burst */
+    uint64_t reset_rate;                /* and a refill per second; 0: 1000 and 33 */
+    size_t max_settings;                /* entries per SETTINGS frame; 0: 32 */
+    size_t max_outbound_ack;            /* queued SETTINGS/PING acknowledgements before the
+                                           connection is dropped (floods); 0: 1000 */
+    bool disable_h2c;                   /* true: no HTTP/2 with prior knowledge on cleartext */
+} tern_http_h2_options;
 
 typedef struct tern_http_server_options {
     tern_http_handler_fn *handler;      /* required: a router, a chain, a function */
@@ -321,6 +361,12 @@ typedef struct tern_http_server_options {
                                            to return; 0: 1 s; <0: no bound */
     tern_http_refused_fn *on_refused;   /* NULL: refusals are only counted (rejected) */
     void *on_refused_arg;
+    /* HTTP/2.  Also: max_header_bytes bounds a stream's decoded header
+     * list (431), max_headers its fields, max_body_bytes each stream's
+     * body, idle_timeout a connection without streams, write_timeout each
+     * stream's response (a client that stops reading one, by flow control
+     * or not at all, has it reset then), read_body_timeout its body. */
+    tern_http_h2_options h2;
 } tern_http_server_options;
 
 /* A struct tag with no typedef: the name is also the function that fills

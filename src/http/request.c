@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <jansson.h>
 
+#include "http/h2_internal.h"
 #include "http/json_body.h"
 #include "http/server_internal.h"
 #include "tern/runtime.h"
@@ -63,6 +64,20 @@ int tern_http_req_minor_version(const tern_http_req *r)
 {
     TERN_CHECK_ARG(r);
     return r->head.minor_version;
+}
+
+const char *tern_http_req_proto(const tern_http_req *r)
+{
+    TERN_CHECK_ARG(r);
+    if (r->conn->h2)
+        return "HTTP/2";
+    return r->head.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
+const char *tern_http_req_trailer(tern_http_req *r, const char *name)
+{
+    TERN_CHECK_ARG(r);
+    return r->conn->h2 ? tern__h2_req_trailer(r, name) : NULL;
 }
 
 int64_t tern_http_req_start_time(const tern_http_req *r)
@@ -283,6 +298,8 @@ static int body_start(tern_http_req *r)
 {
     hconn *hc = r->conn;
     r->body_started = true;
+    if (hc->h2)
+        return 0;       /* its own deadline, and no 100-continue: h2_body.c */
     tern_http_server *s = hc->srv;
     tern_conn_set_read_deadline(hc->c, s->o.read_body_timeout < 0 ? TERN_FOREVER
                                        : tern_now() + s->o.read_body_timeout);
@@ -423,7 +440,8 @@ ssize_t tern_http_req_read(tern_http_req *r, void *buf, size_t n)
         }
     }
     TERN_ASSERT(r->chunked || r->pend_len == 0);   /* pending bytes are chunked's */
-    ssize_t k = r->chunked ? read_chunked(r, buf, n) : read_length(r, buf, n);
+    ssize_t k = r->conn->h2 ? tern__h2_body_read(r, buf, n)
+                : r->chunked ? read_chunked(r, buf, n) : read_length(r, buf, n);
     if (k < 0) {
         r->body_failed = true;
         r->conn->closing = true;    /* the framing is lost: never reuse */

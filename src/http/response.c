@@ -19,6 +19,7 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "http/h2_internal.h"
 #include "http/parse_internal.h"
 #include "http/resp_file_internal.h"
 #include "http/server_internal.h"
@@ -108,7 +109,7 @@ const char *tern_http_status_text(int status)
 /* "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n", formatted once a second per
  * thread (a coarse clock read is a few ns; formatting is not), in English
  * whatever the program's locale. */
-static const char *date_line(void)
+const char *tern__http_date_line(void)
 {
     static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
     static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -253,6 +254,34 @@ int tern__http_resp_set_header_ref(tern_http_resp *w, const char *name, size_t n
     return 0;
 }
 
+int tern_http_resp_set_trailer(tern_http_resp *w, const char *name, const char *value)
+{
+    TERN_CHECK_ARG(w);
+    int rc = check_field(name, value);
+    if (rc < 0)
+        return rc;
+    if (w->done)
+        return -EALREADY;
+    if (w->ntrailers == w->trailers_cap) {
+        size_t cap = w->trailers_cap ? w->trailers_cap * 2 : 4;
+        resp_header *t = tern__arena_alloc(&w->conn->arena, cap * sizeof *t);
+        if (!t)
+            return -ENOMEM;
+        if (w->ntrailers)
+            memcpy(t, w->trailers, w->ntrailers * sizeof *t);
+        w->trailers = t;
+        w->trailers_cap = cap;
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    char *p = tern__arena_alloc(&w->conn->arena, nl + vl + 2);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, name, nl + 1);
+    memcpy(p + nl + 1, value, vl + 1);
+    w->trailers[w->ntrailers++] = (resp_header){ p, p + nl + 1, nl, vl };
+    return 0;
+}
+
 const char *tern_http_resp_header(const tern_http_resp *w, const char *name)
 {
     TERN_CHECK_ARG(w);
@@ -363,7 +392,7 @@ static int build_head(tern_http_resp *w, int64_t content_length, bool chunked)
         rc |= puts_(b, o->server_header);
         rc |= put(b, "\r\n", 2);
     }
-    rc |= puts_(b, date_line());
+    rc |= puts_(b, tern__http_date_line());
     /* The handler's fields: measured when they were set, so one reserve
      * for all of them and plain copies (four appends and two strlen each
      * cost more than the rest of the head). */
@@ -435,6 +464,8 @@ int tern__http_resp_commit(tern_http_resp *w)
     if (w->committed)
         return 0;
     hconn *hc = w->conn;
+    if (hc->h2)
+        return tern__h2_resp_commit(w);
     TERN_ASSERT(!w->done);              /* a finished response is committed or failed */
     TERN_ASSERT(w->start <= hc->out.len);
     bool no_body = w->head_only || bodyless_status(w->status);
@@ -466,13 +497,36 @@ int tern__http_resp_commit(tern_http_resp *w)
     return 0;
 }
 
+/* The chunked body's end: the last chunk, the trailer section. */
+static int end_chunked(tern_http_resp *w)
+{
+    tern__growbuf *out = &w->conn->out;
+    int rc = put(out, "0\r\n", 3);
+    for (size_t i = 0; i < w->ntrailers; i++) {
+        rc |= put(out, w->trailers[i].name, w->trailers[i].name_len);
+        rc |= put(out, ": ", 2);
+        rc |= put(out, w->trailers[i].value, w->trailers[i].value_len);
+        rc |= put(out, "\r\n", 2);
+    }
+    rc |= put(out, "\r\n", 2);
+    return rc ? -ENOMEM : 0;
+}
+
 int tern__http_resp_finish(tern_http_resp *w)
 {
     hconn *hc = w->conn;
+    if (hc->h2)
+        return tern__h2_resp_finish(w);
     TERN_ASSERT(!w->done);              /* finished once */
+    /* trailers need the chunked encoding, whatever the body's size */
+    if (!w->committed && w->ntrailers && !w->head_only && !bodyless_status(w->status) &&
+        (!w->req || w->req->head.minor_version >= 1) && tern__http_resp_commit(w) < 0) {
+        hc->io_error = -ENOMEM;
+        return -ENOMEM;
+    }
     w->done = true;
     if (w->committed)
-        return w->chunked ? tern__growbuf_append(&hc->out, "0\r\n\r\n", 5) : 0;
+        return w->chunked ? end_chunked(w) : 0;
     /* not committed, so the body is all still buffered, after start */
     TERN_ASSERT(w->start <= hc->out.len);
     /* what Content-Length will say is what is buffered */
@@ -544,7 +598,10 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
         return -ENOMEM;
     }
     TERN_ASSERT(w->committed || w->start <= hc->out.len);
-    if (hc->out.len - (w->committed ? 0 : w->start) >= HTTP_STREAM_THRESHOLD) {
+    /* HTTP/2 hands a streaming body over in smaller pieces: a stream's
+     * buffer is per request, and many may be stalled at once */
+    size_t flush_at = w->committed && hc->h2 ? H2_FLUSH_AT : HTTP_STREAM_THRESHOLD;
+    if (hc->out.len - (w->committed ? 0 : w->start) >= flush_at) {
         int rc = tern_http_resp_flush(w);
         if (rc < 0)
             return rc;
@@ -673,6 +730,8 @@ int tern_http_resp_replace_body(tern_http_resp *w, const void *data, size_t len)
 int tern__http_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t len)
 {
     hconn *hc = w->conn;
+    if (hc->h2)
+        return tern__h2_resp_send_file(w, fd, offset, len);
     if (w->committed)
         return -EALREADY;
     hc->out.len = w->start;     /* nothing buffered goes with a file */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "http/h2_internal.h"
 #include "http/server_internal.h"
 #include "tern/runtime.h"
 
@@ -29,6 +30,8 @@
 
 int tern__http_flush_out(hconn *hc)
 {
+    if (hc->h2)
+        return tern__h2_flush(hc);
     TERN_ASSERT(hc->io_error <= 0);
     if (hc->out.len == 0 || hc->io_error)
         return hc->io_error;
@@ -294,7 +297,9 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
 /* Serve requests while they keep coming, with every buffer in this frame.
  * Returns 0 when the connection has been quiet for IDLE_RELEASE_NS (all
  * answers sent), <0 when it is to be closed. */
-static int serve_burst(hconn *hc, bool have_bytes)
+#define BURST_H2 1      /* serve_burst: the client spoke HTTP/2 (*h2pre) */
+
+static int serve_burst(hconn *hc, bool have_bytes, tern__growbuf *h2pre)
 {
     tern_http_server *s = hc->srv;
     char in[HTTP_IN_INITIAL];
@@ -345,6 +350,20 @@ static int serve_burst(hconn *hc, bool have_bytes)
             hc->head_start = tern_now();
             tern_conn_set_read_deadline(hc->c, s->o.read_header_timeout < 0
                                         ? TERN_FOREVER : hc->head_start + s->o.read_header_timeout);
+        }
+        if (hc->nreq == 0 && !s->o.h2.disable_h2c) {
+            /* h2c with prior knowledge (RFC 9113 3.3): the preface, on
+             * the same port; the bytes read so far go with it */
+            int h2 = tern__h2_sniff(hc->in + hc->in_pos, hc->in_len - hc->in_pos);
+            if (h2 == 1) {
+                rc = tern__growbuf_append(h2pre, hc->in + hc->in_pos, hc->in_len - hc->in_pos) < 0
+                     ? -ENOMEM : BURST_H2;
+                break;
+            }
+            if (h2 == 0 && (rc = read_more(hc, s->o.max_header_bytes)) == 0)
+                continue;
+            if (rc < 0)
+                break;
         }
         tern_http_request head, *h = &head;
         h->headers = hc->hdrs;
@@ -443,16 +462,29 @@ int tern__http_serve_conn(void *arg)
         tern__http_conn_gone(hc->srv, hc);
         return 0;
     }
-    /* HTTP/2 by ALPN: when tern_tls_alpn(hc->c) is "h2", the h2 branch
-     * hands the connection to tern__h2_serve_conn here. */
-    for (;;) {
-        if (wait_idle(hc, first) < 0)
-            break;
-        first = false;
-        if (serve_burst(hc, true) < 0)
-            break;
-        tern_stack_trim();      /* the burst's buffers and the handlers' frames */
+    tern__growbuf h2pre = { 0 };
+    const char *alpn = hc->tls ? tern_tls_alpn(hc->c) : NULL;
+    if (alpn && strcmp(alpn, "h2") == 0) {
+        /* HTTP/2 by ALPN: the client's preface is the session's first bytes */
+        tern__h2_serve_conn(hc, NULL, 0);
+    } else {
+        for (;;) {
+            if (wait_idle(hc, first) < 0)
+                break;
+            first = false;
+            int rc = serve_burst(hc, true, &h2pre);
+            if (rc == BURST_H2) {
+                /* the burst's buffers go before the session starts */
+                tern_stack_trim();
+                tern__h2_serve_conn(hc, h2pre.p, h2pre.len);
+                break;
+            }
+            if (rc < 0)
+                break;
+            tern_stack_trim();      /* the burst's buffers and the handlers' frames */
+        }
     }
+    tern__growbuf_free(&h2pre);
     if (hc->linger)
         linger_close(hc);
     tern__http_conn_gone(hc->srv, hc);

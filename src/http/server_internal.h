@@ -36,6 +36,7 @@
 #define HTTP_LIMIT_REPORT_NS (10 * 1000 * 1000 * 1000LL)  /* one report per 10 s at most */
 
 typedef struct hconn hconn;
+typedef struct h2_stream h2_stream;
 
 struct tern_http_req {
     hconn *conn;
@@ -93,6 +94,8 @@ struct tern_http_resp {
     size_t nhdrs, hdrs_cap;
     size_t start;                   /* this response's bytes in conn->out begin here */
     uint64_t body_bytes;
+    resp_header *trailers;          /* tern_http_resp_set_trailer's, in the arena */
+    size_t ntrailers, trailers_cap;
     bool committed, chunked, head_only, done, close_after;
 };
 
@@ -118,6 +121,10 @@ struct hconn {
     bool linger;                    /* refused while the client may still send:
                                        read and drop a while before closing */
     int io_error;                   /* a write failed: stop */
+    /* An HTTP/2 stream's own hconn (h2_stream.c): the request and response
+     * code divert here to the stream's body and frames; c is the shared
+     * connection (for its addresses only), arena/out/scratch the stream's. */
+    h2_stream *h2;
 };
 
 enum { CONN_ACTIVE, CONN_IDLE };
@@ -151,6 +158,8 @@ void tern__http_conn_gone(tern_http_server *s, hconn *hc);
 int tern__http_flush_out(hconn *hc);
 
 /* response.c */
+/* "Date: <IMF-fixdate>\r\n", cached per thread for a second. */
+const char *tern__http_date_line(void);
 void tern__http_resp_init(tern_http_resp *w, hconn *hc, tern_http_req *r);
 int tern__http_resp_finish(tern_http_resp *w);
 int tern__http_resp_commit(tern_http_resp *w);

@@ -102,6 +102,12 @@ void tern__fd_on_hup_clear(int fd);
  * itself may use it: no locking. */
 void **tern__co_local(void);
 
+/* tern_fd_close without the close: wake the fd's waiters with -EBADF and
+ * drop its registration, for descriptors a library closes itself (libpq,
+ * hiredis).  Call it before the library closes the fd: once the number is
+ * reused, the stale registration would keep the new socket out of epoll. */
+void tern__fd_forget(int fd);
+
 /* Through the report hook (tern_runtime_set_report_hook), else stderr. */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -178,7 +178,7 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     return r;
 }
 
-int tern_fd_close(int fd)
+void tern__fd_forget(int fd)
 {
     pdesc *d = desc_of(fd, false);
     if (d) {
@@ -204,6 +204,11 @@ int tern_fd_close(int fd)
             if (w[i])
                 tern__wake_finish(w[i], -EBADF);
     }
+}
+
+int tern_fd_close(int fd)
+{
+    tern__fd_forget(fd);
     return close(fd) == 0 ? 0 : -errno;
 }
 
@@ -315,6 +320,12 @@ int tern__netpoll(int64_t timeout_ns)
                 /* claimed under the lock, for the reason in tern_fd_close */
                 if (tern__wake_claim(co, t))
                     w[k] = co;
+                else
+                    /* Its wait ended first (deadline, or another
+                     * direction): keep the edge for its next wait, which
+                     * would otherwise park on a socket that is ready and
+                     * will not signal again. */
+                    d->dir[k].ready = true;
             }
         }
         tern__spin_unlock(&d->lock);

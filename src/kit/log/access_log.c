@@ -77,6 +77,7 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts)
     f[n++] = TERN__LOG_LINT("bytes", (int64_t)tern_http_resp_body_bytes(w));
     f[n++] = TERN__LOG_LINT("duration_us", took / TERN_US);
     f[n++] = TERN__LOG_LSTRN("method", tern_http_req_method(r), SHORT_MAX_BYTES);
+    f[n++] = TERN__LOG_LSTRN("proto", tern_http_req_proto(r), SHORT_MAX_BYTES);
     const char *s = tern_http_req_remote_addr(r);
     f[n++] = TERN__LOG_LSTRN("remote", s ? s : "", SHORT_MAX_BYTES);
     /* mTLS: who the client certificate says the client is */

@@ -1,0 +1,248 @@
+/*
+ * h2_stream.c - a stream's life: made at its first HEADERS, its handler
+ * coroutine started once the head is complete, freed when both the
+ * session and the handler have let go (see h2_internal.h).
+ *
+ * The handler coroutine mirrors serve_one() in serve_conn.c: the same
+ * refusals before any handler runs (431 for an oversized head, 400 for a
+ * bad target or path, 413 for a declared body over the limit), the same
+ * error statuses when a handler fails before answering; where HTTP/1.1
+ * would close the connection (a failure mid-response), HTTP/2 resets only
+ * the stream.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/h2_internal.h"
+#include "tern/runtime.h"
+
+h2_stream *tern__h2_stream_new(h2_conn *h2c, int32_t id)
+{
+    h2_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->h2c = h2c;
+    st->id = id;
+    st->vhc.srv = h2c->srv;
+    st->vhc.c = h2c->hc->c;
+    st->vhc.h2 = st;
+    atomic_init(&st->vhc.state, CONN_ACTIVE);
+    st->head.content_length = -1;
+    st->head.minor_version = 1;
+    st->head.keep_alive = true;
+    st->head.method = st->head.target = "";
+    st->next = h2c->streams;
+    if (h2c->streams)
+        h2c->streams->prev = st;
+    h2c->streams = st;
+    h2c->nstreams++;
+    return st;
+}
+
+void tern__h2_stream_release(h2_stream *st)
+{
+    h2_conn *h2c = st->h2c;
+    if (st->running || !st->closed)
+        return;
+    TERN_ASSERT(h2c->nstreams > 0);
+    TERN_ASSERT(st->prev ? st->prev->next == st : h2c->streams == st);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h2c->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    if (--h2c->nstreams == 0)
+        h2c->last_active = tern_now();
+    for (size_t i = 0; i < st->ntrailers; i++)
+        free((char *)st->trailers[i].name);     /* name and value share one block */
+    free(st->trailers);
+    tern__growbuf_free(&st->in);
+    tern__growbuf_free(&st->out);
+    tern__arena_free(&st->vhc.arena);
+    tern__growbuf_free(&st->vhc.out);
+    tern__growbuf_free(&st->vhc.scratch);
+    tern_ctx_free(st->ctx);
+    free(st);
+}
+
+void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
+{
+    TERN_ASSERT(!st->closed);
+    st->closed = true;
+    st->close_error = error_code;
+    /* what it had queued will never be sent */
+    size_t left = st->out.len - st->out_off;
+    TERN_ASSERT(st->h2c->queued >= left);
+    st->h2c->queued -= left;
+    st->out.len = st->out_off = 0;
+    if (left)
+        tern_cond_broadcast(&st->h2c->room);
+    /* reset (or the connection ended) before the response was complete:
+     * the request is over, as Go cancels its context */
+    if (st->running && !st->eof_sent && st->ctx)
+        tern_ctx_cancel(st->ctx);
+    tern_cond_broadcast(&st->cond);
+    tern__h2_stream_release(st);
+}
+
+int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline)
+{
+    h2_conn *h2c = st->h2c;
+    TERN_ASSERT(st->running && st->ctx);
+    if (deadline == TERN_FOREVER)
+        return tern_cond_wait(cond, &h2c->mu, st->ctx);
+    tern_ctx *c;
+    if (tern_ctx_with_deadline(st->ctx, deadline, &c) < 0)
+        return -ENOMEM;
+    int rc = tern_cond_wait(cond, &h2c->mu, c);
+    tern_ctx_free(c);
+    return rc;
+}
+
+int tern__h2_stream_wait(h2_stream *st, int64_t deadline)
+{
+    return tern__h2_stream_wait_on(st, &st->cond, deadline);
+}
+
+/* What HTTP/1.1's parser would have refused in a target: bytes outside
+ * visible ASCII.  nghttp2 checks the rest of :path (not empty, '/' or
+ * "*" first). */
+static bool target_ok(const tern_http_request *h)
+{
+    if (h->target_len == 0)
+        return false;
+    for (size_t i = 0; i < h->target_len; i++) {
+        unsigned char c = (unsigned char)h->target[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* The request runs its handler, or the server answers for it. */
+static void serve_stream(h2_stream *st, tern_http_req *r, tern_http_resp *w)
+{
+    tern_http_server *s = st->h2c->srv;
+    bool is_options_star = r->head.target_len == 1 && r->head.target[0] == '*';
+    if (st->too_large) {
+        tern_http_resp_error(w, 431, NULL);
+        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+    } else if (st->bad || !target_ok(&r->head) ||
+               (is_options_star && strcmp(r->head.method, "OPTIONS") != 0) ||
+               (!is_options_star && !tern__http_req_path_ok(r))) {
+        tern_http_resp_error(w, 400, NULL);
+        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+    } else if (is_options_star) {
+        tern_http_resp_set_header(w, "Allow", "OPTIONS, GET, HEAD, POST, PUT, PATCH, DELETE");
+        tern_http_resp_set_status(w, 200);
+    } else if (r->max_body >= 0 && r->head.content_length > r->max_body) {
+        tern_http_resp_error(w, 413, NULL);     /* refused before a byte is read */
+        atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+    } else {
+        int rc = tern_http_run_chain(r, w, &(tern_http_link){ s->o.handler, s->o.arg }, 1);
+        if (rc < 0 && !w->committed) {
+            st->vhc.out.len = 0;        /* a clean error: none of what it buffered */
+            w->nhdrs = 0;
+            w->ntrailers = 0;
+            w->body_bytes = 0;
+            tern_http_resp_error(w, tern_http_error_status(r, rc), NULL);
+        } else if (rc < 0) {
+            st->rst_code = NGHTTP2_INTERNAL_ERROR;  /* mid-response: never a wrong body */
+            w->done = true;
+        }
+    }
+}
+
+static int stream_main(void *arg)
+{
+    h2_stream *st = arg;
+    h2_conn *h2c = st->h2c;
+    tern_http_server *s = h2c->srv;
+    tern_http_req r;
+    tern_http_resp w;
+    memset(&r, 0, offsetof(tern_http_req, param_names));
+    r.nparams = r.nvalues = r.nowned = r.nctx_values = 0;
+    r.conn = &st->vhc;
+    r.head = st->head;
+    r.start = tern_now();
+    r.max_body = s->o.max_body_bytes;
+    r.ctx = st->ctx;            /* the stream's, not owned by the request */
+    r.has_body = st->has_body;          /* set before this coroutine started */
+    r.body_left = -1;
+    r.body_done = !r.has_body;
+    st->write_deadline = s->o.write_timeout < 0 ? TERN_FOREVER : r.start + s->o.write_timeout;
+    tern__http_resp_init(&w, &st->vhc, &r);
+    st->vhc.cur = &w;
+
+    serve_stream(st, &r, &w);
+    if (!w.done)
+        tern__http_resp_finish(&w);
+
+    tern_mutex_lock(&h2c->mu);
+    tern__h2_resp_settle(st, st->write_deadline);
+    tern__h2_body_discard(st);
+    tern_mutex_unlock(&h2c->mu);
+    /* the request's memory goes only now: the response trailers live in
+     * its arena until settle has made sure nghttp2 no longer reads them */
+    st->vhc.cur = NULL;
+    tern__http_req_end(&r);
+    tern__arena_free(&st->vhc.arena);
+    tern__growbuf_free(&st->vhc.out);
+    tern__growbuf_free(&st->vhc.scratch);
+    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+
+    tern_mutex_lock(&h2c->mu);
+    TERN_ASSERT(st->running && h2c->nhandlers > 0);
+    st->running = false;
+    h2c->nhandlers--;
+    tern__h2_stream_release(st);
+    tern__h2_wake_writer(h2c);  /* the RST_STREAM settle may have queued */
+    tern_mutex_unlock(&h2c->mu);
+    tern_waitgroup_done(&h2c->handlers);        /* h2c may be freed from here on */
+    return 0;
+}
+
+int tern__h2_stream_start(h2_stream *st)
+{
+    h2_conn *h2c = st->h2c;
+    tern_http_server *s = h2c->srv;
+    TERN_ASSERT(!st->running && !st->closed);
+    if (!st->head.target[0])
+        st->bad = true;         /* CONNECT (no :path): tern is no proxy */
+    /* HTTP/1.1 handlers look for Host: RFC 9113 8.3.1 has :authority
+     * stand for it */
+    if (!st->has_host && st->authority && !st->too_large) {
+        size_t al = strlen(st->authority);
+        if (tern_http_req_header(&(tern_http_req){ .head = st->head }, "host") == NULL &&
+            st->head.nheaders < s->o.max_headers) {
+            if (st->head.nheaders == st->hdrs_cap) {
+                size_t cap = st->hdrs_cap ? st->hdrs_cap * 2 : 4;
+                tern_http_header *h = tern__arena_alloc(&st->vhc.arena, cap * sizeof *h);
+                if (!h)
+                    return -ENOMEM;
+                if (st->head.nheaders)
+                    memcpy(h, st->hdrs, st->head.nheaders * sizeof *h);
+                st->hdrs = h;
+                st->hdrs_cap = cap;
+            }
+            st->hdrs[st->head.nheaders++] = (tern_http_header){ "host", 4, st->authority, al };
+            st->head.headers = st->hdrs;
+        }
+    }
+    st->has_body = !st->in_eof;         /* END_STREAM on the HEADERS: no body */
+    if (tern_ctx_with_cancel(s->base, &st->ctx) < 0)
+        return -ENOMEM;
+    st->running = true;
+    h2c->nhandlers++;
+    tern_waitgroup_add(&h2c->handlers, 1);
+    if (tern_go_opts(stream_main, st, &(tern_go_options){ .name = "http2-stream" }, NULL) < 0) {
+        st->running = false;
+        h2c->nhandlers--;
+        tern_waitgroup_done(&h2c->handlers);
+        return -ENOMEM;
+    }
+    return 0;
+}
