@@ -39,9 +39,8 @@
 #   KIT_ROUNDS=3*ROUNDS  rounds for kit_overhead_rps; KIT_DURATION=2 s per wrk run
 #
 # The runtime suite takes about 2-3 minutes on 2 cores, the csp suite about
-# as long, the http suite about 7, the h2 suite about 6, the tls suite
-# about 5 (ROUNDS=5, DURATION=5; each round more adds about a minute to
-# h2 and to tls).  Nothing is pinned;
+# as long, the http suite about 7, the h2 suite about 5, the tls suite
+# about 4.5 (ROUNDS=5, DURATION=5; each round more adds about 50 s to each).  Nothing is pinned;
 # tern and Go both use all CPUs unless a metric says otherwise (yield: one
 # P / GOMAXPROCS=1; wake: two Ps / GOMAXPROCS=2).
 set -u -o pipefail
@@ -955,7 +954,7 @@ suite_http() {
 # Responses differ in header size: each h2load run notes its header bytes
 # per response on stderr.
 #
-# suite h2 (about 6 minutes): per group one warm-up run per server, then
+# suite h2 (about 5 minutes): per group one warm-up run per server, then
 # ROUNDS rounds alternating tern, h2o, go, nginx; medians.
 #   h2_rps                 h2load -c H2_CONNS=64 -m H2_STREAMS=32 -t
 #                          H2_THREADS=2 -D DURATION=5 (WARMUP=2 for the
@@ -972,7 +971,7 @@ suite_http() {
 #                          make one GET, then stay open; VmRSS IDLE_SETTLE=3
 #                          s later; (after - before) / N; bytes per
 #                          connection (go)
-# suite tls (about 5 minutes): servers in their .tls mode; ROUNDS rounds
+# suite tls (about 4.5 minutes): servers in their .tls mode; ROUNDS rounds
 # alternating tern, nginx, go.
 #   tls_rps_c64            wrk -t2 -c TLS_CONNS=64 -d DURATION, HTTPS
 #                          keep-alive (HTTP/1.1: wrk offers no ALPN), GET
