@@ -6,6 +6,10 @@
 #   bench/compare.sh http       HTTP/1.1 req/s, CPU/request, p99, idle RSS/connection
 #                               vs Go net/http, nginx, h2o (wrk; see the suite)
 #   bench/compare.sh kit        kit hot paths (metrics counter increment) vs their goals
+#   bench/compare.sh h2         HTTP/2 req/s and CPU/request (h2c and over TLS, h2load
+#                               -c64 -m32), idle RSS/connection vs h2o, Go, nginx
+#   bench/compare.sh tls        HTTPS keep-alive req/s and CPU/request (wrk), full and
+#                               resumed handshakes/s and CPU/handshake vs nginx, Go
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -22,15 +26,21 @@
 #                     TERN_BENCH is switched on there if it is off)
 #   NO_BUILD=1        skip building, use what is in BUILD_DIR
 #   RUN_TIMEOUT=300   seconds before one run is killed and counted as NA
-#   http suite only:
-#   DURATION=5        seconds per wrk run; WARMUP=2 for the warm-up runs
+#   http, h2 and tls suites:
+#   DURATION=5        seconds per wrk/h2load/tls_hs run; WARMUP=2 for the warm-up runs
 #   METRICS=a,b       only these metrics (and the runs they need)
-#   IDLE_CONNS=10000  connections for idle_conn_rss_bytes
+#   IDLE_CONNS=10000  connections for idle_conn_rss_bytes, h2_idle_conn_rss_bytes
+#   TERN_TLS_ARGS     h2, tls: the flags that make examples/hello serve HTTPS on
+#                     @PORT@ (default "--listen 127.0.0.1:@PORT2@ --tls-cert @CERT@
+#                     --tls-key @KEY@ --tls-addr 127.0.0.1:@PORT@")
+#   HELLO_BIN         h2, tls: tern's server (default BUILD_DIR/examples/hello),
+#                     e.g. another branch's build
 #   kit suite only:
 #   KIT_ROUNDS=3*ROUNDS  rounds for kit_overhead_rps; KIT_DURATION=2 s per wrk run
 #
 # The runtime suite takes about 2-3 minutes on 2 cores, the csp suite about
-# as long, the http suite about 7.  Nothing is pinned;
+# as long, the http suite about 7, the h2 suite about 5, the tls suite
+# about 4.5 (ROUNDS=5, DURATION=5; each round more adds about 50 s to each).  Nothing is pinned;
 # tern and Go both use all CPUs unless a metric says otherwise (yield: one
 # P / GOMAXPROCS=1; wake: two Ps / GOMAXPROCS=2).
 set -u -o pipefail
@@ -47,7 +57,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|kit|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|all"
     exit 2
 }
 
@@ -441,6 +451,13 @@ declare -A SRV_PID SRV_PORT
 TERN_HELLO=
 TERN_OK=0
 
+# tern_down <server key>: is it tern's (tern, tern.h2c, tern.tls) and known
+# not to be up (no examples/hello, or it failed its start or check)?
+declare -A SRV_DOWN
+tern_down() {
+    [ "${1%%.*}" = tern ] && { [ "$TERN_OK" != 1 ] || [ -n "${SRV_DOWN[$1]:-}" ]; }
+}
+
 want() { # want <metric>: is it in METRICS (or is METRICS unset)?
     [ -z "${METRICS:-}" ] && return 0
     [[ ,$METRICS, == *,$1,* ]]
@@ -543,7 +560,7 @@ stop_server() {
     fi
     wait "$pid" 2>/dev/null
     rc=$?
-    [ "$name" = tern ] && [ $rc -ne 0 ] && log "  note: tern's server exited with status $rc after SIGTERM"
+    [ "${name%%.*}" = tern ] && [ $rc -ne 0 ] && log "  note: tern's server ($name) exited with status $rc after SIGTERM"
     for i in $kids; do
         kill -0 "$i" 2>/dev/null && kill -KILL "$i" 2>/dev/null
     done
@@ -640,13 +657,14 @@ lat_us() {
 # one line each (a figure or NA) to $TMPD/http.<server>.<group>.cpu (server
 # CPU ns per request) and .p99 (us).
 http_run() {
-    local s=$1 g=$2 conns path=/plaintext dur=$DURATION
+    local s=$1 g=$2 conns path=/plaintext dur=$DURATION scheme=http
     local cpuf=$TMPD/http.$s.$g.cpu p99f=$TMPD/http.$s.$g.p99
     local -a extra=()
     case $g in
         c64) conns=64 ;;
         c256) conns=256 ;;
         json) conns=64 path=/json ;;
+        tls) conns=$TLS_CONNS scheme=https ;; # the tls suite: <server>.tls
         pipe)
             conns=$HTTP_PIPE_CONNS
             extra=(-s "$ROOT/bench/http/pipeline.lua")
@@ -654,8 +672,8 @@ http_run() {
     esac
     [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
     local pid=${SRV_PID[$s]:-}
-    if [ "$s" = tern ] && [ "$TERN_OK" != 1 ] || [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-        [ "$s" = tern ] && [ "$TERN_OK" != 1 ] || log "  ! $s is not running"
+    if tern_down "$s" || [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+        tern_down "$s" || log "  ! $s is not running"
         echo NA
         echo NA >>"$cpuf"
         echo NA >>"$p99f"
@@ -663,7 +681,7 @@ http_run() {
     fi
     local out=$TMPD/wrk.$s.$g.out c0 c1 rc
     local -a args=(-t"$HTTP_THREADS" -c"$conns" -d"${dur}s" --latency "${extra[@]}"
-        "http://127.0.0.1:${SRV_PORT[$s]}$path")
+        "$scheme://127.0.0.1:${SRV_PORT[$s]}$path")
     [ "$g" = pipe ] && args+=(-- "$HTTP_PIPE_DEPTH")
     c0=$(cpu_ticks "$pid")
     # wrk under a shell that notes its own CPU after waiting for it (the
@@ -713,25 +731,31 @@ http_run() {
 }
 
 # http_idle_run <server>: a fresh server; prints bytes per idle connection.
-http_idle_run() {
-    local s=$1 n=$IDLE_CONNS
-    if [ "$s" = tern ] && [ "$TERN_OK" != 1 ]; then
+http_idle_run() { idle_run "$1" start_server "$CBIN/http_idle"; }
+
+# idle_run <server key> <start function> <client> [curl option]: a fresh
+# server (started by the function, given the key), one request with curl,
+# VmRSS, then the client (http_idle, h2_idle) holds IDLE_CONNS connections;
+# prints bytes per idle connection.
+idle_run() {
+    local s=$1 startf=$2 client=$3 copt=${4:-} n=$IDLE_CONNS
+    if tern_down "$s"; then
         echo NA
         return
     fi
-    if ! start_server "$s"; then
+    if ! "$startf" "$s"; then
         log "  ! $s did not start for the idle-connection run"
         echo NA
         return
     fi
     local pid=${SRV_PID[$s]} port=${SRV_PORT[$s]}
-    curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$port/plaintext"
+    curl -s -o /dev/null --max-time 5 $copt "http://127.0.0.1:$port/plaintext"
     sleep 0.5
     local before after fifo=$TMPD/idle.$BASHPID.fifo out=$TMPD/idle.$BASHPID.out ip i rc
     before=$(vmrss_kb "$pid")
     rm -f "$fifo"
     mkfifo "$fifo" || die "mkfifo failed"
-    "$CBIN/http_idle" 127.0.0.1 "$port" "$n" <"$fifo" >"$out" &
+    "$client" 127.0.0.1 "$port" "$n" <"$fifo" >"$out" &
     ip=$!
     exec 9>"$fifo"
     for ((i = 0; i < 600; i++)); do
@@ -740,7 +764,7 @@ http_idle_run() {
         sleep 0.1
     done
     if ! grep -q '^ready$' "$out" 2>/dev/null; then
-        log "  ! http_idle against $s did not get ready"
+        log "  ! ${client##*/} against $s did not get ready"
         exec 9>&-
         kill "$ip" 2>/dev/null
         wait "$ip" 2>/dev/null
@@ -756,7 +780,7 @@ http_idle_run() {
     rm -f "$fifo" "$out"
     stop_server "$s"
     if [ $rc -ne 0 ] || [ -z "$before" ] || [ -z "$after" ]; then
-        log "  ! $s idle run: http_idle status $rc, VmRSS before '$before' after '$after' kB"
+        log "  ! $s idle run: ${client##*/} status $rc, VmRSS before '$before' after '$after' kB"
         echo NA
         return
     fi
@@ -895,6 +919,456 @@ suite_http() {
     }
     want p99_c256_us && emit p99_c256_us us tern.c256.p99 go.c256.p99 "$ago"
     want idle_conn_rss_bytes && emit idle_conn_rss_bytes B/conn tern.idle go.idle "$ago"
+    return 0
+}
+
+# ---- suites: h2 and tls ----------------------------------------------------
+# Servers: as in the http suite (127.0.0.1, free ports, started when a group
+# first needs them, stopped with SIGTERM after their last group), but one
+# process per port and mode, named <server>.<mode>:
+#   <server>.h2c  cleartext; h2c with prior knowledge (checked with
+#                 curl --http2-prior-knowledge: 200, HTTP/2)
+#   <server>.tls  HTTPS with h2 and http/1.1 by ALPN (checked with
+#                 curl --http2 -k: 200, HTTP/2)
+# A certificate for both suites is made at run time in the temporary
+# directory: `openssl req -x509`, ECDSA P-256, SAN IP:127.0.0.1 and
+# DNS:localhost, the same for every server.
+#   tern   $BUILD_DIR/examples/hello (or HELLO_BIN): h2c: --listen
+#          127.0.0.1:PORT, which serves HTTP/1.1 and h2c on one port; tls:
+#          --listen 127.0.0.1:PORT2 --tls-cert C --tls-key K --tls-addr
+#          127.0.0.1:PORT, HTTPS (ALPN h2 and http/1.1) on PORT, the
+#          cleartext PORT2 idle (TERN_TLS_ARGS overrides these flags).  A
+#          mode that does not come up (no h2c or TLS in this tern yet) is NA;
+#          the anchors still run.
+#   go     bench/go/h2: net/http, h2c through http.Server.Protocols (the
+#          documented way since Go 1.24; x/net's h2c package is deprecated),
+#          HTTPS through ListenAndServeTLS; defaults otherwise
+#   nginx  bench/h2/nginx.conf.in: `listen ... http2` (h2c only: nginx 1.22
+#          speaks no HTTP/1.1 on such a port) or `listen ... ssl http2`;
+#          return 200 "Hello, World!"; ssl_protocols TLSv1.2 TLSv1.3 (1.22's
+#          default has no TLS 1.3), TLS defaults otherwise (tickets on, no
+#          session cache); keepalive_requests 1e8 (it also ends h2
+#          connections); worker_processes = CPUs
+#   h2o    bench/h2/h2o.conf.in: the 13-byte file (BENCH.md), num-threads =
+#          CPUs, h2o's TLS defaults
+# Responses differ in header size: each h2load run notes its header bytes
+# per response on stderr.
+#
+# suite h2 (about 5 minutes): per group one warm-up run per server, then
+# ROUNDS rounds alternating tern, h2o, go, nginx; medians.
+#   h2_rps                 h2load -c H2_CONNS=64 -m H2_STREAMS=32 -t
+#                          H2_THREADS=2 -D DURATION=5 (WARMUP=2 for the
+#                          warm-up run), GET /plaintext over h2c; req/s
+#                          (anchors h2o, go, nginx; ratio anchor/tern)
+#   h2_cpu_ns_per_req      the same runs: the server's CPU (utime+stime of
+#                          its processes, /proc) / requests; ns
+#   h2_tls_rps             the same over TLS (h2 by ALPN; h2load's TLS
+#                          defaults: TLS 1.3, X25519); req/s
+#   h2_tls_cpu_ns_per_req  the same runs, CPU per request
+#   h2_idle_conn_rss_bytes a fresh h2c server per run: VmRSS, then
+#                          bench/h2_idle opens IDLE_CONNS=10000 connections
+#                          that each exchange the preface and SETTINGS and
+#                          make one GET, then stay open; VmRSS IDLE_SETTLE=3
+#                          s later; (after - before) / N; bytes per
+#                          connection (go)
+# suite tls (about 4.5 minutes): servers in their .tls mode; ROUNDS rounds
+# alternating tern, nginx, go.
+#   tls_rps_c64            wrk -t2 -c TLS_CONNS=64 -d DURATION, HTTPS
+#                          keep-alive (HTTP/1.1: wrk offers no ALPN), GET
+#                          /plaintext; req/s (nginx, go)
+#   tls_cpu_ns_per_req     the same runs, the server's CPU per request
+#   tls_handshakes_per_s   bench/tls_hs: HS_CONNS=16 connections in
+#                          progress for DURATION s, each a full handshake
+#                          (OpenSSL 3 client defaults: TLS 1.3, X25519; the
+#                          server signs with its P-256 key), one GET with
+#                          Connection: close, read to the end; new
+#                          connections per second (nginx, go)
+#   tls_handshake_cpu_ns   the same runs: the server's CPU per connection
+#   tls_resumed_handshakes_per_s, tls_resumed_cpu_ns  the same with each
+#                          connection resuming the session (ticket) of the
+#                          previous one on its slot (tls_hs fails the run
+#                          if under 90% resumed)
+# The client and the server share the 2 CPUs: a full handshake costs the
+# client about as much as the server, so compare the CPU figures.
+# METRICS=name,... runs a subset, as in the http suite.
+
+H2_CONNS=64
+H2_STREAMS=32
+H2_THREADS=2
+TLS_CONNS=64
+HS_CONNS=16
+H2_METRICS="h2_rps h2_cpu_ns_per_req h2_tls_rps h2_tls_cpu_ns_per_req h2_idle_conn_rss_bytes"
+TLS_METRICS="tls_rps_c64 tls_cpu_ns_per_req tls_handshakes_per_s tls_handshake_cpu_ns
+tls_resumed_handshakes_per_s tls_resumed_cpu_ns"
+TLS_CERT=
+TLS_KEY=
+: "${TERN_TLS_ARGS:=--listen 127.0.0.1:@PORT2@ --tls-cert @CERT@ --tls-key @KEY@ --tls-addr 127.0.0.1:@PORT@}"
+
+# check_metrics <known list>: every name in METRICS must be known.
+check_metrics() {
+    local m
+    [ -n "${METRICS:-}" ] || return 0
+    for m in ${METRICS//,/ }; do
+        [[ " ${1//$'\n'/ } " == *" $m "* ]] || die "METRICS: unknown metric '$m' (known: $(echo $1))"
+    done
+}
+
+# make_cert: an ECDSA P-256 self-signed certificate in $TMPD (once).
+make_cert() {
+    [ -n "$TLS_CERT" ] && return 0
+    TLS_CERT=$TMPD/cert.pem
+    TLS_KEY=$TMPD/key.pem
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TLS_KEY" -out "$TLS_CERT" -days 2 -subj /CN=localhost \
+        -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost' >/dev/null 2>&1 ||
+        die "openssl req (making the test certificate) failed"
+    chmod 644 "$TLS_KEY"
+}
+
+# curl_h2 <server key> [curl args...]: curl at the server's /plaintext the
+# way its mode needs (h2c prior knowledge or HTTPS offering h2).
+curl_h2() {
+    local key=$1
+    shift
+    case ${key##*.} in
+        h2c) curl -s --max-time 5 --http2-prior-knowledge "$@" "http://127.0.0.1:${SRV_PORT[$key]}/plaintext" ;;
+        tls) curl -sk --max-time 5 --http2 "$@" "https://127.0.0.1:${SRV_PORT[$key]}/plaintext" ;;
+    esac
+}
+
+# start_tserver <name>.<h2c|tls>: start it on a free port, wait until
+# /plaintext answers 200 (h2c: over HTTP/2; tls: over HTTP/2 or HTTP/1.1,
+# ensure_tserver checks which) within 10 s; sets SRV_PID[key] and
+# SRV_PORT[key].  Returns 1 (after a note) if it does not come up.
+start_tserver() {
+    local key=$1 name=${1%%.*} mode=${1##*.} port dir pid i code user_line=
+    port=$(free_port) || return 1
+    dir=$(mktemp -d "$TMPD/$key.XXXXXX") || return 1
+    [ "$(id -u)" = 0 ] && user_line=1
+    local -a targs=(--listen "127.0.0.1:$port")
+    if [ "$name" = tern ] && [ "$mode" = tls ]; then
+        # hello serves HTTPS on --tls-addr beside its cleartext --listen
+        # port (which gets a free port of its own and idles).
+        local port2 a
+        port2=$(free_port) || return 1
+        read -r -a targs <<<"$TERN_TLS_ARGS"
+        for a in "${!targs[@]}"; do
+            targs[a]=${targs[a]//@CERT@/$TLS_CERT}
+            targs[a]=${targs[a]//@KEY@/$TLS_KEY}
+            targs[a]=${targs[a]//@PORT2@/$port2}
+            targs[a]=${targs[a]//@PORT@/$port}
+        done
+    elif [ "$mode" = tls ]; then
+        targs+=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+    fi
+    case $name in
+        tern) "$TERN_HELLO" "${targs[@]}" </dev/null >"$dir/out.log" 2>&1 & ;;
+        go) "$GOBIN/h2" "${targs[@]}" </dev/null >"$dir/out.log" 2>&1 & ;;
+        nginx)
+            local lo=http2
+            [ "$mode" = tls ] && lo='ssl http2'
+            sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$(nproc)|g" \
+                -e "s|@USER_LINE@|${user_line:+user root;}|" -e "s|@LISTEN_OPTS@|$lo|" \
+                -e "s|@CERT@|$TLS_CERT|" -e "s|@KEY@|$TLS_KEY|" \
+                "$ROOT/bench/h2/nginx.conf.in" >"$dir/nginx.conf"
+            /usr/sbin/nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" \
+                </dev/null >"$dir/out.log" 2>&1 &
+            ;;
+        h2o)
+            local ssl=
+            [ "$mode" = tls ] &&
+                ssl="  ssl:\n    certificate-file: $TLS_CERT\n    key-file: $TLS_KEY"
+            printf '%s' "$HTTP_BODY" >"$dir/plaintext.txt"
+            sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$(nproc)|g" \
+                -e "s|@USER_LINE@|${user_line:+user: root}|" -e "s|@SSL@|$ssl|" \
+                "$ROOT/bench/h2/h2o.conf.in" >"$dir/h2o.conf"
+            /usr/bin/h2o -c "$dir/h2o.conf" </dev/null >"$dir/out.log" 2>&1 &
+            ;;
+        *) die "start_tserver: unknown server $name" ;;
+    esac
+    pid=$!
+    echo "$pid" >>"$TMPD/http.pids"
+    SRV_PID[$key]=$pid
+    SRV_PORT[$key]=$port
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null
+            log "  ! $key exited with status $? during start-up; its output:"
+            tail -n 5 "$dir"/*.log >&2
+            unset 'SRV_PID[$key]'
+            return 1
+        fi
+        code=$(curl_h2 "$key" -o /dev/null -w '%{http_code} %{http_version}' 2>/dev/null)
+        [ "$code" = "200 2" ] && return 0
+        [ "$mode" = tls ] && [[ $code == "200 1"* ]] && return 0
+        sleep 0.1
+    done
+    log "  ! $key did not answer 200 on /plaintext within 10 s (last status and HTTP version: '$code')"
+    stop_server "$key"
+    return 1
+}
+
+# ensure_tserver <name>.<mode> [h2]: start and check it unless it runs
+# (with "h2": it must answer over HTTP/2, as the h2 suite needs; the tls
+# suite takes HTTPS over HTTP/1.1 too); for tern a failure only turns that
+# mode's column to NA, for an anchor it is fatal.
+ensure_tserver() {
+    local key=$1 need=${2:-} got ver
+    tern_down "$key" && return 0
+    [ -n "${SRV_PID[$key]:-}" ] && return 0
+    log "== starting $key"
+    if start_tserver "$key"; then
+        got=$(curl_h2 "$key")
+        ver=$(curl_h2 "$key" -o /dev/null -w '%{http_version}')
+        if [ "$need" = h2 ] && [ "$ver" != 2 ]; then
+            log "  ! $key: GET /plaintext was answered over HTTP/$ver, not HTTP/2"
+        elif [ "$got" = "$HTTP_BODY" ]; then
+            log "  $key: pid ${SRV_PID[$key]}, port ${SRV_PORT[$key]}; HTTP/$ver; response headers:" \
+                "$(curl_h2 "$key" -o /dev/null -D - | tr -d '\r' | sed 1d | awk 'NF' | paste -sd'|')"
+            return 0
+        else
+            log "  ! $key: GET /plaintext answered '$got'"
+        fi
+    fi
+    stop_server "$key"
+    if [ "${key%%.*}" = tern ]; then
+        log "warning: $key did not come up right: its column is NA"
+        SRV_DOWN[$key]=1
+        return 0
+    fi
+    die "the $key anchor did not come up right (see above)"
+}
+
+# h2_run <name>.<mode>: one h2load run; prints req/s (or NA); appends the
+# server's CPU ns per request (or NA) to $TMPD/h2.<key>.cpu.
+h2_run() {
+    local s=$1 dur=$DURATION cpuf=$TMPD/h2.$1.cpu url
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    local pid=${SRV_PID[$s]:-}
+    if tern_down "$s" || [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+        tern_down "$s" || log "  ! $s is not running"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    case ${s##*.} in
+        h2c) url=http://127.0.0.1:${SRV_PORT[$s]}/plaintext ;;
+        tls) url=https://127.0.0.1:${SRV_PORT[$s]}/plaintext ;;
+    esac
+    local out=$TMPD/h2load.$s.out c0 c1 rc
+    c0=$(cpu_ticks "$pid")
+    timeout $((dur + 60)) h2load -c"$H2_CONNS" -m"$H2_STREAMS" -t"$H2_THREADS" -D"$dur" "$url" \
+        >"$out" 2>&1
+    rc=$?
+    c1=$(cpu_ticks "$pid")
+    local rps ok bad non2xx hdr
+    rps=$(awk '/^finished in/ {sub(/,/, "", $4); print $4}' "$out")
+    # requests: T total, S started, D done, OK succeeded, F failed, E errored, TO timeout
+    ok=$(awk '/^requests:/ {print $8}' "$out")
+    bad=$(awk '/^requests:/ {print $10 + $12 + $14}' "$out")
+    non2xx=$(awk '/^status codes:/ {print $5 + $7 + $9}' "$out")
+    hdr=$(awk '/^traffic:/ { for (i = 1; i <= NF; i++) if ($i == "headers") { h = $(i - 1); gsub(/[()]/, "", h) } }
+        /^requests:/ { d = $6 } END { if (d > 0) printf "%.1f", h / d }' "$out")
+    if [ $rc -ne 0 ] || ! [[ ${rps:-} =~ ^[0-9.]+$ && ${ok:-} =~ ^[0-9]+$ ]] || [ "$ok" = 0 ]; then
+        log "  ! h2load against $s exited with status $rc: $(tail -c 400 "$out" | tr '\n' ' ')"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    if [ "${bad:-0}" != 0 ] || [ "${non2xx:-0}" != 0 ]; then
+        log "  ! $s: $bad requests failed/errored/timed out, $non2xx not 2xx: run counted as NA"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    local cpu_ns
+    cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$ok" \
+        'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
+    echo "$cpu_ns" >>"$cpuf"
+    log "    $s: $rps req/s, $ok requests; server CPU $cpu_ns ns/req ($(awk -v d=$((c1 - c0)) \
+        -v t="$(getconf CLK_TCK)" -v s="$dur" 'BEGIN { printf "%.0f", d / t / s * 100 }')% of a core);" \
+        "${hdr:-?} header bytes/response"
+    echo "$rps"
+}
+
+# hs_run <name> <full|resumed>: one bench/tls_hs run against <name>.tls;
+# prints connections/s (or NA); appends the server's CPU ns per connection
+# to $TMPD/hs.<name>.<kind>.cpu.
+hs_run() {
+    local s=$1.tls kind=$2 dur=$DURATION cpuf=$TMPD/hs.$1.$2.cpu
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    local pid=${SRV_PID[$s]:-}
+    if tern_down "$s" || [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+        tern_down "$s" || log "  ! $s is not running"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    local out=$TMPD/hs.$s.out err=$TMPD/hs.$s.err c0 c1 rc rate n
+    c0=$(cpu_ticks "$pid")
+    timeout $((dur + 60)) "$CBIN/tls_hs" 127.0.0.1 "${SRV_PORT[$s]}" "$HS_CONNS" "$dur" "$kind" \
+        >"$out" 2>"$err"
+    rc=$?
+    c1=$(cpu_ticks "$pid")
+    rate=$(tr -d '[:space:]' <"$out")
+    n=$(sed -n 's/^tls_hs: [a-z]*: \([0-9]*\) connections completed.*/\1/p' "$err")
+    if [ $rc -ne 0 ] || ! [[ $rate =~ ^[0-9.]+$ && ${n:-} =~ ^[0-9]+$ ]] || [ "$n" = 0 ]; then
+        log "  ! tls_hs $kind against $s exited with status $rc: $(tail -c 400 "$err" | tr '\n' ' ')"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    local cpu_ns
+    cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$n" \
+        'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
+    echo "$cpu_ns" >>"$cpuf"
+    log "    $s $kind: $rate conn/s, $n connections; server CPU $cpu_ns ns/conn;" \
+        "$(grep -m1 'TLS' "$err" | sed 's/^tls_hs: //')"
+    echo "$rate"
+}
+
+for _s in tern go nginx h2o; do
+    eval "h2c_$_s() { h2_run $_s.h2c; }"
+    eval "h2tls_$_s() { h2_run $_s.tls; }"
+    eval "h2i_$_s() { idle_run $_s.h2c start_tserver \"\$CBIN/h2_idle\" --http2-prior-knowledge; }"
+    eval "tw_$_s() { http_run $_s.tls tls; }"
+    eval "hsf_$_s() { hs_run $_s full; }"
+    eval "hsr_$_s() { hs_run $_s resumed; }"
+done
+unset _s
+
+# tserver_setup <suite>: what both suites need before their first server.
+tserver_setup() {
+    DURATION=${DURATION:-5}
+    WARMUP=${WARMUP:-2}
+    IDLE_CONNS=${IDLE_CONNS:-10000}
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive number of seconds"
+    [[ $WARMUP =~ ^[1-9][0-9]*$ ]] || die "WARMUP must be a positive number of seconds"
+    [ "$WARMUP" -gt "$DURATION" ] && WARMUP=$DURATION
+    local t
+    for t in curl python3 openssl; do
+        command -v $t >/dev/null || die "$t not found"
+    done
+    [ -x /usr/sbin/nginx ] || die "/usr/sbin/nginx not found (scripts/deps.sh bench)"
+    build_c
+    build_go h2
+    [ -x "$GOBIN/h2" ] || die "$GOBIN/h2 missing"
+    TERN_HELLO=${HELLO_BIN:-$BUILD_DIR/examples/hello}
+    if [ -x "$TERN_HELLO" ]; then
+        TERN_OK=1
+    else
+        log "note: $TERN_HELLO does not exist (target hello): the tern column is NA"
+        TERN_OK=0
+    fi
+    tmpdir
+    trap 'http_cleanup; rm -rf "$TMPD"' EXIT
+    trap 'exit 130' INT TERM
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null
+    make_cert
+    AGO=$(go_name)
+    [ -n "$AGO" ] || AGO=go
+    ANG=nginx$(/usr/sbin/nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+    AH2O=h2o$(/usr/bin/h2o --version 2>/dev/null | awk 'NR == 1 {print $3}')
+    log "== $1 suite: $ROUNDS rounds, ${DURATION} s per run (${WARMUP} s warm-up), $(nproc) CPUs shared by the load generator and the servers, nothing pinned"
+    log "   anchors $AGO, $ANG, $AH2O; tern: $([ "$TERN_OK" = 1 ] && echo "$TERN_HELLO" || echo NA); $(openssl version)"
+    noise_note
+}
+
+# tgroup <label> <fn prefix> <key suffix> <need> <servers...>: start the
+# servers' keys (<server>.<suffix>; need: "h2" or "") and measure the group;
+# results in RES[<server>.<prefix>].
+tgroup() {
+    local label=$1 fp=$2 suf=$3 need=$4 s
+    shift 4
+    local -a args=()
+    for s in "$@"; do
+        ensure_tserver "$s.$suf" "$need"
+        args+=("$s.$fp" "${fp}_$s")
+    done
+    measure "$label ($*)" "${args[@]}"
+}
+
+suite_h2() {
+    check_metrics "$H2_METRICS"
+    command -v h2load >/dev/null || die "h2load not found (nghttp2-client)"
+    [ -x /usr/bin/h2o ] || die "/usr/bin/h2o not found (scripts/deps.sh bench)"
+    tserver_setup h2
+    local s
+    if want h2_rps || want h2_cpu_ns_per_req; then
+        tgroup "h2 h2c" h2c h2c h2 tern h2o go nginx
+        for s in tern h2o go nginx; do
+            load_side "$s.h2c.cpu" "$TMPD/h2.$s.h2c.cpu"
+            stop_server "$s.h2c"
+        done
+    fi
+    if want h2_tls_rps || want h2_tls_cpu_ns_per_req; then
+        tgroup "h2 over TLS" h2tls tls h2 tern h2o go nginx
+        for s in tern h2o go nginx; do
+            load_side "$s.h2tls.cpu" "$TMPD/h2.$s.tls.cpu"
+            stop_server "$s.tls"
+        done
+    fi
+    if want h2_idle_conn_rss_bytes; then
+        [ -x "$CBIN/h2_idle" ] || die "$CBIN/h2_idle missing (build target tern_bench)"
+        [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ] &&
+            die "ulimit -n is $(ulimit -n); h2_idle_conn_rss_bytes needs IDLE_CONNS+100"
+        # A tern without h2c would cost every run a 10 s start-up wait: try once.
+        ensure_tserver tern.h2c h2
+        stop_server tern.h2c
+        measure "h2_idle_conn_rss ($IDLE_CONNS h2c connections, a fresh server per run)" \
+            tern.h2i h2i_tern go.h2i h2i_go
+    fi
+
+    local m k
+    for m in h2_rps:h2c h2_tls_rps:h2tls; do
+        k=${m#*:}
+        want "${m%%:*}" || continue
+        emit "${m%%:*}" req/s "tern.$k" "h2o.$k" "$AH2O" tp
+        emit "${m%%:*}" req/s "tern.$k" "go.$k" "$AGO" tp
+        emit "${m%%:*}" req/s "tern.$k" "nginx.$k" "$ANG" tp
+    done
+    for m in h2_cpu_ns_per_req:h2c h2_tls_cpu_ns_per_req:h2tls; do
+        k=${m#*:}
+        want "${m%%:*}" || continue
+        emit "${m%%:*}" ns/req "tern.$k.cpu" "h2o.$k.cpu" "$AH2O"
+        emit "${m%%:*}" ns/req "tern.$k.cpu" "go.$k.cpu" "$AGO"
+        emit "${m%%:*}" ns/req "tern.$k.cpu" "nginx.$k.cpu" "$ANG"
+    done
+    want h2_idle_conn_rss_bytes && emit h2_idle_conn_rss_bytes B/conn tern.h2i go.h2i "$AGO"
+    return 0
+}
+
+suite_tls() {
+    check_metrics "$TLS_METRICS"
+    command -v wrk >/dev/null || die "wrk not found"
+    tserver_setup tls
+    [ -x "$CBIN/tls_hs" ] || die "$CBIN/tls_hs missing (build target tern_bench; needs libssl-dev)"
+    local s
+    local -a srv=(tern nginx go)
+    # The servers run through all three groups.
+    if want tls_rps_c64 || want tls_cpu_ns_per_req; then
+        tgroup "tls keep-alive wrk -c$TLS_CONNS" tw tls "" "${srv[@]}"
+        for s in "${srv[@]}"; do load_side "$s.tw.cpu" "$TMPD/http.$s.tls.tls.cpu"; done
+    fi
+    if want tls_handshakes_per_s || want tls_handshake_cpu_ns; then
+        tgroup "tls full handshakes, $HS_CONNS concurrent" hsf tls "" "${srv[@]}"
+        for s in "${srv[@]}"; do load_side "$s.hsf.cpu" "$TMPD/hs.$s.full.cpu"; done
+    fi
+    if want tls_resumed_handshakes_per_s || want tls_resumed_cpu_ns; then
+        tgroup "tls resumed handshakes, $HS_CONNS concurrent" hsr tls "" "${srv[@]}"
+        for s in "${srv[@]}"; do load_side "$s.hsr.cpu" "$TMPD/hs.$s.resumed.cpu"; done
+    fi
+    for s in "${srv[@]}"; do stop_server "$s.tls"; done
+
+    local m k u a
+    for m in tls_rps_c64:tw:req/s:tp tls_cpu_ns_per_req:tw.cpu:ns/req: \
+        tls_handshakes_per_s:hsf:conn/s:tp tls_handshake_cpu_ns:hsf.cpu:ns/conn: \
+        tls_resumed_handshakes_per_s:hsr:conn/s:tp tls_resumed_cpu_ns:hsr.cpu:ns/conn:; do
+        IFS=: read -r m k u a <<<"$m"
+        want "$m" || continue
+        emit "$m" "$u" "tern.$k" "nginx.$k" "$ANG" $a
+        emit "$m" "$u" "tern.$k" "go.$k" "$AGO" $a
+    done
     return 0
 }
 
@@ -1045,12 +1519,16 @@ case $1 in
     csp) suite_csp ;;
     http) suite_http ;;
     kit) suite_kit ;;
+    h2) suite_h2 ;;
+    tls) suite_tls ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
         suite_csp
         suite_http
         suite_kit
+        suite_h2
+        suite_tls
         ;;
     *) usage ;;
 esac

@@ -1,0 +1,3 @@
+module tern.bench/h2
+
+go 1.24
