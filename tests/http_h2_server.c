@@ -7,8 +7,10 @@
  *
  *     http_h2_server [--max-streams N] [--max-body N] [--write-timeout-ms N]
  *                    [--idle-timeout-ms N] [--max-header-bytes N]
+ *                    [--tls-cert PEM --tls-key PEM]
  *
- * Prints "port N" once listening; SIGTERM shuts it down gracefully (10 s
+ * With a certificate it also listens with TLS, ALPN {"h2", "http/1.1"},
+ * and prints "tls_port N" before "port N".  Prints "port N" once listening; SIGTERM shuts it down gracefully (10 s
  * drain), and it prints "bye" once serve has returned.
  */
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include <tern/signal.h>
 
 static const char *file_path;
+static const char *tls_cert, *tls_key;
 
 static int proto(tern_http_req *r, tern_http_resp *w, void *arg)
 {
@@ -235,11 +238,30 @@ static int run(void *arg)
         fprintf(stderr, "listen: %s\n", tern_strerror(rc));
         return 1;
     }
+    tern_tls_config *tls = NULL;
+    if (tls_cert) {
+        static const char *const alpn[] = {"h2", "http/1.1", NULL};
+        tern_tls_cert certs[] = {{tls_cert, tls_key}};
+        tern_tls_server_options to = {.certs = certs, .ncerts = 1, .alpn = alpn};
+        tern_listener *l;
+        if ((rc = tern_tls_server_config_new(&to, &tls)) < 0 ||
+            (rc = tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &l)) < 0) {
+            fprintf(stderr, "tls: %s\n", tern_strerror(rc));
+            return 1;
+        }
+        int tls_port = tern_listener_port(l);
+        if ((rc = tern_http_server_add_listener_tls(a->srv, l, tls)) < 0) {
+            fprintf(stderr, "tls listen: %s\n", tern_strerror(rc));
+            return 1;
+        }
+        printf("tls_port %d\n", tls_port);
+    }
     printf("port %d\n", tern_http_server_port(a->srv));
     fflush(stdout);
     tern_go(on_signal, a);
     rc = tern_http_server_serve(a->srv, NULL);
     tern_http_server_free(a->srv);
+    tern_tls_config_free(tls);
     tern_http_router_free(rt);
     printf("bye %d\n", rc);
     fflush(stdout);
@@ -261,6 +283,10 @@ int main(int argc, char **argv)
             a.o.idle_timeout = v * TERN_MS;
         else if (!strcmp(argv[i], "--max-header-bytes"))
             a.o.max_header_bytes = (size_t)v;
+        else if (!strcmp(argv[i], "--tls-cert"))
+            tls_cert = argv[i + 1];
+        else if (!strcmp(argv[i], "--tls-key"))
+            tls_key = argv[i + 1];
         else if (!strcmp(argv[i], "--file"))
             file_path = argv[i + 1];
         else {

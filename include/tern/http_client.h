@@ -83,7 +83,13 @@
  * HTTP/2 (RFC 9113, through nghttp2): with options.h2c_prior_knowledge
  * every http:// request speaks HTTP/2 in clear text without asking first
  * (RFC 9113 3.3; a peer that only speaks HTTP/1.1 fails the request with
- * -EPROTO or -ECONNRESET).  The same calls and the same response work;
+ * -EPROTO or -ECONNRESET).  Over https:// HTTP/2 is chosen by ALPN
+ * (RFC 7301): the default TLS config offers {"h2", "http/1.1"}, a
+ * caller's config offers its own alpn list, and an origin whose handshake
+ * agrees on "h2" gets every later request on its HTTP/2 connections;
+ * otherwise it stays HTTP/1.1 as above (options.disable_h2 turns this
+ * off).  An origin's first requests wait for its first handshake, so a
+ * burst opens one connection.  The same calls and the same response work;
  * tern_http_client_response_proto tells which was spoken.  Per host:port,
  * one connection carries concurrent requests from any number of
  * coroutines as streams, up to the server's
@@ -156,6 +162,10 @@ typedef struct tern_http_client_options {
                                    and port. */
     bool h2c_prior_knowledge;   /* http:// requests speak HTTP/2 (h2c),
                                    without Upgrade or fallback */
+    bool disable_h2;            /* https:// speaks HTTP/1.1 only: the
+                                   default TLS config offers no ALPN, and a
+                                   caller's config that gets "h2" fails the
+                                   request with -EPROTO */
 } tern_http_client_options;
 
 /* A client; o may be NULL for the defaults.  0, -EINVAL (a negative

@@ -53,6 +53,7 @@ int tern_http_client_new(const tern_http_client_options *o, tern_http_client **o
     c->max_header = o->max_response_header ? o->max_response_header : 64 * 1024;
     c->tls = o->tls;
     c->h2c = o->h2c_prior_knowledge;
+    c->h2_tls = !o->disable_h2;
     *out = c;
     return 0;
 }
@@ -224,17 +225,44 @@ static int send_request(tern_http_client_response *r, const strbuf *head, const 
 
 /* Lease a connection, send the hop, read the response head.  On failure
  * the lease is given up. */
+/* The ALPN an https origin's handshakes agreed on (TERN__HC_ALPN_*). */
+static int origin_alpn(tern_http_client *c, const tern_http_url *u)
+{
+    tern_mutex_lock(&c->mu);
+    tern__hc_host *h = tern__hc_host_get(c, u);
+    int alpn = h ? h->alpn : TERN__HC_ALPN_UNKNOWN;
+    tern_mutex_unlock(&c->mu);
+    return alpn;
+}
+
 static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_hop *hop)
 {
     TERN_ASSERT(r->lease.conn == NULL && r->h2 == NULL);    /* the last hop's lease is back */
     r->is_h2 = false;
-    if (c->h2c && strcasecmp(hop->u.scheme, "http") == 0)   /* h2c: cleartext only */
-        return tern__h2c_exchange(c, r, hop);
+    bool tls = strcasecmp(hop->u.scheme, "https") == 0;
+    if (c->h2c && !tls)         /* h2c: cleartext only */
+        return tern__h2c_exchange(c, r, hop, NULL);
+    /* https: an origin not known to speak HTTP/1.1 goes to the HTTP/2
+     * side, whose dial learns the ALPN (and hands over the connection
+     * when it is HTTP/1.1) */
+    tern_conn *h1conn = NULL;
+    bool tried_h2 = false;
+    if (tls && c->h2_tls && origin_alpn(c, &hop->u) != TERN__HC_ALPN_H1) {
+        int rc = tern__h2c_exchange(c, r, hop, &h1conn);
+        if (rc != TERN__HC_SPEAK_H1)
+            return rc;
+        r->is_h2 = false;
+        tried_h2 = true;
+    }
     strbuf head = {0};
     int rc = build_head(c, hop, &head);
     if (rc == 0)
         rc = tern_ctx_err(r->ctx);
-    if (rc == 0)
+    if (h1conn && rc == 0)
+        rc = tern__hc_adopt(c, &hop->u, h1conn, r->ctx, &r->lease);
+    else if (h1conn)
+        tern_conn_free(h1conn);
+    else if (rc == 0)
         rc = tern__hc_checkout(c, &hop->u, r->ctx, &r->lease);
     for (int attempt = 0; rc == 0; attempt++) {
         TERN_ASSERT(attempt <= 1 && r->lease.conn != NULL);   /* one retry at most */
@@ -256,6 +284,17 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
     /* success holds the lease; failure has given it up */
     TERN_ASSERT((rc == 0) == (r->lease.conn != NULL));
     free(head.p);
+    if (rc == TERN__HC_SPEAK_H2) {
+        /* a handshake here agreed on h2 after all: the server changed its
+         * mind; once each way, then it is the server's error */
+        if (tried_h2)
+            return -EPROTO;
+        rc = tern__h2c_exchange(c, r, hop, &h1conn);
+        if (rc == TERN__HC_SPEAK_H1) {
+            tern_conn_free(h1conn);
+            rc = -EPROTO;
+        }
+    }
     return rc;
 }
 

@@ -22,6 +22,14 @@
 #include "tern/sync.h"
 #include "tern/tls.h"
 
+/* What an https origin's handshakes agreed on: nothing yet, "h2", or
+ * anything else (HTTP/1.1). */
+enum { TERN__HC_ALPN_UNKNOWN, TERN__HC_ALPN_H2, TERN__HC_ALPN_H1 };
+/* Positive returns of the internal dial and exchange calls: the origin's
+ * handshake chose the other protocol; the request goes that way. */
+#define TERN__HC_SPEAK_H1 1
+#define TERN__HC_SPEAK_H2 2
+
 /* One pooled connection resting in a host's idle stack. */
 typedef struct tern__hc_idle {
     tern_conn *conn;
@@ -38,6 +46,8 @@ typedef struct tern__hc_host {
     char hostport[262];         /* what tern_conn_dial wants */
     char name[256];             /* https: the host for SNI and verification */
     bool tls;
+    int alpn;                   /* https: TERN__HC_ALPN_* of the latest
+                                   handshake (under the client's mu) */
     tern__hc_idle *idle;        /* oldest first; taken from the end (LIFO) */
     int nidle;
     /* Bounds dialling + lent connections when max_conns_per_host > 0.  A
@@ -63,6 +73,7 @@ struct tern_http_client {
     tern_tls_config *own_tls;   /* the default one, made on first use */
     char tls_error[600];        /* the latest handshake failure (under mu) */
     bool h2c;                   /* options.h2c_prior_knowledge */
+    bool h2_tls;                /* !options.disable_h2: ALPN "h2" is spoken */
     tern_mutex mu;              /* guards hosts and their idle stacks, own_tls, tls_error */
     tern__hc_host *hosts;
     atomic_uint_least64_t dials, reuses, requests;
@@ -95,11 +106,20 @@ void tern__hc_checkin(tern_http_client *c, tern__hc_lease *l, bool reusable);
 /* Close every idle connection and free the hosts. */
 void tern__hc_pool_free(tern_http_client *c);
 
+/* Lend conn (dialled and handshaken by the HTTP/2 side, whose ALPN said
+ * HTTP/1.1) to a request for u's origin, as checkout would.  conn is the
+ * lease's, or freed on failure (-ENOMEM, the wait's error). */
+int tern__hc_adopt(tern_http_client *c, const tern_http_url *u, tern_conn *conn,
+                   tern_ctx *ctx, tern__hc_lease *l);
+
 /* client_tls.c: dial h, and for https run the handshake (the client's
  * config, made on first use when the caller gave none).  On a handshake
  * failure the conn is freed and its sentence kept for
- * tern_http_client_last_tls_error. */
-int tern__hc_dial(tern_http_client *c, const tern__hc_host *h, tern_conn **out, tern_ctx *ctx);
+ * tern_http_client_last_tls_error.  With for_h1, a handshake that agreed
+ * on "h2" cannot serve: the conn is freed, and the origin's ALPN is
+ * forgotten and TERN__HC_SPEAK_H2 returned (-EPROTO with disable_h2). */
+int tern__hc_dial(tern_http_client *c, tern__hc_host *h, bool for_h1, tern_conn **out,
+                  tern_ctx *ctx);
 
 /* Read / write on conn bounded by ctx (NULL: none), as tern_conn_read and
  * tern_conn_writev bound them.

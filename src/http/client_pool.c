@@ -122,8 +122,8 @@ int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx
         }
         tern_conn_free(conn);
     }
-    int rc = tern__hc_dial(c, h, &l->conn, ctx);
-    if (rc < 0) {
+    int rc = tern__hc_dial(c, h, true, &l->conn, ctx);
+    if (rc != 0) {              /* TERN__HC_SPEAK_H2 too: nothing held */
         release_slot(c, h);
         return rc;
     }
@@ -133,13 +133,31 @@ int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx
     return 0;
 }
 
+int tern__hc_adopt(tern_http_client *c, const tern_http_url *u, tern_conn *conn,
+                   tern_ctx *ctx, tern__hc_lease *l)
+{
+    tern_mutex_lock(&c->mu);
+    tern__hc_host *h = tern__hc_host_get(c, u);
+    tern_mutex_unlock(&c->mu);
+    int rc = h ? 0 : -ENOMEM;
+    if (rc == 0 && c->max_conns > 0)
+        rc = tern_sem_acquire(&h->sem, 1, ctx);
+    if (rc < 0) {
+        tern_conn_free(conn);
+        return rc;
+    }
+    *l = (tern__hc_lease){.host = h, .conn = conn};    /* dials counted it */
+    atomic_fetch_add(&c->active, 1);
+    return 0;
+}
+
 int tern__hc_redial(tern_http_client *c, tern__hc_lease *l, tern_ctx *ctx)
 {
     TERN_ASSERT(l->conn != NULL);   /* a lease in force */
     tern_conn_free(l->conn);
     l->reused = false;
-    int rc = tern__hc_dial(c, l->host, &l->conn, ctx);
-    if (rc < 0) {
+    int rc = tern__hc_dial(c, l->host, true, &l->conn, ctx);
+    if (rc != 0) {
         l->conn = NULL;
         unsigned active = atomic_fetch_sub(&c->active, 1);
         TERN_ASSERT(active > 0);

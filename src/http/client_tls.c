@@ -18,16 +18,19 @@
 
 static int config_of(tern_http_client *c, tern_tls_config **out)
 {
+    static const char *const alpn[] = {"h2", "http/1.1", NULL};
+    const tern_tls_client_options o = {.alpn = alpn};
     int rc = 0;
     tern_mutex_lock(&c->mu);
-    if (!c->tls && (rc = tern_tls_client_config_new(NULL, &c->own_tls)) == 0)
+    if (!c->tls && (rc = tern_tls_client_config_new(c->h2_tls ? &o : NULL, &c->own_tls)) == 0)
         c->tls = c->own_tls;
     *out = c->tls;
     tern_mutex_unlock(&c->mu);
     return rc;
 }
 
-int tern__hc_dial(tern_http_client *c, const tern__hc_host *h, tern_conn **out, tern_ctx *ctx)
+int tern__hc_dial(tern_http_client *c, tern__hc_host *h, bool for_h1, tern_conn **out,
+                  tern_ctx *ctx)
 {
     int rc = tern_conn_dial(TERN_NET_TCP, h->hostport, out, ctx);
     if (rc < 0 || !h->tls)
@@ -39,7 +42,19 @@ int tern__hc_dial(tern_http_client *c, const tern__hc_host *h, tern_conn **out, 
                  tern_tls_last_error(*out));
         tern_mutex_unlock(&c->mu);
     }
-    if (rc < 0) {
+    const char *alpn = rc == 0 ? tern_tls_alpn(*out) : NULL;
+    if (for_h1 && alpn && strcmp(alpn, "h2") == 0) {
+        /* the server now prefers h2 (it said otherwise before, or a
+         * disable_h2 client's own config offered it) */
+        rc = -EPROTO;
+        if (c->h2_tls) {
+            tern_mutex_lock(&c->mu);
+            h->alpn = TERN__HC_ALPN_UNKNOWN;
+            tern_mutex_unlock(&c->mu);
+            rc = TERN__HC_SPEAK_H2;
+        }
+    }
+    if (rc != 0) {
         tern_conn_free(*out);
         *out = NULL;
     }

@@ -172,11 +172,8 @@ static tern__h2c_conn *conn_new(tern_http_client *c, tern__hc_host *host)
     return h;
 }
 
-/* Start the coroutines of h, its socket connected; on failure h is
- * killed and taken off the list.  Over TLS (the tls branch), this is
- * where a connection whose ALPN said "h2" comes in: dialled and
- * handshaken by the HTTP/1.1 pool, given to a new listed h by the
- * origin's first request, which marks the origin as HTTP/2. */
+/* Start the coroutines of h, its socket connected (and for https
+ * handshaken, ALPN "h2"); on failure h is killed and taken off the list. */
 static int conn_start(tern__h2c_conn *h)
 {
     int rc = tern__h2c_session_init(h, h->client->max_header);
@@ -225,13 +222,17 @@ static tern__h2c_conn *take_slot(tern_http_client *c, tern__hc_host *host, bool 
 }
 
 int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
-                       tern__h2c_conn **out)
+                       tern__h2c_conn **out, tern_conn **h1conn)
 {
     tern_mutex_lock(&c->mu);
     tern__hc_host *host = tern__hc_host_get(c, u);
     int rc = host ? 0 : -ENOMEM;
     bool dialled = false;
     while (rc == 0) {
+        if (host->tls && host->alpn == TERN__HC_ALPN_H1) {
+            rc = TERN__HC_SPEAK_H1;    /* *h1conn stays NULL: the pool dials */
+            break;
+        }
         bool connecting;
         tern__h2c_conn *h = take_slot(c, host, &connecting);
         if (h) {
@@ -252,12 +253,26 @@ int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ct
         }
         tern_mutex_unlock(&c->mu);
         tern_conn *conn;
-        rc = tern_conn_dial(TERN_NET_TCP, u->hostport, &conn, ctx);
-        if (rc == 0) {
+        rc = tern__hc_dial(c, host, false, &conn, ctx);
+        const char *alpn = rc == 0 && host->tls ? tern_tls_alpn(conn) : "h2";
+        if (rc == 0 && !(alpn && strcmp(alpn, "h2") == 0)) {
+            /* https, and the server chose HTTP/1.1: so does the origin,
+             * and this connection serves the request there; the waiters
+             * wake to find the origin HTTP/1.1 */
+            atomic_fetch_add(&c->dials, 1);
+            tern_mutex_lock(&c->mu);
+            host->alpn = TERN__HC_ALPN_H1;
+            tern_mutex_unlock(&c->mu);
+            leave_pool(h);
+            *h1conn = conn;
+            rc = TERN__HC_SPEAK_H1;
+        } else if (rc == 0) {
             atomic_fetch_add(&c->dials, 1);
             dialled = true;
             tern_mutex_lock(&c->mu);
             h->conn = conn;     /* the list's readers look at it under mu */
+            if (host->tls)
+                host->alpn = TERN__HC_ALPN_H2;
             tern_mutex_unlock(&c->mu);
             rc = conn_start(h);
         } else {

@@ -145,9 +145,11 @@ tern__h2c_stream *tern__h2c_find(tern__h2c_conn *h, int32_t id);
 
 /* A slot on a ready connection to the lease's origin: an existing one
  * with room, or a new one dialled (and, over TLS, handshaken) here.  0
- * (*out holds a reference and a slot) or -errno. */
+ * (*out holds a reference and a slot) or -errno.  TERN__HC_SPEAK_H1: an
+ * https origin whose server chose HTTP/1.1 by ALPN; *h1conn is then the
+ * connection just handshaken for it (the caller's), or NULL. */
 int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
-                       tern__h2c_conn **out);
+                       tern__h2c_conn **out, tern_conn **h1conn);
 /* Give back the slot and the reference checkout handed out. */
 void tern__h2c_checkin(tern__h2c_conn *h);
 void tern__h2c_unref(tern__h2c_conn *h);
@@ -161,9 +163,10 @@ void tern__h2c_pool_free(tern_http_client *c);
  * response head, which is copied into r (status, fields, content
  * length); r->h2 then holds the stream for the body.  Requests the peer
  * did not process are retried on another connection.  0 or -errno; on
- * failure nothing is held. */
+ * failure nothing is held.  TERN__HC_SPEAK_H1 as checkout, with
+ * *h1conn (h1conn may be NULL for http:// origins). */
 int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r,
-                       const tern__hc_hop *hop);
+                       const tern__hc_hop *hop, tern_conn **h1conn);
 /* The body, as tern_http_client_response_read. */
 ssize_t tern__h2c_read(tern_http_client_response *r, void *buf, size_t n);
 /* End r's stream (RST_STREAM CANCEL if it is still open) and free it. */

@@ -234,8 +234,12 @@ static int fill_response(tern_http_client_response *r, const tern__hc_hop *hop,
     return 0;
 }
 
-int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, const tern__hc_hop *hop)
+int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, const tern__hc_hop *hop,
+                       tern_conn **h1conn)
 {
+    tern_conn *unused = NULL;
+    if (!h1conn)
+        h1conn = &unused;       /* http:// origins never speak HTTP/1.1 here */
     TERN_ASSERT(r->h2 == NULL && r->lease.conn == NULL);
     h2c_headers hb = {0};
     int rc = build_headers(c, hop, &hb);
@@ -243,7 +247,7 @@ int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, const 
         tern__hc_response_reset(r);
         r->is_h2 = true;
         tern__h2c_conn *h;
-        if ((rc = tern__h2c_checkout(c, &hop->u, r->ctx, &h)) < 0)
+        if ((rc = tern__h2c_checkout(c, &hop->u, r->ctx, &h, h1conn)) != 0)
             break;
         tern__h2c_stream *s = calloc(1, sizeof *s);
         if (!s) {
