@@ -6,7 +6,9 @@
  *
  * OpenSSL hands each new session to new_session() (in TLS 1.3 when the
  * server's NewSessionTicket arrives, which is after the handshake, inside
- * a read); the newest per name wins.  The table is small and fixed
+ * a read); the newest per name wins.  A TLS 1.3 session is handed out to
+ * one connection only (tern__tls_sessions_offer takes it out), which gets
+ * the next ticket; TLS 1.2 sessions are shared.  The table is small and fixed
  * (TLS_CLIENT_SESSIONS names, the least recently stored replaced): a
  * client talks to a handful of services.  A spinlock guards it: the
  * sections are a lookup and a reference count.
@@ -80,16 +82,23 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
     const char *name = t ? t->name : NULL;     /* the name tern_tls_connect was given */
     if (!s || !name || strlen(name) >= sizeof s->e[0].name)
         return 0;               /* not kept: OpenSSL frees it */
+    /* A copy, not sess itself: sess is also this connection's live session,
+     * which OpenSSL duplicates and frees when the next ticket arrives, so
+     * the connection that resumes from the cache must not hold the same
+     * object. */
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (!copy)
+        return 0;
     bool found;
     tern__spin_lock(&s->lock);
     entry *e = slot(s, name, &found);
     SSL_SESSION *old = e->sess;
     strcpy(e->name, name);
-    e->sess = sess;
+    e->sess = copy;
     e->stored = tern_now();
     tern__spin_unlock(&s->lock);
     SSL_SESSION_free(old);
-    return 1;                   /* we keep the reference */
+    return 0;                   /* sess stays OpenSSL's; the cache holds its copy */
 }
 
 void tern__tls_sessions_install(SSL_CTX *ctx)
@@ -108,7 +117,16 @@ void tern__tls_sessions_offer(tern__tls_sessions *s, SSL *ssl, const char *name)
     entry *e = slot(s, name, &found);
     if (found && SSL_SESSION_is_resumable(e->sess)) {
         sess = e->sess;
-        SSL_SESSION_up_ref(sess);
+        if (SSL_SESSION_get_protocol_version(sess) == TLS1_3_VERSION) {
+            /* Taken, not shared: a TLS 1.3 ticket is for one connection
+             * (RFC 8446, C.4; our server renews it on every resumption),
+             * and one SSL_SESSION under several live connections is
+             * duplicated by one while another frees it when their tickets
+             * arrive (TSan saw exactly that in a burst of connections). */
+            e->sess = NULL;
+        } else {
+            SSL_SESSION_up_ref(sess);
+        }
     }
     tern__spin_unlock(&s->lock);
     if (sess) {
