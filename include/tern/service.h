@@ -61,6 +61,7 @@
 #include "tern/health.h"
 #include "tern/http.h"
 #include "tern/http_router.h"
+#include "tern/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +90,16 @@ typedef struct tern_service_options {
     const char *addr;               /* listen here; required ("127.0.0.1:0") */
     const char *admin_addr;         /* the admin listener's address (above); NULL
                                        or "": none */
+    tern_tls_config *tls;           /* a server config (tern/tls.h): addr serves
+                                       HTTPS (and HTTP/2 where its ALPN list offers
+                                       "h2"); borrowed: keep it until
+                                       tern_service_free.  Reloading its files
+                                       (its watch_interval, or
+                                       tern_tls_config_reload from a config
+                                       change or SIGHUP hook) changes what new
+                                       handshakes present, with no restart.  The
+                                       admin listener stays plain HTTP.  NULL:
+                                       plain HTTP (and h2c) */
     tern_service_start_fn *start;   /* NULL: ready as soon as serving */
     void *start_arg;
     int64_t pre_stop_delay;         /* ns between not-ready and not-accepting; 0:

@@ -121,6 +121,7 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
     svc->o = *o;
     svc->o.addr = NULL;     /* the caller's strings: used only here */
     svc->o.admin_addr = NULL;
+    svc->o.tls = NULL;      /* used only to listen */
     if (svc->o.drain_timeout <= 0)
         svc->o.drain_timeout = DEFAULT_DRAIN;
     if (svc->o.hook_timeout <= 0)
@@ -135,7 +136,8 @@ int tern_service_new(const tern_service_options *o, tern_service **out)
     if (rc == 0)
         rc = tern_http_server_new(&svc->o.http, &svc->server);
     if (rc == 0)
-        rc = tern_http_server_listen(svc->server, o->addr);
+        rc = o->tls ? tern_http_server_listen_tls(svc->server, o->addr, o->tls)
+                    : tern_http_server_listen(svc->server, o->addr);
     if (rc == 0 && o->admin_addr && *o->admin_addr)
         rc = admin_new(svc, o->admin_addr);
     if (rc < 0) {
