@@ -1,0 +1,234 @@
+/*
+ * tern/discovery.h - where a service's replicas are (resolvers) and which
+ * one gets the next call (balancers).
+ *
+ * A resolver delivers the whole current set of endpoints whenever it
+ * changes; a balancer keeps per-endpoint state (in-flight calls, latency,
+ * failures) across those updates and picks one endpoint per call:
+ *
+ *     tern_resolver *r;
+ *     tern_resolver_file_new("/etc/shop/orders.endpoints", NULL, &r);
+ *     tern_balancer *b;
+ *     tern_balancer_new(NULL, &b);                  // p2c over EWMA latency
+ *     tern_balancer_follow(b, r);                   // updates flow in
+ *     ...
+ *     tern_lb_pick p;
+ *     if (tern_balancer_pick(b, NULL, 0, &p) == 0) {
+ *         int64_t t0 = tern_now();
+ *         int rc = call(p.addr);
+ *         tern_balancer_done(b, &p, tern_now() - t0,
+ *                            rc == 0 ? TERN_LB_OK : TERN_LB_FAILED);
+ *     }
+ *
+ * Policies: round robin; smooth weighted round robin (an endpoint of
+ * weight 3 gets 3 of every 4 picks beside one of weight 1, interleaved,
+ * not in bursts); power of two choices over load (the default): of two
+ * endpoints drawn at random, the one with the lower EWMA latency times
+ * (in-flight + 1), where an endpoint not picked for a second is taken
+ * once so that a slow one is measured again; consistent hashing by a
+ * key (a ring of virtual nodes, or Maglev's lookup table), so that one
+ * key keeps going to one endpoint and a change of the set moves few keys.
+ *
+ * Outlier ejection (on by default): an endpoint whose calls failed
+ * `consecutive_failures` times in a row, or whose success rate over an
+ * interval lies far below its peers' (mean - 1.9 standard deviations,
+ * with at least `success_rate_min_calls` calls each), is taken out of the
+ * picks for base_ejection_time x the number of times it was ejected
+ * (capped at max_ejection_time), then returns.  Never more than
+ * max_ejection_percent of the endpoints are out at once, and never the
+ * last one: a balancer always picks something while it has endpoints.
+ * Calls that failed for the caller's reasons (its ctx ended) are reported
+ * as TERN_LB_LOCAL and count against nobody.
+ *
+ * Threads: a balancer and a resolver are shared freely by coroutines and
+ * threads.  A pick holds a reference on its endpoint: its addr stays
+ * valid until tern_balancer_done, even if an update removed it.
+ *
+ * Ownership: the caller frees what it made (_free); endpoint strings given
+ * to update and to the static resolver are copied.  Errors are negative
+ * errno (tern_strerror explains them).
+ */
+#ifndef TERN_DISCOVERY_H
+#define TERN_DISCOVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tern/context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One replica: an address a client can dial ("10.0.0.7:8080",
+ * "[::1]:50051", "unix:/run/orders.sock") and its weight. */
+typedef struct tern_endpoint {
+    const char *addr;
+    uint32_t weight;            /* 0: 1; at most 10000 */
+} tern_endpoint;
+
+/* ---- balancers ---- */
+
+typedef enum tern_lb_policy {
+    TERN_LB_P2C = 0,            /* the default: two random choices, lower
+                                   EWMA latency x (in-flight + 1) wins */
+    TERN_LB_ROUND_ROBIN,        /* weights ignored */
+    TERN_LB_WEIGHTED_ROUND_ROBIN,
+    TERN_LB_RING_HASH,          /* by key; virtual nodes per unit of weight */
+    TERN_LB_MAGLEV,             /* by key; Maglev's lookup table */
+} tern_lb_policy;
+
+typedef struct tern_lb_outlier_options {
+    bool disabled;                  /* no ejection at all */
+    int consecutive_failures;       /* 0: 5; < 0: not by consecutive failures */
+    int64_t interval;               /* ns between success-rate sweeps; 0: 10 s */
+    int success_rate_min_calls;     /* calls an endpoint needs in an interval to be
+                                       judged by success rate; 0: 100; < 0: no
+                                       success-rate ejection */
+    int success_rate_min_hosts;     /* endpoints with enough calls needed for
+                                       a sweep; 0: 3 */
+    int64_t base_ejection_time;     /* ns; 0: 30 s */
+    int64_t max_ejection_time;      /* ns; 0: 300 s */
+    int max_ejection_percent;       /* of the endpoints out at once; 0: 50;
+                                       at least one of two or more */
+} tern_lb_outlier_options;
+
+typedef struct tern_balancer_options {
+    tern_lb_policy policy;
+    int ring_nodes_per_weight;      /* ring hash: virtual nodes per unit of
+                                       weight; 0: 100 */
+    uint32_t maglev_table_size;     /* a prime; 0: 65537 */
+    int64_t ewma_decay;             /* p2c: ns over which latency samples fade
+                                       (time constant); 0: 10 s */
+    tern_lb_outlier_options outlier;
+} tern_balancer_options;
+
+typedef struct tern_balancer tern_balancer;
+
+/* A balancer with no endpoints yet.  o NULL: the defaults.  0, -EINVAL (an
+ * unknown policy, a negative value where none is allowed, a Maglev size
+ * that is not a prime above 2 or is below 2x... see the options), -ENOMEM. */
+int tern_balancer_new(const tern_balancer_options *o, tern_balancer **out);
+/* Picks must all be done.  NULL: a no-op.  A balancer following a
+ * resolver stops following it first. */
+void tern_balancer_free(tern_balancer *b);
+
+/* Replace the set of endpoints.  An endpoint whose addr stays keeps its
+ * state (latency, failures, ejection); a new one starts fresh; a removed
+ * one lives until its picks are done.  Duplicate addrs: -EINVAL; a NULL
+ * addr or a weight over 10000: -EINVAL; -ENOMEM.  On error nothing
+ * changed.  n may be 0 (picks then fail with -ENOENT). */
+int tern_balancer_update(tern_balancer *b, const tern_endpoint *eps, size_t n);
+
+/* What a pick hands out: the endpoint's address (valid until done) and
+ * the balancer's handle on it. */
+typedef struct tern_lb_pick {
+    const char *addr;
+    void *ep_;                  /* the balancer's; do not touch */
+    int64_t start_;
+} tern_lb_pick;
+
+/* Choose an endpoint for a call.  key/key_len: the affinity key for the
+ * hash policies (a user id, a session); NULL for the others, and for a
+ * hash policy NULL picks at random.  0, or -ENOENT when there are no
+ * endpoints.  Every successful pick must be followed by exactly one
+ * tern_balancer_done.  Never blocks. */
+int tern_balancer_pick(tern_balancer *b, const void *key, size_t key_len, tern_lb_pick *out);
+
+typedef enum tern_lb_outcome {
+    TERN_LB_OK = 0,             /* the endpoint answered (a 4xx is an answer) */
+    TERN_LB_FAILED,             /* the endpoint's fault: refused, reset, 5xx,
+                                   its timeout; counts toward ejection */
+    TERN_LB_LOCAL,              /* the caller's: its ctx ended, it gave up;
+                                   counts for nobody */
+} tern_lb_outcome;
+
+/* The call that pick started has ended after latency ns (< 0: measured by
+ * the balancer since the pick).  Releases the pick. */
+void tern_balancer_done(tern_balancer *b, tern_lb_pick *p, int64_t latency, tern_lb_outcome outcome);
+
+/* One endpoint's state, for metrics and /debug. */
+typedef struct tern_lb_endpoint_stats {
+    const char *addr;           /* valid until the next update or free */
+    uint32_t weight;
+    int64_t in_flight;
+    uint64_t picks, failures;   /* since it joined */
+    int64_t ewma_latency;       /* ns; 0: no sample yet */
+    bool ejected;
+    int ejections;              /* times ejected so far */
+} tern_lb_endpoint_stats;
+
+struct tern_balancer_stats {
+    size_t endpoints;
+    size_t ejected;
+    uint64_t picks;
+    uint64_t ejections;         /* ever */
+};
+
+int tern_balancer_stats(const tern_balancer *b, struct tern_balancer_stats *out);
+/* Up to n endpoints' stats into out, in the order of the last update;
+ * returns how many there are (which may exceed n). */
+size_t tern_balancer_endpoint_stats(const tern_balancer *b, tern_lb_endpoint_stats *out, size_t n);
+
+/* ---- resolvers ---- */
+
+typedef struct tern_resolver tern_resolver;
+
+/* A new set (the whole of it; n may be 0), or err < 0 when resolving
+ * failed (eps NULL: consumers keep the set they have).  Called from the
+ * resolver's coroutine or from tern_resolver_watch itself; must not block
+ * for long. */
+typedef void tern_resolver_update_fn(const tern_endpoint *eps, size_t n, int err, void *arg);
+
+/* A resolver of one's own (etcd, Kubernetes, Consul): start begins
+ * delivering updates through update(arg) (the first one soon, ideally
+ * before start returns), stop ends them and waits until no update is
+ * running or will run, free releases impl.  start may spawn coroutines. */
+typedef struct tern_resolver_ops {
+    int (*start)(void *impl, tern_resolver_update_fn *update, void *arg);
+    void (*stop)(void *impl);
+    void (*free)(void *impl);
+} tern_resolver_ops;
+
+/* Wrap ops/impl (ops borrowed; impl owned from now on, freed by
+ * tern_resolver_free, also when this fails). */
+int tern_resolver_new(const tern_resolver_ops *ops, void *impl, tern_resolver **out);
+
+/* A fixed set (copied). */
+int tern_resolver_static_new(const tern_endpoint *eps, size_t n, tern_resolver **out);
+
+typedef struct tern_resolver_file_options {
+    int64_t poll_interval;      /* ns between looks at the file; 0: 1 s */
+} tern_resolver_file_options;
+
+/* Endpoints from a file, read again when it changes (its mtime, size or
+ * inode: a ConfigMap's symlink swap counts).  Either JSON, an array of
+ * {"addr": "...", "weight": n} or of strings, or lines of "addr [weight]"
+ * with '#' comments.  A file that is missing or malformed is reported as
+ * an update with err (-ENOENT, -EBADMSG) and the last good set stays.
+ * Must be created and freed in a coroutine (its watcher is one). */
+int tern_resolver_file_new(const char *path, const tern_resolver_file_options *o,
+                           tern_resolver **out);
+
+/* Start delivering this resolver's updates to fn(arg): one watcher per
+ * resolver (-EBUSY for a second).  The first update may be delivered
+ * before this returns.  -errno from the resolver's start. */
+int tern_resolver_watch(tern_resolver *r, tern_resolver_update_fn *fn, void *arg);
+
+/* Wait until the resolver delivered its first update (a set or an
+ * error): 0, or the update's error, or -ETIMEDOUT/-ECANCELED. */
+int tern_resolver_wait(tern_resolver *r, tern_ctx *ctx);
+
+/* Stop (waiting for a running update) and release.  NULL: a no-op. */
+void tern_resolver_free(tern_resolver *r);
+
+/* Feed r's updates to b (b keeps its set when r reports an error).  r is
+ * borrowed and must be freed before b.  -EBUSY if r already has a
+ * watcher. */
+int tern_balancer_follow(tern_balancer *b, tern_resolver *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,100 @@
+/*
+ * lb_pick.c - the policies that pick without a key, under the balancer's
+ * lock with at least one endpoint:
+ *   p2c: two endpoints drawn at random, the lower load wins, load being
+ *        EWMA latency x (in-flight + 1) / EWMA success (an endpoint that
+ *        fails looks slower in proportion), an unmeasured endpoint taking
+ *        the latency of the other; the loser is taken instead if it has not
+ *        been picked for a second, so that a slow endpoint that recovered
+ *        is measured again (go-zero's balancer works the same way)
+ *   round robin, skipping ejected endpoints
+ *   smooth weighted round robin (nginx's): each pick adds every
+ *        endpoint's weight to its running total, takes the largest total
+ *        and subtracts the sum of weights from it, so weights 5:1:1 give
+ *        a a b a c a a, not a a a a a b c
+ */
+#include "base/rand.h"
+#include "discovery/internal.h"
+#include "tern/runtime.h"
+
+#define FORCE_PICK (1 * TERN_SEC)
+
+size_t tern__lb_pick_random(tern_balancer *b)
+{
+    /* at most half are ejected (never all): a few draws find one in */
+    for (int k = 0; k < 8; k++) {
+        size_t i = tern__rand64() % b->n;
+        if (!b->eps[i]->ejected)
+            return i;
+    }
+    size_t start = tern__rand64() % b->n;
+    for (size_t k = 0; k < b->n; k++) {
+        size_t i = (start + k) % b->n;
+        if (!b->eps[i]->ejected)
+            return i;
+    }
+    return start;
+}
+
+/* unmeasured: the latency of the endpoint it is compared with, so that a
+ * new endpoint competes on in-flight calls alone (not flooded for looking
+ * free, not starved for looking slow) */
+static double load(const lb_ep *e, double other_lat)
+{
+    double lat = e->ewma > 0 ? e->ewma : other_lat;
+    double success = e->success < 0.05 ? 0.05 : e->success;
+    return (lat + 1.0) * (double)(e->in_flight + 1) / success;
+}
+
+size_t tern__lb_pick_p2c(tern_balancer *b, int64_t now)
+{
+    if (b->n == 1)
+        return 0;
+    size_t a = tern__lb_pick_random(b);
+    size_t c = tern__lb_pick_random(b);
+    if (c == a && b->n - b->n_ejected >= 2) {
+        /* a distinct second: the next one in */
+        for (size_t k = 1; k < b->n; k++) {
+            size_t i = (a + k) % b->n;
+            if (!b->eps[i]->ejected) {
+                c = i;
+                break;
+            }
+        }
+    }
+    const lb_ep *ea = b->eps[a], *ec = b->eps[c];
+    size_t win = load(ea, ec->ewma) <= load(ec, ea->ewma) ? a : c;
+    size_t lose = win == a ? c : a;
+    if (lose != win && now - b->eps[lose]->last_pick > FORCE_PICK)
+        return lose;
+    return win;
+}
+
+size_t tern__lb_pick_rr(tern_balancer *b)
+{
+    for (size_t k = 0; k < b->n; k++) {
+        size_t i = b->rr_next++ % b->n;
+        if (!b->eps[i]->ejected)
+            return i;
+    }
+    return b->rr_next++ % b->n;
+}
+
+size_t tern__lb_pick_wrr(tern_balancer *b)
+{
+    int64_t total = 0;
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < b->n; i++) {
+        lb_ep *e = b->eps[i];
+        if (e->ejected)
+            continue;
+        e->wrr_current += e->weight;
+        total += e->weight;
+        if (best == SIZE_MAX || e->wrr_current > b->eps[best]->wrr_current)
+            best = i;
+    }
+    if (best == SIZE_MAX)
+        return tern__lb_pick_rr(b);
+    b->eps[best]->wrr_current -= total;
+    return best;
+}
