@@ -12,7 +12,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
       libpq-dev postgresql libhiredis-dev redis-server libsqlite3-dev sqlite3
       protobuf-compiler libprotobuf-dev libprotoc-dev protobuf-c-compiler libprotobuf-c-dev
       protobuf-compiler-grpc grpc-proto python3-grpcio python3-protobuf
-      nats-server)
+      nats-server libc-ares-dev dnsmasq-base)
 for what in "$@"; do
   case "$what" in
     bench) pkgs+=(golang-go wrk nginx-light h2o libgrpc++-dev) ;;
@@ -20,7 +20,7 @@ for what in "$@"; do
                  libjansson-dev:arm64 zlib1g-dev:arm64
                  libssl-dev:arm64 libnghttp2-dev:arm64
                  libhiredis-dev:arm64 libsqlite3-dev:arm64
-                 libprotobuf-c-dev:arm64) ;;
+                 libprotobuf-c-dev:arm64 libc-ares-dev:arm64) ;;
     *) echo "deps.sh: unknown group '$what' (bench, cross)" >&2; exit 2 ;;
   esac
 done

@@ -5,6 +5,7 @@
  * through the ops interface.
  */
 #include "check.h"
+#include "lb_set.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,32 +35,6 @@ static void put(const char *text)
     fputs(text, f);
     CHECK_EQ(fclose(f), 0);
     CHECK_EQ(rename(tmp, path_of("eps")), 0);
-}
-
-/* The balancer's set as "addr/weight addr/weight ...". */
-static void set_of(tern_balancer *b, char *out, size_t size)
-{
-    tern_lb_endpoint_stats es[16];
-    size_t n = tern_balancer_endpoint_stats(b, es, 16);
-    out[0] = 0;
-    for (size_t i = 0; i < n && i < 16; i++) {
-        size_t len = strlen(out);
-        snprintf(out + len, size - len, "%s%s/%u", i ? " " : "", es[i].addr, es[i].weight);
-    }
-}
-
-/* Wait up to 5 s for the balancer's set to read want. */
-static bool becomes(tern_balancer *b, const char *want)
-{
-    char got[512];
-    for (int k = 0; k < 500; k++) {
-        set_of(b, got, sizeof got);
-        if (!strcmp(got, want))
-            return true;
-        tern_sleep(10 * TERN_MS);
-    }
-    fprintf(stderr, "set is \"%s\", want \"%s\"\n", got, want);
-    return false;
 }
 
 typedef struct seen {

@@ -148,9 +148,11 @@ typedef enum tern_lb_outcome {
  * the balancer since the pick).  Releases the pick. */
 void tern_balancer_done(tern_balancer *b, tern_lb_pick *p, int64_t latency, tern_lb_outcome outcome);
 
-/* One endpoint's state, for metrics and /debug. */
+/* One endpoint's state, for metrics and /debug (copied: an update may
+ * free the endpoint right after). */
+#define TERN_LB_ADDR_MAX 288    /* a host name (253), a port, brackets, NUL */
 typedef struct tern_lb_endpoint_stats {
-    const char *addr;           /* valid until the next update or free */
+    char addr[TERN_LB_ADDR_MAX];    /* cut if longer */
     uint32_t weight;
     int64_t in_flight;
     uint64_t picks, failures;   /* since it joined */
@@ -210,6 +212,33 @@ typedef struct tern_resolver_file_options {
  * Must be created and freed in a coroutine (its watcher is one). */
 int tern_resolver_file_new(const char *path, const tern_resolver_file_options *o,
                            tern_resolver **out);
+
+typedef struct tern_resolver_dns_options {
+    bool srv;                   /* target is an SRV name ("_grpc._tcp.orders.shop.svc"):
+                                   its records of the lowest priority, each
+                                   target resolved, the record's weight the
+                                   endpoint's.  false: target is "host:port"
+                                   (or "[v6]:port") and its A/AAAA records
+                                   are the endpoints */
+    int family;                 /* AF_UNSPEC (0: both), AF_INET, AF_INET6 */
+    const char *servers;        /* "127.0.0.1:5353,[::1]:53" (copied); NULL:
+                                   the system's (/etc/resolv.conf, and
+                                   /etc/hosts first) */
+    int64_t min_refresh;        /* ns; 0: 1 s.  The TTL-driven refresh is
+                                   clamped to [min, max], and after a failure
+                                   the next try waits min, doubling to max */
+    int64_t max_refresh;        /* ns; 0: 30 s */
+    int64_t timeout;            /* ns for one lookup (two tries); 0: 5 s */
+} tern_resolver_dns_options;
+
+/* Endpoints from DNS (c-ares, on the netpoller: no thread), looked up again
+ * when the shortest TTL of the answer ends.  Each change is delivered as a
+ * new set (sorted by address); a failed lookup (-ENOENT: no such name or
+ * no records; -ETIMEDOUT; -ECONNREFUSED) is delivered as an error once per
+ * kind, and the last good set stays.  -EINVAL for a target without a port
+ * (A/AAAA) or bad options; -ENOTSUP where tern was built without c-ares.
+ * Create and free it in a coroutine. */
+int tern_resolver_dns_new(const char *target, const tern_resolver_dns_options *o, tern_resolver **out);
 
 /* Start delivering this resolver's updates to fn(arg): one watcher per
  * resolver (-EBUSY for a second).  The first update may be delivered

@@ -341,10 +341,11 @@ size_t tern_balancer_endpoint_stats(const tern_balancer *b, tern_lb_endpoint_sta
     for (size_t i = 0; i < b->n && i < n; i++) {
         const lb_ep *e = b->eps[i];
         out[i] = (tern_lb_endpoint_stats){
-            .addr = e->addr, .weight = e->weight, .in_flight = e->in_flight, .picks = e->picks,
+            .weight = e->weight, .in_flight = e->in_flight, .picks = e->picks,
             .failures = e->failures, .ewma_latency = (int64_t)e->ewma, .ejected = e->ejected,
             .ejections = e->ejections,
         };
+        snprintf(out[i].addr, sizeof out[i].addr, "%s", e->addr);
     }
     size_t total = b->n;
     tern__spin_unlock(&m->lock);
