@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "tern/context.h"
+#include "tern/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -239,6 +240,54 @@ typedef struct tern_resolver_dns_options {
  * (A/AAAA) or bad options; -ENOTSUP where tern was built without c-ares.
  * Create and free it in a coroutine. */
 int tern_resolver_dns_new(const char *target, const tern_resolver_dns_options *o, tern_resolver **out);
+
+typedef struct tern_resolver_etcd_options {
+    const char *endpoint;       /* etcd's client URL: "http://127.0.0.1:2379"
+                                   (https:// with tls) */
+    tern_tls_config *tls;       /* borrowed; NULL: the system's trust */
+    const char *prefix;         /* the keys to follow: "/services/orders/" */
+    int64_t retry_min;          /* ns before reconnecting; 0: 500 ms, doubling */
+    int64_t retry_max;          /* ns; 0: 10 s */
+} tern_resolver_etcd_options;
+
+/* Endpoints registered in etcd v3 under a prefix (through its JSON
+ * gateway, /v3/...): the range at a revision, then a watch from the next
+ * one, resumed after a disconnect from the last revision seen, the whole
+ * range read again when etcd compacted past it.  A key's value is the
+ * endpoint: "host:port" or {"addr": "host:port", "weight": n}.  Strings
+ * copied.  -EINVAL (no prefix, an endpoint URL that is not http(s)://).
+ * Create and free it in a coroutine. */
+int tern_resolver_etcd_new(const tern_resolver_etcd_options *o, tern_resolver **out);
+
+/* ---- registration ---- */
+
+/* An instance's own key in etcd, bound to a lease kept alive at a third of
+ * its TTL and revoked when freed: it vanishes at once on a graceful stop
+ * and within the TTL after a crash.  When the lease is found gone (an
+ * outage longer than the TTL) the key is put again under a new one. */
+typedef struct tern_etcd_registration tern_etcd_registration;
+
+typedef struct tern_etcd_registration_options {
+    const char *endpoint;       /* as tern_resolver_etcd_options */
+    tern_tls_config *tls;
+    const char *key;            /* "/services/orders/10.0.0.7:8080" */
+    const char *value;          /* the endpoint: "10.0.0.7:8080" or its JSON */
+    int64_t ttl;                /* ns, whole seconds (rounded up, at least 2);
+                                   0: 10 s */
+} tern_etcd_registration_options;
+
+/* Grant the lease and put the key (bounded by ctx), then keep it alive in
+ * a coroutine.  0; -EINVAL; the etcd call's error (-ECONNREFUSED, ...).
+ * From a coroutine. */
+int tern_etcd_registration_new(const tern_etcd_registration_options *o, tern_etcd_registration **out,
+                               tern_ctx *ctx);
+/* The lease the key is bound to now, and how many times the key was put
+ * (1, plus one for each re-registration after a lost lease). */
+int64_t tern_etcd_registration_lease(const tern_etcd_registration *r);
+uint64_t tern_etcd_registration_count(const tern_etcd_registration *r);
+/* Stop the keepalive and revoke the lease (up to 2 s; if etcd is away the
+ * key ends with its lease).  NULL: a no-op.  From a coroutine. */
+void tern_etcd_registration_free(tern_etcd_registration *r);
 
 /* Start delivering this resolver's updates to fn(arg): one watcher per
  * resolver (-EBUSY for a second).  The first update may be delivered
