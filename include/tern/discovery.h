@@ -111,8 +111,9 @@ typedef struct tern_balancer tern_balancer;
  * unknown policy, a negative value where none is allowed, a Maglev size
  * that is not a prime above 2 or is below 2x... see the options), -ENOMEM. */
 int tern_balancer_new(const tern_balancer_options *o, tern_balancer **out);
-/* Picks must all be done.  NULL: a no-op.  A balancer following a
- * resolver stops following it first. */
+/* Picks must all be done; a resolver it follows must be freed first.
+ * With active health checks it must be called from a coroutine (it waits
+ * for the checker to stop).  NULL: a no-op. */
 void tern_balancer_free(tern_balancer *b);
 
 /* Replace the set of endpoints.  An endpoint whose addr stays keeps its
@@ -149,6 +150,29 @@ typedef enum tern_lb_outcome {
  * the balancer since the pick).  Releases the pick. */
 void tern_balancer_done(tern_balancer *b, tern_lb_pick *p, int64_t latency, tern_lb_outcome outcome);
 
+/* Active health checks: every interval each endpoint gets
+ * GET http(s)://<addr><path>, healthy on a 2xx within the timeout.
+ * unhealthy_threshold failures in a row take it out of the picks,
+ * healthy_threshold passes in a row bring it back (hysteresis, so a
+ * flapping endpoint does not flap the set).  A new endpoint counts as
+ * healthy until checks say otherwise.  If every endpoint is out (failing
+ * checks or ejected), picks ignore both and choose among all. */
+typedef struct tern_lb_health_options {
+    const char *path;           /* "/healthz"; required, copied */
+    tern_tls_config *tls;       /* https with this client config (borrowed);
+                                   NULL: http */
+    int64_t interval;           /* ns; 0: 5 s */
+    int64_t timeout;            /* ns per check; 0: 1 s */
+    int unhealthy_threshold;    /* 0: 3 */
+    int healthy_threshold;      /* 0: 2 */
+} tern_lb_health_options;
+
+/* Start checking (a coroutine per balancer, a check per endpoint at once).
+ * -EINVAL (no path, one not starting with '/', negative values), -EBUSY if
+ * already started, -ENOMEM.  From a coroutine; stopped by
+ * tern_balancer_free. */
+int tern_balancer_health_start(tern_balancer *b, const tern_lb_health_options *o);
+
 /* One endpoint's state, for metrics and /debug (copied: an update may
  * free the endpoint right after). */
 #define TERN_LB_ADDR_MAX 288    /* a host name (253), a port, brackets, NUL */
@@ -159,12 +183,14 @@ typedef struct tern_lb_endpoint_stats {
     uint64_t picks, failures;   /* since it joined */
     int64_t ewma_latency;       /* ns; 0: no sample yet */
     bool ejected;
+    bool unhealthy;             /* failing its active health checks */
     int ejections;              /* times ejected so far */
 } tern_lb_endpoint_stats;
 
 struct tern_balancer_stats {
     size_t endpoints;
     size_t ejected;
+    size_t unhealthy;
     uint64_t picks;
     uint64_t ejections;         /* ever */
 };

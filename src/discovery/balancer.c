@@ -74,8 +74,7 @@ int tern_balancer_new(const tern_balancer_options *o, tern_balancer **out)
     return 0;
 }
 
-/* Drop one reference; the last frees the endpoint.  Under the lock. */
-static void ep_unref(lb_ep *e)
+void tern__lb_ep_unref(lb_ep *e)
 {
     TERN_ASSERT(e->refs > 0);
     if (--e->refs == 0) {
@@ -88,13 +87,15 @@ void tern_balancer_free(tern_balancer *b)
 {
     if (!b)
         return;
+    if (b->health)
+        tern__lb_health_stop(b);
     for (size_t i = 0; i < b->n; i++) {
         if (b->eps[i]->refs != 1) {
             fprintf(stderr, "tern: tern_balancer_free: %s still has a pick not done (a programmer error)\n",
                     b->eps[i]->addr);
             abort();
         }
-        ep_unref(b->eps[i]);
+        tern__lb_ep_unref(b->eps[i]);
     }
     free(b->eps);
     tern__lb_ring_free(&b->ring);
@@ -198,14 +199,16 @@ int tern_balancer_update(tern_balancer *b, const tern_endpoint *eps, size_t n)
                 next[i]->refs++;
         for (size_t i = 0; i < b->n; i++) {
             b->eps[i]->member = false;
-            ep_unref(b->eps[i]);
+            tern__lb_ep_unref(b->eps[i]);
         }
-        size_t ejected = 0;
+        size_t ejected = 0, unhealthy = 0, out = 0;
         for (size_t i = 0; i < n; i++) {
             next[i]->member = true;
             next[i]->weight = weights[i];
             next[i]->wrr_current = 0;
             ejected += next[i]->ejected;
+            unhealthy += next[i]->unhealthy;
+            out += next[i]->ejected || next[i]->unhealthy;
         }
         old = b->eps;
         old_ring = b->ring;
@@ -213,18 +216,20 @@ int tern_balancer_update(tern_balancer *b, const tern_endpoint *eps, size_t n)
         b->eps = next;
         b->n = n;
         b->n_ejected = ejected;
+        b->n_unhealthy = unhealthy;
+        b->n_out = out;
         b->ring = ring;
         b->maglev = maglev;
         next = NULL;
     } else {
         for (size_t i = 0; next && i < n; i++)
             if (fresh[i] && next[i])
-                ep_unref(next[i]);
+                tern__lb_ep_unref(next[i]);
         old_ring = ring;
         old_maglev = maglev;
     }
     for (size_t i = 0; i < old_n; i++)
-        ep_unref(sorted[i]);            /* the matching's references */
+        tern__lb_ep_unref(sorted[i]);            /* the matching's references */
     tern__spin_unlock(&b->lock);
     free(old);
     free(next);
@@ -314,7 +319,7 @@ void tern_balancer_done(tern_balancer *b, tern_lb_pick *p, int64_t latency, tern
         if (e->member)
             tern__lb_outlier_record(b, e, ok, now);
     }
-    ep_unref(e);
+    tern__lb_ep_unref(e);
     tern__spin_unlock(&b->lock);
     p->ep_ = NULL;
     p->addr = NULL;
@@ -327,7 +332,7 @@ int tern_balancer_stats(const tern_balancer *b, struct tern_balancer_stats *out)
     tern_balancer *m = (tern_balancer *)b;      /* the lock is not part of its value */
     tern__spin_lock(&m->lock);
     *out = (struct tern_balancer_stats){
-        .endpoints = b->n, .ejected = b->n_ejected, .picks = b->picks, .ejections = b->ejections,
+        .endpoints = b->n, .ejected = b->n_ejected, .unhealthy = b->n_unhealthy, .picks = b->picks, .ejections = b->ejections,
     };
     tern__spin_unlock(&m->lock);
     return 0;
@@ -343,6 +348,7 @@ size_t tern_balancer_endpoint_stats(const tern_balancer *b, tern_lb_endpoint_sta
         out[i] = (tern_lb_endpoint_stats){
             .weight = e->weight, .in_flight = e->in_flight, .picks = e->picks,
             .failures = e->failures, .ewma_latency = (int64_t)e->ewma, .ejected = e->ejected,
+            .unhealthy = e->unhealthy,
             .ejections = e->ejections,
         };
         snprintf(out[i].addr, sizeof out[i].addr, "%s", e->addr);

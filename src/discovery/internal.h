@@ -34,6 +34,8 @@ typedef struct lb_ep {
     /* outlier ejection */
     int consecutive;            /* failures in a row */
     bool ejected;
+    bool unhealthy;             /* failed active health checks (health_check.c) */
+    int hc_streak;              /* > 0: checks passed in a row; < 0: failed */
     int64_t eject_until;
     int ejections;              /* the multiplier of the ejection time */
     uint64_t win_calls, win_ok; /* this interval's calls, for the success-rate sweep */
@@ -52,6 +54,8 @@ struct tern_balancer {
     lb_ep **eps;
     size_t n;
     size_t n_ejected;
+    size_t n_unhealthy;
+    size_t n_out;               /* ejected or unhealthy: not picked (unless all are) */
     lb_ring ring;               /* TERN_LB_RING_HASH */
     uint32_t *maglev;           /* TERN_LB_MAGLEV: o.maglev_table_size entries */
     uint64_t rr_next;
@@ -59,7 +63,23 @@ struct tern_balancer {
                                    the interval's end or an ejection's, sooner */
     int64_t interval_end;       /* the success-rate window's end */
     uint64_t picks, ejections;
+    struct lb_health *health;   /* active checks, when started */
 };
+
+/* Whether picks pass e by.  When every endpoint is out, none is: a
+ * balancer always picks something while it has endpoints (Envoy calls
+ * this panic mode), and the calls themselves then tell. */
+static inline bool lb_out(const tern_balancer *b, const lb_ep *e)
+{
+    return (e->ejected || e->unhealthy) && b->n_out < b->n;
+}
+
+/* Drop one reference; the last frees the endpoint.  Under the lock. */
+void tern__lb_ep_unref(lb_ep *e);
+
+/* Change e's flags keeping the counts; under the lock, e a member. */
+void tern__lb_set_ejected(tern_balancer *b, lb_ep *e, bool on);
+void tern__lb_set_unhealthy(tern_balancer *b, lb_ep *e, bool on);
 
 /* lb_hash.c */
 uint64_t tern__lb_hash(const void *data, size_t len, uint64_t seed);
@@ -80,6 +100,9 @@ size_t tern__lb_pick_rr(tern_balancer *b);
 size_t tern__lb_pick_wrr(tern_balancer *b);
 /* A random endpoint that is not ejected. */
 size_t tern__lb_pick_random(tern_balancer *b);
+
+/* health_check.c: stop and free the checker (from a coroutine) */
+void tern__lb_health_stop(tern_balancer *b);
 
 /* outlier.c, under the lock */
 void tern__lb_outlier_sweep(tern_balancer *b, int64_t now);

@@ -130,10 +130,10 @@ size_t tern__lb_ring_pick(const tern_balancer *b, uint64_t h)
     }
     for (size_t k = 0; k < r->n; k++) {
         size_t i = r->ep[(lo + k) % r->n];
-        if (!b->eps[i]->ejected)
+        if (!lb_out(b, b->eps[i]))
             return i;
     }
-    return r->ep[lo % r->n];            /* all ejected: cannot happen, the last one never is */
+    return r->ep[lo % r->n];            /* unreachable: lb_out is false for all when all are out */
 }
 
 /* ---- Maglev ---- */
@@ -200,18 +200,18 @@ size_t tern__lb_maglev_pick(const tern_balancer *b, uint64_t h)
 {
     uint32_t size = b->o.maglev_table_size;
     size_t i = b->maglev[h % size];
-    if (!b->eps[i]->ejected)
+    if (!lb_out(b, b->eps[i]))
         return i;
     /* its endpoint is out: probe a second sequence, the same for the
      * same key, so the key's calls still agree on one fallback */
     uint64_t step = mix64(h) % (size - 1) + 1;
     for (uint64_t k = 1; k <= 32; k++) {
         i = b->maglev[(h + k * step) % size];
-        if (!b->eps[i]->ejected)
+        if (!lb_out(b, b->eps[i]))
             return i;
     }
     for (i = 0; i < b->n; i++)
-        if (!b->eps[i]->ejected)
+        if (!lb_out(b, b->eps[i]))
             return i;
     return b->maglev[h % size];
 }

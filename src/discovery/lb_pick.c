@@ -7,7 +7,7 @@
  *        the latency of the other; the loser is taken instead if it has not
  *        been picked for a second, so that a slow endpoint that recovered
  *        is measured again (go-zero's balancer works the same way)
- *   round robin, skipping ejected endpoints
+ *   round robin, skipping endpoints that are out (ejected, unhealthy)
  *   smooth weighted round robin (nginx's): each pick adds every
  *        endpoint's weight to its running total, takes the largest total
  *        and subtracts the sum of weights from it, so weights 5:1:1 give
@@ -21,16 +21,16 @@
 
 size_t tern__lb_pick_random(tern_balancer *b)
 {
-    /* at most half are ejected (never all): a few draws find one in */
+    /* usually most are in: a few draws find one */
     for (int k = 0; k < 8; k++) {
         size_t i = tern__rand64() % b->n;
-        if (!b->eps[i]->ejected)
+        if (!lb_out(b, b->eps[i]))
             return i;
     }
     size_t start = tern__rand64() % b->n;
     for (size_t k = 0; k < b->n; k++) {
         size_t i = (start + k) % b->n;
-        if (!b->eps[i]->ejected)
+        if (!lb_out(b, b->eps[i]))
             return i;
     }
     return start;
@@ -52,11 +52,11 @@ size_t tern__lb_pick_p2c(tern_balancer *b, int64_t now)
         return 0;
     size_t a = tern__lb_pick_random(b);
     size_t c = tern__lb_pick_random(b);
-    if (c == a && b->n - b->n_ejected >= 2) {
+    if (c == a && (b->n_out >= b->n ? b->n : b->n - b->n_out) >= 2) {
         /* a distinct second: the next one in */
         for (size_t k = 1; k < b->n; k++) {
             size_t i = (a + k) % b->n;
-            if (!b->eps[i]->ejected) {
+            if (!lb_out(b, b->eps[i])) {
                 c = i;
                 break;
             }
@@ -74,7 +74,7 @@ size_t tern__lb_pick_rr(tern_balancer *b)
 {
     for (size_t k = 0; k < b->n; k++) {
         size_t i = b->rr_next++ % b->n;
-        if (!b->eps[i]->ejected)
+        if (!lb_out(b, b->eps[i]))
             return i;
     }
     return b->rr_next++ % b->n;
@@ -86,7 +86,7 @@ size_t tern__lb_pick_wrr(tern_balancer *b)
     size_t best = SIZE_MAX;
     for (size_t i = 0; i < b->n; i++) {
         lb_ep *e = b->eps[i];
-        if (e->ejected)
+        if (lb_out(b, e))
             continue;
         e->wrr_current += e->weight;
         total += e->weight;

@@ -18,9 +18,29 @@
 
 #define SUCCESS_RATE_FACTOR 1.9
 
+void tern__lb_set_ejected(tern_balancer *b, lb_ep *e, bool on)
+{
+    if (e->ejected == on)
+        return;
+    bool was_out = e->ejected || e->unhealthy;
+    e->ejected = on;
+    b->n_ejected += on ? 1 : (size_t)-1;
+    b->n_out += (size_t)((e->ejected || e->unhealthy) - was_out);
+}
+
+void tern__lb_set_unhealthy(tern_balancer *b, lb_ep *e, bool on)
+{
+    if (e->unhealthy == on)
+        return;
+    bool was_out = e->ejected || e->unhealthy;
+    e->unhealthy = on;
+    b->n_unhealthy += on ? 1 : (size_t)-1;
+    b->n_out += (size_t)((e->ejected || e->unhealthy) - was_out);
+}
+
 static bool may_eject(const tern_balancer *b)
 {
-    if (b->n < 2 || b->n_ejected + 1 >= b->n)
+    if (b->n < 2 || b->n_out + 1 >= b->n)
         return false;                   /* never the last one in */
     size_t max_out = b->n * (size_t)b->o.outlier.max_ejection_percent / 100;
     if (max_out < 1)
@@ -35,10 +55,9 @@ static void eject(tern_balancer *b, lb_ep *e, int64_t now)
     int64_t t = x->base_ejection_time * e->ejections;
     if (t > x->max_ejection_time || t / e->ejections != x->base_ejection_time)
         t = x->max_ejection_time;
-    e->ejected = true;
+    tern__lb_set_ejected(b, e, true);
     e->eject_until = now + t;
     e->consecutive = 0;
-    b->n_ejected++;
     b->ejections++;
     if (e->eject_until < b->next_sweep)
         b->next_sweep = e->eject_until;
@@ -102,9 +121,8 @@ void tern__lb_outlier_sweep(tern_balancer *b, int64_t now)
     for (size_t i = 0; i < b->n; i++) {
         lb_ep *e = b->eps[i];
         if (e->ejected && now >= e->eject_until) {
-            e->ejected = false;
+            tern__lb_set_ejected(b, e, false);
             e->consecutive = 0;
-            b->n_ejected--;
         }
         if (e->ejected && e->eject_until < next)
             next = e->eject_until;
