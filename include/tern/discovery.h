@@ -195,6 +195,7 @@ struct tern_balancer_stats {
     uint64_t ejections;         /* ever */
 };
 
+/* The balancer's counts now.  0. */
 int tern_balancer_stats(const tern_balancer *b, struct tern_balancer_stats *out);
 /* Up to n endpoints' stats into out, in the order of the last update;
  * returns how many there are (which may exceed n). */
