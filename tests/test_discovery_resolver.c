@@ -107,6 +107,12 @@ static int file_body(void *arg)
     /* and the next good version is taken */
     put("10.2.0.4:8080\n");
     CHECK(becomes(b, "10.2.0.4:8080/1"));
+    /* unwatched: later versions no longer reach the balancer */
+    tern_resolver_unwatch(r);
+    put("10.2.0.5:8080\n");
+    tern_sleep(100 * TERN_MS);
+    CHECK(becomes(b, "10.2.0.4:8080/1"));
+    CHECK_EQ(tern_balancer_follow(b, r), -EBUSY);
     tern_resolver_free(r);
     tern_balancer_free(b);
     return 0;

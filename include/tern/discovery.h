@@ -321,6 +321,11 @@ void tern_etcd_registration_free(tern_etcd_registration *r);
  * before this returns.  -errno from the resolver's start. */
 int tern_resolver_watch(tern_resolver *r, tern_resolver_update_fn *fn, void *arg);
 
+/* Stop delivering to the watcher: when this returns no update is running
+ * or will run (the resolver itself keeps running until freed; it cannot be
+ * watched again).  From a coroutine. */
+void tern_resolver_unwatch(tern_resolver *r);
+
 /* Wait until the resolver delivered its first update (a set or an
  * error): 0, or the update's error, or -ETIMEDOUT/-ECANCELED. */
 int tern_resolver_wait(tern_resolver *r, tern_ctx *ctx);

@@ -51,6 +51,7 @@ int tern_resolver_new(const tern_resolver_ops *ops, void *impl, tern_resolver **
     return 0;
 }
 
+/* Updates run under mu, so that unwatch can wait out a running one. */
 static void deliver(const tern_endpoint *eps, size_t n, int err, void *arg)
 {
     tern_resolver *r = arg;
@@ -60,8 +61,17 @@ static void deliver(const tern_endpoint *eps, size_t n, int err, void *arg)
         r->first_err = err;
         tern_cond_broadcast(&r->cv);
     }
+    if (r->fn)
+        r->fn(eps, n, err, r->arg);
     tern_mutex_unlock(&r->mu);
-    r->fn(eps, n, err, r->arg);
+}
+
+void tern_resolver_unwatch(tern_resolver *r)
+{
+    TERN_CHECK_ARG(r);
+    tern_mutex_lock(&r->mu);
+    r->fn = NULL;
+    tern_mutex_unlock(&r->mu);
 }
 
 int tern_resolver_watch(tern_resolver *r, tern_resolver_update_fn *fn, void *arg)
@@ -70,8 +80,10 @@ int tern_resolver_watch(tern_resolver *r, tern_resolver_update_fn *fn, void *arg
     TERN_CHECK_ARG(fn);
     if (r->started)
         return -EBUSY;
+    tern_mutex_lock(&r->mu);
     r->fn = fn;
     r->arg = arg;
+    tern_mutex_unlock(&r->mu);
     r->started = true;
     int rc = r->ops->start(r->impl, deliver, r);
     if (rc < 0)
