@@ -618,6 +618,45 @@ static void reconnect_buffer_is_bounded(void)
     run_ok(bufcap_main, NULL, 2);
 }
 
+/* A server that stops answering (SIGSTOP: the TCP connection stays up)
+ * is found by the keepalive: max_pings_out PINGs unanswered. */
+static int stale_main(void *arg)
+{
+    (void)arg;
+    events_lost = events_back = 0;
+    server_up();
+    tern_nats_options o = {.servers = srv.addr, .ping_interval = 100 * TERN_MS,
+                           .max_pings_out = 2, .reconnect_wait_min = 5 * TERN_MS,
+                           .reconnect_wait_max = 50 * TERN_MS, .connect_timeout = 200 * TERN_MS,
+                           .on_event = on_event};
+    tern_nats *nc;
+    CHECK_EQ(tern_nats_new(&o, &nc, NULL), 0);
+    tern_sleep(350 * TERN_MS);
+    struct tern_nats_stats st;
+    CHECK_EQ(tern_nats_stats(nc, &st), 0);
+    CHECK(st.pings_sent >= 2);
+    CHECK(st.pongs_received >= 1);
+    CHECK_EQ(events_lost, 0);
+    kill(srv.pid, SIGSTOP);
+    int64_t t0 = tern_now();
+    for (int i = 0; i < 1000 && !events_lost; i++)
+        tern_sleep(5 * TERN_MS);
+    CHECK_EQ(events_lost, 1);
+    CHECK(tern_now() - t0 < 2 * TERN_SEC);
+    kill(srv.pid, SIGCONT);
+    tern_ctx *c = timeout(5 * TERN_SEC);
+    CHECK_EQ(tern_nats_flush(nc, c), 0);
+    tern_ctx_free(c);
+    CHECK_EQ(events_back, 1);
+    tern_nats_free(nc);
+    return 0;
+}
+
+static void keepalive_finds_a_stale_server(void)
+{
+    run_ok(stale_main, NULL, 2);
+}
+
 static int nuid_main(void *arg)
 {
     (void)arg;
@@ -638,4 +677,4 @@ TESTS(T(pubsub_sync_and_headers), T(channel_and_callback_delivery),
       T(queue_group_splits_messages), T(request_reply_and_no_responders),
       T(unsubscribe_now_and_after_max), T(slow_consumer_dropped_counted_reported),
       T(drain_delivers_what_was_received), T(connect_refused), T(server_restarted_under_load),
-      T(reconnect_buffer_is_bounded), T(nuid_unique))
+      T(reconnect_buffer_is_bounded), T(keepalive_finds_a_stale_server), T(nuid_unique))

@@ -347,7 +347,10 @@ int tern_nats_js_publish(tern_nats *nc, const char *subject, const void *data, s
  * first, returns when batch are in or the server's request expired.
  * 0 with msgs[0..*n) the caller's (*n may be 0: nothing in time);
  * -ETIMEDOUT / -ECANCELED (ctx: messages received are still handed out,
- * *n of them); -ENOENT (no such consumer); as tern_nats_request.
+ * *n of them); -EREMOTEIO (a 409 status before any message: the consumer
+ * was deleted, too many pulls waiting); as tern_nats_publish.  A consumer
+ * that does not exist looks like an empty fetch (nats-server 2.9 does not
+ * answer the pull): check with tern_nats_js_consumer_create first.
  */
 int tern_nats_js_fetch(tern_nats *nc, const char *stream, const char *durable, int batch,
                        int64_t expires, tern_nats_msg **msgs, int *n, tern_ctx *ctx);

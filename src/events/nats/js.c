@@ -292,8 +292,8 @@ int tern_nats_js_fetch(tern_nats *nc, const char *stream, const char *durable, i
         }
         if (st) {
             tern_nats_msg_free(m);
-            if (st == 503)          /* nobody serves that consumer */
-                err = -ENOENT;
+            if (st == 503)          /* no JetStream at all */
+                err = -ENXIO;
             else if (st == 409 && *n == 0)
                 err = -EREMOTEIO;
             break;              /* 404: nothing now; 408: expired */
