@@ -448,7 +448,7 @@ static void serve(tern_nats *nc, tern_conn *c, tern__growbuf *rbuf, const char *
     nc->out = (tern__growbuf){0};
     if (!err)
         err = tern__nats_resubscribe(nc);
-    if (!err && tern__growbuf_append(&nc->out, pending.p, pending.len))
+    if (!err && pending.len && tern__growbuf_append(&nc->out, pending.p, pending.len))
         err = -ENOMEM;
     if (err) {      /* keep what was pending for the next connection */
         tern__growbuf_free(&nc->out);

@@ -105,7 +105,7 @@ struct tern_nats {
 
     char **servers;             /* "host:port" */
     int nservers, cur;
-    char url[128];              /* connected to */
+    char url[256];              /* connected to */
     size_t max_payload;
 
     tern__nats_map subs;        /* sid -> tern_nats_sub */

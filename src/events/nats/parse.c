@@ -124,6 +124,8 @@ ssize_t tern__nats_parse(const char *buf, size_t len, size_t max_payload, tern__
 {
     *need = 0;
     memset(op, 0, sizeof *op);
+    if (len == 0)
+        return 0;
     size_t scan = len < TERN__NATS_MAX_LINE ? len : TERN__NATS_MAX_LINE;
     const char *nl = memchr(buf, '\n', scan);
     if (!nl)
