@@ -99,7 +99,8 @@ typedef struct tern_nats_options {
     int max_reconnects;         /* failed attempts in a row before closing; 0: never close */
     size_t reconnect_buf_size;  /* bytes of publishes kept while disconnected; 0: 8 MiB */
     size_t max_out_bytes;       /* output buffer bound while connected: a
-                                   publish beyond it waits (ctx); 0: 64 MiB */
+                                   publish beyond it waits (ctx); 0: 256 KiB,
+                                   which keeps both buffers in cache */
     /* Asynchronous errors (slow consumer: -ENOBUFS with its sub; the
      * connection lost: -ECONNRESET; reconnected: 0; a -ERR from the server:
      * -EPROTO), run in the reader or manager coroutine: keep it short,

@@ -82,54 +82,75 @@ static size_t hdrs_len(const tern_nats_header *hdrs, int nhdr)
     return n + 2;
 }
 
+/* n in decimal at p: the digits written. */
+static size_t put_u(char *p, size_t n)
+{
+    char t[24];
+    size_t k = 0;
+    do {
+        t[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (size_t i = 0; i < k; i++)
+        p[i] = t[k - 1 - i];
+    return k;
+}
+
+static void put(char **p, const void *s, size_t n)
+{
+    memcpy(*p, s, n);
+    *p += n;
+}
+
+/* A counter written only under nc->mu, read by tern_nats_stats without
+ * it: a relaxed load and store, not a locked read-modify-write. */
+#define BUMP(f, n) \
+    atomic_store_explicit(&(f), atomic_load_explicit(&(f), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+
 int tern__nats_out_pub(tern_nats *nc, const char *subject, const char *reply,
                        const tern_nats_header *hdrs, int nhdr, const void *data, size_t len)
 {
     size_t sl = strlen(subject), rl = reply ? strlen(reply) : 0;
     size_t hl = nhdr > 0 ? hdrs_len(hdrs, nhdr) : 0;
-    size_t hdrsz = 0;
-    for (int i = 0; i < nhdr; i++)
-        hdrsz += strlen(hdrs[i].key) + strlen(hdrs[i].value);
     bool was_empty = nc->out.len == 0;
     if (tern__growbuf_reserve(&nc->out, sl + rl + hl + len + 64))
         return -ENOMEM;
     char *p = nc->out.p + nc->out.len;
-    if (nhdr > 0) {
-        memcpy(p, "HPUB ", 5);
-        p += 5;
-    } else {
-        memcpy(p, "PUB ", 4);
-        p += 4;
-    }
-    memcpy(p, subject, sl);
-    p += sl;
+    if (nhdr > 0)
+        put(&p, "HPUB ", 5);
+    else
+        put(&p, "PUB ", 4);
+    put(&p, subject, sl);
     *p++ = ' ';
     if (rl) {
-        memcpy(p, reply, rl);
-        p += rl;
+        put(&p, reply, rl);
         *p++ = ' ';
     }
-    if (nhdr > 0)
-        p += sprintf(p, "%zu %zu\r\nNATS/1.0\r\n", hl, hl + len);
-    else
-        p += sprintf(p, "%zu\r\n", len);
-    for (int i = 0; i < nhdr; i++)
-        p += sprintf(p, "%s: %s\r\n", hdrs[i].key, hdrs[i].value);
     if (nhdr > 0) {
-        *p++ = '\r';
-        *p++ = '\n';
+        p += put_u(p, hl);
+        *p++ = ' ';
+        p += put_u(p, hl + len);
+        put(&p, "\r\nNATS/1.0\r\n", 12);
+        for (int i = 0; i < nhdr; i++) {
+            put(&p, hdrs[i].key, strlen(hdrs[i].key));
+            put(&p, ": ", 2);
+            put(&p, hdrs[i].value, strlen(hdrs[i].value));
+            put(&p, "\r\n", 2);
+        }
+        put(&p, "\r\n", 2);
+    } else {
+        p += put_u(p, len);
+        put(&p, "\r\n", 2);
     }
     if (len)
-        memcpy(p, data, len);
-    p += len;
-    *p++ = '\r';
-    *p++ = '\n';
+        put(&p, data, len);
+    put(&p, "\r\n", 2);
     nc->out.len = (size_t)(p - nc->out.p);
     TERN_ASSERT(nc->out.len <= nc->out.cap);
-    (void)hdrsz;
     set_pending(nc);
-    atomic_fetch_add_explicit(&nc->st.out_msgs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nc->st.out_bytes, len, memory_order_relaxed);
+    BUMP(nc->st.out_msgs, 1);
+    BUMP(nc->st.out_bytes, len);
     if (was_empty)
         tern_cond_signal(&nc->wcond);
     return 0;
@@ -256,8 +277,8 @@ static int dispatch(tern_nats *nc, const tern__nats_op *op, tern_nats_sub **rep,
     switch (op->kind) {
     case TERN__NATS_MSG:
     case TERN__NATS_HMSG: {
-        atomic_fetch_add_explicit(&nc->st.in_msgs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&nc->st.in_bytes, op->data_len, memory_order_relaxed);
+        BUMP(nc->st.in_msgs, 1);
+        BUMP(nc->st.in_bytes, op->data_len);
         tern_nats_sub *sub = tern__nats_map_get(&nc->subs, op->sid);
         if (!sub)
             return 0;   /* unsubscribed meanwhile */
@@ -753,7 +774,7 @@ int tern_nats_new(const tern_nats_options *opts, tern_nats **out, tern_ctx *ctx)
     if (!o.reconnect_buf_size)
         o.reconnect_buf_size = 8u << 20;
     if (!o.max_out_bytes)
-        o.max_out_bytes = 64u << 20;
+        o.max_out_bytes = 256u << 10;
     nc->o = o;
     nc->max_payload = DEFAULT_MAX_PAYLOAD;
     nc->cur = -1;

@@ -49,7 +49,10 @@ typedef struct tern__nats_msg {
     tern_nats_msg pub;          /* first: a tern_nats_msg * is one of these */
     struct tern__nats_msg *next;
     size_t size;                /* payload + headers, for pending_bytes */
+    bool small;                 /* a block of the small-message cache */
 } tern__nats_msg;
+/* Free m (NULL: nothing), back to the cache if it came from it. */
+void tern__nats_msg_release(tern__nats_msg *m);
 /* A message holding copies of op's parts, or NULL (no memory). */
 tern__nats_msg *tern__nats_msg_from_op(const tern__nats_op *op);
 
@@ -168,6 +171,7 @@ struct tern_nats_sub {
     size_t qbytes;
     bool qclosed;               /* no more messages will come */
     bool stop;                  /* tern_nats_sub_free: drop and leave */
+    _Atomic bool halt;          /* stop, seen by a delivery batch under way */
     bool busy;                  /* a delivery (callback, channel send) under way */
     bool slow;                  /* in a slow-consumer episode */
     _Atomic uint64_t dropped;

@@ -68,7 +68,7 @@ static void free_queue(tern_nats_sub *s)
     tern__nats_msg *m = s->qh;
     while (m) {
         tern__nats_msg *n = m->next;
-        free(m);
+        tern__nats_msg_release(m);
         m = n;
     }
     s->qh = s->qt = NULL;
@@ -100,7 +100,7 @@ bool tern__nats_sub_deliver(tern_nats_sub *s, tern__nats_msg *m)
             s->slow = true;
         }
         tern_mutex_unlock(&s->mu);
-        free(m);
+        tern__nats_msg_release(m);
         return began;
     }
     m->next = NULL;
@@ -147,6 +147,10 @@ void tern__nats_sub_remove(tern_nats_sub *s)
     tern_mutex_unlock(&s->mu);
 }
 
+/* The delivery coroutine takes the whole queue at once and delivers it
+ * outside the lock; the messages taken still count as pending until
+ * their batch is done, so the bounds hold for what is received and not
+ * yet handled. */
 static int deliver_main(void *arg)
 {
     tern_nats_sub *s = arg;
@@ -156,18 +160,34 @@ static int deliver_main(void *arg)
             tern_cond_wait(&s->cond, &s->mu, NULL);
         if (s->stop || !s->qh)
             break;
-        tern__nats_msg *m = take(s);
+        tern__nats_msg *batch = s->qh;
+        s->qh = s->qt = NULL;
         s->busy = true;
         tern_mutex_unlock(&s->mu);
-        if (s->cb) {
-            s->cb(&m->pub, s->cb_arg);
-            free(m);
-        } else {
-            tern_nats_msg *p = &m->pub;
-            if (tern_chan_send(s->chan, &p, s->ctx) != 0)
-                free(m);    /* the channel closed, or the sub is being freed */
+        int n = 0;
+        size_t bytes = 0;
+        while (batch) {
+            tern__nats_msg *m = batch;
+            batch = m->next;
+            m->next = NULL;
+            n++;
+            bytes += m->size;
+            if (atomic_load_explicit(&s->halt, memory_order_relaxed))
+                tern__nats_msg_release(m);        /* tern_nats_sub_free: the rest is dropped */
+            else if (s->cb) {
+                s->cb(&m->pub, s->cb_arg);
+                tern__nats_msg_release(m);
+            } else {
+                tern_nats_msg *p = &m->pub;
+                if (tern_chan_send(s->chan, &p, s->ctx) != 0)
+                    tern__nats_msg_release(m);    /* the channel closed, or the sub is being freed */
+            }
         }
         tern_mutex_lock(&s->mu);
+        atomic_fetch_sub_explicit(&s->qlen, n, memory_order_relaxed);
+        s->qbytes -= bytes;
+        if (s->slow && atomic_load_explicit(&s->qlen, memory_order_relaxed) < s->max_pending / 2 + 1)
+            s->slow = false;
         s->busy = false;
         if (!s->qh)
             tern_cond_broadcast(&s->cond);  /* tern__nats_sub_wait_idle */
@@ -362,6 +382,7 @@ void tern_nats_sub_free(tern_nats_sub *s)
         tern__nats_sub_remove(s);
     }
     tern_mutex_unlock(&nc->mu);
+    atomic_store_explicit(&s->halt, true, memory_order_relaxed);
     tern_mutex_lock(&s->mu);
     s->stop = true;
     s->qclosed = true;
