@@ -10,6 +10,8 @@
 #                               -c64 -m32), idle RSS/connection vs h2o, Go, nginx
 #   bench/compare.sh tls        HTTPS keep-alive req/s and CPU/request (wrk), full and
 #                               resumed handshakes/s and CPU/handshake vs nginx, Go
+#   bench/compare.sh data       NATS msgs/s (publish, subscribe) vs nats.go, Redis GET
+#                               ops/s and client CPU/op vs go-redis v9 (servers started here)
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -57,7 +59,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|data|all"
     exit 2
 }
 
@@ -1506,6 +1508,101 @@ suite_kit() {
     return 0
 }
 
+# ---- suite: data -----------------------------------------------------------
+# The data clients against servers started here (the same for both sides);
+# anchors from the Go module proxy, pinned in bench/go/<x>/go.mod + go.sum.
+#   nats_pub_msgs_per_s  one connection publishes NATS_PUB_N messages of 128
+#                        bytes from one coroutine/goroutine to a subject nobody
+#                        subscribes, then flushes.  bench/events_nats_bench
+#                        vs nats.go (bench/go/nats), one nats-server.
+#   nats_sub_msgs_per_s  one connection publishes NATS_SUB_N messages, another
+#                        receives them in a callback (queue bounds off:
+#                        nothing dropped); first to last message received.
+#   redis_get_ops_per_s  256 callers GET one of 1000 keys for DATA_SECS s
+#                        (bench/data_redis_get, pool 2, automatic pipelining)
+#                        vs go-redis v9 (bench/go/redis, its default pool),
+#                        one redis-server on a Unix socket; also
+#                        redis_client_cpu_ns_per_op (client process CPU).
+NATS_PUB_N=${NATS_PUB_N:-2000000}
+NATS_SUB_N=${NATS_SUB_N:-1000000}
+DATA_SECS=${DATA_SECS:-3}
+
+t_nats_pub() { run_one "$CBIN/events_nats_bench" pub "$NATS_ADDR" "$NATS_PUB_N" 128 2>>"$TMPD/tern.err"; }
+g_nats_pub() { run_one "$GOBIN/nats" pub "$NATS_ADDR" "$NATS_PUB_N" 128; }
+t_nats_sub() { run_one "$CBIN/events_nats_bench" sub "$NATS_ADDR" "$NATS_SUB_N" 128 2>>"$TMPD/tern.err"; }
+g_nats_sub() { run_one "$GOBIN/nats" sub "$NATS_ADDR" "$NATS_SUB_N" 128; }
+# Two figures on one line for run_two.
+redis_line() { "$@" | awk '{printf "%s ", $2} END {print ""}'; }
+t_redis() {
+    run_two "$TMPD/tern.redis_cpu" bash -c 'redis_line "$@"' _ "$CBIN/data_redis_get" "$REDIS_SOCK" 256 "$DATA_SECS" 2
+}
+g_redis() { run_two "$TMPD/go.redis_cpu" bash -c 'redis_line "$@"' _ "$GOBIN/redis" "$REDIS_SOCK" 256 "$DATA_SECS"; }
+
+data_stop() {
+    local p
+    for p in ${NATS_PID:-} ${REDIS_PID:-}; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    NATS_PID= REDIS_PID=
+}
+
+mod_version() { # mod_version <bench/go dir> <module>: the version go.mod pins
+    awk -v m="$2" '$1 == m {print $2} $1 == "require" && $2 == m {print $3}' "$ROOT/bench/go/$1/go.mod" | head -1
+}
+
+suite_data() {
+    build_c
+    build_go nats
+    build_go redis
+    export -f redis_line
+    tmpdir
+    trap 'data_stop; rm -rf "$TMPD"' EXIT
+    log "== data suite: $ROUNDS rounds, $(nproc) CPUs"
+    noise_note
+    local nats
+    nats=$(command -v nats-server || echo /usr/sbin/nats-server)
+    if [ -x "$CBIN/events_nats_bench" ] && [ -x "$nats" ]; then
+        local port
+        port=$(free_port)
+        NATS_ADDR=127.0.0.1:$port
+        "$nats" -a 127.0.0.1 -p "$port" >"$TMPD/nats.log" 2>&1 &
+        NATS_PID=$!
+        local i
+        for i in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            sleep 0.05
+        done
+        local nv
+        nv=nats.go$(mod_version nats github.com/nats-io/nats.go | sed "s/^v//")
+        log "   nats-server $("$nats" --version | awk '{print $NF}') on $NATS_ADDR, anchor $nv"
+        measure nats_pub tern.nats_pub t_nats_pub go.nats_pub g_nats_pub
+        emit nats_pub_msgs_per_s msgs/s tern.nats_pub go.nats_pub "$nv" tp
+        measure nats_sub tern.nats_sub t_nats_sub go.nats_sub g_nats_sub
+        emit nats_sub_msgs_per_s msgs/s tern.nats_sub go.nats_sub "$nv" tp
+    else
+        log "note: nats-server or $CBIN/events_nats_bench missing: NATS figures skipped"
+    fi
+    if [ -x "$CBIN/data_redis_get" ] && command -v redis-server >/dev/null; then
+        REDIS_SOCK=$TMPD/redis.sock
+        redis-server --port 0 --unixsocket "$REDIS_SOCK" --save '' --appendonly no \
+            --daemonize no --dir "$TMPD" --loglevel warning >/dev/null 2>&1 &
+        REDIS_PID=$!
+        local i
+        for i in $(seq 100); do [ -S "$REDIS_SOCK" ] && break; sleep 0.05; done
+        local rv
+        rv=go-redis$(mod_version redis github.com/redis/go-redis/v9 | sed "s/^v//")
+        measure redis_get tern.redis t_redis go.redis g_redis
+        emit redis_get_ops_per_s ops/s tern.redis go.redis "$rv" tp
+        load_side tern.redis_cpu "$TMPD/tern.redis_cpu"
+        load_side go.redis_cpu "$TMPD/go.redis_cpu"
+        emit redis_client_cpu_ns_per_op ns/op tern.redis_cpu go.redis_cpu "$rv"
+    else
+        log "note: redis-server or $CBIN/data_redis_get missing: Redis figures skipped"
+    fi
+    data_stop
+    return 0
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -1521,6 +1618,7 @@ case $1 in
     kit) suite_kit ;;
     h2) suite_h2 ;;
     tls) suite_tls ;;
+    data) suite_data ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
@@ -1529,6 +1627,7 @@ case $1 in
         suite_kit
         suite_h2
         suite_tls
+        suite_data
         ;;
     *) usage ;;
 esac
