@@ -11,7 +11,8 @@
 #   bench/compare.sh tls        HTTPS keep-alive req/s and CPU/request (wrk), full and
 #                               resumed handshakes/s and CPU/handshake vs nginx, Go
 #   bench/compare.sh data       NATS msgs/s (publish, subscribe) vs nats.go, Redis GET
-#                               ops/s and client CPU/op vs go-redis v9 (servers started here)
+#                               ops/s and client CPU/op vs go-redis v9, PostgreSQL
+#                               queries/s and client CPU/query vs pgx v5 (servers started here)
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -1523,6 +1524,12 @@ suite_kit() {
 #                        vs go-redis v9 (bench/go/redis, its default pool),
 #                        one redis-server on a Unix socket; also
 #                        redis_client_cpu_ns_per_op (client process CPU).
+#   pg_select_pk_qps     64 callers, pool of 16, `SELECT v FROM bench_kv WHERE
+#                        id = $1` over 10,000 rows for DATA_SECS s
+#                        (bench/data_pg_bench) vs pgx v5's pgxpool
+#                        (bench/go/pg), one PostgreSQL (initdb in a temporary
+#                        directory, fsync off) over TCP; also
+#                        pg_client_cpu_ns_per_query (client process CPU).
 NATS_PUB_N=${NATS_PUB_N:-2000000}
 NATS_SUB_N=${NATS_SUB_N:-1000000}
 DATA_SECS=${DATA_SECS:-3}
@@ -1537,6 +1544,33 @@ t_redis() {
     run_two "$TMPD/tern.redis_cpu" bash -c 'redis_line "$@"' _ "$CBIN/data_redis_get" "$REDIS_SOCK" 256 "$DATA_SECS" 2
 }
 g_redis() { run_two "$TMPD/go.redis_cpu" bash -c 'redis_line "$@"' _ "$GOBIN/redis" "$REDIS_SOCK" 256 "$DATA_SECS"; }
+# data_pg_bench's first two lines (its third, batched inserts, has no anchor here).
+pg_line() { "$@" | head -2 | awk '{printf "%s ", $2} END {print ""}'; }
+t_pg() { run_two "$TMPD/tern.pg_cpu" bash -c 'pg_line "$@"' _ "$CBIN/data_pg_bench" "$PG_CONN" "$DATA_SECS" 64 16; }
+g_pg() { run_two "$TMPD/go.pg_cpu" bash -c 'pg_line "$@"' _ "$GOBIN/pg" "$PG_CONN" "$DATA_SECS" 64 16; }
+
+# pg_start: initdb and start a server in a temporary directory (as nobody
+# when we are root: PostgreSQL refuses to run as root).
+pg_start() {
+    local bindir
+    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -x "$bindir/pg_ctl" ] || return 1
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tern-pgbench.XXXXXX") || return 1
+    local -a as=()
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody "$PG_DIR" || return 1
+        as=(runuser -u nobody --)
+    fi
+    local port
+    port=$(free_port)
+    "${as[@]}" "$bindir/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+        >"$PG_DIR/initdb.log" 2>&1 || return 1
+    "${as[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
+        -o "-k $PG_DIR -p $port -h 127.0.0.1 -c fsync=off -c max_connections=60 -c synchronous_commit=off" \
+        start >&2 || return 1
+    PG_STOP=("${as[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -w -m immediate stop)
+    PG_CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+}
 
 data_stop() {
     local p
@@ -1544,6 +1578,11 @@ data_stop() {
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
     NATS_PID= REDIS_PID=
+    if [ -n "${PG_DIR:-}" ]; then
+        "${PG_STOP[@]}" >/dev/null 2>&1
+        rm -rf "$PG_DIR"
+        PG_DIR=
+    fi
 }
 
 mod_version() { # mod_version <bench/go dir> <module>: the version go.mod pins
@@ -1554,7 +1593,8 @@ suite_data() {
     build_c
     build_go nats
     build_go redis
-    export -f redis_line
+    build_go pg
+    export -f redis_line pg_line
     tmpdir
     trap 'data_stop; rm -rf "$TMPD"' EXIT
     log "== data suite: $ROUNDS rounds, $(nproc) CPUs"
@@ -1598,6 +1638,17 @@ suite_data() {
         emit redis_client_cpu_ns_per_op ns/op tern.redis_cpu go.redis_cpu "$rv"
     else
         log "note: redis-server or $CBIN/data_redis_get missing: Redis figures skipped"
+    fi
+    if [ -x "$CBIN/data_pg_bench" ] && pg_start; then
+        local pv
+        pv=pgx$(mod_version pg github.com/jackc/pgx/v5 | sed "s/^v//")
+        measure pg_select tern.pg t_pg go.pg g_pg
+        emit pg_select_pk_qps queries/s tern.pg go.pg "$pv" tp
+        load_side tern.pg_cpu "$TMPD/tern.pg_cpu"
+        load_side go.pg_cpu "$TMPD/go.pg_cpu"
+        emit pg_client_cpu_ns_per_query ns/query tern.pg_cpu go.pg_cpu "$pv"
+    else
+        log "note: $CBIN/data_pg_bench or PostgreSQL's binaries missing (or initdb failed): PostgreSQL figures skipped"
     fi
     data_stop
     return 0
