@@ -23,6 +23,7 @@ typedef struct nats_server {
     char addr[32];              /* "127.0.0.1:port" */
     int port;
     pid_t pid;
+    const char *extra[5];       /* more arguments ("--user", "u", ...), NULL-ended */
 } nats_server;
 
 static volatile pid_t nats_server_pid_;
@@ -61,7 +62,9 @@ static inline void nats_server_start(nats_server *s)
     }
     char port[16];
     snprintf(port, sizeof port, "%d", s->port);
-    char *argv[] = {TERN_NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir, NULL};
+    char *argv[16] = {TERN_NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir};
+    for (int i = 0; i < 5 && s->extra[i]; i++)
+        argv[8 + i] = (char *)s->extra[i];
     s->pid = fork();
     if (s->pid < 0) {
         perror("fork");

@@ -675,6 +675,51 @@ static void keepalive_finds_a_stale_server(void)
     run_ok(stale_main, NULL, 2);
 }
 
+/* CONNECT's credentials: user/pass and token, right and wrong. */
+static nats_server auth_srv;
+
+static void stop_auth(void)
+{
+    nats_server_stop(&auth_srv);
+}
+
+static int auth_main(void *arg)
+{
+    (void)arg;
+    tern_nats_options o = {.connect_timeout = 5 * TERN_SEC};
+    tern_nats *nc;
+    auth_srv = (nats_server){.extra = {"--user", "alice", "--pass", "s3cret"}};
+    atexit(stop_auth);
+    nats_server_start(&auth_srv);
+    o.servers = auth_srv.addr;
+    o.user = "alice";
+    o.pass = "wrong";
+    CHECK_EQ(tern_nats_new(&o, &nc, NULL), -EACCES);
+    o.pass = "s3cret";
+    CHECK_EQ(tern_nats_new(&o, &nc, NULL), 0);
+    CHECK_EQ(tern_nats_flush(nc, NULL), 0);
+    tern_nats_free(nc);
+    nats_server_stop(&auth_srv);
+
+    auth_srv = (nats_server){.extra = {"--auth", "tok123"}};
+    nats_server_start(&auth_srv);
+    o = (tern_nats_options){.servers = auth_srv.addr, .token = "nope"};
+    CHECK_EQ(tern_nats_new(&o, &nc, NULL), -EACCES);
+    o.token = "tok123";
+    CHECK_EQ(tern_nats_new(&o, &nc, NULL), 0);
+    CHECK_EQ(tern_nats_publish(nc, "x", "y", 1, NULL), 0);
+    CHECK_EQ(tern_nats_flush(nc, NULL), 0);
+    tern_nats_free(nc);
+    nats_server_stop(&auth_srv);
+    auth_srv = (nats_server){0};
+    return 0;
+}
+
+static void credentials_user_pass_and_token(void)
+{
+    run_ok(auth_main, NULL, 2);
+}
+
 static int nuid_main(void *arg)
 {
     (void)arg;
@@ -695,4 +740,5 @@ TESTS(T(pubsub_sync_and_headers), T(channel_and_callback_delivery),
       T(queue_group_splits_messages), T(request_reply_and_no_responders),
       T(unsubscribe_now_and_after_max), T(slow_consumer_dropped_counted_reported),
       T(drain_delivers_what_was_received), T(connect_refused), T(server_restarted_under_load),
-      T(reconnect_buffer_is_bounded), T(keepalive_finds_a_stale_server), T(nuid_unique))
+      T(reconnect_buffer_is_bounded), T(keepalive_finds_a_stale_server),
+      T(credentials_user_pass_and_token), T(nuid_unique))
