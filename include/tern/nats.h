@@ -20,8 +20,9 @@
  * resubscribes every subscription (with what is left of its max), then
  * sends what was published meanwhile.  Publishes made while disconnected
  * are kept up to reconnect_buf_size bytes; beyond it they fail with
- * -EAGAIN.  Requests and flushes in flight when the connection broke fail
- * with -ECONNRESET.  After max_reconnects failed attempts in a row (0:
+ * -EAGAIN.  A flush whose PING went out on the connection that broke fails
+ * with -ECONNRESET; a request keeps waiting, bounded by its ctx (the
+ * inbox is resubscribed and the answer may still come).  After max_reconnects failed attempts in a row (0:
  * never give up) the client is closed: calls fail with -ENOTCONN.
  *
  * Slow consumers: a subscription's queue holds at most pending_msgs
@@ -221,7 +222,8 @@ void tern_nats_sub_free(tern_nats_sub *sub);
  * shared inbox (_INBOX.<nuid>.*, one subscription for all requests) and
  * wait for the first answer, bounded by ctx.  0 with *out the caller's;
  * -ENXIO when no one subscribes to subject (no responders); -ETIMEDOUT /
- * -ECANCELED; -ECONNRESET (the connection broke first); as
+ * -ECANCELED (a request or answer lost with a broken connection ends
+ * here too: bound it); -ENOTCONN (the client closed); as
  * tern_nats_publish.
  */
 int tern_nats_request(tern_nats *nc, const char *subject, const void *data, size_t len,
