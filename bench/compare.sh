@@ -10,6 +10,9 @@
 #                               -c64 -m32), idle RSS/connection vs h2o, Go, nginx
 #   bench/compare.sh tls        HTTPS keep-alive req/s and CPU/request (wrk), full and
 #                               resumed handshakes/s and CPU/handshake vs nginx, Go
+#   bench/compare.sh data       NATS msgs/s (publish, subscribe) vs nats.go, Redis GET
+#                               ops/s and client CPU/op vs go-redis v9, PostgreSQL
+#                               queries/s and client CPU/query vs pgx v5 (servers started here)
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -57,7 +60,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|data|all"
     exit 2
 }
 
@@ -1506,6 +1509,151 @@ suite_kit() {
     return 0
 }
 
+# ---- suite: data -----------------------------------------------------------
+# The data clients against servers started here (the same for both sides);
+# anchors from the Go module proxy, pinned in bench/go/<x>/go.mod + go.sum.
+#   nats_pub_msgs_per_s  one connection publishes NATS_PUB_N messages of 128
+#                        bytes from one coroutine/goroutine to a subject nobody
+#                        subscribes, then flushes.  bench/events_nats_bench
+#                        vs nats.go (bench/go/nats), one nats-server.
+#   nats_sub_msgs_per_s  one connection publishes NATS_SUB_N messages, another
+#                        receives them in a callback (queue bounds off:
+#                        nothing dropped); first to last message received.
+#   redis_get_ops_per_s  256 callers GET one of 1000 keys for DATA_SECS s
+#                        (bench/data_redis_get, pool 2, automatic pipelining)
+#                        vs go-redis v9 (bench/go/redis, its default pool),
+#                        one redis-server on a Unix socket; also
+#                        redis_client_cpu_ns_per_op (client process CPU).
+#   pg_select_pk_qps     64 callers, pool of 16, `SELECT v FROM bench_kv WHERE
+#                        id = $1` over 10,000 rows for DATA_SECS s
+#                        (bench/data_pg_bench) vs pgx v5's pgxpool
+#                        (bench/go/pg), one PostgreSQL (initdb in a temporary
+#                        directory, fsync off) over TCP; also
+#                        pg_client_cpu_ns_per_query (client process CPU).
+NATS_PUB_N=${NATS_PUB_N:-2000000}
+NATS_SUB_N=${NATS_SUB_N:-1000000}
+DATA_SECS=${DATA_SECS:-3}
+
+t_nats_pub() { run_one "$CBIN/events_nats_bench" pub "$NATS_ADDR" "$NATS_PUB_N" 128 2>>"$TMPD/tern.err"; }
+g_nats_pub() { run_one "$GOBIN/nats" pub "$NATS_ADDR" "$NATS_PUB_N" 128; }
+t_nats_sub() { run_one "$CBIN/events_nats_bench" sub "$NATS_ADDR" "$NATS_SUB_N" 128 2>>"$TMPD/tern.err"; }
+g_nats_sub() { run_one "$GOBIN/nats" sub "$NATS_ADDR" "$NATS_SUB_N" 128; }
+# Two figures on one line for run_two.
+redis_line() { "$@" | awk '{printf "%s ", $2} END {print ""}'; }
+t_redis() {
+    run_two "$TMPD/tern.redis_cpu" bash -c 'redis_line "$@"' _ "$CBIN/data_redis_get" "$REDIS_SOCK" 256 "$DATA_SECS" 2
+}
+g_redis() { run_two "$TMPD/go.redis_cpu" bash -c 'redis_line "$@"' _ "$GOBIN/redis" "$REDIS_SOCK" 256 "$DATA_SECS"; }
+# data_pg_bench's first two lines (its third, batched inserts, has no anchor here).
+pg_line() { "$@" | head -2 | awk '{printf "%s ", $2} END {print ""}'; }
+t_pg() { run_two "$TMPD/tern.pg_cpu" bash -c 'pg_line "$@"' _ "$CBIN/data_pg_bench" "$PG_CONN" "$DATA_SECS" 64 16; }
+g_pg() { run_two "$TMPD/go.pg_cpu" bash -c 'pg_line "$@"' _ "$GOBIN/pg" "$PG_CONN" "$DATA_SECS" 64 16; }
+
+# pg_start: initdb and start a server in a temporary directory (as nobody
+# when we are root: PostgreSQL refuses to run as root).
+pg_start() {
+    local bindir
+    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [ -x "$bindir/pg_ctl" ] || return 1
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tern-pgbench.XXXXXX") || return 1
+    local -a as=()
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody "$PG_DIR" || return 1
+        as=(runuser -u nobody --)
+    fi
+    local port
+    port=$(free_port)
+    "${as[@]}" "$bindir/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
+        >"$PG_DIR/initdb.log" 2>&1 || return 1
+    "${as[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
+        -o "-k $PG_DIR -p $port -h 127.0.0.1 -c fsync=off -c max_connections=60 -c synchronous_commit=off" \
+        start >&2 || return 1
+    PG_STOP=("${as[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -w -m immediate stop)
+    PG_CONN="host=127.0.0.1 port=$port user=postgres dbname=postgres"
+}
+
+data_stop() {
+    local p
+    for p in ${NATS_PID:-} ${REDIS_PID:-}; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    NATS_PID= REDIS_PID=
+    if [ -n "${PG_DIR:-}" ]; then
+        "${PG_STOP[@]}" >/dev/null 2>&1
+        rm -rf "$PG_DIR"
+        PG_DIR=
+    fi
+}
+
+mod_version() { # mod_version <bench/go dir> <module>: the version go.mod pins
+    awk -v m="$2" '$1 == m {print $2} $1 == "require" && $2 == m {print $3}' "$ROOT/bench/go/$1/go.mod" | head -1
+}
+
+suite_data() {
+    build_c
+    build_go nats
+    build_go redis
+    build_go pg
+    export -f redis_line pg_line
+    tmpdir
+    trap 'data_stop; rm -rf "$TMPD"' EXIT
+    log "== data suite: $ROUNDS rounds, $(nproc) CPUs"
+    noise_note
+    local nats
+    nats=$(command -v nats-server || echo /usr/sbin/nats-server)
+    if [ -x "$CBIN/events_nats_bench" ] && [ -x "$nats" ]; then
+        local port
+        port=$(free_port)
+        NATS_ADDR=127.0.0.1:$port
+        "$nats" -a 127.0.0.1 -p "$port" >"$TMPD/nats.log" 2>&1 &
+        NATS_PID=$!
+        local i
+        for i in $(seq 100); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            sleep 0.05
+        done
+        local nv
+        nv=nats.go$(mod_version nats github.com/nats-io/nats.go | sed "s/^v//")
+        log "   nats-server $("$nats" --version | awk '{print $NF}') on $NATS_ADDR, anchor $nv"
+        measure nats_pub tern.nats_pub t_nats_pub go.nats_pub g_nats_pub
+        emit nats_pub_msgs_per_s msgs/s tern.nats_pub go.nats_pub "$nv" tp
+        measure nats_sub tern.nats_sub t_nats_sub go.nats_sub g_nats_sub
+        emit nats_sub_msgs_per_s msgs/s tern.nats_sub go.nats_sub "$nv" tp
+    else
+        log "note: nats-server or $CBIN/events_nats_bench missing: NATS figures skipped"
+    fi
+    if [ -x "$CBIN/data_redis_get" ] && command -v redis-server >/dev/null; then
+        REDIS_SOCK=$TMPD/redis.sock
+        redis-server --port 0 --unixsocket "$REDIS_SOCK" --save '' --appendonly no \
+            --daemonize no --dir "$TMPD" --loglevel warning >/dev/null 2>&1 &
+        REDIS_PID=$!
+        local i
+        for i in $(seq 100); do [ -S "$REDIS_SOCK" ] && break; sleep 0.05; done
+        local rv
+        rv=go-redis$(mod_version redis github.com/redis/go-redis/v9 | sed "s/^v//")
+        measure redis_get tern.redis t_redis go.redis g_redis
+        emit redis_get_ops_per_s ops/s tern.redis go.redis "$rv" tp
+        load_side tern.redis_cpu "$TMPD/tern.redis_cpu"
+        load_side go.redis_cpu "$TMPD/go.redis_cpu"
+        emit redis_client_cpu_ns_per_op ns/op tern.redis_cpu go.redis_cpu "$rv"
+    else
+        log "note: redis-server or $CBIN/data_redis_get missing: Redis figures skipped"
+    fi
+    if [ -x "$CBIN/data_pg_bench" ] && pg_start; then
+        local pv
+        pv=pgx$(mod_version pg github.com/jackc/pgx/v5 | sed "s/^v//")
+        measure pg_select tern.pg t_pg go.pg g_pg
+        emit pg_select_pk_qps queries/s tern.pg go.pg "$pv" tp
+        load_side tern.pg_cpu "$TMPD/tern.pg_cpu"
+        load_side go.pg_cpu "$TMPD/go.pg_cpu"
+        emit pg_client_cpu_ns_per_query ns/query tern.pg_cpu go.pg_cpu "$pv"
+    else
+        log "note: $CBIN/data_pg_bench or PostgreSQL's binaries missing (or initdb failed): PostgreSQL figures skipped"
+    fi
+    data_stop
+    return 0
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -1521,6 +1669,7 @@ case $1 in
     kit) suite_kit ;;
     h2) suite_h2 ;;
     tls) suite_tls ;;
+    data) suite_data ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
@@ -1529,6 +1678,7 @@ case $1 in
         suite_kit
         suite_h2
         suite_tls
+        suite_data
         ;;
     *) usage ;;
 esac
