@@ -177,6 +177,7 @@ typedef struct idem {
 static int idem_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
 {
     idem *x = arg;
+    x->already = false;
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)wall_ns());
     tern_sqlite_params p = {.n = 3, .values = (const char *const[]){x->consumer, x->ev->id, now}};
