@@ -35,9 +35,17 @@ struct tern_events_bus {
     atomic_ullong published, delivered, redelivered, dead, acked, failed;
 };
 
+/* One consumer coroutine and its own transport subscription (a Redis
+ * consumer name each: their cursors are not shared). */
+typedef struct ev_consumer {
+    struct tern_events_sub *s;
+    void *tsub;
+} ev_consumer;
+
 struct tern_events_sub {
     tern_events_bus *bus;
-    void *tsub;
+    ev_consumer *cons;
+    int n;
     char *topic, *dlq;
     tern_events_handler *fn;
     void *arg;
@@ -121,15 +129,16 @@ int tern_events_publish(tern_events_bus *bus, const tern_event *ev, tern_ctx *ct
 }
 
 /* Publish ev to the dead-letter topic, then acknowledge it. */
-static void dead_letter(tern_events_sub *s, const tern_event *ev, void *tok)
+static void dead_letter(ev_consumer *k, const tern_event *ev, void *tok)
 {
+    tern_events_sub *s = k->s;
     const tern_events_transport_ops *ops = s->bus->t.ops;
     tern_event d = *ev;
     d.topic = s->dlq;
     ev_counters dc;
     tern__ev_counters(s->bus->metrics, s->bus->name, s->dlq, &dc);
     if (publish(s->bus, &d, &dc, s->ctx) < 0) {
-        ops->nak(s->tsub, tok);
+        ops->nak(k->tsub, tok);
         return;
     }
     atomic_fetch_add(&s->bus->dead, 1);
@@ -137,36 +146,38 @@ static void dead_letter(tern_events_sub *s, const tern_event *ev, void *tok)
         tern_metrics_counter_inc(s->c.dead);
     tern_ctx *actx = NULL;
     if (tern_ctx_with_timeout(NULL, ACK_BOUND_NS, &actx) == 0) {
-        ops->ack(s->tsub, tok, actx);
+        ops->ack(k->tsub, tok, actx);
         tern_ctx_free(actx);
     } else {
-        ops->nak(s->tsub, tok);
+        ops->nak(k->tsub, tok);
     }
 }
 
-static void ack(tern_events_sub *s, void *tok)
+static void ack(ev_consumer *k, void *tok)
 {
+    tern_events_sub *s = k->s;
     /* Not bounded by the subscription's ctx: the handler's effect is
      * done, and a stop right now should not make it happen twice. */
     tern_ctx *actx = NULL;
     if (tern_ctx_with_timeout(NULL, ACK_BOUND_NS, &actx) < 0) {
-        s->bus->t.ops->drop(s->tsub, tok);
+        s->bus->t.ops->drop(k->tsub, tok);
         return;
     }
-    if (s->bus->t.ops->ack(s->tsub, tok, actx) == 0)
+    if (s->bus->t.ops->ack(k->tsub, tok, actx) == 0)
         atomic_fetch_add(&s->bus->acked, 1);
     tern_ctx_free(actx);
 }
 
 static int consumer(void *arg)
 {
-    tern_events_sub *s = arg;
+    ev_consumer *k = arg;
+    tern_events_sub *s = k->s;
     const tern_events_transport_ops *ops = s->bus->t.ops;
     while (!tern_ctx_err(s->ctx)) {
         tern_event ev;
         int n = 0;
         void *tok = NULL;
-        int rc = ops->fetch(s->tsub, &ev, &n, &tok, s->ctx);
+        int rc = ops->fetch(k->tsub, &ev, &n, &tok, s->ctx);
         if (rc < 0) {
             if (!tern_ctx_err(s->ctx))
                 tern_ctx_sleep(FETCH_ERROR_PAUSE_NS, s->ctx);
@@ -181,22 +192,22 @@ static int consumer(void *arg)
                 tern_metrics_counter_inc(s->c.redelivered);
         }
         if (n > s->max_deliveries) {
-            dead_letter(s, &ev, tok);
+            dead_letter(k, &ev, tok);
             continue;
         }
         int h = s->fn(&ev, n, s->ctx, s->arg);
         if (tern_ctx_err(s->ctx) && h != 0) {
-            ops->drop(s->tsub, tok);    /* stopped mid-event: redelivered later */
+            ops->drop(k->tsub, tok);    /* stopped mid-event: redelivered later */
             break;
         }
         if (h == 0) {
-            ack(s, tok);
+            ack(k, tok);
         } else {
             atomic_fetch_add(&s->bus->failed, 1);
             if (n >= s->max_deliveries)
-                dead_letter(s, &ev, tok);
+                dead_letter(k, &ev, tok);
             else
-                ops->nak(s->tsub, tok);
+                ops->nak(k->tsub, tok);
         }
     }
     tern_waitgroup_done(&s->wg);
@@ -205,8 +216,10 @@ static int consumer(void *arg)
 
 static void sub_destroy(tern_events_sub *s)
 {
-    if (s->tsub)
-        s->bus->t.ops->unsubscribe(s->tsub);
+    for (int i = 0; s->cons && i < s->n; i++)
+        if (s->cons[i].tsub)
+            s->bus->t.ops->unsubscribe(s->cons[i].tsub);
+    free(s->cons);
     tern_ctx_free(s->ctx);
     free(s->topic);
     free(s->dlq);
@@ -236,21 +249,26 @@ int tern_events_subscribe(tern_events_bus *bus, const char *topic, tern_events_h
         s->dlq = strdup(so.dead_letter_topic);
     else if (asprintf(&s->dlq, "%s.dead", topic) < 0)
         s->dlq = NULL;
-    int rc = s->topic && s->dlq ? tern_ctx_with_cancel(NULL, &s->ctx) : -ENOMEM;
-    if (rc == 0)
+    int n = so.consumers > 0 ? so.consumers : 1;
+    s->n = n;
+    s->cons = calloc((size_t)n, sizeof *s->cons);
+    int rc = s->topic && s->dlq && s->cons ? tern_ctx_with_cancel(NULL, &s->ctx) : -ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        s->cons[i].s = s;
         rc = bus->t.ops->subscribe(bus->t.self, topic, so.group ? so.group : "default",
-                                   so.ack_timeout_ns > 0 ? so.ack_timeout_ns : DEFAULT_ACK_TIMEOUT_NS, &s->tsub,
-                                   ctx);
+                                   so.ack_timeout_ns > 0 ? so.ack_timeout_ns : DEFAULT_ACK_TIMEOUT_NS,
+                                   &s->cons[i].tsub, ctx);
+        if (rc < 0)
+            s->cons[i].tsub = NULL;
+    }
     if (rc < 0) {
-        s->tsub = NULL;
         sub_destroy(s);
         return rc;
     }
     tern__ev_counters(bus->metrics, bus->name, topic, &s->c);
-    int n = so.consumers > 0 ? so.consumers : 1;
     tern_waitgroup_add(&s->wg, n);
     for (int i = 0; i < n; i++) {
-        if (tern_go(consumer, s) < 0) {
+        if (tern_go(consumer, &s->cons[i]) < 0) {
             tern_waitgroup_add(&s->wg, -(n - i));
             tern_ctx_cancel(s->ctx);
             tern_waitgroup_wait(&s->wg, NULL);
