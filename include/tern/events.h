@@ -5,8 +5,9 @@
  * Bus: tern_events_publish sends an event (an id, a topic, a type name and
  * payload bytes) through a transport; tern_events_subscribe runs consumer
  * coroutines that fetch the events of a topic for a consumer group and
- * hand each to a handler.  Every group gets every event published after it
- * first subscribed; the members of a group share them.  The handler's 0
+ * hand each to a handler.  Every group gets every event (on the in-process
+ * bus those published after the group first subscribed; on Redis all the
+ * stream holds); the members of a group share them.  The handler's 0
  * acknowledges the event; anything else gives it back for redelivery; a
  * consumer that takes longer than ack_timeout_ns (or dies) has it
  * redelivered to the group.  An event delivered max_deliveries times
@@ -108,10 +109,10 @@ typedef struct tern_events_redis_options {
 } tern_events_redis_options;
 
 /** The Redis Streams transport on cl (borrowed: it must outlive the bus).
- *  Each topic is a stream, each group a consumer group made at subscribe
- *  (from the stream's start when new); each subscription is a consumer of
- *  its own name.  Built where hiredis is (-ENOTSUP elsewhere is not
- *  possible: the function is absent). */
+ *  Each topic is a stream (prefix + topic), each group a consumer group
+ *  made at subscribe (from the stream's start when new); each consumer
+ *  coroutine is a consumer of its own random name.  A nak makes the entry
+ *  overdue at once (XCLAIM IDLE).  Built where hiredis is. */
 int tern_events_redis_transport(tern_redis_client *cl, const tern_events_redis_options *o,
                                 tern_events_transport *out);
 
@@ -179,8 +180,14 @@ void tern_events_sub_free(tern_events_sub *sub);
 
 /** Bus counters (tern_events_bus_stats). */
 struct tern_events_bus_stats {
-    uint64_t published, delivered, redelivered, dead_lettered, acked, failed;
+    uint64_t published;             /**< events published (dead letters too) */
+    uint64_t delivered;             /**< deliveries to consumers */
+    uint64_t redelivered;           /**< deliveries after the first */
+    uint64_t dead_lettered;         /**< events sent to a dead-letter topic */
+    uint64_t acked;                 /**< events acknowledged after their handler's 0 */
+    uint64_t failed;                /**< handler results other than 0 */
 };
+/** A snapshot of bus's counters. */
 int tern_events_bus_stats(const tern_events_bus *bus, struct tern_events_bus_stats *out);
 
 /* ---- the transactional outbox --------------------------------------------- */
@@ -237,6 +244,7 @@ struct tern_outbox_relay_stats {
     uint64_t errors;                /**< failed rounds (retried) */
     int64_t last_lag_ns;            /**< commit to publish of the last row */
 };
+/** A snapshot of r's counters. */
 int tern_outbox_relay_stats(const tern_outbox_relay *r, struct tern_outbox_relay_stats *out);
 
 /* ---- idempotent consumers --------------------------------------------------- */
