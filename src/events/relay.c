@@ -102,8 +102,12 @@ static int round_once(tern_outbox_relay *r, int *count)
     void *hold = NULL;
     *count = 0;
     int rc = r->ob->ops->fetch(r->ob, r->batch, &rows, &n, &hold, r->ctx);
-    if (rc < 0 || n == 0)
+    if (rc < 0)
         return rc;
+    if (n == 0) {
+        r->ob->ops->release(hold, rows);
+        return 0;
+    }
     int64_t *seqs = malloc((size_t)n * sizeof *seqs);
     int done = 0;
     if (!seqs)
