@@ -229,12 +229,17 @@ static int ip_ack(void *sub, void *token, tern_ctx *ctx)
     ip_sub *s = sub;
     ip_msg *m = token;
     tern_mutex_lock(&s->bus->mu);
+    /* done, wherever it waits now (a redelivery may be queued): the
+     * list's reference goes with the token's */
+    int refs = 1;
     if (m->list) {
-        /* done, wherever it waits now (a redelivery may be queued) */
         l_unlink(m);
-        unref(m);
+        refs++;
     }
-    unref(m);
+    TERN_ASSERT(m->refs >= refs);
+    m->refs -= refs;
+    if (m->refs == 0)
+        free(m);
     tern_mutex_unlock(&s->bus->mu);
     return 0;
 }
