@@ -111,8 +111,8 @@ typedef struct tern_sqlite_options {
 
 /**
  * Open (creating it if need be) the database file at path, in WAL mode,
- * and start its threads.  The files are opened on the blocking pool.
- * *out is the database (free with tern_sqlite_free) or NULL; err (NULL:
+ * and start its threads.  From a coroutine: the files are opened on the
+ * blocking pool (tern_blocking).  *out is the database (free with tern_sqlite_free) or NULL; err (NULL:
  * not wanted) says why on failure.  Setting up, not bounded by a ctx (as a
  * listener).  Returns 0, -ENOENT (SQLITE_CANTOPEN: no such directory, or
  * no permission), -EUCLEAN (not a database), -ENOMEM, or another mapped
