@@ -698,5 +698,61 @@ static void metrics(void)
     run_ok(metrics_main, NULL, 1);
 }
 
+/* ---- shared-stack coroutines: SQL and values on a stack that is copied
+ * out while they wait ---- */
+
+typedef struct shared_run {
+    tern_sqlite *db;
+    tern_chan *done;
+} shared_run;
+
+static int shared_worker(void *arg)
+{
+    shared_run *sr = arg;
+    char sql[64], v[32];
+    snprintf(sql, sizeof sql, "INSERT INTO s(v) VALUES ($1)");
+    int ok = 1;
+    for (int i = 0; i < 20; i++) {
+        snprintf(v, sizeof v, "co%llu-%d", (unsigned long long)tern_id(), i);
+        const char *vals[] = {v};
+        tern_sqlite_params p = {.n = 1, .values = vals};
+        if (tern_sqlite_exec(sr->db, sql, &p, NULL, NULL, NULL) != 0)
+            ok = 0;
+        tern_sqlite_result *r;
+        if (tern_sqlite_query(sr->db, "SELECT v FROM s WHERE v = $1", &p, &r, NULL, NULL) != 0)
+            ok = 0;
+        else if (tern_sqlite_result_rows(r) != 1 || strcmp(tern_sqlite_result_text(r, 0, 0), v) != 0)
+            ok = 0;
+        tern_sqlite_result_free(r);
+    }
+    tern_chan_send(sr->done, &ok, NULL);
+    return 0;
+}
+
+static int shared_main(void *arg)
+{
+    (void)arg;
+    shared_run sr = {.db = open_db("shared", NULL)};
+    exec_ok(sr.db, "CREATE TABLE s(v TEXT UNIQUE)");
+    CHECK_EQ(tern_chan_new(sizeof(int), 16, &sr.done), 0);
+    tern_go_options go = {.stack_mode = TERN_STACK_SHARED};
+    for (int i = 0; i < 16; i++)
+        CHECK_EQ(tern_go_opts(shared_worker, &sr, &go, NULL), 0);
+    for (int i = 0; i < 16; i++) {
+        int ok = 0;
+        CHECK_EQ(tern_chan_recv(sr.done, &ok, NULL, NULL), 0);
+        CHECK_EQ(ok, 1);
+    }
+    CHECK_EQ(count(sr.db, "s"), 16 * 20);
+    tern_chan_free(sr.done);
+    tern_sqlite_free(sr.db);
+    return 0;
+}
+
+static void shared_stacks(void)
+{
+    run_ok(shared_main, NULL, 2);
+}
+
 TESTS(T(accessors), T(errors), T(concurrency), T(transactions), T(busy), T(cancellation), T(crash_safety),
-      T(metrics))
+      T(metrics), T(shared_stacks))
