@@ -183,6 +183,12 @@ static int outbox_main(void *arg)
     CHECK_EQ(scalar(p, "SELECT count(*) FROM seen"), good);
     CHECK_EQ(scalar(p, "SELECT count(DISTINCT n) FROM seen"), good);
     CHECK_EQ(scalar(p, "SELECT count(*) FROM processed_events"), good);
+    int64_t deleted = -1;
+    CHECK_EQ(tern_outbox_purge(ob, 3600 * TERN_SEC, &deleted, NULL), 0);
+    CHECK_EQ(deleted, 0);
+    CHECK_EQ(tern_outbox_purge(ob, 0, &deleted, NULL), 0);
+    CHECK_EQ(deleted, good);
+    CHECK_EQ(scalar(p, "SELECT count(*) FROM outbox"), 0);
     tern_events_sub_free(sub);
     tern_events_bus_free(bus);
     tern_outbox_free(ob);

@@ -237,6 +237,14 @@ static int outbox_main(void *arg)
         tern_sleep(5 * TERN_MS);
     CHECK_EQ(atomic_load(&c.applied), good + 1);
     tern_outbox_relay_stop(relay);
+    /* sent rows stay until purged: none is an hour old; all are older than 0 */
+    int64_t deleted = -1;
+    CHECK_EQ(tern_outbox_purge(ob, 3600 * TERN_SEC, &deleted, NULL), 0);
+    CHECK_EQ(deleted, 0);
+    CHECK_EQ(tern_outbox_purge(ob, -1, &deleted, NULL), -EINVAL);
+    CHECK_EQ(tern_outbox_purge(ob, 0, &deleted, NULL), 0);
+    CHECK_EQ(deleted, good + 1);
+    CHECK_EQ(scalar(shop, "SELECT count(*) FROM outbox"), 0);
 
     char *text;
     size_t len;

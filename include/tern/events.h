@@ -219,6 +219,9 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
 int tern_outbox_pg_add(tern_outbox *ob, tern_pg_conn *c, const tern_event *ev, tern_ctx *ctx);
 /** Rows not yet sent. */
 int tern_outbox_pending(tern_outbox *ob, int64_t *out, tern_ctx *ctx);
+/** Delete the rows sent more than older_than_ns ago (wall clock); deleted
+ *  (NULL: not wanted) receives how many.  Sent rows stay until purged. */
+int tern_outbox_purge(tern_outbox *ob, int64_t older_than_ns, int64_t *deleted, tern_ctx *ctx);
 /** Free ob (its relays stopped first).  NULL: no-op. */
 void tern_outbox_free(tern_outbox *ob);
 

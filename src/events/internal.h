@@ -37,6 +37,7 @@ typedef struct ob_ops {
     void (*release)(void *hold, ob_row *rows);
     int (*mark)(tern_outbox *ob, const int64_t *seqs, int n, tern_ctx *ctx);
     int (*pending)(tern_outbox *ob, int64_t *out, tern_ctx *ctx);
+    int (*purge)(tern_outbox *ob, int64_t before_ns, int64_t *deleted, tern_ctx *ctx);
 } ob_ops;
 
 struct tern_outbox {
@@ -44,9 +45,11 @@ struct tern_outbox {
     void *db;                   /* tern_sqlite or tern_pg_pool */
     char table[64];
     /* SQL made once with the table's name */
-    char *sql_insert, *sql_fetch, *sql_mark, *sql_pending;
+    char *sql_insert, *sql_fetch, *sql_mark, *sql_pending, *sql_purge;
 };
 
+/* The wall clock in ns (outbox times are compared across processes). */
+int64_t tern__ob_wall_ns(void);
 /* Check a table name and fill ob->table. */
 int tern__ob_init(tern_outbox *ob, const tern_outbox_options *o);
 /* "[1,2,3]" (json) or "{1,2,3}" (a PostgreSQL array): malloc'd. */

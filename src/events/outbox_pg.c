@@ -20,13 +20,6 @@
 
 #define BYTEA_OID 17
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
-}
-
 static int pg_fetch(tern_outbox *ob, int max, ob_row **rows, int *n, void **hold, tern_ctx *ctx)
 {
     char lim[16];
@@ -76,7 +69,7 @@ static int pg_mark(tern_outbox *ob, const int64_t *seqs, int n, tern_ctx *ctx)
     if (!list)
         return -ENOMEM;
     char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)wall_ns());
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
     tern_pg_params p = {.n = 2, .values = (const char *const[]){now, list}};
     tern_pg_result *res = NULL;
     int rc = tern_pg_pool_query(ob->db, ob->sql_mark, &p, &res, NULL, ctx);
@@ -96,7 +89,20 @@ static int pg_pending(tern_outbox *ob, int64_t *out, tern_ctx *ctx)
     return rc;
 }
 
-static const ob_ops pg_ops = {pg_fetch, pg_release, pg_mark, pg_pending};
+static int pg_purge(tern_outbox *ob, int64_t before_ns, int64_t *deleted, tern_ctx *ctx)
+{
+    char before[24];
+    snprintf(before, sizeof before, "%lld", (long long)before_ns);
+    tern_pg_params p = {.n = 1, .values = (const char *const[]){before}};
+    tern_pg_result *res = NULL;
+    int rc = tern_pg_pool_query(ob->db, ob->sql_purge, &p, &res, NULL, ctx);
+    if (rc == 0)
+        *deleted = tern_pg_result_affected(res);
+    tern_pg_result_free(res);
+    return rc;
+}
+
+static const ob_ops pg_ops = {pg_fetch, pg_release, pg_mark, pg_pending, pg_purge};
 
 int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_outbox **out, tern_ctx *ctx)
 {
@@ -122,6 +128,7 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
                  "ORDER BY seq LIMIT $1", t) < 0 ||
         asprintf(&ob->sql_mark, "UPDATE %s SET sent_ns = $1 WHERE seq = ANY($2::bigint[])", t) < 0 ||
         asprintf(&ob->sql_pending, "SELECT count(*) FROM %s WHERE sent_ns IS NULL", t) < 0 ||
+        asprintf(&ob->sql_purge, "DELETE FROM %s WHERE sent_ns IS NOT NULL AND sent_ns < $1", t) < 0 ||
         asprintf(&schema,
                  "CREATE TABLE IF NOT EXISTS %s(seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
                  "topic TEXT NOT NULL, type TEXT NOT NULL, payload BYTEA NOT NULL, created_ns BIGINT NOT NULL, "
@@ -153,7 +160,7 @@ int tern_outbox_pg_add(tern_outbox *ob, tern_pg_conn *c, const tern_event *ev, t
     char id[TERN_EVENTS_ID_MAX], now[24];
     if (!ev->id)
         tern__ev_make_id(id);
-    snprintf(now, sizeof now, "%lld", (long long)wall_ns());
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
     const char *vals[] = {ev->id ? ev->id : id, ev->topic, ev->type ? ev->type : "",
                           ev->len ? (const char *)ev->data : "", now};
     int lengths[] = {0, 0, 0, (int)ev->len, 0}, formats[] = {0, 0, 0, 1, 0};
@@ -189,7 +196,7 @@ static int idem_body(tern_pg_conn *c, tern_ctx *ctx, void *arg)
     idem *x = arg;
     x->already = false;
     char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)wall_ns());
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
     tern_pg_params p = {.n = 3, .values = (const char *const[]){x->consumer, x->ev->id, now}};
     int64_t added = 0;
     int rc = tern_pg_exec(c,

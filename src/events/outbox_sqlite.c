@@ -17,13 +17,6 @@
 #include "events/internal.h"
 #include "tern/runtime.h"
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
-}
-
 typedef struct sq_hold {
     tern_sqlite_result *res;
 } sq_hold;
@@ -73,7 +66,7 @@ static int sq_mark(tern_outbox *ob, const int64_t *seqs, int n, tern_ctx *ctx)
     if (!list)
         return -ENOMEM;
     char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)wall_ns());
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
     tern_sqlite_params p = {.n = 2, .values = (const char *const[]){now, list}};
     int rc = tern_sqlite_exec(ob->db, ob->sql_mark, &p, NULL, NULL, ctx);
     free(list);
@@ -91,7 +84,15 @@ static int sq_pending(tern_outbox *ob, int64_t *out, tern_ctx *ctx)
     return rc;
 }
 
-static const ob_ops sqlite_ops = {sq_fetch, sq_release, sq_mark, sq_pending};
+static int sq_purge(tern_outbox *ob, int64_t before_ns, int64_t *deleted, tern_ctx *ctx)
+{
+    char before[24];
+    snprintf(before, sizeof before, "%lld", (long long)before_ns);
+    tern_sqlite_params p = {.n = 1, .values = (const char *const[]){before}};
+    return tern_sqlite_exec(ob->db, ob->sql_purge, &p, deleted, NULL, ctx);
+}
+
+static const ob_ops sqlite_ops = {sq_fetch, sq_release, sq_mark, sq_pending, sq_purge};
 
 int tern_outbox_sqlite_new(tern_sqlite *db, const tern_outbox_options *o, tern_outbox **out, tern_ctx *ctx)
 {
@@ -118,6 +119,7 @@ int tern_outbox_sqlite_new(tern_sqlite *db, const tern_outbox_options *o, tern_o
         asprintf(&ob->sql_mark, "UPDATE %s SET sent_ns = $1 WHERE seq IN (SELECT value FROM json_each($2))",
                  t) < 0 ||
         asprintf(&ob->sql_pending, "SELECT count(*) FROM %s WHERE sent_ns IS NULL", t) < 0 ||
+        asprintf(&ob->sql_purge, "DELETE FROM %s WHERE sent_ns IS NOT NULL AND sent_ns < $1", t) < 0 ||
         asprintf(&schema,
                  "CREATE TABLE IF NOT EXISTS %s(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
                  "topic TEXT NOT NULL, type TEXT NOT NULL, payload BLOB NOT NULL, created_ns INTEGER NOT NULL, "
@@ -147,7 +149,7 @@ int tern_outbox_sqlite_add(tern_outbox *ob, tern_sqlite_tx *tx, const tern_event
     char id[TERN_EVENTS_ID_MAX], now[24];
     if (!ev->id)
         tern__ev_make_id(id);
-    snprintf(now, sizeof now, "%lld", (long long)wall_ns());
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
     const char *vals[] = {ev->id ? ev->id : id, ev->topic, ev->type ? ev->type : "",
                           ev->len ? (const char *)ev->data : "", now};
     int lengths[] = {0, 0, 0, (int)ev->len, 0}, formats[] = {0, 0, 0, 1, 0};
@@ -179,7 +181,7 @@ static int idem_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
     idem *x = arg;
     x->already = false;
     char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)wall_ns());
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
     tern_sqlite_params p = {.n = 3, .values = (const char *const[]){x->consumer, x->ev->id, now}};
     int64_t added = 0;
     int rc = tern_sqlite_tx_exec(tx,

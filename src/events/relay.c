@@ -70,6 +70,21 @@ void tern__ob_free_sql(tern_outbox *ob)
     free(ob->sql_fetch);
     free(ob->sql_mark);
     free(ob->sql_pending);
+    free(ob->sql_purge);
+}
+
+int tern_outbox_purge(tern_outbox *ob, int64_t older_than_ns, int64_t *deleted, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(ob);
+    int64_t n = 0;
+    if (deleted)
+        *deleted = 0;
+    if (older_than_ns < 0)
+        return -EINVAL;
+    int rc = ob->ops->purge(ob, tern__ob_wall_ns() - older_than_ns, &n, ctx);
+    if (rc == 0 && deleted)
+        *deleted = n;
+    return rc;
 }
 
 int tern_outbox_pending(tern_outbox *ob, int64_t *out, tern_ctx *ctx)
@@ -87,7 +102,7 @@ void tern_outbox_free(tern_outbox *ob)
     free(ob);
 }
 
-static int64_t wall_ns(void)
+int64_t tern__ob_wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -117,7 +132,7 @@ static int round_once(tern_outbox_relay *r, int *count)
         if (rc < 0)
             break;
         seqs[done++] = rows[i].seq;
-        int64_t lag = wall_ns() - rows[i].created_ns;
+        int64_t lag = tern__ob_wall_ns() - rows[i].created_ns;
         atomic_store(&r->last_lag, lag);
         atomic_fetch_add(&r->published, 1);
         if (r->m_published)
