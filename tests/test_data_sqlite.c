@@ -642,6 +642,13 @@ static int crash_check_main(void *arg)
 
 static void crash_safety(void)
 {
+    /* Debian 12's qemu-user (7.2) aborts in a forked child that starts a
+     * thread (qemu_plugin_vcpu_init_hook): the emulator's bug; the native
+     * runs cover this test. */
+    if (getenv("TERN_TEST_UNDER_QEMU")) {
+        fprintf(stderr, "   skipped: qemu-user aborts when a forked child starts a thread\n");
+        return;
+    }
     run_ok(crash_setup_main, NULL, 1);
     crash_commit_first = 0;
     child_result cr = run_child(crash_child);
