@@ -761,5 +761,84 @@ static void shared_stacks(void)
     run_ok(shared_main, NULL, 2);
 }
 
+/* ---- many calls ended by their ctx at every stage: queued, running,
+ * finishing; nothing hangs, and the database works after ---- */
+
+typedef struct storm {
+    tern_sqlite *db;
+    tern_chan *done;
+    int per;
+} storm;
+
+static int storm_worker(void *arg)
+{
+    storm *st = arg;
+    unsigned seed = (unsigned)tern_id();
+    int ended = 0;
+    for (int i = 0; i < st->per; i++) {
+        seed = seed * 1103515245u + 12345u;
+        tern_ctx *ctx;
+        CHECK_EQ(tern_ctx_with_timeout(NULL, (int64_t)(seed >> 8) % (3 * TERN_MS), &ctx), 0);
+        int rc;
+        if (seed & 0x10000) {
+            tern_sqlite_result *r = NULL;
+            rc = tern_sqlite_query(st->db, (seed & 0x20000) ? SLOW_SQL " LIMIT 1" : "SELECT count(*) FROM b", NULL,
+                                   &r, NULL, ctx);
+            tern_sqlite_result_free(r);
+        } else if (seed & 0x20000) {
+            tern_sqlite_tx *tx;
+            rc = tern_sqlite_tx_begin(st->db, NULL, &tx, NULL, ctx);
+            if (rc == 0) {
+                rc = tern_sqlite_tx_exec(tx, "INSERT INTO b VALUES (1)", NULL, NULL, ctx);
+                if (rc == 0)
+                    rc = tern_sqlite_tx_commit(tx, NULL, ctx);
+                else
+                    tern_sqlite_tx_rollback(tx);
+            }
+        } else {
+            rc = tern_sqlite_exec(st->db, "INSERT INTO b VALUES (2)", NULL, NULL, NULL, ctx);
+        }
+        CHECK(rc == 0 || rc == -ETIMEDOUT || rc == -EIO);
+        ended += rc == -ETIMEDOUT;
+        tern_ctx_free(ctx);
+    }
+    tern_chan_send(st->done, &ended, NULL);
+    return 0;
+}
+
+static int storm_main(void *arg)
+{
+    (void)arg;
+    storm st = {.db = open_db("storm", NULL), .per = (int)(scaled(40) < 4 ? 4 : scaled(40))};
+    exec_ok(st.db, "CREATE TABLE b(x INTEGER)");
+    int n = 40;
+    CHECK_EQ(tern_chan_new(sizeof(int), (size_t)n, &st.done), 0);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(tern_go(storm_worker, &st), 0);
+    int ended = 0;
+    for (int i = 0; i < n; i++) {
+        int e;
+        CHECK_EQ(tern_chan_recv(st.done, &e, NULL, NULL), 0);
+        ended += e;
+    }
+    CHECK(ended > 0);
+    struct tern_sqlite_stats s;
+    CHECK_EQ(tern_sqlite_stats(st.db, &s), 0);
+    CHECK_EQ(s.queued, 0);
+    exec_ok(st.db, "INSERT INTO b VALUES (3)");
+    CHECK(count(st.db, "b") >= 1);
+    tern_sqlite_tx *tx;
+    CHECK_EQ(tern_sqlite_tx_begin(st.db, NULL, &tx, NULL, NULL), 0);
+    CHECK_EQ(tern_sqlite_tx_commit(tx, NULL, NULL), 0);
+    tern_chan_free(st.done);
+    tern_sqlite_free(st.db);
+    return 0;
+}
+
+static void cancel_storm(void)
+{
+    run_ok(storm_main, NULL, 4);
+}
+
 TESTS(T(accessors), T(errors), T(concurrency), T(transactions), T(busy), T(cancellation), T(crash_safety),
-      T(metrics), T(shared_stacks))
+      T(metrics), T(shared_stacks), T(cancel_storm))

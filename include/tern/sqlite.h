@@ -121,8 +121,9 @@ typedef struct tern_sqlite_options {
 int tern_sqlite_new(const char *path, const tern_sqlite_options *opts, tern_sqlite **out,
                     tern_sqlite_error *err);
 /** Stop the threads and close the connections (a transaction still open
- *  is rolled back).  Every call on db must have returned.  NULL: no-op.
- *  Blocks the caller while the threads finish (a few ms). */
+ *  is rolled back; the last close checkpoints the WAL).  Every call on db
+ *  must have returned.  NULL: no-op.  From a coroutine it parks while that
+ *  runs on the blocking pool; from a plain thread it blocks. */
 void tern_sqlite_free(tern_sqlite *db);
 
 /**

@@ -389,12 +389,22 @@ int tern_sqlite_new(const char *path, const tern_sqlite_options *opts, tern_sqli
     return 0;
 }
 
+static int free_blocking(void *arg)
+{
+    stop_threads(arg);
+    db_destroy(arg);
+    return 0;
+}
+
 void tern_sqlite_free(tern_sqlite *db)
 {
     if (!db)
         return;
-    stop_threads(db);
-    db_destroy(db);
+    /* The last connection to close checkpoints the WAL into the file: from
+     * a coroutine, wait for that on the blocking pool, not on a worker. */
+    if (tern_self() && tern_blocking(free_blocking, db) == 0)
+        return;
+    free_blocking(db);
 }
 
 int tern_sqlite_stats(const tern_sqlite *db, struct tern_sqlite_stats *out)
