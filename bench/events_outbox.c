@@ -13,6 +13,13 @@
  * (each commit is fsynced: what a service that must not lose an order
  * runs); the relay's batch is 100 and it polls every 5 ms when idle.
  * Defaults: P 16, N 500.
+ *
+ * Measured 2026-12-05 (Release, gcc, no LTO; 2 cores shared with four
+ * other builds, load 10-18), `events_outbox rate 16 500` then `lag 16 500`,
+ * twice: 880 and 701 events/s; p99 80.4 and 402 ms (p50 8-12 ms).  Each
+ * commit is fsynced and SQLite commits one at a time, so the rate is the
+ * disk's fsync rate; the relay's mark waits in the writer's queue behind
+ * the producers' transactions, which is most of the tail.
  */
 #define _GNU_SOURCE
 #include "bench_common.h"
