@@ -1,0 +1,233 @@
+/*
+ * outbox_pg.c - the outbox and the idempotent consumer on PostgreSQL
+ * (built where libpq is).
+ *
+ * seq comes from a sequence, which hands out numbers at INSERT, not at
+ * COMMIT: a row may become visible after rows with higher seqs were
+ * published.  Marking names the published seqs (= ANY($2::bigint[])), so
+ * such a row stays unsent and goes in a later round (out of seq order,
+ * never lost).  The payload travels as binary bytea.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "events/internal.h"
+#include "tern/runtime.h"
+
+#define BYTEA_OID 17
+
+static int pg_fetch(tern_outbox *ob, int max, ob_row **rows, int *n, void **hold, tern_ctx *ctx)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", max);
+    tern_pg_params p = {.n = 1, .values = (const char *const[]){lim}};
+    tern_pg_result *res;
+    int rc = tern_pg_pool_query(ob->db, ob->sql_fetch, &p, &res, NULL, ctx);
+    if (rc < 0)
+        return rc;
+    int nr = tern_pg_result_rows(res);
+    ob_row *rs = nr ? calloc((size_t)nr, sizeof *rs) : NULL;
+    if (nr && !rs) {
+        tern_pg_result_free(res);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        if (tern_pg_result_bytea(res, i, 4, &data, &len) < 0 ||
+            tern_pg_result_int64(res, i, 0, &rs[i].seq) < 0 ||
+            tern_pg_result_int64(res, i, 5, &rs[i].created_ns) < 0) {
+            free(rs);
+            tern_pg_result_free(res);
+            return -EPROTO;
+        }
+        rs[i].ev = (tern_event){.id = tern_pg_result_text(res, i, 1),
+                                .topic = tern_pg_result_text(res, i, 2),
+                                .type = tern_pg_result_text(res, i, 3),
+                                .data = data,
+                                .len = len};
+    }
+    *rows = rs;
+    *n = nr;
+    *hold = res;
+    return 0;
+}
+
+static void pg_release(void *hold, ob_row *rows)
+{
+    tern_pg_result_free(hold);
+    free(rows);
+}
+
+static int pg_mark(tern_outbox *ob, const int64_t *seqs, int n, tern_ctx *ctx)
+{
+    char *list = tern__ob_seq_list(seqs, n, '{', '}');
+    if (!list)
+        return -ENOMEM;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
+    tern_pg_params p = {.n = 2, .values = (const char *const[]){now, list}};
+    tern_pg_result *res = NULL;
+    int rc = tern_pg_pool_query(ob->db, ob->sql_mark, &p, &res, NULL, ctx);
+    tern_pg_result_free(res);
+    free(list);
+    return rc;
+}
+
+static int pg_pending(tern_outbox *ob, int64_t *out, tern_ctx *ctx)
+{
+    tern_pg_result *res;
+    int rc = tern_pg_pool_query(ob->db, ob->sql_pending, NULL, &res, NULL, ctx);
+    if (rc < 0)
+        return rc;
+    rc = tern_pg_result_int64(res, 0, 0, out);
+    tern_pg_result_free(res);
+    return rc;
+}
+
+static int pg_purge(tern_outbox *ob, int64_t before_ns, int64_t *deleted, tern_ctx *ctx)
+{
+    char before[24];
+    snprintf(before, sizeof before, "%lld", (long long)before_ns);
+    tern_pg_params p = {.n = 1, .values = (const char *const[]){before}};
+    tern_pg_result *res = NULL;
+    int rc = tern_pg_pool_query(ob->db, ob->sql_purge, &p, &res, NULL, ctx);
+    if (rc == 0)
+        *deleted = tern_pg_result_affected(res);
+    tern_pg_result_free(res);
+    return rc;
+}
+
+static const ob_ops pg_ops = {pg_fetch, pg_release, pg_mark, pg_pending, pg_purge};
+
+int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_outbox **out, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(pool);
+    TERN_CHECK_ARG(out);
+    *out = NULL;
+    tern_outbox *ob = calloc(1, sizeof *ob);
+    if (!ob)
+        return -ENOMEM;
+    int rc = tern__ob_init(ob, o);
+    if (rc < 0) {
+        free(ob);
+        return rc;
+    }
+    ob->ops = &pg_ops;
+    ob->db = pool;
+    const char *t = ob->table;
+    char *schema = NULL;
+    if (asprintf(&ob->sql_insert,
+                 "INSERT INTO %s(id, topic, type, payload, created_ns) VALUES ($1, $2, $3, $4, $5)", t) < 0 ||
+        asprintf(&ob->sql_fetch,
+                 "SELECT seq, id, topic, type, payload, created_ns FROM %s WHERE sent_ns IS NULL "
+                 "ORDER BY seq LIMIT $1", t) < 0 ||
+        asprintf(&ob->sql_mark, "UPDATE %s SET sent_ns = $1 WHERE seq = ANY($2::bigint[])", t) < 0 ||
+        asprintf(&ob->sql_pending, "SELECT count(*) FROM %s WHERE sent_ns IS NULL", t) < 0 ||
+        asprintf(&ob->sql_purge, "DELETE FROM %s WHERE sent_ns IS NOT NULL AND sent_ns < $1", t) < 0 ||
+        asprintf(&schema,
+                 "CREATE TABLE IF NOT EXISTS %s(seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+                 "topic TEXT NOT NULL, type TEXT NOT NULL, payload BYTEA NOT NULL, created_ns BIGINT NOT NULL, "
+                 "sent_ns BIGINT);"
+                 "CREATE INDEX IF NOT EXISTS %s_unsent ON %s(seq) WHERE sent_ns IS NULL",
+                 t, t, t) < 0) {
+        tern_outbox_free(ob);
+        return -ENOMEM;
+    }
+    tern_pg_result *res = NULL;
+    rc = tern_pg_pool_query(pool, schema, NULL, &res, NULL, ctx);
+    tern_pg_result_free(res);
+    free(schema);
+    if (rc < 0) {
+        tern_outbox_free(ob);
+        return rc;
+    }
+    *out = ob;
+    return 0;
+}
+
+int tern_outbox_pg_add(tern_outbox *ob, tern_pg_conn *c, const tern_event *ev, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(ob);
+    TERN_CHECK_ARG(c);
+    TERN_CHECK_ARG(ev);
+    if (ob->ops != &pg_ops || !ev->topic || !ev->topic[0] || (ev->len && !ev->data))
+        return -EINVAL;
+    char id[TERN_EVENTS_ID_MAX], now[24];
+    if (!ev->id)
+        tern__ev_make_id(id);
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
+    const char *vals[] = {ev->id ? ev->id : id, ev->topic, ev->type ? ev->type : "",
+                          ev->len ? (const char *)ev->data : "", now};
+    int lengths[] = {0, 0, 0, (int)ev->len, 0}, formats[] = {0, 0, 0, 1, 0};
+    uint32_t types[] = {0, 0, 0, BYTEA_OID, 0};
+    tern_pg_params p = {.n = 5, .values = vals, .lengths = lengths, .formats = formats, .types = types};
+    return tern_pg_exec(c, ob->sql_insert, &p, NULL, ctx);
+}
+
+/* ---- idempotent consumers ---- */
+
+int tern_events_idempotent_pg_init(tern_pg_pool *pool, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(pool);
+    tern_pg_result *res = NULL;
+    int rc = tern_pg_pool_query(pool,
+                                "CREATE TABLE IF NOT EXISTS processed_events(consumer TEXT NOT NULL, event_id TEXT "
+                                "NOT NULL, processed_ns BIGINT NOT NULL, PRIMARY KEY (consumer, event_id))",
+                                NULL, &res, NULL, ctx);
+    tern_pg_result_free(res);
+    return rc;
+}
+
+typedef struct idem {
+    const char *consumer;
+    const tern_event *ev;
+    tern_pg_tx_fn *fn;
+    void *arg;
+    bool already;
+} idem;
+
+static int idem_body(tern_pg_conn *c, tern_ctx *ctx, void *arg)
+{
+    idem *x = arg;
+    x->already = false;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)tern__ob_wall_ns());
+    tern_pg_params p = {.n = 3, .values = (const char *const[]){x->consumer, x->ev->id, now}};
+    int64_t added = 0;
+    int rc = tern_pg_exec(c,
+                          "INSERT INTO processed_events(consumer, event_id, processed_ns) VALUES ($1, $2, $3) "
+                          "ON CONFLICT DO NOTHING",
+                          &p, &added, ctx);
+    if (rc < 0)
+        return rc;
+    if (added == 0) {
+        x->already = true;
+        return 1;
+    }
+    return x->fn(c, ctx, x->arg);
+}
+
+int tern_events_idempotent_pg(tern_pg_pool *pool, const char *consumer, const tern_event *ev, tern_pg_tx_fn *fn,
+                              void *arg, bool *applied, tern_pg_error *err, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(pool);
+    TERN_CHECK_ARG(consumer);
+    TERN_CHECK_ARG(ev);
+    TERN_CHECK_ARG(fn);
+    if (applied)
+        *applied = false;
+    if (!ev->id)
+        return -EINVAL;
+    idem x = {consumer, ev, fn, arg, false};
+    int rc = tern_pg_tx_run(pool, NULL, idem_body, &x, err, ctx);
+    if (x.already)
+        return 0;
+    if (rc == 0 && applied)
+        *applied = true;
+    return rc;
+}

@@ -1,0 +1,204 @@
+/*
+ * test_events_outbox_pg.c - the transactional outbox and the idempotent
+ * consumer on a real PostgreSQL (tests/pg_fixture.h): the event commits
+ * with the state change or not at all, bytes of any value survive the
+ * bytea round trip, a relay stopped mid-batch loses nothing, and the
+ * consumer applies each event once although some arrive twice.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <tern/events.h>
+
+#include "pg_fixture.h"
+
+static tern_pg_pool *pool_new(void)
+{
+    const pg_fixture *fx = pg_fixture_start();
+    tern_pg_pool *p;
+    CHECK_EQ(tern_pg_pool_new(fx->unix_sock, &(tern_pg_pool_options){.max_conns = 8}, &p), 0);
+    return p;
+}
+
+static int64_t scalar(tern_pg_pool *p, const char *sql)
+{
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_pool_query(p, sql, NULL, &r, NULL, NULL), 0);
+    int64_t v = -1;
+    CHECK_EQ(tern_pg_result_int64(r, 0, 0, &v), 0);
+    tern_pg_result_free(r);
+    return v;
+}
+
+typedef struct order {
+    tern_outbox *ob;
+    int n;
+    bool fail;
+} order;
+
+static int place_order(tern_pg_conn *c, tern_ctx *ctx, void *arg)
+{
+    order *o = arg;
+    char n[16];
+    snprintf(n, sizeof n, "%d", o->n);
+    int rc = tern_pg_exec(c, "INSERT INTO orders(n) VALUES ($1)",
+                          &(tern_pg_params){.n = 1, .values = (const char *const[]){n}}, NULL, ctx);
+    if (rc < 0)
+        return rc;
+    /* binary payload: a NUL and a byte over 127 in it */
+    unsigned char payload[6] = {'o', 0, 0xff, (unsigned char)(o->n >> 8), (unsigned char)o->n, '!'};
+    tern_event ev = {.topic = "orders", .type = "order.placed", .data = payload, .len = sizeof payload};
+    rc = tern_outbox_pg_add(o->ob, c, &ev, ctx);
+    if (rc < 0)
+        return rc;
+    return o->fail ? -ECANCELED : 0;
+}
+
+typedef struct consumer {
+    tern_pg_pool *pool;
+    atomic_int deliveries, applied, bad_payload;
+} consumer;
+
+typedef struct apply_arg {
+    const tern_event *ev;
+} apply_arg;
+
+static int apply(tern_pg_conn *c, tern_ctx *ctx, void *arg)
+{
+    apply_arg *a = arg;
+    const unsigned char *d = a->ev->data;
+    char n[16];
+    snprintf(n, sizeof n, "%d", d[3] << 8 | d[4]);
+    return tern_pg_exec(c, "INSERT INTO seen(n) VALUES ($1)",
+                        &(tern_pg_params){.n = 1, .values = (const char *const[]){n}}, NULL, ctx);
+}
+
+static int on_order(const tern_event *ev, int attempt, tern_ctx *ctx, void *arg)
+{
+    (void)attempt;
+    consumer *c = arg;
+    atomic_fetch_add(&c->deliveries, 1);
+    const unsigned char *d = ev->data;
+    if (ev->len != 6 || d[0] != 'o' || d[1] != 0 || d[2] != 0xff || d[5] != '!' ||
+        strcmp(ev->type, "order.placed") != 0)
+        atomic_fetch_add(&c->bad_payload, 1);
+    apply_arg a = {ev};
+    bool applied = false;
+    int rc = tern_events_idempotent_pg(c->pool, "billing", ev, apply, &a, &applied, NULL, ctx);
+    if (rc == 0 && applied)
+        atomic_fetch_add(&c->applied, 1);
+    return rc;
+}
+
+typedef struct stall {
+    tern_events_transport inner;
+    int after;
+    atomic_int published;
+    tern_chan *stalled;
+} stall;
+
+static int stall_publish(void *self, const tern_event *ev, tern_ctx *ctx)
+{
+    stall *s = self;
+    if (atomic_load(&s->published) >= s->after) {
+        int one = 1;
+        tern_chan_try_send(s->stalled, &one);
+        return tern_ctx_sleep(60 * TERN_SEC, ctx) < 0 ? tern_ctx_err(ctx) : -EIO;
+    }
+    int rc = s->inner.ops->publish(s->inner.self, ev, ctx);
+    if (rc == 0)
+        atomic_fetch_add(&s->published, 1);
+    return rc;
+}
+
+static void stall_free(void *self)
+{
+    stall *s = self;
+    tern_chan_free(s->stalled);
+    free(s);
+}
+
+static const tern_events_transport_ops stall_ops = {.name = "stall", .publish = stall_publish, .free = stall_free};
+
+static int outbox_main(void *arg)
+{
+    (void)arg;
+    tern_pg_pool *p = pool_new();
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_pool_query(p, "CREATE TABLE orders(n INT); CREATE TABLE seen(n INT)", NULL, &r, NULL, NULL),
+             0);
+    tern_pg_result_free(r);
+    CHECK_EQ(tern_events_idempotent_pg_init(p, NULL), 0);
+    tern_outbox *ob;
+    CHECK_EQ(tern_outbox_pg_new(p, &(tern_outbox_options){.table = "x;drop"}, &ob, NULL), -EINVAL);
+    CHECK_EQ(tern_outbox_pg_new(p, NULL, &ob, NULL), 0);
+    int n = 60, good = n - n / 10;
+    order o = {.ob = ob};
+    for (int i = 0; i < n; i++) {
+        o.n = i;
+        o.fail = i % 10 == 9;
+        CHECK_EQ(tern_pg_tx_run(p, NULL, place_order, &o, NULL, NULL), o.fail ? -ECANCELED : 0);
+    }
+    CHECK_EQ(scalar(p, "SELECT count(*) FROM orders"), good);
+    int64_t pending;
+    CHECK_EQ(tern_outbox_pending(ob, &pending, NULL), 0);
+    CHECK_EQ(pending, good);
+
+    tern_events_transport t;
+    CHECK_EQ(tern_events_inproc_transport(&t), 0);
+    tern_events_bus *bus;
+    CHECK_EQ(tern_events_bus_new(&t, NULL, &bus), 0);
+    consumer c = {.pool = p};
+    tern_events_sub *sub;
+    CHECK_EQ(tern_events_subscribe(bus, "orders", on_order, &c, NULL, &sub, NULL), 0);
+
+    /* stuck mid-batch, stopped: nothing marked */
+    stall *st = calloc(1, sizeof *st);
+    CHECK(st);
+    st->inner = t;
+    st->after = 10;
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &st->stalled), 0);
+    tern_events_bus *stuck;
+    CHECK_EQ(tern_events_bus_new(&(tern_events_transport){&stall_ops, st}, NULL, &stuck), 0);
+    tern_outbox_relay *relay;
+    CHECK_EQ(tern_outbox_relay_start(ob, stuck, &(tern_outbox_relay_options){.batch = 20}, &relay), 0);
+    int x;
+    CHECK_EQ(tern_chan_recv(st->stalled, &x, NULL, NULL), 0);
+    tern_outbox_relay_stop(relay);
+    CHECK_EQ(tern_outbox_pending(ob, &pending, NULL), 0);
+    CHECK_EQ(pending, good);
+    tern_events_bus_free(stuck);
+
+    CHECK_EQ(tern_outbox_relay_start(ob, bus, &(tern_outbox_relay_options){.batch = 20}, &relay), 0);
+    int64_t deadline = tern_now() + 30 * TERN_SEC;
+    while ((atomic_load(&c.applied) < good || atomic_load(&c.deliveries) < good + 10) && tern_now() < deadline)
+        tern_sleep(10 * TERN_MS);
+    tern_outbox_relay_stop(relay);
+    CHECK_EQ(tern_outbox_pending(ob, &pending, NULL), 0);
+    CHECK_EQ(pending, 0);
+    CHECK_EQ(atomic_load(&c.applied), good);
+    CHECK_EQ(atomic_load(&c.deliveries), good + 10);
+    CHECK_EQ(atomic_load(&c.bad_payload), 0);
+    CHECK_EQ(scalar(p, "SELECT count(*) FROM seen"), good);
+    CHECK_EQ(scalar(p, "SELECT count(DISTINCT n) FROM seen"), good);
+    CHECK_EQ(scalar(p, "SELECT count(*) FROM processed_events"), good);
+    int64_t deleted = -1;
+    CHECK_EQ(tern_outbox_purge(ob, 3600 * TERN_SEC, &deleted, NULL), 0);
+    CHECK_EQ(deleted, 0);
+    CHECK_EQ(tern_outbox_purge(ob, 0, &deleted, NULL), 0);
+    CHECK_EQ(deleted, good);
+    CHECK_EQ(scalar(p, "SELECT count(*) FROM outbox"), 0);
+    tern_events_sub_free(sub);
+    tern_events_bus_free(bus);
+    tern_outbox_free(ob);
+    tern_pg_pool_free(p);
+    return 0;
+}
+
+static void outbox_relay_idempotent(void)
+{
+    run_ok(outbox_main, NULL, 2);
+}
+
+TESTS(T(outbox_relay_idempotent))
