@@ -26,7 +26,7 @@
 #define SEC 1000000000LL
 
 static atomic_int stream_cancelled;     /* a ServerStream handler saw its ctx cancelled */
-static atomic_int handler_deadline;     /* a handler saw its ctx's deadline pass */
+static _Atomic int64_t handler_budget;  /* the last sleeping Unary handler's ctx budget (ns; -1 none) */
 
 /* x-* metadata back as headers and, "-t" inserted, trailers; x-compress */
 static int echo_md(tern_grpc_call *call)
@@ -73,9 +73,8 @@ static int t_unary(tern_grpc_call *call, const void *impl, void *arg)
     const Terntest__Req *req = (const Terntest__Req *)m;
     echo_md(call);
     if (req->sleep_ms) {
+        atomic_store(&handler_budget, tern_ctx_remaining(tern_grpc_call_ctx(call)));
         rc = tern_ctx_sleep(req->sleep_ms * MS, tern_grpc_call_ctx(call));
-        if (rc == -ETIMEDOUT)
-            atomic_store(&handler_deadline, 1);
         if (rc < 0)
             return rc;
     }
