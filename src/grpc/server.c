@@ -473,7 +473,10 @@ int tern_grpc_call_recv(tern_grpc_call *call, ProtobufCMessage **msg, tern_ctx *
         call->in_off == call->in.len) {
         ssize_t k;
         while ((k = fill(call)) > 0)
-            ;
+            if (call->in.len - call->in_off > GRPC_PREFIX + call->srv->max_recv) {
+                k = -EMSGSIZE;  /* more after the one message: not buffered without end */
+                break;
+            }
         if (k < 0) {
             rc = (int)k;
             goto fail;
