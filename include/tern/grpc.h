@@ -39,7 +39,7 @@
  * max(20 s, backoff)).  A call fails at once with UNAVAILABLE while no
  * address is connected, unless wait_for_ready, which waits (bounded by the
  * call's ctx).  The remaining budget of the call's ctx is sent as
- * grpc-timeout.
+ * grpc-timeout.  Keepalive pings are opt-in (keepalive_time).
  *
  * Status and errors.  Functions return 0 or a negative errno.  A call that
  * ends with a non-OK gRPC status returns the errno of its code (table
@@ -349,6 +349,14 @@ typedef struct tern_grpc_channel_options {
     int64_t backoff_max;                /* ns; 0: 120 s */
     int64_t min_connect_timeout;        /* ns; 0: 20 s */
     const char *user_agent;             /* NULL: "tern-grpc-c/<version>" */
+    /* Keepalive (gRPC's A8): a PING after keepalive_time ns without one
+     * (0: none), the connection closed (UNAVAILABLE, -ECONNABORTED for its
+     * calls) when no ack comes within keepalive_timeout (0: 20 s); only
+     * while calls are open unless keepalive_without_calls.  A server's
+     * GOAWAY ENHANCE_YOUR_CALM "too_many_pings" doubles keepalive_time. */
+    int64_t keepalive_time;
+    int64_t keepalive_timeout;
+    bool keepalive_without_calls;
     const tern_grpc_resolver *resolver; /* NULL: by the target's scheme (dns, ipv4, ipv6, unix) */
     void *resolver_arg;
 } tern_grpc_channel_options;

@@ -34,6 +34,7 @@
 #define DEFAULT_BACKOFF_BASE (1000000000LL)
 #define DEFAULT_BACKOFF_MAX (120 * 1000000000LL)
 #define DEFAULT_MIN_CONNECT (20 * 1000000000LL)
+#define DEFAULT_KEEPALIVE_TIMEOUT (20 * 1000000000LL)
 #define BACKOFF_MULTIPLIER 1.6
 #define BACKOFF_JITTER 0.2
 
@@ -307,6 +308,9 @@ int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o
     ch->backoff_base = o->backoff_base > 0 ? o->backoff_base : DEFAULT_BACKOFF_BASE;
     ch->backoff_max = o->backoff_max > 0 ? o->backoff_max : DEFAULT_BACKOFF_MAX;
     ch->min_connect = o->min_connect_timeout > 0 ? o->min_connect_timeout : DEFAULT_MIN_CONNECT;
+    atomic_init(&ch->keepalive_time, o->keepalive_time > 0 ? o->keepalive_time : 0);
+    ch->keepalive_timeout = o->keepalive_timeout > 0 ? o->keepalive_timeout : DEFAULT_KEEPALIVE_TIMEOUT;
+    ch->keepalive_without_calls = o->keepalive_without_calls;
     ch->user_agent = strdup(o->user_agent ? o->user_agent : "tern-grpc-c/0.1");
     char *authority = NULL;
     int rc = ch->user_agent ? 0 : -ENOMEM;

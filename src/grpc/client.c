@@ -64,6 +64,8 @@ struct gconn {
     atomic_bool goaway;
     int err;
     bool https;
+    tern_cond kcond;                    /* the keepalive coroutine: an ack, or the end */
+    bool ping_acked;
 };
 
 typedef struct md_entry {
@@ -153,6 +155,7 @@ static void kill_locked(gconn *gc, int err)
         tern_cond_broadcast(&s->cond);
     }
     tern_cond_broadcast(&gc->wcond);
+    tern_cond_broadcast(&gc->kcond);
     if (gc->c)
         shutdown(tern_conn_fd(gc->c), SHUT_RDWR);   /* the reader's read returns */
 }
@@ -221,6 +224,17 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     gconn *gc = ud;
     if (f->hd.type == NGHTTP2_GOAWAY) {
         atomic_store(&gc->goaway, true);
+        if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM && f->goaway.opaque_data_len == 14 &&
+            !memcmp(f->goaway.opaque_data, "too_many_pings", 14)) {
+            int64_t t = atomic_load(&gc->ch->keepalive_time);     /* gRPC A8: back off */
+            if (t > 0 && t < INT64_MAX / 2)
+                atomic_store(&gc->ch->keepalive_time, 2 * t);
+        }
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        gc->ping_acked = true;
+        tern_cond_broadcast(&gc->kcond);
         return 0;
     }
     tern_grpc_stream *s = stream_of(sess, f->hd.stream_id);
@@ -396,6 +410,42 @@ static int writer_co(void *arg)
     return 0;
 }
 
+/* Under mu: wait on kcond for up to ns; false once the connection is dead. */
+static bool keepalive_wait(gconn *gc, int64_t ns)
+{
+    tern_ctx *c;
+    if (tern_ctx_with_timeout(NULL, ns, &c) < 0)
+        return !atomic_load(&gc->dead);
+    tern_cond_wait(&gc->kcond, &gc->mu, c);
+    tern_ctx_free(c);
+    return !atomic_load(&gc->dead);
+}
+
+/* gRPC's client keepalive (A8): PING every keepalive_time, and the
+ * connection is dead when its ack takes longer than keepalive_timeout. */
+static int keepalive_co(void *arg)
+{
+    gconn *gc = arg;
+    tern_grpc_channel *ch = gc->ch;
+    tern_mutex_lock(&gc->mu);
+    while (keepalive_wait(gc, atomic_load(&ch->keepalive_time))) {
+        if (!gc->streams && !ch->keepalive_without_calls)
+            continue;
+        gc->ping_acked = false;
+        if (nghttp2_submit_ping(gc->sess, NGHTTP2_FLAG_NONE, NULL) != 0)
+            break;
+        wake_writer(gc);
+        int64_t until = tern_now() + ch->keepalive_timeout;
+        while (!gc->ping_acked && !atomic_load(&gc->dead) && tern_now() < until)
+            keepalive_wait(gc, until - tern_now());
+        if (!gc->ping_acked && !atomic_load(&gc->dead))
+            kill_locked(gc, -ECONNABORTED);     /* the watchdog: the peer is gone */
+    }
+    tern_mutex_unlock(&gc->mu);
+    tern__grpc_conn_unref(gc);
+    return 0;
+}
+
 static int dial(subch *sc, tern_ctx *ctx, tern_conn **out)
 {
     tern_grpc_channel *ch = sc->ch;
@@ -484,6 +534,11 @@ int tern__grpc_conn_open(subch *sc, tern_ctx *ctx, gconn **out)
         tern__grpc_conn_unref(gc);      /* the writer's */
         tern__grpc_conn_unref(gc);      /* the subchannel's */
         return -ENOMEM;
+    }
+    if (atomic_load(&ch->keepalive_time) > 0) {
+        tern__grpc_conn_ref(gc);
+        if (tern_go_opts(keepalive_co, gc, &(tern_go_options){ .name = "grpc-keepalive" }, NULL) < 0)
+            tern__grpc_conn_unref(gc);  /* no keepalive: the connection still works */
     }
     *out = gc;
     return 0;

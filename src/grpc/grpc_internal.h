@@ -108,6 +108,9 @@ struct tern_grpc_channel {
     tern_tls_config *tls;
     size_t max_recv;
     int64_t backoff_base, backoff_max, min_connect;
+    _Atomic int64_t keepalive_time;     /* 0: no pings; doubled on too_many_pings */
+    int64_t keepalive_timeout;
+    bool keepalive_without_calls;
     const tern_grpc_resolver *resolver;
     void *resolver_state;
     tern_waitgroup conns;           /* connections not yet freed */
