@@ -33,8 +33,8 @@
  * target ("dns:///host:port", "host:port", "ipv4:1.2.3.4:5,6.7.8.9:10",
  * "unix:/path", "unix:@abstract") into addresses, keeps one HTTP/2
  * connection (h2c, or TLS with ALPN "h2" when opts.tls is set) per address
- * it uses, and picks one per call: pick_first (the default) or
- * round_robin.  A failed connection is re-dialled with gRPC's connection
+ * it uses, and picks one per call: pick_first (the default), round_robin
+ * or p2c (power of two choices).  A failed connection is re-dialled with gRPC's connection
  * backoff (1 s, x1.6, jitter 0.2, at most 120 s; each attempt bounded by
  * max(20 s, backoff)).  A call fails at once with UNAVAILABLE while no
  * address is connected, unless wait_for_ready, which waits (bounded by the
@@ -342,7 +342,9 @@ typedef struct tern_grpc_channel_options {
     tern_tls_config *tls;               /* a client config; NULL: h2c (clear text) */
     const char *authority;              /* :authority and TLS server name; NULL: the target's
                                            host:port (for unix: "localhost") */
-    const char *lb_policy;              /* NULL or "pick_first", or "round_robin" */
+    const char *lb_policy;              /* NULL or "pick_first", "round_robin", or "p2c" (the
+                                           less loaded of two random addresses, by calls
+                                           open on each) */
     size_t max_recv_bytes;              /* a response message's size; 0: 4 MiB; larger:
                                            RESOURCE_EXHAUSTED */
     int64_t backoff_base;               /* ns; 0: 1 s (gRPC's INITIAL_BACKOFF) */

@@ -60,6 +60,7 @@ struct gconn {
     tern_cond wcond;
     tern_grpc_stream *streams;
     atomic_int refs;
+    atomic_int load;                    /* streams open */
     atomic_bool dead;
     atomic_bool goaway;
     int err;
@@ -131,6 +132,11 @@ void tern__grpc_conn_unref(gconn *gc)
     tern_conn_free(gc->c);
     free(gc);
     tern_waitgroup_done(&ch->conns);
+}
+
+int tern__grpc_conn_load(gconn *gc)
+{
+    return atomic_load(&gc->load);
 }
 
 bool tern__grpc_conn_usable(gconn *gc)
@@ -655,6 +661,7 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
             } else {
                 s->id = id;
                 s->gc = gc;
+                atomic_fetch_add(&gc->load, 1);
                 s->next = gc->streams;
                 if (gc->streams)
                     gc->streams->prev = s;
@@ -1022,6 +1029,7 @@ void tern_grpc_stream_free(tern_grpc_stream *s)
     }
     stream_unlink(s);
     tern_mutex_unlock(&gc->mu);
+    atomic_fetch_sub(&gc->load, 1);
     tern__grpc_conn_unref(gc);
     for (size_t i = 0; i < s->nmd; i++)
         free(s->md[i].name);

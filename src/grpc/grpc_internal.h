@@ -101,6 +101,7 @@ struct tern_grpc_channel {
     subch **retired;                /* dropped by an update; freed with the channel */
     size_t nretired;
     bool round_robin;
+    bool p2c;
     atomic_uint rr;
     char *authority;                /* :authority */
     char *server_name;              /* TLS SNI / verification */
@@ -120,6 +121,8 @@ struct tern_grpc_channel {
 /* client.c: a connection */
 int tern__grpc_conn_open(subch *sc, tern_ctx *ctx, gconn **out);
 bool tern__grpc_conn_usable(gconn *gc);
+/* Calls open on it now (p2c's load). */
+int tern__grpc_conn_load(gconn *gc);
 void tern__grpc_conn_ref(gconn *gc);
 void tern__grpc_conn_unref(gconn *gc);
 /* Shut it down: streams fail, the socket closes. */

@@ -232,6 +232,20 @@ static int lb_main(void *arg)
     CHECK_EQ(nb, 5);
     tern_grpc_channel_free(ch);
 
+    /* p2c: the less loaded of two random picks; sequential calls tie, so
+     * both serve some (all 40 on one: 2^-39 once both are connected) */
+    tern_grpc_channel_options p2 = { .lb_policy = "p2c" };
+    CHECK_EQ(tern_grpc_channel_new(target, &p2, &ch), 0);
+    na = nb = 0;
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+        na += !strcmp(tag, "A");
+        nb += !strcmp(tag, "B");
+    }
+    CHECK_EQ(na + nb, 40);
+    CHECK(na > 0 && nb > 0);
+    tern_grpc_channel_free(ch);
+
     CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);     /* pick_first */
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
