@@ -325,7 +325,8 @@ static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t k = avail < len ? avail : len;
-    memcpy(buf, s->out.p + s->out_off, k);
+    if (k)      /* half-closed before any message: no buffer at all */
+        memcpy(buf, s->out.p + s->out_off, k);
     s->out_off += k;
     if (s->out_off == s->out.len && s->out_eof)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -930,7 +931,8 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
                 s->result = -EMSGSIZE;
             } else if (have >= GRPC_PREFIX + (size_t)len) {
                 s->msg.len = 0;
-                rc = tern__growbuf_append(&s->msg, s->in.p + s->in_off + GRPC_PREFIX, len);
+                /* an empty message (grpc.testing.Empty) has no bytes to copy */
+                rc = len ? tern__growbuf_append(&s->msg, s->in.p + s->in_off + GRPC_PREFIX, len) : 0;
                 if (rc < 0) {
                     abort_locked(s, rc, "out of memory");
                 } else {

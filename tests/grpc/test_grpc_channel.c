@@ -584,6 +584,41 @@ static void keepalive_watchdog_and_acks(void)
     CHECK_EQ(tern_run(keepalive_main, NULL), 0);
 }
 
+/* Zero-length messages both ways, and a stream half-closed before any
+ * message (interop's empty_unary and empty_stream). */
+static int empty_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;       /* packs to 0 bytes */
+    CHECK_EQ(protobuf_c_message_get_packed_size(&req.base), 0);
+    tern_grpc_stream *s;
+    ProtobufCMessage *m;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_BIDI, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 1);     /* Resp{text "", index 0}: 0 bytes too */
+    CHECK(!strcmp(((Terntest__Resp *)m)->text, "") && ((Terntest__Resp *)m)->index == 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 0);
+    tern_grpc_stream_free(s);
+    CHECK_EQ(tern_grpc_stream_open(ch, M_BIDI, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);   /* no message at all */
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_status(s)->code, TERN_GRPC_OK);
+    tern_grpc_stream_free(s);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void empty_messages_and_empty_stream(void)
+{
+    CHECK_EQ(tern_run(empty_main, NULL), 0);
+}
+
 static void server_limits(void)
 {
     CHECK_EQ(tern_run(limits_main, NULL), 0);
@@ -596,4 +631,5 @@ TESTS({ "interceptors_see_calls_and_codes", interceptors_see_calls_and_codes },
       { "graceful_drain_finishes_calls_in_flight", graceful_drain_finishes_calls_in_flight },
       { "server_limits", server_limits },
       { "compression_per_message_both_ways", compression_per_message_both_ways },
-      { "keepalive_watchdog_and_acks", keepalive_watchdog_and_acks })
+      { "keepalive_watchdog_and_acks", keepalive_watchdog_and_acks },
+      { "empty_messages_and_empty_stream", empty_messages_and_empty_stream })
