@@ -226,10 +226,11 @@ int tern_grpc_server_shutdown(tern_grpc_server *s, tern_ctx *ctx);
 void tern_grpc_server_free(tern_grpc_server *s);
 
 /* The server as an HTTP handler (arg: the tern_grpc_server), to share a
- * port with REST: a request whose content-type is application/grpc[+...]
- * is served as a gRPC call; an HTTP/2 POST with another content-type is
- * answered 415; anything else goes down the chain (tern_http_next; 404 at
- * its end).  Use it as a tern_http_server's handler in front of a router
+ * port with REST: a POST whose content-type is application/grpc[+...] is
+ * served as a gRPC call (UNIMPLEMENTED for an unknown path); a request for
+ * a registered method's path with another content-type is answered 415;
+ * anything else goes down the chain (tern_http_next).  (The server's own
+ * port, tern_grpc_server_listen, answers 415 to everything not gRPC.)  Use it as a tern_http_server's handler in front of a router
  * (a two-link chain), or as a router's first middleware
  * (tern_http_router_use: it runs before routing).  The HTTP server should have max_body_bytes < 0
  * and no read_body/write timeouts (streams last as long as their RPCs),
@@ -248,6 +249,9 @@ int tern_grpc_call_recv(tern_grpc_call *call, ProtobufCMessage **msg, tern_ctx *
 /* Send one response message (packed with protobuf-c; flow-controlled: parks while the peer's window is shut).
  * The first send also sends the response headers. 0 or -errno. ctx NULL: the call's ctx. */
 int tern_grpc_call_send(tern_grpc_call *call, const ProtobufCMessage *msg, tern_ctx *ctx);
+/* (recv and send: a ctx other than the call's is looked at as they begin;
+ * their waits inside are bounded by the call's ctx, which a call's
+ * deadline and cancellation end anyway.) */
 /* Memory that lives as long as the call (for a unary handler's response fields). NULL: out of memory. */
 void *tern_grpc_call_alloc(tern_grpc_call *call, size_t n);
 char *tern_grpc_call_strdup(tern_grpc_call *call, const char *s);
@@ -369,8 +373,9 @@ typedef struct tern_grpc_channel_options {
  * parse or an unknown lb_policy, the resolver's error, -ENOMEM.  Must be
  * called from a coroutine. */
 int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o, tern_grpc_channel **out);
-/* Closes every connection (calls still open fail with -ECONNRESET); call
- * after the channel's streams are freed.  NULL: no-op. */
+/* Closes every connection and waits for their coroutines; call it after
+ * the channel's streams are freed (an open stream holds its connection,
+ * and this would wait for it).  NULL: no-op. */
 void tern_grpc_channel_free(tern_grpc_channel *ch);
 
 /* Unary call: pack req with m->input, send, receive one response unpacked with m->output into *resp (the
