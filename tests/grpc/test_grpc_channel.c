@@ -19,10 +19,30 @@ typedef struct srv {
     char addr[64];
 } srv;
 
+static atomic_int call_views_ok;       /* calls whose accessors said what they should */
+
 static int tag_icept(tern_grpc_call *call, void *arg)
 {
     srv *sv = arg;
     atomic_fetch_add(&sv->calls, 1);
+    const tern_grpc_method_desc *m = tern_grpc_call_method(call);
+    const char *peer = tern_grpc_call_peer(call);
+    tern_http_req *r = tern_grpc_call_http_req(call);
+    const void *bin;
+    size_t blen;
+    bool ok = m && !strncmp(m->path, "/terntest.Test/", 15) && r && !strcmp(tern_http_req_proto(r), "HTTP/2") &&
+              peer && (!strncmp(peer, "127.0.0.1:", 10) || !strcmp(sv->tag, "U"));
+    if (tern_grpc_call_metadata(call, "x-probe")) {     /* the interceptors test's probe call */
+        ok = ok && !strcmp(tern_grpc_call_metadata(call, "x-probe"), "p") &&
+             tern_grpc_call_metadata(call, "grpc-timeout") == NULL &&          /* reserved: not metadata */
+             tern_grpc_call_metadata_bin(call, "x-probe-bin", &bin, &blen) == 0 && blen == 3 &&
+             !memcmp(bin, "\0\1\2", 3) &&
+             tern_grpc_call_metadata_bin(call, "x-absent-bin", &bin, &blen) == -ENOENT &&
+             tern_grpc_call_add_header(call, "grpc-status", "0", 0) == -EINVAL &&
+             tern_grpc_call_add_header(call, "x-bad", "a\nb", 0) == -EINVAL;
+        if (ok)
+            atomic_fetch_add(&call_views_ok, 1);
+    }
     CHECK_EQ(tern_grpc_call_add_header(call, "x-server", sv->tag, 0), 0);
     int rc = tern_grpc_call_next(call);
     atomic_store(&sv->last_code, (int)tern_grpc_call_code(call));
@@ -128,6 +148,19 @@ static int interceptors_main(void *arg)
     CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
     CHECK(!strcmp(tag, "A"));
     CHECK_EQ(atomic_load(&a.calls), 1);
+    /* what an interceptor sees of a call: method, peer, the HTTP request,
+     * ASCII and -bin metadata, refused response headers */
+    const char *probe[] = { "x-probe", "p", NULL };
+    tern_grpc_metadata pbin = { "x-probe-bin", "\0\1\2", 3 };
+    tern_grpc_call_options po = { .metadata = probe, .md = &pbin, .n_md = 1 };
+    ProtobufCMessage *pm;
+    CHECK_EQ(tern_grpc_unary(ch, M_UNARY, &req.base, &pm, &po, NULL, NULL), 0);
+    protobuf_c_message_free_unpacked(pm, NULL);
+    CHECK_EQ(atomic_load(&call_views_ok), 1);
+    /* metadata the channel refuses to send */
+    const char *reserved[] = { "grpc-timeout", "1S", NULL };
+    tern_grpc_call_options ro = { .metadata = reserved };
+    CHECK_EQ(tern_grpc_unary(ch, M_UNARY, &req.base, &pm, &ro, NULL, NULL), -EINVAL);
     CHECK_EQ(atomic_load(&a.last_code), TERN_GRPC_OK);
     /* the inner interceptor refuses; the outer one sees the code */
     const char *deny[] = { "x-deny", "1", NULL };
