@@ -128,7 +128,8 @@ static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t k = avail < len ? avail : len;
-    memcpy(buf, st->out.p + st->out_off, k);
+    if (k)      /* an empty body ending with trailers has no buffer at all */
+        memcpy(buf, st->out.p + st->out_off, k);
     st->out_off += k;
     TERN_ASSERT(st->h2c->queued >= k);
     st->h2c->queued -= k;
@@ -163,8 +164,8 @@ static int wait_room(h2_stream *st, size_t n)
         bool conn_full = h2c->queued > 0 && h2c->queued + n > H2_CONN_OUT_MAX;
         if (!stream_full && !conn_full)
             return 0;
-        int rc = tern__h2_stream_wait_on(st, stream_full ? &st->cond : &h2c->room,
-                                         st->write_deadline);
+        int rc = tern__h2_handler_wait_on(st, stream_full ? &st->cond : &h2c->room,
+                                          st->write_deadline);
         if (rc < 0)
             return rc;
     }
