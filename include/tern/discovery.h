@@ -333,6 +333,16 @@ int tern_resolver_wait(tern_resolver *r, tern_ctx *ctx);
 /* Stop (waiting for a running update) and release.  NULL: a no-op. */
 void tern_resolver_free(tern_resolver *r);
 
+/* The gRPC channel's resolver interface over a tern_resolver: with
+ * tern_grpc_channel_options .resolver = tern_resolver_grpc() and
+ * .resolver_arg = r, the channel dials what r delivers (r borrowed: it
+ * must outlive the channel, which becomes its one watcher; the channel's
+ * free unwatches it).  tern_grpc_channel_new waits for r's first update and
+ * fails with its error (-ENOENT, -ECONNREFUSED, ...); later failures keep
+ * the channel's addresses. */
+struct tern_grpc_resolver;
+const struct tern_grpc_resolver *tern_resolver_grpc(void);
+
 /* Feed r's updates to b (b keeps its set when r reports an error).  r is
  * borrowed and must be freed before b.  -EBUSY if r already has a
  * watcher. */

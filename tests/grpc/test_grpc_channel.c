@@ -3,11 +3,12 @@
  * both ends in hand.  Interceptors; the client's deadline and cancel
  * reaching the handler's ctx; round_robin and pick_first across two
  * servers, and failover when one goes; a unix socket target; a resolver of
- * our own; gRPC and REST on one port; a graceful drain that lets a call in
+ * our own, and discovery's (a watched file); gRPC and REST on one port; a graceful drain that lets a call in
  * flight finish; the server's send and receive limits.
  */
 #include "grpc_fixture.h"
 
+#include <tern/discovery.h>
 #include <tern/http_router.h>
 
 typedef struct srv {
@@ -657,7 +658,75 @@ static void server_limits(void)
     CHECK_EQ(tern_run(limits_main, NULL), 0);
 }
 
+/* A channel on discovery's resolvers (tern_resolver_grpc): it dials what a
+ * watched file lists, and follows the file when it changes. */
+static void write_endpoints(const char *path, const char *text)
+{
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    CHECK(f);
+    fputs(text, f);
+    CHECK_EQ(fclose(f), 0);
+    CHECK_EQ(rename(tmp, path), 0);
+}
+
+static int discovery_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 }, b = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    srv_start(&b, "B", NULL, NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tern-grpc-eps-%d", (int)getpid());
+    write_endpoints(path, a.addr);
+    tern_resolver_file_options fo = { .poll_interval = 20 * MS };
+    tern_resolver *r;
+    CHECK_EQ(tern_resolver_file_new(path, &fo, &r), 0);
+    tern_grpc_channel_options o = { .resolver = tern_resolver_grpc(), .resolver_arg = r,
+                                    .authority = "orders", .lb_policy = "round_robin" };
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new("file:orders", &o, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "discovered";
+    char tag[8];
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+        CHECK(!strcmp(tag, "A"));
+    }
+    /* the file now lists B only: calls move there */
+    write_endpoints(path, b.addr);
+    int on_b = 0;
+    for (int i = 0; i < 200 && on_b < 4; i++) {
+        tern_ctx *c;
+        CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * SEC, &c), 0);
+        CHECK_EQ(call(ch, &req, tag, NULL, c, true), 0);
+        tern_ctx_free(c);
+        on_b = !strcmp(tag, "B") ? on_b + 1 : 0;
+        if (!on_b)
+            tern_sleep(10 * MS);
+    }
+    CHECK_EQ(on_b, 4);
+    tern_grpc_channel_free(ch);             /* unwatches r */
+    tern_resolver_free(r);
+    /* a resolver whose first update is an error: the channel is not made */
+    CHECK_EQ(tern_resolver_file_new("/nonexistent/eps", &fo, &r), 0);
+    o.resolver_arg = r;
+    CHECK_EQ(tern_grpc_channel_new("file:none", &o, &ch), -ENOENT);
+    tern_resolver_free(r);
+    unlink(path);
+    srv_stop(&a, SEC);
+    srv_stop(&b, SEC);
+    return 0;
+}
+
+static void channel_follows_a_discovery_resolver(void)
+{
+    CHECK_EQ(tern_run(discovery_main, NULL), 0);
+}
+
 TESTS({ "interceptors_see_calls_and_codes", interceptors_see_calls_and_codes },
+      { "channel_follows_a_discovery_resolver", channel_follows_a_discovery_resolver },
       { "deadline_and_cancel_reach_the_handler", deadline_and_cancel_reach_the_handler },
       { "round_robin_pick_first_and_failover", round_robin_pick_first_and_failover },
       { "unix_resolver_dns_and_shared_port", unix_resolver_dns_and_shared_port },
