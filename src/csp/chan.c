@@ -40,8 +40,11 @@ struct tern_chan {
     size_t elem_size, cap, len;
     size_t head, tail;          /* ring indexes: next to receive, next free */
     tern_waitq sendq, recvq;    /* their own locks are unused */
+    tern__time *timer;          /* a timer's channel (timer.c), or NULL */
     _Alignas(16) char buf[];
 };
+
+static atomic_long live_chans;       /* for tern_csp_stats */
 
 /* The ring (lock held): head and tail run free, len counts what lies
  * between them. */
@@ -58,17 +61,41 @@ int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out)
         return -ENOMEM;
     ch->elem_size = elem_size;
     ch->cap = cap;
+    atomic_fetch_add_explicit(&live_chans, 1, memory_order_relaxed);
     *out = ch;
     return 0;
+}
+
+long tern__chan_live(void)
+{
+    return atomic_load_explicit(&live_chans, memory_order_relaxed);
+}
+
+void tern__chan_set_timer(tern_chan *ch, tern__time *tm)
+{
+    ch->timer = tm;
+}
+
+void tern__chan_destroy(tern_chan *ch)
+{
+    if (ch->sendq.head || ch->recvq.head)
+        tern__fatal("tern_chan_free: coroutines are still blocked on channel %p", (void *)ch);
+    atomic_fetch_sub_explicit(&live_chans, 1, memory_order_relaxed);
+    free(ch);
 }
 
 void tern_chan_free(tern_chan *ch)
 {
     if (!ch)
         return;
-    if (ch->sendq.head || ch->recvq.head)
-        tern__fatal("tern_chan_free: coroutines are still blocked on channel %p", (void *)ch);
-    free(ch);
+    if (ch->timer) {
+        if (!tern__time_after(ch->timer))
+            tern__fatal("tern_chan_free: channel %p belongs to a timer or ticker: free that "
+                        "(tern_time_timer_free, tern_time_ticker_free) instead", (void *)ch);
+        tern__time_free(ch->timer);     /* frees ch too, now or when it fires */
+        return;
+    }
+    tern__chan_destroy(ch);
 }
 
 size_t tern_chan_len(tern_chan *ch)

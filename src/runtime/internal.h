@@ -76,6 +76,7 @@ struct tern_co {
     int wait_result;
     const char *_Atomic wait_reason;
     _Atomic int64_t state_since; /* coarse ns at park, for tern_runtime_dump */
+    tern_join *join;            /* tern_go_options.join, until it returns */
     void *local;                /* tern__co_local: NULL at every start.  Here,
                                    not with the cold fields: tracing reads it
                                    on every request, and a coroutine parked

@@ -28,6 +28,21 @@ static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t mon_cond;
 static bool mon_stop;
 
+/* tern__monitor_hook: set once each, read by the monitor thread */
+#define MON_HOOKS 4
+static _Atomic(void (*)(int64_t)) mon_hooks[MON_HOOKS];
+
+int tern__monitor_hook(void (*fn)(int64_t now))
+{
+    for (int i = 0; i < MON_HOOKS; i++) {
+        void (*none)(int64_t) = NULL;
+        if (atomic_load(&mon_hooks[i]) == fn ||
+            atomic_compare_exchange_strong(&mon_hooks[i], &none, fn))
+            return 0;
+    }
+    return -ENOSPC;
+}
+
 typedef struct pwatch {
     uint64_t switches;
     int64_t since;
@@ -129,6 +144,11 @@ static void *monitor_main(void *arg)
                 tern__wakep();
         }
         tern__scavenge_stacks(now, all_idle);
+        for (int i = 0; i < MON_HOOKS; i++) {
+            void (*fn)(int64_t) = atomic_load(&mon_hooks[i]);
+            if (fn)
+                fn(now);
+        }
         pthread_mutex_lock(&mon_lock);
     }
     pthread_mutex_unlock(&mon_lock);
