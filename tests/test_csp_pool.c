@@ -142,15 +142,17 @@ static int trim_main(void *arg)
         CHECK_EQ(tern_pool_stats(p, &st), 0);
     } while (st.shared > 0 && tern_now() < end);
     CHECK_EQ(st.shared, 0);
-    /* ...and this P its own at its next call */
-    tern_sleep(50 * TERN_MS);
+    /* ...and this P its own at its calls after an epoch ends: the one
+     * object cycled here stays, the rest go */
     void *x;
-    CHECK_EQ(tern_pool_get(p, &x), 0);
-    CHECK_EQ(atomic_load(&freed), N);
-    CHECK_EQ(atomic_load(&made), N + 1);
-    tern_pool_put(p, x);
+    do {
+        tern_sleep(30 * TERN_MS);
+        CHECK_EQ(tern_pool_get(p, &x), 0);
+        tern_pool_put(p, x);
+    } while (atomic_load(&freed) < N - 1 && tern_now() < end);
+    CHECK(atomic_load(&freed) >= N - 1);
     tern_pool_free(p);
-    CHECK_EQ(atomic_load(&freed), N + 1);
+    CHECK_EQ(atomic_load(&freed), atomic_load(&made));
     return 0;
 }
 

@@ -178,6 +178,21 @@ void tern_time_ticker_stop(tern_time_ticker *t);
 int tern_time_ticker_reset(tern_time_ticker *t, int64_t period);
 void tern_time_ticker_free(tern_time_ticker *t);       /* NULL: no-op */
 
+/* ---- live objects ---------------------------------------------------------
+ * How many of each csp object exist now in the process (made and not yet
+ * freed): a count that only grows under a steady load is a leak (a
+ * request context never freed costs a few hundred bytes a request).
+ * kit's /debug/vars shows them; debug builds (TERN_ASSERTIONS) also report,
+ * as tern_run returns, those made during the run and never freed. */
+struct tern_csp_stats {
+    uint64_t chans;             /* tern_chan_new, timers' channels included */
+    uint64_t contexts;          /* tern_ctx_with_* (the background excluded) */
+    uint64_t timers;            /* tern_time_after, _timer_new, _ticker_new */
+    uint64_t pools;             /* tern_pool_new */
+};
+/* 0.  Any thread; a racy snapshot. */
+int tern_csp_stats(struct tern_csp_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -289,6 +289,7 @@ struct tern_runtime_stats {
     const char *stack_guard;    /* "guard-install" (MADV_GUARD_INSTALL, Linux
                                    6.13+), or "canary" (checked on switch) */
     uint64_t long_runs;         /* monitor reports so far */
+    uint64_t blocked_syscalls;  /* of them, workers blocked in a system call */
 };
 
 /* Fill *st and, if procs != NULL, up to max_procs per-P records.  Returns

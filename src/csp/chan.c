@@ -61,6 +61,7 @@ int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out)
         return -ENOMEM;
     ch->elem_size = elem_size;
     ch->cap = cap;
+    tern__csp_leak_watch();
     atomic_fetch_add_explicit(&live_chans, 1, memory_order_relaxed);
     *out = ch;
     return 0;

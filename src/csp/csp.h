@@ -37,5 +37,10 @@ void tern__chan_destroy(tern_chan *ch);        /* tern_chan_free without the tim
 /* Live objects, for tern_csp_stats and the leak report. */
 long tern__chan_live(void);
 long tern__time_live(void);
+long tern__ctx_live(void);
+long tern__pool_live(void);
+/* Have tern_run report leaks at its return (debug builds; stats.c).
+ * Called by each constructor; cheap after the first call. */
+void tern__csp_leak_watch(void);
 
 #endif

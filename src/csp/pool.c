@@ -65,6 +65,12 @@ struct tern_pool {
 
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static tern_pool *pools;
+static atomic_long live_pools;
+
+long tern__pool_live(void)
+{
+    return atomic_load_explicit(&live_pools, memory_order_relaxed);
+}
 
 static void release(tern_pool *p, void **objs, int n)
 {
@@ -144,6 +150,8 @@ int tern_pool_new(const tern_pool_options *opts, tern_pool **out)
         pools->prev = p;
     pools = p;
     pthread_mutex_unlock(&pools_lock);
+    tern__csp_leak_watch();
+    atomic_fetch_add_explicit(&live_pools, 1, memory_order_relaxed);
     *out = p;
     return 0;
 }
@@ -166,6 +174,7 @@ void tern_pool_free(tern_pool *p)
     free(p->locals);
     free(p->shared);
     free(p);
+    atomic_fetch_sub_explicit(&live_pools, 1, memory_order_relaxed);
 }
 
 /* A new epoch has begun: release what lay untouched below the low-water

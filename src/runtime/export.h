@@ -99,6 +99,12 @@ int tern__proc_id(void);
  * runtime running or not. */
 int tern__monitor_hook(void (*fn)(int64_t now));
 
+/* A function tern_run calls on its own thread as it starts (true, before
+ * the entry runs) and as it returns (false, after every worker stopped,
+ * before abandoned coroutines are freed): csp's leak report in debug
+ * builds.  Same table rules as tern__monitor_hook. */
+int tern__run_hook(void (*fn)(bool starting));
+
 /* Arm a callback timer from anywhere (a foreign thread uses P 0 and wakes
  * it).  -ESRCH if no runtime runs. */
 int tern__timer_start(tern_timer *t, int64_t when, void (*fn)(tern_timer *));

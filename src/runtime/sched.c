@@ -187,7 +187,7 @@ void tern__co_leave(tern_p *p, tern_co *self, int action)
         /* every queue holds RUNNABLE coroutines only */
         TERN_ASSERT(atomic_load_explicit(&next->status, memory_order_relaxed) == CO_RUNNABLE);
         atomic_store_explicit(&next->status, CO_RUNNING, memory_order_relaxed);
-        __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->cur, next, __ATOMIC_RELEASE);
         const void *lo;
         size_t size;
         co_stack_bounds(next, &lo, &size);
@@ -208,7 +208,7 @@ void tern__g0_run(tern_p *p, tern_co *co)
             shared_load(p, co);
         TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNABLE);
         atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
-        __atomic_store_n(&p->cur, co, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->cur, co, __ATOMIC_RELEASE);
         atomic_store_explicit(&p->st_running, 1, memory_order_relaxed);
         const void *lo;
         size_t size;
