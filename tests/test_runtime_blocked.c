@@ -96,7 +96,7 @@ static void monitor_reports_a_worker_blocked_in_a_system_call(void)
 #if defined(__x86_64__) || defined(__aarch64__)
     /* the kernel names the call, unless an emulator stands in between
      * (qemu-user shows the host's call numbers: skip the names there) */
-    if (!getenv("QEMU_LD_PREFIX")) {
+    if (!getenv("TERN_TEST_UNDER_QEMU")) {
         CHECK(strstr(reported[0], "nanosleep()") != NULL);
         CHECK(strstr(reported[1], "read()") != NULL);
     }
