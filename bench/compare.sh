@@ -105,16 +105,23 @@ build_c() {
     C_BUILT=1
 }
 
+# The anchor is the machine's newest Go (../shared/BENCH.md): /usr/local/go
+# where present, whatever PATH says; Debian's golang-go only as a fallback.
+# GO=/path/to/go overrides.
+if [ -z "${GO:-}" ]; then
+    if [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; else GO=go; fi
+fi
+
 build_go() { # build_go <dir under bench/go>
     [ "${NO_BUILD:-0}" = 1 ] && return 0
-    command -v go >/dev/null || die "go not found"
+    command -v "$GO" >/dev/null || die "go not found"
     mkdir -p "$GOBIN"
-    log "== building bench/go/$1"
-    (cd "$ROOT/bench/go/$1" && go build -o "$GOBIN/$1" .) >&2 ||
+    log "== building bench/go/$1 with $("$GO" version)"
+    (cd "$ROOT/bench/go/$1" && "$GO" build -o "$GOBIN/$1" .) >&2 ||
         die "go build bench/go/$1 failed"
 }
 
-go_name() { go version 2>/dev/null | awk '{print $3}'; }
+go_name() { "$GO" version 2>/dev/null | awk '{print $3}'; }
 
 # ---- running and summarising ----------------------------------------------
 
@@ -344,6 +351,9 @@ suite_runtime() {
 #                        WaitGroup (tern_waitgroup / sync.WaitGroup), then
 #                        Wait; one untimed wave, then 10 timed waves per run;
 #                        mean ns per worker; default Ps.
+#   pool_get_put_1p_ns   tern_pool / sync.Pool Get+Put of a 64-byte object
+#   pool_get_put_2p_ns   from one goroutine per P, 1 P and 2 Ps, 20M pairs in
+#                        all; ns per pair (wall / pairs, as RunParallel).
 
 CSP_PP=2000000
 CSP_BUF=10000000
@@ -351,6 +361,7 @@ CSP_SEL=2000000
 CSP_MUTEX=10000000
 CSP_WG=100000
 CSP_WG_REPS=10
+CSP_POOL=20000000
 
 t_pp1() { run_one "$CBIN/csp_bench" pingpong-1p $CSP_PP; }
 g_pp1() { run_one "$GOBIN/csp" pingpong-1p $CSP_PP; }
@@ -364,6 +375,10 @@ t_mutex() { run_two "$TMPD/tern.handoffs" "$CBIN/csp_bench" mutex $CSP_MUTEX; }
 g_mutex() { run_two "$TMPD/go.handoffs" "$GOBIN/csp" mutex $CSP_MUTEX; }
 t_wg() { run_one "$CBIN/csp_bench" waitgroup $CSP_WG $CSP_WG_REPS; }
 g_wg() { run_one "$GOBIN/csp" waitgroup $CSP_WG $CSP_WG_REPS; }
+t_pool1() { run_one "$CBIN/csp_bench" pool-1p $CSP_POOL; }
+g_pool1() { run_one "$GOBIN/csp" pool-1p $CSP_POOL; }
+t_pool2() { run_one "$CBIN/csp_bench" pool-2p $CSP_POOL; }
+g_pool2() { run_one "$GOBIN/csp" pool-2p $CSP_POOL; }
 
 suite_csp() {
     build_c
@@ -388,6 +403,8 @@ suite_csp() {
     load_side tern.handoffs "$TMPD/tern.handoffs"
     load_side go.handoffs "$TMPD/go.handoffs"
     measure waitgroup_fanout tern.wg t_wg go.wg g_wg
+    measure pool_get_put_1p tern.pool1 t_pool1 go.pool1 g_pool1
+    measure pool_get_put_2p tern.pool2 t_pool2 go.pool2 g_pool2
 
     emit chan_pingpong_1p_ns ns/msg tern.pp1 go.pp1 "$anchor"
     emit chan_pingpong_ns ns/msg tern.pp go.pp "$anchor"
@@ -397,6 +414,8 @@ suite_csp() {
     # Informational (see above): not a lower-is-better figure.
     emit mutex_handoffs_pct % tern.handoffs go.handoffs "$anchor"
     emit waitgroup_fanout_ns ns/worker tern.wg go.wg "$anchor"
+    emit pool_get_put_1p_ns ns/pair tern.pool1 go.pool1 "$anchor"
+    emit pool_get_put_2p_ns ns/pair tern.pool2 go.pool2 "$anchor"
 }
 
 # ---- suite: http -----------------------------------------------------------

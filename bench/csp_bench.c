@@ -31,6 +31,11 @@
  *       start n coroutines that each call tern_waitgroup_done(), then
  *       tern_waitgroup_wait(); one untimed wave, then reps timed waves.
  *       Default Ps.  Mean ns per coroutine (spawn + Done + its share of Wait).
+ *   csp_bench pool-1p|pool-2p [n=20000000]
+ *       procs=1 or 2, one coroutine per P, each doing n/procs
+ *       tern_pool_get + tern_pool_put pairs of a 64-byte object (made by
+ *       new_fn once per P), started together.  ns per pair (wall time / n,
+ *       as Go's RunParallel reports).
  *
  * Every subcommand checks what it received (sums, counts) and exits 1 with
  * a message if the result is wrong.  Only tern's public API is used.
@@ -329,6 +334,62 @@ static double do_waitgroup(void)
     return (double)total / (double)(n * g_reps);
 }
 
+/* ---- pool ------------------------------------------------------------------ */
+
+static tern_pool *g_pool;
+static tern_chan *g_pool_go;
+static tern_waitgroup g_pool_wg = TERN_WAITGROUP_INIT;
+
+static void *pool_obj_new(void *arg)
+{
+    (void)arg;
+    return calloc(1, 64);
+}
+
+static int pool_worker(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    bool ok;
+    check("tern_chan_recv", tern_chan_recv(g_pool_go, NULL, &ok, NULL));
+    for (long i = 0; i < n; i++) {
+        void *o;
+        check("tern_pool_get", tern_pool_get(g_pool, &o));
+        ((volatile char *)o)[0]++;
+        tern_pool_put(g_pool, o);
+    }
+    tern_waitgroup_done(&g_pool_wg);
+    return 0;
+}
+
+static double do_pool(void)
+{
+    int procs = tern_runtime_procs();
+    check("tern_pool_new",
+          tern_pool_new(&(tern_pool_options){.new_fn = pool_obj_new, .idle_ns = -1}, &g_pool));
+    g_pool_go = make_chan(0);
+    long each = g_n / procs;
+    tern_waitgroup_add(&g_pool_wg, procs);
+    for (int i = 0; i < procs; i++)
+        check("tern_go", tern_go(pool_worker, (void *)(intptr_t)each));
+    tern_sleep(10 * TERN_MS);   /* all parked on the start channel */
+    int64_t t0 = tern_now();
+    tern_chan_close(g_pool_go);
+    tern_waitgroup_wait(&g_pool_wg, NULL);
+    int64_t d = tern_now() - t0;
+    struct tern_pool_stats st;
+    tern_pool_stats(g_pool, &st);
+    if (st.gets != (uint64_t)(each * procs) || st.puts != st.gets) {
+        fprintf(stderr, "csp_bench pool: %llu gets, %llu puts, expected %ld\n",
+                (unsigned long long)st.gets, (unsigned long long)st.puts, each * procs);
+        exit(1);
+    }
+    fprintf(stderr, "tern %s: %d procs, %llu objects made\n", g_cmd, procs,
+            (unsigned long long)st.news);
+    tern_pool_free(g_pool);
+    tern_chan_free(g_pool_go);
+    return (double)d / (double)(each * procs);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 /* Scheduler counters over the whole subcommand (setup included), on stderr:
@@ -360,6 +421,8 @@ static int entry(void *arg)
             ns = do_buffered();
         else if (strcmp(g_cmd, "select4") == 0)
             ns = do_select4();
+        else if (strncmp(g_cmd, "pool", 4) == 0)
+            ns = do_pool();
         else
             ns = do_waitgroup();
         printf("%.1f\n", ns);
@@ -374,7 +437,8 @@ static int entry(void *arg)
 int main(int argc, char **argv)
 {
     static const char *usage =
-        "usage: csp_bench pingpong-1p|pingpong|buffered|select4|mutex|waitgroup [n] [reps]\n";
+        "usage: csp_bench pingpong-1p|pingpong|buffered|select4|mutex|waitgroup|pool-1p|pool-2p "
+        "[n] [reps]\n";
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
@@ -393,6 +457,9 @@ int main(int argc, char **argv)
     } else if (strcmp(g_cmd, "mutex") == 0) {
         o.procs = 2;
         g_n = bench_arg(argc, argv, 2, 10000000);
+    } else if (strcmp(g_cmd, "pool-1p") == 0 || strcmp(g_cmd, "pool-2p") == 0) {
+        o.procs = g_cmd[5] - '0';
+        g_n = bench_arg(argc, argv, 2, 20000000);
     } else if (strcmp(g_cmd, "waitgroup") == 0) {
         g_n = bench_arg(argc, argv, 2, 100000);
         g_reps = bench_arg(argc, argv, 3, 10);

@@ -155,6 +155,13 @@ static int vars_body(void *arg)
     CHECK(json_integer_value(json_object_get(rt, "coroutines")) >= 3);
     CHECK(json_integer_value(json_object_get(rt, "switches")) > 0);
     CHECK(json_is_string(json_object_get(rt, "stack_guard")));
+    CHECK(json_is_integer(json_object_get(rt, "blocked_syscalls")));
+    json_t *csp = json_object_get(v, "csp");
+    CHECK(json_is_object(csp));
+    CHECK(json_integer_value(json_object_get(csp, "chans")) >= 0);
+    CHECK(json_is_integer(json_object_get(csp, "contexts")));
+    CHECK(json_is_integer(json_object_get(csp, "timers")));
+    CHECK(json_is_integer(json_object_get(csp, "pools")));
     json_t *per = json_object_get(rt, "per_proc");
     CHECK_EQ(json_array_size(per), 2);
     CHECK(json_is_integer(json_object_get(json_array_get(per, 1), "switches")));
@@ -187,6 +194,7 @@ static void debug_publish_rejects_duplicates_and_reserved_names(void)
     CHECK_EQ(tern_debug_publish("x", var_answer, &answer), 0);
     CHECK_EQ(tern_debug_publish("x", var_answer, &answer), -EEXIST);
     CHECK_EQ(tern_debug_publish("runtime", var_answer, &answer), -EEXIST);
+    CHECK_EQ(tern_debug_publish("csp", var_answer, &answer), -EEXIST);
     CHECK_EQ(tern_debug_publish("", var_answer, &answer), -EINVAL);
     CHECK_EQ(tern_debug_publish("y", NULL, NULL), -EINVAL);
     CHECK_EQ(tern_debug_unpublish("x"), 0);

@@ -114,6 +114,85 @@ int tern_chan_select(tern_chan_case *cases, int n, tern_ctx *ctx);
  * or return -EAGAIN at once if none is ready. */
 int tern_chan_try_select(tern_chan_case *cases, int n);
 
+/* ---- timers on channels (Go's time.After, time.NewTimer, time.NewTicker) ---
+ *
+ * Each delivers int64_t values (tern_now() when it fired) on a channel of
+ * its own, a select case like any other, so "a job, or 50 ms, or the
+ * context's end" is one select:
+ *
+ *     tern_time_timer *t;
+ *     if ((err = tern_time_timer_new(50 * TERN_MS, &t)) != 0)
+ *         return err;
+ *     tern_chan_case cs[] = {
+ *         {.ch = jobs, .op = TERN_CHAN_RECV, .elem = &job},
+ *         {.ch = tern_time_timer_chan(t), .op = TERN_CHAN_RECV},
+ *         {.ch = tern_ctx_done(ctx), .op = TERN_CHAN_RECV},
+ *     };
+ *     int i = tern_chan_select(cs, 3, NULL);
+ *     tern_time_timer_free(t);
+ *
+ * Stop and Reset follow Go 1.23: once they return, no value from before
+ * them can be received (an unreceived one is dropped), and Stop returns
+ * true if the timer's value had not been received yet (it was pending or
+ * sitting in the channel).  Unlike Go 1.23, the channel reports cap 1
+ * and len 1 while a value sits in it.
+ *
+ * Ownership: the creator owns the timer and frees it (stopping it) with
+ * _free, which also frees its channel: no coroutine may be blocked on the
+ * channel then.  The channel of tern_time_after is freed with
+ * tern_chan_free (which stops its timer); freeing any other timer's channel
+ * that way aborts.  Do not close a timer's channel.  All need a running
+ * runtime (-ESRCH otherwise) and may be called from any coroutine; the
+ * timer fires on a worker even if nobody waits.  A NULL timer aborts,
+ * naming the function. */
+typedef struct tern_time_timer tern_time_timer;
+typedef struct tern_time_ticker tern_time_ticker;
+
+/* A channel that receives one value ns from now (<= 0: at once).  0 with
+ * *out set; -ENOMEM, -ESRCH with *out NULL.  Free it with tern_chan_free
+ * (before or after it fired). */
+int tern_time_after(int64_t ns, tern_chan **out);
+
+/* A one-shot timer firing ns from now (<= 0: at once).  0, -ENOMEM or
+ * -ESRCH; *out NULL on failure. */
+int tern_time_timer_new(int64_t ns, tern_time_timer **out);
+/* Its channel, owned by the timer. */
+tern_chan *tern_time_timer_chan(tern_time_timer *t);
+/* Stop it: true if its value had not been received (it was pending, or
+ * waiting in the channel, from which it is removed), false if it had
+ * been received or the timer was stopped already. */
+bool tern_time_timer_stop(tern_time_timer *t);
+/* Stop, then fire ns from now.  Returns what tern_time_timer_stop would. */
+bool tern_time_timer_reset(tern_time_timer *t, int64_t ns);
+void tern_time_timer_free(tern_time_timer *t);         /* NULL: no-op */
+
+/* A ticker: a value every period ns (> 0, else -EINVAL), the first one
+ * period from now.  A receiver that falls behind misses ticks (the
+ * channel holds one), as in Go; the next tick stays on the period's grid. */
+int tern_time_ticker_new(int64_t period, tern_time_ticker **out);
+tern_chan *tern_time_ticker_chan(tern_time_ticker *t);
+/* No more ticks; an unreceived one is dropped. */
+void tern_time_ticker_stop(tern_time_ticker *t);
+/* Stop, drop an unreceived tick, and tick every period from now.  0 or
+ * -EINVAL (period <= 0: nothing changes). */
+int tern_time_ticker_reset(tern_time_ticker *t, int64_t period);
+void tern_time_ticker_free(tern_time_ticker *t);       /* NULL: no-op */
+
+/* ---- live objects ---------------------------------------------------------
+ * How many of each csp object exist now in the process (made and not yet
+ * freed): a count that only grows under a steady load is a leak (a
+ * request context never freed costs a few hundred bytes a request).
+ * kit's /debug/vars shows them; debug builds (TERN_ASSERTIONS) also report,
+ * as tern_run returns, those made during the run and never freed. */
+struct tern_csp_stats {
+    uint64_t chans;             /* tern_chan_new, timers' channels included */
+    uint64_t contexts;          /* tern_ctx_with_* (the background excluded) */
+    uint64_t timers;            /* tern_time_after, _timer_new, _ticker_new */
+    uint64_t pools;             /* tern_pool_new */
+};
+/* 0.  Any thread; a racy snapshot. */
+int tern_csp_stats(struct tern_csp_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,13 +40,14 @@ extern "C" {
 typedef json_t *tern_debug_var_fn(void *arg);
 
 /* Publish a variable under name (copied).  -EINVAL for an empty name or
- * NULL fn, -EEXIST for a name in use ("runtime" is tern's), -ENOMEM.  Any
+ * NULL fn, -EEXIST for a name in use ("runtime" and "csp" are tern's), -ENOMEM.  Any
  * thread; the registry is process-wide. */
 int tern_debug_publish(const char *name, tern_debug_var_fn *fn, void *arg);
 /* Withdraw a variable: 0, or -ENOENT. */
 int tern_debug_unpublish(const char *name);
 
-/* Every variable and "runtime" (tern_runtime_stats: totals and "per_proc"),
+/* Every variable, "runtime" (tern_runtime_stats: totals and "per_proc")
+ * and "csp" (tern_csp_stats: live channels, contexts, timers, pools),
  * as one object in *out: a new reference, the caller's to json_decref.
  * 0, or -ENOMEM (*out NULL). */
 int tern_debug_vars_json(json_t **out);

@@ -66,6 +66,40 @@ int tern_group_wait(tern_group *g, tern_ctx *ctx);
 /* 0, or -EBUSY if children still run (nothing is freed then). */
 int tern_group_free(tern_group *g);
 
+/* ---- joining one coroutine -----------------------------------------------
+ *
+ * tern_go_opts with .join set hands back a tern_join: wait for that one
+ * coroutine to return and take its result, without a WaitGroup of your
+ * own (pthread_join for coroutines).  The coroutine does not wait for
+ * its handle: it is recycled as soon as it returns, its result kept in
+ * the handle until the handle is freed.
+ *
+ *     tern_join *j;
+ *     int err = tern_go_opts(serve, srv, &(tern_go_options){.join = &j}, NULL);
+ *     ...
+ *     int result;
+ *     err = tern_join_wait(j, &result, ctx);   // 0: it returned `result`
+ *     tern_join_free(j);
+ *
+ * Ownership: the caller owns the handle and frees it with tern_join_free,
+ * whether or not the coroutine has returned (freeing an unreturned one
+ * detaches it).  Any coroutine may wait, several at once; a handle must
+ * not be freed while one does.  A NULL handle aborts, naming the
+ * function. */
+
+/* Park until the coroutine returns: 0 with *result (may be NULL) its
+ * return value, at once if it has returned already; -ECANCELED /
+ * -ETIMEDOUT if ctx (NULL: unbounded) ends first, and then the handle
+ * stays valid and can be waited for again. */
+int tern_join_wait(tern_join *j, int *result, tern_ctx *ctx);
+
+/* 0 with *result if the coroutine has returned, else -EAGAIN.  Any
+ * thread. */
+int tern_join_try(tern_join *j, int *result);
+
+/* Release the handle.  NULL is a no-op.  Any thread. */
+void tern_join_free(tern_join *j);
+
 #ifdef __cplusplus
 }
 #endif

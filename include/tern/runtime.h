@@ -122,12 +122,23 @@ void tern_stack_trim(void);
 #define TERN_STACK_MIN     ((size_t)16 * 1024)
 #define TERN_STACK_MAX     ((size_t)1024 * 1024 * 1024)
 
+/* A handle to wait for one coroutine and take its result (see
+ * tern_go_options.join; tern_join_wait and tern_join_free are in
+ * tern/group.h, since the wait takes a context). */
+typedef struct tern_join tern_join;
+
 typedef struct tern_go_options {
     const char *name;           /* shown by tern_runtime_dump() and in reports; copied
                                    (first 31 bytes); NULL: no name */
     size_t stack_size;          /* 0: the run's default; rounded up to a page
                                    and to TERN_STACK_MIN */
     tern_stack_mode stack_mode;
+    tern_join **join;           /* not NULL: receives a join handle, which the
+                                   caller owns and releases with
+                                   tern_join_free (tern/group.h); NULL on
+                                   failure.  The coroutine itself does not
+                                   wait for it: it ends and is recycled as
+                                   usual, leaving its result in the handle */
 } tern_go_options;
 
 /* Start fn(arg) in a new coroutine (Go's `go fn(arg)`).  Returns 0, or
@@ -278,6 +289,7 @@ struct tern_runtime_stats {
     const char *stack_guard;    /* "guard-install" (MADV_GUARD_INSTALL, Linux
                                    6.13+), or "canary" (checked on switch) */
     uint64_t long_runs;         /* monitor reports so far */
+    uint64_t blocked_syscalls;  /* of them, workers blocked in a system call */
 };
 
 /* Fill *st and, if procs != NULL, up to max_procs per-P records.  Returns

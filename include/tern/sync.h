@@ -149,6 +149,64 @@ int tern_sem_try_acquire(tern_sem *s, int64_t n);
 /* Releasing more than held aborts (programmer error). */
 void tern_sem_release(tern_sem *s, int64_t n);
 
+/* ---- Pool (Go's sync.Pool) --------------------------------------------------
+ * A cache of interchangeable objects (buffers, request structs) to take
+ * and give back on hot paths instead of malloc and free.  Each P keeps a
+ * small stack of its own, taken and filled without a locked instruction
+ * (a coroutine is not preempted between the two ends of a get or put);
+ * beyond it a shared overflow under a lock holds at most `max_shared`,
+ * and objects over that bound are released at once.  Go empties its pools
+ * at each GC; tern has none, so the runtime's monitor releases objects
+ * that nobody took for `idle_ns` (they go between idle_ns and twice that
+ * after their last use; a P that stops using the pool keeps its own few,
+ * at most 32, until it uses the pool again or the pool is freed).
+ *
+ * Unlike Go's, this pool is not a heap object: tern_pool_new / _free,
+ * which releases every object it holds.  Objects are the caller's between
+ * get and put; put takes any object the pool could have made (not
+ * necessarily one it gave).  get and put work from any coroutine, and
+ * from other threads through the shared overflow; new_fn and free_fn run
+ * on the caller's coroutine, free_fn also on the monitor thread (trims),
+ * so it must not park.  A NULL pool aborts, naming the function. */
+typedef struct tern_pool tern_pool;
+
+typedef struct tern_pool_options {
+    void *(*new_fn)(void *arg);         /* make one when empty (NULL return:
+                                           get fails with -ENOMEM); NULL: get
+                                           returns -EAGAIN when empty */
+    void (*free_fn)(void *obj, void *arg); /* release one; NULL: free() */
+    void *arg;                          /* last argument of both */
+    long max_shared;                    /* objects kept in the shared overflow;
+                                           0: 1024; < 0: -EINVAL */
+    int64_t idle_ns;                    /* release objects unused this long;
+                                           0: 5 s; < 0: never */
+} tern_pool_options;
+
+/* 0 with *out set; -EINVAL, -ENOMEM with *out NULL.  opts NULL: defaults. */
+int tern_pool_new(const tern_pool_options *opts, tern_pool **out);
+
+/* Release every object held (free_fn) and the pool.  No get or put may
+ * run or follow.  NULL is a no-op. */
+void tern_pool_free(tern_pool *p);
+
+/* Take an object into *out: a cached one (the most recently put on this
+ * P first), else new_fn's.  0; -EAGAIN when empty with no new_fn; -ENOMEM
+ * when new_fn returned NULL.  *out NULL on failure. */
+int tern_pool_get(tern_pool *p, void **out);
+
+/* Give obj (not NULL) back to the pool, which may release it at once
+ * when full. */
+void tern_pool_put(tern_pool *p, void *obj);
+
+struct tern_pool_stats {
+    uint64_t gets, puts;        /* calls */
+    uint64_t news;              /* objects made by new_fn */
+    uint64_t released;          /* objects freed: over the bound, trimmed */
+    uint64_t shared;            /* in the shared overflow now */
+};
+/* A racy snapshot; any thread. */
+int tern_pool_stats(const tern_pool *p, struct tern_pool_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,30 +1,46 @@
 /*
  * chan.c - channels and select.
  *
- * A channel is a ring buffer plus two queues of parked coroutines, sendq
- * and recvq, under one spinlock.  Invariants (as in Go's chan.c):
- *   - at least one of sendq and recvq is empty (a waiting sender and a
- *     waiting receiver would have met), except when one select waits to
- *     both send on and receive from the same unbuffered channel (Go has
- *     the same exception);
- *   - sendq is non-empty only if the buffer is full (or cap is 0);
- *   - recvq is non-empty only if the buffer is empty.
- * A sender that finds a waiting receiver copies its value straight into
- * the receiver's destination (no trip through the buffer), and vice versa
- * for an unbuffered channel.  A coroutine in TERN_STACK_SHARED mode may
- * have its stack copied out while it waits, so its waits point the waker
- * at a bounce buffer in its wait node instead of at its stack.
+ * An unbuffered channel is two queues of parked coroutines, sendq and
+ * recvq, under one spinlock, with Go's invariants: at least one of them is
+ * empty (a waiting sender and a waiting receiver would have met), except
+ * when one select waits to both send on and receive from the same
+ * channel (Go has the same exception).  A sender that finds a waiting
+ * receiver copies its value straight into the receiver's destination,
+ * and vice versa.  A coroutine in TERN_STACK_SHARED mode may have its
+ * stack copied out while it waits, so its waits point the waker at a
+ * bounce buffer in its wait node instead of at its stack.
  *
- * Waiters are claimed and given their data under the lock but readied
- * only after it is released: a woken receiver may free the channel at
- * once (the usual end of a producer/consumer pair), and the waker must
- * not touch it after that.
+ * A buffered channel is a bounded multi-producer multi-consumer ring
+ * (Vyukov's, as crossbeam's array channel lays it out): each slot has a
+ * stamp saying whose turn it is, and a sender or receiver claims a
+ * position by one compare-and-swap on `tail` or `head`, each on its own
+ * cache line, then copies and publishes the slot with a release store of
+ * its stamp.  No lock is taken while nobody waits.  A coroutine that finds
+ * the ring full (empty) parks on sendq (recvq) under the lock, counted in
+ * nsendw (nrecvw); a waker only readies it, and it retries its operation
+ * (so blocked senders are not served in arrival order; values stay FIFO).
+ * The lost-wake-up race is Dekker's: the parker increments its counter
+ * and then reads head and tail, the other side moves head or tail and
+ * then reads the counter, all four seq_cst, so at least one of them sees
+ * the other (the parker does not park, or the mover wakes it).
+ *
+ * Wakers must not touch a channel once the other side may free it: a
+ * receiver that got the last value may free the channel at once (the
+ * usual end of a producer/consumer pair).  So the ring's publication (the
+ * stamp store) is the last access an operation makes: a waiter to wake is
+ * taken from its queue before it, and readied after it, from the node
+ * alone.  Close sets the closed mark in `tail` under the lock; whoever
+ * then sees the mark without the lock takes the lock once before
+ * reporting it, so close() has let go of the channel by then.
  *
  * select locks every channel involved in address order (so two selects
  * cannot deadlock), looks for a ready case in random order, and else
  * queues one node per case, all with the same ticket: the first waker to
  * claim the ticket fires its case; the others find the claim taken and
- * drop their node.
+ * drop their node.  A buffered case's wake means "retry": the select runs
+ * again, and if it then fires another case it passes the wake on to the
+ * next waiter of the channel that woke it.
  */
 #define _GNU_SOURCE
 #include "base/check.h"
@@ -36,16 +52,33 @@
 
 struct tern_chan {
     tern__spin lock;
-    bool closed;
-    size_t elem_size, cap, len;
-    size_t head, tail;          /* ring indexes: next to receive, next free */
+    bool closed;                /* under lock */
+    size_t elem_size, cap;
+    size_t stride;              /* buffered: bytes per slot (stamp, value) */
+    uint64_t mark_bit, one_lap; /* buffered: position layout (see ring_push) */
     tern_waitq sendq, recvq;    /* their own locks are unused */
-    _Alignas(16) char buf[];
+    _Atomic long nsendw, nrecvw; /* buffered: nodes in sendq / recvq */
+    tern__time *timer;          /* a timer's channel (timer.c), or NULL */
+    /* buffered: positions, lap | index (| the closed mark in tail), each
+     * on its own line: a producer and a consumer do not share one */
+    _Alignas(64) _Atomic uint64_t head;
+    _Alignas(64) _Atomic uint64_t tail;
+    _Alignas(64) char buf[];
 };
 
-/* The ring (lock held): head and tail run free, len counts what lies
- * between them. */
-#define CHAN_RING_OK(ch) ((ch)->len <= (ch)->cap && (ch)->tail - (ch)->head == (ch)->len)
+#define SLOT_HDR 8              /* the stamp before each value */
+
+static atomic_long live_chans;       /* for tern_csp_stats */
+
+static inline char *slot_at(tern_chan *ch, uint64_t index)
+{
+    return ch->buf + index * ch->stride;
+}
+
+static inline _Atomic uint64_t *stamp_of(char *slot)
+{
+    return (_Atomic uint64_t *)(void *)slot;
+}
 
 int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out)
 {
@@ -53,42 +86,82 @@ int tern_chan_new(size_t elem_size, size_t cap, tern_chan **out)
     *out = NULL;
     if (elem_size == 0 || elem_size > 65536 || cap > ((size_t)1 << 40) / elem_size)
         return -EINVAL;
-    tern_chan *ch = calloc(1, sizeof *ch + elem_size * cap);
+    size_t stride = cap ? (SLOT_HDR + elem_size + 7) & ~(size_t)7 : 0;
+    size_t size = (sizeof(tern_chan) + stride * cap + 63) & ~(size_t)63;
+    tern_chan *ch = aligned_alloc(64, size);
     if (!ch)
         return -ENOMEM;
+    memset(ch, 0, size);
     ch->elem_size = elem_size;
     ch->cap = cap;
+    if (cap) {
+        ch->stride = stride;
+        uint64_t m = 1;
+        while (m < (uint64_t)cap + 1)
+            m <<= 1;
+        ch->mark_bit = m;       /* above every index */
+        ch->one_lap = m << 1;   /* above the mark: laps count from here */
+        for (size_t i = 0; i < cap; i++)
+            atomic_init(stamp_of(slot_at(ch, i)), (uint64_t)i);    /* lap 0: free */
+    }
+    tern__csp_leak_watch();
+    atomic_fetch_add_explicit(&live_chans, 1, memory_order_relaxed);
     *out = ch;
     return 0;
+}
+
+long tern__chan_live(void)
+{
+    return atomic_load_explicit(&live_chans, memory_order_relaxed);
+}
+
+void tern__chan_set_timer(tern_chan *ch, tern__time *tm)
+{
+    ch->timer = tm;
+}
+
+void tern__chan_destroy(tern_chan *ch)
+{
+    if (ch->sendq.head || ch->recvq.head)
+        tern__fatal("tern_chan_free: coroutines are still blocked on channel %p", (void *)ch);
+    atomic_fetch_sub_explicit(&live_chans, 1, memory_order_relaxed);
+    free(ch);
 }
 
 void tern_chan_free(tern_chan *ch)
 {
     if (!ch)
         return;
-    if (ch->sendq.head || ch->recvq.head)
-        tern__fatal("tern_chan_free: coroutines are still blocked on channel %p", (void *)ch);
-    free(ch);
+    if (ch->timer) {
+        if (!tern__time_after(ch->timer))
+            tern__fatal("tern_chan_free: channel %p belongs to a timer or ticker: free that "
+                        "(tern_time_timer_free, tern_time_ticker_free) instead", (void *)ch);
+        tern__time_free(ch->timer);     /* frees ch too, now or when it fires */
+        return;
+    }
+    tern__chan_destroy(ch);
 }
 
 size_t tern_chan_len(tern_chan *ch)
 {
-    if (!ch)
+    if (!ch || !ch->cap)
         return 0;
-    tern__spin_lock(&ch->lock);
-    size_t n = ch->len;
-    tern__spin_unlock(&ch->lock);
-    return n;
+    for (;;) {
+        uint64_t tail = atomic_load(&ch->tail), head = atomic_load(&ch->head);
+        if (atomic_load(&ch->tail) != tail)
+            continue;           /* a consistent pair */
+        uint64_t hix = head & (ch->mark_bit - 1), tix = tail & (ch->mark_bit - 1);
+        if (hix < tix)
+            return (size_t)(tix - hix);
+        if (hix > tix)
+            return (size_t)(ch->cap - hix + tix);
+        return (tail & ~ch->mark_bit) == head ? 0 : ch->cap;
+    }
 }
 
 size_t tern_chan_cap(tern_chan *ch)
 {
     return ch ? ch->cap : 0;
-}
-
-static char *slot(tern_chan *ch, size_t i)
-{
-    return ch->buf + (i % ch->cap) * ch->elem_size;
 }
 
 static void copy_out(tern_chan *ch, void *dst, const void *src)
@@ -104,32 +177,263 @@ static void wake(tern_waitq_node *w)
         tern__wake_finish(w->co, w->case_idx);
 }
 
+/* ---- the buffered ring ---------------------------------------------------- */
+
+static void backoff(unsigned *n)
+{
+    if (*n < 7) {
+        for (unsigned i = 0; i < (1u << *n); i++)
+            tern_cpu_relax();
+    } else {
+        sched_yield();          /* a peer between claim and publish was preempted */
+    }
+    (*n)++;
+}
+
+/* A buffered channel's waiters (lock held).  The counts are seq_cst RMWs:
+ * they are one side of the Dekker pair described at the top. */
+static void bq_push(tern_waitq *q, _Atomic long *cnt, tern_waitq_node *n)
+{
+    waitq_push(q, n);
+    atomic_fetch_add(cnt, 1);
+}
+
+static void bq_unlink(tern_waitq *q, _Atomic long *cnt, tern_waitq_node *n)
+{
+    waitq_unlink(q, n);
+    atomic_fetch_sub(cnt, 1);
+}
+
+static tern_waitq_node *bq_pop_claimed(tern_waitq *q, _Atomic long *cnt)
+{
+    tern_waitq_node *n;
+    while ((n = waitq_pop(q))) {
+        atomic_fetch_sub(cnt, 1);
+        if (tern__wake_claim(n->co, n->ticket))
+            return n;
+    }
+    return NULL;
+}
+
+/* Called after moving head or tail (a seq_cst CAS), before publishing the
+ * slot: take one waiter of q to ready once the slot is published.
+ * `locked`: the caller holds ch->lock (select). */
+static tern_waitq_node *take_waiter(tern_chan *ch, tern_waitq *q, _Atomic long *cnt, bool locked)
+{
+    if (atomic_load(cnt) == 0)
+        return NULL;
+    if (!locked)
+        tern__spin_lock(&ch->lock);
+    tern_waitq_node *w = bq_pop_claimed(q, cnt);
+    if (!locked)
+        tern__spin_unlock(&ch->lock);
+    return w;
+}
+
+/* Positions are lap | index: index < cap in the bits below mark_bit, the
+ * lap counted in units of one_lap above it.  A slot's stamp is the
+ * position that may use it next: the sender's position while free, that
+ * position + 1 once it holds a value, which is the receiver's position +
+ * 1; a receiver frees it for the next lap with position + one_lap.
+ * Returns 1 (sent; *woken a receiver to wake()), 0 (full) or -EPIPE
+ * (closed); with `locked`, -EAGAIN where it would wait for a receiver
+ * between claiming the slot and freeing it: that receiver may be waiting
+ * for our lock (take_waiter), so select drops its locks and tries again. */
+static int ring_push(tern_chan *ch, const void *elem, bool locked, tern_waitq_node **woken)
+{
+    unsigned n = 0;
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    for (;;) {
+        if (tail & ch->mark_bit)
+            return -EPIPE;
+        uint64_t index = tail & (ch->mark_bit - 1), lap = tail & ~(ch->one_lap - 1);
+        char *s = slot_at(ch, index);
+        /* acquire: pairs with the receiver's release of this slot, so its
+         * copy out of the old value is done before ours goes in */
+        uint64_t stamp = atomic_load_explicit(stamp_of(s), memory_order_acquire);
+        if (stamp == tail) {
+            uint64_t next = index + 1 < ch->cap ? tail + 1 : lap + ch->one_lap;
+            /* seq_cst: the mover's half of the Dekker pair (then nrecvw) */
+            if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, next, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                *woken = take_waiter(ch, &ch->recvq, &ch->nrecvw, locked);
+                memcpy(s + SLOT_HDR, elem, ch->elem_size);
+                /* release: the value before the stamp that shows it; the
+                 * last access to ch (see the top) */
+                atomic_store_explicit(stamp_of(s), tail + 1, memory_order_release);
+                return 1;
+            }
+        } else if (stamp + ch->one_lap == tail + 1) {
+            /* the slot holds last lap's value: full, unless a receiver
+             * has claimed it and not yet freed it */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+            if (head + ch->one_lap == tail)
+                return 0;
+            if (locked)
+                return -EAGAIN;
+            backoff(&n);
+            tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+        } else {
+            /* another sender moved tail past us (reload), or the slot
+             * waits for a receiver of the last lap to free it */
+            uint64_t t2 = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+            if (locked && t2 == tail)
+                return -EAGAIN;
+            if (t2 == tail)
+                backoff(&n);
+            tail = t2;
+        }
+    }
+}
+
+/* 1 (a value in *elem, which may be NULL; *woken a sender to wake()),
+ * 0 (empty) or -EPIPE (closed and drained); -EAGAIN as for ring_push. */
+static int ring_pop(tern_chan *ch, void *elem, bool locked, tern_waitq_node **woken)
+{
+    unsigned n = 0;
+    uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    for (;;) {
+        uint64_t index = head & (ch->mark_bit - 1), lap = head & ~(ch->one_lap - 1);
+        char *s = slot_at(ch, index);
+        /* acquire: pairs with the sender's release, so its value is here */
+        uint64_t stamp = atomic_load_explicit(stamp_of(s), memory_order_acquire);
+        if (stamp == head + 1) {
+            uint64_t next = index + 1 < ch->cap ? head + 1 : lap + ch->one_lap;
+            if (atomic_compare_exchange_weak_explicit(&ch->head, &head, next, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                *woken = take_waiter(ch, &ch->sendq, &ch->nsendw, locked);
+                if (elem)
+                    memcpy(elem, s + SLOT_HDR, ch->elem_size);
+                /* release: our copy is done before a sender reuses it */
+                atomic_store_explicit(stamp_of(s), head + ch->one_lap, memory_order_release);
+                return 1;
+            }
+        } else if (stamp == head) {
+            /* free slot: empty, unless a sender has claimed it and not
+             * yet published */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+            if ((tail & ~ch->mark_bit) == head)
+                return tail & ch->mark_bit ? -EPIPE : 0;
+            if (locked)
+                return -EAGAIN;
+            backoff(&n);
+            head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+        } else {
+            /* another receiver moved head past us (reload), or the slot
+             * waits for a receiver of the last lap to free it */
+            uint64_t h2 = atomic_load_explicit(&ch->head, memory_order_relaxed);
+            if (locked && h2 == head)
+                return -EAGAIN;
+            if (h2 == head)
+                backoff(&n);
+            head = h2;
+        }
+    }
+}
+
+/* Readiness without acting, for a parker that has just counted itself in:
+ * the reader's half of the Dekker pair (seq_cst loads after the seq_cst
+ * increment). */
+static bool ring_can_push(tern_chan *ch)
+{
+    uint64_t tail = atomic_load(&ch->tail), head = atomic_load(&ch->head);
+    return (tail & ch->mark_bit) || head + ch->one_lap != tail;
+}
+
+static bool ring_can_pop(tern_chan *ch)
+{
+    uint64_t head = atomic_load(&ch->head), tail = atomic_load(&ch->tail);
+    return (tail & ch->mark_bit) || tail != head;
+}
+
+/* A closed mark seen without the lock: let close() finish with ch. */
+static void closed_seen(tern_chan *ch)
+{
+    tern__spin_lock(&ch->lock);
+    tern__spin_unlock(&ch->lock);
+}
+
+/* Park on q until a waker readies us or the ring is ready after all.
+ * The caller retries its operation either way. */
+static void bq_park(tern_chan *ch, tern_co *self, bool sending)
+{
+    tern_waitq *q = sending ? &ch->sendq : &ch->recvq;
+    _Atomic long *cnt = sending ? &ch->nsendw : &ch->nrecvw;
+    tern_waitq_node *n = waitq_self_node(self);
+    n->case_idx = 0;
+    n->elem = NULL;
+    tern__spin_lock(&ch->lock);
+    bq_push(q, cnt, n);
+    bool ready = sending ? ring_can_push(ch) : ring_can_pop(ch);
+    if (ready)
+        bq_unlink(q, cnt, n);
+    tern__spin_unlock(&ch->lock);
+    /* unlinked under the lock before any waker could pop it: unclaimed */
+    if (!ready || !tern_wait_cancel(n->ticket))
+        tern_wait(n->ticket, sending ? "chan send" : "chan receive", TERN_FOREVER);
+}
+
+static int bsend(tern_chan *ch, const void *elem, tern_co *self)
+{
+    for (;;) {
+        tern_waitq_node *woken = NULL;
+        int r = ring_push(ch, elem, false, &woken);
+        if (r > 0) {
+            wake(woken);
+            return 0;
+        }
+        if (r < 0) {
+            closed_seen(ch);
+            return -EPIPE;
+        }
+        bq_park(ch, self, true);
+    }
+}
+
+static void brecv(tern_chan *ch, void *elem, bool *ok, tern_co *self)
+{
+    for (;;) {
+        tern_waitq_node *woken = NULL;
+        int r = ring_pop(ch, elem, false, &woken);
+        if (r > 0) {
+            wake(woken);
+            *ok = true;
+            return;
+        }
+        if (r < 0) {
+            closed_seen(ch);
+            if (elem)
+                memset(elem, 0, ch->elem_size);
+            *ok = false;
+            return;
+        }
+        bq_park(ch, self, false);
+    }
+}
+
+/* ---- unbuffered ------------------------------------------------------------- */
+
 /* Complete a send now if possible (lock held): 1 done, 0 would block,
- * -EPIPE closed.  *woken: a waiter to wake() after unlocking.
- * Not inlined: once tern_chan_send grew a ctx branch, gcc inlined this
- * into it, and a buffered channel hammered from two Ps got 19% slower
- * (csp_bench buffered, 15 interleaved runs, medians 116 -> 138 ns/item;
- * out of line again: 108 vs 104), though it ran fewer instructions. */
+ * -EPIPE closed.  *woken: a waiter to wake() after unlocking.  A buffered
+ * channel's goes through the ring. */
 __attribute__((noinline)) static int send_locked(tern_chan *ch, const void *elem,
                                                  tern_waitq_node **woken)
 {
-    TERN_ASSERT(CHAN_RING_OK(ch));
+    if (ch->cap) {
+        int r = ring_push(ch, elem, true, woken);
+        return r == -EAGAIN ? 0 : r;    /* busy: the recheck will retry */
+    }
     if (ch->closed)
         return -EPIPE;
     tern_waitq_node *w = waitq_pop_claimed(&ch->recvq);
     if (w) {
-        TERN_ASSERT(ch->len == 0);  /* receivers wait only on an empty buffer */
         copy_out(ch, w->elem, elem);
         w->ok = true;
         *woken = w;
         return 1;
     }
-    if (ch->len < ch->cap) {
-        memcpy(slot(ch, ch->tail++), elem, ch->elem_size);
-        ch->len++;
-        return 1;
-    }
-    TERN_ASSERT(!ch->recvq.head && ch->len == ch->cap);
     return 0;
 }
 
@@ -137,27 +441,21 @@ __attribute__((noinline)) static int send_locked(tern_chan *ch, const void *elem
  * value came), 0 would block.  *woken as for send_locked. */
 static int recv_locked(tern_chan *ch, void *elem, bool *ok, tern_waitq_node **woken)
 {
-    TERN_ASSERT(CHAN_RING_OK(ch));
-    tern_waitq_node *w = waitq_pop_claimed(&ch->sendq);
-    if (w) {
-        /* senders wait only on a full buffer, and close wakes them all */
-        TERN_ASSERT(ch->len == ch->cap && !ch->closed);
-        if (ch->cap == 0) {
-            copy_out(ch, elem, w->elem);
-        } else {
-            /* full buffer: take its head, the sender's value goes to the
-             * tail, which is the same slot */
-            copy_out(ch, elem, slot(ch, ch->head++));
-            memcpy(slot(ch, ch->tail++), w->elem, ch->elem_size);
-        }
-        w->ok = true;
-        *woken = w;
-        *ok = true;
+    if (ch->cap) {
+        int r = ring_pop(ch, elem, true, woken);
+        if (r == 0 || r == -EAGAIN)
+            return 0;                   /* busy: the recheck will retry */
+        if (r < 0 && elem)
+            memset(elem, 0, ch->elem_size);
+        *ok = r > 0;
         return 1;
     }
-    if (ch->len > 0) {
-        copy_out(ch, elem, slot(ch, ch->head++));
-        ch->len--;
+    tern_waitq_node *w = waitq_pop_claimed(&ch->sendq);
+    if (w) {
+        TERN_ASSERT(!ch->closed);   /* close wakes every sender */
+        copy_out(ch, elem, w->elem);
+        w->ok = true;
+        *woken = w;
         *ok = true;
         return 1;
     }
@@ -167,7 +465,7 @@ static int recv_locked(tern_chan *ch, void *elem, bool *ok, tern_waitq_node **wo
         *ok = false;
         return 1;
     }
-    TERN_ASSERT(!ch->sendq.head && ch->len == 0);
+    TERN_ASSERT(!ch->sendq.head);
     return 0;
 }
 
@@ -240,6 +538,8 @@ int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx)
     tern_co *self = tern__self_checked("tern_chan_send");
     if (!ch)
         block_forever("chan send (nil chan)");
+    if (ch->cap)
+        return bsend(ch, elem, self);
     tern_waitq_node *woken = NULL;
     tern__spin_lock(&ch->lock);
     int r = send_locked(ch, elem, &woken);
@@ -272,6 +572,12 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
     if (!ch)
         block_forever("chan receive (nil chan)");
     bool got;
+    if (ch->cap) {
+        brecv(ch, elem, &got, self);
+        if (ok)
+            *ok = got;
+        return 0;
+    }
     tern_waitq_node *woken = NULL;
     tern__spin_lock(&ch->lock);
     if (recv_locked(ch, elem, &got, &woken)) {
@@ -306,9 +612,15 @@ int tern_chan_try_send(tern_chan *ch, const void *elem)
     if (!ch)
         return -EAGAIN;
     tern_waitq_node *woken = NULL;
-    tern__spin_lock(&ch->lock);
-    int r = send_locked(ch, elem, &woken);
-    tern__spin_unlock(&ch->lock);
+    int r;
+    if (ch->cap) {
+        if ((r = ring_push(ch, elem, false, &woken)) < 0)
+            closed_seen(ch);
+    } else {
+        tern__spin_lock(&ch->lock);
+        r = send_locked(ch, elem, &woken);
+        tern__spin_unlock(&ch->lock);
+    }
     wake(woken);
     return r < 0 ? r : r ? 0 : -EAGAIN;
 }
@@ -319,9 +631,19 @@ int tern_chan_try_recv(tern_chan *ch, void *elem, bool *ok)
         return -EAGAIN;
     bool got;
     tern_waitq_node *woken = NULL;
-    tern__spin_lock(&ch->lock);
-    int r = recv_locked(ch, elem, &got, &woken);
-    tern__spin_unlock(&ch->lock);
+    int r;
+    if (ch->cap) {
+        if ((r = ring_pop(ch, elem, false, &woken)) < 0) {
+            closed_seen(ch);
+            if (elem)
+                memset(elem, 0, ch->elem_size);
+        }
+        got = r > 0;
+    } else {
+        tern__spin_lock(&ch->lock);
+        r = recv_locked(ch, elem, &got, &woken);
+        tern__spin_unlock(&ch->lock);
+    }
     wake(woken);
     if (!r)
         return -EAGAIN;
@@ -340,8 +662,18 @@ int tern_chan_close(tern_chan *ch)
     }
     ch->closed = true;
     tern_waitq all = {0}, *qs[2] = {&ch->recvq, &ch->sendq};
+    _Atomic long *cnts[2] = {&ch->nrecvw, &ch->nsendw};
     tern_waitq_node *w;
-    for (int i = 0; i < 2; i++)
+    if (ch->cap) {
+        /* seq_cst: a parker counted in after this sees the mark in its
+         * readiness check; one counted in before is woken below.  Woken
+         * buffered waiters retry and meet the mark. */
+        atomic_fetch_or(&ch->tail, ch->mark_bit);
+        for (int i = 0; i < 2; i++)
+            while ((w = bq_pop_claimed(qs[i], cnts[i])))
+                waitq_push(&all, w);
+    }
+    for (int i = 0; i < 2 && !ch->cap; i++)
         while ((w = waitq_pop_claimed(qs[i]))) {
             if (i == 0 && w->elem)
                 memset(w->elem, 0, ch->elem_size);
@@ -428,13 +760,34 @@ static int sel_ready(tern_chan_case *cases, int n, tern_waitq_node **woken)
     return -1;
 }
 
-static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
+/* Unlink a select's node from whichever queue still holds it (locks held). */
+static void sel_unlink(tern_chan_case *c, tern_waitq_node *nd)
 {
-    if (n < 0 || n > TERN_CHAN_SELECT_MAX || (n > 0 && !cases))
-        return -EINVAL;
-    for (int i = 0; i < n; i++)
-        if (cases[i].op != TERN_CHAN_RECV && cases[i].op != TERN_CHAN_SEND)
-            return -EINVAL;
+    if (!nd->queue)
+        return;
+    if (c->ch->cap)
+        bq_unlink(nd->queue, c->op == TERN_CHAN_SEND ? &c->ch->nsendw : &c->ch->nrecvw, nd);
+    else
+        waitq_unlink(nd->queue, nd);
+}
+
+/* A buffered case's wake that its select did not use: hand it on to the
+ * channel's next waiter, who may want the value or the room. */
+static void pass_wake(tern_chan_case *c)
+{
+    bool send = c->op == TERN_CHAN_SEND;
+    wake(take_waiter(c->ch, send ? &c->ch->sendq : &c->ch->recvq,
+                     send ? &c->ch->nsendw : &c->ch->nrecvw, false));
+}
+
+#define SEL_RETRY INT32_MIN
+
+/* One round of select: a fired case's index, an error, or SEL_RETRY with
+ * *woke the buffered case whose wake ended the wait (-1: none; a
+ * buffered case turned ready while the nodes were being queued). */
+static int select_once(tern_chan_case *cases, int n, tern_ctx *ctx, bool block, int *woke)
+{
+    *woke = -1;
     sel_locks locks;
     sel_lock(&locks, cases, n);
     tern_waitq_node *woken = NULL;
@@ -453,13 +806,17 @@ static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
     tern_ticket t = tern_wait_prepare();
     tern_waitq_node *nodes[TERN_CHAN_SELECT_MAX];
     int r = 0;
+    bool ready = false;
     for (int i = 0; i < n; i++) {
         nodes[i] = NULL;
         tern_chan_case *c = &cases[i];
         if (!c->ch || r < 0)
             continue;
         tern_waitq_node *nd = tern__node_get();
-        if (!nd || node_bind(nd, self, c->elem, c->ch->elem_size, c->op == TERN_CHAN_SEND) < 0) {
+        /* a buffered case's waker moves no data: no binding */
+        if (!nd || (c->ch->cap ? (nd->bounced = false, nd->elem = NULL, 0)
+                               : node_bind(nd, self, c->elem, c->ch->elem_size,
+                                           c->op == TERN_CHAN_SEND)) < 0) {
             if (nd)
                 tern__node_put(nd);
             r = -ENOMEM;
@@ -469,11 +826,23 @@ static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
         nd->ticket = t;
         nd->case_idx = i;
         nd->ok = false;
-        waitq_push(c->op == TERN_CHAN_SEND ? &c->ch->sendq : &c->ch->recvq, nd);
+        bool send = c->op == TERN_CHAN_SEND;
+        if (c->ch->cap)
+            bq_push(send ? &c->ch->sendq : &c->ch->recvq, send ? &c->ch->nsendw : &c->ch->nrecvw,
+                    nd);
+        else
+            waitq_push(send ? &c->ch->sendq : &c->ch->recvq, nd);
         nodes[i] = nd;
     }
+    /* Counted in on every buffered channel: now look again (the parker's
+     * half of the Dekker pair), or a value that came meanwhile would wake
+     * no one. */
+    for (int i = 0; i < n && r == 0 && !ready; i++)
+        if (nodes[i] && cases[i].ch->cap)
+            ready = cases[i].op == TERN_CHAN_SEND ? ring_can_push(cases[i].ch)
+                                                  : ring_can_pop(cases[i].ch);
     tern_waitq_node *cn = tern__co_ctx_node(self);
-    bool watching = r == 0 && ctx;
+    bool watching = r == 0 && !ready && ctx;
     if (watching) {
         tern__ctx_ref(ctx);
         cn->co = self;
@@ -481,23 +850,37 @@ static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
         cn->case_idx = n;
         r = tern__ctx_watch(ctx, cn);
     }
+    if (ready) {
+        /* every lock is held and no context watches: nobody has claimed */
+        for (int i = 0; i < n; i++)
+            if (nodes[i])
+                sel_unlink(&cases[i], nodes[i]);
+        r = 1;
+    }
     sel_unlock(&locks);
-    if (r < 0 && !tern_wait_cancel(t))
+    if (r != 0 && !tern_wait_cancel(t))
         r = 0;          /* a case fired meanwhile: collect it */
     if (r == 0)
         fired = tern_wait(t, "select", TERN_FOREVER);
-    sel_lock(&locks, cases, n);
-    for (int i = 0; i < n; i++)
-        if (nodes[i] && nodes[i]->queue)
-            waitq_unlink(nodes[i]->queue, nodes[i]);
-    sel_unlock(&locks);
+    if (!ready) {
+        sel_lock(&locks, cases, n);
+        for (int i = 0; i < n; i++)
+            if (nodes[i])
+                sel_unlink(&cases[i], nodes[i]);
+        sel_unlock(&locks);
+    }
     if (watching) {
         tern__ctx_unwatch(ctx, cn);
         if (r == 0 && fired == n)
             r = tern_ctx_err(ctx);
         tern__ctx_unref(ctx);
     }
-    if (r == 0) {
+    if (r == 1) {
+        r = SEL_RETRY;
+    } else if (r == 0 && cases[fired].ch->cap) {
+        *woke = fired;  /* a buffered case: the waker only readied us */
+        r = SEL_RETRY;
+    } else if (r == 0) {
         /* the context's wake (case n) always leaves its error in r */
         TERN_ASSERT(fired >= 0 && fired < n && nodes[fired]);
         cases[fired].ok = nodes[fired]->ok;
@@ -510,6 +893,22 @@ static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
                     r == i && cases[i].op == TERN_CHAN_RECV);
         tern__node_put(nodes[i]);
     }
+    return r;
+}
+
+static int select_impl(tern_chan_case *cases, int n, tern_ctx *ctx, bool block)
+{
+    if (n < 0 || n > TERN_CHAN_SELECT_MAX || (n > 0 && !cases))
+        return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (cases[i].op != TERN_CHAN_RECV && cases[i].op != TERN_CHAN_SEND)
+            return -EINVAL;
+    int r, woke, unused = -1;
+    while ((r = select_once(cases, n, ctx, block, &woke)) == SEL_RETRY)
+        if (woke >= 0)
+            unused = woke;      /* a wake in hand, until a round fires or parks */
+    if (unused >= 0 && r != unused)
+        pass_wake(&cases[unused]);
     return r;
 }
 

@@ -42,6 +42,13 @@ struct tern_ctx {
     void *value;
 };
 
+static atomic_long live_ctxs;
+
+long tern__ctx_live(void)
+{
+    return atomic_load_explicit(&live_ctxs, memory_order_relaxed);
+}
+
 static tern_ctx background = {.kind = K_BACKGROUND, .deadline = TERN_FOREVER};
 
 tern_ctx *tern_ctx_background(void)
@@ -178,6 +185,7 @@ static void ctx_destroy(tern_ctx *ctx)
     tern__ctx_unref(ctx->parent);
     tern_chan_free(ctx->done);
     free(ctx);
+    atomic_fetch_sub_explicit(&live_ctxs, 1, memory_order_relaxed);
 }
 
 static tern_ctx *derive(tern_ctx *parent, int kind)
@@ -187,6 +195,8 @@ static tern_ctx *derive(tern_ctx *parent, int kind)
     tern_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return NULL;
+    tern__csp_leak_watch();
+    atomic_fetch_add_explicit(&live_ctxs, 1, memory_order_relaxed);
     ctx->kind = kind;
     atomic_store(&ctx->refs, 1);
     ctx->parent = parent;

@@ -26,4 +26,21 @@ int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *c
  * caller's and the group's). */
 int tern__sem_acquire(tern_sem *s, int64_t n, tern_ctx *ctx, tern_ctx *ctx2);
 
+/* Timers on channels (timer.c).  A timer's channel points back at it, so
+ * that tern_chan_free of a tern_time_after channel frees its timer. */
+typedef struct tern__time tern__time;
+void tern__time_free(tern__time *tm);
+bool tern__time_after(const tern__time *tm);   /* made by tern_time_after */
+void tern__chan_set_timer(tern_chan *ch, tern__time *tm);
+void tern__chan_destroy(tern_chan *ch);        /* tern_chan_free without the timer check */
+
+/* Live objects, for tern_csp_stats and the leak report. */
+long tern__chan_live(void);
+long tern__time_live(void);
+long tern__ctx_live(void);
+long tern__pool_live(void);
+/* Have tern_run report leaks at its return (debug builds; stats.c).
+ * Called by each constructor; cheap after the first call. */
+void tern__csp_leak_watch(void);
+
 #endif

@@ -185,8 +185,11 @@ void tern__co_free_all(void)
         tern_p *p = &S->ps[i];
         tern_co *co;
         for (uint32_t k = 0, n = tern__reg_len(p); k < n; k++)
-            if ((co = tern__reg_get(p, k)))
+            if ((co = tern__reg_get(p, k))) {
+                if (co->join)           /* abandoned: it will never return */
+                    tern__join_unref(co->join);
                 co_free_mem(co);        /* every block, cached ones too */
+            }
         tern__reg_free(p);
         p->free_co = NULL;
         p->nfree = 0;

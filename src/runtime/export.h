@@ -53,6 +53,20 @@ struct tern_waitq_node {
     char bounce[16];            /* small values of shared-stack waiters */
 };
 
+/* A join handle (tern_go_options.join): two references, the caller's
+ * (tern_join_free) and the coroutine's (dropped as it returns).  Joiners
+ * (tern_join_wait, csp) link their wait node under the lock while !done;
+ * the returning coroutine sets done and result, claims every linked
+ * node's ticket under the lock and readies them after it. */
+struct tern_join {
+    tern__spin lock;
+    atomic_int refs;
+    bool done;
+    int result;
+    tern_waitq_node *waiters;   /* linked through next; NULL once done */
+};
+void tern__join_unref(tern_join *j);
+
 /* The calling coroutine, or a fatal error naming fn outside coroutines. */
 tern_co *tern__self_checked(const char *fn);
 /* tern_wake in two steps, for wakers that must move data between winning
@@ -72,6 +86,24 @@ void tern__node_put(tern_waitq_node *n);
  * switched out, so wakers must not write into it (bounce instead). */
 bool tern__co_shared(const tern_co *co);
 uint32_t tern__rand(void);                      /* per-P xorshift */
+/* The calling coroutine's P (0..procs-1), or -1 outside a coroutine.  A
+ * P has one worker thread for life and coroutines are not preempted, so
+ * data indexed by it is touched by one thread at a time until the caller
+ * next parks or yields: per-P caches without atomics (tern_pool). */
+int tern__proc_id(void);
+
+/* A function the monitor calls on every tick (1 to 10 ms), on its own
+ * thread, with the monotonic time: housekeeping for the layers above
+ * (tern_pool trims idle objects).  It must not park and should be quick.
+ * One per layer: a fixed table; -ENOSPC when full.  Any thread, any time,
+ * runtime running or not. */
+int tern__monitor_hook(void (*fn)(int64_t now));
+
+/* A function tern_run calls on its own thread as it starts (true, before
+ * the entry runs) and as it returns (false, after every worker stopped,
+ * before abandoned coroutines are freed): csp's leak report in debug
+ * builds.  Same table rules as tern__monitor_hook. */
+int tern__run_hook(void (*fn)(bool starting));
 
 /* Arm a callback timer from anywhere (a foreign thread uses P 0 and wakes
  * it).  -ESRCH if no runtime runs. */

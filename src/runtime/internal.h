@@ -76,6 +76,7 @@ struct tern_co {
     int wait_result;
     const char *_Atomic wait_reason;
     _Atomic int64_t state_since; /* coarse ns at park, for tern_runtime_dump */
+    tern_join *join;            /* tern_go_options.join, until it returns */
     void *local;                /* tern__co_local: NULL at every start.  Here,
                                    not with the cold fields: tracing reads it
                                    on every request, and a coroutine parked
@@ -121,6 +122,7 @@ struct tern_p {
     int id;
     pthread_t thread;
     clockid_t cpu_clock;        /* its worker thread's CPU clock */
+    atomic_int tid;             /* its worker thread's id (0: not started) */
     bool cpu_clock_ok;
 
     /* run queue: the owner pushes at tail; owner and thieves CAS head */
@@ -223,6 +225,7 @@ typedef struct tern_sched {
     tern__spin dump_lock;        /* tern_runtime_dump and the monitor vs. free() of a
                                    coroutine's control block */
     _Atomic uint64_t long_runs;
+    _Atomic uint64_t blocked_runs;
 } tern_sched;
 
 extern tern_sched *tern__sched;
@@ -289,6 +292,7 @@ void tern__blocking_stats(struct tern_runtime_stats *st);
 
 /* ---- monitor.c ---- */
 int tern__monitor_start(void);
+void tern__run_hooks(bool starting);            /* tern__run_hook's table */
 void tern__monitor_stop(void);
 
 /* ---- procs.c ---- */

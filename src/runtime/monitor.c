@@ -4,7 +4,14 @@
  * Scheduling is cooperative, so a coroutine that computes without yielding
  * holds its worker.  The monitor notices a P whose switch count has not
  * moved for longer than the threshold while a coroutine runs, and reports
- * it once per stall (it does not preempt).  It also wakes an idle P when
+ * it once per stall (it does not preempt).  Two kinds: the worker used
+ * more than the threshold of CPU (a loop that does not yield), or it used
+ * little CPU and its thread sleeps in the kernel now (a blocking libc call
+ * made without tern_blocking: sleep(1), a blocking read, a pthread mutex);
+ * the latter names the system call (/proc/self/task/TID/syscall) and the
+ * kernel's wait channel (wchan).  A worker the kernel merely preempted (a
+ * loaded machine) used little CPU but is runnable (state R), so neither
+ * report fires.  It also wakes an idle P when
  * work or a due timer is stranded, polls the network if no worker has for
  * 10 ms, and gives back the stack pages of spare coroutines over the
  * watermark.
@@ -14,9 +21,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runq.h"
 
@@ -27,6 +38,96 @@ static bool mon_started;
 static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t mon_cond;
 static bool mon_stop;
+
+/* tern__monitor_hook: set once each, read by the monitor thread */
+#define MON_HOOKS 4
+static _Atomic(void (*)(int64_t)) mon_hooks[MON_HOOKS];
+
+int tern__monitor_hook(void (*fn)(int64_t now))
+{
+    for (int i = 0; i < MON_HOOKS; i++) {
+        void (*none)(int64_t) = NULL;
+        if (atomic_load(&mon_hooks[i]) == fn ||
+            atomic_compare_exchange_strong(&mon_hooks[i], &none, fn))
+            return 0;
+    }
+    return -ENOSPC;
+}
+
+/* The first line of a small /proc file, NUL-terminated, without its
+ * newline. */
+static bool read_small(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t r = read(fd, buf, n - 1);
+    close(fd);
+    if (r <= 0)
+        return false;
+    buf[r] = 0;
+    buf[strcspn(buf, "\n")] = 0;
+    return true;
+}
+
+/* Names of the calls a blocking mistake usually makes; numbers differ by
+ * architecture, so only the <sys/syscall.h> names this one has. */
+static const char *syscall_name(long nr)
+{
+    static const struct { long nr; const char *name; } t[] = {
+#define SC(x) {SYS_##x, #x},
+        SC(read) SC(write) SC(readv) SC(writev) SC(pread64) SC(pwrite64) SC(openat)
+        SC(close) SC(fsync) SC(fdatasync) SC(flock) SC(fcntl) SC(ioctl) SC(futex)
+        SC(nanosleep) SC(clock_nanosleep) SC(ppoll) SC(pselect6) SC(epoll_pwait)
+        SC(recvfrom) SC(sendto) SC(recvmsg) SC(sendmsg) SC(connect) SC(accept4)
+        SC(wait4) SC(waitid) SC(msgrcv) SC(semtimedop)
+#ifdef SYS_poll
+        SC(poll)
+#endif
+#ifdef SYS_select
+        SC(select)
+#endif
+#ifdef SYS_epoll_wait
+        SC(epoll_wait)
+#endif
+#ifdef SYS_accept
+        SC(accept)
+#endif
+#ifdef SYS_pause
+        SC(pause)
+#endif
+#ifdef SYS_open
+        SC(open)
+#endif
+#undef SC
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i].nr == nr)
+            return t[i].name;
+    return NULL;
+}
+
+static _Atomic(void (*)(bool)) run_hooks[MON_HOOKS];
+
+int tern__run_hook(void (*fn)(bool starting))
+{
+    for (int i = 0; i < MON_HOOKS; i++) {
+        void (*none)(bool) = NULL;
+        if (atomic_load(&run_hooks[i]) == fn ||
+            atomic_compare_exchange_strong(&run_hooks[i], &none, fn))
+            return 0;
+    }
+    return -ENOSPC;
+}
+
+void tern__run_hooks(bool starting)
+{
+    for (int i = 0; i < MON_HOOKS; i++) {
+        void (*fn)(bool) = atomic_load(&run_hooks[i]);
+        if (fn)
+            fn(starting);
+    }
+}
 
 typedef struct pwatch {
     uint64_t switches;
@@ -46,6 +147,41 @@ static int64_t thread_cpu(tern_p *p)
     return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
 }
 
+/* A worker thread asleep in the kernel (state S or D in
+ * /proc/self/task/TID/stat), with its system call's name and wait channel
+ * where the kernel tells. */
+static bool thread_blocked(tern_p *p, char *call, size_t ncall, char *wchan, size_t nwchan)
+{
+    int tid = atomic_load(&p->tid);
+    char path[64], buf[512];
+    if (tid <= 0)
+        return false;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    if (!read_small(path, buf, sizeof buf))
+        return false;
+    const char *rp = strrchr(buf, ')');      /* the name may hold spaces */
+    if (!rp || (rp[2] != 'S' && rp[2] != 'D'))
+        return false;
+    snprintf(call, ncall, "an unknown system call");
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    if (read_small(path, buf, sizeof buf)) {
+        char *end;
+        long nr = strtol(buf, &end, 10);
+        if (end != buf && nr >= 0) {
+            const char *name = syscall_name(nr);
+            if (name)
+                snprintf(call, ncall, "%s()", name);
+            else
+                snprintf(call, ncall, "system call %ld", nr);
+        }
+    }
+    snprintf(wchan, nwchan, "?");
+    snprintf(path, sizeof path, "/proc/self/task/%d/wchan", tid);
+    if (read_small(path, buf, sizeof buf) && buf[0] && strcmp(buf, "0") != 0)
+        snprintf(wchan, nwchan, "%.40s", buf);
+    return true;
+}
+
 static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
 {
     for (int i = 0; i < S->nprocs; i++) {
@@ -57,24 +193,40 @@ static void check_long_runs(pwatch *w, int64_t now, int64_t threshold)
         }
         if (w[i].cpu_since < 0)
             w[i].cpu_since = thread_cpu(p);
-        if (!w[i].reported && now - w[i].since > threshold &&
-            (w[i].cpu_since < 0 || thread_cpu(p) - w[i].cpu_since > threshold)) {
+        if (w[i].reported || now - w[i].since <= threshold)
+            continue;
+        int64_t cpu = w[i].cpu_since < 0 ? -1 : thread_cpu(p);
+        bool hog = cpu < 0 || cpu - w[i].cpu_since > threshold;
+        char call[64], wchan[48];
+        bool blocked = !hog && cpu - w[i].cpu_since < (now - w[i].since) / 2 &&
+                       thread_blocked(p, call, sizeof call, wchan, sizeof wchan);
+        if (hog || blocked) {
             w[i].reported = true;
             STAT_ADD(S->long_runs, 1);
+            if (blocked)
+                STAT_ADD(S->blocked_runs, 1);
             /* p->cur may change under us; read the id and name racily but
-             * from one coroutine (control blocks are never unmapped). */
+             * from one coroutine (control blocks are never unmapped).  The
+             * workers publish cur with release, so a block made just
+             * before (calloc) is seen initialised. */
             tern__spin_lock(&S->dump_lock);
-            tern_co *co = __atomic_load_n(&p->cur, __ATOMIC_RELAXED);
+            tern_co *co = __atomic_load_n(&p->cur, __ATOMIC_ACQUIRE);
             char name[TERN_NAME_MAX] = "?";
             if (co)
                 tern__co_name_copy(co, name);
             unsigned long long id = co ? __atomic_load_n(&co->id, __ATOMIC_RELAXED) : 0ULL;
             tern__spin_unlock(&S->dump_lock);
-            tern__report("coroutine %llu '%s' has held worker %d for %lld ms without yielding; "
-                         "other coroutines on it wait (call tern_yield in long loops, or "
-                         "tern_blocking for blocking calls)",
-                         id, name, i,
-                         (long long)((now - w[i].since) / TERN_MS));
+            if (blocked)
+                tern__report("coroutine %llu '%s' has blocked worker %d in %s for %lld ms "
+                             "(kernel wait: %s); every coroutine queued on that worker waits: "
+                             "make blocking calls through tern_blocking(), or use tern's own "
+                             "waits (tern_sleep, tern_fd_wait, tern_mutex)",
+                             id, name, i, call, (long long)((now - w[i].since) / TERN_MS), wchan);
+            else
+                tern__report("coroutine %llu '%s' has held worker %d for %lld ms without "
+                             "yielding; other coroutines on it wait (call tern_yield in long "
+                             "loops, or tern_blocking for blocking calls)",
+                             id, name, i, (long long)((now - w[i].since) / TERN_MS));
         }
     }
 }
@@ -129,6 +281,11 @@ static void *monitor_main(void *arg)
                 tern__wakep();
         }
         tern__scavenge_stacks(now, all_idle);
+        for (int i = 0; i < MON_HOOKS; i++) {
+            void (*fn)(int64_t) = atomic_load(&mon_hooks[i]);
+            if (fn)
+                fn(now);
+        }
         pthread_mutex_lock(&mon_lock);
     }
     pthread_mutex_unlock(&mon_lock);

@@ -187,7 +187,7 @@ void tern__co_leave(tern_p *p, tern_co *self, int action)
         /* every queue holds RUNNABLE coroutines only */
         TERN_ASSERT(atomic_load_explicit(&next->status, memory_order_relaxed) == CO_RUNNABLE);
         atomic_store_explicit(&next->status, CO_RUNNING, memory_order_relaxed);
-        __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->cur, next, __ATOMIC_RELEASE);
         const void *lo;
         size_t size;
         co_stack_bounds(next, &lo, &size);
@@ -208,7 +208,7 @@ void tern__g0_run(tern_p *p, tern_co *co)
             shared_load(p, co);
         TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNABLE);
         atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
-        __atomic_store_n(&p->cur, co, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->cur, co, __ATOMIC_RELEASE);
         atomic_store_explicit(&p->st_running, 1, memory_order_relaxed);
         const void *lo;
         size_t size;
@@ -261,6 +261,42 @@ static void shared_load(tern_p *p, tern_co *co)
 
 /* ---- coroutine lifecycle ---------------------------------------------- */
 
+void tern__join_unref(tern_join *j)
+{
+    int old = atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel);
+    TERN_ASSERT(old > 0);
+    if (old == 1)
+        free(j);
+}
+
+/* The coroutine returned r: publish it and ready its joiners.  Each node
+ * is claimed under the lock (a joiner whose context ended unlinks its
+ * node under the same lock), so once the lock is released the claimed
+ * nodes are ours until tern__wake_finish hands them back. */
+static void join_finish(tern_join *j, int r)
+{
+    tern__spin_lock(&j->lock);
+    j->done = true;
+    j->result = r;
+    tern_waitq_node *n = j->waiters, *claimed = NULL;
+    j->waiters = NULL;
+    while (n) {
+        tern_waitq_node *nx = n->next;
+        n->queue = NULL;
+        if (tern__wake_claim(n->co, n->ticket)) {
+            n->next = claimed;
+            claimed = n;
+        }
+        n = nx;
+    }
+    tern__spin_unlock(&j->lock);
+    for (tern_waitq_node *nx; claimed; claimed = nx) {
+        nx = claimed->next;     /* the joiner's once finished */
+        tern__wake_finish(claimed->co, 0);
+    }
+    tern__join_unref(j);
+}
+
 static void co_main(void *arg)
 {
     tern_co *co = arg;
@@ -269,6 +305,10 @@ static void co_main(void *arg)
 #endif
     after_switch(tern__cur_p());
     int r = co->fn(co->arg);
+    if (co->join) {
+        join_finish(co->join, r);
+        co->join = NULL;
+    }
     tern_p *p = tern__cur_p();
     if (co->is_main) {
         S->main_result = r;
@@ -319,15 +359,25 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
         size = TERN_STACK_MIN;
     size = (size + S->page - 1) & ~(S->page - 1);
     bool shared = mode == TERN_STACK_SHARED;
+    tern_join *j = NULL;
+    if (opts && opts->join) {
+        *opts->join = NULL;
+        if (!(j = calloc(1, sizeof *j)))
+            return -ENOMEM;
+        atomic_init(&j->refs, 2);
+    }
     tern_co *co = tern__co_alloc(p, size, shared);
-    if (!co)
+    if (!co) {
+        free(j);
         return -ENOMEM;
+    }
     TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_FREE);
     TERN_ASSERT(shared || (co->stack.size >= size && ((uintptr_t)co->stack.lo & (S->page - 1)) == 0));
     __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_runtime_dump */
     co->fn = fn;
     co->arg = arg;
     co->local = NULL;
+    co->join = j;
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
     /* wait_word, wait_reason and the timer are at rest in a recycled block
@@ -351,6 +401,7 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
         co->save_buf = malloc(256);
         if (!co->save_buf) {
             tern__co_discard(p, co);
+            free(j);
             return -ENOMEM;
         }
         co->save_cap = 256;
@@ -374,6 +425,8 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
     STAT_ADD(p->st_spawned, 1);
     if (out)
         *out = co;
+    if (j)
+        *opts->join = j;
     if (co->pinned) {
         inbox_push(p, co);
     } else {
@@ -456,6 +509,12 @@ uint32_t tern__rand(void)
 {
     tern_p *p = tern__cur_p();
     return p ? fastrand(p) : (uint32_t)tern_now() * 2654435761u;
+}
+
+int tern__proc_id(void)
+{
+    tern_p *p = tern__cur_p();
+    return p && p->cur ? p->id : -1;
 }
 
 bool tern__co_shared(const tern_co *co)

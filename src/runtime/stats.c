@@ -57,6 +57,7 @@ int tern_runtime_stats(struct tern_runtime_stats *st, tern_runtime_proc_stats *p
     st->stacks_mapped = tern__stacks_mapped();
     st->stack_guard = tern__stack_guarded() ? "guard-install" : "canary";
     st->long_runs = STAT_GET(S->long_runs);
+    st->blocked_syscalls = STAT_GET(S->blocked_runs);
     return S->nprocs;
 }
 

@@ -48,6 +48,7 @@ static void sched_loop(tern_p *p)
 static void p_thread_init(tern_p *p)
 {
     tls_p = p;
+    atomic_store(&p->tid, (int)gettid());
     pthread_attr_t a;
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
         void *lo;
@@ -163,6 +164,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
         goto fail_stacks;
     if ((err = tern__blocking_init(S->opts.blocking_threads > 0 ? S->opts.blocking_threads : 64)) < 0)
         goto fail_netpoll;
+    tern__run_hooks(true);
     tern_p *p0 = &S->ps[0];
     tls_p = p0;
     err = tern__co_start(p0, entry, arg, &(tern_go_options){.name = "main"}, &S->main_co);
@@ -195,6 +197,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     tern__monitor_stop();
     tern__blocking_fini();
     int result = started == np ? S->main_result : err;
+    tern__run_hooks(false);
     tern__co_free_all();
     ps_release();
     tern__netpoll_fini();

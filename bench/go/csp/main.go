@@ -18,6 +18,10 @@
 //	                  start n goroutines that each call Done on a WaitGroup,
 //	                  then Wait; one untimed wave, then reps timed waves;
 //	                  mean ns per goroutine
+//	pool-1p|pool-2p [n]
+//	                  GOMAXPROCS=1 or 2, one goroutine per P, each doing n/procs
+//	                  sync.Pool Get+Put pairs of a 64-byte object, started
+//	                  together; ns per pair (wall / n, as RunParallel reports)
 //
 // Only the standard library is used.
 package main
@@ -230,9 +234,36 @@ func waitgroup(n, reps int) float64 {
 	return float64(total.Nanoseconds()) / float64(n*reps)
 }
 
+func poolBench(n, procs int) float64 {
+	runtime.GOMAXPROCS(procs)
+	p := sync.Pool{New: func() any { return new([64]byte) }}
+	each := n / procs
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < procs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for k := 0; k < each; k++ {
+				o := p.Get().(*[64]byte)
+				o[0]++
+				p.Put(o)
+			}
+		}()
+	}
+	time.Sleep(10 * time.Millisecond)
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	d := time.Since(t0)
+	fmt.Fprintf(os.Stderr, "go pool-%dp: %d procs\n", procs, procs)
+	return float64(d.Nanoseconds()) / float64(each*procs)
+}
+
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: csp pingpong-1p|pingpong|buffered|select4|mutex|waitgroup [n] [reps]")
+		fmt.Fprintln(os.Stderr, "usage: csp pingpong-1p|pingpong|buffered|select4|mutex|waitgroup|pool-1p|pool-2p [n] [reps]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -248,6 +279,10 @@ func main() {
 	case "mutex":
 		ns, pct := mutex(argInt(2, 10000000))
 		fmt.Printf("%.1f %.4f\n", ns, pct)
+	case "pool-1p":
+		fmt.Printf("%.1f\n", poolBench(argInt(2, 20000000), 1))
+	case "pool-2p":
+		fmt.Printf("%.1f\n", poolBench(argInt(2, 20000000), 2))
 	case "waitgroup":
 		fmt.Printf("%.1f\n", waitgroup(argInt(2, 100000), argInt(3, 10)))
 	default:

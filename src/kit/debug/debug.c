@@ -19,6 +19,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "tern/chan.h"
 #include "tern/runtime.h"
 
 typedef struct var {
@@ -35,7 +36,7 @@ int tern_debug_publish(const char *name, tern_debug_var_fn *fn, void *arg)
 {
     if (!name || !*name || !fn)
         return -EINVAL;
-    if (!strcmp(name, "runtime"))
+    if (!strcmp(name, "runtime") || !strcmp(name, "csp"))
         return -EEXIST;
     char *copy = strdup(name);
     if (!copy)
@@ -119,6 +120,8 @@ static json_t *runtime_json(void)
         (json_int_t)st.stacks_mapped, "stack_bytes_cached", (json_int_t)st.stack_bytes_cached,
         "stack_guard", st.stack_guard ? st.stack_guard : "", "long_runs",
         (json_int_t)st.long_runs);
+    if (o)
+        json_object_set_new(o, "blocked_syscalls", json_integer((json_int_t)st.blocked_syscalls));
     if (!o || !per || json_object_set_new(o, "per_proc", per) < 0) {
         json_decref(o);
         return NULL;
@@ -133,6 +136,16 @@ int tern_debug_vars_json(json_t **result)
     json_t *out = json_object();
     json_t *rt = runtime_json();
     if (!out || !rt || json_object_set_new(out, "runtime", rt) < 0) {
+        json_decref(out);
+        return -ENOMEM;
+    }
+    /* live csp objects: a count that only grows is a leak */
+    struct tern_csp_stats cs;
+    tern_csp_stats(&cs);
+    json_t *csp = json_pack("{s:I,s:I,s:I,s:I}", "chans", (json_int_t)cs.chans, "contexts",
+                            (json_int_t)cs.contexts, "timers", (json_int_t)cs.timers, "pools",
+                            (json_int_t)cs.pools);
+    if (!csp || json_object_set_new(out, "csp", csp) < 0) {
         json_decref(out);
         return -ENOMEM;
     }

@@ -1,0 +1,203 @@
+/* test_runtime_blocked.c - the monitor reports a worker blocked in a
+ * system call (a blocking libc call made without tern_blocking), naming
+ * the coroutine and the call, and stays quiet on idle and loaded
+ * machines. */
+#include "check.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int nreports;
+static char reported[4][1024];
+
+static void hook(const char *msg, void *arg)
+{
+    (void)arg;
+    int i = atomic_fetch_add(&nreports, 1);
+    if (i < 4)
+        snprintf(reported[i], sizeof reported[i], "%s", msg);
+    fprintf(stderr, "report: %s\n", msg);
+}
+
+static int sleeper(void *arg)
+{
+    (void)arg;
+    usleep(400 * 1000);         /* the mistake: blocks the worker thread */
+    return 0;
+}
+
+static int fds[2];
+
+static int reader(void *arg)
+{
+    (void)arg;
+    char c;
+    CHECK_EQ(read(fds[0], &c, 1), 1);   /* a blocking pipe, the same mistake */
+    return 0;
+}
+
+static void *late_writer(void *arg)
+{
+    (void)arg;
+    usleep(400 * 1000);
+    CHECK_EQ(write(fds[1], "x", 1), 1);
+    return NULL;
+}
+
+static int join_thread(void *arg)
+{
+    return pthread_join(*(pthread_t *)arg, NULL);
+}
+
+static void wait_reports(uint64_t want)
+{
+    struct tern_runtime_stats st;
+    int64_t until = tern_now() + 5 * TERN_SEC;
+    do {
+        tern_sleep(20 * TERN_MS);
+        tern_runtime_stats(&st, NULL, 0);
+    } while (st.blocked_syscalls < want && tern_now() < until);
+    CHECK_EQ(st.blocked_syscalls, want);
+}
+
+static int blocked_main(void *arg)
+{
+    (void)arg;
+    tern_go_opts(sleeper, NULL, &(tern_go_options){.name = "sleeper"}, NULL);
+    wait_reports(1);
+    tern_sleep(500 * TERN_MS);          /* one report per stall */
+    CHECK(pipe(fds) == 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, late_writer, NULL), 0);
+    tern_go_opts(reader, NULL, &(tern_go_options){.name = "reader"}, NULL);
+    wait_reports(2);
+    CHECK_EQ(tern_blocking(join_thread, &th), 0);   /* the right way to wait */
+    tern_sleep(50 * TERN_MS);
+    close(fds[0]);
+    close(fds[1]);
+    return 0;
+}
+
+static void monitor_reports_a_worker_blocked_in_a_system_call(void)
+{
+    atomic_store(&nreports, 0);
+    tern_runtime_set_report_hook(hook, NULL);
+    tern_run_options o = {.procs = 2, .monitor_threshold = 50 * TERN_MS};
+    CHECK_EQ(tern_run_opts(blocked_main, NULL, &o), 0);
+    tern_runtime_set_report_hook(NULL, NULL);
+    CHECK_EQ(atomic_load(&nreports), 2);
+    CHECK(strstr(reported[0], "'sleeper'") != NULL);
+    CHECK(strstr(reported[0], "blocked worker") != NULL);
+    CHECK(strstr(reported[0], "tern_blocking") != NULL);
+    CHECK(strstr(reported[1], "'reader'") != NULL);
+#if defined(__x86_64__) || defined(__aarch64__)
+    /* the kernel names the call, unless an emulator stands in between
+     * (qemu-user shows the host's call numbers: skip the names there) */
+    if (!getenv("TERN_TEST_UNDER_QEMU")) {
+        CHECK(strstr(reported[0], "nanosleep()") != NULL);
+        CHECK(strstr(reported[1], "read()") != NULL);
+    }
+#endif
+}
+
+/* Idle: everything parked in tern's own waits for longer than the
+ * threshold. */
+static int idle_main(void *arg)
+{
+    (void)arg;
+    tern_chan *ch;
+    CHECK_EQ(tern_chan_new(1, 0, &ch), 0);
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 200 * TERN_MS, &ctx), 0);
+    CHECK_EQ(tern_chan_recv(ch, NULL, NULL, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    tern_sleep(200 * TERN_MS);
+    tern_chan_free(ch);
+    return 0;
+}
+
+static void monitor_quiet_on_an_idle_runtime(void)
+{
+    atomic_store(&nreports, 0);
+    tern_runtime_set_report_hook(hook, NULL);
+    tern_run_options o = {.procs = 2, .monitor_threshold = 20 * TERN_MS};
+    CHECK_EQ(tern_run_opts(idle_main, NULL, &o), 0);
+    tern_runtime_set_report_hook(NULL, NULL);
+    CHECK_EQ(atomic_load(&nreports), 0);
+}
+
+/* Loaded: threads outside tern take the CPUs, so workers are preempted
+ * for long stretches while coroutines run short bursts; an offloaded
+ * blocking call holds no worker. */
+static atomic_bool stop_burners;
+
+static void *burner(void *arg)
+{
+    (void)arg;
+    volatile unsigned long x = 0;
+    while (!atomic_load_explicit(&stop_burners, memory_order_relaxed))
+        x++;
+    return NULL;
+}
+
+static int offloaded(void *arg)
+{
+    (void)arg;
+    usleep(100 * 1000);
+    return 0;
+}
+
+static int burst(void *arg)
+{
+    tern_waitgroup *wg = arg;
+    for (int i = 0; i < 100; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        int64_t end = (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec + 200 * TERN_US;
+        do
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        while ((int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec < end);
+        if (i % 2)
+            tern_yield();
+        else
+            tern_sleep(TERN_MS);
+    }
+    CHECK_EQ(tern_blocking(offloaded, NULL), 0);
+    tern_waitgroup_done(wg);
+    return 0;
+}
+
+static int loaded_main(void *arg)
+{
+    (void)arg;
+    tern_waitgroup wg = TERN_WAITGROUP_INIT;
+    for (int i = 0; i < 8; i++) {
+        tern_waitgroup_add(&wg, 1);
+        CHECK_EQ(tern_go(burst, &wg), 0);
+    }
+    CHECK_EQ(tern_waitgroup_wait(&wg, NULL), 0);
+    return 0;
+}
+
+static void monitor_quiet_on_a_loaded_machine(void)
+{
+    atomic_store(&nreports, 0);
+    atomic_store(&stop_burners, false);
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(pthread_create(&th[i], NULL, burner, NULL), 0);
+    tern_runtime_set_report_hook(hook, NULL);
+    tern_run_options o = {.procs = 2, .monitor_threshold = 50 * TERN_MS};
+    CHECK_EQ(tern_run_opts(loaded_main, NULL, &o), 0);
+    tern_runtime_set_report_hook(NULL, NULL);
+    atomic_store(&stop_burners, true);
+    for (int i = 0; i < 6; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(atomic_load(&nreports), 0);
+}
+
+TESTS(T(monitor_reports_a_worker_blocked_in_a_system_call), T(monitor_quiet_on_an_idle_runtime),
+      T(monitor_quiet_on_a_loaded_machine))
