@@ -15,6 +15,7 @@
 #include "tern/debug.h"
 #include "tern/error.h"
 #include "tern/group.h"
+#include "tern/grpc.h"
 #include "tern/health.h"
 #include "tern/http.h"
 #include "tern/http_client.h"

@@ -91,7 +91,7 @@ ssize_t tern__h2_body_read(tern_http_req *r, void *buf, size_t n)
             rc = -ECONNRESET;   /* reset before the body's end */
             break;
         }
-        int w = tern__h2_stream_wait(st, st->body_deadline);
+        int w = tern__h2_handler_wait_on(st, &st->cond, st->body_deadline);
         if (w < 0) {
             rc = w;
             break;

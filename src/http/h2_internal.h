@@ -173,6 +173,10 @@ void tern__h2_stream_release(h2_stream *st);
 int tern__h2_stream_wait(h2_stream *st, int64_t deadline);
 /* The same on another of the connection's conds (room). */
 int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline);
+/* The same, for the handler's own reads and writes: bounded by the
+ * request's current context (tern_http_req_set_ctx: a gRPC call's
+ * deadline, a timeout middleware's) rather than the stream's. */
+int tern__h2_handler_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline);
 
 /* h2_body.c: the request side (divert points in request.c) */
 ssize_t tern__h2_body_read(tern_http_req *r, void *buf, size_t n);

@@ -163,8 +163,8 @@ static int wait_room(h2_stream *st, size_t n)
         bool conn_full = h2c->queued > 0 && h2c->queued + n > H2_CONN_OUT_MAX;
         if (!stream_full && !conn_full)
             return 0;
-        int rc = tern__h2_stream_wait_on(st, stream_full ? &st->cond : &h2c->room,
-                                         st->write_deadline);
+        int rc = tern__h2_handler_wait_on(st, stream_full ? &st->cond : &h2c->room,
+                                          st->write_deadline);
         if (rc < 0)
             return rc;
     }

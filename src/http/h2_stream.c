@@ -88,18 +88,32 @@ void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
     tern__h2_stream_release(st);
 }
 
-int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline)
+static int wait_ctx(h2_stream *st, tern_ctx *ctx, tern_cond *cond, int64_t deadline)
 {
     h2_conn *h2c = st->h2c;
-    TERN_ASSERT(st->running && st->ctx);
+    TERN_ASSERT(st->running && ctx);
     if (deadline == TERN_FOREVER)
-        return tern_cond_wait(cond, &h2c->mu, st->ctx);
+        return tern_cond_wait(cond, &h2c->mu, ctx);
     tern_ctx *c;
-    if (tern_ctx_with_deadline(st->ctx, deadline, &c) < 0)
+    if (tern_ctx_with_deadline(ctx, deadline, &c) < 0)
         return -ENOMEM;
     int rc = tern_cond_wait(cond, &h2c->mu, c);
     tern_ctx_free(c);
     return rc;
+}
+
+int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline)
+{
+    return wait_ctx(st, st->ctx, cond, deadline);
+}
+
+int tern__h2_handler_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline)
+{
+    /* the request's current context descends from st->ctx (set_ctx only
+     * derives), so a reset still ends the wait */
+    tern_http_resp *w = st->vhc.cur;
+    tern_ctx *ctx = w && w->req && w->req->ctx ? w->req->ctx : st->ctx;
+    return wait_ctx(st, ctx, cond, deadline);
 }
 
 int tern__h2_stream_wait(h2_stream *st, int64_t deadline)

@@ -585,7 +585,9 @@ ssize_t tern_http_resp_write(tern_http_resp *w, const void *data, size_t len)
      * is sent (commit and finish drop them if it stays bodyless). */
     if (w->head_only || (w->committed && bodyless_status(w->status)) || len == 0)
         return (ssize_t)len;
-    if (len >= HTTP_STREAM_THRESHOLD)
+    /* HTTP/2's socket is the connection's, shared by every stream: a
+     * stream's bytes always go through its queue (flushed below) */
+    if (len >= HTTP_STREAM_THRESHOLD && !hc->h2)
         return write_through(w, data, len);
     if (w->committed && w->chunked) {
         char sz[24];
