@@ -21,9 +21,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <stdatomic.h>
+
 #include "base/arena.h"
 #include "base/growbuf.h"
 #include "tern/grpc.h"
+#include "tern/sync.h"
 
 #define GRPC_PREFIX 5
 
@@ -69,5 +72,62 @@ int tern__grpc_pack(const ProtobufCMessage *msg, bool gz, size_t max, tern__grow
 
 /* server.c: the own HTTP server's handler (415 for anything not gRPC). */
 int tern__grpc_server_serve_http(tern_http_req *r, tern_http_resp *w, void *arg);
+
+
+/* ---- the client (channel.c, client.c) ------------------------------------- */
+typedef struct gconn gconn;
+typedef struct subch subch;
+
+enum { SC_IDLE, SC_CONNECTING, SC_READY, SC_FAILURE };
+
+/* One address of a channel, and its connection when it has one.  Under
+ * the channel's mu. */
+struct subch {
+    tern_grpc_channel *ch;
+    char *addr;                     /* "host:port" or "unix:/path" */
+    int state;
+    gconn *conn;                    /* READY: a ref held */
+    int64_t next_attempt;           /* FAILURE: not before */
+    int64_t backoff;                /* the next failure's wait */
+    int last_err;
+    bool retired;                   /* no longer in the resolver's list */
+};
+
+struct tern_grpc_channel {
+    tern_mutex mu;
+    tern_cond cond;                 /* subchannel state changes */
+    subch **scs;                    /* current list */
+    size_t nscs;
+    subch **retired;                /* dropped by an update; freed with the channel */
+    size_t nretired;
+    bool round_robin;
+    atomic_uint rr;
+    char *authority;                /* :authority */
+    char *server_name;              /* TLS SNI / verification */
+    char *user_agent;
+    tern_tls_config *tls;
+    size_t max_recv;
+    int64_t backoff_base, backoff_max, min_connect;
+    const tern_grpc_resolver *resolver;
+    void *resolver_state;
+    tern_waitgroup conns;           /* connections not yet freed */
+    bool closing;
+};
+
+/* client.c: a connection */
+int tern__grpc_conn_open(subch *sc, tern_ctx *ctx, gconn **out);
+bool tern__grpc_conn_usable(gconn *gc);
+void tern__grpc_conn_ref(gconn *gc);
+void tern__grpc_conn_unref(gconn *gc);
+/* Shut it down: streams fail, the socket closes. */
+void tern__grpc_conn_kill(gconn *gc, int err);
+
+/* channel.c: a ready connection for a new call (a ref), or -errno (-EAGAIN
+ * when nothing is ready and wait_for_ready is off, with *why the last
+ * connection error). */
+int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx *ctx, gconn **out,
+                            int *why);
+/* A connection died: its subchannel goes back to IDLE. */
+void tern__grpc_channel_conn_lost(subch *sc, gconn *gc);
 
 #endif

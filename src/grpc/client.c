@@ -1,0 +1,1030 @@
+/*
+ * client.c - the client side of a call: one HTTP/2 connection per
+ * subchannel, driven on nghttp2 by two coroutines, and tern_grpc_stream /
+ * tern_grpc_unary on it.
+ *
+ * Why not tern_http_client: its requests send a whole body and wait for
+ * the response head before returning, while a gRPC call streams both ways
+ * (a client-streaming server answers only at the end, a bidi one
+ * interleaves), and a channel wants its own connection per address for
+ * balancing and backoff, not a pool per origin.  nghttp2 does the
+ * framing, HPACK and flow control; this file is the glue, in the same
+ * shape as the HTTP client's (h2_client_internal.h):
+ *
+ *   - one mutex per connection (mu) guards the session and every stream
+ *     on it; it is never held across a network call;
+ *   - the reader coroutine reads the socket and feeds
+ *     nghttp2_session_mem_recv under mu (the callbacks below run there,
+ *     filling streams' input buffers and waking their callers on `cond`);
+ *   - the writer coroutine waits on wcond, takes up to 64 KiB of frames
+ *     from nghttp2_session_mem_send under mu, and writes them without it;
+ *   - a caller packs messages into its stream's output buffer (the data
+ *     provider copies from it as the peer's window allows: a caller waits
+ *     while more than 64 KiB are queued), and takes messages out of the
+ *     input buffer, giving the window back as it does
+ *     (NO_AUTO_WINDOW_UPDATE): a stream holds at most its window of
+ *     unread input.
+ *
+ * A connection is freed at its last reference: the subchannel's, each
+ * driver's and each stream's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "base/check.h"
+#include "grpc/grpc_internal.h"
+#include "tern/error.h"
+#include "tern/net.h"
+#include "tern/runtime.h"
+#include "tern/tls.h"
+
+#define READ_BUF (16 * 1024)
+#define WRITE_BATCH (64 * 1024)
+#define OUT_HIGH (64 * 1024)            /* a stream's queued request bytes */
+#define STREAM_WINDOW (1024 * 1024)
+#define CONN_WINDOW (16 * 1024 * 1024)
+#define MAX_MD 64                       /* response metadata entries kept per call */
+
+struct gconn {
+    subch *sc;
+    tern_grpc_channel *ch;
+    tern_conn *c;
+    nghttp2_session *sess;
+    tern_mutex mu;
+    tern_cond wcond;
+    tern_grpc_stream *streams;
+    atomic_int refs;
+    atomic_bool dead;
+    atomic_bool goaway;
+    int err;
+    bool https;
+};
+
+typedef struct md_entry {
+    char *name, *value;                 /* malloc'd together */
+    size_t vlen;
+    bool trailer;
+} md_entry;
+
+struct tern_grpc_stream {
+    gconn *gc;
+    tern_grpc_stream *prev, *next;      /* gc->streams */
+    int32_t id;
+    const tern_grpc_method_desc *m;
+    tern_ctx *ctx;
+    tern_cond cond;
+    bool gzip_out;
+    bool unary_alloc;                   /* unpack with the default allocator (tern_grpc_unary) */
+    /* request side */
+    tern__growbuf out;
+    size_t out_off;
+    bool out_eof;                       /* half-closed by the caller */
+    bool deferred;
+    /* response side */
+    tern__growbuf in;
+    size_t in_off;
+    size_t unconsumed;                  /* received, window not yet given back */
+    int http_status;
+    bool got_headers;
+    bool eof;                           /* END_STREAM received */
+    bool closed;                        /* the session let it go */
+    uint32_t rst;
+    bool resp_gzip;
+    bool bad_encoding;
+    bool has_grpc_status;
+    int grpc_status;
+    char *grpc_message;                 /* raw (percent-encoded), malloc'd */
+    md_entry md[MAX_MD];
+    size_t nmd, md_told;
+    tern_grpc_metadata_fn *on_md;
+    void *on_md_arg;
+    /* results */
+    bool done;                          /* status final */
+    int result;
+    tern_grpc_status status;
+    tern__arena arena;
+    tern__growbuf msg;                  /* the message being unpacked */
+    tern__growbuf zbuf;
+};
+
+void tern__grpc_conn_ref(gconn *gc)
+{
+    atomic_fetch_add(&gc->refs, 1);
+}
+
+void tern__grpc_conn_unref(gconn *gc)
+{
+    if (atomic_fetch_sub(&gc->refs, 1) != 1)
+        return;
+    tern_grpc_channel *ch = gc->ch;
+    TERN_ASSERT(gc->streams == NULL);
+    nghttp2_session_del(gc->sess);
+    tern_conn_free(gc->c);
+    free(gc);
+    tern_waitgroup_done(&ch->conns);
+}
+
+bool tern__grpc_conn_usable(gconn *gc)
+{
+    return !atomic_load(&gc->dead) && !atomic_load(&gc->goaway);
+}
+
+static void wake_writer(gconn *gc)
+{
+    tern_cond_signal(&gc->wcond);
+}
+
+/* Under mu. */
+static void kill_locked(gconn *gc, int err)
+{
+    if (atomic_load(&gc->dead))
+        return;
+    gc->err = err;
+    atomic_store(&gc->dead, true);
+    for (tern_grpc_stream *s = gc->streams; s; s = s->next) {
+        s->closed = true;
+        tern_cond_broadcast(&s->cond);
+    }
+    tern_cond_broadcast(&gc->wcond);
+    if (gc->c)
+        shutdown(tern_conn_fd(gc->c), SHUT_RDWR);   /* the reader's read returns */
+}
+
+void tern__grpc_conn_kill(gconn *gc, int err)
+{
+    tern_mutex_lock(&gc->mu);
+    kill_locked(gc, err);
+    tern_mutex_unlock(&gc->mu);
+}
+
+/* ---- nghttp2's callbacks (under mu) --------------------------------------- */
+
+static tern_grpc_stream *stream_of(nghttp2_session *sess, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(sess, id);
+}
+
+static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    tern_grpc_stream *s = stream_of(sess, f->hd.stream_id);
+    if (!s || f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    bool trailer = s->got_headers;
+    const char *n = (const char *)name, *v = (const char *)value;
+    if (nl == 7 && !memcmp(n, ":status", 7)) {
+        s->http_status = atoi(v);
+        return 0;
+    }
+    if (nl == 11 && !memcmp(n, "grpc-status", 11)) {
+        s->has_grpc_status = true;
+        s->grpc_status = atoi(v);
+        return 0;
+    }
+    if (nl == 12 && !memcmp(n, "grpc-message", 12)) {
+        free(s->grpc_message);
+        s->grpc_message = strndup(v, vl);
+        return 0;
+    }
+    if (nl == 13 && !memcmp(n, "grpc-encoding", 13)) {
+        if (vl == 4 && !memcmp(v, "gzip", 4))
+            s->resp_gzip = true;
+        else if (!(vl == 8 && !memcmp(v, "identity", 8)))
+            s->bad_encoding = true;
+        return 0;
+    }
+    if (n[0] == ':' || tern__grpc_md_reserved(n) || s->nmd == MAX_MD || !s->on_md)
+        return 0;
+    char *p = malloc(nl + vl + 2);
+    if (!p)
+        return 0;
+    memcpy(p, n, nl);
+    p[nl] = '\0';
+    memcpy(p + nl + 1, v, vl);
+    p[nl + 1 + vl] = '\0';
+    s->md[s->nmd++] = (md_entry){ p, p + nl + 1, vl, trailer };
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+    gconn *gc = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        atomic_store(&gc->goaway, true);
+        return 0;
+    }
+    tern_grpc_stream *s = stream_of(sess, f->hd.stream_id);
+    if (!s)
+        return 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
+        s->got_headers = true;
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        s->eof = true;
+    tern_cond_broadcast(&s->cond);
+    return 0;
+}
+
+static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    tern_grpc_stream *s = stream_of(sess, id);
+    if (!s) {
+        nghttp2_session_consume(sess, id, len);
+        return 0;
+    }
+    if (s->in_off == s->in.len) {
+        s->in_off = s->in.len = 0;
+    } else if (s->in_off > s->in.cap / 2) {
+        memmove(s->in.p, s->in.p + s->in_off, s->in.len - s->in_off);
+        s->in.len -= s->in_off;
+        s->in_off = 0;
+    }
+    if (tern__growbuf_append(&s->in, data, len) < 0) {
+        nghttp2_session_consume(sess, id, len);
+        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+        tern_cond_broadcast(&s->cond);
+        return 0;
+    }
+    s->unconsumed += len;
+    /* The window comes back as messages are taken out, except while the
+     * first message is still incomplete: it needs the rest whatever the
+     * caller does (a message larger than the window would stall), and it
+     * is bounded by the receive limit. */
+    size_t have = s->in.len - s->in_off;
+    bool incomplete = have < GRPC_PREFIX;
+    if (!incomplete) {
+        bool z;
+        uint32_t ml;
+        incomplete = tern__grpc_prefix_parse((uint8_t *)s->in.p + s->in_off, &z, &ml) == 0 &&
+                     ml <= s->gc->ch->max_recv && have < GRPC_PREFIX + (size_t)ml;
+    }
+    if (incomplete) {
+        nghttp2_session_consume(sess, id, s->unconsumed);
+        s->unconsumed = 0;
+    }
+    tern_cond_broadcast(&s->cond);
+    return 0;
+}
+
+static int on_close(nghttp2_session *sess, int32_t id, uint32_t code, void *ud)
+{
+    (void)ud;
+    tern_grpc_stream *s = stream_of(sess, id);
+    if (!s)
+        return 0;
+    s->closed = true;
+    s->rst = code;
+    nghttp2_session_set_stream_user_data(sess, id, NULL);
+    tern_cond_broadcast(&s->cond);
+    return 0;
+}
+
+/* The request body: the caller's queued messages. */
+static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                       nghttp2_data_source *src, void *ud)
+{
+    (void)ud;
+    (void)src;
+    tern_grpc_stream *s = stream_of(sess, id);
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* freed: reset */
+    size_t avail = s->out.len - s->out_off;
+    if (avail == 0 && !s->out_eof) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t k = avail < len ? avail : len;
+    memcpy(buf, s->out.p + s->out_off, k);
+    s->out_off += k;
+    if (s->out_off == s->out.len && s->out_eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    tern_cond_broadcast(&s->cond);
+    return (ssize_t)k;
+}
+
+/* ---- the drivers ------------------------------------------------------------ */
+
+static int reader_co(void *arg)
+{
+    gconn *gc = arg;
+    uint8_t *buf = malloc(READ_BUF);
+    int err = buf ? 0 : -ENOMEM;
+    while (err == 0) {
+        ssize_t n = tern_conn_read(gc->c, buf, READ_BUF, NULL);
+        if (n <= 0) {
+            err = n == 0 ? -ECONNRESET : (int)n;
+            break;
+        }
+        tern_mutex_lock(&gc->mu);
+        if (atomic_load(&gc->dead)) {
+            tern_mutex_unlock(&gc->mu);
+            break;
+        }
+        ssize_t k = nghttp2_session_mem_recv(gc->sess, buf, (size_t)n);
+        if (k < 0)
+            err = -EPROTO;
+        else
+            wake_writer(gc);
+        tern_mutex_unlock(&gc->mu);
+    }
+    free(buf);
+    tern_mutex_lock(&gc->mu);
+    kill_locked(gc, err ? err : -ECONNRESET);
+    tern_mutex_unlock(&gc->mu);
+    tern__grpc_channel_conn_lost(gc->sc, gc);
+    tern__grpc_conn_unref(gc);
+    return 0;
+}
+
+static int writer_co(void *arg)
+{
+    gconn *gc = arg;
+    tern__growbuf out = { 0 };
+    tern_mutex_lock(&gc->mu);
+    while (!atomic_load(&gc->dead)) {
+        out.len = 0;
+        int err = 0;
+        while (out.len < WRITE_BATCH) {
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(gc->sess, &p);
+            if (n < 0) {
+                err = -EPROTO;
+                break;
+            }
+            if (n == 0)
+                break;
+            if (tern__growbuf_append(&out, p, (size_t)n) < 0) {
+                err = -ENOMEM;
+                break;
+            }
+        }
+        if (err) {
+            kill_locked(gc, err);
+            break;
+        }
+        if (out.len == 0) {
+            tern_cond_wait(&gc->wcond, &gc->mu, NULL);
+            continue;
+        }
+        tern_mutex_unlock(&gc->mu);
+        size_t off = 0;
+        while (off < out.len && err == 0) {
+            ssize_t w = tern_conn_write(gc->c, out.p + off, out.len - off, NULL);
+            if (w < 0)
+                err = (int)w;
+            else
+                off += (size_t)w;
+        }
+        tern_mutex_lock(&gc->mu);
+        if (err)
+            kill_locked(gc, err);
+    }
+    tern_mutex_unlock(&gc->mu);
+    tern__growbuf_free(&out);
+    tern__grpc_conn_unref(gc);
+    return 0;
+}
+
+static int dial(subch *sc, tern_ctx *ctx, tern_conn **out)
+{
+    tern_grpc_channel *ch = sc->ch;
+    int rc;
+    if (!strncmp(sc->addr, "unix:", 5))
+        rc = tern_conn_dial(TERN_NET_UNIX, sc->addr + 5, out, ctx);
+    else
+        rc = tern_conn_dial(TERN_NET_TCP, sc->addr, out, ctx);
+    if (rc < 0)
+        return rc;
+    tern_conn_set_nodelay(*out, true);
+    if (ch->tls) {
+        rc = tern_tls_connect(*out, ch->tls, ch->server_name, ctx);
+        if (rc == 0) {
+            const char *alpn = tern_tls_alpn(*out);
+            if (alpn && strcmp(alpn, "h2") != 0)
+                rc = -EPROTO;   /* the server chose HTTP/1.1: no gRPC there */
+        }
+        if (rc < 0) {
+            tern_conn_free(*out);
+            *out = NULL;
+        }
+    }
+    return rc;
+}
+
+int tern__grpc_conn_open(subch *sc, tern_ctx *ctx, gconn **out)
+{
+    tern_grpc_channel *ch = sc->ch;
+    tern_ctx *dctx;
+    int rc = tern_ctx_with_timeout(ctx, ch->min_connect > sc->backoff ? ch->min_connect : sc->backoff, &dctx);
+    if (rc < 0)
+        return rc;
+    tern_conn *c;
+    rc = dial(sc, dctx, &c);
+    tern_ctx_free(dctx);
+    if (rc < 0)
+        return rc;
+    gconn *gc = calloc(1, sizeof *gc);
+    if (!gc) {
+        tern_conn_free(c);
+        return -ENOMEM;
+    }
+    gc->sc = sc;
+    gc->ch = ch;
+    gc->c = c;
+    gc->https = ch->tls != NULL;
+    nghttp2_session_callbacks *cb;
+    nghttp2_option *opt;
+    if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0) {
+        tern_conn_free(c);
+        free(gc);
+        return -ENOMEM;
+    }
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    rc = nghttp2_session_client_new2(&gc->sess, cb, gc, opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_option_del(opt);
+    if (rc != 0) {
+        tern_conn_free(c);
+        free(gc);
+        return -ENOMEM;
+    }
+    nghttp2_settings_entry iv[] = {
+        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024 },
+    };
+    nghttp2_submit_settings(gc->sess, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv);
+    nghttp2_session_set_local_window_size(gc->sess, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
+    atomic_init(&gc->refs, 3);          /* the subchannel's, the reader's, the writer's */
+    tern_waitgroup_add(&ch->conns, 1);
+    if (tern_go_opts(reader_co, gc, &(tern_go_options){ .name = "grpc-conn-reader" }, NULL) < 0) {
+        tern_waitgroup_done(&ch->conns);
+        nghttp2_session_del(gc->sess);
+        tern_conn_free(c);
+        free(gc);
+        return -ENOMEM;
+    }
+    if (tern_go_opts(writer_co, gc, &(tern_go_options){ .name = "grpc-conn-writer" }, NULL) < 0) {
+        tern__grpc_conn_kill(gc, -ENOMEM);
+        tern__grpc_conn_unref(gc);      /* the writer's */
+        tern__grpc_conn_unref(gc);      /* the subchannel's */
+        return -ENOMEM;
+    }
+    *out = gc;
+    return 0;
+}
+
+/* ---- streams ------------------------------------------------------------------ */
+
+static nghttp2_nv nv(const char *n, const char *v)
+{
+    return (nghttp2_nv){ (uint8_t *)n, (uint8_t *)v, strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE };
+}
+
+static void lower(char *d, const char *s, size_t cap)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < cap; i++)
+        d[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    d[i] = '\0';
+}
+
+typedef struct nva_build {
+    nghttp2_nv *v;
+    size_t n, cap;
+    char **owned;
+    size_t nowned;
+} nva_build;
+
+static int add_md(nva_build *b, const char *name, const void *value, size_t len)
+{
+    if (!tern__grpc_md_name_ok(name) || tern__grpc_md_reserved(name) || strlen(name) > 120)
+        return -EINVAL;
+    size_t nl = strlen(name);
+    bool bin = tern__grpc_md_is_bin(name, nl);
+    if (!bin && !tern__grpc_md_value_ok(value, len))
+        return -EINVAL;
+    char *p = malloc(nl + 1 + (bin ? (len + 2) / 3 * 4 + 1 : len + 1));
+    if (!p)
+        return -ENOMEM;
+    b->owned[b->nowned++] = p;
+    lower(p, name, nl + 1);
+    char *v = p + nl + 1;
+    if (bin) {
+        len = tern__grpc_b64_encode(value, len, v);
+    } else {
+        memcpy(v, value, len);
+        v[len] = '\0';
+    }
+    b->v[b->n++] = (nghttp2_nv){ (uint8_t *)p, (uint8_t *)v, nl, len, NGHTTP2_NV_FLAG_NONE };
+    return 0;
+}
+
+static void stream_unlink(tern_grpc_stream *s)
+{
+    gconn *gc = s->gc;
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (gc->streams == s)
+        gc->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}
+
+static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options *o, tern_ctx *ctx)
+{
+    tern_grpc_channel *ch = gc->ch;
+    size_t nmeta = 0;
+    if (o && o->metadata)
+        while (o->metadata[2 * nmeta])
+            nmeta++;
+    size_t cap = 12 + nmeta + (o ? o->n_md : 0);
+    nghttp2_nv *v = calloc(cap, sizeof *v);
+    char **owned = calloc(cap, sizeof *owned);
+    int rc = v && owned ? 0 : -ENOMEM;
+    nva_build b = { v, 0, cap, owned, 0 };
+    char tbuf[24];
+    if (rc == 0) {
+        v[b.n++] = nv(":method", "POST");
+        v[b.n++] = nv(":scheme", gc->https ? "https" : "http");
+        v[b.n++] = nv(":path", s->m->path);
+        v[b.n++] = nv(":authority", ch->authority);
+        v[b.n++] = nv("te", "trailers");
+        v[b.n++] = nv("content-type", "application/grpc");
+        v[b.n++] = nv("user-agent", ch->user_agent);
+        v[b.n++] = nv("grpc-accept-encoding", TERN__GRPC_ACCEPT_ENCODING);
+        if (s->gzip_out)
+            v[b.n++] = nv("grpc-encoding", "gzip");
+        int64_t left = tern_ctx_remaining(ctx);
+        if (left >= 0) {
+            tern_grpc_timeout_format(left > 0 ? left : 1, tbuf);
+            v[b.n++] = nv("grpc-timeout", tbuf);
+        }
+        for (size_t i = 0; rc == 0 && i < nmeta; i++) {
+            const char *val = o->metadata[2 * i + 1];
+            if (!val)
+                rc = -EINVAL;
+            else
+                rc = add_md(&b, o->metadata[2 * i], val, strlen(val));
+        }
+        for (size_t i = 0; rc == 0 && o && i < o->n_md; i++)
+            rc = add_md(&b, o->md[i].name, o->md[i].value, o->md[i].len);
+    }
+    if (rc == 0) {
+        tern_mutex_lock(&gc->mu);
+        if (!tern__grpc_conn_usable(gc)) {
+            rc = -EAGAIN;
+        } else {
+            nghttp2_data_provider prd = { .source.ptr = s, .read_callback = provide };
+            int32_t id = nghttp2_submit_request(gc->sess, NULL, v, b.n, &prd, s);
+            if (id < 0) {
+                rc = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EAGAIN : -ENOMEM;
+                if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE)
+                    atomic_store(&gc->goaway, true);
+            } else {
+                s->id = id;
+                s->gc = gc;
+                s->next = gc->streams;
+                if (gc->streams)
+                    gc->streams->prev = s;
+                gc->streams = s;
+                wake_writer(gc);
+            }
+        }
+        tern_mutex_unlock(&gc->mu);
+    }
+    for (size_t i = 0; i < b.nowned; i++)
+        free(owned[i]);
+    free(owned);
+    free(v);
+    return rc;
+}
+
+int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
+                          const tern_grpc_call_options *opts, tern_grpc_stream **out, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(ch);
+    *out = NULL;
+    if (!m || !m->path || !m->input || !m->output)
+        return -EINVAL;
+    if (opts && opts->compression && strcmp(opts->compression, "gzip") != 0 &&
+        strcmp(opts->compression, "identity") != 0)
+        return -ENOTSUP;
+    tern_grpc_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->m = m;
+    s->ctx = ctx;
+    s->gzip_out = opts && opts->compression && !strcmp(opts->compression, "gzip");
+    if (opts) {
+        s->on_md = opts->on_metadata;
+        s->on_md_arg = opts->on_metadata_arg;
+    }
+    int rc = tern_ctx_err(ctx);
+    for (int attempt = 0; rc == 0; attempt++) {
+        gconn *gc;
+        int why = 0;
+        rc = tern__grpc_channel_pick(ch, opts && opts->wait_for_ready, ctx, &gc, &why);
+        if (rc < 0) {
+            if (rc == -EAGAIN && why)
+                rc = why;
+            break;
+        }
+        rc = open_on(gc, s, opts, ctx);
+        if (rc == 0) {
+            *out = s;
+            return 0;       /* s holds the pick's ref */
+        }
+        tern__grpc_conn_unref(gc);
+        if (rc != -EAGAIN || attempt == 3)
+            break;
+        rc = 0;             /* that connection was going away: pick again */
+    }
+    s->status.code = tern_grpc_errno_to_code(rc);
+    free(s);
+    return rc;
+}
+
+/* Under mu: wait for a change on s, bounded by ctx and the stream's. */
+static int wait_stream(tern_grpc_stream *s, tern_ctx *ctx)
+{
+    int rc = tern_cond_wait(&s->cond, &s->gc->mu, ctx ? ctx : s->ctx);
+    if (rc == 0 && ctx && s->ctx && ctx != s->ctx)
+        rc = tern_ctx_err(s->ctx);
+    return rc;
+}
+
+/* Under mu: the call is over for us (ctx ended, or a local failure):
+ * reset the stream and settle the status. */
+static void abort_locked(tern_grpc_stream *s, int err, const char *why)
+{
+    if (s->done)
+        return;
+    gconn *gc = s->gc;
+    if (!s->closed && !atomic_load(&gc->dead)) {
+        nghttp2_submit_rst_stream(gc->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        wake_writer(gc);
+    }
+    s->done = true;
+    s->result = err;
+    s->status.code = tern_grpc_errno_to_code(err);
+    free(s->status.message);
+    s->status.message = why ? strdup(why) : NULL;
+}
+
+int tern_grpc_stream_send(tern_grpc_stream *s, const ProtobufCMessage *msg, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(s);
+    if (!msg)
+        return -EINVAL;
+    gconn *gc = s->gc;
+    tern_mutex_lock(&gc->mu);
+    int rc = 0;
+    for (;;) {
+        if (s->done) {
+            rc = s->result < 0 ? s->result : -EPIPE;
+            break;
+        }
+        if (s->out_eof) {
+            rc = -EPIPE;
+            break;
+        }
+        if (s->closed || s->eof) {
+            rc = -EPIPE;        /* the server has finished: recv tells how */
+            break;
+        }
+        size_t pending = s->out.len - s->out_off;
+        if (pending == 0 || pending < OUT_HIGH)
+            break;
+        rc = wait_stream(s, ctx);
+        if (rc < 0) {
+            abort_locked(s, rc, rc == -ETIMEDOUT ? "deadline exceeded" : "cancelled");
+            break;
+        }
+    }
+    if (rc == 0) {
+        if (s->out_off == s->out.len) {
+            s->out_off = s->out.len = 0;
+        } else if (s->out_off > 0) {
+            memmove(s->out.p, s->out.p + s->out_off, s->out.len - s->out_off);
+            s->out.len -= s->out_off;
+            s->out_off = 0;
+        }
+        rc = tern__grpc_pack(msg, s->gzip_out, 0, &s->out, &s->zbuf);
+        if (rc == 0 && s->deferred) {
+            s->deferred = false;
+            nghttp2_session_resume_data(gc->sess, s->id);
+        }
+        wake_writer(gc);
+    }
+    tern_mutex_unlock(&gc->mu);
+    return rc;
+}
+
+int tern_grpc_stream_close_send(tern_grpc_stream *s, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(s);
+    (void)ctx;      /* queues END_STREAM: never waits */
+    gconn *gc = s->gc;
+    tern_mutex_lock(&gc->mu);
+    if (!s->out_eof) {
+        s->out_eof = true;
+        if (s->deferred && !s->closed) {
+            s->deferred = false;
+            nghttp2_session_resume_data(gc->sess, s->id);
+        }
+        wake_writer(gc);
+    }
+    tern_mutex_unlock(&gc->mu);
+    return 0;
+}
+
+static tern_grpc_code http_to_code(int status)
+{
+    switch (status) {
+    case 400: return TERN_GRPC_INTERNAL;
+    case 401: return TERN_GRPC_UNAUTHENTICATED;
+    case 403: return TERN_GRPC_PERMISSION_DENIED;
+    case 404: return TERN_GRPC_UNIMPLEMENTED;
+    case 429: case 502: case 503: case 504: return TERN_GRPC_UNAVAILABLE;
+    default: return TERN_GRPC_UNKNOWN;
+    }
+}
+
+/* Under mu: the stream has ended on the wire (eof or closed); settle. */
+static void settle_locked(tern_grpc_stream *s)
+{
+    if (s->done)
+        return;
+    s->done = true;
+    tern_grpc_code code;
+    char *msg = NULL;
+    if (s->has_grpc_status && s->eof) {
+        code = (tern_grpc_code)s->grpc_status;
+        if (s->grpc_message)
+            msg = tern_grpc_message_decode(s->grpc_message);
+    } else if (s->http_status && s->http_status != 200) {
+        code = http_to_code(s->http_status);
+        char b[64];
+        snprintf(b, sizeof b, "HTTP status %d", s->http_status);
+        msg = strdup(b);
+    } else if (s->eof) {
+        code = TERN_GRPC_INTERNAL;
+        msg = strdup("the server ended the call without grpc-status");
+    } else if (s->rst == NGHTTP2_CANCEL) {
+        code = TERN_GRPC_CANCELLED;
+        msg = strdup("the server cancelled the call (RST_STREAM CANCEL)");
+    } else if (s->rst == NGHTTP2_REFUSED_STREAM) {
+        code = TERN_GRPC_UNAVAILABLE;
+        msg = strdup("the server refused the stream");
+    } else if (atomic_load(&s->gc->dead)) {
+        code = TERN_GRPC_UNAVAILABLE;
+        msg = strdup(tern_strerror(s->gc->err ? s->gc->err : -ECONNRESET));
+    } else {
+        code = TERN_GRPC_INTERNAL;
+        char b[64];
+        snprintf(b, sizeof b, "stream reset (HTTP/2 error %u)", s->rst);
+        msg = strdup(b);
+    }
+    s->status.code = code;
+    free(s->status.message);
+    s->status.message = msg;
+    s->result = code == TERN_GRPC_OK ? 0 : tern_grpc_code_to_errno(code);
+    if (code != TERN_GRPC_OK && !s->has_grpc_status && atomic_load(&s->gc->dead))
+        s->result = s->gc->err ? s->gc->err : -ECONNRESET;
+}
+
+/* Tell the caller's callback of the metadata seen so far (without mu). */
+static void tell_md(tern_grpc_stream *s, size_t upto)
+{
+    for (; s->md_told < upto; s->md_told++) {
+        md_entry *e = &s->md[s->md_told];
+        tern_grpc_metadata md = { e->name, e->value, e->vlen };
+        uint8_t small[256];
+        uint8_t *dec = NULL;
+        size_t nl = strlen(e->name);
+        if (tern__grpc_md_is_bin(e->name, nl)) {
+            dec = e->vlen * 3 / 4 + 4 <= sizeof small ? small : malloc(e->vlen * 3 / 4 + 4);
+            ssize_t dl = dec ? tern__grpc_b64_decode(e->value, e->vlen, dec) : -ENOMEM;
+            if (dl < 0) {
+                if (dec != small)
+                    free(dec);
+                continue;
+            }
+            md.value = dec;
+            md.len = (size_t)dl;
+        }
+        s->on_md(&md, e->trailer, s->on_md_arg);
+        if (dec && dec != small)
+            free(dec);
+    }
+}
+
+int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(s);
+    *out = NULL;
+    gconn *gc = s->gc;
+    size_t max = gc->ch->max_recv;
+    int rc;
+    bool z = false;
+    uint32_t len = 0;
+    tern_mutex_lock(&gc->mu);
+    for (;;) {
+        size_t have = s->in.len - s->in_off;
+        if (!s->done && have >= GRPC_PREFIX) {
+            if (tern__grpc_prefix_parse((uint8_t *)s->in.p + s->in_off, &z, &len) < 0) {
+                abort_locked(s, -EPROTO, "bad message prefix");
+            } else if (len > max) {
+                abort_locked(s, -ENOSPC, "received message larger than max");
+                s->result = -EMSGSIZE;
+            } else if (have >= GRPC_PREFIX + (size_t)len) {
+                s->msg.len = 0;
+                rc = tern__growbuf_append(&s->msg, s->in.p + s->in_off + GRPC_PREFIX, len);
+                if (rc < 0) {
+                    abort_locked(s, rc, "out of memory");
+                } else {
+                    s->in_off += GRPC_PREFIX + len;
+                    size_t back = s->unconsumed < GRPC_PREFIX + len ? s->unconsumed : GRPC_PREFIX + len;
+                    s->unconsumed -= back;
+                    if (back && !s->closed && !atomic_load(&gc->dead)) {
+                        nghttp2_session_consume(gc->sess, s->id, back);
+                        wake_writer(gc);
+                    }
+                    rc = 1;
+                    break;
+                }
+            }
+        }
+        /* no whole message buffered: the end, or wait for more */
+        if (s->done || s->eof || s->closed) {
+            if (!s->done && have > 0)
+                abort_locked(s, -EPROTO, "the response ended inside a message");
+            settle_locked(s);
+            rc = s->result == 0 ? 0 : s->result;
+            break;
+        }
+        rc = wait_stream(s, ctx);
+        if (rc < 0) {
+            abort_locked(s, rc, rc == -ETIMEDOUT ? "deadline exceeded" : "cancelled");
+            rc = s->result;
+            break;
+        }
+    }
+    size_t nmd = s->nmd;
+    tern_mutex_unlock(&gc->mu);
+    if (s->on_md)
+        tell_md(s, nmd);
+    if (rc != 1)
+        return rc;
+    const uint8_t *p = (const uint8_t *)s->msg.p;
+    if (z) {
+        if (!s->resp_gzip) {
+            tern_mutex_lock(&gc->mu);
+            abort_locked(s, -EPROTO, "compressed message without grpc-encoding");
+            tern_mutex_unlock(&gc->mu);
+            return -EPROTO;
+        }
+        s->zbuf.len = 0;
+        rc = tern__grpc_gunzip(p, len, max, &s->zbuf);
+        if (rc < 0) {
+            tern_mutex_lock(&gc->mu);
+            abort_locked(s, rc == -EMSGSIZE ? -ENOSPC : -EPROTO, "could not decompress a message");
+            if (rc == -EMSGSIZE)
+                s->result = -EMSGSIZE;
+            rc = s->result;
+            tern_mutex_unlock(&gc->mu);
+            return rc;
+        }
+        p = (const uint8_t *)s->zbuf.p;
+        len = (uint32_t)s->zbuf.len;
+    }
+    ProtobufCMessage *m;
+    if (s->unary_alloc) {
+        m = protobuf_c_message_unpack(s->m->output, NULL, len, p);
+    } else {
+        tern__arena_reset(&s->arena);
+        ProtobufCAllocator al;
+        tern__grpc_arena_allocator(&al, &s->arena);
+        m = protobuf_c_message_unpack(s->m->output, &al, len, p);
+    }
+    if (!m) {
+        tern_mutex_lock(&gc->mu);
+        abort_locked(s, -EPROTO, "could not decode the response message");
+        tern_mutex_unlock(&gc->mu);
+        return -EPROTO;
+    }
+    *out = m;
+    return 1;
+}
+
+const tern_grpc_status *tern_grpc_stream_status(const tern_grpc_stream *s)
+{
+    TERN_CHECK_ARG(s);
+    return &s->status;
+}
+
+void tern_grpc_stream_free(tern_grpc_stream *s)
+{
+    if (!s)
+        return;
+    gconn *gc = s->gc;
+    tern_mutex_lock(&gc->mu);
+    if (!s->closed && !atomic_load(&gc->dead)) {
+        if (!s->eof)
+            nghttp2_submit_rst_stream(gc->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        nghttp2_session_set_stream_user_data(gc->sess, s->id, NULL);
+        wake_writer(gc);
+    }
+    stream_unlink(s);
+    tern_mutex_unlock(&gc->mu);
+    tern__grpc_conn_unref(gc);
+    for (size_t i = 0; i < s->nmd; i++)
+        free(s->md[i].name);
+    free(s->grpc_message);
+    free(s->status.message);
+    tern__growbuf_free(&s->out);
+    tern__growbuf_free(&s->in);
+    tern__growbuf_free(&s->msg);
+    tern__growbuf_free(&s->zbuf);
+    tern__arena_free(&s->arena);
+    free(s);
+}
+
+void tern_grpc_status_clear(tern_grpc_status *st)
+{
+    if (!st)
+        return;
+    free(st->message);
+    st->message = NULL;
+    st->code = TERN_GRPC_OK;
+}
+
+static void copy_status(tern_grpc_status *dst, const tern_grpc_status *src)
+{
+    if (!dst)
+        return;
+    dst->code = src->code;
+    dst->message = src->message ? strdup(src->message) : NULL;
+}
+
+int tern_grpc_unary(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                    ProtobufCMessage **resp, const tern_grpc_call_options *opts, tern_grpc_status *status,
+                    tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(ch);
+    *resp = NULL;
+    if (status)
+        *status = (tern_grpc_status){ 0 };
+    tern_grpc_stream *s;
+    int rc = tern_grpc_stream_open(ch, m, opts, &s, ctx);
+    if (rc < 0) {
+        if (status) {
+            status->code = tern_grpc_errno_to_code(rc);
+            status->message = strdup(tern_strerror(rc));
+        }
+        return rc;
+    }
+    s->unary_alloc = true;
+    rc = tern_grpc_stream_send(s, req, ctx);
+    if (rc == 0)
+        rc = tern_grpc_stream_close_send(s, ctx);
+    ProtobufCMessage *msg = NULL;
+    if (rc == 0 || rc == -EPIPE) {
+        rc = tern_grpc_stream_recv(s, &msg, ctx);
+        if (rc == 1) {
+            ProtobufCMessage *extra;
+            rc = tern_grpc_stream_recv(s, &extra, ctx);
+            if (rc == 1) {
+                protobuf_c_message_free_unpacked(extra, NULL);
+                rc = -EPROTO;       /* a second response to a unary call */
+            }
+        } else if (rc == 0) {
+            rc = -EPROTO;           /* OK without a response message */
+            s->status.code = TERN_GRPC_INTERNAL;
+        }
+    }
+    if (rc == 0)
+        *resp = msg;
+    else if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc < 0 && s->status.code == TERN_GRPC_OK)
+        s->status.code = tern_grpc_errno_to_code(rc);
+    copy_status(status, &s->status);
+    tern_grpc_stream_free(s);
+    return rc;
+}

@@ -1,0 +1,447 @@
+/*
+ * test_grpc_channel.c - tern's channel against tern's server: what needs
+ * both ends in hand.  Interceptors; the client's deadline and cancel
+ * reaching the handler's ctx; round_robin and pick_first across two
+ * servers, and failover when one goes; a unix socket target; a resolver of
+ * our own; gRPC and REST on one port; a graceful drain that lets a call in
+ * flight finish; the server's send and receive limits.
+ */
+#include "grpc_fixture.h"
+
+#include <tern/http_router.h>
+
+typedef struct srv {
+    tern_grpc_server *s;
+    tern_waitgroup wg;
+    const char *tag;
+    atomic_int calls;
+    atomic_int last_code;
+    char addr[64];
+} srv;
+
+static int tag_icept(tern_grpc_call *call, void *arg)
+{
+    srv *sv = arg;
+    atomic_fetch_add(&sv->calls, 1);
+    CHECK_EQ(tern_grpc_call_add_header(call, "x-server", sv->tag, 0), 0);
+    int rc = tern_grpc_call_next(call);
+    atomic_store(&sv->last_code, (int)tern_grpc_call_code(call));
+    return rc;
+}
+
+static int deny_icept(tern_grpc_call *call, void *arg)
+{
+    (void)arg;
+    if (tern_grpc_call_metadata(call, "x-deny"))
+        return tern_grpc_call_fail(call, TERN_GRPC_PERMISSION_DENIED, "denied by %s", "interceptor");
+    return tern_grpc_call_next(call);
+}
+
+static int serve_co(void *arg)
+{
+    srv *sv = arg;
+    tern_grpc_server_serve(sv->s, NULL);
+    tern_waitgroup_done(&sv->wg);
+    return 0;
+}
+
+static void srv_start(srv *sv, const char *tag, const tern_grpc_server_options *o, tern_listener *l)
+{
+    sv->tag = tag;
+    CHECK_EQ(tern_grpc_server_new(o, &sv->s), 0);
+    CHECK_EQ(tern_grpc_server_add_interceptor(sv->s, tag_icept, sv), 0);
+    CHECK_EQ(tern_grpc_server_add_interceptor(sv->s, deny_icept, NULL), 0);
+    CHECK_EQ(tern_grpc_server_add_service(sv->s, &test_service, NULL, NULL), 0);
+    if (l)
+        CHECK_EQ(tern_grpc_server_add_listener(sv->s, l), 0);
+    else
+        CHECK_EQ(tern_grpc_server_listen(sv->s, "127.0.0.1:0"), 0);
+    snprintf(sv->addr, sizeof sv->addr, "127.0.0.1:%d", tern_grpc_server_port(sv->s));
+    size_t n;
+    CHECK_EQ(tern_grpc_server_services(sv->s, &n)[0], &test_service);
+    CHECK_EQ(n, 1);
+    tern_waitgroup_add(&sv->wg, 1);
+    CHECK_EQ(tern_go(serve_co, sv), 0);
+}
+
+static void srv_stop(srv *sv, int64_t grace)
+{
+    tern_ctx *c;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, grace, &c), 0);
+    tern_grpc_server_shutdown(sv->s, c);
+    tern_ctx_free(c);
+    CHECK_EQ(tern_waitgroup_wait(&sv->wg, NULL), 0);
+    tern_grpc_server_free(sv->s);
+    sv->s = NULL;
+}
+
+typedef struct who {
+    char server[8];
+} who;
+
+static void on_md(const tern_grpc_metadata *md, bool trailer, void *arg)
+{
+    who *w = arg;
+    if (!trailer && !strcmp(md->name, "x-server"))
+        snprintf(w->server, sizeof w->server, "%.*s", (int)md->len, (const char *)md->value);
+}
+
+/* A unary call; *tag: which server answered. */
+static int call(tern_grpc_channel *ch, Terntest__Req *req, char *tag, tern_grpc_status *st, tern_ctx *ctx,
+                bool wfr)
+{
+    who w = { "" };
+    tern_grpc_call_options o = { .on_metadata = on_md, .on_metadata_arg = &w, .wait_for_ready = wfr };
+    ProtobufCMessage *m;
+    int rc = tern_grpc_unary(ch, M_UNARY, &req->base, &m, &o, st, ctx);
+    if (rc == 0)
+        protobuf_c_message_free_unpacked(m, NULL);
+    if (tag)
+        strcpy(tag, w.server);
+    return rc;
+}
+
+static int interceptors_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "i";
+    char tag[8];
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+    CHECK(!strcmp(tag, "A"));
+    CHECK_EQ(atomic_load(&a.calls), 1);
+    CHECK_EQ(atomic_load(&a.last_code), TERN_GRPC_OK);
+    /* the inner interceptor refuses; the outer one sees the code */
+    const char *deny[] = { "x-deny", "1", NULL };
+    tern_grpc_call_options o = { .metadata = deny };
+    ProtobufCMessage *m;
+    tern_grpc_status st;
+    CHECK_EQ(tern_grpc_unary(ch, M_UNARY, &req.base, &m, &o, &st, NULL), -EACCES);
+    CHECK_EQ(st.code, TERN_GRPC_PERMISSION_DENIED);
+    CHECK(!strcmp(st.message, "denied by interceptor"));
+    tern_grpc_status_clear(&st);
+    CHECK_EQ(atomic_load(&a.last_code), TERN_GRPC_PERMISSION_DENIED);
+    /* a handler's plain errno becomes its code */
+    req.name = "errno";
+    CHECK_EQ(call(ch, &req, NULL, &st, NULL, false), -EACCES);
+    CHECK_EQ(st.code, TERN_GRPC_PERMISSION_DENIED);
+    tern_grpc_status_clear(&st);
+    CHECK_EQ(tern_grpc_server_add_interceptor(a.s, deny_icept, NULL), -EBUSY);
+    CHECK_EQ(tern_grpc_server_add_service(a.s, &test_service, NULL, NULL), -EBUSY);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void interceptors_see_calls_and_codes(void)
+{
+    CHECK_EQ(tern_run(interceptors_main, NULL), 0);
+}
+
+static int deadline_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "d";
+    req.sleep_ms = 5000;
+    tern_ctx *c;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 300 * MS, &c), 0);
+    tern_grpc_status st;
+    CHECK_EQ(call(ch, &req, NULL, &st, c, false), -ETIMEDOUT);
+    CHECK_EQ(st.code, TERN_GRPC_DEADLINE_EXCEEDED);
+    tern_grpc_status_clear(&st);
+    tern_ctx_free(c);
+    for (int i = 0; i < 300 && !atomic_load(&handler_deadline); i++)
+        tern_sleep(10 * MS);
+    CHECK_EQ(atomic_load(&handler_deadline), 1);   /* the handler's ctx had the client's deadline */
+
+    /* freeing a stream mid-way cancels the handler's ctx */
+    tern_grpc_stream *s;
+    req.sleep_ms = 20;
+    req.count = 1000;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_SSTREAM, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    ProtobufCMessage *m;
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 1);
+    tern_grpc_stream_free(s);
+    for (int i = 0; i < 300 && !atomic_load(&stream_cancelled); i++)
+        tern_sleep(10 * MS);
+    CHECK_EQ(atomic_load(&stream_cancelled), 1);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void deadline_and_cancel_reach_the_handler(void)
+{
+    CHECK_EQ(tern_run(deadline_main, NULL), 0);
+}
+
+static int lb_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 }, b = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    srv_start(&b, "B", NULL, NULL);
+    char target[160];
+    snprintf(target, sizeof target, "ipv4:%s,%s", a.addr, b.addr);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "lb";
+    char tag[8];
+
+    tern_grpc_channel_options rr = { .lb_policy = "round_robin" };
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(target, &rr, &ch), 0);
+    int na = 0, nb = 0;
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+        na += !strcmp(tag, "A");
+        nb += !strcmp(tag, "B");
+    }
+    CHECK_EQ(na, 5);
+    CHECK_EQ(nb, 5);
+    tern_grpc_channel_free(ch);
+
+    CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);     /* pick_first */
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+        CHECK(!strcmp(tag, "A"));
+    }
+    /* A goes away: the channel fails over to B */
+    srv_stop(&a, SEC);
+    int ok = 0;
+    for (int i = 0; i < 20 && !ok; i++) {
+        tern_ctx *c;
+        CHECK_EQ(tern_ctx_with_timeout(NULL, 2 * SEC, &c), 0);
+        if (call(ch, &req, tag, NULL, c, true) == 0 && !strcmp(tag, "B"))
+            ok = 1;
+        tern_ctx_free(c);
+    }
+    CHECK(ok);
+    tern_grpc_channel_free(ch);
+    srv_stop(&b, SEC);
+    return 0;
+}
+
+static void round_robin_pick_first_and_failover(void)
+{
+    CHECK_EQ(tern_run(lb_main, NULL), 0);
+}
+
+/* A resolver of our own: delivers one address, counts its calls. */
+typedef struct my_resolver {
+    const char *addr;
+    int started, stopped;
+} my_resolver;
+
+static int r_start(tern_grpc_channel *ch, const char *target, void *arg, void **state)
+{
+    my_resolver *r = arg;
+    CHECK(!strcmp(target, "static:svc"));
+    r->started++;
+    *state = r;
+    return tern_grpc_channel_update(ch, &r->addr, 1);
+}
+
+static void r_stop(void *state)
+{
+    ((my_resolver *)state)->stopped++;
+}
+
+static int hello(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)r;
+    (void)arg;
+    return tern_http_resp_text(w, 200, "rest");
+}
+
+typedef struct http_served {
+    tern_http_server *hs;
+    tern_waitgroup wg;
+} http_served;
+
+static int http_serve_co(void *arg)
+{
+    http_served *h = arg;
+    tern_http_server_serve(h->hs, NULL);
+    tern_waitgroup_done(&h->wg);
+    return 0;
+}
+
+static int targets_main(void *arg)
+{
+    (void)arg;
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "t";
+    char tag[8];
+    /* unix socket */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tern-grpc-%d.sock", (int)getpid());
+    unlink(path);
+    tern_listener *l;
+    CHECK_EQ(tern_listener_new(TERN_NET_UNIX, path, NULL, &l), 0);
+    srv u = { 0 };
+    srv_start(&u, "U", NULL, l);
+    char target[96];
+    snprintf(target, sizeof target, "unix:%s", path);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+    CHECK(!strcmp(tag, "U"));
+    tern_grpc_channel_free(ch);
+    srv_stop(&u, SEC);
+    unlink(path);
+
+    /* a resolver of our own, and dns:/// */
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    my_resolver r = { .addr = a.addr };
+    tern_grpc_resolver res = { .start = r_start, .stop = r_stop };
+    tern_grpc_channel_options o = { .resolver = &res, .resolver_arg = &r };
+    CHECK_EQ(tern_grpc_channel_new("static:svc", &o, &ch), 0);
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+    CHECK(!strcmp(tag, "A"));
+    tern_grpc_channel_free(ch);
+    CHECK_EQ(r.started, 1);
+    CHECK_EQ(r.stopped, 1);
+    snprintf(target, sizeof target, "dns:///localhost:%d", tern_grpc_server_port(a.s));
+    CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);     /* ::1 refused, then 127.0.0.1 */
+    tern_grpc_channel_free(ch);
+
+    /* gRPC and REST on one port: the server's handler in front of a router */
+    tern_http_router *rt;
+    CHECK_EQ(tern_http_router_new(NULL, &rt), 0);
+    CHECK_EQ(tern_http_router_use(rt, tern_grpc_server_http_handler, a.s), 0);
+    CHECK_EQ(tern_http_router_handle(rt, "GET", "/rest", hello, NULL), 0);
+    tern_http_server_options ho = { .handler = tern_http_router_serve, .arg = rt, .max_body_bytes = -1 };
+    http_served h = { 0 };
+    CHECK_EQ(tern_http_server_new(&ho, &h.hs), 0);
+    CHECK_EQ(tern_http_server_listen(h.hs, "127.0.0.1:0"), 0);
+    tern_waitgroup_add(&h.wg, 1);
+    CHECK_EQ(tern_go(http_serve_co, &h), 0);
+    snprintf(target, sizeof target, "127.0.0.1:%d", tern_http_server_port(h.hs));
+    CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+    CHECK(!strcmp(tag, "A"));
+    tern_grpc_channel_free(ch);
+    tern_http_server_shutdown(h.hs, NULL);
+    CHECK_EQ(tern_waitgroup_wait(&h.wg, NULL), 0);
+    tern_http_server_free(h.hs);
+    tern_http_router_free(rt);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void unix_resolver_dns_and_shared_port(void)
+{
+    CHECK_EQ(tern_run(targets_main, NULL), 0);
+}
+
+typedef struct inflight {
+    tern_grpc_channel *ch;
+    int rc;
+    tern_waitgroup wg;
+} inflight;
+
+static int slow_call(void *arg)
+{
+    inflight *f = arg;
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "slow";
+    req.sleep_ms = 400;
+    f->rc = call(f->ch, &req, NULL, NULL, NULL, false);
+    tern_waitgroup_done(&f->wg);
+    return 0;
+}
+
+static int drain_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    inflight f = { 0 };
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &f.ch), 0);
+    tern_waitgroup_add(&f.wg, 1);
+    CHECK_EQ(tern_go(slow_call, &f), 0);
+    for (int i = 0; i < 200 && atomic_load(&a.calls) == 0; i++)
+        tern_sleep(5 * MS);
+    int64_t t0 = tern_now();
+    srv_stop(&a, 5 * SEC);              /* returns once the call has finished */
+    CHECK_EQ(tern_waitgroup_wait(&f.wg, NULL), 0);
+    CHECK_EQ(f.rc, 0);
+    CHECK(tern_now() - t0 < 4 * SEC);
+    /* the server is gone: UNAVAILABLE */
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    tern_grpc_status st;
+    int rc = call(f.ch, &req, NULL, &st, NULL, false);
+    CHECK(rc < 0);
+    CHECK_EQ(st.code, TERN_GRPC_UNAVAILABLE);
+    tern_grpc_status_clear(&st);
+    tern_grpc_channel_free(f.ch);
+    return 0;
+}
+
+static void graceful_drain_finishes_calls_in_flight(void)
+{
+    CHECK_EQ(tern_run(drain_main, NULL), 0);
+}
+
+static int limits_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    tern_grpc_server_options o = { .max_recv_bytes = 100, .max_send_bytes = 500 };
+    srv_start(&a, "A", &o, NULL);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &ch), 0);
+    static uint8_t pad[1000];
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.pad = (ProtobufCBinaryData){ 200, pad };
+    tern_grpc_status st;
+    CHECK_EQ(call(ch, &req, NULL, &st, NULL, false), -ENOSPC);        /* over the receive limit */
+    CHECK_EQ(st.code, TERN_GRPC_RESOURCE_EXHAUSTED);
+    tern_grpc_status_clear(&st);
+    req.pad = (ProtobufCBinaryData){ 90, pad };
+    CHECK_EQ(call(ch, &req, NULL, &st, NULL, false), 0);
+    tern_grpc_status_clear(&st);
+    /* the response over the send limit: ten 60-byte names joined */
+    tern_grpc_stream *s;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_CSTREAM, NULL, &s, NULL), 0);
+    char name[61];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    req.pad = (ProtobufCBinaryData){ 0, NULL };
+    req.name = name;
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    ProtobufCMessage *m;
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), -ENOSPC);
+    CHECK_EQ(tern_grpc_stream_status(s)->code, TERN_GRPC_RESOURCE_EXHAUSTED);
+    tern_grpc_stream_free(s);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void server_limits(void)
+{
+    CHECK_EQ(tern_run(limits_main, NULL), 0);
+}
+
+TESTS({ "interceptors_see_calls_and_codes", interceptors_see_calls_and_codes },
+      { "deadline_and_cancel_reach_the_handler", deadline_and_cancel_reach_the_handler },
+      { "round_robin_pick_first_and_failover", round_robin_pick_first_and_failover },
+      { "unix_resolver_dns_and_shared_port", unix_resolver_dns_and_shared_port },
+      { "graceful_drain_finishes_calls_in_flight", graceful_drain_finishes_calls_in_flight },
+      { "server_limits", server_limits })
