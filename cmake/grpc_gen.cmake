@@ -25,6 +25,10 @@ if(NOT TERN_GRPC_PROTO_DIR)
   message(FATAL_ERROR "tern: grpc/health/v1/health.proto not found (Debian: grpc-proto)")
 endif()
 
+# protoc's own .proto files (Debian: libprotobuf-dev, libprotoc-dev): the
+# plugin is built from plugin.proto and descriptor.proto
+find_path(TERN_PROTOBUF_PROTO_DIR google/protobuf/compiler/plugin.proto PATHS /usr/include /usr/local/include)
+
 if(NOT CMAKE_CROSSCOMPILING)
   add_subdirectory(cmd/protoc-gen-tern-grpc)
   if(NOT TERN_GRPC_PLUGIN)

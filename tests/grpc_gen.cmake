@@ -1,0 +1,35 @@
+# The gRPC code generation's tests (label grpc), included from
+# tests/CMakeLists.txt; only where the plugin runs (TERN_GRPC_CODEGEN, see
+# cmake/grpc_gen.cmake):
+#   grpc_codegen            tests/grpc_gen/test_grpc_codegen.c: a .proto with a dotted
+#                           package, nested messages and all four method kinds, made by
+#                           tern_grpc_generate, served and called through its stubs;
+#                           reflection's descriptor reader on its descriptor
+#   grpc_codegen_compile    tests/grpc_gen/codegen_compile.sh: the generated code of that
+#                           .proto and of grpc-proto's interop files compiles with
+#                           -Werror under gcc and clang (and the headers as C++); the
+#                           plugin's errors reach protoc
+if(NOT TERN_GRPC_CODEGEN)
+  return()
+endif()
+
+add_executable(test_grpc_codegen grpc_gen/test_grpc_codegen.c)
+tern_grpc_generate(test_grpc_codegen grpc_gen/codegen.proto
+  ${TERN_PROTOBUF_PROTO_DIR}/google/protobuf/descriptor.proto ${TERN_PROTOBUF_PROTO_DIR}/google/protobuf/empty.proto
+  IMPORT_DIRS grpc_gen ${TERN_PROTOBUF_PROTO_DIR})
+target_link_libraries(test_grpc_codegen PRIVATE tern)
+tern_layer_view(test_grpc_codegen grpc)      # the descriptor reader is internal
+target_compile_definitions(test_grpc_codegen PRIVATE TERN_TEST_SRC_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
+add_test(NAME grpc_codegen COMMAND test_grpc_codegen)
+set_tests_properties(grpc_codegen PROPERTIES LABELS grpc TIMEOUT 120)
+
+if(CMAKE_CROSSCOMPILING)
+  return()
+endif()
+
+find_program(TERN_CLANG clang)
+add_test(NAME grpc_codegen_compile
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen/codegen_compile.sh $<TARGET_FILE:protoc-gen-tern-grpc>
+          ${TERN_PROTOC} ${TERN_PROTOC_C} ${TERN_GRPC_PROTO_DIR} ${TERN_PROTOBUF_PROTO_DIR} ${PROJECT_SOURCE_DIR}/include
+          ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen "${TERN_CLANG}")
+set_tests_properties(grpc_codegen_compile PROPERTIES LABELS grpc TIMEOUT 300)
