@@ -34,6 +34,9 @@ include_guard(GLOBAL)
 
 find_program(TERN_PROTOC protoc)
 find_program(TERN_PROTOC_C protoc-c)
+if(NOT TERN_GRPC_PLUGIN)
+  find_program(TERN_GRPC_PLUGIN protoc-gen-tern-grpc)
+endif()
 
 function(tern_grpc_generate target)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "OUT_DIR" "IMPORT_DIRS")

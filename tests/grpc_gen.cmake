@@ -9,6 +9,9 @@
 #                           .proto and of grpc-proto's interop files compiles with
 #                           -Werror under gcc and clang (and the headers as C++); the
 #                           plugin's errors reach protoc
+#   grpc_install           tests/grpc_gen/install_grpc.sh: tern installed into a temporary
+#                           prefix builds the greeter with find_package(tern) and
+#                           tern_grpc_generate, and it runs (not in sanitizer builds)
 if(NOT TERN_GRPC_CODEGEN)
   return()
 endif()
@@ -33,3 +36,10 @@ add_test(NAME grpc_codegen_compile
           ${TERN_PROTOC} ${TERN_PROTOC_C} ${TERN_GRPC_PROTO_DIR} ${TERN_PROTOBUF_PROTO_DIR} ${PROJECT_SOURCE_DIR}/include
           ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen "${TERN_CLANG}")
 set_tests_properties(grpc_codegen_compile PROPERTIES LABELS grpc TIMEOUT 300)
+
+# the installed package's tern_grpc_generate and plugin build the greeter
+if(TERN_SANITIZE STREQUAL "" AND NOT TERN_FUZZ)
+  add_test(NAME grpc_install
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen/install_grpc.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(grpc_install PROPERTIES LABELS grpc TIMEOUT 300)
+endif()
