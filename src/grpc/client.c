@@ -886,6 +886,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
         }
     }
     size_t nmd = s->nmd;
+    bool resp_gzip = s->resp_gzip;
     tern_mutex_unlock(&gc->mu);
     if (s->on_md)
         tell_md(s, nmd);
@@ -893,7 +894,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
         return rc;
     const uint8_t *p = (const uint8_t *)s->msg.p;
     if (z) {
-        if (!s->resp_gzip) {
+        if (!resp_gzip) {
             tern_mutex_lock(&gc->mu);
             abort_locked(s, -EPROTO, "compressed message without grpc-encoding");
             tern_mutex_unlock(&gc->mu);
