@@ -20,14 +20,16 @@ if(NOT TERN_PROTOC_C OR NOT TERN_PROTOC)
   message(FATAL_ERROR "tern: protoc and protoc-c are needed (Debian: protobuf-compiler, "
                       "protobuf-c-compiler; scripts/deps.sh installs them)")
 endif()
-find_path(TERN_GRPC_PROTO_DIR grpc/health/v1/health.proto PATHS /usr/share/grpc-proto)
+# host data (.proto files), also in a cross build: not under the target root
+find_path(TERN_GRPC_PROTO_DIR grpc/health/v1/health.proto PATHS /usr/share/grpc-proto NO_CMAKE_FIND_ROOT_PATH)
 if(NOT TERN_GRPC_PROTO_DIR)
   message(FATAL_ERROR "tern: grpc/health/v1/health.proto not found (Debian: grpc-proto)")
 endif()
 
 # protoc's own .proto files (Debian: libprotobuf-dev, libprotoc-dev): the
 # plugin is built from plugin.proto and descriptor.proto
-find_path(TERN_PROTOBUF_PROTO_DIR google/protobuf/compiler/plugin.proto PATHS /usr/include /usr/local/include)
+find_path(TERN_PROTOBUF_PROTO_DIR google/protobuf/compiler/plugin.proto PATHS /usr/include /usr/local/include
+          NO_CMAKE_FIND_ROOT_PATH)
 
 if(NOT CMAKE_CROSSCOMPILING)
   add_subdirectory(cmd/protoc-gen-tern-grpc)
