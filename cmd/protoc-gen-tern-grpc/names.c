@@ -317,8 +317,14 @@ static char *c_package(const file_proto *f)
         const ProtobufCMessageUnknownField *u = &o->base.unknown_fields[i];
         if (u->tag != PB_C_FILE_FIELD || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
             continue;
+        /* protobuf-c keeps a length-delimited unknown field's length
+         * prefix in its data (it packs the field back verbatim) */
+        const uint8_t *p = u->data, *end = u->data + u->len;
+        uint64_t body;
+        if (!read_varint(&p, end, &body) || body != (uint64_t)(end - p))
+            continue;
         size_t n = 0;
-        const char *s = find_c_package(u->data, u->len, &n);
+        const char *s = find_c_package(p, (size_t)body, &n);
         if (s) {
             free(pkg);
             pkg = xstrndup(s, n);

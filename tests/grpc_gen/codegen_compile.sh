@@ -3,7 +3,7 @@
 #
 # protoc-gen-tern-grpc's output compiles cleanly wherever users compile it:
 #  - for codegen.proto (dotted package, nested types, all four method kinds,
-#    imports) and for grpc-proto's interop, health and reflection files, every
+#    imports), c_package.proto (protoc-c's renaming option) and for grpc-proto's interop, health and reflection files, every
 #    .tern-grpc.c (which includes protoc-c's headers) compiles as C17 with -Wall -Wextra -Wpedantic -Werror under
 #    gcc and clang, and every generated header as C++17 (g++);
 #  - the plugin's own errors reach protoc and the user: two methods whose C
@@ -24,13 +24,15 @@ gen() {     # gen OUT -I... files...
 }
 gen "$tmp/a" -I"$src" -I"$pbinc" "$src/codegen.proto" "$pbinc/google/protobuf/descriptor.proto" \
     "$pbinc/google/protobuf/empty.proto"
+# protoc-c's c_package option (protobuf-c/protobuf-c.proto beside protoc's own files)
+gen "$tmp/c" -I"$src" -I"$pbinc" "$src/c_package.proto"
 gen "$tmp/b" -I"$grpc_proto" "$grpc_proto"/grpc/testing/{test,messages,empty}.proto \
     "$grpc_proto/grpc/health/v1/health.proto" "$grpc_proto/grpc/reflection/v1/reflection.proto"
 
 ccs=(gcc)
 [ -n "$clang" ] && ccs+=("$clang")
 n=0
-for dir in "$tmp/a" "$tmp/b"; do
+for dir in "$tmp/a" "$tmp/b" "$tmp/c"; do
   while IFS= read -r c; do
     for cc in "${ccs[@]}"; do
       if ! out=$("$cc" -std=c17 -Wall -Wextra -Wpedantic -Werror -c -I"$include" -I"$dir" "$c" -o "$tmp/x.o" 2>&1); then
