@@ -272,14 +272,21 @@ const char *tern_grpc_call_metadata(const tern_grpc_call *call, const char *name
 int tern_grpc_call_metadata_bin(tern_grpc_call *call, const char *name, const void **data, size_t *len);
 int tern_grpc_call_metadata_at(tern_grpc_call *call, size_t i, tern_grpc_metadata *out);
 /* Response metadata: headers (before the first send; -EALREADY after) and
- * trailers (until the handler returns).  For a "-bin" name value is len
+ * trailers (until the handler returns; grpc-status-details-bin, the
+ * google.rpc.Status of richer errors, is accepted here too).  For a "-bin" name value is len
  * raw bytes, else text (len ignored: strlen).  -EINVAL for a bad name or
  * value, -ENOMEM. */
 int tern_grpc_call_add_header(tern_grpc_call *call, const char *name, const void *value, size_t len);
 int tern_grpc_call_add_trailer(tern_grpc_call *call, const char *name, const void *value, size_t len);
-/* Compress response messages ("gzip"; NULL: none).  -ENOTSUP for an
- * encoding the client did not accept (grpc-accept-encoding) or unknown. */
+/* Compress response messages ("gzip"; NULL or "identity": none).
+ * -ENOTSUP for an encoding the client did not accept (grpc-accept-encoding)
+ * or unknown.  Before the first send it chooses the response's
+ * grpc-encoding; after it, messages can be switched between compressed and
+ * not only if gzip was chosen then (-EALREADY otherwise). */
 int tern_grpc_call_set_compression(tern_grpc_call *call, const char *encoding);
+/* Whether the message the last tern_grpc_call_recv returned came
+ * compressed (its flag; interop checks this). */
+bool tern_grpc_call_recv_compressed(const tern_grpc_call *call);
 /* The client's address ("127.0.0.1:51234"), and the HTTP request the call
  * rides on (its TLS peer, say). */
 const char *tern_grpc_call_peer(tern_grpc_call *call);
@@ -288,8 +295,8 @@ tern_http_req *tern_grpc_call_http_req(tern_grpc_call *call);
 /* ---- the client ------------------------------------------------------- */
 
 /* Told of each response header and trailer entry (the same decoding as
- * tern_grpc_call_metadata_at), in the caller's coroutine, during the
- * receive call that sees them. */
+ * tern_grpc_call_metadata_at; grpc-status-details-bin included), in the
+ * caller's coroutine, during the receive call that sees them. */
 typedef void tern_grpc_metadata_fn(const tern_grpc_metadata *md, bool trailer, void *arg);
 
 typedef struct tern_grpc_call_options {
@@ -369,6 +376,9 @@ int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
                           const tern_grpc_call_options *opts, tern_grpc_stream **out, tern_ctx *ctx);
 int tern_grpc_stream_send(tern_grpc_stream *st, const ProtobufCMessage *msg, tern_ctx *ctx);
 int tern_grpc_stream_close_send(tern_grpc_stream *st, tern_ctx *ctx);     /* half-close */
+/* Compress the next messages or not: only on a stream opened with
+ * compression "gzip" (-ENOTSUP otherwise), whose grpc-encoding stays. */
+int tern_grpc_stream_set_compression(tern_grpc_stream *st, bool on);
 /* 1 with *msg (valid until the next recv or free), 0 at end with status OK, -errno otherwise (see _status). */
 int tern_grpc_stream_recv(tern_grpc_stream *st, ProtobufCMessage **msg, tern_ctx *ctx);
 /* The final status once recv returned <= 0 (code and message borrowed from the stream). */

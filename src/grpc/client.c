@@ -80,6 +80,7 @@ struct tern_grpc_stream {
     tern_ctx *ctx;
     tern_cond cond;
     bool gzip_out;
+    bool gzip_opened;                   /* opened with compression gzip (grpc-encoding sent) */
     bool unary_alloc;                   /* unpack with the default allocator (tern_grpc_unary) */
     /* request side */
     tern__growbuf out;
@@ -201,7 +202,8 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
             s->bad_encoding = true;
         return 0;
     }
-    if (n[0] == ':' || tern__grpc_md_reserved(n) || s->nmd == MAX_MD || !s->on_md)
+    bool details = nl == 23 && !memcmp(n, "grpc-status-details-bin", 23);
+    if (n[0] == ':' || (tern__grpc_md_reserved(n) && !details) || s->nmd == MAX_MD || !s->on_md)
         return 0;
     char *p = malloc(nl + vl + 2);
     if (!p)
@@ -567,7 +569,7 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
         v[b.n++] = nv("content-type", "application/grpc");
         v[b.n++] = nv("user-agent", ch->user_agent);
         v[b.n++] = nv("grpc-accept-encoding", TERN__GRPC_ACCEPT_ENCODING);
-        if (s->gzip_out)
+        if (s->gzip_opened)
             v[b.n++] = nv("grpc-encoding", "gzip");
         int64_t left = tern_ctx_remaining(ctx);
         if (left >= 0) {
@@ -630,6 +632,7 @@ int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
     s->m = m;
     s->ctx = ctx;
     s->gzip_out = opts && opts->compression && !strcmp(opts->compression, "gzip");
+    s->gzip_opened = s->gzip_out;
     if (opts) {
         s->on_md = opts->on_metadata;
         s->on_md_arg = opts->on_metadata_arg;
@@ -750,6 +753,17 @@ int tern_grpc_stream_close_send(tern_grpc_stream *s, tern_ctx *ctx)
         wake_writer(gc);
     }
     tern_mutex_unlock(&gc->mu);
+    return 0;
+}
+
+int tern_grpc_stream_set_compression(tern_grpc_stream *s, bool on)
+{
+    TERN_CHECK_ARG(s);
+    if (!s->gzip_opened)
+        return -ENOTSUP;
+    tern_mutex_lock(&s->gc->mu);
+    s->gzip_out = on;           /* read by send, under the same lock */
+    tern_mutex_unlock(&s->gc->mu);
     return 0;
 }
 

@@ -73,6 +73,8 @@ struct tern_grpc_call {
     bool req_gzip;                  /* grpc-encoding: gzip on the request */
     bool accept_gzip;               /* the client accepts gzip responses */
     bool gzip_out;
+    bool gzip_announced;            /* the response's grpc-encoding is gzip */
+    bool last_compressed;           /* the last message received had the flag */
     bool sent;                      /* a message went out: the headers are committed */
     bool streaming_out;             /* flush per message */
     tern__arena arena;              /* unpacked request messages */
@@ -300,6 +302,8 @@ const tern_grpc_method_desc *tern_grpc_call_method(const tern_grpc_call *call)
 tern_ctx *tern_grpc_call_ctx(tern_grpc_call *call)
 {
     TERN_CHECK_ARG(call);
+    if (!call->ctx)
+        call->ctx = tern_http_req_ctx(call->r);    /* made on first use: most calls never ask */
     return call->ctx;
 }
 
@@ -338,6 +342,12 @@ int tern_grpc_call_fail(tern_grpc_call *call, tern_grpc_code code, const char *f
         call->message = m;
     }
     return code == TERN_GRPC_OK ? 0 : tern_grpc_code_to_errno(code);
+}
+
+bool tern_grpc_call_recv_compressed(const tern_grpc_call *call)
+{
+    TERN_CHECK_ARG(call);
+    return call->last_compressed;
 }
 
 tern_grpc_code tern_grpc_call_code(const tern_grpc_call *call)
@@ -428,6 +438,7 @@ int tern_grpc_call_recv(tern_grpc_call *call, ProtobufCMessage **msg, tern_ctx *
     }
     const uint8_t *p = (const uint8_t *)call->in.p + call->in_off + GRPC_PREFIX;
     call->in_off += GRPC_PREFIX + len;
+    call->last_compressed = z;
     if (z) {
         if (!call->req_gzip) {
             tern_grpc_call_fail(call, TERN_GRPC_INTERNAL, "compressed message without grpc-encoding");
@@ -481,7 +492,8 @@ static int resp_header(tern_grpc_call *call, const char *name, const void *value
 {
     size_t nl = strlen(name);
     char lname[128];
-    if (!tern__grpc_md_name_ok(name) || nl >= sizeof lname || tern__grpc_md_reserved(name))
+    bool details = trailer && !strcasecmp(name, "grpc-status-details-bin");
+    if (!tern__grpc_md_name_ok(name) || nl >= sizeof lname || (tern__grpc_md_reserved(name) && !details))
         return -EINVAL;
     for (size_t i = 0; i <= nl; i++)
         lname[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
@@ -518,15 +530,12 @@ int tern_grpc_call_add_trailer(tern_grpc_call *call, const char *name, const voi
 int tern_grpc_call_set_compression(tern_grpc_call *call, const char *encoding)
 {
     TERN_CHECK_ARG(call);
-    if (call->sent)
-        return -EALREADY;
-    if (!encoding || !strcmp(encoding, "identity")) {
-        call->gzip_out = false;
-        return 0;
-    }
-    if (strcmp(encoding, "gzip") != 0 || !call->accept_gzip)
+    bool on = encoding && strcmp(encoding, "identity") != 0;
+    if (on && (strcmp(encoding, "gzip") != 0 || !call->accept_gzip))
         return -ENOTSUP;
-    call->gzip_out = true;
+    if (call->sent && !call->gzip_announced)
+        return -EALREADY;
+    call->gzip_out = on;
     return 0;
 }
 
@@ -541,6 +550,7 @@ int tern_grpc_call_send(tern_grpc_call *call, const ProtobufCMessage *msg, tern_
         call->sent = true;
         if (call->gzip_out && tern_http_resp_set_header(call->w, "grpc-encoding", "gzip") < 0)
             return -ENOMEM;
+        call->gzip_announced = call->gzip_out;
     }
     int rc;
     size_t n = protobuf_c_message_get_packed_size(msg);
@@ -742,13 +752,13 @@ static int serve_call(tern_grpc_server *s, tern_http_req *r, tern_http_resp *w, 
         .accept_gzip = accepts_gzip(tern_http_req_header(r, "grpc-accept-encoding")),
         .streaming_out = ms->m->type == TERN_GRPC_SERVER_STREAMING || ms->m->type == TERN_GRPC_BIDI_STREAMING,
     };
-    call.ctx = tern_http_req_ctx(r);
     const char *to = tern_http_req_header(r, "grpc-timeout");
     int64_t ns;
     if (to && tern_grpc_timeout_parse(to, &ns) == 0) {
         tern_ctx *c;
         int64_t now = tern_now();
         int64_t dl = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+        call.ctx = tern_http_req_ctx(r);
         if (tern_ctx_with_deadline(call.ctx, dl, &c) == 0) {
             if (tern_http_req_set_ctx(r, c) == 0)
                 call.ctx = c;       /* the request frees it */

@@ -128,7 +128,8 @@ static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t k = avail < len ? avail : len;
-    memcpy(buf, st->out.p + st->out_off, k);
+    if (k)      /* an empty body ending with trailers has no buffer at all */
+        memcpy(buf, st->out.p + st->out_off, k);
     st->out_off += k;
     TERN_ASSERT(st->h2c->queued >= k);
     st->h2c->queued -= k;

@@ -26,7 +26,7 @@
 #define SEC 1000000000LL
 
 static atomic_int stream_cancelled;     /* a ServerStream handler saw its ctx cancelled */
-static atomic_int handler_deadline;     /* a handler saw its ctx's deadline pass */
+static _Atomic int64_t handler_budget;  /* the last sleeping Unary handler's ctx budget (ns; -1 none) */
 
 /* x-* metadata back as headers and, "-t" inserted, trailers; x-compress */
 static int echo_md(tern_grpc_call *call)
@@ -73,9 +73,8 @@ static int t_unary(tern_grpc_call *call, const void *impl, void *arg)
     const Terntest__Req *req = (const Terntest__Req *)m;
     echo_md(call);
     if (req->sleep_ms) {
+        atomic_store(&handler_budget, tern_ctx_remaining(tern_grpc_call_ctx(call)));
         rc = tern_ctx_sleep(req->sleep_ms * MS, tern_grpc_call_ctx(call));
-        if (rc == -ETIMEDOUT)
-            atomic_store(&handler_deadline, 1);
         if (rc < 0)
             return rc;
     }
@@ -83,6 +82,10 @@ static int t_unary(tern_grpc_call *call, const void *impl, void *arg)
         return fail_as_asked(call, req);
     if (!strcmp(req->name, "errno"))
         return -EACCES;
+    if (!strcmp(req->name, "details")) {     /* a google.rpc.Status, as bytes */
+        CHECK_EQ(tern_grpc_call_add_trailer(call, "grpc-status-details-bin", "\x08\x03\x12\x01x", 5), 0);
+        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "x");
+    }
     Terntest__Resp resp = TERNTEST__RESP__INIT;
     if (!strcmp(req->name, "timeout?")) {
         int64_t left = tern_ctx_remaining(tern_grpc_call_ctx(call));
@@ -173,6 +176,14 @@ static int t_bidi(tern_grpc_call *call, const void *impl, void *arg)
         Terntest__Resp resp = TERNTEST__RESP__INIT;
         resp.text = req->name;      /* packed before the next recv */
         resp.index = i++;
+        /* "z?": was this request compressed; "zoff"/"zon": switch the
+         * answers' compression (after the first answer went out) */
+        if (!strcmp(req->name, "z?"))
+            resp.text = tern_grpc_call_recv_compressed(call) ? "compressed" : "plain";
+        else if (!strcmp(req->name, "zoff"))
+            CHECK_EQ(tern_grpc_call_set_compression(call, NULL), 0);
+        else if (!strcmp(req->name, "zon"))
+            CHECK_EQ(tern_grpc_call_set_compression(call, "gzip"), 0);
         rc = tern_grpc_call_send(call, &resp.base, NULL);
         if (rc < 0)
             return rc;

@@ -59,7 +59,10 @@ static int grpcio_h2c_main(void *arg)
     snprintf(target, sizeof target, "127.0.0.1:%d", tern_grpc_server_port(sv.s));
     CHECK_EQ(run_py_client(target, NULL), 0);
     CHECK_EQ(atomic_load(&stream_cancelled), 1);
-    CHECK_EQ(atomic_load(&handler_deadline), 1);
+    /* the deadline_exceeded case's 0.3 s (grpcio rounds its grpc-timeout
+     * up by a millisecond or so) */
+    int64_t budget = atomic_load(&handler_budget);
+    CHECK(budget > 0 && budget <= 320 * MS);
     stop(&sv);
     return 0;
 }
