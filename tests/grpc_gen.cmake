@@ -12,6 +12,8 @@
 #   grpc_install           tests/grpc_gen/install_grpc.sh: tern installed into a temporary
 #                           prefix builds the greeter with find_package(tern) and
 #                           tern_grpc_generate, and it runs (not in sanitizer builds)
+#   grpc_interop_h2c, _tls  tests/grpc_gen/grpc_interop.py: examples/grpc-interop against
+#                           grpcio both ways, health and reflection (not in a cross build)
 if(NOT TERN_GRPC_CODEGEN)
   return()
 endif()
@@ -43,3 +45,34 @@ if(TERN_SANITIZE STREQUAL "" AND NOT TERN_FUZZ)
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen/install_grpc.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
   set_tests_properties(grpc_install PROPERTIES LABELS grpc TIMEOUT 300)
 endif()
+
+# grpcio's messages and stubs for the interop, health and reflection protos
+find_program(TERN_GRPC_PYTHON_PLUGIN grpc_python_plugin)
+find_program(TERN_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT TERN_GRPC_PYTHON_PLUGIN OR NOT TERN_SYSTEM_PYTHON)
+  message(STATUS "tern: grpc_python_plugin or /usr/bin/python3 missing: the gRPC interop tests are not registered")
+  return()
+endif()
+set(tern_py ${CMAKE_CURRENT_BINARY_DIR}/grpc_gen_py)
+set(tern_py_protos grpc/testing/test.proto grpc/testing/messages.proto grpc/testing/empty.proto
+    grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto)
+set(tern_py_out)
+foreach(p IN LISTS tern_py_protos)
+  string(REGEX REPLACE "[.]proto$" "" stem ${p})
+  list(APPEND tern_py_out ${tern_py}/${stem}_pb2.py ${tern_py}/${stem}_pb2_grpc.py)
+endforeach()
+add_custom_command(
+  OUTPUT ${tern_py_out}
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${tern_py}
+  COMMAND ${TERN_PROTOC} --python_out=${tern_py} --grpc_python_out=${tern_py}
+          --plugin=protoc-gen-grpc_python=${TERN_GRPC_PYTHON_PLUGIN} -I${TERN_GRPC_PROTO_DIR} ${tern_py_protos}
+  WORKING_DIRECTORY ${TERN_GRPC_PROTO_DIR}
+  COMMENT "protoc: grpcio stubs for the interop, health and reflection tests"
+  VERBATIM)
+add_custom_target(grpc_gen_py ALL DEPENDS ${tern_py_out})
+foreach(mode h2c tls)
+  add_test(NAME grpc_interop_${mode}
+    COMMAND ${TERN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen/grpc_interop.py ${tern_py}
+            $<TARGET_FILE:interop_server> $<TARGET_FILE:interop_client> ${mode})
+  set_tests_properties(grpc_interop_${mode} PROPERTIES LABELS grpc TIMEOUT 300)
+endforeach()
