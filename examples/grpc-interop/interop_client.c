@@ -279,7 +279,7 @@ static int output_call(env *e, const int32_t *sizes, const int *compressed, size
     tern_grpc_stream *st;
     int rc = grpc_testing_test_service_streaming_output_call_open(e->ch, &req, NULL, &st, e->ctx);
     EXPECT(e, rc == 0, "open: %s", tern_strerror(rc));
-    const out_resp *r;
+    const out_resp *r = NULL;
     size_t got = 0;
     while ((rc = grpc_testing_test_service_streaming_output_call_stream_recv(st, &r, e->ctx)) == 1) {
         if (got >= n || !all_zero(r->payload, (size_t)sizes[got])) {
@@ -333,7 +333,7 @@ static int ping_pong(env *e)
     int rc = grpc_testing_test_service_full_duplex_call_open(e->ch, NULL, &st, e->ctx);
     EXPECT(e, rc == 0, "open: %s", tern_strerror(rc));
     for (size_t i = 0; i < 4; i++) {
-        const out_resp *r;
+        const out_resp *r = NULL;
         rc = duplex_send(st, resp_sizes[i], req_sizes[i], NULL, e->ctx);
         if (rc == 0)
             rc = grpc_testing_test_service_full_duplex_call_stream_recv(st, &r, e->ctx);
@@ -342,7 +342,7 @@ static int ping_pong(env *e)
             return fail(e, "round %zu: %s", i, rc == 1 ? "wrong payload" : tern_strerror(rc));
         }
     }
-    const out_resp *r;
+    const out_resp *r = NULL;
     rc = tern_grpc_stream_close_send(st, e->ctx);
     if (rc == 0)
         rc = grpc_testing_test_service_full_duplex_call_stream_recv(st, &r, e->ctx);
@@ -356,7 +356,7 @@ static int empty_stream(env *e)
     tern_grpc_stream *st;
     int rc = grpc_testing_test_service_full_duplex_call_open(e->ch, NULL, &st, e->ctx);
     EXPECT(e, rc == 0, "open: %s", tern_strerror(rc));
-    const out_resp *r;
+    const out_resp *r = NULL;
     rc = tern_grpc_stream_close_send(st, e->ctx);
     if (rc == 0)
         rc = grpc_testing_test_service_full_duplex_call_stream_recv(st, &r, e->ctx);
@@ -405,7 +405,7 @@ static int custom_metadata(env *e)
     tern_grpc_stream *s;
     rc = grpc_testing_test_service_full_duplex_call_open(e->ch, &opts, &s, e->ctx);
     EXPECT(e, rc == 0, "open: %s", tern_strerror(rc));
-    const out_resp *r;
+    const out_resp *r = NULL;
     rc = duplex_send(s, 314159, 271828, NULL, e->ctx);
     if (rc == 0)
         rc = tern_grpc_stream_close_send(s, e->ctx);
@@ -452,7 +452,7 @@ static int status_code_and_message(env *e)
     tern_grpc_stream *st;
     int rc = grpc_testing_test_service_full_duplex_call_open(e->ch, NULL, &st, e->ctx);
     EXPECT(e, rc == 0, "open: %s", tern_strerror(rc));
-    const out_resp *r;
+    const out_resp *r = NULL;
     rc = duplex_send(st, -1, 0, &echo, e->ctx);
     if (rc == 0)
         rc = tern_grpc_stream_close_send(st, e->ctx);
@@ -534,7 +534,7 @@ static int cancel_after_first_response(env *e)
         tern_ctx_free(ctx);
         return fail(e, "open: %s", tern_strerror(rc));
     }
-    const out_resp *r;
+    const out_resp *r = NULL;
     rc = duplex_send(st, 31415, 27182, NULL, ctx);
     if (rc == 0)
         rc = grpc_testing_test_service_full_duplex_call_stream_recv(st, &r, ctx);
@@ -565,7 +565,7 @@ static int timeout_on_sleeping_server(env *e)
     rc = grpc_testing_test_service_full_duplex_call_open(e->ch, NULL, &st, ctx);
     tern_grpc_code code = TERN_GRPC_DEADLINE_EXCEEDED;
     if (rc == 0) {
-        const out_resp *r;
+        const out_resp *r = NULL;
         rc = duplex_send(st, -1, 27182, NULL, ctx);
         /* no response is asked for: the server waits for more until the deadline */
         if (rc == 0)

@@ -169,7 +169,7 @@ static int streaming_input_call(tern_grpc_call *call, in_resp *resp, void *arg)
 {
     (void)arg;
     int rc = echo_metadata(call);
-    const in_req *req;
+    const in_req *req = NULL;
     int64_t total = 0;
     while (rc == 0 && (rc = grpc_testing_test_service_streaming_input_call_recv(call, &req, NULL)) == 1) {
         rc = expect_compressed(call, req->expect_compressed);
@@ -185,7 +185,7 @@ static int full_duplex_call(tern_grpc_call *call, void *arg)
 {
     (void)arg;
     int rc = echo_metadata(call);
-    const out_req *req;
+    const out_req *req = NULL;
     while (rc == 0 && (rc = grpc_testing_test_service_full_duplex_call_recv(call, &req, NULL)) == 1) {
         /* all of req is used before the next recv replaces it */
         rc = echo_status(call, req->response_status);
@@ -202,7 +202,7 @@ static int half_duplex_call(tern_grpc_call *call, void *arg)
     int rc = echo_metadata(call);
     Grpc__Testing__ResponseParameters **all = NULL;
     size_t n = 0, cap = 0;
-    const out_req *req;
+    const out_req *req = NULL;
     while (rc == 0 && (rc = grpc_testing_test_service_half_duplex_call_recv(call, &req, NULL)) == 1) {
         for (size_t i = 0; i < req->n_response_parameters; i++) {
             if (n == cap) {

@@ -135,8 +135,8 @@ static int name_at(const char *sym, size_t sym_len, size_t scope, const uint8_t 
  * reflection looks up by name (a field, oneof, enum value or method). */
 static bool leaf_is(const char *sym, size_t sym_len, size_t scope, const uint8_t *d, size_t len)
 {
-    const uint8_t *name;
-    size_t n;
+    const uint8_t *name = NULL;
+    size_t n = 0;
     return string_field(d, len, 1, &name, &n) && name_at(sym, sym_len, scope, name, n) == EXACT;
 }
 
@@ -157,8 +157,8 @@ static bool enum_declares(const char *sym, size_t sym_len, size_t scope, const u
 static bool message_declares(const char *sym, size_t sym_len, size_t scope, const uint8_t *d,
                              size_t len, int depth)
 {
-    const uint8_t *name;
-    size_t n;
+    const uint8_t *name = NULL;
+    size_t n = 0;
     if (depth > MAX_DEPTH || !string_field(d, len, 1, &name, &n))
         return false;
     int m = name_at(sym, sym_len, scope, name, n);
@@ -194,8 +194,8 @@ static bool message_declares(const char *sym, size_t sym_len, size_t scope, cons
 
 static bool service_declares(const char *sym, size_t sym_len, size_t scope, const uint8_t *d, size_t len)
 {
-    const uint8_t *name;
-    size_t n;
+    const uint8_t *name = NULL;
+    size_t n = 0;
     if (!string_field(d, len, 1, &name, &n))
         return false;
     int m = name_at(sym, sym_len, scope, name, n);

@@ -77,7 +77,7 @@ static int send_status(tern_grpc_call *call, int status)
 /* impl: the server (for its services' names); arg: the health object. */
 static int check_invoke(tern_grpc_call *call, const void *impl, void *arg)
 {
-    const check_req *req;
+    const check_req *req = NULL;
     int rc = recv_request(call, &req);
     if (rc < 0)
         return rc;
@@ -91,7 +91,7 @@ static int check_invoke(tern_grpc_call *call, const void *impl, void *arg)
 
 static int watch_invoke(tern_grpc_call *call, const void *impl, void *arg)
 {
-    const check_req *req;
+    const check_req *req = NULL;
     int rc = recv_request(call, &req);
     if (rc < 0)
         return rc;
