@@ -43,7 +43,12 @@ set_tests_properties(grpc_codegen_compile PROPERTIES LABELS grpc TIMEOUT 300)
 if(TERN_SANITIZE STREQUAL "" AND NOT TERN_FUZZ)
   add_test(NAME grpc_install
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/grpc_gen/install_grpc.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
-  set_tests_properties(grpc_install PROPERTIES LABELS grpc TIMEOUT 300)
+  # install_readme installs the same build (its tern.pc is written in the
+  # build tree at install time): never both at once under ctest -j
+  set_tests_properties(grpc_install PROPERTIES LABELS grpc TIMEOUT 300 RESOURCE_LOCK tern_install)
+  if(TEST install_readme)
+    set_tests_properties(install_readme PROPERTIES RESOURCE_LOCK tern_install)
+  endif()
 endif()
 
 # grpcio's messages and stubs for the interop, health and reflection protos
