@@ -5,6 +5,8 @@
 #                           package, nested messages and all four method kinds, made by
 #                           tern_grpc_generate, served and called through its stubs;
 #                           reflection's descriptor reader on its descriptor
+#   grpc_health             tests/grpc_gen/test_grpc_health.c: grpc.health.v1 (Check,
+#                           Watch) through stubs generated from grpc-proto's health.proto
 #   grpc_codegen_compile    tests/grpc_gen/codegen_compile.sh: the generated code of that
 #                           .proto and of grpc-proto's interop files compiles with
 #                           -Werror under gcc and clang (and the headers as C++); the
@@ -27,6 +29,15 @@ tern_layer_view(test_grpc_codegen grpc)      # the descriptor reader is internal
 target_compile_definitions(test_grpc_codegen PRIVATE TERN_TEST_SRC_DIR="${CMAKE_CURRENT_SOURCE_DIR}")
 add_test(NAME grpc_codegen COMMAND test_grpc_codegen)
 set_tests_properties(grpc_codegen PROPERTIES LABELS grpc TIMEOUT 120)
+
+# grpc.health.v1 through stubs generated here from grpc-proto's health.proto
+# (the test's protoc-c copy links beside the library's renamed one)
+add_executable(test_grpc_health grpc_gen/test_grpc_health.c)
+tern_grpc_generate(test_grpc_health ${TERN_GRPC_PROTO_DIR}/grpc/health/v1/health.proto
+  IMPORT_DIRS ${TERN_GRPC_PROTO_DIR})
+target_link_libraries(test_grpc_health PRIVATE tern)
+add_test(NAME grpc_health COMMAND test_grpc_health)
+set_tests_properties(grpc_health PROPERTIES LABELS grpc TIMEOUT 120)
 
 if(CMAKE_CROSSCOMPILING)
   return()
