@@ -10,6 +10,8 @@
 #                               -c64 -m32), idle RSS/connection vs h2o, Go, nginx
 #   bench/compare.sh tls        HTTPS keep-alive req/s and CPU/request (wrk), full and
 #                               resumed handshakes/s and CPU/handshake vs nginx, Go
+#   bench/compare.sh grpc       gRPC unary RPC/s and server CPU/RPC (h2load -c16 -m64, a
+#                               framed HelloRequest) vs grpc-go
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -57,7 +59,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|grpc|all"
     exit 2
 }
 
@@ -1506,6 +1508,113 @@ suite_kit() {
     return 0
 }
 
+# ---- suite: grpc -----------------------------------------------------------
+# Anchor: grpc-go (bench/go/grpc: helloworld.Greeter from the examples
+# module, go.mod/go.sum pinned); tern: bench/grpc_greeter (the same Greeter
+# on tern_grpc_server).  Both serve h2c on one port; h2load posts a framed
+# HelloRequest{name: "world"} to /helloworld.Greeter/SayHello.  h2load only
+# sees :status, so before measuring each server answers one call from
+# Python's grpcio (/usr/bin/python3, where installed) that must come back
+# "Hello world" with status OK.
+#   grpc_unary_rps             h2load -c GRPC_CONNS=16 -m GRPC_STREAMS=64
+#                              -t H2_THREADS, DURATION s
+#   grpc_unary_cpu_ns_per_rpc  the server's CPU (utime+stime) per RPC in
+#                              those runs
+GRPC_METRICS="grpc_unary_rps grpc_unary_cpu_ns_per_rpc"
+GRPC_CONNS=${GRPC_CONNS:-16}
+GRPC_STREAMS=${GRPC_STREAMS:-64}
+
+# grpc_check <port>: one real gRPC call through grpcio.
+grpc_check() {
+    [ -x /usr/bin/python3 ] || return 0
+    /usr/bin/python3 - "$1" <<'PY' >&2
+import sys
+try:
+    import grpc
+except ImportError:
+    sys.exit(0)
+ch = grpc.insecure_channel("127.0.0.1:" + sys.argv[1])
+call = ch.unary_unary("/helloworld.Greeter/SayHello")
+resp = call(b"\x0a\x05world", timeout=5)
+assert resp == b"\x0a\x0bHello world", resp
+print("  grpcio SayHello: OK, 'Hello world'")
+PY
+}
+
+# grpc_start <name>: start tern's or grpc-go's Greeter on a free port.
+grpc_start() {
+    local name=$1 port i
+    port=$(free_port) || return 1
+    case $name in
+        tern) "$CBIN/grpc_greeter" --listen "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
+        go) "$GOBIN/grpc" "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
+    esac
+    SRV_PID[$name.grpc]=$!
+    SRV_PORT[$name.grpc]=$port
+    echo "$!" >>"$TMPD/http.pids"
+    for ((i = 0; i < 100; i++)); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+        sleep 0.1
+    done
+    grpc_check "$port" || die "$name's Greeter did not answer a gRPC call right"
+}
+
+# grpc_run <name>: one h2load run; prints RPC/s (or NA); appends the
+# server's CPU ns per RPC to $TMPD/grpc.<name>.cpu.
+grpc_run() {
+    local s=$1 dur=$DURATION cpuf=$TMPD/grpc.$1.cpu
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    local pid=${SRV_PID[$s.grpc]} out=$TMPD/h2load.$s.grpc.out c0 c1 rc rps ok bad
+    c0=$(cpu_ticks "$pid")
+    timeout $((dur + 60)) h2load -c"$GRPC_CONNS" -m"$GRPC_STREAMS" -t"$H2_THREADS" -D"$dur" \
+        -d "$TMPD/hello.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:${SRV_PORT[$s.grpc]}/helloworld.Greeter/SayHello" >"$out" 2>&1
+    rc=$?
+    c1=$(cpu_ticks "$pid")
+    rps=$(awk '/^finished in/ {sub(/,/, "", $4); print $4}' "$out")
+    ok=$(awk '/^requests:/ {print $8}' "$out")
+    bad=$(awk '/^requests:/ {b += $10 + $12 + $14} /^status codes:/ {b += $5 + $7 + $9} END {print b + 0}' "$out")
+    if [ $rc -ne 0 ] || ! [[ ${rps:-} =~ ^[0-9.]+$ && ${ok:-} =~ ^[0-9]+$ ]] || [ "$ok" = 0 ] || [ "${bad:-0}" != 0 ]; then
+        log "  ! h2load against $s: status $rc, $bad failed or not 2xx: $(tail -c 300 "$out" | tr '\n' ' ')"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    local cpu_ns
+    cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$ok" 'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
+    echo "$cpu_ns" >>"$cpuf"
+    log "    $s: $rps RPC/s, $ok RPCs; server CPU $cpu_ns ns/RPC"
+    echo "$rps"
+}
+
+suite_grpc() {
+    check_metrics "$GRPC_METRICS"
+    command -v h2load >/dev/null || die "h2load not found (nghttp2-client)"
+    tmpdir
+    trap 'http_cleanup; rm -rf "$TMPD"' EXIT
+    build_c
+    build_go grpc
+    [ -x "$CBIN/grpc_greeter" ] || die "$CBIN/grpc_greeter missing (needs protoc-c and grpc-proto)"
+    H2_THREADS=${H2_THREADS:-2}
+    DURATION=${DURATION:-5}
+    WARMUP=${WARMUP:-2}
+    printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$TMPD/hello.bin"
+    local ago
+    ago=grpc-go$(awk '$1 == "google.golang.org/grpc" {print $2}' "$ROOT/bench/go/grpc/go.mod")
+    log "== grpc suite: $ROUNDS rounds, ${DURATION} s per run, h2load -c$GRPC_CONNS -m$GRPC_STREAMS; anchor $ago ($(go_name))"
+    noise_note
+    grpc_start tern
+    grpc_start go
+    measure "grpc unary (h2load -c$GRPC_CONNS -m$GRPC_STREAMS)" tern.grpc "grpc_run tern" go.grpc "grpc_run go"
+    load_side tern.grpc.cpu "$TMPD/grpc.tern.cpu"
+    load_side go.grpc.cpu "$TMPD/grpc.go.cpu"
+    stop_server tern.grpc
+    stop_server go.grpc
+    want grpc_unary_rps && emit grpc_unary_rps RPC/s tern.grpc go.grpc "$ago" tp
+    want grpc_unary_cpu_ns_per_rpc && emit grpc_unary_cpu_ns_per_rpc ns/RPC tern.grpc.cpu go.grpc.cpu "$ago"
+    return 0
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -1521,6 +1630,7 @@ case $1 in
     kit) suite_kit ;;
     h2) suite_h2 ;;
     tls) suite_tls ;;
+    grpc) suite_grpc ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
@@ -1529,6 +1639,7 @@ case $1 in
         suite_kit
         suite_h2
         suite_tls
+        suite_grpc
         ;;
     *) usage ;;
 esac

@@ -33,13 +33,13 @@
  * target ("dns:///host:port", "host:port", "ipv4:1.2.3.4:5,6.7.8.9:10",
  * "unix:/path", "unix:@abstract") into addresses, keeps one HTTP/2
  * connection (h2c, or TLS with ALPN "h2" when opts.tls is set) per address
- * it uses, and picks one per call: pick_first (the default) or
- * round_robin.  A failed connection is re-dialled with gRPC's connection
+ * it uses, and picks one per call: pick_first (the default), round_robin
+ * or p2c (power of two choices).  A failed connection is re-dialled with gRPC's connection
  * backoff (1 s, x1.6, jitter 0.2, at most 120 s; each attempt bounded by
  * max(20 s, backoff)).  A call fails at once with UNAVAILABLE while no
  * address is connected, unless wait_for_ready, which waits (bounded by the
  * call's ctx).  The remaining budget of the call's ctx is sent as
- * grpc-timeout.
+ * grpc-timeout.  Keepalive pings are opt-in (keepalive_time).
  *
  * Status and errors.  Functions return 0 or a negative errno.  A call that
  * ends with a non-OK gRPC status returns the errno of its code (table
@@ -342,13 +342,23 @@ typedef struct tern_grpc_channel_options {
     tern_tls_config *tls;               /* a client config; NULL: h2c (clear text) */
     const char *authority;              /* :authority and TLS server name; NULL: the target's
                                            host:port (for unix: "localhost") */
-    const char *lb_policy;              /* NULL or "pick_first", or "round_robin" */
+    const char *lb_policy;              /* NULL or "pick_first", "round_robin", or "p2c" (the
+                                           less loaded of two random addresses, by calls
+                                           open on each) */
     size_t max_recv_bytes;              /* a response message's size; 0: 4 MiB; larger:
                                            RESOURCE_EXHAUSTED */
     int64_t backoff_base;               /* ns; 0: 1 s (gRPC's INITIAL_BACKOFF) */
     int64_t backoff_max;                /* ns; 0: 120 s */
     int64_t min_connect_timeout;        /* ns; 0: 20 s */
     const char *user_agent;             /* NULL: "tern-grpc-c/<version>" */
+    /* Keepalive (gRPC's A8): a PING after keepalive_time ns without one
+     * (0: none), the connection closed (UNAVAILABLE, -ECONNABORTED for its
+     * calls) when no ack comes within keepalive_timeout (0: 20 s); only
+     * while calls are open unless keepalive_without_calls.  A server's
+     * GOAWAY ENHANCE_YOUR_CALM "too_many_pings" doubles keepalive_time. */
+    int64_t keepalive_time;
+    int64_t keepalive_timeout;
+    bool keepalive_without_calls;
     const tern_grpc_resolver *resolver; /* NULL: by the target's scheme (dns, ipv4, ipv6, unix) */
     void *resolver_arg;
 } tern_grpc_channel_options;

@@ -1,7 +1,7 @@
 /*
  * channel.c - tern_grpc_channel: a target resolved into addresses, one
  * subchannel per address (its state and its connection), and the pick of
- * a connection for each call (pick_first or round_robin), with gRPC's
+ * a connection for each call (pick_first, round_robin or p2c), with gRPC's
  * connection backoff (doc/connection-backoff.md in grpc/grpc: 1 s, x1.6,
  * jitter 0.2, at most 120 s, an attempt bounded by max(20 s, backoff)).
  *
@@ -34,6 +34,7 @@
 #define DEFAULT_BACKOFF_BASE (1000000000LL)
 #define DEFAULT_BACKOFF_MAX (120 * 1000000000LL)
 #define DEFAULT_MIN_CONNECT (20 * 1000000000LL)
+#define DEFAULT_KEEPALIVE_TIMEOUT (20 * 1000000000LL)
 #define BACKOFF_MULTIPLIER 1.6
 #define BACKOFF_JITTER 0.2
 
@@ -293,20 +294,26 @@ int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o
         return -EINVAL;
     if (!o)
         o = &defaults;
-    bool rr = false;
+    bool rr = false, p2c = false;
     if (o->lb_policy && !strcmp(o->lb_policy, "round_robin"))
         rr = true;
+    else if (o->lb_policy && !strcmp(o->lb_policy, "p2c"))
+        p2c = true;
     else if (o->lb_policy && strcmp(o->lb_policy, "pick_first") != 0)
         return -EINVAL;
     tern_grpc_channel *ch = calloc(1, sizeof *ch);
     if (!ch)
         return -ENOMEM;
     ch->round_robin = rr;
+    ch->p2c = p2c;
     ch->tls = o->tls;
     ch->max_recv = o->max_recv_bytes ? o->max_recv_bytes : TERN_GRPC_DEFAULT_MAX_RECV;
     ch->backoff_base = o->backoff_base > 0 ? o->backoff_base : DEFAULT_BACKOFF_BASE;
     ch->backoff_max = o->backoff_max > 0 ? o->backoff_max : DEFAULT_BACKOFF_MAX;
     ch->min_connect = o->min_connect_timeout > 0 ? o->min_connect_timeout : DEFAULT_MIN_CONNECT;
+    atomic_init(&ch->keepalive_time, o->keepalive_time > 0 ? o->keepalive_time : 0);
+    ch->keepalive_timeout = o->keepalive_timeout > 0 ? o->keepalive_timeout : DEFAULT_KEEPALIVE_TIMEOUT;
+    ch->keepalive_without_calls = o->keepalive_without_calls;
     ch->user_agent = strdup(o->user_agent ? o->user_agent : "tern-grpc-c/0.1");
     char *authority = NULL;
     int rc = ch->user_agent ? 0 : -ENOMEM;
@@ -471,6 +478,28 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
             if (rc == 0 || tern_ctx_err(ctx))
                 break;
             continue;
+        }
+        /* p2c: two random subchannels; one that may be dialled is (so that
+         * every address gets connected), else the less loaded ready one */
+        if (ch->p2c && n) {
+            subch *a = ch->scs[tern__rand64() % n], *b = ch->scs[tern__rand64() % n];
+            subch *dial = may_try(a, now) ? a : may_try(b, now) ? b : NULL;
+            if (dial) {
+                rc = connect_sc(ch, dial, ctx, out);
+                if (rc == 0 || tern_ctx_err(ctx))
+                    break;
+                continue;
+            }
+            bool ra = a->state == SC_READY && tern__grpc_conn_usable(a->conn);
+            bool rb = b->state == SC_READY && tern__grpc_conn_usable(b->conn);
+            subch *pick = ra && rb ? (tern__grpc_conn_load(b->conn) < tern__grpc_conn_load(a->conn) ? b : a)
+                          : ra ? a : rb ? b : NULL;
+            if (pick) {
+                tern__grpc_conn_ref(pick->conn);
+                *out = pick->conn;
+                tern_mutex_unlock(&ch->mu);
+                return 0;
+            }
         }
         bool connecting = false;
         int64_t earliest = INT64_MAX;

@@ -60,10 +60,13 @@ struct gconn {
     tern_cond wcond;
     tern_grpc_stream *streams;
     atomic_int refs;
+    atomic_int load;                    /* streams open */
     atomic_bool dead;
     atomic_bool goaway;
     int err;
     bool https;
+    tern_cond kcond;                    /* the keepalive coroutine: an ack, or the end */
+    bool ping_acked;
 };
 
 typedef struct md_entry {
@@ -131,6 +134,11 @@ void tern__grpc_conn_unref(gconn *gc)
     tern_waitgroup_done(&ch->conns);
 }
 
+int tern__grpc_conn_load(gconn *gc)
+{
+    return atomic_load(&gc->load);
+}
+
 bool tern__grpc_conn_usable(gconn *gc)
 {
     return !atomic_load(&gc->dead) && !atomic_load(&gc->goaway);
@@ -153,6 +161,7 @@ static void kill_locked(gconn *gc, int err)
         tern_cond_broadcast(&s->cond);
     }
     tern_cond_broadcast(&gc->wcond);
+    tern_cond_broadcast(&gc->kcond);
     if (gc->c)
         shutdown(tern_conn_fd(gc->c), SHUT_RDWR);   /* the reader's read returns */
 }
@@ -221,6 +230,17 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     gconn *gc = ud;
     if (f->hd.type == NGHTTP2_GOAWAY) {
         atomic_store(&gc->goaway, true);
+        if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM && f->goaway.opaque_data_len == 14 &&
+            !memcmp(f->goaway.opaque_data, "too_many_pings", 14)) {
+            int64_t t = atomic_load(&gc->ch->keepalive_time);     /* gRPC A8: back off */
+            if (t > 0 && t < INT64_MAX / 2)
+                atomic_store(&gc->ch->keepalive_time, 2 * t);
+        }
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        gc->ping_acked = true;
+        tern_cond_broadcast(&gc->kcond);
         return 0;
     }
     tern_grpc_stream *s = stream_of(sess, f->hd.stream_id);
@@ -305,7 +325,8 @@ static ssize_t provide(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
         return NGHTTP2_ERR_DEFERRED;
     }
     size_t k = avail < len ? avail : len;
-    memcpy(buf, s->out.p + s->out_off, k);
+    if (k)      /* half-closed before any message: no buffer at all */
+        memcpy(buf, s->out.p + s->out_off, k);
     s->out_off += k;
     if (s->out_off == s->out.len && s->out_eof)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -392,6 +413,42 @@ static int writer_co(void *arg)
     }
     tern_mutex_unlock(&gc->mu);
     tern__growbuf_free(&out);
+    tern__grpc_conn_unref(gc);
+    return 0;
+}
+
+/* Under mu: wait on kcond for up to ns; false once the connection is dead. */
+static bool keepalive_wait(gconn *gc, int64_t ns)
+{
+    tern_ctx *c;
+    if (tern_ctx_with_timeout(NULL, ns, &c) < 0)
+        return !atomic_load(&gc->dead);
+    tern_cond_wait(&gc->kcond, &gc->mu, c);
+    tern_ctx_free(c);
+    return !atomic_load(&gc->dead);
+}
+
+/* gRPC's client keepalive (A8): PING every keepalive_time, and the
+ * connection is dead when its ack takes longer than keepalive_timeout. */
+static int keepalive_co(void *arg)
+{
+    gconn *gc = arg;
+    tern_grpc_channel *ch = gc->ch;
+    tern_mutex_lock(&gc->mu);
+    while (keepalive_wait(gc, atomic_load(&ch->keepalive_time))) {
+        if (!gc->streams && !ch->keepalive_without_calls)
+            continue;
+        gc->ping_acked = false;
+        if (nghttp2_submit_ping(gc->sess, NGHTTP2_FLAG_NONE, NULL) != 0)
+            break;
+        wake_writer(gc);
+        int64_t until = tern_now() + ch->keepalive_timeout;
+        while (!gc->ping_acked && !atomic_load(&gc->dead) && tern_now() < until)
+            keepalive_wait(gc, until - tern_now());
+        if (!gc->ping_acked && !atomic_load(&gc->dead))
+            kill_locked(gc, -ECONNABORTED);     /* the watchdog: the peer is gone */
+    }
+    tern_mutex_unlock(&gc->mu);
     tern__grpc_conn_unref(gc);
     return 0;
 }
@@ -484,6 +541,11 @@ int tern__grpc_conn_open(subch *sc, tern_ctx *ctx, gconn **out)
         tern__grpc_conn_unref(gc);      /* the writer's */
         tern__grpc_conn_unref(gc);      /* the subchannel's */
         return -ENOMEM;
+    }
+    if (atomic_load(&ch->keepalive_time) > 0) {
+        tern__grpc_conn_ref(gc);
+        if (tern_go_opts(keepalive_co, gc, &(tern_go_options){ .name = "grpc-keepalive" }, NULL) < 0)
+            tern__grpc_conn_unref(gc);  /* no keepalive: the connection still works */
     }
     *out = gc;
     return 0;
@@ -600,6 +662,7 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
             } else {
                 s->id = id;
                 s->gc = gc;
+                atomic_fetch_add(&gc->load, 1);
                 s->next = gc->streams;
                 if (gc->streams)
                     gc->streams->prev = s;
@@ -868,7 +931,8 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
                 s->result = -EMSGSIZE;
             } else if (have >= GRPC_PREFIX + (size_t)len) {
                 s->msg.len = 0;
-                rc = tern__growbuf_append(&s->msg, s->in.p + s->in_off + GRPC_PREFIX, len);
+                /* an empty message (grpc.testing.Empty) has no bytes to copy */
+                rc = len ? tern__growbuf_append(&s->msg, s->in.p + s->in_off + GRPC_PREFIX, len) : 0;
                 if (rc < 0) {
                     abort_locked(s, rc, "out of memory");
                 } else {
@@ -967,6 +1031,7 @@ void tern_grpc_stream_free(tern_grpc_stream *s)
     }
     stream_unlink(s);
     tern_mutex_unlock(&gc->mu);
+    atomic_fetch_sub(&gc->load, 1);
     tern__grpc_conn_unref(gc);
     for (size_t i = 0; i < s->nmd; i++)
         free(s->md[i].name);

@@ -101,6 +101,7 @@ struct tern_grpc_channel {
     subch **retired;                /* dropped by an update; freed with the channel */
     size_t nretired;
     bool round_robin;
+    bool p2c;
     atomic_uint rr;
     char *authority;                /* :authority */
     char *server_name;              /* TLS SNI / verification */
@@ -108,6 +109,9 @@ struct tern_grpc_channel {
     tern_tls_config *tls;
     size_t max_recv;
     int64_t backoff_base, backoff_max, min_connect;
+    _Atomic int64_t keepalive_time;     /* 0: no pings; doubled on too_many_pings */
+    int64_t keepalive_timeout;
+    bool keepalive_without_calls;
     const tern_grpc_resolver *resolver;
     void *resolver_state;
     tern_waitgroup conns;           /* connections not yet freed */
@@ -117,6 +121,8 @@ struct tern_grpc_channel {
 /* client.c: a connection */
 int tern__grpc_conn_open(subch *sc, tern_ctx *ctx, gconn **out);
 bool tern__grpc_conn_usable(gconn *gc);
+/* Calls open on it now (p2c's load). */
+int tern__grpc_conn_load(gconn *gc);
 void tern__grpc_conn_ref(gconn *gc);
 void tern__grpc_conn_unref(gconn *gc);
 /* Shut it down: streams fail, the socket closes. */

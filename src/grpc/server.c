@@ -378,7 +378,7 @@ static ssize_t fill(tern_grpc_call *call)
         call->in.len -= call->in_off;
         call->in_off = 0;
     }
-    if (tern__growbuf_reserve(&call->in, 16384) < 0)
+    if (call->in.cap - call->in.len < 512 && tern__growbuf_reserve(&call->in, 16384) < 0)
         return -ENOMEM;
     ssize_t k = tern_http_req_read(call->r, call->in.p + call->in.len, call->in.cap - call->in.len);
     if (k > 0)
@@ -473,7 +473,10 @@ int tern_grpc_call_recv(tern_grpc_call *call, ProtobufCMessage **msg, tern_ctx *
         call->in_off == call->in.len) {
         ssize_t k;
         while ((k = fill(call)) > 0)
-            ;
+            if (call->in.len - call->in_off > GRPC_PREFIX + call->srv->max_recv) {
+                k = -EMSGSIZE;  /* more after the one message: not buffered without end */
+                break;
+            }
         if (k < 0) {
             rc = (int)k;
             goto fail;
@@ -556,7 +559,7 @@ int tern_grpc_call_send(tern_grpc_call *call, const ProtobufCMessage *msg, tern_
     size_t n = protobuf_c_message_get_packed_size(msg);
     if ((call->srv->max_send && n > call->srv->max_send) || n > UINT32_MAX)
         return -EMSGSIZE;
-    uint8_t small[4096];
+    uint8_t small[2048];
     if (!call->gzip_out && n + GRPC_PREFIX <= sizeof small) {
         protobuf_c_message_pack(msg, small + GRPC_PREFIX);
         tern__grpc_prefix_put(small, false, (uint32_t)n);
@@ -746,8 +749,18 @@ static int serve_call(tern_grpc_server *s, tern_http_req *r, tern_http_resp *w, 
         }
         req_gzip = true;
     }
+    /* A small call touches no heap of its own: its first input and its
+     * unpacked messages start on this coroutine's stack. */
+    char inbuf[2048];
+    _Alignas(16) char abuf[sizeof(tern__arena_chunk) + 1024];
+    tern__arena_chunk *ac = (tern__arena_chunk *)abuf;
+    ac->next = NULL;
+    ac->used = 0;
+    ac->cap = sizeof abuf - sizeof *ac;
     tern_grpc_call call = {
         .srv = s, .ms = ms, .r = r, .w = w,
+        .in = { .p = inbuf, .cap = sizeof inbuf, .fixed = true },
+        .arena = { .head = ac, .fixed = ac },
         .req_gzip = req_gzip,
         .accept_gzip = accepts_gzip(tern_http_req_header(r, "grpc-accept-encoding")),
         .streaming_out = ms->m->type == TERN_GRPC_SERVER_STREAMING || ms->m->type == TERN_GRPC_BIDI_STREAMING,

@@ -232,6 +232,20 @@ static int lb_main(void *arg)
     CHECK_EQ(nb, 5);
     tern_grpc_channel_free(ch);
 
+    /* p2c: the less loaded of two random picks; sequential calls tie, so
+     * both serve some (all 40 on one: 2^-39 once both are connected) */
+    tern_grpc_channel_options p2 = { .lb_policy = "p2c" };
+    CHECK_EQ(tern_grpc_channel_new(target, &p2, &ch), 0);
+    na = nb = 0;
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+        na += !strcmp(tag, "A");
+        nb += !strcmp(tag, "B");
+    }
+    CHECK_EQ(na + nb, 40);
+    CHECK(na > 0 && nb > 0);
+    tern_grpc_channel_free(ch);
+
     CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);     /* pick_first */
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
@@ -501,6 +515,110 @@ static void compression_per_message_both_ways(void)
     CHECK_EQ(tern_run(compression_main, NULL), 0);
 }
 
+typedef struct silent {
+    tern_listener *l;
+    tern_conn *c;
+    tern_waitgroup wg;
+} silent;
+
+static int silent_accept(void *arg)
+{
+    silent *sl = arg;
+    tern_listener_accept(sl->l, &sl->c, NULL);     /* then says nothing, ever */
+    tern_waitgroup_done(&sl->wg);
+    return 0;
+}
+
+static int keepalive_main(void *arg)
+{
+    (void)arg;
+    /* a peer that accepts and never answers: the watchdog ends the call */
+    silent sl = { 0 };
+    CHECK_EQ(tern_listener_new(TERN_NET_TCP, "127.0.0.1:0", NULL, &sl.l), 0);
+    tern_waitgroup_add(&sl.wg, 1);
+    CHECK_EQ(tern_go(silent_accept, &sl), 0);
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", tern_listener_port(sl.l));
+    tern_grpc_channel_options ko = { .keepalive_time = 100 * MS, .keepalive_timeout = 200 * MS };
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(target, &ko, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    tern_ctx *c;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * SEC, &c), 0);
+    tern_grpc_status st;
+    int64_t t0 = tern_now();
+    CHECK_EQ(call(ch, &req, NULL, &st, c, false), -ECONNABORTED);
+    CHECK_EQ(st.code, TERN_GRPC_UNAVAILABLE);
+    CHECK(tern_now() - t0 < 5 * SEC);
+    tern_grpc_status_clear(&st);
+    tern_ctx_free(c);
+    tern_grpc_channel_free(ch);
+    CHECK_EQ(tern_waitgroup_wait(&sl.wg, NULL), 0);
+    tern_conn_free(sl.c);
+    tern_listener_free(sl.l);
+
+    /* a live server acks: an idle stream outlives many keepalive periods */
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    ko.keepalive_time = 30 * MS;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, &ko, &ch), 0);
+    tern_grpc_stream *s;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_BIDI, NULL, &s, NULL), 0);
+    req.name = "k";
+    ProtobufCMessage *m;
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 1);
+    tern_sleep(400 * MS);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 1);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 0);
+    tern_grpc_stream_free(s);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void keepalive_watchdog_and_acks(void)
+{
+    CHECK_EQ(tern_run(keepalive_main, NULL), 0);
+}
+
+/* Zero-length messages both ways, and a stream half-closed before any
+ * message (interop's empty_unary and empty_stream). */
+static int empty_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;       /* packs to 0 bytes */
+    CHECK_EQ(protobuf_c_message_get_packed_size(&req.base), 0);
+    tern_grpc_stream *s;
+    ProtobufCMessage *m;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_BIDI, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 1);     /* Resp{text "", index 0}: 0 bytes too */
+    CHECK(!strcmp(((Terntest__Resp *)m)->text, "") && ((Terntest__Resp *)m)->index == 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 0);
+    tern_grpc_stream_free(s);
+    CHECK_EQ(tern_grpc_stream_open(ch, M_BIDI, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);   /* no message at all */
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_status(s)->code, TERN_GRPC_OK);
+    tern_grpc_stream_free(s);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void empty_messages_and_empty_stream(void)
+{
+    CHECK_EQ(tern_run(empty_main, NULL), 0);
+}
+
 static void server_limits(void)
 {
     CHECK_EQ(tern_run(limits_main, NULL), 0);
@@ -512,4 +630,6 @@ TESTS({ "interceptors_see_calls_and_codes", interceptors_see_calls_and_codes },
       { "unix_resolver_dns_and_shared_port", unix_resolver_dns_and_shared_port },
       { "graceful_drain_finishes_calls_in_flight", graceful_drain_finishes_calls_in_flight },
       { "server_limits", server_limits },
-      { "compression_per_message_both_ways", compression_per_message_both_ways })
+      { "compression_per_message_both_ways", compression_per_message_both_ways },
+      { "keepalive_watchdog_and_acks", keepalive_watchdog_and_acks },
+      { "empty_messages_and_empty_stream", empty_messages_and_empty_stream })
