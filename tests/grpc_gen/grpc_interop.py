@@ -394,9 +394,17 @@ def direction_tern_server(certs):
             for name, fn in python_client_cases(stub, unimpl) + health_cases(ch) + reflection_cases(ch):
                 record("grpcio -> tern", name, fn)
     finally:
+        # never leave the server behind: it holds the test's output open
         p.terminate()
-        rc = p.wait(timeout=30)
-    record("grpcio -> tern", "server_drains_on_sigterm", lambda: expect(rc == 0, "exit status %d" % rc))
+        t0 = time.monotonic()
+        try:
+            rc = p.wait(timeout=30)
+            why = "exit status %d after %.1f s" % (rc, time.monotonic() - t0)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc, why = -1, "still running 30 s after SIGTERM (killed)"
+    record("grpcio -> tern", "server_drains_on_sigterm", lambda: expect(rc == 0, why))
 
 
 # ---- 2. tern's client against a grpcio server ---------------------------------------
