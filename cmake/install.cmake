@@ -64,9 +64,12 @@ set(TERN_LIB_FILE ${CMAKE_STATIC_LIBRARY_PREFIX}tern${CMAKE_STATIC_LIBRARY_SUFFI
 configure_package_config_file(cmake/ternConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/ternConfig.cmake
   INSTALL_DESTINATION ${TERN_CMAKE_DIR}
-  PATH_VARS CMAKE_INSTALL_LIBDIR CMAKE_INSTALL_INCLUDEDIR)
+  PATH_VARS CMAKE_INSTALL_LIBDIR CMAKE_INSTALL_INCLUDEDIR CMAKE_INSTALL_BINDIR)
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/ternConfigVersion.cmake
   VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/ternConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/ternConfigVersion.cmake
         DESTINATION ${TERN_CMAKE_DIR})
+# tern_grpc_generate() for the package's users (the plugin it runs,
+# protoc-gen-tern-grpc, installs into bin/ from cmd/protoc-gen-tern-grpc/)
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/cmake/TernGrpc.cmake DESTINATION ${TERN_CMAKE_DIR})

@@ -33,6 +33,10 @@ int tern__growbuf_reserve(tern__growbuf *b, size_t extra)
 
 int tern__growbuf_append(tern__growbuf *b, const void *data, size_t n)
 {
+    /* nothing to add: an empty buffer's p (and an empty message's data)
+     * may be NULL, which memcpy must not see even for 0 bytes */
+    if (n == 0)
+        return 0;
     if (tern__growbuf_reserve(b, n) < 0)
         return -ENOMEM;
     memcpy(b->p + b->len, data, n);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/check.h"
+#include "kit/health/internal.h"
 #include "tern/chan.h"
 #include "tern/error.h"
 #include "tern/runtime.h"
@@ -188,18 +189,26 @@ typedef struct outcome {
     char msg[TERN_HEALTH_MSG_MAX];
 } outcome;
 
-static size_t count_checks(const tern_health *h, unsigned mask)
+/* A check a probe runs: its kind meets mask and, when only is set, it is
+ * the check of that name. */
+static bool selected(const check *c, unsigned mask, const char *only)
+{
+    return (c->kind & mask) && (!only || !strcmp(c->name, only));
+}
+
+static size_t count_checks(const tern_health *h, unsigned mask, const char *only)
 {
     size_t n = 0;
     for (size_t i = 0; i < h->n; i++)
-        n += (h->checks[i].kind & mask) != 0;
+        n += selected(&h->checks[i], mask, only);
     return n;
 }
 
-/* Run the n checks whose kind meets mask, concurrently, and fill out[] in
- * registration order; a check not back by its timeout is -ETIMEDOUT.
+/* Run the n checks selected by mask and only, concurrently, and fill out[]
+ * in registration order; a check not back by its timeout is -ETIMEDOUT.
  * 0 or -ENOMEM. */
-static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *out, size_t n)
+static int run_checks(tern_health *h, unsigned mask, const char *only, tern_ctx *parent, outcome *out,
+                      size_t n)
 {
     probe_run *run = calloc(1, sizeof *run + n * sizeof run->slots[0]);
     if (!run)
@@ -214,7 +223,7 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
     size_t k = 0;
     for (size_t i = 0; i < h->n; i++) {
         const check *c = &h->checks[i];
-        if (!(c->kind & mask))
+        if (!selected(c, mask, only))
             continue;
         probe_slot *s = &run->slots[k];
         *s = (probe_slot){.run = run, .fn = c->fn, .arg = c->arg,
@@ -265,13 +274,13 @@ static int run_checks(tern_health *h, unsigned mask, tern_ctx *parent, outcome *
 static int probe(tern_http_req *r, tern_http_resp *w, tern_health *h, unsigned mask,
                  bool with_ready, const char *what)
 {
-    size_t n = count_checks(h, mask);
+    size_t n = count_checks(h, mask, NULL);
     outcome *out = n ? calloc(n, sizeof *out) : NULL;
     if (n && !out)
         return -ENOMEM;
     /* The flag is read after the checks have run, so a shutdown that
      * began while they ran is already reflected in the answer. */
-    int rc = n ? run_checks(h, mask, tern_http_req_ctx(r), out, n) : 0;
+    int rc = n ? run_checks(h, mask, NULL, tern_http_req_ctx(r), out, n) : 0;
     if (rc < 0) {
         free(out);
         return rc;
@@ -302,6 +311,23 @@ static int probe(tern_http_req *r, tern_http_resp *w, tern_health *h, unsigned m
         rc = tern_http_resp_printf(w, "%s check %s\n", what, pass ? "passed" : "failed");
     free(out);
     return rc < 0 ? rc : 0;
+}
+
+int tern__health_eval(tern_health *h, unsigned mask, bool with_ready, const char *only, tern_ctx *ctx)
+{
+    size_t n = count_checks(h, only ? TERN_HEALTH_BOTH : mask, only);
+    if (only && n == 0)
+        return -ENOENT;
+    outcome *out = n ? calloc(n, sizeof *out) : NULL;
+    if (n && !out)
+        return -ENOMEM;
+    int rc = n ? run_checks(h, only ? TERN_HEALTH_BOTH : mask, only, ctx, out, n) : 0;
+    /* the flag after the checks, as the probes read it */
+    bool pass = rc == 0 && (!with_ready || tern_health_ready(h));
+    for (size_t i = 0; i < n; i++)
+        pass = pass && out[i].rc == 0;
+    free(out);
+    return rc < 0 ? rc : pass;
 }
 
 int tern_health_livez(tern_http_req *r, tern_http_resp *w, void *health)
