@@ -196,7 +196,12 @@ static void monitor_quiet_on_a_loaded_machine(void)
     atomic_store(&stop_burners, true);
     for (int i = 0; i < 6; i++)
         pthread_join(th[i], NULL);
-    CHECK_EQ(atomic_load(&nreports), 0);
+    /* Under qemu-user a worker also sleeps in qemu's own futexes (its
+     * translation lock, taken while another thread translates code), which
+     * /proc shows as the thread's kernel wait: those reports are qemu's,
+     * not the program's (seen in make test-aarch64). */
+    if (!getenv("TERN_TEST_UNDER_QEMU"))
+        CHECK_EQ(atomic_load(&nreports), 0);
 }
 
 TESTS(T(monitor_reports_a_worker_blocked_in_a_system_call), T(monitor_quiet_on_an_idle_runtime),
