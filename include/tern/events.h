@@ -18,7 +18,8 @@
  * Transports (tern_events_transport: a table of functions and their
  * datum, so JetStream or anything else can plug in): the in-process bus
  * (tern_events_inproc_transport, for everything in one process, same
- * semantics) and Redis Streams (tern_events_redis_transport: XADD,
+ * semantics), NATS JetStream (tern_events_jetstream_transport) and Redis
+ * Streams (tern_events_redis_transport: XADD,
  * consumer groups, XREADGROUP, XACK, XAUTOCLAIM for redelivery).
  *
  * Outbox: tern_outbox_*_add writes the event into the `outbox` table in
@@ -47,6 +48,7 @@
 
 #include "tern/context.h"
 #include "tern/metrics.h"
+#include "tern/nats.h"
 #include "tern/pg.h"
 #include "tern/redis.h"
 #include "tern/sqlite.h"
@@ -115,6 +117,24 @@ typedef struct tern_events_redis_options {
  *  overdue at once (XCLAIM IDLE).  Built where hiredis is. */
 int tern_events_redis_transport(tern_redis_client *cl, const tern_events_redis_options *o,
                                 tern_events_transport *out);
+
+/** JetStream transport options; zero means the default. */
+typedef struct tern_events_jetstream_options {
+    const char *stream;             /**< the stream holding every topic; NULL: "EVENTS" */
+    const char *subject_prefix;     /**< a topic's subject is prefix.topic; NULL: "events" */
+} tern_events_jetstream_options;
+
+/** The NATS JetStream transport on nc (borrowed: it must outlive the bus).
+ *  One stream (made on first use, subjects "prefix.>"; an existing one of
+ *  that name is used as it is) holds every topic; a group is a durable pull
+ *  consumer (named group__topic) whose AckWait is the ack timeout, kept on
+ *  the server when unsubscribed so the group resumes where it was.  The
+ *  event id is sent as Nats-Msg-Id: a second publish of one event within
+ *  the stream's duplicate window is stored once.  A topic must be a subject
+ *  (no spaces or wildcards: -EINVAL).  -EINVAL for a bad stream name or
+ *  prefix, -ENOMEM. */
+int tern_events_jetstream_transport(tern_nats *nc, const tern_events_jetstream_options *o,
+                                    tern_events_transport *out);
 
 /* ---- metrics --------------------------------------------------------------- */
 
