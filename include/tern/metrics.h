@@ -262,6 +262,36 @@ int tern_http_metrics_client_do(tern_http_metrics *m, tern_http_client *c,
                                 const tern_http_client_request *req,
                                 tern_http_client_response **out, tern_ctx *ctx);
 
+/* ---- gRPC server metrics ------------------------------------------------------
+ *
+ * The families go-grpc-prometheus defines, so Go services' dashboards and
+ * alerts read tern's unchanged:
+ *   grpc_server_started_total{grpc_type,grpc_service,grpc_method}         counter
+ *   grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code} counter
+ *   grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}      histogram
+ * grpc_type: unary, client_stream, server_stream, bidi_stream; grpc_code:
+ * Go's names (OK, NotFound, DeadlineExceeded, ...).  Counted by a server
+ * interceptor: tern_grpc_server_add_interceptor(s,
+ * tern_grpc_metrics_interceptor, m), added first so it times everything. */
+typedef struct tern_grpc_metrics tern_grpc_metrics;
+
+typedef struct tern_grpc_metrics_options {
+    tern_metrics_registry *registry;    /* NULL: the default */
+    const double *buckets;              /* seconds; NULL: the defaults */
+    size_t nbuckets;
+} tern_grpc_metrics_options;
+
+/* Register the families in the registry (o may be NULL): 0; errors as the
+ * family constructors (-EEXIST: a second set in one registry).  The
+ * families live as long as the registry; _free frees the handle only. */
+int tern_grpc_metrics_new(const tern_grpc_metrics_options *o, tern_grpc_metrics **out);
+void tern_grpc_metrics_free(tern_grpc_metrics *m);
+
+/* The server interceptor: metrics is a tern_grpc_metrics, or NULL for a set
+ * in the default registry made on first use. */
+struct tern_grpc_call;
+int tern_grpc_metrics_interceptor(struct tern_grpc_call *call, void *metrics);
+
 #ifdef __cplusplus
 }
 #endif
