@@ -5,9 +5,9 @@ tern HTTP/2 client tests (tests/test_http_client_h2.c), on python3-h2.
 Prints its port on the first line of stdout, then serves until killed.
 Connection-level behaviour comes from the arguments:
   --max-streams N   SETTINGS_MAX_CONCURRENT_STREAMS (default 100)
-  --goaway-last N   on the first connection only: at its first request,
-                    send GOAWAY(NO_ERROR, last_stream_id=N), answer the
-                    streams up to N, ignore the others, then close
+  --goaway-last N   on the first connection only: from its first request
+                    on, answer the streams up to N and ignore the others;
+                    300 ms after it send GOAWAY(NO_ERROR, last_stream_id=N)
 Paths:
   /hello[?ms=D]     200 "hello <path>" after D ms
   /echo             the request body back; x-method, x-authority and
@@ -96,14 +96,22 @@ class Conn:
             self.heads[ev.stream_id] = dict(ev.headers)
             self.bodies[ev.stream_id] = bytearray()
             if self.goaway_last is not None:
-                # the first request: everything above goaway_last goes unprocessed
-                self.flush()
-                frame = hyperframe.frame.GoAwayFrame(
-                    stream_id=0, last_stream_id=self.goaway_last, error_code=0)
-                self.writer.write(frame.serialize())
-                self.goaway_sent = True
+                # the first request: everything above goaway_last goes
+                # unprocessed.  The GOAWAY leaves 300 ms later, so that the
+                # client's burst is all on this connection however slowly
+                # it is sent (a TSan build sent some after an immediate
+                # GOAWAY, straight to a new connection: nothing to retry)
                 self.limit = self.goaway_last
+                last = self.goaway_last
                 self.goaway_last = None
+
+                def goaway():
+                    self.flush()
+                    frame = hyperframe.frame.GoAwayFrame(
+                        stream_id=0, last_stream_id=last, error_code=0)
+                    self.writer.write(frame.serialize())
+                    self.goaway_sent = True
+                asyncio.get_running_loop().call_later(0.3, goaway)
         elif isinstance(ev, h2.events.DataReceived):
             if ev.stream_id in self.bodies:
                 self.bodies[ev.stream_id] += ev.data
