@@ -345,11 +345,11 @@ static int many_main(void *arg)
             (unsigned long long)st.batches);
     CHECK_EQ(st.connected, 1);
     /* Pipelining happened: batches carried several commands on average
-     * (about 100 in a release build).  TSan slows the callers more than
-     * the writer, so there only require that batches formed at all. */
-#if TEST_REDIS_TSAN
-    CHECK(st.batched > st.batches);
-#else
+     * (about 100 in a release build, 40 in Debug).  TSan slows the callers
+     * more than the writer, so much that in one CI run no two commands met
+     * in a batch (9002 in 9002): batching is a speed property, checked in
+     * the other builds; under TSan this test is for races. */
+#if !TEST_REDIS_TSAN
     CHECK(st.batched >= 2 * st.batches);
 #endif
     tern_redis_client_free(m.cl);
