@@ -128,14 +128,34 @@ static int cancel_co(void *arg)
     tern_pg_error err;
     int64_t t0 = tern_now();
     CHECK_EQ(tern_pg_pool_query(p, "SELECT pg_sleep(10)", NULL, &r, &err, ctx), -ETIMEDOUT);
-    CHECK((tern_now() - t0) / MS < 2000);
-    CHECK(strcmp(err.sqlstate, "57014") == 0);
+    /* Returned at the ctx's end, not after the cancel's round trip: the
+     * pool cancels and drains in the background. */
+    int64_t took = tern_now() - t0;
+    fprintf(stderr, "abandoned query returned after %lld ms\n", (long long)(took / MS));
+    CHECK(took < (getenv("TERN_TEST_SCALE") ? 1000 : 150) * MS);
+    CHECK_EQ(err.sqlstate[0], '\0');           /* no server error: our ctx ended */
     tern_ctx_free(ctx);
+    /* The one connection is handed out again only once drained: the next
+     * query gets it, in step (the server's cancel did not hit it). */
     CHECK_EQ(tern_pg_pool_query(p, "SELECT 1", NULL, &r, &err, NULL), 0);
     tern_pg_result_free(r);
     struct tern_pg_pool_stats s = stats(p);
     CHECK_EQ(s.opened, 1);
     CHECK_EQ(s.closed, 0);
+    /* Kept after its query was abandoned, a connection finishes that
+     * query first thing in its next call. */
+    tern_pg_conn *held;
+    CHECK_EQ(tern_pg_pool_acquire(p, &held, NULL), 0);
+    ctx = timeout_ctx(50 * MS);
+    CHECK_EQ(tern_pg_query(held, "SELECT pg_sleep(10)", NULL, &r, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    CHECK_EQ(tern_pg_query(held, "SELECT 7", NULL, &r, NULL), 0);
+    int64_t seven = 0;
+    CHECK_EQ(tern_pg_result_int64(r, 0, 0, &seven), 0);
+    CHECK_EQ(seven, 7);
+    tern_pg_result_free(r);
+    tern_pg_pool_release(p, held);
+    CHECK_EQ(stats(p).closed, 0);
     /* A connection returned inside a transaction is not reused. */
     tern_pg_conn *c;
     CHECK_EQ(tern_pg_pool_acquire(p, &c, NULL), 0);
@@ -275,15 +295,11 @@ static int restart_co(void *arg)
     fprintf(stderr, "restart under load: %ld ok before, %ld after, %ld failed, worst overrun %lld ms\n",
             before, after, atomic_load(&l.failed), atomic_load(&l.worst_over_ns) / MS);
     CHECK(after > scaled(100));         /* the pool recovered */
-    /* No call outlived its ctx by more than the cancel round trip: a call
-     * stuck in a drain (5 s) or a dead socket would.  A call whose ctx
-     * ends mid-query returns after PQcancel (a connect to a postmaster that
-     * may be shutting down, on the blocking pool) and the drain, so during
-     * a restart it overruns by that much: 278 ms seen once in CI on a busy
-     * machine.  Returning at the ctx's end and draining in the background
-     * is the fix (issue 18's note); until then the bound is that round
-     * trip's, wider in the slow sanitizer builds. */
-    CHECK(atomic_load(&l.worst_over_ns) < (getenv("TERN_TEST_SCALE") ? 1000 : 500) * MS);
+    /* No call outlived its ctx by more than scheduling noise: a call whose
+     * ctx ends mid-query returns then, and the pool cancels and drains in
+     * the background (before, the caller waited for PQcancel's connect to
+     * a postmaster shutting down and the drain: 278 ms seen in CI). */
+    CHECK(atomic_load(&l.worst_over_ns) < (getenv("TERN_TEST_SCALE") ? 1000 : 150) * MS);
     CHECK_EQ(stats(l.p).in_use, 0);
     CHECK(stats(l.p).open <= 8);
     tern_pg_pool_free(l.p);

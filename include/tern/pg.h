@@ -13,7 +13,11 @@
  * (NULL: unbounded).  When the ctx ends during a query, the query is
  * cancelled (PQcancel on the blocking pool) and its result drained, so the
  * connection stays usable; when draining fails the connection is marked
- * broken (tern_pg_conn_ok() false) and a pool discards it.
+ * broken (tern_pg_conn_ok() false) and a pool discards it.  On a pool's
+ * connection the call returns the ctx's error at once and the cancel and
+ * drain happen later: in a coroutine of the pool's when the connection is
+ * released (it is handed to nobody before; tern_pg_pool_free waits for
+ * those drains), or first thing in the next call on it.
  *
  * Errors: 0 or -errno.  -EREMOTEIO means the server answered with an error;
  * its SQLSTATE and message are in tern_pg_conn_last_error() (and in the

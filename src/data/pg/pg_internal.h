@@ -38,6 +38,10 @@ struct tern_pg_conn {
     int fd;                         /* the socket we waited on, or -1 */
     ino_t ino;                      /* its inode: a new socket may reuse fd's number */
     bool broken;
+    /* A pool's connection whose query was abandoned when its ctx ended: the
+     * cancel and the drain are still to do (tern__pg_abandon). */
+    bool defer_drain;               /* set by the pool: abandon, do not drain */
+    bool abandoned;
     tern_pg_conn_options opts;
     tern_pg_error err;
     const pg_obs *obs;              /* the pool's, or NULL */
@@ -83,6 +87,14 @@ int tern__pg_flush(tern_pg_conn *c, int64_t deadline, tern_ctx *ctx);
 int tern__pg_read_results(tern_pg_conn *c, PGresult **last, bool copy, int64_t deadline, tern_ctx *ctx);
 int tern__pg_cancel_request(tern_pg_conn *c);
 int tern__pg_cancel_and_drain(tern_pg_conn *c, int cause);
+/* The ctx ended (cause) mid-query: on a pool's connection, leave the cancel
+ * and the drain for later (the pool runs them in the background on
+ * release; the next call on the connection runs them first) and return at
+ * once; on a connection of one's own, tern__pg_cancel_and_drain now. */
+int tern__pg_abandon(tern_pg_conn *c, int cause);
+/* Cancel and drain an abandoned connection's command now (bounded by
+ * cancel_drain_ns after the cancel), clearing c->abandoned. */
+void tern__pg_drain_abandoned(tern_pg_conn *c);
 
 /* Metrics and spans (observe.c). */
 struct tern_trace_span;

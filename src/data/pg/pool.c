@@ -56,6 +56,9 @@ struct tern_pg_pool {
     atomic_bool maint_started;
     tern_ctx *maint_ctx;
     tern_waitgroup maint_done;
+    /* Connections released with an abandoned query, being drained: they
+     * stay in use (their slot is taken) until the drain releases them. */
+    tern_waitgroup drains;
 };
 
 /* Under the lock, after in_use or idle changed. */
@@ -109,6 +112,7 @@ void tern_pg_pool_free(tern_pg_pool *p)
         tern_waitgroup_wait(&p->maint_done, NULL);
         tern_ctx_free(p->maint_ctx);
     }
+    tern_waitgroup_wait(&p->drains, NULL);
     /* Freeing a pool with connections out is a use-after-free to come. */
     TERN_ASSERT(p->s.in_use == 0 && p->whead == NULL);
     while (p->idle) {
@@ -208,6 +212,7 @@ static int open_conn(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *err, te
         return rc;
     }
     tern_pg_conn *c = *out;
+    c->defer_drain = true;
     if (p->obs.m)
         c->obs = &p->obs;
     int64_t life = p->o.max_lifetime_ns;
@@ -402,10 +407,51 @@ int tern_pg_pool_acquire(tern_pg_pool *p, tern_pg_conn **out, tern_ctx *ctx)
     return tern__pg_pool_acquire(p, out, NULL, ctx);
 }
 
+typedef struct drain_job {
+    tern_pg_pool *p;
+    tern_pg_conn *c;
+} drain_job;
+
+static int drain_run(void *arg)
+{
+    drain_job *j = arg;
+    tern_pg_pool *p = j->p;
+    tern_pg_conn *c = j->c;
+    free(j);
+    tern__pg_drain_abandoned(c);
+    tern_pg_pool_release(p, c);
+    tern_waitgroup_done(&p->drains);
+    return 0;
+}
+
+/* Cancel and drain c's abandoned query in a coroutine, then release it
+ * again; false if that cannot start (c is then closed instead). */
+static bool drain_later(tern_pg_pool *p, tern_pg_conn *c)
+{
+    drain_job *j = malloc(sizeof *j);
+    if (!j)
+        return false;
+    j->p = p;
+    j->c = c;
+    tern_waitgroup_add(&p->drains, 1);
+    if (tern_go(drain_run, j) < 0) {
+        tern_waitgroup_done(&p->drains);
+        free(j);
+        return false;
+    }
+    return true;
+}
+
 void tern_pg_pool_release(tern_pg_pool *p, tern_pg_conn *c)
 {
     TERN_CHECK_ARG(p);
     TERN_CHECK_ARG(c);
+    if (c->abandoned && tern_pg_conn_ok(c)) {
+        if (drain_later(p, c))
+            return;
+        c->broken = true;
+    }
+    c->abandoned = false;
     int64_t now = tern_now();
     /* Reuse only a connection in step with the server and outside any
      * transaction: the next user must not inherit one. */

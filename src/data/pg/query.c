@@ -16,7 +16,10 @@
  * connection is in step again and can be reused.  PQcancel returns only
  * after the postmaster has signalled the backend, so a cancel that arrives
  * after the query ended finds the backend idle (ignored) before our next
- * query is sent.
+ * query is sent.  A pool's connection does not make its caller wait for
+ * that: the query is abandoned (the caller gets its ctx's error at once)
+ * and the pool cancels and drains it in a coroutine of its own on release
+ * before anyone else gets the connection.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -159,6 +162,27 @@ int tern__pg_cancel_and_drain(tern_pg_conn *c, int cause)
     return cause;
 }
 
+int tern__pg_abandon(tern_pg_conn *c, int cause)
+{
+    if (!c->defer_drain)
+        return tern__pg_cancel_and_drain(c, cause);
+    /* The caller's deadline has passed: it must not also wait for the
+     * postmaster's round trip and the server to stop (hundreds of ms when
+     * the server is busy or restarting). */
+    c->abandoned = true;
+    return cause;
+}
+
+void tern__pg_drain_abandoned(tern_pg_conn *c)
+{
+    TERN_ASSERT(c->abandoned);
+    c->abandoned = false;
+    /* Keep the query's error for its caller, who may still read it. */
+    tern_pg_error keep = c->err;
+    tern__pg_cancel_and_drain(c, -ECANCELED);
+    c->err = keep;
+}
+
 static int finish(tern_pg_conn *c, tern_pg_result **out, tern_ctx *ctx)
 {
     PGresult *res = NULL;
@@ -166,7 +190,7 @@ static int finish(tern_pg_conn *c, tern_pg_result **out, tern_ctx *ctx)
     if (rc == 0)
         rc = tern__pg_read_results(c, &res, false, TERN_FOREVER, ctx);
     if (rc == -ETIMEDOUT || rc == -ECANCELED)
-        return tern__pg_cancel_and_drain(c, rc);
+        return tern__pg_abandon(c, rc);
     if (rc < 0)
         return rc;
     if (!out) {
@@ -183,6 +207,9 @@ static int finish(tern_pg_conn *c, tern_pg_result **out, tern_ctx *ctx)
 /* Before a call: the connection is usable and the ctx not done. */
 int tern__pg_ready(tern_pg_conn *c, tern_ctx *ctx)
 {
+    /* Held on to after a query was abandoned: finish that one first. */
+    if (c->abandoned)
+        tern__pg_drain_abandoned(c);
     c->err.sqlstate[0] = '\0';
     c->err.message[0] = '\0';
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK)
