@@ -5,8 +5,8 @@
  *
  *   - a tern gRPC server carrying terntest.json.v1.Items
  *     (tests/grpc_json/json_test.proto, stubs by tern_grpc_generate):
- *     GetItem echoes its request into an Item, with the x-user-id and
- *     traceparent metadata it came with, sleeps sleep_ms first and fails
+ *     GetItem echoes its request into an Item, with the x-user-id,
+ *     traceparent and idempotency-key metadata it came with, sleeps sleep_ms first and fails
  *     with fail_code when asked;
  *   - a tern HTTP server as the "payments" upstream: GET
  *     /payments/by-order/:id answers {"order", "paid", "user", "query"},
@@ -62,6 +62,8 @@ static void item_from_call(tern_grpc_call *call, item *resp)
     const char *tp = tern_grpc_call_metadata(call, "traceparent");
     resp->user = tern_grpc_call_strdup(call, u ? u : "");
     resp->traceparent = tern_grpc_call_strdup(call, tp ? tp : "");
+    const char *ik = tern_grpc_call_metadata(call, "idempotency-key");
+    resp->idempotency_key = tern_grpc_call_strdup(call, ik ? ik : "");
 }
 
 static int get_item(tern_grpc_call *call, const get_req *req, item *resp, void *arg)

@@ -71,6 +71,12 @@ static void path_query_and_metadata_fill_the_request(void)
                   " \"tags\": [\"a\", \"b c\"], \"color\": \"GREEN\", \"limit\": 5, \"user\": \"u-17\","
                   " \"traceparent\": \"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}");
     json_decref(j);
+    /* Idempotency-Key passes as metadata; a client's own x-user-id (or
+     * anything else) does not: only the gateway's fwd sets it */
+    const char *h2[] = {"Idempotency-Key", "k-1", "X-User-Id", "root", "Grpc-Metadata-X-User-Id", "root", NULL};
+    CHECK_EQ(gw_call("POST", "/shelves/s9/items", NULL, h2, &j), 200);
+    check_json(j, "{\"id\": \"s9/-\", \"idempotencyKey\": \"k-1\"}");
+    json_decref(j);
     /* the path wins over the query; enum by number; defaults left out */
     CHECK_EQ(gw_call("GET", "/items/a%20b?id=nope&color=1", NULL, NULL, &j), 200);
     check_json(j, "{\"id\": \"a b\", \"name\": \"item a b\", \"priceCents\": \"9007199254740993\","

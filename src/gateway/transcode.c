@@ -3,7 +3,9 @@
  * route {match, grpc: {upstream, method}}.  The request message comes from
  * the JSON body (POST, PUT, PATCH), the query and the path parameters; the
  * response message goes back as JSON, and a gRPC error as the HTTP status
- * google.rpc maps its code to, with {"error", "status", "code"}.
+ * google.rpc maps its code to, with {"error", "status", "code"}.  The
+ * call's metadata: the core's forwarded claims (fwd), the trace, and of
+ * the client's headers only Idempotency-Key and X-Request-Id.
  *
  * Everything that can be checked before traffic is checked when the
  * configuration is built: the method is registered (tern_grpc_json_register)

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "base/check.h"
 #include "gateway/transcode_internal.h"
 #include "tern/error.h"
 #include "tern/http_parse.h"
@@ -268,6 +270,23 @@ static const char *traceparent(tern_http_req *r, char *buf, size_t len, tern_ctx
     return r ? tern_http_req_header(r, "traceparent") : NULL;
 }
 
+/* ASCII metadata must be printable: a value that is not would fail the call */
+static bool printable(const char *v)
+{
+    for (; *v; v++)
+        if (*v < 0x20 || *v > 0x7e)
+            return false;
+    return true;
+}
+
+static bool fwd_has(const tern__gw_fwd *fwd, const char *name)
+{
+    for (size_t i = 0; fwd && i < fwd->n; i++)
+        if (!strcasecmp(fwd->kv[2 * i], name))
+            return true;
+    return false;
+}
+
 void tern__gw_tc_metadata(tern_http_req *r, const tern__gw_fwd *fwd, tern__gw_tc_md *md, tern_ctx *ctx)
 {
     size_t k = 0;
@@ -285,6 +304,15 @@ void tern__gw_tc_metadata(tern_http_req *r, const tern__gw_fwd *fwd, tern__gw_tc
             md->kv[k++] = state;
         }
     }
+    static const char *const pass[] = TERN__GW_TC_PASS;
+    for (size_t i = 0; r && i < sizeof pass / sizeof *pass; i++) {
+        const char *v = tern_http_req_header(r, pass[i]);
+        if (v && printable(v) && !fwd_has(fwd, pass[i])) {
+            md->kv[k++] = pass[i];
+            md->kv[k++] = v;
+        }
+    }
+    TERN_ASSERT(k < sizeof md->kv / sizeof *md->kv);
     md->kv[k] = NULL;
 }
 

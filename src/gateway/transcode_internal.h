@@ -35,13 +35,17 @@ int tern__gw_tc_put(const ProtobufCMessageDescriptor *d, json_t *obj, const char
 int tern__gw_tc_request(const tern_grpc_method_desc *m, tern_http_req *r, char *const *names, bool with_body,
                         ProtobufCMessage **out, char *err, size_t errlen);
 
-/* What a call sends as metadata: fwd's pairs and the trace (the span in
- * ctx or the coroutine's current one, else the client's traceparent and
- * tracestate), NULL-terminated in kv.  Made in the request's coroutine
- * (the current span is per coroutine), used by the calls it starts; kv
- * may point into tp, so the struct stays put. */
+/* What a call sends as metadata: fwd's pairs, the trace (the span in ctx
+ * or the coroutine's current one, else the client's traceparent and
+ * tracestate), and the client's own headers of TERN__GW_TC_PASS (the
+ * services read an Idempotency-Key as metadata), NULL-terminated in kv.
+ * No other client header passes: services trust metadata such as
+ * x-user-id because only the gateway (auth's fwd) sets it.  Made in the
+ * request's coroutine (the current span is per coroutine), used by the
+ * calls it starts; kv may point into tp, so the struct stays put. */
+#define TERN__GW_TC_PASS {"idempotency-key", "x-request-id"}
 typedef struct tern__gw_tc_md {
-    const char *kv[2 * TERN__GW_FWD_MAX + 5];
+    const char *kv[2 * (TERN__GW_FWD_MAX + 2 + 2) + 1];
     char tp[TERN_TRACE_PARENT_LEN + 1];
 } tern__gw_tc_md;
 void tern__gw_tc_metadata(tern_http_req *r, const tern__gw_fwd *fwd, tern__gw_tc_md *md, tern_ctx *ctx);
