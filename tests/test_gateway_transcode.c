@@ -43,6 +43,26 @@ static int serve_200ms(tern_http_req *r, tern_http_resp *w, void *arg)
     return rc;
 }
 
+/* the same inside a span of the gateway's own (as its tracing middleware
+ * makes): the call carries that span's traceparent, not the client's */
+static char traced_ids[64];
+static int serve_traced(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    tern_trace_span_context client;
+    const tern_trace_span_context *parent = NULL;
+    if (tern_trace_parse_traceparent(tern_http_req_header(r, "traceparent"), &client) == 0)
+        parent = &client;
+    tern_trace_span *s;
+    CHECK_EQ(tern_trace_span_start("gateway", TERN_TRACE_KIND_SERVER, parent, &s), 0);
+    snprintf(traced_ids, sizeof traced_ids, "%s-%s", tern_trace_span_trace_id(s), tern_trace_span_span_id(s));
+    tern_ctx *c;
+    CHECK_EQ(tern_trace_ctx_with_span(tern_http_req_ctx(r), s, &c), 0);
+    int rc = tern__gw_transcode_serve(arg, r, w, NULL, c);
+    tern_ctx_free(c);
+    tern_trace_span_free(s);
+    return rc;
+}
+
 static tern__gw_transcode *mount(const char *route, const char *method, const char *pattern,
                                  tern_http_handler_fn *h)
 {
@@ -70,6 +90,14 @@ static void path_query_and_metadata_fill_the_request(void)
     check_json(j, "{\"id\": \"42\", \"name\": \"item 42\", \"priceCents\": \"9007199254740993\","
                   " \"tags\": [\"a\", \"b c\"], \"color\": \"GREEN\", \"limit\": 5, \"user\": \"u-17\","
                   " \"traceparent\": \"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}");
+    json_decref(j);
+    /* inside the gateway's span: its trace id, its span id */
+    const char *h1[] = {"traceparent", tp, NULL};
+    CHECK_EQ(gw_call("GET", "/traced/5", NULL, h1, &j), 200);
+    const char *sent = json_string_value(json_object_get(j, "traceparent"));
+    CHECK(sent && !strncmp(sent, "00-0af7651916cd43dd8448eb211c80319c-", 36));
+    CHECK(strstr(sent, traced_ids) == sent + 3);
+    CHECK(strcmp(sent, tp) != 0);
     json_decref(j);
     /* Idempotency-Key passes as metadata; a client's own x-user-id (or
      * anything else) does not: only the gateway's fwd sets it */
@@ -222,6 +250,8 @@ static int run(void *arg)
         mount("{\"match\": {\"path\": \"/slow/:id\"}, \"grpc\": {\"upstream\": \"items\", \"method\": "
               "\"terntest.json.v1.Items/GetItem\"}}", "GET", "/slow/:id", serve_200ms),
         mount(down_route, "GET", "/down/:id", serve),
+        mount("{\"match\": {\"path\": \"/traced/:id\"}, \"grpc\": {\"upstream\": \"items\", \"method\": "
+              "\"terntest.json.v1.Items/GetItem\"}}", "GET", "/traced/:id", serve_traced),
     };
     http_start(&fx.gw);
     path_query_and_metadata_fill_the_request();
