@@ -56,18 +56,47 @@ static int fail(dec *d, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* path push/pop: returns the old length to pop back to */
-static size_t push(dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static size_t push(dec *d, const char *fmt, ...)
+/* Append to the path (cut at its buffer, where plen keeps counting so
+ * that pop restores exactly); returns the old length to pop back to.
+ * Called per key and element, so no printf. */
+static void append(dec *d, const char *s, size_t n)
+{
+    if (d->plen < sizeof d->path) {
+        size_t room = sizeof d->path - 1 - d->plen;
+        memcpy(d->path + d->plen, s, n < room ? n : room);
+        d->path[d->plen + (n < room ? n : room)] = '\0';
+    }
+    d->plen += n;
+}
+
+static size_t push_key(dec *d, const char *key)
 {
     size_t old = d->plen;
-    if (old < sizeof d->path) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(d->path + old, sizeof d->path - old, fmt, ap);
-        va_end(ap);
-        d->plen = old + (n > 0 ? (size_t)n : 0);
-    }
+    if (old)
+        append(d, ".", 1);
+    append(d, key, strnlen(key, 60));
+    return old;
+}
+
+static size_t push_index(dec *d, size_t i)
+{
+    size_t old = d->plen;
+    char b[24], *p = b + sizeof b;
+    *--p = ']';
+    do
+        *--p = (char)('0' + i % 10);
+    while (i /= 10);
+    *--p = '[';
+    append(d, p, (size_t)(b + sizeof b - p));
+    return old;
+}
+
+static size_t push_map_key(dec *d, const char *key)
+{
+    size_t old = d->plen;
+    append(d, "[\"", 2);
+    append(d, key, strnlen(key, 40));
+    append(d, "\"]", 2);
     return old;
 }
 
@@ -311,7 +340,7 @@ static int decode_map(dec *d, const ProtobufCFieldDescriptor *f, const json_t *v
             return -ENOMEM;
         ed->message_init(e);
         arr[i++] = e;
-        size_t old = push(d, "[\"%.40s\"]", key);
+        size_t old = push_map_key(d, key);
         int rc = decode_key(d, &ed->fields[0], key, (char *)e + ed->fields[0].offset);
         if (rc == 0 && !json_is_null(val))
             rc = decode_value(d, &ed->fields[1], val, (char *)e + ed->fields[1].offset);
@@ -334,7 +363,7 @@ static int decode_repeated(dec *d, const ProtobufCFieldDescriptor *f, const json
     STRUCT_AT(size_t, m, f->quantifier_offset) = n;
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(v, i);
-        size_t old = push(d, "[%zu]", i);
+        size_t old = push_index(d, i);
         /* protobuf-c packs every element: a NULL message would crash it */
         int rc = json_is_null(e) ? fail(d, -EINVAL, "null in a repeated field")
                                  : decode_value(d, f, e, arr + i * sz);
@@ -345,16 +374,32 @@ static int decode_repeated(dec *d, const ProtobufCFieldDescriptor *f, const json
     return 0;
 }
 
+/* Whether key is the JSON name of the field called name: protoc's
+ * lowerCamelCase (tern__grpc_json_name) compared as it is made. */
+static bool json_name_is(const char *name, const char *key)
+{
+    bool up = false;
+    for (; *name; name++) {
+        if (*name == '_') {
+            up = true;
+            continue;
+        }
+        char c = up && *name >= 'a' && *name <= 'z' ? (char)(*name - 'a' + 'A') : *name;
+        up = false;
+        if (*key++ != c)
+            return false;
+    }
+    return *key == '\0';
+}
+
 static const ProtobufCFieldDescriptor *field_by_json_name(const ProtobufCMessageDescriptor *md, const char *key)
 {
-    for (unsigned i = 0; i < md->n_fields; i++) {
-        char jn[256];
-        if (!strcmp(md->fields[i].name, key))
-            return &md->fields[i];
-        if (tern__grpc_json_name(md->fields[i].name, jn, sizeof jn) < sizeof jn && !strcmp(jn, key))
-            return &md->fields[i];
-    }
-    return NULL;
+    /* the proto name by protobuf-c's binary search, else the JSON names */
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(md, key);
+    for (unsigned i = 0; !f && i < md->n_fields; i++)
+        if (json_name_is(md->fields[i].name, key))
+            f = &md->fields[i];
+    return f;
 }
 
 /* Whether another member of f's oneof is already set: oneof members share
@@ -407,7 +452,7 @@ static int decode_fields(dec *d, const ProtobufCMessageDescriptor *md, const jso
     json_t *v;
     int rc = 0;
     json_object_foreach((json_t *)in, key, v) {
-        size_t old = push(d, d->plen ? ".%.60s" : "%.60s", key);
+        size_t old = push_key(d, key);
         const ProtobufCFieldDescriptor *f = field_by_json_name(md, key);
         if (!f)
             rc = fail(d, -EINVAL, "no such field in %s", md->name);
