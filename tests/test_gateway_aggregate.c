@@ -10,9 +10,14 @@
 
 #include "gateway_transcode_fixture.h"
 
+/* the parts' sleeps and the route's timeout, in ms: longer in sanitizer
+ * builds (TERN_TEST_SCALE set), whose overhead would otherwise eat the
+ * margin between "in parallel" and "one after the other" */
+static int part_ms = 300;
+
 static const char order_route[] =
     "{\"name\": \"order\", \"match\": {\"path\": \"/orders/:id\", \"methods\": [\"GET\"]},"
-    " \"aggregate\": {\"timeout\": \"600ms\", \"parts\": {"
+    " \"aggregate\": {\"timeout\": %lld, \"parts\": {"
     "   \"item\": {\"grpc\": {\"upstream\": \"items\", \"method\": \"terntest.json.v1.Items/GetItem\"}},"
     "   \"payment\": {\"upstream\": \"payments\", \"path\": \"/payments/by-order/:id\"}}}}";
 static const char down_route[] =
@@ -51,16 +56,20 @@ static void every_part_answers_in_parallel(void)
     /* connections made first, so that only the parts' time is measured */
     CHECK_EQ(gw_call("GET", "/orders/0", NULL, NULL, &j), 200);
     json_decref(j);
-    /* each part takes 300 ms: one after the other would be 600, the
-     * route's timeout */
+    /* each part takes part_ms: one after the other would be twice that,
+     * the route's timeout */
+    char path[128], want[512];
+    snprintf(path, sizeof path, "/orders/9?sleep_ms=%d&slow_payment=%d", part_ms, part_ms);
     int64_t t0 = tern_now();
-    CHECK_EQ(gw_call("GET", "/orders/9?sleep_ms=300&slow_payment=300", NULL, h, &j), 200);
+    CHECK_EQ(gw_call("GET", path, NULL, h, &j), 200);
     int64_t took = tern_now() - t0;
-    CHECK(took >= 300 * TERN_MS && took < 590 * TERN_MS);
-    check_json(j, "{\"item\": {\"id\": \"9\", \"name\": \"item 9\", \"priceCents\": \"9007199254740993\","
-                  " \"user\": \"u-5\"},"
-                  " \"payment\": {\"order\": \"9\", \"paid\": true, \"user\": \"u-5\","
-                  " \"query\": \"sleep_ms=300&slow_payment=300\"}}");
+    CHECK(took >= part_ms * TERN_MS && took < (2 * part_ms - 10) * TERN_MS);
+    snprintf(want, sizeof want,
+             "{\"item\": {\"id\": \"9\", \"name\": \"item 9\", \"priceCents\": \"9007199254740993\","
+             " \"user\": \"u-5\"},"
+             " \"payment\": {\"order\": \"9\", \"paid\": true, \"user\": \"u-5\","
+             " \"query\": \"sleep_ms=%d&slow_payment=%d\"}}", part_ms, part_ms);
+    check_json(j, want);
     json_decref(j);
     /* the trace reaches both parts */
     const char *t[] = {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", NULL};
@@ -73,13 +82,16 @@ static void a_slow_or_failing_part_is_left_out_and_named(void)
 {
     json_t *j;
     int64_t t0 = tern_now();
-    CHECK_EQ(gw_call("GET", "/orders/9?slow_payment=2000", NULL, NULL, &j), 200);
+    char path[128];
+    snprintf(path, sizeof path, "/orders/9?slow_payment=%d", 6 * part_ms);
+    CHECK_EQ(gw_call("GET", path, NULL, NULL, &j), 200);
     int64_t took = tern_now() - t0;
-    CHECK(took >= 600 * TERN_MS && took < 1500 * TERN_MS);    /* the timeout, not the slow part */
+    CHECK(took >= 2 * part_ms * TERN_MS && took < 5 * part_ms * TERN_MS);   /* the timeout, not the slow part */
     check_json(j, "{\"item\": {\"id\": \"9\", \"name\": \"item 9\", \"priceCents\": \"9007199254740993\"},"
                   " \"_partial\": [\"payment\"], \"_errors\": {\"payment\": \"timeout\"}}");
     json_decref(j);
-    CHECK_EQ(gw_call("GET", "/orders/9?sleep_ms=2000", NULL, NULL, &j), 200);
+    snprintf(path, sizeof path, "/orders/9?sleep_ms=%d", 6 * part_ms);
+    CHECK_EQ(gw_call("GET", path, NULL, NULL, &j), 200);
     CHECK_STR(json_string_value(json_object_get(json_object_get(j, "_errors"), "item")), "timeout");
     CHECK(json_object_get(j, "payment") != NULL);
     json_decref(j);
@@ -176,7 +188,11 @@ static int run(void *arg)
 {
     (void)arg;
     fixture_start();
-    tern__gw_aggregate *as[] = {mount(order_route, "/orders/:id"), mount(down_route, "/down/:id")};
+    if (getenv("TERN_TEST_SCALE"))
+        part_ms = 1000;
+    char route[1024];
+    snprintf(route, sizeof route, order_route, 2LL * part_ms * TERN_MS);   /* integer ns */
+    tern__gw_aggregate *as[] = {mount(route, "/orders/:id"), mount(down_route, "/down/:id")};
     http_start(&fx.gw);
     every_part_answers_in_parallel();
     a_slow_or_failing_part_is_left_out_and_named();
