@@ -9,7 +9,8 @@
  * buffer; a message that decodes packs and unpacks with protobuf-c; and
  * the mapping is a fixed point after one trip: the JSON of the message
  * decodes again, and that message's JSON is the same (the first trip may
- * normalise: "01" and "1" are one map key, 1.0 an integer).
+ * normalise: "01" and "1" are one map key, 1.0 an integer).  The input
+ * is also read as a Timestamp's and a Duration's text (json_wkt.c).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -19,6 +20,8 @@
 #include <jansson.h>
 
 #include <tern/grpc_json.h>
+
+#include "grpc/json_internal.h"
 
 #include "json_test.pb-c.h"
 
@@ -40,8 +43,27 @@ static void packs(const ProtobufCMessage *m)
     free(buf);
 }
 
+/* The input as a Timestamp's and a Duration's text: what parses is in the
+ * spec's range, nanos within a second and of the seconds' sign. */
+static void wkt_text(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    check(s != NULL);
+    memcpy(s, data, size);
+    s[size] = '\0';
+    int64_t sec;
+    int32_t ns;
+    if (tern__grpc_json_timestamp_parse(s, &sec, &ns) == 0)
+        check(sec >= -62135596800LL && sec <= 253402300799LL && ns >= 0 && ns <= 999999999);
+    if (tern__grpc_json_duration_parse(s, &sec, &ns) == 0)
+        check(sec >= -315576000000LL && sec <= 315576000000LL && ns >= -999999999 && ns <= 999999999 &&
+              !(sec > 0 && ns < 0) && !(sec < 0 && ns > 0));
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    wkt_text(data, size);
     json_t *in = json_loadb((const char *)data, size, JSON_ALLOW_NUL, NULL);
     if (!in)
         return 0;

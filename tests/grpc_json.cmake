@@ -10,12 +10,22 @@ if(NOT TERN_PROTOC_C)
 endif()
 set(tern_json_pb ${CMAKE_CURRENT_BINARY_DIR}/grpc_json_pb)
 file(MAKE_DIRECTORY ${tern_json_pb})
-set(tern_json_proto ${CMAKE_CURRENT_SOURCE_DIR}/grpc_json/json_test.proto)
+# json_wkt_test.proto imports protobuf's well-known types, compiled here too
+set(tern_json_protos ${CMAKE_CURRENT_SOURCE_DIR}/grpc_json/json_test.proto
+    ${CMAKE_CURRENT_SOURCE_DIR}/grpc_json/json_wkt_test.proto)
+set(tern_json_wkt google/protobuf/timestamp google/protobuf/duration google/protobuf/wrappers)
+set(tern_json_pb_c ${tern_json_pb}/json_test.pb-c.c ${tern_json_pb}/json_wkt_test.pb-c.c)
+set(tern_json_wkt_protos)
+foreach(w IN LISTS tern_json_wkt)
+  list(APPEND tern_json_pb_c ${tern_json_pb}/${w}.pb-c.c)
+  list(APPEND tern_json_wkt_protos ${w}.proto)
+endforeach()
 add_custom_command(
-  OUTPUT ${tern_json_pb}/json_test.pb-c.c ${tern_json_pb}/json_test.pb-c.h
-  COMMAND ${TERN_PROTOC_C} --c_out=${tern_json_pb} -I${CMAKE_CURRENT_SOURCE_DIR}/grpc_json ${tern_json_proto}
-  DEPENDS ${tern_json_proto})
-add_library(tern_grpc_json_test_pb STATIC ${tern_json_pb}/json_test.pb-c.c)
+  OUTPUT ${tern_json_pb_c}
+  COMMAND ${TERN_PROTOC_C} --c_out=${tern_json_pb} -I${CMAKE_CURRENT_SOURCE_DIR}/grpc_json
+          -I${TERN_PROTOBUF_PROTO_DIR} ${tern_json_protos} ${tern_json_wkt_protos}
+  DEPENDS ${tern_json_protos})
+add_library(tern_grpc_json_test_pb STATIC ${tern_json_pb_c})
 target_include_directories(tern_grpc_json_test_pb PUBLIC ${tern_json_pb})
 target_link_libraries(tern_grpc_json_test_pb PUBLIC PkgConfig::PROTOBUFC)
 

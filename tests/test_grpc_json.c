@@ -14,6 +14,7 @@
 #include <tern/grpc_json.h>
 
 #include "json_test.pb-c.h"
+#include "json_wkt_test.pb-c.h"
 
 typedef Terntest__Json__V1__All All;
 #define ALL_D (&terntest__json__v1__all__descriptor)
@@ -21,7 +22,7 @@ typedef Terntest__Json__V1__All All;
 static json_t *parse(const char *text)
 {
     json_error_t je;
-    json_t *j = json_loads(text, JSON_ALLOW_NUL, &je);
+    json_t *j = json_loads(text, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
     if (!j)
         fprintf(stderr, "bad test JSON: %s: %s\n", text, je.text);
     CHECK(j != NULL);
@@ -354,6 +355,104 @@ static void nesting_is_bounded(void)
     }
 }
 
+/* ---- well-known types -------------------------------------------------- */
+
+typedef Terntest__Json__V1__Times Times;
+
+static ProtobufCMessage *decode_as(const ProtobufCMessageDescriptor *d, const char *text)
+{
+    json_t *j = parse(text);
+    ProtobufCMessage *m = NULL;
+    char err[256];
+    int rc = tern_grpc_json_to_message(d, j, &m, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "decode %s: %d %s\n", text, rc, err);
+    CHECK_EQ(rc, 0);
+    json_decref(j);
+    return m;
+}
+
+static void decode_as_fails(const ProtobufCMessageDescriptor *d, const char *text, const char *want)
+{
+    json_t *j = parse(text);
+    ProtobufCMessage *m = NULL;
+    char err[256];
+    CHECK_EQ(tern_grpc_json_to_message(d, j, &m, err, sizeof err), -EINVAL);
+    if (strcmp(err, want) != 0) {
+        fprintf(stderr, "decoding %s\n  error: %s\n  wanted: %s\n", text, err, want);
+        abort();
+    }
+    json_decref(j);
+}
+
+#define TIMES_D (&terntest__json__v1__times__descriptor)
+
+static void timestamps_durations_and_wrappers_have_their_own_forms(void)
+{
+    Times *t = (Times *)decode_as(TIMES_D,
+        "{\"at\": \"2026-12-05T21:30:00.25Z\", \"took\": \"1.5s\", \"count\": \"7\", \"note\": \"hi\","
+        " \"ok\": false, \"history\": [\"1970-01-01T00:00:00Z\", \"2000-02-29t12:00:00+01:00\"],"
+        " \"budgets\": {\"a\": \"-0.5s\"}, \"ratio\": 0.5, \"raw\": \"AQI=\"}");
+    CHECK(t->at->seconds == 1796506200 && t->at->nanos == 250000000);
+    CHECK(t->took->seconds == 1 && t->took->nanos == 500000000);
+    CHECK(t->count->value == 7 && !strcmp(t->note->value, "hi") && t->ok && !t->ok->value);
+    CHECK(t->n_history == 2 && t->history[0]->seconds == 0 && t->history[1]->seconds == 951822000);
+    CHECK(t->n_budgets == 1 && t->budgets[0]->value->seconds == 0 && t->budgets[0]->value->nanos == -500000000);
+    CHECK(t->ratio->value == 0.5 && t->raw->value.len == 2);
+    /* out in the canonical forms: 0, 3, 6 or 9 digits, UTC, "s" */
+    expect_json(&t->base, "{\"at\": \"2026-12-05T21:30:00.250Z\", \"took\": \"1.500s\", \"count\": \"7\","
+                          " \"note\": \"hi\", \"ok\": false, \"history\": [\"1970-01-01T00:00:00Z\","
+                          " \"2000-02-29T11:00:00Z\"], \"budgets\": {\"a\": \"-0.500s\"}, \"ratio\": 0.5,"
+                          " \"raw\": \"AQI=\"}");
+    t->at->nanos = 1000;
+    t->took->seconds = 0;
+    t->took->nanos = -1;
+    t->history[0]->seconds = -62135596800LL;        /* 0001-01-01 */
+    t->history[0]->nanos = 1;
+    t->history[1]->seconds = 253402300799LL;        /* 9999-12-31T23:59:59 */
+    char *s = encode(&t->base);
+    CHECK(strstr(s, "\"at\":\"2026-12-05T21:30:00.000001Z\"") && strstr(s, "\"took\":\"-0.000000001s\""));
+    CHECK(strstr(s, "\"history\":[\"0001-01-01T00:00:00.000000001Z\",\"9999-12-31T23:59:59Z\"]"));
+    free(s);
+    /* outside the spec's range: refused, not written wrong */
+    json_t *o;
+    t->history[1]->seconds = 253402300800LL;
+    CHECK_EQ(tern_grpc_json_from_message(&t->base, &o), -EINVAL);
+    t->history[1]->seconds = 0;
+    t->took->seconds = 1;                           /* seconds and nanos of opposite signs */
+    CHECK_EQ(tern_grpc_json_from_message(&t->base, &o), -EINVAL);
+    protobuf_c_message_free_unpacked(&t->base, NULL);
+    /* a wrapper or a Timestamp as the whole message is its bare value */
+    ProtobufCMessage *w = decode_as(&google__protobuf__string_value__descriptor, "\"x\"");
+    CHECK(!strcmp(((Google__Protobuf__StringValue *)w)->value, "x"));
+    CHECK_EQ(tern_grpc_json_from_message(w, &o), 0);
+    CHECK(json_is_string(o) && !strcmp(json_string_value(o), "x"));
+    json_decref(o);
+    protobuf_c_message_free_unpacked(w, NULL);
+    w = decode_as(&google__protobuf__timestamp__descriptor, "\"1970-01-01T00:00:01.5Z\"");
+    CHECK(((Google__Protobuf__Timestamp *)w)->seconds == 1 && ((Google__Protobuf__Timestamp *)w)->nanos == 500000000);
+    protobuf_c_message_free_unpacked(w, NULL);
+    /* errors name the field */
+    static const char bad_time[] = "at: not an RFC 3339 time between years 1 and 9999";
+    decode_as_fails(TIMES_D, "{\"at\": \"2026-13-01T00:00:00Z\"}", bad_time);
+    decode_as_fails(TIMES_D, "{\"at\": \"2026-02-30T00:00:00Z\"}", bad_time);
+    decode_as_fails(TIMES_D, "{\"at\": \"2026-12-05T21:30:00\"}", bad_time);
+    decode_as_fails(TIMES_D, "{\"at\": \"2026-12-05T21:30:00.1234567891Z\"}", bad_time);
+    decode_as_fails(TIMES_D, "{\"at\": \"2026-12-05T21:30:00.Z\"}", bad_time);
+    decode_as_fails(TIMES_D, "{\"at\": \"0000-12-31T23:59:59Z\"}", bad_time);
+    decode_as_fails(TIMES_D, "{\"at\": 5}", "at: expected an RFC 3339 time (\"2026-12-05T21:30:00Z\")");
+    static const char bad_dur[] = "took: not a duration (\"1.5s\", \"-0.25s\")";
+    decode_as_fails(TIMES_D, "{\"took\": \"1.5\"}", bad_dur);
+    decode_as_fails(TIMES_D, "{\"took\": \"s\"}", bad_dur);
+    decode_as_fails(TIMES_D, "{\"took\": \"315576000001s\"}", bad_dur);
+    decode_as_fails(TIMES_D, "{\"took\": {\"seconds\": 1}}", "took: expected a duration (\"1.5s\")");
+    decode_as_fails(TIMES_D, "{\"count\": \"x\"}", "count: \"x\" is not an integer");
+    decode_as_fails(TIMES_D, "{\"budgets\": {\"a\": \"1m\"}}", "budgets[\"a\"]: not a duration (\"1.5s\", \"-0.25s\")");
+    decode_as_fails(TIMES_D, "{\"history\": [null]}", "history[0]: null in a repeated field");
+    decode_as_fails(&google__protobuf__string_value__descriptor, "null",
+                    "expected an object (google.protobuf.StringValue), got null");
+}
+
 /* ---- the registry --------------------------------------------------- */
 
 static const tern_grpc_method_desc methods[] = {
@@ -402,5 +501,5 @@ static void registry_finds_methods_by_name(void)
 
 TESTS(T(every_kind_of_field_decodes), T(every_kind_of_field_round_trips), T(defaults_are_left_out),
       T(names_in_camel_case_or_as_in_the_proto), T(integers_as_numbers_or_strings),
-      T(enums_bytes_strings_and_bools), T(maps_repeated_and_oneof_errors_name_the_field), T(nesting_is_bounded),
+      T(enums_bytes_strings_and_bools), T(maps_repeated_and_oneof_errors_name_the_field), T(nesting_is_bounded), T(timestamps_durations_and_wrappers_have_their_own_forms),
       T(registry_finds_methods_by_name))

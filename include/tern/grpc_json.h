@@ -37,8 +37,11 @@
  *     the first enum value, an unset message) unless the field tracks
  *     presence (a oneof member, proto2 optional);
  *     input null means "the default"
- * Well-known types (Timestamp, Duration, wrappers, Struct, Any) are
- * mapped as the plain messages they are, not by their special forms.
+ *   - well-known types: google.protobuf.Timestamp as an RFC 3339 string
+ *     in UTC ("2026-12-05T21:30:00.250Z"; input with any offset),
+ *     Duration as "1.500s", the wrappers (Int64Value, StringValue, ...)
+ *     as their bare value; the others (Struct, Value, Any, FieldMask)
+ *     as the plain messages they are
  *
  * Errors name the field by its path from the top message
  * ("items[2].quantity: expected an integer, got a string"): an unknown
@@ -75,15 +78,18 @@ int tern_grpc_json_register(const tern_grpc_service_desc *svc);
  * 0 with *out (the registered desc's own entry), -ENOENT, -EINVAL. */
 int tern_grpc_json_find(const char *method, const tern_grpc_method_desc **out);
 
-/* JSON (an object) into a new message of type d.  0 with *out, which the
+/* JSON (an object; for a wrapper, Timestamp or Duration, its value) into
+ * a new message of type d.  0 with *out, which the
  * caller frees with protobuf_c_message_free_unpacked(*out, NULL); -EINVAL
  * with a sentence naming the field in err (errlen bytes, may be 0) when
  * the JSON does not fit the message; -ENOMEM. */
 int tern_grpc_json_to_message(const ProtobufCMessageDescriptor *d, const json_t *in, ProtobufCMessage **out,
                               char *err, size_t errlen);
 
-/* A message as JSON (a new object, the caller's: json_decref).  0, -EINVAL
- * (a message nested deeper than TERN_GRPC_JSON_MAX_DEPTH), -ENOMEM. */
+/* A message as JSON (a new object, the caller's: json_decref; for a
+ * wrapper, Timestamp or Duration at the top, its value).  0, -EINVAL (a
+ * message nested deeper than TERN_GRPC_JSON_MAX_DEPTH, a Timestamp or
+ * Duration outside the spec's range), -ENOMEM. */
 int tern_grpc_json_from_message(const ProtobufCMessage *m, json_t **out);
 
 #ifdef __cplusplus

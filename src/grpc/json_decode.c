@@ -475,7 +475,8 @@ static int decode_message(dec *d, const ProtobufCMessageDescriptor *md, const js
     TERN_ASSERT(md && md->magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC);
     if (json_is_null(in))
         return 0;                   /* an unset message (a map's value) */
-    if (!json_is_object(in))
+    tern__grpc_wkt wk = tern__grpc_json_wkt(md);
+    if (wk == TERN__GRPC_WKT_NONE && !json_is_object(in))
         return fail(d, -EINVAL, "expected an object (%s), got %s", md->name, kind(in));
     if (d->depth >= TERN_GRPC_JSON_MAX_DEPTH)
         return fail(d, -EINVAL, "nested deeper than %d messages", TERN_GRPC_JSON_MAX_DEPTH);
@@ -484,6 +485,15 @@ static int decode_message(dec *d, const ProtobufCMessageDescriptor *md, const js
         return -ENOMEM;
     md->message_init(m);
     *out = m;
+    if (wk == TERN__GRPC_WKT_WRAPPER) {
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(md, "value");
+        return decode_value(d, f, in, (char *)m + f->offset);
+    }
+    if (wk != TERN__GRPC_WKT_NONE) {
+        const char *why;
+        int rc = tern__grpc_json_wkt_decode(in, wk, m, &why);
+        return rc < 0 ? fail(d, rc, "%s", why) : 0;
+    }
     d->depth++;
     int rc = decode_fields(d, md, in, m);
     d->depth--;
@@ -499,7 +509,7 @@ int tern_grpc_json_to_message(const ProtobufCMessageDescriptor *md, const json_t
     if (d.errlen)
         err[0] = '\0';
     ProtobufCMessage *m = NULL;
-    if (!json_is_object(in))
+    if (json_is_null(in) || (!json_is_object(in) && tern__grpc_json_wkt(md) == TERN__GRPC_WKT_NONE))
         return fail(&d, -EINVAL, "expected an object (%s), got %s", md->name, kind(in));
     int rc = decode_message(&d, md, in, &m);
     if (rc < 0) {

@@ -257,6 +257,11 @@ static json_t *encode_message(const ProtobufCMessage *m, int depth)
     TERN_ASSERT(md && md->magic == PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC);
     if (depth >= TERN_GRPC_JSON_MAX_DEPTH)
         return NULL;
+    tern__grpc_wkt wk = tern__grpc_json_wkt(md);
+    if (wk != TERN__GRPC_WKT_NONE) {
+        json_t *o;
+        return tern__grpc_json_wkt_encode(m, wk, &o) == 0 ? o : NULL;
+    }
     json_t *o = json_object();
     for (unsigned i = 0; o && i < md->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &md->fields[i];
@@ -277,15 +282,28 @@ static json_t *encode_message(const ProtobufCMessage *m, int depth)
     return o;
 }
 
-/* How deep m's messages nest, counting up to limit (so the error can tell
- * "too deep" from "out of memory" without a second pass on success). */
-static int nesting(const ProtobufCMessage *m, int limit)
+json_t *tern__grpc_json_encode_value(const ProtobufCFieldDescriptor *f, const void *slot)
 {
-    if (limit <= 0)
-        return 1;
+    return encode_value(f, slot, 0);
+}
+
+/* Whether m cannot be written for what it holds rather than for memory:
+ * messages nested deeper than the limit, or a Timestamp or Duration out
+ * of range.  Walked only after encoding failed, to tell -EINVAL from
+ * -ENOMEM without a second pass on success. */
+static bool unwritable(const ProtobufCMessage *m, int depth)
+{
+    if (depth >= TERN_GRPC_JSON_MAX_DEPTH)
+        return true;
     const ProtobufCMessageDescriptor *md = m->descriptor;
-    int most = 0;
-    for (unsigned i = 0; i < md->n_fields && most < limit; i++) {
+    tern__grpc_wkt wk = tern__grpc_json_wkt(md);
+    if (wk == TERN__GRPC_WKT_TIMESTAMP || wk == TERN__GRPC_WKT_DURATION) {
+        json_t *o;
+        int rc = tern__grpc_json_wkt_encode(m, wk, &o);
+        json_decref(o);
+        return rc == -EINVAL;
+    }
+    for (unsigned i = 0; i < md->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &md->fields[i];
         if (f->type != PROTOBUF_C_TYPE_MESSAGE || !shown(f, m))
             continue;
@@ -295,14 +313,20 @@ static int nesting(const ProtobufCMessage *m, int limit)
             n = STRUCT_AT(size_t, m, f->quantifier_offset);
             arr = STRUCT_AT(ProtobufCMessage **, m, f->offset);
         }
-        for (size_t j = 0; j < n && most < limit; j++)
-            if (arr[j]) {
-                int d = nesting(arr[j], limit - 1);
-                if (d > most)
-                    most = d;
+        for (size_t j = 0; j < n; j++) {
+            const ProtobufCMessage *sub = arr[j];
+            if (sub && tern__grpc_json_is_map(f)) {
+                /* a map entry is not a level of its own: its value is */
+                const ProtobufCFieldDescriptor *vf = &sub->descriptor->fields[1];
+                if (vf->type != PROTOBUF_C_TYPE_MESSAGE)
+                    continue;
+                sub = *(ProtobufCMessage *const *)((const char *)sub + vf->offset);
             }
+            if (sub && unwritable(sub, depth + 1))
+                return true;
+        }
     }
-    return most + 1;
+    return false;
 }
 
 int tern_grpc_json_from_message(const ProtobufCMessage *m, json_t **out)
@@ -311,7 +335,7 @@ int tern_grpc_json_from_message(const ProtobufCMessage *m, json_t **out)
         return -EINVAL;
     json_t *o = encode_message(m, 0);
     if (!o)
-        return nesting(m, TERN_GRPC_JSON_MAX_DEPTH + 1) > TERN_GRPC_JSON_MAX_DEPTH ? -EINVAL : -ENOMEM;
+        return unwritable(m, 0) ? -EINVAL : -ENOMEM;
     *out = o;
     return 0;
 }
