@@ -131,6 +131,7 @@ typedef struct http_srv {
     tern_http_router *rt;
     tern_waitgroup wg;
     char base[64];                      /* "http://127.0.0.1:port" */
+    int64_t max_body;                   /* the server's limit; 0: its default */
 } http_srv;
 
 static int http_serve_co(void *arg)
@@ -145,7 +146,7 @@ static void http_start(http_srv *h)
 {
     if (!h->rt)
         CHECK_EQ(tern_http_router_new(NULL, &h->rt), 0);
-    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = h->rt};
+    tern_http_server_options o = {.handler = tern_http_router_serve, .arg = h->rt, .max_body_bytes = h->max_body};
     CHECK_EQ(tern_http_server_new(&o, &h->s), 0);
     CHECK_EQ(tern_http_server_listen(h->s, "127.0.0.1:0"), 0);
     snprintf(h->base, sizeof h->base, "http://127.0.0.1:%d", tern_http_server_port(h->s));
@@ -318,7 +319,7 @@ static int gw_call(const char *method, const char *path, const char *body, const
     CHECK_EQ(tern_http_client_response_body(resp, 1 << 20, &data, &len), 0);
     int status = tern_http_client_response_status(resp);
     *out = json_loadb(data, len, 0, NULL);
-    if (!*out)
+    if (!*out && status != 413)
         fprintf(stderr, "%s %s: %d, not JSON: %.*s\n", method, path, status, (int)len, data);
     tern_http_client_response_free(resp);
     return status;
