@@ -101,8 +101,26 @@ static json_t *text_value(const ProtobufCFieldDescriptor *f, const char *text)
     return json_string(text);       /* numbers as strings: the mapping parses and checks them */
 }
 
+/* The field a dotted name ends at, through singular message fields; NULL
+ * when a part names no field. */
+static const ProtobufCFieldDescriptor *field_path(const ProtobufCMessageDescriptor *d, const char *name)
+{
+    for (;;) {
+        size_t len = strcspn(name, ".");
+        const ProtobufCFieldDescriptor *f = field_named(d, name, len);
+        if (!f || !name[len])
+            return f;
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+            return NULL;
+        d = f->descriptor;
+        name += len + 1;
+    }
+}
+
 int tern__gw_tc_put(const ProtobufCMessageDescriptor *d, json_t *obj, const char *name, const char *text)
 {
+    if (!field_path(d, name))
+        return -ENOENT;         /* checked whole first: no empty message made on the way */
     for (;;) {
         size_t len = strcspn(name, ".");
         const ProtobufCFieldDescriptor *f = field_named(d, name, len);
