@@ -71,6 +71,12 @@ static void every_part_answers_in_parallel(void)
              " \"query\": \"sleep_ms=%d&slow_payment=%d\"}}", part_ms, part_ms);
     check_json(j, want);
     json_decref(j);
+    /* a path parameter goes to the HTTP part percent-encoded, to the gRPC
+     * part as the field's value */
+    CHECK_EQ(gw_call("GET", "/orders/a%20b%2Bc", NULL, NULL, &j), 200);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "payment"), "order")), "a b+c");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(j, "item"), "id")), "a b+c");
+    json_decref(j);
     /* the trace reaches both parts */
     const char *t[] = {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", NULL};
     CHECK_EQ(gw_call("GET", "/orders/10", NULL, t, &j), 200);
