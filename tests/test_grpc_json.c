@@ -202,6 +202,14 @@ static void defaults_are_left_out(void)
                " \"inner\": null, \"fl\": null, \"ids\": null}");
     expect_json(&m->base, "{}");
     protobuf_c_message_free_unpacked(&m->base, NULL);
+    /* a float is written as the shortest decimal that reads back as it */
+    m = decode("{\"fl\": 0.1, \"db\": 0.1}");
+    json_t *fj;
+    CHECK_EQ(tern_grpc_json_from_message(&m->base, &fj), 0);
+    CHECK(json_real_value(json_object_get(fj, "fl")) == 0.1);
+    CHECK((float)json_real_value(json_object_get(fj, "fl")) == 0.1f);
+    json_decref(fj);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
     /* -0.0 is not the default 0 (the binary format keeps it too) */
     m = decode("{\"db\": -0.0}");
     char *s = encode(&m->base);

@@ -34,6 +34,23 @@ static json_t *float_json(double x)
     return json_real(x);
 }
 
+/* The double nearest the shortest decimal that reads back as f: 0.1f is
+ * 0.100000001490116..., written as such it would show float's error; as
+ * 0.1 it reads back as the same float. */
+static double shortest(float f)
+{
+    if (!isfinite(f))
+        return f;
+    char b[32];
+    for (int p = 6; p < 9; p++) {
+        snprintf(b, sizeof b, "%.*g", p, (double)f);
+        double x = strtod(b, NULL);
+        if ((float)x == f)
+            return x;
+    }
+    return f;                       /* 9 digits always read back */
+}
+
 static json_t *u64_json(uint64_t v)
 {
     char b[24];
@@ -123,7 +140,7 @@ static json_t *encode_value(const ProtobufCFieldDescriptor *f, const void *slot,
     case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
         return u64_json(*(const uint64_t *)slot);
     case PROTOBUF_C_TYPE_FLOAT:
-        return float_json(*(const float *)slot);
+        return float_json(shortest(*(const float *)slot));
     case PROTOBUF_C_TYPE_DOUBLE:
         return float_json(*(const double *)slot);
     case PROTOBUF_C_TYPE_BOOL:
