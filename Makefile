@@ -64,15 +64,16 @@ test-aarch64: deps
 # libFuzzer on every input tern takes from outside: the HTTP parsers
 # (request heads, response heads, chunked bodies), URLs/queries/forms/
 # cookies/paths, JSON request bodies, configuration files, the log line
-# formatter, the HTTP client's response path with bodies (real sockets)
-# and gRPC's codecs (timeouts, grpc-message, -bin metadata, framing, gzip),
+# formatter, the HTTP client's response path with bodies (real sockets),
+# gRPC's codecs (timeouts, grpc-message, -bin metadata, framing, gzip)
+# and its JSON mapping,
 # one after another, each for an equal share of FUZZ_SECONDS (at
 # least 1 s), so the whole run takes about FUZZ_SECONDS; CI uses
 # FUZZ_SECONDS=20.
 # Each keeps what it finds in $(FUZZ_BUILD)/corpus/<name>.
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS := http_parse http_response http_chunked http_url http_json config_json log_format h2_client h2_server http_client nats_parse grpc_wire grpc_desc
+FUZZ_TARGETS := http_parse http_response http_chunked http_url http_json config_json log_format h2_client h2_server http_client nats_parse grpc_wire grpc_desc grpc_json
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DTERN_FUZZ=ON -DTERN_BENCH=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) --target $(addprefix fuzz_,$(FUZZ_TARGETS)) -j $(JOBS)

@@ -16,6 +16,7 @@
 #include "tern/error.h"
 #include "tern/group.h"
 #include "tern/grpc.h"
+#include "tern/grpc_json.h"
 #include "tern/grpc_reflection.h"
 #include "tern/health.h"
 #include "tern/health_grpc.h"
