@@ -30,6 +30,7 @@ typedef struct tern__jwt_key {
     tern__jwt_kind kind;
     unsigned char *secret;      /* HS256 */
     size_t secret_len;
+    EVP_MAC_CTX *mac;           /* HS256: keyed once, duplicated per use */
     EVP_PKEY *pkey;             /* RS256, ES256 */
     bool can_sign;              /* a secret or a private key */
 } tern__jwt_key;
@@ -51,6 +52,12 @@ int tern__jwt_keys_take(tern_jwt_keys *k, const char *kid, tern__jwt_kind kind, 
 /* Whether pkey is an RSA key of at least 2048 bits (RS256) or a P-256 key
  * (ES256): 0 with *kind, -ENOTSUP otherwise. */
 int tern__jwt_pkey_kind(EVP_PKEY *pkey, tern__jwt_kind *kind);
+
+/* SHA-256, fetched from the default provider once: an implicit fetch
+ * (EVP_sha256()) looks the algorithm up again on every use. */
+const EVP_MD *tern__jwt_sha256(void);
+/* An HMAC-SHA256 context keyed with secret: NULL for no memory. */
+EVP_MAC_CTX *tern__jwt_mac_new(const unsigned char *secret, size_t len);
 
 /* Encoded length of n bytes. */
 size_t tern__b64url_len(size_t n);
