@@ -15,6 +15,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -848,7 +849,67 @@ static void jwt_cross_checks_with_pyjwt(void)
     remove_tmpdir();
 }
 
+/* A key set is read-only once built: threads verify and sign with it at
+ * once (each HS256 use copies the key's MAC context; each RS256/ES256 use
+ * makes its own digest context).  Run under TSan to see it. */
+typedef struct shared {
+    tern_jwt_keys *k;
+    char *toks[3];
+    int failures;
+} shared;
+
+static void *hammer(void *arg)
+{
+    shared *sh = arg;
+    const char *kids[] = {"h", "r", "e"};
+    for (int i = 0; i < 300; i++) {
+        const char *tok = sh->toks[i % 3];
+        tern_jwt *t;
+        if (tern_jwt_verify(sh->k, tok, strlen(tok), &at_now, &t, NULL) != 0 ||
+            strcmp(tern_jwt_claim_string(t, "sub"), "alice") != 0)
+            __atomic_add_fetch(&sh->failures, 1, __ATOMIC_RELAXED);
+        else
+            tern_jwt_free(t);
+        if (i % 30 == 0) {
+            char *mine;
+            if (tern_jwt_sign(sh->k, kids[i % 3], "{\"sub\":\"alice\"}", &mine) != 0 ||
+                tern_jwt_verify(sh->k, mine, strlen(mine), &at_now, NULL, NULL) != 0)
+                __atomic_add_fetch(&sh->failures, 1, __ATOMIC_RELAXED);
+            free(mine);
+        }
+    }
+    return NULL;
+}
+
+static void jwt_verifies_from_many_threads_at_once(void)
+{
+    EVP_PKEY *rsa = gen_rsa(2048), *ec = gen_ec("P-256");
+    char *rp = pem_of(rsa, PEM_PRIVATE), *ep = pem_of(ec, PEM_PRIVATE);
+    shared sh = {0};
+    CHECK_EQ(tern_jwt_keys_new(&sh.k), 0);
+    CHECK_EQ(tern_jwt_keys_add_hmac(sh.k, "h", secret32, 32), 0);
+    CHECK_EQ(tern_jwt_keys_add_pem(sh.k, "r", rp, strlen(rp)), 0);
+    CHECK_EQ(tern_jwt_keys_add_pem(sh.k, "e", ep, strlen(ep)), 0);
+    const char *kids[] = {"h", "r", "e"};
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(tern_jwt_sign(sh.k, kids[i], "{\"sub\":\"alice\"}", &sh.toks[i]), 0);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_create(&th[i], NULL, hammer, &sh), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    CHECK_EQ(sh.failures, 0);
+    for (int i = 0; i < 3; i++)
+        free(sh.toks[i]);
+    tern_jwt_keys_free(sh.k);
+    free(rp);
+    free(ep);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+}
+
 TESTS(T(jwt_signs_and_verifies_with_each_alg), T(jwt_refuses_alg_none_and_unknown_algs),
       T(jwt_refuses_hs256_keyed_with_an_rsa_public_key), T(jwt_checks_exp_nbf_iat_with_leeway),
       T(jwt_checks_issuer_and_audience), T(jwt_selects_keys_by_kid), T(jwt_refuses_malformed_tokens),
-      T(jwt_reads_pem_forms_and_refuses_other_keys), T(jwt_loads_jwks), T(jwt_cross_checks_with_pyjwt))
+      T(jwt_reads_pem_forms_and_refuses_other_keys), T(jwt_loads_jwks), T(jwt_cross_checks_with_pyjwt),
+      T(jwt_verifies_from_many_threads_at_once))
