@@ -746,7 +746,17 @@ static const char py_script[] =
     "keys = {'HS256': (rd('hmac.txt'), rd('hmac.txt')), 'RS256': (rd('rsa.pem'), rd('rsa.pub')),\n"
     "        'ES256': (rd('ec.pem'), rd('ec.pub'))}\n"
     "claims = {'sub': 'py', 'iss': 'shop-users', 'aud': 'shop', 'exp': 4102444800, 'n': 7}\n"
-    "if sys.argv[2] == 'sign':\n"
+    "if sys.argv[2] == 'jwks':\n"
+    "    import json\n"
+    "    from jwt.algorithms import RSAAlgorithm, ECAlgorithm, HMACAlgorithm\n"
+    "    ks = []\n"
+    "    for alg, cls in (('HS256', HMACAlgorithm), ('RS256', RSAAlgorithm), ('ES256', ECAlgorithm)):\n"
+    "        a = cls(cls.SHA256)\n"
+    "        j = json.loads(cls.to_jwk(a.prepare_key(keys[alg][1])))\n"
+    "        j['kid'] = alg.lower()\n"
+    "        ks.append(j)\n"
+    "    print(json.dumps({'keys': ks}))\n"
+    "elif sys.argv[2] == 'sign':\n"
     "    for alg, (priv, pub) in keys.items():\n"
     "        print(jwt.encode(claims, priv, algorithm=alg, headers={'kid': alg.lower()}))\n"
     "else:\n"
@@ -809,6 +819,35 @@ static void jwt_cross_checks_with_pyjwt(void)
     }
     CHECK_EQ(pclose(p), 0);
     CHECK_EQ(seen, 3);
+
+    /* their JWK Set of the same keys (PyJWT's to_jwk) verifies their
+     * tokens too */
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/x.py %s jwks", tmpdir, tmpdir);
+    p = popen(cmd, "r");
+    CHECK(p);
+    static char jwks[16384];
+    size_t jn = fread(jwks, 1, sizeof jwks - 1, p);
+    CHECK_EQ(pclose(p), 0);
+    tern_jwt_keys *theirs;
+    CHECK_EQ(tern_jwt_keys_new(&theirs), 0);
+    char err[256] = "";
+    if (tern_jwt_keys_load_jwks(theirs, jwks, jn, err, sizeof err) != 0) {
+        fprintf(stderr, "PyJWT's JWK Set refused: %s\n%.*s\n", err, (int)jn, jwks);
+        abort();
+    }
+    CHECK_EQ(tern_jwt_keys_count(theirs), 3);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/x.py %s sign", tmpdir, tmpdir);
+    p = popen(cmd, "r");
+    CHECK(p);
+    seen = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        CHECK_EQ(tern_jwt_verify(theirs, line, strlen(line), &o, NULL, NULL), 0);
+        seen++;
+    }
+    CHECK_EQ(pclose(p), 0);
+    CHECK_EQ(seen, 3);
+    tern_jwt_keys_free(theirs);
 
     /* ours, verified by them */
     char path[256];
