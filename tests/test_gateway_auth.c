@@ -405,4 +405,90 @@ static void auth_new_names_the_key_in_each_error(void)
     CHECK_EQ(system(cmd), 0);
 }
 
-TESTS(T(auth_check_verifies_tokens_from_header_and_cookie), T(auth_new_names_the_key_in_each_error))
+/* ---- a rate limit keyed by a claim other than sub --------------------------- */
+
+static tern__gw_limit *limiter;
+
+/* as the core: the token first, then the limit; 200, 401 or 429 */
+static int auth_then_limit(tern_http_req *r, tern_http_resp *w, void *arg)
+{
+    (void)arg;
+    tern__gw_fwd fwd = {0};
+    const char *sub = NULL, *why = NULL;
+    int rc = tern__gw_auth_check(policy, r, &fwd, &sub, &why);
+    if (rc == -EACCES)
+        return tern_http_resp_text(w, 401, why);
+    int64_t ra;
+    rc = tern__gw_limit_take(limiter, r, sub, &ra, tern_http_req_ctx(r));
+    return tern_http_resp_text(w, rc == 0 ? 200 : 429, rc == 0 ? "ok" : "limited");
+}
+
+static int status_of(tern_http_client *c, const char *url, const char *auth)
+{
+    const char *hdrs[] = {"Authorization", auth, NULL};
+    tern_http_client_request req = {.url = url, .headers = auth ? hdrs : NULL};
+    tern_http_client_response *resp;
+    CHECK_EQ(tern_http_client_do(c, &req, &resp, NULL), 0);
+    int status = tern_http_client_response_status(resp);
+    const char *body;
+    size_t len;
+    CHECK_EQ(tern_http_client_response_body(resp, 1 << 16, &body, &len), 0);
+    tern_http_client_response_free(resp);
+    return status;
+}
+
+static int claim_key_entry(void *arg)
+{
+    (void)arg;
+    tern_metrics_registry *reg;
+    CHECK_EQ(tern_metrics_registry_new(&reg), 0);
+    tern__gw_env env = {.metrics = reg};
+    json_t *cfg = json_loads("{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\"}", 0, NULL);
+    char err[256] = "";
+    CHECK_EQ(tern__gw_auth_new(cfg, &env, &policy, err, sizeof err), 0);
+    json_decref(cfg);
+    cfg = json_loads("{\"key\": \"claim:tenant\", \"rate\": 1, \"per\": \"1m\", \"burst\": 1}", 0, NULL);
+    CHECK_EQ(tern__gw_limit_new(cfg, &env, &limiter, err, sizeof err), 0);
+    json_decref(cfg);
+    tern_jwt_keys *k;
+    CHECK_EQ(tern_jwt_keys_new(&k), 0);
+    CHECK_EQ(tern_jwt_keys_add_hmac(k, NULL, secret, strlen(secret)), 0);
+    server sv = {0};
+    server_start(&sv, (tern_http_link[]){{auth_then_limit, NULL}}, 1);
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(NULL, &c), 0);
+    char url[64];
+    snprintf(url, sizeof url, "%s/x", sv.url);
+    long long exp = (long long)time(NULL) + 600;
+    char *a1 = token(k, NULL, "{\"sub\":\"a\",\"tenant\":\"t1\",\"exp\":%lld}", exp);
+    char *b1 = token(k, NULL, "{\"sub\":\"b\",\"tenant\":\"t1\",\"exp\":%lld}", exp);
+    char *c2 = token(k, NULL, "{\"sub\":\"c\",\"tenant\":2,\"exp\":%lld}", exp);
+    char *none = token(k, NULL, "{\"sub\":\"d\",\"exp\":%lld}", exp);
+    char *ha1 = bearer(a1), *hb1 = bearer(b1), *hc2 = bearer(c2), *hnone = bearer(none);
+    /* one bucket per tenant, whoever the user */
+    CHECK_EQ(status_of(c, url, ha1), 200);
+    CHECK_EQ(status_of(c, url, hb1), 429);
+    CHECK_EQ(status_of(c, url, hc2), 200);      /* a number is a tenant too */
+    CHECK_EQ(status_of(c, url, hc2), 429);
+    /* without the claim, or without a token: the client's IP */
+    CHECK_EQ(status_of(c, url, hnone), 200);
+    CHECK_EQ(status_of(c, url, NULL), 429);
+    server_stop(&sv);
+    tern_http_client_free(c);
+    free(a1), free(b1), free(c2), free(none), free(ha1), free(hb1), free(hc2), free(hnone);
+    tern_jwt_keys_free(k);
+    tern__gw_limit_free(limiter);
+    tern__gw_auth_free(policy);
+    policy = NULL;
+    tern_metrics_registry_free(reg);
+    return 0;
+}
+
+static void limit_keys_by_a_claim_the_auth_policy_verified(void)
+{
+    setenv("TERN_TEST_JWT_SECRET", secret, 1);
+    run_test(claim_key_entry, NULL);
+}
+
+TESTS(T(auth_check_verifies_tokens_from_header_and_cookie), T(auth_new_names_the_key_in_each_error),
+      T(limit_keys_by_a_claim_the_auth_policy_verified))

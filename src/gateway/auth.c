@@ -22,11 +22,13 @@
 #define _GNU_SOURCE /* strdup */
 
 #include "gateway/auth_cfg.h"
+#include "gateway/auth_claims.h"
 #include "gateway/policy.h"
 
 #include "base/check.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,6 +48,38 @@ struct tern__gw_auth {
     char **claim;               /* forward claim[i] as header[i] */
     char **header;
 };
+
+/* tern__gw_auth_claim's request value: the key is the address. */
+static const char claims_key;
+static atomic_bool claims_wanted;
+
+void tern__gw_auth_want_claims(void)
+{
+    atomic_store(&claims_wanted, true);
+}
+
+int tern__gw_auth_claim(tern_http_req *r, const char *name, char *buf, size_t len)
+{
+    const char *text = tern_http_req_value(r, &claims_key);
+    if (!text || len == 0)
+        return -ENOENT;
+    json_t *claims = json_loads(text, 0, NULL);
+    const json_t *v = json_object_get(claims, name);
+    int rc = -ENOENT;
+    if (json_is_string(v)) {
+        snprintf(buf, len, "%s", json_string_value(v));
+        rc = 0;
+    } else if (v && !json_is_null(v)) {
+        char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (dump) {
+            snprintf(buf, len, "%s", dump);
+            free(dump);
+            rc = 0;
+        }
+    }
+    json_decref(claims);
+    return rc;
+}
 
 static const char *const jwt_keys[] = {"jwks_file", "hs256_secret_env", "issuer", "audiences", "leeway",
                                        "cookie", "forward_claims", "require_exp", NULL};
@@ -288,8 +322,19 @@ int tern__gw_auth_check(tern__gw_auth *a, tern_http_req *r, tern__gw_fwd *fwd, c
         return rc;
     }
     rc = 0;
+    if (atomic_load_explicit(&claims_wanted, memory_order_relaxed)) {
+        /* kept as text in the request's memory: a tern_jwt would need
+         * freeing when the request ends, and nothing runs then */
+        char *text;
+        rc = tern_jwt_claims_json(t, &text);
+        char *kept = rc == 0 ? tern_http_req_strdup(r, text) : NULL;
+        if (rc == 0)
+            free(text);
+        if (rc == 0 && (!kept || tern_http_req_set_value(r, &claims_key, kept) != 0))
+            rc = -ENOMEM;
+    }
     const char *sub = tern_jwt_claim_string(t, "sub");
-    if (sub && subject && !(*subject = tern_http_req_strdup(r, sub)))
+    if (rc == 0 && sub && subject && !(*subject = tern_http_req_strdup(r, sub)))
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < a->n_fwd; i++) {
         char *text;

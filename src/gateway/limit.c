@@ -1,7 +1,8 @@
 /*
  * limit.c - a route's rate limit (policy.h): one token bucket per client
  * key, the key taken from the request as the route's "ratelimit.key"
- * says (the client's IP, a header, or the token's subject).
+ * says (the client's IP, a header, or one of the token's claims: the
+ * subject policy.h passes, any other through auth_claims.h).
  *
  * Local limits are a tern_ratelimit (GCRA per key, LRU-bounded) of this
  * route and generation.  Global limits ("global": true) ask Redis
@@ -23,6 +24,7 @@
 #define _GNU_SOURCE /* strdup */
 
 #include "gateway/auth_cfg.h"
+#include "gateway/auth_claims.h"
 #include "gateway/policy.h"
 
 #include "base/check.h"
@@ -44,11 +46,11 @@
 #define PROBE_INTERVAL 1000000000LL            /* 1 s between probes of a Redis that is down */
 #define KEY_MAX 256                            /* a longer client key is cut (header values) */
 
-enum key_kind { KEY_IP, KEY_HEADER, KEY_SUBJECT };
+enum key_kind { KEY_IP, KEY_HEADER, KEY_SUBJECT, KEY_CLAIM };
 
 struct tern__gw_limit {
     enum key_kind kind;
-    char *header;               /* KEY_HEADER */
+    char *header;               /* KEY_HEADER: the header; KEY_CLAIM: the claim */
     tern_ratelimit *local;
     tern_redis_client *redis;   /* global: true; the generation's */
     tern_redis_limit glim;
@@ -87,7 +89,7 @@ static int read_key(tern__gw_limit *l, const json_t *cfg, char *err, size_t errl
     const json_t *v = json_object_get(cfg, "key");
     const char *k = v ? json_string_value(v) : "ip";
     if (!k)
-        return tern__gw_policy_err(err, errlen, "ratelimit.key: must be ip, header:<name> or claim:sub");
+        return tern__gw_policy_err(err, errlen, "ratelimit.key: must be ip, header:<name> or claim:<name>");
     if (strcmp(k, "ip") == 0)
         l->kind = KEY_IP;
     else if (strncmp(k, "header:", 7) == 0 && k[7]) {
@@ -96,10 +98,13 @@ static int read_key(tern__gw_limit *l, const json_t *cfg, char *err, size_t errl
             return -ENOMEM;
     } else if (strcmp(k, "claim:sub") == 0)
         l->kind = KEY_SUBJECT;
-    else if (strncmp(k, "claim:", 6) == 0)
-        return tern__gw_policy_err(err, errlen, "ratelimit.key: only claim:sub is supported, not %s", k);
-    else
-        return tern__gw_policy_err(err, errlen, "ratelimit.key: must be ip, header:<name> or claim:sub, not %s",
+    else if (strncmp(k, "claim:", 6) == 0 && k[6]) {
+        l->kind = KEY_CLAIM;
+        if (!(l->header = strdup(k + 6)))
+            return -ENOMEM;
+        tern__gw_auth_want_claims();
+    } else
+        return tern__gw_policy_err(err, errlen, "ratelimit.key: must be ip, header:<name> or claim:<name>, not %s",
                                    k);
     return 0;
 }
@@ -216,10 +221,10 @@ static const char *client_ip(tern_http_req *r, char *buf, size_t len)
     return buf;
 }
 
-/* The client's key in buf: "ip:...", "h:..." or "sub:..." (a prefix each,
- * so that a header's value cannot pose as an address).  A request without
- * a subject (no token on an optional route) is keyed by its IP, one
- * without the header shares the "h:" bucket. */
+/* The client's key in buf: "ip:...", "h:...", "sub:..." or "c:..." (a
+ * prefix each, so that a header's value cannot pose as an address).  A
+ * request without a subject or the claim (no token on an optional route)
+ * is keyed by its IP, one without the header shares the "h:" bucket. */
 static const char *client_key(const tern__gw_limit *l, tern_http_req *r, const char *subject, char *buf,
                               size_t len)
 {
@@ -236,6 +241,14 @@ static const char *client_key(const tern__gw_limit *l, tern_http_req *r, const c
             return buf;
         }
         break;
+    case KEY_CLAIM: {
+        char v[KEY_MAX + 1];
+        if (tern__gw_auth_claim(r, l->header, v, sizeof v) == 0) {
+            snprintf(buf, len, "c:%s", v);
+            return buf;
+        }
+        break;
+    }
     case KEY_IP:
         break;
     }
