@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
       python3 python3-h2 nghttp2-client nghttp2-server sslscan prometheus doxygen
       libpq-dev postgresql libhiredis-dev redis-server libsqlite3-dev sqlite3
       protobuf-compiler libprotobuf-dev libprotoc-dev protobuf-c-compiler libprotobuf-c-dev
-      protobuf-compiler-grpc grpc-proto python3-grpcio python3-protobuf
+      protobuf-compiler-grpc grpc-proto python3-grpcio python3-protobuf python3-jwt
       nats-server libc-ares-dev dnsmasq-base etcd-server)
 for what in "$@"; do
   case "$what" in

@@ -20,6 +20,7 @@
 #include "tern/grpc_reflection.h"
 #include "tern/health.h"
 #include "tern/health_grpc.h"
+#include "tern/jwt.h"
 #include "tern/http.h"
 #include "tern/http_client.h"
 #include "tern/http_mw.h"
