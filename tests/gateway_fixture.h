@@ -78,8 +78,11 @@ static int upstream_handler(tern_http_req *r, tern_http_resp *w, void *arg)
         char *buf = malloc(64 * 1024);
         long total = 0;
         ssize_t n;
-        while ((n = tern_http_req_read(r, buf, 64 * 1024)) > 0)
+        while ((n = tern_http_req_read(r, buf, 64 * 1024)) > 0) {
             total += n;
+            if ((total >> 16) % 8 == 0)
+                tern_yield();
+        }
         free(buf);
         if (n < 0)
             return (int)n;
@@ -97,6 +100,7 @@ static int upstream_handler(tern_http_req *r, tern_http_resp *w, void *arg)
             if (tern_http_resp_write(w, buf, k) < 0)
                 rc = -EPIPE;
             left -= (long)k;
+            tern_yield();
         }
         free(buf);
         return rc;

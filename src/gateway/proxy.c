@@ -41,6 +41,9 @@
 
 #define GW_PIECE (32 * 1024)
 #define GW_PEEK (16 * 1024)
+/* A transfer whose reads and writes never park (loopback, fast peers)
+ * yields its worker this often (in pieces), so other coroutines run. */
+#define GW_YIELD_EVERY 8
 
 tern_http_client *gw_client(gw_upstream *up)
 {
@@ -55,6 +58,7 @@ typedef struct body_src {
     size_t peek_len;
     bool called;                /* the reader gave something out: no retry */
     int err;                    /* the client's body error */
+    unsigned pieces;
 } body_src;
 
 static ssize_t read_body(void *buf, size_t n, void *arg)
@@ -71,6 +75,8 @@ static ssize_t read_body(void *buf, size_t n, void *arg)
     ssize_t k = tern_http_req_read(b->r, buf, n);
     if (k < 0)
         b->err = (int)k;
+    if (++b->pieces % GW_YIELD_EVERY == 0)
+        tern_yield();           /* a body that never waits must not hold the worker */
     return k;
 }
 
@@ -250,6 +256,7 @@ static int stream_body(tern_http_client_response *resp, tern_http_resp *w)
     if (!buf)
         return -ENOMEM;
     int rc = 0;
+    unsigned pieces = 0;
     for (;;) {
         ssize_t n = tern_http_client_response_read(resp, buf, GW_PIECE);
         if (n <= 0) {
@@ -261,6 +268,8 @@ static int stream_body(tern_http_client_response *resp, tern_http_resp *w)
             rc = (int)wn;
             break;
         }
+        if (++pieces % GW_YIELD_EVERY == 0)
+            tern_yield();
     }
     free(buf);
     return rc;
