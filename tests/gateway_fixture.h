@@ -132,6 +132,9 @@ static void upstream_start(upstream *u, const char *name)
 {
     u->name = name;
     u->fail_status = u->fail_status ? u->fail_status : 503;
+    atomic_store(&u->hits, 0);
+    atomic_store(&u->fail_next, 0);
+    atomic_store(&u->uploaded, 0);
     tern_http_server_options o = {.handler = upstream_handler, .arg = u, .max_body_bytes = -1};
     CHECK_EQ(tern_http_server_new(&o, &u->srv), 0);
     CHECK_EQ(tern_http_server_listen(u->srv, "127.0.0.1:0"), 0);
