@@ -168,7 +168,7 @@ static int load(tern_gateway *gw, const char *text, size_t len, gw_gen **out, gw
     int rc;
     if (!text && gw->config_path) {
         if ((rc = read_config(gw, &buf, &len, e)) < 0)
-            return rc;
+            return rc == -ENOMEM ? rc : -EINVAL;   /* the sentence says which */
         text = buf;
     } else if (!text) {
         text = gw->config_text;
