@@ -11,7 +11,7 @@
  * registered for any method on its pattern, several routes on one
  * pattern share a slot, and the first route of the slot whose method,
  * host and headers match serves, in configuration order.  A prefix
- * "/static/" is that path followed by the catch-all "*gw_rest"; one without the
+ * "/static/" is that path followed by the catch-all "*rest"; one without the
  * trailing slash also matches itself.
  */
 #define _GNU_SOURCE
@@ -390,7 +390,7 @@ static int register_route(gw_gen *g, gw_route *rt, const json_t *route, gw_err *
     char *p = NULL;
     size_t n = strlen(rt->prefix);
     bool slash = rt->prefix[n - 1] == '/';
-    if (asprintf(&p, "%s%s*gw_rest", rt->prefix, slash ? "" : "/") < 0)
+    if (asprintf(&p, "%s%s*rest", rt->prefix, slash ? "" : "/") < 0)
         return -ENOMEM;
     int rc = add_to_slot(g, rt, p, e);
     free(p);
