@@ -17,7 +17,7 @@
 #include "gateway/internal.h"
 #include "tern/config.h"
 
-int gw_fail(gw_err *e, const char *key, const char *fmt, ...)
+int tern__gw_fail(gw_err *e, const char *key, const char *fmt, ...)
 {
     if (!e->buf || e->len == 0 || e->buf[0])
         return -EINVAL;
@@ -31,30 +31,30 @@ int gw_fail(gw_err *e, const char *key, const char *fmt, ...)
     return -EINVAL;
 }
 
-int gw_parse_text(const char *text, size_t len, bool json_name, json_t **out, gw_err *e)
+int tern__gw_parse_text(const char *text, size_t len, bool json_name, json_t **out, gw_err *e)
 {
     size_t i = 0;
     while (i < len && isspace((unsigned char)text[i]))
         i++;
     if (json_name || (i < len && text[i] == '{')) {
         if (!tern__json_depth_ok(text, len, TERN_CONFIG_MAX_DEPTH))
-            return gw_fail(e, NULL, "nested deeper than %d", TERN_CONFIG_MAX_DEPTH);
+            return tern__gw_fail(e, NULL, "nested deeper than %d", TERN_CONFIG_MAX_DEPTH);
         json_error_t je;
         *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
         if (!*out)
-            return gw_fail(e, NULL, "line %d column %d: %s", je.line, je.column, je.text);
+            return tern__gw_fail(e, NULL, "line %d column %d: %s", je.line, je.column, je.text);
     } else {
         char why[300];
         int rc = tern_config_parse_yaml(text, len, out, why, sizeof why);
         if (rc == -ENOMEM)
             return rc;
         if (rc < 0)
-            return gw_fail(e, NULL, "%s", why);
+            return tern__gw_fail(e, NULL, "%s", why);
     }
     if (!json_is_object(*out)) {
         json_decref(*out);
         *out = NULL;
-        return gw_fail(e, NULL, "not a mapping of sections (upstreams, routes, ...)");
+        return tern__gw_fail(e, NULL, "not a mapping of sections (upstreams, routes, ...)");
     }
     return 0;
 }
@@ -101,7 +101,7 @@ static int parse_duration(const char *s, int64_t *out)
     return 0;
 }
 
-int gw_duration(const json_t *v, int64_t *out)
+int tern__gw_duration(const json_t *v, int64_t *out)
 {
     if (json_is_integer(v)) {
         if (json_integer_value(v) < 0)
@@ -114,14 +114,14 @@ int gw_duration(const json_t *v, int64_t *out)
     return -EINVAL;
 }
 
-int gw_get_duration(const json_t *obj, const char *name, const char *key, int64_t *out, gw_err *e)
+int tern__gw_get_duration(const json_t *obj, const char *name, const char *key, int64_t *out, gw_err *e)
 {
     json_t *v = json_object_get(obj, name);
     if (!v)
         return 0;
-    if (gw_duration(v, out) < 0) {
+    if (tern__gw_duration(v, out) < 0) {
         char *txt = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        int rc = gw_fail(e, key, "%s: %s is not a duration (\"250ms\", \"2s\", \"1m\" or ns)", name,
+        int rc = tern__gw_fail(e, key, "%s: %s is not a duration (\"250ms\", \"2s\", \"1m\" or ns)", name,
                          txt ? txt : "?");
         free(txt);
         return rc;
@@ -129,7 +129,7 @@ int gw_get_duration(const json_t *obj, const char *name, const char *key, int64_
     return 0;
 }
 
-int gw_only_keys(const json_t *obj, const char *key, const char *const *allowed, gw_err *e)
+int tern__gw_only_keys(const json_t *obj, const char *key, const char *const *allowed, gw_err *e)
 {
     const char *k;
     json_t *v;
@@ -142,20 +142,20 @@ int gw_only_keys(const json_t *obj, const char *key, const char *const *allowed,
             size_t n = 0;
             for (const char *const *a = allowed; *a && n < sizeof list; a++)
                 n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *a);
-            return gw_fail(e, key, "unknown key \"%s\" (known: %s)", k, list);
+            return tern__gw_fail(e, key, "unknown key \"%s\" (known: %s)", k, list);
         }
     }
     return 0;
 }
 
-int gw_get_string(const json_t *obj, const char *name, const char *key, const char **out, gw_err *e)
+int tern__gw_get_string(const json_t *obj, const char *name, const char *key, const char **out, gw_err *e)
 {
     json_t *v = json_object_get(obj, name);
     *out = NULL;
     if (!v)
         return 0;
     if (!json_is_string(v) || !*json_string_value(v))
-        return gw_fail(e, key, "%s: must be a non-empty string", name);
+        return tern__gw_fail(e, key, "%s: must be a non-empty string", name);
     *out = json_string_value(v);
     return 0;
 }

@@ -27,7 +27,7 @@
 
 /* ---- answers and counts ---- */
 
-int gw_error(tern_http_resp *w, int status, const char *msg)
+int tern__gw_error(tern_http_resp *w, int status, const char *msg)
 {
     json_t *j = json_pack("{s:s, s:i}", "error", msg ? msg : "", "status", status);
     if (!j)
@@ -37,7 +37,7 @@ int gw_error(tern_http_resp *w, int status, const char *msg)
     return rc;
 }
 
-void gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int status)
+void tern__gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int status)
 {
     if (!gw->requests)
         return;
@@ -80,7 +80,7 @@ static int free_gen_co(void *arg)
 {
     gw_gen *g = arg;
     tern_gateway *gw = g->gw;
-    gw_gen_free(g);
+    tern__gw_gen_free(g);
     atomic_fetch_sub(&gw->freeing, 1);
     return 0;
 }
@@ -148,7 +148,7 @@ static int read_config(tern_gateway *gw, char **buf, size_t *len, gw_err *e)
         gw->seen.mtime = (int64_t)j->st.st_mtim.tv_sec * GW_SEC + j->st.st_mtim.tv_nsec;
     } else {
         free(j->buf);
-        gw_fail(e, NULL, "cannot read: %s", rc == -EINVAL ? "not a regular file"
+        tern__gw_fail(e, NULL, "cannot read: %s", rc == -EINVAL ? "not a regular file"
                                             : rc == -EFBIG ? "larger than 4 MiB" : tern_strerror(rc));
     }
     free(j);
@@ -175,11 +175,11 @@ static int load(tern_gateway *gw, const char *text, size_t len, gw_gen **out, gw
         len = gw->config_len;
     }
     json_t *root;
-    rc = gw_parse_text(text, len, json_name(gw->config_path), &root, e);
+    rc = tern__gw_parse_text(text, len, json_name(gw->config_path), &root, e);
     free(buf);
     if (rc < 0)
         return rc;
-    return gw_gen_new(gw, root, gw->config_dir, out, e);
+    return tern__gw_gen_new(gw, root, gw->config_dir, out, e);
 }
 
 static int watch_co(void *arg);
@@ -194,9 +194,9 @@ int tern_gateway_new(const tern_gateway_options *o, tern_gateway **out, char *er
                 .file = o->config_path ? o->config_path : "config"};
     e.buf[0] = '\0';
     if (!o->config_path && !o->config_text)
-        return gw_fail(&e, NULL, "neither config_path nor config_text given");
+        return tern__gw_fail(&e, NULL, "neither config_path nor config_text given");
     if (o->watch_interval < 0)
-        return gw_fail(&e, NULL, "watch_interval: negative");
+        return tern__gw_fail(&e, NULL, "watch_interval: negative");
     tern_gateway *gw = calloc(1, sizeof *gw);
     if (!gw)
         return -ENOMEM;

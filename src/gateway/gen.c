@@ -22,18 +22,18 @@ static int not_found(tern_http_req *r, tern_http_resp *w, void *arg)
     (void)r;
     gw_gen *g = arg;
     atomic_fetch_add(&g->gw->no_route, 1);
-    gw_count(g->gw, NULL, "-", 404);
-    return gw_error(w, 404, "no route");
+    tern__gw_count(g->gw, NULL, "-", 404);
+    return tern__gw_error(w, 404, "no route");
 }
 
 static int build_jwt(gw_gen *g, json_t *jwt, gw_err *e)
 {
     if (!json_is_object(jwt))
-        return gw_fail(e, "jwt", "must be a mapping (jwks_file or hs256_secret_env, issuer, ...)");
+        return tern__gw_fail(e, "jwt", "must be a mapping (jwks_file or hs256_secret_env, issuer, ...)");
     json_t *fc = json_object_get(jwt, "forward_claims");
     if (fc) {
         if (!json_is_object(fc))
-            return gw_fail(e, "jwt", "forward_claims: must be a mapping {claim: Header-Name}");
+            return tern__gw_fail(e, "jwt", "forward_claims: must be a mapping {claim: Header-Name}");
         g->strip = calloc(json_object_size(fc) + 1, sizeof *g->strip);
         if (!g->strip)
             return -ENOMEM;
@@ -41,20 +41,20 @@ static int build_jwt(gw_gen *g, json_t *jwt, gw_err *e)
         json_t *v;
         json_object_foreach(fc, k, v) {
             if (!json_is_string(v))
-                return gw_fail(e, "jwt", "forward_claims.%s: must be a header name", k);
+                return tern__gw_fail(e, "jwt", "forward_claims.%s: must be a header name", k);
             g->strip[g->nstrip++] = json_string_value(v);
         }
     }
     int rc = tern__gw_auth_new(jwt, &g->env, &g->auth, e->buf, e->len);
     if (rc < 0 && rc != -ENOMEM && !e->buf[0])
-        gw_fail(e, "jwt", "%s", tern_strerror(rc));
+        tern__gw_fail(e, "jwt", "%s", tern_strerror(rc));
     return rc;
 }
 
-int gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **out, gw_err *e)
+int tern__gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **out, gw_err *e)
 {
     *out = NULL;
-    int rc = gw_only_keys(root, "", top_keys, e);
+    int rc = tern__gw_only_keys(root, "", top_keys, e);
     if (rc < 0) {
         json_decref(root);
         return rc;
@@ -72,16 +72,16 @@ int gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **
         goto fail;
     }
     g->env = (tern__gw_env){.config_dir = g->config_dir ? g->config_dir : ".", .metrics = gw->metrics,
-                            .core = g, .grpc_channel = gw_grpc_channel, .http_fetch = gw_http_fetch};
+                            .core = g, .grpc_channel = tern__gw_grpc_channel, .http_fetch = tern__gw_http_fetch};
     json_t *v;
     if ((v = json_object_get(root, "redis"))) {
         if (!json_is_string(v)) {
-            rc = gw_fail(e, "redis", "must be \"host:port\" or a Unix socket path");
+            rc = tern__gw_fail(e, "redis", "must be \"host:port\" or a Unix socket path");
             goto fail;
         }
         tern_redis_client_options ro = {.addr = json_string_value(v)};
         if ((rc = tern_redis_client_new(&ro, &g->redis)) < 0) {
-            gw_fail(e, "redis", "%s", tern_strerror(rc));
+            tern__gw_fail(e, "redis", "%s", tern_strerror(rc));
             goto fail;
         }
         g->env.redis = g->redis;
@@ -90,7 +90,7 @@ int gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **
         goto fail;
     json_t *ups = json_object_get(root, "upstreams");
     if (ups && !json_is_object(ups)) {
-        rc = gw_fail(e, "upstreams", "must be a mapping of names to upstreams");
+        rc = tern__gw_fail(e, "upstreams", "must be a mapping of names to upstreams");
         goto fail;
     }
     g->ups = calloc(ups ? json_object_size(ups) + 1 : 1, sizeof *g->ups);
@@ -100,38 +100,38 @@ int gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **
     }
     const char *name;
     json_object_foreach(ups, name, v) {
-        if ((rc = gw_upstream_new(g, name, v, &g->ups[g->nups], e)) < 0)
+        if ((rc = tern__gw_upstream_new(g, name, v, &g->ups[g->nups], e)) < 0)
             goto fail;
         g->nups++;
     }
     tern_http_router_options ro = {.not_found = not_found, .not_found_arg = g};
     if ((rc = tern_http_router_new(&ro, &g->router)) < 0)
         goto fail;
-    if ((rc = gw_routes_build(g, json_object_get(root, "routes"), e)) < 0)
+    if ((rc = tern__gw_routes_build(g, json_object_get(root, "routes"), e)) < 0)
         goto fail;
     *out = g;
     return 0;
 fail:
     if (rc == -ENOMEM && !e->buf[0])
-        gw_fail(e, NULL, "out of memory");
-    gw_gen_free(g);
+        tern__gw_fail(e, NULL, "out of memory");
+    tern__gw_gen_free(g);
     return rc;
 }
 
-void gw_gen_free(gw_gen *g)
+void tern__gw_gen_free(gw_gen *g)
 {
     if (!g)
         return;
     for (size_t i = 0; i < g->nroutes; i++)
-        gw_route_free(g->routes[i]);
+        tern__gw_route_free(g->routes[i]);
     free(g->routes);
     for (size_t i = 0; i < g->nslots; i++)
-        gw_slot_free(g->slots[i]);
+        tern__gw_slot_free(g->slots[i]);
     free(g->slots);
     tern_http_router_free(g->router);
     tern__gw_auth_free(g->auth);
     for (size_t i = 0; i < g->nups; i++)
-        gw_upstream_free(g->ups[i]);
+        tern__gw_upstream_free(g->ups[i]);
     free(g->ups);
     tern_redis_client_free(g->redis);
     free(g->strip);
@@ -142,12 +142,12 @@ void gw_gen_free(gw_gen *g)
 
 /* ---- the env's http_fetch ------------------------------------------------------ */
 
-int gw_http_fetch(void *core, const char *name, const char *method, const char *path_query,
+int tern__gw_http_fetch(void *core, const char *name, const char *method, const char *path_query,
                   const tern__gw_fwd *hdrs, const void *req_body, size_t req_len, size_t max_body,
                   int *status, char **body, size_t *body_len, tern_ctx *ctx)
 {
     gw_gen *g = core;
-    gw_upstream *up = gw_upstream_find(g, name);
+    gw_upstream *up = tern__gw_upstream_find(g, name);
     *body = NULL;
     *body_len = 0;
     if (!up || up->proto == GW_GRPC)
@@ -180,7 +180,7 @@ int gw_http_fetch(void *core, const char *name, const char *method, const char *
     if (rc == 0) {
         tern_http_client_request req = {.method = method, .url = url, .headers = h,
                                         .body = req_body, .body_len = req_len};
-        rc = tern_http_client_do(gw_client(up), &req, &resp, actx);
+        rc = tern_http_client_do(tern__gw_client(up), &req, &resp, actx);
     }
     const char *data;
     size_t len;

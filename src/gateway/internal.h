@@ -63,17 +63,17 @@ typedef struct gw_err {
 } gw_err;
 
 /* Write "FILE: KEY: what" into e (the first failure wins); returns -EINVAL. */
-int gw_fail(gw_err *e, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int tern__gw_fail(gw_err *e, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Text to JSON: YAML unless it looks like JSON ('{' first, or a .json file). */
-int gw_parse_text(const char *text, size_t len, bool json_name, json_t **out, gw_err *e);
+int tern__gw_parse_text(const char *text, size_t len, bool json_name, json_t **out, gw_err *e);
 /* "250ms", "2s", "1m", "1h30m", an integer (ns): 0 or -EINVAL. */
-int gw_duration(const json_t *v, int64_t *out);
+int tern__gw_duration(const json_t *v, int64_t *out);
 /* Read a duration at obj[name] into *out (absent: unchanged).  Errors name key.name. */
-int gw_get_duration(const json_t *obj, const char *name, const char *key, int64_t *out, gw_err *e);
+int tern__gw_get_duration(const json_t *obj, const char *name, const char *key, int64_t *out, gw_err *e);
 /* Refuse keys of obj not in the NULL-terminated list, naming key.k. */
-int gw_only_keys(const json_t *obj, const char *key, const char *const *allowed, gw_err *e);
+int tern__gw_only_keys(const json_t *obj, const char *key, const char *const *allowed, gw_err *e);
 /* A string at obj[name] or NULL (absent); a non-string is an error. */
-int gw_get_string(const json_t *obj, const char *name, const char *key, const char **out, gw_err *e);
+int tern__gw_get_string(const json_t *obj, const char *name, const char *key, const char **out, gw_err *e);
 
 /* ---- upstream.c ---- */
 
@@ -94,11 +94,11 @@ typedef struct gw_upstream {
 } gw_upstream;
 
 struct gw_gen;
-int gw_upstream_new(struct gw_gen *g, const char *name, const json_t *cfg, gw_upstream **out, gw_err *e);
-void gw_upstream_free(gw_upstream *u);
-gw_upstream *gw_upstream_find(struct gw_gen *g, const char *name);
+int tern__gw_upstream_new(struct gw_gen *g, const char *name, const json_t *cfg, gw_upstream **out, gw_err *e);
+void tern__gw_upstream_free(gw_upstream *u);
+gw_upstream *tern__gw_upstream_find(struct gw_gen *g, const char *name);
 /* The affinity key of a request for a hashing upstream (request memory). */
-const char *gw_upstream_key(const gw_upstream *u, tern_http_req *r, size_t *len);
+const char *tern__gw_upstream_key(const gw_upstream *u, tern_http_req *r, size_t *len);
 
 /* ---- route.c ---- */
 
@@ -144,13 +144,13 @@ typedef struct gw_slot {
     size_t n;
 } gw_slot;
 
-int gw_routes_build(struct gw_gen *g, const json_t *routes, gw_err *e);
-void gw_route_free(gw_route *r);
-void gw_slot_free(gw_slot *s);
+int tern__gw_routes_build(struct gw_gen *g, const json_t *routes, gw_err *e);
+void tern__gw_route_free(gw_route *r);
+void tern__gw_slot_free(gw_slot *s);
 /* The router's handler for a slot (arg: the gw_slot). */
-int gw_slot_serve(tern_http_req *r, tern_http_resp *w, void *slot);
+int tern__gw_slot_serve(tern_http_req *r, tern_http_resp *w, void *slot);
 /* The path to send upstream: rewritten per the route, with the query. */
-char *gw_upstream_target(gw_route *rt, tern_http_req *r);
+char *tern__gw_upstream_target(gw_route *rt, tern_http_req *r);
 
 /* ---- gen.c ---- */
 
@@ -174,13 +174,13 @@ typedef struct gw_gen {
     tern_http_router *router;
 } gw_gen;
 
-int gw_gen_new(struct tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **out, gw_err *e);
-void gw_gen_free(gw_gen *g);
+int tern__gw_gen_new(struct tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **out, gw_err *e);
+void tern__gw_gen_free(gw_gen *g);
 /* The env's http_fetch and grpc_channel. */
-int gw_http_fetch(void *core, const char *name, const char *method, const char *path_query,
+int tern__gw_http_fetch(void *core, const char *name, const char *method, const char *path_query,
                   const tern__gw_fwd *hdrs, const void *req_body, size_t req_len, size_t max_body,
                   int *status, char **body, size_t *body_len, tern_ctx *ctx);
-tern_grpc_channel *gw_grpc_channel(void *core, const char *name);
+tern_grpc_channel *tern__gw_grpc_channel(void *core, const char *name);
 
 /* ---- gateway.c ---- */
 
@@ -209,19 +209,19 @@ struct tern_gateway {
 };
 
 /* Answer an error of the gateway's own: {"error": msg, "status": status}. */
-int gw_error(tern_http_resp *w, int status, const char *msg);
-void gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int status);
+int tern__gw_error(tern_http_resp *w, int status, const char *msg);
+void tern__gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int status);
 
 /* ---- proxy.c ---- */
 
 /* Forward r to up (the route's settings), writing the answer to w. */
-int gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const tern__gw_fwd *fwd);
+int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const tern__gw_fwd *fwd);
 /* The upstream's client for its protocol. */
-tern_http_client *gw_client(gw_upstream *up);
+tern_http_client *tern__gw_client(gw_upstream *up);
 
 /* ---- split.c ---- */
 
 /* The leg for this request; may set the sticky cookie on w. */
-gw_upstream *gw_split_pick(gw_route *rt, tern_http_req *r, tern_http_resp *w);
+gw_upstream *tern__gw_split_pick(gw_route *rt, tern_http_req *r, tern_http_resp *w);
 
 #endif

@@ -45,7 +45,7 @@
  * yields its worker this often (in pieces), so other coroutines run. */
 #define GW_YIELD_EVERY 8
 
-tern_http_client *gw_client(gw_upstream *up)
+tern_http_client *tern__gw_client(gw_upstream *up)
 {
     return up->proto == GW_H2C ? up->gw->h2 : up->gw->h1;
 }
@@ -321,13 +321,13 @@ static int fail_answer(gw_route *rt, gw_upstream *up, tern_http_resp *w, int rc,
         status = 502;
         msg = "upstream failed";
     }
-    gw_count(gw, rt, up->name, status);
+    tern__gw_count(gw, rt, up->name, status);
     char text[160];
     snprintf(text, sizeof text, "%s: %s", msg, tern_strerror(rc));
-    return gw_error(w, status, text);
+    return tern__gw_error(w, status, text);
 }
 
-int gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const tern__gw_fwd *fwd)
+int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const tern__gw_fwd *fwd)
 {
     gw_gen *g = rt->gen;
     tern_ctx *rctx = tern_http_req_ctx(r);
@@ -340,13 +340,13 @@ int gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w,
         return rc;              /* the client's body: 400 / 408 / 413 */
     if (!(req.headers = build_headers(g, r, fwd, traced)))
         return -ENOMEM;
-    char *target = gw_upstream_target(rt, r);
+    char *target = tern__gw_upstream_target(rt, r);
     if (!target)
         return -ENOMEM;
     int64_t timeout = rt->timeout ? rt->timeout : up->timeout ? up->timeout : GW_DEFAULT_TIMEOUT;
     int attempts = idempotent(req.method) ? rt->attempts : 1;
     size_t keylen = 0;
-    const char *key = up->hash ? gw_upstream_key(up, r, &keylen) : NULL;
+    const char *key = up->hash ? tern__gw_upstream_key(up, r, &keylen) : NULL;
     tern_retry_budget_deposit(up->budget);
     char url[TERN_LB_ADDR_MAX + 16];
     for (int attempt = 0;; attempt++) {
@@ -372,8 +372,8 @@ int gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w,
         int64_t t0 = tern_now();
         rc = full ? tern_ctx_with_timeout(rctx, timeout, &actx) : -ENOMEM;
         if (rc == 0)
-            rc = traced ? tern_trace_http_client_do(gw_client(up), NULL, &req, &resp, actx)
-                        : tern_http_client_do(gw_client(up), &req, &resp, actx);
+            rc = traced ? tern_trace_http_client_do(tern__gw_client(up), NULL, &req, &resp, actx)
+                        : tern_http_client_do(tern__gw_client(up), &req, &resp, actx);
         int64_t head_ns = tern_now() - t0;
         if (up->latency)
             tern_metrics_histogram_observe(up->latency, (double)head_ns / 1e9);
@@ -412,7 +412,7 @@ int gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w,
             tern_breaker_record(up->breaker, ticket, !failed);
         if (failed)
             atomic_fetch_add(&g->gw->upstream_errors, 1);
-        gw_count(g->gw, rt, up->name, status);
+        tern__gw_count(g->gw, rt, up->name, status);
         return rc;
     }
 }

@@ -40,35 +40,35 @@ static int parse_match(gw_route *rt, const json_t *m, const char *key, gw_err *e
     char k[64];
     snprintf(k, sizeof k, "%s.match", key);
     if (!json_is_object(m))
-        return gw_fail(e, k, "must be a mapping {path or prefix, methods, host, headers}");
-    int rc = gw_only_keys(m, k, match_keys, e);
+        return tern__gw_fail(e, k, "must be a mapping {path or prefix, methods, host, headers}");
+    int rc = tern__gw_only_keys(m, k, match_keys, e);
     if (rc < 0)
         return rc;
     const char *path, *prefix, *host;
-    if ((rc = gw_get_string(m, "path", k, &path, e)) < 0 ||
-        (rc = gw_get_string(m, "prefix", k, &prefix, e)) < 0 ||
-        (rc = gw_get_string(m, "host", k, &host, e)) < 0)
+    if ((rc = tern__gw_get_string(m, "path", k, &path, e)) < 0 ||
+        (rc = tern__gw_get_string(m, "prefix", k, &prefix, e)) < 0 ||
+        (rc = tern__gw_get_string(m, "host", k, &host, e)) < 0)
         return rc;
     if (!path == !prefix)
-        return gw_fail(e, k, "needs exactly one of path and prefix");
+        return tern__gw_fail(e, k, "needs exactly one of path and prefix");
     const char *p = path ? path : prefix;
     if (p[0] != '/')
-        return gw_fail(e, k, "%s: \"%s\" must start with '/'", path ? "path" : "prefix", p);
+        return tern__gw_fail(e, k, "%s: \"%s\" must start with '/'", path ? "path" : "prefix", p);
     if (prefix && strpbrk(prefix, ":*"))
-        return gw_fail(e, k, "prefix: \"%s\" may hold no :param or *", prefix);
+        return tern__gw_fail(e, k, "prefix: \"%s\" may hold no :param or *", prefix);
     if ((rc = strdup_to(&rt->prefix, prefix)) < 0 || (rc = strdup_to(&rt->host, host)) < 0)
         return rc;
     json_t *ms = json_object_get(m, "methods");
     if (ms) {
         if (!json_is_array(ms) || json_array_size(ms) == 0)
-            return gw_fail(e, k, "methods: must be a non-empty list ([GET, POST])");
+            return tern__gw_fail(e, k, "methods: must be a non-empty list ([GET, POST])");
         rt->methods = calloc(json_array_size(ms), sizeof *rt->methods);
         if (!rt->methods)
             return -ENOMEM;
         for (size_t i = 0; i < json_array_size(ms); i++) {
             const char *s = json_string_value(json_array_get(ms, i));
             if (!s || !*s || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(s))
-                return gw_fail(e, k, "methods[%zu]: must be a method in capitals (GET)", i);
+                return tern__gw_fail(e, k, "methods[%zu]: must be a method in capitals (GET)", i);
             if ((rc = strdup_to(&rt->methods[rt->nmethods++], s)) < 0)
                 return rc;
         }
@@ -76,7 +76,7 @@ static int parse_match(gw_route *rt, const json_t *m, const char *key, gw_err *e
     json_t *hs = json_object_get(m, "headers");
     if (hs) {
         if (!json_is_object(hs))
-            return gw_fail(e, k, "headers: must be a mapping {Name: value}");
+            return tern__gw_fail(e, k, "headers: must be a mapping {Name: value}");
         size_t n = json_object_size(hs);
         rt->hdr_names = calloc(n + 1, sizeof *rt->hdr_names);
         rt->hdr_values = calloc(n + 1, sizeof *rt->hdr_values);
@@ -86,7 +86,7 @@ static int parse_match(gw_route *rt, const json_t *m, const char *key, gw_err *e
         json_t *v;
         json_object_foreach(hs, name, v) {
             if (!json_is_string(v))
-                return gw_fail(e, k, "headers.%s: must be a string", name);
+                return tern__gw_fail(e, k, "headers.%s: must be a string", name);
             if ((rc = strdup_to(&rt->hdr_names[rt->nhdrs], name)) < 0 ||
                 (rc = strdup_to(&rt->hdr_values[rt->nhdrs], json_string_value(v))) < 0)
                 return rc;
@@ -102,13 +102,13 @@ static int parse_retries(gw_route *rt, const json_t *rv, const char *key, gw_err
     snprintf(k, sizeof k, "%s.retries", key);
     static const char *const keys[] = {"attempts", "on", NULL};
     if (!json_is_object(rv))
-        return gw_fail(e, k, "must be a mapping {attempts, on}");
-    int rc = gw_only_keys(rv, k, keys, e);
+        return tern__gw_fail(e, k, "must be a mapping {attempts, on}");
+    int rc = tern__gw_only_keys(rv, k, keys, e);
     if (rc < 0)
         return rc;
     json_t *a = json_object_get(rv, "attempts");
     if (!json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > GW_MAX_ATTEMPTS)
-        return gw_fail(e, k, "attempts: must be an integer from 1 to %d (tries in all)", GW_MAX_ATTEMPTS);
+        return tern__gw_fail(e, k, "attempts: must be an integer from 1 to %d (tries in all)", GW_MAX_ATTEMPTS);
     rt->attempts = (int)json_integer_value(a);
     json_t *on = json_object_get(rv, "on");
     if (!on) {
@@ -116,7 +116,7 @@ static int parse_retries(gw_route *rt, const json_t *rv, const char *key, gw_err
         return 0;
     }
     if (!json_is_array(on))
-        return gw_fail(e, k, "on: must be a list of connect, reset, 502, 503, 504");
+        return tern__gw_fail(e, k, "on: must be a list of connect, reset, 502, 503, 504");
     for (size_t i = 0; i < json_array_size(on); i++) {
         json_t *v = json_array_get(on, i);
         const char *s = json_string_value(v);
@@ -132,7 +132,7 @@ static int parse_retries(gw_route *rt, const json_t *rv, const char *key, gw_err
         else if (code == 504)
             rt->retry_504 = true;
         else
-            return gw_fail(e, k, "on[%zu]: not one of connect, reset, 502, 503, 504", i);
+            return tern__gw_fail(e, k, "on[%zu]: not one of connect, reset, 502, 503, 504", i);
     }
     return 0;
 }
@@ -143,18 +143,18 @@ static int parse_rewrite(gw_route *rt, const json_t *rw, const char *key, gw_err
     snprintf(k, sizeof k, "%s.rewrite", key);
     static const char *const keys[] = {"strip_prefix", "path", NULL};
     if (!json_is_object(rw))
-        return gw_fail(e, k, "must be a mapping {strip_prefix} or {path}");
-    int rc = gw_only_keys(rw, k, keys, e);
+        return tern__gw_fail(e, k, "must be a mapping {strip_prefix} or {path}");
+    int rc = tern__gw_only_keys(rw, k, keys, e);
     if (rc < 0)
         return rc;
     const char *sp, *path;
-    if ((rc = gw_get_string(rw, "strip_prefix", k, &sp, e)) < 0 ||
-        (rc = gw_get_string(rw, "path", k, &path, e)) < 0)
+    if ((rc = tern__gw_get_string(rw, "strip_prefix", k, &sp, e)) < 0 ||
+        (rc = tern__gw_get_string(rw, "path", k, &path, e)) < 0)
         return rc;
     if (sp && path)
-        return gw_fail(e, k, "strip_prefix and path exclude each other");
+        return tern__gw_fail(e, k, "strip_prefix and path exclude each other");
     if ((sp && sp[0] != '/') || (path && path[0] != '/'))
-        return gw_fail(e, k, "must start with '/'");
+        return tern__gw_fail(e, k, "must start with '/'");
     if ((rc = strdup_to(&rt->strip_prefix, sp)) < 0 || (rc = strdup_to(&rt->rewrite_path, path)) < 0)
         return rc;
     return 0;
@@ -166,7 +166,7 @@ static int parse_split(gw_route *rt, const json_t *route, const char *key, gw_er
     snprintf(k, sizeof k, "%s.split", key);
     json_t *sp = json_object_get(route, "split");
     if (!json_is_array(sp) || json_array_size(sp) < 1)
-        return gw_fail(e, k, "must be a list of {upstream, weight}");
+        return tern__gw_fail(e, k, "must be a list of {upstream, weight}");
     rt->nlegs = json_array_size(sp);
     rt->legs = calloc(rt->nlegs, sizeof *rt->legs);
     if (!rt->legs)
@@ -177,28 +177,28 @@ static int parse_split(gw_route *rt, const json_t *route, const char *key, gw_er
         const char *name = json_string_value(json_object_get(leg, "upstream"));
         json_t *w = json_object_get(leg, "weight");
         if (!name)
-            return gw_fail(e, k, "[%zu].upstream: required, a name under upstreams", i);
-        if (!(rt->legs[i].up = gw_upstream_find(rt->gen, name)))
-            return gw_fail(e, k, "[%zu].upstream: no upstream called \"%s\"", i, name);
+            return tern__gw_fail(e, k, "[%zu].upstream: required, a name under upstreams", i);
+        if (!(rt->legs[i].up = tern__gw_upstream_find(rt->gen, name)))
+            return tern__gw_fail(e, k, "[%zu].upstream: no upstream called \"%s\"", i, name);
         if (rt->legs[i].up->proto == GW_GRPC)
-            return gw_fail(e, k, "[%zu].upstream: \"%s\" is gRPC; split proxies HTTP", i, name);
+            return tern__gw_fail(e, k, "[%zu].upstream: \"%s\" is gRPC; split proxies HTTP", i, name);
         if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 100)
-            return gw_fail(e, k, "[%zu].weight: must be an integer percentage from 0 to 100", i);
+            return tern__gw_fail(e, k, "[%zu].weight: must be an integer percentage from 0 to 100", i);
         rt->legs[i].weight = (int)json_integer_value(w);
         total += rt->legs[i].weight;
     }
     if (total != 100)
-        return gw_fail(e, k, "weights add up to %d, not 100", total);
+        return tern__gw_fail(e, k, "weights add up to %d, not 100", total);
     json_t *ov = json_object_get(route, "split_override");
     if (ov) {
         snprintf(k, sizeof k, "%s.split_override", key);
         static const char *const keys[] = {"header", "cookie", NULL};
         if (!json_is_object(ov))
-            return gw_fail(e, k, "must be a mapping {header, cookie}");
-        int rc = gw_only_keys(ov, k, keys, e);
+            return tern__gw_fail(e, k, "must be a mapping {header, cookie}");
+        int rc = tern__gw_only_keys(ov, k, keys, e);
         const char *h, *c;
-        if (rc < 0 || (rc = gw_get_string(ov, "header", k, &h, e)) < 0 ||
-            (rc = gw_get_string(ov, "cookie", k, &c, e)) < 0)
+        if (rc < 0 || (rc = tern__gw_get_string(ov, "header", k, &h, e)) < 0 ||
+            (rc = tern__gw_get_string(ov, "cookie", k, &c, e)) < 0)
             return rc;
         if ((rc = strdup_to(&rt->split_header, h)) < 0 || (rc = strdup_to(&rt->split_cookie, c)) < 0)
             return rc;
@@ -216,19 +216,19 @@ static int parse_action(gw_route *rt, const json_t *route, const char *key, gw_e
             count++;
         }
     if (count != 1)
-        return gw_fail(e, key, "needs exactly one of upstream, split, grpc and aggregate");
+        return tern__gw_fail(e, key, "needs exactly one of upstream, split, grpc and aggregate");
     if (json_object_get(route, "split_override") && found != 1)
-        return gw_fail(e, key, "split_override: only with split");
+        return tern__gw_fail(e, key, "split_override: only with split");
     int rc;
     switch (found) {
     case 0: {
         const char *name = json_string_value(json_object_get(route, "upstream"));
         if (!name)
-            return gw_fail(e, key, "upstream: must be the name of an upstream");
-        if (!(rt->up = gw_upstream_find(rt->gen, name)))
-            return gw_fail(e, key, "upstream: no upstream called \"%s\"", name);
+            return tern__gw_fail(e, key, "upstream: must be the name of an upstream");
+        if (!(rt->up = tern__gw_upstream_find(rt->gen, name)))
+            return tern__gw_fail(e, key, "upstream: no upstream called \"%s\"", name);
         if (rt->up->proto == GW_GRPC)
-            return gw_fail(e, key, "upstream: \"%s\" is gRPC: use grpc: {upstream, method}", name);
+            return tern__gw_fail(e, key, "upstream: \"%s\" is gRPC: use grpc: {upstream, method}", name);
         rt->action = GW_PROXY;
         return 0;
     }
@@ -245,7 +245,7 @@ static int parse_action(gw_route *rt, const json_t *route, const char *key, gw_e
         break;
     }
     if (rc < 0 && rc != -ENOMEM && e->buf && e->len && !e->buf[0])
-        gw_fail(e, key, "%s: %s", actions[found], tern_strerror(rc));
+        tern__gw_fail(e, key, "%s: %s", actions[found], tern_strerror(rc));
     return rc;
 }
 
@@ -254,8 +254,8 @@ static int parse_route(gw_gen *g, const json_t *route, int index, gw_route **out
     char key[64];
     snprintf(key, sizeof key, "routes[%d]", index);
     if (!json_is_object(route))
-        return gw_fail(e, key, "must be a mapping {match, upstream | split | grpc | aggregate, ...}");
-    int rc = gw_only_keys(route, key, route_keys, e);
+        return tern__gw_fail(e, key, "must be a mapping {match, upstream | split | grpc | aggregate, ...}");
+    int rc = tern__gw_only_keys(route, key, route_keys, e);
     if (rc < 0)
         return rc;
     gw_route *rt = calloc(1, sizeof *rt);
@@ -267,17 +267,17 @@ static int parse_route(gw_gen *g, const json_t *route, int index, gw_route **out
     *out = rt;
     json_t *m = json_object_get(route, "match");
     if (!m)
-        return gw_fail(e, key, "match: required");
+        return tern__gw_fail(e, key, "match: required");
     if ((rc = parse_match(rt, m, key, e)) < 0)
         return rc;
     const char *name;
-    if ((rc = gw_get_string(route, "name", key, &name, e)) < 0)
+    if ((rc = tern__gw_get_string(route, "name", key, &name, e)) < 0)
         return rc;
     if (!name)
         name = json_string_value(json_object_get(m, json_object_get(m, "path") ? "path" : "prefix"));
     if ((rc = strdup_to(&rt->name, name)) < 0)
         return rc;
-    if ((rc = gw_get_duration(route, "timeout", key, &rt->timeout, e)) < 0)
+    if ((rc = tern__gw_get_duration(route, "timeout", key, &rt->timeout, e)) < 0)
         return rc;
     json_t *v;
     if ((v = json_object_get(route, "retries")) && (rc = parse_retries(rt, v, key, e)) < 0)
@@ -285,7 +285,7 @@ static int parse_route(gw_gen *g, const json_t *route, int index, gw_route **out
     if ((v = json_object_get(route, "rewrite")) && (rc = parse_rewrite(rt, v, key, e)) < 0)
         return rc;
     const char *auth;
-    if ((rc = gw_get_string(route, "auth", key, &auth, e)) < 0)
+    if ((rc = tern__gw_get_string(route, "auth", key, &auth, e)) < 0)
         return rc;
     if (!auth || strcmp(auth, "none") == 0)
         rt->auth = GW_AUTH_NONE;
@@ -294,22 +294,22 @@ static int parse_route(gw_gen *g, const json_t *route, int index, gw_route **out
     else if (strcmp(auth, "required") == 0)
         rt->auth = GW_AUTH_REQUIRED;
     else
-        return gw_fail(e, key, "auth: \"%s\" is not required, optional or none", auth);
+        return tern__gw_fail(e, key, "auth: \"%s\" is not required, optional or none", auth);
     if (rt->auth != GW_AUTH_NONE && !g->auth)
-        return gw_fail(e, key, "auth: %s needs a top-level jwt section", auth);
+        return tern__gw_fail(e, key, "auth: %s needs a top-level jwt section", auth);
     if ((rc = parse_action(rt, route, key, e)) < 0)
         return rc;
     if ((v = json_object_get(route, "ratelimit"))) {
         rc = tern__gw_limit_new(v, &g->env, &rt->limit, e->buf, e->len);
         if (rc < 0 && rc != -ENOMEM && e->buf && e->len && !e->buf[0])
-            gw_fail(e, key, "ratelimit: %s", tern_strerror(rc));
+            tern__gw_fail(e, key, "ratelimit: %s", tern_strerror(rc));
         if (rc < 0)
             return rc;
     }
     return 0;
 }
 
-void gw_route_free(gw_route *rt)
+void tern__gw_route_free(gw_route *rt)
 {
     if (!rt)
         return;
@@ -336,7 +336,7 @@ void gw_route_free(gw_route *rt)
     free(rt);
 }
 
-void gw_slot_free(gw_slot *s)
+void tern__gw_slot_free(gw_slot *s)
 {
     if (!s)
         return;
@@ -363,13 +363,13 @@ static int add_to_slot(gw_gen *g, gw_route *rt, const char *p, gw_err *e)
         }
         s->gen = g;
         g->slots[g->nslots++] = s;
-        int rc = tern_http_router_handle(g->router, NULL, p, gw_slot_serve, s);
+        int rc = tern_http_router_handle(g->router, NULL, p, tern__gw_slot_serve, s);
         if (rc == -ENOMEM)
             return rc;
         if (rc < 0) {
             char k[64];
             snprintf(k, sizeof k, "routes[%d].match", rt->index);
-            return gw_fail(e, k, "\"%s\" conflicts with another route (%s: a :param named "
+            return tern__gw_fail(e, k, "\"%s\" conflicts with another route (%s: a :param named "
                                  "differently at the same place?)", p, tern_strerror(rc));
         }
     }
@@ -399,12 +399,12 @@ static int register_route(gw_gen *g, gw_route *rt, const json_t *route, gw_err *
     return rc;
 }
 
-int gw_routes_build(gw_gen *g, const json_t *routes, gw_err *e)
+int tern__gw_routes_build(gw_gen *g, const json_t *routes, gw_err *e)
 {
     if (!routes)
         return 0;
     if (!json_is_array(routes))
-        return gw_fail(e, "routes", "must be a list");
+        return tern__gw_fail(e, "routes", "must be a list");
     size_t n = json_array_size(routes);
     g->routes = calloc(n ? n : 1, sizeof *g->routes);
     if (!g->routes)
@@ -483,7 +483,7 @@ static void put_escaped(tern__gw_fwd *unused, char **o, const char *v, bool slas
     }
 }
 
-char *gw_upstream_target(gw_route *rt, tern_http_req *r)
+char *tern__gw_upstream_target(gw_route *rt, tern_http_req *r)
 {
     const char *target = tern_http_req_target(r);
     size_t plen = strcspn(target, "?");
@@ -560,8 +560,8 @@ static int serve_route(gw_route *rt, tern_http_req *r, tern_http_resp *w)
         if (rc < 0) {
             atomic_fetch_add(&gw->rejected_auth, 1);
             tern_http_resp_set_header(w, "WWW-Authenticate", "Bearer");
-            gw_count(gw, rt, "-", 401);
-            return gw_error(w, 401, rc == -ENOENT ? "missing bearer token" : why ? why : "invalid token");
+            tern__gw_count(gw, rt, "-", 401);
+            return tern__gw_error(w, 401, rc == -ENOENT ? "missing bearer token" : why ? why : "invalid token");
         }
     }
     if (rt->limit) {
@@ -572,29 +572,29 @@ static int serve_route(gw_route *rt, tern_http_req *r, tern_http_resp *w)
             char s[24];
             snprintf(s, sizeof s, "%lld", (long long)((retry_after + GW_SEC - 1) / GW_SEC));
             tern_http_resp_set_header(w, "Retry-After", s);
-            gw_count(gw, rt, "-", 429);
-            return gw_error(w, 429, "rate limit exceeded");
+            tern__gw_count(gw, rt, "-", 429);
+            return tern__gw_error(w, 429, "rate limit exceeded");
         }
     }
     switch (rt->action) {
     case GW_PROXY:
-        return gw_proxy(rt, rt->up, r, w, &fwd);
+        return tern__gw_proxy(rt, rt->up, r, w, &fwd);
     case GW_SPLIT:
-        return gw_proxy(rt, gw_split_pick(rt, r, w), r, w, &fwd);
+        return tern__gw_proxy(rt, tern__gw_split_pick(rt, r, w), r, w, &fwd);
     case GW_TRANSCODE: {
         int rc = tern__gw_transcode_serve(rt->transcode, r, w, &fwd, tern_http_req_ctx(r));
-        gw_count(gw, rt, "grpc", tern_http_resp_status(w));
+        tern__gw_count(gw, rt, "grpc", tern_http_resp_status(w));
         return rc;
     }
     default: {
         int rc = tern__gw_aggregate_serve(rt->aggregate, r, w, &fwd, tern_http_req_ctx(r));
-        gw_count(gw, rt, "aggregate", tern_http_resp_status(w));
+        tern__gw_count(gw, rt, "aggregate", tern_http_resp_status(w));
         return rc;
     }
     }
 }
 
-int gw_slot_serve(tern_http_req *r, tern_http_resp *w, void *arg)
+int tern__gw_slot_serve(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     gw_slot *s = arg;
     const char *m = tern_http_req_method(r);
@@ -607,5 +607,5 @@ int gw_slot_serve(tern_http_req *r, tern_http_resp *w, void *arg)
         other_method = true;
     }
     atomic_fetch_add(&s->gen->gw->no_route, 1);
-    return other_method ? gw_error(w, 405, "method not allowed") : gw_error(w, 404, "no route");
+    return other_method ? tern__gw_error(w, 405, "method not allowed") : tern__gw_error(w, 404, "no route");
 }

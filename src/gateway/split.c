@@ -26,7 +26,7 @@ static gw_upstream *by_name(const gw_route *rt, const char *name)
     return NULL;
 }
 
-gw_upstream *gw_split_pick(gw_route *rt, tern_http_req *r, tern_http_resp *w)
+gw_upstream *tern__gw_split_pick(gw_route *rt, tern_http_req *r, tern_http_resp *w)
 {
     gw_upstream *up = NULL;
     if (rt->split_header && (up = by_name(rt, tern_http_req_header(r, rt->split_header))))

@@ -24,7 +24,7 @@ static const char *const upstream_keys[] = {"endpoints", "resolver", "protocol",
 static int parse_endpoints(const json_t *arr, const char *key, tern_endpoint **out, size_t *n, gw_err *e)
 {
     if (!json_is_array(arr) || json_array_size(arr) == 0)
-        return gw_fail(e, key, "endpoints: must be a non-empty list of \"host:port\" or {addr, weight}");
+        return tern__gw_fail(e, key, "endpoints: must be a non-empty list of \"host:port\" or {addr, weight}");
     size_t cnt = json_array_size(arr);
     tern_endpoint *eps = calloc(cnt, sizeof *eps);
     if (!eps)
@@ -38,15 +38,15 @@ static int parse_endpoints(const json_t *arr, const char *key, tern_endpoint **o
             json_t *w = json_object_get(v, "weight");
             if (w && (!json_is_integer(w) || json_integer_value(w) < 1 || json_integer_value(w) > 10000)) {
                 free(eps);
-                return gw_fail(e, key, "endpoints[%zu].weight: must be an integer from 1 to 10000", i);
+                return tern__gw_fail(e, key, "endpoints[%zu].weight: must be an integer from 1 to 10000", i);
             }
             eps[i].weight = w ? (uint32_t)json_integer_value(w) : 1;
         } else {
             free(eps);
-            return gw_fail(e, key, "endpoints[%zu]: must be \"host:port\" or {addr: \"host:port\", weight: n}", i);
+            return tern__gw_fail(e, key, "endpoints[%zu]: must be \"host:port\" or {addr: \"host:port\", weight: n}", i);
         }
         if (!strchr(eps[i].addr, ':')) {
-            int rc = gw_fail(e, key, "endpoints[%zu]: \"%s\" has no port", i, eps[i].addr);
+            int rc = tern__gw_fail(e, key, "endpoints[%zu]: \"%s\" has no port", i, eps[i].addr);
             free(eps);
             return rc;
         }
@@ -60,7 +60,7 @@ static int parse_endpoints(const json_t *arr, const char *key, tern_endpoint **o
 static int make_resolver(const json_t *cfg, const char *key, const char *dir, tern_resolver **out, gw_err *e)
 {
     if (!json_is_object(cfg) || json_object_size(cfg) != 1)
-        return gw_fail(e, key, "resolver: must be one of {file: path}, {dns: \"host:port\"}, "
+        return tern__gw_fail(e, key, "resolver: must be one of {file: path}, {dns: \"host:port\"}, "
                                "{dns_srv: name}, {etcd: {endpoints: [...], prefix: ...}}");
     const char *kind = json_object_iter_key(json_object_iter((json_t *)cfg));
     json_t *v = json_object_iter_value(json_object_iter((json_t *)cfg));
@@ -80,17 +80,17 @@ static int make_resolver(const json_t *cfg, const char *key, const char *dir, te
         json_t *ep = json_is_array(eps) ? json_array_get(eps, 0) : json_is_string(eps) ? eps : NULL;
         const char *prefix = json_string_value(json_object_get(v, "prefix"));
         if (!json_is_string(ep) || !prefix)
-            return gw_fail(e, key, "resolver.etcd: needs endpoints: [\"http://host:2379\"] and prefix");
+            return tern__gw_fail(e, key, "resolver.etcd: needs endpoints: [\"http://host:2379\"] and prefix");
         tern_resolver_etcd_options o = {.endpoint = json_string_value(ep), .prefix = prefix};
         rc = tern_resolver_etcd_new(&o, out);
     } else {
-        return gw_fail(e, key, "resolver: unknown kind \"%s\" or a value of the wrong type "
+        return tern__gw_fail(e, key, "resolver: unknown kind \"%s\" or a value of the wrong type "
                                "(file, dns, dns_srv: a string; etcd: a mapping)", kind);
     }
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0)
-        return gw_fail(e, key, "resolver.%s: %s", kind, tern_strerror(rc));
+        return tern__gw_fail(e, key, "resolver.%s: %s", kind, tern_strerror(rc));
     return 0;
 }
 
@@ -118,30 +118,30 @@ static int parse_outlier(const json_t *o, const char *key, tern_lb_outlier_optio
     char k[200];
     snprintf(k, sizeof k, "%s.outlier", key);
     if (!json_is_object(o))
-        return gw_fail(e, k, "must be a mapping");
-    int rc = gw_only_keys(o, k, keys, e);
+        return tern__gw_fail(e, k, "must be a mapping");
+    int rc = tern__gw_only_keys(o, k, keys, e);
     if (rc < 0)
         return rc;
     out->disabled = json_is_true(json_object_get(o, "disabled"));
     json_t *v;
     if ((v = json_object_get(o, "consecutive_failures"))) {
         if (!json_is_integer(v))
-            return gw_fail(e, k, "consecutive_failures: must be an integer");
+            return tern__gw_fail(e, k, "consecutive_failures: must be an integer");
         out->consecutive_failures = (int)json_integer_value(v);
     }
     if ((v = json_object_get(o, "max_ejection_percent"))) {
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100)
-            return gw_fail(e, k, "max_ejection_percent: must be an integer from 1 to 100");
+            return tern__gw_fail(e, k, "max_ejection_percent: must be an integer from 1 to 100");
         out->max_ejection_percent = (int)json_integer_value(v);
     }
     if ((v = json_object_get(o, "success_rate_min_calls"))) {
         if (!json_is_integer(v))
-            return gw_fail(e, k, "success_rate_min_calls: must be an integer");
+            return tern__gw_fail(e, k, "success_rate_min_calls: must be an integer");
         out->success_rate_min_calls = (int)json_integer_value(v);
     }
-    if ((rc = gw_get_duration(o, "interval", k, &out->interval, e)) < 0 ||
-        (rc = gw_get_duration(o, "base_ejection_time", k, &out->base_ejection_time, e)) < 0 ||
-        (rc = gw_get_duration(o, "max_ejection_time", k, &out->max_ejection_time, e)) < 0)
+    if ((rc = tern__gw_get_duration(o, "interval", k, &out->interval, e)) < 0 ||
+        (rc = tern__gw_get_duration(o, "base_ejection_time", k, &out->base_ejection_time, e)) < 0 ||
+        (rc = tern__gw_get_duration(o, "max_ejection_time", k, &out->max_ejection_time, e)) < 0)
         return rc;
     return 0;
 }
@@ -152,33 +152,33 @@ static int make_breaker(const json_t *b, const char *key, tern_breaker **out, gw
     char k[200];
     snprintf(k, sizeof k, "%s.breaker", key);
     if (!json_is_object(b))
-        return gw_fail(e, k, "must be a mapping {failure_ratio, min_calls, open_for}");
-    int rc = gw_only_keys(b, k, keys, e);
+        return tern__gw_fail(e, k, "must be a mapping {failure_ratio, min_calls, open_for}");
+    int rc = tern__gw_only_keys(b, k, keys, e);
     if (rc < 0)
         return rc;
     tern_breaker_options o = {0};
     json_t *v;
     if ((v = json_object_get(b, "failure_ratio"))) {
         if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
-            return gw_fail(e, k, "failure_ratio: must be a number in (0, 1]");
+            return tern__gw_fail(e, k, "failure_ratio: must be a number in (0, 1]");
         o.failure_ratio = json_number_value(v);
     }
     if ((v = json_object_get(b, "min_calls"))) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return gw_fail(e, k, "min_calls: must be a positive integer");
+            return tern__gw_fail(e, k, "min_calls: must be a positive integer");
         o.min_requests = (uint32_t)json_integer_value(v);
     }
     if ((v = json_object_get(b, "half_open_max"))) {
         if (!json_is_integer(v) || json_integer_value(v) < 1)
-            return gw_fail(e, k, "half_open_max: must be a positive integer");
+            return tern__gw_fail(e, k, "half_open_max: must be a positive integer");
         o.half_open_max = (uint32_t)json_integer_value(v);
     }
-    if ((rc = gw_get_duration(b, "open_for", k, &o.open_duration, e)) < 0 ||
-        (rc = gw_get_duration(b, "window", k, &o.window, e)) < 0)
+    if ((rc = tern__gw_get_duration(b, "open_for", k, &o.open_duration, e)) < 0 ||
+        (rc = tern__gw_get_duration(b, "window", k, &o.window, e)) < 0)
         return rc;
     rc = tern_breaker_new(&o, out);
     if (rc == -EINVAL)
-        return gw_fail(e, k, "refused by the breaker: %s", tern_strerror(rc));
+        return tern__gw_fail(e, k, "refused by the breaker: %s", tern_strerror(rc));
     return rc;
 }
 
@@ -189,17 +189,17 @@ static int start_health(gw_upstream *u, const json_t *h, const char *key, gw_err
     char k[200];
     snprintf(k, sizeof k, "%s.health_check", key);
     if (!json_is_object(h))
-        return gw_fail(e, k, "must be a mapping {path, interval}");
-    int rc = gw_only_keys(h, k, keys, e);
+        return tern__gw_fail(e, k, "must be a mapping {path, interval}");
+    int rc = tern__gw_only_keys(h, k, keys, e);
     if (rc < 0)
         return rc;
     tern_lb_health_options o = {0};
-    if ((rc = gw_get_string(h, "path", k, &o.path, e)) < 0)
+    if ((rc = tern__gw_get_string(h, "path", k, &o.path, e)) < 0)
         return rc;
     if (!o.path || o.path[0] != '/')
-        return gw_fail(e, k, "path: required, starting with '/'");
-    if ((rc = gw_get_duration(h, "interval", k, &o.interval, e)) < 0 ||
-        (rc = gw_get_duration(h, "timeout", k, &o.timeout, e)) < 0)
+        return tern__gw_fail(e, k, "path: required, starting with '/'");
+    if ((rc = tern__gw_get_duration(h, "interval", k, &o.interval, e)) < 0 ||
+        (rc = tern__gw_get_duration(h, "timeout", k, &o.timeout, e)) < 0)
         return rc;
     json_t *v;
     if ((v = json_object_get(h, "unhealthy_threshold")) && json_is_integer(v))
@@ -208,7 +208,7 @@ static int start_health(gw_upstream *u, const json_t *h, const char *key, gw_err
         o.healthy_threshold = (int)json_integer_value(v);
     rc = tern_balancer_health_start(u->lb, &o);
     if (rc == -EINVAL)
-        return gw_fail(e, k, "refused: %s", tern_strerror(rc));
+        return tern__gw_fail(e, k, "refused: %s", tern_strerror(rc));
     return rc;
 }
 
@@ -230,24 +230,24 @@ static int build_grpc(gw_upstream *u, const tern_endpoint *eps, size_t n, const 
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0)
-        return gw_fail(e, key, "the gRPC channel: %s", tern_strerror(rc));
+        return tern__gw_fail(e, key, "the gRPC channel: %s", tern_strerror(rc));
     return 0;
 }
 
-int gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream **out, gw_err *e)
+int tern__gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream **out, gw_err *e)
 {
     char key[200];
     snprintf(key, sizeof key, "upstreams.%s", name);
     *out = NULL;
     if (!json_is_object(cfg))
-        return gw_fail(e, key, "must be a mapping (endpoints or resolver, protocol, ...)");
-    int rc = gw_only_keys(cfg, key, upstream_keys, e);
+        return tern__gw_fail(e, key, "must be a mapping (endpoints or resolver, protocol, ...)");
+    int rc = tern__gw_only_keys(cfg, key, upstream_keys, e);
     if (rc < 0)
         return rc;
     json_t *eps_cfg = json_object_get(cfg, "endpoints");
     json_t *res_cfg = json_object_get(cfg, "resolver");
     if (!eps_cfg == !res_cfg)
-        return gw_fail(e, key, "needs exactly one of endpoints and resolver");
+        return tern__gw_fail(e, key, "needs exactly one of endpoints and resolver");
     gw_upstream *u = calloc(1, sizeof *u);
     if (!u || !(u->name = strdup(name))) {
         free(u);
@@ -257,7 +257,7 @@ int gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream 
     tern_endpoint *eps = NULL;
     size_t neps = 0;
     const char *s;
-    if ((rc = gw_get_string(cfg, "protocol", key, &s, e)) < 0)
+    if ((rc = tern__gw_get_string(cfg, "protocol", key, &s, e)) < 0)
         goto fail;
     if (!s || strcmp(s, "http1") == 0)
         u->proto = GW_HTTP1;
@@ -266,10 +266,10 @@ int gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream 
     else if (strcmp(s, "grpc") == 0)
         u->proto = GW_GRPC;
     else {
-        rc = gw_fail(e, key, "protocol: \"%s\" is not http1, h2c or grpc", s);
+        rc = tern__gw_fail(e, key, "protocol: \"%s\" is not http1, h2c or grpc", s);
         goto fail;
     }
-    if ((rc = gw_get_duration(cfg, "timeout", key, &u->timeout, e)) < 0)
+    if ((rc = tern__gw_get_duration(cfg, "timeout", key, &u->timeout, e)) < 0)
         goto fail;
     if (eps_cfg && (rc = parse_endpoints(eps_cfg, key, &eps, &neps, e)) < 0)
         goto fail;
@@ -278,18 +278,18 @@ int gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream 
             goto fail;
     } else {
         tern_balancer_options bo = {0};
-        if ((rc = gw_get_string(cfg, "policy", key, &s, e)) < 0)
+        if ((rc = tern__gw_get_string(cfg, "policy", key, &s, e)) < 0)
             goto fail;
         if (s && parse_policy(s, &bo.policy) < 0) {
-            rc = gw_fail(e, key, "policy: \"%s\" is not p2c, round_robin, weighted_round_robin, "
+            rc = tern__gw_fail(e, key, "policy: \"%s\" is not p2c, round_robin, weighted_round_robin, "
                                  "ring_hash or maglev", s);
             goto fail;
         }
         u->hash = bo.policy == TERN_LB_RING_HASH || bo.policy == TERN_LB_MAGLEV;
-        if ((rc = gw_get_string(cfg, "hash_key", key, &s, e)) < 0)
+        if ((rc = tern__gw_get_string(cfg, "hash_key", key, &s, e)) < 0)
             goto fail;
         if (s && strncmp(s, "header:", 7) != 0 && strncmp(s, "cookie:", 7) != 0 && strcmp(s, "ip") != 0) {
-            rc = gw_fail(e, key, "hash_key: \"%s\" is not header:NAME, cookie:NAME or ip", s);
+            rc = tern__gw_fail(e, key, "hash_key: \"%s\" is not header:NAME, cookie:NAME or ip", s);
             goto fail;
         }
         if (s && !(u->hash_key = strdup(s))) {
@@ -301,13 +301,13 @@ int gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream 
             goto fail;
         if ((rc = tern_balancer_new(&bo, &u->lb)) < 0) {
             if (rc == -EINVAL)
-                rc = gw_fail(e, key, "the balancer refused these options: %s", tern_strerror(rc));
+                rc = tern__gw_fail(e, key, "the balancer refused these options: %s", tern_strerror(rc));
             goto fail;
         }
         if (eps) {
             if ((rc = tern_balancer_update(u->lb, eps, neps)) < 0) {
                 if (rc == -EINVAL)
-                    rc = gw_fail(e, key, "endpoints: duplicate addresses");
+                    rc = tern__gw_fail(e, key, "endpoints: duplicate addresses");
                 goto fail;
             }
         } else {
@@ -333,11 +333,11 @@ int gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_upstream 
     return 0;
 fail:
     free(eps);
-    gw_upstream_free(u);
+    tern__gw_upstream_free(u);
     return rc;
 }
 
-void gw_upstream_free(gw_upstream *u)
+void tern__gw_upstream_free(gw_upstream *u)
 {
     if (!u)
         return;
@@ -352,7 +352,7 @@ void gw_upstream_free(gw_upstream *u)
     free(u);
 }
 
-gw_upstream *gw_upstream_find(gw_gen *g, const char *name)
+gw_upstream *tern__gw_upstream_find(gw_gen *g, const char *name)
 {
     for (size_t i = 0; i < g->nups; i++)
         if (strcmp(g->ups[i]->name, name) == 0)
@@ -360,7 +360,7 @@ gw_upstream *gw_upstream_find(gw_gen *g, const char *name)
     return NULL;
 }
 
-const char *gw_upstream_key(const gw_upstream *u, tern_http_req *r, size_t *len)
+const char *tern__gw_upstream_key(const gw_upstream *u, tern_http_req *r, size_t *len)
 {
     const char *k = NULL;
     if (!u->hash_key)
@@ -381,8 +381,8 @@ const char *gw_upstream_key(const gw_upstream *u, tern_http_req *r, size_t *len)
     return k;
 }
 
-tern_grpc_channel *gw_grpc_channel(void *core, const char *name)
+tern_grpc_channel *tern__gw_grpc_channel(void *core, const char *name)
 {
-    gw_upstream *u = gw_upstream_find(core, name);
+    gw_upstream *u = tern__gw_upstream_find(core, name);
     return u && u->proto == GW_GRPC ? u->channel : NULL;
 }
