@@ -58,6 +58,7 @@ typedef struct upstream {
     int fail_status;
     atomic_long uploaded;       /* bytes of the last /upload */
     int64_t delay;              /* ns before answering /slow */
+    atomic_bool unhealthy;      /* /healthz answers 503 */
 } upstream;
 
 static void echo_header(tern_http_req *r, tern_http_resp *w, const char *in, const char *out)
@@ -107,6 +108,20 @@ static int upstream_handler(tern_http_req *r, tern_http_resp *w, void *arg)
     }
     if (strcmp(path, "/slow") == 0)
         tern_sleep(u->delay);
+    if (strcmp(path, "/healthz") == 0)
+        return tern_http_resp_text(w, atomic_load(&u->unhealthy) ? 503 : 200, "health");
+    echo_header(r, w, "X-User", "X-Seen-User");
+    tern_http_resp_set_header(w, "X-Proto", tern_http_req_proto(r));
+    if (tern_http_req_content_length(r) > 0 || tern_http_req_header(r, "Transfer-Encoding")) {
+        const char *data;
+        size_t len;
+        int rc = tern_http_req_body(r, &data, &len);
+        if (rc < 0)
+            return rc;
+        char n[24];
+        snprintf(n, sizeof n, "%zu", len);
+        tern_http_resp_set_header(w, "X-Body-Len", n);
+    }
     tern_http_resp_set_header(w, "X-Upstream", u->name);
     echo_header(r, w, "X-Forwarded-For", "X-Seen-XFF");
     echo_header(r, w, "X-Forwarded-Proto", "X-Seen-Proto");
@@ -135,6 +150,7 @@ static void upstream_start(upstream *u, const char *name)
     atomic_store(&u->hits, 0);
     atomic_store(&u->fail_next, 0);
     atomic_store(&u->uploaded, 0);
+    atomic_store(&u->unhealthy, false);
     tern_http_server_options o = {.handler = upstream_handler, .arg = u, .max_body_bytes = -1};
     CHECK_EQ(tern_http_server_new(&o, &u->srv), 0);
     CHECK_EQ(tern_http_server_listen(u->srv, "127.0.0.1:0"), 0);
