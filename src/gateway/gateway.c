@@ -269,6 +269,15 @@ int tern_gateway_handler(tern_http_req *r, tern_http_resp *w, void *arg)
     gw_gen *g = acquire(gw);
     int rc = tern_http_router_serve(r, w, g->router);
     release(g);
+    /* an error before anything was sent (the client's body, memory) is
+     * answered in the gateway's JSON shape, with the server's status */
+    if (rc < 0 && rc != -ECANCELED && !tern_http_resp_committed(w)) {
+        int status = tern_http_error_status(r, rc);
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s", tern_strerror(rc));
+        tern_http_resp_replace_body(w, "", 0);
+        return tern__gw_error(w, status, msg);
+    }
     return rc;
 }
 

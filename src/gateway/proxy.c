@@ -4,7 +4,8 @@
  *
  * The request: its headers minus the hop-by-hop ones (RFC 9110 7.6.1:
  * Connection and the fields it names, Keep-Alive, Proxy-Connection, TE,
- * Trailer, Transfer-Encoding, Upgrade, Proxy-Authorization) and the
+ * Trailer, Transfer-Encoding, Upgrade, Proxy-Authorization; Expect too,
+ * which the gateway's own server answered) and the
  * headers the JWT section forwards claims in (a client must not forge
  * X-User-Id); plus X-Forwarded-For (appended), X-Forwarded-Proto, Via,
  * the policies' forwarded headers and the trace context (the tracing
@@ -130,7 +131,7 @@ static bool hop_by_hop(const char *name, const char *connection)
 {
     static const char *const names[] = {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
                                         "Transfer-Encoding", "Upgrade", "Proxy-Authorization",
-                                        "Content-Length", NULL};
+                                        "Content-Length", "Expect", NULL};
     for (const char *const *n = names; *n; n++)
         if (strcasecmp(*n, name) == 0)
             return true;
