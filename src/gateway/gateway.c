@@ -166,7 +166,8 @@ static int load(tern_gateway *gw, const char *text, size_t len, gw_gen **out, gw
 {
     char *buf = NULL;
     int rc;
-    if (!text && gw->config_path) {
+    bool from_file = !text && gw->config_path;
+    if (from_file) {
         if ((rc = read_config(gw, &buf, &len, e)) < 0)
             return rc == -ENOMEM ? rc : -EINVAL;   /* the sentence says which */
         text = buf;
@@ -175,7 +176,7 @@ static int load(tern_gateway *gw, const char *text, size_t len, gw_gen **out, gw
         len = gw->config_len;
     }
     json_t *root;
-    rc = tern__gw_parse_text(text, len, json_name(gw->config_path), &root, e);
+    rc = tern__gw_parse_text(text, len, from_file && json_name(gw->config_path), &root, e);
     free(buf);
     if (rc < 0)
         return rc;
