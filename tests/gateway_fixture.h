@@ -241,7 +241,7 @@ static int gw_call(gwsrv *s, const char *method, const char *path, const char *c
     rc = tern_http_client_response_body(resp, sizeof out->body - 1, &data, &len);
     if (rc == 0)
         memcpy(out->body, data, len);
-    for (int i = 0; hdr_names && hdr_names[i] && i < 8; i++) {
+    for (int i = 0; hdr_names && i < 8 && hdr_names[i]; i++) {
         const char *v = tern_http_client_response_header(resp, hdr_names[i]);
         snprintf(out->hdr[i], sizeof out->hdr[i], "%s", v ? v : "");
     }

@@ -71,8 +71,6 @@ static int run(void *arg)
 {
     app *a = arg;
     tern_log_init(NULL);
-    tern_trace_init(NULL);                      /* OTEL_* from the environment */
-    tern_metrics_runtime_register(NULL);
     tern_gateway_options go = {.config_path = a->config, .watch = a->watch};
     char err[1024];
     int rc = tern_gateway_new(&go, &a->gw, err, sizeof err);
@@ -83,8 +81,12 @@ static int run(void *arg)
     }
     if ((rc = tern_http_metrics_new(NULL, &a->metrics)) < 0) {
         fprintf(stderr, "tern-gateway: metrics: %s\n", tern_strerror(rc));
+        tern_gateway_free(a->gw);
+        tern_log_shutdown();
         return 1;
     }
+    tern_metrics_runtime_register(NULL);
+    tern_trace_init(NULL);                      /* OTEL_* from the environment */
     a->chain[0] = (tern_http_link){tern_http_mw_trace, NULL};
     a->chain[1] = (tern_http_link){tern_http_mw_access_log, NULL};
     a->chain[2] = (tern_http_link){tern_http_mw_metrics, a->metrics};
@@ -101,6 +103,8 @@ static int run(void *arg)
         fprintf(stderr, "tern-gateway: listen on %s (admin %s): %s\n", a->listen, a->admin ? a->admin : "none",
                 tern_strerror(rc));
         tern_gateway_free(a->gw);
+        tern_http_metrics_free(a->metrics);
+        tern_trace_shutdown(NULL);
         tern_log_shutdown();
         return 1;
     }

@@ -37,7 +37,7 @@ static int strdup_to(char **dst, const char *s)
 
 static int parse_match(gw_route *rt, const json_t *m, const char *key, gw_err *e)
 {
-    char k[64];
+    char k[96];
     snprintf(k, sizeof k, "%s.match", key);
     if (!json_is_object(m))
         return tern__gw_fail(e, k, "must be a mapping {path or prefix, methods, host, headers}");
@@ -98,7 +98,7 @@ static int parse_match(gw_route *rt, const json_t *m, const char *key, gw_err *e
 
 static int parse_retries(gw_route *rt, const json_t *rv, const char *key, gw_err *e)
 {
-    char k[64];
+    char k[96];
     snprintf(k, sizeof k, "%s.retries", key);
     static const char *const keys[] = {"attempts", "on", NULL};
     if (!json_is_object(rv))
@@ -139,7 +139,7 @@ static int parse_retries(gw_route *rt, const json_t *rv, const char *key, gw_err
 
 static int parse_rewrite(gw_route *rt, const json_t *rw, const char *key, gw_err *e)
 {
-    char k[64];
+    char k[96];
     snprintf(k, sizeof k, "%s.rewrite", key);
     static const char *const keys[] = {"strip_prefix", "path", NULL};
     if (!json_is_object(rw))
@@ -162,7 +162,7 @@ static int parse_rewrite(gw_route *rt, const json_t *rw, const char *key, gw_err
 
 static int parse_split(gw_route *rt, const json_t *route, const char *key, gw_err *e)
 {
-    char k[64];
+    char k[96];
     snprintf(k, sizeof k, "%s.split", key);
     json_t *sp = json_object_get(route, "split");
     if (!json_is_array(sp) || json_array_size(sp) < 1)

@@ -115,7 +115,7 @@ static int parse_outlier(const json_t *o, const char *key, tern_lb_outlier_optio
     static const char *const keys[] = {"disabled", "consecutive_failures", "interval",
                                        "base_ejection_time", "max_ejection_time",
                                        "max_ejection_percent", "success_rate_min_calls", NULL};
-    char k[200];
+    char k[240];
     snprintf(k, sizeof k, "%s.outlier", key);
     if (!json_is_object(o))
         return tern__gw_fail(e, k, "must be a mapping");
@@ -149,7 +149,7 @@ static int parse_outlier(const json_t *o, const char *key, tern_lb_outlier_optio
 static int make_breaker(const json_t *b, const char *key, tern_breaker **out, gw_err *e)
 {
     static const char *const keys[] = {"failure_ratio", "min_calls", "open_for", "window", "half_open_max", NULL};
-    char k[200];
+    char k[240];
     snprintf(k, sizeof k, "%s.breaker", key);
     if (!json_is_object(b))
         return tern__gw_fail(e, k, "must be a mapping {failure_ratio, min_calls, open_for}");
@@ -186,7 +186,7 @@ static int start_health(gw_upstream *u, const json_t *h, const char *key, gw_err
 {
     static const char *const keys[] = {"path", "interval", "timeout", "unhealthy_threshold",
                                        "healthy_threshold", NULL};
-    char k[200];
+    char k[240];
     snprintf(k, sizeof k, "%s.health_check", key);
     if (!json_is_object(h))
         return tern__gw_fail(e, k, "must be a mapping {path, interval}");
