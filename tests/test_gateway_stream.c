@@ -98,7 +98,8 @@ static int stream_main(void *arg)
 
     long after = rss_bytes();
     fprintf(stderr, "   rss before %ld KiB, after 3 x 64 MiB %ld KiB\n", before >> 10, after >> 10);
-    CHECK(after - before < RSS_SLACK);
+    if (!getenv("TERN_TEST_NO_RSS"))    /* sanitizers' shadow memory grows with traffic */
+        CHECK(after - before < RSS_SLACK);
     gw_stop(&s);
     upstream_stop(&A);
     return 0;
