@@ -121,6 +121,14 @@ static int matrix_main(void *arg)
     CHECK_EQ(st.requests, 16);
     CHECK_EQ(st.no_route, 4);
     CHECK_EQ(st.generation, 1);
+    char *text;
+    size_t len;
+    CHECK_EQ(tern_metrics_format(s.reg, &text, &len), 0);
+    CHECK(strstr(text, "tern_gateway_requests_total{route=\"-\",upstream=\"-\",code=\"404\"} 3"));
+    CHECK(strstr(text, "tern_gateway_requests_total{route=\"-\",upstream=\"-\",code=\"405\"} 1"));
+    CHECK(strstr(text, "tern_gateway_requests_total{route=\"product\",upstream=\"a\",code=\"200\"} 2"));
+    CHECK(strstr(text, "tern_gateway_upstream_duration_seconds_count{upstream=\"a\"}"));
+    free(text);
     stop(&s);
     return 0;
 }

@@ -607,5 +607,6 @@ int tern__gw_slot_serve(tern_http_req *r, tern_http_resp *w, void *arg)
         other_method = true;
     }
     atomic_fetch_add(&s->gen->gw->no_route, 1);
+    tern__gw_count(s->gen->gw, NULL, "-", other_method ? 405 : 404);
     return other_method ? tern__gw_error(w, 405, "method not allowed") : tern__gw_error(w, 404, "no route");
 }
