@@ -64,6 +64,40 @@ static int retry_main(void *arg)
 
 static void retries_503_for_idempotent_methods_only(void) { run_ok(retry_main, NULL, 2); }
 
+static int budget_main(void *arg)
+{
+    (void)arg;
+    upstream_start(&A, "A");
+    gwsrv s;
+    start(&s,
+          "upstreams: {a: {endpoints: [\"%s\"], outlier: {disabled: true}}}\n"
+          "routes:\n"
+          "  - match: {prefix: /}\n"
+          "    upstream: a\n"
+          "    retries: {attempts: 5, on: [503]}\n%s",
+          A.addr, "");
+    /* an outage: every answer 503.  Unbounded, 200 requests would make
+     * 1000 calls; the budget allows 20% more plus a reserve of 10 a second */
+    atomic_store(&A.fail_next, 1 << 30);
+    int64_t t0 = tern_now();
+    for (int i = 0; i < 200; i++) {
+        reply r;
+        CHECK_EQ(gw_get(&s, "/x", &r), 0);
+        CHECK_EQ(r.status, 503);
+    }
+    double secs = (double)(tern_now() - t0) / 1e9;
+    int hits = atomic_load(&A.hits);
+    fprintf(stderr, "   200 requests in %.2f s made %d calls\n", secs, hits);
+    CHECK(hits >= 200 + 40);
+    CHECK(hits <= 200 + 40 + 10 + (int)(10 * secs) + 5);
+    atomic_store(&A.fail_next, 0);
+    gw_stop(&s);
+    upstream_stop(&A);
+    return 0;
+}
+
+static void retries_stay_within_the_budget(void) { run_ok(budget_main, NULL, 2); }
+
 static int connect_main(void *arg)
 {
     (void)arg;
@@ -166,5 +200,5 @@ static int breaker_main(void *arg)
 
 static void breaker_opens_and_recovers(void) { run_ok(breaker_main, NULL, 2); }
 
-TESTS(T(retries_503_for_idempotent_methods_only), T(refused_connection_retried_on_another_endpoint),
+TESTS(T(retries_503_for_idempotent_methods_only), T(retries_stay_within_the_budget), T(refused_connection_retried_on_another_endpoint),
       T(dead_endpoint_ejected_after_first_failure), T(breaker_opens_and_recovers))

@@ -25,7 +25,8 @@
  * the exchange, and the outcome told to the balancer (latency, failure
  * for ejection) and the breaker.  A retry (idempotent methods only, on
  * the route's "on" list) must be allowed by the upstream's 20% retry
- * budget and waits a jittered backoff first.  The answer streams back
+ * budget (refused: the last answer goes to the client as it came) and
+ * waits a jittered backoff first.  The answer streams back
  * 32 KiB at a time; the server's 64 KiB buffer then chunked encoding
  * bound what the gateway holds.
  */
@@ -351,11 +352,8 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
     tern_retry_budget_deposit(up->budget);
     char url[TERN_LB_ADDR_MAX + 16];
     for (int attempt = 0;; attempt++) {
-        if (attempt > 0) {
-            if (tern_retry_budget_try_withdraw(up->budget) < 0)
-                return fail_answer(rt, up, w, rc, r);
+        if (attempt > 0)
             tern_sleep(tern_backoff_delay(5 * GW_MS, 100 * GW_MS, attempt - 1));
-        }
         tern_breaker_ticket ticket = 0;
         if (up->breaker && tern_breaker_allow(up->breaker, &ticket) < 0)
             return fail_answer(rt, up, w, -EAGAIN, r);
@@ -387,20 +385,21 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
             if (src.err)
                 return src.err; /* the client's body failed: its status */
             bool again = !local && attempt + 1 < attempts && (replayable || !src.called) &&
-                         ((connect_error(rc) && rt->retry_connect) || (reset_error(rc) && rt->retry_reset));
+                         ((connect_error(rc) && rt->retry_connect) || (reset_error(rc) && rt->retry_reset)) &&
+                         tern_retry_budget_try_withdraw(up->budget) == 0;
             if (again)
                 continue;
             return fail_answer(rt, up, w, rc, r);
         }
         int status = tern_http_client_response_status(resp);
         bool failed = status >= 500;
-        if (failed && retry_status(rt, status) && attempt + 1 < attempts && replayable) {
+        if (failed && retry_status(rt, status) && attempt + 1 < attempts && replayable &&
+            tern_retry_budget_try_withdraw(up->budget) == 0) {
             tern_http_client_response_free(resp);
             tern_ctx_free(actx);
             tern_balancer_done(up->lb, &pick, head_ns, TERN_LB_FAILED);
             if (up->breaker)
                 tern_breaker_record(up->breaker, ticket, false);
-            rc = -EBADMSG;      /* if the budget stops us: a 502 */
             continue;
         }
         rc = copy_response_head(resp, w);

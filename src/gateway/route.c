@@ -467,9 +467,8 @@ static bool unreserved(unsigned char c)
 }
 
 /* A parameter's decoded value, escaped again for a path; '/' kept for a catch-all. */
-static void put_escaped(tern__gw_fwd *unused, char **o, const char *v, bool slash)
+static void put_escaped(char **o, const char *v, bool slash)
 {
-    (void)unused;
     static const char hex[] = "0123456789ABCDEF";
     for (; *v; v++) {
         unsigned char c = (unsigned char)*v;
@@ -516,7 +515,7 @@ char *tern__gw_upstream_target(gw_route *rt, tern_http_req *r)
                 snprintf(name, sizeof name, "%.*s", (int)(n < 63 ? n : 63), p + 1);
                 const char *v = tern_http_req_param(r, name);
                 if (v)
-                    put_escaped(NULL, &o, v, *p == '*');
+                    put_escaped(&o, v, *p == '*');
                 p += n + 1;
             } else {
                 *o++ = *p++;
