@@ -71,6 +71,8 @@ static gw_gen *acquire(tern_gateway *gw)
 {
     tern__spin_lock(&gw->lock);
     gw_gen *g = gw->cur;
+    /* the pointer's own reference keeps cur alive while the lock is held */
+    TERN_ASSERT(g && atomic_load(&g->refs) > 0);
     atomic_fetch_add(&g->refs, 1);
     tern__spin_unlock(&gw->lock);
     return g;
@@ -87,7 +89,9 @@ static int free_gen_co(void *arg)
 
 static void release(gw_gen *g)
 {
-    if (atomic_fetch_sub(&g->refs, 1) != 1)
+    long before = atomic_fetch_sub(&g->refs, 1);
+    TERN_ASSERT(before > 0);
+    if (before != 1)
         return;
     tern_gateway *gw = g->gw;
     atomic_fetch_add(&gw->freeing, 1);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/check.h"
 #include "base/spin.h"
 #include "gateway/policy.h"
 #include "tern/discovery.h"

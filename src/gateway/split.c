@@ -39,8 +39,9 @@ gw_upstream *tern__gw_split_pick(gw_route *rt, tern_http_req *r, tern_http_resp 
             up = rt->legs[i].up;
         draw -= rt->legs[i].weight;
     }
+    TERN_ASSERT(up != NULL);                /* the weights sum to 100 (route.c checks) */
     if (!up)
-        up = rt->legs[rt->nlegs - 1].up;    /* unreachable: the weights sum to 100 */
+        up = rt->legs[rt->nlegs - 1].up;
     if (rt->split_cookie) {
         char c[512];
         snprintf(c, sizeof c, "%s=%s; Path=/; HttpOnly; SameSite=Lax", rt->split_cookie, up->name);
