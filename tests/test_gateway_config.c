@@ -169,6 +169,14 @@ static int files_main(void *arg)
         CHECK_STR(r.body, "A GET /b/x");
         gw_stop(&s);
     }
+    /* a resolver whose first answer is an error refuses the configuration */
+    snprintf(text, sizeof text, "upstreams: {a: {resolver: {file: nowhere.endpoints}}}\n");
+    write_file(yaml, text);
+    tern_gateway_options ro = {.config_path = yaml};
+    char rerr[512];
+    tern_gateway *rgw;
+    CHECK_EQ(tern_gateway_new(&ro, &rgw, rerr, sizeof rerr), -EINVAL);
+    CHECK_HAS(rerr, "gw.yml: upstreams.a: resolver: no endpoints: ");
     tern_gateway_options o = {.config_path = missing};
     tern_gateway *gw;
     char err[512];

@@ -52,6 +52,7 @@
 #define GW_BUFFER_FOR_RETRY (64 * 1024)           /* request bodies up to this are kept for retries */
 #define GW_RETRY_BUDGET_RATIO 0.2                 /* retries add at most 20% load */
 #define GW_MAX_ATTEMPTS 5
+#define GW_RESOLVE_WAIT (5 * GW_SEC)              /* for a resolver's first set */
 
 enum gw_proto { GW_HTTP1, GW_H2C, GW_GRPC };
 

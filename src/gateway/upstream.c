@@ -212,6 +212,22 @@ static int start_health(gw_upstream *u, const json_t *h, const char *key, gw_err
     return rc;
 }
 
+/* A generation is swapped in with its endpoints known, so that a reload
+ * never serves 503s while its resolvers start: wait for the first set
+ * (a bounded time), and refuse the configuration if it is an error. */
+static int first_set(gw_upstream *u, const char *key, gw_err *e)
+{
+    tern_ctx *ctx;
+    int rc = tern_ctx_with_timeout(NULL, GW_RESOLVE_WAIT, &ctx);
+    if (rc < 0)
+        return rc;
+    rc = tern_resolver_wait(u->resolver, ctx);
+    tern_ctx_free(ctx);
+    if (rc < 0 && rc != -ENOMEM)
+        return tern__gw_fail(e, key, "resolver: no endpoints: %s", tern_strerror(rc));
+    return rc;
+}
+
 static int build_grpc(gw_upstream *u, const tern_endpoint *eps, size_t n, const json_t *res,
                       const char *key, const char *dir, gw_err *e)
 {
@@ -313,7 +329,8 @@ int tern__gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_ups
         } else {
             if ((rc = make_resolver(res_cfg, key, g->config_dir, &u->resolver, e)) < 0)
                 goto fail;
-            if ((rc = tern_balancer_follow(u->lb, u->resolver)) < 0)
+            if ((rc = tern_balancer_follow(u->lb, u->resolver)) < 0 ||
+                (rc = first_set(u, key, e)) < 0)
                 goto fail;
         }
         json_t *hc = json_object_get(cfg, "health_check");
