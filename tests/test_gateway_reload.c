@@ -129,6 +129,55 @@ static int refused_main(void *arg)
 
 static void failed_reload_keeps_the_running_config(void) { run_ok(refused_main, NULL, 2); }
 
+static int kept_main(void *arg)
+{
+    (void)arg;
+    upstream_start(&A, "A");
+    upstream_start(&B, "dead");
+    char dead[64];
+    snprintf(dead, sizeof dead, "%s", B.addr);
+    upstream_stop(&B);
+    const char *fmt = "upstreams:\n"
+                      "  u:\n"
+                      "    endpoints: [\"%s\", \"%s\"]\n"
+                      "    policy: %s\n"
+                      "    outlier: {consecutive_failures: 1, base_ejection_time: 30s}\n"
+                      "routes: [{name: %s, match: {prefix: /}, upstream: u}]\n";
+    char c1[512], c2[512], c3[512];
+    snprintf(c1, sizeof c1, fmt, dead, A.addr, "round_robin", "one");
+    snprintf(c2, sizeof c2, fmt, dead, A.addr, "round_robin", "two");
+    snprintf(c3, sizeof c3, fmt, dead, A.addr, "weighted_round_robin", "two");
+    gwsrv s;
+    char err[512];
+    CHECK_EQ(gw_start_text(&s, c1, err, sizeof err), 0);
+    reply r;
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(gw_get(&s, "/x", &r), 0);
+        bad += r.status == 502;
+    }
+    CHECK_EQ(bad, 1);                   /* the dead endpoint, ejected */
+    /* routes change, the upstream's section does not: its ejection stays */
+    CHECK_EQ(tern_gateway_reload(s.gw, c2, strlen(c2), err, sizeof err), 0);
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(gw_get(&s, "/x", &r), 0);
+        CHECK_EQ(r.status, 200);
+    }
+    /* a changed section starts over: the dead endpoint is tried again */
+    CHECK_EQ(tern_gateway_reload(s.gw, c3, strlen(c3), err, sizeof err), 0);
+    bad = 0;
+    for (int i = 0; i < 10; i++) {
+        CHECK_EQ(gw_get(&s, "/x", &r), 0);
+        bad += r.status == 502;
+    }
+    CHECK_EQ(bad, 1);
+    gw_stop(&s);
+    upstream_stop(&A);
+    return 0;
+}
+
+static void unchanged_upstream_keeps_its_state(void) { run_ok(kept_main, NULL, 2); }
+
 static void write_file(const char *path, const char *text)
 {
     char tmp[256];
@@ -197,4 +246,5 @@ static int watch_main(void *arg)
 static void file_watch_reloads_a_rewritten_file(void) { run_ok(watch_main, NULL, 2); }
 
 TESTS(T(twenty_reloads_under_load_lose_nothing), T(failed_reload_keeps_the_running_config),
+      T(unchanged_upstream_keeps_its_state),
       T(file_watch_reloads_a_rewritten_file))

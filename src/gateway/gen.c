@@ -100,6 +100,14 @@ int tern__gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_
     }
     const char *name;
     json_object_foreach(ups, name, v) {
+        /* the running generation's, if its section is unchanged (a reload
+         * runs under reload_mu, so cur cannot change meanwhile) */
+        gw_upstream *old = gw->cur ? tern__gw_upstream_find(gw->cur, name) : NULL;
+        if (old && json_equal(old->cfg, v)) {
+            atomic_fetch_add(&old->refs, 1);
+            g->ups[g->nups++] = old;
+            continue;
+        }
         if ((rc = tern__gw_upstream_new(g, name, v, &g->ups[g->nups], e)) < 0)
             goto fail;
         g->nups++;
@@ -131,7 +139,7 @@ void tern__gw_gen_free(gw_gen *g)
     tern_http_router_free(g->router);
     tern__gw_auth_free(g->auth);
     for (size_t i = 0; i < g->nups; i++)
-        tern__gw_upstream_free(g->ups[i]);
+        tern__gw_upstream_release(g->ups[i]);
     free(g->ups);
     tern_redis_client_free(g->redis);
     free(g->strip);

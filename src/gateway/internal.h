@@ -81,6 +81,8 @@ int tern__gw_get_string(const json_t *obj, const char *name, const char *key, co
 
 typedef struct gw_upstream {
     struct tern_gateway *gw;
+    atomic_int refs;            /* one per generation that lists it */
+    json_t *cfg;                /* its section, to see whether a reload changed it */
     char *name;
     enum gw_proto proto;
     tern_balancer *lb;
@@ -97,7 +99,8 @@ typedef struct gw_upstream {
 
 struct gw_gen;
 int tern__gw_upstream_new(struct gw_gen *g, const char *name, const json_t *cfg, gw_upstream **out, gw_err *e);
-void tern__gw_upstream_free(gw_upstream *u);
+/* Drop a generation's reference; the last one frees it. */
+void tern__gw_upstream_release(gw_upstream *u);
 gw_upstream *tern__gw_upstream_find(struct gw_gen *g, const char *name);
 /* The affinity key of a request for a hashing upstream (request memory). */
 const char *tern__gw_upstream_key(const gw_upstream *u, tern_http_req *r, size_t *len);

@@ -6,9 +6,12 @@
  * much retrying it may take (a tern_retry_budget), and for gRPC upstreams
  * a tern_grpc_channel fed by the same kind of resolver.
  *
- * An upstream belongs to one generation: a reload builds new ones, so a
- * balancer's latency and ejection state restarts with each reload.  The
- * HTTP clients (keep-alive pools) are the gateway's and survive it.
+ * A reload that leaves an upstream's section as it was hands the same
+ * upstream to the new generation (a reference per generation), so its
+ * balancer keeps its latencies, ejections and health, its gRPC channel
+ * its connections, and no resolver starts over.  A changed section
+ * builds a new one.  The HTTP clients (keep-alive pools) are the
+ * gateway's and survive every reload.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -270,6 +273,8 @@ int tern__gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_ups
         return -ENOMEM;
     }
     u->gw = g->gw;
+    atomic_init(&u->refs, 1);
+    u->cfg = json_incref((json_t *)cfg);
     tern_endpoint *eps = NULL;
     size_t neps = 0;
     const char *s;
@@ -350,14 +355,19 @@ int tern__gw_upstream_new(gw_gen *g, const char *name, const json_t *cfg, gw_ups
     return 0;
 fail:
     free(eps);
-    tern__gw_upstream_free(u);
+    tern__gw_upstream_release(u);
     return rc;
 }
 
-void tern__gw_upstream_free(gw_upstream *u)
+void tern__gw_upstream_release(gw_upstream *u)
 {
     if (!u)
         return;
+    int before = atomic_fetch_sub(&u->refs, 1);
+    TERN_ASSERT(before > 0);
+    if (before != 1)
+        return;
+    json_decref(u->cfg);
     tern_grpc_channel_free(u->channel);
     tern_resolver_free(u->grpc_resolver);
     tern_resolver_free(u->resolver);   /* before the balancer that follows it */
