@@ -151,4 +151,48 @@ static int errors_main(void *arg)
 
 static void client_body_reader_errors(void) { run_ok(errors_main, NULL, 2); }
 
-TESTS(T(sixty_four_mib_both_ways_in_bounded_memory), T(client_body_reader_errors))
+/* A body over the gateway server's limit, chunked (so only reading finds
+ * out): 413 in the gateway's JSON shape, and the upstream gets nothing. */
+static int limit_main(void *arg)
+{
+    (void)arg;
+    upstream_start(&A, "A");
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "upstreams: {a: {endpoints: [\"%s\"]}}\nroutes: [{match: {prefix: /}, upstream: a}]\n",
+             A.addr);
+    gwsrv s;
+    char err[256];
+    CHECK_EQ(gw_start_text(&s, cfg, err, sizeof err), 0);
+    tern_http_server_options so = {.handler = tern_gateway_handler, .arg = s.gw, .max_body_bytes = 1000};
+    tern_http_server *srv;
+    CHECK_EQ(tern_http_server_new(&so, &srv), 0);
+    CHECK_EQ(tern_http_server_listen(srv, "127.0.0.1:0"), 0);
+    gwsrv small = s;
+    small.srv = srv;
+    snprintf(small.base, sizeof small.base, "http://%s", tern_http_server_addr(srv));
+    CHECK_EQ(tern_go(gw_serve_co, &small), 0);
+    char url[128];
+    snprintf(url, sizeof url, "%s/upload", small.base);
+    gen_src g = {.left = 3000, .piece = 3000};
+    tern_http_client_request req = {.method = "PUT", .url = url, .body_read = gen_read, .body_arg = &g,
+                                    .body_read_len = -1};
+    tern_http_client_response *resp;
+    CHECK_EQ(tern_http_client_do(s.c, &req, &resp, NULL), 0);
+    CHECK_EQ(tern_http_client_response_status(resp), 413);
+    const char *body;
+    size_t len;
+    CHECK_EQ(tern_http_client_response_body(resp, 256, &body, &len), 0);
+    CHECK(strstr(body, "\"status\":413"));
+    tern_http_client_response_free(resp);
+    CHECK_EQ(atomic_load(&A.hits), 0);
+    tern_http_server_shutdown(srv, NULL);
+    tern_sleep(5 * MS);
+    tern_http_server_free(srv);
+    gw_stop(&s);
+    upstream_stop(&A);
+    return 0;
+}
+
+static void body_over_the_limit_is_413_json(void) { run_ok(limit_main, NULL, 2); }
+
+TESTS(T(sixty_four_mib_both_ways_in_bounded_memory), T(client_body_reader_errors), T(body_over_the_limit_is_413_json))

@@ -304,7 +304,8 @@ static bool retry_status(const gw_route *rt, int st)
 static int fail_answer(gw_route *rt, gw_upstream *up, tern_http_resp *w, int rc, tern_http_req *r)
 {
     tern_gateway *gw = rt->gen->gw;
-    atomic_fetch_add(&gw->upstream_errors, 1);
+    if (rc != -ECANCELED)       /* the client left: nobody's error */
+        atomic_fetch_add(&gw->upstream_errors, 1);
     int status;
     const char *msg;
     if (rc == -EAGAIN) {
