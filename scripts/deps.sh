@@ -7,7 +7,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
-      libjansson-dev zlib1g-dev libssl-dev libnghttp2-dev openssl curl
+      libjansson-dev libyaml-dev zlib1g-dev libssl-dev libnghttp2-dev openssl curl
       python3 python3-h2 nghttp2-client nghttp2-server sslscan prometheus doxygen
       libpq-dev postgresql libhiredis-dev redis-server libsqlite3-dev sqlite3
       protobuf-compiler libprotobuf-dev libprotoc-dev protobuf-c-compiler libprotobuf-c-dev
@@ -17,7 +17,7 @@ for what in "$@"; do
   case "$what" in
     bench) pkgs+=(golang-go wrk nginx-light h2o libgrpc++-dev) ;;
     cross) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-                 libjansson-dev:arm64 zlib1g-dev:arm64
+                 libjansson-dev:arm64 libyaml-dev:arm64 zlib1g-dev:arm64
                  libssl-dev:arm64 libnghttp2-dev:arm64
                  libhiredis-dev:arm64 libsqlite3-dev:arm64
                  libprotobuf-c-dev:arm64 libc-ares-dev:arm64) ;;

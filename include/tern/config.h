@@ -28,7 +28,8 @@
  * File: options.file, or the one the flag `--config FILE` (or
  * `--config=FILE`) names, which overrides it (so no program needs its own
  * argv loop for it; the name "config" cannot be declared as a key).  A
- * JSON object; nested objects map to dotted keys, so
+ * JSON object, or YAML when the name ends in .yaml or .yml (a mapping:
+ * tern_config_parse_yaml below); nested objects map to dotted keys, so
  * {"http": {"port": 8080}} sets http.port (a Kubernetes ConfigMap mounted
  * as a file is the intended use).  Keys the declarations do not know are
  * errors.  Env: env_prefix, '_', the key upper-cased with '.' and '-' as
@@ -239,6 +240,25 @@ int tern_config_watch_file(tern_config *cfg);
  * 50 ms, more if a reload is under way).  From a coroutine; a no-op if
  * none runs. */
 void tern_config_watch_stop(tern_config *cfg);
+
+/* ---- YAML -------------------------------------------------------------------- */
+
+/* jansson's JSON value, as tern/http.h declares it (include <jansson.h> to
+ * read it). */
+typedef struct json_t json_t;
+
+/* YAML text (len bytes, one document) as a JSON value: mappings become
+ * objects, sequences arrays; a plain scalar is null (null, ~, empty), a
+ * bool (true, false), an integer (12, 0x1f, 0o17), a real (1.5, 1e3) or
+ * else a string, and a quoted scalar is always a string ("250ms" and
+ * 250ms both a string).  Anchors and aliases work; merge keys (<<), a
+ * repeated key, a key that is not a scalar, several documents and
+ * nesting deeper than TERN_CONFIG_MAX_DEPTH are refused.  An empty text
+ * is null.  0 with *out yours to json_decref; -EINVAL with a sentence in
+ * err (errlen bytes; may be 0): "line 3 column 5: duplicate key \"a\"";
+ * -ENOMEM.  A config file (options.file, --config) whose name ends in
+ * .yaml or .yml is read with this; any other as JSON.  Any thread. */
+int tern_config_parse_yaml(const char *text, size_t len, json_t **out, char *err, size_t errlen);
 
 /* ---- help ------------------------------------------------------------------- */
 

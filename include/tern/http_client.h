@@ -187,6 +187,18 @@ typedef struct tern_http_client_request {
                                    POST, PUT and PATCH without a body send
                                    "Content-Length: 0") */
     size_t body_len;
+    /* A body streamed instead of body (which must then be NULL): read
+     * with body_read(buf, n, body_arg) as it is written, until it returns
+     * 0 (the end) or -errno (the request fails with that error, its
+     * connection closed).  Sent with Content-Length: body_read_len when
+     * >= 0 (a reader that ends early or runs over fails the request with
+     * -EPIPE), chunked when < 0.  A proxy's: the body is never held whole.
+     * Such a request is not sent again once the reader was called (the
+     * stale-connection retry; a redirect is not followed: the 3xx is
+     * returned).  HTTP/1.1 only: -ENOTSUP for an HTTP/2 origin. */
+    ssize_t (*body_read)(void *buf, size_t n, void *body_arg);
+    void *body_arg;
+    int64_t body_read_len;
 } tern_http_client_request;
 
 /* Send a request and read the response head; the body is left to read.

@@ -116,7 +116,8 @@ static bool is_field_value(const char *s)
 
 static int check_request(const tern_http_client_request *req, bool *close)
 {
-    if (!req->url || (req->method && !is_token(req->method)) || (!req->body && req->body_len))
+    if (!req->url || (req->method && !is_token(req->method)) || (!req->body && req->body_len) ||
+        (req->body_read && req->body))
         return -EINVAL;
     *close = false;
     for (const char *const *h = req->headers; h && h[0]; h += 2) {
@@ -181,7 +182,13 @@ static int build_head(tern_http_client *c, const hc_hop *hop, strbuf *b)
         puts3(b, "User-Agent", ": ", c->user_agent);
     bool wants_length = strcmp(hop->method, "POST") == 0 || strcmp(hop->method, "PUT") == 0 ||
                         strcmp(hop->method, "PATCH") == 0;
-    if (hop->has_body || wants_length) {
+    if (hop->body_read && hop->body_read_len < 0) {
+        put(b, "Transfer-Encoding: chunked\r\n", 28);
+    } else if (hop->body_read) {
+        char n[24];
+        snprintf(n, sizeof n, "%lld", (long long)hop->body_read_len);
+        puts3(b, "Content-Length", ": ", n);
+    } else if (hop->has_body || wants_length) {
         char n[24];
         snprintf(n, sizeof n, "%zu", hop->has_body ? hop->body_len : 0);
         puts3(b, "Content-Length", ": ", n);
@@ -213,14 +220,63 @@ static bool stale_conn_error(int rc)
     return rc == -EPIPE || rc == -ECONNRESET || rc == -ECONNABORTED;
 }
 
-static int send_request(tern_http_client_response *r, const strbuf *head, const hc_hop *hop)
+/* The streamed body: pieces as the reader gives them, each a chunk when
+ * the length is not known (RFC 9112 7.1), then the last chunk. */
+#define HC_STREAM_PIECE (64 * 1024)
+
+static int send_streamed(tern_http_client_response *r, hc_hop *hop)
+{
+    char *buf = malloc(HC_STREAM_PIECE);
+    if (!buf)
+        return -ENOMEM;
+    bool chunked = hop->body_read_len < 0;
+    int64_t left = hop->body_read_len;
+    int rc = 0;
+    hop->body_started = true;
+    for (;;) {
+        ssize_t n = hop->body_read(buf, HC_STREAM_PIECE, hop->body_arg);
+        if (n < 0) {
+            rc = (int)n;
+            break;
+        }
+        if (!chunked && (n > left || (n == 0 && left > 0))) {
+            rc = -EPIPE;        /* the reader disagrees with the length it announced */
+            break;
+        }
+        if (n == 0) {
+            if (chunked) {
+                struct iovec end = {.iov_base = "0\r\n\r\n", .iov_len = 5};
+                rc = tern__hc_writev(r->lease.conn, r->ctx, &end, 1);
+            }
+            break;
+        }
+        char size[24];
+        struct iovec iov[3] = {
+            {.iov_base = size, .iov_len = chunked ? (size_t)snprintf(size, sizeof size, "%zx\r\n", (size_t)n) : 0},
+            {.iov_base = buf, .iov_len = (size_t)n},
+            {.iov_base = "\r\n", .iov_len = chunked ? 2 : 0},
+        };
+        if ((rc = tern__hc_writev(r->lease.conn, r->ctx, iov, 3)) < 0)
+            break;
+        left -= n;
+    }
+    free(buf);
+    if (rc < 0)
+        r->keep_alive = false;  /* the server may be waiting for the rest */
+    return rc;
+}
+
+static int send_request(tern_http_client_response *r, const strbuf *head, hc_hop *hop)
 {
     struct iovec iov[2] = {
         {.iov_base = head->p, .iov_len = head->len},
         {.iov_base = (void *)hop->body, .iov_len = hop->has_body ? hop->body_len : 0},
     };
     atomic_fetch_add(&r->client->requests, 1);
-    return tern__hc_writev(r->lease.conn, r->ctx, iov, 2);
+    int rc = tern__hc_writev(r->lease.conn, r->ctx, iov, 2);
+    if (rc == 0 && hop->body_read)
+        rc = send_streamed(r, hop);
+    return rc;
 }
 
 /* Lease a connection, send the hop, read the response head.  On failure
@@ -235,11 +291,13 @@ static int origin_alpn(tern_http_client *c, const tern_http_url *u)
     return alpn;
 }
 
-static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_hop *hop)
+static int exchange(tern_http_client *c, tern_http_client_response *r, hc_hop *hop)
 {
     TERN_ASSERT(r->lease.conn == NULL && r->h2 == NULL);    /* the last hop's lease is back */
     r->is_h2 = false;
     bool tls = strcasecmp(hop->u.scheme, "https") == 0;
+    if (hop->body_read && (c->h2c && !tls))
+        return -ENOTSUP;        /* the HTTP/2 side sends bodies from memory only */
     if (c->h2c && !tls)         /* h2c: cleartext only */
         return tern__h2c_exchange(c, r, hop, NULL);
     /* https: an origin not known to speak HTTP/1.1 goes to the HTTP/2
@@ -247,7 +305,7 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
      * when it is HTTP/1.1) */
     tern_conn *h1conn = NULL;
     bool tried_h2 = false;
-    if (tls && c->h2_tls && origin_alpn(c, &hop->u) != TERN__HC_ALPN_H1) {
+    if (tls && c->h2_tls && !hop->body_read && origin_alpn(c, &hop->u) != TERN__HC_ALPN_H1) {
         int rc = tern__h2c_exchange(c, r, hop, &h1conn);
         if (rc != TERN__HC_SPEAK_H1)
             return rc;
@@ -275,7 +333,7 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, const hc_
         if (rc == 0)
             break;
         if (attempt == 0 && r->lease.reused && !r->got_byte && stale_conn_error(rc) &&
-            idempotent(hop->method)) {
+            idempotent(hop->method) && !hop->body_started) {
             rc = tern__hc_redial(c, &r->lease, r->ctx);
             continue;           /* on failure the lease is gone: out */
         }
@@ -392,11 +450,14 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
     TERN_CHECK_ARG(out);
     *out = NULL;
     hc_hop hop = {
-        .method = req->method ? req->method : req->body ? "POST" : "GET",
+        .method = req->method ? req->method : (req->body || req->body_read) ? "POST" : "GET",
         .headers = req->headers,
         .body = req->body,
         .body_len = req->body_len,
         .has_body = req->body != NULL,
+        .body_read = req->body_read,
+        .body_arg = req->body_arg,
+        .body_read_len = req->body_read_len,
     };
     int rc = check_request(req, &hop.close);
     if (rc < 0)
@@ -426,7 +487,8 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
         if ((rc = exchange(c, r, &hop)) < 0)
             goto fail;
         const char *loc = tern_http_client_response_header(r, "Location");
-        if (c->max_redirects == 0 || !is_redirect(r->status) || !loc)
+        if (c->max_redirects == 0 || !is_redirect(r->status) || !loc ||
+            hop.body_read)      /* its body cannot be sent twice */
             break;
         if (hops == c->max_redirects) {
             rc = -ELOOP;

@@ -135,6 +135,10 @@ typedef struct tern__hc_hop {
     const void *body;
     size_t body_len;
     bool has_body;
+    ssize_t (*body_read)(void *buf, size_t n, void *arg);   /* a streamed body, or NULL */
+    void *body_arg;
+    int64_t body_read_len;      /* < 0: chunked */
+    bool body_started;          /* body_read was called: no second try */
     bool close;                 /* ask the server to close after it */
     bool cross_origin;          /* a redirect left the first host:port */
     tern_http_url u;

@@ -318,6 +318,28 @@ uint64_t tern__cfg_sum(const char *buf, size_t len)
     return h ? h : 1;
 }
 
+static bool is_yaml(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 5 && strcmp(path + n - 5, ".yaml") == 0) || (n > 4 && strcmp(path + n - 4, ".yml") == 0);
+}
+
+static void load_yaml(tern_config *cfg, cfg_snap *s, const char *path, const char *buf, size_t len,
+                      tern_config_error *err)
+{
+    json_t *root;
+    char why[300];
+    if (tern_config_parse_yaml(buf, len, &root, why, sizeof why) < 0) {
+        tern__cfg_errorf(err, "config: file %s: %s", path, why);
+        return;
+    }
+    if (!json_is_object(root))
+        tern__cfg_errorf(err, "config: file %s: not a YAML mapping", path);
+    else
+        walk(cfg, s, root, "", err);
+    json_decref(root);
+}
+
 /* Read whole, so that the sum the file watcher compares with is that of
  * exactly the bytes parsed here. */
 static void load_file(tern_config *cfg, cfg_snap *s, tern_config_error *err)
@@ -337,7 +359,10 @@ static void load_file(tern_config *cfg, cfg_snap *s, tern_config_error *err)
             tern__cfg_errorf(err, "config: cannot read file %s: %s", path, why);
         return;
     }
-    tern__cfg_load_json(cfg, s, path, buf, len, err);
+    if (is_yaml(path))
+        load_yaml(cfg, s, path, buf, len, err);
+    else
+        tern__cfg_load_json(cfg, s, path, buf, len, err);
     free(buf);
 }
 
