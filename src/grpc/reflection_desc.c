@@ -100,7 +100,7 @@ static bool string_field(const uint8_t *data, size_t len, uint32_t number, const
                          size_t *n)
 {
     reader r = {data, data + len};
-    field f;
+    field f = {0};
     bool found = false;
     int rc;
     while ((rc = next(&r, &f)) == 1)
@@ -147,7 +147,7 @@ static bool enum_declares(const char *sym, size_t sym_len, size_t scope, const u
     if (leaf_is(sym, sym_len, scope, d, len))
         return true;
     reader r = {d, d + len};
-    field f;
+    field f = {0};
     while (next(&r, &f) == 1)
         if (f.number == 2 && f.wire == 2 && leaf_is(sym, sym_len, scope, f.data, f.len))
             return true;
@@ -168,7 +168,7 @@ static bool message_declares(const char *sym, size_t sym_len, size_t scope, cons
         return false;           /* all it declares is inside it */
     size_t inner = (scope ? scope + 1 : 0) + n;
     reader r = {d, d + len};
-    field f;
+    field f = {0};
     while (next(&r, &f) == 1) {
         if (f.wire != 2)
             continue;
@@ -203,7 +203,7 @@ static bool service_declares(const char *sym, size_t sym_len, size_t scope, cons
         return m == EXACT;
     size_t inner = (scope ? scope + 1 : 0) + n;
     reader r = {d, d + len};
-    field f;
+    field f = {0};
     while (next(&r, &f) == 1)
         if (f.number == 2 && f.wire == 2 && leaf_is(sym, sym_len, inner, f.data, f.len))
             return true;
@@ -224,7 +224,7 @@ bool tern__grpc_desc_declares(const uint8_t *data, size_t len, const char *sym)
         scope = pkg_len;
     }
     reader r = {data, data + len};
-    field f;
+    field f = {0};
     while (next(&r, &f) == 1) {
         if (f.wire != 2)
             continue;
@@ -256,7 +256,7 @@ static int visit_extension(const uint8_t *d, size_t len, const char *type, tern_
                            void *arg)
 {
     reader r = {d, d + len};
-    field f;
+    field f = {0};
     const uint8_t *extendee = NULL;
     size_t n = 0;
     int64_t number = -1;
@@ -282,7 +282,7 @@ static int message_extensions(const uint8_t *d, size_t len, const char *type, te
     if (depth > MAX_DEPTH)
         return 0;
     reader r = {d, d + len};
-    field f;
+    field f = {0};
     int rc = 0;
     while (rc == 0 && next(&r, &f) == 1) {
         if (f.wire != 2)
@@ -299,7 +299,7 @@ int tern__grpc_desc_extensions(const uint8_t *data, size_t len, const char *type
                                tern__grpc_ext_fn *fn, void *arg)
 {
     reader r = {data, data + len};
-    field f;
+    field f = {0};
     int rc = 0;
     while (rc == 0 && next(&r, &f) == 1) {
         if (f.wire != 2)
