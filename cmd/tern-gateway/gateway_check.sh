@@ -64,5 +64,19 @@ kill -TERM $gp
 wait $gp; rc=$?
 [ $rc = 0 ] || fail "SIGTERM: exit status $rc, expected 0"
 echo "ok  SIGTERM -> exit 0"
+
+# -kit=false: the same proxying without the per-request middleware.
+conf v1
+"$GW" -config "$tmp/gw.yaml" -listen 127.0.0.1:$gport -admin 127.0.0.1:$aport -kit=false > "$tmp/gw.out" 2> "$tmp/gw.err" & gp=$!
+wait_up "http://127.0.0.1:$gport/livez" || fail "the gateway (-kit=false) did not start"
+body=$(curl -s "http://127.0.0.1:$gport/files/x.txt")
+[ "$body" = one ] || fail "-kit=false: GET /files/x.txt: '$body', expected 'one'"
+curl -s "http://127.0.0.1:$aport/metrics" > "$tmp/metrics"
+grep -q 'tern_gateway_requests_total{route="files",upstream="www",code="200"} 1' "$tmp/metrics" || fail "-kit=false: no gateway metric"
+grep -q 'http_server_requests_total{' "$tmp/metrics" && fail "-kit=false: the request metrics middleware ran"
+grep -q '"/files/x.txt"' "$tmp/gw.out" "$tmp/gw.err" && fail "-kit=false: an access log line was written"
+kill -TERM $gp
+wait $gp
+echo "ok  -kit=false proxies without the access log and request metrics"
 kill $up 2>/dev/null
 rm -rf "$tmp"

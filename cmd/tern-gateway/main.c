@@ -5,8 +5,10 @@
  * metrics and a tracing span per request; /metrics on the admin listener.
  *
  *     tern-gateway -config gateway.yaml [-listen :8080] [-admin 127.0.0.1:9901]
- *                  [-watch=false]
+ *                  [-watch=false] [-kit=false]
  *
+ * -kit=false serves without the access log, request metrics and tracing
+ * (bench/compare.sh gateway measures bare proxying with it).
  * The configuration is reloaded on SIGHUP and when the file changes (a
  * ConfigMap update sends no signal); a configuration that does not load is
  * logged and the running one stays.  Exit status 2 for bad flags or a
@@ -25,9 +27,11 @@
 typedef struct app {
     const char *config, *listen, *admin;
     bool watch;
+    bool kit;                   /* access log, metrics and tracing per request */
     tern_gateway *gw;
     tern_http_metrics *metrics;
     tern_http_link chain[4];
+    size_t n_chain;
     atomic_bool stopping;
     atomic_bool hup_done;
 } app;
@@ -35,7 +39,7 @@ typedef struct app {
 static int serve(tern_http_req *r, tern_http_resp *w, void *arg)
 {
     app *a = arg;
-    return tern_http_run_chain(r, w, a->chain, sizeof a->chain / sizeof a->chain[0]);
+    return tern_http_run_chain(r, w, a->chain, a->n_chain);
 }
 
 /* SIGHUP: reload.  Waits in slices so that a stop is noticed. */
@@ -87,10 +91,12 @@ static int run(void *arg)
     }
     tern_metrics_runtime_register(NULL);
     tern_trace_init(NULL);                      /* OTEL_* from the environment */
-    a->chain[0] = (tern_http_link){tern_http_mw_trace, NULL};
-    a->chain[1] = (tern_http_link){tern_http_mw_access_log, NULL};
-    a->chain[2] = (tern_http_link){tern_http_mw_metrics, a->metrics};
-    a->chain[3] = (tern_http_link){tern_gateway_handler, a->gw};
+    if (a->kit) {
+        a->chain[a->n_chain++] = (tern_http_link){tern_http_mw_trace, NULL};
+        a->chain[a->n_chain++] = (tern_http_link){tern_http_mw_access_log, NULL};
+        a->chain[a->n_chain++] = (tern_http_link){tern_http_mw_metrics, a->metrics};
+    }
+    a->chain[a->n_chain++] = (tern_http_link){tern_gateway_handler, a->gw};
     int sig = SIGHUP;
     tern_signal_notify(&sig, 1);
     tern_service_options so = {
@@ -129,13 +135,13 @@ static int usage(const char *why)
     if (why)
         fprintf(stderr, "tern-gateway: %s\n", why);
     fprintf(stderr, "usage: tern-gateway -config gateway.yaml [-listen :8080] [-admin 127.0.0.1:9901] "
-                    "[-watch=false]\n");
+                    "[-watch=false] [-kit=false]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    app a = {.listen = ":8080", .watch = true};
+    app a = {.listen = ":8080", .watch = true, .kit = true};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (f[0] != '-')
@@ -152,6 +158,9 @@ int main(int argc, char **argv)
             dst = &a.admin;
         else if (n == 5 && strncmp(f, "watch", n) == 0) {
             a.watch = !eq || strcmp(eq + 1, "true") == 0 || strcmp(eq + 1, "1") == 0;
+            continue;
+        } else if (n == 3 && strncmp(f, "kit", n) == 0) {
+            a.kit = !eq || strcmp(eq + 1, "true") == 0 || strcmp(eq + 1, "1") == 0;
             continue;
         } else if (strcmp(f, "h") == 0 || strcmp(f, "help") == 0) {
             usage(NULL);
