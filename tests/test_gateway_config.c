@@ -72,6 +72,16 @@ static const struct {
      "config: routes[1].match: \"/a/:name/x\" conflicts with another route"},
     {"upstreams: {a: {endpoints: [\"h:1\"]}}\nroutes: [{match: {path: /a}, upstream: a, timeout: -1}]\n",
      "config: routes[0]: timeout: -1 is not a duration"},
+    /* the policies' sentences (policy.h) get the file and the route */
+    {"upstreams: {a: {endpoints: [\"h:1\"]}}\nroutes: [{match: {path: /a}, upstream: a},\n"
+     "  {match: {path: /b}, upstream: a, ratelimit: {key: ip, rate: 0}}]\n",
+     "config: routes[1].ratelimit.rate: "},
+    {"jwt: {isuser: x, hs256_secret_env: HOME}\nupstreams: {a: {endpoints: [\"h:1\"]}}\n"
+     "routes: [{match: {path: /a}, upstream: a}]\n",
+     "config: jwt.isuser: unknown key"},
+    {"upstreams: {a: {endpoints: [\"h:1\"], protocol: grpc}}\n"
+     "routes: [{match: {path: /a}, grpc: {upstream: a, method: \"no.Such/Method\"}}]\n",
+     "config: routes[0]: "},
 };
 
 static int bad_main(void *arg)

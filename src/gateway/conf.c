@@ -31,6 +31,28 @@ int tern__gw_fail(gw_err *e, const char *key, const char *fmt, ...)
     return -EINVAL;
 }
 
+int tern__gw_policy_failed(gw_err *e, const char *key, const char *section, int rc)
+{
+    if (rc >= 0 || rc == -ENOMEM || !e->buf || e->len == 0)
+        return rc;
+    if (!e->buf[0]) {
+        if (!key || !*key)
+            tern__gw_fail(e, section, "%s", tern_strerror(rc));
+        else
+            tern__gw_fail(e, key, "%s: %s", section, tern_strerror(rc));
+        return rc;
+    }
+    char what[512];
+    snprintf(what, sizeof what, "%s", e->buf);
+    size_t n = strlen(section);
+    bool own = strncmp(what, section, n) == 0 && (what[n] == '.' || what[n] == ':');
+    if (!key || !*key)
+        snprintf(e->buf, e->len, "%s: %s", e->file ? e->file : "config", what);
+    else
+        snprintf(e->buf, e->len, "%s: %s%s%s", e->file ? e->file : "config", key, own ? "." : ": ", what);
+    return rc;
+}
+
 int tern__gw_parse_text(const char *text, size_t len, bool json_name, json_t **out, gw_err *e)
 {
     size_t i = 0;

@@ -46,9 +46,7 @@ static int build_jwt(gw_gen *g, json_t *jwt, gw_err *e)
         }
     }
     int rc = tern__gw_auth_new(jwt, &g->env, &g->auth, e->buf, e->len);
-    if (rc < 0 && rc != -ENOMEM && !e->buf[0])
-        tern__gw_fail(e, "jwt", "%s", tern_strerror(rc));
-    return rc;
+    return tern__gw_policy_failed(e, NULL, "jwt", rc);   /* its sentences start "jwt." */
 }
 
 int tern__gw_gen_new(tern_gateway *gw, json_t *root, const char *config_dir, gw_gen **out, gw_err *e)

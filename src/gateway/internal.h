@@ -66,6 +66,12 @@ typedef struct gw_err {
 
 /* Write "FILE: KEY: what" into e (the first failure wins); returns -EINVAL. */
 int tern__gw_fail(gw_err *e, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A policy's _new failed with rc (policy.h): its sentence (written into
+ * e->buf without the file and route) becomes "FILE: KEY.<sentence>" when it
+ * names its own section first ("ratelimit.rate: ..."), "FILE: KEY: <sentence>"
+ * otherwise, "FILE: <sentence>" when key is NULL (a top-level section); with
+ * no sentence, "FILE: KEY: section: <strerror>".  Returns rc. */
+int tern__gw_policy_failed(gw_err *e, const char *key, const char *section, int rc);
 /* Text to JSON: YAML unless it looks like JSON ('{' first, or a .json file). */
 int tern__gw_parse_text(const char *text, size_t len, bool json_name, json_t **out, gw_err *e);
 /* "250ms", "2s", "1m", "1h30m", an integer (ns): 0 or -EINVAL. */

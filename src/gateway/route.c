@@ -244,9 +244,7 @@ static int parse_action(gw_route *rt, const json_t *route, const char *key, gw_e
         rc = tern__gw_aggregate_new(route, &rt->gen->env, &rt->aggregate, e->buf, e->len);
         break;
     }
-    if (rc < 0 && rc != -ENOMEM && e->buf && e->len && !e->buf[0])
-        tern__gw_fail(e, key, "%s: %s", actions[found], tern_strerror(rc));
-    return rc;
+    return tern__gw_policy_failed(e, key, actions[found], rc);
 }
 
 static int parse_route(gw_gen *g, const json_t *route, int index, gw_route **out, gw_err *e)
@@ -301,10 +299,8 @@ static int parse_route(gw_gen *g, const json_t *route, int index, gw_route **out
         return rc;
     if ((v = json_object_get(route, "ratelimit"))) {
         rc = tern__gw_limit_new(v, &g->env, &rt->limit, e->buf, e->len);
-        if (rc < 0 && rc != -ENOMEM && e->buf && e->len && !e->buf[0])
-            tern__gw_fail(e, key, "ratelimit: %s", tern_strerror(rc));
         if (rc < 0)
-            return rc;
+            return tern__gw_policy_failed(e, key, "ratelimit", rc);
     }
     return 0;
 }
