@@ -15,6 +15,9 @@
 #                               queries/s and client CPU/query vs pgx v5 (servers started here)
 #   bench/compare.sh grpc       gRPC unary RPC/s and server CPU/RPC (h2load -c16 -m64, a
 #                               framed HelloRequest) vs grpc-go
+#   bench/compare.sh gateway    proxy req/s, proxy CPU/request, added p99 through tern-gateway
+#                               vs nginx proxy_pass and Go httputil.ReverseProxy (upstream:
+#                               examples/hello); the full gateway's cost against bare proxying
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -62,7 +65,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|data|grpc|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|data|grpc|gateway|all"
     exit 2
 }
 
@@ -1781,6 +1784,211 @@ suite_grpc() {
     return 0
 }
 
+# ---- suite: gateway --------------------------------------------------------
+# One upstream, examples/hello (BUILD_DIR/examples/hello, started as in the
+# http suite), and in front of it, each on its own port:
+#   tern     cmd/tern-gateway --kit=false with bench/gateway/bare.yaml.in:
+#            one prefix route to the upstream, nothing else
+#   tern.full the same gateway with the kit on (access log to a file,
+#            metrics, tracing sampled at 1% to a port that refuses) and
+#            bench/gateway/full.yaml.in: an HS256 JWT verified on every
+#            request and a per-subject rate limit (set high enough never to
+#            refuse)
+#   nginx    bench/gateway/nginx.conf.in: proxy_pass to a keep-alive
+#            upstream pool (keepalive 256, HTTP/1.1), workers = CPUs
+#   go       bench/go/revproxy: net/http/httputil.ReverseProxy with an idle
+#            pool of 1024 per host
+# Per round (after one warm-up run each): direct (wrk straight to the
+# upstream), tern, tern.full, nginx, go; wrk -t2 -c64 -d DURATION=5 GET
+# /plaintext (13 bytes).  wrk, the proxy and the upstream share the 2 CPUs.
+#   proxy_rps_c64            req/s through the proxy (nginx, go)
+#   proxy_cpu_ns_per_req     the proxy's CPU (its processes only, /proc) per
+#                            request (nginx, go)
+#   proxy_added_p99_us       the run's wrk p99 minus the p99 of the direct run
+#                            just before it, us (nginx, go)
+#   gateway_full_rps_ratio   median req/s of tern.full / median of tern (goal
+#                            0.9; the ratio column is goal/figure: <= 1 meets it)
+GW_METRICS="proxy_rps_c64 proxy_cpu_ns_per_req proxy_added_p99_us gateway_full_rps_ratio"
+GW_JWT_SECRET=bench-secret-0123456789abcdef0123456789
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# gw_token: an HS256 JWT for subject "bench", valid for a day.
+gw_token() {
+    local h p exp sig
+    exp=$(($(date +%s) + 86400))
+    h=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+    p=$(printf '{"sub":"bench","iss":"bench","aud":"bench","exp":%s}' "$exp" | b64url)
+    sig=$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -hmac "$GW_JWT_SECRET" -binary | b64url)
+    printf '%s.%s.%s' "$h" "$p" "$sig"
+}
+
+# gw_start <name>: start a proxy in front of the upstream; checks that
+# /plaintext answers the upstream's body through it.
+gw_start() {
+    local name=$1 port dir pid i got user_line= up=${SRV_PORT[tern]}
+    port=$(free_port) || die "no free port"
+    dir=$(mktemp -d "$TMPD/gw.$name.XXXXXX") || die "mktemp failed"
+    [ "$(id -u)" = 0 ] && user_line=1
+    local -a hdr=()
+    case $name in
+        tern | tern.full)
+            local cfg=bare kit=false
+            [ "$name" = tern.full ] && cfg=full kit=true
+            sed -e "s|@UPSTREAM@|$up|g" "$ROOT/bench/gateway/$cfg.yaml.in" >"$dir/gateway.yaml"
+            BENCH_JWT_SECRET=$GW_JWT_SECRET OTEL_TRACES_SAMPLER=parentbased_traceidratio \
+                OTEL_TRACES_SAMPLER_ARG=0.01 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 \
+                OTEL_SERVICE_NAME=bench \
+                "$TGW_BIN" --config "$dir/gateway.yaml" --listen "127.0.0.1:$port" --kit="$kit" \
+                </dev/null >"$dir/access.log" 2>"$dir/out.log" &
+            [ "$name" = tern.full ] && hdr=(-H "Authorization: Bearer $GW_TOKEN")
+            ;;
+        nginx)
+            sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@UPSTREAM@|$up|g" \
+                -e "s|@WORKERS@|$(nproc)|g" -e "s|@USER_LINE@|${user_line:+user root;}|" \
+                "$ROOT/bench/gateway/nginx.conf.in" >"$dir/nginx.conf"
+            /usr/sbin/nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" </dev/null >"$dir/out.log" 2>&1 &
+            ;;
+        go) "$GOBIN/revproxy" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$up" </dev/null >"$dir/out.log" 2>&1 & ;;
+    esac
+    pid=$!
+    echo "$pid" >>"$TMPD/http.pids"
+    SRV_PID[$name]=$pid
+    SRV_PORT[$name]=$port
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        got=$(curl -s --max-time 1 "${hdr[@]}" "http://127.0.0.1:$port/plaintext" 2>/dev/null)
+        [ "$got" = "$HTTP_BODY" ] && { log "  $name: pid $pid, port $port"; return 0; }
+        sleep 0.1
+    done
+    log "  ! $name did not proxy /plaintext within 10 s (got '${got:-}'); its output:"
+    tail -n 5 "$dir"/*.log >&2
+    [ "${name%%.*}" = tern ] || die "the $name anchor did not come up"
+    stop_server "$name"
+    return 1
+}
+
+# gw_run <name>: one wrk run through a proxy (or "direct"); prints req/s or
+# NA; appends CPU ns/request and the added p99 to side files.
+gw_run() {
+    local s=$1 dur=$DURATION port pid out=$TMPD/wrk.gw.$1.out c0=0 c1=0 rc
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    local -a hdr=()
+    [ "$s" = tern.full ] && hdr=(-H "Authorization: Bearer $GW_TOKEN")
+    if [ "$s" = direct ]; then
+        port=${SRV_PORT[tern]}
+        pid=
+    else
+        port=${SRV_PORT[$s]:-}
+        pid=${SRV_PID[$s]:-}
+        if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+            echo NA >>"$TMPD/gw.$s.cpu"
+            echo NA >>"$TMPD/gw.$s.added"
+            echo NA
+            return
+        fi
+        c0=$(cpu_ticks "$pid")
+    fi
+    timeout $((dur + 60)) wrk -t2 -c64 -d"${dur}s" --latency "${hdr[@]}" \
+        "http://127.0.0.1:$port/plaintext" >"$out" 2>&1
+    rc=$?
+    [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+    local rps reqs non2xx p99
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    reqs=$(awk '/ requests in / {print $1}' "$out")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
+    p99=$(lat_us "$(awk '$1 == "99%" {print $2}' "$out")")
+    if [ $rc -ne 0 ] || ! [[ ${rps:-} =~ ^[0-9.]+$ && ${reqs:-} =~ ^[1-9][0-9]*$ ]] ||
+        { [ -n "$non2xx" ] && [ "$non2xx" != 0 ]; }; then
+        log "  ! wrk through $s: status $rc, ${non2xx:-0} not 2xx: $(tail -c 300 "$out" | tr '\n' ' ')"
+        [ "$s" = direct ] && echo NA >"$TMPD/gw.direct.p99"
+        [ "$s" = direct ] || { echo NA >>"$TMPD/gw.$s.cpu"; echo NA >>"$TMPD/gw.$s.added"; }
+        echo NA
+        return
+    fi
+    if [ "$s" = direct ]; then
+        echo "$p99" >"$TMPD/gw.direct.p99"
+        log "    direct: $rps req/s, p99 $p99 us"
+    else
+        local cpu_ns added
+        cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
+        added=$(awk -v p="$p99" -v d="$(cat "$TMPD/gw.direct.p99" 2>/dev/null)" \
+            'BEGIN { if (p == "NA" || d == "" || d == "NA") print "NA"; else printf "%.1f\n", p - d }')
+        echo "$cpu_ns" >>"$TMPD/gw.$s.cpu"
+        echo "$added" >>"$TMPD/gw.$s.added"
+        log "    $s: $rps req/s, p99 $p99 us (+$added over direct), proxy CPU $cpu_ns ns/req"
+    fi
+    echo "$rps"
+}
+
+suite_gateway() {
+    check_metrics "$GW_METRICS"
+    command -v wrk >/dev/null || die "wrk not found"
+    command -v curl >/dev/null || die "curl not found"
+    DURATION=${DURATION:-5}
+    WARMUP=${WARMUP:-2}
+    tmpdir
+    trap 'http_cleanup; rm -rf "$TMPD"' EXIT
+    trap 'exit 130' INT TERM
+    build_c
+    if [ "${NO_BUILD:-0}" != 1 ]; then
+        log "== building cmd/tern-gateway (target tern-gateway)"
+        cmake --build "$BUILD_DIR" --target tern-gateway -j "$(nproc)" >&2 || die "building tern-gateway failed"
+    fi
+    build_go revproxy
+    TGW_BIN=$BUILD_DIR/cmd/tern-gateway/tern-gateway
+    TERN_HELLO=$BUILD_DIR/examples/hello
+    [ -x "$TGW_BIN" ] || die "$TGW_BIN missing"
+    [ -x "$TERN_HELLO" ] || die "$TERN_HELLO missing (the upstream)"
+    TERN_OK=1
+    GW_TOKEN=$(gw_token)
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null
+    local ago ang
+    ago=$(go_name)
+    ang=nginx$(/usr/sbin/nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+    log "== gateway suite: $ROUNDS rounds, wrk -t2 -c64, ${DURATION} s per run; upstream examples/hello; anchors $ang, $ago (httputil.ReverseProxy)"
+    noise_note
+    ensure_server tern
+    [ "$TERN_OK" = 1 ] || die "the upstream (examples/hello) did not come up"
+    gw_start tern
+    gw_start tern.full
+    gw_start nginx
+    gw_start go
+    measure "gateway (wrk -c64 /plaintext through each proxy)" \
+        direct "gw_run direct" tern.gw "gw_run tern" tern.full "gw_run tern.full" \
+        nginx.gw "gw_run nginx" go.gw "gw_run go"
+    local s
+    for s in tern tern.full nginx go; do
+        load_side "$s.gw.cpu" "$TMPD/gw.$s.cpu"
+        load_side "$s.gw.added" "$TMPD/gw.$s.added"
+        stop_server "$s"
+    done
+    stop_server tern
+    want proxy_rps_c64 && {
+        emit proxy_rps_c64 req/s tern.gw nginx.gw "$ang" tp
+        emit proxy_rps_c64 req/s tern.gw go.gw "$ago" tp
+    }
+    want proxy_cpu_ns_per_req && {
+        emit proxy_cpu_ns_per_req ns/req tern.gw.cpu nginx.gw.cpu "$ang"
+        emit proxy_cpu_ns_per_req ns/req tern.gw.cpu go.gw.cpu "$ago"
+    }
+    want proxy_added_p99_us && {
+        emit proxy_added_p99_us us tern.gw.added nginx.gw.added "$ang"
+        emit proxy_added_p99_us us tern.gw.added go.gw.added "$ago"
+    }
+    if want gateway_full_rps_ratio; then
+        # shellcheck disable=SC2086
+        local full bare
+        full=$(median ${RES[tern.full]:-})
+        bare=$(median ${RES[tern.gw]:-})
+        RES[tern.ratio]=" $(awk -v f="$full" -v b="$bare" 'BEGIN { if (f == "NA" || b == "NA" || b == 0) print "NA"; else printf "%.3f\n", f / b }')"
+        RES[goal.ratio]=" 0.9"
+        emit gateway_full_rps_ratio ratio tern.ratio goal.ratio goal tp
+        log "   (tern.full: JWT + rate limit + kit; tern: bare; medians $full / $bare req/s)"
+    fi
+    return 0
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -1798,6 +2006,7 @@ case $1 in
     tls) suite_tls ;;
     data) suite_data ;;
     grpc) suite_grpc ;;
+    gateway) suite_gateway ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
@@ -1808,6 +2017,7 @@ case $1 in
         suite_tls
         suite_data
         suite_grpc
+        suite_gateway
         ;;
     *) usage ;;
 esac

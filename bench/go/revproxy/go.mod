@@ -1,0 +1,3 @@
+module tern.bench/revproxy
+
+go 1.22
