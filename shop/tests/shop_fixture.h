@@ -144,7 +144,7 @@ static inline int shop_fx_order(shop_fx *fx, const char *user, const char *produ
 static inline Shop__Orders__V1__Order *shop_fx_get_order(shop_fx *fx, const char *id)
 {
     Shop__Orders__V1__GetOrderRequest req = SHOP__ORDERS__V1__GET_ORDER_REQUEST__INIT;
-    req.id = (char *)id;
+    req.order_id = (char *)id;
     Shop__Orders__V1__Order *o = NULL;
     tern_ctx *ctx = shop_fx_ctx();
     CHECK_EQ(shop_orders_v1_orders_get_order(fx->ch[SHOP_ORDERS], &req, &o, NULL, NULL, ctx), 0);

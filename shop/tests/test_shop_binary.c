@@ -145,7 +145,7 @@ static int body(void *arg)
     int status = 0;
     for (int i = 0; i < 500 && status != SHOP__ORDERS__V1__ORDER_STATUS__ORDER_STATUS_PAID; i++) {
         Shop__Orders__V1__GetOrderRequest gr = SHOP__ORDERS__V1__GET_ORDER_REQUEST__INIT;
-        gr.id = id;
+        gr.order_id = id;
         CHECK_EQ(shop_orders_v1_orders_get_order(orders, &gr, &o, NULL, NULL, ctx), 0);
         status = (int)o->status;
         protobuf_c_message_free_unpacked(&o->base, NULL);

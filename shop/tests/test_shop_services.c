@@ -281,6 +281,41 @@ static int saga_paid_body(void *arg)
     /* a product the catalog does not have */
     CHECK_EQ(shop_fx_order(&fx, "u-1", "no-such", 1, NULL, &o), -EINVAL);
 
+    /* the user from x-user-id (the gateway's, from the token) wins over the body's */
+    Shop__Orders__V1__CreateOrderRequest__Line line = SHOP__ORDERS__V1__CREATE_ORDER_REQUEST__LINE__INIT;
+    line.product_id = "filters";
+    line.quantity = 1;
+    Shop__Orders__V1__CreateOrderRequest__Line *lines[] = {&line};
+    Shop__Orders__V1__CreateOrderRequest cr = SHOP__ORDERS__V1__CREATE_ORDER_REQUEST__INIT;
+    cr.user_id = "u-somebody-else";
+    cr.items = lines;
+    cr.n_items = 1;
+    const char *md[] = {"x-user-id", "u-1", NULL};
+    tern_grpc_call_options co = {.metadata = md};
+    tern_ctx *ctx = shop_fx_ctx();
+    CHECK_EQ(shop_orders_v1_orders_create_order(fx.ch[SHOP_ORDERS], &cr, &o, &co, NULL, ctx), 0);
+    CHECK(!strcmp(o->user_id, "u-1"));
+    FREE_MSG(o);
+
+    /* u-1's orders, two to a page: the paid one, the rejected one, this one */
+    Shop__Orders__V1__ListOrdersRequest lr = SHOP__ORDERS__V1__LIST_ORDERS_REQUEST__INIT;
+    lr.user_id = "u-1";
+    lr.page_size = 2;
+    Shop__Orders__V1__ListOrdersResponse *page = NULL;
+    CHECK_EQ(shop_orders_v1_orders_list_orders(fx.ch[SHOP_ORDERS], &lr, &page, NULL, NULL, ctx), 0);
+    CHECK_EQ(page->n_orders, 2);
+    CHECK(*page->next_page_token);
+    char token[64];
+    snprintf(token, sizeof token, "%s", page->next_page_token);
+    FREE_MSG(page);
+    lr.page_token = token;
+    CHECK_EQ(shop_orders_v1_orders_list_orders(fx.ch[SHOP_ORDERS], &lr, &page, NULL, NULL, ctx), 0);
+    CHECK_EQ(page->n_orders, 1);
+    CHECK(!*page->next_page_token);
+    CHECK(!strcmp(page->orders[0]->user_id, "u-1"));
+    FREE_MSG(page);
+    tern_ctx_free(ctx);
+
     shop_fx_stop(&fx);
     shop_fx_rmdir(dir);
     return 0;

@@ -58,6 +58,16 @@ int orders_set_status(shop_role *r, const char *order_id, int from, int to, cons
 
 /* ---- reading ------------------------------------------------------------------ */
 
+/* The user an order is for: the x-user-id metadata when there is one
+ * (the gateway sets it from the verified token, so a body cannot order
+ * for someone else), else the request's field. */
+static const char *caller(tern_grpc_call *call, const char *field)
+{
+    const char *md = tern_grpc_call_metadata(call, "x-user-id");
+    return md && *md ? md : field;
+}
+
+
 static int fill_order(tern_grpc_call *call, shop_role *r, const tern_sqlite_result *o, int row,
                       Shop__Orders__V1__Order *out)
 {
@@ -111,20 +121,21 @@ static int load_order(tern_grpc_call *call, shop_role *r, const char *id, Shop__
 static int get_order(tern_grpc_call *call, const Shop__Orders__V1__GetOrderRequest *req,
                      Shop__Orders__V1__Order *resp, void *arg)
 {
-    return load_order(call, arg, req->id, resp);
+    return load_order(call, arg, req->order_id, resp);
 }
 
 static int list_orders(tern_grpc_call *call, const Shop__Orders__V1__ListOrdersRequest *req,
                        Shop__Orders__V1__ListOrdersResponse *resp, void *arg)
 {
     shop_role *r = arg;
-    if (!*req->user_id)
+    const char *user = caller(call, req->user_id);
+    if (!*user)
         return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "user_id is required");
     int size = req->page_size <= 0 ? DEFAULT_PAGE : req->page_size > MAX_PAGE ? MAX_PAGE : req->page_size;
     char limit[SHOP_I64_MAX];
     tern_sqlite_result *res;
     int rc = tern_sqlite_query(r->db, "SELECT * FROM orders WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                               SHOP_PARAMS(req->user_id, req->page_token, shop_i64(limit, size + 1)), &res, NULL,
+                               SHOP_PARAMS(user, req->page_token, shop_i64(limit, size + 1)), &res, NULL,
                                tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
@@ -232,10 +243,10 @@ static int price(tern_grpc_call *call, shop_role *r, const Shop__Orders__V1__Cre
     return rc;
 }
 
-static int validate(tern_grpc_call *call, const Shop__Orders__V1__CreateOrderRequest *req)
+static int validate(tern_grpc_call *call, const char *user, const Shop__Orders__V1__CreateOrderRequest *req)
 {
-    if (!*req->user_id)
-        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "user_id is required");
+    if (!*user || strlen(user) > 200)
+        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "user_id is required (at most 200 bytes)");
     if (req->n_items == 0 || req->n_items > MAX_ITEMS)
         return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "an order has 1 to %d items", MAX_ITEMS);
     for (size_t i = 0; i < req->n_items; i++) {
@@ -255,7 +266,8 @@ static int create_order(tern_grpc_call *call, const Shop__Orders__V1__CreateOrde
                         Shop__Orders__V1__Order *resp, void *arg)
 {
     shop_role *r = arg;
-    int rc = validate(call, req);
+    const char *user = caller(call, req->user_id);
+    int rc = validate(call, user, req);
     if (rc < 0)
         return rc;
     const char *key = *req->idempotency_key ? req->idempotency_key : tern_grpc_call_metadata(call, "idempotency-key");
@@ -263,7 +275,7 @@ static int create_order(tern_grpc_call *call, const Shop__Orders__V1__CreateOrde
         return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "idempotency key: 1 to 200 bytes");
     tern_ctx *ctx = tern_grpc_call_ctx(call);
     char id[SHOP_ID_MAX];
-    rc = key ? find_by_key(r, req->user_id, key, id, ctx) : 0;
+    rc = key ? find_by_key(r, user, key, id, ctx) : 0;
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     if (rc == 0) {
@@ -272,14 +284,14 @@ static int create_order(tern_grpc_call *call, const Shop__Orders__V1__CreateOrde
             return -ENOMEM;
         char currency[16] = "";
         shop_id_new("o-", id);
-        insert_tx a = {.id = id, .user_id = req->user_id, .key = key, .items = items, .n = req->n_items};
+        insert_tx a = {.id = id, .user_id = user, .key = key, .items = items, .n = req->n_items};
         rc = price(call, r, req, items, &a, currency, sizeof currency);
         a.currency = currency;
         tern_sqlite_error err = {0};
         if (rc == 0)
             rc = tern_sqlite_tx_run(r->db, NULL, insert_body, &a, &err, ctx);
         free(items);
-        if (rc == -EEXIST && key && find_by_key(r, req->user_id, key, id, ctx) == 1)
+        if (rc == -EEXIST && key && find_by_key(r, user, key, id, ctx) == 1)
             rc = 0;                     /* a concurrent retry wrote it first: that one is the order */
         else if (rc == -EEXIST || (rc < 0 && tern_grpc_call_code(call) == TERN_GRPC_OK))
             return shop_fail(call, rc, err.message[0] ? err.message : NULL);
