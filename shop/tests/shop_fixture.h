@@ -75,7 +75,7 @@ static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
     va_end(ap);
     tern_log_set_level(TERN_LOG_WARN);
     CHECK_EQ(shop_config_new(argc, (char **)argv, &fx->cfg), 0);
-    CHECK_EQ(shop_app_new(fx->cfg, &(shop_app_options){.roles = (1u << SHOP_NROLES) - 1, .no_signals = true},
+    CHECK_EQ(shop_app_new(fx->cfg, &(shop_app_options){.roles = SHOP_SERVICES, .no_signals = true},
                           &fx->app),
              0);
     CHECK_EQ(tern_go_opts(shop_fx_run, fx->app, &(tern_go_options){.join = &fx->run}, NULL), 0);
@@ -83,13 +83,13 @@ static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
     tern_ctx_with_timeout(NULL, 20 * TERN_SEC, &ctx);
     CHECK_EQ(shop_app_wait_ready(fx->app, ctx), 0);
     tern_ctx_free(ctx);
-    for (int i = 0; i < SHOP_NROLES; i++)
+    for (int i = 0; i < SHOP_NSERVICES; i++)
         CHECK_EQ(tern_grpc_channel_new(shop_app_addr(fx->app, i), NULL, &fx->ch[i]), 0);
 }
 
 static inline void shop_fx_stop(shop_fx *fx)
 {
-    for (int i = 0; i < SHOP_NROLES; i++)
+    for (int i = 0; i < SHOP_NSERVICES; i++)
         tern_grpc_channel_free(fx->ch[i]);
     shop_app_stop(fx->app);
     int result = -1;

@@ -19,8 +19,10 @@
 #include "inventory.tern-grpc.h"
 #include "orders.tern-grpc.h"
 
-static const char *const env_keys[SHOP_NROLES] = {"SHOP_USERS_ADDR", "SHOP_CATALOG_ADDR", "SHOP_INVENTORY_ADDR",
-                                                  "SHOP_ORDERS_ADDR", "SHOP_PAYMENTS_ADDR"};
+/* (the gateway's too, where it is built: `all` runs it) */
+static const char *const env_keys[] = {"SHOP_USERS_ADDR", "SHOP_CATALOG_ADDR", "SHOP_INVENTORY_ADDR",
+                                       "SHOP_ORDERS_ADDR", "SHOP_PAYMENTS_ADDR", "SHOP_GATEWAY_ADDR"};
+_Static_assert(sizeof env_keys / sizeof env_keys[0] >= SHOP_NROLES, "an address for every role");
 static char addrs[SHOP_NROLES][64];
 
 static int free_port(void)
@@ -49,6 +51,7 @@ static pid_t spawn(const char *dir, const char *log, const char *const *args)
         for (int i = 0; i < SHOP_NROLES; i++)
             setenv(env_keys[i], addrs[i], 1);
         setenv("SHOP_PAYMENTS_LATENCY", "1ms", 1);
+        setenv("SHOP_GATEWAY_CONFIG", SHOP_SOURCE_DIR "/config/gateway.yaml", 1);
         char *argv[16] = {(char *)SHOP_BINARY};
         for (int i = 0; args[i]; i++)
             argv[i + 1] = (char *)args[i];

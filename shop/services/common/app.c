@@ -15,6 +15,7 @@
  * parallel; then the background work ends, the roles stop (subscriptions
  * first), the relays stop, and the databases close.
  */
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,9 +32,17 @@ static const shop_role_ops *const role_ops[SHOP_NROLES] = {
     [SHOP_INVENTORY] = &shop_inventory_ops,
     [SHOP_ORDERS] = &shop_orders_ops,
     [SHOP_PAYMENTS] = &shop_payments_ops,
+#if SHOP_WITH_GATEWAY
+    [SHOP_GATEWAY] = &shop_gateway_ops,
+#endif
 };
 
-static const char *const role_names[SHOP_NROLES] = {"users", "catalog", "inventory", "orders", "payments"};
+static const char *const role_names[SHOP_NROLES] = {
+    "users", "catalog", "inventory", "orders", "payments",
+#if SHOP_WITH_GATEWAY
+    "gateway",
+#endif
+};
 
 const char *shop_role_name(shop_role_id id)
 {
@@ -57,8 +66,8 @@ int shop_roles_parse(const char *list, unsigned *mask, char *err, size_t errlen)
                 found = true;
             }
         if (!found) {
-            snprintf(err, errlen, "unknown role \"%.*s\" (all, users, catalog, inventory, orders, payments)",
-                     (int)n, p);
+            snprintf(err, errlen, "unknown role \"%.*s\" (all, users, catalog, inventory, orders, payments%s)",
+                     (int)n, p, SHOP_NROLES > SHOP_NSERVICES ? ", gateway" : "");
             return -EINVAL;
         }
         p += n;
@@ -158,17 +167,12 @@ static int role_start(void *arg)
     return rc;
 }
 
-static int role_new(shop_app *app, shop_role_id id)
+/* A gRPC service's database (<data_dir>/<name>.db) and server. */
+static int open_grpc_role(shop_role *r)
 {
-    shop_role *r = &app->roles[id];
-    r->app = app;
-    r->id = id;
-    r->ops = role_ops[id];
-    r->cfg = app->cfg;
     const char *name = r->ops->name;
-
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.db", tern_config_str(app->cfg, "data_dir"), name);
+    snprintf(path, sizeof path, "%s/%s.db", tern_config_str(r->cfg, "data_dir"), name);
     tern_sqlite_options so = {.metrics = sqlite_metrics, .name = name, .synchronous_normal = true};
     tern_sqlite_error serr = {0};
     int rc = tern_sqlite_new(path, &so, &r->db, &serr);
@@ -179,22 +183,48 @@ static int role_new(shop_app *app, shop_role_id id)
     }
     const tern_grpc_interceptor metrics = {tern_grpc_metrics_interceptor, NULL};
     tern_grpc_server_options go = {.interceptors = &metrics, .n_interceptors = 1};
-    if ((rc = tern_grpc_server_new(&go, &r->grpc)) < 0)
+    return tern_grpc_server_new(&go, &r->grpc);
+}
+
+static int role_new(shop_app *app, shop_role_id id)
+{
+    shop_role *r = &app->roles[id];
+    r->app = app;
+    r->id = id;
+    r->ops = role_ops[id];
+    r->cfg = app->cfg;
+    const char *name = r->ops->name;
+
+    int rc = r->ops->http_only ? 0 : open_grpc_role(r);
+    if (rc < 0)
         return rc;
     if ((rc = r->ops->init(r)) < 0) {
         tern_log_error("shop: role failed to initialise", TERN_LOG_STR("role", name),
                        TERN_LOG_STR("error", tern_strerror(rc)));
         return rc;
     }
-    if ((rc = tern_grpc_server_enable_reflection(r->grpc)) < 0)
-        return rc;
-
-    /* One port for gRPC (h2c), the probes and /metrics: the gRPC server is
-     * the router's first middleware, so a gRPC call never reaches a route
-     * and everything else never reaches the gRPC server. */
-    if ((rc = tern_http_router_new(NULL, &r->rt)) < 0)
-        return rc;
-    tern_http_router_use(r->rt, tern_grpc_server_http_handler, r->grpc);
+    if (r->ops->http_only) {
+        /* the probes and /metrics are routes; everything else is the
+         * role's, with the kit's request id, tracing, metrics and access
+         * log around it */
+        assert(r->handler);
+        tern_http_router_options ro = {.not_found = r->handler, .not_found_arg = r->handler_arg};
+        if ((rc = tern_http_router_new(&ro, &r->rt)) < 0)
+            return rc;
+        tern_http_router_use(r->rt, tern_http_mw_request_id, NULL);
+        tern_http_router_use(r->rt, tern_http_mw_trace, NULL);
+        tern_http_router_use(r->rt, tern_http_mw_metrics, NULL);
+        tern_http_router_use(r->rt, tern_http_mw_access_log, NULL);
+    } else {
+        if ((rc = tern_grpc_server_enable_reflection(r->grpc)) < 0)
+            return rc;
+        /* One port for gRPC (h2c), the probes and /metrics: the gRPC server
+         * is the router's first middleware, so a gRPC call never reaches a
+         * route and everything else never reaches the gRPC server. */
+        if ((rc = tern_http_router_new(NULL, &r->rt)) < 0)
+            return rc;
+        tern_http_router_use(r->rt, tern_grpc_server_http_handler, r->grpc);
+    }
     tern_http_router_handle(r->rt, "GET", "/metrics", tern_metrics_handler, NULL);
 
     char key[64], admin_key[64];
@@ -219,7 +249,7 @@ static int role_new(shop_app *app, shop_role_id id)
         return rc;
     }
     tern_health *h = tern_service_health(r->svc);
-    if ((rc = tern_health_mount(r->rt, h)) < 0 || (rc = tern_health_grpc_register(r->grpc, h)) < 0)
+    if ((rc = tern_health_mount(r->rt, h)) < 0 || (r->grpc && (rc = tern_health_grpc_register(r->grpc, h)) < 0))
         return rc;
     snprintf(app->addr[id], sizeof app->addr[id], "%s", tern_http_server_addr(tern_service_server(r->svc)));
     return 0;

@@ -37,20 +37,33 @@
 #include <tern/health_grpc.h>
 #include <tern/sqlite.h>
 
+/* The roles; the first SHOP_NSERVICES are the gRPC services.  The gateway
+ * exists where the build has it (SHOP_GATEWAY: tern's gateway, JWT and
+ * gRPC-JSON modules). */
 typedef enum shop_role_id {
     SHOP_USERS,
     SHOP_CATALOG,
     SHOP_INVENTORY,
     SHOP_ORDERS,
     SHOP_PAYMENTS,
+#if SHOP_WITH_GATEWAY
+    SHOP_GATEWAY,
+#endif
     SHOP_NROLES,
 } shop_role_id;
+
+#define SHOP_NSERVICES 5
+/* The roles' bits: every gRPC service. */
+#define SHOP_SERVICES ((1u << SHOP_NSERVICES) - 1)
 
 typedef struct shop_app shop_app;
 typedef struct shop_role shop_role;
 
 typedef struct shop_role_ops {
     const char *name;                           /* "orders": its config keys, file, metrics */
+    /* No database and no gRPC server: init sets role->handler, which
+     * serves every request the probes and /metrics do not (the gateway). */
+    bool http_only;
     int (*init)(shop_role *r);
     int (*start)(shop_role *r);                 /* NULL: nothing to start */
     void (*stop)(shop_role *r);                 /* NULL: nothing to stop */
@@ -68,6 +81,8 @@ struct shop_role {
     tern_http_router *rt;
     tern_service *svc;
     void *state;                                /* the service's own */
+    tern_http_handler_fn *handler;              /* http_only: set by init */
+    void *handler_arg;
     bool started;                               /* start ran and succeeded */
 };
 
@@ -124,6 +139,9 @@ const char *shop_role_name(shop_role_id id);
 /* The roles' operations (services/<name>/). */
 extern const shop_role_ops shop_users_ops, shop_catalog_ops, shop_inventory_ops, shop_orders_ops,
     shop_payments_ops;
+#if SHOP_WITH_GATEWAY
+extern const shop_role_ops shop_gateway_ops;
+#endif
 
 /* ---- helpers -------------------------------------------------------------- */
 
