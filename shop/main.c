@@ -11,6 +11,7 @@
  * SIGTERM stops gracefully (a second one: at once).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/shop.h"
@@ -25,11 +26,25 @@ static int run(void *arg)
     run_args *a = arg;
     int level = tern_log_level_parse(tern_config_str(a->cfg, "log.level"));
     tern_log_init(&(tern_log_options){.level = level > 0 ? level : TERN_LOG_INFO});
+    /* spans are exported where a collector is named (OTEL_EXPORTER_OTLP_*
+     * ENDPOINT); without one the trace context still travels between the
+     * services, and nothing is posted to a collector that is not there */
+    const char *otlp = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if (!otlp || !*otlp)
+        otlp = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    bool tracing = otlp && *otlp && tern_trace_init(&(tern_trace_options){.service_name = getenv("OTEL_SERVICE_NAME") ? NULL : "shop"}) == 0;
     shop_app *app;
     int rc = shop_app_new(a->cfg, &(shop_app_options){.roles = a->roles}, &app);
     if (rc == 0) {
         rc = shop_app_run(app, NULL);
         shop_app_free(app);
+    }
+    if (tracing) {
+        tern_ctx *ctx;
+        if (tern_ctx_with_timeout(NULL, 2 * TERN_SEC, &ctx) == 0) {
+            tern_trace_shutdown(ctx);
+            tern_ctx_free(ctx);
+        }
     }
     if (rc < 0)
         fprintf(stderr, "shop: %s\n", tern_strerror(rc));

@@ -181,8 +181,9 @@ static int open_grpc_role(shop_role *r)
                        TERN_LOG_STR("sqlite", serr.message));
         return rc;
     }
-    const tern_grpc_interceptor metrics = {tern_grpc_metrics_interceptor, NULL};
-    tern_grpc_server_options go = {.interceptors = &metrics, .n_interceptors = 1};
+    /* metrics first, so it times everything; then the call's span */
+    const tern_grpc_interceptor chain[] = {{tern_grpc_metrics_interceptor, NULL}, {shop_trace_interceptor, NULL}};
+    tern_grpc_server_options go = {.interceptors = chain, .n_interceptors = 2};
     return tern_grpc_server_new(&go, &r->grpc);
 }
 

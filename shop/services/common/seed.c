@@ -33,6 +33,7 @@ static const sample samples[] = {
 
 int shop_seed(shop_app *app, tern_ctx *ctx)
 {
+    shop_call_md md;
     tern_grpc_channel *catalog = NULL, *inventory = NULL;
     int rc = shop_app_channel(app, SHOP_CATALOG, &catalog);
     if (rc == 0)
@@ -41,7 +42,7 @@ int shop_seed(shop_app *app, tern_ctx *ctx)
     lr.page_size = 1;
     Shop__Catalog__V1__ListProductsResponse *list = NULL;
     if (rc == 0)
-        rc = shop_catalog_v1_catalog_list_products(catalog, &lr, &list, &shop_call_opts, NULL, ctx);
+        rc = shop_catalog_v1_catalog_list_products(catalog, &lr, &list, shop_call_options(&md), NULL, ctx);
     bool empty = rc == 0 && list->n_products == 0;
     if (list)
         protobuf_c_message_free_unpacked(&list->base, NULL);
@@ -57,7 +58,7 @@ int shop_seed(shop_app *app, tern_ctx *ctx)
         Shop__Catalog__V1__CreateProductRequest cr = SHOP__CATALOG__V1__CREATE_PRODUCT_REQUEST__INIT;
         cr.product = &p;
         Shop__Catalog__V1__Product *made = NULL;
-        rc = shop_catalog_v1_catalog_create_product(catalog, &cr, &made, &shop_call_opts, NULL, ctx);
+        rc = shop_catalog_v1_catalog_create_product(catalog, &cr, &made, shop_call_options(&md), NULL, ctx);
         if (made)
             protobuf_c_message_free_unpacked(&made->base, NULL);
         if (rc == -EEXIST)
@@ -67,7 +68,7 @@ int shop_seed(shop_app *app, tern_ctx *ctx)
         ar.quantity = s->stock;
         Shop__Inventory__V1__Stock *stock = NULL;
         if (rc == 0 && app->on[SHOP_INVENTORY])
-            rc = shop_inventory_v1_inventory_add_stock(inventory, &ar, &stock, &shop_call_opts, NULL, ctx);
+            rc = shop_inventory_v1_inventory_add_stock(inventory, &ar, &stock, shop_call_options(&md), NULL, ctx);
         if (stock)
             protobuf_c_message_free_unpacked(&stock->base, NULL);
     }

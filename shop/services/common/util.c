@@ -69,8 +69,6 @@ int64_t shop_col_i64(const tern_sqlite_result *res, int row, const char *col)
     return v;
 }
 
-const tern_grpc_call_options shop_call_opts = {.wait_for_ready = true};
-
 int shop_call_ctx(shop_role *r, tern_ctx *parent, tern_ctx **out)
 {
     return tern_ctx_with_timeout(parent, tern_config_duration(r->cfg, "call.timeout"), out);

@@ -211,6 +211,7 @@ static int find_by_key(shop_role *r, const char *user_id, const char *key, char 
 static int price(tern_grpc_call *call, shop_role *r, const Shop__Orders__V1__CreateOrderRequest *req, priced *items,
                  insert_tx *a, char *currency, size_t currency_len)
 {
+    shop_call_md md;
     orders *o = r->state;
     tern_ctx *ctx;
     int rc = shop_call_ctx(r, tern_grpc_call_ctx(call), &ctx);
@@ -221,7 +222,7 @@ static int price(tern_grpc_call *call, shop_role *r, const Shop__Orders__V1__Cre
         gr.id = req->items[i]->product_id;
         Shop__Catalog__V1__Product *p;
         tern_grpc_status st = {0};
-        rc = shop_catalog_v1_catalog_get_product(o->catalog, &gr, &p, &shop_call_opts, &st, ctx);
+        rc = shop_catalog_v1_catalog_get_product(o->catalog, &gr, &p, shop_call_options(&md), &st, ctx);
         if (rc == -ENOENT) {
             rc = tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "items[%zu]: no product %s", i, gr.id);
         } else if (rc < 0) {

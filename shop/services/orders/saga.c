@@ -89,6 +89,7 @@ static int publish_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
 
 int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st, tern_ctx *parent)
 {
+    shop_call_md md;
     orders *o = r->state;
     tern_sqlite_result *res;
     int rc = tern_sqlite_query(r->db, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res, NULL, parent);
@@ -119,7 +120,7 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
     Shop__Inventory__V1__Reservation *resv = NULL;
     rc = items && ptrs ? shop_call_ctx(r, parent, &ctx) : -ENOMEM;
     if (rc == 0)
-        rc = shop_inventory_v1_inventory_reserve(o->inventory, &req, &resv, &shop_call_opts, st, ctx);
+        rc = shop_inventory_v1_inventory_reserve(o->inventory, &req, &resv, shop_call_options(&md), st, ctx);
     tern_ctx_free(ctx);
     tern_sqlite_result_free(res);
     free(items);
@@ -139,6 +140,7 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
 
 int orders_saga_outcome(shop_role *r, const char *order_id, bool succeeded, const char *reason, tern_ctx *parent)
 {
+    shop_call_md md;
     orders *o = r->state;
     tern_sqlite_result *res;
     int rc = tern_sqlite_query(r->db, "SELECT status FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res, NULL,
@@ -157,9 +159,9 @@ int orders_saga_outcome(shop_role *r, const char *order_id, bool succeeded, cons
     Shop__Inventory__V1__Reservation *resv = NULL;
     tern_grpc_status st = {0};
     if (succeeded)
-        rc = shop_inventory_v1_inventory_commit(o->inventory, &ref, &resv, &shop_call_opts, &st, ctx);
+        rc = shop_inventory_v1_inventory_commit(o->inventory, &ref, &resv, shop_call_options(&md), &st, ctx);
     else
-        rc = shop_inventory_v1_inventory_release(o->inventory, &ref, &resv, &shop_call_opts, &st, ctx);
+        rc = shop_inventory_v1_inventory_release(o->inventory, &ref, &resv, shop_call_options(&md), &st, ctx);
     tern_ctx_free(ctx);
     if (resv)
         protobuf_c_message_free_unpacked(&resv->base, NULL);
@@ -210,6 +212,7 @@ static int on_payment(const tern_event *ev, int attempt, tern_ctx *ctx, void *ar
 /* An order in AWAITING_PAYMENT too long: ask payments. */
 static void recheck_awaiting(shop_role *r, const char *order_id, tern_ctx *parent)
 {
+    shop_call_md md;
     orders *o = r->state;
     tern_ctx *ctx;
     if (shop_call_ctx(r, parent, &ctx) < 0)
@@ -217,7 +220,7 @@ static void recheck_awaiting(shop_role *r, const char *order_id, tern_ctx *paren
     Shop__Payments__V1__GetPaymentRequest req = SHOP__PAYMENTS__V1__GET_PAYMENT_REQUEST__INIT;
     req.order_id = (char *)order_id;
     Shop__Payments__V1__Payment *p = NULL;
-    int rc = shop_payments_v1_payments_get_payment(o->payments, &req, &p, &shop_call_opts, NULL, ctx);
+    int rc = shop_payments_v1_payments_get_payment(o->payments, &req, &p, shop_call_options(&md), NULL, ctx);
     tern_ctx_free(ctx);
     if (rc == 0) {
         orders_saga_outcome(r, order_id, p->status == SHOP__PAYMENTS__V1__PAYMENT_STATUS__PAYMENT_STATUS_SUCCEEDED,
