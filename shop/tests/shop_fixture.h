@@ -66,8 +66,11 @@ static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
         "--inventory.addr=127.0.0.1:0", "--orders.addr=127.0.0.1:0", "--payments.addr=127.0.0.1:0",
         "--users.scrypt_n=1024", "--payments.latency=1ms", "--inventory.sweep_interval=50ms",
         "--orders.recheck_after=2s", "--log.level=warn",
+        /* the admin listeners on any free port (their defaults are fixed ports) */
+        "--users.admin=127.0.0.1:0", "--catalog.admin=127.0.0.1:0", "--inventory.admin=127.0.0.1:0",
+        "--orders.admin=127.0.0.1:0", "--payments.admin=127.0.0.1:0",
     };
-    int argc = 12;
+    int argc = 17;
     va_list ap;
     va_start(ap, dir);
     for (const char *a; (a = va_arg(ap, const char *)) != NULL && argc < 63;)

@@ -51,6 +51,11 @@ static pid_t spawn(const char *dir, const char *log, const char *const *args)
         for (int i = 0; i < SHOP_NROLES; i++)
             setenv(env_keys[i], addrs[i], 1);
         setenv("SHOP_PAYMENTS_LATENCY", "1ms", 1);
+        for (int i = 0; i < SHOP_NROLES; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "%.*s_ADMIN", (int)(strlen(env_keys[i]) - 5), env_keys[i]);
+            setenv(key, "127.0.0.1:0", 1);
+        }
         setenv("SHOP_GATEWAY_CONFIG", SHOP_SOURCE_DIR "/config/gateway.yaml", 1);
         char *argv[16] = {(char *)SHOP_BINARY};
         for (int i = 0; args[i]; i++)
