@@ -52,10 +52,11 @@ static int shop_fx_run(void *arg)
     return shop_app_run(arg, NULL);
 }
 
-/* Start the services in dir with the fixture's settings (fast payments,
- * cheap scrypt, quick watchdogs) and extra flags ("--payments.failure_rate=1",
- * ..., NULL-terminated); wait until ready. */
-static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
+/* Start the roles (bits of shop_role_id) in dir with the fixture's settings
+ * (fast payments, cheap scrypt, quick watchdogs, every port free) and the
+ * extra flags in ap ("--payments.failure_rate=1", ..., NULL-terminated;
+ * a flag given twice: the last wins); wait until ready. */
+static inline void shop_fx_startv(shop_fx *fx, const char *dir, unsigned roles, va_list ap)
 {
     memset(fx, 0, sizeof *fx);
     snprintf(fx->dir, sizeof fx->dir, "%s", dir);
@@ -71,16 +72,11 @@ static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
         "--orders.admin=127.0.0.1:0", "--payments.admin=127.0.0.1:0",
     };
     int argc = 17;
-    va_list ap;
-    va_start(ap, dir);
     for (const char *a; (a = va_arg(ap, const char *)) != NULL && argc < 63;)
         argv[argc++] = a;
-    va_end(ap);
     tern_log_set_level(TERN_LOG_WARN);
     CHECK_EQ(shop_config_new(argc, (char **)argv, &fx->cfg), 0);
-    CHECK_EQ(shop_app_new(fx->cfg, &(shop_app_options){.roles = SHOP_SERVICES, .no_signals = true},
-                          &fx->app),
-             0);
+    CHECK_EQ(shop_app_new(fx->cfg, &(shop_app_options){.roles = roles, .no_signals = true}, &fx->app), 0);
     CHECK_EQ(tern_go_opts(shop_fx_run, fx->app, &(tern_go_options){.join = &fx->run}, NULL), 0);
     tern_ctx *ctx;
     tern_ctx_with_timeout(NULL, 20 * TERN_SEC, &ctx);
@@ -88,6 +84,24 @@ static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
     tern_ctx_free(ctx);
     for (int i = 0; i < SHOP_NSERVICES; i++)
         CHECK_EQ(tern_grpc_channel_new(shop_app_addr(fx->app, i), NULL, &fx->ch[i]), 0);
+}
+
+/* Every gRPC service in dir, and the extra flags (NULL-terminated). */
+static inline void shop_fx_start(shop_fx *fx, const char *dir, ...)
+{
+    va_list ap;
+    va_start(ap, dir);
+    shop_fx_startv(fx, dir, SHOP_SERVICES, ap);
+    va_end(ap);
+}
+
+/* Some of the roles (bits of shop_role_id), and the extra flags. */
+static inline void shop_fx_start_roles(shop_fx *fx, const char *dir, unsigned roles, ...)
+{
+    va_list ap;
+    va_start(ap, roles);
+    shop_fx_startv(fx, dir, roles, ap);
+    va_end(ap);
 }
 
 static inline void shop_fx_stop(shop_fx *fx)

@@ -256,6 +256,36 @@ static int role_new(shop_app *app, shop_role_id id)
     return 0;
 }
 
+/* The event bus: in-process (every role in this process), or NATS
+ * JetStream (events.nats: roles in several processes; the stream keeps
+ * what a stopped consumer has not taken, and a durable consumer per group
+ * resumes where it was). */
+static int bus_new(shop_app *app)
+{
+    const char *servers = tern_config_str(app->cfg, "events.nats");
+    tern_events_transport t;
+    int rc;
+    if (!*servers) {
+        rc = tern_events_inproc_transport(&t);
+    } else {
+        tern_ctx *ctx;
+        if ((rc = tern_ctx_with_timeout(NULL, 10 * TERN_SEC, &ctx)) < 0)
+            return rc;
+        rc = tern_nats_new(&(tern_nats_options){.servers = servers, .name = "shop"}, &app->nats, ctx);
+        tern_ctx_free(ctx);
+        if (rc < 0) {
+            tern_log_error("shop: events.nats", TERN_LOG_STR("servers", servers),
+                           TERN_LOG_STR("error", tern_strerror(rc)));
+            return rc;
+        }
+        rc = tern_events_jetstream_transport(
+            app->nats, &(tern_events_jetstream_options){.stream = "SHOP", .subject_prefix = "shop"}, &t);
+    }
+    if (rc < 0)
+        return rc;
+    return tern_events_bus_new(&t, &(tern_events_bus_options){.name = "shop", .metrics = events_metrics}, &app->bus);
+}
+
 int shop_app_new(tern_config *cfg, const shop_app_options *o, shop_app **out)
 {
     *out = NULL;
@@ -278,11 +308,8 @@ int shop_app_new(tern_config *cfg, const shop_app_options *o, shop_app **out)
         free(app);
         return rc;
     }
-    tern_events_transport t;
-    if ((rc = tern_events_inproc_transport(&t)) < 0 ||
-        (rc = tern_events_bus_new(&t, &(tern_events_bus_options){.name = "shop", .metrics = events_metrics},
-                                  &app->bus)) < 0) {
-        free(app);
+    if ((rc = bus_new(app)) < 0) {
+        shop_app_free(app);
         return rc;
     }
     for (int i = 0; i < SHOP_NROLES; i++) {
@@ -505,6 +532,7 @@ void shop_app_free(shop_app *app)
         free(r->state);
     }
     tern_events_bus_free(app->bus);
+    tern_nats_free(app->nats);          /* after the bus, which uses it */
     tern_ctx_free(app->ctx);
     free(app);
 }

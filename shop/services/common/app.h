@@ -15,6 +15,7 @@ struct shop_app {
     int nroles;
     char addr[SHOP_NROLES][128];        /* where each role is reached */
     tern_events_bus *bus;
+    tern_nats *nats;                    /* events.nats: the bus's connection */
     tern_ctx *ctx;                      /* cancelled when the app stops */
     tern_group *bg;                     /* the roles' background work, under ctx */
     tern_mutex mu;                      /* guards what follows */

@@ -45,6 +45,9 @@ static const tern_config_key keys[] = {
                     .help = "orders' admin listener; empty: none"),
     TERN_CONFIG_KEY("payments.admin", TERN_CONFIG_STRING, .def = "127.0.0.1:7105",
                     .help = "payments' admin listener; empty: none"),
+    TERN_CONFIG_KEY("events.nats", TERN_CONFIG_STRING, .def = "",
+                    .help = "NATS servers (nats://host:4222,...) whose JetStream carries the events between "
+                            "processes; empty: the in-process bus (every role in one process)"),
     TERN_CONFIG_KEY("seed", TERN_CONFIG_BOOL, .def = "true",
                     .help = "fill an empty catalog (and its stock) with sample products"),
     TERN_CONFIG_KEY("call.timeout", TERN_CONFIG_DURATION, .def = "5s", .min = "1ms",
