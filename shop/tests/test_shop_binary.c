@@ -202,6 +202,10 @@ static int body(void *arg)
     const char *bad_value[] = {"all", "--payments.failure_rate=2", NULL};
     CHECK_EQ(wait_exit(spawn(dir, log, bad_value)), 2);
     CHECK(file_has(log, "payments.failure_rate"));
+    /* a secret too short for HS256: refused at start, saying why */
+    const char *short_secret[] = {"users", "--users.jwt_secret=short", NULL};
+    CHECK_EQ(wait_exit(spawn(dir, log, short_secret)), 1);
+    CHECK(file_has(log, "users.jwt_secret: at least 32 bytes"));
 
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

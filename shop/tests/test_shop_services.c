@@ -71,7 +71,7 @@ static int users_body(void *arg)
     CHECK(strchr(lr->token, '.') && strchr(strchr(lr->token, '.') + 1, '.'));
     tern_jwt_keys *keys;
     CHECK_EQ(tern_jwt_keys_new(&keys), 0);
-    CHECK_EQ(tern_jwt_keys_add_hmac(keys, "shop-1", "shop-dev-secret-change-me", 25), 0);
+    CHECK_EQ(tern_jwt_keys_add_hmac(keys, "shop-1", SHOP_DEV_JWT_SECRET, strlen(SHOP_DEV_JWT_SECRET)), 0);
     const char *aud[] = {"shop"};
     tern_jwt_verify_options vo = {.issuer = "shop-users", .audiences = aud, .n_audiences = 1, .require_exp = true};
     tern_jwt *t;

@@ -58,8 +58,9 @@ static const tern_config_key keys[] = {
                     .help = "how long calls in flight get to finish when stopping"),
     TERN_CONFIG_KEY("users.scrypt_n", TERN_CONFIG_INT, .def = "16384", .min = "2", .max = "1048576",
                     .help = "scrypt's cost N for new passwords (a power of two)"),
-    TERN_CONFIG_KEY("users.jwt_secret", TERN_CONFIG_STRING, .def = "shop-dev-secret-change-me",
-                    .help = "HS256 secret login tokens are signed with (the gateway verifies them)"),
+    TERN_CONFIG_KEY("users.jwt_secret", TERN_CONFIG_STRING, .def = SHOP_DEV_JWT_SECRET,
+                    .help = "HS256 secret login tokens are signed with, at least 32 bytes (the gateway "
+                            "verifies them)"),
     TERN_CONFIG_KEY("users.jwt_kid", TERN_CONFIG_STRING, .def = "shop-1",
                     .help = "key id in the tokens' header"),
     TERN_CONFIG_KEY("users.token_ttl", TERN_CONFIG_DURATION, .def = "1h", .min = "1s",

@@ -87,6 +87,11 @@ struct shop_role {
     bool started;                               /* start ran and succeeded */
 };
 
+/* The default of users.jwt_secret: for a demo on one machine only (the
+ * users service warns when it signs with it).  HS256 wants at least 32
+ * bytes of secret (RFC 7518 3.2). */
+#define SHOP_DEV_JWT_SECRET "shop-development-secret-change-me"
+
 /* ---- the process --------------------------------------------------------- */
 
 /* The configuration every role reads (keys in config.c; env SHOP_...).

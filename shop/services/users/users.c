@@ -166,7 +166,12 @@ static int init(shop_role *r)
         return -ENOMEM;
     r->state = u;
     const char *secret = tern_config_str(r->cfg, "users.jwt_secret");
-    if (!strcmp(secret, "shop-dev-secret-change-me"))
+    if (strlen(secret) < 32) {
+        tern_log_error("users: users.jwt_secret: at least 32 bytes are needed (RFC 7518 3.2)",
+                       TERN_LOG_INT("bytes", (int64_t)strlen(secret)));
+        return -EINVAL;
+    }
+    if (!strcmp(secret, SHOP_DEV_JWT_SECRET))
         tern_log_warn("users: signing tokens with the development secret (set SHOP_USERS_JWT_SECRET)");
     rc = shop_token_new(tern_config_str(r->cfg, "users.jwt_kid"), secret, tern_config_duration(r->cfg, "users.token_ttl"),
                         &u->token);
