@@ -44,11 +44,6 @@ static const char *const role_names[SHOP_NROLES] = {
 #endif
 };
 
-const char *shop_role_name(shop_role_id id)
-{
-    return id < SHOP_NROLES ? role_names[id] : "?";
-}
-
 int shop_roles_parse(const char *list, unsigned *mask, char *err, size_t errlen)
 {
     *mask = 0;
@@ -101,11 +96,6 @@ static void metrics_init(void *arg)
 const char *shop_app_addr(const shop_app *app, shop_role_id id)
 {
     return app->addr[id];
-}
-
-shop_role *shop_app_role(shop_app *app, shop_role_id id)
-{
-    return app->on[id] ? &app->roles[id] : NULL;
 }
 
 tern_events_bus *shop_app_bus(shop_app *app)

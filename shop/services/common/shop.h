@@ -92,6 +92,13 @@ struct shop_role {
  * bytes of secret (RFC 7518 3.2). */
 #define SHOP_DEV_JWT_SECRET "shop-development-secret-change-me"
 
+/* The events between the services: topic "orders" carries OrderCreated
+ * (shop.orders.v1.OrderCreated), topic "payments" the payment's outcome
+ * (shop.payments.v1.PaymentOutcome under either type). */
+#define SHOP_EVENT_ORDER_CREATED "shop.orders.v1.OrderCreated"
+#define SHOP_EVENT_PAYMENT_SUCCEEDED "shop.payments.v1.PaymentSucceeded"
+#define SHOP_EVENT_PAYMENT_FAILED "shop.payments.v1.PaymentFailed"
+
 /* ---- the process --------------------------------------------------------- */
 
 /* The configuration every role reads (keys in config.c; env SHOP_...).
@@ -127,11 +134,9 @@ void shop_app_free(shop_app *app);
 /* Where a role is reached: its real address when it runs in this process,
  * else its configured one. */
 const char *shop_app_addr(const shop_app *app, shop_role_id id);
-/* The role when it runs in this process, else NULL. */
-shop_role *shop_app_role(shop_app *app, shop_role_id id);
 /* A channel to a role (in this process or not); the caller frees it. */
 int shop_app_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out);
-/* The process's event bus (in-process transport). */
+/* The process's event bus (in-process, or JetStream with events.nats). */
 tern_events_bus *shop_app_bus(shop_app *app);
 /* Cancelled when the app stops: bounds the roles' background work. */
 tern_ctx *shop_app_ctx(shop_app *app);
@@ -140,7 +145,6 @@ tern_ctx *shop_app_ctx(shop_app *app);
  * From a role's start. */
 int shop_app_go(shop_app *app, tern_fn *fn, void *arg);
 
-const char *shop_role_name(shop_role_id id);
 
 /* The roles' operations (services/<name>/). */
 extern const shop_role_ops shop_users_ops, shop_catalog_ops, shop_inventory_ops, shop_orders_ops,

@@ -25,7 +25,6 @@
 #include "inventory.tern-grpc.h"
 
 #define MAX_ITEMS 100
-#define SWEEP_BATCH 100
 
 enum { HELD = SHOP__INVENTORY__V1__RESERVATION_STATUS__RESERVATION_STATUS_HELD,
        COMMITTED = SHOP__INVENTORY__V1__RESERVATION_STATUS__RESERVATION_STATUS_COMMITTED,
@@ -281,13 +280,15 @@ static int sweeper(void *arg)
     shop_role *r = arg;
     tern_ctx *ctx = shop_app_ctx(r->app);
     int64_t every = tern_config_duration(r->cfg, "inventory.sweep_interval");
+    char held[SHOP_I64_MAX];
+    shop_i64(held, HELD);
     while (tern_ctx_sleep(every, ctx) == 0) {
         char now[SHOP_I64_MAX];
         int64_t now_ms = shop_now_ms();
         tern_sqlite_result *res;
         if (tern_sqlite_query(r->db,
-                              "SELECT DISTINCT id FROM reservations WHERE status = 1 AND expires_ms < $1 LIMIT 100",
-                              SHOP_PARAMS(shop_i64(now, now_ms)), &res, NULL, ctx) < 0)
+                              "SELECT DISTINCT id FROM reservations WHERE status = $2 AND expires_ms < $1 LIMIT 100",
+                              SHOP_PARAMS(shop_i64(now, now_ms), held), &res, NULL, ctx) < 0)
             continue;
         for (int i = 0; i < tern_sqlite_result_rows(res); i++) {
             settle_tx a = {.id = tern_sqlite_result_text(res, i, 0), .to = RELEASED, .only_expired = true,

@@ -28,10 +28,6 @@
 
 #include "orders/orders.h"
 
-#define ORDER_CREATED "shop.orders.v1.OrderCreated"
-#define SUCCEEDED "shop.payments.v1.PaymentSucceeded"
-#define FAILED "shop.payments.v1.PaymentFailed"
-#define WATCH_BATCH 50
 
 typedef struct publish_tx {
     shop_role *r;
@@ -67,7 +63,7 @@ static int add_order_created(publish_tx *a, tern_sqlite_tx *tx, tern_ctx *ctx)
         shop_id_new("order-created-again-", id);
     else
         snprintf(id, sizeof id, "order-created-%s", a->order_id);
-    tern_event ev = {.id = id, .topic = "orders", .type = ORDER_CREATED, .data = data, .len = len};
+    tern_event ev = {.id = id, .topic = "orders", .type = SHOP_EVENT_ORDER_CREATED, .data = data, .len = len};
     rc = tern_outbox_sqlite_add(a->r->outbox, tx, &ev, ctx);
     free(data);
     return rc;
@@ -196,8 +192,8 @@ static int on_payment(const tern_event *ev, int attempt, tern_ctx *ctx, void *ar
 {
     (void)attempt;
     shop_role *r = arg;
-    bool ok = !strcmp(ev->type, SUCCEEDED);
-    if (!ok && strcmp(ev->type, FAILED) != 0)
+    bool ok = !strcmp(ev->type, SHOP_EVENT_PAYMENT_SUCCEEDED);
+    if (!ok && strcmp(ev->type, SHOP_EVENT_PAYMENT_FAILED) != 0)
         return 0;
     Shop__Payments__V1__PaymentOutcome *po = shop__payments__v1__payment_outcome__unpack(NULL, ev->len, ev->data);
     if (!po) {

@@ -20,9 +20,6 @@
 #include "orders.tern-grpc.h"
 #include "payments.tern-grpc.h"
 
-#define ORDER_CREATED "shop.orders.v1.OrderCreated"
-#define SUCCEEDED "shop.payments.v1.PaymentSucceeded"
-#define FAILED "shop.payments.v1.PaymentFailed"
 
 enum { PAID_OK = SHOP__PAYMENTS__V1__PAYMENT_STATUS__PAYMENT_STATUS_SUCCEEDED,
        PAID_FAILED = SHOP__PAYMENTS__V1__PAYMENT_STATUS__PAYMENT_STATUS_FAILED };
@@ -98,7 +95,7 @@ static int record_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
         return -ENOMEM;
     char id[TERN_EVENTS_ID_MAX];
     snprintf(id, sizeof id, "paid-%s", a->oc->order_id);
-    tern_event ev = {.id = id, .topic = "payments", .type = a->ok ? SUCCEEDED : FAILED, .data = data, .len = len};
+    tern_event ev = {.id = id, .topic = "payments", .type = a->ok ? SHOP_EVENT_PAYMENT_SUCCEEDED : SHOP_EVENT_PAYMENT_FAILED, .data = data, .len = len};
     rc = tern_outbox_sqlite_add(a->r->outbox, tx, &ev, ctx);
     free(data);
     return rc;
@@ -108,7 +105,7 @@ static int on_order_created(const tern_event *ev, int attempt, tern_ctx *ctx, vo
 {
     (void)attempt;
     shop_role *r = arg;
-    if (strcmp(ev->type, ORDER_CREATED) != 0)
+    if (strcmp(ev->type, SHOP_EVENT_ORDER_CREATED) != 0)
         return 0;
     Shop__Orders__V1__OrderCreated *oc =
         shop__orders__v1__order_created__unpack(NULL, ev->len, ev->data);
