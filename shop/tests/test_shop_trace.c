@@ -1,8 +1,9 @@
 /*
- * test_shop_trace.c - one trace across the shop's gRPC hops: a CreateOrder
- * sent with a traceparent gives the orders span and the spans of the calls
- * orders makes (the catalog's GetProduct, the inventory's Reserve), all in
- * the caller's trace.  The spans are exported (OTLP/HTTP JSON) to a
+ * test_shop_trace.c - one trace across the shop's hops: a CreateOrder sent
+ * with a traceparent gives the orders span, the spans of the calls orders
+ * makes (the catalog's GetProduct, the inventory's Reserve), and the
+ * saga's through the events (payments' charge, orders' handling of the
+ * outcome, the inventory's Commit), all in the caller's trace.  The spans are exported (OTLP/HTTP JSON) to a
  * collector the test runs: a tern HTTP server.
  */
 #include "shop_fixture.h"
@@ -97,9 +98,12 @@ static int body(void *arg)
     tern_ctx_free(ctx);
     FREE_MSG(o);
 
+    /* the call's hops, then the saga's: the events' handlers and the
+     * commit they make, all in the caller's trace */
     const char *hops[] = {"/shop.orders.v1.Orders/CreateOrder", "/shop.catalog.v1.Catalog/GetProduct",
-                          "/shop.inventory.v1.Inventory/Reserve"};
-    for (size_t h = 0; h < 3; h++) {
+                          "/shop.inventory.v1.Inventory/Reserve", "payments: charge",
+                          "orders: payment succeeded", "/shop.inventory.v1.Inventory/Commit"};
+    for (size_t h = 0; h < sizeof hops / sizeof hops[0]; h++) {
         int i = 0;
         while (!has_span(hops[h], trace) && i++ < 500)
             tern_sleep(10 * TERN_MS);

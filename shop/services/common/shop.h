@@ -194,6 +194,19 @@ typedef struct shop_call_md {
 const tern_grpc_call_options *shop_call_options(shop_call_md *md);
 /* The server interceptor that starts each call's span (trace.c). */
 int shop_trace_interceptor(tern_grpc_call *call, void *arg);
+/* The calling coroutine's current span as a traceparent into buf
+ * (TERN_TRACE_PARENT_LEN + 1 bytes; "" when there is none): events carry
+ * it in their message, having no headers. */
+void shop_traceparent(char *buf);
+/* An event handler's CONSUMER span, a child of the traceparent its event
+ * carried (NULL or "": a new trace), current in the calling coroutine
+ * until shop_event_span_end (rc: the handler's result). */
+typedef struct shop_event_span {
+    tern_trace_span *span;
+    tern_trace_scope scope;
+} shop_event_span;
+void shop_event_span_begin(shop_event_span *s, const char *name, const char *traceparent);
+void shop_event_span_end(shop_event_span *s, int rc);
 
 /* Fail the gRPC call with the status matching -errno rc and a message
  * (rc's text when msg is NULL); returns rc's errno for the code. */

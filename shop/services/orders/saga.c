@@ -51,6 +51,9 @@ static int add_order_created(publish_tx *a, tern_sqlite_tx *tx, tern_ctx *ctx)
     oc.user_id = (char *)shop_col(res, 0, "user_id");
     oc.currency = (char *)shop_col(res, 0, "currency");
     oc.amount_cents = shop_col_i64(res, 0, "total_cents");
+    char tp[TERN_TRACE_PARENT_LEN + 1];
+    shop_traceparent(tp);
+    oc.traceparent = tp;
     size_t len;
     void *data = shop_pack(&oc.base, &len);
     tern_sqlite_result_free(res);
@@ -200,7 +203,10 @@ static int on_payment(const tern_event *ev, int attempt, tern_ctx *ctx, void *ar
         tern_log_warn("orders: undecodable event dropped", TERN_LOG_STR("id", ev->id));
         return 0;
     }
+    shop_event_span span;
+    shop_event_span_begin(&span, ok ? "orders: payment succeeded" : "orders: payment failed", po->traceparent);
     int rc = orders_saga_outcome(r, po->order_id, ok, po->reason, ctx);
+    shop_event_span_end(&span, rc);
     protobuf_c_message_free_unpacked(&po->base, NULL);
     return rc;
 }

@@ -89,6 +89,9 @@ static int record_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
     out.order_id = a->oc->order_id;
     out.succeeded = a->ok;
     out.reason = (char *)a->reason;
+    char tp[TERN_TRACE_PARENT_LEN + 1];
+    shop_traceparent(tp);
+    out.traceparent = tp;
     size_t len;
     void *data = shop_pack(&out.base, &len);
     if (!data)
@@ -113,6 +116,8 @@ static int on_order_created(const tern_event *ev, int attempt, tern_ctx *ctx, vo
         tern_log_warn("payments: undecodable event dropped", TERN_LOG_STR("id", ev->id));
         return 0;                       /* redelivering it would not make it decodable */
     }
+    shop_event_span span;
+    shop_event_span_begin(&span, "payments: charge", oc->traceparent);
     tern_sqlite_result *res;
     int rc = tern_sqlite_query(r->db, "SELECT 1 FROM payments WHERE order_id = $1", SHOP_PARAMS(oc->order_id), &res,
                                NULL, ctx);
@@ -135,6 +140,7 @@ static int on_order_created(const tern_event *ev, int attempt, tern_ctx *ctx, vo
             tern_log_info("payments: charged", TERN_LOG_STR("order", oc->order_id), TERN_LOG_BOOL("ok", ok),
                           TERN_LOG_INT("amount_cents", oc->amount_cents));
     }
+    shop_event_span_end(&span, rc);
     protobuf_c_message_free_unpacked(&oc->base, NULL);
     return rc;
 }
