@@ -167,15 +167,17 @@ static int body(void *arg)
     tern_http_client *hc;
     CHECK_EQ(tern_http_client_new(NULL, &hc), 0);
     char url[128];
-    snprintf(url, sizeof url, "http://%s/readyz", addrs[SHOP_CATALOG]);
+    snprintf(url, sizeof url, "http://%s/readyz?verbose", addrs[SHOP_CATALOG]);
     tern_http_client_response *resp;
     CHECK_EQ(tern_http_client_do(hc, &(tern_http_client_request){.url = url}, &resp, NULL), 0);
     CHECK_EQ(tern_http_client_response_status(resp), 200);
+    const char *body;
+    size_t len;
+    CHECK_EQ(tern_http_client_response_body(resp, 1 << 16, &body, &len), 0);
+    CHECK(strstr(body, "db"));          /* the database's readiness check ran */
     tern_http_client_response_free(resp);
     snprintf(url, sizeof url, "http://%s/metrics", addrs[SHOP_ORDERS]);
     CHECK_EQ(tern_http_client_do(hc, &(tern_http_client_request){.url = url}, &resp, NULL), 0);
-    const char *body;
-    size_t len;
     CHECK_EQ(tern_http_client_response_body(resp, 1 << 22, &body, &len), 0);
     CHECK(strstr(body, "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"shop.orders.v1.Orders\","
                        "grpc_method=\"CreateOrder\",grpc_code=\"OK\"}"));

@@ -157,6 +157,22 @@ static int role_start(void *arg)
     return rc;
 }
 
+/* Readiness: the role's database answers (a full disk or a corrupt file
+ * takes the role out of its load balancer instead of failing its calls). */
+static int db_check(char *msg, size_t len, tern_ctx *ctx, void *arg)
+{
+    shop_role *r = arg;
+    tern_sqlite_result *res;
+    tern_sqlite_error err = {0};
+    int rc = tern_sqlite_query(r->db, "SELECT 1", NULL, &res, &err, ctx);
+    if (rc < 0) {
+        snprintf(msg, len, "%s", err.message[0] ? err.message : tern_strerror(rc));
+        return rc;
+    }
+    tern_sqlite_result_free(res);
+    return 0;
+}
+
 /* A gRPC service's database (<data_dir>/<name>.db) and server. */
 static int open_grpc_role(shop_role *r)
 {
@@ -240,7 +256,8 @@ static int role_new(shop_app *app, shop_role_id id)
         return rc;
     }
     tern_health *h = tern_service_health(r->svc);
-    if ((rc = tern_health_mount(r->rt, h)) < 0 || (r->grpc && (rc = tern_health_grpc_register(r->grpc, h)) < 0))
+    if ((rc = tern_health_mount(r->rt, h)) < 0 || (r->grpc && (rc = tern_health_grpc_register(r->grpc, h)) < 0) ||
+        (r->db && (rc = tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, db_check, r)) < 0))
         return rc;
     snprintf(app->addr[id], sizeof app->addr[id], "%s", tern_http_server_addr(tern_service_server(r->svc)));
     return 0;
