@@ -87,6 +87,25 @@ static int body(void *arg)
     CHECK(o->status == ORDER(AWAITING_PAYMENT) || o->status == ORDER(PAID));
     FREE_MSG(o);
     CHECK_EQ(shop_fx_settled(&fx, waiting), ORDER(PAID));
+
+    /* 50 ms retention in orders.db's outbox, then its sent rows go */
+    shop_fx_stop(&fx);
+    shop_fx_start(&fx, dir, "--outbox.retention=50ms", NULL);
+    char path[300];
+    snprintf(path, sizeof path, "%s/orders.db", dir);
+    tern_sqlite *db;
+    CHECK_EQ(tern_sqlite_new(path, NULL, &db, NULL), 0);
+    int64_t rows = -1;
+    for (int i = 0; i < 300 && rows != 0; i++) {
+        tern_sqlite_result *res;
+        CHECK_EQ(tern_sqlite_query(db, "SELECT count(*) FROM outbox", NULL, &res, NULL, NULL), 0);
+        CHECK_EQ(tern_sqlite_result_int64(res, 0, 0, &rows), 0);
+        tern_sqlite_result_free(res);
+        if (rows)
+            tern_sleep(10 * TERN_MS);
+    }
+    CHECK_EQ(rows, 0);
+    tern_sqlite_free(db);
     s = shop_fx_stock(&fx, "grinder");
     CHECK_EQ(s->available, 7);
     CHECK_EQ(s->reserved, 0);

@@ -390,8 +390,30 @@ static int run_role(void *arg)
     return 0;
 }
 
-/* Once every role started (every subscription exists), the relays; then
- * the seed; then the app is ready. */
+/* Sent rows stay in an outbox until purged: every outbox.retention (at
+ * most a minute), those sent longer ago than that go. */
+static int purger(void *arg)
+{
+    shop_app *app = arg;
+    int64_t keep = tern_config_duration(app->cfg, "outbox.retention");
+    int64_t every = keep < 60 * TERN_SEC ? keep : 60 * TERN_SEC;
+    while (tern_ctx_sleep(every, app->ctx) == 0) {
+        for (int i = 0; i < SHOP_NROLES; i++) {
+            int64_t gone = 0;
+            int rc = app->on[i] && app->roles[i].outbox ? tern_outbox_purge(app->roles[i].outbox, keep, &gone, app->ctx)
+                                                         : 0;
+            if (rc < 0 && rc != -ECANCELED)
+                tern_log_warn("shop: outbox purge failed", TERN_LOG_STR("role", role_names[i]),
+                              TERN_LOG_STR("error", tern_strerror(rc)));
+            else if (gone > 0)
+                tern_log_debug("shop: outbox purged", TERN_LOG_STR("role", role_names[i]), TERN_LOG_INT("rows", gone));
+        }
+    }
+    return 0;
+}
+
+/* Once every role started (every subscription exists), the relays and
+ * their purger; then the seed; then the app is ready. */
 static int starter(void *arg)
 {
     shop_app *app = arg;
@@ -413,6 +435,8 @@ static int starter(void *arg)
             go = false;
         }
     }
+    if (go && shop_app_go(app, purger, app) < 0)
+        tern_log_warn("shop: no outbox purger (out of memory)");
     if (go && app->on[SHOP_CATALOG] && !app->opts.no_seed && tern_config_bool(app->cfg, "seed")) {
         int rc = shop_seed(app, app->ctx);
         if (rc < 0 && rc != -ECANCELED)

@@ -48,6 +48,8 @@ static const tern_config_key keys[] = {
     TERN_CONFIG_KEY("events.nats", TERN_CONFIG_STRING, .def = "",
                     .help = "NATS servers (nats://host:4222,...) whose JetStream carries the events between "
                             "processes; empty: the in-process bus (every role in one process)"),
+    TERN_CONFIG_KEY("outbox.retention", TERN_CONFIG_DURATION, .def = "1h", .min = "1ms",
+                    .help = "how long published events stay in a role's outbox table before they are purged"),
     TERN_CONFIG_KEY("seed", TERN_CONFIG_BOOL, .def = "true",
                     .help = "fill an empty catalog (and its stock) with sample products"),
     TERN_CONFIG_KEY("call.timeout", TERN_CONFIG_DURATION, .def = "5s", .min = "1ms",
