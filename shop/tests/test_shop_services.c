@@ -405,6 +405,23 @@ static int idempotency_body(void *arg)
     CHECK(!strcmp(a->id, b->id));
     CHECK_EQ(shop_fx_order(&fx, "u-3", "travel-mug", 1, "key-2", &c), 0);
     CHECK(strcmp(a->id, c->id) != 0);
+    /* the key with other lines: refused, naming the order it belongs to */
+    FREE_MSG(c);
+    tern_grpc_status kst = {0};
+    Shop__Orders__V1__CreateOrderRequest__Line other = SHOP__ORDERS__V1__CREATE_ORDER_REQUEST__LINE__INIT;
+    other.product_id = "travel-mug";
+    other.quantity = 2;
+    Shop__Orders__V1__CreateOrderRequest__Line *others[] = {&other};
+    Shop__Orders__V1__CreateOrderRequest oreq = SHOP__ORDERS__V1__CREATE_ORDER_REQUEST__INIT;
+    oreq.user_id = "u-3";
+    oreq.items = others;
+    oreq.n_items = 1;
+    oreq.idempotency_key = "key-1";
+    tern_ctx *kctx = shop_fx_ctx();
+    CHECK_EQ(shop_orders_v1_orders_create_order(fx.ch[SHOP_ORDERS], &oreq, &c, NULL, &kst, kctx), -EINVAL);
+    tern_ctx_free(kctx);
+    CHECK(strstr(kst.message, a->id));
+    tern_grpc_status_clear(&kst);
     /* the key is per user: another user's key-1 is another order */
     FREE_MSG(c);
     CHECK_EQ(shop_fx_order(&fx, "u-4", "travel-mug", 1, "key-1", &c), 0);

@@ -10,7 +10,7 @@
  * the Idempotency-Key header) is unique per user in the table: a retry,
  * even one racing the first request, finds the same order, and if that
  * one is still PENDING (the first attempt lost its reservation call) the
- * retry carries the saga on.
+ * retry carries the saga on.  The key with other lines is refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -207,6 +207,29 @@ static int find_by_key(shop_role *r, const char *user_id, const char *key, char 
     return rc;
 }
 
+/* Whether order id has exactly req's lines (the same products, the same
+ * quantities): a key reused for another request is an error, not that
+ * request's order (draft-ietf-httpapi-idempotency-key's 422). */
+static int same_lines(shop_role *r, const char *id, const Shop__Orders__V1__CreateOrderRequest *req, tern_ctx *ctx)
+{
+    tern_sqlite_result *res;
+    int rc = tern_sqlite_query(r->db, "SELECT product_id, quantity FROM order_items WHERE order_id = $1",
+                               SHOP_PARAMS(id), &res, NULL, ctx);
+    if (rc < 0)
+        return rc;
+    int rows = tern_sqlite_result_rows(res);
+    bool same = rows == (int)req->n_items;
+    for (int i = 0; same && i < rows; i++) {
+        bool found = false;
+        for (size_t j = 0; !found && j < req->n_items; j++)
+            found = !strcmp(shop_col(res, i, "product_id"), req->items[j]->product_id) &&
+                    shop_col_i64(res, i, "quantity") == req->items[j]->quantity;
+        same = found;
+    }
+    tern_sqlite_result_free(res);
+    return same;
+}
+
 /* Price every line at the catalog: unit prices and the total into a. */
 static int price(tern_grpc_call *call, shop_role *r, const Shop__Orders__V1__CreateOrderRequest *req, priced *items,
                  insert_tx *a, char *currency, size_t currency_len)
@@ -299,6 +322,10 @@ static int create_order(tern_grpc_call *call, const Shop__Orders__V1__CreateOrde
         if (rc < 0)
             return rc;
     }
+    if (key && (rc = same_lines(r, id, req, ctx)) <= 0)
+        return rc < 0 ? shop_fail(call, rc, NULL)
+                      : tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT,
+                                            "idempotency key %s was used for another order (%s)", key, id);
     tern_grpc_status st = {0};
     rc = orders_saga_reserve(r, id, &st, ctx);
     if (rc < 0) {
