@@ -208,12 +208,19 @@ static int catalog_body(void *arg)
     CHECK_EQ(shop_catalog_v1_catalog_create_product(fx.ch[SHOP_CATALOG], &req, &p, NULL, &st, ctx), -EINVAL);
     CHECK(strstr(st.message, "price_cents"));
     tern_grpc_status_clear(&st);
+    /* a price that cannot be totalled: the order is refused, nothing overflows */
+    np.id = "gold";
+    np.price_cents = INT64_MAX / 2;
+    CHECK_EQ(shop_catalog_v1_catalog_create_product(fx.ch[SHOP_CATALOG], &req, &p, NULL, NULL, ctx), 0);
+    FREE_MSG(p);
+    Shop__Orders__V1__Order *gold = NULL;
+    CHECK_EQ(shop_fx_order(&fx, "u-gold", "gold", 3, NULL, &gold), -EINVAL);
     np.id = "mug";
     np.price_cents = 1;
     CHECK_EQ(shop_catalog_v1_catalog_create_product(fx.ch[SHOP_CATALOG], &req, &p, NULL, NULL, ctx), -EEXIST);
     tern_ctx_free(ctx);
     r = list(&fx, "brewing", "", 0, "");
-    CHECK_EQ(r->n_products, 5);
+    CHECK_EQ(r->n_products, 6);
     FREE_MSG(r);
 
     shop_fx_stop(&fx);

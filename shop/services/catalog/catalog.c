@@ -9,6 +9,7 @@
  * last id shown), so a page costs the same however deep it is and a
  * product added meanwhile never shifts one.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -124,6 +125,7 @@ static int list_products(tern_grpc_call *call, const Shop__Catalog__V1__ListProd
         nwords++;
         n += snprintf(sql + n, sizeof sql - (size_t)n, " AND instr(search, $%d) > 0", 3 + nwords);
     }
+    assert(nwords <= MAX_WORDS && (size_t)n < sizeof sql / 2);  /* the SQL is short by construction */
     snprintf(sql + n, sizeof sql - (size_t)n, " ORDER BY id LIMIT $3");
     tern_sqlite_params params = {.n = 3 + nwords, .values = values};
     tern_sqlite_result *res;

@@ -17,6 +17,7 @@
  * (inventory.sweep_interval), so a crashed or abandoned order gives its
  * stock back.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -219,6 +220,7 @@ typedef struct settle_tx {
 static int settle_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
 {
     settle_tx *a = arg;
+    assert(a->to == COMMITTED || a->to == RELEASED);
     a->found = 0;
     tern_sqlite_result *res;
     int rc = tern_sqlite_tx_query(tx, "SELECT * FROM reservations WHERE id = $1", SHOP_PARAMS(a->id), &res, ctx);

@@ -12,6 +12,7 @@
  * one is still PENDING (the first attempt lost its reservation call) the
  * retry carries the saga on.  The key with other lines is refused.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,7 +259,10 @@ static int price(tern_grpc_call *call, shop_role *r, const Shop__Orders__V1__Cre
                 rc = tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "items[%zu]: priced in %s, not %s", i,
                                          p->currency, currency);
             items[i] = (priced){req->items[i]->product_id, req->items[i]->quantity, p->price_cents};
-            a->total += p->price_cents * req->items[i]->quantity;
+            int64_t line;
+            if (rc == 0 && (__builtin_mul_overflow(p->price_cents, req->items[i]->quantity, &line) ||
+                            __builtin_add_overflow(a->total, line, &a->total)))
+                rc = tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "items[%zu]: the total does not fit", i);
             protobuf_c_message_free_unpacked(&p->base, NULL);
         }
         tern_grpc_status_clear(&st);
@@ -310,6 +314,7 @@ static int create_order(tern_grpc_call *call, const Shop__Orders__V1__CreateOrde
         shop_id_new("o-", id);
         insert_tx a = {.id = id, .user_id = user, .key = key, .items = items, .n = req->n_items};
         rc = price(call, r, req, items, &a, currency, sizeof currency);
+        assert(rc < 0 || a.total >= 0);     /* prices are never negative (the catalog's CHECK) */
         a.currency = currency;
         tern_sqlite_error err = {0};
         if (rc == 0)
