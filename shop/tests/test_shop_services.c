@@ -694,6 +694,13 @@ static int reservation_body(void *arg)
     /* bad requests: a clear error */
     it.quantity = 0;
     CHECK_EQ(shop_inventory_v1_inventory_reserve(inv, &rr, &res, NULL, NULL, ctx), -EINVAL);
+    it.quantity = INT64_MAX;
+    CHECK_EQ(shop_inventory_v1_inventory_reserve(inv, &rr, &res, NULL, NULL, ctx), -EINVAL);
+    Shop__Inventory__V1__AddStockRequest huge = SHOP__INVENTORY__V1__ADD_STOCK_REQUEST__INIT;
+    huge.product_id = "descaler";
+    huge.quantity = INT64_MAX;
+    Shop__Inventory__V1__Stock *hs = NULL;
+    CHECK_EQ(shop_inventory_v1_inventory_add_stock(inv, &huge, &hs, NULL, NULL, ctx), -EINVAL);
     Shop__Inventory__V1__Item *twice[] = {&it2, &it2};
     rr.items = twice;
     rr.n_items = 2;

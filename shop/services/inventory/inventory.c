@@ -26,6 +26,9 @@
 #include "inventory.tern-grpc.h"
 
 #define MAX_ITEMS 100
+/* Stock added at once, and held in all (the schema's CHECK): far from
+ * int64's end, so no sum in SQL can overflow into a REAL. */
+#define MAX_QUANTITY 1000000000LL
 
 enum { HELD = SHOP__INVENTORY__V1__RESERVATION_STATUS__RESERVATION_STATUS_HELD,
        COMMITTED = SHOP__INVENTORY__V1__RESERVATION_STATUS__RESERVATION_STATUS_COMMITTED,
@@ -38,7 +41,7 @@ enum { HELD = SHOP__INVENTORY__V1__RESERVATION_STATUS__RESERVATION_STATUS_HELD,
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS stock ("
     "  product_id TEXT PRIMARY KEY,"
-    "  available INTEGER NOT NULL CHECK (available >= 0),"
+    "  available INTEGER NOT NULL CHECK (available >= 0 AND available <= 1000000000000),"
     "  reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
     "  sold INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS reservations ("
@@ -65,8 +68,9 @@ static int add_stock(tern_grpc_call *call, const Shop__Inventory__V1__AddStockRe
                      Shop__Inventory__V1__Stock *resp, void *arg)
 {
     shop_role *r = arg;
-    if (!*req->product_id || req->quantity <= 0)
-        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "product_id and a positive quantity are required");
+    if (!*req->product_id || req->quantity <= 0 || req->quantity > MAX_QUANTITY)
+        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT,
+                                   "product_id and a quantity of 1 to %lld are required", (long long)MAX_QUANTITY);
     char q[SHOP_I64_MAX];
     tern_sqlite_result *res;
     tern_sqlite_error err;
@@ -188,7 +192,7 @@ static int reserve(tern_grpc_call *call, const Shop__Inventory__V1__ReserveReque
         return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT,
                                    "reservation_id and 1 to %d items are required", MAX_ITEMS);
     for (size_t i = 0; i < req->n_items; i++) {
-        if (!*req->items[i]->product_id || req->items[i]->quantity <= 0)
+        if (!*req->items[i]->product_id || req->items[i]->quantity <= 0 || req->items[i]->quantity > MAX_QUANTITY)
             return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT,
                                        "items[%zu]: product_id and a positive quantity are required", i);
         for (size_t j = 0; j < i; j++)
