@@ -210,6 +210,7 @@ static int role_new(shop_app *app, shop_role_id id)
                        TERN_LOG_STR("error", tern_strerror(rc)));
         return rc;
     }
+    r->inited = true;
     if (r->ops->http_only) {
         /* the probes and /metrics are routes; everything else is the
          * role's, with the kit's request id, tracing, metrics and access
@@ -484,6 +485,14 @@ static int ctx_watcher(void *arg)
     return 0;
 }
 
+/* A role's stop, once, if its init succeeded. */
+static void role_stop(shop_role *r)
+{
+    if (r->inited && r->ops->stop)
+        r->ops->stop(r);
+    r->inited = false;
+}
+
 static tern_join *go_join(tern_fn *fn, void *arg)
 {
     tern_join *j = NULL;
@@ -538,8 +547,7 @@ int shop_app_run(shop_app *app, tern_ctx *ctx)
     tern_group_free(app->bg);
     app->bg = NULL;
     for (int i = SHOP_NROLES - 1; i >= 0; i--)
-        if (app->on[i] && app->roles[i].ops->stop)
-            app->roles[i].ops->stop(&app->roles[i]);
+        role_stop(&app->roles[i]);
     for (int i = 0; i < SHOP_NROLES; i++) {
         tern_outbox_relay_stop(app->roles[i].relay);
         app->roles[i].relay = NULL;
@@ -552,6 +560,8 @@ void shop_app_free(shop_app *app)
 {
     if (!app)
         return;
+    for (int i = SHOP_NROLES - 1; i >= 0; i--)
+        role_stop(&app->roles[i]);      /* roles that never ran (a later one failed to start) */
     for (int i = 0; i < SHOP_NROLES; i++) {
         shop_role *r = &app->roles[i];
         tern_outbox_relay_stop(r->relay);

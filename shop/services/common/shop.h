@@ -85,6 +85,7 @@ struct shop_role {
     tern_http_handler_fn *handler;              /* http_only: set by init */
     void *handler_arg;
     bool started;                               /* start ran and succeeded */
+    bool inited;                                /* init succeeded and stop has not run */
 };
 
 /* The default of users.jwt_secret: for a demo on one machine only (the
