@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test run run-examples bench asan tsan test-aarch64 fuzz install docs clean
+.PHONY: all build deps test run run-hello run-examples bench asan tsan test-aarch64 fuzz install docs clean
 
 all: build
 
@@ -19,11 +19,28 @@ build: deps
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 1
 
-# The example HTTP service (examples/hello): prints the URLs to try; Ctrl-C
-# stops it gracefully.  LISTEN=127.0.0.1:9000 make run for another port.
-# Builds only hello, quietly (warnings and errors still show).
-LISTEN ?= 127.0.0.1:8080
+# The shop (shop/, docs/shop.md): every service in one process (`shop all`)
+# on loopback ports, calling each other over gRPC, its SQLite files in
+# ./.shop-data (kept: a second run finds the data), the catalog seeded on
+# the first start.  Prints a curl tour first (shop/tour.sh); Ctrl-C stops
+# it gracefully.  SHOP_DATA_DIR=/elsewhere make run for another folder;
+# every SHOP_* variable of `shop --help` works the same way.
+# Builds only the shop, quietly (warnings and errors still show).
+# The gateway role (the REST tour's front door) is built where tern has the
+# gateway and its gRPC-JSON module.
+SHOP_DATA_DIR ?= ./.shop-data
+SHOP_GATEWAY ?= $(if $(and $(wildcard src/gateway/gateway.c),$(wildcard include/tern/grpc_json.h)),ON,OFF)
 run: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSHOP_GATEWAY=$(SHOP_GATEWAY) $(CMAKE_FLAGS) >/dev/null
+	@echo "building the shop in $(BUILD)/ (quietly; a first build takes a minute or two)"
+	@scripts/quiet_build.sh $(BUILD) -j $(JOBS) --target shop
+	@SHOP_GATEWAY=$(SHOP_GATEWAY) shop/tour.sh
+	@SHOP_DATA_DIR=$(SHOP_DATA_DIR) exec $(BUILD)/shop/shop all
+
+# The example HTTP service (examples/hello): prints the URLs to try; Ctrl-C
+# stops it gracefully.  LISTEN=127.0.0.1:9000 make run-hello for another port.
+LISTEN ?= 127.0.0.1:8080
+run-hello: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
 	@echo "building examples/hello in $(BUILD)/ (quietly; a first build takes a minute)"
 	@scripts/quiet_build.sh $(BUILD) -j $(JOBS) --target hello

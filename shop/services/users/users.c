@@ -1,0 +1,190 @@
+/*
+ * users.c - shop.users.v1.Users: sign-up, login, a user by id.
+ *
+ * Passwords are scrypt hashes (password.c); a login that names no user
+ * still runs the KDF, so the answer's timing does not tell which emails
+ * have accounts, and both failures read the same.  Login answers with a
+ * JWT (token.c) that the gateway verifies with the same secret; the
+ * users service keeps no session of its own.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/shop.h"
+#include "users.tern-grpc.h"
+#include "users/users.h"
+
+#define MIN_PASSWORD 8
+#define MAX_PASSWORD 1024
+#define MAX_EMAIL 254
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  id TEXT PRIMARY KEY,"
+    "  email TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  password TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL);";
+
+/* A hash of nothing anyone's password is, for logins that name no user. */
+static const char decoy[] = "16384$00000000000000000000000000000000$"
+                            "0000000000000000000000000000000000000000000000000000000000000000";
+
+typedef struct users {
+    shop_token *token;
+} users;
+
+static int fill_user(tern_grpc_call *call, const tern_sqlite_result *res, Shop__Users__V1__User *u)
+{
+    u->id = tern_grpc_call_strdup(call, shop_col(res, 0, "id"));
+    u->email = tern_grpc_call_strdup(call, shop_col(res, 0, "email"));
+    u->name = tern_grpc_call_strdup(call, shop_col(res, 0, "name"));
+    u->created_at_unix_ms = shop_col_i64(res, 0, "created_ms");
+    return u->id && u->email && u->name ? 0 : -ENOMEM;
+}
+
+/* Emails compare in lower case: Ann@x.org and ann@x.org are one account. */
+static int normalise_email(tern_grpc_call *call, const char *in, char *out)
+{
+    size_t n = strlen(in);
+    const char *at = strchr(in, '@');
+    if (n == 0 || n > MAX_EMAIL || !at || at == in || !at[1] || strchr(at + 1, '@'))
+        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "email: not an address");
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    return 0;
+}
+
+static int sign_up(tern_grpc_call *call, const Shop__Users__V1__SignUpRequest *req, Shop__Users__V1__User *resp,
+                   void *arg)
+{
+    shop_role *r = arg;
+    char email[MAX_EMAIL + 1];
+    int rc = normalise_email(call, req->email, email);
+    if (rc < 0)
+        return rc;
+    size_t plen = strlen(req->password);
+    if (plen < MIN_PASSWORD || plen > MAX_PASSWORD)
+        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "password: %d to %d bytes", MIN_PASSWORD,
+                                   MAX_PASSWORD);
+    if (strlen(req->name) > 200)
+        return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "name: at most 200 bytes");
+    char hash[SHOP_PASSWORD_MAX];
+    if ((rc = shop_password_hash(req->password, tern_config_int(r->cfg, "users.scrypt_n"), hash)) < 0)
+        return shop_fail(call, rc, "hashing the password failed");
+    char id[SHOP_ID_MAX], now[SHOP_I64_MAX];
+    shop_id_new("u-", id);
+    tern_sqlite_result *res;
+    tern_sqlite_error err = {0};
+    rc = tern_sqlite_query(r->db,
+                           "INSERT INTO users (id, email, name, password, created_ms) VALUES ($1, $2, $3, $4, $5)"
+                           " RETURNING *",
+                           SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res, &err,
+                           tern_grpc_call_ctx(call));
+    if (rc == -EEXIST)
+        return tern_grpc_call_fail(call, TERN_GRPC_ALREADY_EXISTS, "%s has an account already", email);
+    if (rc < 0)
+        return shop_fail(call, rc, err.message);
+    rc = fill_user(call, res, resp);
+    tern_sqlite_result_free(res);
+    tern_log_info("users: signed up", TERN_LOG_STR("user", id));
+    return rc;
+}
+
+static int login(tern_grpc_call *call, const Shop__Users__V1__LoginRequest *req, Shop__Users__V1__LoginResponse *resp,
+                 void *arg)
+{
+    shop_role *r = arg;
+    users *u = r->state;
+    char email[MAX_EMAIL + 1];
+    if (normalise_email(call, req->email, email) < 0 || strlen(req->password) > MAX_PASSWORD)
+        return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
+    tern_sqlite_result *res;
+    int rc = tern_sqlite_query(r->db, "SELECT * FROM users WHERE email = $1", SHOP_PARAMS(email), &res, NULL,
+                               tern_grpc_call_ctx(call));
+    if (rc < 0)
+        return shop_fail(call, rc, NULL);
+    bool found = tern_sqlite_result_rows(res) > 0;
+    rc = shop_password_check(req->password, found ? shop_col(res, 0, "password") : decoy);
+    if (rc < 0 || !found || rc == 0) {
+        tern_sqlite_result_free(res);
+        if (rc < 0 && found)
+            return shop_fail(call, rc, "checking the password failed");
+        return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
+    }
+    Shop__Users__V1__User *user = tern_grpc_call_alloc(call, sizeof *user);
+    if (!user) {
+        tern_sqlite_result_free(res);
+        return -ENOMEM;
+    }
+    shop__users__v1__user__init(user);
+    rc = fill_user(call, res, user);
+    tern_sqlite_result_free(res);
+    if (rc < 0)
+        return rc;
+    char *jwt = NULL;
+    rc = shop_token_issue(u->token, user->id, user->email, &jwt, &resp->expires_at_unix_ms);
+    if (rc == -ENOTSUP)
+        return tern_grpc_call_fail(call, TERN_GRPC_UNIMPLEMENTED, "this build has no JWT signing (tern/jwt.h)");
+    if (rc < 0)
+        return shop_fail(call, rc, "issuing the token failed");
+    resp->token = tern_grpc_call_strdup(call, jwt);
+    free(jwt);
+    resp->user = user;
+    return resp->token ? 0 : -ENOMEM;
+}
+
+static int get_user(tern_grpc_call *call, const Shop__Users__V1__GetUserRequest *req, Shop__Users__V1__User *resp,
+                    void *arg)
+{
+    shop_role *r = arg;
+    tern_sqlite_result *res;
+    int rc = tern_sqlite_query(r->db, "SELECT * FROM users WHERE id = $1", SHOP_PARAMS(req->id), &res, NULL,
+                               tern_grpc_call_ctx(call));
+    if (rc < 0)
+        return shop_fail(call, rc, NULL);
+    if (tern_sqlite_result_rows(res) == 0)
+        rc = tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no user %s", req->id);
+    else
+        rc = fill_user(call, res, resp);
+    tern_sqlite_result_free(res);
+    return rc;
+}
+
+static const shop_users_v1_users_server impl = {.sign_up = sign_up, .login = login, .get_user = get_user};
+
+static int init(shop_role *r)
+{
+    int rc = tern_sqlite_exec(r->db, schema, NULL, NULL, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    users *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    r->state = u;
+    const char *secret = tern_config_str(r->cfg, "users.jwt_secret");
+    if (strlen(secret) < 32) {
+        tern_log_error("users: users.jwt_secret: at least 32 bytes are needed (RFC 7518 3.2)",
+                       TERN_LOG_INT("bytes", (int64_t)strlen(secret)));
+        return -EINVAL;
+    }
+    if (!strcmp(secret, SHOP_DEV_JWT_SECRET))
+        tern_log_warn("users: signing tokens with the development secret (set SHOP_USERS_JWT_SECRET)");
+    rc = shop_token_new(tern_config_str(r->cfg, "users.jwt_kid"), secret, tern_config_duration(r->cfg, "users.token_ttl"),
+                        &u->token);
+    if (rc < 0)
+        return rc;
+    return shop_users_v1_users_register(r->grpc, &impl, r);
+}
+
+static void stop(shop_role *r)
+{
+    users *u = r->state;
+    shop_token_free(u->token);
+    u->token = NULL;
+}
+
+const shop_role_ops shop_users_ops = {.name = "users", .init = init, .stop = stop};
