@@ -26,15 +26,12 @@ test: build
 # it gracefully.  SHOP_DATA_DIR=/elsewhere make run for another folder;
 # every SHOP_* variable of `shop --help` works the same way.
 # Builds only the shop, quietly (warnings and errors still show).
-# The gateway role (the REST tour's front door) is built where tern has the
-# gateway and its gRPC-JSON module.
 SHOP_DATA_DIR ?= ./.shop-data
-SHOP_GATEWAY ?= $(if $(and $(wildcard src/gateway/gateway.c),$(wildcard include/tern/grpc_json.h)),ON,OFF)
 run: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSHOP_GATEWAY=$(SHOP_GATEWAY) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
 	@echo "building the shop in $(BUILD)/ (quietly; a first build takes a minute or two)"
 	@scripts/quiet_build.sh $(BUILD) -j $(JOBS) --target shop
-	@SHOP_GATEWAY=$(SHOP_GATEWAY) shop/tour.sh
+	@shop/tour.sh
 	@SHOP_DATA_DIR=$(SHOP_DATA_DIR) exec $(BUILD)/shop/shop all
 
 # The example HTTP service (examples/hello): prints the URLs to try; Ctrl-C

@@ -2,8 +2,7 @@
 # The shop's curl tour: sign up, log in, browse, order, watch the order
 # become paid.  Written for the gateway's REST routes (shop/config/gateway.yaml).
 #
-#   shop/tour.sh            print the tour (make run does, before starting the shop;
-#                           SHOP_GATEWAY=OFF adds a note that this build has no gateway)
+#   shop/tour.sh            print the tour (make run does, before starting the shop)
 #   shop/tour.sh --run      run it against a running shop with its gateway
 #
 # GATEWAY=http://host:port for another gateway (default http://127.0.0.1:8080).
@@ -43,15 +42,6 @@ A tour through the gateway's REST routes ($GW; shop/tour.sh --run does it all):
   curl -s http://127.0.0.1:7004/readyz; curl -s http://127.0.0.1:7004/metrics | grep grpc_server_handled
 
 TOUR
-  if [ "${SHOP_GATEWAY:-ON}" != ON ]; then
-    cat <<NOTE
-This build has no gateway role (it needs tern's gateway, JWT and gRPC-JSON
-modules; cmake -DSHOP_GATEWAY=ON once they are there): the REST routes
-above are not served, and the services answer gRPC on their ports
-(docs/shop.md).
-
-NOTE
-  fi
   exit 0
 fi
 

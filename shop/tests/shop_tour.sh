@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shop_tour: `shop all` with its gateway (built with SHOP_GATEWAY) on free
+# shop_tour: `shop all` with its gateway on free
 # ports, and shop/tour.sh --run against it: sign up, log in (a JWT), browse,
 # order with an Idempotency-Key (the same order twice), the order PAID in
 # the aggregated view; then a request without a token is 401, and SIGTERM

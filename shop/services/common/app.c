@@ -32,16 +32,12 @@ static const shop_role_ops *const role_ops[SHOP_NROLES] = {
     [SHOP_INVENTORY] = &shop_inventory_ops,
     [SHOP_ORDERS] = &shop_orders_ops,
     [SHOP_PAYMENTS] = &shop_payments_ops,
-#if SHOP_WITH_GATEWAY
     [SHOP_GATEWAY] = &shop_gateway_ops,
-#endif
 };
 
 static const char *const role_names[SHOP_NROLES] = {
     "users", "catalog", "inventory", "orders", "payments",
-#if SHOP_WITH_GATEWAY
     "gateway",
-#endif
 };
 
 int shop_roles_parse(const char *list, unsigned *mask, char *err, size_t errlen)

@@ -38,18 +38,15 @@
 #include <tern/sqlite.h>
 #include <tern/trace.h>
 
-/* The roles; the first SHOP_NSERVICES are the gRPC services.  The gateway
- * exists where the build has it (SHOP_GATEWAY: tern's gateway, JWT and
- * gRPC-JSON modules). */
+/* The roles; the first SHOP_NSERVICES are the gRPC services, then the
+ * gateway in front of them. */
 typedef enum shop_role_id {
     SHOP_USERS,
     SHOP_CATALOG,
     SHOP_INVENTORY,
     SHOP_ORDERS,
     SHOP_PAYMENTS,
-#if SHOP_WITH_GATEWAY
     SHOP_GATEWAY,
-#endif
     SHOP_NROLES,
 } shop_role_id;
 
@@ -150,9 +147,7 @@ int shop_app_go(shop_app *app, tern_fn *fn, void *arg);
 /* The roles' operations (services/<name>/). */
 extern const shop_role_ops shop_users_ops, shop_catalog_ops, shop_inventory_ops, shop_orders_ops,
     shop_payments_ops;
-#if SHOP_WITH_GATEWAY
 extern const shop_role_ops shop_gateway_ops;
-#endif
 
 /* ---- helpers -------------------------------------------------------------- */
 

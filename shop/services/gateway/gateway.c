@@ -5,9 +5,6 @@
  * view, a canary split), as a role of the shop like the others (probes,
  * /metrics, access log, graceful stop).
  *
- * Built only with -DSHOP_GATEWAY=ON: it needs the gateway's policies and
- * tern/grpc_json.h, which land in tern with the gateway work.
- *
  * Transcoding needs every method's descriptors in the process: the role
  * registers the five services' with tern_grpc_json_register before the
  * gateway loads its routes.  The routes' JWT secret comes from the

@@ -1,11 +1,7 @@
 /*
  * token.c - login tokens: the one place the shop signs a JWT.
- *
- * It is written against tern/jwt.h (HS256 through tern_jwt_sign), which
- * another branch is adding to tern; until that header is in the tree the
- * build defines no SHOP_WITH_JWT and shop_token_issue answers -ENOTSUP
- * (login then fails with UNIMPLEMENTED after checking the password).
- * Nothing else in the shop depends on which it is.
+ * HS256 through tern_jwt_sign (tern/jwt.h), verified by the gateway with
+ * the same secret.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,16 +12,12 @@
 
 #include "users/users.h"
 
-#if SHOP_WITH_JWT
 #include <tern/jwt.h>
-#endif
 
 struct shop_token {
     char kid[64];
     int64_t ttl_ns;
-#if SHOP_WITH_JWT
     tern_jwt_keys *keys;
-#endif
 };
 
 int shop_token_new(const char *kid, const char *secret, int64_t ttl_ns, shop_token **out)
@@ -38,7 +30,6 @@ int shop_token_new(const char *kid, const char *secret, int64_t ttl_ns, shop_tok
         return -ENOMEM;
     strcpy(t->kid, kid);
     t->ttl_ns = ttl_ns;
-#if SHOP_WITH_JWT
     int rc = tern_jwt_keys_new(&t->keys);
     if (rc == 0)
         rc = tern_jwt_keys_add_hmac(t->keys, kid, secret, strlen(secret));
@@ -46,7 +37,6 @@ int shop_token_new(const char *kid, const char *secret, int64_t ttl_ns, shop_tok
         shop_token_free(t);
         return rc;
     }
-#endif
     *out = t;
     return 0;
 }
@@ -55,9 +45,7 @@ void shop_token_free(shop_token *t)
 {
     if (!t)
         return;
-#if SHOP_WITH_JWT
     tern_jwt_keys_free(t->keys);
-#endif
     free(t);
 }
 
@@ -76,11 +64,7 @@ int shop_token_issue(shop_token *t, const char *user_id, const char *email, char
     json_decref(claims);
     if (!text)
         return -ENOMEM;
-#if SHOP_WITH_JWT
     int rc = tern_jwt_sign(t->keys, t->kid, text, jwt);
-#else
-    int rc = -ENOTSUP;
-#endif
     free(text);
     return rc;
 }
