@@ -13,8 +13,9 @@ if [ "${1:-}" != "--run" ]; then
   cat <<TOUR
 
 The shop is starting: users, catalog, inventory, orders and payments on
-127.0.0.1:7001-7005 (gRPC, /readyz, /metrics on each port), data in
-\${SHOP_DATA_DIR:-./.shop-data}.  Ctrl-C stops it; a second 'make run' finds the data.
+127.0.0.1:7001-7005 (gRPC, /readyz, /metrics on each port), the gateway on
+$GW (REST/JSON), data in \${SHOP_DATA_DIR:-./.shop-data}.
+Ctrl-C stops it; a second 'make run' finds the data.
 
 A tour through the gateway's REST routes ($GW; shop/tour.sh --run does it all):
 
