@@ -33,8 +33,10 @@ case "$arch" in
   *) echo "build-static.sh: arch is amd64 or arm64, not '$arch'" >&2; exit 2 ;;
 esac
 # glibc warns that getaddrinfo and dlopen in a static program want its
-# shared NSS modules at run time: numeric addresses and /etc/hosts need
-# none, DNS is built into glibc 2.36's libc.a, and OpenSSL loads no modules
+# shared libraries at run time: not for what the shop does (numeric
+# addresses, and names through /etc/hosts and DNS, resolve in the FROM
+# scratch image: test.sh and compose.yaml use both; OpenSSL loads no
+# engines), so those warnings are left out of the build's output
 cmake --build "$build" -j "$jobs" --target shop 2>&1 |
   grep -v -e 'in statically linked applications requires' -e 'in function `' -e '^\[' >&2 || true
 bin="$build/shop/shop"
