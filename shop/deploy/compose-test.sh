@@ -2,15 +2,16 @@
 # compose-test.sh - the production-mode shop of compose.yaml, up on this
 # machine's Docker engine: the backends' images built from Debian packages
 # and healthy, every role in its own hardened container and ready, and
-# gRPC from the host reaching each one, with the catalog's first-start
-# seed having written the stock through inventory's container (so the
-# roles find each other by name, from a static binary in a FROM scratch
-# image).  Called by test.sh after it built tern-shop:amd64; on its own:
+# gRPC from the host reaching each one, and an order placed in orders'
+# container reserving stock in inventory's (orders finds catalog and
+# inventory by name: DNS from a static binary in a FROM scratch image).
+# Called by test.sh after it built tern-shop:amd64; on its own:
 #
 #   shop/deploy/build-image.sh amd64 && shop/deploy/compose-test.sh
 #
-# Not yet: the saga across containers (orders and payments need the NATS
-# event transport, production mode), so no order is placed here.
+# Not yet: the rest of the saga across containers (OrderCreated reaching
+# payments needs the NATS event transport, production mode), so the order
+# stays AWAITING_PAYMENT here.
 set -euo pipefail
 cd "$(dirname "$0")"
 command -v docker-compose >/dev/null || { echo "skip compose: no docker-compose (scripts/deps.sh)"; exit 0; }
@@ -44,4 +45,4 @@ for b in postgres redis nats etcd; do
   [ "$(docker inspect -f '{{.State.Health.Status}}' "$(dc ps -q "$b")")" = healthy ] || fail "$b not healthy"
 done
 echo "ok   postgres, redis, nats, etcd healthy"
-/usr/bin/python3 shop_client.py "${args[@]}" || fail "gRPC from the host to the compose shop"
+/usr/bin/python3 shop_client.py "${args[@]}" --reserve || fail "gRPC from the host to the compose shop"

@@ -5,12 +5,15 @@ running shop the way a caller sees it; the deployment tests run it from
 the host against the shop in a container.
 
     shop_client.py [--users H:P] [--catalog H:P] [--inventory H:P]
-                   [--orders H:P] [--payments H:P] [--order]
+                   [--orders H:P] [--payments H:P] [--seeded-stock] [--reserve] [--order]
 
 Every role given: grpc.health.v1 Check answers SERVING.  catalog: the
-seeded products list.  inventory: the seed's stock.  --order (orders,
-payments, inventory and catalog all up): an order placed with an
-idempotency key becomes PAID, and the same key gives back the same order.
+seeded products list.  --seeded-stock: inventory holds the seed's stock
+(the seed writes stock only where inventory runs in the catalog's
+process).  --reserve (orders, inventory): stock added, then an order
+placed reserves it (orders calls catalog and inventory).  --order (every
+role, one event bus: `shop all`): an order placed with an idempotency key
+becomes PAID, and the same key gives back the same order.
 Prints one line per check; exit 1 at the first failure.
 """
 import argparse
@@ -54,6 +57,8 @@ def main():
     ap = argparse.ArgumentParser()
     for r in ROLES:
         ap.add_argument("--" + r)
+    ap.add_argument("--seeded-stock", action="store_true")
+    ap.add_argument("--reserve", action="store_true")
     ap.add_argument("--order", action="store_true")
     a = ap.parse_args()
     pb = compile_protos()
@@ -71,12 +76,28 @@ def main():
             resp = unary(ch, "/shop.catalog.v1.Catalog/ListProducts",
                          pb["catalog"].ListProductsRequest(page_size=100), pb["catalog"].ListProductsResponse)
         check("catalog lists the seeded products", len(resp.products) >= 10, "%d products" % len(resp.products))
-    if a.inventory:
+    if a.seeded_stock:
         with grpc.insecure_channel(a.inventory) as ch:
             st = unary(ch, "/shop.inventory.v1.Inventory/GetStock",
                        pb["inventory"].GetStockRequest(product_id="espresso-beans"), pb["inventory"].Stock)
         check("inventory has the seed's stock", st.available + st.reserved + st.sold == 40,
               "available %d reserved %d sold %d" % (st.available, st.reserved, st.sold))
+    if a.reserve:
+        inv, o = pb["inventory"], pb["orders"]
+        with grpc.insecure_channel(a.inventory) as ich, grpc.insecure_channel(a.orders) as och:
+            before = unary(ich, "/shop.inventory.v1.Inventory/AddStock",
+                           inv.AddStockRequest(product_id="grinder", quantity=3), inv.Stock)
+            req = o.CreateOrderRequest(user_id="u-deploy-test", idempotency_key="reserve-%d" % os.getpid(),
+                                       items=[o.CreateOrderRequest.Line(product_id="grinder", quantity=2)])
+            order = unary(och, "/shop.orders.v1.Orders/CreateOrder", req, o.Order)
+            check("an order reserves its stock (orders -> catalog, inventory)",
+                  order.status in (o.ORDER_STATUS_AWAITING_PAYMENT, o.ORDER_STATUS_PAID) and
+                  order.total_cents > 0, "%s %s, %d cents" % (o.OrderStatus.Name(order.status), order.reason,
+                                                            order.total_cents))
+            after = unary(ich, "/shop.inventory.v1.Inventory/GetStock",
+                          inv.GetStockRequest(product_id="grinder"), inv.Stock)
+            check("inventory counts the reservation", after.available == before.available - 2,
+                  "available %d -> %d" % (before.available, after.available))
     if a.order:
         o = pb["orders"]
         key = "deploy-test-%d" % os.getpid()

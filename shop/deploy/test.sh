@@ -96,7 +96,7 @@ uid=$(docker top "$name" -o pid,uid | awk 'NR==2 {print $2}')
 [ "$uid" = 65532 ] || fail "the shop runs as uid $uid, not 65532"
 ok "the process runs as uid 65532"
 /usr/bin/python3 shop/deploy/shop_client.py --users "${addr[0]}" --catalog "${addr[1]}" \
-  --inventory "${addr[2]}" --orders "${addr[3]}" --payments "${addr[4]}" --order ||
+  --inventory "${addr[2]}" --orders "${addr[3]}" --payments "${addr[4]}" --seeded-stock --order ||
   { docker logs "$name" 2>&1 | tail -20; fail "gRPC from the host"; }
 curl -sf "http://${addr[3]}/metrics" | grep -q '^grpc_server_handled_total{.*CreateOrder.*} [1-9]' ||
   fail "orders' /metrics does not count the CreateOrder calls"
