@@ -174,7 +174,7 @@ static int family_new(tern_metrics_registry *r, tern__metrics_kind kind, const c
                       tern_metrics_family **out)
 {
     r = tern__metrics_reg(r);
-    size_t nl;
+    size_t nl = 0;
     if (!valid_name(name) || !help)
         return -EINVAL;
     int rc = check_labels(labels, kind == TERN_METRIC_HISTOGRAM, &nl);
