@@ -27,7 +27,7 @@ static const char schema[] =
     "  email TEXT NOT NULL UNIQUE,"
     "  name TEXT NOT NULL,"
     "  password TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL);";
+    "  created_ms BIGINT NOT NULL);";
 
 /* A hash of nothing anyone's password is, for logins that name no user. */
 static const char decoy[] = "16384$00000000000000000000000000000000$"
@@ -37,12 +37,12 @@ typedef struct users {
     shop_token *token;
 } users;
 
-static int fill_user(tern_grpc_call *call, const tern_sqlite_result *res, Shop__Users__V1__User *u)
+static int fill_user(tern_grpc_call *call, const shop_rows *res, Shop__Users__V1__User *u)
 {
-    u->id = tern_grpc_call_strdup(call, shop_col(res, 0, "id"));
-    u->email = tern_grpc_call_strdup(call, shop_col(res, 0, "email"));
-    u->name = tern_grpc_call_strdup(call, shop_col(res, 0, "name"));
-    u->created_at_unix_ms = shop_col_i64(res, 0, "created_ms");
+    u->id = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "id"));
+    u->email = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "email"));
+    u->name = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "name"));
+    u->created_at_unix_ms = shop_rows_i64(res, 0, "created_ms");
     return u->id && u->email && u->name ? 0 : -ENOMEM;
 }
 
@@ -77,19 +77,18 @@ static int sign_up(tern_grpc_call *call, const Shop__Users__V1__SignUpRequest *r
         return shop_fail(call, rc, "hashing the password failed");
     char id[SHOP_ID_MAX], now[SHOP_I64_MAX];
     shop_id_new("u-", id);
-    tern_sqlite_result *res;
-    tern_sqlite_error err = {0};
-    rc = tern_sqlite_query(r->db,
+    shop_rows *res;
+    rc = shop_db_query(r->store,
                            "INSERT INTO users (id, email, name, password, created_ms) VALUES ($1, $2, $3, $4, $5)"
                            " RETURNING *",
-                           SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res, &err,
+                           SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res,
                            tern_grpc_call_ctx(call));
     if (rc == -EEXIST)
         return tern_grpc_call_fail(call, TERN_GRPC_ALREADY_EXISTS, "%s has an account already", email);
     if (rc < 0)
-        return shop_fail(call, rc, err.message);
+        return shop_fail(call, rc, NULL);
     rc = fill_user(call, res, resp);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     tern_log_info("users: signed up", TERN_LOG_STR("user", id));
     return rc;
 }
@@ -102,27 +101,27 @@ static int login(tern_grpc_call *call, const Shop__Users__V1__LoginRequest *req,
     char email[MAX_EMAIL + 1];
     if (normalise_email(call, req->email, email) < 0 || strlen(req->password) > MAX_PASSWORD)
         return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM users WHERE email = $1", SHOP_PARAMS(email), &res, NULL,
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM users WHERE email = $1", SHOP_PARAMS(email), &res,
                                tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    bool found = tern_sqlite_result_rows(res) > 0;
-    rc = shop_password_check(req->password, found ? shop_col(res, 0, "password") : decoy);
+    bool found = shop_rows_count(res) > 0;
+    rc = shop_password_check(req->password, found ? shop_rows_str(res, 0, "password") : decoy);
     if (rc < 0 || !found || rc == 0) {
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
         if (rc < 0 && found)
             return shop_fail(call, rc, "checking the password failed");
         return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
     }
     Shop__Users__V1__User *user = tern_grpc_call_alloc(call, sizeof *user);
     if (!user) {
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
         return -ENOMEM;
     }
     shop__users__v1__user__init(user);
     rc = fill_user(call, res, user);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     if (rc < 0)
         return rc;
     char *jwt = NULL;
@@ -141,16 +140,16 @@ static int get_user(tern_grpc_call *call, const Shop__Users__V1__GetUserRequest 
                     void *arg)
 {
     shop_role *r = arg;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM users WHERE id = $1", SHOP_PARAMS(req->id), &res, NULL,
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM users WHERE id = $1", SHOP_PARAMS(req->id), &res,
                                tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    if (tern_sqlite_result_rows(res) == 0)
+    if (shop_rows_count(res) == 0)
         rc = tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no user %s", req->id);
     else
         rc = fill_user(call, res, resp);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
@@ -158,7 +157,7 @@ static const shop_users_v1_users_server impl = {.sign_up = sign_up, .login = log
 
 static int init(shop_role *r)
 {
-    int rc = tern_sqlite_exec(r->db, schema, NULL, NULL, NULL, NULL);
+    int rc = shop_db_schema(r->store, schema, NULL);
     if (rc < 0)
         return rc;
     users *u = calloc(1, sizeof *u);
@@ -187,4 +186,4 @@ static void stop(shop_role *r)
     u->token = NULL;
 }
 
-const shop_role_ops shop_users_ops = {.name = "users", .init = init, .stop = stop};
+const shop_role_ops shop_users_ops = {.name = "users", .pg = true, .init = init, .stop = stop};
