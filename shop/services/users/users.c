@@ -4,8 +4,9 @@
  * Passwords are scrypt hashes (password.c); a login that names no user
  * still runs the KDF, so the answer's timing does not tell which emails
  * have accounts, and both failures read the same.  Login answers with a
- * JWT (token.c) that the gateway verifies with the same secret; the
- * users service keeps no session of its own.
+ * JWT (token.c) that the gateway verifies with the same secret, and a
+ * session (session.c: Redis in production) that Logout ends; the token
+ * names it in its "sid" claim.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -35,6 +36,7 @@ static const char decoy[] = "16384$00000000000000000000000000000000$"
 
 typedef struct users {
     shop_token *token;
+    shop_sessions *sessions;
 } users;
 
 static int fill_user(tern_grpc_call *call, const shop_rows *res, Shop__Users__V1__User *u)
@@ -124,8 +126,15 @@ static int login(tern_grpc_call *call, const Shop__Users__V1__LoginRequest *req,
     shop_rows_free(res);
     if (rc < 0)
         return rc;
+    char sid[SHOP_ID_MAX];
+    int64_t session_exp;
+    shop_id_new("s-", sid);
+    if ((rc = shop_sessions_put(u->sessions, sid, user->id, &session_exp, tern_grpc_call_ctx(call))) < 0)
+        return shop_fail(call, rc, "storing the session failed");
+    if (!(resp->session_id = tern_grpc_call_strdup(call, sid)))
+        return -ENOMEM;
     char *jwt = NULL;
-    rc = shop_token_issue(u->token, user->id, user->email, &jwt, &resp->expires_at_unix_ms);
+    rc = shop_token_issue(u->token, user->id, user->email, sid, &jwt, &resp->expires_at_unix_ms);
     if (rc == -ENOTSUP)
         return tern_grpc_call_fail(call, TERN_GRPC_UNIMPLEMENTED, "this build has no JWT signing (tern/jwt.h)");
     if (rc < 0)
@@ -153,7 +162,34 @@ static int get_user(tern_grpc_call *call, const Shop__Users__V1__GetUserRequest 
     return rc;
 }
 
-static const shop_users_v1_users_server impl = {.sign_up = sign_up, .login = login, .get_user = get_user};
+static int logout(tern_grpc_call *call, const Shop__Users__V1__LogoutRequest *req, Shop__Users__V1__LogoutResponse *resp,
+                  void *arg)
+{
+    users *u = ((shop_role *)arg)->state;
+    int rc = shop_sessions_end(u->sessions, req->session_id, tern_grpc_call_ctx(call));
+    if (rc < 0)
+        return shop_fail(call, rc, "ending the session failed");
+    resp->ended = rc == 1;
+    return 0;
+}
+
+static int get_session(tern_grpc_call *call, const Shop__Users__V1__GetSessionRequest *req,
+                       Shop__Users__V1__Session *resp, void *arg)
+{
+    users *u = ((shop_role *)arg)->state;
+    char user[SHOP_ID_MAX + 8];
+    int rc = shop_sessions_get(u->sessions, req->session_id, user, sizeof user, tern_grpc_call_ctx(call));
+    if (rc == -ENOENT)
+        return tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no live session %s", req->session_id);
+    if (rc < 0)
+        return shop_fail(call, rc, "reading the session failed");
+    resp->session_id = tern_grpc_call_strdup(call, req->session_id);
+    resp->user_id = tern_grpc_call_strdup(call, user);
+    return resp->session_id && resp->user_id ? 0 : -ENOMEM;
+}
+
+static const shop_users_v1_users_server impl = {
+    .sign_up = sign_up, .login = login, .get_user = get_user, .logout = logout, .get_session = get_session};
 
 static int init(shop_role *r)
 {
@@ -176,6 +212,11 @@ static int init(shop_role *r)
                         &u->token);
     if (rc < 0)
         return rc;
+    const char *redis = tern_config_str(r->cfg, "redis.addr");
+    if ((rc = shop_sessions_new(redis, r->store, tern_config_duration(r->cfg, "users.token_ttl"), &u->sessions)) < 0) {
+        tern_log_error("users: sessions", TERN_LOG_STR("redis", redis), TERN_LOG_STR("error", tern_strerror(rc)));
+        return rc;
+    }
     return shop_users_v1_users_register(r->grpc, &impl, r);
 }
 
@@ -183,7 +224,9 @@ static void stop(shop_role *r)
 {
     users *u = r->state;
     shop_token_free(u->token);
+    shop_sessions_free(u->sessions);
     u->token = NULL;
+    u->sessions = NULL;
 }
 
 const shop_role_ops shop_users_ops = {.name = "users", .pg = true, .init = init, .stop = stop};
