@@ -143,9 +143,12 @@ static int etcd_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
         tern_resolver_free(res);
         return -ENOMEM;
     }
+    /* the authority a role's name: the target (a key prefix) is no host */
     tern_grpc_channel_options o = {.resolver = tern_resolver_grpc(), .resolver_arg = res,
-                                   .lb_policy = "round_robin"};
-    return tern_grpc_channel_new(prefix, &o, out);
+                                   .authority = role_names[id], .lb_policy = "round_robin"};
+    char target[64];
+    snprintf(target, sizeof target, "etcd:%s", role_names[id]);
+    return tern_grpc_channel_new(target, &o, out);
 }
 
 int shop_app_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
