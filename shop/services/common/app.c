@@ -211,8 +211,16 @@ static int etcd_register(shop_role *r)
         return rc;
     tern_etcd_registration_options o = {.endpoint = ep, .key = key, .value = addr,
                                         .ttl = tern_config_duration(app->cfg, "discovery.ttl")};
-    rc = tern_etcd_registration_new(&o, &app->reg[r->id], ctx);
+    tern_etcd_registration *reg = NULL;
+    rc = tern_etcd_registration_new(&o, &reg, ctx);
     tern_ctx_free(ctx);
+    tern_mutex_lock(&app->mu);
+    bool late = app->stopping;          /* a stop came while registering: undo it */
+    if (!late)
+        app->reg[r->id] = reg;
+    tern_mutex_unlock(&app->mu);
+    if (late)
+        tern_etcd_registration_free(reg);
     if (rc < 0)
         tern_log_error("shop: etcd registration", TERN_LOG_STR("etcd", ep), TERN_LOG_STR("key", key),
                        TERN_LOG_STR("error", tern_strerror(rc)));
@@ -428,8 +436,20 @@ int shop_app_new(tern_config *cfg, const shop_app_options *o, shop_app **out)
     return 0;
 }
 
+/* Take role id's key out of etcd (revoking its lease), once. */
+static void deregister(shop_app *app, int id)
+{
+    tern_mutex_lock(&app->mu);
+    tern_etcd_registration *reg = app->reg[id];
+    app->reg[id] = NULL;
+    tern_mutex_unlock(&app->mu);
+    tern_etcd_registration_free(reg);
+}
+
 /* Stop every service, once; a second external request (a second signal)
- * is passed on, which makes their stops immediate. */
+ * is passed on, which makes their stops immediate.  The etcd keys go
+ * while the services are in their pre-stop delay (readiness false,
+ * still serving), so callers following etcd leave before the drain. */
 static void app_stop(shop_app *app, bool external)
 {
     tern_mutex_lock(&app->mu);
@@ -446,6 +466,8 @@ static void app_stop(shop_app *app, bool external)
     for (int i = 0; i < SHOP_NROLES; i++)
         if (app->on[i] && app->roles[i].svc)
             tern_service_stop(app->roles[i].svc);
+    for (int i = 0; i < SHOP_NROLES; i++)
+        deregister(app, i);
 }
 
 void shop_app_stop(shop_app *app)
@@ -474,8 +496,7 @@ static int run_role(void *arg)
 {
     role_run *rr = arg;
     int rc = tern_service_run(rr->r->svc, NULL);
-    tern_etcd_registration_free(rr->app->reg[rr->r->id]);
-    rr->app->reg[rr->r->id] = NULL;
+    deregister(rr->app, rr->r->id);
     if (rc < 0)
         tern_log_error("shop: role stopped", TERN_LOG_STR("role", rr->r->ops->name),
                        TERN_LOG_STR("error", tern_strerror(rc)));
