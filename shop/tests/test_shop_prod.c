@@ -7,7 +7,9 @@
  * call between them crosses through etcd's addresses and every event
  * through JetStream: the saga reaches PAID, the rows are PostgreSQL's, a
  * login's session is a Redis key that Logout removes, and a second
- * inventory replica joins the channel and leaves it when it stops.
+ * inventory replica joins the channel and leaves it when it stops; the
+ * gateway role reaches the services through etcd and counts its per-user
+ * limits in Redis.
  * Also: sessions without Redis (the default mode: the users' database).
  */
 #include "shop_fixture.h"
@@ -103,6 +105,39 @@ static int64_t pg_i64(tern_pg_pool *pool, const char *sql, const char *arg)
     CHECK_EQ(tern_pg_result_int64(res, 0, 0, &v), 0);
     tern_pg_result_free(res);
     return v;
+}
+
+/* A request to the gateway: its status, the body into body (len bytes). */
+static int http_call(tern_http_client *c, const char *method, const char *url, const char *token, const char *json,
+                char *body, size_t len)
+{
+    char auth[2048];
+    snprintf(auth, sizeof auth, "Bearer %s", token ? token : "");
+    const char *headers[] = {"Content-Type", "application/json", token ? "Authorization" : NULL, auth, NULL};
+    tern_http_client_request rq = {.method = method, .url = url, .headers = headers, .body = json,
+                                   .body_len = json ? strlen(json) : 0};
+    tern_http_client_response *r;
+    tern_ctx *ctx = shop_fx_ctx();
+    CHECK_EQ(tern_http_client_do(c, &rq, &r, ctx), 0);
+    const char *data;
+    size_t n;
+    CHECK_EQ(tern_http_client_response_body(r, 1 << 20, &data, &n), 0);
+    snprintf(body, len, "%.*s", (int)n, data);
+    tern_ctx_free(ctx);
+    int status = tern_http_client_response_status(r);
+    tern_http_client_response_free(r);
+    return status;
+}
+
+static int64_t redis_keys(tern_redis_client *redis)
+{
+    tern_redis_reply *rep;
+    tern_ctx *ctx = shop_fx_ctx();
+    CHECK_EQ(tern_redis_commandf(redis, &rep, ctx, "DBSIZE"), 0);
+    tern_ctx_free(ctx);
+    int64_t n = tern_redis_reply_int(rep);
+    tern_redis_reply_free(rep);
+    return n;
 }
 
 static int production(void *arg)
@@ -206,6 +241,34 @@ static int production(void *arg)
     CHECK(!logout(rest.ch[SHOP_USERS], login->session_id));
     tern_ctx_free(ctx);
     FREE_MSG(login);
+
+    /* the gateway role in production: its upstreams through etcd, the
+     * per-user limits counted in Redis */
+    char gw_dir[256], gw_url[160], body[8192];
+    shop_fx_mkdir(gw_dir, sizeof gw_dir);
+    shop_fx gw;
+    shop_fx_start_roles(&gw, gw_dir, BIT(SHOP_GATEWAY), PROD, "--gateway.addr=127.0.0.1:0",
+                        "--gateway.admin=127.0.0.1:0", "--gateway.config=" SHOP_SOURCE_DIR "/config/gateway.yaml", NULL);
+    tern_http_client *http;
+    CHECK_EQ(tern_http_client_new(NULL, &http), 0);
+    snprintf(gw_url, sizeof gw_url, "http://%s/api/login", shop_app_addr(gw.app, SHOP_GATEWAY));
+    CHECK_EQ(http_call(http, "POST", gw_url, NULL, "{\"email\":\"ann@prod.example\",\"password\":\"correct horse\"}", body,
+                  sizeof body),
+             200);
+    CHECK(strstr(body, "\"sessionId\":\"s-") != NULL);
+    char *tok = strstr(body, "\"token\":\"");
+    CHECK(tok != NULL);
+    tok += 9;
+    *strchr(tok, '"') = 0;
+    char token[2048];
+    snprintf(token, sizeof token, "%s", tok);
+    int64_t keys = redis_keys(redis);
+    snprintf(gw_url, sizeof gw_url, "http://%s/api/orders", shop_app_addr(gw.app, SHOP_GATEWAY));
+    CHECK_EQ(http_call(http, "GET", gw_url, token, NULL, body, sizeof body), 200);
+    CHECK(redis_keys(redis) > keys);    /* the limiter's count for this user */
+    tern_http_client_free(http);
+    shop_fx_stop(&gw);
+    shop_fx_rmdir(gw_dir);
     tern_redis_client_free(redis);
 
     /* a second inventory replica (its own, empty, store) joins the channel,
