@@ -1,6 +1,6 @@
 /*
  * test_shop_prod.c - production mode, chosen by configuration alone, with
- * real servers started by the test: PostgreSQL (users, orders, payments
+ * real servers started by the test: PostgreSQL (users, inventory, orders, payments
  * and their outboxes), Redis (sessions), NATS JetStream (events), etcd
  * (each role registers; channels between roles follow it).  The roles in
  * three apps (inventory; payments; users, catalog and orders), so every
@@ -206,6 +206,7 @@ static int production(void *arg)
     CHECK_EQ(tern_pg_pool_new(pg->tcp, NULL, &pool), 0);
     CHECK_EQ(pg_i64(pool, "SELECT status FROM orders WHERE id = $1", id), ORDER(PAID));
     CHECK_EQ(pg_i64(pool, "SELECT count(*) FROM payments WHERE order_id = $1", id), 1);
+    CHECK_EQ(pg_i64(pool, "SELECT sold FROM stock WHERE product_id = $1", "mug"), 2);
     CHECK_EQ(pg_i64(pool, "SELECT count(*) FROM orders_outbox WHERE $1 <> ''", "x"), 1);
     CHECK(pg_i64(pool, "SELECT count(*) FROM payments_outbox WHERE $1 <> ''", "x") >= 1);
 
@@ -248,13 +249,13 @@ static int production(void *arg)
     shop_fx_mkdir(gw_dir, sizeof gw_dir);
     shop_fx gw;
     shop_fx_start_roles(&gw, gw_dir, BIT(SHOP_GATEWAY), PROD, "--gateway.addr=127.0.0.1:0",
-                        "--gateway.admin=127.0.0.1:0", "--gateway.config=" SHOP_SOURCE_DIR "/config/gateway.yaml", NULL);
+                        "--gateway.admin=127.0.0.1:0", "--gateway.config=" SHOP_SOURCE_DIR "/config/gateway.yaml",
+                        NULL);
     tern_http_client *http;
     CHECK_EQ(tern_http_client_new(NULL, &http), 0);
     snprintf(gw_url, sizeof gw_url, "http://%s/api/login", shop_app_addr(gw.app, SHOP_GATEWAY));
-    CHECK_EQ(http_call(http, "POST", gw_url, NULL, "{\"email\":\"ann@prod.example\",\"password\":\"correct horse\"}", body,
-                  sizeof body),
-             200);
+    const char *creds = "{\"email\":\"ann@prod.example\",\"password\":\"correct horse\"}";
+    CHECK_EQ(http_call(http, "POST", gw_url, NULL, creds, body, sizeof body), 200);
     CHECK(strstr(body, "\"sessionId\":\"s-") != NULL);
     char *tok = strstr(body, "\"token\":\"");
     CHECK(tok != NULL);
@@ -271,10 +272,17 @@ static int production(void *arg)
     shop_fx_rmdir(gw_dir);
     tern_redis_client_free(redis);
 
-    /* a second inventory replica (its own, empty, store) joins the channel,
+    /* a second inventory replica (its own, empty, database) joins the channel,
      * and leaves it when it stops (its registration revoked) */
+    tern_pg_result *made;
+    ctx = shop_fx_ctx();
+    CHECK_EQ(tern_pg_pool_query(pool, "CREATE DATABASE inv2", NULL, &made, NULL, ctx), 0);
+    tern_ctx_free(ctx);
+    tern_pg_result_free(made);
+    char pg2_flag[300];
+    snprintf(pg2_flag, sizeof pg2_flag, "--pg.url=host=127.0.0.1 port=%d user=postgres dbname=inv2", pg->port);
     shop_fx inv2;
-    shop_fx_start_roles(&inv2, inv2_dir, BIT(SHOP_INVENTORY), PROD, "--seed=false", NULL);
+    shop_fx_start_roles(&inv2, inv2_dir, BIT(SHOP_INVENTORY), PROD, pg2_flag, NULL);
     tern_grpc_channel *ich;
     CHECK_EQ(shop_app_channel(rest.app, SHOP_INVENTORY, &ich), 0);
     int first = 0, second = 0;

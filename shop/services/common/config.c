@@ -48,8 +48,8 @@ static const tern_config_key keys[] = {
                     .help = "payments' admin listener; empty: none"),
     TERN_CONFIG_KEY("events.nats", TERN_CONFIG_STRING, .def = "",
                     .help = "NATS servers (nats://host:4222,...) whose JetStream carries the events between "
-                            "processes (env SHOP_EVENTS_NATS, or SHOP_NATS_URL); empty: the in-process bus (every role in "
-                            "one process)"),
+                            "processes (env SHOP_EVENTS_NATS, or SHOP_NATS_URL); empty: the in-process bus "
+                            "(every role in one process)"),
     TERN_CONFIG_KEY("pg.url", TERN_CONFIG_STRING, .def = "",
                     .help = "PostgreSQL (libpq conninfo or postgres:// URL) for users, orders and payments; "
                             "empty: their SQLite files in data_dir"),

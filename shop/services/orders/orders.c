@@ -50,10 +50,10 @@ int orders_set_status(shop_role *r, const char *order_id, int from, int to, cons
     char f[SHOP_I64_MAX], t[SHOP_I64_MAX], now[SHOP_I64_MAX];
     int64_t changed = 0;
     int rc = shop_db_exec(r->store,
-                              "UPDATE orders SET status = $3, reason = $4, updated_ms = $5 WHERE id = $1 AND status = $2",
-                              SHOP_PARAMS(order_id, shop_i64(f, from), shop_i64(t, to), reason ? reason : "",
+                          "UPDATE orders SET status = $3, reason = $4, updated_ms = $5 WHERE id = $1 AND status = $2",
+                          SHOP_PARAMS(order_id, shop_i64(f, from), shop_i64(t, to), reason ? reason : "",
                                           shop_i64(now, shop_now_ms())),
-                              &changed, ctx);
+                          &changed, ctx);
     return rc < 0 ? rc : (int)changed;
 }
 
@@ -84,7 +84,7 @@ static int fill_order(tern_grpc_call *call, shop_role *r, const shop_rows *o, in
         return -ENOMEM;
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT * FROM order_items WHERE order_id = $1 ORDER BY product_id",
-                               SHOP_PARAMS(out->id), &res, tern_grpc_call_ctx(call));
+                           SHOP_PARAMS(out->id), &res, tern_grpc_call_ctx(call));
     if (rc < 0)
         return rc;
     int rows = shop_rows_count(res);
@@ -108,7 +108,7 @@ static int load_order(tern_grpc_call *call, shop_role *r, const char *id, Shop__
 {
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(id), &res,
-                               tern_grpc_call_ctx(call));
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     if (shop_rows_count(res) == 0)
@@ -136,8 +136,8 @@ static int list_orders(tern_grpc_call *call, const Shop__Orders__V1__ListOrdersR
     char limit[SHOP_I64_MAX];
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT * FROM orders WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                               SHOP_PARAMS(user, req->page_token, shop_i64(limit, size + 1)), &res,
-                               tern_grpc_call_ctx(call));
+                           SHOP_PARAMS(user, req->page_token, shop_i64(limit, size + 1)), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     int rows = shop_rows_count(res);
@@ -176,19 +176,19 @@ static int insert_body(shop_tx *tx, tern_ctx *ctx, void *arg)
     char status[SHOP_I64_MAX], total[SHOP_I64_MAX], now[SHOP_I64_MAX];
     shop_i64(now, shop_now_ms());
     int rc = shop_tx_exec(tx,
-                                 "INSERT INTO orders (id, user_id, idempotency_key, status, total_cents, currency,"
-                                 " created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                                 SHOP_PARAMS(a->id, a->user_id, a->key, shop_i64(status, PENDING),
+                          "INSERT INTO orders (id, user_id, idempotency_key, status, total_cents, currency,"
+                          " created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                          SHOP_PARAMS(a->id, a->user_id, a->key, shop_i64(status, PENDING),
                                              shop_i64(total, a->total), a->currency, now),
-                                 NULL, ctx);
+                          NULL, ctx);
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         char q[SHOP_I64_MAX], p[SHOP_I64_MAX];
         rc = shop_tx_exec(tx,
-                                 "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)"
-                                 " VALUES ($1, $2, $3, $4)",
-                                 SHOP_PARAMS(a->id, a->items[i].product_id, shop_i64(q, a->items[i].quantity),
+                          "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)"
+                          " VALUES ($1, $2, $3, $4)",
+                          SHOP_PARAMS(a->id, a->items[i].product_id, shop_i64(q, a->items[i].quantity),
                                              shop_i64(p, a->items[i].unit_price)),
-                                 NULL, ctx);
+                          NULL, ctx);
     }
     return rc;
 }
@@ -198,7 +198,7 @@ static int find_by_key(shop_role *r, const char *user_id, const char *key, char 
 {
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2",
-                               SHOP_PARAMS(user_id, key), &res, ctx);
+                           SHOP_PARAMS(user_id, key), &res, ctx);
     if (rc < 0)
         return rc;
     rc = shop_rows_count(res) > 0 ? 1 : 0;
@@ -215,7 +215,7 @@ static int same_lines(shop_role *r, const char *id, const Shop__Orders__V1__Crea
 {
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT product_id, quantity FROM order_items WHERE order_id = $1",
-                               SHOP_PARAMS(id), &res, ctx);
+                           SHOP_PARAMS(id), &res, ctx);
     if (rc < 0)
         return rc;
     int rows = shop_rows_count(res);

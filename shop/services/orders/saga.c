@@ -78,9 +78,9 @@ static int publish_body(shop_tx *tx, tern_ctx *ctx, void *arg)
     char from[SHOP_I64_MAX], to[SHOP_I64_MAX], now[SHOP_I64_MAX];
     int64_t moved = 0;
     int rc = shop_tx_exec(tx, "UPDATE orders SET status = $3, updated_ms = $4 WHERE id = $1 AND status = $2",
-                                 SHOP_PARAMS(a->order_id, shop_i64(from, a->again ? AWAITING_PAYMENT : PENDING),
+                          SHOP_PARAMS(a->order_id, shop_i64(from, a->again ? AWAITING_PAYMENT : PENDING),
                                              shop_i64(to, AWAITING_PAYMENT), shop_i64(now, shop_now_ms())),
-                                 &moved, ctx);
+                          &moved, ctx);
     if (rc < 0 || moved == 0)
         return rc;                      /* moved on already (by a racing retry) */
     return add_order_created(a, tx, ctx);
@@ -99,7 +99,8 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
         return 0;                       /* nothing (more) to reserve */
     }
     shop_rows_free(res);
-    if ((rc = shop_db_query(r->store, "SELECT * FROM order_items WHERE order_id = $1", SHOP_PARAMS(order_id), &res, parent)) < 0)
+    if ((rc = shop_db_query(r->store, "SELECT * FROM order_items WHERE order_id = $1", SHOP_PARAMS(order_id), &res,
+                            parent)) < 0)
         return rc;
     int rows = shop_rows_count(res);
     Shop__Inventory__V1__Item *items = calloc((size_t)rows + 1, sizeof *items);
@@ -142,7 +143,7 @@ int orders_saga_outcome(shop_role *r, const char *order_id, bool succeeded, cons
     orders *o = r->state;
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT status FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res,
-                               parent);
+                           parent);
     if (rc < 0)
         return rc;
     bool awaiting = shop_rows_count(res) > 0 && shop_rows_i64(res, 0, "status") == AWAITING_PAYMENT;
@@ -244,11 +245,11 @@ static int watchdog(void *arg)
         char before[SHOP_I64_MAX], p[SHOP_I64_MAX], a[SHOP_I64_MAX];
         shop_rows *res;
         if (shop_db_query(r->store,
-                              "SELECT id, status FROM orders WHERE status IN ($1, $2) AND updated_ms < $3"
-                              " ORDER BY updated_ms LIMIT 50",
-                              SHOP_PARAMS(shop_i64(p, PENDING), shop_i64(a, AWAITING_PAYMENT),
+                          "SELECT id, status FROM orders WHERE status IN ($1, $2) AND updated_ms < $3"
+                          " ORDER BY updated_ms LIMIT 50",
+                          SHOP_PARAMS(shop_i64(p, PENDING), shop_i64(a, AWAITING_PAYMENT),
                                           shop_i64(before, shop_now_ms() - after / TERN_MS)),
-                              &res, ctx) < 0)
+                          &res, ctx) < 0)
             continue;
         for (int i = 0; i < shop_rows_count(res) && tern_ctx_err(ctx) == 0; i++) {
             const char *id = shop_rows_str(res, i, "id");

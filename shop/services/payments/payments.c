@@ -43,7 +43,8 @@ static int get_payment(tern_grpc_call *call, const Shop__Payments__V1__GetPaymen
 {
     shop_role *r = arg;
     shop_rows *res;
-    int rc = shop_db_query(r->store, "SELECT * FROM payments WHERE order_id = $1", SHOP_PARAMS(req->order_id), &res, tern_grpc_call_ctx(call));
+    int rc = shop_db_query(r->store, "SELECT * FROM payments WHERE order_id = $1", SHOP_PARAMS(req->order_id), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     if (shop_rows_count(res) == 0) {
@@ -75,12 +76,12 @@ static int record_body(shop_tx *tx, tern_ctx *ctx, void *arg)
     char amount[SHOP_I64_MAX], status[SHOP_I64_MAX], now[SHOP_I64_MAX];
     int64_t added = 0;
     int rc = shop_tx_exec(tx,
-                                 "INSERT INTO payments (order_id, id, amount_cents, currency, status, reason, created_ms)"
-                                 " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
-                                 SHOP_PARAMS(a->oc->order_id, a->payment_id, shop_i64(amount, a->oc->amount_cents),
+                          "INSERT INTO payments (order_id, id, amount_cents, currency, status, reason, created_ms)"
+                          " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
+                          SHOP_PARAMS(a->oc->order_id, a->payment_id, shop_i64(amount, a->oc->amount_cents),
                                              a->oc->currency, shop_i64(status, a->ok ? PAID_OK : PAID_FAILED),
                                              a->reason, shop_i64(now, shop_now_ms())),
-                                 &added, ctx);
+                          &added, ctx);
     if (rc < 0 || added == 0)
         return rc;                      /* paid before: its outcome is in the outbox already */
     Shop__Payments__V1__PaymentOutcome out = SHOP__PAYMENTS__V1__PAYMENT_OUTCOME__INIT;
@@ -118,7 +119,8 @@ static int on_order_created(const tern_event *ev, int attempt, tern_ctx *ctx, vo
     shop_event_span span;
     shop_event_span_begin(&span, "payments: charge", oc->traceparent);
     shop_rows *res;
-    int rc = shop_db_query(r->store, "SELECT 1 FROM payments WHERE order_id = $1", SHOP_PARAMS(oc->order_id), &res, ctx);
+    int rc = shop_db_query(r->store, "SELECT 1 FROM payments WHERE order_id = $1", SHOP_PARAMS(oc->order_id), &res,
+                           ctx);
     bool paid = rc == 0 && shop_rows_count(res) > 0;
     if (rc == 0)
         shop_rows_free(res);

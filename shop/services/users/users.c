@@ -81,10 +81,10 @@ static int sign_up(tern_grpc_call *call, const Shop__Users__V1__SignUpRequest *r
     shop_id_new("u-", id);
     shop_rows *res;
     rc = shop_db_query(r->store,
-                           "INSERT INTO users (id, email, name, password, created_ms) VALUES ($1, $2, $3, $4, $5)"
-                           " RETURNING *",
-                           SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res,
-                           tern_grpc_call_ctx(call));
+                       "INSERT INTO users (id, email, name, password, created_ms) VALUES ($1, $2, $3, $4, $5)"
+                       " RETURNING *",
+                       SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res,
+                       tern_grpc_call_ctx(call));
     if (rc == -EEXIST)
         return tern_grpc_call_fail(call, TERN_GRPC_ALREADY_EXISTS, "%s has an account already", email);
     if (rc < 0)
@@ -105,7 +105,7 @@ static int login(tern_grpc_call *call, const Shop__Users__V1__LoginRequest *req,
         return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT * FROM users WHERE email = $1", SHOP_PARAMS(email), &res,
-                               tern_grpc_call_ctx(call));
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     bool found = shop_rows_count(res) > 0;
@@ -151,7 +151,7 @@ static int get_user(tern_grpc_call *call, const Shop__Users__V1__GetUserRequest 
     shop_role *r = arg;
     shop_rows *res;
     int rc = shop_db_query(r->store, "SELECT * FROM users WHERE id = $1", SHOP_PARAMS(req->id), &res,
-                               tern_grpc_call_ctx(call));
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     if (shop_rows_count(res) == 0)
@@ -162,8 +162,8 @@ static int get_user(tern_grpc_call *call, const Shop__Users__V1__GetUserRequest 
     return rc;
 }
 
-static int logout(tern_grpc_call *call, const Shop__Users__V1__LogoutRequest *req, Shop__Users__V1__LogoutResponse *resp,
-                  void *arg)
+static int logout(tern_grpc_call *call, const Shop__Users__V1__LogoutRequest *req,
+                  Shop__Users__V1__LogoutResponse *resp, void *arg)
 {
     users *u = ((shop_role *)arg)->state;
     int rc = shop_sessions_end(u->sessions, req->session_id, tern_grpc_call_ctx(call));
