@@ -256,7 +256,10 @@ static int production(void *arg)
     snprintf(gw_url, sizeof gw_url, "http://%s/api/login", shop_app_addr(gw.app, SHOP_GATEWAY));
     const char *creds = "{\"email\":\"ann@prod.example\",\"password\":\"correct horse\"}";
     CHECK_EQ(http_call(http, "POST", gw_url, NULL, creds, body, sizeof body), 200);
-    CHECK(strstr(body, "\"sessionId\":\"s-") != NULL);
+    char *sid = strstr(body, "\"sessionId\":\"s-");
+    CHECK(sid != NULL);
+    char logout_body[128];
+    snprintf(logout_body, sizeof logout_body, "{\"sessionId\":\"%.*s\"}", (int)strcspn(sid + 13, "\""), sid + 13);
     char *tok = strstr(body, "\"token\":\"");
     CHECK(tok != NULL);
     tok += 9;
@@ -267,6 +270,11 @@ static int production(void *arg)
     snprintf(gw_url, sizeof gw_url, "http://%s/api/orders", shop_app_addr(gw.app, SHOP_GATEWAY));
     CHECK_EQ(http_call(http, "GET", gw_url, token, NULL, body, sizeof body), 200);
     CHECK(redis_keys(redis) > keys);    /* the limiter's count for this user */
+    snprintf(gw_url, sizeof gw_url, "http://%s/api/logout", shop_app_addr(gw.app, SHOP_GATEWAY));
+    CHECK_EQ(http_call(http, "POST", gw_url, token, logout_body, body, sizeof body), 200);
+    CHECK(strstr(body, "\"ended\":true") != NULL);
+    CHECK_EQ(http_call(http, "POST", gw_url, token, logout_body, body, sizeof body), 200);
+    CHECK(strstr(body, "ended") == NULL);   /* false: a default value, left out */
     tern_http_client_free(http);
     shop_fx_stop(&gw);
     shop_fx_rmdir(gw_dir);

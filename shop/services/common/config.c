@@ -51,7 +51,7 @@ static const tern_config_key keys[] = {
                             "processes (env SHOP_EVENTS_NATS, or SHOP_NATS_URL); empty: the in-process bus "
                             "(every role in one process)"),
     TERN_CONFIG_KEY("pg.url", TERN_CONFIG_STRING, .def = "",
-                    .help = "PostgreSQL (libpq conninfo or postgres:// URL) for users, orders and payments; "
+                    .help = "PostgreSQL (libpq conninfo or postgres:// URL) for users, inventory, orders and payments; "
                             "empty: their SQLite files in data_dir"),
     TERN_CONFIG_KEY("redis.addr", TERN_CONFIG_STRING, .def = "",
                     .help = "Redis (host:port) for the users' sessions and the gateway's global rate limits; "
