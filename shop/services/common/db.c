@@ -89,16 +89,20 @@ int shop_db_schema(shop_db *db, const char *sql, tern_ctx *ctx)
 {
     if (db->lite)
         return tern_sqlite_exec(db->lite, sql, NULL, NULL, NULL, ctx);
-    tern_pg_error e = {0};
-    tern_pg_result *res = NULL;
-    /* without parameters the simple protocol takes several statements */
-    int rc = tern_pg_pool_query(db->pg, sql, NULL, &res, &e, ctx);
-    tern_pg_result_free(res);
-    /* two processes making one table at once: the loser's CREATE ... IF
-     * NOT EXISTS meets the winner's row in the catalog (23505) */
-    if (rc == -EREMOTEIO && !strcmp(e.sqlstate, "23505"))
-        return tern_pg_pool_query(db->pg, sql, NULL, &res, &e, ctx) == 0 ? (tern_pg_result_free(res), 0) : -EIO;
-    return pg_error(rc, &e, "(schema)");
+    int rc = 0;
+    /* Two processes making one table at once: the loser's CREATE ... IF
+     * NOT EXISTS can meet the winner's row in the system catalog (23505);
+     * the second try finds the table. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        tern_pg_error e = {0};
+        tern_pg_result *res = NULL;
+        /* without parameters the simple protocol takes several statements */
+        rc = tern_pg_pool_query(db->pg, sql, NULL, &res, &e, ctx);
+        tern_pg_result_free(res);
+        if (!(rc == -EREMOTEIO && !strcmp(e.sqlstate, "23505")))
+            return pg_error(rc, &e, "(schema)");
+    }
+    return -EEXIST;
 }
 
 static int rows_new(shop_rows **out, tern_sqlite_result *lite, tern_pg_result *pg)
@@ -174,12 +178,8 @@ int shop_tx_query(shop_tx *tx, const char *sql, const tern_sqlite_params *p, sho
     tern_pg_params pp = pg_params(p);
     tern_pg_result *res;
     int rc = tern_pg_query(tx->pg, sql, p ? &pp : NULL, &res, ctx);
-    if (rc < 0 && rc == -EREMOTEIO) {
-        /* 40001/40P01 stay -EREMOTEIO so that tern_pg_tx_run retries */
-        const tern_pg_error *e = tern_pg_conn_last_error(tx->pg);
-        return pg_error(rc, e, sql);
-    }
-    return rc < 0 ? rc : rows_new(out, NULL, res);
+    /* 40001/40P01 stay -EREMOTEIO, so that tern_pg_tx_run tries again */
+    return rc < 0 ? pg_error(rc, tern_pg_conn_last_error(tx->pg), sql) : rows_new(out, NULL, res);
 }
 
 int shop_tx_exec(shop_tx *tx, const char *sql, const tern_sqlite_params *p, int64_t *affected, tern_ctx *ctx)
