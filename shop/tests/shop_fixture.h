@@ -74,7 +74,8 @@ static inline void shop_fx_startv(shop_fx *fx, const char *dir, unsigned roles, 
     int argc = 17;
     for (const char *a; (a = va_arg(ap, const char *)) != NULL && argc < 63;)
         argv[argc++] = a;
-    tern_log_set_level(TERN_LOG_WARN);
+    /* SHOP_TEST_DEBUG=1: the services' logs, and a failed CreateOrder's status */
+    tern_log_set_level(getenv("SHOP_TEST_DEBUG") ? TERN_LOG_DEBUG : TERN_LOG_WARN);
     CHECK_EQ(shop_config_new(argc, (char **)argv, &fx->cfg), 0);
     CHECK_EQ(shop_app_new(fx->cfg, &(shop_app_options){.roles = roles, .no_signals = true}, &fx->app), 0);
     CHECK_EQ(tern_go_opts(shop_fx_run, fx->app, &(tern_go_options){.join = &fx->run}, NULL), 0);
@@ -153,8 +154,12 @@ static inline int shop_fx_order(shop_fx *fx, const char *user, const char *produ
     req.idempotency_key = (char *)(key ? key : "");
     tern_ctx *ctx = shop_fx_ctx();
     *out = NULL;
-    int rc = shop_orders_v1_orders_create_order(fx->ch[SHOP_ORDERS], &req, out, NULL, NULL, ctx);
+    tern_grpc_status st = {0};
+    int rc = shop_orders_v1_orders_create_order(fx->ch[SHOP_ORDERS], &req, out, NULL, &st, ctx);
     tern_ctx_free(ctx);
+    if (rc < 0 && getenv("SHOP_TEST_DEBUG"))
+        fprintf(stderr, "CreateOrder: %d %s\n", (int)st.code, st.message ? st.message : "");
+    tern_grpc_status_clear(&st);
     return rc;
 }
 

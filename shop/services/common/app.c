@@ -78,6 +78,7 @@ int shop_roles_parse(const char *list, unsigned *mask, char *err, size_t errlen)
 static tern_once metrics_once = TERN_ONCE_INIT;
 static tern_sqlite_metrics *sqlite_metrics;
 static tern_events_metrics *events_metrics;
+static tern_pg_metrics *pg_metrics;
 
 static void metrics_init(void *arg)
 {
@@ -87,6 +88,8 @@ static void metrics_init(void *arg)
         sqlite_metrics = NULL;
     if (tern_events_metrics_new(NULL, &events_metrics) < 0)
         events_metrics = NULL;
+    if (tern_pg_metrics_new(NULL, &pg_metrics) < 0)
+        pg_metrics = NULL;
 }
 
 const char *shop_app_addr(const shop_app *app, shop_role_id id)
@@ -109,9 +112,49 @@ int shop_app_go(shop_app *app, tern_fn *fn, void *arg)
     return tern_group_go(app->bg, fn, arg, NULL);
 }
 
+/* The first endpoint of a comma-separated list ("http://a:2379,http://b:2379"):
+ * tern's etcd client talks to one. */
+static void etcd_endpoint(const shop_app *app, char *buf, size_t len)
+{
+    const char *list = tern_config_str(app->cfg, "etcd");
+    snprintf(buf, len, "%.*s", (int)strcspn(list, ","), list);
+}
+
+/* A channel following <discovery.prefix><role>/ in etcd: every replica
+ * registered there, round robin; one leaving (its lease revoked or run
+ * out) leaves the channel.  Roles of this process are reached directly. */
+static int etcd_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
+{
+    char ep[256], prefix[256];
+    etcd_endpoint(app, ep, sizeof ep);
+    snprintf(prefix, sizeof prefix, "%s%s/", tern_config_str(app->cfg, "discovery.prefix"), role_names[id]);
+    tern_resolver *res;
+    int rc = tern_resolver_etcd_new(&(tern_resolver_etcd_options){.endpoint = ep, .prefix = prefix}, &res);
+    if (rc < 0)
+        return rc;
+    tern_mutex_lock(&app->mu);
+    tern_resolver **grown = realloc(app->resolvers, (app->nresolvers + 1) * sizeof *grown);
+    if (grown) {
+        app->resolvers = grown;
+        grown[app->nresolvers++] = res;
+    }
+    tern_mutex_unlock(&app->mu);
+    if (!grown) {
+        tern_resolver_free(res);
+        return -ENOMEM;
+    }
+    /* the authority a role's name: the target (a key prefix) is no host */
+    tern_grpc_channel_options o = {.resolver = tern_resolver_grpc(), .resolver_arg = res,
+                                   .authority = role_names[id], .lb_policy = "round_robin"};
+    char target[64];
+    snprintf(target, sizeof target, "etcd:%s", role_names[id]);
+    return tern_grpc_channel_new(target, &o, out);
+}
+
 int shop_app_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
 {
-    int rc = tern_grpc_channel_new(app->addr[id], NULL, out);
+    bool etcd = *tern_config_str(app->cfg, "etcd") && !app->on[id];
+    int rc = etcd ? etcd_channel(app, id, out) : tern_grpc_channel_new(app->addr[id], NULL, out);
     if (rc < 0)
         tern_log_error("shop: channel", TERN_LOG_STR("to", role_names[id]),
                        TERN_LOG_STR("addr", app->addr[id]), TERN_LOG_STR("error", tern_strerror(rc)));
@@ -135,12 +178,63 @@ static int make_dir(const char *path)
     return 0;
 }
 
+/* The address other processes reach role r at: discovery.advertise's
+ * host with the port r listens on (or the whole of it, host:port, for
+ * a process of one role), else the address r listens on. */
+static void advertised(const shop_app *app, const shop_role *r, char *buf, size_t len)
+{
+    const char *adv = tern_config_str(app->cfg, "discovery.advertise");
+    const char *addr = app->addr[r->id];
+    const char *port = strrchr(addr, ':');
+    if (!*adv)
+        snprintf(buf, len, "%s", addr);
+    else if (strchr(adv, ':') || !port)
+        snprintf(buf, len, "%s", adv);
+    else
+        snprintf(buf, len, "%s%s", adv, port);
+}
+
+/* With etcd: r's key <discovery.prefix><role>/<addr> under a lease kept
+ * alive while r runs; registered once r started, so the key means ready. */
+static int etcd_register(shop_role *r)
+{
+    shop_app *app = r->app;
+    if (!*tern_config_str(app->cfg, "etcd") || r->ops->http_only)
+        return 0;
+    char ep[256], addr[160], key[512];
+    etcd_endpoint(app, ep, sizeof ep);
+    advertised(app, r, addr, sizeof addr);
+    snprintf(key, sizeof key, "%s%s/%s", tern_config_str(app->cfg, "discovery.prefix"), r->ops->name, addr);
+    tern_ctx *ctx;
+    int rc = tern_ctx_with_timeout(app->ctx, 10 * TERN_SEC, &ctx);
+    if (rc < 0)
+        return rc;
+    tern_etcd_registration_options o = {.endpoint = ep, .key = key, .value = addr,
+                                        .ttl = tern_config_duration(app->cfg, "discovery.ttl")};
+    tern_etcd_registration *reg = NULL;
+    rc = tern_etcd_registration_new(&o, &reg, ctx);
+    tern_ctx_free(ctx);
+    tern_mutex_lock(&app->mu);
+    bool late = app->stopping;          /* a stop came while registering: undo it */
+    if (!late)
+        app->reg[r->id] = reg;
+    tern_mutex_unlock(&app->mu);
+    if (late)
+        tern_etcd_registration_free(reg);
+    if (rc < 0)
+        tern_log_error("shop: etcd registration", TERN_LOG_STR("etcd", ep), TERN_LOG_STR("key", key),
+                       TERN_LOG_STR("error", tern_strerror(rc)));
+    return rc;
+}
+
 /* The service's start function: the role's start, counted so the app
  * knows when every subscription exists. */
 static int role_start(void *arg)
 {
     shop_role *r = arg;
     int rc = r->ops->start ? r->ops->start(r) : 0;
+    if (rc == 0)
+        rc = etcd_register(r);
     if (rc < 0)
         tern_log_error("shop: role failed to start", TERN_LOG_STR("role", r->ops->name),
                        TERN_LOG_STR("error", tern_strerror(rc)));
@@ -153,26 +247,31 @@ static int role_start(void *arg)
     return rc;
 }
 
-/* Readiness: the role's database answers (a full disk or a corrupt file
- * takes the role out of its load balancer instead of failing its calls). */
+static int grpc_server_new(shop_role *r);
+
+/* Readiness: the role's database answers (a full disk, a corrupt file or
+ * an unreachable PostgreSQL takes the role out of its load balancer
+ * instead of failing its calls). */
 static int db_check(char *msg, size_t len, tern_ctx *ctx, void *arg)
 {
     shop_role *r = arg;
-    tern_sqlite_result *res;
-    tern_sqlite_error err = {0};
-    int rc = tern_sqlite_query(r->db, "SELECT 1", NULL, &res, &err, ctx);
-    if (rc < 0) {
-        snprintf(msg, len, "%s", err.message[0] ? err.message : tern_strerror(rc));
-        return rc;
-    }
-    tern_sqlite_result_free(res);
-    return 0;
+    return shop_db_ping(r->store, msg, len, ctx);
 }
 
-/* A gRPC service's database (<data_dir>/<name>.db) and server. */
+/* A gRPC service's database (<data_dir>/<name>.db, or PostgreSQL at
+ * pg.url for the roles that may use it) and server. */
 static int open_grpc_role(shop_role *r)
 {
     const char *name = r->ops->name;
+    const char *pg = tern_config_str(r->cfg, "pg.url");
+    if (r->ops->pg && *pg) {
+        int rc = shop_db_pg(pg, name, pg_metrics, &r->store);
+        if (rc < 0) {
+            tern_log_error("shop: pg.url", TERN_LOG_STR("role", name), TERN_LOG_STR("error", tern_strerror(rc)));
+            return rc;
+        }
+        return grpc_server_new(r);
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.db", tern_config_str(r->cfg, "data_dir"), name);
     tern_sqlite_options so = {.metrics = sqlite_metrics, .name = name, .synchronous_normal = true};
@@ -183,6 +282,13 @@ static int open_grpc_role(shop_role *r)
                        TERN_LOG_STR("sqlite", serr.message));
         return rc;
     }
+    if ((rc = shop_db_sqlite(r->db, &r->store)) < 0)
+        return rc;
+    return grpc_server_new(r);
+}
+
+static int grpc_server_new(shop_role *r)
+{
     /* metrics first, so it times everything; then the call's span */
     const tern_grpc_interceptor chain[] = {{tern_grpc_metrics_interceptor, NULL}, {shop_trace_interceptor, NULL}};
     tern_grpc_server_options go = {.interceptors = chain, .n_interceptors = 2};
@@ -254,7 +360,7 @@ static int role_new(shop_app *app, shop_role_id id)
     }
     tern_health *h = tern_service_health(r->svc);
     if ((rc = tern_health_mount(r->rt, h)) < 0 || (r->grpc && (rc = tern_health_grpc_register(r->grpc, h)) < 0) ||
-        (r->db && (rc = tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, db_check, r)) < 0))
+        (r->store && (rc = tern_health_add(h, "db", TERN_HEALTH_READINESS, 0, db_check, r)) < 0))
         return rc;
     snprintf(app->addr[id], sizeof app->addr[id], "%s", tern_http_server_addr(tern_service_server(r->svc)));
     return 0;
@@ -330,8 +436,20 @@ int shop_app_new(tern_config *cfg, const shop_app_options *o, shop_app **out)
     return 0;
 }
 
+/* Take role id's key out of etcd (revoking its lease), once. */
+static void deregister(shop_app *app, int id)
+{
+    tern_mutex_lock(&app->mu);
+    tern_etcd_registration *reg = app->reg[id];
+    app->reg[id] = NULL;
+    tern_mutex_unlock(&app->mu);
+    tern_etcd_registration_free(reg);
+}
+
 /* Stop every service, once; a second external request (a second signal)
- * is passed on, which makes their stops immediate. */
+ * is passed on, which makes their stops immediate.  The etcd keys go
+ * while the services are in their pre-stop delay (readiness false,
+ * still serving), so callers following etcd leave before the drain. */
 static void app_stop(shop_app *app, bool external)
 {
     tern_mutex_lock(&app->mu);
@@ -348,6 +466,8 @@ static void app_stop(shop_app *app, bool external)
     for (int i = 0; i < SHOP_NROLES; i++)
         if (app->on[i] && app->roles[i].svc)
             tern_service_stop(app->roles[i].svc);
+    for (int i = 0; i < SHOP_NROLES; i++)
+        deregister(app, i);
 }
 
 void shop_app_stop(shop_app *app)
@@ -376,6 +496,7 @@ static int run_role(void *arg)
 {
     role_run *rr = arg;
     int rc = tern_service_run(rr->r->svc, NULL);
+    deregister(rr->app, rr->r->id);
     if (rc < 0)
         tern_log_error("shop: role stopped", TERN_LOG_STR("role", rr->r->ops->name),
                        TERN_LOG_STR("error", tern_strerror(rc)));
@@ -565,9 +686,15 @@ void shop_app_free(shop_app *app)
         tern_grpc_server_free(r->grpc);
         tern_http_router_free(r->rt);
         tern_outbox_free(r->outbox);
+        shop_db_free(r->store);
         tern_sqlite_free(r->db);
         free(r->state);
     }
+    for (int i = 0; i < SHOP_NROLES; i++)
+        tern_etcd_registration_free(app->reg[i]);
+    for (size_t i = 0; i < app->nresolvers; i++)
+        tern_resolver_free(app->resolvers[i]);  /* after the channels (the roles' stop) */
+    free(app->resolvers);
     tern_events_bus_free(app->bus);
     tern_nats_free(app->nats);          /* after the bus, which uses it */
     tern_ctx_free(app->ctx);

@@ -16,6 +16,9 @@ struct shop_app {
     char addr[SHOP_NROLES][128];        /* where each role is reached */
     tern_events_bus *bus;
     tern_nats *nats;                    /* events.nats: the bus's connection */
+    tern_etcd_registration *reg[SHOP_NROLES]; /* etcd: each role's own key, from its start */
+    tern_resolver **resolvers;          /* etcd: one per channel (a resolver has one watcher), */
+    size_t nresolvers;                  /* freed after the channels */
     tern_ctx *ctx;                      /* cancelled when the app stops */
     tern_group *bg;                     /* the roles' background work, under ctx */
     tern_mutex mu;                      /* guards what follows */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/shop.h"
@@ -47,7 +48,25 @@ static const tern_config_key keys[] = {
                     .help = "payments' admin listener; empty: none"),
     TERN_CONFIG_KEY("events.nats", TERN_CONFIG_STRING, .def = "",
                     .help = "NATS servers (nats://host:4222,...) whose JetStream carries the events between "
-                            "processes; empty: the in-process bus (every role in one process)"),
+                            "processes (env SHOP_EVENTS_NATS, or SHOP_NATS_URL); empty: the in-process bus "
+                            "(every role in one process)"),
+    TERN_CONFIG_KEY("pg.url", TERN_CONFIG_STRING, .def = "",
+                    .help = "PostgreSQL (libpq conninfo or postgres:// URL) for users, inventory, orders and payments; "
+                            "empty: their SQLite files in data_dir"),
+    TERN_CONFIG_KEY("redis.addr", TERN_CONFIG_STRING, .def = "",
+                    .help = "Redis (host:port) for the users' sessions and the gateway's global rate limits; "
+                            "empty: sessions in the users' database, rate limits per gateway"),
+    TERN_CONFIG_KEY("etcd", TERN_CONFIG_STRING, .def = "",
+                    .help = "etcd endpoints (http://host:2379,...): each role registers its address under "
+                            "discovery.prefix, and the channels between roles follow what is registered there; "
+                            "empty: the <role>.addr addresses"),
+    TERN_CONFIG_KEY("discovery.prefix", TERN_CONFIG_STRING, .def = "/shop/",
+                    .help = "where the roles register: <prefix><role>/<addr>"),
+    TERN_CONFIG_KEY("discovery.ttl", TERN_CONFIG_DURATION, .def = "10s", .min = "2s",
+                    .help = "lease of a role's registration: how long a crashed role stays listed"),
+    TERN_CONFIG_KEY("discovery.advertise", TERN_CONFIG_STRING, .def = "",
+                    .help = "the address other roles reach this process's roles at (host, or host:port for "
+                            "one role); empty: the address each role listens on"),
     TERN_CONFIG_KEY("outbox.retention", TERN_CONFIG_DURATION, .def = "1h", .min = "1ms",
                     .help = "how long published events stay in a role's outbox table before they are purged"),
     TERN_CONFIG_KEY("seed", TERN_CONFIG_BOOL, .def = "true",
@@ -80,8 +99,19 @@ static const tern_config_key keys[] = {
                     .help = "how long the simulated processor takes per payment"),
 };
 
+/* SHOP_NATS_URL names the events' NATS as the other backends are named
+ * (SHOP_PG_URL, SHOP_REDIS_ADDR, SHOP_ETCD); the key stays events.nats,
+ * whose own variable wins when both are set. */
+static void env_aliases(void)
+{
+    const char *nats = getenv("SHOP_NATS_URL");
+    if (nats && !getenv("SHOP_EVENTS_NATS"))
+        setenv("SHOP_EVENTS_NATS", nats, 0);
+}
+
 int shop_config_new(int argc, char **argv, tern_config **out)
 {
+    env_aliases();
     tern_config_options o = {.keys = keys, .nkeys = sizeof keys / sizeof keys[0], .env_prefix = "SHOP"};
     tern_config_error err = {0};
     int rc = tern_config_new(argc, argv, &err, &o, out);

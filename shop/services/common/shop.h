@@ -37,6 +37,9 @@
 #include <tern/health_grpc.h>
 #include <tern/sqlite.h>
 #include <tern/trace.h>
+#include <tern/discovery.h>
+
+#include "common/db.h"
 
 /* The roles; the first SHOP_NSERVICES are the gRPC services, then the
  * gateway in front of them. */
@@ -62,6 +65,9 @@ typedef struct shop_role_ops {
     /* No database and no gRPC server: init sets role->handler, which
      * serves every request the probes and /metrics do not (the gateway). */
     bool http_only;
+    /* Its store may be PostgreSQL (pg.url): its SQL is written for both
+     * through r->store; the others use r->db, always SQLite. */
+    bool pg;
     int (*init)(shop_role *r);
     int (*start)(shop_role *r);                 /* NULL: nothing to start */
     void (*stop)(shop_role *r);                 /* NULL: nothing to stop */
@@ -72,7 +78,8 @@ struct shop_role {
     shop_role_id id;
     const shop_role_ops *ops;
     tern_config *cfg;                           /* the app's */
-    tern_sqlite *db;                            /* <data_dir>/<name>.db, opened by the runner */
+    tern_sqlite *db;                            /* <data_dir>/<name>.db, opened by the runner; NULL on PostgreSQL */
+    shop_db *store;                             /* r->db's or PostgreSQL's (ops->pg and pg.url) */
     tern_outbox *outbox;                        /* set by init if the role publishes */
     tern_outbox_relay *relay;
     tern_grpc_server *grpc;

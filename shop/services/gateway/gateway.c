@@ -11,9 +11,19 @@
  * environment (SHOP_USERS_JWT_SECRET); when that is unset the role sets
  * it from the shop's own configuration (users.jwt_secret), so `shop all`
  * signs and verifies with one secret whatever configured it.
+ *
+ * Production mode changes the file as it is loaded (production()): with
+ * redis.addr its `redis:` is set and the per-user limits (key claim:...)
+ * become global, counted in Redis across gateway replicas; with etcd the
+ * services' upstreams follow the roles registered there.  The text is
+ * then given to the gateway, which therefore does not watch the file.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
 
 #include <tern/gateway.h>
 #include <tern/grpc_json.h>
@@ -30,6 +40,67 @@ static const tern_grpc_service_desc *const services[] = {
     &shop_orders_v1_orders_desc,       &shop_payments_v1_payments_desc,
 };
 
+static const char *const upstreams[] = {"users", "catalog", "inventory", "orders", "payments"};
+
+/* The configuration file with production mode's settings on it, as JSON
+ * text (malloc'd into *text): a sentence in err on failure. */
+static int production(shop_role *r, const char *path, char **text, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    char *yaml = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&yaml, &len);
+    char buf[4096];
+    for (size_t n; mem && (n = fread(buf, 1, sizeof buf, f)) > 0;)
+        fwrite(buf, 1, n, mem);
+    fclose(f);
+    if (!mem || fclose(mem) != 0) {
+        free(yaml);
+        return -ENOMEM;
+    }
+    json_t *cfg = NULL;
+    int rc = tern_config_parse_yaml(yaml, len, &cfg, err, errlen);
+    free(yaml);
+    if (rc < 0)
+        return rc;
+    const char *redis = tern_config_str(r->cfg, "redis.addr");
+    if (*redis) {
+        json_object_set_new(cfg, "redis", json_string(redis));
+        size_t i;
+        json_t *route;
+        json_array_foreach(json_object_get(cfg, "routes"), i, route) {
+            json_t *lim = json_object_get(route, "ratelimit");
+            const char *key = json_string_value(json_object_get(lim, "key"));
+            if (key && !strncmp(key, "claim:", 6))
+                json_object_set_new(lim, "global", json_true());
+        }
+    }
+    const char *etcd = tern_config_str(r->cfg, "etcd");
+    for (size_t i = 0; *etcd && i < sizeof upstreams / sizeof upstreams[0]; i++) {
+        json_t *up = json_object_get(json_object_get(cfg, "upstreams"), upstreams[i]);
+        if (!up)
+            continue;
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "%s%s/", tern_config_str(r->cfg, "discovery.prefix"), upstreams[i]);
+        json_t *eps = json_array();
+        for (const char *p = etcd; *p;) {
+            size_t n = strcspn(p, ",");
+            json_array_append_new(eps, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        json_object_del(up, "endpoints");
+        json_object_set_new(up, "resolver",
+                            json_pack("{s:{s:o, s:s}}", "etcd", "endpoints", eps, "prefix", prefix));
+    }
+    *text = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    return *text ? 0 : -ENOMEM;
+}
+
 static int init(shop_role *r)
 {
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
@@ -43,9 +114,18 @@ static int init(shop_role *r)
         return -errno;
     const char *path = tern_config_str(r->cfg, "gateway.config");
     tern_gateway_options o = {.config_path = path, .watch = true};
+    char err[512] = "", *text = NULL;
+    int rc = 0;
+    if (*tern_config_str(r->cfg, "redis.addr") || *tern_config_str(r->cfg, "etcd")) {
+        if ((rc = production(r, path, &text, err, sizeof err)) < 0) {
+            tern_log_error("gateway: configuration", TERN_LOG_STR("file", path), TERN_LOG_STR("error", err));
+            return rc;
+        }
+        o = (tern_gateway_options){.config_text = text, .config_len = strlen(text)};
+    }
     tern_gateway *gw;
-    char err[512] = "";
-    int rc = tern_gateway_new(&o, &gw, err, sizeof err);
+    rc = tern_gateway_new(&o, &gw, err, sizeof err);
+    free(text);
     if (rc < 0) {
         tern_log_error("gateway: configuration", TERN_LOG_STR("file", path), TERN_LOG_STR("error", err));
         return rc;

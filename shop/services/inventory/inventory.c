@@ -41,26 +41,26 @@ enum { HELD = SHOP__INVENTORY__V1__RESERVATION_STATUS__RESERVATION_STATUS_HELD,
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS stock ("
     "  product_id TEXT PRIMARY KEY,"
-    "  available INTEGER NOT NULL CHECK (available >= 0 AND available <= 1000000000000),"
-    "  reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
-    "  sold INTEGER NOT NULL DEFAULT 0);"
+    "  available BIGINT NOT NULL CHECK (available >= 0 AND available <= 1000000000000),"
+    "  reserved BIGINT NOT NULL DEFAULT 0 CHECK (reserved >= 0),"
+    "  sold BIGINT NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS reservations ("
     "  id TEXT NOT NULL,"
     "  product_id TEXT NOT NULL,"
-    "  quantity INTEGER NOT NULL CHECK (quantity > 0),"
-    "  status INTEGER NOT NULL,"
-    "  expires_ms INTEGER NOT NULL,"
+    "  quantity BIGINT NOT NULL CHECK (quantity > 0),"
+    "  status BIGINT NOT NULL,"
+    "  expires_ms BIGINT NOT NULL,"
     "  PRIMARY KEY (id, product_id));"
     "CREATE INDEX IF NOT EXISTS reservations_held ON reservations (status, expires_ms);";
 
 /* ---- stock ----------------------------------------------------------------- */
 
-static int fill_stock(tern_grpc_call *call, const tern_sqlite_result *res, Shop__Inventory__V1__Stock *s)
+static int fill_stock(tern_grpc_call *call, const shop_rows *res, Shop__Inventory__V1__Stock *s)
 {
-    s->product_id = tern_grpc_call_strdup(call, shop_col(res, 0, "product_id"));
-    s->available = shop_col_i64(res, 0, "available");
-    s->reserved = shop_col_i64(res, 0, "reserved");
-    s->sold = shop_col_i64(res, 0, "sold");
+    s->product_id = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "product_id"));
+    s->available = shop_rows_i64(res, 0, "available");
+    s->reserved = shop_rows_i64(res, 0, "reserved");
+    s->sold = shop_rows_i64(res, 0, "sold");
     return s->product_id ? 0 : -ENOMEM;
 }
 
@@ -72,18 +72,17 @@ static int add_stock(tern_grpc_call *call, const Shop__Inventory__V1__AddStockRe
         return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT,
                                    "product_id and a quantity of 1 to %lld are required", (long long)MAX_QUANTITY);
     char q[SHOP_I64_MAX];
-    tern_sqlite_result *res;
-    tern_sqlite_error err;
-    int rc = tern_sqlite_query(r->db,
-                               "INSERT INTO stock (product_id, available) VALUES ($1, $2)"
-                               " ON CONFLICT (product_id) DO UPDATE SET available = available + excluded.available"
-                               " RETURNING *",
-                               SHOP_PARAMS(req->product_id, shop_i64(q, req->quantity)), &res, &err,
-                               tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store,
+                           "INSERT INTO stock (product_id, available) VALUES ($1, $2)"
+                           " ON CONFLICT (product_id) DO UPDATE SET available = stock.available + excluded.available"
+                           " RETURNING *",
+                           SHOP_PARAMS(req->product_id, shop_i64(q, req->quantity)), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
-        return shop_fail(call, rc, err.message);
+        return shop_fail(call, rc, NULL);
     rc = fill_stock(call, res, resp);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
@@ -91,16 +90,16 @@ static int get_stock(tern_grpc_call *call, const Shop__Inventory__V1__GetStockRe
                      Shop__Inventory__V1__Stock *resp, void *arg)
 {
     shop_role *r = arg;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM stock WHERE product_id = $1", SHOP_PARAMS(req->product_id),
-                               &res, NULL, tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM stock WHERE product_id = $1", SHOP_PARAMS(req->product_id),
+                           &res, tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    if (tern_sqlite_result_rows(res) == 0)
+    if (shop_rows_count(res) == 0)
         rc = tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no stock for product %s", req->product_id);
     else
         rc = fill_stock(call, res, resp);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
@@ -109,32 +108,32 @@ static int get_stock(tern_grpc_call *call, const Shop__Inventory__V1__GetStockRe
 /* The reservation's rows as the answer (NOT_FOUND when there are none). */
 static int answer(tern_grpc_call *call, shop_role *r, const char *id, Shop__Inventory__V1__Reservation *resp)
 {
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM reservations WHERE id = $1 ORDER BY product_id",
-                               SHOP_PARAMS(id), &res, NULL, tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM reservations WHERE id = $1 ORDER BY product_id",
+                           SHOP_PARAMS(id), &res, tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    int rows = tern_sqlite_result_rows(res);
+    int rows = shop_rows_count(res);
     if (rows == 0) {
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
         return tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no reservation %s", id);
     }
     resp->reservation_id = tern_grpc_call_strdup(call, id);
-    resp->status = (Shop__Inventory__V1__ReservationStatus)shop_col_i64(res, 0, "status");
-    resp->expires_at_unix_ms = shop_col_i64(res, 0, "expires_ms");
+    resp->status = (Shop__Inventory__V1__ReservationStatus)shop_rows_i64(res, 0, "status");
+    resp->expires_at_unix_ms = shop_rows_i64(res, 0, "expires_ms");
     resp->items = tern_grpc_call_alloc(call, sizeof *resp->items * (size_t)rows);
     Shop__Inventory__V1__Item *items = tern_grpc_call_alloc(call, sizeof *items * (size_t)rows);
     rc = resp->reservation_id && resp->items && items ? 0 : -ENOMEM;
     for (int i = 0; i < rows && rc == 0; i++) {
         shop__inventory__v1__item__init(&items[i]);
-        items[i].product_id = tern_grpc_call_strdup(call, shop_col(res, i, "product_id"));
-        items[i].quantity = shop_col_i64(res, i, "quantity");
+        items[i].product_id = tern_grpc_call_strdup(call, shop_rows_str(res, i, "product_id"));
+        items[i].quantity = shop_rows_i64(res, i, "quantity");
         resp->items[i] = &items[i];
         resp->n_items++;
         if (!items[i].product_id)
             rc = -ENOMEM;
     }
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
@@ -144,17 +143,17 @@ typedef struct reserve_tx {
     char short_product[128];            /* the item that was short */
 } reserve_tx;
 
-static int reserve_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
+static int reserve_body(shop_tx *tx, tern_ctx *ctx, void *arg)
 {
     reserve_tx *a = arg;
     const Shop__Inventory__V1__ReserveRequest *req = a->req;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_tx_query(tx, "SELECT 1 FROM reservations WHERE id = $1 LIMIT 1",
-                                  SHOP_PARAMS(req->reservation_id), &res, ctx);
+    shop_rows *res;
+    int rc = shop_tx_query(tx, "SELECT 1 FROM reservations WHERE id = $1 LIMIT 1",
+                           SHOP_PARAMS(req->reservation_id), &res, ctx);
     if (rc < 0)
         return rc;
-    bool exists = tern_sqlite_result_rows(res) > 0;
-    tern_sqlite_result_free(res);
+    bool exists = shop_rows_count(res) > 0;
+    shop_rows_free(res);
     if (exists)
         return 0;                       /* a retry: the first reservation stands */
     char q[SHOP_I64_MAX], status[SHOP_I64_MAX], expires[SHOP_I64_MAX];
@@ -164,20 +163,20 @@ static int reserve_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
         const Shop__Inventory__V1__Item *it = req->items[i];
         int64_t taken = 0;
         shop_i64(q, it->quantity);
-        rc = tern_sqlite_tx_exec(tx,
-                                 "UPDATE stock SET available = available - $2, reserved = reserved + $2"
-                                 " WHERE product_id = $1 AND available >= $2",
-                                 SHOP_PARAMS(it->product_id, q), &taken, ctx);
+        rc = shop_tx_exec(tx,
+                          "UPDATE stock SET available = available - $2, reserved = reserved + $2"
+                          " WHERE product_id = $1 AND available >= $2",
+                          SHOP_PARAMS(it->product_id, q), &taken, ctx);
         if (rc < 0)
             return rc;
         if (taken == 0) {
             snprintf(a->short_product, sizeof a->short_product, "%s", it->product_id);
             return SHORT;
         }
-        rc = tern_sqlite_tx_exec(tx,
-                                 "INSERT INTO reservations (id, product_id, quantity, status, expires_ms)"
-                                 " VALUES ($1, $2, $3, $4, $5)",
-                                 SHOP_PARAMS(req->reservation_id, it->product_id, q, status, expires), NULL, ctx);
+        rc = shop_tx_exec(tx,
+                          "INSERT INTO reservations (id, product_id, quantity, status, expires_ms)"
+                          " VALUES ($1, $2, $3, $4, $5)",
+                          SHOP_PARAMS(req->reservation_id, it->product_id, q, status, expires), NULL, ctx);
         if (rc < 0)
             return rc;
     }
@@ -203,13 +202,12 @@ static int reserve(tern_grpc_call *call, const Shop__Inventory__V1__ReserveReque
     int64_t ttl_ms = req->ttl_seconds > 0 ? req->ttl_seconds * 1000
                                           : tern_config_duration(r->cfg, "inventory.reservation_ttl") / TERN_MS;
     reserve_tx a = {.req = req, .expires_ms = shop_now_ms() + ttl_ms};
-    tern_sqlite_error err = {0};
-    int rc = tern_sqlite_tx_run(r->db, NULL, reserve_body, &a, &err, tern_grpc_call_ctx(call));
+    int rc = shop_db_tx(r->store, reserve_body, &a, tern_grpc_call_ctx(call));
     if (rc == SHORT)
         return tern_grpc_call_fail(call, TERN_GRPC_FAILED_PRECONDITION, "out of stock: product %s",
                                    a.short_product);
     if (rc < 0)
-        return shop_fail(call, rc, err.message[0] ? err.message : NULL);
+        return shop_fail(call, rc, NULL);
     return answer(call, r, req->reservation_id, resp);
 }
 
@@ -221,33 +219,33 @@ typedef struct settle_tx {
     int found;                          /* the status it had; 0: no such reservation */
 } settle_tx;
 
-static int settle_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
+static int settle_body(shop_tx *tx, tern_ctx *ctx, void *arg)
 {
     settle_tx *a = arg;
     assert(a->to == COMMITTED || a->to == RELEASED);
     a->found = 0;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_tx_query(tx, "SELECT * FROM reservations WHERE id = $1", SHOP_PARAMS(a->id), &res, ctx);
+    shop_rows *res;
+    int rc = shop_tx_query(tx, "SELECT * FROM reservations WHERE id = $1", SHOP_PARAMS(a->id), &res, ctx);
     if (rc < 0)
         return rc;
-    int rows = tern_sqlite_result_rows(res);
+    int rows = shop_rows_count(res);
     if (rows > 0)
-        a->found = (int)shop_col_i64(res, 0, "status");
-    if (a->found != HELD || (a->only_expired && shop_col_i64(res, 0, "expires_ms") >= a->now_ms)) {
-        tern_sqlite_result_free(res);
+        a->found = (int)shop_rows_i64(res, 0, "status");
+    if (a->found != HELD || (a->only_expired && shop_rows_i64(res, 0, "expires_ms") >= a->now_ms)) {
+        shop_rows_free(res);
         return 0;
     }
     const char *sql = a->to == COMMITTED
         ? "UPDATE stock SET reserved = reserved - $2, sold = sold + $2 WHERE product_id = $1"
         : "UPDATE stock SET reserved = reserved - $2, available = available + $2 WHERE product_id = $1";
     for (int i = 0; i < rows && rc == 0; i++)
-        rc = tern_sqlite_tx_exec(tx, sql, SHOP_PARAMS(shop_col(res, i, "product_id"), shop_col(res, i, "quantity")),
-                                 NULL, ctx);
-    tern_sqlite_result_free(res);
+        rc = shop_tx_exec(tx, sql, SHOP_PARAMS(shop_rows_str(res, i, "product_id"), shop_rows_str(res, i, "quantity")),
+                          NULL, ctx);
+    shop_rows_free(res);
     char to[SHOP_I64_MAX];
     if (rc == 0)
-        rc = tern_sqlite_tx_exec(tx, "UPDATE reservations SET status = $2 WHERE id = $1",
-                                 SHOP_PARAMS(a->id, shop_i64(to, a->to)), NULL, ctx);
+        rc = shop_tx_exec(tx, "UPDATE reservations SET status = $2 WHERE id = $1",
+                          SHOP_PARAMS(a->id, shop_i64(to, a->to)), NULL, ctx);
     return rc;
 }
 
@@ -255,10 +253,9 @@ static int settle(tern_grpc_call *call, shop_role *r, const char *id, int to,
                   Shop__Inventory__V1__Reservation *resp)
 {
     settle_tx a = {.id = id, .to = to};
-    tern_sqlite_error err = {0};
-    int rc = tern_sqlite_tx_run(r->db, NULL, settle_body, &a, &err, tern_grpc_call_ctx(call));
+    int rc = shop_db_tx(r->store, settle_body, &a, tern_grpc_call_ctx(call));
     if (rc < 0)
-        return shop_fail(call, rc, err.message[0] ? err.message : NULL);
+        return shop_fail(call, rc, NULL);
     if (a.found == 0)
         return tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no reservation %s", id);
     if (a.found != HELD && a.found != to)
@@ -291,18 +288,18 @@ static int sweeper(void *arg)
     while (tern_ctx_sleep(every, ctx) == 0) {
         char now[SHOP_I64_MAX];
         int64_t now_ms = shop_now_ms();
-        tern_sqlite_result *res;
-        if (tern_sqlite_query(r->db,
-                              "SELECT DISTINCT id FROM reservations WHERE status = $2 AND expires_ms < $1 LIMIT 100",
-                              SHOP_PARAMS(shop_i64(now, now_ms), held), &res, NULL, ctx) < 0)
+        shop_rows *res;
+        if (shop_db_query(r->store,
+                          "SELECT DISTINCT id FROM reservations WHERE status = $2 AND expires_ms < $1 LIMIT 100",
+                          SHOP_PARAMS(shop_i64(now, now_ms), held), &res, ctx) < 0)
             continue;
-        for (int i = 0; i < tern_sqlite_result_rows(res); i++) {
-            settle_tx a = {.id = tern_sqlite_result_text(res, i, 0), .to = RELEASED, .only_expired = true,
+        for (int i = 0; i < shop_rows_count(res); i++) {
+            settle_tx a = {.id = shop_rows_str(res, i, "id"), .to = RELEASED, .only_expired = true,
                            .now_ms = now_ms};
-            if (tern_sqlite_tx_run(r->db, NULL, settle_body, &a, NULL, ctx) == 0 && a.found == HELD)
+            if (shop_db_tx(r->store, settle_body, &a, ctx) == 0 && a.found == HELD)
                 tern_log_info("inventory: reservation expired, stock released", TERN_LOG_STR("reservation", a.id));
         }
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
     }
     return 0;
 }
@@ -317,7 +314,7 @@ static const shop_inventory_v1_inventory_server impl = {
 
 static int init(shop_role *r)
 {
-    int rc = tern_sqlite_exec(r->db, schema, NULL, NULL, NULL, NULL);
+    int rc = shop_db_schema(r->store, schema, NULL);
     if (rc < 0)
         return rc;
     return shop_inventory_v1_inventory_register(r->grpc, &impl, r);
@@ -328,4 +325,4 @@ static int start(shop_role *r)
     return shop_app_go(r->app, sweeper, r);
 }
 
-const shop_role_ops shop_inventory_ops = {.name = "inventory", .init = init, .start = start};
+const shop_role_ops shop_inventory_ops = {.name = "inventory", .pg = true, .init = init, .start = start};

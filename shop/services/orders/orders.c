@@ -29,31 +29,31 @@ static const char schema[] =
     "  id TEXT PRIMARY KEY,"
     "  user_id TEXT NOT NULL,"
     "  idempotency_key TEXT,"
-    "  status INTEGER NOT NULL,"
-    "  total_cents INTEGER NOT NULL,"
+    "  status BIGINT NOT NULL,"
+    "  total_cents BIGINT NOT NULL,"
     "  currency TEXT NOT NULL,"
     "  reason TEXT NOT NULL DEFAULT '',"
-    "  created_ms INTEGER NOT NULL,"
-    "  updated_ms INTEGER NOT NULL,"
+    "  created_ms BIGINT NOT NULL,"
+    "  updated_ms BIGINT NOT NULL,"
     "  UNIQUE (user_id, idempotency_key));"
     "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id);"
     "CREATE INDEX IF NOT EXISTS orders_open ON orders (status, updated_ms);"
     "CREATE TABLE IF NOT EXISTS order_items ("
     "  order_id TEXT NOT NULL,"
     "  product_id TEXT NOT NULL,"
-    "  quantity INTEGER NOT NULL CHECK (quantity > 0),"
-    "  unit_price_cents INTEGER NOT NULL,"
+    "  quantity BIGINT NOT NULL CHECK (quantity > 0),"
+    "  unit_price_cents BIGINT NOT NULL,"
     "  PRIMARY KEY (order_id, product_id));";
 
 int orders_set_status(shop_role *r, const char *order_id, int from, int to, const char *reason, tern_ctx *ctx)
 {
     char f[SHOP_I64_MAX], t[SHOP_I64_MAX], now[SHOP_I64_MAX];
     int64_t changed = 0;
-    int rc = tern_sqlite_exec(r->db,
-                              "UPDATE orders SET status = $3, reason = $4, updated_ms = $5 WHERE id = $1 AND status = $2",
-                              SHOP_PARAMS(order_id, shop_i64(f, from), shop_i64(t, to), reason ? reason : "",
+    int rc = shop_db_exec(r->store,
+                          "UPDATE orders SET status = $3, reason = $4, updated_ms = $5 WHERE id = $1 AND status = $2",
+                          SHOP_PARAMS(order_id, shop_i64(f, from), shop_i64(t, to), reason ? reason : "",
                                           shop_i64(now, shop_now_ms())),
-                              &changed, NULL, ctx);
+                          &changed, ctx);
     return rc < 0 ? rc : (int)changed;
 }
 
@@ -69,53 +69,53 @@ static const char *caller(tern_grpc_call *call, const char *field)
 }
 
 
-static int fill_order(tern_grpc_call *call, shop_role *r, const tern_sqlite_result *o, int row,
+static int fill_order(tern_grpc_call *call, shop_role *r, const shop_rows *o, int row,
                       Shop__Orders__V1__Order *out)
 {
-    out->id = tern_grpc_call_strdup(call, shop_col(o, row, "id"));
-    out->user_id = tern_grpc_call_strdup(call, shop_col(o, row, "user_id"));
-    out->currency = tern_grpc_call_strdup(call, shop_col(o, row, "currency"));
-    out->reason = tern_grpc_call_strdup(call, shop_col(o, row, "reason"));
-    out->status = (Shop__Orders__V1__OrderStatus)shop_col_i64(o, row, "status");
-    out->total_cents = shop_col_i64(o, row, "total_cents");
-    out->created_at_unix_ms = shop_col_i64(o, row, "created_ms");
-    out->updated_at_unix_ms = shop_col_i64(o, row, "updated_ms");
+    out->id = tern_grpc_call_strdup(call, shop_rows_str(o, row, "id"));
+    out->user_id = tern_grpc_call_strdup(call, shop_rows_str(o, row, "user_id"));
+    out->currency = tern_grpc_call_strdup(call, shop_rows_str(o, row, "currency"));
+    out->reason = tern_grpc_call_strdup(call, shop_rows_str(o, row, "reason"));
+    out->status = (Shop__Orders__V1__OrderStatus)shop_rows_i64(o, row, "status");
+    out->total_cents = shop_rows_i64(o, row, "total_cents");
+    out->created_at_unix_ms = shop_rows_i64(o, row, "created_ms");
+    out->updated_at_unix_ms = shop_rows_i64(o, row, "updated_ms");
     if (!out->id || !out->user_id || !out->currency || !out->reason)
         return -ENOMEM;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM order_items WHERE order_id = $1 ORDER BY product_id",
-                               SHOP_PARAMS(out->id), &res, NULL, tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM order_items WHERE order_id = $1 ORDER BY product_id",
+                           SHOP_PARAMS(out->id), &res, tern_grpc_call_ctx(call));
     if (rc < 0)
         return rc;
-    int rows = tern_sqlite_result_rows(res);
+    int rows = shop_rows_count(res);
     out->items = tern_grpc_call_alloc(call, sizeof *out->items * (size_t)(rows ? rows : 1));
     Shop__Orders__V1__OrderItem *items = tern_grpc_call_alloc(call, sizeof *items * (size_t)(rows ? rows : 1));
     rc = out->items && items ? 0 : -ENOMEM;
     for (int i = 0; i < rows && rc == 0; i++) {
         shop__orders__v1__order_item__init(&items[i]);
-        items[i].product_id = tern_grpc_call_strdup(call, shop_col(res, i, "product_id"));
-        items[i].quantity = shop_col_i64(res, i, "quantity");
-        items[i].unit_price_cents = shop_col_i64(res, i, "unit_price_cents");
+        items[i].product_id = tern_grpc_call_strdup(call, shop_rows_str(res, i, "product_id"));
+        items[i].quantity = shop_rows_i64(res, i, "quantity");
+        items[i].unit_price_cents = shop_rows_i64(res, i, "unit_price_cents");
         out->items[out->n_items++] = &items[i];
         if (!items[i].product_id)
             rc = -ENOMEM;
     }
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
 static int load_order(tern_grpc_call *call, shop_role *r, const char *id, Shop__Orders__V1__Order *out)
 {
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(id), &res, NULL,
-                               tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(id), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    if (tern_sqlite_result_rows(res) == 0)
+    if (shop_rows_count(res) == 0)
         rc = tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no order %s", id);
     else
         rc = fill_order(call, r, res, 0, out);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
@@ -134,13 +134,13 @@ static int list_orders(tern_grpc_call *call, const Shop__Orders__V1__ListOrdersR
         return tern_grpc_call_fail(call, TERN_GRPC_INVALID_ARGUMENT, "user_id is required");
     int size = req->page_size <= 0 ? DEFAULT_PAGE : req->page_size > MAX_PAGE ? MAX_PAGE : req->page_size;
     char limit[SHOP_I64_MAX];
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM orders WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                               SHOP_PARAMS(user, req->page_token, shop_i64(limit, size + 1)), &res, NULL,
-                               tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM orders WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                           SHOP_PARAMS(user, req->page_token, shop_i64(limit, size + 1)), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    int rows = tern_sqlite_result_rows(res);
+    int rows = shop_rows_count(res);
     int shown = rows > size ? size : rows;
     resp->orders = tern_grpc_call_alloc(call, sizeof *resp->orders * (size_t)(shown ? shown : 1));
     Shop__Orders__V1__Order *os = tern_grpc_call_alloc(call, sizeof *os * (size_t)(shown ? shown : 1));
@@ -152,7 +152,7 @@ static int list_orders(tern_grpc_call *call, const Shop__Orders__V1__ListOrdersR
     }
     if (rc == 0 && rows > size && !(resp->next_page_token = tern_grpc_call_strdup(call, os[shown - 1].id)))
         rc = -ENOMEM;
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
@@ -170,25 +170,25 @@ typedef struct insert_tx {
     int64_t total;
 } insert_tx;
 
-static int insert_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
+static int insert_body(shop_tx *tx, tern_ctx *ctx, void *arg)
 {
     insert_tx *a = arg;
     char status[SHOP_I64_MAX], total[SHOP_I64_MAX], now[SHOP_I64_MAX];
     shop_i64(now, shop_now_ms());
-    int rc = tern_sqlite_tx_exec(tx,
-                                 "INSERT INTO orders (id, user_id, idempotency_key, status, total_cents, currency,"
-                                 " created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                                 SHOP_PARAMS(a->id, a->user_id, a->key, shop_i64(status, PENDING),
+    int rc = shop_tx_exec(tx,
+                          "INSERT INTO orders (id, user_id, idempotency_key, status, total_cents, currency,"
+                          " created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                          SHOP_PARAMS(a->id, a->user_id, a->key, shop_i64(status, PENDING),
                                              shop_i64(total, a->total), a->currency, now),
-                                 NULL, ctx);
+                          NULL, ctx);
     for (size_t i = 0; i < a->n && rc == 0; i++) {
         char q[SHOP_I64_MAX], p[SHOP_I64_MAX];
-        rc = tern_sqlite_tx_exec(tx,
-                                 "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)"
-                                 " VALUES ($1, $2, $3, $4)",
-                                 SHOP_PARAMS(a->id, a->items[i].product_id, shop_i64(q, a->items[i].quantity),
+        rc = shop_tx_exec(tx,
+                          "INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents)"
+                          " VALUES ($1, $2, $3, $4)",
+                          SHOP_PARAMS(a->id, a->items[i].product_id, shop_i64(q, a->items[i].quantity),
                                              shop_i64(p, a->items[i].unit_price)),
-                                 NULL, ctx);
+                          NULL, ctx);
     }
     return rc;
 }
@@ -196,15 +196,15 @@ static int insert_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
 /* The order a user made with key, if any: its id into id. */
 static int find_by_key(shop_role *r, const char *user_id, const char *key, char *id, tern_ctx *ctx)
 {
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2",
-                               SHOP_PARAMS(user_id, key), &res, NULL, ctx);
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT id FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+                           SHOP_PARAMS(user_id, key), &res, ctx);
     if (rc < 0)
         return rc;
-    rc = tern_sqlite_result_rows(res) > 0 ? 1 : 0;
+    rc = shop_rows_count(res) > 0 ? 1 : 0;
     if (rc)
-        snprintf(id, SHOP_ID_MAX, "%s", tern_sqlite_result_text(res, 0, 0));
-    tern_sqlite_result_free(res);
+        snprintf(id, SHOP_ID_MAX, "%s", shop_rows_str(res, 0, "id"));
+    shop_rows_free(res);
     return rc;
 }
 
@@ -213,21 +213,21 @@ static int find_by_key(shop_role *r, const char *user_id, const char *key, char 
  * request's order (draft-ietf-httpapi-idempotency-key's 422). */
 static int same_lines(shop_role *r, const char *id, const Shop__Orders__V1__CreateOrderRequest *req, tern_ctx *ctx)
 {
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT product_id, quantity FROM order_items WHERE order_id = $1",
-                               SHOP_PARAMS(id), &res, NULL, ctx);
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT product_id, quantity FROM order_items WHERE order_id = $1",
+                           SHOP_PARAMS(id), &res, ctx);
     if (rc < 0)
         return rc;
-    int rows = tern_sqlite_result_rows(res);
+    int rows = shop_rows_count(res);
     bool same = rows == (int)req->n_items;
     for (int i = 0; same && i < rows; i++) {
         bool found = false;
         for (size_t j = 0; !found && j < req->n_items; j++)
-            found = !strcmp(shop_col(res, i, "product_id"), req->items[j]->product_id) &&
-                    shop_col_i64(res, i, "quantity") == req->items[j]->quantity;
+            found = !strcmp(shop_rows_str(res, i, "product_id"), req->items[j]->product_id) &&
+                    shop_rows_i64(res, i, "quantity") == req->items[j]->quantity;
         same = found;
     }
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return same;
 }
 
@@ -316,14 +316,13 @@ static int create_order(tern_grpc_call *call, const Shop__Orders__V1__CreateOrde
         rc = price(call, r, req, items, &a, currency, sizeof currency);
         assert(rc < 0 || a.total >= 0);     /* prices are never negative (the catalog's CHECK) */
         a.currency = currency;
-        tern_sqlite_error err = {0};
         if (rc == 0)
-            rc = tern_sqlite_tx_run(r->db, NULL, insert_body, &a, &err, ctx);
+            rc = shop_db_tx(r->store, insert_body, &a, ctx);
         free(items);
         if (rc == -EEXIST && key && find_by_key(r, user, key, id, ctx) == 1)
             rc = 0;                     /* a concurrent retry wrote it first: that one is the order */
         else if (rc == -EEXIST || (rc < 0 && tern_grpc_call_code(call) == TERN_GRPC_OK))
-            return shop_fail(call, rc, err.message[0] ? err.message : NULL);
+            return shop_fail(call, rc, NULL);
         if (rc < 0)
             return rc;
     }
@@ -353,9 +352,9 @@ static const shop_orders_v1_orders_server impl = {
 
 static int init(shop_role *r)
 {
-    int rc = tern_sqlite_exec(r->db, schema, NULL, NULL, NULL, NULL);
+    int rc = shop_db_schema(r->store, schema, NULL);
     if (rc == 0)
-        rc = tern_outbox_sqlite_new(r->db, NULL, &r->outbox, NULL);
+        rc = shop_db_outbox(r->store, "orders", &r->outbox, NULL);
     if (rc == 0 && !(r->state = calloc(1, sizeof(orders))))
         rc = -ENOMEM;
     if (rc == 0)
@@ -386,4 +385,4 @@ static void stop(shop_role *r)
     *o = (orders){0};
 }
 
-const shop_role_ops shop_orders_ops = {.name = "orders", .init = init, .start = start, .stop = stop};
+const shop_role_ops shop_orders_ops = {.name = "orders", .pg = true, .init = init, .start = start, .stop = stop};

@@ -36,27 +36,27 @@ typedef struct publish_tx {
 } publish_tx;
 
 /* Into the outbox: OrderCreated for the order as its row says. */
-static int add_order_created(publish_tx *a, tern_sqlite_tx *tx, tern_ctx *ctx)
+static int add_order_created(publish_tx *a, shop_tx *tx, tern_ctx *ctx)
 {
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_tx_query(tx, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(a->order_id), &res, ctx);
+    shop_rows *res;
+    int rc = shop_tx_query(tx, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(a->order_id), &res, ctx);
     if (rc < 0)
         return rc;
-    if (tern_sqlite_result_rows(res) == 0) {
-        tern_sqlite_result_free(res);
+    if (shop_rows_count(res) == 0) {
+        shop_rows_free(res);
         return -ENOENT;
     }
     Shop__Orders__V1__OrderCreated oc = SHOP__ORDERS__V1__ORDER_CREATED__INIT;
     oc.order_id = (char *)a->order_id;
-    oc.user_id = (char *)shop_col(res, 0, "user_id");
-    oc.currency = (char *)shop_col(res, 0, "currency");
-    oc.amount_cents = shop_col_i64(res, 0, "total_cents");
+    oc.user_id = (char *)shop_rows_str(res, 0, "user_id");
+    oc.currency = (char *)shop_rows_str(res, 0, "currency");
+    oc.amount_cents = shop_rows_i64(res, 0, "total_cents");
     char tp[TERN_TRACE_PARENT_LEN + 1];
     shop_traceparent(tp);
     oc.traceparent = tp;
     size_t len;
     void *data = shop_pack(&oc.base, &len);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     if (!data)
         return -ENOMEM;
     /* the first one's id is the order's, so the outbox holds it once; a
@@ -67,20 +67,20 @@ static int add_order_created(publish_tx *a, tern_sqlite_tx *tx, tern_ctx *ctx)
     else
         snprintf(id, sizeof id, "order-created-%s", a->order_id);
     tern_event ev = {.id = id, .topic = "orders", .type = SHOP_EVENT_ORDER_CREATED, .data = data, .len = len};
-    rc = tern_outbox_sqlite_add(a->r->outbox, tx, &ev, ctx);
+    rc = shop_tx_outbox_add(tx, a->r->outbox, &ev, ctx);
     free(data);
     return rc;
 }
 
-static int publish_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
+static int publish_body(shop_tx *tx, tern_ctx *ctx, void *arg)
 {
     publish_tx *a = arg;
     char from[SHOP_I64_MAX], to[SHOP_I64_MAX], now[SHOP_I64_MAX];
     int64_t moved = 0;
-    int rc = tern_sqlite_tx_exec(tx, "UPDATE orders SET status = $3, updated_ms = $4 WHERE id = $1 AND status = $2",
-                                 SHOP_PARAMS(a->order_id, shop_i64(from, a->again ? AWAITING_PAYMENT : PENDING),
+    int rc = shop_tx_exec(tx, "UPDATE orders SET status = $3, updated_ms = $4 WHERE id = $1 AND status = $2",
+                          SHOP_PARAMS(a->order_id, shop_i64(from, a->again ? AWAITING_PAYMENT : PENDING),
                                              shop_i64(to, AWAITING_PAYMENT), shop_i64(now, shop_now_ms())),
-                                 &moved, ctx);
+                          &moved, ctx);
     if (rc < 0 || moved == 0)
         return rc;                      /* moved on already (by a racing retry) */
     return add_order_created(a, tx, ctx);
@@ -90,19 +90,19 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
 {
     shop_call_md md;
     orders *o = r->state;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res, NULL, parent);
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res, parent);
     if (rc < 0)
         return rc;
-    if (tern_sqlite_result_rows(res) == 0 || shop_col_i64(res, 0, "status") != PENDING) {
-        tern_sqlite_result_free(res);
+    if (shop_rows_count(res) == 0 || shop_rows_i64(res, 0, "status") != PENDING) {
+        shop_rows_free(res);
         return 0;                       /* nothing (more) to reserve */
     }
-    tern_sqlite_result_free(res);
-    if ((rc = tern_sqlite_query(r->db, "SELECT * FROM order_items WHERE order_id = $1", SHOP_PARAMS(order_id), &res,
-                                NULL, parent)) < 0)
+    shop_rows_free(res);
+    if ((rc = shop_db_query(r->store, "SELECT * FROM order_items WHERE order_id = $1", SHOP_PARAMS(order_id), &res,
+                            parent)) < 0)
         return rc;
-    int rows = tern_sqlite_result_rows(res);
+    int rows = shop_rows_count(res);
     Shop__Inventory__V1__Item *items = calloc((size_t)rows + 1, sizeof *items);
     Shop__Inventory__V1__Item **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
     Shop__Inventory__V1__ReserveRequest req = SHOP__INVENTORY__V1__RESERVE_REQUEST__INIT;
@@ -111,8 +111,8 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
     req.n_items = (size_t)rows;
     for (int i = 0; items && ptrs && i < rows; i++) {
         shop__inventory__v1__item__init(&items[i]);
-        items[i].product_id = (char *)shop_col(res, i, "product_id");
-        items[i].quantity = shop_col_i64(res, i, "quantity");
+        items[i].product_id = (char *)shop_rows_str(res, i, "product_id");
+        items[i].quantity = shop_rows_i64(res, i, "quantity");
         ptrs[i] = &items[i];
     }
     tern_ctx *ctx = NULL;
@@ -121,7 +121,7 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
     if (rc == 0)
         rc = shop_inventory_v1_inventory_reserve(o->inventory, &req, &resv, shop_call_options(&md), st, ctx);
     tern_ctx_free(ctx);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     free(items);
     free(ptrs);
     if (resv)
@@ -134,20 +134,20 @@ int orders_saga_reserve(shop_role *r, const char *order_id, tern_grpc_status *st
     if (rc < 0)
         return rc;
     publish_tx a = {.r = r, .order_id = order_id};
-    return tern_sqlite_tx_run(r->db, NULL, publish_body, &a, NULL, parent);
+    return shop_db_tx(r->store, publish_body, &a, parent);
 }
 
 int orders_saga_outcome(shop_role *r, const char *order_id, bool succeeded, const char *reason, tern_ctx *parent)
 {
     shop_call_md md;
     orders *o = r->state;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT status FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res, NULL,
-                               parent);
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT status FROM orders WHERE id = $1", SHOP_PARAMS(order_id), &res,
+                           parent);
     if (rc < 0)
         return rc;
-    bool awaiting = tern_sqlite_result_rows(res) > 0 && shop_col_i64(res, 0, "status") == AWAITING_PAYMENT;
-    tern_sqlite_result_free(res);
+    bool awaiting = shop_rows_count(res) > 0 && shop_rows_i64(res, 0, "status") == AWAITING_PAYMENT;
+    shop_rows_free(res);
     if (!awaiting)
         return 0;                       /* settled already, or not ours */
     tern_ctx *ctx;
@@ -230,7 +230,7 @@ static void recheck_awaiting(shop_role *r, const char *order_id, tern_ctx *paren
         protobuf_c_message_free_unpacked(&p->base, NULL);
     } else if (rc == -ENOENT) {
         publish_tx a = {.r = r, .order_id = order_id, .again = true};
-        if (tern_sqlite_tx_run(r->db, NULL, publish_body, &a, NULL, parent) == 0)
+        if (shop_db_tx(r->store, publish_body, &a, parent) == 0)
             tern_log_info("orders: no payment yet, OrderCreated sent again", TERN_LOG_STR("order", order_id));
     }
 }
@@ -243,22 +243,22 @@ static int watchdog(void *arg)
     int64_t every = after / 2 > 10 * TERN_MS ? after / 2 : 10 * TERN_MS;
     while (tern_ctx_sleep(every, ctx) == 0) {
         char before[SHOP_I64_MAX], p[SHOP_I64_MAX], a[SHOP_I64_MAX];
-        tern_sqlite_result *res;
-        if (tern_sqlite_query(r->db,
-                              "SELECT id, status FROM orders WHERE status IN ($1, $2) AND updated_ms < $3"
-                              " ORDER BY updated_ms LIMIT 50",
-                              SHOP_PARAMS(shop_i64(p, PENDING), shop_i64(a, AWAITING_PAYMENT),
+        shop_rows *res;
+        if (shop_db_query(r->store,
+                          "SELECT id, status FROM orders WHERE status IN ($1, $2) AND updated_ms < $3"
+                          " ORDER BY updated_ms LIMIT 50",
+                          SHOP_PARAMS(shop_i64(p, PENDING), shop_i64(a, AWAITING_PAYMENT),
                                           shop_i64(before, shop_now_ms() - after / TERN_MS)),
-                              &res, NULL, ctx) < 0)
+                          &res, ctx) < 0)
             continue;
-        for (int i = 0; i < tern_sqlite_result_rows(res) && tern_ctx_err(ctx) == 0; i++) {
-            const char *id = shop_col(res, i, "id");
-            if (shop_col_i64(res, i, "status") == PENDING)
+        for (int i = 0; i < shop_rows_count(res) && tern_ctx_err(ctx) == 0; i++) {
+            const char *id = shop_rows_str(res, i, "id");
+            if (shop_rows_i64(res, i, "status") == PENDING)
                 orders_saga_reserve(r, id, NULL, ctx);
             else
                 recheck_awaiting(r, id, ctx);
         }
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
     }
     return 0;
 }

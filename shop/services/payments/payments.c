@@ -28,11 +28,11 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS payments ("
     "  order_id TEXT PRIMARY KEY,"
     "  id TEXT NOT NULL UNIQUE,"
-    "  amount_cents INTEGER NOT NULL,"
+    "  amount_cents BIGINT NOT NULL,"
     "  currency TEXT NOT NULL,"
-    "  status INTEGER NOT NULL,"
+    "  status BIGINT NOT NULL,"
     "  reason TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL);";
+    "  created_ms BIGINT NOT NULL);";
 
 typedef struct payments {
     tern_events_sub *sub;
@@ -42,23 +42,23 @@ static int get_payment(tern_grpc_call *call, const Shop__Payments__V1__GetPaymen
                        Shop__Payments__V1__Payment *resp, void *arg)
 {
     shop_role *r = arg;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM payments WHERE order_id = $1", SHOP_PARAMS(req->order_id), &res,
-                               NULL, tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM payments WHERE order_id = $1", SHOP_PARAMS(req->order_id), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    if (tern_sqlite_result_rows(res) == 0) {
-        tern_sqlite_result_free(res);
+    if (shop_rows_count(res) == 0) {
+        shop_rows_free(res);
         return tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no payment for order %s", req->order_id);
     }
-    resp->id = tern_grpc_call_strdup(call, shop_col(res, 0, "id"));
-    resp->order_id = tern_grpc_call_strdup(call, shop_col(res, 0, "order_id"));
-    resp->currency = tern_grpc_call_strdup(call, shop_col(res, 0, "currency"));
-    resp->reason = tern_grpc_call_strdup(call, shop_col(res, 0, "reason"));
-    resp->amount_cents = shop_col_i64(res, 0, "amount_cents");
-    resp->status = (Shop__Payments__V1__PaymentStatus)shop_col_i64(res, 0, "status");
-    resp->created_at_unix_ms = shop_col_i64(res, 0, "created_ms");
-    tern_sqlite_result_free(res);
+    resp->id = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "id"));
+    resp->order_id = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "order_id"));
+    resp->currency = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "currency"));
+    resp->reason = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "reason"));
+    resp->amount_cents = shop_rows_i64(res, 0, "amount_cents");
+    resp->status = (Shop__Payments__V1__PaymentStatus)shop_rows_i64(res, 0, "status");
+    resp->created_at_unix_ms = shop_rows_i64(res, 0, "created_ms");
+    shop_rows_free(res);
     return resp->id && resp->order_id && resp->currency && resp->reason ? 0 : -ENOMEM;
 }
 
@@ -70,18 +70,18 @@ typedef struct record_tx {
     const char *reason;
 } record_tx;
 
-static int record_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
+static int record_body(shop_tx *tx, tern_ctx *ctx, void *arg)
 {
     record_tx *a = arg;
     char amount[SHOP_I64_MAX], status[SHOP_I64_MAX], now[SHOP_I64_MAX];
     int64_t added = 0;
-    int rc = tern_sqlite_tx_exec(tx,
-                                 "INSERT INTO payments (order_id, id, amount_cents, currency, status, reason, created_ms)"
-                                 " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
-                                 SHOP_PARAMS(a->oc->order_id, a->payment_id, shop_i64(amount, a->oc->amount_cents),
+    int rc = shop_tx_exec(tx,
+                          "INSERT INTO payments (order_id, id, amount_cents, currency, status, reason, created_ms)"
+                          " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
+                          SHOP_PARAMS(a->oc->order_id, a->payment_id, shop_i64(amount, a->oc->amount_cents),
                                              a->oc->currency, shop_i64(status, a->ok ? PAID_OK : PAID_FAILED),
                                              a->reason, shop_i64(now, shop_now_ms())),
-                                 &added, ctx);
+                          &added, ctx);
     if (rc < 0 || added == 0)
         return rc;                      /* paid before: its outcome is in the outbox already */
     Shop__Payments__V1__PaymentOutcome out = SHOP__PAYMENTS__V1__PAYMENT_OUTCOME__INIT;
@@ -99,7 +99,7 @@ static int record_body(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
     char id[TERN_EVENTS_ID_MAX];
     snprintf(id, sizeof id, "paid-%s", a->oc->order_id);
     tern_event ev = {.id = id, .topic = "payments", .type = a->ok ? SHOP_EVENT_PAYMENT_SUCCEEDED : SHOP_EVENT_PAYMENT_FAILED, .data = data, .len = len};
-    rc = tern_outbox_sqlite_add(a->r->outbox, tx, &ev, ctx);
+    rc = shop_tx_outbox_add(tx, a->r->outbox, &ev, ctx);
     free(data);
     return rc;
 }
@@ -118,12 +118,12 @@ static int on_order_created(const tern_event *ev, int attempt, tern_ctx *ctx, vo
     }
     shop_event_span span;
     shop_event_span_begin(&span, "payments: charge", oc->traceparent);
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT 1 FROM payments WHERE order_id = $1", SHOP_PARAMS(oc->order_id), &res,
-                               NULL, ctx);
-    bool paid = rc == 0 && tern_sqlite_result_rows(res) > 0;
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT 1 FROM payments WHERE order_id = $1", SHOP_PARAMS(oc->order_id), &res,
+                           ctx);
+    bool paid = rc == 0 && shop_rows_count(res) > 0;
     if (rc == 0)
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
     if (rc == 0 && !paid) {
         /* the processor's latency, outside any transaction: the writer is
          * not held while "the card network" thinks */
@@ -135,7 +135,7 @@ static int on_order_created(const tern_event *ev, int attempt, tern_ctx *ctx, vo
         bool ok = oc->amount_cents >= 0 && shop_random() >= tern_config_double(r->cfg, "payments.failure_rate");
         record_tx a = {.r = r, .oc = oc, .payment_id = pid, .ok = ok,
                        .reason = ok ? "" : "card declined (simulated)"};
-        rc = tern_sqlite_tx_run(r->db, NULL, record_body, &a, NULL, ctx);
+        rc = shop_db_tx(r->store, record_body, &a, ctx);
         if (rc == 0)
             tern_log_info("payments: charged", TERN_LOG_STR("order", oc->order_id), TERN_LOG_BOOL("ok", ok),
                           TERN_LOG_INT("amount_cents", oc->amount_cents));
@@ -149,9 +149,9 @@ static const shop_payments_v1_payments_server impl = {.get_payment = get_payment
 
 static int init(shop_role *r)
 {
-    int rc = tern_sqlite_exec(r->db, schema, NULL, NULL, NULL, NULL);
+    int rc = shop_db_schema(r->store, schema, NULL);
     if (rc == 0)
-        rc = tern_outbox_sqlite_new(r->db, NULL, &r->outbox, NULL);
+        rc = shop_db_outbox(r->store, "payments", &r->outbox, NULL);
     if (rc == 0 && !(r->state = calloc(1, sizeof(payments))))
         rc = -ENOMEM;
     if (rc == 0)
@@ -173,4 +173,4 @@ static void stop(shop_role *r)
     p->sub = NULL;
 }
 
-const shop_role_ops shop_payments_ops = {.name = "payments", .init = init, .start = start, .stop = stop};
+const shop_role_ops shop_payments_ops = {.name = "payments", .pg = true, .init = init, .start = start, .stop = stop};

@@ -49,7 +49,8 @@ void shop_token_free(shop_token *t)
     free(t);
 }
 
-int shop_token_issue(shop_token *t, const char *user_id, const char *email, char **jwt, int64_t *exp_ms)
+int shop_token_issue(shop_token *t, const char *user_id, const char *email, const char *sid, char **jwt,
+                     int64_t *exp_ms)
 {
     *jwt = NULL;
     struct timespec now;
@@ -58,8 +59,10 @@ int shop_token_issue(shop_token *t, const char *user_id, const char *email, char
     *exp_ms = exp * 1000;
     json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "sub", user_id, "email", email, "iss", "shop-users",
                                "aud", "shop", "iat", (json_int_t)iat, "exp", (json_int_t)exp);
-    if (!claims)
+    if (!claims || (sid && json_object_set_new(claims, "sid", json_string(sid)) < 0)) {
+        json_decref(claims);
         return -ENOMEM;
+    }
     char *text = json_dumps(claims, JSON_COMPACT);
     json_decref(claims);
     if (!text)

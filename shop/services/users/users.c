@@ -4,8 +4,9 @@
  * Passwords are scrypt hashes (password.c); a login that names no user
  * still runs the KDF, so the answer's timing does not tell which emails
  * have accounts, and both failures read the same.  Login answers with a
- * JWT (token.c) that the gateway verifies with the same secret; the
- * users service keeps no session of its own.
+ * JWT (token.c) that the gateway verifies with the same secret, and a
+ * session (session.c: Redis in production) that Logout ends; the token
+ * names it in its "sid" claim.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -27,7 +28,7 @@ static const char schema[] =
     "  email TEXT NOT NULL UNIQUE,"
     "  name TEXT NOT NULL,"
     "  password TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL);";
+    "  created_ms BIGINT NOT NULL);";
 
 /* A hash of nothing anyone's password is, for logins that name no user. */
 static const char decoy[] = "16384$00000000000000000000000000000000$"
@@ -35,14 +36,15 @@ static const char decoy[] = "16384$00000000000000000000000000000000$"
 
 typedef struct users {
     shop_token *token;
+    shop_sessions *sessions;
 } users;
 
-static int fill_user(tern_grpc_call *call, const tern_sqlite_result *res, Shop__Users__V1__User *u)
+static int fill_user(tern_grpc_call *call, const shop_rows *res, Shop__Users__V1__User *u)
 {
-    u->id = tern_grpc_call_strdup(call, shop_col(res, 0, "id"));
-    u->email = tern_grpc_call_strdup(call, shop_col(res, 0, "email"));
-    u->name = tern_grpc_call_strdup(call, shop_col(res, 0, "name"));
-    u->created_at_unix_ms = shop_col_i64(res, 0, "created_ms");
+    u->id = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "id"));
+    u->email = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "email"));
+    u->name = tern_grpc_call_strdup(call, shop_rows_str(res, 0, "name"));
+    u->created_at_unix_ms = shop_rows_i64(res, 0, "created_ms");
     return u->id && u->email && u->name ? 0 : -ENOMEM;
 }
 
@@ -77,19 +79,18 @@ static int sign_up(tern_grpc_call *call, const Shop__Users__V1__SignUpRequest *r
         return shop_fail(call, rc, "hashing the password failed");
     char id[SHOP_ID_MAX], now[SHOP_I64_MAX];
     shop_id_new("u-", id);
-    tern_sqlite_result *res;
-    tern_sqlite_error err = {0};
-    rc = tern_sqlite_query(r->db,
-                           "INSERT INTO users (id, email, name, password, created_ms) VALUES ($1, $2, $3, $4, $5)"
-                           " RETURNING *",
-                           SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res, &err,
-                           tern_grpc_call_ctx(call));
+    shop_rows *res;
+    rc = shop_db_query(r->store,
+                       "INSERT INTO users (id, email, name, password, created_ms) VALUES ($1, $2, $3, $4, $5)"
+                       " RETURNING *",
+                       SHOP_PARAMS(id, email, req->name, hash, shop_i64(now, shop_now_ms())), &res,
+                       tern_grpc_call_ctx(call));
     if (rc == -EEXIST)
         return tern_grpc_call_fail(call, TERN_GRPC_ALREADY_EXISTS, "%s has an account already", email);
     if (rc < 0)
-        return shop_fail(call, rc, err.message);
+        return shop_fail(call, rc, NULL);
     rc = fill_user(call, res, resp);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     tern_log_info("users: signed up", TERN_LOG_STR("user", id));
     return rc;
 }
@@ -102,31 +103,38 @@ static int login(tern_grpc_call *call, const Shop__Users__V1__LoginRequest *req,
     char email[MAX_EMAIL + 1];
     if (normalise_email(call, req->email, email) < 0 || strlen(req->password) > MAX_PASSWORD)
         return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM users WHERE email = $1", SHOP_PARAMS(email), &res, NULL,
-                               tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM users WHERE email = $1", SHOP_PARAMS(email), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    bool found = tern_sqlite_result_rows(res) > 0;
-    rc = shop_password_check(req->password, found ? shop_col(res, 0, "password") : decoy);
+    bool found = shop_rows_count(res) > 0;
+    rc = shop_password_check(req->password, found ? shop_rows_str(res, 0, "password") : decoy);
     if (rc < 0 || !found || rc == 0) {
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
         if (rc < 0 && found)
             return shop_fail(call, rc, "checking the password failed");
         return tern_grpc_call_fail(call, TERN_GRPC_UNAUTHENTICATED, "wrong email or password");
     }
     Shop__Users__V1__User *user = tern_grpc_call_alloc(call, sizeof *user);
     if (!user) {
-        tern_sqlite_result_free(res);
+        shop_rows_free(res);
         return -ENOMEM;
     }
     shop__users__v1__user__init(user);
     rc = fill_user(call, res, user);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     if (rc < 0)
         return rc;
+    char sid[SHOP_ID_MAX];
+    int64_t session_exp;
+    shop_id_new("s-", sid);
+    if ((rc = shop_sessions_put(u->sessions, sid, user->id, &session_exp, tern_grpc_call_ctx(call))) < 0)
+        return shop_fail(call, rc, "storing the session failed");
+    if (!(resp->session_id = tern_grpc_call_strdup(call, sid)))
+        return -ENOMEM;
     char *jwt = NULL;
-    rc = shop_token_issue(u->token, user->id, user->email, &jwt, &resp->expires_at_unix_ms);
+    rc = shop_token_issue(u->token, user->id, user->email, sid, &jwt, &resp->expires_at_unix_ms);
     if (rc == -ENOTSUP)
         return tern_grpc_call_fail(call, TERN_GRPC_UNIMPLEMENTED, "this build has no JWT signing (tern/jwt.h)");
     if (rc < 0)
@@ -141,24 +149,51 @@ static int get_user(tern_grpc_call *call, const Shop__Users__V1__GetUserRequest 
                     void *arg)
 {
     shop_role *r = arg;
-    tern_sqlite_result *res;
-    int rc = tern_sqlite_query(r->db, "SELECT * FROM users WHERE id = $1", SHOP_PARAMS(req->id), &res, NULL,
-                               tern_grpc_call_ctx(call));
+    shop_rows *res;
+    int rc = shop_db_query(r->store, "SELECT * FROM users WHERE id = $1", SHOP_PARAMS(req->id), &res,
+                           tern_grpc_call_ctx(call));
     if (rc < 0)
         return shop_fail(call, rc, NULL);
-    if (tern_sqlite_result_rows(res) == 0)
+    if (shop_rows_count(res) == 0)
         rc = tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no user %s", req->id);
     else
         rc = fill_user(call, res, resp);
-    tern_sqlite_result_free(res);
+    shop_rows_free(res);
     return rc;
 }
 
-static const shop_users_v1_users_server impl = {.sign_up = sign_up, .login = login, .get_user = get_user};
+static int logout(tern_grpc_call *call, const Shop__Users__V1__LogoutRequest *req,
+                  Shop__Users__V1__LogoutResponse *resp, void *arg)
+{
+    users *u = ((shop_role *)arg)->state;
+    int rc = shop_sessions_end(u->sessions, req->session_id, tern_grpc_call_ctx(call));
+    if (rc < 0)
+        return shop_fail(call, rc, "ending the session failed");
+    resp->ended = rc == 1;
+    return 0;
+}
+
+static int get_session(tern_grpc_call *call, const Shop__Users__V1__GetSessionRequest *req,
+                       Shop__Users__V1__Session *resp, void *arg)
+{
+    users *u = ((shop_role *)arg)->state;
+    char user[SHOP_ID_MAX + 8];
+    int rc = shop_sessions_get(u->sessions, req->session_id, user, sizeof user, tern_grpc_call_ctx(call));
+    if (rc == -ENOENT)
+        return tern_grpc_call_fail(call, TERN_GRPC_NOT_FOUND, "no live session %s", req->session_id);
+    if (rc < 0)
+        return shop_fail(call, rc, "reading the session failed");
+    resp->session_id = tern_grpc_call_strdup(call, req->session_id);
+    resp->user_id = tern_grpc_call_strdup(call, user);
+    return resp->session_id && resp->user_id ? 0 : -ENOMEM;
+}
+
+static const shop_users_v1_users_server impl = {
+    .sign_up = sign_up, .login = login, .get_user = get_user, .logout = logout, .get_session = get_session};
 
 static int init(shop_role *r)
 {
-    int rc = tern_sqlite_exec(r->db, schema, NULL, NULL, NULL, NULL);
+    int rc = shop_db_schema(r->store, schema, NULL);
     if (rc < 0)
         return rc;
     users *u = calloc(1, sizeof *u);
@@ -177,6 +212,11 @@ static int init(shop_role *r)
                         &u->token);
     if (rc < 0)
         return rc;
+    const char *redis = tern_config_str(r->cfg, "redis.addr");
+    if ((rc = shop_sessions_new(redis, r->store, tern_config_duration(r->cfg, "users.token_ttl"), &u->sessions)) < 0) {
+        tern_log_error("users: sessions", TERN_LOG_STR("redis", redis), TERN_LOG_STR("error", tern_strerror(rc)));
+        return rc;
+    }
     return shop_users_v1_users_register(r->grpc, &impl, r);
 }
 
@@ -184,7 +224,9 @@ static void stop(shop_role *r)
 {
     users *u = r->state;
     shop_token_free(u->token);
+    shop_sessions_free(u->sessions);
     u->token = NULL;
+    u->sessions = NULL;
 }
 
-const shop_role_ops shop_users_ops = {.name = "users", .init = init, .stop = stop};
+const shop_role_ops shop_users_ops = {.name = "users", .pg = true, .init = init, .stop = stop};

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/shop.h"
+
 /* A password's hash: scrypt (N, r 8, p 1) of the password with a random
  * 16-byte salt, as "N$salt-hex$hash-hex" (SHOP_PASSWORD_MAX bytes at
  * most).  Runs on the blocking pool (scrypt takes tens of ms and 16 MiB
@@ -26,6 +28,22 @@ typedef struct shop_token shop_token;
 int shop_token_new(const char *kid, const char *secret, int64_t ttl_ns, shop_token **out);
 void shop_token_free(shop_token *t);
 /* *jwt is malloc'd (the caller frees it); *exp_ms the expiry, Unix ms. */
-int shop_token_issue(shop_token *t, const char *user_id, const char *email, char **jwt, int64_t *exp_ms);
+int shop_token_issue(shop_token *t, const char *user_id, const char *email, const char *sid, char **jwt,
+                     int64_t *exp_ms);
+
+/* Login sessions (session.c): in Redis at redis_addr (a sliding expiry of
+ * ttl ns), or, with redis_addr empty, in db's sessions table.  id is a
+ * shop_id_new ("s-..."). */
+typedef struct shop_sessions shop_sessions;
+int shop_sessions_new(const char *redis_addr, shop_db *db, int64_t ttl, shop_sessions **out);
+void shop_sessions_free(shop_sessions *s);
+bool shop_sessions_redis(const shop_sessions *s);
+/* *exp_ms: when it ends unless used (Unix ms). */
+int shop_sessions_put(shop_sessions *s, const char *id, const char *user_id, int64_t *exp_ms, tern_ctx *ctx);
+/* The session's user into user_id (len bytes), extending it: 0, -ENOENT
+ * (unknown, ended or expired), or the store's error. */
+int shop_sessions_get(shop_sessions *s, const char *id, char *user_id, size_t len, tern_ctx *ctx);
+/* 1 when it was live and is ended now, 0 when there was none, -errno. */
+int shop_sessions_end(shop_sessions *s, const char *id, tern_ctx *ctx);
 
 #endif
