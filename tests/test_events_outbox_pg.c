@@ -201,4 +201,96 @@ static void outbox_relay_idempotent(void)
     run_ok(outbox_main, NULL, 2);
 }
 
-TESTS(T(outbox_relay_idempotent))
+/* ---- replicas: two processes' relays on one outbox table ---- */
+
+typedef struct counts {
+    atomic_int total;
+    atomic_int seen[400];           /* deliveries per event number */
+} counts;
+
+static int count_event(const tern_event *ev, int attempt, tern_ctx *ctx, void *arg)
+{
+    (void)attempt;
+    (void)ctx;
+    counts *c = arg;
+    int k = ev->len == sizeof(int) ? *(const int *)ev->data : -1;
+    if (k >= 0 && k < 400)
+        atomic_fetch_add(&c->seen[k], 1);
+    atomic_fetch_add(&c->total, 1);
+    return 0;
+}
+
+static int add_event(tern_pg_conn *c, tern_ctx *ctx, void *arg)
+{
+    order *o = arg;
+    tern_event ev = {.topic = "replicated", .type = "n", .data = &o->n, .len = sizeof o->n};
+    return tern_outbox_pg_add(o->ob, c, &ev, ctx);
+}
+
+static int replicas_main(void *arg)
+{
+    (void)arg;
+    /* two pools and two outbox objects on one table: two processes as far
+     * as the claims can tell */
+    tern_pg_pool *p1 = pool_new(), *p2 = pool_new();
+    tern_outbox *ob1, *ob2;
+    tern_outbox_options oo = {.table = "outbox_replicas"};
+    CHECK_EQ(tern_outbox_pg_new(p1, &oo, &ob1, NULL), 0);
+    CHECK_EQ(tern_outbox_pg_new(p2, &oo, &ob2, NULL), 0);
+    tern_events_transport t;
+    CHECK_EQ(tern_events_inproc_transport(&t), 0);
+    tern_events_bus *bus;
+    CHECK_EQ(tern_events_bus_new(&t, NULL, &bus), 0);
+    counts *c = calloc(1, sizeof *c);
+    CHECK(c);
+    tern_events_sub *sub;
+    CHECK_EQ(tern_events_subscribe(bus, "replicated", count_event, c, NULL, &sub, NULL), 0);
+    /* both relays run while the rows are written, in small batches, so
+     * that their rounds overlap all the time */
+    tern_outbox_relay *r1, *r2;
+    tern_outbox_relay_options ro = {.batch = 7, .poll_ns = 1 * TERN_MS};
+    CHECK_EQ(tern_outbox_relay_start(ob1, bus, &ro, &r1), 0);
+    CHECK_EQ(tern_outbox_relay_start(ob2, bus, &ro, &r2), 0);
+    const int n = 400;
+    order o = {.ob = ob1};
+    for (int i = 0; i < n; i++) {
+        o.n = i;
+        CHECK_EQ(tern_pg_tx_run(i % 2 ? p2 : p1, NULL, add_event, &o, NULL, NULL), 0);
+    }
+    int64_t pending = -1, deadline = tern_now() + 30 * TERN_SEC;
+    while (tern_now() < deadline) {
+        CHECK_EQ(tern_outbox_pending(ob1, &pending, NULL), 0);
+        if (pending == 0 && atomic_load(&c->total) >= n)
+            break;
+        tern_sleep(10 * TERN_MS);
+    }
+    tern_sleep(50 * TERN_MS);       /* a duplicate would arrive by now */
+    tern_outbox_relay_stop(r1);
+    tern_outbox_relay_stop(r2);
+    CHECK_EQ(pending, 0);
+    int twice = 0, missing = 0;
+    for (int i = 0; i < n; i++) {
+        twice += atomic_load(&c->seen[i]) > 1;
+        missing += atomic_load(&c->seen[i]) == 0;
+    }
+    fprintf(stderr, "replicas: %d events, %d delivered, %d twice, %d missing\n", n, atomic_load(&c->total), twice,
+            missing);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(twice, 0);
+    CHECK_EQ(atomic_load(&c->total), n);
+    tern_events_sub_free(sub);
+    tern_events_bus_free(bus);
+    free(c);
+    tern_outbox_free(ob1);
+    tern_outbox_free(ob2);
+    tern_pg_pool_free(p1);
+    tern_pg_pool_free(p2);
+    return 0;
+}
+
+static void outbox_replicas_publish_once(void)
+{
+    run_ok(replicas_main, NULL, 2);
+}
+
+TESTS(T(outbox_relay_idempotent), T(outbox_replicas_publish_once))

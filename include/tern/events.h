@@ -232,7 +232,11 @@ int tern_outbox_sqlite_new(tern_sqlite *db, const tern_outbox_options *o, tern_o
 int tern_outbox_sqlite_add(tern_outbox *ob, tern_sqlite_tx *tx, const tern_event *ev, tern_ctx *ctx);
 /**
  * The outbox in PostgreSQL (pool borrowed), the same table with BIGSERIAL,
- * BYTEA and BIGINT.  Built only where libpq is.
+ * BYTEA and BIGINT, and two columns for relays' claims (claim_until,
+ * claimed_by; added to an older table).  Relays of several processes may
+ * share it: a round claims its rows for 30 s (FOR UPDATE SKIP LOCKED), so a
+ * row goes out once while its relays live, and a dead relay's rows after
+ * its claim ends.  Built only where libpq is.
  */
 int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_outbox **out, tern_ctx *ctx);
 /** Add ev to the outbox on c, inside the caller's transaction. */

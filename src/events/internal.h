@@ -46,6 +46,7 @@ struct tern_outbox {
     char table[64];
     /* SQL made once with the table's name */
     char *sql_insert, *sql_fetch, *sql_mark, *sql_pending, *sql_purge;
+    char claimer[TERN_EVENTS_ID_MAX];   /* PostgreSQL: this outbox's relays' claims */
 };
 
 /* The wall clock in ns (outbox times are compared across processes). */

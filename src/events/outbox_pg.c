@@ -7,6 +7,15 @@
  * published.  Marking names the published seqs (= ANY($2::bigint[])), so
  * such a row stays unsent and goes in a later round (out of seq order,
  * never lost).  The payload travels as binary bytea.
+ *
+ * Several processes may relay one outbox (replicas of a service on one
+ * database).  A round claims its rows in one statement: the unsent rows not
+ * claimed by another relay within the claim lease (FOR UPDATE SKIP LOCKED,
+ * so two rounds never wait for or take the same rows), stamped with this
+ * outbox object's id and the lease's end.  So each row goes out once while
+ * its relays live; the rows a dead relay claimed go out after its lease,
+ * at least once, as an outbox promises.  A relay re-takes its own claims at
+ * once (a publish that failed is retried in the next round).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,12 +28,25 @@
 #include "tern/runtime.h"
 
 #define BYTEA_OID 17
+/* How long a claim keeps other relays off a row: longer than a round
+ * (publish a batch, then mark it) takes, short enough that a dead relay's
+ * rows are not held for long. */
+#define CLAIM_LEASE_NS (30 * 1000000000LL)
+
+static int by_seq(const void *a, const void *b)
+{
+    const ob_row *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
 
 static int pg_fetch(tern_outbox *ob, int max, ob_row **rows, int *n, void **hold, tern_ctx *ctx)
 {
-    char lim[16];
+    char lim[16], now[24], until[24];
     snprintf(lim, sizeof lim, "%d", max);
-    tern_pg_params p = {.n = 1, .values = (const char *const[]){lim}};
+    int64_t t = tern__ob_wall_ns();
+    snprintf(now, sizeof now, "%lld", (long long)t);
+    snprintf(until, sizeof until, "%lld", (long long)(t + CLAIM_LEASE_NS));
+    tern_pg_params p = {.n = 4, .values = (const char *const[]){lim, now, until, ob->claimer}};
     tern_pg_result *res;
     int rc = tern_pg_pool_query(ob->db, ob->sql_fetch, &p, &res, NULL, ctx);
     if (rc < 0)
@@ -51,6 +73,9 @@ static int pg_fetch(tern_outbox *ob, int max, ob_row **rows, int *n, void **hold
                                 .data = data,
                                 .len = len};
     }
+    /* UPDATE ... RETURNING comes in no particular order */
+    if (nr > 1)
+        qsort(rs, (size_t)nr, sizeof *rs, by_seq);
     *rows = rs;
     *n = nr;
     *hold = res;
@@ -117,6 +142,7 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
         free(ob);
         return rc;
     }
+    tern__ev_make_id(ob->claimer);
     ob->ops = &pg_ops;
     ob->db = pool;
     const char *t = ob->table;
@@ -124,17 +150,23 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
     if (asprintf(&ob->sql_insert,
                  "INSERT INTO %s(id, topic, type, payload, created_ns) VALUES ($1, $2, $3, $4, $5)", t) < 0 ||
         asprintf(&ob->sql_fetch,
-                 "SELECT seq, id, topic, type, payload, created_ns FROM %s WHERE sent_ns IS NULL "
-                 "ORDER BY seq LIMIT $1", t) < 0 ||
+                 "UPDATE %s SET claim_until = $3, claimed_by = $4 WHERE seq IN ("
+                 "SELECT seq FROM %s WHERE sent_ns IS NULL AND "
+                 "(claim_until IS NULL OR claim_until < $2 OR claimed_by = $4) "
+                 "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
+                 "RETURNING seq, id, topic, type, payload, created_ns", t, t) < 0 ||
         asprintf(&ob->sql_mark, "UPDATE %s SET sent_ns = $1 WHERE seq = ANY($2::bigint[])", t) < 0 ||
         asprintf(&ob->sql_pending, "SELECT count(*) FROM %s WHERE sent_ns IS NULL", t) < 0 ||
         asprintf(&ob->sql_purge, "DELETE FROM %s WHERE sent_ns IS NOT NULL AND sent_ns < $1", t) < 0 ||
         asprintf(&schema,
                  "CREATE TABLE IF NOT EXISTS %s(seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
                  "topic TEXT NOT NULL, type TEXT NOT NULL, payload BYTEA NOT NULL, created_ns BIGINT NOT NULL, "
-                 "sent_ns BIGINT);"
+                 "sent_ns BIGINT, claim_until BIGINT, claimed_by TEXT);"
+                 /* a table made before claims existed */
+                 "ALTER TABLE %s ADD COLUMN IF NOT EXISTS claim_until BIGINT;"
+                 "ALTER TABLE %s ADD COLUMN IF NOT EXISTS claimed_by TEXT;"
                  "CREATE INDEX IF NOT EXISTS %s_unsent ON %s(seq) WHERE sent_ns IS NULL",
-                 t, t, t) < 0) {
+                 t, t, t, t, t) < 0) {
         tern_outbox_free(ob);
         return -ENOMEM;
     }
