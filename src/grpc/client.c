@@ -115,6 +115,9 @@ struct tern_grpc_stream {
     tern__arena arena;
     tern__growbuf msg;                  /* the message being unpacked */
     tern__growbuf zbuf;
+    int64_t pushback_ms;                /* grpc-retry-pushback-ms: -1 none, -2 "do not retry" */
+    bool got_msg;                       /* a response message arrived (the call is committed) */
+    tern_grpc_client_call *cc;          /* interceptors' view, told of the end; owned */
 };
 
 void tern__grpc_conn_ref(gconn *gc)
@@ -202,6 +205,16 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
     if (nl == 12 && !memcmp(n, "grpc-message", 12)) {
         free(s->grpc_message);
         s->grpc_message = strndup(v, vl);
+        return 0;
+    }
+    if (nl == 22 && !memcmp(n, "grpc-retry-pushback-ms", 22)) {
+        /* gRFC A6: a non-negative integer is the wait before a retry; anything
+         * else says "do not retry" */
+        char *end;
+        char b[24];
+        snprintf(b, sizeof b, "%.*s", (int)(vl < 23 ? vl : 23), v);
+        long long ms = strtoll(b, &end, 10);
+        s->pushback_ms = vl > 0 && vl < 20 && *end == '\0' && ms >= 0 && b[0] != '-' && b[0] != '+' ? ms : -2;
         return 0;
     }
     if (nl == 13 && !memcmp(n, "grpc-encoding", 13)) {
@@ -609,19 +622,20 @@ static void stream_unlink(tern_grpc_stream *s)
     s->prev = s->next = NULL;
 }
 
-static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options *o, tern_ctx *ctx)
+static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options *o, int prev_attempts,
+                   tern_ctx *ctx)
 {
     tern_grpc_channel *ch = gc->ch;
     size_t nmeta = 0;
     if (o && o->metadata)
         while (o->metadata[2 * nmeta])
             nmeta++;
-    size_t cap = 12 + nmeta + (o ? o->n_md : 0);
+    size_t cap = 13 + nmeta + (o ? o->n_md : 0);
     nghttp2_nv *v = calloc(cap, sizeof *v);
     char **owned = calloc(cap, sizeof *owned);
     int rc = v && owned ? 0 : -ENOMEM;
     nva_build b = { v, 0, cap, owned, 0 };
-    char tbuf[24];
+    char tbuf[24], pbuf[16];
     if (rc == 0) {
         v[b.n++] = nv(":method", "POST");
         v[b.n++] = nv(":scheme", gc->https ? "https" : "http");
@@ -637,6 +651,10 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
         if (left >= 0) {
             tern_grpc_timeout_format(left > 0 ? left : 1, tbuf);
             v[b.n++] = nv("grpc-timeout", tbuf);
+        }
+        if (prev_attempts > 0) {
+            snprintf(pbuf, sizeof pbuf, "%d", prev_attempts);
+            v[b.n++] = nv("grpc-previous-rpc-attempts", pbuf);
         }
         for (size_t i = 0; rc == 0 && i < nmeta; i++) {
             const char *val = o->metadata[2 * i + 1];
@@ -679,8 +697,9 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
     return rc;
 }
 
-int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
-                          const tern_grpc_call_options *opts, tern_grpc_stream **out, tern_ctx *ctx)
+int tern__grpc_stream_open_raw(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
+                               const tern_grpc_call_options *opts, int prev_attempts, tern_grpc_stream **out,
+                               tern_ctx *ctx)
 {
     TERN_CHECK_ARG(ch);
     *out = NULL;
@@ -694,6 +713,7 @@ int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
         return -ENOMEM;
     s->m = m;
     s->ctx = ctx;
+    s->pushback_ms = -1;
     s->gzip_out = opts && opts->compression && !strcmp(opts->compression, "gzip");
     s->gzip_opened = s->gzip_out;
     if (opts) {
@@ -710,7 +730,7 @@ int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
                 rc = why;
             break;
         }
-        rc = open_on(gc, s, opts, ctx);
+        rc = open_on(gc, s, opts, prev_attempts, ctx);
         if (rc == 0) {
             *out = s;
             return 0;       /* s holds the pick's ref */
@@ -968,8 +988,12 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
     tern_mutex_unlock(&gc->mu);
     if (s->on_md)
         tell_md(s, nmd);
-    if (rc != 1)
+    if (rc != 1) {
+        if (s->cc)
+            tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
+                                 s->status.message);
         return rc;
+    }
     const uint8_t *p = (const uint8_t *)s->msg.p;
     if (z) {
         if (!resp_gzip) {
@@ -1008,6 +1032,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
         return -EPROTO;
     }
     *out = m;
+    s->got_msg = true;
     return 1;
 }
 
@@ -1033,6 +1058,11 @@ void tern_grpc_stream_free(tern_grpc_stream *s)
     tern_mutex_unlock(&gc->mu);
     atomic_fetch_sub(&gc->load, 1);
     tern__grpc_conn_unref(gc);
+    if (s->cc) {
+        /* freed before its end was seen: the caller gave up on it */
+        tern__grpc_cc_finish(s->cc, TERN_GRPC_CANCELLED, "the stream was freed before it ended");
+        tern__grpc_cc_free(s->cc);
+    }
     for (size_t i = 0; i < s->nmd; i++)
         free(s->md[i].name);
     free(s->grpc_message);
@@ -1062,16 +1092,23 @@ static void copy_status(tern_grpc_status *dst, const tern_grpc_status *src)
     dst->message = src->message ? strdup(src->message) : NULL;
 }
 
-int tern_grpc_unary(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
-                    ProtobufCMessage **resp, const tern_grpc_call_options *opts, tern_grpc_status *status,
-                    tern_ctx *ctx)
+void tern__grpc_stream_attach(tern_grpc_stream *s, tern_grpc_client_call *cc)
+{
+    s->cc = cc;
+}
+
+int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                             ProtobufCMessage **resp, const tern_grpc_call_options *opts, int prev_attempts,
+                             tern_grpc_status *status, tern__grpc_attempt_info *ai, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(ch);
     *resp = NULL;
     if (status)
         *status = (tern_grpc_status){ 0 };
+    if (ai)
+        *ai = (tern__grpc_attempt_info){ .pushback_ms = -1 };
     tern_grpc_stream *s;
-    int rc = tern_grpc_stream_open(ch, m, opts, &s, ctx);
+    int rc = tern__grpc_stream_open_raw(ch, m, opts, prev_attempts, &s, ctx);
     if (rc < 0) {
         if (status) {
             status->code = tern_grpc_errno_to_code(rc);
@@ -1105,6 +1142,10 @@ int tern_grpc_unary(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const
     if (rc < 0 && s->status.code == TERN_GRPC_OK)
         s->status.code = tern_grpc_errno_to_code(rc);
     copy_status(status, &s->status);
+    if (ai) {
+        ai->pushback_ms = s->pushback_ms;
+        ai->got_msg = s->got_msg;
+    }
     tern_grpc_stream_free(s);
     return rc;
 }

@@ -307,6 +307,15 @@ tern_ctx *tern_grpc_call_ctx(tern_grpc_call *call)
     return call->ctx;
 }
 
+int tern_grpc_call_set_ctx(tern_grpc_call *call, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(call);
+    if (!ctx)
+        return -EINVAL;
+    call->ctx = ctx;
+    return 0;
+}
+
 void *tern_grpc_call_alloc(tern_grpc_call *call, size_t n)
 {
     TERN_CHECK_ARG(call);
