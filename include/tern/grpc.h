@@ -277,7 +277,9 @@ int tern_grpc_call_metadata_bin(tern_grpc_call *call, const char *name, const vo
 int tern_grpc_call_metadata_at(tern_grpc_call *call, size_t i, tern_grpc_metadata *out);
 /* Response metadata: headers (before the first send; -EALREADY after) and
  * trailers (until the handler returns; grpc-status-details-bin, the
- * google.rpc.Status of richer errors, is accepted here too).  For a "-bin" name value is len
+ * google.rpc.Status of richer errors, and grpc-retry-pushback-ms, gRFC A6's
+ * "retry after this many ms" (a negative value: "do not retry"), are
+ * accepted here too).  For a "-bin" name value is len
  * raw bytes, else text (len ignored: strlen).  -EINVAL for a bad name or
  * value, -ENOMEM. */
 int tern_grpc_call_add_header(tern_grpc_call *call, const char *name, const void *value, size_t len);

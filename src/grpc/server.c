@@ -504,7 +504,10 @@ static int resp_header(tern_grpc_call *call, const char *name, const void *value
 {
     size_t nl = strlen(name);
     char lname[128];
-    bool details = trailer && !strcasecmp(name, "grpc-status-details-bin");
+    /* two reserved trailers are the application's to send: richer errors,
+     * and gRFC A6's pushback (how long a client should wait to retry) */
+    bool details = trailer && (!strcasecmp(name, "grpc-status-details-bin") ||
+                               !strcasecmp(name, "grpc-retry-pushback-ms"));
     if (!tern__grpc_md_name_ok(name) || nl >= sizeof lname || (tern__grpc_md_reserved(name) && !details))
         return -EINVAL;
     for (size_t i = 0; i <= nl; i++)
