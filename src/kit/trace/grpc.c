@@ -101,6 +101,8 @@ int tern_grpc_trace_server_interceptor(tern_grpc_call *call, void *arg)
     if (scope)
         tern_trace_span_exit(scope);
     tern_grpc_code code = tern_grpc_call_code(call);
+    if (code == TERN_GRPC_OK && rc < 0)
+        code = tern_grpc_errno_to_code(rc);     /* an inner interceptor failed without a status */
     tern_trace_span_set(s, &TERN_TRACE_INT("rpc.grpc.status_code", (int64_t)code));
     if (server_error(code))
         tern_trace_span_set_status(s, TERN_TRACE_STATUS_ERROR, tern_grpc_code_name(code));
