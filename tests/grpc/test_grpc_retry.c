@@ -9,6 +9,8 @@
 #include "grpc_fixture.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <tern/http.h>
 #include <tern/runtime.h>
 
@@ -258,9 +260,109 @@ static int retry_main(void *arg)
     return 0;
 }
 
+/* ---- against grpcio's server ------------------------------------------------ */
+
+typedef struct py_server {
+    pid_t pid;
+    int in_fd;
+    int port;
+} py_server;
+
+/* grpc_peer.py server: started before tern_run (it reads the port line
+ * with a plain blocking read); it exits when its stdin closes */
+static void py_server_start(py_server *p)
+{
+    int in[2], out[2];
+    CHECK_EQ(pipe(in), 0);
+    CHECK_EQ(pipe(out), 0);
+    setenv("PYTHONPATH", TERN_TEST_PB_DIR, 1);
+    p->pid = fork();
+    CHECK(p->pid >= 0);
+    if (p->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl("/usr/bin/python3", "python3", peer_script(), "server", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    p->in_fd = in[1];
+    char line[32] = { 0 };
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        ssize_t k = read(out[0], line + n, 1);
+        if (k <= 0 || line[n] == '\n')
+            break;
+        n++;
+    }
+    close(out[0]);
+    p->port = atoi(line);
+    CHECK(p->port > 0);
+}
+
+static void py_server_stop(py_server *p)
+{
+    close(p->in_fd);
+    int st;
+    CHECK_EQ(waitpid(p->pid, &st, 0), p->pid);
+}
+
+static int py_port;
+
+static int py_unary(tern_grpc_channel *ch, const char *name, int count)
+{
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = (char *)name;
+    req.count = count;
+    ProtobufCMessage *resp;
+    int rc = tern_grpc_unary(ch, M_UNARY, &req.base, &resp, NULL, NULL, NULL);
+    if (rc == 0)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return rc;
+}
+
+static int grpcio_main(void *arg)
+{
+    (void)arg;
+    srv sv = { 0 };
+    snprintf(sv.addr, sizeof sv.addr, "127.0.0.1:%d", py_port);
+    /* grpcio's failures (Trailers-Only responses) are retried */
+    tern_grpc_channel *ch = channel(&sv, RETRY("[\"UNAVAILABLE\"]", ""));
+    CHECK_EQ(py_unary(ch, "flaky1", 2), 0);
+    CHECK_EQ(last_attempts, 3);
+    CHECK_EQ(py_unary(ch, "flaky2", 3), -EAGAIN);
+    CHECK_EQ(last_attempts, 3);
+    tern_grpc_channel_free(ch);
+    /* a hedge overtakes grpcio's slow first answer; the slow one is cancelled */
+    ch = channel(&sv, "{\"methodConfig\": [{\"name\": [{}], \"hedgingPolicy\": {\"maxAttempts\": 2,"
+                      "\"hedgingDelay\": \"0.1s\"}}]}");
+    int64_t t0 = tern_now();
+    CHECK_EQ(py_unary(ch, "slowfirst1", 3000), 0);
+    CHECK(tern_now() - t0 < 2 * SEC);
+    CHECK_EQ(last_attempts, 2);
+    tern_grpc_channel_free(ch);
+    return 0;
+}
+
+static void retries_and_hedges_against_grpcio(void)
+{
+    if (!have_grpcio()) {
+        fprintf(stderr, "  (skipped: no python3-grpcio)\n");
+        return;
+    }
+    py_server p;
+    py_server_start(&p);
+    py_port = p.port;
+    CHECK_EQ(tern_run(grpcio_main, NULL), 0);
+    py_server_stop(&p);
+}
+
 static void service_config_retries_and_hedges(void)
 {
     CHECK_EQ(tern_run(retry_main, NULL), 0);
 }
 
-TESTS({ "service_config_retries_and_hedges", service_config_retries_and_hedges })
+TESTS({ "service_config_retries_and_hedges", service_config_retries_and_hedges },
+      { "retries_and_hedges_against_grpcio", retries_and_hedges_against_grpcio })
