@@ -116,7 +116,8 @@ struct tern_grpc_stream {
     tern__growbuf msg;                  /* the message being unpacked */
     tern__growbuf zbuf;
     int64_t pushback_ms;                /* grpc-retry-pushback-ms: -1 none, -2 "do not retry" */
-    bool got_msg;                       /* a response message arrived (the call is committed) */
+    bool got_msg;                       /* a response message arrived */
+    bool committed;                     /* response headers arrived (not Trailers-Only): no retry */
     tern_grpc_client_call *cc;          /* interceptors' view, told of the end; owned */
 };
 
@@ -259,8 +260,18 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     tern_grpc_stream *s = stream_of(sess, f->hd.stream_id);
     if (!s)
         return 0;
-    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
         s->got_headers = true;
+        /* gRFC A6: response headers commit the call; a Trailers-Only answer
+         * (its one HEADERS carries grpc-status, whatever frame ends the
+         * stream after it) does not */
+        if (!s->has_grpc_status)
+            s->committed = true;
+        else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            /* Trailers-Only: its metadata is the call's trailers */
+            for (size_t i = 0; i < s->nmd; i++)
+                s->md[i].trailer = true;
+    }
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         s->eof = true;
     tern_cond_broadcast(&s->cond);
@@ -931,6 +942,16 @@ static void tell_md(tern_grpc_stream *s, size_t upto)
     }
 }
 
+/* recv found the response bad after the wire had finished with it: the
+ * call ends here, so its interceptors hear of it now */
+static int recv_failed(tern_grpc_stream *s, int rc)
+{
+    if (s->cc)
+        tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
+                             s->status.message);
+    return rc;
+}
+
 int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(s);
@@ -1000,7 +1021,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
             tern_mutex_lock(&gc->mu);
             abort_locked(s, -EPROTO, "compressed message without grpc-encoding");
             tern_mutex_unlock(&gc->mu);
-            return -EPROTO;
+            return recv_failed(s, -EPROTO);
         }
         s->zbuf.len = 0;
         rc = tern__grpc_gunzip(p, len, max, &s->zbuf);
@@ -1011,7 +1032,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
                 s->result = -EMSGSIZE;
             rc = s->result;
             tern_mutex_unlock(&gc->mu);
-            return rc;
+            return recv_failed(s, rc);
         }
         p = (const uint8_t *)s->zbuf.p;
         len = (uint32_t)s->zbuf.len;
@@ -1029,7 +1050,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
         tern_mutex_lock(&gc->mu);
         abort_locked(s, -EPROTO, "could not decode the response message");
         tern_mutex_unlock(&gc->mu);
-        return -EPROTO;
+        return recv_failed(s, -EPROTO);
     }
     *out = m;
     s->got_msg = true;
@@ -1144,7 +1165,7 @@ int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc 
     copy_status(status, &s->status);
     if (ai) {
         ai->pushback_ms = s->pushback_ms;
-        ai->got_msg = s->got_msg;
+        ai->committed = s->got_msg || s->committed;
     }
     tern_grpc_stream_free(s);
     return rc;

@@ -145,7 +145,7 @@ void tern__grpc_channel_conn_lost(subch *sc, gconn *gc);
 /* What one attempt learned beyond its status. */
 typedef struct tern__grpc_attempt_info {
     int64_t pushback_ms;            /* grpc-retry-pushback-ms: -1 none, -2 invalid ("do not retry") */
-    bool got_msg;                   /* a response message arrived: committed */
+    bool committed;                 /* response headers (not Trailers-Only) or a message arrived */
 } tern__grpc_attempt_info;
 
 /* client.c: a stream without interceptors (prev_attempts > 0 sends

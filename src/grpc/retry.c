@@ -2,10 +2,11 @@
  * retry.c - a unary call under its service config (gRFC A6): the method's
  * timeout, then retries or hedging.
  *
- * Retries: an attempt that fails with a retryableStatusCode before any
- * response message arrived is made again, up to maxAttempts, after a
- * random wait in [0, min(initialBackoff * multiplier^(n-1), maxBackoff))
- * unless the server pushed back (grpc-retry-pushback-ms: that wait; an
+ * Retries: an attempt that fails with a retryableStatusCode before it was
+ * committed (response headers, not a Trailers-Only answer) is made again,
+ * up to maxAttempts, after a random wait in
+ * [0, min(initialBackoff * multiplier^(n-1), maxBackoff)) unless the
+ * server pushed back (grpc-retry-pushback-ms: that wait; an
  * invalid or negative value: no retry).  Each later attempt carries
  * grpc-previous-rpc-attempts.
  *
@@ -51,8 +52,8 @@ static int retrying(tern_grpc_channel *ch, const tern__grpc_method_config *mc, c
         bool retryable = has(mc->retryable, status->code);
         if (retryable || ai.pushback_ms >= 0)
             tern__grpc_throttle_record(ch->svc, true);
-        if (!retryable || ai.got_msg || n + 1 >= mc->retry_max || ai.pushback_ms == -2 || tern_ctx_err(ctx) ||
-            !tern__grpc_throttle_allow(ch->svc))
+        if (!retryable || ai.committed || n + 1 >= mc->retry_max || ai.pushback_ms == -2 ||
+            tern_ctx_err(ctx) || !tern__grpc_throttle_allow(ch->svc))
             return rc;
         int64_t wait;
         if (ai.pushback_ms >= 0) {
