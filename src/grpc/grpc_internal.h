@@ -164,6 +164,8 @@ void tern__grpc_stream_attach(tern_grpc_stream *s, tern_grpc_client_call *cc);
  * callbacks), and its memory. */
 void tern__grpc_cc_finish(tern_grpc_client_call *cc, tern_grpc_code code, const char *message);
 void tern__grpc_cc_free(tern_grpc_client_call *cc);
+/* A stream's retry made another attempt (NULL cc: no-op). */
+void tern__grpc_cc_set_attempts(tern_grpc_client_call *cc, int n);
 
 /* svcconfig.c: one methodConfig, resolved for a method. */
 typedef struct tern__grpc_method_config {
@@ -190,6 +192,11 @@ const tern__grpc_method_config *tern__grpc_svc_config_find(const tern__grpc_svc_
  * without retryThrottling. */
 bool tern__grpc_throttle_allow(tern__grpc_svc_config *c);
 void tern__grpc_throttle_record(tern__grpc_svc_config *c, bool failure);
+
+/* client.c: put stream s under mc's retryPolicy (o copied): retried
+ * until committed, its request messages replayed.  0, -ENOMEM. */
+int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, const tern__grpc_method_config *mc,
+                                   const tern_grpc_call_options *o);
 
 /* retry.c: a unary call under its method config (timeout, retries or
  * hedging); the attempts are counted in *attempts. */

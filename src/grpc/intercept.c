@@ -128,6 +128,12 @@ void tern__grpc_cc_finish(tern_grpc_client_call *cc, tern_grpc_code code, const 
         cc->done[i].fn(cc, cc->done[i].arg);
 }
 
+void tern__grpc_cc_set_attempts(tern_grpc_client_call *cc, int n)
+{
+    if (cc)
+        cc->attempts = n;
+}
+
 static void cc_release(tern_grpc_client_call *cc)
 {
     for (size_t i = 0; i < cc->nextra; i++)
@@ -205,6 +211,9 @@ static int make_call(tern_grpc_client_call *cc)
         return rc;
     }
     tern__grpc_stream_attach(*cc->out, cc);
+    if (mc && mc->retry_max >= 2 && tern__grpc_stream_enable_retry(*cc->out, cc->ch, mc, &o) < 0) {
+        /* no memory to keep the call retryable: it goes on without retries */
+    }
     return 0;
 }
 

@@ -223,6 +223,54 @@ static int retry_main(void *arg)
     CHECK_EQ(call(ch, 0), 0);
     tern_grpc_channel_free(ch);
 
+    /* streams: retried until committed, the request messages replayed */
+    ch = channel(&sv, "{\"methodConfig\": [{\"name\": [{\"service\": \"terntest.Test\"}], \"retryPolicy\": {"
+                      "\"maxAttempts\": 4, \"initialBackoff\": \"0.01s\", \"maxBackoff\": \"0.02s\","
+                      "\"backoffMultiplier\": 1.5, \"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}");
+    arrange(2, TERN_GRPC_UNAVAILABLE, NULL, 0);
+    CHECK_EQ(tern_grpc_stream_open(ch, M_CSTREAM, NULL, &s, NULL), 0);
+    static const char *const names[] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        req.name = (char *)names[i];
+        CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+        tern_sleep(5 * MS);     /* the server may fail the attempt meanwhile: sends still succeed */
+    }
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), 1);
+    CHECK(strcmp(((Terntest__Resp *)msg)->text, "a,b,c") == 0);
+    CHECK_EQ(((Terntest__Resp *)msg)->index, 3);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), 0);
+    tern_grpc_stream_free(s);
+    CHECK_EQ(atomic_load(&seen), 3);
+    CHECK_EQ(atomic_load(&last_prev), 2);
+    CHECK_EQ(last_attempts, 3);
+    /* a server stream failing after its first message: committed, not retried */
+    arrange(0, TERN_GRPC_OK, NULL, 0);
+    req.name = "late";
+    req.count = 1;
+    req.code = TERN_GRPC_UNAVAILABLE;
+    req.message = "late";
+    CHECK_EQ(tern_grpc_stream_open(ch, M_SSTREAM, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), 1);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), -EAGAIN);
+    tern_grpc_stream_free(s);
+    CHECK_EQ(atomic_load(&seen), 1);
+    CHECK_EQ(last_attempts, 1);
+    req.code = 0;
+    /* every attempt fails: the last failure, after maxAttempts */
+    arrange(9, TERN_GRPC_UNAVAILABLE, NULL, 0);
+    req.name = "s";
+    CHECK_EQ(tern_grpc_stream_open(ch, M_SSTREAM, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), -EAGAIN);
+    tern_grpc_stream_free(s);
+    CHECK_EQ(atomic_load(&seen), 4);
+    CHECK_EQ(last_attempts, 4);
+    tern_grpc_channel_free(ch);
+
     /* hedging */
     ch = channel(&sv, "{\"methodConfig\": [{\"name\": [{}], \"hedgingPolicy\": {\"maxAttempts\": 3,"
                       "\"hedgingDelay\": \"0.05s\", \"nonFatalStatusCodes\": [\"UNAVAILABLE\"]}}]}");
