@@ -424,6 +424,9 @@ typedef struct tern_grpc_channel_options {
      * {maxAttempts, initialBackoff, maxBackoff, backoffMultiplier,
      * retryableStatusCodes}, hedgingPolicy {maxAttempts, hedgingDelay,
      * nonFatalStatusCodes}) and retryThrottling {maxTokens, tokenRatio}.
+     * Retries cover unary calls and streams (until committed: response
+     * headers or a message; a stream's request messages are replayed, up
+     * to 64 KiB); hedging covers unary calls.  docs/grpc.md has the rules.
      * Copied.  channel_new fails with -EINVAL for one it cannot read (see
      * service_config_error). */
     const char *service_config;

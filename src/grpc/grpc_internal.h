@@ -9,6 +9,10 @@
  *               balancing, backoff
  *   conn.c      one client HTTP/2 connection on nghttp2 (reader, writer)
  *   stream.c    tern_grpc_stream and tern_grpc_unary on a connection
+ *   intercept.c the client interceptor chain (tern_grpc_unary and
+ *               tern_grpc_stream_open start there)
+ *   svcconfig.c the JSON service config; retryThrottling's tokens
+ *   retry.c     a unary call's timeout, retries and hedging
  *
  * Messages on the wire (gRPC over HTTP/2, PROTOCOL-HTTP2.md): each is
  * a 1-byte compressed flag, a 4-byte big-endian length, then the bytes.

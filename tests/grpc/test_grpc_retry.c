@@ -221,6 +221,17 @@ static int retry_main(void *arg)
     CHECK_EQ(call(ch, 2000), -ETIMEDOUT);
     CHECK(tern_now() - t0 < SEC);
     CHECK_EQ(call(ch, 0), 0);
+    /* and a stream's whole life */
+    req.name = "slow";
+    req.count = 3;
+    req.sleep_ms = 500;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_SSTREAM, NULL, &s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), 1);
+    CHECK_EQ(tern_grpc_stream_recv(s, &msg, NULL), -ETIMEDOUT);
+    tern_grpc_stream_free(s);
+    req.sleep_ms = 0;
     tern_grpc_channel_free(ch);
 
     /* streams: retried until committed, the request messages replayed */
