@@ -61,6 +61,7 @@ static void srv_stop(srv *sv)
 static char trail[256];         /* what the interceptors did, in order */
 static int done_calls;
 static tern_grpc_code done_code;
+static char done_message[64];
 
 static void note(const char *s)
 {
@@ -72,6 +73,11 @@ static void on_done(tern_grpc_client_call *cc, void *arg)
     note((const char *)arg);
     done_calls++;
     done_code = tern_grpc_client_call_code(cc);
+    const char *m = tern_grpc_client_call_message(cc);
+    snprintf(done_message, sizeof done_message, "%s", m ? m : "");
+    /* one attempt; none when an interceptor refused the call */
+    bool refused = tern_grpc_client_call_code(cc) == TERN_GRPC_PERMISSION_DENIED;
+    CHECK_EQ(tern_grpc_client_call_attempts(cc), refused ? 0 : 1);
 }
 
 static int outer_ic(tern_grpc_client_call *cc, void *arg)
@@ -153,6 +159,7 @@ static int intercept_main(void *arg)
     CHECK_EQ(st.code, TERN_GRPC_NOT_FOUND);
     tern_grpc_status_clear(&st);
     CHECK_EQ(done_code, TERN_GRPC_NOT_FOUND);
+    CHECK(strcmp(done_message, "no") == 0);
     CHECK_EQ(done_calls, 2);
     req.code = 0;
 
