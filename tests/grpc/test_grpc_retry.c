@@ -160,6 +160,15 @@ static int retry_main(void *arg)
     refused(&sv, "{\"methodConfig\": [{\"name\": [{\"method\": \"M\"}]}]}", "service");
     refused(&sv, RETRY("[\"UNAVAILABLE\"]", ", \"retryThrottling\": {\"maxTokens\": 0, \"tokenRatio\": 1}"),
             "maxTokens");
+    refused(&sv, RETRY("[\"UNAVAILABLE\"]", ", \"retryThrottling\": {\"maxTokens\": 5, \"tokenRatio\": 0.0001}"),
+            "tokenRatio");
+    refused(&sv, "[]", "object");
+    refused(&sv, "{\"methodConfig\": {}}", "methodConfig");
+    refused(&sv, "{\"methodConfig\": [{\"name\": \"x\"}]}", "name");
+    refused(&sv, "{\"methodConfig\": [{\"name\": [{}], \"retryPolicy\": {\"maxAttempts\": \"3\"}}]}",
+            "maxAttempts");
+    refused(&sv, "{\"methodConfig\": [{\"name\": [{}], \"hedgingPolicy\": {\"maxAttempts\": 2,"
+                 "\"hedgingDelay\": \"-1s\"}}]}", "hedgingDelay");
 
     /* retries: two failures, then OK on the third attempt, which says 2 came before */
     tern_grpc_channel *ch = channel(&sv, RETRY("[\"UNAVAILABLE\", 4]", ""));
@@ -172,6 +181,16 @@ static int retry_main(void *arg)
     arrange(5, TERN_GRPC_UNAVAILABLE, NULL, 0);
     CHECK_EQ(call(ch, 0), -EAGAIN);
     CHECK_EQ(atomic_load(&seen), 3);
+    tern_grpc_channel_free(ch);
+    /* maxAttempts above 5 is taken as 5 */
+    ch = channel(&sv, "{\"methodConfig\": [{\"name\": [{}], \"retryPolicy\": {\"maxAttempts\": 9,"
+                      "\"initialBackoff\": \"0.001s\", \"maxBackoff\": \"0.002s\", \"backoffMultiplier\": 2,"
+                      "\"retryableStatusCodes\": [\"unavailable\"]}}]}");
+    arrange(9, TERN_GRPC_UNAVAILABLE, NULL, 0);
+    CHECK_EQ(call(ch, 0), -EAGAIN);
+    CHECK_EQ(atomic_load(&seen), 5);
+    tern_grpc_channel_free(ch);
+    ch = channel(&sv, RETRY("[\"UNAVAILABLE\", 4]", ""));
     /* a code not listed: no retry */
     arrange(1, TERN_GRPC_NOT_FOUND, NULL, 0);
     CHECK_EQ(call(ch, 0), -ENOENT);
