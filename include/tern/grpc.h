@@ -277,7 +277,9 @@ int tern_grpc_call_metadata_bin(tern_grpc_call *call, const char *name, const vo
 int tern_grpc_call_metadata_at(tern_grpc_call *call, size_t i, tern_grpc_metadata *out);
 /* Response metadata: headers (before the first send; -EALREADY after) and
  * trailers (until the handler returns; grpc-status-details-bin, the
- * google.rpc.Status of richer errors, is accepted here too).  For a "-bin" name value is len
+ * google.rpc.Status of richer errors, and grpc-retry-pushback-ms, gRFC A6's
+ * "retry after this many ms" (a negative value: "do not retry"), are
+ * accepted here too).  For a "-bin" name value is len
  * raw bytes, else text (len ignored: strlen).  -EINVAL for a bad name or
  * value, -ENOMEM. */
 int tern_grpc_call_add_header(tern_grpc_call *call, const char *name, const void *value, size_t len);
@@ -295,6 +297,15 @@ bool tern_grpc_call_recv_compressed(const tern_grpc_call *call);
  * rides on (its TLS peer, say). */
 const char *tern_grpc_call_peer(tern_grpc_call *call);
 tern_http_req *tern_grpc_call_http_req(tern_grpc_call *call);
+
+/* Replace the call's ctx (what tern_grpc_call_ctx returns from now on, and
+ * what bounds recv and send): an interceptor hands the rest of the chain a
+ * context carrying more (a trace span).  ctx must descend from the call's
+ * current ctx, so the call's deadline and cancellation still reach it, and
+ * must live until the handler returns (tern_http_req_set_ctx on
+ * tern_grpc_call_http_req gives it to the request, which frees it).
+ * 0, -EINVAL for NULL. */
+int tern_grpc_call_set_ctx(tern_grpc_call *call, tern_ctx *ctx);
 
 /* ---- the client ------------------------------------------------------- */
 
@@ -342,6 +353,47 @@ typedef struct tern_grpc_resolver {
  * 0, -EINVAL, -ENOMEM. */
 int tern_grpc_channel_update(tern_grpc_channel *ch, const char *const *addrs, size_t n);
 
+/* Client interceptors: run around every call on a channel, outermost
+ * first, in the caller's coroutine, before the call is made.  An
+ * interceptor may look at the call (method, ctx), add request metadata,
+ * refuse it (return a negative errno without calling next: the call fails
+ * with it), ask to be told when the call ends (tern_grpc_client_call_on_done),
+ * and calls tern_grpc_client_call_next(cc) to run the rest of the chain and
+ * the call.  For a unary call next returns when the call is over (its
+ * status known: tern_grpc_client_call_code); for a streaming call it
+ * returns once the stream is open, and the call ends later, when
+ * tern_grpc_stream_recv returns <= 0 or the stream is freed: on_done is
+ * how both kinds are observed alike.  Retries and hedging (the service
+ * config) happen inside next: interceptors see one call, however many
+ * attempts it took.  The client call lives until its done callbacks have
+ * run (unary: until tern_grpc_unary returns). */
+typedef struct tern_grpc_client_call tern_grpc_client_call;
+typedef int tern_grpc_client_interceptor_fn(tern_grpc_client_call *cc, void *arg);
+typedef struct tern_grpc_client_interceptor {
+    tern_grpc_client_interceptor_fn *fn;
+    void *arg;
+} tern_grpc_client_interceptor;
+/* Told once, when the call's status is final (code and message readable
+ * through cc); in the coroutine that saw the end. */
+typedef void tern_grpc_client_done_fn(tern_grpc_client_call *cc, void *arg);
+
+const tern_grpc_method_desc *tern_grpc_client_call_method(const tern_grpc_client_call *cc);
+tern_ctx *tern_grpc_client_call_ctx(tern_grpc_client_call *cc);
+/* Add a request metadata entry (as tern_grpc_call_options.md: a "-bin"
+ * name's value is len raw bytes, else len bytes of text); copied.  Before
+ * next.  0, -EINVAL (bad or reserved name, bad value), -EALREADY after
+ * next, -ENOSPC past 16 added, -ENOMEM. */
+int tern_grpc_client_call_add_metadata(tern_grpc_client_call *cc, const char *name, const void *value,
+                                       size_t len);
+/* Up to 8 callbacks, called innermost first.  0, -ENOSPC, -EALREADY once done. */
+int tern_grpc_client_call_on_done(tern_grpc_client_call *cc, tern_grpc_client_done_fn *fn, void *arg);
+int tern_grpc_client_call_next(tern_grpc_client_call *cc);
+/* The call's code and message (NULL if none) so far: OK until it ends. */
+tern_grpc_code tern_grpc_client_call_code(const tern_grpc_client_call *cc);
+const char *tern_grpc_client_call_message(const tern_grpc_client_call *cc);
+/* The attempts made so far (1 without retries; more after retries or hedges). */
+int tern_grpc_client_call_attempts(const tern_grpc_client_call *cc);
+
 typedef struct tern_grpc_channel_options {
     tern_tls_config *tls;               /* a client config; NULL: h2c (clear text) */
     const char *authority;              /* :authority and TLS server name; NULL: the target's
@@ -365,6 +417,21 @@ typedef struct tern_grpc_channel_options {
     bool keepalive_without_calls;
     const tern_grpc_resolver *resolver; /* NULL: by the target's scheme (dns, ipv4, ipv6, unix) */
     void *resolver_arg;
+    const tern_grpc_client_interceptor *interceptors;   /* copied; NULL or n_interceptors */
+    size_t n_interceptors;
+    /* A service config in gRPC's JSON (gRFC A6; NULL: none): methodConfig
+     * entries (name [{service, method}], timeout "1.5s", retryPolicy
+     * {maxAttempts, initialBackoff, maxBackoff, backoffMultiplier,
+     * retryableStatusCodes}, hedgingPolicy {maxAttempts, hedgingDelay,
+     * nonFatalStatusCodes}) and retryThrottling {maxTokens, tokenRatio}.
+     * Retries cover unary calls and streams (until committed: response
+     * headers or a message; a stream's request messages are replayed, up
+     * to 64 KiB); hedging covers unary calls.  docs/grpc.md has the rules.
+     * Copied.  channel_new fails with -EINVAL for one it cannot read (see
+     * service_config_error). */
+    const char *service_config;
+    char *service_config_error;         /* NULL or a buffer of service_config_errlen for why */
+    size_t service_config_errlen;
 } tern_grpc_channel_options;
 
 /* A channel to target (options copied; NULL: defaults; the TLS config is

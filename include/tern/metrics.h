@@ -292,6 +292,37 @@ void tern_grpc_metrics_free(tern_grpc_metrics *m);
 struct tern_grpc_call;
 int tern_grpc_metrics_interceptor(struct tern_grpc_call *call, void *metrics);
 
+/* ---- gRPC client metrics --------------------------------------------------------
+ *
+ * go-grpc-prometheus's client families, counted by a client interceptor
+ * (tern_grpc_channel_options.interceptors, first, so it times everything):
+ *   grpc_client_started_total{grpc_type,grpc_service,grpc_method}           counter
+ *   grpc_client_handled_total{grpc_type,grpc_service,grpc_method,grpc_code} counter
+ *   grpc_client_handling_seconds{grpc_type,grpc_service,grpc_method}        histogram
+ * A call is handled when its status is final (a stream: recv saw the end,
+ * or it was freed: Canceled); retries inside it count once. */
+typedef struct tern_grpc_client_metrics tern_grpc_client_metrics;
+/* As tern_grpc_metrics_new, for the client families (options alike). */
+int tern_grpc_client_metrics_new(const tern_grpc_metrics_options *o, tern_grpc_client_metrics **out);
+void tern_grpc_client_metrics_free(tern_grpc_client_metrics *m);
+/* The client interceptor: metrics is a tern_grpc_client_metrics, or NULL
+ * for a set in the default registry made on first use. */
+struct tern_grpc_client_call;
+int tern_grpc_client_metrics_interceptor(struct tern_grpc_client_call *cc, void *metrics);
+
+/* ---- the kit's gRPC defaults ------------------------------------------------------
+ *
+ * What a tern service puts on its gRPC servers and channels: metrics
+ * (default registry) outermost, then tracing.
+ * tern_grpc_server_use_kit adds the two server interceptors to s (before
+ * its own: call it first); 0, -EBUSY once serving, -ENOMEM.
+ * tern_grpc_kit_client_interceptors gives the two client ones (static;
+ * *n set) for tern_grpc_channel_options.interceptors. */
+struct tern_grpc_server;
+struct tern_grpc_client_interceptor;
+int tern_grpc_server_use_kit(struct tern_grpc_server *s);
+const struct tern_grpc_client_interceptor *tern_grpc_kit_client_interceptors(size_t *n);
+
 #ifdef __cplusplus
 }
 #endif

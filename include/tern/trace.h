@@ -333,6 +333,32 @@ int tern_trace_http_client_do(tern_http_client *c, tern_trace_span *parent,
                               const tern_http_client_request *req,
                               tern_http_client_response **out, tern_ctx *ctx);
 
+/* ---- gRPC -------------------------------------------------------------------
+ *
+ * Interceptors (arg unused, NULL) after OpenTelemetry's RPC conventions:
+ * spans named "pkg.Service/Method" with rpc.system "grpc", rpc.service,
+ * rpc.method and rpc.grpc.status_code (and rpc.grpc.attempts on a client
+ * call that took more than one); the trace crosses in W3C traceparent and
+ * tracestate metadata.
+ *
+ * The server interceptor (tern_grpc_server_add_interceptor): a SERVER span
+ * per call, a child of the caller's traceparent (or of an HTTP tracing
+ * middleware's span in front of a shared port), ended when the handler
+ * returns; status ERROR for the codes that blame the server (UNKNOWN,
+ * DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
+ * While the handler runs the span is in the call's ctx
+ * (tern_trace_span_from_ctx(tern_grpc_call_ctx(call))) and is the
+ * coroutine's current span, so the handler's own calls continue the trace.
+ *
+ * The client interceptor (tern_grpc_channel_options.interceptors): a CLIENT
+ * span per call, a child of the span in the call's ctx, else the current
+ * span, else a new trace; it ends when the call does (a stream: when recv
+ * sees the end or the stream is freed); status ERROR for any code but OK. */
+struct tern_grpc_call;
+struct tern_grpc_client_call;
+int tern_grpc_trace_server_interceptor(struct tern_grpc_call *call, void *arg);
+int tern_grpc_trace_client_interceptor(struct tern_grpc_client_call *cc, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

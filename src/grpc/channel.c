@@ -317,6 +317,19 @@ int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o
     ch->user_agent = strdup(o->user_agent ? o->user_agent : "tern-grpc-c/0.1");
     char *authority = NULL;
     int rc = ch->user_agent ? 0 : -ENOMEM;
+    if (rc == 0 && o->n_interceptors) {
+        ch->icepts = o->interceptors ? malloc(o->n_interceptors * sizeof *ch->icepts) : NULL;
+        rc = !o->interceptors ? -EINVAL : ch->icepts ? 0 : -ENOMEM;
+        for (size_t i = 0; rc == 0 && i < o->n_interceptors; i++) {
+            if (!o->interceptors[i].fn)
+                rc = -EINVAL;
+            ch->icepts[i] = o->interceptors[i];
+        }
+        ch->nicepts = rc == 0 ? o->n_interceptors : 0;
+    }
+    if (rc == 0 && o->service_config)
+        rc = tern__grpc_svc_config_parse(o->service_config, &ch->svc, o->service_config_error,
+                                         o->service_config_errlen);
     if (rc == 0 && o->resolver) {
         ch->resolver = o->resolver;
         authority = strdup(target);
@@ -392,6 +405,8 @@ void tern_grpc_channel_free(tern_grpc_channel *ch)
     free(ch->authority);
     free(ch->server_name);
     free(ch->user_agent);
+    free(ch->icepts);
+    tern__grpc_svc_config_free(ch->svc);
     free(ch);
 }
 

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 
 #include "base/check.h"
+#include "base/rand.h"
 #include "grpc/grpc_internal.h"
 #include "tern/error.h"
 #include "tern/net.h"
@@ -115,7 +116,28 @@ struct tern_grpc_stream {
     tern__arena arena;
     tern__growbuf msg;                  /* the message being unpacked */
     tern__growbuf zbuf;
+    int64_t pushback_ms;                /* grpc-retry-pushback-ms: -1 none, -2 "do not retry" */
+    bool got_msg;                       /* a response message arrived */
+    bool committed;                     /* response headers arrived (not Trailers-Only): no retry */
+    tern_grpc_client_call *cc;          /* interceptors' view, told of the end; owned */
+    struct stream_retry *retry;         /* the method's retryPolicy, or NULL */
 };
+
+/* A stream under a retryPolicy (gRFC A6): retried, with the request
+ * messages sent so far replayed, while nothing committed it (response
+ * headers or a message) and the replay buffer stayed under its bound. */
+#define REPLAY_MAX (64u * 1024)
+typedef struct stream_retry {
+    tern_grpc_channel *ch;
+    const tern__grpc_method_config *mc;
+    tern_grpc_call_options opts;        /* md deep-copied: the caller's may be gone */
+    tern_grpc_metadata *md;
+    size_t nmd;
+    tern__growbuf replay;               /* every packed request message */
+    bool overflow;                      /* past REPLAY_MAX: no more retries */
+    int attempts;
+    double backoff;
+} stream_retry;
 
 void tern__grpc_conn_ref(gconn *gc)
 {
@@ -204,6 +226,16 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_
         s->grpc_message = strndup(v, vl);
         return 0;
     }
+    if (nl == 22 && !memcmp(n, "grpc-retry-pushback-ms", 22)) {
+        /* gRFC A6: a non-negative integer is the wait before a retry; anything
+         * else says "do not retry" */
+        char *end;
+        char b[24];
+        snprintf(b, sizeof b, "%.*s", (int)(vl < 23 ? vl : 23), v);
+        long long ms = strtoll(b, &end, 10);
+        s->pushback_ms = vl > 0 && vl < 20 && *end == '\0' && ms >= 0 && b[0] != '-' && b[0] != '+' ? ms : -2;
+        return 0;
+    }
     if (nl == 13 && !memcmp(n, "grpc-encoding", 13)) {
         if (vl == 4 && !memcmp(v, "gzip", 4))
             s->resp_gzip = true;
@@ -246,8 +278,18 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     tern_grpc_stream *s = stream_of(sess, f->hd.stream_id);
     if (!s)
         return 0;
-    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE)
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
         s->got_headers = true;
+        /* gRFC A6: response headers commit the call; a Trailers-Only answer
+         * (its one HEADERS carries grpc-status, whatever frame ends the
+         * stream after it) does not */
+        if (!s->has_grpc_status)
+            s->committed = true;
+        else if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            /* Trailers-Only: its metadata is the call's trailers */
+            for (size_t i = 0; i < s->nmd; i++)
+                s->md[i].trailer = true;
+    }
     if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         s->eof = true;
     tern_cond_broadcast(&s->cond);
@@ -609,19 +651,20 @@ static void stream_unlink(tern_grpc_stream *s)
     s->prev = s->next = NULL;
 }
 
-static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options *o, tern_ctx *ctx)
+static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options *o, int prev_attempts,
+                   tern_ctx *ctx)
 {
     tern_grpc_channel *ch = gc->ch;
     size_t nmeta = 0;
     if (o && o->metadata)
         while (o->metadata[2 * nmeta])
             nmeta++;
-    size_t cap = 12 + nmeta + (o ? o->n_md : 0);
+    size_t cap = 13 + nmeta + (o ? o->n_md : 0);
     nghttp2_nv *v = calloc(cap, sizeof *v);
     char **owned = calloc(cap, sizeof *owned);
     int rc = v && owned ? 0 : -ENOMEM;
     nva_build b = { v, 0, cap, owned, 0 };
-    char tbuf[24];
+    char tbuf[24], pbuf[16];
     if (rc == 0) {
         v[b.n++] = nv(":method", "POST");
         v[b.n++] = nv(":scheme", gc->https ? "https" : "http");
@@ -637,6 +680,10 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
         if (left >= 0) {
             tern_grpc_timeout_format(left > 0 ? left : 1, tbuf);
             v[b.n++] = nv("grpc-timeout", tbuf);
+        }
+        if (prev_attempts > 0) {
+            snprintf(pbuf, sizeof pbuf, "%d", prev_attempts);
+            v[b.n++] = nv("grpc-previous-rpc-attempts", pbuf);
         }
         for (size_t i = 0; rc == 0 && i < nmeta; i++) {
             const char *val = o->metadata[2 * i + 1];
@@ -679,8 +726,34 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
     return rc;
 }
 
-int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
-                          const tern_grpc_call_options *opts, tern_grpc_stream **out, tern_ctx *ctx)
+/* Pick a connection and open s on it (s then holds the pick's ref). */
+static int pick_and_open(tern_grpc_channel *ch, tern_grpc_stream *s, const tern_grpc_call_options *opts,
+                         int prev_attempts, tern_ctx *ctx)
+{
+    int rc = tern_ctx_err(ctx);
+    for (int attempt = 0; rc == 0; attempt++) {
+        gconn *gc;
+        int why = 0;
+        rc = tern__grpc_channel_pick(ch, opts && opts->wait_for_ready, ctx, &gc, &why);
+        if (rc < 0) {
+            if (rc == -EAGAIN && why)
+                rc = why;
+            break;
+        }
+        rc = open_on(gc, s, opts, prev_attempts, ctx);
+        if (rc == 0)
+            return 0;
+        tern__grpc_conn_unref(gc);
+        if (rc != -EAGAIN || attempt == 3)
+            break;
+        rc = 0;             /* that connection was going away: pick again */
+    }
+    return rc;
+}
+
+int tern__grpc_stream_open_raw(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
+                               const tern_grpc_call_options *opts, int prev_attempts, tern_grpc_stream **out,
+                               tern_ctx *ctx)
 {
     TERN_CHECK_ARG(ch);
     *out = NULL;
@@ -694,33 +767,18 @@ int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
         return -ENOMEM;
     s->m = m;
     s->ctx = ctx;
+    s->pushback_ms = -1;
     s->gzip_out = opts && opts->compression && !strcmp(opts->compression, "gzip");
     s->gzip_opened = s->gzip_out;
     if (opts) {
         s->on_md = opts->on_metadata;
         s->on_md_arg = opts->on_metadata_arg;
     }
-    int rc = tern_ctx_err(ctx);
-    for (int attempt = 0; rc == 0; attempt++) {
-        gconn *gc;
-        int why = 0;
-        rc = tern__grpc_channel_pick(ch, opts && opts->wait_for_ready, ctx, &gc, &why);
-        if (rc < 0) {
-            if (rc == -EAGAIN && why)
-                rc = why;
-            break;
-        }
-        rc = open_on(gc, s, opts, ctx);
-        if (rc == 0) {
-            *out = s;
-            return 0;       /* s holds the pick's ref */
-        }
-        tern__grpc_conn_unref(gc);
-        if (rc != -EAGAIN || attempt == 3)
-            break;
-        rc = 0;             /* that connection was going away: pick again */
+    int rc = pick_and_open(ch, s, opts, prev_attempts, ctx);
+    if (rc == 0) {
+        *out = s;
+        return 0;
     }
-    s->status.code = tern_grpc_errno_to_code(rc);
     free(s);
     return rc;
 }
@@ -752,6 +810,143 @@ static void abort_locked(tern_grpc_stream *s, int err, const char *why)
     s->status.message = why ? strdup(why) : NULL;
 }
 
+/* Whether a failed attempt of s may still be followed by another (as
+ * far as the stream knows: the code is judged when recv sees it). */
+static bool retry_open(const tern_grpc_stream *s)
+{
+    const stream_retry *r = s->retry;
+    return r && !r->overflow && !s->got_msg && !s->committed && r->attempts < r->mc->retry_max &&
+           s->pushback_ms != -2;
+}
+
+int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, const tern__grpc_method_config *mc,
+                                   const tern_grpc_call_options *o)
+{
+    stream_retry *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->ch = ch;
+    r->mc = mc;
+    r->attempts = 1;
+    r->backoff = (double)mc->initial_backoff;
+    size_t nmeta = 0;
+    if (o && o->metadata)
+        while (o->metadata[2 * nmeta])
+            nmeta++;
+    size_t n = nmeta + (o ? o->n_md : 0);
+    r->md = n ? calloc(n, sizeof *r->md) : NULL;
+    int rc = n && !r->md ? -ENOMEM : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *name = i < nmeta ? o->metadata[2 * i] : o->md[i - nmeta].name;
+        const void *val = i < nmeta ? o->metadata[2 * i + 1] : o->md[i - nmeta].value;
+        size_t len = i < nmeta ? (val ? strlen(val) : 0) : o->md[i - nmeta].len;
+        size_t nl = strlen(name);
+        char *p = malloc(nl + 1 + len + 1);
+        if (!p) {
+            rc = -ENOMEM;
+            break;
+        }
+        memcpy(p, name, nl + 1);
+        if (len)
+            memcpy(p + nl + 1, val, len);
+        p[nl + 1 + len] = '\0';
+        r->md[r->nmd++] = (tern_grpc_metadata){ p, p + nl + 1, len };
+    }
+    if (rc < 0) {
+        for (size_t i = 0; i < r->nmd; i++)
+            free((void *)r->md[i].name);
+        free(r->md);
+        free(r);
+        return rc;
+    }
+    r->opts = (tern_grpc_call_options){ .md = r->md, .n_md = r->nmd, .wait_for_ready = o && o->wait_for_ready };
+    s->retry = r;
+    return 0;
+}
+
+static void retry_free(stream_retry *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nmd; i++)
+        free((void *)r->md[i].name);
+    free(r->md);
+    tern__growbuf_free(&r->replay);
+    free(r);
+}
+
+/* Without mu, after recv saw this attempt fail with rc: wait out the
+ * backoff (or the server's pushback) and open the next attempt on s,
+ * replaying what was sent.  0: recv may go on; <0: the failure stands. */
+static int stream_retry_attempt(tern_grpc_stream *s, int rc)
+{
+    stream_retry *r = s->retry;
+    bool retryable = (unsigned)s->status.code <= 16 && (r->mc->retryable & (1u << s->status.code));
+    if (retryable || s->pushback_ms >= 0)
+        tern__grpc_throttle_record(r->ch->svc, true);
+    if (!retryable || !retry_open(s) || tern_ctx_err(s->ctx) || !tern__grpc_throttle_allow(r->ch->svc))
+        return rc;
+    int64_t wait;
+    if (s->pushback_ms >= 0) {
+        wait = s->pushback_ms * 1000000;
+    } else {
+        wait = (int64_t)(tern__rand01() * r->backoff);
+        r->backoff *= r->mc->multiplier;
+        if (r->backoff > (double)r->mc->max_backoff)
+            r->backoff = (double)r->mc->max_backoff;
+    }
+    if (tern_ctx_sleep(wait, s->ctx) < 0)
+        return rc;
+    /* leave the old attempt's connection (keeping its ref until the new
+     * one is open: s must always have a connection for free) */
+    gconn *old = s->gc;
+    tern_mutex_lock(&old->mu);
+    if (!s->closed && !atomic_load(&old->dead)) {
+        if (!s->eof)
+            nghttp2_submit_rst_stream(old->sess, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        nghttp2_session_set_stream_user_data(old->sess, s->id, NULL);
+        wake_writer(old);
+    }
+    stream_unlink(s);
+    tern_mutex_unlock(&old->mu);
+    /* a fresh response side; the request side restarts from the replay */
+    for (size_t i = 0; i < s->nmd; i++)
+        free(s->md[i].name);
+    free(s->grpc_message);
+    free(s->status.message);
+    s->in.len = s->in_off = s->unconsumed = 0;
+    s->http_status = 0;
+    s->got_headers = s->eof = s->closed = s->resp_gzip = s->bad_encoding = s->has_grpc_status = false;
+    s->rst = 0;
+    s->grpc_status = 0;
+    s->grpc_message = NULL;
+    s->nmd = s->md_told = 0;
+    s->done = false;
+    s->result = 0;
+    s->status = (tern_grpc_status){ 0 };
+    s->pushback_ms = -1;
+    s->deferred = false;
+    s->out.len = s->out_off = 0;
+    int orc = tern__growbuf_append(&s->out, r->replay.p, r->replay.len);
+    s->gc = NULL;
+    if (orc == 0)
+        orc = pick_and_open(r->ch, s, &r->opts, r->attempts, s->ctx);
+    if (orc == 0) {
+        r->attempts++;
+        tern__grpc_cc_set_attempts(s->cc, r->attempts);
+        atomic_fetch_sub(&old->load, 1);
+        tern__grpc_conn_unref(old);
+        return 0;
+    }
+    /* no new attempt: the stream ends here, on its old connection */
+    s->gc = old;
+    s->closed = s->done = true;
+    s->result = orc;
+    s->status.code = tern_grpc_errno_to_code(orc);
+    s->status.message = strdup(tern_strerror(orc));
+    return orc;
+}
+
 int tern_grpc_stream_send(tern_grpc_stream *s, const ProtobufCMessage *msg, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(s);
@@ -761,12 +956,24 @@ int tern_grpc_stream_send(tern_grpc_stream *s, const ProtobufCMessage *msg, tern
     tern_mutex_lock(&gc->mu);
     int rc = 0;
     for (;;) {
-        if (s->done) {
-            rc = s->result < 0 ? s->result : -EPIPE;
-            break;
-        }
         if (s->out_eof) {
             rc = -EPIPE;
+            break;
+        }
+        if ((s->done || s->closed || s->eof) && retry_open(s)) {
+            /* this attempt is over but another may come: the message
+             * waits in the replay buffer for it */
+            size_t at = s->retry->replay.len;
+            rc = tern__grpc_pack(msg, s->gzip_out, 0, &s->retry->replay, &s->zbuf);
+            if (rc == 0 && s->retry->replay.len > REPLAY_MAX)
+                s->retry->overflow = true;
+            else if (rc < 0)
+                s->retry->replay.len = at;
+            tern_mutex_unlock(&gc->mu);
+            return rc;
+        }
+        if (s->done) {
+            rc = s->result < 0 ? s->result : -EPIPE;
             break;
         }
         if (s->closed || s->eof) {
@@ -790,7 +997,15 @@ int tern_grpc_stream_send(tern_grpc_stream *s, const ProtobufCMessage *msg, tern
             s->out.len -= s->out_off;
             s->out_off = 0;
         }
+        size_t at = s->out.len;
         rc = tern__grpc_pack(msg, s->gzip_out, 0, &s->out, &s->zbuf);
+        if (rc == 0 && s->retry && !s->retry->overflow) {
+            if (s->retry->replay.len + (s->out.len - at) > REPLAY_MAX ||
+                tern__growbuf_append(&s->retry->replay, s->out.p + at, s->out.len - at) < 0) {
+                s->retry->overflow = true;      /* committed: no retry can replay it */
+                tern__growbuf_free(&s->retry->replay);
+            }
+        }
         if (rc == 0 && s->deferred) {
             s->deferred = false;
             nghttp2_session_resume_data(gc->sess, s->id);
@@ -911,10 +1126,21 @@ static void tell_md(tern_grpc_stream *s, size_t upto)
     }
 }
 
+/* recv found the response bad after the wire had finished with it: the
+ * call ends here, so its interceptors hear of it now */
+static int recv_failed(tern_grpc_stream *s, int rc)
+{
+    if (s->cc)
+        tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
+                             s->status.message);
+    return rc;
+}
+
 int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(s);
     *out = NULL;
+again:;
     gconn *gc = s->gc;
     size_t max = gc->ch->max_recv;
     int rc;
@@ -968,15 +1194,23 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
     tern_mutex_unlock(&gc->mu);
     if (s->on_md)
         tell_md(s, nmd);
-    if (rc != 1)
+    if (rc < 0 && s->retry && !s->retry->overflow && stream_retry_attempt(s, rc) == 0)
+        goto again;
+    if (rc == 0 && s->retry)
+        tern__grpc_throttle_record(s->retry->ch->svc, false);
+    if (rc != 1) {
+        if (s->cc)
+            tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
+                                 s->status.message);
         return rc;
+    }
     const uint8_t *p = (const uint8_t *)s->msg.p;
     if (z) {
         if (!resp_gzip) {
             tern_mutex_lock(&gc->mu);
             abort_locked(s, -EPROTO, "compressed message without grpc-encoding");
             tern_mutex_unlock(&gc->mu);
-            return -EPROTO;
+            return recv_failed(s, -EPROTO);
         }
         s->zbuf.len = 0;
         rc = tern__grpc_gunzip(p, len, max, &s->zbuf);
@@ -987,7 +1221,7 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
                 s->result = -EMSGSIZE;
             rc = s->result;
             tern_mutex_unlock(&gc->mu);
-            return rc;
+            return recv_failed(s, rc);
         }
         p = (const uint8_t *)s->zbuf.p;
         len = (uint32_t)s->zbuf.len;
@@ -1005,9 +1239,10 @@ int tern_grpc_stream_recv(tern_grpc_stream *s, ProtobufCMessage **out, tern_ctx 
         tern_mutex_lock(&gc->mu);
         abort_locked(s, -EPROTO, "could not decode the response message");
         tern_mutex_unlock(&gc->mu);
-        return -EPROTO;
+        return recv_failed(s, -EPROTO);
     }
     *out = m;
+    s->got_msg = true;
     return 1;
 }
 
@@ -1033,6 +1268,12 @@ void tern_grpc_stream_free(tern_grpc_stream *s)
     tern_mutex_unlock(&gc->mu);
     atomic_fetch_sub(&gc->load, 1);
     tern__grpc_conn_unref(gc);
+    retry_free(s->retry);
+    if (s->cc) {
+        /* freed before its end was seen: the caller gave up on it */
+        tern__grpc_cc_finish(s->cc, TERN_GRPC_CANCELLED, "the stream was freed before it ended");
+        tern__grpc_cc_free(s->cc);
+    }
     for (size_t i = 0; i < s->nmd; i++)
         free(s->md[i].name);
     free(s->grpc_message);
@@ -1062,16 +1303,23 @@ static void copy_status(tern_grpc_status *dst, const tern_grpc_status *src)
     dst->message = src->message ? strdup(src->message) : NULL;
 }
 
-int tern_grpc_unary(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
-                    ProtobufCMessage **resp, const tern_grpc_call_options *opts, tern_grpc_status *status,
-                    tern_ctx *ctx)
+void tern__grpc_stream_attach(tern_grpc_stream *s, tern_grpc_client_call *cc)
+{
+    s->cc = cc;
+}
+
+int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                             ProtobufCMessage **resp, const tern_grpc_call_options *opts, int prev_attempts,
+                             tern_grpc_status *status, tern__grpc_attempt_info *ai, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(ch);
     *resp = NULL;
     if (status)
         *status = (tern_grpc_status){ 0 };
+    if (ai)
+        *ai = (tern__grpc_attempt_info){ .pushback_ms = -1 };
     tern_grpc_stream *s;
-    int rc = tern_grpc_stream_open(ch, m, opts, &s, ctx);
+    int rc = tern__grpc_stream_open_raw(ch, m, opts, prev_attempts, &s, ctx);
     if (rc < 0) {
         if (status) {
             status->code = tern_grpc_errno_to_code(rc);
@@ -1105,6 +1353,10 @@ int tern_grpc_unary(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const
     if (rc < 0 && s->status.code == TERN_GRPC_OK)
         s->status.code = tern_grpc_errno_to_code(rc);
     copy_status(status, &s->status);
+    if (ai) {
+        ai->pushback_ms = s->pushback_ms;
+        ai->committed = s->got_msg || s->committed;
+    }
     tern_grpc_stream_free(s);
     return rc;
 }

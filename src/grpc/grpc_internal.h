@@ -9,6 +9,10 @@
  *               balancing, backoff
  *   conn.c      one client HTTP/2 connection on nghttp2 (reader, writer)
  *   stream.c    tern_grpc_stream and tern_grpc_unary on a connection
+ *   intercept.c the client interceptor chain (tern_grpc_unary and
+ *               tern_grpc_stream_open start there)
+ *   svcconfig.c the JSON service config; retryThrottling's tokens
+ *   retry.c     a unary call's timeout, retries and hedging
  *
  * Messages on the wire (gRPC over HTTP/2, PROTOCOL-HTTP2.md): each is
  * a 1-byte compressed flag, a 4-byte big-endian length, then the bytes.
@@ -116,6 +120,9 @@ struct tern_grpc_channel {
     void *resolver_state;
     tern_waitgroup conns;           /* connections not yet freed */
     bool closing;
+    tern_grpc_client_interceptor *icepts;   /* copied from the options */
+    size_t nicepts;
+    struct tern__grpc_svc_config *svc;      /* NULL: no service config */
 };
 
 /* client.c: a connection */
@@ -135,5 +142,70 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
                             int *why);
 /* A connection died: its subchannel goes back to IDLE. */
 void tern__grpc_channel_conn_lost(subch *sc, gconn *gc);
+
+/* ---- client calls: interceptors (intercept.c), attempts (client.c),
+ * the service config, retries and hedging (svcconfig.c, retry.c) ---- */
+
+/* What one attempt learned beyond its status. */
+typedef struct tern__grpc_attempt_info {
+    int64_t pushback_ms;            /* grpc-retry-pushback-ms: -1 none, -2 invalid ("do not retry") */
+    bool committed;                 /* response headers (not Trailers-Only) or a message arrived */
+} tern__grpc_attempt_info;
+
+/* client.c: a stream without interceptors (prev_attempts > 0 sends
+ * grpc-previous-rpc-attempts), and one unary attempt (status filled as
+ * tern_grpc_unary's; ai may be NULL). */
+int tern__grpc_stream_open_raw(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
+                               const tern_grpc_call_options *opts, int prev_attempts, tern_grpc_stream **out,
+                               tern_ctx *ctx);
+int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                             ProtobufCMessage **resp, const tern_grpc_call_options *opts, int prev_attempts,
+                             tern_grpc_status *status, tern__grpc_attempt_info *ai, tern_ctx *ctx);
+/* The stream owns cc from now on: told of its end, freed with it. */
+void tern__grpc_stream_attach(tern_grpc_stream *s, tern_grpc_client_call *cc);
+
+/* intercept.c: the call has ended (first call wins; runs the done
+ * callbacks), and its memory. */
+void tern__grpc_cc_finish(tern_grpc_client_call *cc, tern_grpc_code code, const char *message);
+void tern__grpc_cc_free(tern_grpc_client_call *cc);
+/* A stream's retry made another attempt (NULL cc: no-op). */
+void tern__grpc_cc_set_attempts(tern_grpc_client_call *cc, int n);
+
+/* svcconfig.c: one methodConfig, resolved for a method. */
+typedef struct tern__grpc_method_config {
+    int64_t timeout;                /* ns; 0: none */
+    int retry_max;                  /* maxAttempts of retryPolicy (2..5); 0: no retries */
+    int64_t initial_backoff, max_backoff;
+    double multiplier;
+    uint32_t retryable;             /* bit per code */
+    int hedge_max;                  /* maxAttempts of hedgingPolicy (2..5); 0: no hedging */
+    int64_t hedge_delay;
+    uint32_t non_fatal;             /* bit per code */
+} tern__grpc_method_config;
+
+typedef struct tern__grpc_svc_config tern__grpc_svc_config;
+/* Parse gRPC's JSON service config.  0, -EINVAL with err, -ENOMEM. */
+int tern__grpc_svc_config_parse(const char *json, tern__grpc_svc_config **out, char *err, size_t errlen);
+void tern__grpc_svc_config_free(tern__grpc_svc_config *c);
+/* The config for "/pkg.Svc/Method" (exact method, else the service's,
+ * else the default with an empty name), or NULL. */
+const tern__grpc_method_config *tern__grpc_svc_config_find(const tern__grpc_svc_config *c, const char *path);
+/* retryThrottling (A6): whether a retry or hedge may go out (tokens above
+ * half), and an attempt's outcome (a failure with a retryable/non-fatal
+ * code takes a token, success gives tokenRatio back).  Always true / no-op
+ * without retryThrottling. */
+bool tern__grpc_throttle_allow(tern__grpc_svc_config *c);
+void tern__grpc_throttle_record(tern__grpc_svc_config *c, bool failure);
+
+/* client.c: put stream s under mc's retryPolicy (o copied): retried
+ * until committed, its request messages replayed.  0, -ENOMEM. */
+int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, const tern__grpc_method_config *mc,
+                                   const tern_grpc_call_options *o);
+
+/* retry.c: a unary call under its method config (timeout, retries or
+ * hedging); the attempts are counted in *attempts. */
+int tern__grpc_unary_policy(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, const tern_grpc_call_options *opts,
+                            tern_grpc_status *status, int *attempts, tern_ctx *ctx);
 
 #endif

@@ -13,7 +13,7 @@
  * that HEADERS, DATA and the trailers leave together, a streaming one is
  * flushed per message.  The status goes in the trailers, or, when the
  * call fails before any message was sent, in the only HEADERS frame
- * (trailers-only).
+ * (trailers-only, the handler's trailers with it).
  *
  * The call's ctx is the request's ctx (cancelled by RST_STREAM or the
  * connection's end) with grpc-timeout's deadline, installed as the
@@ -59,6 +59,8 @@ struct tern_grpc_server {
     bool serving;
 };
 
+#define MAX_USER_TRAILERS 32
+
 struct tern_grpc_call {
     tern_grpc_server *srv;
     const method_slot *ms;
@@ -88,7 +90,11 @@ struct tern_grpc_call {
     tern_grpc_metadata *md;
     size_t nmd;
     bool md_done;
-    bool user_trailers;             /* the handler added trailers */
+    /* the handler's trailers, kept until the end: in the trailers after
+     * messages, or in the one HEADERS of a Trailers-Only answer (a client
+     * retries only those, gRFC A6, pushback included) */
+    const char *trailer_kv[2 * MAX_USER_TRAILERS];    /* in the request's memory */
+    size_t ntrailers;
 };
 
 static uint64_t hash_path(const char *p, size_t n)
@@ -307,6 +313,15 @@ tern_ctx *tern_grpc_call_ctx(tern_grpc_call *call)
     return call->ctx;
 }
 
+int tern_grpc_call_set_ctx(tern_grpc_call *call, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(call);
+    if (!ctx)
+        return -EINVAL;
+    call->ctx = ctx;
+    return 0;
+}
+
 void *tern_grpc_call_alloc(tern_grpc_call *call, size_t n)
 {
     TERN_CHECK_ARG(call);
@@ -495,7 +510,10 @@ static int resp_header(tern_grpc_call *call, const char *name, const void *value
 {
     size_t nl = strlen(name);
     char lname[128];
-    bool details = trailer && !strcasecmp(name, "grpc-status-details-bin");
+    /* two reserved trailers are the application's to send: richer errors,
+     * and gRFC A6's pushback (how long a client should wait to retry) */
+    bool details = trailer && (!strcasecmp(name, "grpc-status-details-bin") ||
+                               !strcasecmp(name, "grpc-retry-pushback-ms"));
     if (!tern__grpc_md_name_ok(name) || nl >= sizeof lname || (tern__grpc_md_reserved(name) && !details))
         return -EINVAL;
     for (size_t i = 0; i <= nl; i++)
@@ -510,10 +528,19 @@ static int resp_header(tern_grpc_call *call, const char *name, const void *value
     } else if (!v || !tern__grpc_md_value_ok(v, strlen(v))) {
         return -EINVAL;
     }
-    if (trailer)
-        call->user_trailers = true;
-    return trailer ? tern_http_resp_set_trailer(call->w, lname, v)
-                   : tern_http_resp_add_header(call->w, lname, v);
+    if (!trailer)
+        return tern_http_resp_add_header(call->w, lname, v);
+    if (call->ntrailers == MAX_USER_TRAILERS)
+        return -ENOSPC;
+    const char *n = tern_http_req_strdup(call->r, lname);
+    if (v == value)     /* the caller's text: copied (a -bin value is already in the request's memory) */
+        v = n ? tern_http_req_strdup(call->r, v) : NULL;
+    if (!n || !v)
+        return -ENOMEM;
+    call->trailer_kv[2 * call->ntrailers] = n;
+    call->trailer_kv[2 * call->ntrailers + 1] = v;
+    call->ntrailers++;
+    return 0;
 }
 
 int tern_grpc_call_add_header(tern_grpc_call *call, const char *name, const void *value, size_t len)
@@ -693,15 +720,19 @@ static void finish(tern_grpc_call *call)
     char *enc = NULL;
     if (call->message && *call->message && code != TERN_GRPC_OK)
         enc = tern_grpc_message_encode(call->message);
-    if (!call->sent && !call->user_trailers) {
+    if (!call->sent) {
         /* trailers-only: one HEADERS frame that ends the stream */
         tern_http_resp_set_header(call->w, "grpc-status", num);
         if (enc)
             tern_http_resp_set_header(call->w, "grpc-message", enc);
+        for (size_t i = 0; i < call->ntrailers; i++)
+            tern_http_resp_add_header(call->w, call->trailer_kv[2 * i], call->trailer_kv[2 * i + 1]);
     } else {
         tern_http_resp_set_trailer(call->w, "grpc-status", num);
         if (enc)
             tern_http_resp_set_trailer(call->w, "grpc-message", enc);
+        for (size_t i = 0; i < call->ntrailers; i++)
+            tern_http_resp_set_trailer(call->w, call->trailer_kv[2 * i], call->trailer_kv[2 * i + 1]);
     }
     free(enc);
 }

@@ -8,7 +8,9 @@
 
 The service (both sides implement it the same way, see grpc_test.proto):
 Unary echoes "hello <name>" and the request's pad, fails with req.code and
-req.message when code is set, sleeps sleep_ms first; metadata whose name starts
+req.message when code is set, sleeps sleep_ms first (a name "flaky..." fails
+its first count calls with UNAVAILABLE, "slowfirst..." holds its first call
+count ms: retries and hedging); metadata whose name starts
 with "x-" comes back as headers and, with "-t" inserted, trailers; "x-compress:
 gzip" asks for compressed responses.  ServerStream sends count messages
 (index 0..), sleeping sleep_ms between them.  ClientStream joins the names with
@@ -48,9 +50,26 @@ def want_gzip(context):
             context.set_compression(grpc.Compression.Gzip)
 
 
+_calls = {}
+_calls_lock = threading.Lock()
+
+
+def _nth_call(name):
+    """How many calls named name this server has seen, this one included."""
+    with _calls_lock:
+        _calls[name] = _calls.get(name, 0) + 1
+        return _calls[name]
+
+
 def unary(req, context):
     echo_md(context)
     want_gzip(context)
+    # retries and hedging (test_grpc_retry): "flaky*" fails its first count calls
+    # with UNAVAILABLE; "slowfirst*" holds its first call for count ms
+    if req.name.startswith("flaky") and _nth_call(req.name) <= req.count:
+        context.abort(grpc.StatusCode.UNAVAILABLE, "flaky")
+    if req.name.startswith("slowfirst") and _nth_call(req.name) == 1:
+        time.sleep(req.count / 1000)
     if req.sleep_ms:
         time.sleep(req.sleep_ms / 1000)
     if req.code:
