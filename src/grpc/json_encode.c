@@ -67,11 +67,15 @@ static json_t *i64_json(int64_t v)
 
 static json_t *bytes_json(const ProtobufCBinaryData *bd)
 {
+    if (bd->len == 0)
+        return json_string("");
     size_t cap = (bd->len + 2) / 3 * 4 + 1;
-    char stack[256], *b = cap <= sizeof stack ? stack : malloc(cap);
+    /* zeroed: aarch64's gcc 12 cannot see that the encoder fills what
+     * json_stringn reads (-Wmaybe-uninitialized) */
+    char stack[256] = {0}, *b = cap <= sizeof stack ? stack : malloc(cap);
     if (!b)
         return NULL;
-    size_t n = bd->len ? tern__grpc_b64_encode(bd->data, bd->len, b) : 0;
+    size_t n = tern__grpc_b64_encode(bd->data, bd->len, b);
     while (n % 4)                   /* the mapping wants RFC 4648's padding; gRPC's encoder omits it */
         b[n++] = '=';
     json_t *j = json_stringn(b, n);
