@@ -227,6 +227,12 @@ void tern__gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int st
 
 /* Forward r to up (the route's settings), writing the answer to w. */
 int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const tern__gw_fwd *fwd);
+/* tunnel.c: Upgrade pass-through (HTTP/1.1 upstreams): whether r asks for
+ * one, and the exchange, with the proxied headers (name, value, ..., NULL)
+ * and the upstream's target. */
+bool tern__gw_wants_upgrade(tern_http_req *r);
+int tern__gw_tunnel(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const char *const *headers,
+                    const char *target);
 /* The upstream's client for its protocol. */
 tern_http_client *tern__gw_client(gw_upstream *up);
 

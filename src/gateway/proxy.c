@@ -17,8 +17,10 @@
  * chunked ones stream through the HTTP client's body reader, a 64 KiB
  * piece at a time, so a 1 GiB upload costs the gateway two buffers.  Such
  * a request is retried only if it failed before its body was touched
- * (a refused connection).  h2c upstreams take bodies from memory (the
- * HTTP/2 client does not stream request bodies yet).
+ * (a refused connection).
+ *
+ * A request to switch protocols (Upgrade: websocket) on an HTTP/1.1
+ * upstream goes through tunnel.c instead, on a connection of its own.
  *
  * Each try: the breaker's permission, a balancer pick (by the route's
  * hash key for ring_hash / maglev), a deadline of the route's timeout,
@@ -346,6 +348,8 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
     char *target = tern__gw_upstream_target(rt, r);
     if (!target)
         return -ENOMEM;
+    if (up->proto == GW_HTTP1 && tern__gw_wants_upgrade(r))
+        return tern__gw_tunnel(rt, up, r, w, req.headers, target);
     int64_t timeout = rt->timeout ? rt->timeout : up->timeout ? up->timeout : GW_DEFAULT_TIMEOUT;
     int attempts = idempotent(req.method) ? rt->attempts : 1;
     size_t keylen = 0;
