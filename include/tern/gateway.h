@@ -33,6 +33,8 @@
  *                                  # ring_hash, maglev (hash_key: header:X)
  *       timeout: 5s                # per try; a route's own wins
  *       health_check: {path: /readyz, interval: 5s}
+ *       # or {grpc: true} (grpc.health.v1 Check, the whole server)
+ *       #  | {grpc_service: shop.catalog.v1.Catalog} (one service)
  *       breaker: {failure_ratio: 0.5, min_calls: 20, open_for: 5s}
  *   routes:
  *     - name: products             # metrics label; default: the path
