@@ -383,6 +383,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
             tern_metrics_histogram_observe(up->latency, (double)head_ns / 1e9);
         if (rc < 0) {
             bool local = tern_ctx_err(rctx) != 0 || src.err != 0 || rc == -ENOMEM;
+            tern__gw_epm_observe(g->gw, up, pick.addr, head_ns, !local);
             tern_balancer_done(up->lb, &pick, head_ns, local ? TERN_LB_LOCAL : TERN_LB_FAILED);
             if (up->breaker)
                 tern_breaker_record(up->breaker, ticket, local);
@@ -398,6 +399,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
         }
         int status = tern_http_client_response_status(resp);
         bool failed = status >= 500;
+        tern__gw_epm_observe(g->gw, up, pick.addr, head_ns, failed);
         if (failed && retry_status(rt, status) && attempt + 1 < attempts && replayable &&
             tern_retry_budget_try_withdraw(up->budget) == 0) {
             tern_http_client_response_free(resp);

@@ -241,6 +241,7 @@ int tern__gw_tunnel(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_r
     bool failed = rc < 0 || h.status >= 500;
     if (picked) {
         bool local = rc < 0 && tern_ctx_err(rctx) != 0;
+        tern__gw_epm_observe(gw, up, pick.addr, head_ns, failed && !local);
         tern_balancer_done(up->lb, &pick, head_ns, local ? TERN_LB_LOCAL : failed ? TERN_LB_FAILED : TERN_LB_OK);
         if (up->latency)
             tern_metrics_histogram_observe(up->latency, (double)head_ns / 1e9);
