@@ -85,7 +85,7 @@ static ssize_t read_body(void *buf, size_t n, void *arg)
 }
 
 /* How the body goes: set req's body fields.  0, or the client's error. */
-static int plan_body(gw_upstream *up, tern_http_req *r, tern_http_client_request *req, body_src *src,
+static int plan_body(tern_http_req *r, tern_http_client_request *req, body_src *src,
                      bool *replayable)
 {
     int64_t cl = tern_http_req_content_length(r);
@@ -95,7 +95,7 @@ static int plan_body(gw_upstream *up, tern_http_req *r, tern_http_client_request
     bool h1 = strcmp(tern_http_req_proto(r), "HTTP/2") != 0;
     if (cl < 0 && h1 && !tern_http_req_header(r, "Transfer-Encoding"))
         return 0;               /* HTTP/1.x without framing: no body */
-    if ((cl > 0 && cl <= GW_BUFFER_FOR_RETRY) || up->proto == GW_H2C) {
+    if (cl > 0 && cl <= GW_BUFFER_FOR_RETRY) {
         const char *data;
         size_t len;
         int rc = tern_http_req_body(r, &data, &len);
@@ -340,7 +340,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
     tern_http_client_request req = {.method = tern_http_req_method(r)};
     body_src src = {0};
     bool replayable;
-    int rc = plan_body(up, r, &req, &src, &replayable);
+    int rc = plan_body(r, &req, &src, &replayable);
     if (rc < 0)
         return rc;              /* the client's body: 400 / 408 / 413 */
     if (!(req.headers = build_headers(g, r, fwd, traced)))

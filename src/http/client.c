@@ -296,8 +296,6 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, hc_hop *h
     TERN_ASSERT(r->lease.conn == NULL && r->h2 == NULL);    /* the last hop's lease is back */
     r->is_h2 = false;
     bool tls = strcasecmp(hop->u.scheme, "https") == 0;
-    if (hop->body_read && (c->h2c && !tls))
-        return -ENOTSUP;        /* the HTTP/2 side sends bodies from memory only */
     if (c->h2c && !tls)         /* h2c: cleartext only */
         return tern__h2c_exchange(c, r, hop, NULL);
     /* https: an origin not known to speak HTTP/1.1 goes to the HTTP/2
