@@ -181,7 +181,10 @@ typedef struct tern_http_client_request {
     const char *url;            /* "http://host[:port]/path?query" */
     const char *const *headers; /* NULL or NULL-terminated: name, value,
                                    name, value, ...  "Host" and
-                                   "User-Agent" replace tern's own */
+                                   "User-Agent" replace tern's own
+                                   (over HTTP/2 Host becomes
+                                   :authority), so a proxy can pass
+                                   its client's Host on */
     const void *body;           /* sent with Content-Length (also when
                                    body_len is 0 and body is not NULL;
                                    POST, PUT and PATCH without a body send
