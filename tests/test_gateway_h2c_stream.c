@@ -75,7 +75,8 @@ static int body_main(void *arg)
     upload(&s, false);
     long after = rss_bytes();
     fprintf(stderr, "   rss before %ld KiB, after 2 x 64 MiB up over h2c %ld KiB\n", before >> 10, after >> 10);
-    CHECK(after - before < RSS_SLACK);
+    if (!getenv("TERN_TEST_NO_RSS"))    /* sanitizers' shadow memory grows with traffic */
+        CHECK(after - before < RSS_SLACK);
     gw_stop(&s);
     upstream_stop(&A);
     return 0;
