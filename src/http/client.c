@@ -150,11 +150,12 @@ static bool has_header(const char *const *h, const char *name)
     return false;
 }
 
-/* Credentials meant for one origin are not handed to another. */
+/* Credentials meant for one origin are not handed to another, nor is a
+ * Host the caller gave (it names the first origin). */
 static bool origin_bound(const char *name)
 {
     return strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Proxy-Authorization") == 0 ||
-           strcasecmp(name, "Cookie") == 0;
+           strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Host") == 0;
 }
 
 typedef tern__hc_hop hc_hop;
@@ -165,7 +166,7 @@ static int build_head(tern_http_client *c, const hc_hop *hop, strbuf *b)
     put(b, " ", 1);
     put(b, hop->u.path, hop->u.path_len);
     put(b, " HTTP/1.1\r\n", 11);
-    if (!has_header(hop->headers, "Host")) {
+    if (hop->cross_origin || !has_header(hop->headers, "Host")) {   /* a caller's Host names the first origin */
         /* RFC 9110 7.2: the port may be left out when it is the default */
         bool v6 = strchr(hop->u.host, ':') != NULL;
         put(b, "Host: ", 6);

@@ -75,9 +75,9 @@ static int build_headers(tern_http_client *c, const tern__hc_hop *hop, h2c_heade
         snprintf(hb->authority, sizeof hb->authority, v6 ? "[%s]" : "%s", u->host);
         authority = hb->authority;
     }
-    for (const char *const *h = hop->headers; h && h[0]; h += 2)
+    for (const char *const *h = hop->headers; h && h[0] && !hop->cross_origin; h += 2)
         if (strcasecmp(h[0], "Host") == 0)
-            authority = h[1];
+            authority = h[1];   /* the first origin's name: not another's after a redirect */
     size_t n = 0;
     hb->nva[n++] = NV_LIT(":method", hop->method, strlen(hop->method));
     hb->nva[n++] = NV_LIT(":scheme", u->scheme, strlen(u->scheme));
