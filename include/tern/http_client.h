@@ -184,7 +184,10 @@ typedef struct tern_http_client_request {
                                    "User-Agent" replace tern's own
                                    (over HTTP/2 Host becomes
                                    :authority), so a proxy can pass
-                                   its client's Host on */
+                                   its client's Host on; a redirect to
+                                   another origin drops Host,
+                                   Authorization, Proxy-Authorization
+                                   and Cookie */
     const void *body;           /* sent with Content-Length (also when
                                    body_len is 0 and body is not NULL;
                                    POST, PUT and PATCH without a body send
