@@ -87,7 +87,7 @@ test-aarch64: deps
 # Each keeps what it finds in $(FUZZ_BUILD)/corpus/<name>.
 FUZZ_SECONDS ?= 600
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS := http_parse http_response http_chunked http_url http_json config_json log_format h2_client h2_server http_client nats_parse grpc_wire grpc_desc grpc_json jwt
+FUZZ_TARGETS := http_parse http_response http_chunked http_url http_json config_json log_format h2_client h2_server http_client nats_parse grpc_wire grpc_desc grpc_json jwt yaml
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DTERN_FUZZ=ON -DTERN_BENCH=OFF >/dev/null
 	@cmake --build $(FUZZ_BUILD) --target $(addprefix fuzz_,$(FUZZ_TARGETS)) -j $(JOBS)

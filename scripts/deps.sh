@@ -8,7 +8,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
       libjansson-dev libyaml-dev zlib1g-dev libssl-dev libnghttp2-dev openssl curl
-      python3 python3-h2 nghttp2-client nghttp2-server sslscan prometheus doxygen
+      python3 python3-h2 python3-websockets nghttp2-client nghttp2-server sslscan prometheus doxygen
       libpq-dev postgresql libhiredis-dev redis-server libsqlite3-dev sqlite3
       protobuf-compiler libprotobuf-dev libprotoc-dev protobuf-c-compiler libprotobuf-c-dev
       protobuf-compiler-grpc grpc-proto python3-grpcio python3-protobuf python3-jwt

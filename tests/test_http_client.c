@@ -677,11 +677,12 @@ static int redirect_main(void *arg)
     CHECK(strcmp(b, "POST /echo abc") == 0);
     tern_http_client_response_free(r);
 
-    /* credentials do not follow a redirect to another host:port */
+    /* credentials (and a Host the caller gave) do not follow a redirect to another host:port */
     srv s2;
     srv_start(&s2, serve_redirects);
     snprintf(away_url, sizeof away_url, "%s/echo", s2.base);
-    const char *const auth[] = {"Authorization", "Bearer x", "Cookie", "a=1", "X-Keep", "1", NULL};
+    const char *const auth[] = {"Authorization", "Bearer x", "Cookie", "a=1", "X-Keep", "1", "Host", "site.example",
+                                NULL};
     req = (tern_http_client_request){.url = url_of(&s, "/r1"), .headers = auth};
     CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), 0);
     tern_http_client_response_free(r);
@@ -693,6 +694,10 @@ static int redirect_main(void *arg)
     CHECK(strstr(last_head(&s2), "GET /echo HTTP/1.1\r\n") == last_head(&s2));
     CHECK(strstr(last_head(&s2), "\r\nX-Keep: 1\r\n"));
     CHECK(!strcasestr(last_head(&s2), "Authorization") && !strcasestr(last_head(&s2), "Cookie"));
+    CHECK(strstr(last_head(&s), "\r\nHost: site.example\r\n"));
+    char host2[96];
+    snprintf(host2, sizeof host2, "\r\nHost: %s\r\n", s2.base + strlen("http://"));
+    CHECK(strstr(last_head(&s2), host2) && !strstr(last_head(&s2), "site.example"));
     tern_http_client_free(c);
     srv_stop(&s2);
 

@@ -151,7 +151,10 @@ typedef enum tern_lb_outcome {
 void tern_balancer_done(tern_balancer *b, tern_lb_pick *p, int64_t latency, tern_lb_outcome outcome);
 
 /* Active health checks: every interval each endpoint gets
- * GET http(s)://<addr><path>, healthy on a 2xx within the timeout.
+ * GET http(s)://<addr><path>, healthy on a 2xx within the timeout; or,
+ * with grpc, gRPC's health protocol (grpc.health.v1.Health/Check for
+ * grpc_service, "" or NULL: the server as a whole) over HTTP/2 (h2c, or
+ * h2 with tls), healthy on grpc-status 0 with status SERVING.
  * unhealthy_threshold failures in a row take it out of the picks,
  * healthy_threshold passes in a row bring it back (hysteresis, so a
  * flapping endpoint does not flap the set).  A new endpoint counts as
@@ -165,10 +168,13 @@ typedef struct tern_lb_health_options {
     int64_t timeout;            /* ns per check; 0: 1 s */
     int unhealthy_threshold;    /* 0: 3 */
     int healthy_threshold;      /* 0: 2 */
+    bool grpc;                  /* gRPC health instead of GET path (path unused) */
+    const char *grpc_service;   /* the service asked about; NULL: ""; copied */
 } tern_lb_health_options;
 
 /* Start checking (a coroutine per balancer, a check per endpoint at once).
- * -EINVAL (no path, one not starting with '/', negative values), -EBUSY if
+ * -EINVAL (HTTP: no path, one not starting with '/'; gRPC: a service name
+ * over 200 bytes; negative values), -EBUSY if
  * already started, -ENOMEM.  From a coroutine; stopped by
  * tern_balancer_free. */
 int tern_balancer_health_start(tern_balancer *b, const tern_lb_health_options *o);

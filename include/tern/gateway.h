@@ -32,7 +32,9 @@
  *       policy: p2c                # p2c, round_robin, weighted_round_robin,
  *                                  # ring_hash, maglev (hash_key: header:X)
  *       timeout: 5s                # per try; a route's own wins
- *       health_check: {path: /readyz, interval: 5s}
+ *       health_check: {path: /readyz, interval: 5s}   # GET, a 2xx passes
+ *       # or {grpc: true} (grpc.health.v1 Check, the whole server)
+ *       #  | {grpc_service: shop.catalog.v1.Catalog} (one service)
  *       breaker: {failure_ratio: 0.5, min_calls: 20, open_for: 5s}
  *   routes:
  *     - name: products             # metrics label; default: the path
@@ -44,6 +46,8 @@
  *       rewrite: {strip_prefix: "/api"}     # or path: "/v1/products/:id"
  *       timeout: 2s
  *       retries: {attempts: 2, on: [connect, 502, 503, 504]}  # idempotent
+ *                                  # attempts: tries in all, the first
+ *                                  # included (1-5; 2 = one retry)
  *                                  # methods only, within a 20% budget
  *       auth: required             # required, optional, none (default)
  *       ratelimit: {key: "claim:sub", rate: 100, per: 1s, burst: 200,
@@ -75,6 +79,12 @@
  * requests in flight finish on the generation they started on, which is
  * freed after the last of them.  A configuration that fails to load is
  * refused with a message and the running one stays.
+ *
+ * Upstream requests carry the client's Host (as nginx's proxy_set_header
+ * Host $host): virtual hosts behind the gateway see the name the client
+ * asked for; without one (HTTP/2's :authority only) :authority is sent as
+ * Host.  An Upgrade request (WebSocket) to an http1 upstream is passed
+ * through: the 101 and then the bytes both ways.
  *
  * Ownership: the caller frees the gateway (tern_gateway_free) after the
  * server that calls its handler.  Errors are negative errno (tern_strerror)
@@ -112,6 +122,10 @@ typedef struct tern_gateway_options {
  * reason in err (errlen bytes, may be 0) for a configuration that does not
  * load; -ENOMEM.  From a coroutine. */
 int tern_gateway_new(const tern_gateway_options *o, tern_gateway **out, char *err, size_t errlen);
+/* From a coroutine: it parks until the file watcher and the last
+ * generation's health checkers, resolvers and channels have stopped.  Its
+ * metric families stay in the registry (a later scrape shows their last
+ * values).  NULL: no-op. */
 void tern_gateway_free(tern_gateway *gw);
 
 /* The HTTP handler (arg: the gateway).  Answers what no route matches with
@@ -120,7 +134,8 @@ void tern_gateway_free(tern_gateway *gw);
 int tern_gateway_handler(tern_http_req *r, tern_http_resp *w, void *gw);
 
 /* Load the configuration again (the file, or the given text when text is
- * not NULL) and swap it in.  0, or -EINVAL with err and the old one kept. */
+ * not NULL) and swap it in.  0, or -EINVAL with err and the old one kept.
+ * From a coroutine (it waits for new resolvers' first sets). */
 int tern_gateway_reload(tern_gateway *gw, const char *text, size_t len, char *err, size_t errlen);
 
 /* Counters since creation. */

@@ -241,6 +241,28 @@ int tern_http_resp_set_trailer(tern_http_resp *w, const char *name, const char *
 int tern_http_resp_set_status(tern_http_resp *w, int status);
 int tern_http_resp_status(const tern_http_resp *w);
 
+/* Protocol switching (RFC 9110 7.8: WebSocket, a proxy's tunnel).  Sends
+ * "101 Switching Protocols" with the headers set so far plus
+ * "Connection: Upgrade" and "Upgrade: protocol", and hands the
+ * connection to the handler: *out's conn is borrowed until the handler
+ * returns, when the server closes it (an upgraded connection serves no
+ * more requests).  pending/pending_len are bytes the client sent after
+ * the request's head and the server had already read (valid until the
+ * handler returns): they come before anything read from conn.  The
+ * connection's deadlines are cleared; bound the handler's reads and
+ * writes with tern_http_req_ctx, which a forced shutdown cancels (a
+ * client's FIN no longer cancels it: it is a read of 0 on conn).
+ * HTTP/1.1 only: -ENOTSUP on HTTP/2 and HTTP/1.0; -EINVAL for a protocol
+ * that is not a token[/token] or a request without an Upgrade header, or
+ * whose body is not read to its end; -EALREADY once the head was sent;
+ * -ENOMEM; the write's error (the client has gone). */
+typedef struct tern_http_upgraded {
+    tern_conn *conn;
+    const char *pending;
+    size_t pending_len;
+} tern_http_upgraded;
+int tern_http_resp_upgrade(tern_http_resp *w, const char *protocol, tern_http_upgraded *out);
+
 /* Append body bytes.  Returns len or -errno (the client has gone:
  * -EPIPE/-ECONNRESET/-ETIMEDOUT; -ENOMEM; -EALREADY once the response
  * is complete, as after tern_http_resp_file).  For HEAD the bytes are

@@ -181,7 +181,13 @@ typedef struct tern_http_client_request {
     const char *url;            /* "http://host[:port]/path?query" */
     const char *const *headers; /* NULL or NULL-terminated: name, value,
                                    name, value, ...  "Host" and
-                                   "User-Agent" replace tern's own */
+                                   "User-Agent" replace tern's own
+                                   (over HTTP/2 Host becomes
+                                   :authority), so a proxy can pass
+                                   its client's Host on; a redirect to
+                                   another origin drops Host,
+                                   Authorization, Proxy-Authorization
+                                   and Cookie */
     const void *body;           /* sent with Content-Length (also when
                                    body_len is 0 and body is not NULL;
                                    POST, PUT and PATCH without a body send
@@ -195,7 +201,9 @@ typedef struct tern_http_client_request {
      * -EPIPE), chunked when < 0.  A proxy's: the body is never held whole.
      * Such a request is not sent again once the reader was called (the
      * stale-connection retry; a redirect is not followed: the 3xx is
-     * returned).  HTTP/1.1 only: -ENOTSUP for an HTTP/2 origin. */
+     * returned).  Over HTTP/1.1 and h2c (h2c_prior_knowledge: DATA frames
+     * as the peer's window allows, a 64 KiB piece read at a time, no
+     * content-length when < 0); an https origin gets HTTP/1.1. */
     ssize_t (*body_read)(void *buf, size_t n, void *body_arg);
     void *body_arg;
     int64_t body_read_len;

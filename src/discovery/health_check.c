@@ -6,6 +6,13 @@
  * results under the lock with hysteresis: a streak of failures takes an
  * endpoint out, a streak of passes brings it back.  An endpoint removed
  * while being checked just has its result ignored.
+ *
+ * A check is HTTP (GET path, a 2xx passes) or gRPC's health protocol
+ * (grpc/health/v1/health.proto): a unary Check over the HTTP/2 client,
+ * its one message built and read by hand (a string field 1 out, an enum
+ * field 1 back: five bytes of framing and a tag), so discovery needs no
+ * generated code and no channel per endpoint.  It passes on grpc-status
+ * 0 (a trailer, or a header in a trailers-only answer) with SERVING (1).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +31,9 @@
 struct lb_health {
     tern_lb_health_options o;
     char *path;
+    char *service;                  /* gRPC: the service asked about */
+    unsigned char msg[5 + 2 + 256]; /* gRPC: the framed HealthCheckRequest */
+    size_t msg_len;
     tern_http_client *http;
     tern_ctx *stop;
     tern_waitgroup running;
@@ -37,11 +47,49 @@ typedef struct check {
     tern_waitgroup *done;
 } check;
 
+/* A HealthCheckResponse framed as gRPC: SERVING? */
+static bool grpc_serving(const unsigned char *p, size_t len)
+{
+    if (len < 5 || p[0] != 0)
+        return false;           /* compressed: we asked for none */
+    uint32_t n = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    if (n != len - 5)
+        return false;
+    p += 5;
+    /* field 1 varint: SERVING is 1; other fields a newer server may add are skipped only
+     * if they come after it (a status absent means UNKNOWN: not serving) */
+    return n >= 2 && p[0] == 0x08 && p[1] == 0x01;
+}
+
+static bool grpc_check(check *c, tern_ctx *ctx)
+{
+    struct lb_health *h = c->h;
+    static const char *const hdrs[] = {"content-type", "application/grpc", "te", "trailers", NULL};
+    tern_http_client_request req = {.method = "POST", .url = c->url, .headers = hdrs,
+                                    .body = h->msg, .body_len = h->msg_len};
+    tern_http_client_response *r;
+    if (tern_http_client_do(h->http, &req, &r, ctx) < 0)
+        return false;
+    const char *body = NULL;
+    size_t len = 0;
+    bool ok = tern_http_client_response_status(r) == 200 &&
+              tern_http_client_response_body(r, 4096, &body, &len) == 0;
+    const char *st = tern_http_client_response_trailer(r, "grpc-status");
+    if (!st)
+        st = tern_http_client_response_header(r, "grpc-status");
+    ok = ok && st && strcmp(st, "0") == 0 && grpc_serving((const unsigned char *)body, len);
+    tern_http_client_response_free(r);
+    return ok;
+}
+
 static int check_co(void *arg)
 {
     check *c = arg;
     tern_ctx *ctx;
-    if (tern_ctx_with_timeout(c->h->stop, c->h->o.timeout, &ctx) == 0) {
+    if (c->h->o.grpc && tern_ctx_with_timeout(c->h->stop, c->h->o.timeout, &ctx) == 0) {
+        c->ok = grpc_check(c, ctx);
+        tern_ctx_free(ctx);
+    } else if (tern_ctx_with_timeout(c->h->stop, c->h->o.timeout, &ctx) == 0) {
         tern_http_client_response *r;
         if (tern_http_client_get(c->h->http, c->url, &r, ctx) == 0) {
             int status = tern_http_client_response_status(r);
@@ -77,7 +125,8 @@ static void round_of_checks(tern_balancer *b, struct lb_health *h)
     for (size_t i = 0; i < n; i++) {
         cs[i].h = h;
         cs[i].done = &done;
-        snprintf(cs[i].url, sizeof cs[i].url, "%s://%s%s", scheme, cs[i].e->addr, h->path);
+        snprintf(cs[i].url, sizeof cs[i].url, "%s://%s%s", scheme, cs[i].e->addr,
+                 h->o.grpc ? "/grpc.health.v1.Health/Check" : h->path);
         tern_waitgroup_add(&done, 1);
         if (tern_go(check_co, &cs[i]) < 0)
             tern_waitgroup_done(&done);     /* counts as a failed check */
@@ -122,14 +171,17 @@ static void health_free(struct lb_health *h)
         tern_http_client_free(h->http);
     tern_ctx_free(h->stop);
     free(h->path);
+    free(h->service);
     free(h);
 }
 
 int tern_balancer_health_start(tern_balancer *b, const tern_lb_health_options *o)
 {
     TERN_CHECK_ARG(b);
-    if (!o || !o->path || o->path[0] != '/' || strlen(o->path) > 255 || o->interval < 0 || o->timeout < 0 ||
-        o->unhealthy_threshold < 0 || o->healthy_threshold < 0)
+    if (!o || o->interval < 0 || o->timeout < 0 || o->unhealthy_threshold < 0 || o->healthy_threshold < 0)
+        return -EINVAL;
+    if (o->grpc ? o->grpc_service && strlen(o->grpc_service) > 200
+                : !o->path || o->path[0] != '/' || strlen(o->path) > 255)
         return -EINVAL;
     if (b->health)
         return -EBUSY;
@@ -145,9 +197,25 @@ int tern_balancer_health_start(tern_balancer *b, const tern_lb_health_options *o
         h->o.unhealthy_threshold = 3;
     if (!h->o.healthy_threshold)
         h->o.healthy_threshold = 2;
-    tern_http_client_options ho = {.tls = o->tls, .max_idle_per_host = 1};
-    int rc = (h->path = strdup(o->path)) ? 0 : -ENOMEM;
+    tern_http_client_options ho = {.tls = o->tls, .max_idle_per_host = 1, .h2c_prior_knowledge = o->grpc};
+    int rc = (h->path = strdup(o->grpc ? "" : o->path)) &&
+             (h->service = strdup(o->grpc && o->grpc_service ? o->grpc_service : "")) ? 0 : -ENOMEM;
     h->o.path = h->path;
+    h->o.grpc_service = h->service;
+    if (rc == 0 && o->grpc) {
+        /* HealthCheckRequest{service = 1}: absent when empty, as proto3 writes it */
+        size_t sl = strlen(h->service), n = sl ? 2 + sl : 0;
+        TERN_ASSERT(sl <= 200 && 5 + n <= sizeof h->msg);
+        h->msg[0] = 0;
+        h->msg[1] = h->msg[2] = h->msg[3] = 0;
+        h->msg[4] = (unsigned char)n;
+        if (sl) {
+            h->msg[5] = 0x0a;
+            h->msg[6] = (unsigned char)sl;
+            memcpy(h->msg + 7, h->service, sl);
+        }
+        h->msg_len = 5 + n;
+    }
     if (rc == 0)
         rc = tern_http_client_new(&ho, &h->http);
     if (rc == 0 && tern_ctx_with_cancel(NULL, &h->stop) < 0)

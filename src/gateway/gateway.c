@@ -63,6 +63,7 @@ static void metrics_setup(tern_gateway *gw)
                                       .labels = lat_labels};
     if (tern_metrics_family_new(gw->metrics, &o, &gw->latency) < 0)
         gw->latency = NULL;
+    (void)tern__gw_epm_new(gw);     /* fails as the others do: the first gateway reports */
 }
 
 /* ---- generations ---- */
@@ -98,6 +99,9 @@ static void release(gw_gen *g)
     if (tern_go(free_gen_co, g) < 0)
         free_gen_co(g);
 }
+
+gw_gen *tern__gw_acquire(tern_gateway *gw) { return acquire(gw); }
+void tern__gw_release(gw_gen *g) { release(g); }
 
 /* ---- loading ---- */
 
@@ -249,6 +253,7 @@ void tern_gateway_free(tern_gateway *gw)
 {
     if (!gw)
         return;
+    tern__gw_epm_detach(gw);
     if (gw->watching) {
         atomic_store(&gw->stop_watch, true);
         while (atomic_load(&gw->stop_watch))

@@ -206,6 +206,7 @@ struct tern_gateway {
     tern_metrics_registry *metrics;
     tern_metrics_family *requests;  /* {route, upstream, code}; NULL if taken */
     tern_metrics_family *latency;   /* {upstream} */
+    struct gw_epm *epm;             /* per-endpoint metrics; NULL if taken */
     tern_http_client *h1, *h2;
     atomic_uint_least64_t requests_n, no_route, upstream_errors, rejected_auth, rejected_limit;
     atomic_uint_least64_t reloads, reload_failures, generation;
@@ -227,8 +228,28 @@ void tern__gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int st
 
 /* Forward r to up (the route's settings), writing the answer to w. */
 int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const tern__gw_fwd *fwd);
+/* tunnel.c: Upgrade pass-through (HTTP/1.1 upstreams): whether r asks for
+ * one, and the exchange, with the proxied headers (name, value, ..., NULL)
+ * and the upstream's target. */
+bool tern__gw_wants_upgrade(tern_http_req *r);
+int tern__gw_tunnel(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_resp *w, const char *const *headers,
+                    const char *target);
 /* The upstream's client for its protocol. */
 tern_http_client *tern__gw_client(gw_upstream *up);
+
+/* ---- endpoint_metrics.c ---- */
+
+typedef struct gw_epm gw_epm;
+/* Families {upstream, endpoint} in gw->metrics and a scrape hook; sets
+ * gw->epm.  -EEXIST when another gateway reports there; -ENOMEM. */
+int tern__gw_epm_new(tern_gateway *gw);
+/* Before the gateway goes: the hook (the registry's) stops looking at it. */
+void tern__gw_epm_detach(tern_gateway *gw);
+/* One try to endpoint addr of up: counted, timed, failed or not. */
+void tern__gw_epm_observe(tern_gateway *gw, const gw_upstream *up, const char *addr, int64_t head_ns, bool failed);
+/* gateway.c: a reference on the serving generation, and its release. */
+gw_gen *tern__gw_acquire(tern_gateway *gw);
+void tern__gw_release(gw_gen *g);
 
 /* ---- split.c ---- */
 

@@ -17,8 +17,10 @@
  * chunked ones stream through the HTTP client's body reader, a 64 KiB
  * piece at a time, so a 1 GiB upload costs the gateway two buffers.  Such
  * a request is retried only if it failed before its body was touched
- * (a refused connection).  h2c upstreams take bodies from memory (the
- * HTTP/2 client does not stream request bodies yet).
+ * (a refused connection).
+ *
+ * A request to switch protocols (Upgrade: websocket) on an HTTP/1.1
+ * upstream goes through tunnel.c instead, on a connection of its own.
  *
  * Each try: the breaker's permission, a balancer pick (by the route's
  * hash key for ring_hash / maglev), a deadline of the route's timeout,
@@ -83,7 +85,7 @@ static ssize_t read_body(void *buf, size_t n, void *arg)
 }
 
 /* How the body goes: set req's body fields.  0, or the client's error. */
-static int plan_body(gw_upstream *up, tern_http_req *r, tern_http_client_request *req, body_src *src,
+static int plan_body(tern_http_req *r, tern_http_client_request *req, body_src *src,
                      bool *replayable)
 {
     int64_t cl = tern_http_req_content_length(r);
@@ -93,7 +95,7 @@ static int plan_body(gw_upstream *up, tern_http_req *r, tern_http_client_request
     bool h1 = strcmp(tern_http_req_proto(r), "HTTP/2") != 0;
     if (cl < 0 && h1 && !tern_http_req_header(r, "Transfer-Encoding"))
         return 0;               /* HTTP/1.x without framing: no body */
-    if ((cl > 0 && cl <= GW_BUFFER_FOR_RETRY) || up->proto == GW_H2C) {
+    if (cl > 0 && cl <= GW_BUFFER_FOR_RETRY) {
         const char *data;
         size_t len;
         int rc = tern_http_req_body(r, &data, &len);
@@ -338,7 +340,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
     tern_http_client_request req = {.method = tern_http_req_method(r)};
     body_src src = {0};
     bool replayable;
-    int rc = plan_body(up, r, &req, &src, &replayable);
+    int rc = plan_body(r, &req, &src, &replayable);
     if (rc < 0)
         return rc;              /* the client's body: 400 / 408 / 413 */
     if (!(req.headers = build_headers(g, r, fwd, traced)))
@@ -346,6 +348,8 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
     char *target = tern__gw_upstream_target(rt, r);
     if (!target)
         return -ENOMEM;
+    if (up->proto == GW_HTTP1 && tern__gw_wants_upgrade(r))
+        return tern__gw_tunnel(rt, up, r, w, req.headers, target);
     int64_t timeout = rt->timeout ? rt->timeout : up->timeout ? up->timeout : GW_DEFAULT_TIMEOUT;
     int attempts = idempotent(req.method) ? rt->attempts : 1;
     size_t keylen = 0;
@@ -379,6 +383,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
             tern_metrics_histogram_observe(up->latency, (double)head_ns / 1e9);
         if (rc < 0) {
             bool local = tern_ctx_err(rctx) != 0 || src.err != 0 || rc == -ENOMEM;
+            tern__gw_epm_observe(g->gw, up, pick.addr, head_ns, !local);
             tern_balancer_done(up->lb, &pick, head_ns, local ? TERN_LB_LOCAL : TERN_LB_FAILED);
             if (up->breaker)
                 tern_breaker_record(up->breaker, ticket, local);
@@ -394,6 +399,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
         }
         int status = tern_http_client_response_status(resp);
         bool failed = status >= 500;
+        tern__gw_epm_observe(g->gw, up, pick.addr, head_ns, failed);
         if (failed && retry_status(rt, status) && attempt + 1 < attempts && replayable &&
             tern_retry_budget_try_withdraw(up->budget) == 0) {
             tern_http_client_response_free(resp);

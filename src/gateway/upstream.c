@@ -188,7 +188,7 @@ static int make_breaker(const json_t *b, const char *key, tern_breaker **out, gw
 static int start_health(gw_upstream *u, const json_t *h, const char *key, gw_err *e)
 {
     static const char *const keys[] = {"path", "interval", "timeout", "unhealthy_threshold",
-                                       "healthy_threshold", NULL};
+                                       "healthy_threshold", "grpc", "grpc_service", NULL};
     char k[240];
     snprintf(k, sizeof k, "%s.health_check", key);
     if (!json_is_object(h))
@@ -197,10 +197,20 @@ static int start_health(gw_upstream *u, const json_t *h, const char *key, gw_err
     if (rc < 0)
         return rc;
     tern_lb_health_options o = {0};
-    if ((rc = tern__gw_get_string(h, "path", k, &o.path, e)) < 0)
+    if ((rc = tern__gw_get_string(h, "path", k, &o.path, e)) < 0 ||
+        (rc = tern__gw_get_string(h, "grpc_service", k, &o.grpc_service, e)) < 0)
         return rc;
-    if (!o.path || o.path[0] != '/')
-        return tern__gw_fail(e, k, "path: required, starting with '/'");
+    /* gRPC's health protocol: {grpc: true} asks about the server, {grpc_service: name} about one service */
+    json_t *g = json_object_get(h, "grpc");
+    if (g && !json_is_boolean(g))
+        return tern__gw_fail(e, k, "grpc: must be true or false");
+    o.grpc = json_is_true(g) || o.grpc_service;
+    if (json_is_false(g) && o.grpc_service)
+        return tern__gw_fail(e, k, "grpc_service: needs grpc (it names the service gRPC's health check asks about)");
+    if (o.grpc && o.path)
+        return tern__gw_fail(e, k, "path: a gRPC health check has none (grpc.health.v1.Health/Check)");
+    if (!o.grpc && (!o.path || o.path[0] != '/'))
+        return tern__gw_fail(e, k, "path: required, starting with '/' (or grpc: true)");
     if ((rc = tern__gw_get_duration(h, "interval", k, &o.interval, e)) < 0 ||
         (rc = tern__gw_get_duration(h, "timeout", k, &o.timeout, e)) < 0)
         return rc;

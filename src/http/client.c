@@ -150,11 +150,12 @@ static bool has_header(const char *const *h, const char *name)
     return false;
 }
 
-/* Credentials meant for one origin are not handed to another. */
+/* Credentials meant for one origin are not handed to another, nor is a
+ * Host the caller gave (it names the first origin). */
 static bool origin_bound(const char *name)
 {
     return strcasecmp(name, "Authorization") == 0 || strcasecmp(name, "Proxy-Authorization") == 0 ||
-           strcasecmp(name, "Cookie") == 0;
+           strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Host") == 0;
 }
 
 typedef tern__hc_hop hc_hop;
@@ -165,7 +166,7 @@ static int build_head(tern_http_client *c, const hc_hop *hop, strbuf *b)
     put(b, " ", 1);
     put(b, hop->u.path, hop->u.path_len);
     put(b, " HTTP/1.1\r\n", 11);
-    if (!has_header(hop->headers, "Host")) {
+    if (hop->cross_origin || !has_header(hop->headers, "Host")) {   /* a caller's Host names the first origin */
         /* RFC 9110 7.2: the port may be left out when it is the default */
         bool v6 = strchr(hop->u.host, ':') != NULL;
         put(b, "Host: ", 6);
@@ -296,8 +297,6 @@ static int exchange(tern_http_client *c, tern_http_client_response *r, hc_hop *h
     TERN_ASSERT(r->lease.conn == NULL && r->h2 == NULL);    /* the last hop's lease is back */
     r->is_h2 = false;
     bool tls = strcasecmp(hop->u.scheme, "https") == 0;
-    if (hop->body_read && (c->h2c && !tls))
-        return -ENOTSUP;        /* the HTTP/2 side sends bodies from memory only */
     if (c->h2c && !tls)         /* h2c: cleartext only */
         return tern__h2c_exchange(c, r, hop, NULL);
     /* https: an origin not known to speak HTTP/1.1 goes to the HTTP/2

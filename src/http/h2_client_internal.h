@@ -58,6 +58,7 @@
 /* Buckets of the stream-by-id table: a connection holds about as many
  * streams as its peer allows (100 is common). */
 #define TERN__H2C_BUCKETS 64
+#define TERN__H2C_PIECE (64 * 1024)   /* a streamed request body, read this much at a time */
 
 typedef struct tern__h2c_stream tern__h2c_stream;
 typedef struct tern__h2c_conn tern__h2c_conn;
@@ -73,6 +74,12 @@ struct tern__h2c_stream {
     const uint8_t *body;
     size_t body_len, body_off;
     uint8_t *body_own;
+    /* a streamed body (body_read): the requesting coroutine pumps it into
+     * body_own piece by piece, the data provider sends from there and
+     * defers while it is empty (body_own, body_len, body_off as above) */
+    bool streaming;
+    bool body_eof;              /* body_read said 0: the last piece is in */
+    bool deferred;              /* the provider is waiting: resume it */
     /* the response head: name\0value\0 ..., then the trailers */
     int status;                 /* of the final head; 0 before */
     tern__buf head, trailers;
@@ -166,7 +173,7 @@ void tern__h2c_pool_free(tern_http_client *c);
  * failure nothing is held.  TERN__HC_SPEAK_H1 as checkout, with
  * *h1conn (h1conn may be NULL for http:// origins). */
 int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r,
-                       const tern__hc_hop *hop, tern_conn **h1conn);
+                       tern__hc_hop *hop, tern_conn **h1conn);
 /* The body, as tern_http_client_response_read. */
 ssize_t tern__h2c_read(tern_http_client_response *r, void *buf, size_t n);
 /* End r's stream (RST_STREAM CANCEL if it is still open) and free it. */

@@ -291,13 +291,20 @@ ssize_t tern__h2c_read_body(nghttp2_session *session, int32_t id, uint8_t *buf, 
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* released: reset */
     TERN_ASSERT(s->body_off <= s->body_len);
     size_t n = s->body_len - s->body_off;
+    if (n == 0 && s->streaming && !s->body_eof) {
+        s->deferred = true;     /* the pump resumes us with the next piece */
+        tern_cond_broadcast(&s->cond);
+        return NGHTTP2_ERR_DEFERRED;
+    }
     if (n > length)
         n = length;
     if (n)
         memcpy(buf, s->body + s->body_off, n);
     s->body_off += n;
-    if (s->body_off == s->body_len)
+    if (s->body_off == s->body_len && (!s->streaming || s->body_eof))
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s->streaming && s->body_off == s->body_len)
+        tern_cond_broadcast(&s->cond);     /* room for the pump's next piece */
     return (ssize_t)n;
 }
 

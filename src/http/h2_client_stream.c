@@ -75,9 +75,9 @@ static int build_headers(tern_http_client *c, const tern__hc_hop *hop, h2c_heade
         snprintf(hb->authority, sizeof hb->authority, v6 ? "[%s]" : "%s", u->host);
         authority = hb->authority;
     }
-    for (const char *const *h = hop->headers; h && h[0]; h += 2)
+    for (const char *const *h = hop->headers; h && h[0] && !hop->cross_origin; h += 2)
         if (strcasecmp(h[0], "Host") == 0)
-            authority = h[1];
+            authority = h[1];   /* the first origin's name: not another's after a redirect */
     size_t n = 0;
     hb->nva[n++] = NV_LIT(":method", hop->method, strlen(hop->method));
     hb->nva[n++] = NV_LIT(":scheme", u->scheme, strlen(u->scheme));
@@ -87,7 +87,12 @@ static int build_headers(tern_http_client *c, const tern__hc_hop *hop, h2c_heade
         hb->nva[n++] = NV_LIT("user-agent", c->user_agent, strlen(c->user_agent));
     bool wants_length = strcmp(hop->method, "POST") == 0 || strcmp(hop->method, "PUT") == 0 ||
                         strcmp(hop->method, "PATCH") == 0;
-    if (hop->has_body || wants_length) {
+    if (hop->body_read) {
+        if (hop->body_read_len >= 0) {     /* unknown: the stream's end ends it */
+            int len = snprintf(hb->length, sizeof hb->length, "%lld", (long long)hop->body_read_len);
+            hb->nva[n++] = NV_LIT("content-length", hb->length, (size_t)len);
+        }
+    } else if (hop->has_body || wants_length) {
         int len = snprintf(hb->length, sizeof hb->length, "%zu", hop->has_body ? hop->body_len : 0);
         hb->nva[n++] = NV_LIT("content-length", hb->length, (size_t)len);
     }
@@ -116,10 +121,48 @@ static void cancel(tern__h2c_conn *h, tern__h2c_stream *s)
     tern_cond_signal(&h->wcond);
 }
 
+/* A streamed body (mu held): read a piece with the lock let go (the
+ * reader may park), hand it to the data provider, wait until it is sent,
+ * and so on to the reader's end, as the peer's window allows.  Stops
+ * early when the stream ends or fails (the peer answered without reading
+ * it all).  0, or the error the request fails with. */
+static int pump_body(tern__h2c_conn *h, tern__h2c_stream *s, tern__hc_hop *hop, tern_ctx *ctx)
+{
+    int64_t total = 0;
+    while (!s->body_eof && !s->err && !s->closed && !s->eof) {
+        if (s->body_off < s->body_len) {
+            int rc = tern_cond_wait(&s->cond, &h->mu, ctx);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        /* empty: the provider reads nothing while the next piece comes in */
+        s->body_off = s->body_len = 0;
+        tern_mutex_unlock(&h->mu);
+        hop->body_started = true;
+        ssize_t n = hop->body_read(s->body_own, TERN__H2C_PIECE, hop->body_arg);
+        tern_mutex_lock(&h->mu);
+        if (n < 0)
+            return (int)n;
+        total += n;
+        if (hop->body_read_len >= 0 && (total > hop->body_read_len || (n == 0 && total != hop->body_read_len)))
+            return -EPIPE;      /* ran over, or ended early: as HTTP/1.1 says */
+        if (n == 0)
+            s->body_eof = true;
+        s->body_len = (size_t)n;
+        if (s->deferred && !atomic_load(&h->dead) && !s->closed) {
+            s->deferred = false;
+            nghttp2_session_resume_data(h->session, s->id);
+        }
+        tern_cond_signal(&h->wcond);
+    }
+    return 0;
+}
+
 /* Send the request on h and wait for the final head.  s joins
  * h->streams once submitted. */
 static int submit_and_wait(tern__h2c_conn *h, tern__h2c_stream *s, const h2c_headers *hb,
-                           bool has_body, tern_ctx *ctx)
+                           bool has_body, tern__hc_hop *hop, tern_ctx *ctx)
 {
     tern_mutex_lock(&h->mu);
     if (atomic_load(&h->dead) || atomic_load(&h->goaway)) {
@@ -128,7 +171,7 @@ static int submit_and_wait(tern__h2c_conn *h, tern__h2c_stream *s, const h2c_hea
     }
     nghttp2_data_provider prd = {.source.ptr = NULL, .read_callback = tern__h2c_read_body};
     int32_t id = nghttp2_submit_request(h->session, NULL, hb->nva, hb->n,
-                                        has_body && s->body_len ? &prd : NULL, NULL);
+                                        s->streaming || (has_body && s->body_len) ? &prd : NULL, NULL);
     if (id < 0) {
         if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE)
             atomic_store(&h->goaway, true);
@@ -139,6 +182,10 @@ static int submit_and_wait(tern__h2c_conn *h, tern__h2c_stream *s, const h2c_hea
     tern__h2c_link(h, s);
     tern_cond_signal(&h->wcond);
     int rc = 0;
+    if (s->streaming && (rc = pump_body(h, s, hop, ctx)) < 0) {
+        cancel(h, s);
+        s->err = rc;
+    }
     while (!s->got_head && !s->err && !s->closed && !s->eof)
         if ((rc = tern_cond_wait(&s->cond, &h->mu, ctx)) < 0) {
             cancel(h, s);
@@ -146,7 +193,7 @@ static int submit_and_wait(tern__h2c_conn *h, tern__h2c_stream *s, const h2c_hea
         }
     if (s->got_head && !s->err) {
         rc = 0;
-        if (s->body_off < s->body_len && !s->closed) {
+        if (!s->streaming && s->body_off < s->body_len && !s->closed) {
             /* the caller's body is only lent for the call: keep the rest */
             size_t rest = s->body_len - s->body_off;
             if ((s->body_own = malloc(rest))) {
@@ -234,7 +281,7 @@ static int fill_response(tern_http_client_response *r, const tern__hc_hop *hop,
     return 0;
 }
 
-int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, const tern__hc_hop *hop,
+int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, tern__hc_hop *hop,
                        tern_conn **h1conn)
 {
     tern_conn *unused = NULL;
@@ -257,8 +304,21 @@ int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, const 
         }
         s->body = hop->body;
         s->body_len = hop->has_body ? hop->body_len : 0;
+        if (hop->body_read) {
+            s->streaming = true;
+            if (!(s->body_own = malloc(TERN__H2C_PIECE))) {
+                free(s);
+                tern__h2c_checkin(h);
+                rc = -ENOMEM;
+                break;
+            }
+            s->body = s->body_own;
+            s->body_len = 0;
+        }
         atomic_fetch_add(&c->requests, 1);
-        rc = submit_and_wait(h, s, &hb, hop->has_body, r->ctx);
+        rc = submit_and_wait(h, s, &hb, hop->has_body, hop, r->ctx);
+        if (rc == -EAGAIN && hop->body_started)
+            rc = -ECONNRESET;   /* not processed, but its body is read: no second try */
         if (rc == 0 && (rc = fill_response(r, hop, s)) == 0) {
             r->h2 = s;
             break;

@@ -47,7 +47,7 @@ void tern__http_req_watch_peer(tern_http_req *r)
 {
     hconn *hc = r->conn;
     TERN_ASSERT(r->cancel_ctx);
-    if (r->peer_watched || !r->body_done || hc->in_pos < hc->in_len)
+    if (r->peer_watched || r->upgraded || !r->body_done || hc->in_pos < hc->in_len)
         return;
     int rc = tern__fd_on_hup(tern_conn_fd(hc->c), on_peer_gone, r);
     if (rc == 0)

@@ -56,6 +56,7 @@ struct tern_http_req {
     size_t pend_off, pend_len;
     tern_ctx *cancel_ctx;           /* tern_http_req_ctx's own, once made */
     bool peer_watched;              /* cancel_ctx ends if the client goes */
+    bool upgraded;                  /* tern_http_resp_upgrade: the conn is the handler's */
     atomic_bool peer_gone;          /* ... and it went (set by the netpoller) */      /* decoded chunked bytes waiting in conn->in */
     const char *body_data;          /* tern_http_req_body's copy */
     char *body_heap;                /* the same, freed at the request's end */
