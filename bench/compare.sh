@@ -2248,6 +2248,8 @@ suite_shop() {
     emit shop_checkout_orders_per_s orders/s tern.checkout goal.checkout goal tp
     [ -f "$TMPD/shop.best" ] && log "   highest passing total rate per round, with each route's p99 there:" &&
         while read -r line; do log "     $line"; done <"$TMPD/shop.best"
+    # the median above is of the rounds that found a passing rate only
+    log "   rounds in which no step passed (NA, left out of the median): $(grep -c '^none' "$TMPD/shop.best" 2>/dev/null)"
 
     # one environment (ports, data dirs) for every round: the warm-up makes the data
     mkdir -p "$TMPD/roles"
