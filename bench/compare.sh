@@ -2015,6 +2015,10 @@ suite_gateway() {
 #   shop_idle_rss_bytes  each role alone (`shop <role>`, on SQLite, its data
 #                    made by the warm-up run), VmRSS after ready + 1 s idle;
 #                    the largest role.  Goal 5 MiB.  Per role on stderr.
+#                    SHOP_ROLE_BIN (default BUILD_DIR's shop) is the binary
+#                    started here and for shop_ready_ms: the static one
+#                    (shop/deploy/build-static.sh) sheds the shared
+#                    libraries' pages.
 #   shop_ready_ms    exec to /readyz 200 (bench/shop/ready.py, polling every
 #                    0.5 ms), the slowest role; goal 20 ms, and the Go hello
 #                    (exec to GET /plaintext 200) beside it.
@@ -2183,7 +2187,7 @@ t_shop_roles() {
         done
         out=$(env "${SHOP_ENV[@]}" SHOP_DATA_DIR="$dir/data-$r" \
             timeout "$RUN_TIMEOUT" python3 "$ROOT/bench/shop/ready.py" --idle 1 "http://$addr/readyz" -- \
-            "$SHOP_BIN" "$r" 2>>"$dir/ready.log")
+            "$SHOP_ROLE_BIN" "$r" 2>>"$dir/ready.log")
         read -r ms rss <<<"$out"
         [[ ${ms:-} =~ ^[0-9.]+$ && ${rss:-} =~ ^[0-9]+$ ]] || { log "  ! shop $r: no readiness (ready.py: '$out')"; ms=NA rss=NA; }
         [ "${MEASURE_WARMUP:-0}" = 1 ] || echo "$ms $rss" >>"$TMPD/role.$r"
@@ -2232,6 +2236,7 @@ suite_shop() {
     build_go http
     SHOP_BIN=$BUILD_DIR/shop/shop
     SHOP_LOAD=$BUILD_DIR/shop/load/shop-load
+    SHOP_ROLE_BIN=${SHOP_ROLE_BIN:-$SHOP_BIN}
     [ -x "$SHOP_BIN" ] || die "$SHOP_BIN missing (build target shop)"
     [ -x "$SHOP_LOAD" ] || die "$SHOP_LOAD missing (build target shop-load)"
     [ -x "$GOBIN/http" ] || die "$GOBIN/http missing"
@@ -2254,6 +2259,7 @@ suite_shop() {
     # one environment (ports, data dirs) for every round: the warm-up makes the data
     mkdir -p "$TMPD/roles"
     shop_env "$TMPD/roles"
+    log "   roles alone: $SHOP_ROLE_BIN ($(file -b "$SHOP_ROLE_BIN" | grep -o 'statically linked\|dynamically linked'))"
     measure shop_roles tern.rss t_shop_roles go.ready t_go_ready
     load_side tern.ready "$TMPD/shop.ready"
     RES[goal.rss]=" 5242880"
