@@ -18,6 +18,9 @@
 #   bench/compare.sh gateway    proxy req/s, proxy CPU/request, added p99 through tern-gateway
 #                               vs nginx proxy_pass and Go httputil.ReverseProxy (upstream:
 #                               examples/hello); the full gateway's cost against bare proxying
+#   bench/compare.sh shop       the shop: checkout orders/s at checkout p99 <= 50 ms (shop-load),
+#                               idle RSS per role, start-to-ready vs a Go hello, binary and
+#                               image size; anchors are goals (issue 20's Measure table)
 #   bench/compare.sh all        every suite this script knows
 #
 # Rules (/work/shared/BENCH.md): per metric, one warm-up run of each side,
@@ -65,7 +68,7 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "compare.sh: $*"; exit 1; }
 
 usage() {
-    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|data|grpc|gateway|all"
+    log "usage: bench/compare.sh runtime|csp|http|kit|h2|tls|data|grpc|gateway|shop|all"
     exit 2
 }
 
@@ -1989,6 +1992,304 @@ suite_gateway() {
     return 0
 }
 
+# ---- suite: shop -------------------------------------------------------------
+# The shop (shop/, issue 20's Measure table).  Nothing outside measures the
+# same system, so most anchors are goals (anchor name `goal`, BENCH.md); the
+# start-up time has a Go net/http hello (bench/go/http) measured beside it.
+#   shop_checkout_orders_per_s  `shop all` on SQLite (fresh data dir, seeded,
+#                    payments' defaults: 50 ms, no failures) and shop-load's
+#                    mix (browse 60 / product 25 / checkout 10 / login 5,
+#                    SHOP_USERS=20 users, one P; a step lasts SHOP_DURATION=5 s
+#                    or as long as 100 checkouts take): the total rate starts
+#                    at SHOP_RATE0=100 req/s and doubles while a step passes
+#                    (checkout p99 <= 50 ms, no errors on any route, the
+#                    books balanced), or halves while it fails (down to
+#                    SHOP_RATE_MIN=10), then SHOP_BISECT=2 bisections
+#                    between the last pass and the first fail;
+#                    the figure is the checkouts answered per second at the
+#                    highest passing rate (each route's p99 there on stderr).
+#                    The gateway's per-user and per-address rate limits are
+#                    taken out of its YAML for this run (they would measure
+#                    the limiter); scrypt keeps the shop's cost (N=16384).
+#                    The goal is "reported": the anchor column is NA.
+#   shop_idle_rss_bytes  each role alone (`shop <role>`, on SQLite, its data
+#                    made by the warm-up run), VmRSS after ready + 1 s idle;
+#                    the largest role.  Goal 5 MiB.  Per role on stderr.
+#                    SHOP_ROLE_BIN (default BUILD_DIR's shop) is the binary
+#                    started here and for shop_ready_ms: the static one
+#                    (shop/deploy/build-static.sh) sheds the shared
+#                    libraries' pages.
+#   shop_ready_ms    exec to /readyz 200 (bench/shop/ready.py, polling every
+#                    0.5 ms), the slowest role; goal 20 ms, and the Go hello
+#                    (exec to GET /plaintext 200) beside it.
+#   shop_binary_bytes  the static stripped binary: SHOP_STATIC_BIN, else
+#                    when shop/deploy/build-static.sh exists its
+#                    build-static-amd64/shop-amd64 (the script is run when
+#                    that is missing, unless NO_BUILD=1); else BUILD_DIR's
+#                    shop stripped (a dynamic binary: stderr says which).
+#                    Goal 8 MiB.
+#   shop_image_bytes `docker image inspect` of SHOP_IMAGE (tern-shop:amd64,
+#                    shop/deploy/build-image.sh's tag); NA when it is absent.
+#                    Goal 10 MiB.
+# A checkout search takes 10-15 s per step at 100 req/s and up (shop start,
+# sign-ups with scrypt, the run, settling), longer below: 1-2 minutes per
+# round on a quiet machine.
+
+SHOP_ROLES="users catalog inventory orders payments gateway"
+
+shop_build() {
+    [ "${NO_BUILD:-0}" = 1 ] && return 0
+    if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+        log "== configuring $BUILD_DIR (Release)"
+        cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >&2 || die "cmake configure failed"
+    fi
+    log "== building the shop (targets shop, shop-load)"
+    cmake --build "$BUILD_DIR" --target shop shop-load -j "$(nproc)" >&2 || die "building the shop failed"
+}
+
+# shop_env <dir>: SHOP_ENV, the environment of a shop on free ports with
+# its data in <dir>/data and the gateway's YAML (limits removed) in <dir>;
+# SHOP_GW its gateway's URL.
+shop_env() {
+    local dir=$1 i r
+    local -a p=()
+    for i in 0 1 2 3 4 5; do p+=("$(free_port)"); done
+    sed -e "s/127.0.0.1:7001/127.0.0.1:${p[0]}/; s/127.0.0.1:7002/127.0.0.1:${p[1]}/g" \
+        -e "s/127.0.0.1:7003/127.0.0.1:${p[2]}/; s/127.0.0.1:7004/127.0.0.1:${p[3]}/" \
+        -e "s/127.0.0.1:7005/127.0.0.1:${p[4]}/" -e '/^ *ratelimit:/d' \
+        "$ROOT/shop/config/gateway.yaml" >"$dir/gateway.yaml"
+    SHOP_ENV=(SHOP_DATA_DIR="$dir/data" SHOP_GATEWAY_CONFIG="$dir/gateway.yaml" SHOP_LOG_LEVEL=warn)
+    i=0
+    for r in USERS CATALOG INVENTORY ORDERS PAYMENTS GATEWAY; do
+        SHOP_ENV+=("SHOP_${r}_ADDR=127.0.0.1:${p[$i]}" "SHOP_${r}_ADMIN=")
+        i=$((i + 1))
+    done
+    SHOP_GW=http://127.0.0.1:${p[5]}
+}
+
+# shop_step <rate> <duration s>: `shop all` fresh, shop-load at rate;
+# prints "pass|fail checkouts_per_s"; the JSON report in $TMPD/step.json.
+shop_step() {
+    local rate=$1 dur=$2 dir pid i ok=0
+    dir=$(mktemp -d "$TMPD/step.XXXXXX")
+    shop_env "$dir"
+    env "${SHOP_ENV[@]}" "$SHOP_BIN" all </dev/null >"$dir/shop.log" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 150; i++)); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$SHOP_GW/api/products?pageSize=1")" = 200 ] &&
+            { ok=1; break; }
+        sleep 0.1
+    done
+    if [ $ok = 1 ]; then
+        timeout "$RUN_TIMEOUT" "$SHOP_LOAD" -gateway "$SHOP_GW" -rate "$rate" -duration "${dur}s" \
+            -users "${SHOP_USERS:-20}" -settle 30s -quiet -json "$dir/load.json" >"$dir/load.out" 2>&1
+        ok=$?
+        cp "$dir/load.json" "$TMPD/step.json" 2>/dev/null
+    else
+        log "  ! shop all did not serve the catalog (log: $(tail -3 "$dir/shop.log" | tr '\n' ' '))"
+        ok=2
+    fi
+    kill -TERM $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    python3 - "$dir/load.json" "$ok" <<'PY'
+import json, sys
+try:
+    j = json.load(open(sys.argv[1]))
+except Exception:
+    print("fail NA"); sys.exit()
+r = j["routes"]
+good = sys.argv[2] == "0" and r["checkout"]["p99_ms"] <= 50 and j["all"]["errors"] == 0
+print("pass" if good else "fail", round(r["checkout"]["ok_per_s"], 1))
+PY
+    rm -rf "$dir"
+}
+
+# shop_route_p99s: each route's p99 (ms) of the last step's report.
+shop_route_p99s() {
+    python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print(" ".join("%s %.1f" % (k, v["p99_ms"]) for k, v in j["routes"].items()), "(ms, p99)")' "$1" 2>/dev/null
+}
+
+# shop_dur <rate>: seconds of a step at rate: SHOP_DURATION, or longer so
+# that it holds at least 100 checkouts (10% of the mix), so that its p99 is
+# a p99 and not the slowest of a handful.
+shop_dur() {
+    local min=$(((1000 + $1 - 1) / $1)) d=${SHOP_DURATION:-5}
+    [ "$min" -gt "$d" ] && d=$min
+    echo "$d"
+}
+
+# shop_try <rate>: one step, logged; sets verdict and v, keeps a passing
+# step's report as $TMPD/best.json.
+shop_try() {
+    read -r verdict v <<<"$(shop_step "$1" "$(shop_dur "$1")")"
+    log "    step $1 req/s ($(shop_dur "$1") s): $verdict, $v checkouts/s; $(shop_route_p99s "$TMPD/step.json")"
+    [ "$verdict" = pass ] && cp "$TMPD/step.json" "$TMPD/best.json"
+}
+
+# t_shop_checkout: one search for the highest passing rate; the checkouts
+# per second there.  Up from SHOP_RATE0 by doubling while steps pass (down
+# by halving, to SHOP_RATE_MIN, while they fail), then SHOP_BISECT
+# bisections.  The warm-up is one short step at the first rate.
+t_shop_checkout() {
+    local rate=${SHOP_RATE0:-100} max=${SHOP_RATE_MAX:-6400} min=${SHOP_RATE_MIN:-10}
+    local good=0 bad=0 best=NA verdict v i mid
+    if [ "${MEASURE_WARMUP:-0}" = 1 ]; then
+        read -r verdict v <<<"$(shop_step "$rate" 2)"
+        log "    warm-up step $rate req/s: $verdict, $v checkouts/s"
+        echo "$v"
+        return
+    fi
+    rm -f "$TMPD/best.json"
+    shop_try "$rate"
+    if [ "$verdict" = pass ]; then
+        good=$rate best=$v
+        while [ $((rate * 2)) -le "$max" ]; do
+            rate=$((rate * 2))
+            shop_try "$rate"
+            [ "$verdict" = pass ] || { bad=$rate; break; }
+            good=$rate best=$v
+        done
+    else
+        bad=$rate
+        while [ $((rate / 2)) -ge "$min" ]; do
+            rate=$((rate / 2))
+            shop_try "$rate"
+            [ "$verdict" = pass ] && { good=$rate best=$v; break; }
+            bad=$rate
+        done
+    fi
+    for ((i = 0; i < ${SHOP_BISECT:-2} && good > 0 && bad > good + 1; i++)); do
+        mid=$(((good + bad) / 2))
+        shop_try "$mid"
+        if [ "$verdict" = pass ]; then good=$mid best=$v; else bad=$mid; fi
+    done
+    if [ "$good" -gt 0 ]; then
+        echo "$good req/s: $(shop_route_p99s "$TMPD/best.json")" >>"$TMPD/shop.best"
+    else
+        echo "none (no step passed down to $min req/s)" >>"$TMPD/shop.best"
+    fi
+    echo "$best"
+}
+
+# t_shop_roles: every role alone, ready.py --idle 1: the largest idle RSS
+# (stdout), the slowest ready time (to $TMPD/shop.ready), and each role's
+# figures to $TMPD/role.<role>.
+t_shop_roles() {
+    local r out ms rss maxms=NA maxrss=NA dir=$TMPD/roles
+    [ -f "$dir/gateway.yaml" ] || die "t_shop_roles: shop_env $dir first"
+    for r in $SHOP_ROLES; do
+        local up=${r^^} addr=
+        local e
+        for e in "${SHOP_ENV[@]}"; do
+            [[ $e == SHOP_${up}_ADDR=* ]] && addr=${e#*=}
+        done
+        out=$(env "${SHOP_ENV[@]}" SHOP_DATA_DIR="$dir/data-$r" \
+            timeout "$RUN_TIMEOUT" python3 "$ROOT/bench/shop/ready.py" --idle 1 "http://$addr/readyz" -- \
+            "$SHOP_ROLE_BIN" "$r" 2>>"$dir/ready.log")
+        read -r ms rss <<<"$out"
+        [[ ${ms:-} =~ ^[0-9.]+$ && ${rss:-} =~ ^[0-9]+$ ]] || { log "  ! shop $r: no readiness (ready.py: '$out')"; ms=NA rss=NA; }
+        [ "${MEASURE_WARMUP:-0}" = 1 ] || echo "$ms $rss" >>"$TMPD/role.$r"
+        [ "$ms" != NA ] && { [ "$maxms" = NA ] || awk -v a="$ms" -v b="$maxms" 'BEGIN {exit !(a > b)}'; } && maxms=$ms
+        [ "$rss" != NA ] && { [ "$maxrss" = NA ] || [ "$rss" -gt "$maxrss" ]; } && maxrss=$rss
+    done
+    echo "$maxms" >>"$TMPD/shop.ready"
+    echo "$maxrss"
+}
+
+t_go_ready() {
+    local port out
+    port=$(free_port)
+    out=$(timeout "$RUN_TIMEOUT" python3 "$ROOT/bench/shop/ready.py" --idle 1 "http://127.0.0.1:$port/plaintext" -- \
+        "$GOBIN/http" --listen "127.0.0.1:$port" 2>/dev/null)
+    [ "${MEASURE_WARMUP:-0}" = 1 ] || echo "${out#* }" >>"$TMPD/go.rss"
+    [[ ${out%% *} =~ ^[0-9.]+$ ]] && echo "${out%% *}" || echo NA
+}
+
+# shop_binary: the size of the shop's binary to measure (stdout); which one on stderr.
+shop_binary() {
+    local bin=${SHOP_STATIC_BIN:-}
+    if [ -z "$bin" ] && [ -f "$ROOT/shop/deploy/build-static.sh" ]; then
+        if [ -x "$ROOT/build-static-amd64/shop-amd64" ]; then
+            bin=$ROOT/build-static-amd64/shop-amd64
+        elif [ "${NO_BUILD:-0}" != 1 ]; then
+            log "== building the static shop (shop/deploy/build-static.sh amd64; minutes)"
+            (cd "$ROOT" && JOBS=$(nproc) shop/deploy/build-static.sh amd64 >&2) && bin=$ROOT/build-static-amd64/shop-amd64
+        fi
+    fi
+    if [ -n "$bin" ] && [ -x "$bin" ]; then
+        log "   shop_binary_bytes: $bin (static: $(file -b "$bin" | cut -d, -f1-6))"
+        stat -c %s "$bin"
+        return
+    fi
+    strip -o "$TMPD/shop.stripped" "$SHOP_BIN" || { echo NA; return; }
+    log "   shop_binary_bytes: $SHOP_BIN stripped: a DYNAMIC binary (shared libssl, libsqlite3, ...)"
+    stat -c %s "$TMPD/shop.stripped"
+}
+
+suite_shop() {
+    command -v curl >/dev/null || die "curl not found"
+    tmpdir
+    trap 'exit 130' INT TERM
+    shop_build
+    build_go http
+    SHOP_BIN=$BUILD_DIR/shop/shop
+    SHOP_LOAD=$BUILD_DIR/shop/load/shop-load
+    SHOP_ROLE_BIN=${SHOP_ROLE_BIN:-$SHOP_BIN}
+    [ -x "$SHOP_BIN" ] || die "$SHOP_BIN missing (build target shop)"
+    [ -x "$SHOP_LOAD" ] || die "$SHOP_LOAD missing (build target shop-load)"
+    [ -x "$GOBIN/http" ] || die "$GOBIN/http missing"
+    grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$BUILD_DIR/CMakeCache.txt" ||
+        log "warning: $BUILD_DIR is not a Release build ($(grep '^CMAKE_BUILD_TYPE' "$BUILD_DIR/CMakeCache.txt")): figures mean little"
+    local anchor
+    anchor=$(go_name)
+    [ -n "$anchor" ] || anchor=go
+    log "== shop suite: $ROUNDS rounds, $(nproc) CPUs, anchors are goals (and $anchor for start-up)"
+    noise_note
+
+    measure shop_checkout tern.checkout t_shop_checkout
+    RES[goal.checkout]=" NA"
+    emit shop_checkout_orders_per_s orders/s tern.checkout goal.checkout goal tp
+    [ -f "$TMPD/shop.best" ] && log "   highest passing total rate per round, with each route's p99 there:" &&
+        while read -r line; do log "     $line"; done <"$TMPD/shop.best"
+    # the median above is of the rounds that found a passing rate only
+    log "   rounds in which no step passed (NA, left out of the median): $(grep -c '^none' "$TMPD/shop.best" 2>/dev/null)"
+
+    # one environment (ports, data dirs) for every round: the warm-up makes the data
+    mkdir -p "$TMPD/roles"
+    shop_env "$TMPD/roles"
+    log "   roles alone: $SHOP_ROLE_BIN ($(file -b "$SHOP_ROLE_BIN" | grep -o 'statically linked\|dynamically linked'))"
+    measure shop_roles tern.rss t_shop_roles go.ready t_go_ready
+    load_side tern.ready "$TMPD/shop.ready"
+    RES[goal.rss]=" 5242880"
+    emit shop_idle_rss_bytes B tern.rss goal.rss goal
+    local r
+    for r in $SHOP_ROLES; do
+        log "   $r: ready ms, idle RSS bytes per round: $(tr '\n' ';' <"$TMPD/role.$r" 2>/dev/null)"
+    done
+    log "   Go hello idle RSS bytes per round: $(tr '\n' ' ' <"$TMPD/go.rss" 2>/dev/null)"
+    RES[goal.ready]=" 20"
+    emit shop_ready_ms ms tern.ready goal.ready goal
+    emit shop_ready_ms ms tern.ready go.ready "$anchor"
+
+    RES[tern.binary]=" $(shop_binary)"
+    RES[goal.binary]=" 8388608"
+    emit shop_binary_bytes B tern.binary goal.binary goal
+    log "   (beside it: the Go hello, not stripped: $(stat -c %s "$GOBIN/http") B)"
+
+    local image=${SHOP_IMAGE:-tern-shop:amd64} size=NA
+    if command -v docker >/dev/null && size=$(docker image inspect -f '{{.Size}}' "$image" 2>/dev/null); then
+        log "   shop_image_bytes: $image"
+    else
+        log "   shop_image_bytes: no image $image (shop/deploy/build-image.sh makes it): NA"
+        size=NA
+    fi
+    RES[tern.image]=" $size"
+    RES[goal.image]=" 10485760"
+    emit shop_image_bytes B tern.image goal.image goal
+}
+
 # ---- main ------------------------------------------------------------------
 
 [ $# -eq 1 ] || usage
@@ -2007,6 +2308,7 @@ case $1 in
     data) suite_data ;;
     grpc) suite_grpc ;;
     gateway) suite_gateway ;;
+    shop) suite_shop ;;
     all)
         # Suites are added here as they are written (startup).
         suite_runtime
@@ -2018,6 +2320,7 @@ case $1 in
         suite_data
         suite_grpc
         suite_gateway
+        suite_shop
         ;;
     *) usage ;;
 esac
