@@ -377,6 +377,9 @@ typedef struct tern_grpc_client_interceptor {
  * through cc); in the coroutine that saw the end. */
 typedef void tern_grpc_client_done_fn(tern_grpc_client_call *cc, void *arg);
 
+/* The method called (the caller's desc, borrowed) and the caller's ctx
+ * (NULL when the caller gave none; a service config's timeout applies
+ * inside next, under it). */
 const tern_grpc_method_desc *tern_grpc_client_call_method(const tern_grpc_client_call *cc);
 tern_ctx *tern_grpc_client_call_ctx(tern_grpc_client_call *cc);
 /* Add a request metadata entry (as tern_grpc_call_options.md: a "-bin"
