@@ -100,9 +100,9 @@ static int body(void *arg)
 
     /* the call's hops, then the saga's: the events' handlers and the
      * commit they make, all in the caller's trace */
-    const char *hops[] = {"/shop.orders.v1.Orders/CreateOrder", "/shop.catalog.v1.Catalog/GetProduct",
-                          "/shop.inventory.v1.Inventory/Reserve", "payments: charge",
-                          "orders: payment succeeded", "/shop.inventory.v1.Inventory/Commit"};
+    const char *hops[] = {"shop.orders.v1.Orders/CreateOrder", "shop.catalog.v1.Catalog/GetProduct",
+                          "shop.inventory.v1.Inventory/Reserve", "payments: charge",
+                          "orders: payment succeeded", "shop.inventory.v1.Inventory/Commit"};
     for (size_t h = 0; h < sizeof hops / sizeof hops[0]; h++) {
         int i = 0;
         while (!has_span(hops[h], trace) && i++ < 500)

@@ -146,6 +146,7 @@ static int etcd_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
     /* the authority a role's name: the target (a key prefix) is no host */
     tern_grpc_channel_options o = {.resolver = tern_resolver_grpc(), .resolver_arg = res,
                                    .authority = role_names[id], .lb_policy = "round_robin"};
+    o.interceptors = tern_grpc_kit_client_interceptors(&o.n_interceptors);
     char target[64];
     snprintf(target, sizeof target, "etcd:%s", role_names[id]);
     return tern_grpc_channel_new(target, &o, out);
@@ -154,7 +155,11 @@ static int etcd_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
 int shop_app_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
 {
     bool etcd = *tern_config_str(app->cfg, "etcd") && !app->on[id];
-    int rc = etcd ? etcd_channel(app, id, out) : tern_grpc_channel_new(app->addr[id], NULL, out);
+    /* the kit's client interceptors: metrics, and a CLIENT span whose
+     * traceparent goes in the call's metadata */
+    tern_grpc_channel_options o = {0};
+    o.interceptors = tern_grpc_kit_client_interceptors(&o.n_interceptors);
+    int rc = etcd ? etcd_channel(app, id, out) : tern_grpc_channel_new(app->addr[id], &o, out);
     if (rc < 0)
         tern_log_error("shop: channel", TERN_LOG_STR("to", role_names[id]),
                        TERN_LOG_STR("addr", app->addr[id]), TERN_LOG_STR("error", tern_strerror(rc)));
@@ -289,10 +294,12 @@ static int open_grpc_role(shop_role *r)
 
 static int grpc_server_new(shop_role *r)
 {
-    /* metrics first, so it times everything; then the call's span */
-    const tern_grpc_interceptor chain[] = {{tern_grpc_metrics_interceptor, NULL}, {shop_trace_interceptor, NULL}};
-    tern_grpc_server_options go = {.interceptors = chain, .n_interceptors = 2};
-    return tern_grpc_server_new(&go, &r->grpc);
+    /* the kit's: metrics (go-grpc-prometheus's names) outermost, then each
+     * call's SERVER span, current in its handler */
+    int rc = tern_grpc_server_new(NULL, &r->grpc);
+    if (rc == 0)
+        rc = tern_grpc_server_use_kit(r->grpc);
+    return rc;
 }
 
 static int role_new(shop_app *app, shop_role_id id)

@@ -187,16 +187,12 @@ int64_t shop_col_i64(const tern_sqlite_result *res, int row, const char *col);
 int shop_call_ctx(shop_role *r, tern_ctx *parent, tern_ctx **out);
 /* The call options every inter-service call uses: wait for the peer to
  * be connected (bounded by the call's ctx) rather than failing at once
- * while it starts, and the calling coroutine's current span as
- * traceparent (trace.c).  md is the caller's storage for the call. */
+ * while it starts (the trace context goes by the channel's kit
+ * interceptors).  md is the caller's storage for the call. */
 typedef struct shop_call_md {
     tern_grpc_call_options opts;
-    const char *kv[3];
-    char traceparent[TERN_TRACE_PARENT_LEN + 1];
 } shop_call_md;
 const tern_grpc_call_options *shop_call_options(shop_call_md *md);
-/* The server interceptor that starts each call's span (trace.c). */
-int shop_trace_interceptor(tern_grpc_call *call, void *arg);
 /* The calling coroutine's current span as a traceparent into buf
  * (TERN_TRACE_PARENT_LEN + 1 bytes; "" when there is none): events carry
  * it in their message, having no headers. */
