@@ -400,7 +400,10 @@ int tern_grpc_client_call_attempts(const tern_grpc_client_call *cc);
 typedef struct tern_grpc_channel_options {
     tern_tls_config *tls;               /* a client config; NULL: h2c (clear text) */
     const char *authority;              /* :authority and TLS server name; NULL: the target's
-                                           host:port (for unix: "localhost") */
+                                           host:port (for unix: "localhost"; with a resolver,
+                                           the target's endpoint, "etcd:///a/b" -> "a%2Fb",
+                                           percent-encoded where an authority may not hold a
+                                           character) */
     const char *lb_policy;              /* NULL or "pick_first", "round_robin", or "p2c" (the
                                            less loaded of two random addresses, by calls
                                            open on each) */

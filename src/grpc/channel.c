@@ -241,6 +241,35 @@ static int resolve_list(tern_grpc_channel *ch, const char *list, const char *pre
     return rc;
 }
 
+/* A resolver's target as the default :authority: the endpoint after
+ * "scheme://authority/" when the target has that form (gRPC's naming
+ * doc: "etcd:///shop/orders" names "shop/orders"), with what an authority
+ * may not hold (RFC 3986: "/", "?", "#", spaces, ...) percent-encoded, so
+ * that a key-prefix target does not make a header the server resets the
+ * stream for.  malloc'd. */
+static char *resolver_authority(const char *target)
+{
+    const char *p = target, *s = strstr(target, "://");
+    if (s && (p = strchr(s + 3, '/')))
+        p++;
+    else
+        p = target;
+    static const char ok[] = "-._~!$&'()*+,;=:@[]";
+    size_t n = strlen(p);
+    char *out = malloc(3 * n + 1), *q = out;
+    if (!out)
+        return NULL;
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(ok, c))
+            *q++ = (char)c;
+        else
+            q += sprintf(q, "%%%02X", c);
+    }
+    *q = '\0';
+    return out;
+}
+
 /* The built-in schemes; sets the default authority. */
 static int resolve_target(tern_grpc_channel *ch, const char *target, char **authority)
 {
@@ -332,7 +361,7 @@ int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o
                                          o->service_config_errlen);
     if (rc == 0 && o->resolver) {
         ch->resolver = o->resolver;
-        authority = strdup(target);
+        authority = resolver_authority(target);
         rc = authority ? o->resolver->start(ch, target, o->resolver_arg, &ch->resolver_state) : -ENOMEM;
         if (rc < 0)
             ch->resolver = NULL;

@@ -308,6 +308,7 @@ static void round_robin_pick_first_and_failover(void)
 
 /* A resolver of our own: delivers one address, counts its calls. */
 typedef struct my_resolver {
+    const char *target;
     const char *addr;
     int started, stopped;
 } my_resolver;
@@ -315,7 +316,7 @@ typedef struct my_resolver {
 static int r_start(tern_grpc_channel *ch, const char *target, void *arg, void **state)
 {
     my_resolver *r = arg;
-    CHECK(!strcmp(target, "static:svc"));
+    CHECK(!strcmp(target, r->target));
     r->started++;
     *state = r;
     return tern_grpc_channel_update(ch, &r->addr, 1);
@@ -373,7 +374,7 @@ static int targets_main(void *arg)
     /* a resolver of our own, and dns:/// */
     srv a = { 0 };
     srv_start(&a, "A", NULL, NULL);
-    my_resolver r = { .addr = a.addr };
+    my_resolver r = { .target = "static:svc", .addr = a.addr };
     tern_grpc_resolver res = { .start = r_start, .stop = r_stop };
     tern_grpc_channel_options o = { .resolver = &res, .resolver_arg = &r };
     CHECK_EQ(tern_grpc_channel_new("static:svc", &o, &ch), 0);
@@ -382,6 +383,18 @@ static int targets_main(void *arg)
     tern_grpc_channel_free(ch);
     CHECK_EQ(r.started, 1);
     CHECK_EQ(r.stopped, 1);
+    /* a target that is a key prefix, no host:port: its path goes as the
+     * :authority percent-encoded (raw, the server would reset the stream) */
+    r.target = "etcd:///shop/orders v1/";
+    CHECK_EQ(tern_grpc_channel_new(r.target, &o, &ch), 0);
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+    CHECK(!strcmp(tag, "A"));
+    tern_grpc_channel_free(ch);
+    r.target = "keys/no scheme";
+    CHECK_EQ(tern_grpc_channel_new(r.target, &o, &ch), 0);
+    CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);
+    tern_grpc_channel_free(ch);
+    CHECK_EQ(r.started, 3);
     snprintf(target, sizeof target, "dns:///localhost:%d", tern_grpc_server_port(a.s));
     CHECK_EQ(tern_grpc_channel_new(target, NULL, &ch), 0);
     CHECK_EQ(call(ch, &req, tag, NULL, NULL, false), 0);     /* ::1 refused, then 127.0.0.1 */
