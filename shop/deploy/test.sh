@@ -15,6 +15,9 @@
 #     every role ready, gRPC from the host (health, the seeded catalog and
 #     stock, an order through the saga to PAID, its idempotency key), HTTP
 #     /metrics; `docker stop` ends it gracefully (exit 0);
+#   - PostgreSQL from the static binary (pg-static-test.sh): the image's
+#     build stage's shop-pgcheck over TLS + SCRAM, on the host and in the
+#     image;
 #   - compose.yaml (compose-test.sh): the backends built from Debian
 #     packages and healthy, each role in its own container, gRPC to each;
 #   - the arm64 binary (cross toolchain, static) under qemu-aarch64: every
@@ -37,7 +40,7 @@ t0=$(ms)
 name=tern-shop-test-$$
 pids=()
 cleanup() {
-  docker rm -f "$name" "$name-arm64" >/dev/null 2>&1 || true
+  docker rm -f "$name" "$name-arm64" "$name-build" >/dev/null 2>&1 || true
   docker network rm "$name" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
@@ -113,6 +116,18 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
 docker logs "$name" 2>&1 | grep -q '"shop: stopped"' || fail "no 'shop: stopped' in the log"
 ok "docker stop: graceful, exit 0, ${stop_ms} ms"
 
+# ---- PostgreSQL from the static binary (libpq-static.sh) -------------------------
+# shop-pgcheck, linked in the image's build stage as /shop is (its layers
+# are cached by the build above), against a server demanding TLS + SCRAM,
+# on the host and inside the image
+t=$(ms)
+read -r build_tag _ < <(TARGET=build shop/deploy/build-image.sh amd64 tern-shop-build:amd64)
+docker create --name "$name-build" "$build_tag" >/dev/null
+docker cp "$name-build:/build/shop/shop-pgcheck" "$tmp/shop-pgcheck" >/dev/null
+docker rm "$name-build" >/dev/null
+SHOP_IMAGE=$tag shop/deploy/pg-static-test.sh "$tmp/shop-pgcheck" || fail "PostgreSQL from the static binary"
+pg_ms=$(( $(ms) - t ))
+
 # ---- compose: every role in its own container, with the backends -----------------
 t=$(ms)
 shop/deploy/compose-test.sh
@@ -178,4 +193,4 @@ fi
 echo
 echo "figures: shop_image_bytes=$image_bytes shop_binary_bytes=$binary_bytes" \
      "shop_binary_bytes_arm64=${arm_bytes:-} container_ready_ms=$ready_ms docker_stop_ms=$stop_ms" \
-     "shop_image_bytes_arm64=${arm_image_bytes:-} image_build_ms=$image_ms compose_ms=$compose_ms arm64_build_ms=${arm_build_ms:-} test_ms=$(( $(ms) - t0 ))"
+     "shop_image_bytes_arm64=${arm_image_bytes:-} image_build_ms=$image_ms pg_static_ms=$pg_ms compose_ms=$compose_ms arm64_build_ms=${arm_build_ms:-} test_ms=$(( $(ms) - t0 ))"
