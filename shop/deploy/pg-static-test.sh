@@ -4,7 +4,8 @@
 # static `shop-pgcheck` (pgcheck.c, linked as `shop` is) connects, by IP
 # and by host name, on the host and - when the shop's image exists - in a
 # FROM scratch container (the image's root, read-only, non-root, no
-# capabilities), where there is no shared library and no NSS module.
+# capabilities), where there is no shared library and no NSS module.  An
+# arm64 SHOP_PGCHECK runs under qemu-aarch64 on the host.
 #
 #   shop/deploy/pg-static-test.sh [SHOP_PGCHECK]
 #
@@ -23,6 +24,12 @@ if [ -z "$check" ]; then
 fi
 [ -x "$check" ] || { echo "pg-static-test.sh: no $check" >&2; exit 1; }
 file -L "$check" | grep -q 'statically linked' || { echo "FAIL $check is not static: $(file -L "$check")" >&2; exit 1; }
+# an arm64 probe (build-static.sh arm64) runs under qemu-user, on the host only
+run=("$check")
+if file -L "$check" | grep -q 'ARM aarch64'; then
+  command -v qemu-aarch64 >/dev/null || { echo "pg-static-test.sh: skipped: no qemu-aarch64"; exit 77; }
+  run=(qemu-aarch64 "$check")
+fi
 
 fail() { echo "FAIL $*" >&2; [ -f "${log:-}" ] && tail -n 20 "$log" >&2; exit 1; }
 ok() { echo "ok   $*"; }
@@ -65,18 +72,18 @@ ok "PostgreSQL $("$bindir/postgres" -V | awk '{print $3}') on port $port: TLS an
 
 # ---- on the host ---------------------------------------------------------------------
 conn="host=127.0.0.1 port=$port user=shop password=$password dbname=postgres sslmode=require"
-out=$("$check" "$conn") || fail "shop-pgcheck over TLS + SCRAM: $out"
+out=$("${run[@]}" "$conn") || fail "shop-pgcheck over TLS + SCRAM: $out"
 echo "$out" | grep -q '^server 15.* ssl true TLSv1.[23] user shop$' || fail "unexpected: $out"
 ok "static shop-pgcheck on the host: $out"
-out=$("$check" "postgresql://shop:$password@localhost:$port/postgres?sslmode=require") ||
+out=$("${run[@]}" "postgresql://shop:$password@localhost:$port/postgres?sslmode=require") ||
   fail "shop-pgcheck by host name (localhost): $out"
 ok "by host name, a postgresql:// URL: $out"
-if out=$("$check" "host=127.0.0.1 port=$port user=shop password=$password dbname=postgres sslmode=disable" 2>&1); then
+if out=$("${run[@]}" "host=127.0.0.1 port=$port user=shop password=$password dbname=postgres sslmode=disable" 2>&1); then
   fail "a connection without TLS was let in: $out"
 fi
 echo "$out" | grep -q 'no pg_hba.conf entry' || fail "without TLS: unexpected error: $out"
 ok "without TLS: refused by the server (the client reports it: $(echo "$out" | head -c 80)...)"
-if out=$("$check" "host=127.0.0.1 port=$port user=shop password=wrong dbname=postgres sslmode=require" 2>&1); then
+if out=$("${run[@]}" "host=127.0.0.1 port=$port user=shop password=wrong dbname=postgres sslmode=require" 2>&1); then
   fail "a wrong password was let in"
 fi
 echo "$out" | grep -q 'password authentication failed' || fail "wrong password: unexpected error: $out"
@@ -84,6 +91,10 @@ ok "a wrong password: refused (SCRAM)"
 
 # ---- in the FROM scratch image ----------------------------------------------------------
 image=${SHOP_IMAGE:-tern-shop:amd64}
+if [ "${run[0]}" != "$check" ]; then
+  echo "skip container: an arm64 probe (this engine runs amd64 containers only)"
+  exit 0
+fi
 if ! docker image inspect "$image" >/dev/null 2>&1; then
   echo "skip container: no image $image (build-image.sh amd64)"
   exit 0
