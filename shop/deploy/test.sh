@@ -20,8 +20,9 @@
 #     image;
 #   - compose.yaml (compose-test.sh): the backends built from Debian
 #     packages and healthy, each role in its own container, gRPC to each;
-#   - the arm64 binary (cross toolchain, static) under qemu-aarch64: every
-#     role answers its readiness probe and gRPC health;
+#   - the arm64 binary (cross toolchain, static, its libpq too) under
+#     qemu-aarch64: every role answers its readiness probe and gRPC health,
+#     shop-pgcheck reaches PostgreSQL over TLS + SCRAM;
 #   - with SHOP_DEPLOY_ARM64_IMAGE=1 also the arm64 image (Dockerfile
 #     ARCH=arm64): labelled arm64, <= 10 MB, its /shop an aarch64 static
 #     binary that runs under qemu-aarch64 (this engine cannot run arm64
@@ -143,6 +144,9 @@ else
   file "$arm_bin" | grep -q 'ARM aarch64.*statically linked.*stripped' || fail "arm64 binary: $(file "$arm_bin")"
   [ "$arm_bytes" -le "$max_binary" ] || fail "the arm64 binary is $arm_bytes bytes (> $max_binary)"
   ok "arm64 binary: static, stripped, $arm_bytes bytes"
+  # its libpq (libpq-static.sh arm64) over TLS + SCRAM, under qemu-aarch64
+  shop/deploy/pg-static-test.sh build-static-arm64/shop/shop-pgcheck ||
+    fail "arm64: PostgreSQL from the static binary"
   # port 0 for every role: the log's "serving" lines say where they are
   flags=(--data_dir "$tmp/arm64-data")
   for r in "${roles[@]}"; do flags+=("--$r.addr" 127.0.0.1:0); done
