@@ -11,6 +11,7 @@
 #            mirror this machine's apt uses (a private deb-src list: the host's
 #            apt configuration is left alone)
 #   build/   configure + make of src/port, src/common, src/interfaces/libpq
+#            (removed with the unpacked tree once prefix/ is made)
 #   prefix/  include/ (libpq-fe.h ...), lib/libpq.a, libpgcommon.a,
 #            libpgport.a, lib/pkgconfig/libpq.pc
 # and prints the prefix, which CMake takes as TERN_LIBPQ_STATIC_DIR.
@@ -83,11 +84,13 @@ if [ -f "$prefix/lib/libpq.a" ] && [ "$(cat "$prefix/.stamp" 2>/dev/null)" = "$s
 fi
 
 # ---- build ---------------------------------------------------------------------------
-# dpkg-source applies Debian's patches: the same libpq as Debian's libpq5
+# dpkg-source applies Debian's patches: the same libpq as Debian's libpq5.
+# --no-check: the .dsc's own signature is its uploader's (no keyring for
+# that here); apt-get source already checked every file's hash against the
+# Sources index, signed by the archive key.
 tree=$dir/src/$pkg-$version
-if [ ! -d "$tree" ]; then
-  (cd "$dir/src" && dpkg-source --no-check -x "$(basename "$dsc")" "$tree" >/dev/null)
-fi
+rm -rf "$tree"
+(cd "$dir/src" && dpkg-source --no-check -x "$(basename "$dsc")" "$tree" >/dev/null)
 rm -rf "$dir/build" "$prefix"
 mkdir -p "$dir/build"
 log=$dir/build.log
@@ -108,4 +111,7 @@ cp "$dir/build/src/interfaces/libpq/libpq.pc" "$prefix/lib/pkgconfig/"
 cp "$tree/src/interfaces/libpq/libpq-fe.h" "$tree/src/interfaces/libpq/libpq-events.h" \
    "$tree/src/include/postgres_ext.h" "$dir/build/src/include/pg_config_ext.h" "$prefix/include/"
 echo "$stamp" >"$prefix/.stamp"
+# the unpacked tree (190 MB) and the objects are not needed again: the
+# tarballs stay, for a rebuild with other flags
+rm -rf "$tree" "$dir/build"
 echo "$prefix"
