@@ -6,9 +6,14 @@
 #
 # Builds in build-static-<arch>/ (BUILD overrides) with SHOP_STATIC
 # (shop/CMakeLists.txt, shop/deploy/static.cmake): every dependency from
-# its Debian archive (.a), without PostgreSQL (no complete static libpq on
-# Debian).  Copies the binary to OUT (default build-static-<arch>/shop-<arch>)
-# and prints its path and size.  JOBS (default 2) bounds the build.
+# its Debian archive (.a), except libpq: Debian's libpq.a wants static
+# Kerberos and LDAP, which Debian does not ship, so libpq-static.sh builds
+# one from Debian's source package without them (cached in
+# build-libpq-<arch>/; LIBPQ_DIR overrides; SHOP_STATIC_PG=0 builds without
+# PostgreSQL; with it the tree also has shop/shop-pgcheck, pg-static-test.sh's
+# probe).  Copies the binary to OUT (default
+# build-static-<arch>/shop-<arch>) and prints its path and size.  JOBS
+# (default 2) bounds the build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 arch=${1:-amd64}
@@ -16,28 +21,39 @@ jobs=${JOBS:-2}
 build=${BUILD:-build-static-$arch}
 # MinSizeRel: the size bound is the goal (issue 20: <= 8 MB); LTO is on
 # for every optimized gcc build
-common=(-DCMAKE_BUILD_TYPE=MinSizeRel -DTERN_PG=OFF -DSHOP_STATIC=ON -DTERN_BENCH=OFF)
+common=(-DCMAKE_BUILD_TYPE=MinSizeRel -DSHOP_STATIC=ON -DTERN_BENCH=OFF)
+case "$arch" in amd64|arm64) ;; *) echo "build-static.sh: arch is amd64 or arm64, not '$arch'" >&2; exit 2 ;; esac
+if [ "${SHOP_STATIC_PG:-1}" = 0 ]; then
+  pg=(-DTERN_PG=OFF -DTERN_LIBPQ_STATIC_DIR=)
+else
+  libpq=$(shop/deploy/libpq-static.sh "$arch" "${LIBPQ_DIR:-build-libpq-$arch}")
+  pg=(-DTERN_PG=ON -DTERN_LIBPQ_STATIC_DIR="$libpq")
+fi
 
 case "$arch" in
   amd64)
-    cmake -S . -B "$build" "${common[@]}" >/dev/null
+    cmake -S . -B "$build" "${common[@]}" "${pg[@]}" >/dev/null
     ;;
   arm64)
-    # protoc-gen-tern-grpc runs on the host: a native tree builds it
+    # protoc-gen-tern-grpc runs on the host: a native tree builds it (the
+    # amd64 tree as it is configured, so as not to flip its PostgreSQL)
     host=${HOST_BUILD:-build-static-amd64}
-    cmake -S . -B "$host" "${common[@]}" >/dev/null
+    [ -f "$host/CMakeCache.txt" ] || cmake -S . -B "$host" "${common[@]}" -DTERN_PG=OFF >/dev/null
     cmake --build "$host" -j "$jobs" --target protoc-gen-tern-grpc >/dev/null
-    cmake -S . -B "$build" "${common[@]}" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+    cmake -S . -B "$build" "${common[@]}" "${pg[@]}" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
           -DTERN_GRPC_PLUGIN="$PWD/$host/cmd/protoc-gen-tern-grpc/protoc-gen-tern-grpc" >/dev/null
     ;;
-  *) echo "build-static.sh: arch is amd64 or arm64, not '$arch'" >&2; exit 2 ;;
 esac
 # glibc warns that getaddrinfo and dlopen in a static program want its
 # shared libraries at run time: not for what the shop does (numeric
 # addresses, and names through /etc/hosts and DNS, resolve in the FROM
 # scratch image: test.sh and compose.yaml use both; OpenSSL loads no
-# engines), so those warnings are left out of the build's output
-cmake --build "$build" -j "$jobs" --target shop 2>&1 |
+# engines; libpq asks getpwuid_r for the OS user only when the conninfo
+# names no user, so SHOP_PG_URL names one), so those warnings are left out
+# of the build's output
+targets=(shop)
+[ "${SHOP_STATIC_PG:-1}" = 0 ] || targets+=(shop-pgcheck)
+cmake --build "$build" -j "$jobs" --target "${targets[@]}" 2>&1 |
   grep -v -e 'in statically linked applications requires' -e 'in function `' -e '^\[' >&2 || true
 bin="$build/shop/shop"
 [ -x "$bin" ] || { echo "build-static.sh: no $bin" >&2; exit 1; }

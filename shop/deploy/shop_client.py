@@ -108,7 +108,7 @@ def main():
             deadline = time.time() + 15
             while order.status in (o.ORDER_STATUS_PENDING, o.ORDER_STATUS_AWAITING_PAYMENT) and time.time() < deadline:
                 time.sleep(0.1)
-                order = unary(ch, "/shop.orders.v1.Orders/GetOrder", o.GetOrderRequest(id=order.id), o.Order)
+                order = unary(ch, "/shop.orders.v1.Orders/GetOrder", o.GetOrderRequest(order_id=order.id), o.Order)
             check("an order becomes PAID (the saga across orders, inventory, payments)",
                   order.status == o.ORDER_STATUS_PAID, "%s %s" % (o.OrderStatus.Name(order.status), order.reason))
             again = unary(ch, "/shop.orders.v1.Orders/CreateOrder", req, o.Order)

@@ -15,10 +15,14 @@
 #     every role ready, gRPC from the host (health, the seeded catalog and
 #     stock, an order through the saga to PAID, its idempotency key), HTTP
 #     /metrics; `docker stop` ends it gracefully (exit 0);
+#   - PostgreSQL from the static binary (pg-static-test.sh): the image's
+#     build stage's shop-pgcheck over TLS + SCRAM, on the host and in the
+#     image;
 #   - compose.yaml (compose-test.sh): the backends built from Debian
 #     packages and healthy, each role in its own container, gRPC to each;
-#   - the arm64 binary (cross toolchain, static) under qemu-aarch64: every
-#     role answers its readiness probe and gRPC health;
+#   - the arm64 binary (cross toolchain, static, its libpq too) under
+#     qemu-aarch64: every role answers its readiness probe and gRPC health,
+#     shop-pgcheck reaches PostgreSQL over TLS + SCRAM;
 #   - with SHOP_DEPLOY_ARM64_IMAGE=1 also the arm64 image (Dockerfile
 #     ARCH=arm64): labelled arm64, <= 10 MB, its /shop an aarch64 static
 #     binary that runs under qemu-aarch64 (this engine cannot run arm64
@@ -37,7 +41,7 @@ t0=$(ms)
 name=tern-shop-test-$$
 pids=()
 cleanup() {
-  docker rm -f "$name" "$name-arm64" >/dev/null 2>&1 || true
+  docker rm -f "$name" "$name-arm64" "$name-build" >/dev/null 2>&1 || true
   docker network rm "$name" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
@@ -102,7 +106,10 @@ ok "the process runs as uid 65532"
 /usr/bin/python3 shop/deploy/shop_client.py --users "${addr[0]}" --catalog "${addr[1]}" \
   --inventory "${addr[2]}" --orders "${addr[3]}" --payments "${addr[4]}" --seeded-stock --order ||
   { docker logs "$name" 2>&1 | tail -20; fail "gRPC from the host"; }
-curl -sf "http://${addr[3]}/metrics" | grep -q '^grpc_server_handled_total{.*CreateOrder.*} [1-9]' ||
+# read whole first: grep -q stops at its match, and under pipefail curl's
+# SIGPIPE on a long /metrics page would fail the pipe
+metrics=$(curl -sf "http://${addr[3]}/metrics") || fail "orders' /metrics"
+grep -q '^grpc_server_handled_total{.*CreateOrder.*} [1-9]' <<<"$metrics" ||
   fail "orders' /metrics does not count the CreateOrder calls"
 ok "HTTP /metrics from the host counts the calls"
 t=$(ms)
@@ -112,6 +119,18 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] || { docker logs "$name" 2>&1 | tail -20; fail "exit code $code after docker stop"; }
 docker logs "$name" 2>&1 | grep -q '"shop: stopped"' || fail "no 'shop: stopped' in the log"
 ok "docker stop: graceful, exit 0, ${stop_ms} ms"
+
+# ---- PostgreSQL from the static binary (libpq-static.sh) -------------------------
+# shop-pgcheck, linked in the image's build stage as /shop is (its layers
+# are cached by the build above), against a server demanding TLS + SCRAM,
+# on the host and inside the image
+t=$(ms)
+read -r build_tag _ < <(TARGET=build shop/deploy/build-image.sh amd64 tern-shop-build:amd64)
+docker create --name "$name-build" "$build_tag" >/dev/null
+docker cp "$name-build:/build/shop/shop-pgcheck" "$tmp/shop-pgcheck" >/dev/null
+docker rm "$name-build" >/dev/null
+SHOP_IMAGE=$tag shop/deploy/pg-static-test.sh "$tmp/shop-pgcheck" || fail "PostgreSQL from the static binary"
+pg_ms=$(( $(ms) - t ))
 
 # ---- compose: every role in its own container, with the backends -----------------
 t=$(ms)
@@ -128,6 +147,9 @@ else
   file "$arm_bin" | grep -q 'ARM aarch64.*statically linked.*stripped' || fail "arm64 binary: $(file "$arm_bin")"
   [ "$arm_bytes" -le "$max_binary" ] || fail "the arm64 binary is $arm_bytes bytes (> $max_binary)"
   ok "arm64 binary: static, stripped, $arm_bytes bytes"
+  # its libpq (libpq-static.sh arm64) over TLS + SCRAM, under qemu-aarch64
+  shop/deploy/pg-static-test.sh build-static-arm64/shop/shop-pgcheck ||
+    fail "arm64: PostgreSQL from the static binary"
   # port 0 for every role: the log's "serving" lines say where they are
   flags=(--data_dir "$tmp/arm64-data")
   for r in "${roles[@]}"; do flags+=("--$r.addr" 127.0.0.1:0); done
@@ -178,4 +200,4 @@ fi
 echo
 echo "figures: shop_image_bytes=$image_bytes shop_binary_bytes=$binary_bytes" \
      "shop_binary_bytes_arm64=${arm_bytes:-} container_ready_ms=$ready_ms docker_stop_ms=$stop_ms" \
-     "shop_image_bytes_arm64=${arm_image_bytes:-} image_build_ms=$image_ms compose_ms=$compose_ms arm64_build_ms=${arm_build_ms:-} test_ms=$(( $(ms) - t0 ))"
+     "shop_image_bytes_arm64=${arm_image_bytes:-} image_build_ms=$image_ms pg_static_ms=$pg_ms compose_ms=$compose_ms arm64_build_ms=${arm_build_ms:-} test_ms=$(( $(ms) - t0 ))"

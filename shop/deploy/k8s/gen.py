@@ -72,7 +72,7 @@ def config():
         "apiVersion": "v1", "kind": "Secret", "metadata": meta("shop-secrets", "shop"), "type": "Opaque",
         # placeholders: replace before applying (kubectl create secret ... --dry-run=client -o yaml)
         "stringData": {
-            "SHOP_USERS_JWT_SECRET": "change-me-to-32-random-bytes",
+            "SHOP_USERS_JWT_SECRET": "change-me-to-at-least-32-random-bytes",
             "SHOP_PG_URL": "postgres://shop:change-me@postgres.%s.svc.cluster.local:5432/shop" % NS,
         },
     }
