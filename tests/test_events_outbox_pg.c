@@ -233,10 +233,22 @@ static int replicas_main(void *arg)
     /* two pools and two outbox objects on one table: two processes as far
      * as the claims can tell */
     tern_pg_pool *p1 = pool_new(), *p2 = pool_new();
+    /* a table made before claims existed: the outbox adds their columns */
+    tern_pg_result *r = NULL;
+    CHECK_EQ(tern_pg_pool_query(p1,
+                                "CREATE TABLE outbox_replicas(seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
+                                "topic TEXT NOT NULL, type TEXT NOT NULL, payload BYTEA NOT NULL, "
+                                "created_ns BIGINT NOT NULL, sent_ns BIGINT)",
+                                NULL, &r, NULL, NULL),
+             0);
+    tern_pg_result_free(r);
     tern_outbox *ob1, *ob2;
     tern_outbox_options oo = {.table = "outbox_replicas"};
     CHECK_EQ(tern_outbox_pg_new(p1, &oo, &ob1, NULL), 0);
     CHECK_EQ(tern_outbox_pg_new(p2, &oo, &ob2, NULL), 0);
+    CHECK_EQ(scalar(p1, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'outbox_replicas' "
+                        "AND column_name IN ('claim_until', 'claimed_by')"),
+             2);
     tern_events_transport t;
     CHECK_EQ(tern_events_inproc_transport(&t), 0);
     tern_events_bus *bus;

@@ -258,7 +258,8 @@ typedef struct tern_outbox_relay_options {
 } tern_outbox_relay_options;
 
 /** Start a relay coroutine publishing ob's unsent rows through bus, in seq
- *  order, marking each batch sent once published. */
+ *  order (per relay: relays sharing a PostgreSQL outbox interleave), marking
+ *  each batch sent once published; a round publishes for at most 20 s. */
 int tern_outbox_relay_start(tern_outbox *ob, tern_events_bus *bus, const tern_outbox_relay_options *o,
                             tern_outbox_relay **out);
 /** Stop the relay (mid-batch: what it published but did not mark is

@@ -13,11 +13,10 @@
  * (NULL: unbounded).  When the ctx ends during a query, the query is
  * cancelled (PQcancel on the blocking pool) and its result drained, so the
  * connection stays usable; when draining fails the connection is marked
- * broken (tern_pg_conn_ok() false) and a pool discards it.  On a pool's
- * connection the call returns the ctx's error at once and the cancel and
- * drain happen later: in a coroutine of the pool's when the connection is
- * released (it is handed to nobody before; tern_pg_pool_free waits for
- * those drains), or first thing in the next call on it.
+ * broken (tern_pg_conn_ok() false) and a pool discards it.
+ * tern_pg_pool_query returns the ctx's error at once instead: the cancel
+ * and the drain run in a coroutine of the pool's as it releases the
+ * connection (handed to nobody before; tern_pg_pool_free waits for them).
  *
  * Errors: 0 or -errno.  -EREMOTEIO means the server answered with an error;
  * its SQLSTATE and message are in tern_pg_conn_last_error() (and in the
@@ -271,8 +270,9 @@ struct tern_pg_pool_stats {
 /** A pool for conninfo (copied).  Opens nothing yet. */
 int tern_pg_pool_new(const char *conninfo, const tern_pg_pool_options *opts, tern_pg_pool **out);
 /** Close the idle connections and free p.  Every acquired connection must
- *  have been released.  With min_idle, parks while the maintainer stops:
- *  call it from a coroutine of the runtime that used the pool. */
+ *  have been released.  Parks while the maintainer (min_idle) stops and
+ *  while a cancelled query of tern_pg_pool_query drains: call it from a
+ *  coroutine of the runtime that used the pool. */
 void tern_pg_pool_free(tern_pg_pool *p);
 /**
  * A connection from p: an idle one (pinged first when idle longer than

@@ -32,6 +32,9 @@
  * (publish a batch, then mark it) takes, short enough that a dead relay's
  * rows are not held for long. */
 #define CLAIM_LEASE_NS (30 * 1000000000LL)
+/* Leases are stamped and compared on the server's clock: relays on hosts
+ * whose clocks disagree must not cut each other's leases short. */
+#define SERVER_NOW_NS "(extract(epoch from statement_timestamp()) * 1000000000)::bigint"
 
 static int by_seq(const void *a, const void *b)
 {
@@ -41,12 +44,10 @@ static int by_seq(const void *a, const void *b)
 
 static int pg_fetch(tern_outbox *ob, int max, ob_row **rows, int *n, void **hold, tern_ctx *ctx)
 {
-    char lim[16], now[24], until[24];
+    char lim[16], lease[24];
     snprintf(lim, sizeof lim, "%d", max);
-    int64_t t = tern__ob_wall_ns();
-    snprintf(now, sizeof now, "%lld", (long long)t);
-    snprintf(until, sizeof until, "%lld", (long long)(t + CLAIM_LEASE_NS));
-    tern_pg_params p = {.n = 4, .values = (const char *const[]){lim, now, until, ob->claimer}};
+    snprintf(lease, sizeof lease, "%lld", (long long)CLAIM_LEASE_NS);
+    tern_pg_params p = {.n = 3, .values = (const char *const[]){lim, lease, ob->claimer}};
     tern_pg_result *res;
     int rc = tern_pg_pool_query(ob->db, ob->sql_fetch, &p, &res, NULL, ctx);
     if (rc < 0)
@@ -129,6 +130,34 @@ static int pg_purge(tern_outbox *ob, int64_t before_ns, int64_t *deleted, tern_c
 
 static const ob_ops pg_ops = {pg_fetch, pg_release, pg_mark, pg_pending, pg_purge};
 
+/* A table made before claims existed gets their columns.  Asked first:
+ * ALTER TABLE takes its exclusive lock before it looks at IF NOT EXISTS,
+ * and every replica's start would queue one on a busy outbox. */
+static int add_claim_columns(tern_outbox *ob, tern_ctx *ctx)
+{
+    tern_pg_params p = {.n = 1, .values = (const char *const[]){ob->table}};
+    tern_pg_result *res = NULL;
+    int rc = tern_pg_pool_query(ob->db,
+                                "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) "
+                                "AND attname IN ('claim_until', 'claimed_by') AND NOT attisdropped",
+                                &p, &res, NULL, ctx);
+    int64_t have = 0;
+    if (rc == 0)
+        rc = tern_pg_result_int64(res, 0, 0, &have);
+    tern_pg_result_free(res);
+    if (rc < 0 || have == 2)
+        return rc;
+    char *sql;
+    if (asprintf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS claim_until BIGINT, "
+                       "ADD COLUMN IF NOT EXISTS claimed_by TEXT", ob->table) < 0)
+        return -ENOMEM;
+    res = NULL;
+    rc = tern_pg_pool_query(ob->db, sql, NULL, &res, NULL, ctx);
+    tern_pg_result_free(res);
+    free(sql);
+    return rc;
+}
+
 int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_outbox **out, tern_ctx *ctx)
 {
     TERN_CHECK_ARG(pool);
@@ -150,9 +179,9 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
     if (asprintf(&ob->sql_insert,
                  "INSERT INTO %s(id, topic, type, payload, created_ns) VALUES ($1, $2, $3, $4, $5)", t) < 0 ||
         asprintf(&ob->sql_fetch,
-                 "UPDATE %s SET claim_until = $3, claimed_by = $4 WHERE seq IN ("
+                 "UPDATE %s SET claim_until = " SERVER_NOW_NS " + $2, claimed_by = $3 WHERE seq IN ("
                  "SELECT seq FROM %s WHERE sent_ns IS NULL AND "
-                 "(claim_until IS NULL OR claim_until < $2 OR claimed_by = $4) "
+                 "(claim_until IS NULL OR claim_until < " SERVER_NOW_NS " OR claimed_by = $3) "
                  "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
                  "RETURNING seq, id, topic, type, payload, created_ns", t, t) < 0 ||
         asprintf(&ob->sql_mark, "UPDATE %s SET sent_ns = $1 WHERE seq = ANY($2::bigint[])", t) < 0 ||
@@ -162,11 +191,8 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
                  "CREATE TABLE IF NOT EXISTS %s(seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, "
                  "topic TEXT NOT NULL, type TEXT NOT NULL, payload BYTEA NOT NULL, created_ns BIGINT NOT NULL, "
                  "sent_ns BIGINT, claim_until BIGINT, claimed_by TEXT);"
-                 /* a table made before claims existed */
-                 "ALTER TABLE %s ADD COLUMN IF NOT EXISTS claim_until BIGINT;"
-                 "ALTER TABLE %s ADD COLUMN IF NOT EXISTS claimed_by TEXT;"
                  "CREATE INDEX IF NOT EXISTS %s_unsent ON %s(seq) WHERE sent_ns IS NULL",
-                 t, t, t, t, t) < 0) {
+                 t, t, t) < 0) {
         tern_outbox_free(ob);
         return -ENOMEM;
     }
@@ -174,6 +200,8 @@ int tern_outbox_pg_new(tern_pg_pool *pool, const tern_outbox_options *o, tern_ou
     rc = tern_pg_pool_query(pool, schema, NULL, &res, NULL, ctx);
     tern_pg_result_free(res);
     free(schema);
+    if (rc == 0)
+        rc = add_claim_columns(ob, ctx);
     if (rc < 0) {
         tern_outbox_free(ob);
         return rc;

@@ -6,8 +6,13 @@
  * the same round, so a relay that stops (or a process that dies) between
  * the two leaves it unsent and the next relay publishes it again.  That is
  * the at-least-once half; consumers give the exactly-once effect by
- * recording event ids (tern_events_idempotent_*).  One relay per outbox:
- * two would publish the same rows.
+ * recording event ids (tern_events_idempotent_*).  On SQLite one relay
+ * per outbox: two would publish the same rows.  On PostgreSQL relays of
+ * several processes may share a table: each round claims its rows for a
+ * lease (outbox_pg.c), and a round publishes for at most ROUND_BUDGET_NS,
+ * well inside the lease, marks what it published and leaves the rest to
+ * the next round, so that no other relay takes a row this one is still
+ * publishing.  Across relays rows go out in no common order.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -23,6 +28,9 @@
 
 #define DEFAULT_BATCH 100
 #define DEFAULT_POLL_NS (20 * TERN_MS)
+/* A round's publishing time (a bus that stalls or reconnects): under
+ * outbox_pg.c's 30 s claim lease. */
+#define ROUND_BUDGET_NS (20 * TERN_SEC)
 
 struct tern_outbox_relay {
     tern_outbox *ob;
@@ -125,12 +133,18 @@ static int round_once(tern_outbox_relay *r, int *count)
     }
     int64_t *seqs = malloc((size_t)n * sizeof *seqs);
     int done = 0;
-    if (!seqs)
+    tern_ctx *round = NULL;
+    if (!seqs || tern_ctx_with_timeout(r->ctx, ROUND_BUDGET_NS, &round) < 0)
         rc = -ENOMEM;
-    for (int i = 0; seqs && i < n; i++) {
-        rc = tern_events_publish(r->bus, &rows[i].ev, r->ctx);
-        if (rc < 0)
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = tern_events_publish(r->bus, &rows[i].ev, round);
+        if (rc < 0) {
+            /* out of the round's time, not stopped: mark what went out,
+             * the rest goes in the next round */
+            if (rc == -ETIMEDOUT && tern_ctx_err(round) && !tern_ctx_err(r->ctx))
+                rc = 0;
             break;
+        }
         seqs[done++] = rows[i].seq;
         int64_t lag = tern__ob_wall_ns() - rows[i].created_ns;
         atomic_store(&r->last_lag, lag);
@@ -140,6 +154,7 @@ static int round_once(tern_outbox_relay *r, int *count)
         if (r->m_lag)
             tern_metrics_histogram_observe(r->m_lag, (double)lag / 1e9);
     }
+    tern_ctx_free(round);
     r->ob->ops->release(hold, rows);
     if (done > 0) {
         int mrc = r->ob->ops->mark(r->ob, seqs, done, r->ctx);

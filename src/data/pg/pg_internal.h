@@ -40,7 +40,8 @@ struct tern_pg_conn {
     bool broken;
     /* A pool's connection whose query was abandoned when its ctx ended: the
      * cancel and the drain are still to do (tern__pg_abandon). */
-    bool defer_drain;               /* set by the pool: abandon, do not drain */
+    bool defer_drain;               /* set by tern_pg_pool_query around its one
+                                       query: abandon, do not drain */
     bool abandoned;
     tern_pg_conn_options opts;
     tern_pg_error err;
@@ -87,10 +88,9 @@ int tern__pg_flush(tern_pg_conn *c, int64_t deadline, tern_ctx *ctx);
 int tern__pg_read_results(tern_pg_conn *c, PGresult **last, bool copy, int64_t deadline, tern_ctx *ctx);
 int tern__pg_cancel_request(tern_pg_conn *c);
 int tern__pg_cancel_and_drain(tern_pg_conn *c, int cause);
-/* The ctx ended (cause) mid-query: on a pool's connection, leave the cancel
- * and the drain for later (the pool runs them in the background on
- * release; the next call on the connection runs them first) and return at
- * once; on a connection of one's own, tern__pg_cancel_and_drain now. */
+/* The ctx ended (cause) mid-query: inside tern_pg_pool_query (defer_drain),
+ * leave the cancel and the drain to the release, which runs them in the
+ * background, and return at once; otherwise tern__pg_cancel_and_drain now. */
 int tern__pg_abandon(tern_pg_conn *c, int cause);
 /* Cancel and drain an abandoned connection's command now (bounded by
  * cancel_drain_ns after the cancel), clearing c->abandoned. */

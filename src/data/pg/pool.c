@@ -212,7 +212,6 @@ static int open_conn(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *err, te
         return rc;
     }
     tern_pg_conn *c = *out;
-    c->defer_drain = true;
     if (p->obs.m)
         c->obs = &p->obs;
     int64_t life = p->o.max_lifetime_ns;
@@ -490,7 +489,14 @@ int tern_pg_pool_query(tern_pg_pool *p, const char *sql, const tern_pg_params *p
     int rc = tern__pg_pool_acquire(p, &c, err, ctx);
     if (rc < 0)
         return rc;
+    /* Released right after: a query its ctx abandons is cancelled and
+     * drained by the release, not by this caller, whose time is up.  (A
+     * connection the caller holds is drained at once, as a connection of
+     * one's own is: its next use, or the locks the query holds, must not
+     * wait for the release.) */
+    c->defer_drain = true;
     rc = tern_pg_query(c, sql, params, out, ctx);
+    c->defer_drain = false;
     if (rc < 0 && err)
         *err = c->err;
     tern_pg_pool_release(p, c);

@@ -16,9 +16,9 @@
  * connection is in step again and can be reused.  PQcancel returns only
  * after the postmaster has signalled the backend, so a cancel that arrives
  * after the query ended finds the backend idle (ignored) before our next
- * query is sent.  A pool's connection does not make its caller wait for
+ * query is sent.  tern_pg_pool_query does not make its caller wait for
  * that: the query is abandoned (the caller gets its ctx's error at once)
- * and the pool cancels and drains it in a coroutine of its own on release
+ * and the release cancels and drains it in a coroutine of the pool's
  * before anyone else gets the connection.
  */
 #define _GNU_SOURCE
