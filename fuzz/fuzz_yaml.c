@@ -76,7 +76,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t nodes = walk(out, 1, &depth, 0, 10000);
     check(depth <= TERN_CONFIG_MAX_DEPTH + 1);
     if (nodes < 10000) {
-        char *text = json_dumps(out, JSON_ENCODE_ANY | JSON_COMPACT);
+        /* ASCII only: libyaml reads YAML 1.1, where a raw U+0085 (NEL),
+         * U+2028 or U+2029 is a line break even inside a quoted scalar and
+         * is folded; JSON's \u escapes come back as the same characters */
+        char *text = json_dumps(out, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
         if (text) {
             json_t *back = NULL;
             check(tern_config_parse_yaml(text, strlen(text), &back, err, sizeof err) == 0);
