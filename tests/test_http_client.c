@@ -696,7 +696,8 @@ static int redirect_main(void *arg)
     CHECK(!strcasestr(last_head(&s2), "Authorization") && !strcasestr(last_head(&s2), "Cookie"));
     CHECK(strstr(last_head(&s), "\r\nHost: site.example\r\n"));
     char host2[96];
-    snprintf(host2, sizeof host2, "\r\nHost: %s\r\n", s2.base + strlen("http://"));
+    int hn = snprintf(host2, sizeof host2, "\r\nHost: %s\r\n", s2.base + strlen("http://"));
+    CHECK(hn > 0 && (size_t)hn < sizeof host2);
     CHECK(strstr(last_head(&s2), host2) && !strstr(last_head(&s2), "site.example"));
     tern_http_client_free(c);
     srv_stop(&s2);

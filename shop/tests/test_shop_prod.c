@@ -151,7 +151,7 @@ static int production(void *arg)
     etcd_server es = {0};
     etcd_server_start(&es);
 
-    char pg_flag[256], redis_flag[160], nats_flag[80], etcd_flag[96];
+    char pg_flag[512], redis_flag[512], nats_flag[256], etcd_flag[256];
     snprintf(pg_flag, sizeof pg_flag, "--pg.url=%s", pg->tcp);
     snprintf(redis_flag, sizeof redis_flag, "--redis.addr=%s", rs.sock);
     snprintf(nats_flag, sizeof nats_flag, "--events.nats=nats://%s", ns.addr);
