@@ -213,7 +213,9 @@ static int count_event(const tern_event *ev, int attempt, tern_ctx *ctx, void *a
     (void)attempt;
     (void)ctx;
     counts *c = arg;
-    int k = ev->len == sizeof(int) ? *(const int *)ev->data : -1;
+    int k = -1;
+    if (ev->len == sizeof k)
+        memcpy(&k, ev->data, sizeof k);     /* the payload is not aligned */
     if (k >= 0 && k < 400)
         atomic_fetch_add(&c->seen[k], 1);
     atomic_fetch_add(&c->total, 1);
