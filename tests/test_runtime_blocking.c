@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 
 static pthread_t worker_thread;
@@ -156,4 +157,41 @@ static void shared_stack_pointer_is_refused(void)
 #endif
 }
 
-TESTS(T(shared_stack_pointer_is_refused), T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))
+/* A pool thread's thread-specific destructors (OpenSSL keeps its error
+ * state that way) have all run when the runtime returns: exit(3) after
+ * tern_run must not race them. */
+static pthread_key_t tsd_key;
+static atomic_int tsd_freed;
+
+static void tsd_destroy(void *p)
+{
+    /* slow enough that a runtime that did not wait would return first */
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_fetch_add(&tsd_freed, 1);
+    free(p);
+}
+
+static int set_tsd(void *arg)
+{
+    (void)arg;
+    return pthread_setspecific(tsd_key, malloc(64));
+}
+
+static int tsd_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(tern_blocking(set_tsd, NULL), 0);
+    return 0;
+}
+
+static void pool_threads_are_gone_when_the_runtime_returns(void)
+{
+    CHECK_EQ(pthread_key_create(&tsd_key, tsd_destroy), 0);
+    atomic_store(&tsd_freed, 0);
+    run_ok(tsd_main, NULL, 1);
+    CHECK_EQ(atomic_load(&tsd_freed), 1);
+    pthread_key_delete(tsd_key);
+}
+
+TESTS(T(pool_threads_are_gone_when_the_runtime_returns), T(shared_stack_pointer_is_refused), T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))

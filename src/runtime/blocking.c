@@ -3,6 +3,12 @@
  * plain threads while the calling coroutine parks.
  *
  * Threads are started on demand up to the bound and exit after 10 s idle.
+ * They are joinable, never detached: a thread that leaves puts its handle
+ * on `exited`, and the next start or tern__blocking_fini joins it.  Counting
+ * a thread gone is not enough, because its thread-specific destructors
+ * (OpenSSL's per-thread error state, say) still run after it returns; a
+ * process that exits meanwhile has already torn those libraries down, and
+ * what the thread held is lost.
  * The job lives in the caller's control block (never on its stack, which
  * may be copied out in shared-stack mode).  `inflight` counts queued and
  * running jobs and drops only after the wake, so deadlock detection never
@@ -12,6 +18,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +28,8 @@ static struct {
     pthread_cond_t gone;                /* a thread exited */
     tern_co *head, *tail;
     int max, threads, idle;
+    pthread_t *exited;                  /* left, not yet joined (<= max) */
+    int nexited;
     long queued, running;
     atomic_long inflight;
     bool stopping;
@@ -37,7 +46,17 @@ int tern__blocking_init(int max_threads)
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&pool.gone, NULL);
     pool.max = max_threads;
-    return 0;
+    pool.exited = calloc((size_t)max_threads, sizeof *pool.exited);
+    return pool.exited ? 0 : -ENOMEM;
+}
+
+/* Join the threads that have left.  Called with the lock held: what is
+ * left of a thread on the list is its exit path, which never takes it. */
+static void join_exited(void)
+{
+    for (int i = 0; i < pool.nexited; i++)
+        pthread_join(pool.exited[i], NULL);
+    pool.nexited = 0;
 }
 
 void tern__blocking_fini(void)
@@ -47,7 +66,10 @@ void tern__blocking_fini(void)
     pthread_cond_broadcast(&pool.work);
     while (pool.threads > 0)
         pthread_cond_wait(&pool.gone, &pool.lock);
+    join_exited();
     pthread_mutex_unlock(&pool.lock);
+    free(pool.exited);
+    pool.exited = NULL;
     pthread_cond_destroy(&pool.work);
     pthread_cond_destroy(&pool.gone);
     pthread_mutex_destroy(&pool.lock);
@@ -104,6 +126,8 @@ static void *pool_thread(void *arg)
                     atomic_load(&pool.inflight) == pool.queued + pool.running);
     }
 out:
+    TERN_ASSERT(pool.nexited < pool.max);
+    pool.exited[pool.nexited++] = pthread_self();
     pool.threads--;
     pthread_cond_broadcast(&pool.gone);
     pthread_mutex_unlock(&pool.lock);
@@ -128,13 +152,10 @@ int tern_blocking(tern_fn *fn, void *arg)
     co->next = NULL;
     pthread_mutex_lock(&pool.lock);
     if (pool.idle == 0 && pool.threads < pool.max) {
+        join_exited();
         pthread_t th;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&th, &a, pool_thread, NULL) == 0)
+        if (pthread_create(&th, NULL, pool_thread, NULL) == 0)
             pool.threads++;
-        pthread_attr_destroy(&a);
         if (pool.threads == 0) {
             pthread_mutex_unlock(&pool.lock);
             tern_wait_cancel(co->off_ticket);
