@@ -840,5 +840,37 @@ static void cancel_storm(void)
     run_ok(storm_main, NULL, 4);
 }
 
-TESTS(T(accessors), T(errors), T(concurrency), T(transactions), T(busy), T(cancellation), T(crash_safety),
+/* Closing the database leaves only its file: the last connection to close
+ * checkpoints the WAL and deletes -wal and -shm (readers that read while
+ * the writer wrote included). */
+static int wal_main(void *arg)
+{
+    (void)arg;
+    tern_sqlite *db = open_db("wal", &(tern_sqlite_options){.readers = 3});
+    exec_ok(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+    for (int i = 0; i < 50; i++) {
+        exec_ok(db, "INSERT INTO t(v) VALUES ('x')");
+        CHECK_EQ(count(db, "t"), i + 1);
+    }
+    tern_sqlite_free(db);
+    char p[160];
+    struct stat st;
+    snprintf(p, sizeof p, "%s-wal", db_path("wal"));
+    CHECK(stat(p, &st) != 0 && errno == ENOENT);
+    snprintf(p, sizeof p, "%s-shm", db_path("wal"));
+    CHECK(stat(p, &st) != 0 && errno == ENOENT);
+    CHECK_EQ(stat(db_path("wal"), &st), 0);
+    /* and the data is in the file */
+    db = open_db("wal", NULL);
+    CHECK_EQ(count(db, "t"), 50);
+    tern_sqlite_free(db);
+    return 0;
+}
+
+static void wal_files_gone_after_free(void)
+{
+    run_ok(wal_main, NULL, 2);
+}
+
+TESTS(T(wal_files_gone_after_free), T(accessors), T(errors), T(concurrency), T(transactions), T(busy), T(cancellation), T(crash_safety),
       T(metrics), T(shared_stacks), T(cancel_storm))
