@@ -9,24 +9,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "base/check.h"
-#include "tern/grpc.h"
-#include "tern/metrics.h"
+#include "grpc_names.h"
 #include "tern/runtime.h"
 
 struct tern_grpc_client_metrics {
-    tern_metrics_family *started, *handled, *seconds;
+    tern__grpc_families f;
 };
-
-/* Go's spellings (grpc-go's codes.Code String()), shared with the server's. */
-static const char *const go_code[] = {
-    "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
-    "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",
-    "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",
-};
-static const char *const go_type[] = {"unary", "server_stream", "client_stream", "bidi_stream"};
 
 int tern_grpc_client_metrics_new(const tern_grpc_metrics_options *o, tern_grpc_client_metrics **out)
 {
@@ -35,25 +25,7 @@ int tern_grpc_client_metrics_new(const tern_grpc_metrics_options *o, tern_grpc_c
     tern_grpc_client_metrics *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
-    tern_metrics_registry *r = o ? o->registry : NULL;
-    static const char *const labels[] = {"grpc_type", "grpc_service", "grpc_method", NULL};
-    static const char *const code_labels[] = {"grpc_type", "grpc_service", "grpc_method", "grpc_code", NULL};
-    tern_metrics_family_options fo = {.type = TERN_METRICS_COUNTER, .name = "grpc_client_started_total",
-                                      .help = "RPCs started by the client.", .labels = labels};
-    int rc = tern_metrics_family_new(r, &fo, &m->started);
-    if (rc == 0) {
-        fo = (tern_metrics_family_options){.type = TERN_METRICS_COUNTER, .name = "grpc_client_handled_total",
-                                           .help = "RPCs completed by the client, by status code.",
-                                           .labels = code_labels};
-        rc = tern_metrics_family_new(r, &fo, &m->handled);
-    }
-    if (rc == 0) {
-        fo = (tern_metrics_family_options){
-            .type = TERN_METRICS_HISTOGRAM, .name = "grpc_client_handling_seconds",
-            .help = "Seconds from an RPC's start to its end on the client.", .labels = labels,
-            .bounds = o ? o->buckets : NULL, .nbounds = o ? o->nbuckets : 0};
-        rc = tern_metrics_family_new(r, &fo, &m->seconds);
-    }
+    int rc = tern__grpc_families_new(o, "client", &m->f);
     if (rc < 0) {
         free(m);
         return rc;
@@ -79,21 +51,19 @@ static void make_default(void)
 /* One call in flight: its labels and start, until it is done. */
 typedef struct inflight {
     tern_grpc_client_metrics *m;
-    const char *type, *method;
     int64_t t0;
-    char service[256];
+    tern__grpc_labels l;
 } inflight;
 
 static void done(tern_grpc_client_call *cc, void *arg)
 {
     inflight *f = arg;
-    tern_grpc_code code = tern_grpc_client_call_code(cc);
-    const char *code_name = (unsigned)code <= TERN_GRPC_UNAUTHENTICATED ? go_code[code] : "Unknown";
+    const char *code = tern__grpc_code_name(tern_grpc_client_call_code(cc));
     tern_metrics_counter *c;
-    if (tern_metrics_counter_with(f->m->handled, &c, f->type, f->service, f->method, code_name) == 0)
+    if (tern_metrics_counter_with(f->m->f.handled, &c, f->l.type, f->l.service, f->l.method, code) == 0)
         tern_metrics_counter_inc(c);
     tern_metrics_histogram *h;
-    if (tern_metrics_histogram_with(f->m->seconds, &h, f->type, f->service, f->method) == 0)
+    if (tern_metrics_histogram_with(f->m->f.seconds, &h, f->l.type, f->l.service, f->l.method) == 0)
         tern_metrics_histogram_observe(h, (double)(tern_now() - f->t0) / 1e9);
     free(f);
 }
@@ -109,22 +79,14 @@ int tern_grpc_client_metrics_interceptor(tern_grpc_client_call *cc, void *metric
     inflight *f = m && md && md->path ? malloc(sizeof *f) : NULL;
     if (!f)
         return tern_grpc_client_call_next(cc);  /* nothing to count by (or no memory): call anyway */
-    const char *svc = md->path + (md->path[0] == '/');
-    const char *slash = strrchr(svc, '/');
-    size_t svc_len = slash ? (size_t)(slash - svc) : strlen(svc);
-    if (svc_len >= sizeof f->service)
-        svc_len = sizeof f->service - 1;
-    memcpy(f->service, svc, svc_len);
-    f->service[svc_len] = 0;
     f->m = m;
-    f->type = (unsigned)md->type < 4 ? go_type[md->type] : "unary";
-    f->method = md->name ? md->name : (slash ? slash + 1 : "");
+    tern__grpc_labels_of(md, &f->l);
     if (tern_grpc_client_call_on_done(cc, done, f) < 0) {
         free(f);
         return tern_grpc_client_call_next(cc);
     }
     tern_metrics_counter *c;
-    if (tern_metrics_counter_with(m->started, &c, f->type, f->service, f->method) == 0)
+    if (tern_metrics_counter_with(m->f.started, &c, f->l.type, f->l.service, f->l.method) == 0)
         tern_metrics_counter_inc(c);
     f->t0 = tern_now();
     return tern_grpc_client_call_next(cc);
