@@ -5,7 +5,8 @@
  * spreads calls over all three; a slow server gets few of them (EWMA
  * latency); a stopped server is ejected and no call fails meanwhile; a
  * ring hash sends one affinity key to one server; the channel's own
- * round_robin is untouched by all this.
+ * round_robin is untouched by all this; with nothing up a call fails
+ * UNAVAILABLE, or waits for ready within its ctx.
  */
 #include "check.h"
 
@@ -65,19 +66,24 @@ static int serve_co(void *arg)
     return 0;
 }
 
-static void up_start(upstream *u, int index)
+static void up_start_at(upstream *u, int index, const char *addr)
 {
     u->index = index;
     atomic_store(&u->calls, 0);
     atomic_store(&u->delay, 0);
     CHECK_EQ(tern_grpc_server_new(NULL, &u->srv), 0);
     CHECK_EQ(tern_grpc_server_add_service(u->srv, &service, NULL, u), 0);
-    CHECK_EQ(tern_grpc_server_listen(u->srv, "127.0.0.1:0"), 0);
+    CHECK_EQ(tern_grpc_server_listen(u->srv, addr), 0);
     snprintf(u->addr, sizeof u->addr, "127.0.0.1:%d", tern_grpc_server_port(u->srv));
     CHECK_EQ(tern_ctx_with_cancel(NULL, &u->ctx), 0);
     u->done = (tern_waitgroup)TERN_WAITGROUP_INIT;
     tern_waitgroup_add(&u->done, 1);
     CHECK_EQ(tern_go(serve_co, u), 0);
+}
+
+static void up_start(upstream *u, int index)
+{
+    up_start_at(u, index, "127.0.0.1:0");
 }
 
 static void up_stop(upstream *u)
@@ -419,6 +425,73 @@ static void builtin_policies_are_unchanged_and_exclusive_with_a_picker(void)
     run_ok(builtin_body, NULL, 2);
 }
 
+/* Nothing listening: a call fails with the dial's error (UNAVAILABLE)
+ * after the picker tried every address, and both endpoints count it; with
+ * wait_for_ready it waits, bounded by its ctx, and a server that comes up
+ * at one of the addresses meanwhile serves it. */
+static int late_server(void *arg)
+{
+    tern_sleep(150 * TERN_MS);
+    up_start_at(&ups[0], 7, arg);
+    return 0;
+}
+
+static int down_body(void *arg)
+{
+    (void)arg;
+    start_all();
+    char addrs[2][64];
+    for (int i = 0; i < 2; i++)
+        snprintf(addrs[i], sizeof addrs[i], "%s", ups[i].addr);
+    stop_all();                             /* two addresses nobody listens on */
+    tern_balancer *b;
+    CHECK_EQ(tern_balancer_new(&(tern_balancer_options){.policy = TERN_LB_ROUND_ROBIN,
+                                                       .outlier.disabled = true},
+                               &b),
+             0);
+    char target[160];
+    snprintf(target, sizeof target, "ipv4:%s,%s", addrs[0], addrs[1]);
+    tern_grpc_channel_options o = {.picker = tern_balancer_grpc_picker(), .picker_arg = b,
+                                   .backoff_base = 100 * TERN_MS, .backoff_max = 100 * TERN_MS};
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(target, &o, &ch), 0);
+    tern_grpc_status st = {0};
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    ProtobufCMessage *resp = NULL;
+    CHECK_EQ(tern_grpc_unary(ch, &methods[0], &req.base, &resp, NULL, &st, NULL), -ECONNREFUSED);
+    CHECK_EQ(st.code, TERN_GRPC_UNAVAILABLE);
+    tern_grpc_status_clear(&st);
+    tern_lb_endpoint_stats es[2];
+    CHECK_EQ(tern_balancer_endpoint_stats(b, es, 2), 2);
+    CHECK(es[0].failures >= 1 && es[1].failures >= 1);
+    CHECK_EQ(es[0].in_flight + es[1].in_flight, 0);
+    /* wait_for_ready: bounded by the ctx */
+    tern_grpc_call_options wfr = {.wait_for_ready = true};
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 300 * TERN_MS, &ctx), 0);
+    CHECK_EQ(tern_grpc_unary(ch, &methods[0], &req.base, &resp, &wfr, NULL, ctx), -ETIMEDOUT);
+    tern_ctx_free(ctx);
+    CHECK_EQ(tern_balancer_endpoint_stats(b, es, 2), 2);
+    CHECK_EQ(es[0].in_flight + es[1].in_flight, 0);
+    /* a server comes up at the first address while a call waits */
+    CHECK_EQ(tern_go(late_server, addrs[0]), 0);
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 5 * TERN_SEC, &ctx), 0);
+    CHECK_EQ(tern_grpc_unary(ch, &methods[0], &req.base, &resp, &wfr, NULL, ctx), 0);
+    CHECK_EQ(((Terntest__Resp *)resp)->index, 7);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    tern_ctx_free(ctx);
+    tern_grpc_channel_free(ch);
+    tern_balancer_free(b);
+    up_stop(&ups[0]);
+    return 0;
+}
+
+static void with_nothing_up_a_call_fails_unavailable_or_waits_for_ready(void)
+{
+    run_ok(down_body, NULL, 2);
+}
+
 TESTS(T(p2c_spreads_calls_over_every_server), T(p2c_sends_fewer_calls_to_a_slow_server),
       T(a_stopped_server_is_ejected_and_calls_keep_succeeding), T(ring_hash_sends_one_key_to_one_server),
-      T(builtin_policies_are_unchanged_and_exclusive_with_a_picker))
+      T(builtin_policies_are_unchanged_and_exclusive_with_a_picker),
+      T(with_nothing_up_a_call_fails_unavailable_or_waits_for_ready))

@@ -6,7 +6,8 @@
  * own pool and Host still "orders"; a slow server gets few requests (p2c
  * over EWMA latency); a stopped server is ejected and no request fails
  * meanwhile; a server answering 503 is ejected; a ring hash sends one
- * affinity key to one server; a URL for another host is not picked.
+ * affinity key to one server; over h2c each endpoint has one connection;
+ * a URL for another host is not picked.
  */
 #include "check.h"
 
@@ -392,6 +393,54 @@ static void ring_hash_sends_one_key_to_one_server(void)
     run_ok(ring_body, NULL, 2);
 }
 
+/* HTTP/2 (h2c): one connection per endpoint carries everything, its
+ * :authority the logical name; a stopped endpoint's requests go elsewhere. */
+static int h2c_body(void *arg)
+{
+    (void)arg;
+    start_all();
+    tern_endpoint eps[3];
+    for (size_t i = 0; i < 3; i++)
+        eps[i] = (tern_endpoint){.addr = ups[i].addr};
+    tern_balancer *b;
+    CHECK_EQ(tern_balancer_new(&(tern_balancer_options){.policy = TERN_LB_ROUND_ROBIN}, &b), 0);
+    CHECK_EQ(tern_balancer_update(b, eps, 3), 0);
+    tern_http_client_options o = {.picker = tern_balancer_http_picker(), .picker_arg = b,
+                                  .picker_host = "orders", .h2c_prior_knowledge = true};
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(&o, &c), 0);
+    int got[3];
+    load l = {.c = c, .per = 20, .wg = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&l.wg, 6);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(tern_go(load_co, &l), 0);
+    tern_waitgroup_wait(&l.wg, NULL);
+    CHECK_EQ(atomic_load(&l.failed), 0);
+    for (int i = 0; i < 3; i++) {
+        got[i] = atomic_load(&l.got[i]);
+        CHECK_EQ(got[i], 40);                 /* round robin: 120 in turns */
+        CHECK_EQ(atomic_load(&ups[i].wrong_host), 0);
+    }
+    struct tern_http_client_stats cs;
+    CHECK_EQ(tern_http_client_stats(c, &cs), 0);
+    CHECK_EQ(cs.h2_conns, 3);
+    CHECK_EQ(cs.dials, 3);
+    up_stop(&ups[1]);
+    for (int k = 0; k < 30; k++) {
+        int w = get(c, "http://orders/who", NULL);
+        CHECK(w == 0 || w == 2);
+    }
+    tern_http_client_free(c);
+    tern_balancer_free(b);
+    stop_all();
+    return 0;
+}
+
+static void over_h2c_each_endpoint_has_its_connection(void)
+{
+    run_ok(h2c_body, NULL, 2);
+}
+
 static int options_body(void *arg)
 {
     (void)arg;
@@ -418,4 +467,5 @@ static void picker_options_and_an_empty_balancer(void)
 
 TESTS(T(requests_for_a_name_spread_over_every_server), T(a_slow_server_gets_fewer_requests),
       T(a_stopped_server_is_ejected_and_requests_keep_succeeding), T(a_server_answering_5xx_is_ejected),
-      T(ring_hash_sends_one_key_to_one_server), T(picker_options_and_an_empty_balancer))
+      T(ring_hash_sends_one_key_to_one_server), T(over_h2c_each_endpoint_has_its_connection),
+      T(picker_options_and_an_empty_balancer))

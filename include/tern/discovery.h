@@ -40,6 +40,10 @@
  * Calls that failed for the caller's reasons (its ctx ended) are reported
  * as TERN_LB_LOCAL and count against nobody.
  *
+ * The gRPC channel and the HTTP client pick through a balancer of their
+ * own (tern_balancer_grpc_picker, tern_balancer_http_picker, at the end):
+ * their calls then report to it as above, by themselves.
+ *
  * Threads: a balancer and a resolver are shared freely by coroutines and
  * threads.  A pick holds a reference on its endpoint: its addr stays
  * valid until tern_balancer_done, even if an update removed it.
