@@ -733,20 +733,27 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
     return rc;
 }
 
-/* Tell the channel's picker how the attempt on s went (once per pick):
- * local when the caller ended it, else by its status. */
-static void pick_done(tern_grpc_stream *s, tern_grpc_channel *ch, bool local)
+/* Tell the channel's picker how the attempt on s went, once per pick. */
+static void pick_report(tern_grpc_stream *s, tern_grpc_channel *ch, tern_grpc_pick_outcome o)
 {
     if (!s->picked)
         return;
     s->picked = false;
+    ch->picker->done(ch->picker_arg, &s->pick, tern_now() - s->picked_at, o);
+}
+
+/* An attempt that ended: the caller's when its ctx did (or it cancelled),
+ * the address's on UNAVAILABLE (a broken connection is that too), else
+ * an answer. */
+static void pick_done(tern_grpc_stream *s, tern_grpc_channel *ch)
+{
     tern_grpc_code code = s->status.code;
     tern_grpc_pick_outcome o = TERN_GRPC_PICK_OK;
-    if (local || tern_ctx_err(s->ctx) || code == TERN_GRPC_CANCELLED || code == TERN_GRPC_DEADLINE_EXCEEDED)
+    if (tern_ctx_err(s->ctx) || code == TERN_GRPC_CANCELLED || code == TERN_GRPC_DEADLINE_EXCEEDED)
         o = TERN_GRPC_PICK_LOCAL;
     else if (code == TERN_GRPC_UNAVAILABLE)
         o = TERN_GRPC_PICK_FAILED;
-    ch->picker->done(ch->picker_arg, &s->pick, tern_now() - s->picked_at, o);
+    pick_report(s, ch, o);
 }
 
 /* Pick a connection and open s on it (s then holds the pick's ref, and
@@ -779,7 +786,7 @@ static int pick_and_open(tern_grpc_channel *ch, tern_grpc_stream *s, const tern_
         rc = open_on(gc, s, opts, prev_attempts, ctx);
         if (rc == 0)
             return 0;
-        pick_done(s, ch, true);     /* the connection was going away, or the call was bad */
+        pick_report(s, ch, TERN_GRPC_PICK_LOCAL);  /* the connection was going away, or the call was bad */
         tern__grpc_conn_unref(gc);
         if (rc != -EAGAIN || attempt == 3)
             break;
@@ -928,7 +935,7 @@ static void retry_free(stream_retry *r)
 static int stream_retry_attempt(tern_grpc_stream *s, int rc)
 {
     stream_retry *r = s->retry;
-    pick_done(s, r->ch, false);         /* the failed attempt's, before any next one picks */
+    pick_done(s, r->ch);                /* the failed attempt's, before any next one picks */
     bool retryable = (unsigned)s->status.code <= 16 && (r->mc->retryable & (1u << s->status.code));
     if (retryable || s->pushback_ms >= 0)
         tern__grpc_throttle_record(r->ch->svc, true);
@@ -1178,7 +1185,7 @@ static void tell_md(tern_grpc_stream *s, size_t upto)
  * call ends here, so its interceptors hear of it now */
 static int recv_failed(tern_grpc_stream *s, int rc)
 {
-    pick_done(s, s->gc->ch, false);
+    pick_done(s, s->gc->ch);
     if (s->cc)
         tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
                              s->status.message);
@@ -1248,7 +1255,7 @@ again:;
     if (rc == 0 && s->retry)
         tern__grpc_throttle_record(s->retry->ch->svc, false);
     if (rc != 1) {
-        pick_done(s, gc->ch, false);
+        pick_done(s, gc->ch);
         if (s->cc)
             tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
                                  s->status.message);
@@ -1317,7 +1324,13 @@ void tern_grpc_stream_free(tern_grpc_stream *s)
     stream_unlink(s);
     bool ended = s->done;
     tern_mutex_unlock(&gc->mu);
-    pick_done(s, gc->ch, !ended);       /* freed before its end: the caller gave up */
+    /* freed before its end: the caller gave up on it, unless its
+     * connection broke first (a send that failed on it) */
+    if (ended)
+        pick_done(s, gc->ch);
+    else
+        pick_report(s, gc->ch, atomic_load(&gc->dead) && !tern_ctx_err(s->ctx) ? TERN_GRPC_PICK_FAILED
+                                                                                : TERN_GRPC_PICK_LOCAL);
     atomic_fetch_sub(&gc->load, 1);
     tern__grpc_conn_unref(gc);
     retry_free(s->retry);
