@@ -7,7 +7,8 @@
  * over EWMA latency); a stopped server is ejected and no request fails
  * meanwhile; a server answering 503 is ejected; a ring hash sends one
  * affinity key to one server; over h2c each endpoint has one connection;
- * a URL for another host is not picked.
+ * a redirect to the name is picked again; a URL for another host is not
+ * picked.
  */
 #include "check.h"
 
@@ -42,6 +43,10 @@ static int who(tern_http_req *r, tern_http_resp *w, void *arg)
     const char *host = tern_http_req_header(r, "Host");
     if (!host || strcmp(host, "orders") != 0)
         atomic_fetch_add(&u->wrong_host, 1);
+    if (!strcmp(tern_http_req_path(r), "/go")) {      /* a relative redirect to /who */
+        tern_http_resp_set_header(w, "Location", "who");
+        return tern_http_resp_text(w, 302, "");
+    }
     int64_t d = atomic_load(&u->delay);
     if (d)
         tern_sleep(d);
@@ -441,6 +446,43 @@ static void over_h2c_each_endpoint_has_its_connection(void)
     run_ok(h2c_body, NULL, 2);
 }
 
+/* A redirect to the same name is picked again: its hop resolves against
+ * the URL ("orders"), not against the address the first hop went to. */
+static int redirect_body(void *arg)
+{
+    (void)arg;
+    start_all();
+    tern_endpoint eps[3];
+    for (size_t i = 0; i < 3; i++)
+        eps[i] = (tern_endpoint){.addr = ups[i].addr};
+    tern_balancer *b;
+    CHECK_EQ(tern_balancer_new(&(tern_balancer_options){.policy = TERN_LB_ROUND_ROBIN}, &b), 0);
+    CHECK_EQ(tern_balancer_update(b, eps, 3), 0);
+    tern_http_client_options o = {.picker = tern_balancer_http_picker(), .picker_arg = b,
+                                  .picker_host = "orders", .max_redirects = 2};
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(&o, &c), 0);
+    /* round robin: the 302 from one, the answer from the next */
+    for (int k = 0; k < 6; k++)
+        CHECK_EQ(get(c, "http://orders/go", NULL), (2 * k + 1) % 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(atomic_load(&ups[i].calls), 4);
+        CHECK_EQ(atomic_load(&ups[i].wrong_host), 0);
+    }
+    struct tern_balancer_stats st;
+    CHECK_EQ(tern_balancer_stats(b, &st), 0);
+    CHECK_EQ(st.picks, 12);
+    tern_http_client_free(c);
+    tern_balancer_free(b);
+    stop_all();
+    return 0;
+}
+
+static void a_redirect_to_the_name_is_picked_again(void)
+{
+    run_ok(redirect_body, NULL, 2);
+}
+
 static int options_body(void *arg)
 {
     (void)arg;
@@ -468,4 +510,5 @@ static void picker_options_and_an_empty_balancer(void)
 TESTS(T(requests_for_a_name_spread_over_every_server), T(a_slow_server_gets_fewer_requests),
       T(a_stopped_server_is_ejected_and_requests_keep_succeeding), T(a_server_answering_5xx_is_ejected),
       T(ring_hash_sends_one_key_to_one_server), T(over_h2c_each_endpoint_has_its_connection),
+      T(a_redirect_to_the_name_is_picked_again),
       T(picker_options_and_an_empty_balancer))
