@@ -40,6 +40,10 @@
  * Calls that failed for the caller's reasons (its ctx ended) are reported
  * as TERN_LB_LOCAL and count against nobody.
  *
+ * The gRPC channel and the HTTP client pick through a balancer of their
+ * own (tern_balancer_grpc_picker, tern_balancer_http_picker, at the end):
+ * their calls then report to it as above, by themselves.
+ *
  * Threads: a balancer and a resolver are shared freely by coroutines and
  * threads.  A pick holds a reference on its endpoint: its addr stays
  * valid until tern_balancer_done, even if an update removed it.
@@ -348,6 +352,32 @@ void tern_resolver_free(tern_resolver *r);
  * the channel's addresses. */
 struct tern_grpc_resolver;
 const struct tern_grpc_resolver *tern_resolver_grpc(void);
+
+/* A balancer as a gRPC channel's picker: with tern_grpc_channel_options
+ * .picker = tern_balancer_grpc_picker() and .picker_arg = b (borrowed: it
+ * must outlive the channel), each call attempt goes to the address b
+ * picks (a call's affinity_key for the hash policies), and its latency
+ * and outcome come back to b (UNAVAILABLE, a failed dial, an address in
+ * connection backoff: TERN_LB_FAILED; the caller's ctx ending:
+ * TERN_LB_LOCAL), so p2c weighs replicas by latency and outlier ejection
+ * takes failing ones out.  The channel feeds b its address sets (with
+ * .resolver = tern_resolver_grpc(), the resolver's endpoints and
+ * weights): b must not follow a resolver itself, nor be updated by
+ * anyone else.  One balancer per channel. */
+struct tern_grpc_picker;
+const struct tern_grpc_picker *tern_balancer_grpc_picker(void);
+
+/* A balancer as an HTTP client's picker: with tern_http_client_options
+ * .picker = tern_balancer_http_picker(), .picker_arg = b (borrowed: it
+ * must outlive the client) and .picker_host = "orders", a request for
+ * http://orders/... goes to the endpoint b picks (the request's
+ * affinity_key for the hash policies), over that endpoint's own pool,
+ * and b hears how it went (a 5xx or a failed connection:
+ * TERN_LB_FAILED).  b gets its endpoints as usual: tern_balancer_follow
+ * of a resolver, or tern_balancer_update.  A balancer may serve several
+ * clients. */
+struct tern_http_picker;
+const struct tern_http_picker *tern_balancer_http_picker(void);
 
 /* Feed r's updates to b (b keeps its set when r reports an error).  r is
  * borrowed and must be freed before b.  -EBUSY if r already has a

@@ -34,9 +34,12 @@
  * "unix:/path", "unix:@abstract") into addresses, keeps one HTTP/2
  * connection (h2c, or TLS with ALPN "h2" when opts.tls is set) per address
  * it uses, and picks one per call: pick_first (the default), round_robin
- * or p2c (power of two choices).  A failed connection is re-dialled with gRPC's connection
- * backoff (1 s, x1.6, jitter 0.2, at most 120 s; each attempt bounded by
- * max(20 s, backoff)).  A call fails at once with UNAVAILABLE while no
+ * or p2c (power of two choices), or whatever a picker (below) chooses:
+ * discovery's balancers, with their latency-aware p2c, consistent
+ * hashing by a call's affinity key and outlier ejection.  A failed
+ * connection is re-dialled with gRPC's connection backoff (1 s, x1.6,
+ * jitter 0.2, at most 120 s; each attempt bounded by max(20 s,
+ * backoff)).  A call fails at once with UNAVAILABLE while no
  * address is connected, unless wait_for_ready, which waits (bounded by the
  * call's ctx).  The remaining budget of the call's ctx is sent as
  * grpc-timeout.  Keepalive pings are opt-in (keepalive_time).
@@ -325,6 +328,11 @@ typedef struct tern_grpc_call_options {
     const char *compression;            /* NULL: none; "gzip": request messages compressed */
     tern_grpc_metadata_fn *on_metadata; /* NULL: response metadata dropped */
     void *on_metadata_arg;
+    /* The call's affinity key for a channel's picker (a user id, a
+     * session: a hash policy sends one key to one address); read while
+     * each attempt picks (a stream's retries keep a copy).  NULL: none. */
+    const void *affinity_key;
+    size_t affinity_key_len;
 } tern_grpc_call_options;
 
 /* A client's view of a call's outcome.  message is owned by the status: tern_grpc_status_clear frees it. */
@@ -350,8 +358,51 @@ typedef struct tern_grpc_resolver {
 
 /* Replace the channel's addresses ("host:port" TCP, or "unix:/path"):
  * connections to addresses no longer listed close once their calls end.
- * 0, -EINVAL, -ENOMEM. */
+ * With a picker the set goes to its update first (weights all 1), and
+ * its refusal is this call's.  0, -EINVAL, -ENOMEM. */
 int tern_grpc_channel_update(tern_grpc_channel *ch, const char *const *addrs, size_t n);
+/* As tern_grpc_channel_update, with a weight per address for the picker
+ * (weights NULL: all 1; the channel's own policies ignore them). */
+int tern_grpc_channel_update_weighted(tern_grpc_channel *ch, const char *const *addrs, const uint32_t *weights,
+                                      size_t n);
+
+/* A picker: balancing by another layer (discovery's tern_balancer plugs
+ * in through tern_balancer_grpc_picker).  The channel keeps the
+ * subchannels (a connection per address, gRPC's backoff) and hands the
+ * picker every address set it gets (update, under the channel's lock: a
+ * pick names an address the channel has).  Each call attempt asks pick
+ * for an address (the call's affinity_key, or NULL), and tells done once,
+ * when the attempt is over, how long it took from the pick and how it
+ * went:
+ *   TERN_GRPC_PICK_OK      the server answered (any status but UNAVAILABLE)
+ *   TERN_GRPC_PICK_FAILED  the address's fault: the dial failed, the address
+ *                          was still in connection backoff, the connection
+ *                          broke, or the status is UNAVAILABLE
+ *   TERN_GRPC_PICK_LOCAL   the caller's or nobody's: its ctx ended, it
+ *                          cancelled, the attempt waited for another's dial
+ * After a FAILED pick the channel picks again (up to twice the number of
+ * addresses, then UNAVAILABLE, or with wait_for_ready a wait for the
+ * earliest backoff's end).  The three functions run in the caller's
+ * coroutine, update and pick under the channel's lock: they must not
+ * block nor call the channel.  pick returns 0 with out->addr set (valid
+ * until done), or -errno (-ENOENT: no addresses); out->state is the
+ * picker's. */
+typedef enum tern_grpc_pick_outcome {
+    TERN_GRPC_PICK_OK = 0,
+    TERN_GRPC_PICK_FAILED,
+    TERN_GRPC_PICK_LOCAL,
+} tern_grpc_pick_outcome;
+
+typedef struct tern_grpc_pick {
+    const char *addr;
+    uint64_t state[4];
+} tern_grpc_pick;
+
+typedef struct tern_grpc_picker {
+    int (*update)(void *arg, const char *const *addrs, const uint32_t *weights, size_t n);
+    int (*pick)(void *arg, const void *key, size_t key_len, tern_grpc_pick *out);
+    void (*done)(void *arg, tern_grpc_pick *p, int64_t latency, tern_grpc_pick_outcome outcome);
+} tern_grpc_picker;
 
 /* Client interceptors: run around every call on a channel, outermost
  * first, in the caller's coroutine, before the call is made.  An
@@ -406,7 +457,11 @@ typedef struct tern_grpc_channel_options {
                                            character) */
     const char *lb_policy;              /* NULL or "pick_first", "round_robin", or "p2c" (the
                                            less loaded of two random addresses, by calls
-                                           open on each) */
+                                           open on each); NULL with a picker */
+    const tern_grpc_picker *picker;     /* NULL: lb_policy; else calls go where it picks
+                                           (borrowed, as picker_arg: both must outlive
+                                           the channel) */
+    void *picker_arg;
     size_t max_recv_bytes;              /* a response message's size; 0: 4 MiB; larger:
                                            RESOURCE_EXHAUSTED */
     int64_t backoff_base;               /* ns; 0: 1 s (gRPC's INITIAL_BACKOFF) */
@@ -443,7 +498,8 @@ typedef struct tern_grpc_channel_options {
 /* A channel to target (options copied; NULL: defaults; the TLS config is
  * borrowed and must outlive the channel).  Resolves now (dns: getaddrinfo
  * on the blocking pool), connects lazily.  -EINVAL for a target it cannot
- * parse or an unknown lb_policy, the resolver's error, -ENOMEM.  Must be
+ * parse, an unknown lb_policy, an lb_policy with a picker, or a picker
+ * without pick, done or update; the resolver's error, -ENOMEM.  Must be
  * called from a coroutine. */
 int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o, tern_grpc_channel **out);
 /* Closes every connection and waits for their coroutines; call it after

@@ -30,7 +30,8 @@
  * what it points to are only read during the call.  A NULL client or
  * response aborts with a message naming the function.
  *
- * The pool: connections are kept per "host:port" and reused newest first.
+ * The pool: connections are kept per "host:port" (with a picker, per
+ * picked address: see tern_http_picker) and reused newest first.
  * A response gives its connection back when it is freed, and only if its
  * body was read to the end and both sides allow keep-alive; a response
  * freed early closes its connection (the unread rest could be anything).
@@ -137,6 +138,42 @@ extern "C" {
 typedef struct tern_http_client tern_http_client;
 typedef struct tern_http_client_response tern_http_client_response;
 
+/* A picker: balancing by another layer (discovery's tern_balancer plugs
+ * in through tern_balancer_http_picker).  A client with a picker sends a
+ * request for its picker_host (any port; every request when that is
+ * NULL) to the address pick names ("host:port", "[v6]:port"): the
+ * connection goes there, from that address's own pool, while Host (or
+ * :authority) and TLS's server name stay the URL's, so one logical name
+ * spreads over its replicas.  done follows each pick once, when the
+ * response head arrived or the exchange failed, with the time since the
+ * pick and how it went:
+ *   TERN_HTTP_PICK_OK      a response other than 5xx (a 4xx is an answer)
+ *   TERN_HTTP_PICK_FAILED  a 5xx, or the address's fault: refused, reset,
+ *                          a TLS or protocol failure, a response cut short
+ *   TERN_HTTP_PICK_LOCAL   the caller's: its ctx ended, a bad request
+ * (the body is read later, and its time is not counted).  A request whose
+ * connection could not be made (-ECONNREFUSED, -EHOSTUNREACH,
+ * -ENETUNREACH: nothing was sent) is picked again, three picks in all.
+ * Each hop of a redirect to picker_host is picked anew.  pick runs in the
+ * caller's coroutine and must not block; it returns 0 with out->addr set
+ * (valid until done), or -errno, which the request fails with (-ENOENT:
+ * no endpoints).  out->state is the picker's. */
+typedef enum tern_http_pick_outcome {
+    TERN_HTTP_PICK_OK = 0,
+    TERN_HTTP_PICK_FAILED,
+    TERN_HTTP_PICK_LOCAL,
+} tern_http_pick_outcome;
+
+typedef struct tern_http_pick {
+    const char *addr;
+    uint64_t state[4];
+} tern_http_pick;
+
+typedef struct tern_http_picker {
+    int (*pick)(void *arg, const void *key, size_t key_len, tern_http_pick *out);
+    void (*done)(void *arg, tern_http_pick *p, int64_t latency, tern_http_pick_outcome outcome);
+} tern_http_picker;
+
 typedef struct tern_http_client_options {
     int max_idle_per_host;      /* idle connections kept per host; 0: 16;
                                    < 0: none (every request sends
@@ -166,10 +203,17 @@ typedef struct tern_http_client_options {
                                    default TLS config offers no ALPN, and a
                                    caller's config that gets "h2" fails the
                                    request with -EPROTO */
+    const tern_http_picker *picker; /* NULL: URLs are dialled as they are;
+                                   else see tern_http_picker (borrowed, as
+                                   picker_arg: both outlive the client) */
+    void *picker_arg;
+    const char *picker_host;    /* the logical name whose requests are
+                                   picked ("orders"), copied; NULL: all */
 } tern_http_client_options;
 
 /* A client; o may be NULL for the defaults.  0, -EINVAL (a negative
- * timeout or limit), -ENOMEM.  Callable from any thread. */
+ * timeout or limit, a picker without pick or done), -ENOMEM.  Callable
+ * from any thread. */
 int tern_http_client_new(const tern_http_client_options *o, tern_http_client **out);
 
 /* Close the idle connections and release the client.  Every response must
@@ -207,6 +251,10 @@ typedef struct tern_http_client_request {
     ssize_t (*body_read)(void *buf, size_t n, void *body_arg);
     void *body_arg;
     int64_t body_read_len;
+    /* The affinity key for the client's picker (a user id, a session: a
+     * hash policy sends one key to one endpoint).  NULL: none. */
+    const void *affinity_key;
+    size_t affinity_key_len;
 } tern_http_client_request;
 
 /* Send a request and read the response head; the body is left to read.

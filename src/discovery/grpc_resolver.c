@@ -4,8 +4,8 @@
  * channel follows a file, DNS SRV or etcd as a balancer does.
  *
  * The channel becomes the resolver's watcher: each set is handed to
- * tern_grpc_channel_update as addresses (weights are the balancer's
- * business; the channel's own policies do not use them).  stop unwatches,
+ * tern_grpc_channel_update_weighted (the channel's own policies ignore
+ * the weights; a picker, tern_balancer_grpc_picker, gets them).  stop unwatches,
  * which waits out an update in progress, so none reaches a freed channel.
  */
 #define _GNU_SOURCE
@@ -21,12 +21,19 @@ static void to_channel(const tern_endpoint *eps, size_t n, int err, void *arg)
     if (err < 0)
         return;                 /* the channel keeps its addresses */
     const char **addrs = n ? calloc(n, sizeof *addrs) : NULL;
-    if (n && !addrs)
+    uint32_t *weights = n ? calloc(n, sizeof *weights) : NULL;
+    if (n && (!addrs || !weights)) {
+        free(addrs);
+        free(weights);
         return;                 /* the next update tries again */
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
         addrs[i] = eps[i].addr;
-    (void)tern_grpc_channel_update(arg, addrs, n);
+        weights[i] = eps[i].weight;
+    }
+    (void)tern_grpc_channel_update_weighted(arg, addrs, weights, n);
     free(addrs);
+    free(weights);
 }
 
 static int feed_start(tern_grpc_channel *ch, const char *target, void *arg, void **state)

@@ -13,6 +13,9 @@
  * nothing.  A call without wait_for_ready fails with UNAVAILABLE when
  * every subchannel is in FAILURE; one with it waits for the next attempt.
  *
+ * With a picker (channel_picker.c) the subchannels stay here and the
+ * choice among them is the picker's.
+ *
  * Resolvers: dns (getaddrinfo on the blocking pool, once, at channel_new),
  * ipv4/ipv6 lists and unix paths are built in; anything else plugs in
  * through tern_grpc_resolver and tern_grpc_channel_update.
@@ -56,15 +59,26 @@ static subch *subch_new(tern_grpc_channel *ch, const char *addr)
 
 int tern_grpc_channel_update(tern_grpc_channel *ch, const char *const *addrs, size_t n)
 {
+    return tern_grpc_channel_update_weighted(ch, addrs, NULL, n);
+}
+
+int tern_grpc_channel_update_weighted(tern_grpc_channel *ch, const char *const *addrs, const uint32_t *weights,
+                                      size_t n)
+{
     TERN_CHECK_ARG(ch);
     if (n && !addrs)
         return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!addrs[i] || !*addrs[i])
+            return -EINVAL;
     subch **v = calloc(n ? n : 1, sizeof *v);
     if (!v)
         return -ENOMEM;
     tern_mutex_lock(&ch->mu);
     size_t made = 0;
-    int rc = 0;
+    /* the picker first: what it refuses (duplicates, say) changes nothing,
+     * and under mu no pick sees its new set before the subchannels exist */
+    int rc = ch->picker ? ch->picker->update(ch->picker_arg, addrs, weights, n) : 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!addrs[i] || !*addrs[i]) {
             rc = -EINVAL;
@@ -324,6 +338,8 @@ int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o
     if (!o)
         o = &defaults;
     bool rr = false, p2c = false;
+    if (o->picker && (o->lb_policy || !o->picker->update || !o->picker->pick || !o->picker->done))
+        return -EINVAL;
     if (o->lb_policy && !strcmp(o->lb_policy, "round_robin"))
         rr = true;
     else if (o->lb_policy && !strcmp(o->lb_policy, "p2c"))
@@ -335,6 +351,8 @@ int tern_grpc_channel_new(const char *target, const tern_grpc_channel_options *o
         return -ENOMEM;
     ch->round_robin = rr;
     ch->p2c = p2c;
+    ch->picker = o->picker;
+    ch->picker_arg = o->picker_arg;
     ch->tls = o->tls;
     ch->max_recv = o->max_recv_bytes ? o->max_recv_bytes : TERN_GRPC_DEFAULT_MAX_RECV;
     ch->backoff_base = o->backoff_base > 0 ? o->backoff_base : DEFAULT_BACKOFF_BASE;
@@ -463,9 +481,7 @@ static int64_t jittered(int64_t b)
     return (int64_t)((double)b * j);
 }
 
-/* Under ch->mu: dial sc (unlocking meanwhile).  0 (READY, *out a ref),
- * ctx's error (sc back to IDLE), or the dial's (sc in FAILURE). */
-static int connect_sc(tern_grpc_channel *ch, subch *sc, tern_ctx *ctx, gconn **out)
+int tern__grpc_subch_connect(tern_grpc_channel *ch, subch *sc, tern_ctx *ctx, gconn **out)
 {
     sc->state = SC_CONNECTING;
     tern_mutex_unlock(&ch->mu);
@@ -499,9 +515,19 @@ static int connect_sc(tern_grpc_channel *ch, subch *sc, tern_ctx *ctx, gconn **o
     return rc;
 }
 
-static bool may_try(const subch *sc, int64_t now)
+bool tern__grpc_subch_may_try(const subch *sc, int64_t now)
 {
     return sc->state == SC_IDLE || (sc->state == SC_FAILURE && now >= sc->next_attempt);
+}
+
+void tern__grpc_subch_drop_unusable(subch *sc)
+{
+    if (sc->state == SC_READY && !tern__grpc_conn_usable(sc->conn)) {
+        gconn *old = sc->conn;      /* GOAWAY: no new calls on it */
+        sc->conn = NULL;
+        sc->state = SC_IDLE;
+        tern__grpc_conn_unref(old);
+    }
 }
 
 int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx *ctx, gconn **out, int *why)
@@ -517,8 +543,8 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
         size_t start = ch->round_robin && n ? atomic_fetch_add(&ch->rr, 1) % n : 0;
         int64_t now = tern_now();
         /* round_robin: the subchannel whose turn it is, connected if need be */
-        if (ch->round_robin && n && may_try(ch->scs[start], now)) {
-            rc = connect_sc(ch, ch->scs[start], ctx, out);
+        if (ch->round_robin && n && tern__grpc_subch_may_try(ch->scs[start], now)) {
+            rc = tern__grpc_subch_connect(ch, ch->scs[start], ctx, out);
             if (rc == 0 || tern_ctx_err(ctx))
                 break;
             continue;
@@ -527,9 +553,9 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
          * every address gets connected), else the less loaded ready one */
         if (ch->p2c && n) {
             subch *a = ch->scs[tern__rand64() % n], *b = ch->scs[tern__rand64() % n];
-            subch *dial = may_try(a, now) ? a : may_try(b, now) ? b : NULL;
+            subch *dial = tern__grpc_subch_may_try(a, now) ? a : tern__grpc_subch_may_try(b, now) ? b : NULL;
             if (dial) {
-                rc = connect_sc(ch, dial, ctx, out);
+                rc = tern__grpc_subch_connect(ch, dial, ctx, out);
                 if (rc == 0 || tern_ctx_err(ctx))
                     break;
                 continue;
@@ -549,12 +575,7 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
         int64_t earliest = INT64_MAX;
         for (size_t i = 0; i < n; i++) {
             subch *sc = ch->scs[(start + i) % n];
-            if (sc->state == SC_READY && !tern__grpc_conn_usable(sc->conn)) {
-                gconn *old = sc->conn;      /* GOAWAY: no new calls on it */
-                sc->conn = NULL;
-                sc->state = SC_IDLE;
-                tern__grpc_conn_unref(old);
-            }
+            tern__grpc_subch_drop_unusable(sc);
             if (sc->state == SC_READY) {
                 tern__grpc_conn_ref(sc->conn);
                 *out = sc->conn;
@@ -568,10 +589,10 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
         /* pick_first: the first it may try, in order */
         subch *next = NULL;
         for (size_t i = 0; i < n && !next; i++)
-            if (may_try(ch->scs[i], now))
+            if (tern__grpc_subch_may_try(ch->scs[i], now))
                 next = ch->scs[i];
         if (next) {
-            rc = connect_sc(ch, next, ctx, out);
+            rc = tern__grpc_subch_connect(ch, next, ctx, out);
             if (rc == 0 || tern_ctx_err(ctx))
                 break;
             continue;

@@ -121,6 +121,10 @@ struct tern_grpc_stream {
     bool committed;                     /* response headers arrived (not Trailers-Only): no retry */
     tern_grpc_client_call *cc;          /* interceptors' view, told of the end; owned */
     struct stream_retry *retry;         /* the method's retryPolicy, or NULL */
+    /* the channel's picker: this attempt's pick, outstanding while picked */
+    tern_grpc_pick pick;
+    bool picked;
+    int64_t picked_at;
 };
 
 /* A stream under a retryPolicy (gRFC A6): retried, with the request
@@ -134,10 +138,13 @@ typedef struct stream_retry {
     tern_grpc_metadata *md;
     size_t nmd;
     tern__growbuf replay;               /* every packed request message */
+    void *key;                          /* the affinity key, copied */
     bool overflow;                      /* past REPLAY_MAX: no more retries */
     int attempts;
     double backoff;
 } stream_retry;
+
+static void retry_free(stream_retry *r);
 
 void tern__grpc_conn_ref(gconn *gc)
 {
@@ -726,15 +733,51 @@ static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options 
     return rc;
 }
 
-/* Pick a connection and open s on it (s then holds the pick's ref). */
+/* Tell the channel's picker how the attempt on s went, once per pick. */
+static void pick_report(tern_grpc_stream *s, tern_grpc_channel *ch, tern_grpc_pick_outcome o)
+{
+    if (!s->picked)
+        return;
+    s->picked = false;
+    ch->picker->done(ch->picker_arg, &s->pick, tern_now() - s->picked_at, o);
+}
+
+/* An attempt that ended: the caller's when its ctx did (or it cancelled),
+ * the address's on UNAVAILABLE (a broken connection is that too), else
+ * an answer. */
+static void pick_done(tern_grpc_stream *s, tern_grpc_channel *ch)
+{
+    tern_grpc_code code = s->status.code;
+    tern_grpc_pick_outcome o = TERN_GRPC_PICK_OK;
+    if (tern_ctx_err(s->ctx) || code == TERN_GRPC_CANCELLED || code == TERN_GRPC_DEADLINE_EXCEEDED)
+        o = TERN_GRPC_PICK_LOCAL;
+    else if (code == TERN_GRPC_UNAVAILABLE)
+        o = TERN_GRPC_PICK_FAILED;
+    pick_report(s, ch, o);
+}
+
+/* Pick a connection and open s on it (s then holds the pick's ref, and
+ * with a picker the outstanding pick). */
 static int pick_and_open(tern_grpc_channel *ch, tern_grpc_stream *s, const tern_grpc_call_options *opts,
                          int prev_attempts, tern_ctx *ctx)
 {
+    TERN_ASSERT(!s->picked);    /* the last attempt's pick was told */
     int rc = tern_ctx_err(ctx);
     for (int attempt = 0; rc == 0; attempt++) {
         gconn *gc;
         int why = 0;
-        rc = tern__grpc_channel_pick(ch, opts && opts->wait_for_ready, ctx, &gc, &why);
+        bool wfr = opts && opts->wait_for_ready;
+        if (ch->picker) {
+            rc = tern__grpc_channel_pick_by(ch, opts ? opts->affinity_key : NULL, opts ? opts->affinity_key_len : 0,
+                                            wfr, ctx, &gc, &s->pick, &why);
+            s->picked = rc == 0;
+            /* the call's time from here: a dial, or a wait for another's,
+             * is not the server's latency (and a first sample stays in a
+             * time-weighted EWMA for its decay) */
+            s->picked_at = tern_now();
+        } else {
+            rc = tern__grpc_channel_pick(ch, wfr, ctx, &gc, &why);
+        }
         if (rc < 0) {
             if (rc == -EAGAIN && why)
                 rc = why;
@@ -743,6 +786,7 @@ static int pick_and_open(tern_grpc_channel *ch, tern_grpc_stream *s, const tern_
         rc = open_on(gc, s, opts, prev_attempts, ctx);
         if (rc == 0)
             return 0;
+        pick_report(s, ch, TERN_GRPC_PICK_LOCAL);  /* the connection was going away, or the call was bad */
         tern__grpc_conn_unref(gc);
         if (rc != -EAGAIN || attempt == 3)
             break;
@@ -860,6 +904,15 @@ int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, c
         return rc;
     }
     r->opts = (tern_grpc_call_options){ .md = r->md, .n_md = r->nmd, .wait_for_ready = o && o->wait_for_ready };
+    if (o && o->affinity_key && o->affinity_key_len) {
+        if (!(r->key = malloc(o->affinity_key_len))) {
+            retry_free(r);
+            return -ENOMEM;
+        }
+        memcpy(r->key, o->affinity_key, o->affinity_key_len);
+        r->opts.affinity_key = r->key;
+        r->opts.affinity_key_len = o->affinity_key_len;
+    }
     s->retry = r;
     return 0;
 }
@@ -872,6 +925,7 @@ static void retry_free(stream_retry *r)
         free((void *)r->md[i].name);
     free(r->md);
     tern__growbuf_free(&r->replay);
+    free(r->key);
     free(r);
 }
 
@@ -881,6 +935,7 @@ static void retry_free(stream_retry *r)
 static int stream_retry_attempt(tern_grpc_stream *s, int rc)
 {
     stream_retry *r = s->retry;
+    pick_done(s, r->ch);                /* the failed attempt's, before any next one picks */
     bool retryable = (unsigned)s->status.code <= 16 && (r->mc->retryable & (1u << s->status.code));
     if (retryable || s->pushback_ms >= 0)
         tern__grpc_throttle_record(r->ch->svc, true);
@@ -1130,6 +1185,7 @@ static void tell_md(tern_grpc_stream *s, size_t upto)
  * call ends here, so its interceptors hear of it now */
 static int recv_failed(tern_grpc_stream *s, int rc)
 {
+    pick_done(s, s->gc->ch);
     if (s->cc)
         tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
                              s->status.message);
@@ -1199,6 +1255,7 @@ again:;
     if (rc == 0 && s->retry)
         tern__grpc_throttle_record(s->retry->ch->svc, false);
     if (rc != 1) {
+        pick_done(s, gc->ch);
         if (s->cc)
             tern__grpc_cc_finish(s->cc, s->status.code ? s->status.code : tern_grpc_errno_to_code(rc),
                                  s->status.message);
@@ -1265,7 +1322,15 @@ void tern_grpc_stream_free(tern_grpc_stream *s)
         wake_writer(gc);
     }
     stream_unlink(s);
+    bool ended = s->done;
     tern_mutex_unlock(&gc->mu);
+    /* freed before its end: the caller gave up on it, unless its
+     * connection broke first (a send that failed on it) */
+    if (ended)
+        pick_done(s, gc->ch);
+    else
+        pick_report(s, gc->ch, atomic_load(&gc->dead) && !tern_ctx_err(s->ctx) ? TERN_GRPC_PICK_FAILED
+                                                                                : TERN_GRPC_PICK_LOCAL);
     atomic_fetch_sub(&gc->load, 1);
     tern__grpc_conn_unref(gc);
     retry_free(s->retry);

@@ -7,6 +7,7 @@
  *   server.c    tern_grpc_server: services, the HTTP handler, calls
  *   channel.c   tern_grpc_channel: targets, resolvers, subchannels,
  *               balancing, backoff
+ *   channel_picker.c  a channel whose calls a picker places
  *   conn.c      one client HTTP/2 connection on nghttp2 (reader, writer)
  *   stream.c    tern_grpc_stream and tern_grpc_unary on a connection
  *   intercept.c the client interceptor chain (tern_grpc_unary and
@@ -106,6 +107,8 @@ struct tern_grpc_channel {
     size_t nretired;
     bool round_robin;
     bool p2c;
+    const tern_grpc_picker *picker; /* NULL: the policies above */
+    void *picker_arg;
     atomic_uint rr;
     char *authority;                /* :authority */
     char *server_name;              /* TLS SNI / verification */
@@ -142,6 +145,20 @@ int tern__grpc_channel_pick(tern_grpc_channel *ch, bool wait_for_ready, tern_ctx
                             int *why);
 /* A connection died: its subchannel goes back to IDLE. */
 void tern__grpc_channel_conn_lost(subch *sc, gconn *gc);
+
+/* channel.c, under ch->mu: whether sc may be dialled now (IDLE, or its
+ * backoff over); dial it (unlocking meanwhile): 0 (READY, *out a ref),
+ * ctx's error (sc back to IDLE) or the dial's (sc in FAILURE); and let go
+ * of a READY connection that takes no new calls (GOAWAY, dead). */
+bool tern__grpc_subch_may_try(const subch *sc, int64_t now);
+int tern__grpc_subch_connect(tern_grpc_channel *ch, subch *sc, tern_ctx *ctx, gconn **out);
+void tern__grpc_subch_drop_unusable(subch *sc);
+
+/* channel_picker.c: as tern__grpc_channel_pick, through the channel's
+ * picker: *pk is the outstanding pick on success (done is the caller's
+ * to tell); none is outstanding on failure. */
+int tern__grpc_channel_pick_by(tern_grpc_channel *ch, const void *key, size_t key_len, bool wait_for_ready,
+                               tern_ctx *ctx, gconn **out, tern_grpc_pick *pk, int *why);
 
 /* ---- client calls: interceptors (intercept.c), attempts (client.c),
  * the service config, retries and hedging (svcconfig.c, retry.c) ---- */

@@ -4,6 +4,9 @@
  * redirects.  With h2c_prior_knowledge an exchange goes to the HTTP/2
  * side instead (h2_client_stream.c), and the rest is the same.
  *
+ * With a picker, each hop to the picked name goes through client_pick.c
+ * first.
+ *
  * One exchange (request out, response head in) runs on a leased
  * connection (client_pool.c); the response then owns the lease until it
  * is freed (client_response.c).  Following a redirect drains the 3xx body
@@ -34,7 +37,7 @@ int tern_http_client_new(const tern_http_client_options *o, tern_http_client **o
         o = &defaults;
     *out = NULL;
     if (o->max_conns_per_host < 0 || o->idle_timeout < 0 || o->timeout < 0 ||
-        o->max_redirects < 0)
+        o->max_redirects < 0 || (o->picker && (!o->picker->pick || !o->picker->done)))
         return -EINVAL;
     const char *ua = o->user_agent ? o->user_agent : "tern";
     for (const char *p = ua; *p; p++)
@@ -54,6 +57,12 @@ int tern_http_client_new(const tern_http_client_options *o, tern_http_client **o
     c->tls = o->tls;
     c->h2c = o->h2c_prior_knowledge;
     c->h2_tls = !o->disable_h2;
+    c->picker = o->picker;
+    c->picker_arg = o->picker_arg;
+    if (o->picker_host && !(c->picker_host = strdup(o->picker_host))) {
+        tern_http_client_free(c);
+        return -ENOMEM;
+    }
     *out = c;
     return 0;
 }
@@ -71,6 +80,7 @@ void tern_http_client_free(tern_http_client *c)
     tern__hc_pool_free(c);
     tern_tls_config_free(c->own_tls);
     free(c->user_agent);
+    free(c->picker_host);
     free(c);
 }
 
@@ -170,7 +180,9 @@ static int build_head(tern_http_client *c, const hc_hop *hop, strbuf *b)
         /* RFC 9110 7.2: the port may be left out when it is the default */
         bool v6 = strchr(hop->u.host, ':') != NULL;
         put(b, "Host: ", 6);
-        if (hop->u.port == 80) {
+        if (hop->authority) {
+            put(b, hop->authority, strlen(hop->authority));     /* a picked hop: the URL's */
+        } else if (hop->u.port == 80) {
             put(b, "[", v6);
             put(b, hop->u.host, strlen(hop->u.host));
             put(b, "]", v6);
@@ -292,7 +304,7 @@ static int origin_alpn(tern_http_client *c, const tern_http_url *u)
     return alpn;
 }
 
-static int exchange(tern_http_client *c, tern_http_client_response *r, hc_hop *hop)
+int tern__hc_exchange(tern_http_client *c, tern_http_client_response *r, hc_hop *hop)
 {
     TERN_ASSERT(r->lease.conn == NULL && r->h2 == NULL);    /* the last hop's lease is back */
     r->is_h2 = false;
@@ -483,7 +495,7 @@ int tern_http_client_do(tern_http_client *c, const tern_http_client_request *req
         if (hops == 0)
             strcpy(first, hop.u.hostport);
         hop.cross_origin = strcmp(first, hop.u.hostport) != 0;
-        if ((rc = exchange(c, r, &hop)) < 0)
+        if ((rc = tern__hc_exchange_picked(c, r, &hop, req->affinity_key, req->affinity_key_len)) < 0)
             goto fail;
         const char *loc = tern_http_client_response_header(r, "Location");
         if (c->max_redirects == 0 || !is_redirect(r->status) || !loc ||

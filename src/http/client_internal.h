@@ -80,6 +80,9 @@ struct tern_http_client {
     atomic_uint idle, active;   /* written under mu, read anywhere */
     atomic_uint h2_conns;       /* HTTP/2 connections open */
     tern_waitgroup h2_wg;       /* one per HTTP/2 connection not yet freed */
+    const tern_http_picker *picker;     /* NULL: none */
+    void *picker_arg;
+    char *picker_host;          /* NULL: every request is picked */
 };
 
 /* A connection lent to one request. */
@@ -141,8 +144,22 @@ typedef struct tern__hc_hop {
     bool body_started;          /* body_read was called: no second try */
     bool close;                 /* ask the server to close after it */
     bool cross_origin;          /* a redirect left the first host:port */
+    /* Where it goes: u.hostport is dialled (and keys the pool); u.host is
+     * the name TLS verifies.  A picked hop's hostport is the picked
+     * address, and authority (else NULL) what Host / :authority say: the
+     * URL's. */
     tern_http_url u;
+    const char *authority;
 } tern__hc_hop;
+
+/* client.c: one exchange of hop on r (request out, response head in):
+ * on success r holds the lease (or the HTTP/2 stream).  -errno. */
+int tern__hc_exchange(tern_http_client *c, struct tern_http_client_response *r, tern__hc_hop *hop);
+/* client_pick.c: tern__hc_exchange, to the address the client's picker
+ * names when hop is for its picker_host (key: the request's affinity
+ * key), the outcome told back; else as it is.  hop is as it was after. */
+int tern__hc_exchange_picked(tern_http_client *c, struct tern_http_client_response *r, tern__hc_hop *hop,
+                             const void *key, size_t key_len);
 
 /* How a body is delimited. */
 enum { HC_BODY_NONE, HC_BODY_LENGTH, HC_BODY_CHUNKED, HC_BODY_CLOSE };

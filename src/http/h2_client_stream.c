@@ -75,6 +75,8 @@ static int build_headers(tern_http_client *c, const tern__hc_hop *hop, h2c_heade
         snprintf(hb->authority, sizeof hb->authority, v6 ? "[%s]" : "%s", u->host);
         authority = hb->authority;
     }
+    if (hop->authority)
+        authority = hop->authority;     /* a picked hop: the URL's, not the address's */
     for (const char *const *h = hop->headers; h && h[0] && !hop->cross_origin; h += 2)
         if (strcasecmp(h[0], "Host") == 0)
             authority = h[1];   /* the first origin's name: not another's after a redirect */
