@@ -376,10 +376,15 @@ static int role_new(shop_app *app, shop_role_id id)
 /* The event bus: in-process (every role in this process), or NATS
  * JetStream (events.nats: roles in several processes; the stream keeps
  * what a stopped consumer has not taken, and a durable consumer per group
- * resumes where it was). */
+ * resumes where it was).  A process none of whose roles has events keeps
+ * the in-process bus, unused, instead of depending on a NATS it never
+ * talks to. */
 static int bus_new(shop_app *app)
 {
-    const char *servers = tern_config_str(app->cfg, "events.nats");
+    bool events = false;
+    for (int i = 0; i < SHOP_NROLES; i++)
+        events |= (app->opts.roles & (1u << i)) && role_ops[i]->events;
+    const char *servers = events ? tern_config_str(app->cfg, "events.nats") : "";
     tern_events_transport t;
     int rc;
     if (!*servers) {
