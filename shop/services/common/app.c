@@ -393,7 +393,9 @@ static int bus_new(shop_app *app)
         tern_ctx *ctx;
         if ((rc = tern_ctx_with_timeout(NULL, 10 * TERN_SEC, &ctx)) < 0)
             return rc;
-        rc = tern_nats_new(&(tern_nats_options){.servers = servers, .name = "shop"}, &app->nats, ctx);
+        tern_nats_options no = {.servers = servers, .name = "shop",
+                                .ping_interval = tern_config_duration(app->cfg, "events.ping_interval")};
+        rc = tern_nats_new(&no, &app->nats, ctx);
         tern_ctx_free(ctx);
         if (rc < 0) {
             tern_log_error("shop: events.nats", TERN_LOG_STR("servers", servers),
