@@ -53,7 +53,7 @@ static const tern_config_key keys[] = {
     /* NATS's own default is 2 min: a network cut (a container
      * disconnected, a node gone) leaves a TCP connection that never
      * errors, and events would wait in the outbox until the pings give up */
-    TERN_CONFIG_KEY("events.ping_interval", TERN_CONFIG_DURATION, .def = "5s", .min = "100ms",
+    TERN_CONFIG_KEY("events.ping_interval", TERN_CONFIG_DURATION, .def = "2s", .min = "100ms",
                     .help = "how often the NATS connection is pinged; two pings unanswered and it is taken for "
                             "dead and made again"),
     TERN_CONFIG_KEY("pg.url", TERN_CONFIG_STRING, .def = "",
