@@ -48,7 +48,7 @@ t0=$(ms)
 name=tern-shop-test-$$
 pids=()
 cleanup() {
-  docker rm -f "$name" "$name-arm64" "$name-build" >/dev/null 2>&1 || true
+  docker rm -f -v "$name" "$name-arm64" "$name-build" >/dev/null 2>&1 || true
   docker network rm "$name" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
@@ -84,7 +84,7 @@ pids+=()
 trap 'cleanup; rm -rf "$tmp"' EXIT
 docker create --name "$name" "$tag" >/dev/null
 docker cp "$name:/shop" "$tmp/shop" >/dev/null
-docker rm "$name" >/dev/null
+docker rm -v "$name" >/dev/null
 binary_bytes=$(stat -c %s "$tmp/shop")
 file "$tmp/shop" | grep -q 'statically linked' || fail "the image's /shop is not static: $(file "$tmp/shop")"
 file "$tmp/shop" | grep -q ', stripped' || fail "the image's /shop is not stripped"
@@ -135,7 +135,7 @@ t=$(ms)
 read -r build_tag _ < <(TARGET=build shop/deploy/build-image.sh amd64 tern-shop-build:amd64)
 docker create --name "$name-build" "$build_tag" >/dev/null
 docker cp "$name-build:/build/shop/shop-pgcheck" "$tmp/shop-pgcheck" >/dev/null
-docker rm "$name-build" >/dev/null
+docker rm -v "$name-build" >/dev/null
 SHOP_IMAGE=$tag shop/deploy/pg-static-test.sh "$tmp/shop-pgcheck" || fail "PostgreSQL from the static binary"
 pg_ms=$(( $(ms) - t ))
 
@@ -203,7 +203,7 @@ if [ "${SHOP_DEPLOY_ARM64_IMAGE:-}" = 1 ]; then
   [ "$arm_image_bytes" -le "$max_image" ] || fail "$arm_tag is $arm_image_bytes bytes (> $max_image)"
   docker create --name "$name-arm64" "$arm_tag" >/dev/null
   docker cp "$name-arm64:/shop" "$tmp/shop-arm64-image" >/dev/null
-  docker rm "$name-arm64" >/dev/null
+  docker rm -v "$name-arm64" >/dev/null
   file "$tmp/shop-arm64-image" | grep -q 'ARM aarch64.*statically linked.*stripped' ||
     fail "$arm_tag's /shop: $(file "$tmp/shop-arm64-image")"
   qemu-aarch64 "$tmp/shop-arm64-image" --help >/dev/null || fail "$arm_tag's /shop under qemu-aarch64"
