@@ -2,7 +2,7 @@
 # test.sh - the shop's deployment, end to end on this machine's Docker
 # engine and qemu-user (ctest label `deploy`; .ci/run runs it).
 #
-#   SHOP_DEPLOY_TEST=1 shop/deploy/test.sh
+#   SHOP_DEPLOY_TEST=1 shop/deploy/test.sh [SHOP_LOAD]     (build/shop/load/shop-load)
 #
 # Without SHOP_DEPLOY_TEST=1 (a plain ctest or `make test`) it is skipped
 # (exit 77): it builds images, minutes the first time.  It checks:
@@ -19,7 +19,13 @@
 #     build stage's shop-pgcheck over TLS + SCRAM, on the host and in the
 #     image;
 #   - compose.yaml (compose-test.sh): the backends built from Debian
-#     packages and healthy, each role in its own container, gRPC to each;
+#     packages and healthy, production mode with each role replica in its
+#     own container, registered in etcd, an order through the saga across
+#     containers to PAID, both gateways' REST;
+#   - the fault tests (faults-test.sh): payments killed, an inventory
+#     replica killed, orders cut off from NATS, a rolling restart of every
+#     container, each under load from shop-load (the host's SHOP_LOAD),
+#     the books balanced after each;
 #   - the arm64 binary (cross toolchain, static, its libpq too) under
 #     qemu-aarch64: every role answers its readiness probe and gRPC health,
 #     shop-pgcheck reaches PostgreSQL over TLS + SCRAM;
@@ -30,6 +36,7 @@
 # Prints the figures (bytes, ms) at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+shop_load=$(realpath -m "${1:-build/shop/load/shop-load}")
 if [ "${SHOP_DEPLOY_TEST:-}" != 1 ]; then
   echo "test.sh: skipped (SHOP_DEPLOY_TEST=1 runs it: it builds Docker images)"
   exit 77
@@ -41,7 +48,7 @@ t0=$(ms)
 name=tern-shop-test-$$
 pids=()
 cleanup() {
-  docker rm -f "$name" "$name-arm64" "$name-build" >/dev/null 2>&1 || true
+  docker rm -f -v "$name" "$name-arm64" "$name-build" >/dev/null 2>&1 || true
   docker network rm "$name" >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 }
@@ -77,7 +84,7 @@ pids+=()
 trap 'cleanup; rm -rf "$tmp"' EXIT
 docker create --name "$name" "$tag" >/dev/null
 docker cp "$name:/shop" "$tmp/shop" >/dev/null
-docker rm "$name" >/dev/null
+docker rm -v "$name" >/dev/null
 binary_bytes=$(stat -c %s "$tmp/shop")
 file "$tmp/shop" | grep -q 'statically linked' || fail "the image's /shop is not static: $(file "$tmp/shop")"
 file "$tmp/shop" | grep -q ', stripped' || fail "the image's /shop is not stripped"
@@ -128,7 +135,7 @@ t=$(ms)
 read -r build_tag _ < <(TARGET=build shop/deploy/build-image.sh amd64 tern-shop-build:amd64)
 docker create --name "$name-build" "$build_tag" >/dev/null
 docker cp "$name-build:/build/shop/shop-pgcheck" "$tmp/shop-pgcheck" >/dev/null
-docker rm "$name-build" >/dev/null
+docker rm -v "$name-build" >/dev/null
 SHOP_IMAGE=$tag shop/deploy/pg-static-test.sh "$tmp/shop-pgcheck" || fail "PostgreSQL from the static binary"
 pg_ms=$(( $(ms) - t ))
 
@@ -136,6 +143,12 @@ pg_ms=$(( $(ms) - t ))
 t=$(ms)
 shop/deploy/compose-test.sh
 compose_ms=$(( $(ms) - t ))
+
+# ---- faults under load, in the compose shop -------------------------------------
+[ -x "$shop_load" ] || fail "no shop-load at $shop_load (cmake --build build --target shop-load)"
+t=$(ms)
+shop/deploy/faults-test.sh "$shop_load"
+faults_ms=$(( $(ms) - t ))
 
 # ---- arm64: the static binary under qemu-user ------------------------------------
 if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
@@ -190,7 +203,7 @@ if [ "${SHOP_DEPLOY_ARM64_IMAGE:-}" = 1 ]; then
   [ "$arm_image_bytes" -le "$max_image" ] || fail "$arm_tag is $arm_image_bytes bytes (> $max_image)"
   docker create --name "$name-arm64" "$arm_tag" >/dev/null
   docker cp "$name-arm64:/shop" "$tmp/shop-arm64-image" >/dev/null
-  docker rm "$name-arm64" >/dev/null
+  docker rm -v "$name-arm64" >/dev/null
   file "$tmp/shop-arm64-image" | grep -q 'ARM aarch64.*statically linked.*stripped' ||
     fail "$arm_tag's /shop: $(file "$tmp/shop-arm64-image")"
   qemu-aarch64 "$tmp/shop-arm64-image" --help >/dev/null || fail "$arm_tag's /shop under qemu-aarch64"
@@ -200,4 +213,4 @@ fi
 echo
 echo "figures: shop_image_bytes=$image_bytes shop_binary_bytes=$binary_bytes" \
      "shop_binary_bytes_arm64=${arm_bytes:-} container_ready_ms=$ready_ms docker_stop_ms=$stop_ms" \
-     "shop_image_bytes_arm64=${arm_image_bytes:-} image_build_ms=$image_ms pg_static_ms=$pg_ms compose_ms=$compose_ms arm64_build_ms=${arm_build_ms:-} test_ms=$(( $(ms) - t0 ))"
+     "shop_image_bytes_arm64=${arm_image_bytes:-} image_build_ms=$image_ms pg_static_ms=$pg_ms compose_ms=$compose_ms faults_ms=$faults_ms arm64_build_ms=${arm_build_ms:-} test_ms=$(( $(ms) - t0 ))"

@@ -1,5 +1,5 @@
 /*
- * call.c - one REST call through the gateway, its answer parsed as JSON,
+ * call.c - one REST call through a gateway (the next ready one: gateways.c), its answer parsed as JSON,
  * and the few readers of proto3 JSON the books need.  Bounded by the run's
  * per-request timeout; the body is read whole (the shop's answers are
  * small), so the connection goes back to the client's pool.
@@ -20,7 +20,7 @@ int load_call(load_run *run, const char *method, const char *path, const char *t
     *status = 0;
     if (json)
         *json = NULL;
-    if (snprintf(url, sizeof url, "%s%s", run->gateway, path) >= (int)sizeof url)
+    if (snprintf(url, sizeof url, "%s%s", load_gateway_pick(run), path) >= (int)sizeof url)
         return -ENAMETOOLONG;
     const char *headers[9];
     int n = 0;

@@ -10,6 +10,7 @@
 #define SHOP_LOAD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +46,21 @@ typedef struct load_order {
     int status;                 /* ORDER_STATUS_* number, 0 unknown */
 } load_order;
 
+/* A gateway shop-load sends to, and whether its readiness probe last
+ * answered 200 (gateways.c). */
+typedef struct load_gateway {
+    char url[256];              /* "http://127.0.0.1:8080", no trailing '/' */
+    atomic_bool ready;
+} load_gateway;
+
+#define LOAD_MAX_GATEWAYS 8
+
+/* One second of the run (by the requests' due times): what was sent, what
+ * failed, which checkouts were answered 2xx; so a fault's window shows. */
+typedef struct load_second {
+    uint64_t sent, errors, checkouts_ok;
+} load_second;
+
 /* the orders service's statuses (shop/proto/orders.proto) */
 enum {
     ORDER_UNKNOWN = 0,
@@ -57,7 +73,11 @@ enum {
 
 typedef struct load_run {
     /* settings */
-    const char *gateway;        /* "http://127.0.0.1:8080" */
+    const char *gateway;        /* -gateway as given: one URL or a comma-separated list */
+    load_gateway gateways[LOAD_MAX_GATEWAYS];
+    int ngateways;
+    atomic_uint next_gateway;   /* round robin */
+    atomic_bool watch_stop;     /* ends the readiness watcher */
     double rate;                /* requests per second, all routes */
     int64_t duration;           /* ns */
     int64_t timeout;            /* ns per request */
@@ -77,7 +97,10 @@ typedef struct load_run {
     load_order *orders;
     size_t norders, orders_cap;
     uint64_t late;              /* requests started over 1 ms past their time */
+    load_second *timeline;      /* one per second of run->duration (rounded up) */
+    size_t nseconds;
     int64_t start_wall;         /* for unique keys and emails */
+    int64_t start;              /* tern_now() of the run's first request */
 } load_run;
 
 /* One call: method, path under the gateway ("/api/..."), an optional
@@ -86,6 +109,18 @@ typedef struct load_run {
  * (the caller's: json_decref).  0, or the transport's -errno. */
 int load_call(load_run *run, const char *method, const char *path, const char *token, const char *idem,
               const char *body, int *status, json_t **json);
+
+/* -gateway's list into run->gateways: 0, -EINVAL (not http://... URLs) or
+ * -E2BIG (more than LOAD_MAX_GATEWAYS). */
+int load_gateways_parse(load_run *run, const char *list);
+
+/* The base URL of the gateway the next call goes to: the next ready one. */
+const char *load_gateway_pick(load_run *run);
+
+/* With more than one gateway, a coroutine in g probes each one's /readyz
+ * every 100 ms until load_gateways_unwatch.  0 or -errno. */
+int load_gateways_watch(load_run *run, tern_group *g);
+void load_gateways_unwatch(load_run *run);
 
 /* An int64 of proto3 JSON: a string or a number; missing: 0. */
 int64_t load_json_i64(const json_t *obj, const char *name);

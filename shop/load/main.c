@@ -2,7 +2,7 @@
  * shop-load - an open-loop load generator for the shop, through its
  * gateway's REST routes (shop/config/gateway.yaml).
  *
- *   shop-load [-gateway http://127.0.0.1:8080] [-rate 50] [-duration 10s]
+ *   shop-load [-gateway http://127.0.0.1:8080[,URL...]] [-rate 50] [-duration 10s]
  *             [-users 10] [-timeout 5s] [-settle 30s] [-json FILE] [-seed N]
  *             [-procs N] [-quiet]
  *
@@ -15,7 +15,10 @@
  * with an Idempotency-Key), login 5%; users are signed up and logged in
  * before the clock starts.  Latencies go into log-bucket histograms
  * (hist.h); the report gives p50/p90/p99/max, count and errors per route,
- * as text on stdout and as JSON into -json FILE.  Then the books (books.c).
+ * as text on stdout and as JSON into -json FILE, with a timeline (per second:
+ * sent, errors, checkouts answered 2xx) where a fault's window shows.  Then
+ * the books (books.c).  Several gateways: shop-load balances over the ready
+ * ones (gateways.c).
  *
  * Exit status: 0 when the books balance, 1 when they do not, 2 when the
  * run could not start (bad arguments, the shop not answering).
@@ -57,7 +60,7 @@ static int usage(const char *why)
 {
     if (why)
         fprintf(stderr, "shop-load: %s\n", why);
-    fprintf(stderr, "usage: shop-load [-gateway URL] [-rate REQ_PER_S] [-duration D] [-users N] [-timeout D]\n"
+    fprintf(stderr, "usage: shop-load [-gateway URL[,URL...]] [-rate REQ_PER_S] [-duration D] [-users N] [-timeout D]\n"
                     "                 [-settle D] [-json FILE] [-seed N] [-procs N] [-quiet]\n");
     return 2;
 }
@@ -122,8 +125,11 @@ static int parse_args(int argc, char **argv, args *a)
             return usage("unknown flag");
         }
     }
-    if (strncmp(run->gateway, "http://", 7) != 0)
-        return usage("-gateway: an http:// URL");
+    int rc = load_gateways_parse(run, run->gateway);
+    if (rc == -E2BIG)
+        return usage("-gateway: at most 8 URLs");
+    if (rc < 0)
+        return usage("-gateway: http:// URLs, separated by commas");
     return 0;
 }
 
@@ -341,6 +347,12 @@ static int run_request(void *arg)
     int cls = rc == 0 && status >= 200 && status < 600 ? status / 100 : 0;
     st->status[cls]++;
     st->errors += cls != 2;
+    size_t sec = (size_t)((rq->due - run->start) / SECOND);
+    if (sec < run->nseconds) {
+        run->timeline[sec].sent++;
+        run->timeline[sec].errors += cls != 2;
+        run->timeline[sec].checkouts_ok += cls == 2 && rq->route == ROUTE_CHECKOUT;
+    }
     pthread_mutex_unlock(&run->lock);
     free(rq);
     return 0;
@@ -438,6 +450,20 @@ static json_t *report(load_run *run, double seconds, uint64_t sent)
     json_object_set_new(j, "routes", routes);
     json_object_set_new(j, "all", stats_json(&total, seconds));
     json_object_set_new(j, "checkout_per_s", json_real((double)run->stats[ROUTE_CHECKOUT].status[2] / seconds));
+    json_t *tl = json_array();
+    for (size_t i = 0; i < run->nseconds; i++) {
+        const load_second *t = &run->timeline[i];
+        json_array_append_new(tl, json_pack("{s:I, s:I, s:I}", "sent", (json_int_t)t->sent, "errors",
+                                            (json_int_t)t->errors, "checkouts_ok", (json_int_t)t->checkouts_ok));
+    }
+    json_object_set_new(j, "timeline", tl);
+    if (total.errors) {
+        printf("errors by second:");
+        for (size_t i = 0; i < run->nseconds; i++)
+            if (run->timeline[i].errors)
+                printf(" %zu:%" PRIu64, i, run->timeline[i].errors);
+        printf("\n");
+    }
     return j;
 }
 
@@ -452,8 +478,14 @@ static int load_main(void *arg)
         return fprintf(stderr, "shop-load: %s\n", tern_strerror(rc)), 2;
     int exit_status = 2;
     int64_t (*before)[3] = NULL;
-    tern_group *g = NULL;
+    tern_group *g = NULL, *watcher = NULL;
     json_t *j = NULL;
+    /* the gateways' readiness is followed from the first call to the
+     * books' last (a gateway may restart while the orders settle) */
+    if ((rc = tern_group_new(NULL, NULL, &watcher)) < 0 || (rc = load_gateways_watch(run, watcher)) < 0) {
+        fprintf(stderr, "shop-load: watching the gateways: %s\n", tern_strerror(rc));
+        goto out;
+    }
     note(run, "shop-load: reading the catalog at %s\n", run->gateway);
     if ((rc = read_catalog(run)) < 0) {
         fprintf(stderr, "shop-load: the catalog at %s: %s\n", run->gateway, tern_strerror(rc));
@@ -466,12 +498,17 @@ static int load_main(void *arg)
         fprintf(stderr, "shop-load: reading the stock: %s\n", tern_strerror(rc ? rc : -ENOMEM));
         goto out;
     }
+    run->nseconds = (size_t)((run->duration + SECOND - 1) / SECOND);
+    if (!(run->timeline = calloc(run->nseconds, sizeof *run->timeline))) {
+        fprintf(stderr, "shop-load: out of memory\n");
+        goto out;
+    }
     if ((rc = tern_group_new(NULL, NULL, &g)) < 0)
         goto out;
     note(run, "shop-load: %s\n", "the run starts");
     uint64_t sent = 0;
-    int64_t start = tern_now();
-    rc = dispatch(run, g, start, &sent);
+    run->start = tern_now();
+    rc = dispatch(run, g, run->start, &sent);
     tern_group_wait(g, NULL);
     if (rc < 0) {
         fprintf(stderr, "shop-load: starting requests: %s\n", tern_strerror(rc));
@@ -492,6 +529,11 @@ out:
     json_decref(j);
     if (g)
         tern_group_free(g);
+    load_gateways_unwatch(run);
+    if (watcher) {
+        tern_group_wait(watcher, NULL);
+        tern_group_free(watcher);
+    }
     free(before);
     tern_http_client_free(run->client);
     return exit_status;
@@ -510,5 +552,6 @@ int main(int argc, char **argv)
     free(a.run.products);
     free(a.run.categories);
     free(a.run.orders);
+    free(a.run.timeline);
     return rc < 0 ? 2 : rc;
 }

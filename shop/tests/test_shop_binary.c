@@ -3,8 +3,10 @@
  * process on free loopback ports, configured by the environment
  * (SHOP_DATA_DIR, SHOP_<ROLE>_ADDR), serving gRPC and probes on each
  * role's port, stopping with exit status 0 on SIGTERM, and finding its
- * data on the next start; bad arguments and configuration: a sentence and
- * exit status 2.
+ * data on the next start; a role without events (catalog) starts with
+ * events.nats naming a NATS that is not there (production's shared
+ * configuration: only orders and payments talk to NATS); bad arguments
+ * and configuration: a sentence and exit status 2.
  */
 #include "check.h"
 
@@ -196,6 +198,27 @@ static int body(void *arg)
     CHECK_EQ(wait_exit(pid), 0);
     tern_grpc_channel_free(inv);
     tern_grpc_channel_free(orders);
+
+    /* catalog alone with events.nats at a port nobody listens on: it has
+     * no events, so it serves (readiness 200) and stops cleanly */
+    char nats[64];
+    snprintf(nats, sizeof nats, "--events.nats=nats://127.0.0.1:%d", free_port());
+    const char *catalog[] = {"catalog", nats, NULL};
+    pid = spawn(dir, log, catalog);
+    CHECK_EQ(tern_http_client_new(NULL, &hc), 0);
+    snprintf(url, sizeof url, "http://%s/readyz", addrs[SHOP_CATALOG]);
+    int ready = 0;
+    for (int i = 0; i < 500 && ready != 200; i++) {
+        tern_sleep(10 * TERN_MS);
+        if (tern_http_client_do(hc, &(tern_http_client_request){.url = url}, &resp, NULL) == 0) {
+            ready = tern_http_client_response_status(resp);
+            tern_http_client_response_free(resp);
+        }
+    }
+    tern_http_client_free(hc);
+    CHECK_EQ(ready, 200);
+    CHECK_EQ(kill(pid, SIGTERM), 0);
+    CHECK_EQ(wait_exit(pid), 0);
 
     /* bad arguments: a sentence, status 2 */
     const char *bad_role[] = {"shipping", NULL};

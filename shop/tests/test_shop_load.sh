@@ -3,7 +3,9 @@
 # a third of the orders, so the saga both pays and compensates): a short
 # open-loop run at a low rate whose every route answers, whose report
 # (text and JSON) names the four routes, and whose books balance (exit
-# status 0); bad flags and a gateway that does not answer: exit status 2.
+# status 0); bad flags and a gateway that does not answer: exit status 2;
+# two gateways of which one is dead: it is left out (its readiness probe
+# fails), no request fails, the per-second timeline adds up.
 #   test_shop_load.sh <shop binary> <shop-load binary> <shop source dir>
 set -euo pipefail
 shop=$1 load=$2 src=$3
@@ -15,7 +17,7 @@ fail() { echo "FAIL: $*"; cat "$dir/load.out" 2>/dev/null; tail -20 "$dir/shop.l
 
 ports=($(/usr/bin/python3 - <<'PY'
 import socket
-ss = [socket.socket() for _ in range(6)]
+ss = [socket.socket() for _ in range(7)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))
 PY
@@ -39,6 +41,10 @@ set +e
 [ $? -eq 2 ] || fail "shop-load -rate zero: exit status 2 expected"
 "$load" -duration 1s -nonsense 1 > /dev/null 2>&1
 [ $? -eq 2 ] || fail "shop-load -nonsense: exit status 2 expected"
+"$load" -gateway "$gw,ftp://x" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "shop-load -gateway with an ftp:// URL: exit status 2 expected"
+"$load" -gateway "$gw,$gw,$gw,$gw,$gw,$gw,$gw,$gw,$gw" > /dev/null 2>&1
+[ $? -eq 2 ] || fail "shop-load -gateway with 9 URLs: exit status 2 expected"
 set -e
 
 "$shop" all > "$dir/shop.log" 2>&1 &
@@ -71,6 +77,22 @@ assert b["balanced"] is True and b["pending"] == 0 and b["unknown"] == 0, b
 assert b["placed"] == b["paid"] + b["compensated"], b
 assert b["placed"] >= 1 and b["stock_sold"] == b["paid_quantity"], b
 print("json ok:", b)
+PY
+# two gateways, one of them nothing at all (a port nobody listens on):
+# every request goes to the ready one, none fails, the timeline counts them
+"$load" -gateway "$gw,http://127.0.0.1:${ports[6]}" -rate 25 -duration 2s -users 2 -settle 20s -seed 8 \
+  -json "$dir/load2.json" > "$dir/load.out" 2>&1 || fail "shop-load over two gateways: exit status $?"
+grep -q "127.0.0.1:${ports[6]} not ready: left out" "$dir/load.out" || fail "the dead gateway was not left out"
+/usr/bin/python3 - "$dir/load2.json" <<'PY' || fail "the JSON report over two gateways"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["all"]["errors"] == 0, j["all"]
+t = j["timeline"]
+assert len(t) == 2 and sum(s["sent"] for s in t) == j["requests"] == 50, t
+assert sum(s["errors"] for s in t) == 0, t
+assert sum(s["checkouts_ok"] for s in t) == j["routes"]["checkout"]["status"].get("2xx", 0), t
+assert j["books"]["balanced"] is True, j["books"]
+print("two gateways ok:", t)
 PY
 kill -TERM "$pid"
 wait "$pid" || fail "shop all exited with status $?"

@@ -4,10 +4,16 @@
  * nats-server's JetStream (events.nats) instead of the in-process bus:
  * the saga crosses between them; with payments stopped, orders are still
  * taken, and once payments is back (on a new port, the same data) the
- * stream hands it what it missed and every order is paid, once.
+ * stream hands it what it missed and every order is paid, once.  A NATS
+ * server that falls silent (SIGSTOP: its TCP connections stay up, as
+ * through a network cut) is left after events.ping_interval's pings go
+ * unanswered, and the connection made again once it answers.
  */
 #include "shop_fixture.h"
 
+#include <signal.h>
+
+#include "common/app.h"
 #include "nats_server.h"
 
 #define ORDER(s) SHOP__ORDERS__V1__ORDER_STATUS__ORDER_STATUS_##s
@@ -26,12 +32,32 @@ static int body(void *arg)
     shop_fx pay, rest;
     shop_fx_start_roles(&pay, pay_dir, PAYMENTS, nats, NULL);
     snprintf(pay_addr, sizeof pay_addr, "--payments.addr=%s", shop_app_addr(pay.app, SHOP_PAYMENTS));
-    shop_fx_start_roles(&rest, rest_dir, SHOP_SERVICES & ~PAYMENTS, nats, pay_addr, NULL);
+    shop_fx_start_roles(&rest, rest_dir, SHOP_SERVICES & ~PAYMENTS, nats, pay_addr, "--events.ping_interval=100ms",
+                        NULL);
 
     /* across the two buses' JetStream */
     Shop__Orders__V1__Order *o;
     CHECK_EQ(shop_fx_order(&rest, "u-split", "mug", 1, NULL, &o), 0);
     char first[64];
+    snprintf(first, sizeof first, "%s", o->id);
+    FREE_MSG(o);
+    CHECK_EQ(shop_fx_settled(&rest, first), ORDER(PAID));
+
+    /* the server silent for longer than two pings: the orders' side
+     * takes its connection for dead and makes it again, and the saga
+     * goes on over the new one */
+    struct tern_nats_stats st;
+    CHECK_EQ(tern_nats_stats(rest.app->nats, &st), 0);
+    uint64_t reconnects = st.reconnects;
+    CHECK_EQ(kill(ns.pid, SIGSTOP), 0);
+    tern_sleep(600 * TERN_MS);
+    CHECK_EQ(kill(ns.pid, SIGCONT), 0);
+    for (int i = 0; i < 300 && st.reconnects == reconnects; i++) {
+        tern_sleep(10 * TERN_MS);
+        CHECK_EQ(tern_nats_stats(rest.app->nats, &st), 0);
+    }
+    CHECK(st.reconnects > reconnects);
+    CHECK_EQ(shop_fx_order(&rest, "u-split", "mug", 1, NULL, &o), 0);
     snprintf(first, sizeof first, "%s", o->id);
     FREE_MSG(o);
     CHECK_EQ(shop_fx_settled(&rest, first), ORDER(PAID));
@@ -55,9 +81,9 @@ static int body(void *arg)
     for (int i = 0; i < 5; i++)
         CHECK_EQ(shop_fx_settled(&rest, ids[i]), ORDER(PAID));
     Shop__Inventory__V1__Stock *s = shop_fx_stock(&rest, "mug");
-    CHECK_EQ(s->sold, 6);
+    CHECK_EQ(s->sold, 7);
     CHECK_EQ(s->reserved, 0);
-    CHECK_EQ(s->available, 94);
+    CHECK_EQ(s->available, 93);
     FREE_MSG(s);
 
     shop_fx_stop(&rest);

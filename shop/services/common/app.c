@@ -376,10 +376,15 @@ static int role_new(shop_app *app, shop_role_id id)
 /* The event bus: in-process (every role in this process), or NATS
  * JetStream (events.nats: roles in several processes; the stream keeps
  * what a stopped consumer has not taken, and a durable consumer per group
- * resumes where it was). */
+ * resumes where it was).  A process none of whose roles has events keeps
+ * the in-process bus, unused, instead of depending on a NATS it never
+ * talks to. */
 static int bus_new(shop_app *app)
 {
-    const char *servers = tern_config_str(app->cfg, "events.nats");
+    bool events = false;
+    for (int i = 0; i < SHOP_NROLES; i++)
+        events |= (app->opts.roles & (1u << i)) && role_ops[i]->events;
+    const char *servers = events ? tern_config_str(app->cfg, "events.nats") : "";
     tern_events_transport t;
     int rc;
     if (!*servers) {
@@ -388,7 +393,9 @@ static int bus_new(shop_app *app)
         tern_ctx *ctx;
         if ((rc = tern_ctx_with_timeout(NULL, 10 * TERN_SEC, &ctx)) < 0)
             return rc;
-        rc = tern_nats_new(&(tern_nats_options){.servers = servers, .name = "shop"}, &app->nats, ctx);
+        tern_nats_options no = {.servers = servers, .name = "shop",
+                                .ping_interval = tern_config_duration(app->cfg, "events.ping_interval")};
+        rc = tern_nats_new(&no, &app->nats, ctx);
         tern_ctx_free(ctx);
         if (rc < 0) {
             tern_log_error("shop: events.nats", TERN_LOG_STR("servers", servers),

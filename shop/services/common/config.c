@@ -50,6 +50,12 @@ static const tern_config_key keys[] = {
                     .help = "NATS servers (nats://host:4222,...) whose JetStream carries the events between "
                             "processes (env SHOP_EVENTS_NATS, or SHOP_NATS_URL); empty: the in-process bus "
                             "(every role in one process)"),
+    /* NATS's own default is 2 min: a network cut (a container
+     * disconnected, a node gone) leaves a TCP connection that never
+     * errors, and events would wait in the outbox until the pings give up */
+    TERN_CONFIG_KEY("events.ping_interval", TERN_CONFIG_DURATION, .def = "2s", .min = "100ms",
+                    .help = "how often the NATS connection is pinged; two pings unanswered and it is taken for "
+                            "dead and made again"),
     TERN_CONFIG_KEY("pg.url", TERN_CONFIG_STRING, .def = "",
                     .help = "PostgreSQL (libpq conninfo or postgres:// URL) for users, inventory, orders and payments; "
                             "empty: their SQLite files in data_dir"),

@@ -68,6 +68,11 @@ typedef struct shop_role_ops {
     /* Its store may be PostgreSQL (pg.url): its SQL is written for both
      * through r->store; the others use r->db, always SQLite. */
     bool pg;
+    /* It publishes or subscribes to events: a process with no such role
+     * needs no NATS even when events.nats is set (production's shared
+     * configuration), so users, catalog, inventory and the gateway start
+     * without it. */
+    bool events;
     int (*init)(shop_role *r);
     int (*start)(shop_role *r);                 /* NULL: nothing to start */
     void (*stop)(shop_role *r);                 /* NULL: nothing to stop */

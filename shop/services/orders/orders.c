@@ -385,4 +385,4 @@ static void stop(shop_role *r)
     *o = (orders){0};
 }
 
-const shop_role_ops shop_orders_ops = {.name = "orders", .pg = true, .init = init, .start = start, .stop = stop};
+const shop_role_ops shop_orders_ops = {.name = "orders", .pg = true, .events = true, .init = init, .start = start, .stop = stop};

@@ -173,4 +173,4 @@ static void stop(shop_role *r)
     p->sub = NULL;
 }
 
-const shop_role_ops shop_payments_ops = {.name = "payments", .pg = true, .init = init, .start = start, .stop = stop};
+const shop_role_ops shop_payments_ops = {.name = "payments", .pg = true, .events = true, .init = init, .start = start, .stop = stop};
