@@ -120,7 +120,7 @@ static void *conn_thread(void *arg)
         finish(db, c, r);
     }
     pthread_mutex_unlock(&db->lock);
-    tern__sq_conn_close(c);
+    /* the connection is closed by db_destroy, in its order */
     return NULL;
 }
 
@@ -296,9 +296,13 @@ static int open_all(void *arg)
 
 static void db_destroy(tern_sqlite *db)
 {
-    for (int i = 0; i < db->nconns; i++) {
-        if (!db->conns[i].started)
-            tern__sq_conn_close(&db->conns[i]);
+    /* One at a time, once every thread is joined, readers first and the
+     * writer ([0]) last: the last connection to close checkpoints the WAL
+     * and deletes the -wal and -shm files, but only if it can lock the
+     * database alone, so connections closing at once on their own threads
+     * could each see another still open and all leave them behind. */
+    for (int i = db->conns ? db->nconns : 0; i-- > 0;) {
+        tern__sq_conn_close(&db->conns[i]);
         pthread_cond_destroy(&db->conns[i].mine.cond);
     }
     pthread_cond_destroy(&db->wq.cond);
