@@ -1,19 +1,22 @@
 #!/usr/bin/python3
 """gen.py - write the shop's Kubernetes manifests (the *.yaml beside it):
-the five roles are alike, so they are made from one description here
-rather than kept as five copies by hand.
+the six roles are alike, so they are made from one description here
+rather than kept as six copies by hand.
 
     gen.py            write them
     gen.py --check    exit 1 if a file differs from what gen.py writes
 
-Production mode: one Deployment per role, state in PostgreSQL, sessions
-and rate limits in Redis, events through NATS JetStream, discovery
-through DNS (headless Services, SRV records of the named port "grpc").
-The backends themselves are not here: point the ConfigMap and the Secret
-at them.  Until the shop reads those keys (SHOP_PG_URL, SHOP_REDIS_ADDR,
-SHOP_NATS_URL, SHOP_ETCD), each replica keeps its state in its own SQLite
-files under /data, so more than one replica per role is for production
-mode only.
+Production mode (docs/shop.md): one Deployment per role, state in
+PostgreSQL (catalog: SQLite under each pod's /data, seeded at its start),
+sessions and rate limits in Redis, events through NATS JetStream,
+discovery through etcd: each pod registers its own IP (the downward API's
+status.podIP as SHOP_DISCOVERY_ADVERTISE) and the roles' port, and
+callers follow what is registered.  The <role>-pods headless Services
+(A and SRV records of the named port) serve the addresses configured
+for a shop without etcd.  The gateway is the way in: a ClusterIP Service
+on its HTTP port, open to any namespace (put an Ingress or a
+LoadBalancer in front).  The backends themselves are not here: point the
+ConfigMap and the Secret at them.
 """
 import os
 import sys
@@ -23,8 +26,11 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "shop"
 IMAGE = "tern-shop:amd64"          # shop/deploy/build-image.sh; push it where the cluster pulls from
-# role -> (port, the roles that call it)
+# role -> (port, the roles that call it); the gateway is the HTTP way in,
+# called from outside the namespace
+GATEWAY = "gateway"
 ROLES = {
+    GATEWAY: (8080, []),
     "users": (7001, ["gateway"]),
     "catalog": (7002, ["gateway", "orders"]),
     "inventory": (7003, ["gateway", "orders", "catalog"]),   # catalog: the first start's seed writes stock
@@ -64,6 +70,8 @@ def config():
         "SHOP_ETCD": "http://etcd.%s.svc.cluster.local:2379" % NS,
     }
     for role, (port, _) in ROLES.items():
+        if role == GATEWAY:
+            continue            # nothing calls it from inside
         # every pod of a role: the headless Service's A records; its SRV
         # records (_grpc._tcp.<role>-pods...) name the port too
         data["SHOP_%s_ADDR" % role.upper()] = "%s-pods.%s.svc.cluster.local:%d" % (role, NS, port)
@@ -79,23 +87,33 @@ def config():
     return [cm, secret]
 
 
+def port_name(role):
+    return "http" if role == GATEWAY else "grpc"
+
+
 def deployment(role, port):
     probe_http = lambda path, period, failures: {
-        "httpGet": {"path": path, "port": "grpc"}, "periodSeconds": period, "timeoutSeconds": 2,
+        "httpGet": {"path": path, "port": port_name(role)}, "periodSeconds": period, "timeoutSeconds": 2,
         "failureThreshold": failures}
     container = {
         "name": "shop",
         "image": IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "args": [role],
-        "ports": [{"name": "grpc", "containerPort": port, "protocol": "TCP"}],
+        "ports": [{"name": port_name(role), "containerPort": port, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": "shop-config"}}, {"secretRef": {"name": "shop-secrets"}}],
-        # its own address is where it listens: every interface of the pod
-        "env": [{"name": "SHOP_%s_ADDR" % role.upper(), "value": "0.0.0.0:%d" % port}],
-        # gRPC health (grpc.health.v1, h2c on the service port) until the
-        # role started; then HTTP: /livez the process, /readyz the role
-        "startupProbe": {"grpc": {"port": port}, "periodSeconds": 1, "timeoutSeconds": 2,
-                         "failureThreshold": 30},
+        # its own address is where it listens: every interface of the pod;
+        # what it registers in etcd is the pod's IP with that port
+        "env": [{"name": "SHOP_%s_ADDR" % role.upper(), "value": "0.0.0.0:%d" % port},
+                {"name": "SHOP_DISCOVERY_ADVERTISE",
+                 "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}],
+        # until the role started: gRPC health (grpc.health.v1, h2c on the
+        # service port), or the gateway's /readyz; then HTTP: /livez the
+        # process, /readyz the role
+        "startupProbe": ({"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1,
+                          "timeoutSeconds": 2, "failureThreshold": 30} if role == GATEWAY else
+                         {"grpc": {"port": port}, "periodSeconds": 1, "timeoutSeconds": 2,
+                          "failureThreshold": 30}),
         "livenessProbe": probe_http("/livez", 10, 3),
         "readinessProbe": probe_http("/readyz", 2, 2),
         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
@@ -136,6 +154,11 @@ def deployment(role, port):
 
 
 def services(role, port):
+    if role == GATEWAY:
+        return [{"apiVersion": "v1", "kind": "Service", "metadata": meta(role, role),
+                 "spec": {"type": "ClusterIP", "selector": labels(role),
+                          "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP",
+                                     "appProtocol": "http"}]}}]
     port_spec = {"name": "grpc", "port": port, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}
     return [
         {"apiVersion": "v1", "kind": "Service", "metadata": meta(role, role),
@@ -188,6 +211,10 @@ def network():
                 "podSelector": {"matchLabels": labels(role)},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [
+                    # the gateway: from anywhere (an Ingress controller, a
+                    # LoadBalancer); the others: from their callers only
+                    {"from": [{"namespaceSelector": {}}, {"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                     "ports": [{"protocol": "TCP", "port": port}]} if role == GATEWAY else
                     {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": c}}} for c in callers],
                      "ports": [{"protocol": "TCP", "port": port}]},
                     # /metrics for Prometheus
