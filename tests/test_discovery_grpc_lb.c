@@ -9,6 +9,7 @@
  * UNAVAILABLE, or waits for ready within its ctx.
  */
 #include "check.h"
+#include "lb_client_check.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -146,40 +147,11 @@ static int call(tern_grpc_channel *ch, const char *key)
 
 static upstream ups[3];
 
-/* workers coroutines making per calls each at once: p2c weighs latency
- * times calls in flight, so it is under concurrency that it spreads */
-typedef struct load {
-    tern_grpc_channel *ch;
-    int per;
-    atomic_int got[3];
-    atomic_int failed;
-    tern_waitgroup wg;
-} load;
-
-static int load_co(void *arg)
+/* one call for lb_client_check.h (its load runs callers at once: p2c
+ * weighs latency times calls in flight, so under concurrency it spreads) */
+static int one_call(void *ch)
 {
-    load *l = arg;
-    for (int k = 0; k < l->per; k++) {
-        int w = call(l->ch, NULL);
-        if (w >= 0 && w < 3)
-            atomic_fetch_add(&l->got[w], 1);
-        else
-            atomic_fetch_add(&l->failed, 1);
-    }
-    tern_waitgroup_done(&l->wg);
-    return 0;
-}
-
-static void run_load(tern_grpc_channel *ch, int workers, int per, int got[3])
-{
-    load l = {.ch = ch, .per = per, .wg = TERN_WAITGROUP_INIT};
-    tern_waitgroup_add(&l.wg, workers);
-    for (int i = 0; i < workers; i++)
-        CHECK_EQ(tern_go(load_co, &l), 0);
-    tern_waitgroup_wait(&l.wg, NULL);
-    CHECK_EQ(atomic_load(&l.failed), 0);
-    for (int i = 0; i < 3; i++)
-        got[i] = atomic_load(&l.got[i]);
+    return call(ch, NULL);
 }
 
 static void start_all(void)
@@ -203,7 +175,7 @@ static int spread_body(void *arg)
      * included, do not decide the whole run */
     lb_open(&l, ups, 3, &(tern_balancer_options){.ewma_decay = 20 * TERN_MS});
     int got[3];
-    run_load(l.ch, 12, 25, got);
+    lb_run_load(one_call, l.ch, 12, 25, got);
     fprintf(stderr, "p2c over three, twelve callers: %d %d %d\n", got[0], got[1], got[2]);
     for (int i = 0; i < 3; i++) {
         CHECK(got[i] >= 15);        /* an even share is 100; the first latency
@@ -238,7 +210,7 @@ static int slow_body(void *arg)
     lb l;
     lb_open(&l, ups, 3, NULL);
     int got[3];
-    run_load(l.ch, 6, 50, got);
+    lb_run_load(one_call, l.ch, 6, 50, got);
     fprintf(stderr, "p2c, six callers, the second server 20 ms slow: %d %d %d\n", got[0], got[1], got[2]);
     /* measured, then taken when its rival is busier or it has not been
      * picked for a second */
@@ -267,45 +239,6 @@ static void stop_third(void)
     tern_sleep(50 * TERN_MS);
 }
 
-/* Calls until the third endpoint is ejected (up to 8 s): none may fail
- * nor reach the stopped server.  The calls made. */
-static int until_ejected(lb *l)
-{
-    int64_t end = tern_now() + 8 * TERN_SEC;
-    int n = 0;
-    for (;;) {
-        tern_lb_endpoint_stats es[3];
-        CHECK_EQ(tern_balancer_endpoint_stats(l->b, es, 3), 3);
-        CHECK(strcmp(es[2].addr, ups[2].addr) == 0);
-        if (es[2].ejected)
-            break;
-        CHECK(tern_now() < end);
-        int w = call(l->ch, NULL);
-        if (!(w >= 0 && w < 2))
-            fprintf(stderr, "call %d: %d (%s)\n", n, w, w < 0 ? tern_strerror(w) : "");
-        CHECK(w >= 0 && w < 2);
-        n++;
-        tern_sleep(TERN_MS);
-    }
-    return n;
-}
-
-static void check_ejected(lb *l)
-{
-    tern_lb_endpoint_stats es[3];
-    CHECK_EQ(tern_balancer_endpoint_stats(l->b, es, 3), 3);
-    CHECK(es[2].ejected && !es[0].ejected && !es[1].ejected);
-    CHECK_EQ(es[0].failures + es[1].failures, 0);
-    struct tern_balancer_stats st;
-    CHECK_EQ(tern_balancer_stats(l->b, &st), 0);
-    CHECK_EQ(st.ejected, 1);
-    /* and calls go on over the other two */
-    for (int k = 0; k < 50; k++) {
-        int w = call(l->ch, NULL);
-        CHECK(w >= 0 && w < 2);
-    }
-}
-
 static int stopped_body(void *arg)
 {
     (void)arg;
@@ -317,13 +250,13 @@ static int stopped_body(void *arg)
     for (int k = 0; k < 30; k++)
         CHECK(call(l.ch, NULL) >= 0);      /* every subchannel connected */
     stop_third();
-    int n = until_ejected(&l);
+    int n = lb_until_ejected(l.b, ups[2].addr, one_call, l.ch);
     fprintf(stderr, "round robin: ejected after %d calls\n", n);
     CHECK(n <= 20);
     tern_lb_endpoint_stats es[3];
     CHECK_EQ(tern_balancer_endpoint_stats(l.b, es, 3), 3);
     CHECK_EQ(es[2].failures, 5);
-    check_ejected(&l);
+    lb_check_ejected(l.b, one_call, l.ch);
     lb_close(&l);
     stop_all();
 
@@ -335,9 +268,9 @@ static int stopped_body(void *arg)
     for (int k = 0; k < 30; k++)
         CHECK(call(l.ch, NULL) >= 0);
     stop_third();
-    n = until_ejected(&l);
+    n = lb_until_ejected(l.b, ups[2].addr, one_call, l.ch);
     fprintf(stderr, "p2c: ejected after %d calls\n", n);
-    check_ejected(&l);
+    lb_check_ejected(l.b, one_call, l.ch);
     lb_close(&l);
     stop_all();
     return 0;

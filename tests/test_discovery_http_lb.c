@@ -11,6 +11,7 @@
  * picked.
  */
 #include "check.h"
+#include "lb_client_check.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -106,46 +107,6 @@ static void stop_all(void)
         up_stop(&ups[i]);
 }
 
-/* GET url: the index of the server that answered 200, 100 + index for a
- * 503, or -errno. */
-static int get(tern_http_client *c, const char *url, const char *key);
-
-/* workers coroutines making per requests each at once (p2c weighs
- * latency times requests in flight: under concurrency it spreads) */
-typedef struct load {
-    tern_http_client *c;
-    int per;
-    atomic_int got[3];
-    atomic_int failed;
-    tern_waitgroup wg;
-} load;
-
-static int load_co(void *arg)
-{
-    load *l = arg;
-    for (int k = 0; k < l->per; k++) {
-        int w = get(l->c, "http://orders/who", NULL);
-        if (w >= 0 && w < 3)
-            atomic_fetch_add(&l->got[w], 1);
-        else
-            atomic_fetch_add(&l->failed, 1);
-    }
-    tern_waitgroup_done(&l->wg);
-    return 0;
-}
-
-static void run_load(tern_http_client *c, int workers, int per, int got[3])
-{
-    load l = {.c = c, .per = per, .wg = TERN_WAITGROUP_INIT};
-    tern_waitgroup_add(&l.wg, workers);
-    for (int i = 0; i < workers; i++)
-        CHECK_EQ(tern_go(load_co, &l), 0);
-    tern_waitgroup_wait(&l.wg, NULL);
-    CHECK_EQ(atomic_load(&l.failed), 0);
-    for (int i = 0; i < 3; i++)
-        got[i] = atomic_load(&l.got[i]);
-}
-
 typedef struct lb {
     tern_resolver *r;
     tern_balancer *b;
@@ -192,6 +153,12 @@ static int get(tern_http_client *c, const char *url, const char *key)
     return rc;
 }
 
+/* one request for lb_client_check.h */
+static int one_get(void *c)
+{
+    return get(c, "http://orders/who", NULL);
+}
+
 static int spread_body(void *arg)
 {
     (void)arg;
@@ -201,7 +168,7 @@ static int spread_body(void *arg)
      * included, do not decide the whole run */
     lb_open(&l, &(tern_balancer_options){.ewma_decay = 20 * TERN_MS});
     int got[3];
-    run_load(l.c, 12, 25, got);
+    lb_run_load(one_get, l.c, 12, 25, got);
     fprintf(stderr, "p2c over three, twelve callers: %d %d %d\n", got[0], got[1], got[2]);
     for (int i = 0; i < 3; i++) {
         CHECK(got[i] >= 15);        /* an even share is 100 */
@@ -252,7 +219,7 @@ static int slow_body(void *arg)
     lb l;
     lb_open(&l, NULL);
     int got[3];
-    run_load(l.c, 6, 50, got);
+    lb_run_load(one_get, l.c, 6, 50, got);
     fprintf(stderr, "p2c, six callers, the second server 20 ms slow: %d %d %d\n", got[0], got[1], got[2]);
     CHECK(got[1] <= 30);
     CHECK(got[0] >= 60 && got[2] >= 60);
@@ -266,41 +233,6 @@ static void a_slow_server_gets_fewer_requests(void)
     run_ok(slow_body, NULL, 2);
 }
 
-/* Requests until the third endpoint is ejected (up to 8 s): none may
- * fail nor reach the stopped server.  The requests made. */
-static int until_ejected(lb *l)
-{
-    int64_t end = tern_now() + 8 * TERN_SEC;
-    int n = 0;
-    for (;;) {
-        tern_lb_endpoint_stats es[3];
-        CHECK_EQ(tern_balancer_endpoint_stats(l->b, es, 3), 3);
-        CHECK(strcmp(es[2].addr, ups[2].addr) == 0);
-        if (es[2].ejected)
-            break;
-        CHECK(tern_now() < end);
-        int w = get(l->c, "http://orders/who", NULL);
-        if (!(w >= 0 && w < 2))
-            fprintf(stderr, "request %d: %d (%s)\n", n, w, w < 0 ? tern_strerror(w) : "");
-        CHECK(w >= 0 && w < 2);
-        n++;
-        tern_sleep(TERN_MS);
-    }
-    return n;
-}
-
-static void check_ejected(lb *l)
-{
-    tern_lb_endpoint_stats es[3];
-    CHECK_EQ(tern_balancer_endpoint_stats(l->b, es, 3), 3);
-    CHECK(es[2].ejected && !es[0].ejected && !es[1].ejected);
-    CHECK_EQ(es[0].failures + es[1].failures, 0);
-    for (int k = 0; k < 50; k++) {
-        int w = get(l->c, "http://orders/who", NULL);
-        CHECK(w >= 0 && w < 2);
-    }
-}
-
 static int stopped_body(void *arg)
 {
     (void)arg;
@@ -312,13 +244,13 @@ static int stopped_body(void *arg)
     for (int k = 0; k < 30; k++)
         CHECK(get(l.c, "http://orders/who", NULL) >= 0);
     up_stop(&ups[2]);
-    int n = until_ejected(&l);
+    int n = lb_until_ejected(l.b, ups[2].addr, one_get, l.c);
     fprintf(stderr, "round robin: ejected after %d requests\n", n);
     CHECK(n <= 20);
     tern_lb_endpoint_stats es[3];
     CHECK_EQ(tern_balancer_endpoint_stats(l.b, es, 3), 3);
     CHECK_EQ(es[2].failures, 5);
-    check_ejected(&l);
+    lb_check_ejected(l.b, one_get, l.c);
     lb_close(&l);
     stop_all();
 
@@ -328,9 +260,9 @@ static int stopped_body(void *arg)
     for (int k = 0; k < 30; k++)
         CHECK(get(l.c, "http://orders/who", NULL) >= 0);
     up_stop(&ups[2]);
-    n = until_ejected(&l);
+    n = lb_until_ejected(l.b, ups[2].addr, one_get, l.c);
     fprintf(stderr, "p2c: ejected after %d requests\n", n);
-    check_ejected(&l);
+    lb_check_ejected(l.b, one_get, l.c);
     lb_close(&l);
     stop_all();
     return 0;
@@ -415,14 +347,8 @@ static int h2c_body(void *arg)
     tern_http_client *c;
     CHECK_EQ(tern_http_client_new(&o, &c), 0);
     int got[3];
-    load l = {.c = c, .per = 20, .wg = TERN_WAITGROUP_INIT};
-    tern_waitgroup_add(&l.wg, 6);
-    for (int i = 0; i < 6; i++)
-        CHECK_EQ(tern_go(load_co, &l), 0);
-    tern_waitgroup_wait(&l.wg, NULL);
-    CHECK_EQ(atomic_load(&l.failed), 0);
+    lb_run_load(one_get, c, 6, 20, got);
     for (int i = 0; i < 3; i++) {
-        got[i] = atomic_load(&l.got[i]);
         CHECK_EQ(got[i], 40);                 /* round robin: 120 in turns */
         CHECK_EQ(atomic_load(&ups[i].wrong_host), 0);
     }
