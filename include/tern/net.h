@@ -131,7 +131,9 @@ ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern
 int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx);
 
 /* Absolute deadlines for later reads / writes; TERN_FOREVER clears.  A
- * call's ctx deadline, when earlier, wins. */
+ * call's ctx deadline, when earlier, wins.  May be called from another
+ * coroutine while one reads or writes: a wait already parked keeps the
+ * deadline it started with. */
 void tern_conn_set_read_deadline(tern_conn *c, int64_t deadline);
 void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline);
 

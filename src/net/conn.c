@@ -103,8 +103,8 @@ int tern_conn_from_fd(int fd, tern_conn **out)
     c->fd = fd;
     c->tls = NULL;
     c->drained = false;
-    c->read_deadline = TERN_FOREVER;
-    c->write_deadline = TERN_FOREVER;
+    atomic_store_explicit(&c->read_deadline, TERN_FOREVER, memory_order_relaxed);
+    atomic_store_explicit(&c->write_deadline, TERN_FOREVER, memory_order_relaxed);
     c->remote[0] = '\0';
     return 0;
 }
@@ -123,7 +123,7 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
          * keeps an edge that came meanwhile, so nothing is missed; a stale
          * edge costs the read we would have made anyway. */
         c->drained = false;
-        int rc = tern__net_wait(c->fd, TERN_FD_READ, c->read_deadline, ctx);
+        int rc = tern__net_wait(c->fd, TERN_FD_READ, conn_read_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
@@ -138,7 +138,7 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = tern__net_wait(c->fd, TERN_FD_READ, c->read_deadline, ctx);
+        int rc = tern__net_wait(c->fd, TERN_FD_READ, conn_read_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
@@ -165,7 +165,7 @@ int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx)
         }
         if (errno == EINTR)
             continue;
-        int rc = tern__net_wait(c->fd, TERN_FD_READ, c->read_deadline, ctx);
+        int rc = tern__net_wait(c->fd, TERN_FD_READ, conn_read_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
@@ -193,7 +193,7 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = tern__net_wait(c->fd, TERN_FD_WRITE, c->write_deadline, ctx);
+        int rc = tern__net_wait(c->fd, TERN_FD_WRITE, conn_write_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
@@ -223,7 +223,7 @@ ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *
                 continue;
             if (errno != EAGAIN)
                 return -errno;
-            int rc = tern__net_wait(c->fd, TERN_FD_WRITE, c->write_deadline, ctx);
+            int rc = tern__net_wait(c->fd, TERN_FD_WRITE, conn_write_deadline(c), ctx);
             if (rc < 0)
                 return rc;
             continue;
@@ -268,7 +268,7 @@ ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern
             continue;
         if (errno != EAGAIN)
             return -errno;
-        int rc = tern__net_wait(c->fd, TERN_FD_WRITE, c->write_deadline, ctx);
+        int rc = tern__net_wait(c->fd, TERN_FD_WRITE, conn_write_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
@@ -278,13 +278,13 @@ ssize_t tern_conn_sendfile(tern_conn *c, int fd, off_t *offset, size_t len, tern
 void tern_conn_set_read_deadline(tern_conn *c, int64_t deadline)
 {
     TERN_CHECK_ARG(c);
-    c->read_deadline = deadline;
+    atomic_store_explicit(&c->read_deadline, deadline, memory_order_relaxed);
 }
 
 void tern_conn_set_write_deadline(tern_conn *c, int64_t deadline)
 {
     TERN_CHECK_ARG(c);
-    c->write_deadline = deadline;
+    atomic_store_explicit(&c->write_deadline, deadline, memory_order_relaxed);
 }
 
 int tern_conn_close_write(tern_conn *c)

@@ -20,11 +20,26 @@ struct tern__tls;               /* tls_internal.h */
 struct tern_conn {
     int fd;
     struct tern__tls *tls;      /* NULL: plain TCP; set by a TLS handshake */
-    int64_t read_deadline;
-    int64_t write_deadline;
+    /* Atomic: a deadline may be set by one coroutine while another reads
+     * or writes the conn (the gateway's tunnel gives the other direction
+     * a while to finish); the wait in progress keeps the deadline it
+     * started with, the next one sees the new.  Relaxed: nothing else is
+     * published with them.  Through conn_read_deadline and friends. */
+    _Atomic int64_t read_deadline;
+    _Atomic int64_t write_deadline;
     bool drained;               /* the last read came up short: the socket was empty */
     char remote[64];            /* filled on first ask */
 };
+
+static inline int64_t conn_read_deadline(tern_conn *c)
+{
+    return atomic_load_explicit(&c->read_deadline, memory_order_relaxed);
+}
+
+static inline int64_t conn_write_deadline(tern_conn *c)
+{
+    return atomic_load_explicit(&c->write_deadline, memory_order_relaxed);
+}
 
 struct tern_listener {
     int fd;

@@ -161,7 +161,7 @@ int tern_tls_accept(tern_conn *c, tern_tls_config *cfg, tern_ctx *ctx)
     if (rc < 0 || (rc = begin(c, cfg, true)) < 0)
         return rc;
     SSL_set_accept_state(c->tls->ssl);
-    return handshake(c, c->read_deadline, ctx);
+    return handshake(c, conn_read_deadline(c), ctx);
 }
 
 static bool is_ip(const char *s)
@@ -211,7 +211,7 @@ int tern_tls_connect(tern_conn *c, tern_tls_config *cfg, const char *server_name
         atomic_store_explicit(&t->dead, true, memory_order_relaxed);
         return rc;
     }
-    int64_t deadline = c->read_deadline;
+    int64_t deadline = conn_read_deadline(c);
     if (t->gen->handshake_timeout > 0) {
         int64_t d = tern_now() + t->gen->handshake_timeout;
         if (deadline == TERN_FOREVER || d < deadline)

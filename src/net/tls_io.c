@@ -105,7 +105,7 @@ ssize_t tern__tls_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
         }
         if (!wants(&s))
             return s.rc;
-        if ((rc = park(c, &s, c->read_deadline, ctx)) < 0)
+        if ((rc = park(c, &s, conn_read_deadline(c), ctx)) < 0)
             return rc;
     }
 }
@@ -124,7 +124,7 @@ static ssize_t write_all(tern_conn *c, const char *p, size_t n, tern_ctx *ctx)
         }
         if (!wants(&s))
             return s.rc;
-        int rc = park(c, &s, c->write_deadline, ctx);
+        int rc = park(c, &s, conn_write_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
@@ -190,7 +190,7 @@ static ssize_t sendfile_ktls(tern_conn *c, int fd, off_t *offset, size_t len, te
         }
         if (!wants(&s))
             return s.rc;
-        int rc = park(c, &s, c->write_deadline, ctx);
+        int rc = park(c, &s, conn_write_deadline(c), ctx);
         if (rc < 0)
             return rc;
     }
