@@ -675,6 +675,79 @@ static void keepalive_finds_a_stale_server(void)
     run_ok(stale_main, NULL, 2);
 }
 
+/* A request whose bytes went out on a connection that then breaks ends
+ * with -ECONNRESET when the break is found, not at its deadline (its
+ * answer would go to the dead connection); one made while disconnected
+ * waits in the reconnect buffer and is answered after the reconnection. */
+typedef struct late_req {
+    tern_nats *nc;
+    int rc;
+    char got[16];
+    tern_waitgroup *wg;
+} late_req;
+
+static int late_requester(void *arg)
+{
+    late_req *a = arg;
+    tern_ctx *c = timeout(10 * TERN_SEC);
+    tern_nats_msg *m = NULL;
+    a->rc = tern_nats_request(a->nc, "svc.echo", "late", 4, &m, c);
+    tern_ctx_free(c);
+    if (a->rc == 0) {
+        snprintf(a->got, sizeof a->got, "%.*s", (int)m->len, (const char *)m->data);
+        tern_nats_msg_free(m);
+    }
+    tern_waitgroup_done(a->wg);
+    return 0;
+}
+
+static int broken_req_main(void *arg)
+{
+    (void)arg;
+    events_lost = events_back = 0;
+    server_up();
+    tern_nats_options o = {.servers = srv.addr, .ping_interval = 100 * TERN_MS,
+                           .max_pings_out = 2, .reconnect_wait_min = 5 * TERN_MS,
+                           .reconnect_wait_max = 50 * TERN_MS, .connect_timeout = 200 * TERN_MS,
+                           .on_event = on_event};
+    tern_nats *nc;
+    CHECK_EQ(tern_nats_new(&o, &nc, NULL), 0);
+    responder r = {nc};
+    tern_nats_sub *echo;
+    CHECK_EQ(tern_nats_subscribe(nc, "svc.echo", &(tern_nats_sub_options){.cb = echo_cb, .cb_arg = &r}, &echo),
+             0);
+    CHECK_EQ(tern_nats_flush(nc, NULL), 0);
+    tern_nats_msg *m;
+    CHECK_EQ(tern_nats_request(nc, "svc.echo", "a", 1, &m, NULL), 0);
+    tern_nats_msg_free(m);
+
+    kill(srv.pid, SIGSTOP);
+    tern_ctx *c = timeout(8 * TERN_SEC);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_nats_request(nc, "svc.echo", "b", 1, &m, c), -ECONNRESET);
+    CHECK(tern_now() - t0 < 3 * TERN_SEC);
+    tern_ctx_free(c);
+
+    tern_waitgroup wg = TERN_WAITGROUP_INIT;
+    late_req lr = {.nc = nc, .rc = 1, .wg = &wg};
+    tern_waitgroup_add(&wg, 1);
+    CHECK_EQ(tern_go(late_requester, &lr), 0);
+    tern_sleep(100 * TERN_MS);
+    CHECK_EQ(lr.rc, 1);                 /* still waiting, in the reconnect buffer */
+    kill(srv.pid, SIGCONT);
+    tern_waitgroup_wait(&wg, NULL);
+    CHECK_EQ(lr.rc, 0);
+    CHECK(strcmp(lr.got, "re:late") == 0);
+    tern_nats_sub_free(echo);
+    tern_nats_free(nc);
+    return 0;
+}
+
+static void request_fails_when_its_connection_breaks(void)
+{
+    run_ok(broken_req_main, NULL, 2);
+}
+
 /* CONNECT's credentials: user/pass and token, right and wrong. */
 static nats_server auth_srv;
 
@@ -741,4 +814,5 @@ TESTS(T(pubsub_sync_and_headers), T(channel_and_callback_delivery),
       T(unsubscribe_now_and_after_max), T(slow_consumer_dropped_counted_reported),
       T(drain_delivers_what_was_received), T(connect_refused), T(server_restarted_under_load),
       T(reconnect_buffer_is_bounded), T(keepalive_finds_a_stale_server),
+      T(request_fails_when_its_connection_breaks),
       T(credentials_user_pass_and_token), T(nuid_unique))

@@ -117,15 +117,17 @@ static int on_order(const tern_event *ev, int attempt, tern_ctx *ctx, void *arg)
 typedef struct stall {
     tern_events_transport inner;
     int after;
-    atomic_int published;
+    int silent;                 /* stalls before publishing again; 0: forever */
+    atomic_int published, stalls;
     tern_chan *stalled;
 } stall;
 
 static int stall_publish(void *self, const tern_event *ev, tern_ctx *ctx)
 {
     stall *s = self;
-    if (atomic_load(&s->published) >= s->after) {
+    if (atomic_load(&s->published) >= s->after && (!s->silent || atomic_load(&s->stalls) < s->silent)) {
         int one = 1;
+        atomic_fetch_add(&s->stalls, 1);
         tern_chan_try_send(s->stalled, &one);
         return tern_ctx_sleep(60 * TERN_SEC, ctx) < 0 ? tern_ctx_err(ctx) : -EIO;
     }
@@ -270,6 +272,72 @@ static void outbox_relay_idempotent(void)
     run_ok(outbox_main, NULL, 2);
 }
 
+/* A publish that hears nothing back (a connection dead but not yet found
+ * so) ends at the relay's publish_timeout_ns, not at its 20 s round
+ * budget: the row goes out again poll_ns later. */
+static int silent_main(void *arg)
+{
+    (void)arg;
+    tern_sqlite *shop = open_db("silent"), *billing = open_db("silent-billing");
+    CHECK_EQ(tern_sqlite_exec(shop, "CREATE TABLE orders(n INTEGER)", NULL, NULL, NULL, NULL), 0);
+    CHECK_EQ(tern_sqlite_exec(billing, "CREATE TABLE seen(body TEXT)", NULL, NULL, NULL, NULL), 0);
+    CHECK_EQ(tern_events_idempotent_sqlite_init(billing, NULL), 0);
+    tern_outbox *ob;
+    CHECK_EQ(tern_outbox_sqlite_new(shop, NULL, &ob, NULL), 0);
+    enum { N = 6 };
+    order o = {.ob = ob};
+    for (o.n = 0; o.n < N; o.n++)
+        CHECK_EQ(tern_sqlite_tx_run(shop, NULL, place_order, &o, NULL, NULL), 0);
+
+    tern_events_transport t;
+    CHECK_EQ(tern_events_inproc_transport(&t), 0);
+    tern_events_bus *bus;
+    CHECK_EQ(tern_events_bus_new(&t, NULL, &bus), 0);
+    consumer c = {.db = billing, .last_order = -1};
+    tern_events_sub *sub;
+    CHECK_EQ(tern_events_subscribe(bus, "orders", on_order, &c, NULL, &sub, NULL), 0);
+    stall *st = calloc(1, sizeof *st);
+    CHECK(st);
+    *st = (stall){.inner = t, .after = 2, .silent = 1};
+    CHECK_EQ(tern_chan_new(sizeof(int), 1, &st->stalled), 0);
+    tern_events_bus *quiet_bus;
+    CHECK_EQ(tern_events_bus_new(&(tern_events_transport){&stall_ops, st}, NULL, &quiet_bus), 0);
+
+    int64_t t0 = tern_now();
+    tern_outbox_relay *relay;
+    tern_outbox_relay_options ro = {.publish_timeout_ns = 150 * TERN_MS};
+    CHECK_EQ(tern_outbox_relay_start(ob, quiet_bus, &ro, &relay), 0);
+    int64_t pending = N;
+    while ((atomic_load(&c.applied) < N || pending > 0) && tern_now() - t0 < 10 * TERN_SEC) {
+        tern_sleep(10 * TERN_MS);
+        CHECK_EQ(tern_outbox_pending(ob, &pending, NULL), 0);
+    }
+    int64_t took = tern_now() - t0;
+    CHECK_EQ(pending, 0);
+    CHECK_EQ(atomic_load(&c.applied), N);
+    CHECK_EQ(atomic_load(&st->stalls), 1);
+    CHECK(took >= 150 * TERN_MS);
+    CHECK(took < 5 * TERN_SEC);         /* the round's budget would be 20 s */
+    struct tern_outbox_relay_stats rs;
+    CHECK_EQ(tern_outbox_relay_stats(relay, &rs), 0);
+    CHECK_EQ(rs.published, (uint64_t)N);
+    CHECK_EQ(rs.errors, 1);             /* the silent publish, counted */
+    tern_outbox_relay_stop(relay);
+
+    tern_events_bus_free(quiet_bus);
+    tern_events_sub_free(sub);
+    tern_events_bus_free(bus);
+    tern_outbox_free(ob);
+    tern_sqlite_free(shop);
+    tern_sqlite_free(billing);
+    return 0;
+}
+
+static void a_silent_publish_is_tried_again(void)
+{
+    run_ok(silent_main, NULL, 2);
+}
+
 /* An event applied once, by hand: the second time is skipped. */
 static int inc(tern_sqlite_tx *tx, tern_ctx *ctx, void *arg)
 {
@@ -316,4 +384,4 @@ static void idempotent(void)
     run_ok(idempotent_main, NULL, 2);
 }
 
-TESTS(T(outbox_relay_idempotent), T(idempotent))
+TESTS(T(outbox_relay_idempotent), T(a_silent_publish_is_tried_again), T(idempotent))

@@ -253,13 +253,18 @@ void tern_outbox_free(tern_outbox *ob);
 typedef struct tern_outbox_relay_options {
     int batch;                      /**< rows per round; 0: 100 */
     int64_t poll_ns;                /**< sleep when nothing is unsent; 0: 20 ms */
+    int64_t publish_timeout_ns;     /**< one publish's bound (a silent bus); 0: 5 s */
     tern_events_metrics *metrics;   /**< borrowed; NULL: none */
     const char *name;               /**< the `outbox` label (copied); NULL: the table's name */
 } tern_outbox_relay_options;
 
 /** Start a relay coroutine publishing ob's unsent rows through bus, in seq
  *  order (per relay: relays sharing a PostgreSQL outbox interleave), marking
- *  each batch sent once published; a round publishes for at most 20 s. */
+ *  each batch sent once published; a round publishes for at most 20 s, one
+ *  publish for at most publish_timeout_ns.  A publish that fails (timed out,
+ *  or lost with a broken connection) ends the round: what went out before
+ *  it is marked, it and the rest are published again poll_ns later
+ *  (consumers deduplicate by event id). */
 int tern_outbox_relay_start(tern_outbox *ob, tern_events_bus *bus, const tern_outbox_relay_options *o,
                             tern_outbox_relay **out);
 /** Stop the relay (mid-batch: what it published but did not mark is

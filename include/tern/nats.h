@@ -221,9 +221,11 @@ void tern_nats_sub_free(tern_nats_sub *sub);
  * Request-reply: publish to subject with a reply subject on the client's
  * shared inbox (_INBOX.<nuid>.*, one subscription for all requests) and
  * wait for the first answer, bounded by ctx.  0 with *out the caller's;
- * -ENXIO when no one subscribes to subject (no responders); -ETIMEDOUT /
- * -ECANCELED (a request or answer lost with a broken connection ends
- * here too: bound it); -ENOTCONN (the client closed); as
+ * -ENXIO when no one subscribes to subject (no responders);
+ * -ECONNRESET when the connection broke after the request went out (the
+ * server may or may not have seen it; one made while disconnected waits in
+ * the reconnect buffer instead); -ETIMEDOUT / -ECANCELED (ctx: a server
+ * that stays silent ends here); -ENOTCONN (the client closed); as
  * tern_nats_publish.
  */
 int tern_nats_request(tern_nats *nc, const char *subject, const void *data, size_t len,

@@ -31,12 +31,18 @@
 /* A round's publishing time (a bus that stalls or reconnects): under
  * outbox_pg.c's 30 s claim lease. */
 #define ROUND_BUDGET_NS (20 * TERN_SEC)
+/* One publish's: a bus that went silent (a connection dead but not yet
+ * found so by its keepalive, a JetStream that does not answer) costs this
+ * much before the row is tried again, not the round's 20 s; as nats.go's
+ * JetStream API timeout. */
+#define DEFAULT_PUBLISH_NS (5 * TERN_SEC)
 
 struct tern_outbox_relay {
     tern_outbox *ob;
     tern_events_bus *bus;
     int batch;
     int64_t poll_ns;
+    int64_t publish_ns;
     tern_ctx *ctx;
     tern_waitgroup wg;
     tern_metrics_counter *m_published;
@@ -137,10 +143,16 @@ static int round_once(tern_outbox_relay *r, int *count)
     if (!seqs || tern_ctx_with_timeout(r->ctx, ROUND_BUDGET_NS, &round) < 0)
         rc = -ENOMEM;
     for (int i = 0; rc == 0 && i < n; i++) {
-        rc = tern_events_publish(r->bus, &rows[i].ev, round);
+        tern_ctx *one;
+        rc = tern_ctx_with_timeout(round, r->publish_ns, &one);
+        if (rc < 0)
+            break;
+        rc = tern_events_publish(r->bus, &rows[i].ev, one);
+        tern_ctx_free(one);
         if (rc < 0) {
             /* out of the round's time, not stopped: mark what went out,
-             * the rest goes in the next round */
+             * the rest goes in the next round (a publish out of its own
+             * time is an error: counted, retried after poll_ns) */
             if (rc == -ETIMEDOUT && tern_ctx_err(round) && !tern_ctx_err(r->ctx))
                 rc = 0;
             break;
@@ -197,6 +209,7 @@ int tern_outbox_relay_start(tern_outbox *ob, tern_events_bus *bus, const tern_ou
     r->bus = bus;
     r->batch = o && o->batch > 0 ? o->batch : DEFAULT_BATCH;
     r->poll_ns = o && o->poll_ns > 0 ? o->poll_ns : DEFAULT_POLL_NS;
+    r->publish_ns = o && o->publish_timeout_ns > 0 ? o->publish_timeout_ns : DEFAULT_PUBLISH_NS;
     tern__ev_relay_children(o ? o->metrics : NULL, o && o->name ? o->name : ob->table, &r->m_published,
                             &r->m_lag);
     int rc = tern_ctx_with_cancel(NULL, &r->ctx);

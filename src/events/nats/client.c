@@ -433,6 +433,7 @@ static void writer_loop(tern_nats *nc)
         nc->wbuf = nc->out;
         nc->out = t;
         nc->out.len = 0;
+        nc->out_takes++;
         set_pending(nc);
         nc->pings_inflight += nc->pings_queued;
         nc->pings_queued = 0;
@@ -514,6 +515,7 @@ static void serve(tern_nats *nc, tern_conn *c, tern__growbuf *rbuf, const char *
         nc->pings_inflight--;
         pq_pop(nc, -ECONNRESET);
     }
+    tern__nats_reqs_fail_sent(nc, -ECONNRESET);
     nc->c = NULL;
     nc->cctx = NULL;
     if (nc->state == NATS_CONNECTED)

@@ -98,6 +98,9 @@ struct tern_nats {
     tern_cond space_cond;       /* publishers wait for output room here */
     tern__growbuf out;          /* pending output */
     tern__growbuf wbuf;         /* the writer's batch */
+    uint64_t out_takes;         /* batches the writers took from `out`: a
+                                 * request appended at out_takes == k went
+                                 * to the socket once out_takes > k */
     /* PINGs: a ring of waiters (NULL: a keepalive ping), oldest first; the
      * first `inflight` were handed to the socket, the next `queued` are
      * in `out`. */
@@ -200,5 +203,9 @@ int tern__nats_sub_wait_idle(tern_nats_sub *sub, tern_ctx *ctx);
 void tern__nats_resp_deliver(tern_nats *nc, tern__nats_msg *m);
 /* Fail every waiting request (under nc->mu): the client closes. */
 void tern__nats_reqs_fail(tern_nats *nc, int err);
+/* Under nc->mu, when a connection broke: fail with err the requests whose
+ * bytes the writer took (their answer, if any, went to the dead
+ * connection); those still in nc->out go out on the next one. */
+void tern__nats_reqs_fail_sent(tern_nats *nc, int err);
 
 #endif

@@ -6,7 +6,12 @@
  * gets a token, publishes with reply subject "<inbox><token>" and parks;
  * the reader hands the answer for that token straight to it (no delivery
  * coroutine).  An answer whose request has gone (its ctx ended) is
- * dropped.  With no_responders on, a request to a subject nobody
+ * dropped.  A request whose bytes went out on a connection that then
+ * broke ends with -ECONNRESET at once: its answer, if the server saw it
+ * at all, went to the dead connection, so waiting for it would only wait
+ * out the caller's deadline (nats.go waits; a JetStream publish retried
+ * with its Nats-Msg-Id is deduplicated).  One still in the reconnect
+ * buffer goes out on the next connection.  With no_responders on, a request to a subject nobody
  * subscribes to is answered at once with a header-only "NATS/1.0 503":
  * that is -ENXIO.
  */
@@ -25,6 +30,7 @@ typedef struct req {
     tern__nats_msg *msg;
     int err;
     bool done;
+    uint64_t take;              /* nc->out_takes when its bytes were appended */
     tern_cond cond;
 } req;
 
@@ -167,6 +173,20 @@ void tern__nats_reqs_fail(tern_nats *nc, int err)
     tern__nats_map_free(&nc->reqs);
 }
 
+void tern__nats_reqs_fail_sent(tern_nats *nc, int err)
+{
+    /* Marked, not deleted: deletion shifts entries under the walk.  Each
+     * waiter deletes its own token when it wakes with an error. */
+    TERN__NATS_MAP_EACH(&nc->reqs, i) {
+        req *r = nc->reqs.vals[i];
+        if (r->done || r->take >= nc->out_takes)
+            continue;
+        r->err = err;
+        r->done = true;
+        tern_cond_signal(&r->cond);
+    }
+}
+
 int tern_nats_request(tern_nats *nc, const char *subject, const void *data, size_t len,
                       tern_nats_msg **out, tern_ctx *ctx)
 {
@@ -199,6 +219,7 @@ int tern_nats_request_msg(tern_nats *nc, const char *subject, const tern_nats_he
         char reply[64];
         snprintf(reply, sizeof reply, "%s%llu", nc->inbox, (unsigned long long)token);
         err = tern__nats_out_pub(nc, subject, reply, hdrs, nhdr, data, len);
+        r.take = nc->out_takes;
         if (err)
             tern__nats_map_del(&nc->reqs, token);
     }
@@ -209,6 +230,8 @@ int tern_nats_request_msg(tern_nats *nc, const char *subject, const tern_nats_he
         else
             err = 0;
     }
+    if (!err && r.err)      /* failed by a broken connection: still mapped */
+        tern__nats_map_del(&nc->reqs, token);
     tern_mutex_unlock(&nc->mu);
     if (!err)
         err = r.err;
