@@ -152,6 +152,15 @@ static void puts3(strbuf *b, const char *a, const char *sep, const char *v)
     put(b, "\r\n", 2);
 }
 
+void tern__hc_authority(const tern_http_url *u, char *out, size_t size)
+{
+    bool tls = strcasecmp(u->scheme, "https") == 0;
+    if (u->port == (tls ? 443 : 80))
+        snprintf(out, size, strchr(u->host, ':') ? "[%s]" : "%s", u->host);
+    else
+        snprintf(out, size, "%s", u->hostport);
+}
+
 static bool has_header(const char *const *h, const char *name)
 {
     for (; h && h[0]; h += 2)
@@ -177,19 +186,9 @@ static int build_head(tern_http_client *c, const hc_hop *hop, strbuf *b)
     put(b, hop->u.path, hop->u.path_len);
     put(b, " HTTP/1.1\r\n", 11);
     if (hop->cross_origin || !has_header(hop->headers, "Host")) {   /* a caller's Host names the first origin */
-        /* RFC 9110 7.2: the port may be left out when it is the default */
-        bool v6 = strchr(hop->u.host, ':') != NULL;
-        put(b, "Host: ", 6);
-        if (hop->authority) {
-            put(b, hop->authority, strlen(hop->authority));     /* a picked hop: the URL's */
-        } else if (hop->u.port == 80) {
-            put(b, "[", v6);
-            put(b, hop->u.host, strlen(hop->u.host));
-            put(b, "]", v6);
-        } else {
-            put(b, hop->u.hostport, strlen(hop->u.hostport));
-        }
-        put(b, "\r\n", 2);
+        char authority[sizeof hop->u.hostport + 2];
+        tern__hc_authority(&hop->u, authority, sizeof authority);
+        puts3(b, "Host", ": ", authority);
     }
     if (!has_header(hop->headers, "User-Agent"))
         puts3(b, "User-Agent", ": ", c->user_agent);
@@ -295,10 +294,10 @@ static int send_request(tern_http_client_response *r, const strbuf *head, hc_hop
 /* Lease a connection, send the hop, read the response head.  On failure
  * the lease is given up. */
 /* The ALPN an https origin's handshakes agreed on (TERN__HC_ALPN_*). */
-static int origin_alpn(tern_http_client *c, const tern_http_url *u)
+static int origin_alpn(tern_http_client *c, const tern_http_url *u, const char *dial)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *h = tern__hc_host_get(c, u);
+    tern__hc_host *h = tern__hc_host_get(c, u, dial);
     int alpn = h ? h->alpn : TERN__HC_ALPN_UNKNOWN;
     tern_mutex_unlock(&c->mu);
     return alpn;
@@ -316,7 +315,7 @@ int tern__hc_exchange(tern_http_client *c, tern_http_client_response *r, hc_hop 
      * when it is HTTP/1.1) */
     tern_conn *h1conn = NULL;
     bool tried_h2 = false;
-    if (tls && c->h2_tls && !hop->body_read && origin_alpn(c, &hop->u) != TERN__HC_ALPN_H1) {
+    if (tls && c->h2_tls && !hop->body_read && origin_alpn(c, &hop->u, hop->dial) != TERN__HC_ALPN_H1) {
         int rc = tern__h2c_exchange(c, r, hop, &h1conn);
         if (rc != TERN__HC_SPEAK_H1)
             return rc;
@@ -328,11 +327,11 @@ int tern__hc_exchange(tern_http_client *c, tern_http_client_response *r, hc_hop 
     if (rc == 0)
         rc = tern_ctx_err(r->ctx);
     if (h1conn && rc == 0)
-        rc = tern__hc_adopt(c, &hop->u, h1conn, r->ctx, &r->lease);
+        rc = tern__hc_adopt(c, &hop->u, hop->dial, h1conn, r->ctx, &r->lease);
     else if (h1conn)
         tern_conn_free(h1conn);
     else if (rc == 0)
-        rc = tern__hc_checkout(c, &hop->u, r->ctx, &r->lease);
+        rc = tern__hc_checkout(c, &hop->u, hop->dial, r->ctx, &r->lease);
     for (int attempt = 0; rc == 0; attempt++) {
         TERN_ASSERT(attempt <= 1 && r->lease.conn != NULL);   /* one retry at most */
         tern__hc_response_reset(r);

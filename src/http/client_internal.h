@@ -42,7 +42,8 @@ typedef struct tern__hc_idle {
  * reference). */
 typedef struct tern__hc_host {
     struct tern__hc_host *next;
-    char key[272];              /* "https://" + hostport */
+    char key[530];              /* "https://" + hostport, or for a picked
+                                 * address "https://" + address + " " + name */
     char hostport[262];         /* what tern_conn_dial wants */
     char name[256];             /* https: the host for SNI and verification */
     bool tls;
@@ -93,13 +94,14 @@ typedef struct tern__hc_lease {
 } tern__hc_lease;
 
 /* The pool of u's origin (scheme, host, port), made on first use (mu
- * held); NULL on ENOMEM. */
-tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u);
-/* Lend a connection to u's origin: a pooled one if a live one is idle,
+ * held); NULL on ENOMEM.  dial (NULL: u's host:port) is a picked address
+ * to dial instead: its pool is its own, still verifying u's host. */
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u, const char *dial);
+/* Lend a connection to u's origin (at dial, if not NULL): a pooled one if a live one is idle,
  * else a new one (dialled, and for https handshaken), waiting for a free
  * slot under max_conns_per_host.  0 or the -errno of the wait, the dial
  * or the handshake; nothing is held on failure. */
-int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
+int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, const char *dial, tern_ctx *ctx,
                       tern__hc_lease *l);
 /* Replace the lease's connection with a new one (the stale-connection
  * retry), keeping its slot.  On failure the lease is given up. */
@@ -112,7 +114,7 @@ void tern__hc_pool_free(tern_http_client *c);
 /* Lend conn (dialled and handshaken by the HTTP/2 side, whose ALPN said
  * HTTP/1.1) to a request for u's origin, as checkout would.  conn is the
  * lease's, or freed on failure (-ENOMEM, the wait's error). */
-int tern__hc_adopt(tern_http_client *c, const tern_http_url *u, tern_conn *conn,
+int tern__hc_adopt(tern_http_client *c, const tern_http_url *u, const char *dial, tern_conn *conn,
                    tern_ctx *ctx, tern__hc_lease *l);
 
 /* client_tls.c: dial h, and for https run the handshake (the client's
@@ -144,13 +146,17 @@ typedef struct tern__hc_hop {
     bool body_started;          /* body_read was called: no second try */
     bool close;                 /* ask the server to close after it */
     bool cross_origin;          /* a redirect left the first host:port */
-    /* Where it goes: u.hostport is dialled (and keys the pool); u.host is
-     * the name TLS verifies.  A picked hop's hostport is the picked
-     * address, and authority (else NULL) what Host / :authority say: the
-     * URL's. */
+    /* Where it goes: u says everything the server sees (Host or
+     * :authority, the path) and the name TLS verifies; u.hostport is
+     * dialled (and keys the pool) unless dial, a picked address, is set. */
     tern_http_url u;
-    const char *authority;
+    const char *dial;
 } tern__hc_hop;
+
+/* What Host and :authority say for u: host:port, or the host alone
+ * (an IPv6 one in brackets) when the port is the scheme's default
+ * (RFC 9110 7.2).  size: at least sizeof u->hostport + 2. */
+void tern__hc_authority(const tern_http_url *u, char *out, size_t size);
 
 /* client.c: one exchange of hop on r (request out, response head in):
  * on success r holds the lease (or the HTTP/2 stream).  -errno. */

@@ -3,10 +3,9 @@
  * by a picker (tern_http_client_options.picker, tern_http_picker).
  *
  * A picked hop keeps its URL for everything the server sees (Host or
- * :authority, the path) and for TLS (u.host is the name verified), and
- * only its u.hostport, what the pool is keyed by and tern_conn_dial
- * dials, becomes the picked address: each address gets its own pool,
- * HTTP/1.1 and HTTP/2 alike, with no change to the pool.
+ * :authority, the path) and for TLS (u.host is the name verified); only
+ * the address dialled changes (hop->dial): each address gets its own pool
+ * (keyed by address and name), HTTP/1.1 and HTTP/2 alike.
  *
  * The outcome goes back when the response head has arrived: what a
  * balancer weighs (latency to the first byte, refusals, 5xx) is known by
@@ -39,46 +38,29 @@ static tern_http_pick_outcome outcome_of(const tern_http_client_response *r, int
     return TERN_HTTP_PICK_FAILED;
 }
 
-/* What Host / :authority say for u: host:port, the port left out when it
- * is the scheme's default (RFC 9110 7.2). */
-static void authority_of(const tern_http_url *u, char *out, size_t size)
-{
-    bool tls = strcasecmp(u->scheme, "https") == 0;
-    if (u->port == (tls ? 443 : 80))
-        snprintf(out, size, strchr(u->host, ':') ? "[%s]" : "%s", u->host);
-    else
-        snprintf(out, size, "%s", u->hostport);
-}
-
 int tern__hc_exchange_picked(tern_http_client *c, tern_http_client_response *r, tern__hc_hop *hop,
                              const void *key, size_t key_len)
 {
     if (!c->picker || (c->picker_host && strcasecmp(c->picker_host, hop->u.host) != 0))
         return tern__hc_exchange(c, r, hop);
-    TERN_ASSERT(hop->authority == NULL);    /* the last hop's was put back */
-    char logical[sizeof hop->u.hostport];
-    char authority[sizeof hop->u.hostport + 2];
-    memcpy(logical, hop->u.hostport, sizeof logical);
-    authority_of(&hop->u, authority, sizeof authority);
+    TERN_ASSERT(hop->dial == NULL);     /* the last hop's was put back */
     int rc = 0;
     for (int k = 0; k < HC_PICKS; k++) {
         int64_t t0 = tern_now();
         tern_http_pick pk;
         if ((rc = c->picker->pick(c->picker_arg, key, key_len, &pk)) < 0)
             break;
-        if (strlen(pk.addr) >= sizeof hop->u.hostport) {
+        if (!pk.addr || strlen(pk.addr) >= sizeof hop->u.hostport) {
             c->picker->done(c->picker_arg, &pk, 0, TERN_HTTP_PICK_LOCAL);
             rc = -EINVAL;
             break;
         }
-        strcpy(hop->u.hostport, pk.addr);
-        hop->authority = authority;
+        hop->dial = pk.addr;
         rc = tern__hc_exchange(c, r, hop);
+        hop->dial = NULL;
         c->picker->done(c->picker_arg, &pk, tern_now() - t0, outcome_of(r, rc));
         if (!dial_refused(rc) || tern_ctx_err(r->ctx))
             break;
     }
-    memcpy(hop->u.hostport, logical, sizeof logical);   /* a redirect resolves against the URL */
-    hop->authority = NULL;
     return rc;
 }

@@ -28,11 +28,15 @@
 #include "http/client_internal.h"
 #include "tern/runtime.h"
 
-tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u)
+tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u, const char *dial)
 {
     bool tls = strcasecmp(u->scheme, "https") == 0;
     char key[sizeof c->hosts->key];
-    snprintf(key, sizeof key, "%s://%s", tls ? "https" : "http", u->hostport);
+    TERN_ASSERT(!dial || strlen(dial) < sizeof c->hosts->hostport);
+    if (dial)   /* the name too: one address may serve several names */
+        snprintf(key, sizeof key, "%s://%s %s", tls ? "https" : "http", dial, u->host);
+    else
+        snprintf(key, sizeof key, "%s://%s", tls ? "https" : "http", u->hostport);
     for (tern__hc_host *h = c->hosts; h; h = h->next)
         if (strcmp(h->key, key) == 0)
             return h;
@@ -44,7 +48,7 @@ tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u)
         return NULL;
     }
     strcpy(h->key, key);
-    strcpy(h->hostport, u->hostport);
+    strcpy(h->hostport, dial ? dial : u->hostport);
     strcpy(h->name, u->host);
     h->tls = tls;
     h->sem.size = c->max_conns;
@@ -97,11 +101,11 @@ static void release_slot(tern_http_client *c, tern__hc_host *h)
         tern_sem_release(&h->sem, 1);
 }
 
-int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
+int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, const char *dial, tern_ctx *ctx,
                       tern__hc_lease *l)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *h = tern__hc_host_get(c, u);
+    tern__hc_host *h = tern__hc_host_get(c, u, dial);
     tern_mutex_unlock(&c->mu);
     if (!h)
         return -ENOMEM;
@@ -133,11 +137,11 @@ int tern__hc_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx
     return 0;
 }
 
-int tern__hc_adopt(tern_http_client *c, const tern_http_url *u, tern_conn *conn,
+int tern__hc_adopt(tern_http_client *c, const tern_http_url *u, const char *dial, tern_conn *conn,
                    tern_ctx *ctx, tern__hc_lease *l)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *h = tern__hc_host_get(c, u);
+    tern__hc_host *h = tern__hc_host_get(c, u, dial);
     tern_mutex_unlock(&c->mu);
     int rc = h ? 0 : -ENOMEM;
     if (rc == 0 && c->max_conns > 0)

@@ -221,11 +221,11 @@ static tern__h2c_conn *take_slot(tern_http_client *c, tern__hc_host *host, bool 
     return NULL;
 }
 
-int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
+int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, const char *dial, tern_ctx *ctx,
                        tern__h2c_conn **out, tern_conn **h1conn)
 {
     tern_mutex_lock(&c->mu);
-    tern__hc_host *host = tern__hc_host_get(c, u);
+    tern__hc_host *host = tern__hc_host_get(c, u, dial);
     int rc = host ? 0 : -ENOMEM;
     bool dialled = false;
     while (rc == 0) {

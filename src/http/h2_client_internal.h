@@ -155,7 +155,7 @@ tern__h2c_stream *tern__h2c_find(tern__h2c_conn *h, int32_t id);
  * (*out holds a reference and a slot) or -errno.  TERN__HC_SPEAK_H1: an
  * https origin whose server chose HTTP/1.1 by ALPN; *h1conn is then the
  * connection just handshaken for it (the caller's), or NULL. */
-int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, tern_ctx *ctx,
+int tern__h2c_checkout(tern_http_client *c, const tern_http_url *u, const char *dial, tern_ctx *ctx,
                        tern__h2c_conn **out, tern_conn **h1conn);
 /* Give back the slot and the reference checkout handed out. */
 void tern__h2c_checkin(tern__h2c_conn *h);

@@ -69,14 +69,8 @@ static int build_headers(tern_http_client *c, const tern__hc_hop *hop, h2c_heade
     if (!hb->nva || !hb->names)
         return -ENOMEM;
     const tern_http_url *u = &hop->u;
-    const char *authority = u->hostport;
-    if (u->port == 80 && strcasecmp(u->scheme, "http") == 0) {
-        bool v6 = strchr(u->host, ':') != NULL;
-        snprintf(hb->authority, sizeof hb->authority, v6 ? "[%s]" : "%s", u->host);
-        authority = hb->authority;
-    }
-    if (hop->authority)
-        authority = hop->authority;     /* a picked hop: the URL's, not the address's */
+    tern__hc_authority(u, hb->authority, sizeof hb->authority);
+    const char *authority = hb->authority;
     for (const char *const *h = hop->headers; h && h[0] && !hop->cross_origin; h += 2)
         if (strcasecmp(h[0], "Host") == 0)
             authority = h[1];   /* the first origin's name: not another's after a redirect */
@@ -296,7 +290,7 @@ int tern__h2c_exchange(tern_http_client *c, tern_http_client_response *r, tern__
         tern__hc_response_reset(r);
         r->is_h2 = true;
         tern__h2c_conn *h;
-        if ((rc = tern__h2c_checkout(c, &hop->u, r->ctx, &h, h1conn)) != 0)
+        if ((rc = tern__h2c_checkout(c, &hop->u, hop->dial, r->ctx, &h, h1conn)) != 0)
             break;
         tern__h2c_stream *s = calloc(1, sizeof *s);
         if (!s) {
