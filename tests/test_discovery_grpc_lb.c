@@ -424,7 +424,106 @@ static void with_nothing_up_a_call_fails_unavailable_or_waits_for_ready(void)
     run_ok(down_body, NULL, 2);
 }
 
+/* A picker with nothing to pick (-ENOENT: every address ejected, say) is
+ * asked once, not again and again: the call fails UNAVAILABLE at once, or
+ * with wait_for_ready waits for the next update. */
+typedef struct shut_picker {
+    char addr[64];
+    atomic_bool open;
+    atomic_int picks;
+} shut_picker;
+
+static int shut_update(void *arg, const char *const *addrs, const uint32_t *weights, size_t n)
+{
+    (void)weights;
+    shut_picker *p = arg;
+    if (n)
+        snprintf(p->addr, sizeof p->addr, "%s", addrs[0]);
+    return 0;
+}
+
+static int shut_pick(void *arg, const void *key, size_t key_len, tern_grpc_pick *out)
+{
+    (void)key;
+    (void)key_len;
+    shut_picker *p = arg;
+    atomic_fetch_add(&p->picks, 1);
+    if (!atomic_load(&p->open))
+        return -ENOENT;
+    out->addr = p->addr;
+    return 0;
+}
+
+static void shut_done(void *arg, tern_grpc_pick *pk, int64_t latency, tern_grpc_pick_outcome outcome)
+{
+    (void)arg;
+    (void)pk;
+    (void)latency;
+    (void)outcome;
+}
+
+static const tern_grpc_picker shut_ops = {shut_update, shut_pick, shut_done};
+
+typedef struct opener {
+    shut_picker *p;
+    tern_grpc_channel *ch;
+} opener;
+
+static int open_later(void *arg)
+{
+    opener *o = arg;
+    tern_sleep(150 * TERN_MS);
+    atomic_store(&o->p->open, true);
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", o->p->addr);  /* the update copies into p->addr */
+    const char *addrs[] = {addr};
+    CHECK_EQ(tern_grpc_channel_update(o->ch, addrs, 1), 0);
+    return 0;
+}
+
+static int refused_body(void *arg)
+{
+    (void)arg;
+    up_start(&ups[0], 0);
+    shut_picker p = {0};
+    char target[96];
+    snprintf(target, sizeof target, "ipv4:%s", ups[0].addr);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(target, &(tern_grpc_channel_options){.picker = &shut_ops, .picker_arg = &p}, &ch),
+             0);
+    tern_grpc_status st = {0};
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    ProtobufCMessage *resp = NULL;
+    int rc = tern_grpc_unary(ch, &methods[0], &req.base, &resp, NULL, &st, NULL);
+    CHECK(rc < 0);
+    CHECK_EQ(st.code, TERN_GRPC_UNAVAILABLE);
+    CHECK_EQ(atomic_load(&p.picks), 1);
+    tern_grpc_status_clear(&st);
+    /* wait_for_ready: the update that opens the picker wakes the call */
+    opener o = {&p, ch};
+    CHECK_EQ(tern_go(open_later, &o), 0);
+    tern_grpc_call_options wfr = {.wait_for_ready = true};
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 5 * TERN_SEC, &ctx), 0);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_grpc_unary(ch, &methods[0], &req.base, &resp, &wfr, NULL, ctx), 0);
+    CHECK(tern_now() - t0 >= 100 * TERN_MS);
+    CHECK(atomic_load(&p.picks) <= 4);       /* asked again on the update, not in a loop */
+    CHECK_EQ(((Terntest__Resp *)resp)->index, 0);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    tern_ctx_free(ctx);
+    tern_grpc_channel_free(ch);
+    up_stop(&ups[0]);
+    return 0;
+}
+
+static void a_picker_with_nothing_to_pick_is_asked_once(void)
+{
+    run_ok(refused_body, NULL, 2);
+}
+
 TESTS(T(p2c_spreads_calls_over_every_server), T(p2c_sends_fewer_calls_to_a_slow_server),
       T(a_stopped_server_is_ejected_and_calls_keep_succeeding), T(ring_hash_sends_one_key_to_one_server),
       T(builtin_policies_are_unchanged_and_exclusive_with_a_picker),
-      T(with_nothing_up_a_call_fails_unavailable_or_waits_for_ready))
+      T(with_nothing_up_a_call_fails_unavailable_or_waits_for_ready),
+      T(a_picker_with_nothing_to_pick_is_asked_once))

@@ -19,7 +19,9 @@
  * and the dial's outcome is then the pick's.  After twice as many
  * failed picks as there are addresses the call gets UNAVAILABLE, or with
  * wait_for_ready waits for the earliest backoff to end, as the built-in
- * policies do.
+ * policies do.  A pick the picker refuses (-ENOENT: nothing to pick) is
+ * not asked again at once: the call fails UNAVAILABLE at once, or with
+ * wait_for_ready waits for the next update.
  */
 #include <errno.h>
 #include <string.h>
@@ -70,8 +72,22 @@ int tern__grpc_channel_pick_by(tern_grpc_channel *ch, const void *key, size_t ke
         }
         int64_t t0 = tern_now();
         rc = pr->pick(ch->picker_arg, key, key_len, pk);
-        subch *sc = rc == 0 ? find(ch, pk->addr) : NULL;
-        if (rc == 0 && !sc)
+        if (rc < 0) {
+            /* the picker's own answer (-ENOENT: no address, or all
+             * ejected): asking again at once would say the same.  UNAVAILABLE
+             * as gRPC says it (-ENOENT would read NOT_FOUND) */
+            *why = rc == -ENOMEM ? rc : -EHOSTUNREACH;
+            if (!wait_for_ready) {
+                rc = -EAGAIN;
+                break;
+            }
+            misses = 0;
+            if ((rc = wait_for_change(ch, ctx)) < 0)
+                break;
+            continue;
+        }
+        subch *sc = find(ch, pk->addr);
+        if (!sc)
             pr->done(ch->picker_arg, pk, 0, TERN_GRPC_PICK_LOCAL);
         if (sc) {
             tern__grpc_subch_drop_unusable(sc);
