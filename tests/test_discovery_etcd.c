@@ -211,6 +211,28 @@ static int body(void *arg)
     tern_balancer_free(bal);
     tern_etcd_registration_free(a);
 
+    /* several members: one that is down first in the list is passed over,
+     * by the registration and by the resolver */
+    char members[300];
+    snprintf(members, sizeof members, "http://127.0.0.1:%d/, %s", free_tcp_port(), client_url);
+    tern_etcd_registration_options mo = {.endpoint = members, .key = "/svc/pay/m", .value = "127.0.0.1:7101"};
+    tern_etcd_registration *m;
+    CHECK_EQ(tern_etcd_registration_new(&mo, &m, NULL), 0);
+    tern_resolver_etcd_options mro = {.endpoint = members, .prefix = "/svc/pay/"};
+    CHECK_EQ(tern_resolver_etcd_new(&mro, &r), 0);
+    CHECK_EQ(tern_balancer_new(NULL, &bal), 0);
+    CHECK_EQ(tern_balancer_follow(bal, r), 0);
+    CHECK_EQ(tern_resolver_wait(r, NULL), 0);
+    CHECK(becomes(bal, "127.0.0.1:7101/1"));
+    tern_etcd_registration_free(m);
+    CHECK(becomes(bal, ""));
+    tern_resolver_free(r);
+    tern_balancer_free(bal);
+    tern_resolver_etcd_options mbad = {.endpoint = "http://127.0.0.1:1,ftp://x", .prefix = "/p/"};
+    CHECK_EQ(tern_resolver_etcd_new(&mbad, &r), -EINVAL);
+    mbad.endpoint = "http://127.0.0.1:1,";
+    CHECK_EQ(tern_resolver_etcd_new(&mbad, &r), -EINVAL);
+
     /* bad options */
     tern_etcd_registration_options bad = {.endpoint = "ftp://x", .key = "/k", .value = "v"};
     tern_etcd_registration *x;

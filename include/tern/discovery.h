@@ -280,7 +280,10 @@ int tern_resolver_dns_new(const char *target, const tern_resolver_dns_options *o
 
 typedef struct tern_resolver_etcd_options {
     const char *endpoint;       /* etcd's client URL: "http://127.0.0.1:2379"
-                                   (https:// with tls) */
+                                   (https:// with tls), or several members'
+                                   comma-separated: a call goes to the one
+                                   that answered last, the next when it
+                                   cannot be reached or has no leader */
     tern_tls_config *tls;       /* borrowed; NULL: the system's trust */
     const char *prefix;         /* the keys to follow: "/services/orders/" */
     int64_t retry_min;          /* ns before reconnecting; 0: 500 ms, doubling */

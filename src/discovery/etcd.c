@@ -1,6 +1,7 @@
 /*
  * etcd.c - calls to etcd v3's JSON gateway: a POST of a JSON body to
- * /v3/<service>/<method>, a JSON answer (or a stream of them for a watch).
+ * /v3/<service>/<method>, a JSON answer (or a stream of them for a watch),
+ * to one member of a list, the next when one cannot be reached.
  * The gateway is grpc-gateway: errors come back as {"error", "code"} with
  * the gRPC code, int64 fields as strings, bytes as base64.
  */
@@ -15,22 +16,40 @@
 
 #define MAX_ANSWER (16 << 20)
 
-int tern__etcd_open(etcd *e, const char *endpoint, tern_tls_config *tls)
+int tern__etcd_open(etcd *e, const char *endpoints, tern_tls_config *tls)
 {
     *e = (etcd){0};
-    if (!endpoint || (strncmp(endpoint, "http://", 7) && strncmp(endpoint, "https://", 8)))
+    if (!endpoints)
         return -EINVAL;
-    size_t n = strlen(endpoint);
-    while (n && endpoint[n - 1] == '/')
-        n--;
-    if (!(e->base = strndup(endpoint, n)))
+    size_t cap = 1;
+    for (const char *p = endpoints; *p; p++)
+        cap += *p == ',';
+    if (!(e->bases = calloc(cap, sizeof *e->bases)))
         return -ENOMEM;
-    tern_http_client_options o = {.tls = tls, .max_idle_per_host = 4};
-    int rc = tern_http_client_new(&o, &e->http);
-    if (rc < 0) {
-        free(e->base);
-        e->base = NULL;
+    int rc = 0;
+    for (const char *p = endpoints; rc == 0;) {
+        size_t n = strcspn(p, ",");
+        const char *next = p[n] ? p + n + 1 : NULL;
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n && (p[n - 1] == '/' || p[n - 1] == ' '))
+            n--;
+        if (n < 8 || (strncmp(p, "http://", 7) && strncmp(p, "https://", 8)))
+            rc = -EINVAL;
+        else if (!(e->bases[e->nbases] = strndup(p, n)))
+            rc = -ENOMEM;
+        else
+            e->nbases++;
+        if (!next)
+            break;
+        p = next;
     }
+    if (rc == 0) {
+        tern_http_client_options o = {.tls = tls, .max_idle_per_host = 4};
+        rc = tern_http_client_new(&o, &e->http);
+    }
+    if (rc < 0)
+        tern__etcd_close(e);
     return rc;
 }
 
@@ -38,27 +57,64 @@ void tern__etcd_close(etcd *e)
 {
     if (e->http)
         tern_http_client_free(e->http);
-    free(e->base);
+    for (size_t i = 0; i < e->nbases; i++)
+        free(e->bases[i]);
+    free(e->bases);
     *e = (etcd){0};
 }
 
-static int post(etcd *e, const char *path, json_t *req, tern_http_client_response **out, tern_ctx *ctx)
+/* A member that could not take the call: nothing reached it (refused,
+ * unreachable, reset before an answer), so another may. */
+static bool try_next(int rc)
 {
-    char *body = json_dumps(req, JSON_COMPACT);
-    if (!body)
-        return -ENOMEM;
-    size_t ulen = strlen(e->base) + strlen(path) + 1;
+    return rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ECONNRESET ||
+           rc == -EPIPE || rc == -ENOENT /* a name that does not resolve */;
+}
+
+static int post_to(etcd *e, size_t i, const char *path, const char *body, tern_http_client_response **out,
+                   tern_ctx *ctx)
+{
+    size_t ulen = strlen(e->bases[i]) + strlen(path) + 1;
     char *url = malloc(ulen);
-    if (!url) {
-        free(body);
+    if (!url)
         return -ENOMEM;
-    }
-    snprintf(url, ulen, "%s%s", e->base, path);
+    snprintf(url, ulen, "%s%s", e->bases[i], path);
     static const char *const headers[] = {"Content-Type", "application/json", NULL};
     tern_http_client_request r = {.method = "POST", .url = url, .headers = headers, .body = body,
                                   .body_len = strlen(body)};
     int rc = tern_http_client_do(e->http, &r, out, ctx);
     free(url);
+    return rc;
+}
+
+/* POST to the current member, then to each other in turn while they
+ * cannot be reached or answer 503 (the gateway's UNAVAILABLE: a member
+ * without a leader, which did not apply the call); the one that answered
+ * becomes the current one.  The last member's answer is the caller's,
+ * 503 or not. */
+static int post(etcd *e, const char *path, json_t *req, tern_http_client_response **out, tern_ctx *ctx)
+{
+    char *body = json_dumps(req, JSON_COMPACT);
+    if (!body)
+        return -ENOMEM;
+    size_t first = atomic_load_explicit(&e->cur, memory_order_relaxed) % e->nbases;
+    int rc = -EINVAL;
+    for (size_t k = 0; k < e->nbases; k++) {
+        size_t i = (first + k) % e->nbases;
+        rc = post_to(e, i, path, body, out, ctx);
+        bool last = k + 1 == e->nbases;
+        if (rc == 0 && tern_http_client_response_status(*out) == 503 && !last) {
+            tern_http_client_response_free(*out);     /* this member has no leader: another may */
+            *out = NULL;
+            continue;
+        }
+        if (rc == 0) {
+            atomic_store_explicit(&e->cur, i, memory_order_relaxed);
+            break;
+        }
+        if (!try_next(rc) || tern_ctx_err(ctx))
+            break;
+    }
     free(body);
     return rc;
 }

@@ -7,6 +7,7 @@
 #define TERN_DISCOVERY_ETCD_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,10 +17,17 @@
 
 typedef struct etcd {
     tern_http_client *http;
-    char *base;                 /* "http://127.0.0.1:2379", no trailing slash */
+    char **bases;               /* "http://127.0.0.1:2379", no trailing slash */
+    size_t nbases;
+    atomic_size_t cur;          /* the member calls go to first */
 } etcd;
 
-int tern__etcd_open(etcd *e, const char *endpoint, tern_tls_config *tls);
+/* endpoints: one client URL or several, comma-separated, of members of
+ * one cluster ("http://a:2379,http://b:2379").  A call goes to the member
+ * that answered last; one that cannot be reached, or says it is
+ * unavailable (no leader), passes the call to the next.  -EINVAL for an
+ * empty list or a URL that is not http(s)://. */
+int tern__etcd_open(etcd *e, const char *endpoints, tern_tls_config *tls);
 void tern__etcd_close(etcd *e);
 
 /* POST path with the JSON req (not stolen); *resp the parsed answer.

@@ -80,11 +80,22 @@ static int make_resolver(const json_t *cfg, const char *key, const char *dir, te
         rc = tern_resolver_dns_new(json_string_value(v), &o, out);
     } else if (strcmp(kind, "etcd") == 0 && json_is_object(v)) {
         json_t *eps = json_object_get(v, "endpoints");
-        json_t *ep = json_is_array(eps) ? json_array_get(eps, 0) : json_is_string(eps) ? eps : NULL;
         const char *prefix = json_string_value(json_object_get(v, "prefix"));
-        if (!json_is_string(ep) || !prefix)
-            return tern__gw_fail(e, key, "resolver.etcd: needs endpoints: [\"http://host:2379\"] and prefix");
-        tern_resolver_etcd_options o = {.endpoint = json_string_value(ep), .prefix = prefix};
+        /* the members as one comma-separated list: the client fails over */
+        char list[1024] = "";
+        size_t len = 0;
+        bool ok = prefix && (json_is_string(eps) || (json_is_array(eps) && json_array_size(eps) > 0));
+        for (size_t i = 0; ok && i < (json_is_array(eps) ? json_array_size(eps) : 1); i++) {
+            json_t *ep = json_is_array(eps) ? json_array_get(eps, i) : eps;
+            const char *s = json_string_value(ep);
+            ok = s && *s && !strchr(s, ',') && len + strlen(s) + 2 < sizeof list;
+            if (ok)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? "," : "", s);
+        }
+        if (!ok)
+            return tern__gw_fail(e, key, "resolver.etcd: needs endpoints: [\"http://host:2379\", ...] "
+                                         "(at most 1 KB in all) and prefix");
+        tern_resolver_etcd_options o = {.endpoint = list, .prefix = prefix};
         rc = tern_resolver_etcd_new(&o, out);
     } else {
         return tern__gw_fail(e, key, "resolver: unknown kind \"%s\" or a value of the wrong type "

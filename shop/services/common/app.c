@@ -112,21 +112,13 @@ int shop_app_go(shop_app *app, tern_fn *fn, void *arg)
     return tern_group_go(app->bg, fn, arg, NULL);
 }
 
-/* The first endpoint of a comma-separated list ("http://a:2379,http://b:2379"):
- * tern's etcd client talks to one. */
-static void etcd_endpoint(const shop_app *app, char *buf, size_t len)
-{
-    const char *list = tern_config_str(app->cfg, "etcd");
-    snprintf(buf, len, "%.*s", (int)strcspn(list, ","), list);
-}
-
 /* A channel following <discovery.prefix><role>/ in etcd: every replica
  * registered there, round robin; one leaving (its lease revoked or run
  * out) leaves the channel.  Roles of this process are reached directly. */
 static int etcd_channel(shop_app *app, shop_role_id id, tern_grpc_channel **out)
 {
-    char ep[256], prefix[256];
-    etcd_endpoint(app, ep, sizeof ep);
+    const char *ep = tern_config_str(app->cfg, "etcd");     /* every member: the client fails over */
+    char prefix[256];
     snprintf(prefix, sizeof prefix, "%s%s/", tern_config_str(app->cfg, "discovery.prefix"), role_names[id]);
     tern_resolver *res;
     int rc = tern_resolver_etcd_new(&(tern_resolver_etcd_options){.endpoint = ep, .prefix = prefix}, &res);
@@ -206,8 +198,8 @@ static int etcd_register(shop_role *r)
     shop_app *app = r->app;
     if (!*tern_config_str(app->cfg, "etcd") || r->ops->http_only)
         return 0;
-    char ep[256], addr[160], key[512];
-    etcd_endpoint(app, ep, sizeof ep);
+    const char *ep = tern_config_str(app->cfg, "etcd");
+    char addr[160], key[512];
     advertised(app, r, addr, sizeof addr);
     snprintf(key, sizeof key, "%s%s/%s", tern_config_str(app->cfg, "discovery.prefix"), r->ops->name, addr);
     tern_ctx *ctx;
