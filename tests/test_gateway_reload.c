@@ -2,7 +2,8 @@
  * test_gateway_reload.c - hot reloads: 20 reloads while client loops keep
  * requests in flight lose none of them; a configuration that fails to
  * load is refused with its reason and the running one stays; the file
- * watcher picks up a rewritten file (and an editor's rename).
+ * watcher picks up a rewritten file (and an editor's rename); a
+ * program's config_edit runs at every load.
  */
 #include "check.h"
 #include "gateway_fixture.h"
@@ -245,6 +246,106 @@ static int watch_main(void *arg)
 
 static void file_watch_reloads_a_rewritten_file(void) { run_ok(watch_main, NULL, 2); }
 
+/* config_edit: the program's edit runs at every load, the watcher's
+ * reloads and a given text included; its refusal, or what is not JSON,
+ * refuses the load and the running configuration stays. */
+typedef struct editor {
+    const upstream *to;
+    int calls;
+    bool fail, garbage;
+    bool saw_json;              /* the YAML file came in as JSON */
+} editor;
+
+static int edit_cfg(const char *json, size_t len, char **out, void *arg, char *err, size_t errlen)
+{
+    editor *ed = arg;
+    ed->calls++;
+    ed->saw_json = json[0] == '{' && strlen(json) == len && strstr(json, "\"127.0.0.1:1\"") != NULL;
+    if (ed->fail) {
+        snprintf(err, errlen, "no upstream for today");
+        return -EINVAL;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             ed->garbage ? "upstreams: [" :
+             "{\"upstreams\": {\"u\": {\"endpoints\": [\"%s\"]}},"
+             " \"routes\": [{\"match\": {\"prefix\": \"/\"}, \"upstream\": \"u\"}]}", ed->to->addr);
+    *out = strdup(buf);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int edit_main(void *arg)
+{
+    (void)arg;
+    upstream_start(&A, "A");
+    upstream_start(&B, "B");
+    char dir[] = "/tmp/tern-gw-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/gateway.yaml", dir);
+    const char *placeholder = "upstreams: {u: {endpoints: [\"127.0.0.1:1\"]}}\n"
+                              "routes: [{match: {prefix: /}, upstream: u}]\n";
+    write_file(path, placeholder);
+    editor ed = {.to = &A};
+    gwsrv s;
+    memset(&s, 0, sizeof s);
+    CHECK_EQ(tern_metrics_registry_new(&s.reg), 0);
+    tern_gateway_options o = {.config_path = path, .watch = true, .watch_interval = 20 * MS,
+                              .metrics = s.reg, .config_edit = edit_cfg, .config_edit_arg = &ed};
+    char err[512];
+    CHECK_EQ(tern_gateway_new(&o, &s.gw, err, sizeof err), 0);
+    CHECK_EQ(ed.calls, 1);
+    CHECK(ed.saw_json);
+    tern_http_server_options so = {.handler = tern_gateway_handler, .arg = s.gw};
+    CHECK_EQ(tern_http_server_new(&so, &s.srv), 0);
+    CHECK_EQ(tern_http_server_listen(s.srv, "127.0.0.1:0"), 0);
+    snprintf(s.base, sizeof s.base, "http://%s", tern_http_server_addr(s.srv));
+    CHECK_EQ(tern_go(gw_serve_co, &s), 0);
+    CHECK_EQ(tern_http_client_new(NULL, &s.c), 0);
+    reply r;
+    CHECK_EQ(gw_get(&s, "/e", &r), 0);
+    CHECK_STR(r.body, "A GET /e");              /* the edit's address, not the file's */
+
+    /* the file changes: the watcher reloads it, edited again */
+    ed.to = &B;
+    write_file(path, placeholder);      /* the same text, a new inode: a change */
+    bool moved = false;
+    for (int i = 0; i < 100 && !moved; i++) {
+        tern_sleep(10 * MS);
+        CHECK_EQ(gw_get(&s, "/e", &r), 0);
+        moved = r.body[0] == 'B';
+    }
+    CHECK(moved);
+    CHECK(ed.calls >= 2);
+
+    /* refused by the edit, or given garbage: the running one stays */
+    ed.fail = true;
+    CHECK_EQ(tern_gateway_reload(s.gw, NULL, 0, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "config_edit: no upstream for today"));
+    ed.fail = false;
+    ed.garbage = true;
+    CHECK_EQ(tern_gateway_reload(s.gw, NULL, 0, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "not a JSON object"));
+    ed.garbage = false;
+    CHECK_EQ(gw_get(&s, "/e", &r), 0);
+    CHECK_STR(r.body, "B GET /e");
+    /* a text given to reload is edited too */
+    ed.to = &A;
+    int before = ed.calls;
+    CHECK_EQ(tern_gateway_reload(s.gw, placeholder, strlen(placeholder), err, sizeof err), 0);
+    CHECK_EQ(ed.calls, before + 1);
+    CHECK_EQ(gw_get(&s, "/e", &r), 0);
+    CHECK_STR(r.body, "A GET /e");
+    gw_stop(&s);
+    unlink(path);
+    rmdir(dir);
+    upstream_stop(&A);
+    upstream_stop(&B);
+    return 0;
+}
+
+static void config_edit_runs_at_every_load(void) { run_ok(edit_main, NULL, 2); }
+
 TESTS(T(twenty_reloads_under_load_lose_nothing), T(failed_reload_keeps_the_running_config),
       T(unchanged_upstream_keeps_its_state),
-      T(file_watch_reloads_a_rewritten_file))
+      T(file_watch_reloads_a_rewritten_file), T(config_edit_runs_at_every_load))

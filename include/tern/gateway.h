@@ -116,6 +116,16 @@ typedef struct tern_gateway_options {
     bool watch;                     /* reload when the file changes */
     int64_t watch_interval;         /* ns between checks; 0: 1 s */
     tern_metrics_registry *metrics; /* borrowed; NULL: tern_metrics_default() */
+    /* Optional: called on every load (the first, each reload, a text given
+     * to tern_gateway_reload) with the configuration as compact JSON (YAML
+     * already converted; json NUL-terminated, len bytes): 0 with *out a
+     * malloc'd JSON text to load instead (the gateway frees it), or -errno
+     * with a sentence in err (errlen bytes), which refuses the load.  For a
+     * program that adds what only it knows (addresses from its own
+     * settings, say) and still lets the file be watched.  Runs in the
+     * loading coroutine, never two at once. */
+    int (*config_edit)(const char *json, size_t len, char **out, void *arg, char *err, size_t errlen);
+    void *config_edit_arg;
 } tern_gateway_options;
 
 /* Load the configuration, build routes and upstreams.  0; -EINVAL with the

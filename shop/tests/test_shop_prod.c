@@ -247,10 +247,22 @@ static int production(void *arg)
      * per-user limits counted in Redis */
     char gw_dir[256], gw_url[160], body[8192];
     shop_fx_mkdir(gw_dir, sizeof gw_dir);
+    /* a copy of the shop's file: edited below, and reloaded */
+    char gw_file[300], gw_flag[320];
+    snprintf(gw_file, sizeof gw_file, "%s/gateway.yaml", gw_dir);
+    snprintf(gw_flag, sizeof gw_flag, "--gateway.config=%s", gw_file);
+    {
+        FILE *in = fopen(SHOP_SOURCE_DIR "/config/gateway.yaml", "r"), *out = fopen(gw_file, "w");
+        CHECK(in && out);
+        char chunk[4096];
+        for (size_t n; (n = fread(chunk, 1, sizeof chunk, in)) > 0;)
+            CHECK_EQ(fwrite(chunk, 1, n, out), n);
+        fclose(in);
+        CHECK_EQ(fclose(out), 0);
+    }
     shop_fx gw;
     shop_fx_start_roles(&gw, gw_dir, BIT(SHOP_GATEWAY), PROD, "--gateway.addr=127.0.0.1:0",
-                        "--gateway.admin=127.0.0.1:0", "--gateway.config=" SHOP_SOURCE_DIR "/config/gateway.yaml",
-                        NULL);
+                        "--gateway.admin=127.0.0.1:0", gw_flag, NULL);
     tern_http_client *http;
     CHECK_EQ(tern_http_client_new(NULL, &http), 0);
     snprintf(gw_url, sizeof gw_url, "http://%s/api/login", shop_app_addr(gw.app, SHOP_GATEWAY));
@@ -275,6 +287,25 @@ static int production(void *arg)
     CHECK(strstr(body, "\"ended\":true") != NULL);
     CHECK_EQ(http_call(http, "POST", gw_url, token, logout_body, body, sizeof body), 200);
     CHECK(strstr(body, "ended") == NULL);   /* false: a default value, left out */
+
+    /* the file is edited: the gateway reloads it, production's settings
+     * put on again (its catalog upstream still found through etcd) */
+    snprintf(gw_url, sizeof gw_url, "http://%s/api/reloaded", shop_app_addr(gw.app, SHOP_GATEWAY));
+    CHECK_EQ(http_call(http, "GET", gw_url, NULL, NULL, body, sizeof body), 404);
+    {
+        FILE *f = fopen(gw_file, "a");
+        CHECK(f);
+        fputs("  - name: reloaded\n"
+              "    match: {path: /api/reloaded, methods: [GET]}\n"
+              "    grpc: {upstream: catalog, method: \"shop.catalog.v1.Catalog/ListCategories\"}\n", f);
+        CHECK_EQ(fclose(f), 0);
+    }
+    int got = 404;
+    for (int i = 0; i < 100 && got == 404; i++) {
+        tern_sleep(50 * TERN_MS);
+        got = http_call(http, "GET", gw_url, NULL, NULL, body, sizeof body);
+    }
+    CHECK_EQ(got, 200);
     tern_http_client_free(http);
     shop_fx_stop(&gw);
     shop_fx_rmdir(gw_dir);

@@ -169,6 +169,34 @@ static bool json_name(const char *path)
     return n > 5 && strcmp(path + n - 5, ".json") == 0;
 }
 
+/* The program's config_edit on root, replaced by what it gives back. */
+static int edit_config(tern_gateway *gw, json_t **root, gw_err *e)
+{
+    char *in = json_dumps(*root, JSON_COMPACT), *out = NULL;
+    json_decref(*root);
+    *root = NULL;
+    if (!in)
+        return -ENOMEM;
+    char why[256] = "";
+    int rc = gw->config_edit(in, strlen(in), &out, gw->config_edit_arg, why, sizeof why);
+    free(in);
+    if (rc < 0) {
+        free(out);
+        return rc == -ENOMEM ? rc : tern__gw_fail(e, NULL, "config_edit: %s", why[0] ? why : tern_strerror(rc));
+    }
+    if (!out)
+        return tern__gw_fail(e, NULL, "config_edit: returned 0 without a configuration");
+    json_error_t je;
+    *root = json_loads(out, 0, &je);
+    free(out);
+    if (!json_is_object(*root)) {
+        json_decref(*root);
+        *root = NULL;
+        return tern__gw_fail(e, NULL, "config_edit: what it returned is not a JSON object (%s)", je.text);
+    }
+    return 0;
+}
+
 /* Build a generation from text (NULL: the file, or the stored text). */
 static int load(tern_gateway *gw, const char *text, size_t len, gw_gen **out, gw_err *e)
 {
@@ -186,6 +214,8 @@ static int load(tern_gateway *gw, const char *text, size_t len, gw_gen **out, gw
     json_t *root;
     rc = tern__gw_parse_text(text, len, from_file && json_name(gw->config_path), &root, e);
     free(buf);
+    if (rc == 0 && gw->config_edit)
+        rc = edit_config(gw, &root, e);
     if (rc < 0)
         return rc;
     return tern__gw_gen_new(gw, root, gw->config_dir, out, e);
@@ -224,6 +254,8 @@ int tern_gateway_new(const tern_gateway_options *o, tern_gateway **out, char *er
         gw->config_text[o->config_len] = '\0';
         gw->config_len = o->config_len;
     }
+    gw->config_edit = o->config_edit;
+    gw->config_edit_arg = o->config_edit_arg;
     gw->metrics = o->metrics ? o->metrics : tern_metrics_default();
     metrics_setup(gw);
     tern_http_client_options h1 = {.max_idle_per_host = 256};

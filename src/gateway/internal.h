@@ -203,6 +203,8 @@ struct tern_gateway {
     char *config_dir;
     char *config_text;
     size_t config_len;
+    int (*config_edit)(const char *json, size_t len, char **out, void *arg, char *err, size_t errlen);
+    void *config_edit_arg;
     tern_metrics_registry *metrics;
     tern_metrics_family *requests;  /* {route, upstream, code}; NULL if taken */
     tern_metrics_family *latency;   /* {upstream} */

@@ -12,11 +12,12 @@
  * it from the shop's own configuration (users.jwt_secret), so `shop all`
  * signs and verifies with one secret whatever configured it.
  *
- * Production mode changes the file as it is loaded (production()): with
- * redis.addr its `redis:` is set and the per-user limits (key claim:...)
- * become global, counted in Redis across gateway replicas; with etcd the
- * services' upstreams follow the roles registered there.  The text is
- * then given to the gateway, which therefore does not watch the file.
+ * Production mode changes the configuration at every load (production(),
+ * the gateway's config_edit, so the file is watched and reloaded as in
+ * development): with redis.addr its `redis:` is set and the per-user
+ * limits (key claim:...) become global, counted in Redis across gateway
+ * replicas; with etcd the services' upstreams follow the roles registered
+ * there.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -42,31 +43,17 @@ static const tern_grpc_service_desc *const services[] = {
 
 static const char *const upstreams[] = {"users", "catalog", "inventory", "orders", "payments"};
 
-/* The configuration file with production mode's settings on it, as JSON
- * text (malloc'd into *text): a sentence in err on failure. */
-static int production(shop_role *r, const char *path, char **text, char *err, size_t errlen)
+/* Production mode's settings put on the configuration at every load (the
+ * gateway's config_edit, so the file stays watched): JSON in, JSON out. */
+static int production(const char *json, size_t len, char **text, void *arg, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
+    shop_role *r = arg;
+    json_error_t je;
+    json_t *cfg = json_loadb(json, len, 0, &je);
+    if (!cfg) {
+        snprintf(err, errlen, "%s", je.text);
+        return -EINVAL;
     }
-    char *yaml = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&yaml, &len);
-    char buf[4096];
-    for (size_t n; mem && (n = fread(buf, 1, sizeof buf, f)) > 0;)
-        fwrite(buf, 1, n, mem);
-    fclose(f);
-    if (!mem || fclose(mem) != 0) {
-        free(yaml);
-        return -ENOMEM;
-    }
-    json_t *cfg = NULL;
-    int rc = tern_config_parse_yaml(yaml, len, &cfg, err, errlen);
-    free(yaml);
-    if (rc < 0)
-        return rc;
     const char *redis = tern_config_str(r->cfg, "redis.addr");
     if (*redis) {
         json_object_set_new(cfg, "redis", json_string(redis));
@@ -114,18 +101,13 @@ static int init(shop_role *r)
         return -errno;
     const char *path = tern_config_str(r->cfg, "gateway.config");
     tern_gateway_options o = {.config_path = path, .watch = true};
-    char err[512] = "", *text = NULL;
-    int rc = 0;
     if (*tern_config_str(r->cfg, "redis.addr") || *tern_config_str(r->cfg, "etcd")) {
-        if ((rc = production(r, path, &text, err, sizeof err)) < 0) {
-            tern_log_error("gateway: configuration", TERN_LOG_STR("file", path), TERN_LOG_STR("error", err));
-            return rc;
-        }
-        o = (tern_gateway_options){.config_text = text, .config_len = strlen(text)};
+        o.config_edit = production;
+        o.config_edit_arg = r;
     }
+    char err[512] = "";
     tern_gateway *gw;
-    rc = tern_gateway_new(&o, &gw, err, sizeof err);
-    free(text);
+    int rc = tern_gateway_new(&o, &gw, err, sizeof err);
     if (rc < 0) {
         tern_log_error("gateway: configuration", TERN_LOG_STR("file", path), TERN_LOG_STR("error", err));
         return rc;
