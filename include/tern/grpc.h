@@ -266,6 +266,10 @@ int tern_grpc_call_fail(tern_grpc_call *call, tern_grpc_code code, const char *f
 /* The code the call ends (or ended) with so far: OK until a status is set
  * or the handler fails (after tern_grpc_call_next: the handler's outcome). */
 tern_grpc_code tern_grpc_call_code(const tern_grpc_call *call);
+/* The status message so far (the call's, valid while it lives), or NULL:
+ * what tern_grpc_call_fail wrote, or the handler's error as tern_strerror
+ * says it. */
+const char *tern_grpc_call_message(const tern_grpc_call *call);
 /* Run the rest of the interceptor chain and the handler (from an
  * interceptor); returns what they returned. */
 int tern_grpc_call_next(tern_grpc_call *call);

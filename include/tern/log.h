@@ -303,6 +303,25 @@ int tern_http_mw_access_log(tern_http_req *r, tern_http_resp *w, void *opts);
  * server".  tern_service wires it (with tern_http_metrics_refused). */
 void tern_http_access_log_refused(const tern_http_refusal *rf, void *opts);
 
+/* ---- the gRPC access log ------------------------------------------------
+ *
+ * A gRPC server interceptor (tern_grpc_server_add_interceptor; among the
+ * kit's defaults, tern_grpc_server_use_kit, inside the tracing one): one
+ * line per call when its handler returns, msg "rpc", with the HTTP access
+ * log's sinks, escaping and cuts (opts: a tern_http_access_log_options, or
+ * NULL):
+ *
+ *   {"time":"...","level":"info","msg":"rpc","trace_id":"...","span_id":"...",
+ *    "grpc_code":"OK","duration_us":153,"type":"unary",
+ *    "method":"/shop.users.v1.Users/Login","peer":"127.0.0.1:5555",
+ *    "tls_peer":"...","request_id":"...","error":"...","user_agent":"grpc-go/1.6"}
+ *
+ * grpc_code is Go's name of the status ("NotFound"); error the status
+ * message when the code is not OK; request_id from x-request-id metadata,
+ * user_agent from user-agent; time when the call arrived. */
+struct tern_grpc_call;
+int tern_grpc_access_log_interceptor(struct tern_grpc_call *call, void *opts);
+
 #ifdef __cplusplus
 }
 #endif

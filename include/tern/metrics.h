@@ -313,8 +313,9 @@ int tern_grpc_client_metrics_interceptor(struct tern_grpc_client_call *cc, void 
 /* ---- the kit's gRPC defaults ------------------------------------------------------
  *
  * What a tern service puts on its gRPC servers and channels: metrics
- * (default registry) outermost, then tracing.
- * tern_grpc_server_use_kit adds the two server interceptors to s (before
+ * (default registry) outermost, then tracing, then on servers the access
+ * log (tern/log.h, tern_grpc_access_log_interceptor, to the tern_log writer).
+ * tern_grpc_server_use_kit adds the three server interceptors to s (before
  * its own: call it first); 0, -EBUSY once serving, -ENOMEM.
  * tern_grpc_kit_client_interceptors gives the two client ones (static;
  * *n set) for tern_grpc_channel_options.interceptors. */

@@ -371,6 +371,12 @@ tern_grpc_code tern_grpc_call_code(const tern_grpc_call *call)
     return call->status_set ? call->code : TERN_GRPC_OK;
 }
 
+const char *tern_grpc_call_message(const tern_grpc_call *call)
+{
+    TERN_CHECK_ARG(call);
+    return call->status_set ? call->message : NULL;
+}
+
 const char *tern_grpc_call_peer(tern_grpc_call *call)
 {
     TERN_CHECK_ARG(call);

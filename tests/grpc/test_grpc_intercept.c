@@ -8,6 +8,7 @@
 #include "grpc_fixture.h"
 
 #include <stdlib.h>
+#include <tern/log.h>
 #include <tern/metrics.h>
 
 typedef struct srv {
@@ -335,6 +336,71 @@ static void kit_defaults_count_both_sides(void)
     CHECK_EQ(tern_run(kit_main, NULL), 0);
 }
 
+/* ---- the access log ---------------------------------------------------------- */
+
+static char log_lines[4][TERN_LOG_LINE_MAX];
+static atomic_int log_n;
+
+static void keep_line(const char *line, size_t len, void *arg)
+{
+    (void)arg;
+    int i = atomic_fetch_add(&log_n, 1);
+    if (i < 4)
+        snprintf(log_lines[i], sizeof log_lines[i], "%.*s", (int)len, line);
+}
+
+static int access_main(void *arg)
+{
+    (void)arg;
+    static tern_http_access_log_options lo = { .fn = keep_line };
+    srv sv = { 0 };
+    CHECK_EQ(tern_grpc_server_new(NULL, &sv.s), 0);
+    CHECK_EQ(tern_grpc_server_add_interceptor(sv.s, tern_grpc_access_log_interceptor, &lo), 0);
+    CHECK_EQ(tern_grpc_server_add_service(sv.s, &test_service, NULL, NULL), 0);
+    CHECK_EQ(tern_grpc_server_listen(sv.s, "127.0.0.1:0"), 0);
+    snprintf(sv.addr, sizeof sv.addr, "127.0.0.1:%d", tern_grpc_server_port(sv.s));
+    tern_waitgroup_add(&sv.wg, 1);
+    CHECK_EQ(tern_go(serve_co, &sv), 0);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(sv.addr, NULL, &ch), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    req.name = "logged";
+    ProtobufCMessage *resp;
+    tern_grpc_metadata md[] = { { "x-request-id", "req-42", 6 } };
+    tern_grpc_call_options co = { .md = md, .n_md = 1 };
+    CHECK_EQ(tern_grpc_unary(ch, M_UNARY, &req.base, &resp, &co, NULL, NULL), 0);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    /* a failure: its code by Go's name, its message as the error */
+    req.code = TERN_GRPC_NOT_FOUND;
+    req.message = "no \"such\" thing";
+    tern_grpc_status st = { 0 };
+    CHECK(tern_grpc_unary(ch, M_UNARY, &req.base, &resp, NULL, &st, NULL) < 0);
+    CHECK_EQ(st.code, TERN_GRPC_NOT_FOUND);
+    tern_grpc_status_clear(&st);
+    tern_grpc_channel_free(ch);
+    srv_stop(&sv);
+    CHECK_EQ(atomic_load(&log_n), 2);
+    const char *ok = log_lines[0], *bad = log_lines[1];
+    CHECK(strstr(ok, "\"msg\":\"rpc\""));
+    CHECK(strstr(ok, "\"grpc_code\":\"OK\""));
+    CHECK(strstr(ok, "\"type\":\"unary\""));
+    CHECK(strstr(ok, "\"method\":\"/terntest.Test/Unary\""));
+    CHECK(strstr(ok, "\"peer\":\"127.0.0.1:"));
+    CHECK(strstr(ok, "\"request_id\":\"req-42\""));
+    CHECK(strstr(ok, "\"duration_us\":"));
+    CHECK(!strstr(ok, "\"error\""));
+    CHECK(ok[strlen(ok) - 1] == '\n');
+    CHECK(strstr(bad, "\"grpc_code\":\"NotFound\""));
+    CHECK(strstr(bad, "\"error\":\"no \\\"such\\\" thing\""));
+    return 0;
+}
+
+static void access_log_writes_one_line_per_call(void)
+{
+    CHECK_EQ(tern_run(access_main, NULL), 0);
+}
+
 TESTS({ "client_interceptors_wrap_unary_and_streaming_calls", client_interceptors_wrap_unary_and_streaming_calls },
       { "client_metrics_as_go_grpc_prometheus_names_them", client_metrics_as_go_grpc_prometheus_names_them },
-      { "kit_defaults_count_both_sides", kit_defaults_count_both_sides })
+      { "kit_defaults_count_both_sides", kit_defaults_count_both_sides },
+      { "access_log_writes_one_line_per_call", access_log_writes_one_line_per_call })

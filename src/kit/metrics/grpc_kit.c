@@ -1,12 +1,13 @@
 /*
  * grpc_kit.c - the kit's interceptors on by default: what a tern service
  * puts on its gRPC servers and channels (metrics outermost, so they time
- * the tracing too, then tracing).
+ * the tracing too, then tracing, then on servers the access log).
  */
 #include <errno.h>
 
 #include "base/check.h"
 #include "tern/grpc.h"
+#include "tern/log.h"
 #include "tern/metrics.h"
 #include "tern/trace.h"
 
@@ -16,6 +17,8 @@ int tern_grpc_server_use_kit(tern_grpc_server *s)
     int rc = tern_grpc_server_add_interceptor(s, tern_grpc_metrics_interceptor, NULL);
     if (rc == 0)
         rc = tern_grpc_server_add_interceptor(s, tern_grpc_trace_server_interceptor, NULL);
+    if (rc == 0)     /* inside the span: its line names the trace */
+        rc = tern_grpc_server_add_interceptor(s, tern_grpc_access_log_interceptor, NULL);
     return rc;
 }
 
