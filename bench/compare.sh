@@ -1681,9 +1681,12 @@ suite_data() {
 }
 
 # ---- suite: grpc -----------------------------------------------------------
-# Anchor: grpc-go (bench/go/grpc: helloworld.Greeter from the examples
-# module, go.mod/go.sum pinned); tern: bench/grpc_greeter (the same Greeter
-# on tern_grpc_server).  Both serve h2c on one port; h2load posts a framed
+# Anchors: grpc-go (bench/go/grpc: helloworld.Greeter from the examples
+# module, go.mod/go.sum pinned) and gRPC C++ (bench/grpc_cpp: the same
+# Greeter on Debian's libgrpc++, its callback API, built here with g++ -O2
+# from protoc and grpc_cpp_plugin output; skipped with a note where
+# libgrpc++-dev is missing); tern: bench/grpc_greeter (the same Greeter
+# on tern_grpc_server).  All serve h2c on one port; h2load posts a framed
 # HelloRequest{name: "world"} to /helloworld.Greeter/SayHello.  h2load only
 # sees :status, so before measuring each server answers one call from
 # Python's grpcio (/usr/bin/python3, where installed) that must come back
@@ -1720,6 +1723,7 @@ grpc_start() {
     case $name in
         tern) "$CBIN/grpc_greeter" --listen "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
         go) "$GOBIN/grpc" "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
+        cpp) "$CPPBIN/greeter_server" "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
     esac
     SRV_PID[$name.grpc]=$!
     SRV_PORT[$name.grpc]=$port
@@ -1759,6 +1763,32 @@ grpc_run() {
     echo "$rps"
 }
 
+# build_grpc_cpp: bench/grpc_cpp/greeter_server into $CPPBIN (0), or 1
+# with a note when Debian's libgrpc++-dev, protoc or grpc_cpp_plugin is
+# missing.
+build_grpc_cpp() {
+    CPPBIN=$BUILD_DIR/bench/grpc_cpp
+    local proto=/usr/share/grpc-proto/grpc/examples
+    if ! pkg-config --exists grpc++ protobuf || ! command -v protoc >/dev/null ||
+        ! command -v grpc_cpp_plugin >/dev/null || [ ! -f "$proto/helloworld.proto" ]; then
+        log "  (no gRPC C++ anchor: needs libgrpc++-dev, protobuf-compiler-grpc and grpc-proto: scripts/deps.sh bench)"
+        return 1
+    fi
+    [ "${NO_BUILD:-0}" = 1 ] && [ -x "$CPPBIN/greeter_server" ] && return 0
+    mkdir -p "$CPPBIN"
+    if [ ! -x "$CPPBIN/greeter_server" ] || [ "$ROOT/bench/grpc_cpp/greeter_server.cc" -nt "$CPPBIN/greeter_server" ]; then
+        log "== building bench/grpc_cpp with $(g++ --version | head -1), grpc++ $(pkg-config --modversion grpc++)"
+        protoc -I"$proto" --cpp_out="$CPPBIN" --grpc_out="$CPPBIN" \
+            --plugin=protoc-gen-grpc="$(command -v grpc_cpp_plugin)" helloworld.proto >&2 &&
+            # shellcheck disable=SC2046
+            g++ -std=c++17 -O2 -DNDEBUG -I"$CPPBIN" -o "$CPPBIN/greeter_server" \
+                "$ROOT/bench/grpc_cpp/greeter_server.cc" "$CPPBIN/helloworld.pb.cc" "$CPPBIN/helloworld.grpc.pb.cc" \
+                $(pkg-config --cflags --libs grpc++ protobuf) >&2 ||
+            die "building bench/grpc_cpp failed"
+    fi
+    return 0
+}
+
 suite_grpc() {
     check_metrics "$GRPC_METRICS"
     command -v h2load >/dev/null || die "h2load not found (nghttp2-client)"
@@ -1771,19 +1801,34 @@ suite_grpc() {
     DURATION=${DURATION:-5}
     WARMUP=${WARMUP:-2}
     printf '\x00\x00\x00\x00\x07\x0a\x05world' >"$TMPD/hello.bin"
-    local ago
+    local ago acpp="" cpp=0
     ago=grpc-go$(awk '$1 == "google.golang.org/grpc" {print $2}' "$ROOT/bench/go/grpc/go.mod")
-    log "== grpc suite: $ROUNDS rounds, ${DURATION} s per run, h2load -c$GRPC_CONNS -m$GRPC_STREAMS; anchor $ago ($(go_name))"
+    if build_grpc_cpp; then
+        cpp=1
+        acpp=grpc-cpp$(pkg-config --modversion grpc++)
+    fi
+    log "== grpc suite: $ROUNDS rounds, ${DURATION} s per run, h2load -c$GRPC_CONNS -m$GRPC_STREAMS; anchors $ago ($(go_name))${acpp:+, $acpp}"
     noise_note
     grpc_start tern
     grpc_start go
-    measure "grpc unary (h2load -c$GRPC_CONNS -m$GRPC_STREAMS)" tern.grpc "grpc_run tern" go.grpc "grpc_run go"
+    local -a sides=(tern.grpc "grpc_run tern" go.grpc "grpc_run go")
+    if [ $cpp = 1 ]; then
+        grpc_start cpp
+        sides+=(cpp.grpc "grpc_run cpp")
+    fi
+    measure "grpc unary (h2load -c$GRPC_CONNS -m$GRPC_STREAMS)" "${sides[@]}"
     load_side tern.grpc.cpu "$TMPD/grpc.tern.cpu"
     load_side go.grpc.cpu "$TMPD/grpc.go.cpu"
     stop_server tern.grpc
     stop_server go.grpc
     want grpc_unary_rps && emit grpc_unary_rps RPC/s tern.grpc go.grpc "$ago" tp
     want grpc_unary_cpu_ns_per_rpc && emit grpc_unary_cpu_ns_per_rpc ns/RPC tern.grpc.cpu go.grpc.cpu "$ago"
+    if [ $cpp = 1 ]; then
+        load_side cpp.grpc.cpu "$TMPD/grpc.cpp.cpu"
+        stop_server cpp.grpc
+        want grpc_unary_rps && emit grpc_unary_rps RPC/s tern.grpc cpp.grpc "$acpp" tp
+        want grpc_unary_cpu_ns_per_rpc && emit grpc_unary_cpu_ns_per_rpc ns/RPC tern.grpc.cpu cpp.grpc.cpu "$acpp"
+    fi
     return 0
 }
 
