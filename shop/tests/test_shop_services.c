@@ -535,6 +535,18 @@ static int oversell_body(void *arg)
     CHECK_EQ(shop_inventory_v1_inventory_add_stock(fx.ch[SHOP_INVENTORY], &ar, &s, NULL, NULL, ctx), 0);
     CHECK_EQ(s->available, 10);
     FREE_MSG(s);
+    /* a seed's only_if_new: stock that exists stays as it is */
+    ar.only_if_new = true;
+    ar.quantity = 7;
+    CHECK_EQ(shop_inventory_v1_inventory_add_stock(fx.ch[SHOP_INVENTORY], &ar, &s, NULL, NULL, ctx), 0);
+    CHECK_EQ(s->available, 10);
+    FREE_MSG(s);
+    ar.product_id = "limited-new";      /* and stock that does not, is made */
+    CHECK_EQ(shop_inventory_v1_inventory_add_stock(fx.ch[SHOP_INVENTORY], &ar, &s, NULL, NULL, ctx), 0);
+    CHECK_EQ(s->available, 7);
+    FREE_MSG(s);
+    ar.product_id = "limited";
+    ar.only_if_new = false;
     tern_ctx_free(ctx);
 
     enum { BUYERS = 50 };

@@ -66,6 +66,7 @@ int shop_seed(shop_app *app, tern_ctx *ctx)
         Shop__Inventory__V1__AddStockRequest ar = SHOP__INVENTORY__V1__ADD_STOCK_REQUEST__INIT;
         ar.product_id = (char *)s->id;
         ar.quantity = s->stock;
+        ar.only_if_new = true;      /* another catalog replica may be seeding too */
         Shop__Inventory__V1__Stock *stock = NULL;
         /* an inventory elsewhere only when etcd finds it (production):
          * otherwise the configured address may be no inventory at all */

@@ -73,12 +73,21 @@ static int add_stock(tern_grpc_call *call, const Shop__Inventory__V1__AddStockRe
                                    "product_id and a quantity of 1 to %lld are required", (long long)MAX_QUANTITY);
     char q[SHOP_I64_MAX];
     shop_rows *res;
+    /* only_if_new: the primary key decides, so two seeders at once add it once */
     int rc = shop_db_query(r->store,
-                           "INSERT INTO stock (product_id, available) VALUES ($1, $2)"
-                           " ON CONFLICT (product_id) DO UPDATE SET available = stock.available + excluded.available"
-                           " RETURNING *",
+                           req->only_if_new
+                               ? "INSERT INTO stock (product_id, available) VALUES ($1, $2)"
+                                 " ON CONFLICT (product_id) DO NOTHING RETURNING *"
+                               : "INSERT INTO stock (product_id, available) VALUES ($1, $2)"
+                                 " ON CONFLICT (product_id) DO UPDATE SET available = stock.available + excluded.available"
+                                 " RETURNING *",
                            SHOP_PARAMS(req->product_id, shop_i64(q, req->quantity)), &res,
                            tern_grpc_call_ctx(call));
+    if (rc == 0 && shop_rows_count(res) == 0) {      /* it had stock: as it is */
+        shop_rows_free(res);
+        rc = shop_db_query(r->store, "SELECT * FROM stock WHERE product_id = $1", SHOP_PARAMS(req->product_id),
+                           &res, tern_grpc_call_ctx(call));
+    }
     if (rc < 0)
         return shop_fail(call, rc, NULL);
     rc = fill_stock(call, res, resp);
