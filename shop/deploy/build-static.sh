@@ -9,9 +9,8 @@
 # its Debian archive (.a), except libpq: Debian's libpq.a wants static
 # Kerberos and LDAP, which Debian does not ship, so libpq-static.sh builds
 # one from Debian's source package without them (cached in
-# build-libpq-<arch>/; LIBPQ_DIR overrides; SHOP_STATIC_PG=0 builds without
-# PostgreSQL; with it the tree also has shop/shop-pgcheck, pg-static-test.sh's
-# probe).  Copies the binary to OUT (default
+# build-libpq-<arch>/; LIBPQ_DIR overrides; the tree also has
+# shop/shop-pgcheck, pg-static-test.sh's probe).  Copies the binary to OUT (default
 # build-static-<arch>/shop-<arch>) and prints its path and size.  JOBS
 # (default 2) bounds the build.
 set -euo pipefail
@@ -23,12 +22,9 @@ build=${BUILD:-build-static-$arch}
 # for every optimized gcc build
 common=(-DCMAKE_BUILD_TYPE=MinSizeRel -DSHOP_STATIC=ON -DTERN_BENCH=OFF)
 case "$arch" in amd64|arm64) ;; *) echo "build-static.sh: arch is amd64 or arm64, not '$arch'" >&2; exit 2 ;; esac
-if [ "${SHOP_STATIC_PG:-1}" = 0 ]; then
-  pg=(-DTERN_PG=OFF -DTERN_LIBPQ_STATIC_DIR=)
-else
-  libpq=$(shop/deploy/libpq-static.sh "$arch" "${LIBPQ_DIR:-build-libpq-$arch}")
-  pg=(-DTERN_PG=ON -DTERN_LIBPQ_STATIC_DIR="$libpq")
-fi
+# every role may use PostgreSQL: the shop needs libpq, a static one here
+libpq=$(shop/deploy/libpq-static.sh "$arch" "${LIBPQ_DIR:-build-libpq-$arch}")
+pg=(-DTERN_PG=ON -DTERN_LIBPQ_STATIC_DIR="$libpq")
 
 case "$arch" in
   amd64)
@@ -51,8 +47,7 @@ esac
 # engines; libpq asks getpwuid_r for the OS user only when the conninfo
 # names no user, so SHOP_PG_URL names one), so those warnings are left out
 # of the build's output
-targets=(shop)
-[ "${SHOP_STATIC_PG:-1}" = 0 ] || targets+=(shop-pgcheck)
+targets=(shop shop-pgcheck)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" 2>&1 |
   grep -v -e 'in statically linked applications requires' -e 'in function `' -e '^\[' >&2 || true
 bin="$build/shop/shop"
