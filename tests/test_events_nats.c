@@ -701,6 +701,28 @@ static int late_requester(void *arg)
     return 0;
 }
 
+/* SIGSTOP takes effect when the kernel next schedules the process: wait
+ * until /proc says it is stopped (state T), or a request sent at once may
+ * still be answered. */
+static void stop_server_now(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(path, "r");
+        CHECK(f);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *rp = strrchr(buf, ')');
+        if (rp && (rp[2] == 'T' || rp[2] == 't'))
+            return;
+        tern_sleep(1 * TERN_MS);
+    }
+    CHECK(!"the NATS server did not stop");
+}
+
 static int broken_req_main(void *arg)
 {
     (void)arg;
@@ -721,7 +743,7 @@ static int broken_req_main(void *arg)
     CHECK_EQ(tern_nats_request(nc, "svc.echo", "a", 1, &m, NULL), 0);
     tern_nats_msg_free(m);
 
-    kill(srv.pid, SIGSTOP);
+    stop_server_now(srv.pid);
     tern_ctx *c = timeout(8 * TERN_SEC);
     int64_t t0 = tern_now();
     CHECK_EQ(tern_nats_request(nc, "svc.echo", "b", 1, &m, c), -ECONNRESET);
