@@ -202,10 +202,13 @@ static char *join(tern_http_req *r, const char *a, const char *sep, const char *
 {
     if (!a)
         return tern_http_req_strdup(r, b);
-    size_t n = strlen(a) + strlen(sep) + strlen(b) + 1;
-    char *s = tern_http_req_alloc(r, n);
-    if (s)
-        snprintf(s, n, "%s%s%s", a, sep, b);
+    size_t na = strlen(a), ns = strlen(sep), nb = strlen(b);
+    char *s = tern_http_req_alloc(r, na + ns + nb + 1);
+    if (s) {
+        memcpy(s, a, na);
+        memcpy(s + na, sep, ns);
+        memcpy(s + na + ns, b, nb + 1);
+    }
     return s;
 }
 
@@ -380,7 +383,6 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
     size_t keylen = 0;
     const char *key = up->hash ? tern__gw_upstream_key(up, r, &keylen) : NULL;
     tern_retry_budget_deposit(up->budget);
-    char url[TERN_LB_ADDR_MAX + 16];
     for (int attempt = 0;; attempt++) {
         if (attempt > 0)
             tern_sleep(tern_backoff_delay(5 * GW_MS, 100 * GW_MS, attempt - 1));
@@ -393,8 +395,7 @@ int tern__gw_proxy(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_re
                 tern_breaker_record(up->breaker, ticket, true);    /* not its fault */
             return fail_answer(rt, up, w, rc, r);
         }
-        snprintf(url, sizeof url, "http://%s", pick.addr);
-        char *full = join(r, url, "", target);
+        char *full = join(r, "http://", pick.addr, target);
         req.url = full;
         tern_ctx *actx = NULL;
         tern_http_client_response *resp = NULL;
