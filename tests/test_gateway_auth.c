@@ -357,6 +357,12 @@ static int config_entry(void *arg)
          "jwt.forward_claims.sub: must be a header name"},
         {"{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"forward_claims\": [\"sub\"]}",
          "jwt.forward_claims: must map claims to header names"},
+        {"{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"token_cache\": -1}",
+         "jwt.token_cache: must be a number of tokens from 0 to"},
+        {"{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"token_cache\": \"64\"}",
+         "jwt.token_cache: must be a number of tokens from 0 to"},
+        {"{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"token_cache\": 2000000}",
+         "jwt.token_cache: must be a number of tokens from 0 to"},
     };
     write_file("bad.json", "{\"keys\": 1}");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -405,6 +411,154 @@ static void auth_new_names_the_key_in_each_error(void)
     CHECK_EQ(system(cmd), 0);
 }
 
+/* ---- the verified-token cache ---------------------------------------------- */
+
+#define SEC 1000000000LL
+
+static void set_policy(const char *cfg_text, tern__gw_env *env)
+{
+    json_t *cfg = json_loads(cfg_text, 0, NULL);
+    CHECK(cfg);
+    char err[256] = "";
+    int rc = tern__gw_auth_new(cfg, env, &policy, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "tern__gw_auth_new: %d %s\n", rc, err);
+        abort();
+    }
+    json_decref(cfg);
+}
+
+static void check_stats(size_t entries, uint64_t hits)
+{
+    size_t e;
+    uint64_t h;
+    tern__gw_auth_cache_stats(policy, &e, &h);
+    if (e != entries || h != hits) {
+        fprintf(stderr, "cache: %zu entries, %llu hits; expected %zu, %llu\n", e, (unsigned long long)h, entries,
+                (unsigned long long)hits);
+        abort();
+    }
+}
+
+static int cache_entry(void *arg)
+{
+    (void)arg;
+    tern_metrics_registry *reg;
+    CHECK_EQ(tern_metrics_registry_new(&reg), 0);
+    tern__gw_env env = {.metrics = reg};
+    tern_jwt_keys *k;
+    CHECK_EQ(tern_jwt_keys_new(&k), 0);
+    CHECK_EQ(tern_jwt_keys_add_hmac(k, NULL, secret, strlen(secret)), 0);
+    server sv = {0};
+    server_start(&sv, (tern_http_link[]){{verdict_handler, NULL}}, 1);
+    tern_http_client *c;
+    CHECK_EQ(tern_http_client_new(NULL, &c), 0);
+    char url[64];
+    snprintf(url, sizeof url, "%s/x", sv.url);
+    const long long t0 = 2000000000;        /* the policy's clock, s */
+    const char *ok = "rc=0 why=- sub=alice fwd=X-User-Id:alice;X-Role:admin;";
+
+    /* a token is verified once and answered from the cache until exp
+     * plus the leeway, then refused as verification refuses it */
+    set_policy("{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"leeway\": \"10s\","
+               " \"forward_claims\": {\"sub\": \"X-User-Id\", \"role\": \"X-Role\"}}",
+               &env);
+    tern__gw_auth_set_clock(policy, t0 * SEC);
+    char *t = token(k, NULL, "{\"sub\":\"alice\",\"role\":\"admin\",\"exp\":%lld}", t0 + 100);
+    char *h = bearer(t);
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    check_stats(1, 0);
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    check_stats(1, 2);
+    tern__gw_auth_set_clock(policy, (t0 + 110) * SEC - 1);     /* the last ns of the leeway */
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    check_stats(1, 3);
+    tern__gw_auth_set_clock(policy, (t0 + 110) * SEC);
+    CHECK_ASK(c, url, "Authorization", h, "rc=-13 why=token expired sub=- fwd=");
+    check_stats(0, 3);          /* the expired entry is dropped */
+    free(h);
+    free(t);
+    /* the same bytes with a changed signature are another token, checked
+     * afresh (and refused) */
+    tern__gw_auth_set_clock(policy, t0 * SEC);
+    t = token(k, NULL, "{\"sub\":\"alice\",\"role\":\"admin\",\"exp\":%lld}", t0 + 100);
+    h = bearer(t);
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    check_stats(1, 3);
+    char *last = h + strlen(h) - 2;         /* a signature character, not the last (its spare bits) */
+    *last = *last == 'A' ? 'B' : 'A';
+    CHECK_ASK(c, url, "Authorization", h, "rc=-13 why=bad signature sub=- fwd=");
+    check_stats(1, 3);
+    free(h);
+    free(t);
+    /* nbf: not cached while refused; once valid, the cache still refuses
+     * it for a clock set back before nbf minus the leeway */
+    t = token(k, NULL, "{\"sub\":\"alice\",\"role\":\"admin\",\"nbf\":%lld,\"exp\":9999999999}", t0 + 50);
+    h = bearer(t);
+    CHECK_ASK(c, url, "Authorization", h, "rc=-13 why=token not yet valid sub=- fwd=");
+    check_stats(1, 3);
+    tern__gw_auth_set_clock(policy, (t0 + 40) * SEC);
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    CHECK_ASK(c, url, "Authorization", h, ok);
+    check_stats(2, 4);
+    tern__gw_auth_set_clock(policy, (t0 + 40) * SEC - 1);
+    CHECK_ASK(c, url, "Authorization", h, "rc=-13 why=token not yet valid sub=- fwd=");
+    check_stats(2, 4);
+    free(h);
+    free(t);
+    tern__gw_auth_free(policy);
+
+    /* bounded: 8 entries whatever the number of tokens, each token still
+     * answered with its own claims */
+    set_policy("{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"token_cache\": 8,"
+               " \"forward_claims\": {\"sub\": \"X-User-Id\"}}",
+               &env);
+    tern__gw_auth_set_clock(policy, t0 * SEC);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 40; i++) {
+            char claims[128], expected[128];
+            snprintf(claims, sizeof claims, "{\"sub\":\"u%d\",\"exp\":%%lld}", i);
+            snprintf(expected, sizeof expected, "rc=0 why=- sub=u%d fwd=X-User-Id:u%d;", i, i);
+            t = token(k, NULL, claims, t0 + 100);
+            h = bearer(t);
+            CHECK_ASK(c, url, "Authorization", h, expected);
+            CHECK_ASK(c, url, "Authorization", h, expected);   /* just entered: a hit */
+            free(h);
+            free(t);
+        }
+    size_t entries;
+    uint64_t hits;
+    tern__gw_auth_cache_stats(policy, &entries, &hits);
+    CHECK(entries > 0 && entries <= 8);
+    CHECK(hits >= 80);
+    tern__gw_auth_free(policy);
+
+    /* token_cache: 0 verifies every time */
+    set_policy("{\"hs256_secret_env\": \"TERN_TEST_JWT_SECRET\", \"token_cache\": 0}", &env);
+    t = token(k, NULL, "{\"sub\":\"bob\",\"exp\":%lld}", (long long)time(NULL) + 100);
+    h = bearer(t);
+    CHECK_ASK(c, url, "Authorization", h, "rc=0 why=- sub=bob fwd=");
+    CHECK_ASK(c, url, "Authorization", h, "rc=0 why=- sub=bob fwd=");
+    check_stats(0, 0);
+    free(h);
+    free(t);
+    tern__gw_auth_free(policy);
+    policy = NULL;
+
+    server_stop(&sv);
+    tern_http_client_free(c);
+    tern_jwt_keys_free(k);
+    tern_metrics_registry_free(reg);
+    return 0;
+}
+
+static void auth_cache_answers_a_token_while_it_would_verify(void)
+{
+    setenv("TERN_TEST_JWT_SECRET", secret, 1);
+    run_test(cache_entry, NULL);
+}
+
 /* ---- a rate limit keyed by a claim other than sub --------------------------- */
 
 static tern__gw_limit *limiter;
@@ -412,7 +566,8 @@ static tern__gw_limit *limiter;
 /* as the core: the token first, then the limit; 200, 401 or 429 */
 static int auth_then_limit(tern_http_req *r, tern_http_resp *w, void *arg)
 {
-    (void)arg;
+    if (!limiter)       /* none yet: the verdict alone */
+        return verdict_handler(r, w, arg);
     tern__gw_fwd fwd = {0};
     const char *sub = NULL, *why = NULL;
     int rc = tern__gw_auth_check(policy, r, &fwd, &sub, &why);
@@ -447,9 +602,6 @@ static int claim_key_entry(void *arg)
     char err[256] = "";
     CHECK_EQ(tern__gw_auth_new(cfg, &env, &policy, err, sizeof err), 0);
     json_decref(cfg);
-    cfg = json_loads("{\"key\": \"claim:tenant\", \"rate\": 1, \"per\": \"1m\", \"burst\": 1}", 0, NULL);
-    CHECK_EQ(tern__gw_limit_new(cfg, &env, &limiter, err, sizeof err), 0);
-    json_decref(cfg);
     tern_jwt_keys *k;
     CHECK_EQ(tern_jwt_keys_new(&k), 0);
     CHECK_EQ(tern_jwt_keys_add_hmac(k, NULL, secret, strlen(secret)), 0);
@@ -465,6 +617,13 @@ static int claim_key_entry(void *arg)
     char *c2 = token(k, NULL, "{\"sub\":\"c\",\"tenant\":2,\"exp\":%lld}", exp);
     char *none = token(k, NULL, "{\"sub\":\"d\",\"exp\":%lld}", exp);
     char *ha1 = bearer(a1), *hb1 = bearer(b1), *hc2 = bearer(c2), *hnone = bearer(none);
+    /* a1 verified and cached before any limiter wanted claims (when this
+     * test runs first in its process): the cache must not answer it
+     * without them once they are wanted */
+    CHECK_ASK(c, url, "Authorization", ha1, "rc=0 why=- sub=a fwd=");
+    cfg = json_loads("{\"key\": \"claim:tenant\", \"rate\": 1, \"per\": \"1m\", \"burst\": 1}", 0, NULL);
+    CHECK_EQ(tern__gw_limit_new(cfg, &env, &limiter, err, sizeof err), 0);
+    json_decref(cfg);
     /* one bucket per tenant, whoever the user */
     CHECK_EQ(status_of(c, url, ha1), 200);
     CHECK_EQ(status_of(c, url, hb1), 429);
@@ -478,6 +637,7 @@ static int claim_key_entry(void *arg)
     free(a1), free(b1), free(c2), free(none), free(ha1), free(hb1), free(hc2), free(hnone);
     tern_jwt_keys_free(k);
     tern__gw_limit_free(limiter);
+    limiter = NULL;
     tern__gw_auth_free(policy);
     policy = NULL;
     tern_metrics_registry_free(reg);
@@ -490,5 +650,5 @@ static void limit_keys_by_a_claim_the_auth_policy_verified(void)
     run_test(claim_key_entry, NULL);
 }
 
-TESTS(T(auth_check_verifies_tokens_from_header_and_cookie), T(auth_new_names_the_key_in_each_error),
-      T(limit_keys_by_a_claim_the_auth_policy_verified))
+TESTS(T(limit_keys_by_a_claim_the_auth_policy_verified), T(auth_check_verifies_tokens_from_header_and_cookie),
+      T(auth_new_names_the_key_in_each_error), T(auth_cache_answers_a_token_while_it_would_verify))

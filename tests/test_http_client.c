@@ -849,6 +849,18 @@ static int refused_main(void *arg)
     CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
     req.headers = odd;
     CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
+    /* a long value is checked a word at a time: a bad byte anywhere in it,
+     * each of CR, LF, another control character and DEL */
+    char longv[80];
+    const char *const longh[] = {"X-Long", longv, NULL};
+    req.headers = longh;
+    const char bad_bytes[] = {'\r', '\n', '\x01', '\x7f'};
+    for (size_t at = 0; at < 70; at += 3) {
+        memset(longv, 'a', sizeof longv - 1);
+        longv[sizeof longv - 1] = '\0';
+        longv[at] = bad_bytes[at % 4];
+        CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
+    }
     req = (tern_http_client_request){.url = url_of(&s, "/"), .method = "GE T"};
     CHECK_EQ(tern_http_client_do(c, &req, &r, NULL), -EINVAL);
     CHECK_EQ(tern_http_client_get(c, "ftp://127.0.0.1/", &r, NULL), -EINVAL);

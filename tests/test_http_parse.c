@@ -122,6 +122,45 @@ static void lenient_where_it_is_safe(void)
     CHECK_EQ(r.minor_version, 1);
 }
 
+/* Values are scanned a word at a time: a bad byte at every offset of a
+ * long value is still refused, and what a word may hold (tabs, obs-text,
+ * inner and trailing whitespace) still parses as before. */
+static void long_values_are_checked_at_every_offset(void)
+{
+    char head[256], value[64];
+    tern_http_request r;
+    const char bad_bytes[] = {'\x01', '\x7f', '\x1f', '\0', '\r'};
+    for (size_t at = 0; at < 48; at++)
+        for (size_t b = 0; b < sizeof bad_bytes; b++) {
+            memset(value, 'v', 48);
+            value[48] = '\0';
+            int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nHost: h\r\nX-Long: %s\r\n\r\n", value);
+            char *v = strstr(head, "X-Long: ") + 8;
+            v[at] = bad_bytes[b];
+            memset(&r, 0, sizeof r);
+            r.headers = hdrs;
+            r.max_headers = 16;
+            int got = tern_http_parse_request(head, (size_t)n, &r, NULL);
+            if (got != TERN_HTTP_BAD || r.status != 400) {
+                fprintf(stderr, "byte 0x%02x at %zu: got %d status %d\n", bad_bytes[b], at, got, r.status);
+                abort();
+            }
+        }
+    const char *s = "GET / HTTP/1.1\r\nHost: h\r\n"
+                    "X-Tabs: a\tb\xc3\xa9\xff 0123456789abcdef 0123456789abcdef \t \t  \t   \r\n"
+                    "X-Ows: \t 0123456789abcdef0123456789abcdef\t\t        \t\r\n\r\n";
+    CHECK_EQ(parse(s, &r), (int)strlen(s));
+    CHECK_STR(r.headers[1].value, r.headers[1].value_len, "a\tb\xc3\xa9\xff 0123456789abcdef 0123456789abcdef");
+    CHECK_STR(r.headers[2].value, r.headers[2].value_len, "0123456789abcdef0123456789abcdef");
+    /* cut anywhere inside a long value: incomplete, never a value */
+    for (size_t i = strlen(s) - 60; i < strlen(s); i++) {
+        memset(&r, 0, sizeof r);
+        r.headers = hdrs;
+        r.max_headers = 16;
+        CHECK_EQ(tern_http_parse_request(s, i, &r, NULL), TERN_HTTP_INCOMPLETE);
+    }
+}
+
 static void framing_fields_set_chunked_keep_alive_and_expect(void)
 {
     tern_http_request r;
@@ -207,7 +246,7 @@ static void target_forms(void)
     CHECK_STR(r.target, r.target_len, "*");
 }
 
-TESTS(T(parses_a_simple_get), T(host_values_are_checked), T(target_forms), T(every_prefix_is_incomplete),
+TESTS(T(parses_a_simple_get), T(long_values_are_checked_at_every_offset), T(host_values_are_checked), T(target_forms), T(every_prefix_is_incomplete),
       T(pipelined_requests_parse_one_at_a_time), T(smuggling_shapes_are_refused),
       T(lenient_where_it_is_safe), T(framing_fields_set_chunked_keep_alive_and_expect),
       T(limits_give_414_and_431))

@@ -376,6 +376,60 @@ static void jwt_checks_exp_nbf_iat_with_leeway(void)
     tern_jwt_keys_free(k);
 }
 
+/* tern_jwt_validity's interval is exactly where verify accepts: at its
+ * ends and one ns outside them. */
+static void jwt_validity_is_the_interval_verify_accepts(void)
+{
+    tern_jwt_keys *k;
+    CHECK_EQ(tern_jwt_keys_new(&k), 0);
+    CHECK_EQ(tern_jwt_keys_add_hmac(k, NULL, secret32, 32), 0);
+    struct {
+        const char *claims;
+        int64_t leeway_s;
+        int64_t from, until;    /* s past NOW_S; INT64_MIN, INT64_MAX: none */
+    } cases[] = {
+        {"{\"exp\":%lld}", 0, INT64_MIN, 100},
+        {"{\"exp\":%lld}", 30, INT64_MIN, 130},
+        {"{\"nbf\":%lld,\"exp\":4000000000}", 30, 70, 4000000000 - NOW_S + 30},
+        {"{\"iat\":%lld,\"nbf\":1767225000,\"exp\":4000000000}", 0, 100, 4000000000 - NOW_S},
+        {"{\"sub\":\"x\",\"n\":%lld}", 0, INT64_MIN, INT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char claims[128];
+        snprintf(claims, sizeof claims, cases[i].claims, (long long)NOW_S + 100);
+        char *t = forge("{\"alg\":\"HS256\"}", claims, secret32, 32, NULL);
+        tern_jwt_verify_options o = {.now = (NOW_S + 100) * NS, .leeway = cases[i].leeway_s * NS};
+        tern_jwt *j;
+        const char *why = NULL;
+        if (tern_jwt_verify(k, t, strlen(t), &o, &j, &why) != 0) {
+            /* not valid now: try where the interval says it is */
+            o.now = (NOW_S + cases[i].from) * NS;
+            CHECK_EQ(tern_jwt_verify(k, t, strlen(t), &o, &j, &why), 0);
+        }
+        int64_t from, until;
+        tern_jwt_validity(j, &o, &from, &until);
+        tern_jwt_free(j);
+        int64_t want_from = cases[i].from == INT64_MIN ? INT64_MIN : (NOW_S + cases[i].from) * NS;
+        int64_t want_until = cases[i].until == INT64_MAX ? INT64_MAX : (NOW_S + cases[i].until) * NS;
+        CHECK_EQ(from, want_from);
+        CHECK_EQ(until, want_until);
+        const int64_t probes[][2] = {{from, 1}, {from - 1, 0}, {until - 1, 1}, {until, 0}};
+        for (size_t p = 0; p < 4; p++) {
+            if ((p < 2 && from == INT64_MIN) || (p >= 2 && until == INT64_MAX))
+                continue;       /* no bound there */
+            o.now = probes[p][0];
+            int rc = tern_jwt_verify(k, t, strlen(t), &o, NULL, &why);
+            if ((rc == 0) != (probes[p][1] == 1)) {
+                fprintf(stderr, "case %zu probe %zu: verify %d (%s) at %lld\n", i, p, rc, rc ? why : "-",
+                        (long long)o.now);
+                abort();
+            }
+        }
+        free(t);
+    }
+    tern_jwt_keys_free(k);
+}
+
 static void jwt_checks_issuer_and_audience(void)
 {
     tern_jwt_keys *k;
@@ -949,6 +1003,7 @@ static void jwt_verifies_from_many_threads_at_once(void)
 
 TESTS(T(jwt_signs_and_verifies_with_each_alg), T(jwt_refuses_alg_none_and_unknown_algs),
       T(jwt_refuses_hs256_keyed_with_an_rsa_public_key), T(jwt_checks_exp_nbf_iat_with_leeway),
+      T(jwt_validity_is_the_interval_verify_accepts),
       T(jwt_checks_issuer_and_audience), T(jwt_selects_keys_by_kid), T(jwt_refuses_malformed_tokens),
       T(jwt_reads_pem_forms_and_refuses_other_keys), T(jwt_loads_jwks), T(jwt_cross_checks_with_pyjwt),
       T(jwt_verifies_from_many_threads_at_once))

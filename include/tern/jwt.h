@@ -127,6 +127,13 @@ int tern_jwt_claim_text(const tern_jwt *t, const char *name, char **out);
 /** The whole claim set as compact JSON text, malloc'd (the caller frees
  *  it): 0 or -ENOMEM. */
 int tern_jwt_claims_json(const tern_jwt *t, char **out);
+/** The wall-clock interval, in ns since the epoch, in which a verified
+ *  token's time claims pass under o's leeway (exp, nbf, iat, computed as
+ *  tern_jwt_verify does): the token verifies again while
+ *  *from <= now < *until, and at no other time (INT64_MIN, INT64_MAX: no
+ *  bound).  Everything else verify checks does not change with time, so
+ *  this is what a cache of verified tokens must honour. */
+void tern_jwt_validity(const tern_jwt *t, const tern_jwt_verify_options *o, int64_t *from, int64_t *until);
 /** The token's "alg" ("HS256", "RS256", "ES256"). */
 const char *tern_jwt_alg(const tern_jwt *t);
 /** The token's "kid", or NULL when it had none. */

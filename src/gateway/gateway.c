@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/dec.h"
 #include "gateway/internal.h"
 #include "tern/log.h"
 #include "tern/runtime.h"
@@ -41,8 +42,11 @@ void tern__gw_count(tern_gateway *gw, gw_route *rt, const char *upstream, int st
 {
     if (!gw->requests)
         return;
-    char code[8];
-    snprintf(code, sizeof code, "%d", status);
+    char code[TERN__DEC_MAX];
+    if (status >= 0)
+        tern__dec_u64(code, (uint64_t)status);
+    else
+        snprintf(code, sizeof code, "%d", status);
     tern_metrics_counter *c;
     if (tern_metrics_counter_with(gw->requests, &c, rt ? rt->name : "-", upstream, code) == 0)
         tern_metrics_counter_inc(c);

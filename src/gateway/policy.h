@@ -74,6 +74,11 @@ void tern__gw_auth_free(tern__gw_auth *a);
  * 401 body and the log.  Writes no response. */
 int tern__gw_auth_check(tern__gw_auth *a, tern_http_req *r, tern__gw_fwd *fwd, const char **subject,
                         const char **why);
+/* The verified-token cache (auth.c), for tests: entries held, and lookups
+ * it answered. */
+void tern__gw_auth_cache_stats(tern__gw_auth *a, size_t *entries, uint64_t *hits);
+/* For tests: verify as if the wall clock read wall_ns (0: the real clock). */
+void tern__gw_auth_set_clock(tern__gw_auth *a, int64_t wall_ns);
 
 /* ---- rate limits (limit.c): cfg is a route's "ratelimit" object ---- */
 typedef struct tern__gw_limit tern__gw_limit;

@@ -537,7 +537,19 @@ char *tern__gw_upstream_target(gw_route *rt, tern_http_req *r)
     bool lead = plen == 0 || path[0] != '/';
     if (!(out = tern_http_req_alloc(r, plen + qlen + 3)))
         return NULL;
-    snprintf(out, plen + qlen + 3, "%s%.*s%s%s", lead ? "/" : "", (int)plen, path, qlen ? "?" : "", query);
+    /* "/" if the path lacks one, the path, "?query" if any */
+    char *o = out;
+    if (lead)
+        *o++ = '/';
+    memcpy(o, path, plen);
+    o += plen;
+    if (qlen) {
+        *o++ = '?';
+        memcpy(o, query, qlen);
+        o += qlen;
+    }
+    *o = '\0';
+    TERN_ASSERT((size_t)(o - out) < plen + qlen + 3);
     return out;
 }
 

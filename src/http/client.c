@@ -23,6 +23,7 @@
 
 #include "base/buf.h"
 #include "http/h2_client_internal.h"
+#include "http/parse_internal.h"
 #include "tern/runtime.h"
 
 /* A redirect body up to this size is read and dropped to keep the
@@ -99,42 +100,47 @@ int tern_http_client_stats(const tern_http_client *c, struct tern_http_client_st
 
 /* ---- the request head ---------------------------------------------------- */
 
-static bool is_token(const char *s)
+/* s's length if it is a token (RFC 9110 5.6.2), else 0. */
+static size_t token_len(const char *s)
 {
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch && strchr("!#$%&'*+-.^_`|~", ch))))
-            return false;
-    }
-    return true;
+    const char *p = s;
+    while (tern_http_is((unsigned char)*p, TERN_HTTP_TCHAR))
+        p++;
+    return *p ? 0 : (size_t)(p - s);
 }
 
 /* A field value may not end the line early (CR, LF) or hold other
- * control characters; tabs are allowed. */
+ * control characters; tabs are allowed.  A word at a time while no byte
+ * is a control character (a bearer token is most of a proxied head). */
 static bool is_field_value(const char *s)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return false;
+    size_t n = strlen(s), i = 0;
+    for (uint64_t w; n - i >= 8; i += 8) {
+        memcpy(&w, s + i, 8);
+        if (tern__http_word_has_ctl(w))
+            break;
     }
+    for (; i < n; i++)
+        if (!tern_http_is((unsigned char)s[i], TERN_HTTP_FIELD))
+            return false;
     return true;
 }
 
 static int check_request(const tern_http_client_request *req, bool *close)
 {
-    if (!req->url || (req->method && !is_token(req->method)) || (!req->body && req->body_len) ||
+    tern__http_chars_init();
+    if (!req->url || (req->method && !token_len(req->method)) || (!req->body && req->body_len) ||
         (req->body_read && req->body))
         return -EINVAL;
     *close = false;
     for (const char *const *h = req->headers; h && h[0]; h += 2) {
-        if (!h[1] || !is_token(h[0]) || !is_field_value(h[1]) ||
-            strcasecmp(h[0], "Content-Length") == 0 || strcasecmp(h[0], "Transfer-Encoding") == 0)
+        /* the names compared by length first: most headers are none of them */
+        size_t n = token_len(h[0]);
+        if (!h[1] || !n || !is_field_value(h[1]) ||
+            (n == 14 && strcasecmp(h[0], "Content-Length") == 0) ||
+            (n == 17 && strcasecmp(h[0], "Transfer-Encoding") == 0))
             return -EINVAL;
-        if (strcasecmp(h[0], "Connection") == 0 && strcasestr(h[1], "close"))
+        if (n == 10 && strcasecmp(h[0], "Connection") == 0 && strcasestr(h[1], "close"))
             *close = true;
     }
     return 0;

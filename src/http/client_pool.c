@@ -28,15 +28,31 @@
 #include "http/client_internal.h"
 #include "tern/runtime.h"
 
+/* Append s to the key (len bytes so far, cap with the NUL), cut as
+ * snprintf would cut it: the new length.  (snprintf's format parsing
+ * cost a thousand instructions a request here.) */
+static size_t key_put(char *key, size_t len, size_t cap, const char *s)
+{
+    TERN_ASSERT(len < cap);
+    size_t n = strnlen(s, cap - 1 - len);
+    memcpy(key + len, s, n);
+    key[len + n] = '\0';
+    return len + n;
+}
+
 tern__hc_host *tern__hc_host_get(tern_http_client *c, const tern_http_url *u, const char *dial)
 {
     bool tls = strcasecmp(u->scheme, "https") == 0;
     char key[sizeof c->hosts->key];
     TERN_ASSERT(!dial || strlen(dial) < sizeof c->hosts->hostport);
-    if (dial)   /* the name too: one address may serve several names */
-        snprintf(key, sizeof key, "%s://%s %s", tls ? "https" : "http", dial, u->host);
-    else
-        snprintf(key, sizeof key, "%s://%s", tls ? "https" : "http", u->hostport);
+    size_t n = key_put(key, 0, sizeof key, tls ? "https://" : "http://");
+    if (dial) {     /* the name too: one address may serve several names */
+        n = key_put(key, n, sizeof key, dial);
+        n = key_put(key, n, sizeof key, " ");
+        key_put(key, n, sizeof key, u->host);
+    } else {
+        key_put(key, n, sizeof key, u->hostport);
+    }
     for (tern__hc_host *h = c->hosts; h; h = h->next)
         if (strcmp(h->key, key) == 0)
             return h;

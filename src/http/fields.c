@@ -136,14 +136,20 @@ int tern__http_parse_fields(const char *buf, size_t len, size_t off, size_t max_
         p++;
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
-        const unsigned char *v = p, *vend = p;
+        const unsigned char *v = p;
+        for (uint64_t w; end - p >= 8; p += 8) {
+            memcpy(&w, p, 8);
+            if (tern__http_word_has_ctl(w))
+                break;
+        }
         while (p < end && *p != '\r' && *p != '\n') {
             if (!tern_http_is(*p, TERN_HTTP_FIELD))
                 return bad(status, 400);    /* control character */
-            if (*p != ' ' && *p != '\t')
-                vend = p + 1;
             p++;
         }
+        const unsigned char *vend = p;      /* trailing OWS is not the value's */
+        while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
         if ((r = eol(&p, end)) < 0)
             return r == TERN_HTTP_BAD ? bad(status, 400) : r;
         if ((size_t)(p - start) > max_head || *nheaders == max_headers)

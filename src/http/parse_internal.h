@@ -30,6 +30,19 @@ static inline bool tern_http_is(unsigned char c, int k)
     return tern__http_chars[c] & k;
 }
 
+/* Whether any of the eight bytes of w is below 0x20 (a control
+ * character: CR, LF, HTAB and the ones no field may hold) or DEL: a word
+ * without one is eight bytes of a field value, none ending it, so long
+ * values (a bearer token) are scanned a word at a time and only a word
+ * with one is looked at byte by byte.  (The classic test: a byte b < n
+ * borrows in b - n and has its top bit clear; exact as a yes/no.) */
+static inline bool tern__http_word_has_ctl(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t del = w ^ (0x7f * ones);
+    return (((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & high;
+}
+
 /* a[0..alen) equals the lower-case literal lit, ignoring ASCII case. */
 static inline bool tern_http_ieq(const char *a, size_t alen, const char *lit)
 {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "base/check.h"
+#include "base/dec.h"
 
 ssize_t tern_http_unescape(const char *src, size_t len, char *dst, size_t dst_size,
                            bool plus_as_space)
@@ -213,10 +214,21 @@ int tern_http_url_parse(const char *url, tern_http_url *out)
         return -EINVAL;
     if (colon && (out->port = url_port(colon + 1, (size_t)(aend - colon - 1))) < 0)
         return -EINVAL;
-    int n = snprintf(out->hostport, sizeof out->hostport, v6 ? "[%s]:%d" : "%s:%d", out->host,
-                     out->port);
-    if (n < 0 || (size_t)n >= sizeof out->hostport)
+    /* host (an IPv6 literal in brackets), ':', port: by hand, as snprintf
+     * was a tenth of a proxied request's client instructions */
+    char port[TERN__DEC_MAX];
+    size_t nhost = strlen(out->host), nport = tern__dec_u64(port, (uint64_t)out->port);
+    if (nhost + (v6 ? 2 : 0) + 1 + nport >= sizeof out->hostport)
         return -EINVAL;
+    char *o = out->hostport;
+    if (v6)
+        *o++ = '[';
+    memcpy(o, out->host, nhost);
+    o += nhost;
+    if (v6)
+        *o++ = ']';
+    *o++ = ':';
+    memcpy(o, port, nport + 1);
 
     const char *path = aend, *pend = path + strcspn(path, "#");
     for (const char *p = path; p < pend; p++)

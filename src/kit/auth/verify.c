@@ -130,6 +130,26 @@ static const char *claims_fail(const json_t *c, const tern_jwt_verify_options *o
     return NULL;
 }
 
+void tern_jwt_validity(const tern_jwt *t, const tern_jwt_verify_options *o, int64_t *from, int64_t *until)
+{
+    TERN_CHECK_ARG(t);
+    TERN_CHECK_ARG(from);
+    TERN_CHECK_ARG(until);
+    int64_t leeway = o && o->leeway > 0 ? o->leeway : 0;
+    int64_t v;
+    *from = INT64_MIN;
+    *until = INT64_MAX;
+    /* claims_fail's tests solved for now: now < exp + leeway, and
+     * now + leeway >= nbf (iat) -> now >= nbf - leeway, both saturated as
+     * there; a verified token's dates are numbers */
+    if (numeric_date(json_object_get(t->claims, "exp"), &v) == 0)
+        *until = sat_add(v, leeway);
+    static const char *const lower[] = {"nbf", "iat"};
+    for (size_t i = 0; i < 2; i++)
+        if (numeric_date(json_object_get(t->claims, lower[i]), &v) == 0 && sat_add(v, -leeway) > *from)
+            *from = sat_add(v, -leeway);
+}
+
 /* Whether the signature holds under a key the token may use: *why says
  * why not. */
 static bool signature_ok(const tern_jwt_keys *k, int kind, const char *kid, const char *in, size_t n,
