@@ -79,8 +79,32 @@ static void dns_start(void)
         execv(DNSMASQ, argv);
         _exit(127);
     }
-    /* ready when it answers: a plain UDP query would do, the resolver is simpler */
-    usleep(200 * 1000);
+    /* ready when it answers a query (a loaded machine may take a while to
+     * start it: a fixed sleep was not always enough) */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(fd >= 0);
+    struct timeval tv = {.tv_usec = 100 * 1000};
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* id 0x7465, RD, one question: a.orders.test A IN */
+    static const unsigned char q[] = {0x74, 0x65, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                      1, 'a', 6, 'o', 'r', 'd', 'e', 'r', 's', 4, 't', 'e', 's', 't', 0,
+                                      0x00, 0x01, 0x00, 0x01};
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) {
+        unsigned char ans[512];
+        if (sendto(fd, q, sizeof q, 0, (struct sockaddr *)&sa, sizeof sa) == (ssize_t)sizeof q &&
+            recv(fd, ans, sizeof ans, 0) >= 12 && ans[0] == 0x74 && ans[1] == 0x65)
+            up = true;
+        else
+            usleep(50 * 1000);
+    }
+    close(fd);
+    if (!up) {
+        fprintf(stderr, "dnsmasq did not answer on %s within 15 s: see %s/dnsmasq.log\n", servers, dir);
+        abort();
+    }
 }
 
 static void dns_stop(void)
