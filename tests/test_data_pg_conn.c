@@ -535,6 +535,46 @@ static void copy_in_and_out(void)
     CHECK_EQ(tern_run(copy_co, NULL), 0);
 }
 
+/* A query's first read wait parks without looking at the socket (its reply
+ * raises an edge no wait has taken); later waits of the same query must
+ * look, since a read may leave data behind.  Small replies, replies of
+ * megabytes (many reads each) and replies already in the socket before the
+ * wait (the server is quick) in turn, each bounded by a ctx so that a
+ * missed wake fails rather than hangs. */
+static int small_and_large_replies_co(void *arg)
+{
+    (void)arg;
+    tern_pg_conn *c = connect_tcp();
+    for (int i = 0; i < 40; i++) {
+        tern_ctx *ctx = timeout_ctx(10000 * MS);
+        char n[16];
+        snprintf(n, sizeof n, "%d", i);
+        const char *vals[] = {n};
+        tern_pg_params p = {.n = 1, .values = vals};
+        tern_pg_result *r;
+        CHECK_EQ(tern_pg_query(c, "SELECT $1::int + 1", &p, &r, ctx), 0);
+        int64_t v = 0;
+        CHECK_EQ(tern_pg_result_int64(r, 0, 0, &v), 0);
+        CHECK_EQ(v, i + 1);
+        tern_pg_result_free(r);
+        if (i % 4 == 0) {
+            CHECK_EQ(tern_pg_query(c, "SELECT repeat('x', 1000000 + $1::int) FROM generate_series(1, 3)", &p,
+                                   &r, ctx), 0);
+            CHECK_EQ(tern_pg_result_rows(r), 3);
+            CHECK_EQ((int64_t)strlen(tern_pg_result_text(r, 2, 0)), 1000000 + i);
+            tern_pg_result_free(r);
+        }
+        tern_ctx_free(ctx);
+    }
+    tern_pg_conn_free(c);
+    return 0;
+}
+
+static void small_and_large_replies(void)
+{
+    CHECK_EQ(tern_run(small_and_large_replies_co, NULL), 0);
+}
+
 TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"bad_query_reports_sqlstate", bad_query_reports_sqlstate},
       {"connects_by_unix_socket_host_name_and_uri", connects_by_unix_socket_host_name_and_uri},
@@ -544,4 +584,5 @@ TESTS({"params_and_typed_accessors", params_and_typed_accessors},
       {"cancel_by_deadline_leaves_conn_usable", cancel_by_deadline_leaves_conn_usable},
       {"listen_notify", listen_notify},
       {"batch_in_one_round_trip", batch_in_one_round_trip},
-      {"copy_in_and_out", copy_in_and_out})
+      {"copy_in_and_out", copy_in_and_out},
+      {"small_and_large_replies", small_and_large_replies})

@@ -99,11 +99,20 @@ int tern__pg_wait(tern_pg_conn *c, int ev, int64_t deadline, tern_ctx *ctx)
     /* The netpoller is edge-triggered and expects a wait only after an
      * EAGAIN, but libpq does not say whether it saw one: PQconnectPoll
      * asks for "writable" right after a connect whose edge we consumed,
-     * and a read may leave data in the socket.  So look first. */
+     * and a read may leave data in the socket.  So look first, except on
+     * a query's first read wait (reply_due): the reply cannot arrive before
+     * the command that asks for it, and each arrival raises an edge (epoll
+     * queues one per wake-up of the socket, unread data or not) that no
+     * wait has taken yet, so the park returns as soon as any of it is
+     * there.  That look was a poll() per query, mostly answering "not
+     * yet".  Any wait ends the exemption: after it a read may leave data
+     * behind whose edge is spent. */
     struct pollfd pfd = {.fd = c->fd,
                          .events = (short)(((ev & TERN_FD_READ) ? POLLIN : 0) |
                                            ((ev & TERN_FD_WRITE) ? POLLOUT : 0))};
-    if (poll(&pfd, 1, 0) > 0)
+    bool look = !(c->reply_due && ev == TERN_FD_READ);
+    c->reply_due = false;
+    if (look && poll(&pfd, 1, 0) > 0)
         return 0;
     /* The netpoller wakes a parked coroutine for its fd or its deadline
      * only, so a ctx that can be cancelled is looked at periodically. */

@@ -43,6 +43,10 @@ struct tern_pg_conn {
     bool defer_drain;               /* set by tern_pg_pool_query around its one
                                        query: abandon, do not drain */
     bool abandoned;
+    /* A command was sent (query.c's finish) and no wait has returned since:
+     * its reply, still to come or come unread, brings an edge that no wait
+     * has taken, so the next read wait may park without looking first. */
+    bool reply_due;
     tern_pg_conn_options opts;
     tern_pg_error err;
     const pg_obs *obs;              /* the pool's, or NULL */

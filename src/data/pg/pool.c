@@ -34,9 +34,13 @@
 #define SWEEP_EVERY_NS 1000000000LL
 #define MAINTAIN_EVERY_NS 1000000000LL
 #define MAINTAIN_CONNECT_NS (5 * 1000000000LL)
+/* Waiters kept for reuse: under load most acquisitions wait, and a waiter
+ * is a calloc, an aligned channel and two frees otherwise. */
+#define MAX_SPARE_WAITERS 64
 
 typedef struct waiter {
-    struct waiter *next;
+    struct waiter *next;            /* in the queue, or among the spares */
+    struct tern_pg_pool *pool;
     tern_chan *ch;                  /* one tern_pg_conn * (NULL: a slot) */
     atomic_int refs;                /* the waiter and its releaser */
     bool queued;                    /* under the pool lock */
@@ -48,6 +52,8 @@ struct tern_pg_pool {
     tern_pg_pool_options o;
     tern_pg_conn *idle;             /* stack through next_idle */
     waiter *whead, *wtail;
+    waiter *spare;                  /* done with, channel empty: for reuse */
+    int nspare;
     int64_t next_sweep;
     struct tern_pg_pool_stats s;    /* open, in_use, idle, waiting: now */
     char *name;                     /* the metrics' pool label */
@@ -120,14 +126,57 @@ void tern_pg_pool_free(tern_pg_pool *p)
         p->idle = c->next_idle;
         tern_pg_conn_free(c);
     }
+    while (p->spare) {
+        waiter *w = p->spare;
+        p->spare = w->next;
+        tern_chan_free(w->ch);
+        free(w);
+    }
     free(p->conninfo);
     free(p->name);
     free(p);
 }
 
+/* Under the lock: a spare waiter or a new one, queued and holding both
+ * references; NULL when out of memory. */
+static waiter *waiter_get(tern_pg_pool *p)
+{
+    waiter *w = p->spare;
+    if (w) {
+        p->spare = w->next;
+        p->nspare--;
+    } else {
+        w = calloc(1, sizeof *w);
+        if (!w)
+            return NULL;
+        if (tern_chan_new(sizeof(tern_pg_conn *), 1, &w->ch) < 0) {
+            free(w);
+            return NULL;
+        }
+        w->pool = p;
+    }
+    w->next = NULL;
+    atomic_init(&w->refs, 2);
+    w->queued = true;
+    return w;
+}
+
 static void waiter_put(waiter *w)
 {
-    if (atomic_fetch_sub(&w->refs, 1) == 1) {
+    if (atomic_fetch_sub(&w->refs, 1) != 1)
+        return;
+    /* Both parties are out of the channel and it is empty again: the one
+     * value sent was received, or none was sent. */
+    tern_pg_pool *p = w->pool;
+    tern__spin_lock(&p->lock);
+    bool keep = p->nspare < MAX_SPARE_WAITERS;
+    if (keep) {
+        w->next = p->spare;
+        p->spare = w;
+        p->nspare++;
+    }
+    tern__spin_unlock(&p->lock);
+    if (!keep) {
         tern_chan_free(w->ch);
         free(w);
     }
@@ -344,9 +393,7 @@ int tern__pg_pool_acquire(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *er
             p->s.open++;
             p->s.in_use++;
             p->s.acquired++;
-        } else if ((w = calloc(1, sizeof *w)) && tern_chan_new(sizeof(tern_pg_conn *), 1, &w->ch) == 0) {
-            atomic_init(&w->refs, 2);
-            w->queued = true;
+        } else if ((w = waiter_get(p))) {
             if (p->wtail)
                 p->wtail->next = w;
             else
@@ -358,7 +405,6 @@ int tern__pg_pool_acquire(tern_pg_pool *p, tern_pg_conn **out, tern_pg_error *er
                 tern_metrics_counter_inc(p->obs.waits);
         } else {
             tern__spin_unlock(&p->lock);
-            free(w);
             free_list(dead);
             return -ENOMEM;
         }

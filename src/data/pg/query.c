@@ -183,9 +183,12 @@ void tern__pg_drain_abandoned(tern_pg_conn *c)
     c->err = keep;
 }
 
+/* After a PQsend* of one whole command (never in pipeline mode, whose
+ * commands get no reply before their Sync). */
 static int finish(tern_pg_conn *c, tern_pg_result **out, tern_ctx *ctx)
 {
     PGresult *res = NULL;
+    c->reply_due = true;
     int rc = tern__pg_flush(c, TERN_FOREVER, ctx);
     if (rc == 0)
         rc = tern__pg_read_results(c, &res, false, TERN_FOREVER, ctx);
@@ -303,6 +306,12 @@ static int evict(tern_pg_conn *c, tern_ctx *ctx)
 static int prepare_cached(tern_pg_conn *c, const char *sql, const tern_pg_params *p,
                           pg_stmt **out, tern_ctx *ctx)
 {
+    /* The statement just run is the likeliest: its SQL compared outright
+     * costs less than hashing the text. */
+    if (c->lru_head && strcmp(c->lru_head->sql, sql) == 0) {
+        *out = c->lru_head;
+        return 0;
+    }
     uint64_t h = hash_sql(sql);
     pg_stmt *s = lookup(c, sql, h);
     if (s) {

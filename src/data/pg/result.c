@@ -22,7 +22,10 @@ struct bytea_buf {
 
 int tern__pg_result_wrap(PGresult *res, tern_pg_result **out)
 {
-    tern_pg_result *r = malloc(sizeof *r);
+    /* In the result's own storage (usually room left in a block libpq has
+     * already allocated): no malloc and free per query, and PQclear frees
+     * it with the rest. */
+    tern_pg_result *r = PQresultAlloc(res, sizeof *r);
     if (!r) {
         PQclear(res);
         return -ENOMEM;
@@ -192,6 +195,5 @@ void tern_pg_result_free(tern_pg_result *r)
         PQfreemem(b->data);
         free(b);
     }
-    PQclear(r->res);
-    free(r);
+    PQclear(r->res);            /* frees r too (PQresultAlloc) */
 }
