@@ -93,6 +93,7 @@ static int writer_main(void *arg)
     h2_conn *h2c = arg;
     tern_http_server *s = h2c->srv;
     tern__growbuf buf = { 0 };
+    bool yielded = false;
     tern_mutex_lock(&h2c->mu);
     for (;;) {
         bool last = h2c->dead;
@@ -102,6 +103,19 @@ static int writer_main(void *arg)
             writer_wait(h2c);
             continue;
         }
+        if (!last && !yielded && h2c->nhandlers > 0) {
+            /* The first handler to queue its response readies the writer
+             * ahead of the other handlers the same read started (the
+             * runtime runs a readied coroutine next); one yield lets them
+             * queue theirs too, so a read's worth of responses leaves in
+             * one write rather than one write each. */
+            yielded = true;
+            tern_mutex_unlock(&h2c->mu);
+            tern_yield();
+            tern_mutex_lock(&h2c->mu);
+            continue;
+        }
+        yielded = false;
         int err = 0;
         buf.len = 0;
         while (buf.len < H2_WRITE_BATCH) {
