@@ -287,6 +287,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
         if (atomic_load(&s->shutting_down))
             send_goaway(h2c);
         int64_t now = tern_now();
+        tern__h2_sweep_detached(h2c, now);
         bool idle = h2c->nstreams == 0;
         int64_t deadline = now + H2_POLL_NS;
         if (idle && !h2c->goaway_sent && s->o.idle_timeout >= 0) {

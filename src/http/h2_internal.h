@@ -40,9 +40,15 @@
  *
  * Lifetime.  A stream is referenced by the session (from its first
  * HEADERS until on_stream_close) and by its handler coroutine (from spawn
- * to return); it is freed, under mu, by whichever lets go last.  The
- * connection outlives its streams: its coroutine waits for every handler
- * and for the writer before it frees the session.
+ * to return); it is freed, under mu, by whichever lets go last.  A
+ * handler whose response is all queued returns at once ("detached", see
+ * can_detach in h2_stream.c) rather than wait for the writer to send it;
+ * the stream keeps the response's arena (its trailers) until the session
+ * lets go, and the reader resets it at write_timeout as a waiting handler
+ * would have.  Detached streams are open streams to nghttp2, so
+ * MAX_CONCURRENT_STREAMS bounds them.  The connection outlives its
+ * streams: its coroutine waits for every handler and for the writer
+ * before it frees the session.
  */
 #ifndef TERN_HTTP_H2_INTERNAL_H
 #define TERN_HTTP_H2_INTERNAL_H
@@ -82,6 +88,10 @@ struct h2_conn {
     h2_stream *streams;             /* the session's and handlers' streams */
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
+    uint32_t ndetached;             /* streams whose handler left before the
+                                       response was out (h2_stream.c) */
+    int64_t next_sweep;             /* when the reader next looks for detached
+                                       streams past their write deadline */
     tern_waitgroup handlers;
     tern_waitgroup writer;
     bool dead;                      /* no more I/O: handlers give up, the writer leaves */
@@ -140,6 +150,8 @@ struct h2_stream {
     int64_t write_deadline;         /* write_timeout, from the request's start */
     /* life */
     bool running;                   /* a handler coroutine holds it */
+    bool detached;                  /* the handler left with its response all
+                                       queued, not yet sent */
     bool closed;                    /* the session has let it go */
     uint32_t close_error;           /* its RST_STREAM / GOAWAY code, when closed */
     tern_cond cond;                 /* the handler: input, output space, or the end */
@@ -166,6 +178,9 @@ h2_stream *tern__h2_stream_new(h2_conn *h2c, int32_t id);
 void tern__h2_stream_closed(h2_stream *st, uint32_t error_code);
 /* Under mu: the request head is complete; start its handler. */
 int tern__h2_stream_start(h2_stream *st);
+/* Under mu, in the reader: reset detached streams whose response is not
+ * out by their write deadline (what settle does for a waiting handler). */
+void tern__h2_sweep_detached(h2_conn *h2c, int64_t now);
 /* Under mu: free st once nobody holds it (neither session nor handler). */
 void tern__h2_stream_release(h2_stream *st);
 /* Under mu: wait on st->cond until woken or `deadline`; 0, -ETIMEDOUT,

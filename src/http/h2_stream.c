@@ -56,6 +56,10 @@ void tern__h2_stream_release(h2_stream *st)
         st->next->prev = st->prev;
     if (--h2c->nstreams == 0)
         h2c->last_active = tern_now();
+    if (st->detached) {
+        TERN_ASSERT(h2c->ndetached > 0);
+        h2c->ndetached--;
+    }
     for (size_t i = 0; i < st->ntrailers; i++)
         free((char *)st->trailers[i].name);     /* name and value share one block */
     free(st->trailers);
@@ -66,6 +70,25 @@ void tern__h2_stream_release(h2_stream *st)
     tern__growbuf_free(&st->vhc.scratch);
     tern_ctx_free(st->ctx);
     free(st);
+}
+
+void tern__h2_sweep_detached(h2_conn *h2c, int64_t now)
+{
+    if (h2c->ndetached == 0 || now < h2c->next_sweep)
+        return;
+    h2c->next_sweep = now + H2_POLL_NS;
+    bool reset = false;
+    for (h2_stream *st = h2c->streams; st; st = st->next) {
+        if (!st->detached || st->closed || st->eof_sent || st->rst_code ||
+            st->write_deadline == TERN_FOREVER || now < st->write_deadline)
+            continue;
+        /* a client that does not read: as settle would, give up on it */
+        st->rst_code = NGHTTP2_CANCEL;
+        nghttp2_submit_rst_stream(h2c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        reset = true;
+    }
+    if (reset)
+        tern__h2_wake_writer(h2c);
 }
 
 void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
@@ -170,6 +193,19 @@ static void serve_stream(h2_stream *st, tern_http_req *r, tern_http_resp *w)
     }
 }
 
+/* Under mu, the handler done: whether it can leave before its response
+ * is out rather than wait in settle.  Only when settle would have nothing
+ * to decide but the write deadline: the whole response submitted and
+ * queued (HEADERS alone, or a provider with out_done), the request read
+ * to its END_STREAM (else an RST_STREAM NO_ERROR must follow our
+ * END_STREAM), no reset pending, the stream and connection alive.  Most
+ * responses qualify, and each saves a park, a wake and a timed context. */
+static bool can_detach(const h2_stream *st)
+{
+    return !st->rst_code && !st->closed && !st->eof_sent && !st->h2c->dead && st->in_eof &&
+           st->submitted && (!st->has_provider || st->out_done);
+}
+
 static int stream_main(void *arg)
 {
     h2_stream *st = arg;
@@ -195,25 +231,38 @@ static int stream_main(void *arg)
     if (!w.done)
         tern__http_resp_finish(&w);
 
-    tern_mutex_lock(&h2c->mu);
-    tern__h2_resp_settle(st, st->write_deadline);
-    tern__h2_body_discard(st);
-    tern_mutex_unlock(&h2c->mu);
-    /* the request's memory goes only now: the response trailers live in
-     * its arena until settle has made sure nghttp2 no longer reads them */
+    /* the handler's own memory (its contexts, buffers): neither the
+     * writer nor nghttp2 reads it */
     st->vhc.cur = NULL;
     tern__http_req_end(&r);
-    tern__arena_free(&st->vhc.arena);
     tern__growbuf_free(&st->vhc.out);
     tern__growbuf_free(&st->vhc.scratch);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
 
     tern_mutex_lock(&h2c->mu);
+    bool detach = can_detach(st);
+    if (!detach) {
+        tern__h2_resp_settle(st, st->write_deadline);
+        tern__h2_body_discard(st);
+        tern_mutex_unlock(&h2c->mu);
+        /* the arena goes only now: the response trailers live in it until
+         * settle has made sure nghttp2 no longer reads them */
+        tern__arena_free(&st->vhc.arena);
+        tern_mutex_lock(&h2c->mu);
+    } else {
+        /* the response is all queued: the writer sends it without us (the
+         * arena, with the trailers, goes with the stream), and the reader
+         * resets it if the client has not taken it by write_deadline */
+        tern__h2_body_discard(st);
+        st->detached = true;
+        h2c->ndetached++;
+    }
     TERN_ASSERT(st->running && h2c->nhandlers > 0);
     st->running = false;
     h2c->nhandlers--;
-    tern__h2_stream_release(st);
-    tern__h2_wake_writer(h2c);  /* the RST_STREAM settle may have queued */
+    tern__h2_stream_release(st);        /* st may be freed from here on */
+    if (!detach)
+        tern__h2_wake_writer(h2c);      /* the RST_STREAM settle may have queued */
     tern_mutex_unlock(&h2c->mu);
     tern_waitgroup_done(&h2c->handlers);        /* h2c may be freed from here on */
     return 0;
