@@ -249,17 +249,21 @@ static void send_goaway(h2_conn *h2c)
     tern__h2_wake_writer(h2c);
 }
 
-/* Read and feed until the session has nothing more to read or write,
- * the peer goes, or an error.  0 for a clean end, else <0. */
-/* Read into *buf, allocated while the connection is busy: an idle one
- * waits for bytes holding no buffer, its stack trimmed, as HTTP/1.1's
- * does (idle connections are most of a server's connections). */
-static ssize_t read_some(h2_conn *h2c, char **buf, bool idle, bool *trimmed)
+/* Read into *buf, allocated while the connection is busy.  Once it has
+ * been idle (no streams) for H2_IDLE_RELEASE_NS (`cold`), it waits for
+ * bytes holding no buffer, its stack trimmed and its kept streams freed,
+ * as HTTP/1.1's does (idle connections are most of a server's
+ * connections); a connection between two bursts of a busy client keeps
+ * them, rather than free and remake them for every burst. */
+static ssize_t read_some(h2_conn *h2c, char **buf, bool cold, bool *trimmed)
 {
     tern_conn *c = h2c->hc->c;
-    if (idle) {
+    if (cold) {
         free(*buf);
         *buf = NULL;
+        tern_mutex_lock(&h2c->mu);
+        tern__h2_stream_cache_drain(h2c);
+        tern_mutex_unlock(&h2c->mu);
         if (!*trimmed)
             tern_stack_trim();
         *trimmed = true;
@@ -273,6 +277,8 @@ static ssize_t read_some(h2_conn *h2c, char **buf, bool idle, bool *trimmed)
     return tern_conn_read(c, *buf, H2_READ_BUF, NULL);
 }
 
+/* Read and feed until the session has nothing more to read or write,
+ * the peer goes, or an error.  0 for a clean end, else <0. */
 static int reader_loop(h2_conn *h2c, char **buf)
 {
     bool trimmed = false;
@@ -297,6 +303,10 @@ static int reader_loop(h2_conn *h2c, char **buf)
         } else if (idle && !h2c->goaway_sent) {
             deadline = TERN_FOREVER;
         }
+        int64_t release_at = h2c->last_active + H2_IDLE_RELEASE_NS;
+        bool cold = idle && now >= release_at;
+        if (idle && !cold && (deadline == TERN_FOREVER || deadline > release_at))
+            deadline = release_at;      /* then again, to go cold */
         bool want_read = nghttp2_session_want_read(h2c->sess);
         if (!want_read) {
             /* the session is over (a GOAWAY after an error, or after the
@@ -317,7 +327,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
             atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
         }
         ssize_t n = (idle && atomic_load(&s->shutting_down)) ? 0
-                    : read_some(h2c, buf, idle, &trimmed);
+                    : read_some(h2c, buf, cold, &trimmed);
         if (idle) {
             atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
             atomic_store(&hc->state, CONN_ACTIVE);
@@ -402,6 +412,7 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
         tern__h2_stream_release(st);
     }
     TERN_ASSERT(h2c->nstreams == 0);
+    tern__h2_stream_cache_drain(h2c);
     tern_mutex_unlock(&h2c->mu);
     nghttp2_session_del(h2c->sess);
     free(h2c);

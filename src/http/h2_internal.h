@@ -71,6 +71,8 @@
 /* While streams are open the reader wakes this often to notice a
  * shutdown (to send GOAWAY) with no frame arriving. */
 #define H2_POLL_NS (100 * 1000 * 1000LL)
+/* Without streams this long, a connection gives its buffers back. */
+#define H2_IDLE_RELEASE_NS (1000 * 1000 * 1000LL)
 
 #define H2_MAX_GAPS 8
 
@@ -86,6 +88,8 @@ struct h2_conn {
     tern_cond room;                 /* handlers: the connection's output queue shrank */
     size_t queued;                  /* bytes in the streams' output queues */
     h2_stream *streams;             /* the session's and handlers' streams */
+    h2_stream *free_streams;        /* done with, their memory kept (h2_stream.c) */
+    uint32_t nfree_streams;
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
     uint32_t ndetached;             /* streams whose handler left before the
@@ -155,7 +159,8 @@ struct h2_stream {
     bool closed;                    /* the session has let it go */
     uint32_t close_error;           /* its RST_STREAM / GOAWAY code, when closed */
     tern_cond cond;                 /* the handler: input, output space, or the end */
-    tern_ctx *ctx;                  /* the request's context: cancelled by a reset */
+    tern_ctx *ctx;                  /* the request's context: cancelled by a reset;
+                                       made on first use (tern__h2_stream_ctx) */
 };
 
 /* h2_conn.c */
@@ -181,11 +186,19 @@ int tern__h2_stream_start(h2_stream *st);
 /* Under mu, in the reader: reset detached streams whose response is not
  * out by their write deadline (what settle does for a waiting handler). */
 void tern__h2_sweep_detached(h2_conn *h2c, int64_t now);
+/* Under mu: free the streams kept for reuse. */
+void tern__h2_stream_cache_drain(h2_conn *h2c);
 /* Under mu: free st once nobody holds it (neither session nor handler). */
 void tern__h2_stream_release(h2_stream *st);
 /* Under mu: wait on st->cond until woken or `deadline`; 0, -ETIMEDOUT,
  * -ECANCELED (the request's context). */
 int tern__h2_stream_wait(h2_stream *st, int64_t deadline);
+/* The stream's context, made on first use (most requests never need one:
+ * a handler that neither waits nor asks for it); cancelled at once if the
+ * stream was reset or the connection died before.  NULL on ENOMEM.  Under
+ * mu; tern__h2_req_ctx takes it. */
+tern_ctx *tern__h2_stream_ctx(h2_stream *st);
+tern_ctx *tern__h2_req_ctx(tern_http_req *r);
 /* The same on another of the connection's conds (room). */
 int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline);
 /* The same, for the handler's own reads and writes: bounded by the

@@ -174,14 +174,25 @@ static int wait_room(h2_stream *st, size_t n)
 /* Under mu: append to the output queue (once it has room), the body's
  * last bytes when `last`, and wake the provider.  out_done is set only
  * after the append: waiting for room lets the provider run, and it ends
- * the stream when it finds the queue empty and out_done. */
-static int queue_out(h2_stream *st, const char *p, size_t n, bool last)
+ * the stream when it finds the queue empty and out_done.  When the bytes
+ * are a buffer of the handler's (`src`, holding p[0..n)) and the queue is
+ * empty, the two buffers trade places instead of copying: the common
+ * response is queued whole, once, so this saves a copy and a buffer. */
+static int queue_out(h2_stream *st, tern__growbuf *src, const char *p, size_t n, bool last)
 {
     h2_conn *h2c = st->h2c;
     int rc = wait_room(st, n);
     if (rc < 0)
         return rc;
-    if (n > 0) {
+    if (n > 0 && src && pending(st) == 0 && !src->fixed && !st->out.fixed) {
+        TERN_ASSERT(src->p == p && src->len == n);
+        tern__growbuf t = st->out;
+        st->out = *src;
+        st->out_off = 0;
+        *src = t;
+        src->len = 0;
+        h2c->queued += n;
+    } else if (n > 0) {
         if (st->out_off > 0) {
             memmove(st->out.p, st->out.p + st->out_off, pending(st));
             st->out.len -= st->out_off;
@@ -256,7 +267,7 @@ int tern__h2_flush(hconn *vhc)
         return 0;
     }
     tern_mutex_lock(&st->h2c->mu);
-    int rc = queue_out(st, vhc->out.p, vhc->out.len, false);
+    int rc = queue_out(st, &vhc->out, vhc->out.p, vhc->out.len, false);
     tern_mutex_unlock(&st->h2c->mu);
     vhc->out.len = 0;
     if (vhc->out.cap > 2 * H2_FLUSH_AT)
@@ -285,7 +296,7 @@ int tern__h2_resp_finish(tern_http_resp *w)
         w->committed = rc == 0;
     }
     if (rc == 0 && st->has_provider)
-        rc = queue_out(st, vhc->out.p, vhc->out.len, true);
+        rc = queue_out(st, &vhc->out, vhc->out.p, vhc->out.len, true);
     tern_mutex_unlock(&st->h2c->mu);
     vhc->out.len = 0;
     return rc < 0 ? fail(w, rc) : 0;
@@ -318,7 +329,7 @@ int tern__h2_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t len)
         offset += n;
         len -= (size_t)n;
         tern_mutex_lock(&st->h2c->mu);
-        rc = queue_out(st, chunk, (size_t)n, len == 0);
+        rc = queue_out(st, NULL, chunk, (size_t)n, len == 0);
         tern_mutex_unlock(&st->h2c->mu);
     }
     if (rc < 0) {

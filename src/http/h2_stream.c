@@ -18,11 +18,70 @@
 #include "http/h2_internal.h"
 #include "tern/runtime.h"
 
+/* A stream's memory, kept for the next stream while the connection is
+ * busy: its buffers and first arena chunk, up to these sizes.  A cached
+ * stream stands for one that was open at the same time as the others, so
+ * the cache holds no more than the connection held at its peak; the
+ * reader empties it once the connection has been idle for
+ * H2_IDLE_RELEASE_NS (idle connections keep none). */
+#define H2_STREAM_CACHE 32
+#define H2_KEEP_BUF (8 * 1024)
+
+static void stream_free(h2_stream *st)
+{
+    tern__growbuf_free(&st->out);
+    tern__growbuf_free(&st->vhc.out);
+    tern__arena_free(&st->vhc.arena);
+    free(st);
+}
+
+void tern__h2_stream_cache_drain(h2_conn *h2c)
+{
+    while (h2c->free_streams) {
+        h2_stream *st = h2c->free_streams;
+        h2c->free_streams = st->next;
+        stream_free(st);
+    }
+    h2c->nfree_streams = 0;
+}
+
+/* Under mu: st is done with; keep its memory for the next stream, or free
+ * it. */
+static void stream_recycle(h2_conn *h2c, h2_stream *st)
+{
+    if (h2c->nfree_streams >= H2_STREAM_CACHE || h2c->dead) {
+        stream_free(st);
+        return;
+    }
+    tern__growbuf out = st->out, vout = st->vhc.out;
+    tern__arena arena = st->vhc.arena;
+    if (out.cap > H2_KEEP_BUF)
+        tern__growbuf_free(&out);
+    if (vout.cap > H2_KEEP_BUF)
+        tern__growbuf_free(&vout);
+    tern__arena_reset(&arena);
+    if (arena.head && arena.head->cap > H2_KEEP_BUF)
+        tern__arena_free(&arena);
+    out.len = vout.len = 0;
+    memset(st, 0, sizeof *st);
+    st->out = out;
+    st->vhc.out = vout;
+    st->vhc.arena = arena;
+    st->next = h2c->free_streams;
+    h2c->free_streams = st;
+    h2c->nfree_streams++;
+}
+
 h2_stream *tern__h2_stream_new(h2_conn *h2c, int32_t id)
 {
-    h2_stream *st = calloc(1, sizeof *st);
-    if (!st)
+    h2_stream *st = h2c->free_streams;
+    if (st) {
+        h2c->free_streams = st->next;
+        h2c->nfree_streams--;
+        st->next = NULL;
+    } else if (!(st = calloc(1, sizeof *st))) {
         return NULL;
+    }
     st->h2c = h2c;
     st->id = id;
     st->vhc.srv = h2c->srv;
@@ -64,12 +123,9 @@ void tern__h2_stream_release(h2_stream *st)
         free((char *)st->trailers[i].name);     /* name and value share one block */
     free(st->trailers);
     tern__growbuf_free(&st->in);
-    tern__growbuf_free(&st->out);
-    tern__arena_free(&st->vhc.arena);
-    tern__growbuf_free(&st->vhc.out);
     tern__growbuf_free(&st->vhc.scratch);
     tern_ctx_free(st->ctx);
-    free(st);
+    stream_recycle(h2c, st);
 }
 
 void tern__h2_sweep_detached(h2_conn *h2c, int64_t now)
@@ -111,10 +167,36 @@ void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
     tern__h2_stream_release(st);
 }
 
+tern_ctx *tern__h2_stream_ctx(h2_stream *st)
+{
+    TERN_ASSERT(st->running);
+    if (!st->ctx) {
+        if (tern_ctx_with_cancel(st->h2c->srv->base, &st->ctx) < 0) {
+            st->ctx = NULL;
+            return NULL;
+        }
+        /* what stream_closed and conn_die would have done to it */
+        if ((st->closed && !st->eof_sent) || st->h2c->dead)
+            tern_ctx_cancel(st->ctx);
+    }
+    return st->ctx;
+}
+
+tern_ctx *tern__h2_req_ctx(tern_http_req *r)
+{
+    h2_stream *st = r->conn->h2;
+    tern_mutex_lock(&st->h2c->mu);
+    tern_ctx *c = tern__h2_stream_ctx(st);
+    tern_mutex_unlock(&st->h2c->mu);
+    return c;
+}
+
 static int wait_ctx(h2_stream *st, tern_ctx *ctx, tern_cond *cond, int64_t deadline)
 {
     h2_conn *h2c = st->h2c;
-    TERN_ASSERT(st->running && ctx);
+    TERN_ASSERT(st->running);
+    if (!ctx && !(ctx = tern__h2_stream_ctx(st)))
+        return -ENOMEM;
     if (deadline == TERN_FOREVER)
         return tern_cond_wait(cond, &h2c->mu, ctx);
     tern_ctx *c;
@@ -219,7 +301,7 @@ static int stream_main(void *arg)
     r.head = st->head;
     r.start = tern_now();
     r.max_body = s->o.max_body_bytes;
-    r.ctx = st->ctx;            /* the stream's, not owned by the request */
+    r.ctx = NULL;               /* the stream's, made when asked for (tern_http_req_ctx) */
     r.has_body = st->has_body;          /* set before this coroutine started */
     r.body_left = -1;
     r.body_done = !r.has_body;
@@ -235,7 +317,7 @@ static int stream_main(void *arg)
      * writer nor nghttp2 reads it */
     st->vhc.cur = NULL;
     tern__http_req_end(&r);
-    tern__growbuf_free(&st->vhc.out);
+    st->vhc.out.len = 0;        /* its memory goes with the stream's (kept) */
     tern__growbuf_free(&st->vhc.scratch);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
 
@@ -245,9 +327,10 @@ static int stream_main(void *arg)
         tern__h2_resp_settle(st, st->write_deadline);
         tern__h2_body_discard(st);
         tern_mutex_unlock(&h2c->mu);
-        /* the arena goes only now: the response trailers live in it until
-         * settle has made sure nghttp2 no longer reads them */
-        tern__arena_free(&st->vhc.arena);
+        /* the arena is reset only now: the response trailers live in it
+         * until settle has made sure nghttp2 no longer reads them (its first
+         * chunk stays, for the next stream) */
+        tern__arena_reset(&st->vhc.arena);
         tern_mutex_lock(&h2c->mu);
     } else {
         /* the response is all queued: the writer sends it without us (the
@@ -296,8 +379,6 @@ int tern__h2_stream_start(h2_stream *st)
         }
     }
     st->has_body = !st->in_eof;         /* END_STREAM on the HEADERS: no body */
-    if (tern_ctx_with_cancel(s->base, &st->ctx) < 0)
-        return -ENOMEM;
     st->running = true;
     h2c->nhandlers++;
     tern_waitgroup_add(&h2c->handlers, 1);
