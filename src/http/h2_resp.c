@@ -46,6 +46,21 @@ static nghttp2_nv nv(const char *name, size_t nl, const char *value, size_t vl)
     return (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE };
 }
 
+/* v in decimal at p (no NUL); its length.  snprintf cost more than the
+ * rest of a response head together. */
+static size_t fmt_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* The response head as nghttp2 fields, in the stream's arena (nghttp2
  * copies them when submitted).  content_length < 0: not known. */
 static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out, size_t *n)
@@ -59,7 +74,10 @@ static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out
     if (!v || !status || !clen)
         return -ENOMEM;
     TERN_ASSERT(w->status >= 200 && w->status <= 999);
-    snprintf(status, 4, "%03d", w->status);
+    status[0] = (char)('0' + w->status / 100);
+    status[1] = (char)('0' + w->status / 10 % 10);
+    status[2] = (char)('0' + w->status % 10);
+    status[3] = '\0';
     size_t k = 0;
     v[k++] = nv(":status", 7, status, 3);
     if (o->server_header)
@@ -81,8 +99,9 @@ static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out
     if (!has_type && w->body_bytes > 0 && !bodyless_status(w->status))
         v[k++] = nv("content-type", 12, "text/plain; charset=utf-8", 25);
     if (content_length >= 0 && !bodyless_status(w->status)) {
-        int cl = snprintf(clen, 24, "%lld", (long long)content_length);
-        v[k++] = nv("content-length", 14, clen, (size_t)cl);
+        size_t cl = fmt_u64(clen, (uint64_t)content_length);
+        clen[cl] = '\0';
+        v[k++] = nv("content-length", 14, clen, cl);
     }
     TERN_ASSERT(k <= w->nhdrs + 5);
     *out = v;
