@@ -195,7 +195,8 @@ static int session_new(h2_conn *h2c)
     nghttp2_option_set_max_outbound_ack(opt, h->max_outbound_ack ? h->max_outbound_ack : 1000);
     /* our HPACK encoder's table: the default 4 KiB whatever the client offers */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rc = nghttp2_session_server_new2(&h2c->sess, cb, h2c, opt);
+    nghttp2_mem mem = tern__h2_mem(h2c);
+    int rc = nghttp2_session_server_new3(&h2c->sess, cb, h2c, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rc != 0)
@@ -263,6 +264,7 @@ static ssize_t read_some(h2_conn *h2c, char **buf, bool cold, bool *trimmed)
         *buf = NULL;
         tern_mutex_lock(&h2c->mu);
         tern__h2_stream_cache_drain(h2c);
+        tern__h2_mem_drain(h2c);
         tern_mutex_unlock(&h2c->mu);
         if (!*trimmed)
             tern_stack_trim();
@@ -384,6 +386,8 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
     }
     if (rc < 0) {
         free(buf);
+        if (h2c)
+            tern__h2_mem_drain(h2c);    /* what a failed session_new freed */
         free(h2c);
         return rc;
     }
@@ -415,6 +419,7 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
     tern__h2_stream_cache_drain(h2c);
     tern_mutex_unlock(&h2c->mu);
     nghttp2_session_del(h2c->sess);
+    tern__h2_mem_drain(h2c);
     free(h2c);
     return rc;
 }

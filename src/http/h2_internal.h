@@ -10,6 +10,7 @@
  *                server's answers (431, 413, 400), the end of a stream
  *   h2_body.c    request bodies and trailers, with flow control
  *   h2_resp.c    response heads, bodies (the data provider), trailers
+ *   h2_mem.c     the session's allocator: freed blocks kept per connection
  *
  * Concurrency.  The session is not thread-safe and handlers run on any
  * worker thread, so everything about a connection (the session, every
@@ -75,6 +76,7 @@
 #define H2_IDLE_RELEASE_NS (1000 * 1000 * 1000LL)
 
 #define H2_MAX_GAPS 8
+#define H2_MEM_CLASSES 6
 
 typedef struct h2_conn h2_conn;
 
@@ -90,6 +92,8 @@ struct h2_conn {
     h2_stream *streams;             /* the session's and handlers' streams */
     h2_stream *free_streams;        /* done with, their memory kept (h2_stream.c) */
     uint32_t nfree_streams;
+    void *mem_free[H2_MEM_CLASSES]; /* nghttp2's freed blocks, kept (h2_mem.c) */
+    uint32_t mem_nfree[H2_MEM_CLASSES];
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
     uint32_t ndetached;             /* streams whose handler left before the
@@ -173,6 +177,11 @@ int tern__h2_serve_conn(hconn *hc, const char *pre, size_t npre);
 int tern__h2_session_run(hconn *hc, const char *pre, size_t npre);
 /* Under mu: the session may have something to send. */
 void tern__h2_wake_writer(h2_conn *h2c);
+
+/* h2_mem.c: the allocator for h2c's session (nghttp2 copies the struct),
+ * and giving back what it keeps (under mu, or once the session is gone). */
+nghttp2_mem tern__h2_mem(h2_conn *h2c);
+void tern__h2_mem_drain(h2_conn *h2c);
 
 /* h2_frames.c: the session's callbacks */
 void tern__h2_callbacks(nghttp2_session_callbacks *cb);
