@@ -305,8 +305,12 @@ static int reader_loop(h2_conn *h2c, char **buf)
         } else if (idle && !h2c->goaway_sent) {
             deadline = TERN_FOREVER;
         }
+        /* a connection that has carried few streams (most idle ones: a
+         * request now and then) gives its memory back at once, as before
+         * there was a hot wait: its blocks freed a second later sit among
+         * other connections' and the heap keeps them */
         int64_t release_at = h2c->last_active + H2_IDLE_RELEASE_NS;
-        bool cold = idle && now >= release_at;
+        bool cold = idle && (now >= release_at || h2c->nstarted < H2_HOT_AFTER);
         if (idle && !cold && (deadline == TERN_FOREVER || deadline > release_at))
             deadline = release_at;      /* then again, to go cold */
         bool want_read = nghttp2_session_want_read(h2c->sess);

@@ -72,8 +72,10 @@
 /* While streams are open the reader wakes this often to notice a
  * shutdown (to send GOAWAY) with no frame arriving. */
 #define H2_POLL_NS (100 * 1000 * 1000LL)
-/* Without streams this long, a connection gives its buffers back. */
+/* Without streams this long, a connection gives its buffers back (at
+ * once while it has carried fewer than H2_HOT_AFTER streams). */
 #define H2_IDLE_RELEASE_NS (1000 * 1000 * 1000LL)
+#define H2_HOT_AFTER 64
 
 #define H2_MAX_GAPS 8
 #define H2_MEM_CLASSES 6
@@ -96,6 +98,7 @@ struct h2_conn {
     uint32_t mem_nfree[H2_MEM_CLASSES];
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
+    uint64_t nstarted;              /* handlers ever started */
     uint32_t ndetached;             /* streams whose handler left before the
                                        response was out (h2_stream.c) */
     int64_t next_sweep;             /* when the reader next looks for detached

@@ -381,6 +381,7 @@ int tern__h2_stream_start(h2_stream *st)
     st->has_body = !st->in_eof;         /* END_STREAM on the HEADERS: no body */
     st->running = true;
     h2c->nhandlers++;
+    h2c->nstarted++;
     tern_waitgroup_add(&h2c->handlers, 1);
     if (tern_go_opts(stream_main, st, &(tern_go_options){ .name = "http2-stream" }, NULL) < 0) {
         st->running = false;
