@@ -278,6 +278,43 @@ def zero_window_readers(exe):
         a.done()
 
 
+def zero_window_small(exe):
+    """Small responses a client never opens its window for: the handler
+    returns with its response queued (it does not wait for the writer),
+    and the stream is still reset at write_timeout (CANCEL) rather than
+    held open for as long as the client likes."""
+    a = Attack(exe, "--write-timeout-ms", "1000")
+    socks = []
+    try:
+        for c in range(10):
+            sock = raw_conn(a.s.port, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+            enc = hpack.Encoder()
+            out = b""
+            for i in range(10):
+                sid = 1 + 2 * i
+                out += HeadersFrame(sid, request_block(enc, sid, "/big?n=1000"),
+                                    flags=["END_HEADERS", "END_STREAM"]).serialize()
+            send_all(sock, out)
+            socks.append(sock)
+        time.sleep(0.3)
+        a.check("zero-window small responses")
+        time.sleep(1.5 if not SLOW else 15)    # write_timeout, and the reader's 100 ms poll
+        heads = resets = 0
+        for sock in socks:
+            frames, _ = read_frames(sock, lambda f: False, 0.3)
+            heads += sum(1 for f in frames if isinstance(f, HeadersFrame))
+            resets += sum(1 for f in frames
+                          if isinstance(f, RstStreamFrame) and f.error_code == 0x8)
+        eq(heads, 100, "every small response's HEADERS sent")
+        eq(resets, 100, "every stalled small response reset (CANCEL) after write_timeout")
+        print(f"     zero-window small responses: 10 conns x 10 streams: {resets} reset "
+              f"after write_timeout")
+    finally:
+        for sock in socks:
+            sock.close()
+        a.done()
+
+
 def streams_beyond_limit(exe):
     """Past SETTINGS_MAX_CONCURRENT_STREAMS.  Before the client has
     acknowledged the limit, the streams over it are refused (REFUSED_STREAM)
@@ -353,6 +390,7 @@ CHECKS = [
     ("settings_flood", settings_flood),
     ("ping_flood", ping_flood),
     ("zero_window_readers", zero_window_readers),
+    ("zero_window_small", zero_window_small),
     ("streams_beyond_limit", streams_beyond_limit),
     ("bad_preface", bad_preface),
 ]

@@ -4,7 +4,8 @@
  * per side), in one runtime: the protocol a handler sees, bodies both
  * ways past the windows, response trailers, many streams on one
  * connection running their handlers at once, a reset cancelling its
- * handler's context, and a graceful shutdown letting a stream finish.
+ * handler's context (also one the handler asks for only after the reset),
+ * and a graceful shutdown letting a stream finish.
  * The scripts (http_h2_*.py, http_h2_h2spec.sh) test the same server
  * against other peers.
  */
@@ -43,6 +44,15 @@ static int handler(tern_http_req *r, tern_http_resp *w, void *arg)
     if (!strcmp(path, "/trailers")) {
         tern_http_resp_set_trailer(w, "X-Sum", "42");
         return tern_http_resp_text(w, 200, "body\n");
+    }
+    if (!strcmp(path, "/late-ctx")) {
+        /* asks for its context only after the client has reset the
+         * stream: the server makes it on first use, and must hand out
+         * one already cancelled */
+        tern_sleep(200 * TERN_MS);
+        if (tern_ctx_err(tern_http_req_ctx(r)) == -ECANCELED)
+            atomic_fetch_add(&fx.cancelled, 1);
+        return tern_http_resp_text(w, 200, "late");
     }
     if (!strcmp(path, "/sleep")) {
         int rc = tern_ctx_sleep(200 * TERN_MS, tern_http_req_ctx(r));
@@ -252,6 +262,29 @@ static void client_reset_cancels_the_handler_context(void)
     run_ok(cancel_main, NULL, 2);
 }
 
+static int late_cancel_main(void *arg)
+{
+    (void)arg;
+    start();
+    tern_ctx *ctx;
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 50 * TERN_MS, &ctx), 0);
+    tern_http_client_request req = { .url = url("/late-ctx") };
+    tern_http_client_response *r = NULL;
+    int rc = tern_http_client_do(fx.cli, &req, &r, ctx);
+    CHECK(rc == -ETIMEDOUT || rc == -ECANCELED);
+    tern_ctx_free(ctx);
+    for (int i = 0; i < 100 && atomic_load(&fx.cancelled) == 0; i++)
+        tern_sleep(10 * TERN_MS);
+    CHECK_EQ(atomic_load(&fx.cancelled), 1);
+    stop();
+    return 0;
+}
+
+static void context_asked_for_after_a_reset_is_cancelled(void)
+{
+    run_ok(late_cancel_main, NULL, 2);
+}
+
 static int in_flight(void *arg)
 {
     tern_waitgroup *wg = arg;
@@ -294,4 +327,5 @@ static void graceful_shutdown_lets_streams_finish(void)
 
 TESTS(T(handler_sees_http2), T(large_body_echoed_through_flow_control),
       T(response_trailers_reach_the_client), T(streams_on_one_connection_run_at_once),
-      T(client_reset_cancels_the_handler_context), T(graceful_shutdown_lets_streams_finish))
+      T(client_reset_cancels_the_handler_context),
+      T(context_asked_for_after_a_reset_is_cancelled), T(graceful_shutdown_lets_streams_finish))

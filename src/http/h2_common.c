@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
+#include <string.h>
 #include <strings.h>
 
 #include "http/h2_common.h"
@@ -39,11 +40,20 @@ int tern__h2_errno(uint32_t code)
 bool tern__h2_forbidden_field(const char *name, const char *value)
 {
     /* RFC 9113 8.2.2: connection-specific fields are malformed in HTTP/2;
-     * TE may only say "trailers". */
-    static const char *const conn_specific[] = {"connection", "keep-alive", "proxy-connection",
-                                                "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < sizeof conn_specific / sizeof conn_specific[0]; i++)
-        if (strcasecmp(name, conn_specific[i]) == 0)
-            return true;
-    return strcasecmp(name, "te") == 0 && strcasecmp(value, "trailers") != 0;
+     * TE may only say "trailers".  By length first: this runs for every
+     * field of every response, and most fields are none of these. */
+    switch (strlen(name)) {
+    case 2:
+        return strcasecmp(name, "te") == 0 && strcasecmp(value, "trailers") != 0;
+    case 7:
+        return strcasecmp(name, "upgrade") == 0;
+    case 10:
+        return strcasecmp(name, "connection") == 0 || strcasecmp(name, "keep-alive") == 0;
+    case 16:
+        return strcasecmp(name, "proxy-connection") == 0;
+    case 17:
+        return strcasecmp(name, "transfer-encoding") == 0;
+    default:
+        return false;
+    }
 }

@@ -93,6 +93,7 @@ static int writer_main(void *arg)
     h2_conn *h2c = arg;
     tern_http_server *s = h2c->srv;
     tern__growbuf buf = { 0 };
+    bool yielded = false;
     tern_mutex_lock(&h2c->mu);
     for (;;) {
         bool last = h2c->dead;
@@ -102,6 +103,19 @@ static int writer_main(void *arg)
             writer_wait(h2c);
             continue;
         }
+        if (!last && !yielded && h2c->nhandlers > 0) {
+            /* The first handler to queue its response readies the writer
+             * ahead of the other handlers the same read started (the
+             * runtime runs a readied coroutine next); one yield lets them
+             * queue theirs too, so a read's worth of responses leaves in
+             * one write rather than one write each. */
+            yielded = true;
+            tern_mutex_unlock(&h2c->mu);
+            tern_yield();
+            tern_mutex_lock(&h2c->mu);
+            continue;
+        }
+        yielded = false;
         int err = 0;
         buf.len = 0;
         while (buf.len < H2_WRITE_BATCH) {
@@ -181,7 +195,8 @@ static int session_new(h2_conn *h2c)
     nghttp2_option_set_max_outbound_ack(opt, h->max_outbound_ack ? h->max_outbound_ack : 1000);
     /* our HPACK encoder's table: the default 4 KiB whatever the client offers */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rc = nghttp2_session_server_new2(&h2c->sess, cb, h2c, opt);
+    nghttp2_mem mem = tern__h2_mem(h2c);
+    int rc = nghttp2_session_server_new3(&h2c->sess, cb, h2c, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rc != 0)
@@ -235,17 +250,22 @@ static void send_goaway(h2_conn *h2c)
     tern__h2_wake_writer(h2c);
 }
 
-/* Read and feed until the session has nothing more to read or write,
- * the peer goes, or an error.  0 for a clean end, else <0. */
-/* Read into *buf, allocated while the connection is busy: an idle one
- * waits for bytes holding no buffer, its stack trimmed, as HTTP/1.1's
- * does (idle connections are most of a server's connections). */
-static ssize_t read_some(h2_conn *h2c, char **buf, bool idle, bool *trimmed)
+/* Read into *buf, allocated while the connection is busy.  Once it has
+ * been idle (no streams) for H2_IDLE_RELEASE_NS (`cold`), it waits for
+ * bytes holding no buffer, its stack trimmed and its kept streams freed,
+ * as HTTP/1.1's does (idle connections are most of a server's
+ * connections); a connection between two bursts of a busy client keeps
+ * them, rather than free and remake them for every burst. */
+static ssize_t read_some(h2_conn *h2c, char **buf, bool cold, bool *trimmed)
 {
     tern_conn *c = h2c->hc->c;
-    if (idle) {
+    if (cold) {
         free(*buf);
         *buf = NULL;
+        tern_mutex_lock(&h2c->mu);
+        tern__h2_stream_cache_drain(h2c);
+        tern__h2_mem_drain(h2c);
+        tern_mutex_unlock(&h2c->mu);
         if (!*trimmed)
             tern_stack_trim();
         *trimmed = true;
@@ -259,6 +279,8 @@ static ssize_t read_some(h2_conn *h2c, char **buf, bool idle, bool *trimmed)
     return tern_conn_read(c, *buf, H2_READ_BUF, NULL);
 }
 
+/* Read and feed until the session has nothing more to read or write,
+ * the peer goes, or an error.  0 for a clean end, else <0. */
 static int reader_loop(h2_conn *h2c, char **buf)
 {
     bool trimmed = false;
@@ -273,6 +295,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
         if (atomic_load(&s->shutting_down))
             send_goaway(h2c);
         int64_t now = tern_now();
+        tern__h2_sweep_detached(h2c, now);
         bool idle = h2c->nstreams == 0;
         int64_t deadline = now + H2_POLL_NS;
         if (idle && !h2c->goaway_sent && s->o.idle_timeout >= 0) {
@@ -282,6 +305,14 @@ static int reader_loop(h2_conn *h2c, char **buf)
         } else if (idle && !h2c->goaway_sent) {
             deadline = TERN_FOREVER;
         }
+        /* a connection that has carried few streams (most idle ones: a
+         * request now and then) gives its memory back at once, as before
+         * there was a hot wait: its blocks freed a second later sit among
+         * other connections' and the heap keeps them */
+        int64_t release_at = h2c->last_active + H2_IDLE_RELEASE_NS;
+        bool cold = idle && (now >= release_at || h2c->nstarted < H2_HOT_AFTER);
+        if (idle && !cold && (deadline == TERN_FOREVER || deadline > release_at))
+            deadline = release_at;      /* then again, to go cold */
         bool want_read = nghttp2_session_want_read(h2c->sess);
         if (!want_read) {
             /* the session is over (a GOAWAY after an error, or after the
@@ -302,7 +333,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
             atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
         }
         ssize_t n = (idle && atomic_load(&s->shutting_down)) ? 0
-                    : read_some(h2c, buf, idle, &trimmed);
+                    : read_some(h2c, buf, cold, &trimmed);
         if (idle) {
             atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
             atomic_store(&hc->state, CONN_ACTIVE);
@@ -359,6 +390,8 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
     }
     if (rc < 0) {
         free(buf);
+        if (h2c)
+            tern__h2_mem_drain(h2c);    /* what a failed session_new freed */
         free(h2c);
         return rc;
     }
@@ -387,8 +420,10 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
         tern__h2_stream_release(st);
     }
     TERN_ASSERT(h2c->nstreams == 0);
+    tern__h2_stream_cache_drain(h2c);
     tern_mutex_unlock(&h2c->mu);
     nghttp2_session_del(h2c->sess);
+    tern__h2_mem_drain(h2c);
     free(h2c);
     return rc;
 }

@@ -10,6 +10,7 @@
  *                server's answers (431, 413, 400), the end of a stream
  *   h2_body.c    request bodies and trailers, with flow control
  *   h2_resp.c    response heads, bodies (the data provider), trailers
+ *   h2_mem.c     the session's allocator: freed blocks kept per connection
  *
  * Concurrency.  The session is not thread-safe and handlers run on any
  * worker thread, so everything about a connection (the session, every
@@ -40,9 +41,15 @@
  *
  * Lifetime.  A stream is referenced by the session (from its first
  * HEADERS until on_stream_close) and by its handler coroutine (from spawn
- * to return); it is freed, under mu, by whichever lets go last.  The
- * connection outlives its streams: its coroutine waits for every handler
- * and for the writer before it frees the session.
+ * to return); it is freed, under mu, by whichever lets go last.  A
+ * handler whose response is all queued returns at once ("detached", see
+ * can_detach in h2_stream.c) rather than wait for the writer to send it;
+ * the stream keeps the response's arena (its trailers) until the session
+ * lets go, and the reader resets it at write_timeout as a waiting handler
+ * would have.  Detached streams are open streams to nghttp2, so
+ * MAX_CONCURRENT_STREAMS bounds them.  The connection outlives its
+ * streams: its coroutine waits for every handler and for the writer
+ * before it frees the session.
  */
 #ifndef TERN_HTTP_H2_INTERNAL_H
 #define TERN_HTTP_H2_INTERNAL_H
@@ -65,8 +72,13 @@
 /* While streams are open the reader wakes this often to notice a
  * shutdown (to send GOAWAY) with no frame arriving. */
 #define H2_POLL_NS (100 * 1000 * 1000LL)
+/* Without streams this long, a connection gives its buffers back (at
+ * once while it has carried fewer than H2_HOT_AFTER streams). */
+#define H2_IDLE_RELEASE_NS (1000 * 1000 * 1000LL)
+#define H2_HOT_AFTER 64
 
 #define H2_MAX_GAPS 8
+#define H2_MEM_CLASSES 6
 
 typedef struct h2_conn h2_conn;
 
@@ -80,8 +92,17 @@ struct h2_conn {
     tern_cond room;                 /* handlers: the connection's output queue shrank */
     size_t queued;                  /* bytes in the streams' output queues */
     h2_stream *streams;             /* the session's and handlers' streams */
+    h2_stream *free_streams;        /* done with, their memory kept (h2_stream.c) */
+    uint32_t nfree_streams;
+    void *mem_free[H2_MEM_CLASSES]; /* nghttp2's freed blocks, kept (h2_mem.c) */
+    uint32_t mem_nfree[H2_MEM_CLASSES];
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
+    uint64_t nstarted;              /* handlers ever started */
+    uint32_t ndetached;             /* streams whose handler left before the
+                                       response was out (h2_stream.c) */
+    int64_t next_sweep;             /* when the reader next looks for detached
+                                       streams past their write deadline */
     tern_waitgroup handlers;
     tern_waitgroup writer;
     bool dead;                      /* no more I/O: handlers give up, the writer leaves */
@@ -140,10 +161,13 @@ struct h2_stream {
     int64_t write_deadline;         /* write_timeout, from the request's start */
     /* life */
     bool running;                   /* a handler coroutine holds it */
+    bool detached;                  /* the handler left with its response all
+                                       queued, not yet sent */
     bool closed;                    /* the session has let it go */
     uint32_t close_error;           /* its RST_STREAM / GOAWAY code, when closed */
     tern_cond cond;                 /* the handler: input, output space, or the end */
-    tern_ctx *ctx;                  /* the request's context: cancelled by a reset */
+    tern_ctx *ctx;                  /* the request's context: cancelled by a reset;
+                                       made on first use (tern__h2_stream_ctx) */
 };
 
 /* h2_conn.c */
@@ -157,6 +181,11 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre);
 /* Under mu: the session may have something to send. */
 void tern__h2_wake_writer(h2_conn *h2c);
 
+/* h2_mem.c: the allocator for h2c's session (nghttp2 copies the struct),
+ * and giving back what it keeps (under mu, or once the session is gone). */
+nghttp2_mem tern__h2_mem(h2_conn *h2c);
+void tern__h2_mem_drain(h2_conn *h2c);
+
 /* h2_frames.c: the session's callbacks */
 void tern__h2_callbacks(nghttp2_session_callbacks *cb);
 
@@ -166,11 +195,22 @@ h2_stream *tern__h2_stream_new(h2_conn *h2c, int32_t id);
 void tern__h2_stream_closed(h2_stream *st, uint32_t error_code);
 /* Under mu: the request head is complete; start its handler. */
 int tern__h2_stream_start(h2_stream *st);
+/* Under mu, in the reader: reset detached streams whose response is not
+ * out by their write deadline (what settle does for a waiting handler). */
+void tern__h2_sweep_detached(h2_conn *h2c, int64_t now);
+/* Under mu: free the streams kept for reuse. */
+void tern__h2_stream_cache_drain(h2_conn *h2c);
 /* Under mu: free st once nobody holds it (neither session nor handler). */
 void tern__h2_stream_release(h2_stream *st);
 /* Under mu: wait on st->cond until woken or `deadline`; 0, -ETIMEDOUT,
  * -ECANCELED (the request's context). */
 int tern__h2_stream_wait(h2_stream *st, int64_t deadline);
+/* The stream's context, made on first use (most requests never need one:
+ * a handler that neither waits nor asks for it); cancelled at once if the
+ * stream was reset or the connection died before.  NULL on ENOMEM.  Under
+ * mu; tern__h2_req_ctx takes it. */
+tern_ctx *tern__h2_stream_ctx(h2_stream *st);
+tern_ctx *tern__h2_req_ctx(tern_http_req *r);
 /* The same on another of the connection's conds (room). */
 int tern__h2_stream_wait_on(h2_stream *st, tern_cond *cond, int64_t deadline);
 /* The same, for the handler's own reads and writes: bounded by the

@@ -46,6 +46,21 @@ static nghttp2_nv nv(const char *name, size_t nl, const char *value, size_t vl)
     return (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE };
 }
 
+/* v in decimal at p (no NUL); its length.  snprintf cost more than the
+ * rest of a response head together. */
+static size_t fmt_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* The response head as nghttp2 fields, in the stream's arena (nghttp2
  * copies them when submitted).  content_length < 0: not known. */
 static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out, size_t *n)
@@ -59,7 +74,10 @@ static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out
     if (!v || !status || !clen)
         return -ENOMEM;
     TERN_ASSERT(w->status >= 200 && w->status <= 999);
-    snprintf(status, 4, "%03d", w->status);
+    status[0] = (char)('0' + w->status / 100);
+    status[1] = (char)('0' + w->status / 10 % 10);
+    status[2] = (char)('0' + w->status % 10);
+    status[3] = '\0';
     size_t k = 0;
     v[k++] = nv(":status", 7, status, 3);
     if (o->server_header)
@@ -81,8 +99,9 @@ static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out
     if (!has_type && w->body_bytes > 0 && !bodyless_status(w->status))
         v[k++] = nv("content-type", 12, "text/plain; charset=utf-8", 25);
     if (content_length >= 0 && !bodyless_status(w->status)) {
-        int cl = snprintf(clen, 24, "%lld", (long long)content_length);
-        v[k++] = nv("content-length", 14, clen, (size_t)cl);
+        size_t cl = fmt_u64(clen, (uint64_t)content_length);
+        clen[cl] = '\0';
+        v[k++] = nv("content-length", 14, clen, cl);
     }
     TERN_ASSERT(k <= w->nhdrs + 5);
     *out = v;
@@ -174,14 +193,25 @@ static int wait_room(h2_stream *st, size_t n)
 /* Under mu: append to the output queue (once it has room), the body's
  * last bytes when `last`, and wake the provider.  out_done is set only
  * after the append: waiting for room lets the provider run, and it ends
- * the stream when it finds the queue empty and out_done. */
-static int queue_out(h2_stream *st, const char *p, size_t n, bool last)
+ * the stream when it finds the queue empty and out_done.  When the bytes
+ * are a buffer of the handler's (`src`, holding p[0..n)) and the queue is
+ * empty, the two buffers trade places instead of copying: the common
+ * response is queued whole, once, so this saves a copy and a buffer. */
+static int queue_out(h2_stream *st, tern__growbuf *src, const char *p, size_t n, bool last)
 {
     h2_conn *h2c = st->h2c;
     int rc = wait_room(st, n);
     if (rc < 0)
         return rc;
-    if (n > 0) {
+    if (n > 0 && src && pending(st) == 0 && !src->fixed && !st->out.fixed) {
+        TERN_ASSERT(src->p == p && src->len == n);
+        tern__growbuf t = st->out;
+        st->out = *src;
+        st->out_off = 0;
+        *src = t;
+        src->len = 0;
+        h2c->queued += n;
+    } else if (n > 0) {
         if (st->out_off > 0) {
             memmove(st->out.p, st->out.p + st->out_off, pending(st));
             st->out.len -= st->out_off;
@@ -256,7 +286,7 @@ int tern__h2_flush(hconn *vhc)
         return 0;
     }
     tern_mutex_lock(&st->h2c->mu);
-    int rc = queue_out(st, vhc->out.p, vhc->out.len, false);
+    int rc = queue_out(st, &vhc->out, vhc->out.p, vhc->out.len, false);
     tern_mutex_unlock(&st->h2c->mu);
     vhc->out.len = 0;
     if (vhc->out.cap > 2 * H2_FLUSH_AT)
@@ -285,7 +315,7 @@ int tern__h2_resp_finish(tern_http_resp *w)
         w->committed = rc == 0;
     }
     if (rc == 0 && st->has_provider)
-        rc = queue_out(st, vhc->out.p, vhc->out.len, true);
+        rc = queue_out(st, &vhc->out, vhc->out.p, vhc->out.len, true);
     tern_mutex_unlock(&st->h2c->mu);
     vhc->out.len = 0;
     return rc < 0 ? fail(w, rc) : 0;
@@ -318,7 +348,7 @@ int tern__h2_resp_send_file(tern_http_resp *w, int fd, off_t offset, size_t len)
         offset += n;
         len -= (size_t)n;
         tern_mutex_lock(&st->h2c->mu);
-        rc = queue_out(st, chunk, (size_t)n, len == 0);
+        rc = queue_out(st, NULL, chunk, (size_t)n, len == 0);
         tern_mutex_unlock(&st->h2c->mu);
     }
     if (rc < 0) {

@@ -18,11 +18,70 @@
 #include "http/h2_internal.h"
 #include "tern/runtime.h"
 
+/* A stream's memory, kept for the next stream while the connection is
+ * busy: its buffers and first arena chunk, up to these sizes.  A cached
+ * stream stands for one that was open at the same time as the others, so
+ * the cache holds no more than the connection held at its peak; the
+ * reader empties it once the connection has been idle for
+ * H2_IDLE_RELEASE_NS (idle connections keep none). */
+#define H2_STREAM_CACHE 32
+#define H2_KEEP_BUF (8 * 1024)
+
+static void stream_free(h2_stream *st)
+{
+    tern__growbuf_free(&st->out);
+    tern__growbuf_free(&st->vhc.out);
+    tern__arena_free(&st->vhc.arena);
+    free(st);
+}
+
+void tern__h2_stream_cache_drain(h2_conn *h2c)
+{
+    while (h2c->free_streams) {
+        h2_stream *st = h2c->free_streams;
+        h2c->free_streams = st->next;
+        stream_free(st);
+    }
+    h2c->nfree_streams = 0;
+}
+
+/* Under mu: st is done with; keep its memory for the next stream, or free
+ * it. */
+static void stream_recycle(h2_conn *h2c, h2_stream *st)
+{
+    if (h2c->nfree_streams >= H2_STREAM_CACHE || h2c->dead) {
+        stream_free(st);
+        return;
+    }
+    tern__growbuf out = st->out, vout = st->vhc.out;
+    tern__arena arena = st->vhc.arena;
+    if (out.cap > H2_KEEP_BUF)
+        tern__growbuf_free(&out);
+    if (vout.cap > H2_KEEP_BUF)
+        tern__growbuf_free(&vout);
+    tern__arena_reset(&arena);
+    if (arena.head && arena.head->cap > H2_KEEP_BUF)
+        tern__arena_free(&arena);
+    out.len = vout.len = 0;
+    memset(st, 0, sizeof *st);
+    st->out = out;
+    st->vhc.out = vout;
+    st->vhc.arena = arena;
+    st->next = h2c->free_streams;
+    h2c->free_streams = st;
+    h2c->nfree_streams++;
+}
+
 h2_stream *tern__h2_stream_new(h2_conn *h2c, int32_t id)
 {
-    h2_stream *st = calloc(1, sizeof *st);
-    if (!st)
+    h2_stream *st = h2c->free_streams;
+    if (st) {
+        h2c->free_streams = st->next;
+        h2c->nfree_streams--;
+        st->next = NULL;
+    } else if (!(st = calloc(1, sizeof *st))) {
         return NULL;
+    }
     st->h2c = h2c;
     st->id = id;
     st->vhc.srv = h2c->srv;
@@ -56,16 +115,36 @@ void tern__h2_stream_release(h2_stream *st)
         st->next->prev = st->prev;
     if (--h2c->nstreams == 0)
         h2c->last_active = tern_now();
+    if (st->detached) {
+        TERN_ASSERT(h2c->ndetached > 0);
+        h2c->ndetached--;
+    }
     for (size_t i = 0; i < st->ntrailers; i++)
         free((char *)st->trailers[i].name);     /* name and value share one block */
     free(st->trailers);
     tern__growbuf_free(&st->in);
-    tern__growbuf_free(&st->out);
-    tern__arena_free(&st->vhc.arena);
-    tern__growbuf_free(&st->vhc.out);
     tern__growbuf_free(&st->vhc.scratch);
     tern_ctx_free(st->ctx);
-    free(st);
+    stream_recycle(h2c, st);
+}
+
+void tern__h2_sweep_detached(h2_conn *h2c, int64_t now)
+{
+    if (h2c->ndetached == 0 || now < h2c->next_sweep)
+        return;
+    h2c->next_sweep = now + H2_POLL_NS;
+    bool reset = false;
+    for (h2_stream *st = h2c->streams; st; st = st->next) {
+        if (!st->detached || st->closed || st->eof_sent || st->rst_code ||
+            st->write_deadline == TERN_FOREVER || now < st->write_deadline)
+            continue;
+        /* a client that does not read: as settle would, give up on it */
+        st->rst_code = NGHTTP2_CANCEL;
+        nghttp2_submit_rst_stream(h2c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        reset = true;
+    }
+    if (reset)
+        tern__h2_wake_writer(h2c);
 }
 
 void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
@@ -88,10 +167,36 @@ void tern__h2_stream_closed(h2_stream *st, uint32_t error_code)
     tern__h2_stream_release(st);
 }
 
+tern_ctx *tern__h2_stream_ctx(h2_stream *st)
+{
+    TERN_ASSERT(st->running);
+    if (!st->ctx) {
+        if (tern_ctx_with_cancel(st->h2c->srv->base, &st->ctx) < 0) {
+            st->ctx = NULL;
+            return NULL;
+        }
+        /* what stream_closed and conn_die would have done to it */
+        if ((st->closed && !st->eof_sent) || st->h2c->dead)
+            tern_ctx_cancel(st->ctx);
+    }
+    return st->ctx;
+}
+
+tern_ctx *tern__h2_req_ctx(tern_http_req *r)
+{
+    h2_stream *st = r->conn->h2;
+    tern_mutex_lock(&st->h2c->mu);
+    tern_ctx *c = tern__h2_stream_ctx(st);
+    tern_mutex_unlock(&st->h2c->mu);
+    return c;
+}
+
 static int wait_ctx(h2_stream *st, tern_ctx *ctx, tern_cond *cond, int64_t deadline)
 {
     h2_conn *h2c = st->h2c;
-    TERN_ASSERT(st->running && ctx);
+    TERN_ASSERT(st->running);
+    if (!ctx && !(ctx = tern__h2_stream_ctx(st)))
+        return -ENOMEM;
     if (deadline == TERN_FOREVER)
         return tern_cond_wait(cond, &h2c->mu, ctx);
     tern_ctx *c;
@@ -170,6 +275,19 @@ static void serve_stream(h2_stream *st, tern_http_req *r, tern_http_resp *w)
     }
 }
 
+/* Under mu, the handler done: whether it can leave before its response
+ * is out rather than wait in settle.  Only when settle would have nothing
+ * to decide but the write deadline: the whole response submitted and
+ * queued (HEADERS alone, or a provider with out_done), the request read
+ * to its END_STREAM (else an RST_STREAM NO_ERROR must follow our
+ * END_STREAM), no reset pending, the stream and connection alive.  Most
+ * responses qualify, and each saves a park, a wake and a timed context. */
+static bool can_detach(const h2_stream *st)
+{
+    return !st->rst_code && !st->closed && !st->eof_sent && !st->h2c->dead && st->in_eof &&
+           st->submitted && (!st->has_provider || st->out_done);
+}
+
 static int stream_main(void *arg)
 {
     h2_stream *st = arg;
@@ -183,7 +301,7 @@ static int stream_main(void *arg)
     r.head = st->head;
     r.start = tern_now();
     r.max_body = s->o.max_body_bytes;
-    r.ctx = st->ctx;            /* the stream's, not owned by the request */
+    r.ctx = NULL;               /* the stream's, made when asked for (tern_http_req_ctx) */
     r.has_body = st->has_body;          /* set before this coroutine started */
     r.body_left = -1;
     r.body_done = !r.has_body;
@@ -195,25 +313,39 @@ static int stream_main(void *arg)
     if (!w.done)
         tern__http_resp_finish(&w);
 
-    tern_mutex_lock(&h2c->mu);
-    tern__h2_resp_settle(st, st->write_deadline);
-    tern__h2_body_discard(st);
-    tern_mutex_unlock(&h2c->mu);
-    /* the request's memory goes only now: the response trailers live in
-     * its arena until settle has made sure nghttp2 no longer reads them */
+    /* the handler's own memory (its contexts, buffers): neither the
+     * writer nor nghttp2 reads it */
     st->vhc.cur = NULL;
     tern__http_req_end(&r);
-    tern__arena_free(&st->vhc.arena);
-    tern__growbuf_free(&st->vhc.out);
+    st->vhc.out.len = 0;        /* its memory goes with the stream's (kept) */
     tern__growbuf_free(&st->vhc.scratch);
     atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
 
     tern_mutex_lock(&h2c->mu);
+    bool detach = can_detach(st);
+    if (!detach) {
+        tern__h2_resp_settle(st, st->write_deadline);
+        tern__h2_body_discard(st);
+        tern_mutex_unlock(&h2c->mu);
+        /* the arena is reset only now: the response trailers live in it
+         * until settle has made sure nghttp2 no longer reads them (its first
+         * chunk stays, for the next stream) */
+        tern__arena_reset(&st->vhc.arena);
+        tern_mutex_lock(&h2c->mu);
+    } else {
+        /* the response is all queued: the writer sends it without us (the
+         * arena, with the trailers, goes with the stream), and the reader
+         * resets it if the client has not taken it by write_deadline */
+        tern__h2_body_discard(st);
+        st->detached = true;
+        h2c->ndetached++;
+    }
     TERN_ASSERT(st->running && h2c->nhandlers > 0);
     st->running = false;
     h2c->nhandlers--;
-    tern__h2_stream_release(st);
-    tern__h2_wake_writer(h2c);  /* the RST_STREAM settle may have queued */
+    tern__h2_stream_release(st);        /* st may be freed from here on */
+    if (!detach)
+        tern__h2_wake_writer(h2c);      /* the RST_STREAM settle may have queued */
     tern_mutex_unlock(&h2c->mu);
     tern_waitgroup_done(&h2c->handlers);        /* h2c may be freed from here on */
     return 0;
@@ -247,10 +379,9 @@ int tern__h2_stream_start(h2_stream *st)
         }
     }
     st->has_body = !st->in_eof;         /* END_STREAM on the HEADERS: no body */
-    if (tern_ctx_with_cancel(s->base, &st->ctx) < 0)
-        return -ENOMEM;
     st->running = true;
     h2c->nhandlers++;
+    h2c->nstarted++;
     tern_waitgroup_add(&h2c->handlers, 1);
     if (tern_go_opts(stream_main, st, &(tern_go_options){ .name = "http2-stream" }, NULL) < 0) {
         st->running = false;

@@ -538,12 +538,19 @@ tern_ctx *tern_http_req_ctx(tern_http_req *r)
     if (!r->ctx) {
         TERN_ASSERT(r->nowned == 0);    /* tern_http_req_set_ctx sets r->ctx too */
         tern_ctx *c;
-        if (tern_ctx_with_cancel(r->conn->srv->base, &c) < 0)
-            return r->conn->srv->base;  /* ENOMEM: still a valid context */
-        r->ctx = c;
-        r->cancel_ctx = c;
-        r->owned_ctx[r->nowned++] = c;
-        tern__http_req_watch_peer(r);
+        if (r->conn->h2) {
+            /* the stream's, which a reset cancels (not owned here) */
+            if (!(c = tern__h2_req_ctx(r)))
+                return r->conn->srv->base;
+            r->ctx = c;
+        } else {
+            if (tern_ctx_with_cancel(r->conn->srv->base, &c) < 0)
+                return r->conn->srv->base;  /* ENOMEM: still a valid context */
+            r->ctx = c;
+            r->cancel_ctx = c;
+            r->owned_ctx[r->nowned++] = c;
+            tern__http_req_watch_peer(r);
+        }
         /* the values added before: the owned slots always have room for
          * them (HTTP_MAX_CTX_VALUES < HTTP_MAX_CTXS) */
         for (size_t i = 0; i < r->nctx_values; i++) {
