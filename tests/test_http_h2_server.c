@@ -54,6 +54,16 @@ static int handler(tern_http_req *r, tern_http_resp *w, void *arg)
             atomic_fetch_add(&fx.cancelled, 1);
         return tern_http_resp_text(w, 200, "late");
     }
+    if (!strcmp(path, "/hang")) {
+        /* long enough that only the client's reset ends it, however
+         * late a loaded machine runs the two sides */
+        int rc = tern_ctx_sleep(5 * TERN_SEC, tern_http_req_ctx(r));
+        if (rc < 0) {
+            atomic_fetch_add(&fx.cancelled, 1);
+            return rc;
+        }
+        return tern_http_resp_text(w, 200, "hung");
+    }
     if (!strcmp(path, "/sleep")) {
         int rc = tern_ctx_sleep(200 * TERN_MS, tern_http_req_ctx(r));
         if (rc < 0) {
@@ -240,12 +250,12 @@ static int cancel_main(void *arg)
      * handler's context ends with it */
     tern_ctx *ctx;
     CHECK_EQ(tern_ctx_with_timeout(NULL, 50 * TERN_MS, &ctx), 0);
-    tern_http_client_request req = { .url = url("/sleep") };
+    tern_http_client_request req = { .url = url("/hang") };
     tern_http_client_response *r = NULL;
     int rc = tern_http_client_do(fx.cli, &req, &r, ctx);
     CHECK(rc == -ETIMEDOUT || rc == -ECANCELED);
     tern_ctx_free(ctx);
-    for (int i = 0; i < 100 && atomic_load(&fx.cancelled) == 0; i++)
+    for (int i = 0; i < 300 && atomic_load(&fx.cancelled) == 0; i++)
         tern_sleep(10 * TERN_MS);
     CHECK_EQ(atomic_load(&fx.cancelled), 1);
     /* the connection serves on */
