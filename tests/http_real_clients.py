@@ -412,7 +412,7 @@ def check_sigterm(h):
     def client(i):
         try:
             c = h.conn()
-            c.request("GET", "/sleep?ms=300")
+            c.request("GET", "/sleep?ms=1500")
             sent.wait()
             r = c.getresponse()
             results[i] = (r.status, r.read(), r.getheader("Connection"))
@@ -428,12 +428,14 @@ def check_sigterm(h):
     for t in threads:
         t.start()
     sent.wait()
-    time.sleep(0.1)         # the requests are in the handlers now
+    # the requests are in the handlers now: sent is not read, so leave the
+    # server time to read them on a loaded machine (the handlers sleep 1.5 s)
+    time.sleep(0.5)
     t0 = time.monotonic()
     h.proc.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(TIMEOUT)
-    bad = [(i, r) for i, r in enumerate(results) if r is None or r[:2] != (200, b"slept 300 ms\n")]
+    bad = [(i, r) for i, r in enumerate(results) if r is None or r[:2] != (200, b"slept 1500 ms\n")]
     expect(not bad, f"{len(bad)} of {n} in-flight requests failed at SIGTERM: {bad[:5]}")
     try:
         code = h.proc.wait(TIMEOUT)
@@ -488,7 +490,7 @@ def main():
         print(f"starting {exe}")
         h.start()
         print(f"  listening on 127.0.0.1:{h.port}")
-        for name, fn in CHECKS + [("SIGTERM with 20 requests in flight on /sleep?ms=300: "
+        for name, fn in CHECKS + [("SIGTERM with 20 requests in flight on /sleep?ms=1500: "
                                     "all get 200, exit 0", check_sigterm)]:
             if fn is check_curl and not have_curl:
                 print(f"SKIP {name} (curl not installed)")
