@@ -114,7 +114,7 @@ static int one_input(void *arg)
     tern_waitgroup_add(&in->done, 2);
     check(tern_go(client_send, in) == 0);
     check(tern_go(client_drain, in) == 0);
-    tern__h2_session_run(hc, NULL, 0);
+    tern__h2_session_run(hc, NULL);
     /* the session is over: every stream and handler has gone */
     shutdown(sv[0], SHUT_RDWR);
     tern_waitgroup_wait(&in->done, NULL);

@@ -377,7 +377,7 @@ static void join_writer(h2_conn *h2c)
     tern_waitgroup_wait(&h2c->writer, NULL);
 }
 
-int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
+int tern__h2_session_run(hconn *hc, tern__growbuf *pre)
 {
     h2_conn *h2c = calloc(1, sizeof *h2c);
     char *buf = NULL;
@@ -390,6 +390,8 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
     }
     if (rc < 0) {
         free(buf);
+        if (pre)
+            tern__growbuf_free(pre);
         if (h2c)
             tern__h2_mem_drain(h2c);    /* what a failed session_new freed */
         free(h2c);
@@ -397,8 +399,12 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
     }
     tern_mutex_lock(&h2c->mu);
     tern__h2_wake_writer(h2c);         /* our SETTINGS */
-    rc = h2c->io_error ? h2c->io_error : npre ? feed(h2c, pre, npre) : 0;
+    rc = h2c->io_error ? h2c->io_error : pre && pre->len ? feed(h2c, pre->p, pre->len) : 0;
     tern_mutex_unlock(&h2c->mu);
+    /* the session has taken what it needs of those bytes: they would
+     * otherwise stay allocated (a page) for the connection's life */
+    if (pre)
+        tern__growbuf_free(pre);
     if (rc == 0)
         rc = reader_loop(h2c, &buf);
     free(buf);
@@ -428,13 +434,13 @@ int tern__h2_session_run(hconn *hc, const char *pre, size_t npre)
     return rc;
 }
 
-int tern__h2_serve_conn(hconn *hc, const char *pre, size_t npre)
+int tern__h2_serve_conn(hconn *hc, tern__growbuf *pre)
 {
     /* HTTP/1.1's read and write deadlines no longer apply: the reader
      * and writer set their own */
     tern_conn_set_read_deadline(hc->c, TERN_FOREVER);
     tern_conn_set_write_deadline(hc->c, TERN_FOREVER);
-    int rc = tern__h2_session_run(hc, pre, npre);
+    int rc = tern__h2_session_run(hc, pre);
     /* We end the connection (a GOAWAY sent, the session over) while the
      * client may still be sending (a PING, frames in flight): closing with
      * bytes unread would reset the connection, and the reset can destroy

@@ -174,10 +174,12 @@ struct h2_stream {
 /* Whether p[0..n) opens with the client preface: 1 yes, 0 so far (read
  * more), -1 no. */
 int tern__h2_sniff(const char *p, size_t n);
-int tern__h2_serve_conn(hconn *hc, const char *pre, size_t npre);
+/* `pre` (or NULL): bytes already read, the session's first; freed once
+ * the session has taken them. */
+int tern__h2_serve_conn(hconn *hc, tern__growbuf *pre);
 /* Run a session over hc->c until it ends; the connection stays open (the
  * caller closes it).  Used by tern__h2_serve_conn and the fuzz target. */
-int tern__h2_session_run(hconn *hc, const char *pre, size_t npre);
+int tern__h2_session_run(hconn *hc, tern__growbuf *pre);
 /* Under mu: the session may have something to send. */
 void tern__h2_wake_writer(h2_conn *h2c);
 

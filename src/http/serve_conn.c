@@ -466,7 +466,7 @@ int tern__http_serve_conn(void *arg)
     const char *alpn = hc->tls ? tern_tls_alpn(hc->c) : NULL;
     if (alpn && strcmp(alpn, "h2") == 0) {
         /* HTTP/2 by ALPN: the client's preface is the session's first bytes */
-        tern__h2_serve_conn(hc, NULL, 0);
+        tern__h2_serve_conn(hc, NULL);
     } else {
         for (;;) {
             if (wait_idle(hc, first) < 0)
@@ -476,7 +476,7 @@ int tern__http_serve_conn(void *arg)
             if (rc == BURST_H2) {
                 /* the burst's buffers go before the session starts */
                 tern_stack_trim();
-                tern__h2_serve_conn(hc, h2pre.p, h2pre.len);
+                tern__h2_serve_conn(hc, &h2pre);
                 break;
             }
             if (rc < 0)
