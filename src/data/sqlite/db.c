@@ -92,15 +92,18 @@ static void finish(tern_sqlite *db, sq_conn *c, sq_req *r)
  * plain threads, which the kernel may preempt while they hold it (on a
  * loaded machine: the shop under load showed workers asleep in futex() for
  * 10 ms and more, every coroutine queued on them waiting).  So a worker
- * never sleeps on it: it spins a little, then lets its other coroutines
- * run between tries. */
-static void lock_from_coroutine(tern_sqlite *db)
+ * never sleeps on it: it spins a little, lets its other coroutines run
+ * between tries, and then parks briefly, so that a worker with nothing
+ * else to run leaves the CPU to the holder instead of spinning against it. */
+static void lock_from_coroutine(tern_sqlite *db)     /* no ticket of the caller's may be out */
 {
     for (int i = 0; pthread_mutex_trylock(&db->lock) != 0; i++) {
         if (i < 64)
             tern_cpu_relax();
-        else
+        else if (i < 96)
             tern_yield();
+        else
+            tern_sleep(50 * TERN_US);
     }
 }
 
@@ -187,10 +190,11 @@ int tern__sq_submit(tern_sqlite *db, sq_req *r, tern_ctx *ctx)
     r->co = tern__self_checked("tern_sqlite");
     r->ctx = ctx;
     r->queued_at = tern_now();
-    r->ticket = tern_wait_prepare();
     /* The thread's wake is one the scheduler cannot see coming. */
     tern_runtime_external_wakers(1);
     lock_from_coroutine(db);
+    /* after the lock: taking it may sleep, which takes a ticket of its own */
+    r->ticket = tern_wait_prepare();
     sq_queue *q;
     if (r->tx && r->tx->conn)
         q = &r->tx->conn->mine;
