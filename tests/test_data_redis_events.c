@@ -223,24 +223,28 @@ static int pubsub_main(void *arg)
     CHECK(ok && strcmp(m->channel, "alerts") == 0 && m->len == 3 && memcmp(m->data, "b\0n", 3) == 0);
     tern_redis_msg_free(m);
     tern_ctx_free(ctx);
-    /* Many messages, in order, more than the buffer holds. */
+    /* Many messages, in order, more than the buffer holds (each wait
+     * bounded: a lost message fails here, at its line, not at ctest's
+     * timeout; CI's clang run once hung somewhere in this test for 300 s) */
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 20 * TERN_SEC, &ctx), 0);
     for (int i = 0; i < 100; i++) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", i);
         if (i == 50) {
             for (int j = 0; j < 50; j++) {
-                CHECK_EQ(tern_chan_recv(ch, &m, &ok, NULL), 0);
+                CHECK_EQ(tern_chan_recv(ch, &m, &ok, ctx), 0);
                 CHECK(ok && atoi(m->data) == j);
                 tern_redis_msg_free(m);
             }
         }
-        CHECK_EQ(tern_redis_publish(cl, "news", buf, strlen(buf), NULL, NULL), 0);
+        CHECK_EQ(tern_redis_publish(cl, "news", buf, strlen(buf), NULL, ctx), 0);
     }
     for (int j = 50; j < 100; j++) {
-        CHECK_EQ(tern_chan_recv(ch, &m, &ok, NULL), 0);
+        CHECK_EQ(tern_chan_recv(ch, &m, &ok, ctx), 0);
         CHECK(ok && atoi(m->data) == j);
         tern_redis_msg_free(m);
     }
+    tern_ctx_free(ctx);
     /* The server drops the subscriber: it subscribes again by itself, on
      * the same tern channel. */
     CHECK_EQ(tern_redis_sub_resubscribed(sub), 0);
