@@ -414,7 +414,8 @@ static void jwt_validity_is_the_interval_verify_accepts(void)
         int64_t want_until = cases[i].until == INT64_MAX ? INT64_MAX : (NOW_S + cases[i].until) * NS;
         CHECK_EQ(from, want_from);
         CHECK_EQ(until, want_until);
-        const int64_t probes[][2] = {{from, 1}, {from - 1, 0}, {until - 1, 1}, {until, 0}};
+        /* from - 1 only when there is a start (INT64_MIN - 1 would overflow) */
+        const int64_t probes[][2] = {{from, 1}, {from == INT64_MIN ? from : from - 1, 0}, {until - 1, 1}, {until, 0}};
         for (size_t p = 0; p < 4; p++) {
             if ((p < 2 && from == INT64_MIN) || (p >= 2 && until == INT64_MAX))
                 continue;       /* no bound there */
