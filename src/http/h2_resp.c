@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "http/h2_common.h"
+#include "base/dec.h"
 #include "http/h2_internal.h"
 #include "tern/runtime.h"
 
@@ -44,21 +45,6 @@ static char *lower(tern__arena *a, const char *name, size_t n)
 static nghttp2_nv nv(const char *name, size_t nl, const char *value, size_t vl)
 {
     return (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nl, vl, NGHTTP2_NV_FLAG_NONE };
-}
-
-/* v in decimal at p (no NUL); its length.  snprintf cost more than the
- * rest of a response head together. */
-static size_t fmt_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
 }
 
 /* The response head as nghttp2 fields, in the stream's arena (nghttp2
@@ -99,8 +85,7 @@ static int build_nva(tern_http_resp *w, int64_t content_length, nghttp2_nv **out
     if (!has_type && w->body_bytes > 0 && !bodyless_status(w->status))
         v[k++] = nv("content-type", 12, "text/plain; charset=utf-8", 25);
     if (content_length >= 0 && !bodyless_status(w->status)) {
-        size_t cl = fmt_u64(clen, (uint64_t)content_length);
-        clen[cl] = '\0';
+        size_t cl = tern__dec_u64(clen, (uint64_t)content_length);     /* 24 >= TERN__DEC_MAX */
         v[k++] = nv("content-length", 14, clen, cl);
     }
     TERN_ASSERT(k <= w->nhdrs + 5);
