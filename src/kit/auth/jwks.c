@@ -137,13 +137,17 @@ static int ec_key(const json_t *jwk, EVP_PKEY **out, bool *priv)
     int rc = member_bytes(jwk, "x", &x, &xn);
     if (rc == 0)
         rc = member_bytes(jwk, "y", &y, &yn);
-    if (rc == 0 && (xn != 32 || yn != 32))
+    /* RFC 7518 6.2.1.2 wants the full 32 bytes, but some writers (PyJWT's
+     * to_jwk among them) drop an integer's leading zero bytes, one key in
+     * 256: a shorter coordinate is the same number, left-padded here; the
+     * curve check below still refuses any point that is not on it. */
+    if (rc == 0 && (xn == 0 || xn > 32 || yn == 0 || yn > 32))
         rc = -EINVAL;
-    unsigned char point[65];
+    unsigned char point[65] = {0};
     if (rc == 0) {
         point[0] = 0x04;    /* uncompressed (SEC 1 2.3.3) */
-        memcpy(point + 1, x, 32);
-        memcpy(point + 33, y, 32);
+        memcpy(point + 1 + 32 - xn, x, xn);
+        memcpy(point + 33 + 32 - yn, y, yn);
     }
     free(x);
     free(y);
