@@ -793,6 +793,58 @@ static void jwt_loads_jwks(void)
     remove_tmpdir();
 }
 
+/* A JWK whose EC coordinate has its leading zero byte dropped (PyJWT's
+ * to_jwk writes one key in 256 so; CI's cross-check met one) loads, and
+ * verifies the key's tokens: keys are drawn until one has such a byte. */
+static void jwt_loads_ec_coordinates_without_leading_zeros(void)
+{
+    EVP_PKEY *ec = NULL;
+    unsigned char pt[65];
+    size_t len = 0;
+    for (int tries = 0; tries < 100000; tries++) {
+        ec = gen_ec("P-256");
+        CHECK(EVP_PKEY_get_octet_string_param(ec, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &len) == 1);
+        if (pt[1] == 0 || pt[33] == 0)
+            break;
+        EVP_PKEY_free(ec);
+        ec = NULL;
+    }
+    CHECK(ec);
+    size_t skip_x = pt[1] == 0 ? 1 : 0, skip_y = pt[1] == 0 ? 0 : 1;
+    char x[64], y[64], set[512], err[256];
+    b64url(pt + 1 + skip_x, 32 - skip_x, x);
+    b64url(pt + 33 + skip_y, 32 - skip_y, y);
+    snprintf(set, sizeof set, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"z\",\"x\":\"%s\",\"y\":\"%s\"}]}",
+             x, y);
+    tern_jwt_keys *k, *signer;
+    CHECK_EQ(tern_jwt_keys_new(&k), 0);
+    err[0] = '\0';
+    if (tern_jwt_keys_load_jwks(k, set, strlen(set), err, sizeof err) != 0) {
+        fprintf(stderr, "refused: %s\n%s\n", err, set);
+        abort();
+    }
+    char *pem = pem_of(ec, PEM_PRIVATE), *tok;
+    CHECK_EQ(tern_jwt_keys_new(&signer), 0);
+    CHECK_EQ(tern_jwt_keys_add_pem(signer, "z", pem, strlen(pem)), 0);
+    CHECK_EQ(tern_jwt_sign(signer, "z", "{\"sub\":\"x\"}", &tok), 0);
+    CHECK_WHY(k, tok, &at_now, NULL);
+    free(tok);
+    /* a coordinate longer than the curve's 32 bytes is refused */
+    char big[80];
+    unsigned char wide[33] = {1};
+    memcpy(wide + 1, pt + 1, 32);
+    b64url(wide, 33, big);
+    snprintf(set, sizeof set, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\"}]}", big, y);
+    tern_jwt_keys_free(k);
+    CHECK_EQ(tern_jwt_keys_new(&k), 0);
+    CHECK_EQ(tern_jwt_keys_load_jwks(k, set, strlen(set), err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "not a valid EC key"));
+    tern_jwt_keys_free(k);
+    tern_jwt_keys_free(signer);
+    free(pem);
+    EVP_PKEY_free(ec);
+}
+
 /* PyJWT signs tokens that we verify, and verifies tokens that we sign,
  * with the same keys (PEM files) and each algorithm pinned on its side. */
 static const char py_script[] =
@@ -1003,9 +1055,61 @@ static void jwt_verifies_from_many_threads_at_once(void)
     EVP_PKEY_free(ec);
 }
 
+/* An HS256 key is keyed at its first use, not when added: threads that
+ * all use a fresh key for the first time at once each key it, one context
+ * is kept (the others freed: ASan sees a leak), and every one signs and
+ * verifies with it.  Run under TSan to see the race. */
+typedef struct first_use {
+    tern_jwt_keys *fresh, *other;
+    const char *tok;
+    pthread_barrier_t start;
+    int failures;
+} first_use;
+
+static void *first_user(void *arg)
+{
+    first_use *fu = arg;
+    pthread_barrier_wait(&fu->start);
+    char *mine = NULL;
+    if (tern_jwt_verify(fu->fresh, fu->tok, strlen(fu->tok), &at_now, NULL, NULL) != 0 ||
+        tern_jwt_sign(fu->fresh, "h", "{\"sub\":\"bob\"}", &mine) != 0 ||
+        tern_jwt_verify(fu->other, mine, strlen(mine), &at_now, NULL, NULL) != 0)
+        __atomic_add_fetch(&fu->failures, 1, __ATOMIC_RELAXED);
+    free(mine);
+    return NULL;
+}
+
+static void jwt_hmac_key_is_keyed_once_at_first_use_from_many_threads(void)
+{
+    enum { N = 8 };
+    for (int round = 0; round < 300; round++) {
+        first_use fu = {0};
+        CHECK_EQ(tern_jwt_keys_new(&fu.fresh), 0);
+        CHECK_EQ(tern_jwt_keys_new(&fu.other), 0);
+        CHECK_EQ(tern_jwt_keys_add_hmac(fu.fresh, "h", secret32, 32), 0);
+        CHECK_EQ(tern_jwt_keys_add_hmac(fu.other, "h", secret32, 32), 0);
+        char *tok;
+        CHECK_EQ(tern_jwt_sign(fu.other, "h", "{\"sub\":\"alice\"}", &tok), 0);
+        fu.tok = tok;
+        CHECK_EQ(pthread_barrier_init(&fu.start, NULL, N), 0);
+        pthread_t th[N];
+        for (int i = 0; i < N; i++)
+            CHECK_EQ(pthread_create(&th[i], NULL, first_user, &fu), 0);
+        for (int i = 0; i < N; i++)
+            CHECK_EQ(pthread_join(th[i], NULL), 0);
+        CHECK_EQ(fu.failures, 0);
+        pthread_barrier_destroy(&fu.start);
+        free(tok);
+        tern_jwt_keys_free(fu.fresh);
+        tern_jwt_keys_free(fu.other);
+    }
+}
+
 TESTS(T(jwt_signs_and_verifies_with_each_alg), T(jwt_refuses_alg_none_and_unknown_algs),
       T(jwt_refuses_hs256_keyed_with_an_rsa_public_key), T(jwt_checks_exp_nbf_iat_with_leeway),
       T(jwt_validity_is_the_interval_verify_accepts),
       T(jwt_checks_issuer_and_audience), T(jwt_selects_keys_by_kid), T(jwt_refuses_malformed_tokens),
-      T(jwt_reads_pem_forms_and_refuses_other_keys), T(jwt_loads_jwks), T(jwt_cross_checks_with_pyjwt),
+      T(jwt_reads_pem_forms_and_refuses_other_keys), T(jwt_loads_jwks),
+      T(jwt_loads_ec_coordinates_without_leading_zeros), T(jwt_cross_checks_with_pyjwt),
+      T(jwt_hmac_key_is_keyed_once_at_first_use_from_many_threads),
       T(jwt_verifies_from_many_threads_at_once))

@@ -6,6 +6,7 @@
 #define TERN_KIT_AUTH_INTERNAL_H
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,7 +31,12 @@ typedef struct tern__jwt_key {
     tern__jwt_kind kind;
     unsigned char *secret;      /* HS256 */
     size_t secret_len;
-    EVP_MAC_CTX *mac;           /* HS256: keyed once, duplicated per use */
+    /* HS256: keyed at the first use (not when added: that would start
+     * OpenSSL's provider, algorithm tables and config in every process
+     * that holds a key, ~1.8 MB of a static binary's pages and some ms
+     * before a service is ready, when no request needs them yet), then
+     * duplicated per use */
+    _Atomic(EVP_MAC_CTX *) mac;
     EVP_PKEY *pkey;             /* RS256, ES256 */
     bool can_sign;              /* a secret or a private key */
 } tern__jwt_key;
@@ -58,6 +64,9 @@ int tern__jwt_pkey_kind(EVP_PKEY *pkey, tern__jwt_kind *kind);
 const EVP_MD *tern__jwt_sha256(void);
 /* An HMAC-SHA256 context keyed with secret: NULL for no memory. */
 EVP_MAC_CTX *tern__jwt_mac_new(const unsigned char *secret, size_t len);
+/* An HS256 key's keyed context, made at the first call (threads racing
+ * there each make one, the first stored wins): NULL for no memory. */
+EVP_MAC_CTX *tern__jwt_key_mac(const tern__jwt_key *key);
 
 /* Encoded length of n bytes. */
 size_t tern__b64url_len(size_t n);

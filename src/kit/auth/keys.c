@@ -66,7 +66,7 @@ static void key_clear(tern__jwt_key *key)
         free(key->secret);
     }
     EVP_PKEY_free(key->pkey);
-    EVP_MAC_CTX_free(key->mac);
+    EVP_MAC_CTX_free(atomic_load_explicit(&key->mac, memory_order_acquire));
 }
 
 void tern_jwt_keys_free(tern_jwt_keys *k)
@@ -93,9 +93,7 @@ int tern__jwt_keys_take(tern_jwt_keys *k, const char *kid, tern__jwt_kind kind, 
     /* exactly one of the two, as the kind says */
     TERN_ASSERT((kind == TERN__JWT_HS256) == (secret != NULL) && (pkey == NULL) == (secret != NULL));
     int rc = 0;
-    if (secret && !(key.mac = tern__jwt_mac_new(secret, secret_len)))
-        rc = -ENOMEM;
-    if (rc == 0 && kid) {
+    if (kid) {
         for (size_t i = 0; i < k->n; i++)
             if (k->v[i].kid && strcmp(k->v[i].kid, kid) == 0)
                 rc = -EEXIST;

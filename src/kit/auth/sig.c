@@ -51,12 +51,29 @@ EVP_MAC_CTX *tern__jwt_mac_new(const unsigned char *secret, size_t len)
     return NULL;
 }
 
+EVP_MAC_CTX *tern__jwt_key_mac(const tern__jwt_key *key)
+{
+    /* the set's keys are not const objects: only the pointer is */
+    _Atomic(EVP_MAC_CTX *) *slot = &((tern__jwt_key *)key)->mac;
+    EVP_MAC_CTX *c = atomic_load_explicit(slot, memory_order_acquire);
+    if (c)
+        return c;
+    EVP_MAC_CTX *mine = tern__jwt_mac_new(key->secret, key->secret_len);
+    if (!mine)
+        return NULL;
+    if (atomic_compare_exchange_strong_explicit(slot, &c, mine, memory_order_acq_rel, memory_order_acquire))
+        return mine;
+    EVP_MAC_CTX_free(mine);             /* another thread's came first */
+    return c;
+}
+
 /* HMAC-SHA256 of in under the key: a copy of the keyed context (the
  * key's own is never written, so any number of threads use it at once)
  * saves keying it per token, a third of a short token's cost. */
 static bool hmac(const tern__jwt_key *key, const void *in, size_t n, unsigned char md[32])
 {
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(key->mac);
+    EVP_MAC_CTX *keyed = tern__jwt_key_mac(key);
+    EVP_MAC_CTX *c = keyed ? EVP_MAC_CTX_dup(keyed) : NULL;
     size_t mdlen = 0;
     bool ok = c && EVP_MAC_update(c, in, n) == 1 && EVP_MAC_final(c, md, &mdlen, 32) == 1 && mdlen == 32;
     EVP_MAC_CTX_free(c);
