@@ -1,16 +1,17 @@
 /*
  * rt_parked_rss - memory per parked coroutine.
  *
- *   rt_parked_rss own|shared [n=1000000]
+ *   rt_parked_rss own|shared|release [n=1000000]
  *
  * The entry reads VmRSS, starts n coroutines (stack mode TERN_STACK_OWN,
- * the default, or TERN_STACK_SHARED), each of which counts itself and
+ * the default, or TERN_STACK_SHARED; `release` is the default mode with
+ * tern_go_options.release_stack), each of which counts itself and
  * then sleeps 60 s (tern_sleep).  Once all have counted themselves the
  * entry sleeps a little more so that the last ones park too, reads VmHWM
  * (peak RSS) and prints (VmHWM - VmRSS before) / n in bytes.  Then it
  * returns without waiting for the sleepers (they are abandoned).
  * compare.sh reports `shared` as parked_rss_bytes and `own` as
- * parked_rss_bytes_own.  Go anchor: bench/go/runtime parked (goroutines
+ * parked_rss_bytes_own, `release` as parked_rss_bytes_release.  Go anchor: bench/go/runtime parked (goroutines
  * blocked on a channel receive, Go's cheapest way to park).
  */
 #include "bench_common.h"
@@ -19,6 +20,7 @@
 
 static long g_n;
 static tern_stack_mode g_mode;
+static bool g_release;
 static atomic_long g_ready;
 
 static int sleeper(void *arg)
@@ -37,6 +39,7 @@ static int entry(void *arg)
     int64_t t0 = tern_now();
     tern_go_options go = {0};
     go.stack_mode = g_mode;
+    go.release_stack = g_release;
     for (long i = 0; i < g_n; i++) {
         int r = tern_go_opts(sleeper, NULL, &go, NULL);
         if (r < 0)
@@ -54,13 +57,15 @@ static int entry(void *arg)
     }
     struct tern_runtime_stats st;
     if (tern_runtime_stats(&st, NULL, 0) > 0)
-        fprintf(stderr, "tern parked %s: alive %llu parked %llu timers %llu stacks_mapped %llu\n",
-                g_mode == TERN_STACK_SHARED ? "shared" : "own",
+        fprintf(stderr, "tern parked %s: alive %llu parked %llu timers %llu stacks_mapped %llu "
+                "stacks_released %llu (%llu bytes saved)\n",
+                g_mode == TERN_STACK_SHARED ? "shared" : g_release ? "release" : "own",
                 (unsigned long long)st.alive, (unsigned long long)st.parked,
-                (unsigned long long)st.timers, (unsigned long long)st.stacks_mapped);
+                (unsigned long long)st.timers, (unsigned long long)st.stacks_mapped,
+                (unsigned long long)st.stacks_released, (unsigned long long)st.stack_saved_bytes);
     fprintf(stderr, "tern parked %s: %ld coroutines asleep, rss before %ld kB, hwm %ld kB, "
             "rss now %ld kB, %.0f ms to park all, %d procs\n",
-            g_mode == TERN_STACK_SHARED ? "shared" : "own", g_n, before, hwm, rss,
+            g_mode == TERN_STACK_SHARED ? "shared" : g_release ? "release" : "own", g_n, before, hwm, rss,
             (double)(t1 - t0) / 1e6, tern_runtime_procs());
     printf("%.0f\n", (double)(hwm - before) * 1024.0 / (double)g_n);
     fflush(stdout);
@@ -73,10 +78,12 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "own";
     if (strcmp(mode, "own") == 0)
         g_mode = TERN_STACK_OWN;
+    else if (strcmp(mode, "release") == 0)
+        g_release = true;
     else if (strcmp(mode, "shared") == 0)
         g_mode = TERN_STACK_SHARED;
     else {
-        fprintf(stderr, "usage: rt_parked_rss own|shared [n]\n");
+        fprintf(stderr, "usage: rt_parked_rss own|shared|release [n]\n");
         return 2;
     }
     g_n = bench_arg(argc, argv, 2, 1000000);

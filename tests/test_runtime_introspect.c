@@ -52,7 +52,14 @@ static int stats_main(void *arg)
     fclose(f);
     CHECK(strstr(buf, "12 coroutines") != NULL);
     CHECK(strstr(buf, "[running] 'main'") != NULL);
-    CHECK(strstr(buf, "[waiting, test-reason, ") != NULL);
+    const char *stuck = strstr(buf, "[waiting, test-reason, ");
+    CHECK(stuck != NULL);
+    /* parked 20 ms ago, stamped by the monitor's clock (a tick behind at
+     * most, and late on a loaded machine) */
+    long waited = atol(stuck + strlen("[waiting, test-reason, "));
+    if (waited < 5 || waited > 5000)
+        fprintf(stderr, "the stuck one waits for %ld ms\n", waited);
+    CHECK(waited >= 5 && waited <= 5000);
     CHECK(strstr(buf, "'stuck'") != NULL);
     CHECK(strstr(buf, "[waiting, sleep, ") != NULL);
     CHECK(strstr(buf, "'sleepy'") != NULL);

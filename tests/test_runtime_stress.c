@@ -47,6 +47,11 @@ static void million_spawns_all_run(void)
 static atomic_long counts[NY];
 static atomic_int finished;
 
+static int blocking_nothing(void *arg)
+{
+    return (int)(long)arg;
+}
+
 static int random_yielder(void *arg)
 {
     long id = (long)arg;
@@ -56,9 +61,10 @@ static int random_yielder(void *arg)
         x ^= x >> 17;
         x ^= x << 5;
         atomic_fetch_add(&counts[id], 1);
-        switch (x % 4) {
-        case 0: tern_yield(); break;
-        case 1: tern_sleep((x >> 8) % 50 * TERN_US); break;
+        switch (x % 8) {
+        case 0: case 1: tern_yield(); break;
+        case 2: case 3: tern_sleep((x >> 8) % 50 * TERN_US); break;
+        case 4: CHECK_EQ(tern_blocking(blocking_nothing, (void *)7L), 7); break;   /* woken from a pool thread */
         default: break;
         }
     }
@@ -71,6 +77,8 @@ static int yields_main(void *arg)
     (void)arg;
     atomic_store(&finished, 0);
     int n = (int)scaled(NY);
+    for (int i = 0; i < n; i++)
+        atomic_store(&counts[i], 0);
     for (long i = 0; i < n; i++)
         tern_go(random_yielder, (void *)i);
     while (atomic_load(&finished) < n)
@@ -88,6 +96,14 @@ static int yields_main(void *arg)
 static void random_yields_and_sleeps_lose_no_step_across_ps(void)
 {
     run_ok(yields_main, NULL, 0);
+}
+
+/* One P takes from its queue and `next` slot without locked instructions
+ * (nobody steals): the same mix there, wakes from the blocking pool's
+ * threads and the timers included. */
+static void random_yields_and_sleeps_lose_no_step_on_one_p(void)
+{
+    run_ok(yields_main, NULL, 1);
 }
 
 /* A ring of coroutines: each waits for the token, passes it on. */
@@ -128,6 +144,8 @@ static int ring_main(void *arg)
     rounds = scaled(2000);
     atomic_store(&passes, 0);
     for (long i = 0; i < RING; i++)
+        atomic_store(&ring[i].armed, false);     /* a run before this one's */
+    for (long i = 0; i < RING; i++)
         tern_go(ring_member, (void *)i);
     while (!atomic_exchange(&ring[0].armed, false))
         tern_yield();
@@ -142,5 +160,11 @@ static void wake_ring_passes_the_token_without_a_lost_wake(void)
     run_ok(ring_main, NULL, 0);
 }
 
+static void wake_ring_on_one_p(void)
+{
+    run_ok(ring_main, NULL, 1);
+}
+
 TESTS(T(million_spawns_all_run), T(random_yields_and_sleeps_lose_no_step_across_ps),
-      T(wake_ring_passes_the_token_without_a_lost_wake))
+      T(random_yields_and_sleeps_lose_no_step_on_one_p), T(wake_ring_passes_the_token_without_a_lost_wake),
+      T(wake_ring_on_one_p))

@@ -176,6 +176,51 @@ static void timer_fires_while_its_p_is_held_by_a_spinning_coroutine(void)
     CHECK_EQ(tern_run_opts(held_main, NULL, &o), 0);
 }
 
+/* The same, with no idle P: the other P is kept busy by a coroutine that
+ * yields in a loop, so nobody sleeps until the held P's timer and no P is
+ * idle for the monitor to wake.  A busy P looks at the others every 64
+ * switches and fires their overdue timers (the kernel preempting a worker
+ * thread on a loaded machine holds its P the same way); before, this
+ * deadline was seen only when the hold ended. */
+static atomic_bool stop_yielder;
+
+static int yielder(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_yielder))
+        tern_yield();
+    return 0;
+}
+
+static int held_busy_main(void *arg)
+{
+    (void)arg;
+    held h = {.main = tern_self(), .t = tern_wait_prepare()};
+    atomic_store(&stop_yielder, false);
+    int64_t t0 = tern_now();
+    CHECK_EQ(tern_ctx_with_timeout(NULL, 5 * TERN_MS, &h.ctx), 0);   /* a timer on this P */
+    CHECK_EQ(tern_go(yielder, NULL), 0);
+    CHECK_EQ(tern_go(wait_deadline, &h), 0);
+    while (tern_now() - t0 < HOLD)
+        ;                       /* hold this P: no yield */
+    atomic_store(&stop_yielder, true);
+    CHECK_EQ(tern_wait(h.t, "deadline seen", tern_now() + 10 * TERN_SEC), 0);
+    fprintf(stderr, "   deadline 5 ms, seen after %lld ms while its P was held %lld ms "
+            "and the other busy\n", (long long)((h.woke - t0) / TERN_MS), (long long)(HOLD / TERN_MS));
+    CHECK(h.woke - t0 >= 5 * TERN_MS);
+    CHECK(h.woke - t0 < HOLD / 2);  /* fired by the busy P, not after the hold */
+    CHECK_EQ(tern_ctx_err(h.ctx), -ETIMEDOUT);
+    tern_ctx_free(h.ctx);
+    return 0;
+}
+
+static void timer_fires_while_its_p_is_held_and_the_other_p_is_busy(void)
+{
+    tern_run_options o = {.procs = 2, .monitor_threshold = -1};
+    CHECK_EQ(tern_run_opts(held_busy_main, NULL, &o), 0);
+}
+
 TESTS(T(sleep_lasts_at_least_its_duration),
       T(deadline_after_is_forever_when_negative_and_saturates), T(bulk_timers_fire_in_time),
-      T(early_wake_removes_timer), T(timer_fires_while_its_p_is_held_by_a_spinning_coroutine))
+      T(early_wake_removes_timer), T(timer_fires_while_its_p_is_held_by_a_spinning_coroutine),
+      T(timer_fires_while_its_p_is_held_and_the_other_p_is_busy))

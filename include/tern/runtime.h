@@ -73,6 +73,15 @@ typedef struct tern_run_options {
     int64_t monitor_threshold;  /* report a coroutine holding a worker longer
                                    than this (ns); 0: 10 ms; <0: no monitor */
     int blocking_threads;       /* tern_blocking() pool bound; 0: 64 */
+    int64_t stack_release;      /* a coroutine started with
+                                   tern_go_options.release_stack (or tern's own
+                                   idle HTTP connections) parked this long (ns)
+                                   in one of tern's waits (sleep, channels,
+                                   select, mutexes, fd waits, contexts...) has
+                                   its stack's pages given back: the used part
+                                   is copied to the heap and copied back when
+                                   it is woken; 0: 20 ms; <0: never.  Done by
+                                   the monitor (none if monitor_threshold < 0) */
     bool no_deadlock_exit;      /* do not exit when every coroutine is
                                    parked with nothing left to wake one
                                    (see tern_runtime_external_wakers) */
@@ -139,6 +148,17 @@ typedef struct tern_go_options {
                                    failure.  The coroutine itself does not
                                    wait for it: it ends and is recycled as
                                    usual, leaving its result in the handle */
+    bool release_stack;         /* TERN_STACK_OWN: while this coroutine is parked
+                                   long in one of tern's waits, its stack's pages
+                                   may be given back (its used part kept on the
+                                   heap, a few hundred bytes, and copied back
+                                   when it is woken): see
+                                   tern_run_options.stack_release.  As with
+                                   TERN_STACK_SHARED it must not let another
+                                   coroutine or thread touch its stack while it
+                                   is parked (a WaitGroup, mutex or result array
+                                   in its frame that others use): such writes
+                                   would be lost.  Off by default for that reason */
 } tern_go_options;
 
 /* Start fn(arg) in a new coroutine (Go's `go fn(arg)`).  Returns 0, or
@@ -288,6 +308,9 @@ struct tern_runtime_stats {
     uint64_t stack_bytes_cached;/* bytes of stacks parked in caches */
     const char *stack_guard;    /* "guard-install" (MADV_GUARD_INSTALL, Linux
                                    6.13+), or "canary" (checked on switch) */
+    uint64_t stacks_released;   /* parked coroutines whose own stack's pages are
+                                   given back now (tern_run_options.stack_release) */
+    uint64_t stack_saved_bytes; /* their used stack parts, held on the heap */
     uint64_t long_runs;         /* monitor reports so far */
     uint64_t blocked_syscalls;  /* of them, workers blocked in a system call */
 };

@@ -31,8 +31,10 @@ int tern_signal_notify(const int *sigs, int n);
  * -ETIMEDOUT, -ENOENT if one of them was never notified, -EINVAL for a bad
  * set.  Several coroutines may wait at once, for the same or other
  * signals (the SIGTERM waiter of a service and the SIGHUP waiter of its
- * config); each signal is taken by one of them; all but the first waiter
- * notice theirs within 10 ms.  From a coroutine. */
+ * config); each signal is taken by one of them.  Idle waiters cost no
+ * wake-ups: the first parks on the signals' eventfd and wakes the others
+ * (up to 32; more look every 10 ms) when a signal comes.  From a
+ * coroutine. */
 int tern_signal_wait(const int *sigs, int n, int64_t deadline);
 
 #ifdef __cplusplus

@@ -34,7 +34,9 @@
  * then sees the mark without the lock takes the lock once before
  * reporting it, so close() has let go of the channel by then.
  *
- * select locks every channel involved in address order (so two selects
+ * select over buffered channels only first tries each case's ring
+ * operation lock-free, in random order.  Otherwise, or when none was
+ * ready, it locks every channel involved in address order (so two selects
  * cannot deadlock), looks for a ready case in random order, and else
  * queues one node per case, all with the same ticket: the first waker to
  * claim the ticket fires its case; the others find the claim taken and
@@ -164,10 +166,28 @@ size_t tern_chan_cap(tern_chan *ch)
     return ch ? ch->cap : 0;
 }
 
+/* An element's copy: the common sizes (a pointer or a long, an int, two
+ * words) as plain moves, since memcpy with a size known only at run time
+ * is a call through the PLT (12 of the ~510 instructions a 1-P ping-pong
+ * message costs, plus the call) */
+static inline void elem_copy(void *dst, const void *src, size_t size)
+{
+    /* dst opaque to gcc's object-size tracking: inlined into a caller
+     * whose destination is a long, the 16-byte case (never taken there,
+     * size being the channel's) read as an overflow warning */
+    __asm__("" : "+r"(dst));
+    switch (size) {
+    case 8: memcpy(dst, src, 8); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, size); break;
+    }
+}
+
 static void copy_out(tern_chan *ch, void *dst, const void *src)
 {
     if (dst)
-        memcpy(dst, src, ch->elem_size);
+        elem_copy(dst, src, ch->elem_size);
 }
 
 /* Ready a waiter claimed under the lock, after the lock is released. */
@@ -179,16 +199,6 @@ static void wake(tern_waitq_node *w)
 
 /* ---- the buffered ring ---------------------------------------------------- */
 
-static void backoff(unsigned *n)
-{
-    if (*n < 7) {
-        for (unsigned i = 0; i < (1u << *n); i++)
-            tern_cpu_relax();
-    } else {
-        sched_yield();          /* a peer between claim and publish was preempted */
-    }
-    (*n)++;
-}
 
 /* A buffered channel's waiters (lock held).  The counts are seq_cst RMWs:
  * they are one side of the Dekker pair described at the top. */
@@ -209,7 +219,7 @@ static tern_waitq_node *bq_pop_claimed(tern_waitq *q, _Atomic long *cnt)
     tern_waitq_node *n;
     while ((n = waitq_pop(q))) {
         atomic_fetch_sub(cnt, 1);
-        if (tern__wake_claim(n->co, n->ticket))
+        if (waitq_claim(n))
             return n;
     }
     return NULL;
@@ -257,7 +267,7 @@ static int ring_push(tern_chan *ch, const void *elem, bool locked, tern_waitq_no
             if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, next, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 *woken = take_waiter(ch, &ch->recvq, &ch->nrecvw, locked);
-                memcpy(s + SLOT_HDR, elem, ch->elem_size);
+                elem_copy(s + SLOT_HDR, elem, ch->elem_size);
                 /* release: the value before the stamp that shows it; the
                  * last access to ch (see the top) */
                 atomic_store_explicit(stamp_of(s), tail + 1, memory_order_release);
@@ -272,7 +282,7 @@ static int ring_push(tern_chan *ch, const void *elem, bool locked, tern_waitq_no
                 return 0;
             if (locked)
                 return -EAGAIN;
-            backoff(&n);
+            tern__spin_pause(&n);   /* a peer between claim and publish */
             tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
         } else {
             /* another sender moved tail past us (reload), or the slot
@@ -281,7 +291,7 @@ static int ring_push(tern_chan *ch, const void *elem, bool locked, tern_waitq_no
             if (locked && t2 == tail)
                 return -EAGAIN;
             if (t2 == tail)
-                backoff(&n);
+                tern__spin_pause(&n);   /* a peer between claim and publish */
             tail = t2;
         }
     }
@@ -304,7 +314,7 @@ static int ring_pop(tern_chan *ch, void *elem, bool locked, tern_waitq_node **wo
                                                       memory_order_relaxed)) {
                 *woken = take_waiter(ch, &ch->sendq, &ch->nsendw, locked);
                 if (elem)
-                    memcpy(elem, s + SLOT_HDR, ch->elem_size);
+                    elem_copy(elem, s + SLOT_HDR, ch->elem_size);
                 /* release: our copy is done before a sender reuses it */
                 atomic_store_explicit(stamp_of(s), head + ch->one_lap, memory_order_release);
                 return 1;
@@ -318,7 +328,7 @@ static int ring_pop(tern_chan *ch, void *elem, bool locked, tern_waitq_node **wo
                 return tail & ch->mark_bit ? -EPIPE : 0;
             if (locked)
                 return -EAGAIN;
-            backoff(&n);
+            tern__spin_pause(&n);   /* a peer between claim and publish */
             head = atomic_load_explicit(&ch->head, memory_order_relaxed);
         } else {
             /* another receiver moved head past us (reload), or the slot
@@ -327,7 +337,7 @@ static int ring_pop(tern_chan *ch, void *elem, bool locked, tern_waitq_node **wo
             if (locked && h2 == head)
                 return -EAGAIN;
             if (h2 == head)
-                backoff(&n);
+                tern__spin_pause(&n);   /* a peer between claim and publish */
             head = h2;
         }
     }
@@ -362,8 +372,8 @@ static void bq_park(tern_chan *ch, tern_co *self, bool sending)
     tern_waitq *q = sending ? &ch->sendq : &ch->recvq;
     _Atomic long *cnt = sending ? &ch->nsendw : &ch->nrecvw;
     tern_waitq_node *n = waitq_self_node(self);
-    n->case_idx = 0;
     n->elem = NULL;
+    n->sole = true;             /* no deadline, no context: see waitq_claim */
     tern__spin_lock(&ch->lock);
     bq_push(q, cnt, n);
     bool ready = sending ? ring_can_push(ch) : ring_can_pop(ch);
@@ -372,7 +382,7 @@ static void bq_park(tern_chan *ch, tern_co *self, bool sending)
     tern__spin_unlock(&ch->lock);
     /* unlinked under the lock before any waker could pop it: unclaimed */
     if (!ready || !tern_wait_cancel(n->ticket))
-        tern_wait(n->ticket, sending ? "chan send" : "chan receive", TERN_FOREVER);
+        tern__wait_r(n->ticket, sending ? "chan send" : "chan receive", TERN_FOREVER);
 }
 
 static int bsend(tern_chan *ch, const void *elem, tern_co *self)
@@ -554,12 +564,12 @@ int tern_chan_send(tern_chan *ch, const void *elem, tern_ctx *ctx)
         tern_wait_cancel(n->ticket);
         return r;
     }
-    n->case_idx = 0;
     n->ok = false;
+    n->sole = true;
     TERN_ASSERT(!ch->closed && !ch->recvq.head);
     waitq_push(&ch->sendq, n);
     tern__spin_unlock(&ch->lock);
-    tern_wait(n->ticket, "chan send", TERN_FOREVER);
+    tern__wait_r(n->ticket, "chan send", TERN_FOREVER);
     node_unbind(n, NULL, 0, false);
     return n->ok ? 0 : -EPIPE;
 }
@@ -594,12 +604,12 @@ int tern_chan_recv(tern_chan *ch, void *elem, bool *ok, tern_ctx *ctx)
         tern_wait_cancel(n->ticket);
         return r;
     }
-    n->case_idx = 0;
     n->ok = false;
+    n->sole = true;
     TERN_ASSERT(!ch->closed && !ch->sendq.head);
     waitq_push(&ch->recvq, n);
     tern__spin_unlock(&ch->lock);
-    tern_wait(n->ticket, "chan receive", TERN_FOREVER);
+    tern__wait_r(n->ticket, "chan receive", TERN_FOREVER);
     node_unbind(n, elem, ch->elem_size, true);  /* a value, or zeroes from close */
     if (ok)
         *ok = n->ok;
@@ -726,10 +736,9 @@ static void sel_unlock(sel_locks *l)
         tern__spin_unlock(&l->ch[i]->lock);
 }
 
-/* A ready case in random order: its index, or -1.  Locks held. */
-static int sel_ready(tern_chan_case *cases, int n, tern_waitq_node **woken)
+/* A uniformly random order of the n cases (Go's select fairness). */
+static void sel_order(uint16_t *order, int n)
 {
-    uint16_t order[TERN_CHAN_SELECT_MAX];
     for (int i = 0; i < n; i++)
         order[i] = (uint16_t)i;
     uint32_t x = tern__rand() | 1;      /* one draw, then a local xorshift */
@@ -737,11 +746,60 @@ static int sel_ready(tern_chan_case *cases, int n, tern_waitq_node **woken)
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        int j = (int)(x % (uint32_t)(i + 1));
+        /* x scaled to [0, i]: a multiply, where x % (i + 1) was a
+         * division per case (a third of a four-case select's time) */
+        int j = (int)(((uint64_t)x * (uint32_t)(i + 1)) >> 32);
         uint16_t t = order[i];
         order[i] = order[j];
         order[j] = t;
     }
+}
+
+/* The first look of a select whose channels are all buffered (or nil):
+ * each case's ring operation on its own, lock-free, in random order, as
+ * bsend and brecv do.  A select that finds a case ready (the usual case
+ * on busy channels) then takes no lock at all; one that finds none goes
+ * on to the locked pass, which looks again under every lock and parks
+ * with the Dekker re-check.  Each attempt is atomic on its own channel,
+ * so the select still fires a case that was ready, chosen at random.
+ * The fired case's index, or -1. */
+static int sel_try_rings(tern_chan_case *cases, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (cases[i].ch && !cases[i].ch->cap)
+            return -1;
+    uint16_t order[TERN_CHAN_SELECT_MAX];
+    sel_order(order, n);
+    for (int k = 0; k < n; k++) {
+        tern_chan_case *c = &cases[order[k]];
+        if (!c->ch)
+            continue;
+        bool recv = c->op == TERN_CHAN_RECV;
+        /* two loads first: ring_pop's "empty" answer costs a fence */
+        if (!(recv ? ring_can_pop(c->ch) : ring_can_push(c->ch)))
+            continue;
+        tern_waitq_node *woken = NULL;
+        int r = recv ? ring_pop(c->ch, c->elem, false, &woken)
+                     : ring_push(c->ch, c->elem, false, &woken);
+        if (r == 0)
+            continue;
+        if (r < 0) {
+            closed_seen(c->ch);
+            if (recv && c->elem)
+                memset(c->elem, 0, c->ch->elem_size);
+        }
+        wake(woken);
+        c->ok = r > 0;
+        return order[k];
+    }
+    return -1;
+}
+
+/* A ready case in random order: its index, or -1.  Locks held. */
+static int sel_ready(tern_chan_case *cases, int n, tern_waitq_node **woken)
+{
+    uint16_t order[TERN_CHAN_SELECT_MAX];
+    sel_order(order, n);
     for (int k = 0; k < n; k++) {
         tern_chan_case *c = &cases[order[k]];
         if (!c->ch)
@@ -788,10 +846,13 @@ static void pass_wake(tern_chan_case *c)
 static int select_once(tern_chan_case *cases, int n, tern_ctx *ctx, bool block, int *woke)
 {
     *woke = -1;
+    int fired = sel_try_rings(cases, n);
+    if (fired >= 0)
+        return fired;
     sel_locks locks;
     sel_lock(&locks, cases, n);
     tern_waitq_node *woken = NULL;
-    int fired = sel_ready(cases, n, &woken);
+    fired = sel_ready(cases, n, &woken);
     if (fired >= 0 || !block) {
         sel_unlock(&locks);
         wake(woken);
@@ -861,7 +922,7 @@ static int select_once(tern_chan_case *cases, int n, tern_ctx *ctx, bool block, 
     if (r != 0 && !tern_wait_cancel(t))
         r = 0;          /* a case fired meanwhile: collect it */
     if (r == 0)
-        fired = tern_wait(t, "select", TERN_FOREVER);
+        fired = tern__wait_r(t, "select", TERN_FOREVER);    /* heap nodes */
     if (!ready) {
         sel_lock(&locks, cases, n);
         for (int i = 0; i < n; i++)

@@ -372,7 +372,7 @@ int tern_ctx_sleep(int64_t ns, tern_ctx *ctx)
     tern__ctx_ref(ctx);         /* another coroutine may free it meanwhile */
     if ((err = tern__ctx_watch(ctx, cn)) != 0)
         tern_wait_cancel(t);    /* nothing else holds the ticket */
-    else if (tern_wait(t, "ctx sleep", tern_deadline_after(ns)) == 1)
+    else if (tern__wait_r(t, "ctx sleep", tern_deadline_after(ns)) == 1)
         err = tern_ctx_err(ctx);
     tern__ctx_unwatch(ctx, cn);
     tern__ctx_unref(ctx);
@@ -396,11 +396,11 @@ int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *c
     if (!state_of(ctx2))
         ctx2 = NULL;
     if (!state_of(ctx))
-        return tern_wait(t, reason, TERN_FOREVER);
+        return tern__wait_r(t, reason, TERN_FOREVER);
     tern_co *self = tern_self();
     tern_waitq_node *cn = tern__co_ctx_node(self), *cn2 = NULL;
     if (ctx2 && !(cn2 = tern__node_get()))
-        return tern_wait_cancel(t) ? -ENOMEM : tern_wait(t, reason, TERN_FOREVER);
+        return tern_wait_cancel(t) ? -ENOMEM : tern__wait_r(t, reason, TERN_FOREVER);
     /* the wake results that mean "context" */
     *cn = (tern_waitq_node){.co = self, .ticket = t, .case_idx = INT32_MIN};
     tern__ctx_ref(ctx);         /* another coroutine may free it meanwhile */
@@ -414,7 +414,7 @@ int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *c
     if (r != 0 && !tern_wait_cancel(t))
         r = 0;                  /* woken meanwhile: collect it */
     if (r == 0) {
-        r = tern_wait(t, reason, TERN_FOREVER);
+        r = tern__wait_r(t, reason, TERN_FOREVER);
         if (r == INT32_MIN)
             r = tern_ctx_err(ctx);      /* read before the unrefs below */
         else if (r == INT32_MIN + 1)

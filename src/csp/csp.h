@@ -19,7 +19,9 @@
  * shared by cond, waitgroup and group waits): a waiter that lost to a
  * context is still linked in the waker's queue and must unlink itself
  * under that queue's lock, and a waker must claim (waitq_pop_claimed), not
- * assume, each node it pops.  On return the ticket is finished. */
+ * assume, each node it pops.  On return the ticket is finished.  The wait
+ * may have its stack released (tern__wait_r): the caller keeps nothing
+ * another thread reaches before claiming on its stack. */
 int tern__ctx_park(tern_ticket t, const char *reason, tern_ctx *ctx, tern_ctx *ctx2);
 
 /* tern_sem_acquire ended by either of two contexts (tern_group_go: the

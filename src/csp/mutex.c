@@ -48,7 +48,7 @@ static void sema_acquire(tern_mutex *m, bool lifo)
     else
         waitq_push(&m->q, n);
     waitq_unlock(&m->q);
-    tern_wait(n->ticket, "mutex", TERN_FOREVER);
+    tern__wait_r(n->ticket, "mutex", TERN_FOREVER);
 }
 
 static void sema_release(tern_mutex *m)

@@ -38,7 +38,7 @@ void tern_rwmutex_rlock(tern_rwmutex *rw)
     TERN_ASSERT(rw->readers == -1 || rw->writers_waiting > 0);
     waitq_push(&rw->rq, n);
     rw_unlock(rw);
-    tern_wait(n->ticket, "rwmutex read", TERN_FOREVER);   /* counted in for us */
+    tern__wait_r(n->ticket, "rwmutex read", TERN_FOREVER);   /* counted in for us */
 }
 
 int tern_rwmutex_try_rlock(tern_rwmutex *rw)
@@ -82,7 +82,7 @@ void tern_rwmutex_lock(tern_rwmutex *rw)
     rw->writers_waiting++;
     waitq_push(&rw->wq, n);
     rw_unlock(rw);
-    tern_wait(n->ticket, "rwmutex write", TERN_FOREVER);  /* handed to us */
+    tern__wait_r(n->ticket, "rwmutex write", TERN_FOREVER);  /* handed to us */
 }
 
 int tern_rwmutex_try_lock(tern_rwmutex *rw)

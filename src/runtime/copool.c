@@ -102,6 +102,27 @@ static void free_lists_reset(void)
     batch = cursor = NULL;
 }
 
+/* Start fetching what the next spawns touch first: the top of the next
+ * spare's stack (its first frames) and the block of the one after it.
+ * With thousands alive these are cache and TLB misses, most of a spawn's
+ * time (perf: the new frame's first store took 65% of co_start's
+ * samples); in a spawn storm each now overlaps the spawn before it.  The
+ * next spare's own block (its `next` and `stack`) was fetched by the
+ * previous call, so reading it here does not stall. */
+static inline void co_prefetch(tern_co *next)
+{
+    if (!next)
+        return;
+    char *top = next->stack.lo + next->stack.size;
+    __builtin_prefetch(top - 64, 1);
+    __builtin_prefetch(top - 128, 1);
+    tern_co *after = next->next;
+    if (after) {
+        __builtin_prefetch(after, 1);
+        __builtin_prefetch((char *)after + 64, 1);
+    }
+}
+
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
 {
     tern_co *co = NULL;
@@ -110,6 +131,7 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
         if (co) {
             p->free_co = co->next;
             p->nfree--;
+            co_prefetch(co->next);
             return co;
         }
         tern__spin_lock(&free_lock);
@@ -195,6 +217,7 @@ void tern__co_free_all(void)
         p->nfree = 0;
     }
     free_lists_reset();
+    tern__release_reset();
 }
 
 
@@ -206,6 +229,7 @@ tern_waitq_node *tern__co_wait_node(tern_co *self)
     n->ticket = tern__prepare(self);
     n->queue = NULL;
     n->case_idx = 0;
+    n->sole = false;
     return n;
 }
 

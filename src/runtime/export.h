@@ -50,6 +50,9 @@ struct tern_waitq_node {
     int32_t case_idx;           /* select case */
     bool ok;                    /* out: value received / send done */
     bool bounced;               /* elem is bounce (shared-stack coroutine) */
+    bool sole;                  /* only a holder of its queue's lock can claim
+                                   the ticket (no deadline, context or other
+                                   case): waitq_claim stores, no CAS */
     char bounce[16];            /* small values of shared-stack waiters */
 };
 
@@ -72,7 +75,24 @@ tern_co *tern__self_checked(const char *fn);
 /* tern_wake in two steps, for wakers that must move data between winning
  * the claim and readying the waiter (channels, select). */
 bool tern__wake_claim(tern_co *co, tern_ticket t);
+/* tern__wake_claim for a ticket nobody else can claim (the waiter's node
+ * is `sole`): a plain store, unless the waiter's stack may be released
+ * (then the full claim, which copies it back). */
+void tern__wake_claim_sole(tern_co *co, tern_ticket t);
 void tern__wake_finish(tern_co *co, int result);
+/* tern_wait for a park site that promises that nothing on the waiter's
+ * stack is reachable by another thread before it claims the ticket (nodes
+ * in the control block or the heap; data moved only by the claimer).  If
+ * the coroutine also allows it (tern_go_options.release_stack, or
+ * tern__stack_release_allow: nothing else on its stack is shared), the
+ * monitor may give the stack's pages back while it waits long (see
+ * release.c); a claimer copies them back in tern__wake_claim. */
+int tern__wait_r(tern_ticket t, const char *reason, int64_t deadline);
+/* For tern's own code: the calling coroutine's frames share nothing with
+ * other coroutines or threads for now (an idle HTTP connection's outer
+ * frame), so its waits may release its stack; returns the previous
+ * setting, to restore. */
+bool tern__stack_release_allow(bool on);
 /* The coroutine's own wait node, ready to queue: co and a fresh ticket
  * (tern_wait_prepare) set, unlinked, case_idx 0. */
 tern_waitq_node *tern__co_wait_node(tern_co *self);
@@ -136,9 +156,18 @@ void **tern__co_local(void);
 
 /* tern_fd_close without the close: wake the fd's waiters with -EBADF and
  * drop its registration, for descriptors a library closes itself (libpq,
- * hiredis).  Call it before the library closes the fd: once the number is
+ * ...).  Call it before the library closes the fd: once the number is
  * reused, the stale registration would keep the new socket out of epoll. */
 void tern__fd_forget(int fd);
+
+/* A descriptor just created (socket, accept4, eventfd, ...) or handed to
+ * us: drop what the netpoller still records for an earlier file under
+ * its number, closed behind its back (libpq closes its socket itself when
+ * the server goes away, and cannot tell us first).  Left, that record
+ * says "in epoll" and the new file would never be added.  Waiters are
+ * left alone; a clean record costs a lock, no syscall (a registered one,
+ * stale or live, an EPOLL_CTL_DEL). */
+void tern__fd_adopt(int fd);
 
 /* Through the report hook (tern_runtime_set_report_hook), else stderr. */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

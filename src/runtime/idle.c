@@ -85,7 +85,7 @@ void tern__wakep(void)
     if (atomic_load_explicit(&S->nspinning, memory_order_relaxed) != 0 ||
         !atomic_compare_exchange_strong(&S->nspinning, &zero, 1))
         return;
-    pthread_mutex_lock(&S->lock);
+    tern__spin_lock(&S->lock);
     tern_p *p = S->idle;
     if (p) {
         TERN_ASSERT(p->is_idle);    /* the idle list holds exactly the idle Ps */
@@ -94,7 +94,7 @@ void tern__wakep(void)
         atomic_fetch_sub(&S->npidle, 1);
         atomic_store(&p->wake_spinning, true);
     }
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
     if (p)
         p_signal(p);
     else
@@ -105,11 +105,11 @@ void tern__wakep(void)
  * elsewhere). */
 void tern__p_kick(tern_p *p)
 {
-    pthread_mutex_lock(&S->lock);
+    tern__spin_lock(&S->lock);
     bool idle = p->is_idle;
     if (idle)
         idle_remove_locked(p);
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
     if (idle)
         p_signal(p);
 }
@@ -122,9 +122,9 @@ void tern__p_kick(tern_p *p)
  * a P either sees the stop or has cleared its word before the signal. */
 void tern__stop_all(void)
 {
-    pthread_mutex_lock(&S->lock);
+    tern__spin_lock(&S->lock);
     atomic_store(&S->stopping, true);
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
     for (int i = 0; i < S->nprocs; i++)
         p_signal(&S->ps[i]);
 }
@@ -189,6 +189,46 @@ static bool fire_due_timers(tern_p *v, int64_t *now)
         return false;
     tern__timers_run(v, *now);
     return true;
+}
+
+/* How long a P may make no switch, with coroutines queued behind the one
+ * it runs, before a busy P takes half of them. */
+#define HELD_NS TERN__TIMER_SLACK
+
+/* A busy P's look at the other Ps, on one switch in 64 (pick_next, and
+ * find_runnable for the switches that go through the worker's context).  A P
+ * fires its own timers as it switches and an idle P steals, but when no P
+ * is idle and one does not switch (a coroutine holds it, or the kernel
+ * preempted its thread on an oversubscribed machine: 40-135 ms at a time
+ * beside 4 CPU hogs on 2 cores, seen from a watchdog thread), nobody looked
+ * at its timers or its queue until it ran again; timers fired 8-13 ms late
+ * on average, some 128 ms.  So a P that switches fires the others' timers
+ * once they are overdue by the slack, and takes half the queue of a P
+ * whose switch count has not moved for HELD_NS, and its `next` slot.  The reads are a line or
+ * two per P; `seen_*` are written only when the count moved. */
+void tern__help_held_ps(tern_p *p)
+{
+    int64_t now = tern_now();
+    for (int i = 0; i < S->nprocs; i++) {
+        tern_p *v = &S->ps[i];
+        if (v == p)
+            continue;
+        if (atomic_load_explicit(&v->timer_next, memory_order_relaxed) < now - TERN__TIMER_SLACK)
+            tern__timers_run(v, now);
+        uint64_t sw = STAT_GET(v->st_switches);
+        if (sw != atomic_load_explicit(&v->seen_switches, memory_order_relaxed)) {
+            atomic_store_explicit(&v->seen_switches, sw, memory_order_relaxed);
+            atomic_store_explicit(&v->seen_at, now, memory_order_relaxed);
+        } else if (now - atomic_load_explicit(&v->seen_at, memory_order_relaxed) >= HELD_NS) {
+            tern_co *co = runq_len(v) ? steal_from(p, v, false) : NULL;
+            if (co)
+                runq_put(p, co, false);
+            /* its `next` slot too: what it readied last waits as long */
+            co = atomic_load_explicit(&v->runnext, memory_order_relaxed);
+            if (co && atomic_compare_exchange_strong(&v->runnext, &co, NULL))
+                runq_put(p, co, false);
+        }
+    }
 }
 
 static tern_co *steal_work(tern_p *p)
@@ -271,7 +311,7 @@ static void deadlock_check_locked(void)
             return;
     if (alive_count() == 0)
         return;
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
     tern__report("all coroutines are asleep - deadlock!");
     tern_runtime_dump(stderr);
     fflush(stderr);
@@ -341,6 +381,10 @@ tern_co *tern__find_runnable(tern_p *p)
         int64_t tn = atomic_load_explicit(&p->timer_next, memory_order_relaxed);
         if (tn != INT64_MAX && tn <= tern_now())
             tern__timers_run(p, tern_now());
+        /* a coroutine that yields with nothing else to run comes here,
+         * not through pick_next, on every switch */
+        if ((p->tick & 63) == 0 && S->nprocs > 1)
+            tern__help_held_ps(p);
         tern_co *co = pick_local(p);
         if (co)
             return co;
@@ -369,17 +413,17 @@ tern_co *tern__find_runnable(tern_p *p)
         if (S->nprocs > 1 && fire_others_timers(p) && (co = pick_local(p)))
             return co;
 
-        pthread_mutex_lock(&S->lock);
+        tern__spin_lock(&S->lock);
         if (atomic_load(&S->stopping)) {
-            pthread_mutex_unlock(&S->lock);
+            tern__spin_unlock(&S->lock);
             return NULL;
         }
         if ((co = gq_get_locked(p))) {
-            pthread_mutex_unlock(&S->lock);
+            tern__spin_unlock(&S->lock);
             return co;
         }
         if (atomic_load(&p->ninbox)) {
-            pthread_mutex_unlock(&S->lock);
+            tern__spin_unlock(&S->lock);
             continue;
         }
         atomic_store(&p->wake_word, 0);
@@ -389,7 +433,7 @@ tern_co *tern__find_runnable(tern_p *p)
         p->is_idle = true;
         if (atomic_fetch_add(&S->npidle, 1) + 1 == S->nprocs)
             deadlock_check_locked();
-        pthread_mutex_unlock(&S->lock);
+        tern__spin_unlock(&S->lock);
 
         if (p->spinning) {
             p->spinning = false;
@@ -397,11 +441,11 @@ tern_co *tern__find_runnable(tern_p *p)
             /* A P that queued work while we spun did not wake anyone;
              * look once more before sleeping. */
             if (any_work()) {
-                pthread_mutex_lock(&S->lock);
+                tern__spin_lock(&S->lock);
                 bool mine = p->is_idle;
                 if (mine)
                     idle_remove_locked(p);
-                pthread_mutex_unlock(&S->lock);
+                tern__spin_unlock(&S->lock);
                 if (mine) {
                     p->spinning = true;
                     atomic_fetch_add(&S->nspinning, 1);
@@ -411,10 +455,10 @@ tern_co *tern__find_runnable(tern_p *p)
         }
         p_sleep(p);
         STAT_ADD(p->st_wakeups, 1);
-        pthread_mutex_lock(&S->lock);
+        tern__spin_lock(&S->lock);
         if (p->is_idle)
             idle_remove_locked(p);
-        pthread_mutex_unlock(&S->lock);
+        tern__spin_unlock(&S->lock);
         if (atomic_exchange(&p->wake_spinning, false))
             p->spinning = true;     /* counted by wakep */
     }

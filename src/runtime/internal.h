@@ -31,13 +31,12 @@
 
 typedef struct tern_p tern_p;
 
-/* Coroutine states.  PARKING and NOTIFIED exist because a waker may run
- * while the parker is still on its stack: see sched.c. */
+/* Coroutine states.  NOTIFIED exists because a waker may run while the
+ * parker is still on its stack (RUNNING until after_switch): see sched.c. */
 enum {
     CO_FREE = 0,    /* in a cache, not a live coroutine */
     CO_RUNNABLE,    /* in a run queue */
     CO_RUNNING,     /* on a worker */
-    CO_PARKING,     /* switching out to wait */
     CO_WAITING,     /* parked; tern_wake makes it RUNNABLE */
     CO_NOTIFIED,    /* woken before it finished switching out */
     CO_DEAD,        /* returned; its successor recycles it */
@@ -62,6 +61,7 @@ struct tern_co {
     uint8_t stack_mode;
     bool is_main;               /* the tern_run entry */
     bool has_name;
+    _Atomic uint8_t stk_out;    /* STK_*: own stack's pages given back (release.c) */
     uint32_t reg_idx;           /* slot in home->reg */
     uint64_t id;
     tern_fn *fn;
@@ -74,6 +74,9 @@ struct tern_co {
      * ticket from a previous life can never match. */
     _Atomic uint64_t wait_word;
     int wait_result;
+    _Atomic bool park_rel;      /* this wait may have its stack released (tern__wait_r) */
+    bool rel_ok;                /* its waits may: release_stack, or
+                                   tern__stack_release_allow; its own field */
     const char *_Atomic wait_reason;
     _Atomic int64_t state_since; /* coarse ns at park, for tern_runtime_dump */
     tern_join *join;            /* tern_go_options.join, until it returns */
@@ -87,7 +90,8 @@ struct tern_co {
     tern_timer timer;
     tern_co *batch_next;        /* free batches (copool.c) */
     int batch_n;
-    char *save_buf;
+    char *save_buf;             /* shared: the used stack while another runs;
+                                   own: the used stack while released */
     size_t save_len, save_cap;
     tern_waitq_node node, ctx_node;
     tern_fn *off_fn;
@@ -124,6 +128,8 @@ struct tern_p {
     clockid_t cpu_clock;        /* its worker thread's CPU clock */
     atomic_int tid;             /* its worker thread's id (0: not started) */
     bool cpu_clock_ok;
+    bool alone;                 /* the only P: no thief ever takes from it */
+    atomic_int lock_sleeps;     /* its worker sleeps on a runtime lock (spin.c) */
 
     /* run queue: the owner pushes at tail; owner and thieves CAS head */
     _Atomic uint32_t runq_head;
@@ -198,15 +204,21 @@ struct tern_p {
     uint32_t tick;              /* local scheduling decisions */
     uint32_t gq_countdown;      /* picks until the global queue's turn */
 
+    /* what the other Ps saw of this one (tern__help_held_ps): its switch
+     * count then, and since when it has not moved */
+    _Atomic uint64_t seen_switches;
+    _Atomic int64_t seen_at;
+
     /* statistics (see tern_runtime_proc_stats) */
     _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
     _Atomic uint64_t st_running;   /* 1 while a coroutine is on this P */
+    _Atomic uint64_t st_relparks;  /* releasable waits begun here (release.c) */
 };
 
 typedef struct tern_sched {
     int nprocs;
     tern_p *ps;
-    pthread_mutex_t lock;       /* global queue and idle list */
+    tern__spin lock;            /* global queue and idle list (short sections) */
     tern_co *gq_head, *gq_tail;
     atomic_long ngq;
     tern_p *idle;
@@ -231,7 +243,28 @@ typedef struct tern_sched {
 extern tern_sched *tern__sched;
 
 /* ---- the scheduler (sched.h lists its files) ---- */
+/* The current thread's P (NULL off the workers).  A coroutine may move to
+ * another thread at any switch, and compilers may keep a TLS address
+ * across a call, so every read must be a fresh one.  On x86-64 that is
+ * an inline volatile asm (initial-exec: a GOT load and an %fs-relative
+ * load), a compiler barrier like the call it replaces but without the
+ * call and the registers a call costs its caller (it is read several
+ * times per park and wake-up, and once per tern_pool call); elsewhere a
+ * call that is never inlined. */
+#if defined(__x86_64__)
+extern __thread tern_p *tern__tls_p __attribute__((tls_model("initial-exec")));
+static inline tern_p *tern__cur_p(void)
+{
+    tern_p *p;
+    __asm__ __volatile__("movq tern__tls_p@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"
+                         : "=r"(p)
+                         :
+                         : "memory");
+    return p;
+}
+#else
 tern_p *tern__cur_p(void);                      /* workers.c */
+#endif
 void tern__ready(tern_co *co);                  /* park.c */
 tern_ticket tern__prepare(tern_co *self);       /* park.c: tern_wait_prepare for self */
 void tern__inject(tern_co *list);       /* park.c: readied from a foreign thread */
@@ -262,7 +295,21 @@ int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
  * P steps in (idle.c, monitor.c): a P that switches fires its own on
  * time, so the others stay asleep unless a coroutine holds it. */
 #define TERN__TIMER_SLACK (1000 * 1000)
-int64_t tern__coarse_now(void);
+/* Now to within a few ms (for "parked since" stamps, not deadlines): the
+ * monitor's clock, read on each of its ticks (1 ms while a P works, at
+ * most 10 ms when all idle; later if the kernel holds the monitor's
+ * thread), else CLOCK_MONOTONIC_COARSE.  The same base as tern_now.  A
+ * park read the clock itself before: ~2% of a 1-P channel hand-off. */
+struct tern__clock_line {
+    _Alignas(64) _Atomic int64_t now;   /* the monitor writes it once a tick */
+};
+extern struct tern__clock_line tern__mon_clock;
+int64_t tern__coarse_clock(void);
+static inline int64_t tern__coarse_now(void)
+{
+    int64_t t = atomic_load_explicit(&tern__mon_clock.now, memory_order_relaxed);
+    return __builtin_expect(t != 0, 1) ? t : tern__coarse_clock();
+}
 
 /* ---- stack.c ---- */
 int tern__stacks_init(void);
@@ -277,6 +324,14 @@ extern bool tern__stack_guard_on;               /* same, for the switch path */
 int tern__stack_sig_install(void);              /* per worker: altstack */
 void tern__stack_sig_remove(void);
 uint64_t tern__stacks_mapped(void);
+
+/* ---- release.c ---- */
+enum { STK_IN = 0, STK_RELEASING, STK_OUT, STK_RESTORING };
+void tern__release_parked(int64_t now, bool all_idle);  /* monitor tick */
+void tern__stack_restore(tern_co *co);          /* any thread; no-op if resident */
+void tern__release_stats(uint64_t *n, uint64_t *bytes);
+void tern__release_reset(void);                 /* tern_run is over */
+size_t tern__stack_gap(void);                   /* stack.c: bytes between slots */
 
 /* ---- netpoll_epoll.c ---- */
 int tern__netpoll_init(void);

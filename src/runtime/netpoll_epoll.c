@@ -167,7 +167,8 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     atomic_fetch_add(&tern__sched->fd_waiters, 1);
     tern__spin_unlock(&d->lock);
 
-    int r = tern_wait(t, (events & TERN_FD_READ) ? "fd read" : "fd write", deadline);
+    /* the waker finds us through d, not our stack */
+    int r = tern__wait_r(t, (events & TERN_FD_READ) ? "fd read" : "fd write", deadline);
 
     tern__spin_lock(&d->lock);
     for (int i = 0; i < 2; i++)
@@ -178,18 +179,27 @@ int tern_fd_wait(int fd, int events, int64_t deadline)
     return r;
 }
 
+/* Under d->lock: d forgets its file (out of epoll, no hang-up, no watch,
+ * a new generation so that the old file's queued events are ignored).
+ * A closed file's registration left epoll with it (the DEL says ENOENT);
+ * a live one goes, to be added again on the next wait. */
+static void record_reset(pdesc *d, int fd)
+{
+    if (d->registered && epfd >= 0)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+    d->registered = false;
+    d->hup = false;
+    d->hup_fn = NULL;
+    d->gen++;
+}
+
 void tern__fd_forget(int fd)
 {
     pdesc *d = desc_of(fd, false);
     if (d) {
         tern_co *w[2] = {NULL, NULL};
         tern__spin_lock(&d->lock);
-        if (d->registered && epfd >= 0)
-            epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-        d->registered = false;
-        d->hup = false;
-        d->hup_fn = NULL;
-        d->gen++;
+        record_reset(d, fd);
         for (int i = 0; i < 2; i++) {
             /* Claim under the lock the waiter cleans up under: a waiter
              * that lost to its timer may otherwise leave, exit and free
@@ -204,6 +214,19 @@ void tern__fd_forget(int fd)
             if (w[i])
                 tern__wake_finish(w[i], -EBADF);
     }
+}
+
+void tern__fd_adopt(int fd)
+{
+    pdesc *d = desc_of(fd, false);
+    if (!d)
+        return;
+    tern__spin_lock(&d->lock);
+    if (d->registered || d->hup || d->hup_fn) {
+        record_reset(d, fd);
+        d->dir[0].ready = d->dir[1].ready = false;     /* the waiters stay */
+    }
+    tern__spin_unlock(&d->lock);
 }
 
 int tern_fd_close(int fd)

@@ -2,7 +2,7 @@
  * park.c - parking and readying coroutines: wait tickets, tern_wait,
  * tern_wake and tern__ready, sleeps, and the per-P cache of wait-queue
  * nodes.  The states and the one-claim-per-ticket rule are in sched.c's
- * opening comment; the second half of a park (PARKING -> WAITING) is done
+ * opening comment; the second half of a park (RUNNING -> WAITING) is done
  * by whoever runs next, in after_switch (sched.c).
  */
 #define _GNU_SOURCE
@@ -15,19 +15,24 @@
 
 void tern__inject(tern_co *co)
 {
-    pthread_mutex_lock(&S->lock);
+    tern__spin_lock(&S->lock);
     gq_push_locked(co, co, 1);
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
     tern__wakep();
 }
 
 void tern__ready(tern_co *co)
 {
     for (;;) {
-        uint32_t s = atomic_load(&co->status);
+        /* acquire: pairs with after_switch's RUNNING -> WAITING, so the
+         * parker's saved context is ours to hand on */
+        uint32_t s = atomic_load_explicit(&co->status, memory_order_acquire);
         if (s == CO_WAITING) {
-            if (!atomic_compare_exchange_weak(&co->status, &s, CO_RUNNABLE))
-                continue;
+            /* A plain store, not a CAS: the parker has finished switching
+             * out, and only the claimer of its ticket readies it, so no
+             * other thread writes the status until it is queued.  (The
+             * queue's release store publishes it.) */
+            atomic_store_explicit(&co->status, CO_RUNNABLE, memory_order_relaxed);
             /* Once queued, co may run, exit and be freed on another P:
              * read what we need of it first. */
             tern_p *p = tern__cur_p(), *pin = co->pinned;
@@ -43,7 +48,9 @@ void tern__ready(tern_co *co)
             }
             return;
         }
-        if (s == CO_RUNNING || s == CO_PARKING) {
+        if (s == CO_RUNNING) {
+            /* still on its stack (not yet parked, or switching out):
+             * after_switch or tern_wait finds the mark */
             if (atomic_compare_exchange_weak(&co->status, &s, CO_NOTIFIED))
                 return;
             continue;
@@ -83,7 +90,37 @@ bool tern_wait_cancel(tern_ticket t)
 bool tern__wake_claim(tern_co *co, tern_ticket t)
 {
     uint64_t w = t << 1;
-    return atomic_compare_exchange_strong(&co->wait_word, &w, w | 1);
+    if (!atomic_compare_exchange_strong(&co->wait_word, &w, w | 1))
+        return false;
+    /* The claimer may write into the waiter's stack next (a channel's
+     * value): if the monitor gave its pages back, copy them in first.
+     * Dekker with release.c's try_release: it marks RELEASING, then looks
+     * at the claim bit; we claim, then look at the mark (both seq_cst), so
+     * one of us sees the other. */
+    if (atomic_load(&co->stk_out) != STK_IN)
+        tern__stack_restore(co);
+    return true;
+}
+
+void tern__wake_claim_sole(tern_co *co, tern_ticket t)
+{
+    TERN_ASSERT(atomic_load_explicit(&co->wait_word, memory_order_relaxed) == t << 1);
+    /* A coroutine whose waits may give their stack back: the monitor is a
+     * second party here (release.c looks at the claim bit after marking
+     * RELEASING), so the full claim, whose seq_cst CAS and look at stk_out
+     * are the other half of that handshake, and which copies the stack
+     * back before the caller writes a value into it.  rel_ok is the
+     * waiter's, written only while it runs, before it queued this node
+     * under the lock we hold. */
+    if (co->rel_ok) {
+        bool claimed = tern__wake_claim(co, t);
+        TERN_ASSERT(claimed);       /* a sole node has no other claimer */
+        (void)claimed;
+        return;
+    }
+    /* relaxed: the readying that follows (a release into a run queue, or
+     * the NOTIFIED CAS) publishes it to the waiter */
+    atomic_store_explicit(&co->wait_word, t << 1 | 1, memory_order_relaxed);
 }
 
 void tern__wake_finish(tern_co *co, int result)
@@ -112,9 +149,11 @@ tern_waitq_node *tern__node_get(void)
     if (n) {
         p->free_nodes = n->next;
         p->nfree_nodes--;
-        return n;
+    } else if (!(n = malloc(sizeof *n))) {
+        return NULL;
     }
-    return malloc(sizeof *n);
+    n->sole = false;
+    return n;
 }
 
 void tern__node_put(tern_waitq_node *n)
@@ -156,13 +195,15 @@ int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
     }
     atomic_store_explicit(&co->wait_reason, reason, memory_order_relaxed);
     atomic_store_explicit(&co->state_since, tern__coarse_now(), memory_order_relaxed);
-    uint32_t s = CO_RUNNING;
-    if (atomic_compare_exchange_strong(&co->status, &s, CO_PARKING)) {
+    /* Woken already (a waker found us RUNNING and left NOTIFIED): no
+     * switch.  Otherwise switch out still RUNNING; after_switch moves us
+     * to WAITING, or requeues us if a waker came meanwhile.  No locked
+     * instruction here: the one CAS per park is after_switch's.  Acquire:
+     * the waker's wait_result. */
+    if (atomic_load_explicit(&co->status, memory_order_acquire) == CO_NOTIFIED)
+        atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
+    else
         tern__co_leave(p, co, SW_PARK);
-    } else {
-        TERN_ASSERT(s == CO_NOTIFIED);
-        atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed); /* woken early */
-    }
     /* one readying per wait, by whoever claimed this ticket */
     TERN_ASSERT(atomic_load_explicit(&co->wait_word, memory_order_relaxed) == (t << 1 | 1));
     TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNING);
@@ -172,13 +213,38 @@ int tern_wait(tern_ticket t, const char *reason, int64_t deadline)
     return co->wait_result;
 }
 
+int tern__wait_r(tern_ticket t, const char *reason, int64_t deadline)
+{
+    tern_p *p = tern__cur_p();
+    if (!p || !p->cur)
+        tern__self_checked("tern_wait");    /* reports and aborts */
+    tern_co *co = p->cur;
+    if (!co->rel_ok)
+        return tern_wait(t, reason, deadline);
+    /* relaxed: the monitor reads it after seeing WAITING, which the
+     * park's status CAS publishes */
+    atomic_store_explicit(&co->park_rel, true, memory_order_relaxed);
+    STAT_ADD(p->st_relparks, 1);
+    int r = tern_wait(t, reason, deadline);
+    atomic_store_explicit(&co->park_rel, false, memory_order_relaxed);
+    return r;
+}
+
+bool tern__stack_release_allow(bool on)
+{
+    tern_co *co = tern__self_checked("tern__stack_release_allow");
+    bool was = co->rel_ok;
+    co->rel_ok = on;
+    return was;
+}
+
 int tern_sleep_until(int64_t deadline)
 {
     tern__self_checked("tern_sleep_until");
     if (deadline == TERN_FOREVER)
         tern__fatal("tern_sleep_until(TERN_FOREVER): a sleep must end");
     tern_ticket t = tern_wait_prepare();
-    tern_wait(t, "sleep", deadline);
+    tern__wait_r(t, "sleep", deadline);    /* the timer is in the control block */
     return 0;
 }
 

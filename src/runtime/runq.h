@@ -71,6 +71,12 @@ static inline tern_co *runq_pop(tern_p *p)
             return NULL;
         TERN_ASSERT(t - h <= TERN_RUNQ_SIZE);  /* t is ours; h only grows */
         tern_co *co = atomic_load_explicit(&p->runq[h % TERN_RUNQ_SIZE], RQ_RELAXED);
+        if (p->alone) {
+            /* no thief: the head is ours too (see pick_local) */
+            atomic_store_explicit(&p->runq_head, h + 1, RQ_REL);
+            TERN_ASSERT(co);
+            return co;
+        }
         if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + 1, RQ_REL, RQ_RELAXED)) {
             TERN_ASSERT(co);
             return co;

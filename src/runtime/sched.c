@@ -17,11 +17,13 @@
  * each switch records (prev, action) in the P and the context that resumes
  * finishes the job in after_switch().
  *
- * Parking.  tern_wait() moves RUNNING -> PARKING, switches out, and
- * after_switch() moves PARKING -> WAITING.  tern_wake() claims the ticket
- * (exactly one claim per ticket succeeds) and readies: WAITING -> RUNNABLE
- * plus enqueue, or RUNNING/PARKING -> NOTIFIED, in which case the parker
- * sees NOTIFIED and stays runnable.  Every ticket is claimed at most once
+ * Parking.  tern_wait() switches out still RUNNING, and after_switch()
+ * moves RUNNING -> WAITING (one CAS per park).  tern_wake() claims the
+ * ticket (exactly one claim per ticket succeeds) and readies: WAITING ->
+ * RUNNABLE (a plain store: nobody else may write it then) plus enqueue, or
+ * RUNNING -> NOTIFIED (a CAS, racing after_switch's), in which case the
+ * parker sees NOTIFIED, in tern_wait or in after_switch, and stays
+ * runnable.  Every ticket is claimed at most once
  * and every wait consumes exactly one readying, so a late waker can never
  * wake a later wait.
  *
@@ -30,7 +32,10 @@
  * blocks in epoll_wait, the others on a futex, each with its nearest timer
  * as timeout.  wakep() wakes one idle P only if nobody spins; a spinner
  * that finds work wakes the next (Go's rule), so work never strands and
- * idle Ps are not woken in herds.  When the last P goes idle with no timer,
+ * idle Ps are not woken in herds.  A busy P, on one switch in 64, fires
+ * other Ps' overdue timers and takes the queue of a P that has not switched
+ * for 1 ms (a coroutine holds it, or the kernel preempted its thread:
+ * tern__help_held_ps).  When the last P goes idle with no timer,
  * fd waiter or offloaded call left to wake anyone, the program is
  * deadlocked and says so.
  *
@@ -141,9 +146,9 @@ static void after_switch(tern_p *p)
         }
         break;
     case SW_PARK: {
-        uint32_t s = CO_PARKING;
+        uint32_t s = CO_RUNNING;
         if (!atomic_compare_exchange_strong(&prev->status, &s, CO_WAITING)) {
-            TERN_ASSERT(s == CO_NOTIFIED);  /* PARKING -> NOTIFIED by a waker, only */
+            TERN_ASSERT(s == CO_NOTIFIED);  /* RUNNING -> NOTIFIED by a waker, only */
             atomic_store_explicit(&prev->status, CO_RUNNABLE, memory_order_release); /* NOTIFIED */
             enqueue_local(p, prev, true);
         }
@@ -162,9 +167,12 @@ static tern_co *pick_next(tern_p *p)
 {
     if (atomic_load_explicit(&S->stopping, memory_order_relaxed))
         return NULL;
-    if ((p->tick & 7) == 0 &&
-        atomic_load_explicit(&p->timer_next, memory_order_relaxed) != INT64_MAX)
-        tern__timers_run(p, tern_now());
+    if ((p->tick & 7) == 0) {
+        if (atomic_load_explicit(&p->timer_next, memory_order_relaxed) != INT64_MAX)
+            tern__timers_run(p, tern_now());
+        if ((p->tick & 63) == 0 && S->nprocs > 1)
+            tern__help_held_ps(p);
+    }
     return pick_local(p);
 }
 
@@ -297,14 +305,17 @@ static void join_finish(tern_join *j, int r)
     tern__join_unref(j);
 }
 
-static void co_main(void *arg)
+/* A coroutine's first and last steps, out of line: co_main's frame sits
+ * under every frame of the coroutine for its whole life, and is saved
+ * with them when a shared-stack coroutine parks (inlined, these grew it
+ * from 8 to 56 bytes, and parked_rss_bytes by 64). */
+static __attribute__((noinline)) void co_begin(void)
 {
-    tern_co *co = arg;
-#ifdef TERN_ASAN
-    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
-#endif
     after_switch(tern__cur_p());
-    int r = co->fn(co->arg);
+}
+
+static __attribute__((noinline, noreturn)) void co_end(tern_co *co, int r)
+{
     if (co->join) {
         join_finish(co->join, r);
         co->join = NULL;
@@ -317,6 +328,16 @@ static void co_main(void *arg)
     atomic_store(&co->status, CO_DEAD);
     tern__co_leave(p, co, SW_EXIT);
     tern__fatal("dead coroutine %llu resumed", (unsigned long long)co->id);
+}
+
+static void co_main(void *arg)
+{
+    tern_co *co = arg;
+#ifdef TERN_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    co_begin();
+    co_end(co, co->fn(co->arg));
 }
 
 static void co_recycle(tern_p *p, tern_co *co)
@@ -380,6 +401,7 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
     co->join = j;
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
+    co->rel_ok = opts && opts->release_stack && !shared;
     /* wait_word, wait_reason and the timer are at rest in a recycled block
      * (every wait ends with them so) and zero in a fresh one */
     /* relaxed atomic stores: tern_runtime_dump and the monitor may be reading an

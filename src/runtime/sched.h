@@ -27,6 +27,7 @@ void tern__g0_run(tern_p *p, tern_co *co);          /* on the worker's own conte
 
 /* ---- idle.c ---- */
 tern_co *tern__find_runnable(tern_p *p);    /* NULL: stopping */
+void tern__help_held_ps(tern_p *p);         /* a busy P's look at the others */
 void tern__stop_all(void);
 
 /* ---- global queue (S->lock) ------------------------------------------- */
@@ -76,9 +77,9 @@ static inline tern_co *gq_get(tern_p *p)
 {
     if (atomic_load_explicit(&S->ngq, memory_order_relaxed) == 0)
         return NULL;
-    pthread_mutex_lock(&S->lock);
+    tern__spin_lock(&S->lock);
     tern_co *co = gq_get_locked(p);
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
     return co;
 }
 
@@ -92,16 +93,30 @@ static inline void runq_spill(tern_p *p, tern_co *co)
     batch[n++] = co;
     for (uint32_t i = 0; i + 1 < n; i++)
         batch[i]->next = batch[i + 1];
-    pthread_mutex_lock(&S->lock);
+    tern__spin_lock(&S->lock);
     gq_push_locked(batch[0], batch[n - 1], n);
-    pthread_mutex_unlock(&S->lock);
+    tern__spin_unlock(&S->lock);
 }
 
 static inline void runq_put(tern_p *p, tern_co *co, bool next)
 {
     TERN_ASSERT(!co->pinned);      /* pinned ones never enter the stealable ring */
     if (next) {
-        co = atomic_exchange_explicit(&p->runnext, co, memory_order_acq_rel);
+        /* Only the owner fills the slot; a thief only empties it.  So an
+         * empty slot stays empty until we store: no locked instruction
+         * (this is every wake-up's path).  The ring's push below is a
+         * plain store too; tern__wakep's comment has the ordering. */
+        if (!atomic_load_explicit(&p->runnext, memory_order_relaxed)) {
+            atomic_store_explicit(&p->runnext, co, memory_order_release);
+            return;
+        }
+        if (p->alone) {         /* no thief (see pick_local) */
+            tern_co *prev = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+            atomic_store_explicit(&p->runnext, co, memory_order_relaxed);
+            co = prev;
+        } else {
+            co = atomic_exchange_explicit(&p->runnext, co, memory_order_acq_rel);
+        }
         if (!co)
             return;
     }
@@ -173,6 +188,13 @@ static inline tern_co *pick_local(tern_p *p)
     /* Plain load first: an exchange is a locked instruction even when the
      * slot is empty, and this is every switch's path. */
     tern_co *co = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (co && p->alone) {
+        /* Thieves are other Ps, and only the owner fills the slot: alone,
+         * it is this thread's, and a plain store empties it (a locked
+         * instruction less on every hand-off of a 1-P program). */
+        atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
+        return co;
+    }
     if (co && atomic_compare_exchange_strong_explicit(&p->runnext, &co, NULL, memory_order_acquire,
                                                       memory_order_relaxed))
         return co;

@@ -15,6 +15,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/spin.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 #include "tern/signal.h"
 
@@ -22,7 +24,60 @@ static atomic_int sig_fd = -1;
 static _Atomic uint64_t pending;        /* bit n: signal n arrived, not yet taken */
 static _Atomic uint64_t notified;       /* bit n: signal n is delivered here */
 
+/* The waiters that do not hold the eventfd park here (at most SHARE_MAX
+ * at once; more poll the pending bits every SHARE_POLL_NS).  The holder
+ * bumps share_gen and wakes them all after each read of the eventfd and
+ * when it stops waiting, so that one of them takes the fd over. */
 #define SHARE_POLL_NS (10 * TERN_MS)
+#define SHARE_MAX 32
+static tern__spin share_lock = TERN_SPIN_INIT;
+static _Atomic uint64_t share_gen;
+static struct { tern_co *co; tern_ticket t; } share_w[SHARE_MAX];
+
+static void share_wake(void)
+{
+    tern__spin_lock(&share_lock);
+    atomic_fetch_add(&share_gen, 1);
+    for (int i = 0; i < SHARE_MAX; i++)
+        if (share_w[i].co) {
+            tern_wake(share_w[i].co, share_w[i].t, 0);
+            share_w[i].co = NULL;
+        }
+    tern__spin_unlock(&share_lock);
+}
+
+/* Park until share_gen moves from gen (the holder read the eventfd or
+ * left) or deadline.  gen was read before the caller last looked at its
+ * pending bits, so a signal set after that look moves it. */
+static void share_park(uint64_t gen, int64_t deadline)
+{
+    tern_co *self = tern_self();
+    tern_ticket t = tern_wait_prepare();
+    int slot = -1;
+    tern__spin_lock(&share_lock);
+    if (atomic_load(&share_gen) == gen)
+        for (int i = 0; i < SHARE_MAX && slot < 0; i++)
+            if (!share_w[i].co) {
+                share_w[i].co = self;
+                share_w[i].t = t;
+                slot = i;
+            }
+    tern__spin_unlock(&share_lock);
+    if (slot < 0) {
+        if (!tern_wait_cancel(t))
+            tern_wait(t, "signal", deadline);
+        if (atomic_load(&share_gen) == gen) {   /* the table was full */
+            int64_t until = tern_now() + SHARE_POLL_NS;
+            tern_sleep_until(deadline < until ? deadline : until);
+        }
+        return;
+    }
+    tern_wait(t, "signal", deadline);
+    tern__spin_lock(&share_lock);       /* timed out: still listed */
+    if (share_w[slot].co == self && share_w[slot].t == t)
+        share_w[slot].co = NULL;
+    tern__spin_unlock(&share_lock);
+}
 
 static void on_signal(int sig)
 {
@@ -51,6 +106,7 @@ int tern_signal_notify(const int *sigs, int n)
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fd < 0)
             return -errno;
+        tern__fd_adopt(fd);
         int expect = -1;
         if (!atomic_compare_exchange_strong(&sig_fd, &expect, fd))
             close(fd);          /* another thread was first */
@@ -81,9 +137,48 @@ static int take(uint64_t mask)
 }
 
 /* Several coroutines may wait, for different signals: the first parks on
- * the eventfd and the others look at the pending bits every
- * SHARE_POLL_NS (the netpoller lets one coroutine wait on an fd).  Each
- * takes only its own signals and leaves the others' bits alone. */
+ * the eventfd (the netpoller lets one coroutine wait on an fd) and the
+ * others in share_w, woken by it (they used to poll the pending bits every
+ * 10 ms, which woke an idle process 100 times a second).  Each takes only
+ * its own signals and leaves the others' bits alone. */
+static int wait_fd(int fd, uint64_t mask, int64_t deadline)
+{
+    bool held = false;
+    int ret;
+    for (;;) {
+        uint64_t gen = atomic_load(&share_gen);
+        int sig = take(mask);
+        if (sig) {
+            ret = sig;
+            break;
+        }
+        uint64_t v;
+        if (read(fd, &v, sizeof v) == sizeof v) {
+            share_wake();       /* the parked look at their bits */
+            continue;
+        }
+        int rc = tern_fd_wait(fd, TERN_FD_READ, deadline);
+        if (rc == -EBUSY) {
+            share_park(gen, deadline);
+            if (deadline != TERN_FOREVER && tern_now() >= deadline) {
+                int late = take(mask);
+                ret = late ? late : -ETIMEDOUT;
+                break;
+            }
+            continue;
+        }
+        held = true;
+        if (rc < 0) {
+            int late = take(mask);
+            ret = late ? late : rc;
+            break;
+        }
+    }
+    if (held)
+        share_wake();           /* one of the parked takes the fd over */
+    return ret;
+}
+
 int tern_signal_wait(const int *sigs, int n, int64_t deadline)
 {
     if (!sigs || n <= 0)
@@ -96,29 +191,5 @@ int tern_signal_wait(const int *sigs, int n, int64_t deadline)
     }
     if ((atomic_load(&notified) & mask) != mask)
         return -ENOENT;
-    int fd = atomic_load(&sig_fd);
-    for (;;) {
-        int sig = take(mask);
-        if (sig)
-            return sig;
-        uint64_t v;
-        if (read(fd, &v, sizeof v) == sizeof v)
-            continue;
-        int rc = tern_fd_wait(fd, TERN_FD_READ, deadline);
-        if (rc == -EBUSY) {
-            int64_t until = tern_now() + SHARE_POLL_NS;
-            if (deadline != TERN_FOREVER && deadline < until)
-                until = deadline;
-            tern_sleep_until(until);
-            if (deadline != TERN_FOREVER && tern_now() >= deadline) {
-                int late = take(mask);
-                return late ? late : -ETIMEDOUT;
-            }
-            continue;
-        }
-        if (rc < 0) {
-            int late = take(mask);
-            return late ? late : rc;
-        }
-    }
+    return wait_fd(atomic_load(&sig_fd), mask, deadline);
 }

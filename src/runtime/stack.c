@@ -68,6 +68,11 @@ bool tern__stack_guarded(void)
     return guarded;
 }
 
+size_t tern__stack_gap(void)
+{
+    return guard;
+}
+
 uint64_t tern__stacks_mapped(void)
 {
     return atomic_load(&mapped);

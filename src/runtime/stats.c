@@ -56,6 +56,7 @@ int tern_runtime_stats(struct tern_runtime_stats *st, tern_runtime_proc_stats *p
     tern__blocking_stats(st);
     st->stacks_mapped = tern__stacks_mapped();
     st->stack_guard = tern__stack_guarded() ? "guard-install" : "canary";
+    tern__release_stats(&st->stacks_released, &st->stack_saved_bytes);
     st->long_runs = STAT_GET(S->long_runs);
     st->blocked_syscalls = STAT_GET(S->blocked_runs);
     return S->nprocs;
@@ -66,7 +67,6 @@ static const char *state_name(uint32_t s)
     switch (s) {
     case CO_RUNNABLE: return "runnable";
     case CO_RUNNING: return "running";
-    case CO_PARKING:
     case CO_WAITING: return "waiting";
     case CO_NOTIFIED: return "runnable";
     case CO_DEAD: return "dead";
@@ -109,7 +109,7 @@ void tern_runtime_dump(FILE *out)
             const char *why = atomic_load_explicit(&co->wait_reason, memory_order_relaxed);
             fprintf(out, "coroutine %llu [%s", (unsigned long long)__atomic_load_n(&co->id, __ATOMIC_RELAXED),
                     state_name(s));
-            if ((s == CO_WAITING || s == CO_PARKING) && why) {
+            if (s == CO_WAITING && why) {
                 int64_t since = atomic_load_explicit(&co->state_since, memory_order_relaxed);
                 fprintf(out, ", %s, %lld ms", why, (long long)((now - since) / TERN_MS));
             }

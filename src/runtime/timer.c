@@ -23,7 +23,9 @@ int64_t tern_now(void)
     return (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec;
 }
 
-int64_t tern__coarse_now(void)
+struct tern__clock_line tern__mon_clock;
+
+int64_t tern__coarse_clock(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -169,8 +171,10 @@ bool tern__timer_stop(tern_timer *t)
 void tern__timer_del(tern_timer *t)
 {
     tern__timer_stop(t);
+    /* the firer is inside tern_wake: microseconds, unless preempted */
+    unsigned n = 0;
     while (atomic_load(&t->firing))
-        tern_cpu_relax();
+        tern__spin_pause(&n);
 }
 
 int tern__timers_run(tern_p *p, int64_t now)

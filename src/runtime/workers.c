@@ -17,15 +17,28 @@
 
 tern_sched *tern__sched;
 
+#if defined(__x86_64__)
+/* used, externally_visible: the only readers name it in asm, which gcc's
+ * link-time optimization cannot see (clang knows neither need) */
+#if defined(__clang__)
+__thread tern_p *tern__tls_p __attribute__((tls_model("initial-exec"), used));
+#else
+__thread tern_p *tern__tls_p
+    __attribute__((tls_model("initial-exec"), used, externally_visible));
+#endif
+#define tls_p tern__tls_p
+#else
 static __thread tern_p *tls_p;
 
 /* Not inlined, so that a coroutine which migrated to another thread reads
- * that thread's TLS: compilers may cache a TLS address across a call. */
+ * that thread's TLS: compilers may cache a TLS address across a call
+ * (internal.h has x86-64's inline read). */
 __attribute__((noinline)) tern_p *tern__cur_p(void)
 {
     __asm__ __volatile__("" ::: "memory");
     return tls_p;
 }
+#endif
 
 static void sched_loop(tern_p *p)
 {
@@ -49,6 +62,7 @@ static void p_thread_init(tern_p *p)
 {
     tls_p = p;
     atomic_store(&p->tid, (int)gettid());
+    tern__spin_count_sleeps(&p->lock_sleeps);
     pthread_attr_t a;
     if (pthread_getattr_np(pthread_self(), &a) == 0) {
         void *lo;
@@ -70,6 +84,7 @@ static void *worker_main(void *arg)
     p_thread_init(p);
     sched_loop(p);
     tern__stack_sig_remove();
+    tern__spin_count_sleeps(NULL);
     tls_p = NULL;
     return NULL;
 }
@@ -104,7 +119,6 @@ static void ps_release(void)
 
 static void sched_free(void)
 {
-    pthread_mutex_destroy(&S->lock);
     free(S->ps);
     free(S);
     S = NULL;
@@ -143,7 +157,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
         sd = TERN_STACK_MIN;
     S->stack_default = (sd + pg - 1) & ~(pg - 1);
     atomic_store(&S->id_gen, 1);
-    pthread_mutex_init(&S->lock, NULL);
+    atomic_store(&S->lock.v, 0);
     int err = -ENOMEM;
     S->ps = calloc((size_t)np, sizeof *S->ps);
     if (!S->ps)
@@ -153,6 +167,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     for (int i = 0; i < np; i++) {
         tern_p *p = &S->ps[i];
         p->id = i;
+        p->alone = np == 1;
         atomic_store(&p->sleep_until, INT64_MIN);      /* awake */
         p->rand = 0x9E3779B9u * (uint32_t)(i + 1);
         p->gq_countdown = 61;
@@ -191,6 +206,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     if (started == np)
         sched_loop(p0);
     tern__stack_sig_remove();
+    tern__spin_count_sleeps(NULL);
     tls_p = NULL;
     for (int i = 1; i < started; i++)
         pthread_join(S->ps[i].thread, NULL);

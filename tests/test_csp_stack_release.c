@@ -1,0 +1,394 @@
+/* test_csp_stack_release.c - a coroutine started with release_stack and
+ * parked long has its stack's pages given back (tern_run_options.
+ * stack_release) and resumes intact, woken by
+ * every kind of wait: sleep, channels (a value delivered into, or taken
+ * from, a released stack), select, mutexes, cond, semaphore, waitgroup, fd
+ * wait, context cancel; and releases racing with wakes. */
+#include "check.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tern/chan.h"
+#include "tern/context.h"
+#include "tern/sync.h"
+
+enum { K_SLEEP, K_RECV, K_SEND, K_BRECV, K_SELECT, K_MUTEX, K_RWMUTEX, K_COND, K_SEM, K_WG, K_FD,
+       K_CTX, K_NKINDS };
+static const char *kind_name[] = {"sleep", "recv", "send", "brecv", "select", "mutex",
+                                  "rwmutex", "cond", "sem", "wg", "fd", "ctx"};
+
+typedef struct val {
+    uint64_t w[40];             /* 320 bytes, more than a node's bounce */
+} val;
+
+static void val_fill(val *v, uint64_t seed)
+{
+    for (int i = 0; i < 40; i++)
+        v->w[i] = seed * 1000003u + (uint64_t)i;
+}
+
+static bool val_ok(const val *v, uint64_t seed)
+{
+    for (int i = 0; i < 40; i++)
+        if (v->w[i] != seed * 1000003u + (uint64_t)i)
+            return false;
+    return true;
+}
+
+typedef struct job {
+    int kind;
+    tern_chan *ch, *ch2, *bch;
+    tern_mutex mu;
+    tern_rwmutex rw;
+    tern_cond cond;
+    bool flag;
+    tern_sem sem;
+    tern_waitgroup wg;
+    int pfd[2];
+    tern_ctx *ctx;
+    atomic_int parked, done;
+    int result;
+} job;
+
+static uint64_t released(void)
+{
+    struct tern_runtime_stats st;
+    CHECK(tern_runtime_stats(&st, NULL, 0) > 0);
+    return st.stacks_released;
+}
+
+static int park_here(job *j)
+{
+    val v;
+    atomic_store(&j->parked, 1);
+    switch (j->kind) {
+    case K_SLEEP:
+        tern_sleep(30 * TERN_MS);
+        return 0;
+    case K_RECV:
+        memset(&v, 0, sizeof v);
+        CHECK_EQ(tern_chan_recv(j->ch, &v, NULL, NULL), 0);
+        return val_ok(&v, 7) ? 0 : -1;
+    case K_SEND:
+        val_fill(&v, 8);
+        return tern_chan_send(j->ch, &v, NULL);
+    case K_BRECV:
+        memset(&v, 0, sizeof v);
+        CHECK_EQ(tern_chan_recv(j->bch, &v, NULL, NULL), 0);
+        return val_ok(&v, 9) ? 0 : -1;
+    case K_SELECT: {
+        val v2;
+        memset(&v, 0, sizeof v);
+        memset(&v2, 0, sizeof v2);
+        tern_chan_case c[2] = {{.ch = j->ch, .op = TERN_CHAN_RECV, .elem = &v},
+                               {.ch = j->ch2, .op = TERN_CHAN_RECV, .elem = &v2}};
+        int r = tern_chan_select(c, 2, NULL);
+        CHECK_EQ(r, 1);
+        return val_ok(&v2, 10) ? 0 : -1;
+    }
+    case K_MUTEX:
+        tern_mutex_lock(&j->mu);
+        tern_mutex_unlock(&j->mu);
+        return 0;
+    case K_RWMUTEX:
+        tern_rwmutex_rlock(&j->rw);
+        tern_rwmutex_runlock(&j->rw);
+        return 0;
+    case K_COND:
+        tern_mutex_lock(&j->mu);
+        while (!j->flag)
+            CHECK_EQ(tern_cond_wait(&j->cond, &j->mu, NULL), 0);
+        tern_mutex_unlock(&j->mu);
+        return 0;
+    case K_SEM:
+        CHECK_EQ(tern_sem_acquire(&j->sem, 1, NULL), 0);
+        tern_sem_release(&j->sem, 1);
+        return 0;
+    case K_WG:
+        return tern_waitgroup_wait(&j->wg, NULL);
+    case K_FD: {
+        CHECK_EQ(tern_fd_wait(j->pfd[0], TERN_FD_READ, TERN_FOREVER), 0);
+        char c;
+        CHECK_EQ(read(j->pfd[0], &c, 1), 1);
+        return c == 'x' ? 0 : -1;
+    }
+    case K_CTX:
+        return tern_ctx_sleep(60 * TERN_SEC, j->ctx);
+    }
+    return -1;
+}
+
+/* Frames with big arrays spanning several pages above the park. */
+static int deep(job *j, int depth)
+{
+    volatile uint64_t big[700];         /* 5600 bytes */
+    for (int i = 0; i < 700; i++)
+        big[i] = (uint64_t)depth * 7919u + (uint64_t)i;
+    int r = depth ? deep(j, depth - 1) : park_here(j);
+    for (int i = 0; i < 700; i++)
+        if (big[i] != (uint64_t)depth * 7919u + (uint64_t)i)
+            return -100 - depth;
+    return r;
+}
+
+static int parker(void *arg)
+{
+    job *j = arg;
+    j->result = deep(j, 5);
+    atomic_store(&j->done, 1);
+    return 0;
+}
+
+static void wait_released(uint64_t n, const char *what)
+{
+    int64_t end = tern_now() + 5 * TERN_SEC;
+    while (released() < n) {
+        if (tern_now() > end) {
+            fprintf(stderr, "%s: its stack was never released\n", what);
+            abort();
+        }
+        tern_sleep(TERN_MS);
+    }
+}
+
+static int each_kind_main(void *arg)
+{
+    (void)arg;
+    for (int k = 0; k < K_NKINDS; k++) {
+        job j = {.kind = k, .sem = TERN_SEM_INIT(1)};
+        CHECK_EQ(tern_chan_new(sizeof(val), 0, &j.ch), 0);
+        CHECK_EQ(tern_chan_new(sizeof(val), 0, &j.ch2), 0);
+        CHECK_EQ(tern_chan_new(sizeof(val), 1, &j.bch), 0);
+        CHECK_EQ(pipe(j.pfd), 0);
+        CHECK_EQ(tern_ctx_with_cancel(tern_ctx_background(), &j.ctx), 0);
+        tern_mutex_lock(&j.mu);
+        if (k == K_COND)
+            tern_mutex_unlock(&j.mu);
+        tern_rwmutex_lock(&j.rw);
+        CHECK_EQ(tern_sem_acquire(&j.sem, 1, NULL), 0);
+        tern_waitgroup_add(&j.wg, 1);
+        tern_go_options go = {.release_stack = true};
+        CHECK_EQ(tern_go_opts(parker, &j, &go, NULL), 0);
+        wait_released(1, kind_name[k]);
+        CHECK(!atomic_load(&j.done));
+        val v;
+        switch (k) {
+        case K_RECV:
+            val_fill(&v, 7);
+            CHECK_EQ(tern_chan_send(j.ch, &v, NULL), 0);
+            break;
+        case K_SEND:
+            memset(&v, 0, sizeof v);
+            CHECK_EQ(tern_chan_recv(j.ch, &v, NULL, NULL), 0);
+            CHECK(val_ok(&v, 8));       /* read from the released stack */
+            break;
+        case K_BRECV:
+            val_fill(&v, 9);
+            CHECK_EQ(tern_chan_send(j.bch, &v, NULL), 0);
+            break;
+        case K_SELECT:
+            val_fill(&v, 10);
+            CHECK_EQ(tern_chan_send(j.ch2, &v, NULL), 0);
+            break;
+        case K_COND:
+            tern_mutex_lock(&j.mu);
+            j.flag = true;
+            tern_cond_signal(&j.cond);
+            tern_mutex_unlock(&j.mu);
+            break;
+        case K_FD:
+            CHECK_EQ(write(j.pfd[1], "x", 1), 1);
+            break;
+        case K_CTX:
+            tern_ctx_cancel(j.ctx);
+            break;
+        default:
+            break;
+        }
+        if (k != K_COND)
+            tern_mutex_unlock(&j.mu);
+        tern_rwmutex_unlock(&j.rw);
+        tern_sem_release(&j.sem, 1);
+        tern_waitgroup_done(&j.wg);
+        while (!atomic_load(&j.done))
+            tern_sleep(TERN_MS);
+        if (j.result != (k == K_CTX ? -ECANCELED : 0))
+            fprintf(stderr, "%s: result %d\n", kind_name[k], j.result);
+        CHECK_EQ(j.result, k == K_CTX ? -ECANCELED : 0);
+        CHECK_EQ(released(), 0);
+        tern_chan_free(j.ch);
+        tern_chan_free(j.ch2);
+        tern_chan_free(j.bch);
+        close(j.pfd[0]);
+        close(j.pfd[1]);
+        tern_ctx_free(j.ctx);
+    }
+    return 0;
+}
+
+static void every_wait_resumes_intact(void)
+{
+    tern_run_options o = {.procs = 2, .stack_release = TERN_MS};
+    CHECK_EQ(tern_run_opts(each_kind_main, NULL, &o), 0);
+}
+
+/* Not released: a coroutine that did not opt in (others may use its
+ * frames while it waits), and a plain tern_wait (its park site promises
+ * nothing about its stack). */
+static atomic_int s_plain_done;
+
+static int default_sleeper(void *arg)
+{
+    (void)arg;
+    tern_sleep(30 * TERN_MS);
+    atomic_fetch_add(&s_plain_done, 1);
+    return 0;
+}
+
+static int plain_waiter(void *arg)
+{
+    (void)arg;
+    tern_ticket t = tern_wait_prepare();
+    CHECK_EQ(tern_wait(t, "plain", tern_now() + 30 * TERN_MS), -ETIMEDOUT);
+    atomic_fetch_add(&s_plain_done, 1);
+    return 0;
+}
+
+static int plain_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(tern_go(default_sleeper, NULL), 0);
+    CHECK_EQ(tern_go_opts(plain_waiter, NULL, &(tern_go_options){.release_stack = true}, NULL), 0);
+    while (atomic_load(&s_plain_done) < 2) {
+        CHECK_EQ(released(), 0);
+        tern_sleep(TERN_MS);
+    }
+    return 0;
+}
+
+static void plain_wait_is_not_released(void)
+{
+    tern_run_options o = {.procs = 1, .stack_release = 1};
+    CHECK_EQ(tern_run_opts(plain_main, NULL, &o), 0);
+}
+
+/* ---- stress: releases racing with timeouts, cancels and deliveries ---- */
+
+static tern_chan *s_ch, *s_ch2;
+static atomic_long s_bad, s_got, s_iters;
+static atomic_ulong s_max_released;
+static atomic_int s_left;
+
+static int stress_op(uint64_t seed, int op)
+{
+    val v;
+    tern_ctx *ctx;
+    int64_t ns = (int64_t)(seed % 3000) * TERN_US;
+    CHECK_EQ(tern_ctx_with_timeout(tern_ctx_background(), ns, &ctx), 0);
+    int r = 0;
+    switch (op) {
+    case 0:
+        tern_sleep(ns);
+        break;
+    case 1:
+        memset(&v, 0, sizeof v);
+        r = tern_chan_recv(s_ch, &v, NULL, ctx);
+        if (r == 0 && !val_ok(&v, v.w[0] / 1000003u))
+            r = -1;
+        atomic_fetch_add(&s_got, r == 0);
+        break;
+    case 2: {
+        val v2;
+        memset(&v, 0, sizeof v);
+        memset(&v2, 0, sizeof v2);
+        tern_chan_case c[2] = {{.ch = s_ch, .op = TERN_CHAN_RECV, .elem = &v},
+                               {.ch = s_ch2, .op = TERN_CHAN_RECV, .elem = &v2}};
+        r = tern_chan_select(c, 2, ctx);
+        if (r == 0 || r == 1) {
+            val *g = r == 0 ? &v : &v2;
+            r = val_ok(g, g->w[0] / 1000003u) ? 0 : -1;
+            atomic_fetch_add(&s_got, 1);
+        }
+        break;
+    }
+    case 3:
+        val_fill(&v, seed);
+        r = tern_chan_send(seed & 1 ? s_ch : s_ch2, &v, ctx);
+        break;
+    default:
+        r = tern_ctx_sleep(ns, ctx);
+        break;
+    }
+    tern_ctx_free(ctx);
+    return r == -1 ? -1 : 0;
+}
+
+static int stress_deep(uint64_t seed, int op, int depth)
+{
+    volatile uint64_t big[300];
+    for (int i = 0; i < 300; i++)
+        big[i] = seed ^ (uint64_t)i;
+    int r = depth ? stress_deep(seed, op, depth - 1) : stress_op(seed, op);
+    for (int i = 0; i < 300; i++)
+        if (big[i] != (seed ^ (uint64_t)i))
+            return -1;
+    return r;
+}
+
+static int stress_worker(void *arg)
+{
+    uint64_t x = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15u + 1;
+    long iters = scaled(150);
+    /* at small scales (TSan), go on until a release was seen racing */
+    for (long i = 0; i < iters || (!atomic_load(&s_max_released) && i < 100 * iters + 1000);
+         i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (stress_deep(x % 100000, (int)(x >> 40) % 5, (int)(x >> 50) % 4) != 0)
+            atomic_fetch_add(&s_bad, 1);
+        atomic_fetch_add(&s_iters, 1);
+    }
+    atomic_fetch_sub(&s_left, 1);
+    return 0;
+}
+
+static int stress_main(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(tern_chan_new(sizeof(val), 0, &s_ch), 0);
+    CHECK_EQ(tern_chan_new(sizeof(val), 0, &s_ch2), 0);
+    int n = (int)scaled(200) < 8 ? 8 : (int)scaled(200);
+    atomic_store(&s_left, n);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(tern_go_opts(stress_worker, (void *)(uintptr_t)(i + 1),
+                              &(tern_go_options){.release_stack = true}, NULL),
+                 0);
+    while (atomic_load(&s_left) > 0) {
+        uint64_t r = released();
+        if (r > atomic_load(&s_max_released))
+            atomic_store(&s_max_released, r);
+        tern_sleep(TERN_MS);
+    }
+    CHECK_EQ(released(), 0);
+    tern_chan_free(s_ch);
+    tern_chan_free(s_ch2);
+    return 0;
+}
+
+static void release_races_wakes(void)
+{
+    /* 1 ns: every releasable park the monitor sees is released, so
+     * releases race with timers, cancels and channel deliveries */
+    tern_run_options o = {.procs = 2, .stack_release = 1};
+    CHECK_EQ(tern_run_opts(stress_main, NULL, &o), 0);
+    fprintf(stderr, "   %ld iterations, %ld values received, up to %lu stacks released at once\n",
+            atomic_load(&s_iters), atomic_load(&s_got), atomic_load(&s_max_released));
+    CHECK_EQ(atomic_load(&s_bad), 0);
+    CHECK(atomic_load(&s_max_released) > 0);
+}
+
+TESTS(T(every_wait_resumes_intact), T(plain_wait_is_not_released), T(release_races_wakes))
