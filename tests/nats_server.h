@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "fixture_wait.h"
+
 #ifndef TERN_NATS_SERVER
 #define TERN_NATS_SERVER "nats-server"
 #endif
@@ -90,7 +92,7 @@ static inline void nats_server_start(nats_server *s)
         close(fd);
         if (ok)
             return;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        fixture_pause_ms(10);
     }
     fprintf(stderr, "nats-server did not start on %s\n", s->addr);
     abort();
@@ -100,7 +102,7 @@ static inline void nats_server_kill(nats_server *s)
 {
     if (s->pid > 0) {
         kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
+        fixture_reap(s->pid);
         s->pid = 0;
         nats_server_pid_ = 0;
     }

@@ -12,6 +12,8 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "fixture_wait.h"
+
 typedef struct redis_server {
     char dir[64];
     char sock[100];             /* fits sun_path */
@@ -67,7 +69,7 @@ static inline void redis_server_start(redis_server *s)
         close(fd);
         if (ok)
             return;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        fixture_pause_ms(10);
     }
     fprintf(stderr, "redis-server did not start on %s\n", s->sock);
     abort();
@@ -86,7 +88,7 @@ static inline void redis_server_kill(redis_server *s)
 {
     if (s->pid > 0) {
         kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
+        fixture_reap(s->pid);
         s->pid = 0;
         redis_server_pid_ = 0;
     }

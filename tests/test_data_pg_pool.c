@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <tern/net.h>
 #include <tern/pg.h>
 
 #define MS 1000000LL
@@ -317,6 +318,217 @@ static void server_restart_under_load(void)
     CHECK_EQ(tern_run_opts(restart_co, NULL, &o), 0);
 }
 
+/* ---- libpq's sockets and ours ----
+ * libpq closes its socket itself when the server goes away.  Its number
+ * is then free for anyone's next socket: the netpoller's record of the
+ * closed one must neither keep that socket out of epoll (it never woke),
+ * nor may the pool's later cleanup of the pg connection drop that
+ * socket's registration and wake its waiters with -EBADF.  Coroutines
+ * dialling in a loop take freed numbers as soon as they are free. */
+
+typedef struct echo_load {
+    tern_listener *l;
+    atomic_bool stop;
+    atomic_long rounds, failed;
+    tern_waitgroup wg;              /* the dialers */
+    tern_waitgroup served;          /* the accept loop and each conn's echo */
+    char path[64];                  /* a Unix socket: thousands of TCP dials would
+                                     * leave as many ports in TIME_WAIT for the
+                                     * tests after this one */
+} echo_load;
+
+static void echo_listen(echo_load *e)
+{
+    snprintf(e->path, sizeof e->path, "/tmp/tern-pg-echo-%d.sock", (int)getpid());
+    tern_listener_options o = {.unlink_existing = true};
+    CHECK_EQ(tern_listener_new(TERN_NET_UNIX, e->path, &o, &e->l), 0);
+}
+
+typedef struct echo_peer {
+    echo_load *e;
+    tern_conn *c;
+} echo_peer;
+
+static int echo_conn(void *arg)
+{
+    echo_peer *p = arg;
+    char b[64];
+    ssize_t n;
+    while ((n = tern_conn_read(p->c, b, sizeof b, NULL)) > 0)
+        if (tern_conn_write(p->c, b, (size_t)n, NULL) != n)
+            break;
+    tern_conn_free(p->c);
+    tern_waitgroup_done(&p->e->served);
+    free(p);
+    return 0;
+}
+
+static int echo_server(void *arg)
+{
+    echo_load *e = arg;
+    tern_conn *c;
+    while (tern_listener_accept(e->l, &c, NULL) == 0) {
+        echo_peer *p = malloc(sizeof *p);
+        CHECK(p != NULL);
+        *p = (echo_peer){e, c};
+        tern_waitgroup_add(&e->served, 1);
+        CHECK_EQ(tern_go(echo_conn, p), 0);
+    }
+    tern_waitgroup_done(&e->served);
+    return 0;
+}
+
+/* Read exactly n bytes: 0, or the read's -errno (-ECONNRESET at an end). */
+static int read_full(tern_conn *c, char *b, size_t n, tern_ctx *ctx)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t k = tern_conn_read(c, b + got, n - got, ctx);
+        if (k <= 0)
+            return k < 0 ? (int)k : -ECONNRESET;
+        got += (size_t)k;
+    }
+    return 0;
+}
+
+static int echo_dialer(void *arg)
+{
+    echo_load *e = arg;
+    while (!atomic_load(&e->stop)) {
+        tern_ctx *ctx = timeout_ctx(2000 * MS);
+        tern_conn *c;
+        int rc = tern_conn_dial(TERN_NET_UNIX, e->path, &c, ctx);
+        if (rc == 0) {
+            char b[8] = "libpq!?";
+            rc = tern_conn_write(c, b, sizeof b, ctx) == (ssize_t)sizeof b ? 0 : -EIO;
+            if (rc == 0)
+                rc = read_full(c, b, sizeof b, ctx);
+            tern_conn_free(c);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "echo round: %s\n", tern_strerror(rc));
+            atomic_fetch_add(&e->failed, 1);
+        }
+        atomic_fetch_add(&e->rounds, 1);
+        tern_ctx_free(ctx);
+    }
+    tern_waitgroup_done(&e->wg);
+    return 0;
+}
+
+static int sockets_co(void *arg)
+{
+    (void)arg;
+    load l = {.p = new_pool(8, 20 * MS), .budget = 300 * MS};
+    echo_load e = {0};
+    echo_listen(&e);
+    tern_waitgroup_add(&e.served, 1);
+    CHECK_EQ(tern_go(echo_server, &e), 0);
+    tern_waitgroup_add(&l.wg, 16);
+    for (int i = 0; i < 16; i++)
+        CHECK_EQ(tern_go(load_worker, &l), 0);
+    tern_waitgroup_add(&e.wg, 4);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(tern_go(echo_dialer, &e), 0);
+    tern_sleep(100 * MS);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pg_fixture_restart(), 0);
+        tern_sleep(200 * MS);
+    }
+    atomic_store(&l.stop, true);
+    atomic_store(&e.stop, true);
+    CHECK_EQ(tern_waitgroup_wait(&l.wg, NULL), 0);
+    CHECK_EQ(tern_waitgroup_wait(&e.wg, NULL), 0);
+    fprintf(stderr, "echo rounds beside two pg restarts: %ld, %ld failed; pg %ld ok, %ld failed\n",
+            atomic_load(&e.rounds), atomic_load(&e.failed), atomic_load(&l.ok), atomic_load(&l.failed));
+    CHECK(atomic_load(&e.rounds) > 50);
+    CHECK_EQ(atomic_load(&e.failed), 0);
+    CHECK(atomic_load(&l.failed) > 0);  /* the restarts did drop pg connections */
+    tern_listener_close(e.l);
+    tern_pg_pool_free(l.p);
+    CHECK_EQ(tern_waitgroup_wait(&e.served, NULL), 0);
+    tern_listener_free(e.l);
+    return 0;
+}
+
+/* The same, made certain: the number libpq freed goes to our socket
+ * (the lowest free number, taken before the pg connection's), which must
+ * then work, and keep working while the pg connection is freed. */
+typedef struct parked_read {
+    tern_conn *c;
+    tern_waitgroup done;
+    int rc;
+} parked_read;
+
+static int echo_reader(void *arg)
+{
+    parked_read *p = arg;
+    char b[8];
+    tern_ctx *ctx = timeout_ctx(2000 * MS);
+    p->rc = read_full(p->c, b, sizeof b, ctx);
+    tern_ctx_free(ctx);
+    if (p->rc == 0 && memcmp(b, "reused!", 8) != 0)
+        p->rc = -EPROTO;
+    tern_waitgroup_done(&p->done);
+    return 0;
+}
+
+static int reused_co(void *arg)
+{
+    (void)arg;
+    const char *conninfo = pg_fixture_start()->tcp;
+    echo_load e = {0};
+    echo_listen(&e);
+    tern_waitgroup_add(&e.served, 1);
+    CHECK_EQ(tern_go(echo_server, &e), 0);
+    int lowest = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(lowest >= 0);
+    close(lowest);
+    tern_pg_conn *pg;
+    CHECK_EQ(tern_pg_conn_new(conninfo, NULL, &pg, NULL, NULL), 0);
+    tern_pg_result *r;
+    CHECK_EQ(tern_pg_query(pg, "SELECT 1", NULL, &r, NULL), 0);
+    tern_pg_result_free(r);
+    CHECK_EQ(pg_fixture_restart(), 0);
+    CHECK(tern_pg_query(pg, "SELECT 1", NULL, &r, NULL) < 0);   /* libpq dropped its socket */
+    /* the stale record must not keep our socket out of epoll: the dial
+     * waits for the connect to finish */
+    tern_ctx *ctx = timeout_ctx(2000 * MS);
+    parked_read p = {0};
+    CHECK_EQ(tern_conn_dial(TERN_NET_UNIX, e.path, &p.c, ctx), 0);
+    if (tern_conn_fd(p.c) != lowest)
+        fprintf(stderr, "the test's premise failed: pg's socket was %d, ours is %d\n", lowest,
+                tern_conn_fd(p.c));
+    CHECK_EQ(tern_conn_fd(p.c), lowest);
+    tern_waitgroup_add(&p.done, 1);
+    CHECK_EQ(tern_go(echo_reader, &p), 0);
+    tern_sleep(20 * MS);                /* parked in its read */
+    /* freeing the pg connection must leave our socket's waiter alone */
+    tern_pg_conn_free(pg);
+    CHECK_EQ(tern_conn_write(p.c, "reused!", 8, ctx), 8);
+    CHECK_EQ(tern_waitgroup_wait(&p.done, NULL), 0);
+    if (p.rc < 0)
+        fprintf(stderr, "our read: %s\n", tern_strerror(p.rc));
+    CHECK_EQ(p.rc, 0);
+    tern_ctx_free(ctx);
+    tern_conn_free(p.c);
+    tern_listener_close(e.l);
+    CHECK_EQ(tern_waitgroup_wait(&e.served, NULL), 0);
+    tern_listener_free(e.l);
+    return 0;
+}
+
+static void a_socket_libpq_closed_is_not_ours_to_touch(void)
+{
+    tern_run_options o = {.procs = 1};
+    CHECK_EQ(tern_run_opts(reused_co, NULL, &o), 0);
+}
+
+static void our_sockets_survive_libpq_closing_its_own(void)
+{
+    tern_run_options o = {.procs = 2};
+    CHECK_EQ(tern_run_opts(sockets_co, NULL, &o), 0);
+}
+
 /* ---- transactions ---- */
 
 typedef struct skew {
@@ -527,6 +739,8 @@ TESTS({"pool_limit_with_fifo_waiters", pool_limit_with_fifo_waiters},
       {"health_check_replaces_dead_idle_conn", health_check_replaces_dead_idle_conn},
       {"many_coroutines_on_two_procs", many_coroutines_on_two_procs},
       {"server_restart_under_load", server_restart_under_load},
+      {"our_sockets_survive_libpq_closing_its_own", our_sockets_survive_libpq_closing_its_own},
+      {"a_socket_libpq_closed_is_not_ours_to_touch", a_socket_libpq_closed_is_not_ours_to_touch},
       {"tx_run_retries_serialization_failure", tx_run_retries_serialization_failure},
       {"metrics_by_pool_and_statement", metrics_by_pool_and_statement},
       {"min_idle_kept_and_idle_timeout_enforced", min_idle_kept_and_idle_timeout_enforced})

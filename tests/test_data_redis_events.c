@@ -101,7 +101,7 @@ static int streams_main(void *arg)
     t0 = tern_now();
     CHECK_EQ(tern_redis_xreadgroup(cl, "orders", "billing", "c1", 1, 5 * TERN_SEC, &r, ctx),
              -ETIMEDOUT);
-    CHECK(tern_now() - t0 < 500 * TERN_MS);
+    CHECK(tern_now() - t0 < 2500 * TERN_MS);    /* the ctx, not BLOCK's 5 s (loose: loaded machines) */
     tern_ctx_free(ctx);
     const char *kv3[] = {"order", "o-3"};
     CHECK_EQ(tern_redis_xadd(cl, "orders", 1, kv3, NULL, NULL), 0);
@@ -156,11 +156,12 @@ static int blocking_main(void *arg)
     CHECK_EQ(tern_redis_commandf(p.cl, NULL, NULL, "DEL jobs"), 0);
     CHECK_EQ(tern_go(pop_one, &p), 0);
     tern_sleep(50 * TERN_MS);   /* BLPOP is waiting on the server now */
-    /* The pipeline is not held up behind it. */
+    /* The pipeline is not held up behind it (BLPOP waits 5 s; the bound
+     * is loose for loaded machines: a loop of builds here took 200 ms). */
     int64_t t0 = tern_now();
     for (int i = 0; i < 20; i++)
         CHECK_EQ(tern_redis_commandf(p.cl, NULL, NULL, "PING"), 0);
-    CHECK(tern_now() - t0 < 200 * TERN_MS);
+    CHECK(tern_now() - t0 < 2 * TERN_SEC);
     CHECK_EQ(tern_redis_commandf(p.cl, NULL, NULL, "RPUSH jobs job-1"), 0);
     int v;
     tern_ctx *ctx;

@@ -1038,15 +1038,25 @@ static void null_objects_abort_naming_the_function(void)
 typedef struct sig_waiter {
     int sig;                    /* the one it waits for */
     int got;
+    int64_t wait;               /* ns before it returns (0: 2 s) */
+    int64_t at;                 /* when it returned */
     tern_waitgroup done;
 } sig_waiter;
 
 static int wait_one(void *arg)
 {
     sig_waiter *w = arg;
-    w->got = tern_signal_wait(&w->sig, 1, tern_now() + 2 * TERN_SEC);
+    w->got = tern_signal_wait(&w->sig, 1, tern_now() + (w->wait ? w->wait : 2 * TERN_SEC));
+    w->at = tern_now();
     tern_waitgroup_done(&w->done);
     return 0;
+}
+
+static uint64_t runtime_wakeups(void)
+{
+    struct tern_runtime_stats st;
+    CHECK(tern_runtime_stats(&st, NULL, 0) > 0);
+    return st.wakeups;
 }
 
 static int signal_main(void *arg)
@@ -1080,6 +1090,15 @@ static int signal_main(void *arg)
     tern_go(wait_one, &a);
     tern_go(wait_one, &b);
     tern_sleep(20 * TERN_MS);           /* both waiting */
+    /* the one not on the eventfd sleeps too: it used to poll every 10 ms,
+     * 100 wake-ups a second in every idle service (SIGTERM and SIGHUP) */
+    uint64_t w0 = runtime_wakeups();
+    tern_sleep(300 * TERN_MS);
+    uint64_t woken = runtime_wakeups() - w0, most = idle_wakeups_allowed(10, 300 * TERN_MS, 2);
+    if (woken > most)
+        fprintf(stderr, "   %llu wake-ups in 300 ms of two idle waiters (at most %llu)\n",
+                (unsigned long long)woken, (unsigned long long)most);
+    CHECK(woken <= most);
     raise(SIGUSR2);
     tern_sleep(30 * TERN_MS);
     raise(SIGUSR1);
@@ -1087,6 +1106,23 @@ static int signal_main(void *arg)
     tern_waitgroup_wait(&b.done, NULL);
     CHECK_EQ(a.got, SIGUSR1);
     CHECK_EQ(b.got, SIGUSR2);
+    /* the eventfd's waiter gives up (its deadline): the other takes the
+     * fd over and still gets its signal at once, not at its deadline */
+    sig_waiter c = { .sig = SIGUSR1, .wait = 50 * TERN_MS, .done = TERN_WAITGROUP_INIT };
+    sig_waiter d = { .sig = SIGUSR2, .done = TERN_WAITGROUP_INIT };
+    tern_waitgroup_add(&c.done, 1);
+    tern_waitgroup_add(&d.done, 1);
+    tern_go(wait_one, &c);
+    tern_sleep(10 * TERN_MS);           /* c first: c holds the eventfd */
+    tern_go(wait_one, &d);
+    tern_waitgroup_wait(&c.done, NULL);
+    CHECK_EQ(c.got, -ETIMEDOUT);
+    tern_sleep(50 * TERN_MS);
+    int64_t sent = tern_now();
+    raise(SIGUSR2);
+    tern_waitgroup_wait(&d.done, NULL);
+    CHECK_EQ(d.got, SIGUSR2);
+    CHECK(d.at - sent < 500 * TERN_MS);
     return 0;
 }
 

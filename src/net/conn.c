@@ -31,6 +31,7 @@
 
 #include "net/net_internal.h"
 #include "net/tls_internal.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 /* sendfile(2) has no MSG_NOSIGNAL; like Go, a program using tern's
@@ -89,17 +90,13 @@ static int ctx_err(tern_ctx *ctx)
     return __builtin_expect(ctx == NULL, 1) ? 0 : tern_ctx_err(ctx);
 }
 
-int tern_conn_from_fd(int fd, tern_conn **out)
+int tern__conn_wrap(int fd, tern_conn **out)
 {
-    TERN_CHECK_ARG(out);
     pthread_once(&sigpipe_once, ignore_sigpipe);
     tern_conn *c = malloc(sizeof *c);
     *out = c;
     if (!c)
         return -ENOMEM;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK))
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     c->fd = fd;
     c->tls = NULL;
     c->drained = false;
@@ -107,6 +104,16 @@ int tern_conn_from_fd(int fd, tern_conn **out)
     atomic_store_explicit(&c->write_deadline, TERN_FOREVER, memory_order_relaxed);
     c->remote[0] = '\0';
     return 0;
+}
+
+int tern_conn_from_fd(int fd, tern_conn **out)
+{
+    TERN_CHECK_ARG(out);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    tern__fd_adopt(fd);         /* the number may carry a closed file's record */
+    return tern__conn_wrap(fd, out);
 }
 
 ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "net/net_internal.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 static int connect_one(tern_ctx *ctx, const struct sockaddr *sa, socklen_t len, int *out)
@@ -22,6 +23,7 @@ static int connect_one(tern_ctx *ctx, const struct sockaddr *sa, socklen_t len, 
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    tern__fd_adopt(fd);
     int rc = 0;
     while (connect(fd, sa, len) < 0) {
         if (errno == EINTR)
@@ -85,7 +87,7 @@ int tern_conn_dial(tern_net net, const char *addr, tern_conn **out, tern_ctx *ct
         return rc;
     TERN_ASSERT(fd >= 0);       /* rc 0 came from a connect_one that set it */
     tern_conn *c;
-    if (tern_conn_from_fd(fd, &c) < 0) {
+    if (tern__conn_wrap(fd, &c) < 0) {
         tern_fd_close(fd);
         return -ENOMEM;
     }

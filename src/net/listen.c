@@ -27,6 +27,7 @@ static int listen_fd(const struct sockaddr *sa, socklen_t len, const tern_listen
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    tern__fd_adopt(fd);
     int one = 1, zero = 0;
     if (sa->sa_family != AF_UNIX) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -165,7 +166,8 @@ int tern_listener_accept(tern_listener *l, tern_conn **out, tern_ctx *ctx)
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             tern_conn *c;
-            if (tern_conn_from_fd(fd, &c) < 0) {
+            tern__fd_adopt(fd);
+            if (tern__conn_wrap(fd, &c) < 0) {
                 close(fd);
                 return -ENOMEM;
             }

@@ -67,6 +67,11 @@ _Static_assert(sizeof ((struct tern_conn *)0)->remote >= INET6_ADDRSTRLEN + size
 int tern__net_resolve(tern_net net, const char *addr, bool passive, struct addrinfo **out);
 /* A Unix socket address from a path or "@abstract"; returns its length or -EINVAL. */
 int tern__net_unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len);
+/* A conn over fd, a non-blocking socket we just made (accept4, dial)
+ * whose netpoller record is clean (tern__fd_adopt): tern_conn_from_fd
+ * without its fcntl and adopt.  0 or -ENOMEM (*out NULL, fd untouched). */
+int tern__conn_wrap(int fd, tern_conn **out);
+
 /* "1.2.3.4:80" / "[::1]:80" / the Unix path, into buf. */
 void tern__net_format_addr(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 

@@ -8,11 +8,14 @@
  * each address as `hostaddr`, keeping `host` for TLS and messages), and
  * connect_timeout (the ctx bounds the connect instead).
  *
- * libpq owns its socket and closes it itself: on PQfinish, and during a
- * connect when it falls back (say, from TLS to plain).  The netpoller keys
- * registrations by fd number, so before PQfinish we drop ours
- * (tern__fd_forget), and while connecting we compare the socket's inode on
- * each wait to notice a replacement that reused the same number.
+ * libpq owns its socket and closes it itself: on PQfinish, during a
+ * connect when it falls back (say, from TLS to plain), and when the server
+ * goes away.  The netpoller keys registrations by fd number, so before
+ * PQfinish we drop ours (tern__fd_forget) if libpq still holds the socket,
+ * and while connecting we compare the socket's inode on each wait to
+ * notice a replacement that reused the same number.  A socket libpq
+ * dropped unasked leaves a stale record; whoever gets the number next
+ * resets it (tern__fd_adopt).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -57,7 +60,12 @@ void tern__pg_set_error(tern_pg_conn *c, const PGresult *res)
 
 void tern__pg_forget_socket(tern_pg_conn *c)
 {
-    if (c->fd >= 0)
+    /* Only while libpq still holds it: a socket libpq closed itself (the
+     * server went away) may have its number taken by now by another
+     * coroutine's socket, whose registration and waiters this would
+     * drop.  The record a closed one leaves behind is reset by the
+     * number's next user (tern__fd_adopt, track_socket). */
+    if (c->fd >= 0 && c->pg && PQsocket(c->pg) == c->fd)
         tern__fd_forget(c->fd);
     c->fd = -1;
 }
@@ -76,13 +84,11 @@ static int track_socket(tern_pg_conn *c, bool check_inode)
         return -errno;
     if (fd == c->fd && st.st_ino == c->ino)
         return 0;
-    /* libpq closed the old socket already: its registration left epoll
-     * with it, but the netpoller's record of it would keep the number's
-     * next user out of epoll.  The new socket's number may carry such a
-     * record too. */
-    if (c->fd >= 0 && c->fd != fd)
-        tern__fd_forget(c->fd);
-    tern__fd_forget(fd);
+    /* libpq closed the old socket already, and its registration left
+     * epoll with it.  Its number is not ours to touch any more (another
+     * coroutine's socket may hold it); the new socket's number may carry
+     * such a stale record, which would keep it out of epoll. */
+    tern__fd_adopt(fd);
     c->fd = fd;
     c->ino = st.st_ino;
     return 0;
