@@ -24,6 +24,19 @@ Paths:
   /sink-noack       a request body never acknowledged (windows stay shut),
                     and no answer
   /conns            how many connections were accepted
+gRPC (unary, any request; the answer is an empty message, status OK):
+  /grpc.Peer/Ok           answered
+  /grpc.Peer/Slow         answered after 100 ms
+  /grpc.Peer/RefuseOnce   RST_STREAM REFUSED_STREAM the first time, answered after
+  /grpc.Peer/Refuse       always RST_STREAM REFUSED_STREAM
+  /grpc.Peer/Count        status FAILED_PRECONDITION, message "refused=N conns=M":
+                          streams refused so far, connections accepted
+gRPC client streaming (each answered at the end of the request with a
+grpc.testing-like Resp whose text is "messages=N bytes=B", what came):
+  /grpc.Peer/Gather             answered
+  /grpc.Peer/GatherRefuseOnce   the first one refused at its HEADERS
+                                (RST_STREAM REFUSED_STREAM), later ones answered
+  /grpc.Peer/GatherRefuse       every one refused at its HEADERS
 """
 import argparse
 import asyncio
@@ -42,7 +55,8 @@ ap.add_argument("--max-streams", type=int, default=100)
 ap.add_argument("--goaway-last", type=int, default=0)
 args = ap.parse_args()
 
-state = {"conns": 0, "big_sent": 0, "refused": False, "goaway_done": False}
+state = {"conns": 0, "big_sent": 0, "refused": False, "goaway_done": False,
+         "grpc_refused": 0, "gather_refused": 0}
 
 
 class Conn:
@@ -93,6 +107,14 @@ class Conn:
 
     def on_event(self, ev):
         if isinstance(ev, h2.events.RequestReceived):
+            path = dict(ev.headers).get(":path")
+            if path == "/grpc.Peer/GatherRefuse" or (
+                    path == "/grpc.Peer/GatherRefuseOnce" and not state["gather_refused"]):
+                # refused before any message of it is read
+                state["gather_refused"] += 1
+                state["grpc_refused"] += 1
+                self.c.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return
             self.heads[ev.stream_id] = dict(ev.headers)
             self.bodies[ev.stream_id] = bytearray()
             if self.goaway_last is not None:
@@ -118,7 +140,8 @@ class Conn:
             if self.heads.get(ev.stream_id, {}).get(":path") != "/sink-noack":
                 self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
         elif isinstance(ev, h2.events.StreamEnded):
-            self.dispatch(ev.stream_id)     # also after a RequestReceived with END_STREAM
+            if ev.stream_id in self.heads:  # not one refused at its HEADERS
+                self.dispatch(ev.stream_id)     # also after a RequestReceived with END_STREAM
         elif isinstance(ev, h2.events.WindowUpdated):
             self.window.set()
         elif isinstance(ev, h2.events.StreamReset):
@@ -222,6 +245,10 @@ class Conn:
             else:
                 self.head(sid)
                 await self.send_body(sid, b"second time")
+        elif route.startswith("/grpc.Peer/Gather"):
+            await self.gather(sid, body)
+        elif route.startswith("/grpc.Peer/"):
+            await self.grpc(sid, route[len("/grpc.Peer/"):])
         elif route == "/redirect":
             self.head(sid, 302, extra=[("location", "/hello?from=redirect")])
             await self.send_body(sid, b"moved")
@@ -231,6 +258,38 @@ class Conn:
         else:
             self.head(sid, 404)
             await self.send_body(sid, b"")
+
+    async def gather(self, sid, body):
+        n, at = 0, 0
+        while at + 5 <= len(body):
+            at += 5 + int.from_bytes(body[at + 1:at + 5], "big")
+            n += 1
+        text = ("messages=%d bytes=%d" % (n, len(body))).encode()
+        msg = b"\x0a" + bytes([len(text)]) + text         # Resp.text, field 1
+        self.c.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+        self.c.send_data(sid, b"\x00" + len(msg).to_bytes(4, "big") + msg)
+        self.c.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+        self.flush()
+
+    async def grpc(self, sid, method):
+        if method == "Refuse" or (method == "RefuseOnce" and not state["grpc_refused"]):
+            state["grpc_refused"] += 1
+            self.c.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self.flush()
+        elif method == "Count":
+            self.c.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"),
+                                      ("grpc-status", "9"),
+                                      ("grpc-message", "refused=%d conns=%d" % (
+                                          state["grpc_refused"], state["conns"]))],
+                                end_stream=True)
+            self.flush()
+        else:
+            if method == "Slow":
+                await asyncio.sleep(0.1)
+            self.c.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+            self.c.send_data(sid, b"\x00\x00\x00\x00\x00")
+            self.c.send_headers(sid, [("grpc-status", "0")], end_stream=True)
+            self.flush()
 
 
 async def orphaned(parent):

@@ -247,7 +247,45 @@ SERVER_TEST(server_add_listener_serves_a_unix_socket)
     return 0;
 }
 
+/* An idle keep-alive connection's coroutine gives its whole stack back
+ * (runtime/release.c: the burst's frame is left after a second of quiet,
+ * then the idle wait allows release), and serves the next request on the
+ * same connection with its stack copied back. */
+SERVER_TEST(idle_conn_releases_its_stack_and_serves_on)
+{
+    (void)arg;
+    tsrv *t = app_start(NULL);
+    cl *k = cl_dial(t->addr);
+    resp r;
+    get(k, "/plaintext", &r);
+    CHECK_EQ(r.status, 200);
+    resp_free(&r);
+    struct tern_runtime_stats st;
+    int64_t end = tern_now() + 10 * TERN_SEC;
+    do {    /* the two counts are two atomics: wait for both */
+        tern_sleep(20 * TERN_MS);
+        CHECK(tern_runtime_stats(&st, NULL, 0) > 0);
+    } while ((st.stacks_released == 0 || st.stack_saved_bytes == 0) && tern_now() < end);
+    CHECK(st.stacks_released >= 1);
+    /* What is kept is the used part, well under the 64 KiB stack: ~600 B
+     * with gcc -O2, 1.6 KB with clang -O2, more with a sanitizer's frames
+     * (the burst's 20 KB of buffers are below the idle wait, given back) */
+    CHECK(st.stack_saved_bytes > 0 && st.stack_saved_bytes < 16384 * st.stacks_released);
+    for (int i = 0; i < 3; i++) {
+        get(k, "/plaintext", &r);
+        CHECK_EQ(r.status, 200);
+        CHECK_MEM(r.body, r.body_len, "Hello, World!");
+        resp_free(&r);
+    }
+    CHECK(tern_runtime_stats(&st, NULL, 0) > 0);
+    CHECK_EQ(st.stacks_released, 0);
+    cl_close(k);
+    srv_stop(t);
+    return 0;
+}
+
 TESTS(T(keep_alive_serves_many_requests_on_one_conn),
+      T(idle_conn_releases_its_stack_and_serves_on),
       T(pipelined_requests_are_answered_in_order_in_one_batch),
       T(http10_closes_after_each_response_unless_keep_alive_is_asked),
       T(connection_close_ends_the_conn_even_with_a_request_buffered),

@@ -44,7 +44,7 @@ void tern__h2_body_recv(h2_stream *st, const uint8_t *data, size_t len)
         st->in.len -= st->in_off;
         st->in_off = 0;
     }
-    if (tern__growbuf_append(&st->in, data, len) < 0) {
+    if (tern__h2_buf_start(&st->in, len) < 0 || tern__growbuf_append(&st->in, data, len) < 0) {
         give_back(st, len);
         nghttp2_submit_rst_stream(st->h2c->sess, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
         return;

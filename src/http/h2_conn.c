@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "http/h2_internal.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 /* The writer gets this long to send a GOAWAY after a protocol error
@@ -98,8 +99,15 @@ static int writer_main(void *arg)
     for (;;) {
         bool last = h2c->dead;
         if (!last && !nghttp2_session_want_write(h2c->sess)) {
-            if (h2c->nstreams == 0)
-                break;          /* idle: started again by the next wake */
+            if (h2c->nstreams == 0) {
+                /* idle: started again by the next wake.  What it wrote
+                 * while the reader waits cold (a PING's or SETTINGS' ACK
+                 * after the last stream) touched the frame buffer the
+                 * reader had given back: give it back again. */
+                if (h2c->reader_cold)
+                    tern__h2_mem_idle(h2c);
+                break;
+            }
             writer_wait(h2c);
             continue;
         }
@@ -196,7 +204,9 @@ static int session_new(h2_conn *h2c)
     /* our HPACK encoder's table: the default 4 KiB whatever the client offers */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
     nghttp2_mem mem = tern__h2_mem(h2c);
+    h2c->mem_starting = true;
     int rc = nghttp2_session_server_new3(&h2c->sess, cb, h2c, opt, &mem);
+    h2c->mem_starting = false;
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rc != 0)
@@ -262,14 +272,23 @@ static ssize_t read_some(h2_conn *h2c, char **buf, bool cold, bool *trimmed)
     if (cold) {
         free(*buf);
         *buf = NULL;
-        tern_mutex_lock(&h2c->mu);
-        tern__h2_stream_cache_drain(h2c);
-        tern__h2_mem_drain(h2c);
-        tern_mutex_unlock(&h2c->mu);
-        if (!*trimmed)
+        if (!*trimmed) {
+            tern_mutex_lock(&h2c->mu);
+            tern__h2_stream_cache_drain(h2c);
+            tern__h2_mem_drain(h2c);
+            tern__h2_mem_idle(h2c);
+            tern_mutex_unlock(&h2c->mu);
             tern_stack_trim();
+        }
         *trimmed = true;
+        /* Nothing outside this coroutine points into its frames here (the
+         * connection, session and streams are on the heap; the writer and
+         * handlers reach only those), so parked long its stack may go
+         * back to the kernel (runtime/release.c), as HTTP/1.1's idle
+         * wait's does. */
+        bool rel = tern__stack_release_allow(true);
         int rc = tern_conn_wait_readable(c, NULL);
+        tern__stack_release_allow(rel);
         if (rc < 0)
             return rc;
     }
@@ -324,6 +343,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
             return 0;
         }
         h2c->reader_reading = true;
+        h2c->reader_cold = cold;
         tern_mutex_unlock(&h2c->mu);
         tern_conn_set_read_deadline(hc->c, deadline);
         /* without streams the connection is idle: a graceful shutdown may
@@ -340,6 +360,7 @@ static int reader_loop(h2_conn *h2c, char **buf)
         }
         tern_mutex_lock(&h2c->mu);
         h2c->reader_reading = false;
+        h2c->reader_cold = false;
         tern_mutex_unlock(&h2c->mu);
         if (n == -ETIMEDOUT)
             continue;

@@ -77,6 +77,13 @@
 #define H2_IDLE_RELEASE_NS (1000 * 1000 * 1000LL)
 #define H2_HOT_AFTER 64
 
+/* A stream's first request-body and response buffers are this small
+ * (tern__h2_buf_start), not the 4 KiB a growbuf starts with: a unary
+ * gRPC call or a small answer holds tens of bytes each way, and a server
+ * with a thousand streams open held 8 KiB of mostly empty buffers for
+ * each (bench/RESULTS.md, 2026-12-06).  They double from here. */
+#define H2_FIRST_BUF 256
+
 #define H2_MAX_GAPS 8
 #define H2_MEM_CLASSES 6
 
@@ -96,6 +103,10 @@ struct h2_conn {
     uint32_t nfree_streams;
     void *mem_free[H2_MEM_CLASSES]; /* nghttp2's freed blocks, kept (h2_mem.c) */
     uint32_t mem_nfree[H2_MEM_CLASSES];
+    bool mem_starting;              /* inside nghttp2_session_server_new3 */
+    char *framebuf;                 /* nghttp2's outbound frame buffer (h2_mem.c) */
+    size_t framebuf_len;
+    char *maptab;                   /* nghttp2's stream map's first table (h2_mem.c) */
     uint32_t nstreams;              /* listed streams */
     uint32_t nhandlers;             /* handler coroutines running */
     uint64_t nstarted;              /* handlers ever started */
@@ -112,6 +123,7 @@ struct h2_conn {
                                        has left; cleared by every wake */
     bool writer_running;            /* a writer coroutine exists */
     bool reader_reading;            /* the reader is (about to be) parked in a read */
+    bool reader_cold;               /* ... in its cold wait (memory given back) */
     bool writer_final;              /* dead, and the last writer has left */
     int io_error;                   /* the first read/write error */
     int64_t last_active;            /* when the last stream ended (idle timeout) */
@@ -183,10 +195,23 @@ int tern__h2_session_run(hconn *hc, tern__growbuf *pre);
 /* Under mu: the session may have something to send. */
 void tern__h2_wake_writer(h2_conn *h2c);
 
+/* An empty heap buffer's first block: room for n bytes, at least
+ * H2_FIRST_BUF, in 256-byte steps (a no-op when b has a block).  0 or
+ * -ENOMEM. */
+int tern__h2_buf_start(tern__growbuf *b, size_t n);
+
 /* h2_mem.c: the allocator for h2c's session (nghttp2 copies the struct),
  * and giving back what it keeps (under mu, or once the session is gone). */
 nghttp2_mem tern__h2_mem(h2_conn *h2c);
 void tern__h2_mem_drain(h2_conn *h2c);
+/* Under mu, the connection idle: give the pages of nghttp2's outbound
+ * frame buffer back to the kernel when nothing in it is still to be sent
+ * (h2_mem.c).  Whether it did. */
+bool tern__h2_mem_idle(h2_conn *h2c);
+/* Frame buffers given back so, and the bytes of h2_mem.c's mapped blocks
+ * now (for tests: tern_layer_view). */
+extern _Atomic unsigned long tern__h2_framebufs_released;
+extern _Atomic size_t tern__h2_page_bytes;
 
 /* h2_frames.c: the session's callbacks */
 void tern__h2_callbacks(nghttp2_session_callbacks *cb);

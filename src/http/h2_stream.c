@@ -308,6 +308,10 @@ static int stream_main(void *arg)
     st->write_deadline = s->o.write_timeout < 0 ? TERN_FOREVER : r.start + s->o.write_timeout;
     tern__http_resp_init(&w, &st->vhc, &r);
     st->vhc.cur = &w;
+    /* a small first block for the response body, rather than the 4 KiB
+     * response.c's first write would get (h2_internal.h: H2_FIRST_BUF);
+     * on ENOMEM that write reports it */
+    (void)tern__h2_buf_start(&st->vhc.out, 0);
 
     serve_stream(st, &r, &w);
     if (!w.done)

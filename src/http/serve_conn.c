@@ -24,6 +24,7 @@
 
 #include "http/h2_internal.h"
 #include "http/server_internal.h"
+#include "runtime/export.h"
 #include "tern/runtime.h"
 
 #define IDLE_RELEASE_NS 1000000000      /* idle this long: give the buffers back */
@@ -58,7 +59,12 @@ static int wait_idle(hconn *hc, bool first)
     tern_conn_set_read_deadline(hc->c, deadline);
     atomic_store(&hc->state, CONN_IDLE);
     atomic_fetch_sub_explicit(&s->nactive, 1, memory_order_relaxed);
+    /* Only this frame and serve_conn's are live, and nothing outside the
+     * coroutine points into them: parked long, its stack may go back to
+     * the kernel (runtime/release.c), beyond what tern_stack_trim gave. */
+    bool rel = tern__stack_release_allow(true);
     int rc = atomic_load(&s->shutting_down) ? -ECANCELED : tern_conn_wait_readable(hc->c, NULL);
+    tern__stack_release_allow(rel);
     atomic_fetch_add_explicit(&s->nactive, 1, memory_order_relaxed);
     atomic_store(&hc->state, CONN_ACTIVE);
     if (rc == 0 && atomic_load(&s->shutting_down))
@@ -296,10 +302,14 @@ static void serve_one(hconn *hc, const tern_http_request *head, size_t head_len)
 
 /* Serve requests while they keep coming, with every buffer in this frame.
  * Returns 0 when the connection has been quiet for IDLE_RELEASE_NS (all
- * answers sent), <0 when it is to be closed. */
+ * answers sent), <0 when it is to be closed.  Never inlined: its ~20 KB of
+ * buffers must go with its frame, below the idle wait's stack pointer,
+ * where tern_stack_trim and stack release can give them back (clang
+ * inlined it into tern__http_serve_conn, whose frame then held them while
+ * idle: 21.7 KB of stack kept per idle connection instead of ~600 B). */
 #define BURST_H2 1      /* serve_burst: the client spoke HTTP/2 (*h2pre) */
 
-static int serve_burst(hconn *hc, bool have_bytes, tern__growbuf *h2pre)
+__attribute__((noinline)) static int serve_burst(hconn *hc, bool have_bytes, tern__growbuf *h2pre)
 {
     tern_http_server *s = hc->srv;
     char in[HTTP_IN_INITIAL];
@@ -423,7 +433,9 @@ static int serve_burst(hconn *hc, bool have_bytes, tern__growbuf *h2pre)
  * reset, which can destroy our answer in the client's receive buffer
  * before it is read.  So, as nginx does, end our side, then read and drop
  * what comes, bounded in bytes and time, before closing. */
-static void linger_close(hconn *hc)
+/* Never inlined, for serve_burst's reason: its 4 KiB buffer in the
+ * caller's frame would sit above every idle wait's stack pointer. */
+__attribute__((noinline)) static void linger_close(hconn *hc)
 {
     if (hc->io_error || tern_conn_close_write(hc->c) < 0)
         return;
