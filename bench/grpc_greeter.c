@@ -2,7 +2,11 @@
  * grpc_greeter.c - tern's side of bench/compare.sh grpc: helloworld.Greeter
  * (Debian grpc-proto's helloworld.proto, compiled by protoc-c) with
  * SayHello answering "Hello <name>", the same as the grpc-go anchor
- * (bench/go/grpc).  The service desc is written by hand, as
+ * (bench/go/grpc), and bench.Stream (the grpc-go anchor's hand-written
+ * ServiceDesc, on helloworld's messages): Many, a server stream of that
+ * reply until the client cancels, and Echo, a bidirectional stream
+ * answering each HelloRequest with it.  The service descs are
+ * written by hand, as
  * protoc-gen-tern-grpc would generate it, so the suite depends on nothing
  * but the library.
  *
@@ -40,6 +44,58 @@ static int say_hello(tern_grpc_call *call, const void *impl, void *arg)
     return tern_grpc_call_send(call, &reply.base, NULL);
 }
 
+/* bench.Stream/Many: replies until the client cancels (the send fails). */
+static int many(tern_grpc_call *call, const void *impl, void *arg)
+{
+    (void)impl;
+    (void)arg;
+    ProtobufCMessage *m;
+    int rc = tern_grpc_call_recv(call, &m, NULL);
+    if (rc <= 0)
+        return rc < 0 ? rc : -EINVAL;
+    const Helloworld__HelloRequest *req = (const Helloworld__HelloRequest *)m;
+    char text[256];
+    int n = snprintf(text, sizeof text, "Hello %s", req->name);
+    if (n < 0 || (size_t)n >= sizeof text)
+        return -EMSGSIZE;
+    Helloworld__HelloReply reply = HELLOWORLD__HELLO_REPLY__INIT;
+    reply.message = text;
+    while ((rc = tern_grpc_call_send(call, &reply.base, NULL)) == 0)
+        ;
+    return rc;
+}
+
+/* bench.Stream/Echo: one reply per request until the client half-closes. */
+static int echo(tern_grpc_call *call, const void *impl, void *arg)
+{
+    (void)impl;
+    (void)arg;
+    char text[256];
+    for (;;) {
+        ProtobufCMessage *m;
+        int rc = tern_grpc_call_recv(call, &m, NULL);
+        if (rc <= 0)
+            return rc;
+        const Helloworld__HelloRequest *req = (const Helloworld__HelloRequest *)m;
+        int n = snprintf(text, sizeof text, "Hello %s", req->name);
+        if (n < 0 || (size_t)n >= sizeof text)
+            return -EMSGSIZE;
+        Helloworld__HelloReply reply = HELLOWORLD__HELLO_REPLY__INIT;
+        reply.message = text;
+        rc = tern_grpc_call_send(call, &reply.base, NULL);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static const tern_grpc_method_desc stream_methods[] = {
+    { "Many", "/bench.Stream/Many", TERN_GRPC_SERVER_STREAMING, &helloworld__hello_request__descriptor,
+      &helloworld__hello_reply__descriptor, many },
+    { "Echo", "/bench.Stream/Echo", TERN_GRPC_BIDI_STREAMING, &helloworld__hello_request__descriptor,
+      &helloworld__hello_reply__descriptor, echo },
+};
+static const tern_grpc_service_desc stream_service = { "bench.Stream", stream_methods, 2, NULL };
+
 static const tern_grpc_method_desc methods[] = {
     { "SayHello", "/helloworld.Greeter/SayHello", TERN_GRPC_UNARY, &helloworld__hello_request__descriptor,
       &helloworld__hello_reply__descriptor, say_hello },
@@ -61,6 +117,8 @@ static int serve(void *arg)
     int rc = tern_grpc_server_new(NULL, &s);
     if (rc == 0)
         rc = tern_grpc_server_add_service(s, &greeter, NULL, NULL);
+    if (rc == 0)
+        rc = tern_grpc_server_add_service(s, &stream_service, NULL, NULL);
     if (rc == 0)
         rc = tern_grpc_server_listen(s, listen_addr);
     if (rc < 0) {

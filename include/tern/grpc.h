@@ -519,7 +519,11 @@ int tern_grpc_unary(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const
                     ProtobufCMessage **resp, const tern_grpc_call_options *opts, tern_grpc_status *status,
                     tern_ctx *ctx);
 
-/* Streaming calls (any type). The stream is bounded by ctx for its whole life (ctx must outlive it). */
+/* Streaming calls (any type). The stream is bounded by ctx for its whole life (ctx must outlive it).
+ * A stream the server refused unprocessed (RST_STREAM REFUSED_STREAM before any response headers, as
+ * when it was above a draining server's GOAWAY) is opened again once, at once, on another connection if
+ * the picker gives one, with the messages sent so far replayed (gRFC A6's transparent retry): until its
+ * first response headers, the stream keeps a copy of what it sent, up to 64 KiB (past that, no retry). */
 int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
                           const tern_grpc_call_options *opts, tern_grpc_stream **out, tern_ctx *ctx);
 int tern_grpc_stream_send(tern_grpc_stream *st, const ProtobufCMessage *msg, tern_ctx *ctx);

@@ -127,20 +127,24 @@ struct tern_grpc_stream {
     int64_t picked_at;
 };
 
-/* A stream under a retryPolicy (gRFC A6): retried, with the request
- * messages sent so far replayed, while nothing committed it (response
- * headers or a message) and the replay buffer stayed under its bound. */
+/* A stream that may be made again (gRFC A6), with the request messages
+ * sent so far replayed, while nothing committed it (response headers or a
+ * message) and the replay buffer stayed under its bound: under its
+ * method's retryPolicy (mc), and transparently, once and at once, when
+ * the server refused it unprocessed (RST_STREAM REFUSED_STREAM before any
+ * headers, which is also how a stream above a GOAWAY's last id ends). */
 #define REPLAY_MAX (64u * 1024)
 typedef struct stream_retry {
     tern_grpc_channel *ch;
-    const tern__grpc_method_config *mc;
+    const tern__grpc_method_config *mc; /* NULL: transparent retry only */
     tern_grpc_call_options opts;        /* md deep-copied: the caller's may be gone */
     tern_grpc_metadata *md;
     size_t nmd;
     tern__growbuf replay;               /* every packed request message */
     void *key;                          /* the affinity key, copied */
-    bool overflow;                      /* past REPLAY_MAX: no more retries */
-    int attempts;
+    bool overflow;                      /* past REPLAY_MAX, or committed: no more retries */
+    bool transparent_used;              /* the one transparent retry was made */
+    int attempts;                       /* counted ones: transparent retries are not */
     double backoff;
 } stream_retry;
 
@@ -193,6 +197,17 @@ static void kill_locked(gconn *gc, int err)
     tern_cond_broadcast(&gc->kcond);
     if (gc->c)
         shutdown(tern_conn_fd(gc->c), SHUT_RDWR);   /* the reader's read returns */
+}
+
+/* Under mu.  A connection the server sent GOAWAY takes no new streams:
+ * once its last one is gone it is closed here, as the server would close
+ * it; left open, a server that never closes it (holding a stream above
+ * the GOAWAY's last id, unanswered) kept its coroutines, and so
+ * tern_grpc_channel_free, waiting forever. */
+static void close_if_drained(gconn *gc)
+{
+    if (atomic_load(&gc->goaway) && !gc->streams)
+        kill_locked(gc, -ECONNABORTED);
 }
 
 void tern__grpc_conn_kill(gconn *gc, int err)
@@ -269,6 +284,7 @@ static int on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud
     gconn *gc = ud;
     if (f->hd.type == NGHTTP2_GOAWAY) {
         atomic_store(&gc->goaway, true);
+        close_if_drained(gc);
         if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM && f->goaway.opaque_data_len == 14 &&
             !memcmp(f->goaway.opaque_data, "too_many_pings", 14)) {
             int64_t t = atomic_load(&gc->ch->keepalive_time);     /* gRPC A8: back off */
@@ -646,6 +662,7 @@ static int add_md(nva_build *b, const char *name, const void *value, size_t len)
     return 0;
 }
 
+/* Under mu. */
 static void stream_unlink(tern_grpc_stream *s)
 {
     gconn *gc = s->gc;
@@ -656,6 +673,7 @@ static void stream_unlink(tern_grpc_stream *s)
     if (s->next)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
+    close_if_drained(gc);
 }
 
 static int open_on(gconn *gc, tern_grpc_stream *s, const tern_grpc_call_options *o, int prev_attempts,
@@ -859,8 +877,13 @@ static void abort_locked(tern_grpc_stream *s, int err, const char *why)
 static bool retry_open(const tern_grpc_stream *s)
 {
     const stream_retry *r = s->retry;
-    return r && !r->overflow && !s->got_msg && !s->committed && r->attempts < r->mc->retry_max &&
-           s->pushback_ms != -2;
+    if (!r || r->overflow || s->got_msg || s->committed)
+        return false;
+    if (r->mc && r->attempts < r->mc->retry_max && s->pushback_ms != -2)
+        return true;
+    /* transparently: while nothing came back, or the server refused it */
+    return !r->transparent_used && !s->got_headers &&
+           (!(s->closed || s->eof) || s->rst == NGHTTP2_REFUSED_STREAM);
 }
 
 int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, const tern__grpc_method_config *mc,
@@ -872,7 +895,7 @@ int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, c
     r->ch = ch;
     r->mc = mc;
     r->attempts = 1;
-    r->backoff = (double)mc->initial_backoff;
+    r->backoff = mc ? (double)mc->initial_backoff : 0;
     size_t nmeta = 0;
     if (o && o->metadata)
         while (o->metadata[2 * nmeta])
@@ -932,18 +955,52 @@ static void retry_free(stream_retry *r)
 /* Without mu, after recv saw this attempt fail with rc: wait out the
  * backoff (or the server's pushback) and open the next attempt on s,
  * replaying what was sent.  0: recv may go on; <0: the failure stands. */
+static int stream_reopen(tern_grpc_stream *s, int prev_attempts);
+
+/* What an attempt the caller has given up on left, read under mu: the
+ * reader may still write to it (a late RST_STREAM or trailers, the
+ * connection dying) until it is freed or reopened. */
+typedef struct attempt_end {
+    bool refused;       /* refused unprocessed, before any response headers */
+    bool reopen;        /* retry_open */
+    bool committed;     /* a message or response headers came */
+    int64_t pushback_ms;
+} attempt_end;
+
+static attempt_end attempt_end_of(tern_grpc_stream *s)
+{
+    tern_mutex_lock(&s->gc->mu);
+    attempt_end e = {
+        .refused = s->rst == NGHTTP2_REFUSED_STREAM && !s->got_headers,
+        .reopen = retry_open(s),
+        .committed = s->got_msg || s->committed,
+        .pushback_ms = s->pushback_ms,
+    };
+    tern_mutex_unlock(&s->gc->mu);
+    return e;
+}
+
 static int stream_retry_attempt(tern_grpc_stream *s, int rc)
 {
     stream_retry *r = s->retry;
     pick_done(s, r->ch);                /* the failed attempt's, before any next one picks */
+    attempt_end e = attempt_end_of(s);
+    if (!r->transparent_used && e.refused && e.reopen && !tern_ctx_err(s->ctx)) {
+        /* never run there: again at once, not counted, not throttled */
+        r->transparent_used = true;
+        return stream_reopen(s, r->attempts - 1);
+    }
+    if (!r->mc)
+        return rc;
     bool retryable = (unsigned)s->status.code <= 16 && (r->mc->retryable & (1u << s->status.code));
-    if (retryable || s->pushback_ms >= 0)
+    if (retryable || e.pushback_ms >= 0)
         tern__grpc_throttle_record(r->ch->svc, true);
-    if (!retryable || !retry_open(s) || tern_ctx_err(s->ctx) || !tern__grpc_throttle_allow(r->ch->svc))
+    if (!retryable || !e.reopen || r->attempts >= r->mc->retry_max || e.pushback_ms == -2 ||
+        tern_ctx_err(s->ctx) || !tern__grpc_throttle_allow(r->ch->svc))
         return rc;
     int64_t wait;
-    if (s->pushback_ms >= 0) {
-        wait = s->pushback_ms * 1000000;
+    if (e.pushback_ms >= 0) {
+        wait = e.pushback_ms * 1000000;
     } else {
         wait = (int64_t)(tern__rand01() * r->backoff);
         r->backoff *= r->mc->multiplier;
@@ -952,6 +1009,19 @@ static int stream_retry_attempt(tern_grpc_stream *s, int rc)
     }
     if (tern_ctx_sleep(wait, s->ctx) < 0)
         return rc;
+    int orc = stream_reopen(s, r->attempts);
+    if (orc < 0)
+        return orc;
+    r->attempts++;
+    tern__grpc_cc_set_attempts(s->cc, r->attempts);
+    return 0;
+}
+
+/* Open the next attempt of s (its last one over), replaying what was
+ * sent.  0, or -errno: s then ends with that error on its old connection. */
+static int stream_reopen(tern_grpc_stream *s, int prev_attempts)
+{
+    stream_retry *r = s->retry;
     /* leave the old attempt's connection (keeping its ref until the new
      * one is open: s must always have a connection for free) */
     gconn *old = s->gc;
@@ -985,10 +1055,8 @@ static int stream_retry_attempt(tern_grpc_stream *s, int rc)
     int orc = tern__growbuf_append(&s->out, r->replay.p, r->replay.len);
     s->gc = NULL;
     if (orc == 0)
-        orc = pick_and_open(r->ch, s, &r->opts, r->attempts, s->ctx);
+        orc = pick_and_open(r->ch, s, &r->opts, prev_attempts, s->ctx);
     if (orc == 0) {
-        r->attempts++;
-        tern__grpc_cc_set_attempts(s->cc, r->attempts);
         atomic_fetch_sub(&old->load, 1);
         tern__grpc_conn_unref(old);
         return 0;
@@ -1055,7 +1123,8 @@ int tern_grpc_stream_send(tern_grpc_stream *s, const ProtobufCMessage *msg, tern
         size_t at = s->out.len;
         rc = tern__grpc_pack(msg, s->gzip_out, 0, &s->out, &s->zbuf);
         if (rc == 0 && s->retry && !s->retry->overflow) {
-            if (s->retry->replay.len + (s->out.len - at) > REPLAY_MAX ||
+            if (s->committed || s->got_msg ||
+                s->retry->replay.len + (s->out.len - at) > REPLAY_MAX ||
                 tern__growbuf_append(&s->retry->replay, s->out.p + at, s->out.len - at) < 0) {
                 s->retry->overflow = true;      /* committed: no retry can replay it */
                 tern__growbuf_free(&s->retry->replay);
@@ -1252,7 +1321,7 @@ again:;
         tell_md(s, nmd);
     if (rc < 0 && s->retry && !s->retry->overflow && stream_retry_attempt(s, rc) == 0)
         goto again;
-    if (rc == 0 && s->retry)
+    if (rc == 0 && s->retry && s->retry->mc)
         tern__grpc_throttle_record(s->retry->ch->svc, false);
     if (rc != 1) {
         pick_done(s, gc->ch);
@@ -1373,12 +1442,16 @@ void tern__grpc_stream_attach(tern_grpc_stream *s, tern_grpc_client_call *cc)
     s->cc = cc;
 }
 
-int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
-                             ProtobufCMessage **resp, const tern_grpc_call_options *opts, int prev_attempts,
-                             tern_grpc_status *status, tern__grpc_attempt_info *ai, tern_ctx *ctx)
+/* One unary attempt on one stream.  *refused: the server refused the
+ * stream unprocessed (RST_STREAM REFUSED_STREAM, or a GOAWAY whose last
+ * stream id is below it, which nghttp2 reports the same way) before any
+ * response headers came. */
+static int unary_once(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                      ProtobufCMessage **resp, const tern_grpc_call_options *opts, int prev_attempts,
+                      tern_grpc_status *status, tern__grpc_attempt_info *ai, bool *refused, tern_ctx *ctx)
 {
-    TERN_CHECK_ARG(ch);
     *resp = NULL;
+    *refused = false;
     if (status)
         *status = (tern_grpc_status){ 0 };
     if (ai)
@@ -1418,10 +1491,31 @@ int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc 
     if (rc < 0 && s->status.code == TERN_GRPC_OK)
         s->status.code = tern_grpc_errno_to_code(rc);
     copy_status(status, &s->status);
+    attempt_end e = attempt_end_of(s);
     if (ai) {
-        ai->pushback_ms = s->pushback_ms;
-        ai->committed = s->got_msg || s->committed;
+        ai->pushback_ms = e.pushback_ms;
+        ai->committed = e.committed;
     }
+    *refused = rc < 0 && e.refused;
     tern_grpc_stream_free(s);
+    return rc;
+}
+
+/* An attempt, made once more at once if the server refused it unprocessed
+ * (gRFC A6's transparent retry: a server draining with GOAWAY, or at its
+ * stream limit, never ran it; not counted as an attempt, not throttled;
+ * once, so that a server refusing everything is not hammered). */
+int tern__grpc_unary_attempt(tern_grpc_channel *ch, const tern_grpc_method_desc *m, const ProtobufCMessage *req,
+                             ProtobufCMessage **resp, const tern_grpc_call_options *opts, int prev_attempts,
+                             tern_grpc_status *status, tern__grpc_attempt_info *ai, tern_ctx *ctx)
+{
+    TERN_CHECK_ARG(ch);
+    bool refused;
+    int rc = unary_once(ch, m, req, resp, opts, prev_attempts, status, ai, &refused, ctx);
+    if (rc < 0 && refused && !tern_ctx_err(ctx)) {
+        if (status)
+            tern_grpc_status_clear(status);
+        rc = unary_once(ch, m, req, resp, opts, prev_attempts, status, ai, &refused, ctx);
+    }
     return rc;
 }

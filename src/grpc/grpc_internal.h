@@ -214,8 +214,10 @@ const tern__grpc_method_config *tern__grpc_svc_config_find(const tern__grpc_svc_
 bool tern__grpc_throttle_allow(tern__grpc_svc_config *c);
 void tern__grpc_throttle_record(tern__grpc_svc_config *c, bool failure);
 
-/* client.c: put stream s under mc's retryPolicy (o copied): retried
- * until committed, its request messages replayed.  0, -ENOMEM. */
+/* client.c: make stream s retryable (o copied): under mc's retryPolicy,
+ * or with mc NULL only transparently (gRFC A6: once, at once, when the
+ * server refused it unprocessed); until committed, its request messages
+ * replayed.  0, -ENOMEM. */
 int tern__grpc_stream_enable_retry(tern_grpc_stream *s, tern_grpc_channel *ch, const tern__grpc_method_config *mc,
                                    const tern_grpc_call_options *o);
 

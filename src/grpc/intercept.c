@@ -205,15 +205,17 @@ static int make_call(tern_grpc_client_call *cc)
     cc->attempts = 1;
     if (rc == 0)
         rc = tern__grpc_stream_open_raw(cc->ch, cc->m, &o, 0, cc->out, ctx);
-    free(md);
     if (rc < 0) {
+        free(md);
         tern__grpc_cc_finish(cc, tern_grpc_errno_to_code(rc), tern_strerror(rc));
         return rc;
     }
     tern__grpc_stream_attach(*cc->out, cc);
-    if (mc && mc->retry_max >= 2 && tern__grpc_stream_enable_retry(*cc->out, cc->ch, mc, &o) < 0) {
+    /* (o's metadata, md among it, copied before md goes) */
+    if (tern__grpc_stream_enable_retry(*cc->out, cc->ch, mc && mc->retry_max >= 2 ? mc : NULL, &o) < 0) {
         /* no memory to keep the call retryable: it goes on without retries */
     }
+    free(md);
     return 0;
 }
 
@@ -270,8 +272,13 @@ int tern_grpc_stream_open(tern_grpc_channel *ch, const tern_grpc_method_desc *m,
     TERN_CHECK_ARG(ch);
     TERN_CHECK_ARG(out);
     *out = NULL;
-    if (ch->nicepts == 0 && !ch->svc)
-        return tern__grpc_stream_open_raw(ch, m, opts, 0, out, ctx);
+    if (ch->nicepts == 0 && !ch->svc) {
+        int rc = tern__grpc_stream_open_raw(ch, m, opts, 0, out, ctx);
+        if (rc == 0 && tern__grpc_stream_enable_retry(*out, ch, NULL, opts) < 0) {
+            /* no memory to keep it retryable: it goes on without */
+        }
+        return rc;
+    }
     if (!m || !m->path)
         return -EINVAL;
     tern_grpc_client_call *cc = calloc(1, sizeof *cc);

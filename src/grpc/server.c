@@ -8,7 +8,8 @@
  * Requests are read with tern_http_req_read into the call's input buffer,
  * a message at a time, and unpacked with protobuf-c into an arena that the
  * next recv resets (so a stream of messages reuses the same memory);
- * responses are packed (on the stack when small) and written to the
+ * responses are packed (into the input buffer's free tail when they fit:
+ * on the stack for a small call) and written to the
  * response: a unary answer stays buffered until the handler returns so
  * that HEADERS, DATA and the trailers leave together, a streaming one is
  * flushed per message.  The status goes in the trailers, or, when the
@@ -29,6 +30,7 @@
 #include <strings.h>
 
 #include "base/check.h"
+#include "base/dec.h"
 #include "grpc/grpc_internal.h"
 #include "tern/error.h"
 #include "tern/runtime.h"
@@ -60,6 +62,8 @@ struct tern_grpc_server {
 };
 
 #define MAX_USER_TRAILERS 32
+#define GRPC_STACK_IN 512       /* serve_call's stack blocks (see there) */
+#define GRPC_STACK_ARENA 256
 
 struct tern_grpc_call {
     tern_grpc_server *srv;
@@ -93,7 +97,9 @@ struct tern_grpc_call {
     /* the handler's trailers, kept until the end: in the trailers after
      * messages, or in the one HEADERS of a Trailers-Only answer (a client
      * retries only those, gRFC A6, pushback included) */
-    const char *trailer_kv[2 * MAX_USER_TRAILERS];    /* in the request's memory */
+    const char **trailer_kv;        /* 2 * MAX_USER_TRAILERS, in the request's
+                                       memory from the first (off the stack:
+                                       see serve_call) */
     size_t ntrailers;
 };
 
@@ -538,6 +544,9 @@ static int resp_header(tern_grpc_call *call, const char *name, const void *value
         return tern_http_resp_add_header(call->w, lname, v);
     if (call->ntrailers == MAX_USER_TRAILERS)
         return -ENOSPC;
+    if (!call->trailer_kv &&
+        !(call->trailer_kv = tern_http_req_alloc(call->r, 2 * MAX_USER_TRAILERS * sizeof *call->trailer_kv)))
+        return -ENOMEM;
     const char *n = tern_http_req_strdup(call->r, lname);
     if (v == value)     /* the caller's text: copied (a -bin value is already in the request's memory) */
         v = n ? tern_http_req_strdup(call->r, v) : NULL;
@@ -592,11 +601,18 @@ int tern_grpc_call_send(tern_grpc_call *call, const ProtobufCMessage *msg, tern_
     size_t n = protobuf_c_message_get_packed_size(msg);
     if ((call->srv->max_send && n > call->srv->max_send) || n > UINT32_MAX)
         return -EMSGSIZE;
-    uint8_t small[2048];
-    if (!call->gzip_out && n + GRPC_PREFIX <= sizeof small) {
-        protobuf_c_message_pack(msg, small + GRPC_PREFIX);
-        tern__grpc_prefix_put(small, false, (uint32_t)n);
-        ssize_t k = tern_http_resp_write(call->w, small, n + GRPC_PREFIX);
+    /* A message that fits is packed into the free tail of the input
+     * buffer (on the stack for a small call, see serve_call): nothing
+     * reads those bytes before the write below has copied them, and a
+     * buffer of its own on this stack was a second page of stack for
+     * every call. */
+    if (call->in_off == call->in.len)
+        call->in.len = call->in_off = 0;
+    if (!call->gzip_out && call->in.cap - call->in.len >= n + GRPC_PREFIX) {
+        uint8_t *b = (uint8_t *)call->in.p + call->in.len;
+        protobuf_c_message_pack(msg, b + GRPC_PREFIX);
+        tern__grpc_prefix_put(b, false, (uint32_t)n);
+        ssize_t k = tern_http_resp_write(call->w, b, n + GRPC_PREFIX);
         rc = k < 0 ? (int)k : 0;
     } else {
         tern__growbuf out = { 0 };
@@ -721,8 +737,13 @@ int tern_grpc_call_next(tern_grpc_call *call)
 static void finish(tern_grpc_call *call)
 {
     tern_grpc_code code = call->status_set ? call->code : TERN_GRPC_OK;
-    char num[8];
-    snprintf(num, sizeof num, "%d", (int)code);
+    /* not snprintf: its frames were the deepest point of a unary call's
+     * stack (serve_call's comment) */
+    char num[TERN__DEC_MAX];
+    if ((int)code >= 0)
+        tern__dec_u64(num, (uint64_t)code);
+    else
+        snprintf(num, sizeof num, "%d", (int)code);
     char *enc = NULL;
     if (call->message && *call->message && code != TERN_GRPC_OK)
         enc = tern_grpc_message_encode(call->message);
@@ -786,10 +807,18 @@ static int serve_call(tern_grpc_server *s, tern_http_req *r, tern_http_resp *w, 
         }
         req_gzip = true;
     }
-    /* A small call touches no heap of its own: its first input and its
-     * unpacked messages start on this coroutine's stack. */
-    char inbuf[2048];
-    _Alignas(16) char abuf[sizeof(tern__arena_chunk) + 1024];
+    /* A small call touches no heap of its own: its first input (and, in
+     * its free tail, its outgoing messages) and its unpacked messages
+     * start on this coroutine's stack.  Small, so that a unary call's
+     * whole stack (the HTTP/2 stream's frames, these, protobuf-c, the
+     * response path) stays within one 4 KiB page: 3.8 KB deep in a
+     * Release build (gcc 12), where 2 KiB and 1 KiB here, a 2 KiB send
+     * buffer and snprintf in finish() took 7.4 KB, two pages of RSS for
+     * every call in flight and every spare coroutine after a burst
+     * (bench/grpc_stack_depth.sh; bench/RESULTS.md, 2026-12-06).  Larger
+     * messages move to the heap. */
+    char inbuf[GRPC_STACK_IN];
+    _Alignas(16) char abuf[sizeof(tern__arena_chunk) + GRPC_STACK_ARENA];
     tern__arena_chunk *ac = (tern__arena_chunk *)abuf;
     ac->next = NULL;
     ac->used = 0;

@@ -557,6 +557,51 @@ static int compression_main(void *arg)
     return 0;
 }
 
+/* Requests queued ahead of the handler (all sent before it reads the
+ * first) while it answers each: the server packs an answer into the free
+ * tail of its input buffer (server.c, tern_grpc_call_send), which must
+ * never touch the requests not yet read, whether the buffer is still the
+ * handler's stack block or has moved to the heap (the 1.5 KB ones). */
+static int queued_main(void *arg)
+{
+    (void)arg;
+    srv a = { 0 };
+    srv_start(&a, "A", NULL, NULL);
+    tern_grpc_channel *ch;
+    CHECK_EQ(tern_grpc_channel_new(a.addr, NULL, &ch), 0);
+    enum { N = 24 };
+    static char names[N][1600];
+    tern_grpc_stream *s;
+    CHECK_EQ(tern_grpc_stream_open(ch, M_BIDI, NULL, &s, NULL), 0);
+    Terntest__Req req = TERNTEST__REQ__INIT;
+    for (int i = 0; i < N; i++) {
+        size_t n = i % 6 == 5 ? 1500 : (size_t)(i * 37 % 300) + 1;
+        memset(names[i], 'a' + i, n);
+        names[i][n] = '\0';
+        req.name = names[i];
+        CHECK_EQ(tern_grpc_stream_send(s, &req.base, NULL), 0);
+    }
+    CHECK_EQ(tern_grpc_stream_close_send(s, NULL), 0);
+    ProtobufCMessage *m;
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 1);
+        const Terntest__Resp *resp = (const Terntest__Resp *)m;
+        CHECK_EQ(resp->index, i);
+        CHECK(!strcmp(resp->text, names[i]));
+    }
+    CHECK_EQ(tern_grpc_stream_recv(s, &m, NULL), 0);
+    CHECK_EQ(tern_grpc_stream_status(s)->code, TERN_GRPC_OK);
+    tern_grpc_stream_free(s);
+    tern_grpc_channel_free(ch);
+    srv_stop(&a, SEC);
+    return 0;
+}
+
+static void answers_leave_queued_requests_intact(void)
+{
+    run_ok(queued_main, NULL, 2);
+}
+
 static void compression_per_message_both_ways(void)
 {
     CHECK_EQ(tern_run(compression_main, NULL), 0);
@@ -747,4 +792,5 @@ TESTS({ "interceptors_see_calls_and_codes", interceptors_see_calls_and_codes },
       { "server_limits", server_limits },
       { "compression_per_message_both_ways", compression_per_message_both_ways },
       { "keepalive_watchdog_and_acks", keepalive_watchdog_and_acks },
-      { "empty_messages_and_empty_stream", empty_messages_and_empty_stream })
+      { "empty_messages_and_empty_stream", empty_messages_and_empty_stream },
+      { "answers_leave_queued_requests_intact", answers_leave_queued_requests_intact })
