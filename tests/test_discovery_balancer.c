@@ -146,6 +146,53 @@ static void p2c_prefers_fast_and_idle_endpoints(void)
     run_ok(p2c_body, NULL, 1);
 }
 
+/* One slow sample, a dial's say, must not keep an endpoint away until the
+ * forced pick a second later: its latency fades while it goes unpicked
+ * (here 100x slower, decay 10 ms: back within ~50 ms). */
+static int p2c_fade_body(void *arg)
+{
+    (void)arg;
+    tern_balancer_options o = {.policy = TERN_LB_P2C, .ewma_decay = 10 * TERN_MS};
+    tern_balancer *b;
+    CHECK_EQ(tern_balancer_new(&o, &b), 0);
+    CHECK_EQ(tern_balancer_update(b, three, 3), 0);
+    /* every endpoint measured, 3 slow from its first sample (an EWMA
+     * moves little with one slow sample after fast ones) */
+    int64_t slow_at = 0;
+    bool seen[3] = {false};
+    while (!(seen[0] && seen[1] && seen[2])) {
+        tern_lb_pick p;
+        CHECK_EQ(tern_balancer_pick(b, NULL, 0, &p), 0);
+        int i = index_of(p.addr);
+        tern_balancer_done(b, &p, i == 2 ? 100 * TERN_MS : TERN_MS, TERN_LB_OK);
+        seen[i] = true;
+        if (i == 2)
+            slow_at = tern_now();
+    }
+    /* the others go on; 3 looks slow until its 100 ms have faded below
+     * their 1 ms (~46 ms: 100 x exp(-t / 10 ms) < 1), then it is picked.
+     * Its age is read after each pick, so a stall of this thread can
+     * only make it look older than it was, never younger */
+    int64_t back_at = 0;
+    for (int k = 0; !back_at; k++) {
+        CHECK(tern_now() - slow_at < 900 * TERN_MS);    /* the forced pick: 1 s */
+        if (pick_done(b, NULL, TERN_MS, TERN_LB_OK) == 2)
+            back_at = tern_now();
+        if (k >= 50)
+            tern_sleep(TERN_MS);
+    }
+    fprintf(stderr, "the slow endpoint picked again after %.1f ms\n",
+            (double)(back_at - slow_at) / (double)TERN_MS);
+    CHECK(back_at - slow_at >= 20 * TERN_MS);   /* not at once: it did look slow */
+    tern_balancer_free(b);
+    return 0;
+}
+
+static void p2c_forgets_a_slow_sample_with_time(void)
+{
+    run_ok(p2c_fade_body, NULL, 1);
+}
+
 /* Which endpoint each of n keys maps to. */
 static void map_keys(tern_balancer *b, int *out, int n)
 {
@@ -401,6 +448,7 @@ static void picks_race_updates_on_two_procs(void)
 }
 
 TESTS(T(round_robin_cycles_in_order), T(weighted_round_robin_is_exact_and_smooth),
-      T(p2c_prefers_fast_and_idle_endpoints), T(consistent_hashing_keeps_keys_and_spreads_them),
+      T(p2c_prefers_fast_and_idle_endpoints), T(p2c_forgets_a_slow_sample_with_time),
+      T(consistent_hashing_keeps_keys_and_spreads_them),
       T(outliers_are_ejected_and_come_back), T(bad_input_is_refused_and_changes_nothing),
       T(picks_race_updates_on_two_procs))

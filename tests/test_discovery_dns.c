@@ -42,21 +42,34 @@ static void write_hosts(const char *text)
     CHECK_EQ(rename(tmp, hosts), 0);
 }
 
-/* A UDP port free on 127.0.0.1 a moment ago. */
-static int free_udp_port(void)
+/* A port free on 127.0.0.1 a moment ago for UDP and for TCP: dnsmasq
+ * listens on both.  The UDP port the kernel hands out may be a TCP
+ * connection's local port (an earlier test's, in TIME_WAIT), and dnsmasq
+ * then fails with "Address already in use" (seen in CI). */
+static int free_dns_port(void)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
+    for (int tries = 0; tries < 100; tries++) {
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        CHECK(u >= 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_EQ(bind(u, (struct sockaddr *)&sa, sizeof sa), 0);
+        socklen_t len = sizeof sa;
+        CHECK_EQ(getsockname(u, (struct sockaddr *)&sa, &len), 0);
+        int t = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(t >= 0);
+        bool tcp_free = bind(t, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(t);
+        close(u);
+        if (tcp_free)
+            return ntohs(sa.sin_port);
+    }
+    CHECK(!"no port free for both UDP and TCP on 127.0.0.1 in 100 tries");
+    return -1;
 }
 
 static void dns_start(void)
 {
-    int port = free_udp_port();
+    int port = free_dns_port();
     snprintf(servers, sizeof servers, "127.0.0.1:%d", port);
     char port_arg[32], hosts_arg[160], log_arg[160];
     snprintf(port_arg, sizeof port_arg, "--port=%d", port);

@@ -2,8 +2,9 @@
  * test_gateway_reload.c - hot reloads: 20 reloads while client loops keep
  * requests in flight lose none of them; a configuration that fails to
  * load is refused with its reason and the running one stays; the file
- * watcher picks up a rewritten file (and an editor's rename); a
- * program's config_edit runs at every load.
+ * watcher picks up a rewritten file (and an editor's rename), and sleeps
+ * between its checks (an idle gateway's runtime stays asleep) yet stops
+ * at once; a program's config_edit runs at every load.
  */
 #include "check.h"
 #include "gateway_fixture.h"
@@ -246,6 +247,45 @@ static int watch_main(void *arg)
 
 static void file_watch_reloads_a_rewritten_file(void) { run_ok(watch_main, NULL, 2); }
 
+/* The watcher between checks: an idle gateway watching its file must let
+ * the runtime sleep (it polled a stop flag every 10 ms, 100 wake-ups a
+ * second, ~2% of a CPU per idle tern-gateway), and tern_gateway_free must
+ * still end it at once, not after the rest of a long interval. */
+static int idle_watch_main(void *arg)
+{
+    (void)arg;
+    char dir[] = "/tmp/tern-gw-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/gateway.yaml", dir);
+    write_file(path, "upstreams: {u: {endpoints: [\"127.0.0.1:9\"]}}\n"
+                     "routes: [{match: {prefix: /}, upstream: u}]\n");
+    tern_gateway_options o = {.config_path = path, .watch = true, .watch_interval = 30 * SEC};
+    char err[512];
+    tern_gateway *gw;
+    CHECK_EQ(tern_gateway_new(&o, &gw, err, sizeof err), 0);
+    tern_sleep(50 * MS);                /* the watcher is parked by now */
+    struct tern_runtime_stats a, b;
+    CHECK(tern_runtime_stats(&a, NULL, 0) > 0);
+    tern_sleep(500 * MS);
+    CHECK(tern_runtime_stats(&b, NULL, 0) > 0);
+    /* this coroutine's own sleep wakes a worker once or twice; the old
+     * poll made ~50 */
+    uint64_t woken = b.wakeups - a.wakeups, most = idle_wakeups_allowed(10, 500 * MS, 2);
+    if (woken > most)
+        fprintf(stderr, "   %llu wake-ups in 500 ms of idle (at most %llu)\n", (unsigned long long)woken,
+                (unsigned long long)most);
+    CHECK(woken <= most);
+    int64_t t0 = tern_now();
+    tern_gateway_free(gw);
+    CHECK(tern_now() - t0 < 1 * SEC);   /* not the interval's 30 s */
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static void idle_watcher_sleeps_until_its_next_check(void) { run_ok(idle_watch_main, NULL, 2); }
+
 /* config_edit: the program's edit runs at every load, the watcher's
  * reloads and a given text included; its refusal, or what is not JSON,
  * refuses the load and the running configuration stays. */
@@ -348,4 +388,5 @@ static void config_edit_runs_at_every_load(void) { run_ok(edit_main, NULL, 2); }
 
 TESTS(T(twenty_reloads_under_load_lose_nothing), T(failed_reload_keeps_the_running_config),
       T(unchanged_upstream_keeps_its_state),
-      T(file_watch_reloads_a_rewritten_file), T(config_edit_runs_at_every_load))
+      T(file_watch_reloads_a_rewritten_file), T(idle_watcher_sleeps_until_its_next_check),
+      T(config_edit_runs_at_every_load))

@@ -4,15 +4,22 @@
  *   p2c: two endpoints drawn at random, the lower load wins, load being
  *        EWMA latency x (in-flight + 1) / EWMA success (an endpoint that
  *        fails looks slower in proportion), an unmeasured endpoint taking
- *        the latency of the other; the loser is taken instead if it has not
- *        been picked for a second, so that a slow endpoint that recovered
- *        is measured again (go-zero's balancer works the same way)
+ *        the latency of the other.  An endpoint's latency fades toward 0
+ *        while no sample comes (read as ewma x exp(-age / decay), as Finagle's
+ *        peak EWMA reads its cost), so that one slow first
+ *        sample, a dial's say, does not starve an endpoint for good: the
+ *        longer it goes unpicked the cheaper it looks, until a pick
+ *        measures it again.  Besides, the loser is taken if it has not been
+ *        picked for a second (go-zero's balancer does the same), which
+ *        bounds the wait when the decay is long
  *   round robin, skipping endpoints that are out (ejected, unhealthy)
  *   smooth weighted round robin (nginx's): each pick adds every
  *        endpoint's weight to its running total, takes the largest total
  *        and subtracts the sum of weights from it, so weights 5:1:1 give
  *        a a b a c a a, not a a a a a b c
  */
+#include <math.h>
+
 #include "base/rand.h"
 #include "discovery/internal.h"
 #include "tern/runtime.h"
@@ -36,12 +43,24 @@ size_t tern__lb_pick_random(tern_balancer *b)
     return start;
 }
 
+/* e's latency now: its EWMA faded by the time since its last sample.  An
+ * exponential, not ewma_add's rational weight, whose long tail would keep
+ * an endpoint that once looked 100x slower away for 100 decays, not 5 */
+static double latency_now(const tern_balancer *b, const lb_ep *e, int64_t now)
+{
+    int64_t age = now - e->ewma_at;
+    if (age <= 0 || e->ewma == 0)
+        return e->ewma;
+    return e->ewma * exp(-(double)age / (double)b->o.ewma_decay);
+}
+
 /* unmeasured: the latency of the endpoint it is compared with, so that a
  * new endpoint competes on in-flight calls alone (not flooded for looking
  * free, not starved for looking slow) */
-static double load(const lb_ep *e, double other_lat)
+static double load(const lb_ep *e, double lat, double other_lat)
 {
-    double lat = e->ewma > 0 ? e->ewma : other_lat;
+    if (e->ewma == 0)
+        lat = other_lat;
     double success = e->success < 0.05 ? 0.05 : e->success;
     return (lat + 1.0) * (double)(e->in_flight + 1) / success;
 }
@@ -63,7 +82,8 @@ size_t tern__lb_pick_p2c(tern_balancer *b, int64_t now)
         }
     }
     const lb_ep *ea = b->eps[a], *ec = b->eps[c];
-    size_t win = load(ea, ec->ewma) <= load(ec, ea->ewma) ? a : c;
+    double la = latency_now(b, ea, now), lc = latency_now(b, ec, now);
+    size_t win = load(ea, la, lc) <= load(ec, lc, la) ? a : c;
     size_t lose = win == a ? c : a;
     if (lose != win && now - b->eps[lose]->last_pick > FORCE_PICK)
         return lose;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/check.h"
+#include "runtime/export.h"
 #include "tern/context.h"
 #include "tern/discovery.h"
 #include "tern/error.h"
@@ -480,6 +481,8 @@ int tern_resolver_dns_new(const char *target, const tern_resolver_dns_options *o
         rc = -ENOMEM;
     if (rc == 0 && (d->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         rc = -errno;
+    if (rc == 0)
+        tern__fd_adopt(d->epfd);
     if (rc == 0) {
         struct ares_options ao = {
             .sock_state_cb = sock_state,

@@ -215,8 +215,8 @@ struct tern_gateway {
     /* the file watcher */
     bool watching;
     int64_t watch_interval;
-    atomic_bool stop_watch;
-    tern_chan *watch_done;
+    atomic_bool stop_watch;         /* set by free; the watcher clears it as it ends */
+    tern_ctx *watch_stop;           /* cancelled by free to end the watcher's sleep */
     struct { uint64_t ino, size; int64_t mtime; } seen;
     /* generations being freed */
     atomic_int freeing;

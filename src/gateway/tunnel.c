@@ -212,7 +212,7 @@ int tern__gw_tunnel(gw_route *rt, gw_upstream *up, tern_http_req *r, tern_http_r
                     const char *target)
 {
     tern_gateway *gw = rt->gen->gw;
-    size_t head_len;
+    size_t head_len = 0;        /* set when head is (gcc -O2 cannot tell) */
     char *head = request_head(r, target, headers, &head_len);
     char *buf = malloc(TUN_HEAD_MAX);
     tern_http_header *fields = malloc(TUN_MAX_HEADERS * sizeof *fields);

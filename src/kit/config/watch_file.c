@@ -57,6 +57,7 @@
 
 #include "base/check.h"
 #include "kit/config/internal.h"
+#include "runtime/export.h"
 
 #define SETTLE    (100 * TERN_MS)
 #define MAX_DELAY (1 * TERN_SEC)
@@ -273,6 +274,7 @@ static int setup(fwatch *w, tern_config *cfg)
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->fd < 0)
         return -errno;
+    tern__fd_adopt(w->fd);
     int r = arm(w);
     if (r == -ENOENT)
         r = 0;                          /* an optional file's directory may come later */
