@@ -14,7 +14,10 @@
 #                               ops/s and client CPU/op vs go-redis v9, PostgreSQL
 #                               queries/s and client CPU/query vs pgx v5 (servers started here)
 #   bench/compare.sh grpc       gRPC unary RPC/s and server CPU/RPC (h2load -c16 -m64, a
-#                               framed HelloRequest) vs grpc-go
+#                               framed HelloRequest), server RSS under load and idle,
+#                               server and bidi streaming msgs/s and CPU/msg, unary
+#                               p99 at a fixed rate, idle RSS/connection vs grpc-go
+#                               (and gRPC C++ where built)
 #   bench/compare.sh gateway    proxy req/s, proxy CPU/request, added p99 through tern-gateway
 #                               vs nginx proxy_pass and Go httputil.ReverseProxy (upstream:
 #                               examples/hello); the full gateway's cost against bare proxying
@@ -279,6 +282,9 @@ emit() {
 #                        cheapest parking), same formula.
 #   parked_rss_bytes_own the same with tern's default stack mode (TERN_STACK_OWN);
 #                        the Go figure is the same runs'.
+#   parked_rss_bytes_release the default mode with tern_go_options.release_stack:
+#                        the monitor gives a coroutine's stack pages back once
+#                        it has been parked 20 ms (runtime/release.c).
 #   wake_cross_thread_ns A sleeps 50 us (both workers asleep), wakes parked B
 #                        and busy-spins 200 us so B must run on the other P;
 #                        median of t(B runs) - t(wake), 2000 rounds, 2 Ps.
@@ -295,6 +301,7 @@ t_yield() { run_one "$CBIN/rt_yield" 10000000; }
 g_yield() { run_one "$GOBIN/runtime" yield 10000000; }
 t_parked_shared() { run_one "$CBIN/rt_parked_rss" shared 1000000; }
 t_parked_own() { run_one "$CBIN/rt_parked_rss" own 1000000; }
+t_parked_release() { run_one "$CBIN/rt_parked_rss" release 1000000; }
 g_parked() { run_one "$GOBIN/runtime" parked 1000000; }
 t_wake() { run_one "$CBIN/rt_wake" 2000 sleep; }
 g_wake() { run_one "$GOBIN/runtime" wake 2000 sleep; }
@@ -316,7 +323,7 @@ suite_runtime() {
     measure spawn_join_all tern.spawn_all t_spawn_all go.spawn_all g_spawn_all
     measure yield_switch tern.yield t_yield go.yield g_yield
     measure parked_rss tern.parked_shared t_parked_shared go.parked g_parked \
-        tern.parked_own t_parked_own
+        tern.parked_own t_parked_own tern.parked_release t_parked_release
     measure wake_cross_thread tern.wake t_wake go.wake g_wake
 
     emit spawn_join_ns ns/op tern.spawn go.spawn "$anchor"
@@ -324,6 +331,7 @@ suite_runtime() {
     emit yield_switch_ns ns/switch tern.yield go.yield "$anchor"
     emit parked_rss_bytes B/coroutine tern.parked_shared go.parked "$anchor"
     emit parked_rss_bytes_own B/coroutine tern.parked_own go.parked "$anchor"
+    emit parked_rss_bytes_release B/coroutine tern.parked_release go.parked "$anchor"
     emit wake_cross_thread_ns ns tern.wake go.wake "$anchor"
 }
 
@@ -1209,6 +1217,7 @@ h2_run() {
         log "  ! $s: $bad requests failed/errored/timed out, $non2xx not 2xx: run counted as NA"
         echo NA
         echo NA >>"$cpuf"
+        echo NA >>"$TMPD/grpc.$s.hwm"
         return
     fi
     local cpu_ns
@@ -1695,9 +1704,38 @@ suite_data() {
 #                              -t H2_THREADS, DURATION s
 #   grpc_unary_cpu_ns_per_rpc  the server's CPU (utime+stime) per RPC in
 #                              those runs
-GRPC_METRICS="grpc_unary_rps grpc_unary_cpu_ns_per_rpc"
+#   grpc_server_rss_load_kb    the server's peak RSS (VmHWM) after those runs
+# The next ones use the suite's own client, bench/go/grpc's `load` modes
+# (grpc-go), the same for every server, and bench.Stream (written by hand
+# on both sides on helloworld's messages; the gRPC C++ anchor has no
+# streams here, so these two have grpc-go only):
+#   grpc_stream_msgs_per_s     bench.Stream/Many, server streaming: one
+#                              request, replies "Hello world" until the client
+#                              cancels; GRPC_STREAM_N=16 calls on
+#                              GRPC_STREAM_CONNS=4 connections read as fast as
+#                              they come, DURATION s; replies/s at the client
+#   grpc_stream_cpu_ns_per_msg the server's CPU per reply in those runs
+#   grpc_bidi_msgs_per_s       bench.Stream/Echo, bidirectional: the same
+#                              connections and calls, 32 requests in flight on
+#                              each, one reply per request; replies/s
+#   grpc_bidi_cpu_ns_per_msg   the server's CPU per reply in those runs
+#   grpc_unary_p99_us_at_rate  SayHello at a fixed GRPC_RATE=5000/s over 16
+#                              connections, open loop (latency from each
+#                              call's due time), DURATION s; p99 in us
+#   grpc_server_rss_idle_kb    a freshly started server's VmRSS once it has
+#                              answered one call (grpcio's check)
+#   grpc_idle_rss_bytes_per_conn  that server's VmRSS growth with
+#                              GRPC_IDLE_CONNS=500 connections open, each made
+#                              ready by one SayHello, then idle for 2 s (tern
+#                              trims an idle connection after 1 s); bytes per
+#                              connection
+GRPC_METRICS="grpc_unary_rps grpc_unary_cpu_ns_per_rpc grpc_server_rss_load_kb grpc_stream_msgs_per_s grpc_stream_cpu_ns_per_msg grpc_bidi_msgs_per_s grpc_bidi_cpu_ns_per_msg grpc_unary_p99_us_at_rate grpc_server_rss_idle_kb grpc_idle_rss_bytes_per_conn"
 GRPC_CONNS=${GRPC_CONNS:-16}
 GRPC_STREAMS=${GRPC_STREAMS:-64}
+GRPC_STREAM_CONNS=${GRPC_STREAM_CONNS:-4}
+GRPC_STREAM_N=${GRPC_STREAM_N:-16}
+GRPC_RATE=${GRPC_RATE:-5000}
+GRPC_IDLE_CONNS=${GRPC_IDLE_CONNS:-500}
 
 # grpc_check <port>: one real gRPC call through grpcio.
 grpc_check() {
@@ -1754,13 +1792,96 @@ grpc_run() {
         log "  ! h2load against $s: status $rc, $bad failed or not 2xx: $(tail -c 300 "$out" | tr '\n' ' ')"
         echo NA
         echo NA >>"$cpuf"
+        echo NA >>"$TMPD/grpc.$s.hwm"
         return
     fi
     local cpu_ns
     cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$ok" 'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
     echo "$cpu_ns" >>"$cpuf"
+    awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" >>"$TMPD/grpc.$s.hwm"
     log "    $s: $rps RPC/s, $ok RPCs; server CPU $cpu_ns ns/RPC"
     echo "$rps"
+}
+
+# grpc_stream_run stream|bidi <name>: one streaming run of the load
+# client; prints replies/s (or NA); appends the server's CPU ns per reply
+# to $TMPD/grpc_<mode>.<name>.cpu.
+grpc_stream_run() {
+    local mode=$1
+    shift
+    local s=$1 dur=$DURATION cpuf=$TMPD/grpc_$mode.$1.cpu
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    local pid=${SRV_PID[$s.grpc]} out c0 c1 rc rate n
+    c0=$(cpu_ticks "$pid")
+    out=$(timeout $((dur + 60)) "$GOBIN/grpc" load "$mode" "127.0.0.1:${SRV_PORT[$s.grpc]}" \
+        "$GRPC_STREAM_CONNS" "$GRPC_STREAM_N" "$dur" 2>"$TMPD/grpc_$mode.$s.err")
+    rc=$?
+    c1=$(cpu_ticks "$pid")
+    read -r rate n <<<"$out"
+    if [ $rc -ne 0 ] || ! [[ ${rate:-} =~ ^[0-9]+$ && ${n:-} =~ ^[0-9]+$ ]] || [ "$n" = 0 ]; then
+        log "  ! $mode load against $s: status $rc: $(tail -c 300 "$TMPD/grpc_$mode.$s.err" | tr '\n' ' ')"
+        echo NA
+        echo NA >>"$cpuf"
+        return
+    fi
+    local cpu_ns
+    cpu_ns=$(awk -v d=$((c1 - c0)) -v tck="$(getconf CLK_TCK)" -v n="$n" 'BEGIN { printf "%.0f\n", d / tck * 1e9 / n }')
+    echo "$cpu_ns" >>"$cpuf"
+    log "    $s ($mode): $rate replies/s, $n replies; server CPU $cpu_ns ns/reply"
+    echo "$rate"
+}
+
+# grpc_rate_run <name>: one fixed-rate unary run; prints the p99 in us (or NA).
+grpc_rate_run() {
+    local s=$1 dur=$DURATION out rc p50 p99 n
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    out=$(timeout $((dur + 60)) "$GOBIN/grpc" load rate "127.0.0.1:${SRV_PORT[$s.grpc]}" \
+        16 "$GRPC_RATE" "$dur" 2>"$TMPD/grpc_rate.$s.err")
+    rc=$?
+    read -r p50 p99 n <<<"$out"
+    if [ $rc -ne 0 ] || ! [[ ${p99:-} =~ ^[0-9]+$ ]]; then
+        log "  ! fixed-rate load against $s: status $rc: $(tail -c 300 "$TMPD/grpc_rate.$s.err" | tr '\n' ' ')"
+        echo NA
+        return
+    fi
+    log "    $s: $n calls at $GRPC_RATE/s: p50 $p50 us, p99 $p99 us"
+    echo "$p99"
+}
+
+# grpc_idle_run <name>: start a fresh server, hold GRPC_IDLE_CONNS ready
+# connections to it, print its VmRSS growth per connection, stop it.
+grpc_idle_run() {
+    local s=$1 pid r0 r1 cpid i fifo=$TMPD/grpc_idle.in out=$TMPD/grpc_idle.$1.out
+    grpc_start "$s" >&2
+    pid=${SRV_PID[$s.grpc]}
+    sleep 0.5
+    r0=$(vmrss_kb "$pid")
+    echo "$r0" >>"$TMPD/grpc_idle.$s.rss0"
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    timeout 120 "$GOBIN/grpc" load idle "127.0.0.1:${SRV_PORT[$s.grpc]}" "$GRPC_IDLE_CONNS" <"$fifo" >"$out" 2>&1 &
+    cpid=$!
+    exec 9>"$fifo"
+    for ((i = 0; i < 600; i++)); do
+        grep -q '^ready' "$out" 2>/dev/null && break
+        kill -0 "$cpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -q '^ready' "$out"; then
+        log "  ! idle connections to $s: $(tail -c 300 "$out" | tr '\n' ' ')"
+        exec 9>&-
+        wait "$cpid" 2>/dev/null
+        stop_server "$s.grpc"
+        echo NA
+        return
+    fi
+    sleep 2
+    r1=$(vmrss_kb "$pid")
+    exec 9>&-
+    wait "$cpid" 2>/dev/null
+    stop_server "$s.grpc"
+    log "    $s: VmRSS $r0 kB -> $r1 kB with $GRPC_IDLE_CONNS idle connections"
+    awk -v a="$r0" -v b="$r1" -v n="$GRPC_IDLE_CONNS" 'BEGIN { printf "%.0f\n", (b - a) * 1024 / n }'
 }
 
 # build_grpc_cpp: bench/grpc_cpp/greeter_server into $CPPBIN (0), or 1
@@ -1816,19 +1937,57 @@ suite_grpc() {
         grpc_start cpp
         sides+=(cpp.grpc "grpc_run cpp")
     fi
-    measure "grpc unary (h2load -c$GRPC_CONNS -m$GRPC_STREAMS)" "${sides[@]}"
-    load_side tern.grpc.cpu "$TMPD/grpc.tern.cpu"
-    load_side go.grpc.cpu "$TMPD/grpc.go.cpu"
+    if want grpc_unary_rps || want grpc_unary_cpu_ns_per_rpc || want grpc_server_rss_load_kb; then
+        measure "grpc unary (h2load -c$GRPC_CONNS -m$GRPC_STREAMS)" "${sides[@]}"
+        for s in tern go cpp; do
+            load_side $s.grpc.cpu "$TMPD/grpc.$s.cpu"
+            load_side $s.grpc.hwm "$TMPD/grpc.$s.hwm"
+        done
+    fi
+    local mode s
+    for mode in stream bidi; do
+        if want grpc_${mode}_msgs_per_s || want grpc_${mode}_cpu_ns_per_msg; then
+            measure "grpc $mode ($GRPC_STREAM_N calls on $GRPC_STREAM_CONNS connections)" \
+                tern.$mode "grpc_stream_run $mode tern" go.$mode "grpc_stream_run $mode go"
+            load_side tern.$mode.cpu "$TMPD/grpc_$mode.tern.cpu"
+            load_side go.$mode.cpu "$TMPD/grpc_$mode.go.cpu"
+        fi
+    done
+    if want grpc_unary_p99_us_at_rate; then
+        local -a rsides=(tern.rate "grpc_rate_run tern" go.rate "grpc_rate_run go")
+        [ $cpp = 1 ] && rsides+=(cpp.rate "grpc_rate_run cpp")
+        measure "grpc unary at $GRPC_RATE/s (p99)" "${rsides[@]}"
+    fi
     stop_server tern.grpc
     stop_server go.grpc
-    want grpc_unary_rps && emit grpc_unary_rps RPC/s tern.grpc go.grpc "$ago" tp
-    want grpc_unary_cpu_ns_per_rpc && emit grpc_unary_cpu_ns_per_rpc ns/RPC tern.grpc.cpu go.grpc.cpu "$ago"
-    if [ $cpp = 1 ]; then
-        load_side cpp.grpc.cpu "$TMPD/grpc.cpp.cpu"
-        stop_server cpp.grpc
-        want grpc_unary_rps && emit grpc_unary_rps RPC/s tern.grpc cpp.grpc "$acpp" tp
-        want grpc_unary_cpu_ns_per_rpc && emit grpc_unary_cpu_ns_per_rpc ns/RPC tern.grpc.cpu cpp.grpc.cpu "$acpp"
+    stop_server cpp.grpc
+    if want grpc_idle_rss_bytes_per_conn || want grpc_server_rss_idle_kb; then
+        local -a isides=(tern.idle "grpc_idle_run tern" go.idle "grpc_idle_run go")
+        [ $cpp = 1 ] && isides+=(cpp.idle "grpc_idle_run cpp")
+        measure "grpc idle connections ($GRPC_IDLE_CONNS, fresh server each run)" "${isides[@]}"
+        for s in tern go cpp; do
+            load_side $s.idle.rss0 "$TMPD/grpc_idle.$s.rss0"
+        done
     fi
+    local -a anchors=(go "$ago")
+    [ $cpp = 1 ] && anchors+=(cpp "$acpp")
+    local i a an
+    for ((i = 0; i < ${#anchors[@]}; i += 2)); do
+        a=${anchors[$i]}
+        an=${anchors[$((i + 1))]}
+        want grpc_unary_rps && emit grpc_unary_rps RPC/s tern.grpc $a.grpc "$an" tp
+        want grpc_unary_cpu_ns_per_rpc && emit grpc_unary_cpu_ns_per_rpc ns/RPC tern.grpc.cpu $a.grpc.cpu "$an"
+        want grpc_server_rss_load_kb && emit grpc_server_rss_load_kb kB tern.grpc.hwm $a.grpc.hwm "$an"
+        if [ $a = go ]; then
+            for mode in stream bidi; do
+                want grpc_${mode}_msgs_per_s && emit grpc_${mode}_msgs_per_s msgs/s tern.$mode go.$mode "$an" tp
+                want grpc_${mode}_cpu_ns_per_msg && emit grpc_${mode}_cpu_ns_per_msg ns/msg tern.$mode.cpu go.$mode.cpu "$an"
+            done
+        fi
+        want grpc_unary_p99_us_at_rate && emit grpc_unary_p99_us_at_rate us tern.rate $a.rate "$an"
+        want grpc_server_rss_idle_kb && emit grpc_server_rss_idle_kb kB tern.idle.rss0 $a.idle.rss0 "$an"
+        want grpc_idle_rss_bytes_per_conn && emit grpc_idle_rss_bytes_per_conn B/conn tern.idle $a.idle "$an"
+    done
     return 0
 }
 
@@ -1858,6 +2017,8 @@ suite_grpc() {
 #                            0.9; the ratio column is goal/figure: <= 1 meets it)
 GW_METRICS="proxy_rps_c64 proxy_cpu_ns_per_req proxy_added_p99_us gateway_full_rps_ratio"
 GW_JWT_SECRET=bench-secret-0123456789abcdef0123456789
+# The upstream's (examples/hello's) port, set by suite_gateway.
+GW_UP_PORT=
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
@@ -1871,10 +2032,14 @@ gw_token() {
     printf '%s.%s.%s' "$h" "$p" "$sig"
 }
 
-# gw_start <name>: start a proxy in front of the upstream; checks that
-# /plaintext answers the upstream's body through it.
+# gw_start <name>: start a proxy in front of the upstream (port GW_UP_PORT);
+# checks that /plaintext answers the upstream's body through it.  Its pid
+# and port go under the key <name>.gw: under <name> the bare gateway
+# ("tern") would overwrite the upstream's entry (examples/hello, started
+# as "tern"), and every proxy started after it, and the direct runs, would
+# then go through the bare gateway instead of straight to the upstream.
 gw_start() {
-    local name=$1 port dir pid i got user_line= up=${SRV_PORT[tern]}
+    local name=$1 port dir pid i got user_line= up=$GW_UP_PORT
     port=$(free_port) || die "no free port"
     dir=$(mktemp -d "$TMPD/gw.$name.XXXXXX") || die "mktemp failed"
     [ "$(id -u)" = 0 ] && user_line=1
@@ -1901,8 +2066,8 @@ gw_start() {
     esac
     pid=$!
     echo "$pid" >>"$TMPD/http.pids"
-    SRV_PID[$name]=$pid
-    SRV_PORT[$name]=$port
+    SRV_PID[$name.gw]=$pid
+    SRV_PORT[$name.gw]=$port
     for ((i = 0; i < 100; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         got=$(curl -s --max-time 1 "${hdr[@]}" "http://127.0.0.1:$port/plaintext" 2>/dev/null)
@@ -1912,7 +2077,7 @@ gw_start() {
     log "  ! $name did not proxy /plaintext within 10 s (got '${got:-}'); its output:"
     tail -n 5 "$dir"/*.log >&2
     [ "${name%%.*}" = tern ] || die "the $name anchor did not come up"
-    stop_server "$name"
+    stop_server "$name.gw"
     return 1
 }
 
@@ -1924,11 +2089,11 @@ gw_run() {
     local -a hdr=()
     [ "$s" = tern.full ] && hdr=(-H "Authorization: Bearer $GW_TOKEN")
     if [ "$s" = direct ]; then
-        port=${SRV_PORT[tern]}
+        port=$GW_UP_PORT
         pid=
     else
-        port=${SRV_PORT[$s]:-}
-        pid=${SRV_PID[$s]:-}
+        port=${SRV_PORT[$s.gw]:-}
+        pid=${SRV_PID[$s.gw]:-}
         if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
             echo NA >>"$TMPD/gw.$s.cpu"
             echo NA >>"$TMPD/gw.$s.added"
@@ -1998,6 +2163,7 @@ suite_gateway() {
     noise_note
     ensure_server tern
     [ "$TERN_OK" = 1 ] || die "the upstream (examples/hello) did not come up"
+    GW_UP_PORT=${SRV_PORT[tern]}
     gw_start tern
     gw_start tern.full
     gw_start nginx
@@ -2009,7 +2175,7 @@ suite_gateway() {
     for s in tern tern.full nginx go; do
         load_side "$s.gw.cpu" "$TMPD/gw.$s.cpu"
         load_side "$s.gw.added" "$TMPD/gw.$s.added"
-        stop_server "$s"
+        stop_server "$s.gw"
     done
     stop_server tern
     want proxy_rps_c64 && {
@@ -2060,10 +2226,11 @@ suite_gateway() {
 #   shop_idle_rss_bytes  each role alone (`shop <role>`, on SQLite, its data
 #                    made by the warm-up run), VmRSS after ready + 1 s idle;
 #                    the largest role.  Goal 5 MiB.  Per role on stderr.
-#                    SHOP_ROLE_BIN (default BUILD_DIR's shop) is the binary
-#                    started here and for shop_ready_ms: the static one
-#                    (shop/deploy/build-static.sh) sheds the shared
-#                    libraries' pages.
+#                    SHOP_ROLE_BIN is the binary started here and for
+#                    shop_ready_ms; by default the static one that
+#                    shop_binary_bytes measures (what the image ships; it
+#                    sheds the shared libraries' pages: ~11 MB a role
+#                    dynamic, ~5 static), else BUILD_DIR's shop.
 #   shop_ready_ms    exec to /readyz 200 (bench/shop/ready.py, polling every
 #                    0.5 ms), the slowest role; goal 20 ms, and the Go hello
 #                    (exec to GET /plaintext 200) beside it.
@@ -2252,8 +2419,9 @@ t_go_ready() {
     [[ ${out%% *} =~ ^[0-9.]+$ ]] && echo "${out%% *}" || echo NA
 }
 
-# shop_binary: the size of the shop's binary to measure (stdout); which one on stderr.
-shop_binary() {
+# shop_static: the static binary's path on stdout (built when missing,
+# unless NO_BUILD=1), or nothing.
+shop_static() {
     local bin=${SHOP_STATIC_BIN:-}
     if [ -z "$bin" ] && [ -f "$ROOT/shop/deploy/build-static.sh" ]; then
         if [ -x "$ROOT/build-static-amd64/shop-amd64" ]; then
@@ -2263,7 +2431,14 @@ shop_binary() {
             (cd "$ROOT" && JOBS=$(nproc) shop/deploy/build-static.sh amd64 >&2) && bin=$ROOT/build-static-amd64/shop-amd64
         fi
     fi
-    if [ -n "$bin" ] && [ -x "$bin" ]; then
+    [ -n "$bin" ] && [ -x "$bin" ] && echo "$bin"
+    return 0
+}
+
+# shop_binary: the size of the shop's binary to measure (stdout); which one on stderr.
+shop_binary() {
+    local bin=$SHOP_STATIC
+    if [ -n "$bin" ]; then
         log "   shop_binary_bytes: $bin (static: $(file -b "$bin" | cut -d, -f1-6))"
         stat -c %s "$bin"
         return
@@ -2281,7 +2456,8 @@ suite_shop() {
     build_go http
     SHOP_BIN=$BUILD_DIR/shop/shop
     SHOP_LOAD=$BUILD_DIR/shop/load/shop-load
-    SHOP_ROLE_BIN=${SHOP_ROLE_BIN:-$SHOP_BIN}
+    SHOP_STATIC=$(shop_static)
+    SHOP_ROLE_BIN=${SHOP_ROLE_BIN:-${SHOP_STATIC:-$SHOP_BIN}}
     [ -x "$SHOP_BIN" ] || die "$SHOP_BIN missing (build target shop)"
     [ -x "$SHOP_LOAD" ] || die "$SHOP_LOAD missing (build target shop-load)"
     [ -x "$GOBIN/http" ] || die "$GOBIN/http missing"
