@@ -1063,6 +1063,54 @@ static void idle_conn_closed_by_server_is_not_used(void)
     run_ok(closed_idle_main, NULL, 2);
 }
 
+/* The first connection answers, then sends a byte nobody asked for while
+ * the client holds it idle, then waits for the client to go. */
+static void serve_then_stray(peer *p)
+{
+    if (p->idx > 1) {
+        serve_hello(p);
+        return;
+    }
+    if (!next_req(p))
+        return;
+    say(p, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    tern_sleep(5 * TERN_MS);
+    say(p, "X");
+    next_req(p);
+}
+
+static int stray_idle_main(void *arg)
+{
+    (void)arg;
+    srv s;
+    srv_start(&s, serve_then_stray);
+    tern_http_client *c = client(NULL);
+    char body[16];
+    CHECK_EQ(get_text(c, url_of(&s, "/"), body, sizeof body), 200);
+    CHECK_EQ(stats(c).idle, 1);
+    tern_sleep(30 * TERN_MS);       /* the stray byte arrives */
+    /* a POST: were the byte read as the answer's first, nothing would retry */
+    CHECK_EQ(fetch(c, "POST", url_of(&s, "/")), 200);
+    struct tern_http_client_stats st = stats(c);
+    CHECK_EQ(st.dials, 2);
+    CHECK_EQ(st.reuses, 0);
+    CHECK_EQ(st.requests, 2);
+    /* and an idle connection nothing came on is reused */
+    tern_sleep(30 * TERN_MS);
+    CHECK_EQ(fetch(c, "POST", url_of(&s, "/")), 200);
+    st = stats(c);
+    CHECK_EQ(st.dials, 2);
+    CHECK_EQ(st.reuses, 1);
+    tern_http_client_free(c);
+    srv_stop(&s);
+    return 0;
+}
+
+static void idle_conn_with_stray_bytes_is_not_used(void)
+{
+    run_ok(stray_idle_main, NULL, 2);
+}
+
 /* ---- streaming --------------------------------------------------------------- */
 
 #define BIG_BODY (4 << 20)
@@ -1150,4 +1198,5 @@ TESTS(T(keepalive_three_requests_one_connection), T(pool_max_conns_per_host_make
       T(each_server_misbehaviour_has_its_error), T(refused_reset_and_caller_errors),
       T(deadline_and_cancel_end_requests_in_time),
       T(stale_pooled_conn_is_retried_once_for_idempotent), T(idle_conn_closed_by_server_is_not_used),
+      T(idle_conn_with_stray_bytes_is_not_used),
       T(large_body_streams_in_pieces))

@@ -13,6 +13,8 @@
 #include <tern/net.h>
 #include <tern/signal.h>
 
+#include "net/export.h"
+
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define TERN_TEST_CLANG_TSAN 1
@@ -577,6 +579,138 @@ static int write_later(void *arg)
     CHECK_EQ(tern_conn_write(w->c, "y", 1, NULL), 1);
     tern_waitgroup_done(&w->done);
     return 0;
+}
+
+/* Poll until the netpoller has taken what the kernel holds for fd's peer
+ * (an idle P polls at once; a short sleep lets it). */
+static void let_poller_run(void)
+{
+    tern_sleep(20 * TERN_MS);
+}
+
+/* tern__conn_read_quiet is true only while the last poll is fresh (under
+ * a millisecond old): a slow machine (qemu, TSan) may need a few looks. */
+static bool quiet_soon(tern_conn *c)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (tern__conn_read_quiet(c))
+            return true;
+        tern_sleep(TERN_MS);
+    }
+    return false;
+}
+
+/* ... and an event reaches the records once the poller has taken it. */
+static bool stirred_soon(tern_conn *c)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (!tern__conn_read_quiet(c))
+            return true;
+        tern_sleep(TERN_MS);
+    }
+    return false;
+}
+
+/* Register c's socket with epoll as a first wait would (here one that
+ * times out). */
+static void enroll(tern_conn *c)
+{
+    CHECK_EQ(tern_fd_wait(tern_conn_fd(c), TERN_FD_READ, tern_now() + TERN_MS), -ETIMEDOUT);
+}
+
+/* Read what the peer sent, once the poller has taken its edge, with a
+ * read that comes up short. */
+static void read_short(tern_conn *c, const char *want)
+{
+    char buf[256];
+    let_poller_run();
+    ssize_t n = tern_conn_read(c, buf, sizeof buf, NULL);
+    CHECK_EQ(n, (ssize_t)strlen(want));
+    CHECK(!memcmp(buf, want, (size_t)n));
+}
+
+/* A coroutine parked on a socket keeps a poller in epoll_wait: the
+ * netpoller's records follow the kernel only while one does. */
+static int park_reading(void *arg)
+{
+    later *w = arg;
+    char b;
+    CHECK_EQ(tern_conn_read(w->c, &b, 1, NULL), 1);
+    tern_waitgroup_done(&w->done);
+    return 0;
+}
+
+static int read_quiet_main(void *arg)
+{
+    (void)arg;
+    tern_conn *a, *b, *k1, *k2;
+    /* nobody waits on any fd, so nobody polls: never quiet */
+    conn_pair(&a, &b);
+    enroll(a);
+    CHECK_EQ(tern_conn_write(b, "ping", 4, NULL), 4);
+    CHECK_EQ(tern_conn_wait_readable(a, NULL), 0);
+    read_short(a, "ping");
+    let_poller_run();
+    CHECK(!tern__conn_read_quiet(a));
+    tern_conn_free(a);
+    tern_conn_free(b);
+
+    conn_pair(&k1, &k2);
+    later keeper = {.c = k1, .done = TERN_WAITGROUP_INIT};
+    tern_waitgroup_add(&keeper.done, 1);
+    tern_go(park_reading, &keeper);
+    conn_pair(&a, &b);
+    /* nothing came since the read that emptied it: quiet, without a syscall */
+    CHECK(!tern__conn_read_quiet(a));           /* no read yet */
+    enroll(a);
+    CHECK(!tern__conn_read_quiet(a));
+    CHECK_EQ(tern_conn_write(b, "ping", 4, NULL), 4);
+    read_short(a, "ping");
+    let_poller_run();
+    CHECK(quiet_soon(a));
+    CHECK(quiet_soon(a));                       /* asking changes nothing */
+    /* bytes nobody asked for: not quiet, and the read still gets them */
+    CHECK_EQ(tern_conn_write(b, "stray", 5, NULL), 5);
+    CHECK(stirred_soon(a));
+    char buf[256];
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, NULL), 5);
+    let_poller_run();
+    CHECK(quiet_soon(a));                       /* emptied again */
+    /* a read that fills its buffer leaves the socket's state unknown */
+    CHECK_EQ(tern_conn_write(b, "abcdef", 6, NULL), 6);
+    let_poller_run();
+    CHECK_EQ(tern_conn_read(a, buf, 3, NULL), 3);
+    CHECK(!tern__conn_read_quiet(a));
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, NULL), 3);
+    let_poller_run();
+    CHECK(quiet_soon(a));
+    /* the peer's FIN */
+    CHECK_EQ(tern_conn_close_write(b), 0);
+    CHECK(stirred_soon(a));
+    CHECK_EQ(tern_conn_read(a, buf, sizeof buf, NULL), 0);
+    CHECK(!tern__conn_read_quiet(a));           /* hung up: never quiet again */
+    tern_conn_free(a);
+    tern_conn_free(b);
+    /* the peer closing the whole socket (no half-close first) */
+    conn_pair(&a, &b);
+    enroll(a);
+    CHECK_EQ(tern_conn_write(b, "x", 1, NULL), 1);
+    read_short(a, "x");
+    let_poller_run();
+    CHECK(quiet_soon(a));
+    tern_conn_free(b);
+    CHECK(stirred_soon(a));
+    tern_conn_free(a);
+    CHECK_EQ(tern_conn_write(k2, "z", 1, NULL), 1);
+    tern_waitgroup_wait(&keeper.done, NULL);
+    tern_conn_free(k1);
+    tern_conn_free(k2);
+    return 0;
+}
+
+static void conn_read_quiet_knows_an_emptied_socket_until_anything_comes(void)
+{
+    run_ok(read_quiet_main, NULL, 2);
 }
 
 static int wait_then_note(void *arg)
@@ -1145,6 +1279,7 @@ TESTS(T(split_host_port_handles_brackets_and_refuses_malformed),
       T(accept_ends_at_its_deadline_and_on_close_and_reuseport_shares_a_port),
       T(accept_survives_emfile), T(conn_fds_are_the_sockets_and_nodelay_is_on_by_default),
       T(conn_wait_readable_parks_until_bytes_eof_or_close),
+      T(conn_read_quiet_knows_an_emptied_socket_until_anything_comes),
       T(conn_write_parks_until_its_deadline_then_etimedout),
       T(conn_sendfile_sends_ranges_and_reports_a_short_file), T(conn_read_ends_with_its_ctx),
       T(conn_write_ends_with_its_ctx), T(accept_ends_with_its_ctx),

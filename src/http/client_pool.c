@@ -5,9 +5,12 @@
  * takes the newest (LIFO: the one least likely to have been closed by its
  * server, and it lets the oldest age out), after dropping the ones idle
  * longer than idle_timeout; a connection whose server has closed it (or
- * has sent bytes nobody asked for) is found by a non-blocking peek and
- * dropped too.  What the peek cannot see, a close racing with the next
- * request, is left to the caller's retry (client.c).
+ * has sent bytes nobody asked for) is found and dropped too: by the
+ * netpoller's record when it has seen nothing on the socket since the
+ * response was read (tern__conn_read_quiet: no system call), else by a
+ * non-blocking peek.  What neither can see, a close racing with the next
+ * request (in flight, or in epoll's queue not yet polled), is left to the
+ * caller's retry (client.c).
  *
  * max_conns_per_host is a semaphore per host: a lease holds one unit from
  * checkout to checkin.  Idle connections hold none, and a connection is
@@ -26,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "http/client_internal.h"
+#include "net/export.h"
 #include "tern/runtime.h"
 
 /* Append s to the key (len bytes so far, cap with the NUL), cut as
@@ -89,9 +93,13 @@ static void drop_expired(tern_http_client *c, tern__hc_host *h, int64_t now)
 }
 
 /* An idle connection is usable when reading it would block: no EOF, no
- * error, no stray bytes. */
+ * error, no stray bytes.  When the netpoller has heard nothing from it
+ * since the read that emptied it, that is known without a system call
+ * (one of the five a proxied request made); otherwise a peek asks. */
 static bool idle_conn_alive(tern_conn *conn)
 {
+    if (tern__conn_read_quiet(conn))
+        return true;
     char b;
     ssize_t r = recv(tern_conn_fd(conn), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);

@@ -29,6 +29,7 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include "net/export.h"
 #include "net/net_internal.h"
 #include "net/tls_internal.h"
 #include "runtime/export.h"
@@ -135,6 +136,7 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
             return rc;
     }
     for (;;) {
+        c->read_mark = tern__fd_read_mark(c->fd);
         ssize_t r = read(c->fd, buf, n);
         if (r >= 0) {
             TERN_ASSERT((size_t)r <= n);
@@ -149,6 +151,13 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
         if (rc < 0)
             return rc;
     }
+}
+
+bool tern__conn_read_quiet(tern_conn *c)
+{
+    /* TLS: the socket's quiet says nothing of records already decrypted
+     * (nor does a peek), so a TLS conn always gets the peek */
+    return c->tls == NULL && c->drained && tern__fd_read_quiet(c->fd, c->read_mark);
 }
 
 int tern_conn_wait_readable(tern_conn *c, tern_ctx *ctx)

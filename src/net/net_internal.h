@@ -28,6 +28,7 @@ struct tern_conn {
     _Atomic int64_t read_deadline;
     _Atomic int64_t write_deadline;
     bool drained;               /* the last read came up short: the socket was empty */
+    uint32_t read_mark;         /* tern__fd_read_mark just before the last read */
     char remote[64];            /* filled on first ask */
 };
 

@@ -169,6 +169,22 @@ void tern__fd_forget(int fd);
  * stale or live, an EPOLL_CTL_DEL). */
 void tern__fd_adopt(int fd);
 
+/* How many read-side events (data, the peer's FIN, a reset) the netpoller
+ * has taken from epoll for fd so far: a mark to hand to
+ * tern__fd_read_quiet.  No lock, no syscall; 0 for an fd never seen. */
+uint32_t tern__fd_read_mark(int fd);
+/* True when nothing has come in on fd since mark was taken, as far as the
+ * netpoller has heard: fd is registered, its peer has not gone, and no
+ * read-side event was taken since.  A reader that
+ * took the mark just before a read that came up short (the socket was
+ * empty then) learns that the socket is still empty and open without a
+ * recv: what the HTTP client's idle pool asks before reusing a
+ * connection.  The answer is as fresh as the last poll, so it is false
+ * unless a poller sleeps in epoll_wait now or one polled within the last
+ * millisecond (nobody polls while no coroutine waits on an fd); an event
+ * younger than that may still be missed, as a peek misses one in flight. */
+bool tern__fd_read_quiet(int fd, uint32_t mark);
+
 /* Through the report hook (tern_runtime_set_report_hook), else stderr. */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

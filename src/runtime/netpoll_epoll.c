@@ -47,6 +47,9 @@ typedef struct pdesc {
     pdir dir[2];                        /* read, write */
     void (*hup_fn)(void *);             /* tern__fd_on_hup's watch, or NULL */
     void *hup_arg;
+    /* read-side events (IN, RDHUP, HUP, ERR) taken from epoll: written
+     * under lock, read without (tern__fd_read_mark) */
+    _Atomic uint32_t rd_events;
 } pdesc;
 
 static _Atomic(pdesc *) table[NBLOCKS];
@@ -229,6 +232,40 @@ void tern__fd_adopt(int fd)
     tern__spin_unlock(&d->lock);
 }
 
+uint32_t tern__fd_read_mark(int fd)
+{
+    pdesc *d = desc_of(fd, false);
+    return d ? atomic_load_explicit(&d->rd_events, memory_order_acquire) : 0;
+}
+
+/* How old the last poll may be for the records to speak for the kernel:
+ * an event after it is not in them yet. */
+#define QUIET_FRESH_NS (1 * TERN_MS)
+
+bool tern__fd_read_quiet(int fd, uint32_t mark)
+{
+    pdesc *d = desc_of(fd, false);
+    if (!d)
+        return false;
+    /* The records are as fresh as the last poll, and nobody polls while
+     * no coroutine waits on an fd (a process whose only sockets are a
+     * client's idle ones): a FIN that came then is still in epoll's
+     * queue.  So only while a poller sleeps in epoll_wait (it takes each
+     * event as it comes) or one polled within QUIET_FRESH_NS. */
+    if (!atomic_load_explicit(&tern__sched->netpoll_blocked, memory_order_acquire) &&
+        tern_now() - atomic_load_explicit(&tern__sched->last_poll, memory_order_acquire) > QUIET_FRESH_NS)
+        return false;
+    tern__spin_lock(&d->lock);
+    /* Unregistered: epoll would not have told us anything.  The hang-up
+     * flag, because a FIN taken before the mark still ends the stream
+     * after the bytes that read got.  A ready bit alone is an edge taken
+     * before the mark (any later one moved the count), for bytes that
+     * read consumed. */
+    bool quiet = d->registered && !d->hup && atomic_load_explicit(&d->rd_events, memory_order_relaxed) == mark;
+    tern__spin_unlock(&d->lock);
+    return quiet;
+}
+
 int tern_fd_close(int fd)
 {
     tern__fd_forget(fd);
@@ -319,6 +356,9 @@ int tern__netpoll(int64_t timeout_ns)
         tern_co *w[2] = {NULL, NULL};
         tern__spin_lock(&d->lock);
         if (d->gen == (uint32_t)(data >> 32) && d->registered) {
+            if (dirs[0])
+                atomic_store_explicit(&d->rd_events, atomic_load_explicit(&d->rd_events, memory_order_relaxed) + 1,
+                                      memory_order_release);
             if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 d->hup = true;
                 if (d->hup_fn) {
