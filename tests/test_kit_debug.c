@@ -156,6 +156,7 @@ static int vars_body(void *arg)
     CHECK(json_integer_value(json_object_get(rt, "switches")) > 0);
     CHECK(json_is_string(json_object_get(rt, "stack_guard")));
     CHECK(json_is_integer(json_object_get(rt, "blocked_syscalls")));
+    CHECK(json_is_integer(json_object_get(rt, "monitor_ticks")));
     json_t *csp = json_object_get(v, "csp");
     CHECK(json_is_object(csp));
     CHECK(json_integer_value(json_object_get(csp, "chans")) >= 0);

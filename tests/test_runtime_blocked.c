@@ -204,5 +204,77 @@ static void monitor_quiet_on_a_loaded_machine(void)
         CHECK_EQ(atomic_load(&nreports), 0);
 }
 
+/* Once every worker has been idle a while the monitor sleeps a second at a
+ * time, and the first worker to wake wakes it: a coroutine that holds its
+ * worker right after an idle spell is reported within the threshold's
+ * reach, not at the monitor's next second. */
+static uint64_t ticks_now(void)
+{
+    struct tern_runtime_stats st;
+    CHECK(tern_runtime_stats(&st, NULL, 0) > 0);
+    return st.monitor_ticks;
+}
+
+static int hog(void *arg)
+{
+    int64_t *reported_after = arg;
+    int64_t t0 = tern_now();
+    /* hold the worker (no yield) until the report comes, 2 s at most */
+    while (atomic_load(&nreports) == 0 && tern_now() - t0 < 2 * TERN_SEC)
+        ;
+    *reported_after = tern_now() - t0;
+    return 0;
+}
+
+/* Samples the monitor's ticks over a second of a runtime left idle, from
+ * a thread of its own: a coroutine asking would wake a worker, and a
+ * waking worker wakes the monitor. */
+static uint64_t idle_ticks;
+
+static void *sample_idle_ticks(void *arg)
+{
+    (void)arg;
+    usleep(400 * 1000);                 /* idle past DEEP_AFTER (100 ms) */
+    uint64_t t0 = ticks_now();
+    usleep(1000 * 1000);
+    idle_ticks = ticks_now() - t0;
+    return NULL;
+}
+
+static int deep_idle_main(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, sample_idle_ticks, NULL), 0);
+    tern_sleep(1600 * TERN_MS);
+    CHECK_EQ(tern_blocking(join_thread, &th), 0);
+    fprintf(stderr, "monitor ticks in 1 s of idle: %llu\n", (unsigned long long)idle_ticks);
+    CHECK(idle_ticks <= 3);             /* ~100 before (a tick every 10 ms) */
+    int64_t after = -1;
+    tern_join *j;
+    CHECK_EQ(tern_go_opts(hog, &after, &(tern_go_options){.name = "hog", .join = &j}, NULL), 0);
+    CHECK_EQ(tern_join_wait(j, NULL, NULL), 0);
+    tern_join_free(j);
+    fprintf(stderr, "hog reported after %lld ms\n", (long long)(after / TERN_MS));
+    CHECK(atomic_load(&nreports) >= 1);
+    CHECK(after < 250 * TERN_MS);       /* threshold 50 ms; without the wake, the next tick: ~0.5 s */
+    /* busy again: the monitor ticks each millisecond or so */
+    uint64_t t1 = ticks_now();
+    int64_t until = tern_now() + 100 * TERN_MS;
+    while (tern_now() < until)
+        tern_yield();
+    CHECK(ticks_now() - t1 >= 10);
+    return 0;
+}
+
+static void monitor_sleeps_while_all_idle_and_wakes_with_the_first_worker(void)
+{
+    atomic_store(&nreports, 0);
+    tern_runtime_set_report_hook(hook, NULL);
+    tern_run_options o = {.procs = 2, .monitor_threshold = 50 * TERN_MS};
+    CHECK_EQ(tern_run_opts(deep_idle_main, NULL, &o), 0);
+    tern_runtime_set_report_hook(NULL, NULL);
+}
+
 TESTS(T(monitor_reports_a_worker_blocked_in_a_system_call), T(monitor_quiet_on_an_idle_runtime),
-      T(monitor_quiet_on_a_loaded_machine))
+      T(monitor_quiet_on_a_loaded_machine), T(monitor_sleeps_while_all_idle_and_wakes_with_the_first_worker))

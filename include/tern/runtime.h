@@ -313,6 +313,9 @@ struct tern_runtime_stats {
     uint64_t stack_saved_bytes; /* their used stack parts, held on the heap */
     uint64_t long_runs;         /* monitor reports so far */
     uint64_t blocked_syscalls;  /* of them, workers blocked in a system call */
+    uint64_t monitor_ticks;     /* the monitor thread's wake-ups so far: ~1,000
+                                   a second while coroutines run, one a second
+                                   once every worker has been idle 100 ms */
 };
 
 /* Fill *st and, if procs != NULL, up to max_procs per-P records.  Returns

@@ -459,6 +459,7 @@ tern_co *tern__find_runnable(tern_p *p)
         if (p->is_idle)
             idle_remove_locked(p);
         tern__spin_unlock(&S->lock);
+        tern__monitor_kick();       /* one load, unless the monitor sleeps long */
         if (atomic_exchange(&p->wake_spinning, false))
             p->spinning = true;     /* counted by wakep */
     }

@@ -297,8 +297,9 @@ int tern__timers_run(tern_p *p, int64_t now);  /* coroutines woken */
 #define TERN__TIMER_SLACK (1000 * 1000)
 /* Now to within a few ms (for "parked since" stamps, not deadlines): the
  * monitor's clock, read on each of its ticks (1 ms while a P works, at
- * most 10 ms when all idle; later if the kernel holds the monitor's
- * thread), else CLOCK_MONOTONIC_COARSE.  The same base as tern_now.  A
+ * most 10 ms when all idle, then a second: the P that wakes it first sets
+ * the clock; later if the kernel holds the monitor's thread), else
+ * CLOCK_MONOTONIC_COARSE.  The same base as tern_now.  A
  * park read the clock itself before: ~2% of a 1-P channel hand-off. */
 struct tern__clock_line {
     _Alignas(64) _Atomic int64_t now;   /* the monitor writes it once a tick */
@@ -347,6 +348,10 @@ void tern__blocking_stats(struct tern_runtime_stats *st);
 
 /* ---- monitor.c ---- */
 int tern__monitor_start(void);
+/* A P woke from its sleep: wake the monitor if it sleeps long (every P
+ * was idle).  One load when it does not. */
+void tern__monitor_kick(void);
+uint64_t tern__monitor_ticks(void);             /* its wake-ups so far */
 void tern__run_hooks(bool starting);            /* tern__run_hook's table */
 void tern__monitor_stop(void);
 

@@ -15,7 +15,11 @@
  * work or a due timer is stranded, polls the network if no worker has for
  * 10 ms, gives back the stack pages of spare coroutines over the
  * watermark, and those of coroutines parked long (release.c).
- * It sleeps 1 ms while Ps are busy and backs off to 10 ms when all idle.
+ * It sleeps 1 ms while Ps are busy and backs off to 10 ms when all idle;
+ * once every P has been idle for DEEP_AFTER, it sleeps DEEP_SLEEP at a
+ * time (an idle service wakes once a second, not a hundred times), and the
+ * first P to wake from its sleep wakes it (tern__monitor_kick), since
+ * whatever that P runs may need watching at once.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -38,6 +42,34 @@ static bool mon_started;
 static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t mon_cond;
 static bool mon_stop;
+
+/* Every P idle this long: the monitor sleeps DEEP_SLEEP at a time, with
+ * mon_deep set; nothing it does is due while no coroutine runs but the
+ * slow work (spare stacks' pages, parked stacks, pools' trims), which
+ * goes on at that pace. */
+#define DEEP_AFTER (100 * TERN_MS)
+#define DEEP_SLEEP TERN_SEC
+static atomic_bool mon_deep;
+static _Atomic uint64_t mon_ticks;
+
+void tern__monitor_kick(void)
+{
+    /* Dekker with the monitor's entry to a deep sleep: the caller's P left
+     * the idle count (a seq_cst RMW) before this load; the monitor sets
+     * mon_deep before its last look at that count */
+    if (!atomic_load(&mon_deep) || !atomic_exchange(&mon_deep, false))
+        return;
+    /* parks stamp "since" from the monitor's clock, a second old now */
+    atomic_store_explicit(&tern__mon_clock.now, tern_now(), memory_order_relaxed);
+    pthread_mutex_lock(&mon_lock);
+    pthread_cond_signal(&mon_cond);
+    pthread_mutex_unlock(&mon_lock);
+}
+
+uint64_t tern__monitor_ticks(void)
+{
+    return atomic_load_explicit(&mon_ticks, memory_order_relaxed);
+}
 
 /* tern__monitor_hook: set once each, read by the monitor thread */
 #define MON_HOOKS 4
@@ -260,26 +292,45 @@ static void *monitor_main(void *arg)
     pwatch *w = calloc((size_t)S->nprocs, sizeof *w);
     if (!w)
         return NULL;
-    int64_t delay = TERN_MS;
+    int64_t delay = TERN_MS, idle_since = 0;
     for (int i = 0; i < S->nprocs; i++)
         w[i] = (pwatch){.since = tern_now(), .cpu_since = -1};
     pthread_mutex_lock(&mon_lock);
     while (!mon_stop) {
+        bool deep = false;
+        if (delay == DEEP_SLEEP) {
+            atomic_store(&mon_deep, true);
+            deep = atomic_load(&S->npidle) == S->nprocs;
+            if (!deep) {        /* a P woke meanwhile; its kick, if any, is harmless */
+                atomic_store(&mon_deep, false);
+                delay = TERN_MS;
+            }
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         int64_t t = (int64_t)ts.tv_sec * TERN_SEC + ts.tv_nsec + delay;
         ts.tv_sec = t / TERN_SEC;
         ts.tv_nsec = t % TERN_SEC;
         pthread_cond_timedwait(&mon_cond, &mon_lock, &ts);
+        if (deep)
+            atomic_store(&mon_deep, false);     /* timed out, or kicked */
         if (mon_stop)
             break;
         pthread_mutex_unlock(&mon_lock);
 
+        atomic_fetch_add_explicit(&mon_ticks, 1, memory_order_relaxed);
         int64_t now = tern_now();
         atomic_store_explicit(&tern__mon_clock.now, now, memory_order_relaxed);
         check_long_runs(w, now, threshold);
         bool all_idle = atomic_load(&S->npidle) == S->nprocs;
-        delay = all_idle ? (delay * 2 > 10 * TERN_MS ? 10 * TERN_MS : delay * 2) : TERN_MS;
+        if (!all_idle)
+            idle_since = 0;
+        else if (idle_since == 0)
+            idle_since = now;
+        delay = !all_idle                        ? TERN_MS
+                : now - idle_since >= DEEP_AFTER ? DEEP_SLEEP
+                : delay * 2 > 10 * TERN_MS       ? 10 * TERN_MS
+                                                 : delay * 2;
         if (!all_idle && atomic_load(&S->fd_waiters) && !atomic_load(&S->netpoll_blocked) &&
             now - atomic_load(&S->last_poll) > 10 * TERN_MS) {
             atomic_store(&S->last_poll, now);
@@ -319,6 +370,7 @@ int tern__monitor_start(void)
     pthread_cond_init(&mon_cond, &ca);
     pthread_condattr_destroy(&ca);
     mon_stop = false;
+    atomic_store(&mon_deep, false);
     atomic_store(&S->last_poll, tern_now());
     atomic_store(&tern__mon_clock.now, tern_now());
     mon_started = pthread_create(&mon_thread, NULL, monitor_main, NULL) == 0;

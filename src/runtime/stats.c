@@ -59,6 +59,7 @@ int tern_runtime_stats(struct tern_runtime_stats *st, tern_runtime_proc_stats *p
     tern__release_stats(&st->stacks_released, &st->stack_saved_bytes);
     st->long_runs = STAT_GET(S->long_runs);
     st->blocked_syscalls = STAT_GET(S->blocked_runs);
+    st->monitor_ticks = tern__monitor_ticks();
     return S->nprocs;
 }
 

@@ -120,8 +120,10 @@ static json_t *runtime_json(void)
         (json_int_t)st.stacks_mapped, "stack_bytes_cached", (json_int_t)st.stack_bytes_cached,
         "stack_guard", st.stack_guard ? st.stack_guard : "", "long_runs",
         (json_int_t)st.long_runs);
-    if (o)
+    if (o) {
         json_object_set_new(o, "blocked_syscalls", json_integer((json_int_t)st.blocked_syscalls));
+        json_object_set_new(o, "monitor_ticks", json_integer((json_int_t)st.monitor_ticks));
+    }
     if (!o || !per || json_object_set_new(o, "per_proc", per) < 0) {
         json_decref(o);
         return NULL;
