@@ -8,8 +8,10 @@
 #include "http_raw.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include <tern/health.h>
 #include <tern/service.h>
@@ -662,6 +664,70 @@ static void service_run_stops_gracefully_when_its_ctx_ends(void)
     run_test(ctx_run_body, NULL);
 }
 
+/* ---- an idle service sleeps -------------------------------------------------------- */
+
+/* Counted over a second of an idle running service, from a thread of its
+ * own (a coroutine asking would wake a worker). */
+typedef struct idle_probe {
+    tern_service *svc;
+    uint64_t ticks, wakeups;
+    tern_waitgroup ran;
+} idle_probe;
+
+static void *count_idle(void *arg)
+{
+    idle_probe *ip = arg;
+    usleep(400 * 1000);                 /* ready, then idle past the monitor's 100 ms */
+    struct tern_runtime_stats a, b;
+    CHECK(tern_runtime_stats(&a, NULL, 0) > 0);
+    usleep(1000 * 1000);
+    CHECK(tern_runtime_stats(&b, NULL, 0) > 0);
+    ip->ticks = b.monitor_ticks - a.monitor_ticks;
+    ip->wakeups = b.wakeups - a.wakeups;
+    tern_service_stop(ip->svc);         /* from a plain thread */
+    return NULL;
+}
+
+static int idle_run_co(void *arg)
+{
+    idle_probe *ip = arg;
+    CHECK_EQ(tern_service_run(ip->svc, NULL), 0);
+    tern_waitgroup_done(&ip->ran);
+    return 0;
+}
+
+static int join_pthread(void *arg)
+{
+    return pthread_join(*(pthread_t *)arg, NULL);
+}
+
+static int idle_body(void *arg)
+{
+    (void)arg;
+    tern_service_options o = {.http = {.handler = ok_handler}, .addr = "127.0.0.1:0",
+                              .admin_addr = "127.0.0.1:0"};
+    idle_probe ip = {.ran = TERN_WAITGROUP_INIT};
+    CHECK_EQ(tern_service_new(&o, &ip.svc), 0);
+    tern_waitgroup_add(&ip.ran, 1);
+    CHECK_EQ(tern_go(idle_run_co, &ip), 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, count_idle, &ip), 0);
+    CHECK_EQ(tern_waitgroup_wait(&ip.ran, NULL), 0);   /* stopped by the thread */
+    CHECK_EQ(tern_blocking(join_pthread, &th), 0);
+    fprintf(stderr, "idle service, 1 s: %llu monitor ticks, %llu worker wake-ups\n",
+            (unsigned long long)ip.ticks, (unsigned long long)ip.wakeups);
+    /* it waited in 50 ms slices for a stop (and the monitor ticked every 10 ms) */
+    CHECK(ip.ticks <= 3);
+    CHECK(ip.wakeups <= idle_wakeups_allowed(2, TERN_SEC, 2));
+    tern_service_free(ip.svc);
+    return 0;
+}
+
+static void service_idle_wakes_nothing_and_stops_from_a_plain_thread(void)
+{
+    run_test(idle_body, NULL);
+}
+
 /* ---- a stop bounded whatever handlers do; a second stop request ---------------- */
 
 typedef struct stuck {
@@ -988,6 +1054,7 @@ TESTS(T(health_check_past_timeout_reports_timeout_in_time),
       T(service_sigterm_finishes_in_flight_request_and_exits_0),
       T(health_options_default_timeout_bounds_checks_added_without_one),
       T(service_run_stops_gracefully_when_its_ctx_ends),
+      T(service_idle_wakes_nothing_and_stops_from_a_plain_thread),
       T(service_stop_is_bounded_when_a_handler_ignores_its_ctx),
       T(service_second_stop_request_ends_the_drain_at_once),
       T(service_second_sigterm_ends_the_drain_at_once),

@@ -42,14 +42,20 @@ static int serve(tern_http_req *r, tern_http_resp *w, void *arg)
     return tern_http_run_chain(r, w, a->chain, a->n_chain);
 }
 
-/* SIGHUP: reload.  Waits in slices so that a stop is noticed. */
+/* SIGHUP: reload.  Waits with no deadline (an idle gateway wakes for
+ * nothing); the stop hook wakes it with a SIGHUP of its own. */
 static int hup_co(void *arg)
 {
     app *a = arg;
     int sig = SIGHUP;
     while (!atomic_load(&a->stopping)) {
-        if (tern_signal_wait(&sig, 1, tern_now() + 100 * TERN_MS) != SIGHUP)
-            continue;
+        int got = tern_signal_wait(&sig, 1, TERN_FOREVER);
+        if (got < 0) {
+            tern_log_error("gateway no longer reloads on SIGHUP", TERN_LOG_STR("error", tern_strerror(got)));
+            break;
+        }
+        if (atomic_load(&a->stopping))
+            break;
         char err[1024];
         if (tern_gateway_reload(a->gw, NULL, 0, err, sizeof err) < 0)
             tern_log_error("gateway reload failed (SIGHUP); the running configuration stays",
@@ -66,6 +72,7 @@ static int stop_hup(tern_ctx *ctx, void *arg)
     (void)ctx;
     app *a = arg;
     atomic_store(&a->stopping, true);
+    raise(SIGHUP);              /* tern's handler: hup_co wakes and sees stopping */
     while (!atomic_load(&a->hup_done))
         tern_sleep(10 * TERN_MS);
     return 0;

@@ -185,6 +185,16 @@ uint32_t tern__fd_read_mark(int fd);
  * younger than that may still be missed, as a peek misses one in flight. */
 bool tern__fd_read_quiet(int fd, uint32_t mark);
 
+/* tern_signal_wait that also returns -EINTR once *quit is true and
+ * tern__signal_interrupt has been called after setting it: how the kit's
+ * service waits for SIGTERM with no deadline and still ends its waiter
+ * when it is done (tern_signal_wait alone can only be left by a signal or
+ * a deadline, so it polled in slices).  Other waiters wake, see their own
+ * flags unset or absent, and wait on. */
+int tern__signal_wait_or(const int *sigs, int n, int64_t deadline, const atomic_bool *quit);
+/* Wake every signal waiter to look at its quit flag.  Any thread. */
+void tern__signal_interrupt(void);
+
 /* Through the report hook (tern_runtime_set_report_hook), else stderr. */
 void tern__report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void tern__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -141,7 +141,7 @@ static int take(uint64_t mask)
  * others in share_w, woken by it (they used to poll the pending bits every
  * 10 ms, which woke an idle process 100 times a second).  Each takes only
  * its own signals and leaves the others' bits alone. */
-static int wait_fd(int fd, uint64_t mask, int64_t deadline)
+static int wait_fd(int fd, uint64_t mask, int64_t deadline, const atomic_bool *quit)
 {
     bool held = false;
     int ret;
@@ -150,6 +150,10 @@ static int wait_fd(int fd, uint64_t mask, int64_t deadline)
         int sig = take(mask);
         if (sig) {
             ret = sig;
+            break;
+        }
+        if (quit && atomic_load(quit)) {
+            ret = -EINTR;
             break;
         }
         uint64_t v;
@@ -181,6 +185,22 @@ static int wait_fd(int fd, uint64_t mask, int64_t deadline)
 
 int tern_signal_wait(const int *sigs, int n, int64_t deadline)
 {
+    return tern__signal_wait_or(sigs, n, deadline, NULL);
+}
+
+void tern__signal_interrupt(void)
+{
+    /* as a signal does, without a pending bit: the eventfd's holder wakes,
+     * reads it and wakes the shared waiters, and each looks at its flag */
+    int fd = atomic_load(&sig_fd);
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, the holder will wake anyway */
+    }
+}
+
+int tern__signal_wait_or(const int *sigs, int n, int64_t deadline, const atomic_bool *quit)
+{
     if (!sigs || n <= 0)
         return -EINVAL;
     uint64_t mask = 0;
@@ -191,5 +211,5 @@ int tern_signal_wait(const int *sigs, int n, int64_t deadline)
     }
     if ((atomic_load(&notified) & mask) != mask)
         return -ENOENT;
-    return wait_fd(atomic_load(&sig_fd), mask, deadline);
+    return wait_fd(atomic_load(&sig_fd), mask, deadline, quit);
 }

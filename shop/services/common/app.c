@@ -579,23 +579,26 @@ static int starter(void *arg)
     return 0;
 }
 
-/* The process's SIGINT/SIGTERM, for every role; looks every 100 ms whether
- * the app is done. */
+/* The process's SIGINT/SIGTERM, for every role.  Waits with no deadline
+ * (an idle shop wakes for nothing); once the app is done, shop_app_run
+ * raises a SIGTERM of its own to end the wait. */
 static int signal_watcher(void *arg)
 {
     shop_app *app = arg;
     const int sigs[] = {SIGINT, SIGTERM};
     for (;;) {
-        int sig = tern_signal_wait(sigs, 2, tern_deadline_after(100 * TERN_MS));
+        int sig = tern_signal_wait(sigs, 2, TERN_FOREVER);
         tern_mutex_lock(&app->mu);
         bool done = app->done;
         tern_mutex_unlock(&app->mu);
         if (done)
             return 0;
-        if (sig > 0) {
-            tern_log_info("shop: stopping", TERN_LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"));
-            shop_app_stop(app);
+        if (sig < 0) {
+            tern_log_error("shop: no longer takes SIGINT and SIGTERM", TERN_LOG_STR("error", tern_strerror(sig)));
+            return 0;
         }
+        tern_log_info("shop: stopping", TERN_LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+        shop_app_stop(app);
     }
 }
 
@@ -665,6 +668,8 @@ int shop_app_run(shop_app *app, tern_ctx *ctx)
     tern_mutex_lock(&app->mu);
     app->done = true;
     tern_mutex_unlock(&app->mu);
+    if (wj)
+        raise(SIGTERM);                 /* tern's handler: the watcher wakes, sees done */
     join(wj);
     tern_group_wait(app->bg, NULL);
     tern_group_free(app->bg);

@@ -2,11 +2,11 @@
  * watch.c - reload on SIGHUP, the Unix way to say "re-read your
  * configuration".
  *
- * A coroutine waits for the signal with tern_signal_wait (the signal is
- * turned into a netpoller event: no thread is spent) and reloads.  It
- * wakes every WATCH_POLL to look at its stop flag: tern_signal_wait has no
- * way to be interrupted, and a stop that takes 50 ms is fine for a
- * shutdown.  A failed reload keeps the old values and reports the error.
+ * A coroutine waits for the signal with no deadline (the signal is turned
+ * into a netpoller event: no thread is spent, and an idle process wakes
+ * for nothing) and reloads; tern_config_watch_stop sets its stop flag and
+ * wakes it (tern__signal_wait_or, tern__signal_interrupt).  A failed
+ * reload keeps the old values and reports the error.
  * tern_config_watch_stop stops this watcher and the file watcher
  * (watch_file.c) alike.
  */
@@ -16,6 +16,7 @@
 
 #include "base/check.h"
 #include "kit/config/internal.h"
+#include "runtime/export.h"
 #include "tern/log.h"
 #include "tern/runtime.h"
 #include "tern/signal.h"
@@ -40,9 +41,13 @@ static int watch_main(void *arg)
     tern_config *cfg = arg;
     while (!atomic_load(&cfg->sighup.stop)) {
         static const int hup[] = { SIGHUP };
-        int sig = tern_signal_wait(hup, 1, tern_now() + CFG_WATCH_POLL);
-        if (sig != SIGHUP)
-            continue;
+        int sig = tern__signal_wait_or(hup, 1, TERN_FOREVER, &cfg->sighup.stop);
+        if (sig == -EINTR)
+            break;
+        if (sig < 0) {
+            tern__cfg_report(cfg, "SIGHUP can no longer be waited for: reloads on it stop");
+            break;
+        }
         tern_config_error err;
         if (tern_config_reload(cfg, &err) == -EINVAL)
             tern__cfg_report(cfg, err.msg);
@@ -74,6 +79,7 @@ void tern_config_watch_stop(tern_config *cfg)
     /* Both flags even if one watcher is off: starting one clears its own. */
     atomic_store(&cfg->sighup.stop, true);
     atomic_store(&cfg->file.stop, true);
+    tern__signal_interrupt();
     while (atomic_load(&cfg->sighup.on) || atomic_load(&cfg->file.on))
         tern_sleep(CFG_WATCH_POLL / 10);
 }

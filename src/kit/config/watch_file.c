@@ -41,8 +41,9 @@
  * file is checked (it may have changed meanwhile).  A queue overflow
  * counts as a change.
  *
- * Stopping: as with SIGHUP, the coroutine wakes every CFG_WATCH_POLL to
- * look at its stop flag.  It owns the inotify fd and closes it itself:
+ * Stopping: the coroutine wakes every CFG_WATCH_POLL to look at its stop
+ * flag (SIGHUP's watcher is woken by the stop instead; this one would need
+ * a second fd to be).  It owns the inotify fd and closes it itself:
  * closing it from the stopper could let the number be reused by another
  * open while the watcher still reads it.
  */

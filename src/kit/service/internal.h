@@ -9,10 +9,11 @@
 
 #include "tern/http.h"
 
-/* Publish s's connection counts in the default registry:
- * http_server_connections, http_server_max_connections and
- * http_server_conn_limit_pauses_total (the pauses since *seen, which is
- * advanced).  Cheap (a few loads and stores): called at every STOP_POLL. */
-void tern__service_conn_metrics(tern_http_server *s, uint64_t *seen);
+/* Publish s's connection counts in the default registry while it serves
+ * (http_server_connections, http_server_max_connections,
+ * http_server_conn_limit_pauses_total), read at scrape time: attach when
+ * the service runs, detach before s is shut down and freed. */
+void tern__service_conn_metrics_attach(const tern_http_server *s);
+void tern__service_conn_metrics_detach(const tern_http_server *s);
 
 #endif
