@@ -249,7 +249,11 @@ static int deep_idle_main(void *arg)
     tern_sleep(1600 * TERN_MS);
     CHECK_EQ(tern_blocking(join_thread, &th), 0);
     fprintf(stderr, "monitor ticks in 1 s of idle: %llu\n", (unsigned long long)idle_ticks);
+#ifndef CHECK_TSAN
     CHECK(idle_ticks <= 3);             /* ~100 before (a tick every 10 ms) */
+#endif
+    /* (under TSan each idle worker wakes every 50 ms, check.h, and each
+     * wake-up wakes the monitor: no idle spell lasts its 100 ms) */
     int64_t after = -1;
     tern_join *j;
     CHECK_EQ(tern_go_opts(hog, &after, &(tern_go_options){.name = "hog", .join = &j}, NULL), 0);
