@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "catalog.tern-grpc.h"
@@ -39,9 +41,47 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-/* shop with args, its stdout and stderr into log; the pid. */
+/* shop with args, its stdout and stderr into log; the pid.  The child's
+ * environment and arguments are made before the fork: the child of a
+ * threaded process may only make async-signal-safe calls until it execs
+ * (a setenv there took malloc's lock, held at the fork by another thread:
+ * the child hung, its log empty, in a TSan run on a loaded machine). */
 static pid_t spawn(const char *dir, const char *log, const char *const *args)
 {
+    extern char **environ;
+    enum { OURS = 3 + 2 * SHOP_NROLES };
+    static char mine[OURS][512];
+    int k = 0;
+    snprintf(mine[k++], sizeof mine[0], "SHOP_DATA_DIR=%s", dir);
+    for (int i = 0; i < SHOP_NROLES; i++)
+        snprintf(mine[k++], sizeof mine[0], "%s=%s", env_keys[i], addrs[i]);
+    snprintf(mine[k++], sizeof mine[0], "SHOP_PAYMENTS_LATENCY=1ms");
+    for (int i = 0; i < SHOP_NROLES; i++)
+        snprintf(mine[k++], sizeof mine[0], "%.*s_ADMIN=127.0.0.1:0", (int)(strlen(env_keys[i]) - 5),
+                 env_keys[i]);
+    snprintf(mine[k++], sizeof mine[0], "SHOP_GATEWAY_CONFIG=%s", SHOP_SOURCE_DIR "/config/gateway.yaml");
+    CHECK_EQ(k, OURS);
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **envp = calloc(n + OURS + 1, sizeof *envp);
+    CHECK(envp != NULL);
+    size_t m = 0;
+    for (int i = 0; i < OURS; i++)
+        envp[m++] = mine[i];
+    for (size_t i = 0; i < n; i++) {
+        /* ours first and only once: drop the inherited ones of the same names */
+        bool shadowed = false;
+        for (int j = 0; j < OURS && !shadowed; j++) {
+            size_t klen = (size_t)(strchr(mine[j], '=') - mine[j]) + 1;
+            shadowed = strncmp(environ[i], mine[j], klen) == 0;
+        }
+        if (!shadowed)
+            envp[m++] = environ[i];
+    }
+    char *argv[16] = {(char *)SHOP_BINARY};
+    for (int i = 0; args[i]; i++)
+        argv[i + 1] = (char *)args[i];
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -49,22 +89,10 @@ static pid_t spawn(const char *dir, const char *log, const char *const *args)
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
-        setenv("SHOP_DATA_DIR", dir, 1);
-        for (int i = 0; i < SHOP_NROLES; i++)
-            setenv(env_keys[i], addrs[i], 1);
-        setenv("SHOP_PAYMENTS_LATENCY", "1ms", 1);
-        for (int i = 0; i < SHOP_NROLES; i++) {
-            char key[64];
-            snprintf(key, sizeof key, "%.*s_ADMIN", (int)(strlen(env_keys[i]) - 5), env_keys[i]);
-            setenv(key, "127.0.0.1:0", 1);
-        }
-        setenv("SHOP_GATEWAY_CONFIG", SHOP_SOURCE_DIR "/config/gateway.yaml", 1);
-        char *argv[16] = {(char *)SHOP_BINARY};
-        for (int i = 0; args[i]; i++)
-            argv[i + 1] = (char *)args[i];
-        execv(SHOP_BINARY, argv);
+        execve(SHOP_BINARY, argv, envp);
         _exit(127);
     }
+    free(envp);
     return pid;
 }
 
