@@ -321,6 +321,16 @@ static void *monitor_main(void *arg)
         atomic_fetch_add_explicit(&mon_ticks, 1, memory_order_relaxed);
         int64_t now = tern_now();
         atomic_store_explicit(&tern__mon_clock.now, now, memory_order_relaxed);
+        if (deep) {
+            /* Each P's stall clock started at the last tick, up to a second
+             * ago, when it was idle; a P that woke since and runs its first
+             * coroutine has not switched (a start from the scheduler does
+             * not count as one), so that stamp would make the coroutine
+             * look stalled from then: a report naming it at once (CI saw
+             * 'main' reported 55 ms into a wait of a few).  Start afresh. */
+            for (int i = 0; i < S->nprocs; i++)
+                w[i] = (pwatch){.switches = STAT_GET(S->ps[i].st_switches), .since = now, .cpu_since = -1};
+        }
         check_long_runs(w, now, threshold);
         bool all_idle = atomic_load(&S->npidle) == S->nprocs;
         if (!all_idle)
