@@ -57,22 +57,13 @@ static double read_pauses(void *arg)
     return (double)v;
 }
 
-static double read_open(void *arg)
+/* arg: &last_open or &last_limit, read fresh */
+static double read_latest(void *arg)
 {
-    (void)arg;
+    const uint32_t *field = arg;
     pthread_mutex_lock(&mu);
     refresh_locked();
-    uint32_t v = last_open;
-    pthread_mutex_unlock(&mu);
-    return v;
-}
-
-static double read_limit(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&mu);
-    refresh_locked();
-    uint32_t v = last_limit;
+    uint32_t v = *field;
     pthread_mutex_unlock(&mu);
     return v;
 }
@@ -81,10 +72,10 @@ static double read_limit(void *arg)
 static void register_once(void)
 {
     (void)tern_metrics_gauge_func(NULL, "http_server_connections",
-                                  "HTTP connections open now.", read_open, NULL);
+                                  "HTTP connections open now.", read_latest, &last_open);
     (void)tern_metrics_gauge_func(NULL, "http_server_max_connections",
                                   "The HTTP server's connection limit (max_conns); 0: none.",
-                                  read_limit, NULL);
+                                  read_latest, &last_limit);
     (void)tern_metrics_counter_func(NULL, "http_server_conn_limit_pauses_total",
                                     "Times the HTTP server stopped accepting at max_conns.",
                                     read_pauses, NULL);
