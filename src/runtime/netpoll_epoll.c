@@ -261,7 +261,8 @@ bool tern__fd_read_quiet(int fd, uint32_t mark)
      * after the bytes that read got.  A ready bit alone is an edge taken
      * before the mark (any later one moved the count), for bytes that
      * read consumed. */
-    bool quiet = d->registered && !d->hup && atomic_load_explicit(&d->rd_events, memory_order_relaxed) == mark;
+    bool quiet = d->registered && !d->hup &&
+                 atomic_load_explicit(&d->rd_events, memory_order_relaxed) == mark;
     tern__spin_unlock(&d->lock);
     return quiet;
 }
@@ -356,9 +357,11 @@ int tern__netpoll(int64_t timeout_ns)
         tern_co *w[2] = {NULL, NULL};
         tern__spin_lock(&d->lock);
         if (d->gen == (uint32_t)(data >> 32) && d->registered) {
-            if (dirs[0])
-                atomic_store_explicit(&d->rd_events, atomic_load_explicit(&d->rd_events, memory_order_relaxed) + 1,
-                                      memory_order_release);
+            if (dirs[0]) {
+                /* one writer (under the lock): a store, not a locked add */
+                uint32_t n = atomic_load_explicit(&d->rd_events, memory_order_relaxed);
+                atomic_store_explicit(&d->rd_events, n + 1, memory_order_release);
+            }
             if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 d->hup = true;
                 if (d->hup_fn) {

@@ -594,7 +594,8 @@ static int signal_watcher(void *arg)
         if (done)
             return 0;
         if (sig < 0) {
-            tern_log_error("shop: no longer takes SIGINT and SIGTERM", TERN_LOG_STR("error", tern_strerror(sig)));
+            tern_log_error("shop: no longer takes SIGINT and SIGTERM",
+                           TERN_LOG_STR("error", tern_strerror(sig)));
             return 0;
         }
         tern_log_info("shop: stopping", TERN_LOG_STR("signal", sig == SIGINT ? "SIGINT" : "SIGTERM"));

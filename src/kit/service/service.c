@@ -342,7 +342,8 @@ static void wait_for_stop(tern_service *svc, tern_ctx *ctx)
     tern_chan_case c = {.ch = tern_ctx_done(svc->stop_req), .op = TERN_CHAN_RECV};
     int rc = tern_chan_select(&c, 1, ctx);
     if (rc < 0 && stop_once(svc))
-        tern_log_info("service stopping", TERN_LOG_STR("reason", rc == -ENOMEM ? "out of memory" : "context ended"));
+        tern_log_info("service stopping",
+                      TERN_LOG_STR("reason", rc == -ENOMEM ? "out of memory" : "context ended"));
 }
 
 /* The run is over: the signal coroutine leaves (it waits with no deadline). */
@@ -364,7 +365,8 @@ static int signal_co(void *arg)
     while ((sig = tern__signal_wait_or(stop_sigs, 2, TERN_FOREVER, &svc->sig_quit)) > 0)
         request_stop(svc, sig);
     if (sig != -EINTR)
-        tern_log_warn("service no longer takes SIGTERM and SIGINT", TERN_LOG_STR("error", tern_strerror(sig)));
+        tern_log_warn("service no longer takes SIGTERM and SIGINT",
+                      TERN_LOG_STR("error", tern_strerror(sig)));
     tern_waitgroup_done(&svc->watching);
     return 0;
 }
