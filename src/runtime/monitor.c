@@ -54,8 +54,9 @@ static _Atomic uint64_t mon_ticks;
 
 void tern__monitor_kick(void)
 {
-    /* Dekker with the monitor's entry to a deep sleep: the caller's P left
-     * the idle count (a seq_cst RMW) before this load; the monitor sets
+    /* Dekker with the monitor's entry to a deep sleep: the caller's P has
+     * left the idle count before this load (its own seq_cst RMW, or its
+     * waker's, before the futex wake that woke it); the monitor sets
      * mon_deep before its last look at that count */
     if (!atomic_load(&mon_deep) || !atomic_exchange(&mon_deep, false))
         return;
