@@ -1108,6 +1108,47 @@ static int traces_endpoint_body(void *arg)
 
 static void exporter_env_traces_endpoint_and_sampler(void) { run_test(traces_endpoint_body, NULL); }
 
+/* With nothing queued the exporter waits for the first span, not a tick
+ * every batch_delay (20 ms here: ~15 wake-ups in the 300 ms measured),
+ * and that span still goes out within its batch delay. */
+static int idle_exporter_body(void *arg)
+{
+    (void)arg;
+    receiver rv = {0};
+    receiver_start(&rv, 0);
+    unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rv.sv.url, 1);
+    unsetenv("OTEL_TRACES_SAMPLER");
+    struct tern_trace_stats before, after;
+    CHECK_EQ(tern_trace_stats(&before), 0);
+    CHECK_EQ(tern_trace_init(&(tern_trace_options){.batch_delay = 20 * TERN_MS}), 0);
+    tern_sleep(50 * TERN_MS);                   /* into its wait */
+    struct tern_runtime_stats a, b;
+    CHECK(tern_runtime_stats(&a, NULL, 0) > 0);
+    tern_sleep(300 * TERN_MS);
+    CHECK(tern_runtime_stats(&b, NULL, 0) > 0);
+    fprintf(stderr, "idle exporter: %llu worker wake-ups in 300 ms\n",
+            (unsigned long long)(b.wakeups - a.wakeups));
+    CHECK(b.wakeups - a.wakeups <= idle_wakeups_allowed(2, 300 * TERN_MS, b.procs));
+    tern_trace_span *s;
+    CHECK_EQ(tern_trace_span_start("late", TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
+    int64_t t0 = tern_now();
+    tern_trace_span_end(s);
+    tern_trace_span_free(s);
+    do {
+        tern_sleep(5 * TERN_MS);
+        CHECK_EQ(tern_trace_stats(&after), 0);
+    } while (after.exported == before.exported && tern_now() - t0 < 5 * TERN_SEC);
+    CHECK_EQ(after.exported - before.exported, 1);
+    CHECK(tern_now() - t0 < 2 * TERN_SEC);     /* the batch delay (20 ms) and a POST */
+    CHECK_EQ(trace_shutdown_within(2 * TERN_SEC), 0);
+    receiver_stop(&rv);
+    unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    return 0;
+}
+
+static void exporter_sleeps_while_nothing_is_queued(void) { run_test(idle_exporter_body, NULL); }
+
 static int slow_receiver_body(void *arg)
 {
     (void)arg;
@@ -1196,4 +1237,4 @@ TESTS(T(hex_matches_printf), T(traceparent_valid), T(traceparent_invalid_each_fo
       T(current_span_is_per_coroutine), T(server_middleware_extracts),
       T(client_injects_traceparent), T(exporter_sends_otlp_json),
       T(exporter_queue_full_drops_counted), T(exporter_env_traces_endpoint_and_sampler),
-      T(export_never_blocks_requests))
+      T(export_never_blocks_requests), T(exporter_sleeps_while_nothing_is_queued))

@@ -10,7 +10,9 @@
  * batch_size worth of spans is waiting (a 1-slot channel, poked with a
  * non-blocking send), and POSTs the spans in batches through its own
  * tern_http_client, one POST at a time.  A slow collector therefore only
- * fills the ring.
+ * fills the ring.  With nothing queued it waits for the first span (the
+ * submitter pokes it then) instead of waking every batch_delay: an idle
+ * service's process sleeps.
  *
  * Shutdown stops new spans from being queued, wakes the coroutine and
  * waits for it to send what was queued before, each POST bounded by the
@@ -39,7 +41,8 @@ static struct {
     tern_trace_span **q;        /* ring */
     size_t cap, head, len;
     size_t batch_size;
-    tern_chan *wake;            /* 1 slot: "a batch is ready" or "stop" */
+    tern_chan *wake;            /* 1 slot: "a batch is ready", "a first span" or "stop" */
+    bool idle;                  /* the coroutine waits for a first span, no timeout */
     tern_chan *done;            /* closed by the coroutine as it ends */
     /* read only by the coroutine once started */
     bool no_export;
@@ -69,8 +72,10 @@ void tern__trace_export_submit(tern_trace_span *s)
     }
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     ex.q[(ex.head + ex.len++) % ex.cap] = s;
-    if (ex.len >= ex.batch_size)
+    if (ex.len >= ex.batch_size || ex.idle) {
+        ex.idle = false;
         tern_chan_try_send(ex.wake, &(char){1});   /* full slot: already poked */
+    }
     pthread_mutex_unlock(&ex.mu);
 }
 
@@ -156,6 +161,22 @@ static int exporter_co(void *arg)
         tern_ctx *tick;
         char c;
         bool ok;
+        pthread_mutex_lock(&ex.mu);
+        bool empty = ex.len == 0 && !ex.stopping;
+        ex.idle = empty;
+        pthread_mutex_unlock(&ex.mu);
+        if (empty) {
+            /* until the first span (then the batch's delay as usual) or a stop */
+            tern_chan_recv(ex.wake, &c, &ok, NULL);
+            pthread_mutex_lock(&ex.mu);
+            ex.idle = false;
+            bool stop_now = ex.stopping;
+            pthread_mutex_unlock(&ex.mu);
+            if (stop_now) {
+                drain();
+                break;
+            }
+        }
         if (tern_ctx_with_timeout(NULL, ex.batch_delay, &tick) == 0)
             tern_chan_recv(ex.wake, &c, &ok, tick);
         else
@@ -219,6 +240,7 @@ static int setup(const tern_trace_options *o)
     ex.timeout = o->export_timeout > 0 ? o->export_timeout : 10 * TERN_SEC;
     ex.no_export = o->no_export;
     ex.head = ex.len = 0;
+    ex.idle = false;
     ex.stopping = ex.left_behind = false;
     const char *svc = o->service_name ? o->service_name : getenv("OTEL_SERVICE_NAME");
     ex.service = strdup(svc && *svc ? svc : "unknown_service");
