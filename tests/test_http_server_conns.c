@@ -278,7 +278,10 @@ SERVER_TEST(idle_conn_releases_its_stack_and_serves_on)
         resp_free(&r);
     }
     CHECK(tern_runtime_stats(&st, NULL, 0) > 0);
-    CHECK_EQ(st.stacks_released, 0);
+    /* the connection's came back; where any long-parked coroutine's stack
+     * is given back ("any" mode), others may be out meanwhile */
+    if (strcmp(st.stack_release, "promised") == 0)
+        CHECK_EQ(st.stacks_released, 0);
     cl_close(k);
     srv_stop(t);
     return 0;

@@ -217,8 +217,9 @@ static int scavenge_main(void *arg)
     atomic_store(&toucher_done, 0);
     CHECK_EQ(tern_chan_new(1, 0, &release), 0);
     long rss0 = vm_rss_kb("VmRSS:");
+    /* keep_stack: parked, they would give their pages back themselves */
     for (int i = 0; i < n; i++)
-        CHECK_EQ(tern_go(toucher, NULL), 0);
+        CHECK_EQ(tern_go_opts(toucher, NULL, &(tern_go_options){.keep_stack = true}, NULL), 0);
     while (atomic_load(&toucher_done) < n)
         tern_sleep(TERN_MS);
     long peak = vm_rss_kb("VmRSS:") - rss0;    /* all alive, all touched */

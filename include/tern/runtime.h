@@ -73,15 +73,27 @@ typedef struct tern_run_options {
     int64_t monitor_threshold;  /* report a coroutine holding a worker longer
                                    than this (ns); 0: 10 ms; <0: no monitor */
     int blocking_threads;       /* tern_blocking() pool bound; 0: 64 */
-    int64_t stack_release;      /* a coroutine started with
-                                   tern_go_options.release_stack (or tern's own
-                                   idle HTTP connections) parked this long (ns)
-                                   in one of tern's waits (sleep, channels,
-                                   select, mutexes, fd waits, contexts...) has
-                                   its stack's pages given back: the used part
-                                   is copied to the heap and copied back when
-                                   it is woken; 0: 20 ms; <0: never.  Done by
-                                   the monitor (none if monitor_threshold < 0) */
+    int64_t stack_release;      /* a coroutine with a stack of its own parked
+                                   this long (ns) in one of tern's waits (sleep,
+                                   channels, select, mutexes, fd waits,
+                                   contexts...) has its stack's pages given
+                                   back: the used part is copied to the heap
+                                   and copied back when it is woken, or when
+                                   anything else touches the stack (the touch
+                                   faults and is retried).  Every such
+                                   coroutine qualifies where the kernel has
+                                   guard markers (MADV_GUARD_INSTALL, Linux
+                                   6.13+; tern_runtime_stats says which),
+                                   except with tern_go_options.keep_stack;
+                                   elsewhere, or with TERN_STACK_RELEASE=
+                                   promised in the environment, only those
+                                   started with tern_go_options.release_stack
+                                   (and tern's own idle connections).  0: 20 ms
+                                   for those that promised, 1 s for the rest
+                                   (their copy back must keep other threads out
+                                   meanwhile: ~15 us instead of a copy); <0:
+                                   never.  Done by the monitor (none if
+                                   monitor_threshold < 0) */
     bool no_deadlock_exit;      /* do not exit when every coroutine is
                                    parked with nothing left to wake one
                                    (see tern_runtime_external_wakers) */
@@ -148,17 +160,24 @@ typedef struct tern_go_options {
                                    failure.  The coroutine itself does not
                                    wait for it: it ends and is recycled as
                                    usual, leaving its result in the handle */
-    bool release_stack;         /* TERN_STACK_OWN: while this coroutine is parked
-                                   long in one of tern's waits, its stack's pages
-                                   may be given back (its used part kept on the
-                                   heap, a few hundred bytes, and copied back
-                                   when it is woken): see
-                                   tern_run_options.stack_release.  As with
-                                   TERN_STACK_SHARED it must not let another
-                                   coroutine or thread touch its stack while it
-                                   is parked (a WaitGroup, mutex or result array
-                                   in its frame that others use): such writes
-                                   would be lost.  Off by default for that reason */
+    bool release_stack;         /* TERN_STACK_OWN, where the kernel lacks guard
+                                   markers (see tern_run_options.stack_release,
+                                   which says the rest): the coroutine promises,
+                                   as TERN_STACK_SHARED asks, that nothing else
+                                   touches its stack while it is parked long (no
+                                   WaitGroup, mutex or result array in its frame
+                                   that others use: such writes would be lost),
+                                   so its pages may be given back there too.
+                                   Where guard markers work, every coroutine
+                                   qualifies without it */
+    bool keep_stack;            /* never give this coroutine's stack pages back
+                                   while it is parked: for one whose stack other
+                                   threads pass to system calls while it waits
+                                   (a read(2) into a buffer in its frame from
+                                   another thread or tern_blocking call would
+                                   fail with EFAULT on a released page; tern's
+                                   own conn reads and writes copy it back and
+                                   retry) */
 } tern_go_options;
 
 /* Start fn(arg) in a new coroutine (Go's `go fn(arg)`).  Returns 0, or
@@ -311,6 +330,13 @@ struct tern_runtime_stats {
     uint64_t stacks_released;   /* parked coroutines whose own stack's pages are
                                    given back now (tern_run_options.stack_release) */
     uint64_t stack_saved_bytes; /* their used stack parts, held on the heap */
+    const char *stack_release;  /* who qualifies: "any" coroutine with a stack of
+                                   its own (guard markers work here: a touch of
+                                   a released stack faults and copies it back),
+                                   or only those that "promised"
+                                   (tern_go_options.release_stack) */
+    uint64_t stack_release_faults; /* released stacks copied back because
+                                   another coroutine or thread touched them */
     uint64_t long_runs;         /* monitor reports so far */
     uint64_t blocked_syscalls;  /* of them, workers blocked in a system call */
     uint64_t monitor_ticks;     /* the monitor thread's wake-ups so far: ~1,000

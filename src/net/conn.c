@@ -143,7 +143,7 @@ ssize_t tern_conn_read(tern_conn *c, void *buf, size_t n, tern_ctx *ctx)
             c->drained = r > 0 && (size_t)r < n;
             return r;
         }
-        if (errno == EINTR)
+        if (errno == EINTR || (errno == EFAULT && tern__stack_fault_in(buf, n)))
             continue;
         if (errno != EAGAIN)
             return -errno;
@@ -205,7 +205,7 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
             left -= (size_t)w;
             continue;
         }
-        if (errno == EINTR)
+        if (errno == EINTR || (errno == EFAULT && tern__stack_fault_in(p, left)))
             continue;
         if (errno != EAGAIN)
             return -errno;
@@ -214,6 +214,15 @@ ssize_t tern_conn_write(tern_conn *c, const void *buf, size_t n, tern_ctx *ctx)
             return rc;
     }
     return (ssize_t)n;
+}
+
+/* EFAULT from sendmsg: a buffer on a released stack? (tern__stack_fault_in) */
+static bool iov_fault_in(const struct iovec *iov, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any |= tern__stack_fault_in(iov[i].iov_base, iov[i].iov_len);
+    return any;
 }
 
 ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *ctx)
@@ -235,7 +244,7 @@ ssize_t tern_conn_writev(tern_conn *c, struct iovec *iov, int iovcnt, tern_ctx *
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt) };
         ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR || (errno == EFAULT && iov_fault_in(iov, mh.msg_iovlen)))
                 continue;
             if (errno != EAGAIN)
                 return -errno;

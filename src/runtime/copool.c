@@ -38,6 +38,7 @@ static void co_free_mem(tern_co *co)
     if (co->tsan_fiber)         /* abandoned at tern_run's return */
         __tsan_destroy_fiber(co->tsan_fiber);
 #endif
+    tern__stack_restore(co);    /* abandoned at tern_run's return while released */
     if (co->stack.lo)
         tern__stack_put(&co->stack);
     free(co->save_buf);
@@ -156,6 +157,8 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
         free(co);
         return NULL;
     }
+    if (!shared)
+        tern__stack_own(&co->stack, co);
     /* The registry lists control blocks, not lives: a block is listed
      * once, here, and stays listed through every reuse, so spawning and
      * exiting never touch it (tern_runtime_dump skips free blocks). */

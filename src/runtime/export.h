@@ -93,6 +93,10 @@ int tern__wait_r(tern_ticket t, const char *reason, int64_t deadline);
  * frame), so its waits may release its stack; returns the previous
  * setting, to restore. */
 bool tern__stack_release_allow(bool on);
+/* A system call said EFAULT for [p, p+n): if part of it is a parked
+ * coroutine's released stack (release.c, guard mode), copy that stack back
+ * and return true: the call is worth retrying.  False otherwise. */
+bool tern__stack_fault_in(const void *p, size_t n);
 /* The coroutine's own wait node, ready to queue: co and a fresh ticket
  * (tern_wait_prepare) set, unlinked, case_idx 0. */
 tern_waitq_node *tern__co_wait_node(tern_co *self);

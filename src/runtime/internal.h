@@ -47,6 +47,7 @@ typedef struct tern_stack {
     char *lo;                   /* lowest usable byte (guard page is below) */
     size_t size;                /* usable bytes */
     int cls;                    /* size class, or -1 for a private mapping */
+    void *reg;                  /* stack.c's region (class stacks), or NULL */
     unsigned vg_id;             /* valgrind registration */
 } tern_stack;
 
@@ -77,6 +78,9 @@ struct tern_co {
     _Atomic bool park_rel;      /* this wait may have its stack released (tern__wait_r) */
     bool rel_ok;                /* its waits may: release_stack, or
                                    tern__stack_release_allow; its own field */
+    bool rel_promise;           /* ... because it promised that nothing else
+                                   touches its stack while it waits */
+    bool keep_stack;            /* tern_go_options.keep_stack */
     const char *_Atomic wait_reason;
     _Atomic int64_t state_since; /* coarse ns at park, for tern_runtime_dump */
     tern_join *join;            /* tern_go_options.join, until it returns */
@@ -317,11 +321,14 @@ int tern__stacks_init(void);
 void tern__stacks_fini(void);
 int tern__stack_get(tern_stack *s, size_t size);
 void tern__stack_put(tern_stack *s);
+void tern__stack_own(tern_stack *s, tern_co *co);       /* co's stack now */
+tern_co *tern__stack_owner_of(const void *addr);        /* signal-safe; NULL: none */
 void tern__stack_release(tern_stack *s);        /* give pages back, keep slot */
 void tern__stack_canary_set(const tern_stack *s);
 bool tern__stack_canary_ok(const tern_stack *s);
 bool tern__stack_guarded(void);
 extern bool tern__stack_guard_on;               /* same, for the switch path */
+extern bool tern__stack_guard_verified;         /* markers seen to fault (release.c) */
 int tern__stack_sig_install(void);              /* per worker: altstack */
 void tern__stack_sig_remove(void);
 uint64_t tern__stacks_mapped(void);
@@ -330,7 +337,12 @@ uint64_t tern__stacks_mapped(void);
 enum { STK_IN = 0, STK_RELEASING, STK_OUT, STK_RESTORING };
 void tern__release_parked(int64_t now, bool all_idle);  /* monitor tick */
 void tern__stack_restore(tern_co *co);          /* any thread; no-op if resident */
-void tern__release_stats(uint64_t *n, uint64_t *bytes);
+/* The SIGSEGV handler's: addr faulted in co's stack; copy it back.  True:
+ * retry the access. */
+bool tern__stack_fault(tern_co *co, const void *addr);
+void tern__release_init(void);                  /* after tern__stacks_init */
+extern bool tern__release_guard;                /* guard mode (see release.c) */
+void tern__release_stats(uint64_t *n, uint64_t *bytes, uint64_t *faults);
 void tern__release_reset(void);                 /* tern_run is over */
 size_t tern__stack_gap(void);                   /* stack.c: bytes between slots */
 

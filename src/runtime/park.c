@@ -111,8 +111,10 @@ void tern__wake_claim_sole(tern_co *co, tern_ticket t)
      * are the other half of that handshake, and which copies the stack
      * back before the caller writes a value into it.  rel_ok is the
      * waiter's, written only while it runs, before it queued this node
-     * under the lock we hold. */
-    if (co->rel_ok) {
+     * under the lock we hold.  Guard mode needs none of it: a write into a
+     * released stack faults and copies it back, and the switch that
+     * resumes the waiter checks (release.c). */
+    if (co->rel_ok && !tern__release_guard) {
         bool claimed = tern__wake_claim(co, t);
         TERN_ASSERT(claimed);       /* a sole node has no other claimer */
         (void)claimed;
@@ -233,8 +235,9 @@ int tern__wait_r(tern_ticket t, const char *reason, int64_t deadline)
 bool tern__stack_release_allow(bool on)
 {
     tern_co *co = tern__self_checked("tern__stack_release_allow");
-    bool was = co->rel_ok;
-    co->rel_ok = on;
+    bool was = co->rel_promise;
+    co->rel_promise = on;
+    co->rel_ok = on || (tern__release_guard && co->stack.reg && !co->keep_stack);
     return was;
 }
 

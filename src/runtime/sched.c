@@ -122,6 +122,16 @@ static inline void co_stack_bounds(tern_co *co, const void **lo, size_t *size)
     }
 }
 
+/* Before resuming co: a waker that claimed it with a plain store (guard
+ * mode) did not copy its released stack back, so the switch does (see
+ * release.c for why this relaxed load cannot miss a release in progress:
+ * the monitor's membarrier).  One load of a line the switch touches anyway. */
+static inline void stack_in(tern_co *co)
+{
+    if (__builtin_expect(atomic_load_explicit(&co->stk_out, memory_order_relaxed) != STK_IN, 0))
+        tern__stack_restore(co);
+}
+
 /* Finish the switch for the context that left (see the top comment). */
 static void after_switch(tern_p *p)
 {
@@ -194,6 +204,7 @@ void tern__co_leave(tern_p *p, tern_co *self, int action)
     if (next) {
         /* every queue holds RUNNABLE coroutines only */
         TERN_ASSERT(atomic_load_explicit(&next->status, memory_order_relaxed) == CO_RUNNABLE);
+        stack_in(next);
         atomic_store_explicit(&next->status, CO_RUNNING, memory_order_relaxed);
         __atomic_store_n(&p->cur, next, __ATOMIC_RELEASE);
         const void *lo;
@@ -215,6 +226,7 @@ void tern__g0_run(tern_p *p, tern_co *co)
         if (co->pinned && p->shared_owner != co)
             shared_load(p, co);
         TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNABLE);
+        stack_in(co);
         atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
         __atomic_store_n(&p->cur, co, __ATOMIC_RELEASE);
         atomic_store_explicit(&p->st_running, 1, memory_order_relaxed);
@@ -401,7 +413,10 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
     co->join = j;
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
-    co->rel_ok = opts && opts->release_stack && !shared;
+    co->keep_stack = opts && opts->keep_stack;
+    co->rel_promise = !shared && !co->keep_stack && opts && opts->release_stack;
+    co->rel_ok = co->rel_promise ||
+                 (!shared && !co->keep_stack && tern__release_guard && co->stack.reg);
     /* wait_word, wait_reason and the timer are at rest in a recycled block
      * (every wait ends with them so) and zero in a fresh one */
     /* relaxed atomic stores: tern_runtime_dump and the monitor may be reading an

@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sanitizer.h"
@@ -39,27 +41,39 @@
 #define REGION_BYTES ((size_t)64 << 20)
 #define CANARY 0x7465726e5f636e79ull    /* "tern_cny" */
 
+/* A region's slots all have one size; owner[i] is the coroutine whose
+ * stack is slot i (NULL while the slot is free): the fault handler's way
+ * from an address to a released stack (release.c). */
 typedef struct region {
-    struct region *next;
+    struct region *next;                /* immutable once published */
     char *base;
     size_t len;
+    size_t slot;                        /* bytes per slot, guard included */
+    tern_co *_Atomic *owner;
 } region;
+
+typedef struct free_slot {
+    char *slot;                         /* its guard page */
+    region *reg;
+} free_slot;
 
 typedef struct stack_class {
     tern__spin lock;
     size_t size;                        /* usable bytes */
-    char **free;                        /* free slots (their guard page) */
+    free_slot *free;
     size_t nfree, capfree;
     char *carve, *carve_end;            /* unused part of the newest region */
+    region *carve_reg;
 } stack_class;
 
 static stack_class classes[NCLASS];
-static region *regions;
+static region *_Atomic regions;
 static tern__spin regions_lock = TERN_SPIN_INIT;
 static size_t page;
 static size_t guard;                    /* bytes below each stack */
 bool tern__stack_guard_on;
 #define guarded tern__stack_guard_on
+bool tern__stack_guard_verified;
 static atomic_ulong mapped;
 static struct sigaction old_segv;
 
@@ -87,6 +101,12 @@ static bool probe_guard_install(void)
     if (m == MAP_FAILED)
         return false;
     bool ok = madvise(m, page, MADV_GUARD_INSTALL) == 0;
+    /* Release by guard markers (release.c) needs them to work, not just
+     * to be accepted: qemu-user, for one, answers 0 to any madvise.  The
+     * kernel writing into the marked page must fail. */
+    tern__stack_guard_verified =
+        ok && syscall(SYS_clock_gettime, CLOCK_MONOTONIC, (struct timespec *)(void *)m) == -1 &&
+        errno == EFAULT;
     munmap(m, 2 * page);
     return ok;
 }
@@ -107,14 +127,15 @@ void tern__stacks_fini(void)
     for (int i = 0; i < NCLASS; i++)
         free(classes[i].free);
     memset(classes, 0, sizeof classes);
-    region *r = regions;
+    region *r = atomic_load(&regions);
     while (r) {
         region *n = r->next;
         munmap(r->base, r->len);
+        free(r->owner);
         free(r);
         r = n;
     }
-    regions = NULL;
+    atomic_store(&regions, NULL);
     atomic_store(&mapped, 0);
 }
 
@@ -126,16 +147,17 @@ static int class_of(size_t size)
     return -1;
 }
 
-/* Slot (guard page first) from class c, or NULL. */
-static char *slot_get(stack_class *c)
+/* Slot (guard page first) from class c, or NULL; *reg its region. */
+static char *slot_get(stack_class *c, region **reg)
 {
     size_t slot = c->size + guard;
     tern__spin_lock(&c->lock);
     char *s = NULL;
     if (c->nfree) {
-        s = c->free[--c->nfree];
+        free_slot f = c->free[--c->nfree];
         tern__spin_unlock(&c->lock);
-        return s;
+        *reg = f.reg;
+        return f.slot;
     }
     if (c->carve == c->carve_end) {
         size_t n = REGION_BYTES / slot;
@@ -143,30 +165,36 @@ static char *slot_get(stack_class *c)
             n = 8;
         size_t len = n * slot;
         region *r = malloc(sizeof *r);
-        char *m = r ? mmap(NULL, len, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-                    : MAP_FAILED;
+        tern_co *_Atomic *own = calloc(n, sizeof *own);
+        char *m = r && own ? mmap(NULL, len, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                           : MAP_FAILED;
         if (m == MAP_FAILED) {
             free(r);
+            free(own);
             tern__spin_unlock(&c->lock);
             return NULL;
         }
         r->base = m;
         r->len = len;
+        r->slot = slot;
+        r->owner = own;
 #ifdef TERN_ASAN
         /* ASan keeps shadow across munmap: a region mapped where earlier
          * stacks were would inherit their frames' redzones. */
         __asan_unpoison_memory_region(m, len);
 #endif
         tern__spin_lock(&regions_lock);
-        r->next = regions;
-        regions = r;
+        r->next = atomic_load_explicit(&regions, memory_order_relaxed);
+        atomic_store_explicit(&regions, r, memory_order_release);  /* the fault handler reads */
         tern__spin_unlock(&regions_lock);
         c->carve = m;
         c->carve_end = m + len;
+        c->carve_reg = r;
     }
     s = c->carve;
     c->carve += slot;
+    *reg = c->carve_reg;
     tern__spin_unlock(&c->lock);
     if (guarded && madvise(s, page, MADV_GUARD_INSTALL) != 0)
         tern__fatal("MADV_GUARD_INSTALL failed on a stack slot: %s", strerror(errno));
@@ -174,12 +202,21 @@ static char *slot_get(stack_class *c)
     return s;
 }
 
+static tern_co *_Atomic *owner_cell(const tern_stack *st)
+{
+    region *r = st->reg;
+    return &r->owner[(size_t)(st->lo - guard - r->base) / r->slot];
+}
+
 int tern__stack_get(tern_stack *st, size_t size)
 {
     int ci = class_of(size);
     char *slot;
+    st->reg = NULL;
     if (ci >= 0) {
-        slot = slot_get(&classes[ci]);
+        region *reg = NULL;
+        slot = slot_get(&classes[ci], &reg);
+        st->reg = reg;
         if (!slot)
             return -ENOMEM;
         st->size = classes[ci].size;
@@ -204,10 +241,32 @@ int tern__stack_get(tern_stack *st, size_t size)
     return 0;
 }
 
+void tern__stack_own(tern_stack *st, tern_co *co)
+{
+    if (st->reg)
+        atomic_store_explicit(owner_cell(st), co, memory_order_release);
+}
+
+tern_co *tern__stack_owner_of(const void *addr)
+{
+    const char *a = addr;
+    for (region *r = atomic_load_explicit(&regions, memory_order_acquire); r; r = r->next) {
+        if (a < r->base || a >= r->base + r->len)
+            continue;
+        size_t off = (size_t)(a - r->base);
+        if (off % r->slot < guard)
+            return NULL;        /* a guard page: an overflow, not a release */
+        return atomic_load_explicit(&r->owner[off / r->slot], memory_order_acquire);
+    }
+    return NULL;
+}
+
 void tern__stack_put(tern_stack *st)
 {
     tern_vg_stack_deregister(st->vg_id);
     char *slot = st->lo - guard;
+    if (st->reg)
+        atomic_store_explicit(owner_cell(st), NULL, memory_order_relaxed);
     if (st->cls < 0) {
         munmap(slot, st->size + guard);
     } else {
@@ -215,7 +274,7 @@ void tern__stack_put(tern_stack *st)
         tern__spin_lock(&c->lock);
         if (c->nfree == c->capfree) {
             size_t cap = c->capfree ? c->capfree * 2 : 256;
-            char **f = realloc(c->free, cap * sizeof *f);
+            free_slot *f = realloc(c->free, cap * sizeof *f);
             if (!f) {
                 /* Keep the slot out of use rather than fail: it stays mapped. */
                 tern__spin_unlock(&c->lock);
@@ -226,7 +285,7 @@ void tern__stack_put(tern_stack *st)
             c->free = f;
             c->capfree = cap;
         }
-        c->free[c->nfree++] = slot;
+        c->free[c->nfree++] = (free_slot){slot, st->reg};
         tern__spin_unlock(&c->lock);
     }
     st->lo = NULL;
@@ -280,6 +339,15 @@ bool tern__stack_canary_ok(const tern_stack *st)
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
+    /* a parked coroutine's released stack, touched by someone else */
+    tern_co *owner = tern__stack_owner_of(si->si_addr);
+    if (owner) {
+        int e = errno;
+        bool retry = tern__stack_fault(owner, si->si_addr);
+        errno = e;
+        if (retry)
+            return;
+    }
     tern_p *p = tern__cur_p();
     tern_co *co = p ? p->cur : NULL;
     if (co) {

@@ -56,7 +56,8 @@ int tern_runtime_stats(struct tern_runtime_stats *st, tern_runtime_proc_stats *p
     tern__blocking_stats(st);
     st->stacks_mapped = tern__stacks_mapped();
     st->stack_guard = tern__stack_guarded() ? "guard-install" : "canary";
-    tern__release_stats(&st->stacks_released, &st->stack_saved_bytes);
+    tern__release_stats(&st->stacks_released, &st->stack_saved_bytes, &st->stack_release_faults);
+    st->stack_release = tern__release_guard ? "any" : "promised";
     st->long_runs = STAT_GET(S->long_runs);
     st->blocked_syscalls = STAT_GET(S->blocked_runs);
     st->monitor_ticks = tern__monitor_ticks();

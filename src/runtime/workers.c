@@ -164,6 +164,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
         goto fail_ps;
     if ((err = tern__stacks_init()) < 0)
         goto fail_ps;
+    tern__release_init();
     for (int i = 0; i < np; i++) {
         tern_p *p = &S->ps[i];
         p->id = i;
