@@ -38,7 +38,10 @@ static void co_free_mem(tern_co *co)
     if (co->tsan_fiber)         /* abandoned at tern_run's return */
         __tsan_destroy_fiber(co->tsan_fiber);
 #endif
-    tern__stack_restore(co);    /* abandoned at tern_run's return while released */
+    if (atomic_load(&co->stk_out) != STK_IN && co->stack.reg)
+        /* abandoned at tern_run's return while released: its slot is not
+         * reused (tern__stacks_fini unmaps it), so nothing is copied back */
+        tern__stack_abandon(&co->stack);
     if (co->stack.lo)
         tern__stack_put(&co->stack);
     free(co->save_buf);

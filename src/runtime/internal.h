@@ -322,6 +322,7 @@ void tern__stacks_fini(void);
 int tern__stack_get(tern_stack *s, size_t size);
 void tern__stack_put(tern_stack *s);
 void tern__stack_own(tern_stack *s, tern_co *co);       /* co's stack now */
+void tern__stack_abandon(tern_stack *s);        /* never reused, unmapped at the end */
 tern_co *tern__stack_owner_of(const void *addr);        /* signal-safe; NULL: none */
 void tern__stack_release(tern_stack *s);        /* give pages back, keep slot */
 void tern__stack_canary_set(const tern_stack *s);

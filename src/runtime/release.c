@@ -58,7 +58,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "sanitizer.h"
@@ -388,22 +387,26 @@ void tern__stack_restore(tern_co *co)
     atomic_store_explicit(&co->stk_out, STK_IN, memory_order_release);
 }
 
-/* Is the byte at a readable now?  Without touching it: the kernel reads. */
-static bool readable(const void *a)
-{
-    char b;
-    struct iovec to = {&b, 1}, from = {(void *)(uintptr_t)a, 1};
-    return process_vm_readv(getpid(), &to, 1, &from, 1, 0) == 1;
-}
+/* The faults this thread took in a row at one address while the stack
+ * there was resident (see tern__stack_fault). */
+static __thread __attribute__((tls_model("initial-exec"))) const void *idle_fault_at;
+static __thread __attribute__((tls_model("initial-exec"))) unsigned idle_faults;
 
 bool tern__stack_fault(tern_co *co, const void *addr)
 {
     if (!tern__release_guard)
         return false;
+    if (atomic_load(&co->stk_out) == STK_IN) {
+        /* Copied back between the fault and now: retry.  Unless it keeps
+         * faulting there: then the fault was never a released page's. */
+        if (addr != idle_fault_at)
+            idle_faults = 0;
+        idle_fault_at = addr;
+        return ++idle_faults <= 8;
+    }
+    idle_fault_at = NULL;
     if (!take_out(co))
-        /* someone copied it back between the fault and now: retry, unless
-         * the fault was not a released page's */
-        return readable(addr);
+        return true;        /* someone else copied it back while we waited */
     restore_pages(co);      /* the buffer stays: no free() in a handler */
     atomic_fetch_add_explicit(&n_faults, 1, memory_order_relaxed);
     atomic_store_explicit(&co->stk_out, STK_IN, memory_order_release);

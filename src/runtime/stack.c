@@ -261,6 +261,14 @@ tern_co *tern__stack_owner_of(const void *addr)
     return NULL;
 }
 
+void tern__stack_abandon(tern_stack *st)
+{
+    tern_vg_stack_deregister(st->vg_id);
+    if (st->reg)
+        atomic_store_explicit(owner_cell(st), NULL, memory_order_relaxed);
+    st->lo = NULL;
+}
+
 void tern__stack_put(tern_stack *st)
 {
     tern_vg_stack_deregister(st->vg_id);
