@@ -280,11 +280,14 @@ emit() {
 #                        in tern_sleep(60 s); (peak RSS - RSS before) / 1M.
 #                        Go: 1M goroutines blocked on a channel receive (Go's
 #                        cheapest parking), same formula.
-#   parked_rss_bytes_own the same with tern's default stack mode (TERN_STACK_OWN);
+#   parked_rss_bytes_own the same with tern's default stack mode (TERN_STACK_OWN)
+#                        and default options: where guard markers work, the
+#                        monitor gives a stack's pages back once it has been
+#                        parked 1 s (runtime/release.c, "any" mode), so the
+#                        last second's spawns are still resident at the peak;
 #                        the Go figure is the same runs'.
-#   parked_rss_bytes_release the default mode with tern_go_options.release_stack:
-#                        the monitor gives a coroutine's stack pages back once
-#                        it has been parked 20 ms (runtime/release.c).
+#   parked_rss_bytes_release the default mode with tern_go_options.release_stack
+#                        (the coroutine's promise): pages back after 20 ms.
 #   wake_cross_thread_ns A sleeps 50 us (both workers asleep), wakes parked B
 #                        and busy-spins 200 us so B must run on the other P;
 #                        median of t(B runs) - t(wake), 2000 rounds, 2 Ps.

@@ -8,7 +8,10 @@
  * tern_go_options.release_stack), each of which counts itself and
  * then sleeps 60 s (tern_sleep).  Once all have counted themselves the
  * entry sleeps a little more so that the last ones park too, reads VmHWM
- * (peak RSS) and prints (VmHWM - VmRSS before) / n in bytes.  Then it
+ * (peak RSS) and prints (VmHWM - VmRSS before) / n in bytes.  With default
+ * options the monitor gives back the stacks parked 1 s (20 ms with
+ * release_stack) where guard markers work (tern_runtime_stats.stack_release
+ * "any"), so the peak has the last second's spawns resident.  Then it
  * returns without waiting for the sleepers (they are abandoned).
  * compare.sh reports `shared` as parked_rss_bytes and `own` as
  * parked_rss_bytes_own, `release` as parked_rss_bytes_release.  Go anchor: bench/go/runtime parked (goroutines

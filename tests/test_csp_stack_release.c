@@ -147,7 +147,7 @@ static int parker(void *arg)
 
 static void wait_released(uint64_t n, const char *what)
 {
-    int64_t end = tern_now() + 5 * TERN_SEC;
+    int64_t end = tern_now() + 20 * TERN_SEC;
     while (released() < n) {
         if (tern_now() > end) {
             fprintf(stderr, "%s: its stack was never released\n", what);
@@ -653,15 +653,33 @@ static int maps_lines(void)
 }
 
 static atomic_int s_sleepers;
+static tern_chan *s_wake;
 
 static int long_sleeper(void *arg)
 {
     (void)arg;
     volatile char touch[5000];      /* two pages */
     touch[0] = touch[4999] = 1;
-    tern_sleep(300 * TERN_MS);
+    tern_chan_recv(s_wake, NULL, NULL, NULL);  /* until closed */
+    CHECK_EQ(touch[0] + touch[4999], 2);
     atomic_fetch_sub(&s_sleepers, 1);
-    return touch[0] + touch[4999] == 2 ? 0 : -1;
+    return 0;
+}
+
+static void sleepers_run(int n)
+{
+    CHECK_EQ(tern_chan_new(1, 0, &s_wake), 0);
+    atomic_store(&s_sleepers, n);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(tern_go(long_sleeper, NULL), 0);
+}
+
+static void sleepers_end(void)
+{
+    tern_chan_close(s_wake);
+    while (atomic_load(&s_sleepers) > 0)
+        tern_sleep(TERN_MS);
+    tern_chan_free(s_wake);
 }
 
 static int maps_main(void *arg)
@@ -671,22 +689,16 @@ static int maps_main(void *arg)
         return 0;
     enum { N = 1000 };
     /* warm: the regions the sleepers' stacks come from */
-    atomic_store(&s_sleepers, N);
-    for (int i = 0; i < N; i++)
-        CHECK_EQ(tern_go(long_sleeper, NULL), 0);
-    while (atomic_load(&s_sleepers) > 0)
-        tern_sleep(TERN_MS);
+    sleepers_run(N);
+    sleepers_end();
     int before = maps_lines();
-    atomic_store(&s_sleepers, N);
-    for (int i = 0; i < N; i++)
-        CHECK_EQ(tern_go(long_sleeper, NULL), 0);
+    sleepers_run(N);
     wait_released(N * 9 / 10, "a thousand sleepers");
     int during = maps_lines();
     fprintf(stderr, "   /proc/self/maps: %d lines before, %d with %llu stacks released\n", before,
             during, (unsigned long long)released());
     CHECK(during < before + 16);
-    while (atomic_load(&s_sleepers) > 0)
-        tern_sleep(TERN_MS);
+    sleepers_end();
     return 0;
 }
 

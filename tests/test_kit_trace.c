@@ -1129,7 +1129,9 @@ static int idle_exporter_body(void *arg)
     CHECK(tern_runtime_stats(&b, NULL, 0) > 0);
     fprintf(stderr, "idle exporter: %llu worker wake-ups in 300 ms\n",
             (unsigned long long)(b.wakeups - a.wakeups));
-    CHECK(b.wakeups - a.wakeups <= idle_wakeups_allowed(2, 300 * TERN_MS, b.procs));
+    /* 1 or 2 here alone (the sleep's own wake-up, sometimes a timer's), 3
+     * once under CI's parallel load; the bug this guards against made 15 */
+    CHECK(b.wakeups - a.wakeups <= idle_wakeups_allowed(5, 300 * TERN_MS, b.procs));
     tern_trace_span *s;
     CHECK_EQ(tern_trace_span_start("late", TERN_TRACE_KIND_INTERNAL, NULL, &s), 0);
     int64_t t0 = tern_now();

@@ -79,7 +79,8 @@ struct tern_co {
     bool rel_ok;                /* its waits may: release_stack, or
                                    tern__stack_release_allow; its own field */
     bool rel_promise;           /* ... because it promised that nothing else
-                                   touches its stack while it waits */
+                                   touches its stack while it waits; the
+                                   monitor reads it (rel_promised) */
     bool keep_stack;            /* tern_go_options.keep_stack */
     const char *_Atomic wait_reason;
     _Atomic int64_t state_since; /* coarse ns at park, for tern_runtime_dump */
@@ -216,7 +217,9 @@ struct tern_p {
     /* statistics (see tern_runtime_proc_stats) */
     _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
     _Atomic uint64_t st_running;   /* 1 while a coroutine is on this P */
-    _Atomic uint64_t st_relparks;  /* releasable waits begun here (release.c) */
+    _Atomic uint64_t st_relparks;  /* releasable waits begun here by coroutines
+                                      that promised (release.c) */
+    _Atomic uint64_t st_anyparks;  /* ... by the others (guard mode) */
 };
 
 typedef struct tern_sched {
@@ -335,6 +338,14 @@ void tern__stack_sig_remove(void);
 uint64_t tern__stacks_mapped(void);
 
 /* ---- release.c ---- */
+static inline bool rel_promised(const tern_co *co)
+{
+    return __atomic_load_n(&co->rel_promise, __ATOMIC_RELAXED);
+}
+static inline void rel_promise_set(tern_co *co, bool on)
+{
+    __atomic_store_n(&co->rel_promise, on, __ATOMIC_RELAXED);
+}
 enum { STK_IN = 0, STK_RELEASING, STK_OUT, STK_RESTORING };
 void tern__release_parked(int64_t now, bool all_idle);  /* monitor tick */
 void tern__stack_restore(tern_co *co);          /* any thread; no-op if resident */

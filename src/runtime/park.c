@@ -226,7 +226,10 @@ int tern__wait_r(tern_ticket t, const char *reason, int64_t deadline)
     /* relaxed: the monitor reads it after seeing WAITING, which the
      * park's status CAS publishes */
     atomic_store_explicit(&co->park_rel, true, memory_order_relaxed);
-    STAT_ADD(p->st_relparks, 1);
+    if (co->rel_promise)        /* its own field: a plain read */
+        STAT_ADD(p->st_relparks, 1);
+    else
+        STAT_ADD(p->st_anyparks, 1);
     int r = tern_wait(t, reason, deadline);
     atomic_store_explicit(&co->park_rel, false, memory_order_relaxed);
     return r;
@@ -236,7 +239,7 @@ bool tern__stack_release_allow(bool on)
 {
     tern_co *co = tern__self_checked("tern__stack_release_allow");
     bool was = co->rel_promise;
-    co->rel_promise = on;
+    rel_promise_set(co, on);
     co->rel_ok = on || (tern__release_guard && co->stack.reg && !co->keep_stack);
     return was;
 }

@@ -12,24 +12,27 @@
  * TLB shootdowns rather than a million.  Two modes:
  *
  * Guard mode, the default where the kernel has working guard markers
- * (MADV_GUARD_INSTALL, Linux 6.13+): every coroutine with a stack of its
- * own qualifies, whatever its frames share.  The run is made read-only
- * (mprotect), copied, and replaced by guard markers (which free the pages
- * without splitting the mapping), then made writable again, so the
- * mapping merges back whole.  Any later touch of a released stack by
- * another coroutine or thread (a WaitGroup or a result array in its frame,
- * a channel's value, tern_runtime_dump) faults; the SIGSEGV handler
- * (stack.c) finds the stack's owner and copies the stack back
- * (tern__stack_fault), and the touch is retried: nothing is lost.  A write
- * during the copy faults on the read-only page and waits for it.  What a
- * fault cannot catch is the kernel touching a released page for another
- * thread (read(2) into a buffer on a parked coroutine's stack): it fails
- * with EFAULT; tern's own I/O copies the stack back and retries
- * (tern__stack_fault_in), other code may keep the stack
- * (tern_go_options.keep_stack).  A woken coroutine is copied back before
- * it runs: its waker claims the ticket with a plain store and never looks
- * at the stack, so the switch that resumes it checks stk_out, and the
- * monitor, after marking its candidates RELEASING, passes an expedited
+ * (MADV_GUARD_INSTALL, Linux 6.13+), membarrier and /proc/self/mem: every
+ * coroutine with a class stack qualifies, whatever its frames share.  The
+ * run is made read-only (mprotect) and copied, made inaccessible (the
+ * markers zap the pages first: a read in that gap would map the zero
+ * page), given guard markers (which free the pages without splitting the
+ * mapping), and made writable again, so the mapping merges back whole.
+ * Any later touch of a released stack by another coroutine or thread (a
+ * WaitGroup or a result array in its frame, a channel's value) faults; the
+ * SIGSEGV handler (stack.c) finds the stack's owner and copies the stack
+ * back (tern__stack_fault), and the touch is retried: nothing is lost.  A
+ * touch during a release faults on the protection and waits for it.  The
+ * copy back keeps others out the same way: inaccessible, markers removed,
+ * the bytes put with a forced write through /proc/self/mem, accessible
+ * again (restore_pages).  What a fault cannot catch is the kernel touching
+ * a released page for another thread (read(2) into a buffer on a parked
+ * coroutine's stack): it fails with EFAULT; tern's own I/O copies the
+ * stack back and retries (tern__stack_fault_in), other code may keep the
+ * stack (tern_go_options.keep_stack).  A woken coroutine is copied back
+ * before it runs: its waker claims the ticket with a plain store and never
+ * looks at the stack, so the switch that resumes it checks stk_out, and
+ * the monitor, after marking its candidates RELEASING, passes an expedited
  * membarrier(2) before it looks at their status and claim bit: either it
  * sees the claim, or the resuming switch sees RELEASING and waits.
  *
@@ -91,9 +94,11 @@ static _Atomic uint64_t n_out, bytes_out, n_faults;
 static bool scanning;
 static int scan_p;
 static uint32_t scan_k;
-static uint64_t pass_parks;     /* releasable parks counted when the pass began */
+static uint64_t pass_parks;     /* releasable parks counted when the pass began: */
+static uint64_t pass_any;       /* promised ones, the others */
 static int64_t pass_start;
-static bool pass_young;         /* it saw candidates not yet old enough */
+static bool pass_young;         /* it saw candidates not yet old enough: promised */
+static bool pass_young_any;     /* ... the others */
 static tern_co *cand[RUN_MAX];
 static int ncand;
 
@@ -151,9 +156,9 @@ void tern__release_reset(void)
     scanning = false;
     scan_p = 0;
     scan_k = 0;
-    pass_parks = 0;
+    pass_parks = pass_any = 0;
     pass_start = 0;
-    pass_young = false;
+    pass_young = pass_young_any = false;
     ncand = 0;
     atomic_store(&n_out, 0);
     atomic_store(&bytes_out, 0);
@@ -179,9 +184,35 @@ __attribute__((no_sanitize("address", "thread"))) static void copy_words(void *d
         d[i] = s[i];
 }
 
+/* Still parked in a releasable wait, its ticket unclaimed (after the
+ * RELEASING mark: see the Dekker pairs above)? */
+static bool still_parked(tern_co *co)
+{
+    return atomic_load(&co->status) == CO_WAITING && !(atomic_load(&co->wait_word) & 1) &&
+           atomic_load_explicit(&co->park_rel, memory_order_relaxed);
+}
+
+/* Its fields, settled now that it is known parked (read only then: a
+ * recycled block is rewritten by tern__co_start): it may release.  Guard
+ * mode needs the stack's owner on record for its faults. */
+static bool settled_ok(const tern_co *co)
+{
+    TERN_ASSERT(co->stack.lo || co->pinned || co->is_main);
+    return !co->pinned && !co->is_main && (!tern__release_guard || co->stack.reg);
+}
+
 static void back_in(tern_co *co)
 {
     atomic_store_explicit(&co->stk_out, STK_IN, memory_order_release);
+}
+
+/* Undoing a protection change cannot be skipped: the stacks' own
+ * coroutines would fault on them for good. */
+static void writable_again(char *lo, size_t len)
+{
+    if (mprotect(lo, len, PROT_READ | PROT_WRITE) != 0)
+        tern__fatal("mprotect could not make %zu bytes of coroutine stacks writable again: %s",
+                    len, strerror(errno));
 }
 
 /* Give back the pages of g[0..n), neighbouring stacks, all RELEASING with
@@ -191,7 +222,10 @@ static void release_run(tern_co **g, int n)
     char *lo = g[0]->stack.lo, *hi = g[n - 1]->stack.lo + g[n - 1]->stack.size;
     size_t len = (size_t)(hi - lo);
     if (tern__release_guard && mprotect(lo, len, PROT_READ) != 0) {
-        for (int i = 0; i < n; i++)         /* out of mappings: keep them */
+        /* out of mappings (vm.max_map_count): keep them, writable (a
+         * failed mprotect may have changed part of the range) */
+        writable_again(lo, len);
+        for (int i = 0; i < n; i++)
             back_in(g[i]);
         return;
     }
@@ -208,17 +242,13 @@ static void release_run(tern_co **g, int n)
          * pages first, and a read in between would map the zero page and
          * see zeros where the stack's bytes were. */
         if (mprotect(lo, len, PROT_NONE) != 0) {
-            if (mprotect(lo, len, PROT_READ | PROT_WRITE) != 0)
-                tern__fatal("mprotect could not make %zu bytes of stacks writable again: %s", len,
-                            strerror(errno));
+            writable_again(lo, len);
             for (int i = 0; i < n; i++)
                 back_in(g[i]);
             return;
         }
         int r = madvise(lo, len, MADV_GUARD_INSTALL);
-        if (mprotect(lo, len, PROT_READ | PROT_WRITE) != 0)
-            tern__fatal("mprotect could not make %zu bytes of released stacks writable again: %s",
-                        len, strerror(errno));
+        writable_again(lo, len);
         if (r != 0) {
             for (int i = 0; i < n; i++)     /* pages and bytes untouched */
                 back_in(g[i]);
@@ -246,10 +276,7 @@ static void flush_cands(void)
     int n = 0;
     for (int i = 0; i < ncand; i++) {
         tern_co *co = cand[i];
-        if (tern__release_guard &&
-            (atomic_load_explicit(&co->status, memory_order_acquire) != CO_WAITING ||
-             (atomic_load(&co->wait_word) & 1) ||
-             !atomic_load_explicit(&co->park_rel, memory_order_relaxed))) {
+        if (tern__release_guard && (!still_parked(co) || !settled_ok(co))) {
             back_in(co);
             continue;
         }
@@ -296,8 +323,11 @@ static void try_release(tern_co *co, int64_t now, int64_t age, int64_t age_any)
      * too recently: another pass must come. */
     if (atomic_load_explicit(&co->status, memory_order_relaxed) != CO_WAITING ||
         now - atomic_load_explicit(&co->state_since, memory_order_relaxed) <
-            (co->rel_promise ? age : age_any)) {
-        pass_young = true;
+            (rel_promised(co) ? age : age_any)) {
+        if (rel_promised(co))
+            pass_young = true;
+        else
+            pass_young_any = true;
         return;
     }
     uint8_t s = STK_IN;
@@ -305,20 +335,10 @@ static void try_release(tern_co *co, int64_t now, int64_t age, int64_t age_any)
         return;
     /* promise mode: our half of the Dekker pair with tern__wake_claim
      * (guard mode looks after its membarrier, in flush_cands) */
-    if (!tern__release_guard &&
-        (atomic_load(&co->status) != CO_WAITING || (atomic_load(&co->wait_word) & 1) ||
-         !atomic_load_explicit(&co->park_rel, memory_order_relaxed))) {
+    if (!tern__release_guard && (!still_parked(co) || !settled_ok(co))) {
         back_in(co);
         return;
     }
-    /* parked in this wait, so its fields are settled (read only now:
-     * a recycled block is rewritten by tern__co_start); guard mode needs
-     * the stack's owner on record for its faults */
-    if (co->pinned || co->is_main || (tern__release_guard && !co->stack.reg)) {
-        back_in(co);
-        return;
-    }
-    TERN_ASSERT(co->stack.lo);
     cand[ncand++] = co;
     if (ncand == RUN_MAX)
         flush_cands();
@@ -340,7 +360,7 @@ static void restore_pages(tern_co *co)
 {
     char *lo = co->stack.lo, *top = lo + co->stack.size;
     size_t len = co->save_len;
-    if (tern__release_guard && !co->rel_promise) {
+    if (tern__release_guard && !rel_promised(co)) {
         if (mprotect(lo, co->stack.size, PROT_NONE) != 0)
             restore_failed(co, "mprotect(PROT_NONE)");
         if (madvise(lo, co->stack.size, MADV_GUARD_REMOVE) != 0)
@@ -443,20 +463,25 @@ void tern__release_parked(int64_t now, bool all_idle)
     if (age < 0)
         return;
     if (!scanning) {
-        uint64_t parks = 0;
-        for (int i = 0; i < S->nprocs; i++)
+        uint64_t parks = 0, any = 0;
+        for (int i = 0; i < S->nprocs; i++) {
             parks += STAT_GET(S->ps[i].st_relparks);
+            any += STAT_GET(S->ps[i].st_anyparks);
+        }
         /* a new pass when waits began since the last one, or it saw some
-         * too young; at most every age / 2, so busy short waits do not
-         * keep the monitor walking every coroutine */
-        if ((parks == pass_parks && !pass_young) || now - pass_start < age / 2)
+         * too young; at most every age / 2 (the kind's age), so busy short
+         * waits do not keep the monitor walking every coroutine */
+        bool due = ((parks != pass_parks || pass_young) && now - pass_start >= age / 2) ||
+                   ((any != pass_any || pass_young_any) && now - pass_start >= age_any / 2);
+        if (!due)
             return;
         scanning = true;
         scan_p = 0;
         scan_k = 0;
         pass_parks = parks;
+        pass_any = any;
         pass_start = now;
-        pass_young = false;
+        pass_young = pass_young_any = false;
     }
     int budget = all_idle ? SCAN_IDLE : SCAN_BUSY;
     while (budget > 0 && scanning) {

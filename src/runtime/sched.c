@@ -414,8 +414,8 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
     co->is_main = false;
     co->stack_mode = (uint8_t)mode;
     co->keep_stack = opts && opts->keep_stack;
-    co->rel_promise = !shared && !co->keep_stack && opts && opts->release_stack;
-    co->rel_ok = co->rel_promise ||
+    rel_promise_set(co, !shared && !co->keep_stack && opts && opts->release_stack);
+    co->rel_ok = rel_promised(co) ||
                  (!shared && !co->keep_stack && tern__release_guard && co->stack.reg);
     /* wait_word, wait_reason and the timer are at rest in a recycled block
      * (every wait ends with them so) and zero in a fresh one */
