@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tern/chan.h"
@@ -708,6 +709,76 @@ static void released_stacks_keep_the_map_count(void)
     CHECK_EQ(tern_run_opts(maps_main, NULL, &o), 0);
 }
 
+
+/* A fork's child that touches a released stack copies it back in its own
+ * memory (through its own /proc/self/mem, not its parent's), and the
+ * parent's coroutine is untouched. */
+enum { FK_WORDS = 600 };
+
+typedef struct fork_job {
+    tern_chan *wake;
+    uint64_t *data;             /* in the parker's frame */
+    atomic_int ok;
+} fork_job;
+
+static int fork_parker(void *arg)
+{
+    fork_job *j = arg;
+    uint64_t data[FK_WORDS];
+    for (int i = 0; i < FK_WORDS; i++)
+        data[i] = (uint64_t)i * 0x9e3779b97f4a7c15u;
+    j->data = data;
+    CHECK_EQ(tern_chan_recv(j->wake, NULL, NULL, NULL), 0);
+    int good = 1;
+    for (int i = 0; i < FK_WORDS; i++)
+        good &= data[i] == (uint64_t)i * 0x9e3779b97f4a7c15u;
+    atomic_store(&j->ok, good ? 1 : -1);
+    return 0;
+}
+
+static int wait_child(void *arg)
+{
+    int st;
+    return waitpid(*(pid_t *)arg, &st, 0) < 0 ? -1 : st;
+}
+
+static int fork_main(void *arg)
+{
+    (void)arg;
+    if (skip_unless_any())
+        return 0;
+    fork_job j = {.ok = 0};
+    CHECK_EQ(tern_chan_new(1, 0, &j.wake), 0);
+    CHECK_EQ(tern_go(fork_parker, &j), 0);
+    while (!j.data)
+        tern_sleep(TERN_MS / 4);
+    wait_released(1, "the fork test's parker");
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* the child: one thread, no runtime; the touch faults */
+        int good = 1;
+        for (int i = 0; i < FK_WORDS; i++)
+            good &= j.data[i] == (uint64_t)i * 0x9e3779b97f4a7c15u;
+        _exit(good ? 0 : 3);
+    }
+    int st = (int)tern_blocking(wait_child, &pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_EQ(released(), 1);            /* the parent's stack is still out */
+    tern_chan_close(j.wake);
+    while (!atomic_load(&j.ok))
+        tern_sleep(TERN_MS / 4);
+    CHECK_EQ(atomic_load(&j.ok), 1);
+    tern_chan_free(j.wake);
+    return 0;
+}
+
+static void a_forked_child_copies_back_in_its_own_memory(void)
+{
+    tern_run_options o = {.procs = 2, .stack_release = 1};
+    CHECK_EQ(tern_run_opts(fork_main, NULL, &o), 0);
+}
+
 TESTS(T(every_wait_resumes_intact), T(plain_wait_is_not_released), T(release_races_wakes),
       T(shared_frames_survive_release), T(conn_io_on_a_released_stack),
-      T(released_stacks_keep_the_map_count))
+      T(released_stacks_keep_the_map_count), T(a_forked_child_copies_back_in_its_own_memory))

@@ -103,12 +103,25 @@ static tern_co *cand[RUN_MAX];
 static int ncand;
 
 static int mem_fd = -1;      /* /proc/self/mem: writes that ignore protections */
+static pid_t mem_pid;        /* ... of this process: a fork's child must not
+                                write through its parent's */
 
-/* Write n bytes at dst, whatever its protection (FOLL_FORCE). */
+/* Write n bytes at dst, whatever its protection (FOLL_FORCE).  May run in
+ * the SIGSEGV handler: system calls only. */
 static bool force_write(void *dst, const void *src, size_t n)
 {
     const char *p = src;
     off_t at = (off_t)(uintptr_t)dst;
+    pid_t me = getpid();
+    if (me != mem_pid) {
+        int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            return false;
+        if (mem_fd >= 0)
+            close(mem_fd);      /* the parent's */
+        mem_fd = fd;
+        mem_pid = me;
+    }
     while (n) {
         ssize_t w = pwrite(mem_fd, p, n, at);
         if (w <= 0) {
@@ -146,8 +159,12 @@ void tern__release_init(void)
     if ((e && strcmp(e, "promised") == 0) || !tern__stack_guard_verified ||
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
         return;
-    if (mem_fd < 0)
+    if (mem_fd < 0 || mem_pid != getpid()) {
+        if (mem_fd >= 0)
+            close(mem_fd);
         mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+        mem_pid = getpid();
+    }
     tern__release_guard = mem_fd >= 0 && restore_works();
 }
 
