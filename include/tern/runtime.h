@@ -91,8 +91,11 @@ typedef struct tern_run_options {
                                    (and tern's own idle connections).  0: 20 ms
                                    for those that promised, 1 s for the rest
                                    (their copy back must keep other threads out
-                                   meanwhile: ~15 us instead of a copy); <0:
-                                   never.  Done by the monitor (none if
+                                   meanwhile: ~20 us instead of a copy); <0:
+                                   never.  The copying back on a touch is done
+                                   by tern's SIGSEGV handler: a program that
+                                   installs its own must pass on the faults it
+                                   does not handle to the one it replaced.  Done by the monitor (none if
                                    monitor_threshold < 0) */
     bool no_deadlock_exit;      /* do not exit when every coroutine is
                                    parked with nothing left to wake one
