@@ -231,7 +231,9 @@ void tern__help_held_ps(tern_p *p)
     }
 }
 
-static tern_co *steal_work(tern_p *p)
+/* take_next: also look at the `next` slots (the last round), which their
+ * owners write on every ready and switch. */
+static tern_co *steal_work(tern_p *p, bool take_next)
 {
     int np = S->nprocs;
     int64_t now = INT64_MIN;
@@ -246,7 +248,7 @@ static tern_co *steal_work(tern_p *p)
                 if (co)
                     return co;
             }
-            tern_co *co = steal_from(p, v, round == 3);
+            tern_co *co = steal_from(p, v, take_next && round == 3);
             if (co)
                 return co;
         }
@@ -256,16 +258,28 @@ static tern_co *steal_work(tern_p *p)
 
 #define IDLE_SPIN_NS (20 * TERN_US)
 
+/* Looks between two at the other Ps' `next` slots. */
+#define SPIN_NEXT_EVERY 4
+
 static tern_co *spin_for_work(tern_p *p)
 {
     int64_t until = tern_now() + IDLE_SPIN_NS;
+    unsigned look = 0;
     do {
         /* ~1 us between looks: each look reads lines the busy Ps write on
-         * every switch, and polling them harder slows those Ps down */
+         * every switch, and polling them harder slows those Ps down.  The
+         * `next` slots are read only every SPIN_NEXT_EVERY looks: one taken
+         * from them must have sat there RUNNEXT_GRACE_NS anyway, and their
+         * line (runnext beside cur) and the switch count change on every
+         * hand-off, so each look at them costs the busy P two lines it must
+         * fetch back.  Ping-pong on 2 Ps, on a machine with slow cross-core
+         * transfers: 93 ns a message reading them on every look, 66 on
+         * every fourth (50 on 1 P; Go 160). */
         for (int i = 0; i < 24; i++)
             tern_cpu_relax();
         tern_co *co;
-        if ((co = pick_local(p)) || (co = gq_get(p)) || (co = steal_work(p)))
+        bool next = ++look % SPIN_NEXT_EVERY == 0;
+        if ((co = pick_local(p)) || (co = gq_get(p)) || (co = steal_work(p, next)))
             return co;
     } while (!atomic_load_explicit(&S->stopping, memory_order_relaxed) && tern_now() < until);
     return NULL;
@@ -401,7 +415,7 @@ tern_co *tern__find_runnable(tern_p *p)
             p->spinning = true;
             atomic_fetch_add(&S->nspinning, 1);
         }
-        if (p->spinning && S->nprocs > 1 && (co = steal_work(p)))
+        if (p->spinning && S->nprocs > 1 && (co = steal_work(p, true)))
             return co;
         /* Before sleeping, keep looking for a few microseconds: waking a
          * sleeping worker costs a futex round trip (measured 10-15 us on

@@ -127,6 +127,18 @@ static inline void tern__co_name_copy(const tern_co *co, char out[TERN_NAME_MAX]
 /* Post-switch work the next context does for the one that left. */
 enum { SW_YIELD = 1, SW_PARK, SW_EXIT };
 
+#define TERN_CACHE_LINE 64      /* x86-64 and the usual aarch64 cores */
+
+/* Cache lines: what other threads read while this P runs (the run queue's
+ * ends, the `next` slot, the timer heap's head, the idle fields, the
+ * statistics) is kept off the lines its owner writes on every switch (cur,
+ * prev, the yield queue), and the struct is line-aligned (workers.c
+ * allocates it so).  A spinning P reads the busy ones' lines about once a
+ * microsecond; each time one shared a line with a switch's stores, the busy
+ * P fetched it back: with timer_next beside prev_action and runnext beside
+ * cur, ping-pong on 2 Ps took 108 ns a message against 93 (on a machine
+ * with slow cross-core transfers), and the last counter, once on the next
+ * P's runq_head line, put a miss on every park (+30%). */
 struct tern_p {
     int id;
     pthread_t thread;
@@ -137,20 +149,20 @@ struct tern_p {
     atomic_int lock_sleeps;     /* its worker sleeps on a runtime lock (spin.c) */
 
     /* run queue: the owner pushes at tail; owner and thieves CAS head */
-    _Atomic uint32_t runq_head;
+    _Alignas(TERN_CACHE_LINE) _Atomic uint32_t runq_head;
     _Atomic uint32_t runq_tail;
     _Atomic(tern_co *) runq[TERN_RUNQ_SIZE];
     _Atomic(tern_co *) runnext;
 
     /* pinned (shared-stack) coroutines readied by other threads */
-    tern__spin inbox_lock;
+    _Alignas(TERN_CACHE_LINE) tern__spin inbox_lock;
     tern_co *inbox, *inbox_tail;
     atomic_int ninbox;
 
     /* coroutines that yielded while no P was idle: owner-only, no atomics,
      * run after the ring (Go sends Gosched to the back of the line too);
      * spilled to the ring as soon as a P idles, so they can be stolen */
-    tern_co *yq_head, *yq_tail;
+    _Alignas(TERN_CACHE_LINE) tern_co *yq_head, *yq_tail;
     _Atomic uint32_t nyq;
 
     tern_co *cur;               /* running coroutine; NULL on the scheduler */
@@ -164,14 +176,14 @@ struct tern_p {
     tern_co *g0_next;           /* shared-stack target handed to g0 */
 
     /* timers */
-    tern__spin timer_lock;
+    _Alignas(TERN_CACHE_LINE) tern__spin timer_lock;
     tern_timer **heap;
     _Atomic int32_t nheap;
     int32_t capheap;
     _Atomic int64_t timer_next;  /* earliest when, INT64_MAX if none */
 
     /* caches */
-    tern_waitq_node *free_nodes;
+    _Alignas(TERN_CACHE_LINE) tern_waitq_node *free_nodes;
     int nfree_nodes;
     tern_co *free_co;
     int nfree;
@@ -211,11 +223,11 @@ struct tern_p {
 
     /* what the other Ps saw of this one (tern__help_held_ps): its switch
      * count then, and since when it has not moved */
-    _Atomic uint64_t seen_switches;
+    _Alignas(TERN_CACHE_LINE) _Atomic uint64_t seen_switches;
     _Atomic int64_t seen_at;
 
-    /* statistics (see tern_runtime_proc_stats) */
-    _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
+    /* statistics (see tern_runtime_proc_stats): written by the owner only */
+    _Alignas(TERN_CACHE_LINE) _Atomic uint64_t st_switches, st_spawned, st_exited, st_steals, st_stolen, st_wakeups;
     _Atomic uint64_t st_running;   /* 1 while a coroutine is on this P */
     _Atomic uint64_t st_relparks;  /* releasable waits begun here by coroutines
                                       that promised (release.c) */

@@ -159,9 +159,11 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     atomic_store(&S->id_gen, 1);
     atomic_store(&S->lock.v, 0);
     int err = -ENOMEM;
-    S->ps = calloc((size_t)np, sizeof *S->ps);
+    /* line-aligned (see struct tern_p); sizeof is a multiple of the line */
+    S->ps = aligned_alloc(_Alignof(tern_p), (size_t)np * sizeof *S->ps);
     if (!S->ps)
         goto fail_ps;
+    memset(S->ps, 0, (size_t)np * sizeof *S->ps);
     if ((err = tern__stacks_init()) < 0)
         goto fail_ps;
     tern__release_init();
