@@ -288,6 +288,11 @@ emit() {
 #                        the Go figure is the same runs'.
 #   parked_rss_bytes_release the default mode with tern_go_options.release_stack
 #                        (the coroutine's promise): pages back after 20 ms.
+#   parked_rss_bytes_own_settled the default mode again, but (RSS 3 s after all
+#                        are parked - RSS before) / 1M, on both sides: what a
+#                        coroutine costs once parked a while, not the storm's
+#                        peak (which holds the last second's spawns resident,
+#                        so it depends on how fast the storm ran).
 #   wake_cross_thread_ns A sleeps 50 us (both workers asleep), wakes parked B
 #                        and busy-spins 200 us so B must run on the other P;
 #                        median of t(B runs) - t(wake), 2000 rounds, 2 Ps.
@@ -306,6 +311,8 @@ t_parked_shared() { run_one "$CBIN/rt_parked_rss" shared 1000000; }
 t_parked_own() { run_one "$CBIN/rt_parked_rss" own 1000000; }
 t_parked_release() { run_one "$CBIN/rt_parked_rss" release 1000000; }
 g_parked() { run_one "$GOBIN/runtime" parked 1000000; }
+t_parked_own_settled() { run_one "$CBIN/rt_parked_rss" own 1000000 3000; }
+g_parked_settled() { run_one "$GOBIN/runtime" parked 1000000 3000; }
 t_wake() { run_one "$CBIN/rt_wake" 2000 sleep; }
 g_wake() { run_one "$GOBIN/runtime" wake 2000 sleep; }
 
@@ -322,20 +329,30 @@ suite_runtime() {
     [ -n "$anchor" ] || anchor=go
     log "== runtime suite: $ROUNDS rounds, anchor $anchor, $(nproc) CPUs"
 
-    measure spawn_join tern.spawn t_spawn_waves go.spawn g_spawn_waves
-    measure spawn_join_all tern.spawn_all t_spawn_all go.spawn_all g_spawn_all
-    measure yield_switch tern.yield t_yield go.yield g_yield
-    measure parked_rss tern.parked_shared t_parked_shared go.parked g_parked \
-        tern.parked_own t_parked_own tern.parked_release t_parked_release
-    measure wake_cross_thread tern.wake t_wake go.wake g_wake
+    # METRICS=a,b runs only those (the parked_rss_bytes* three run together)
+    want spawn_join_ns && measure spawn_join tern.spawn t_spawn_waves go.spawn g_spawn_waves
+    want spawn_join_all_ns && measure spawn_join_all tern.spawn_all t_spawn_all go.spawn_all g_spawn_all
+    want yield_switch_ns && measure yield_switch tern.yield t_yield go.yield g_yield
+    if want parked_rss_bytes || want parked_rss_bytes_own || want parked_rss_bytes_release; then
+        measure parked_rss tern.parked_shared t_parked_shared go.parked g_parked \
+            tern.parked_own t_parked_own tern.parked_release t_parked_release
+    fi
+    want parked_rss_bytes_own_settled && measure parked_rss_settled \
+        tern.parked_own_settled t_parked_own_settled go.parked_settled g_parked_settled
+    want wake_cross_thread_ns && measure wake_cross_thread tern.wake t_wake go.wake g_wake
 
-    emit spawn_join_ns ns/op tern.spawn go.spawn "$anchor"
-    emit spawn_join_all_ns ns/op tern.spawn_all go.spawn_all "$anchor"
-    emit yield_switch_ns ns/switch tern.yield go.yield "$anchor"
-    emit parked_rss_bytes B/coroutine tern.parked_shared go.parked "$anchor"
-    emit parked_rss_bytes_own B/coroutine tern.parked_own go.parked "$anchor"
-    emit parked_rss_bytes_release B/coroutine tern.parked_release go.parked "$anchor"
-    emit wake_cross_thread_ns ns tern.wake go.wake "$anchor"
+    want spawn_join_ns && emit spawn_join_ns ns/op tern.spawn go.spawn "$anchor"
+    want spawn_join_all_ns && emit spawn_join_all_ns ns/op tern.spawn_all go.spawn_all "$anchor"
+    want yield_switch_ns && emit yield_switch_ns ns/switch tern.yield go.yield "$anchor"
+    if want parked_rss_bytes || want parked_rss_bytes_own || want parked_rss_bytes_release; then
+        emit parked_rss_bytes B/coroutine tern.parked_shared go.parked "$anchor"
+        emit parked_rss_bytes_own B/coroutine tern.parked_own go.parked "$anchor"
+        emit parked_rss_bytes_release B/coroutine tern.parked_release go.parked "$anchor"
+    fi
+    want parked_rss_bytes_own_settled &&
+        emit parked_rss_bytes_own_settled B/coroutine tern.parked_own_settled go.parked_settled "$anchor"
+    want wake_cross_thread_ns && emit wake_cross_thread_ns ns tern.wake go.wake "$anchor"
+    return 0
 }
 
 # ---- suite: csp ------------------------------------------------------------

@@ -6,7 +6,8 @@
 //	spawn-waves [n] [wave]   start+join n empty goroutines, wave at a time; ns each
 //	spawn-all [n]            start n empty goroutines all at once, then join; ns each
 //	yield [n]                two goroutines Gosched to each other, GOMAXPROCS=1; ns per switch
-//	parked [n]               n goroutines parked on a channel receive; peak RSS bytes each
+//	parked [n] [settle_ms]   n goroutines parked on a channel receive; peak RSS bytes each
+//	                         (with settle_ms: RSS that long after all parked)
 //	wake [rounds] [sleep|yield]
 //	                         cross-thread wake latency through a cap-1 channel,
 //	                         GOMAXPROCS=2; median ns
@@ -103,8 +104,10 @@ func statusKB(key string) int64 {
 // parked: n goroutines each blocked receiving from a channel nobody sends
 // on (Go's cheapest way to park a goroutine; the issue compares against
 // "each asleep, or on a channel").  Peak RSS (VmHWM) after all are parked,
-// minus VmRSS before spawning, divided by n.  Exits without waiting.
-func parked(n int) {
+// minus VmRSS before spawning, divided by n.  With settleMs > 0, VmRSS
+// settleMs after all are parked instead of the peak (tern's rt_parked_rss
+// the same).  Exits without waiting.
+func parked(n, settleMs int) {
 	var ready int64
 	ch := make(chan struct{})
 	before := statusKB("VmRSS")
@@ -122,10 +125,16 @@ func parked(n int) {
 	// last ones get there.
 	time.Sleep(50 * time.Millisecond)
 	spawned := time.Since(start)
+	time.Sleep(time.Duration(settleMs) * time.Millisecond)
 	hwm := statusKB("VmHWM")
-	per := float64(hwm-before) * 1024 / float64(n)
-	fmt.Fprintf(os.Stderr, "go parked: %d goroutines on a channel receive, rss before %d kB, hwm %d kB, %.0f ms to park all\n",
-		n, before, hwm, float64(spawned.Microseconds())/1000)
+	rss := statusKB("VmRSS")
+	after := hwm
+	if settleMs > 0 {
+		after = rss
+	}
+	per := float64(after-before) * 1024 / float64(n)
+	fmt.Fprintf(os.Stderr, "go parked: %d goroutines on a channel receive, rss before %d kB, hwm %d kB, rss now %d kB (%d ms after), %.0f ms to park all\n",
+		n, before, hwm, rss, settleMs, float64(spawned.Microseconds())/1000)
 	fmt.Printf("%.0f\n", per)
 	os.Exit(0)
 }
@@ -208,7 +217,11 @@ func main() {
 	case "yield":
 		fmt.Printf("%.1f\n", yield(argInt(2, 10000000)))
 	case "parked":
-		parked(argInt(2, 1000000))
+		settle := 0
+		if len(os.Args) > 3 {
+			settle = argInt(3, 0)
+		}
+		parked(argInt(2, 1000000), settle)
 	case "wake":
 		yieldMode := false
 		if len(os.Args) > 3 {
