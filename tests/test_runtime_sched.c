@@ -332,10 +332,67 @@ static void run_returns_while_the_other_p_goes_idle(void)
     }
 }
 
+/* A coroutine readied by one that then computes without yielding lands in
+ * the computing P's `next` slot; the idle P must take it from there (after
+ * a grace of microseconds, runnext_stale in idle.c; or, failing that, once
+ * the P has made no switch for HELD_NS, tern__help_held_ps), not leave it
+ * until the computation ends.  No time is asserted below 2 s: the idle P's
+ * worker, woken by futex, is often queued by the kernel behind the busy
+ * thread's CPU for a time slice (rounds of 1-3 ms beside rounds of 30 us,
+ * one wake-up and one steal in either kind). */
+static tern_chan *nx_chan;
+static atomic_bool nx_parked, nx_ran;
+
+static int nx_child(void *arg)
+{
+    (void)arg;
+    int v;
+    atomic_store(&nx_parked, true);
+    CHECK_EQ(tern_chan_recv(nx_chan, &v, NULL, NULL), 0);
+    atomic_store(&nx_ran, true);
+    return 0;
+}
+
+static int nx_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        atomic_store(&nx_parked, false);
+        atomic_store(&nx_ran, false);
+        CHECK(tern_chan_new(sizeof(int), 0, &nx_chan) == 0);
+        tern_join *j;
+        CHECK_EQ(tern_go_opts(nx_child, NULL, &(tern_go_options){.join = &j}, NULL), 0);
+        while (!atomic_load(&nx_parked))
+            tern_yield();
+        tern_sleep(2 * TERN_MS);    /* parked on the channel by now */
+        int v = i;
+        CHECK_EQ(tern_chan_send(nx_chan, &v, NULL), 0);
+        int64_t end = tern_now() + 2 * TERN_SEC;
+        while (!atomic_load(&nx_ran) && tern_now() < end)
+            ;       /* no yield: only the other P can run the child */
+        if (!atomic_load(&nx_ran)) {
+            fprintf(stderr, "round %d: the readied coroutine did not run on the idle P "
+                    "within 2 s of its waker computing\n", i);
+            abort();
+        }
+        CHECK_EQ(tern_join_wait(j, NULL, NULL), 0);
+        tern_join_free(j);
+        tern_chan_free(nx_chan);
+    }
+    return 0;
+}
+
+static void a_readied_coroutine_runs_on_the_idle_p_while_its_waker_computes(void)
+{
+    tern_run_options o = {.procs = 2};
+    CHECK_EQ(tern_run_opts(nx_main, NULL, &o), 0);
+}
+
 TESTS(T(run_returns_entry_result), T(run_rejects_null_entry), T(go_child_runs_on_yield),
       T(yield_alternates_on_one_p), T(coroutines_see_their_own_id_and_a_name_cut_to_fit),
       T(go_rejects_bad_options), T(procs_come_from_the_option_then_the_tern_procs_env),
       T(procs_honours_affinity), T(run_inside_coroutine_aborts_with_message),
       T(yield_outside_coroutine_aborts), T(second_runtime_in_the_process_is_refused_with_ebusy),
       T(fp_control_is_per_coroutine), T(run_returns_with_coroutines_still_parked),
-      T(run_returns_while_the_other_p_goes_idle))
+      T(run_returns_while_the_other_p_goes_idle),
+      T(a_readied_coroutine_runs_on_the_idle_p_while_its_waker_computes))

@@ -258,30 +258,33 @@ static tern_co *steal_work(tern_p *p, bool take_next)
 
 #define IDLE_SPIN_NS (20 * TERN_US)
 
-/* Looks between two at the other Ps' `next` slots. */
-#define SPIN_NEXT_EVERY 4
+/* How often a spinning P reads the other Ps' `next` slots (see below). */
+#define SPIN_NEXT_NS (RUNNEXT_GRACE_NS / 2)
 
 static tern_co *spin_for_work(tern_p *p)
 {
-    int64_t until = tern_now() + IDLE_SPIN_NS;
-    unsigned look = 0;
+    int64_t now = tern_now(), until = now + IDLE_SPIN_NS, next_at = now;
     do {
         /* ~1 us between looks: each look reads lines the busy Ps write on
          * every switch, and polling them harder slows those Ps down.  The
-         * `next` slots are read only every SPIN_NEXT_EVERY looks: one taken
-         * from them must have sat there RUNNEXT_GRACE_NS anyway, and their
-         * line (runnext beside cur) and the switch count change on every
-         * hand-off, so each look at them costs the busy P two lines it must
-         * fetch back.  Ping-pong on 2 Ps, on a machine with slow cross-core
-         * transfers: 93 ns a message reading them on every look, 66 on
-         * every fourth (50 on 1 P; Go 160). */
+         * `next` slots are read only every SPIN_NEXT_NS: one taken from
+         * them must have sat there RUNNEXT_GRACE_NS anyway, and their line
+         * (runnext) and the switch count change on every hand-off, so each
+         * look at them costs the busy P two lines it must fetch back.
+         * Ping-pong on 2 Ps, on a machine with slow cross-core transfers:
+         * 93 ns a message reading them on every look, 66 on every fourth
+         * (50 on 1 P; Go 160).  By time, not by look count, so that a slow
+         * machine (qemu) still gets its two looks a grace apart. */
         for (int i = 0; i < 24; i++)
             tern_cpu_relax();
+        bool next = now >= next_at;
+        if (next)
+            next_at = now + SPIN_NEXT_NS;
         tern_co *co;
-        bool next = ++look % SPIN_NEXT_EVERY == 0;
         if ((co = pick_local(p)) || (co = gq_get(p)) || (co = steal_work(p, next)))
             return co;
-    } while (!atomic_load_explicit(&S->stopping, memory_order_relaxed) && tern_now() < until);
+        now = tern_now();
+    } while (!atomic_load_explicit(&S->stopping, memory_order_relaxed) && now < until);
     return NULL;
 }
 
