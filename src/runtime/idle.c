@@ -272,9 +272,9 @@ static tern_co *spin_for_work(tern_p *p)
          * (runnext) and the switch count change on every hand-off, so each
          * look at them costs the busy P two lines it must fetch back.
          * Ping-pong on 2 Ps, on a machine with slow cross-core transfers:
-         * 93 ns a message reading them on every look, 66 on every fourth
-         * (50 on 1 P; Go 160).  By time, not by look count, so that a slow
-         * machine (qemu) still gets its two looks a grace apart. */
+         * 93 ns a message reading them on every look, 61-67 reading them
+         * every 2.5 us (50 on 1 P; Go 160).  By time, not by look count, so
+         * that a slow machine (qemu) still gets its two looks a grace apart. */
         for (int i = 0; i < 24; i++)
             tern_cpu_relax();
         bool next = now >= next_at;
