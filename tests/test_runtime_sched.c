@@ -337,9 +337,10 @@ static void run_returns_while_the_other_p_goes_idle(void)
  * a grace of microseconds, runnext_stale in idle.c; or, failing that, once
  * the P has made no switch for HELD_NS, tern__help_held_ps), not leave it
  * until the computation ends.  No time is asserted below 2 s: the idle P's
- * worker, woken by futex, is often queued by the kernel behind the busy
- * thread's CPU for a time slice (rounds of 1-3 ms beside rounds of 30 us,
- * one wake-up and one steal in either kind). */
+ * worker, woken by futex, often starts running only 1-3 ms later on this
+ * kind of VM (rounds of 1-3 ms beside rounds of 30 us, one wake-up and one
+ * steal in either kind, the code before the look schedule alike), which is
+ * the kernel's or the hypervisor's doing, not the steal's. */
 static tern_chan *nx_chan;
 static atomic_bool nx_parked, nx_ran;
 
