@@ -106,22 +106,31 @@ static int mem_fd = -1;      /* /proc/self/mem: writes that ignore protections *
 static pid_t mem_pid;        /* ... of this process: a fork's child must not
                                 write through its parent's */
 
+/* mem_fd, opened anew in a fork's child (the parent's is closed); false if
+ * it cannot be opened.  System calls only (the SIGSEGV handler). */
+static bool mem_fd_open(void)
+{
+    pid_t me = getpid();
+    if (mem_fd >= 0 && me == mem_pid)
+        return true;
+    int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (mem_fd >= 0)
+        close(mem_fd);
+    mem_fd = fd;
+    mem_pid = me;
+    return true;
+}
+
 /* Write n bytes at dst, whatever its protection (FOLL_FORCE).  May run in
  * the SIGSEGV handler: system calls only. */
 static bool force_write(void *dst, const void *src, size_t n)
 {
     const char *p = src;
     off_t at = (off_t)(uintptr_t)dst;
-    pid_t me = getpid();
-    if (me != mem_pid) {
-        int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return false;
-        if (mem_fd >= 0)
-            close(mem_fd);      /* the parent's */
-        mem_fd = fd;
-        mem_pid = me;
-    }
+    if (!mem_fd_open())
+        return false;
     while (n) {
         ssize_t w = pwrite(mem_fd, p, n, at);
         if (w <= 0) {
@@ -159,13 +168,7 @@ void tern__release_init(void)
     if ((e && strcmp(e, "promised") == 0) || !tern__stack_guard_verified ||
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0)
         return;
-    if (mem_fd < 0 || mem_pid != getpid()) {
-        if (mem_fd >= 0)
-            close(mem_fd);
-        mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-        mem_pid = getpid();
-    }
-    tern__release_guard = mem_fd >= 0 && restore_works();
+    tern__release_guard = mem_fd_open() && restore_works();
 }
 
 void tern__release_reset(void)
