@@ -530,7 +530,7 @@ enum { IO_LEN = 6000 };
 
 typedef struct io_job {
     tern_conn *a, *b;
-    char *buf;                  /* IO_LEN bytes in the parent's frame */
+    char *_Atomic buf;          /* IO_LEN bytes in the parent's frame; io_main polls it */
     tern_chan *done;
     atomic_int ok;
 } io_job;
