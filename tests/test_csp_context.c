@@ -330,9 +330,9 @@ static int ctx_sleep_main(void *arg)
     CHECK_EQ(tern_ctx_sleep(0, c), -ECANCELED);
     tern_ctx_free(c);
     /* the ctx's deadline comes first: -ETIMEDOUT at that deadline */
+    t0 = tern_now();                /* before the ctx, whose deadline counts from its making */
     tern_ctx *t;
     CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * TERN_MS, &t), 0);
-    t0 = tern_now();
     CHECK_EQ(tern_ctx_sleep(10 * TERN_SEC, t), -ETIMEDOUT);
     int64_t took = tern_now() - t0;
     CHECK(took >= 9 * TERN_MS && took < 5 * TERN_SEC);

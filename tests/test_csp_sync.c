@@ -456,9 +456,9 @@ static int cond_ctx_main(void *arg)
 {
     (void)arg;
     /* a timeout ends the wait, and m is locked again */
+    int64_t t0 = tern_now();        /* before the ctx, whose deadline counts from its making */
     tern_ctx *ctx;
     CHECK_EQ(tern_ctx_with_timeout(NULL, 10 * TERN_MS, &ctx), 0);
-    int64_t t0 = tern_now();
     tern_mutex_lock(&cmu);
     CHECK_EQ(tern_cond_wait(&cctx, &cmu, ctx), -ETIMEDOUT);
     CHECK(tern_now() - t0 >= 10 * TERN_MS);
