@@ -121,13 +121,15 @@ if [ -z "${GO:-}" ]; then
     if [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; else GO=go; fi
 fi
 
-build_go() { # build_go <dir under bench/go>
+build_go() { # build_go <dir under bench/go> [<output name> [VAR=value...]]
+    local dir=$1 out=${2:-$1}
+    shift $(($# < 2 ? $# : 2))
     [ "${NO_BUILD:-0}" = 1 ] && return 0
     command -v "$GO" >/dev/null || die "go not found"
     mkdir -p "$GOBIN"
-    log "== building bench/go/$1 with $("$GO" version)"
-    (cd "$ROOT/bench/go/$1" && "$GO" build -o "$GOBIN/$1" .) >&2 ||
-        die "go build bench/go/$1 failed"
+    log "== building bench/go/$dir${*:+ ($*)} with $("$GO" version)"
+    (cd "$ROOT/bench/go/$dir" && env "$@" "$GO" build -o "$GOBIN/$out" .) >&2 ||
+        die "go build bench/go/$dir failed"
 }
 
 go_name() { "$GO" version 2>/dev/null | awk '{print $3}'; }
@@ -1715,7 +1717,14 @@ suite_data() {
 # Greeter on Debian's libgrpc++, its callback API, built here with g++ -O2
 # from protoc and grpc_cpp_plugin output; skipped with a note where
 # libgrpc++-dev is missing); tern: bench/grpc_greeter (the same Greeter
-# on tern_grpc_server).  All serve h2c on one port; h2load posts a framed
+# on tern_grpc_server).  GRPC_LINK=static (the default) runs both servers
+# as single static binaries, the form each ships in: tern's
+# grpc_greeter_static (-static) and grpc-go built with CGO_ENABLED=0 (by
+# default Go links libc dynamically here for its resolver);
+# GRPC_LINK=dynamic runs grpc_greeter and Go's default build.  The link
+# moves only the RSS figures: a dynamic grpc_greeter maps libcrypto's
+# symbol tables and relocations (~1.2 MB resident) though it never starts
+# TLS.  gRPC C++ is always dynamic (Debian ships no libgrpc++.a).  All serve h2c on one port; h2load posts a framed
 # HelloRequest{name: "world"} to /helloworld.Greeter/SayHello.  h2load only
 # sees :status, so before measuring each server answers one call from
 # Python's grpcio (/usr/bin/python3, where installed) that must come back
@@ -1756,6 +1765,7 @@ GRPC_STREAM_CONNS=${GRPC_STREAM_CONNS:-4}
 GRPC_STREAM_N=${GRPC_STREAM_N:-16}
 GRPC_RATE=${GRPC_RATE:-5000}
 GRPC_IDLE_CONNS=${GRPC_IDLE_CONNS:-500}
+GRPC_LINK=${GRPC_LINK:-static}
 
 # grpc_check <port>: one real gRPC call through grpcio.
 grpc_check() {
@@ -1779,8 +1789,8 @@ grpc_start() {
     local name=$1 port i
     port=$(free_port) || return 1
     case $name in
-        tern) "$CBIN/grpc_greeter" --listen "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
-        go) "$GOBIN/grpc" "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
+        tern) "$GRPC_TERN_BIN" --listen "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
+        go) "$GRPC_GO_BIN" "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
         cpp) "$CPPBIN/greeter_server" "127.0.0.1:$port" </dev/null >"$TMPD/grpc.$name.log" 2>&1 & ;;
     esac
     SRV_PID[$name.grpc]=$!
@@ -1938,6 +1948,16 @@ suite_grpc() {
     build_c
     build_go grpc
     [ -x "$CBIN/grpc_greeter" ] || die "$CBIN/grpc_greeter missing (needs protoc-c and grpc-proto)"
+    GRPC_TERN_BIN=$CBIN/grpc_greeter GRPC_GO_BIN=$GOBIN/grpc
+    if [ "$GRPC_LINK" = static ]; then
+        if [ -x "$CBIN/grpc_greeter_static" ]; then
+            build_go grpc grpc.static CGO_ENABLED=0
+            GRPC_TERN_BIN=$CBIN/grpc_greeter_static GRPC_GO_BIN=$GOBIN/grpc.static
+        else
+            log "  (no grpc_greeter_static: a static archive is missing, see cmake's output; GRPC_LINK=dynamic)"
+            GRPC_LINK=dynamic
+        fi
+    fi
     H2_THREADS=${H2_THREADS:-2}
     DURATION=${DURATION:-5}
     WARMUP=${WARMUP:-2}
@@ -1948,7 +1968,7 @@ suite_grpc() {
         cpp=1
         acpp=grpc-cpp$(pkg-config --modversion grpc++)
     fi
-    log "== grpc suite: $ROUNDS rounds, ${DURATION} s per run, h2load -c$GRPC_CONNS -m$GRPC_STREAMS; anchors $ago ($(go_name))${acpp:+, $acpp}"
+    log "== grpc suite: $ROUNDS rounds, ${DURATION} s per run, h2load -c$GRPC_CONNS -m$GRPC_STREAMS; anchors $ago ($(go_name))${acpp:+, $acpp}; servers linked $GRPC_LINK"
     noise_note
     grpc_start tern
     grpc_start go
