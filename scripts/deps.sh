@@ -14,6 +14,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev valgrind
       protobuf-compiler-grpc grpc-proto python3-grpcio python3-protobuf python3-jwt
       nats-server libc-ares-dev dnsmasq-base etcd-server
       debootstrap docker-compose python3-jsonschema python3-yaml    # the shop's deployment (shop/deploy/)
+      libgoogle-perftools-dev    # tern-gateway links its tcmalloc_minimal (cmd/tern-gateway/CMakeLists.txt)
       dpkg-dev bzip2 xz-utils)   # shop/deploy/libpq-static.sh: apt-get source postgresql-15, unpacked
 for what in "$@"; do
   case "$what" in
