@@ -556,6 +556,74 @@ static void head_response_has_no_body(void)
     run_ok(head_main, NULL, 2);
 }
 
+/* Responses of every shape in turn on one connection: chunked with a
+ * field, sized without it, one whose head outgrows the first buffer. */
+static void serve_shapes(peer *p)
+{
+    static char big[20 * 1024 + 64];
+    while (next_req(p)) {
+        if (strcmp(p->path, "/chunked") == 0) {
+            say(p, "HTTP/1.1 201 Created\r\nX-A: one\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n0\r\n\r\n");
+        } else if (strcmp(p->path, "/big") == 0) {
+            int n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nX-Big: ");
+            memset(big + n, 'b', 20 * 1024);
+            snprintf(big + n + 20 * 1024, sizeof big - (size_t)n - 20 * 1024,
+                     "\r\nContent-Length: 2\r\n\r\nok");
+            say(p, big);
+        } else {
+            say(p, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+        }
+    }
+}
+
+/* GET url: its status, body and X-A field (NULL: absent) checked. */
+static void get_shape(tern_http_client *c, const char *url, int status, const char *body, const char *xa)
+{
+    tern_http_client_response *r;
+    CHECK_EQ(tern_http_client_get(c, url, &r, NULL), 0);
+    CHECK_EQ(tern_http_client_response_status(r), status);
+    const char *v = tern_http_client_response_header(r, "X-A");
+    CHECK(xa ? v && strcmp(v, xa) == 0 : v == NULL);
+    CHECK_EQ(tern_http_client_response_header(r, "X-Big") != NULL, strstr(url, "/big") != NULL);
+    const char *b;
+    size_t n;
+    CHECK_EQ(tern_http_client_response_body(r, 64, &b, &n), 0);
+    CHECK(n == strlen(body) && memcmp(b, body, n) == 0);
+    tern_http_client_response_free(r);
+}
+
+/* The client keeps freed responses (with their 16 KiB read buffer) for
+ * the next calls: one kept carries nothing of its last use, and one whose
+ * buffer grew for a large head is not kept.  One P, so that every call
+ * takes from the same worker's spares. */
+static int spares_main(void *arg)
+{
+    (void)arg;
+    srv s;
+    srv_start(&s, serve_shapes);
+    tern_http_client *c = client(NULL);
+    get_shape(c, url_of(&s, "/chunked"), 201, "hello", "one");
+    get_shape(c, url_of(&s, "/sized"), 200, "abc", NULL);
+    CHECK_EQ(stats(c).responses_made, 1);
+    get_shape(c, url_of(&s, "/big"), 200, "ok", NULL);
+    get_shape(c, url_of(&s, "/sized"), 200, "abc", NULL);
+    CHECK_EQ(stats(c).responses_made, 2);   /* the grown one was dropped */
+    for (int i = 0; i < 20; i++)
+        get_shape(c, url_of(&s, i % 2 ? "/chunked" : "/sized"), i % 2 ? 201 : 200, i % 2 ? "hello" : "abc",
+                  i % 2 ? "one" : NULL);
+    CHECK_EQ(stats(c).responses_made, 2);
+    CHECK_EQ(stats(c).dials, 1);
+    tern_http_client_free(c);
+    srv_stop(&s);
+    return 0;
+}
+
+static void freed_responses_are_reused_clean(void)
+{
+    run_ok(spares_main, NULL, 1);
+}
+
 static void serve_continue(peer *p)
 {
     while (next_req(p)) {
@@ -1193,7 +1261,7 @@ static void large_body_streams_in_pieces(void)
 TESTS(T(keepalive_three_requests_one_connection), T(pool_max_conns_per_host_makes_requests_wait),
       T(pool_keeps_at_most_max_idle), T(pool_drops_conns_idle_past_timeout),
       T(pool_takes_conn_back_only_after_whole_body), T(chunked_body_split_across_writes),
-      T(body_until_close_is_not_pooled), T(head_response_has_no_body),
+      T(body_until_close_is_not_pooled), T(head_response_has_no_body), T(freed_responses_are_reused_clean),
       T(interim_1xx_responses_are_skipped), T(redirects_followed_when_asked_and_bounded),
       T(each_server_misbehaviour_has_its_error), T(refused_reset_and_caller_errors),
       T(deadline_and_cancel_end_requests_in_time),

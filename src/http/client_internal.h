@@ -84,6 +84,9 @@ struct tern_http_client {
     const tern_http_picker *picker;     /* NULL: none */
     void *picker_arg;
     char *picker_host;          /* NULL: every request is picked */
+    tern_pool *responses;       /* spare responses with their read buffers
+                                   (client_response.c); NULL: none */
+    atomic_uint_least64_t responses_uncached;   /* made without that cache */
 };
 
 /* A connection lent to one request. */
@@ -213,5 +216,14 @@ bool tern__hc_reusable(const tern_http_client_response *r);
 /* Forget the current head and body state (keeps the buffer), before the
  * next attempt or redirect hop. */
 void tern__hc_response_reset(tern_http_client_response *r);
+/* The client's cache of spare responses (c->responses): made with the
+ * client (0, or -ENOMEM), freed with it. */
+int tern__hc_responses_new(tern_http_client *c);
+void tern__hc_responses_free(tern_http_client *c);
+uint64_t tern__hc_responses_made(const tern_http_client *c);
+/* A response for c, zeroed but for its field tables (written before they
+ * are read) and, when it comes from the cache, its read buffer; NULL when
+ * out of memory. */
+tern_http_client_response *tern__hc_response_new(tern_http_client *c);
 
 #endif
