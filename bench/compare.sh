@@ -1950,11 +1950,11 @@ suite_grpc() {
     [ -x "$CBIN/grpc_greeter" ] || die "$CBIN/grpc_greeter missing (needs protoc-c and grpc-proto)"
     GRPC_TERN_BIN=$CBIN/grpc_greeter GRPC_GO_BIN=$GOBIN/grpc
     if [ "$GRPC_LINK" = static ]; then
-        if [ -x "$CBIN/grpc_greeter_static" ]; then
-            build_go grpc grpc.static CGO_ENABLED=0
+        build_go grpc grpc.static CGO_ENABLED=0
+        if [ -x "$CBIN/grpc_greeter_static" ] && [ -x "$GOBIN/grpc.static" ]; then
             GRPC_TERN_BIN=$CBIN/grpc_greeter_static GRPC_GO_BIN=$GOBIN/grpc.static
         else
-            log "  (no grpc_greeter_static: a static archive is missing, see cmake's output; GRPC_LINK=dynamic)"
+            log "  (no grpc_greeter_static (a static archive is missing, see cmake's output) or no $GOBIN/grpc.static (NO_BUILD=1 before a static run): GRPC_LINK=dynamic)"
             GRPC_LINK=dynamic
         fi
     fi
