@@ -29,6 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <tern/grpc_json.h>
 #include <tern/http_client.h>
@@ -196,16 +201,22 @@ static tern_grpc_channel *env_grpc_channel(void *core, const char *name)
     return NULL;
 }
 
-/* a closed port: listen, note the port, close */
+/* A port that refuses connections for the whole test: a socket bound to
+ * it but not listening.  (Listening and closing would free the port, and a
+ * listener made later in the test, or another program, could take it: the
+ * "dead" upstreams would then answer.)  The socket stays open until
+ * fixture_stop. */
+static int down_fd = -1;
+
 static int closed_port(void)
 {
-    tern_http_server *s;
-    tern_http_server_options o = {.handler = payment};
-    CHECK_EQ(tern_http_server_new(&o, &s), 0);
-    CHECK_EQ(tern_http_server_listen(s, "127.0.0.1:0"), 0);
-    int port = tern_http_server_port(s);
-    tern_http_server_free(s);
-    return port;
+    down_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(down_fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(down_fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    CHECK_EQ(getsockname(down_fd, (struct sockaddr *)&sa, &len), 0);
+    return ntohs(sa.sin_port);
 }
 
 static int down_port;
@@ -289,6 +300,8 @@ static void fixture_stop(void)
     CHECK_EQ(tern_waitgroup_wait(&fx.gwg, NULL), 0);
     tern_grpc_server_free(fx.gs);
     tern_metrics_registry_free(fx.env.metrics);
+    close(down_fd);
+    down_fd = -1;
 }
 
 /* A JSON route (text) for the policies' _new. */
