@@ -193,6 +193,41 @@ static void stacks_are_reused(void)
     run_ok(reuse_main, NULL, 2);
 }
 
+/* A coroutine takes its stack when it first runs, not when spawned: two
+ * thousand queued on one P hold none, and run one after another they
+ * share a few (each takes the one the last to exit left). */
+static int queued_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&churned, 0);
+    struct tern_runtime_stats st;
+    tern_runtime_stats(&st, NULL, 0);
+    uint64_t mapped0 = st.stacks_mapped;
+    for (int i = 0; i < 2000; i++)
+        CHECK_EQ(tern_go(churn_one, NULL), 0);
+    tern_runtime_stats(&st, NULL, 0);
+    CHECK_EQ(st.stacks_mapped, mapped0);        /* none has run: no stack */
+    while (atomic_load(&churned) < 2000)
+        tern_yield();
+    tern_runtime_stats(&st, NULL, 0);
+    fprintf(stderr, "   2000 queued, then run: %llu new stack slots\n",
+            (unsigned long long)(st.stacks_mapped - mapped0));
+    CHECK(st.stacks_mapped - mapped0 < 16);
+    /* a coroutine with a stack size of its own still gets it at once */
+    tern_co *co;
+    CHECK_EQ(tern_go_opts(churn_one, NULL, &(tern_go_options){.stack_size = 256 * 1024}, &co), 0);
+    tern_runtime_stats(&st, NULL, 0);
+    CHECK(st.stacks_mapped > mapped0);
+    while (atomic_load(&churned) < 2001)
+        tern_yield();
+    return 0;
+}
+
+static void queued_coroutines_hold_no_stack(void)
+{
+    run_ok(queued_main, NULL, 1);
+}
+
 /* Spare stacks idle for a second give their pages back. */
 static atomic_int toucher_done;
 static tern_chan *release;
@@ -378,6 +413,6 @@ static void trim_returns_stack_pages(void)
 
 TESTS(T(trim_returns_stack_pages), T(million_parked_coroutines_fit_with_own_stacks),
       T(million_parked_coroutines_fit_with_shared_stacks), T(shared_stacks_preserve_frames),
-      T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused),
+      T(custom_stack_sizes_hold_deep_frames), T(stacks_are_reused), T(queued_coroutines_hold_no_stack),
       T(idle_spare_stacks_return_memory), T(overflow_is_reported_with_name_and_id),
       T(overflow_detected_in_canary_mode))

@@ -184,8 +184,12 @@ typedef struct tern_go_options {
 } tern_go_options;
 
 /* Start fn(arg) in a new coroutine (Go's `go fn(arg)`).  Returns 0, or
- * -ENOMEM when no control block or stack can be had, -EINVAL for a NULL
- * fn (nothing is started either way).
+ * -ENOMEM when no control block (or, for a stack size other than the
+ * default, no stack) can be had, -EINVAL for a NULL fn (nothing is started
+ * either way).  A default-size stack is taken when the coroutine first
+ * runs, so a queued coroutine holds none; if none can be had then (the
+ * address space is exhausted), the process stops with a report, as Go's
+ * does when a goroutine's stack cannot grow.
  * The new coroutine runs soon, usually on this P right after the caller
  * next blocks or yields. */
 int tern_go(tern_fn *fn, void *arg);

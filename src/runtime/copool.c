@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "sanitizer.h"
@@ -25,6 +26,11 @@ static tern__spin free_lock = TERN_SPIN_INIT;
 static tern_co *free_hot, *free_cold;   /* batch stacks */
 static long nfree_hot;                  /* blocks in hot batches */
 #define FREE_HOT_MAX 1024
+/* Spare blocks without a stack ("bare"), beyond the per-P lists, in
+ * batches as above: a default-stack coroutine is spawned into one and
+ * takes a stack only when it first runs (tern__co_stack_take). */
+static tern_co *free_bare;
+#define BARE_MAX 256            /* bare blocks kept per P */
 /* the monitor's scavenging state */
 static long lowmark = -1, budget;
 static int64_t window_end;
@@ -98,7 +104,7 @@ void tern__scavenge_stacks(int64_t now, bool all_idle)
 /* tern_run is over: the batch lists point into freed blocks. */
 static void free_lists_reset(void)
 {
-    free_hot = free_cold = NULL;
+    free_hot = free_cold = free_bare = NULL;
     nfree_hot = 0;
     lowmark = -1;
     budget = 0;
@@ -106,20 +112,15 @@ static void free_lists_reset(void)
     batch = cursor = NULL;
 }
 
-/* Start fetching what the next spawns touch first: the top of the next
- * spare's stack (its first frames) and the block of the one after it.
- * With thousands alive these are cache and TLB misses, most of a spawn's
- * time (perf: the new frame's first store took 65% of co_start's
- * samples); in a spawn storm each now overlaps the spawn before it.  The
- * next spare's own block (its `next` and `stack`) was fetched by the
- * previous call, so reading it here does not stall. */
+/* Start fetching the block the next spawn takes: with thousands alive it
+ * is a cache and TLB miss, and in a spawn storm this overlaps the spawn
+ * before it.  (Its stack is not fetched: a default-stack coroutine's
+ * first frame is built when it first runs, on the stack of this P's
+ * newest spare then, see first_frame in sched.c.) */
 static inline void co_prefetch(tern_co *next)
 {
     if (!next)
         return;
-    char *top = next->stack.lo + next->stack.size;
-    __builtin_prefetch(top - 64, 1);
-    __builtin_prefetch(top - 128, 1);
     tern_co *after = next->next;
     if (after) {
         __builtin_prefetch(after, 1);
@@ -172,6 +173,70 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
     return co;
 }
 
+tern_co *tern__co_alloc_bare(tern_p *p)
+{
+    tern_co *co = p->bare_co;
+    if (co) {
+        p->bare_co = co->next;
+        p->nbare--;
+        return co;
+    }
+    tern__spin_lock(&free_lock);
+    tern_co *b = free_bare;
+    if (b)
+        free_bare = b->batch_next;
+    tern__spin_unlock(&free_lock);
+    if (b) {
+        p->bare_co = b->next;
+        p->nbare = b->batch_n - 1;
+        return b;
+    }
+    co = calloc(1, sizeof *co);
+    if (!co)
+        return NULL;
+    if (tern__reg_add(p, co) < 0) {
+        free(co);
+        return NULL;
+    }
+    return co;
+}
+
+static void bare_put(tern_p *p, tern_co *co)
+{
+    TERN_ASSERT(!co->stack.lo);
+    co->next = p->bare_co;
+    p->bare_co = co;
+    if (++p->nbare <= BARE_MAX)
+        return;
+    tern_co *head = p->bare_co, *tail = head;
+    for (int n = 1; n < BARE_MAX / 2; n++)
+        tail = tail->next;
+    p->bare_co = tail->next;
+    tail->next = NULL;
+    p->nbare -= BARE_MAX / 2;
+    head->batch_n = BARE_MAX / 2;
+    tern__spin_lock(&free_lock);
+    head->batch_next = free_bare;
+    free_bare = head;
+    tern__spin_unlock(&free_lock);
+}
+
+int tern__co_stack_take(tern_p *p, tern_co *co)
+{
+    TERN_ASSERT(!co->stack.lo && !co->pinned);
+    /* the newest spare on this P: the stack the last coroutine to exit
+     * here ran on, resident and cached */
+    tern_co *donor = tern__co_alloc(p, S->stack_default, false);
+    if (!donor)
+        return -ENOMEM;
+    TERN_ASSERT(donor->stack.lo && atomic_load_explicit(&donor->stk_out, memory_order_relaxed) == STK_IN);
+    co->stack = donor->stack;
+    donor->stack = (tern_stack){0};
+    tern__stack_own(&co->stack, co);
+    bare_put(p, donor);
+    return 0;
+}
+
 /* Unlist and free a block that is not cached for reuse. */
 void tern__co_discard(tern_p *p, tern_co *co)
 {
@@ -219,8 +284,8 @@ void tern__co_free_all(void)
                 co_free_mem(co);        /* every block, cached ones too */
             }
         tern__reg_free(p);
-        p->free_co = NULL;
-        p->nfree = 0;
+        p->free_co = p->bare_co = NULL;
+        p->nfree = p->nbare = 0;
     }
     free_lists_reset();
     tern__release_reset();

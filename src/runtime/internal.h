@@ -187,6 +187,8 @@ struct tern_p {
     int nfree_nodes;
     tern_co *free_co;
     int nfree;
+    tern_co *bare_co;           /* spare blocks without a stack (copool.c) */
+    int nbare;
     uint64_t id_next, id_end;   /* batch of coroutine ids */
 
     /* registry of coroutines started here (registry.c) */
@@ -293,6 +295,8 @@ void tern__p_kick(tern_p *p);           /* idle.c: wake p if it sleeps */
 /* ---- copool.c ---- */
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared);
 void tern__co_cache_put(tern_p *p, tern_co *co);    /* a finished default block */
+tern_co *tern__co_alloc_bare(tern_p *p);            /* a block without a stack */
+int tern__co_stack_take(tern_p *p, tern_co *co);    /* a bare block's stack, from a spare */
 void tern__co_discard(tern_p *p, tern_co *co);      /* unlist and free */
 void tern__co_free_all(void);                       /* tern_run is over */
 void tern__scavenge_stacks(int64_t now, bool all_idle);  /* monitor tick */
@@ -335,6 +339,7 @@ static inline int64_t tern__coarse_now(void)
 int tern__stacks_init(void);
 void tern__stacks_fini(void);
 int tern__stack_get(tern_stack *s, size_t size);
+bool tern__stack_sized_in_region(size_t size);  /* a slot of a region, not a mapping */
 void tern__stack_put(tern_stack *s);
 void tern__stack_own(tern_stack *s, tern_co *co);       /* co's stack now */
 void tern__stack_abandon(tern_stack *s);        /* never reused, unmapped at the end */

@@ -122,6 +122,35 @@ static inline void co_stack_bounds(tern_co *co, const void **lo, size_t *size)
     }
 }
 
+static void co_main(void *arg);
+
+/* Build co's first frame at the top of its own stack. */
+static void frame_build(tern_co *co)
+{
+#ifdef TERN_ASAN
+    /* A reused stack still carries the poisoned redzones of frames
+     * that never returned (the previous coroutine's last switch). */
+    __asan_unpoison_memory_region(co->stack.lo, co->stack.size);
+#endif
+    tern__stack_canary_set(&co->stack);
+    co->sp = tern__mctx_make(co->stack.lo + co->stack.size, co_main, co);
+}
+
+/* A default-stack coroutine's first switch-in.  tern__co_start gave it a
+ * block without a stack (sp NULL): it takes one now, from the newest
+ * spare on this P, the stack the last coroutine to exit here ran on,
+ * resident and cached.  So a coroutine queued behind a thousand others
+ * holds no stack until it runs, and a server with a thousand calls queued
+ * and a few running touches a few stacks, not a thousand (issue 17: 8 KiB
+ * each, the first frame's page and the canary's). */
+static void first_frame(tern_p *p, tern_co *co)
+{
+    if (tern__co_stack_take(p, co) < 0)
+        tern__fatal("out of memory for coroutine %llu's stack (%zu bytes)", (unsigned long long)co->id,
+                    S->stack_default);
+    frame_build(co);
+}
+
 /* Before resuming co: a waker that claimed it with a plain store (guard
  * mode) did not copy its released stack back, so the switch does (see
  * release.c for why this relaxed load cannot miss a release in progress:
@@ -204,6 +233,8 @@ void tern__co_leave(tern_p *p, tern_co *self, int action)
     if (next) {
         /* every queue holds RUNNABLE coroutines only */
         TERN_ASSERT(atomic_load_explicit(&next->status, memory_order_relaxed) == CO_RUNNABLE);
+        if (__builtin_expect(!next->sp, 0))
+            first_frame(p, next);
         stack_in(next);
         atomic_store_explicit(&next->status, CO_RUNNING, memory_order_relaxed);
         __atomic_store_n(&p->cur, next, __ATOMIC_RELEASE);
@@ -226,6 +257,8 @@ void tern__g0_run(tern_p *p, tern_co *co)
         if (co->pinned && p->shared_owner != co)
             shared_load(p, co);
         TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_RUNNABLE);
+        if (__builtin_expect(!co->sp, 0))
+            first_frame(p, co);
         stack_in(co);
         atomic_store_explicit(&co->status, CO_RUNNING, memory_order_relaxed);
         __atomic_store_n(&p->cur, co, __ATOMIC_RELEASE);
@@ -399,13 +432,16 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
             return -ENOMEM;
         atomic_init(&j->refs, 2);
     }
-    tern_co *co = tern__co_alloc(p, size, shared);
+    /* a default stack is taken when the coroutine first runs */
+    bool lazy = !shared && size == S->stack_default;
+    tern_co *co = lazy ? tern__co_alloc_bare(p) : tern__co_alloc(p, size, shared);
     if (!co) {
         free(j);
         return -ENOMEM;
     }
     TERN_ASSERT(atomic_load_explicit(&co->status, memory_order_relaxed) == CO_FREE);
-    TERN_ASSERT(shared || (co->stack.size >= size && ((uintptr_t)co->stack.lo & (S->page - 1)) == 0));
+    TERN_ASSERT(shared || (lazy ? !co->stack.lo
+                                : co->stack.size >= size && ((uintptr_t)co->stack.lo & (S->page - 1)) == 0));
     __atomic_store_n(&co->id, next_id(p), __ATOMIC_RELAXED);   /* read by tern_runtime_dump */
     co->fn = fn;
     co->arg = arg;
@@ -416,7 +452,7 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
     co->keep_stack = opts && opts->keep_stack;
     rel_promise_set(co, !shared && !co->keep_stack && opts && opts->release_stack);
     co->rel_ok = rel_promised(co) ||
-                 (!shared && !co->keep_stack && tern__release_guard && co->stack.reg);
+                 (!shared && !co->keep_stack && tern__release_guard && tern__stack_sized_in_region(size));
     /* wait_word, wait_reason and the timer are at rest in a recycled block
      * (every wait ends with them so) and zero in a fresh one */
     /* relaxed atomic stores: tern_runtime_dump and the monitor may be reading an
@@ -447,13 +483,10 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
         co->sp = p->shared.lo + p->shared.size - co->save_len;
     } else {
         co->pinned = NULL;
-#ifdef TERN_ASAN
-        /* A reused stack still carries the poisoned redzones of frames
-         * that never returned (the previous coroutine's last switch). */
-        __asan_unpoison_memory_region(co->stack.lo, co->stack.size);
-#endif
-        tern__stack_canary_set(&co->stack);
-        co->sp = tern__mctx_make(co->stack.lo + co->stack.size, co_main, co);
+        if (lazy)
+            co->sp = NULL;      /* stack and frame at its first switch-in: first_frame */
+        else
+            frame_build(co);
     }
 #ifdef TERN_TSAN
     co->tsan_fiber = __tsan_create_fiber(0);

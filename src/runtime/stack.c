@@ -202,6 +202,11 @@ static char *slot_get(stack_class *c, region **reg)
     return s;
 }
 
+bool tern__stack_sized_in_region(size_t size)
+{
+    return class_of(size) >= 0;
+}
+
 static tern_co *_Atomic *owner_cell(const tern_stack *st)
 {
     region *r = st->reg;
