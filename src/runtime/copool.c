@@ -173,6 +173,20 @@ tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
     return co;
 }
 
+/* Cut the newest n blocks off a per-P list as one batch (its head, with
+ * batch_n set), for a global batch list. */
+static tern_co *batch_cut(tern_co **list, int *len, int n)
+{
+    tern_co *head = *list, *tail = head;
+    for (int i = 1; i < n; i++)
+        tail = tail->next;
+    *list = tail->next;
+    tail->next = NULL;
+    *len -= n;
+    head->batch_n = n;
+    return head;
+}
+
 tern_co *tern__co_alloc_bare(tern_p *p)
 {
     tern_co *co = p->bare_co;
@@ -208,13 +222,7 @@ static void bare_put(tern_p *p, tern_co *co)
     p->bare_co = co;
     if (++p->nbare <= BARE_MAX)
         return;
-    tern_co *head = p->bare_co, *tail = head;
-    for (int n = 1; n < BARE_MAX / 2; n++)
-        tail = tail->next;
-    p->bare_co = tail->next;
-    tail->next = NULL;
-    p->nbare -= BARE_MAX / 2;
-    head->batch_n = BARE_MAX / 2;
+    tern_co *head = batch_cut(&p->bare_co, &p->nbare, BARE_MAX / 2);
     tern__spin_lock(&free_lock);
     head->batch_next = free_bare;
     free_bare = head;
@@ -254,13 +262,7 @@ void tern__co_cache_put(tern_p *p, tern_co *co)
     if (++p->nfree <= TERN_CO_CACHE_MAX)
         return;
     /* Hand the newest half over as one batch (these blocks are hot). */
-    tern_co *head = p->free_co, *tail = head;
-    for (int n = 1; n < TERN_CO_CACHE_MAX / 2; n++)
-        tail = tail->next;
-    p->free_co = tail->next;
-    tail->next = NULL;
-    p->nfree -= TERN_CO_CACHE_MAX / 2;
-    head->batch_n = TERN_CO_CACHE_MAX / 2;
+    tern_co *head = batch_cut(&p->free_co, &p->nfree, TERN_CO_CACHE_MAX / 2);
     tern__spin_lock(&free_lock);
     head->batch_next = free_hot;
     free_hot = head;
