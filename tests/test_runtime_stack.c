@@ -194,8 +194,9 @@ static void stacks_are_reused(void)
 }
 
 /* A coroutine takes its stack when it first runs, not when spawned: two
- * thousand queued on one P hold none, and run one after another they
- * share a few (each takes the one the last to exit left). */
+ * hundred queued on one P hold none, and run one after another they share
+ * a few (each takes the one the last to exit left).  Past 256 spawns in
+ * one run slice (a storm) a coroutine gets its stack at once. */
 static int queued_main(void *arg)
 {
     (void)arg;
@@ -203,22 +204,30 @@ static int queued_main(void *arg)
     struct tern_runtime_stats st;
     tern_runtime_stats(&st, NULL, 0);
     uint64_t mapped0 = st.stacks_mapped;
-    for (int i = 0; i < 2000; i++)
+    for (int i = 0; i < 200; i++)
         CHECK_EQ(tern_go(churn_one, NULL), 0);
     tern_runtime_stats(&st, NULL, 0);
     CHECK_EQ(st.stacks_mapped, mapped0);        /* none has run: no stack */
-    while (atomic_load(&churned) < 2000)
+    while (atomic_load(&churned) < 200)
         tern_yield();
     tern_runtime_stats(&st, NULL, 0);
-    fprintf(stderr, "   2000 queued, then run: %llu new stack slots\n",
+    fprintf(stderr, "   200 queued, then run: %llu new stack slots\n",
             (unsigned long long)(st.stacks_mapped - mapped0));
     CHECK(st.stacks_mapped - mapped0 < 16);
-    /* a coroutine with a stack size of its own still gets it at once */
+    /* a storm: 1000 in one slice, the last 744 with stacks at spawn */
+    uint64_t mapped1 = st.stacks_mapped;
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(tern_go(churn_one, NULL), 0);
+    tern_runtime_stats(&st, NULL, 0);
+    CHECK(st.stacks_mapped - mapped1 >= 1000 - 256 - 16);
+    while (atomic_load(&churned) < 1200)
+        tern_yield();
+    /* a coroutine with a stack size of its own gets it at once */
     tern_co *co;
     CHECK_EQ(tern_go_opts(churn_one, NULL, &(tern_go_options){.stack_size = 256 * 1024}, &co), 0);
     tern_runtime_stats(&st, NULL, 0);
-    CHECK(st.stacks_mapped > mapped0);
-    while (atomic_load(&churned) < 2001)
+    CHECK(st.stacks_mapped > mapped1);
+    while (atomic_load(&churned) < 1201)
         tern_yield();
     return 0;
 }

@@ -128,32 +128,38 @@ static inline void co_prefetch(tern_co *next)
     }
 }
 
+/* A spare block with a default stack: this P's newest, else a batch from
+ * the global lists; NULL when there is none. */
+static tern_co *spare_take(tern_p *p)
+{
+    tern_co *co = p->free_co;
+    if (co) {
+        p->free_co = co->next;
+        p->nfree--;
+        co_prefetch(co->next);
+        return co;
+    }
+    tern__spin_lock(&free_lock);
+    tern_co *b = free_hot ? free_hot : free_cold;
+    if (b == free_hot && b) {
+        free_hot = b->batch_next;
+        nfree_hot -= b->batch_n;
+    } else if (b) {
+        free_cold = b->batch_next;
+    }
+    tern__spin_unlock(&free_lock);
+    if (b) {
+        p->free_co = b->next;
+        p->nfree = b->batch_n - 1;
+    }
+    return b;
+}
+
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared)
 {
-    tern_co *co = NULL;
-    if (!shared && stack_size == S->stack_default) {
-        co = p->free_co;
-        if (co) {
-            p->free_co = co->next;
-            p->nfree--;
-            co_prefetch(co->next);
-            return co;
-        }
-        tern__spin_lock(&free_lock);
-        tern_co *b = free_hot ? free_hot : free_cold;
-        if (b == free_hot && b) {
-            free_hot = b->batch_next;
-            nfree_hot -= b->batch_n;
-        } else if (b) {
-            free_cold = b->batch_next;
-        }
-        tern__spin_unlock(&free_lock);
-        if (b) {
-            p->free_co = b->next;
-            p->nfree = b->batch_n - 1;
-            return b;
-        }
-    }
+    tern_co *co;
+    if (!shared && stack_size == S->stack_default && (co = spare_take(p)))
+        return co;
     co = calloc(1, sizeof *co);
     if (!co)
         return NULL;
@@ -234,9 +240,15 @@ int tern__co_stack_take(tern_p *p, tern_co *co)
     TERN_ASSERT(!co->stack.lo && !co->pinned);
     /* the newest spare on this P: the stack the last coroutine to exit
      * here ran on, resident and cached */
-    tern_co *donor = tern__co_alloc(p, S->stack_default, false);
-    if (!donor)
-        return -ENOMEM;
+    tern_co *donor = spare_take(p);
+    if (!donor) {
+        /* none (every block is in use): a new stack, not a new block to
+         * take it from, or the registry would double */
+        int rc = tern__stack_get(&co->stack, S->stack_default);
+        if (rc == 0)
+            tern__stack_own(&co->stack, co);
+        return rc;
+    }
     TERN_ASSERT(donor->stack.lo && atomic_load_explicit(&donor->stk_out, memory_order_relaxed) == STK_IN);
     co->stack = donor->stack;
     donor->stack = (tern_stack){0};

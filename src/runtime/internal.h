@@ -187,6 +187,7 @@ struct tern_p {
     int nfree_nodes;
     tern_co *free_co;
     int nfree;
+    uint32_t burst;             /* spawns in the running slice (sched.c) */
     tern_co *bare_co;           /* spare blocks without a stack (copool.c) */
     int nbare;
     uint64_t id_next, id_end;   /* batch of coroutine ids */

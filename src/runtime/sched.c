@@ -124,6 +124,8 @@ static inline void co_stack_bounds(tern_co *co, const void **lo, size_t *size)
 
 static void co_main(void *arg);
 
+#define LAZY_BURST 256          /* lazy spawns per run slice (tern__co_start) */
+
 /* Build co's first frame at the top of its own stack. */
 static void frame_build(tern_co *co)
 {
@@ -164,6 +166,7 @@ static inline void stack_in(tern_co *co)
 /* Finish the switch for the context that left (see the top comment). */
 static void after_switch(tern_p *p)
 {
+    p->burst = 0;               /* a new run slice (tern__co_start) */
     tern_co *prev = p->prev;
     if (!prev)
         return;
@@ -433,7 +436,13 @@ int tern__co_start(tern_p *p, tern_fn *fn, void *arg, const tern_go_options *opt
         atomic_init(&j->refs, 2);
     }
     /* a default stack is taken when the coroutine first runs */
-    bool lazy = !shared && size == S->stack_default;
+    /* ... except past the first LAZY_BURST spawns of one run slice (a
+     * storm: a coroutine spawning without a pause): those pay for their
+     * stacks as they go, which keeps the spawner in step with the runs and
+     * the stacks in spawn order for the monitor's release (lazy, a million
+     * spawns outran their runs, and the release, a run of neighbouring
+     * stacks at a time, fell three times behind) */
+    bool lazy = !shared && size == S->stack_default && p->burst++ < LAZY_BURST;
     tern_co *co = lazy ? tern__co_alloc_bare(p) : tern__co_alloc(p, size, shared);
     if (!co) {
         free(j);
