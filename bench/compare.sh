@@ -1751,6 +1751,14 @@ suite_data() {
 #   grpc_unary_p99_us_at_rate  SayHello at a fixed GRPC_RATE=5000/s over 16
 #                              connections, open loop (latency from each
 #                              call's due time), DURATION s; p99 in us
+#   grpc_unary_p99_us_at_rate_h2load  the same rate from h2load (C, one
+#                              event-loop thread: --rps GRPC_RATE/16 on each of
+#                              16 connections, up to 8 calls in flight on
+#                              each), DURATION s; p99 of its per-call times
+#                              (--log-file: from a call's send to its end).
+#                              The Go client above spends most of its p99 in
+#                              its own scheduling and timers; this one less
+#                              of it, so the servers' difference shows
 #   grpc_server_rss_idle_kb    a freshly started server's VmRSS once it has
 #                              answered one call (grpcio's check)
 #   grpc_idle_rss_bytes_per_conn  that server's VmRSS growth with
@@ -1758,7 +1766,7 @@ suite_data() {
 #                              ready by one SayHello, then idle for 2 s (tern
 #                              trims an idle connection after 1 s); bytes per
 #                              connection
-GRPC_METRICS="grpc_unary_rps grpc_unary_cpu_ns_per_rpc grpc_server_rss_load_kb grpc_stream_msgs_per_s grpc_stream_cpu_ns_per_msg grpc_bidi_msgs_per_s grpc_bidi_cpu_ns_per_msg grpc_unary_p99_us_at_rate grpc_server_rss_idle_kb grpc_idle_rss_bytes_per_conn"
+GRPC_METRICS="grpc_unary_rps grpc_unary_cpu_ns_per_rpc grpc_server_rss_load_kb grpc_stream_msgs_per_s grpc_stream_cpu_ns_per_msg grpc_bidi_msgs_per_s grpc_bidi_cpu_ns_per_msg grpc_unary_p99_us_at_rate grpc_unary_p99_us_at_rate_h2load grpc_server_rss_idle_kb grpc_idle_rss_bytes_per_conn"
 GRPC_CONNS=${GRPC_CONNS:-16}
 GRPC_STREAMS=${GRPC_STREAMS:-64}
 GRPC_STREAM_CONNS=${GRPC_STREAM_CONNS:-4}
@@ -1875,6 +1883,33 @@ grpc_rate_run() {
         return
     fi
     log "    $s: $n calls at $GRPC_RATE/s: p50 $p50 us, p99 $p99 us"
+    echo "$p99"
+}
+
+# grpc_rate_h2load_run <name>: the fixed rate from h2load; prints the p99
+# in us (or NA).  h2load counts only :status, so a call that failed with a
+# grpc-status would pass: the rate is far below what either server answers
+# correctly (grpc_check and the unary runs check that).
+grpc_rate_h2load_run() {
+    local s=$1 dur=$DURATION out=$TMPD/h2rate.$1.out logf=$TMPD/h2rate.$1.log rc ok bad
+    [ "${MEASURE_WARMUP:-0}" = 1 ] && dur=$WARMUP
+    rm -f "$logf"
+    timeout $((dur + 60)) h2load -c16 -m8 -t1 --rps=$(((GRPC_RATE + 15) / 16)) -D"$dur" --log-file="$logf" \
+        -d "$TMPD/hello.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+        "http://127.0.0.1:${SRV_PORT[$s.grpc]}/helloworld.Greeter/SayHello" >"$out" 2>&1
+    rc=$?
+    ok=$(awk '/^requests:/ {print $8}' "$out")
+    bad=$(awk '/^requests:/ {b += $10 + $12 + $14} /^status codes:/ {b += $5 + $7 + $9} END {print b + 0}' "$out")
+    if [ $rc -ne 0 ] || ! [[ ${ok:-} =~ ^[0-9]+$ ]] || [ "$ok" = 0 ] || [ "${bad:-0}" != 0 ] || [ ! -s "$logf" ]; then
+        log "  ! h2load at $GRPC_RATE/s against $s: status $rc, $bad failed or not 2xx: $(tail -c 300 "$out" | tr '\n' ' ')"
+        echo NA
+        return
+    fi
+    local p50 p99 n
+    read -r p50 p99 n < <(sort -n -k3,3 "$logf" | awk '{t[NR] = $3} END {
+        i50 = int(NR * 0.50); i99 = int(NR * 0.99); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1
+        print t[i50], t[i99], NR }')
+    log "    $s: $n calls at $GRPC_RATE/s (h2load): p50 $p50 us, p99 $p99 us"
     echo "$p99"
 }
 
@@ -1998,6 +2033,11 @@ suite_grpc() {
         [ $cpp = 1 ] && rsides+=(cpp.rate "grpc_rate_run cpp")
         measure "grpc unary at $GRPC_RATE/s (p99)" "${rsides[@]}"
     fi
+    if want grpc_unary_p99_us_at_rate_h2load; then
+        local -a hsides=(tern.h2rate "grpc_rate_h2load_run tern" go.h2rate "grpc_rate_h2load_run go")
+        [ $cpp = 1 ] && hsides+=(cpp.h2rate "grpc_rate_h2load_run cpp")
+        measure "grpc unary at $GRPC_RATE/s from h2load (p99)" "${hsides[@]}"
+    fi
     stop_server tern.grpc
     stop_server go.grpc
     stop_server cpp.grpc
@@ -2025,6 +2065,7 @@ suite_grpc() {
             done
         fi
         want grpc_unary_p99_us_at_rate && emit grpc_unary_p99_us_at_rate us tern.rate $a.rate "$an"
+        want grpc_unary_p99_us_at_rate_h2load && emit grpc_unary_p99_us_at_rate_h2load us tern.h2rate $a.h2rate "$an"
         want grpc_server_rss_idle_kb && emit grpc_server_rss_idle_kb kB tern.idle.rss0 $a.idle.rss0 "$an"
         want grpc_idle_rss_bytes_per_conn && emit grpc_idle_rss_bytes_per_conn B/conn tern.idle $a.idle "$an"
     done
