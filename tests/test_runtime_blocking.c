@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -194,4 +195,39 @@ static void pool_threads_are_gone_when_the_runtime_returns(void)
     pthread_key_delete(tsd_key);
 }
 
-TESTS(T(pool_threads_are_gone_when_the_runtime_returns), T(shared_stack_pointer_is_refused), T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))
+/* A pool thread leaves the process's asynchronous signals to the workers
+ * (a SIGTERM there would cut its blocking call short, and under TSan one
+ * landing on a thread about to exit was lost), but takes faults (stack.c's
+ * copy back of a released stack) and SIGPROF (the profiler). */
+static int mask_of_pool(void *arg)
+{
+    sigset_t *m = arg;
+    pthread_sigmask(SIG_BLOCK, NULL, m);
+    return 0;
+}
+
+static int quiet_main(void *arg)
+{
+    (void)arg;
+    sigset_t m;
+    sigemptyset(&m);
+    CHECK_EQ(tern_blocking(mask_of_pool, &m), 0);
+    static const int quiet[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE, SIGQUIT, SIGCHLD, SIGALRM};
+    for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++)
+        CHECK(sigismember(&m, quiet[i]));
+    static const int open_[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGPROF};
+    for (size_t i = 0; i < sizeof open_ / sizeof *open_; i++)
+        CHECK(!sigismember(&m, open_[i]));
+    /* and the caller's own mask is as it was */
+    sigset_t mine;
+    pthread_sigmask(SIG_BLOCK, NULL, &mine);
+    CHECK(!sigismember(&mine, SIGTERM));
+    return 0;
+}
+
+static void pool_threads_leave_signals_to_workers(void)
+{
+    run_ok(quiet_main, NULL, 1);
+}
+
+TESTS(T(pool_threads_leave_signals_to_workers), T(pool_threads_are_gone_when_the_runtime_returns), T(shared_stack_pointer_is_refused), T(blocking_call_parks_only_the_coroutine), T(pool_is_bounded_and_queue_observable))

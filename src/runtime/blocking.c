@@ -17,6 +17,8 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include "base/thread.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +156,7 @@ int tern_blocking(tern_fn *fn, void *arg)
     if (pool.idle == 0 && pool.threads < pool.max) {
         join_exited();
         pthread_t th;
-        if (pthread_create(&th, NULL, pool_thread, NULL) == 0)
+        if (tern__thread_start_quiet(&th, pool_thread, NULL) == 0)
             pool.threads++;
         if (pool.threads == 0) {
             pthread_mutex_unlock(&pool.lock);

@@ -23,6 +23,7 @@
 
 #include "csp/export.h"
 #include "base/spin.h"
+#include "base/thread.h"
 #include "data/sqlite/internal.h"
 
 #define DEFAULT_READERS 2
@@ -402,7 +403,7 @@ int tern_sqlite_new(const char *path, const tern_sqlite_options *opts, tern_sqli
         return rc;
     }
     for (int i = 0; i < db->nconns; i++) {
-        if (pthread_create(&db->conns[i].th, NULL, conn_thread, &db->conns[i]) != 0) {
+        if (tern__thread_start_quiet(&db->conns[i].th, conn_thread, &db->conns[i]) != 0) {
             stop_threads(db);
             db_destroy(db);
             set_err(err, 0, "tern_sqlite: cannot start a thread");

@@ -59,6 +59,7 @@
 
 #include "base/wall.h"
 #include "base/spin.h"
+#include "base/thread.h"
 #include "base/check.h"
 #include "kit/log/internal.h"
 #include "tern/context.h"
@@ -284,15 +285,11 @@ int tern__log_ring_start(int fd, size_t bytes)
     atomic_init(&r->refs, 2);
     /* The writer must not take the process's signals (SIGHUP, SIGTERM are
      * waited for elsewhere), and EPIPE beats SIGPIPE for a closed reader. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&r->thread, NULL, writer_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = tern__thread_start_quiet(&r->thread, writer_main, r);
     if (e) {
         free(r->buf);
         free(r);
-        return -e;
+        return e;
     }
     atomic_store(&cur, r);
     return 0;
