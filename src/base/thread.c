@@ -5,11 +5,7 @@
  * Why: a process-directed signal goes to any thread that does not block
  * it.  One landing on a helper interrupts the helper's blocking call
  * (nanosleep, epoll_wait, a socket timeout: EINTR whatever SA_RESTART
- * says).  And ThreadSanitizer runs a handler only from inside an
- * intercepted call of the thread the signal landed on: one landing on a
- * pool thread that then exits is never handled.  (A shop under TSan in CI
- * once ignored its SIGTERM; this is one way that happens, not a proven
- * cause: it did not recur in tries here.)
+ * says).
  */
 #define _GNU_SOURCE
 #include "base/thread.h"

@@ -293,6 +293,11 @@ void tern__inject(tern_co *list);       /* park.c: readied from a foreign thread
 void tern__wakep(void);                 /* idle.c */
 void tern__p_kick(tern_p *p);           /* idle.c: wake p if it sleeps */
 
+/* ---- signal_tsan.c: TSan builds route async signals to a thread that
+ * runs no coroutine; no-ops in other builds ---- */
+void tern__signal_route_begin(void);
+void tern__signal_route_end(void);
+
 /* ---- copool.c ---- */
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared);
 void tern__co_cache_put(tern_p *p, tern_co *co);    /* a finished default block */

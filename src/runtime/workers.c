@@ -147,6 +147,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     S = s;
     if (opts)
         S->opts = *opts;
+    tern__signal_route_begin();         /* before any runtime thread starts */
     int np = S->opts.procs > 0 ? S->opts.procs : procs_from_env();
     if (np <= 0)
         np = tern__default_procs();
@@ -222,6 +223,7 @@ int tern_run_opts(tern_fn *entry, void *arg, const tern_run_options *opts)
     tern__netpoll_fini();
     tern__stacks_fini();
     sched_free();
+    tern__signal_route_end();
     atomic_store(&running_sched, NULL);
     return result;
 
@@ -235,6 +237,7 @@ fail_stacks:
     tern__stacks_fini();
 fail_ps:
     sched_free();
+    tern__signal_route_end();
     atomic_store(&running_sched, NULL);
     return err;
 }
