@@ -367,6 +367,7 @@ static bool fire_others_timers(tern_p *p)
 
 static void p_sleep(tern_p *p)
 {
+    tern__signal_route_flush();         /* TSan: a raise(3) from a coroutine here */
     int64_t tn = sleep_deadline(p);
     atomic_store(&p->sleep_until, tn);
     int64_t timeout = -1;

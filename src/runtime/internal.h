@@ -297,6 +297,7 @@ void tern__p_kick(tern_p *p);           /* idle.c: wake p if it sleeps */
  * runs no coroutine; no-ops in other builds ---- */
 void tern__signal_route_begin(void);
 void tern__signal_route_end(void);
+void tern__signal_route_flush(void);    /* a worker about to sleep */
 
 /* ---- copool.c ---- */
 tern_co *tern__co_alloc(tern_p *p, size_t stack_size, bool shared);

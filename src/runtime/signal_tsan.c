@@ -16,7 +16,11 @@
  * every runtime thread, which inherits its mask) blocks the signals a
  * program waits for, and one thread that runs no fiber leaves them
  * unblocked and waits in poll(2), a blocking call, where TSan runs the
- * handler (or the kernel applies the default action) at once.
+ * handler (or the kernel applies the default action) at once.  A signal
+ * sent to a worker thread itself (raise(3) from a coroutine) stays pending
+ * there, blocked: the worker takes it when it next goes to sleep
+ * (tern__signal_route_flush), in its scheduler context, which runs again
+ * for sure, and makes a blocking call that runs the handler.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -69,6 +73,26 @@ void tern__signal_route_begin(void)
     }
 }
 
+void tern__signal_route_flush(void)
+{
+    if (stop_fd < 0)
+        return;
+    sigset_t s, pend;
+    routed_set(&s);
+    if (sigpending(&pend) != 0)
+        return;
+    bool any = false;
+    for (size_t i = 0; i < sizeof routed / sizeof *routed; i++)
+        any |= sigismember(&pend, routed[i]) == 1;
+    if (!any)
+        return;
+    /* delivered here as the mask drops, deferred by TSan to this (the
+     * scheduler's) context, run by the blocking call */
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+    usleep(0);
+}
+
 void tern__signal_route_end(void)
 {
     if (stop_fd < 0)
@@ -86,5 +110,6 @@ void tern__signal_route_end(void)
 
 void tern__signal_route_begin(void) {}
 void tern__signal_route_end(void) {}
+void tern__signal_route_flush(void) {}
 
 #endif
